@@ -1,0 +1,124 @@
+'use client';
+
+import { useRouter } from 'next/navigation';
+import { useEffect, useRef, useState, type FormEvent } from 'react';
+import { getSession, login, problemMessage, type LoginRequest } from '@/lib/api';
+
+export default function LoginPage() {
+  const router = useRouter();
+  const [email, setEmail] = useState('');
+  const [password, setPassword] = useState('');
+  const [org, setOrg] = useState('');
+  const [totpCode, setTotpCode] = useState('');
+  const [needTotp, setNeedTotp] = useState(false);
+  const [busy, setBusy] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const totpRef = useRef<HTMLInputElement>(null);
+
+  // Already signed in? Go straight to the dashboard.
+  useEffect(() => {
+    let cancelled = false;
+    void getSession().then((res) => {
+      if (!cancelled && res.ok) router.replace('/');
+    });
+    return () => {
+      cancelled = true;
+    };
+  }, [router]);
+
+  useEffect(() => {
+    if (needTotp) totpRef.current?.focus();
+  }, [needTotp]);
+
+  async function onSubmit(event: FormEvent<HTMLFormElement>) {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    const body: LoginRequest = { email: email.trim(), password };
+    if (needTotp && totpCode.trim()) body.totpCode = totpCode.replace(/\s+/g, '');
+    if (org.trim()) body.org = org.trim();
+
+    const res = await login(body);
+    if (res.ok) {
+      router.replace('/');
+      return;
+    }
+    setBusy(false);
+    if (res.problem.code === 'mfa_required') {
+      setNeedTotp(true);
+      setNotice(res.problem.detail ?? 'Enter the code from your authenticator app.');
+      return;
+    }
+    setNotice(null);
+    setError(problemMessage(res.problem));
+  }
+
+  return (
+    <section className="card narrow">
+      <h1>Sign in</h1>
+      <form onSubmit={onSubmit} className="form">
+        <label>
+          Email
+          <input
+            type="email"
+            name="email"
+            autoComplete="username"
+            required
+            value={email}
+            onChange={(e) => setEmail(e.target.value)}
+          />
+        </label>
+        <label>
+          Password
+          <input
+            type="password"
+            name="password"
+            autoComplete="current-password"
+            required
+            value={password}
+            onChange={(e) => setPassword(e.target.value)}
+          />
+        </label>
+        <label>
+          Organisation <span className="muted">(slug, optional)</span>
+          <input
+            type="text"
+            name="org"
+            autoComplete="organization"
+            value={org}
+            onChange={(e) => setOrg(e.target.value)}
+          />
+        </label>
+        {needTotp && (
+          <label>
+            Authentication code
+            <input
+              ref={totpRef}
+              type="text"
+              name="totpCode"
+              inputMode="numeric"
+              autoComplete="one-time-code"
+              required
+              value={totpCode}
+              onChange={(e) => setTotpCode(e.target.value)}
+            />
+          </label>
+        )}
+        {notice && !error && (
+          <p className="notice" role="status">
+            {notice}
+          </p>
+        )}
+        {error && (
+          <p className="error" role="alert" data-testid="login-error">
+            {error}
+          </p>
+        )}
+        <button type="submit" className="button" disabled={busy}>
+          {busy ? 'Signing in…' : needTotp ? 'Verify and sign in' : 'Sign in'}
+        </button>
+      </form>
+    </section>
+  );
+}

@@ -1,0 +1,109 @@
+// Browser-side helpers for the Steward API. Every call goes to `/api/...` on the console's own
+// origin; next.config.ts proxies it to the API, so the HTTP-only session cookie is sent as is.
+
+export interface Health {
+  status: string;
+  mode?: 'embedded' | 'external' | string;
+  version?: string;
+}
+
+export interface OrgSummary {
+  id: string;
+  name: string;
+  slug: string;
+}
+
+export interface Session {
+  user: { id: string; email: string; name?: string | null };
+  org: OrgSummary;
+  roles: string[];
+}
+
+export interface LoginRequest {
+  email: string;
+  password: string;
+  totpCode?: string;
+  org?: string;
+}
+
+/** RFC 9457 problem details, with Steward's machine-readable `code`. */
+export interface Problem {
+  status: number;
+  title: string;
+  detail?: string;
+  code?: string;
+}
+
+export type Result<T> = { ok: true; data: T } | { ok: false; problem: Problem };
+
+const JSON_HEADERS = { accept: 'application/json, application/problem+json' } as const;
+
+async function readProblem(res: Response): Promise<Problem> {
+  let body: unknown = undefined;
+  try {
+    body = await res.json();
+  } catch {
+    // Not JSON (for example the proxy's own error page when the API is down).
+  }
+  const obj = body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+  const str = (v: unknown): string | undefined => (typeof v === 'string' && v.length > 0 ? v : undefined);
+  return {
+    status: res.status,
+    title: str(obj.title) ?? (res.statusText || 'Request failed'),
+    detail: str(obj.detail),
+    code: str(obj.code),
+  };
+}
+
+/** The message a person should read for a problem: its detail, else its title. */
+export function problemMessage(p: Problem): string {
+  if (p.detail) return p.detail;
+  if (p.status === 0) return p.title;
+  if (p.status >= 500 && !p.code) return `The Steward API is unavailable (HTTP ${p.status}).`;
+  return p.title || `Request failed (HTTP ${p.status}).`;
+}
+
+async function request<T>(path: string, init: RequestInit = {}): Promise<Result<T>> {
+  let res: Response;
+  try {
+    res = await fetch(`/api${path}`, {
+      credentials: 'same-origin',
+      cache: 'no-store',
+      ...init,
+      headers: { ...JSON_HEADERS, ...(init.headers ?? {}) },
+    });
+  } catch {
+    return { ok: false, problem: { status: 0, title: 'Cannot reach the Steward API.' } };
+  }
+  if (!res.ok) return { ok: false, problem: await readProblem(res) };
+  if (res.status === 204) return { ok: true, data: undefined as T };
+  try {
+    return { ok: true, data: (await res.json()) as T };
+  } catch {
+    return { ok: false, problem: { status: res.status, title: 'The Steward API sent an unreadable answer.' } };
+  }
+}
+
+export function getHealth(): Promise<Result<Health>> {
+  return request<Health>('/healthz');
+}
+
+export function getSession(): Promise<Result<Session>> {
+  return request<Session>('/v1/auth/session');
+}
+
+export function login(body: LoginRequest): Promise<Result<{ user: Session['user']; org: OrgSummary }>> {
+  return request('/v1/auth/login', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+export function logout(): Promise<Result<unknown>> {
+  return request('/v1/auth/logout', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: '{}',
+  });
+}

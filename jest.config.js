@@ -1,0 +1,10 @@
+// `npm test` runs every project's suite against the real PostgreSQL and Redis.
+module.exports = {
+  projects: [
+    '<rootDir>/libs/common',
+    '<rootDir>/libs/db',
+    '<rootDir>/libs/policy',
+    '<rootDir>/apps/api',
+    '<rootDir>/apps/agent-worker',
+  ],
+};

@@ -1,0 +1,31 @@
+// One Jest setup for every project. NestJS 12 ships ESM only, so everything
+// (our TypeScript and @nestjs/* JavaScript) goes through SWC to CommonJS.
+const path = require('node:path');
+
+const swc = [
+  '@swc/jest',
+  {
+    jsc: {
+      parser: { syntax: 'typescript', decorators: true },
+      transform: { legacyDecorator: true, decoratorMetadata: true },
+      target: 'es2022',
+    },
+    module: { type: 'commonjs' },
+    sourceMaps: 'inline',
+  },
+];
+
+const libs = path.join(__dirname, 'libs');
+
+module.exports = {
+  testEnvironment: 'node',
+  transform: { '^.+\\.(ts|js|mjs)$': swc },
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|@tokenizer|uint8array-extras)/)'],
+  moduleNameMapper: {
+    '^@steward/(common|db|policy|connectors)$': `${libs}/$1/src/index.ts`,
+    '^@steward/(common|db|policy|connectors)/(.*)$': `${libs}/$1/src/$2`,
+  },
+  moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
+  testMatch: ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'],
+  testPathIgnorePatterns: ['/node_modules/', '/dist/', '/.next/'],
+};

@@ -1,0 +1,110 @@
+import { z } from 'zod';
+
+/**
+ * The one place that reads the environment. Every variable is validated at boot;
+ * a bad value stops the process with a message naming the variable. Secrets have
+ * no default: they must be given (the dev launcher generates local ones).
+ */
+
+const secret = (name: string) =>
+  z
+    .string({ error: `${name} is required (a random secret of at least 32 bytes, base64 or hex)` })
+    .min(32, `${name} must be at least 32 characters (a random secret of at least 32 bytes)`)
+    .max(512, `${name} must be at most 512 characters`);
+
+const port = z.coerce.number().int().min(1).max(65535);
+
+const postgresUrl = z
+  .string()
+  .max(2048)
+  .refine((v) => /^postgres(ql)?:\/\//.test(v), 'must be a postgres:// URL');
+
+const redisUrl = z
+  .string()
+  .max(2048)
+  .refine((v) => /^rediss?:\/\//.test(v), 'must be a redis:// or rediss:// URL');
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((v) => v === 'true' || v === '1' || v === 'yes');
+
+export const configSchema = z.object({
+  NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  HOST: z.string().max(255).default('0.0.0.0'),
+  PORT: port.default(8080),
+  /** Runtime database role (neither owner nor superuser). Absent: embedded PGlite (development only). */
+  DATABASE_URL: postgresUrl.optional(),
+  /** Owner role that runs migrations. Defaults to DATABASE_URL when absent. */
+  DATABASE_OWNER_URL: postgresUrl.optional(),
+  DATABASE_POOL_MAX: z.coerce.number().int().min(1).max(200).default(10),
+  MIGRATE_AT_BOOT: bool.default(true),
+  /** Development only: allow the runtime connection to be a superuser or BYPASSRLS role. */
+  ALLOW_PRIVILEGED_DB_ROLE: bool.default(false),
+  STEWARD_DATA_DIR: z.string().max(1024).default('.steward/data'),
+  EMBEDDED_DB_PORT: port.default(5499),
+  REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
+  REDIS_PREFIX: z
+    .string()
+    .regex(/^[a-zA-Z0-9:_-]{1,64}$/, 'letters, digits, ":", "_" or "-", at most 64')
+    .default('steward'),
+  /** HMAC key for API keys, session and invitation tokens. Never stored in the database. */
+  STEWARD_TOKEN_PEPPER: secret('STEWARD_TOKEN_PEPPER'),
+  /** Key-encryption key(s): "v1:<base64 32 bytes>[,v2:...]"; the last one encrypts new data. */
+  STEWARD_MASTER_KEY: z
+    .string({ error: 'STEWARD_MASTER_KEY is required ("v1:<32 random bytes in base64>")' })
+    .max(4096)
+    .refine(
+      (v) => v.split(',').every((part) => /^v\d{1,4}:[A-Za-z0-9+/=_-]{40,}$/.test(part.trim())),
+      'must be "v1:<32 random bytes in base64>", several versions separated by commas',
+    ),
+  SESSION_TTL_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(12),
+  SESSION_COOKIE_SECURE: bool.optional(),
+  STEP_UP_TTL_MINUTES: z.coerce.number().int().min(1).max(120).default(10),
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(100 * 1024),
+  TRUST_PROXY: bool.default(false),
+  WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
+  /** Run the worker inside the API process (forced on in embedded mode). */
+  WORKER_IN_PROCESS: bool.default(false),
+  WORKER_HEALTH_PORT: port.default(8081),
+});
+
+export type Config = z.infer<typeof configSchema> & {
+  /** True when no DATABASE_URL is set and an embedded PGlite serves the database. */
+  embedded: boolean;
+};
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+export function parseConfig(env: Record<string, string | undefined>): Config {
+  // Empty strings count as unset, so `FOO=` in an env file does not slip through as a value.
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(configSchema.shape)) {
+    const value = env[key];
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const result = configSchema.safeParse(cleaned);
+  if (!result.success) {
+    throw new ConfigError(
+      result.error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`),
+    );
+  }
+  return { ...result.data, embedded: !result.data.DATABASE_URL };
+}
+
+let cached: Config | undefined;
+
+/** The process configuration, validated once. Only this module reads process.env. */
+export function loadConfig(overrides: Record<string, string | undefined> = {}): Config {
+  if (!cached || Object.keys(overrides).length > 0) {
+    const config = parseConfig({ ...process.env, ...overrides });
+    if (Object.keys(overrides).length > 0) return config;
+    cached = config;
+  }
+  return cached;
+}

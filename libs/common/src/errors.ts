@@ -1,0 +1,58 @@
+/**
+ * Stable error codes. An API error carries one of these as `code` in its
+ * RFC 9457 problem document; clients match on the code, never on the text.
+ */
+export const ErrorCode = {
+  ValidationFailed: 'validation_failed',
+  MalformedJson: 'malformed_json',
+  PayloadTooLarge: 'payload_too_large',
+  UnsupportedMediaType: 'unsupported_media_type',
+  Unauthenticated: 'unauthenticated',
+  InvalidCredentials: 'invalid_credentials',
+  MfaRequired: 'mfa_required',
+  StepUpRequired: 'step_up_required',
+  Forbidden: 'forbidden',
+  NotFound: 'not_found',
+  Conflict: 'conflict',
+  MethodNotAllowed: 'method_not_allowed',
+  RateLimited: 'rate_limited',
+  SetupUnavailable: 'setup_unavailable',
+  Internal: 'internal_error',
+  Unavailable: 'service_unavailable',
+} as const;
+export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
+
+export interface ProblemField {
+  path: string;
+  message: string;
+}
+
+/** A domain error that the API turns into problem+json. */
+export class AppError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: ErrorCode,
+    readonly title: string,
+    readonly detail?: string,
+    readonly errors?: ProblemField[],
+  ) {
+    super(detail ?? title);
+    this.name = 'AppError';
+  }
+
+  static notFound(what = 'resource'): AppError {
+    return new AppError(404, ErrorCode.NotFound, 'Not found', `The ${what} does not exist.`);
+  }
+  static conflict(detail: string): AppError {
+    return new AppError(409, ErrorCode.Conflict, 'Conflict', detail);
+  }
+  static validation(errors: ProblemField[], detail = 'The request is not valid.'): AppError {
+    return new AppError(400, ErrorCode.ValidationFailed, 'Validation failed', detail, errors);
+  }
+  static unauthenticated(detail = 'Sign in or send a valid API key.'): AppError {
+    return new AppError(401, ErrorCode.Unauthenticated, 'Unauthenticated', detail);
+  }
+  static forbidden(detail = 'You are not allowed to do this.'): AppError {
+    return new AppError(403, ErrorCode.Forbidden, 'Forbidden', detail);
+  }
+}

@@ -1,0 +1,7 @@
+export * from './config';
+export * from './errors';
+export * from './logger';
+export * from './queues';
+export * from './tokens';
+export * from './ids';
+export * from './secretbox';

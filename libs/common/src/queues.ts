@@ -1,0 +1,11 @@
+/** Queue names: kebab-case nouns, never renamed (jobs in Redis refer to them). */
+export const QueueName = {
+  AgentTasks: 'agent-tasks',
+  Maintenance: 'maintenance',
+} as const;
+export type QueueName = (typeof QueueName)[keyof typeof QueueName];
+
+/** Job names: kebab-case verbs. */
+export const MaintenanceJob = {
+  Heartbeat: 'record-heartbeat',
+} as const;

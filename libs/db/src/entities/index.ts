@@ -1,0 +1,51 @@
+import { ApiKey } from './api-key.entity';
+import { AuditEvent } from './audit-event.entity';
+import { Group, GroupMember } from './group.entity';
+import { Invitation } from './invitation.entity';
+import { Membership } from './membership.entity';
+import { Org } from './org.entity';
+import { RoleAssignment } from './role-assignment.entity';
+import { Role } from './role.entity';
+import { Session } from './session.entity';
+import { SetupState } from './setup-state.entity';
+import { User } from './user.entity';
+
+export * from './api-key.entity';
+export * from './audit-event.entity';
+export * from './group.entity';
+export * from './invitation.entity';
+export * from './membership.entity';
+export * from './org.entity';
+export * from './role-assignment.entity';
+export * from './role.entity';
+export * from './session.entity';
+export * from './setup-state.entity';
+export * from './user.entity';
+
+export const ENTITIES = [
+  Org,
+  User,
+  Membership,
+  Role,
+  RoleAssignment,
+  Group,
+  GroupMember,
+  Invitation,
+  ApiKey,
+  Session,
+  AuditEvent,
+  SetupState,
+];
+
+/** Tables that carry org_id: each has forced Row Level Security. */
+export const TENANT_TABLES = [
+  'memberships',
+  'roles',
+  'role_assignments',
+  'groups',
+  'group_members',
+  'invitations',
+  'api_keys',
+  'sessions',
+  'audit_events',
+] as const;

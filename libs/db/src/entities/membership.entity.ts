@@ -1,0 +1,42 @@
+import { User } from './user.entity';
+import { Org } from './org.entity';
+import { Column, JoinColumn, ManyToOne, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+
+export type MembershipStatus = 'active' | 'suspended';
+
+@Entity({ name: 'memberships' })
+@Index('memberships_org_user_key', ['orgId', 'userId'], { unique: true })
+export class Membership {
+  @ManyToOne(() => Org, { onDelete: 'CASCADE', nullable: false })
+  @JoinColumn({ name: 'org_id' })
+  org?: Org;
+
+  @ManyToOne(() => User, { onDelete: 'CASCADE', nullable: false })
+  @JoinColumn({ name: 'user_id' })
+  user?: User;
+
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Column({ name: 'org_id', type: 'uuid' })
+  orgId!: string;
+
+  @Index('memberships_user_id_idx')
+  @Column({ name: 'user_id', type: 'uuid' })
+  userId!: string;
+
+  @Column({ type: 'varchar', length: 16, default: 'active' })
+  status!: MembershipStatus;
+
+  @Column({ name: 'suspended_at', type: 'timestamptz', nullable: true })
+  suspendedAt!: Date | null;
+
+  @Column({ name: 'suspended_reason', type: 'varchar', length: 500, nullable: true })
+  suspendedReason!: string | null;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+}

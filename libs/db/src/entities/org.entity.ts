@@ -1,0 +1,28 @@
+import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+
+@Entity({ name: 'orgs' })
+export class Org {
+  @PrimaryColumn('uuid')
+  id!: string;
+
+  @Column({ type: 'varchar', length: 200 })
+  name!: string;
+
+  @Index('orgs_slug_key', { unique: true })
+  @Column({ type: 'varchar', length: 63 })
+  slug!: string;
+
+  /** The org's own mail domains (recipients inside them are "internal"). */
+  @Column({ type: 'text', array: true, default: () => "'{}'" })
+  domains!: string[];
+
+  /** Require a fresh TOTP step-up for sensitive operations. */
+  @Column({ name: 'require_step_up', type: 'boolean', default: false })
+  requireStepUp!: boolean;
+
+  @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
+  createdAt!: Date;
+
+  @UpdateDateColumn({ name: 'updated_at', type: 'timestamptz' })
+  updatedAt!: Date;
+}

@@ -1,0 +1,5 @@
+export * from './data-source';
+export * from './entities';
+export * from './migrate';
+export { MIGRATIONS } from './migrations';
+export { DataSource, EntityManager, IsNull, In, Not, MoreThan, LessThan } from 'typeorm';

@@ -1,0 +1,71 @@
+import { DataSource } from 'typeorm';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
+import { createDataSource } from './data-source';
+import { TENANT_TABLES } from './entities';
+import { runMigrations, schemaDrift } from './migrate';
+
+describe('migrations', () => {
+  let db: TestDatabase;
+  let owner: DataSource;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    owner = createDataSource({ url: db.ownerUrl });
+    await owner.initialize();
+  });
+  afterAll(async () => {
+    await owner?.destroy();
+    await db?.drop();
+  });
+
+  it('leaves no drift between entities and migrations', async () => {
+    expect(await schemaDrift(owner)).toEqual([]);
+  });
+
+  it('applies each migration once when replicas boot together (advisory lock)', async () => {
+    const empty = await createTestDatabase({ empty: true });
+    const replicas = [createDataSource({ url: empty.ownerUrl }), createDataSource({ url: empty.ownerUrl })];
+    try {
+      await Promise.all(replicas.map((r) => r.initialize()));
+      const results = await Promise.all(replicas.map((r) => runMigrations(r)));
+      const applied = results.flat().sort();
+      expect(applied).toEqual(['Init1763769600000', 'TenancyAndRoles1763769600001']);
+      expect(await schemaDrift(replicas[0])).toEqual([]);
+      expect(await runMigrations(replicas[1])).toEqual([]);
+    } finally {
+      await Promise.all(replicas.map((r) => (r.isInitialized ? r.destroy() : undefined)));
+      await empty.drop();
+    }
+  });
+
+  it('enables and forces Row Level Security on every tenant table', async () => {
+    const rows: { relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }[] = await owner.query(
+      `SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = ANY($1)`,
+      [[...TENANT_TABLES, 'orgs', 'users']],
+    );
+    expect(rows).toHaveLength(TENANT_TABLES.length + 2);
+    for (const row of rows) expect(row).toEqual({ relname: row.relname, relrowsecurity: true, relforcerowsecurity: true });
+  });
+
+  it('lists every table with an org_id column as a tenant table', async () => {
+    const rows: { table_name: string }[] = await owner.query(
+      `SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'org_id'`,
+    );
+    expect(rows.map((r) => r.table_name).sort()).toEqual([...TENANT_TABLES].sort());
+  });
+
+  it('connects the runtime role as neither owner nor superuser', async () => {
+    const app = createDataSource({ url: db.appUrl });
+    await app.initialize();
+    try {
+      const [role] = await app.query(
+        `SELECT rolsuper, rolbypassrls, (SELECT count(*)::int FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user) AS owned
+         FROM pg_roles WHERE rolname = current_user`,
+      );
+      expect(role).toEqual({ rolsuper: false, rolbypassrls: false, owned: 0 });
+      await expect(app.query(`UPDATE audit_events SET action = 'x'`)).rejects.toThrow(/permission denied/);
+    } finally {
+      await app.destroy();
+    }
+  });
+});

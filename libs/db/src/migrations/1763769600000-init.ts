@@ -1,0 +1,112 @@
+import type { MigrationInterface, QueryRunner } from "typeorm";
+
+/** Identity, tenancy and the audit table. Generated from the entities, then reviewed. */
+export class Init1763769600000 implements MigrationInterface {
+  name = "Init1763769600000";
+
+  async up(q: QueryRunner): Promise<void> {
+    await q.query(`CREATE TABLE "users" ("id" uuid NOT NULL, "email" character varying(254) NOT NULL, "name" character varying(200) NOT NULL, "password_hash" character varying(255), "totp_secret_sealed" text, "totp_enabled_at" TIMESTAMP WITH TIME ZONE, "totp_last_step" bigint, "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), "updated_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_a3ffb1c0c8416b9fc6f907b7433" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE UNIQUE INDEX "users_email_key" ON "users"  ("email") `);
+    await q.query(`CREATE TABLE "orgs" ("id" uuid NOT NULL, "name" character varying(200) NOT NULL, "slug" character varying(63) NOT NULL, "domains" text array NOT NULL DEFAULT '{}', "require_step_up" boolean NOT NULL DEFAULT false, "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), "updated_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_9eed8bfad4c9e0dc8648e090efe" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE UNIQUE INDEX "orgs_slug_key" ON "orgs"  ("slug") `);
+    await q.query(`CREATE TABLE "api_keys" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "user_id" uuid NOT NULL, "name" character varying(200) NOT NULL, "hint" character varying(16) NOT NULL, "key_hash" bytea NOT NULL, "scopes" text array NOT NULL DEFAULT '{}', "expires_at" TIMESTAMP WITH TIME ZONE NOT NULL, "revoked_at" TIMESTAMP WITH TIME ZONE, "last_used_at" TIMESTAMP WITH TIME ZONE, "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_5c8a79801b44bd27b79228e1dad" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE INDEX "api_keys_user_id_idx" ON "api_keys"  ("user_id") `);
+    await q.query(`CREATE UNIQUE INDEX "api_keys_key_hash_key" ON "api_keys"  ("key_hash") `);
+    await q.query(`CREATE INDEX "api_keys_org_user_idx" ON "api_keys"  ("org_id", "user_id") `);
+    await q.query(`CREATE TABLE "audit_events" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "occurred_at" TIMESTAMP WITH TIME ZONE NOT NULL, "actor_type" character varying(16) NOT NULL, "actor_id" uuid, "action" character varying(80) NOT NULL, "target_type" character varying(40), "target_id" uuid, "outcome" character varying(16) NOT NULL, "client" character varying(16) NOT NULL, "source_ip" character varying(64), "request_id" character varying(64), "payload" jsonb NOT NULL DEFAULT '{}', CONSTRAINT "PK_910f64d901a5c3e9878f0d4a407" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE INDEX "audit_events_org_occurred_idx" ON "audit_events"  ("org_id", "occurred_at") `);
+    await q.query(`CREATE TABLE "groups" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "name" character varying(200) NOT NULL, "description" character varying(1000) NOT NULL DEFAULT '', "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), "updated_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_659d1483316afb28afd3a90646e" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE UNIQUE INDEX "groups_org_name_key" ON "groups"  ("org_id", "name") `);
+    await q.query(`CREATE TABLE "group_members" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "group_id" uuid NOT NULL, "user_id" uuid NOT NULL, "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_86446139b2c96bfd0f3b8638852" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE INDEX "group_members_group_id_idx" ON "group_members"  ("group_id") `);
+    await q.query(`CREATE INDEX "group_members_user_id_idx" ON "group_members"  ("user_id") `);
+    await q.query(`CREATE UNIQUE INDEX "group_members_org_group_user_key" ON "group_members"  ("org_id", "group_id", "user_id") `);
+    await q.query(`CREATE TABLE "invitations" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "email" character varying(254) NOT NULL, "roles" text array NOT NULL DEFAULT '{}', "token_hash" bytea NOT NULL, "invited_by" uuid NOT NULL, "expires_at" TIMESTAMP WITH TIME ZONE NOT NULL, "accepted_at" TIMESTAMP WITH TIME ZONE, "revoked_at" TIMESTAMP WITH TIME ZONE, "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_5dec98cfdfd562e4ad3648bbb07" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE UNIQUE INDEX "invitations_token_hash_key" ON "invitations"  ("token_hash") `);
+    await q.query(`CREATE INDEX "invitations_invited_by_idx" ON "invitations"  ("invited_by") `);
+    await q.query(`CREATE INDEX "invitations_org_email_idx" ON "invitations"  ("org_id", "email") `);
+    await q.query(`CREATE TABLE "memberships" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "user_id" uuid NOT NULL, "status" character varying(16) NOT NULL DEFAULT 'active', "suspended_at" TIMESTAMP WITH TIME ZONE, "suspended_reason" character varying(500), "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), "updated_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_25d28bd932097a9e90495ede7b4" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE INDEX "memberships_user_id_idx" ON "memberships"  ("user_id") `);
+    await q.query(`CREATE UNIQUE INDEX "memberships_org_user_key" ON "memberships"  ("org_id", "user_id") `);
+    await q.query(`CREATE TABLE "roles" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "key" character varying(63) NOT NULL, "name" character varying(200) NOT NULL, "description" character varying(1000) NOT NULL DEFAULT '', "permissions" jsonb NOT NULL DEFAULT '[]', "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), "updated_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_c1433d71a4838793a49dcad46ab" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE UNIQUE INDEX "roles_org_key_key" ON "roles"  ("org_id", "key") `);
+    await q.query(`CREATE TABLE "role_assignments" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "user_id" uuid NOT NULL, "role" character varying(80) NOT NULL, "custom_role_id" uuid, "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_fc2df9835ac1d2a34839f113783" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE INDEX "role_assignments_user_id_idx" ON "role_assignments"  ("user_id") `);
+    await q.query(`CREATE INDEX "role_assignments_custom_role_id_idx" ON "role_assignments"  ("custom_role_id") `);
+    await q.query(`CREATE UNIQUE INDEX "role_assignments_org_user_role_key" ON "role_assignments"  ("org_id", "user_id", "role") `);
+    await q.query(`CREATE TABLE "sessions" ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "user_id" uuid NOT NULL, "token_hash" bytea NOT NULL, "expires_at" TIMESTAMP WITH TIME ZONE NOT NULL, "mfa_at" TIMESTAMP WITH TIME ZONE, "revoked_at" TIMESTAMP WITH TIME ZONE, "source_ip" character varying(64), "user_agent" character varying(300), "created_at" TIMESTAMP WITH TIME ZONE NOT NULL DEFAULT now(), CONSTRAINT "PK_3238ef96f18b355b671619111bc" PRIMARY KEY ("id"))`);
+    await q.query(`CREATE INDEX "sessions_user_id_idx" ON "sessions"  ("user_id") `);
+    await q.query(`CREATE UNIQUE INDEX "sessions_token_hash_key" ON "sessions"  ("token_hash") `);
+    await q.query(`CREATE INDEX "sessions_org_user_idx" ON "sessions"  ("org_id", "user_id") `);
+    await q.query(`CREATE TABLE "setup_state" ("id" smallint NOT NULL, "token_hash" bytea, "token_expires_at" TIMESTAMP WITH TIME ZONE, "completed_at" TIMESTAMP WITH TIME ZONE, CONSTRAINT "PK_b4cd89db31d64ea8cdc30325169" PRIMARY KEY ("id"))`);
+    await q.query(`ALTER TABLE "api_keys" ADD CONSTRAINT "FK_ba7f5748f500d24aa18041d0439" FOREIGN KEY ("org_id") REFERENCES "orgs"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "api_keys" ADD CONSTRAINT "FK_a3baee01d8408cd3c0f89a9a973" FOREIGN KEY ("user_id") REFERENCES "users"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "groups" ADD CONSTRAINT "FK_b7379dfe5898f32ecdae845b49c" FOREIGN KEY ("org_id") REFERENCES "orgs"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "group_members" ADD CONSTRAINT "FK_1bec5778159dd87d527b67f1cd2" FOREIGN KEY ("org_id") REFERENCES "orgs"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "group_members" ADD CONSTRAINT "FK_2c840df5db52dc6b4a1b0b69c6e" FOREIGN KEY ("group_id") REFERENCES "groups"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "group_members" ADD CONSTRAINT "FK_20a555b299f75843aa53ff8b0ee" FOREIGN KEY ("user_id") REFERENCES "users"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "invitations" ADD CONSTRAINT "FK_5267611dcc50f78999dbf54f461" FOREIGN KEY ("org_id") REFERENCES "orgs"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "invitations" ADD CONSTRAINT "FK_29b1cef6891d9b9d4e35f793b81" FOREIGN KEY ("invited_by") REFERENCES "users"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "memberships" ADD CONSTRAINT "FK_8c6a511c72951c42e008f5537dc" FOREIGN KEY ("org_id") REFERENCES "orgs"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "memberships" ADD CONSTRAINT "FK_7c1e2fdfed4f6838e0c05ae5051" FOREIGN KEY ("user_id") REFERENCES "users"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "roles" ADD CONSTRAINT "FK_ba4f96af4628cc8b18e940436d8" FOREIGN KEY ("org_id") REFERENCES "orgs"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "role_assignments" ADD CONSTRAINT "FK_7703dfb15215dbd6f2227685acd" FOREIGN KEY ("org_id") REFERENCES "orgs"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "role_assignments" ADD CONSTRAINT "FK_d91c8ac0c10fd8c6acdcc5ee946" FOREIGN KEY ("user_id") REFERENCES "users"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "role_assignments" ADD CONSTRAINT "FK_bf17bda44752fb67e62db110a15" FOREIGN KEY ("custom_role_id") REFERENCES "roles"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "sessions" ADD CONSTRAINT "FK_732754bd6729b50099b4491fca3" FOREIGN KEY ("org_id") REFERENCES "orgs"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+    await q.query(`ALTER TABLE "sessions" ADD CONSTRAINT "FK_085d540d9f418cfbdc7bd55bb19" FOREIGN KEY ("user_id") REFERENCES "users"("id") ON DELETE CASCADE ON UPDATE NO ACTION`);
+  }
+
+  async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP TABLE "users"`);
+    await q.query(`DROP INDEX "public"."users_email_key"`);
+    await q.query(`DROP TABLE "orgs"`);
+    await q.query(`DROP INDEX "public"."orgs_slug_key"`);
+    await q.query(`DROP TABLE "api_keys"`);
+    await q.query(`DROP INDEX "public"."api_keys_user_id_idx"`);
+    await q.query(`DROP INDEX "public"."api_keys_key_hash_key"`);
+    await q.query(`DROP INDEX "public"."api_keys_org_user_idx"`);
+    await q.query(`DROP TABLE "audit_events"`);
+    await q.query(`DROP INDEX "public"."audit_events_org_occurred_idx"`);
+    await q.query(`DROP TABLE "groups"`);
+    await q.query(`DROP INDEX "public"."groups_org_name_key"`);
+    await q.query(`DROP TABLE "group_members"`);
+    await q.query(`DROP INDEX "public"."group_members_group_id_idx"`);
+    await q.query(`DROP INDEX "public"."group_members_user_id_idx"`);
+    await q.query(`DROP INDEX "public"."group_members_org_group_user_key"`);
+    await q.query(`DROP TABLE "invitations"`);
+    await q.query(`DROP INDEX "public"."invitations_token_hash_key"`);
+    await q.query(`DROP INDEX "public"."invitations_invited_by_idx"`);
+    await q.query(`DROP INDEX "public"."invitations_org_email_idx"`);
+    await q.query(`DROP TABLE "memberships"`);
+    await q.query(`DROP INDEX "public"."memberships_user_id_idx"`);
+    await q.query(`DROP INDEX "public"."memberships_org_user_key"`);
+    await q.query(`DROP TABLE "roles"`);
+    await q.query(`DROP INDEX "public"."roles_org_key_key"`);
+    await q.query(`DROP TABLE "role_assignments"`);
+    await q.query(`DROP INDEX "public"."role_assignments_user_id_idx"`);
+    await q.query(`DROP INDEX "public"."role_assignments_custom_role_id_idx"`);
+    await q.query(`DROP INDEX "public"."role_assignments_org_user_role_key"`);
+    await q.query(`DROP TABLE "sessions"`);
+    await q.query(`DROP INDEX "public"."sessions_user_id_idx"`);
+    await q.query(`DROP INDEX "public"."sessions_token_hash_key"`);
+    await q.query(`DROP INDEX "public"."sessions_org_user_idx"`);
+    await q.query(`DROP TABLE "setup_state"`);
+    await q.query(`ALTER TABLE "api_keys" DROP CONSTRAINT "FK_ba7f5748f500d24aa18041d0439"`);
+    await q.query(`ALTER TABLE "api_keys" DROP CONSTRAINT "FK_a3baee01d8408cd3c0f89a9a973"`);
+    await q.query(`ALTER TABLE "groups" DROP CONSTRAINT "FK_b7379dfe5898f32ecdae845b49c"`);
+    await q.query(`ALTER TABLE "group_members" DROP CONSTRAINT "FK_1bec5778159dd87d527b67f1cd2"`);
+    await q.query(`ALTER TABLE "group_members" DROP CONSTRAINT "FK_2c840df5db52dc6b4a1b0b69c6e"`);
+    await q.query(`ALTER TABLE "group_members" DROP CONSTRAINT "FK_20a555b299f75843aa53ff8b0ee"`);
+    await q.query(`ALTER TABLE "invitations" DROP CONSTRAINT "FK_5267611dcc50f78999dbf54f461"`);
+    await q.query(`ALTER TABLE "invitations" DROP CONSTRAINT "FK_29b1cef6891d9b9d4e35f793b81"`);
+    await q.query(`ALTER TABLE "memberships" DROP CONSTRAINT "FK_8c6a511c72951c42e008f5537dc"`);
+    await q.query(`ALTER TABLE "memberships" DROP CONSTRAINT "FK_7c1e2fdfed4f6838e0c05ae5051"`);
+    await q.query(`ALTER TABLE "roles" DROP CONSTRAINT "FK_ba4f96af4628cc8b18e940436d8"`);
+    await q.query(`ALTER TABLE "role_assignments" DROP CONSTRAINT "FK_7703dfb15215dbd6f2227685acd"`);
+    await q.query(`ALTER TABLE "role_assignments" DROP CONSTRAINT "FK_d91c8ac0c10fd8c6acdcc5ee946"`);
+    await q.query(`ALTER TABLE "role_assignments" DROP CONSTRAINT "FK_bf17bda44752fb67e62db110a15"`);
+    await q.query(`ALTER TABLE "sessions" DROP CONSTRAINT "FK_732754bd6729b50099b4491fca3"`);
+    await q.query(`ALTER TABLE "sessions" DROP CONSTRAINT "FK_085d540d9f418cfbdc7bd55bb19"`);
+  }
+}

@@ -1,0 +1,131 @@
+import { createMongoAbility, subject as asSubject, type ForcedSubject, type MongoAbility, type RawRuleOf } from '@casl/ability';
+
+/**
+ * RBAC over the API's subjects. Actions and subjects are typed, and only the pairs
+ * below exist, so a permission check on a pair that does not exist does not compile.
+ * This module has no I/O: the console reuses it to explain what a role may do.
+ */
+export const PERMISSIONS = {
+  Org: ['read', 'update'],
+  Member: ['read', 'invite', 'suspend', 'assign_roles'],
+  Invitation: ['read', 'create', 'revoke'],
+  Role: ['read', 'create', 'update', 'delete'],
+  Group: ['read', 'create', 'update', 'delete', 'manage_members'],
+  ApiKey: ['read', 'create', 'revoke'],
+  AuditEvent: ['read'],
+} as const;
+
+export type SubjectName = keyof typeof PERMISSIONS;
+export type ActionOf<S extends SubjectName> = (typeof PERMISSIONS)[S][number];
+export type AnyAction = { [S in SubjectName]: ActionOf<S> }[SubjectName];
+
+/** Records some rules can be limited to: the caller's own (userId matches). */
+export type OwnedRecord = { userId: string };
+type SubjectType<S extends SubjectName> = S | (ForcedSubject<S> & Partial<OwnedRecord>);
+
+/** The union of every allowed [action, subject] pair. */
+export type Permission = { [S in SubjectName]: [ActionOf<S>, SubjectType<S>] }[SubjectName];
+export type AppAbility = MongoAbility<Permission>;
+
+export const SUBJECTS = Object.keys(PERMISSIONS) as SubjectName[];
+
+/** A rule as custom roles store it: a pair, optionally limited to the caller's own records. */
+export interface PermissionRule {
+  action: string;
+  subject: string;
+  own?: boolean;
+}
+
+/** Subjects whose records belong to one user, so "own" rules make sense. */
+export const OWNABLE_SUBJECTS: ReadonlySet<SubjectName> = new Set(['ApiKey']);
+
+export function isKnownPair(action: string, subject: string): boolean {
+  const actions = (PERMISSIONS as Record<string, readonly string[]>)[subject];
+  return Array.isArray(actions) && actions.includes(action);
+}
+
+export const BUILTIN_ROLES = ['owner', 'admin', 'security', 'auditor', 'approver', 'member'] as const;
+export type BuiltinRole = (typeof BUILTIN_ROLES)[number];
+
+const all = (s: SubjectName): PermissionRule[] => PERMISSIONS[s].map((action) => ({ action, subject: s }));
+const pick = (s: SubjectName, ...actions: string[]): PermissionRule[] => actions.map((action) => ({ action, subject: s }));
+const own = (s: SubjectName, ...actions: string[]): PermissionRule[] =>
+  actions.map((action) => ({ action, subject: s, own: true }));
+
+/** What each built-in role may do. Deny by default: anything not listed is refused. */
+export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
+  owner: SUBJECTS.flatMap(all),
+  admin: [
+    ...pick('Org', 'read'),
+    ...all('Member'),
+    ...all('Invitation'),
+    ...pick('Role', 'read'),
+    ...all('Group'),
+    ...all('ApiKey'),
+    ...pick('AuditEvent', 'read'),
+  ],
+  security: [
+    ...pick('Org', 'read'),
+    ...pick('Member', 'read', 'suspend'),
+    ...pick('Invitation', 'read'),
+    ...pick('Role', 'read'),
+    ...pick('Group', 'read'),
+    ...pick('ApiKey', 'read', 'revoke'),
+    ...own('ApiKey', 'create'),
+    ...pick('AuditEvent', 'read'),
+  ],
+  auditor: [
+    ...pick('Org', 'read'),
+    ...pick('Member', 'read'),
+    ...pick('Invitation', 'read'),
+    ...pick('Role', 'read'),
+    ...pick('Group', 'read'),
+    ...pick('ApiKey', 'read'),
+    ...own('ApiKey', 'create', 'revoke'),
+    ...pick('AuditEvent', 'read'),
+  ],
+  approver: [...pick('Org', 'read'), ...pick('Member', 'read'), ...pick('Group', 'read'), ...own('ApiKey', 'read', 'create', 'revoke')],
+  member: [...pick('Org', 'read'), ...own('ApiKey', 'read', 'create', 'revoke')],
+};
+
+export function isBuiltinRole(role: string): role is BuiltinRole {
+  return (BUILTIN_ROLES as readonly string[]).includes(role);
+}
+
+/**
+ * Builds the CASL ability of one principal from the rules of its roles, intersected
+ * with an API key's scopes when the principal is a key ("read:Org", or "*").
+ */
+export function buildAbility(rules: PermissionRule[], userId: string, scopes?: readonly string[]): AppAbility {
+  const allowAll = !scopes || scopes.includes('*');
+  const raw: RawRuleOf<AppAbility>[] = [];
+  for (const rule of rules) {
+    if (!isKnownPair(rule.action, rule.subject)) continue;
+    if (!allowAll && !scopes!.includes(`${rule.action}:${rule.subject}`)) continue;
+    raw.push({
+      action: rule.action,
+      subject: rule.subject,
+      ...(rule.own ? { conditions: { userId } } : {}),
+    } as RawRuleOf<AppAbility>);
+  }
+  return createMongoAbility<AppAbility>(raw);
+}
+
+/** A loaded record typed as a CASL subject, for a check on the instance. */
+export function subjectOf<S extends SubjectName>(type: S, record: Partial<OwnedRecord>): ForcedSubject<S> & Partial<OwnedRecord> {
+  return asSubject(type, { ...record }) as ForcedSubject<S> & Partial<OwnedRecord>;
+}
+
+/**
+ * True when `granter` holds every rule of `rules` (an unconditional rule needs an
+ * unconditional grant; an "own" rule is covered by either). Used so nobody can hand
+ * out (to themselves or others) a permission they do not hold.
+ */
+export function canGrant(granter: PermissionRule[], rules: PermissionRule[]): boolean {
+  return rules.every((wanted) =>
+    granter.some((held) => held.action === wanted.action && held.subject === wanted.subject && (!held.own || wanted.own)),
+  );
+}
+
+/** All scope strings an API key may carry. */
+export const ALL_SCOPES: string[] = SUBJECTS.flatMap((s) => PERMISSIONS[s].map((a) => `${a}:${s}`));
