@@ -4,6 +4,7 @@ module.exports = {
     '<rootDir>/libs/common',
     '<rootDir>/libs/db',
     '<rootDir>/libs/policy',
+    '<rootDir>/libs/jobs',
     '<rootDir>/apps/api',
     '<rootDir>/apps/agent-worker',
   ],

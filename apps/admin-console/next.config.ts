@@ -13,6 +13,11 @@ const apiUrl = (process.env.STEWARD_API_URL ?? 'http://127.0.0.1:8080').replace(
 const nextConfig: NextConfig = {
   reactStrictMode: true,
   poweredByHeader: false,
+  // `next dev` only: let a browser (or a browser test) on 127.0.0.1 load the dev assets too.
+  allowedDevOrigins: ['127.0.0.1'],
+  // `next dev` only: forwarding browser console output writes under .next/dev, which the dev
+  // server (rooted at the monorepo) saw as a change and reloaded the page in a loop.
+  logging: { browserToTerminal: false },
   async rewrites() {
     return [{ source: '/api/:path*', destination: `${apiUrl}/:path*` }];
   },

@@ -1,5 +1,6 @@
 export * from './data-source';
 export * from './entities';
 export * from './migrate';
+export * from './embedded';
 export { MIGRATIONS } from './migrations';
 export { DataSource, EntityManager, IsNull, In, Not, MoreThan, LessThan } from 'typeorm';

@@ -8,7 +8,13 @@ const MIGRATION_LOCK_KEY = 7_424_101_226;
  * Applies pending migrations while holding a session-level advisory lock, so that
  * several replicas booting together apply each migration once.
  */
-export async function runMigrations(dataSource: DataSource, log?: Logger): Promise<string[]> {
+export async function runMigrations(dataSource: DataSource, log?: Logger, options: { lock?: boolean } = {}): Promise<string[]> {
+  if (options.lock === false) {
+    // Embedded PGlite: one process, one shared session; no lock to take.
+    const applied = await dataSource.runMigrations({ transaction: 'each' });
+    for (const m of applied) log?.info({ migration: m.name }, 'migration applied');
+    return applied.map((m) => m.name);
+  }
   const runner = dataSource.createQueryRunner();
   await runner.connect();
   try {

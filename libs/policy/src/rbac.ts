@@ -7,7 +7,7 @@ import { createMongoAbility, subject as asSubject, type ForcedSubject, type Mong
  */
 export const PERMISSIONS = {
   Org: ['read', 'update'],
-  Member: ['read', 'invite', 'suspend', 'assign_roles'],
+  Member: ['read', 'suspend', 'assign_roles'],
   Invitation: ['read', 'create', 'revoke'],
   Role: ['read', 'create', 'update', 'delete'],
   Group: ['read', 'create', 'update', 'delete', 'manage_members'],

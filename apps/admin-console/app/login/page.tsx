@@ -81,7 +81,9 @@ export default function LoginPage() {
           />
         </label>
         <label>
-          Organisation <span className="muted">(slug, optional)</span>
+          <span>
+            Organisation <span className="muted">(slug, optional)</span>
+          </span>
           <input
             type="text"
             name="org"

@@ -1,0 +1,42 @@
+import { createServer } from 'node:http';
+import { ConfigError, createLogger, loadConfig, type Config } from '@steward/common';
+import { startWorkerRuntime } from '@steward/jobs';
+
+function fail(message: string): never {
+  process.stderr.write(`steward-worker: ${message}\n`);
+  process.exit(1);
+}
+
+async function main(): Promise<void> {
+  let config: Config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) fail(err.message);
+    throw err;
+  }
+  if (config.embedded) {
+    fail('no DATABASE_URL: in embedded (development) mode the worker runs inside the API process; start only the API.');
+  }
+  const log = createLogger({ level: config.LOG_LEVEL, name: 'steward-worker' });
+  const runtime = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log });
+
+  // Liveness for orchestrators: 200 while the BullMQ worker runs.
+  const health = createServer((req, res) => {
+    const ok = runtime.running();
+    res.writeHead(req.url === '/healthz' ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(req.url === '/healthz' ? { status: ok ? 'ok' : 'stopped', lastHeartbeat: runtime.lastHeartbeat() } : { status: 'not found' }));
+  });
+  health.listen(config.WORKER_HEALTH_PORT, '0.0.0.0', () => log.info({ port: config.WORKER_HEALTH_PORT }, 'worker health listening'));
+
+  const stop = async (signal: string) => {
+    log.info({ signal }, 'shutting down');
+    health.close();
+    await runtime.close();
+    process.exit(0);
+  };
+  process.on('SIGTERM', () => void stop('SIGTERM'));
+  process.on('SIGINT', () => void stop('SIGINT'));
+}
+
+main().catch((err) => fail(`failed to start: ${err?.stack ?? err}`));

@@ -1,0 +1,87 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
+import type { Redis } from 'ioredis';
+import type { Config, Logger } from '@steward/common';
+import type { DataSource } from '@steward/db';
+import { AccessService } from './access/access.service';
+import { ApiKeysController } from './api-keys/api-keys.controller';
+import { ApiKeysService } from './api-keys/api-keys.service';
+import { AuditController } from './audit/audit.controller';
+import { AuditEventsService } from './audit/audit-events.service';
+import { AuditService } from './audit/audit.service';
+import { AuthController } from './auth/auth.controller';
+import { AuthGuard } from './auth/auth.guard';
+import { AuthService } from './auth/auth.service';
+import { Db } from './core/db.service';
+import { ApiMetrics } from './core/metrics';
+import { OpenApiService } from './core/openapi';
+import { ProblemFilter } from './core/problem.filter';
+import { CONFIG, DATA_SOURCE, LOGGER, METRICS, REDIS } from './core/tokens';
+import { ValidationInterceptor } from './core/validation.interceptor';
+import { GroupsController } from './groups/groups.controller';
+import { GroupsService } from './groups/groups.service';
+import { HealthController } from './health/health.controller';
+import { InvitationsController } from './invitations/invitations.controller';
+import { InvitationsService } from './invitations/invitations.service';
+import { MembersController } from './members/members.controller';
+import { MembersService } from './members/members.service';
+import { OrgsController } from './orgs/orgs.controller';
+import { OrgsService } from './orgs/orgs.service';
+import { RolesController } from './roles/roles.controller';
+import { RolesService } from './roles/roles.service';
+import { SetupController } from './setup/setup.controller';
+import { SetupService } from './setup/setup.service';
+
+export interface AppDeps {
+  config: Config;
+  log: Logger;
+  dataSource: DataSource;
+  redis: Redis;
+  metrics: ApiMetrics;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(deps: AppDeps): DynamicModule {
+    return {
+      module: AppModule,
+      imports: [DiscoveryModule],
+      controllers: [
+        HealthController,
+        SetupController,
+        AuthController,
+        OrgsController,
+        MembersController,
+        InvitationsController,
+        RolesController,
+        GroupsController,
+        ApiKeysController,
+        AuditController,
+      ],
+      providers: [
+        { provide: CONFIG, useValue: deps.config },
+        { provide: LOGGER, useValue: deps.log },
+        { provide: DATA_SOURCE, useValue: deps.dataSource },
+        { provide: REDIS, useValue: deps.redis },
+        { provide: METRICS, useValue: deps.metrics },
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_INTERCEPTOR, useClass: ValidationInterceptor },
+        { provide: APP_FILTER, useClass: ProblemFilter },
+        Db,
+        OpenApiService,
+        AuditService,
+        AccessService,
+        AuthService,
+        SetupService,
+        OrgsService,
+        MembersService,
+        InvitationsService,
+        RolesService,
+        GroupsService,
+        ApiKeysService,
+        AuditEventsService,
+      ],
+      exports: [SetupService, OpenApiService],
+    };
+  }
+}

@@ -1,0 +1,122 @@
+import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { AppError, type Config, hashToken, TokenPrefix } from '@steward/common';
+import { ApiKey, Membership, User } from '@steward/db';
+import { buildAbility } from '@steward/policy';
+import { AccessService } from '../access/access.service';
+import { Db } from '../core/db.service';
+import { ENDPOINT, type EndpointSpec } from '../core/endpoint';
+import { CONFIG } from '../core/tokens';
+import type { Principal } from './principal';
+
+export const SESSION_COOKIE = 'steward_session';
+
+export function readCookie(req: Request, name: string): string | undefined {
+  const header = req.headers.cookie;
+  if (!header || header.length > 8192) return undefined;
+  for (const part of header.split(';')) {
+    const eq = part.indexOf('=');
+    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+  }
+  return undefined;
+}
+
+interface Credential {
+  kind: 'session' | 'api_key';
+  id: string;
+  orgId: string;
+  userId: string;
+  mfaAt: Date | null;
+  scopes?: string[];
+}
+
+/**
+ * Resolves the caller from a session cookie or an API key (Authorization: Bearer stw_...)
+ * through the narrow lookup functions, then loads its membership and roles in its org.
+ * Deny by default: a route without an Endpoint spec is refused.
+ */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly db: Db,
+    private readonly access: AccessService,
+    @Inject(CONFIG) private readonly config: Config,
+  ) {}
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const spec = this.reflector.get<EndpointSpec | undefined>(ENDPOINT, context.getHandler());
+    if (!spec) throw AppError.notFound('route');
+    if (spec.auth === 'public') return true;
+    const req = context.switchToHttp().getRequest<Request>();
+    const principal = await this.authenticate(req);
+    if (spec.auth === 'session' && principal.kind !== 'session') {
+      throw AppError.forbidden('This operation needs a console session, not an API key.');
+    }
+    req.principal = principal;
+    return true;
+  }
+
+  async authenticate(req: Request): Promise<Principal> {
+    const credential = await this.credential(req);
+    if (!credential) throw AppError.unauthenticated();
+    return this.db.inOrg({ orgId: credential.orgId, userId: credential.userId }, async (em) => {
+      const [membership, user] = await Promise.all([
+        em.findOneBy(Membership, { orgId: credential.orgId, userId: credential.userId }),
+        em.findOneBy(User, { id: credential.userId }),
+      ]);
+      if (!membership || !user) throw AppError.unauthenticated();
+      if (membership.status !== 'active') throw AppError.forbidden('Your membership of this org is suspended.');
+      const { roles, rules } = await this.access.roleSet(em, credential.orgId, credential.userId);
+      if (credential.kind === 'api_key') {
+        await em
+          .createQueryBuilder()
+          .update(ApiKey)
+          .set({ lastUsedAt: () => 'now()' })
+          .where('id = :id AND (last_used_at IS NULL OR last_used_at < now() - interval \'1 minute\')', { id: credential.id })
+          .execute();
+      }
+      const ua = req.header('user-agent') ?? '';
+      return {
+        kind: credential.kind,
+        orgId: credential.orgId,
+        userId: credential.userId,
+        credentialId: credential.id,
+        actorType: credential.kind === 'session' ? 'user' : 'api_key',
+        actorId: credential.kind === 'session' ? credential.userId : credential.id,
+        roles,
+        rules,
+        ability: buildAbility(rules, credential.userId, credential.scopes),
+        mfaAt: credential.mfaAt,
+        client: credential.kind === 'session' ? 'console' : ua.startsWith('steward-cli') ? 'cli' : 'rest',
+        sourceIp: req.ip ?? null,
+        requestId: req.id,
+      } satisfies Principal;
+    });
+  }
+
+  private async credential(req: Request): Promise<Credential | undefined> {
+    const authorization = req.header('authorization');
+    if (authorization) {
+      const match = /^Bearer\s+(\S{1,200})$/i.exec(authorization);
+      const token = match?.[1];
+      if (!token || !token.startsWith(TokenPrefix.ApiKey)) throw AppError.unauthenticated('The Authorization header must be "Bearer stw_...".');
+      const rows: { key_id: string; org_id: string; user_id: string; scopes: string[] }[] = await this.db.outsideOrg((em) =>
+        em.query('SELECT key_id, org_id, user_id, scopes FROM steward_auth_api_key($1)', [hashToken(this.config.STEWARD_TOKEN_PEPPER, token)]),
+      );
+      const row = rows[0];
+      if (!row) throw AppError.unauthenticated('The API key is unknown, expired or revoked.');
+      return { kind: 'api_key', id: row.key_id, orgId: row.org_id, userId: row.user_id, mfaAt: null, scopes: row.scopes };
+    }
+    const cookie = readCookie(req, SESSION_COOKIE);
+    if (cookie && cookie.startsWith(TokenPrefix.Session) && cookie.length <= 200) {
+      const rows: { session_id: string; org_id: string; user_id: string; mfa_at: Date | null }[] = await this.db.outsideOrg((em) =>
+        em.query('SELECT session_id, org_id, user_id, mfa_at FROM steward_auth_session($1)', [hashToken(this.config.STEWARD_TOKEN_PEPPER, cookie)]),
+      );
+      const row = rows[0];
+      if (row) return { kind: 'session', id: row.session_id, orgId: row.org_id, userId: row.user_id, mfaAt: row.mfa_at };
+    }
+    return undefined;
+  }
+}

@@ -1,0 +1,259 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppError, type Config, ErrorCode, hashToken, newId, newToken, SecretBox, TokenPrefix } from '@steward/common';
+import { ApiKey, type EntityManager, Org, Session, User } from '@steward/db';
+import type { z } from 'zod';
+import { AccessService } from '../access/access.service';
+import { type AuditActor, AuditService } from '../audit/audit.service';
+import { Db } from '../core/db.service';
+import { CONFIG } from '../core/tokens';
+import type { LoginBody, SessionView } from './auth.schemas';
+import { decoyHash, hashPassword, verifyPassword } from './passwords';
+import type { Principal } from './principal';
+import { checkTotp, newTotpSecret, totpUri } from './totp';
+
+export interface RequestMeta {
+  sourceIp: string | null;
+  userAgent: string | null;
+  requestId: string;
+}
+
+interface UserAuthRow {
+  user_id: string;
+  password_hash: string | null;
+  totp_secret_sealed: string | null;
+  totp_enabled: boolean;
+  totp_last_step: string | null;
+}
+
+const invalid = () => new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The email or password is wrong.');
+
+@Injectable()
+export class AuthService {
+  private readonly box: SecretBox;
+
+  constructor(
+    private readonly db: Db,
+    private readonly audit: AuditService,
+    private readonly access: AccessService,
+    @Inject(CONFIG) private readonly config: Config,
+  ) {
+    this.box = new SecretBox(config.STEWARD_MASTER_KEY);
+  }
+
+  totpAad(userId: string): string {
+    return `users/${userId}/totp`;
+  }
+
+  async login(body: z.infer<typeof LoginBody>, meta: RequestMeta): Promise<{ token: string; view: z.infer<typeof SessionView> }> {
+    const rows: UserAuthRow[] = await this.db.outsideOrg((em) => em.query('SELECT * FROM steward_auth_user_by_email($1)', [body.email]));
+    const row = rows[0];
+    const passwordOk = await verifyPassword(row?.password_hash ?? (await decoyHash()), body.password);
+    if (!row || !row.password_hash) throw invalid();
+
+    const orgs: { org_id: string; slug: string; status: string }[] = await this.db.outsideOrg((em) =>
+      em.query('SELECT * FROM steward_auth_user_orgs($1)', [row.user_id]),
+    );
+    const chosen = body.org ? orgs.find((o) => o.slug === body.org) : orgs.length === 1 ? orgs[0] : undefined;
+    const actor = (orgId: string): AuditActor => ({
+      orgId,
+      actorType: 'user',
+      actorId: row.user_id,
+      client: 'console',
+      sourceIp: meta.sourceIp,
+      requestId: meta.requestId,
+    });
+    const fail = async (reason: string, error: AppError): Promise<never> => {
+      if (chosen) {
+        await this.db.inOrg({ orgId: chosen.org_id, userId: row.user_id }, (em) =>
+          this.audit.record(em, actor(chosen.org_id), { action: 'auth.login', targetType: 'User', targetId: row.user_id, outcome: 'failure', payload: { reason } }),
+        );
+      }
+      throw error;
+    };
+    if (!passwordOk) return fail('password', invalid());
+    if (!chosen) {
+      if (orgs.length === 0 || body.org) throw invalid();
+      throw AppError.validation(
+        [{ path: 'org', message: `you belong to several orgs; choose one of: ${orgs.map((o) => o.slug).join(', ')}` }],
+        'Say which org to sign in to.',
+      );
+    }
+    if (chosen.status !== 'active') return fail('suspended', AppError.forbidden('Your membership of this org is suspended.'));
+
+    let mfaAt: Date | null = null;
+    if (row.totp_enabled) {
+      if (!body.totpCode) {
+        throw new AppError(401, ErrorCode.MfaRequired, 'Second factor required', 'Enter the 6-digit code from your authenticator app.');
+      }
+      const step = await this.verifyCode(row, body.totpCode);
+      if (step === null) return fail('totp', new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.'));
+      await this.db.inOrg({ orgId: chosen.org_id, userId: row.user_id }, (em) => em.update(User, { id: row.user_id }, { totpLastStep: String(step) }));
+      mfaAt = new Date();
+    }
+
+    const token = newToken(TokenPrefix.Session);
+    const view = await this.db.inOrg({ orgId: chosen.org_id, userId: row.user_id }, async (em) => {
+      const session = em.create(Session, {
+        id: newId(),
+        orgId: chosen.org_id,
+        userId: row.user_id,
+        tokenHash: hashToken(this.config.STEWARD_TOKEN_PEPPER, token),
+        expiresAt: new Date(Date.now() + this.config.SESSION_TTL_HOURS * 3_600_000),
+        mfaAt,
+        revokedAt: null,
+        sourceIp: meta.sourceIp?.slice(0, 64) ?? null,
+        userAgent: meta.userAgent?.slice(0, 300) ?? null,
+      });
+      await em.insert(Session, session);
+      await this.audit.record(em, actor(chosen.org_id), {
+        action: 'auth.login',
+        targetType: 'Session',
+        targetId: session.id,
+        payload: { mfa: mfaAt !== null },
+      });
+      return this.describe(em, chosen.org_id, row.user_id, 'session', mfaAt, session.expiresAt);
+    });
+    return { token, view };
+  }
+
+  private async verifyCode(row: Pick<UserAuthRow, 'user_id' | 'totp_secret_sealed' | 'totp_last_step'>, code: string): Promise<number | null> {
+    if (!row.totp_secret_sealed) return null;
+    const secret = this.box.open(row.totp_secret_sealed, this.totpAad(row.user_id));
+    const step = await checkTotp(secret, code);
+    if (step === null) return null;
+    if (row.totp_last_step !== null && step <= Number(row.totp_last_step)) return null; // replay
+    return step;
+  }
+
+  async describe(
+    em: EntityManager,
+    orgId: string,
+    userId: string,
+    kind: 'session' | 'api_key',
+    mfaAt: Date | null,
+    expiresAt: Date | null,
+    scopes?: string[],
+  ): Promise<z.infer<typeof SessionView>> {
+    const [user, org] = await Promise.all([em.findOneByOrFail(User, { id: userId }), em.findOneByOrFail(Org, { id: orgId })]);
+    const { roles, rules } = await this.access.roleSet(em, orgId, userId);
+    const permissions = [
+      ...new Set(
+        rules
+          .filter((r) => !scopes || scopes.includes('*') || scopes.includes(`${r.action}:${r.subject}`))
+          .map((r) => `${r.action}:${r.subject}${r.own ? ':own' : ''}`),
+      ),
+    ].sort();
+    return {
+      kind,
+      user: { id: user.id, email: user.email, name: user.name },
+      org: { id: org.id, name: org.name, slug: org.slug },
+      roles,
+      permissions,
+      mfa: { enrolled: user.totpEnabledAt !== null, verifiedAt: mfaAt?.toISOString() ?? null },
+      expiresAt: expiresAt?.toISOString() ?? null,
+    };
+  }
+
+  async current(p: Principal): Promise<z.infer<typeof SessionView>> {
+    return this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
+      let expiresAt: Date | null = null;
+      let scopes: string[] | undefined;
+      if (p.kind === 'session') {
+        expiresAt = (await em.findOneByOrFail(Session, { orgId: p.orgId, id: p.credentialId })).expiresAt;
+      } else {
+        const key = await em.findOneByOrFail(ApiKey, { orgId: p.orgId, id: p.credentialId });
+        expiresAt = key.expiresAt;
+        scopes = key.scopes;
+      }
+      return this.describe(em, p.orgId, p.userId, p.kind, p.mfaAt, expiresAt, scopes);
+    });
+  }
+
+  async logout(p: Principal): Promise<void> {
+    await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
+      await em.update(Session, { orgId: p.orgId, id: p.credentialId }, { revokedAt: new Date() });
+      await this.audit.record(em, p, { action: 'auth.logout', targetType: 'Session', targetId: p.credentialId });
+    });
+  }
+
+  async stepUp(p: Principal, code: string): Promise<void> {
+    await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
+      const user = await em.findOneByOrFail(User, { id: p.userId });
+      if (!user.totpEnabledAt) throw AppError.conflict('Enrol an authenticator first (POST /v1/auth/totp/enroll).');
+      const step = await this.verifyCode({ user_id: user.id, totp_secret_sealed: user.totpSecretSealed, totp_last_step: user.totpLastStep }, code);
+      if (step === null) {
+        await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId, outcome: 'failure' });
+        return 'failed' as const;
+      }
+      await em.update(User, { id: user.id }, { totpLastStep: String(step) });
+      await em.update(Session, { orgId: p.orgId, id: p.credentialId }, { mfaAt: new Date() });
+      await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId });
+      return 'ok' as const;
+    }).then((result) => {
+      if (result === 'failed') throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.');
+    });
+  }
+
+  async enrollTotp(p: Principal): Promise<{ secret: string; otpauthUri: string }> {
+    return this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
+      const user = await em.findOneByOrFail(User, { id: p.userId });
+      if (user.totpEnabledAt) throw AppError.conflict('An authenticator is already enrolled; disable it first.');
+      const secret = newTotpSecret();
+      await em.update(User, { id: user.id }, { totpSecretSealed: this.box.seal(secret, this.totpAad(user.id)) });
+      await this.audit.record(em, p, { action: 'auth.totp_enroll_start', targetType: 'User', targetId: user.id });
+      return { secret, otpauthUri: totpUri(secret, user.email) };
+    });
+  }
+
+  async confirmTotp(p: Principal, code: string): Promise<void> {
+    const ok = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
+      const user = await em.findOneByOrFail(User, { id: p.userId });
+      if (user.totpEnabledAt) throw AppError.conflict('An authenticator is already enrolled.');
+      if (!user.totpSecretSealed) throw AppError.conflict('Start with POST /v1/auth/totp/enroll.');
+      const step = await this.verifyCode({ user_id: user.id, totp_secret_sealed: user.totpSecretSealed, totp_last_step: null }, code);
+      if (step === null) return false;
+      await em.update(User, { id: user.id }, { totpEnabledAt: new Date(), totpLastStep: String(step) });
+      await em.update(Session, { orgId: p.orgId, id: p.credentialId }, { mfaAt: new Date() });
+      await this.audit.record(em, p, { action: 'auth.totp_enable', targetType: 'User', targetId: user.id });
+      return true;
+    });
+    if (!ok) throw AppError.validation([{ path: 'totpCode', message: 'the code does not match' }], 'The authenticator code is wrong.');
+  }
+
+  async disableTotp(p: Principal, password: string, code: string): Promise<void> {
+    const ok = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
+      const user = await em.findOneByOrFail(User, { id: p.userId });
+      if (!user.totpEnabledAt) throw AppError.conflict('No authenticator is enrolled.');
+      const step = await this.verifyCode({ user_id: user.id, totp_secret_sealed: user.totpSecretSealed, totp_last_step: user.totpLastStep }, code);
+      if (!user.passwordHash || !(await verifyPassword(user.passwordHash, password)) || step === null) {
+        await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id, outcome: 'failure' });
+        return false;
+      }
+      await em.update(User, { id: user.id }, { totpEnabledAt: null, totpSecretSealed: null, totpLastStep: null });
+      await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id });
+      return true;
+    });
+    if (!ok) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The password or the authenticator code is wrong.');
+  }
+
+  async changePassword(p: Principal, current: string, next: string): Promise<void> {
+    const ok = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
+      const user = await em.findOneByOrFail(User, { id: p.userId });
+      if (!user.passwordHash || !(await verifyPassword(user.passwordHash, current))) {
+        await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id, outcome: 'failure' });
+        return false;
+      }
+      await em.update(User, { id: user.id }, { passwordHash: await hashPassword(next) });
+      // Other sessions of this user in this org end; this one stays.
+      await em
+        .createQueryBuilder()
+        .update(Session)
+        .set({ revokedAt: () => 'now()' })
+        .where('org_id = :org AND user_id = :user AND id <> :id AND revoked_at IS NULL', { org: p.orgId, user: p.userId, id: p.credentialId })
+        .execute();
+      await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id });
+      return true;
+    });
+    if (!ok) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The current password is wrong.');
+  }
+}

@@ -1,0 +1,38 @@
+import type { NextFunction, Request, Response } from 'express';
+import express from 'express';
+import { ErrorCode } from '@steward/common';
+import { problem, sendProblem } from './problem';
+
+/**
+ * JSON bodies only, with a size limit. Oversize answers 413, malformed JSON 400,
+ * a body of another media type on a write 415 — all as problem+json, before any route runs.
+ */
+export function jsonBody(limitBytes: number) {
+  const parse = express.json({ limit: limitBytes, strict: true, type: ['application/json', 'application/*+json'] });
+  return (req: Request, res: Response, next: NextFunction): void => {
+    const length = Number(req.headers['content-length'] ?? 0);
+    const hasBody = length > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && !req.is(['application/json', 'application/*+json'])) {
+      sendProblem(
+        res,
+        problem(415, ErrorCode.UnsupportedMediaType, 'Unsupported media type', 'Send JSON with Content-Type: application/json.', {
+          instance: req.originalUrl.split('?')[0],
+          requestId: req.id,
+        }),
+      );
+      return;
+    }
+    parse(req, res, (err?: unknown) => {
+      if (!err) return next();
+      const e = err as { type?: string; status?: number };
+      const instance = req.originalUrl.split('?')[0];
+      if (e.type === 'entity.too.large' || e.status === 413) {
+        sendProblem(res, problem(413, ErrorCode.PayloadTooLarge, 'Payload too large', `The body is larger than ${limitBytes} bytes.`, { instance, requestId: req.id }));
+      } else if (e.type === 'entity.parse.failed') {
+        sendProblem(res, problem(400, ErrorCode.MalformedJson, 'Malformed JSON', 'The body is not valid JSON.', { instance, requestId: req.id }));
+      } else {
+        sendProblem(res, problem(400, ErrorCode.ValidationFailed, 'Bad request', 'The body could not be read.', { instance, requestId: req.id }));
+      }
+    });
+  };
+}

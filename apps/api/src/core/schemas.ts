@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+/** Building blocks of request and response schemas: every string bounded, every object strict. */
+export const Uuid = z.uuid().describe('UUID');
+export const Email = z
+  .email({ error: 'must be an email address' })
+  .max(254)
+  .transform((v) => v.toLowerCase());
+export const PersonName = z.string().trim().min(1).max(200);
+export const Password = z
+  .string()
+  .min(12, 'must be at least 12 characters')
+  .max(256, 'must be at most 256 characters');
+export const TotpCode = z.string().regex(/^\d{6}$/, 'must be 6 digits').max(6);
+export const Slug = z
+  .string()
+  .min(2)
+  .max(63)
+  .regex(/^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$/, 'lower-case letters, digits and "-", not at either end');
+export const Domain = z
+  .string()
+  .max(253)
+  .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a domain name such as example.com');
+export const Timestamp = z.iso.datetime({ offset: true }).max(40);
+
+export const PageQuery = z.strictObject({
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  offset: z.coerce.number().int().min(0).max(100_000).default(0),
+});
+export type PageQuery = z.infer<typeof PageQuery>;
+
+export const OrgSummary = z.strictObject({ id: Uuid, name: z.string().max(200), slug: z.string().max(63) });
+export const UserSummary = z.strictObject({ id: Uuid, email: z.string().max(254), name: z.string().max(200) });
+
+export function page<T extends z.ZodType>(item: T) {
+  return z.strictObject({
+    items: z.array(item).max(200),
+    total: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+    limit: z.int().min(1).max(200),
+    offset: z.int().min(0).max(100_000),
+  });
+}

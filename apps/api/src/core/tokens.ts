@@ -1,0 +1,6 @@
+/** Injection tokens of the core providers. */
+export const CONFIG = Symbol('CONFIG');
+export const LOGGER = Symbol('LOGGER');
+export const DATA_SOURCE = Symbol('DATA_SOURCE');
+export const REDIS = Symbol('REDIS');
+export const METRICS = Symbol('METRICS');

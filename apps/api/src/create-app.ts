@@ -1,0 +1,58 @@
+import 'reflect-metadata';
+import type { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
+import { ErrorCode } from '@steward/common';
+import { AppModule, type AppDeps } from './app.module';
+import { jsonBody } from './core/body';
+import { OpenApiService } from './core/openapi';
+import { problem, sendProblem } from './core/problem';
+import { rateLimit } from './core/rate-limit';
+import { requestContext } from './core/request-context';
+
+function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
+  res.setHeader('X-Content-Type-Options', 'nosniff');
+  res.setHeader('X-Frame-Options', 'DENY');
+  res.setHeader('Referrer-Policy', 'no-referrer');
+  res.setHeader('Cache-Control', 'no-store');
+  res.setHeader('Content-Security-Policy', "default-src 'none'; frame-ancestors 'none'");
+  next();
+}
+
+/** Builds the HTTP app around given dependencies (main.ts and the tests both use this). */
+export async function createApp(deps: AppDeps): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(deps), {
+    bodyParser: false,
+    logger: false,
+    abortOnError: false,
+  });
+  app.set('trust proxy', deps.config.TRUST_PROXY);
+  app.disable('x-powered-by');
+  app.set('query parser', 'simple');
+  app.use(
+    requestContext(deps.log, (req, res, seconds) => {
+      const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
+      deps.metrics.requests.inc({ method: req.method, route, status: String(res.statusCode) });
+      deps.metrics.duration.observe({ method: req.method, route }, seconds);
+    }),
+  );
+  app.use(securityHeaders);
+  // Strict limit on the surfaces where credentials are guessed, a general one everywhere.
+  const openapi = app.get(OpenApiService);
+  for (const route of openapi.routes().filter((r) => r.spec.sensitive)) {
+    app.use(route.path, rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:auth`, limit: 20, windowSeconds: 60 }));
+  }
+  app.use(rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:api`, limit: 1200, windowSeconds: 60 }));
+  app.use(jsonBody(deps.config.BODY_LIMIT_BYTES));
+  // Methods Express does not route get a problem document too.
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    if (!['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].includes(req.method)) {
+      sendProblem(res, problem(405, ErrorCode.MethodNotAllowed, 'Method not allowed', undefined, { requestId: req.id }));
+      return;
+    }
+    next();
+  });
+  await app.init();
+  return app;
+}

@@ -1,0 +1,70 @@
+import { Controller, Header, Inject, Res } from '@nestjs/common';
+import type { Response } from 'express';
+import type { Redis } from 'ioredis';
+import { AppError, type Config, ErrorCode } from '@steward/common';
+import { z } from 'zod';
+import { Db } from '../core/db.service';
+import { Endpoint } from '../core/endpoint';
+import type { ApiMetrics } from '../core/metrics';
+import { OpenApiService } from '../core/openapi';
+import { CONFIG, METRICS, REDIS } from '../core/tokens';
+import { docsPage } from './docs-page';
+
+export const VERSION = '0.1.0';
+
+const Health = z.strictObject({ status: z.literal('ok'), mode: z.enum(['embedded', 'external']), version: z.string().max(40) });
+const Ready = z.strictObject({
+  status: z.literal('ready'),
+  checks: z.strictObject({ database: z.literal('ok'), redis: z.literal('ok') }),
+});
+
+async function within<T>(ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([work, new Promise<T>((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), ms)))]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+@Controller()
+export class HealthController {
+  constructor(
+    private readonly db: Db,
+    private readonly openapi: OpenApiService,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(METRICS) private readonly metrics: ApiMetrics,
+    @Inject(CONFIG) private readonly config: Config,
+  ) {}
+
+  @Endpoint({ method: 'GET', path: 'healthz', operationId: 'health', summary: 'Liveness, and whether the database is embedded (development only)', tag: 'Operations', auth: 'public', response: Health })
+  health() {
+    return { status: 'ok' as const, mode: this.config.embedded ? ('embedded' as const) : ('external' as const), version: VERSION };
+  }
+
+  @Endpoint({ method: 'GET', path: 'readyz', operationId: 'ready', summary: 'Readiness: PostgreSQL and Redis answer', tag: 'Operations', auth: 'public', response: Ready, errors: [503] })
+  async ready() {
+    const failed: string[] = [];
+    await within(2000, this.db.dataSource.query('SELECT 1')).catch(() => failed.push('database'));
+    await within(2000, this.redis.ping()).catch(() => failed.push('redis'));
+    if (failed.length) throw new AppError(503, ErrorCode.Unavailable, 'Not ready', `Not answering: ${failed.join(', ')}.`);
+    return { status: 'ready' as const, checks: { database: 'ok' as const, redis: 'ok' as const } };
+  }
+
+  @Endpoint({ method: 'GET', path: 'metrics', operationId: 'metrics', summary: 'Prometheus metrics', tag: 'Operations', auth: 'public' })
+  async metricsText(@Res() res: Response): Promise<void> {
+    res.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
+  }
+
+  @Endpoint({ method: 'GET', path: 'openapi.json', operationId: 'openapi', summary: 'This OpenAPI 3.1 document', tag: 'Operations', auth: 'public' })
+  document() {
+    return this.openapi.document();
+  }
+
+  @Endpoint({ method: 'GET', path: 'docs', operationId: 'docs', summary: 'API reference page', tag: 'Operations', auth: 'public' })
+  @Header('Content-Type', 'text/html; charset=utf-8')
+  @Header('Content-Security-Policy', "default-src 'none'; style-src 'unsafe-inline'")
+  docs() {
+    return docsPage(this.openapi.document());
+  }
+}

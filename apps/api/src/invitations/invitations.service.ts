@@ -1,0 +1,157 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { AppError, type Config, ErrorCode, hashToken, newId, newToken, TokenPrefix } from '@steward/common';
+import { Invitation, Membership, RoleAssignment, User } from '@steward/db';
+import type { z } from 'zod';
+import { AccessService } from '../access/access.service';
+import { AuditService } from '../audit/audit.service';
+import { decoyHash, hashPassword, verifyPassword } from '../auth/passwords';
+import type { Principal } from '../auth/principal';
+import { Db } from '../core/db.service';
+import { Password } from '../core/schemas';
+import { CONFIG } from '../core/tokens';
+import type { AcceptInvitationBody, CreateInvitationBody, InvitationView, ListInvitationsQuery } from './invitations.schemas';
+
+function status(i: Invitation): z.infer<typeof InvitationView>['status'] {
+  if (i.acceptedAt) return 'accepted';
+  if (i.revokedAt) return 'revoked';
+  if (i.expiresAt.getTime() <= Date.now()) return 'expired';
+  return 'pending';
+}
+
+export function invitationView(i: Invitation): z.infer<typeof InvitationView> {
+  return {
+    id: i.id,
+    email: i.email,
+    roles: i.roles,
+    invitedBy: i.invitedBy,
+    status: status(i),
+    expiresAt: i.expiresAt.toISOString(),
+    createdAt: i.createdAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class InvitationsService {
+  constructor(
+    private readonly db: Db,
+    private readonly access: AccessService,
+    private readonly audit: AuditService,
+    @Inject(CONFIG) private readonly config: Config,
+  ) {}
+
+  async list(p: Principal, q: z.infer<typeof ListInvitationsQuery>) {
+    await this.access.authorize(p, 'read', 'Invitation');
+    return this.db.inOrg(p, async (em) => {
+      const qb = em.createQueryBuilder(Invitation, 'i').where('i.org_id = :org', { org: p.orgId });
+      if (q.status === 'accepted') qb.andWhere('i.accepted_at IS NOT NULL');
+      if (q.status === 'revoked') qb.andWhere('i.revoked_at IS NOT NULL AND i.accepted_at IS NULL');
+      if (q.status === 'expired') qb.andWhere('i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at <= now()');
+      if (q.status === 'pending') qb.andWhere('i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()');
+      const [rows, total] = await qb.orderBy('i.created_at', 'DESC').addOrderBy('i.id', 'DESC').take(q.limit).skip(q.offset).getManyAndCount();
+      return { items: rows.map(invitationView), total, limit: q.limit, offset: q.offset };
+    });
+  }
+
+  async create(p: Principal, body: z.infer<typeof CreateInvitationBody>) {
+    await this.access.authorize(p, 'create', 'Invitation');
+    const token = newToken(TokenPrefix.Invitation);
+    const invitation = await this.db.inOrg(p, async (em) => {
+      const grants = await this.access.resolveRoles(em, p.orgId, body.roles);
+      this.access.assertCanGrant(p, grants);
+      const existing = await em
+        .createQueryBuilder(Membership, 'm')
+        .innerJoin(User, 'u', 'u.id = m.user_id')
+        .where('m.org_id = :org AND u.email = :email', { org: p.orgId, email: body.email })
+        .getCount();
+      if (existing) throw AppError.conflict('That person is already a member of this org.');
+      const pending = await em
+        .createQueryBuilder(Invitation, 'i')
+        .where('i.org_id = :org AND i.email = :email AND i.accepted_at IS NULL AND i.revoked_at IS NULL AND i.expires_at > now()', {
+          org: p.orgId,
+          email: body.email,
+        })
+        .getCount();
+      if (pending) throw AppError.conflict('A pending invitation for that email exists; revoke it first.');
+      const inv = em.create(Invitation, {
+        id: newId(),
+        orgId: p.orgId,
+        email: body.email,
+        roles: [...new Set(body.roles)],
+        tokenHash: hashToken(this.config.STEWARD_TOKEN_PEPPER, token),
+        invitedBy: p.userId,
+        expiresAt: new Date(Date.now() + body.expiresInDays * 86_400_000),
+        acceptedAt: null,
+        revokedAt: null,
+      });
+      await em.save(inv);
+      await this.audit.record(em, p, { action: 'invitation.create', targetType: 'Invitation', targetId: inv.id, payload: { email: inv.email, roles: inv.roles } });
+      return inv;
+    });
+    return { invitation: invitationView(invitation), token };
+  }
+
+  async revoke(p: Principal, id: string): Promise<void> {
+    await this.access.authorize(p, 'read', 'Invitation');
+    await this.db.inOrg(p, async (em) => {
+      const inv = await em.findOneBy(Invitation, { orgId: p.orgId, id });
+      if (!inv) throw AppError.notFound('invitation');
+      await this.access.authorize(p, 'revoke', 'Invitation', { id });
+      if (status(inv) !== 'pending') throw AppError.conflict(`The invitation is ${status(inv)}.`);
+      inv.revokedAt = new Date();
+      await em.save(inv);
+      await this.audit.record(em, p, { action: 'invitation.revoke', targetType: 'Invitation', targetId: inv.id, payload: { email: inv.email } });
+    });
+  }
+
+  /** Public: the invitee joins with the token, as a new user or with their existing account's password. */
+  async accept(body: z.infer<typeof AcceptInvitationBody>, meta: { sourceIp: string | null; requestId: string }) {
+    const tokenHash = hashToken(this.config.STEWARD_TOKEN_PEPPER, body.token);
+    const [found]: { invitation_id: string; org_id: string; email: string }[] = await this.db.outsideOrg((em) =>
+      em.query('SELECT invitation_id, org_id, email FROM steward_invitation_by_token($1)', [tokenHash]),
+    );
+    if (!found) throw AppError.notFound('invitation (it may have expired, been used or been revoked)');
+    const [existing]: { user_id: string; password_hash: string | null }[] = await this.db.outsideOrg((em) =>
+      em.query('SELECT user_id, password_hash FROM steward_auth_user_by_email($1)', [found.email]),
+    );
+    let userId: string;
+    let passwordHash: string | null = null;
+    if (existing) {
+      const ok = await verifyPassword(existing.password_hash ?? (await decoyHash()), body.password);
+      if (!ok || !existing.password_hash) {
+        throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'This email has an account: give its password to join.');
+      }
+      userId = existing.user_id;
+    } else {
+      const pw = Password.safeParse(body.password);
+      if (!pw.success) throw AppError.validation(pw.error.issues.map((i) => ({ path: 'password', message: i.message })));
+      if (!body.name) throw AppError.validation([{ path: 'name', message: 'a new account needs a name' }]);
+      userId = newId();
+      passwordHash = await hashPassword(body.password);
+    }
+    await this.db.inOrg({ orgId: found.org_id, userId }, async (em) => {
+      const inv = await em.findOneBy(Invitation, { orgId: found.org_id, id: found.invitation_id });
+      if (!inv || status(inv) !== 'pending') throw AppError.notFound('invitation');
+      if (!existing) {
+        await em.insert(User, { id: userId, email: inv.email, name: body.name!, passwordHash, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
+      }
+      if (await em.countBy(Membership, { orgId: inv.orgId, userId })) throw AppError.conflict('You are already a member of this org.');
+      await em.insert(Membership, { id: newId(), orgId: inv.orgId, userId, status: 'active', suspendedAt: null, suspendedReason: null });
+      const grants = await this.access.resolveRoles(em, inv.orgId, inv.roles).catch(() => []);
+      for (const g of grants) await em.insert(RoleAssignment, { id: newId(), orgId: inv.orgId, userId, role: g.role, customRoleId: g.customRoleId });
+      // Conditional update: two accepts racing for one token cannot both succeed.
+      const claimed = await em
+        .createQueryBuilder()
+        .update(Invitation)
+        .set({ acceptedAt: () => 'now()' })
+        .where('id = :id AND accepted_at IS NULL AND revoked_at IS NULL', { id: inv.id })
+        .execute();
+      if (claimed.affected !== 1) throw AppError.notFound('invitation');
+      await this.audit.record(
+        em,
+        { orgId: inv.orgId, actorType: 'user', actorId: userId, client: 'console', sourceIp: meta.sourceIp, requestId: meta.requestId },
+        { action: 'invitation.accept', targetType: 'Invitation', targetId: inv.id, payload: { email: inv.email, roles: grants.map((g) => g.role), newUser: !existing } },
+      );
+    });
+    return { orgId: found.org_id, userId };
+  }
+}

@@ -1,0 +1,23 @@
+import { z } from 'zod';
+import { PageQuery, Timestamp, Uuid } from '../core/schemas';
+
+export const RoleName = z
+  .string()
+  .min(2)
+  .max(70)
+  .regex(/^(owner|admin|security|auditor|approver|member|custom:[a-z0-9][a-z0-9-]{0,62})$/, 'a built-in role or "custom:<key>"');
+
+export const MemberView = z.strictObject({
+  userId: Uuid,
+  email: z.string().max(254),
+  name: z.string().max(200),
+  status: z.enum(['active', 'suspended']),
+  roles: z.array(z.string().max(80)).max(50),
+  suspendedAt: Timestamp.nullable(),
+  suspendedReason: z.string().max(500).nullable(),
+  joinedAt: Timestamp,
+});
+
+export const ListMembersQuery = PageQuery.extend({ status: z.enum(['active', 'suspended']).optional() });
+export const SetRolesBody = z.strictObject({ roles: z.array(RoleName).min(1).max(20) });
+export const SuspendBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });

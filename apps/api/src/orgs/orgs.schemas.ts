@@ -1,0 +1,20 @@
+import { z } from 'zod';
+import { Domain, Timestamp, Uuid } from '../core/schemas';
+
+export const OrgView = z.strictObject({
+  id: Uuid,
+  name: z.string().max(200),
+  slug: z.string().max(63),
+  domains: z.array(z.string().max(253)).max(20),
+  requireStepUp: z.boolean(),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+
+export const UpdateOrgBody = z
+  .strictObject({
+    name: z.string().trim().min(1).max(200).optional(),
+    domains: z.array(Domain).max(20).optional(),
+    requireStepUp: z.boolean().optional(),
+  })
+  .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');

@@ -1,0 +1,144 @@
+{{/*
+Chart name, truncated to the 63 characters Kubernetes allows in a name.
+*/}}
+{{- define "steward.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Fully qualified app name: the release name, plus the chart name unless the release name
+already contains it. Component suffixes (-api, -worker, ...) are added by the callers, so
+this keeps 56 characters for them.
+*/}}
+{{- define "steward.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 56 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 56 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 56 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "steward.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/*
+Common labels. Call with (dict "ctx" $ "component" "api").
+*/}}
+{{- define "steward.labels" -}}
+helm.sh/chart: {{ include "steward.chart" .ctx }}
+{{ include "steward.selectorLabels" . }}
+app.kubernetes.io/version: {{ .ctx.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
+app.kubernetes.io/part-of: steward
+{{- end }}
+
+{{/*
+Selector labels (immutable once deployed). Call with (dict "ctx" $ "component" "api").
+*/}}
+{{- define "steward.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "steward.name" .ctx }}
+app.kubernetes.io/instance: {{ .ctx.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end }}
+
+{{/*
+Image reference. Call with (dict "ctx" $ "image" .Values.api.image).
+*/}}
+{{- define "steward.image" -}}
+{{- $tag := .image.tag | default .ctx.Values.image.tag | default .ctx.Chart.AppVersion -}}
+{{- printf "%s:%s" .image.repository (toString $tag) }}
+{{- end }}
+
+{{/*
+The name of the Secret that holds every credential; there is deliberately no default.
+*/}}
+{{- define "steward.secretName" -}}
+{{- required "secret.existingSecret is required: create a Secret with DATABASE_URL, DATABASE_OWNER_URL, REDIS_URL, STEWARD_TOKEN_PEPPER and STEWARD_MASTER_KEY first (see values.yaml)" .Values.secret.existingSecret }}
+{{- end }}
+
+{{/*
+One env entry read from the Secret. Call with (dict "ctx" $ "name" "DATABASE_URL" "key" .Values.secret.keys.databaseUrl).
+*/}}
+{{- define "steward.secretEnv" -}}
+- name: {{ .name }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "steward.secretName" .ctx }}
+      key: {{ .key | quote }}
+{{- end }}
+
+{{/*
+Environment shared by api, worker and the migration job: the runtime database role, Redis,
+the secrets and the non-secret settings. The owner URL is added only where it is needed.
+*/}}
+{{- define "steward.commonEnv" -}}
+- name: NODE_ENV
+  value: "production"
+- name: LOG_LEVEL
+  value: {{ .Values.config.logLevel | quote }}
+- name: REDIS_PREFIX
+  value: {{ .Values.config.redisPrefix | quote }}
+- name: DATABASE_POOL_MAX
+  value: {{ .Values.config.databasePoolMax | quote }}
+- name: TRUST_PROXY
+  value: {{ .Values.config.trustProxy | quote }}
+{{ include "steward.secretEnv" (dict "ctx" . "name" "DATABASE_URL" "key" .Values.secret.keys.databaseUrl) }}
+{{ include "steward.secretEnv" (dict "ctx" . "name" "REDIS_URL" "key" .Values.secret.keys.redisUrl) }}
+{{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_TOKEN_PEPPER" "key" .Values.secret.keys.tokenPepper) }}
+{{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_MASTER_KEY" "key" .Values.secret.keys.masterKey) }}
+{{- end }}
+
+{{/*
+The in-cluster address of the API Service.
+*/}}
+{{- define "steward.apiUrl" -}}
+{{- printf "http://%s-api:%v" (include "steward.fullname" .) .Values.api.service.port }}
+{{- end }}
+
+{{/*
+Pod-level settings shared by every pod. Call with (dict "ctx" $ "values" .Values.api).
+*/}}
+{{- define "steward.podSpecCommon" -}}
+automountServiceAccountToken: false
+{{- with .ctx.Values.serviceAccountName }}
+serviceAccountName: {{ . }}
+{{- end }}
+{{- with .ctx.Values.imagePullSecrets }}
+imagePullSecrets:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+securityContext:
+  {{- toYaml .ctx.Values.podSecurityContext | nindent 2 }}
+{{- with .values.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .values.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- end }}
+
+{{/*
+A writable /tmp for containers whose root filesystem is read-only.
+*/}}
+{{- define "steward.tmpVolume" -}}
+- name: tmp
+  emptyDir:
+    sizeLimit: 256Mi
+{{- end }}
+
+{{- define "steward.tmpVolumeMount" -}}
+- name: tmp
+  mountPath: /tmp
+{{- end }}
