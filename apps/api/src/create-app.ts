@@ -41,9 +41,9 @@ export async function createApp(deps: AppDeps): Promise<INestApplication> {
   // Strict limit on the surfaces where credentials are guessed, a general one everywhere.
   const openapi = app.get(OpenApiService);
   for (const route of openapi.routes().filter((r) => r.spec.sensitive)) {
-    app.use(route.path, rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:auth`, limit: 20, windowSeconds: 60 }));
+    app.use(route.path, rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:auth`, limit: deps.config.AUTH_RATE_LIMIT_PER_MINUTE, windowSeconds: 60 }));
   }
-  app.use(rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:api`, limit: 1200, windowSeconds: 60 }));
+  app.use(rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:api`, limit: deps.config.RATE_LIMIT_PER_MINUTE, windowSeconds: 60 }));
   app.use(jsonBody(deps.config.BODY_LIMIT_BYTES));
   // Methods Express does not route get a problem document too.
   app.use((req: Request, res: Response, next: NextFunction) => {

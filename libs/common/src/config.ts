@@ -63,6 +63,10 @@ export const configSchema = z.object({
   STEP_UP_TTL_MINUTES: z.coerce.number().int().min(1).max(120).default(10),
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(100 * 1024),
   TRUST_PROXY: bool.default(false),
+  /** Requests per minute per client address, across the API. */
+  RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(1200),
+  /** Requests per minute per client address on sign-in, setup and invitation acceptance. */
+  AUTH_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(20),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
   /** Run the worker inside the API process (forced on in embedded mode). */
   WORKER_IN_PROCESS: bool.default(false),

@@ -1,0 +1,115 @@
+import { OpenApiService } from '../src/core/openapi';
+import { type Ctx, FIXTURES } from './support/fixtures';
+import { type Harness, login, ROLES, type RoleKey, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+/**
+ * The role × route table. Every route of the API is here; a route missing from it
+ * (or listed but gone) fails the test. "ok" means the route's success status.
+ */
+type Expect = 'ok' | number;
+type Row = Record<RoleKey, Expect>;
+const every = (v: Expect): Row => ({ owner: v, admin: v, security: v, auditor: v, approver: v, member: v });
+const only = (allowed: RoleKey[], denied: Expect = 403): Row =>
+  Object.fromEntries(ROLES.map((r) => [r, allowed.includes(r) ? 'ok' : denied])) as Row;
+
+const READERS_OF_MEMBERS: RoleKey[] = ['owner', 'admin', 'security', 'auditor', 'approver'];
+const AUDIT_READERS: RoleKey[] = ['owner', 'admin', 'security', 'auditor'];
+
+const TABLE: Record<string, Row> = {
+  'GET /docs': every('ok'),
+  'GET /healthz': every('ok'),
+  'GET /metrics': every('ok'),
+  'GET /openapi.json': every('ok'),
+  'GET /readyz': every('ok'),
+  'GET /v1/setup': every('ok'),
+  'POST /v1/setup': every(403), // setup is done once; the token is single-use
+  'POST /v1/auth/login': every('ok'),
+  'POST /v1/auth/logout': every('ok'),
+  'GET /v1/auth/session': every('ok'),
+  'POST /v1/auth/step-up': every('ok'),
+  'POST /v1/auth/totp/enroll': every('ok'),
+  'POST /v1/auth/totp/confirm': every('ok'),
+  'POST /v1/auth/totp/disable': every('ok'),
+  'POST /v1/auth/password': every('ok'),
+  'GET /v1/org': every('ok'),
+  'PATCH /v1/org': only(['owner']),
+  'GET /v1/members': only(READERS_OF_MEMBERS),
+  'GET /v1/members/{userId}': only(READERS_OF_MEMBERS),
+  'PUT /v1/members/{userId}/roles': only(['owner', 'admin']),
+  'POST /v1/members/{userId}/suspend': only(['owner', 'admin', 'security']),
+  'POST /v1/members/{userId}/reactivate': only(['owner', 'admin', 'security']),
+  'GET /v1/invitations': only(AUDIT_READERS),
+  'POST /v1/invitations': only(['owner', 'admin']),
+  'DELETE /v1/invitations/{id}': only(['owner', 'admin']),
+  'POST /v1/invitations/accept': every('ok'),
+  'GET /v1/roles': only(AUDIT_READERS),
+  'POST /v1/roles': only(['owner']),
+  'GET /v1/roles/{id}': only(AUDIT_READERS),
+  'PATCH /v1/roles/{id}': only(['owner']),
+  'DELETE /v1/roles/{id}': only(['owner']),
+  'GET /v1/groups': only(READERS_OF_MEMBERS),
+  'POST /v1/groups': only(['owner', 'admin']),
+  'GET /v1/groups/{id}': only(READERS_OF_MEMBERS),
+  'PATCH /v1/groups/{id}': only(['owner', 'admin']),
+  'DELETE /v1/groups/{id}': only(['owner', 'admin']),
+  'GET /v1/groups/{id}/members': only(READERS_OF_MEMBERS),
+  'PUT /v1/groups/{id}/members/{userId}': only(['owner', 'admin']),
+  'DELETE /v1/groups/{id}/members/{userId}': only(['owner', 'admin']),
+  'GET /v1/api-keys': every('ok'), // the org's keys, or only one's own
+  'POST /v1/api-keys': every('ok'),
+  'GET /v1/api-keys/{id}': every('ok'), // one's own key
+  'DELETE /v1/api-keys/{id}': every('ok'), // one's own key
+  'GET /v1/audit-events': only(AUDIT_READERS),
+};
+
+describe('role × route table', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  const cookies = {} as Record<RoleKey, string>;
+  let routes: { method: string; path: string; status: number }[];
+
+  beforeAll(async () => {
+    h = await startHarness();
+    org = await seedOrg(h.ds, 'acme');
+    for (const role of ROLES) cookies[role] = await login(h, org.users[role].email);
+    routes = h.app
+      .get(OpenApiService)
+      .routes()
+      .map((r) => ({ method: r.method, path: r.path, status: r.spec.status ?? 200 }));
+  });
+  afterAll(() => h?.close());
+
+  it('covers every route, and only routes that exist', () => {
+    const keys = routes.map((r) => `${r.method} ${r.path}`).sort();
+    expect(Object.keys(TABLE).sort()).toEqual(keys);
+    expect(Object.keys(FIXTURES).sort()).toEqual(keys);
+  });
+
+  for (const role of ROLES) {
+    it(`gives ${role} exactly what the table says`, async () => {
+      const mismatches: string[] = [];
+      for (const route of routes) {
+        const key = `${route.method} ${route.path}`;
+        const expected = TABLE[key]?.[role];
+        if (expected === undefined) continue; // reported by the coverage test
+        const ctx: Ctx = { h, org, role, cookie: cookies[role], ownerCookie: cookies.owner };
+        const call = await FIXTURES[key](ctx);
+        let req = h.http[route.method.toLowerCase() as 'get'](call.path).set('Cookie', call.cookie ?? cookies[role]);
+        if (call.body !== undefined) req = req.send(call.body as object);
+        const res = await req;
+        const want = expected === 'ok' ? route.status : expected;
+        if (res.status !== want) mismatches.push(`${key}: expected ${want}, got ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
+        if (res.status >= 400) expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
+      }
+      expect(mismatches).toEqual([]);
+    });
+  }
+
+  it('records every denial in the audit trail', async () => {
+    const res = await h.http.patch('/v1/org').set('Cookie', cookies.member).send({ name: 'Pwned' });
+    expect(res.status).toBe(403);
+    const events = await h.http.get('/v1/audit-events').query({ action: 'org.update', outcome: 'denied' }).set('Cookie', cookies.owner);
+    expect(events.status).toBe(200);
+    expect(events.body.items.some((e: { actorId: string }) => e.actorId === org.users.member.id)).toBe(true);
+  });
+});

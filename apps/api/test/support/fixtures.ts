@@ -1,0 +1,147 @@
+import { randomBytes } from 'node:crypto';
+import { generate } from 'otplib';
+import { addUser, type Harness, login, PASSWORD, type RoleKey, type SeededOrg } from './harness';
+
+export interface Call {
+  path: string;
+  body?: unknown;
+  /** Send with this cookie instead of the role's (for routes that end or change a session). */
+  cookie?: string;
+}
+
+export interface Ctx {
+  h: Harness;
+  org: SeededOrg;
+  role: RoleKey;
+  /** The role's own session cookie. */
+  cookie: string;
+  /** The org owner's session cookie, for preparing records. */
+  ownerCookie: string;
+}
+
+const rnd = () => randomBytes(4).toString('hex');
+
+async function ok<T = Record<string, unknown>>(res: { status: number; body: unknown }, expected: number, what: string): Promise<T> {
+  if (res.status !== expected) throw new Error(`fixture ${what}: ${res.status} ${JSON.stringify(res.body)}`);
+  return res.body as T;
+}
+
+export async function newGroup(c: Ctx, cookie = c.ownerCookie): Promise<string> {
+  const body = await ok<{ id: string }>(await c.h.http.post('/v1/groups').set('Cookie', cookie).send({ name: `g-${rnd()}` }), 201, 'group');
+  return body.id;
+}
+
+export async function newRole(c: Ctx): Promise<string> {
+  const body = await ok<{ id: string }>(
+    await c.h.http.post('/v1/roles').set('Cookie', c.ownerCookie).send({ key: `r-${rnd()}`, name: 'Reviewer', permissions: [{ action: 'read', subject: 'Group' }] }),
+    201,
+    'role',
+  );
+  return body.id;
+}
+
+export async function newInvitation(c: Ctx): Promise<{ id: string; token: string }> {
+  const body = await ok<{ invitation: { id: string }; token: string }>(
+    await c.h.http.post('/v1/invitations').set('Cookie', c.ownerCookie).send({ email: `inv-${rnd()}@elsewhere.example`, roles: ['member'] }),
+    201,
+    'invitation',
+  );
+  return { id: body.invitation.id, token: body.token };
+}
+
+export async function newApiKey(h: Harness, cookie: string, scopes = ['read:Org']): Promise<{ id: string; secret: string }> {
+  const body = await ok<{ apiKey: { id: string }; secret: string }>(
+    await h.http.post('/v1/api-keys').set('Cookie', cookie).send({ name: `k-${rnd()}`, scopes }),
+    201,
+    'api key',
+  );
+  return { id: body.apiKey.id, secret: body.secret };
+}
+
+/** A fresh user of the role with an enrolled authenticator; returns its cookie and a code generator. */
+export async function totpUser(c: Ctx): Promise<{ cookie: string; code: (stepsAhead: number) => Promise<string> }> {
+  const user = await addUser(c.h.ds, c.org, c.role);
+  const cookie = await login(c.h, user.email, { org: c.org.slug });
+  const enrolled = await ok<{ secret: string }>(await c.h.http.post('/v1/auth/totp/enroll').set('Cookie', cookie), 200, 'enroll');
+  const code = (stepsAhead: number) => generate({ secret: enrolled.secret, epoch: Math.floor(Date.now() / 1000) + stepsAhead * 30 });
+  await ok(await c.h.http.post('/v1/auth/totp/confirm').set('Cookie', cookie).send({ totpCode: await code(0) }), 204, 'confirm');
+  return { cookie, code };
+}
+
+async function freshSession(c: Ctx): Promise<string> {
+  const user = await addUser(c.h.ds, c.org, c.role);
+  return login(c.h, user.email, { org: c.org.slug });
+}
+
+/** How to make a valid call of each route, for a given role. */
+export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
+  'GET /docs': async () => ({ path: '/docs' }),
+  'GET /healthz': async () => ({ path: '/healthz' }),
+  'GET /metrics': async () => ({ path: '/metrics' }),
+  'GET /openapi.json': async () => ({ path: '/openapi.json' }),
+  'GET /readyz': async () => ({ path: '/readyz' }),
+  'GET /v1/setup': async () => ({ path: '/v1/setup' }),
+  'POST /v1/setup': async () => ({
+    path: '/v1/setup',
+    body: { setupToken: 'setup_not-a-valid-token', org: { name: 'Again', slug: `again-${rnd()}` }, owner: { email: `o-${rnd()}@x.example`, name: 'O', password: PASSWORD } },
+  }),
+  'POST /v1/auth/login': async (c) => ({ path: '/v1/auth/login', body: { email: c.org.users[c.role].email, password: PASSWORD, org: c.org.slug } }),
+  'POST /v1/auth/logout': async (c) => ({ path: '/v1/auth/logout', cookie: await freshSession(c) }),
+  'GET /v1/auth/session': async () => ({ path: '/v1/auth/session' }),
+  'POST /v1/auth/step-up': async (c) => {
+    const u = await totpUser(c);
+    return { path: '/v1/auth/step-up', body: { totpCode: await u.code(1) }, cookie: u.cookie };
+  },
+  'POST /v1/auth/totp/enroll': async (c) => ({ path: '/v1/auth/totp/enroll', cookie: await freshSession(c) }),
+  'POST /v1/auth/totp/confirm': async (c) => {
+    const cookie = await freshSession(c);
+    const enrolled = (await c.h.http.post('/v1/auth/totp/enroll').set('Cookie', cookie)).body as { secret: string };
+    return { path: '/v1/auth/totp/confirm', body: { totpCode: await generate({ secret: enrolled.secret }) }, cookie };
+  },
+  'POST /v1/auth/totp/disable': async (c) => {
+    const u = await totpUser(c);
+    return { path: '/v1/auth/totp/disable', body: { password: PASSWORD, totpCode: await u.code(1) }, cookie: u.cookie };
+  },
+  'POST /v1/auth/password': async (c) => ({
+    path: '/v1/auth/password',
+    body: { currentPassword: PASSWORD, newPassword: 'another long passphrase' },
+    cookie: await freshSession(c),
+  }),
+  'GET /v1/org': async () => ({ path: '/v1/org' }),
+  'PATCH /v1/org': async () => ({ path: '/v1/org', body: { name: `Renamed ${rnd()}` } }),
+  'GET /v1/members': async () => ({ path: '/v1/members' }),
+  'GET /v1/members/{userId}': async (c) => ({ path: `/v1/members/${c.org.users.member.id}` }),
+  'PUT /v1/members/{userId}/roles': async (c) => ({ path: `/v1/members/${(await addUser(c.h.ds, c.org, 'member')).id}/roles`, body: { roles: ['member'] } }),
+  'POST /v1/members/{userId}/suspend': async (c) => ({ path: `/v1/members/${(await addUser(c.h.ds, c.org, 'member')).id}/suspend`, body: { reason: 'left the company' } }),
+  'POST /v1/members/{userId}/reactivate': async (c) => {
+    const u = await addUser(c.h.ds, c.org, 'member');
+    await ok(await c.h.http.post(`/v1/members/${u.id}/suspend`).set('Cookie', c.ownerCookie).send({ reason: 'test' }), 200, 'suspend');
+    return { path: `/v1/members/${u.id}/reactivate` };
+  },
+  'GET /v1/invitations': async () => ({ path: '/v1/invitations' }),
+  'POST /v1/invitations': async () => ({ path: '/v1/invitations', body: { email: `new-${rnd()}@elsewhere.example`, roles: ['member'] } }),
+  'DELETE /v1/invitations/{id}': async (c) => ({ path: `/v1/invitations/${(await newInvitation(c)).id}` }),
+  'POST /v1/invitations/accept': async (c) => ({ path: '/v1/invitations/accept', body: { token: (await newInvitation(c)).token, name: 'New Person', password: PASSWORD } }),
+  'GET /v1/roles': async () => ({ path: '/v1/roles' }),
+  'POST /v1/roles': async () => ({ path: '/v1/roles', body: { key: `r-${rnd()}`, name: 'Group reader', permissions: [{ action: 'read', subject: 'Group' }] } }),
+  'GET /v1/roles/{id}': async (c) => ({ path: `/v1/roles/${await newRole(c)}` }),
+  'PATCH /v1/roles/{id}': async (c) => ({ path: `/v1/roles/${await newRole(c)}`, body: { name: 'Renamed role' } }),
+  'DELETE /v1/roles/{id}': async (c) => ({ path: `/v1/roles/${await newRole(c)}` }),
+  'GET /v1/groups': async () => ({ path: '/v1/groups' }),
+  'POST /v1/groups': async () => ({ path: '/v1/groups', body: { name: `Legal ${rnd()}`, description: 'Contract triage' } }),
+  'GET /v1/groups/{id}': async (c) => ({ path: `/v1/groups/${await newGroup(c)}` }),
+  'PATCH /v1/groups/{id}': async (c) => ({ path: `/v1/groups/${await newGroup(c)}`, body: { description: 'updated' } }),
+  'DELETE /v1/groups/{id}': async (c) => ({ path: `/v1/groups/${await newGroup(c)}` }),
+  'GET /v1/groups/{id}/members': async (c) => ({ path: `/v1/groups/${await newGroup(c)}/members` }),
+  'PUT /v1/groups/{id}/members/{userId}': async (c) => ({ path: `/v1/groups/${await newGroup(c)}/members/${c.org.users.member.id}` }),
+  'DELETE /v1/groups/{id}/members/{userId}': async (c) => {
+    const g = await newGroup(c);
+    await ok(await c.h.http.put(`/v1/groups/${g}/members/${c.org.users.member.id}`).set('Cookie', c.ownerCookie), 204, 'add member');
+    return { path: `/v1/groups/${g}/members/${c.org.users.member.id}` };
+  },
+  'GET /v1/api-keys': async () => ({ path: '/v1/api-keys' }),
+  'POST /v1/api-keys': async () => ({ path: '/v1/api-keys', body: { name: 'cli laptop', scopes: ['read:Org'] } }),
+  'GET /v1/api-keys/{id}': async (c) => ({ path: `/v1/api-keys/${(await newApiKey(c.h, c.cookie)).id}` }),
+  'DELETE /v1/api-keys/{id}': async (c) => ({ path: `/v1/api-keys/${(await newApiKey(c.h, c.cookie)).id}` }),
+  'GET /v1/audit-events': async () => ({ path: '/v1/audit-events' }),
+};
