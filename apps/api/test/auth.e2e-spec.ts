@@ -1,0 +1,266 @@
+import { createHash } from 'node:crypto';
+import { inOrg } from '@steward/db';
+import { type Ctx, newApiKey, totpUser } from './support/fixtures';
+import { addUser, type Harness, login, PASSWORD, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+describe('identity', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let owner: string;
+  const ctx = (role: Ctx['role'] = 'member'): Ctx => ({ h, org, role, cookie: owner, ownerCookie: owner });
+
+  beforeAll(async () => {
+    h = await startHarness();
+    org = await seedOrg(h.ds, 'acme');
+    owner = await login(h, org.users.owner.email);
+  });
+  afterAll(() => h?.close());
+
+  describe('sign-in', () => {
+    it('sets an HTTP-only, SameSite=Strict session cookie and never returns a secret', async () => {
+      const res = await h.http.post('/v1/auth/login').send({ email: 'MEMBER@acme.example', password: PASSWORD });
+      expect(res.status).toBe(200);
+      const cookie = String(res.headers['set-cookie']);
+      expect(cookie).toMatch(/^steward_session=sts_[A-Za-z0-9_-]{43}; Path=\/; HttpOnly; SameSite=Strict; Max-Age=\d+/);
+      expect(res.body).toMatchObject({ kind: 'session', user: { email: 'member@acme.example' }, org: { slug: 'acme' }, roles: ['member'] });
+      expect(JSON.stringify(res.body)).not.toMatch(/password|sts_/);
+    });
+
+    it('gives the same answer for a wrong password and an unknown email, and audits the failure', async () => {
+      const wrong = await h.http.post('/v1/auth/login').send({ email: org.users.member.email, password: 'not the password at all' });
+      const unknown = await h.http.post('/v1/auth/login').send({ email: 'nobody@acme.example', password: 'not the password at all' });
+      expect([wrong.status, unknown.status]).toEqual([401, 401]);
+      expect(wrong.body.detail).toBe(unknown.body.detail);
+      const events = await h.http.get('/v1/audit-events').query({ action: 'auth.login', outcome: 'failure' }).set('Cookie', owner);
+      expect(events.body.items.some((e: { actorId: string }) => e.actorId === org.users.member.id)).toBe(true);
+    });
+
+    it('asks a user of several orgs which one, and binds the session to it', async () => {
+      const other = await seedOrg(h.ds, 'other');
+      // Make acme's approver a member of "other" too, through an invitation.
+      const inv = await h.http.post('/v1/invitations').set('Cookie', await login(h, other.users.owner.email)).send({ email: org.users.approver.email, roles: ['auditor'] });
+      expect(inv.status).toBe(201);
+      const accepted = await h.http.post('/v1/invitations/accept').send({ token: inv.body.token, password: PASSWORD });
+      expect(accepted.status).toBe(201);
+      expect(accepted.body.userId).toBe(org.users.approver.id);
+      const ambiguous = await h.http.post('/v1/auth/login').send({ email: org.users.approver.email, password: PASSWORD });
+      expect(ambiguous.status).toBe(400);
+      expect(ambiguous.body.errors[0].message).toContain('acme, other');
+      const cookie = await login(h, org.users.approver.email, { org: 'other' });
+      const session = await h.http.get('/v1/auth/session').set('Cookie', cookie);
+      expect(session.body).toMatchObject({ org: { slug: 'other' }, roles: ['auditor'] });
+      // The "other" session cannot see acme's records.
+      expect((await h.http.get(`/v1/members/${org.users.owner.id}`).set('Cookie', cookie)).status).toBe(404);
+    });
+
+    it('refuses an existing account joining by invitation without its password', async () => {
+      const inv = await h.http.post('/v1/invitations').set('Cookie', owner).send({ email: 'auditor@other.example', roles: ['member'] });
+      const res = await h.http.post('/v1/invitations/accept').send({ token: inv.body.token, name: 'X', password: 'a guess that is long' });
+      expect(res.status).toBe(401);
+      const reuse = await h.http.post('/v1/invitations/accept').send({ token: inv.body.token, password: PASSWORD });
+      expect(reuse.status).toBe(201);
+      const again = await h.http.post('/v1/invitations/accept').send({ token: inv.body.token, password: PASSWORD });
+      expect(again.status).toBe(404);
+    });
+
+    it('logs out: the cookie stops working', async () => {
+      const u = await addUser(h.ds, org, 'member');
+      const cookie = await login(h, u.email);
+      expect((await h.http.post('/v1/auth/logout').set('Cookie', cookie)).status).toBe(204);
+      expect((await h.http.get('/v1/auth/session').set('Cookie', cookie)).status).toBe(401);
+    });
+  });
+
+  describe('TOTP and step-up', () => {
+    it('requires the code at sign-in once enrolled, and refuses a replayed code', async () => {
+      const u = await totpUser(ctx());
+      const session = await h.http.get('/v1/auth/session').set('Cookie', u.cookie);
+      const email = session.body.user.email;
+      const noCode = await h.http.post('/v1/auth/login').send({ email, password: PASSWORD });
+      expect(noCode.status).toBe(401);
+      expect(noCode.body.code).toBe('mfa_required');
+      const code = await u.code(1);
+      const first = await h.http.post('/v1/auth/login').send({ email, password: PASSWORD, totpCode: code });
+      expect(first.status).toBe(200);
+      expect(first.body.mfa.verifiedAt).not.toBeNull();
+      const replay = await h.http.post('/v1/auth/login').send({ email, password: PASSWORD, totpCode: code });
+      expect(replay.status).toBe(401);
+    });
+
+    it('stores the TOTP secret sealed, not in clear', async () => {
+      const u = await totpUser(ctx());
+      const me = await h.http.get('/v1/auth/session').set('Cookie', u.cookie);
+      const [row] = await inOrg(h.ds, { orgId: org.id, userId: me.body.user.id }, (em) => em.query('SELECT totp_secret_sealed FROM users WHERE id = $1', [me.body.user.id]));
+      expect(row.totp_secret_sealed).toMatch(/^v1\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/);
+    });
+
+    it('makes sensitive operations wait for a fresh second factor when the org requires it', async () => {
+      const ownerT = await totpUser(ctx('owner'));
+      const on = await h.http.patch('/v1/org').set('Cookie', ownerT.cookie).send({ requireStepUp: true });
+      expect(on.status).toBe(200); // enrolment just proved the factor
+      const stale = await addUser(h.ds, org, 'owner');
+      const staleCookie = await login(h, stale.email);
+      const refused = await h.http.post('/v1/roles').set('Cookie', staleCookie).send({ key: 'readers', name: 'Readers', permissions: [{ action: 'read', subject: 'Group' }] });
+      expect(refused.status).toBe(403);
+      expect(refused.body.code).toBe('step_up_required');
+      const key = await newApiKey(h, ownerT.cookie, ['*']);
+      const viaKey = await h.http.put(`/v1/members/${org.users.member.id}/roles`).set('Authorization', `Bearer ${key.secret}`).send({ roles: ['member'] });
+      expect(viaKey.status).toBe(403);
+      expect(viaKey.body.code).toBe('step_up_required');
+      expect((await h.http.post('/v1/auth/step-up').set('Cookie', ownerT.cookie).send({ totpCode: await ownerT.code(1) })).status).toBe(204);
+      const allowed = await h.http.post('/v1/roles').set('Cookie', ownerT.cookie).send({ key: 'readers', name: 'Readers', permissions: [{ action: 'read', subject: 'Group' }] });
+      expect(allowed.status).toBe(201);
+      expect((await h.http.patch('/v1/org').set('Cookie', ownerT.cookie).send({ requireStepUp: false })).status).toBe(200);
+    });
+  });
+
+  describe('RBAC rules that protect the org', () => {
+    it('keeps at least one owner, and stops admins from granting what they do not hold', async () => {
+      const admin = await login(h, org.users.admin.email);
+      const toOwner = await h.http.put(`/v1/members/${org.users.member.id}/roles`).set('Cookie', admin).send({ roles: ['owner'] });
+      expect(toOwner.status).toBe(403);
+      const role = await h.http.post('/v1/roles').set('Cookie', owner).send({ key: 'org-editor', name: 'Org editor', permissions: [{ action: 'update', subject: 'Org' }] });
+      expect(role.status).toBe(201);
+      const escalate = await h.http.put(`/v1/members/${org.users.admin.id}/roles`).set('Cookie', admin).send({ roles: ['admin', 'custom:org-editor'] });
+      expect(escalate.status).toBe(403);
+      const solo = await seedOrg(h.ds, 'solo');
+      const soloOwner = await login(h, solo.users.owner.email);
+      const demote = await h.http.put(`/v1/members/${solo.users.owner.id}/roles`).set('Cookie', soloOwner).send({ roles: ['member'] });
+      expect(demote.status).toBe(409);
+    });
+
+    it('lets a custom role do exactly what its rules say', async () => {
+      const role = await h.http.post('/v1/roles').set('Cookie', owner).send({ key: 'group-keeper', name: 'Group keeper', permissions: [{ action: 'read', subject: 'Group' }, { action: 'create', subject: 'Group' }] });
+      expect(role.status).toBe(201);
+      const u = await addUser(h.ds, org, 'member');
+      expect((await h.http.put(`/v1/members/${u.id}/roles`).set('Cookie', owner).send({ roles: ['member', 'custom:group-keeper'] })).status).toBe(200);
+      const cookie = await login(h, u.email);
+      expect((await h.http.post('/v1/groups').set('Cookie', cookie).send({ name: 'Finance' })).status).toBe(201);
+      expect((await h.http.get('/v1/members').set('Cookie', cookie)).status).toBe(403);
+      expect((await h.http.delete(`/v1/roles/${role.body.id}`).set('Cookie', owner)).status).toBe(409);
+    });
+
+    it('suspension ends sessions and refuses API keys until reactivated', async () => {
+      const u = await addUser(h.ds, org, 'member');
+      const cookie = await login(h, u.email);
+      const key = await newApiKey(h, cookie);
+      expect((await h.http.post(`/v1/members/${u.id}/suspend`).set('Cookie', owner).send({ reason: 'investigation' })).status).toBe(200);
+      expect((await h.http.get('/v1/org').set('Cookie', cookie)).status).toBe(401);
+      const viaKey = await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`);
+      expect(viaKey.status).toBe(403);
+      const signIn = await h.http.post('/v1/auth/login').send({ email: u.email, password: PASSWORD });
+      expect(signIn.status).toBe(403);
+      expect((await h.http.post(`/v1/members/${u.id}/reactivate`).set('Cookie', owner)).status).toBe(200);
+      expect((await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`)).status).toBe(200);
+    });
+  });
+
+  describe('API keys', () => {
+    it('are prefixed, shown once, scoped, and revocable', async () => {
+      const admin = await login(h, org.users.admin.email);
+      const created = await h.http.post('/v1/api-keys').set('Cookie', admin).send({ name: 'cli', scopes: ['read:Member'] });
+      expect(created.status).toBe(201);
+      expect(created.body.secret).toMatch(/^stw_[A-Za-z0-9_-]{43}$/);
+      expect(created.body.apiKey.hint).toBe(created.body.secret.slice(0, 12));
+      const listed = await h.http.get(`/v1/api-keys/${created.body.apiKey.id}`).set('Cookie', admin);
+      expect(JSON.stringify(listed.body)).not.toContain(created.body.secret);
+      const bearer = { Authorization: `Bearer ${created.body.secret}` };
+      expect((await h.http.get('/v1/members').set(bearer)).status).toBe(200);
+      expect((await h.http.post('/v1/groups').set(bearer).send({ name: 'Nope' })).status).toBe(403);
+      expect((await h.http.post('/v1/api-keys').set(bearer).send({ name: 'minted', scopes: ['*'] })).status).toBe(403);
+      const whoami = await h.http.get('/v1/auth/session').set(bearer);
+      expect(whoami.body).toMatchObject({ kind: 'api_key', permissions: ['read:Member'] });
+      expect((await h.http.delete(`/v1/api-keys/${created.body.apiKey.id}`).set('Cookie', admin)).status).toBe(204);
+      expect((await h.http.get('/v1/members').set(bearer)).status).toBe(401);
+    });
+
+    it('cannot carry a permission its user lacks', async () => {
+      const member = await login(h, org.users.member.email);
+      const res = await h.http.post('/v1/api-keys').set('Cookie', member).send({ name: 'x', scopes: ['read:AuditEvent'] });
+      expect(res.status).toBe(400);
+      expect(res.body.errors[0].message).toContain('read:AuditEvent');
+    });
+
+    it('stop working once expired', async () => {
+      const key = await newApiKey(h, owner);
+      await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`UPDATE api_keys SET expires_at = now() - interval '1 second' WHERE id = $1`, [key.id]));
+      const res = await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`);
+      expect(res.status).toBe(401);
+    });
+
+    it('are stored as an HMAC under the pepper: the table alone opens nothing', async () => {
+      const key = await newApiKey(h, owner);
+      const [row] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query('SELECT key_hash, hint FROM api_keys WHERE id = $1', [key.id]));
+      const stored: Buffer = row.key_hash;
+      expect(stored.equals(createHash('sha256').update(key.secret).digest())).toBe(false);
+      expect(stored.toString('hex')).not.toContain(Buffer.from(key.secret).toString('hex'));
+      // The stored value presented as a key is refused.
+      expect((await h.http.get('/v1/org').set('Authorization', `Bearer stw_${stored.toString('base64url')}`)).status).toBe(401);
+      // The same database behind a server with another pepper refuses the real key.
+      const other = await startHarness({ db: h.db, env: { STEWARD_TOKEN_PEPPER: 'a-different-pepper-0123456789abcdef0123456789' } });
+      try {
+        expect((await other.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`)).status).toBe(401);
+      } finally {
+        await other.close();
+      }
+      expect((await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`)).status).toBe(200);
+    });
+  });
+
+  describe('logs', () => {
+    it('never contain a password, a session token or an API key', async () => {
+      const key = await newApiKey(h, owner);
+      const password = 'a-very-distinctive-password-123';
+      await h.http.post('/v1/auth/login').send({ email: org.users.member.email, password });
+      await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`);
+      await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}x`);
+      await h.http.post('/v1/groups').set('Authorization', `Bearer ${key.secret}`).send({ name: `leak ${key.secret}` });
+      await h.http.get(`/v1/nope/${key.secret}`).set('Cookie', owner);
+      const sessionToken = owner.split('=')[1];
+      const logs = h.logs();
+      expect(logs.length).toBeGreaterThan(1000);
+      expect(logs).toContain('/v1/auth/login');
+      for (const secret of [key.secret, password, sessionToken]) expect(logs).not.toContain(secret);
+      expect(logs).toContain('[REDACTED]');
+    });
+  });
+
+  describe('first-run setup', () => {
+    it('creates the first org and owner once, with the one-time token', async () => {
+      const fresh = await startHarness();
+      try {
+        const { SetupService } = await import('../src/setup/setup.service');
+        const setup = fresh.app.get(SetupService);
+        expect((await fresh.http.get('/v1/setup')).body).toEqual({ completed: false });
+        const token = await setup.issueToken();
+        expect(token).toMatch(/^setup_/);
+        const body = { setupToken: token, org: { name: 'Acme', slug: 'acme' }, owner: { email: 'Olive@Acme.example', name: 'Olive', password: PASSWORD } };
+        expect((await fresh.http.post('/v1/setup').send({ ...body, setupToken: 'setup_wrong-token-value' })).status).toBe(403);
+        const done = await fresh.http.post('/v1/setup').send(body);
+        expect(done.status).toBe(201);
+        expect((await fresh.http.post('/v1/setup').send(body)).status).toBe(403);
+        expect(await setup.issueToken()).toBeUndefined();
+        expect((await fresh.http.get('/v1/setup')).body).toEqual({ completed: true });
+        const cookie = await login(fresh, 'olive@acme.example');
+        const me = await fresh.http.get('/v1/auth/session').set('Cookie', cookie);
+        expect(me.body).toMatchObject({ roles: ['owner'], org: { slug: 'acme' } });
+      } finally {
+        await fresh.close();
+      }
+    });
+  });
+
+  it('limits the rate of sign-in attempts per address', async () => {
+    const limited = await startHarness({ db: h.db, env: { AUTH_RATE_LIMIT_PER_MINUTE: '3' } });
+    try {
+      const statuses = [];
+      for (let i = 0; i < 5; i++) statuses.push((await limited.http.post('/v1/auth/login').send({ email: 'x@acme.example', password: 'wrong password' })).status);
+      expect(statuses).toEqual([401, 401, 401, 429, 429]);
+      const res = await limited.http.post('/v1/auth/login').send({ email: 'x@acme.example', password: 'wrong password' });
+      expect(res.headers['retry-after']).toMatch(/^\d+$/);
+      expect(res.body.code).toBe('rate_limited');
+    } finally {
+      await limited.close();
+    }
+  });
+});
