@@ -112,3 +112,18 @@ export function loadConfig(overrides: Record<string, string | undefined> = {}): 
   }
   return cached;
 }
+
+const dbToolSchema = configSchema.pick({ LOG_LEVEL: true, DATABASE_URL: true, DATABASE_OWNER_URL: true });
+export type DbToolConfig = z.infer<typeof dbToolSchema>;
+
+/** The few variables the database tools (migrate, drift check) need: no secrets. */
+export function loadDbToolConfig(): DbToolConfig {
+  const cleaned: Record<string, string> = {};
+  for (const key of Object.keys(dbToolSchema.shape)) {
+    const value = process.env[key];
+    if (value !== undefined && value !== '') cleaned[key] = value;
+  }
+  const result = dbToolSchema.safeParse(cleaned);
+  if (!result.success) throw new ConfigError(result.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`));
+  return result.data;
+}
