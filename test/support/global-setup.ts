@@ -14,7 +14,7 @@ export default async function globalSetup(): Promise<void> {
   try {
     await client.connect();
   } catch (err) {
-    throw new Error(`Tests need PostgreSQL at ${adminUrl()} (set TEST_PG_ADMIN_URL): ${(err as Error).message}`);
+    throw new Error(`Tests need PostgreSQL at ${adminUrl()} (set TEST_PG_ADMIN_URL): ${(err as Error).message}`, { cause: err });
   }
   const name = `steward_tpl_${process.pid}_${randomBytes(3).toString('hex')}`;
   try {

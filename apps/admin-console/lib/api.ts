@@ -107,3 +107,21 @@ export function logout(): Promise<Result<unknown>> {
     body: '{}',
   });
 }
+
+export interface SetupRequest {
+  setupToken: string;
+  org: { name: string; slug: string };
+  owner: { email: string; name: string; password: string };
+}
+
+export function getSetupStatus(): Promise<Result<{ completed: boolean }>> {
+  return request<{ completed: boolean }>('/v1/setup');
+}
+
+export function completeSetup(body: SetupRequest): Promise<Result<{ orgId: string; userId: string }>> {
+  return request('/v1/setup', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ALL_SCOPES } from '@steward/policy';
-import { PageQuery, Timestamp, Uuid } from '../core/schemas';
+import { PageQuery, ScopeOut, Timestamp, Uuid } from '../core/schemas';
 
 export const Scope = z.enum(['*', ...ALL_SCOPES] as [string, ...string[]]);
 
@@ -8,8 +8,12 @@ export const ApiKeyView = z.strictObject({
   id: Uuid,
   userId: Uuid,
   name: z.string().max(200),
-  hint: z.string().max(16),
-  scopes: z.array(z.string().max(80)).max(100),
+  /** The key's first characters, enough to recognise it. */
+  hint: z
+    .string()
+    .max(16)
+    .regex(/^stw_[A-Za-z0-9_-]*$/),
+  scopes: z.array(ScopeOut).max(100),
   status: z.enum(['active', 'expired', 'revoked']),
   expiresAt: Timestamp,
   lastUsedAt: Timestamp.nullable(),
@@ -26,7 +30,10 @@ export const CreateApiKeyBody = z.strictObject({
 export const CreatedApiKey = z.strictObject({
   apiKey: ApiKeyView,
   /** Shown once; only its HMAC is stored. */
-  secret: z.string().max(100),
+  secret: z
+    .string()
+    .max(100)
+    .regex(/^stw_[A-Za-z0-9_-]+$/),
 });
 
 export const ListApiKeysQuery = PageQuery.extend({ status: z.enum(['active', 'expired', 'revoked']).optional() });

@@ -1,19 +1,34 @@
 import { z } from 'zod';
-import { PageQuery, Timestamp, Uuid } from '../core/schemas';
+import { PageQuery, RequestIdOut, Timestamp, Uuid } from '../core/schemas';
 
 export const AuditEventView = z.strictObject({
   id: Uuid,
   occurredAt: Timestamp,
   actorType: z.enum(['user', 'api_key', 'agent_task', 'system']),
   actorId: Uuid.nullable(),
-  action: z.string().max(80),
-  targetType: z.string().max(40).nullable(),
+  /** "<subject>.<verb>", e.g. "member.suspend". */
+  action: z
+    .string()
+    .max(80)
+    .regex(/^[a-z_.]+$/),
+  /** The kind of record acted on, e.g. "Member". */
+  targetType: z
+    .string()
+    .max(40)
+    .regex(/^[A-Z][A-Za-z]*$/)
+    .nullable(),
   targetId: Uuid.nullable(),
   outcome: z.enum(['success', 'failure', 'denied']),
   client: z.enum(['rest', 'mcp', 'cli', 'console', 'worker', 'system']),
   sourceIp: z.string().max(64).nullable(),
-  requestId: z.string().max(64).nullable(),
-  payload: z.record(z.string().max(100), z.unknown()),
+  requestId: RequestIdOut.nullable(),
+  payload: z.record(
+    z
+      .string()
+      .max(100)
+      .regex(/^[A-Za-z][A-Za-z0-9_]*$/),
+    z.unknown(),
+  ),
 });
 
 export const ListAuditEventsQuery = PageQuery.extend({

@@ -52,7 +52,7 @@ export class AuditService {
       targetId: event.targetId ?? null,
       outcome: event.outcome ?? 'success',
       client: a.client,
-      sourceIp: a.sourceIp,
+      sourceIp: a.sourceIp?.slice(0, 64) ?? null,
       requestId: a.requestId,
       payload: (event.payload ?? {}) as never, // jsonb: TypeORM's deep-partial type cannot express Record<string, unknown>
     });

@@ -43,7 +43,7 @@ export class AuthController {
     sensitive: true,
     body: LoginBody,
     response: SessionView,
-    errors: [403],
+    errors: [401, 403],
   })
   async login(@Body() body: z.infer<typeof LoginBody>, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
     const { token, view } = await this.auth.login(body, {

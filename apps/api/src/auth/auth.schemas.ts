@@ -1,9 +1,9 @@
 import { z } from 'zod';
-import { Email, OrgSummary, Password, Slug, Timestamp, TotpCode, UserSummary } from '../core/schemas';
+import { Email, OrgSummary, Password, PermissionOut, RoleNameOut, secretInput, Slug, Timestamp, TotpCode, UserSummary } from '../core/schemas';
 
 export const LoginBody = z.strictObject({
   email: Email,
-  password: z.string().min(1).max(256),
+  password: secretInput(1, 256),
   /** The org to sign in to, by slug; needed only when the user belongs to several. */
   org: Slug.optional(),
   totpCode: TotpCode.optional(),
@@ -13,14 +13,24 @@ export const SessionView = z.strictObject({
   kind: z.enum(['session', 'api_key']),
   user: UserSummary,
   org: OrgSummary,
-  roles: z.array(z.string().max(80)).max(50),
-  permissions: z.array(z.string().max(80)).max(500),
+  roles: z.array(RoleNameOut).max(50),
+  permissions: z.array(PermissionOut).max(500),
   mfa: z.strictObject({ enrolled: z.boolean(), verifiedAt: Timestamp.nullable() }),
   expiresAt: Timestamp.nullable(),
 });
 
 export const StepUpBody = z.strictObject({ totpCode: TotpCode });
 export const TotpConfirmBody = z.strictObject({ totpCode: TotpCode });
-export const TotpDisableBody = z.strictObject({ password: z.string().min(1).max(256), totpCode: TotpCode });
-export const TotpEnrollView = z.strictObject({ secret: z.string().max(128), otpauthUri: z.string().max(1024) });
-export const PasswordChangeBody = z.strictObject({ currentPassword: z.string().min(1).max(256), newPassword: Password });
+export const TotpDisableBody = z.strictObject({ password: secretInput(1, 256), totpCode: TotpCode });
+export const TotpEnrollView = z.strictObject({
+  /** Base32, for manual entry in an authenticator app. */
+  secret: z
+    .string()
+    .max(128)
+    .regex(/^[A-Z2-7]+=*$/),
+  otpauthUri: z
+    .string()
+    .max(1024)
+    .regex(/^otpauth:\/\/totp\//),
+});
+export const PasswordChangeBody = z.strictObject({ currentPassword: secretInput(1, 256), newPassword: Password });

@@ -156,7 +156,7 @@ export class AuthService {
 
   async current(p: Principal): Promise<z.infer<typeof SessionView>> {
     return this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
-      let expiresAt: Date | null = null;
+      let expiresAt: Date | null;
       let scopes: string[] | undefined;
       if (p.kind === 'session') {
         expiresAt = (await em.findOneByOrFail(Session, { orgId: p.orgId, id: p.credentialId })).expiresAt;

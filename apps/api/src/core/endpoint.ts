@@ -14,6 +14,8 @@ export interface EndpointSpec {
   path?: string;
   operationId: string;
   summary: string;
+  /** Longer prose for the OpenAPI description; how the route authenticates and is rate limited is added. */
+  description?: string;
   tag: string;
   auth?: EndpointAuth;
   body?: z.ZodType;

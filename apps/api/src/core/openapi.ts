@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import { z } from 'zod';
-import { ENDPOINT, type EndpointSpec } from './endpoint';
+import { ErrorCode } from '@steward/common';
+import { ENDPOINT, type EndpointAuth, type EndpointSpec } from './endpoint';
 
 type Json = Record<string, unknown>;
 
@@ -30,10 +31,57 @@ export interface RouteInfo {
   spec: EndpointSpec;
 }
 
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
+/**
+ * Spells out what a JSON Schema from zod leaves implicit, without changing what it accepts:
+ * the width of every integer (int32 when its bounds fit, else int64) and the length of a UUID.
+ */
+function annotate(node: unknown): void {
+  if (Array.isArray(node)) {
+    node.forEach(annotate);
+    return;
+  }
+  if (!node || typeof node !== 'object') return;
+  const schema = node as Json;
+  if (schema.type === 'integer' && schema.format === undefined) {
+    const min = typeof schema.minimum === 'number' ? schema.minimum : -Infinity;
+    const max = typeof schema.maximum === 'number' ? schema.maximum : Infinity;
+    schema.format = min >= INT32_MIN && max <= INT32_MAX ? 'int32' : 'int64';
+  }
+  if (schema.type === 'string' && schema.format === 'uuid' && schema.maxLength === undefined) {
+    schema.maxLength = 36;
+  }
+  Object.values(schema).forEach(annotate);
+}
+
 function toSchema(schema: z.ZodType, io: 'input' | 'output'): Json {
   const out = z.toJSONSchema(schema, { io, unrepresentable: 'any', target: 'draft-2020-12' }) as Json;
   delete out.$schema;
+  annotate(out);
   return out;
+}
+
+const AUTH_TEXT: Record<EndpointAuth, string> = {
+  public: 'Public: needs no session or API key.',
+  any:
+    'Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); ' +
+    "the caller's roles (and an API key's scopes) decide what is allowed.",
+  session: 'Needs a console session (the HTTP-only cookie set by sign-in); API keys are refused with 403.',
+};
+
+/** The operation's description: its own text, then how it authenticates and how it is rate limited. */
+function describe(spec: EndpointSpec): string {
+  return [
+    spec.description,
+    AUTH_TEXT[spec.auth ?? 'any'],
+    spec.sensitive
+      ? 'A strict per-client rate limit applies (sign-in, setup and invitation acceptance are where credentials are guessed).'
+      : 'Rate limited per client address; see the RateLimit-* headers.',
+  ]
+    .filter(Boolean)
+    .join(' ');
 }
 
 /** The routes of the running app and the OpenAPI 3.1 document built from their Endpoint specs. */
@@ -105,6 +153,7 @@ export class OpenApiService {
       const op: Json = {
         operationId: spec.operationId,
         summary: spec.summary,
+        description: describe(spec),
         tags: [spec.tag],
         ...(parameters.length ? { parameters } : {}),
         ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(spec.body, 'input') } } } } : {}),
@@ -118,11 +167,21 @@ export class OpenApiService {
       info: {
         title: 'Steward API',
         version: '1.0.0',
-        description: 'Governance control plane for AI agents at work: identity, tenancy, RBAC and the audit trail.',
+        description:
+          'Governance control plane for AI agents at work: identity, tenancy, RBAC and the audit trail.\n\n' +
+          'Errors are RFC 9457 `application/problem+json` documents with a stable `code`. ' +
+          'CORS: the API sends no `Access-Control-Allow-Origin` header, so browsers refuse cross-origin calls; ' +
+          'the admin console reaches it same-origin, through its own `/api` proxy.',
         license: { name: 'Proprietary', identifier: 'LicenseRef-Steward' },
         contact: { name: 'Steward', url: 'https://steward.dev' },
       },
-      servers: [{ url: 'https://steward.example.internal', description: 'Your Steward deployment' }],
+      servers: [
+        {
+          url: 'https://steward.example.internal',
+          description: 'Your production Steward deployment (self-hosted: replace the host with your own)',
+          'x-internal': false,
+        },
+      ],
       tags: [...tags].sort().map((name) => ({ name, description: `${name} operations` })),
       security: [{ session: [] }, { apiKey: [] }],
       paths,
@@ -148,9 +207,9 @@ export class OpenApiService {
               title: { type: 'string', maxLength: 200 },
               status: { type: 'integer', format: 'int32', minimum: 400, maximum: 599 },
               detail: { type: 'string', maxLength: 2000 },
-              instance: { type: 'string', maxLength: 2000 },
-              code: { type: 'string', maxLength: 64 },
-              requestId: { type: 'string', maxLength: 64 },
+              instance: { type: 'string', format: 'uri-reference', maxLength: 2000, description: 'The request path' },
+              code: { type: 'string', enum: Object.values(ErrorCode), description: 'Stable error code; match on this, never on the text' },
+              requestId: { type: 'string', pattern: '^[A-Za-z0-9._-]{8,64}$', maxLength: 64, description: 'Also sent as the X-Request-Id header' },
               errors: {
                 type: 'array',
                 maxItems: 50,
@@ -158,7 +217,10 @@ export class OpenApiService {
                   type: 'object',
                   additionalProperties: false,
                   required: ['path', 'message'],
-                  properties: { path: { type: 'string', maxLength: 200 }, message: { type: 'string', maxLength: 500 } },
+                  properties: {
+                    path: { type: 'string', pattern: '^[A-Za-z0-9_.()]+$', maxLength: 200, description: 'The field, e.g. "owner.email", or "(body)" / "(query)"' },
+                    message: { type: 'string', maxLength: 500 },
+                  },
                 },
               },
             },

@@ -12,7 +12,14 @@ import { docsPage } from './docs-page';
 
 export const VERSION = '0.1.0';
 
-const Health = z.strictObject({ status: z.literal('ok'), mode: z.enum(['embedded', 'external']), version: z.string().max(40) });
+const Health = z.strictObject({
+  status: z.literal('ok'),
+  mode: z.enum(['embedded', 'external']),
+  version: z
+    .string()
+    .max(40)
+    .regex(/^\d+\.\d+\.\d+(?:[-+][0-9A-Za-z.+-]+)?$/),
+});
 const Ready = z.strictObject({
   status: z.literal('ready'),
   checks: z.strictObject({ database: z.literal('ok'), redis: z.literal('ok') }),

@@ -54,7 +54,7 @@ export class InvitationsController {
     body: AcceptInvitationBody,
     response: AcceptedInvitation,
     status: 201,
-    errors: [404, 409],
+    errors: [401, 404, 409],
   })
   accept(@Body() body: z.infer<typeof AcceptInvitationBody>, @Req() req: Request) {
     return this.invitations.accept(body, { sourceIp: req.ip ?? null, requestId: req.id });

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { Email, PageQuery, PersonName, Timestamp, Uuid } from '../core/schemas';
+import { Email, EmailOut, PageQuery, PersonName, RoleNameOut, secretInput, Timestamp, Uuid } from '../core/schemas';
 import { RoleName } from '../members/members.schemas';
 
 export const InvitationView = z.strictObject({
   id: Uuid,
-  email: z.string().max(254),
-  roles: z.array(z.string().max(80)).max(20),
+  email: EmailOut,
+  roles: z.array(RoleNameOut).max(20),
   invitedBy: Uuid,
   status: z.enum(['pending', 'accepted', 'revoked', 'expired']),
   expiresAt: Timestamp,
@@ -21,15 +21,18 @@ export const CreateInvitationBody = z.strictObject({
 export const CreatedInvitation = z.strictObject({
   invitation: InvitationView,
   /** Shown once: send it to the invitee; it is stored only as an HMAC. */
-  token: z.string().max(100),
+  token: z
+    .string()
+    .max(100)
+    .regex(/^sti_[A-Za-z0-9_-]+$/),
 });
 
 export const AcceptInvitationBody = z.strictObject({
-  token: z.string().min(10).max(100),
+  token: secretInput(10, 100),
   /** For a new user: their name. Ignored when the email already has an account. */
   name: PersonName.optional(),
   /** A new password for a new user, or the existing account's password. */
-  password: z.string().min(1).max(256),
+  password: secretInput(1, 256),
 });
 
 export const AcceptedInvitation = z.strictObject({ orgId: Uuid, userId: Uuid });

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { PageQuery, Timestamp, Uuid } from '../core/schemas';
+import { EmailOut, PageQuery, RoleNameOut, Timestamp, Uuid } from '../core/schemas';
 
 export const RoleName = z
   .string()
@@ -9,10 +9,10 @@ export const RoleName = z
 
 export const MemberView = z.strictObject({
   userId: Uuid,
-  email: z.string().max(254),
+  email: EmailOut,
   name: z.string().max(200),
   status: z.enum(['active', 'suspended']),
-  roles: z.array(z.string().max(80)).max(50),
+  roles: z.array(RoleNameOut).max(50),
   suspendedAt: Timestamp.nullable(),
   suspendedReason: z.string().max(500).nullable(),
   joinedAt: Timestamp,

@@ -1,11 +1,11 @@
 import { z } from 'zod';
-import { Domain, Timestamp, Uuid } from '../core/schemas';
+import { Domain, SlugOut, Timestamp, Uuid } from '../core/schemas';
 
 export const OrgView = z.strictObject({
   id: Uuid,
   name: z.string().max(200),
-  slug: z.string().max(63),
-  domains: z.array(z.string().max(253)).max(20),
+  slug: SlugOut,
+  domains: z.array(Domain).max(20),
   requireStepUp: z.boolean(),
   createdAt: Timestamp,
   updatedAt: Timestamp,

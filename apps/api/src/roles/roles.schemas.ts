@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ALL_SCOPES, SUBJECTS } from '@steward/policy';
-import { Timestamp, Uuid } from '../core/schemas';
+import { RoleNameOut, Timestamp, Uuid } from '../core/schemas';
 
 const ACTIONS = [...new Set(ALL_SCOPES.map((s) => s.split(':')[0]))] as [string, ...string[]];
 
@@ -12,7 +12,8 @@ export const PermissionRuleSchema = z.strictObject({
 
 export const RoleView = z.strictObject({
   id: Uuid.nullable(),
-  key: z.string().max(70),
+  /** As granted: a built-in role or "custom:<key>". */
+  key: RoleNameOut,
   name: z.string().max(200),
   description: z.string().max(1000),
   builtin: z.boolean(),

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { Domain, Email, Password, PersonName, Slug, Uuid } from '../core/schemas';
+import { Domain, Email, Password, PersonName, secretInput, Slug, Uuid } from '../core/schemas';
 
 export const SetupBody = z.strictObject({
-  setupToken: z.string().min(10).max(200),
+  setupToken: secretInput(10, 200),
   org: z.strictObject({
     name: z.string().trim().min(1).max(200),
     slug: Slug,

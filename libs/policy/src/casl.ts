@@ -1,0 +1,151 @@
+import { buildMongoQueryMatcher, createMongoAbility, type MongoAbility, type MongoQuery, type RawRuleOf, subject as asSubject } from '@casl/ability';
+import { $and, $or, and, or } from '@ucast/mongo2js';
+import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionTypeSpec, floorOf, type Level, rank } from './catalog';
+import type { Conditions, PolicyDocument } from './document';
+import { type Facts, localClock, minutesOf } from './facts';
+import { globToRegExpSource } from './glob';
+
+/**
+ * The policy as a CASL ability: `can('execute', AgentAction at level L)` holds exactly
+ * when L is at or above the decided level (and never for Forbidden). CASL's rule order
+ * gives the resolution: rules defined later win, so scopes go from general to specific,
+ * rules within a scope from least to most restrictive, and floors, forbidden areas and
+ * rate limits last.
+ */
+export type AgentActionSubject = Record<string, unknown>;
+export type PolicyAbility = MongoAbility<['execute', 'AgentAction']>;
+
+const RUNNABLE: Level[] = ['autonomous', 'batched', 'watched'];
+const atOrAbove = (l: Level) => RUNNABLE.filter((x) => rank(x) >= rank(l));
+const below = (l: Level) => RUNNABLE.filter((x) => rank(x) < rank(l));
+
+export interface CompiledAbility {
+  ability: PolicyAbility;
+  timeZones: string[];
+}
+
+function anyMatch(globs: string[]): string {
+  return globs.map((g) => `(?:${globToRegExpSource(g)})`).join('|');
+}
+
+function conditionsOf(when: Conditions | undefined, tz: string[]): MongoQuery[] {
+  if (!when) return [];
+  const out: MongoQuery[] = [];
+  if (when.connectors) out.push({ connector: { $in: when.connectors } });
+  if (when.resources) out.push({ resources: { $regex: anyMatch(when.resources) } } as MongoQuery);
+  if (when.hosts) out.push({ hosts: { $regex: anyMatch(when.hosts.map((h) => h.toLowerCase())) } } as MongoQuery);
+  if (when.recipients) out.push({ recipientScope: when.recipients });
+  if (when.recipientDomains) out.push({ recipientDomains: { $in: when.recipientDomains.map((d) => d.toLowerCase()) } } as MongoQuery);
+  if (when.invitesOthers !== undefined) out.push({ invitesOthers: when.invitesOthers });
+  if (when.labels) out.push({ labels: { $in: when.labels } } as MongoQuery);
+  if (when.tainted !== undefined) out.push({ tainted: when.tainted });
+  if (when.amountAbove !== undefined) out.push({ amount: { $gt: when.amountAbove } });
+  if (when.timeWindow) {
+    const w = when.timeWindow;
+    const i = tz.indexOf(w.timeZone);
+    const d = `clock${i}d`;
+    const m = `clock${i}m`;
+    const from = minutesOf(w.from);
+    const to = minutesOf(w.to);
+    const inTime: MongoQuery = from < to ? { $and: [{ [m]: { $gte: from } }, { [m]: { $lt: to } }] } : { $or: [{ [m]: { $gte: from } }, { [m]: { $lt: to } }] };
+    const outTime: MongoQuery = from < to ? { $or: [{ [m]: { $lt: from } }, { [m]: { $gte: to } }] } : { $and: [{ [m]: { $lt: from } }, { [m]: { $gte: to } }] };
+    out.push(w.outside ? { $or: [{ [d]: { $nin: w.days } }, outTime] } : { $and: [{ [d]: { $in: w.days } }, inTime] });
+  }
+  return out;
+}
+
+type Raw = RawRuleOf<PolicyAbility>;
+
+/** CASL 7's default matcher has no compound operators; conditions here need $and and $or. */
+const matcher = buildMongoQueryMatcher({ $and, $or }, { and, or });
+
+function pair(level: Level, base: MongoQuery[]): Raw[] {
+  const rules: Raw[] = [];
+  const lower = below(level);
+  const upper = atOrAbove(level);
+  // Both halves carry the same conditions, so whichever matches last decides for every level.
+  if (upper.length) rules.push({ action: 'execute', subject: 'AgentAction', conditions: { $and: [...base, { level: { $in: upper } }] } as MongoQuery });
+  if (lower.length || !upper.length) {
+    rules.push({ action: 'execute', subject: 'AgentAction', inverted: true, conditions: { $and: [...base, ...(lower.length ? [{ level: { $in: lower } }] : [])] } as MongoQuery });
+  }
+  return rules;
+}
+
+export function compileAbility(document: PolicyDocument): CompiledAbility {
+  const tz = [...new Set([...document.rules.map((r) => r.when?.timeWindow?.timeZone), ...document.forbiddenAreas.map((a) => a.when?.timeWindow?.timeZone)].filter((z): z is string => !!z))].sort();
+  const rules: Raw[] = [];
+  for (const action of ACTION_TYPE_NAMES) {
+    const level = (document.baseline[action] as Level | undefined) ?? (ACTION_TYPES[action] as ActionTypeSpec).default;
+    rules.push(...pair(level, [{ type: action }]));
+  }
+  const scoped = (type: string) =>
+    document.rules
+      .filter((r) => r.scope.type === type)
+      .slice()
+      .sort((a, b) => rank(a.level) - rank(b.level) || a.id.localeCompare(b.id));
+  for (const tier of ['org', 'group', 'workflow', 'user'] as const) {
+    for (const rule of scoped(tier)) {
+      const scope: MongoQuery[] =
+        rule.scope.type === 'group'
+          ? [{ groups: rule.scope.id } as MongoQuery]
+          : rule.scope.type === 'workflow'
+            ? [{ workflow: rule.scope.id }]
+            : rule.scope.type === 'user'
+              ? [{ userId: rule.scope.id }]
+              : [];
+      rules.push(...pair(rule.level, [{ type: { $in: rule.actions } }, ...scope, ...conditionsOf(rule.when, tz)]));
+    }
+  }
+  for (const action of ACTION_TYPE_NAMES) {
+    const floor = floorOf(action);
+    const lower = floor ? below(floor) : [];
+    if (lower.length) rules.push({ action: 'execute', subject: 'AgentAction', inverted: true, conditions: { type: action, level: { $in: lower } } });
+  }
+  for (const area of document.forbiddenAreas) {
+    rules.push({ action: 'execute', subject: 'AgentAction', inverted: true, conditions: { $and: [{ type: { $in: area.actions } }, ...conditionsOf(area.when, tz)] } as MongoQuery });
+  }
+  for (const limit of document.rateLimits) {
+    const lower = below(limit.then);
+    rules.push({ action: 'execute', subject: 'AgentAction', inverted: true, conditions: { type: { $in: limit.actions }, rateExceeded: limit.id, level: { $in: lower } } as MongoQuery });
+  }
+  return { ability: createMongoAbility<PolicyAbility>(rules, { conditionsMatcher: matcher }), timeZones: tz };
+}
+
+/** The CASL subject for an action at a level. */
+export function actionSubject(compiled: CompiledAbility, f: Facts, level: Level): AgentActionSubject {
+  const s: Record<string, unknown> = {
+    type: f.type,
+    level,
+    userId: f.userId,
+    groups: f.groups,
+    workflow: f.workflow,
+    connector: f.connector,
+    resources: f.resources,
+    hosts: f.hosts,
+    recipientScope: f.recipientScope,
+    recipientDomains: f.recipientDomains,
+    invitesOthers: f.invitesOthers,
+    labels: f.labels,
+    tainted: f.tainted,
+    amount: f.amount,
+    rateExceeded: f.rateExceeded,
+  };
+  compiled.timeZones.forEach((zone, i) => {
+    const { day, minute } = localClock(f.at, zone);
+    s[`clock${i}d`] = day;
+    s[`clock${i}m`] = minute;
+  });
+  return asSubject('AgentAction', s);
+}
+
+/** The final authorisation: may this action run at this level? */
+export function authorize(compiled: CompiledAbility, f: Facts, level: Level): boolean {
+  if (level === 'forbidden') return false;
+  return compiled.ability.can('execute', actionSubject(compiled, f, level) as never);
+}
+
+/** The lowest level CASL allows (Forbidden when none). */
+export function caslLevel(compiled: CompiledAbility, f: Facts): Level {
+  for (const level of RUNNABLE) if (authorize(compiled, f, level)) return level;
+  return 'forbidden';
+}

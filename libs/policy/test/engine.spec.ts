@@ -1,0 +1,192 @@
+import fc from 'fast-check';
+import { ACTION_TYPES, type ActionType, floorOf, type Level, rank } from '../src/catalog';
+import { compileAbility, caslLevel } from '../src/casl';
+import { validatePolicy, type PolicyDocument } from '../src/document';
+import { compileConditions, compilePolicy, decide, explain } from '../src/engine';
+import { toFacts } from '../src/facts';
+import { seedPolicy } from '../src/seed';
+import { action, context, GROUPS, ORG, policy, principal } from './gen';
+import { referenceDecide } from './reference';
+
+const RUNS = { numRuns: 400 };
+
+function raisedOnly(doc: PolicyDocument, a: ActionType, f: ReturnType<typeof toFacts>): Level {
+  // The part of a decision no scope can lower: floor, forbidden areas, exceeded limits.
+  let l: Level = floorOf(a) ?? 'autonomous';
+  if (doc.forbiddenAreas.some((x) => x.actions.includes(a) && compileConditions(x.when)(f))) l = 'forbidden';
+  for (const lim of doc.rateLimits) if (lim.actions.includes(a) && f.rateExceeded.includes(lim.id) && rank(lim.then) > rank(l)) l = lim.then;
+  return l;
+}
+const max = (a: Level, b: Level): Level => (rank(a) >= rank(b) ? a : b);
+
+describe('decide(): properties', () => {
+  it('generates only valid policies (sanity of the generator)', () => {
+    fc.assert(fc.property(policy, (doc) => validatePolicy(doc).ok), RUNS);
+  });
+
+  it('never decides below the floor of the action type', () => {
+    fc.assert(
+      fc.property(policy, principal, action, context, (doc, p, a, c) => {
+        const floor = floorOf(a);
+        return !floor || rank(decide(compilePolicy(doc), p, a, c, ORG).level) >= rank(floor);
+      }),
+      RUNS,
+    );
+  });
+
+  it('never lets anything override a forbidden area', () => {
+    fc.assert(
+      fc.property(policy, principal, action, context, fc.constantFrom<Level>('autonomous', 'batched'), (doc, p, a, c, loose) => {
+        // Even with a user rule asking for the loosest level.
+        const withUser: PolicyDocument = { ...doc, rules: [...doc.rules, { id: 'zz.user', scope: { type: 'user', id: p.userId }, actions: [a], level: max(loose, floorOf(a) ?? 'autonomous'), reason: 'x' }] };
+        const f = toFacts(p, a, c, ORG);
+        const inArea = doc.forbiddenAreas.some((x) => x.actions.includes(a) && compileConditions(x.when)(f));
+        return !inArea || decide(compilePolicy(withUser), p, a, c, ORG).level === 'forbidden';
+      }),
+      RUNS,
+    );
+  });
+
+  it('lets a more specific matching scope beat a less specific one, and falls through a non-matching scope', () => {
+    fc.assert(
+      fc.property(policy, principal, action, context, fc.constantFrom<Level>('autonomous', 'batched', 'watched', 'forbidden'), (doc, p, a, c, wanted) => {
+        const l = max(wanted, floorOf(a) ?? 'autonomous');
+        const f = toFacts(p, a, c, ORG);
+        const userRule = { id: 'zz.user', scope: { type: 'user' as const, id: p.userId }, actions: [a], level: l, reason: 'user' };
+        const matching = decide(compilePolicy({ ...doc, rules: [...doc.rules.filter((r) => !(r.scope.type === 'user' && r.scope.id === p.userId)), userRule] }), p, a, c, ORG);
+        const expected = max(l, raisedOnly(doc, a, f));
+        const before = decide(compilePolicy(doc), p, a, c, ORG);
+        const notMatching = decide(compilePolicy({ ...doc, rules: [...doc.rules, { ...userRule, when: { connectors: ['no-such-connector'] } }] }), p, a, c, ORG);
+        const otherUser = decide(compilePolicy({ ...doc, rules: [...doc.rules, { ...userRule, scope: { type: 'user', id: '0195b000-0000-7000-8000-00000000abcd' } }] }), p, a, c, ORG);
+        return matching.level === expected && matching.ruleIds[0] === 'zz.user' && notMatching.level === before.level && otherUser.level === before.level;
+      }),
+      RUNS,
+    );
+  });
+
+  it('lets the most restrictive of the user\'s groups win', () => {
+    fc.assert(
+      fc.property(fc.subarray(GROUPS, { minLength: 2 }), fc.array(fc.constantFrom<Level>('autonomous', 'batched', 'watched', 'forbidden'), { minLength: 2, maxLength: 3 }), action, context, (groups, levels, a, c) => {
+        const rules = groups.map((g, i) => ({ id: `g${i}`, scope: { type: 'group' as const, id: g }, actions: [a], level: max(levels[i % levels.length], floorOf(a) ?? 'autonomous'), reason: `group ${i}` }));
+        const doc: PolicyDocument = { baseline: {}, rules, rateLimits: [], approvals: [], forbiddenAreas: [] };
+        const d = decide(compilePolicy(doc), { userId: 'u', groupIds: groups }, a, { ...c, rateExceeded: [] }, ORG);
+        return d.level === rules.map((r) => r.level).reduce(max);
+      }),
+      RUNS,
+    );
+  });
+
+  it('never depends on the order of rules within a scope', () => {
+    fc.assert(
+      fc.property(policy, principal, action, context, fc.func(fc.integer()), (doc, p, a, c, key) => {
+        const shuffled = { ...doc, rules: [...doc.rules].sort((x, y) => key(x.id) - key(y.id)), forbiddenAreas: [...doc.forbiddenAreas].reverse(), rateLimits: [...doc.rateLimits].reverse() };
+        const one = decide(compilePolicy(doc), p, a, c, ORG);
+        const two = decide(compilePolicy(shuffled), p, a, c, ORG);
+        return JSON.stringify(one) === JSON.stringify(two);
+      }),
+      RUNS,
+    );
+  });
+
+  it('always gives at least one rule id and a readable reason', () => {
+    fc.assert(
+      fc.property(policy, principal, action, context, (doc, p, a, c) => {
+        const d = decide(compilePolicy(doc), p, a, c, ORG);
+        return d.ruleIds.length >= 1 && d.reason.length > 10 && d.reason.toLowerCase().startsWith(d.level);
+      }),
+      RUNS,
+    );
+  });
+});
+
+describe('differential', () => {
+  const CASES = 10_000;
+  const samples = fc.sample(fc.tuple(policy, fc.array(fc.tuple(principal, action, context), { minLength: 10, maxLength: 10 })), { numRuns: CASES / 10, seed: 20261121 });
+
+  it(`decide() agrees with the naive reference evaluator on ${CASES} random cases`, () => {
+    const mismatches: string[] = [];
+    for (const [doc, cases] of samples) {
+      const compiled = compilePolicy(doc);
+      for (const [p, a, c] of cases) {
+        const d = decide(compiled, p, a, c, ORG);
+        const r = referenceDecide(doc, { ...c, at: c.at as Date, userId: p.userId, groups: p.groupIds, email: p.email, action: a, orgDomains: ORG.domains });
+        if (d.level !== r.level || d.ruleIds.join() !== r.ruleIds.join()) mismatches.push(JSON.stringify({ doc, p, a, c, d, r }).slice(0, 2000));
+      }
+    }
+    expect(mismatches.slice(0, 3)).toEqual([]);
+  });
+
+  it(`the compiled evaluator and the CASL check never disagree on ${CASES} random cases`, () => {
+    const mismatches: string[] = [];
+    for (const [doc, cases] of samples) {
+      const compiled = compilePolicy(doc);
+      const ability = compileAbility(doc);
+      for (const [p, a, c] of cases) {
+        const f = toFacts(p, a, c, ORG);
+        const d = decide(compiled, p, a, c, ORG);
+        const viaCasl = caslLevel(ability, f);
+        if (d.level !== viaCasl) mismatches.push(JSON.stringify({ doc, p, a, c, d: d.level, casl: viaCasl }).slice(0, 2000));
+      }
+    }
+    expect(mismatches.slice(0, 3)).toEqual([]);
+  });
+});
+
+describe('the seed policy', () => {
+  // ARCHITECTURE.md, "Trust levels and the default policy", row by row.
+  const TABLE: [string, Level][] = [
+    ['file.read', 'autonomous'],
+    ['file.create', 'batched'],
+    ['file.update', 'batched'],
+    ['file.delete', 'watched'],
+    ['email.read', 'batched'],
+    ['email.draft', 'batched'],
+    ['email.send', 'watched'],
+    ['drive.read', 'autonomous'],
+    ['drive.create', 'batched'],
+    ['drive.update', 'watched'],
+    ['chat.send', 'watched'],
+    ['calendar.create', 'batched'],
+    ['web.read', 'autonomous'],
+    ['saas.read', 'autonomous'],
+    ['saas.write', 'watched'],
+    ['git.push', 'watched'],
+    ['payment.execute', 'forbidden'],
+    ['hr.write', 'forbidden'],
+    ['contract.send', 'forbidden'],
+    ['data.egress_pii', 'forbidden'],
+  ];
+  const seed = compilePolicy(seedPolicy());
+  const me = { userId: 'u1', groupIds: [], email: 'ann@acme.example' };
+
+  it.each(TABLE)('decides %s as %s for a plain call', (a, level) => {
+    expect(decide(seed, me, a as ActionType, { recipients: ['bob@acme.example'], attendees: ['ann@acme.example'] }, ORG).level).toBe(level);
+  });
+
+  it('covers every row of the catalog but model.invoke and unknown, and keeps the floors', () => {
+    expect(Object.keys(ACTION_TYPES).filter((a) => !TABLE.some(([t]) => t === a)).sort()).toEqual(['model.invoke', 'unknown']);
+    expect(ACTION_TYPES['email.send']).toMatchObject({ floor: 'watched' });
+    expect(ACTION_TYPES['payment.execute']).toMatchObject({ floor: 'forbidden' });
+    expect(decide(seed, me, 'unknown', {}, ORG).level).toBe('watched');
+  });
+
+  it('watches a calendar event that invites others, and external mail drafts', () => {
+    expect(decide(seed, me, 'calendar.create', { attendees: ['ann@acme.example', 'bob@partner.example'] }, ORG)).toMatchObject({ level: 'watched', ruleIds: ['org.calendar-invites-others'] });
+    const d = decide(seed, me, 'email.draft', { recipients: ['bob@partner.example'] }, ORG);
+    expect(d.reason).toBe('Watched: email to an external domain (rule org.email-external)');
+  });
+
+  it('forbids file.delete for the rest of the hour once the limit is exceeded, and explains why', () => {
+    const e = explain(seed, me, 'file.delete', { rateExceeded: ['rl.file-delete'] }, ORG);
+    expect(e.level).toBe('forbidden');
+    expect(e.ruleIds).toEqual(['baseline.file.delete', 'rl.file-delete']);
+    expect(e.steps.map((s) => s.stage)).toEqual(['base', 'user', 'workflow', 'group', 'org', 'rate_limit']);
+  });
+
+  it('routes Watched actions to approvers and attaches obligations', () => {
+    expect(decide(seed, me, 'email.send', { recipients: ['bob@acme.example'] }, ORG).routing).toEqual({ routeId: null, approverGroup: null, quorum: 1 });
+    expect(decide(seed, me, 'file.update', {}, ORG).obligations).toEqual(['keep_undo_copy']);
+    expect(decide(seed, me, 'model.invoke', { labels: ['pii'] }, ORG).obligations).toEqual(['redact_personal_data']);
+    expect(decide(seed, me, 'payment.execute', {}, ORG).routing).toBeNull();
+  });
+});
