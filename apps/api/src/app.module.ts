@@ -27,10 +27,14 @@ import { MembersController } from './members/members.controller';
 import { MembersService } from './members/members.service';
 import { OrgsController } from './orgs/orgs.controller';
 import { OrgsService } from './orgs/orgs.service';
+import { CatalogController, PoliciesController } from './policies/policies.controller';
+import { PoliciesService } from './policies/policies.service';
 import { RolesController } from './roles/roles.controller';
 import { RolesService } from './roles/roles.service';
 import { SetupController } from './setup/setup.controller';
 import { SetupService } from './setup/setup.service';
+import { WorkflowsController } from './workflows/workflows.controller';
+import { WorkflowsService } from './workflows/workflows.service';
 
 export interface AppDeps {
   config: Config;
@@ -57,6 +61,9 @@ export class AppModule {
         GroupsController,
         ApiKeysController,
         AuditController,
+        PoliciesController,
+        CatalogController,
+        WorkflowsController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -80,6 +87,8 @@ export class AppModule {
         GroupsService,
         ApiKeysService,
         AuditEventsService,
+        PoliciesService,
+        WorkflowsService,
       ],
       exports: [SetupService, OpenApiService],
     };

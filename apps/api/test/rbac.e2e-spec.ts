@@ -60,6 +60,23 @@ const TABLE: Record<string, Row> = {
   'GET /v1/api-keys/{id}': every('ok'), // one's own key
   'DELETE /v1/api-keys/{id}': every('ok'), // one's own key
   'GET /v1/audit-events': only(AUDIT_READERS),
+  'GET /v1/catalog/actions': every('ok'),
+  'GET /v1/policies': every('ok'),
+  'GET /v1/policies/active': every('ok'),
+  'POST /v1/policies/explain': every('ok'),
+  'POST /v1/policies': only(['owner', 'admin']),
+  'GET /v1/policies/{id}': every('ok'),
+  'PATCH /v1/policies/{id}': only(['owner', 'admin']),
+  'DELETE /v1/policies/{id}': only(['owner', 'admin']),
+  'POST /v1/policies/{id}/activate': only(['owner']),
+  'GET /v1/policies/{id}/diff': every('ok'),
+  'POST /v1/policies/{id}/simulate': every('ok'),
+  'GET /v1/workflows': every('ok'),
+  'POST /v1/workflows': only(['owner', 'admin']),
+  'GET /v1/workflows/{id}': every('ok'),
+  'PATCH /v1/workflows/{id}': only(['owner', 'admin']),
+  'DELETE /v1/workflows/{id}': only(['owner', 'admin']),
+  'GET /v1/workflows/{id}/classification': every('ok'),
 };
 
 describe('role × route table', () => {

@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { newId } from '@steward/common';
 import { TENANT_TABLES } from '@steward/db';
 import { OpenApiService } from '../src/core/openapi';
-import { type Ctx, FIXTURES, newApiKey, newGroup, newInvitation, newRole } from './support/fixtures';
+import { type Ctx, FIXTURES, newApiKey, newDraft, newGroup, newInvitation, newRole, newWorkflow } from './support/fixtures';
 import { type Harness, login, orgSnapshot, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 describe('tenant isolation', () => {
@@ -26,8 +26,18 @@ describe('tenant isolation', () => {
     bIds.invitation = (await newInvitation(ctxB)).id;
     bIds.apiKey = (await newApiKey(h, bOwner)).id;
     bIds.userId = b.users.member.id;
+    bIds.policy = await newDraft(ctxB);
+    bIds.workflow = await newWorkflow(ctxB);
   });
   afterAll(() => h?.close());
+
+  const idFor = (key: string): string =>
+    key.includes('/roles/') ? bIds.role
+    : key.includes('/invitations/') ? bIds.invitation
+    : key.includes('/api-keys/') ? bIds.apiKey
+    : key.includes('/policies/') ? bIds.policy
+    : key.includes('/workflows/') ? bIds.workflow
+    : bIds.id;
 
   /** Every route with an id in its path, called by A's owner with the ids of B's records. */
   it('answers 404 to every route given another org\'s ids, and changes nothing there', async () => {
@@ -41,7 +51,7 @@ describe('tenant isolation', () => {
       const call = await FIXTURES[key]({ h, org: a, role: 'owner', cookie: aOwner, ownerCookie: aOwner });
       const path = route.path
         .replace('{userId}', bIds.userId)
-        .replace('{id}', key.includes('/roles/') ? bIds.role : key.includes('/invitations/') ? bIds.invitation : key.includes('/api-keys/') ? bIds.apiKey : bIds.id);
+        .replace('{id}', idFor(key));
       let req = h.http[route.method.toLowerCase() as 'get'](path).set('Cookie', aOwner);
       if (call.body !== undefined) req = req.send(call.body as object);
       const res = await req;
@@ -55,7 +65,7 @@ describe('tenant isolation', () => {
   });
 
   it('never lists another org\'s records', async () => {
-    const lists = ['/v1/members', '/v1/groups', '/v1/invitations', '/v1/roles', '/v1/api-keys', '/v1/audit-events?limit=200'];
+    const lists = ['/v1/members', '/v1/groups', '/v1/invitations', '/v1/roles', '/v1/api-keys', '/v1/audit-events?limit=200', '/v1/policies', '/v1/workflows'];
     for (const path of lists) {
       const res = await h.http.get(path).set('Cookie', aOwner);
       expect(res.status).toBe(200);

@@ -61,7 +61,7 @@ export const configSchema = z.object({
   SESSION_TTL_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(12),
   SESSION_COOKIE_SECURE: bool.optional(),
   STEP_UP_TTL_MINUTES: z.coerce.number().int().min(1).max(120).default(10),
-  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(100 * 1024),
+  BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(512 * 1024),
   TRUST_PROXY: bool.default(false),
   /** Requests per minute per client address, across the API. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(1200),

@@ -153,15 +153,46 @@ function checkConditions(when: Conditions | undefined, path: string, problems: P
 export function validatePolicy(input: unknown, ctx: ValidationContext = {}): { ok: true; document: PolicyDocument } | { ok: false; problems: PolicyProblem[] } {
   const parsed = PolicyDocumentSchema.safeParse(input);
   if (!parsed.success) {
-    return {
-      ok: false,
-      problems: parsed.error.issues.map((i) => ({
-        path: i.path.map(String).join('.') || '(document)',
-        message: i.code === 'unrecognized_keys' ? `unknown field(s): ${i.keys.join(', ')}` : i.message,
-      })),
-    };
+    const problems = parsed.error.issues.map((i) => ({
+      path: i.path.map(String).join('.') || '(document)',
+      message: i.code === 'unrecognized_keys' ? `unknown field(s): ${i.keys.join(', ')}` : i.message,
+    }));
+    // Also report what the checks below find in the parts that are well-formed, so that
+    // one round trip lists every problem.
+    const seen = new Set(problems.map((p) => p.path));
+    for (const extra of semanticProblems(lenient(input), ctx)) if (!seen.has(extra.path)) problems.push(extra);
+    return { ok: false, problems };
   }
-  const doc = parsed.data;
+  const problems = semanticProblems(parsed.data, ctx);
+  return problems.length ? { ok: false, problems } : { ok: true, document: parsed.data };
+}
+
+/** The well-formed parts of a document that failed the schema, with the rest emptied. */
+function lenient(input: unknown): PolicyDocument {
+  const obj = (input && typeof input === 'object' ? input : {}) as Record<string, unknown>;
+  // Sparse arrays keep each entry at its own index, so problem paths stay right.
+  const list = <T>(key: string, schema: z.ZodType<T>): T[] => {
+    const out: T[] = [];
+    (Array.isArray(obj[key]) ? (obj[key] as unknown[]) : []).forEach((x, i) => {
+      const r = schema.safeParse(x);
+      if (r.success) out[i] = r.data;
+    });
+    return out;
+  };
+  const baseline: Record<string, Level> = {};
+  if (obj.baseline && typeof obj.baseline === 'object') {
+    for (const [k, v] of Object.entries(obj.baseline as Record<string, unknown>)) if ((LEVELS as readonly unknown[]).includes(v)) baseline[k] = v as Level;
+  }
+  return {
+    baseline,
+    rules: list('rules', RuleSchema),
+    rateLimits: list('rateLimits', RateLimitSchema),
+    approvals: list('approvals', ApprovalRouteSchema),
+    forbiddenAreas: list('forbiddenAreas', ForbiddenAreaSchema),
+  };
+}
+
+function semanticProblems(doc: PolicyDocument, ctx: ValidationContext): PolicyProblem[] {
   const problems: PolicyProblem[] = [];
   for (const [action, level] of Object.entries(doc.baseline)) {
     if (!ACTION_TYPE_NAMES.includes(action as ActionType)) {
@@ -208,5 +239,5 @@ export function validatePolicy(input: unknown, ctx: ValidationContext = {}): { o
     checkActions(r.actions, `forbiddenAreas.${i}.actions`, problems);
     checkConditions(r.when, `forbiddenAreas.${i}.when`, problems);
   });
-  return problems.length ? { ok: false, problems } : { ok: true, document: doc };
+  return problems;
 }

@@ -13,6 +13,8 @@ export const PERMISSIONS = {
   Group: ['read', 'create', 'update', 'delete', 'manage_members'],
   ApiKey: ['read', 'create', 'revoke'],
   AuditEvent: ['read'],
+  Policy: ['read', 'create', 'update', 'delete', 'activate'],
+  Workflow: ['read', 'create', 'update', 'delete'],
 } as const;
 
 export type SubjectName = keyof typeof PERMISSIONS;
@@ -63,6 +65,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...all('Group'),
     ...all('ApiKey'),
     ...pick('AuditEvent', 'read'),
+    ...pick('Policy', 'read', 'create', 'update', 'delete'),
+    ...all('Workflow'),
   ],
   security: [
     ...pick('Org', 'read'),
@@ -73,6 +77,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('ApiKey', 'read', 'revoke'),
     ...own('ApiKey', 'create'),
     ...pick('AuditEvent', 'read'),
+    ...pick('Policy', 'read'),
+    ...pick('Workflow', 'read'),
   ],
   auditor: [
     ...pick('Org', 'read'),
@@ -83,9 +89,18 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('ApiKey', 'read'),
     ...own('ApiKey', 'create', 'revoke'),
     ...pick('AuditEvent', 'read'),
+    ...pick('Policy', 'read'),
+    ...pick('Workflow', 'read'),
   ],
-  approver: [...pick('Org', 'read'), ...pick('Member', 'read'), ...pick('Group', 'read'), ...own('ApiKey', 'read', 'create', 'revoke')],
-  member: [...pick('Org', 'read'), ...own('ApiKey', 'read', 'create', 'revoke')],
+  approver: [
+    ...pick('Org', 'read'),
+    ...pick('Member', 'read'),
+    ...pick('Group', 'read'),
+    ...own('ApiKey', 'read', 'create', 'revoke'),
+    ...pick('Policy', 'read'),
+    ...pick('Workflow', 'read'),
+  ],
+  member: [...pick('Org', 'read'), ...own('ApiKey', 'read', 'create', 'revoke'), ...pick('Policy', 'read'), ...pick('Workflow', 'read')],
 };
 
 export function isBuiltinRole(role: string): role is BuiltinRole {

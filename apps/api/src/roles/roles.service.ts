@@ -10,8 +10,8 @@ import { Db } from '../core/db.service';
 import type { CreateRoleBody, RoleView, UpdateRoleBody } from './roles.schemas';
 
 const DESCRIPTIONS: Record<(typeof BUILTIN_ROLES)[number], string> = {
-  owner: 'Everything, including roles, org settings and owners.',
-  admin: 'IT: members, invitations, groups, API keys; reads the audit trail.',
+  owner: 'Everything, including roles, org settings, owners and policy activation.',
+  admin: 'IT: members, invitations, groups, API keys, workflows, policy drafts; reads the audit trail.',
   security: 'Reads members and the audit trail; suspends members; revokes API keys.',
   auditor: 'Read-only over members, roles, groups, keys and the audit trail.',
   approver: 'Decides Watched actions; reads members and groups.',

@@ -7,6 +7,7 @@ import { AuditService } from '../audit/audit.service';
 import { hashPassword } from '../auth/passwords';
 import { Db } from '../core/db.service';
 import { CONFIG } from '../core/tokens';
+import { provisionPolicy } from '../policies/provision';
 import type { SetupBody } from './setup.schemas';
 
 const SETUP_TOKEN_TTL_MS = 24 * 3_600_000;
@@ -55,6 +56,7 @@ export class SetupService {
       await em.insert(User, { id: userId, email: body.owner.email, name: body.owner.name, passwordHash, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
       await em.insert(Membership, { id: newId(), orgId, userId, status: 'active', suspendedAt: null, suspendedReason: null });
       await em.insert(RoleAssignment, { id: newId(), orgId, userId, role: 'owner', customRoleId: null });
+      await provisionPolicy(em, orgId, userId);
       await this.audit.record(
         em,
         { orgId, actorType: 'user', actorId: userId, client: 'console', sourceIp: meta.sourceIp, requestId: meta.requestId },

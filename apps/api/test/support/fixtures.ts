@@ -58,6 +58,20 @@ export async function newApiKey(h: Harness, cookie: string, scopes = ['read:Org'
   return { id: body.apiKey.id, secret: body.secret };
 }
 
+export async function newDraft(c: Ctx): Promise<string> {
+  const body = await ok<{ id: string }>(await c.h.http.post('/v1/policies').set('Cookie', c.ownerCookie).send({ note: `draft ${rnd()}` }), 201, 'draft');
+  return body.id;
+}
+
+export async function newWorkflow(c: Ctx): Promise<string> {
+  const body = await ok<{ id: string }>(
+    await c.h.http.post('/v1/workflows').set('Cookie', c.ownerCookie).send({ key: `wf-${rnd()}`, name: 'Weekly exec brief', actionTypes: ['drive.read', 'drive.create', 'chat.send'] }),
+    201,
+    'workflow',
+  );
+  return body.id;
+}
+
 /** A fresh user of the role with an enrolled authenticator; returns its cookie and a code generator. */
 export async function totpUser(c: Ctx): Promise<{ cookie: string; code: (stepsAhead: number) => Promise<string> }> {
   const user = await addUser(c.h.ds, c.org, c.role);
@@ -144,4 +158,21 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/api-keys/{id}': async (c) => ({ path: `/v1/api-keys/${(await newApiKey(c.h, c.cookie)).id}` }),
   'DELETE /v1/api-keys/{id}': async (c) => ({ path: `/v1/api-keys/${(await newApiKey(c.h, c.cookie)).id}` }),
   'GET /v1/audit-events': async () => ({ path: '/v1/audit-events' }),
+  'GET /v1/catalog/actions': async () => ({ path: '/v1/catalog/actions' }),
+  'GET /v1/policies': async () => ({ path: '/v1/policies' }),
+  'GET /v1/policies/active': async () => ({ path: '/v1/policies/active' }),
+  'POST /v1/policies/explain': async () => ({ path: '/v1/policies/explain', body: { action: 'email.send', context: { recipients: ['client@customer.example'] } } }),
+  'POST /v1/policies': async () => ({ path: '/v1/policies', body: { note: 'Tighten file.create for the pilot' } }),
+  'GET /v1/policies/{id}': async (c) => ({ path: `/v1/policies/${await newDraft(c)}` }),
+  'PATCH /v1/policies/{id}': async (c) => ({ path: `/v1/policies/${await newDraft(c)}`, body: { note: 'reworded' } }),
+  'DELETE /v1/policies/{id}': async (c) => ({ path: `/v1/policies/${await newDraft(c)}` }),
+  'POST /v1/policies/{id}/activate': async (c) => ({ path: `/v1/policies/${await newDraft(c)}/activate`, body: { note: 'approved by the owner' } }),
+  'GET /v1/policies/{id}/diff': async (c) => ({ path: `/v1/policies/${await newDraft(c)}/diff` }),
+  'POST /v1/policies/{id}/simulate': async (c) => ({ path: `/v1/policies/${await newDraft(c)}/simulate`, body: { actions: [{ action: 'file.delete', context: { resources: ['/tmp/a.txt'] } }] } }),
+  'GET /v1/workflows': async () => ({ path: '/v1/workflows' }),
+  'POST /v1/workflows': async () => ({ path: '/v1/workflows', body: { key: `brief-${rnd()}`, name: 'Weekly exec brief', description: 'Friday 17:00 numbers, competitors, summary to Slack', actionTypes: ['drive.read', 'saas.read', 'drive.create', 'chat.send'] } }),
+  'GET /v1/workflows/{id}': async (c) => ({ path: `/v1/workflows/${await newWorkflow(c)}` }),
+  'PATCH /v1/workflows/{id}': async (c) => ({ path: `/v1/workflows/${await newWorkflow(c)}`, body: { description: 'updated' } }),
+  'DELETE /v1/workflows/{id}': async (c) => ({ path: `/v1/workflows/${await newWorkflow(c)}` }),
+  'GET /v1/workflows/{id}/classification': async (c) => ({ path: `/v1/workflows/${await newWorkflow(c)}/classification` }),
 };

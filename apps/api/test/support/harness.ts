@@ -10,6 +10,7 @@ import { redisUrl } from '../../../../test/support/db-urls';
 import { createApp } from '../../src/create-app';
 import { ApiMetrics } from '../../src/core/metrics';
 import { hashPassword } from '../../src/auth/passwords';
+import { provisionPolicy } from '../../src/policies/provision';
 
 export const PASSWORD = 'correct horse battery staple';
 export const ROLES = ['owner', 'admin', 'security', 'auditor', 'approver', 'member'] as const;
@@ -107,6 +108,7 @@ export async function seedOrg(ds: DataSource, slug: string): Promise<SeededOrg> 
       await em.insert(User, { id: user.id, email: user.email, name: `${role} of ${slug}`, passwordHash: hash, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
       await em.insert(Membership, { id: newId(), orgId, userId: user.id, status: 'active', suspendedAt: null, suspendedReason: null });
       await em.insert(RoleAssignment, { id: newId(), orgId, userId: user.id, role, customRoleId: null });
+      if (role === 'owner') await provisionPolicy(em, orgId, user.id);
     });
   }
   return { id: orgId, slug, users };
@@ -134,7 +136,7 @@ export async function login(h: Harness, email: string, extra: Record<string, str
 
 /** Row counts and a digest of every tenant table for one org, seen through RLS. */
 export async function orgSnapshot(ds: DataSource, orgId: string): Promise<Record<string, string>> {
-  const tables = ['orgs', 'memberships', 'roles', 'role_assignments', 'groups', 'group_members', 'invitations', 'api_keys', 'sessions', 'audit_events'];
+  const tables = ['orgs', 'memberships', 'roles', 'role_assignments', 'groups', 'group_members', 'invitations', 'api_keys', 'sessions', 'audit_events', 'policies', 'workflows'];
   return inOrg(ds, { orgId }, async (em) => {
     const out: Record<string, string> = {};
     for (const t of tables) {

@@ -4,11 +4,13 @@ import { Group, GroupMember } from './group.entity';
 import { Invitation } from './invitation.entity';
 import { Membership } from './membership.entity';
 import { Org } from './org.entity';
+import { PolicyVersion } from './policy-version.entity';
 import { RoleAssignment } from './role-assignment.entity';
 import { Role } from './role.entity';
 import { Session } from './session.entity';
 import { SetupState } from './setup-state.entity';
 import { User } from './user.entity';
+import { Workflow } from './workflow.entity';
 
 export * from './api-key.entity';
 export * from './audit-event.entity';
@@ -16,11 +18,13 @@ export * from './group.entity';
 export * from './invitation.entity';
 export * from './membership.entity';
 export * from './org.entity';
+export * from './policy-version.entity';
 export * from './role-assignment.entity';
 export * from './role.entity';
 export * from './session.entity';
 export * from './setup-state.entity';
 export * from './user.entity';
+export * from './workflow.entity';
 
 export const ENTITIES = [
   Org,
@@ -35,6 +39,8 @@ export const ENTITIES = [
   Session,
   AuditEvent,
   SetupState,
+  PolicyVersion,
+  Workflow,
 ];
 
 /** Tables that carry org_id: each has forced Row Level Security. */
@@ -48,4 +54,6 @@ export const TENANT_TABLES = [
   'api_keys',
   'sessions',
   'audit_events',
+  'policies',
+  'workflows',
 ] as const;

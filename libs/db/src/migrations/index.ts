@@ -1,5 +1,6 @@
 import { Init1763769600000 } from './1763769600000-init';
 import { TenancyAndRoles1763769600001 } from './1763769600001-tenancy-and-roles';
+import { PoliciesAndWorkflows1763856000000 } from './1763856000000-policies-and-workflows';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
-export const MIGRATIONS = [Init1763769600000, TenancyAndRoles1763769600001];
+export const MIGRATIONS = [Init1763769600000, TenancyAndRoles1763769600001, PoliciesAndWorkflows1763856000000];

@@ -1,0 +1,138 @@
+import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+describe('Trust Level policies', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let owner: string;
+  let admin: string;
+  let member: string;
+
+  beforeAll(async () => {
+    h = await startHarness();
+    org = await seedOrg(h.ds, 'acme');
+    owner = await login(h, org.users.owner.email);
+    admin = await login(h, org.users.admin.email);
+    member = await login(h, org.users.member.email);
+  });
+  afterAll(() => h?.close());
+
+  it('starts a new org on the seed table as version 1, due for review in six months', async () => {
+    const res = await h.http.get('/v1/policies/active').set('Cookie', member);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ version: 1, status: 'active', document: { baseline: { 'email.send': 'watched', 'payment.execute': 'forbidden', 'file.read': 'autonomous' } } });
+    const activated = new Date(res.body.activatedAt);
+    const due = new Date(res.body.reviewDueAt);
+    expect(due.getUTCMonth()).toBe((activated.getUTCMonth() + 6) % 12);
+  });
+
+  it('refuses an invalid document with every problem listed, and leaves the active version untouched', async () => {
+    const before = (await h.http.get('/v1/policies/active').set('Cookie', owner)).body;
+    const document = structuredClone(before.document);
+    document.baseline['email.send'] = 'autonomous';
+    document.baseline['mail.teleport'] = 'watched';
+    document.rules.push({ id: 'x.glob', scope: { type: 'org' }, actions: ['file.read'], level: 'watched', when: { resources: ['/a/{b,c}'] }, reason: 'bad glob' });
+    document.rateLimits[0].max = 0;
+    document.approvals.push({ id: 'route.ghost', actions: ['email.send'], approverGroup: '0195a000-0000-7000-8000-00000000dead', quorum: 2 });
+    const res = await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'broken', document });
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/problem\+json/);
+    const paths = res.body.errors.map((e: { path: string }) => e.path).sort();
+    expect(paths).toEqual(['document.approvals.0.approverGroup', 'document.baseline.email.send', 'document.baseline.mail.teleport', 'document.rateLimits.0.max', 'document.rules.4.when.resources.0'].sort());
+    const after = (await h.http.get('/v1/policies/active').set('Cookie', owner)).body;
+    expect(after).toEqual(before);
+    expect((await h.http.get('/v1/policies').set('Cookie', owner)).body.total).toBe(1);
+  });
+
+  it('takes a draft through diff, simulation and activation, keeping the history', async () => {
+    const draft = await h.http.post('/v1/policies').set('Cookie', admin).send({ note: 'Deletes need two eyes in finance' });
+    expect(draft.status).toBe(201);
+    expect(draft.body).toMatchObject({ version: 2, status: 'draft' });
+    const document = draft.body.document;
+    document.baseline['file.create'] = 'watched';
+    document.rules.push({ id: 'org.tmp-cleanup', scope: { type: 'org' }, actions: ['file.delete'], level: 'autonomous', when: { resources: ['/tmp/**'] }, reason: 'scratch files may go' });
+    const patched = await h.http.patch(`/v1/policies/${draft.body.id}`).set('Cookie', admin).send({ document });
+    expect(patched.status).toBe(200);
+
+    const diff = await h.http.get(`/v1/policies/${draft.body.id}/diff`).set('Cookie', member);
+    expect(diff.body.changes.map((c: { path: string; kind: string }) => `${c.kind} ${c.path}`)).toEqual(['changed baseline.file.create', 'added rules[org.tmp-cleanup]']);
+
+    const sim = await h.http.post(`/v1/policies/${draft.body.id}/simulate`).set('Cookie', member).send({
+      actions: [
+        { action: 'file.delete', context: { resources: ['/tmp/build.log'] } },
+        { action: 'file.delete', context: { resources: ['/finance/q3.xlsx'] } },
+        { action: 'file.create', context: {} },
+      ],
+    });
+    expect(sim.status).toBe(200);
+    expect(sim.body.summary).toEqual({ total: 3, changed: 2, stricter: 1, looser: 1 });
+    expect(sim.body.results[0]).toMatchObject({ before: { level: 'watched' }, after: { level: 'autonomous', ruleIds: ['org.tmp-cleanup'] } });
+
+    expect((await h.http.post(`/v1/policies/${draft.body.id}/activate`).set('Cookie', admin).send({})).status).toBe(403);
+    const activated = await h.http.post(`/v1/policies/${draft.body.id}/activate`).set('Cookie', owner).send({ note: 'Reviewed with legal' });
+    expect(activated.status).toBe(200);
+    expect(activated.body).toMatchObject({ status: 'active', version: 2, note: 'Reviewed with legal' });
+    expect((await h.http.patch(`/v1/policies/${draft.body.id}`).set('Cookie', owner).send({ note: 'x' })).status).toBe(409);
+
+    const history = await h.http.get('/v1/policies').set('Cookie', member);
+    expect(history.body.items.map((v: { version: number; status: string }) => `${v.version}:${v.status}`)).toEqual(['2:active', '1:archived']);
+    const events = await h.http.get('/v1/audit-events').query({ action: 'policy.activate' }).set('Cookie', owner);
+    expect(events.body.items[0]).toMatchObject({ targetId: draft.body.id, payload: { version: 2, changes: ['changed baseline.file.create', 'added rules[org.tmp-cleanup]'] } });
+  });
+
+  it('explains a decision for a member of a group, rule by rule', async () => {
+    const group = await h.http.post('/v1/groups').set('Cookie', owner).send({ name: 'Finance' });
+    expect((await h.http.put(`/v1/groups/${group.body.id}/members/${org.users.member.id}`).set('Cookie', owner)).status).toBe(204);
+    const active = (await h.http.get('/v1/policies/active').set('Cookie', owner)).body;
+    const document = active.document;
+    document.rules.push({ id: 'finance.drive-update', scope: { type: 'group', id: group.body.id }, actions: ['drive.update'], level: 'batched', reason: 'finance edits its own models' });
+    document.approvals.push({ id: 'route.finance', actions: ['email.send'], approverGroup: group.body.id, quorum: 2 });
+    const draft = await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'finance', document });
+    expect(draft.status).toBe(201);
+    expect((await h.http.post(`/v1/policies/${draft.body.id}/activate`).set('Cookie', owner).send({})).status).toBe(200);
+
+    const mine = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'drive.update', context: {} });
+    expect(mine.body).toMatchObject({ level: 'batched', ruleIds: ['finance.drive-update'] });
+    expect(mine.body.steps.map((s: { stage: string; effect: string }) => `${s.stage}:${s.effect}`)).toEqual(['base:set', 'user:no_match', 'workflow:no_match', 'group:set']);
+    const theirs = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'drive.update', userId: org.users.auditor.id, context: {} });
+    expect(theirs.body).toMatchObject({ level: 'watched', ruleIds: ['baseline.drive.update'] });
+    const mail = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'email.send', context: { recipients: ['client@customer.example'] } });
+    expect(mail.body).toMatchObject({ level: 'watched', routing: { routeId: 'route.finance', approverGroup: group.body.id, quorum: 2 } });
+    expect(mail.body.reason).toBe('Watched: email to an external domain (rule org.email-external)');
+    // The group is referenced by the active policy; activating a draft after it is gone is refused.
+    const stale = await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'stale' });
+    expect((await h.http.delete(`/v1/groups/${group.body.id}`).set('Cookie', owner)).status).toBe(204);
+    const refused = await h.http.post(`/v1/policies/${stale.body.id}/activate`).set('Cookie', owner).send({});
+    expect(refused.status).toBe(400);
+    expect(refused.body.errors.map((e: { message: string }) => e.message)).toEqual(expect.arrayContaining([`no group ${group.body.id} in this org`]));
+  });
+
+  it('documents each workflow\'s classification from the policy', async () => {
+    const wf = await h.http.post('/v1/workflows').set('Cookie', admin).send({
+      key: 'contract-triage',
+      name: 'Contract risk triage',
+      description: 'Pull unsigned contracts from DocuSign, grade them, ping legal on Slack',
+      actionTypes: ['saas.read', 'drive.create', 'chat.send', 'contract.send'],
+    });
+    expect(wf.status).toBe(201);
+    const active = (await h.http.get('/v1/policies/active').set('Cookie', owner)).body;
+    const document = active.document;
+    document.rules = document.rules.filter((r: { id: string }) => r.id !== 'finance.drive-update');
+    document.approvals = [];
+    document.rules.push({ id: 'wf.triage-slack', scope: { type: 'workflow', id: 'contract-triage' }, actions: ['chat.send'], level: 'batched', reason: 'pings to #legal are reviewed afterwards' });
+    const draft = await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'triage', document });
+    expect(draft.status).toBe(201);
+    expect((await h.http.post(`/v1/policies/${draft.body.id}/activate`).set('Cookie', owner).send({})).status).toBe(200);
+    const c = await h.http.get(`/v1/workflows/${wf.body.id}/classification`).set('Cookie', member);
+    expect(c.status).toBe(200);
+    expect(c.body.classification).toBe('forbidden');
+    expect(c.body.actions.map((a: { action: string; level: string }) => `${a.action}:${a.level}`)).toEqual(['saas.read:autonomous', 'drive.create:batched', 'chat.send:batched', 'contract.send:forbidden']);
+    expect((await h.http.delete(`/v1/workflows/${wf.body.id}`).set('Cookie', admin)).status).toBe(409);
+  });
+
+  it('serves the action catalog with defaults and floors', async () => {
+    const res = await h.http.get('/v1/catalog/actions').set('Cookie', member);
+    const send = res.body.actions.find((a: { type: string }) => a.type === 'email.send');
+    expect(send).toMatchObject({ default: 'watched', floor: 'watched', facts: ['recipients', 'content'] });
+    expect(res.body.actions.map((a: { type: string }) => a.type)).toEqual(expect.arrayContaining(['model.invoke', 'unknown']));
+  });
+});

@@ -1,0 +1,53 @@
+import { validatePolicy } from '../src/document';
+import { seedPolicy } from '../src/seed';
+
+const GROUP = '0195a000-0000-7000-8000-000000000001';
+
+describe('validatePolicy', () => {
+  it('accepts the seed policy', () => {
+    expect(validatePolicy(seedPolicy(), { groups: new Set(), workflows: new Set() })).toMatchObject({ ok: true });
+  });
+
+  it('lists every problem of an invalid document at once', () => {
+    const doc = seedPolicy();
+    doc.baseline['email.send'] = 'batched';
+    doc.baseline['mail.teleport'] = 'autonomous';
+    doc.rules.push(
+      { id: 'bad-action', scope: { type: 'org' }, actions: ['file.shred'], level: 'watched', reason: 'x' },
+      { id: 'bad-glob', scope: { type: 'org' }, actions: ['file.read'], level: 'watched', when: { resources: ['/a/***/b', '/x/[ab]'] }, reason: 'x' },
+      { id: 'below-floor', scope: { type: 'user', id: GROUP }, actions: ['payment.execute'], level: 'watched', reason: 'x' },
+      { id: 'no-group', scope: { type: 'group', id: GROUP }, actions: ['file.read'], level: 'watched', reason: 'x' },
+      { id: 'bad-tz', scope: { type: 'org' }, actions: ['file.read'], level: 'watched', when: { timeWindow: { days: [1], from: '09:00', to: '17:00', timeZone: 'Mars/Olympus' } }, reason: 'x' },
+      { id: 'bad-action', scope: { type: 'org' }, actions: ['file.read'], level: 'watched', reason: 'duplicate id' },
+    );
+    doc.approvals.push({ id: 'route', actions: ['email.send'], approverGroup: GROUP, quorum: 2 });
+    const result = validatePolicy(doc, { groups: new Set(), workflows: new Set() });
+    expect(result.ok).toBe(false);
+    const problems = result.ok ? [] : result.problems.map((p) => `${p.path}: ${p.message}`);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^baseline\.email\.send: .*floor/),
+        'baseline.mail.teleport: unknown action type "mail.teleport"',
+        'rules.4.actions.0: unknown action type "file.shred"',
+        expect.stringMatching(/^rules\.5\.when\.resources\.0: bad glob/),
+        expect.stringMatching(/^rules\.5\.when\.resources\.1: bad glob/),
+        expect.stringMatching(/^rules\.6\.level: payment\.execute can never be below forbidden/),
+        `rules.7.scope.id: no group ${GROUP} in this org`,
+        'rules.8.when.timeWindow.timeZone: unknown time zone "Mars/Olympus"',
+        expect.stringMatching(/^rules\.9\.id: id "bad-action" is already used/),
+        `approvals.0.approverGroup: no group ${GROUP} in this org`,
+      ]),
+    );
+    expect(problems).toHaveLength(10);
+  });
+
+  it('refuses a rate limit of 0 and unknown fields through the schema', () => {
+    const doc = seedPolicy() as unknown as Record<string, unknown>;
+    (doc.rateLimits as Record<string, unknown>[])[0].max = 0;
+    doc.extra = true;
+    const result = validatePolicy(doc);
+    expect(result.ok).toBe(false);
+    const paths = result.ok ? [] : result.problems.map((p) => p.path);
+    expect(paths).toEqual(expect.arrayContaining(['rateLimits.0.max', '(document)']));
+  });
+});
