@@ -91,7 +91,7 @@ describe('Trust Level policies', () => {
     expect((await h.http.post(`/v1/policies/${draft.body.id}/activate`).set('Cookie', owner).send({})).status).toBe(200);
 
     const mine = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'drive.update', context: {} });
-    expect(mine.body).toMatchObject({ level: 'batched', ruleIds: ['finance.drive-update'] });
+    expect(mine.body).toMatchObject({ level: 'batched', ruleIds: ['finance.drive-update'], caslAuthorized: true });
     expect(mine.body.steps.map((s: { stage: string; effect: string }) => `${s.stage}:${s.effect}`)).toEqual(['base:set', 'user:no_match', 'workflow:no_match', 'group:set']);
     const theirs = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'drive.update', userId: org.users.auditor.id, context: {} });
     expect(theirs.body).toMatchObject({ level: 'watched', ruleIds: ['baseline.drive.update'] });
@@ -134,5 +134,7 @@ describe('Trust Level policies', () => {
     const send = res.body.actions.find((a: { type: string }) => a.type === 'email.send');
     expect(send).toMatchObject({ default: 'watched', floor: 'watched', facts: ['recipients', 'content'] });
     expect(res.body.actions.map((a: { type: string }) => a.type)).toEqual(expect.arrayContaining(['model.invoke', 'unknown']));
+    const pay = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'payment.execute', context: { amount: 10 } });
+    expect(pay.body).toMatchObject({ level: 'forbidden', ruleIds: ['baseline.payment.execute', 'fa.payments'], caslAuthorized: false });
   });
 });

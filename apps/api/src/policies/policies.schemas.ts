@@ -88,6 +88,8 @@ const DecisionView = z.strictObject({
 });
 
 export const ExplanationView = DecisionView.extend({
+  /** The CASL check of the action at its decided level (false for Forbidden). */
+  caslAuthorized: z.boolean(),
   policyId: Uuid,
   version: z.int().min(1).max(1_000_000),
   steps: z

@@ -6,6 +6,9 @@ import {
   ACTION_TYPES,
   type ActionType,
   type ActionTypeSpec,
+  authorize,
+  compileAbility,
+  type CompiledAbility,
   type CompiledPolicy,
   compilePolicy,
   diffPolicies,
@@ -14,6 +17,7 @@ import {
   type PolicyDocument,
   type PolicyPrincipal,
   simulate,
+  toFacts,
   validatePolicy,
 } from '@steward/policy';
 import type { z } from 'zod';
@@ -51,6 +55,7 @@ function view(p: PolicyVersion): z.infer<typeof PolicyView> {
 export class PoliciesService {
   /** Compiled versions by id and last change: an edit of a draft makes a new key; active versions never change. */
   private readonly cache = new Map<string, CompiledPolicy>();
+  private readonly abilities = new Map<string, CompiledAbility>();
 
   constructor(
     private readonly db: Db,
@@ -65,6 +70,18 @@ export class PoliciesService {
       hit = compilePolicy(p.document as unknown as PolicyDocument);
       if (this.cache.size >= CACHE_SIZE) this.cache.delete(this.cache.keys().next().value!);
       this.cache.set(key, hit);
+    }
+    return hit;
+  }
+
+  /** The version as a CASL ability: the final authorisation of an action at a level. */
+  ability(p: PolicyVersion): CompiledAbility {
+    const key = `${p.id}:${p.updatedAt.getTime()}`;
+    let hit = this.abilities.get(key);
+    if (!hit) {
+      hit = compileAbility(p.document as unknown as PolicyDocument);
+      if (this.abilities.size >= CACHE_SIZE) this.abilities.delete(this.abilities.keys().next().value!);
+      this.abilities.set(key, hit);
     }
     return hit;
   }
@@ -239,8 +256,10 @@ export class PoliciesService {
       const version = body.policyId ? await this.load(em, p, body.policyId) : await this.active(em, p.orgId);
       const org = await em.findOneByOrFail(Org, { id: p.orgId });
       const principal = await this.principalOf(em, p, body.userId);
-      const e = explain(this.compiled(version), principal, body.action as ActionType, body.context, { domains: org.domains });
-      return { policyId: version.id, version: version.version, ...e };
+      const orgInfo = { domains: org.domains };
+      const e = explain(this.compiled(version), principal, body.action as ActionType, body.context, orgInfo);
+      const facts = toFacts(principal, body.action as ActionType, body.context, orgInfo);
+      return { policyId: version.id, version: version.version, ...e, caslAuthorized: authorize(this.ability(version), facts, e.level) };
     });
   }
 
