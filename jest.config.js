@@ -5,6 +5,8 @@ module.exports = {
     '<rootDir>/libs/db',
     '<rootDir>/libs/policy',
     '<rootDir>/libs/jobs',
+    '<rootDir>/libs/vault',
+    '<rootDir>/libs/audit',
     '<rootDir>/apps/api',
     '<rootDir>/apps/agent-worker',
   ],

@@ -56,7 +56,7 @@ describe('migrations', () => {
 
   it('lists every table with an org_id column as a tenant table', async () => {
     const rows: { table_name: string }[] = await owner.query(
-      `SELECT table_name FROM information_schema.columns WHERE table_schema = 'public' AND column_name = 'org_id'`,
+      `SELECT c.table_name FROM information_schema.columns c JOIN pg_class k ON k.relname = c.table_name AND NOT k.relispartition WHERE c.table_schema = 'public' AND c.column_name = 'org_id'`,
     );
     expect(rows.map((r) => r.table_name).sort()).toEqual([...TENANT_TABLES].sort());
   });
@@ -70,7 +70,8 @@ describe('migrations', () => {
          FROM pg_roles WHERE rolname = current_user`,
       );
       expect(role).toEqual({ rolsuper: false, rolbypassrls: false, owned: 0 });
-      await expect(app.query(`UPDATE audit_events SET action = 'x'`)).rejects.toThrow(/permission denied/);
+      await expect(app.query(`UPDATE audit_events SET canonical = 'x'`)).rejects.toThrow(/permission denied/);
+      await expect(app.query(`DELETE FROM audit_chain`)).rejects.toThrow(/permission denied/);
     } finally {
       await app.destroy();
     }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AuditEvent } from '@steward/db';
+import type { CanonicalEvent } from '@steward/audit';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import type { Principal } from '../auth/principal';
@@ -7,20 +7,21 @@ import { Db } from '../core/db.service';
 import type { AuditEventView, ListAuditEventsQuery } from './audit.schemas';
 import { AuditService } from './audit.service';
 
-function view(e: AuditEvent): z.infer<typeof AuditEventView> {
+function view(e: CanonicalEvent): z.infer<typeof AuditEventView> {
   return {
     id: e.id,
-    occurredAt: e.occurredAt.toISOString(),
-    actorType: e.actorType,
-    actorId: e.actorId,
+    occurredAt: e.at,
+    actorType: e.actor.type,
+    actorId: e.actor.id,
     action: e.action,
-    targetType: e.targetType,
-    targetId: e.targetId,
+    targetType: e.target?.type ?? null,
+    targetId: e.target?.id ?? null,
     outcome: e.outcome,
     client: e.client,
-    sourceIp: e.sourceIp,
-    requestId: e.requestId,
+    sourceIp: e.ip ?? null,
+    requestId: e.req ?? null,
     payload: e.payload,
+    sealed: e.sealed !== undefined,
   };
 }
 
@@ -36,17 +37,27 @@ export class AuditEventsService {
   async list(p: Principal, q: z.infer<typeof ListAuditEventsQuery>) {
     await this.access.authorize(p, 'read', 'AuditEvent');
     return this.db.inOrg(p, async (em) => {
-      const qb = em.createQueryBuilder(AuditEvent, 'e').where('e.org_id = :org', { org: p.orgId });
-      if (q.action) qb.andWhere('e.action = :action', { action: q.action });
-      if (q.actorId) qb.andWhere('e.actor_id = :actor', { actor: q.actorId });
-      if (q.targetId) qb.andWhere('e.target_id = :target', { target: q.targetId });
-      if (q.outcome) qb.andWhere('e.outcome = :outcome', { outcome: q.outcome });
-      if (q.since) qb.andWhere('e.occurred_at >= :since', { since: q.since });
-      if (q.until) qb.andWhere('e.occurred_at < :until', { until: q.until });
-      const [rows, total] = await qb.orderBy('e.occurred_at', 'DESC').addOrderBy('e.id', 'DESC').take(q.limit).skip(q.offset).getManyAndCount();
+      const where = ['org_id = $1'];
+      const args: unknown[] = [p.orgId];
+      const add = (sql: string, v: unknown) => {
+        args.push(v);
+        where.push(sql.replace('?', `$${args.length}`));
+      };
+      if (q.action) add('action = ?', q.action);
+      if (q.actorId) add('actor_id = ?', q.actorId);
+      if (q.targetId) add('target_id = ?', q.targetId);
+      if (q.outcome) add('outcome = ?', q.outcome);
+      if (q.since) add('occurred_at >= ?', q.since);
+      if (q.until) add('occurred_at < ?', q.until);
+      const filter = where.join(' AND ');
+      const [{ total }] = await em.query(`SELECT count(*)::int AS total FROM audit_events WHERE ${filter}`, args);
+      const rows: { canonical: string }[] = await em.query(
+        `SELECT canonical FROM audit_events WHERE ${filter} ORDER BY occurred_at DESC, id DESC LIMIT $${args.length + 1} OFFSET $${args.length + 2}`,
+        [...args, q.limit, q.offset],
+      );
       const { limit, offset, ...filters } = q;
       await this.audit.record(em, p, { action: 'audit.search', targetType: 'AuditEvent', payload: { filters, limit, offset, returned: rows.length } });
-      return { items: rows.map(view), total, limit, offset };
+      return { items: rows.map((r) => view(JSON.parse(r.canonical) as CanonicalEvent)), total, limit, offset };
     });
   }
 }

@@ -29,6 +29,8 @@ export const AuditEventView = z.strictObject({
       .regex(/^[A-Za-z][A-Za-z0-9_]*$/),
     z.unknown(),
   ),
+  /** Sensitive fields are sealed; only auditors may open them. */
+  sealed: z.boolean(),
 });
 
 export const ListAuditEventsQuery = PageQuery.extend({

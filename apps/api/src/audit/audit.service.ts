@@ -1,7 +1,10 @@
-import { Injectable } from '@nestjs/common';
-import { newId } from '@steward/common';
-import { AuditEvent, type AuditClient, type AuditOutcome, type ActorType, type EntityManager } from '@steward/db';
+import { Inject, Injectable } from '@nestjs/common';
+import { type Config, newId } from '@steward/common';
+import { AuditKeyring, recordEvent } from '@steward/audit';
+import type { ActorType, AuditClient, AuditOutcome, EntityManager } from '@steward/db';
+import { ConfigKeyProvider } from '@steward/vault';
 import type { Principal } from '../auth/principal';
+import { CONFIG } from '../core/tokens';
 
 export interface AuditActor {
   orgId: string;
@@ -18,8 +21,10 @@ export interface AuditRecord {
   targetType?: string;
   targetId?: string | null;
   outcome?: AuditOutcome;
-  /** Never secrets: ids, names, changed field names and values that are not credentials. */
+  /** Never secrets: ids, names of things, changed field names. */
   payload?: Record<string, unknown>;
+  /** Personal or sensitive values (addresses, arguments): sealed under the org-month key. */
+  sensitive?: Record<string, string | string[] | number | boolean | null>;
 }
 
 export function actorOf(p: Principal): AuditActor {
@@ -39,22 +44,27 @@ export function actorOf(p: Principal): AuditActor {
  */
 @Injectable()
 export class AuditService {
+  readonly keyring: AuditKeyring;
+
+  constructor(@Inject(CONFIG) config: Config) {
+    this.keyring = new AuditKeyring(new ConfigKeyProvider(config.STEWARD_MASTER_KEY));
+  }
+
   async record(em: EntityManager, actor: AuditActor | Principal, event: AuditRecord): Promise<void> {
     const a = 'kind' in actor ? actorOf(actor) : actor;
-    await em.insert(AuditEvent, {
+    await recordEvent(em, this.keyring, {
       id: newId(),
       orgId: a.orgId,
       occurredAt: new Date(),
-      actorType: a.actorType,
-      actorId: a.actorId,
+      actor: { type: a.actorType, id: a.actorId },
       action: event.action,
-      targetType: event.targetType ?? null,
-      targetId: event.targetId ?? null,
+      target: event.targetType ? { type: event.targetType, id: event.targetId ?? null } : null,
       outcome: event.outcome ?? 'success',
       client: a.client,
-      sourceIp: a.sourceIp?.slice(0, 64) ?? null,
+      sourceIp: a.sourceIp,
       requestId: a.requestId,
-      payload: (event.payload ?? {}) as never, // jsonb: TypeORM's deep-partial type cannot express Record<string, unknown>
+      payload: event.payload,
+      sensitive: event.sensitive,
     });
   }
 }

@@ -84,7 +84,7 @@ export class InvitationsService {
         revokedAt: null,
       });
       await em.save(inv);
-      await this.audit.record(em, p, { action: 'invitation.create', targetType: 'Invitation', targetId: inv.id, payload: { email: inv.email, roles: inv.roles } });
+      await this.audit.record(em, p, { action: 'invitation.create', targetType: 'Invitation', targetId: inv.id, payload: { roles: inv.roles }, sensitive: { email: inv.email } });
       return inv;
     });
     return { invitation: invitationView(invitation), token };
@@ -99,7 +99,7 @@ export class InvitationsService {
       if (status(inv) !== 'pending') throw AppError.conflict(`The invitation is ${status(inv)}.`);
       inv.revokedAt = new Date();
       await em.save(inv);
-      await this.audit.record(em, p, { action: 'invitation.revoke', targetType: 'Invitation', targetId: inv.id, payload: { email: inv.email } });
+      await this.audit.record(em, p, { action: 'invitation.revoke', targetType: 'Invitation', targetId: inv.id, sensitive: { email: inv.email } });
     });
   }
 
@@ -149,7 +149,7 @@ export class InvitationsService {
       await this.audit.record(
         em,
         { orgId: inv.orgId, actorType: 'user', actorId: userId, client: 'console', sourceIp: meta.sourceIp, requestId: meta.requestId },
-        { action: 'invitation.accept', targetType: 'Invitation', targetId: inv.id, payload: { email: inv.email, roles: grants.map((g) => g.role), newUser: !existing } },
+        { action: 'invitation.accept', targetType: 'Invitation', targetId: inv.id, payload: { roles: grants.map((g) => g.role), newUser: !existing }, sensitive: { email: inv.email } },
       );
     });
     return { orgId: found.org_id, userId };

@@ -1,5 +1,4 @@
 import { ApiKey } from './api-key.entity';
-import { AuditEvent } from './audit-event.entity';
 import { Group, GroupMember } from './group.entity';
 import { Invitation } from './invitation.entity';
 import { Membership } from './membership.entity';
@@ -13,7 +12,7 @@ import { User } from './user.entity';
 import { Workflow } from './workflow.entity';
 
 export * from './api-key.entity';
-export * from './audit-event.entity';
+export type { ActorType, AuditClient, AuditOutcome } from './audit-event.entity';
 export * from './group.entity';
 export * from './invitation.entity';
 export * from './membership.entity';
@@ -37,7 +36,6 @@ export const ENTITIES = [
   Invitation,
   ApiKey,
   Session,
-  AuditEvent,
   SetupState,
   PolicyVersion,
   Workflow,
@@ -56,4 +54,8 @@ export const TENANT_TABLES = [
   'audit_events',
   'policies',
   'workflows',
+  'audit_chain',
+  'audit_heads',
+  'audit_checkpoints',
+  'audit_keys',
 ] as const;

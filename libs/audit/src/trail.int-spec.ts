@@ -1,0 +1,205 @@
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Client } from 'pg';
+import { newId } from '@steward/common';
+import { createDataSource, type DataSource, inOrg, Org } from '@steward/db';
+import { ConfigKeyProvider } from '@steward/vault';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
+import { adminUrl } from '../../../test/support/db-urls';
+import { checkpointOrg, FileSink } from './checkpoint';
+import { AuditKeyring } from './keyring';
+import { recordEvent } from './record';
+import { sealOrg, sealingLagSeconds } from './sequencer';
+import { Ed25519Signer } from './signing';
+import { verifyOrg } from './verify';
+
+const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 3).toString('base64')}`));
+const signer = new Ed25519Signer(randomBytes(32).toString('base64'));
+
+async function newOrg(ds: DataSource): Promise<string> {
+  const id = newId();
+  await inOrg(ds, { orgId: id }, (em) => em.insert(Org, { id, name: 'Acme', slug: `acme-${id.slice(-8)}`, domains: ['acme.example'], requireStepUp: false }));
+  return id;
+}
+
+async function record(ds: DataSource, orgId: string, n: number, action = 'file.read', extra: Record<string, unknown> = {}): Promise<string[]> {
+  const ids: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const id = newId();
+    ids.push(id);
+    await inOrg(ds, { orgId }, (em) =>
+      recordEvent(em, keyring, { id, orgId, occurredAt: new Date(), actor: { type: 'user', id: null }, action, outcome: 'success', client: 'rest', payload: { i, ...extra } }),
+    );
+  }
+  return ids;
+}
+
+async function seqOf(ds: DataSource, orgId: string, eventId: string): Promise<number> {
+  const [row] = await inOrg(ds, { orgId }, (em) => em.query('SELECT seq FROM audit_chain WHERE org_id = $1 AND event_id = $2', [orgId, eventId]));
+  return Number(row.seq);
+}
+
+describe('audit trail (real PostgreSQL)', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let su: Client;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ds = createDataSource({ url: db.appUrl, poolMax: 12 });
+    await ds.initialize();
+    const url = new URL(adminUrl());
+    url.pathname = `/${db.name}`;
+    su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    // The attacker: a database superuser with triggers out of the way.
+    await su.query(`SET session_replication_role = replica`);
+  });
+  afterAll(async () => {
+    await su?.end();
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  it('seals events into a chain that verifies, with checkpoints pushed off the box', async () => {
+    const org = await newOrg(ds);
+    await record(ds, org, 25);
+    expect(await sealingLagSeconds(ds, org)).toBeGreaterThanOrEqual(0);
+    const sealed = await sealOrg(ds, org, { holder: 'test', batchSize: 10 });
+    expect(sealed).toMatchObject({ sealed: 25, busy: false, fenced: false });
+    expect(await sealingLagSeconds(ds, org)).toBe(0);
+    const dir = mkdtempSync(join(tmpdir(), 'steward-cp-'));
+    const cp = await checkpointOrg(ds, org, signer, new FileSink(join(dir, 'checkpoints.jsonl')));
+    expect(cp).toMatchObject({ org, seq: 25, kid: signer.keyId });
+    expect(JSON.parse(readFileSync(join(dir, 'checkpoints.jsonl'), 'utf8').trim())).toEqual(cp);
+    const result = await verifyOrg(ds, org, signer.publicKeyPem);
+    expect(result).toMatchObject({ ok: true, checked: 25, lastSeq: 25, checkpointsVerified: 1, firstBadSeq: null });
+  });
+
+  it('refuses a checkpoint under another public key', async () => {
+    const org = await newOrg(ds);
+    await record(ds, org, 3);
+    await sealOrg(ds, org, { holder: 'test' });
+    await checkpointOrg(ds, org, signer, new FileSink(join(mkdtempSync(join(tmpdir(), 'steward-cp-')), 'c.jsonl')));
+    const other = generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    expect(await verifyOrg(ds, org, other)).toMatchObject({ ok: false, firstBadSeq: 3, reason: expect.stringContaining('signature') });
+  });
+
+  describe('tampering by a database superuser is named by sequence number', () => {
+    let org: string;
+    let ids: string[];
+    beforeEach(async () => {
+      org = await newOrg(ds);
+      ids = await record(ds, org, 12, 'member.suspend');
+      await sealOrg(ds, org, { holder: 'test' });
+      await checkpointOrg(ds, org, signer, new FileSink(join(mkdtempSync(join(tmpdir(), 'steward-cp-')), 'c.jsonl')));
+      expect((await verifyOrg(ds, org, signer.publicKeyPem)).ok).toBe(true);
+    });
+
+    it('one field of one event changed', async () => {
+      await su.query(`UPDATE audit_events SET canonical = replace(canonical, 'member.suspend', 'member.reactivate') WHERE id = $1`, [ids[6]]);
+      expect(await verifyOrg(ds, org, signer.publicKeyPem)).toMatchObject({ ok: false, firstBadSeq: await seqOf(ds, org, ids[6]) });
+    });
+
+    it('one event deleted', async () => {
+      await su.query('DELETE FROM audit_events WHERE id = $1', [ids[3]]);
+      expect(await verifyOrg(ds, org, signer.publicKeyPem)).toMatchObject({ ok: false, firstBadSeq: await seqOf(ds, org, ids[3]), reason: expect.stringContaining('missing') });
+    });
+
+    it('two events swapped', async () => {
+      const [a, b] = [await seqOf(ds, org, ids[4]), await seqOf(ds, org, ids[8])];
+      await su.query(
+        `UPDATE audit_chain SET event_id = CASE event_id WHEN $1::uuid THEN $2::uuid ELSE $1::uuid END, hash = hash WHERE event_id IN ($1, $2)`,
+        [ids[4], ids[8]],
+      ).catch(async () => {
+        // Unique event ids: swap through a placeholder.
+        await su.query(`UPDATE audit_chain SET event_id = '00000000-0000-0000-0000-000000000001' WHERE event_id = $1`, [ids[4]]);
+        await su.query(`UPDATE audit_chain SET event_id = $1 WHERE event_id = $2`, [ids[4], ids[8]]);
+        await su.query(`UPDATE audit_chain SET event_id = $1 WHERE event_id = '00000000-0000-0000-0000-000000000001'`, [ids[8]]);
+      });
+      expect(await verifyOrg(ds, org, signer.publicKeyPem)).toMatchObject({ ok: false, firstBadSeq: Math.min(a, b) });
+    });
+
+    it('the tail cut behind a pushed checkpoint', async () => {
+      await su.query('DELETE FROM audit_events WHERE id = ANY($1)', [ids.slice(9)]);
+      await su.query('DELETE FROM audit_chain WHERE org_id = $1 AND seq > 9', [org]);
+      await su.query(`UPDATE audit_heads SET seq = 9, hash = (SELECT hash FROM audit_chain WHERE org_id = $1 AND seq = 9) WHERE org_id = $1`, [org]);
+      expect(await verifyOrg(ds, org, signer.publicKeyPem)).toMatchObject({ ok: false, firstBadSeq: 10, reason: expect.stringContaining('cut') });
+    });
+  });
+
+  it('makes one chain from four writers and two racing sequencers; rolled-back events never appear', async () => {
+    const org = await newOrg(ds);
+    const writers = await Promise.all([0, 1, 2, 3].map(async () => {
+      const w = createDataSource({ url: db.appUrl, poolMax: 2 });
+      await w.initialize();
+      return w;
+    }));
+    // 2,500 per writer keeps `npm test` short; STEWARD_AUDIT_RACE_EVENTS=10000 runs the full acceptance size.
+    const PER_WRITER = Number(process.env.STEWARD_AUDIT_RACE_EVENTS ?? 2500);
+    const rolledBack: string[] = [];
+    let writing = true;
+    const sequencers = ['seq-a', 'seq-b'].map(async (holder) => {
+      let total = 0;
+      while (writing) {
+        const r = await sealOrg(ds, org, { holder, batchSize: 500, leaseSeconds: 2, maxBatches: 3 });
+        total += r.sealed;
+        await new Promise((res) => setTimeout(res, 5));
+      }
+      return total;
+    });
+    try {
+      await Promise.all(
+        writers.map(async (w, k) => {
+          for (let i = 0; i < PER_WRITER; i++) {
+            const id = newId();
+            if (i % 250 === 0) {
+              rolledBack.push(id);
+              await inOrg(w, { orgId: org }, async (em) => {
+                await recordEvent(em, keyring, { id, orgId: org, occurredAt: new Date(), actor: { type: 'system', id: null }, action: 'file.delete', outcome: 'success', client: 'worker', payload: { k, i } });
+                throw new Error('business transaction fails after its event was written');
+              }).catch(() => undefined);
+            }
+            await inOrg(w, { orgId: org }, (em) =>
+              recordEvent(em, keyring, { id: newId(), orgId: org, occurredAt: new Date(), actor: { type: 'system', id: null }, action: 'file.read', outcome: 'success', client: 'worker', payload: { k, i } }),
+            );
+          }
+        }),
+      );
+    } finally {
+      writing = false;
+      await Promise.all(writers.map((w) => w.destroy()));
+    }
+    const byRacers = (await Promise.all(sequencers)).reduce((a, b) => a + b, 0);
+    // The racers' leases run out; then whoever comes next finishes the backlog.
+    let rest = await sealOrg(ds, org, { holder: 'seq-final', leaseSeconds: 2 });
+    for (let i = 0; rest.busy && i < 30; i++) {
+      await new Promise((res) => setTimeout(res, 200));
+      rest = await sealOrg(ds, org, { holder: 'seq-final', leaseSeconds: 2 });
+    }
+    expect(rest.busy).toBe(false);
+    const total = 4 * PER_WRITER;
+    expect(byRacers + rest.sealed).toBe(total);
+    const result = await verifyOrg(ds, org, null);
+    expect(result).toMatchObject({ ok: true, checked: total, lastSeq: total });
+    const [{ n }] = await inOrg(ds, { orgId: org }, (em) => em.query('SELECT count(*)::int AS n FROM audit_events WHERE id = ANY($1)', [rolledBack]));
+    expect(rolledBack.length).toBe(4 * Math.ceil(PER_WRITER / 250));
+    expect(n).toBe(0);
+  }, 180_000);
+
+  it('seals sensitive fields under the org-month key and keeps no clear value', async () => {
+    const org = await newOrg(ds);
+    const canary = `canary-${randomBytes(6).toString('hex')}@customer.example`;
+    await inOrg(ds, { orgId: org }, (em) =>
+      recordEvent(em, keyring, { id: newId(), orgId: org, occurredAt: new Date(), actor: { type: 'user', id: null }, action: 'email.send', outcome: 'success', client: 'mcp', payload: { recipients: 1 }, sensitive: { recipients: [canary] } }),
+    );
+    const { rows } = await su.query('SELECT canonical FROM audit_events WHERE org_id = $1', [org]);
+    expect(rows[0].canonical).not.toContain(canary);
+    const event = JSON.parse(rows[0].canonical);
+    const key = await inOrg(ds, { orgId: org }, (em) => keyring.key(em, org, event.sealed.month, false));
+    expect(keyring.open(key!, event.id, event.sealed.ct)).toEqual({ recipients: [canary] });
+    expect(event.blind).toEqual([keyring.blind(key!, 'recipients', canary)]);
+  });
+});

@@ -1,0 +1,155 @@
+import type { DataSource } from 'typeorm';
+import { chainHash, GENESIS } from './event';
+import type { Checkpoint } from './checkpoint';
+import { verifySignature } from './signing';
+
+export interface ChainEntry {
+  seq: number;
+  eventId: string;
+  /** The stored hash (hex or bytes). */
+  hash: Buffer;
+  /** The event's canonical JSON, or null when the event row is gone. */
+  canonical: string | null;
+}
+
+export interface VerifyResult {
+  ok: boolean;
+  /** Chain entries checked. */
+  checked: number;
+  lastSeq: number;
+  lastHash: string;
+  /** The first sequence number that does not verify. */
+  firstBadSeq: number | null;
+  reason: string | null;
+  checkpointsVerified: number;
+}
+
+/**
+ * Walks a chain in sequence order: every link recomputed from the canonical bytes, every
+ * gap and missing event named; then every checkpoint's signature (with the auditor's copy
+ * of the public key) and its (seq, hash) against the chain, so a cut tail behind a pushed
+ * checkpoint is found too.
+ */
+export class ChainVerifier {
+  private prev: Buffer;
+  private expected: number;
+  private checked = 0;
+  private bad: { seq: number; reason: string } | null = null;
+  private readonly hashes = new Map<number, string>();
+
+  constructor(start: { seq: number; hash: Buffer } = { seq: 0, hash: GENESIS }) {
+    this.prev = start.hash;
+    this.expected = start.seq + 1;
+  }
+
+  get failed(): boolean {
+    return this.bad !== null;
+  }
+
+  add(entry: ChainEntry, remember?: (seq: number) => boolean): void {
+    if (this.bad) return;
+    if (entry.seq !== this.expected) {
+      this.bad = { seq: this.expected, reason: `chain entry ${this.expected} is missing (next is ${entry.seq})` };
+      return;
+    }
+    if (entry.canonical === null) {
+      this.bad = { seq: entry.seq, reason: `event ${entry.eventId} of seq ${entry.seq} is missing` };
+      return;
+    }
+    let id: unknown;
+    try {
+      id = (JSON.parse(entry.canonical) as { id?: unknown }).id;
+    } catch {
+      id = undefined;
+    }
+    if (id !== entry.eventId) {
+      this.bad = { seq: entry.seq, reason: `seq ${entry.seq} holds event ${String(id)}, expected ${entry.eventId}` };
+      return;
+    }
+    const h = chainHash(this.prev, entry.canonical);
+    if (!h.equals(entry.hash)) {
+      this.bad = { seq: entry.seq, reason: `hash mismatch at seq ${entry.seq}: the event or an earlier link was changed` };
+      return;
+    }
+    this.prev = h;
+    if (!remember || remember(entry.seq)) this.hashes.set(entry.seq, h.toString('hex'));
+    this.expected++;
+    this.checked++;
+  }
+
+  finish(checkpoints: Checkpoint[], publicKeyPem: string | null, org?: string): VerifyResult {
+    let verified = 0;
+    const lastSeq = this.expected - 1;
+    if (!this.bad) {
+      for (const c of [...checkpoints].sort((a, b) => a.seq - b.seq)) {
+        if (publicKeyPem !== null && !verifySignature(publicKeyPem, Buffer.from(c.statement, 'utf8'), c.signature)) {
+          this.bad = { seq: c.seq, reason: `checkpoint at seq ${c.seq} has a signature this public key does not accept` };
+          break;
+        }
+        let s: { org?: string; seq?: number; hash?: string };
+        try {
+          s = JSON.parse(c.statement);
+        } catch {
+          s = {};
+        }
+        if (s.seq !== c.seq || s.hash !== c.hash || (org && s.org !== org)) {
+          this.bad = { seq: c.seq, reason: `checkpoint at seq ${c.seq} does not match its signed statement` };
+          break;
+        }
+        if (c.seq > lastSeq) {
+          this.bad = { seq: lastSeq + 1, reason: `the chain ends at seq ${lastSeq} but a signed checkpoint covers seq ${c.seq}: entries ${lastSeq + 1}–${c.seq} were cut` };
+          break;
+        }
+        const at = this.hashes.get(c.seq);
+        if (at !== undefined && at !== c.hash) {
+          this.bad = { seq: c.seq, reason: `the chain at seq ${c.seq} differs from the signed checkpoint` };
+          break;
+        }
+        verified++;
+      }
+    }
+    return {
+      ok: this.bad === null,
+      checked: this.checked,
+      lastSeq,
+      lastHash: this.prev.toString('hex'),
+      firstBadSeq: this.bad?.seq ?? null,
+      reason: this.bad?.reason ?? null,
+      checkpointsVerified: verified,
+    };
+  }
+}
+
+export async function loadCheckpoints(ds: DataSource, orgId: string): Promise<Checkpoint[]> {
+  return ds.transaction(async (em) => {
+    await em.query(`SELECT set_config('app.org_id', $1, true)`, [orgId]);
+    const rows: { seq: string; hash: Buffer; key_id: string; signature: string; statement: string }[] = await em.query(
+      'SELECT seq, hash, key_id, signature, statement FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq',
+      [orgId],
+    );
+    return rows.map((r) => ({ org: orgId, seq: Number(r.seq), hash: r.hash.toString('hex'), at: JSON.parse(r.statement).at, kid: r.key_id, statement: r.statement, signature: r.signature }));
+  });
+}
+
+/** Verifies an org's trail in the database, in pages (never the whole chain in memory). */
+export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: string | null, pageSize = 20_000): Promise<VerifyResult> {
+  const checkpoints = await loadCheckpoints(ds, orgId);
+  const marks = new Set(checkpoints.map((c) => c.seq));
+  const verifier = new ChainVerifier();
+  let after = 0;
+  for (;;) {
+    const rows: { seq: string; event_id: string; hash: Buffer; canonical: string | null }[] = await ds.transaction(async (em) => {
+      await em.query(`SELECT set_config('app.org_id', $1, true), set_config('enable_sort', 'off', true)`, [orgId]);
+      return em.query(
+        `SELECT c.seq, c.event_id, c.hash, e.canonical
+           FROM audit_chain c LEFT JOIN audit_events e ON e.org_id = c.org_id AND e.id = c.event_id AND e.occurred_at = c.occurred_at
+          WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3`,
+        [orgId, after, pageSize],
+      );
+    });
+    for (const r of rows) verifier.add({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical }, (s) => marks.has(s));
+    if (rows.length < pageSize || verifier.failed) break;
+    after = Number(rows[rows.length - 1].seq);
+  }
+  return verifier.finish(checkpoints, publicKeyPem, orgId);
+}
