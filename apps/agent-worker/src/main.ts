@@ -1,5 +1,7 @@
 import { createServer } from 'node:http';
+import { type AuditMaintenance, auditSigner, auditSink, startAuditMaintenance } from '@steward/audit';
 import { ConfigError, createLogger, loadConfig, type Config } from '@steward/common';
+import { createDataSource } from '@steward/db';
 import { startWorkerRuntime } from '@steward/jobs';
 
 function fail(message: string): never {
@@ -19,7 +21,17 @@ async function main(): Promise<void> {
     fail('no DATABASE_URL: in embedded (development) mode the worker runs inside the API process; start only the API.');
   }
   const log = createLogger({ level: config.LOG_LEVEL, name: 'steward-worker' });
+  const dataSource = createDataSource({ url: config.DATABASE_URL!, poolMax: Math.max(4, config.WORKER_CONCURRENCY), applicationName: 'steward-worker', logger: log });
+  await dataSource.initialize();
   const runtime = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log });
+  const audit: AuditMaintenance = startAuditMaintenance({
+    dataSource,
+    signer: auditSigner(config),
+    sink: auditSink(config),
+    log: log.child({ component: 'audit' }),
+    sealEveryMs: config.AUDIT_SEAL_INTERVAL_MS,
+    checkpointEverySeconds: config.AUDIT_CHECKPOINT_SECONDS,
+  });
 
   // Liveness for orchestrators: 200 while the BullMQ worker runs.
   const health = createServer((req, res) => {
@@ -32,7 +44,9 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     log.info({ signal }, 'shutting down');
     health.close();
+    await audit.stop();
     await runtime.close();
+    await dataSource.destroy();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

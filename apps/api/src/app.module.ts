@@ -9,6 +9,8 @@ import { ApiKeysService } from './api-keys/api-keys.service';
 import { AuditController } from './audit/audit.controller';
 import { AuditEventsService } from './audit/audit-events.service';
 import { AuditService } from './audit/audit.service';
+import { AuditTrailController } from './audit/trail.controller';
+import { AuditTrailService } from './audit/trail.service';
 import { AuthController } from './auth/auth.controller';
 import { AuthGuard } from './auth/auth.guard';
 import { AuthService } from './auth/auth.service';
@@ -61,6 +63,7 @@ export class AppModule {
         GroupsController,
         ApiKeysController,
         AuditController,
+        AuditTrailController,
         PoliciesController,
         CatalogController,
         WorkflowsController,
@@ -87,6 +90,7 @@ export class AppModule {
         GroupsService,
         ApiKeysService,
         AuditEventsService,
+        AuditTrailService,
         PoliciesService,
         WorkflowsService,
       ],

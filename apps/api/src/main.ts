@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { ConfigError, createLogger, loadConfig, type Config, type Logger } from '@steward/common';
 import { createDataSource, type DataSource, type EmbeddedPostgres, runMigrations, startEmbeddedPostgres } from '@steward/db';
 import { startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
+import { type AuditMaintenance, auditSigner, auditSink, startAuditMaintenance } from '@steward/audit';
 import { createApp } from './create-app';
 import { ApiMetrics } from './core/metrics';
 import { SetupService } from './setup/setup.service';
@@ -71,8 +72,17 @@ async function main(): Promise<void> {
   const app = await createApp({ config, log, dataSource, redis, metrics: new ApiMetrics() });
 
   let worker: WorkerRuntime | undefined;
+  let audit: AuditMaintenance | undefined;
   if (embedded || config.WORKER_IN_PROCESS) {
     worker = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log: log.child({ component: 'worker' }) });
+    audit = startAuditMaintenance({
+      dataSource,
+      signer: auditSigner(config),
+      sink: auditSink(config),
+      log: log.child({ component: 'audit' }),
+      sealEveryMs: config.AUDIT_SEAL_INTERVAL_MS,
+      checkpointEverySeconds: config.AUDIT_CHECKPOINT_SECONDS,
+    });
   }
 
   const setup = app.get(SetupService);
@@ -96,6 +106,7 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    await audit?.stop().catch(() => undefined);
     await worker?.close().catch(() => undefined);
     await app.close().catch(() => undefined);
     await dataSource.destroy().catch(() => undefined);

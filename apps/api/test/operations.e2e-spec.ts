@@ -17,7 +17,7 @@ describe('operations endpoints', () => {
   });
 
   it('is ready when PostgreSQL and Redis answer, and says which one does not', async () => {
-    expect((await h.http.get('/readyz')).body).toEqual({ status: 'ready', checks: { database: 'ok', redis: 'ok' } });
+    expect((await h.http.get('/readyz')).body).toEqual({ status: 'ready', checks: { database: 'ok', redis: 'ok', auditSealing: 'ok' }, auditSealingLagSeconds: expect.any(Number) });
     const broken = await startHarness({ db: h.db });
     const live = broken.app.get<Redis>(REDIS);
     live.disconnect(); // Redis goes away under a running API

@@ -60,6 +60,12 @@ const TABLE: Record<string, Row> = {
   'GET /v1/api-keys/{id}': every('ok'), // one's own key
   'DELETE /v1/api-keys/{id}': every('ok'), // one's own key
   'GET /v1/audit-events': only(AUDIT_READERS),
+  'POST /v1/audit/verify': only(['owner', 'security', 'auditor']),
+  'GET /v1/audit/checkpoints': only(AUDIT_READERS),
+  'POST /v1/audit/checkpoints': only(['owner', 'security']),
+  'GET /v1/audit/public-key': every('ok'),
+  'GET /v1/audit/export/manifest': only(['owner', 'security', 'auditor']),
+  'GET /v1/audit/export': only(['owner', 'security', 'auditor']),
   'GET /v1/catalog/actions': every('ok'),
   'GET /v1/policies': every('ok'),
   'GET /v1/policies/active': every('ok'),

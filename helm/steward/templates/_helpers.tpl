@@ -92,6 +92,7 @@ the secrets and the non-secret settings. The owner URL is added only where it is
 {{ include "steward.secretEnv" (dict "ctx" . "name" "REDIS_URL" "key" .Values.secret.keys.redisUrl) }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_TOKEN_PEPPER" "key" .Values.secret.keys.tokenPepper) }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_MASTER_KEY" "key" .Values.secret.keys.masterKey) }}
+{{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_AUDIT_SIGNING_KEY" "key" .Values.secret.keys.auditSigningKey) }}
 {{- end }}
 
 {{/*

@@ -5,3 +5,7 @@ export * from './sequencer';
 export * from './signing';
 export * from './checkpoint';
 export * from './verify';
+export * from './maintenance';
+export * from './from-config';
+export * from './export';
+export * from './offline-verify';

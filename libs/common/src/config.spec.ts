@@ -3,6 +3,7 @@ import { ConfigError, parseConfig } from './config';
 const base = {
   STEWARD_TOKEN_PEPPER: 'p'.repeat(40),
   STEWARD_MASTER_KEY: `v1:${Buffer.alloc(32, 1).toString('base64')}`,
+  STEWARD_AUDIT_SIGNING_KEY: Buffer.alloc(32, 2).toString('base64'),
 };
 
 function problems(env: Record<string, string>): string[] {

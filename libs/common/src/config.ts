@@ -58,6 +58,19 @@ export const configSchema = z.object({
       (v) => v.split(',').every((part) => /^v\d{1,4}:[A-Za-z0-9+/=_-]{40,}$/.test(part.trim())),
       'must be "v1:<32 random bytes in base64>", several versions separated by commas',
     ),
+  /** Ed25519 seed (32 random bytes, base64) that signs audit checkpoints. */
+  STEWARD_AUDIT_SIGNING_KEY: z
+    .string({ error: 'STEWARD_AUDIT_SIGNING_KEY is required (32 random bytes in base64: an Ed25519 seed)' })
+    .max(128)
+    .refine((v) => Buffer.from(v.replace(/-/g, '+').replace(/_/g, '/'), 'base64').length === 32, 'must be 32 random bytes in base64 (an Ed25519 seed)'),
+  /** Seconds between signed checkpoints (at most five minutes by default). */
+  AUDIT_CHECKPOINT_SECONDS: z.coerce.number().int().min(5).max(3600).default(300),
+  /** Where checkpoints are pushed: an HTTP endpoint, else a JSON-lines file (default under STEWARD_DATA_DIR). */
+  AUDIT_CHECKPOINT_URL: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  AUDIT_CHECKPOINT_FILE: z.string().max(1024).optional(),
+  AUDIT_SEAL_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /** Readiness fails when the oldest unsealed event is older than this. */
+  AUDIT_MAX_LAG_SECONDS: z.coerce.number().int().min(1).max(86_400).default(120),
   SESSION_TTL_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(12),
   SESSION_COOKIE_SECURE: bool.optional(),
   STEP_UP_TTL_MINUTES: z.coerce.number().int().min(1).max(120).default(10),

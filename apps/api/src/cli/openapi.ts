@@ -25,6 +25,7 @@ const PLACEHOLDER_ENV = {
   STEWARD_TOKEN_PEPPER: 'not-a-secret-openapi-cli-placeholder-0000000000',
   // base64 of the 32 ASCII bytes "not-a-secret-openapi-placeholder"
   STEWARD_MASTER_KEY: 'v1:bm90LWEtc2VjcmV0LW9wZW5hcGktcGxhY2Vob2xkZXI=',
+  STEWARD_AUDIT_SIGNING_KEY: 'bm90LWEtc2VjcmV0LW9wZW5hcGktcGxhY2Vob2xkZXI=',
 };
 
 // `... | head` closes the pipe early: that is not a failure.

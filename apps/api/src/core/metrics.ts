@@ -1,4 +1,4 @@
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
 /** Prometheus metrics of one API process. */
 export class ApiMetrics {
@@ -14,6 +14,12 @@ export class ApiMetrics {
     help: 'HTTP request duration by method and route',
     labelNames: ['method', 'route'] as const,
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly auditLag = new Gauge({
+    name: 'steward_audit_sealing_lag_seconds',
+    help: 'Seconds since the oldest audit event not yet sealed into its org chain was recorded',
     registers: [this.registry],
   });
 

@@ -22,7 +22,8 @@ const Health = z.strictObject({
 });
 const Ready = z.strictObject({
   status: z.literal('ready'),
-  checks: z.strictObject({ database: z.literal('ok'), redis: z.literal('ok') }),
+  checks: z.strictObject({ database: z.literal('ok'), redis: z.literal('ok'), auditSealing: z.literal('ok') }),
+  auditSealingLagSeconds: z.number().min(0).max(1e9),
 });
 
 async function within<T>(ms: number, work: Promise<T>): Promise<T> {
@@ -49,17 +50,29 @@ export class HealthController {
     return { status: 'ok' as const, mode: this.config.embedded ? ('embedded' as const) : ('external' as const), version: VERSION };
   }
 
-  @Endpoint({ method: 'GET', path: 'readyz', operationId: 'ready', summary: 'Readiness: PostgreSQL and Redis answer', tag: 'Operations', auth: 'public', response: Ready, errors: [503] })
+  @Endpoint({ method: 'GET', path: 'readyz', operationId: 'ready', summary: 'Readiness: PostgreSQL and Redis answer, and audit sealing keeps up', tag: 'Operations', auth: 'public', response: Ready, errors: [503] })
   async ready() {
     const failed: string[] = [];
     await within(2000, this.db.dataSource.query('SELECT 1')).catch(() => failed.push('database'));
     await within(2000, this.redis.ping()).catch(() => failed.push('redis'));
     if (failed.length) throw new AppError(503, ErrorCode.Unavailable, 'Not ready', `Not answering: ${failed.join(', ')}.`);
-    return { status: 'ready' as const, checks: { database: 'ok' as const, redis: 'ok' as const } };
+    const lag = await this.sealingLag();
+    if (lag > this.config.AUDIT_MAX_LAG_SECONDS) {
+      throw new AppError(503, ErrorCode.Unavailable, 'Not ready', `Audit sealing is ${Math.round(lag)} s behind (limit ${this.config.AUDIT_MAX_LAG_SECONDS} s): is the worker running?`);
+    }
+    return { status: 'ready' as const, checks: { database: 'ok' as const, redis: 'ok' as const, auditSealing: 'ok' as const }, auditSealingLagSeconds: lag };
+  }
+
+  private async sealingLag(): Promise<number> {
+    const [row] = await within(5000, this.db.dataSource.query('SELECT steward_audit_sealing_lag() AS lag'));
+    const lag = Math.max(0, Number(row?.lag ?? 0));
+    this.metrics.auditLag.set(lag);
+    return lag;
   }
 
   @Endpoint({ method: 'GET', path: 'metrics', operationId: 'metrics', summary: 'Prometheus metrics', tag: 'Operations', auth: 'public' })
   async metricsText(@Res() res: Response): Promise<void> {
+    await this.sealingLag().catch(() => undefined);
     res.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
   }
 

@@ -155,13 +155,36 @@ export class AuditTrail1763942400000 implements MigrationInterface {
     await q.query(`REVOKE CREATE ON SCHEMA public FROM steward_lookup`);
     await q.query(`REVOKE ALL ON FUNCTION steward_list_orgs() FROM PUBLIC`);
     await q.query(`GRANT EXECUTE ON FUNCTION steward_list_orgs() TO steward_app`);
+    // Readiness: how far behind is sealing, across orgs (seconds since the oldest unsealed event).
+    await q.query(`GRANT SELECT ON audit_events, audit_heads TO steward_lookup`);
+    await q.query(`CREATE POLICY narrow_lookup ON audit_events FOR SELECT TO steward_lookup USING (true)`);
+    await q.query(`CREATE POLICY narrow_lookup ON audit_heads FOR SELECT TO steward_lookup USING (true)`);
+    await q.query(`
+      CREATE FUNCTION steward_audit_sealing_lag() RETURNS double precision
+      LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+        SELECT coalesce(max(lag), 0) FROM (
+          SELECT extract(epoch FROM now() - min(e.occurred_at))::float AS lag
+            FROM orgs o LEFT JOIN audit_heads h ON h.org_id = o.id
+            JOIN LATERAL (SELECT occurred_at FROM audit_events e
+                           WHERE e.org_id = o.id AND (h.org_id IS NULL OR (e.txid, e.id) > (h.last_txid, h.last_event))
+                           ORDER BY e.txid, e.id LIMIT 1) e ON true
+           GROUP BY o.id) per_org
+      $$`);
+    await q.query(`GRANT CREATE ON SCHEMA public TO steward_lookup`);
+    await q.query(`ALTER FUNCTION steward_audit_sealing_lag() OWNER TO steward_lookup`);
+    await q.query(`REVOKE CREATE ON SCHEMA public FROM steward_lookup`);
+    await q.query(`REVOKE ALL ON FUNCTION steward_audit_sealing_lag() FROM PUBLIC`);
+    await q.query(`GRANT EXECUTE ON FUNCTION steward_audit_sealing_lag() TO steward_app`);
     // Partitions are made ahead by the maintenance job, as the table's owner (this migration's role).
     await q.query(`REVOKE ALL ON FUNCTION steward_audit_ensure_partitions(date, int) FROM PUBLIC`);
     await q.query(`GRANT EXECUTE ON FUNCTION steward_audit_ensure_partitions(date, int) TO steward_app`);
   }
 
   async down(q: QueryRunner): Promise<void> {
+    await q.query(`DROP FUNCTION IF EXISTS steward_audit_sealing_lag()`);
     await q.query(`DROP FUNCTION IF EXISTS steward_list_orgs()`);
+    await q.query(`DROP POLICY IF EXISTS narrow_lookup ON audit_heads`);
+    await q.query(`REVOKE ALL ON audit_heads FROM steward_lookup`);
     for (const table of TABLES) await q.query(`DROP TABLE IF EXISTS ${table}`);
     await q.query(`
       CREATE TABLE audit_events_v1 ("id" uuid NOT NULL, "org_id" uuid NOT NULL, "occurred_at" TIMESTAMP WITH TIME ZONE NOT NULL, "actor_type" character varying(16) NOT NULL, "actor_id" uuid, "action" character varying(80) NOT NULL, "target_type" character varying(40), "target_id" uuid, "outcome" character varying(16) NOT NULL, "client" character varying(16) NOT NULL, "source_ip" character varying(64), "request_id" character varying(64), "payload" jsonb NOT NULL DEFAULT '{}', CONSTRAINT "PK_910f64d901a5c3e9878f0d4a407" PRIMARY KEY ("id"))`);
@@ -169,6 +192,7 @@ export class AuditTrail1763942400000 implements MigrationInterface {
       INSERT INTO audit_events_v1 SELECT id, org_id, occurred_at, coalesce(actor_type, 'system'), actor_id, action, target_type, target_id, coalesce(outcome, 'success'),
         coalesce((canonical::jsonb)->>'client', 'system'), (canonical::jsonb)->>'ip', (canonical::jsonb)->>'req', coalesce((canonical::jsonb)->'payload', '{}')
       FROM audit_events`);
+    await q.query(`REVOKE ALL ON audit_events FROM steward_lookup`);
     await q.query(`DROP TABLE audit_events`);
     await q.query(`DROP FUNCTION IF EXISTS steward_audit_ensure_partitions(date, int)`);
     await q.query(`ALTER TABLE audit_events_v1 RENAME TO audit_events`);

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+import { Timestamp } from '../core/schemas';
+
+const Hex64 = z.string().regex(/^[0-9a-f]{64}$/).max(64);
+
+export const VerifyBody = z.strictObject({
+  /** The auditor's copy of the checkpoint public key (PEM). Without it the server's own key is used, and the answer says so. */
+  publicKeyPem: z.string().min(40).max(2000).regex(/^-----BEGIN PUBLIC KEY-----[\s\S]+-----END PUBLIC KEY-----\s*$/, 'a PEM public key').optional(),
+});
+
+export const VerifyView = z.strictObject({
+  ok: z.boolean(),
+  checked: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  lastSeq: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  lastHash: Hex64,
+  firstBadSeq: z.int().min(0).max(Number.MAX_SAFE_INTEGER).nullable(),
+  reason: z.string().max(1000).nullable(),
+  checkpointsVerified: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  publicKey: z.enum(['given', 'server']),
+});
+
+export const CheckpointView = z.strictObject({
+  seq: z.int().min(1).max(Number.MAX_SAFE_INTEGER),
+  hash: Hex64,
+  at: Timestamp,
+  kid: z.string().max(80),
+  statement: z.string().max(1000),
+  signature: z.string().max(200),
+});
+export const CheckpointList = z.strictObject({ items: z.array(CheckpointView).max(1000) });
+export const CheckpointNow = z.strictObject({ sealed: z.int().min(0).max(Number.MAX_SAFE_INTEGER), checkpoint: CheckpointView.nullable() });
+
+export const PublicKeyView = z.strictObject({ kid: z.string().max(80), publicKeyPem: z.string().max(2000), algorithm: z.literal('Ed25519') });
+
+export const ExportQuery = z.strictObject({
+  fromSeq: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  toSeq: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
+  gzip: z.enum(['true', 'false']).optional(),
+});
+export const ManifestQuery = ExportQuery.omit({ gzip: true });
+export const ManifestView = z.strictObject({
+  format: z.literal('steward-audit-ndjson/1'),
+  org: z.uuid(),
+  fromSeq: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  toSeq: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  count: z.int().min(0).max(Number.MAX_SAFE_INTEGER),
+  prevHash: Hex64,
+  firstHash: Hex64.nullable(),
+  lastHash: Hex64.nullable(),
+  checkpoints: z.array(CheckpointView.extend({ org: z.uuid() })).max(100_000),
+  exportedAt: Timestamp,
+});

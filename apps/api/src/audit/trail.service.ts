@@ -1,0 +1,98 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Response } from 'express';
+import { createGzip } from 'node:zlib';
+import { once } from 'node:events';
+import {
+  auditSigner,
+  auditSink,
+  checkpointOrg,
+  type CheckpointSigner,
+  type CheckpointSink,
+  exportLines,
+  exportManifest,
+  exportRange,
+  loadCheckpoints,
+  sealOrg,
+  verifyOrg,
+} from '@steward/audit';
+import type { Config } from '@steward/common';
+import { AccessService } from '../access/access.service';
+import type { Principal } from '../auth/principal';
+import { Db } from '../core/db.service';
+import { CONFIG } from '../core/tokens';
+import { AuditService } from './audit.service';
+
+@Injectable()
+export class AuditTrailService {
+  private readonly signer: CheckpointSigner;
+  private readonly sink: CheckpointSink;
+
+  constructor(
+    private readonly db: Db,
+    private readonly access: AccessService,
+    private readonly audit: AuditService,
+    @Inject(CONFIG) config: Config,
+  ) {
+    this.signer = auditSigner(config);
+    this.sink = auditSink(config);
+  }
+
+  publicKey() {
+    return { kid: this.signer.keyId, publicKeyPem: this.signer.publicKeyPem, algorithm: 'Ed25519' as const };
+  }
+
+  async verify(p: Principal, publicKeyPem?: string) {
+    await this.access.authorize(p, 'verify', 'AuditEvent');
+    const result = await verifyOrg(this.db.dataSource, p.orgId, publicKeyPem ?? this.signer.publicKeyPem);
+    await this.db.inOrg(p, (em) =>
+      this.audit.record(em, p, {
+        action: 'audit.verify',
+        targetType: 'AuditEvent',
+        outcome: result.ok ? 'success' : 'failure',
+        payload: { ok: result.ok, checked: result.checked, firstBadSeq: result.firstBadSeq, publicKey: publicKeyPem ? 'given' : 'server' },
+      }),
+    );
+    return { ...result, publicKey: publicKeyPem ? ('given' as const) : ('server' as const) };
+  }
+
+  async checkpoints(p: Principal) {
+    await this.access.authorize(p, 'read', 'AuditEvent');
+    const items = await loadCheckpoints(this.db.dataSource, p.orgId);
+    return { items: items.slice(-1000).map(({ org: _org, ...c }) => c) };
+  }
+
+  /** On demand: seal what is pending, then sign and push a checkpoint. */
+  async checkpointNow(p: Principal) {
+    await this.access.authorize(p, 'checkpoint', 'AuditEvent');
+    await this.db.inOrg(p, (em) => this.audit.record(em, p, { action: 'audit.checkpoint', targetType: 'AuditEvent' }));
+    const sealed = await sealOrg(this.db.dataSource, p.orgId, { holder: `api-${process.pid}` });
+    const checkpoint = await checkpointOrg(this.db.dataSource, p.orgId, this.signer, this.sink);
+    if (!checkpoint) return { sealed: sealed.sealed, checkpoint: null };
+    const { org: _org, ...c } = checkpoint;
+    return { sealed: sealed.sealed, checkpoint: c };
+  }
+
+  async manifest(p: Principal, from?: number, to?: number) {
+    await this.access.authorize(p, 'export', 'AuditEvent');
+    const range = await exportRange(this.db.dataSource, p.orgId, from, to);
+    return exportManifest(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq);
+  }
+
+  /** Streams NDJSON (gzip optional) with backpressure; the export itself is audited first. */
+  async export(p: Principal, res: Response, from?: number, to?: number, gzip = false): Promise<void> {
+    await this.access.authorize(p, 'export', 'AuditEvent');
+    const range = await exportRange(this.db.dataSource, p.orgId, from, to);
+    await this.db.inOrg(p, (em) =>
+      this.audit.record(em, p, { action: 'audit.export', targetType: 'AuditEvent', payload: { format: 'ndjson', fromSeq: range.fromSeq, toSeq: range.toSeq, gzip } }),
+    );
+    res.status(200);
+    res.setHeader('Content-Type', gzip ? 'application/gzip' : 'application/x-ndjson');
+    res.setHeader('Content-Disposition', `attachment; filename="audit-${range.fromSeq}-${range.toSeq}.ndjson${gzip ? '.gz' : ''}"`);
+    const out = gzip ? createGzip() : res;
+    if (gzip) (out as ReturnType<typeof createGzip>).pipe(res);
+    for await (const line of exportLines(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq)) {
+      if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
+    }
+    out.end();
+  }
+}

@@ -1,0 +1,106 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import { verifyExport } from '@steward/audit';
+import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+const binary = (res: NodeJS.ReadableStream & { setEncoding?: unknown }, cb: (err: Error | null, body: Buffer) => void) => {
+  const chunks: Buffer[] = [];
+  res.on('data', (c: Buffer) => chunks.push(c));
+  res.on('end', () => cb(null, Buffer.concat(chunks)));
+};
+
+describe('audit trail through the API', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let owner: string;
+  let auditor: string;
+  let admin: string;
+  const dir = mkdtempSync(join(tmpdir(), 'steward-audit-'));
+
+  beforeAll(async () => {
+    h = await startHarness({ env: { AUDIT_CHECKPOINT_FILE: join(dir, 'checkpoints.jsonl') } });
+    org = await seedOrg(h.ds, 'acme');
+    owner = await login(h, org.users.owner.email);
+    auditor = await login(h, org.users.auditor.email);
+    admin = await login(h, org.users.admin.email);
+    for (let i = 0; i < 5; i++) await h.http.post('/v1/groups').set('Cookie', admin).send({ name: `Team ${i}` });
+  });
+  afterAll(() => h?.close());
+
+  it('seals, checkpoints, verifies, exports and verifies the export offline with the auditor\'s key', async () => {
+    const cp = await h.http.post('/v1/audit/checkpoints').set('Cookie', owner);
+    expect(cp.status).toBe(200);
+    expect(cp.body.sealed).toBeGreaterThanOrEqual(8); // three sign-ins, five groups
+    expect(cp.body.checkpoint.seq).toBe(cp.body.sealed);
+    const pushed = readFileSync(join(dir, 'checkpoints.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(pushed.at(-1)).toMatchObject({ seq: cp.body.checkpoint.seq, signature: cp.body.checkpoint.signature });
+
+    const key = await h.http.get('/v1/audit/public-key').set('Cookie', auditor);
+    const publicKeyPem = key.body.publicKeyPem as string;
+    const verified = await h.http.post('/v1/audit/verify').set('Cookie', auditor).send({ publicKeyPem });
+    expect(verified.body).toMatchObject({ ok: true, publicKey: 'given', checkpointsVerified: 1, firstBadSeq: null });
+    const wrongKey = generateKeyPairSync('ed25519').publicKey.export({ format: 'pem', type: 'spki' }).toString();
+    expect((await h.http.post('/v1/audit/verify').set('Cookie', auditor).send({ publicKeyPem: wrongKey })).body).toMatchObject({ ok: false });
+
+    const manifest = await h.http.get('/v1/audit/export/manifest').set('Cookie', auditor);
+    expect(manifest.body).toMatchObject({ fromSeq: 1, count: manifest.body.toSeq, checkpoints: [{ seq: cp.body.checkpoint.seq }] });
+    const exported = await h.http.get('/v1/audit/export').set('Cookie', auditor).buffer(true).parse(binary);
+    expect(exported.headers['content-type']).toMatch(/application\/x-ndjson/);
+    const text = (exported.body as Buffer).toString('utf8');
+    expect(text.trim().split('\n')).toHaveLength(manifest.body.count);
+    writeFileSync(join(dir, 'export.ndjson'), text);
+    expect(await verifyExport(join(dir, 'export.ndjson'), manifest.body, publicKeyPem)).toMatchObject({ ok: true, checked: manifest.body.count, checkpointsVerified: 1 });
+    expect(await verifyExport(join(dir, 'export.ndjson'), manifest.body, wrongKey)).toMatchObject({ ok: false });
+
+    // One changed byte in the export is named by its sequence number.
+    const lines = text.trim().split('\n');
+    const third = JSON.parse(lines[2]);
+    third.canonical = third.canonical.replace('"outcome":"success"', '"outcome":"failure"');
+    expect(third.canonical).toContain('"outcome":"failure"');
+    lines[2] = JSON.stringify(third);
+    writeFileSync(join(dir, 'tampered.ndjson'), `${lines.join('\n')}\n`);
+    expect(await verifyExport(join(dir, 'tampered.ndjson'), manifest.body, publicKeyPem)).toMatchObject({ ok: false, firstBadSeq: 3 });
+
+    const gz = await h.http.get('/v1/audit/export').query({ gzip: 'true' }).set('Cookie', auditor).buffer(true).parse(binary);
+    expect(gunzipSync(gz.body as Buffer).toString('utf8')).toBe(text);
+
+    const events = await h.http.get('/v1/audit-events').query({ action: 'audit.export' }).set('Cookie', owner);
+    expect(events.body.items.length).toBe(2);
+  });
+
+  it('keeps personal values out of the table, exports and search, sealed under the org-month key', async () => {
+    const canary = 'canary.person.7731@customer.example';
+    expect((await h.http.post('/v1/invitations').set('Cookie', admin).send({ email: canary, roles: ['member'] })).status).toBe(201);
+    await h.http.post('/v1/audit/checkpoints').set('Cookie', owner);
+    const exported = await h.http.get('/v1/audit/export').set('Cookie', auditor).buffer(true).parse(binary);
+    expect((exported.body as Buffer).toString('utf8')).not.toContain(canary);
+    const search = await h.http.get('/v1/audit-events').query({ action: 'invitation.create' }).set('Cookie', owner);
+    expect(search.body.items[0]).toMatchObject({ sealed: true });
+    expect(JSON.stringify(search.body)).not.toContain(canary);
+    const [{ n }] = await h.ds.transaction(async (em) => {
+      await em.query(`SELECT set_config('app.org_id', $1, true)`, [org.id]);
+      return em.query(`SELECT count(*)::int AS n FROM audit_events WHERE canonical LIKE $1`, [`%${canary}%`]);
+    });
+    expect(n).toBe(0);
+    expect(h.logs()).not.toContain(canary);
+  });
+
+  it('reports sealing lag in readiness and metrics', async () => {
+    const strict = await startHarness({ db: h.db, env: { AUDIT_MAX_LAG_SECONDS: '1' } });
+    try {
+      await h.http.post('/v1/groups').set('Cookie', admin).send({ name: 'Late' });
+      await new Promise((r) => setTimeout(r, 1500));
+      const behind = await strict.http.get('/readyz');
+      expect(behind.status).toBe(503);
+      expect(behind.body.detail).toMatch(/Audit sealing is \d+ s behind/);
+      expect((await strict.http.get('/metrics')).text).toMatch(/steward_audit_sealing_lag_seconds [1-9]/);
+      await h.http.post('/v1/audit/checkpoints').set('Cookie', owner);
+      expect((await strict.http.get('/readyz')).status).toBe(200);
+    } finally {
+      await strict.close();
+    }
+  });
+});

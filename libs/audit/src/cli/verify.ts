@@ -1,0 +1,27 @@
+#!/usr/bin/env node
+// steward-audit-verify: checks an exported trail offline, with the auditor's copy of the
+// public key. Usage: node libs/audit/dist/cli/verify.js EXPORT.ndjson[.gz] MANIFEST.json PUBLIC_KEY.pem
+import { readFileSync } from 'node:fs';
+import type { ExportManifest } from '../export';
+import { verifyExport } from '../offline-verify';
+
+async function main(): Promise<void> {
+  const [exportPath, manifestPath, keyPath] = process.argv.slice(2);
+  if (!exportPath || !manifestPath || !keyPath) {
+    process.stderr.write('usage: steward-audit-verify EXPORT.ndjson[.gz] MANIFEST.json PUBLIC_KEY.pem\n');
+    process.exit(2);
+  }
+  const manifest = JSON.parse(readFileSync(manifestPath, 'utf8')) as ExportManifest;
+  const result = await verifyExport(exportPath, manifest, readFileSync(keyPath, 'utf8'));
+  if (result.ok) {
+    process.stdout.write(`OK: ${result.checked} entries (seq ${manifest.fromSeq}–${result.lastSeq}), ${result.checkpointsVerified} signed checkpoint(s) verified\n`);
+  } else {
+    process.stdout.write(`FAIL at seq ${result.firstBadSeq}: ${result.reason}\n`);
+    process.exit(1);
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`steward-audit-verify: ${(err as Error).message}\n`);
+  process.exit(2);
+});

@@ -1,0 +1,79 @@
+import { randomBytes } from 'node:crypto';
+import type { DataSource } from 'typeorm';
+import type { Logger } from '@steward/common';
+import { type CheckpointSink, checkpointOrg, pushPending } from './checkpoint';
+import { sealOrg } from './sequencer';
+import type { CheckpointSigner } from './signing';
+
+export interface AuditMaintenanceOptions {
+  dataSource: DataSource;
+  signer: CheckpointSigner;
+  sink: CheckpointSink;
+  log: Logger;
+  sealEveryMs: number;
+  checkpointEverySeconds: number;
+}
+
+export interface AuditMaintenance {
+  /** Runs one round now: seal every org, checkpoint those that are due. */
+  runOnce(forceCheckpoint?: boolean): Promise<{ sealed: number; checkpoints: number }>;
+  stop(): Promise<void>;
+}
+
+/**
+ * The worker's audit duties: seal every org's new events (one sequencer per org at a
+ * time, by lease), sign and push checkpoints at least every N seconds, and keep monthly
+ * partitions created ahead of time.
+ */
+export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintenance {
+  const holder = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  let stopped = false;
+  let running: Promise<unknown> = Promise.resolve();
+  let lastCheckpoint = 0;
+  let lastPartitions = 0;
+
+  const orgs = async (): Promise<string[]> => (await o.dataSource.query('SELECT org_id FROM steward_list_orgs()')).map((r: { org_id: string }) => r.org_id);
+
+  const runOnce = async (forceCheckpoint = false) => {
+    let sealed = 0;
+    let checkpoints = 0;
+    if (Date.now() - lastPartitions > 6 * 3_600_000) {
+      await o.dataSource.query(`SELECT steward_audit_ensure_partitions(date_trunc('month', now())::date, 4)`);
+      lastPartitions = Date.now();
+    }
+    const due = forceCheckpoint || Date.now() - lastCheckpoint >= o.checkpointEverySeconds * 1000;
+    for (const org of await orgs()) {
+      const r = await sealOrg(o.dataSource, org, { holder });
+      sealed += r.sealed;
+      if (r.fenced) o.log.warn({ orgId: org }, 'audit sequencer lost its lease mid-way (another took over)');
+      if (due) {
+        try {
+          if (await checkpointOrg(o.dataSource, org, o.signer, o.sink)) checkpoints++;
+          else await pushPending(o.dataSource, org, o.sink);
+        } catch (err) {
+          o.log.error({ orgId: org, err }, 'audit checkpoint failed');
+        }
+      }
+    }
+    if (due) lastCheckpoint = Date.now();
+    return { sealed, checkpoints };
+  };
+
+  const loop = async () => {
+    while (!stopped) {
+      running = runOnce().catch((err) => o.log.error({ err }, 'audit maintenance round failed'));
+      await running;
+      await new Promise((r) => setTimeout(r, o.sealEveryMs));
+    }
+  };
+  void loop();
+  o.log.info({ holder, sealEveryMs: o.sealEveryMs, checkpointEverySeconds: o.checkpointEverySeconds, sink: o.sink.name }, 'audit maintenance started');
+
+  return {
+    runOnce,
+    async stop() {
+      stopped = true;
+      await running;
+    },
+  };
+}
