@@ -86,6 +86,33 @@ describe('audit trail through the API', () => {
     });
     expect(n).toBe(0);
     expect(h.logs()).not.toContain(canary);
+
+    // Auditors find it by value (blind index) and open it; admins see metadata only.
+    const byValue = await h.http.get('/v1/audit-events').query({ value: canary }).set('Cookie', auditor);
+    expect(byValue.body.items.map((e: { action: string }) => e.action)).toEqual(['invitation.create']);
+    expect((await h.http.get('/v1/audit-events').query({ value: 'someone.else@customer.example' }).set('Cookie', auditor)).body.items).toEqual([]);
+    expect((await h.http.get('/v1/audit-events').query({ value: canary }).set('Cookie', admin)).status).toBe(403);
+    const opened = await h.http.get(`/v1/audit-events/${byValue.body.items[0].id}/sensitive`).set('Cookie', auditor);
+    expect(opened.body).toEqual({ id: byValue.body.items[0].id, fields: { email: canary } });
+    expect((await h.http.get(`/v1/audit-events/${byValue.body.items[0].id}/sensitive`).set('Cookie', admin)).status).toBe(403);
+    const views = await h.http.get('/v1/audit-events').query({ action: 'audit.payload_view' }).set('Cookie', owner);
+    expect(views.body.items).toHaveLength(1);
+  });
+
+  it('pages through the trail with a stable cursor', async () => {
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const res: { body: { items: { id: string; action: string }[]; nextCursor: string | null } } = await h.http
+        .get('/v1/audit-events')
+        .query({ limit: 3, actorType: 'user', ...(cursor ? { cursor } : {}) })
+        .set('Cookie', owner);
+      seen.push(...res.body.items.map((e) => e.id));
+      cursor = res.body.nextCursor;
+    } while (cursor && seen.length < 500);
+    expect(new Set(seen).size).toBe(seen.length);
+    expect(seen.length).toBeGreaterThan(10);
+    expect((await h.http.get('/v1/audit-events').query({ cursor: 'bm90LWEtY3Vyc29y' }).set('Cookie', owner)).status).toBe(400);
   });
 
   it('reports sealing lag in readiness and metrics', async () => {

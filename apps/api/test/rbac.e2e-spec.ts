@@ -60,6 +60,7 @@ const TABLE: Record<string, Row> = {
   'GET /v1/api-keys/{id}': every('ok'), // one's own key
   'DELETE /v1/api-keys/{id}': every('ok'), // one's own key
   'GET /v1/audit-events': only(AUDIT_READERS),
+  'GET /v1/audit-events/{id}/sensitive': only(['owner', 'auditor']),
   'POST /v1/audit/verify': only(['owner', 'security', 'auditor']),
   'GET /v1/audit/checkpoints': only(AUDIT_READERS),
   'POST /v1/audit/checkpoints': only(['owner', 'security']),

@@ -28,6 +28,7 @@ describe('tenant isolation', () => {
     bIds.userId = b.users.member.id;
     bIds.policy = await newDraft(ctxB);
     bIds.workflow = await newWorkflow(ctxB);
+    bIds.event = ((await h.http.get('/v1/audit-events').query({ limit: 1 }).set('Cookie', bOwner)).body.items[0] as { id: string }).id;
   });
   afterAll(() => h?.close());
 
@@ -37,6 +38,7 @@ describe('tenant isolation', () => {
     : key.includes('/api-keys/') ? bIds.apiKey
     : key.includes('/policies/') ? bIds.policy
     : key.includes('/workflows/') ? bIds.workflow
+    : key.includes('/audit-events/') ? bIds.event
     : bIds.id;
 
   /** Every route with an id in its path, called by A's owner with the ids of B's records. */

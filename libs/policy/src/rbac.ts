@@ -12,7 +12,7 @@ export const PERMISSIONS = {
   Role: ['read', 'create', 'update', 'delete'],
   Group: ['read', 'create', 'update', 'delete', 'manage_members'],
   ApiKey: ['read', 'create', 'revoke'],
-  AuditEvent: ['read', 'verify', 'export', 'checkpoint'],
+  AuditEvent: ['read', 'read_sensitive', 'verify', 'export', 'checkpoint'],
   Policy: ['read', 'create', 'update', 'delete', 'activate'],
   Workflow: ['read', 'create', 'update', 'delete'],
 } as const;
@@ -88,7 +88,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Group', 'read'),
     ...pick('ApiKey', 'read'),
     ...own('ApiKey', 'create', 'revoke'),
-    ...pick('AuditEvent', 'read', 'verify', 'export'),
+    ...pick('AuditEvent', 'read', 'read_sensitive', 'verify', 'export'),
     ...pick('Policy', 'read'),
     ...pick('Workflow', 'read'),
   ],

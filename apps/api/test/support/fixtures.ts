@@ -158,6 +158,11 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/api-keys/{id}': async (c) => ({ path: `/v1/api-keys/${(await newApiKey(c.h, c.cookie)).id}` }),
   'DELETE /v1/api-keys/{id}': async (c) => ({ path: `/v1/api-keys/${(await newApiKey(c.h, c.cookie)).id}` }),
   'GET /v1/audit-events': async () => ({ path: '/v1/audit-events' }),
+  'GET /v1/audit-events/{id}/sensitive': async (c) => {
+    const inv = await newInvitation(c);
+    const events = await ok<{ items: { id: string }[] }>(await c.h.http.get('/v1/audit-events').query({ action: 'invitation.create', targetId: inv.id }).set('Cookie', c.ownerCookie), 200, 'events');
+    return { path: `/v1/audit-events/${events.items[0].id}/sensitive` };
+  },
   'POST /v1/audit/verify': async () => ({ path: '/v1/audit/verify', body: {} }),
   'GET /v1/audit/checkpoints': async () => ({ path: '/v1/audit/checkpoints' }),
   'POST /v1/audit/checkpoints': async () => ({ path: '/v1/audit/checkpoints' }),
