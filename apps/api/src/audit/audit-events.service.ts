@@ -129,7 +129,7 @@ export class AuditEventsService {
       if (!row) throw AppError.notFound('audit event');
       await this.access.authorize(p, 'read_sensitive', 'AuditEvent', { id });
       const event = JSON.parse(row.canonical) as CanonicalEvent;
-      let fields: Record<string, unknown> | null = null;
+      let fields: Record<string, unknown> | null;
       if (event.sealed) {
         const key = await this.audit.keyring.key(em, p.orgId, event.sealed.month, false);
         fields = key ? this.audit.keyring.open(key, event.id, event.sealed.ct) : null;
