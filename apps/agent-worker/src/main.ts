@@ -1,5 +1,6 @@
 import { createServer } from 'node:http';
-import { type AuditMaintenance, auditSigner, auditSink, startAuditMaintenance } from '@steward/audit';
+import { AuditKeyring, type AuditMaintenance, auditSigner, auditSink, startAuditMaintenance } from '@steward/audit';
+import { ConfigKeyProvider } from '@steward/vault';
 import { ConfigError, createLogger, loadConfig, type Config } from '@steward/common';
 import { createDataSource } from '@steward/db';
 import { startWorkerRuntime } from '@steward/jobs';
@@ -23,6 +24,9 @@ async function main(): Promise<void> {
   const log = createLogger({ level: config.LOG_LEVEL, name: 'steward-worker' });
   const dataSource = createDataSource({ url: config.DATABASE_URL!, poolMax: Math.max(4, config.WORKER_CONCURRENCY), applicationName: 'steward-worker', logger: log });
   await dataSource.initialize();
+  // Dropping expired audit partitions needs the table owner; without DATABASE_OWNER_URL they are kept.
+  const ownerDataSource = config.DATABASE_OWNER_URL ? createDataSource({ url: config.DATABASE_OWNER_URL, poolMax: 1, applicationName: 'steward-worker-retention' }) : undefined;
+  await ownerDataSource?.initialize();
   const runtime = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log });
   const audit: AuditMaintenance = startAuditMaintenance({
     dataSource,
@@ -31,6 +35,8 @@ async function main(): Promise<void> {
     log: log.child({ component: 'audit' }),
     sealEveryMs: config.AUDIT_SEAL_INTERVAL_MS,
     checkpointEverySeconds: config.AUDIT_CHECKPOINT_SECONDS,
+    keyring: new AuditKeyring(new ConfigKeyProvider(config.STEWARD_MASTER_KEY)),
+    ownerDataSource,
   });
 
   // Liveness for orchestrators: 200 while the BullMQ worker runs.
@@ -47,6 +53,7 @@ async function main(): Promise<void> {
     await audit.stop();
     await runtime.close();
     await dataSource.destroy();
+    await ownerDataSource?.destroy();
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

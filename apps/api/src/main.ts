@@ -3,7 +3,8 @@ import { Redis } from 'ioredis';
 import { ConfigError, createLogger, loadConfig, type Config, type Logger } from '@steward/common';
 import { createDataSource, type DataSource, type EmbeddedPostgres, runMigrations, startEmbeddedPostgres } from '@steward/db';
 import { startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
-import { type AuditMaintenance, auditSigner, auditSink, startAuditMaintenance } from '@steward/audit';
+import { AuditKeyring, type AuditMaintenance, auditSigner, auditSink, startAuditMaintenance } from '@steward/audit';
+import { ConfigKeyProvider } from '@steward/vault';
 import { createApp } from './create-app';
 import { ApiMetrics } from './core/metrics';
 import { SetupService } from './setup/setup.service';
@@ -73,6 +74,9 @@ async function main(): Promise<void> {
 
   let worker: WorkerRuntime | undefined;
   let audit: AuditMaintenance | undefined;
+  // In embedded mode PGlite has one session: no separate owner connection (partitions are kept).
+  const ownerDataSource = !embedded && config.WORKER_IN_PROCESS && config.DATABASE_OWNER_URL ? createDataSource({ url: config.DATABASE_OWNER_URL, poolMax: 1, applicationName: 'steward-retention' }) : undefined;
+  await ownerDataSource?.initialize();
   if (embedded || config.WORKER_IN_PROCESS) {
     worker = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log: log.child({ component: 'worker' }) });
     audit = startAuditMaintenance({
@@ -82,6 +86,8 @@ async function main(): Promise<void> {
       log: log.child({ component: 'audit' }),
       sealEveryMs: config.AUDIT_SEAL_INTERVAL_MS,
       checkpointEverySeconds: config.AUDIT_CHECKPOINT_SECONDS,
+      keyring: new AuditKeyring(new ConfigKeyProvider(config.STEWARD_MASTER_KEY)),
+      ownerDataSource,
     });
   }
 

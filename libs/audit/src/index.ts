@@ -9,3 +9,4 @@ export * from './maintenance';
 export * from './from-config';
 export * from './export';
 export * from './offline-verify';
+export * from './retention';

@@ -2,6 +2,8 @@ import { randomBytes } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import type { Logger } from '@steward/common';
 import { type CheckpointSink, checkpointOrg, pushPending } from './checkpoint';
+import type { AuditKeyring } from './keyring';
+import { dropExpiredPartitions, purgeOrg } from './retention';
 import { sealOrg } from './sequencer';
 import type { CheckpointSigner } from './signing';
 
@@ -12,6 +14,12 @@ export interface AuditMaintenanceOptions {
   log: Logger;
   sealEveryMs: number;
   checkpointEverySeconds: number;
+  /** Destroys month keys past retention (and shreds held copies' originals). */
+  keyring: AuditKeyring;
+  /** The table owner's connection, for detaching and dropping expired partitions; without it partitions are kept. */
+  ownerDataSource?: DataSource;
+  /** Hours between retention runs (default 6). */
+  purgeEveryHours?: number;
 }
 
 export interface AuditMaintenance {
@@ -31,6 +39,7 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
   let running: Promise<unknown> = Promise.resolve();
   let lastCheckpoint = 0;
   let lastPartitions = 0;
+  let lastPurge = 0;
 
   const orgs = async (): Promise<string[]> => (await o.dataSource.query('SELECT org_id FROM steward_list_orgs()')).map((r: { org_id: string }) => r.org_id);
 
@@ -56,6 +65,17 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
       }
     }
     if (due) lastCheckpoint = Date.now();
+    if (Date.now() - lastPurge > (o.purgeEveryHours ?? 6) * 3_600_000) {
+      lastPurge = Date.now();
+      for (const org of await orgs()) {
+        const r = await purgeOrg(o.dataSource, o.keyring, org);
+        if (r.destroyedMonths.length) o.log.info({ orgId: org, destroyedMonths: r.destroyedMonths, heldEvents: r.heldEvents }, 'audit retention: month keys destroyed');
+      }
+      if (o.ownerDataSource) {
+        const dropped = await dropExpiredPartitions(o.dataSource, o.ownerDataSource, o.keyring);
+        if (dropped.length) o.log.info({ partitions: dropped.map((d) => d.partition) }, 'audit retention: partitions dropped');
+      }
+    }
     return { sealed, checkpoints };
   };
 

@@ -10,6 +10,8 @@ export interface ChainEntry {
   hash: Buffer;
   /** The event's canonical JSON, or null when the event row is gone. */
   canonical: string | null;
+  /** The event's partition was dropped by retention: its stored hash is taken as is. */
+  purged?: boolean;
 }
 
 export interface VerifyResult {
@@ -22,6 +24,8 @@ export interface VerifyResult {
   firstBadSeq: number | null;
   reason: string | null;
   checkpointsVerified: number;
+  /** Entries whose events retention removed (their hashes were taken as stored). */
+  purged: number;
 }
 
 /**
@@ -34,6 +38,7 @@ export class ChainVerifier {
   private prev: Buffer;
   private expected: number;
   private checked = 0;
+  private purged = 0;
   private bad: { seq: number; reason: string } | null = null;
   private readonly hashes = new Map<number, string>();
 
@@ -50,6 +55,13 @@ export class ChainVerifier {
     if (this.bad) return;
     if (entry.seq !== this.expected) {
       this.bad = { seq: this.expected, reason: `chain entry ${this.expected} is missing (next is ${entry.seq})` };
+      return;
+    }
+    if (entry.canonical === null && entry.purged) {
+      this.prev = entry.hash;
+      this.expected++;
+      this.checked++;
+      this.purged++;
       return;
     }
     if (entry.canonical === null) {
@@ -116,6 +128,7 @@ export class ChainVerifier {
       firstBadSeq: this.bad?.seq ?? null,
       reason: this.bad?.reason ?? null,
       checkpointsVerified: verified,
+      purged: this.purged,
     };
   }
 }
@@ -138,16 +151,17 @@ export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: str
   const verifier = new ChainVerifier();
   let after = 0;
   for (;;) {
-    const rows: { seq: string; event_id: string; hash: Buffer; canonical: string | null }[] = await ds.transaction(async (em) => {
+    const rows: { seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }[] = await ds.transaction(async (em) => {
       await em.query(`SELECT set_config('app.org_id', $1, true), set_config('enable_sort', 'off', true)`, [orgId]);
       return em.query(
-        `SELECT c.seq, c.event_id, c.hash, e.canonical
+        `SELECT c.seq, c.event_id, c.hash, e.canonical, coalesce(c.occurred_at < h.purged_before, false) AS purged
            FROM audit_chain c LEFT JOIN audit_events e ON e.org_id = c.org_id AND e.id = c.event_id AND e.occurred_at = c.occurred_at
+           LEFT JOIN audit_heads h ON h.org_id = c.org_id
           WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3`,
         [orgId, after, pageSize],
       );
     });
-    for (const r of rows) verifier.add({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical }, (s) => marks.has(s));
+    for (const r of rows) verifier.add({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical, purged: r.purged }, (s) => marks.has(s));
     if (rows.length < pageSize || verifier.failed) break;
     after = Number(rows[rows.length - 1].seq);
   }

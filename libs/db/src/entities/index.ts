@@ -1,6 +1,7 @@
 import { ApiKey } from './api-key.entity';
 import { Group, GroupMember } from './group.entity';
 import { Invitation } from './invitation.entity';
+import { LegalHold } from './legal-hold.entity';
 import { Membership } from './membership.entity';
 import { Org } from './org.entity';
 import { PolicyVersion } from './policy-version.entity';
@@ -15,6 +16,7 @@ export * from './api-key.entity';
 export type { ActorType, AuditClient, AuditOutcome } from './audit-event.entity';
 export * from './group.entity';
 export * from './invitation.entity';
+export * from './legal-hold.entity';
 export * from './membership.entity';
 export * from './org.entity';
 export * from './policy-version.entity';
@@ -39,6 +41,7 @@ export const ENTITIES = [
   SetupState,
   PolicyVersion,
   Workflow,
+  LegalHold,
 ];
 
 /** Tables that carry org_id: each has forced Row Level Security. */
@@ -58,4 +61,6 @@ export const TENANT_TABLES = [
   'audit_heads',
   'audit_checkpoints',
   'audit_keys',
+  'legal_holds',
+  'audit_held_payloads',
 ] as const;

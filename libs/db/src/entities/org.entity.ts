@@ -20,6 +20,10 @@ export class Org {
   @Column({ name: 'require_step_up', type: 'boolean', default: false })
   requireStepUp!: boolean;
 
+  /** Audit retention in whole months (default six: the seed's 180 days). */
+  @Column({ name: 'audit_retention_months', type: 'int', default: 6 })
+  auditRetentionMonths!: number;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

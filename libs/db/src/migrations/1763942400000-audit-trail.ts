@@ -44,7 +44,8 @@ export class AuditTrail1763942400000 implements MigrationInterface {
         key_month text GENERATED ALWAYS AS (${field("->'sealed'->>'month'")}) STORED,
         CONSTRAINT audit_events_pkey PRIMARY KEY (org_id, occurred_at, id)
       ) PARTITION BY RANGE (occurred_at)`);
-    await q.query(`CREATE TABLE audit_events_default PARTITION OF audit_events DEFAULT`);
+    // No DEFAULT partition: it would forbid detaching months concurrently. The worker keeps
+    // months created ahead; an event for a month without a partition fails (fail closed).
     await q.query(`
       CREATE FUNCTION steward_audit_ensure_partitions(p_from date, p_months int) RETURNS int
       LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$

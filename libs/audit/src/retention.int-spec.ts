@@ -1,0 +1,122 @@
+import { newId } from '@steward/common';
+import { createDataSource, type DataSource, inOrg, LegalHold, Org } from '@steward/db';
+import { ConfigKeyProvider } from '@steward/vault';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
+import type { CanonicalEvent } from './event';
+import { AuditKeyring, monthOf } from './keyring';
+import { recordEvent } from './record';
+import { dropExpiredPartitions, purgeOrg, readSealed } from './retention';
+import { sealOrg } from './sequencer';
+import { verifyOrg } from './verify';
+
+const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`));
+
+function monthStart(back: number, now = new Date()): Date {
+  return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - back, 1));
+}
+
+describe('retention and legal hold (real PostgreSQL)', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let owner: DataSource;
+  const alice = newId();
+  const bob = newId();
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ds = createDataSource({ url: db.appUrl, poolMax: 8 });
+    owner = createDataSource({ url: db.ownerUrl, poolMax: 2 });
+    await Promise.all([ds.initialize(), owner.initialize()]);
+  });
+  afterAll(async () => {
+    await owner?.destroy();
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  async function org(slug: string, months: number): Promise<string> {
+    const id = newId();
+    await inOrg(ds, { orgId: id }, (em) => em.insert(Org, { id, name: slug, slug, domains: [], requireStepUp: false, auditRetentionMonths: months }));
+    for (let back = 7; back >= 0; back--) {
+      const at = back === 0 ? new Date(Date.now() - 60_000) : new Date(monthStart(back).getTime() + 9 * 86_400_000);
+      for (const [name, user] of [['alice', alice], ['bob', bob]] as const) {
+        await inOrg(ds, { orgId: id }, (em) =>
+          recordEvent(em, keyring, { id: newId(), orgId: id, occurredAt: at, actor: { type: 'user', id: user }, action: 'email.send', outcome: 'success', client: 'mcp', payload: { back }, sensitive: { recipients: [`${name}-${back}@customer.example`] } }),
+        );
+      }
+    }
+    return id;
+  }
+
+  /** For each event still stored: "<user>-<months back>" → readable or not. */
+  async function readable(orgId: string): Promise<Record<string, boolean>> {
+    return inOrg(ds, { orgId }, async (em) => {
+      const rows: { canonical: string }[] = await em.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND action = 'email.send'`, [orgId]);
+      const out: Record<string, boolean> = {};
+      for (const r of rows) {
+        const e = JSON.parse(r.canonical) as CanonicalEvent;
+        const who = e.actor.id === alice ? 'alice' : 'bob';
+        const fields = await readSealed(em, keyring, orgId, e);
+        out[`${who}-${(e.payload as { back: number }).back}`] = fields !== null && (fields.recipients as string[])[0] === `${who}-${(e.payload as { back: number }).back}@customer.example`;
+      }
+      return out;
+    });
+  }
+
+  it('leaves exactly what retention and the hold say readable, is audited, and verify passes afterwards', async () => {
+    const a = await org('short', 3);
+    const b = await org('long', 6);
+    // Legal hold on alice in org A over months 5 and 4 back.
+    await inOrg(ds, { orgId: a }, (em) =>
+      em.insert(LegalHold, { id: newId(), orgId: a, userId: alice, fromAt: monthStart(5), untilAt: monthStart(3), reason: 'litigation', createdBy: bob, releasedAt: null }),
+    );
+    for (const o of [a, b]) expect((await sealOrg(ds, o, { holder: 'test' })).sealed).toBe(16);
+
+    const purgeA = await purgeOrg(ds, keyring, a);
+    const purgeB = await purgeOrg(ds, keyring, b);
+    expect(purgeA.destroyedMonths).toEqual([7, 6, 5, 4].map((m) => monthOf(monthStart(m))));
+    expect(purgeA.heldEvents).toBe(2);
+    expect(purgeB.destroyedMonths).toEqual([monthOf(monthStart(7))]);
+
+    // Appends go on while a month's partition is detached and dropped.
+    let appending = true;
+    let appended = 0;
+    let failed = 0;
+    const appender = (async () => {
+      while (appending && failed < 100) {
+        await inOrg(ds, { orgId: b }, (em) => recordEvent(em, keyring, { id: newId(), orgId: b, occurredAt: new Date(), actor: { type: 'system', id: null }, action: 'file.read', outcome: 'success', client: 'worker' }))
+          .then(() => appended++)
+          .catch(() => failed++);
+      }
+    })();
+    let dropped;
+    try {
+      dropped = await dropExpiredPartitions(ds, owner, keyring);
+    } finally {
+      appending = false;
+      await appender;
+    }
+    expect(dropped.map((d) => d.month)).toEqual([monthOf(monthStart(7))]);
+    expect(failed).toBe(0);
+    expect(appended).toBeGreaterThan(0);
+
+    const expectA: Record<string, boolean> = {};
+    const expectB: Record<string, boolean> = {};
+    for (let back = 6; back >= 0; back--) {
+      for (const who of ['alice', 'bob']) {
+        expectA[`${who}-${back}`] = back <= 3 || (who === 'alice' && (back === 4 || back === 5));
+        expectB[`${who}-${back}`] = true;
+      }
+    }
+    expect(await readable(a)).toEqual(expectA);
+    expect(await readable(b)).toEqual(expectB);
+
+    for (const o of [a, b]) {
+      const [{ n }] = await inOrg(ds, { orgId: o }, (em) => em.query(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND action IN ('audit.purge', 'audit.partition_drop')`, [o]));
+      expect(n).toBe(2);
+      await sealOrg(ds, o, { holder: 'test' });
+      const v = await verifyOrg(ds, o, null);
+      expect(v).toMatchObject({ ok: true, purged: 2 });
+    }
+  }, 60_000);
+});

@@ -1,0 +1,193 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import { newId } from '@steward/common';
+import type { CanonicalEvent } from './event';
+import { type AuditKeyring, monthOf } from './keyring';
+import { recordEvent } from './record';
+
+/**
+ * Retention, per org in whole months: once a month is past the org's retention, that
+ * org's month key is destroyed — the month's sealed fields become unreadable while the
+ * chain still verifies (it covers the ciphertext). Legal holds keep what they cover
+ * readable: a held event's fields are re-sealed under the org's hold key first. A month's
+ * partition is dropped (detached concurrently, never blocking appends) only once every
+ * org's retention has passed it and no hold touches it. Every purge is an audit event.
+ */
+export const HOLD_KEY_MONTH = '9999-01-01';
+
+export interface Hold {
+  id: string;
+  userId: string | null;
+  fromAt: Date;
+  untilAt: Date | null;
+}
+
+function addMonths(month: string, n: number): string {
+  const d = new Date(`${month}T00:00:00Z`);
+  d.setUTCMonth(d.getUTCMonth() + n);
+  return monthOf(d);
+}
+
+/** The first month still kept: months before it are past retention. */
+export function retentionCutoff(now: Date, months: number): string {
+  return addMonths(monthOf(now), -months);
+}
+
+function overlaps(h: Hold, from: Date, to: Date): boolean {
+  return h.fromAt < to && (h.untilAt === null || h.untilAt > from);
+}
+
+async function inOrg<T>(ds: DataSource, orgId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
+  return ds.transaction(async (em) => {
+    await em.query(`SELECT set_config('app.org_id', $1, true)`, [orgId]);
+    return work(em);
+  });
+}
+
+async function holdsOf(em: EntityManager, orgId: string): Promise<Hold[]> {
+  const rows: { id: string; user_id: string | null; from_at: Date; until_at: Date | null }[] = await em.query(
+    'SELECT id, user_id, from_at, until_at FROM legal_holds WHERE org_id = $1 AND released_at IS NULL',
+    [orgId],
+  );
+  return rows.map((r) => ({ id: r.id, userId: r.user_id, fromAt: r.from_at, untilAt: r.until_at }));
+}
+
+export interface OrgPurge {
+  orgId: string;
+  cutoff: string;
+  destroyedMonths: string[];
+  keptByHold: string[];
+  heldEvents: number;
+}
+
+/** Destroys the org's month keys past retention, keeping held events readable. */
+export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: string, now = new Date()): Promise<OrgPurge> {
+  return inOrg(ds, orgId, async (em) => {
+    const [org] = await em.query('SELECT audit_retention_months AS months FROM orgs WHERE id = $1', [orgId]);
+    const cutoff = retentionCutoff(now, Number(org?.months ?? 6));
+    const holds = await holdsOf(em, orgId);
+    const months: { month: string }[] = await em.query(
+      `SELECT to_char(month, 'YYYY-MM-DD') AS month FROM audit_keys WHERE org_id = $1 AND wrapped IS NOT NULL AND month < $2 AND month <> $3 ORDER BY month`,
+      [orgId, cutoff, HOLD_KEY_MONTH],
+    );
+    const report: OrgPurge = { orgId, cutoff, destroyedMonths: [], keptByHold: [], heldEvents: 0 };
+    for (const { month } of months) {
+      const from = new Date(`${month}T00:00:00Z`);
+      const to = new Date(`${addMonths(month, 1)}T00:00:00Z`);
+      const covering = holds.filter((h) => overlaps(h, from, to));
+      if (covering.some((h) => h.userId === null)) {
+        report.keptByHold.push(month);
+        continue;
+      }
+      const key = await keyring.key(em, orgId, month, false);
+      if (key && covering.length) {
+        const holdKey = (await keyring.key(em, orgId, HOLD_KEY_MONTH, true))!;
+        for (const h of covering) {
+          const rows: { canonical: string }[] = await em.query(
+            `SELECT canonical FROM audit_events WHERE org_id = $1 AND key_month = $2 AND actor_id = $3
+               AND occurred_at >= GREATEST($4::timestamptz, $5::timestamptz) AND occurred_at < LEAST(coalesce($6::timestamptz, 'infinity'), $7::timestamptz)`,
+            [orgId, month, h.userId, h.fromAt, from, h.untilAt, to],
+          );
+          for (const r of rows) {
+            const e = JSON.parse(r.canonical) as CanonicalEvent;
+            const fields = keyring.open(key, e.id, e.sealed!.ct);
+            await em.query('INSERT INTO audit_held_payloads (org_id, event_id, hold_id, sealed) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
+              orgId,
+              e.id,
+              h.id,
+              keyring.seal(holdKey, e.id, fields),
+            ]);
+            report.heldEvents++;
+          }
+        }
+      }
+      await em.query('UPDATE audit_keys SET wrapped = NULL, destroyed_at = now() WHERE org_id = $1 AND month = $2', [orgId, month]);
+      keyring.forget(orgId, month);
+      report.destroyedMonths.push(month);
+    }
+    if (report.destroyedMonths.length || report.keptByHold.length) {
+      await recordEvent(em, keyring, {
+        id: newId(),
+        orgId,
+        occurredAt: new Date(),
+        actor: { type: 'system', id: null },
+        action: 'audit.purge',
+        outcome: 'success',
+        client: 'system',
+        payload: { cutoff, destroyedMonths: report.destroyedMonths, keptByHold: report.keptByHold, heldEvents: report.heldEvents },
+      });
+    }
+    return report;
+  });
+}
+
+/**
+ * An event's sealed fields if still readable: under its month key, or (past retention)
+ * under the hold key when a legal hold kept it. null when shredded.
+ */
+export async function readSealed(em: EntityManager, keyring: AuditKeyring, orgId: string, e: CanonicalEvent): Promise<Record<string, unknown> | null> {
+  if (!e.sealed) return {};
+  const key = await keyring.key(em, orgId, e.sealed.month, false);
+  if (key) return keyring.open(key, e.id, e.sealed.ct);
+  const [held] = await em.query('SELECT sealed FROM audit_held_payloads WHERE org_id = $1 AND event_id = $2 LIMIT 1', [orgId, e.id]);
+  if (!held) return null;
+  const holdKey = await keyring.key(em, orgId, HOLD_KEY_MONTH, false);
+  return holdKey ? keyring.open(holdKey, e.id, held.sealed) : null;
+}
+
+export interface PartitionDrop {
+  partition: string;
+  month: string;
+}
+
+/**
+ * Drops monthly partitions that every org's retention has passed and no hold touches.
+ * Detaching and dropping need the table owner (ownerDs); the per-org reads use the runtime role.
+ */
+export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource, keyring: AuditKeyring, now = new Date()): Promise<PartitionDrop[]> {
+  const orgs: string[] = (await ds.query('SELECT org_id FROM steward_list_orgs()')).map((r: { org_id: string }) => r.org_id);
+  const kept: { oldest: string | null } = { oldest: null };
+  const holds: Hold[] = [];
+  for (const org of orgs) {
+    await inOrg(ds, org, async (em) => {
+      const [o] = await em.query('SELECT audit_retention_months AS months FROM orgs WHERE id = $1', [org]);
+      const cutoff = retentionCutoff(now, Number(o?.months ?? 6));
+      if (kept.oldest === null || cutoff < kept.oldest) kept.oldest = cutoff;
+      holds.push(...(await holdsOf(em, org)));
+    });
+  }
+  const oldestKept = kept.oldest;
+  if (oldestKept === null) return [];
+  const parts: { name: string }[] = await ownerDs.query(
+    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+      WHERE p.relname = 'audit_events' AND c.relname ~ '^audit_events_[0-9]{4}_[0-9]{2}$' ORDER BY c.relname`,
+  );
+  const dropped: PartitionDrop[] = [];
+  for (const { name } of parts) {
+    const month = `${name.slice(13, 17)}-${name.slice(18, 20)}-01`;
+    if (month >= oldestKept) continue;
+    const from = new Date(`${month}T00:00:00Z`);
+    const to = new Date(`${addMonths(month, 1)}T00:00:00Z`);
+    if (holds.some((h) => overlaps(h, from, to))) continue;
+    // Record the purge point first, so that verification accepts the gap it leaves.
+    for (const org of orgs) {
+      await inOrg(ds, org, async (em) => {
+        await em.query('INSERT INTO audit_heads (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING', [org]);
+        await em.query('UPDATE audit_heads SET purged_before = GREATEST(coalesce(purged_before, $2), $2) WHERE org_id = $1', [org, to]);
+        await recordEvent(em, keyring, {
+          id: newId(),
+          orgId: org,
+          occurredAt: new Date(),
+          actor: { type: 'system', id: null },
+          action: 'audit.partition_drop',
+          outcome: 'success',
+          client: 'system',
+          payload: { month, partition: name },
+        });
+      });
+    }
+    await ownerDs.query(`ALTER TABLE audit_events DETACH PARTITION ${name} CONCURRENTLY`);
+    await ownerDs.query(`DROP TABLE ${name}`);
+    dropped.push({ partition: name, month });
+  }
+  return dropped;
+}
