@@ -25,6 +25,8 @@ import { GroupsService } from './groups/groups.service';
 import { HealthController } from './health/health.controller';
 import { InvitationsController } from './invitations/invitations.controller';
 import { InvitationsService } from './invitations/invitations.service';
+import { LegalHoldsController } from './legal-holds/legal-holds.controller';
+import { LegalHoldsService } from './legal-holds/legal-holds.service';
 import { MembersController } from './members/members.controller';
 import { MembersService } from './members/members.service';
 import { OrgsController } from './orgs/orgs.controller';
@@ -64,6 +66,7 @@ export class AppModule {
         ApiKeysController,
         AuditController,
         AuditTrailController,
+        LegalHoldsController,
         PoliciesController,
         CatalogController,
         WorkflowsController,
@@ -91,6 +94,7 @@ export class AppModule {
         ApiKeysService,
         AuditEventsService,
         AuditTrailService,
+        LegalHoldsService,
         PoliciesService,
         WorkflowsService,
       ],

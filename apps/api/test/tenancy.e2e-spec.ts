@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { newId } from '@steward/common';
 import { TENANT_TABLES } from '@steward/db';
 import { OpenApiService } from '../src/core/openapi';
-import { type Ctx, FIXTURES, newApiKey, newDraft, newGroup, newInvitation, newRole, newWorkflow } from './support/fixtures';
+import { type Ctx, FIXTURES, newApiKey, newDraft, newGroup, newHold, newInvitation, newRole, newWorkflow } from './support/fixtures';
 import { type Harness, login, orgSnapshot, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 describe('tenant isolation', () => {
@@ -28,6 +28,7 @@ describe('tenant isolation', () => {
     bIds.userId = b.users.member.id;
     bIds.policy = await newDraft(ctxB);
     bIds.workflow = await newWorkflow(ctxB);
+    bIds.hold = await newHold(ctxB);
     bIds.event = ((await h.http.get('/v1/audit-events').query({ limit: 1 }).set('Cookie', bOwner)).body.items[0] as { id: string }).id;
   });
   afterAll(() => h?.close());
@@ -39,6 +40,7 @@ describe('tenant isolation', () => {
     : key.includes('/policies/') ? bIds.policy
     : key.includes('/workflows/') ? bIds.workflow
     : key.includes('/audit-events/') ? bIds.event
+    : key.includes('/legal-holds/') ? bIds.hold
     : bIds.id;
 
   /** Every route with an id in its path, called by A's owner with the ids of B's records. */
@@ -67,7 +69,7 @@ describe('tenant isolation', () => {
   });
 
   it('never lists another org\'s records', async () => {
-    const lists = ['/v1/members', '/v1/groups', '/v1/invitations', '/v1/roles', '/v1/api-keys', '/v1/audit-events?limit=200', '/v1/policies', '/v1/workflows'];
+    const lists = ['/v1/members', '/v1/groups', '/v1/invitations', '/v1/roles', '/v1/api-keys', '/v1/audit-events?limit=200', '/v1/policies', '/v1/workflows', '/v1/legal-holds'];
     for (const path of lists) {
       const res = await h.http.get(path).set('Cookie', aOwner);
       expect(res.status).toBe(200);

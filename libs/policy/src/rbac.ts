@@ -15,6 +15,7 @@ export const PERMISSIONS = {
   AuditEvent: ['read', 'read_sensitive', 'verify', 'export', 'checkpoint'],
   Policy: ['read', 'create', 'update', 'delete', 'activate'],
   Workflow: ['read', 'create', 'update', 'delete'],
+  LegalHold: ['read', 'create', 'release'],
 } as const;
 
 export type SubjectName = keyof typeof PERMISSIONS;
@@ -77,6 +78,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('ApiKey', 'read', 'revoke'),
     ...own('ApiKey', 'create'),
     ...pick('AuditEvent', 'read', 'verify', 'export', 'checkpoint'),
+    ...pick('LegalHold', 'read', 'create', 'release'),
     ...pick('Policy', 'read'),
     ...pick('Workflow', 'read'),
   ],
@@ -89,6 +91,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('ApiKey', 'read'),
     ...own('ApiKey', 'create', 'revoke'),
     ...pick('AuditEvent', 'read', 'read_sensitive', 'verify', 'export'),
+    ...pick('LegalHold', 'read'),
     ...pick('Policy', 'read'),
     ...pick('Workflow', 'read'),
   ],

@@ -7,6 +7,7 @@ export const OrgView = z.strictObject({
   slug: SlugOut,
   domains: z.array(Domain).max(20),
   requireStepUp: z.boolean(),
+  auditRetentionMonths: z.int().min(1).max(120),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -16,5 +17,7 @@ export const UpdateOrgBody = z
     name: z.string().trim().min(1).max(200).optional(),
     domains: z.array(Domain).max(20).optional(),
     requireStepUp: z.boolean().optional(),
+    /** Whole months of readable audit content (the seed's 180 days is 6). */
+    auditRetentionMonths: z.int().min(1).max(120).optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');

@@ -15,6 +15,7 @@ export function orgView(org: Org): z.infer<typeof OrgView> {
     slug: org.slug,
     domains: org.domains,
     requireStepUp: org.requireStepUp,
+    auditRetentionMonths: org.auditRetentionMonths,
     createdAt: org.createdAt.toISOString(),
     updatedAt: org.updatedAt.toISOString(),
   };
@@ -43,14 +44,14 @@ export class OrgsService {
       await this.access.requireStepUp(em, p);
       const org = await em.findOneBy(Org, { id: p.orgId });
       if (!org) throw AppError.notFound('org');
-      const before = { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp };
+      const before = { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths };
       Object.assign(org, body);
       await em.save(org);
       await this.audit.record(em, p, {
         action: 'org.update',
         targetType: 'Org',
         targetId: org.id,
-        payload: { changed: Object.keys(body), before, after: { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp } },
+        payload: { changed: Object.keys(body), before, after: { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths } },
       });
       return orgView(org);
     });

@@ -58,6 +58,11 @@ export async function newApiKey(h: Harness, cookie: string, scopes = ['read:Org'
   return { id: body.apiKey.id, secret: body.secret };
 }
 
+export async function newHold(c: Ctx): Promise<string> {
+  const body = await ok<{ id: string }>(await c.h.http.post('/v1/legal-holds').set('Cookie', c.ownerCookie).send({ from: '2026-01-01T00:00:00Z', reason: `hold ${rnd()}` }), 201, 'hold');
+  return body.id;
+}
+
 export async function newDraft(c: Ctx): Promise<string> {
   const body = await ok<{ id: string }>(await c.h.http.post('/v1/policies').set('Cookie', c.ownerCookie).send({ note: `draft ${rnd()}` }), 201, 'draft');
   return body.id;
@@ -169,6 +174,9 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/audit/public-key': async () => ({ path: '/v1/audit/public-key' }),
   'GET /v1/audit/export/manifest': async () => ({ path: '/v1/audit/export/manifest' }),
   'GET /v1/audit/export': async () => ({ path: '/v1/audit/export' }),
+  'GET /v1/legal-holds': async () => ({ path: '/v1/legal-holds' }),
+  'POST /v1/legal-holds': async (c) => ({ path: '/v1/legal-holds', body: { userId: c.org.users.member.id, from: '2026-01-01T00:00:00Z', reason: 'litigation hold: vendor dispute' } }),
+  'POST /v1/legal-holds/{id}/release': async (c) => ({ path: `/v1/legal-holds/${await newHold(c)}/release` }),
   'GET /v1/catalog/actions': async () => ({ path: '/v1/catalog/actions' }),
   'GET /v1/policies': async () => ({ path: '/v1/policies' }),
   'GET /v1/policies/active': async () => ({ path: '/v1/policies/active' }),
