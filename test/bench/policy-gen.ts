@@ -232,7 +232,7 @@ export function realisticPolicy(world: World, n: number, seed: number): PolicyDo
             : { type: 'user', id: pick(r, world.powerUsers).userId };
     const actions = ruleActions(r);
     const when = realisticConditions(r, actions);
-    const level = atLeastFloors(weighted(r, { autonomous: 25, batched: 30, watched: 30, forbidden: 15 }), actions);
+    const level = atLeastFloors(weighted(r, { autonomous: 25, batched: 35, watched: 30, forbidden: 10 }), actions);
     rules.push({
       id: `${tier}.${FAMILY_OF(actions[0])}-${String(i).padStart(4, '0')}`,
       scope,
@@ -246,8 +246,9 @@ export function realisticPolicy(world: World, n: number, seed: number): PolicyDo
   const nAux = Math.max(2, Math.round(n / 25));
   const forbiddenAreas: PolicyDocument['forbiddenAreas'] = [];
   for (let i = 0; i < nAux; i++) {
-    const actions = some(r, OUTBOUND, 1, 2);
     const kind = int(r, 0, 4);
+    // Unconditional areas only on what is off-limits anyway (payments, HR, contracts, PII egress).
+    const actions = kind === 4 ? some(r, ['payment.execute', 'hr.write', 'contract.send', 'data.egress_pii'] as ActionType[], 1, 2) : some(r, OUTBOUND, 1, 2);
     const when: Conditions | undefined =
       kind === 0
         ? { labels: ['pii'], recipients: 'external' }

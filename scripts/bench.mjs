@@ -1,0 +1,58 @@
+#!/usr/bin/env node
+// Runs the benchmarks in test/bench/*.bench.ts (benchmarks are not tests: Jest never runs them).
+//   node scripts/bench.mjs            every benchmark          (npm run bench)
+//   node scripts/bench.mjs policy     only test/bench/policy.bench.ts (npm run bench:policy)
+//
+// It first builds what the benchmarks load (libs/policy with tsc -b, incremental, so a no-op when
+// up to date), then runs each benchmark in its own Node process, TypeScript transpiled on load by
+// test/bench/register.cjs (@swc/core), with --expose-gc (and one V8 workaround, below), pinned to one CPU with `taskset -c 0`
+// where available (BENCH_NO_PIN=1 to run unpinned). Stdout carries only the benchmarks' JSON lines
+// ({"measure": NAME, "value": NUMBER}); everything else goes to stderr. Exits non-zero if a build
+// or a benchmark fails.
+import { spawnSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const benchDir = path.join(root, 'test', 'bench');
+const all = fs
+  .readdirSync(benchDir)
+  .filter((f) => f.endsWith('.bench.ts'))
+  .sort();
+const names = all.map((f) => f.slice(0, -'.bench.ts'.length));
+const wanted = process.argv.slice(2);
+const unknown = wanted.filter((w) => !names.includes(w));
+if (unknown.length) {
+  console.error(`unknown benchmark(s): ${unknown.join(', ')} (have: ${names.join(', ')})`);
+  process.exit(2);
+}
+const selected = wanted.length ? wanted : names;
+
+const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: ['ignore', 'inherit', 'inherit'] });
+
+// Build libs/policy (its tsc output is what the API runs, and what the benchmark measures).
+const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
+const build = spawnSync(process.execPath, [tsc, '-b', 'libs/policy'], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
+if (build.status !== 0) {
+  console.error('bench: building libs/policy failed');
+  process.exit(build.status ?? 1);
+}
+
+const canPin = process.platform === 'linux' && !process.env.BENCH_NO_PIN && spawnSync('taskset', ['-c', '0', 'true']).status === 0;
+if (!canPin) console.error('bench: not pinned to one CPU (taskset unavailable or BENCH_NO_PIN set)');
+
+let failed = 0;
+for (const name of selected) {
+  const file = path.join(benchDir, `${name}.bench.ts`);
+  // --no-turbo-inline-js-wasm-calls: with JS→Wasm calls inlined, Node 20's V8 aborts ("Fatal error …
+  // unreachable code" in Deoptimizer::DoComputeBuiltinContinuation, SIGTRAP) when a GC during a
+  // Cedar (wasm) call lazily deoptimises the caller. Only the Cedar calls are affected by the flag.
+  const nodeArgs = ['--expose-gc', '--no-turbo-inline-js-wasm-calls', '-r', path.join(benchDir, 'register.cjs'), file];
+  console.error(`bench: ${name}${canPin ? ' (taskset -c 0)' : ''}`);
+  const res = canPin ? run('taskset', ['-c', '0', process.execPath, ...nodeArgs]) : run(process.execPath, nodeArgs);
+  if (res.status !== 0) {
+    console.error(`bench: ${name} failed (exit ${res.status ?? res.signal})`);
+    failed++;
+  }
+}
+process.exit(failed ? 1 : 0);
