@@ -27,7 +27,7 @@ export interface ExportManifest {
 
 async function inOrgRead<T>(ds: DataSource, orgId: string, sql: string, args: unknown[]): Promise<T> {
   return ds.transaction(async (em) => {
-    await em.query(`SELECT set_config('app.org_id', $1, true), set_config('enable_sort', 'off', true)`, [orgId]);
+    await em.query(`SELECT set_config('app.org_id', $1, true), set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true)`, [orgId]);
     return em.query(sql, args) as Promise<T>;
   });
 }
@@ -40,7 +40,8 @@ export async function* exportLines(ds: DataSource, orgId: string, fromSeq: numbe
       ds,
       orgId,
       `SELECT c.seq, c.hash, e.canonical FROM audit_chain c
-         LEFT JOIN audit_events e ON e.org_id = c.org_id AND e.id = c.event_id AND e.occurred_at = c.occurred_at
+         LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
+                             WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
         WHERE c.org_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq LIMIT $4`,
       [orgId, after, toSeq, pageSize],
     );
