@@ -67,8 +67,15 @@ describe('audit trail through the API', () => {
     const gz = await h.http.get('/v1/audit/export').query({ gzip: 'true' }).set('Cookie', auditor).buffer(true).parse(binary);
     expect(gunzipSync(gz.body as Buffer).toString('utf8')).toBe(text);
 
+    const cef = await h.http.get('/v1/audit/export').query({ format: 'cef' }).set('Cookie', auditor);
+    expect(cef.headers['content-type']).toMatch(/text\/plain/);
+    expect(cef.text.trim().split('\n')).toHaveLength(manifest.body.count);
+    expect(cef.text.trim().split('\n').every((l: string) => l.startsWith('CEF:0|Steward|Steward|'))).toBe(true);
+    const csv = await h.http.get('/v1/audit/export').query({ format: 'csv' }).set('Cookie', auditor);
+    expect(csv.text.trim().split('\n')).toHaveLength(manifest.body.count + 1);
+
     const events = await h.http.get('/v1/audit-events').query({ action: 'audit.export' }).set('Cookie', owner);
-    expect(events.body.items.length).toBe(2);
+    expect(events.body.items.length).toBe(4);
   });
 
   it('keeps personal values out of the table, exports and search, sealed under the org-month key', async () => {

@@ -10,3 +10,4 @@ export * from './from-config';
 export * from './export';
 export * from './offline-verify';
 export * from './retention';
+export * from './formats';

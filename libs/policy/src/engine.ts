@@ -17,6 +17,8 @@ export const TIERS: Tier[] = ['org', 'group', 'workflow', 'user'];
 type Matcher = (f: Facts) => boolean;
 
 interface CompiledRule {
+  /** Position in the document, to keep document order when several scopes' lists are merged. */
+  idx: number;
   id: string;
   tier: Tier;
   scopeId: string | null;
@@ -35,8 +37,13 @@ interface CompiledArea {
 interface PerAction {
   base: { id: string; level: Level; reason: string };
   tiers: Record<Tier, CompiledRule[]>;
+  /** group / workflow / user rules by scope id, each list in document order. */
+  byScope: { group: Map<string | null, CompiledRule[]>; workflow: Map<string | null, CompiledRule[]>; user: Map<string | null, CompiledRule[]> };
+  /** Sorted by id (stable). */
   areas: CompiledArea[];
   limits: RateLimit[];
+  /** `limits` sorted by id (stable). */
+  sortedLimits: RateLimit[];
   routes: ApprovalRoute[];
 }
 
@@ -127,6 +134,7 @@ export function compileConditions(when: Conditions | undefined): Matcher {
       return w.outside ? !inside : inside;
     });
   }
+  if (checks.length === 1) return checks[0];
   return (f) => checks.every((c) => c(f));
 }
 
@@ -140,14 +148,18 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
         ? { id: `baseline.${action}`, level: baseline, reason: `the org baseline for ${action}` }
         : { id: `catalog.${action}`, level: (ACTION_TYPES[action] as ActionTypeSpec).default, reason: `the catalog default for ${action}` },
       tiers: { org: [], group: [], workflow: [], user: [] },
+      byScope: { group: new Map(), workflow: new Map(), user: new Map() },
       areas: [],
       limits: document.rateLimits.filter((r) => r.actions.includes(action)),
+      sortedLimits: [],
       routes: document.approvals.filter((r) => r.actions.includes(action)).sort((a, b) => a.id.localeCompare(b.id)),
     };
   }
+  let idx = 0;
   for (const rule of document.rules) {
     const matches = compileConditions(rule.when);
     const compiled: CompiledRule = {
+      idx: idx++,
       id: rule.id,
       tier: rule.scope.type,
       scopeId: rule.scope.type === 'org' ? null : rule.scope.id,
@@ -162,23 +174,60 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
     const compiled = { id: area.id, reason: area.reason, matches: compileConditions(area.when) };
     for (const a of new Set(area.actions)) actions[a as ActionType]?.areas.push(compiled);
   }
+  for (const action of ACTION_TYPE_NAMES) {
+    const per = actions[action];
+    for (const tier of ['group', 'workflow', 'user'] as const) {
+      const map = per.byScope[tier];
+      for (const rule of per.tiers[tier]) {
+        const list = map.get(rule.scopeId);
+        if (list) list.push(rule);
+        else map.set(rule.scopeId, [rule]);
+      }
+    }
+    per.areas.sort((a, b) => a.id.localeCompare(b.id));
+    per.sortedLimits = [...per.limits].sort((a, b) => a.id.localeCompare(b.id));
+  }
   return { document, actions };
 }
 
-function inScope(rule: CompiledRule, f: Facts): boolean {
-  switch (rule.tier) {
+const NONE: readonly CompiledRule[] = [];
+
+/** The rules of a tier that are in scope for the facts, in document order. */
+function inScopeRules(per: PerAction, tier: Tier, f: Facts): readonly CompiledRule[] {
+  switch (tier) {
     case 'org':
-      return true;
-    case 'group':
-      return f.groups.includes(rule.scopeId!);
+      return per.tiers.org;
     case 'workflow':
-      return f.workflow === rule.scopeId;
+      return per.byScope.workflow.size === 0 ? NONE : (per.byScope.workflow.get(f.workflow) ?? NONE);
     case 'user':
-      return f.userId === rule.scopeId;
+      return per.byScope.user.size === 0 ? NONE : (per.byScope.user.get(f.userId) ?? NONE);
+    case 'group': {
+      const map = per.byScope.group;
+      if (map.size === 0) return NONE;
+      let only: CompiledRule[] | undefined;
+      let merged: CompiledRule[] | undefined;
+      for (const g of f.groups) {
+        const list = map.get(g);
+        if (!list || list === only) continue;
+        if (!only) only = list;
+        else {
+          if (!merged) merged = [...only];
+          for (const r of list) merged.push(r);
+        }
+      }
+      if (!merged) return only ?? NONE;
+      // Several groups: back to document order, each rule once (as when filtering the tier's list).
+      merged.sort((x, y) => x.idx - y.idx);
+      const out: CompiledRule[] = [];
+      for (const r of merged) if (out.length === 0 || out[out.length - 1] !== r) out.push(r);
+      return out;
+    }
   }
 }
 
-function evaluate(policy: CompiledPolicy, f: Facts, withSteps: boolean): Explanation {
+const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
+
+function evaluate(policy: CompiledPolicy, f: Facts, withSteps: boolean): Decision | Explanation {
   const per = policy.actions[f.type];
   const steps: DecisionStep[] = [];
   let level: Level = per.base.level;
@@ -191,11 +240,14 @@ function evaluate(policy: CompiledPolicy, f: Facts, withSteps: boolean): Explana
   for (let t = TIERS.length - 1; t >= 0; t--) {
     const tier = TIERS[t];
     let best: Level | null = null;
+    let bestRank = -1;
     let winners: CompiledRule[] = [];
-    for (const rule of per.tiers[tier]) {
-      if (!inScope(rule, f) || !rule.matches(f)) continue;
-      if (best === null || rank(rule.level) > rank(best)) {
+    for (const rule of inScopeRules(per, tier, f)) {
+      if (!rule.matches(f)) continue;
+      const r = rank(rule.level);
+      if (best === null || r > bestRank) {
         best = rule.level;
+        bestRank = r;
         winners = [rule];
       } else if (rule.level === best) winners.push(rule);
     }
@@ -203,11 +255,12 @@ function evaluate(policy: CompiledPolicy, f: Facts, withSteps: boolean): Explana
       if (withSteps) steps.push({ stage: tier, ruleIds: [], level: null, effect: 'no_match', note: `no ${tier} rule matches` });
       continue;
     }
-    winners.sort((a, b) => a.id.localeCompare(b.id));
+    if (winners.length > 1) winners.sort(byId);
     level = best;
     ids = winners.map((w) => w.id);
     reasons = winners.map((w) => w.reason);
-    obligations = [...new Set(winners.flatMap((w) => w.obligations))];
+    if (winners.length === 1) obligations = winners[0].obligations.length ? [...new Set(winners[0].obligations)] : [];
+    else obligations = [...new Set(winners.flatMap((w) => w.obligations))];
     if (withSteps) steps.push({ stage: tier, ruleIds: ids, level, effect: 'set', note: `${LABEL[level]}: ${reasons.join('; ')}` });
     break;
   }
@@ -221,48 +274,51 @@ function evaluate(policy: CompiledPolicy, f: Facts, withSteps: boolean): Explana
     raised.push(`raised to ${LABEL[floor]} by the floor of ${f.type}`);
     if (withSteps) steps.push({ stage: 'floor', ruleIds: [`floor.${f.type}`], level, effect: 'raised', note: `${f.type} can never be below ${LABEL[floor]}` });
   }
-  const areas = per.areas.filter((a) => a.matches(f)).sort((a, b) => a.id.localeCompare(b.id));
-  if (areas.length) {
+  let areas: CompiledArea[] | undefined;
+  for (const a of per.areas) {
+    if (a.matches(f)) (areas ??= []).push(a);
+  }
+  if (areas) {
     if (level !== 'forbidden') raised.push(`Forbidden area: ${areas.map((a) => a.reason).join('; ')}`);
     level = 'forbidden';
-    extra.push(...areas.map((a) => a.id));
+    for (const a of areas) extra.push(a.id);
     if (withSteps) steps.push({ stage: 'forbidden_area', ruleIds: areas.map((a) => a.id), level, effect: 'raised', note: areas.map((a) => a.reason).join('; ') });
   }
-  const exceeded = per.limits.filter((l) => f.rateExceeded.includes(l.id)).sort((a, b) => a.id.localeCompare(b.id));
-  for (const limit of exceeded) {
-    if (rank(limit.then) > rank(level)) {
-      level = limit.then;
-      raised.push(`raised to ${LABEL[limit.then]}: ${limit.reason} (over ${limit.max} per ${limit.per})`);
+  if (f.rateExceeded.length && per.sortedLimits.length) {
+    const exceeded = per.sortedLimits.filter((l) => f.rateExceeded.includes(l.id));
+    for (const limit of exceeded) {
+      if (rank(limit.then) > rank(level)) {
+        level = limit.then;
+        raised.push(`raised to ${LABEL[limit.then]}: ${limit.reason} (over ${limit.max} per ${limit.per})`);
+      }
+      extra.push(limit.id);
     }
-    extra.push(limit.id);
+    if (exceeded.length && withSteps) steps.push({ stage: 'rate_limit', ruleIds: exceeded.map((l) => l.id), level, effect: 'raised', note: `rate limit exceeded: ${exceeded.map((l) => l.id).join(', ')}` });
   }
-  if (exceeded.length && withSteps) steps.push({ stage: 'rate_limit', ruleIds: exceeded.map((l) => l.id), level, effect: 'raised', note: `rate limit exceeded: ${exceeded.map((l) => l.id).join(', ')}` });
 
-  const ruleIds = [...ids, ...extra];
-  const spec = ACTION_TYPES[f.type] as ActionTypeSpec;
-  const all = new Set<Obligation>(obligations);
-  for (const o of spec.obligations ?? []) if (o !== 'reversible_form' || level === 'batched') all.add(o);
-  if (level === 'forbidden') all.clear();
+  const ruleIds = extra.length ? ids.concat(extra) : ids.slice();
+  let sortedObligations: Obligation[] = [];
+  if (level !== 'forbidden') {
+    const specObligations = (ACTION_TYPES[f.type] as ActionTypeSpec).obligations;
+    if (obligations.length || (specObligations && specObligations.length)) {
+      const all = new Set<Obligation>(obligations);
+      for (const o of specObligations ?? []) if (o !== 'reversible_form' || level === 'batched') all.add(o);
+      sortedObligations = [...all].sort();
+    }
+  }
   let routing: ApprovalRouting | null = null;
   if (level === 'watched') {
     const route = per.routes[0];
     routing = route ? { routeId: route.id, approverGroup: route.approverGroup, quorum: route.quorum } : { routeId: null, approverGroup: null, quorum: 1 };
   }
   const because = raised.length ? raised.join('; ') : reasons.join('; ');
-  return {
-    action: f.type,
-    level,
-    ruleIds,
-    reason: `${LABEL[level]}: ${because} (rule ${ruleIds.join(', ')})`,
-    routing,
-    obligations: [...all].sort(),
-    steps,
-  };
+  const reason = `${LABEL[level]}: ${because} (rule ${ruleIds.join(', ')})`;
+  if (!withSteps) return { action: f.type, level, ruleIds, reason, routing, obligations: sortedObligations };
+  return { action: f.type, level, ruleIds, reason, routing, obligations: sortedObligations, steps };
 }
 
 export function decideFacts(policy: CompiledPolicy, facts: Facts): Decision {
-  const { steps: _steps, ...decision } = evaluate(policy, facts, false);
-  return decision;
+  return evaluate(policy, facts, false);
 }
 
 /** The decision for one action. */
@@ -272,7 +328,7 @@ export function decide(policy: CompiledPolicy, principal: PolicyPrincipal, actio
 
 /** The decision with the whole chain, for "why was this Watched?". */
 export function explain(policy: CompiledPolicy, principal: PolicyPrincipal, action: ActionType, context: ActionContext, org: OrgInfo): Explanation {
-  return evaluate(policy, toFacts(principal, action, context, org), true);
+  return evaluate(policy, toFacts(principal, action, context, org), true) as Explanation;
 }
 
 /** Rate limits the gate must reserve before deciding this action. */

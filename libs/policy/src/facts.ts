@@ -64,22 +64,41 @@ export function isInternal(domain: string, orgDomains: string[]): boolean {
 }
 
 export function toFacts(principal: PolicyPrincipal, action: ActionType, ctx: ActionContext, org: OrgInfo): Facts {
-  const recipients = (ctx.recipients ?? []).map((r) => r.toLowerCase());
-  const domains = [...new Set(recipients.map(domainOf).filter(Boolean))].sort();
-  const me = principal.email?.toLowerCase();
-  const others = (ctx.attendees ?? []).map((a) => a.toLowerCase()).filter((a) => a !== me);
+  let domains: string[] = [];
+  let recipientScope: Facts['recipientScope'] = 'none';
+  const recipients = ctx.recipients;
+  if (recipients && recipients.length) {
+    const set = new Set<string>();
+    for (const r of recipients) {
+      const d = domainOf(r.toLowerCase());
+      if (d) set.add(d);
+    }
+    if (set.size) {
+      domains = [...set].sort();
+      recipientScope = domains.every((d) => isInternal(d, org.domains)) ? 'internal' : 'external';
+    }
+  }
+  let invitesOthers = false;
+  const attendees = ctx.attendees;
+  if (attendees && attendees.length) {
+    const me = principal.email?.toLowerCase();
+    for (const a of attendees) {
+      if (a.toLowerCase() !== me) invitesOthers = true;
+    }
+  }
+  const labels = ctx.labels;
   return {
     type: action,
     userId: principal.userId,
-    groups: [...principal.groupIds].sort(),
+    groups: sortedCopy(principal.groupIds),
     workflow: ctx.workflow ?? null,
     connector: ctx.connector ?? null,
     resources: ctx.resources ?? [],
-    hosts: (ctx.hosts ?? []).map((h) => h.toLowerCase()),
-    recipientScope: domains.length === 0 ? 'none' : domains.every((d) => isInternal(d, org.domains)) ? 'internal' : 'external',
+    hosts: ctx.hosts ? ctx.hosts.map((h) => h.toLowerCase()) : [],
+    recipientScope,
     recipientDomains: domains,
-    invitesOthers: others.length > 0,
-    labels: [...new Set(ctx.labels ?? [])].sort(),
+    invitesOthers,
+    labels: !labels || labels.length === 0 ? [] : labels.length === 1 ? [labels[0]] : [...new Set(labels)].sort(),
     tainted: ctx.tainted === true,
     amount: typeof ctx.amount === 'number' ? ctx.amount : null,
     at: ctx.at ? new Date(ctx.at) : new Date(),
@@ -87,11 +106,20 @@ export function toFacts(principal: PolicyPrincipal, action: ActionType, ctx: Act
   };
 }
 
+/** A sorted copy (as `[...xs].sort()`), without sorting when already in order. */
+function sortedCopy(xs: string[]): string[] {
+  const out = [...xs];
+  for (let i = 0; i < out.length; i++) {
+    if (typeof out[i] !== 'string' || (i > 0 && out[i - 1] > out[i])) return out.sort();
+  }
+  return out;
+}
+
 const clockCache = new Map<string, Intl.DateTimeFormat>();
 const DAYS: Record<string, number> = { Mon: 1, Tue: 2, Wed: 3, Thu: 4, Fri: 5, Sat: 6, Sun: 7 };
 
-/** ISO weekday (1 = Monday) and minute of the day of an instant in a time zone. */
-export function localClock(at: Date, timeZone: string): { day: number; minute: number } {
+/** The reference implementation: Intl's wall clock of the instant in the zone. */
+function intlClock(at: Date, timeZone: string): { day: number; minute: number } {
   let fmt = clockCache.get(timeZone);
   if (!fmt) {
     fmt = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
@@ -107,6 +135,88 @@ export function localClock(at: Date, timeZone: string): { day: number; minute: n
   }
   return { day, minute: hour * 60 + minute };
 }
+
+/*
+ * Fast path: a zone's UTC offset is constant over a 15-minute UTC slot (present-day offsets are
+ * whole multiples of 15 minutes and change at whole local quarter hours). The offset of a slot is
+ * taken from Intl once, with seconds, and only used when it is a whole number of minutes and the
+ * same at both ends of the slot; otherwise (historical LMT offsets, odd transitions) every instant
+ * in the slot goes through Intl. The cache is bounded.
+ */
+const SLOT_MS = 900_000;
+const MAX_SLOTS = 20_000;
+const UNCACHEABLE = 0x7fffffff;
+const offsetFormats = new Map<string, Intl.DateTimeFormat>();
+const slotOffsets = new Map<string, Map<number, number>>();
+let slotCount = 0;
+
+/** Local minus UTC, in seconds, reduced to (-3.5, 3.5] days (the wall clock only gives weekday and time). */
+function offsetSeconds(t: number, timeZone: string): number {
+  let fmt = offsetFormats.get(timeZone);
+  if (!fmt) {
+    fmt = new Intl.DateTimeFormat('en-US', { timeZone, weekday: 'short', hour: '2-digit', minute: '2-digit', second: '2-digit', hourCycle: 'h23' });
+    offsetFormats.set(timeZone, fmt);
+  }
+  let day = 1;
+  let hour = 0;
+  let minute = 0;
+  let second = 0;
+  for (const part of fmt.formatToParts(t)) {
+    if (part.type === 'weekday') day = DAYS[part.value] ?? 1;
+    else if (part.type === 'hour') hour = Number(part.value);
+    else if (part.type === 'minute') minute = Number(part.value);
+    else if (part.type === 'second') second = Number(part.value);
+  }
+  const utcSeconds = Math.floor(t / 1000);
+  const utcDayNo = Math.floor(utcSeconds / 86_400);
+  const utcDay = ((((utcDayNo + 3) % 7) + 7) % 7) + 1;
+  const utcSec = utcSeconds - utcDayNo * 86_400;
+  const WEEK = 7 * 86_400;
+  let diff = (((day - utcDay) * 86_400 + (hour * 3600 + minute * 60 + second) - utcSec) % WEEK + WEEK) % WEEK;
+  if (diff > WEEK / 2) diff -= WEEK;
+  return diff;
+}
+
+function slotOffset(slot: number, timeZone: string): number {
+  let zone = slotOffsets.get(timeZone);
+  if (zone) {
+    const cached = zone.get(slot);
+    if (cached !== undefined) return cached;
+  }
+  const start = slot * SLOT_MS;
+  const a = offsetSeconds(start, timeZone);
+  const b = offsetSeconds(start + SLOT_MS - 1, timeZone);
+  const off = a === b && a % 60 === 0 && Math.abs(a) < 86_400 ? a / 60 : UNCACHEABLE;
+  if (slotCount >= MAX_SLOTS) {
+    slotOffsets.clear();
+    slotCount = 0;
+    zone = undefined;
+  }
+  if (!zone) {
+    zone = new Map();
+    slotOffsets.set(timeZone, zone);
+  }
+  zone.set(slot, off);
+  slotCount++;
+  return off;
+}
+
+/** ISO weekday (1 = Monday) and minute of the day of an instant in a time zone. */
+export function localClock(at: Date, timeZone: string): { day: number; minute: number } {
+  const t = at instanceof Date ? at.getTime() : NaN;
+  // (Near the ends of the Date range a slot's ends may not be valid instants.)
+  if (!(Math.abs(t) < 8.64e15 - SLOT_MS)) return intlClock(at, timeZone);
+  // Validates the zone (and the instant) exactly as before: Intl throws the same errors.
+  if (!clockCache.has(timeZone)) intlClock(at, timeZone);
+  const off = slotOffset(Math.floor(t / SLOT_MS), timeZone);
+  if (off === UNCACHEABLE) return intlClock(at, timeZone);
+  const local = Math.floor(t / 60_000) + off;
+  const dayNo = Math.floor(local / 1440);
+  return { day: ((((dayNo + 3) % 7) + 7) % 7) + 1, minute: local - dayNo * 1440 };
+}
+
+/** @internal The Intl-only clock, for tests that compare it with localClock. */
+export const localClockIntl = intlClock;
 
 export function minutesOf(hhmm: string): number {
   return Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3, 5));

@@ -6,6 +6,10 @@ import {
   auditSigner,
   auditSink,
   checkpointOrg,
+  csvHeader,
+  type ExportFormat,
+  toCef,
+  toCsv,
   type CheckpointSigner,
   type CheckpointSink,
   exportLines,
@@ -20,6 +24,7 @@ import { AccessService } from '../access/access.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG } from '../core/tokens';
+import { VERSION } from '../health/health.controller';
 import { AuditService } from './audit.service';
 
 @Injectable()
@@ -79,19 +84,23 @@ export class AuditTrailService {
   }
 
   /** Streams NDJSON (gzip optional) with backpressure; the export itself is audited first. */
-  async export(p: Principal, res: Response, from?: number, to?: number, gzip = false): Promise<void> {
+  async export(p: Principal, res: Response, from?: number, to?: number, gzip = false, format: ExportFormat = 'ndjson'): Promise<void> {
     await this.access.authorize(p, 'export', 'AuditEvent');
     const range = await exportRange(this.db.dataSource, p.orgId, from, to);
     await this.db.inOrg(p, (em) =>
-      this.audit.record(em, p, { action: 'audit.export', targetType: 'AuditEvent', payload: { format: 'ndjson', fromSeq: range.fromSeq, toSeq: range.toSeq, gzip } }),
+      this.audit.record(em, p, { action: 'audit.export', targetType: 'AuditEvent', payload: { format, fromSeq: range.fromSeq, toSeq: range.toSeq, gzip } }),
     );
     res.status(200);
-    res.setHeader('Content-Type', gzip ? 'application/gzip' : 'application/x-ndjson');
-    res.setHeader('Content-Disposition', `attachment; filename="audit-${range.fromSeq}-${range.toSeq}.ndjson${gzip ? '.gz' : ''}"`);
+    const type = { ndjson: 'application/x-ndjson', csv: 'text/csv; charset=utf-8', cef: 'text/plain; charset=utf-8' }[format];
+    const ext = { ndjson: 'ndjson', csv: 'csv', cef: 'cef' }[format];
+    res.setHeader('Content-Type', gzip ? 'application/gzip' : type);
+    res.setHeader('Content-Disposition', `attachment; filename="audit-${range.fromSeq}-${range.toSeq}.${ext}${gzip ? '.gz' : ''}"`);
     const out = gzip ? createGzip() : res;
     if (gzip) (out as ReturnType<typeof createGzip>).pipe(res);
+    if (format === 'csv') out.write(`${csvHeader()}\n`);
     for await (const line of exportLines(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq)) {
-      if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
+      const text = format === 'csv' ? toCsv(line) : format === 'cef' ? toCef(line, VERSION) : JSON.stringify(line);
+      if (!out.write(`${text}\n`)) await once(out, 'drain');
     }
     out.end();
   }
