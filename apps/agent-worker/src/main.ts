@@ -1,6 +1,5 @@
 import { createServer } from 'node:http';
-import { AuditKeyring, type AuditMaintenance, auditSigner, auditSink, startAuditMaintenance } from '@steward/audit';
-import { ConfigKeyProvider } from '@steward/vault';
+import { type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { ConfigError, createLogger, loadConfig, type Config } from '@steward/common';
 import { createDataSource } from '@steward/db';
 import { startWorkerRuntime } from '@steward/jobs';
@@ -28,16 +27,7 @@ async function main(): Promise<void> {
   const ownerDataSource = config.DATABASE_OWNER_URL ? createDataSource({ url: config.DATABASE_OWNER_URL, poolMax: 1, applicationName: 'steward-worker-retention' }) : undefined;
   await ownerDataSource?.initialize();
   const runtime = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log });
-  const audit: AuditMaintenance = startAuditMaintenance({
-    dataSource,
-    signer: auditSigner(config),
-    sink: auditSink(config),
-    log: log.child({ component: 'audit' }),
-    sealEveryMs: config.AUDIT_SEAL_INTERVAL_MS,
-    checkpointEverySeconds: config.AUDIT_CHECKPOINT_SECONDS,
-    keyring: new AuditKeyring(new ConfigKeyProvider(config.STEWARD_MASTER_KEY)),
-    ownerDataSource,
-  });
+  const audit: AuditMaintenance = startAuditMaintenanceFromConfig(config, dataSource, log, ownerDataSource);
 
   // Liveness for orchestrators: 200 while the BullMQ worker runs.
   const health = createServer((req, res) => {

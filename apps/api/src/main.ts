@@ -3,8 +3,7 @@ import { Redis } from 'ioredis';
 import { ConfigError, createLogger, loadConfig, type Config, type Logger } from '@steward/common';
 import { createDataSource, type DataSource, type EmbeddedPostgres, runMigrations, startEmbeddedPostgres } from '@steward/db';
 import { startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
-import { AuditKeyring, type AuditMaintenance, auditSigner, auditSink, startAuditMaintenance } from '@steward/audit';
-import { ConfigKeyProvider } from '@steward/vault';
+import { type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { createApp } from './create-app';
 import { ApiMetrics } from './core/metrics';
 import { SetupService } from './setup/setup.service';
@@ -79,16 +78,7 @@ async function main(): Promise<void> {
   await ownerDataSource?.initialize();
   if (embedded || config.WORKER_IN_PROCESS) {
     worker = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log: log.child({ component: 'worker' }) });
-    audit = startAuditMaintenance({
-      dataSource,
-      signer: auditSigner(config),
-      sink: auditSink(config),
-      log: log.child({ component: 'audit' }),
-      sealEveryMs: config.AUDIT_SEAL_INTERVAL_MS,
-      checkpointEverySeconds: config.AUDIT_CHECKPOINT_SECONDS,
-      keyring: new AuditKeyring(new ConfigKeyProvider(config.STEWARD_MASTER_KEY)),
-      ownerDataSource,
-    });
+    audit = startAuditMaintenanceFromConfig(config, dataSource, log, ownerDataSource);
   }
 
   const setup = app.get(SetupService);

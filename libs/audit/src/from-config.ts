@@ -1,5 +1,9 @@
 import { join } from 'node:path';
-import type { Config } from '@steward/common';
+import type { DataSource } from 'typeorm';
+import type { Config, Logger } from '@steward/common';
+import { ConfigKeyProvider } from '@steward/vault';
+import { AuditKeyring } from './keyring';
+import { type AuditMaintenance, startAuditMaintenance } from './maintenance';
 import { type CheckpointSink, FileSink, HttpSink } from './checkpoint';
 import { Ed25519Signer } from './signing';
 
@@ -12,4 +16,18 @@ export function auditSigner(config: Config): Ed25519Signer {
 export function auditSink(config: Config): CheckpointSink {
   if (config.AUDIT_CHECKPOINT_URL) return new HttpSink(config.AUDIT_CHECKPOINT_URL);
   return new FileSink(config.AUDIT_CHECKPOINT_FILE ?? join(config.STEWARD_DATA_DIR, 'audit-checkpoints.jsonl'));
+}
+
+/** The worker's audit maintenance, configured from the environment (the worker and the API in-process mode share this). */
+export function startAuditMaintenanceFromConfig(config: Config, dataSource: DataSource, log: Logger, ownerDataSource?: DataSource): AuditMaintenance {
+  return startAuditMaintenance({
+    dataSource,
+    signer: auditSigner(config),
+    sink: auditSink(config),
+    log: log.child({ component: 'audit' }),
+    sealEveryMs: config.AUDIT_SEAL_INTERVAL_MS,
+    checkpointEverySeconds: config.AUDIT_CHECKPOINT_SECONDS,
+    keyring: new AuditKeyring(new ConfigKeyProvider(config.STEWARD_MASTER_KEY)),
+    ownerDataSource,
+  });
 }
