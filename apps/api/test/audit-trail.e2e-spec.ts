@@ -73,9 +73,15 @@ describe('audit trail through the API', () => {
     expect(cef.text.trim().split('\n').every((l: string) => l.startsWith('CEF:0|Steward|Steward|'))).toBe(true);
     const csv = await h.http.get('/v1/audit/export').query({ format: 'csv' }).set('Cookie', auditor);
     expect(csv.text.trim().split('\n')).toHaveLength(manifest.body.count + 1);
+    const ocsf = await h.http.get('/v1/audit/export').query({ format: 'ocsf' }).set('Cookie', auditor).buffer(true).parse(binary);
+    const ocsfEvents = (ocsf.body as Buffer).toString('utf8').trim().split('\n').map((l) => JSON.parse(l));
+    expect(ocsfEvents.map((e: { class_uid: number }) => e.class_uid)).toEqual(expect.arrayContaining([3002, 3006]));
+    expect(ocsfEvents.every((e: { metadata: { version: string } }) => e.metadata.version === '1.8.0')).toBe(true);
+    const ecs = await h.http.get('/v1/audit/export').query({ format: 'ecs' }).set('Cookie', auditor).buffer(true).parse(binary);
+    expect((ecs.body as Buffer).toString('utf8').trim().split('\n').map((l) => JSON.parse(l)['event']['dataset'])).toEqual(Array(manifest.body.count).fill('steward.audit'));
 
     const events = await h.http.get('/v1/audit-events').query({ action: 'audit.export' }).set('Cookie', owner);
-    expect(events.body.items.length).toBe(4);
+    expect(events.body.items.length).toBe(6);
   });
 
   it('keeps personal values out of the table, exports and search, sealed under the org-month key', async () => {

@@ -11,3 +11,5 @@ export * from './export';
 export * from './offline-verify';
 export * from './retention';
 export * from './formats';
+export * from './ocsf';
+export * from './ecs';

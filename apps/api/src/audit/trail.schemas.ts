@@ -36,8 +36,8 @@ export const ExportQuery = z.strictObject({
   fromSeq: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   toSeq: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER).optional(),
   gzip: z.enum(['true', 'false']).optional(),
-  /** ndjson (exact canonical bytes; what the offline verifier checks), csv or cef. */
-  format: z.enum(['ndjson', 'csv', 'cef']).default('ndjson'),
+  /** ndjson (exact canonical bytes; what the offline verifier checks), csv, cef, or ocsf / ecs (one JSON event per line). */
+  format: z.enum(['ndjson', 'csv', 'cef', 'ocsf', 'ecs']).default('ndjson'),
 });
 export const ManifestQuery = ExportQuery.omit({ gzip: true, format: true });
 export const ManifestView = z.strictObject({

@@ -10,6 +10,8 @@ import {
   type ExportFormat,
   toCef,
   toCsv,
+  toEcs,
+  toOcsf,
   type CheckpointSigner,
   type CheckpointSink,
   exportLines,
@@ -84,22 +86,27 @@ export class AuditTrailService {
   }
 
   /** Streams NDJSON (gzip optional) with backpressure; the export itself is audited first. */
-  async export(p: Principal, res: Response, from?: number, to?: number, gzip = false, format: ExportFormat = 'ndjson'): Promise<void> {
+  async export(p: Principal, res: Response, from?: number, to?: number, gzip = false, format: ExportFormat | 'ocsf' | 'ecs' = 'ndjson'): Promise<void> {
     await this.access.authorize(p, 'export', 'AuditEvent');
     const range = await exportRange(this.db.dataSource, p.orgId, from, to);
     await this.db.inOrg(p, (em) =>
       this.audit.record(em, p, { action: 'audit.export', targetType: 'AuditEvent', payload: { format, fromSeq: range.fromSeq, toSeq: range.toSeq, gzip } }),
     );
     res.status(200);
-    const type = { ndjson: 'application/x-ndjson', csv: 'text/csv; charset=utf-8', cef: 'text/plain; charset=utf-8' }[format];
-    const ext = { ndjson: 'ndjson', csv: 'csv', cef: 'cef' }[format];
+    const type = { ndjson: 'application/x-ndjson', csv: 'text/csv; charset=utf-8', cef: 'text/plain; charset=utf-8', ocsf: 'application/x-ndjson', ecs: 'application/x-ndjson' }[format];
+    const ext = { ndjson: 'ndjson', csv: 'csv', cef: 'cef', ocsf: 'ocsf.ndjson', ecs: 'ecs.ndjson' }[format];
     res.setHeader('Content-Type', gzip ? 'application/gzip' : type);
     res.setHeader('Content-Disposition', `attachment; filename="audit-${range.fromSeq}-${range.toSeq}.${ext}${gzip ? '.gz' : ''}"`);
     const out = gzip ? createGzip() : res;
     if (gzip) (out as ReturnType<typeof createGzip>).pipe(res);
     if (format === 'csv') out.write(`${csvHeader()}\n`);
     for await (const line of exportLines(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq)) {
-      const text = format === 'csv' ? toCsv(line) : format === 'cef' ? toCef(line, VERSION) : JSON.stringify(line);
+      const text =
+        format === 'csv' ? toCsv(line)
+        : format === 'cef' ? toCef(line, VERSION)
+        : format === 'ocsf' ? JSON.stringify(toOcsf(line))
+        : format === 'ecs' ? JSON.stringify(toEcs(line))
+        : JSON.stringify(line);
       if (!out.write(`${text}\n`)) await once(out, 'drain');
     }
     out.end();
