@@ -1,4 +1,6 @@
 import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
 import { Redis } from 'ioredis';
@@ -40,6 +42,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     STEWARD_AUDIT_SIGNING_KEY: Buffer.alloc(32, 9).toString('base64'),
     REDIS_URL: redisUrl(),
     REDIS_PREFIX: `steward-test-${randomBytes(4).toString('hex')}`,
+    // Checkpoints pushed by tests go to a temporary file, never into the work tree.
+    AUDIT_CHECKPOINT_FILE: join(tmpdir(), `steward-test-${process.pid}`, 'audit-checkpoints.jsonl'),
     RATE_LIMIT_PER_MINUTE: '100000',
     AUTH_RATE_LIMIT_PER_MINUTE: '100000',
     ...overrides,
