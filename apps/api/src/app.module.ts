@@ -27,6 +27,8 @@ import { InvitationsController } from './invitations/invitations.controller';
 import { InvitationsService } from './invitations/invitations.service';
 import { LegalHoldsController } from './legal-holds/legal-holds.controller';
 import { LegalHoldsService } from './legal-holds/legal-holds.service';
+import { SiemSinksController } from './siem-sinks/siem-sinks.controller';
+import { SiemSinksService } from './siem-sinks/siem-sinks.service';
 import { MembersController } from './members/members.controller';
 import { MembersService } from './members/members.service';
 import { OrgsController } from './orgs/orgs.controller';
@@ -67,6 +69,7 @@ export class AppModule {
         AuditController,
         AuditTrailController,
         LegalHoldsController,
+        SiemSinksController,
         PoliciesController,
         CatalogController,
         WorkflowsController,
@@ -95,6 +98,7 @@ export class AppModule {
         AuditEventsService,
         AuditTrailService,
         LegalHoldsService,
+        SiemSinksService,
         PoliciesService,
         WorkflowsService,
       ],

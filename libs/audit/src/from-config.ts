@@ -20,6 +20,7 @@ export function auditSink(config: Config): CheckpointSink {
 
 /** The worker's audit maintenance, configured from the environment (the worker and the API in-process mode share this). */
 export function startAuditMaintenanceFromConfig(config: Config, dataSource: DataSource, log: Logger, ownerDataSource?: DataSource): AuditMaintenance {
+  const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
   return startAuditMaintenance({
     dataSource,
     signer: auditSigner(config),
@@ -27,7 +28,8 @@ export function startAuditMaintenanceFromConfig(config: Config, dataSource: Data
     log: log.child({ component: 'audit' }),
     sealEveryMs: config.AUDIT_SEAL_INTERVAL_MS,
     checkpointEverySeconds: config.AUDIT_CHECKPOINT_SECONDS,
-    keyring: new AuditKeyring(new ConfigKeyProvider(config.STEWARD_MASTER_KEY)),
+    keyring: new AuditKeyring(keys),
+    siemKeys: keys,
     ownerDataSource,
   });
 }

@@ -13,3 +13,4 @@ export * from './retention';
 export * from './formats';
 export * from './ocsf';
 export * from './ecs';
+export * from './siem';

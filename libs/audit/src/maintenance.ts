@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { DataSource } from 'typeorm';
 import type { Logger } from '@steward/common';
+import type { KeyProvider } from '@steward/vault';
 import { type CheckpointSink, checkpointOrg, pushPending } from './checkpoint';
 import type { AuditKeyring } from './keyring';
 import { dropExpiredPartitions, purgeOrg } from './retention';
 import { sealOrg } from './sequencer';
+import { pushToSiem } from './siem';
 import type { CheckpointSigner } from './signing';
 
 export interface AuditMaintenanceOptions {
@@ -20,6 +22,8 @@ export interface AuditMaintenanceOptions {
   ownerDataSource?: DataSource;
   /** Hours between retention runs (default 6). */
   purgeEveryHours?: number;
+  /** Opens SIEM sinks' HEC tokens; without it nothing is pushed to SIEMs. */
+  siemKeys?: KeyProvider;
 }
 
 export interface AuditMaintenance {
@@ -65,6 +69,19 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
       }
     }
     if (due) lastCheckpoint = Date.now();
+    if (o.siemKeys) {
+      // After every org is sealed and checkpointed, so a slow or failing SIEM delays no one's sealing.
+      // A SIEM's failure is logged (never the token) and retried next round.
+      for (const org of await orgs()) {
+        try {
+          for (const s of await pushToSiem(o.dataSource, o.siemKeys, org)) {
+            if (s.deadLettered) o.log.warn({ orgId: org, sinkId: s.sinkId, deadLettered: s.deadLettered, error: s.error }, 'audit SIEM push: batch dead-lettered');
+          }
+        } catch (err) {
+          o.log.error({ orgId: org, err: (err as Error).message }, 'audit SIEM push failed');
+        }
+      }
+    }
     if (Date.now() - lastPurge > (o.purgeEveryHours ?? 6) * 3_600_000) {
       lastPurge = Date.now();
       for (const org of await orgs()) {

@@ -16,6 +16,7 @@ export const PERMISSIONS = {
   Policy: ['read', 'create', 'update', 'delete', 'activate'],
   Workflow: ['read', 'create', 'update', 'delete'],
   LegalHold: ['read', 'create', 'release'],
+  SiemSink: ['read', 'create', 'update', 'delete'],
 } as const;
 
 export type SubjectName = keyof typeof PERMISSIONS;
@@ -68,6 +69,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('AuditEvent', 'read'),
     ...pick('Policy', 'read', 'create', 'update', 'delete'),
     ...all('Workflow'),
+    ...pick('SiemSink', 'read'),
   ],
   security: [
     ...pick('Org', 'read'),
@@ -79,6 +81,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...own('ApiKey', 'create'),
     ...pick('AuditEvent', 'read', 'verify', 'export', 'checkpoint'),
     ...pick('LegalHold', 'read', 'create', 'release'),
+    ...all('SiemSink'),
     ...pick('Policy', 'read'),
     ...pick('Workflow', 'read'),
   ],

@@ -63,6 +63,11 @@ export async function newHold(c: Ctx): Promise<string> {
   return body.id;
 }
 
+export async function newSiemSink(c: Ctx): Promise<string> {
+  const body = await ok<{ id: string }>(await c.h.http.post('/v1/siem-sinks').set('Cookie', c.ownerCookie).send({ url: 'https://splunk.example.com:8088', token: `tok-${rnd()}`, enabled: false }), 201, 'siem sink');
+  return body.id;
+}
+
 export async function newDraft(c: Ctx): Promise<string> {
   const body = await ok<{ id: string }>(await c.h.http.post('/v1/policies').set('Cookie', c.ownerCookie).send({ note: `draft ${rnd()}` }), 201, 'draft');
   return body.id;
@@ -177,6 +182,10 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/legal-holds': async () => ({ path: '/v1/legal-holds' }),
   'POST /v1/legal-holds': async (c) => ({ path: '/v1/legal-holds', body: { userId: c.org.users.member.id, from: '2026-01-01T00:00:00Z', reason: 'litigation hold: vendor dispute' } }),
   'POST /v1/legal-holds/{id}/release': async (c) => ({ path: `/v1/legal-holds/${await newHold(c)}/release` }),
+  'GET /v1/siem-sinks': async () => ({ path: '/v1/siem-sinks' }),
+  'POST /v1/siem-sinks': async () => ({ path: '/v1/siem-sinks', body: { url: 'https://splunk.example.com:8088', token: 'hec-secret-token', enabled: false } }),
+  'PATCH /v1/siem-sinks/{id}': async (c) => ({ path: `/v1/siem-sinks/${await newSiemSink(c)}`, body: { batchSize: 100 } }),
+  'DELETE /v1/siem-sinks/{id}': async (c) => ({ path: `/v1/siem-sinks/${await newSiemSink(c)}` }),
   'GET /v1/catalog/actions': async () => ({ path: '/v1/catalog/actions' }),
   'GET /v1/policies': async () => ({ path: '/v1/policies' }),
   'GET /v1/policies/active': async () => ({ path: '/v1/policies/active' }),

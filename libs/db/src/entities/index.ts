@@ -63,4 +63,6 @@ export const TENANT_TABLES = [
   'audit_keys',
   'legal_holds',
   'audit_held_payloads',
+  'audit_siem_sinks',
+  'audit_siem_dead_letters',
 ] as const;

@@ -1,0 +1,202 @@
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { newId } from '@steward/common';
+import { createDataSource, type DataSource, inOrg, Org } from '@steward/db';
+import { ConfigKeyProvider } from '@steward/vault';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
+import { AuditKeyring } from './keyring';
+import { recordEvent } from './record';
+import { sealOrg } from './sequencer';
+import { pushToSiem, sealSinkToken, validateSinkUrl } from './siem';
+
+const keys = new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`);
+const keyring = new AuditKeyring(keys);
+const TOKEN = 'hec-token-7f3a9c1e-5b2d-4e8f-a6c0-d1e2f3a4b5c6';
+
+interface Hec {
+  url: string;
+  received: { time: number; host: string; source: string; sourcetype: string; event: { steward?: { seq?: number }; event?: { action?: string; sequence?: number } } }[];
+  requests: number;
+  /** Answers with this status while it returns one (else 200). */
+  fail: () => number | null;
+  close(): Promise<void>;
+}
+
+async function fakeHec(): Promise<Hec> {
+  const hec: Hec = { url: '', received: [], requests: 0, fail: () => null, close: async () => {} };
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    let body = '';
+    req.on('data', (c) => (body += c));
+    req.on('end', () => {
+      hec.requests++;
+      if (req.method !== 'POST' || req.url !== '/services/collector/event') return void res.writeHead(404).end('{"text":"not found","code":404}');
+      if (req.headers.authorization !== `Splunk ${TOKEN}`) return void res.writeHead(401).end('{"text":"Invalid token","code":4}');
+      const status = hec.fail();
+      if (status) return void res.writeHead(status).end('{"text":"Server busy","code":9}');
+      for (const line of body.split('\n').filter(Boolean)) hec.received.push(JSON.parse(line));
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"text":"Success","code":0}');
+    });
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  hec.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  hec.close = () => new Promise((r) => server.close(() => r()));
+  return hec;
+}
+
+async function newOrg(ds: DataSource): Promise<string> {
+  const id = newId();
+  await inOrg(ds, { orgId: id }, (em) => em.insert(Org, { id, name: 'Acme', slug: `acme-${id.slice(-8)}`, domains: ['acme.example'], requireStepUp: false }));
+  return id;
+}
+
+async function recordAndSeal(ds: DataSource, orgId: string, n: number): Promise<void> {
+  for (let i = 0; i < n; i++) {
+    await inOrg(ds, { orgId }, (em) =>
+      recordEvent(em, keyring, { id: newId(), orgId, occurredAt: new Date(), actor: { type: 'user', id: null }, action: 'file.read', outcome: 'success', client: 'rest', payload: { i } }),
+    );
+  }
+  await sealOrg(ds, orgId, { holder: 'test' });
+}
+
+async function addSink(ds: DataSource, orgId: string, url: string, batchSize = 10): Promise<string> {
+  const id = newId();
+  const { tokenSealed, tokenWrappedKey } = await sealSinkToken(keys, orgId, id, TOKEN);
+  await inOrg(ds, { orgId }, (em) =>
+    em.query('INSERT INTO audit_siem_sinks (org_id, id, url, token_sealed, token_wrapped_key, batch_size) VALUES ($1, $2, $3, $4, $5, $6)', [orgId, id, url, tokenSealed, tokenWrappedKey, batchSize]),
+  );
+  return id;
+}
+
+async function sinkRow(ds: DataSource, orgId: string, id: string) {
+  const [row] = await inOrg(ds, { orgId }, (em) => em.query('SELECT * FROM audit_siem_sinks WHERE org_id = $1 AND id = $2', [orgId, id]));
+  return row as { last_seq: string; last_error: string | null; token_sealed: Buffer; token_wrapped_key: string; url: string };
+}
+
+const seqs = (hec: Hec) => hec.received.map((r) => r.event.steward?.seq ?? r.event.event?.sequence);
+
+describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let hec: Hec;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ds = createDataSource({ url: db.appUrl, poolMax: 4 });
+    await ds.initialize();
+  });
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+  beforeEach(async () => {
+    hec = await fakeHec();
+  });
+  afterEach(async () => {
+    await hec.close();
+  });
+
+  it('delivers every sealed event once, in order, in HEC format, and advances last_seq', async () => {
+    const org = await newOrg(ds);
+    await recordAndSeal(ds, org, 23);
+    // Recorded but not sealed yet: not pushed.
+    await inOrg(ds, { orgId: org }, (em) => recordEvent(em, keyring, { id: newId(), orgId: org, occurredAt: new Date(), actor: { type: 'user', id: null }, action: 'file.read', outcome: 'success', client: 'rest' }));
+    const sink = await addSink(ds, org, hec.url, 10);
+    const [r] = await pushToSiem(ds, keys, org, { baseDelayMs: 1 });
+    expect(r).toMatchObject({ sinkId: sink, delivered: 23, deadLettered: 0, lastSeq: 23, error: null });
+    expect(hec.requests).toBe(3);
+    expect(hec.received).toHaveLength(23);
+    for (const e of hec.received) {
+      expect(e).toMatchObject({ host: 'steward', source: 'steward:audit', sourcetype: '_json' });
+      expect(typeof e.time).toBe('number');
+      expect(e.time).toBeGreaterThan(1.7e9);
+      expect(e.event.event?.action).toBe('file.read');
+    }
+    expect(seqs(hec)).toEqual([...Array(23).keys()].map((i) => i + 1));
+    expect(Number((await sinkRow(ds, org, sink)).last_seq)).toBe(23);
+    // Nothing new: nothing sent again.
+    await pushToSiem(ds, keys, org, { baseDelayMs: 1 });
+    expect(hec.received).toHaveLength(23);
+    // The 24th once sealed.
+    await sealOrg(ds, org, { holder: 'test' });
+    expect((await pushToSiem(ds, keys, org, { baseDelayMs: 1 }))[0]).toMatchObject({ delivered: 1, lastSeq: 24 });
+    expect(hec.received).toHaveLength(24);
+  });
+
+  it('retries a failing server with backoff and delivers everything', async () => {
+    const org = await newOrg(ds);
+    await recordAndSeal(ds, org, 5);
+    const sink = await addSink(ds, org, hec.url, 100);
+    let failures = 2;
+    hec.fail = () => (failures-- > 0 ? 503 : null);
+    const [r] = await pushToSiem(ds, keys, org, { baseDelayMs: 5, maxAttempts: 4 });
+    expect(r).toMatchObject({ delivered: 5, deadLettered: 0, lastSeq: 5 });
+    expect(hec.requests).toBe(3);
+    expect(hec.received).toHaveLength(5);
+    const row = await sinkRow(ds, org, sink);
+    expect(row.last_error).toBeNull();
+  });
+
+  it('dead-letters a batch past the retries, audits it, and delivers the next batch once the server recovers', async () => {
+    const org = await newOrg(ds);
+    await recordAndSeal(ds, org, 4);
+    const sink = await addSink(ds, org, hec.url, 10);
+    hec.fail = () => 500;
+    const [r] = await pushToSiem(ds, keys, org, { baseDelayMs: 1, maxAttempts: 3 });
+    expect(r).toMatchObject({ delivered: 0, deadLettered: 4, lastSeq: 4 });
+    expect(hec.requests).toBe(3);
+    const dead = await inOrg(ds, { orgId: org }, (em) => em.query('SELECT sink_id, from_seq, to_seq, attempts, error FROM audit_siem_dead_letters WHERE org_id = $1', [org]));
+    expect(dead).toEqual([{ sink_id: sink, from_seq: '1', to_seq: '4', attempts: 3, error: expect.stringContaining('HTTP 500') }]);
+    const events = await inOrg(ds, { orgId: org }, (em) => em.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'audit.siem_dead_letter'`, [org]));
+    expect(events).toHaveLength(1);
+    expect(events[0].canonical).toContain(sink);
+    expect(events[0].canonical).not.toContain(TOKEN);
+    expect((await sinkRow(ds, org, sink)).last_error).toContain('HTTP 500');
+
+    // The server recovers: the next batch (the dead-letter event itself, and new ones) goes through.
+    hec.fail = () => null;
+    await recordAndSeal(ds, org, 2);
+    const [r2] = await pushToSiem(ds, keys, org, { baseDelayMs: 1 });
+    expect(r2).toMatchObject({ delivered: 3, deadLettered: 0, lastSeq: 7, error: null });
+    expect(hec.received.map((e) => e.event.event?.action)).toEqual(['audit.siem_dead_letter', 'file.read', 'file.read']);
+    expect((await sinkRow(ds, org, sink)).last_error).toBeNull();
+  });
+
+  it('does not retry a 4xx other than 408/429 (a wrong token is dead-lettered at once)', async () => {
+    const org = await newOrg(ds);
+    await recordAndSeal(ds, org, 2);
+    await addSink(ds, org, hec.url, 10);
+    hec.fail = () => 403;
+    const [r] = await pushToSiem(ds, keys, org, { baseDelayMs: 1, maxAttempts: 4 });
+    expect(r).toMatchObject({ deadLettered: 2 });
+    expect(hec.requests).toBe(1);
+  });
+
+  it('never stores the token in clear, and binds it to the org and the sink', async () => {
+    const org = await newOrg(ds);
+    const sink = await addSink(ds, org, hec.url);
+    const row = await sinkRow(ds, org, sink);
+    const all = JSON.stringify(row) + Buffer.from(row.token_sealed).toString('latin1');
+    expect(all).not.toContain(TOKEN);
+    expect(all).not.toContain(Buffer.from(TOKEN).toString('base64'));
+    // Moved to another sink id: the token no longer opens, so nothing is sent.
+    const other = await newOrg(ds);
+    await recordAndSeal(ds, other, 1);
+    const moved = newId();
+    await inOrg(ds, { orgId: other }, (em) =>
+      em.query('INSERT INTO audit_siem_sinks (org_id, id, url, token_sealed, token_wrapped_key) VALUES ($1, $2, $3, $4, $5)', [other, moved, hec.url, row.token_sealed, row.token_wrapped_key]),
+    );
+    const [r] = await pushToSiem(ds, keys, other, { baseDelayMs: 1 });
+    expect(r).toMatchObject({ delivered: 0, lastSeq: 0 });
+    expect(r.error).toBeTruthy();
+    expect(hec.requests).toBe(0);
+  });
+
+  it('accepts https and loopback URLs only', () => {
+    expect(validateSinkUrl('https://splunk.example.com:8088/')).toBe('https://splunk.example.com:8088');
+    expect(validateSinkUrl('http://127.0.0.1:8088')).toBe('http://127.0.0.1:8088');
+    expect(validateSinkUrl('http://localhost:8088')).toBe('http://localhost:8088');
+    for (const bad of ['http://splunk.example.com', 'https://10.0.0.5', 'https://192.168.1.2', 'https://169.254.169.254', 'https://172.16.0.1', 'https://[fd00::1]', 'ftp://x.example', 'https://u:p@x.example', 'not a url']) {
+      expect(() => validateSinkUrl(bad)).toThrow();
+    }
+  });
+});

@@ -1,0 +1,230 @@
+import { isIP } from 'node:net';
+import type { DataSource } from 'typeorm';
+import { newId } from '@steward/common';
+import { inOrg } from '@steward/db';
+import { gcmOpen, gcmSeal, type KeyProvider, newDataKey } from '@steward/vault';
+import { toEcs } from './ecs';
+import { exportLines, exportRange, type ExportLine } from './export';
+import { AuditKeyring } from './keyring';
+import { recordEvent } from './record';
+
+/**
+ * SIEM push: sealed audit entries sent in batches to an HTTP endpoint in Splunk HEC
+ * format, with retries and exponential backoff; a batch that keeps failing goes to a
+ * dead-letter table and the sink moves past it (one poison batch never blocks the org).
+ * Delivery is at least once: a SIEM may see a batch again after a crash mid-way.
+ */
+
+
+const tokenAad = (orgId: string, sinkId: string) => `audit-siem-sink|${orgId}|${sinkId}`;
+
+/** Seals a HEC token for storage: AES-256-GCM under a fresh data key wrapped by the KEK, bound to the org and the sink. */
+export async function sealSinkToken(keys: KeyProvider, orgId: string, sinkId: string, token: string): Promise<{ tokenSealed: Buffer; tokenWrappedKey: string }> {
+  const dataKey = newDataKey();
+  try {
+    const aad = tokenAad(orgId, sinkId);
+    return { tokenSealed: gcmSeal(dataKey, Buffer.from(token, 'utf8'), aad), tokenWrappedKey: await keys.wrap(dataKey, aad) };
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+export async function openSinkToken(keys: KeyProvider, orgId: string, sinkId: string, sealed: Buffer, wrappedKey: string): Promise<string> {
+  const aad = tokenAad(orgId, sinkId);
+  const dataKey = await keys.unwrap(wrappedKey, aad);
+  try {
+    return gcmOpen(dataKey, sealed, aad).toString('utf8');
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+function isPrivateOrSpecial(host: string): boolean {
+  const v = isIP(host);
+  if (v === 4) {
+    const [a, b] = host.split('.').map(Number);
+    return a === 0 || a === 10 || a === 127 || (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || a >= 224;
+  }
+  if (v === 6) {
+    const h = host.toLowerCase();
+    return h === '::' || h === '::1' || /^f[cd]/.test(h) || /^fe[89ab]/.test(h) || h.startsWith('::ffff:') || h.startsWith('ff');
+  }
+  return false;
+}
+
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
+
+/**
+ * Where a sink may point: https:// to a public host, or the loopback (http or https) for a
+ * local forwarder. Other private, link-local and special ranges are refused (SSRF).
+ * Returns the normalized base URL (no trailing slash), or throws with the reason.
+ */
+export function validateSinkUrl(raw: string): string {
+  let u: URL;
+  try {
+    u = new URL(raw);
+  } catch {
+    throw new Error('url is not a valid URL');
+  }
+  if (u.username || u.password) throw new Error('url must not carry credentials');
+  if (u.search || u.hash) throw new Error('url must not have a query or fragment');
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const loopback = LOOPBACK.has(u.hostname) || LOOPBACK.has(host);
+  if (u.protocol === 'http:' && !loopback) throw new Error('url must be https:// (http:// only for 127.0.0.1 or localhost)');
+  if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('url must be https://');
+  if (!loopback && (isPrivateOrSpecial(host) || /(^|\.)localhost$/i.test(host) || host.endsWith('.internal') || host.endsWith('.local'))) throw new Error('url must not point to a private or special address');
+  return u.toString().replace(/\/+$/, '');
+}
+
+/** One HEC event per line (Splunk accepts concatenated JSON objects; newlines keep it readable). */
+export function toHecLine(line: ExportLine): string {
+  const event = toEcs(line);
+  const at = Date.parse(String(event['@timestamp'] ?? ''));
+  const time = Number.isFinite(at) ? Math.round(at) / 1000 : Date.now() / 1000;
+  return JSON.stringify({ time, host: 'steward', source: 'steward:audit', sourcetype: '_json', event });
+}
+
+export interface PushToSiemOptions {
+  fetchImpl?: typeof fetch;
+  maxAttempts?: number;
+  baseDelayMs?: number;
+  /** Per-request timeout (default 10 s). */
+  timeoutMs?: number;
+}
+
+export interface SinkPushResult {
+  sinkId: string;
+  delivered: number;
+  deadLettered: number;
+  lastSeq: number;
+  error: string | null;
+}
+
+interface SinkRow {
+  id: string;
+  url: string;
+  token_sealed: Buffer;
+  token_wrapped_key: string;
+  batch_size: number;
+  last_seq: string;
+}
+
+class PermanentError extends Error {}
+
+async function post(fetchImpl: typeof fetch, url: string, token: string, body: string, timeoutMs: number): Promise<void> {
+  let res: Response;
+  try {
+    res = await fetchImpl(`${url}/services/collector/event`, {
+      method: 'POST',
+      headers: { Authorization: `Splunk ${token}`, 'Content-Type': 'application/json' },
+      body,
+      redirect: 'manual',
+      signal: AbortSignal.timeout(timeoutMs),
+    });
+  } catch (err) {
+    throw new Error(`request failed: ${(err as Error).name === 'TimeoutError' ? 'timeout' : ((err as Error).message ?? 'error')}`.slice(0, 500), { cause: err });
+  }
+  // Drain the body without keeping it (a HEC error text never carries the token, but keep it short anyway).
+  const text = (await res.text().catch(() => '')).slice(0, 200).replace(/\s+/g, ' ');
+  if (res.status >= 200 && res.status < 300) return;
+  const msg = `HTTP ${res.status}${text ? `: ${text}` : ''}`;
+  if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new PermanentError(msg);
+  throw new Error(msg);
+}
+
+async function deliver(fetchImpl: typeof fetch, url: string, token: string, body: string, o: Required<Omit<PushToSiemOptions, 'fetchImpl'>>): Promise<{ ok: boolean; attempts: number; error: string | null }> {
+  let attempts = 0;
+  let error: string | null = null;
+  while (attempts < o.maxAttempts) {
+    attempts++;
+    try {
+      await post(fetchImpl, url, token, body, o.timeoutMs);
+      return { ok: true, attempts, error: null };
+    } catch (err) {
+      error = (err as Error).message.split(token).join('[redacted]');
+      if (err instanceof PermanentError) break;
+      if (attempts < o.maxAttempts) await new Promise((r) => setTimeout(r, o.baseDelayMs * 2 ** (attempts - 1) * (0.75 + Math.random() * 0.5)));
+    }
+  }
+  return { ok: false, attempts, error };
+}
+
+/**
+ * Pushes the org's sealed audit entries to each of its enabled SIEM sinks, from where each
+ * sink left off. Never throws for a sink's failure: it is recorded on the sink (last_error),
+ * and a batch past the retries is dead-lettered, audited and skipped.
+ */
+export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId: string, options: PushToSiemOptions = {}): Promise<SinkPushResult[]> {
+  const fetchImpl = options.fetchImpl ?? fetch;
+  const o = { maxAttempts: Math.max(1, options.maxAttempts ?? 4), baseDelayMs: options.baseDelayMs ?? 200, timeoutMs: options.timeoutMs ?? 10_000 };
+  const sinks: SinkRow[] = await inOrg(ds, { orgId }, (em) =>
+    em.query('SELECT id, url, token_sealed, token_wrapped_key, batch_size, last_seq FROM audit_siem_sinks WHERE org_id = $1 AND enabled ORDER BY id', [orgId]),
+  );
+  if (!sinks.length) return [];
+  const { toSeq } = await exportRange(ds, orgId);
+  const results: SinkPushResult[] = [];
+  for (const sink of sinks) {
+    const r: SinkPushResult = { sinkId: sink.id, delivered: 0, deadLettered: 0, lastSeq: Number(sink.last_seq), error: null };
+    results.push(r);
+    if (r.lastSeq >= toSeq) continue;
+    let url: string;
+    let token: string;
+    try {
+      url = validateSinkUrl(sink.url);
+      token = await openSinkToken(keyProvider, orgId, sink.id, sink.token_sealed, sink.token_wrapped_key);
+    } catch (err) {
+      r.error = (err as Error).message;
+      await inOrg(ds, { orgId }, (em) => em.query('UPDATE audit_siem_sinks SET last_error = $3, updated_at = now() WHERE org_id = $1 AND id = $2', [orgId, sink.id, r.error]));
+      continue;
+    }
+    const batchSize = Math.max(1, sink.batch_size);
+    let batch: ExportLine[] = [];
+    const flush = async (): Promise<boolean> => {
+      const fromSeq = batch[0].seq;
+      const lastSeq = batch[batch.length - 1].seq;
+      const body = batch.map(toHecLine).join('\n');
+      const sent = await deliver(fetchImpl, url, token, body, o);
+      const advanced = await inOrg(ds, { orgId }, async (em) => {
+        const [, n] = (await em.query('UPDATE audit_siem_sinks SET last_seq = $4, last_error = $5, updated_at = now() WHERE org_id = $1 AND id = $2 AND last_seq = $3', [
+          orgId,
+          sink.id,
+          r.lastSeq,
+          lastSeq,
+          sent.error,
+        ])) as [unknown, number];
+        if (!n) return false; // another worker moved this sink on (or it was edited): stop here
+        if (!sent.ok) {
+          await em.query('INSERT INTO audit_siem_dead_letters (org_id, sink_id, from_seq, to_seq, attempts, error) VALUES ($1, $2, $3, $4, $5, $6)', [orgId, sink.id, fromSeq, lastSeq, sent.attempts, sent.error]);
+          await recordEvent(em, new AuditKeyring(keyProvider), {
+            id: newId(),
+            orgId,
+            occurredAt: new Date(),
+            actor: { type: 'system', id: null },
+            action: 'audit.siem_dead_letter',
+            target: { type: 'SiemSink', id: sink.id },
+            outcome: 'failure',
+            client: 'worker',
+            payload: { fromSeq, toSeq: lastSeq, attempts: sent.attempts, error: sent.error },
+          });
+        }
+        return true;
+      });
+      if (!advanced) return false;
+      r.lastSeq = lastSeq;
+      if (sent.ok) r.delivered += batch.length;
+      else {
+        r.deadLettered += batch.length;
+        r.error = sent.error;
+      }
+      batch = [];
+      return true;
+    };
+    let go = true;
+    for await (const line of exportLines(ds, orgId, r.lastSeq + 1, toSeq)) {
+      batch.push(line);
+      if (batch.length >= batchSize && !(go = await flush())) break;
+    }
+    if (go && batch.length) await flush();
+  }
+  return results;
+}
