@@ -1,6 +1,7 @@
 import { appendFile, mkdir } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { DataSource } from 'typeorm';
+import { inOrg } from '@steward/db';
 import { canonical } from './event';
 import type { CheckpointSigner } from './signing';
 
@@ -70,8 +71,7 @@ export function statementOf(org: string, seq: number, hashHex: string, at: strin
  * the box. The row is kept with its push status; a failed push is retried next time.
  */
 export async function checkpointOrg(ds: DataSource, orgId: string, signer: CheckpointSigner, sink: CheckpointSink): Promise<Checkpoint | null> {
-  const made = await ds.transaction(async (em) => {
-    await em.query(`SELECT set_config('app.org_id', $1, true)`, [orgId]);
+  const made = await inOrg(ds, { orgId }, async (em) => {
     const [head] = await em.query('SELECT seq, hash FROM audit_heads WHERE org_id = $1', [orgId]);
     if (!head || Number(head.seq) === 0) return null;
     const [last] = await em.query('SELECT seq FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq DESC LIMIT 1', [orgId]);
@@ -92,10 +92,9 @@ export async function checkpointOrg(ds: DataSource, orgId: string, signer: Check
 
 /** Pushes every checkpoint of the org not yet pushed, oldest first. */
 export async function pushPending(ds: DataSource, orgId: string, sink: CheckpointSink): Promise<number> {
-  const pending: { seq: string; hash: Buffer; signed_at: Date; key_id: string; signature: string; statement: string }[] = await ds.transaction(async (em) => {
-    await em.query(`SELECT set_config('app.org_id', $1, true)`, [orgId]);
-    return em.query('SELECT seq, hash, signed_at, key_id, signature, statement FROM audit_checkpoints WHERE org_id = $1 AND pushed_at IS NULL ORDER BY seq', [orgId]);
-  });
+  const pending: { seq: string; hash: Buffer; signed_at: Date; key_id: string; signature: string; statement: string }[] = await inOrg(ds, { orgId }, (em) =>
+    em.query('SELECT seq, hash, signed_at, key_id, signature, statement FROM audit_checkpoints WHERE org_id = $1 AND pushed_at IS NULL ORDER BY seq', [orgId]),
+  );
   let pushed = 0;
   for (const p of pending) {
     const c: Checkpoint = { org: orgId, seq: Number(p.seq), hash: p.hash.toString('hex'), at: JSON.parse(p.statement).at, kid: p.key_id, statement: p.statement, signature: p.signature };
@@ -106,8 +105,7 @@ export async function pushPending(ds: DataSource, orgId: string, sink: Checkpoin
     } catch (err) {
       error = String((err as Error).message ?? err).slice(0, 500);
     }
-    await ds.transaction(async (em) => {
-      await em.query(`SELECT set_config('app.org_id', $1, true)`, [orgId]);
+    await inOrg(ds, { orgId }, async (em) => {
       await em.query(`UPDATE audit_checkpoints SET pushed_at = CASE WHEN $3::text IS NULL THEN now() ELSE NULL END, push_error = $3 WHERE org_id = $1 AND seq = $2`, [orgId, p.seq, error]);
     });
     if (error) break;

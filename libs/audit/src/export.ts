@@ -1,4 +1,6 @@
 import type { DataSource } from 'typeorm';
+import { inOrg } from '@steward/db';
+import { INDEX_ONLY } from './planner';
 import type { Checkpoint } from './checkpoint';
 import { GENESIS } from './event';
 import { loadCheckpoints } from './verify';
@@ -25,11 +27,8 @@ export interface ExportManifest {
   exportedAt: string;
 }
 
-async function inOrgRead<T>(ds: DataSource, orgId: string, sql: string, args: unknown[]): Promise<T> {
-  return ds.transaction(async (em) => {
-    await em.query(`SELECT set_config('app.org_id', $1, true), set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true)`, [orgId]);
-    return em.query(sql, args) as Promise<T>;
-  });
+function inOrgRead<T>(ds: DataSource, orgId: string, sql: string, args: unknown[]): Promise<T> {
+  return inOrg(ds, { orgId }, (em) => em.query(sql, args) as Promise<T>, INDEX_ONLY);
 }
 
 /** Streams chain entries in sequence order, a page at a time (never the whole range in memory). */

@@ -1,4 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { inOrg } from '@steward/db';
 import { newId } from '@steward/common';
 import type { CanonicalEvent } from './event';
 import { type AuditKeyring, monthOf } from './keyring';
@@ -36,13 +37,6 @@ function overlaps(h: Hold, from: Date, to: Date): boolean {
   return h.fromAt < to && (h.untilAt === null || h.untilAt > from);
 }
 
-async function inOrg<T>(ds: DataSource, orgId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
-  return ds.transaction(async (em) => {
-    await em.query(`SELECT set_config('app.org_id', $1, true)`, [orgId]);
-    return work(em);
-  });
-}
-
 async function holdsOf(em: EntityManager, orgId: string): Promise<Hold[]> {
   const rows: { id: string; user_id: string | null; from_at: Date; until_at: Date | null }[] = await em.query(
     'SELECT id, user_id, from_at, until_at FROM legal_holds WHERE org_id = $1 AND released_at IS NULL',
@@ -61,7 +55,7 @@ export interface OrgPurge {
 
 /** Destroys the org's month keys past retention, keeping held events readable. */
 export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: string, now = new Date()): Promise<OrgPurge> {
-  return inOrg(ds, orgId, async (em) => {
+  return inOrg(ds, { orgId: orgId }, async (em) => {
     const [org] = await em.query('SELECT audit_retention_months AS months FROM orgs WHERE id = $1', [orgId]);
     const cutoff = retentionCutoff(now, Number(org?.months ?? 6));
     const holds = await holdsOf(em, orgId);
@@ -148,7 +142,7 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
   const kept: { oldest: string | null } = { oldest: null };
   const holds: Hold[] = [];
   for (const org of orgs) {
-    await inOrg(ds, org, async (em) => {
+    await inOrg(ds, { orgId: org }, async (em) => {
       const [o] = await em.query('SELECT audit_retention_months AS months FROM orgs WHERE id = $1', [org]);
       const cutoff = retentionCutoff(now, Number(o?.months ?? 6));
       if (kept.oldest === null || cutoff < kept.oldest) kept.oldest = cutoff;
@@ -170,7 +164,7 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
     if (holds.some((h) => overlaps(h, from, to))) continue;
     // Record the purge point first, so that verification accepts the gap it leaves.
     for (const org of orgs) {
-      await inOrg(ds, org, async (em) => {
+      await inOrg(ds, { orgId: org }, async (em) => {
         await em.query('INSERT INTO audit_heads (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING', [org]);
         await em.query('UPDATE audit_heads SET purged_before = GREATEST(coalesce(purged_before, $2), $2) WHERE org_id = $1', [org, to]);
         await recordEvent(em, keyring, {

@@ -1,4 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
+import { inOrg } from '@steward/db';
+import { PINNED_ORDER } from './planner';
 import { chainHash } from './event';
 
 /**
@@ -34,11 +36,8 @@ interface Head {
   last_event: string;
 }
 
-async function inOrgTx<T>(ds: DataSource, orgId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
-  return ds.transaction(async (em) => {
-    await em.query(`SELECT set_config('app.org_id', $1, true), set_config('enable_sort', 'off', true), set_config('jit', 'off', true)`, [orgId]);
-    return work(em);
-  });
+function inOrgTx<T>(ds: DataSource, orgId: string, work: (em: EntityManager) => Promise<T>): Promise<T> {
+  return inOrg(ds, { orgId }, work, PINNED_ORDER);
 }
 
 export async function acquireLease(ds: DataSource, orgId: string, holder: string, leaseSeconds = 15): Promise<Head | null> {

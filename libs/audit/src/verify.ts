@@ -2,6 +2,8 @@ import type { DataSource } from 'typeorm';
 import { chainHash, GENESIS } from './event';
 import type { Checkpoint } from './checkpoint';
 import { verifySignature } from './signing';
+import { INDEX_ONLY } from './planner';
+import { inOrg } from '@steward/db';
 
 export interface ChainEntry {
   seq: number;
@@ -134,8 +136,7 @@ export class ChainVerifier {
 }
 
 export async function loadCheckpoints(ds: DataSource, orgId: string): Promise<Checkpoint[]> {
-  return ds.transaction(async (em) => {
-    await em.query(`SELECT set_config('app.org_id', $1, true)`, [orgId]);
+  return inOrg(ds, { orgId }, async (em) => {
     const rows: { seq: string; hash: Buffer; key_id: string; signature: string; statement: string }[] = await em.query(
       'SELECT seq, hash, key_id, signature, statement FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq',
       [orgId],
@@ -151,19 +152,21 @@ export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: str
   const verifier = new ChainVerifier();
   let after = 0;
   for (;;) {
-    const rows: { seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }[] = await ds.transaction(async (em) => {
-      // Index lookups per entry whatever the statistics say (fresh partitions are often unanalysed).
-      await em.query(`SELECT set_config('app.org_id', $1, true), set_config('enable_seqscan', 'off', true), set_config('enable_hashjoin', 'off', true)`, [orgId]);
-      return em.query(
+    const rows: { seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }[] = await inOrg(
+      ds,
+      { orgId },
+      (em) =>
+        em.query(
         `SELECT c.seq, c.event_id, c.hash, e.canonical, coalesce(c.occurred_at < h.purged_before, false) AS purged
            FROM audit_chain c
            LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
                                WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
            LEFT JOIN audit_heads h ON h.org_id = c.org_id
           WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3`,
-        [orgId, after, pageSize],
-      );
-    });
+          [orgId, after, pageSize],
+        ),
+      INDEX_ONLY,
+    );
     for (const r of rows) verifier.add({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical, purged: r.purged }, (s) => marks.has(s));
     if (rows.length < pageSize || verifier.failed) break;
     after = Number(rows[rows.length - 1].seq);

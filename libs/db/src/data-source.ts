@@ -65,12 +65,15 @@ export async function inOrg<T>(
   dataSource: DataSource,
   scope: TenantScope,
   work: (em: EntityManager) => Promise<T>,
+  /** Transaction-local planner settings for queries whose plan must not depend on statistics. */
+  settings: Record<string, 'on' | 'off'> = {},
 ): Promise<T> {
   return dataSource.transaction(async (em) => {
-    await em.query(`SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)`, [
-      scope.orgId,
-      scope.userId ?? '',
-    ]);
+    const names = Object.keys(settings);
+    await em.query(
+      `SELECT set_config('app.org_id', $1, true), set_config('app.user_id', $2, true)${names.map((_, i) => `, set_config($${3 + 2 * i}, $${4 + 2 * i}, true)`).join('')}`,
+      [scope.orgId, scope.userId ?? '', ...names.flatMap((n) => [n, settings[n]])],
+    );
     return work(em);
   });
 }
