@@ -4,6 +4,7 @@ import { INDEX_ONLY } from './planner';
 import type { Checkpoint } from './checkpoint';
 import { GENESIS } from './event';
 import { loadCheckpoints } from './verify';
+import { prefetchPages } from './pages';
 
 /** One NDJSON line of an export: the chain entry and the event's exact canonical bytes. */
 export interface ExportLine {
@@ -33,20 +34,18 @@ function inOrgRead<T>(ds: DataSource, orgId: string, sql: string, args: unknown[
 
 /** Streams chain entries in sequence order, a page at a time (never the whole range in memory). */
 export async function* exportLines(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 5000): AsyncGenerator<ExportLine> {
-  let after = fromSeq - 1;
-  while (after < toSeq) {
-    const rows: { seq: string; hash: Buffer; canonical: string | null }[] = await inOrgRead(
+  const page = (after: number) =>
+    inOrgRead<{ seq: string; hash: string; canonical: string | null }[]>(
       ds,
       orgId,
-      `SELECT c.seq, c.hash, e.canonical FROM audit_chain c
+      `SELECT c.seq, encode(c.hash, 'hex') AS hash, e.canonical FROM audit_chain c
          LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
                              WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
         WHERE c.org_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq LIMIT $4`,
       [orgId, after, toSeq, pageSize],
     );
-    if (!rows.length) return;
-    for (const r of rows) yield { seq: Number(r.seq), hash: r.hash.toString('hex'), canonical: r.canonical ?? 'null' };
-    after = Number(rows[rows.length - 1].seq);
+  for await (const rows of prefetchPages(page, fromSeq - 1, pageSize, toSeq)) {
+    for (const r of rows) yield { seq: Number(r.seq), hash: r.hash, canonical: r.canonical ?? 'null' };
   }
 }
 

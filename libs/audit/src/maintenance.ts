@@ -14,6 +14,7 @@ export interface AuditMaintenanceOptions {
   signer: CheckpointSigner;
   sink: CheckpointSink;
   log: Logger;
+  /** Pause between sealing rounds when a round found nothing to seal (a round that sealed something is followed at once by the next). */
   sealEveryMs: number;
   checkpointEverySeconds: number;
   /** Destroys month keys past retention (and shreds held copies' originals). */
@@ -24,6 +25,8 @@ export interface AuditMaintenanceOptions {
   purgeEveryHours?: number;
   /** Opens SIEM sinks' HEC tokens; without it nothing is pushed to SIEMs. */
   siemKeys?: KeyProvider;
+  /** Called after each sealed batch has committed (benchmarks, metrics). */
+  onSealed?: (orgId: string, eventIds: string[]) => void;
 }
 
 export interface AuditMaintenance {
@@ -40,26 +43,32 @@ export interface AuditMaintenance {
 export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintenance {
   const holder = `${process.pid}-${randomBytes(4).toString('hex')}`;
   let stopped = false;
-  let running: Promise<unknown> = Promise.resolve();
   let lastCheckpoint = 0;
   let lastPartitions = 0;
   let lastPurge = 0;
 
   const orgs = async (): Promise<string[]> => (await o.dataSource.query('SELECT org_id FROM steward_list_orgs()')).map((r: { org_id: string }) => r.org_id);
 
-  const runOnce = async (forceCheckpoint = false) => {
+  const sealAll = async (): Promise<number> => {
     let sealed = 0;
+    for (const org of await orgs()) {
+      const r = await sealOrg(o.dataSource, org, { holder, onBatch: o.onSealed && ((ids) => o.onSealed!(org, ids)) });
+      sealed += r.sealed;
+      if (r.fenced) o.log.warn({ orgId: org }, 'audit sequencer lost its lease mid-way (another took over)');
+    }
+    return sealed;
+  };
+
+  /** Everything but sealing: partitions ahead, checkpoints, SIEM pushes, retention. */
+  const duties = async (forceCheckpoint = false): Promise<number> => {
     let checkpoints = 0;
     if (Date.now() - lastPartitions > 6 * 3_600_000) {
       await o.dataSource.query(`SELECT steward_audit_ensure_partitions(date_trunc('month', now())::date, 4)`);
       lastPartitions = Date.now();
     }
     const due = forceCheckpoint || Date.now() - lastCheckpoint >= o.checkpointEverySeconds * 1000;
-    for (const org of await orgs()) {
-      const r = await sealOrg(o.dataSource, org, { holder });
-      sealed += r.sealed;
-      if (r.fenced) o.log.warn({ orgId: org }, 'audit sequencer lost its lease mid-way (another took over)');
-      if (due) {
+    if (due) {
+      for (const org of await orgs()) {
         try {
           if (await checkpointOrg(o.dataSource, org, o.signer, o.sink)) checkpoints++;
           else await pushPending(o.dataSource, org, o.sink);
@@ -67,10 +76,10 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
           o.log.error({ orgId: org, err }, 'audit checkpoint failed');
         }
       }
+      lastCheckpoint = Date.now();
     }
-    if (due) lastCheckpoint = Date.now();
     if (o.siemKeys) {
-      // After every org is sealed and checkpointed, so a slow or failing SIEM delays no one's sealing.
+      // A slow or failing SIEM delays no one's sealing (sealing runs in its own loop).
       // A SIEM's failure is logged (never the token) and retried next round.
       for (const org of await orgs()) {
         try {
@@ -93,24 +102,46 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
         if (dropped.length) o.log.info({ partitions: dropped.map((d) => d.partition) }, 'audit retention: partitions dropped');
       }
     }
+    return checkpoints;
+  };
+
+  const runOnce = async (forceCheckpoint = false) => {
+    const sealed = await sealAll();
+    const checkpoints = await duties(forceCheckpoint);
     return { sealed, checkpoints };
   };
 
-  const loop = async () => {
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  let sealing: Promise<unknown> = Promise.resolve();
+  let duty: Promise<unknown> = Promise.resolve();
+  const sealLoop = async () => {
     while (!stopped) {
-      running = runOnce().catch((err) => o.log.error({ err }, 'audit maintenance round failed'));
-      await running;
-      await new Promise((r) => setTimeout(r, o.sealEveryMs));
+      sealing = sealAll().catch((err) => {
+        o.log.error({ err }, 'audit sealing round failed');
+        return 0;
+      });
+      const sealed = (await sealing) as number;
+      // Back to back while there is work (a backlog drains at full speed); otherwise poll.
+      await sleep(sealed > 0 ? 0 : o.sealEveryMs);
     }
   };
-  void loop();
+  const dutyLoop = async () => {
+    // Partitions first, so that a fresh database has next months' partitions before anyone writes.
+    while (!stopped) {
+      duty = duties().catch((err) => o.log.error({ err }, 'audit maintenance round failed'));
+      await duty;
+      await sleep(1000);
+    }
+  };
+  void sealLoop();
+  void dutyLoop();
   o.log.info({ holder, sealEveryMs: o.sealEveryMs, checkpointEverySeconds: o.checkpointEverySeconds, sink: o.sink.name }, 'audit maintenance started');
 
   return {
     runOnce,
     async stop() {
       stopped = true;
-      await running;
+      await Promise.all([sealing, duty]);
     },
   };
 }

@@ -46,8 +46,19 @@ function pick(table: [RegExp, number, string][], verb: string): [number, string]
   return [99, 'Other'];
 }
 
-/** The OCSF class and activity for a Steward action. */
+const classCache = new Map<string, Mapping>();
+
+/** The OCSF class and activity for a Steward action (memoised: a trail has few distinct actions). */
 export function ocsfClassOf(action: string): Mapping {
+  let m = classCache.get(action);
+  if (!m) {
+    m = classify(action);
+    if (classCache.size < 10_000) classCache.set(action, m);
+  }
+  return m;
+}
+
+function classify(action: string): Mapping {
   const dot = action.indexOf('.');
   const family = dot > 0 ? action.slice(0, dot) : '';
   const verb = dot > 0 ? action.slice(dot + 1) : action;
@@ -109,12 +120,16 @@ export function ocsfControl(e: Pick<CanonicalEvent, 'level' | 'decision' | 'outc
   return { action_id: 1, action: 'Allowed', disposition_id: 1, disposition: 'Allowed' };
 }
 
+const PRODUCT = Object.freeze({ name: 'Steward', vendor_name: 'Steward' });
+
 const SEVERITY: Record<string, [number, string]> = { success: [1, 'Informational'], failure: [2, 'Low'], denied: [3, 'Medium'] };
 const USER_TYPE: Record<string, [number, string]> = { user: [1, 'User'], api_key: [4, 'Service'], agent_task: [4, 'Service'], system: [3, 'System'] };
 
+/** A copy without the undefined members (a fresh object: deleting keys would make V8 slow to read and serialise it). */
 function compact<T extends Obj>(o: T): T {
-  for (const k of Object.keys(o)) if (o[k] === undefined) delete o[k];
-  return o;
+  const r: Obj = {};
+  for (const k in o) if (o[k] !== undefined) r[k] = o[k];
+  return r as T;
 }
 
 function actorUser(e: CanonicalEvent): Obj | undefined {
@@ -140,7 +155,12 @@ export function toOcsf(line: ExportLine): Obj {
   const target = e.target;
 
   const out: Obj = {
-    ...m,
+    class_uid: m.class_uid,
+    class_name: m.class_name,
+    category_uid: m.category_uid,
+    category_name: m.category_name,
+    activity_id: m.activity_id,
+    activity_name: m.activity_name,
     type_uid: m.class_uid * 100 + m.activity_id,
     type_name: `${m.class_name}: ${m.activity_id === 99 ? 'Other' : m.activity_name}`,
     time: Date.parse(e.at),
@@ -148,21 +168,18 @@ export function toOcsf(line: ExportLine): Obj {
     severity,
     status_id: e.outcome === 'success' ? 1 : 2,
     status: e.outcome === 'success' ? 'Success' : 'Failure',
-    status_detail: e.outcome === 'success' ? undefined : e.outcome,
-    message: e.action,
-    metadata: compact({
-      version: OCSF_VERSION,
-      product: { name: 'Steward', vendor_name: 'Steward' },
-      uid: e.id,
-      correlation_uid: e.req,
-      tenant_uid: e.org,
-      log_name: 'audit',
-      sequence: line.seq,
-      profiles: agent ? ['security_control'] : undefined,
-    }),
-    actor,
-    src_endpoint: ip ? { ip } : { name: e.client },
   };
+  if (e.outcome !== 'success') out.status_detail = e.outcome;
+  out.message = e.action;
+  const metadata: Obj = { version: OCSF_VERSION, product: PRODUCT, uid: e.id };
+  if (e.req) metadata.correlation_uid = e.req;
+  metadata.tenant_uid = e.org;
+  metadata.log_name = 'audit';
+  metadata.sequence = line.seq;
+  if (agent) metadata.profiles = ['security_control'];
+  out.metadata = metadata;
+  out.actor = actor;
+  out.src_endpoint = ip ? { ip } : { name: e.client };
 
   if (m.class_uid === 6003) {
     out.api = compact({ operation: e.action, service: { name: 'Steward' }, request: e.req ? { uid: e.req } : undefined });

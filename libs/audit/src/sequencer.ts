@@ -17,6 +17,8 @@ export interface SealOptions {
   leaseSeconds?: number;
   /** Stop after this many batches (default: until caught up). */
   maxBatches?: number;
+  /** Called after each batch has committed, with the ids it sealed in chain order (metrics, benchmarks). */
+  onBatch?: (eventIds: string[]) => void;
 }
 
 export interface SealResult {
@@ -75,7 +77,7 @@ export async function sealOrg(ds: DataSource, orgId: string, options: SealOption
           ORDER BY txid, id LIMIT $4`,
         [orgId, lastTxid, lastEvent, batchSize],
       );
-      if (!rows.length) return 'done' as const;
+      if (!rows.length) return { state: 'done' as const, ids: [] as string[] };
       const seqs: string[] = [];
       const ids: string[] = [];
       const times: Date[] = [];
@@ -103,16 +105,17 @@ export async function sealOrg(ds: DataSource, orgId: string, options: SealOption
          SELECT count(*)::int AS n FROM ins`,
         [orgId, seq, seq + rows.length, h, last.txid, last.id, token, options.holder, leaseSeconds, seqs, ids, times, hashes],
       );
-      if (result[0].n !== rows.length) return 'fenced' as const;
+      if (result[0].n !== rows.length) return { state: 'fenced' as const, ids };
       seq += rows.length;
       hash = h;
       lastTxid = last.txid;
       lastEvent = last.id;
       sealed += rows.length;
-      return rows.length < batchSize ? ('done' as const) : ('more' as const);
+      return { state: rows.length < batchSize ? ('done' as const) : ('more' as const), ids };
     });
-    if (outcome === 'fenced') return { sealed, head: { seq, hash }, busy: false, fenced: true };
-    if (outcome === 'done') break;
+    if (outcome.state === 'fenced') return { sealed, head: { seq, hash }, busy: false, fenced: true };
+    if (outcome.ids.length) options.onBatch?.(outcome.ids);
+    if (outcome.state === 'done') break;
   }
   return { sealed, head: { seq, hash }, busy: false, fenced: false };
 }

@@ -4,6 +4,7 @@ import type { Checkpoint } from './checkpoint';
 import { verifySignature } from './signing';
 import { INDEX_ONLY } from './planner';
 import { inOrg } from '@steward/db';
+import { prefetchPages } from './pages';
 
 export interface ChainEntry {
   seq: number;
@@ -70,19 +71,18 @@ export class ChainVerifier {
       this.bad = { seq: entry.seq, reason: `event ${entry.eventId} of seq ${entry.seq} is missing` };
       return;
     }
-    let id: unknown;
-    try {
-      id = (JSON.parse(entry.canonical) as { id?: unknown }).id;
-    } catch {
-      id = undefined;
-    }
-    if (id !== entry.eventId) {
-      this.bad = { seq: entry.seq, reason: `seq ${entry.seq} holds event ${String(id)}, expected ${entry.eventId}` };
-      return;
-    }
     const h = chainHash(this.prev, entry.canonical);
-    if (!h.equals(entry.hash)) {
-      this.bad = { seq: entry.seq, reason: `hash mismatch at seq ${entry.seq}: the event or an earlier link was changed` };
+    if (!h.equals(entry.hash) || !entry.canonical.includes(`"id":"${entry.eventId}"`)) {
+      let id: unknown;
+      try {
+        id = (JSON.parse(entry.canonical) as { id?: unknown }).id;
+      } catch {
+        id = undefined;
+      }
+      this.bad =
+        id !== entry.eventId
+          ? { seq: entry.seq, reason: `seq ${entry.seq} holds event ${String(id)}, expected ${entry.eventId}` }
+          : { seq: entry.seq, reason: `hash mismatch at seq ${entry.seq}: the event or an earlier link was changed` };
       return;
     }
     this.prev = h;
@@ -150,26 +150,25 @@ export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: str
   const checkpoints = await loadCheckpoints(ds, orgId);
   const marks = new Set(checkpoints.map((c) => c.seq));
   const verifier = new ChainVerifier();
-  let after = 0;
-  for (;;) {
-    const rows: { seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }[] = await inOrg(
+  const page = (after: number) =>
+    inOrg(
       ds,
       { orgId },
       (em) =>
         em.query(
-        `SELECT c.seq, c.event_id, c.hash, e.canonical, coalesce(c.occurred_at < h.purged_before, false) AS purged
-           FROM audit_chain c
-           LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
-                               WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
-           LEFT JOIN audit_heads h ON h.org_id = c.org_id
-          WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3`,
+          `SELECT c.seq, c.event_id, c.hash, e.canonical, coalesce(c.occurred_at < h.purged_before, false) AS purged
+             FROM audit_chain c
+             LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
+                                 WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
+             LEFT JOIN audit_heads h ON h.org_id = c.org_id
+            WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3`,
           [orgId, after, pageSize],
-        ),
+        ) as Promise<{ seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }[]>,
       INDEX_ONLY,
     );
+  for await (const rows of prefetchPages(page, 0, pageSize)) {
     for (const r of rows) verifier.add({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical, purged: r.purged }, (s) => marks.has(s));
-    if (rows.length < pageSize || verifier.failed) break;
-    after = Number(rows[rows.length - 1].seq);
+    if (verifier.failed) break;
   }
   return verifier.finish(checkpoints, publicKeyPem, orgId);
 }

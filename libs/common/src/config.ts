@@ -68,7 +68,8 @@ export const configSchema = z.object({
   /** Where checkpoints are pushed: an HTTP endpoint, else a JSON-lines file (default under STEWARD_DATA_DIR). */
   AUDIT_CHECKPOINT_URL: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   AUDIT_CHECKPOINT_FILE: z.string().max(1024).optional(),
-  AUDIT_SEAL_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /** Pause of the sealing loop when it found nothing to seal (with work it runs back to back). */
+  AUDIT_SEAL_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(200),
   /** Readiness fails when the oldest unsealed event is older than this. */
   AUDIT_MAX_LAG_SECONDS: z.coerce.number().int().min(1).max(86_400).default(120),
   SESSION_TTL_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(12),
