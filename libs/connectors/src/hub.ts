@@ -143,14 +143,14 @@ export class ConnectorClient {
     } catch {
       throw new ConnectorError('bad_arguments', `${id}: "${truncate(opts.url, 200)}" is not a URL`, { connector: id });
     }
-    let self: ConnectorClient | undefined;
+    const ref: { client?: ConnectorClient } = {};
     const base = guardedFetch({ ...opts.egress, timeoutMs: limits.timeoutMs });
     const fetchFn = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
       const headers = new Headers(init.headers);
       for (const [k, v] of Object.entries((typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {})) headers.set(k, v);
       const res = await base(input, { ...init, headers, redirect: 'manual' });
       if ((init.method ?? 'GET').toUpperCase() !== 'POST' || !res.body) return res;
-      return capResponse(res, limits.maxResultBytes + ENVELOPE_SLACK, () => self?.abortAll(new ConnectorError('result_too_large', `${id}: the result is larger than ${limits.maxResultBytes} bytes`, { connector: id })));
+      return capResponse(res, limits.maxResultBytes + ENVELOPE_SLACK, () => ref.client?.abortAll(new ConnectorError('result_too_large', `${id}: the result is larger than ${limits.maxResultBytes} bytes`, { connector: id })));
     };
     const transport = new StreamableHTTPClientTransport(url, { fetch: fetchFn });
     const client = new Client({ name: 'steward-hub', version: '0.1.0' });
@@ -160,8 +160,8 @@ export class ConnectorClient {
       await transport.close().catch(() => undefined);
       throw toConnectorError(err, { connector: id, timeoutMs: limits.timeoutMs });
     }
-    self = new ConnectorClient(id, 'remote', client, limits, { pins: opts.pins, toolsTtlMs: opts.toolsTtlMs ?? 30_000 });
-    return self;
+    ref.client = new ConnectorClient(id, 'remote', client, limits, { pins: opts.pins, toolsTtlMs: opts.toolsTtlMs ?? 30_000 });
+    return ref.client;
   }
 
   private abortAll(reason: ConnectorError): void {

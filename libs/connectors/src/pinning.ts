@@ -105,7 +105,9 @@ const RULES: { reason: string; pattern: RegExp }[] = [
 const HIDDEN: { reason: string; pattern: RegExp }[] = [
   { reason: 'contains Unicode tag characters (invisible text)', pattern: /[\u{E0000}-\u{E007F}]/u },
   { reason: 'contains bidirectional control characters', pattern: /[\u202A-\u202E\u2066-\u2069\u200E\u200F\u061C]/ },
+  // eslint-disable-next-line no-misleading-character-class -- these invisible characters are what we look for
   { reason: 'contains zero-width or invisible characters', pattern: /[\u200B-\u200D\u2060-\u2064\uFEFF\u180E\u00AD\u034F\u115F\u1160\u3164\uFFA0]/ },
+  // eslint-disable-next-line no-control-regex -- control characters are what we look for
   { reason: 'contains control characters', pattern: /[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F-\u009F]/ },
   { reason: 'contains private-use characters', pattern: /[\uE000-\uF8FF\u{F0000}-\u{FFFFD}\u{100000}-\u{10FFFD}]/u },
 ];
