@@ -28,7 +28,8 @@ function rootOf(opts: GoogleOptions, fallback: string): string {
 }
 
 async function callOpts(opts: GoogleOptions, service: string) {
-  return { headers: { Authorization: `Bearer ${await bearer(opts.getCredential, service)}` }, retry: false } as const;
+  // rootUrl per call too: the media upload URL of a method is built from the call's options.
+  return { headers: { Authorization: `Bearer ${await bearer(opts.getCredential, service)}` }, retry: false, ...(opts.baseUrl ? { rootUrl: rootOf(opts, '') } : {}) } as const;
 }
 
 async function google<T>(service: string, fn: () => Promise<{ data: T }>): Promise<T> {
