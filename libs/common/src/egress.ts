@@ -324,7 +324,7 @@ export interface GuardedFetchOptions extends EgressOptions {
   maxRedirects?: number;
   /** Per-request time limit (connect + headers), ms; default 30 s. */
   timeoutMs?: number;
-  /** Called for every hop's URL before it is requested (e.g. a host allowlist of the caller). */
+  /** Called for every hop's URL before it is resolved and requested (e.g. a host allowlist of the caller). */
   beforeRequest?: (url: URL) => void | Promise<void>;
 }
 
@@ -353,8 +353,9 @@ export function guardedFetch(opts: GuardedFetchOptions = {}): GuardedFetch {
     let body = await bodyBytes(init.body ?? (input instanceof Request && input.body ? await input.arrayBuffer() : undefined));
     const signal = init.signal ?? undefined;
     for (let hop = 0; ; hop++) {
-      const checked = await assertEgressAllowed(url, opts);
-      if (opts.beforeRequest) await opts.beforeRequest(checked.url);
+      const parsed = parseEgressUrl(url, opts);
+      if (opts.beforeRequest) await opts.beforeRequest(parsed);
+      const checked: EgressCheck = { url: parsed, ...(await checkHost(parsed.hostname, opts)) };
       const res = await requestOnce(checked, method, headers, body, signal, opts.timeoutMs ?? 30_000);
       const location = res.headers.get('location');
       if (init.redirect === 'manual' || ![301, 302, 303, 307, 308].includes(res.status) || !location) return res;

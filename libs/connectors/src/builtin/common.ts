@@ -53,7 +53,10 @@ export async function restJson<T>(service: string, f: typeof fetch, url: string,
 
 export function wrapNetwork(service: string, err: unknown): ConnectorError {
   if (err instanceof ConnectorError) return err;
-  const code = networkCode(err) ?? ((err as Error)?.name === 'TimeoutError' ? 'timeout' : undefined);
+  const net = networkCode(err);
+  const name = (err as Error)?.name;
+  const timedOut = net === 'ETIMEDOUT' || name === 'TimeoutError' || name === 'AbortError' || (err as { code?: unknown })?.code === 'ABORT_ERR';
+  const code = timedOut ? 'timeout' : net;
   if ((err as { code?: unknown })?.code === 'egress_refused') return new ConnectorError('egress_refused', `${service}: ${(err as Error).message}`);
   if (code === 'timeout') return new ConnectorError('timeout', `${service}: no answer in time`);
   return new ConnectorError('upstream_unreachable', `${service}: cannot reach the service (${code ?? (err as Error)?.message ?? String(err)})`, {}, { cause: err });

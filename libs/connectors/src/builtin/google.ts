@@ -46,7 +46,7 @@ async function google<T>(service: string, fn: () => Promise<{ data: T }>): Promi
 const b64url = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
 
 function encodeHeader(value: string): string {
-  // eslint-disable-next-line no-control-regex -- ASCII check
+   
   return /^[\x20-\x7E]*$/.test(value) ? value : `=?UTF-8?B?${Buffer.from(value, 'utf8').toString('base64')}?=`;
 }
 
