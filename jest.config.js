@@ -4,6 +4,7 @@ module.exports = {
     '<rootDir>/libs/common',
     '<rootDir>/libs/db',
     '<rootDir>/libs/policy',
+    '<rootDir>/libs/connectors',
     '<rootDir>/libs/jobs',
     '<rootDir>/libs/vault',
     '<rootDir>/libs/audit',

@@ -1,9 +1,8 @@
 const preset = require('../../jest.preset.js');
 
+// No database: connectors are tested against loopback fakes of the real services.
 module.exports = {
   ...preset,
   displayName: 'connectors',
   rootDir: __dirname,
-  globalSetup: '<rootDir>/../../test/support/global-setup.ts',
-  globalTeardown: '<rootDir>/../../test/support/global-teardown.ts',
 };

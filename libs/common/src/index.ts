@@ -5,3 +5,4 @@ export * from './queues';
 export * from './tokens';
 export * from './ids';
 export * from './secretbox';
+export * from './egress';

@@ -1,0 +1,83 @@
+import { isInternal, domainOf } from '@steward/policy';
+import { ConnectorError, fromHttpStatus, networkCode } from '../errors';
+
+/** A credential handed in by the caller (the vault stays outside this library). */
+export type Credential = { accessToken: string } | { apiKey: string };
+export type GetCredential = () => Promise<Credential>;
+
+export interface SaasOptions {
+  /** Base URL of the API (default: the vendor's); tests point it at a loopback fake. */
+  baseUrl?: string;
+  getCredential: GetCredential;
+  /** A fetch to use (default: global fetch); e.g. a guardedFetch for configurable hosts. */
+  fetch?: typeof fetch;
+}
+
+export async function bearer(get: GetCredential, service: string): Promise<string> {
+  let cred: Credential;
+  try {
+    cred = await get();
+  } catch (err) {
+    throw new ConnectorError('auth_required', `${service}: no usable credential (${(err as Error).message}); authorise the connector`, {}, { cause: err });
+  }
+  const token = 'accessToken' in cred ? cred.accessToken : cred.apiKey;
+  if (!token) throw new ConnectorError('auth_required', `${service}: no credential; authorise the connector`);
+  return token;
+}
+
+export function trimSlash(url: string): string {
+  return url.replace(/\/+$/, '');
+}
+
+/** JSON over HTTP with statuses mapped to typed errors. */
+export async function restJson<T>(service: string, f: typeof fetch, url: string, init: RequestInit & { token: string }): Promise<T> {
+  const headers = new Headers(init.headers);
+  headers.set('authorization', `Bearer ${init.token}`);
+  headers.set('accept', 'application/json');
+  if (init.body && !headers.has('content-type')) headers.set('content-type', 'application/json');
+  let res: Response;
+  try {
+    res = await f(url, { ...init, headers, signal: init.signal ?? AbortSignal.timeout(30_000) });
+  } catch (err) {
+    throw wrapNetwork(service, err);
+  }
+  const text = await res.text();
+  if (!res.ok) throw fromHttpStatus(service, res.status, text);
+  if (!text) return undefined as T;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    throw new ConnectorError('upstream_error', `${service}: the answer is not JSON`, { status: res.status });
+  }
+}
+
+export function wrapNetwork(service: string, err: unknown): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const net = networkCode(err);
+  const name = (err as Error)?.name;
+  const timedOut = net === 'ETIMEDOUT' || name === 'TimeoutError' || name === 'AbortError' || (err as { code?: unknown })?.code === 'ABORT_ERR';
+  const code = timedOut ? 'timeout' : net;
+  if ((err as { code?: unknown })?.code === 'egress_refused') return new ConnectorError('egress_refused', `${service}: ${(err as Error).message}`);
+  if (code === 'timeout') return new ConnectorError('timeout', `${service}: no answer in time`);
+  return new ConnectorError('upstream_unreachable', `${service}: cannot reach the service (${code ?? (err as Error)?.message ?? String(err)})`, {}, { cause: err });
+}
+
+/** Maps an SDK error carrying an HTTP response (gaxios, Slack) to a typed error. */
+export function fromSdkError(service: string, err: unknown): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const e = err as { response?: { status?: number; data?: unknown }; status?: number; message?: string };
+  const status = e?.response?.status ?? (typeof e?.status === 'number' ? e.status : undefined);
+  if (status) return fromHttpStatus(service, status, typeof e.response?.data === 'string' ? e.response.data : JSON.stringify(e.response?.data ?? e.message ?? ''));
+  return wrapNetwork(service, err);
+}
+
+/** "external" when any address is outside the org's domains. */
+export function externalLabel(addresses: string[], orgDomains: string[]): string[] {
+  const domains = addresses.map((a) => domainOf(a)).filter(Boolean);
+  return domains.some((d) => !isInternal(d, orgDomains)) ? ['external'] : [];
+}
+
+export function noCrLf(value: string, field: string): string {
+  if (/[\r\n]/.test(value)) throw new ConnectorError('bad_arguments', `${field} may not contain line breaks`);
+  return value;
+}

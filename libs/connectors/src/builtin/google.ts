@@ -1,0 +1,327 @@
+import { calendar } from '@googleapis/calendar';
+import { drive } from '@googleapis/drive';
+import { gmail, type gmail_v1 } from '@googleapis/gmail';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import { ConnectorError } from '../errors';
+import type { ConnectorManifest } from '../manifest';
+import { parseAddresses } from '../manifest';
+import { defineTool } from '../tool-result';
+import { bearer, externalLabel, fromSdkError, noCrLf, type SaasOptions } from './common';
+
+/**
+ * Gmail, Google Drive and Google Calendar, on Google's own Node clients (@googleapis/*). The
+ * access token comes from `getCredential` on every call and is sent as a bearer header; the base
+ * URL (`rootUrl`) is configurable so tests run against loopback fakes of the same REST shapes.
+ */
+
+export interface GoogleOptions extends SaasOptions {
+  /** The org's own mail domains (mail from elsewhere is labelled "external"). */
+  orgDomains?: string[];
+}
+
+const GOOGLE_ROOT = 'https://www.googleapis.com/';
+const GMAIL_ROOT = 'https://gmail.googleapis.com/';
+
+function rootOf(opts: GoogleOptions, fallback: string): string {
+  return opts.baseUrl ? `${opts.baseUrl.replace(/\/+$/, '')}/` : fallback;
+}
+
+async function callOpts(opts: GoogleOptions, service: string) {
+  // rootUrl per call too: the media upload URL of a method is built from the call's options.
+  return { headers: { Authorization: `Bearer ${await bearer(opts.getCredential, service)}` }, retry: false, ...(opts.baseUrl ? { rootUrl: rootOf(opts, '') } : {}) } as const;
+}
+
+async function google<T>(service: string, fn: () => Promise<{ data: T }>): Promise<T> {
+  try {
+    return (await fn()).data;
+  } catch (err) {
+    throw fromSdkError(service, err);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Gmail
+
+const b64url = (s: string) => Buffer.from(s, 'utf8').toString('base64url');
+
+function encodeHeader(value: string): string {
+   
+  return /^[\x20-\x7E]*$/.test(value) ? value : `=?UTF-8?B?${Buffer.from(value, 'utf8').toString('base64')}?=`;
+}
+
+export function buildRfc822(m: { to: string[]; cc?: string[]; subject: string; body: string }): string {
+  const addrs = (list: string[], field: string) =>
+    list.map((a) => {
+      noCrLf(a, field);
+      if (!parseAddresses(a).length) throw new ConnectorError('bad_arguments', `${field}: "${a}" is not a mail address`);
+      return a;
+    });
+  const lines = [`To: ${addrs(m.to, 'to').join(', ')}`];
+  if (m.cc?.length) lines.push(`Cc: ${addrs(m.cc, 'cc').join(', ')}`);
+  lines.push(`Subject: ${encodeHeader(noCrLf(m.subject, 'subject'))}`, 'MIME-Version: 1.0', 'Content-Type: text/plain; charset="UTF-8"', 'Content-Transfer-Encoding: base64', '', Buffer.from(m.body, 'utf8').toString('base64'));
+  return lines.join('\r\n');
+}
+
+function header(msg: gmail_v1.Schema$Message, name: string): string {
+  return msg.payload?.headers?.find((h) => h.name?.toLowerCase() === name.toLowerCase())?.value ?? '';
+}
+
+function bodyText(part: gmail_v1.Schema$MessagePart | undefined): string {
+  if (!part) return '';
+  if (part.mimeType === 'text/plain' && part.body?.data) return Buffer.from(part.body.data, 'base64url').toString('utf8');
+  for (const p of part.parts ?? []) {
+    const t = bodyText(p);
+    if (t) return t;
+  }
+  return part.body?.data ? Buffer.from(part.body.data, 'base64url').toString('utf8') : '';
+}
+
+const mailShape = {
+  to: z.array(z.string().max(320)).min(1).max(100),
+  cc: z.array(z.string().max(320)).max(100).optional(),
+  subject: z.string().max(998),
+  body: z.string().max(1_000_000),
+};
+
+export function createGmailServer(opts: GoogleOptions): McpServer {
+  const svc = 'Gmail';
+  const api = gmail({ version: 'v1', rootUrl: rootOf(opts, GMAIL_ROOT) });
+  const server = new McpServer({ name: 'steward-gmail', version: '1.0.0' });
+  const domains = opts.orgDomains ?? [];
+
+  defineTool(server, svc, 'gmail.search', { description: 'Search mail (Gmail query syntax).', inputSchema: { query: z.string().max(1000), maxResults: z.number().int().min(1).max(50).optional() }, readOnly: true }, async (a) => {
+    const o = await callOpts(opts, svc);
+    const list = await google(svc, () => api.users.messages.list({ userId: 'me', q: a.query, maxResults: a.maxResults ?? 10 }, o));
+    const messages = [];
+    for (const m of list.messages ?? []) {
+      const msg = await google(svc, () => api.users.messages.get({ userId: 'me', id: m.id!, format: 'metadata', metadataHeaders: ['From', 'To', 'Subject', 'Date'] }, o));
+      messages.push({ id: msg.id, threadId: msg.threadId, from: header(msg, 'From'), to: header(msg, 'To'), subject: header(msg, 'Subject'), date: header(msg, 'Date'), snippet: msg.snippet ?? '' });
+    }
+    const senders = messages.flatMap((m) => parseAddresses(m.from));
+    return { data: { messages }, labels: externalLabel(senders, domains) };
+  });
+
+  defineTool(server, svc, 'gmail.read', { description: 'Read one message.', inputSchema: { id: z.string().max(256) }, readOnly: true }, async (a) => {
+    const msg = await google(svc, async () => api.users.messages.get({ userId: 'me', id: a.id, format: 'full' }, await callOpts(opts, svc)));
+    const from = header(msg, 'From');
+    return {
+      data: { id: msg.id, threadId: msg.threadId, from, to: header(msg, 'To'), subject: header(msg, 'Subject'), date: header(msg, 'Date'), body: bodyText(msg.payload) },
+      labels: externalLabel(parseAddresses(from), domains),
+    };
+  });
+
+  defineTool(server, svc, 'gmail.create_draft', { description: 'Create a draft (nothing is sent).', inputSchema: mailShape }, async (a) => {
+    const raw = b64url(buildRfc822(a));
+    const draft = await google(svc, async () => api.users.drafts.create({ userId: 'me', requestBody: { message: { raw } } }, await callOpts(opts, svc)));
+    return { data: { draftId: draft.id, messageId: draft.message?.id } };
+  });
+
+  defineTool(server, svc, 'gmail.delete_draft', { description: 'Delete a draft.', inputSchema: { draftId: z.string().max(256) }, destructive: true }, async (a) => {
+    await google(svc, async () => api.users.drafts.delete({ userId: 'me', id: a.draftId }, await callOpts(opts, svc)));
+    return { data: { draftId: a.draftId, deleted: true } };
+  });
+
+  defineTool(server, svc, 'gmail.send', { description: 'Send a message.', inputSchema: mailShape }, async (a) => {
+    const raw = b64url(buildRfc822(a));
+    const sent = await google(svc, async () => api.users.messages.send({ userId: 'me', requestBody: { raw } }, await callOpts(opts, svc)));
+    return { data: { messageId: sent.id, threadId: sent.threadId } };
+  });
+  return server;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Drive
+
+export interface DriveOptions extends GoogleOptions {
+  /** Drive label ids → the label Steward attaches ("confidential"); others become "drive-label:<id>". */
+  sensitivityLabels?: Record<string, string>;
+}
+
+export function createDriveServer(opts: DriveOptions): McpServer {
+  const svc = 'Google Drive';
+  const api = drive({ version: 'v3', rootUrl: rootOf(opts, GOOGLE_ROOT) });
+  const server = new McpServer({ name: 'steward-drive', version: '1.0.0' });
+  const labelIds = Object.keys(opts.sensitivityLabels ?? {});
+  const labelsOf = (file: { labelInfo?: { labels?: { id?: string | null }[] } | null }) =>
+    (file.labelInfo?.labels ?? []).map((l) => l.id ?? '').filter(Boolean).map((id) => opts.sensitivityLabels?.[id] ?? `drive-label:${id}`);
+  const FIELDS = 'id,name,mimeType,modifiedTime,webViewLink,labelInfo';
+
+  defineTool(server, svc, 'drive.search', { description: 'Search Drive files by name or content.', inputSchema: { query: z.string().max(500), pageSize: z.number().int().min(1).max(100).optional() }, readOnly: true }, async (a) => {
+    const q = `fullText contains '${a.query.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}' and trashed = false`;
+    const res = await google(svc, async () => api.files.list({ q, pageSize: a.pageSize ?? 20, fields: `files(${FIELDS})`, includeLabels: labelIds.join(',') || undefined }, await callOpts(opts, svc)));
+    const files = (res.files ?? []).map((f) => ({ id: f.id, name: f.name, mimeType: f.mimeType, modifiedTime: f.modifiedTime, labels: labelsOf(f) }));
+    return { data: { files }, labels: files.flatMap((f) => f.labels) };
+  });
+
+  defineTool(server, svc, 'drive.read', { description: 'Read a Drive file as text (Google Docs exported as plain text).', inputSchema: { fileId: z.string().max(256) }, readOnly: true }, async (a) => {
+    const o = await callOpts(opts, svc);
+    const meta = await google(svc, () => api.files.get({ fileId: a.fileId, fields: FIELDS, includeLabels: labelIds.join(',') || undefined }, o));
+    const isDoc = meta.mimeType?.startsWith('application/vnd.google-apps.');
+    const content = await google(svc, () =>
+      (isDoc
+        ? api.files.export({ fileId: a.fileId, mimeType: 'text/plain' }, { ...o, responseType: 'text' })
+        : api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text' })) as Promise<{ data: unknown }>,
+    );
+    const labels = labelsOf(meta);
+    return { data: { id: meta.id, name: meta.name, mimeType: meta.mimeType, content: String(content), labels }, labels };
+  });
+
+  defineTool(server, svc, 'drive.create', { description: 'Create a Drive file.', inputSchema: { name: z.string().max(255), content: z.string().max(5_000_000), mimeType: z.string().max(100).optional(), parentId: z.string().max(256).optional() } }, async (a) => {
+    const mimeType = a.mimeType ?? 'text/plain';
+    const f = await google(svc, async () =>
+      api.files.create({ requestBody: { name: a.name, mimeType, parents: a.parentId ? [a.parentId] : undefined }, media: { mimeType, body: a.content }, fields: 'id,name' }, await callOpts(opts, svc)),
+    );
+    return { data: { fileId: f.id, name: f.name } };
+  });
+
+  defineTool(server, svc, 'drive.update', { description: 'Replace the content of a Drive file; the previous content is returned for undo.', inputSchema: { fileId: z.string().max(256), content: z.string().max(5_000_000) } }, async (a) => {
+    const o = await callOpts(opts, svc);
+    const meta = await google(svc, () => api.files.get({ fileId: a.fileId, fields: 'id,name,mimeType' }, o));
+    const previous = await google(svc, () => api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text' }) as Promise<{ data: unknown }>);
+    await google(svc, () => api.files.update({ fileId: a.fileId, media: { mimeType: meta.mimeType ?? 'text/plain', body: a.content }, fields: 'id' }, o));
+    return { data: { fileId: a.fileId, previousContent: String(previous) } };
+  });
+
+  defineTool(server, svc, 'drive.trash', { description: 'Move a Drive file to the trash.', inputSchema: { fileId: z.string().max(256) }, destructive: true }, async (a) => {
+    await google(svc, async () => api.files.update({ fileId: a.fileId, requestBody: { trashed: true }, fields: 'id' }, await callOpts(opts, svc)));
+    return { data: { fileId: a.fileId, trashed: true } };
+  });
+  return server;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Calendar
+
+export function createCalendarServer(opts: GoogleOptions): McpServer {
+  const svc = 'Google Calendar';
+  const api = calendar({ version: 'v3', rootUrl: rootOf(opts, GOOGLE_ROOT) });
+  const server = new McpServer({ name: 'steward-calendar', version: '1.0.0' });
+  const when = z.string().max(64).refine((v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 date-time');
+
+  defineTool(server, svc, 'calendar.list_events', { description: 'List events of a calendar in a time range.', inputSchema: { timeMin: when, timeMax: when, calendarId: z.string().max(256).optional() }, readOnly: true }, async (a) => {
+    const res = await google(svc, async () =>
+      api.events.list({ calendarId: a.calendarId ?? 'primary', timeMin: a.timeMin, timeMax: a.timeMax, singleEvents: true, orderBy: 'startTime', maxResults: 250 }, await callOpts(opts, svc)),
+    );
+    const events = (res.items ?? []).map((e) => ({ id: e.id, summary: e.summary, start: e.start?.dateTime ?? e.start?.date, end: e.end?.dateTime ?? e.end?.date, organizer: e.organizer?.email, attendees: (e.attendees ?? []).map((x) => x.email) }));
+    return { data: { events }, labels: externalLabel(events.map((e) => e.organizer ?? '').filter(Boolean), opts.orgDomains ?? []) };
+  });
+
+  defineTool(
+    server,
+    svc,
+    'calendar.create_event',
+    { description: 'Create an event; invitations are sent only when attendees are given.', inputSchema: { summary: z.string().max(1024), start: when, end: when, description: z.string().max(8000).optional(), attendees: z.array(z.email()).max(200).optional(), calendarId: z.string().max(256).optional() } },
+    async (a) => {
+      const attendees = a.attendees ?? [];
+      const ev = await google(svc, async () =>
+        api.events.insert(
+          {
+            calendarId: a.calendarId ?? 'primary',
+            sendUpdates: attendees.length ? 'all' : 'none',
+            requestBody: { summary: a.summary, description: a.description, start: { dateTime: a.start }, end: { dateTime: a.end }, attendees: attendees.length ? attendees.map((email) => ({ email })) : undefined },
+          },
+          await callOpts(opts, svc),
+        ),
+      );
+      return { data: { eventId: ev.id, htmlLink: ev.htmlLink, invited: attendees } };
+    },
+  );
+
+  defineTool(server, svc, 'calendar.delete_event', { description: 'Delete an event.', inputSchema: { eventId: z.string().max(1024), calendarId: z.string().max(256).optional(), notify: z.boolean().optional() }, destructive: true }, async (a) => {
+    await google(svc, async () => api.events.delete({ calendarId: a.calendarId ?? 'primary', eventId: a.eventId, sendUpdates: a.notify ? 'all' : 'none' }, await callOpts(opts, svc)));
+    return { data: { eventId: a.eventId, deleted: true } };
+  });
+  return server;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Manifests
+
+const str = { type: 'string' };
+const strArr = { type: 'array', items: { type: 'string' } };
+const obj = (properties: Record<string, unknown>, required: string[] = []) => ({ type: 'object', properties, required });
+const GOOGLE_AUTH = 'https://accounts.google.com/o/oauth2/v2/auth';
+const GOOGLE_TOKEN = 'https://oauth2.googleapis.com/token';
+
+export const gmailManifest: ConnectorManifest = {
+  id: 'gmail',
+  name: 'Gmail',
+  vendor: 'Google',
+  runtime: { kind: 'builtin' },
+  auth: { kind: 'oauth2', authorizationUrl: GOOGLE_AUTH, tokenUrl: GOOGLE_TOKEN, scopes: ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/gmail.compose', 'https://www.googleapis.com/auth/gmail.send'] },
+  credentialScope: 'user',
+  tools: [
+    { name: 'gmail.search', description: 'Search mail (Gmail query syntax).', inputSchema: obj({ query: str, maxResults: { type: 'integer' } }, ['query']), action: 'email.read', readOnly: true },
+    { name: 'gmail.read', description: 'Read one message.', inputSchema: obj({ id: str }, ['id']), action: 'email.read', extract: { resources: [{ path: '/id', prefix: 'gmail:message/' }] }, readOnly: true },
+    {
+      name: 'gmail.create_draft',
+      description: 'Create a draft (nothing is sent).',
+      inputSchema: obj({ to: strArr, cc: strArr, subject: str, body: str }, ['to', 'subject', 'body']),
+      action: 'email.draft',
+      extract: { recipients: ['/to', '/cc'] },
+      reversible: { undo: { tool: 'gmail.delete_draft', args: { draftId: '/result/draftId' } } },
+    },
+    { name: 'gmail.delete_draft', description: 'Delete a draft.', inputSchema: obj({ draftId: str }, ['draftId']), action: 'email.draft' },
+    {
+      name: 'gmail.send',
+      description: 'Send a message.',
+      inputSchema: obj({ to: strArr, cc: strArr, subject: str, body: str }, ['to', 'subject', 'body']),
+      action: 'email.send',
+      extract: { recipients: ['/to', '/cc'] },
+      // At Batched a send becomes a draft the reviewer can send or discard.
+      reversible: { tool: 'gmail.create_draft', undo: { tool: 'gmail.delete_draft', args: { draftId: '/result/draftId' } } },
+    },
+  ],
+};
+
+export const driveManifest: ConnectorManifest = {
+  id: 'google-drive',
+  name: 'Google Drive',
+  vendor: 'Google',
+  runtime: { kind: 'builtin' },
+  auth: { kind: 'oauth2', authorizationUrl: GOOGLE_AUTH, tokenUrl: GOOGLE_TOKEN, scopes: ['https://www.googleapis.com/auth/drive'] },
+  credentialScope: 'user',
+  tools: [
+    { name: 'drive.search', description: 'Search Drive files by name or content.', inputSchema: obj({ query: str, pageSize: { type: 'integer' } }, ['query']), action: 'drive.read', readOnly: true },
+    { name: 'drive.read', description: 'Read a Drive file as text.', inputSchema: obj({ fileId: str }, ['fileId']), action: 'drive.read', extract: { resources: [{ path: '/fileId', prefix: 'drive:file/' }] }, readOnly: true },
+    {
+      name: 'drive.create',
+      description: 'Create a Drive file.',
+      inputSchema: obj({ name: str, content: str, mimeType: str, parentId: str }, ['name', 'content']),
+      action: 'drive.create',
+      extract: { resources: ['/name'] },
+      reversible: { undo: { tool: 'drive.trash', args: { fileId: '/result/fileId' } } },
+    },
+    {
+      name: 'drive.update',
+      description: 'Replace the content of a Drive file.',
+      inputSchema: obj({ fileId: str, content: str }, ['fileId', 'content']),
+      action: 'drive.update',
+      extract: { resources: [{ path: '/fileId', prefix: 'drive:file/' }] },
+      reversible: { undo: { tool: 'drive.update', args: { fileId: '/args/fileId', content: '/result/previousContent' } } },
+    },
+    { name: 'drive.trash', description: 'Move a Drive file to the trash.', inputSchema: obj({ fileId: str }, ['fileId']), action: 'drive.update', extract: { resources: [{ path: '/fileId', prefix: 'drive:file/' }] } },
+  ],
+};
+
+export const calendarManifest: ConnectorManifest = {
+  id: 'google-calendar',
+  name: 'Google Calendar',
+  vendor: 'Google',
+  runtime: { kind: 'builtin' },
+  auth: { kind: 'oauth2', authorizationUrl: GOOGLE_AUTH, tokenUrl: GOOGLE_TOKEN, scopes: ['https://www.googleapis.com/auth/calendar.events'] },
+  credentialScope: 'user',
+  tools: [
+    { name: 'calendar.list_events', description: 'List events in a time range.', inputSchema: obj({ timeMin: str, timeMax: str, calendarId: str }, ['timeMin', 'timeMax']), action: 'saas.read', readOnly: true },
+    {
+      name: 'calendar.create_event',
+      description: 'Create an event; invitations are sent only when attendees are given.',
+      inputSchema: obj({ summary: str, start: str, end: str, description: str, attendees: strArr, calendarId: str }, ['summary', 'start', 'end']),
+      action: 'calendar.create',
+      extract: { attendees: ['/attendees'] },
+      reversible: { undo: { tool: 'calendar.delete_event', args: { eventId: '/result/eventId', calendarId: '/args/calendarId' } } },
+    },
+    { name: 'calendar.delete_event', description: 'Delete an event.', inputSchema: obj({ eventId: str, calendarId: str, notify: { type: 'boolean' } }, ['eventId']), action: 'calendar.create' },
+  ],
+};

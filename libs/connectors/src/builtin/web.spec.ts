@@ -1,0 +1,65 @@
+import { ConnectorError } from '../errors';
+import { ConnectorHub } from '../hub';
+import { extractContext, parseManifest, resolveTool } from '../manifest';
+import { fakeApi } from '../test-support/fake-api';
+import { createWebServer, webManifest } from './web';
+
+describe('web connector against a loopback site and search API', () => {
+  const hub = new ConnectorHub({ timeoutMs: 5000 });
+  let site: Awaited<ReturnType<typeof fakeApi>>;
+
+  beforeAll(async () => {
+    site = await fakeApi((c) => {
+      if (c.path === '/page') return { text: '<html><head><title>Docs</title><script>evil()</script></head><body><h1>Hello</h1> world</body></html>', headers: { 'content-type': 'text/html' } };
+      if (c.path === '/big') return { text: 'x'.repeat(5000), headers: { 'content-type': 'text/plain' } };
+      if (c.path === '/slow') return { text: 'late', delayMs: 1500 };
+      if (c.path === '/binary') return { text: 'MZ', headers: { 'content-type': 'application/octet-stream' } };
+      if (c.path === '/away') return { status: 302, text: '', headers: { location: 'http://localhost:1/elsewhere' } };
+      if (c.path === '/search') {
+        if (c.query.get('q') !== 'steward') return { json: { web: { results: [] } } };
+        return { json: { web: { results: [{ title: 'Steward', url: 'https://steward.example', description: 'governance' }] } } };
+      }
+      return undefined;
+    });
+    await hub.addBuiltin(
+      'web',
+      createWebServer({ allowHosts: ['127.0.0.1'], egress: { allowHosts: ['127.0.0.1'] }, maxBytes: 1000, timeoutMs: 500, searchUrl: `${site.url}/search`, getSearchCredential: async () => ({ apiKey: 'k-1' }) }),
+    );
+    // Same connector but the egress guard does not allow loopback: the host allowlist alone is not enough.
+    await hub.addBuiltin('web-public', createWebServer({ allowHosts: ['127.0.0.1'] }));
+  });
+  afterAll(async () => {
+    await hub.close();
+    await site.close();
+  });
+
+  it('has a valid manifest; fetch extracts the URL and its host', () => {
+    expect(() => parseManifest(webManifest)).not.toThrow();
+    expect(extractContext(resolveTool(webManifest, 'web.fetch'), { url: 'https://Docs.Example.com/a' })).toEqual({ connector: 'web', resources: ['https://Docs.Example.com/a'], hosts: ['docs.example.com'] });
+  });
+
+  it('fetches an allowed page as text labelled untrusted', async () => {
+    const res = await hub.callTool('web', 'web.fetch', { url: `${site.url}/page` });
+    expect(res.structuredContent).toMatchObject({ title: 'Docs', text: 'Docs Hello world' });
+    expect(res.labels).toEqual(['untrusted']);
+  });
+
+  it('searches', async () => {
+    const res = await hub.callTool('web', 'web.search', { query: 'steward' });
+    expect(res.structuredContent).toEqual({ results: [{ title: 'Steward', url: 'https://steward.example', description: 'governance' }] });
+    expect(res.labels).toEqual(['untrusted']);
+  });
+
+  it('refuses hosts off the list (also after a redirect), oversize pages, binaries, slow pages and private addresses', async () => {
+    const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: ConnectorError) => e.code);
+    expect(await code(hub.callTool('web', 'web.fetch', { url: 'http://localhost:1/x' }))).toBe('bad_arguments');
+    expect(await code(hub.callTool('web', 'web.fetch', { url: `${site.url}/away` }))).toBe('bad_arguments');
+    expect(await code(hub.callTool('web', 'web.fetch', { url: `${site.url}/big` }))).toBe('result_too_large');
+    expect(await code(hub.callTool('web', 'web.fetch', { url: `${site.url}/binary` }))).toBe('bad_arguments');
+    expect(await code(hub.callTool('web', 'web.fetch', { url: `${site.url}/slow` }))).toBe('timeout');
+    expect(await code(hub.callTool('web', 'web.fetch', { url: 'file:///etc/passwd' }))).toBe('egress_refused');
+    const before = site.calls.length;
+    expect(await code(hub.callTool('web-public', 'web.fetch', { url: `${site.url}/page` }))).toBe('egress_refused');
+    expect(site.calls.length).toBe(before);
+  });
+});

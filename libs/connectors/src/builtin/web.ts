@@ -1,0 +1,125 @@
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { guardedFetch, isHostAllowlisted, type EgressOptions } from '@steward/common';
+import { z } from 'zod';
+import { ConnectorError, fromHttpStatus } from '../errors';
+import type { ConnectorManifest } from '../manifest';
+import { defineTool } from '../tool-result';
+import { bearer, trimSlash, wrapNetwork, type GetCredential } from './common';
+
+/**
+ * Web fetch and search. Fetches go only to hosts on the connector's allowlist (exact or
+ * "*.example.com"; every redirect hop is checked too), always through the egress guard (no
+ * private addresses unless the admin allowlisted them there as well), with a size and a time
+ * limit. Search uses a Brave-Search-shaped API (GET {searchUrl}?q=... with X-Subscription-Token).
+ * Everything read from the web is labelled "untrusted".
+ */
+export interface WebOptions {
+  /** Hosts the connector may fetch from ("docs.example.com", "*.wikipedia.org"). */
+  allowHosts: string[];
+  egress?: EgressOptions;
+  maxBytes?: number;
+  timeoutMs?: number;
+  searchUrl?: string;
+  getSearchCredential?: GetCredential;
+}
+
+async function readCapped(res: Response, max: number, what: string): Promise<string> {
+  const reader = res.body?.getReader();
+  if (!reader) return '';
+  const chunks: Uint8Array[] = [];
+  let seen = 0;
+  for (;;) {
+    const { done, value } = await reader.read();
+    if (done) break;
+    seen += value.byteLength;
+    if (seen > max) {
+      await reader.cancel();
+      throw new ConnectorError('result_too_large', `${what} is larger than ${max} bytes`, { limit: max });
+    }
+    chunks.push(value);
+  }
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+function htmlToText(html: string): { title: string; text: string } {
+  const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(html)?.[1]?.trim() ?? '';
+  const text = html
+    .replace(/<(script|style|noscript|template)[\s\S]*?<\/\1>/gi, ' ')
+    .replace(/<!--[\s\S]*?-->/g, ' ')
+    .replace(/<[^>]+>/g, ' ')
+    .replace(/&nbsp;/g, ' ')
+    .replace(/&amp;/g, '&')
+    .replace(/&lt;/g, '<')
+    .replace(/&gt;/g, '>')
+    .replace(/&quot;/g, '"')
+    .replace(/\s+/g, ' ')
+    .trim();
+  return { title, text };
+}
+
+export function createWebServer(opts: WebOptions): McpServer {
+  const svc = 'web';
+  const max = opts.maxBytes ?? 2 * 1024 * 1024;
+  const timeoutMs = opts.timeoutMs ?? 15_000;
+  const server = new McpServer({ name: 'steward-web', version: '1.0.0' });
+  const f = guardedFetch({
+    ...opts.egress,
+    timeoutMs,
+    beforeRequest: (url) => {
+      if (!isHostAllowlisted(url.hostname, opts.allowHosts)) {
+        throw new ConnectorError('bad_arguments', `web: ${url.hostname} is not on this connector's list of allowed hosts`, { host: url.hostname });
+      }
+    },
+  });
+
+  const get = async (url: string, headers: Record<string, string> = {}) => {
+    try {
+      return await f(url, { headers: { 'user-agent': 'Steward/1.0 (+web connector)', ...headers }, signal: AbortSignal.timeout(timeoutMs) });
+    } catch (err) {
+      if ((err as { code?: string }).code === 'egress_refused') throw new ConnectorError('egress_refused', `web: ${(err as Error).message}`);
+      throw wrapNetwork(svc, err);
+    }
+  };
+
+  defineTool(server, svc, 'web.fetch', { description: 'Fetch a web page (allowed hosts only) as text.', inputSchema: { url: z.string().max(2048) }, readOnly: true }, async (a) => {
+    const res = await get(a.url);
+    if (!res.ok) throw fromHttpStatus(svc, res.status, '');
+    const type = res.headers.get('content-type') ?? '';
+    if (!/^(text\/|application\/(json|xml|xhtml\+xml|rss\+xml|atom\+xml))/i.test(type)) {
+      await res.body?.cancel();
+      throw new ConnectorError('bad_arguments', `web: ${type || 'unknown content type'} is not text`);
+    }
+    const declared = Number(res.headers.get('content-length') ?? 0);
+    if (declared > max) {
+      await res.body?.cancel();
+      throw new ConnectorError('result_too_large', `web: the page is ${declared} bytes, more than ${max}`, { limit: max });
+    }
+    const body = await readCapped(res, max, 'the page');
+    const page = /html/i.test(type) ? htmlToText(body) : { title: '', text: body };
+    return { data: { url: res.url || a.url, status: res.status, contentType: type, title: page.title, text: page.text }, labels: ['untrusted'] };
+  });
+
+  defineTool(server, svc, 'web.search', { description: 'Search the web.', inputSchema: { query: z.string().min(1).max(400), count: z.number().int().min(1).max(20).optional() }, readOnly: true }, async (a) => {
+    if (!opts.searchUrl) throw new ConnectorError('bad_arguments', 'web: no search API is configured');
+    const key = opts.getSearchCredential ? await bearer(opts.getSearchCredential, 'web search') : undefined;
+    const res = await get(`${trimSlash(opts.searchUrl)}?${new URLSearchParams({ q: a.query, count: String(a.count ?? 10) })}`, key ? { 'x-subscription-token': key, accept: 'application/json' } : {});
+    if (!res.ok) throw fromHttpStatus('web search', res.status, '');
+    const body = JSON.parse(await readCapped(res, max, 'the search answer')) as { web?: { results?: { title?: string; url?: string; description?: string }[] } };
+    const results = (body.web?.results ?? []).map((r) => ({ title: r.title ?? '', url: r.url ?? '', description: r.description ?? '' }));
+    return { data: { results }, labels: ['untrusted'] };
+  });
+  return server;
+}
+
+export const webManifest: ConnectorManifest = {
+  id: 'web',
+  name: 'Web',
+  vendor: 'Steward',
+  runtime: { kind: 'builtin' },
+  auth: { kind: 'api_key', header: 'X-Subscription-Token' },
+  credentialScope: 'org',
+  tools: [
+    { name: 'web.fetch', description: 'Fetch a web page (allowed hosts only) as text.', inputSchema: { type: 'object', properties: { url: { type: 'string' } }, required: ['url'] }, action: 'web.read', extract: { urls: ['/url'] }, readOnly: true },
+    { name: 'web.search', description: 'Search the web.', inputSchema: { type: 'object', properties: { query: { type: 'string' }, count: { type: 'integer' } }, required: ['query'] }, action: 'web.read', readOnly: true },
+  ],
+};

@@ -1,0 +1,370 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { ErrorCode as McpErrorCode, McpError, ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { guardedFetch, type EgressOptions } from '@steward/common';
+import { ConnectorError, networkCode, type ConnectorErrorCode } from './errors';
+import { LABELS_META_KEY, ERROR_META_KEY } from './tool-result';
+import { toolDefinitionHash, type ToolDefinition } from './pinning';
+
+/**
+ * The one MCP client layer. Every connector runtime is an MCP server: built-in ones run in this
+ * process (linked in-memory transports), remote ones are reached over Streamable HTTP through
+ * the egress guard. `ConnectorHub` keeps one `ConnectorClient` per connector instance and calls
+ * them all the same way: list tools, call a tool with a time limit and a result size limit.
+ * Every failure comes back as a typed ConnectorError, never as a crash.
+ */
+
+export interface CallLimits {
+  /** Time limit of one call, ms (default 30 s). */
+  timeoutMs?: number;
+  /** Largest result accepted, bytes of its JSON (default 1 MiB). */
+  maxResultBytes?: number;
+  signal?: AbortSignal;
+}
+
+export interface ToolCallResult {
+  content: CallToolResult['content'];
+  structuredContent?: Record<string, unknown>;
+  /** Labels the connector attached to what it read ("external", "untrusted", "confidential"). */
+  labels: string[];
+  /** The text blocks joined, for callers that only want text. */
+  text: string;
+  /** Size of the result's JSON in bytes. */
+  bytes: number;
+  connector: string;
+  tool: string;
+}
+
+export interface RemoteOptions extends CallLimits {
+  url: string;
+  /** Headers for each request (called per request, so a refreshed token is used at once). */
+  headers?: Record<string, string> | (() => Promise<Record<string, string>> | Record<string, string>);
+  egress?: EgressOptions;
+  /**
+   * Pinned definition hashes of the approved tools (name → hash). When given, a call to a tool
+   * that is not approved or whose current definition differs is refused with `tool_held`.
+   */
+  pins?: Record<string, string>;
+  /** How long a listed tool set is trusted before it is listed again to check pins (default 30 s). */
+  toolsTtlMs?: number;
+}
+
+const DEFAULT_TIMEOUT = 30_000;
+const DEFAULT_MAX_RESULT = 1024 * 1024;
+/** Room for the JSON-RPC envelope around a result when streaming bytes are counted. */
+const ENVELOPE_SLACK = 64 * 1024;
+
+function truncate(s: string, n = 500): string {
+  return s.length > n ? `${s.slice(0, n)}…` : s;
+}
+
+/** Maps anything thrown by the SDK, the transport or the network to a ConnectorError. */
+export function toConnectorError(err: unknown, where: { connector: string; tool?: string; timeoutMs?: number }): ConnectorError {
+  if (err instanceof ConnectorError) return err;
+  const d = { connector: where.connector, tool: where.tool };
+  const e = err as { code?: unknown; message?: string; name?: string; reason?: string };
+  const message = e?.message ?? String(err);
+  if (e?.code === 'egress_refused') return new ConnectorError('egress_refused', `${where.connector}: ${message}`, d, { cause: err });
+  if (err instanceof UnauthorizedError) {
+    return new ConnectorError('auth_required', `${where.connector}: the server asks for authorisation again (${message})`, d, { cause: err });
+  }
+  if (err instanceof StreamableHTTPError) {
+    const status = typeof err.code === 'number' ? err.code : undefined;
+    if (status === 401 || status === 403) {
+      return new ConnectorError('auth_required', `${where.connector}: the credential was refused (HTTP ${status}); authorise the connector again`, { ...d, status }, { cause: err });
+    }
+    if (status === 404 || status === 405) {
+      return new ConnectorError('upstream_unreachable', `${where.connector}: no MCP endpoint at this URL (HTTP ${status})`, { ...d, status }, { cause: err });
+    }
+    return new ConnectorError('upstream_error', `${where.connector}: ${truncate(message)}`, { ...d, status }, { cause: err });
+  }
+  if (err instanceof McpError) {
+    if (err.code === McpErrorCode.RequestTimeout) {
+      return new ConnectorError('timeout', `${where.connector}${where.tool ? `/${where.tool}` : ''}: no answer within ${where.timeoutMs ?? '?'} ms`, d, { cause: err });
+    }
+    if (err.code === McpErrorCode.InvalidParams) return new ConnectorError('bad_arguments', `${where.connector}: ${truncate(message)}`, d, { cause: err });
+    if (err.code === McpErrorCode.ConnectionClosed) return new ConnectorError('upstream_unreachable', `${where.connector}: the connection closed`, d, { cause: err });
+    return new ConnectorError('upstream_error', `${where.connector}: ${truncate(message)}`, d, { cause: err });
+  }
+  const net = networkCode(err);
+  if (net || (err instanceof TypeError && /fetch failed/i.test(message))) {
+    return new ConnectorError('upstream_unreachable', `${where.connector}: cannot reach the upstream (${net ?? message})`, d, { cause: err });
+  }
+  if (e?.name === 'AbortError') return new ConnectorError('timeout', `${where.connector}: the call was aborted`, d, { cause: err });
+  return new ConnectorError('upstream_error', `${where.connector}: ${truncate(message)}`, d, { cause: err });
+}
+
+const KNOWN_CODES = new Set<string>(['bad_arguments', 'auth_required', 'upstream_error', 'upstream_unreachable', 'not_found', 'conflict', 'result_too_large', 'timeout', 'egress_refused']);
+
+export class ConnectorClient {
+  private tools?: { at: number; list: ToolDefinition[] };
+  private readonly inflight = new Set<AbortController>();
+  private closed = false;
+
+  private constructor(
+    readonly id: string,
+    readonly kind: 'builtin' | 'remote',
+    private readonly client: Client,
+    private readonly limits: { timeoutMs: number; maxResultBytes: number },
+    private readonly remote?: { pins?: Record<string, string>; toolsTtlMs: number },
+  ) {
+    client.onerror = () => undefined; // transport errors surface on the calls themselves
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+      this.tools = undefined;
+    });
+  }
+
+  /** Connects an in-process MCP server (a built-in connector) through linked in-memory transports. */
+  static async inProcess(id: string, server: McpServer, limits: CallLimits = {}): Promise<ConnectorClient> {
+    const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+    const client = new Client({ name: 'steward-hub', version: '0.1.0' });
+    await server.connect(serverSide);
+    try {
+      await client.connect(clientSide, { timeout: limits.timeoutMs ?? DEFAULT_TIMEOUT });
+    } catch (err) {
+      await server.close().catch(() => undefined);
+      throw toConnectorError(err, { connector: id });
+    }
+    return new ConnectorClient(id, 'builtin', client, {
+      timeoutMs: limits.timeoutMs ?? DEFAULT_TIMEOUT,
+      maxResultBytes: limits.maxResultBytes ?? DEFAULT_MAX_RESULT,
+    });
+  }
+
+  /** Connects a remote MCP server over Streamable HTTP, through the egress guard. */
+  static async remote(id: string, opts: RemoteOptions): Promise<ConnectorClient> {
+    const limits = { timeoutMs: opts.timeoutMs ?? DEFAULT_TIMEOUT, maxResultBytes: opts.maxResultBytes ?? DEFAULT_MAX_RESULT };
+    let url: URL;
+    try {
+      url = new URL(opts.url);
+    } catch {
+      throw new ConnectorError('bad_arguments', `${id}: "${truncate(opts.url, 200)}" is not a URL`, { connector: id });
+    }
+    const ref: { client?: ConnectorClient } = {};
+    const base = guardedFetch({ ...opts.egress, timeoutMs: limits.timeoutMs });
+    const fetchFn = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+      const headers = new Headers(init.headers);
+      for (const [k, v] of Object.entries((typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {})) headers.set(k, v);
+      const res = await base(input, { ...init, headers, redirect: 'manual' });
+      if ((init.method ?? 'GET').toUpperCase() !== 'POST' || !res.body) return res;
+      return capResponse(res, limits.maxResultBytes + ENVELOPE_SLACK, () => ref.client?.abortAll(new ConnectorError('result_too_large', `${id}: the result is larger than ${limits.maxResultBytes} bytes`, { connector: id })));
+    };
+    const transport = new StreamableHTTPClientTransport(url, { fetch: fetchFn });
+    const client = new Client({ name: 'steward-hub', version: '0.1.0' });
+    try {
+      await client.connect(transport, { timeout: limits.timeoutMs });
+    } catch (err) {
+      await transport.close().catch(() => undefined);
+      throw toConnectorError(err, { connector: id, timeoutMs: limits.timeoutMs });
+    }
+    ref.client = new ConnectorClient(id, 'remote', client, limits, { pins: opts.pins, toolsTtlMs: opts.toolsTtlMs ?? 30_000 });
+    return ref.client;
+  }
+
+  private abortAll(reason: ConnectorError): void {
+    for (const c of this.inflight) c.abort(reason);
+  }
+
+  /** The server's tools (all pages). */
+  async listTools(opts: CallLimits = {}): Promise<ToolDefinition[]> {
+    this.assertOpen();
+    const timeout = opts.timeoutMs ?? this.limits.timeoutMs;
+    try {
+      const list: ToolDefinition[] = [];
+      let cursor: string | undefined;
+      for (let page = 0; page < 100; page++) {
+        const res = await this.client.listTools(cursor ? { cursor } : {}, { timeout, signal: opts.signal });
+        for (const t of res.tools) {
+          list.push({ name: t.name, title: t.title, description: t.description ?? '', inputSchema: t.inputSchema as Record<string, unknown>, annotations: t.annotations as Record<string, unknown> | undefined });
+        }
+        cursor = res.nextCursor;
+        if (!cursor) break;
+      }
+      this.tools = { at: Date.now(), list };
+      return list;
+    } catch (err) {
+      throw toConnectorError(err, { connector: this.id, timeoutMs: timeout });
+    }
+  }
+
+  private async currentTools(): Promise<ToolDefinition[]> {
+    if (this.tools && Date.now() - this.tools.at < (this.remote?.toolsTtlMs ?? Infinity)) return this.tools.list;
+    return this.listTools();
+  }
+
+  /** Replaces the pinned hashes (after an admin approved tools again). */
+  setPins(pins: Record<string, string> | undefined): void {
+    if (this.remote) this.remote.pins = pins;
+  }
+
+  async callTool(tool: string, args: Record<string, unknown> = {}, opts: CallLimits = {}): Promise<ToolCallResult> {
+    this.assertOpen();
+    const timeoutMs = opts.timeoutMs ?? this.limits.timeoutMs;
+    const maxResultBytes = opts.maxResultBytes ?? this.limits.maxResultBytes;
+    const where = { connector: this.id, tool, timeoutMs };
+    if (this.remote?.pins) await this.checkPinned(tool);
+    const ctrl = new AbortController();
+    const onAbort = () => ctrl.abort(opts.signal?.reason);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    this.inflight.add(ctrl);
+    let result: CallToolResult;
+    try {
+      result = (await this.client.callTool({ name: tool, arguments: args }, undefined, {
+        timeout: timeoutMs,
+        maxTotalTimeout: timeoutMs,
+        signal: ctrl.signal,
+      })) as CallToolResult;
+    } catch (err) {
+      const reason = ctrl.signal.aborted ? ctrl.signal.reason : undefined;
+      throw toConnectorError(reason instanceof ConnectorError ? reason : err, where);
+    } finally {
+      this.inflight.delete(ctrl);
+      opts.signal?.removeEventListener('abort', onAbort);
+    }
+    const bytes = Buffer.byteLength(JSON.stringify(result));
+    if (bytes > maxResultBytes) {
+      throw new ConnectorError('result_too_large', `${this.id}/${tool}: the result is ${bytes} bytes, more than the limit of ${maxResultBytes}`, { ...where, bytes, limit: maxResultBytes });
+    }
+    const text = (result.content ?? [])
+      .filter((c): c is { type: 'text'; text: string } => c.type === 'text')
+      .map((c) => c.text)
+      .join('\n');
+    if (result.isError) throw this.toolError(result, text, where);
+    const meta = (result._meta ?? {}) as Record<string, unknown>;
+    const labels = new Set<string>(Array.isArray(meta[LABELS_META_KEY]) ? (meta[LABELS_META_KEY] as unknown[]).filter((l): l is string => typeof l === 'string') : []);
+    // Whatever a third-party server returns is untrusted content for the task.
+    if (this.kind === 'remote') labels.add('untrusted');
+    return {
+      content: result.content ?? [],
+      structuredContent: result.structuredContent as Record<string, unknown> | undefined,
+      labels: [...labels].sort(),
+      text,
+      bytes,
+      connector: this.id,
+      tool,
+    };
+  }
+
+  private async checkPinned(tool: string): Promise<void> {
+    const pinned = this.remote?.pins?.[tool];
+    if (!pinned) throw new ConnectorError('tool_held', `${this.id}/${tool}: this tool is not approved by an admin`, { connector: this.id, tool });
+    const def = (await this.currentTools()).find((t) => t.name === tool);
+    if (!def) throw new ConnectorError('unknown_tool', `${this.id}/${tool}: the server no longer offers this tool`, { connector: this.id, tool });
+    const hash = toolDefinitionHash(def);
+    if (hash !== pinned) {
+      throw new ConnectorError('tool_held', `${this.id}/${tool}: the tool's definition changed since it was approved; held until an admin approves it again`, {
+        connector: this.id,
+        tool,
+        pinned,
+        current: hash,
+      });
+    }
+  }
+
+  private toolError(result: CallToolResult, text: string, where: { connector: string; tool: string }): ConnectorError {
+    const meta = (result._meta ?? {}) as Record<string, unknown>;
+    const structured = meta[ERROR_META_KEY] as { code?: string; message?: string; details?: Record<string, unknown> } | undefined;
+    // Only our own in-process connectors may name a typed error; a remote server's is an upstream error.
+    if (this.kind === 'builtin' && structured?.code && KNOWN_CODES.has(structured.code)) {
+      return new ConnectorError(structured.code as ConnectorErrorCode, structured.message ?? text, { ...structured.details, ...where });
+    }
+    if (/^(MCP error -32602: )?(Input validation error|Invalid arguments for tool)/.test(text)) {
+      return new ConnectorError('bad_arguments', `${where.connector}/${where.tool}: ${truncate(text)}`, where);
+    }
+    if (/^(MCP error -32602: )?Tool \S+ (not found|disabled)/.test(text)) {
+      return new ConnectorError('unknown_tool', `${where.connector}: ${truncate(text)}`, where);
+    }
+    return new ConnectorError('upstream_error', `${where.connector}/${where.tool} failed: ${truncate(text) || 'no detail'}`, where);
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new ConnectorError('upstream_unreachable', `${this.id}: the connection is closed`, { connector: this.id });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.close().catch(() => undefined);
+  }
+}
+
+/** Counts a response's body bytes; past `max` the stream fails and `onOversize` is called. */
+function capResponse(res: Response, max: number, onOversize: () => void): Response {
+  let seen = 0;
+  const counted = res.body!.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        seen += chunk.byteLength;
+        if (seen > max) {
+          onOversize();
+          controller.error(new Error(`response larger than ${max} bytes`));
+          return;
+        }
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
+/** The connectors of one org (or one task), by instance id. */
+export class ConnectorHub {
+  private readonly clients = new Map<string, ConnectorClient>();
+
+  constructor(private readonly defaults: CallLimits = {}) {}
+
+  /** Starts a built-in connector's server in process and connects to it. */
+  async addBuiltin(id: string, server: McpServer, limits: CallLimits = {}): Promise<ConnectorClient> {
+    const client = await ConnectorClient.inProcess(id, server, { ...this.defaults, ...limits });
+    await this.replace(id, client);
+    return client;
+  }
+
+  /** Connects a remote MCP server (URL checked by the egress guard). */
+  async addRemote(id: string, opts: RemoteOptions): Promise<ConnectorClient> {
+    const client = await ConnectorClient.remote(id, { ...this.defaults, ...opts });
+    await this.replace(id, client);
+    return client;
+  }
+
+  private async replace(id: string, client: ConnectorClient): Promise<void> {
+    const old = this.clients.get(id);
+    this.clients.set(id, client);
+    await old?.close();
+  }
+
+  get(id: string): ConnectorClient {
+    const c = this.clients.get(id);
+    if (!c) throw new ConnectorError('unknown_connector', `no connector "${id}" is connected`, { connector: id });
+    return c;
+  }
+
+  has(id: string): boolean {
+    return this.clients.has(id);
+  }
+
+  listTools(id: string, opts?: CallLimits): Promise<ToolDefinition[]> {
+    return Promise.resolve().then(() => this.get(id).listTools(opts));
+  }
+
+  callTool(id: string, tool: string, args: Record<string, unknown> = {}, opts?: CallLimits): Promise<ToolCallResult> {
+    return Promise.resolve().then(() => this.get(id).callTool(tool, args, opts));
+  }
+
+  async remove(id: string): Promise<void> {
+    const c = this.clients.get(id);
+    this.clients.delete(id);
+    await c?.close();
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.clients.values()];
+    this.clients.clear();
+    await Promise.all(all.map((c) => c.close()));
+  }
+}
+
+export { toolDefinitionHash };
