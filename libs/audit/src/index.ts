@@ -4,6 +4,7 @@ export * from './record';
 export * from './sequencer';
 export * from './signing';
 export * from './checkpoint';
+export * from './s3-sink';
 export * from './verify';
 export * from './maintenance';
 export * from './from-config';

@@ -25,6 +25,8 @@ export interface AuditMaintenanceOptions {
   purgeEveryHours?: number;
   /** Opens SIEM sinks' HEC tokens; without it nothing is pushed to SIEMs. */
   siemKeys?: KeyProvider;
+  /** Hosts allowed on non-public addresses for SIEM pushes (STEWARD_EGRESS_ALLOW_HOSTS). */
+  egressAllowHosts?: readonly string[];
   /** Called after each sealed batch has committed (benchmarks, metrics). */
   onSealed?: (orgId: string, eventIds: string[]) => void;
 }
@@ -83,7 +85,7 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
       // A SIEM's failure is logged (never the token) and retried next round.
       for (const org of await orgs()) {
         try {
-          for (const s of await pushToSiem(o.dataSource, o.siemKeys, org)) {
+          for (const s of await pushToSiem(o.dataSource, o.siemKeys, org, { allowHosts: o.egressAllowHosts })) {
             if (s.deadLettered) o.log.warn({ orgId: org, sinkId: s.sinkId, deadLettered: s.deadLettered, error: s.error }, 'audit SIEM push: batch dead-lettered');
           }
         } catch (err) {

@@ -7,7 +7,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/tes
 import { AuditKeyring } from './keyring';
 import { recordEvent } from './record';
 import { sealOrg } from './sequencer';
-import { pushToSiem, sealSinkToken, validateSinkUrl } from './siem';
+import { checkSinkUrl, pushToSiem, sealSinkToken, validateSinkUrl } from './siem';
 
 const keys = new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`);
 const keyring = new AuditKeyring(keys);
@@ -72,6 +72,8 @@ async function sinkRow(ds: DataSource, orgId: string, id: string) {
   return row as { last_seq: string; last_error: string | null; token_sealed: Buffer; token_wrapped_key: string; url: string };
 }
 
+const LOOPBACK = ['127.0.0.1'];
+
 const seqs = (hec: Hec) => hec.received.map((r) => r.event.steward?.seq ?? r.event.event?.sequence);
 
 describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
@@ -101,7 +103,7 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     // Recorded but not sealed yet: not pushed.
     await inOrg(ds, { orgId: org }, (em) => recordEvent(em, keyring, { id: newId(), orgId: org, occurredAt: new Date(), actor: { type: 'user', id: null }, action: 'file.read', outcome: 'success', client: 'rest' }));
     const sink = await addSink(ds, org, hec.url, 10);
-    const [r] = await pushToSiem(ds, keys, org, { baseDelayMs: 1 });
+    const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 });
     expect(r).toMatchObject({ sinkId: sink, delivered: 23, deadLettered: 0, lastSeq: 23, error: null });
     expect(hec.requests).toBe(3);
     expect(hec.received).toHaveLength(23);
@@ -114,11 +116,11 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     expect(seqs(hec)).toEqual([...Array(23).keys()].map((i) => i + 1));
     expect(Number((await sinkRow(ds, org, sink)).last_seq)).toBe(23);
     // Nothing new: nothing sent again.
-    await pushToSiem(ds, keys, org, { baseDelayMs: 1 });
+    await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 });
     expect(hec.received).toHaveLength(23);
     // The 24th once sealed.
     await sealOrg(ds, org, { holder: 'test' });
-    expect((await pushToSiem(ds, keys, org, { baseDelayMs: 1 }))[0]).toMatchObject({ delivered: 1, lastSeq: 24 });
+    expect((await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 }))[0]).toMatchObject({ delivered: 1, lastSeq: 24 });
     expect(hec.received).toHaveLength(24);
   });
 
@@ -128,7 +130,7 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     const sink = await addSink(ds, org, hec.url, 100);
     let failures = 2;
     hec.fail = () => (failures-- > 0 ? 503 : null);
-    const [r] = await pushToSiem(ds, keys, org, { baseDelayMs: 5, maxAttempts: 4 });
+    const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 5, maxAttempts: 4 });
     expect(r).toMatchObject({ delivered: 5, deadLettered: 0, lastSeq: 5 });
     expect(hec.requests).toBe(3);
     expect(hec.received).toHaveLength(5);
@@ -141,7 +143,7 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     await recordAndSeal(ds, org, 4);
     const sink = await addSink(ds, org, hec.url, 10);
     hec.fail = () => 500;
-    const [r] = await pushToSiem(ds, keys, org, { baseDelayMs: 1, maxAttempts: 3 });
+    const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1, maxAttempts: 3 });
     expect(r).toMatchObject({ delivered: 0, deadLettered: 4, lastSeq: 4 });
     expect(hec.requests).toBe(3);
     const dead = await inOrg(ds, { orgId: org }, (em) => em.query('SELECT sink_id, from_seq, to_seq, attempts, error FROM audit_siem_dead_letters WHERE org_id = $1', [org]));
@@ -155,7 +157,7 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     // The server recovers: the next batch (the dead-letter event itself, and new ones) goes through.
     hec.fail = () => null;
     await recordAndSeal(ds, org, 2);
-    const [r2] = await pushToSiem(ds, keys, org, { baseDelayMs: 1 });
+    const [r2] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 });
     expect(r2).toMatchObject({ delivered: 3, deadLettered: 0, lastSeq: 7, error: null });
     expect(hec.received.map((e) => e.event.event?.action)).toEqual(['audit.siem_dead_letter', 'file.read', 'file.read']);
     expect((await sinkRow(ds, org, sink)).last_error).toBeNull();
@@ -166,7 +168,7 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     await recordAndSeal(ds, org, 2);
     await addSink(ds, org, hec.url, 10);
     hec.fail = () => 403;
-    const [r] = await pushToSiem(ds, keys, org, { baseDelayMs: 1, maxAttempts: 4 });
+    const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1, maxAttempts: 4 });
     expect(r).toMatchObject({ deadLettered: 2 });
     expect(hec.requests).toBe(1);
   });
@@ -185,18 +187,36 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     await inOrg(ds, { orgId: other }, (em) =>
       em.query('INSERT INTO audit_siem_sinks (org_id, id, url, token_sealed, token_wrapped_key) VALUES ($1, $2, $3, $4, $5)', [other, moved, hec.url, row.token_sealed, row.token_wrapped_key]),
     );
-    const [r] = await pushToSiem(ds, keys, other, { baseDelayMs: 1 });
+    const [r] = await pushToSiem(ds, keys, other, { allowHosts: LOOPBACK, baseDelayMs: 1 });
     expect(r).toMatchObject({ delivered: 0, lastSeq: 0 });
     expect(r.error).toBeTruthy();
     expect(hec.requests).toBe(0);
   });
 
-  it('accepts https and loopback URLs only', () => {
+  it('accepts public https URLs; loopback and private hosts only when the operator allowlisted them', () => {
     expect(validateSinkUrl('https://splunk.example.com:8088/')).toBe('https://splunk.example.com:8088');
-    expect(validateSinkUrl('http://127.0.0.1:8088')).toBe('http://127.0.0.1:8088');
-    expect(validateSinkUrl('http://localhost:8088')).toBe('http://localhost:8088');
-    for (const bad of ['http://splunk.example.com', 'https://10.0.0.5', 'https://192.168.1.2', 'https://169.254.169.254', 'https://172.16.0.1', 'https://[fd00::1]', 'ftp://x.example', 'https://u:p@x.example', 'not a url']) {
+    expect(validateSinkUrl('http://127.0.0.1:8088', ['127.0.0.1'])).toBe('http://127.0.0.1:8088');
+    expect(validateSinkUrl('http://localhost:8088', ['localhost'])).toBe('http://localhost:8088');
+    expect(validateSinkUrl('https://siem.corp.internal', ['*.corp.internal'])).toBe('https://siem.corp.internal');
+    for (const bad of ['http://splunk.example.com', 'http://127.0.0.1:8088', 'https://localhost', 'https://10.0.0.5', 'https://192.168.1.2', 'https://169.254.169.254', 'https://172.16.0.1', 'https://[fd00::1]', 'https://[::1]', 'https://[::ffff:10.0.0.1]', 'https://siem.corp.internal', 'ftp://x.example', 'https://u:p@x.example', 'not a url']) {
       expect(() => validateSinkUrl(bad)).toThrow();
     }
+  });
+
+  it('refuses a host name whose DNS answers are private, when saved and at every push (rebinding)', async () => {
+    const answers: Record<string, string[]> = { 'splunk.evil.example': ['10.0.0.7'], 'hec.example.com': ['34.120.0.9'] };
+    const resolver = async (host: string) => (answers[host] ?? []).map((address) => ({ address, family: 4 as const }));
+    await expect(checkSinkUrl('https://splunk.evil.example', { resolver })).rejects.toThrow(/10\.0\.0\.7.*private/);
+    await expect(checkSinkUrl('https://hec.example.com', { resolver })).resolves.toBe('https://hec.example.com');
+    // Saved while it resolved to a public address, then rebound to the metadata address: nothing is sent.
+    const org = await newOrg(ds);
+    await recordAndSeal(ds, org, 3);
+    const sink = await addSink(ds, org, 'https://hec.example.com');
+    answers['hec.example.com'] = ['169.254.169.254'];
+    const [r] = await pushToSiem(ds, keys, org, { baseDelayMs: 1, maxAttempts: 1, resolver });
+    expect(r).toMatchObject({ delivered: 0 });
+    expect(r.error).toMatch(/169\.254\.169\.254/);
+    expect((await sinkRow(ds, org, sink)).last_error).toMatch(/link-local|metadata|169\.254/);
+    expect(hec.requests).toBe(0);
   });
 });

@@ -1,6 +1,5 @@
-import { isIP } from 'node:net';
 import type { DataSource } from 'typeorm';
-import { newId } from '@steward/common';
+import { assertEgressAllowed, classifyAddress, EgressRefusedError, type EgressResolver, guardedFetch, isHostAllowlisted, newId } from '@steward/common';
 import { inOrg } from '@steward/db';
 import { gcmOpen, gcmSeal, type KeyProvider, newDataKey } from '@steward/vault';
 import { toEcs } from './ecs';
@@ -39,27 +38,30 @@ export async function openSinkToken(keys: KeyProvider, orgId: string, sinkId: st
   }
 }
 
-function isPrivateOrSpecial(host: string): boolean {
-  const v = isIP(host);
-  if (v === 4) {
-    const [a, b] = host.split('.').map(Number);
-    return a === 0 || a === 10 || a === 127 || (a === 100 && b >= 64 && b <= 127) || (a === 169 && b === 254) || (a === 172 && b >= 16 && b <= 31) || (a === 192 && b === 168) || a >= 224;
+/**
+ * Where a sink may point (checked without DNS, when a sink is saved and before every push):
+ * https:// to a public host. A host on a non-public address (IP literal, localhost, *.internal,
+ * *.local) — a local forwarder, a SIEM inside the network — only when the operator allowlisted it
+ * (STEWARD_EGRESS_ALLOW_HOSTS), and then http:// too. Returns the normalized base URL (no
+ * trailing slash), or throws with the reason. DNS answers are checked by checkSinkUrl and, at
+ * every push, by the guarded fetch that connects only to the addresses it checked.
+ */
+export function validateSinkUrl(raw: string, allowHosts: readonly string[] = []): string {
+  const u = sinkUrlSyntax(raw);
+  const host = u.hostname.replace(/^\[|\]$/g, '');
+  const allowed = isHostAllowlisted(host, allowHosts);
+  if (u.protocol === 'http:' && !allowed) throw new Error('url must be https:// (http:// only for a host the operator allowlisted)');
+  if (!allowed) {
+    const kind = classifyAddress(host);
+    if ((kind !== 'invalid' && kind !== 'public') || /(^|\.)localhost$/i.test(host) || /\.(internal|local)$/i.test(host)) {
+      throw new Error('url must not point to a private or special address (unless the operator allowlisted the host)');
+    }
   }
-  if (v === 6) {
-    const h = host.toLowerCase();
-    return h === '::' || h === '::1' || /^f[cd]/.test(h) || /^fe[89ab]/.test(h) || h.startsWith('::ffff:') || h.startsWith('ff');
-  }
-  return false;
+  return u.toString().replace(/\/+$/, '');
 }
 
-const LOOPBACK = new Set(['127.0.0.1', 'localhost', '[::1]', '::1']);
-
-/**
- * Where a sink may point: https:// to a public host, or the loopback (http or https) for a
- * local forwarder. Other private, link-local and special ranges are refused (SSRF).
- * Returns the normalized base URL (no trailing slash), or throws with the reason.
- */
-export function validateSinkUrl(raw: string): string {
+/** The URL's shape only: parses, http(s), no credentials, query or fragment. */
+export function sinkUrlSyntax(raw: string): URL {
   let u: URL;
   try {
     u = new URL(raw);
@@ -68,12 +70,23 @@ export function validateSinkUrl(raw: string): string {
   }
   if (u.username || u.password) throw new Error('url must not carry credentials');
   if (u.search || u.hash) throw new Error('url must not have a query or fragment');
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  const loopback = LOOPBACK.has(u.hostname) || LOOPBACK.has(host);
-  if (u.protocol === 'http:' && !loopback) throw new Error('url must be https:// (http:// only for 127.0.0.1 or localhost)');
   if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('url must be https://');
-  if (!loopback && (isPrivateOrSpecial(host) || /(^|\.)localhost$/i.test(host) || host.endsWith('.internal') || host.endsWith('.local'))) throw new Error('url must not point to a private or special address');
-  return u.toString().replace(/\/+$/, '');
+  return u;
+}
+
+/**
+ * validateSinkUrl, then the host's DNS answers: refused when one is private or special (unless
+ * allowlisted). A name that does not resolve from here is accepted (every push checks again).
+ */
+export async function checkSinkUrl(raw: string, options: { allowHosts?: readonly string[]; resolver?: EgressResolver } = {}): Promise<string> {
+  const url = validateSinkUrl(raw, options.allowHosts);
+  try {
+    await assertEgressAllowed(url, options);
+  } catch (err) {
+    if (err instanceof EgressRefusedError && err.reason === 'dns') return url;
+    throw new Error(`url ${(err as Error).message.replace(/^egress refused: /, 'refused: ')}`, { cause: err });
+  }
+  return url;
 }
 
 /** One HEC event per line (Splunk accepts concatenated JSON objects; newlines keep it readable). */
@@ -85,7 +98,12 @@ export function toHecLine(line: ExportLine): string {
 }
 
 export interface PushToSiemOptions {
+  /** Default: a guarded fetch that connects only to checked public addresses (or allowlisted hosts). */
   fetchImpl?: typeof fetch;
+  /** Hosts the operator allowed on non-public addresses (STEWARD_EGRESS_ALLOW_HOSTS). */
+  allowHosts?: readonly string[];
+  /** DNS resolver for the guarded fetch (tests inject one). */
+  resolver?: EgressResolver;
   maxAttempts?: number;
   baseDelayMs?: number;
   /** Per-request timeout (default 10 s). */
@@ -132,7 +150,7 @@ async function post(fetchImpl: typeof fetch, url: string, token: string, body: s
   throw new Error(msg);
 }
 
-async function deliver(fetchImpl: typeof fetch, url: string, token: string, body: string, o: Required<Omit<PushToSiemOptions, 'fetchImpl'>>): Promise<{ ok: boolean; attempts: number; error: string | null }> {
+async function deliver(fetchImpl: typeof fetch, url: string, token: string, body: string, o: { maxAttempts: number; baseDelayMs: number; timeoutMs: number }): Promise<{ ok: boolean; attempts: number; error: string | null }> {
   let attempts = 0;
   let error: string | null = null;
   while (attempts < o.maxAttempts) {
@@ -155,7 +173,7 @@ async function deliver(fetchImpl: typeof fetch, url: string, token: string, body
  * and a batch past the retries is dead-lettered, audited and skipped.
  */
 export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId: string, options: PushToSiemOptions = {}): Promise<SinkPushResult[]> {
-  const fetchImpl = options.fetchImpl ?? fetch;
+  const fetchImpl = options.fetchImpl ?? (guardedFetch({ allowHosts: options.allowHosts, resolver: options.resolver, maxRedirects: 0 }) as typeof fetch);
   const o = { maxAttempts: Math.max(1, options.maxAttempts ?? 4), baseDelayMs: options.baseDelayMs ?? 200, timeoutMs: options.timeoutMs ?? 10_000 };
   const sinks: SinkRow[] = await inOrg(ds, { orgId }, (em) =>
     em.query('SELECT id, url, token_sealed, token_wrapped_key, batch_size, last_seq FROM audit_siem_sinks WHERE org_id = $1 AND enabled ORDER BY id', [orgId]),
@@ -170,7 +188,7 @@ export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId
     let url: string;
     let token: string;
     try {
-      url = validateSinkUrl(sink.url);
+      url = validateSinkUrl(sink.url, options.allowHosts);
       token = await openSinkToken(keyProvider, orgId, sink.id, sink.token_sealed, sink.token_wrapped_key);
     } catch (err) {
       r.error = (err as Error).message;

@@ -66,8 +66,31 @@ export const configSchema = z.object({
   /** Seconds between signed checkpoints (at most five minutes by default). */
   AUDIT_CHECKPOINT_SECONDS: z.coerce.number().int().min(5).max(3600).default(300),
   /** Where checkpoints are pushed: an HTTP endpoint, else a JSON-lines file (default under STEWARD_DATA_DIR). */
+  /**
+   * Hosts Steward may reach although they resolve to loopback, private or link-local addresses
+   * (a local SIEM forwarder, an internal MCP server): comma-separated names, IPs or *.domain.
+   * Everything else outbound (SIEM sinks, remote connectors, web fetches) must be public.
+   */
+  STEWARD_EGRESS_ALLOW_HOSTS: z
+    .string()
+    .max(4096)
+    .default('')
+    .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+    .refine((hosts) => hosts.every((h) => /^(\*\.)?[a-z0-9.:_\-\[\]]{1,253}$/.test(h)), 'must be a comma-separated list of host names, IP addresses or *.domain'),
   AUDIT_CHECKPOINT_URL: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   AUDIT_CHECKPOINT_FILE: z.string().max(1024).optional(),
+  /** An S3-compatible bucket with Object Lock for checkpoints (takes precedence over URL and file). */
+  AUDIT_CHECKPOINT_S3_BUCKET: z.string().regex(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, 'must be an S3 bucket name').optional(),
+  AUDIT_CHECKPOINT_S3_PREFIX: z.string().max(512).default('steward/checkpoints/'),
+  AUDIT_CHECKPOINT_S3_REGION: z.string().max(64).default('us-east-1'),
+  /** For S3-compatible stores (MinIO, Ceph, ...); AWS S3 when unset. */
+  AUDIT_CHECKPOINT_S3_ENDPOINT: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  /** Days each checkpoint stays locked; longer than the longest audit retention plus legal holds. */
+  AUDIT_CHECKPOINT_S3_RETAIN_DAYS: z.coerce.number().int().min(1).max(36_500).default(400),
+  AUDIT_CHECKPOINT_S3_LOCK_MODE: z.enum(['COMPLIANCE', 'GOVERNANCE']).default('COMPLIANCE'),
+  /** Optional: without them the AWS SDK's default chain (environment, web identity, instance role). */
+  AUDIT_CHECKPOINT_S3_ACCESS_KEY_ID: z.string().max(128).optional(),
+  AUDIT_CHECKPOINT_S3_SECRET_ACCESS_KEY: z.string().max(256).optional(),
   /** Pause of the sealing loop when it found nothing to seal (with work it runs back to back). */
   AUDIT_SEAL_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(200),
   /** Readiness fails when the oldest unsealed event is older than this. */

@@ -1,4 +1,4 @@
-import { validateSinkUrl } from '@steward/audit';
+import { sinkUrlSyntax } from '@steward/audit';
 import { z } from 'zod';
 import { secretInput, Timestamp, Uuid } from '../core/schemas';
 
@@ -8,7 +8,8 @@ const SinkUrl = z
   .max(2000)
   .superRefine((v, ctx) => {
     try {
-      validateSinkUrl(v);
+      // Syntax and literal addresses here; allowlisted hosts and DNS answers in the service.
+      sinkUrlSyntax(v);
     } catch (err) {
       ctx.addIssue({ code: 'custom', message: (err as Error).message });
     }

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppError, type Config, newId } from '@steward/common';
-import { sealSinkToken, validateSinkUrl } from '@steward/audit';
+import { checkSinkUrl, sealSinkToken } from '@steward/audit';
 import type { EntityManager } from '@steward/db';
 import { ConfigKeyProvider, type KeyProvider } from '@steward/vault';
 import type { z } from 'zod';
@@ -48,6 +48,7 @@ const isUuid = (id: string) => /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}
 @Injectable()
 export class SiemSinksService {
   private readonly keys: KeyProvider;
+  private readonly allowHosts: readonly string[];
 
   constructor(
     @Inject(CONFIG) config: Config,
@@ -56,6 +57,16 @@ export class SiemSinksService {
     private readonly audit: AuditService,
   ) {
     this.keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+    this.allowHosts = config.STEWARD_EGRESS_ALLOW_HOSTS;
+  }
+
+  /** Public https hosts only, unless the operator allowlisted the host; DNS answers checked too (SSRF). */
+  private async checkUrl(raw: string): Promise<string> {
+    try {
+      return await checkSinkUrl(raw, { allowHosts: this.allowHosts });
+    } catch (err) {
+      throw AppError.validation([{ path: 'url', message: (err as Error).message.slice(0, 300) }]);
+    }
   }
 
   private async one(em: EntityManager, orgId: string, id: string): Promise<Row | undefined> {
@@ -74,7 +85,7 @@ export class SiemSinksService {
   async create(p: Principal, body: z.infer<typeof CreateSiemSinkBody>) {
     await this.access.authorize(p, 'create', 'SiemSink');
     const id = newId();
-    const url = validateSinkUrl(body.url);
+    const url = await this.checkUrl(body.url);
     const { tokenSealed, tokenWrappedKey } = await sealSinkToken(this.keys, p.orgId, id, body.token);
     return this.db.inOrg(p, async (em) => {
       const [{ n }] = await em.query('SELECT count(*)::int AS n FROM audit_siem_sinks WHERE org_id = $1', [p.orgId]);
@@ -101,7 +112,9 @@ export class SiemSinksService {
       const before = await this.one(em, p.orgId, id);
       if (!before) throw AppError.notFound('SIEM sink');
       await this.access.authorize(p, 'update', 'SiemSink', { id });
-      const url = body.url !== undefined ? validateSinkUrl(body.url) : before.url;
+      // Checked before the transaction's writes; DNS is asked outside any lock we hold.
+      const checkedUrl = body.url !== undefined ? await this.checkUrl(body.url) : null;
+      const url = body.url !== undefined ? checkedUrl! : before.url;
       await em.query(
         `UPDATE audit_siem_sinks SET url = $3, enabled = $4, batch_size = $5,
            token_sealed = COALESCE($6, token_sealed), token_wrapped_key = COALESCE($7, token_wrapped_key),
