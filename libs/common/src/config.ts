@@ -76,7 +76,7 @@ export const configSchema = z.object({
     .max(4096)
     .default('')
     .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
-    .refine((hosts) => hosts.every((h) => /^(\*\.)?[a-z0-9.:_\-\[\]]{1,253}$/.test(h)), 'must be a comma-separated list of host names, IP addresses or *.domain'),
+    .refine((hosts) => hosts.every((h) => /^(\*\.)?[a-z0-9.:_[\]-]{1,253}$/.test(h)), 'must be a comma-separated list of host names, IP addresses or *.domain'),
   AUDIT_CHECKPOINT_URL: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   AUDIT_CHECKPOINT_FILE: z.string().max(1024).optional(),
   /** An S3-compatible bucket with Object Lock for checkpoints (takes precedence over URL and file). */
