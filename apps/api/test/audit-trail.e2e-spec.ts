@@ -112,6 +112,44 @@ describe('audit trail through the API', () => {
     expect(views.body.items).toHaveLength(1);
   });
 
+  it("erases one member's audit fields on request: unreadable, unfindable, listed, audited; refused under legal hold", async () => {
+    const security = await login(h, org.users.security.email);
+    const canary = 'canary.erasure.5512@customer.example';
+    const memberUser = org.users.member.id;
+    // Admin's invitation e-mail is sealed under the admin's key; erase the admin.
+    expect((await h.http.post('/v1/invitations').set('Cookie', admin).send({ email: canary, roles: ['member'] })).status).toBe(201);
+    const found = await h.http.get('/v1/audit-events').query({ value: canary }).set('Cookie', auditor);
+    expect(found.body.items).toHaveLength(1);
+    const eventId = found.body.items[0].id;
+    expect((await h.http.get(`/v1/audit-events/${eventId}/sensitive`).set('Cookie', auditor)).body.fields).toEqual({ email: canary });
+
+    const bad = await h.http.post('/v1/audit/erasures').set('Cookie', security).send({ userId: '01a20000-0000-7000-8000-00000000dead', reason: 'request' });
+    expect(bad.status).toBe(404);
+    const erased = await h.http.post('/v1/audit/erasures').set('Cookie', security).send({ userId: org.users.admin.id, reason: 'APPI deletion request #4411' });
+    expect(erased.status).toBe(201);
+    expect(erased.body).toMatchObject({ userId: org.users.admin.id, requestedBy: org.users.security.id });
+    expect(erased.body.keysDestroyed).toBeGreaterThanOrEqual(1);
+
+    expect((await h.http.get(`/v1/audit-events/${eventId}/sensitive`).set('Cookie', auditor)).body.fields).toBeNull();
+    expect((await h.http.get('/v1/audit-events').query({ value: canary }).set('Cookie', auditor)).body.items).toEqual([]);
+    const list = await h.http.get('/v1/audit/erasures').set('Cookie', auditor);
+    expect(list.body.items.map((e: { id: string }) => e.id)).toContain(erased.body.id);
+    expect(JSON.stringify(list.body)).not.toContain('APPI');
+    const audited = await h.http.get('/v1/audit-events').query({ action: 'audit.erase' }).set('Cookie', owner);
+    expect(audited.body.items[0]).toMatchObject({ targetType: 'User', targetId: org.users.admin.id });
+    expect(h.logs()).not.toContain(canary);
+
+    // A member under legal hold cannot be erased (problem+json, nothing changed).
+    const hold = await h.http.post('/v1/legal-holds').set('Cookie', security).send({ userId: memberUser, from: '2026-01-01T00:00:00Z', reason: 'litigation hold' });
+    expect(hold.status).toBe(201);
+    const refused = await h.http.post('/v1/audit/erasures').set('Cookie', security).send({ userId: memberUser, reason: 'request' });
+    expect(refused.status).toBe(409);
+    expect(refused.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(refused.body.detail).toMatch(/legal hold/);
+    expect((await h.http.get('/v1/audit/erasures').set('Cookie', auditor)).body.items).toHaveLength(list.body.items.length);
+    await h.http.post(`/v1/legal-holds/${hold.body.id}/release`).set('Cookie', security);
+  });
+
   it('pages through the trail with a stable cursor', async () => {
     const seen: string[] = [];
     let cursor: string | null = null;

@@ -64,6 +64,8 @@ const TABLE: Record<string, Row> = {
   'POST /v1/audit/verify': only(['owner', 'security', 'auditor']),
   'GET /v1/audit/checkpoints': only(AUDIT_READERS),
   'POST /v1/audit/checkpoints': only(['owner', 'security']),
+  'GET /v1/audit/erasures': only(AUDIT_READERS),
+  'POST /v1/audit/erasures': only(['owner', 'security'], 403),
   'GET /v1/audit/public-key': every('ok'),
   'GET /v1/audit/export/manifest': only(['owner', 'security', 'auditor']),
   'GET /v1/audit/export': only(['owner', 'security', 'auditor']),

@@ -34,6 +34,10 @@ export interface AuditEventInput {
 export interface SealedPart {
   /** The org-month data key that sealed it ("2026-11-01"). */
   month: string;
+  /** The person the fields are about, when sealed under that person's key (erasable on its own). */
+  subject?: string;
+  /** The generation of the person's key (a new one after each erasure). */
+  gen?: number;
   /** AES-256-GCM ciphertext (base64url) of the sensitive fields' JSON. */
   ct: string;
 }

@@ -12,6 +12,18 @@ export function monthOf(d: Date): string {
 }
 
 const aadOf = (orgId: string, month: string) => `audit/${orgId}/${month}`;
+const subjectAad = (orgId: string, month: string, subject: string, gen: number) => `audit/${orgId}/${month}/${subject}/${gen}`;
+
+/**
+ * How long a process keeps a person's key in memory. An erasure elsewhere takes effect for
+ * writes here within this time (what is sealed meanwhile is under a destroyed key: unreadable).
+ */
+const SUBJECT_KEY_TTL_MS = 5_000;
+
+export interface SubjectKey {
+  key: Buffer;
+  gen: number;
+}
 
 export class AuditKeyring {
   /** Only keys read back from committed rows are cached (a key made in a transaction that rolls back must not be). */
@@ -24,7 +36,7 @@ export class AuditKeyring {
     const cacheKey = `${orgId}/${month}`;
     const hit = this.cache.get(cacheKey);
     if (hit) return hit;
-    const rows: { wrapped: string | null }[] = await em.query('SELECT wrapped FROM audit_keys WHERE org_id = $1 AND month = $2', [orgId, month]);
+    const rows: { wrapped: string | null }[] = await em.query(`SELECT wrapped FROM audit_keys WHERE org_id = $1 AND month = $2 AND subject = '' AND generation = 0`, [orgId, month]);
     if (rows.length) {
       if (!rows[0].wrapped) return null;
       const key = await this.provider.unwrap(rows[0].wrapped, aadOf(orgId, month));
@@ -35,14 +47,75 @@ export class AuditKeyring {
     const key = newDataKey();
     const wrapped = await this.provider.wrap(key, aadOf(orgId, month));
     const inserted: unknown[] = await em.query(
-      'INSERT INTO audit_keys (org_id, month, wrapped) VALUES ($1, $2, $3) ON CONFLICT (org_id, month) DO NOTHING RETURNING month',
+      `INSERT INTO audit_keys (org_id, month, wrapped) VALUES ($1, $2, $3) ON CONFLICT (org_id, month, subject, generation) DO NOTHING RETURNING month`,
       [orgId, month, wrapped],
     );
     if (inserted.length) return key;
     return this.key(em, orgId, month, false); // another writer made it first
   }
 
+  private readonly subjects = new Map<string, { k: SubjectKey; until: number }>();
+
+  /**
+   * The key that seals a person's fields this month, for writing: the newest generation, or a new
+   * one when there is none or the newest was destroyed (the person was erased; later events get a
+   * fresh key). Created in the caller's transaction.
+   */
+  async subjectKey(em: EntityManager, orgId: string, month: string, subject: string): Promise<SubjectKey> {
+    const cacheKey = `${orgId}/${month}/${subject}`;
+    const hit = this.subjects.get(cacheKey);
+    if (hit && hit.until > Date.now()) return hit.k;
+    for (let attempt = 0; ; attempt++) {
+      const [row]: { wrapped: string | null; generation: number }[] = await em.query(
+        'SELECT wrapped, generation FROM audit_keys WHERE org_id = $1 AND month = $2 AND subject = $3 ORDER BY generation DESC LIMIT 1',
+        [orgId, month, subject],
+      );
+      if (row?.wrapped) {
+        const k = { key: await this.provider.unwrap(row.wrapped, subjectAad(orgId, month, subject, row.generation)), gen: row.generation };
+        this.subjects.set(cacheKey, { k, until: Date.now() + SUBJECT_KEY_TTL_MS });
+        return k;
+      }
+      const gen = row ? row.generation + 1 : 0;
+      const key = newDataKey();
+      const wrapped = await this.provider.wrap(key, subjectAad(orgId, month, subject, gen));
+      const inserted: unknown[] = await em.query(
+        'INSERT INTO audit_keys (org_id, month, subject, generation, wrapped) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING RETURNING month',
+        [orgId, month, subject, gen, wrapped],
+      );
+      // Not cached until committed elsewhere: a rolled-back transaction must not leave a key in memory.
+      if (inserted.length) return { key, gen };
+      if (attempt >= 3) throw new Error('could not create the audit subject key');
+    }
+  }
+
+  /** A person's key of one month and generation, for reading; null once destroyed (erased or past retention). */
+  async subjectKeyAt(em: EntityManager, orgId: string, month: string, subject: string, gen: number): Promise<Buffer | null> {
+    const [row]: { wrapped: string | null }[] = await em.query('SELECT wrapped FROM audit_keys WHERE org_id = $1 AND month = $2 AND subject = $3 AND generation = $4', [
+      orgId,
+      month,
+      subject,
+      gen,
+    ]);
+    return row?.wrapped ? this.provider.unwrap(row.wrapped, subjectAad(orgId, month, subject, gen)) : null;
+  }
+
+  /** Drops a person's keys from this process's memory. */
+  forgetSubject(orgId: string, subject: string): void {
+    for (const [k, v] of this.subjects) {
+      if (k.startsWith(`${orgId}/`) && k.endsWith(`/${subject}`)) {
+        v.k.key.fill(0);
+        this.subjects.delete(k);
+      }
+    }
+  }
+
   forget(orgId: string, month: string): void {
+    for (const [k, v] of this.subjects) {
+      if (k.startsWith(`${orgId}/${month}/`)) {
+        v.k.key.fill(0);
+        this.subjects.delete(k);
+      }
+    }
     this.cache.get(`${orgId}/${month}`)?.fill(0);
     this.cache.delete(`${orgId}/${month}`);
   }

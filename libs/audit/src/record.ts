@@ -5,6 +5,11 @@ import { type AuditKeyring, monthOf } from './keyring';
 export interface RecordInput extends AuditEventInput {
   /** Arguments, recipients, content excerpts: sealed under the org-month key, searchable by blind index. */
   sensitive?: Record<string, string | string[] | number | boolean | null>;
+  /**
+   * The person the sensitive fields are about (an erasure request shreds them): default the
+   * acting user; the gate names the employee an agent acts for; null for none.
+   */
+  subject?: string | null;
 }
 
 /**
@@ -17,8 +22,14 @@ export async function recordEvent(em: EntityManager, keyring: AuditKeyring, inpu
   if (input.sensitive && Object.keys(input.sensitive).length) {
     const month = monthOf(input.occurredAt);
     const key = await keyring.key(em, input.orgId, month, true);
+    const subject = input.subject !== undefined ? input.subject : input.actor.type === 'user' ? input.actor.id : null;
     if (key) {
-      sealed = { month, ct: keyring.seal(key, input.id, input.sensitive) };
+      if (subject) {
+        const sk = await keyring.subjectKey(em, input.orgId, month, subject);
+        sealed = { month, subject, gen: sk.gen, ct: keyring.seal(sk.key, input.id, input.sensitive) };
+      } else {
+        sealed = { month, ct: keyring.seal(key, input.id, input.sensitive) };
+      }
       blind = [];
       for (const [field, value] of Object.entries(input.sensitive)) {
         for (const v of Array.isArray(value) ? value : [value]) {

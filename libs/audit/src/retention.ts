@@ -60,7 +60,7 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
     const cutoff = retentionCutoff(now, Number(org?.months ?? 6));
     const holds = await holdsOf(em, orgId);
     const months: { month: string }[] = await em.query(
-      `SELECT to_char(month, 'YYYY-MM-DD') AS month FROM audit_keys WHERE org_id = $1 AND wrapped IS NOT NULL AND month < $2 AND month <> $3 ORDER BY month`,
+      `SELECT DISTINCT to_char(month, 'YYYY-MM-DD') AS month FROM audit_keys WHERE org_id = $1 AND wrapped IS NOT NULL AND month < $2 AND month <> $3 ORDER BY 1`,
       [orgId, cutoff, HOLD_KEY_MONTH],
     );
     const report: OrgPurge = { orgId, cutoff, destroyedMonths: [], keptByHold: [], heldEvents: 0 };
@@ -83,7 +83,8 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
           );
           for (const r of rows) {
             const e = JSON.parse(r.canonical) as CanonicalEvent;
-            const fields = keyring.open(key, e.id, e.sealed!.ct);
+            const fields = await openUnderOwnKey(em, keyring, orgId, e);
+            if (!fields) continue; // already erased
             await em.query('INSERT INTO audit_held_payloads (org_id, event_id, hold_id, sealed) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
               orgId,
               e.id,
@@ -94,7 +95,8 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
           }
         }
       }
-      await em.query('UPDATE audit_keys SET wrapped = NULL, destroyed_at = now() WHERE org_id = $1 AND month = $2', [orgId, month]);
+      // The month key and every person's key of that month.
+      await em.query('UPDATE audit_keys SET wrapped = NULL, destroyed_at = now() WHERE org_id = $1 AND month = $2 AND wrapped IS NOT NULL', [orgId, month]);
       keyring.forget(orgId, month);
       report.destroyedMonths.push(month);
     }
@@ -120,12 +122,82 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
  */
 export async function readSealed(em: EntityManager, keyring: AuditKeyring, orgId: string, e: CanonicalEvent): Promise<Record<string, unknown> | null> {
   if (!e.sealed) return {};
-  const key = await keyring.key(em, orgId, e.sealed.month, false);
-  if (key) return keyring.open(key, e.id, e.sealed.ct);
+  const own = await openUnderOwnKey(em, keyring, orgId, e);
+  if (own) return own;
   const [held] = await em.query('SELECT sealed FROM audit_held_payloads WHERE org_id = $1 AND event_id = $2 LIMIT 1', [orgId, e.id]);
   if (!held) return null;
   const holdKey = await keyring.key(em, orgId, HOLD_KEY_MONTH, false);
   return holdKey ? keyring.open(holdKey, e.id, held.sealed) : null;
+}
+
+/** The sealed fields under the key that sealed them (the month's, or the person's), or null when that key is gone. */
+async function openUnderOwnKey(em: EntityManager, keyring: AuditKeyring, orgId: string, e: CanonicalEvent): Promise<Record<string, unknown> | null> {
+  const s = e.sealed!;
+  const key = s.subject !== undefined ? await keyring.subjectKeyAt(em, orgId, s.month, s.subject, s.gen ?? 0) : await keyring.key(em, orgId, s.month, false);
+  return key ? keyring.open(key, e.id, s.ct) : null;
+}
+
+export interface Erasure {
+  id: string;
+  subject: string;
+  keysDestroyed: number;
+  erasedAt: string;
+}
+
+/** An erasure that a legal hold forbids (the hold's legal obligation comes first). */
+export class ErasureBlockedError extends Error {
+  constructor(readonly holdIds: string[]) {
+    super(`The person is under legal hold (${holdIds.length} active hold${holdIds.length === 1 ? '' : 's'}); release the hold before erasing.`);
+  }
+}
+
+/**
+ * Erases one person's audit fields, in the caller's transaction (which must also record the
+ * `audit.erase` event): destroys every key that sealed fields about them (all months, all
+ * generations), so those fields can no longer be read by anyone; the chain still verifies.
+ * Refused while a legal hold covers the person (or the whole org). Events recorded afterwards
+ * get a fresh key. Call keyring.forgetSubject() after the commit.
+ */
+export async function eraseSubjectIn(em: EntityManager, orgId: string, subject: string, requestedBy: string | null): Promise<Erasure> {
+  const holds: { id: string }[] = await em.query('SELECT id FROM legal_holds WHERE org_id = $1 AND released_at IS NULL AND (user_id IS NULL OR user_id::text = $2)', [orgId, subject]);
+  if (holds.length) throw new ErasureBlockedError(holds.map((h) => h.id));
+  const destroyed: unknown[] = await em.query('UPDATE audit_keys SET wrapped = NULL, destroyed_at = now() WHERE org_id = $1 AND subject = $2 AND wrapped IS NOT NULL RETURNING month', [
+    orgId,
+    subject,
+  ]);
+  const id = newId();
+  const [row] = await em.query('INSERT INTO audit_erasures (org_id, id, subject, requested_by, keys_destroyed) VALUES ($1, $2, $3, $4, $5) RETURNING erased_at', [
+    orgId,
+    id,
+    subject,
+    requestedBy,
+    destroyed.length,
+  ]);
+  return { id, subject, keysDestroyed: destroyed.length, erasedAt: new Date(row.erased_at).toISOString() };
+}
+
+/** eraseSubjectIn in a transaction of its own, recorded as done by the system (jobs, tests). */
+export async function eraseSubject(ds: DataSource, keyring: AuditKeyring, orgId: string, subject: string, reason: string): Promise<Erasure> {
+  const erasure = await inOrg(ds, { orgId }, async (em) => {
+    const e = await eraseSubjectIn(em, orgId, subject, null);
+    await recordEvent(em, keyring, {
+      id: newId(),
+      orgId,
+      occurredAt: new Date(),
+      actor: { type: 'system', id: null },
+      action: 'audit.erase',
+      target: { type: 'User', id: subject },
+      outcome: 'success',
+      client: 'system',
+      payload: { erasure: e.id, keysDestroyed: e.keysDestroyed },
+      // The reason may name the person: sealed under the org's key, not the erased person's.
+      sensitive: { reason },
+      subject: null,
+    });
+    return e;
+  });
+  keyring.forgetSubject(orgId, subject);
+  return erasure;
 }
 
 export interface PartitionDrop {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import type { CanonicalEvent } from '@steward/audit';
+import { type CanonicalEvent, readSealed } from '@steward/audit';
 import { AppError } from '@steward/common';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
@@ -98,6 +98,9 @@ export class AuditEventsService {
         }
         args.push(tokens);
         where.push(`(canonical::jsonb)->'blind' ?| $${args.length}::text[]`);
+        // An erased person's values are not findable either (their blind tokens stay in the chained events).
+        where.push(`NOT EXISTS (SELECT 1 FROM audit_erasures x WHERE x.org_id = audit_events.org_id
+                     AND x.subject = (audit_events.canonical::jsonb)->'sealed'->>'subject' AND audit_events.occurred_at <= x.erased_at)`);
       }
       if (q.cursor) {
         const c = decodeCursor(q.cursor);
@@ -129,11 +132,8 @@ export class AuditEventsService {
       if (!row) throw AppError.notFound('audit event');
       await this.access.authorize(p, 'read_sensitive', 'AuditEvent', { id });
       const event = JSON.parse(row.canonical) as CanonicalEvent;
-      let fields: Record<string, unknown> | null;
-      if (event.sealed) {
-        const key = await this.audit.keyring.key(em, p.orgId, event.sealed.month, false);
-        fields = key ? this.audit.keyring.open(key, event.id, event.sealed.ct) : null;
-      } else fields = {};
+      // Under the month's or the person's key, or a legal hold's copy; null once shredded (retention, erasure).
+      const fields = await readSealed(em, this.audit.keyring, p.orgId, event);
       await this.audit.record(em, p, { action: 'audit.payload_view', targetType: 'AuditEvent', targetId: id, payload: { readable: fields !== null } });
       return { id, fields };
     });

@@ -25,6 +25,8 @@ export interface AuditRecord {
   payload?: Record<string, unknown>;
   /** Personal or sensitive values (addresses, arguments): sealed under the org-month key. */
   sensitive?: Record<string, string | string[] | number | boolean | null>;
+  /** The person the sensitive values are about (default: the signed-in user); null: the org's key. */
+  subject?: string | null;
 }
 
 export function actorOf(p: Principal): AuditActor {
@@ -65,6 +67,8 @@ export class AuditService {
       requestId: a.requestId,
       payload: event.payload,
       sensitive: event.sensitive,
+      // Whose fields these are (an erasure shreds them): the signed-in user, also behind an API key.
+      subject: event.subject !== undefined ? event.subject : 'kind' in actor ? actor.userId : undefined,
     });
   }
 }

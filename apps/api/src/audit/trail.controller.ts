@@ -4,7 +4,7 @@ import type { z } from 'zod';
 import { Caller } from '../auth/principal.decorator';
 import type { Principal } from '../auth/principal';
 import { Endpoint } from '../core/endpoint';
-import { CheckpointList, CheckpointNow, ExportQuery, ManifestQuery, ManifestView, PublicKeyView, VerifyBody, VerifyView } from './trail.schemas';
+import { CheckpointList, CheckpointNow, CreateErasureBody, ErasureList, ErasureView, ExportQuery, ManifestQuery, ManifestView, PublicKeyView, VerifyBody, VerifyView } from './trail.schemas';
 import { AuditTrailService } from './trail.service';
 
 @Controller('v1/audit')
@@ -24,6 +24,16 @@ export class AuditTrailController {
   @Endpoint({ method: 'POST', path: 'checkpoints', operationId: 'createAuditCheckpoint', summary: 'Seal pending events, then sign and push a checkpoint now', tag: 'Audit', response: CheckpointNow })
   checkpointNow(@Caller() p: Principal) {
     return this.trail.checkpointNow(p);
+  }
+
+  @Endpoint({ method: 'GET', path: 'erasures', operationId: 'listAuditErasures', summary: "Erasures of people's audit fields in this org", tag: 'Audit', response: ErasureList })
+  erasures(@Caller() p: Principal) {
+    return this.trail.erasures(p);
+  }
+
+  @Endpoint({ method: 'POST', path: 'erasures', operationId: 'createAuditErasure', summary: "Erase one member's audit fields (crypto-shredding every key that sealed them; refused under legal hold)", tag: 'Audit', body: CreateErasureBody, response: ErasureView, status: 201, errors: [404, 409] })
+  erase(@Caller() p: Principal, @Body() body: z.infer<typeof CreateErasureBody>) {
+    return this.trail.erase(p, body.userId, body.reason);
   }
 
   @Endpoint({ method: 'GET', path: 'public-key', operationId: 'getAuditPublicKey', summary: "The server's checkpoint public key (pin your own copy out of band; a verifier must not trust the server it audits)", tag: 'Audit', response: PublicKeyView })

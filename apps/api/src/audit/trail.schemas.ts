@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Timestamp } from '../core/schemas';
+import { Timestamp, Uuid } from '../core/schemas';
 
 const Hex64 = z.string().regex(/^[0-9a-f]{64}$/).max(64);
 
@@ -52,3 +52,21 @@ export const ManifestView = z.strictObject({
   checkpoints: z.array(CheckpointView.extend({ org: z.uuid() })).max(100_000),
   exportedAt: Timestamp,
 });
+
+export const ErasureView = z.strictObject({
+  id: Uuid,
+  /** The erased person (a member's user id). */
+  userId: z.string().max(64),
+  keysDestroyed: z.number().int().min(0),
+  requestedBy: Uuid.nullable(),
+  erasedAt: Timestamp,
+});
+
+export const CreateErasureBody = z.strictObject({
+  /** The member whose audit fields are shredded (every month, every key). */
+  userId: Uuid,
+  /** Why (the request's reference); sealed in the audit event, never shown in lists. */
+  reason: z.string().trim().min(1).max(500),
+});
+
+export const ErasureList = z.strictObject({ items: z.array(ErasureView).max(1000) });

@@ -3,6 +3,8 @@ import type { Response } from 'express';
 import { createGzip } from 'node:zlib';
 import { once } from 'node:events';
 import {
+  eraseSubjectIn,
+  ErasureBlockedError,
   auditSigner,
   auditSink,
   checkpointOrg,
@@ -21,7 +23,8 @@ import {
   sealOrg,
   verifyOrg,
 } from '@steward/audit';
-import type { Config } from '@steward/common';
+import { AppError, type Config } from '@steward/common';
+import { Membership } from '@steward/db';
 import { AccessService } from '../access/access.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
@@ -42,6 +45,43 @@ export class AuditTrailService {
   ) {
     this.signer = auditSigner(config);
     this.sink = auditSink(config);
+  }
+
+  async erasures(p: Principal) {
+    await this.access.authorize(p, 'read', 'AuditEvent');
+    return this.db.inOrg(p, async (em) => {
+      const rows: { id: string; subject: string; keys_destroyed: number; requested_by: string | null; erased_at: Date }[] = await em.query(
+        'SELECT id, subject, keys_destroyed, requested_by, erased_at FROM audit_erasures WHERE org_id = $1 ORDER BY erased_at DESC LIMIT 1000',
+        [p.orgId],
+      );
+      return { items: rows.map((r) => ({ id: r.id, userId: r.subject, keysDestroyed: r.keys_destroyed, requestedBy: r.requested_by, erasedAt: r.erased_at.toISOString() })) };
+    });
+  }
+
+  /** Crypto-shreds one member's audit fields (step-up applies like any sensitive operation). */
+  async erase(p: Principal, userId: string, reason: string) {
+    await this.access.authorize(p, 'erase', 'AuditEvent');
+    const erasure = await this.db.inOrg(p, async (em) => {
+      if (!(await em.countBy(Membership, { orgId: p.orgId, userId }))) throw AppError.notFound('member');
+      let e;
+      try {
+        e = await eraseSubjectIn(em, p.orgId, userId, p.userId);
+      } catch (err) {
+        if (err instanceof ErasureBlockedError) throw AppError.conflict(err.message);
+        throw err;
+      }
+      await this.audit.record(em, p, {
+        action: 'audit.erase',
+        targetType: 'User',
+        targetId: userId,
+        payload: { erasure: e.id, keysDestroyed: e.keysDestroyed },
+        sensitive: { reason },
+        subject: null,
+      });
+      return e;
+    });
+    this.audit.keyring.forgetSubject(p.orgId, userId);
+    return { id: erasure.id, userId, keysDestroyed: erasure.keysDestroyed, requestedBy: p.userId, erasedAt: erasure.erasedAt };
   }
 
   publicKey() {

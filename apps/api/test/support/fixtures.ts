@@ -63,6 +63,11 @@ export async function newHold(c: Ctx): Promise<string> {
   return body.id;
 }
 
+export async function releaseAllHolds(c: Ctx): Promise<void> {
+  const list = await ok<{ items: { id: string; releasedAt: string | null }[] }>(await c.h.http.get('/v1/legal-holds').set('Cookie', c.ownerCookie), 200, 'holds');
+  for (const h of list.items.filter((x) => !x.releasedAt)) await ok(await c.h.http.post(`/v1/legal-holds/${h.id}/release`).set('Cookie', c.ownerCookie), 200, 'release hold');
+}
+
 export async function newSiemSink(c: Ctx): Promise<string> {
   const body = await ok<{ id: string }>(await c.h.http.post('/v1/siem-sinks').set('Cookie', c.ownerCookie).send({ url: 'https://splunk.example.com:8088', token: `tok-${rnd()}`, enabled: false }), 201, 'siem sink');
   return body.id;
@@ -176,6 +181,11 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'POST /v1/audit/verify': async () => ({ path: '/v1/audit/verify', body: {} }),
   'GET /v1/audit/checkpoints': async () => ({ path: '/v1/audit/checkpoints' }),
   'POST /v1/audit/checkpoints': async () => ({ path: '/v1/audit/checkpoints' }),
+  'GET /v1/audit/erasures': async () => ({ path: '/v1/audit/erasures' }),
+  'POST /v1/audit/erasures': async (c) => {
+    await releaseAllHolds(c); // an erasure is refused while a hold covers the person
+    return { path: '/v1/audit/erasures', body: { userId: c.org.users.approver.id, reason: 'APPI deletion request #4411' } };
+  },
   'GET /v1/audit/public-key': async () => ({ path: '/v1/audit/public-key' }),
   'GET /v1/audit/export/manifest': async () => ({ path: '/v1/audit/export/manifest' }),
   'GET /v1/audit/export': async () => ({ path: '/v1/audit/export' }),

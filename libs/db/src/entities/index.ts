@@ -62,6 +62,7 @@ export const TENANT_TABLES = [
   'audit_checkpoints',
   'audit_keys',
   'legal_holds',
+  'audit_erasures',
   'audit_held_payloads',
   'audit_siem_sinks',
   'audit_siem_dead_letters',
