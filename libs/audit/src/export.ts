@@ -40,7 +40,7 @@ export async function* exportLines(ds: DataSource, orgId: string, fromSeq: numbe
       orgId,
       `SELECT c.seq, encode(c.hash, 'hex') AS hash, e.canonical FROM audit_chain c
          LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
-                             WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
+                             WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
         WHERE c.org_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq LIMIT $4`,
       [orgId, after, toSeq, pageSize],
     );

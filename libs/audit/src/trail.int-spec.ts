@@ -1,3 +1,4 @@
+import { fork } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -15,7 +16,8 @@ import { sealOrg, sealingLagSeconds } from './sequencer';
 import { Ed25519Signer } from './signing';
 import { verifyOrg } from './verify';
 
-const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 3).toString('base64')}`));
+const MASTER_KEY = `v1:${Buffer.alloc(32, 3).toString('base64')}`;
+const keyring = new AuditKeyring(new ConfigKeyProvider(MASTER_KEY));
 const signer = new Ed25519Signer(randomBytes(32).toString('base64'));
 
 async function newOrg(ds: DataSource): Promise<string> {
@@ -130,49 +132,33 @@ describe('audit trail (real PostgreSQL)', () => {
     });
   });
 
-  it('makes one chain from four writers and two racing sequencers; rolled-back events never appear', async () => {
+  it('makes one chain from four writer processes and two racing sequencer processes; rolled-back events never appear', async () => {
     const org = await newOrg(ds);
-    const writers = await Promise.all([0, 1, 2, 3].map(async () => {
-      const w = createDataSource({ url: db.appUrl, poolMax: 2 });
-      await w.initialize();
-      return w;
-    }));
-    // 2,500 per writer keeps `npm test` short; STEWARD_AUDIT_RACE_EVENTS=10000 runs the full acceptance size.
-    const PER_WRITER = Number(process.env.STEWARD_AUDIT_RACE_EVENTS ?? 2500);
-    const rolledBack: string[] = [];
-    let writing = true;
-    const sequencers = ['seq-a', 'seq-b'].map(async (holder) => {
-      let total = 0;
-      while (writing) {
-        const r = await sealOrg(ds, org, { holder, batchSize: 500, leaseSeconds: 2, maxBatches: 3 });
-        total += r.sealed;
-        await new Promise((res) => setTimeout(res, 5));
-      }
-      return total;
-    });
+    // The acceptance size (4 processes × 10,000 events, ~1 min here); STEWARD_AUDIT_RACE_EVENTS lowers it for quick local runs.
+    const PER_WRITER = Number(process.env.STEWARD_AUDIT_RACE_EVENTS ?? 10_000);
+    const child = (args: Record<string, unknown>) => {
+      const p = fork(join(__dirname, '../../../test/support/audit-race-child.ts'), [JSON.stringify({ url: db.appUrl, org, masterKey: MASTER_KEY, ...args })], {
+        execArgv: ['-r', join(__dirname, '../../../test/support/ts-child.cjs')],
+        stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      });
+      const result = new Promise<{ rolledBack?: string[]; sealed?: number; pid: number }>((resolve, reject) => {
+        p.once('message', (m) => resolve(m as { pid: number }));
+        p.once('exit', (code) => (code ? reject(new Error(`${String(args.role)} process exited with ${code}`)) : undefined));
+      });
+      return { p, result };
+    };
+    const sequencers = ['seq-a', 'seq-b'].map((holder) => child({ role: 'sequencer', holder }));
+    const writers = [0, 1, 2, 3].map((k) => child({ role: 'writer', k, n: PER_WRITER }));
+    let written;
     try {
-      await Promise.all(
-        writers.map(async (w, k) => {
-          for (let i = 0; i < PER_WRITER; i++) {
-            const id = newId();
-            if (i % 250 === 0) {
-              rolledBack.push(id);
-              await inOrg(w, { orgId: org }, async (em) => {
-                await recordEvent(em, keyring, { id, orgId: org, occurredAt: new Date(), actor: { type: 'system', id: null }, action: 'file.delete', outcome: 'success', client: 'worker', payload: { k, i } });
-                throw new Error('business transaction fails after its event was written');
-              }).catch(() => undefined);
-            }
-            await inOrg(w, { orgId: org }, (em) =>
-              recordEvent(em, keyring, { id: newId(), orgId: org, occurredAt: new Date(), actor: { type: 'system', id: null }, action: 'file.read', outcome: 'success', client: 'worker', payload: { k, i } }),
-            );
-          }
-        }),
-      );
+      written = await Promise.all(writers.map((w) => w.result));
     } finally {
-      writing = false;
-      await Promise.all(writers.map((w) => w.destroy()));
+      for (const s of sequencers) s.p.send('stop');
     }
-    const byRacers = (await Promise.all(sequencers)).reduce((a, b) => a + b, 0);
+    const sealedBy = await Promise.all(sequencers.map((s) => s.result));
+    // Six distinct OS processes.
+    expect(new Set([...written, ...sealedBy].map((r) => r.pid)).size).toBe(6);
+    const byRacers = sealedBy.reduce((sum, r) => sum + (r.sealed ?? 0), 0);
     // The racers' leases run out; then whoever comes next finishes the backlog.
     let rest = await sealOrg(ds, org, { holder: 'seq-final', leaseSeconds: 2 });
     for (let i = 0; rest.busy && i < 30; i++) {
@@ -184,10 +170,11 @@ describe('audit trail (real PostgreSQL)', () => {
     expect(byRacers + rest.sealed).toBe(total);
     const result = await verifyOrg(ds, org, null);
     expect(result).toMatchObject({ ok: true, checked: total, lastSeq: total });
-    const [{ n }] = await inOrg(ds, { orgId: org }, (em) => em.query('SELECT count(*)::int AS n FROM audit_events WHERE id = ANY($1)', [rolledBack]));
+    const rolledBack = written.flatMap((w) => w.rolledBack ?? []);
     expect(rolledBack.length).toBe(4 * Math.ceil(PER_WRITER / 250));
+    const [{ n }] = await inOrg(ds, { orgId: org }, (em) => em.query('SELECT count(*)::int AS n FROM audit_events WHERE id = ANY($1)', [rolledBack]));
     expect(n).toBe(0);
-  }, 180_000);
+  }, 300_000);
 
   it('seals sensitive fields under the org-month key and keeps no clear value', async () => {
     const org = await newOrg(ds);

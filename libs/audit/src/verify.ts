@@ -159,7 +159,7 @@ export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: str
           `SELECT c.seq, c.event_id, c.hash, e.canonical, coalesce(c.occurred_at < h.purged_before, false) AS purged
              FROM audit_chain c
              LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
-                                 WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
+                                 WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
              LEFT JOIN audit_heads h ON h.org_id = c.org_id
             WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3`,
           [orgId, after, pageSize],
