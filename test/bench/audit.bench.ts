@@ -46,7 +46,7 @@ import {
   canonical,
   dropExpiredPartitions,
   Ed25519Signer,
-  exportLines,
+  exportPages,
   FileSink,
   monthOf,
   purgeOrg,
@@ -372,9 +372,12 @@ async function main(): Promise<void> {
       const sampler = sampleRss ? setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50) : null;
       let count = 0;
       const t = process.hrtime.bigint();
-      for await (const line of exportLines(ds, v, 1, VERIFY_EVENTS)) {
-        count++;
-        if (!target.write(`${format(line)}\n`)) await new Promise((r) => target.once('drain', r));
+      // As the API streams an export: one write per page, with backpressure.
+      for await (const page of exportPages(ds, v, 1, VERIFY_EVENTS)) {
+        let text = '';
+        for (const line of page) text += `${format(line)}\n`;
+        count += page.length;
+        if (!target.write(text)) await new Promise((r) => target.once('drain', r));
       }
       const s = seconds(t);
       if (sampler) clearInterval(sampler);

@@ -32,8 +32,8 @@ function inOrgRead<T>(ds: DataSource, orgId: string, sql: string, args: unknown[
   return inOrg(ds, { orgId }, (em) => em.query(sql, args) as Promise<T>, INDEX_ONLY);
 }
 
-/** Streams chain entries in sequence order, a page at a time (never the whole range in memory). */
-export async function* exportLines(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 5000): AsyncGenerator<ExportLine> {
+/** Chain entries in sequence order, a page at a time (never the whole range in memory; the next page is fetched meanwhile). */
+export async function* exportPages(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 5000): AsyncGenerator<ExportLine[]> {
   const page = (after: number) =>
     inOrgRead<{ seq: string; hash: string; canonical: string | null }[]>(
       ds,
@@ -45,8 +45,13 @@ export async function* exportLines(ds: DataSource, orgId: string, fromSeq: numbe
       [orgId, after, toSeq, pageSize],
     );
   for await (const rows of prefetchPages(page, fromSeq - 1, pageSize, toSeq)) {
-    for (const r of rows) yield { seq: Number(r.seq), hash: r.hash, canonical: r.canonical ?? 'null' };
+    yield rows.map((r) => ({ seq: Number(r.seq), hash: r.hash, canonical: r.canonical ?? 'null' }));
   }
+}
+
+/** Streams chain entries in sequence order, one at a time. */
+export async function* exportLines(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 5000): AsyncGenerator<ExportLine> {
+  for await (const page of exportPages(ds, orgId, fromSeq, toSeq, pageSize)) yield* page;
 }
 
 export async function exportRange(ds: DataSource, orgId: string, from?: number, to?: number): Promise<{ fromSeq: number; toSeq: number }> {

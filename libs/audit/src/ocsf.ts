@@ -225,5 +225,5 @@ export function toOcsf(line: ExportLine): Obj {
     payload: e.payload,
     sealed: e.sealed ? true : undefined,
   });
-  return compact(out);
+  return out;
 }

@@ -16,7 +16,8 @@ import {
   toOcsf,
   type CheckpointSigner,
   type CheckpointSink,
-  exportLines,
+  exportPages,
+  type ExportLine,
   exportManifest,
   exportRange,
   loadCheckpoints,
@@ -140,14 +141,17 @@ export class AuditTrailService {
     const out = gzip ? createGzip() : res;
     if (gzip) (out as ReturnType<typeof createGzip>).pipe(res);
     if (format === 'csv') out.write(`${csvHeader()}\n`);
-    for await (const line of exportLines(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq)) {
-      const text =
-        format === 'csv' ? toCsv(line)
-        : format === 'cef' ? toCef(line, VERSION)
-        : format === 'ocsf' ? JSON.stringify(toOcsf(line))
-        : format === 'ecs' ? JSON.stringify(toEcs(line))
-        : JSON.stringify(line);
-      if (!out.write(`${text}\n`)) await once(out, 'drain');
+    const format1 = (line: ExportLine): string =>
+      format === 'csv' ? toCsv(line)
+      : format === 'cef' ? toCef(line, VERSION)
+      : format === 'ocsf' ? JSON.stringify(toOcsf(line))
+      : format === 'ecs' ? JSON.stringify(toEcs(line))
+      : JSON.stringify(line);
+    // One write per page (thousands of lines), with backpressure.
+    for await (const page of exportPages(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq)) {
+      let text = '';
+      for (const line of page) text += `${format1(line)}\n`;
+      if (!out.write(text)) await once(out, 'drain');
     }
     out.end();
   }
