@@ -8,6 +8,7 @@ module.exports = {
     '<rootDir>/libs/jobs',
     '<rootDir>/libs/vault',
     '<rootDir>/libs/audit',
+    '<rootDir>/libs/gate',
     '<rootDir>/apps/api',
     '<rootDir>/apps/agent-worker',
   ],

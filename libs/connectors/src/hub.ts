@@ -6,7 +6,7 @@ import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ErrorCode as McpErrorCode, McpError, ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { guardedFetch, type EgressOptions } from '@steward/common';
 import { ConnectorError, networkCode, type ConnectorErrorCode } from './errors';
-import { LABELS_META_KEY, ERROR_META_KEY } from './tool-result';
+import { ERROR_META_KEY, IDEMPOTENCY_META_KEY, LABELS_META_KEY } from './tool-result';
 import { toolDefinitionHash, type ToolDefinition } from './pinning';
 
 /**
@@ -23,6 +23,11 @@ export interface CallLimits {
   /** Largest result accepted, bytes of its JSON (default 1 MiB). */
   maxResultBytes?: number;
   signal?: AbortSignal;
+  /**
+   * Steward's action id, sent upstream as `_meta["steward/idempotency-key"]` so that a server whose
+   * API takes an idempotency key can pass it on (a retried call then does not act twice).
+   */
+  idempotencyKey?: string;
 }
 
 export interface ToolCallResult {
@@ -212,7 +217,8 @@ export class ConnectorClient {
     this.inflight.add(ctrl);
     let result: CallToolResult;
     try {
-      result = (await this.client.callTool({ name: tool, arguments: args }, undefined, {
+      const params = opts.idempotencyKey ? { name: tool, arguments: args, _meta: { [IDEMPOTENCY_META_KEY]: opts.idempotencyKey } } : { name: tool, arguments: args };
+      result = (await this.client.callTool(params, undefined, {
         timeout: timeoutMs,
         maxTotalTimeout: timeoutMs,
         signal: ctrl.signal,

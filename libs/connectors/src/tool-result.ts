@@ -7,6 +7,8 @@ import { ConnectorError, networkCode } from './errors';
 export const LABELS_META_KEY = 'steward/labels';
 /** `_meta` key of a typed error of a built-in connector. */
 export const ERROR_META_KEY = 'steward/error';
+/** Where a tools/call request carries Steward's action id for upstream idempotency. */
+export const IDEMPOTENCY_META_KEY = 'steward/idempotency-key';
 
 export interface ToolOutput {
   /** Structured result (also sent as JSON text for clients that only read text). */

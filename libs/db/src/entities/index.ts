@@ -63,6 +63,7 @@ export const TENANT_TABLES = [
   'audit_keys',
   'legal_holds',
   'audit_erasures',
+  'task_actions',
   'audit_held_payloads',
   'audit_siem_sinks',
   'audit_siem_dead_letters',

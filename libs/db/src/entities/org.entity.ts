@@ -24,6 +24,13 @@ export class Org {
   @Column({ name: 'audit_retention_months', type: 'int', default: 6 })
   auditRetentionMonths!: number;
 
+  /** The kill switch: while set, no agent action executes through any path and credential decrypts are refused. */
+  @Column({ name: 'agents_paused_at', type: 'timestamptz', nullable: true })
+  agentsPausedAt!: Date | null;
+
+  @Column({ name: 'agents_paused_by', type: 'uuid', nullable: true })
+  agentsPausedBy!: string | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

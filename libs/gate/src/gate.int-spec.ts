@@ -1,0 +1,205 @@
+import { mkdtempSync, existsSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { Redis } from 'ioredis';
+import { Client } from 'pg';
+import { z } from 'zod';
+import { AuditKeyring } from '@steward/audit';
+import { newId } from '@steward/common';
+import { ConnectorHub, type ConnectorManifest, createWorkspaceFilesServer, workspaceFilesManifest } from '@steward/connectors';
+import { createDataSource, type DataSource, inOrg, Membership, Org, PolicyVersion, User } from '@steward/db';
+import { type PolicyDocument, seedPolicy } from '@steward/policy';
+import { ConfigKeyProvider } from '@steward/vault';
+import { redisUrl } from '../../../test/support/db-urls';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
+import { type ActionRequest, gateAction, type GateDeps } from './gate';
+import { PolicySource } from './policy-source';
+
+/**
+ * The gate against real PostgreSQL and Redis, with the built-in workspace-files connector and a
+ * "probe" connector whose tool looks, at the moment it runs, for its own committed claim and
+ * audit event through another database connection.
+ */
+const probeManifest: ConnectorManifest = {
+  id: 'probe',
+  name: 'Probe',
+  vendor: 'Steward tests',
+  runtime: { kind: 'builtin' },
+  auth: { kind: 'none' },
+  credentialScope: 'org',
+  tools: [
+    { name: 'probe.read', description: 'Read something.', inputSchema: { type: 'object', properties: { q: { type: 'string' } } }, action: 'file.read', readOnly: true },
+    { name: 'probe.pay', description: 'Pay an invoice.', inputSchema: { type: 'object', properties: { amount: { type: 'number' } } }, action: 'payment.execute', extract: { amount: ['/amount'] } },
+    { name: 'probe.send', description: 'Send mail.', inputSchema: { type: 'object', properties: { to: { type: 'string' } } }, action: 'email.send', extract: { recipients: ['/to'] } },
+  ],
+};
+
+describe('the action gate (real PostgreSQL and Redis)', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let observer: Client;
+  let redis: Redis;
+  let hub: ConnectorHub;
+  let folder: string;
+  const calls: { tool: string; claimState: string | null; decisionEvents: number; idempotencyKey: unknown }[] = [];
+  const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 4).toString('base64')}`));
+  const policies = new PolicySource();
+  let deps: GateDeps;
+
+  async function probeServer(): Promise<McpServer> {
+    const server = new McpServer({ name: 'probe', version: '1.0.0' });
+    const handler = (tool: string) => async (args: Record<string, unknown>, extra: { _meta?: Record<string, unknown> }) => {
+      const key = extra._meta?.['steward/idempotency-key'];
+      // Through another connection (a superuser, outside any transaction of the gate): only committed rows are visible.
+      const claim = await observer.query('SELECT state FROM task_actions WHERE id = $1', [key]);
+      const events = await observer.query(`SELECT count(*)::int AS n FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1`, [key]);
+      calls.push({ tool, claimState: claim.rows[0]?.state ?? null, decisionEvents: events.rows[0].n, idempotencyKey: key });
+      return { content: [{ type: 'text' as const, text: `ok ${JSON.stringify(args)}` }], structuredContent: { ok: true } };
+    };
+    server.registerTool('probe.read', { description: 'Read something.', inputSchema: { q: z.string().optional() } }, handler('probe.read'));
+    server.registerTool('probe.pay', { description: 'Pay.', inputSchema: { amount: z.number().optional() } }, handler('probe.pay'));
+    server.registerTool('probe.send', { description: 'Send.', inputSchema: { to: z.string().optional() } }, handler('probe.send'));
+    return server;
+  }
+
+  async function newOrg(document: PolicyDocument = seedPolicy()): Promise<{ orgId: string; userId: string }> {
+    const orgId = newId();
+    const userId = newId();
+    await inOrg(ds, { orgId, userId }, async (em) => {
+      await em.insert(Org, { id: orgId, name: 'Acme', slug: `acme-${orgId.slice(-8)}`, domains: ['acme.example'], requireStepUp: false });
+      await em.insert(User, { id: userId, email: `analyst-${orgId.slice(-8)}@acme.example`, name: 'Analyst', passwordHash: 'x', totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
+      await em.insert(Membership, { id: newId(), orgId, userId, status: 'active', suspendedAt: null, suspendedReason: null });
+      await em.insert(PolicyVersion, {
+        id: newId(), orgId, version: 1, status: 'active', document: document as unknown as Record<string, unknown>, note: 'seed', authorId: userId,
+        basedOn: null, activatedAt: new Date(), activatedBy: userId, archivedAt: null, reviewDueAt: null,
+      });
+    });
+    return { orgId, userId };
+  }
+
+  const request = (o: { orgId: string; userId: string }, connector: string, tool: string, args: Record<string, unknown>, step = calls.length + Math.floor(Math.random() * 1e9)): ActionRequest => ({
+    orgId: o.orgId,
+    userId: o.userId,
+    claim: { taskId: newId(), step },
+    connector,
+    tool,
+    args,
+    tainted: false,
+    client: 'worker',
+  });
+
+  async function row(orgId: string, id: string) {
+    const [r] = await inOrg(ds, { orgId }, (em) => em.query('SELECT * FROM task_actions WHERE org_id = $1 AND id = $2', [orgId, id]));
+    return r;
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ds = createDataSource({ url: db.appUrl, poolMax: 10 });
+    await ds.initialize();
+    const su = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+    su.pathname = `/${db.name}`;
+    observer = new Client({ connectionString: su.toString() });
+    await observer.connect();
+    redis = new Redis(redisUrl(), { maxRetriesPerRequest: 1 });
+    folder = mkdtempSync(join(tmpdir(), 'steward-gate-'));
+    hub = new ConnectorHub({ timeoutMs: 10_000 });
+    await hub.addBuiltin('workspace-files', createWorkspaceFilesServer({ folder }));
+    await hub.addBuiltin('probe', await probeServer());
+    const manifests: Record<string, ConnectorManifest> = { 'workspace-files': workspaceFilesManifest, probe: probeManifest };
+    deps = { ds, redis, keyring, policies, hub, manifest: (id) => manifests[id] };
+  });
+  afterAll(async () => {
+    await hub?.close();
+    redis?.disconnect();
+    await observer?.end();
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  it('Autonomous: executes only after its decision, claim and audit event are committed, with the action id as idempotency key', async () => {
+    const org = await newOrg();
+    const r = await gateAction(deps, request(org, 'probe', 'probe.read', { q: 'Q3 revenue' }));
+    expect(r).toMatchObject({ status: 'executed', level: 'autonomous', reversible: false });
+    const call = calls.at(-1)!;
+    expect(call).toEqual({ tool: 'probe.read', claimState: 'executing', decisionEvents: 1, idempotencyKey: r.actionId });
+    expect(await row(org.orgId, r.actionId)).toMatchObject({ state: 'succeeded', level: 'autonomous', action_type: 'file.read', policy_version: 1 });
+    const events = await observer.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1 ORDER BY occurred_at, id`, [r.actionId]);
+    expect(events.rows.map((x) => [x.e.decision, x.e.outcome])).toEqual([['allowed', 'success'], ['executed', 'success']]);
+    // The arguments are sealed (under the employee's key), never in clear.
+    expect(JSON.stringify(events.rows)).not.toContain('Q3 revenue');
+  });
+
+  it('Batched: a write runs in its reversible form and records its undo; Watched: waits, nothing runs', async () => {
+    const org = await newOrg();
+    const created = await gateAction(deps, request(org, 'workspace-files', 'files.write', { path: 'brief.md', content: '# Weekly brief' }));
+    expect(created).toMatchObject({ status: 'executed', level: 'batched', reversible: true, undo: { tool: 'files.delete', args: { path: 'brief.md' } } });
+    expect(readFileSync(join(folder, 'brief.md'), 'utf8')).toBe('# Weekly brief');
+    expect((await row(org.orgId, created.actionId)).undo).toEqual({ tool: 'files.delete', args: { path: 'brief.md' } });
+
+    const del = await gateAction(deps, request(org, 'workspace-files', 'files.delete', { path: 'brief.md' }));
+    expect(del).toMatchObject({ status: 'awaiting_approval', level: 'watched' });
+    expect(existsSync(join(folder, 'brief.md'))).toBe(true);
+    expect(await row(org.orgId, del.actionId)).toMatchObject({ state: 'awaiting_approval' });
+  });
+
+  it('Forbidden: refused with its reason, nothing executed, the refusal audited', async () => {
+    const org = await newOrg();
+    const before = calls.length;
+    const r = await gateAction(deps, request(org, 'probe', 'probe.pay', { amount: 1200 }));
+    expect(r).toMatchObject({ status: 'refused', refusal: 'forbidden', level: 'forbidden' });
+    expect(r.status !== 'duplicate' && r.reason).toMatch(/^Forbidden/);
+    expect(calls.length).toBe(before);
+    const [e] = (await observer.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1`, [r.actionId])).rows;
+    expect(e.e).toMatchObject({ action: 'payment.execute', level: 'forbidden', decision: 'denied', outcome: 'denied' });
+  });
+
+  it('a claim runs once: the same task step again executes nothing', async () => {
+    const org = await newOrg();
+    const req = request(org, 'probe', 'probe.read', { q: 'once' }, 7);
+    const [a, b] = await Promise.all([gateAction(deps, req), gateAction(deps, req)]);
+    const statuses = [a.status, b.status].sort();
+    expect(statuses).toEqual(['duplicate', 'executed']);
+    expect(calls.filter((c) => c.idempotencyKey === (a.status === 'executed' ? a.actionId : b.actionId))).toHaveLength(1);
+  });
+
+  it('the kill switch and a suspension stop the next action (read inside the write-ahead transaction)', async () => {
+    const org = await newOrg();
+    const before = calls.length;
+    await inOrg(ds, { orgId: org.orgId }, (em) => em.query('UPDATE orgs SET agents_paused_at = now() WHERE id = $1', [org.orgId]));
+    expect(await gateAction(deps, request(org, 'probe', 'probe.read', {}))).toMatchObject({ status: 'refused', refusal: 'paused' });
+    await inOrg(ds, { orgId: org.orgId }, (em) => em.query('UPDATE orgs SET agents_paused_at = NULL WHERE id = $1', [org.orgId]));
+    await inOrg(ds, { orgId: org.orgId }, (em) => em.query(`UPDATE memberships SET status = 'suspended', suspended_at = now() WHERE org_id = $1 AND user_id = $2`, [org.orgId, org.userId]));
+    expect(await gateAction(deps, request(org, 'probe', 'probe.read', {}))).toMatchObject({ status: 'refused', refusal: 'suspended' });
+    expect(calls.length).toBe(before);
+  });
+
+  it('rate limits are reserved atomically across concurrent calls, and fail safe when Redis is gone', async () => {
+    const doc = seedPolicy();
+    doc.rateLimits.push({ id: 'reads-per-hour', actions: ['file.read'], max: 3, per: 'hour', by: 'user', then: 'forbidden', reason: 'At most 3 reads an hour in this test' });
+    const org = await newOrg(doc);
+    const results = await Promise.all(Array.from({ length: 8 }, (_, i) => gateAction(deps, request(org, 'probe', 'probe.read', { q: `r${i}` }))));
+    expect(results.filter((r) => r.status === 'executed')).toHaveLength(3);
+    expect(results.filter((r) => r.status === 'refused' && r.refusal === 'forbidden')).toHaveLength(5);
+
+    const org2 = await newOrg(doc);
+    const down = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    down.on('error', () => undefined);
+    const r = await gateAction({ ...deps, redis: down }, request(org2, 'probe', 'probe.read', { q: 'no redis' }));
+    expect(r).toMatchObject({ status: 'refused', refusal: 'forbidden' });
+    expect(r.status !== 'duplicate' && r.ruleIds).toContain('reads-per-hour');
+    // Action types without a limit do not need Redis.
+    expect(await gateAction({ ...deps, redis: down }, request(org2, 'workspace-files', 'files.write', { path: 'no-redis.md', content: 'x' }))).toMatchObject({ status: 'executed', level: 'batched' });
+    down.disconnect();
+  });
+
+  it('a tainted task: an outbound mail is decided with the taint and never runs without a human', async () => {
+    const org = await newOrg();
+    const before = calls.length;
+    const r = await gateAction(deps, { ...request(org, 'probe', 'probe.send', { to: 'x@evil.example' }), tainted: true, labels: ['external', 'untrusted'] });
+    expect(r.status === 'awaiting_approval' || r.status === 'refused').toBe(true);
+    expect(calls.length).toBe(before);
+    expect(await row(org.orgId, r.actionId)).toMatchObject({ tainted: true, labels: expect.arrayContaining(['external', 'untrusted']) });
+  });
+});

@@ -1,0 +1,3 @@
+export * from './gate';
+export * from './policy-source';
+export * from './rate-limits';

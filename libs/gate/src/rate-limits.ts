@@ -1,0 +1,49 @@
+import type { Redis } from 'ioredis';
+import type { RateLimit } from '@steward/policy';
+
+const WINDOW_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
+
+/** One reservation: count it, and set the window's expiry when it is the first. Atomic in Redis. */
+const RESERVE = `local n = redis.call('INCR', KEYS[1])
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return n`;
+
+export interface Reservation {
+  /** Ids of the limits this action went over (the policy raises the level for them). */
+  exceeded: string[];
+  /** Redis could not be asked: every limit counts as exceeded (fail safe). */
+  unavailable: boolean;
+}
+
+/**
+ * Reserves one slot of each rate limit that applies, atomically across processes (a Redis INCR
+ * per limit and window, all in one round trip). A reservation is made before the decision, so
+ * 21 concurrent file.delete calls against a limit of 20 give exactly one raised level. If Redis
+ * does not answer within `timeoutMs`, every limit counts as exceeded: the level goes up, never
+ * down.
+ */
+export async function reserve(redis: Redis, orgId: string, userId: string, limits: RateLimit[], now: Date, timeoutMs = 250): Promise<Reservation> {
+  if (!limits.length) return { exceeded: [], unavailable: false };
+  const pipeline = redis.pipeline();
+  for (const l of limits) {
+    const window = WINDOW_MS[l.per];
+    const start = Math.floor(now.getTime() / window) * window;
+    const who = l.by === 'user' ? `u:${userId}` : 'org';
+    pipeline.eval(RESERVE, 1, `steward:rl:${orgId}:${l.id}:${who}:${start}`, String(window + 1000));
+  }
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    const results = await Promise.race([
+      pipeline.exec(),
+      new Promise<null>((resolve) => {
+        timer = setTimeout(() => resolve(null), timeoutMs);
+      }),
+    ]);
+    if (!results || results.some(([err]) => err)) return { exceeded: limits.map((l) => l.id), unavailable: true };
+    return { exceeded: limits.filter((l, i) => Number(results[i][1]) > l.max).map((l) => l.id), unavailable: false };
+  } catch {
+    return { exceeded: limits.map((l) => l.id), unavailable: true };
+  } finally {
+    clearTimeout(timer);
+  }
+}
