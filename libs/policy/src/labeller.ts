@@ -155,7 +155,7 @@ const EMAIL_CLASS = new Uint8Array(128);
 for (const c of '_%+') EMAIL_CLASS[c.charCodeAt(0)] = 1;
 for (const c of '0123456789.-') EMAIL_CLASS[c.charCodeAt(0)] = 2;
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz') EMAIL_CLASS[c.charCodeAt(0)] = 3;
-/** 0 for NaN (past the end) and anything not ASCII. */
+/** 0 for anything not ASCII. (Callers stay within the string: charCodeAt past its end is NaN, and slow.) */
 const emailClass = (code: number): number => (code < 128 ? EMAIL_CLASS[code] : 0);
 
 /**
@@ -166,13 +166,17 @@ const emailClass = (code: number): number => (code < 128 ? EMAIL_CLASS[code] : 0
  * many letters as there are, at most 63.
  */
 function emailEnd(s: string, at: number): number {
+  const n = s.length;
   const p0 = at + 1;
-  let k = 0;
-  while (k < 253 && emailClass(s.charCodeAt(p0 + k)) >= 2) k++;
-  for (let q = p0 + k; q > p0; q--) {
+  const runEnd = Math.min(n, p0 + 253);
+  let q = p0;
+  while (q < runEnd && emailClass(s.charCodeAt(q)) >= 2) q++;
+  // q: the end of the greedy run; the "." can be at most there (when the run stopped at 253).
+  if (q > n - 3) q = n - 3;
+  for (; q > p0; q--) {
     if (s.charCodeAt(q) === 46 && emailClass(s.charCodeAt(q + 1)) === 3 && emailClass(s.charCodeAt(q + 2)) === 3) {
       let e = q + 3;
-      const last = q + 64;
+      const last = Math.min(n, q + 64);
       while (e < last && emailClass(s.charCodeAt(e)) === 3) e++;
       return e;
     }
