@@ -81,6 +81,17 @@ describe('labelArguments against the naive reference (the patterns over all stri
     );
   });
 
+  it('treats every UTF-16 code unit next to and inside the patterns as the reference does', () => {
+    // The scanners classify characters by table (e.g. which ones \s matches beyond ASCII).
+    const differ: number[] = [];
+    for (let code = 0; code < 0x10000; code++) {
+      const c = String.fromCharCode(code);
+      const args = [`Call +44${c}20 7946 0958${c}or DE89${c}3704 0044 0532 0130 00 ${c}4111 1111 1111 1111${c}`, `x${c}jane@partner${c}.example${c}com a${c}@b.example`];
+      if (JSON.stringify(labelArguments(args, ['acme.example'])) !== JSON.stringify(referenceLabelArguments(args, ['acme.example']))) differ.push(code);
+    }
+    expect(differ).toEqual([]);
+  });
+
   it('counts strings up to the limit as the reference does', () => {
     const many = { a: Array.from({ length: 9_998 }, () => 'x'), b: 'a@b.example', c: 'c@d.example', d: { e: 'f@g.example' } };
     expect(labelArguments(many, [])).toEqual(referenceLabelArguments(many, []));
