@@ -92,8 +92,19 @@ describe('labelArguments against the naive reference (the patterns over all stri
     expect(differ).toEqual([]);
   });
 
+  it('goes as deep as the reference does', () => {
+    for (let depth = 17; depth <= 23; depth++) {
+      let nested: unknown = { key: 'x@outside.example', list: ['y@outside.example', ['z@outside.example']] };
+      for (let i = 0; i < depth; i++) nested = i % 2 ? { d: nested, e: 'e@outside.example' } : [nested, 'a@outside.example'];
+      expect(labelArguments(nested, [])).toEqual(referenceLabelArguments(nested, []));
+    }
+  });
+
   it('counts strings up to the limit as the reference does', () => {
-    const many = { a: Array.from({ length: 9_998 }, () => 'x'), b: 'a@b.example', c: 'c@d.example', d: { e: 'f@g.example' } };
-    expect(labelArguments(many, [])).toEqual(referenceLabelArguments(many, []));
+    for (const n of [9_990, 9_995, 9_996, 9_997, 9_998, 9_999, 10_000]) {
+      const many = { a: Array.from({ length: n }, () => 'x'), b: 'a@b.example', 'k@key.example': ['c@d.example', 'e@f.example'], d: { 'g@h.example': 'i@j.example' }, z: 'k@l.example' };
+      expect(labelArguments(many, [])).toEqual(referenceLabelArguments(many, []));
+      expect(labelArguments([many, 'm@n.example'], [])).toEqual(referenceLabelArguments([many, 'm@n.example'], []));
+    }
   });
 });
