@@ -282,36 +282,63 @@ function scanDigitStretches(s: string, i: number, st: Scan): void {
   }
 }
 
-/** The digit patterns (My Number, card, IBAN, phone) over one stretch (with its context). */
-function scanDigits(s: string, digitCount: number, iban: boolean, st: Scan): void {
-  // (exec from lastIndex 0 to the end finds what matchAll finds: no pattern matches the empty string.)
+/** The digits in s[from, to). */
+function countDigits(s: string, from: number, to: number): number {
+  let digits = 0;
+  for (let i = from; i < to; i++) {
+    const c = s.charCodeAt(i);
+    if (c <= 57 && c >= 48) digits++;
+  }
+  return digits;
+}
+
+/**
+ * The digit patterns (My Number, card, IBAN, phone) over one stretch (with its context), `digits`
+ * in it. exec from lastIndex 0 on finds what matchAll finds (no pattern matches the empty string);
+ * each pattern stops once what is left of the stretch is too short for a finding (fewer than 12
+ * digits for a card or My Number, 10 for a phone, 15 characters for an IBAN).
+ */
+function scanDigits(s: string, digits: number, iban: boolean, st: Scan): void {
   let taken: number[] | null = null;
-  if (digitCount >= 12) {
+  if (digits >= 12) {
     DIGIT_RUN.lastIndex = 0;
-    for (let m = DIGIT_RUN.exec(s); m !== null; m = DIGIT_RUN.exec(s)) {
-      const digits = m[0].replace(/[ -]/g, '');
-      if (digits.length === 12 && myNumberValid(digits)) st.myNumber++;
-      else if (digits.length >= 13 && digits.length <= 19 && luhn(digits)) st.card++;
+    let left = digits;
+    let pos = 0;
+    while (left >= 12) {
+      const m = DIGIT_RUN.exec(s);
+      if (m === null) break;
+      const end = DIGIT_RUN.lastIndex;
+      left -= countDigits(s, pos, end);
+      pos = end;
+      const run = m[0].replace(/[ -]/g, '');
+      if (run.length === 12 && myNumberValid(run)) st.myNumber++;
+      else if (run.length >= 13 && run.length <= 19 && luhn(run)) st.card++;
       else continue;
-      (taken ??= []).push(m.index, m.index + m[0].length);
+      (taken ??= []).push(m.index, end);
     }
   }
   if (iban) {
     IBAN.lastIndex = 0;
-    for (let m = IBAN.exec(s); m !== null; m = IBAN.exec(s)) if (ibanValid(m[0])) st.iban++;
+    while (s.length - IBAN.lastIndex >= 15) {
+      const m = IBAN.exec(s);
+      if (m === null) break;
+      if (ibanValid(m[0])) st.iban++;
+    }
   }
-  if (digitCount >= 10) {
+  if (digits >= 10) {
     PHONE.lastIndex = 0;
-    outer: for (let m = PHONE.exec(s); m !== null; m = PHONE.exec(s)) {
+    let left = digits;
+    let pos = 0;
+    outer: while (left >= 10) {
+      const m = PHONE.exec(s);
+      if (m === null) break;
       const start = m.index;
+      const end = PHONE.lastIndex;
+      const inMatch = countDigits(s, start, end);
+      left -= countDigits(s, pos, start) + inMatch;
+      pos = end;
       if (taken !== null) for (let t = 0; t < taken.length; t += 2) if (start >= taken[t] && start < taken[t + 1]) continue outer;
-      const match = m[0];
-      let digits = 0;
-      for (let i = 0; i < match.length; i++) {
-        const c = match.charCodeAt(i);
-        if (c <= 57 && c >= 48) digits++;
-      }
-      if (digits >= 10 && digits <= 15) st.phone++;
+      if (inMatch >= 10 && inMatch <= 15) st.phone++;
     }
   }
 }
