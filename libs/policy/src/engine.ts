@@ -30,7 +30,7 @@ interface CompiledRule {
   cond: Cond | null;
   rank: number;
   order: number;
-  /** The rule's obligations as a bit set (OB_BIT), -1 when one is not a known obligation. */
+  /** The rule's obligations as a bit set (OB_BITS), -1 when one is not a known obligation. */
   obMask: number;
   /** The reason of a decision this rule alone produced and nothing raised. */
   decided: string;
