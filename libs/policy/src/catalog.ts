@@ -8,7 +8,19 @@ export type Level = (typeof LEVELS)[number];
 
 /** Order of restrictiveness: autonomous < batched < watched < forbidden. */
 export function rank(level: Level): number {
-  return LEVELS.indexOf(level);
+  // (As LEVELS.indexOf(level), without the search: -1 for anything else.)
+  switch (level) {
+    case 'autonomous':
+      return 0;
+    case 'batched':
+      return 1;
+    case 'watched':
+      return 2;
+    case 'forbidden':
+      return 3;
+    default:
+      return -1;
+  }
 }
 
 export function stricter(a: Level, b: Level): Level {

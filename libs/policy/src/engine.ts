@@ -1,6 +1,6 @@
 import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionType, type ActionTypeSpec, floorOf, type Level, LEVELS, type Obligation, rank } from './catalog';
 import type { ApprovalRoute, Conditions, PolicyDocument, RateLimit } from './document';
-import { type ActionContext, type Facts, localClock, minutesOf, type OrgInfo, type PolicyPrincipal, toFacts } from './facts';
+import { type ActionContext, decisionFacts, type Facts, localDayMinute, minutesOf, type OrgInfo, type PolicyPrincipal, toFacts } from './facts';
 import { globToRegExp } from './glob';
 
 /**
@@ -26,12 +26,29 @@ interface CompiledRule {
   reason: string;
   obligations: Obligation[];
   matches: Matcher;
+  /** For decide(): the conditions (null: none), the level's rank, the position among all rules by id. */
+  cond: Cond | null;
+  rank: number;
+  order: number;
+  /** The rule's obligations as a bit set (OB_BITS), -1 when one is not a known obligation. */
+  obMask: number;
+  /** The reason of a decision this rule alone produced and nothing raised. */
+  decided: string;
 }
 
 interface CompiledArea {
   id: string;
   reason: string;
   matches: Matcher;
+  cond: Cond | null;
+}
+
+interface CompiledLimit {
+  id: string;
+  level: Level;
+  rank: number;
+  /** The note when it raises the level. */
+  raise: string;
 }
 
 interface PerAction {
@@ -45,6 +62,20 @@ interface PerAction {
   /** `limits` sorted by id (stable). */
   sortedLimits: RateLimit[];
   routes: ApprovalRoute[];
+  /** What decide() precomputes: see decideCompiled. */
+  fast: {
+    baseRank: number;
+    /** The reason when the base level stands and nothing raised it. */
+    baseDecided: string;
+    floor: Level | null;
+    floorRank: number;
+    floorId: string;
+    floorNote: string;
+    limits: CompiledLimit[];
+    /** The catalog's obligations of the action as a bit set, at Batched and at other levels. */
+    specMaskBatched: number;
+    specMaskOther: number;
+  };
 }
 
 export interface CompiledPolicy {
@@ -83,59 +114,94 @@ export interface Explanation extends Decision {
 
 const LABEL: Record<Level, string> = { autonomous: 'Autonomous', batched: 'Batched', watched: 'Watched', forbidden: 'Forbidden' };
 
-export function compileConditions(when: Conditions | undefined): Matcher {
-  if (!when) return () => true;
-  const checks: Matcher[] = [];
-  if (when.connectors) {
-    const set = new Set(when.connectors);
-    checks.push((f) => f.connector !== null && set.has(f.connector));
-  }
-  if (when.resources) {
-    const res = when.resources.map(globToRegExp);
-    checks.push((f) => f.resources.some((r) => res.some((re) => re.test(r))));
-  }
-  if (when.hosts) {
-    const res = when.hosts.map((h) => globToRegExp(h.toLowerCase()));
-    checks.push((f) => f.hosts.some((h) => res.some((re) => re.test(h))));
-  }
-  if (when.recipients) {
-    const want = when.recipients;
-    checks.push((f) => f.recipientScope === want);
-  }
-  if (when.recipientDomains) {
-    const set = new Set(when.recipientDomains.map((d) => d.toLowerCase()));
-    checks.push((f) => f.recipientDomains.some((d) => set.has(d)));
-  }
-  if (when.invitesOthers !== undefined) {
-    const want = when.invitesOthers;
-    checks.push((f) => f.invitesOthers === want);
-  }
-  if (when.labels) {
-    const set = new Set(when.labels);
-    checks.push((f) => f.labels.some((l) => set.has(l)));
-  }
-  if (when.tainted !== undefined) {
-    const want = when.tainted;
-    checks.push((f) => f.tainted === want);
-  }
-  if (when.amountAbove !== undefined) {
-    const min = when.amountAbove;
-    checks.push((f) => f.amount !== null && f.amount > min);
-  }
+/**
+ * Conditions compiled to one record (absent conditions null or undefined) that one function
+ * tests: no closure per condition, nothing allocated per test. The checks run in the order the
+ * README lists the conditions, the cheap ones first.
+ */
+interface Cond {
+  connectors: Set<string> | null;
+  resources: RegExp[] | null;
+  hosts: RegExp[] | null;
+  recipients: string | null;
+  recipientDomains: Set<string> | null;
+  invitesOthers: boolean | undefined;
+  labels: Set<string> | null;
+  tainted: boolean | undefined;
+  amountAbove: number | undefined;
+  time: TimeCond | null;
+}
+
+interface TimeCond {
+  zone: string;
+  /** Bit d set for each ISO weekday d of the window. */
+  days: number;
+  from: number;
+  to: number;
+  outside: boolean;
+}
+
+function compileCond(when: Conditions): Cond {
+  let time: TimeCond | null = null;
   if (when.timeWindow) {
     const w = when.timeWindow;
-    const days = new Set(w.days);
-    const from = minutesOf(w.from);
-    const to = minutesOf(w.to);
-    checks.push((f) => {
-      const { day, minute } = localClock(f.at, w.timeZone);
-      const inTime = from < to ? minute >= from && minute < to : minute >= from || minute < to;
-      const inside = days.has(day) && inTime;
-      return w.outside ? !inside : inside;
-    });
+    let days = 0;
+    // (Only 1–7 can equal a weekday the clock gives.)
+    for (const d of new Set(w.days)) if (typeof d === 'number' && Number.isInteger(d) && d >= 1 && d <= 7) days |= 1 << d;
+    time = { zone: w.timeZone, days, from: minutesOf(w.from), to: minutesOf(w.to), outside: !!w.outside };
   }
-  if (checks.length === 1) return checks[0];
-  return (f) => checks.every((c) => c(f));
+  return {
+    connectors: when.connectors ? new Set(when.connectors) : null,
+    resources: when.resources ? when.resources.map(globToRegExp) : null,
+    hosts: when.hosts ? when.hosts.map((h) => globToRegExp(h.toLowerCase())) : null,
+    recipients: when.recipients ? when.recipients : null,
+    recipientDomains: when.recipientDomains ? new Set(when.recipientDomains.map((d) => d.toLowerCase())) : null,
+    invitesOthers: when.invitesOthers,
+    labels: when.labels ? new Set(when.labels) : null,
+    tainted: when.tainted,
+    amountAbove: when.amountAbove,
+    time,
+  };
+}
+
+/** `this` matches x (the regular expressions of a glob condition): for Array.prototype.some. */
+function anyRegExp(this: RegExp[], x: string): boolean {
+  for (let i = 0; i < this.length; i++) if (this[i].test(x)) return true;
+  return false;
+}
+function inSet(this: Set<string>, x: string): boolean {
+  return this.has(x);
+}
+
+function inWindow(w: TimeCond, at: Date): boolean {
+  const clock = localDayMinute(at, w.zone);
+  const day = Math.floor(clock / 1440);
+  const minute = clock - day * 1440;
+  const inTime = w.from < w.to ? minute >= w.from && minute < w.to : minute >= w.from || minute < w.to;
+  const inside = ((w.days >> day) & 1) === 1 && inTime;
+  return w.outside ? !inside : inside;
+}
+
+function matchCond(c: Cond, f: Facts): boolean {
+  if (c.connectors !== null && (f.connector === null || !c.connectors.has(f.connector))) return false;
+  if (c.resources !== null && !f.resources.some(anyRegExp, c.resources)) return false;
+  if (c.hosts !== null && !f.hosts.some(anyRegExp, c.hosts)) return false;
+  if (c.recipients !== null && f.recipientScope !== c.recipients) return false;
+  if (c.recipientDomains !== null && !f.recipientDomains.some(inSet, c.recipientDomains)) return false;
+  if (c.invitesOthers !== undefined && f.invitesOthers !== c.invitesOthers) return false;
+  if (c.labels !== null && !f.labels.some(inSet, c.labels)) return false;
+  if (c.tainted !== undefined && f.tainted !== c.tainted) return false;
+  if (c.amountAbove !== undefined && !(f.amount !== null && f.amount > c.amountAbove)) return false;
+  if (c.time !== null && !inWindow(c.time, f.at)) return false;
+  return true;
+}
+
+const always: Matcher = () => true;
+
+export function compileConditions(when: Conditions | undefined): Matcher {
+  if (!when) return always;
+  const c = compileCond(when);
+  return (f) => matchCond(c, f);
 }
 
 /** Compiles a validated document once per version: rules indexed by action type and tier. */
@@ -153,11 +219,14 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
       limits: document.rateLimits.filter((r) => r.actions.includes(action)),
       sortedLimits: [],
       routes: document.approvals.filter((r) => r.actions.includes(action)).sort((a, b) => a.id.localeCompare(b.id)),
+      fast: { baseRank: 0, baseDecided: '', floor: null, floorRank: -1, floorId: '', floorNote: '', limits: [], specMaskBatched: 0, specMaskOther: 0 },
     };
   }
   let idx = 0;
+  const all: CompiledRule[] = [];
   for (const rule of document.rules) {
-    const matches = compileConditions(rule.when);
+    const cond = rule.when ? compileCond(rule.when) : null;
+    const obligations = rule.obligations ?? [];
     const compiled: CompiledRule = {
       idx: idx++,
       id: rule.id,
@@ -165,13 +234,22 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
       scopeId: rule.scope.type === 'org' ? null : rule.scope.id,
       level: rule.level,
       reason: rule.reason,
-      obligations: rule.obligations ?? [],
-      matches,
+      obligations,
+      matches: cond ? (f) => matchCond(cond, f) : always,
+      cond,
+      rank: rank(rule.level),
+      order: 0,
+      obMask: obligationMask(obligations),
+      decided: decidedReason(rule.level, [rule.id], [rule.reason]),
     };
+    all.push(compiled);
     for (const a of new Set(rule.actions)) actions[a as ActionType]?.tiers[compiled.tier].push(compiled);
   }
+  // Ties are listed by id (localeCompare, stable): the same order for any subset of the rules.
+  all.sort(byId).forEach((r, i) => (r.order = i));
   for (const area of document.forbiddenAreas) {
-    const compiled = { id: area.id, reason: area.reason, matches: compileConditions(area.when) };
+    const cond = area.when ? compileCond(area.when) : null;
+    const compiled: CompiledArea = { id: area.id, reason: area.reason, matches: cond ? (f) => matchCond(cond, f) : always, cond };
     for (const a of new Set(area.actions)) actions[a as ActionType]?.areas.push(compiled);
   }
   for (const action of ACTION_TYPE_NAMES) {
@@ -186,8 +264,42 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
     }
     per.areas.sort((a, b) => a.id.localeCompare(b.id));
     per.sortedLimits = [...per.limits].sort((a, b) => a.id.localeCompare(b.id));
+    const floor = floorOf(action) ?? null;
+    const spec = (ACTION_TYPES[action] as ActionTypeSpec).obligations ?? [];
+    per.fast = {
+      baseRank: rank(per.base.level),
+      baseDecided: decidedReason(per.base.level, [per.base.id], [per.base.reason]),
+      floor,
+      floorRank: floor ? rank(floor) : -1,
+      floorId: `floor.${action}`,
+      floorNote: floor ? `raised to ${LABEL[floor]} by the floor of ${action}` : '',
+      limits: per.sortedLimits.map((l) => ({ id: l.id, level: l.then, rank: rank(l.then), raise: `raised to ${LABEL[l.then]}: ${l.reason} (over ${l.max} per ${l.per})` })),
+      specMaskBatched: obligationMask(spec),
+      specMaskOther: obligationMask(spec.filter((o) => o !== 'reversible_form')),
+    };
   }
   return { document, actions };
+}
+
+/** The reason of a decision nothing raised (as evaluate() writes it). */
+function decidedReason(level: Level, ruleIds: string[], reasons: string[]): string {
+  return `${LABEL[level]}: ${reasons.join('; ')} (rule ${ruleIds.join(', ')})`;
+}
+
+/** Obligations as bits, numbered in their sort order, so that a set of them is one number. */
+const OB_BITS: Record<Obligation, number> = { keep_undo_copy: 1, redact_personal_data: 2, reversible_form: 4 };
+const OB_NAMES: Obligation[] = ['keep_undo_copy', 'redact_personal_data', 'reversible_form'];
+/** The sorted list of each set. */
+const OB_LISTS: Obligation[][] = Array.from({ length: 8 }, (_, m) => OB_NAMES.filter((_, b) => m & (1 << b)));
+
+function obligationMask(obligations: readonly string[]): number {
+  let mask = 0;
+  for (const o of obligations) {
+    const bit = Object.prototype.hasOwnProperty.call(OB_BITS, o) ? OB_BITS[o as Obligation] : 0;
+    if (!bit) return -1;
+    mask |= bit;
+  }
+  return mask;
 }
 
 const NONE: readonly CompiledRule[] = [];
@@ -317,13 +429,171 @@ function evaluate(policy: CompiledPolicy, f: Facts, withSteps: boolean): Decisio
   return { action: f.type, level, ruleIds, reason, routing, obligations: sortedObligations, steps };
 }
 
+/*
+ * decide(): the same decision as evaluate(…, false) (explain() without its steps; the tests hold
+ * them to each other), computed without the steps and with as little allocated as possible:
+ * the winners of a tier are tracked as one rule (plus a list only on a tie), levels as ranks,
+ * obligations as bit sets, and the reason of the common case (one rule or the base decides,
+ * nothing raises) is precomputed per rule.
+ */
+
+// The winners of the tier being scanned (decide() is synchronous and never re-entered).
+let wRule: CompiledRule | null = null;
+let wRank = -2;
+let wTies: CompiledRule[] | null = null;
+
+function scan(list: readonly CompiledRule[], f: Facts): void {
+  for (let i = 0; i < list.length; i++) {
+    const rule = list[i];
+    if (rule.cond !== null && !matchCond(rule.cond, f)) continue;
+    if (wRule === null || rule.rank > wRank) {
+      wRule = rule;
+      wRank = rule.rank;
+      wTies = null;
+    } else if (rule.level === wRule.level) {
+      if (wTies === null) wTies = [wRule, rule];
+      else wTies.push(rule);
+    }
+  }
+}
+
+const byOrder = (a: CompiledRule, b: CompiledRule) => a.order - b.order;
+
+/** The rules of the most specific tier with a match (most restrictive first); false when none. */
+function scanTiers(per: PerAction, f: Facts): boolean {
+  wRule = null;
+  wRank = -2;
+  wTies = null;
+  const user = per.byScope.user;
+  if (user.size !== 0) {
+    const list = user.get(f.userId);
+    if (list !== undefined) scan(list, f);
+    if (wRule !== null) return true;
+  }
+  const workflow = per.byScope.workflow;
+  if (workflow.size !== 0) {
+    const list = workflow.get(f.workflow);
+    if (list !== undefined) scan(list, f);
+    if (wRule !== null) return true;
+  }
+  const group = per.byScope.group;
+  if (group.size !== 0) {
+    const groups = f.groups;
+    outer: for (let i = 0; i < groups.length; i++) {
+      const g = groups[i];
+      for (let j = 0; j < i; j++) if (groups[j] === g) continue outer;
+      const list = group.get(g);
+      if (list !== undefined) scan(list, f);
+    }
+    if (wRule !== null) return true;
+  }
+  scan(per.tiers.org, f);
+  return wRule !== null;
+}
+
+function decideCompiled(per: PerAction, f: Facts): Decision {
+  const fast = per.fast;
+  let level: Level;
+  let lrank: number;
+  let single: CompiledRule | null = null;
+  let ties: CompiledRule[] | null = null;
+  if (scanTiers(per, f)) {
+    single = wRule!;
+    level = single.level;
+    lrank = single.rank;
+    if (wTies !== null) {
+      ties = wTies.sort(byOrder);
+      single = null;
+    }
+  } else {
+    level = per.base.level;
+    lrank = fast.baseRank;
+  }
+  wRule = null;
+  wTies = null;
+
+  // Raises: the floor, forbidden areas, exceeded rate limits.
+  let extra: string[] | null = null;
+  let raised: string[] | null = null;
+  if (fast.floor !== null && fast.floorRank > lrank) {
+    level = fast.floor;
+    lrank = fast.floorRank;
+    extra = [fast.floorId];
+    raised = [fast.floorNote];
+  }
+  const areas = per.areas;
+  if (areas.length !== 0) {
+    let inArea: CompiledArea[] | null = null;
+    for (let i = 0; i < areas.length; i++) {
+      const a = areas[i];
+      if (a.cond === null || matchCond(a.cond, f)) (inArea ??= []).push(a);
+    }
+    if (inArea !== null) {
+      if (level !== 'forbidden') (raised ??= []).push(`Forbidden area: ${inArea.map((a) => a.reason).join('; ')}`);
+      level = 'forbidden';
+      lrank = 3;
+      extra ??= [];
+      for (const a of inArea) extra.push(a.id);
+    }
+  }
+  if (f.rateExceeded.length && fast.limits.length) {
+    for (const limit of fast.limits) {
+      if (!f.rateExceeded.includes(limit.id)) continue;
+      if (limit.rank > lrank) {
+        level = limit.level;
+        lrank = limit.rank;
+        (raised ??= []).push(limit.raise);
+      }
+      (extra ??= []).push(limit.id);
+    }
+  }
+
+  // Rule ids and reason.
+  let ruleIds: string[];
+  let reason: string;
+  if (extra === null && ties === null) {
+    if (single !== null) {
+      ruleIds = [single.id];
+      reason = single.decided;
+    } else {
+      ruleIds = [per.base.id];
+      reason = fast.baseDecided;
+    }
+  } else {
+    const ids = single !== null ? [single.id] : ties !== null ? ties.map((w) => w.id) : [per.base.id];
+    ruleIds = extra !== null ? ids.concat(extra) : ids;
+    const because = raised !== null ? raised.join('; ') : single !== null ? [single.reason].join('; ') : ties !== null ? ties.map((w) => w.reason).join('; ') : [per.base.reason].join('; ');
+    reason = `${LABEL[level]}: ${because} (rule ${ruleIds.join(', ')})`;
+  }
+
+  // Obligations: the deciding rules' and the catalog's (reversible_form at Batched), sorted.
+  let obligations: Obligation[] = [];
+  if (level !== 'forbidden') {
+    let mask = level === 'batched' ? fast.specMaskBatched : fast.specMaskOther;
+    if (single !== null) mask = single.obMask < 0 ? -1 : mask | single.obMask;
+    else if (ties !== null) for (const w of ties) mask = w.obMask < 0 || mask < 0 ? -1 : mask | w.obMask;
+    if (mask > 0) obligations = OB_LISTS[mask].slice();
+    else if (mask < 0) {
+      const set = new Set<Obligation>(single !== null ? single.obligations : ties!.flatMap((w) => w.obligations));
+      for (const o of (ACTION_TYPES[f.type] as ActionTypeSpec).obligations ?? []) if (o !== 'reversible_form' || level === 'batched') set.add(o);
+      obligations = [...set].sort();
+    }
+  }
+  let routing: ApprovalRouting | null = null;
+  if (level === 'watched') {
+    const route = per.routes[0];
+    routing = route ? { routeId: route.id, approverGroup: route.approverGroup, quorum: route.quorum } : { routeId: null, approverGroup: null, quorum: 1 };
+  }
+  return { action: f.type, level, ruleIds, reason, routing, obligations };
+}
+
 export function decideFacts(policy: CompiledPolicy, facts: Facts): Decision {
-  return evaluate(policy, facts, false);
+  return decideCompiled(policy.actions[facts.type], facts);
 }
 
 /** The decision for one action. */
 export function decide(policy: CompiledPolicy, principal: PolicyPrincipal, action: ActionType, context: ActionContext, org: OrgInfo): Decision {
-  return decideFacts(policy, toFacts(principal, action, context, org));
+  return decideCompiled(policy.actions[action], decisionFacts(principal, action, context, org));
 }
 
 /** The decision with the whole chain, for "why was this Watched?". */

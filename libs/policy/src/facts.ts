@@ -60,7 +60,17 @@ export function domainOf(address: string): string {
 }
 
 export function isInternal(domain: string, orgDomains: string[]): boolean {
-  return orgDomains.some((d) => domain === d.toLowerCase() || domain.endsWith(`.${d.toLowerCase()}`));
+  // As orgDomains.some((d) => domain === d.toLowerCase() || domain.endsWith(`.${d.toLowerCase()}`)),
+  // without a closure or a concatenated string per domain.
+  for (let i = 0; i < orgDomains.length; i++) {
+    const raw = orgDomains[i];
+    if (raw === undefined && !(i in orgDomains)) continue;
+    const d = raw.toLowerCase();
+    if (domain === d) return true;
+    const dot = domain.length - d.length - 1;
+    if (dot >= 0 && domain.charCodeAt(dot) === 46 && domain.endsWith(d)) return true;
+  }
+  return false;
 }
 
 export function toFacts(principal: PolicyPrincipal, action: ActionType, ctx: ActionContext, org: OrgInfo): Facts {
@@ -105,6 +115,70 @@ export function toFacts(principal: PolicyPrincipal, action: ActionType, ctx: Act
     rateExceeded: ctx.rateExceeded ?? [],
   };
 }
+
+const NO_STRINGS: string[] = [];
+
+/**
+ * @internal The facts as decide() evaluates them: the same values as toFacts, except that the
+ * lists the evaluator only searches (groups, recipient domains, labels) are taken as they are,
+ * neither copied, sorted nor de-duplicated, and an `at` given as a Date is used as it is.
+ * Never handed out: the evaluator only reads it.
+ */
+export function decisionFacts(principal: PolicyPrincipal, action: ActionType, ctx: ActionContext, org: OrgInfo): Facts {
+  let domains = NO_STRINGS;
+  let recipientScope: Facts['recipientScope'] = 'none';
+  const recipients = ctx.recipients;
+  if (recipients && recipients.length) {
+    let internal = true;
+    let found: string[] | null = null;
+    for (const r of recipients) {
+      const d = domainOf(r.toLowerCase());
+      if (d) {
+        if (found === null) found = [d];
+        else found.push(d);
+        if (internal && !isInternal(d, org.domains)) internal = false;
+      }
+    }
+    if (found !== null) {
+      domains = found;
+      recipientScope = internal ? 'internal' : 'external';
+    }
+  }
+  let invitesOthers = false;
+  const attendees = ctx.attendees;
+  if (attendees && attendees.length) {
+    const me = principal.email?.toLowerCase();
+    for (const a of attendees) {
+      if (a.toLowerCase() !== me) invitesOthers = true;
+    }
+  }
+  const hosts = ctx.hosts;
+  const at = ctx.at;
+  return {
+    type: action,
+    userId: principal.userId,
+    groups: principal.groupIds,
+    workflow: ctx.workflow ?? null,
+    connector: ctx.connector ?? null,
+    resources: ctx.resources ?? NO_STRINGS,
+    hosts: hosts ? lowerCased(hosts) : NO_STRINGS,
+    recipientScope,
+    recipientDomains: domains,
+    invitesOthers,
+    labels: ctx.labels ?? NO_STRINGS,
+    tainted: ctx.tainted === true,
+    amount: typeof ctx.amount === 'number' ? ctx.amount : null,
+    at: at instanceof Date ? at : at ? new Date(at) : new Date(),
+    rateExceeded: ctx.rateExceeded ?? NO_STRINGS,
+  };
+}
+
+/** As xs.map((h) => h.toLowerCase()). */
+function lowerCased(xs: string[]): string[] {
+  if (xs.length === 0) return NO_STRINGS;
+  return xs.map(toLower);
+}
+const toLower = (x: string): string => x.toLowerCase();
 
 /** A sorted copy (as `[...xs].sort()`), without sorting when already in order. */
 function sortedCopy(xs: string[]): string[] {
@@ -213,6 +287,25 @@ export function localClock(at: Date, timeZone: string): { day: number; minute: n
   const local = Math.floor(t / 60_000) + off;
   const dayNo = Math.floor(local / 1440);
   return { day: ((((dayNo + 3) % 7) + 7) % 7) + 1, minute: local - dayNo * 1440 };
+}
+
+/**
+ * @internal localClock as one number, day × 1440 + minute, so that a condition can test it
+ * without an object per call: the same clock, the same errors.
+ */
+export function localDayMinute(at: Date, timeZone: string): number {
+  const t = at instanceof Date ? at.getTime() : NaN;
+  if (Math.abs(t) < 8.64e15 - SLOT_MS) {
+    if (!clockCache.has(timeZone)) intlClock(at, timeZone);
+    const off = slotOffset(Math.floor(t / SLOT_MS), timeZone);
+    if (off !== UNCACHEABLE) {
+      const local = Math.floor(t / 60_000) + off;
+      const dayNo = Math.floor(local / 1440);
+      return (((((dayNo + 3) % 7) + 7) % 7) + 1) * 1440 + (local - dayNo * 1440);
+    }
+  }
+  const { day, minute } = intlClock(at, timeZone);
+  return day * 1440 + minute;
 }
 
 /** @internal The Intl-only clock, for tests that compare it with localClock. */

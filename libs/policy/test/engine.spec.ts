@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { ACTION_TYPES, type ActionType, floorOf, type Level, rank } from '../src/catalog';
 import { compileAbility, caslLevel } from '../src/casl';
 import { validatePolicy, type PolicyDocument } from '../src/document';
-import { compileConditions, compilePolicy, decide, explain } from '../src/engine';
+import { compileConditions, compilePolicy, decide, decideFacts, explain } from '../src/engine';
 import { toFacts } from '../src/facts';
 import { seedPolicy } from '../src/seed';
 import { action, context, GROUPS, ORG, policy, principal } from './gen';
@@ -111,6 +111,22 @@ describe('differential', () => {
         const d = decide(compiled, p, a, c, ORG);
         const r = referenceDecide(doc, { ...c, at: c.at as Date, userId: p.userId, groups: p.groupIds, email: p.email, action: a, orgDomains: ORG.domains });
         if (d.level !== r.level || d.ruleIds.join() !== r.ruleIds.join()) mismatches.push(JSON.stringify({ doc, p, a, c, d, r }).slice(0, 2000));
+      }
+    }
+    expect(mismatches.slice(0, 3)).toEqual([]);
+  });
+
+  it(`decide() returns exactly explain()'s decision (without its steps) on ${CASES} random cases`, () => {
+    // decide() has its own fast path; explain() is the plain evaluation, step by step.
+    const mismatches: string[] = [];
+    for (const [doc, cases] of samples) {
+      const compiled = compilePolicy(doc);
+      for (const [p, a, c] of cases) {
+        const d = decide(compiled, p, a, c, ORG);
+        const { steps, ...e } = explain(compiled, p, a, c, ORG);
+        void steps;
+        const viaFacts = decideFacts(compiled, toFacts(p, a, c, ORG));
+        if (JSON.stringify(d) !== JSON.stringify(e) || JSON.stringify(viaFacts) !== JSON.stringify(e)) mismatches.push(JSON.stringify({ doc, p, a, c, d, e, viaFacts }).slice(0, 3000));
       }
     }
     expect(mismatches.slice(0, 3)).toEqual([]);
