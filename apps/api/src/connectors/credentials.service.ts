@@ -166,7 +166,13 @@ export class CredentialsService {
       throw AppError.validation([{ path: 'scope', message: `this connector takes ${connector.credential_scope === 'org' ? "the org's shared credential" : "each member's own credential"}` }]);
     }
     if (scope === 'org') {
-      if (this.access.reach(p, 'set', 'Credential') !== 'all') await this.access.authorize(p, 'set', 'Credential', { id: connector.id });
+      if (this.access.reach(p, 'set', 'Credential') !== 'all') {
+        // The connector is visible to the caller, so this is a denial (403, audited), not a 404.
+        await this.db.inOrg(p, (em) =>
+          this.audit.record(em, p, { action: 'credential.set', targetType: 'Connector', targetId: connector.id, outcome: 'denied', payload: { reason: 'rbac', scope: 'org' } }),
+        );
+        throw AppError.forbidden("Only admins set the org's shared credential of a connector.");
+      }
     } else {
       await this.access.authorize(p, 'set', 'Credential', { id: connector.id, userId: p.userId });
     }
