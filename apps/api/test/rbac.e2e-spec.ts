@@ -157,7 +157,7 @@ describe('role × route table', () => {
         if (res.status >= 400) expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
       }
       expect(mismatches).toEqual([]);
-    });
+    }, 60_000); // ~100 routes, some installing connectors against loopback fakes
   }
 
   it('records every denial in the audit trail', async () => {
