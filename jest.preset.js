@@ -20,7 +20,7 @@ const libs = path.join(__dirname, 'libs');
 module.exports = {
   testEnvironment: 'node',
   transform: { '^.+\\.(ts|js|mjs)$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|@tokenizer|uint8array-extras|@scure|@noble|@otplib|otplib)/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|@tokenizer|uint8array-extras|@scure|@noble|@otplib|otplib|oauth4webapi)/)'],
   moduleNameMapper: {
     '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate)$': `${libs}/$1/src/index.ts`,
     '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate)/(.*)$': `${libs}/$1/src/$2`,

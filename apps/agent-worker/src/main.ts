@@ -1,8 +1,9 @@
 import { createServer } from 'node:http';
-import { type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
+import { AUDIT_WRAPPED_KEY_SOURCES, type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { ConfigError, createLogger, loadConfig, type Config } from '@steward/common';
 import { createDataSource } from '@steward/db';
 import { startWorkerRuntime } from '@steward/jobs';
+import { ConfigKeyProvider, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
 
 function fail(message: string): never {
   process.stderr.write(`steward-worker: ${message}\n`);
@@ -26,7 +27,21 @@ async function main(): Promise<void> {
   // Dropping expired audit partitions needs the table owner; without DATABASE_OWNER_URL they are kept.
   const ownerDataSource = config.DATABASE_OWNER_URL ? createDataSource({ url: config.DATABASE_OWNER_URL, poolMax: 1, applicationName: 'steward-worker-retention' }) : undefined;
   await ownerDataSource?.initialize();
-  const runtime = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log });
+  const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+  const runtime = await startWorkerRuntime({
+    redisUrl: config.REDIS_URL,
+    prefix: config.REDIS_PREFIX,
+    concurrency: config.WORKER_CONCURRENCY,
+    log,
+    // KEK rotation: every data key (credentials, OAuth states, audit keys, SIEM tokens) under the newest version.
+    rewrapDataKeys: async () => {
+      const report = await rewrapAll(dataSource, keys, [...VAULT_WRAPPED_KEY_SOURCES, ...AUDIT_WRAPPED_KEY_SOURCES]);
+      const total = Object.values(report.rewrapped).reduce((a, b) => a + b, 0);
+      const failed = Object.values(report.failed).reduce((a, b) => a + b, 0);
+      if (total || failed) log.info({ target: report.target, rewrapped: report.rewrapped, failed: report.failed }, 'vault: data keys re-wrapped');
+      return report;
+    },
+  });
   const audit: AuditMaintenance = startAuditMaintenanceFromConfig(config, dataSource, log, ownerDataSource);
 
   // Liveness for orchestrators: 200 while the BullMQ worker runs.

@@ -1,7 +1,7 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import type { Redis } from 'ioredis';
-import type { Config, Logger } from '@steward/common';
+import { type Config, type EgressResolver, type Logger, systemResolver } from '@steward/common';
 import type { DataSource } from '@steward/db';
 import { AccessService } from './access/access.service';
 import { ApiKeysController } from './api-keys/api-keys.controller';
@@ -18,7 +18,10 @@ import { Db } from './core/db.service';
 import { ApiMetrics } from './core/metrics';
 import { OpenApiService } from './core/openapi';
 import { ProblemFilter } from './core/problem.filter';
-import { CONFIG, DATA_SOURCE, LOGGER, METRICS, REDIS } from './core/tokens';
+import { CONFIG, DATA_SOURCE, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from './core/tokens';
+import { CatalogConnectorsController, ConnectorsController, CredentialsController, EgressController, OAuthController } from './connectors/connectors.controller';
+import { ConnectorsService } from './connectors/connectors.service';
+import { CredentialsService } from './connectors/credentials.service';
 import { ValidationInterceptor } from './core/validation.interceptor';
 import { GroupsController } from './groups/groups.controller';
 import { GroupsService } from './groups/groups.service';
@@ -48,6 +51,8 @@ export interface AppDeps {
   dataSource: DataSource;
   redis: Redis;
   metrics: ApiMetrics;
+  /** DNS for the egress guard (default: the system resolver). */
+  resolver?: EgressResolver;
 }
 
 @Module({})
@@ -73,6 +78,11 @@ export class AppModule {
         PoliciesController,
         CatalogController,
         WorkflowsController,
+        CatalogConnectorsController,
+        EgressController,
+        ConnectorsController,
+        CredentialsController,
+        OAuthController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -80,6 +90,7 @@ export class AppModule {
         { provide: DATA_SOURCE, useValue: deps.dataSource },
         { provide: REDIS, useValue: deps.redis },
         { provide: METRICS, useValue: deps.metrics },
+        { provide: EGRESS_RESOLVER, useValue: deps.resolver ?? systemResolver },
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_INTERCEPTOR, useClass: ValidationInterceptor },
         { provide: APP_FILTER, useClass: ProblemFilter },
@@ -101,6 +112,8 @@ export class AppModule {
         SiemSinksService,
         PoliciesService,
         WorkflowsService,
+        ConnectorsService,
+        CredentialsService,
       ],
       exports: [SetupService, OpenApiService],
     };

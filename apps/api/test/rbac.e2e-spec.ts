@@ -93,6 +93,28 @@ const TABLE: Record<string, Row> = {
   'PATCH /v1/workflows/{id}': only(['owner', 'admin']),
   'DELETE /v1/workflows/{id}': only(['owner', 'admin']),
   'GET /v1/workflows/{id}/classification': every('ok'),
+  'GET /v1/catalog/connectors': every('ok'),
+  'GET /v1/egress/allow-hosts': every('ok'),
+  'PUT /v1/egress/allow-hosts': only(['owner', 'admin']),
+  'GET /v1/connectors': every('ok'),
+  'POST /v1/connectors': only(['owner', 'admin']),
+  'GET /v1/connectors/{id}': every('ok'),
+  'DELETE /v1/connectors/{id}': only(['owner', 'admin']),
+  'POST /v1/connectors/{id}/discover': only(['owner', 'admin']),
+  'GET /v1/connectors/{id}/tools': every('ok'),
+  'PATCH /v1/connectors/{id}/tools/{name}': only(['owner', 'admin']),
+  'POST /v1/connectors/{id}/tools/{name}/approve': only(['owner', 'admin']),
+  'POST /v1/connectors/{id}/tools/{name}/hold': only(['owner', 'admin']),
+  // Per-user connector: members and approvers set their own; security and auditors set none.
+  'POST /v1/connectors/{id}/credentials': only(['owner', 'admin', 'approver', 'member']),
+  'POST /v1/connectors/{id}/oauth/start': only(['owner', 'admin', 'approver', 'member']),
+  // Roles that cannot connect hold no state of their own: someone else's state is refused.
+  'POST /v1/oauth/callback': only(['owner', 'admin', 'approver', 'member'], 400),
+  'GET /v1/credentials': every('ok'), // the org's metadata, or only one's own
+  // An org credential: approvers and members cannot even see it; security may only revoke.
+  'POST /v1/credentials/{id}/test': { owner: 'ok', admin: 'ok', security: 403, auditor: 403, approver: 404, member: 404 },
+  'POST /v1/credentials/{id}/rotate': { owner: 'ok', admin: 'ok', security: 403, auditor: 403, approver: 404, member: 404 },
+  'POST /v1/credentials/{id}/revoke': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 403, approver: 404, member: 404 },
 };
 
 describe('role × route table', () => {
@@ -135,7 +157,7 @@ describe('role × route table', () => {
         if (res.status >= 400) expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
       }
       expect(mismatches).toEqual([]);
-    });
+    }, 60_000); // ~100 routes, some installing connectors against loopback fakes
   }
 
   it('records every denial in the audit trail', async () => {

@@ -15,3 +15,4 @@ export * from './formats';
 export * from './ocsf';
 export * from './ecs';
 export * from './siem';
+export * from './wrapped-keys';

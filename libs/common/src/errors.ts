@@ -19,6 +19,19 @@ export const ErrorCode = {
   SetupUnavailable: 'setup_unavailable',
   Internal: 'internal_error',
   Unavailable: 'service_unavailable',
+  /** A connector's upstream could not be reached (connection refused, DNS, no MCP endpoint). */
+  UpstreamUnreachable: 'upstream_unreachable',
+  /** The upstream answered with an error. */
+  UpstreamError: 'upstream_error',
+  UpstreamTimeout: 'upstream_timeout',
+  /** The upstream's answer (a tool result, a tool list) is larger than the limit. */
+  ResultTooLarge: 'result_too_large',
+  /** The URL resolves to a loopback, private, link-local or metadata address that nobody allowlisted. */
+  EgressRefused: 'egress_refused',
+  /** The credential was refused or its refresh failed: the user (or admin) must authorise again. */
+  ReauthorizationRequired: 'reauthorization_required',
+  /** The tool is not approved, or its definition changed since approval. */
+  ToolHeld: 'tool_held',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -8,4 +8,6 @@ export type QueueName = (typeof QueueName)[keyof typeof QueueName];
 /** Job names: kebab-case verbs. */
 export const MaintenanceJob = {
   Heartbeat: 'record-heartbeat',
+  /** Re-wrap data keys still under an older key-encryption key version (KEK rotation). */
+  RewrapDataKeys: 'rewrap-data-keys',
 } as const;

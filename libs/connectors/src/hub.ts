@@ -177,11 +177,16 @@ export class ConnectorClient {
   async listTools(opts: CallLimits = {}): Promise<ToolDefinition[]> {
     this.assertOpen();
     const timeout = opts.timeoutMs ?? this.limits.timeoutMs;
+    // Registered like a call, so an oversized answer aborts it with result_too_large.
+    const ctrl = new AbortController();
+    const onAbort = () => ctrl.abort(opts.signal?.reason);
+    opts.signal?.addEventListener('abort', onAbort, { once: true });
+    this.inflight.add(ctrl);
     try {
       const list: ToolDefinition[] = [];
       let cursor: string | undefined;
       for (let page = 0; page < 100; page++) {
-        const res = await this.client.listTools(cursor ? { cursor } : {}, { timeout, signal: opts.signal });
+        const res = await this.client.listTools(cursor ? { cursor } : {}, { timeout, signal: ctrl.signal });
         for (const t of res.tools) {
           list.push({ name: t.name, title: t.title, description: t.description ?? '', inputSchema: t.inputSchema as Record<string, unknown>, annotations: t.annotations as Record<string, unknown> | undefined });
         }
@@ -191,7 +196,11 @@ export class ConnectorClient {
       this.tools = { at: Date.now(), list };
       return list;
     } catch (err) {
-      throw toConnectorError(err, { connector: this.id, timeoutMs: timeout });
+      const reason = ctrl.signal.aborted ? ctrl.signal.reason : undefined;
+      throw toConnectorError(reason instanceof ConnectorError ? reason : err, { connector: this.id, timeoutMs: timeout });
+    } finally {
+      this.inflight.delete(ctrl);
+      opts.signal?.removeEventListener('abort', onAbort);
     }
   }
 

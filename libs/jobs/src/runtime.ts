@@ -4,6 +4,7 @@ import { z } from 'zod';
 import { type Logger, MaintenanceJob, QueueName } from '@steward/common';
 
 export const HeartbeatPayload = z.strictObject({ scheduledBy: z.literal('scheduler') });
+export const RewrapDataKeysPayload = z.strictObject({ scheduledBy: z.enum(['scheduler', 'boot']) });
 
 export interface WorkerRuntimeOptions {
   redisUrl: string;
@@ -12,6 +13,13 @@ export interface WorkerRuntimeOptions {
   log: Logger;
   /** Seconds between heartbeats. */
   heartbeatEvery?: number;
+  /**
+   * Re-wraps every data key still under an older KEK version (batched and resumable: it picks up
+   * whatever is left). Run at boot and hourly; without it the job records that it had nothing to do.
+   */
+  rewrapDataKeys?: () => Promise<unknown>;
+  /** Minutes between rewrap runs (default 60). */
+  rewrapEveryMinutes?: number;
 }
 
 export interface WorkerRuntime {
@@ -41,6 +49,11 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       await connection.set(`${options.prefix}:worker:heartbeat`, last.toISOString(), 'EX', 600);
       return { at: last.toISOString() };
     },
+    [MaintenanceJob.RewrapDataKeys]: async (job) => {
+      RewrapDataKeysPayload.parse(job.data);
+      if (!options.rewrapDataKeys) return { skipped: 'no key provider in this worker' };
+      return options.rewrapDataKeys();
+    },
   };
   for (const name of Object.values(MaintenanceJob)) {
     if (!maintenance[name]) throw new Error(`no handler for ${QueueName.Maintenance}/${name}`);
@@ -52,6 +65,13 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     { every: (options.heartbeatEvery ?? 60) * 1000 },
     { name: MaintenanceJob.Heartbeat, data: { scheduledBy: 'scheduler' }, opts: { removeOnComplete: 100, removeOnFail: 100 } },
   );
+
+  if (options.rewrapDataKeys) {
+    const opts = { removeOnComplete: 20, removeOnFail: 50, attempts: 3, backoff: { type: 'exponential', delay: 5000 } };
+    await queue.upsertJobScheduler('rewrap-data-keys', { every: (options.rewrapEveryMinutes ?? 60) * 60_000 }, { name: MaintenanceJob.RewrapDataKeys, data: { scheduledBy: 'scheduler' }, opts });
+    // At boot too, so a new key version takes effect at once; one at a time across workers.
+    await queue.add(MaintenanceJob.RewrapDataKeys, { scheduledBy: 'boot' }, { ...opts, deduplication: { id: 'rewrap-data-keys-boot', ttl: 60_000 } });
+  }
 
   const worker = new Worker(
     QueueName.Maintenance,

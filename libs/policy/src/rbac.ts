@@ -17,6 +17,10 @@ export const PERMISSIONS = {
   Workflow: ['read', 'create', 'update', 'delete'],
   LegalHold: ['read', 'create', 'release'],
   SiemSink: ['read', 'create', 'update', 'delete'],
+  /** Installed connectors, their tools' mapping and approval, the org's egress allowlist. */
+  Connector: ['read', 'create', 'update', 'delete', 'review_tools'],
+  /** Connector credentials (never readable: "read" is metadata only). Per-user ones are ownable. */
+  Credential: ['read', 'set', 'test', 'rotate', 'revoke'],
 } as const;
 
 export type SubjectName = keyof typeof PERMISSIONS;
@@ -41,7 +45,7 @@ export interface PermissionRule {
 }
 
 /** Subjects whose records belong to one user, so "own" rules make sense. */
-export const OWNABLE_SUBJECTS: ReadonlySet<SubjectName> = new Set(['ApiKey']);
+export const OWNABLE_SUBJECTS: ReadonlySet<SubjectName> = new Set(['ApiKey', 'Credential']);
 
 export function isKnownPair(action: string, subject: string): boolean {
   const actions = (PERMISSIONS as Record<string, readonly string[]>)[subject];
@@ -70,6 +74,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Policy', 'read', 'create', 'update', 'delete'),
     ...all('Workflow'),
     ...pick('SiemSink', 'read'),
+    ...all('Connector'),
+    ...all('Credential'),
   ],
   security: [
     ...pick('Org', 'read'),
@@ -84,6 +90,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...all('SiemSink'),
     ...pick('Policy', 'read'),
     ...pick('Workflow', 'read'),
+    ...pick('Connector', 'read'),
+    ...pick('Credential', 'read', 'revoke'),
   ],
   auditor: [
     ...pick('Org', 'read'),
@@ -97,6 +105,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('LegalHold', 'read'),
     ...pick('Policy', 'read'),
     ...pick('Workflow', 'read'),
+    ...pick('Connector', 'read'),
+    ...pick('Credential', 'read'),
   ],
   approver: [
     ...pick('Org', 'read'),
@@ -105,8 +115,18 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...own('ApiKey', 'read', 'create', 'revoke'),
     ...pick('Policy', 'read'),
     ...pick('Workflow', 'read'),
+    ...pick('Connector', 'read'),
+    ...own('Credential', 'read', 'set', 'test', 'rotate', 'revoke'),
   ],
-  member: [...pick('Org', 'read'), ...own('ApiKey', 'read', 'create', 'revoke'), ...pick('Policy', 'read'), ...pick('Workflow', 'read')],
+  member: [
+    ...pick('Org', 'read'),
+    ...own('ApiKey', 'read', 'create', 'revoke'),
+    ...pick('Policy', 'read'),
+    ...pick('Workflow', 'read'),
+    ...pick('Connector', 'read'),
+    // Their own per-user credentials (OAuth connect, a personal API key): set, test, rotate, revoke.
+    ...own('Credential', 'read', 'set', 'test', 'rotate', 'revoke'),
+  ],
 };
 
 export function isBuiltinRole(role: string): role is BuiltinRole {

@@ -1,1 +1,4 @@
 export * from './keys';
+export * from './envelope';
+export * from './rotation';
+export * from './oauth';

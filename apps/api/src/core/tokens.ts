@@ -4,3 +4,5 @@ export const LOGGER = Symbol('LOGGER');
 export const DATA_SOURCE = Symbol('DATA_SOURCE');
 export const REDIS = Symbol('REDIS');
 export const METRICS = Symbol('METRICS');
+/** How outbound hosts are resolved for the egress guard (tests inject one: there is no DNS in CI). */
+export const EGRESS_RESOLVER = Symbol('EGRESS_RESOLVER');

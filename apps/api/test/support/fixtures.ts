@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { generate } from 'otplib';
 import { addUser, type Harness, login, PASSWORD, type RoleKey, type SeededOrg } from './harness';
+import { type FakeAuthServer, type FakeMcp, startFakeAuthServer, startFakeMcp } from './fakes';
 
 export interface Call {
   path: string;
@@ -95,6 +96,67 @@ export async function totpUser(c: Ctx): Promise<{ cookie: string; code: (stepsAh
   const code = (stepsAhead: number) => generate({ secret: enrolled.secret, epoch: Math.floor(Date.now() / 1000) + stepsAhead * 30 });
   await ok(await c.h.http.post('/v1/auth/totp/confirm').set('Cookie', cookie).send({ totpCode: await code(0) }), 204, 'confirm');
   return { cookie, code };
+}
+
+/** A fake MCP server and OAuth server per harness (started on first use, closed with the harness). */
+const connectorFakes = new WeakMap<Harness, Promise<{ mcp: FakeMcp; as: FakeAuthServer }>>();
+export function fakesOf(h: Harness): Promise<{ mcp: FakeMcp; as: FakeAuthServer }> {
+  let f = connectorFakes.get(h);
+  if (!f) {
+    f = (async () => {
+      const mcp = await startFakeMcp([{ name: 'lookup', description: 'Look up a company profile.' }]);
+      const as = await startFakeAuthServer({ prefix: 'fixture' });
+      h.onClose(async () => {
+        await mcp.close();
+        await as.close();
+      });
+      return { mcp, as };
+    })();
+    connectorFakes.set(h, f);
+  }
+  return f;
+}
+
+/** The org allows its connectors to reach the loopback fakes. */
+export async function allowLoopback(c: Ctx): Promise<void> {
+  await ok(await c.h.http.put('/v1/egress/allow-hosts').set('Cookie', c.ownerCookie).send({ hosts: ['127.0.0.1'] }), 200, 'egress allowlist');
+}
+
+export async function newRemoteConnector(c: Ctx, scope: 'org' | 'user' = 'org'): Promise<string> {
+  const { mcp } = await fakesOf(c.h);
+  await allowLoopback(c);
+  const body = await ok<{ id: string }>(
+    await c.h.http.post('/v1/connectors').set('Cookie', c.ownerCookie).send({ name: `partner-${rnd()}`, url: `${mcp.url}/mcp`, auth: { kind: 'api_key' }, credentialScope: scope }),
+    201,
+    'connector',
+  );
+  return body.id;
+}
+
+export async function newOAuthConnector(c: Ctx, scope: 'org' | 'user' = 'user'): Promise<string> {
+  const { mcp, as } = await fakesOf(c.h);
+  await allowLoopback(c);
+  const body = await ok<{ id: string }>(
+    await c.h.http
+      .post('/v1/connectors')
+      .set('Cookie', c.ownerCookie)
+      .send({ name: `oauth-${rnd()}`, url: `${mcp.url}/mcp`, auth: { kind: 'oauth2', authorizationUrl: as.authorizationUrl, tokenUrl: as.tokenUrl, clientId: as.clientId, clientSecret: as.clientSecret, scopes: ['read'] }, credentialScope: scope }),
+    201,
+    'oauth connector',
+  );
+  return body.id;
+}
+
+/** An org credential on a remote connector, set by the owner. */
+export async function newOrgCredential(c: Ctx): Promise<string> {
+  const connector = await newRemoteConnector(c, 'org');
+  const body = await ok<{ id: string }>(await c.h.http.post(`/v1/connectors/${connector}/credentials`).set('Cookie', c.ownerCookie).send({ secret: `fixture-key-${rnd()}` }), 201, 'credential');
+  return body.id;
+}
+
+async function toolHash(c: Ctx, connector: string, name: string): Promise<string> {
+  const list = await ok<{ items: { name: string; hash: string }[] }>(await c.h.http.get(`/v1/connectors/${connector}/tools`).set('Cookie', c.ownerCookie), 200, 'tools');
+  return list.items.find((t) => t.name === name)!.hash;
 }
 
 async function freshSession(c: Ctx): Promise<string> {
@@ -213,4 +275,38 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'PATCH /v1/workflows/{id}': async (c) => ({ path: `/v1/workflows/${await newWorkflow(c)}`, body: { description: 'updated' } }),
   'DELETE /v1/workflows/{id}': async (c) => ({ path: `/v1/workflows/${await newWorkflow(c)}` }),
   'GET /v1/workflows/{id}/classification': async (c) => ({ path: `/v1/workflows/${await newWorkflow(c)}/classification` }),
+  'GET /v1/catalog/connectors': async () => ({ path: '/v1/catalog/connectors' }),
+  'GET /v1/egress/allow-hosts': async () => ({ path: '/v1/egress/allow-hosts' }),
+  'PUT /v1/egress/allow-hosts': async () => ({ path: '/v1/egress/allow-hosts', body: { hosts: ['127.0.0.1'] } }),
+  'GET /v1/connectors': async () => ({ path: '/v1/connectors' }),
+  'POST /v1/connectors': async (c) => {
+    const { mcp } = await fakesOf(c.h);
+    await allowLoopback(c);
+    return { path: '/v1/connectors', body: { name: `partner-${rnd()}`, url: `${mcp.url}/mcp`, auth: { kind: 'api_key' }, credentialScope: 'org' } };
+  },
+  'GET /v1/connectors/{id}': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}` }),
+  'DELETE /v1/connectors/{id}': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}` }),
+  'POST /v1/connectors/{id}/discover': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}/discover` }),
+  'GET /v1/connectors/{id}/tools': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}/tools` }),
+  'PATCH /v1/connectors/{id}/tools/{name}': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}/tools/lookup`, body: { action: 'saas.read' } }),
+  'POST /v1/connectors/{id}/tools/{name}/approve': async (c) => {
+    const id = await newRemoteConnector(c);
+    return { path: `/v1/connectors/${id}/tools/lookup/approve`, body: { hash: await toolHash(c, id, 'lookup'), action: 'saas.read' } };
+  },
+  'POST /v1/connectors/{id}/tools/{name}/hold': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}/tools/lookup/hold`, body: { reason: 'under review' } }),
+  'POST /v1/connectors/{id}/credentials': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c, 'user')}/credentials`, body: { secret: `fixture-key-${rnd()}` } }),
+  'POST /v1/connectors/{id}/oauth/start': async (c) => ({ path: `/v1/connectors/${await newOAuthConnector(c)}/oauth/start`, body: { redirectUri: 'https://console.example.com/oauth/callback' } }),
+  'POST /v1/oauth/callback': async (c) => {
+    const { as } = await fakesOf(c.h);
+    const connector = await newOAuthConnector(c);
+    // Roles that may not connect get a state someone else started (refused as not theirs).
+    let res = await c.h.http.post(`/v1/connectors/${connector}/oauth/start`).set('Cookie', c.cookie).send({ redirectUri: 'https://console.example.com/oauth/callback' });
+    if (res.status !== 200) res = await c.h.http.post(`/v1/connectors/${connector}/oauth/start`).set('Cookie', c.ownerCookie).send({ redirectUri: 'https://console.example.com/oauth/callback' });
+    const started = await ok<{ authorizationUrl: string }>(res, 200, 'oauth start');
+    return { path: '/v1/oauth/callback', body: await as.consent(started.authorizationUrl) };
+  },
+  'GET /v1/credentials': async () => ({ path: '/v1/credentials' }),
+  'POST /v1/credentials/{id}/test': async (c) => ({ path: `/v1/credentials/${await newOrgCredential(c)}/test` }),
+  'POST /v1/credentials/{id}/rotate': async (c) => ({ path: `/v1/credentials/${await newOrgCredential(c)}/rotate`, body: { secret: `rotated-${rnd()}` } }),
+  'POST /v1/credentials/{id}/revoke': async (c) => ({ path: `/v1/credentials/${await newOrgCredential(c)}/revoke` }),
 };

@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import type { INestApplication } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import request from 'supertest';
-import { createLogger, newId, parseConfig, type Config } from '@steward/common';
+import { createLogger, type EgressResolver, newId, parseConfig, type Config } from '@steward/common';
 import { createDataSource, type DataSource, inOrg, Membership, Org, RoleAssignment, User } from '@steward/db';
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/test-db';
 import { redisUrl } from '../../../../test/support/db-urls';
@@ -29,6 +29,8 @@ export interface Harness {
   config: Config;
   /** Everything the API logged, as text. */
   logs(): string;
+  /** Runs `fn` when the harness closes (fakes started for this harness). */
+  onClose(fn: () => Promise<void>): void;
   close(): Promise<void>;
 }
 
@@ -51,7 +53,7 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
 }
 
 /** The real app on a database and Redis prefix of this test file's own. */
-export async function startHarness(options: { db?: TestDatabase; env?: Record<string, string> } = {}): Promise<Harness> {
+export async function startHarness(options: { db?: TestDatabase; env?: Record<string, string>; resolver?: EgressResolver } = {}): Promise<Harness> {
   const db = options.db ?? (await createTestDatabase());
   const config = parseConfig(testEnv({ DATABASE_URL: db.appUrl, ...options.env }));
   let captured = '';
@@ -66,7 +68,8 @@ export async function startHarness(options: { db?: TestDatabase; env?: Record<st
   await ds.initialize();
   const redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
   await redis.connect();
-  const app = await createApp({ config, log, dataSource: ds, redis, metrics: new ApiMetrics() });
+  const app = await createApp({ config, log, dataSource: ds, redis, metrics: new ApiMetrics(), resolver: options.resolver });
+  const closers: (() => Promise<void>)[] = [];
   const server = app.getHttpServer();
   return {
     app,
@@ -76,8 +79,10 @@ export async function startHarness(options: { db?: TestDatabase; env?: Record<st
     redis,
     config,
     logs: () => captured,
+    onClose: (fn) => closers.push(fn),
     async close() {
       await app.close();
+      for (const fn of closers) await fn().catch(() => undefined);
       const keys = await redis.keys(`${config.REDIS_PREFIX}:*`);
       if (keys.length) await redis.del(...keys);
       redis.disconnect();

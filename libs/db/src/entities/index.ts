@@ -67,4 +67,9 @@ export const TENANT_TABLES = [
   'audit_held_payloads',
   'audit_siem_sinks',
   'audit_siem_dead_letters',
+  'connectors',
+  'connector_tools',
+  'credentials',
+  'oauth_states',
+  'egress_allow_hosts',
 ] as const;

@@ -6,7 +6,19 @@ import { RetentionAndHolds1764028800000 } from './1764028800000-retention-and-ho
 import { SiemSinks1764115200000 } from './1764115200000-siem-sinks';
 import { AuditLookupIndexes1764201600000 } from './1764201600000-audit-lookup-indexes';
 import { AuditErasure1764288000000 } from './1764288000000-audit-erasure';
-import { ActionGate1764374400000 } from './1764374400000-action-gate';
+import { ConnectorsAndCredentials1764374400000 } from './1764374400000-connectors-and-credentials';
+import { ActionGate1764460800000 } from './1764460800000-action-gate';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
-export const MIGRATIONS = [Init1763769600000, TenancyAndRoles1763769600001, PoliciesAndWorkflows1763856000000, AuditTrail1763942400000, RetentionAndHolds1764028800000, SiemSinks1764115200000, AuditLookupIndexes1764201600000, AuditErasure1764288000000, ActionGate1764374400000];
+export const MIGRATIONS = [
+  Init1763769600000,
+  TenancyAndRoles1763769600001,
+  PoliciesAndWorkflows1763856000000,
+  AuditTrail1763942400000,
+  RetentionAndHolds1764028800000,
+  SiemSinks1764115200000,
+  AuditLookupIndexes1764201600000,
+  AuditErasure1764288000000,
+  ConnectorsAndCredentials1764374400000,
+  ActionGate1764460800000,
+];

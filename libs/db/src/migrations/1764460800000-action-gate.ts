@@ -8,8 +8,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * after a crash is an outcome nobody knows, for a human to settle, never re-run.
  * `orgs.agents_paused_at` is the org's kill switch.
  */
-export class ActionGate1764374400000 implements MigrationInterface {
-  name = 'ActionGate1764374400000';
+export class ActionGate1764460800000 implements MigrationInterface {
+  name = 'ActionGate1764460800000';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`ALTER TABLE orgs ADD COLUMN agents_paused_at timestamptz, ADD COLUMN agents_paused_by uuid`);

@@ -1,0 +1,41 @@
+import { gcmOpen, gcmSeal, type KeyProvider, newDataKey } from './keys';
+
+/**
+ * One secret under its own random data key: the secret is sealed with AES-256-GCM under the data
+ * key, and the data key is wrapped by the current key-encryption key; both with the same AAD,
+ * which binds the ciphertext to its owner (a sealed value copied onto another row does not open).
+ */
+export interface SealedSecret {
+  sealed: Buffer;
+  wrappedKey: string;
+}
+
+export async function sealSecret(keys: KeyProvider, plaintext: string | Buffer, aad: string): Promise<SealedSecret> {
+  const dataKey = newDataKey();
+  try {
+    const sealed = gcmSeal(dataKey, Buffer.isBuffer(plaintext) ? plaintext : Buffer.from(plaintext, 'utf8'), aad);
+    return { sealed, wrappedKey: await keys.wrap(dataKey, aad) };
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+export async function openSecret(keys: KeyProvider, secret: SealedSecret, aad: string): Promise<Buffer> {
+  const dataKey = await keys.unwrap(secret.wrappedKey, aad);
+  try {
+    return gcmOpen(dataKey, secret.sealed, aad);
+  } finally {
+    dataKey.fill(0);
+  }
+}
+
+/** The KEK version a wrapped key names ("v2" of "v2.<...>"). */
+export function kekVersionOf(wrapped: string): string {
+  const dot = wrapped.indexOf('.');
+  return dot < 0 ? '' : wrapped.slice(0, dot);
+}
+
+/** AAD of a connector credential: org, connector and credential ids. */
+export const credentialAad = (orgId: string, connectorId: string, credentialId: string): string => `credential|${orgId}|${connectorId}|${credentialId}`;
+/** AAD of a pending OAuth authorisation's PKCE verifier. */
+export const oauthStateAad = (orgId: string, stateId: string): string => `oauth-state|${orgId}|${stateId}`;

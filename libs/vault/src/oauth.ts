@@ -1,0 +1,133 @@
+import * as oauth from 'oauth4webapi';
+import { guardedFetch, type EgressOptions, isHostAllowlisted } from '@steward/common';
+
+/**
+ * OAuth 2 authorization code with PKCE (S256) for connectors, on `oauth4webapi` (a small,
+ * well-kept, spec-compliant client): the authorization URL, the code exchange and refreshes.
+ * Token endpoint requests go through the egress guard; plain http only to a host an admin or
+ * the operator allowlisted (loopback fakes in tests, an internal authorization server).
+ */
+export interface OAuthClientConfig {
+  authorizationUrl: string;
+  tokenUrl: string;
+  clientId: string;
+  /** Confidential clients (client_secret_post); absent: a public client with PKCE only. */
+  clientSecret?: string;
+  scopes: string[];
+}
+
+export interface OAuthTokens {
+  accessToken: string;
+  refreshToken?: string;
+  tokenType: string;
+  /** Epoch ms when the access token expires (absent: the server did not say). */
+  expiresAt?: number;
+  scope?: string;
+}
+
+export type OAuthFailure = 'invalid_grant' | 'refused' | 'unreachable' | 'bad_response' | 'bad_callback';
+
+export class OAuthError extends Error {
+  constructor(
+    readonly kind: OAuthFailure,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'OAuthError';
+  }
+}
+
+export interface OAuthHttp {
+  egress?: EgressOptions;
+  timeoutMs?: number;
+}
+
+function server(cfg: OAuthClientConfig): oauth.AuthorizationServer {
+  return { issuer: new URL(cfg.tokenUrl).origin, authorization_endpoint: cfg.authorizationUrl, token_endpoint: cfg.tokenUrl };
+}
+
+const clientAuth = (cfg: OAuthClientConfig) => (cfg.clientSecret ? oauth.ClientSecretPost(cfg.clientSecret) : oauth.None());
+
+function requestOptions(cfg: OAuthClientConfig, http: OAuthHttp): oauth.TokenEndpointRequestOptions {
+  const url = new URL(cfg.tokenUrl);
+  const fetchFn = guardedFetch({ ...http.egress, timeoutMs: http.timeoutMs ?? 15_000 });
+  return {
+    [oauth.customFetch]: (input: string, init: RequestInit) => fetchFn(input, init),
+    // http only for a host allowlisted by the operator or an admin (never for a public host).
+    [oauth.allowInsecureRequests]: url.protocol === 'http:' && isHostAllowlisted(url.hostname, http.egress?.allowHosts),
+    signal: AbortSignal.timeout(http.timeoutMs ?? 15_000),
+  };
+}
+
+/** The URL to send the user to, and what to keep server-side until the callback (state, verifier). */
+export async function authorizationRequest(cfg: OAuthClientConfig, redirectUri: string): Promise<{ url: string; state: string; codeVerifier: string }> {
+  const codeVerifier = oauth.generateRandomCodeVerifier();
+  const state = oauth.generateRandomState();
+  const url = new URL(cfg.authorizationUrl);
+  url.searchParams.set('response_type', 'code');
+  url.searchParams.set('client_id', cfg.clientId);
+  url.searchParams.set('redirect_uri', redirectUri);
+  if (cfg.scopes.length) url.searchParams.set('scope', cfg.scopes.join(' '));
+  url.searchParams.set('state', state);
+  url.searchParams.set('code_challenge', await oauth.calculatePKCECodeChallenge(codeVerifier));
+  url.searchParams.set('code_challenge_method', 'S256');
+  return { url: url.href, state, codeVerifier };
+}
+
+function tokensOf(res: oauth.TokenEndpointResponse, previousRefresh?: string): OAuthTokens {
+  return {
+    accessToken: res.access_token,
+    refreshToken: res.refresh_token ?? previousRefresh,
+    tokenType: res.token_type,
+    expiresAt: typeof res.expires_in === 'number' ? Date.now() + res.expires_in * 1000 : undefined,
+    scope: res.scope,
+  };
+}
+
+function mapError(err: unknown, what: string): OAuthError {
+  if (err instanceof OAuthError) return err;
+  if (err instanceof oauth.ResponseBodyError) {
+    const kind: OAuthFailure = err.error === 'invalid_grant' ? 'invalid_grant' : 'refused';
+    return new OAuthError(kind, `${what}: the authorization server refused (${err.error}${err.error_description ? `: ${err.error_description.slice(0, 200)}` : ''})`, { cause: err });
+  }
+  if (err instanceof oauth.AuthorizationResponseError) {
+    return new OAuthError('bad_callback', `${what}: the authorization was refused (${err.error})`, { cause: err });
+  }
+  const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string } };
+  if (e?.code === 'egress_refused') return new OAuthError('unreachable', `${what}: ${e.message}`, { cause: err });
+  if (e?.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || e?.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' || e?.code === 'OAUTH_INVALID_RESPONSE' || e?.code === 'OAUTH_PARSE_ERROR') {
+    return new OAuthError('bad_response', `${what}: the authorization server's answer is not valid OAuth (${(e.message ?? '').slice(0, 200)})`, { cause: err });
+  }
+  if (e?.name === 'TimeoutError' || e?.name === 'AbortError') return new OAuthError('unreachable', `${what}: the authorization server did not answer in time`, { cause: err });
+  return new OAuthError('unreachable', `${what}: cannot reach the authorization server (${e?.code ?? e?.cause?.code ?? (e?.message ?? String(err)).slice(0, 200)})`, { cause: err });
+}
+
+/** Checks the callback's parameters against the expected state and exchanges the code (with the PKCE verifier). */
+export async function exchangeCode(
+  cfg: OAuthClientConfig,
+  callback: { code: string; state: string; expectedState: string; codeVerifier: string; redirectUri: string },
+  http: OAuthHttp = {},
+): Promise<OAuthTokens> {
+  const as = server(cfg);
+  const client: oauth.Client = { client_id: cfg.clientId };
+  try {
+    const params = oauth.validateAuthResponse(as, client, new URLSearchParams({ code: callback.code, state: callback.state }), callback.expectedState);
+    const res = await oauth.authorizationCodeGrantRequest(as, client, clientAuth(cfg), params, callback.redirectUri, callback.codeVerifier, requestOptions(cfg, http));
+    return tokensOf(await oauth.processAuthorizationCodeResponse(as, client, res));
+  } catch (err) {
+    throw mapError(err, 'OAuth code exchange');
+  }
+}
+
+/** Uses the refresh token; `invalid_grant` means the user must authorise again. */
+export async function refreshTokens(cfg: OAuthClientConfig, refreshToken: string, http: OAuthHttp = {}): Promise<OAuthTokens> {
+  const as = server(cfg);
+  const client: oauth.Client = { client_id: cfg.clientId };
+  try {
+    const res = await oauth.refreshTokenGrantRequest(as, client, clientAuth(cfg), refreshToken, requestOptions(cfg, http));
+    return tokensOf(await oauth.processRefreshTokenResponse(as, client, res), refreshToken);
+  } catch (err) {
+    throw mapError(err, 'OAuth refresh');
+  }
+}

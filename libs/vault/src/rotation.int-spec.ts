@@ -1,0 +1,114 @@
+import { AuditKeyring, AUDIT_WRAPPED_KEY_SOURCES } from '@steward/audit';
+import { newId } from '@steward/common';
+import { createDataSource, type DataSource, inOrg, Org } from '@steward/db';
+import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
+import { credentialAad, openSecret, sealSecret } from './envelope';
+import { ConfigKeyProvider } from './keys';
+import { kekVersionsInUse, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from './rotation';
+
+const V1 = `v1:${Buffer.alloc(32, 11).toString('base64')}`;
+const V2 = `v2:${Buffer.alloc(32, 22).toString('base64')}`;
+const N = 10_000;
+const SOURCES = [...VAULT_WRAPPED_KEY_SOURCES, ...AUDIT_WRAPPED_KEY_SOURCES];
+
+describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime role)', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  const orgs = [newId(), newId()];
+  const connectors = [newId(), newId()];
+  const secretOf = (i: number) => `canary-secret-${i}-${'x'.repeat(i % 50)}`;
+  const ids: { org: number; id: string }[] = [];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ds = createDataSource({ url: db.appUrl, poolMax: 4 });
+    await ds.initialize();
+    const v1 = new ConfigKeyProvider(V1);
+    for (const [o, orgId] of orgs.entries()) {
+      await inOrg(ds, { orgId }, async (em) => {
+        await em.insert(Org, { id: orgId, name: `Org ${o}`, slug: `rot-${o}-${orgId.slice(-6)}`, domains: [], requireStepUp: false });
+        await em.query(`INSERT INTO connectors (org_id, id, kind, name, url, auth, credential_scope) VALUES ($1, $2, 'remote', 'partner', 'https://mcp.partner.example/mcp', '{"kind":"header","header":"authorization","scheme":"Bearer"}', 'user')`, [orgId, connectors[o]]);
+        // An audit month key under v1 too: rotation must move it, or v1 could never be removed.
+        await new AuditKeyring(v1).key(em, orgId, '2026-01-01', true);
+      });
+    }
+    // The fast bulk path: sealed in memory, multi-row INSERTs of 500 (one user credential per row).
+    const rows: unknown[][] = [];
+    for (let i = 0; i < N; i++) {
+      const o = i % 2;
+      const id = newId();
+      ids.push({ org: o, id });
+      const s = await sealSecret(v1, secretOf(i), credentialAad(orgs[o], connectors[o], id));
+      rows.push([orgs[o], id, connectors[o], newId(), s.sealed, s.wrappedKey]);
+    }
+    for (const [o, orgId] of orgs.entries()) {
+      const mine = rows.filter((r) => r[0] === orgId);
+      for (let i = 0; i < mine.length; i += 500) {
+        const chunk = mine.slice(i, i + 500);
+        await inOrg(ds, { orgId }, (em) =>
+          em.query(
+            `INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key) VALUES ${chunk.map((_, j) => `($${j * 6 + 1}, $${j * 6 + 2}, $${j * 6 + 3}, $${j * 6 + 4}, 'secret', 'active', $${j * 6 + 5}, $${j * 6 + 6})`).join(', ')}`,
+            chunk.flat(),
+          ),
+        );
+      }
+      expect(o).toBeLessThan(2);
+    }
+  }, 60_000);
+
+  afterAll(async () => {
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  it('re-wraps every data key in resumable batches; every credential still opens; v1 can then be removed', async () => {
+    const started = Date.now();
+    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v1: { credentials: N, audit_keys: 2 } });
+    const rotated = new ConfigKeyProvider(`${V1},${V2}`);
+
+    // A worker that dies after three batches...
+    const ctrl = new AbortController();
+    let batches = 0;
+    await expect(
+      rewrapAll(ds, rotated, SOURCES, {
+        signal: ctrl.signal,
+        onBatch: () => {
+          if (++batches === 3) ctrl.abort(new Error('worker killed'));
+        },
+      }),
+    ).rejects.toThrow('worker killed');
+    const partial = await kekVersionsInUse(ds, SOURCES);
+    expect(partial.v2.credentials).toBe(1500);
+    expect(partial.v1.credentials).toBe(N - 1500);
+
+    // ...and the next run picks up exactly what is left.
+    const report = await rewrapAll(ds, rotated, SOURCES);
+    expect(report.rewrapped.credentials).toBe(N - 1500);
+    expect(report.rewrapped.audit_keys).toBe(2);
+    expect(Object.values(report.failed).every((n) => n === 0)).toBe(true);
+    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v2: { credentials: N, audit_keys: 2 } });
+    // Nothing left: a second run is a no-op.
+    expect((await rewrapAll(ds, rotated, SOURCES)).rewrapped.credentials).toBe(0);
+
+    // v1 removed from the configuration: every one of the 10,000 still decrypts, to its own value.
+    const v2only = new ConfigKeyProvider(V2);
+    const v1only = new ConfigKeyProvider(V1);
+    let opened = 0;
+    for (const [o, orgId] of orgs.entries()) {
+      await inOrg(ds, { orgId }, async (em) => {
+        const stored: { id: string; sealed: Buffer; wrapped_key: string }[] = await em.query('SELECT id, sealed, wrapped_key FROM credentials WHERE org_id = $1', [orgId]);
+        const index = new Map(ids.map((x, i) => [x.id, i]));
+        for (const row of stored) {
+          const plain = await openSecret(v2only, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(orgId, connectors[o], row.id));
+          expect(plain.toString('utf8')).toBe(secretOf(index.get(row.id)!));
+          opened++;
+        }
+        await expect(openSecret(v1only, { sealed: stored[0].sealed, wrappedKey: stored[0].wrapped_key }, credentialAad(orgId, connectors[o], stored[0].id))).rejects.toThrow(/unknown key-encryption key version "v2"/);
+        // The audit month key opens under v2 alone.
+        expect(await new AuditKeyring(v2only).key(em, orgId, '2026-01-01', false)).toBeInstanceOf(Buffer);
+      });
+    }
+    expect(opened).toBe(N);
+    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
+});
