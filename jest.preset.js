@@ -19,6 +19,9 @@ const libs = path.join(__dirname, 'libs');
 
 module.exports = {
   testEnvironment: 'node',
+  // Integration tests on real PostgreSQL and Redis, on 2 cores with every suite at once: a test that
+  // fails for being slow would say nothing about behaviour (timing goals live in test/bench).
+  testTimeout: 60_000,
   transform: { '^.+\\.(ts|js|mjs)$': swc },
   transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|@tokenizer|uint8array-extras|@scure|@noble|@otplib|otplib|oauth4webapi)/)'],
   moduleNameMapper: {
