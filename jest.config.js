@@ -1,5 +1,6 @@
 // `npm test` runs every project's suite against the real PostgreSQL and Redis.
 module.exports = {
+  testTimeout: 60_000,
   projects: [
     '<rootDir>/libs/common',
     '<rootDir>/libs/db',
