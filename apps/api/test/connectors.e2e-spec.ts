@@ -186,6 +186,19 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       expect(rotated.body.rotatedAt).toEqual(expect.any(String));
       expect((await call('post', `/v1/credentials/${credId}/test`, 'admin')).body.ok).toBe(true);
 
+      // The org's kill switch refuses every decrypt (and says why), until agents are resumed.
+      const pause = (on: boolean) =>
+        h.ds.transaction(async (em) => {
+          await em.query(`SELECT set_config('app.org_id', $1, true)`, [org.id]);
+          await em.query(`UPDATE orgs SET agents_paused_at = ${on ? 'now()' : 'NULL'} WHERE id = $1`, [org.id]);
+        });
+      await pause(true);
+      const paused = await call('post', `/v1/credentials/${credId}/test`, 'admin');
+      expect(paused.status).toBe(409);
+      expect(paused.body.detail).toMatch(/kill switch/);
+      await pause(false);
+      expect((await call('post', `/v1/credentials/${credId}/test`, 'admin')).body.ok).toBe(true);
+
       // Security may revoke any credential; the sealed material is destroyed.
       expect((await call('post', `/v1/credentials/${credId}/revoke`, 'security')).body.status).toBe('revoked');
       const [row] = await h.ds.transaction(async (em) => {

@@ -149,6 +149,9 @@ export class CredentialsService {
   /** Decrypts a credential in the caller's transaction, with its audit event in the same transaction. */
   private async decrypt(em: EntityManager, p: Principal, row: CredentialRow, purpose: DecryptPurpose): Promise<string> {
     if (!row.sealed || !row.wrapped_key) throw reauth('The credential was revoked.');
+    // The kill switch refuses decrypts too (read in this transaction, never from a cache).
+    const [org] = await em.query('SELECT agents_paused_at FROM orgs WHERE id = $1', [p.orgId]);
+    if (org?.agents_paused_at) throw AppError.conflict('Agents are paused in this org (kill switch): no credential can be used until they are resumed.');
     const plain = await openSecret(this.keys, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(p.orgId, row.connector_id, row.id));
     await em.query('UPDATE credentials SET last_used_at = now() WHERE org_id = $1 AND id = $2', [p.orgId, row.id]);
     await this.audit.record(em, p, {
