@@ -53,7 +53,8 @@ import {
   sealOrg,
   startAuditMaintenance,
   toCanonicalEvent,
-  toOcsf,
+  PageFormatter,
+  type PageFormat,
   verifyOrg,
 } from '@steward/audit';
 import { ConfigKeyProvider } from '@steward/vault';
@@ -364,33 +365,33 @@ async function main(): Promise<void> {
           cb();
         },
       });
-    const exportTo = async (format: (line: Parameters<typeof toOcsf>[0]) => string, sampleRss: boolean) => {
+    const exportTo = async (format: PageFormat, sampleRss: boolean) => {
       const target = sink();
       global.gc?.();
       const base = process.memoryUsage().rss;
       let peak = base;
       const sampler = sampleRss ? setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50) : null;
       let count = 0;
+      const formatter = new PageFormatter(format, 'bench');
       const t = process.hrtime.bigint();
-      // As the API streams an export: one write per page, with backpressure.
+      // As the API streams an export: one write per page, with backpressure, formatted off the event loop.
       for await (const page of exportPages(ds, v, 1, VERIFY_EVENTS)) {
-        let text = '';
-        for (const line of page) text += `${format(line)}\n`;
         count += page.length;
-        if (!target.write(text)) await new Promise((r) => target.once('drain', r));
+        if (!target.write(await formatter.page(page))) await new Promise((r) => target.once('drain', r));
       }
       const s = seconds(t);
+      await formatter.close();
       if (sampler) clearInterval(sampler);
       peak = Math.max(peak, process.memoryUsage().rss);
       if (count !== VERIFY_EVENTS) throw new Error(`export produced ${count} lines`);
       return { seconds: s, rssGrowthMb: (peak - base) / (1 << 20) };
     };
-    const nd = await exportTo((line) => JSON.stringify(line), true);
+    const nd = await exportTo('ndjson', true);
     log(`NDJSON export: ${VERIFY_EVENTS} events in ${nd.seconds.toFixed(1)} s`);
     out('export_ndjson_events_per_sec', VERIFY_EVENTS / nd.seconds);
     out('export_ndjson_vs_copy', copySeconds / nd.seconds);
     out('export_rss_growth_mb_1m', nd.rssGrowthMb);
-    const oc = await exportTo((line) => JSON.stringify(toOcsf(line)), false);
+    const oc = await exportTo('ocsf', false);
     out('export_ocsf_events_per_sec', VERIFY_EVENTS / oc.seconds);
 
     // 5. purge_month_s -----------------------------------------------------------------------

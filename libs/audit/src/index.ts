@@ -9,6 +9,7 @@ export * from './verify';
 export * from './maintenance';
 export * from './from-config';
 export * from './export';
+export * from './export-format';
 export * from './offline-verify';
 export * from './retention';
 export * from './formats';

@@ -12,11 +12,20 @@ export interface RecordInput extends AuditEventInput {
   subject?: string | null;
 }
 
+export interface PreparedEvent {
+  id: string;
+  orgId: string;
+  occurredAt: Date;
+  /** The canonical JSON the row stores and the chain hashes. */
+  canonical: string;
+}
+
 /**
- * Writes one event in the caller's transaction (the same one as the change it records),
- * so there is no change without its event and no event for work that rolled back.
+ * Builds an event's stored form (sensitive fields sealed, blind index computed) in the caller's
+ * transaction (month and person keys are created there when missing), without inserting it — for
+ * callers that insert it in one statement with their own rows (the gate's write-ahead).
  */
-export async function recordEvent(em: EntityManager, keyring: AuditKeyring, input: RecordInput): Promise<void> {
+export async function prepareEvent(em: EntityManager, keyring: AuditKeyring, input: RecordInput): Promise<PreparedEvent> {
   let sealed;
   let blind: string[] | undefined;
   if (input.sensitive && Object.keys(input.sensitive).length) {
@@ -38,11 +47,14 @@ export async function recordEvent(em: EntityManager, keyring: AuditKeyring, inpu
       }
     }
   }
-  const event = toCanonicalEvent(input, sealed, blind);
-  await em.query('INSERT INTO audit_events (id, org_id, occurred_at, canonical) VALUES ($1, $2, $3, $4)', [
-    input.id,
-    input.orgId,
-    input.occurredAt,
-    canonical(event),
-  ]);
+  return { id: input.id, orgId: input.orgId, occurredAt: input.occurredAt, canonical: canonical(toCanonicalEvent(input, sealed, blind)) };
+}
+
+/**
+ * Writes one event in the caller's transaction (the same one as the change it records),
+ * so there is no change without its event and no event for work that rolled back.
+ */
+export async function recordEvent(em: EntityManager, keyring: AuditKeyring, input: RecordInput): Promise<void> {
+  const e = await prepareEvent(em, keyring, input);
+  await em.query('INSERT INTO audit_events (id, org_id, occurred_at, canonical) VALUES ($1, $2, $3, $4)', [e.id, e.orgId, e.occurredAt, e.canonical]);
 }

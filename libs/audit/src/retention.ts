@@ -77,22 +77,28 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
         const holdKey = (await keyring.key(em, orgId, HOLD_KEY_MONTH, true))!;
         for (const h of covering) {
           const rows: { canonical: string }[] = await em.query(
-            `SELECT canonical FROM audit_events WHERE org_id = $1 AND key_month = $2 AND actor_id = $3
+            // The person's own events, and those sealed about them (an agent acting on their behalf).
+            `SELECT canonical FROM audit_events WHERE org_id = $1 AND key_month = $2
+               AND (actor_id = $3 OR (canonical::jsonb)->'sealed'->>'subject' = $3::text)
                AND occurred_at >= GREATEST($4::timestamptz, $5::timestamptz) AND occurred_at < LEAST(coalesce($6::timestamptz, 'infinity'), $7::timestamptz)`,
             [orgId, month, h.userId, h.fromAt, from, h.untilAt, to],
           );
+          // Keys looked up once per person and generation; the copies written in one statement.
+          const keys = new Map<string, Promise<Buffer | null>>();
+          const ids: string[] = [];
+          const copies: string[] = [];
           for (const r of rows) {
             const e = JSON.parse(r.canonical) as CanonicalEvent;
-            const fields = await openUnderOwnKey(em, keyring, orgId, e);
+            const fields = await openUnderOwnKey(em, keyring, orgId, e, keys);
             if (!fields) continue; // already erased
-            await em.query('INSERT INTO audit_held_payloads (org_id, event_id, hold_id, sealed) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING', [
-              orgId,
-              e.id,
-              h.id,
-              keyring.seal(holdKey, e.id, fields),
-            ]);
-            report.heldEvents++;
+            ids.push(e.id);
+            copies.push(keyring.seal(holdKey, e.id, fields));
           }
+          await em.query(
+            'INSERT INTO audit_held_payloads (org_id, event_id, hold_id, sealed) SELECT $1, t.e, $2, t.s FROM unnest($3::uuid[], $4::text[]) AS t(e, s) ON CONFLICT DO NOTHING',
+            [orgId, h.id, ids, copies],
+          );
+          report.heldEvents += ids.length;
         }
       }
       // The month key and every person's key of that month.
@@ -131,9 +137,18 @@ export async function readSealed(em: EntityManager, keyring: AuditKeyring, orgId
 }
 
 /** The sealed fields under the key that sealed them (the month's, or the person's), or null when that key is gone. */
-async function openUnderOwnKey(em: EntityManager, keyring: AuditKeyring, orgId: string, e: CanonicalEvent): Promise<Record<string, unknown> | null> {
+async function openUnderOwnKey(em: EntityManager, keyring: AuditKeyring, orgId: string, e: CanonicalEvent, cache?: Map<string, Promise<Buffer | null>>): Promise<Record<string, unknown> | null> {
   const s = e.sealed!;
-  const key = s.subject !== undefined ? await keyring.subjectKeyAt(em, orgId, s.month, s.subject, s.gen ?? 0) : await keyring.key(em, orgId, s.month, false);
+  let key: Buffer | null;
+  if (s.subject !== undefined) {
+    const k = `${s.month}/${s.subject}/${s.gen ?? 0}`;
+    let hit = cache?.get(k);
+    if (!hit) {
+      hit = keyring.subjectKeyAt(em, orgId, s.month, s.subject, s.gen ?? 0);
+      cache?.set(k, hit);
+    }
+    key = await hit;
+  } else key = await keyring.key(em, orgId, s.month, false);
   return key ? keyring.open(key, e.id, s.ct) : null;
 }
 

@@ -13,7 +13,7 @@ import { type PolicyDocument, seedPolicy } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import { redisUrl } from '../../../test/support/db-urls';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
-import { type ActionRequest, gateAction, type GateDeps } from './gate';
+import { type ActionRequest, gateAction, type GateDeps, OutcomeWriter } from './gate';
 import { PolicySource } from './policy-source';
 
 /**
@@ -108,7 +108,7 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     await hub.addBuiltin('workspace-files', createWorkspaceFilesServer({ folder }));
     await hub.addBuiltin('probe', await probeServer());
     const manifests: Record<string, ConnectorManifest> = { 'workspace-files': workspaceFilesManifest, probe: probeManifest };
-    deps = { ds, redis, keyring, policies, hub, manifest: (id) => manifests[id] };
+    deps = { ds, redis, keyring, policies, hub, manifest: (id) => manifests[id], outcomes: new OutcomeWriter(ds, keyring) };
   });
   afterAll(async () => {
     await hub?.close();
@@ -124,6 +124,7 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(r).toMatchObject({ status: 'executed', level: 'autonomous', reversible: false });
     const call = calls.at(-1)!;
     expect(call).toEqual({ tool: 'probe.read', claimState: 'executing', decisionEvents: 1, idempotencyKey: r.actionId });
+    await deps.outcomes.flush();
     expect(await row(org.orgId, r.actionId)).toMatchObject({ state: 'succeeded', level: 'autonomous', action_type: 'file.read', policy_version: 1 });
     const events = await observer.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1 ORDER BY occurred_at, id`, [r.actionId]);
     expect(events.rows.map((x) => [x.e.decision, x.e.outcome])).toEqual([['allowed', 'success'], ['executed', 'success']]);
@@ -136,6 +137,7 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     const created = await gateAction(deps, request(org, 'workspace-files', 'files.write', { path: 'brief.md', content: '# Weekly brief' }));
     expect(created).toMatchObject({ status: 'executed', level: 'batched', reversible: true, undo: { tool: 'files.delete', args: { path: 'brief.md' } } });
     expect(readFileSync(join(folder, 'brief.md'), 'utf8')).toBe('# Weekly brief');
+    await deps.outcomes.flush();
     expect((await row(org.orgId, created.actionId)).undo).toEqual({ tool: 'files.delete', args: { path: 'brief.md' } });
 
     const del = await gateAction(deps, request(org, 'workspace-files', 'files.delete', { path: 'brief.md' }));

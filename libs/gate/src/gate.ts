@@ -20,7 +20,7 @@
 import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { DataSource, EntityManager } from 'typeorm';
-import { type AuditKeyring, canonical, type Client, recordEvent } from '@steward/audit';
+import { type AuditKeyring, canonical, type Client, prepareEvent } from '@steward/audit';
 import { newId } from '@steward/common';
 import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
@@ -37,6 +37,8 @@ export interface GateDeps {
   hub: ConnectorHub;
   /** The manifest of an installed connector (how its tools map to action types). */
   manifest: (connector: string) => ConnectorManifest | undefined;
+  /** Where outcomes are written (in batches, after the call). */
+  outcomes: OutcomeWriter;
   now?: () => Date;
 }
 
@@ -88,112 +90,110 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   const mapping = manifest ? resolveTool(manifest, req.tool) : unknownMapping(req.connector, req.tool);
   const spec = manifest?.tools.find((t) => t.name === req.tool);
 
-  // 2. Label: what the arguments name, personal data in them, what the task read, its taint.
+  // 2. Label what the arguments name (paths, recipients, hosts, amounts); the org's own domains
+  //    and the user's groups come with the write-ahead read below.
   const facts: ActionContext = extractContext(mapping, req.args);
-  const org = await inOrg(deps.ds, { orgId: req.orgId }, async (em) => ({
-    domains: ((await em.query('SELECT domains FROM orgs WHERE id = $1', [req.orgId]))[0]?.domains ?? []) as string[],
-    groups: ((await em.query('SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2', [req.orgId, req.userId])) as { group_id: string }[]).map((g) => g.group_id),
-  }));
-  const found = labelArguments(req.args, org.domains);
-  const context: ActionContext = {
-    ...facts,
-    connector: req.connector,
-    labels: [...new Set([...(facts.labels ?? []), ...found.labels, ...(req.labels ?? [])])].sort(),
-    tainted: req.tainted,
-    workflow: req.workflow ?? undefined,
-    at: now,
-  };
-  const principal: PolicyPrincipal = { userId: req.userId, groupIds: org.groups };
-
-  // 3. Decide on the active policy, rate limits reserved first (fail safe). 4. Write ahead.
-  //    The active version is read again inside the write-ahead transaction; if an activation
-  //    came in between, decide again on the new one.
-  let policy = await inOrg(deps.ds, { orgId: req.orgId }, (em) => deps.policies.active(em, req.orgId));
-  const reservation = policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, mapping.action), now) : { exceeded: [], unavailable: false };
-  context.rateExceeded = reservation.exceeded;
   const actionId = newId();
   const argsDigest = digest(req.args);
-  for (let attempt = 0; ; attempt++) {
-    const d = decideOn(policy, principal, mapping.action, context, org.domains);
+  const claim = 'taskId' in req.claim ? { taskId: req.claim.taskId, step: req.claim.step, gatewayKey: null } : { taskId: null, step: null, gatewayKey: req.claim.gatewayKey };
+
+  // 3 + 4. In ONE transaction: read the kill switch, the membership, the groups and the active
+  //    policy; decide (rate limits reserved first); write the claim, the decision and the audit
+  //    event in one statement. If it does not commit, nothing runs.
+  const w = await inOrg(deps.ds, { orgId: req.orgId, userId: req.userId }, async (em) => {
+    const [g]: { domains: string[]; paused: boolean; membership: string | null; groups: string[]; policy_id: string | null; version: number | null; updated_at: Date | null }[] = await em.query(
+      `SELECT o.domains, o.agents_paused_at IS NOT NULL AS paused, m.status AS membership,
+              ARRAY(SELECT gm.group_id::text FROM group_members gm WHERE gm.org_id = o.id AND gm.user_id = $2) AS groups,
+              p.id AS policy_id, p.version, p.updated_at
+         FROM orgs o
+         LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2
+         LEFT JOIN policies p ON p.org_id = o.id AND p.status = 'active'
+        WHERE o.id = $1`,
+      [req.orgId, req.userId],
+    );
+    const policy = g?.policy_id ? await deps.policies.compiledFor(em, req.orgId, { id: g.policy_id, version: g.version!, updated_at: g.updated_at! }) : null;
+    const domains = g?.domains ?? [];
+    const found = labelArguments(req.args, domains);
+    const context: ActionContext = {
+      ...facts,
+      connector: req.connector,
+      labels: [...new Set([...(facts.labels ?? []), ...found.labels, ...(req.labels ?? [])])].sort(),
+      tainted: req.tainted,
+      workflow: req.workflow ?? undefined,
+      at: now,
+    };
+    const reservation = policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, mapping.action), now) : { exceeded: [], unavailable: false };
+    context.rateExceeded = reservation.exceeded;
+    const principal: PolicyPrincipal = { userId: req.userId, groupIds: g?.groups ?? [] };
+    const d = decideOn(policy, principal, mapping.action, context, domains);
     // Batched: reads run as they are; writes run in their reversible form, or wait like Watched.
     const reversible = d.level === 'batched' && !spec?.readOnly ? reversibleCall(mapping, req.args) : null;
     const level: Level = d.level === 'batched' && !spec?.readOnly && !reversible ? 'watched' : d.level;
-    const written = await inOrg(deps.ds, { orgId: req.orgId, userId: req.userId }, async (em) => {
-      const [gate] = await em.query(
-        `SELECT o.agents_paused_at IS NOT NULL AS paused, m.status AS membership,
-                (SELECT id FROM policies p WHERE p.org_id = o.id AND p.status = 'active') AS policy_id
-           FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1`,
-        [req.orgId, req.userId],
-      );
-      if ((gate?.policy_id ?? null) !== (policy?.id ?? null)) return 'policy_changed' as const;
-      const refusal: Refusal | null =
-        gate?.paused ? 'paused'
-        : gate?.membership !== 'active' ? 'suspended'
-        : !policy ? 'no_policy'
-        : level === 'forbidden' ? 'forbidden'
-        : !d.authorized ? 'not_authorized'
-        : null;
-      const state = refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing';
-      const claimed: unknown[] = await em.query(
-        `INSERT INTO task_actions (org_id, id, task_id, step, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason,
+    const refusal: Refusal | null =
+      !g || g.paused ? 'paused'
+      : g.membership !== 'active' ? 'suspended'
+      : !policy ? 'no_policy'
+      : level === 'forbidden' ? 'forbidden'
+      : !d.authorized ? 'not_authorized'
+      : null;
+    const state = refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing';
+    const event = await prepareEvent(em, deps.keyring, {
+      id: newId(),
+      orgId: req.orgId,
+      occurredAt: now,
+      actor: { type: 'agent_task', id: claim.taskId },
+      action: mapping.action,
+      target: { type: 'Tool', id: null },
+      level,
+      decision: refusal ? (refusal === 'forbidden' ? 'denied' : `denied_${refusal}`) : DECISION_WORD[level],
+      outcome: refusal ? 'denied' : 'success',
+      policyVersion: policy?.version ?? null,
+      task: claim.taskId,
+      connector: req.connector,
+      client: req.client,
+      payload: { actionId, tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation.exceeded, rateLimitsUnavailable: reservation.unavailable },
+      // The arguments themselves, sealed under the employee's key (an erasure shreds them).
+      sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
+      subject: req.userId,
+    });
+    // The claim and its audit event in one statement: a claim made before inserts neither.
+    const claimed: unknown[] = await em.query(
+      `WITH claim AS (
+         INSERT INTO task_actions (org_id, id, task_id, step, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason,
                                    policy_id, policy_version, args_digest, tainted, labels, reversible, state, refusal, finished_at)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19::varchar, $20, CASE WHEN $19::varchar = 'refused' THEN now() END)
-         ON CONFLICT DO NOTHING RETURNING id`,
-        [
-          req.orgId, actionId,
-          'taskId' in req.claim ? req.claim.taskId : null, 'taskId' in req.claim ? req.claim.step : null, 'gatewayKey' in req.claim ? req.claim.gatewayKey : null,
-          req.userId, req.connector, req.tool, mapping.action, level, d.ruleIds, d.reason.slice(0, 1000),
-          policy?.id ?? null, policy?.version ?? null, argsDigest, req.tainted, context.labels, reversible !== null, state, refusal,
-        ],
-      );
-      if (!claimed.length) return { kind: 'duplicate' as const, first: await existingClaim(em, req) };
-      await recordEvent(em, deps.keyring, {
-        id: newId(),
-        orgId: req.orgId,
-        occurredAt: now,
-        actor: { type: 'agent_task', id: 'taskId' in req.claim ? req.claim.taskId : null },
-        action: mapping.action,
-        target: { type: 'Tool', id: null },
-        level,
-        decision: refusal ? (refusal === 'forbidden' ? 'denied' : `denied_${refusal}`) : DECISION_WORD[level],
-        outcome: refusal ? 'denied' : 'success',
-        policyVersion: policy?.version ?? null,
-        task: 'taskId' in req.claim ? req.claim.taskId : null,
-        connector: req.connector,
-        client: req.client,
-        payload: { actionId, tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation.exceeded, rateLimitsUnavailable: reservation.unavailable },
-        // The arguments themselves, sealed under the employee's key (an erasure shreds them).
-        sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
-        subject: req.userId,
-      });
-      return { kind: 'written' as const, refusal, state };
-    });
-    if (written === 'policy_changed') {
-      if (attempt >= 3) throw new Error('the active policy kept changing while deciding');
-      policy = await inOrg(deps.ds, { orgId: req.orgId }, (em) => deps.policies.active(em, req.orgId));
-      continue;
-    }
-    if (written.kind === 'duplicate') return { status: 'duplicate', actionId: written.first.id, state: written.first.state };
+         ON CONFLICT DO NOTHING RETURNING org_id)
+       INSERT INTO audit_events (id, org_id, occurred_at, canonical) SELECT $21, org_id, $22, $23 FROM claim RETURNING id`,
+      [
+        req.orgId, actionId, claim.taskId, claim.step, claim.gatewayKey,
+        req.userId, req.connector, req.tool, mapping.action, level, d.ruleIds, d.reason.slice(0, 1000),
+        policy?.id ?? null, policy?.version ?? null, argsDigest, req.tainted, context.labels, reversible !== null, state, refusal,
+        event.id, event.occurredAt, event.canonical,
+      ],
+    );
+    if (!claimed.length) return { kind: 'duplicate' as const, first: await existingClaim(em, req) };
     const decided: Decided = { actionId, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null };
+    return { kind: 'written' as const, decided, refusal, state, reversible };
+  });
+  if (w.kind === 'duplicate') return { status: 'duplicate', actionId: w.first.id, state: w.first.state };
 
-    // 5. Act on the level.
-    if (written.refusal) return { ...decided, status: 'refused', refusal: written.refusal };
-    if (written.state === 'awaiting_approval') return { ...decided, status: 'awaiting_approval' };
+  // 5. Act on the level.
+  if (w.refusal) return { ...w.decided, status: 'refused', refusal: w.refusal };
+  if (w.state === 'awaiting_approval') return { ...w.decided, status: 'awaiting_approval' };
 
-    // 6. Execute: the reversible form at Batched, the call itself otherwise.
-    const call: ToolCall = reversible ?? { tool: req.tool, args: req.args };
-    const started = Date.now();
-    try {
-      const result = await deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: actionId });
-      const undo = reversible ? undoCall(mapping, reversible.args, result.structuredContent ?? {}) : null;
-      // 7. Outcome.
-      await finish(deps, req, actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, errorCode: null });
-      return { ...decided, status: 'executed', reversible: reversible !== null, result, undo };
-    } catch (err) {
-      const error = err instanceof ConnectorError ? { code: err.code, message: err.message } : { code: 'internal', message: 'the connector call failed' };
-      await finish(deps, req, actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, errorCode: error.code });
-      return { ...decided, status: 'failed', error };
-    }
+  // 6. Execute: the reversible form at Batched, the call itself otherwise.
+  const call: ToolCall = w.reversible ?? { tool: req.tool, args: req.args };
+  const started = Date.now();
+  try {
+    const result = await deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: actionId });
+    const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
+    // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).
+    deps.outcomes.add(req, actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, errorCode: null });
+    return { ...w.decided, status: 'executed', reversible: w.reversible !== null, result, undo };
+  } catch (err) {
+    const error = err instanceof ConnectorError ? { code: err.code, message: err.message } : { code: 'internal', message: 'the connector call failed' };
+    deps.outcomes.add(req, actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, errorCode: error.code });
+    return { ...w.decided, status: 'failed', error };
   }
 }
 
@@ -215,7 +215,7 @@ async function existingClaim(em: EntityManager, req: ActionRequest): Promise<{ i
   return row;
 }
 
-interface Outcome {
+export interface Outcome {
   state: 'succeeded' | 'failed';
   resultDigest: string | null;
   bytes: number | null;
@@ -224,26 +224,108 @@ interface Outcome {
   errorCode: string | null;
 }
 
-async function finish(deps: GateDeps, req: ActionRequest, actionId: string, action: string, o: Outcome): Promise<void> {
-  await inOrg(deps.ds, { orgId: req.orgId, userId: req.userId }, async (em) => {
-    await em.query(
-      `UPDATE task_actions SET state = $3, result_digest = $4, result_bytes = $5, duration_ms = $6, undo = $7, error_code = $8, finished_at = now()
-        WHERE org_id = $1 AND id = $2 AND state = 'executing'`,
-      [req.orgId, actionId, o.state, o.resultDigest, o.bytes, o.ms, o.undo ? JSON.stringify(o.undo) : null, o.errorCode],
-    );
-    await recordEvent(em, deps.keyring, {
-      id: newId(),
-      orgId: req.orgId,
-      occurredAt: new Date(),
-      actor: { type: 'agent_task', id: 'taskId' in req.claim ? req.claim.taskId : null },
-      action,
-      target: { type: 'Tool', id: null },
-      decision: 'executed',
-      outcome: o.state === 'succeeded' ? 'success' : 'failure',
-      task: 'taskId' in req.claim ? req.claim.taskId : null,
-      connector: req.connector,
-      client: req.client,
-      payload: { actionId, tool: req.tool, resultDigest: o.resultDigest, bytes: o.bytes, ms: o.ms, error: o.errorCode, undo: o.undo ? o.undo.tool : null },
+interface PendingOutcome {
+  req: ActionRequest;
+  actionId: string;
+  action: string;
+  o: Outcome;
+  at: Date;
+}
+
+/**
+ * Writes outcomes in the background, a batch per org and transaction (one durable commit for
+ * many actions), so the outcome costs the action no extra commit. A process that dies before a
+ * batch is written leaves those claims `executing`: outcomes nobody knows, for a human to settle —
+ * never re-run. `flush()` waits until everything added so far is written.
+ */
+export class OutcomeWriter {
+  private pending: PendingOutcome[] = [];
+  private running: Promise<void> | null = null;
+  private timer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly keyring: AuditKeyring,
+    private readonly onError: (err: unknown) => void = () => undefined,
+    private readonly delayMs = 5,
+  ) {}
+
+  add(req: ActionRequest, actionId: string, action: string, o: Outcome): void {
+    this.pending.push({ req, actionId, action, o, at: new Date() });
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      void this.drain().catch(this.onError);
+    }, this.delayMs);
+  }
+
+  /** Writes everything added so far. */
+  async flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    await this.drain();
+  }
+
+  private async drain(): Promise<void> {
+    while (this.running) await this.running.catch(() => undefined);
+    if (!this.pending.length) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.running = this.write(batch).finally(() => {
+      this.running = null;
     });
-  });
+    await this.running;
+    if (this.pending.length) await this.drain();
+  }
+
+  private async write(batch: PendingOutcome[]): Promise<void> {
+    const byOrg = new Map<string, PendingOutcome[]>();
+    for (const p of batch) byOrg.set(p.req.orgId, [...(byOrg.get(p.req.orgId) ?? []), p]);
+    for (const [orgId, items] of byOrg) {
+      await inOrg(this.ds, { orgId }, async (em) => {
+        const events = [];
+        for (const { req, actionId, action, o, at } of items) {
+          events.push(
+            await prepareEvent(em, this.keyring, {
+              id: newId(),
+              orgId,
+              occurredAt: at,
+              actor: { type: 'agent_task', id: 'taskId' in req.claim ? req.claim.taskId : null },
+              action,
+              target: { type: 'Tool', id: null },
+              decision: 'executed',
+              outcome: o.state === 'succeeded' ? 'success' : 'failure',
+              task: 'taskId' in req.claim ? req.claim.taskId : null,
+              connector: req.connector,
+              client: req.client,
+              payload: { actionId, tool: req.tool, resultDigest: o.resultDigest, bytes: o.bytes, ms: o.ms, error: o.errorCode, undo: o.undo ? o.undo.tool : null },
+            }),
+          );
+        }
+        await em.query(
+          `UPDATE task_actions t SET state = v.state, result_digest = v.digest, result_bytes = v.bytes, duration_ms = v.ms, undo = v.undo::jsonb, error_code = v.err, finished_at = v.at
+             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[]) AS v(id, state, digest, bytes, ms, undo, err, at)
+            WHERE t.org_id = $1 AND t.id = v.id AND t.state = 'executing'`,
+          [
+            orgId,
+            items.map((i) => i.actionId),
+            items.map((i) => i.o.state),
+            items.map((i) => i.o.resultDigest),
+            items.map((i) => i.o.bytes),
+            items.map((i) => i.o.ms),
+            items.map((i) => (i.o.undo ? JSON.stringify(i.o.undo) : null)),
+            items.map((i) => i.o.errorCode),
+            items.map((i) => i.at),
+          ],
+        );
+        await em.query(`INSERT INTO audit_events (id, org_id, occurred_at, canonical) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[])`, [
+          events.map((e) => e.id),
+          events.map((e) => e.orgId),
+          events.map((e) => e.occurredAt),
+          events.map((e) => e.canonical),
+        ]);
+      });
+    }
+  }
 }

@@ -20,7 +20,11 @@ export class PolicySource {
 
   async active(em: EntityManager, orgId: string): Promise<ActivePolicy | null> {
     const [row]: { id: string; version: number; updated_at: Date }[] = await em.query(`SELECT id, version, updated_at FROM policies WHERE org_id = $1 AND status = 'active'`, [orgId]);
-    if (!row) return null;
+    return row ? this.compiledFor(em, orgId, row) : null;
+  }
+
+  /** The compiled form of a version the caller has just read (the document is fetched only when not cached). */
+  async compiledFor(em: EntityManager, orgId: string, row: { id: string; version: number; updated_at: Date }): Promise<ActivePolicy> {
     const key = `${row.id}:${new Date(row.updated_at).getTime()}`;
     let hit = this.cache.get(key);
     if (!hit) {

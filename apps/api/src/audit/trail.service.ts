@@ -10,14 +10,10 @@ import {
   checkpointOrg,
   csvHeader,
   type ExportFormat,
-  toCef,
-  toCsv,
-  toEcs,
-  toOcsf,
   type CheckpointSigner,
   type CheckpointSink,
   exportPages,
-  type ExportLine,
+  PageFormatter,
   exportManifest,
   exportRange,
   loadCheckpoints,
@@ -141,17 +137,14 @@ export class AuditTrailService {
     const out = gzip ? createGzip() : res;
     if (gzip) (out as ReturnType<typeof createGzip>).pipe(res);
     if (format === 'csv') out.write(`${csvHeader()}\n`);
-    const format1 = (line: ExportLine): string =>
-      format === 'csv' ? toCsv(line)
-      : format === 'cef' ? toCef(line, VERSION)
-      : format === 'ocsf' ? JSON.stringify(toOcsf(line))
-      : format === 'ecs' ? JSON.stringify(toEcs(line))
-      : JSON.stringify(line);
-    // One write per page (thousands of lines), with backpressure.
-    for await (const page of exportPages(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq)) {
-      let text = '';
-      for (const line of page) text += `${format1(line)}\n`;
-      if (!out.write(text)) await once(out, 'drain');
+    // One write per page (thousands of lines), with backpressure; formatted off the event loop.
+    const formatter = new PageFormatter(format, VERSION);
+    try {
+      for await (const page of exportPages(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq)) {
+        if (!out.write(await formatter.page(page))) await once(out, 'drain');
+      }
+    } finally {
+      await formatter.close();
     }
     out.end();
   }

@@ -1,0 +1,96 @@
+import { once } from 'node:events';
+import { join } from 'node:path';
+import { Worker } from 'node:worker_threads';
+import { toEcs } from './ecs';
+import type { ExportLine } from './export';
+import { toCef, toCsv } from './formats';
+import { toOcsf } from './ocsf';
+
+export type PageFormat = 'ndjson' | 'csv' | 'cef' | 'ocsf' | 'ecs';
+
+/** One page of an export as text, a line per entry (each line ends with a newline). */
+export function formatPage(lines: ExportLine[], format: PageFormat, productVersion: string): string {
+  let text = '';
+  for (const line of lines) {
+    text +=
+      format === 'csv' ? toCsv(line)
+      : format === 'cef' ? toCef(line, productVersion)
+      : format === 'ocsf' ? JSON.stringify(toOcsf(line))
+      : format === 'ecs' ? JSON.stringify(toEcs(line))
+      : JSON.stringify(line);
+    text += '\n';
+  }
+  return text;
+}
+
+/**
+ * Formats export pages on a worker thread, so that a large export neither blocks the process's
+ * event loop (an API stays responsive while it streams a million events) nor waits for it: the
+ * next page is fetched while this one is formatted. Pages come back in the order they were given.
+ * NDJSON is cheap enough to stay on the calling thread.
+ */
+export class PageFormatter {
+  private worker: Worker | null = null;
+  private queue: { resolve: (text: string) => void; reject: (err: Error) => void }[] = [];
+
+  constructor(
+    private readonly format: PageFormat,
+    private readonly productVersion: string,
+  ) {}
+
+  private start(): Worker {
+    const file = join(__dirname, `export-format${__filename.endsWith('.ts') ? '.ts' : '.js'}`);
+    const w = new Worker(BOOT, { eval: true, workerData: { file } });
+    w.on('message', (m: { text?: string; error?: string }) => {
+      const next = this.queue.shift();
+      if (!next) return;
+      if (m.error !== undefined) next.reject(new Error(`export formatting failed: ${m.error}`));
+      else next.resolve(m.text!);
+    });
+    w.on('error', (err) => {
+      for (const q of this.queue.splice(0)) q.reject(err);
+    });
+    w.unref();
+    return w;
+  }
+
+  async page(lines: ExportLine[]): Promise<string> {
+    if (this.format === 'ndjson' || lines.length < 200) return formatPage(lines, this.format, this.productVersion);
+    this.worker ??= this.start();
+    const done = new Promise<string>((resolve, reject) => this.queue.push({ resolve, reject }));
+    this.worker.postMessage({ lines, format: this.format, version: this.productVersion });
+    return done;
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (w) {
+      const exited = once(w, 'exit');
+      await w.terminate();
+      await exited.catch(() => undefined);
+    }
+  }
+}
+
+/**
+ * The worker's code. Built output (dist) is plain JavaScript; when the library runs from its
+ * TypeScript sources (tests, `ts` tooling) the worker transpiles them on load with @swc/core,
+ * as the test runner does.
+ */
+const BOOT = `
+const { parentPort, workerData } = require('node:worker_threads');
+if (workerData.file.endsWith('.ts')) {
+  const fs = require('node:fs');
+  const { transformSync } = require('@swc/core');
+  require.extensions['.ts'] = (m, f) => m._compile(transformSync(fs.readFileSync(f, 'utf8'), { filename: f, jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }).code, f);
+}
+const { formatPage } = require(workerData.file);
+parentPort.on('message', (m) => {
+  try {
+    parentPort.postMessage({ text: formatPage(m.lines, m.format, m.version) });
+  } catch (err) {
+    parentPort.postMessage({ error: String(err && err.message || err) });
+  }
+});
+`;
