@@ -3,8 +3,9 @@
 //   node scripts/bench.mjs            every benchmark          (npm run bench)
 //   node scripts/bench.mjs policy     only test/bench/policy.bench.ts (npm run bench:policy)
 //   node scripts/bench.mjs audit      only test/bench/audit.bench.ts  (npm run bench:audit; needs PostgreSQL)
+//   node scripts/bench.mjs gate       only test/bench/gate.bench.ts   (npm run bench:gate; PostgreSQL and Redis)
 //
-// It first builds what the benchmarks load (libs/policy and libs/audit with tsc -b, incremental, so a no-op when
+// It first builds what the benchmarks load (libs/policy, libs/audit and libs/gate with tsc -b, incremental, so a no-op when
 // up to date), then runs each benchmark in its own Node process, TypeScript transpiled on load by
 // test/bench/register.cjs (@swc/core), with --expose-gc (and one V8 workaround, below), pinned to one CPU with `taskset -c 0`
 // where available (BENCH_NO_PIN=1 to run unpinned). Stdout carries only the benchmarks' JSON lines
@@ -33,7 +34,7 @@ const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: ['ignore', '
 
 // Build the libraries (their tsc output is what the API and the worker run, and what the benchmarks measure).
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const build = spawnSync(process.execPath, [tsc, '-b', 'libs/policy', 'libs/audit'], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
+const build = spawnSync(process.execPath, [tsc, '-b', 'libs/policy', 'libs/audit', 'libs/gate'], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
 if (build.status !== 0) {
   console.error('bench: building the libraries failed');
   process.exit(build.status ?? 1);
@@ -49,8 +50,8 @@ for (const name of selected) {
   // unreachable code" in Deoptimizer::DoComputeBuiltinContinuation, SIGTRAP) when a GC during a
   // Cedar (wasm) call lazily deoptimises the caller. Only the Cedar calls are affected by the flag.
   const nodeArgs = ['--expose-gc', '--no-turbo-inline-js-wasm-calls', '-r', path.join(benchDir, 'register.cjs'), file];
-  // The policy benchmark measures one core; the audit one runs writer threads beside PostgreSQL, unpinned.
-  const pin = canPin && name !== 'audit';
+  // The policy benchmark measures one core; the database ones run beside PostgreSQL, unpinned.
+  const pin = canPin && name === 'policy';
   console.error(`bench: ${name}${pin ? ' (taskset -c 0)' : ''}`);
   const res = pin ? run('taskset', ['-c', '0', process.execPath, ...nodeArgs]) : run(process.execPath, nodeArgs);
   if (res.status !== 0) {

@@ -28,7 +28,7 @@
  *   purge_failed_appends         appends that failed during the purge (must be 0)
  *
  * Knobs (environment, for quick local runs only): BENCH_AUDIT_SCALE (default 1) scales every
- * event count.
+ * event count; BENCH_KEEP_DB=1 keeps the database afterwards.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -38,9 +38,10 @@ import { Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { Worker } from 'node:worker_threads';
 import { Client } from 'pg';
+import { createBenchDatabase, out, percentile, sleep } from './bench-db';
 import { to as copyTo } from 'pg-copy-streams';
 import { newId, createLogger } from '@steward/common';
-import { createDataSource, type DataSource, inOrg, runMigrations } from '@steward/db';
+import { type DataSource, inOrg } from '@steward/db';
 import {
   AuditKeyring,
   canonical,
@@ -71,16 +72,6 @@ const WRITER_CONNECTIONS = 4;
 const MASTER_KEY = `v1:${randomBytes(32).toString('base64')}`;
 const keyring = new AuditKeyring(new ConfigKeyProvider(MASTER_KEY));
 
-const adminUrl = process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres';
-const urlFor = (role: string, db: string) => {
-  const u = new URL(adminUrl);
-  u.username = role;
-  u.password = '';
-  u.pathname = `/${db}`;
-  return u.toString();
-};
-
-const out = (measure: string, value: number) => process.stdout.write(`${JSON.stringify({ measure, value: Number(value.toPrecision(6)) })}\n`);
 const log = (msg: string) => process.stderr.write(`bench:audit ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
 const seconds = (t0: bigint) => Number(process.hrtime.bigint() - t0) / 1e9;
 
@@ -213,32 +204,15 @@ function startWriters(url: string, orgIds: string[], onCommitted?: (items: [stri
   };
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-function p99(values: number[]): number {
-  const s = [...values].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.ceil(s.length * 0.99) - 1)];
-}
+const p99 = (values: number[]) => percentile(values, 0.99);
 
 // ---------------------------------------------------------------------------------------------
 
 async function main(): Promise<void> {
-  const dbName = `steward_bench_${process.pid}_${randomBytes(3).toString('hex')}`;
-  const admin = new Client({ connectionString: adminUrl });
-  await admin.connect();
-  await admin.query(`DO $$ BEGIN
-      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'steward_owner') THEN CREATE ROLE steward_owner LOGIN CREATEDB CREATEROLE NOSUPERUSER NOBYPASSRLS; END IF;
-      IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'steward_app') THEN CREATE ROLE steward_app LOGIN NOSUPERUSER NOBYPASSRLS; END IF;
-    END $$`);
-  await admin.query(`CREATE DATABASE ${dbName} OWNER steward_owner`);
-  const appUrl = urlFor('steward_app', dbName);
-  const owner = createDataSource({ url: urlFor('steward_owner', dbName), poolMax: 2, applicationName: 'bench-owner' });
-  const ds = createDataSource({ url: appUrl, poolMax: 6, applicationName: 'bench' });
+  const bench = await createBenchDatabase('audit');
+  const { ds, owner, appUrl, name: dbName } = bench;
   let failed = false;
   try {
-    await owner.initialize();
-    await runMigrations(owner);
-    await ds.initialize();
     const pg = await ds.query(`SELECT current_setting('server_version') AS v`);
     log(`database ${dbName} (PostgreSQL ${pg[0].v}), scale ${SCALE}`);
 
@@ -319,15 +293,6 @@ async function main(): Promise<void> {
     const ts = process.hrtime.bigint();
     while ((await sealOrg(ds, v, { holder: 'bench', batchSize: 5000 })).sealed > 0);
     log(`sealed ${VERIFY_EVENTS} in ${seconds(ts).toFixed(1)} s (no concurrent writers)`);
-    if (process.env.BENCH_AUDIT_EXPLAIN) {
-      const plan = await inOrg(ds, { orgId: v }, (em) => em.query(`EXPLAIN (ANALYZE, BUFFERS) SELECT c.seq, c.event_id, c.hash, e.canonical, coalesce(c.occurred_at < h.purged_before, false) AS purged
-           FROM audit_chain c
-           LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
-                               WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
-           LEFT JOIN audit_heads h ON h.org_id = c.org_id
-          WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3`, [v, 0, 20000]), { enable_seqscan: 'off', enable_hashjoin: 'off' });
-      log(plan.map((r: Record<string, string>) => r['QUERY PLAN']).join('\n'));
-    }
     const tv = process.hrtime.bigint();
     const verified = await verifyOrg(ds, v, null);
     const verifySeconds = seconds(tv);
@@ -446,11 +411,7 @@ async function main(): Promise<void> {
     failed = true;
     log(`failed: ${(err as Error).stack ?? err}`);
   } finally {
-    if (ds.isInitialized) await ds.destroy();
-    if (owner.isInitialized) await owner.destroy();
-    if (process.env.BENCH_AUDIT_KEEP_DB) log(`kept database ${dbName}`);
-    else await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-    await admin.end();
+    await bench.drop();
   }
   process.exit(failed ? 1 : 0);
 }

@@ -111,6 +111,7 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     deps = { ds, redis, keyring, policies, hub, manifest: (id) => manifests[id], outcomes: new OutcomeWriter(ds, keyring) };
   });
   afterAll(async () => {
+    await deps?.outcomes.flush();
     await hub?.close();
     redis?.disconnect();
     await observer?.end();

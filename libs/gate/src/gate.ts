@@ -26,7 +26,7 @@ import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractConte
 import { inOrg } from '@steward/db';
 import { type ActionContext, authorize, type Decision, decide, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, toFacts } from '@steward/policy';
 import type { ActivePolicy, PolicySource } from './policy-source';
-import { reserve } from './rate-limits';
+import { type Reservation, reserve } from './rate-limits';
 
 export interface GateDeps {
   ds: DataSource;
@@ -39,6 +39,8 @@ export interface GateDeps {
   manifest: (connector: string) => ConnectorManifest | undefined;
   /** Where outcomes are written (in batches, after the call). */
   outcomes: OutcomeWriter;
+  /** Org and user contexts cached for a second (optional: without it every action reads them). */
+  contexts?: ContextCache;
   now?: () => Date;
 }
 
@@ -97,22 +99,19 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   const argsDigest = digest(req.args);
   const claim = 'taskId' in req.claim ? { taskId: req.claim.taskId, step: req.claim.step, gatewayKey: null } : { taskId: null, step: null, gatewayKey: req.claim.gatewayKey };
 
-  // 3 + 4. In ONE transaction: read the kill switch, the membership, the groups and the active
-  //    policy; decide (rate limits reserved first); write the claim, the decision and the audit
-  //    event in one statement. If it does not commit, nothing runs.
-  const w = await inOrg(deps.ds, { orgId: req.orgId, userId: req.userId }, async (em) => {
-    const [g]: { domains: string[]; paused: boolean; membership: string | null; groups: string[]; policy_id: string | null; version: number | null; updated_at: Date | null }[] = await em.query(
-      `SELECT o.domains, o.agents_paused_at IS NOT NULL AS paused, m.status AS membership,
-              ARRAY(SELECT gm.group_id::text FROM group_members gm WHERE gm.org_id = o.id AND gm.user_id = $2) AS groups,
-              p.id AS policy_id, p.version, p.updated_at
-         FROM orgs o
-         LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2
-         LEFT JOIN policies p ON p.org_id = o.id AND p.status = 'active'
-        WHERE o.id = $1`,
-      [req.orgId, req.userId],
-    );
-    const policy = g?.policy_id ? await deps.policies.compiledFor(em, req.orgId, { id: g.policy_id, version: g.version!, updated_at: g.updated_at! }) : null;
-    const domains = g?.domains ?? [];
+  // 3. Decide on what the org and the user look like now (domains, groups, active policy: read
+  //    fresh, or from a cache of at most a second — the write-ahead checks them again), after
+  //    reserving the rate limits that apply (once per action; fails safe).
+  // 4. Write ahead in ONE statement (steward_gate_claim): it reads the kill switch and the
+  //    membership, checks the policy and groups the decision used, and inserts the claim with its
+  //    audit event — or nothing. If it does not commit, nothing runs.
+  const keys = perQuery(deps.ds, req.orgId);
+  let reservation: Reservation | null = null;
+  let w!: Written;
+  for (let attempt = 0; ; attempt++) {
+    const ctx = await (deps.contexts ? deps.contexts.get(deps.ds, req.orgId, req.userId) : readContext(deps.ds, req.orgId, req.userId));
+    const policy = ctx?.policy ? await deps.policies.compiledFor(keys, req.orgId, ctx.policy) : null;
+    const domains = ctx?.domains ?? [];
     const found = labelArguments(req.args, domains);
     const context: ActionContext = {
       ...facts,
@@ -122,60 +121,63 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
       workflow: req.workflow ?? undefined,
       at: now,
     };
-    const reservation = policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, mapping.action), now) : { exceeded: [], unavailable: false };
+    reservation ??= policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, mapping.action), now) : { exceeded: [], unavailable: false };
     context.rateExceeded = reservation.exceeded;
-    const principal: PolicyPrincipal = { userId: req.userId, groupIds: g?.groups ?? [] };
-    const d = decideOn(policy, principal, mapping.action, context, domains);
+    const d = decideOn(policy, { userId: req.userId, groupIds: ctx?.groups ?? [] }, mapping.action, context, domains);
     // Batched: reads run as they are; writes run in their reversible form, or wait like Watched.
     const reversible = d.level === 'batched' && !spec?.readOnly ? reversibleCall(mapping, req.args) : null;
     const level: Level = d.level === 'batched' && !spec?.readOnly && !reversible ? 'watched' : d.level;
-    const refusal: Refusal | null =
-      !g || g.paused ? 'paused'
-      : g.membership !== 'active' ? 'suspended'
-      : !policy ? 'no_policy'
-      : level === 'forbidden' ? 'forbidden'
-      : !d.authorized ? 'not_authorized'
-      : null;
-    const state = refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing';
-    const event = await prepareEvent(em, deps.keyring, {
-      id: newId(),
-      orgId: req.orgId,
-      occurredAt: now,
-      actor: { type: 'agent_task', id: claim.taskId },
-      action: mapping.action,
-      target: { type: 'Tool', id: null },
-      level,
-      decision: refusal ? (refusal === 'forbidden' ? 'denied' : `denied_${refusal}`) : DECISION_WORD[level],
-      outcome: refusal ? 'denied' : 'success',
-      policyVersion: policy?.version ?? null,
-      task: claim.taskId,
-      connector: req.connector,
-      client: req.client,
-      payload: { actionId, tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation.exceeded, rateLimitsUnavailable: reservation.unavailable },
-      // The arguments themselves, sealed under the employee's key (an erasure shreds them).
-      sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
-      subject: req.userId,
-    });
-    // The claim and its audit event in one statement: a claim made before inserts neither.
-    const claimed: unknown[] = await em.query(
-      `WITH claim AS (
-         INSERT INTO task_actions (org_id, id, task_id, step, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason,
-                                   policy_id, policy_version, args_digest, tainted, labels, reversible, state, refusal, finished_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19::varchar, $20, CASE WHEN $19::varchar = 'refused' THEN now() END)
-         ON CONFLICT DO NOTHING RETURNING org_id)
-       INSERT INTO audit_events (id, org_id, occurred_at, canonical) SELECT $21, org_id, $22, $23 FROM claim RETURNING id`,
-      [
-        req.orgId, actionId, claim.taskId, claim.step, claim.gatewayKey,
-        req.userId, req.connector, req.tool, mapping.action, level, d.ruleIds, d.reason.slice(0, 1000),
-        policy?.id ?? null, policy?.version ?? null, argsDigest, req.tainted, context.labels, reversible !== null, state, refusal,
-        event.id, event.occurredAt, event.canonical,
-      ],
-    );
-    if (!claimed.length) return { kind: 'duplicate' as const, first: await existingClaim(em, req) };
-    const decided: Decided = { actionId, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null };
-    return { kind: 'written' as const, decided, refusal, state, reversible };
-  });
-  if (w.kind === 'duplicate') return { status: 'duplicate', actionId: w.first.id, state: w.first.state };
+    let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : !d.authorized ? 'not_authorized' : null;
+    const claimOnce = async (): Promise<string> => {
+      const state = refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing';
+      const event = await prepareEvent(keys, deps.keyring, {
+        id: newId(),
+        orgId: req.orgId,
+        occurredAt: now,
+        actor: { type: 'agent_task', id: claim.taskId },
+        action: mapping.action,
+        target: { type: 'Tool', id: null },
+        level,
+        decision: refusal ? (refusal === 'forbidden' ? 'denied' : `denied_${refusal}`) : DECISION_WORD[level],
+        outcome: refusal ? 'denied' : 'success',
+        policyVersion: policy?.version ?? null,
+        task: claim.taskId,
+        connector: req.connector,
+        client: req.client,
+        payload: { actionId, tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation!.exceeded, rateLimitsUnavailable: reservation!.unavailable },
+        // The arguments themselves, sealed under the employee's key (an erasure shreds them).
+        sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
+        subject: req.userId,
+      });
+      const [row]: { r: string }[] = await deps.ds.query(
+        `SELECT steward_gate_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) AS r`,
+        [
+          req.orgId, req.userId, actionId, claim.taskId, claim.step, claim.gatewayKey,
+          req.connector, req.tool, mapping.action, level, d.ruleIds, d.reason.slice(0, 1000),
+          policy?.id ?? null, policy?.version ?? null, argsDigest, req.tainted, context.labels, reversible !== null, state, refusal,
+          event.id, event.occurredAt, event.canonical, ctx?.groups ?? [],
+        ],
+      );
+      return row!.r;
+    };
+    let r = await claimOnce();
+    if (r === 'changed') {
+      deps.contexts?.forget(req.orgId, req.userId);
+      if (attempt >= 3) throw new Error('the org or its policy kept changing while deciding');
+      continue;
+    }
+    if (r === 'paused' || r === 'suspended') {
+      // Refused, and recorded as such (the decision event says why).
+      refusal = r;
+      r = await claimOnce();
+    }
+    if (r.startsWith('duplicate:')) {
+      const [, id, state] = r.split(':');
+      return { status: 'duplicate', actionId: id!, state: state! };
+    }
+    w = { decided: { actionId, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null }, refusal, state: refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing', reversible };
+    break;
+  }
 
   // 5. Act on the level.
   if (w.refusal) return { ...w.decided, status: 'refused', refusal: w.refusal };
@@ -197,22 +199,77 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   }
 }
 
+interface Written {
+  decided: Decided;
+  refusal: Refusal | null;
+  state: 'refused' | 'awaiting_approval' | 'executing';
+  reversible: ToolCall | null;
+}
+
+/** What the decision needs to know of the org and the user. */
+export interface GateContext {
+  domains: string[];
+  /** Sorted as PostgreSQL's "C" collation sorts them (the write-ahead compares them). */
+  groups: string[];
+  policy: { id: string; version: number; updated_at: Date } | null;
+}
+
+export async function readContext(ds: DataSource, orgId: string, userId: string): Promise<GateContext | null> {
+  return inOrg(ds, { orgId, userId }, async (em) => {
+    const [g]: { domains: string[]; groups: string[]; policy_id: string | null; version: number | null; updated_at: Date | null }[] = await em.query(
+      `SELECT o.domains,
+              ARRAY(SELECT gm.group_id::text FROM group_members gm WHERE gm.org_id = o.id AND gm.user_id = $2 ORDER BY gm.group_id::text COLLATE "C") AS groups,
+              p.id AS policy_id, p.version, p.updated_at
+         FROM orgs o LEFT JOIN policies p ON p.org_id = o.id AND p.status = 'active'
+        WHERE o.id = $1`,
+      [orgId, userId],
+    );
+    if (!g) return null;
+    return { domains: g.domains, groups: g.groups, policy: g.policy_id ? { id: g.policy_id, version: g.version!, updated_at: g.updated_at! } : null };
+  });
+}
+
+/**
+ * Org and user contexts for at most `ttlMs` (default one second). Safe because the write-ahead
+ * statement checks the policy and the groups again, and reads the kill switch and the membership
+ * itself; a stale entry costs one retry, never a wrong decision.
+ */
+export class ContextCache {
+  private readonly entries = new Map<string, { ctx: Promise<GateContext | null>; until: number }>();
+
+  constructor(private readonly ttlMs = 1000) {}
+
+  get(ds: DataSource, orgId: string, userId: string): Promise<GateContext | null> {
+    const key = `${orgId}/${userId}`;
+    const hit = this.entries.get(key);
+    if (hit && hit.until > Date.now()) return hit.ctx;
+    const ctx = readContext(ds, orgId, userId);
+    if (this.entries.size >= 10_000) this.entries.clear();
+    this.entries.set(key, { ctx, until: Date.now() + this.ttlMs });
+    ctx.catch(() => this.entries.delete(key));
+    return ctx;
+  }
+
+  forget(orgId: string, userId: string): void {
+    this.entries.delete(`${orgId}/${userId}`);
+  }
+}
+
+/**
+ * An EntityManager-shaped handle whose every query runs in a transaction of its own with the org
+ * set (for the audit keyring and the policy source, which query only on a cache miss: a key they
+ * create is committed at once, so nothing rolled back stays cached).
+ */
+function perQuery(ds: DataSource, orgId: string): EntityManager {
+  return { query: (sql: string, params?: unknown[]) => inOrg(ds, { orgId }, (em) => em.query(sql, params)) } as unknown as EntityManager;
+}
+
 /** The decision and its CASL authorisation (the product's contract: every action is checked against CASL before it runs). */
 function decideOn(policy: ActivePolicy | null, principal: PolicyPrincipal, action: Decision['action'], context: ActionContext, domains: string[]): Decision & { authorized: boolean } {
   if (!policy) return { action, level: 'forbidden', ruleIds: ['no_active_policy'], reason: 'Forbidden: the org has no active policy', routing: null, obligations: [], authorized: false };
   const d = decide(policy.compiled, principal, action, context, { domains });
   const authorized = d.level === 'forbidden' || authorize(policy.ability, toFacts(principal, action, context, { domains }), d.level);
   return { ...d, authorized };
-}
-
-async function existingClaim(em: EntityManager, req: ActionRequest): Promise<{ id: string; state: string }> {
-  const [row]: { id: string; state: string }[] =
-    'taskId' in req.claim
-      ? await em.query('SELECT id, state FROM task_actions WHERE org_id = $1 AND task_id = $2 AND step = $3', [req.orgId, req.claim.taskId, req.claim.step])
-      : await em.query('SELECT id, state FROM task_actions WHERE org_id = $1 AND gateway_key = $2', [req.orgId, req.claim.gatewayKey]);
-  // The conflicting claim committed before our INSERT returned (it waits for it), so it is visible here.
-  if (!row) throw new Error('claim conflict without a visible claim');
-  return row;
 }
 
 export interface Outcome {

@@ -1,0 +1,167 @@
+/**
+ * Benchmark of the action gate (libs/gate), `npm run bench:gate`. Not a test: it prints one JSON
+ * object per line on stdout — {"measure": NAME, "value": NUMBER} — and nothing else there. One run,
+ * against the test PostgreSQL (a fresh database, durable commits: no synchronous_commit=off, no
+ * unlogged tables) and Redis.
+ *
+ *   commit_p99_ms                a bare single-row INSERT commit, 16 concurrent clients
+ *   gate_overhead_p99_ms         what the gate adds to an Autonomous call (its whole time minus the
+ *                                connector call's own time), one org, 16 concurrent actions
+ *   gate_overhead_vs_commit      the ratio of the two (goal ≤ 2)
+ *   gated_actions_per_sec        Autonomous actions through the gate over 50 orgs (goal ≥ 2,000)
+ *   gated_actions_per_sec_one_org  the same for one org (goal ≥ 1,000)
+ *
+ * The connector is a built-in one in process (an MCP server over the SDK's in-memory transport)
+ * answering at once, so what is measured is the gate. Knob: BENCH_GATE_SECONDS (default 10) per
+ * throughput run.
+ */
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { Redis } from 'ioredis';
+import { z } from 'zod';
+import { AuditKeyring } from '@steward/audit';
+import { newId } from '@steward/common';
+import { ConnectorHub, type ConnectorManifest } from '@steward/connectors';
+import { type DataSource, inOrg } from '@steward/db';
+import { type ActionRequest, ContextCache, gateAction, type GateDeps, OutcomeWriter, PolicySource } from '@steward/gate';
+import { seedPolicy } from '@steward/policy';
+import { ConfigKeyProvider } from '@steward/vault';
+import { createBenchDatabase, out, percentile } from './bench-db';
+
+const SECONDS = Number(process.env.BENCH_GATE_SECONDS ?? 10);
+const CONCURRENCY = 16;
+const log = (msg: string) => process.stderr.write(`bench:gate ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
+
+const manifest: ConnectorManifest = {
+  id: 'crm',
+  name: 'CRM',
+  vendor: 'bench',
+  runtime: { kind: 'builtin' },
+  auth: { kind: 'none' },
+  credentialScope: 'org',
+  tools: [{ name: 'crm.lookup', description: 'Look up an account.', inputSchema: { type: 'object', properties: { account: { type: 'string' } } }, action: 'saas.read', extract: { resources: ['/account'] }, readOnly: true }],
+};
+
+async function newOrg(ds: DataSource, i: number): Promise<{ orgId: string; userId: string }> {
+  const orgId = newId();
+  const userId = newId();
+  await inOrg(ds, { orgId, userId }, async (em) => {
+    await em.query(`INSERT INTO orgs (id, name, slug, domains) VALUES ($1, $2, $3, $4)`, [orgId, `Org ${i}`, `org-${i}-${orgId.slice(-6)}`, [`org${i}.example`]]);
+    await em.query(`INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, 'Analyst', 'x')`, [userId, `analyst-${orgId.slice(-8)}@org${i}.example`]);
+    await em.query(`INSERT INTO memberships (id, org_id, user_id, status) VALUES ($1, $2, $3, 'active')`, [newId(), orgId, userId]);
+    await em.query(`INSERT INTO policies (id, org_id, version, status, document, note, author_id, activated_at, activated_by) VALUES ($1, $2, 1, 'active', $3, 'seed', $4, now(), $4)`, [
+      newId(),
+      orgId,
+      JSON.stringify(seedPolicy()),
+      userId,
+    ]);
+  });
+  return { orgId, userId };
+}
+
+async function main(): Promise<void> {
+  const bench = await createBenchDatabase('gate', CONCURRENCY + 4);
+  const redis = new Redis(process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379');
+  const hub = new ConnectorHub({ timeoutMs: 10_000 });
+  let failed = false;
+  try {
+    const { ds, owner } = bench;
+    // A bare single-row INSERT commit, the yardstick.
+    await owner.query(`CREATE TABLE bench_commit (id uuid PRIMARY KEY, org_id uuid NOT NULL, at timestamptz NOT NULL DEFAULT now(), payload text NOT NULL)`);
+    await owner.query(`GRANT INSERT ON bench_commit TO steward_app`);
+    const commitTimes: number[] = [];
+    const commitUntil = Date.now() + SECONDS * 500;
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (Date.now() < commitUntil) {
+          const t = process.hrtime.bigint();
+          await ds.query('INSERT INTO bench_commit (id, org_id, payload) VALUES ($1, $2, $3)', [newId(), newId(), 'x'.repeat(200)]);
+          commitTimes.push(Number(process.hrtime.bigint() - t) / 1e6);
+        }
+      }),
+    );
+    const commitP99 = percentile(commitTimes, 0.99);
+    out('commit_p99_ms', commitP99);
+    log(`bare commits: ${commitTimes.length} at ${CONCURRENCY} clients, p50 ${percentile(commitTimes, 0.5).toFixed(2)} ms`);
+
+    // The connector: answers at once; its own time is measured per call.
+    const server = new McpServer({ name: 'crm', version: '1.0.0' });
+    server.registerTool('crm.lookup', { description: 'Look up an account.', inputSchema: { account: z.string().optional() } }, async (a) => ({ content: [{ type: 'text' as const, text: `account ${a.account}` }], structuredContent: { tier: 'gold' } }));
+    await hub.addBuiltin('crm', server);
+    const callTimes = new Map<string, number>();
+    const timedHub = {
+      callTool: async (id: string, tool: string, args: Record<string, unknown>, opts?: { idempotencyKey?: string }) => {
+        const t = process.hrtime.bigint();
+        try {
+          return await hub.callTool(id, tool, args, opts);
+        } finally {
+          if (opts?.idempotencyKey) callTimes.set(opts.idempotencyKey, Number(process.hrtime.bigint() - t) / 1e6);
+        }
+      },
+    } as unknown as ConnectorHub;
+    const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 7).toString('base64')}`));
+    const outcomes = new OutcomeWriter(ds, keyring, (err) => log(`outcome write failed: ${(err as Error).message}`));
+    const deps: GateDeps = { ds, redis, keyring, policies: new PolicySource(), hub: timedHub, manifest: () => manifest, outcomes, contexts: new ContextCache() };
+
+    const orgs: { orgId: string; userId: string }[] = [];
+    for (let i = 0; i < 50; i++) orgs.push(await newOrg(ds, i));
+    const request = (o: { orgId: string; userId: string }, n: number): ActionRequest => ({
+      orgId: o.orgId,
+      userId: o.userId,
+      claim: { gatewayKey: newId() },
+      connector: 'crm',
+      tool: 'crm.lookup',
+      args: { account: `ACME-${n % 1000}` },
+      tainted: false,
+      client: 'mcp',
+    });
+
+    const run = async (pick: (n: number) => { orgId: string; userId: string }, seconds: number, overheads?: number[]) => {
+      let n = 0;
+      let executed = 0;
+      const until = Date.now() + seconds * 1000;
+      const t0 = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: CONCURRENCY }, async () => {
+          while (Date.now() < until) {
+            const t = process.hrtime.bigint();
+            const r = await gateAction(deps, request(pick(n), n++));
+            const total = Number(process.hrtime.bigint() - t) / 1e6;
+            if (r.status !== 'executed') throw new Error(`expected an executed action, got ${r.status}`);
+            executed++;
+            overheads?.push(total - (callTimes.get(r.actionId) ?? 0));
+            callTimes.delete(r.actionId);
+          }
+        }),
+      );
+      await outcomes.flush();
+      return executed / (Number(process.hrtime.bigint() - t0) / 1e9);
+    };
+
+    log('warming up');
+    await run((n) => orgs[n % orgs.length], 2);
+    log(`one org, ${CONCURRENCY} concurrent actions, ${SECONDS} s`);
+    const overheads: number[] = [];
+    const oneOrg = await run(() => orgs[0], SECONDS, overheads);
+    const overheadP99 = percentile(overheads, 0.99);
+    out('gate_overhead_p99_ms', overheadP99);
+    out('gate_overhead_p50_ms', percentile(overheads, 0.5));
+    out('gate_overhead_vs_commit', overheadP99 / commitP99);
+    out('gated_actions_per_sec_one_org', oneOrg);
+    log(`50 orgs, ${CONCURRENCY} concurrent actions, ${SECONDS} s`);
+    out('gated_actions_per_sec', await run((n) => orgs[n % orgs.length], SECONDS));
+
+    // Every action committed its claim before running, and its outcome after.
+    const [{ open }] = await inOrg(ds, { orgId: orgs[0].orgId }, (em) => em.query(`SELECT count(*)::int AS open FROM task_actions WHERE org_id = $1 AND state <> 'succeeded'`, [orgs[0].orgId]));
+    if (open !== 0) throw new Error(`${open} actions of org 0 did not end as succeeded`);
+  } catch (err) {
+    failed = true;
+    log(`failed: ${(err as Error).stack ?? err}`);
+  } finally {
+    await hub.close();
+    redis.disconnect();
+    await bench.drop();
+  }
+  process.exit(failed ? 1 : 0);
+}
+
+void main();
