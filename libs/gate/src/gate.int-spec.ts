@@ -113,7 +113,7 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
   afterAll(async () => {
     await deps?.outcomes.flush();
     await hub?.close();
-    redis?.disconnect();
+    await redis?.quit();
     await observer?.end();
     await ds?.destroy();
     await db?.drop();
@@ -187,14 +187,16 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(results.filter((r) => r.status === 'refused' && r.refusal === 'forbidden')).toHaveLength(5);
 
     const org2 = await newOrg(doc);
-    const down = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
+    // A client whose connection is gone: every command fails at once.
+    const down = new Redis(redisUrl(), { maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null });
     down.on('error', () => undefined);
+    await new Promise((resolve) => down.once('ready', resolve));
+    await down.quit();
     const r = await gateAction({ ...deps, redis: down }, request(org2, 'probe', 'probe.read', { q: 'no redis' }));
     expect(r).toMatchObject({ status: 'refused', refusal: 'forbidden' });
     expect(r.status !== 'duplicate' && r.ruleIds).toContain('reads-per-hour');
     // Action types without a limit do not need Redis.
     expect(await gateAction({ ...deps, redis: down }, request(org2, 'workspace-files', 'files.write', { path: 'no-redis.md', content: 'x' }))).toMatchObject({ status: 'executed', level: 'batched' });
-    down.disconnect();
   });
 
   it('a tainted task: an outbound mail is decided with the taint and never runs without a human', async () => {
