@@ -61,6 +61,8 @@ import {
 import { ConfigKeyProvider } from '@steward/vault';
 
 const SCALE = Number(process.env.BENCH_AUDIT_SCALE ?? 1);
+/** Which parts to run (for quick local runs): seal, lag, verify (with the exports), purge. */
+const PHASES = new Set((process.env.BENCH_AUDIT_PHASES ?? 'seal,lag,verify,purge').split(','));
 const n = (count: number) => Math.max(1000, Math.round(count * SCALE));
 const BACKLOG = n(300_000);
 const VERIFY_EVENTS = n(1_000_000);
@@ -217,6 +219,7 @@ async function main(): Promise<void> {
     log(`database ${dbName} (PostgreSQL ${pg[0].v}), scale ${SCALE}`);
 
     // 1. seal_vs_raw_insert ------------------------------------------------------------------
+    if (PHASES.has('seal')) {
     const p = await newOrg(ds, 'Backlog');
     log(`loading a backlog of ${BACKLOG} events (multi-row INSERT, 500 a statement)`);
     const rawSeconds = await load(ds, p, BACKLOG, new Date(), 1);
@@ -240,7 +243,10 @@ async function main(): Promise<void> {
     out('seal_vs_raw_insert', sealRate / rawRate);
     while ((await sealOrg(ds, p, { holder: 'bench', batchSize: 5000 })).sealed > 0);
 
+    }
+
     // 2. sealing_lag_p99_ms ------------------------------------------------------------------
+    if (PHASES.has('lag')) {
     const l = await newOrg(ds, 'Lag');
     const committed = new Map<string, number>();
     const lags: number[] = [];
@@ -284,7 +290,10 @@ async function main(): Promise<void> {
     out('sealing_lag_p50_ms', lags.sort((a, b) => a - b)[Math.floor(lags.length / 2)]);
     out('sealing_lag_p99_ms', p99(lags));
 
-    // 3. verify_1m_events_s ------------------------------------------------------------------
+    }
+
+    // 3. verify_1m_events_s, and 4. the exports of the same events -----------------------------
+    if (PHASES.has('verify')) {
     const v = await newOrg(ds, 'Verify');
     log(`loading ${VERIFY_EVENTS} events`);
     const start = new Date(Date.now() - VERIFY_EVENTS * 2); // all in the current month
@@ -340,9 +349,14 @@ async function main(): Promise<void> {
       const formatter = new PageFormatter(format, 'bench');
       const t = process.hrtime.bigint();
       // As the API streams an export: one write per page, with backpressure, formatted off the event loop.
-      for await (const page of exportPages(ds, v, 1, VERIFY_EVENTS)) {
-        count += page.length;
-        if (!target.write(await formatter.page(page))) await new Promise((r) => target.once('drain', r));
+      const counted = async function* () {
+        for await (const page of exportPages(ds, v, 1, VERIFY_EVENTS)) {
+          count += page.length;
+          yield page;
+        }
+      };
+      for await (const text of formatter.texts(counted())) {
+        if (!target.write(text)) await new Promise((r) => target.once('drain', r));
       }
       const s = seconds(t);
       await formatter.close();
@@ -359,7 +373,10 @@ async function main(): Promise<void> {
     const oc = await exportTo('ocsf', false);
     out('export_ocsf_events_per_sec', VERIFY_EVENTS / oc.seconds);
 
+    }
+
     // 5. purge_month_s -----------------------------------------------------------------------
+    if (PHASES.has('purge')) {
     const a = await newOrg(ds, 'RetainThree', 3);
     const b = await newOrg(ds, 'RetainSix', 6);
     const now = new Date();
@@ -406,6 +423,7 @@ async function main(): Promise<void> {
       while ((await sealOrg(ds, org, { holder: 'bench', batchSize: 5000 })).sealed > 0);
       const r = await verifyOrg(ds, org, null);
       if (!r.ok) throw new Error(`verify after purge failed for ${org}: ${JSON.stringify(r)}`);
+    }
     }
   } catch (err) {
     failed = true;

@@ -31,6 +31,10 @@ describe('export pages formatted on a worker thread', () => {
       const texts = await Promise.all(pages.map((p) => formatter.page(p)));
       expect(texts).toEqual(pages.map((p) => formatPage(p, format, '0.1.0')));
       expect(texts.join('').split('\n')).toHaveLength(lines.length + 1);
+      // Streamed with several pages in formatting at once: the same text, in order.
+      const streamed: string[] = [];
+      for await (const t of formatter.texts((async function* () { yield* pages; })(), 2)) streamed.push(t);
+      expect(streamed).toEqual(texts);
     } finally {
       await formatter.close();
     }

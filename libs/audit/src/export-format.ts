@@ -62,6 +62,21 @@ export class PageFormatter {
     return done;
   }
 
+  /**
+   * Formats pages as they come and yields their text in order, with up to `depth` pages in
+   * formatting at once (the next pages are fetched meanwhile; memory stays bounded).
+   */
+  async *texts(pages: AsyncIterable<ExportLine[]>, depth = 2): AsyncGenerator<string> {
+    const inFlight: Promise<string>[] = [];
+    for await (const page of pages) {
+      inFlight.push(this.page(page));
+      // Keep the rejections handled until they are awaited in order.
+      inFlight[inFlight.length - 1].catch(() => undefined);
+      if (inFlight.length > depth) yield await inFlight.shift()!;
+    }
+    while (inFlight.length) yield await inFlight.shift()!;
+  }
+
   async close(): Promise<void> {
     const w = this.worker;
     this.worker = null;

@@ -77,11 +77,12 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
         const holdKey = (await keyring.key(em, orgId, HOLD_KEY_MONTH, true))!;
         for (const h of covering) {
           const rows: { canonical: string }[] = await em.query(
-            // The person's own events, and those sealed about them (an agent acting on their behalf).
+            // The person's own events, and those sealed about them (an agent acting on their behalf):
+            // a plain substring test narrows them cheaply (no JSON parsing per row); the exact test is below.
             `SELECT canonical FROM audit_events WHERE org_id = $1 AND key_month = $2
-               AND (actor_id = $3 OR (canonical::jsonb)->'sealed'->>'subject' = $3::text)
+               AND (actor_id = $3 OR canonical LIKE $8)
                AND occurred_at >= GREATEST($4::timestamptz, $5::timestamptz) AND occurred_at < LEAST(coalesce($6::timestamptz, 'infinity'), $7::timestamptz)`,
-            [orgId, month, h.userId, h.fromAt, from, h.untilAt, to],
+            [orgId, month, h.userId, h.fromAt, from, h.untilAt, to, `%"subject":"${h.userId}"%`],
           );
           // Keys looked up once per person and generation; the copies written in one statement.
           const keys = new Map<string, Promise<Buffer | null>>();
@@ -89,6 +90,7 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
           const copies: string[] = [];
           for (const r of rows) {
             const e = JSON.parse(r.canonical) as CanonicalEvent;
+            if (!e.sealed || (e.actor.id !== h.userId && e.sealed.subject !== h.userId)) continue;
             const fields = await openUnderOwnKey(em, keyring, orgId, e, keys);
             if (!fields) continue; // already erased
             ids.push(e.id);

@@ -140,8 +140,8 @@ export class AuditTrailService {
     // One write per page (thousands of lines), with backpressure; formatted off the event loop.
     const formatter = new PageFormatter(format, VERSION);
     try {
-      for await (const page of exportPages(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq)) {
-        if (!out.write(await formatter.page(page))) await once(out, 'drain');
+      for await (const text of formatter.texts(exportPages(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq))) {
+        if (!out.write(text)) await once(out, 'drain');
       }
     } finally {
       await formatter.close();
