@@ -28,7 +28,8 @@
  *   purge_failed_appends         appends that failed during the purge (must be 0)
  *
  * Knobs (environment, for quick local runs only): BENCH_AUDIT_SCALE (default 1) scales every
- * event count; BENCH_KEEP_DB=1 keeps the database afterwards.
+ * event count; BENCH_AUDIT_PHASES (default "seal,lag,verify,purge") runs some parts only;
+ * BENCH_KEEP_DB=1 keeps the database afterwards.
  */
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync } from 'node:fs';
@@ -220,210 +221,207 @@ async function main(): Promise<void> {
 
     // 1. seal_vs_raw_insert ------------------------------------------------------------------
     if (PHASES.has('seal')) {
-    const p = await newOrg(ds, 'Backlog');
-    log(`loading a backlog of ${BACKLOG} events (multi-row INSERT, 500 a statement)`);
-    const rawSeconds = await load(ds, p, BACKLOG, new Date(), 1);
-    const rawRate = BACKLOG / rawSeconds;
-    log(`sealing the backlog while ${WRITER_THREADS}×${WRITER_CONNECTIONS} writers record for the same org`);
-    const writers = startWriters(appUrl, [p]);
-    await sleep(1000); // writers up to speed
-    let sealedBacklog = 0;
-    const t0 = process.hrtime.bigint();
-    while (sealedBacklog < BACKLOG) {
-      const r = await sealOrg(ds, p, { holder: 'bench', batchSize: 5000, maxBatches: 1 });
-      sealedBacklog += r.sealed;
-    }
-    const sealSeconds = seconds(t0);
-    const w1 = await writers.stop();
-    if (w1.failed) throw new Error(`writers failed: ${w1.firstError}`);
-    const sealRate = sealedBacklog / sealSeconds;
-    out('raw_insert_rows_per_sec', rawRate);
-    out('seal_events_per_sec', sealRate);
-    out('writer_events_per_sec', w1.ok / (sealSeconds + 1));
-    out('seal_vs_raw_insert', sealRate / rawRate);
-    while ((await sealOrg(ds, p, { holder: 'bench', batchSize: 5000 })).sealed > 0);
-
+      const p = await newOrg(ds, 'Backlog');
+      log(`loading a backlog of ${BACKLOG} events (multi-row INSERT, 500 a statement)`);
+      const rawSeconds = await load(ds, p, BACKLOG, new Date(), 1);
+      const rawRate = BACKLOG / rawSeconds;
+      log(`sealing the backlog while ${WRITER_THREADS}×${WRITER_CONNECTIONS} writers record for the same org`);
+      const writers = startWriters(appUrl, [p]);
+      await sleep(1000); // writers up to speed
+      let sealedBacklog = 0;
+      const t0 = process.hrtime.bigint();
+      while (sealedBacklog < BACKLOG) {
+        const r = await sealOrg(ds, p, { holder: 'bench', batchSize: 5000, maxBatches: 1 });
+        sealedBacklog += r.sealed;
+      }
+      const sealSeconds = seconds(t0);
+      const w1 = await writers.stop();
+      if (w1.failed) throw new Error(`writers failed: ${w1.firstError}`);
+      const sealRate = sealedBacklog / sealSeconds;
+      out('raw_insert_rows_per_sec', rawRate);
+      out('seal_events_per_sec', sealRate);
+      out('writer_events_per_sec', w1.ok / (sealSeconds + 1));
+      out('seal_vs_raw_insert', sealRate / rawRate);
+      while ((await sealOrg(ds, p, { holder: 'bench', batchSize: 5000 })).sealed > 0);
     }
 
     // 2. sealing_lag_p99_ms ------------------------------------------------------------------
     if (PHASES.has('lag')) {
-    const l = await newOrg(ds, 'Lag');
-    const committed = new Map<string, number>();
-    const lags: number[] = [];
-    const maintenance = startAuditMaintenance({
-      dataSource: ds,
-      signer: new Ed25519Signer(randomBytes(32).toString('base64')),
-      sink: new FileSink(join(mkdtempSync(join(tmpdir(), 'steward-bench-')), 'checkpoints.jsonl')),
-      log: createLogger({ level: 'warn' }),
-      sealEveryMs: 200, // the configuration default (AUDIT_SEAL_INTERVAL_MS)
-      checkpointEverySeconds: 300,
-      keyring,
-      purgeEveryHours: 1e6,
-      onSealed: (_org, ids) => {
-        const now = Date.now();
-        for (const id of ids) {
-          const c = committed.get(id);
-          if (c !== undefined) {
-            lags.push(now - c);
+      const l = await newOrg(ds, 'Lag');
+      const committed = new Map<string, number>();
+      const lags: number[] = [];
+      const maintenance = startAuditMaintenance({
+        dataSource: ds,
+        signer: new Ed25519Signer(randomBytes(32).toString('base64')),
+        sink: new FileSink(join(mkdtempSync(join(tmpdir(), 'steward-bench-')), 'checkpoints.jsonl')),
+        log: createLogger({ level: 'warn' }),
+        sealEveryMs: 200, // the configuration default (AUDIT_SEAL_INTERVAL_MS)
+        checkpointEverySeconds: 300,
+        keyring,
+        purgeEveryHours: 1e6,
+        onSealed: (_org, ids) => {
+          const now = Date.now();
+          for (const id of ids) {
+            const c = committed.get(id);
+            if (c !== undefined) {
+              lags.push(now - c);
+              committed.delete(id);
+            } else committed.set(id, -now); // sealed before its commit time arrived from the writer thread
+          }
+        },
+      });
+      log(`lag: writers at full speed for ${LAG_SECONDS} s, sealing by the maintenance loop`);
+      const lagWriters = startWriters(appUrl, [l], (items) => {
+        for (const [id, t] of items) {
+          const s = committed.get(id);
+          if (s !== undefined && s < 0) {
+            lags.push(-s - t);
             committed.delete(id);
-          } else committed.set(id, -now); // sealed before its commit time arrived from the writer thread
+          } else committed.set(id, t);
         }
-      },
-    });
-    log(`lag: writers at full speed for ${LAG_SECONDS} s, sealing by the maintenance loop`);
-    const lagWriters = startWriters(appUrl, [l], (items) => {
-      for (const [id, t] of items) {
-        const s = committed.get(id);
-        if (s !== undefined && s < 0) {
-          lags.push(-s - t);
-          committed.delete(id);
-        } else committed.set(id, t);
-      }
-    });
-    await sleep(LAG_SECONDS * 1000);
-    const w2 = await lagWriters.stop();
-    if (w2.failed) throw new Error(`writers failed: ${w2.firstError}`);
-    for (let i = 0; i < 50 && lags.length < w2.ok; i++) await sleep(100);
-    await maintenance.stop();
-    if (lags.length < w2.ok) throw new Error(`only ${lags.length} of ${w2.ok} events were seen sealed`);
-    out('sealing_lag_events', lags.length);
-    out('sealing_lag_p50_ms', lags.sort((a, b) => a - b)[Math.floor(lags.length / 2)]);
-    out('sealing_lag_p99_ms', p99(lags));
-
+      });
+      await sleep(LAG_SECONDS * 1000);
+      const w2 = await lagWriters.stop();
+      if (w2.failed) throw new Error(`writers failed: ${w2.firstError}`);
+      for (let i = 0; i < 50 && lags.length < w2.ok; i++) await sleep(100);
+      await maintenance.stop();
+      if (lags.length < w2.ok) throw new Error(`only ${lags.length} of ${w2.ok} events were seen sealed`);
+      out('sealing_lag_events', lags.length);
+      out('sealing_lag_p50_ms', lags.sort((a, b) => a - b)[Math.floor(lags.length / 2)]);
+      out('sealing_lag_p99_ms', p99(lags));
     }
 
     // 3. verify_1m_events_s, and 4. the exports of the same events -----------------------------
     if (PHASES.has('verify')) {
-    const v = await newOrg(ds, 'Verify');
-    log(`loading ${VERIFY_EVENTS} events`);
-    const start = new Date(Date.now() - VERIFY_EVENTS * 2); // all in the current month
-    await load(ds, v, VERIFY_EVENTS, start.getUTCMonth() === new Date().getUTCMonth() ? start : new Date(), 1);
-    log('sealing them');
-    const ts = process.hrtime.bigint();
-    while ((await sealOrg(ds, v, { holder: 'bench', batchSize: 5000 })).sealed > 0);
-    log(`sealed ${VERIFY_EVENTS} in ${seconds(ts).toFixed(1)} s (no concurrent writers)`);
-    const tv = process.hrtime.bigint();
-    const verified = await verifyOrg(ds, v, null);
-    const verifySeconds = seconds(tv);
-    if (!verified.ok || verified.checked !== VERIFY_EVENTS) throw new Error(`verify failed: ${JSON.stringify(verified)}`);
-    out('verify_1m_events_s', (verifySeconds * 1_000_000) / VERIFY_EVENTS);
+      const v = await newOrg(ds, 'Verify');
+      log(`loading ${VERIFY_EVENTS} events`);
+      const start = new Date(Date.now() - VERIFY_EVENTS * 2); // all in the current month
+      await load(ds, v, VERIFY_EVENTS, start.getUTCMonth() === new Date().getUTCMonth() ? start : new Date(), 1);
+      log('sealing them');
+      const ts = process.hrtime.bigint();
+      while ((await sealOrg(ds, v, { holder: 'bench', batchSize: 5000 })).sealed > 0);
+      log(`sealed ${VERIFY_EVENTS} in ${seconds(ts).toFixed(1)} s (no concurrent writers)`);
+      const tv = process.hrtime.bigint();
+      const verified = await verifyOrg(ds, v, null);
+      const verifySeconds = seconds(tv);
+      if (!verified.ok || verified.checked !== VERIFY_EVENTS) throw new Error(`verify failed: ${JSON.stringify(verified)}`);
+      out('verify_1m_events_s', (verifySeconds * 1_000_000) / VERIFY_EVENTS);
 
-    // 4. exports -----------------------------------------------------------------------------
-    const copyClient = new Client({ connectionString: appUrl });
-    await copyClient.connect();
-    await copyClient.query(`SELECT set_config('app.org_id', $1, false), set_config('enable_seqscan', 'off', false), set_config('enable_hashjoin', 'off', false)`, [v]);
-    let copyBytes = 0;
-    const tc = process.hrtime.bigint();
-    await pipeline(
-      copyClient.query(
-        copyTo(`COPY (SELECT c.seq, c.hash, e.canonical FROM audit_chain c
-                        JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
-                                       WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
-                       WHERE c.org_id = '${v}' ORDER BY c.seq) TO STDOUT`),
-      ),
-      new Writable({
-        write(chunk: Buffer, _enc, cb) {
-          copyBytes += chunk.length;
-          cb();
-        },
-      }),
-    );
-    const copySeconds = seconds(tc);
-    await copyClient.end();
-    log(`COPY TO STDOUT: ${VERIFY_EVENTS} rows, ${(copyBytes / 1e6).toFixed(0)} MB in ${copySeconds.toFixed(1)} s`);
+      // 4. exports -----------------------------------------------------------------------------
+      const copyClient = new Client({ connectionString: appUrl });
+      await copyClient.connect();
+      await copyClient.query(`SELECT set_config('app.org_id', $1, false), set_config('enable_seqscan', 'off', false), set_config('enable_hashjoin', 'off', false)`, [v]);
+      let copyBytes = 0;
+      const tc = process.hrtime.bigint();
+      await pipeline(
+        copyClient.query(
+          copyTo(`COPY (SELECT c.seq, c.hash, e.canonical FROM audit_chain c
+                          JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
+                                         WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id) e ON true
+                         WHERE c.org_id = '${v}' ORDER BY c.seq) TO STDOUT`),
+        ),
+        new Writable({
+          write(chunk: Buffer, _enc, cb) {
+            copyBytes += chunk.length;
+            cb();
+          },
+        }),
+      );
+      const copySeconds = seconds(tc);
+      await copyClient.end();
+      log(`COPY TO STDOUT: ${VERIFY_EVENTS} rows, ${(copyBytes / 1e6).toFixed(0)} MB in ${copySeconds.toFixed(1)} s`);
 
-    const sink = () =>
-      new Writable({
-        highWaterMark: 1 << 16,
-        write(_chunk, _enc, cb) {
-          cb();
-        },
-      });
-    const exportTo = async (format: PageFormat, sampleRss: boolean) => {
-      const target = sink();
-      global.gc?.();
-      const base = process.memoryUsage().rss;
-      let peak = base;
-      const sampler = sampleRss ? setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50) : null;
-      let count = 0;
-      const formatter = new PageFormatter(format, 'bench');
-      const t = process.hrtime.bigint();
-      // As the API streams an export: one write per page, with backpressure, formatted off the event loop.
-      const counted = async function* () {
-        for await (const page of exportPages(ds, v, 1, VERIFY_EVENTS)) {
-          count += page.length;
-          yield page;
+      const sink = () =>
+        new Writable({
+          highWaterMark: 1 << 16,
+          write(_chunk, _enc, cb) {
+            cb();
+          },
+        });
+      const exportTo = async (format: PageFormat, sampleRss: boolean) => {
+        const target = sink();
+        global.gc?.();
+        const base = process.memoryUsage().rss;
+        let peak = base;
+        const sampler = sampleRss ? setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50) : null;
+        let count = 0;
+        const formatter = new PageFormatter(format, 'bench');
+        const t = process.hrtime.bigint();
+        // As the API streams an export: one write per page, with backpressure, formatted off the event loop.
+        const counted = async function* () {
+          for await (const page of exportPages(ds, v, 1, VERIFY_EVENTS)) {
+            count += page.length;
+            yield page;
+          }
+        };
+        for await (const text of formatter.texts(counted())) {
+          if (!target.write(text)) await new Promise((r) => target.once('drain', r));
         }
+        const s = seconds(t);
+        await formatter.close();
+        if (sampler) clearInterval(sampler);
+        peak = Math.max(peak, process.memoryUsage().rss);
+        if (count !== VERIFY_EVENTS) throw new Error(`export produced ${count} lines`);
+        return { seconds: s, rssGrowthMb: (peak - base) / (1 << 20) };
       };
-      for await (const text of formatter.texts(counted())) {
-        if (!target.write(text)) await new Promise((r) => target.once('drain', r));
-      }
-      const s = seconds(t);
-      await formatter.close();
-      if (sampler) clearInterval(sampler);
-      peak = Math.max(peak, process.memoryUsage().rss);
-      if (count !== VERIFY_EVENTS) throw new Error(`export produced ${count} lines`);
-      return { seconds: s, rssGrowthMb: (peak - base) / (1 << 20) };
-    };
-    const nd = await exportTo('ndjson', true);
-    log(`NDJSON export: ${VERIFY_EVENTS} events in ${nd.seconds.toFixed(1)} s`);
-    out('export_ndjson_events_per_sec', VERIFY_EVENTS / nd.seconds);
-    out('export_ndjson_vs_copy', copySeconds / nd.seconds);
-    out('export_rss_growth_mb_1m', nd.rssGrowthMb);
-    const oc = await exportTo('ocsf', false);
-    out('export_ocsf_events_per_sec', VERIFY_EVENTS / oc.seconds);
-
+      const nd = await exportTo('ndjson', true);
+      log(`NDJSON export: ${VERIFY_EVENTS} events in ${nd.seconds.toFixed(1)} s`);
+      out('export_ndjson_events_per_sec', VERIFY_EVENTS / nd.seconds);
+      out('export_ndjson_vs_copy', copySeconds / nd.seconds);
+      out('export_rss_growth_mb_1m', nd.rssGrowthMb);
+      const oc = await exportTo('ocsf', false);
+      out('export_ocsf_events_per_sec', VERIFY_EVENTS / oc.seconds);
     }
 
     // 5. purge_month_s -----------------------------------------------------------------------
     if (PHASES.has('purge')) {
-    const a = await newOrg(ds, 'RetainThree', 3);
-    const b = await newOrg(ds, 'RetainSix', 6);
-    const now = new Date();
-    const monthBack = (k: number) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - k, 1));
-    const m1 = monthBack(7); // past both retentions; a hold on one user of org A covers it
-    const m2 = monthBack(8); // past both, no hold: its partition is dropped
-    await owner.query(`SELECT steward_audit_ensure_partitions($1::date, 2)`, [monthOf(m2)]);
-    const held = newId();
-    const others = Array.from({ length: 99 }, () => newId());
-    log(`loading ${PURGE_MONTH_EVENTS} events in each of two old months for each of two orgs`);
-    for (const org of [a, b]) {
-      await load(ds, org, PURGE_MONTH_EVENTS, m1, 10, (i) => (org === a && i % 100 === 0 ? held : others[i % 99]));
-      await load(ds, org, PURGE_MONTH_EVENTS, m2, 10, (i) => others[i % 99]);
-    }
-    await inOrg(ds, { orgId: a }, (em) =>
-      em.query(`INSERT INTO legal_holds (id, org_id, user_id, from_at, until_at, reason, created_by) VALUES ($1, $2, $3, $4, $5, 'Litigation: vendor dispute', $6)`, [
-        newId(),
-        a,
-        held,
-        m1,
-        monthBack(6),
-        others[0],
-      ]),
-    );
-    for (const org of [a, b]) while ((await sealOrg(ds, org, { holder: 'bench', batchSize: 5000 })).sealed > 0);
-    log('retention run with appenders on both orgs');
-    const appenders = startWriters(appUrl, [a, b]);
-    await sleep(1000);
-    const tp = process.hrtime.bigint();
-    const purgedA = await purgeOrg(ds, keyring, a);
-    const purgedB = await purgeOrg(ds, keyring, b);
-    const dropped = await dropExpiredPartitions(ds, owner, keyring);
-    const purgeSeconds = seconds(tp);
-    await sleep(500);
-    const w3 = await appenders.stop();
-    log(`purge: A ${JSON.stringify(purgedA.destroyedMonths)} held ${purgedA.heldEvents}, B ${JSON.stringify(purgedB.destroyedMonths)}, dropped ${dropped.map((d) => d.partition).join(', ')}; ${w3.ok} appends meanwhile`);
-    if (purgedA.heldEvents !== PURGE_MONTH_EVENTS / 100 || !dropped.some((d) => d.month === monthOf(m2)) || !purgedB.destroyedMonths.includes(monthOf(m1))) {
-      throw new Error('the retention run did not do what the benchmark set up');
-    }
-    out('purge_month_s', purgeSeconds);
-    out('purge_failed_appends', w3.failed);
-    if (w3.failed) log(`first failed append: ${w3.firstError}`);
-    for (const org of [a, b]) {
-      while ((await sealOrg(ds, org, { holder: 'bench', batchSize: 5000 })).sealed > 0);
-      const r = await verifyOrg(ds, org, null);
-      if (!r.ok) throw new Error(`verify after purge failed for ${org}: ${JSON.stringify(r)}`);
-    }
+      const a = await newOrg(ds, 'RetainThree', 3);
+      const b = await newOrg(ds, 'RetainSix', 6);
+      const now = new Date();
+      const monthBack = (k: number) => new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - k, 1));
+      const m1 = monthBack(7); // past both retentions; a hold on one user of org A covers it
+      const m2 = monthBack(8); // past both, no hold: its partition is dropped
+      await owner.query(`SELECT steward_audit_ensure_partitions($1::date, 2)`, [monthOf(m2)]);
+      const held = newId();
+      const others = Array.from({ length: 99 }, () => newId());
+      log(`loading ${PURGE_MONTH_EVENTS} events in each of two old months for each of two orgs`);
+      for (const org of [a, b]) {
+        await load(ds, org, PURGE_MONTH_EVENTS, m1, 10, (i) => (org === a && i % 100 === 0 ? held : others[i % 99]));
+        await load(ds, org, PURGE_MONTH_EVENTS, m2, 10, (i) => others[i % 99]);
+      }
+      await inOrg(ds, { orgId: a }, (em) =>
+        em.query(`INSERT INTO legal_holds (id, org_id, user_id, from_at, until_at, reason, created_by) VALUES ($1, $2, $3, $4, $5, 'Litigation: vendor dispute', $6)`, [
+          newId(),
+          a,
+          held,
+          m1,
+          monthBack(6),
+          others[0],
+        ]),
+      );
+      for (const org of [a, b]) while ((await sealOrg(ds, org, { holder: 'bench', batchSize: 5000 })).sealed > 0);
+      log('retention run with appenders on both orgs');
+      const appenders = startWriters(appUrl, [a, b]);
+      await sleep(1000);
+      const tp = process.hrtime.bigint();
+      const purgedA = await purgeOrg(ds, keyring, a);
+      const purgedB = await purgeOrg(ds, keyring, b);
+      const dropped = await dropExpiredPartitions(ds, owner, keyring);
+      const purgeSeconds = seconds(tp);
+      await sleep(500);
+      const w3 = await appenders.stop();
+      log(`purge: A ${JSON.stringify(purgedA.destroyedMonths)} held ${purgedA.heldEvents}, B ${JSON.stringify(purgedB.destroyedMonths)}, dropped ${dropped.map((d) => d.partition).join(', ')}; ${w3.ok} appends meanwhile`);
+      if (purgedA.heldEvents !== PURGE_MONTH_EVENTS / 100 || !dropped.some((d) => d.month === monthOf(m2)) || !purgedB.destroyedMonths.includes(monthOf(m1))) {
+        throw new Error('the retention run did not do what the benchmark set up');
+      }
+      out('purge_month_s', purgeSeconds);
+      out('purge_failed_appends', w3.failed);
+      if (w3.failed) log(`first failed append: ${w3.firstError}`);
+      for (const org of [a, b]) {
+        while ((await sealOrg(ds, org, { holder: 'bench', batchSize: 5000 })).sealed > 0);
+        const r = await verifyOrg(ds, org, null);
+        if (!r.ok) throw new Error(`verify after purge failed for ${org}: ${JSON.stringify(r)}`);
+      }
     }
   } catch (err) {
     failed = true;
