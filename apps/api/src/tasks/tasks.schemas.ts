@@ -4,14 +4,14 @@ import { Timestamp, Uuid } from '../core/schemas';
 export const TaskState = z.enum(['queued', 'running', 'awaiting_approval', 'in_review', 'completed', 'failed', 'cancelled']);
 
 export const CreateTaskBody = z.strictObject({
-  /** What the agent should do. Sealed at rest, never logged. */
-  prompt: z.string().trim().min(1).max(20_000),
+  /** What the agent should do (longer material goes in the workspace). Sealed at rest, never logged. */
+  prompt: z.string().trim().min(1).max(4000),
   /** A workflow key of the org (routes the model, scopes policy rules). */
-  workflow: z.string().regex(/^[a-z0-9][a-z0-9-]{0,99}$/).optional(),
+  workflow: z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{0,99}$/).optional(),
   /** Connectors the agent may use (built-in ones for now). */
   connectors: z.array(z.enum(['workspace-files'])).max(20).default(['workspace-files']),
   /** A model id; a workflow route takes precedence. */
-  model: z.string().regex(/^[a-zA-Z0-9._:-]{1,100}$/).optional(),
+  model: z.string().max(100).regex(/^[a-zA-Z0-9._:-]{1,100}$/).optional(),
   /** At most this many steps (model calls and actions); capped by the server's limit. */
   maxSteps: z.int().min(1).max(1000).optional(),
   /** At most this much spent on the model, US dollars; capped by the server's limit. */
