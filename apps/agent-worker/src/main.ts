@@ -2,7 +2,7 @@ import { createServer } from 'node:http';
 import { AUDIT_WRAPPED_KEY_SOURCES, type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { ConfigError, createLogger, loadConfig, type Config } from '@steward/common';
 import { createDataSource } from '@steward/db';
-import { startWorkerRuntime } from '@steward/jobs';
+import { agentTasksFromConfig, startWorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
 
 function fail(message: string): never {
@@ -28,7 +28,9 @@ async function main(): Promise<void> {
   const ownerDataSource = config.DATABASE_OWNER_URL ? createDataSource({ url: config.DATABASE_OWNER_URL, poolMax: 1, applicationName: 'steward-worker-retention' }) : undefined;
   await ownerDataSource?.initialize();
   const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+  const agentTasks = await agentTasksFromConfig(config, dataSource, log);
   const runtime = await startWorkerRuntime({
+    agentTasks: agentTasks.deps,
     redisUrl: config.REDIS_URL,
     prefix: config.REDIS_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
@@ -57,6 +59,7 @@ async function main(): Promise<void> {
     health.close();
     await audit.stop();
     await runtime.close();
+    await agentTasks.close();
     await dataSource.destroy();
     await ownerDataSource?.destroy();
     process.exit(0);

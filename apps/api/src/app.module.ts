@@ -42,6 +42,8 @@ import { RolesController } from './roles/roles.controller';
 import { RolesService } from './roles/roles.service';
 import { SetupController } from './setup/setup.controller';
 import { SetupService } from './setup/setup.service';
+import { TasksController } from './tasks/tasks.controller';
+import { TasksService } from './tasks/tasks.service';
 import { WorkflowsController } from './workflows/workflows.controller';
 import { WorkflowsService } from './workflows/workflows.service';
 
@@ -83,6 +85,7 @@ export class AppModule {
         ConnectorsController,
         CredentialsController,
         OAuthController,
+        TasksController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -114,6 +117,7 @@ export class AppModule {
         WorkflowsService,
         ConnectorsService,
         CredentialsService,
+        TasksService,
       ],
       exports: [SetupService, OpenApiService],
     };

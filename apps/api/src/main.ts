@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Redis } from 'ioredis';
 import { ConfigError, createLogger, loadConfig, type Config, type Logger } from '@steward/common';
 import { createDataSource, type DataSource, type EmbeddedPostgres, runMigrations, startEmbeddedPostgres } from '@steward/db';
-import { startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
+import { agentTasksFromConfig, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
 import { type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { createApp } from './create-app';
 import { ApiMetrics } from './core/metrics';
@@ -72,12 +72,14 @@ async function main(): Promise<void> {
   const app = await createApp({ config, log, dataSource, redis, metrics: new ApiMetrics() });
 
   let worker: WorkerRuntime | undefined;
+  let agentTasks: Awaited<ReturnType<typeof agentTasksFromConfig>> | undefined;
   let audit: AuditMaintenance | undefined;
   // In embedded mode PGlite has one session: no separate owner connection (partitions are kept).
   const ownerDataSource = !embedded && config.WORKER_IN_PROCESS && config.DATABASE_OWNER_URL ? createDataSource({ url: config.DATABASE_OWNER_URL, poolMax: 1, applicationName: 'steward-retention' }) : undefined;
   await ownerDataSource?.initialize();
   if (embedded || config.WORKER_IN_PROCESS) {
-    worker = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log: log.child({ component: 'worker' }) });
+    agentTasks = await agentTasksFromConfig(config, dataSource, log.child({ component: 'worker' }));
+    worker = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log: log.child({ component: 'worker' }), agentTasks: agentTasks.deps });
     audit = startAuditMaintenanceFromConfig(config, dataSource, log, ownerDataSource);
   }
 
@@ -104,6 +106,7 @@ async function main(): Promise<void> {
     log.info({ signal }, 'shutting down');
     await audit?.stop().catch(() => undefined);
     await worker?.close().catch(() => undefined);
+    await agentTasks?.close().catch(() => undefined);
     await app.close().catch(() => undefined);
     await dataSource.destroy().catch(() => undefined);
     redis.disconnect();

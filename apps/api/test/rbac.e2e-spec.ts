@@ -115,6 +115,12 @@ const TABLE: Record<string, Row> = {
   'POST /v1/credentials/{id}/test': { owner: 'ok', admin: 'ok', security: 403, auditor: 403, approver: 404, member: 404 },
   'POST /v1/credentials/{id}/rotate': { owner: 'ok', admin: 'ok', security: 403, auditor: 403, approver: 404, member: 404 },
   'POST /v1/credentials/{id}/revoke': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 403, approver: 404, member: 404 },
+  // Agent tasks: members and approvers run and see their own; admins, security and auditors read the org's (the fixture task is the owner's).
+  'POST /v1/tasks': only(['owner', 'admin', 'approver', 'member']),
+  'GET /v1/tasks': every('ok'),
+  'GET /v1/tasks/{id}': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 'ok', approver: 404, member: 404 },
+  'POST /v1/tasks/{id}/cancel': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 403, approver: 404, member: 404 },
+  'GET /v1/tasks/{id}/events': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 'ok', approver: 404, member: 404 },
 };
 
 describe('role × route table', () => {

@@ -108,6 +108,28 @@ export const configSchema = z.object({
   /** Run the worker inside the API process (forced on in embedded mode). */
   WORKER_IN_PROCESS: bool.default(false),
   WORKER_HEALTH_PORT: port.default(8081),
+  /** Anthropic API key. Absent: the worker uses the built-in scripted model server ("offline demo model"). */
+  ANTHROPIC_API_KEY: z.string().min(8).max(512).optional(),
+  /** Messages API base URL (a regional endpoint, or a loopback server in tests). */
+  ANTHROPIC_BASE_URL: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  /** Default model, and per-workflow routes "workflow-key=model,other=model". */
+  ANTHROPIC_MODEL: z.string().regex(/^[a-zA-Z0-9._:-]{1,100}$/).default('claude-sonnet-4-5'),
+  ANTHROPIC_MODEL_ROUTES: z
+    .string()
+    .max(4096)
+    .default('')
+    .transform((v) => Object.fromEntries(v.split(',').map((p) => p.trim()).filter(Boolean).map((p) => p.split('=').map((x) => x.trim()) as [string, string])))
+    .refine((routes) => Object.entries(routes).every(([k, m]) => /^[a-z0-9][a-z0-9-]{0,99}$/.test(k) && /^[a-zA-Z0-9._:-]{1,100}$/.test(m ?? '')), 'must be "workflow-key=model" pairs separated by commas'),
+  /** Stream model responses (server-sent events) or wait for whole messages. */
+  ANTHROPIC_STREAM: bool.default(true),
+  ANTHROPIC_MAX_TOKENS: z.coerce.number().int().min(256).max(64_000).default(4096),
+  /** Step limit and per-task budget (US dollars) of a task unless the request sets lower ones. */
+  TASK_MAX_STEPS: z.coerce.number().int().min(1).max(1000).default(40),
+  TASK_BUDGET_USD: z.coerce.number().min(0.01).max(10_000).default(5),
+  /** A worker's lease on a task; renewed while it runs. */
+  TASK_LEASE_SECONDS: z.coerce.number().int().min(2).max(3600).default(60),
+  /** How often the relay moves the outbox and re-enqueues stale tasks. */
+  TASK_RELAY_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
 });
 
 export type Config = z.infer<typeof configSchema> & {

@@ -11,3 +11,9 @@ export const MaintenanceJob = {
   /** Re-wrap data keys still under an older key-encryption key version (KEK rotation). */
   RewrapDataKeys: 'rewrap-data-keys',
 } as const;
+
+/** Jobs of the agent-tasks queue. The job id is `taskId-epoch` (one job per lease generation). */
+export const AgentTaskJob = {
+  /** Run or resume a task. */
+  Run: 'run-task',
+} as const;

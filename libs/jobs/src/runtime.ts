@@ -1,7 +1,9 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { type Logger, MaintenanceJob, QueueName } from '@steward/common';
+import { AgentTaskJob, type Logger, MaintenanceJob, QueueName } from '@steward/common';
+import { type AgentDeps, runTask } from './agent-tasks/agent-loop';
+import { relayOutbox, sweepTasks } from './agent-tasks/relay';
 
 export const HeartbeatPayload = z.strictObject({ scheduledBy: z.literal('scheduler') });
 export const RewrapDataKeysPayload = z.strictObject({ scheduledBy: z.enum(['scheduler', 'boot']) });
@@ -20,7 +22,11 @@ export interface WorkerRuntimeOptions {
   rewrapDataKeys?: () => Promise<unknown>;
   /** Minutes between rewrap runs (default 60). */
   rewrapEveryMinutes?: number;
+  /** Agent tasks: the `agent-tasks` consumer, the outbox relay and the stale-task sweeper. */
+  agentTasks?: AgentDeps & { relayIntervalMs: number; /** Seconds before a queued task's job is checked in BullMQ (default 10). */ queuedAfterSeconds?: number };
 }
+
+export const RunTaskPayloadSchema = z.strictObject({ orgId: z.uuid(), taskId: z.uuid(), epoch: z.int().min(1) });
 
 export interface WorkerRuntime {
   /** Time of the last heartbeat job this worker processed, or null. */
@@ -86,12 +92,58 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   worker.on('failed', (job, err) => options.log.warn({ jobId: job?.id, job: job?.name, err }, 'job failed'));
   worker.on('error', (err) => options.log.error({ err }, 'worker error'));
   await worker.waitUntilReady();
-  options.log.info({ queues: [QueueName.Maintenance], concurrency: options.concurrency }, 'worker started');
+
+  // Agent tasks: run (or resume) a task under its lease; the relay and the sweeper feed the queue from Postgres.
+  const agent = options.agentTasks;
+  let tasksQueue: Queue | undefined;
+  let tasksWorker: Worker | undefined;
+  let relayTimer: NodeJS.Timeout | undefined;
+  let relayRunning: Promise<void> | undefined;
+  let closing = false;
+  if (agent) {
+    tasksQueue = new Queue(QueueName.AgentTasks, { connection, prefix: queuePrefix });
+    tasksWorker = new Worker(
+      QueueName.AgentTasks,
+      async (job) => {
+        if (job.name !== AgentTaskJob.Run) throw new Error(`unknown job ${job.name}`);
+        const payload = RunTaskPayloadSchema.parse(job.data);
+        return { outcome: await runTask(agent, payload) };
+      },
+      { connection, prefix: queuePrefix, concurrency: options.concurrency, lockDuration: Math.max(30_000, agent.leaseSeconds * 1000) },
+    );
+    tasksWorker.on('failed', (job, err) => options.log.warn({ jobId: job?.id, err }, 'agent task job failed'));
+    tasksWorker.on('error', (err) => options.log.error({ err }, 'agent task worker error'));
+    await tasksWorker.waitUntilReady();
+    const q = tasksQueue;
+    const relay = async (queuedAfter: number) => {
+      try {
+        await relayOutbox(agent.ds, q);
+        if (await sweepTasks(agent.ds, q, agent.keys, options.log, queuedAfter)) await relayOutbox(agent.ds, q);
+      } catch (err) {
+        options.log.warn({ err }, 'task relay failed (retried on the next tick)');
+      }
+    };
+    // At boot every queued task whose job Redis lost is re-enqueued at once.
+    await relay(0);
+    const tick = () => {
+      if (closing) return;
+      relayRunning = relay(agent.queuedAfterSeconds ?? 10).finally(() => {
+        if (!closing) relayTimer = setTimeout(tick, agent.relayIntervalMs);
+      });
+    };
+    relayTimer = setTimeout(tick, agent.relayIntervalMs);
+  }
+  options.log.info({ queues: agent ? [QueueName.Maintenance, QueueName.AgentTasks] : [QueueName.Maintenance], concurrency: options.concurrency }, 'worker started');
 
   return {
     lastHeartbeat: () => last,
     running: () => worker.isRunning(),
     async close() {
+      closing = true;
+      clearTimeout(relayTimer);
+      await relayRunning;
+      await tasksWorker?.close();
+      await tasksQueue?.close();
       await worker.close();
       await queue.close();
       connection.disconnect();

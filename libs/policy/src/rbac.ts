@@ -21,6 +21,8 @@ export const PERMISSIONS = {
   Connector: ['read', 'create', 'update', 'delete', 'review_tools'],
   /** Connector credentials (never readable: "read" is metadata only). Per-user ones are ownable. */
   Credential: ['read', 'set', 'test', 'rotate', 'revoke'],
+  /** Agent tasks. Members run and see their own; admins, security and auditors read the org's. */
+  Task: ['read', 'create', 'cancel'],
 } as const;
 
 export type SubjectName = keyof typeof PERMISSIONS;
@@ -45,7 +47,7 @@ export interface PermissionRule {
 }
 
 /** Subjects whose records belong to one user, so "own" rules make sense. */
-export const OWNABLE_SUBJECTS: ReadonlySet<SubjectName> = new Set(['ApiKey', 'Credential']);
+export const OWNABLE_SUBJECTS: ReadonlySet<SubjectName> = new Set(['ApiKey', 'Credential', 'Task']);
 
 export function isKnownPair(action: string, subject: string): boolean {
   const actions = (PERMISSIONS as Record<string, readonly string[]>)[subject];
@@ -76,6 +78,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('SiemSink', 'read'),
     ...all('Connector'),
     ...all('Credential'),
+    ...pick('Task', 'read', 'cancel'),
+    ...own('Task', 'create'),
   ],
   security: [
     ...pick('Org', 'read'),
@@ -92,6 +96,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Workflow', 'read'),
     ...pick('Connector', 'read'),
     ...pick('Credential', 'read', 'revoke'),
+    // Security may stop any agent task (incident response), but runs none.
+    ...pick('Task', 'read', 'cancel'),
   ],
   auditor: [
     ...pick('Org', 'read'),
@@ -107,6 +113,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Workflow', 'read'),
     ...pick('Connector', 'read'),
     ...pick('Credential', 'read'),
+    ...pick('Task', 'read'),
   ],
   approver: [
     ...pick('Org', 'read'),
@@ -117,6 +124,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Workflow', 'read'),
     ...pick('Connector', 'read'),
     ...own('Credential', 'read', 'set', 'test', 'rotate', 'revoke'),
+    ...own('Task', 'read', 'create', 'cancel'),
   ],
   member: [
     ...pick('Org', 'read'),
@@ -126,6 +134,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Connector', 'read'),
     // Their own per-user credentials (OAuth connect, a personal API key): set, test, rotate, revoke.
     ...own('Credential', 'read', 'set', 'test', 'rotate', 'revoke'),
+    ...own('Task', 'read', 'create', 'cancel'),
   ],
 };
 

@@ -159,6 +159,12 @@ async function toolHash(c: Ctx, connector: string, name: string): Promise<string
   return list.items.find((t) => t.name === name)!.hash;
 }
 
+/** A queued agent task of the org's owner (no worker runs in the API harness). */
+export async function newTask(c: Ctx): Promise<string> {
+  const body = await ok<{ id: string }>(await c.h.http.post('/v1/tasks').set('Cookie', c.ownerCookie).send({ prompt: `[script:hello] fixture ${rnd()}` }), 201, 'task');
+  return body.id;
+}
+
 async function freshSession(c: Ctx): Promise<string> {
   const user = await addUser(c.h.ds, c.org, c.role);
   return login(c.h, user.email, { org: c.org.slug });
@@ -309,4 +315,9 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'POST /v1/credentials/{id}/test': async (c) => ({ path: `/v1/credentials/${await newOrgCredential(c)}/test` }),
   'POST /v1/credentials/{id}/rotate': async (c) => ({ path: `/v1/credentials/${await newOrgCredential(c)}/rotate`, body: { secret: `rotated-${rnd()}` } }),
   'POST /v1/credentials/{id}/revoke': async (c) => ({ path: `/v1/credentials/${await newOrgCredential(c)}/revoke` }),
+  'POST /v1/tasks': async () => ({ path: '/v1/tasks', body: { prompt: 'Weekly exec brief: last week numbers and competitor moves', connectors: ['workspace-files'] } }),
+  'GET /v1/tasks': async () => ({ path: '/v1/tasks' }),
+  'GET /v1/tasks/{id}': async (c) => ({ path: `/v1/tasks/${await newTask(c)}` }),
+  'POST /v1/tasks/{id}/cancel': async (c) => ({ path: `/v1/tasks/${await newTask(c)}/cancel` }),
+  'GET /v1/tasks/{id}/events': async (c) => ({ path: `/v1/tasks/${await newTask(c)}/events?follow=false` }),
 };

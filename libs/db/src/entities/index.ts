@@ -72,4 +72,7 @@ export const TENANT_TABLES = [
   'credentials',
   'oauth_states',
   'egress_allow_hosts',
+  'tasks',
+  'outbox',
+  'task_events',
 ] as const;

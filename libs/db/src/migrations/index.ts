@@ -8,6 +8,7 @@ import { AuditLookupIndexes1764201600000 } from './1764201600000-audit-lookup-in
 import { AuditErasure1764288000000 } from './1764288000000-audit-erasure';
 import { ConnectorsAndCredentials1764374400000 } from './1764374400000-connectors-and-credentials';
 import { ActionGate1764460800000 } from './1764460800000-action-gate';
+import { AgentTasks1764547200000 } from './1764547200000-agent-tasks';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   AuditErasure1764288000000,
   ConnectorsAndCredentials1764374400000,
   ActionGate1764460800000,
+  AgentTasks1764547200000,
 ];

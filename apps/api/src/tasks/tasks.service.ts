@@ -1,0 +1,195 @@
+import { Inject, Injectable } from '@nestjs/common';
+import type { Response } from 'express';
+import { AppError, type Config, UUID_PATTERN } from '@steward/common';
+import type { EntityManager } from '@steward/db';
+import { appendEvents, insertTask, readEvents, TERMINAL_STATES, type TaskState } from '@steward/jobs';
+import { subjectOf } from '@steward/policy';
+import { ConfigKeyProvider } from '@steward/vault';
+import type { z } from 'zod';
+import { AccessService } from '../access/access.service';
+import { AuditService } from '../audit/audit.service';
+import type { Principal } from '../auth/principal';
+import { Db } from '../core/db.service';
+import { CONFIG } from '../core/tokens';
+import type { CreateTaskBody, ListTasksQuery, TaskView } from './tasks.schemas';
+
+interface TaskRow {
+  id: string;
+  user_id: string;
+  state: TaskState;
+  workflow: string | null;
+  connectors: string[];
+  model_preference: string | null;
+  model: string | null;
+  step: number;
+  max_steps: number;
+  turns: number;
+  input_tokens: string;
+  output_tokens: string;
+  cost_micros: string;
+  budget_micros: string | null;
+  tainted: boolean;
+  error_code: string | null;
+  error_message: string | null;
+  cancel_requested_at: Date | null;
+  created_at: Date;
+  started_at: Date | null;
+  finished_at: Date | null;
+}
+
+const COLUMNS = `id, user_id, state, workflow, connectors, model_preference, model, step, max_steps, turns, input_tokens, output_tokens, cost_micros, budget_micros,
+                 tainted, error_code, error_message, cancel_requested_at, created_at, started_at, finished_at`;
+
+/** Agent tasks: created with their outbox row in one transaction; run by the worker; read from Postgres. */
+@Injectable()
+export class TasksService {
+  private readonly keys: ConfigKeyProvider;
+
+  constructor(
+    private readonly db: Db,
+    private readonly access: AccessService,
+    private readonly audit: AuditService,
+    @Inject(CONFIG) private readonly config: Config,
+  ) {
+    this.keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+  }
+
+  private view(r: TaskRow): z.infer<typeof TaskView> {
+    return {
+      id: r.id,
+      userId: r.user_id,
+      state: r.state,
+      workflow: r.workflow,
+      connectors: r.connectors,
+      modelPreference: r.model_preference,
+      model: r.model,
+      offlineModel: !this.config.ANTHROPIC_API_KEY,
+      steps: r.step,
+      maxSteps: r.max_steps,
+      turns: r.turns,
+      usage: { inputTokens: Number(r.input_tokens), outputTokens: Number(r.output_tokens), costUsd: Number(r.cost_micros) / 1e6 },
+      budgetUsd: r.budget_micros === null ? null : Number(r.budget_micros) / 1e6,
+      tainted: r.tainted,
+      error: r.error_code ? { code: r.error_code, message: r.error_message ?? '' } : null,
+      cancelRequested: r.cancel_requested_at !== null,
+      createdAt: r.created_at.toISOString(),
+      startedAt: r.started_at?.toISOString() ?? null,
+      finishedAt: r.finished_at?.toISOString() ?? null,
+    };
+  }
+
+  async create(p: Principal, body: z.infer<typeof CreateTaskBody>) {
+    // A task is always the caller's own, so an "own" create rule is satisfied by construction.
+    await this.access.authorize(p, 'create', 'Task');
+    return this.db.inOrg(p, async (em) => {
+      if (body.workflow) {
+        const [wf] = await em.query(`SELECT 1 FROM workflows WHERE org_id = $1 AND key = $2`, [p.orgId, body.workflow]);
+        if (!wf) throw AppError.validation([{ path: 'workflow', message: 'no workflow with this key in the org' }]);
+      }
+      const maxSteps = Math.min(body.maxSteps ?? this.config.TASK_MAX_STEPS, this.config.TASK_MAX_STEPS);
+      const budgetMicros = Math.round(Math.min(body.budgetUsd ?? this.config.TASK_BUDGET_USD, this.config.TASK_BUDGET_USD) * 1e6);
+      const { id } = await insertTask(em, this.keys, {
+        orgId: p.orgId,
+        userId: p.userId,
+        prompt: body.prompt,
+        workflow: body.workflow ?? null,
+        connectors: [...new Set(body.connectors)],
+        modelPreference: body.model ?? null,
+        maxSteps,
+        budgetMicros,
+      });
+      // The prompt is sealed in the task row; the trail names it by size only.
+      await this.audit.record(em, p, { action: 'task.create', targetType: 'Task', targetId: id, payload: { workflow: body.workflow ?? null, connectors: body.connectors, model: body.model ?? null, maxSteps, budgetMicros, promptBytes: Buffer.byteLength(body.prompt) } });
+      return this.view(await this.load(em, p, id));
+    });
+  }
+
+  private async load(em: EntityManager, p: Principal, id: string): Promise<TaskRow> {
+    const [row]: TaskRow[] = UUID_PATTERN.test(id) ? await em.query(`SELECT ${COLUMNS} FROM tasks WHERE org_id = $1 AND id = $2`, [p.orgId, id]) : [];
+    if (!row) throw AppError.notFound('task');
+    return row;
+  }
+
+  /** Loads a task the caller may read (404 otherwise, as if it did not exist). */
+  private async readable(em: EntityManager, p: Principal, id: string): Promise<TaskRow> {
+    const row = await this.load(em, p, id).catch((err) => {
+      throw err;
+    });
+    if (!p.ability.can('read', subjectOf('Task', { userId: row.user_id }))) throw AppError.notFound('task');
+    return row;
+  }
+
+  async get(p: Principal, id: string) {
+    await this.access.authorize(p, 'read', 'Task', { id, userId: p.userId });
+    return this.db.inOrg(p, async (em) => this.view(await this.readable(em, p, id)));
+  }
+
+  async list(p: Principal, q: z.infer<typeof ListTasksQuery>) {
+    const reach = this.access.reach(p, 'read', 'Task');
+    if (reach === 'none') await this.access.authorize(p, 'read', 'Task');
+    const params: unknown[] = [p.orgId];
+    const where = ['org_id = $1'];
+    if (reach === 'own') where.push(`user_id = $${params.push(p.userId)}`);
+    else if (q.userId) where.push(`user_id = $${params.push(q.userId)}`);
+    if (q.state) where.push(`state = $${params.push(q.state)}`);
+    if (q.cursor) {
+      const id = Buffer.from(q.cursor, 'base64url').toString('utf8');
+      if (!UUID_PATTERN.test(id)) throw AppError.validation([{ path: 'cursor', message: 'not a cursor this API returned' }]);
+      where.push(`id < $${params.push(id)}`);
+    }
+    return this.db.inOrg(p, async (em) => {
+      const rows: TaskRow[] = await em.query(`SELECT ${COLUMNS} FROM tasks WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${params.push(q.limit + 1)}`, params);
+      const more = rows.length > q.limit;
+      const items = rows.slice(0, q.limit);
+      return { items: items.map((r) => this.view(r)), nextCursor: more ? Buffer.from(items[items.length - 1].id).toString('base64url') : null };
+    });
+  }
+
+  async cancel(p: Principal, id: string) {
+    return this.db.inOrg(p, async (em) => {
+      const row = await this.readable(em, p, id);
+      await this.access.authorize(p, 'cancel', 'Task', { id, userId: row.user_id });
+      if (TERMINAL_STATES.includes(row.state)) throw AppError.conflict(`The task is already ${row.state}.`);
+      // Queued or waiting for an approval: cancelled now. Running: the worker stops at its next step.
+      const now = row.state === 'queued' || row.state === 'awaiting_approval';
+      await em.query(
+        `UPDATE tasks SET cancel_requested_at = coalesce(cancel_requested_at, now()), updated_at = now()${now ? `, state = 'cancelled', finished_at = now(), lease_holder = NULL, lease_until = NULL` : ''} WHERE org_id = $1 AND id = $2`,
+        [p.orgId, id],
+      );
+      await appendEvents(em, this.keys, p.orgId, id, [{ kind: 'state', data: now ? { state: 'cancelled' } : { cancelRequested: true } }]);
+      await this.audit.record(em, p, { action: 'task.cancel', targetType: 'Task', targetId: id, payload: { from: row.state } });
+      return this.view(await this.load(em, p, id));
+    });
+  }
+
+  /** Server-sent events from the task's rows: what there is after `after`, then (when following) new ones until the task stops. */
+  async stream(p: Principal, id: string, after: number, follow: boolean, res: Response): Promise<void> {
+    await this.access.authorize(p, 'read', 'Task', { id, userId: p.userId });
+    await this.db.inOrg(p, (em) => this.readable(em, p, id));
+    res.status(200);
+    res.setHeader('content-type', 'text/event-stream; charset=utf-8');
+    res.setHeader('cache-control', 'no-cache, no-transform');
+    res.setHeader('x-accel-buffering', 'no');
+    res.flushHeaders();
+    let closed = false;
+    res.on('close', () => (closed = true));
+    let last = after;
+    const deadline = Date.now() + 30 * 60_000;
+    while (!closed) {
+      const { events, state } = await this.db.inOrg(p, async (em) => ({
+        events: await readEvents(em, this.keys, p.orgId, id, last),
+        state: ((await em.query(`SELECT state FROM tasks WHERE org_id = $1 AND id = $2`, [p.orgId, id]))[0]?.state ?? 'cancelled') as TaskState,
+      }));
+      for (const e of events) {
+        res.write(`id: ${e.seq}\nevent: ${e.kind}\ndata: ${JSON.stringify({ seq: e.seq, kind: e.kind, at: e.at, ...e.data, ...(e.text !== null ? { text: e.text } : {}) })}\n\n`);
+        last = e.seq;
+      }
+      if (events.length === 200) continue;
+      // Stop when not following, when the task stopped (or waits for a human), or after 30 minutes (clients reconnect with Last-Event-ID).
+      if (!follow || TERMINAL_STATES.includes(state) || state === 'awaiting_approval' || Date.now() > deadline) break;
+      res.write(': keep-alive\n\n');
+      await new Promise((r) => setTimeout(r, 250));
+    }
+    res.end();
+  }
+}

@@ -1,0 +1,271 @@
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Queue } from 'bullmq';
+import { Client } from 'pg';
+import { AuditKeyring } from '@steward/audit';
+import { createLogger, QueueName } from '@steward/common';
+import { inOrg } from '@steward/db';
+import { type AgentDeps, relayOutbox, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
+import { ConfigKeyProvider } from '@steward/vault';
+import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+/**
+ * Agent tasks end to end: the API creates tasks (task + outbox in one transaction), the worker
+ * runtime (in this process, its own Redis prefix) relays, leases and runs them against the
+ * scripted model server on loopback, every action through the gate into the workspace-files
+ * connector, on real PostgreSQL and Redis.
+ */
+describe('agent tasks through the API and the worker', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let member: string;
+  let auditor: string;
+  let model: ScriptedModelServer;
+  let dataDir: string;
+  let runtime: WorkerRuntime | undefined;
+  let su: Client;
+  const quiet = createLogger({ level: process.env.TASKS_DEBUG ? 'debug' : 'silent', destination: process.env.TASKS_DEBUG ? process.stderr : new Writable({ write: (_c, _e, d) => d() }) });
+
+  const agentDeps = (over: Partial<AgentDeps['model']> = {}): AgentDeps & { relayIntervalMs: number } => {
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    return {
+      ds: h.ds,
+      redis: h.redis,
+      keys,
+      keyring: new AuditKeyring(keys),
+      dataDir,
+      model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: true, maxTokens: 1024, offline: true, retry: { attempts: 4, baseDelayMs: 10 }, ...over },
+      leaseSeconds: 5,
+      relayIntervalMs: 100,
+      log: quiet,
+    };
+  };
+  const startWorker = async (over: Partial<AgentDeps['model']> = {}) => {
+    runtime = await startWorkerRuntime({ redisUrl: h.config.REDIS_URL, prefix: h.config.REDIS_PREFIX, concurrency: 2, log: quiet, agentTasks: agentDeps(over) });
+  };
+  const stopWorker = async () => {
+    await runtime?.close();
+    runtime = undefined;
+  };
+
+  const workspace = (userId: string) => join(dataDir, 'workspaces', org.id, userId);
+  const create = async (cookie: string, prompt: string, extra: Record<string, unknown> = {}) => {
+    const res = await h.http.post('/v1/tasks').set('Cookie', cookie).send({ prompt, ...extra });
+    expect(res.status).toBe(201);
+    return res.body as { id: string; state: string };
+  };
+  const waitFor = async (id: string, states: string[], cookie = member) => {
+    for (let i = 0; i < 300; i++) {
+      const res = await h.http.get(`/v1/tasks/${id}`).set('Cookie', cookie);
+      if (states.includes(res.body.state)) return res.body;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`task ${id} never reached ${states.join('/')}`);
+  };
+  const actions = (taskId: string) =>
+    inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT * FROM task_actions WHERE org_id = $1 AND task_id = $2 ORDER BY step`, [org.id, taskId])) as Promise<Record<string, unknown>[]>;
+  const events = async (id: string) => {
+    const res = await h.http.get(`/v1/tasks/${id}/events?follow=false`).set('Cookie', member);
+    expect(res.status).toBe(200);
+    expect(res.headers['content-type']).toMatch(/text\/event-stream/);
+    return res.text
+      .split('\n\n')
+      .filter((b) => b.includes('data: '))
+      .map((b) => JSON.parse(b.split('\n').find((l) => l.startsWith('data: '))!.slice(6)));
+  };
+
+  beforeAll(async () => {
+    h = await startHarness();
+    org = await seedOrg(h.ds, 'tasks');
+    member = await login(h, org.users.member.email);
+    auditor = await login(h, org.users.auditor.email);
+    model = await startScriptedModelServer();
+    dataDir = mkdtempSync(join(tmpdir(), 'steward-tasks-'));
+    mkdirSync(join(workspace(org.users.member.id), 'numbers'), { recursive: true });
+    mkdirSync(join(workspace(org.users.member.id), 'notes'), { recursive: true });
+    writeFileSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'), 'week,revenue\n46,1200000\n');
+    writeFileSync(join(workspace(org.users.member.id), 'notes/competitors.md'), 'Globex cut prices by 5%.\n');
+    for (const f of ['a', 'b', 'c']) writeFileSync(join(workspace(org.users.member.id), `${f}.txt`), `${f.toUpperCase()}\n`);
+    const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+    url.pathname = `/${h.db.name}`;
+    su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    await startWorker();
+  });
+  afterAll(async () => {
+    await stopWorker();
+    await model?.close();
+    await su?.end();
+    await h?.close();
+  });
+
+  it('Autonomous: a read executes and the task completes; the prompt and transcript are sealed; SSE shows the steps', async () => {
+    const t = await create(member, '[script:read-only] Summarise last week (secret-prompt-marker)');
+    expect(t.state).toBe('queued');
+    const done = await waitFor(t.id, ['completed', 'failed']);
+    expect(done).toMatchObject({ state: 'completed', offlineModel: true, error: null });
+    expect(done.usage.inputTokens).toBeGreaterThan(0);
+    const acts = await actions(t.id);
+    expect(acts.map((a) => [a.action_type, a.level, a.state])).toEqual([
+      ['model.invoke', 'autonomous', 'succeeded'],
+      ['file.read', 'autonomous', 'succeeded'],
+      ['model.invoke', 'autonomous', 'succeeded'],
+    ]);
+    const [row] = (await su.query(`SELECT t.*, (SELECT string_agg(coalesce(data::text, ''), '') FROM task_events e WHERE e.task_id = t.id) AS ev FROM tasks t WHERE id = $1`, [t.id])).rows;
+    expect(row.prompt_sealed.toString('latin1')).not.toContain('secret-prompt-marker');
+    expect(row.transcript_sealed.toString('latin1')).not.toContain('secret-prompt-marker');
+    expect(row.ev).not.toContain('secret-prompt-marker');
+    expect(h.logs()).not.toContain('secret-prompt-marker');
+    const ev = await events(t.id);
+    expect(ev.filter((e) => e.kind === 'action').map((e) => [e.tool, e.level, e.status])).toEqual([['files.read', 'autonomous', 'executed']]);
+    expect(ev.find((e) => e.kind === 'output')?.text).toMatch(/^Summary: .*week,revenue/);
+    expect(ev.at(-1)).toMatchObject({ kind: 'state', state: 'completed' });
+    // An auditor reads the org's tasks; another member cannot see this one.
+    expect((await h.http.get(`/v1/tasks/${t.id}`).set('Cookie', auditor)).status).toBe(200);
+  });
+
+  it('Batched: parallel reads, then a write runs in its reversible form and the task ends in_review', async () => {
+    const t = await create(member, 'Weekly exec brief for the leadership team');
+    const done = await waitFor(t.id, ['in_review', 'completed', 'failed']);
+    expect(done.state).toBe('in_review');
+    const acts = await actions(t.id);
+    const tools = acts.filter((a) => a.action_type !== 'model.invoke');
+    expect(tools.map((a) => [a.tool, a.level, a.state])).toEqual([
+      ['files.read', 'autonomous', 'succeeded'],
+      ['files.read', 'autonomous', 'succeeded'],
+      ['files.write', 'batched', 'succeeded'],
+    ]);
+    expect(tools[2]).toMatchObject({ reversible: true, undo: { tool: 'files.delete' } });
+    expect(readdirSync(join(workspace(org.users.member.id), 'briefs')).length).toBe(1);
+  });
+
+  it('Watched: a delete waits for approval and nothing is executed; the worker is not held', async () => {
+    const t = await create(member, '[script:cleanup] remove the old numbers');
+    const done = await waitFor(t.id, ['awaiting_approval', 'failed', 'completed']);
+    expect(done.state).toBe('awaiting_approval');
+    const acts = await actions(t.id);
+    expect(acts.filter((a) => a.action_type === 'file.delete').map((a) => [a.level, a.state])).toEqual([['watched', 'awaiting_approval']]);
+    expect(existsSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'))).toBe(true);
+    const [row] = (await su.query(`SELECT lease_holder, lease_until FROM tasks WHERE id = $1`, [t.id])).rows;
+    expect(row).toEqual({ lease_holder: null, lease_until: null });
+  });
+
+  it('Forbidden: the refused write stops the task (failed), nothing written', async () => {
+    await su.query(
+      `UPDATE policies SET document = jsonb_set(document, '{rules}', document->'rules' || $2::jsonb), updated_at = now() WHERE org_id = $1 AND status = 'active'`,
+      [org.id, JSON.stringify([{ id: 'org.no-payroll', scope: { type: 'org' }, actions: ['file.create', 'file.update'], level: 'forbidden', when: { resources: ['payroll/**'] }, reason: 'payroll data stays off agents' }])],
+    );
+    const t = await create(member, '[script:payroll] raise the bonus');
+    const done = await waitFor(t.id, ['failed', 'completed', 'in_review']);
+    expect(done).toMatchObject({ state: 'failed', error: { code: 'forbidden' } });
+    expect(existsSync(join(workspace(org.users.member.id), 'payroll'))).toBe(false);
+    const acts = await actions(t.id);
+    expect(acts.filter((a) => a.action_type === 'file.create').map((a) => [a.level, a.state])).toEqual([['forbidden', 'refused']]);
+  });
+
+  it('every executed action had its claim and audit event committed before it ran', async () => {
+    const executed = (await su.query(`SELECT a.id, a.created_at, a.finished_at FROM task_actions a WHERE a.org_id = $1 AND a.state = 'succeeded'`, [org.id])).rows;
+    expect(executed.length).toBeGreaterThan(5);
+    for (const a of executed) {
+      const ev = (await su.query(`SELECT occurred_at, canonical::jsonb->>'decision' AS decision FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1 ORDER BY occurred_at`, [a.id])).rows;
+      expect(ev.length).toBeGreaterThanOrEqual(1);
+      expect(['allowed', 'allowed_reversible']).toContain(ev[0].decision);
+      expect(new Date(ev[0].occurred_at).getTime()).toBeLessThanOrEqual(new Date(a.finished_at).getTime());
+    }
+  });
+
+  it('429 and 529 are retried with backoff (streamed and whole responses); parallel tool_use results go back together', async () => {
+    const before = model.requests.length;
+    const t = await create(member, '[script:parallel] [fail-first:429] read three files');
+    const done = await waitFor(t.id, ['completed', 'failed']);
+    expect(done.state).toBe('completed');
+    const reqs = model.requests.slice(before);
+    expect(reqs.filter((r) => r.status === 429).length).toBe(2);
+    expect(reqs.every((r) => r.stream)).toBe(true);
+    const ev = await events(t.id);
+    // The three results came back together, in the order of the tool_use blocks.
+    expect(ev.find((e) => e.kind === 'output')?.text).toMatch(/^Read 3 files: .*a\.txt.*b\.txt.*c\.txt/);
+
+    await stopWorker();
+    await startWorker({ stream: false });
+    const before2 = model.requests.length;
+    const t2 = await create(member, '[script:read-only] [fail-first:529] again');
+    expect((await waitFor(t2.id, ['completed', 'failed'])).state).toBe('completed');
+    const reqs2 = model.requests.slice(before2);
+    expect(reqs2.filter((r) => r.status === 529).length).toBe(2);
+    expect(reqs2.some((r) => r.stream)).toBe(false);
+  });
+
+  it('max_tokens: cut text is continued; the step limit stops a task that never ends', async () => {
+    const t = await create(member, '[script:hello] [max-tokens] say hello');
+    const done = await waitFor(t.id, ['completed', 'failed']);
+    expect(done.state).toBe('completed');
+    expect(done.turns).toBe(2);
+    const loop = await create(member, '[script:loop] keep going', { maxSteps: 6 });
+    expect(await waitFor(loop.id, ['failed', 'completed'])).toMatchObject({ state: 'failed', error: { code: 'step_limit' } });
+  });
+
+  it('cancel: a queued task is cancelled at once; a finished one answers 409', async () => {
+    await stopWorker();
+    const t = await create(member, '[script:hello] hi');
+    const res = await h.http.post(`/v1/tasks/${t.id}/cancel`).set('Cookie', member);
+    expect(res.status).toBe(200);
+    expect(res.body.state).toBe('cancelled');
+    expect((await h.http.post(`/v1/tasks/${t.id}/cancel`).set('Cookie', member)).status).toBe(409);
+    await startWorker();
+  });
+
+  it('a task survives a Redis flush: re-enqueued from Postgres at boot, runs once', async () => {
+    await stopWorker();
+    const t = await create(member, '[script:read-only] after the flush');
+    // The relay moves it to BullMQ, then Redis loses everything under this prefix.
+    const queue = new Queue(QueueName.AgentTasks, { connection: h.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false }), prefix: `${h.config.REDIS_PREFIX}:bull` });
+    expect(await relayOutbox(h.ds, queue)).toBeGreaterThanOrEqual(1);
+    expect(await queue.getJobState(`${t.id}-1`)).toBe('waiting');
+    const keys = await h.redis.keys(`${h.config.REDIS_PREFIX}:*`);
+    if (keys.length) await h.redis.del(...keys);
+    expect(await queue.getJobState(`${t.id}-1`)).toBe('unknown');
+    await queue.close();
+    await su.query(`UPDATE tasks SET enqueued_at = now() - interval '1 minute' WHERE id = $1`, [t.id]);
+    await startWorker();
+    const done = await waitFor(t.id, ['completed', 'failed']);
+    expect(done.state).toBe('completed');
+    const acts = await actions(t.id);
+    expect(acts.filter((a) => a.action_type === 'file.read')).toHaveLength(1);
+    const [row] = (await su.query(`SELECT epoch FROM tasks WHERE id = $1`, [t.id])).rows;
+    expect(row.epoch).toBe(2);
+  });
+
+  it('a worker whose lease was taken over writes nothing more (epoch check)', async () => {
+    await stopWorker();
+    const t = await create(member, 'Weekly exec brief (lease test)');
+    mkdirSync(join(workspace(org.users.member.id), 'briefs'), { recursive: true });
+    const before = readdirSync(join(workspace(org.users.member.id), 'briefs')).length;
+    // Worker A takes epoch 1; before its second turn the lease is taken over (epoch 2), as the sweeper does after expiry.
+    const deps: AgentDeps = {
+      ...agentDeps(),
+      holder: 'worker-a',
+      beforeTurn: async (lease, turn) => {
+        if (turn === 1) await su.query(`UPDATE tasks SET epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL WHERE id = $1`, [lease.taskId]);
+      },
+    };
+    const outcome = await runTask(deps, { orgId: org.id, taskId: t.id, epoch: 1 });
+    expect(outcome).toBe('lease_lost');
+    const acts = await actions(t.id);
+    // Turn 0 (model call, two reads) ran; nothing of turn 1 (no second model call, no write).
+    expect(acts.map((a) => a.tool)).toEqual(['messages.create', 'files.read', 'files.read']);
+    expect(readdirSync(join(workspace(org.users.member.id), 'briefs')).length).toBe(before);
+    const [row] = (await su.query(`SELECT state, epoch, turns FROM tasks WHERE id = $1`, [t.id])).rows;
+    expect(row).toEqual({ state: 'queued', epoch: 2, turns: 1 });
+    // An old job (epoch 1) does nothing at all.
+    expect(await runTask({ ...agentDeps(), holder: 'worker-a' }, { orgId: org.id, taskId: t.id, epoch: 1 })).toBe('skipped');
+    // Epoch 2 resumes from the persisted transcript: the reads already claimed are not run again.
+    expect(await runTask({ ...agentDeps(), holder: 'worker-b' }, { orgId: org.id, taskId: t.id, epoch: 2 })).toBe('in_review');
+    const after = await actions(t.id);
+    expect(after.filter((a) => a.tool === 'files.read')).toHaveLength(2);
+    expect(after.filter((a) => a.tool === 'files.write')).toHaveLength(1);
+    await startWorker();
+  });
+});

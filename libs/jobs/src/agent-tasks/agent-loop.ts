@@ -1,0 +1,388 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import type { Redis } from 'ioredis';
+import { type AuditKeyring, canonical, recordEvent } from '@steward/audit';
+import { type Logger, newId } from '@steward/common';
+import { ConnectorHub, type ConnectorManifest, createWorkspaceFilesServer, workspaceFilesManifest } from '@steward/connectors';
+import { type DataSource, type EntityManager, inOrg } from '@steward/db';
+import { gateAction, type GateDeps, type GateResult, PolicySource } from '@steward/gate';
+import { type ActionType, decide, isActionType } from '@steward/policy';
+import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
+import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
+import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
+
+/**
+ * The agent loop: one task, run (or resumed) under its lease, turn after turn.
+ *
+ *   take the lease for the job's epoch (or do nothing) → load the sealed transcript
+ *   each turn: limits (steps, budget, cancel) → `model.invoke` written ahead (claim, audit event
+ *   by digest and size) → the model (retries on 429/529) → usage and cost → for each tool_use, in
+ *   order, a step number fixed in the transcript first, then `gateAction()` with claim
+ *   {taskId, step} → all tool results of the turn back together (a refusal as is_error) →
+ *   transcript sealed and written under the epoch check.
+ *   Forbidden stops the task (failed); Watched leaves it awaiting_approval (no worker held); the
+ *   end turn finishes it: in_review when Batched actions ran, else completed.
+ */
+export const BUILTIN_TASK_CONNECTORS = ['workspace-files'] as const;
+
+export interface AgentDeps {
+  ds: DataSource;
+  redis: Redis;
+  keys: KeyProvider;
+  keyring: AuditKeyring;
+  policies?: PolicySource;
+  /** STEWARD_DATA_DIR: workspaces live in `<dataDir>/workspaces/<org>/<user>`. */
+  dataDir: string;
+  model: ModelOptions;
+  leaseSeconds: number;
+  log: Logger;
+  /** Identifies this worker in leases. */
+  holder?: string;
+  /** Tests: called before each model turn (turn index). */
+  beforeTurn?: (lease: Lease, turn: number) => Promise<void>;
+}
+
+interface Transcript {
+  v: 1;
+  messages: MessageParam[];
+  /** tool_use id → the step it was claimed under (fixed before the gate runs, so a resume reuses it). */
+  steps: Record<string, number>;
+  continuations: number;
+}
+
+export type RunOutcome = 'skipped' | 'completed' | 'in_review' | 'awaiting_approval' | 'failed' | 'cancelled' | 'lease_lost';
+
+const SYSTEM = (offline: boolean) =>
+  'You are an agent working for an employee through Steward, which checks every action you take against the company policy. ' +
+  'Use the tools offered; a tool result marked as an error may be a refusal by policy — do not try to work around it.' +
+  (offline ? ' (offline demo model)' : '');
+
+export const toolNameOf = (connector: string, tool: string) => `${connector}__${tool.replace(/[^a-zA-Z0-9_-]/g, '_')}`.slice(0, 64);
+
+const MAX_RESULT_CHARS = 20_000;
+const policiesDefault = new PolicySource();
+const defaultHolder = `${hostname()}:${process.pid}:${newId().slice(-8)}`;
+
+export async function runTask(deps: AgentDeps, job: RunTaskPayload): Promise<RunOutcome> {
+  const holder = deps.holder ?? defaultHolder;
+  const taken = await acquireLease(deps.ds, job, holder, deps.leaseSeconds);
+  if (!taken) return 'skipped';
+  const lease: Lease = { orgId: job.orgId, taskId: job.taskId, epoch: job.epoch, userId: taken.userId, holder };
+  const log = deps.log.child({ orgId: job.orgId, taskId: job.taskId, epoch: job.epoch });
+  const abort = new AbortController();
+  let lost = false;
+  const renew = setInterval(() => {
+    renewLease(deps.ds, lease, deps.leaseSeconds)
+      .then((ok) => {
+        if (!ok) {
+          lost = true;
+          abort.abort();
+        }
+      })
+      .catch((err) => log.warn({ err }, 'lease renewal failed'));
+  }, Math.max(500, (deps.leaseSeconds * 1000) / 3));
+  const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
+  try {
+    return await loop(deps, lease, hub, abort.signal, log);
+  } catch (err) {
+    if (err instanceof LeaseLost || lost) {
+      log.warn('lease lost: this worker stops and writes nothing more');
+      return 'lease_lost';
+    }
+    throw err;
+  } finally {
+    clearInterval(renew);
+    await hub.close().catch(() => undefined);
+  }
+}
+
+async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: AbortSignal, log: Logger): Promise<RunOutcome> {
+  const { ds, keys } = deps;
+  const { orgId, taskId, userId } = lease;
+  const policies = deps.policies ?? policiesDefault;
+  const [task] = await inOrg(ds, { orgId }, (em) => em.query(`SELECT * FROM tasks WHERE org_id = $1 AND id = $2`, [orgId, taskId]));
+  const model = routeModel(deps.model, task.workflow, task.model_preference);
+  const workflow: string | null = task.workflow;
+  let tainted: boolean = task.tainted;
+  let labels: string[] = task.labels ?? [];
+
+  // Connectors: the built-in ones run in process, the workspace a folder per org and user.
+  const manifests: Record<string, ConnectorManifest> = {};
+  for (const c of task.connectors as string[]) {
+    if (c === 'workspace-files') {
+      await hub.addBuiltin(c, createWorkspaceFilesServer({ folder: join(deps.dataDir, 'workspaces', orgId, userId) }));
+      manifests[c] = workspaceFilesManifest;
+    }
+  }
+  const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id] };
+
+  // Tools offered: the connectors' tools minus those the active policy makes Forbidden for this user.
+  const { tools, byName } = await offeredTools(deps, policies, orgId, userId, workflow, manifests);
+
+  let t: Transcript;
+  if (task.transcript_sealed) {
+    t = JSON.parse((await openSecret(keys, { sealed: task.transcript_sealed, wrappedKey: task.transcript_key }, transcriptAad(orgId, taskId))).toString('utf8'));
+  } else {
+    t = { v: 1, messages: [{ role: 'user', content: await openPrompt(keys, orgId, taskId, task) }], steps: {}, continuations: 0 };
+  }
+  const budget = task.budget_micros === null ? Infinity : Number(task.budget_micros);
+  let cost = Number(task.cost_micros);
+  let step: number = task.step;
+
+  const finish = async (state: 'completed' | 'in_review' | 'failed' | 'cancelled' | 'awaiting_approval', error?: { code: string; message: string }, output?: string) => {
+    await fenced(ds, lease, async (em) => {
+      await em.query(
+        `UPDATE tasks SET state = $3::varchar, error_code = $4, error_message = $5, lease_holder = NULL, lease_until = NULL, tainted = $6, labels = $7,
+                finished_at = CASE WHEN $3::varchar IN ('completed', 'in_review', 'failed', 'cancelled') THEN now() END
+          WHERE org_id = $1 AND id = $2`,
+        [orgId, taskId, state, error?.code ?? null, error?.message.slice(0, 1000) ?? null, tainted, labels],
+      );
+      const events: TaskEvent[] = [];
+      if (output !== undefined) events.push({ kind: 'output', data: {}, secret: output });
+      if (error) events.push({ kind: 'error', data: error });
+      events.push({ kind: 'state', data: { state } });
+      await appendEvents(em, keys, orgId, taskId, events);
+    });
+    log.info({ state, error: error?.code }, 'task stopped');
+    return state;
+  };
+
+  /** Seals and writes the transcript under the epoch check (with whatever else this step writes). */
+  const persist = async (extra?: (em: EntityManager) => Promise<void>) =>
+    fenced(ds, lease, async (em, flags) => {
+      const sealed = await sealSecret(keys, JSON.stringify(t), transcriptAad(orgId, taskId));
+      await em.query(`UPDATE tasks SET transcript_sealed = $3, transcript_key = $4, tainted = $5, labels = $6 WHERE org_id = $1 AND id = $2`, [orgId, taskId, sealed.sealed, sealed.wrappedKey, tainted, labels]);
+      await extra?.(em);
+      return flags;
+    });
+
+  // A resumed task whose last message is the model's tool_use: its results come first (claims
+  // already made answer `duplicate`, never run again).
+  for (let turn = 0; ; turn++) {
+    const last = t.messages[t.messages.length - 1];
+    const pendingUses = last?.role === 'assistant' && Array.isArray(last.content) ? last.content.filter((b) => b.type === 'tool_use') : [];
+    if (pendingUses.length) {
+      const r = await runTools(pendingUses as ToolUse[]);
+      if (r) return r;
+      continue;
+    }
+
+    const flags = await fenced(ds, lease, async (_em, f) => f);
+    if (flags.cancelRequested) return finish('cancelled');
+    if (step >= task.max_steps) return finish('failed', { code: 'step_limit', message: `the task reached its step limit (${task.max_steps})` });
+    if (cost >= budget) return finish('failed', { code: 'budget_exceeded', message: `the task reached its budget (${(budget / 1e6).toFixed(2)} USD)` });
+    await deps.beforeTurn?.(lease, turn);
+
+    // model.invoke: decided and written ahead (claim, decision, audit event by digest and size).
+    const payload = canonical({ model, system: SYSTEM(deps.model.offline), messages: t.messages, tools });
+    const invoke = await writeAheadModelInvoke(deps, policies, lease, workflow, tainted, labels, model, payload);
+    step = invoke.step;
+    if (invoke.refused) return finish('failed', { code: 'forbidden', message: `model.invoke refused: ${invoke.reason}` });
+
+    let message: Message;
+    const started = Date.now();
+    try {
+      message = await new ModelClient(deps.model).create({ model, system: SYSTEM(deps.model.offline), messages: t.messages, tools }, signal, (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'));
+    } catch (err) {
+      if (signal.aborted) throw new LeaseLost();
+      await finishModelInvoke(deps, lease, invoke.actionId, 'failed', null, Date.now() - started);
+      if (err instanceof ModelUnavailable) return finish('failed', { code: 'model_unavailable', message: err.message });
+      throw err;
+    }
+    const usage = { input_tokens: message.usage.input_tokens, output_tokens: message.usage.output_tokens };
+    const turnCost = costMicros(model, deps.model.offline, usage);
+    cost += turnCost;
+    t.messages.push({ role: 'assistant', content: message.content as MessageParam['content'] });
+    const said = message.content.filter((b) => b.type === 'text').map((b) => b.text).join('\n');
+    const uses = message.content.filter((b) => b.type === 'tool_use') as ToolUse[];
+    // Fix the step of each tool_use before anything runs (a resume reuses them).
+    for (const u of uses) t.steps[u.id] = ++step;
+    const after = await persist(async (em) => {
+      await em.query(
+        `UPDATE tasks SET model = $3, turns = turns + 1, step = $4, input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, cost_micros = cost_micros + $7 WHERE org_id = $1 AND id = $2`,
+        [orgId, taskId, model, step, usage.input_tokens, usage.output_tokens, turnCost],
+      );
+      await finishModelInvokeIn(em, deps, lease, invoke.actionId, 'succeeded', sha256(JSON.stringify(message.content)), Date.now() - started);
+      await appendEvents(em, keys, orgId, taskId, [
+        { kind: 'model', data: { model, offline: deps.model.offline, stopReason: message.stop_reason, inputTokens: usage.input_tokens, outputTokens: usage.output_tokens, costMicros: turnCost, toolUses: uses.length }, ...(said ? { secret: said } : {}) },
+      ]);
+    });
+    if (after.cancelRequested) return finish('cancelled');
+
+    if (message.stop_reason === 'max_tokens') {
+      // A cut tool_use cannot run; cut text is continued (twice at most), then the task fails clearly.
+      if (uses.length || t.continuations >= 2) return finish('failed', { code: 'max_tokens', message: 'the model hit max_tokens before finishing its answer' });
+      t.continuations++;
+      t.messages.push({ role: 'user', content: 'Continue exactly where you stopped.' });
+      await persist();
+      continue;
+    }
+    if (uses.length) {
+      const r = await runTools(uses);
+      if (r) return r;
+      continue;
+    }
+    // The end: in review when Batched actions ran (a reviewer accepts or reverts them).
+    const [{ n }] = await inOrg(ds, { orgId }, (em) =>
+      em.query(`SELECT count(*)::int AS n FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded'`, [orgId, taskId]),
+    );
+    return finish(n > 0 ? 'in_review' : 'completed', undefined, said);
+  }
+
+  /** Gates every tool_use of one turn in order; all results go back in one user message. */
+  async function runTools(uses: ToolUse[]): Promise<RunOutcome | null> {
+    const results: ToolResultBlock[] = [];
+    const events: TaskEvent[] = [];
+    let stop: { state: 'failed' | 'awaiting_approval'; error?: { code: string; message: string } } | null = null;
+    for (const u of uses) {
+      if (!t.steps[u.id]) t.steps[u.id] = ++step;
+      const target = byName.get(u.name);
+      if (!target) {
+        results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `No tool named ${u.name} is available to this task.` });
+        continue;
+      }
+      // The epoch is checked right before the claim is written (the claim itself is unique per task step).
+      const flags = await fenced(ds, lease, async (_em, f) => f);
+      if (flags.cancelRequested) return finish('cancelled');
+      const r: GateResult = await gateAction(gate, {
+        orgId,
+        userId,
+        claim: { taskId, step: t.steps[u.id] },
+        connector: target.connector,
+        tool: target.tool,
+        args: (u.input ?? {}) as Record<string, unknown>,
+        tainted,
+        labels,
+        workflow,
+        client: 'worker',
+      });
+      const ev = { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: r.status, actionId: r.actionId, ...(r.status !== 'duplicate' ? { level: r.level, reason: r.reason, ruleIds: r.ruleIds } : { state: r.state }) };
+      events.push({ kind: 'action', data: ev });
+      switch (r.status) {
+        case 'executed': {
+          const got = r.result.labels ?? [];
+          if (got.length) labels = [...new Set([...labels, ...got])].sort();
+          if (got.includes('untrusted') || got.includes('external')) tainted = true;
+          results.push({ type: 'tool_result', tool_use_id: u.id, content: (r.result.text || JSON.stringify(r.result.structuredContent ?? {})).slice(0, MAX_RESULT_CHARS) });
+          break;
+        }
+        case 'refused':
+          results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (${r.refusal}): ${r.reason}` });
+          if (r.refusal !== 'not_authorized') stop ??= { state: 'failed', error: { code: r.refusal, message: `${target.tool} refused: ${r.reason}` } };
+          break;
+        case 'awaiting_approval':
+          stop ??= { state: 'awaiting_approval' };
+          break;
+        case 'failed':
+          results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `The tool failed (${r.error.code}): ${r.error.message}` });
+          break;
+        case 'duplicate':
+          if (r.state === 'awaiting_approval') stop ??= { state: 'awaiting_approval' };
+          else results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `This action was already taken (state: ${r.state}); its result is not available again.` });
+          break;
+      }
+      // Forbidden stops the task at once: nothing after it in this turn runs.
+      if (stop?.state === 'failed') break;
+    }
+    if (stop?.state === 'awaiting_approval') {
+      // The results so far wait with the transcript; the approval flow resumes the task.
+      await persist(async (em) => {
+        await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, step]);
+        await appendEvents(em, keys, orgId, taskId, events);
+      });
+      return finish('awaiting_approval');
+    }
+    t.messages.push({ role: 'user', content: results as MessageParam['content'] });
+    await persist(async (em) => {
+      await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, step]);
+      await appendEvents(em, keys, orgId, taskId, events);
+    });
+    if (stop) return finish(stop.state as 'failed', stop.error);
+    return null;
+  }
+}
+
+interface ToolUse {
+  type: 'tool_use';
+  id: string;
+  name: string;
+  input: unknown;
+}
+interface ToolResultBlock {
+  type: 'tool_result';
+  tool_use_id: string;
+  content: string;
+  is_error?: boolean;
+}
+
+async function offeredTools(deps: AgentDeps, policies: PolicySource, orgId: string, userId: string, workflow: string | null, manifests: Record<string, ConnectorManifest>) {
+  const { policy, groups, domains } = await inOrg(deps.ds, { orgId }, async (em) => ({
+    policy: await policies.active(em, orgId),
+    groups: ((await em.query('SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2', [orgId, userId])) as { group_id: string }[]).map((g) => g.group_id),
+    domains: ((await em.query('SELECT domains FROM orgs WHERE id = $1', [orgId]))[0]?.domains ?? []) as string[],
+  }));
+  const tools: Tool[] = [];
+  const byName = new Map<string, { connector: string; tool: string }>();
+  for (const [connector, manifest] of Object.entries(manifests)) {
+    for (const spec of manifest.tools) {
+      const action = isActionType(spec.action) ? (spec.action as ActionType) : 'unknown';
+      const level = policy ? decide(policy.compiled, { userId, groupIds: groups }, action, { connector, workflow: workflow ?? undefined }, { domains }).level : 'forbidden';
+      if (level === 'forbidden') continue;
+      const name = toolNameOf(connector, spec.name);
+      byName.set(name, { connector, tool: spec.name });
+      tools.push({ name, description: spec.description.slice(0, 1000), input_schema: spec.inputSchema as Tool['input_schema'] });
+    }
+  }
+  return { tools, byName };
+}
+
+async function writeAheadModelInvoke(deps: AgentDeps, policies: PolicySource, lease: Lease, workflow: string | null, tainted: boolean, labels: string[], model: string, payload: string) {
+  const { orgId, taskId, userId } = lease;
+  return fenced(deps.ds, lease, async (em) => {
+    const [s]: { step: number }[] = await em.query(`WITH u AS (UPDATE tasks SET step = step + 1 WHERE org_id = $1 AND id = $2 RETURNING step) SELECT * FROM u`, [orgId, taskId]);
+    const [gate] = await em.query(
+      `SELECT o.agents_paused_at IS NOT NULL AS paused, m.status AS membership, o.domains FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1`,
+      [orgId, userId],
+    );
+    const policy = await policies.active(em, orgId);
+    const groups = ((await em.query('SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2', [orgId, userId])) as { group_id: string }[]).map((g) => g.group_id);
+    const d = policy
+      ? decide(policy.compiled, { userId, groupIds: groups }, 'model.invoke', { connector: 'anthropic', workflow: workflow ?? undefined, tainted, labels }, { domains: gate?.domains ?? [] })
+      : { level: 'forbidden' as const, ruleIds: ['no_active_policy'], reason: 'Forbidden: the org has no active policy' };
+    const refusal = gate?.paused ? 'paused' : gate?.membership !== 'active' ? 'suspended' : d.level === 'forbidden' ? 'forbidden' : null;
+    const actionId = newId();
+    const digest = sha256(payload);
+    const level = d.level === 'forbidden' ? 'forbidden' : d.level;
+    await em.query(
+      `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, policy_id, policy_version, args_digest, tainted, labels, reversible, state, refusal, finished_at)
+       VALUES ($1, $2, $3, $4, $5, 'anthropic', 'messages.create', 'model.invoke', $6, $7, $8, $9, $10, $11, $12, $13, false, $14::varchar, $15, CASE WHEN $14::varchar = 'refused' THEN now() END)`,
+      [orgId, actionId, taskId, s.step, userId, level, d.ruleIds, d.reason.slice(0, 1000), policy?.id ?? null, policy?.version ?? null, digest, tainted, labels, refusal ? 'refused' : 'executing', refusal],
+    );
+    await recordEvent(em, deps.keyring, {
+      id: newId(),
+      orgId,
+      occurredAt: new Date(),
+      actor: { type: 'agent_task', id: taskId },
+      action: 'model.invoke',
+      target: { type: 'Model', id: null },
+      level,
+      decision: refusal ? 'denied' : 'allowed',
+      outcome: refusal ? 'denied' : 'success',
+      policyVersion: policy?.version ?? null,
+      task: taskId,
+      connector: 'anthropic',
+      client: 'worker',
+      // What is sent to the model, by digest and size only.
+      payload: { actionId, model, offline: deps.model.offline, digest, bytes: Buffer.byteLength(payload), step: s.step },
+    });
+    return { step: s.step, actionId, refused: refusal !== null, reason: refusal === 'forbidden' ? d.reason : (refusal ?? '') };
+  });
+}
+
+async function finishModelInvokeIn(em: EntityManager, _deps: AgentDeps, lease: Lease, actionId: string, state: 'succeeded' | 'failed', resultDigest: string | null, ms: number) {
+  await em.query(`UPDATE task_actions SET state = $3, result_digest = $4, duration_ms = $5, finished_at = now() WHERE org_id = $1 AND id = $2 AND state = 'executing'`, [lease.orgId, actionId, state, resultDigest, ms]);
+}
+
+async function finishModelInvoke(deps: AgentDeps, lease: Lease, actionId: string, state: 'succeeded' | 'failed', resultDigest: string | null, ms: number) {
+  await fenced(deps.ds, lease, (em) => finishModelInvokeIn(em, deps, lease, actionId, state, resultDigest, ms));
+}

@@ -1,0 +1,48 @@
+import { Redis } from 'ioredis';
+import { AuditKeyring } from '@steward/audit';
+import type { Config, Logger } from '@steward/common';
+import type { DataSource } from '@steward/db';
+import { ConfigKeyProvider } from '@steward/vault';
+import type { AgentDeps } from './agent-loop';
+import { OFFLINE_API_KEY, OFFLINE_MODEL_LABEL, type ScriptedModelServer, startScriptedModelServer } from './scripted-model';
+
+/**
+ * The agent-task dependencies of a worker from its configuration. With no ANTHROPIC_API_KEY the
+ * built-in scripted server (the "offline demo model") is started on loopback and used instead.
+ */
+export async function agentTasksFromConfig(config: Config, ds: DataSource, log: Logger): Promise<{ deps: AgentDeps & { relayIntervalMs: number }; close(): Promise<void> }> {
+  let offline: ScriptedModelServer | undefined;
+  if (!config.ANTHROPIC_API_KEY) {
+    offline = await startScriptedModelServer();
+    log.warn({ url: offline.url }, `no ANTHROPIC_API_KEY: agent tasks use the ${OFFLINE_MODEL_LABEL} (scripted sample tasks, not a real model)`);
+  }
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true });
+  redis.on('error', (err) => log.warn({ err: err.message }, 'redis (gate)'));
+  await redis.connect().catch((err) => log.warn({ err: err.message }, 'redis (gate) not connected yet'));
+  const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+  return {
+    deps: {
+      ds,
+      redis,
+      keys,
+      keyring: new AuditKeyring(keys),
+      dataDir: config.STEWARD_DATA_DIR,
+      model: {
+        apiKey: config.ANTHROPIC_API_KEY ?? OFFLINE_API_KEY,
+        baseURL: offline?.url ?? config.ANTHROPIC_BASE_URL ?? 'https://api.anthropic.com',
+        defaultModel: offline ? OFFLINE_MODEL_LABEL.replace(/ /g, '-') : config.ANTHROPIC_MODEL,
+        routes: offline ? {} : config.ANTHROPIC_MODEL_ROUTES,
+        stream: config.ANTHROPIC_STREAM,
+        maxTokens: config.ANTHROPIC_MAX_TOKENS,
+        offline: !!offline,
+      },
+      leaseSeconds: config.TASK_LEASE_SECONDS,
+      relayIntervalMs: config.TASK_RELAY_INTERVAL_MS,
+      log: log.child({ component: 'agent-tasks' }),
+    },
+    async close() {
+      redis.disconnect();
+      await offline?.close();
+    },
+  };
+}

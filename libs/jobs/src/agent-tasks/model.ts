@@ -1,0 +1,86 @@
+import Anthropic from '@anthropic-ai/sdk';
+
+/**
+ * The worker's client of the Messages API: routing (per workflow, else the task's preference,
+ * else the default), streamed or whole responses, and retries with backoff on 429, 529, 5xx and
+ * connection faults (the SDK's own retries are off so that every attempt is ours and counted).
+ */
+export interface ModelOptions {
+  apiKey: string;
+  baseURL: string;
+  defaultModel: string;
+  /** workflow key → model */
+  routes: Record<string, string>;
+  stream: boolean;
+  maxTokens: number;
+  /** True for the built-in scripted server: shown as "offline demo model", costs nothing. */
+  offline: boolean;
+  retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+}
+
+export type Message = Anthropic.Message;
+export type MessageParam = Anthropic.MessageParam;
+export type Tool = Anthropic.Tool;
+
+/** Prices in US dollars per million tokens (input, output), by model family. */
+const PRICES: [RegExp, number, number][] = [
+  [/haiku/i, 1, 5],
+  [/opus/i, 15, 75],
+  [/sonnet/i, 3, 15],
+];
+
+export function costMicros(model: string, offline: boolean, usage: { input_tokens: number; output_tokens: number }): number {
+  if (offline) return 0;
+  const [, inPrice, outPrice] = PRICES.find(([re]) => re.test(model)) ?? [/./, 3, 15];
+  // $/MTok = micro-dollars per token.
+  return Math.ceil(usage.input_tokens * inPrice + usage.output_tokens * outPrice);
+}
+
+export function routeModel(o: ModelOptions, workflow: string | null, preference: string | null): string {
+  return (workflow && o.routes[workflow]) || preference || o.defaultModel;
+}
+
+export class ModelUnavailable extends Error {
+  constructor(
+    readonly status: number | null,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ModelUnavailable';
+  }
+}
+
+const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
+
+export class ModelClient {
+  private readonly client: Anthropic;
+
+  constructor(readonly options: ModelOptions) {
+    this.client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseURL, maxRetries: 0, timeout: 120_000 });
+  }
+
+  /** One turn, with retries. `onRetry` hears each retried fault (status, delay). */
+  async create(params: { model: string; system: string; messages: MessageParam[]; tools: Tool[] }, signal: AbortSignal, onRetry?: (status: number | null, delayMs: number) => void): Promise<Message> {
+    const attempts = this.options.retry?.attempts ?? 6;
+    const base = this.options.retry?.baseDelayMs ?? 500;
+    const max = this.options.retry?.maxDelayMs ?? 30_000;
+    const body = { model: params.model, max_tokens: this.options.maxTokens, system: params.system, messages: params.messages, ...(params.tools.length ? { tools: params.tools } : {}) };
+    for (let attempt = 1; ; attempt++) {
+      try {
+        if (this.options.stream) return await this.client.messages.stream(body, { signal }).finalMessage();
+        return await this.client.messages.create(body, { signal });
+      } catch (err) {
+        if (signal.aborted) throw err;
+        const status = err instanceof Anthropic.APIError ? (err.status ?? null) : null;
+        const retryable = err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status));
+        if (!retryable) throw new ModelUnavailable(status, err instanceof Error ? err.message.slice(0, 300) : 'model call failed');
+        if (attempt >= attempts) throw new ModelUnavailable(status, `the model is unavailable after ${attempts} attempts (last status ${status ?? 'connection error'})`);
+        const header = err instanceof Anthropic.APIError ? Number(err.headers?.get?.('retry-after')) : NaN;
+        const backoff = Math.min(max, base * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+        const delay = Number.isFinite(header) && header > 0 ? Math.min(max, header * 1000) : backoff;
+        onRetry?.(status, Math.round(delay));
+        await new Promise((r) => setTimeout(r, delay));
+      }
+    }
+  }
+}

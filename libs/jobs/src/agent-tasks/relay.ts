@@ -1,0 +1,69 @@
+import type { Queue } from 'bullmq';
+import type { Logger } from '@steward/common';
+import { type DataSource, inOrg, outsideOrg } from '@steward/db';
+import type { KeyProvider } from '@steward/vault';
+import { appendEvents, enqueueInOutbox, jobIdOf } from './task-store';
+
+/**
+ * Postgres → BullMQ. The relay moves outbox rows to their queue (the job id, `taskId-epoch`,
+ * deduplicates a row moved twice) and deletes them in the same transaction that locked them.
+ * The sweeper hands tasks to a worker again: a running task whose lease expired gets a new epoch
+ * (its old worker can write nothing more) and a new outbox row; a queued task whose job BullMQ no
+ * longer knows (Redis lost its data) likewise. Redis holds nothing that Postgres cannot rebuild.
+ */
+const LIVE_JOB_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+
+export async function relayOutbox(ds: DataSource, queue: Queue, limit = 200): Promise<number> {
+  const pending: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_outbox_pending($1)', [limit]));
+  let moved = 0;
+  for (const p of pending) {
+    moved += await inOrg(ds, { orgId: p.org_id }, async (em) => {
+      const [row]: { job_name: string; job_id: string; payload: { taskId?: string; epoch?: number } }[] = await em.query(
+        `SELECT job_name, job_id, payload FROM outbox WHERE org_id = $1 AND id = $2 FOR UPDATE SKIP LOCKED`,
+        [p.org_id, p.id],
+      );
+      if (!row) return 0;
+      await queue.add(row.job_name, row.payload, { jobId: row.job_id, removeOnComplete: 1000, removeOnFail: 1000, attempts: 3, backoff: { type: 'exponential', delay: 2000 } });
+      await em.query(`DELETE FROM outbox WHERE org_id = $1 AND id = $2`, [p.org_id, p.id]);
+      if (row.payload.taskId) await em.query(`UPDATE tasks SET enqueued_at = now() WHERE org_id = $1 AND id = $2 AND epoch = $3`, [p.org_id, row.payload.taskId, row.payload.epoch]);
+      return 1;
+    });
+  }
+  return moved;
+}
+
+/** Re-enqueues stale tasks; returns how many got a new epoch. */
+export async function sweepTasks(ds: DataSource, queue: Queue, keys: KeyProvider, log: Logger, queuedAfterSeconds: number, limit = 200): Promise<number> {
+  const stale: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_tasks_stale($1, $2)', [queuedAfterSeconds, limit]));
+  let requeued = 0;
+  for (const s of stale) {
+    const [row]: { state: string; epoch: number; expired: boolean }[] = await inOrg(ds, { orgId: s.org_id }, (em) =>
+      em.query(`SELECT state, epoch, lease_until < now() AS expired FROM tasks WHERE org_id = $1 AND id = $2`, [s.org_id, s.id]),
+    );
+    if (!row) continue;
+    if (row.state === 'queued') {
+      const jobState = await queue.getJobState(jobIdOf(s.id, row.epoch));
+      if (LIVE_JOB_STATES.has(jobState)) {
+        await inOrg(ds, { orgId: s.org_id }, (em) => em.query(`UPDATE tasks SET enqueued_at = now() WHERE org_id = $1 AND id = $2 AND epoch = $3 AND state = 'queued'`, [s.org_id, s.id, row.epoch]));
+        continue;
+      }
+    }
+    const done = await inOrg(ds, { orgId: s.org_id }, async (em) => {
+      const [bumped]: { epoch: number }[] = await em.query(
+        `WITH u AS (UPDATE tasks SET epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL, enqueued_at = NULL, updated_at = now()
+          WHERE org_id = $1 AND id = $2 AND epoch = $3 AND (state = 'queued' OR (state = 'running' AND lease_until < now()))
+          RETURNING epoch) SELECT * FROM u`,
+        [s.org_id, s.id, row.epoch],
+      );
+      if (!bumped) return false;
+      await enqueueInOutbox(em, s.org_id, s.id, bumped.epoch);
+      await appendEvents(em, keys, s.org_id, s.id, [{ kind: 'requeued', data: { epoch: bumped.epoch, reason: row.state === 'running' ? 'lease_expired' : 'job_missing' } }]);
+      return true;
+    });
+    if (done) {
+      requeued++;
+      log.info({ orgId: s.org_id, taskId: s.id, from: row.state }, 'task re-enqueued from Postgres');
+    }
+  }
+  return requeued;
+}

@@ -1,0 +1,211 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+
+/**
+ * The "offline demo model": a scripted server that speaks the Anthropic Messages API on loopback
+ * (POST /v1/messages, whole messages or streamed server-sent events; `x-api-key` or
+ * `Authorization: Bearer`). `npm run dev` uses it when no ANTHROPIC_API_KEY is set, and the tests
+ * drive the worker with it, so the real SDK client code runs against the real protocol.
+ *
+ * It plays sample tasks chosen by a marker in the task's prompt (`[script:NAME]`; the weekly exec
+ * brief by default). A script looks at the conversation so far (how many assistant turns, which
+ * tool results came back) and answers the next turn: text, tool_use blocks (several at once where
+ * the script says), or the end. Tools are found by suffix in the request's `tools` (the worker
+ * names them `<connector>__<tool>`), so scripts work whatever the connector instance is called.
+ *
+ * Faults, for tests and demos: `[fail-first:429]` / `[fail-first:529]` in the prompt makes the
+ * first attempt of every turn fail with that status; `[max-tokens]` cuts the first answer of the
+ * task with stop_reason "max_tokens".
+ */
+export const OFFLINE_MODEL_LABEL = 'offline demo model';
+export const OFFLINE_API_KEY = 'offline-demo-model-key';
+
+type Block =
+  | { type: 'text'; text: string }
+  | { type: 'tool_use'; id: string; name: string; input: Record<string, unknown> }
+  | { type: 'tool_result'; tool_use_id: string; content?: unknown; is_error?: boolean };
+interface Msg {
+  role: 'user' | 'assistant';
+  content: string | Block[];
+}
+interface Request {
+  model: string;
+  max_tokens: number;
+  messages: Msg[];
+  tools?: { name: string }[];
+  stream?: boolean;
+  system?: unknown;
+}
+interface Turn {
+  content: Block[];
+  stop: 'end_turn' | 'tool_use' | 'max_tokens';
+}
+
+interface ScriptCtx {
+  turn: number;
+  prompt: string;
+  tool: (suffix: string) => string | null;
+  /** Tool results of the last user message, in order. */
+  results: { text: string; isError: boolean }[];
+}
+type Script = (c: ScriptCtx) => Turn;
+
+const text = (t: string): Block => ({ type: 'text', text: t });
+const use = (name: string | null, input: Record<string, unknown>): Block[] => (name ? [{ type: 'tool_use', id: `toolu_${randomBytes(9).toString('hex')}`, name, input }] : []);
+const done = (t: string): Turn => ({ content: [text(t)], stop: 'end_turn' });
+const calls = (t: string, ...blocks: Block[][]): Turn => ({ content: [text(t), ...blocks.flat()], stop: 'tool_use' });
+
+export const SCRIPTS: Record<string, Script> = {
+  /** Strategy's weekly executive brief: read last week's numbers and competitor notes (in parallel), write the brief. */
+  'weekly-brief': (c) => {
+    if (c.turn === 0) return calls("I'll read last week's numbers and the competitor notes.", use(c.tool('files_read'), { path: 'numbers/last-week.csv' }), use(c.tool('files_read'), { path: 'notes/competitors.md' }));
+    if (c.turn === 1) {
+      const body = c.results.map((r, i) => `## Source ${i + 1}\n${r.isError ? '(not available)' : r.text.slice(0, 500)}`).join('\n\n');
+      return calls('Writing the brief.', use(c.tool('files_write'), { path: `briefs/weekly-brief-${randomBytes(3).toString('hex')}.md`, content: `# Weekly executive brief\n\n${body}\n` }));
+    }
+    return done(c.results.some((r) => r.isError) ? 'The brief could not be written: ' + c.results.map((r) => r.text).join('; ').slice(0, 300) : 'The weekly brief is written and waits for your review.');
+  },
+  /** One read, then a summary (Autonomous). */
+  'read-only': (c) => (c.turn === 0 ? calls('Reading the file.', use(c.tool('files_read'), { path: 'numbers/last-week.csv' })) : done(`Summary: ${c.results[0]?.text.slice(0, 200) ?? ''}`)),
+  /** A delete (Watched by default: waits for a human). */
+  cleanup: (c) => (c.turn === 0 ? calls('Removing the old draft.', use(c.tool('files_delete'), { path: 'numbers/last-week.csv' })) : done('Cleanup done.')),
+  /** A write into payroll/ (tests make that Forbidden by policy). */
+  payroll: (c) => (c.turn === 0 ? calls('Updating payroll.', use(c.tool('files_write'), { path: 'payroll/bonus.csv', content: 'name,bonus\nalice,100000\n' })) : done('Payroll updated.')),
+  /** Three reads in one turn (parallel tool_use), then the end. */
+  parallel: (c) =>
+    c.turn === 0
+      ? calls('Reading three files at once.', use(c.tool('files_read'), { path: 'a.txt' }), use(c.tool('files_read'), { path: 'b.txt' }), use(c.tool('files_read'), { path: 'c.txt' }))
+      : done(`Read ${c.results.length} files: ${c.results.map((r) => (r.isError ? 'error' : r.text.trim())).join(', ')}`),
+  /** Keeps reading forever (the step limit stops it). */
+  loop: (c) => calls(`Reading again (${c.turn}).`, use(c.tool('files_list'), {})),
+  /** No tools at all. */
+  hello: () => done('Hello from the offline demo model.'),
+};
+
+function promptOf(messages: Msg[]): string {
+  const first = messages.find((m) => m.role === 'user');
+  if (!first) return '';
+  return typeof first.content === 'string' ? first.content : first.content.map((b) => (b.type === 'text' ? b.text : '')).join('\n');
+}
+
+function resultText(content: unknown): string {
+  if (typeof content === 'string') return content;
+  if (Array.isArray(content)) return content.map((b: { type?: string; text?: string }) => (b.type === 'text' ? (b.text ?? '') : '')).join('');
+  return '';
+}
+
+export interface ScriptedModelServer {
+  url: string;
+  /** Requests received (method, auth header kind, model, whether streamed, the status answered). */
+  requests: { auth: 'x-api-key' | 'bearer' | 'none'; model: string; stream: boolean; status: number; turn: number }[];
+  close(): Promise<void>;
+}
+
+export async function startScriptedModelServer(options: { port?: number; apiKey?: string } = {}): Promise<ScriptedModelServer> {
+  const key = options.apiKey ?? OFFLINE_API_KEY;
+  const requests: ScriptedModelServer['requests'] = [];
+  const attempts = new Map<string, number>();
+
+  const handle = async (req: IncomingMessage, res: ServerResponse) => {
+    const url = new URL(req.url ?? '/', 'http://x');
+    if (req.method !== 'POST' || url.pathname !== '/v1/messages') return error(res, 404, 'not_found_error', 'Not found');
+    const xKey = req.headers['x-api-key'];
+    const bearer = /^Bearer (.+)$/.exec(String(req.headers.authorization ?? ''))?.[1];
+    const auth = xKey ? 'x-api-key' : bearer ? 'bearer' : 'none';
+    if ((xKey ?? bearer) !== key) return error(res, 401, 'authentication_error', 'invalid x-api-key');
+    let body: Request;
+    try {
+      const chunks: Buffer[] = [];
+      for await (const c of req) chunks.push(c as Buffer);
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as Request;
+    } catch {
+      return error(res, 400, 'invalid_request_error', 'body is not JSON');
+    }
+    if (!Array.isArray(body.messages) || !body.model || !body.max_tokens) return error(res, 400, 'invalid_request_error', 'model, max_tokens and messages are required');
+    const prompt = promptOf(body.messages);
+    const turn = body.messages.filter((m) => m.role === 'assistant').length;
+    const record = (status: number) => requests.push({ auth, model: body.model, stream: !!body.stream, status, turn });
+
+    // Faults: the first attempt of each turn fails.
+    const fault = /\[fail-first:(429|529)\]/.exec(prompt)?.[1];
+    if (fault) {
+      const digest = createHash('sha256').update(JSON.stringify(body.messages)).digest('hex');
+      const n = (attempts.get(digest) ?? 0) + 1;
+      attempts.set(digest, n);
+      if (n === 1) {
+        record(Number(fault));
+        res.setHeader('retry-after', '0');
+        return fault === '429' ? error(res, 429, 'rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit') : error(res, 529, 'overloaded_error', 'Overloaded');
+      }
+    }
+
+    const name = /\[script:([a-z0-9-]+)\]/.exec(prompt)?.[1] ?? 'weekly-brief';
+    const script = SCRIPTS[name] ?? SCRIPTS['weekly-brief'];
+    const last = body.messages[body.messages.length - 1];
+    const results = Array.isArray(last?.content) ? last.content.filter((b): b is Extract<Block, { type: 'tool_result' }> => b.type === 'tool_result').map((b) => ({ text: resultText(b.content), isError: !!b.is_error })) : [];
+    const toolNames = (body.tools ?? []).map((t) => t.name);
+    const tool = (suffix: string) => toolNames.find((n) => n === suffix || n.endsWith(`__${suffix}`)) ?? null;
+    let out = script({ turn, prompt, tool, results });
+    // An answer cut at max_tokens: the first turn of a task that asks for it, text only.
+    const cutTurn = /\[max-tokens\]/.test(prompt) && turn === 0 && !(Array.isArray(last?.content) && last.content.some((b) => b.type === 'text' && b.text.startsWith('Continue')));
+    if (cutTurn) out = { content: [text('The brief begins: last week revenue rose and')], stop: 'max_tokens' };
+    if (out.stop === 'tool_use' && !out.content.some((b) => b.type === 'tool_use')) out = done('I have no tool to do that with.');
+
+    const message = {
+      id: `msg_${randomBytes(12).toString('hex')}`,
+      type: 'message',
+      role: 'assistant',
+      model: body.model,
+      content: out.content,
+      stop_reason: out.stop,
+      stop_sequence: null,
+      usage: { input_tokens: Math.ceil(JSON.stringify(body.messages).length / 4), output_tokens: Math.ceil(JSON.stringify(out.content).length / 4) },
+    };
+    record(200);
+    if (!body.stream) {
+      res.writeHead(200, { 'content-type': 'application/json', 'request-id': `req_${randomBytes(6).toString('hex')}` });
+      return res.end(JSON.stringify(message));
+    }
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
+    const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    send('message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage: { input_tokens: message.usage.input_tokens, output_tokens: 1 } } });
+    out.content.forEach((b, index) => {
+      if (b.type === 'text') {
+        send('content_block_start', { type: 'content_block_start', index, content_block: { type: 'text', text: '' } });
+        for (const piece of b.text.match(/[\s\S]{1,24}/g) ?? []) send('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'text_delta', text: piece } });
+      } else if (b.type === 'tool_use') {
+        send('content_block_start', { type: 'content_block_start', index, content_block: { type: 'tool_use', id: b.id, name: b.name, input: {} } });
+        const json = JSON.stringify(b.input);
+        for (const piece of json.match(/[\s\S]{1,40}/g) ?? []) send('content_block_delta', { type: 'content_block_delta', index, delta: { type: 'input_json_delta', partial_json: piece } });
+      }
+      send('content_block_stop', { type: 'content_block_stop', index });
+    });
+    send('message_delta', { type: 'message_delta', delta: { stop_reason: out.stop, stop_sequence: null }, usage: { output_tokens: message.usage.output_tokens } });
+    send('message_stop', { type: 'message_stop' });
+    res.end();
+  };
+
+  const server: Server = createServer((req, res) => {
+    handle(req, res).catch(() => {
+      if (!res.headersSent) error(res, 500, 'api_error', 'Internal server error');
+      else res.end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(options.port ?? 0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  return {
+    url: `http://127.0.0.1:${port}`,
+    requests,
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
+  };
+}
+
+function error(res: ServerResponse, status: number, type: string, message: string): void {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(JSON.stringify({ type: 'error', error: { type, message } }));
+}

@@ -1,0 +1,175 @@
+import { createHash } from 'node:crypto';
+import { AgentTaskJob, newId, QueueName } from '@steward/common';
+import { type DataSource, type EntityManager, inOrg } from '@steward/db';
+import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
+
+/**
+ * The task's rows in Postgres, the source of truth: creation (task + outbox + first event in the
+ * caller's transaction), sealing of prompts, transcripts and output (AES-256-GCM under a data key
+ * wrapped by the vault's KEK, the AAD naming org, task and purpose, so a sealed value copied onto
+ * another row does not open), fenced writes under the lease's epoch, and the event stream.
+ */
+export const TASK_STATES = ['queued', 'running', 'awaiting_approval', 'in_review', 'completed', 'failed', 'cancelled'] as const;
+export type TaskState = (typeof TASK_STATES)[number];
+export const TERMINAL_STATES: readonly TaskState[] = ['in_review', 'completed', 'failed', 'cancelled'];
+
+export const promptAad = (orgId: string, taskId: string) => `task-prompt|${orgId}|${taskId}`;
+export const transcriptAad = (orgId: string, taskId: string) => `task-transcript|${orgId}|${taskId}`;
+export const eventAad = (orgId: string, taskId: string, seq: number) => `task-event|${orgId}|${taskId}|${seq}`;
+
+export const sha256 = (v: string | Buffer) => createHash('sha256').update(v).digest('hex');
+
+/** The job payload: which task, under which lease generation. */
+export interface RunTaskPayload {
+  orgId: string;
+  taskId: string;
+  epoch: number;
+}
+export const jobIdOf = (taskId: string, epoch: number) => `${taskId}-${epoch}`;
+
+export interface NewTask {
+  orgId: string;
+  userId: string;
+  prompt: string;
+  workflow: string | null;
+  connectors: string[];
+  modelPreference: string | null;
+  maxSteps: number;
+  budgetMicros: number | null;
+}
+
+/** Writes the task, its outbox row and its first event in the caller's transaction. */
+export async function insertTask(em: EntityManager, keys: KeyProvider, t: NewTask): Promise<{ id: string; epoch: number }> {
+  const id = newId();
+  const sealed = await sealSecret(keys, t.prompt, promptAad(t.orgId, id));
+  await em.query(
+    `INSERT INTO tasks (org_id, id, user_id, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, workflow, connectors, model_preference, max_steps, budget_micros, event_seq)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)`,
+    [t.orgId, id, t.userId, sealed.sealed, sealed.wrappedKey, sha256(t.prompt), Buffer.byteLength(t.prompt), t.workflow, t.connectors, t.modelPreference, t.maxSteps, t.budgetMicros],
+  );
+  await enqueueInOutbox(em, t.orgId, id, 1);
+  await em.query(`INSERT INTO task_events (org_id, task_id, seq, kind, data) VALUES ($1, $2, 1, 'state', $3)`, [t.orgId, id, JSON.stringify({ state: 'queued' })]);
+  return { id, epoch: 1 };
+}
+
+export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number): Promise<void> {
+  const payload: RunTaskPayload = { orgId, taskId, epoch };
+  await em.query(`INSERT INTO outbox (org_id, id, queue, job_name, job_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`, [
+    orgId,
+    newId(),
+    QueueName.AgentTasks,
+    AgentTaskJob.Run,
+    jobIdOf(taskId, epoch),
+    JSON.stringify(payload),
+  ]);
+}
+
+export async function openPrompt(keys: KeyProvider, orgId: string, taskId: string, row: { prompt_sealed: Buffer; prompt_key: string }): Promise<string> {
+  return (await openSecret(keys, { sealed: row.prompt_sealed, wrappedKey: row.prompt_key }, promptAad(orgId, taskId))).toString('utf8');
+}
+
+export interface TaskEvent {
+  kind: 'state' | 'model' | 'action' | 'output' | 'error' | 'requeued';
+  data: Record<string, unknown>;
+  /** Content (model text, output): sealed, opened only for the stream's reader. */
+  secret?: string;
+}
+
+/** Appends events under the task's row lock (the caller's transaction already holds it, or takes it here). */
+export async function appendEvents(em: EntityManager, keys: KeyProvider, orgId: string, taskId: string, events: TaskEvent[]): Promise<void> {
+  if (!events.length) return;
+  const [row]: { event_seq: number }[] = await em.query(`WITH u AS (UPDATE tasks SET event_seq = event_seq + $3 WHERE org_id = $1 AND id = $2 RETURNING event_seq) SELECT * FROM u`, [orgId, taskId, events.length]);
+  if (!row) throw new Error('task not found for its events');
+  let seq = row.event_seq - events.length;
+  for (const e of events) {
+    seq++;
+    const sealed = e.secret !== undefined ? await sealSecret(keys, e.secret, eventAad(orgId, taskId, seq)) : null;
+    await em.query(`INSERT INTO task_events (org_id, task_id, seq, kind, data, sealed, sealed_key) VALUES ($1, $2, $3, $4, $5, $6, $7)`, [
+      orgId,
+      taskId,
+      seq,
+      e.kind,
+      JSON.stringify(e.data),
+      sealed?.sealed ?? null,
+      sealed?.wrappedKey ?? null,
+    ]);
+  }
+}
+
+export interface StoredEvent {
+  seq: number;
+  kind: string;
+  data: Record<string, unknown>;
+  text: string | null;
+  at: string;
+}
+
+/** Events after `afterSeq`, content opened (for the SSE stream and the task view). */
+export async function readEvents(em: EntityManager, keys: KeyProvider, orgId: string, taskId: string, afterSeq: number, limit = 200): Promise<StoredEvent[]> {
+  const rows: { seq: number; kind: string; data: Record<string, unknown>; sealed: Buffer | null; sealed_key: string | null; created_at: Date }[] = await em.query(
+    `SELECT seq, kind, data, sealed, sealed_key, created_at FROM task_events WHERE org_id = $1 AND task_id = $2 AND seq > $3 ORDER BY seq LIMIT $4`,
+    [orgId, taskId, afterSeq, limit],
+  );
+  const out: StoredEvent[] = [];
+  for (const r of rows) {
+    const text = r.sealed && r.sealed_key ? (await openSecret(keys, { sealed: r.sealed, wrappedKey: r.sealed_key }, eventAad(orgId, taskId, r.seq))).toString('utf8') : null;
+    out.push({ seq: r.seq, kind: r.kind, data: r.data, text, at: new Date(r.created_at).toISOString() });
+  }
+  return out;
+}
+
+/** The worker lost its lease (another worker holds a newer epoch): it must write nothing more. */
+export class LeaseLost extends Error {
+  constructor() {
+    super('the lease on this task was taken over (newer epoch)');
+    this.name = 'LeaseLost';
+  }
+}
+
+export interface Lease {
+  orgId: string;
+  userId: string;
+  taskId: string;
+  epoch: number;
+  holder: string;
+}
+
+/**
+ * One step write of the worker: in one transaction, the task row is locked only if this worker
+ * still holds the lease at this epoch (else `LeaseLost`, nothing written), then `work` runs.
+ * Returns whether a cancel was requested meanwhile.
+ */
+export async function fenced<T>(ds: DataSource, lease: Lease, work: (em: EntityManager, task: { cancelRequested: boolean }) => Promise<T>): Promise<T> {
+  return inOrg(ds, { orgId: lease.orgId, userId: lease.userId }, async (em) => {
+    const [row]: { cancel_requested_at: Date | null }[] = await em.query(
+      `WITH u AS (UPDATE tasks SET updated_at = now() WHERE org_id = $1 AND id = $2 AND epoch = $3 AND lease_holder = $4 AND state = 'running' RETURNING cancel_requested_at) SELECT * FROM u`,
+      [lease.orgId, lease.taskId, lease.epoch, lease.holder],
+    );
+    if (!row) throw new LeaseLost();
+    return work(em, { cancelRequested: row.cancel_requested_at !== null });
+  });
+}
+
+/** Takes the task for this job's epoch: queued, or running under an expired lease or our own. */
+export async function acquireLease(ds: DataSource, p: RunTaskPayload, holder: string, seconds: number): Promise<{ userId: string } | null> {
+  return inOrg(ds, { orgId: p.orgId }, async (em) => {
+    const [row]: { user_id: string }[] = await em.query(
+      `WITH u AS (UPDATE tasks SET state = 'running', lease_holder = $4, lease_until = now() + make_interval(secs => $5), started_at = coalesce(started_at, now()), updated_at = now()
+        WHERE org_id = $1 AND id = $2 AND epoch = $3
+          AND (state = 'queued' OR (state = 'running' AND (lease_until < now() OR lease_holder = $4)))
+        RETURNING user_id) SELECT * FROM u`,
+      [p.orgId, p.taskId, p.epoch, holder, seconds],
+    );
+    return row ? { userId: row.user_id } : null;
+  });
+}
+
+export async function renewLease(ds: DataSource, lease: Lease, seconds: number): Promise<boolean> {
+  return inOrg(ds, { orgId: lease.orgId }, async (em) => {
+    const rows: unknown[] = await em.query(
+      `WITH u AS (UPDATE tasks SET lease_until = now() + make_interval(secs => $5) WHERE org_id = $1 AND id = $2 AND epoch = $3 AND lease_holder = $4 AND state = 'running' RETURNING id) SELECT * FROM u`,
+      [lease.orgId, lease.taskId, lease.epoch, lease.holder, seconds],
+    );
+    return rows.length > 0;
+  });
+}
