@@ -221,13 +221,15 @@ describe('agent tasks through the API and the worker', () => {
     await stopWorker();
     const t = await create(member, '[script:read-only] after the flush');
     // The relay moves it to BullMQ, then Redis loses everything under this prefix.
-    const queue = new Queue(QueueName.AgentTasks, { connection: h.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false }), prefix: `${h.config.REDIS_PREFIX}:bull` });
+    const connection = h.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false });
+    const queue = new Queue(QueueName.AgentTasks, { connection, prefix: `${h.config.REDIS_PREFIX}:bull` });
     expect(await relayOutbox(h.ds, queue)).toBeGreaterThanOrEqual(1);
     expect(await queue.getJobState(`${t.id}-1`)).toBe('waiting');
     const keys = await h.redis.keys(`${h.config.REDIS_PREFIX}:*`);
     if (keys.length) await h.redis.del(...keys);
     expect(await queue.getJobState(`${t.id}-1`)).toBe('unknown');
     await queue.close();
+    await connection.quit(); // a connection passed in is not closed by the queue
     await su.query(`UPDATE tasks SET enqueued_at = now() - interval '1 minute' WHERE id = $1`, [t.id]);
     await startWorker();
     const done = await waitFor(t.id, ['completed', 'failed']);

@@ -8,8 +8,16 @@ import { toOcsf } from './ocsf';
 
 export type PageFormat = 'ndjson' | 'csv' | 'cef' | 'ocsf' | 'ecs';
 
-/** One page of an export as text, a line per entry (each line ends with a newline). */
-export function formatPage(lines: ExportLine[], format: PageFormat, productVersion: string): string {
+/**
+ * Text chunks a little under V8's large-object size: a multi-megabyte string per page would be
+ * allocated in the large-object space, which only a full collection frees, and an export's memory
+ * would grow by hundreds of megabytes before one comes.
+ */
+const CHUNK_CHARS = 60_000;
+
+/** One page of an export as text chunks, a line per entry (each line ends with a newline). */
+export function formatPage(lines: ExportLine[], format: PageFormat, productVersion: string): string[] {
+  const chunks: string[] = [];
   let text = '';
   for (const line of lines) {
     text +=
@@ -19,8 +27,13 @@ export function formatPage(lines: ExportLine[], format: PageFormat, productVersi
       : format === 'ecs' ? JSON.stringify(toEcs(line))
       : JSON.stringify(line);
     text += '\n';
+    if (text.length >= CHUNK_CHARS) {
+      chunks.push(text);
+      text = '';
+    }
   }
-  return text;
+  if (text) chunks.push(text);
+  return chunks;
 }
 
 /**
@@ -31,7 +44,7 @@ export function formatPage(lines: ExportLine[], format: PageFormat, productVersi
  */
 export class PageFormatter {
   private worker: Worker | null = null;
-  private queue: { resolve: (text: string) => void; reject: (err: Error) => void }[] = [];
+  private queue: { resolve: (chunks: string[]) => void; reject: (err: Error) => void }[] = [];
 
   constructor(
     private readonly format: PageFormat,
@@ -41,11 +54,11 @@ export class PageFormatter {
   private start(): Worker {
     const file = join(__dirname, `export-format${__filename.endsWith('.ts') ? '.ts' : '.js'}`);
     const w = new Worker(BOOT, { eval: true, workerData: { file } });
-    w.on('message', (m: { text?: string; error?: string }) => {
+    w.on('message', (m: { chunks?: string[]; error?: string }) => {
       const next = this.queue.shift();
       if (!next) return;
       if (m.error !== undefined) next.reject(new Error(`export formatting failed: ${m.error}`));
-      else next.resolve(m.text!);
+      else next.resolve(m.chunks!);
     });
     w.on('error', (err) => {
       for (const q of this.queue.splice(0)) q.reject(err);
@@ -54,27 +67,27 @@ export class PageFormatter {
     return w;
   }
 
-  async page(lines: ExportLine[]): Promise<string> {
+  async page(lines: ExportLine[]): Promise<string[]> {
     if (this.format === 'ndjson' || lines.length < 200) return formatPage(lines, this.format, this.productVersion);
     this.worker ??= this.start();
-    const done = new Promise<string>((resolve, reject) => this.queue.push({ resolve, reject }));
+    const done = new Promise<string[]>((resolve, reject) => this.queue.push({ resolve, reject }));
     this.worker.postMessage({ lines, format: this.format, version: this.productVersion });
     return done;
   }
 
   /**
-   * Formats pages as they come and yields their text in order, with up to `depth` pages in
+   * Formats pages as they come and yields their text chunks in order, with up to `depth` pages in
    * formatting at once (the next pages are fetched meanwhile; memory stays bounded).
    */
   async *texts(pages: AsyncIterable<ExportLine[]>, depth = 2): AsyncGenerator<string> {
-    const inFlight: Promise<string>[] = [];
+    const inFlight: Promise<string[]>[] = [];
     for await (const page of pages) {
       inFlight.push(this.page(page));
       // Keep the rejections handled until they are awaited in order.
       inFlight[inFlight.length - 1].catch(() => undefined);
-      if (inFlight.length > depth) yield await inFlight.shift()!;
+      if (inFlight.length > depth) yield* await inFlight.shift()!;
     }
-    while (inFlight.length) yield await inFlight.shift()!;
+    while (inFlight.length) yield* await inFlight.shift()!;
   }
 
   async close(): Promise<void> {
@@ -103,7 +116,7 @@ if (workerData.file.endsWith('.ts')) {
 const { formatPage } = require(workerData.file);
 parentPort.on('message', (m) => {
   try {
-    parentPort.postMessage({ text: formatPage(m.lines, m.format, m.version) });
+    parentPort.postMessage({ chunks: formatPage(m.lines, m.format, m.version) });
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message || err) });
   }

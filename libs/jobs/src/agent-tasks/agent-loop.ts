@@ -5,7 +5,7 @@ import { type AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { type Logger, newId } from '@steward/common';
 import { ConnectorHub, type ConnectorManifest, createWorkspaceFilesServer, workspaceFilesManifest } from '@steward/connectors';
 import { type DataSource, type EntityManager, inOrg } from '@steward/db';
-import { gateAction, type GateDeps, type GateResult, PolicySource } from '@steward/gate';
+import { gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { type ActionType, decide, isActionType } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
@@ -114,7 +114,9 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       manifests[c] = workspaceFilesManifest;
     }
   }
-  const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id] };
+  // Outcomes are written in batches after each call; flushed before the task's state moves on.
+  const outcomes = new OutcomeWriter(ds, deps.keyring, (err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
+  const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes };
 
   // Tools offered: the connectors' tools minus those the active policy makes Forbidden for this user.
   const { tools, byName } = await offeredTools(deps, policies, orgId, userId, workflow, manifests);
@@ -130,6 +132,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   let step: number = task.step;
 
   const finish = async (state: 'completed' | 'in_review' | 'failed' | 'cancelled' | 'awaiting_approval', error?: { code: string; message: string }, output?: string) => {
+    await outcomes.flush().catch((err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
     await fenced(ds, lease, async (em) => {
       await em.query(
         `UPDATE tasks SET state = $3::varchar, error_code = $4, error_message = $5, lease_holder = NULL, lease_until = NULL, tainted = $6, labels = $7,
@@ -223,6 +226,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       continue;
     }
     // The end: in review when Batched actions ran (a reviewer accepts or reverts them).
+    await outcomes.flush();
     const [{ n }] = await inOrg(ds, { orgId }, (em) =>
       em.query(`SELECT count(*)::int AS n FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded'`, [orgId, taskId]),
     );
