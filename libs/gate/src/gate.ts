@@ -338,7 +338,11 @@ export class OutcomeWriter {
 
   private async write(batch: PendingOutcome[]): Promise<void> {
     const byOrg = new Map<string, PendingOutcome[]>();
-    for (const p of batch) byOrg.set(p.req.orgId, [...(byOrg.get(p.req.orgId) ?? []), p]);
+    for (const p of batch) {
+      const list = byOrg.get(p.req.orgId);
+      if (list) list.push(p);
+      else byOrg.set(p.req.orgId, [p]);
+    }
     for (const [orgId, items] of byOrg) {
       await inOrg(this.ds, { orgId }, async (em) => {
         const events = [];
