@@ -48,14 +48,13 @@ import {
   canonical,
   dropExpiredPartitions,
   Ed25519Signer,
-  exportPages,
+  exportText,
   FileSink,
   monthOf,
   purgeOrg,
   sealOrg,
   startAuditMaintenance,
   toCanonicalEvent,
-  PageFormatter,
   type PageFormat,
   verifyOrg,
 } from '@steward/audit';
@@ -345,20 +344,13 @@ async function main(): Promise<void> {
         let peak = base;
         const sampler = sampleRss ? setInterval(() => (peak = Math.max(peak, process.memoryUsage().rss)), 50) : null;
         let count = 0;
-        const formatter = new PageFormatter(format, 'bench');
         const t = process.hrtime.bigint();
-        // As the API streams an export: one write per page, with backpressure, formatted off the event loop.
-        const counted = async function* () {
-          for await (const page of exportPages(ds, v, 1, VERIFY_EVENTS)) {
-            count += page.length;
-            yield page;
-          }
-        };
-        for await (const text of formatter.texts(counted())) {
+        // As the API streams an export: text chunks of thousands of lines written with backpressure.
+        for await (const text of exportText(ds, v, 1, VERIFY_EVENTS, format, 'bench')) {
+          for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) count++;
           if (!target.write(text)) await new Promise((r) => target.once('drain', r));
         }
         const s = seconds(t);
-        await formatter.close();
         if (sampler) clearInterval(sampler);
         peak = Math.max(peak, process.memoryUsage().rss);
         if (count !== VERIFY_EVENTS) throw new Error(`export produced ${count} lines`);

@@ -1,9 +1,9 @@
 import { createServer } from 'node:http';
 import { AUDIT_WRAPPED_KEY_SOURCES, type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
-import { ConfigError, createLogger, loadConfig, type Config } from '@steward/common';
+import { ConfigError, createLogger, loadConfig, type Config, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
 import { agentTasksFromConfig, startWorkerRuntime } from '@steward/jobs';
-import { ConfigKeyProvider, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
+import { ConfigKeyProvider, resealUserSecrets, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
 
 function fail(message: string): never {
   process.stderr.write(`steward-worker: ${message}\n`);
@@ -38,6 +38,10 @@ async function main(): Promise<void> {
     // KEK rotation: every data key (credentials, OAuth states, audit keys, SIEM tokens) under the newest version.
     rewrapDataKeys: async () => {
       const report = await rewrapAll(dataSource, keys, [...VAULT_WRAPPED_KEY_SOURCES, ...AUDIT_WRAPPED_KEY_SOURCES]);
+      // Users' TOTP secrets are sealed under the KEK itself: sealed again under the newest version.
+      const users = await resealUserSecrets(dataSource, new SecretBox(config.STEWARD_MASTER_KEY));
+      report.rewrapped.user_totp_secrets = users.resealed;
+      report.failed.user_totp_secrets = users.failed;
       const total = Object.values(report.rewrapped).reduce((a, b) => a + b, 0);
       const failed = Object.values(report.failed).reduce((a, b) => a + b, 0);
       if (total || failed) log.info({ target: report.target, rewrapped: report.rewrapped, failed: report.failed }, 'vault: data keys re-wrapped');

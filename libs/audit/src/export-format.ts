@@ -13,7 +13,7 @@ export type PageFormat = 'ndjson' | 'csv' | 'cef' | 'ocsf' | 'ecs';
  * allocated in the large-object space, which only a full collection frees, and an export's memory
  * would grow by hundreds of megabytes before one comes.
  */
-const CHUNK_CHARS = 60_000;
+export const EXPORT_CHUNK_CHARS = 60_000;
 
 /** One page of an export as text chunks, a line per entry (each line ends with a newline). */
 export function formatPage(lines: ExportLine[], format: PageFormat, productVersion: string): string[] {
@@ -27,7 +27,7 @@ export function formatPage(lines: ExportLine[], format: PageFormat, productVersi
       : format === 'ecs' ? JSON.stringify(toEcs(line))
       : JSON.stringify(line);
     text += '\n';
-    if (text.length >= CHUNK_CHARS) {
+    if (text.length >= EXPORT_CHUNK_CHARS) {
       chunks.push(text);
       text = '';
     }

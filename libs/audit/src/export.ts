@@ -5,6 +5,7 @@ import type { Checkpoint } from './checkpoint';
 import { GENESIS } from './event';
 import { loadCheckpoints } from './verify';
 import { prefetchPages } from './pages';
+import { EXPORT_CHUNK_CHARS, type PageFormat, PageFormatter } from './export-format';
 
 /** One NDJSON line of an export: the chain entry and the event's exact canonical bytes. */
 export interface ExportLine {
@@ -46,6 +47,55 @@ export async function* exportPages(ds: DataSource, orgId: string, fromSeq: numbe
     );
   for await (const rows of prefetchPages(page, fromSeq - 1, pageSize, toSeq)) {
     yield rows.map((r) => ({ seq: Number(r.seq), hash: r.hash, canonical: r.canonical ?? 'null' }));
+  }
+}
+
+/**
+ * The NDJSON export's text, in chunks of whole lines a little under V8's large-object size. The
+ * database writes each line (`{"seq":…,"hash":"…","canonical":"…"}`, the same bytes as
+ * `JSON.stringify` of an ExportLine: PostgreSQL's JSON string escaping is JSON.stringify's for
+ * every character a UTF-8 database can hold), so an export of a million events allocates one
+ * short-lived string per event here instead of a row, a line object and its serialisation.
+ */
+export async function* exportNdjsonChunks(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 2000): AsyncGenerator<string> {
+  const page = (after: number) =>
+    inOrgRead<{ seq: string; line: string }[]>(
+      ds,
+      orgId,
+      `SELECT c.seq, '{"seq":' || c.seq || ',"hash":"' || encode(c.hash, 'hex') || '","canonical":' || COALESCE(to_json(e.canonical)::text, '"null"') || E'}\n' AS line
+         FROM audit_chain c
+         LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
+                             WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
+        WHERE c.org_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq LIMIT $4`,
+      [orgId, after, toSeq, pageSize],
+    );
+  let text = '';
+  for await (const rows of prefetchPages(page, fromSeq - 1, pageSize, toSeq)) {
+    for (const r of rows) {
+      text += r.line;
+      if (text.length >= EXPORT_CHUNK_CHARS) {
+        yield text;
+        text = '';
+      }
+    }
+  }
+  if (text) yield text;
+}
+
+/**
+ * An export as text chunks in the given format: NDJSON written by the database, the other formats
+ * from pages formatted on a worker thread (the next pages fetched meanwhile).
+ */
+export async function* exportText(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, format: PageFormat, productVersion: string): AsyncGenerator<string> {
+  if (format === 'ndjson') {
+    yield* exportNdjsonChunks(ds, orgId, fromSeq, toSeq);
+    return;
+  }
+  const formatter = new PageFormatter(format, productVersion);
+  try {
+    yield* formatter.texts(exportPages(ds, orgId, fromSeq, toSeq));
+  } finally {
+    await formatter.close();
   }
 }
 

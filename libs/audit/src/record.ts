@@ -47,7 +47,19 @@ export async function prepareEvent(em: EntityManager, keyring: AuditKeyring, inp
       }
     }
   }
-  return { id: input.id, orgId: input.orgId, occurredAt: input.occurredAt, canonical: canonical(toCanonicalEvent(input, sealed, blind)) };
+  return { id: input.id, orgId: input.orgId, occurredAt: input.occurredAt, canonical: withoutNul(canonical(toCanonicalEvent(input, sealed, blind))) };
+}
+
+/** A `\u0000` escape not preceded by an escaping backslash (the even run of backslashes before it is kept). */
+const NUL_ESCAPE = /(?<!\\)((?:\\\\)*)\\u0000/g;
+
+/**
+ * PostgreSQL's jsonb (which the trail's indexes read) refuses U+0000, so a NUL in any string an
+ * event carries (a tool's arguments may hold one) becomes U+FFFD before the event is hashed: the
+ * stored canonical bytes are then exactly `canonical()` of the event as recorded.
+ */
+export function withoutNul(json: string): string {
+  return json.includes('\\u0000') ? json.replace(NUL_ESCAPE, '$1\ufffd') : json;
 }
 
 /**

@@ -15,6 +15,7 @@ import { recordEvent } from './record';
 import { sealOrg, sealingLagSeconds } from './sequencer';
 import { Ed25519Signer } from './signing';
 import { verifyOrg } from './verify';
+import { exportLines, exportText } from './export';
 
 const MASTER_KEY = `v1:${Buffer.alloc(32, 3).toString('base64')}`;
 const keyring = new AuditKeyring(new ConfigKeyProvider(MASTER_KEY));
@@ -188,5 +189,24 @@ describe('audit trail (real PostgreSQL)', () => {
     const key = await inOrg(ds, { orgId: org }, (em) => keyring.key(em, org, event.sealed.month, false));
     expect(keyring.open(key!, event.id, event.sealed.ct)).toEqual({ recipients: [canary] });
     expect(event.blind).toEqual([keyring.blind(key!, 'recipients', canary)]);
+  });
+
+  it('writes the NDJSON export in the database byte for byte as JSON.stringify writes each line', async () => {
+    const org = await newOrg(ds);
+    // Every character class JSON string escaping treats specially, and some it must leave alone.
+    const tricky = ['quote " backslash \\ slash /', 'controls \u0000\u0001\u0008\t\n\u000b\f\r\u001f\u007f', 'unicode é ü 中文 \u2028\u2029 😀', '<script>&amp;</script>'];
+    await record(ds, org, 30, 'file.read', { tricky, long: 'x'.repeat(5000) });
+    await sealOrg(ds, org, { holder: 'test' });
+    const expected: string[] = [];
+    for await (const line of exportLines(ds, org, 1, 30)) expected.push(`${JSON.stringify(line)}\n`);
+    let text = '';
+    let chunks = 0;
+    for await (const chunk of exportText(ds, org, 1, 30, 'ndjson', 'test')) {
+      text += chunk;
+      chunks++;
+    }
+    expect(text).toBe(expected.join(''));
+    expect(chunks).toBeGreaterThan(1); // ~150 kB in chunks under 60,000 characters
+    expect(JSON.parse(text.split('\n')[0]).canonical).toContain('\u2028');
   });
 });

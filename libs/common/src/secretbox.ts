@@ -21,6 +21,11 @@ export class SecretBox {
     this.current = parts[parts.length - 1].split(':', 1)[0];
   }
 
+  /** The version new values are sealed under (the last one configured). */
+  get currentVersion(): string {
+    return this.current;
+  }
+
   seal(plaintext: string, aad: string): string {
     const iv = randomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.keys.get(this.current)!, iv);
@@ -39,3 +44,6 @@ export class SecretBox {
     return Buffer.concat([decipher.update(Buffer.from(ct, 'base64url')), decipher.final()]).toString('utf8');
   }
 }
+
+/** The AAD of a user's sealed TOTP secret (bound to the user). */
+export const totpAad = (userId: string): string => `users/${userId}/totp`;

@@ -2,3 +2,4 @@ export * from './keys';
 export * from './envelope';
 export * from './rotation';
 export * from './oauth';
+export * from './user-secrets';

@@ -1,10 +1,11 @@
 import { AuditKeyring, AUDIT_WRAPPED_KEY_SOURCES } from '@steward/audit';
-import { newId } from '@steward/common';
-import { createDataSource, type DataSource, inOrg, Org } from '@steward/db';
+import { newId, SecretBox, totpAad } from '@steward/common';
+import { createDataSource, type DataSource, inOrg, Org, User } from '@steward/db';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
 import { credentialAad, openSecret, sealSecret } from './envelope';
 import { ConfigKeyProvider } from './keys';
 import { kekVersionsInUse, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from './rotation';
+import { resealUserSecrets, userSecretVersions } from './user-secrets';
 
 const V1 = `v1:${Buffer.alloc(32, 11).toString('base64')}`;
 const V2 = `v2:${Buffer.alloc(32, 22).toString('base64')}`;
@@ -62,7 +63,6 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
   });
 
   it('re-wraps every data key in resumable batches; every credential still opens; v1 can then be removed', async () => {
-    const started = Date.now();
     expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v1: { credentials: N, audit_keys: 2 } });
     const rotated = new ConfigKeyProvider(`${V1},${V2}`);
 
@@ -109,6 +109,32 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
       });
     }
     expect(opened).toBe(N);
-    expect(Date.now() - started).toBeLessThan(30_000);
+  }, 60_000);
+
+  it("re-seals users' TOTP secrets (sealed under the KEK itself) so that v1 can be removed", async () => {
+    const v1 = new SecretBox(V1);
+    const users = Array.from({ length: 1203 }, () => newId());
+    const secretOf = (u: string) => `JBSWY3DPEHPK3PXP${u.slice(-6)}`;
+    for (const id of users) {
+      await inOrg(ds, { orgId: orgs[0], userId: id }, (em) =>
+        em.insert(User, { id, email: `u-${id}@acme.example`, name: 'U', passwordHash: 'x', totpSecretSealed: v1.seal(secretOf(id), totpAad(id)), totpEnabledAt: new Date(), totpLastStep: null }),
+      );
+    }
+    // One secret copied onto another user's row (its AAD names the first user): it must not open, and stays as it was.
+    const [victim, source] = [users[7], users[8]];
+    const copied = v1.seal(secretOf(source), totpAad(source));
+    await inOrg(ds, { orgId: orgs[0], userId: victim }, (em) => em.update(User, { id: victim }, { totpSecretSealed: copied }));
+    expect(await userSecretVersions(ds)).toEqual({ v1: users.length });
+
+    const rotated = new SecretBox(`${V1},${V2}`);
+    expect(await resealUserSecrets(ds, rotated, { batchSize: 200 })).toEqual({ target: 'v2', resealed: users.length - 1, failed: 1 });
+    expect(await userSecretVersions(ds)).toEqual({ v1: 1, v2: users.length - 1 });
+    expect(await resealUserSecrets(ds, rotated)).toEqual({ target: 'v2', resealed: 0, failed: 1 });
+
+    const v2only = new SecretBox(V2);
+    const stored: { id: string; totp_secret_sealed: string }[] = await inOrg(ds, { orgId: orgs[0], userId: users[0] }, (em) => em.query('SELECT id, totp_secret_sealed FROM users WHERE id = $1', [users[0]]));
+    expect(v2only.open(stored[0].totp_secret_sealed, totpAad(users[0]))).toBe(secretOf(users[0]));
+    const [{ sealed }] = await ds.query('SELECT sealed FROM steward_user_secrets_to_reseal($1, NULL, 10)', ['v2']);
+    expect(sealed).toBe(copied);
   }, 60_000);
 });

@@ -12,8 +12,7 @@ import {
   type ExportFormat,
   type CheckpointSigner,
   type CheckpointSink,
-  exportPages,
-  PageFormatter,
+  exportText,
   exportManifest,
   exportRange,
   loadCheckpoints,
@@ -137,14 +136,9 @@ export class AuditTrailService {
     const out = gzip ? createGzip() : res;
     if (gzip) (out as ReturnType<typeof createGzip>).pipe(res);
     if (format === 'csv') out.write(`${csvHeader()}\n`);
-    // One write per page (thousands of lines), with backpressure; formatted off the event loop.
-    const formatter = new PageFormatter(format, VERSION);
-    try {
-      for await (const text of formatter.texts(exportPages(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq))) {
-        if (!out.write(text)) await once(out, 'drain');
-      }
-    } finally {
-      await formatter.close();
+    // Chunks of thousands of lines, written with backpressure (non-NDJSON formatted off the event loop).
+    for await (const text of exportText(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq, format, VERSION)) {
+      if (!out.write(text)) await once(out, 'drain');
     }
     out.end();
   }

@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { AppError, type Config, ErrorCode, hashToken, newId, newToken, SecretBox, TokenPrefix } from '@steward/common';
+import { AppError, type Config, ErrorCode, hashToken, newId, newToken, SecretBox, TokenPrefix, totpAad } from '@steward/common';
 import { ApiKey, type EntityManager, Org, Session, User } from '@steward/db';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
@@ -41,7 +41,7 @@ export class AuthService {
   }
 
   totpAad(userId: string): string {
-    return `users/${userId}/totp`;
+    return totpAad(userId);
   }
 
   async login(body: z.infer<typeof LoginBody>, meta: RequestMeta): Promise<{ token: string; view: z.infer<typeof SessionView> }> {
