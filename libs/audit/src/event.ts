@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 import canonicalize from 'canonicalize';
 
@@ -100,7 +101,20 @@ export function canonical(value: unknown): string {
 
 export const GENESIS = Buffer.alloc(32);
 
+/** One-shot hashing (Node ≥ 20.12): no Hash object per link. */
+const oneShot = (crypto as { hash?: (algorithm: string, data: Buffer, encoding: 'buffer') => Buffer }).hash;
+/** prev_hash and the canonical bytes side by side, reused from link to link (a chain walk hashes millions). */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
 /** hash = sha256(prev_hash || canonical) */
 export function chainHash(prev: Buffer, canonicalText: string | Buffer): Buffer {
-  return createHash('sha256').update(prev).update(canonicalText).digest();
+  if (!oneShot || typeof canonicalText !== 'string' || prev.length !== 32) return createHash('sha256').update(prev).update(canonicalText).digest();
+  // A UTF-16 code unit is at most three UTF-8 bytes.
+  if (32 + canonicalText.length * 3 > scratch.length) {
+    if (canonicalText.length > 1 << 20) return createHash('sha256').update(prev).update(canonicalText).digest();
+    scratch = Buffer.allocUnsafe(32 + canonicalText.length * 3);
+  }
+  prev.copy(scratch, 0);
+  const n = scratch.write(canonicalText, 32, 'utf8');
+  return oneShot('sha256', scratch.subarray(0, 32 + n), 'buffer');
 }

@@ -4,7 +4,7 @@ import { INDEX_ONLY } from './planner';
 import type { Checkpoint } from './checkpoint';
 import { GENESIS } from './event';
 import { loadCheckpoints } from './verify';
-import { prefetchPages } from './pages';
+import { cursorPages } from './pages';
 import { EXPORT_CHUNK_CHARS, type PageFormat, PageFormatter } from './export-format';
 
 /** One NDJSON line of an export: the chain entry and the event's exact canonical bytes. */
@@ -35,17 +35,17 @@ function inOrgRead<T>(ds: DataSource, orgId: string, sql: string, args: unknown[
 
 /** Chain entries in sequence order, a page at a time (never the whole range in memory; the next page is fetched meanwhile). */
 export async function* exportPages(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 5000): AsyncGenerator<ExportLine[]> {
-  const page = (after: number) =>
-    inOrgRead<{ seq: string; hash: string; canonical: string | null }[]>(
-      ds,
-      orgId,
-      `SELECT c.seq, encode(c.hash, 'hex') AS hash, e.canonical FROM audit_chain c
-         LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
-                             WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
-        WHERE c.org_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq LIMIT $4`,
-      [orgId, after, toSeq, pageSize],
-    );
-  for await (const rows of prefetchPages(page, fromSeq - 1, pageSize, toSeq)) {
+  const pages = cursorPages<{ seq: string; hash: string; canonical: string | null }>(
+    ds,
+    orgId,
+    `SELECT c.seq, encode(c.hash, 'hex') AS hash, e.canonical FROM audit_chain c
+       LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
+                           WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
+      WHERE c.org_id = $1 AND c.seq >= $2 AND c.seq <= $3 ORDER BY c.seq`,
+    [orgId, fromSeq, toSeq],
+    pageSize,
+  );
+  for await (const rows of pages) {
     yield rows.map((r) => ({ seq: Number(r.seq), hash: r.hash, canonical: r.canonical ?? 'null' }));
   }
 }
@@ -58,19 +58,19 @@ export async function* exportPages(ds: DataSource, orgId: string, fromSeq: numbe
  * short-lived string per event here instead of a row, a line object and its serialisation.
  */
 export async function* exportNdjsonChunks(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 2000): AsyncGenerator<string> {
-  const page = (after: number) =>
-    inOrgRead<{ seq: string; line: string }[]>(
-      ds,
-      orgId,
-      `SELECT c.seq, '{"seq":' || c.seq || ',"hash":"' || encode(c.hash, 'hex') || '","canonical":' || COALESCE(to_json(e.canonical)::text, '"null"') || E'}\n' AS line
-         FROM audit_chain c
-         LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
-                             WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
-        WHERE c.org_id = $1 AND c.seq > $2 AND c.seq <= $3 ORDER BY c.seq LIMIT $4`,
-      [orgId, after, toSeq, pageSize],
-    );
+  const pages = cursorPages<{ line: string }>(
+    ds,
+    orgId,
+    `SELECT '{"seq":' || c.seq || ',"hash":"' || encode(c.hash, 'hex') || '","canonical":' || COALESCE(to_json(e.canonical)::text, '"null"') || E'}\n' AS line
+       FROM audit_chain c
+       LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
+                           WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
+      WHERE c.org_id = $1 AND c.seq >= $2 AND c.seq <= $3 ORDER BY c.seq`,
+    [orgId, fromSeq, toSeq],
+    pageSize,
+  );
   let text = '';
-  for await (const rows of prefetchPages(page, fromSeq - 1, pageSize, toSeq)) {
+  for await (const rows of pages) {
     for (const r of rows) {
       text += r.line;
       if (text.length >= EXPORT_CHUNK_CHARS) {

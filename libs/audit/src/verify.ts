@@ -2,9 +2,8 @@ import type { DataSource } from 'typeorm';
 import { chainHash, GENESIS } from './event';
 import type { Checkpoint } from './checkpoint';
 import { verifySignature } from './signing';
-import { INDEX_ONLY } from './planner';
 import { inOrg } from '@steward/db';
-import { prefetchPages } from './pages';
+import { cursorPages } from './pages';
 
 export interface ChainEntry {
   seq: number;
@@ -37,6 +36,14 @@ export interface VerifyResult {
  * of the public key) and its (seq, hash) against the chain, so a cut tail behind a pushed
  * checkpoint is found too.
  */
+/** The canonical text names this event id as its `"id"` (without building a search string per link). */
+function namesEvent(canonicalText: string, eventId: string): boolean {
+  for (let i = canonicalText.indexOf(eventId); i !== -1; i = canonicalText.indexOf(eventId, i + 1)) {
+    if (canonicalText.startsWith('"id":"', i - 6) && canonicalText.charCodeAt(i + eventId.length) === 34) return true;
+  }
+  return false;
+}
+
 export class ChainVerifier {
   private prev: Buffer;
   private expected: number;
@@ -72,7 +79,7 @@ export class ChainVerifier {
       return;
     }
     const h = chainHash(this.prev, entry.canonical);
-    if (!h.equals(entry.hash) || !entry.canonical.includes(`"id":"${entry.eventId}"`)) {
+    if (!h.equals(entry.hash) || !namesEvent(entry.canonical, entry.eventId)) {
       let id: unknown;
       try {
         id = (JSON.parse(entry.canonical) as { id?: unknown }).id;
@@ -146,28 +153,23 @@ export async function loadCheckpoints(ds: DataSource, orgId: string): Promise<Ch
 }
 
 /** Verifies an org's trail in the database, in pages (never the whole chain in memory). */
-export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: string | null, pageSize = 20_000): Promise<VerifyResult> {
+export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: string | null, pageSize = 4000): Promise<VerifyResult> {
   const checkpoints = await loadCheckpoints(ds, orgId);
   const marks = new Set(checkpoints.map((c) => c.seq));
   const verifier = new ChainVerifier();
-  const page = (after: number) =>
-    inOrg(
-      ds,
-      { orgId },
-      (em) =>
-        em.query(
-          `SELECT c.seq, c.event_id, c.hash, e.canonical, coalesce(c.occurred_at < h.purged_before, false) AS purged
-             FROM audit_chain c
-             LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
-                                 WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
-             LEFT JOIN audit_heads h ON h.org_id = c.org_id
-            WHERE c.org_id = $1 AND c.seq > $2 ORDER BY c.seq LIMIT $3`,
-          [orgId, after, pageSize],
-        ) as Promise<{ seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }[]>,
-      INDEX_ONLY,
-    );
-  for await (const rows of prefetchPages(page, 0, pageSize)) {
-    for (const r of rows) verifier.add({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical, purged: r.purged }, (s) => marks.has(s));
+  const rows = cursorPages<{ seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }>(
+    ds,
+    orgId,
+    `SELECT c.seq, c.event_id, c.hash, e.canonical, coalesce(c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1), false) AS purged
+       FROM audit_chain c
+       LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
+                           WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
+      WHERE c.org_id = $1 ORDER BY c.seq`,
+    [orgId],
+    pageSize,
+  );
+  for await (const page of rows) {
+    for (const r of page) verifier.add({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical, purged: r.purged }, (s) => marks.has(s));
     if (verifier.failed) break;
   }
   return verifier.finish(checkpoints, publicKeyPem, orgId);
