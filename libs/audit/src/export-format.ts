@@ -1,4 +1,5 @@
 import { once } from 'node:events';
+import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
 import { toEcs } from './ecs';
@@ -37,49 +38,53 @@ export function formatPage(lines: ExportLine[], format: PageFormat, productVersi
 }
 
 /**
- * Formats export pages on a worker thread, so that a large export neither blocks the process's
- * event loop (an API stays responsive while it streams a million events) nor waits for it: the
- * next page is fetched while this one is formatted. Pages come back in the order they were given.
- * NDJSON is cheap enough to stay on the calling thread.
+ * Formats export pages on worker threads (two by default), so that a large export neither blocks
+ * the process's event loop (an API stays responsive while it streams a million events) nor waits
+ * for it: the next pages are fetched while earlier ones are formatted, pages go to the workers in
+ * turn, and their text comes back in the order the pages were given. NDJSON is written by the
+ * database (`exportNdjsonChunks`); here it stays on the calling thread.
  */
 export class PageFormatter {
-  private worker: Worker | null = null;
-  private queue: { resolve: (chunks: string[]) => void; reject: (err: Error) => void }[] = [];
+  private workers: { worker: Worker; queue: { resolve: (chunks: string[]) => void; reject: (err: Error) => void }[] }[] = [];
+  private turn = 0;
 
   constructor(
     private readonly format: PageFormat,
     private readonly productVersion: string,
+    private readonly threads = Math.max(1, Math.min(2, availableParallelism())),
   ) {}
 
-  private start(): Worker {
+  private start(): { worker: Worker; queue: { resolve: (chunks: string[]) => void; reject: (err: Error) => void }[] } {
     const file = join(__dirname, `export-format${__filename.endsWith('.ts') ? '.ts' : '.js'}`);
     const w = new Worker(BOOT, { eval: true, workerData: { file } });
+    const slot = { worker: w, queue: [] as { resolve: (chunks: string[]) => void; reject: (err: Error) => void }[] };
     w.on('message', (m: { chunks?: string[]; error?: string }) => {
-      const next = this.queue.shift();
+      const next = slot.queue.shift();
       if (!next) return;
       if (m.error !== undefined) next.reject(new Error(`export formatting failed: ${m.error}`));
       else next.resolve(m.chunks!);
     });
     w.on('error', (err) => {
-      for (const q of this.queue.splice(0)) q.reject(err);
+      for (const q of slot.queue.splice(0)) q.reject(err);
     });
     w.unref();
-    return w;
+    return slot;
   }
 
   async page(lines: ExportLine[]): Promise<string[]> {
     if (this.format === 'ndjson' || lines.length < 200) return formatPage(lines, this.format, this.productVersion);
-    this.worker ??= this.start();
-    const done = new Promise<string[]>((resolve, reject) => this.queue.push({ resolve, reject }));
-    this.worker.postMessage({ lines, format: this.format, version: this.productVersion });
+    const i = this.turn++ % this.threads;
+    const slot = (this.workers[i] ??= this.start());
+    const done = new Promise<string[]>((resolve, reject) => slot.queue.push({ resolve, reject }));
+    slot.worker.postMessage({ lines, format: this.format, version: this.productVersion });
     return done;
   }
 
   /**
    * Formats pages as they come and yields their text chunks in order, with up to `depth` pages in
-   * formatting at once (the next pages are fetched meanwhile; memory stays bounded).
+   * formatting at once (default: one per worker and one more; memory stays bounded).
    */
-  async *texts(pages: AsyncIterable<ExportLine[]>, depth = 2): AsyncGenerator<string> {
+  async *texts(pages: AsyncIterable<ExportLine[]>, depth = this.threads + 1): AsyncGenerator<string> {
     const inFlight: Promise<string[]>[] = [];
     for await (const page of pages) {
       inFlight.push(this.page(page));
@@ -91,13 +96,15 @@ export class PageFormatter {
   }
 
   async close(): Promise<void> {
-    const w = this.worker;
-    this.worker = null;
-    if (w) {
-      const exited = once(w, 'exit');
-      await w.terminate();
-      await exited.catch(() => undefined);
-    }
+    const slots = this.workers;
+    this.workers = [];
+    await Promise.all(
+      slots.map(async ({ worker }) => {
+        const exited = once(worker, 'exit');
+        await worker.terminate();
+        await exited.catch(() => undefined);
+      }),
+    );
   }
 }
 
