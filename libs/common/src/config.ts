@@ -128,6 +128,16 @@ export const configSchema = z.object({
   TASK_BUDGET_USD: z.coerce.number().min(0.01).max(10_000).default(5),
   /** A worker's lease on a task; renewed while it runs. */
   TASK_LEASE_SECONDS: z.coerce.number().int().min(2).max(3600).default(60),
+  /**
+   * Base URLs of the built-in connectors' APIs, "gmail=https://...,slack=https://..." (a regional
+   * endpoint or a proxy; tests point them at loopback fakes). Absent: each vendor's own.
+   */
+  STEWARD_CONNECTOR_BASE_URLS: z
+    .string()
+    .max(4096)
+    .default('')
+    .transform((v) => Object.fromEntries(v.split(',').map((p) => p.trim()).filter(Boolean).map((p) => { const i = p.indexOf('='); return [p.slice(0, i).trim(), p.slice(i + 1).trim()] as [string, string]; })))
+    .refine((m) => Object.entries(m).every(([k, u]) => /^[a-z][a-z0-9-]{0,63}$/.test(k) && URL.canParse(u) && /^https?:$/.test(new URL(u).protocol)), 'must be "connector=https://base-url" pairs separated by commas'),
   /** How often the relay moves the outbox and re-enqueues stale tasks. */
   TASK_RELAY_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
 });

@@ -11,7 +11,8 @@
  *   5 act       Autonomous runs; Batched runs its reversible form (reads run as they are; a write
  *               with no reversible form waits like Watched); Watched waits for approval; Forbidden
  *               is refused
- *   6 execute   through libs/connectors, the action id sent upstream as an idempotency key
+ *   6 execute   through libs/connectors, the action id sent upstream as an idempotency key; the
+ *               connector's credential decrypted for this call alone, the decrypt audited (credentials.ts)
  *   7 outcome   state, result digest and size, duration, the undo call — and its audit event
  *
  * Delivery is at most once: a claim that exists is never executed again; one left `executing`
@@ -25,6 +26,7 @@ import { newId } from '@steward/common';
 import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
 import { type ActionContext, authorize, type Decision, decide, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, toFacts } from '@steward/policy';
+import { actionScope } from './credentials';
 import type { ActivePolicy, PolicySource } from './policy-source';
 import { type Reservation, reserve } from './rate-limits';
 
@@ -187,7 +189,9 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   const call: ToolCall = w.reversible ?? { tool: req.tool, args: req.args };
   const started = Date.now();
   try {
-    const result = await deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: actionId });
+    // The call runs in the action's scope: a credential is decrypted for it alone (credentials.ts).
+    const scope = { orgId: req.orgId, userId: req.userId, actionId, taskId: claim.taskId, client: req.client };
+    const result = await actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: actionId }));
     const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).
     deps.outcomes.add(req, actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, errorCode: null });

@@ -1,3 +1,4 @@
 export * from './gate';
 export * from './policy-source';
 export * from './rate-limits';
+export * from './credentials';

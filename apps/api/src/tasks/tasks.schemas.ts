@@ -8,8 +8,8 @@ export const CreateTaskBody = z.strictObject({
   prompt: z.string().trim().min(1).max(4000),
   /** A workflow key of the org (routes the model, scopes policy rules). */
   workflow: z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{0,99}$/).optional(),
-  /** Connectors the agent may use (built-in ones for now). */
-  connectors: z.array(z.enum(['workspace-files'])).max(20).default(['workspace-files']),
+  /** Connectors the agent may use: "workspace-files" and the names of the org's installed connectors. */
+  connectors: z.array(z.string().trim().min(1).max(200)).max(20).default(['workspace-files']),
   /** A model id; a workflow route takes precedence. */
   model: z.string().max(100).regex(/^[a-zA-Z0-9._:-]{1,100}$/).optional(),
   /** At most this many steps (model calls and actions); capped by the server's limit. */

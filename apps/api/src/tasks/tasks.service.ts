@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { AppError, type Config, UUID_PATTERN } from '@steward/common';
 import type { EntityManager } from '@steward/db';
-import { appendEvents, insertTask, readEvents, TERMINAL_STATES, type TaskState } from '@steward/jobs';
+import { appendEvents, insertTask, readEvents, TASK_BUILTIN_CONNECTORS, TERMINAL_STATES, type TaskState } from '@steward/jobs';
 import { subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
@@ -86,6 +86,15 @@ export class TasksService {
         const [wf] = await em.query(`SELECT 1 FROM workflows WHERE org_id = $1 AND key = $2`, [p.orgId, body.workflow]);
         if (!wf) throw AppError.validation([{ path: 'workflow', message: 'no workflow with this key in the org' }]);
       }
+      const installed = new Map(((await em.query(`SELECT name, kind, catalog_id FROM connectors WHERE org_id = $1`, [p.orgId])) as { name: string; kind: string; catalog_id: string | null }[]).map((r) => [r.name, r]));
+      const problems = body.connectors.flatMap((c, i) => {
+        if (c === 'workspace-files') return [];
+        const row = installed.get(c);
+        if (!row) return [{ path: `connectors.${i}`, message: `no connector named "${c.slice(0, 200)}" is installed in the org` }];
+        if (row.kind === 'builtin' && !TASK_BUILTIN_CONNECTORS.includes(row.catalog_id ?? '')) return [{ path: `connectors.${i}`, message: `"${c.slice(0, 200)}" cannot be used by agent tasks yet (only through the API)` }];
+        return [];
+      });
+      if (problems.length) throw AppError.validation(problems);
       const maxSteps = Math.min(body.maxSteps ?? this.config.TASK_MAX_STEPS, this.config.TASK_MAX_STEPS);
       const budgetMicros = Math.round(Math.min(body.budgetUsd ?? this.config.TASK_BUDGET_USD, this.config.TASK_BUDGET_USD) * 1e6);
       const { id } = await insertTask(em, this.keys, {

@@ -1,14 +1,14 @@
 import { hostname } from 'node:os';
-import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { type AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { type Logger, newId } from '@steward/common';
-import { ConnectorHub, type ConnectorManifest, createWorkspaceFilesServer, workspaceFilesManifest } from '@steward/connectors';
+import { ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { type DataSource, type EntityManager, inOrg } from '@steward/db';
 import { gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { type ActionType, decide, isActionType } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
+import { addTaskConnectors, type TaskConnectorDeps } from './task-connectors';
 import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
 
 /**
@@ -38,6 +38,8 @@ export interface AgentDeps {
   log: Logger;
   /** Identifies this worker in leases. */
   holder?: string;
+  /** Installed connectors: the credential broker, API base URLs, egress rules (absent: only the workspace runs). */
+  connectors?: Pick<TaskConnectorDeps, 'broker' | 'baseUrls' | 'egress'>;
   /** Tests: called before each model turn (turn index). */
   beforeTurn?: (lease: Lease, turn: number) => Promise<void>;
 }
@@ -107,13 +109,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   let labels: string[] = task.labels ?? [];
 
   // Connectors: the built-in ones run in process, the workspace a folder per org and user.
-  const manifests: Record<string, ConnectorManifest> = {};
-  for (const c of task.connectors as string[]) {
-    if (c === 'workspace-files') {
-      await hub.addBuiltin(c, createWorkspaceFilesServer({ folder: join(deps.dataDir, 'workspaces', orgId, userId) }));
-      manifests[c] = workspaceFilesManifest;
-    }
-  }
+  const manifests: Record<string, ConnectorManifest> = await addTaskConnectors(hub, { ds, dataDir: deps.dataDir, log, ...deps.connectors }, { orgId, userId, taskId }, task.connectors as string[]);
   // Outcomes are written in batches after each call; flushed before the task's state moves on.
   const outcomes = new OutcomeWriter(ds, deps.keyring, (err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
   const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes };

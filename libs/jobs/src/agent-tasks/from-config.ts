@@ -1,7 +1,8 @@
 import { Redis } from 'ioredis';
 import { AuditKeyring } from '@steward/audit';
-import type { Config, Logger } from '@steward/common';
-import type { DataSource } from '@steward/db';
+import type { Config, EgressOptions, Logger } from '@steward/common';
+import { type DataSource, inOrg } from '@steward/db';
+import { CredentialBroker } from '@steward/gate';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { AgentDeps } from './agent-loop';
 import { OFFLINE_API_KEY, OFFLINE_MODEL_LABEL, type ScriptedModelServer, startScriptedModelServer } from './scripted-model';
@@ -20,12 +21,19 @@ export async function agentTasksFromConfig(config: Config, ds: DataSource, log: 
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis (gate)'));
   await redis.connect().catch((err) => log.warn({ err: err.message }, 'redis (gate) not connected yet'));
   const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+  const keyring = new AuditKeyring(keys);
+  // The org's egress rules: the operator's allowlist plus the hosts its admins allowed.
+  const egress = async (orgId: string): Promise<EgressOptions> => {
+    const rows: { host: string }[] = await inOrg(ds, { orgId }, (em) => em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [orgId]));
+    return { allowHosts: [...config.STEWARD_EGRESS_ALLOW_HOSTS, ...rows.map((r) => r.host)] };
+  };
   return {
     deps: {
       ds,
       redis,
       keys,
-      keyring: new AuditKeyring(keys),
+      keyring,
+      connectors: { broker: new CredentialBroker(ds, keys, keyring, egress), baseUrls: config.STEWARD_CONNECTOR_BASE_URLS, egress },
       dataDir: config.STEWARD_DATA_DIR,
       model: {
         apiKey: config.ANTHROPIC_API_KEY ?? OFFLINE_API_KEY,

@@ -68,6 +68,8 @@ export const SCRIPTS: Record<string, Script> = {
   },
   /** One read, then a summary (Autonomous). */
   'read-only': (c) => (c.turn === 0 ? calls('Reading the file.', use(c.tool('files_read'), { path: 'numbers/last-week.csv' })) : done(`Summary: ${c.results[0]?.text.slice(0, 200) ?? ''}`)),
+  /** A Slack search through the org's installed Slack connector (the employee's own OAuth token), then a summary. */
+  'slack-search': (c) => (c.turn === 0 ? calls('Searching Slack.', use(c.tool('slack_search'), { query: 'invoice' })) : done(`Slack says: ${c.results[0]?.isError ? `error: ${c.results[0].text.slice(0, 200)}` : (c.results[0]?.text.slice(0, 200) ?? '')}`)),
   /** A delete (Watched by default: waits for a human). */
   cleanup: (c) => (c.turn === 0 ? calls('Removing the old draft.', use(c.tool('files_delete'), { path: 'numbers/last-week.csv' })) : done('Cleanup done.')),
   /** A write into payroll/ (tests make that Forbidden by policy). */

@@ -1,0 +1,153 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Client } from 'pg';
+import { AuditKeyring } from '@steward/audit';
+import { createLogger, newId } from '@steward/common';
+import { fakeApi } from '../../../libs/connectors/src/test-support/fake-api';
+import { CredentialBroker } from '@steward/gate';
+import { type AgentDeps, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
+import { ConfigKeyProvider, credentialAad, sealSecret } from '@steward/vault';
+import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+/**
+ * Agent tasks with an installed connector that holds a per-user OAuth credential (Slack, against a
+ * loopback fake of its Web API): the credential is decrypted for each action alone, the decrypt
+ * audited with the action's id, an expiring token refreshed first, and the kill switch refuses it.
+ */
+describe('agent tasks with installed connectors and stored credentials', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let member: string;
+  let model: ScriptedModelServer;
+  let runtime: WorkerRuntime | undefined;
+  let su: Client;
+  let slack: Awaited<ReturnType<typeof fakeApi>>;
+  let tokenCalls = 0;
+  const connectorId = newId();
+  const credentialId = newId();
+  const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+
+  const create = async (body: Record<string, unknown>) => h.http.post('/v1/tasks').set('Cookie', member).send(body);
+  const waitFor = async (id: string, states: string[]) => {
+    for (let i = 0; i < 300; i++) {
+      const res = await h.http.get(`/v1/tasks/${id}`).set('Cookie', member);
+      if (states.includes(res.body.state)) return res.body;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    throw new Error(`task ${id} never reached ${states.join('/')}`);
+  };
+  const storeTokens = async (accessToken: string, expiresAt: Date) => {
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    const s = await sealSecret(keys, JSON.stringify({ accessToken, refreshToken: 'refresh-1', tokenType: 'Bearer', expiresAt: expiresAt.getTime() }), credentialAad(org.id, connectorId, credentialId));
+    await su.query(
+      `INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key, expires_at) VALUES ($1, $2, $3, $4, 'oauth2', 'active', $5, $6, $7)
+       ON CONFLICT (org_id, id) DO UPDATE SET sealed = EXCLUDED.sealed, wrapped_key = EXCLUDED.wrapped_key, expires_at = EXCLUDED.expires_at, status = 'active'`,
+      [org.id, credentialId, connectorId, org.users.member.id, s.sealed, s.wrappedKey, expiresAt],
+    );
+  };
+  const decrypts = async (taskId: string) =>
+    (
+      await su.query(
+        `SELECT canonical::jsonb->'payload' AS payload FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'credential.decrypt' AND canonical::jsonb->>'task' = $2 ORDER BY occurred_at`,
+        [org.id, taskId],
+      )
+    ).rows.map((r) => r.payload);
+
+  beforeAll(async () => {
+    h = await startHarness();
+    org = await seedOrg(h.ds, 'taskconn');
+    member = await login(h, org.users.member.email);
+    model = await startScriptedModelServer();
+    slack = await fakeApi((c) => {
+      if (c.path === '/api/search.messages') return { json: { ok: true, messages: { matches: [{ channel: { id: 'C1', name: 'finance' }, user: 'U2', text: 'invoice 42 is paid', ts: '1.2', permalink: 'https://x' }] } } };
+      if (c.path === '/token') {
+        tokenCalls++;
+        return { json: { access_token: 'tok-refreshed', token_type: 'Bearer', expires_in: 3600, refresh_token: 'refresh-2' } };
+      }
+      return undefined;
+    });
+    const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+    url.pathname = `/${h.db.name}`;
+    su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    await su.query(
+      `INSERT INTO connectors (org_id, id, catalog_id, kind, name, auth, credential_scope, status) VALUES ($1, $2, 'slack', 'builtin', 'Slack', $3, 'user', 'active')`,
+      [org.id, connectorId, JSON.stringify({ kind: 'oauth2', authorizationUrl: `${slack.url}/authorize`, tokenUrl: `${slack.url}/token`, clientId: 'steward-test', scopes: ['search:read'] })],
+    );
+    await storeTokens('tok-member', new Date(Date.now() + 3600_000));
+
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    const keyring = new AuditKeyring(keys);
+    const egress = async () => ({ allowHosts: ['127.0.0.1'] });
+    const deps: AgentDeps & { relayIntervalMs: number } = {
+      ds: h.ds,
+      redis: h.redis,
+      keys,
+      keyring,
+      dataDir: mkdtempSync(join(tmpdir(), 'steward-taskconn-')),
+      model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
+      connectors: { broker: new CredentialBroker(h.ds, keys, keyring, egress), baseUrls: { slack: slack.url }, egress },
+      leaseSeconds: 5,
+      relayIntervalMs: 100,
+      log: quiet,
+    };
+    runtime = await startWorkerRuntime({ redisUrl: h.config.REDIS_URL, prefix: h.config.REDIS_PREFIX, concurrency: 2, log: quiet, agentTasks: deps });
+  });
+  afterAll(async () => {
+    await runtime?.close();
+    await model?.close();
+    await slack?.close();
+    await su?.end();
+    await h?.close();
+  });
+
+  it('refuses a connector the org has not installed, naming it', async () => {
+    const res = await create({ prompt: 'search', connectors: ['workspace-files', 'Jira'] });
+    expect(res.status).toBe(400);
+    expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(JSON.stringify(res.body)).toContain('no connector named \\"Jira\\" is installed');
+  });
+
+  it("runs the tool with the employee's own token, decrypted for that action alone and audited with its id", async () => {
+    const res = await create({ prompt: '[script:slack-search] find the invoice thread', connectors: ['Slack'] });
+    expect(res.status).toBe(201);
+    const done = await waitFor(res.body.id, ['completed', 'failed', 'in_review']);
+    expect(done.state).toBe('completed');
+    const searches = slack.calls.filter((c) => c.path === '/api/search.messages');
+    expect(searches.at(-1)?.authorization).toBe('Bearer tok-member');
+    const [action] = (await su.query(`SELECT id, state FROM task_actions WHERE task_id = $1 AND tool = 'slack.search'`, [res.body.id])).rows;
+    expect(action.state).toBe('succeeded');
+    const d = await decrypts(res.body.id);
+    expect(d).toEqual([expect.objectContaining({ actionId: action.id, purpose: 'action', credentialOwner: org.users.member.id, kind: 'oauth2' })]);
+    // The token is nowhere in the trail, the task's events or the logs.
+    const { rows } = await su.query(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND canonical LIKE '%tok-member%'`, [org.id]);
+    expect(rows[0].n).toBe(0);
+    expect(h.logs()).not.toContain('tok-member');
+  });
+
+  it('refreshes a token about to expire before the call (and audits the refresh)', async () => {
+    await storeTokens('tok-old', new Date(Date.now() + 10_000));
+    const res = await create({ prompt: '[script:slack-search] again', connectors: ['Slack'] });
+    const done = await waitFor(res.body.id, ['completed', 'failed']);
+    expect(done.state).toBe('completed');
+    expect(tokenCalls).toBe(1);
+    expect(slack.calls.filter((c) => c.path === '/api/search.messages').at(-1)?.authorization).toBe('Bearer tok-refreshed');
+    const refreshed = (await su.query(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'credential.refresh' AND canonical::jsonb->>'outcome' = 'success'`, [org.id])).rows[0].n;
+    expect(refreshed).toBe(1);
+  });
+
+  it('with the kill switch on, no credential is released: the tool fails and nothing reaches the API', async () => {
+    // Paused after the task's claim would be refused by the gate itself; here the switch flips
+    // between the claim and the call, which only the broker's own read can catch.
+    const broker = new CredentialBroker(h.ds, new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY), new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY)));
+    await su.query(`UPDATE orgs SET agents_paused_at = now() WHERE id = $1`, [org.id]);
+    try {
+      const scope = { orgId: org.id, userId: org.users.member.id, actionId: newId(), taskId: null, client: 'worker' as const };
+      await expect(broker.forCall({ id: connectorId, name: 'Slack', credentialScope: 'user', auth: { kind: 'oauth2', authorizationUrl: 'https://x', tokenUrl: 'https://x', clientId: 'c', scopes: [] } }, scope)).rejects.toThrow(/kill switch/);
+    } finally {
+      await su.query(`UPDATE orgs SET agents_paused_at = NULL WHERE id = $1`, [org.id]);
+    }
+  });
+});
