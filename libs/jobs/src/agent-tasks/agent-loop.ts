@@ -48,7 +48,18 @@ interface Transcript {
   /** tool_use id → the step it was claimed under (fixed before the gate runs, so a resume reuses it). */
   steps: Record<string, number>;
   continuations: number;
+  /** Results of a turn that stopped for a human (tool_use id → result), given back when the task resumes. */
+  held?: Record<string, ToolResultBlock>;
 }
+
+/** Refusals the model is told about while the task goes on: a person said no, or the approval no longer holds. */
+const REFUSALS_TOLD: Record<string, string> = {
+  not_authorized: 'the action is not authorised',
+  rejected: 'a person rejected this action; it was not run',
+  expired: 'nobody approved this action in time; it was not run',
+  approval_used: 'the approval for this action was already used; it was not run again',
+  approval_mismatch: 'the approval was for other arguments or another tool definition; it was not run',
+};
 
 export type RunOutcome = 'skipped' | 'completed' | 'in_review' | 'awaiting_approval' | 'failed' | 'cancelled' | 'lease_lost';
 
@@ -240,6 +251,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     let stop: { state: 'failed' | 'awaiting_approval'; error?: { code: string; message: string } } | null = null;
     for (const u of uses) {
       if (!t.steps[u.id]) t.steps[u.id] = ++step;
+      const held = t.held?.[u.id];
+      if (held) {
+        results.push(held);
+        continue;
+      }
       const target = byName.get(u.name);
       if (!target) {
         results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `No tool named ${u.name} is available to this task.` });
@@ -271,8 +287,12 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
           break;
         }
         case 'refused':
+          if (REFUSALS_TOLD[r.refusal]) {
+            results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (${r.refusal}): ${REFUSALS_TOLD[r.refusal]}.` });
+            break;
+          }
           results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (${r.refusal}): ${r.reason}` });
-          if (r.refusal !== 'not_authorized') stop ??= { state: 'failed', error: { code: r.refusal, message: `${target.tool} refused: ${r.reason}` } };
+          stop ??= { state: 'failed', error: { code: r.refusal, message: `${target.tool} refused: ${r.reason}` } };
           break;
         case 'awaiting_approval':
           stop ??= { state: 'awaiting_approval' };
@@ -281,7 +301,14 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
           results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `The tool failed (${r.error.code}): ${r.error.message}` });
           break;
         case 'duplicate':
-          if (r.state === 'awaiting_approval') stop ??= { state: 'awaiting_approval' };
+          if (r.state === 'executing') {
+            // Claimed before a crash, outcome never written: never re-run — a person settles it.
+            await fenced(ds, lease, (em) => openOutcomeUnknown(em, deps, lease, r.actionId));
+            events.push({ kind: 'action', data: { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: 'outcome_unknown', actionId: r.actionId } });
+            stop ??= { state: 'awaiting_approval' };
+          } else if (r.state === 'awaiting_approval' || r.state === 'outcome_unknown') stop ??= { state: 'awaiting_approval' };
+          else if (r.state === 'settled_done') results.push({ type: 'tool_result', tool_use_id: u.id, content: 'This action was interrupted; a person confirmed that it was carried out. Its result is not available.' });
+          else if (r.state === 'settled_not_done') results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: 'This action was interrupted; a person confirmed that it was NOT carried out, and it was not run again.' });
           else results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `This action was already taken (state: ${r.state}); its result is not available again.` });
           break;
       }
@@ -290,6 +317,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     }
     if (stop?.state === 'awaiting_approval') {
       // The results so far wait with the transcript; the approval flow resumes the task.
+      t.held = Object.fromEntries(results.map((b) => [b.tool_use_id, b]));
       await persist(async (em) => {
         await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, step]);
         await appendEvents(em, keys, orgId, taskId, events);
@@ -297,6 +325,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       return finish('awaiting_approval');
     }
     t.messages.push({ role: 'user', content: results as MessageParam['content'] });
+    delete t.held;
     await persist(async (em) => {
       await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, step]);
       await appendEvents(em, keys, orgId, taskId, events);
@@ -389,4 +418,46 @@ async function finishModelInvokeIn(em: EntityManager, _deps: AgentDeps, lease: L
 
 async function finishModelInvoke(deps: AgentDeps, lease: Lease, actionId: string, state: 'succeeded' | 'failed', resultDigest: string | null, ms: number) {
   await fenced(deps.ds, lease, (em) => finishModelInvokeIn(em, deps, lease, actionId, state, resultDigest, ms));
+}
+
+/**
+ * A claim found `executing` on resume: its call may or may not have happened (the worker died
+ * between the claim and the outcome). Marked `outcome_unknown`, with an approval of that kind for
+ * a person to settle (done / not done) — the task waits; the action is never run again.
+ */
+async function openOutcomeUnknown(em: EntityManager, deps: AgentDeps, lease: Lease, actionId: string): Promise<void> {
+  const { orgId, taskId } = lease;
+  const [a]: { step: number; user_id: string; connector: string; tool: string; action_type: string; args_digest: string; policy_id: string | null; policy_version: number | null; tainted: boolean; labels: string[]; level: string }[] = await em.query(
+    `WITH u AS (UPDATE task_actions SET state = 'outcome_unknown' WHERE org_id = $1 AND id = $2 AND state = 'executing'
+                RETURNING step, user_id, connector, tool, action_type, args_digest, policy_id, policy_version, tainted, labels, level) SELECT * FROM u`,
+    [orgId, actionId],
+  );
+  if (!a) return;
+  const approvalId = newId();
+  await em.query(
+    `INSERT INTO approvals (org_id, id, kind, action_id, task_id, step, requested_by, connector, tool, action_type, args_digest, policy_id, policy_version, reason, tainted, labels, quorum, expires_at)
+     VALUES ($1, $2, 'outcome_unknown', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, 'infinity')`,
+    [orgId, approvalId, actionId, taskId, a.step, a.user_id, a.connector, a.tool, a.action_type, a.args_digest, a.policy_id, a.policy_version, 'Outcome unknown: the worker stopped after this action was claimed and before its outcome was written. Was it carried out?', a.tainted, a.labels],
+  );
+  await em.query(
+    `INSERT INTO notifications (org_id, id, channel, kind, subject_id, payload) VALUES ($1, $2, 'email', 'approval.outcome_unknown', $3, $4)`,
+    [orgId, newId(), approvalId, JSON.stringify({ approvalId, taskId, tool: a.tool, actionType: a.action_type })],
+  );
+  await recordEvent(em, deps.keyring, {
+    id: newId(),
+    orgId,
+    occurredAt: new Date(),
+    actor: { type: 'agent_task', id: taskId },
+    action: a.action_type,
+    target: { type: 'Tool', id: null },
+    level: a.level,
+    decision: 'outcome_unknown',
+    outcome: 'failure',
+    approval: approvalId,
+    policyVersion: a.policy_version,
+    task: taskId,
+    connector: a.connector,
+    client: 'worker',
+    payload: { actionId, approvalId, tool: a.tool, argsDigest: a.args_digest },
+  });
 }
