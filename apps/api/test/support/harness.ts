@@ -46,6 +46,8 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     REDIS_PREFIX: `steward-test-${randomBytes(4).toString('hex')}`,
     // Checkpoints pushed by tests go to a temporary file, never into the work tree.
     AUDIT_CHECKPOINT_FILE: join(tmpdir(), `steward-test-${process.pid}`, 'audit-checkpoints.jsonl'),
+    // Workspaces (reviews revert files there) live in a temporary folder, never in the work tree.
+    STEWARD_DATA_DIR: join(tmpdir(), `steward-test-${process.pid}`, 'data'),
     RATE_LIMIT_PER_MINUTE: '100000',
     AUTH_RATE_LIMIT_PER_MINUTE: '100000',
     ...overrides,
