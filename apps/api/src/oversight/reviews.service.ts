@@ -61,7 +61,7 @@ export class ReviewsService {
                 count(*) FILTER (WHERE a.review_state = 'reverted')::int AS reverted
            FROM tasks t JOIN task_actions a ON a.org_id = t.org_id AND a.task_id = t.id AND a.level = 'batched' AND a.state = 'succeeded' AND a.reversible
           WHERE t.org_id = $1 AND t.state = 'in_review' ${reach === 'own' ? 'AND t.user_id = $2' : ''}
-          GROUP BY t.id ORDER BY t.id DESC LIMIT ${q.limit}`,
+          GROUP BY t.org_id, t.id ORDER BY t.id DESC LIMIT ${q.limit}`,
         reach === 'own' ? [p.orgId, p.userId] : [p.orgId],
       );
       return { items: rows.map((r) => ({ taskId: r.id, userId: r.user_id, taskState: r.state, pending: r.pending, accepted: r.accepted, reverted: r.reverted })) };
