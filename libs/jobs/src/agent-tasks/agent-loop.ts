@@ -360,9 +360,12 @@ async function offeredTools(deps: AgentDeps, policies: PolicySource, orgId: stri
     for (const spec of manifest.tools) {
       const action = isActionType(spec.action) ? (spec.action as ActionType) : 'unknown';
       const level = policy ? decide(policy.compiled, { userId, groupIds: groups }, action, { connector, workflow: workflow ?? undefined }, { domains }).level : 'forbidden';
-      if (level === 'forbidden') continue;
       const name = toolNameOf(connector, spec.name);
+      // Every tool of the task's connectors resolves (a call to one not offered — a step claimed
+      // before the policy changed, say — still goes through the gate, which refuses it); only
+      // those not Forbidden are offered.
       byName.set(name, { connector, tool: spec.name });
+      if (level === 'forbidden') continue;
       tools.push({ name, description: spec.description.slice(0, 1000), input_schema: spec.inputSchema as Tool['input_schema'] });
     }
   }
