@@ -6,6 +6,7 @@ import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
 import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, transcriptAad, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider, openSecret, sealSecret } from '@steward/vault';
+import { newOrgCredential } from './support/fixtures';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
 
 /**
@@ -291,6 +292,8 @@ describe('approvals, reviews, violations and the kill switch', () => {
     const waiting = await create(cookie.member, '[script:cleanup] frozen cleanup');
     expect((await waitFor(waiting.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');
     const a = (await approvalOf(waiting.id))!;
+    const credential = await newOrgCredential({ h, org, role: 'owner', cookie: cookie.owner, ownerCookie: cookie.owner });
+    expect((await h.http.post(`/v1/credentials/${credential}/test`).set('Cookie', cookie.owner)).status).toBe(200);
     await stopWorker();
     const t = await create(cookie.member, 'Weekly exec brief (kill switch)');
     const deps: AgentDeps = {
@@ -311,6 +314,9 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect(frozen.status).toBe(409);
     expect(frozen.body.detail).toMatch(/paused/);
     expect((await h.http.post('/v1/org/agents/pause').set('Cookie', cookie.member).send({})).status).toBe(403);
+    const decrypt = await h.http.post(`/v1/credentials/${credential}/test`).set('Cookie', cookie.owner);
+    expect(decrypt.status).toBe(409);
+    expect(decrypt.body.detail).toMatch(/kill switch/);
     expect((await h.http.post('/v1/org/agents/resume').set('Cookie', cookie.owner).send({})).body.agentsPausedAt).toBeNull();
     const events = await su.query(`SELECT canonical::jsonb->>'action' AS a FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' LIKE 'org.agents_%' ORDER BY txid`, [org.id]);
     expect(events.rows.map((r) => r.a)).toEqual(['org.agents_pause', 'org.agents_resume']);
