@@ -6,7 +6,7 @@ import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
 import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, transcriptAad, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider, openSecret, sealSecret } from '@steward/vault';
-import { newOrgCredential } from './support/fixtures';
+import { newOrgCredential, totpUser } from './support/fixtures';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
 
 /**
@@ -205,6 +205,27 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect(await output(own.id)).toMatch(/^Cleanup not done: Refused by Steward \(rejected\)/);
     expect(existsSync(join(workspace(org.users.approver.id), 'numbers/last-week.csv'))).toBe(true);
     expect((await actions(own.id)).map((x) => [x.state, x.refusal])).toEqual([['refused', 'rejected']]);
+  });
+
+  it('step-up: where the org requires it, an approval needs a fresh second factor', async () => {
+    const t = await create(cookie.member, '[script:cleanup] step-up cleanup');
+    expect((await waitFor(t.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');
+    const a = (await approvalOf(t.id))!;
+    await su.query(`UPDATE orgs SET require_step_up = true WHERE id = $1`, [org.id]);
+    try {
+      const refused = await h.http.post(`/v1/approvals/${a.id}/approve`).set('Cookie', cookie.approver).send({});
+      expect(refused.status).toBe(403);
+      expect(refused.body.code).toBe('step_up_required');
+      // An approver with an authenticator steps up, then approves.
+      const totp = await totpUser({ h, org, role: 'approver', cookie: cookie.owner, ownerCookie: cookie.owner });
+      expect((await h.http.post('/v1/auth/step-up').set('Cookie', totp.cookie).send({ totpCode: await totp.code(1) })).status).toBeLessThan(300);
+      const ok = await h.http.post(`/v1/approvals/${a.id}/approve`).set('Cookie', totp.cookie).send({});
+      expect(ok.status).toBe(200);
+      expect(ok.body.state).toBe('approved');
+    } finally {
+      await su.query(`UPDATE orgs SET require_step_up = false WHERE id = $1`, [org.id]);
+    }
+    expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
   });
 
   it('quorum of two: one approver is not enough, the same one twice does not count, outsiders of the routed group are refused', async () => {
