@@ -40,7 +40,7 @@ export const ApprovalView = z.strictObject({
 
 export const ApprovalDetail = ApprovalView.extend({
   /** The arguments the model asked for (from the task's sealed transcript); `argumentsMatch` says they digest to what is bound. */
-  arguments: z.record(z.string(), z.unknown()).nullable(),
+  arguments: z.record(z.string().max(200), z.unknown()).nullable(),
   argumentsMatch: z.boolean().nullable(),
   votes: z.array(z.strictObject({ userId: Uuid, vote: z.enum(['approve', 'reject', 'done', 'not_done']), reason: z.string().max(1000).nullable(), at: Timestamp })).max(10),
 });
