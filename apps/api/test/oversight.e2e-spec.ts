@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -189,6 +191,46 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect(replay.status).toBe(409);
     expect(replay.headers['content-type']).toMatch(/application\/problem\+json/);
     expect((await h.http.get(`/v1/approvals/${item.id}`).set('Cookie', cookie.owner)).body.state).toBe('used');
+  });
+
+  it('notifications: the approval request reaches the org webhook (through the egress guard) and the e-mail outbox names the approvers', async () => {
+    const received: Record<string, unknown>[] = [];
+    const server = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        received.push(JSON.parse(body));
+        res.writeHead(204).end();
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/steward-hook`;
+      expect((await h.http.patch('/v1/org').set('Cookie', cookie.owner).send({ notifyWebhookUrl: url })).status).toBe(200);
+      const t = await create(cookie.member, '[script:cleanup] notify me');
+      expect((await waitFor(t.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');
+      const a = (await approvalOf(t.id))!;
+      // Loopback is refused until an admin allowlists it: the notice stays pending, retried later.
+      const hook = async () => (await su.query(`SELECT state, attempts, last_error FROM notifications WHERE org_id = $1 AND subject_id = $2 AND channel = 'webhook'`, [org.id, a.id])).rows[0];
+      for (let i = 0; i < 100 && (await hook()).attempts === 0; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(await hook()).toMatchObject({ state: 'pending', attempts: 1 });
+      expect((await hook()).last_error).toMatch(/127\.0\.0\.1|loopback|refused/i);
+      expect(received).toEqual([]);
+      expect((await h.http.put('/v1/egress/allow-hosts').set('Cookie', cookie.owner).send({ hosts: ['127.0.0.1'] })).status).toBe(200);
+      // The backoff is two seconds; let it be due now.
+      await su.query(`UPDATE notifications SET next_attempt_at = now() WHERE org_id = $1 AND subject_id = $2`, [org.id, a.id]);
+      for (let i = 0; i < 100 && !received.length; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(received).toEqual([expect.objectContaining({ kind: 'approval.requested', approvalId: a.id, taskId: t.id, tool: 'files.delete', actionType: 'file.delete' })]);
+      const mail = (await su.query(`SELECT state, payload FROM notifications WHERE org_id = $1 AND subject_id = $2 AND channel = 'email'`, [org.id, a.id])).rows[0];
+      expect(mail.state).toBe('sent');
+      expect(mail.payload.to).toEqual(expect.arrayContaining([org.users.approver.email, approver2.email]));
+      expect((await h.http.post(`/v1/approvals/${a.id}/reject`).set('Cookie', cookie.approver).send({ reason: 'test notice only' })).status).toBe(200);
+      expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
+    } finally {
+      await h.http.patch('/v1/org').set('Cookie', cookie.owner).send({ notifyWebhookUrl: null });
+      await h.http.put('/v1/egress/allow-hosts').set('Cookie', cookie.owner).send({ hosts: [] });
+      server.close();
+    }
   });
 
   it('self-approval is refused even for an approver; rejection tells the model the action was refused', async () => {

@@ -22,7 +22,7 @@ export class ApprovalsReviewsViolations1764633600000 implements MigrationInterfa
   name = 'ApprovalsReviewsViolations1764633600000';
 
   async up(q: QueryRunner): Promise<void> {
-    await q.query(`ALTER TABLE orgs ADD COLUMN approval_ttl_seconds integer NOT NULL DEFAULT 86400 CHECK (approval_ttl_seconds BETWEEN 60 AND 2592000),
+    await q.query(`ALTER TABLE orgs ADD COLUMN approval_ttl_seconds integer NOT NULL DEFAULT 86400,
                    ADD COLUMN notify_webhook_url varchar(2000), ADD COLUMN automatic_strikes boolean NOT NULL DEFAULT false`);
 
     await q.query(`ALTER TABLE task_actions DROP CONSTRAINT task_actions_state_check`);
@@ -116,11 +116,12 @@ export class ApprovalsReviewsViolations1764633600000 implements MigrationInterfa
         state varchar(16) NOT NULL DEFAULT 'pending' CHECK (state IN ('pending', 'sent', 'failed')),
         attempts integer NOT NULL DEFAULT 0,
         last_error varchar(500),
+        next_attempt_at timestamptz NOT NULL DEFAULT now(),
         created_at timestamptz NOT NULL DEFAULT now(),
         sent_at timestamptz,
         CONSTRAINT notifications_pkey PRIMARY KEY (org_id, id)
       )`);
-    await q.query(`CREATE INDEX notifications_pending_idx ON notifications (created_at) WHERE state = 'pending'`);
+    await q.query(`CREATE INDEX notifications_pending_idx ON notifications (next_attempt_at) WHERE state = 'pending'`);
 
     for (const table of ['approvals', 'approval_votes', 'violations', 'notifications']) {
       await q.query(`ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY`);
@@ -130,7 +131,7 @@ export class ApprovalsReviewsViolations1764633600000 implements MigrationInterfa
     await q.query(`GRANT SELECT, INSERT ON approvals, approval_votes, violations, notifications TO steward_app`);
     await q.query(`GRANT UPDATE (state, decided_at, used_at) ON approvals TO steward_app`);
     await q.query(`GRANT UPDATE (state, note, decided_by, decided_at) ON violations TO steward_app`);
-    await q.query(`GRANT UPDATE (state, attempts, last_error, sent_at, payload) ON notifications TO steward_app`);
+    await q.query(`GRANT UPDATE (state, attempts, last_error, next_attempt_at, sent_at, payload) ON notifications TO steward_app`);
 
     // Timers swept from Postgres before any org is known: ids only.
     await q.query(`GRANT SELECT ON approvals, notifications TO steward_lookup`);
@@ -146,7 +147,7 @@ export class ApprovalsReviewsViolations1764633600000 implements MigrationInterfa
     await q.query(`
       CREATE FUNCTION steward_notifications_pending(p_limit int) RETURNS TABLE (org_id uuid, id uuid)
       LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
-        SELECT org_id, id FROM notifications WHERE state = 'pending' ORDER BY created_at LIMIT least(greatest(p_limit, 1), 1000)
+        SELECT org_id, id FROM notifications WHERE state = 'pending' AND next_attempt_at <= now() ORDER BY next_attempt_at LIMIT least(greatest(p_limit, 1), 1000)
       $$`);
     for (const fn of ['steward_approvals_expired(int)', 'steward_notifications_pending(int)']) {
       await q.query(`ALTER FUNCTION ${fn} OWNER TO steward_lookup`);
@@ -236,6 +237,46 @@ export class ApprovalsReviewsViolations1764633600000 implements MigrationInterfa
     await q.query(`DROP INDEX task_actions_task_idx`);
     await q.query(`ALTER TABLE task_actions DROP COLUMN review_state, DROP COLUMN reviewed_by, DROP COLUMN reviewed_at`);
     await q.query(`ALTER TABLE orgs DROP COLUMN approval_ttl_seconds, DROP COLUMN notify_webhook_url, DROP COLUMN automatic_strikes`);
-    // steward_gate_claim keeps its new form (the earlier one is in ActionGate1764460800000).
+    await q.query(`DROP FUNCTION steward_gate_claim`);
+    await q.query(`ALTER TABLE task_actions DROP CONSTRAINT task_actions_state_check`);
+    await q.query(`ALTER TABLE task_actions ADD CONSTRAINT task_actions_state_check CHECK (state IN ('executing', 'succeeded', 'failed', 'refused', 'awaiting_approval'))`);
+    // The write-ahead as ActionGate1764460800000 made it.
+    await q.query(`
+      CREATE FUNCTION steward_gate_claim(
+        p_org uuid, p_user uuid, p_id uuid, p_task uuid, p_step integer, p_gateway varchar,
+        p_connector varchar, p_tool varchar, p_type varchar, p_level varchar, p_rule_ids text[], p_reason varchar,
+        p_policy uuid, p_policy_version integer, p_args_digest varchar, p_tainted boolean, p_labels text[], p_reversible boolean,
+        p_state varchar, p_refusal varchar, p_event_id uuid, p_event_at timestamptz, p_event text, p_groups text[]
+      ) RETURNS text LANGUAGE plpgsql SECURITY INVOKER SET search_path = public, pg_temp AS $$
+      DECLARE
+        v_paused boolean; v_status text; v_policy uuid; v_groups text[]; v_id uuid; v_state text;
+      BEGIN
+        PERFORM set_config('app.org_id', p_org::text, true), set_config('app.user_id', p_user::text, true);
+        IF p_refusal IS NULL THEN
+          SELECT o.agents_paused_at IS NOT NULL, m.status,
+                 (SELECT p.id FROM policies p WHERE p.org_id = o.id AND p.status = 'active'),
+                 ARRAY(SELECT gm.group_id::text FROM group_members gm WHERE gm.org_id = o.id AND gm.user_id = p_user ORDER BY gm.group_id::text COLLATE "C")
+            INTO v_paused, v_status, v_policy, v_groups
+            FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = p_user WHERE o.id = p_org;
+          IF v_paused IS NULL OR v_paused THEN RETURN 'paused'; END IF;
+          IF v_status IS DISTINCT FROM 'active' THEN RETURN 'suspended'; END IF;
+          IF v_policy IS DISTINCT FROM p_policy OR v_groups IS DISTINCT FROM p_groups THEN RETURN 'changed'; END IF;
+        END IF;
+        INSERT INTO task_actions (org_id, id, task_id, step, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason,
+                                  policy_id, policy_version, args_digest, tainted, labels, reversible, state, refusal, finished_at)
+        VALUES (p_org, p_id, p_task, p_step, p_gateway, p_user, p_connector, p_tool, p_type, p_level, p_rule_ids, p_reason,
+                p_policy, p_policy_version, p_args_digest, p_tainted, p_labels, p_reversible, p_state, p_refusal,
+                CASE WHEN p_state = 'refused' THEN now() END)
+        ON CONFLICT DO NOTHING;
+        IF NOT FOUND THEN
+          SELECT t.id, t.state INTO v_id, v_state FROM task_actions t
+           WHERE t.org_id = p_org AND ((p_task IS NOT NULL AND t.task_id = p_task AND t.step = p_step) OR (p_gateway IS NOT NULL AND t.gateway_key = p_gateway));
+          RETURN 'duplicate:' || v_id || ':' || v_state;
+        END IF;
+        INSERT INTO audit_events (id, org_id, occurred_at, canonical) VALUES (p_event_id, p_org, p_event_at, p_event);
+        RETURN 'claimed';
+      END $$`);
+    await q.query(`REVOKE ALL ON FUNCTION steward_gate_claim FROM PUBLIC`);
+    await q.query(`GRANT EXECUTE ON FUNCTION steward_gate_claim TO steward_app`);
   }
 }

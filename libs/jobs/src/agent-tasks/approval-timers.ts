@@ -11,6 +11,7 @@ import { resumeWaitingTask } from './task-store';
  * - notifications are delivered: webhooks through the egress guard (the org's allowlist applies);
  *   e-mail has no SMTP sender in this build — the row is marked sent with its recipients
  *   resolved (the approvers' addresses), so the outbox is the record a mail relay would read.
+ *   A failed delivery is retried with exponential backoff (2 s … 5 min), ten times at most.
  */
 export async function sweepExpiredApprovals(ds: DataSource, keys: KeyProvider, keyring: AuditKeyring, log: Logger, limit = 200): Promise<number> {
   const due: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_approvals_expired($1)', [limit]));
@@ -51,7 +52,7 @@ export async function deliverNotifications(ds: DataSource, log: Logger, options:
   for (const d of due) {
     const job = await inOrg(ds, { orgId: d.org_id }, async (em) => {
       const [n]: { channel: string; kind: string; payload: Record<string, unknown>; attempts: number }[] = await em.query(
-        `SELECT channel, kind, payload, attempts FROM notifications WHERE org_id = $1 AND id = $2 AND state = 'pending' FOR UPDATE SKIP LOCKED`,
+        `SELECT channel, kind, payload, attempts FROM notifications WHERE org_id = $1 AND id = $2 AND state = 'pending' AND next_attempt_at <= now() FOR UPDATE SKIP LOCKED`,
         [d.org_id, d.id],
       );
       if (!n) return null;
@@ -87,7 +88,8 @@ export async function deliverNotifications(ds: DataSource, log: Logger, options:
     }
     await inOrg(ds, { orgId: d.org_id }, (em) =>
       em.query(
-        `UPDATE notifications SET attempts = attempts + 1, state = CASE WHEN $3::text IS NULL THEN 'sent' WHEN attempts + 1 >= 5 THEN 'failed' ELSE 'pending' END,
+        `UPDATE notifications SET attempts = attempts + 1, state = CASE WHEN $3::text IS NULL THEN 'sent' WHEN attempts + 1 >= 10 THEN 'failed' ELSE 'pending' END,
+                next_attempt_at = now() + make_interval(secs => least(power(2, attempts + 1), 300)),
                 last_error = $3, sent_at = CASE WHEN $3::text IS NULL THEN now() END, payload = $4 WHERE org_id = $1 AND id = $2`,
         [d.org_id, d.id, error, JSON.stringify(payload)],
       ),
