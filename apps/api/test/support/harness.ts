@@ -148,7 +148,7 @@ export async function login(h: Harness, email: string, extra: Record<string, str
 
 /** Row counts and a digest of every tenant table for one org, seen through RLS. */
 export async function orgSnapshot(ds: DataSource, orgId: string): Promise<Record<string, string>> {
-  const tables = ['orgs', 'memberships', 'roles', 'role_assignments', 'groups', 'group_members', 'invitations', 'api_keys', 'sessions', 'audit_events', 'policies', 'workflows'];
+  const tables = ['orgs', 'memberships', 'roles', 'role_assignments', 'groups', 'group_members', 'invitations', 'api_keys', 'sessions', 'audit_events', 'policies', 'workflows', 'tasks', 'task_actions', 'approvals', 'approval_votes', 'violations'];
   return inOrg(ds, { orgId }, async (em) => {
     const out: Record<string, string> = {};
     for (const t of tables) {
