@@ -9,7 +9,7 @@ import { gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource
 import { type ActionType, decide, isActionType } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
-import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
+import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
 
 /**
  * The agent loop: one task, run (or resumed) under its lease, turn after turn.
@@ -156,6 +156,16 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       if (error) events.push({ kind: 'error', data: error });
       events.push({ kind: 'state', data: { state } });
       await appendEvents(em, keys, orgId, taskId, events);
+      // A person may have decided while this turn was still running (the approval is written with
+      // the claim): then nobody else re-enqueues the task — it goes back to a worker now.
+      if (state === 'awaiting_approval') {
+        const [decided] = await em.query(
+          `SELECT 1 FROM approvals a JOIN task_actions c ON c.org_id = a.org_id AND c.id = a.action_id
+            WHERE a.org_id = $1 AND a.task_id = $2 AND a.kind = 'action' AND a.state <> 'pending' AND c.state = 'awaiting_approval' LIMIT 1`,
+          [orgId, taskId],
+        );
+        if (decided) await resumeWaitingTask(em, keys, orgId, taskId, 'decided_while_running');
+      }
     });
     log.info({ state, error: error?.code }, 'task stopped');
     return state;
