@@ -35,6 +35,10 @@ import { SiemSinksService } from './siem-sinks/siem-sinks.service';
 import { MembersController } from './members/members.controller';
 import { MembersService } from './members/members.service';
 import { OrgsController } from './orgs/orgs.controller';
+import { ApprovalsService } from './oversight/approvals.service';
+import { ApprovalsController, ReviewsController, ViolationsController } from './oversight/oversight.controller';
+import { ReviewsService } from './oversight/reviews.service';
+import { ViolationsService } from './oversight/violations.service';
 import { OrgsService } from './orgs/orgs.service';
 import { CatalogController, PoliciesController } from './policies/policies.controller';
 import { PoliciesService } from './policies/policies.service';
@@ -86,6 +90,9 @@ export class AppModule {
         CredentialsController,
         OAuthController,
         TasksController,
+        ApprovalsController,
+        ReviewsController,
+        ViolationsController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -118,6 +125,9 @@ export class AppModule {
         ConnectorsService,
         CredentialsService,
         TasksService,
+        ApprovalsService,
+        ReviewsService,
+        ViolationsService,
       ],
       exports: [SetupService, OpenApiService],
     };

@@ -33,6 +33,8 @@ const TABLE: Record<string, Row> = {
   'POST /v1/auth/password': every('ok'),
   'GET /v1/org': every('ok'),
   'PATCH /v1/org': only(['owner']),
+  'POST /v1/org/agents/pause': only(['owner', 'security']),
+  'POST /v1/org/agents/resume': only(['owner', 'security']),
   'GET /v1/members': only(READERS_OF_MEMBERS),
   'GET /v1/members/{userId}': only(READERS_OF_MEMBERS),
   'PUT /v1/members/{userId}/roles': only(['owner', 'admin']),
@@ -121,6 +123,24 @@ const TABLE: Record<string, Row> = {
   'GET /v1/tasks/{id}': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 'ok', approver: 404, member: 404 },
   'POST /v1/tasks/{id}/cancel': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 403, approver: 404, member: 404 },
   'GET /v1/tasks/{id}/events': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 'ok', approver: 404, member: 404 },
+  // Approvals (the fixture's is the member's own request): approvers and owners decide; the requester never (self-approval).
+  'GET /v1/approvals': every('ok'),
+  'GET /v1/approvals/{id}': every('ok'),
+  'POST /v1/approvals/{id}/approve': only(['owner', 'approver']),
+  'POST /v1/approvals/{id}/reject': only(['owner', 'approver']),
+  'POST /v1/approvals/{id}/settle': only(['owner', 'approver']),
+  // Review bundles (the member's task): approvers and owners accept or revert; the member only reads its own.
+  'GET /v1/reviews': every('ok'),
+  'GET /v1/reviews/{id}': every('ok'),
+  'POST /v1/reviews/{id}/accept': only(['owner', 'approver']),
+  'POST /v1/reviews/{id}/revert': only(['owner', 'approver']),
+  'POST /v1/reviews/{id}/actions/{actionId}/accept': only(['owner', 'approver']),
+  'POST /v1/reviews/{id}/actions/{actionId}/revert': only(['owner', 'approver']),
+  // Violations: security triages; auditors read.
+  'GET /v1/violations': only(['owner', 'security', 'auditor']),
+  'GET /v1/violations/{id}': only(['owner', 'security', 'auditor']),
+  'POST /v1/violations/{id}/confirm': only(['owner', 'security']),
+  'POST /v1/violations/{id}/dismiss': only(['owner', 'security']),
 };
 
 describe('role × route table', () => {

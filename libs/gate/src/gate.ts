@@ -9,8 +9,10 @@
  *   4 write ahead, in ONE transaction: kill switch and suspension read, claim (unique per task
  *               step or gateway action id), decision row, audit event — nothing runs unless it commits
  *   5 act       Autonomous runs; Batched runs its reversible form (reads run as they are; a write
- *               with no reversible form waits like Watched); Watched waits for approval; Forbidden
- *               is refused
+ *               with no reversible form waits like Watched); Watched waits for approval (the
+ *               approval request is written with the claim); Forbidden is refused (a violation is
+ *               opened with the claim). A claim that waited comes back here when its task resumes:
+ *               decided again, its approval redeemed once (approvals.ts)
  *   6 execute   through libs/connectors, the action id sent upstream as an idempotency key; the
  *               connector's credential decrypted for this call alone, the decrypt audited (credentials.ts)
  *   7 outcome   state, result digest and size, duration, the undo call — and its audit event
@@ -23,10 +25,11 @@ import type { Redis } from 'ioredis';
 import type { DataSource, EntityManager } from 'typeorm';
 import { type AuditKeyring, canonical, type Client, prepareEvent } from '@steward/audit';
 import { newId } from '@steward/common';
-import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, undoCall, unknownMapping } from '@steward/connectors';
+import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
 import { type ActionContext, authorize, type Decision, decide, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, toFacts } from '@steward/policy';
 import { actionScope } from './credentials';
+import { redeemApproval, type RedeemResult } from './approvals';
 import type { ActivePolicy, PolicySource } from './policy-source';
 import { type Reservation, reserve } from './rate-limits';
 
@@ -61,9 +64,12 @@ export interface ActionRequest {
   labels?: string[];
   workflow?: string | null;
   client: Client;
+  /** The credential the call would use (bound into an approval); null where none. */
+  credentialId?: string | null;
 }
 
-export type Refusal = 'forbidden' | 'paused' | 'suspended' | 'no_policy' | 'not_authorized';
+/** Why nothing ran. The last four: an approval that was rejected, expired, already used, or for other arguments or another tool definition. */
+export type Refusal = 'forbidden' | 'paused' | 'suspended' | 'no_policy' | 'not_authorized' | 'rejected' | 'expired' | 'approval_used' | 'approval_mismatch';
 
 interface Decided {
   actionId: string;
@@ -99,6 +105,8 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   const facts: ActionContext = extractContext(mapping, req.args);
   const actionId = newId();
   const argsDigest = digest(req.args);
+  // What an approval is bound to besides the arguments: the tool's definition as the manifest pins it.
+  const toolHash = spec ? toolDefinitionHash({ name: spec.name, description: spec.description, inputSchema: spec.inputSchema as Record<string, unknown> }) : null;
   const claim = 'taskId' in req.claim ? { taskId: req.claim.taskId, step: req.claim.step, gatewayKey: null } : { taskId: null, step: null, gatewayKey: req.claim.gatewayKey };
 
   // 3. Decide on what the org and the user look like now (domains, groups, active policy: read
@@ -151,13 +159,16 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
         sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
         subject: req.userId,
       });
+      // Watched: the approval request (routed as the policy says) is written with the claim.
+      const approval = state === 'awaiting_approval' ? { id: newId(), toolHash, credentialId: req.credentialId ?? null, approverGroup: d.routing?.approverGroup ?? null, quorum: d.routing?.quorum ?? 1 } : null;
       const [row]: { r: string }[] = await deps.ds.query(
-        `SELECT steward_gate_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) AS r`,
+        `SELECT steward_gate_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) AS r`,
         [
           req.orgId, req.userId, actionId, claim.taskId, claim.step, claim.gatewayKey,
           req.connector, req.tool, mapping.action, level, d.ruleIds, d.reason.slice(0, 1000),
           policy?.id ?? null, policy?.version ?? null, argsDigest, req.tainted, context.labels, reversible !== null, state, refusal,
           event.id, event.occurredAt, event.canonical, ctx?.groups ?? [],
+          approval ? JSON.stringify(approval) : null, refusal === 'forbidden' && claim.taskId !== null,
         ],
       );
       return row!.r;
@@ -175,7 +186,18 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
     }
     if (r.startsWith('duplicate:')) {
       const [, id, state] = r.split(':');
-      return { status: 'duplicate', actionId: id!, state: state! };
+      if (state !== 'awaiting_approval') return { status: 'duplicate', actionId: id!, state: state! };
+      // 5a. The claim waited for a human: redeem its approval against the decision just made.
+      const decided: Decided = { actionId: id!, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null };
+      const redeemed: RedeemResult = await redeemApproval(deps.ds, deps.keyring, {
+        orgId: req.orgId, userId: req.userId, actionId: id!, taskId: claim.taskId, connector: req.connector, tool: req.tool, actionType: mapping.action,
+        argsDigest, toolHash, credentialId: req.credentialId ?? null, level: refusal === 'forbidden' ? 'forbidden' : level, policyVersion: policy?.version ?? null, client: req.client, now,
+      });
+      if (redeemed === 'pending') return { ...decided, status: 'awaiting_approval' };
+      if (redeemed !== 'executing') return { ...decided, status: 'refused', refusal: redeemed };
+      // Approved: the call itself runs now (a person saw these arguments), once.
+      w = { decided, refusal: null, state: 'executing', reversible: null };
+      break;
     }
     w = { decided: { actionId, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null }, refusal, state: refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing', reversible };
     break;
@@ -190,15 +212,15 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   const started = Date.now();
   try {
     // The call runs in the action's scope: a credential is decrypted for it alone (credentials.ts).
-    const scope = { orgId: req.orgId, userId: req.userId, actionId, taskId: claim.taskId, client: req.client };
-    const result = await actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: actionId }));
+    const scope = { orgId: req.orgId, userId: req.userId, actionId: w.decided.actionId, taskId: claim.taskId, client: req.client };
+    const result = await actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId }));
     const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).
-    deps.outcomes.add(req, actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, errorCode: null });
+    deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, errorCode: null });
     return { ...w.decided, status: 'executed', reversible: w.reversible !== null, result, undo };
   } catch (err) {
     const error = err instanceof ConnectorError ? { code: err.code, message: err.message } : { code: 'internal', message: 'the connector call failed' };
-    deps.outcomes.add(req, actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, errorCode: error.code });
+    deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, errorCode: error.code });
     return { ...w.decided, status: 'failed', error };
   }
 }

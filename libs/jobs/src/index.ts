@@ -6,3 +6,4 @@ export * from './agent-tasks/scripted-model';
 export * from './agent-tasks/task-store';
 export * from './agent-tasks/from-config';
 export * from './agent-tasks/task-connectors';
+export * from './agent-tasks/approval-timers';

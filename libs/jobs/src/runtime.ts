@@ -3,6 +3,7 @@ import { Redis } from 'ioredis';
 import { z } from 'zod';
 import { AgentTaskJob, type Logger, MaintenanceJob, QueueName } from '@steward/common';
 import { type AgentDeps, runTask } from './agent-tasks/agent-loop';
+import { deliverNotifications, sweepExpiredApprovals } from './agent-tasks/approval-timers';
 import { relayOutbox, sweepTasks } from './agent-tasks/relay';
 
 export const HeartbeatPayload = z.strictObject({ scheduledBy: z.literal('scheduler') });
@@ -119,6 +120,9 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       try {
         await relayOutbox(agent.ds, q);
         if (await sweepTasks(agent.ds, q, agent.keys, options.log, queuedAfter)) await relayOutbox(agent.ds, q);
+        // Approval timers and notices, from Postgres too.
+        if (await sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log)) await relayOutbox(agent.ds, q);
+        await deliverNotifications(agent.ds, options.log);
       } catch (err) {
         options.log.warn({ err }, 'task relay failed (retried on the next tick)');
       }

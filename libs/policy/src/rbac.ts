@@ -6,7 +6,8 @@ import { createMongoAbility, subject as asSubject, type ForcedSubject, type Mong
  * This module has no I/O: the console reuses it to explain what a role may do.
  */
 export const PERMISSIONS = {
-  Org: ['read', 'update'],
+  /** `pause_agents`: the kill switch (pause and resume every agent of the org). */
+  Org: ['read', 'update', 'pause_agents'],
   Member: ['read', 'suspend', 'assign_roles'],
   Invitation: ['read', 'create', 'revoke'],
   Role: ['read', 'create', 'update', 'delete'],
@@ -23,6 +24,12 @@ export const PERMISSIONS = {
   Credential: ['read', 'set', 'test', 'rotate', 'revoke'],
   /** Agent tasks. Members run and see their own; admins, security and auditors read the org's. */
   Task: ['read', 'create', 'cancel'],
+  /** Approval requests of Watched actions (and outcome-unknown actions to settle). Requesters see their own. */
+  Approval: ['read', 'decide'],
+  /** Review bundles of Batched actions (a task in review): accept or revert. Requesters see their own. */
+  Review: ['read', 'decide'],
+  /** Forbidden attempts opened for triage: confirm (a strike) or dismiss (injected content). */
+  Violation: ['read', 'triage'],
 } as const;
 
 export type SubjectName = keyof typeof PERMISSIONS;
@@ -47,7 +54,7 @@ export interface PermissionRule {
 }
 
 /** Subjects whose records belong to one user, so "own" rules make sense. */
-export const OWNABLE_SUBJECTS: ReadonlySet<SubjectName> = new Set(['ApiKey', 'Credential', 'Task']);
+export const OWNABLE_SUBJECTS: ReadonlySet<SubjectName> = new Set(['ApiKey', 'Credential', 'Task', 'Approval', 'Review']);
 
 export function isKnownPair(action: string, subject: string): boolean {
   const actions = (PERMISSIONS as Record<string, readonly string[]>)[subject];
@@ -80,6 +87,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...all('Credential'),
     ...pick('Task', 'read', 'cancel'),
     ...own('Task', 'create'),
+    ...pick('Approval', 'read'),
+    ...pick('Review', 'read'),
   ],
   security: [
     ...pick('Org', 'read'),
@@ -96,8 +105,12 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Workflow', 'read'),
     ...pick('Connector', 'read'),
     ...pick('Credential', 'read', 'revoke'),
-    // Security may stop any agent task (incident response), but runs none.
+    // Security may stop any agent task (incident response), but runs none; it pulls the kill switch and triages violations.
     ...pick('Task', 'read', 'cancel'),
+    ...pick('Org', 'pause_agents'),
+    ...pick('Approval', 'read'),
+    ...pick('Review', 'read'),
+    ...all('Violation'),
   ],
   auditor: [
     ...pick('Org', 'read'),
@@ -114,6 +127,9 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Connector', 'read'),
     ...pick('Credential', 'read'),
     ...pick('Task', 'read'),
+    ...pick('Approval', 'read'),
+    ...pick('Review', 'read'),
+    ...pick('Violation', 'read'),
   ],
   approver: [
     ...pick('Org', 'read'),
@@ -125,6 +141,9 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Connector', 'read'),
     ...own('Credential', 'read', 'set', 'test', 'rotate', 'revoke'),
     ...own('Task', 'read', 'create', 'cancel'),
+    // Approvers decide Watched actions (never their own: the service refuses self-approval) and review Batched bundles.
+    ...all('Approval'),
+    ...all('Review'),
   ],
   member: [
     ...pick('Org', 'read'),
@@ -135,6 +154,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     // Their own per-user credentials (OAuth connect, a personal API key): set, test, rotate, revoke.
     ...own('Credential', 'read', 'set', 'test', 'rotate', 'revoke'),
     ...own('Task', 'read', 'create', 'cancel'),
+    ...own('Approval', 'read'),
+    ...own('Review', 'read'),
   ],
 };
 

@@ -8,6 +8,15 @@ export const OrgView = z.strictObject({
   domains: z.array(Domain).max(20),
   requireStepUp: z.boolean(),
   auditRetentionMonths: z.int().min(1).max(120),
+  /** The kill switch: while set, no agent action executes, credential decrypts are refused, approvals are frozen. */
+  agentsPausedAt: Timestamp.nullable(),
+  agentsPausedBy: Uuid.nullable(),
+  /** How long an approval request stays open, in seconds. */
+  approvalTtlSeconds: z.int().min(60).max(2_592_000),
+  /** Where approval requests are announced (through the egress guard). */
+  notifyWebhookUrl: z.string().max(2000).nullable(),
+  /** Forbidden attempts count as strikes without triage (off by default). */
+  automaticStrikes: z.boolean(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -19,5 +28,10 @@ export const UpdateOrgBody = z
     requireStepUp: z.boolean().optional(),
     /** Whole months of readable audit content (the seed's 180 days is 6). */
     auditRetentionMonths: z.int().min(1).max(120).optional(),
+    approvalTtlSeconds: z.int().min(60).max(2_592_000).optional(),
+    notifyWebhookUrl: z.url({ protocol: /^https?$/ }).max(2000).nullable().optional(),
+    automaticStrikes: z.boolean().optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
+
+export const PauseAgentsBody = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() });

@@ -6,7 +6,7 @@ import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
-import type { OrgView, UpdateOrgBody } from './orgs.schemas';
+import type { OrgView, PauseAgentsBody, UpdateOrgBody } from './orgs.schemas';
 
 export function orgView(org: Org): z.infer<typeof OrgView> {
   return {
@@ -16,6 +16,11 @@ export function orgView(org: Org): z.infer<typeof OrgView> {
     domains: org.domains,
     requireStepUp: org.requireStepUp,
     auditRetentionMonths: org.auditRetentionMonths,
+    agentsPausedAt: org.agentsPausedAt?.toISOString() ?? null,
+    agentsPausedBy: org.agentsPausedBy,
+    approvalTtlSeconds: org.approvalTtlSeconds,
+    notifyWebhookUrl: org.notifyWebhookUrl,
+    automaticStrikes: org.automaticStrikes,
     createdAt: org.createdAt.toISOString(),
     updatedAt: org.updatedAt.toISOString(),
   };
@@ -44,16 +49,38 @@ export class OrgsService {
       await this.access.requireStepUp(em, p);
       const org = await em.findOneBy(Org, { id: p.orgId });
       if (!org) throw AppError.notFound('org');
-      const before = { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths };
+      const before = { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths, approvalTtlSeconds: org.approvalTtlSeconds, webhook: org.notifyWebhookUrl !== null, automaticStrikes: org.automaticStrikes };
       Object.assign(org, body);
       await em.save(org);
       await this.audit.record(em, p, {
         action: 'org.update',
         targetType: 'Org',
         targetId: org.id,
-        payload: { changed: Object.keys(body), before, after: { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths } },
+        payload: {
+          changed: Object.keys(body),
+          before,
+          after: { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths, approvalTtlSeconds: org.approvalTtlSeconds, webhook: org.notifyWebhookUrl !== null, automaticStrikes: org.automaticStrikes },
+        },
       });
       return orgView(org);
+    });
+  }
+
+  /**
+   * The kill switch. Paused: from the next action on nothing executes (the gate's write-ahead
+   * reads `agents_paused_at` in its own transaction), credential decrypts are refused, pending
+   * approvals cannot be decided. Resumed: all of that lifts. (No scheduled tasks exist yet to pause.)
+   */
+  async setAgentsPaused(p: Principal, paused: boolean, body: z.infer<typeof PauseAgentsBody>) {
+    await this.access.authorize(p, 'pause_agents', 'Org');
+    return this.db.inOrg(p, async (em) => {
+      const [row]: { was: Date | null }[] = await em.query(`SELECT agents_paused_at AS was FROM orgs WHERE id = $1 FOR UPDATE`, [p.orgId]);
+      if (!row) throw AppError.notFound('org');
+      if (paused && !row.was) await em.query(`UPDATE orgs SET agents_paused_at = now(), agents_paused_by = $2 WHERE id = $1`, [p.orgId, p.userId]);
+      if (!paused && row.was) await em.query(`UPDATE orgs SET agents_paused_at = NULL, agents_paused_by = NULL WHERE id = $1`, [p.orgId]);
+      await this.audit.record(em, p, { action: paused ? 'org.agents_pause' : 'org.agents_resume', targetType: 'Org', targetId: p.orgId, payload: { changed: paused !== (row.was !== null), reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 } });
+      const org = await em.findOneBy(Org, { id: p.orgId });
+      return orgView(org!);
     });
   }
 }

@@ -1,4 +1,8 @@
 import { randomBytes } from 'node:crypto';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { newId } from '@steward/common';
+import { inOrg } from '@steward/db';
 import { generate } from 'otplib';
 import { addUser, type Harness, login, PASSWORD, type RoleKey, type SeededOrg } from './harness';
 import { type FakeAuthServer, type FakeMcp, startFakeAuthServer, startFakeMcp } from './fakes';
@@ -171,6 +175,52 @@ async function freshSession(c: Ctx): Promise<string> {
 }
 
 /** How to make a valid call of each route, for a given role. */
+/** A pending approval request of the org's member (inserted as the gate's write-ahead writes it). */
+export async function newApproval(c: Ctx, kind: 'action' | 'outcome_unknown' = 'action'): Promise<string> {
+  const id = newId();
+  await inOrg(c.h.ds, { orgId: c.org.id }, (em) =>
+    em.query(
+      `INSERT INTO approvals (org_id, id, kind, action_id, requested_by, connector, tool, action_type, args_digest, reason, quorum, expires_at)
+       VALUES ($1, $2, $3, $4, $5, 'workspace-files', 'files.delete', 'file.delete', $6, 'Watched: fixture', 1, now() + interval '1 hour')`,
+      [c.org.id, id, kind, newId(), c.org.users.member.id, '0'.repeat(64)],
+    ),
+  );
+  return id;
+}
+
+/** A task of the member in review, with one Batched write whose undo deletes a real workspace file. */
+export async function newReview(c: Ctx): Promise<string> {
+  const member = await login(c.h, c.org.users.member.email);
+  const task = await ok<{ id: string }>(await c.h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: `[script:hello] review fixture ${rnd()}` }), 201, 'task');
+  const path = `briefs/fixture-${rnd()}.md`;
+  const folder = join(c.h.config.STEWARD_DATA_DIR, 'workspaces', c.org.id, c.org.users.member.id);
+  mkdirSync(join(folder, 'briefs'), { recursive: true });
+  writeFileSync(join(folder, path), '# brief\n');
+  await inOrg(c.h.ds, { orgId: c.org.id }, async (em) => {
+    await em.query(`UPDATE tasks SET state = 'in_review', finished_at = now() WHERE org_id = $1 AND id = $2`, [c.org.id, task.id]);
+    await em.query(
+      `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, reversible, state, undo, finished_at)
+       VALUES ($1, $2, $3, 2, $4, 'workspace-files', 'files.write', 'file.create', 'batched', '{seed.file.create}', 'Batched: fixture', $5, false, true, 'succeeded', $6, now())`,
+      [c.org.id, newId(), task.id, c.org.users.member.id, '0'.repeat(64), JSON.stringify({ tool: 'files.delete', args: { path } })],
+    );
+  });
+  return task.id;
+}
+
+/** An open violation of a throwaway member (confirming two would suspend a real one). */
+export async function newViolation(c: Ctx): Promise<string> {
+  const user = await addUser(c.h.ds, c.org, 'member');
+  const id = newId();
+  await inOrg(c.h.ds, { orgId: c.org.id }, (em) =>
+    em.query(
+      `INSERT INTO violations (org_id, id, action_id, user_id, connector, tool, action_type, args_digest, tainted, reason)
+       VALUES ($1, $2, $3, $4, 'workspace-files', 'files.write', 'file.create', $5, false, 'Forbidden: fixture')`,
+      [c.org.id, id, newId(), user.id, '0'.repeat(64)],
+    ),
+  );
+  return id;
+}
+
 export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /docs': async () => ({ path: '/docs' }),
   'GET /healthz': async () => ({ path: '/healthz' }),
@@ -206,6 +256,9 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   }),
   'GET /v1/org': async () => ({ path: '/v1/org' }),
   'PATCH /v1/org': async () => ({ path: '/v1/org', body: { name: `Renamed ${rnd()}` } }),
+  // Pause then resume: the table runs them one after the other, so the org is not left paused.
+  'POST /v1/org/agents/pause': async () => ({ path: '/v1/org/agents/pause', body: { reason: 'fixture' } }),
+  'POST /v1/org/agents/resume': async () => ({ path: '/v1/org/agents/resume', body: {} }),
   'GET /v1/members': async () => ({ path: '/v1/members' }),
   'GET /v1/members/{userId}': async (c) => ({ path: `/v1/members/${c.org.users.member.id}` }),
   'PUT /v1/members/{userId}/roles': async (c) => ({ path: `/v1/members/${(await addUser(c.h.ds, c.org, 'member')).id}/roles`, body: { roles: ['member'] } }),
@@ -320,4 +373,27 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/tasks/{id}': async (c) => ({ path: `/v1/tasks/${await newTask(c)}` }),
   'POST /v1/tasks/{id}/cancel': async (c) => ({ path: `/v1/tasks/${await newTask(c)}/cancel` }),
   'GET /v1/tasks/{id}/events': async (c) => ({ path: `/v1/tasks/${await newTask(c)}/events?follow=false` }),
+  'GET /v1/approvals': async () => ({ path: '/v1/approvals?state=pending' }),
+  'GET /v1/approvals/{id}': async (c) => ({ path: `/v1/approvals/${await newApproval(c)}` }),
+  'POST /v1/approvals/{id}/approve': async (c) => ({ path: `/v1/approvals/${await newApproval(c)}/approve`, body: { reason: 'looks right' } }),
+  'POST /v1/approvals/{id}/reject': async (c) => ({ path: `/v1/approvals/${await newApproval(c)}/reject`, body: { reason: 'not this file' } }),
+  'POST /v1/approvals/{id}/settle': async (c) => ({ path: `/v1/approvals/${await newApproval(c, 'outcome_unknown')}/settle`, body: { done: true } }),
+  'GET /v1/reviews': async () => ({ path: '/v1/reviews' }),
+  'GET /v1/reviews/{id}': async (c) => ({ path: `/v1/reviews/${await newReview(c)}` }),
+  'POST /v1/reviews/{id}/accept': async (c) => ({ path: `/v1/reviews/${await newReview(c)}/accept`, body: {} }),
+  'POST /v1/reviews/{id}/revert': async (c) => ({ path: `/v1/reviews/${await newReview(c)}/revert`, body: { reason: 'not needed' } }),
+  'POST /v1/reviews/{id}/actions/{actionId}/accept': async (c) => {
+    const id = await newReview(c);
+    const [a] = await inOrg(c.h.ds, { orgId: c.org.id }, (em) => em.query(`SELECT id FROM task_actions WHERE org_id = $1 AND task_id = $2`, [c.org.id, id]));
+    return { path: `/v1/reviews/${id}/actions/${a.id}/accept`, body: {} };
+  },
+  'POST /v1/reviews/{id}/actions/{actionId}/revert': async (c) => {
+    const id = await newReview(c);
+    const [a] = await inOrg(c.h.ds, { orgId: c.org.id }, (em) => em.query(`SELECT id FROM task_actions WHERE org_id = $1 AND task_id = $2`, [c.org.id, id]));
+    return { path: `/v1/reviews/${id}/actions/${a.id}/revert`, body: {} };
+  },
+  'GET /v1/violations': async () => ({ path: '/v1/violations' }),
+  'GET /v1/violations/{id}': async (c) => ({ path: `/v1/violations/${await newViolation(c)}` }),
+  'POST /v1/violations/{id}/confirm': async (c) => ({ path: `/v1/violations/${await newViolation(c)}/confirm`, body: { note: 'the user asked for it' } }),
+  'POST /v1/violations/{id}/dismiss': async (c) => ({ path: `/v1/violations/${await newViolation(c)}/dismiss`, body: { note: 'injected instruction in a web page' } }),
 };

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -35,6 +36,7 @@ export interface Harness {
 }
 
 export function testEnv(overrides: Record<string, string> = {}): Record<string, string> {
+  const run = randomBytes(4).toString('hex');
   return {
     NODE_ENV: 'test',
     LOG_LEVEL: 'info',
@@ -43,9 +45,11 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
     STEWARD_MASTER_KEY: `v1:${Buffer.alloc(32, 7).toString('base64')}`,
     STEWARD_AUDIT_SIGNING_KEY: Buffer.alloc(32, 9).toString('base64'),
     REDIS_URL: redisUrl(),
-    REDIS_PREFIX: `steward-test-${randomBytes(4).toString('hex')}`,
+    REDIS_PREFIX: `steward-test-${run}`,
     // Checkpoints pushed by tests go to a temporary file, never into the work tree.
     AUDIT_CHECKPOINT_FILE: join(tmpdir(), `steward-test-${process.pid}`, 'audit-checkpoints.jsonl'),
+    // Workspaces (reviews revert files there) live in a temporary folder, never in the work tree.
+    STEWARD_DATA_DIR: join(tmpdir(), `steward-test-${process.pid}`, `data-${run}`),
     RATE_LIMIT_PER_MINUTE: '100000',
     AUTH_RATE_LIMIT_PER_MINUTE: '100000',
     ...overrides,
@@ -87,6 +91,7 @@ export async function startHarness(options: { db?: TestDatabase; env?: Record<st
       if (keys.length) await redis.del(...keys);
       redis.disconnect();
       await ds.destroy();
+      if (config.STEWARD_DATA_DIR.startsWith(tmpdir())) rmSync(config.STEWARD_DATA_DIR, { recursive: true, force: true });
       if (!options.db) await db.drop();
     },
   };
@@ -146,7 +151,7 @@ export async function login(h: Harness, email: string, extra: Record<string, str
 
 /** Row counts and a digest of every tenant table for one org, seen through RLS. */
 export async function orgSnapshot(ds: DataSource, orgId: string): Promise<Record<string, string>> {
-  const tables = ['orgs', 'memberships', 'roles', 'role_assignments', 'groups', 'group_members', 'invitations', 'api_keys', 'sessions', 'audit_events', 'policies', 'workflows'];
+  const tables = ['orgs', 'memberships', 'roles', 'role_assignments', 'groups', 'group_members', 'invitations', 'api_keys', 'sessions', 'audit_events', 'policies', 'workflows', 'tasks', 'task_actions', 'approvals', 'approval_votes', 'violations'];
   return inOrg(ds, { orgId }, async (em) => {
     const out: Record<string, string> = {};
     for (const t of tables) {

@@ -75,4 +75,8 @@ export const TENANT_TABLES = [
   'tasks',
   'outbox',
   'task_events',
+  'approvals',
+  'approval_votes',
+  'violations',
+  'notifications',
 ] as const;

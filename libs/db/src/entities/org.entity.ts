@@ -31,6 +31,18 @@ export class Org {
   @Column({ name: 'agents_paused_by', type: 'uuid', nullable: true })
   agentsPausedBy!: string | null;
 
+  /** How long a Watched action's approval request stays open (seconds; default a day). */
+  @Column({ name: 'approval_ttl_seconds', type: 'int', default: 86400 })
+  approvalTtlSeconds!: number;
+
+  /** Where approval requests are announced (an HTTPS webhook, sent through the egress guard). */
+  @Column({ name: 'notify_webhook_url', type: 'varchar', length: 2000, nullable: true })
+  notifyWebhookUrl!: string | null;
+
+  /** Confirm Forbidden attempts as strikes without triage (off by default: injected text could get a victim suspended). */
+  @Column({ name: 'automatic_strikes', type: 'boolean', default: false })
+  automaticStrikes!: boolean;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

@@ -9,6 +9,7 @@ import { AuditErasure1764288000000 } from './1764288000000-audit-erasure';
 import { ConnectorsAndCredentials1764374400000 } from './1764374400000-connectors-and-credentials';
 import { ActionGate1764460800000 } from './1764460800000-action-gate';
 import { AgentTasks1764547200000 } from './1764547200000-agent-tasks';
+import { ApprovalsReviewsViolations1764633600000 } from './1764633600000-approvals-reviews-violations';
 import { UserSecretRotation1764806400000 } from './1764806400000-user-secret-rotation';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
@@ -24,5 +25,6 @@ export const MIGRATIONS = [
   ConnectorsAndCredentials1764374400000,
   ActionGate1764460800000,
   AgentTasks1764547200000,
+  ApprovalsReviewsViolations1764633600000,
   UserSecretRotation1764806400000,
 ];

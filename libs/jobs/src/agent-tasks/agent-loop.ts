@@ -9,7 +9,7 @@ import { type ActionType, decide, isActionType } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
 import { addTaskConnectors, type TaskConnectorDeps } from './task-connectors';
-import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
+import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
 
 /**
  * The agent loop: one task, run (or resumed) under its lease, turn after turn.
@@ -50,7 +50,18 @@ interface Transcript {
   /** tool_use id → the step it was claimed under (fixed before the gate runs, so a resume reuses it). */
   steps: Record<string, number>;
   continuations: number;
+  /** Results of a turn that stopped for a human (tool_use id → result), given back when the task resumes. */
+  held?: Record<string, ToolResultBlock>;
 }
+
+/** Refusals the model is told about while the task goes on: a person said no, or the approval no longer holds. */
+const REFUSALS_TOLD: Record<string, string> = {
+  not_authorized: 'the action is not authorised',
+  rejected: 'a person rejected this action; it was not run',
+  expired: 'nobody approved this action in time; it was not run',
+  approval_used: 'the approval for this action was already used; it was not run again',
+  approval_mismatch: 'the approval was for other arguments or another tool definition; it was not run',
+};
 
 export type RunOutcome = 'skipped' | 'completed' | 'in_review' | 'awaiting_approval' | 'failed' | 'cancelled' | 'lease_lost';
 
@@ -141,6 +152,16 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       if (error) events.push({ kind: 'error', data: error });
       events.push({ kind: 'state', data: { state } });
       await appendEvents(em, keys, orgId, taskId, events);
+      // A person may have decided while this turn was still running (the approval is written with
+      // the claim): then nobody else re-enqueues the task — it goes back to a worker now.
+      if (state === 'awaiting_approval') {
+        const [decided] = await em.query(
+          `SELECT 1 FROM approvals a JOIN task_actions c ON c.org_id = a.org_id AND c.id = a.action_id
+            WHERE a.org_id = $1 AND a.task_id = $2 AND a.kind = 'action' AND a.state <> 'pending' AND c.state = 'awaiting_approval' LIMIT 1`,
+          [orgId, taskId],
+        );
+        if (decided) await resumeWaitingTask(em, keys, orgId, taskId, 'decided_while_running');
+      }
     });
     log.info({ state, error: error?.code }, 'task stopped');
     return state;
@@ -236,6 +257,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     let stop: { state: 'failed' | 'awaiting_approval'; error?: { code: string; message: string } } | null = null;
     for (const u of uses) {
       if (!t.steps[u.id]) t.steps[u.id] = ++step;
+      const held = t.held?.[u.id];
+      if (held) {
+        results.push(held);
+        continue;
+      }
       const target = byName.get(u.name);
       if (!target) {
         results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `No tool named ${u.name} is available to this task.` });
@@ -267,8 +293,12 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
           break;
         }
         case 'refused':
+          if (REFUSALS_TOLD[r.refusal]) {
+            results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (${r.refusal}): ${REFUSALS_TOLD[r.refusal]}.` });
+            break;
+          }
           results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (${r.refusal}): ${r.reason}` });
-          if (r.refusal !== 'not_authorized') stop ??= { state: 'failed', error: { code: r.refusal, message: `${target.tool} refused: ${r.reason}` } };
+          stop ??= { state: 'failed', error: { code: r.refusal, message: `${target.tool} refused: ${r.reason}` } };
           break;
         case 'awaiting_approval':
           stop ??= { state: 'awaiting_approval' };
@@ -277,7 +307,14 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
           results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `The tool failed (${r.error.code}): ${r.error.message}` });
           break;
         case 'duplicate':
-          if (r.state === 'awaiting_approval') stop ??= { state: 'awaiting_approval' };
+          if (r.state === 'executing') {
+            // Claimed before a crash, outcome never written: never re-run — a person settles it.
+            await fenced(ds, lease, (em) => openOutcomeUnknown(em, deps, lease, r.actionId));
+            events.push({ kind: 'action', data: { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: 'outcome_unknown', actionId: r.actionId } });
+            stop ??= { state: 'awaiting_approval' };
+          } else if (r.state === 'awaiting_approval' || r.state === 'outcome_unknown') stop ??= { state: 'awaiting_approval' };
+          else if (r.state === 'settled_done') results.push({ type: 'tool_result', tool_use_id: u.id, content: 'This action was interrupted; a person confirmed that it was carried out. Its result is not available.' });
+          else if (r.state === 'settled_not_done') results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: 'This action was interrupted; a person confirmed that it was NOT carried out, and it was not run again.' });
           else results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `This action was already taken (state: ${r.state}); its result is not available again.` });
           break;
       }
@@ -286,6 +323,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     }
     if (stop?.state === 'awaiting_approval') {
       // The results so far wait with the transcript; the approval flow resumes the task.
+      t.held = Object.fromEntries(results.map((b) => [b.tool_use_id, b]));
       await persist(async (em) => {
         await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, step]);
         await appendEvents(em, keys, orgId, taskId, events);
@@ -293,6 +331,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       return finish('awaiting_approval');
     }
     t.messages.push({ role: 'user', content: results as MessageParam['content'] });
+    delete t.held;
     await persist(async (em) => {
       await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, step]);
       await appendEvents(em, keys, orgId, taskId, events);
@@ -327,9 +366,12 @@ async function offeredTools(deps: AgentDeps, policies: PolicySource, orgId: stri
     for (const spec of manifest.tools) {
       const action = isActionType(spec.action) ? (spec.action as ActionType) : 'unknown';
       const level = policy ? decide(policy.compiled, { userId, groupIds: groups }, action, { connector, workflow: workflow ?? undefined }, { domains }).level : 'forbidden';
-      if (level === 'forbidden') continue;
       const name = toolNameOf(connector, spec.name);
+      // Every tool of the task's connectors resolves (a call to one not offered — a step claimed
+      // before the policy changed, say — still goes through the gate, which refuses it); only
+      // those not Forbidden are offered.
       byName.set(name, { connector, tool: spec.name });
+      if (level === 'forbidden') continue;
       tools.push({ name, description: spec.description.slice(0, 1000), input_schema: spec.inputSchema as Tool['input_schema'] });
     }
   }
@@ -385,4 +427,46 @@ async function finishModelInvokeIn(em: EntityManager, _deps: AgentDeps, lease: L
 
 async function finishModelInvoke(deps: AgentDeps, lease: Lease, actionId: string, state: 'succeeded' | 'failed', resultDigest: string | null, ms: number) {
   await fenced(deps.ds, lease, (em) => finishModelInvokeIn(em, deps, lease, actionId, state, resultDigest, ms));
+}
+
+/**
+ * A claim found `executing` on resume: its call may or may not have happened (the worker died
+ * between the claim and the outcome). Marked `outcome_unknown`, with an approval of that kind for
+ * a person to settle (done / not done) — the task waits; the action is never run again.
+ */
+async function openOutcomeUnknown(em: EntityManager, deps: AgentDeps, lease: Lease, actionId: string): Promise<void> {
+  const { orgId, taskId } = lease;
+  const [a]: { step: number; user_id: string; connector: string; tool: string; action_type: string; args_digest: string; policy_id: string | null; policy_version: number | null; tainted: boolean; labels: string[]; level: string }[] = await em.query(
+    `WITH u AS (UPDATE task_actions SET state = 'outcome_unknown' WHERE org_id = $1 AND id = $2 AND state = 'executing'
+                RETURNING step, user_id, connector, tool, action_type, args_digest, policy_id, policy_version, tainted, labels, level) SELECT * FROM u`,
+    [orgId, actionId],
+  );
+  if (!a) return;
+  const approvalId = newId();
+  await em.query(
+    `INSERT INTO approvals (org_id, id, kind, action_id, task_id, step, requested_by, connector, tool, action_type, args_digest, policy_id, policy_version, reason, tainted, labels, quorum, expires_at)
+     VALUES ($1, $2, 'outcome_unknown', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, 'infinity')`,
+    [orgId, approvalId, actionId, taskId, a.step, a.user_id, a.connector, a.tool, a.action_type, a.args_digest, a.policy_id, a.policy_version, 'Outcome unknown: the worker stopped after this action was claimed and before its outcome was written. Was it carried out?', a.tainted, a.labels],
+  );
+  await em.query(
+    `INSERT INTO notifications (org_id, id, channel, kind, subject_id, payload) VALUES ($1, $2, 'email', 'approval.outcome_unknown', $3, $4)`,
+    [orgId, newId(), approvalId, JSON.stringify({ approvalId, taskId, tool: a.tool, actionType: a.action_type })],
+  );
+  await recordEvent(em, deps.keyring, {
+    id: newId(),
+    orgId,
+    occurredAt: new Date(),
+    actor: { type: 'agent_task', id: taskId },
+    action: a.action_type,
+    target: { type: 'Tool', id: null },
+    level: a.level,
+    decision: 'outcome_unknown',
+    outcome: 'failure',
+    approval: approvalId,
+    policyVersion: a.policy_version,
+    task: taskId,
+    connector: a.connector,
+    client: 'worker',
+    payload: { actionId, approvalId, tool: a.tool, argsDigest: a.args_digest },
+  });
 }

@@ -71,7 +71,8 @@ export const SCRIPTS: Record<string, Script> = {
   /** A Slack search through the org's installed Slack connector (the employee's own OAuth token), then a summary. */
   'slack-search': (c) => (c.turn === 0 ? calls('Searching Slack.', use(c.tool('slack_search'), { query: 'invoice' })) : done(`Slack says: ${c.results[0]?.isError ? `error: ${c.results[0].text.slice(0, 200)}` : (c.results[0]?.text.slice(0, 200) ?? '')}`)),
   /** A delete (Watched by default: waits for a human). */
-  cleanup: (c) => (c.turn === 0 ? calls('Removing the old draft.', use(c.tool('files_delete'), { path: 'numbers/last-week.csv' })) : done('Cleanup done.')),
+  cleanup: (c) =>
+    c.turn === 0 ? calls('Removing the old draft.', use(c.tool('files_delete'), { path: 'numbers/last-week.csv' })) : done(c.results[0]?.isError ? `Cleanup not done: ${c.results[0].text.slice(0, 300)}` : 'Cleanup done.'),
   /** A write into payroll/ (tests make that Forbidden by policy). */
   payroll: (c) => (c.turn === 0 ? calls('Updating payroll.', use(c.tool('files_write'), { path: 'payroll/bonus.csv', content: 'name,bonus\nalice,100000\n' })) : done('Payroll updated.')),
   /** Three reads in one turn (parallel tool_use), then the end. */

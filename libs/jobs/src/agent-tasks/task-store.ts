@@ -173,3 +173,20 @@ export async function renewLease(ds: DataSource, lease: Lease, seconds: number):
     return rows.length > 0;
   });
 }
+
+/**
+ * A task that waited for a human goes back to a worker (after an approval, a rejection, an
+ * expiry, a settled outcome): a new epoch and its outbox row, in the caller's transaction.
+ * Returns false when the task was not waiting (cancelled meanwhile, or already resumed).
+ */
+export async function resumeWaitingTask(em: EntityManager, keys: KeyProvider, orgId: string, taskId: string, reason: string): Promise<boolean> {
+  const [row]: { epoch: number }[] = await em.query(
+    `WITH u AS (UPDATE tasks SET epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL, enqueued_at = NULL, updated_at = now()
+      WHERE org_id = $1 AND id = $2 AND state = 'awaiting_approval' RETURNING epoch) SELECT * FROM u`,
+    [orgId, taskId],
+  );
+  if (!row) return false;
+  await enqueueInOutbox(em, orgId, taskId, row.epoch);
+  await appendEvents(em, keys, orgId, taskId, [{ kind: 'requeued', data: { epoch: row.epoch, reason } }]);
+  return true;
+}

@@ -1,0 +1,126 @@
+import { z } from 'zod';
+import { Timestamp, Uuid } from '../core/schemas';
+
+const Digest = z.string().max(80);
+const Labels = z.array(z.string().max(100)).max(100);
+
+export const ApprovalState = z.enum(['pending', 'approved', 'rejected', 'expired', 'used', 'void', 'settled']);
+
+export const ApprovalView = z.strictObject({
+  id: Uuid,
+  /** `action`: a Watched action waiting; `outcome_unknown`: an action a crash left without outcome, to settle. */
+  kind: z.enum(['action', 'outcome_unknown']),
+  state: ApprovalState,
+  taskId: Uuid.nullable(),
+  step: z.int().nullable(),
+  actionId: Uuid,
+  requestedBy: Uuid,
+  connector: z.string().max(100),
+  tool: z.string().max(128),
+  actionType: z.string().max(32),
+  /** Why it waits (the policy's reason, with its rule ids). */
+  reason: z.string().max(1000),
+  /** What the task had read before: untrusted content (taint) and data labels. */
+  tainted: z.boolean(),
+  labels: Labels,
+  argsDigest: Digest,
+  toolHash: Digest.nullable(),
+  credentialId: Uuid.nullable(),
+  policyVersion: z.int().nullable(),
+  approverGroup: Uuid.nullable(),
+  quorum: z.int().min(1).max(5),
+  approvals: z.int().min(0),
+  /** Whether the caller may decide it now (an eligible approver, not the requester, not yet voted). */
+  canDecide: z.boolean(),
+  expiresAt: Timestamp.nullable(),
+  createdAt: Timestamp,
+  decidedAt: Timestamp.nullable(),
+  usedAt: Timestamp.nullable(),
+});
+
+export const ApprovalDetail = ApprovalView.extend({
+  /** The arguments the model asked for (from the task's sealed transcript); `argumentsMatch` says they digest to what is bound. */
+  arguments: z.record(z.string().max(200), z.unknown()).nullable(),
+  argumentsMatch: z.boolean().nullable(),
+  votes: z.array(z.strictObject({ userId: Uuid, vote: z.enum(['approve', 'reject', 'done', 'not_done']), reason: z.string().max(1000).nullable(), at: Timestamp })).max(10),
+});
+
+export const ListApprovalsQuery = z.strictObject({
+  state: ApprovalState.optional(),
+  /** Only those the caller may decide now. */
+  actionable: z.enum(['true', 'false']).optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: Uuid.optional(),
+});
+export const ApprovalList = z.strictObject({ items: z.array(ApprovalView).max(200), nextCursor: Uuid.nullable() });
+
+export const DecideApprovalBody = z.strictObject({ reason: z.string().trim().min(1).max(1000).optional() });
+export const RejectApprovalBody = z.strictObject({ reason: z.string().trim().min(1).max(1000) });
+export const SettleApprovalBody = z.strictObject({
+  /** Whether the interrupted action was in fact carried out (checked by a person at the target). */
+  done: z.boolean(),
+  reason: z.string().trim().min(1).max(1000).optional(),
+});
+
+export const ReviewActionView = z.strictObject({
+  actionId: Uuid,
+  step: z.int().nullable(),
+  connector: z.string().max(100),
+  tool: z.string().max(128),
+  actionType: z.string().max(32),
+  level: z.enum(['autonomous', 'batched', 'watched', 'forbidden']),
+  state: z.string().max(24),
+  /** Batched writes: what a reviewer settles (accept, or revert through `undo`). Reads are listed only. */
+  needsReview: z.boolean(),
+  reversible: z.boolean(),
+  undoTool: z.string().max(128).nullable(),
+  reviewState: z.enum(['pending', 'accepted', 'reverted']).nullable(),
+  reviewedBy: Uuid.nullable(),
+  reviewedAt: Timestamp.nullable(),
+});
+export const ReviewView = z.strictObject({
+  taskId: Uuid,
+  userId: Uuid,
+  taskState: z.string().max(24),
+  pending: z.int().min(0),
+  accepted: z.int().min(0),
+  reverted: z.int().min(0),
+  actions: z.array(ReviewActionView).max(1000),
+});
+export const ReviewSummary = ReviewView.omit({ actions: true });
+export const ReviewList = z.strictObject({ items: z.array(ReviewSummary).max(200) });
+export const ListReviewsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).default(50) });
+export const ReviewBody = z.strictObject({ reason: z.string().trim().min(1).max(1000).optional() });
+
+export const ViolationState = z.enum(['open', 'confirmed', 'dismissed']);
+export const ViolationView = z.strictObject({
+  id: Uuid,
+  state: ViolationState,
+  automatic: z.boolean(),
+  userId: Uuid,
+  taskId: Uuid.nullable(),
+  actionId: Uuid,
+  connector: z.string().max(100),
+  tool: z.string().max(128),
+  actionType: z.string().max(32),
+  argsDigest: Digest,
+  tainted: z.boolean(),
+  labels: Labels,
+  ruleIds: z.array(z.string().max(100)).max(100),
+  reason: z.string().max(1000),
+  note: z.string().max(1000).nullable(),
+  decidedBy: Uuid.nullable(),
+  decidedAt: Timestamp.nullable(),
+  createdAt: Timestamp,
+  /** After a decision: the user's confirmed strikes in the last year and the sanction they lead to. */
+  strikes: z.int().min(0).optional(),
+  sanction: z.enum(['none', 'warning', 'suspension', 'disciplinary_review']).optional(),
+});
+export const ListViolationsQuery = z.strictObject({
+  state: ViolationState.optional(),
+  userId: Uuid.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: Uuid.optional(),
+});
+export const ViolationList = z.strictObject({ items: z.array(ViolationView).max(200), nextCursor: Uuid.nullable() });
+export const TriageBody = z.strictObject({ note: z.string().trim().min(1).max(1000) });

@@ -1,0 +1,179 @@
+import { join } from 'node:path';
+import { Inject, Injectable } from '@nestjs/common';
+import { AppError, type Config, UUID_PATTERN } from '@steward/common';
+import { ConnectorError, ConnectorHub, createWorkspaceFilesServer } from '@steward/connectors';
+import type { EntityManager } from '@steward/db';
+import { appendEvents } from '@steward/jobs';
+import { subjectOf } from '@steward/policy';
+import { ConfigKeyProvider } from '@steward/vault';
+import type { z } from 'zod';
+import { AccessService } from '../access/access.service';
+import { AuditService } from '../audit/audit.service';
+import type { Principal } from '../auth/principal';
+import { Db } from '../core/db.service';
+import { CONFIG } from '../core/tokens';
+import type { ListReviewsQuery, ReviewActionView, ReviewBody, ReviewView } from './oversight.schemas';
+
+interface ActionRow {
+  id: string;
+  step: number | null;
+  connector: string;
+  tool: string;
+  action_type: string;
+  level: 'autonomous' | 'batched' | 'watched' | 'forbidden';
+  state: string;
+  reversible: boolean;
+  undo: { tool: string; args: Record<string, unknown> } | null;
+  review_state: 'accepted' | 'reverted' | null;
+  reviewed_by: string | null;
+  reviewed_at: Date | null;
+}
+
+const needsReview = (a: ActionRow) => a.level === 'batched' && a.state === 'succeeded' && a.reversible;
+
+/**
+ * Review bundles: a finished task whose Batched writes ran in their reversible form waits
+ * `in_review`. A reviewer accepts each action (final as it is: the built-in connectors have no
+ * separate "make final" step) or reverts it (its undo call, through the connector, now). When
+ * every Batched action is settled the task is `completed`. Every decision is audited.
+ */
+@Injectable()
+export class ReviewsService {
+  private readonly keys: ConfigKeyProvider;
+
+  constructor(
+    private readonly db: Db,
+    private readonly access: AccessService,
+    private readonly audit: AuditService,
+    @Inject(CONFIG) private readonly config: Config,
+  ) {
+    this.keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+  }
+
+  async list(p: Principal, q: z.infer<typeof ListReviewsQuery>) {
+    const reach = this.access.reach(p, 'read', 'Review');
+    if (reach === 'none') await this.access.authorize(p, 'read', 'Review');
+    return this.db.inOrg(p, async (em) => {
+      const rows: { id: string; user_id: string; state: string; pending: number; accepted: number; reverted: number }[] = await em.query(
+        `SELECT t.id, t.user_id, t.state,
+                count(*) FILTER (WHERE a.review_state IS NULL)::int AS pending,
+                count(*) FILTER (WHERE a.review_state = 'accepted')::int AS accepted,
+                count(*) FILTER (WHERE a.review_state = 'reverted')::int AS reverted
+           FROM tasks t JOIN task_actions a ON a.org_id = t.org_id AND a.task_id = t.id AND a.level = 'batched' AND a.state = 'succeeded' AND a.reversible
+          WHERE t.org_id = $1 AND t.state = 'in_review' ${reach === 'own' ? 'AND t.user_id = $2' : ''}
+          GROUP BY t.org_id, t.id ORDER BY t.id DESC LIMIT ${q.limit}`,
+        reach === 'own' ? [p.orgId, p.userId] : [p.orgId],
+      );
+      return { items: rows.map((r) => ({ taskId: r.id, userId: r.user_id, taskState: r.state, pending: r.pending, accepted: r.accepted, reverted: r.reverted })) };
+    });
+  }
+
+  async get(p: Principal, taskId: string) {
+    await this.access.authorize(p, 'read', 'Review', { id: taskId, userId: p.userId });
+    return this.db.inOrg(p, (em) => this.bundle(em, p, taskId));
+  }
+
+  private async task(em: EntityManager, p: Principal, taskId: string, lock = false) {
+    const [t]: { id: string; user_id: string; state: string; connectors: string[] }[] = UUID_PATTERN.test(taskId)
+      ? await em.query(`SELECT id, user_id, state, connectors FROM tasks WHERE org_id = $1 AND id = $2${lock ? ' FOR UPDATE' : ''}`, [p.orgId, taskId])
+      : [];
+    if (!t || !p.ability.can('read', subjectOf('Review', { userId: t.user_id }))) throw AppError.notFound('review');
+    return t;
+  }
+
+  private async bundle(em: EntityManager, p: Principal, taskId: string): Promise<z.infer<typeof ReviewView>> {
+    const t = await this.task(em, p, taskId);
+    const rows: ActionRow[] = await em.query(
+      `SELECT id, step, connector, tool, action_type, level, state, reversible, undo, review_state, reviewed_by, reviewed_at FROM task_actions
+        WHERE org_id = $1 AND task_id = $2 AND action_type <> 'model.invoke' ORDER BY step`,
+      [p.orgId, taskId],
+    );
+    const actions: z.infer<typeof ReviewActionView>[] = rows.map((a) => ({
+      actionId: a.id,
+      step: a.step,
+      connector: a.connector,
+      tool: a.tool,
+      actionType: a.action_type,
+      level: a.level,
+      state: a.state,
+      needsReview: needsReview(a),
+      reversible: a.reversible,
+      undoTool: a.undo?.tool ?? null,
+      reviewState: needsReview(a) ? (a.review_state ?? 'pending') : null,
+      reviewedBy: a.reviewed_by,
+      reviewedAt: a.reviewed_at?.toISOString() ?? null,
+    }));
+    const under = actions.filter((a) => a.needsReview);
+    return {
+      taskId: t.id,
+      userId: t.user_id,
+      taskState: t.state,
+      pending: under.filter((a) => a.reviewState === 'pending').length,
+      accepted: under.filter((a) => a.reviewState === 'accepted').length,
+      reverted: under.filter((a) => a.reviewState === 'reverted').length,
+      actions,
+    };
+  }
+
+  /** Accepts or reverts one action of the bundle, or every pending one (`actionId` null). */
+  async decide(p: Principal, taskId: string, actionId: string | null, verdict: 'accept' | 'revert', body: z.infer<typeof ReviewBody>) {
+    await this.access.authorize(p, 'read', 'Review', { id: taskId, userId: p.userId });
+    return this.db.inOrg(p, async (em) => {
+      const t = await this.task(em, p, taskId, true);
+      await this.access.authorize(p, 'decide', 'Review', { id: taskId, userId: t.user_id });
+      if (t.state !== 'in_review') throw AppError.conflict(`The task is ${t.state}, not in review.`);
+      if (actionId !== null && !UUID_PATTERN.test(actionId)) throw AppError.notFound('action');
+      const rows: ActionRow[] = await em.query(
+        `SELECT id, step, connector, tool, action_type, level, state, reversible, undo, review_state, reviewed_by, reviewed_at FROM task_actions
+          WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible ${actionId ? 'AND id = $3' : 'AND review_state IS NULL'}
+          ORDER BY step DESC FOR UPDATE`,
+        actionId ? [p.orgId, taskId, actionId] : [p.orgId, taskId],
+      );
+      if (actionId && !rows.length) throw AppError.notFound('action');
+      if (actionId && rows[0].review_state) throw AppError.conflict(`The action is already ${rows[0].review_state}.`);
+      if (!rows.length) throw AppError.conflict('Nothing in this bundle is left to review.');
+      if (verdict === 'revert') await this.revertAll(p, t.user_id, rows);
+      await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = ANY($2::uuid[])`, [
+        p.orgId,
+        rows.map((r) => r.id),
+        verdict === 'accept' ? 'accepted' : 'reverted',
+        p.userId,
+      ]);
+      const [{ left }]: { left: number }[] = await em.query(
+        `SELECT count(*)::int AS left FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible AND review_state IS NULL`,
+        [p.orgId, taskId],
+      );
+      if (left === 0) {
+        await em.query(`UPDATE tasks SET state = 'completed', updated_at = now() WHERE org_id = $1 AND id = $2 AND state = 'in_review'`, [p.orgId, taskId]);
+        await appendEvents(em, this.keys, p.orgId, taskId, [{ kind: 'state', data: { state: 'completed', reviewed: true } }]);
+      }
+      await this.audit.record(em, p, {
+        action: `review.${verdict}`,
+        targetType: 'Task',
+        targetId: taskId,
+        payload: { actions: rows.map((r) => ({ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null })), whole: actionId === null, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
+      });
+      return this.bundle(em, p, taskId);
+    });
+  }
+
+  /** Runs each action's undo call through its connector (newest first); any failure stops and nothing is marked. */
+  private async revertAll(p: Principal, userId: string, rows: ActionRow[]): Promise<void> {
+    const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
+    try {
+      for (const r of rows) {
+        if (!r.undo) throw AppError.conflict(`The action ${r.id} has no undo call recorded; it cannot be reverted.`);
+        if (r.connector !== 'workspace-files') throw AppError.conflict(`Reverting through the ${r.connector} connector is not available here.`);
+        if (!hub.has(r.connector)) await hub.addBuiltin(r.connector, createWorkspaceFilesServer({ folder: join(this.config.STEWARD_DATA_DIR, 'workspaces', p.orgId, userId) }));
+        try {
+          await hub.callTool(r.connector, r.undo.tool, r.undo.args, { idempotencyKey: `undo-${r.id}` });
+        } catch (err) {
+          if (err instanceof ConnectorError) throw AppError.conflict(`The undo of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}`);
+          throw err;
+        }
+      }
+    } finally {
+      await hub.close().catch(() => undefined);
+    }
+  }
+}

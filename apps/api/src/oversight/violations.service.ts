@@ -1,0 +1,122 @@
+import { Injectable } from '@nestjs/common';
+import { AppError, UUID_PATTERN } from '@steward/common';
+import type { EntityManager } from '@steward/db';
+import { sanctionFor } from '@steward/policy';
+import type { z } from 'zod';
+import { AccessService } from '../access/access.service';
+import { AuditService } from '../audit/audit.service';
+import type { Principal } from '../auth/principal';
+import { Db } from '../core/db.service';
+import type { ListViolationsQuery, TriageBody, ViolationView } from './oversight.schemas';
+
+interface ViolationRow {
+  id: string;
+  state: 'open' | 'confirmed' | 'dismissed';
+  automatic: boolean;
+  user_id: string;
+  task_id: string | null;
+  action_id: string;
+  connector: string;
+  tool: string;
+  action_type: string;
+  args_digest: string;
+  tainted: boolean;
+  labels: string[];
+  rule_ids: string[];
+  reason: string;
+  note: string | null;
+  decided_by: string | null;
+  decided_at: Date | null;
+  created_at: Date;
+}
+
+/**
+ * Forbidden attempts, opened by the gate's write-ahead for triage. Security confirms one (the
+ * user meant it: a strike) or dismisses it (an agent steered by injected content: no strike).
+ * Confirmed strikes in the last year follow the policy's ladder (libs/policy sanctions): the
+ * second suspends the member's agent access — the membership suspension that the gate reads in
+ * its write-ahead, so their next action is refused. An owner lifts it with the members route
+ * (`POST /v1/members/{userId}/reactivate`, audited).
+ */
+@Injectable()
+export class ViolationsService {
+  constructor(
+    private readonly db: Db,
+    private readonly access: AccessService,
+    private readonly audit: AuditService,
+  ) {}
+
+  private view(r: ViolationRow): z.infer<typeof ViolationView> {
+    return {
+      id: r.id,
+      state: r.state,
+      automatic: r.automatic,
+      userId: r.user_id,
+      taskId: r.task_id,
+      actionId: r.action_id,
+      connector: r.connector,
+      tool: r.tool,
+      actionType: r.action_type,
+      argsDigest: r.args_digest,
+      tainted: r.tainted,
+      labels: r.labels,
+      ruleIds: r.rule_ids,
+      reason: r.reason,
+      note: r.note,
+      decidedBy: r.decided_by,
+      decidedAt: r.decided_at?.toISOString() ?? null,
+      createdAt: r.created_at.toISOString(),
+    };
+  }
+
+  private async load(em: EntityManager, p: Principal, id: string, lock = false): Promise<ViolationRow> {
+    const [row]: ViolationRow[] = UUID_PATTERN.test(id) ? await em.query(`SELECT * FROM violations WHERE org_id = $1 AND id = $2${lock ? ' FOR UPDATE' : ''}`, [p.orgId, id]) : [];
+    if (!row) throw AppError.notFound('violation');
+    return row;
+  }
+
+  async list(p: Principal, q: z.infer<typeof ListViolationsQuery>) {
+    await this.access.authorize(p, 'read', 'Violation');
+    const params: unknown[] = [p.orgId];
+    const where = ['org_id = $1'];
+    if (q.state) where.push(`state = $${params.push(q.state)}`);
+    if (q.userId) where.push(`user_id = $${params.push(q.userId)}`);
+    if (q.cursor) where.push(`id < $${params.push(q.cursor)}`);
+    return this.db.inOrg(p, async (em) => {
+      const rows: ViolationRow[] = await em.query(`SELECT * FROM violations WHERE ${where.join(' AND ')} ORDER BY id DESC LIMIT $${params.push(q.limit + 1)}`, params);
+      const more = rows.length > q.limit;
+      const items = rows.slice(0, q.limit);
+      return { items: items.map((r) => this.view(r)), nextCursor: more ? items[items.length - 1].id : null };
+    });
+  }
+
+  async get(p: Principal, id: string) {
+    await this.access.authorize(p, 'read', 'Violation');
+    return this.db.inOrg(p, async (em) => this.view(await this.load(em, p, id)));
+  }
+
+  async triage(p: Principal, id: string, verdict: 'confirm' | 'dismiss', body: z.infer<typeof TriageBody>) {
+    await this.access.authorize(p, 'triage', 'Violation');
+    return this.db.inOrg(p, async (em) => {
+      const v = await this.load(em, p, id, true);
+      if (v.state !== 'open') throw AppError.conflict(`The violation is already ${v.state}.`);
+      if (v.user_id === p.userId) throw AppError.forbidden('Nobody triages their own violation.');
+      const state = verdict === 'confirm' ? 'confirmed' : 'dismissed';
+      await em.query(`UPDATE violations SET state = $3, note = $4, decided_by = $5, decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, id, state, body.note, p.userId]);
+      await this.audit.record(em, p, { action: `violation.${verdict}`, targetType: 'Violation', targetId: id, payload: { userId: v.user_id, taskId: v.task_id, actionId: v.action_id, actionType: v.action_type } });
+      const confirmed: { decided_at: Date }[] = await em.query(
+        `SELECT decided_at FROM violations WHERE org_id = $1 AND user_id = $2 AND state = 'confirmed' AND decided_at IS NOT NULL`,
+        [p.orgId, v.user_id],
+      );
+      const sanction = sanctionFor(confirmed.map((c) => ({ confirmedAt: new Date(c.decided_at) })), new Date(Date.now() + 1000));
+      if (verdict === 'confirm' && (sanction === 'suspension' || sanction === 'disciplinary_review')) {
+        const suspended: unknown[] = await em.query(
+          `UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3 WHERE org_id = $1 AND user_id = $2 AND status = 'active' RETURNING id`,
+          [p.orgId, v.user_id, `${confirmed.length} confirmed violations: agent access suspended`],
+        );
+        if (suspended.length) await this.audit.record(em, p, { action: 'member.suspend', targetType: 'Member', targetId: v.user_id, payload: { reason: 'sanctions', strikes: confirmed.length, violationId: id } });
+      }
+      return { ...this.view(await this.load(em, p, id)), strikes: confirmed.length, sanction };
+    });
+  }
+}
