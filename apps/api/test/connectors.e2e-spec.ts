@@ -225,7 +225,7 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
         credentialScope: 'user',
       });
       expect(res.status).toBe(201);
-      expect(res.body.auth).toEqual({ kind: 'oauth2', authorizationUrl: as.authorizationUrl, tokenUrl: as.tokenUrl, clientId: as.clientId, scopes: ['read'], hasClientSecret: true });
+      expect(res.body.auth).toEqual({ kind: 'oauth2', authorizationUrl: as.authorizationUrl, tokenUrl: as.tokenUrl, revocationUrl: null, clientId: as.clientId, scopes: ['read'], hasClientSecret: true });
       id = res.body.id;
 
       const started = await call('post', `/v1/connectors/${id}/oauth/start`, 'member', { redirectUri });
@@ -276,6 +276,34 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       const refresh = (await call('get', `/v1/audit-events?action=credential.refresh&targetId=${cred.id}`, 'owner')).body.items as { outcome: string }[];
       expect(refresh.map((e) => e.outcome).sort()).toEqual(['failure', 'success']);
       as.refuseRefresh = false;
+    });
+
+    it('revoking an OAuth credential revokes the grant at the provider too (RFC 7009), audited, no token in the answer', async () => {
+      const res = await call('post', '/v1/connectors', 'admin', {
+        name: 'Partner OAuth with revocation',
+        url: partnerUrl(),
+        auth: { kind: 'oauth2', authorizationUrl: as.authorizationUrl, tokenUrl: as.tokenUrl, revocationUrl: as.revocationUrl, clientId: as.clientId, clientSecret: as.clientSecret, scopes: ['read'] },
+        credentialScope: 'user',
+      });
+      expect(res.body.auth.revocationUrl).toBe(as.revocationUrl);
+      const started = await call('post', `/v1/connectors/${res.body.id}/oauth/start`, 'member', { redirectUri });
+      const issuedBefore = as.issued.length;
+      const cred = await call('post', '/v1/oauth/callback', 'member', await as.consent(started.body.authorizationUrl));
+      expect(cred.status).toBe(201);
+      const [access, refresh] = as.issued.slice(issuedBefore);
+      const revoked = await call('post', `/v1/credentials/${cred.body.id}/revoke`, 'member');
+      expect(revoked.status).toBe(200);
+      expect(revoked.body).toMatchObject({ status: 'revoked', providerRevocation: 'revoked' });
+      expect(as.revoked).toEqual([refresh]); // the refresh token: that ends the whole grant
+      expect(JSON.stringify(revoked.body)).not.toContain(access);
+      const events = (await call('get', `/v1/audit-events?action=credential.provider_revoke&targetId=${cred.body.id}`, 'owner')).body.items as { outcome: string }[];
+      expect(events.map((e) => e.outcome)).toEqual(['success']);
+
+      // A connector without a revocation endpoint: revoked here, and the answer says the provider was not asked.
+      const plain = await call('post', `/v1/connectors/${id}/oauth/start`, 'member', { redirectUri });
+      const other = await call('post', '/v1/oauth/callback', 'member', await as.consent(plain.body.authorizationUrl));
+      expect((await call('post', `/v1/credentials/${other.body.id}/revoke`, 'member')).body).toMatchObject({ status: 'revoked', providerRevocation: 'not_supported' });
+      expect(as.revoked).toHaveLength(1);
     });
 
     it('lets a member set their own API key on a per-user connector, not the org\'s', async () => {

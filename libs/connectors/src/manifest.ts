@@ -102,6 +102,8 @@ export const authSchema = z.discriminatedUnion('kind', [
     kind: z.literal('oauth2'),
     authorizationUrl: z.url().optional(),
     tokenUrl: z.url().optional(),
+    /** RFC 7009 token revocation endpoint. */
+    revocationUrl: z.url().optional(),
     scopes: z.array(z.string().max(512)).max(64).default([]),
   }),
   z.strictObject({

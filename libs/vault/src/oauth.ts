@@ -14,6 +14,8 @@ export interface OAuthClientConfig {
   /** Confidential clients (client_secret_post); absent: a public client with PKCE only. */
   clientSecret?: string;
   scopes: string[];
+  /** RFC 7009 token revocation endpoint, where the provider has one. */
+  revocationUrl?: string;
 }
 
 export interface OAuthTokens {
@@ -44,7 +46,7 @@ export interface OAuthHttp {
 }
 
 function server(cfg: OAuthClientConfig): oauth.AuthorizationServer {
-  return { issuer: new URL(cfg.tokenUrl).origin, authorization_endpoint: cfg.authorizationUrl, token_endpoint: cfg.tokenUrl };
+  return { issuer: new URL(cfg.tokenUrl).origin, authorization_endpoint: cfg.authorizationUrl, token_endpoint: cfg.tokenUrl, ...(cfg.revocationUrl ? { revocation_endpoint: cfg.revocationUrl } : {}) };
 }
 
 const clientAuth = (cfg: OAuthClientConfig) => (cfg.clientSecret ? oauth.ClientSecretPost(cfg.clientSecret) : oauth.None());
@@ -129,5 +131,23 @@ export async function refreshTokens(cfg: OAuthClientConfig, refreshToken: string
     return tokensOf(await oauth.processRefreshTokenResponse(as, client, res), refreshToken);
   } catch (err) {
     throw mapError(err, 'OAuth refresh');
+  }
+}
+
+/**
+ * Revokes a token at the provider (RFC 7009): the refresh token where there is one (that ends the
+ * whole grant), else the access token. Answers once the provider confirmed; throws OAuthError otherwise.
+ */
+export async function revokeAtProvider(cfg: OAuthClientConfig, tokens: Pick<OAuthTokens, 'accessToken' | 'refreshToken'>, http: OAuthHttp = {}): Promise<void> {
+  if (!cfg.revocationUrl) throw new OAuthError('bad_response', 'this provider has no revocation endpoint');
+  const as = server(cfg);
+  const client: oauth.Client = { client_id: cfg.clientId };
+  const [token, hint] = tokens.refreshToken ? [tokens.refreshToken, 'refresh_token'] : [tokens.accessToken, 'access_token'];
+  try {
+    const base = requestOptions({ ...cfg, tokenUrl: cfg.revocationUrl }, http);
+    const res = await oauth.revocationRequest(as, client, clientAuth(cfg), token, { ...base, additionalParameters: { token_type_hint: hint } });
+    await oauth.processRevocationResponse(res);
+  } catch (err) {
+    throw mapError(err, 'OAuth revocation');
   }
 }

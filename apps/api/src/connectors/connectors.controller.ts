@@ -11,6 +11,7 @@ import {
   CredentialList,
   CredentialTestView,
   CredentialView,
+  RevokedCredentialView,
   DiscoveryView,
   EgressHosts,
   EgressHostsView,
@@ -174,7 +175,7 @@ export class CredentialsController {
     return this.credentials.rotate(p, id, body);
   }
 
-  @Endpoint({ method: 'POST', path: ':id/revoke', operationId: 'revokeCredential', summary: 'Revoke a credential: its sealed material is destroyed', tag: TAG, response: CredentialView, errors: [404, 409] })
+  @Endpoint({ method: 'POST', path: ':id/revoke', operationId: 'revokeCredential', summary: 'Revoke a credential: its sealed material is destroyed; an OAuth grant is revoked at the provider too', tag: TAG, response: RevokedCredentialView, errors: [404, 409] })
   revoke(@Caller() p: Principal, @Param('id') id: string) {
     return this.credentials.revoke(p, id);
   }

@@ -21,13 +21,15 @@ export const AuthInput = z.discriminatedUnion('kind', [
     /** Write-only: kept in the vault as the connector's OAuth client credential. */
     clientSecret: secretInput(1, 2000).optional(),
     scopes: z.array(z.string().min(1).max(200)).max(50).optional(),
+    /** RFC 7009 revocation endpoint: revoking the credential then revokes the grant at the provider too. */
+    revocationUrl: HttpUrl.optional(),
   }),
 ]);
 
 export const AuthView = z.discriminatedUnion('kind', [
   z.strictObject({ kind: z.literal('none') }),
   z.strictObject({ kind: z.literal('api_key'), header: Text(64), scheme: Text(32) }),
-  z.strictObject({ kind: z.literal('oauth2'), authorizationUrl: Text(2000), tokenUrl: Text(2000), clientId: Text(500), scopes: z.array(Text(200)).max(50), hasClientSecret: z.boolean() }),
+  z.strictObject({ kind: z.literal('oauth2'), authorizationUrl: Text(2000), tokenUrl: Text(2000), revocationUrl: Text(2000).nullable(), clientId: Text(500), scopes: z.array(Text(200)).max(50), hasClientSecret: z.boolean() }),
 ]);
 
 export const InstallConnectorBody = z
@@ -154,6 +156,11 @@ export const CredentialView = z.strictObject({
   revokedAt: Timestamp.nullable(),
 });
 export const CredentialList = z.strictObject({ items: z.array(CredentialView).max(500) });
+/** A revoked credential, and whether the provider revoked the OAuth grant too (RFC 7009). */
+export const RevokedCredentialView = CredentialView.extend({
+  /** revoked: the provider confirmed; failed: it could not be reached or refused (the grant may still be live there); not_supported: no revocation endpoint, or not OAuth. */
+  providerRevocation: z.enum(['revoked', 'failed', 'not_supported']),
+});
 export const ListCredentialsQuery = z.strictObject({ connectorId: Uuid.optional() });
 
 export const CredentialTestView = z.strictObject({

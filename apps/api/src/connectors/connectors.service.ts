@@ -63,7 +63,7 @@ function toolView(t: ToolRow): z.infer<typeof ToolView> {
 }
 
 function authView(a: AuthConfig, hasClientSecret: boolean): z.infer<typeof ConnectorView>['auth'] {
-  if (a.kind === 'oauth2') return { kind: 'oauth2', authorizationUrl: a.authorizationUrl, tokenUrl: a.tokenUrl, clientId: a.clientId, scopes: a.scopes, hasClientSecret };
+  if (a.kind === 'oauth2') return { kind: 'oauth2', authorizationUrl: a.authorizationUrl, tokenUrl: a.tokenUrl, revocationUrl: a.revocationUrl ?? null, clientId: a.clientId, scopes: a.scopes, hasClientSecret };
   if (a.kind === 'api_key') return { kind: 'api_key', header: a.header, scheme: a.scheme };
   return { kind: 'none' };
 }
@@ -199,7 +199,10 @@ export class ConnectorsService {
   }
 
   private authOf(input: z.infer<typeof AuthInput> | undefined, manifest: ConnectorManifest | undefined): AuthConfig {
-    if (input?.kind === 'oauth2') return { kind: 'oauth2', authorizationUrl: input.authorizationUrl, tokenUrl: input.tokenUrl, clientId: input.clientId, scopes: input.scopes ?? [] };
+    if (input?.kind === 'oauth2') {
+      const revocationUrl = input.revocationUrl ?? (manifest?.auth.kind === 'oauth2' ? manifest.auth.revocationUrl : undefined);
+      return { kind: 'oauth2', authorizationUrl: input.authorizationUrl, tokenUrl: input.tokenUrl, clientId: input.clientId, scopes: input.scopes ?? [], ...(revocationUrl ? { revocationUrl } : {}) };
+    }
     if (input?.kind === 'api_key') return { kind: 'api_key', header: (input.header ?? 'authorization').toLowerCase(), scheme: input.scheme ?? (input.header ? '' : 'Bearer') };
     if (input?.kind === 'none') return { kind: 'none' };
     const m = manifest?.auth;

@@ -13,6 +13,7 @@ import {
   oauthStateAad,
   openSecret,
   refreshTokens,
+  revokeAtProvider,
   sealSecret,
 } from '@steward/vault';
 import type { z } from 'zod';
@@ -21,13 +22,13 @@ import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG, EGRESS_RESOLVER } from '../core/tokens';
-import type { CredentialView, ListCredentialsQuery, OAuthCallbackBody, OAuthStartBody, RotateCredentialBody, SetCredentialBody } from './connectors.schemas';
+import type { CredentialView, ListCredentialsQuery, OAuthCallbackBody, OAuthStartBody, RevokedCredentialView, RotateCredentialBody, SetCredentialBody } from './connectors.schemas';
 import { listRemoteTools, upstreamProblem } from './upstream';
 
 export type AuthConfig =
   | { kind: 'none' }
   | { kind: 'api_key'; header: string; scheme: string }
-  | { kind: 'oauth2'; authorizationUrl: string; tokenUrl: string; clientId: string; scopes: string[] };
+  | { kind: 'oauth2'; authorizationUrl: string; tokenUrl: string; clientId: string; scopes: string[]; revocationUrl?: string };
 
 export interface ConnectorRow {
   id: string;
@@ -262,18 +263,53 @@ export class CredentialsService {
     return this.db.inOrg(p, async (em) => view((await this.credential(em, p.orgId, row.id))!));
   }
 
-  async revoke(p: Principal, id: string) {
+  /**
+   * Revokes a credential: its sealed material is destroyed at once (even while agents are paused:
+   * revoking is an emergency step). For OAuth, the grant is then revoked at the provider too
+   * (RFC 7009) where the connector names a revocation endpoint — with the tokens opened one last
+   * time for that purpose (audited), after the local revocation committed.
+   */
+  async revoke(p: Principal, id: string): Promise<z.infer<typeof RevokedCredentialView>> {
     await this.access.authorize(p, 'read', 'Credential');
-    return this.db.inOrg(p, async (em) => {
+    const done = await this.db.inOrg(p, async (em) => {
       const r = await this.credential(em, p.orgId, id, true);
       if (!r) throw AppError.notFound('credential');
       await this.assertOnRecord(p, 'revoke', r);
       if (r.status === 'revoked') throw AppError.conflict('The credential is already revoked.');
+      let provider: { cfg: OAuthClientConfig; tokens: OAuthTokens; egress: EgressOptions } | null = null;
+      const connector = await this.connector(em, p.orgId, r.connector_id);
+      if (r.kind === 'oauth2' && connector?.auth.kind === 'oauth2' && connector.auth.revocationUrl && r.sealed && r.wrapped_key) {
+        const a = connector.auth;
+        const tokens = JSON.parse(await this.openAudited(em, p, r, 'revoke')) as OAuthTokens;
+        const client = await this.liveCredential(em, p.orgId, connector.id, 'oauth_client', null);
+        const clientSecret = client?.sealed ? await this.openAudited(em, p, client, 'revoke') : undefined;
+        provider = { cfg: { authorizationUrl: a.authorizationUrl, tokenUrl: a.tokenUrl, revocationUrl: a.revocationUrl, clientId: a.clientId, clientSecret, scopes: a.scopes }, tokens, egress: await this.egressFor(em, p.orgId) };
+      }
       // The sealed material is destroyed: a revoked credential can never be decrypted again.
       await em.query(`UPDATE credentials SET status = 'revoked', sealed = NULL, wrapped_key = NULL, revoked_at = now(), revoked_by = $3 WHERE org_id = $1 AND id = $2`, [p.orgId, id, p.userId]);
       await this.audit.record(em, p, { action: 'credential.revoke', targetType: 'Credential', targetId: id, payload: { connectorId: r.connector_id, credentialOwner: r.user_id ?? 'org', kind: r.kind } });
-      return view((await this.credential(em, p.orgId, id))!);
+      return { view: view((await this.credential(em, p.orgId, id))!), provider, connectorId: r.connector_id };
     });
+    if (!done.provider) return { ...done.view, providerRevocation: 'not_supported' };
+    let outcome: 'revoked' | 'failed' = 'revoked';
+    let reason: string | null = null;
+    try {
+      await revokeAtProvider(done.provider.cfg, done.provider.tokens, { egress: done.provider.egress });
+    } catch (err) {
+      outcome = 'failed';
+      reason = (err instanceof Error ? err.message : String(err)).slice(0, 300);
+    }
+    await this.db.inOrg(p, (em) =>
+      this.audit.record(em, p, { action: 'credential.provider_revoke', targetType: 'Credential', targetId: id, outcome: outcome === 'revoked' ? 'success' : 'failure', payload: { connectorId: done.connectorId, reason } }),
+    );
+    return { ...done.view, providerRevocation: outcome };
+  }
+
+  /** Opens a credential for revocation at the provider (not refused by the kill switch), the decrypt audited. */
+  private async openAudited(em: EntityManager, p: Principal, row: CredentialRow, purpose: 'revoke'): Promise<string> {
+    const plain = await openSecret(this.keys, { sealed: row.sealed!, wrappedKey: row.wrapped_key! }, credentialAad(p.orgId, row.connector_id, row.id));
+    await this.audit.record(em, p, { action: 'credential.decrypt', targetType: 'Credential', targetId: row.id, payload: { connectorId: row.connector_id, credentialOwner: row.user_id ?? 'org', kind: row.kind, purpose } });
+    return plain.toString('utf8');
   }
 
   // ------------------------------------------------------------------------------------------

@@ -64,6 +64,9 @@ export interface FakeAuthServer extends Loopback {
   /** When true, every refresh answers invalid_grant (the user revoked the grant). */
   refuseRefresh: boolean;
   refreshes: number;
+  /** RFC 7009 endpoint; the tokens revoked there (a revoked refresh token ends its grant). */
+  revocationUrl: string;
+  revoked: string[];
   /** Plays the user's consent: follows authorizationUrl and returns the code and state sent back. */
   consent(authorizationUrl: string): Promise<{ code: string; state: string }>;
 }
@@ -82,6 +85,7 @@ export async function startFakeAuthServer(opts: { expiresIn?: number; prefix?: s
     expiresIn: opts.expiresIn ?? 3600,
     refuseRefresh: false,
     refreshes: 0,
+    revoked: [] as string[],
   };
   const issue = () => {
     const access = `${prefix}-access-${randomBytes(16).toString('hex')}`;
@@ -125,12 +129,23 @@ export async function startFakeAuthServer(opts: { expiresIn?: number; prefix?: s
       }
       return sendJson(res, 400, { error: 'unsupported_grant_type' });
     }
+    if (req.method === 'POST' && url.pathname === '/revoke') {
+      const form = new URLSearchParams((await readBody(req)).toString());
+      if (form.get('client_id') !== self.clientId || form.get('client_secret') !== self.clientSecret) return sendJson(res, 401, { error: 'invalid_client' });
+      const token = form.get('token') ?? '';
+      self.revoked.push(token);
+      refreshTokens.delete(token);
+      self.accessTokens.delete(token);
+      res.writeHead(200).end();
+      return;
+    }
     res.writeHead(404).end();
   });
   self.issued.push(self.clientSecret);
   return Object.assign(self, lb, {
     authorizationUrl: `${lb.url}/authorize`,
     tokenUrl: `${lb.url}/token`,
+    revocationUrl: `${lb.url}/revoke`,
     async consent(authorizationUrl: string) {
       const res = await fetch(authorizationUrl, { redirect: 'manual' });
       const location = new URL(res.headers.get('location') ?? 'http://invalid/');

@@ -249,7 +249,7 @@ export const gmailManifest: ConnectorManifest = {
   name: 'Gmail',
   vendor: 'Google',
   runtime: { kind: 'builtin' },
-  auth: { kind: 'oauth2', authorizationUrl: GOOGLE_AUTH, tokenUrl: GOOGLE_TOKEN, scopes: ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/gmail.compose', 'https://www.googleapis.com/auth/gmail.send'] },
+  auth: { kind: 'oauth2', authorizationUrl: GOOGLE_AUTH, tokenUrl: GOOGLE_TOKEN, revocationUrl: 'https://oauth2.googleapis.com/revoke', scopes: ['https://www.googleapis.com/auth/gmail.readonly', 'https://www.googleapis.com/auth/gmail.compose', 'https://www.googleapis.com/auth/gmail.send'] },
   credentialScope: 'user',
   tools: [
     { name: 'gmail.search', description: 'Search mail (Gmail query syntax).', inputSchema: obj({ query: str, maxResults: { type: 'integer' } }, ['query']), action: 'email.read', readOnly: true },
@@ -280,7 +280,7 @@ export const driveManifest: ConnectorManifest = {
   name: 'Google Drive',
   vendor: 'Google',
   runtime: { kind: 'builtin' },
-  auth: { kind: 'oauth2', authorizationUrl: GOOGLE_AUTH, tokenUrl: GOOGLE_TOKEN, scopes: ['https://www.googleapis.com/auth/drive'] },
+  auth: { kind: 'oauth2', authorizationUrl: GOOGLE_AUTH, tokenUrl: GOOGLE_TOKEN, revocationUrl: 'https://oauth2.googleapis.com/revoke', scopes: ['https://www.googleapis.com/auth/drive'] },
   credentialScope: 'user',
   tools: [
     { name: 'drive.search', description: 'Search Drive files by name or content.', inputSchema: obj({ query: str, pageSize: { type: 'integer' } }, ['query']), action: 'drive.read', readOnly: true },
@@ -310,7 +310,7 @@ export const calendarManifest: ConnectorManifest = {
   name: 'Google Calendar',
   vendor: 'Google',
   runtime: { kind: 'builtin' },
-  auth: { kind: 'oauth2', authorizationUrl: GOOGLE_AUTH, tokenUrl: GOOGLE_TOKEN, scopes: ['https://www.googleapis.com/auth/calendar.events'] },
+  auth: { kind: 'oauth2', authorizationUrl: GOOGLE_AUTH, tokenUrl: GOOGLE_TOKEN, revocationUrl: 'https://oauth2.googleapis.com/revoke', scopes: ['https://www.googleapis.com/auth/calendar.events'] },
   credentialScope: 'user',
   tools: [
     { name: 'calendar.list_events', description: 'List events in a time range.', inputSchema: obj({ timeMin: str, timeMax: str, calendarId: str }, ['timeMin', 'timeMax']), action: 'saas.read', readOnly: true },
