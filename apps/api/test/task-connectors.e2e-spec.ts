@@ -141,6 +141,15 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(action.state).toBe('succeeded');
     const d = await decrypts(res.body.id);
     expect(d).toEqual([expect.objectContaining({ actionId: action.id, purpose: 'action', credentialOwner: org.users.member.id, kind: 'oauth2' })]);
+    // The decrypt was audited in the action's own write-ahead: the same transaction as its decision.
+    const tx = (
+      await su.query(
+        `SELECT canonical::jsonb->>'action' AS action, txid FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->>'actionId' = $2 AND canonical::jsonb->>'decision' IS DISTINCT FROM 'executed'`,
+        [org.id, action.id],
+      )
+    ).rows;
+    expect(tx.map((r) => r.action).sort()).toEqual(['credential.decrypt', 'saas.read']);
+    expect(tx[0].txid).toBe(tx[1].txid);
     // The token is nowhere in the trail, the task's events or the logs.
     const { rows } = await su.query(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND canonical LIKE '%tok-member%'`, [org.id]);
     expect(rows[0].n).toBe(0);

@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { DataSource, EntityManager } from 'typeorm';
-import { type AuditKeyring, type Client, recordEvent } from '@steward/audit';
+import { type AuditKeyring, type Client, prepareEvent, recordEvent } from '@steward/audit';
 import { type EgressOptions, newId } from '@steward/common';
 import { ConnectorError } from '@steward/connectors';
 import { inOrg } from '@steward/db';
@@ -25,6 +25,14 @@ export interface ActionScope {
   actionId: string | null;
   taskId: string | null;
   client: Client;
+  /** Credentials the gate opened for this action after its claim committed (connector id → credential). */
+  prefetched?: Map<string, CallCredential>;
+}
+
+/** A credential read ahead of an action's claim: sealed; opened only once the claim (with its decrypt event) committed. */
+export interface PreparedCredential {
+  target: CredentialTarget;
+  row: Row;
 }
 
 export const actionScope = new AsyncLocalStorage<ActionScope>();
@@ -59,6 +67,8 @@ interface Row {
 const authRequired = (target: CredentialTarget, why: string) => new ConnectorError('auth_required', `${target.name}: ${why}`, { connector: target.name });
 
 export class CredentialBroker {
+  private readonly rows = new Map<string, { row: Row; until: number }>();
+
   constructor(
     private readonly ds: DataSource,
     private readonly keys: KeyProvider,
@@ -74,6 +84,8 @@ export class CredentialBroker {
   async forCall(target: CredentialTarget, fallback?: ActionScope): Promise<CallCredential> {
     const scope = actionScope.getStore() ?? fallback;
     if (!scope) throw authRequired(target, 'a credential is only released for an action that passed the gate');
+    const ready = scope.prefetched?.get(target.id);
+    if (ready) return ready;
     if (target.auth.kind === 'none') throw authRequired(target, 'this connector takes no credential');
     const kind = target.auth.kind === 'oauth2' ? 'oauth2' : 'secret';
     const owner = target.credentialScope === 'user' ? scope.userId : null;
@@ -89,6 +101,63 @@ export class CredentialBroker {
     });
     if (tokens.plain !== undefined) return kind === 'secret' ? { apiKey: tokens.plain } : { accessToken: (JSON.parse(tokens.plain) as OAuthTokens).accessToken };
     return { accessToken: (await this.refresh(scope, target, tokens.refreshId)).accessToken };
+  }
+
+  /**
+   * The gate's fast path: the live credential of `target` for this employee, read (from a cache of
+   * at most a second) before the action's claim, so that the decrypt's audit event commits with the
+   * claim — whose statement checks again that this is still the live credential. Null where the
+   * usual path must run instead (none yet, needs re-authorisation, an OAuth token to refresh).
+   */
+  async prepare(target: CredentialTarget, orgId: string, userId: string): Promise<PreparedCredential | null> {
+    if (target.auth.kind === 'none') return null;
+    const kind = target.auth.kind === 'oauth2' ? 'oauth2' : 'secret';
+    const owner = target.credentialScope === 'user' ? userId : null;
+    const key = `${orgId}/${target.id}/${owner ?? 'org'}`;
+    const hit = this.rows.get(key);
+    let row: Row | undefined;
+    if (hit && hit.until > Date.now()) row = hit.row;
+    else {
+      row = await inOrg(this.ds, { orgId }, (em) => this.live(em, orgId, target.id, kind, owner, false));
+      if (this.rows.size >= 10_000) this.rows.clear();
+      if (row) this.rows.set(key, { row, until: Date.now() + 1000 });
+    }
+    if (!row || row.status !== 'active' || !row.sealed || !row.wrapped_key) return null;
+    if (kind === 'oauth2' && row.expires_at && row.expires_at.getTime() - Date.now() < REFRESH_MARGIN_MS) return null;
+    return { target, row };
+  }
+
+  /** Forgets what `prepare` cached for a connector (its credential changed). */
+  forget(orgId: string, connectorId: string): void {
+    for (const key of this.rows.keys()) if (key.startsWith(`${orgId}/${connectorId}/`)) this.rows.delete(key);
+  }
+
+  /** The audit event of a prepared credential's decrypt, to commit with the action's claim. */
+  async decryptEvent(p: PreparedCredential, scope: ActionScope, em: EntityManager): Promise<{ id: string; at: Date; canonical: string }> {
+    const e = await prepareEvent(em, this.keyring, this.decryptEventInput(scope, p.target, p.row, 'action'));
+    return { id: e.id, at: e.occurredAt, canonical: e.canonical };
+  }
+
+  /** Opens a prepared credential (after the claim with its decrypt event committed). */
+  async open(p: PreparedCredential, orgId: string): Promise<CallCredential> {
+    const plain = (await openSecret(this.keys, { sealed: p.row.sealed!, wrappedKey: p.row.wrapped_key! }, credentialAad(orgId, p.row.connector_id, p.row.id))).toString('utf8');
+    return p.row.kind === 'secret' ? { apiKey: plain } : { accessToken: (JSON.parse(plain) as OAuthTokens).accessToken };
+  }
+
+  private decryptEventInput(scope: ActionScope, target: CredentialTarget, row: Row, purpose: 'action' | 'session' | 'refresh' | 'oauth_client') {
+    return {
+      id: newId(),
+      orgId: scope.orgId,
+      occurredAt: new Date(),
+      actor: { type: 'agent_task' as const, id: scope.taskId },
+      action: 'credential.decrypt',
+      target: { type: 'Credential', id: row.id },
+      outcome: 'success' as const,
+      task: scope.taskId,
+      connector: target.name,
+      client: scope.client,
+      payload: { connectorId: row.connector_id, credentialOwner: row.user_id ?? 'org', kind: row.kind, purpose, actionId: scope.actionId, userId: scope.userId },
+    };
   }
 
   private async assertRunning(em: EntityManager, scope: ActionScope, target: CredentialTarget): Promise<void> {
@@ -111,19 +180,7 @@ export class CredentialBroker {
     if (!row.sealed || !row.wrapped_key) throw authRequired(target, 'the credential was revoked');
     const plain = await openSecret(this.keys, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(scope.orgId, row.connector_id, row.id));
     await em.query('UPDATE credentials SET last_used_at = now() WHERE org_id = $1 AND id = $2', [scope.orgId, row.id]);
-    await recordEvent(em, this.keyring, {
-      id: newId(),
-      orgId: scope.orgId,
-      occurredAt: new Date(),
-      actor: { type: 'agent_task', id: scope.taskId },
-      action: 'credential.decrypt',
-      target: { type: 'Credential', id: row.id },
-      outcome: 'success',
-      task: scope.taskId,
-      connector: target.name,
-      client: scope.client,
-      payload: { connectorId: row.connector_id, credentialOwner: row.user_id ?? 'org', kind: row.kind, purpose, actionId: scope.actionId, userId: scope.userId },
-    });
+    await recordEvent(em, this.keyring, this.decryptEventInput(scope, target, row, purpose));
     return plain.toString('utf8');
   }
 

@@ -28,7 +28,8 @@ import { newId } from '@steward/common';
 import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
 import { type ActionContext, authorize, type Decision, decide, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, toFacts } from '@steward/policy';
-import { actionScope } from './credentials';
+import { type ClaimWriter, claimWriterFor } from './claims';
+import { type ActionScope, actionScope, type CredentialBroker, type CredentialTarget, type PreparedCredential } from './credentials';
 import { redeemApproval, type RedeemResult } from './approvals';
 import type { ActivePolicy, PolicySource } from './policy-source';
 import { type Reservation, reserve } from './rate-limits';
@@ -44,6 +45,10 @@ export interface GateDeps {
   manifest: (connector: string) => ConnectorManifest | undefined;
   /** Where outcomes are written (in batches, after the call). */
   outcomes: OutcomeWriter;
+  /** Credentials of the connectors that take one: decrypted for each action, the decrypt audited in its claim. */
+  credentials?: { broker: CredentialBroker; target: (connector: string) => CredentialTarget | undefined };
+  /** Where claims are written (default: the data source's shared batching writer). */
+  claims?: ClaimWriter;
   /** Org and user contexts cached for a second (optional: without it every action reads them). */
   contexts?: ContextCache;
   now?: () => Date;
@@ -117,6 +122,8 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   //    audit event — or nothing. If it does not commit, nothing runs.
   const keys = perQuery(deps.ds, req.orgId);
   let reservation: Reservation | null = null;
+  const credentialTarget = deps.credentials?.target(req.connector);
+  let prepared: PreparedCredential | null = null;
   let w!: Written;
   for (let attempt = 0; ; attempt++) {
     const ctx = await (deps.contexts ? deps.contexts.get(deps.ds, req.orgId, req.userId) : readContext(deps.ds, req.orgId, req.userId));
@@ -140,6 +147,9 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
     let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : !d.authorized ? 'not_authorized' : null;
     const claimOnce = async (): Promise<string> => {
       const state = refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing';
+      // The connector's credential, read ahead so that its decrypt is audited in the claim's commit.
+      prepared = state === 'executing' && credentialTarget && deps.credentials ? await deps.credentials.broker.prepare(credentialTarget, req.orgId, req.userId) : null;
+      const decryptEvent = prepared ? await deps.credentials!.broker.decryptEvent(prepared, { orgId: req.orgId, userId: req.userId, actionId, taskId: claim.taskId, client: req.client }, keys) : null;
       const event = await prepareEvent(keys, deps.keyring, {
         id: newId(),
         orgId: req.orgId,
@@ -161,21 +171,20 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
       });
       // Watched: the approval request (routed as the policy says) is written with the claim.
       const approval = state === 'awaiting_approval' ? { id: newId(), toolHash, credentialId: req.credentialId ?? null, approverGroup: d.routing?.approverGroup ?? null, quorum: d.routing?.quorum ?? 1 } : null;
-      const [row]: { r: string }[] = await deps.ds.query(
-        `SELECT steward_gate_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) AS r`,
-        [
-          req.orgId, req.userId, actionId, claim.taskId, claim.step, claim.gatewayKey,
-          req.connector, req.tool, mapping.action, level, d.ruleIds, d.reason.slice(0, 1000),
-          policy?.id ?? null, policy?.version ?? null, argsDigest, req.tainted, context.labels, reversible !== null, state, refusal,
-          event.id, event.occurredAt, event.canonical, ctx?.groups ?? [],
-          approval ? JSON.stringify(approval) : null, refusal === 'forbidden' && claim.taskId !== null,
-        ],
-      );
-      return row!.r;
+      // One commit for this claim and the others arriving meanwhile (claims.ts); each answered alone.
+      return (deps.claims ?? claimWriterFor(deps.ds)).claim({
+        org: req.orgId, user: req.userId, id: actionId, task: claim.taskId, step: claim.step, gateway: claim.gatewayKey,
+        connector: req.connector, tool: req.tool, type: mapping.action, level, rule_ids: d.ruleIds, reason: d.reason.slice(0, 1000),
+        policy: policy?.id ?? null, policy_version: policy?.version ?? null, args_digest: argsDigest, tainted: req.tainted, labels: context.labels ?? [], reversible: reversible !== null, state, refusal,
+        event_id: event.id, event_at: event.occurredAt, event: event.canonical, groups: ctx?.groups ?? [],
+        approval, violation: refusal === 'forbidden' && claim.taskId !== null,
+        extra: decryptEvent ? [decryptEvent] : null, cred_id: prepared?.row.id ?? null, cred_wrapped: prepared?.row.wrapped_key ?? null,
+      });
     };
     let r = await claimOnce();
     if (r === 'changed') {
       deps.contexts?.forget(req.orgId, req.userId);
+      if (credentialTarget) deps.credentials?.broker.forget(req.orgId, credentialTarget.id);
       if (attempt >= 3) throw new Error('the org or its policy kept changing while deciding');
       continue;
     }
@@ -212,7 +221,9 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   const started = Date.now();
   try {
     // The call runs in the action's scope: a credential is decrypted for it alone (credentials.ts).
-    const scope = { orgId: req.orgId, userId: req.userId, actionId: w.decided.actionId, taskId: claim.taskId, client: req.client };
+    const scope: ActionScope = { orgId: req.orgId, userId: req.userId, actionId: w.decided.actionId, taskId: claim.taskId, client: req.client };
+    const opened = prepared as PreparedCredential | null; // set by the claim that committed (the closure above)
+    if (opened && w.decided.actionId === actionId) scope.prefetched = new Map([[opened.target.id, await deps.credentials!.broker.open(opened, req.orgId)]]);
     const result = await actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId }));
     const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).

@@ -120,10 +120,10 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   let labels: string[] = task.labels ?? [];
 
   // Connectors: the built-in ones run in process, the workspace a folder per org and user.
-  const manifests: Record<string, ConnectorManifest> = await addTaskConnectors(hub, { ds, dataDir: deps.dataDir, log, ...deps.connectors }, { orgId, userId, taskId }, task.connectors as string[]);
+  const { manifests, targets } = await addTaskConnectors(hub, { ds, dataDir: deps.dataDir, log, ...deps.connectors }, { orgId, userId, taskId }, task.connectors as string[]);
   // Outcomes are written in batches after each call; flushed before the task's state moves on.
   const outcomes = new OutcomeWriter(ds, deps.keyring, (err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
-  const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes };
+  const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes, ...(deps.connectors?.broker ? { credentials: { broker: deps.connectors.broker, target: (id: string) => targets[id] } } : {}) };
 
   // Tools offered: the connectors' tools minus those the active policy makes Forbidden for this user.
   const { tools, byName } = await offeredTools(deps, policies, orgId, userId, workflow, manifests);

@@ -64,14 +64,22 @@ export const hubIdOf = (name: string) => name.toLowerCase().replace(/[^a-z0-9_-]
 /** Catalog ids of the built-in connectors agent tasks can use (any remote MCP server can be used too). */
 export const TASK_BUILTIN_CONNECTORS: readonly string[] = Object.keys(BUILTINS);
 
-export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDeps, task: { orgId: string; userId: string; taskId: string }, names: string[]): Promise<Record<string, ConnectorManifest>> {
+export interface TaskConnectors {
+  /** Hub id → manifest (how its tools map to action types). */
+  manifests: Record<string, ConnectorManifest>;
+  /** Hub id → what the credential broker needs (connectors that take a credential). */
+  targets: Record<string, CredentialTarget>;
+}
+
+export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDeps, task: { orgId: string; userId: string; taskId: string }, names: string[]): Promise<TaskConnectors> {
   const manifests: Record<string, ConnectorManifest> = {};
+  const targets: Record<string, CredentialTarget> = {};
   const wanted = names.filter((n) => n !== 'workspace-files');
   if (names.includes('workspace-files')) {
     await hub.addBuiltin('workspace-files', createWorkspaceFilesServer({ folder: join(deps.dataDir, 'workspaces', task.orgId, task.userId) }));
     manifests['workspace-files'] = workspaceFilesManifest;
   }
-  if (!wanted.length) return manifests;
+  if (!wanted.length) return { manifests, targets };
   const { rows, tools, domains } = await inOrg(deps.ds, { orgId: task.orgId }, async (em) => ({
     rows: (await em.query('SELECT id, catalog_id, kind, name, url, auth, credential_scope FROM connectors WHERE org_id = $1 AND name = ANY($2)', [task.orgId, wanted])) as ConnectorRow[],
     tools: (await em.query(
@@ -86,6 +94,7 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
     const id = hubIdOf(row.name);
     if (manifests[id]) continue;
     const target: CredentialTarget = { id: row.id, name: row.name, credentialScope: row.credential_scope, auth: row.auth };
+    if (row.auth.kind !== 'none') targets[id] = target;
     const credential = async () => {
       if (!deps.broker) throw new Error('no credential broker in this worker');
       return deps.broker.forCall(target, { orgId: task.orgId, userId: task.userId, actionId: null, taskId: task.taskId, client: 'worker' });
@@ -134,5 +143,5 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
       deps.log.warn({ connector: row.name, err: (err as Error).message }, 'connector not available to this task');
     }
   }
-  return manifests;
+  return { manifests, targets };
 }
