@@ -109,7 +109,8 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
       connectors: { broker: new CredentialBroker(h.ds, keys, keyring, egress), baseUrls: { slack: slack.url, gmail: gmail.url }, egress },
       leaseSeconds: 5,
-      relayIntervalMs: 100,
+      // No polling to speak of: every task of this suite reaches the worker through the outbox's NOTIFY.
+      relayIntervalMs: 600_000,
       log: quiet,
     };
     runtime = await startWorkerRuntime({ redisUrl: h.config.REDIS_URL, prefix: h.config.REDIS_PREFIX, concurrency: 2, log: quiet, agentTasks: deps });

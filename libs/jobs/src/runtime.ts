@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { AgentTaskJob, type Logger, MaintenanceJob, QueueName } from '@steward/common';
 import { type AgentDeps, runTask } from './agent-tasks/agent-loop';
 import { deliverNotifications, sweepExpiredApprovals } from './agent-tasks/approval-timers';
-import { relayOutbox, sweepTasks } from './agent-tasks/relay';
+import { listenForOutbox, relayOutbox, sweepTasks } from './agent-tasks/relay';
 
 export const HeartbeatPayload = z.strictObject({ scheduledBy: z.literal('scheduler') });
 export const RewrapDataKeysPayload = z.strictObject({ scheduledBy: z.enum(['scheduler', 'boot']) });
@@ -101,6 +101,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   let relayTimer: NodeJS.Timeout | undefined;
   let relayRunning: Promise<void> | undefined;
   let closing = false;
+  let stopListening: (() => Promise<void>) | undefined;
   if (agent) {
     tasksQueue = new Queue(QueueName.AgentTasks, { connection, prefix: queuePrefix });
     tasksWorker = new Worker(
@@ -136,6 +137,29 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       });
     };
     relayTimer = setTimeout(tick, agent.relayIntervalMs);
+    // New tasks are relayed at once: their outbox rows NOTIFY on commit.
+    let fastRunning = false;
+    let fastAgain = false;
+    const fast = async () => {
+      if (fastRunning) {
+        fastAgain = true;
+        return;
+      }
+      fastRunning = true;
+      try {
+        do {
+          fastAgain = false;
+          await relayOutbox(agent.ds, q);
+        } while (fastAgain && !closing);
+      } catch (err) {
+        options.log.warn({ err }, 'task relay failed (retried on the next tick)');
+      } finally {
+        fastRunning = false;
+      }
+    };
+    stopListening = await listenForOutbox(agent.ds, () => {
+      if (!closing) void fast();
+    }, options.log);
   }
   options.log.info({ queues: agent ? [QueueName.Maintenance, QueueName.AgentTasks] : [QueueName.Maintenance], concurrency: options.concurrency }, 'worker started');
 
@@ -145,6 +169,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     async close() {
       closing = true;
       clearTimeout(relayTimer);
+      await stopListening?.();
       await relayRunning;
       await tasksWorker?.close();
       await tasksQueue?.close();

@@ -2,7 +2,7 @@ import type { Queue } from 'bullmq';
 import type { Logger } from '@steward/common';
 import { type DataSource, inOrg, outsideOrg } from '@steward/db';
 import type { KeyProvider } from '@steward/vault';
-import { appendEvents, enqueueInOutbox, jobIdOf } from './task-store';
+import { appendEvents, enqueueInOutbox, jobIdOf, OUTBOX_CHANNEL } from './task-store';
 
 /**
  * Postgres → BullMQ. The relay moves outbox rows to their queue (the job id, `taskId-epoch`,
@@ -66,4 +66,63 @@ export async function sweepTasks(ds: DataSource, queue: Queue, keys: KeyProvider
     }
   }
   return requeued;
+}
+
+/**
+ * Wakes the relay as soon as an outbox row commits (LISTEN on a connection of its own; the
+ * interval tick stays as the fallback). A lost connection is listened on again after a second.
+ * Returns the function that stops listening.
+ */
+export async function listenForOutbox(ds: DataSource, onNotify: () => void, log: Logger): Promise<() => Promise<void>> {
+  let stopped = false;
+  let current: { release(): Promise<void> } | null = null;
+  let retry: NodeJS.Timeout | undefined;
+  const listen = async (): Promise<void> => {
+    if (stopped) return;
+    const qr = ds.createQueryRunner();
+    try {
+      await qr.connect();
+      type Handler = (m: { channel?: string }) => void;
+      const client = (qr as unknown as { databaseConnection: { on(ev: string, f: Handler): void; removeListener(ev: string, f: Handler): void } }).databaseConnection;
+      let lost = false;
+      const notified: Handler = (m) => {
+        if (m.channel === OUTBOX_CHANNEL) onNotify();
+      };
+      const detach = () => {
+        client.removeListener('notification', notified);
+        client.removeListener('error', again);
+        client.removeListener('end', again);
+      };
+      const again = () => {
+        if (lost || stopped) return;
+        lost = true;
+        current = null;
+        detach();
+        void qr.release().catch(() => undefined);
+        retry = setTimeout(() => void listen(), 1000);
+      };
+      client.on('notification', notified);
+      client.on('error', again);
+      client.on('end', again);
+      await qr.query(`LISTEN ${OUTBOX_CHANNEL}`);
+      current = {
+        release: async () => {
+          lost = true;
+          detach();
+          await qr.query(`UNLISTEN ${OUTBOX_CHANNEL}`).catch(() => undefined);
+          await qr.release().catch(() => undefined);
+        },
+      };
+    } catch (err) {
+      await qr.release().catch(() => undefined);
+      log.warn({ err: (err as Error).message }, 'relay: cannot LISTEN for new tasks (polling only); trying again');
+      retry = setTimeout(() => void listen(), 5000);
+    }
+  };
+  await listen();
+  return async () => {
+    stopped = true;
+    clearTimeout(retry);
+    await current?.release();
+  };
 }

@@ -52,9 +52,13 @@ export async function insertTask(em: EntityManager, keys: KeyProvider, t: NewTas
   return { id, epoch: 1 };
 }
 
+/** The channel the relay listens on for new outbox rows. */
+export const OUTBOX_CHANNEL = 'steward_outbox';
+
 export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number): Promise<void> {
   const payload: RunTaskPayload = { orgId, taskId, epoch };
-  await em.query(`INSERT INTO outbox (org_id, id, queue, job_name, job_id, payload) VALUES ($1, $2, $3, $4, $5, $6)`, [
+  // The relay listens: NOTIFY is delivered when this transaction commits (a rolled-back task wakes nobody).
+  await em.query(`WITH i AS (INSERT INTO outbox (org_id, id, queue, job_name, job_id, payload) VALUES ($1, $2, $3, $4, $5, $6)) SELECT pg_notify('${OUTBOX_CHANNEL}', '')`, [
     orgId,
     newId(),
     QueueName.AgentTasks,
