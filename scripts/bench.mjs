@@ -5,7 +5,7 @@
 //   node scripts/bench.mjs audit      only test/bench/audit.bench.ts  (npm run bench:audit; needs PostgreSQL)
 //   node scripts/bench.mjs gate       only test/bench/gate.bench.ts   (npm run bench:gate; PostgreSQL and Redis)
 //
-// It first builds what the benchmarks load (libs/policy, libs/audit and libs/gate with tsc -b, incremental, so a no-op when
+// It first builds what the benchmarks load (libs/policy, libs/audit, libs/gate and libs/jobs with tsc -b, incremental, so a no-op when
 // up to date), then runs each benchmark in its own Node process, TypeScript transpiled on load by
 // test/bench/register.cjs (@swc/core), with --expose-gc (and one V8 workaround, below), pinned to one CPU with `taskset -c 0`
 // where available (BENCH_NO_PIN=1 to run unpinned). Stdout carries only the benchmarks' JSON lines
@@ -34,7 +34,7 @@ const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: ['ignore', '
 
 // Build the libraries (their tsc output is what the API and the worker run, and what the benchmarks measure).
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const build = spawnSync(process.execPath, [tsc, '-b', 'libs/policy', 'libs/audit', 'libs/gate'], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
+const build = spawnSync(process.execPath, [tsc, '-b', 'libs/policy', 'libs/audit', 'libs/gate', 'libs/jobs'], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
 if (build.status !== 0) {
   console.error('bench: building the libraries failed');
   process.exit(build.status ?? 1);

@@ -10,21 +10,31 @@
  *   gate_overhead_vs_commit      the ratio of the two (goal ≤ 2)
  *   gated_actions_per_sec        Autonomous actions through the gate over 50 orgs (goal ≥ 2,000)
  *   gated_actions_per_sec_one_org  the same for one org (goal ≥ 1,000)
+ *   task_accept_per_sec          tasks accepted as the API accepts them (task, outbox row with its
+ *                                NOTIFY, first event, audit event: one transaction), 16 concurrent (goal ≥ 1,000)
+ *   accept_to_start_p99_ms       from a task's commit to its worker starting it (lease taken), one task
+ *                                at a time on an idle worker runtime (goal ≤ 100)
  *
  * The connector is a built-in one in process (an MCP server over the SDK's in-memory transport)
- * answering at once, so what is measured is the gate. Knob: BENCH_GATE_SECONDS (default 10) per
- * throughput run.
+ * answering at once, so what is measured is the gate; it uses each org's stored API key, which the
+ * gate's credential broker decrypts for every action (the decrypt audited in the action's claim).
+ * Knob: BENCH_GATE_SECONDS (default 10) per throughput run.
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { AuditKeyring } from '@steward/audit';
-import { newId } from '@steward/common';
+import { AuditKeyring, recordEvent } from '@steward/audit';
+import { createLogger, newId } from '@steward/common';
 import { ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { type DataSource, inOrg } from '@steward/db';
-import { type ActionRequest, ContextCache, gateAction, type GateDeps, OutcomeWriter, PolicySource } from '@steward/gate';
+import { type ActionRequest, actionScope, ContextCache, CredentialBroker, type CredentialTarget, gateAction, type GateDeps, OutcomeWriter, PolicySource } from '@steward/gate';
+import { insertTask, startScriptedModelServer, startWorkerRuntime } from '@steward/jobs';
 import { seedPolicy } from '@steward/policy';
-import { ConfigKeyProvider } from '@steward/vault';
+import { ConfigKeyProvider, credentialAad, sealSecret } from '@steward/vault';
 import { createBenchDatabase, out, percentile } from './bench-db';
 
 const SECONDS = Number(process.env.BENCH_GATE_SECONDS ?? 10);
@@ -36,14 +46,18 @@ const manifest: ConnectorManifest = {
   name: 'CRM',
   vendor: 'bench',
   runtime: { kind: 'builtin' },
-  auth: { kind: 'none' },
+  auth: { kind: 'api_key' },
   credentialScope: 'org',
   tools: [{ name: 'crm.lookup', description: 'Look up an account.', inputSchema: { type: 'object', properties: { account: { type: 'string' } } }, action: 'saas.read', extract: { resources: ['/account'] }, readOnly: true }],
 };
 
-async function newOrg(ds: DataSource, i: number): Promise<{ orgId: string; userId: string }> {
+const keys = new ConfigKeyProvider(`v1:${Buffer.alloc(32, 7).toString('base64')}`);
+const apiKeyOf = (orgId: string) => `crm-key-${orgId.slice(-12)}`;
+
+async function newOrg(ds: DataSource, i: number): Promise<{ orgId: string; userId: string; target: CredentialTarget }> {
   const orgId = newId();
   const userId = newId();
+  const target: CredentialTarget = { id: newId(), name: 'CRM', credentialScope: 'org', auth: { kind: 'api_key', header: 'authorization', scheme: 'Bearer' } };
   await inOrg(ds, { orgId, userId }, async (em) => {
     await em.query(`INSERT INTO orgs (id, name, slug, domains) VALUES ($1, $2, $3, $4)`, [orgId, `Org ${i}`, `org-${i}-${orgId.slice(-6)}`, [`org${i}.example`]]);
     await em.query(`INSERT INTO users (id, email, name, password_hash) VALUES ($1, $2, 'Analyst', 'x')`, [userId, `analyst-${orgId.slice(-8)}@org${i}.example`]);
@@ -54,8 +68,13 @@ async function newOrg(ds: DataSource, i: number): Promise<{ orgId: string; userI
       JSON.stringify(seedPolicy()),
       userId,
     ]);
+    // The org's CRM connector and its stored API key (sealed as the vault seals it).
+    await em.query(`INSERT INTO connectors (org_id, id, kind, name, auth, credential_scope, status) VALUES ($1, $2, 'builtin', 'CRM', $3, 'org', 'active')`, [orgId, target.id, JSON.stringify(target.auth)]);
+    const credentialId = newId();
+    const s = await sealSecret(keys, apiKeyOf(orgId), credentialAad(orgId, target.id, credentialId));
+    await em.query(`INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key) VALUES ($1, $2, $3, NULL, 'secret', 'active', $4, $5)`, [orgId, credentialId, target.id, s.sealed, s.wrappedKey]);
   });
-  return { orgId, userId };
+  return { orgId, userId, target };
 }
 
 async function main(): Promise<void> {
@@ -83,9 +102,20 @@ async function main(): Promise<void> {
     out('commit_p99_ms', commitP99);
     log(`bare commits: ${commitTimes.length} at ${CONCURRENCY} clients, p50 ${percentile(commitTimes, 0.5).toFixed(2)} ms`);
 
-    // The connector: answers at once; its own time is measured per call.
+    const keyring = new AuditKeyring(keys);
+    const broker = new CredentialBroker(ds, keys, keyring);
+    const orgs: { orgId: string; userId: string; target: CredentialTarget }[] = [];
+    for (let i = 0; i < 50; i++) orgs.push(await newOrg(ds, i));
+    const targets = new Map(orgs.map((o) => [o.orgId, o.target]));
+
+    // The connector: takes the org's API key from the broker, checks it, answers at once; its own time is measured per call.
     const server = new McpServer({ name: 'crm', version: '1.0.0' });
-    server.registerTool('crm.lookup', { description: 'Look up an account.', inputSchema: { account: z.string().optional() } }, async (a) => ({ content: [{ type: 'text' as const, text: `account ${a.account}` }], structuredContent: { tier: 'gold' } }));
+    server.registerTool('crm.lookup', { description: 'Look up an account.', inputSchema: { account: z.string().optional() } }, async (a) => {
+      const scope = actionScope.getStore()!;
+      const c = await broker.forCall(targets.get(scope.orgId)!);
+      if (!('apiKey' in c) || c.apiKey !== apiKeyOf(scope.orgId)) throw new Error('the connector got the wrong credential');
+      return { content: [{ type: 'text' as const, text: `account ${a.account}` }], structuredContent: { tier: 'gold' } };
+    });
     await hub.addBuiltin('crm', server);
     const callTimes = new Map<string, number>();
     const timedHub = {
@@ -98,12 +128,18 @@ async function main(): Promise<void> {
         }
       },
     } as unknown as ConnectorHub;
-    const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 7).toString('base64')}`));
     const outcomes = new OutcomeWriter(ds, keyring, (err) => log(`outcome write failed: ${(err as Error).message}`));
-    const deps: GateDeps = { ds, redis, keyring, policies: new PolicySource(), hub: timedHub, manifest: () => manifest, outcomes, contexts: new ContextCache() };
-
-    const orgs: { orgId: string; userId: string }[] = [];
-    for (let i = 0; i < 50; i++) orgs.push(await newOrg(ds, i));
+    const deps: GateDeps = {
+      ds,
+      redis,
+      keyring,
+      policies: new PolicySource(),
+      hub: timedHub,
+      manifest: () => manifest,
+      outcomes,
+      contexts: new ContextCache(),
+      credentials: { broker, target: (_connector, orgId) => targets.get(orgId) },
+    };
     const request = (o: { orgId: string; userId: string }, n: number): ActionRequest => ({
       orgId: o.orgId,
       userId: o.userId,
@@ -150,9 +186,73 @@ async function main(): Promise<void> {
     log(`50 orgs, ${CONCURRENCY} concurrent actions, ${SECONDS} s`);
     out('gated_actions_per_sec', await run((n) => orgs[n % orgs.length], SECONDS));
 
-    // Every action committed its claim before running, and its outcome after.
-    const [{ open }] = await inOrg(ds, { orgId: orgs[0].orgId }, (em) => em.query(`SELECT count(*)::int AS open FROM task_actions WHERE org_id = $1 AND state <> 'succeeded'`, [orgs[0].orgId]));
+    // Every action committed its claim before running, and its outcome after; every decrypt is audited.
+    const [{ open, actions, decrypts }] = await inOrg(ds, { orgId: orgs[0].orgId }, (em) =>
+      em.query(
+        `SELECT (SELECT count(*)::int FROM task_actions WHERE org_id = $1 AND state <> 'succeeded') AS open,
+                (SELECT count(*)::int FROM task_actions WHERE org_id = $1) AS actions,
+                (SELECT count(*)::int FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'credential.decrypt') AS decrypts`,
+        [orgs[0].orgId],
+      ),
+    );
     if (open !== 0) throw new Error(`${open} actions of org 0 did not end as succeeded`);
+    if (decrypts !== actions) throw new Error(`org 0: ${actions} actions but ${decrypts} audited decrypts`);
+
+    // Tasks accepted as the API accepts them: task + outbox (+ NOTIFY) + first event + audit event, one transaction.
+    const accept = async (o: { orgId: string; userId: string }) =>
+      inOrg(ds, { orgId: o.orgId, userId: o.userId }, async (em) => {
+        const { id } = await insertTask(em, keys, { orgId: o.orgId, userId: o.userId, prompt: '[script:read-only] Summarise last week', workflow: null, connectors: ['workspace-files'], modelPreference: null, maxSteps: 10, budgetMicros: 1_000_000 });
+        await recordEvent(em, keyring, { id: newId(), orgId: o.orgId, occurredAt: new Date(), actor: { type: 'user', id: o.userId }, action: 'task.create', target: { type: 'Task', id }, outcome: 'success', client: 'rest', payload: { connectors: ['workspace-files'] } });
+        return id;
+      });
+    let accepted = 0;
+    const acceptUntil = Date.now() + SECONDS * 500;
+    const ta = process.hrtime.bigint();
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async (_, k) => {
+        while (Date.now() < acceptUntil) {
+          await accept(orgs[(accepted + k) % orgs.length]);
+          accepted++;
+        }
+      }),
+    );
+    out('task_accept_per_sec', accepted / (Number(process.hrtime.bigint() - ta) / 1e9));
+    // Those tasks are not run: the next measure starts from an empty outbox.
+    await owner.query(`DELETE FROM outbox`);
+    await owner.query(`UPDATE tasks SET state = 'cancelled', finished_at = now() WHERE state = 'queued'`);
+
+    // From commit to start, on an idle worker runtime (the relay is woken by the outbox's NOTIFY).
+    const model = await startScriptedModelServer();
+    const dataDir = mkdtempSync(join(tmpdir(), 'steward-bench-gate-'));
+    const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+    const runtime = await startWorkerRuntime({
+      redisUrl: process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379',
+      prefix: `steward-bench-${newId().slice(-8)}`,
+      concurrency: 4,
+      log: quiet,
+      agentTasks: { ds, redis, keys, keyring, dataDir, model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true }, leaseSeconds: 30, relayIntervalMs: 60_000, log: quiet },
+    });
+    try {
+      const starts: number[] = [];
+      for (let i = 0; i < 100; i++) {
+        const o = orgs[i % orgs.length];
+        const id = await accept(o);
+        const committed = Date.now();
+        for (;;) {
+          const [row] = await inOrg(ds, { orgId: o.orgId }, (em) => em.query(`SELECT started_at, state FROM tasks WHERE org_id = $1 AND id = $2`, [o.orgId, id]));
+          if (row.started_at && ['completed', 'failed', 'in_review'].includes(row.state)) {
+            starts.push(new Date(row.started_at).getTime() - committed);
+            break;
+          }
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      }
+      out('accept_to_start_p50_ms', percentile(starts, 0.5));
+      out('accept_to_start_p99_ms', percentile(starts, 0.99));
+    } finally {
+      await runtime.close();
+      await model.close();
+    }
   } catch (err) {
     failed = true;
     log(`failed: ${(err as Error).stack ?? err}`);

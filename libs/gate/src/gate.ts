@@ -46,7 +46,7 @@ export interface GateDeps {
   /** Where outcomes are written (in batches, after the call). */
   outcomes: OutcomeWriter;
   /** Credentials of the connectors that take one: decrypted for each action, the decrypt audited in its claim. */
-  credentials?: { broker: CredentialBroker; target: (connector: string) => CredentialTarget | undefined };
+  credentials?: { broker: CredentialBroker; target: (connector: string, orgId: string) => CredentialTarget | undefined };
   /** Where claims are written (default: the data source's shared batching writer). */
   claims?: ClaimWriter;
   /** Org and user contexts cached for a second (optional: without it every action reads them). */
@@ -122,7 +122,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   //    audit event — or nothing. If it does not commit, nothing runs.
   const keys = perQuery(deps.ds, req.orgId);
   let reservation: Reservation | null = null;
-  const credentialTarget = deps.credentials?.target(req.connector);
+  const credentialTarget = deps.credentials?.target(req.connector, req.orgId);
   let prepared: PreparedCredential | null = null;
   let w!: Written;
   for (let attempt = 0; ; attempt++) {
