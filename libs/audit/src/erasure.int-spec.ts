@@ -8,8 +8,8 @@ import type { CanonicalEvent } from './event';
 import { AuditKeyring } from './keyring';
 import { recordEvent } from './record';
 import { eraseSubject, ErasureBlockedError, purgeOrg, readSealed } from './retention';
-import { sealOrg } from './sequencer';
 import { verifyOrg } from './verify';
+import { sealAll } from '../../../test/support/seal';
 
 const MASTER = `v1:${Buffer.alloc(32, 9).toString('base64')}`;
 const keyring = new AuditKeyring(new ConfigKeyProvider(MASTER));
@@ -72,7 +72,7 @@ describe('erasure of one person (crypto-shredding, real PostgreSQL)', () => {
     const lastMonth = new Date(Date.UTC(new Date().getUTCFullYear(), new Date().getUTCMonth() - 1, 12));
     const aliceIds = [await send(org, alice, 'alice', 1, lastMonth), await send(org, alice, 'alice', 2), await send(org, alice, 'alice', 3)];
     const bobIds = [await send(org, bob, 'bob', 1, lastMonth), await send(org, bob, 'bob', 2)];
-    await sealOrg(ds, org, { holder: 'test' });
+    await sealAll(ds, org);
     const before = await readAll(org);
     expect(aliceIds.map((id) => before[id])).toEqual([canary('alice', 1), canary('alice', 2), canary('alice', 3)]);
 
@@ -86,7 +86,7 @@ describe('erasure of one person (crypto-shredding, real PostgreSQL)', () => {
     const dump = await su.query(`SELECT string_agg(t::text, '') AS all FROM (SELECT canonical FROM audit_events UNION ALL SELECT wrapped FROM audit_keys) t`);
     expect(dump.rows[0].all).not.toContain('canary-alice');
     // Audited, with the reason sealed under the org's key (not alice's), chain intact.
-    await sealOrg(ds, org, { holder: 'test' });
+    await sealAll(ds, org);
     const [event] = await inOrg(ds, { orgId: org }, (em) => em.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND action = 'audit.erase'`, [org]));
     const e = JSON.parse(event.canonical) as CanonicalEvent;
     expect(e).toMatchObject({ target: { type: 'User', id: alice }, payload: { erasure: erasure.id, keysDestroyed: 2 } });

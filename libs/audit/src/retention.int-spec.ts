@@ -6,8 +6,8 @@ import type { CanonicalEvent } from './event';
 import { AuditKeyring, monthOf } from './keyring';
 import { recordEvent } from './record';
 import { dropExpiredPartitions, purgeOrg, readSealed } from './retention';
-import { sealOrg } from './sequencer';
 import { verifyOrg } from './verify';
+import { sealAll } from '../../../test/support/seal';
 
 const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`));
 
@@ -70,7 +70,7 @@ describe('retention and legal hold (real PostgreSQL)', () => {
     await inOrg(ds, { orgId: a }, (em) =>
       em.insert(LegalHold, { id: newId(), orgId: a, userId: alice, fromAt: monthStart(5), untilAt: monthStart(3), reason: 'litigation', createdBy: bob, releasedAt: null }),
     );
-    for (const o of [a, b]) expect((await sealOrg(ds, o, { holder: 'test' })).sealed).toBe(16);
+    for (const o of [a, b]) expect(await sealAll(ds, o)).toBe(16);
 
     const purgeA = await purgeOrg(ds, keyring, a);
     const purgeB = await purgeOrg(ds, keyring, b);
@@ -114,7 +114,7 @@ describe('retention and legal hold (real PostgreSQL)', () => {
     for (const o of [a, b]) {
       const [{ n }] = await inOrg(ds, { orgId: o }, (em) => em.query(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND action IN ('audit.purge', 'audit.partition_drop')`, [o]));
       expect(n).toBe(2);
-      await sealOrg(ds, o, { holder: 'test' });
+      await sealAll(ds, o);
       const v = await verifyOrg(ds, o, null);
       expect(v).toMatchObject({ ok: true, purged: 2 });
     }

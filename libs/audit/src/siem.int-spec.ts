@@ -6,8 +6,8 @@ import { ConfigKeyProvider } from '@steward/vault';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
 import { AuditKeyring } from './keyring';
 import { recordEvent } from './record';
-import { sealOrg } from './sequencer';
 import { checkSinkUrl, pushToSiem, sealSinkToken, validateSinkUrl } from './siem';
+import { sealAll } from '../../../test/support/seal';
 
 const keys = new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`);
 const keyring = new AuditKeyring(keys);
@@ -55,7 +55,7 @@ async function recordAndSeal(ds: DataSource, orgId: string, n: number): Promise<
       recordEvent(em, keyring, { id: newId(), orgId, occurredAt: new Date(), actor: { type: 'user', id: null }, action: 'file.read', outcome: 'success', client: 'rest', payload: { i } }),
     );
   }
-  await sealOrg(ds, orgId, { holder: 'test' });
+  await sealAll(ds, orgId);
 }
 
 async function addSink(ds: DataSource, orgId: string, url: string, batchSize = 10): Promise<string> {
@@ -119,7 +119,7 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 });
     expect(hec.received).toHaveLength(23);
     // The 24th once sealed.
-    await sealOrg(ds, org, { holder: 'test' });
+    await sealAll(ds, org);
     expect((await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 }))[0]).toMatchObject({ delivered: 1, lastSeq: 24 });
     expect(hec.received).toHaveLength(24);
   });
