@@ -110,7 +110,19 @@ export class CredentialBroker {
    * usual path must run instead (none yet, needs re-authorisation, an OAuth token to refresh).
    */
   async prepare(target: CredentialTarget, orgId: string, userId: string): Promise<PreparedCredential | null> {
-    if (target.auth.kind === 'none') return null;
+    const row = await this.liveRow(target, orgId, userId);
+    if (!row || row.status !== 'active' || !row.sealed || !row.wrapped_key) return null;
+    if (row.kind === 'oauth2' && row.expires_at && row.expires_at.getTime() - Date.now() < REFRESH_MARGIN_MS) return null;
+    return { target, row };
+  }
+
+  /** The id of the credential an action of this employee would run with (what an approval is bound to). */
+  async liveCredentialId(target: CredentialTarget, orgId: string, userId: string): Promise<string | null> {
+    return (await this.liveRow(target, orgId, userId))?.id ?? null;
+  }
+
+  private async liveRow(target: CredentialTarget, orgId: string, userId: string): Promise<Row | undefined> {
+    if (target.auth.kind === 'none') return undefined;
     const kind = target.auth.kind === 'oauth2' ? 'oauth2' : 'secret';
     const owner = target.credentialScope === 'user' ? userId : null;
     const key = `${orgId}/${target.id}/${owner ?? 'org'}`;
@@ -122,9 +134,7 @@ export class CredentialBroker {
       if (this.rows.size >= 10_000) this.rows.clear();
       if (row) this.rows.set(key, { row, until: Date.now() + 1000 });
     }
-    if (!row || row.status !== 'active' || !row.sealed || !row.wrapped_key) return null;
-    if (kind === 'oauth2' && row.expires_at && row.expires_at.getTime() - Date.now() < REFRESH_MARGIN_MS) return null;
-    return { target, row };
+    return row;
   }
 
   /** Forgets what `prepare` cached for a connector (its credential changed). */

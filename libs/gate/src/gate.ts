@@ -124,6 +124,8 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   let reservation: Reservation | null = null;
   const credentialTarget = deps.credentials?.target(req.connector, req.orgId);
   let prepared: PreparedCredential | null = null;
+  // The credential an approval is bound to: the one the action would run with (given, or the live one).
+  const liveCredentialId = async () => req.credentialId ?? (credentialTarget && deps.credentials ? await deps.credentials.broker.liveCredentialId(credentialTarget, req.orgId, req.userId) : null);
   let w!: Written;
   for (let attempt = 0; ; attempt++) {
     const ctx = await (deps.contexts ? deps.contexts.get(deps.ds, req.orgId, req.userId) : readContext(deps.ds, req.orgId, req.userId));
@@ -170,7 +172,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
         subject: req.userId,
       });
       // Watched: the approval request (routed as the policy says) is written with the claim.
-      const approval = state === 'awaiting_approval' ? { id: newId(), toolHash, credentialId: req.credentialId ?? null, approverGroup: d.routing?.approverGroup ?? null, quorum: d.routing?.quorum ?? 1 } : null;
+      const approval = state === 'awaiting_approval' ? { id: newId(), toolHash, credentialId: await liveCredentialId(), approverGroup: d.routing?.approverGroup ?? null, quorum: d.routing?.quorum ?? 1 } : null;
       // One commit for this claim and the others arriving meanwhile (claims.ts); each answered alone.
       return (deps.claims ?? claimWriterFor(deps.ds)).claim({
         org: req.orgId, user: req.userId, id: actionId, task: claim.taskId, step: claim.step, gateway: claim.gatewayKey,
@@ -200,7 +202,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
       const decided: Decided = { actionId: id!, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null };
       const redeemed: RedeemResult = await redeemApproval(deps.ds, deps.keyring, {
         orgId: req.orgId, userId: req.userId, actionId: id!, taskId: claim.taskId, connector: req.connector, tool: req.tool, actionType: mapping.action,
-        argsDigest, toolHash, credentialId: req.credentialId ?? null, level: refusal === 'forbidden' ? 'forbidden' : level, policyVersion: policy?.version ?? null, client: req.client, now,
+        argsDigest, toolHash, credentialId: await liveCredentialId(), level: refusal === 'forbidden' ? 'forbidden' : level, policyVersion: policy?.version ?? null, client: req.client, now,
       });
       if (redeemed === 'pending') return { ...decided, status: 'awaiting_approval' };
       if (redeemed !== 'executing') return { ...decided, status: 'refused', refusal: redeemed };
