@@ -9,6 +9,7 @@ import { AuditErasure1764288000000 } from './1764288000000-audit-erasure';
 import { ConnectorsAndCredentials1764374400000 } from './1764374400000-connectors-and-credentials';
 import { ActionGate1764460800000 } from './1764460800000-action-gate';
 import { AgentTasks1764547200000 } from './1764547200000-agent-tasks';
+import { OutcomeUnknown1764720000000 } from './1764720000000-outcome-unknown';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   ConnectorsAndCredentials1764374400000,
   ActionGate1764460800000,
   AgentTasks1764547200000,
+  OutcomeUnknown1764720000000,
 ];

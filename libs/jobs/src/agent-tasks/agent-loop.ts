@@ -40,6 +40,11 @@ export interface AgentDeps {
   holder?: string;
   /** Tests: called before each model turn (turn index). */
   beforeTurn?: (lease: Lease, turn: number) => Promise<void>;
+  /**
+   * More in-process connectors a task may name, by id (tests: a connector whose executions are
+   * logged; the server is made per task run, with the lease it runs under).
+   */
+  builtins?: Record<string, { manifest: ConnectorManifest; server: (ctx: { lease: Lease; folder: string }) => Parameters<ConnectorHub['addBuiltin']>[1] }>;
 }
 
 interface Transcript {
@@ -112,6 +117,9 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     if (c === 'workspace-files') {
       await hub.addBuiltin(c, createWorkspaceFilesServer({ folder: join(deps.dataDir, 'workspaces', orgId, userId) }));
       manifests[c] = workspaceFilesManifest;
+    } else if (deps.builtins?.[c]) {
+      await hub.addBuiltin(c, deps.builtins[c].server({ lease, folder: join(deps.dataDir, 'workspaces', orgId, userId) }));
+      manifests[c] = deps.builtins[c].manifest;
     }
   }
   // Outcomes are written in batches after each call; flushed before the task's state moves on.
@@ -126,6 +134,13 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     t = JSON.parse((await openSecret(keys, { sealed: task.transcript_sealed, wrappedKey: task.transcript_key }, transcriptAad(orgId, taskId))).toString('utf8'));
   } else {
     t = { v: 1, messages: [{ role: 'user', content: await openPrompt(keys, orgId, taskId, task) }], steps: {}, continuations: 0 };
+  }
+  // A model call that a crashed worker left `executing` has no known outcome (a new call is made;
+  // a tool call is handled when its claim answers `duplicate` below).
+  if (task.epoch > 1) {
+    await fenced(ds, lease, (em) =>
+      em.query(`UPDATE task_actions SET state = 'outcome_unknown', finished_at = now() WHERE org_id = $1 AND task_id = $2 AND action_type = 'model.invoke' AND state = 'executing'`, [orgId, taskId]),
+    );
   }
   const budget = task.budget_micros === null ? Infinity : Number(task.budget_micros);
   let cost = Number(task.cost_micros);
@@ -260,7 +275,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         workflow,
         client: 'worker',
       });
-      const ev = { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: r.status, actionId: r.actionId, ...(r.status !== 'duplicate' ? { level: r.level, reason: r.reason, ruleIds: r.ruleIds } : { state: r.state }) };
+      const ev: Record<string, unknown> = { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: r.status, actionId: r.actionId, ...(r.status !== 'duplicate' ? { level: r.level, reason: r.reason, ruleIds: r.ruleIds } : { state: r.state }) };
       events.push({ kind: 'action', data: ev });
       switch (r.status) {
         case 'executed': {
@@ -282,7 +297,13 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
           break;
         case 'duplicate':
           if (r.state === 'awaiting_approval') stop ??= { state: 'awaiting_approval' };
-          else results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `This action was already taken (state: ${r.state}); its result is not available again.` });
+          else if (r.state === 'executing' || r.state === 'outcome_unknown') {
+            // Claimed by a worker that died before its outcome was written: it may or may not have
+            // run. Never re-run blindly — marked `outcome_unknown`, and the task goes to a human.
+            await fenced(ds, lease, (em) => em.query(`UPDATE task_actions SET state = 'outcome_unknown', finished_at = now() WHERE org_id = $1 AND id = $2 AND state = 'executing'`, [orgId, r.actionId]));
+            ev.state = 'outcome_unknown';
+            stop ??= { state: 'awaiting_approval', error: { code: 'outcome_unknown', message: `the outcome of ${target.tool} (step ${t.steps[u.id]}) is unknown after a crash: a human must check whether it ran` } };
+          } else results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `This action was already taken (state: ${r.state}); its result is not available again.` });
           break;
       }
       // Forbidden stops the task at once: nothing after it in this turn runs.
@@ -294,8 +315,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, step]);
         await appendEvents(em, keys, orgId, taskId, events);
       });
-      return finish('awaiting_approval');
+      return finish('awaiting_approval', stop.error);
     }
+    // Outcomes are committed before the transcript says the calls are done (a crash between the
+    // two would otherwise leave claims `executing` whose results the model already saw).
+    await outcomes.flush();
     t.messages.push({ role: 'user', content: results as MessageParam['content'] });
     await persist(async (em) => {
       await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, step]);

@@ -11,7 +11,9 @@ import { appendEvents, enqueueInOutbox, jobIdOf } from './task-store';
  * (its old worker can write nothing more) and a new outbox row; a queued task whose job BullMQ no
  * longer knows (Redis lost its data) likewise. Redis holds nothing that Postgres cannot rebuild.
  */
-const LIVE_JOB_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+// 'active' is not among them: a job taken by a worker that died before it took the lease would
+// otherwise wait for BullMQ's stall check; a new epoch is safe (the old job's lease attempt fails).
+const LIVE_JOB_STATES = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
 export async function relayOutbox(ds: DataSource, queue: Queue, limit = 200): Promise<number> {
   const pending: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_outbox_pending($1)', [limit]));

@@ -16,7 +16,7 @@ import type { AddressInfo } from 'node:net';
  *
  * Faults, for tests and demos: `[fail-first:429]` / `[fail-first:529]` in the prompt makes the
  * first attempt of every turn fail with that status; `[max-tokens]` cuts the first answer of the
- * task with stop_reason "max_tokens".
+ * task with stop_reason "max_tokens"; `[slow:MS]` delays every answer by MS milliseconds.
  */
 export const OFFLINE_MODEL_LABEL = 'offline demo model';
 export const OFFLINE_API_KEY = 'offline-demo-model-key';
@@ -81,6 +81,12 @@ export const SCRIPTS: Record<string, Script> = {
   loop: (c) => calls(`Reading again (${c.turn}).`, use(c.tool('files_list'), {})),
   /** No tools at all. */
   hello: () => done('Hello from the offline demo model.'),
+  /** Irreversible postings to a ledger: one, then two at once (parallel tool_use), then the end (fault tests). */
+  ledger: (c) => {
+    if (c.turn === 0) return calls('Posting the first entry.', use(c.tool('ledger_post'), { memo: 'entry-1', amount: 100 }));
+    if (c.turn === 1) return calls('Posting two more at once.', use(c.tool('ledger_post'), { memo: 'entry-2', amount: 200 }), use(c.tool('ledger_post'), { memo: 'entry-3', amount: 300 }));
+    return done(`Posted: ${c.results.map((r) => (r.isError ? 'error' : 'ok')).join(', ')}`);
+  },
 };
 
 function promptOf(messages: Msg[]): string {
@@ -139,6 +145,10 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
         return fault === '429' ? error(res, 429, 'rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit') : error(res, 529, 'overloaded_error', 'Overloaded');
       }
     }
+
+    // A slow model (fault tests): `[slow:MS]` delays every answer.
+    const slow = Number(/\[slow:(\d{1,5})\]/.exec(prompt)?.[1] ?? 0);
+    if (slow) await new Promise((r) => setTimeout(r, slow));
 
     const name = /\[script:([a-z0-9-]+)\]/.exec(prompt)?.[1] ?? 'weekly-brief';
     const script = SCRIPTS[name] ?? SCRIPTS['weekly-brief'];
