@@ -5,3 +5,5 @@ export * from './agent-tasks/relay';
 export * from './agent-tasks/scripted-model';
 export * from './agent-tasks/task-store';
 export * from './agent-tasks/from-config';
+export * from './agent-tasks/schedules';
+export * from './agent-tasks/budgets';

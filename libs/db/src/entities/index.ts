@@ -75,4 +75,5 @@ export const TENANT_TABLES = [
   'tasks',
   'outbox',
   'task_events',
+  'task_schedules',
 ] as const;

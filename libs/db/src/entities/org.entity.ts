@@ -31,6 +31,14 @@ export class Org {
   @Column({ name: 'agents_paused_by', type: 'uuid', nullable: true })
   agentsPausedBy!: string | null;
 
+  /** Agent spend allowed per calendar month (UTC) for the whole org, micro-dollars; null: no limit. */
+  @Column({ name: 'monthly_budget_micros', type: 'bigint', nullable: true })
+  monthlyBudgetMicros!: string | null;
+
+  /** Agent spend allowed per calendar month (UTC) for each user, micro-dollars; null: no limit. */
+  @Column({ name: 'user_monthly_budget_micros', type: 'bigint', nullable: true })
+  userMonthlyBudgetMicros!: string | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

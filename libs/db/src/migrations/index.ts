@@ -10,6 +10,8 @@ import { ConnectorsAndCredentials1764374400000 } from './1764374400000-connector
 import { ActionGate1764460800000 } from './1764460800000-action-gate';
 import { AgentTasks1764547200000 } from './1764547200000-agent-tasks';
 import { OutcomeUnknown1764720000000 } from './1764720000000-outcome-unknown';
+import { TaskSchedules1764720000001 } from './1764720000001-task-schedules';
+import { MonthlyBudgets1764720000002 } from './1764720000002-monthly-budgets';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -25,4 +27,6 @@ export const MIGRATIONS = [
   ActionGate1764460800000,
   AgentTasks1764547200000,
   OutcomeUnknown1764720000000,
+  TaskSchedules1764720000001,
+  MonthlyBudgets1764720000002,
 ];

@@ -8,6 +8,7 @@ import { type DataSource, type EntityManager, inOrg } from '@steward/db';
 import { gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { type ActionType, decide, isActionType } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
+import { budgetMessage, monthlyBudgetBlock } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
 import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
 
@@ -189,6 +190,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     if (flags.cancelRequested) return finish('cancelled');
     if (step >= task.max_steps) return finish('failed', { code: 'step_limit', message: `the task reached its step limit (${task.max_steps})` });
     if (cost >= budget) return finish('failed', { code: 'budget_exceeded', message: `the task reached its budget (${(budget / 1e6).toFixed(2)} USD)` });
+    const monthly = await inOrg(ds, { orgId }, (em) => monthlyBudgetBlock(em, orgId, userId));
+    if (monthly) return finish('failed', { code: 'monthly_budget_exceeded', message: budgetMessage(monthly) });
     await deps.beforeTurn?.(lease, turn);
 
     // model.invoke: decided and written ahead (claim, decision, audit event by digest and size).
