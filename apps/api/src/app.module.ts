@@ -44,6 +44,8 @@ import { SetupController } from './setup/setup.controller';
 import { SetupService } from './setup/setup.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TasksService } from './tasks/tasks.service';
+import { SchedulesController, UsageController } from './schedules/schedules.controller';
+import { SchedulesService } from './schedules/schedules.service';
 import { WorkflowsController } from './workflows/workflows.controller';
 import { WorkflowsService } from './workflows/workflows.service';
 
@@ -86,6 +88,8 @@ export class AppModule {
         CredentialsController,
         OAuthController,
         TasksController,
+        SchedulesController,
+        UsageController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -118,6 +122,7 @@ export class AppModule {
         ConnectorsService,
         CredentialsService,
         TasksService,
+        SchedulesService,
       ],
       exports: [SetupService, OpenApiService],
     };

@@ -8,6 +8,9 @@ export const OrgView = z.strictObject({
   domains: z.array(Domain).max(20),
   requireStepUp: z.boolean(),
   auditRetentionMonths: z.int().min(1).max(120),
+  /** Agent spend allowed per calendar month (UTC), US dollars: the whole org, and each user (null: no limit). */
+  monthlyBudgetUsd: z.number().min(0).nullable(),
+  userMonthlyBudgetUsd: z.number().min(0).nullable(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -19,5 +22,8 @@ export const UpdateOrgBody = z
     requireStepUp: z.boolean().optional(),
     /** Whole months of readable audit content (the seed's 180 days is 6). */
     auditRetentionMonths: z.int().min(1).max(120).optional(),
+    /** Monthly agent budgets in US dollars (null removes the limit). */
+    monthlyBudgetUsd: z.number().min(0).max(10_000_000).nullable().optional(),
+    userMonthlyBudgetUsd: z.number().min(0).max(10_000_000).nullable().optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');

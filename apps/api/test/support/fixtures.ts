@@ -165,6 +165,16 @@ export async function newTask(c: Ctx): Promise<string> {
   return body.id;
 }
 
+/** A task schedule of the org's owner (Fridays 17:00 Tokyo time). */
+export async function newSchedule(c: Ctx): Promise<string> {
+  const body = await ok<{ id: string }>(
+    await c.h.http.post('/v1/task-schedules').set('Cookie', c.ownerCookie).send({ name: `Weekly brief ${rnd()}`, cron: '0 17 * * 5', timeZone: 'Asia/Tokyo', prompt: '[script:hello] weekly brief' }),
+    201,
+    'schedule',
+  );
+  return body.id;
+}
+
 async function freshSession(c: Ctx): Promise<string> {
   const user = await addUser(c.h.ds, c.org, c.role);
   return login(c.h, user.email, { org: c.org.slug });
@@ -320,4 +330,12 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/tasks/{id}': async (c) => ({ path: `/v1/tasks/${await newTask(c)}` }),
   'POST /v1/tasks/{id}/cancel': async (c) => ({ path: `/v1/tasks/${await newTask(c)}/cancel` }),
   'GET /v1/tasks/{id}/events': async (c) => ({ path: `/v1/tasks/${await newTask(c)}/events?follow=false` }),
+  'POST /v1/task-schedules': async () => ({ path: '/v1/task-schedules', body: { name: 'Weekly executive brief', cron: '0 17 * * 5', timeZone: 'Asia/Tokyo', prompt: 'Weekly exec brief: last week numbers and competitor moves' } }),
+  'GET /v1/task-schedules': async () => ({ path: '/v1/task-schedules' }),
+  'GET /v1/task-schedules/{id}': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}` }),
+  'PATCH /v1/task-schedules/{id}': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}`, body: { cron: '30 8 * * 1', timeZone: 'Europe/Paris' } }),
+  'DELETE /v1/task-schedules/{id}': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}` }),
+  'POST /v1/task-schedules/{id}/pause': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}/pause` }),
+  'POST /v1/task-schedules/{id}/resume': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}/resume` }),
+  'GET /v1/usage': async () => ({ path: '/v1/usage' }),
 };
