@@ -11,7 +11,8 @@
  *   5 act       Autonomous runs; Batched runs its reversible form (reads run as they are; a write
  *               with no reversible form waits like Watched); Watched waits for approval; Forbidden
  *               is refused
- *   6 execute   through libs/connectors, the action id sent upstream as an idempotency key
+ *   6 execute   through libs/connectors, the action id sent upstream as an idempotency key; a
+ *               transient failure retried with backoff only for reads and idempotent tools
  *   7 outcome   state, result digest and size, duration, the undo call — and its audit event
  *
  * Delivery is at most once: a claim that exists is never executed again; one left `executing`
@@ -41,6 +42,8 @@ export interface GateDeps {
   outcomes: OutcomeWriter;
   /** Org and user contexts cached for a second (optional: without it every action reads them). */
   contexts?: ContextCache;
+  /** Retries of a transient connector failure (reads and idempotent tools only): attempts in all (default 3), first delay (default 200 ms). */
+  retry?: { attempts?: number; baseDelayMs?: number };
   now?: () => Date;
 }
 
@@ -187,7 +190,11 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   const call: ToolCall = w.reversible ?? { tool: req.tool, args: req.args };
   const started = Date.now();
   try {
-    const result = await deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: actionId });
+    // A transient failure (unreachable, timeout, 5xx) is retried with backoff only where a second
+    // call cannot act twice: reads, and tools whose upstream honours the idempotency key. Policy,
+    // validation and credential failures are never retried.
+    const safe = spec?.readOnly === true || spec?.idempotent === true;
+    const result = await withRetry(() => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: actionId }), safe ? (deps.retry?.attempts ?? 3) : 1, deps.retry?.baseDelayMs ?? 200);
     const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).
     deps.outcomes.add(req, actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, errorCode: null });
@@ -196,6 +203,17 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
     const error = err instanceof ConnectorError ? { code: err.code, message: err.message } : { code: 'internal', message: 'the connector call failed' };
     deps.outcomes.add(req, actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, errorCode: error.code });
     return { ...w.decided, status: 'failed', error };
+  }
+}
+
+async function withRetry<T>(call: () => Promise<T>, attempts: number, baseDelayMs: number): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (attempt >= attempts || !(err instanceof ConnectorError) || !err.retryable) throw err;
+      await new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5)));
+    }
   }
 }
 

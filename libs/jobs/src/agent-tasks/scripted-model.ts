@@ -15,7 +15,9 @@ import type { AddressInfo } from 'node:net';
  * names them `<connector>__<tool>`), so scripts work whatever the connector instance is called.
  *
  * Faults, for tests and demos: `[fail-first:429]` / `[fail-first:529]` in the prompt makes the
- * first attempt of every turn fail with that status; `[max-tokens]` cuts the first answer of the
+ * first attempt of every turn fail with that status (`[fail-always:529]`: every attempt);
+ * `[stream-error]` sends an overloaded error in the middle of the first stream of every turn;
+ * `[max-tokens-tool]` cuts the first answer inside a tool_use block; `[max-tokens]` cuts the first answer of the
  * task with stop_reason "max_tokens"; `[slow:MS]` delays every answer by MS milliseconds.
  */
 export const OFFLINE_MODEL_LABEL = 'offline demo model';
@@ -133,13 +135,14 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     const turn = body.messages.filter((m) => m.role === 'assistant').length;
     const record = (status: number) => requests.push({ auth, model: body.model, stream: !!body.stream, status, turn });
 
-    // Faults: the first attempt of each turn fails.
-    const fault = /\[fail-first:(429|529)\]/.exec(prompt)?.[1];
+    // Faults: the first attempt of each turn fails (`fail-first`), or every attempt (`fail-always`).
+    const fault = /\[fail-(?:first|always):(429|529)\]/.exec(prompt)?.[1];
+    const digest = createHash('sha256').update(JSON.stringify(body.messages)).digest('hex');
+    const n = (attempts.get(digest) ?? 0) + 1;
+    if (attempts.size >= 10_000) attempts.clear();
+    attempts.set(digest, n);
     if (fault) {
-      const digest = createHash('sha256').update(JSON.stringify(body.messages)).digest('hex');
-      const n = (attempts.get(digest) ?? 0) + 1;
-      attempts.set(digest, n);
-      if (n === 1) {
+      if (n === 1 || /\[fail-always:/.test(prompt)) {
         record(Number(fault));
         res.setHeader('retry-after', '0');
         return fault === '429' ? error(res, 429, 'rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit') : error(res, 529, 'overloaded_error', 'Overloaded');
@@ -160,6 +163,8 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     // An answer cut at max_tokens: the first turn of a task that asks for it, text only.
     const cutTurn = /\[max-tokens\]/.test(prompt) && turn === 0 && !(Array.isArray(last?.content) && last.content.some((b) => b.type === 'text' && b.text.startsWith('Continue')));
     if (cutTurn) out = { content: [text('The brief begins: last week revenue rose and')], stop: 'max_tokens' };
+    // A tool_use cut at max_tokens (`[max-tokens-tool]`): its input is incomplete and must not run.
+    if (/\[max-tokens-tool\]/.test(prompt) && turn === 0) out = { content: [text('Writing the file.'), ...use(tool('files_write'), { path: 'cut.txt', content: 'partial' })], stop: 'max_tokens' };
     if (out.stop === 'tool_use' && !out.content.some((b) => b.type === 'tool_use')) out = done('I have no tool to do that with.');
 
     const message = {
@@ -180,6 +185,12 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     send('message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage: { input_tokens: message.usage.input_tokens, output_tokens: 1 } } });
+    // Overloaded in the middle of a stream (`[stream-error]`: the first streamed attempt of each turn), as the API does after a 200.
+    if (/\[stream-error\]/.test(prompt) && n === 1) {
+      requests[requests.length - 1]!.status = 529;
+      send('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
+      return res.end();
+    }
     out.content.forEach((b, index) => {
       if (b.type === 'text') {
         send('content_block_start', { type: 'content_block_start', index, content_block: { type: 'text', text: '' } });
