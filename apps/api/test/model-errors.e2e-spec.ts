@@ -7,6 +7,7 @@ import { createLogger } from '@steward/common';
 import { inOrg } from '@steward/db';
 import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
+import { Client } from 'pg';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 /**
@@ -50,7 +51,7 @@ describe('model errors in the agent loop', () => {
     h = await startHarness();
     org = await seedOrg(h.ds, 'modelerr');
     member = await login(h, org.users.member.email);
-    model = await startScriptedModelServer();
+    model = await startScriptedModelServer({ recordBodies: true });
     dataDir = mkdtempSync(join(tmpdir(), 'steward-model-'));
     mkdirSync(join(workspace(), 'numbers'), { recursive: true });
     writeFileSync(join(workspace(), 'numbers/last-week.csv'), 'week,revenue\n46,1200000\n');
@@ -101,5 +102,53 @@ describe('model errors in the agent loop', () => {
     expect(r.actions.map((a) => a.action_type)).toEqual(['model.invoke', 'file.read', 'file.read', 'file.read', 'model.invoke']);
     const out = (await h.http.get(`/v1/tasks/${r.task.id}/events?follow=false`).set('Cookie', member)).text;
     expect(out).toMatch(/Read 3 files: .*a\.txt.*b\.txt.*c\.txt/);
+  });
+
+  it('model.invoke is labelled, decided and audited by digest and size; where the policy says so, personal data is redacted from what is sent', async () => {
+    const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+    url.pathname = `/${h.db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    try {
+      const prompt = '[script:hello] Draft a reply to bob@gmail.com (card 4111 1111 1111 1111) and copy alice@modelerr.example';
+      const invokes = (taskId: string) =>
+        su.query(
+          `SELECT a.labels, e.canonical::jsonb->'payload' AS p FROM task_actions a JOIN audit_events e ON e.canonical::jsonb->'payload'->>'actionId' = a.id::text WHERE a.task_id = $1 AND a.action_type = 'model.invoke' ORDER BY a.step`,
+          [taskId],
+        );
+      // A policy without the seed's redaction rule: the conversation goes as it is, labelled "pii"
+      // and audited by digest and size only.
+      const [{ document }] = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
+      expect(document.rules.map((r: { id: string }) => r.id)).toContain('org.model-personal-data');
+      const without = { ...document, rules: document.rules.filter((r: { id: string }) => r.id !== 'org.model-personal-data') };
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(without)]);
+      const before = model.bodies.length;
+      const plain = await run(prompt, true);
+      expect(plain.outcome).toBe('completed');
+      expect(model.bodies.slice(before).join('')).toContain('bob@gmail.com');
+      const [p0] = (await invokes(plain.task.id)).rows;
+      expect(p0.labels).toContain('pii');
+      expect(p0.p).toMatchObject({ digest: expect.stringMatching(/^[0-9a-f]{64}$/), bytes: expect.any(Number), redacted: [] });
+      expect(JSON.stringify(p0.p)).not.toContain('bob@gmail.com');
+
+      // The seed policy's rule back ("personal data is redacted before it reaches the model").
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(document)]);
+      const from = model.bodies.length;
+      const redacted = await run(prompt, true);
+      expect(redacted.outcome).toBe('completed');
+      const sent = model.bodies.slice(from).join('');
+      expect(sent).not.toContain('bob@gmail.com');
+      expect(sent).not.toContain('4111 1111 1111 1111');
+      expect(sent).toContain('[redacted email]');
+      expect(sent).toContain('[redacted card_number]');
+      // The org's own addresses are not personal data sent outside.
+      expect(sent).toContain('alice@modelerr.example');
+      const [p1] = (await invokes(redacted.task.id)).rows;
+      expect(p1.p).toMatchObject({ obligations: ['redact_personal_data'], redacted: [{ kind: 'card_number', count: 1 }, { kind: 'email_external', count: 1 }] });
+      expect(p1.p.digest).not.toBe(p0.p.digest);
+      expect(p1.p.bytes).not.toBe(p0.p.bytes);
+    } finally {
+      await su.end();
+    }
   });
 });

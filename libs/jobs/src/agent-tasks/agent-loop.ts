@@ -6,7 +6,7 @@ import { type Logger, newId } from '@steward/common';
 import { ConnectorHub, type ConnectorManifest, createWorkspaceFilesServer, workspaceFilesManifest } from '@steward/connectors';
 import { type DataSource, type EntityManager, inOrg } from '@steward/db';
 import { gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
-import { type ActionType, decide, isActionType } from '@steward/policy';
+import { type ActionType, decide, isActionType, labelArguments, redactPersonalData } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { budgetMessage, monthlyBudgetBlock } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
@@ -194,16 +194,16 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     if (monthly) return finish('failed', { code: 'monthly_budget_exceeded', message: budgetMessage(monthly) });
     await deps.beforeTurn?.(lease, turn);
 
-    // model.invoke: decided and written ahead (claim, decision, audit event by digest and size).
-    const payload = canonical({ model, system: SYSTEM(deps.model.offline), messages: t.messages, tools });
-    const invoke = await writeAheadModelInvoke(deps, policies, lease, workflow, tainted, labels, model, payload);
+    // model.invoke: decided and written ahead (claim, decision, audit event by digest and size);
+    // what is sent is redacted where the decision says so (the sealed transcript keeps the original).
+    const invoke = await writeAheadModelInvoke(deps, policies, lease, workflow, tainted, labels, { model, system: SYSTEM(deps.model.offline), messages: t.messages, tools });
     step = invoke.step;
     if (invoke.refused) return finish('failed', { code: 'forbidden', message: `model.invoke refused: ${invoke.reason}` });
 
     let message: Message;
     const started = Date.now();
     try {
-      message = await new ModelClient(deps.model).create({ model, system: SYSTEM(deps.model.offline), messages: t.messages, tools }, signal, (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'));
+      message = await new ModelClient(deps.model).create({ model, system: SYSTEM(deps.model.offline), messages: invoke.messages, tools }, signal, (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'));
     } catch (err) {
       if (signal.aborted) throw new LeaseLost();
       await finishModelInvoke(deps, lease, invoke.actionId, 'failed', null, Date.now() - started);
@@ -367,7 +367,16 @@ async function offeredTools(deps: AgentDeps, policies: PolicySource, orgId: stri
   return { tools, byName };
 }
 
-async function writeAheadModelInvoke(deps: AgentDeps, policies: PolicySource, lease: Lease, workflow: string | null, tainted: boolean, labels: string[], model: string, payload: string) {
+async function writeAheadModelInvoke(
+  deps: AgentDeps,
+  policies: PolicySource,
+  lease: Lease,
+  workflow: string | null,
+  tainted: boolean,
+  taskLabels: string[],
+  request: { model: string; system: string; messages: MessageParam[]; tools: Tool[] },
+) {
+  const { model } = request;
   const { orgId, taskId, userId } = lease;
   return fenced(deps.ds, lease, async (em) => {
     const [s]: { step: number }[] = await em.query(`WITH u AS (UPDATE tasks SET step = step + 1 WHERE org_id = $1 AND id = $2 RETURNING step) SELECT * FROM u`, [orgId, taskId]);
@@ -377,9 +386,15 @@ async function writeAheadModelInvoke(deps: AgentDeps, policies: PolicySource, le
     );
     const policy = await policies.active(em, orgId);
     const groups = ((await em.query('SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2', [orgId, userId])) as { group_id: string }[]).map((g) => g.group_id);
+    const domains: string[] = gate?.domains ?? [];
+    // The conversation is labelled like any action's arguments ("pii" when personal data is in it).
+    const labels = [...new Set([...taskLabels, ...labelArguments(request.messages, domains).labels])].sort();
     const d = policy
-      ? decide(policy.compiled, { userId, groupIds: groups }, 'model.invoke', { connector: 'anthropic', workflow: workflow ?? undefined, tainted, labels }, { domains: gate?.domains ?? [] })
-      : { level: 'forbidden' as const, ruleIds: ['no_active_policy'], reason: 'Forbidden: the org has no active policy' };
+      ? decide(policy.compiled, { userId, groupIds: groups }, 'model.invoke', { connector: 'anthropic', workflow: workflow ?? undefined, tainted, labels }, { domains })
+      : { level: 'forbidden' as const, ruleIds: ['no_active_policy'], reason: 'Forbidden: the org has no active policy', obligations: [] as string[] };
+    // The policy's redact obligation: personal data is replaced in what is sent (counts audited, never values).
+    const sent = d.obligations.includes('redact_personal_data') ? redactPersonalData(request.messages, domains) : { value: request.messages, redacted: [] };
+    const payload = canonical({ ...request, messages: sent.value });
     const refusal = gate?.paused ? 'paused' : gate?.membership !== 'active' ? 'suspended' : d.level === 'forbidden' ? 'forbidden' : null;
     const actionId = newId();
     const digest = sha256(payload);
@@ -404,9 +419,9 @@ async function writeAheadModelInvoke(deps: AgentDeps, policies: PolicySource, le
       connector: 'anthropic',
       client: 'worker',
       // What is sent to the model, by digest and size only.
-      payload: { actionId, model, offline: deps.model.offline, digest, bytes: Buffer.byteLength(payload), step: s.step },
+      payload: { actionId, model, offline: deps.model.offline, digest, bytes: Buffer.byteLength(payload), step: s.step, labels, obligations: d.obligations, redacted: sent.redacted },
     });
-    return { step: s.step, actionId, refused: refusal !== null, reason: refusal === 'forbidden' ? d.reason : (refusal ?? '') };
+    return { step: s.step, actionId, refused: refusal !== null, reason: refusal === 'forbidden' ? d.reason : (refusal ?? ''), messages: sent.value };
   });
 }
 

@@ -107,10 +107,13 @@ export interface ScriptedModelServer {
   url: string;
   /** Requests received (method, auth header kind, model, whether streamed, the status answered). */
   requests: { auth: 'x-api-key' | 'bearer' | 'none'; model: string; stream: boolean; status: number; turn: number }[];
+  /** The messages of each request, as received (only when started with `recordBodies`, for tests). */
+  bodies: string[];
   close(): Promise<void>;
 }
 
-export async function startScriptedModelServer(options: { port?: number; apiKey?: string } = {}): Promise<ScriptedModelServer> {
+export async function startScriptedModelServer(options: { port?: number; apiKey?: string; recordBodies?: boolean } = {}): Promise<ScriptedModelServer> {
+  const bodies: string[] = [];
   const key = options.apiKey ?? OFFLINE_API_KEY;
   const requests: ScriptedModelServer['requests'] = [];
   const attempts = new Map<string, number>();
@@ -131,6 +134,7 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
       return error(res, 400, 'invalid_request_error', 'body is not JSON');
     }
     if (!Array.isArray(body.messages) || !body.model || !body.max_tokens) return error(res, 400, 'invalid_request_error', 'model, max_tokens and messages are required');
+    if (options.recordBodies) bodies.push(JSON.stringify(body.messages));
     const prompt = promptOf(body.messages);
     const turn = body.messages.filter((m) => m.role === 'assistant').length;
     const record = (status: number) => requests.push({ auth, model: body.model, stream: !!body.stream, status, turn });
@@ -218,6 +222,7 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    bodies,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();
