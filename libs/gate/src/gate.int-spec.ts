@@ -13,7 +13,7 @@ import { type PolicyDocument, seedPolicy } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import { redisUrl } from '../../../test/support/db-urls';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
-import { type ActionRequest, gateAction, type GateDeps, OutcomeWriter } from './gate';
+import { type ActionRequest, ClaimFenced, gateAction, type GateDeps, OutcomeWriter } from './gate';
 import { PolicySource } from './policy-source';
 
 /**
@@ -267,5 +267,27 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     await deps.outcomes.flush();
     expect(await row(org.orgId, post.actionId)).toMatchObject({ state: 'failed', error_code: 'upstream_error' });
     expect(await row(org.orgId, idem.actionId)).toMatchObject({ state: 'succeeded' });
+  });
+
+  it('a fenced claim (a task step of a worker whose lease was taken over) claims and runs nothing', async () => {
+    const org = await newOrg();
+    const taskId = newId();
+    // The task is now held by worker-b under epoch 2 (worker-a's epoch 1 was taken over).
+    await inOrg(ds, { orgId: org.orgId }, (em) =>
+      em.query(
+        `INSERT INTO tasks (org_id, id, user_id, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, max_steps, state, epoch, lease_holder, lease_until)
+         VALUES ($1, $2, $3, '\\x00', 'k', repeat('0', 64), 0, 10, 'running', 2, 'worker-b', now() + interval '1 minute')`,
+        [org.orgId, taskId, org.userId],
+      ),
+    );
+    const before = calls.length;
+    const req = (epoch: number, holder: string, step: number): ActionRequest => ({ ...request(org, 'probe', 'probe.read', { q: 'fenced' }), claim: { taskId, step }, fence: { epoch, holder } });
+    await expect(gateAction(deps, req(1, 'worker-a', 1))).rejects.toBeInstanceOf(ClaimFenced);
+    await expect(gateAction(deps, req(2, 'worker-a', 1))).rejects.toBeInstanceOf(ClaimFenced);
+    expect(calls.length).toBe(before);
+    expect((await observer.query('SELECT count(*)::int AS n FROM task_actions WHERE task_id = $1', [taskId])).rows[0].n).toBe(0);
+    // The holder of the current epoch claims and runs the step.
+    expect(await gateAction(deps, req(2, 'worker-b', 1))).toMatchObject({ status: 'executed' });
+    expect(calls.length).toBe(before + 1);
   });
 });

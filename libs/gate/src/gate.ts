@@ -62,6 +62,19 @@ export interface ActionRequest {
   labels?: string[];
   workflow?: string | null;
   client: Client;
+  /**
+   * A task's lease (the worker's): the claim is made only if the task is still running under this
+   * epoch and holder, checked in the claim's own transaction; otherwise `ClaimFenced` is thrown.
+   */
+  fence?: { epoch: number; holder: string };
+}
+
+/** The task's lease was taken over before the claim: nothing was claimed or run. */
+export class ClaimFenced extends Error {
+  constructor() {
+    super('the task is no longer held under this lease: nothing claimed');
+    this.name = 'ClaimFenced';
+  }
 }
 
 export type Refusal = 'forbidden' | 'paused' | 'suspended' | 'no_policy' | 'not_authorized';
@@ -153,17 +166,18 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
         subject: req.userId,
       });
       const [row]: { r: string }[] = await deps.ds.query(
-        `SELECT steward_gate_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) AS r`,
+        `SELECT steward_gate_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) AS r`,
         [
           req.orgId, req.userId, actionId, claim.taskId, claim.step, claim.gatewayKey,
           req.connector, req.tool, mapping.action, level, d.ruleIds, d.reason.slice(0, 1000),
           policy?.id ?? null, policy?.version ?? null, argsDigest, req.tainted, context.labels, reversible !== null, state, refusal,
-          event.id, event.occurredAt, event.canonical, ctx?.groups ?? [],
+          event.id, event.occurredAt, event.canonical, ctx?.groups ?? [], req.fence?.epoch ?? null, req.fence?.holder ?? null,
         ],
       );
       return row!.r;
     };
     let r = await claimOnce();
+    if (r === 'fenced') throw new ClaimFenced();
     if (r === 'changed') {
       deps.contexts?.forget(req.orgId, req.userId);
       if (attempt >= 3) throw new Error('the org or its policy kept changing while deciding');
@@ -173,6 +187,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
       // Refused, and recorded as such (the decision event says why).
       refusal = r;
       r = await claimOnce();
+      if (r === 'fenced') throw new ClaimFenced();
     }
     if (r.startsWith('duplicate:')) {
       const [, id, state] = r.split(':');

@@ -12,6 +12,7 @@ import { AgentTasks1764547200000 } from './1764547200000-agent-tasks';
 import { OutcomeUnknown1764720000000 } from './1764720000000-outcome-unknown';
 import { TaskSchedules1764720000001 } from './1764720000001-task-schedules';
 import { MonthlyBudgets1764720000002 } from './1764720000002-monthly-budgets';
+import { GateClaimFence1764720000003 } from './1764720000003-gate-claim-fence';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -29,4 +30,5 @@ export const MIGRATIONS = [
   OutcomeUnknown1764720000000,
   TaskSchedules1764720000001,
   MonthlyBudgets1764720000002,
+  GateClaimFence1764720000003,
 ];

@@ -5,7 +5,7 @@ import { type AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { type Logger, newId } from '@steward/common';
 import { ConnectorHub, type ConnectorManifest, createWorkspaceFilesServer, workspaceFilesManifest } from '@steward/connectors';
 import { type DataSource, type EntityManager, inOrg } from '@steward/db';
-import { gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
+import { ClaimFenced, gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { type ActionType, decide, isActionType, labelArguments, redactPersonalData } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { budgetMessage, monthlyBudgetBlock } from './budgets';
@@ -267,6 +267,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       const flags = await fenced(ds, lease, async (_em, f) => f);
       if (flags.cancelRequested) return finish('cancelled');
       const r: GateResult = await gateAction(gate, {
+        // The claim itself checks the lease too (in its transaction): no step runs on two workers.
+        fence: { epoch: lease.epoch, holder: lease.holder },
         orgId,
         userId,
         claim: { taskId, step: t.steps[u.id] },
@@ -277,6 +279,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         labels,
         workflow,
         client: 'worker',
+      }).catch((err) => {
+        throw err instanceof ClaimFenced ? new LeaseLost() : err;
       });
       const ev: Record<string, unknown> = { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: r.status, actionId: r.actionId, ...(r.status !== 'duplicate' ? { level: r.level, reason: r.reason, ruleIds: r.ruleIds } : { state: r.state }) };
       events.push({ kind: 'action', data: ev });
