@@ -39,6 +39,10 @@ async function main() {
       queuedAfterSeconds: 1,
       log,
       holder: env.HOLDER,
+      // A kill point of its own: right before a model turn (KILL_TURN, a fraction).
+      beforeTurn: async () => {
+        if (Math.random() < Number(env.KILL_TURN ?? 0)) process.kill(process.pid, 'SIGKILL');
+      },
       builtins: { ledger: { manifest: ledgerManifest, server: ({ lease }) => createLedgerServer({ ...ledger, lease }) } },
     },
   });

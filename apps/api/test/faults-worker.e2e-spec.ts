@@ -18,9 +18,9 @@ import { type SeededOrg, seedOrg, testEnv } from './support/harness';
  * scripted model server and a ledger connector whose every execution is logged, on the real
  * PostgreSQL and a Redis server of this test's own.
  *
- * - kill -9 at random points, over 100 task runs: timers kill the worker at random moments, and the
- *   ledger kills it right before or right after a posting now and then (claim written, outcome
- *   not). A new worker takes over through lease expiry and the sweeper. No posting runs twice, no
+ * - kill -9 at random points, over 100 task runs: timers kill the worker at random moments, the
+ *   worker kills itself before a model turn now and then, and the ledger right before or right
+ *   after a posting (claim written, outcome not). A new worker takes over through lease expiry and the sweeper. No posting runs twice, no
  *   task is lost, and every action whose outcome is missing is `outcome_unknown` with its task
  *   handed to a human.
  * - Redis flushed mid-run (two workers): every unfinished task resumes from Postgres under a newer
@@ -121,7 +121,7 @@ describe('worker faults: kill -9 and Redis flush', () => {
     for (let round = 0; round < 40; round++) {
       const open = (await states(ids)).filter((t) => !SETTLED.includes(t.state));
       if (!open.length) break;
-      const child = await startWorker({ REDIS_PREFIX: 'kill', LEDGER_LOG: log, KILL_BEFORE: '0.04', KILL_AFTER: '0.04', CONCURRENCY: '4' });
+      const child = await startWorker({ REDIS_PREFIX: 'kill', LEDGER_LOG: log, KILL_BEFORE: '0.03', KILL_AFTER: '0.03', KILL_TURN: '0.02', CONCURRENCY: '4' });
       workers++;
       const timer = 200 + Math.floor(Math.random() * 1500);
       const timedOut = await Promise.race([exited(child).then(() => false), new Promise<boolean>((r) => setTimeout(() => r(true), timer))]);
