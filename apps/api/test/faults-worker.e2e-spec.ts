@@ -181,7 +181,7 @@ describe('worker faults: kill -9 and Redis flush', () => {
     const maxEpoch = Math.max(...tasks.map((t) => t.epoch));
     expect(maxEpoch).toBeGreaterThan(1);
     process.stdout.write(
-      `kill -9 faults: ${ids.length} tasks, ${workers} workers, ${kills} timer kills, ${selfKills} kills around a posting; ` +
+      `kill -9 faults: ${ids.length} tasks, ${workers} workers, ${kills} timer kills, ${selfKills} self-kills (before a model turn or around a posting); ` +
         `${tasks.filter((t) => t.state === 'completed').length} completed, ${tasks.filter((t) => t.state === 'awaiting_approval').length} outcome unknown (${unknown.length} actions); ` +
         `${lines.length} postings; max epoch ${maxEpoch}; ${Math.round((Date.now() - started) / 1000)} s\n`,
     );
