@@ -166,12 +166,15 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
         subject: req.userId,
       });
       const [row]: { r: string }[] = await deps.ds.query(
-        `SELECT steward_gate_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24, $25, $26) AS r`,
+        // A worker's claim is fenced by its task lease in the same statement (one transaction).
+        req.fence
+          ? `SELECT CASE WHEN steward_task_fence($1, $2, $4, $25, $26) THEN steward_gate_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) ELSE 'fenced' END AS r`
+          : `SELECT steward_gate_claim($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22, $23, $24) AS r`,
         [
           req.orgId, req.userId, actionId, claim.taskId, claim.step, claim.gatewayKey,
           req.connector, req.tool, mapping.action, level, d.ruleIds, d.reason.slice(0, 1000),
           policy?.id ?? null, policy?.version ?? null, argsDigest, req.tainted, context.labels, reversible !== null, state, refusal,
-          event.id, event.occurredAt, event.canonical, ctx?.groups ?? [], req.fence?.epoch ?? null, req.fence?.holder ?? null,
+          event.id, event.occurredAt, event.canonical, ctx?.groups ?? [], ...(req.fence ? [req.fence.epoch, req.fence.holder] : []),
         ],
       );
       return row!.r;
