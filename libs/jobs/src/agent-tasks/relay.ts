@@ -51,10 +51,13 @@ export async function sweepTasks(ds: DataSource, queue: Queue, keys: KeyProvider
       }
     }
     const done = await inOrg(ds, { orgId: s.org_id }, async (em) => {
+      // SKIP LOCKED: a task whose row a (frozen) worker still locks inside an open transaction is
+      // left for a later tick instead of stalling the sweep of every other task.
       const [bumped]: { epoch: number }[] = await em.query(
-        `WITH u AS (UPDATE tasks SET epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL, enqueued_at = NULL, updated_at = now()
-          WHERE org_id = $1 AND id = $2 AND epoch = $3 AND (state = 'queued' OR (state = 'running' AND lease_until < now()))
-          RETURNING epoch) SELECT * FROM u`,
+        `WITH c AS (SELECT org_id, id FROM tasks WHERE org_id = $1 AND id = $2 AND epoch = $3 AND (state = 'queued' OR (state = 'running' AND lease_until < now())) FOR UPDATE SKIP LOCKED),
+              u AS (UPDATE tasks t SET epoch = t.epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL, enqueued_at = NULL, updated_at = now()
+                      FROM c WHERE t.org_id = c.org_id AND t.id = c.id RETURNING t.epoch)
+         SELECT * FROM u`,
         [s.org_id, s.id, row.epoch],
       );
       if (!bumped) return false;
