@@ -48,6 +48,8 @@ import { SetupController } from './setup/setup.controller';
 import { SetupService } from './setup/setup.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TasksService } from './tasks/tasks.service';
+import { SchedulesController, UsageController } from './schedules/schedules.controller';
+import { SchedulesService } from './schedules/schedules.service';
 import { WorkflowsController } from './workflows/workflows.controller';
 import { WorkflowsService } from './workflows/workflows.service';
 
@@ -93,6 +95,8 @@ export class AppModule {
         ApprovalsController,
         ReviewsController,
         ViolationsController,
+        SchedulesController,
+        UsageController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -128,6 +132,7 @@ export class AppModule {
         ApprovalsService,
         ReviewsService,
         ViolationsService,
+        SchedulesService,
       ],
       exports: [SetupService, OpenApiService],
     };

@@ -141,6 +141,16 @@ const TABLE: Record<string, Row> = {
   'GET /v1/violations/{id}': only(['owner', 'security', 'auditor']),
   'POST /v1/violations/{id}/confirm': only(['owner', 'security']),
   'POST /v1/violations/{id}/dismiss': only(['owner', 'security']),
+  // Task schedules follow the Task subject (the fixture schedule is the owner's): changed or deleted
+  // by whoever may create tasks as its owner; paused by whoever may cancel the owner's tasks.
+  'POST /v1/task-schedules': only(['owner', 'admin', 'approver', 'member']),
+  'GET /v1/task-schedules': every('ok'),
+  'GET /v1/task-schedules/{id}': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 'ok', approver: 404, member: 404 },
+  'PATCH /v1/task-schedules/{id}': { owner: 'ok', admin: 403, security: 403, auditor: 403, approver: 404, member: 404 },
+  'DELETE /v1/task-schedules/{id}': { owner: 'ok', admin: 403, security: 403, auditor: 403, approver: 404, member: 404 },
+  'POST /v1/task-schedules/{id}/pause': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 403, approver: 404, member: 404 },
+  'POST /v1/task-schedules/{id}/resume': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 403, approver: 404, member: 404 },
+  'GET /v1/usage': every('ok'), // the org's spend, or only one's own
 };
 
 describe('role × route table', () => {

@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { newId } from '@steward/common';
 import { TENANT_TABLES } from '@steward/db';
 import { OpenApiService } from '../src/core/openapi';
-import { type Ctx, FIXTURES, newApiKey, newDraft, newGroup, newHold, newInvitation, newOrgCredential, newRemoteConnector, newRole, newSiemSink, newWorkflow, newTask, newApproval, newReview, newViolation } from './support/fixtures';
+import { type Ctx, FIXTURES, newApiKey, newDraft, newGroup, newHold, newInvitation, newOrgCredential, newRemoteConnector, newRole, newSiemSink, newWorkflow, newTask, newApproval, newReview, newViolation, newSchedule } from './support/fixtures';
 import { type Harness, login, orgSnapshot, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 describe('tenant isolation', () => {
@@ -36,6 +36,7 @@ describe('tenant isolation', () => {
     bIds.approval = await newApproval(ctxB);
     bIds.review = await newReview(ctxB);
     bIds.violation = await newViolation(ctxB);
+    bIds.schedule = await newSchedule(ctxB);
     bIds.event = ((await h.http.get('/v1/audit-events').query({ limit: 1 }).set('Cookie', bOwner)).body.items[0] as { id: string }).id;
   });
   afterAll(() => h?.close());
@@ -51,6 +52,7 @@ describe('tenant isolation', () => {
     : key.includes('/siem-sinks/') ? bIds.siemSink
     : key.includes('/connectors/') ? bIds.connector
     : key.includes('/credentials/') ? bIds.credential
+    : key.includes('/task-schedules/') ? bIds.schedule
     : key.includes('/tasks/') ? bIds.task
     : key.includes('/approvals/') ? bIds.approval
     : key.includes('/reviews/') ? bIds.review
@@ -83,7 +85,7 @@ describe('tenant isolation', () => {
   });
 
   it('never lists another org\'s records', async () => {
-    const lists = ['/v1/members', '/v1/groups', '/v1/invitations', '/v1/roles', '/v1/api-keys', '/v1/audit-events?limit=200', '/v1/policies', '/v1/workflows', '/v1/legal-holds', '/v1/siem-sinks', '/v1/connectors', '/v1/credentials', '/v1/tasks', '/v1/approvals', '/v1/reviews', '/v1/violations'];
+    const lists = ['/v1/members', '/v1/groups', '/v1/invitations', '/v1/roles', '/v1/api-keys', '/v1/audit-events?limit=200', '/v1/policies', '/v1/workflows', '/v1/legal-holds', '/v1/siem-sinks', '/v1/connectors', '/v1/credentials', '/v1/tasks', '/v1/approvals', '/v1/reviews', '/v1/violations', '/v1/task-schedules', '/v1/usage'];
     for (const path of lists) {
       const res = await h.http.get(path).set('Cookie', aOwner);
       expect(res.status).toBe(200);

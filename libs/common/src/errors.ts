@@ -14,6 +14,8 @@ export const ErrorCode = {
   Forbidden: 'forbidden',
   NotFound: 'not_found',
   Conflict: 'conflict',
+  /** A monthly budget (the org's or the user's) is spent: no new agent work until the next month or a higher budget. */
+  BudgetExceeded: 'budget_exceeded',
   MethodNotAllowed: 'method_not_allowed',
   RateLimited: 'rate_limited',
   SetupUnavailable: 'setup_unavailable',

@@ -94,6 +94,12 @@ export const toolSpecSchema = z.strictObject({
   reversible: reversibleSchema.optional(),
   /** Whether the tool only reads (MCP annotation readOnlyHint). */
   readOnly: z.boolean().optional(),
+  /**
+   * Whether the upstream honours Steward's idempotency key (the action id, sent as
+   * `_meta["steward/idempotency-key"]`): a retried call then does not act twice, so the gate may
+   * retry it after a transient failure. Writes without it are never retried.
+   */
+  idempotent: z.boolean().optional(),
 });
 export type ToolSpec = Omit<z.infer<typeof toolSpecSchema>, 'action'> & { action: ActionType };
 

@@ -33,6 +33,9 @@ export interface ClaimRow {
   /** A credential read ahead of the claim: its id and wrapped key must still be the live ones. */
   cred_id?: string | null;
   cred_wrapped?: string | null;
+  /** A task's lease: the claim is made only while the task runs under this epoch and holder (else `fenced`). */
+  fence_epoch?: number | null;
+  fence_holder?: string | null;
 }
 
 interface Pending {
@@ -45,7 +48,7 @@ interface Pending {
  * Writes claims in batches, one statement and one durable commit for all the claims that arrived
  * while the previous batch was being written (nothing waits when the gate is idle: a lone claim
  * goes at once). Each claim is still committed before its action runs, and gets its own answer
- * (`claimed`, `duplicate:…`, `paused`, `suspended`, `changed`). A batch that fails as a whole is
+ * (`claimed`, `duplicate:…`, `paused`, `suspended`, `changed`, `fenced`). A batch that fails as a whole is
  * retried claim by claim, so one bad claim cannot fail its neighbours; nothing of a failed
  * statement was committed, so the retry is safe.
  */

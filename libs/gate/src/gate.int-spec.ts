@@ -13,7 +13,7 @@ import { type PolicyDocument, seedPolicy } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import { redisUrl } from '../../../test/support/db-urls';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
-import { type ActionRequest, gateAction, type GateDeps, OutcomeWriter } from './gate';
+import { type ActionRequest, ClaimFenced, gateAction, type GateDeps, OutcomeWriter } from './gate';
 import { PolicySource } from './policy-source';
 
 /**
@@ -32,6 +32,21 @@ const probeManifest: ConnectorManifest = {
     { name: 'probe.read', description: 'Read something.', inputSchema: { type: 'object', properties: { q: { type: 'string' } } }, action: 'file.read', readOnly: true },
     { name: 'probe.pay', description: 'Pay an invoice.', inputSchema: { type: 'object', properties: { amount: { type: 'number' } } }, action: 'payment.execute', extract: { amount: ['/amount'] } },
     { name: 'probe.send', description: 'Send mail.', inputSchema: { type: 'object', properties: { to: { type: 'string' } } }, action: 'email.send', extract: { recipients: ['/to'] } },
+  ],
+};
+
+/** A connector whose calls fail the first `fail` times per action id (a 503, or refused arguments). */
+const flakyManifest: ConnectorManifest = {
+  id: 'flaky',
+  name: 'Flaky',
+  vendor: 'Steward tests',
+  runtime: { kind: 'builtin' },
+  auth: { kind: 'none' },
+  credentialScope: 'org',
+  tools: [
+    { name: 'flaky.read', description: 'Read.', inputSchema: { type: 'object' }, action: 'saas.read', readOnly: true },
+    { name: 'flaky.post', description: 'Post (no idempotency key upstream).', inputSchema: { type: 'object' }, action: 'saas.write' },
+    { name: 'flaky.post_idem', description: 'Post (the upstream honours the idempotency key).', inputSchema: { type: 'object' }, action: 'saas.write', idempotent: true },
   ],
 };
 
@@ -60,6 +75,21 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     server.registerTool('probe.read', { description: 'Read something.', inputSchema: { q: z.string().optional() } }, handler('probe.read'));
     server.registerTool('probe.pay', { description: 'Pay.', inputSchema: { amount: z.number().optional() } }, handler('probe.pay'));
     server.registerTool('probe.send', { description: 'Send.', inputSchema: { to: z.string().optional() } }, handler('probe.send'));
+    return server;
+  }
+
+  const flakyCalls: { tool: string; key: unknown }[] = [];
+  function flakyServer(): McpServer {
+    const server = new McpServer({ name: 'flaky', version: '1.0.0' });
+    const handler = (tool: string) => async (args: { fail?: number; bad?: boolean }, extra: { _meta?: Record<string, unknown> }) => {
+      const key = extra._meta?.['steward/idempotency-key'];
+      flakyCalls.push({ tool, key });
+      const n = flakyCalls.filter((c) => c.key === key).length;
+      if (args.bad) return { isError: true, content: [{ type: 'text' as const, text: 'bad input' }], _meta: { 'steward/error': { code: 'bad_arguments', message: 'the amount is not a number' } } };
+      if (n <= (args.fail ?? 0)) return { isError: true, content: [{ type: 'text' as const, text: 'unavailable' }], _meta: { 'steward/error': { code: 'upstream_error', message: 'flaky: HTTP 503', details: { status: 503 } } } };
+      return { content: [{ type: 'text' as const, text: `ok after ${n}` }], structuredContent: { attempts: n } };
+    };
+    for (const t of ['flaky.read', 'flaky.post', 'flaky.post_idem']) server.registerTool(t, { description: t, inputSchema: { fail: z.number().optional(), bad: z.boolean().optional() } }, handler(t));
     return server;
   }
 
@@ -107,8 +137,9 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     hub = new ConnectorHub({ timeoutMs: 10_000 });
     await hub.addBuiltin('workspace-files', createWorkspaceFilesServer({ folder }));
     await hub.addBuiltin('probe', await probeServer());
-    const manifests: Record<string, ConnectorManifest> = { 'workspace-files': workspaceFilesManifest, probe: probeManifest };
-    deps = { ds, redis, keyring, policies, hub, manifest: (id) => manifests[id], outcomes: new OutcomeWriter(ds, keyring) };
+    await hub.addBuiltin('flaky', flakyServer());
+    const manifests: Record<string, ConnectorManifest> = { 'workspace-files': workspaceFilesManifest, probe: probeManifest, flaky: flakyManifest };
+    deps = { ds, redis, keyring, policies, hub, manifest: (id) => manifests[id], outcomes: new OutcomeWriter(ds, keyring), retry: { attempts: 3, baseDelayMs: 5 } };
   });
   afterAll(async () => {
     await deps?.outcomes.flush();
@@ -206,5 +237,57 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(r.status === 'awaiting_approval' || r.status === 'refused').toBe(true);
     expect(calls.length).toBe(before);
     expect(await row(org.orgId, r.actionId)).toMatchObject({ tainted: true, labels: expect.arrayContaining(['external', 'untrusted']) });
+  });
+
+  it('transient connector failures retry with backoff only when safe (reads, idempotent tools); validation failures never retry', async () => {
+    const doc = seedPolicy();
+    (doc.baseline as Record<string, string>)['saas.write'] = 'autonomous';
+    const org = await newOrg(doc);
+    const count = (id: string) => flakyCalls.filter((c) => c.key === id).length;
+    // A read that fails twice with a 503 succeeds on its third attempt, under one claim and one key.
+    const read = await gateAction(deps, request(org, 'flaky', 'flaky.read', { fail: 2 }));
+    expect(read).toMatchObject({ status: 'executed' });
+    expect(count(read.actionId)).toBe(3);
+    // Past its attempts it fails as the upstream error.
+    const gone = await gateAction(deps, request(org, 'flaky', 'flaky.read', { fail: 5 }));
+    expect(gone).toMatchObject({ status: 'failed', error: { code: 'upstream_error' } });
+    expect(count(gone.actionId)).toBe(3);
+    // A write whose upstream takes no idempotency key is never called twice.
+    const post = await gateAction(deps, request(org, 'flaky', 'flaky.post', { fail: 1 }));
+    expect(post).toMatchObject({ status: 'failed', error: { code: 'upstream_error' } });
+    expect(count(post.actionId)).toBe(1);
+    // One whose upstream honours the key is retried with the same key.
+    const idem = await gateAction(deps, request(org, 'flaky', 'flaky.post_idem', { fail: 1 }));
+    expect(idem).toMatchObject({ status: 'executed' });
+    expect(count(idem.actionId)).toBe(2);
+    // Refused arguments are not transient: one call, even for a read.
+    const bad = await gateAction(deps, request(org, 'flaky', 'flaky.read', { bad: true }));
+    expect(bad).toMatchObject({ status: 'failed', error: { code: 'bad_arguments' } });
+    expect(count(bad.actionId)).toBe(1);
+    await deps.outcomes.flush();
+    expect(await row(org.orgId, post.actionId)).toMatchObject({ state: 'failed', error_code: 'upstream_error' });
+    expect(await row(org.orgId, idem.actionId)).toMatchObject({ state: 'succeeded' });
+  });
+
+  it('a fenced claim (a task step of a worker whose lease was taken over) claims and runs nothing', async () => {
+    const org = await newOrg();
+    const taskId = newId();
+    // The task is now held by worker-b under epoch 2 (worker-a's epoch 1 was taken over).
+    await inOrg(ds, { orgId: org.orgId }, (em) =>
+      em.query(
+        `INSERT INTO tasks (org_id, id, user_id, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, max_steps, state, epoch, lease_holder, lease_until)
+         VALUES ($1, $2, $3, '\\x00', 'k', repeat('0', 64), 0, 10, 'running', 2, 'worker-b', now() + interval '1 minute')`,
+        [org.orgId, taskId, org.userId],
+      ),
+    );
+    const before = calls.length;
+    const req = (epoch: number, holder: string, step: number): ActionRequest => ({ ...request(org, 'probe', 'probe.read', { q: 'fenced' }), claim: { taskId, step }, fence: { epoch, holder } });
+    await expect(gateAction(deps, req(1, 'worker-a', 1))).rejects.toBeInstanceOf(ClaimFenced);
+    await expect(gateAction(deps, req(2, 'worker-a', 1))).rejects.toBeInstanceOf(ClaimFenced);
+    expect(calls.length).toBe(before);
+    expect((await observer.query('SELECT count(*)::int AS n FROM task_actions WHERE task_id = $1', [taskId])).rows[0].n).toBe(0);
+    // The holder of the current epoch claims and runs the step.
+    expect(await gateAction(deps, req(2, 'worker-b', 1))).toMatchObject({ status: 'executed' });
+    expect(calls.length).toBe(before + 1);
   });
 });

@@ -15,6 +15,7 @@
  *               decided again, its approval redeemed once (approvals.ts)
  *   6 execute   through libs/connectors, the action id sent upstream as an idempotency key; the
  *               connector's credential decrypted for this call alone, the decrypt audited (credentials.ts)
+ *               A transient failure is retried with backoff only for reads and idempotent tools.
  *   7 outcome   state, result digest and size, duration, the undo call — and its audit event
  *
  * Delivery is at most once: a claim that exists is never executed again; one left `executing`
@@ -51,6 +52,8 @@ export interface GateDeps {
   claims?: ClaimWriter;
   /** Org and user contexts cached for a second (optional: without it every action reads them). */
   contexts?: ContextCache;
+  /** Retries of a transient connector failure (reads and idempotent tools only): attempts in all (default 3), first delay (default 200 ms). */
+  retry?: { attempts?: number; baseDelayMs?: number };
   now?: () => Date;
 }
 
@@ -71,6 +74,19 @@ export interface ActionRequest {
   client: Client;
   /** The credential the call would use (bound into an approval); null where none. */
   credentialId?: string | null;
+  /**
+   * A task's lease (the worker's): the claim is made only if the task is still running under this
+   * epoch and holder, checked in the claim's own transaction; otherwise `ClaimFenced` is thrown.
+   */
+  fence?: { epoch: number; holder: string };
+}
+
+/** The task's lease was taken over before the claim: nothing was claimed or run. */
+export class ClaimFenced extends Error {
+  constructor() {
+    super('the task is no longer held under this lease: nothing claimed');
+    this.name = 'ClaimFenced';
+  }
 }
 
 /** Why nothing ran. The last four: an approval that was rejected, expired, already used, or for other arguments or another tool definition. */
@@ -181,9 +197,12 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
         event_id: event.id, event_at: event.occurredAt, event: event.canonical, groups: ctx?.groups ?? [],
         approval, violation: refusal === 'forbidden' && claim.taskId !== null,
         extra: decryptEvent ? [decryptEvent] : null, cred_id: prepared?.row.id ?? null, cred_wrapped: prepared?.row.wrapped_key ?? null,
+        // A worker's claim is fenced by its task lease in the same transaction (else 'fenced').
+        fence_epoch: req.fence?.epoch ?? null, fence_holder: req.fence?.holder ?? null,
       });
     };
     let r = await claimOnce();
+    if (r === 'fenced') throw new ClaimFenced();
     if (r === 'changed') {
       deps.contexts?.forget(req.orgId, req.userId);
       if (credentialTarget) deps.credentials?.broker.forget(req.orgId, credentialTarget.id);
@@ -194,6 +213,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
       // Refused, and recorded as such (the decision event says why).
       refusal = r;
       r = await claimOnce();
+      if (r === 'fenced') throw new ClaimFenced();
     }
     if (r.startsWith('duplicate:')) {
       const [, id, state] = r.split(':');
@@ -226,7 +246,15 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
     const scope: ActionScope = { orgId: req.orgId, userId: req.userId, actionId: w.decided.actionId, taskId: claim.taskId, client: req.client };
     const opened = prepared as PreparedCredential | null; // set by the claim that committed (the closure above)
     if (opened && w.decided.actionId === actionId) scope.prefetched = new Map([[opened.target.id, await deps.credentials!.broker.open(opened, req.orgId)]]);
-    const result = await actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId }));
+    // A transient failure (unreachable, timeout, 5xx) is retried with backoff only where a second
+    // call cannot act twice: reads, and tools whose upstream honours the idempotency key. Policy,
+    // validation and credential failures are never retried.
+    const safe = spec?.readOnly === true || spec?.idempotent === true;
+    const result = await withRetry(
+      () => actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId })),
+      safe ? (deps.retry?.attempts ?? 3) : 1,
+      deps.retry?.baseDelayMs ?? 200,
+    );
     const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).
     deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, errorCode: null });
@@ -235,6 +263,17 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
     const error = err instanceof ConnectorError ? { code: err.code, message: err.message } : { code: 'internal', message: 'the connector call failed' };
     deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, errorCode: error.code });
     return { ...w.decided, status: 'failed', error };
+  }
+}
+
+async function withRetry<T>(call: () => Promise<T>, attempts: number, baseDelayMs: number): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (err) {
+      if (attempt >= attempts || !(err instanceof ConnectorError) || !err.retryable) throw err;
+      await new Promise((r) => setTimeout(r, baseDelayMs * 2 ** (attempt - 1) * (0.75 + Math.random() * 0.5)));
+    }
   }
 }
 

@@ -5,6 +5,7 @@ import { AgentTaskJob, type Logger, MaintenanceJob, QueueName } from '@steward/c
 import { type AgentDeps, runTask } from './agent-tasks/agent-loop';
 import { deliverNotifications, sweepExpiredApprovals } from './agent-tasks/approval-timers';
 import { listenForOutbox, relayOutbox, sweepTasks } from './agent-tasks/relay';
+import { fireDueSchedules } from './agent-tasks/schedules';
 
 export const HeartbeatPayload = z.strictObject({ scheduledBy: z.literal('scheduler') });
 export const RewrapDataKeysPayload = z.strictObject({ scheduledBy: z.enum(['scheduler', 'boot']) });
@@ -94,7 +95,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   worker.on('error', (err) => options.log.error({ err }, 'worker error'));
   await worker.waitUntilReady();
 
-  // Agent tasks: run (or resume) a task under its lease; the relay and the sweeper feed the queue from Postgres.
+  // Agent tasks: run (or resume) a task under its lease; the relay and the sweeper feed the queue from
+  // Postgres, and due task schedules fire from Postgres on the same tick (at boot too).
   const agent = options.agentTasks;
   let tasksQueue: Queue | undefined;
   let tasksWorker: Worker | undefined;
@@ -119,6 +121,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     const q = tasksQueue;
     const relay = async (queuedAfter: number) => {
       try {
+        // Due schedules first (Postgres is their source of truth): each firing writes its task and outbox row.
+        await fireDueSchedules({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log });
         await relayOutbox(agent.ds, q);
         if (await sweepTasks(agent.ds, q, agent.keys, options.log, queuedAfter)) await relayOutbox(agent.ds, q);
         // Approval timers and notices, from Postgres too.

@@ -356,3 +356,53 @@ export function labelArguments(args: unknown, orgDomains: string[]): LabelResult
   if (st.phone) findings.push({ kind: 'phone', count: st.phone });
   return { labels: findings.length ? ['pii'] : [], findings };
 }
+
+const EMAIL = /[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63})\b/g;
+/** Keys of structured content whose values are identifiers, never personal data (left as they are). */
+const STRUCTURAL_KEYS = new Set(['type', 'id', 'tool_use_id', 'name', 'role', 'model']);
+
+export interface RedactionResult<T> {
+  value: T;
+  /** What was replaced, by kind (counts only). */
+  redacted: { kind: PersonalDataKind; count: number }[];
+}
+
+/**
+ * A copy of `value` with the personal data the labeller finds replaced by `[redacted KIND]`:
+ * e-mail addresses outside the org's domains, card numbers (Luhn), My Number (check digit),
+ * IBANs (mod 97) and phone numbers. Used where the policy's decision carries the
+ * `redact_personal_data` obligation (what is sent to the model). Counts, never values, come back.
+ */
+export function redactPersonalData<T>(value: T, orgDomains: string[]): RedactionResult<T> {
+  const domains = orgDomains.map((d) => d.toLowerCase());
+  const counts: Record<PersonalDataKind, number> = { email_external: 0, phone: 0, card_number: 0, my_number: 0, iban: 0 };
+  const own = (domain: string) => {
+    const d = domain.toLowerCase();
+    return domains.some((o) => d === o || d.endsWith(`.${o}`));
+  };
+  const text = (s: string): string => {
+    let out = s.replace(DIGIT_RUN, (m) => {
+      const run = m.replace(/[ -]/g, '');
+      if (run.length === 12 && myNumberValid(run)) return (counts.my_number++, '[redacted my_number]');
+      if (run.length >= 13 && run.length <= 19 && luhn(run)) return (counts.card_number++, '[redacted card_number]');
+      return m;
+    });
+    out = out.replace(IBAN, (m) => (ibanValid(m) ? (counts.iban++, '[redacted iban]') : m));
+    out = out.replace(PHONE, (m) => {
+      const digits = m.replace(/\D/g, '').length;
+      return digits >= 10 && digits <= 15 ? (counts.phone++, '[redacted phone]') : m;
+    });
+    return out.replace(EMAIL, (m, domain: string) => (own(domain) ? m : (counts.email_external++, '[redacted email]')));
+  };
+  const walkCopy = (v: unknown, depth: number): unknown => {
+    if (typeof v === 'string') return text(v);
+    if (depth > MAX_DEPTH || v === null || typeof v !== 'object') return v;
+    if (Array.isArray(v)) return v.map((x) => walkCopy(x, depth + 1));
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v as Record<string, unknown>)) o[k] = STRUCTURAL_KEYS.has(k) ? x : walkCopy(x, depth + 1);
+    return o;
+  };
+  const out = walkCopy(value, 0) as T;
+  const redacted = (Object.keys(counts) as PersonalDataKind[]).filter((k) => counts[k] > 0).sort().map((kind) => ({ kind, count: counts[kind] }));
+  return { value: out, redacted };
+}

@@ -16,8 +16,26 @@ const TITLES: Record<number, [ErrorCode, string]> = {
   503: [ErrorCode.Unavailable, 'Service unavailable'],
 };
 
-/** Postgres errors that are the caller's doing when they reach us (constraint checks). */
+/** Node network errors and PostgreSQL codes that mean the database cannot be reached right now. */
+const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300']);
+const UNREACHABLE_TEXT = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly)|the database system is (starting up|shutting down|in recovery mode)/;
+
+/** The database is down or restarting: the request may succeed later (503), never a 500. */
+function databaseUnavailable(err: unknown): boolean {
+  let e: unknown = err;
+  for (let i = 0; i < 4 && e; i++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08'))) return true;
+    if (e instanceof Error && UNREACHABLE_TEXT.test(e.message)) return true;
+    e = (e as { driverError?: unknown; cause?: unknown }).driverError ?? (e as { cause?: unknown }).cause;
+  }
+  return false;
+}
+
+/** Postgres errors that are the caller's doing when they reach us (constraint checks), or an unreachable database. */
 function fromDatabase(err: unknown): AppError | undefined {
+  if (err instanceof HttpException) return undefined;
+  if (databaseUnavailable(err)) return new AppError(503, ErrorCode.Unavailable, 'Service unavailable', 'The database is not answering; try again shortly.');
   const code = (err as { code?: string; driverError?: { code?: string } })?.driverError?.code ?? (err as { code?: string })?.code;
   if (code === '23505') return AppError.conflict('A record with the same unique value already exists.');
   if (code === '22001') return AppError.validation([], 'A value is longer than allowed.');

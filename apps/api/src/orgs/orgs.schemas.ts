@@ -17,6 +17,9 @@ export const OrgView = z.strictObject({
   notifyWebhookUrl: z.string().max(2000).nullable(),
   /** Forbidden attempts count as strikes without triage (off by default). */
   automaticStrikes: z.boolean(),
+  /** Agent spend allowed per calendar month (UTC), US dollars: the whole org, and each user (null: no limit). */
+  monthlyBudgetUsd: z.number().min(0).nullable(),
+  userMonthlyBudgetUsd: z.number().min(0).nullable(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -31,6 +34,9 @@ export const UpdateOrgBody = z
     approvalTtlSeconds: z.int().min(60).max(2_592_000).optional(),
     notifyWebhookUrl: z.url({ protocol: /^https?$/ }).max(2000).nullable().optional(),
     automaticStrikes: z.boolean().optional(),
+    /** Monthly agent budgets in US dollars (null removes the limit). */
+    monthlyBudgetUsd: z.number().min(0).max(10_000_000).nullable().optional(),
+    userMonthlyBudgetUsd: z.number().min(0).max(10_000_000).nullable().optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 

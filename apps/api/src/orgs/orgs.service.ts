@@ -21,6 +21,8 @@ export function orgView(org: Org): z.infer<typeof OrgView> {
     approvalTtlSeconds: org.approvalTtlSeconds,
     notifyWebhookUrl: org.notifyWebhookUrl,
     automaticStrikes: org.automaticStrikes,
+    monthlyBudgetUsd: org.monthlyBudgetMicros === null ? null : Number(org.monthlyBudgetMicros) / 1e6,
+    userMonthlyBudgetUsd: org.userMonthlyBudgetMicros === null ? null : Number(org.userMonthlyBudgetMicros) / 1e6,
     createdAt: org.createdAt.toISOString(),
     updatedAt: org.updatedAt.toISOString(),
   };
@@ -49,18 +51,19 @@ export class OrgsService {
       await this.access.requireStepUp(em, p);
       const org = await em.findOneBy(Org, { id: p.orgId });
       if (!org) throw AppError.notFound('org');
-      const before = { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths, approvalTtlSeconds: org.approvalTtlSeconds, webhook: org.notifyWebhookUrl !== null, automaticStrikes: org.automaticStrikes };
-      Object.assign(org, body);
+      const settings = (o: Org) => ({ name: o.name, domains: o.domains, requireStepUp: o.requireStepUp, auditRetentionMonths: o.auditRetentionMonths, monthlyBudgetMicros: o.monthlyBudgetMicros, userMonthlyBudgetMicros: o.userMonthlyBudgetMicros, approvalTtlSeconds: o.approvalTtlSeconds, webhook: o.notifyWebhookUrl !== null, automaticStrikes: o.automaticStrikes });
+      const before = settings(org);
+      const { monthlyBudgetUsd, userMonthlyBudgetUsd, ...rest } = body;
+      Object.assign(org, rest);
+      const micros = (usd: number | null) => (usd === null ? null : String(Math.round(usd * 1e6)));
+      if (monthlyBudgetUsd !== undefined) org.monthlyBudgetMicros = micros(monthlyBudgetUsd);
+      if (userMonthlyBudgetUsd !== undefined) org.userMonthlyBudgetMicros = micros(userMonthlyBudgetUsd);
       await em.save(org);
       await this.audit.record(em, p, {
         action: 'org.update',
         targetType: 'Org',
         targetId: org.id,
-        payload: {
-          changed: Object.keys(body),
-          before,
-          after: { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths, approvalTtlSeconds: org.approvalTtlSeconds, webhook: org.notifyWebhookUrl !== null, automaticStrikes: org.automaticStrikes },
-        },
+        payload: { changed: Object.keys(body), before, after: settings(org) },
       });
       return orgView(org);
     });

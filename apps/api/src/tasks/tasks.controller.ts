@@ -11,7 +11,7 @@ import { TasksService } from './tasks.service';
 export class TasksController {
   constructor(private readonly tasks: TasksService) {}
 
-  @Endpoint({ method: 'POST', operationId: 'createTask', summary: 'Start an agent task (queued; a worker runs it, every action through the gate)', tag: 'Tasks', body: CreateTaskBody, response: TaskView, status: 201 })
+  @Endpoint({ method: 'POST', operationId: 'createTask', summary: 'Start an agent task (queued; a worker runs it, every action through the gate)', tag: 'Tasks', body: CreateTaskBody, response: TaskView, status: 201, errors: [409] })
   create(@Caller() p: Principal, @Body() body: z.infer<typeof CreateTaskBody>) {
     return this.tasks.create(p, body);
   }

@@ -1,8 +1,8 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
-import { AppError, type Config, UUID_PATTERN } from '@steward/common';
+import { AppError, type Config, ErrorCode, UUID_PATTERN } from '@steward/common';
 import type { EntityManager } from '@steward/db';
-import { appendEvents, insertTask, readEvents, TASK_BUILTIN_CONNECTORS, TERMINAL_STATES, type TaskState } from '@steward/jobs';
+import { appendEvents, budgetMessage, insertTask, monthlyBudgetBlock, readEvents, TASK_BUILTIN_CONNECTORS, TERMINAL_STATES, type TaskState } from '@steward/jobs';
 import { subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
@@ -95,6 +95,9 @@ export class TasksService {
         return [];
       });
       if (problems.length) throw AppError.validation(problems);
+      // No new task once the org's or the caller's monthly budget is spent.
+      const spent = await monthlyBudgetBlock(em, p.orgId, p.userId);
+      if (spent) throw new AppError(409, ErrorCode.BudgetExceeded, 'Monthly budget spent', `No new task: ${budgetMessage(spent)}.`);
       const maxSteps = Math.min(body.maxSteps ?? this.config.TASK_MAX_STEPS, this.config.TASK_MAX_STEPS);
       const budgetMicros = Math.round(Math.min(body.budgetUsd ?? this.config.TASK_BUDGET_USD, this.config.TASK_BUDGET_USD) * 1e6);
       const { id } = await insertTask(em, this.keys, {

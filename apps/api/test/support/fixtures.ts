@@ -169,6 +169,16 @@ export async function newTask(c: Ctx): Promise<string> {
   return body.id;
 }
 
+/** A task schedule of the org's owner (Fridays 17:00 Tokyo time). */
+export async function newSchedule(c: Ctx): Promise<string> {
+  const body = await ok<{ id: string }>(
+    await c.h.http.post('/v1/task-schedules').set('Cookie', c.ownerCookie).send({ name: `Weekly brief ${rnd()}`, cron: '0 17 * * 5', timeZone: 'Asia/Tokyo', prompt: '[script:hello] weekly brief' }),
+    201,
+    'schedule',
+  );
+  return body.id;
+}
+
 async function freshSession(c: Ctx): Promise<string> {
   const user = await addUser(c.h.ds, c.org, c.role);
   return login(c.h, user.email, { org: c.org.slug });
@@ -396,4 +406,12 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/violations/{id}': async (c) => ({ path: `/v1/violations/${await newViolation(c)}` }),
   'POST /v1/violations/{id}/confirm': async (c) => ({ path: `/v1/violations/${await newViolation(c)}/confirm`, body: { note: 'the user asked for it' } }),
   'POST /v1/violations/{id}/dismiss': async (c) => ({ path: `/v1/violations/${await newViolation(c)}/dismiss`, body: { note: 'injected instruction in a web page' } }),
+  'POST /v1/task-schedules': async () => ({ path: '/v1/task-schedules', body: { name: 'Weekly executive brief', cron: '0 17 * * 5', timeZone: 'Asia/Tokyo', prompt: 'Weekly exec brief: last week numbers and competitor moves' } }),
+  'GET /v1/task-schedules': async () => ({ path: '/v1/task-schedules' }),
+  'GET /v1/task-schedules/{id}': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}` }),
+  'PATCH /v1/task-schedules/{id}': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}`, body: { cron: '30 8 * * 1', timeZone: 'Europe/Paris' } }),
+  'DELETE /v1/task-schedules/{id}': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}` }),
+  'POST /v1/task-schedules/{id}/pause': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}/pause` }),
+  'POST /v1/task-schedules/{id}/resume': async (c) => ({ path: `/v1/task-schedules/${await newSchedule(c)}/resume` }),
+  'GET /v1/usage': async () => ({ path: '/v1/usage' }),
 };

@@ -79,4 +79,5 @@ export const TENANT_TABLES = [
   'approval_votes',
   'violations',
   'notifications',
+  'task_schedules',
 ] as const;

@@ -42,6 +42,13 @@ export class Org {
   /** Confirm Forbidden attempts as strikes without triage (off by default: injected text could get a victim suspended). */
   @Column({ name: 'automatic_strikes', type: 'boolean', default: false })
   automaticStrikes!: boolean;
+  /** Agent spend allowed per calendar month (UTC) for the whole org, micro-dollars; null: no limit. */
+  @Column({ name: 'monthly_budget_micros', type: 'bigint', nullable: true })
+  monthlyBudgetMicros!: string | null;
+
+  /** Agent spend allowed per calendar month (UTC) for each user, micro-dollars; null: no limit. */
+  @Column({ name: 'user_monthly_budget_micros', type: 'bigint', nullable: true })
+  userMonthlyBudgetMicros!: string | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

@@ -6,7 +6,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * (group commit in the application: no waiting when the gate is idle). Each claim goes through
  * `steward_gate_claim` exactly as alone (its own org set, its own checks and result); a claim's
  * extra audit events (a credential decrypt the action will make) are written only when it claimed,
- * and a credential read ahead of the claim must still be live (else the answer is `changed`).
+ * and a credential read ahead of the claim must still be live (else the answer is `changed`); a
+ * worker's claim is made only while its task still runs under the worker's lease (else `fenced`).
  */
 export class GateClaimBatch1764806400001 implements MigrationInterface {
   name = 'GateClaimBatch1764806400001';
@@ -26,8 +27,13 @@ export class GateClaimBatch1764806400001 implements MigrationInterface {
             org uuid, "user" uuid, id uuid, task uuid, step integer, gateway varchar, connector varchar, tool varchar, type varchar,
             level varchar, rule_ids text[], reason varchar, policy uuid, policy_version integer, args_digest varchar, tainted boolean,
             labels text[], reversible boolean, state varchar, refusal varchar, event_id uuid, event_at timestamptz, event text,
-            groups text[], approval jsonb, violation boolean, extra jsonb, cred_id uuid, cred_wrapped text)
+            groups text[], approval jsonb, violation boolean, extra jsonb, cred_id uuid, cred_wrapped text, fence_epoch integer, fence_holder varchar)
         LOOP
+          -- A worker's claim: only while its task still runs under this lease (steward_task_fence).
+          IF c.fence_epoch IS NOT NULL AND NOT steward_task_fence(c.org, c."user", c.task, c.fence_epoch, c.fence_holder) THEN
+            v_out := v_out || 'fenced'::text;
+            CONTINUE;
+          END IF;
           -- A credential read ahead of the claim (the action will decrypt it once the claim commits)
           -- must still be the live one: revoked or rotated meanwhile, the gate decides again.
           IF c.cred_id IS NOT NULL THEN

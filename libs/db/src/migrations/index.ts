@@ -10,6 +10,10 @@ import { ConnectorsAndCredentials1764374400000 } from './1764374400000-connector
 import { ActionGate1764460800000 } from './1764460800000-action-gate';
 import { AgentTasks1764547200000 } from './1764547200000-agent-tasks';
 import { ApprovalsReviewsViolations1764633600000 } from './1764633600000-approvals-reviews-violations';
+import { OutcomeUnknown1764720000000 } from './1764720000000-outcome-unknown';
+import { TaskSchedules1764720000001 } from './1764720000001-task-schedules';
+import { MonthlyBudgets1764720000002 } from './1764720000002-monthly-budgets';
+import { GateClaimFence1764720000003 } from './1764720000003-gate-claim-fence';
 import { UserSecretRotation1764806400000 } from './1764806400000-user-secret-rotation';
 import { GateClaimBatch1764806400001 } from './1764806400001-gate-claim-batch';
 
@@ -27,6 +31,10 @@ export const MIGRATIONS = [
   ActionGate1764460800000,
   AgentTasks1764547200000,
   ApprovalsReviewsViolations1764633600000,
+  OutcomeUnknown1764720000000,
+  TaskSchedules1764720000001,
+  MonthlyBudgets1764720000002,
+  GateClaimFence1764720000003,
   UserSecretRotation1764806400000,
   GateClaimBatch1764806400001,
 ];

@@ -1,12 +1,14 @@
 import { hostname } from 'node:os';
+import { join } from 'node:path';
 import type { Redis } from 'ioredis';
 import { type AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { type Logger, newId } from '@steward/common';
 import { ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { type DataSource, type EntityManager, inOrg } from '@steward/db';
-import { gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
-import { type ActionType, decide, isActionType } from '@steward/policy';
+import { ClaimFenced, gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
+import { type ActionType, decide, isActionType, labelArguments, redactPersonalData } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
+import { budgetMessage, monthlyBudgetBlock } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
 import { addTaskConnectors, type TaskConnectorDeps } from './task-connectors';
 import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
@@ -42,6 +44,11 @@ export interface AgentDeps {
   connectors?: Pick<TaskConnectorDeps, 'broker' | 'baseUrls' | 'egress'>;
   /** Tests: called before each model turn (turn index). */
   beforeTurn?: (lease: Lease, turn: number) => Promise<void>;
+  /**
+   * More in-process connectors a task may name, by id (tests: a connector whose executions are
+   * logged; the server is made per task run, with the lease it runs under).
+   */
+  builtins?: Record<string, { manifest: ConnectorManifest; server: (ctx: { lease: Lease; folder: string }) => Parameters<ConnectorHub['addBuiltin']>[1] }>;
 }
 
 interface Transcript {
@@ -121,6 +128,13 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
 
   // Connectors: the built-in ones run in process, the workspace a folder per org and user.
   const { manifests, targets } = await addTaskConnectors(hub, { ds, dataDir: deps.dataDir, log, ...deps.connectors }, { orgId, userId, taskId }, task.connectors as string[]);
+  // Test hooks: extra built-in connectors (the fault tests' ledger), given the task's lease.
+  for (const c of task.connectors as string[]) {
+    if (deps.builtins?.[c] && !manifests[c]) {
+      await hub.addBuiltin(c, deps.builtins[c].server({ lease, folder: join(deps.dataDir, 'workspaces', orgId, userId) }));
+      manifests[c] = deps.builtins[c].manifest;
+    }
+  }
   // Outcomes are written in batches after each call; flushed before the task's state moves on.
   const outcomes = new OutcomeWriter(ds, deps.keyring, (err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
   const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes, ...(deps.connectors?.broker ? { credentials: { broker: deps.connectors.broker, target: (id: string) => targets[id] } } : {}) };
@@ -133,6 +147,13 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     t = JSON.parse((await openSecret(keys, { sealed: task.transcript_sealed, wrappedKey: task.transcript_key }, transcriptAad(orgId, taskId))).toString('utf8'));
   } else {
     t = { v: 1, messages: [{ role: 'user', content: await openPrompt(keys, orgId, taskId, task) }], steps: {}, continuations: 0 };
+  }
+  // A model call that a crashed worker left `executing` has no known outcome (a new call is made;
+  // a tool call is handled when its claim answers `duplicate` below).
+  if (task.epoch > 1) {
+    await fenced(ds, lease, (em) =>
+      em.query(`UPDATE task_actions SET state = 'outcome_unknown', finished_at = now() WHERE org_id = $1 AND task_id = $2 AND action_type = 'model.invoke' AND state = 'executing'`, [orgId, taskId]),
+    );
   }
   const budget = task.budget_micros === null ? Infinity : Number(task.budget_micros);
   let cost = Number(task.cost_micros);
@@ -191,18 +212,20 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     if (flags.cancelRequested) return finish('cancelled');
     if (step >= task.max_steps) return finish('failed', { code: 'step_limit', message: `the task reached its step limit (${task.max_steps})` });
     if (cost >= budget) return finish('failed', { code: 'budget_exceeded', message: `the task reached its budget (${(budget / 1e6).toFixed(2)} USD)` });
+    const monthly = await inOrg(ds, { orgId }, (em) => monthlyBudgetBlock(em, orgId, userId));
+    if (monthly) return finish('failed', { code: 'monthly_budget_exceeded', message: budgetMessage(monthly) });
     await deps.beforeTurn?.(lease, turn);
 
-    // model.invoke: decided and written ahead (claim, decision, audit event by digest and size).
-    const payload = canonical({ model, system: SYSTEM(deps.model.offline), messages: t.messages, tools });
-    const invoke = await writeAheadModelInvoke(deps, policies, lease, workflow, tainted, labels, model, payload);
+    // model.invoke: decided and written ahead (claim, decision, audit event by digest and size);
+    // what is sent is redacted where the decision says so (the sealed transcript keeps the original).
+    const invoke = await writeAheadModelInvoke(deps, policies, lease, workflow, tainted, labels, { model, system: SYSTEM(deps.model.offline), messages: t.messages, tools });
     step = invoke.step;
     if (invoke.refused) return finish('failed', { code: 'forbidden', message: `model.invoke refused: ${invoke.reason}` });
 
     let message: Message;
     const started = Date.now();
     try {
-      message = await new ModelClient(deps.model).create({ model, system: SYSTEM(deps.model.offline), messages: t.messages, tools }, signal, (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'));
+      message = await new ModelClient(deps.model).create({ model, system: SYSTEM(deps.model.offline), messages: invoke.messages, tools }, signal, (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'));
     } catch (err) {
       if (signal.aborted) throw new LeaseLost();
       await finishModelInvoke(deps, lease, invoke.actionId, 'failed', null, Date.now() - started);
@@ -271,6 +294,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       const flags = await fenced(ds, lease, async (_em, f) => f);
       if (flags.cancelRequested) return finish('cancelled');
       const r: GateResult = await gateAction(gate, {
+        // The claim itself checks the lease too (in its transaction): no step runs on two workers.
+        fence: { epoch: lease.epoch, holder: lease.holder },
         orgId,
         userId,
         claim: { taskId, step: t.steps[u.id] },
@@ -281,8 +306,10 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         labels,
         workflow,
         client: 'worker',
+      }).catch((err) => {
+        throw err instanceof ClaimFenced ? new LeaseLost() : err;
       });
-      const ev = { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: r.status, actionId: r.actionId, ...(r.status !== 'duplicate' ? { level: r.level, reason: r.reason, ruleIds: r.ruleIds } : { state: r.state }) };
+      const ev: Record<string, unknown> = { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: r.status, actionId: r.actionId, ...(r.status !== 'duplicate' ? { level: r.level, reason: r.reason, ruleIds: r.ruleIds } : { state: r.state }) };
       events.push({ kind: 'action', data: ev });
       switch (r.status) {
         case 'executed': {
@@ -328,8 +355,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, step]);
         await appendEvents(em, keys, orgId, taskId, events);
       });
-      return finish('awaiting_approval');
+      return finish('awaiting_approval', stop.error);
     }
+    // Outcomes are committed before the transcript says the calls are done (a crash between the
+    // two would otherwise leave claims `executing` whose results the model already saw).
+    await outcomes.flush();
     t.messages.push({ role: 'user', content: results as MessageParam['content'] });
     delete t.held;
     await persist(async (em) => {
@@ -378,7 +408,16 @@ async function offeredTools(deps: AgentDeps, policies: PolicySource, orgId: stri
   return { tools, byName };
 }
 
-async function writeAheadModelInvoke(deps: AgentDeps, policies: PolicySource, lease: Lease, workflow: string | null, tainted: boolean, labels: string[], model: string, payload: string) {
+async function writeAheadModelInvoke(
+  deps: AgentDeps,
+  policies: PolicySource,
+  lease: Lease,
+  workflow: string | null,
+  tainted: boolean,
+  taskLabels: string[],
+  request: { model: string; system: string; messages: MessageParam[]; tools: Tool[] },
+) {
+  const { model } = request;
   const { orgId, taskId, userId } = lease;
   return fenced(deps.ds, lease, async (em) => {
     const [s]: { step: number }[] = await em.query(`WITH u AS (UPDATE tasks SET step = step + 1 WHERE org_id = $1 AND id = $2 RETURNING step) SELECT * FROM u`, [orgId, taskId]);
@@ -388,9 +427,15 @@ async function writeAheadModelInvoke(deps: AgentDeps, policies: PolicySource, le
     );
     const policy = await policies.active(em, orgId);
     const groups = ((await em.query('SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2', [orgId, userId])) as { group_id: string }[]).map((g) => g.group_id);
+    const domains: string[] = gate?.domains ?? [];
+    // The conversation is labelled like any action's arguments ("pii" when personal data is in it).
+    const labels = [...new Set([...taskLabels, ...labelArguments(request.messages, domains).labels])].sort();
     const d = policy
-      ? decide(policy.compiled, { userId, groupIds: groups }, 'model.invoke', { connector: 'anthropic', workflow: workflow ?? undefined, tainted, labels }, { domains: gate?.domains ?? [] })
-      : { level: 'forbidden' as const, ruleIds: ['no_active_policy'], reason: 'Forbidden: the org has no active policy' };
+      ? decide(policy.compiled, { userId, groupIds: groups }, 'model.invoke', { connector: 'anthropic', workflow: workflow ?? undefined, tainted, labels }, { domains })
+      : { level: 'forbidden' as const, ruleIds: ['no_active_policy'], reason: 'Forbidden: the org has no active policy', obligations: [] as string[] };
+    // The policy's redact obligation: personal data is replaced in what is sent (counts audited, never values).
+    const sent = d.obligations.includes('redact_personal_data') ? redactPersonalData(request.messages, domains) : { value: request.messages, redacted: [] };
+    const payload = canonical({ ...request, messages: sent.value });
     const refusal = gate?.paused ? 'paused' : gate?.membership !== 'active' ? 'suspended' : d.level === 'forbidden' ? 'forbidden' : null;
     const actionId = newId();
     const digest = sha256(payload);
@@ -415,9 +460,9 @@ async function writeAheadModelInvoke(deps: AgentDeps, policies: PolicySource, le
       connector: 'anthropic',
       client: 'worker',
       // What is sent to the model, by digest and size only.
-      payload: { actionId, model, offline: deps.model.offline, digest, bytes: Buffer.byteLength(payload), step: s.step },
+      payload: { actionId, model, offline: deps.model.offline, digest, bytes: Buffer.byteLength(payload), step: s.step, labels, obligations: d.obligations, redacted: sent.redacted },
     });
-    return { step: s.step, actionId, refused: refusal !== null, reason: refusal === 'forbidden' ? d.reason : (refusal ?? '') };
+    return { step: s.step, actionId, refused: refusal !== null, reason: refusal === 'forbidden' ? d.reason : (refusal ?? ''), messages: sent.value };
   });
 }
 

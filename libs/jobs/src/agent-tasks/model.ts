@@ -3,7 +3,7 @@ import Anthropic from '@anthropic-ai/sdk';
 /**
  * The worker's client of the Messages API: routing (per workflow, else the task's preference,
  * else the default), streamed or whole responses, and retries with backoff on 429, 529, 5xx and
- * connection faults (the SDK's own retries are off so that every attempt is ours and counted).
+ * connection faults, and on an overloaded or rate-limit error event inside a stream (the SDK's own retries are off so that every attempt is ours and counted).
  */
 export interface ModelOptions {
   apiKey: string;
@@ -51,6 +51,7 @@ export class ModelUnavailable extends Error {
 }
 
 const RETRYABLE = new Set([408, 409, 429, 500, 502, 503, 504, 529]);
+const RETRYABLE_TYPES = new Set(['overloaded_error', 'rate_limit_error', 'api_error', 'timeout_error']);
 
 export class ModelClient {
   private readonly client: Anthropic;
@@ -72,7 +73,9 @@ export class ModelClient {
       } catch (err) {
         if (signal.aborted) throw err;
         const status = err instanceof Anthropic.APIError ? (err.status ?? null) : null;
-        const retryable = err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status));
+        // An error event inside a 200 stream has no status: its type says whether it is transient.
+        const type = err instanceof Anthropic.APIError ? ((err as { type?: string }).type ?? (err.error as { error?: { type?: string } } | undefined)?.error?.type) : undefined;
+        const retryable = err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status)) || (status === null && type !== undefined && RETRYABLE_TYPES.has(type));
         if (!retryable) throw new ModelUnavailable(status, err instanceof Error ? err.message.slice(0, 300) : 'model call failed');
         if (attempt >= attempts) throw new ModelUnavailable(status, `the model is unavailable after ${attempts} attempts (last status ${status ?? 'connection error'})`);
         const header = err instanceof Anthropic.APIError ? Number(err.headers?.get?.('retry-after')) : NaN;

@@ -11,7 +11,9 @@ import { appendEvents, enqueueInOutbox, jobIdOf, OUTBOX_CHANNEL } from './task-s
  * (its old worker can write nothing more) and a new outbox row; a queued task whose job BullMQ no
  * longer knows (Redis lost its data) likewise. Redis holds nothing that Postgres cannot rebuild.
  */
-const LIVE_JOB_STATES = new Set(['waiting', 'active', 'delayed', 'prioritized', 'waiting-children']);
+// 'active' is not among them: a job taken by a worker that died before it took the lease would
+// otherwise wait for BullMQ's stall check; a new epoch is safe (the old job's lease attempt fails).
+const LIVE_JOB_STATES = new Set(['waiting', 'delayed', 'prioritized', 'waiting-children']);
 
 export async function relayOutbox(ds: DataSource, queue: Queue, limit = 200): Promise<number> {
   const pending: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_outbox_pending($1)', [limit]));
@@ -49,10 +51,13 @@ export async function sweepTasks(ds: DataSource, queue: Queue, keys: KeyProvider
       }
     }
     const done = await inOrg(ds, { orgId: s.org_id }, async (em) => {
+      // SKIP LOCKED: a task whose row a (frozen) worker still locks inside an open transaction is
+      // left for a later tick instead of stalling the sweep of every other task.
       const [bumped]: { epoch: number }[] = await em.query(
-        `WITH u AS (UPDATE tasks SET epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL, enqueued_at = NULL, updated_at = now()
-          WHERE org_id = $1 AND id = $2 AND epoch = $3 AND (state = 'queued' OR (state = 'running' AND lease_until < now()))
-          RETURNING epoch) SELECT * FROM u`,
+        `WITH c AS (SELECT org_id, id FROM tasks WHERE org_id = $1 AND id = $2 AND epoch = $3 AND (state = 'queued' OR (state = 'running' AND lease_until < now())) FOR UPDATE SKIP LOCKED),
+              u AS (UPDATE tasks t SET epoch = t.epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL, enqueued_at = NULL, updated_at = now()
+                      FROM c WHERE t.org_id = c.org_id AND t.id = c.id RETURNING t.epoch)
+         SELECT * FROM u`,
         [s.org_id, s.id, row.epoch],
       );
       if (!bumped) return false;

@@ -15,8 +15,10 @@ import type { AddressInfo } from 'node:net';
  * names them `<connector>__<tool>`), so scripts work whatever the connector instance is called.
  *
  * Faults, for tests and demos: `[fail-first:429]` / `[fail-first:529]` in the prompt makes the
- * first attempt of every turn fail with that status; `[max-tokens]` cuts the first answer of the
- * task with stop_reason "max_tokens".
+ * first attempt of every turn fail with that status (`[fail-always:529]`: every attempt);
+ * `[stream-error]` sends an overloaded error in the middle of the first stream of every turn;
+ * `[max-tokens-tool]` cuts the first answer inside a tool_use block; `[max-tokens]` cuts the first answer of the
+ * task with stop_reason "max_tokens"; `[slow:MS]` delays every answer by MS milliseconds.
  */
 export const OFFLINE_MODEL_LABEL = 'offline demo model';
 export const OFFLINE_API_KEY = 'offline-demo-model-key';
@@ -94,6 +96,12 @@ export const SCRIPTS: Record<string, Script> = {
   loop: (c) => calls(`Reading again (${c.turn}).`, use(c.tool('files_list'), {})),
   /** No tools at all. */
   hello: () => done('Hello from the offline demo model.'),
+  /** Irreversible postings to a ledger: one, then two at once (parallel tool_use), then the end (fault tests). */
+  ledger: (c) => {
+    if (c.turn === 0) return calls('Posting the first entry.', use(c.tool('ledger_post'), { memo: 'entry-1', amount: 100 }));
+    if (c.turn === 1) return calls('Posting two more at once.', use(c.tool('ledger_post'), { memo: 'entry-2', amount: 200 }), use(c.tool('ledger_post'), { memo: 'entry-3', amount: 300 }));
+    return done(`Posted: ${c.results.map((r) => (r.isError ? 'error' : 'ok')).join(', ')}`);
+  },
 };
 
 function promptOf(messages: Msg[]): string {
@@ -112,10 +120,13 @@ export interface ScriptedModelServer {
   url: string;
   /** Requests received (method, auth header kind, model, whether streamed, the status answered). */
   requests: { auth: 'x-api-key' | 'bearer' | 'none'; model: string; stream: boolean; status: number; turn: number }[];
+  /** The messages of each request, as received (only when started with `recordBodies`, for tests). */
+  bodies: string[];
   close(): Promise<void>;
 }
 
-export async function startScriptedModelServer(options: { port?: number; apiKey?: string } = {}): Promise<ScriptedModelServer> {
+export async function startScriptedModelServer(options: { port?: number; apiKey?: string; recordBodies?: boolean } = {}): Promise<ScriptedModelServer> {
+  const bodies: string[] = [];
   const key = options.apiKey ?? OFFLINE_API_KEY;
   const requests: ScriptedModelServer['requests'] = [];
   const attempts = new Map<string, number>();
@@ -136,22 +147,28 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
       return error(res, 400, 'invalid_request_error', 'body is not JSON');
     }
     if (!Array.isArray(body.messages) || !body.model || !body.max_tokens) return error(res, 400, 'invalid_request_error', 'model, max_tokens and messages are required');
+    if (options.recordBodies) bodies.push(JSON.stringify(body.messages));
     const prompt = promptOf(body.messages);
     const turn = body.messages.filter((m) => m.role === 'assistant').length;
     const record = (status: number) => requests.push({ auth, model: body.model, stream: !!body.stream, status, turn });
 
-    // Faults: the first attempt of each turn fails.
-    const fault = /\[fail-first:(429|529)\]/.exec(prompt)?.[1];
+    // Faults: the first attempt of each turn fails (`fail-first`), or every attempt (`fail-always`).
+    const fault = /\[fail-(?:first|always):(429|529)\]/.exec(prompt)?.[1];
+    const digest = createHash('sha256').update(JSON.stringify(body.messages)).digest('hex');
+    const n = (attempts.get(digest) ?? 0) + 1;
+    if (attempts.size >= 10_000) attempts.clear();
+    attempts.set(digest, n);
     if (fault) {
-      const digest = createHash('sha256').update(JSON.stringify(body.messages)).digest('hex');
-      const n = (attempts.get(digest) ?? 0) + 1;
-      attempts.set(digest, n);
-      if (n === 1) {
+      if (n === 1 || /\[fail-always:/.test(prompt)) {
         record(Number(fault));
         res.setHeader('retry-after', '0');
         return fault === '429' ? error(res, 429, 'rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit') : error(res, 529, 'overloaded_error', 'Overloaded');
       }
     }
+
+    // A slow model (fault tests): `[slow:MS]` delays every answer.
+    const slow = Number(/\[slow:(\d{1,5})\]/.exec(prompt)?.[1] ?? 0);
+    if (slow) await new Promise((r) => setTimeout(r, slow));
 
     const name = /\[script:([a-z0-9-]+)\]/.exec(prompt)?.[1] ?? 'weekly-brief';
     const script = SCRIPTS[name] ?? SCRIPTS['weekly-brief'];
@@ -163,6 +180,8 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     // An answer cut at max_tokens: the first turn of a task that asks for it, text only.
     const cutTurn = /\[max-tokens\]/.test(prompt) && turn === 0 && !(Array.isArray(last?.content) && last.content.some((b) => b.type === 'text' && b.text.startsWith('Continue')));
     if (cutTurn) out = { content: [text('The brief begins: last week revenue rose and')], stop: 'max_tokens' };
+    // A tool_use cut at max_tokens (`[max-tokens-tool]`): its input is incomplete and must not run.
+    if (/\[max-tokens-tool\]/.test(prompt) && turn === 0) out = { content: [text('Writing the file.'), ...use(tool('files_write'), { path: 'cut.txt', content: 'partial' })], stop: 'max_tokens' };
     if (out.stop === 'tool_use' && !out.content.some((b) => b.type === 'tool_use')) out = done('I have no tool to do that with.');
 
     const message = {
@@ -183,6 +202,12 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     send('message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage: { input_tokens: message.usage.input_tokens, output_tokens: 1 } } });
+    // Overloaded in the middle of a stream (`[stream-error]`: the first streamed attempt of each turn), as the API does after a 200.
+    if (/\[stream-error\]/.test(prompt) && n === 1) {
+      requests[requests.length - 1]!.status = 529;
+      send('error', { type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } });
+      return res.end();
+    }
     out.content.forEach((b, index) => {
       if (b.type === 'text') {
         send('content_block_start', { type: 'content_block_start', index, content_block: { type: 'text', text: '' } });
@@ -210,6 +235,7 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    bodies,
     close: () =>
       new Promise<void>((resolve) => {
         server.closeAllConnections();

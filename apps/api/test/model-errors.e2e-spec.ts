@@ -1,0 +1,154 @@
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { AuditKeyring } from '@steward/audit';
+import { createLogger } from '@steward/common';
+import { inOrg } from '@steward/db';
+import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
+import { ConfigKeyProvider } from '@steward/vault';
+import { Client } from 'pg';
+import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+/**
+ * Model faults the worker meets, played by the scripted model server through the real SDK: an
+ * overloaded error in the middle of a stream (retried), 529 and 429 that never stop (the task
+ * fails as model_unavailable, nothing executed), a tool_use cut by max_tokens (never run), and
+ * parallel tool_use blocks in whole (non-streamed) responses.
+ */
+describe('model errors in the agent loop', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let member: string;
+  let model: ScriptedModelServer;
+  let dataDir: string;
+  const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+  const deps = (stream: boolean): AgentDeps => {
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    return {
+      ds: h.ds,
+      redis: h.redis,
+      keys,
+      keyring: new AuditKeyring(keys),
+      dataDir,
+      model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream, maxTokens: 1024, offline: true, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 } },
+      leaseSeconds: 5,
+      log: quiet,
+    };
+  };
+  const workspace = () => join(dataDir, 'workspaces', org.id, org.users.member.id);
+  const run = async (prompt: string, stream: boolean) => {
+    const res = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt });
+    expect(res.status).toBe(201);
+    const before = model.requests.length;
+    const outcome = await runTask(deps(stream), { orgId: org.id, taskId: res.body.id, epoch: 1 });
+    const task = (await h.http.get(`/v1/tasks/${res.body.id}`).set('Cookie', member)).body;
+    const actions: { tool: string; action_type: string; state: string }[] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT tool, action_type, state FROM task_actions WHERE org_id = $1 AND task_id = $2 ORDER BY step`, [org.id, res.body.id]));
+    return { outcome, task, actions, requests: model.requests.slice(before) };
+  };
+
+  beforeAll(async () => {
+    h = await startHarness();
+    org = await seedOrg(h.ds, 'modelerr');
+    member = await login(h, org.users.member.email);
+    model = await startScriptedModelServer({ recordBodies: true });
+    dataDir = mkdtempSync(join(tmpdir(), 'steward-model-'));
+    mkdirSync(join(workspace(), 'numbers'), { recursive: true });
+    writeFileSync(join(workspace(), 'numbers/last-week.csv'), 'week,revenue\n46,1200000\n');
+    for (const f of ['a', 'b', 'c']) writeFileSync(join(workspace(), `${f}.txt`), `${f.toUpperCase()}\n`);
+  });
+  afterAll(async () => {
+    await model?.close();
+    await h?.close();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('an overloaded error inside a 200 stream is retried with backoff, and the task completes', async () => {
+    const r = await run('[script:read-only] [stream-error] summarise', true);
+    expect(r.outcome).toBe('completed');
+    expect(r.requests.map((q) => q.status)).toEqual([529, 200, 529, 200]);
+    expect(r.requests.every((q) => q.stream)).toBe(true);
+    expect(r.actions.map((a) => [a.action_type, a.state])).toEqual([
+      ['model.invoke', 'succeeded'],
+      ['file.read', 'succeeded'],
+      ['model.invoke', 'succeeded'],
+    ]);
+  });
+
+  it.each([
+    ['529 (overloaded), streamed', '[fail-always:529]', true, 529],
+    ['429 (rate limited), whole responses', '[fail-always:429]', false, 429],
+  ])('%s without end: the task fails as model_unavailable after its attempts, nothing executed', async (_name, knob, stream, status) => {
+    const r = await run(`[script:read-only] ${knob} summarise`, stream);
+    expect(r.outcome).toBe('failed');
+    expect(r.task.error).toMatchObject({ code: 'model_unavailable', message: expect.stringContaining(`last status ${status}`) });
+    expect(r.requests.map((q) => q.status)).toEqual([status, status, status]);
+    expect(r.actions).toEqual([{ tool: 'messages.create', action_type: 'model.invoke', state: 'failed' }]);
+  });
+
+  it('a tool_use cut by max_tokens never runs: the task fails clearly', async () => {
+    const r = await run('[script:hello] [max-tokens-tool] write something', true);
+    expect(r.outcome).toBe('failed');
+    expect(r.task.error).toMatchObject({ code: 'max_tokens' });
+    expect(r.actions.map((a) => a.action_type)).toEqual(['model.invoke']);
+    expect(existsSync(join(workspace(), 'cut.txt'))).toBe(false);
+  });
+
+  it('parallel tool_use blocks in a whole (non-streamed) response: each gated, all results back together', async () => {
+    const r = await run('[script:parallel] read three files', false);
+    expect(r.outcome).toBe('completed');
+    expect(r.requests.every((q) => !q.stream && q.status === 200)).toBe(true);
+    expect(r.requests).toHaveLength(2);
+    expect(r.actions.map((a) => a.action_type)).toEqual(['model.invoke', 'file.read', 'file.read', 'file.read', 'model.invoke']);
+    const out = (await h.http.get(`/v1/tasks/${r.task.id}/events?follow=false`).set('Cookie', member)).text;
+    expect(out).toMatch(/Read 3 files: .*a\.txt.*b\.txt.*c\.txt/);
+  });
+
+  it('model.invoke is labelled, decided and audited by digest and size; where the policy says so, personal data is redacted from what is sent', async () => {
+    const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+    url.pathname = `/${h.db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    try {
+      const prompt = '[script:hello] Draft a reply to bob@gmail.com (card 4111 1111 1111 1111) and copy alice@modelerr.example';
+      const invokes = (taskId: string) =>
+        su.query(
+          `SELECT a.labels, e.canonical::jsonb->'payload' AS p FROM task_actions a JOIN audit_events e ON e.canonical::jsonb->'payload'->>'actionId' = a.id::text WHERE a.task_id = $1 AND a.action_type = 'model.invoke' ORDER BY a.step`,
+          [taskId],
+        );
+      // A policy without the seed's redaction rule: the conversation goes as it is, labelled "pii"
+      // and audited by digest and size only.
+      const [{ document }] = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
+      expect(document.rules.map((r: { id: string }) => r.id)).toContain('org.model-personal-data');
+      const without = { ...document, rules: document.rules.filter((r: { id: string }) => r.id !== 'org.model-personal-data') };
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(without)]);
+      const before = model.bodies.length;
+      const plain = await run(prompt, true);
+      expect(plain.outcome).toBe('completed');
+      expect(model.bodies.slice(before).join('')).toContain('bob@gmail.com');
+      const [p0] = (await invokes(plain.task.id)).rows;
+      expect(p0.labels).toContain('pii');
+      expect(p0.p).toMatchObject({ digest: expect.stringMatching(/^[0-9a-f]{64}$/), bytes: expect.any(Number), redacted: [] });
+      expect(JSON.stringify(p0.p)).not.toContain('bob@gmail.com');
+
+      // The seed policy's rule back ("personal data is redacted before it reaches the model").
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(document)]);
+      const from = model.bodies.length;
+      const redacted = await run(prompt, true);
+      expect(redacted.outcome).toBe('completed');
+      const sent = model.bodies.slice(from).join('');
+      expect(sent).not.toContain('bob@gmail.com');
+      expect(sent).not.toContain('4111 1111 1111 1111');
+      expect(sent).toContain('[redacted email]');
+      expect(sent).toContain('[redacted card_number]');
+      // The org's own addresses are not personal data sent outside.
+      expect(sent).toContain('alice@modelerr.example');
+      const [p1] = (await invokes(redacted.task.id)).rows;
+      expect(p1.p).toMatchObject({ obligations: ['redact_personal_data'], redacted: [{ kind: 'card_number', count: 1 }, { kind: 'email_external', count: 1 }] });
+      expect(p1.p.digest).not.toBe(p0.p.digest);
+      expect(p1.p.bytes).not.toBe(p0.p.bytes);
+    } finally {
+      await su.end();
+    }
+  });
+});

@@ -1,0 +1,209 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { Client } from 'pg';
+import { AuditKeyring } from '@steward/audit';
+import { createLogger } from '@steward/common';
+import { type AgentDeps, fireDueSchedules, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime } from '@steward/jobs';
+import { ConfigKeyProvider } from '@steward/vault';
+import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+/**
+ * Scheduled tasks and monthly budgets through the API, with the worker's firing code and agent
+ * loop on the real PostgreSQL and Redis: a cron read in its time zone, firing from Postgres (at a
+ * worker's boot too), skipped while the kill switch is on or when paused; budgets per month for the
+ * org and each user that refuse new tasks and stop running ones, and the usage route.
+ */
+describe('task schedules and monthly budgets', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let owner: string;
+  let member: string;
+  let su: Client;
+  let model: ScriptedModelServer;
+  let dataDir: string;
+  const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+  const fireDeps = () => {
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    return { ds: h.ds, keys, keyring: new AuditKeyring(keys), log: quiet };
+  };
+  const agentDeps = (): AgentDeps & { relayIntervalMs: number } => ({
+    ...fireDeps(),
+    redis: h.redis,
+    dataDir,
+    model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
+    leaseSeconds: 5,
+    relayIntervalMs: 100,
+  });
+  const schedule = async (id: string) => (await su.query(`SELECT * FROM task_schedules WHERE id = $1`, [id])).rows[0];
+  const makeDue = (id: string) => su.query(`UPDATE task_schedules SET next_run_at = now() - interval '1 minute' WHERE id = $1`, [id]);
+  const tokyo = (d: Date) => new Intl.DateTimeFormat('en-US', { timeZone: 'Asia/Tokyo', weekday: 'long', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(d);
+
+  beforeAll(async () => {
+    h = await startHarness();
+    org = await seedOrg(h.ds, 'sched');
+    owner = await login(h, org.users.owner.email);
+    member = await login(h, org.users.member.email);
+    const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+    url.pathname = `/${h.db.name}`;
+    su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    model = await startScriptedModelServer();
+    dataDir = mkdtempSync(join(tmpdir(), 'steward-sched-'));
+  });
+  afterAll(async () => {
+    await model?.close();
+    await su?.end();
+    await h?.close();
+    if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('creates a schedule read in its time zone, refuses bad cron and zones, updates, pauses and deletes', async () => {
+    for (const [body, path] of [
+      [{ cron: '0 17 * *', timeZone: 'Asia/Tokyo' }, 'cron'],
+      [{ cron: '0 0 17 * * 5', timeZone: 'Asia/Tokyo' }, 'cron'],
+      [{ cron: '0 25 * * 5', timeZone: 'Asia/Tokyo' }, 'cron'],
+      [{ cron: '0 17 * * 5', timeZone: 'Mars/Olympus' }, 'timeZone'],
+    ] as const) {
+      const res = await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'bad', prompt: 'x', ...body });
+      expect(res.status).toBe(400);
+      expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
+      expect(JSON.stringify(res.body.errors ?? [])).toContain(path);
+    }
+    const res = await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Weekly executive brief', cron: '0 17 * * 5', timeZone: 'Asia/Tokyo', prompt: '[script:hello] weekly brief (secret-schedule-prompt)' });
+    expect(res.status).toBe(201);
+    const s = res.body;
+    expect(s).toMatchObject({ userId: org.users.member.id, paused: false, runs: 0, cron: '0 17 * * 5', timeZone: 'Asia/Tokyo' });
+    // Fridays 17:00 in Tokyo (08:00 UTC), within the coming week.
+    expect(tokyo(new Date(s.nextRunAt))).toBe('Friday 17:00');
+    expect(new Date(s.nextRunAt).getTime() - Date.now()).toBeLessThanOrEqual(7 * 86_400_000);
+    expect((await schedule(s.id)).prompt_sealed.toString('latin1')).not.toContain('secret-schedule-prompt');
+    expect(h.logs()).not.toContain('secret-schedule-prompt');
+
+    const moved = await h.http.patch(`/v1/task-schedules/${s.id}`).set('Cookie', member).send({ cron: '30 8 * * 1', timeZone: 'Europe/Paris' });
+    expect(moved.status).toBe(200);
+    expect(new Intl.DateTimeFormat('en-US', { timeZone: 'Europe/Paris', weekday: 'long', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' }).format(new Date(moved.body.nextRunAt))).toBe('Monday 08:30');
+    const paused = await h.http.post(`/v1/task-schedules/${s.id}/pause`).set('Cookie', member);
+    expect(paused.body).toMatchObject({ paused: true, nextRunAt: null });
+    // A paused schedule never fires, even when its time has come.
+    await makeDue(s.id);
+    await fireDueSchedules(fireDeps());
+    expect((await schedule(s.id)).runs).toBe(0);
+    const resumed = await h.http.post(`/v1/task-schedules/${s.id}/resume`).set('Cookie', member);
+    expect(resumed.body.paused).toBe(false);
+    expect(new Date(resumed.body.nextRunAt).getTime()).toBeGreaterThan(Date.now());
+    // Another member's schedule is not theirs to see; the list holds only their own.
+    expect((await h.http.get(`/v1/task-schedules/${s.id}`).set('Cookie', owner)).status).toBe(200);
+    expect((await h.http.delete(`/v1/task-schedules/${s.id}`).set('Cookie', member)).status).toBe(204);
+    expect((await h.http.get(`/v1/task-schedules/${s.id}`).set('Cookie', member)).status).toBe(404);
+    const trail = (await su.query(`SELECT canonical::jsonb->>'action' AS action FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'target'->>'id' = $2 ORDER BY occurred_at`, [org.id, s.id])).rows.map((r) => r.action);
+    expect(trail).toEqual(['schedule.create', 'schedule.update', 'schedule.pause', 'schedule.resume', 'schedule.delete']);
+  });
+
+  it('fires from Postgres: the task and its outbox row in one go, the next run moved on; at a worker boot too; skipped while the kill switch is on', async () => {
+    const s = (await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Brief', cron: '0 17 * * 5', timeZone: 'Asia/Tokyo', prompt: '[script:hello] scheduled hello' })).body;
+    await makeDue(s.id);
+    expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 1, skipped: 0 });
+    let row = await schedule(s.id);
+    expect(row.runs).toBe(1);
+    expect(tokyo(row.next_run_at)).toBe('Friday 17:00');
+    expect(row.next_run_at.getTime()).toBeGreaterThan(Date.now());
+    const task = (await su.query(`SELECT t.*, (SELECT count(*)::int FROM outbox o WHERE o.payload->>'taskId' = t.id::text) AS outbox FROM tasks t WHERE id = $1`, [row.last_task_id])).rows[0];
+    expect(task).toMatchObject({ state: 'queued', user_id: org.users.member.id, outbox: 1 });
+    // Firing again does nothing until the next time comes.
+    expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 0, skipped: 0 });
+
+    // The kill switch is on: the run is skipped (not caught up later), and the trail says so.
+    await su.query(`UPDATE orgs SET agents_paused_at = now() WHERE id = $1`, [org.id]);
+    await makeDue(s.id);
+    expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 0, skipped: 1 });
+    row = await schedule(s.id);
+    expect(row).toMatchObject({ runs: 1, skipped: 1 });
+    expect(row.next_run_at.getTime()).toBeGreaterThan(Date.now());
+    await su.query(`UPDATE orgs SET agents_paused_at = NULL WHERE id = $1`, [org.id]);
+
+    // A worker that boots fires what is due from Postgres and runs the task.
+    await makeDue(s.id);
+    const runtime = await startWorkerRuntime({ redisUrl: h.config.REDIS_URL, prefix: h.config.REDIS_PREFIX, concurrency: 1, log: quiet, agentTasks: agentDeps() });
+    try {
+      for (let i = 0; i < 200 && (await schedule(s.id)).runs < 2; i++) await new Promise((r) => setTimeout(r, 100));
+      row = await schedule(s.id);
+      expect(row.runs).toBe(2);
+      let state = '';
+      for (let i = 0; i < 200 && state !== 'completed'; i++) {
+        state = (await su.query(`SELECT state FROM tasks WHERE id = $1`, [row.last_task_id])).rows[0].state;
+        if (state !== 'completed') await new Promise((r) => setTimeout(r, 100));
+      }
+      expect(state).toBe('completed');
+    } finally {
+      await runtime.close();
+    }
+    const trail = (await su.query(`SELECT canonical::jsonb->>'action' AS action, canonical::jsonb->'payload'->>'reason' AS reason FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'target'->>'id' = $2 AND canonical::jsonb->>'action' LIKE 'schedule.%' ORDER BY occurred_at`, [org.id, s.id])).rows;
+    expect(trail).toEqual([
+      { action: 'schedule.create', reason: null },
+      { action: 'schedule.fire', reason: null },
+      { action: 'schedule.skip', reason: 'paused' },
+      { action: 'schedule.fire', reason: null },
+    ]);
+  });
+
+  it('monthly budgets: usage per org and user; a spent budget refuses new tasks (409), stops running ones and skips schedules', async () => {
+    expect((await h.http.patch('/v1/org').set('Cookie', owner).send({ userMonthlyBudgetUsd: -1 })).status).toBe(400);
+    const set = await h.http.patch('/v1/org').set('Cookie', owner).send({ userMonthlyBudgetUsd: 0.5, monthlyBudgetUsd: 2 });
+    expect(set.status).toBe(200);
+    expect(set.body).toMatchObject({ userMonthlyBudgetUsd: 0.5, monthlyBudgetUsd: 2 });
+    // Only the owner changes org settings.
+    expect((await h.http.patch('/v1/org').set('Cookie', member).send({ monthlyBudgetUsd: 1000 })).status).toBe(403);
+
+    const waiting = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] before the budget is spent' });
+    expect(waiting.status).toBe(201);
+    const s = (await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Costly', cron: '0 9 * * *', timeZone: 'UTC', prompt: '[script:hello] daily' })).body;
+    // The member's tasks this month cost 0.60 USD (a model bill, as the worker accounts it).
+    await su.query(`UPDATE tasks SET cost_micros = 600000, input_tokens = 1000, output_tokens = 200 WHERE id = $1`, [waiting.body.id]);
+
+    const refused = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] over budget' });
+    expect(refused.status).toBe(409);
+    expect(refused.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(refused.body).toMatchObject({ code: 'budget_exceeded', detail: expect.stringMatching(/user's monthly budget is spent \(0\.60 of 0\.50 USD/) });
+    // Another user of the org still may (the org's budget is not spent).
+    expect((await h.http.post('/v1/tasks').set('Cookie', owner).send({ prompt: '[script:hello] owner task' })).status).toBe(201);
+
+    const usage = await h.http.get('/v1/usage').set('Cookie', owner);
+    expect(usage.status).toBe(200);
+    expect(usage.body.month).toBe(new Date().toISOString().slice(0, 7));
+    expect(usage.body.org).toMatchObject({ budgetUsd: 2 });
+    expect(usage.body.org.spentUsd).toBeGreaterThanOrEqual(0.6);
+    const memberUsage = usage.body.users.find((u: { userId: string }) => u.userId === org.users.member.id);
+    // (The scheduled tasks of the test before ran on the offline model: tokens, no cost.)
+    expect(memberUsage).toMatchObject({ spentUsd: 0.6, budgetUsd: 0.5 });
+    expect(memberUsage.inputTokens).toBeGreaterThanOrEqual(1000);
+    expect(memberUsage.outputTokens).toBeGreaterThanOrEqual(200);
+    const mine = await h.http.get('/v1/usage').set('Cookie', member);
+    expect(mine.body.org).toBeNull();
+    expect(mine.body.users.map((u: { userId: string }) => u.userId)).toEqual([org.users.member.id]);
+
+    // A task accepted before the budget was spent stops before its first model turn.
+    await su.query(`UPDATE tasks SET cost_micros = 0 WHERE id = $1`, [waiting.body.id]);
+    const other = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] accepted in time' });
+    expect(other.status).toBe(201);
+    await su.query(`UPDATE tasks SET cost_micros = 600000 WHERE id = $1`, [waiting.body.id]);
+    expect(await runTask(agentDeps(), { orgId: org.id, taskId: other.body.id, epoch: 1 })).toBe('failed');
+    const stopped = (await h.http.get(`/v1/tasks/${other.body.id}`).set('Cookie', member)).body;
+    expect(stopped).toMatchObject({ state: 'failed', error: { code: 'monthly_budget_exceeded' } });
+    expect((await su.query(`SELECT count(*)::int AS n FROM task_actions WHERE task_id = $1`, [other.body.id])).rows[0].n).toBe(0);
+
+    // The schedule's run is skipped while the budget is spent.
+    await makeDue(s.id);
+    expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 0, skipped: 1 });
+
+    // The org's budget spent: nobody in the org starts a task.
+    await su.query(`UPDATE tasks SET cost_micros = 2000000 WHERE id = $1`, [waiting.body.id]);
+    const orgSpent = await h.http.post('/v1/tasks').set('Cookie', owner).send({ prompt: '[script:hello] owner again' });
+    expect(orgSpent.status).toBe(409);
+    expect(orgSpent.body.detail).toMatch(/org's monthly budget is spent/);
+    // Lifting the limits lets work start again.
+    expect((await h.http.patch('/v1/org').set('Cookie', owner).send({ userMonthlyBudgetUsd: null, monthlyBudgetUsd: null })).body).toMatchObject({ userMonthlyBudgetUsd: null, monthlyBudgetUsd: null });
+    expect((await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] no limit' })).status).toBe(201);
+  });
+});
