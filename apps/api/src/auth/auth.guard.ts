@@ -62,10 +62,9 @@ export class AuthGuard implements CanActivate {
     const credential = await this.credential(req);
     if (!credential) throw AppError.unauthenticated();
     return this.db.inOrg({ orgId: credential.orgId, userId: credential.userId }, async (em) => {
-      const [membership, user] = await Promise.all([
-        em.findOneBy(Membership, { orgId: credential.orgId, userId: credential.userId }),
-        em.findOneBy(User, { id: credential.userId }),
-      ]);
+      // One connection, one query at a time (a transaction's queries are never concurrent).
+      const membership = await em.findOneBy(Membership, { orgId: credential.orgId, userId: credential.userId });
+      const user = await em.findOneBy(User, { id: credential.userId });
       if (!membership || !user) throw AppError.unauthenticated();
       if (membership.status !== 'active') throw AppError.forbidden('Your membership of this org is suspended.');
       const { roles, rules } = await this.access.roleSet(em, credential.orgId, credential.userId);

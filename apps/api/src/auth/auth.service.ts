@@ -134,7 +134,8 @@ export class AuthService {
     expiresAt: Date | null,
     scopes?: string[],
   ): Promise<z.infer<typeof SessionView>> {
-    const [user, org] = await Promise.all([em.findOneByOrFail(User, { id: userId }), em.findOneByOrFail(Org, { id: orgId })]);
+    const user = await em.findOneByOrFail(User, { id: userId });
+    const org = await em.findOneByOrFail(Org, { id: orgId });
     const { roles, rules } = await this.access.roleSet(em, orgId, userId);
     const permissions = [
       ...new Set(

@@ -129,7 +129,9 @@ export class ConnectorsService {
     await this.access.authorize(p, 'read', 'Connector');
     return this.db.inOrg(p, async (em) => {
       const rows: ConnectorRow[] = await em.query('SELECT * FROM connectors WHERE org_id = $1 ORDER BY created_at LIMIT 200', [p.orgId]);
-      return { items: await Promise.all(rows.map((r) => this.view(em, p.orgId, r))) };
+      const items = [];
+      for (const r of rows) items.push(await this.view(em, p.orgId, r));
+      return { items };
     });
   }
 

@@ -94,9 +94,11 @@ export class MembersService {
       const removedGrants = await this.access.resolveRoles(
         em,
         p.orgId,
-        await Promise.all(
-          removed.map(async (r) => (r.customRoleId ? `custom:${(await em.findOneByOrFail(Role, { orgId: p.orgId, id: r.customRoleId })).key}` : r.role)),
-        ),
+        await (async () => {
+          const keys: string[] = [];
+          for (const r of removed) keys.push(r.customRoleId ? `custom:${(await em.findOneByOrFail(Role, { orgId: p.orgId, id: r.customRoleId })).key}` : r.role);
+          return keys;
+        })(),
       );
       this.access.assertCanGrant(p, [...added, ...removedGrants]);
       if (removed.some((r) => r.role === 'owner') && m.status === 'active' && (await this.ownerCount(em, p.orgId)) <= 1) {

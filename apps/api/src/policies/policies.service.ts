@@ -100,11 +100,9 @@ export class PoliciesService {
 
   /** Validates against the catalog and this org's groups, workflows and members; every problem listed. */
   private async validate(em: EntityManager, orgId: string, document: unknown): Promise<PolicyDocument> {
-    const [groups, workflows, members] = await Promise.all([
-      em.find(Group, { where: { orgId }, select: { id: true } }),
-      em.find(Workflow, { where: { orgId }, select: { key: true } }),
-      em.find(Membership, { where: { orgId }, select: { userId: true } }),
-    ]);
+    const groups = await em.find(Group, { where: { orgId }, select: { id: true } });
+    const workflows = await em.find(Workflow, { where: { orgId }, select: { key: true } });
+    const members = await em.find(Membership, { where: { orgId }, select: { userId: true } });
     const result = validatePolicy(document, {
       groups: new Set(groups.map((g) => g.id)),
       workflows: new Set(workflows.map((w) => w.key)),
