@@ -368,8 +368,8 @@ interface PendingOutcome {
 }
 
 /**
- * Writes outcomes in the background, a batch per org and transaction (one durable commit for
- * many actions), so the outcome costs the action no extra commit. A process that dies before a
+ * Writes outcomes in the background, a batch in one statement and one durable commit for many
+ * actions of any orgs, so the outcome costs the action no extra commit. A process that dies before a
  * batch is written leaves those claims `executing`: outcomes nobody knows, for a human to settle —
  * never re-run. `flush()` waits until everything added so far is written.
  */
@@ -414,57 +414,27 @@ export class OutcomeWriter {
     if (this.pending.length) await this.drain();
   }
 
+  /** One statement and one commit for the whole batch, whatever orgs it spans (steward_gate_outcome_batch). */
   private async write(batch: PendingOutcome[]): Promise<void> {
-    const byOrg = new Map<string, PendingOutcome[]>();
-    for (const p of batch) {
-      const list = byOrg.get(p.req.orgId);
-      if (list) list.push(p);
-      else byOrg.set(p.req.orgId, [p]);
-    }
-    for (const [orgId, items] of byOrg) {
-      await inOrg(this.ds, { orgId }, async (em) => {
-        const events = [];
-        for (const { req, actionId, action, o, at } of items) {
-          events.push(
-            await prepareEvent(em, this.keyring, {
-              id: newId(),
-              orgId,
-              occurredAt: at,
-              actor: { type: 'agent_task', id: 'taskId' in req.claim ? req.claim.taskId : null },
-              action,
-              target: { type: 'Tool', id: null },
-              decision: 'executed',
-              outcome: o.state === 'succeeded' ? 'success' : 'failure',
-              task: 'taskId' in req.claim ? req.claim.taskId : null,
-              connector: req.connector,
-              client: req.client,
-              payload: { actionId, tool: req.tool, resultDigest: o.resultDigest, bytes: o.bytes, ms: o.ms, error: o.errorCode, undo: o.undo ? o.undo.tool : null },
-            }),
-          );
-        }
-        await em.query(
-          `UPDATE task_actions t SET state = v.state, result_digest = v.digest, result_bytes = v.bytes, duration_ms = v.ms, undo = v.undo::jsonb, error_code = v.err, finished_at = v.at
-             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[]) AS v(id, state, digest, bytes, ms, undo, err, at)
-            WHERE t.org_id = $1 AND t.id = v.id AND t.state = 'executing'`,
-          [
-            orgId,
-            items.map((i) => i.actionId),
-            items.map((i) => i.o.state),
-            items.map((i) => i.o.resultDigest),
-            items.map((i) => i.o.bytes),
-            items.map((i) => i.o.ms),
-            items.map((i) => (i.o.undo ? JSON.stringify(i.o.undo) : null)),
-            items.map((i) => i.o.errorCode),
-            items.map((i) => i.at),
-          ],
-        );
-        await em.query(`INSERT INTO audit_events (id, org_id, occurred_at, canonical) SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::timestamptz[], $4::text[])`, [
-          events.map((e) => e.id),
-          events.map((e) => e.orgId),
-          events.map((e) => e.occurredAt),
-          events.map((e) => e.canonical),
-        ]);
+    const rows = [];
+    for (const { req, actionId, action, o, at } of batch) {
+      // Outcome events carry nothing sealed: no key is looked up.
+      const e = await prepareEvent(perQuery(this.ds, req.orgId), this.keyring, {
+        id: newId(),
+        orgId: req.orgId,
+        occurredAt: at,
+        actor: { type: 'agent_task', id: 'taskId' in req.claim ? req.claim.taskId : null },
+        action,
+        target: { type: 'Tool', id: null },
+        decision: 'executed',
+        outcome: o.state === 'succeeded' ? 'success' : 'failure',
+        task: 'taskId' in req.claim ? req.claim.taskId : null,
+        connector: req.connector,
+        client: req.client,
+        payload: { actionId, tool: req.tool, resultDigest: o.resultDigest, bytes: o.bytes, ms: o.ms, error: o.errorCode, undo: o.undo ? o.undo.tool : null },
       });
+      rows.push({ org: req.orgId, id: actionId, state: o.state, digest: o.resultDigest, bytes: o.bytes, ms: o.ms, undo: o.undo, err: o.errorCode, at, event_id: e.id, event_at: e.occurredAt, event: e.canonical });
     }
+    await this.ds.query('SELECT steward_gate_outcome_batch($1::jsonb)', [JSON.stringify(rows)]);
   }
 }
