@@ -25,10 +25,12 @@ describe('agent tasks with installed connectors and stored credentials', () => {
   let su: Client;
   let slack: Awaited<ReturnType<typeof fakeApi>>;
   let gmail: Awaited<ReturnType<typeof fakeApi>>;
+  let drive: Awaited<ReturnType<typeof fakeApi>>;
   let tokenCalls = 0;
   const connectorId = newId();
   const credentialId = newId();
   const gmailId = newId();
+  const driveId = newId();
   const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
 
   const create = async (body: Record<string, unknown>) => h.http.post('/v1/tasks').set('Cookie', member).send(body);
@@ -58,9 +60,6 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     ).rows.map((r) => r.payload);
 
   beforeAll(async () => {
-    h = await startHarness();
-    org = await seedOrg(h.ds, 'taskconn');
-    member = await login(h, org.users.member.email);
     model = await startScriptedModelServer();
     slack = await fakeApi((c) => {
       if (c.path === '/api/search.messages') return { json: { ok: true, messages: { matches: [{ channel: { id: 'C1', name: 'finance' }, user: 'U2', text: 'invoice 42 is paid', ts: '1.2', permalink: 'https://x' }] } } };
@@ -82,6 +81,15 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       if (c.method === 'POST' && c.path === `${base}/messages/send`) return { json: { id: 'sent-1', threadId: 't-sent' } };
       return undefined;
     });
+    drive = await fakeApi((c) => {
+      if (c.method === 'POST' && c.path === '/upload/drive/v3/files') return { json: { id: 'new-1', name: 'meeting-notes.txt' } };
+      if (c.method === 'PATCH' && c.path === '/drive/v3/files/new-1') return { json: { id: 'new-1', trashed: true } };
+      return undefined;
+    });
+    // The API reverts reviewed actions through the same connectors: it needs their base URLs too.
+    h = await startHarness({ env: { STEWARD_CONNECTOR_BASE_URLS: `slack=${slack.url},gmail=${gmail.url},google-drive=${drive.url}` } });
+    org = await seedOrg(h.ds, 'taskconn');
+    member = await login(h, org.users.member.email);
     const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
     url.pathname = `/${h.db.name}`;
     su = new Client({ connectionString: url.toString() });
@@ -96,6 +104,11 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       [org.id, gmailId, JSON.stringify({ kind: 'oauth2', authorizationUrl: `${gmail.url}/authorize`, tokenUrl: `${gmail.url}/token`, clientId: 'steward-test', scopes: [] })],
     );
     await storeTokens('tok-gmail', new Date(Date.now() + 3600_000), gmailId, newId());
+    await su.query(
+      `INSERT INTO connectors (org_id, id, catalog_id, kind, name, auth, credential_scope, status) VALUES ($1, $2, 'google-drive', 'builtin', 'Google Drive', $3, 'user', 'active')`,
+      [org.id, driveId, JSON.stringify({ kind: 'oauth2', authorizationUrl: `${drive.url}/authorize`, tokenUrl: `${drive.url}/token`, clientId: 'steward-test', scopes: [] })],
+    );
+    await storeTokens('tok-drive', new Date(Date.now() + 3600_000), driveId, newId());
 
     const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
     const keyring = new AuditKeyring(keys);
@@ -107,7 +120,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       keyring,
       dataDir: mkdtempSync(join(tmpdir(), 'steward-taskconn-')),
       model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
-      connectors: { broker: new CredentialBroker(h.ds, keys, keyring, egress), baseUrls: { slack: slack.url, gmail: gmail.url }, egress },
+      connectors: { broker: new CredentialBroker(h.ds, keys, keyring, egress), baseUrls: { slack: slack.url, gmail: gmail.url, 'google-drive': drive.url }, egress },
       leaseSeconds: 5,
       // No polling to speak of: every task of this suite reaches the worker through the outbox's NOTIFY.
       relayIntervalMs: 600_000,
@@ -120,6 +133,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     await model?.close();
     await slack?.close();
     await gmail?.close();
+    await drive?.close();
     await su?.end();
     await h?.close();
   });
@@ -197,5 +211,25 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     ).rows;
     expect(decision.p).toMatchObject({ tainted: true, labels: expect.arrayContaining(['external']) });
     expect(gmail.calls.filter((c) => c.path.endsWith('/messages/send'))).toEqual([]);
+  });
+
+  it('a Batched Drive file waits in review; the reviewer reverts it through Drive with the employee\'s token (the undo audited under the action)', async () => {
+    const res = await create({ prompt: '[script:drive-note] save the meeting notes', connectors: ['Google Drive'] });
+    const done = await waitFor(res.body.id, ['in_review', 'completed', 'failed']);
+    expect(done.state).toBe('in_review');
+    expect(drive.calls.filter((c) => c.path === '/upload/drive/v3/files')).toHaveLength(1);
+    const [action] = (await su.query(`SELECT id, level, undo FROM task_actions WHERE task_id = $1 AND tool = 'drive.create'`, [res.body.id])).rows;
+    expect(action).toMatchObject({ level: 'batched', undo: { tool: 'drive.trash', args: { fileId: 'new-1' } } });
+
+    const approver = await login(h, org.users.approver.email);
+    const reverted = await h.http.post(`/v1/reviews/${res.body.id}/revert`).set('Cookie', approver).send({ reason: 'not for Drive' });
+    expect({ status: reverted.status, detail: reverted.body.detail }).toEqual({ status: 200, detail: undefined });
+    const trash = drive.calls.filter((c) => c.method === 'PATCH' && c.path === '/drive/v3/files/new-1');
+    expect(trash).toHaveLength(1);
+    expect(trash[0].authorization).toBe('Bearer tok-drive');
+    expect(JSON.parse(trash[0].body)).toMatchObject({ trashed: true });
+    expect((await waitFor(res.body.id, ['completed'])).state).toBe('completed');
+    const d = await decrypts(res.body.id);
+    expect(d.filter((x) => x.actionId === action.id).map((x) => x.purpose)).toEqual(['action', 'action']); // the create, then its undo
   });
 });

@@ -1,9 +1,9 @@
-import { join } from 'node:path';
 import { Inject, Injectable } from '@nestjs/common';
-import { AppError, type Config, UUID_PATTERN } from '@steward/common';
-import { ConnectorError, ConnectorHub, createWorkspaceFilesServer } from '@steward/connectors';
+import { AppError, type Config, type Logger, UUID_PATTERN } from '@steward/common';
+import { ConnectorError, ConnectorHub } from '@steward/connectors';
+import { actionScope, CredentialBroker } from '@steward/gate';
 import type { EntityManager } from '@steward/db';
-import { appendEvents } from '@steward/jobs';
+import { addTaskConnectors, appendEvents } from '@steward/jobs';
 import { subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
@@ -11,7 +11,8 @@ import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
-import { CONFIG } from '../core/tokens';
+import { CONFIG, LOGGER } from '../core/tokens';
+import { CredentialsService } from '../connectors/credentials.service';
 import type { ListReviewsQuery, ReviewActionView, ReviewBody, ReviewView } from './oversight.schemas';
 
 interface ActionRow {
@@ -34,7 +35,7 @@ const needsReview = (a: ActionRow) => a.level === 'batched' && a.state === 'succ
 /**
  * Review bundles: a finished task whose Batched writes ran in their reversible form waits
  * `in_review`. A reviewer accepts each action (final as it is: the built-in connectors have no
- * separate "make final" step) or reverts it (its undo call, through the connector, now). When
+ * separate "make final" step) or reverts it (its undo call, through the task's connector, now). When
  * every Batched action is settled the task is `completed`. Every decision is audited.
  */
 @Injectable()
@@ -46,6 +47,8 @@ export class ReviewsService {
     private readonly access: AccessService,
     private readonly audit: AuditService,
     @Inject(CONFIG) private readonly config: Config,
+    @Inject(LOGGER) private readonly log: Logger,
+    private readonly credentials: CredentialsService,
   ) {
     this.keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
   }
@@ -132,7 +135,7 @@ export class ReviewsService {
       if (actionId && !rows.length) throw AppError.notFound('action');
       if (actionId && rows[0].review_state) throw AppError.conflict(`The action is already ${rows[0].review_state}.`);
       if (!rows.length) throw AppError.conflict('Nothing in this bundle is left to review.');
-      if (verdict === 'revert') await this.revertAll(p, t.user_id, rows);
+      if (verdict === 'revert') await this.revertAll(p, t, rows);
       await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = ANY($2::uuid[])`, [
         p.orgId,
         rows.map((r) => r.id),
@@ -157,16 +160,29 @@ export class ReviewsService {
     });
   }
 
-  /** Runs each action's undo call through its connector (newest first); any failure stops and nothing is marked. */
-  private async revertAll(p: Principal, userId: string, rows: ActionRow[]): Promise<void> {
+  /**
+   * Runs each action's undo call through its connector (newest first), with the task's own
+   * connectors and the task owner's credentials (each decrypt audited under the action it undoes);
+   * any failure stops and nothing is marked. While agents are paused no credential is released,
+   * so nothing is reverted through a connector that needs one.
+   */
+  private async revertAll(p: Principal, t: { id: string; user_id: string; connectors: string[] }, rows: ActionRow[]): Promise<void> {
     const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
     try {
+      const egress = await this.db.inOrg(p, (em) => this.credentials.egressFor(em, p.orgId));
+      const broker = new CredentialBroker(this.db.dataSource, this.credentials.keys, this.audit.keyring, async () => egress);
+      await addTaskConnectors(
+        hub,
+        { ds: this.db.dataSource, dataDir: this.config.STEWARD_DATA_DIR, log: this.log, broker, baseUrls: this.config.STEWARD_CONNECTOR_BASE_URLS, egress: async () => egress },
+        { orgId: p.orgId, userId: t.user_id, taskId: t.id },
+        t.connectors,
+      );
       for (const r of rows) {
         if (!r.undo) throw AppError.conflict(`The action ${r.id} has no undo call recorded; it cannot be reverted.`);
-        if (r.connector !== 'workspace-files') throw AppError.conflict(`Reverting through the ${r.connector} connector is not available here.`);
-        if (!hub.has(r.connector)) await hub.addBuiltin(r.connector, createWorkspaceFilesServer({ folder: join(this.config.STEWARD_DATA_DIR, 'workspaces', p.orgId, userId) }));
+        if (!hub.has(r.connector)) throw AppError.conflict(`The ${r.connector} connector is no longer available to this task: action ${r.id} cannot be reverted.`);
+        const undo = r.undo;
         try {
-          await hub.callTool(r.connector, r.undo.tool, r.undo.args, { idempotencyKey: `undo-${r.id}` });
+          await actionScope.run({ orgId: p.orgId, userId: t.user_id, actionId: r.id, taskId: t.id, client: 'rest' }, () => hub.callTool(r.connector, undo.tool, undo.args, { idempotencyKey: `undo-${r.id}` }));
         } catch (err) {
           if (err instanceof ConnectorError) throw AppError.conflict(`The undo of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}`);
           throw err;
