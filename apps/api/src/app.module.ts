@@ -23,6 +23,7 @@ import { CatalogConnectorsController, ConnectorsController, CredentialsControlle
 import { ConnectorsService } from './connectors/connectors.service';
 import { CredentialsService } from './connectors/credentials.service';
 import { ValidationInterceptor } from './core/validation.interceptor';
+import { GatewayService } from './gateway/gateway.service';
 import { GroupsController } from './groups/groups.controller';
 import { GroupsService } from './groups/groups.service';
 import { HealthController } from './health/health.controller';
@@ -128,8 +129,9 @@ export class AppModule {
         ApprovalsService,
         ReviewsService,
         ViolationsService,
+        GatewayService,
       ],
-      exports: [SetupService, OpenApiService],
+      exports: [SetupService, OpenApiService, GatewayService],
     };
   }
 }

@@ -295,6 +295,46 @@ export class ConnectorClient {
     return new ConnectorError('upstream_error', `${where.connector}/${where.tool} failed: ${truncate(text) || 'no detail'}`, where);
   }
 
+  /** What the server offers besides tools (resources, prompts), as it said at initialisation. */
+  capabilities(): { resources?: object; prompts?: object } {
+    return (this.client.getServerCapabilities() ?? {}) as { resources?: object; prompts?: object };
+  }
+
+  /** Resources, resource templates and prompts of the server, passed through as they are (one page each, with its cursor). */
+  async listResources(cursor?: string) {
+    return this.passThrough('resources/list', (o) => this.client.listResources(cursor ? { cursor } : {}, o));
+  }
+
+  async listResourceTemplates(cursor?: string) {
+    return this.passThrough('resources/templates/list', (o) => this.client.listResourceTemplates(cursor ? { cursor } : {}, o));
+  }
+
+  async readResource(uri: string) {
+    return this.passThrough('resources/read', (o) => this.client.readResource({ uri }, o));
+  }
+
+  async listPrompts(cursor?: string) {
+    return this.passThrough('prompts/list', (o) => this.client.listPrompts(cursor ? { cursor } : {}, o));
+  }
+
+  async getPrompt(name: string, args?: Record<string, string>) {
+    return this.passThrough('prompts/get', (o) => this.client.getPrompt({ name, ...(args ? { arguments: args } : {}) }, o));
+  }
+
+  private async passThrough<T>(what: string, run: (o: { timeout: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
+    this.assertOpen();
+    const ctrl = new AbortController();
+    this.inflight.add(ctrl);
+    try {
+      return await run({ timeout: this.limits.timeoutMs, signal: ctrl.signal });
+    } catch (err) {
+      const reason = ctrl.signal.aborted ? ctrl.signal.reason : undefined;
+      throw toConnectorError(reason instanceof ConnectorError ? reason : err, { connector: this.id, tool: what, timeoutMs: this.limits.timeoutMs });
+    } finally {
+      this.inflight.delete(ctrl);
+    }
+  }
+
   private assertOpen(): void {
     if (this.closed) throw new ConnectorError('upstream_unreachable', `${this.id}: the connection is closed`, { connector: this.id });
   }

@@ -66,6 +66,8 @@ export interface ActionRequest {
   client: Client;
   /** The credential the call would use (bound into an approval); null where none. */
   credentialId?: string | null;
+  /** A call through the MCP gateway: its session and the MCP client (clientInfo), named in the audit events. */
+  via?: { session: string; clientName: string; clientVersion: string };
 }
 
 /** Why nothing ran. The last four: an approval that was rejected, expired, already used, or for other arguments or another tool definition. */
@@ -154,7 +156,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
         task: claim.taskId,
         connector: req.connector,
         client: req.client,
-        payload: { actionId, tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation!.exceeded, rateLimitsUnavailable: reservation!.unavailable },
+        payload: { actionId, ...(req.via ? { mcp: req.via } : {}), tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation!.exceeded, rateLimitsUnavailable: reservation!.unavailable },
         // The arguments themselves, sealed under the employee's key (an erasure shreds them).
         sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
         subject: req.userId,
@@ -386,7 +388,7 @@ export class OutcomeWriter {
               task: 'taskId' in req.claim ? req.claim.taskId : null,
               connector: req.connector,
               client: req.client,
-              payload: { actionId, tool: req.tool, resultDigest: o.resultDigest, bytes: o.bytes, ms: o.ms, error: o.errorCode, undo: o.undo ? o.undo.tool : null },
+              payload: { actionId, ...(req.via ? { mcp: req.via } : {}), tool: req.tool, resultDigest: o.resultDigest, bytes: o.bytes, ms: o.ms, error: o.errorCode, undo: o.undo ? o.undo.tool : null },
             }),
           );
         }

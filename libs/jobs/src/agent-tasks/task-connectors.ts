@@ -64,7 +64,7 @@ export const hubIdOf = (name: string) => name.toLowerCase().replace(/[^a-z0-9_-]
 /** Catalog ids of the built-in connectors agent tasks can use (any remote MCP server can be used too). */
 export const TASK_BUILTIN_CONNECTORS: readonly string[] = Object.keys(BUILTINS);
 
-export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDeps, task: { orgId: string; userId: string; taskId: string }, names: string[]): Promise<Record<string, ConnectorManifest>> {
+export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDeps, task: { orgId: string; userId: string; taskId: string | null; client?: 'worker' | 'mcp' }, names: string[]): Promise<Record<string, ConnectorManifest>> {
   const manifests: Record<string, ConnectorManifest> = {};
   const wanted = names.filter((n) => n !== 'workspace-files');
   if (names.includes('workspace-files')) {
@@ -88,7 +88,7 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
     const target: CredentialTarget = { id: row.id, name: row.name, credentialScope: row.credential_scope, auth: row.auth };
     const credential = async () => {
       if (!deps.broker) throw new Error('no credential broker in this worker');
-      return deps.broker.forCall(target, { orgId: task.orgId, userId: task.userId, actionId: null, taskId: task.taskId, client: 'worker' });
+      return deps.broker.forCall(target, { orgId: task.orgId, userId: task.userId, actionId: null, taskId: task.taskId, client: task.client ?? 'worker' });
     };
     try {
       if (row.kind === 'builtin') {
