@@ -19,6 +19,7 @@ import {
   workspaceFilesManifest,
 } from '@steward/connectors';
 import { type DataSource, inOrg } from '@steward/db';
+import { ACTION_TYPES, type ActionTypeSpec, isActionType } from '@steward/policy';
 import type { CredentialBroker, CredentialTarget } from '@steward/gate';
 
 /**
@@ -125,7 +126,9 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
             inputSchema: t.approved_definition?.inputSchema ?? { type: 'object' },
             action: t.action as ToolSpec['action'],
             ...(t.extract ? { extract: t.extract } : {}),
-            ...(t.approved_definition?.annotations?.readOnlyHint ? { readOnly: true } : {}),
+            // A read is what the admin's mapping says (an action type that sends nothing out), not the
+            // server's own readOnlyHint: the hint is not covered by the pinned hash.
+            ...(isActionType(t.action) && (ACTION_TYPES[t.action] as ActionTypeSpec).outbound === false ? { readOnly: true } : {}),
           })),
         } as ConnectorManifest;
       }
