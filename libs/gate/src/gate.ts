@@ -68,6 +68,8 @@ export interface ActionRequest {
   credentialId?: string | null;
   /** A call through the MCP gateway: its session and the MCP client (clientInfo), named in the audit events. */
   via?: { session: string; clientName: string; clientVersion: string };
+  /** Progress the upstream reports while the call runs (the MCP gateway relays it to its client). */
+  onProgress?: (p: { progress: number; total?: number; message?: string }) => void;
 }
 
 /** Why nothing ran. The last four: an approval that was rejected, expired, already used, or for other arguments or another tool definition. */
@@ -215,7 +217,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   try {
     // The call runs in the action's scope: a credential is decrypted for it alone (credentials.ts).
     const scope = { orgId: req.orgId, userId: req.userId, actionId: w.decided.actionId, taskId: claim.taskId, client: req.client };
-    const result = await actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId }));
+    const result = await actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId, ...(req.onProgress ? { onProgress: req.onProgress } : {}) }));
     const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).
     deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, errorCode: null });

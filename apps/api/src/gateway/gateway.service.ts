@@ -6,6 +6,7 @@ import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/
 import {
   CallToolRequestSchema,
   type CallToolResult,
+  CompleteRequestSchema,
   ErrorCode as McpErrorCode,
   GetPromptRequestSchema,
   isInitializeRequest,
@@ -16,6 +17,9 @@ import {
   McpError,
   type Prompt,
   ReadResourceRequestSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
   type Resource,
   type ResourceTemplate,
   type Tool,
@@ -26,7 +30,7 @@ import { AuditKeyring, canonical } from '@steward/audit';
 import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger } from '@steward/common';
 import { ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
-import { addTaskConnectors, toolNameOf } from '@steward/jobs';
+import { addTaskConnectors, hubIdOf, toolNameOf } from '@steward/jobs';
 import { type ActionType, decide, isActionType, type Level, subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import { AccessService } from '../access/access.service';
@@ -57,8 +61,14 @@ import { SessionEventStore } from './event-store';
  * capabilities, so an upstream cannot ask the user's model or the user anything through Steward.
  */
 
+type Notify = (n: { method: string; params: Record<string, unknown> }) => Promise<void>;
+
 interface GatewaySession {
   id: string;
+  /** `/mcp/<connector>`: one connector's tools and prompts under their own names; null: all, namespaced. */
+  scope: string | null;
+  /** Notification senders of the calls in progress (an upstream's log messages go to the latest). */
+  active: Notify[];
   orgId: string;
   userId: string;
   keyId: string;
@@ -136,7 +146,7 @@ export class GatewayService implements OnModuleDestroy {
     return this.sessions.size;
   }
 
-  async handle(req: Request, res: Response): Promise<void> {
+  async handle(req: Request, res: Response, scope: string | null = null): Promise<void> {
     const fail = (status: number, code: ErrorCode, title: string, detail: string, headers: Record<string, string> = {}) => {
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       sendProblem(res, problem(status, code, title, detail, { instance: '/mcp', requestId: req.id }));
@@ -180,7 +190,7 @@ export class GatewayService implements OnModuleDestroy {
     const sid = req.header('mcp-session-id');
     if (sid) {
       const s = this.sessions.get(sid);
-      if (!s || s.orgId !== p.orgId || s.userId !== p.userId) {
+      if (!s || s.orgId !== p.orgId || s.userId !== p.userId || s.scope !== scope) {
         fail(404, ErrorCode.NotFound, 'Not found', 'No such MCP session (it ended or expired): initialize a new one.');
         return;
       }
@@ -197,7 +207,11 @@ export class GatewayService implements OnModuleDestroy {
       fail(429, ErrorCode.RateLimited, 'Too many sessions', `At most ${this.config.GATEWAY_MAX_SESSIONS_PER_USER} open MCP sessions per user: close one (DELETE /mcp) first.`);
       return;
     }
-    const s = await this.openSession(p);
+    const s = await this.openSession(p, scope);
+    if (!s) {
+      fail(404, ErrorCode.NotFound, 'Not found', `No connector "${scope}" is installed in this org.`);
+      return;
+    }
     await s.transport.handleRequest(req, res, req.body);
     // A failed initialize leaves no session behind.
     if (!s.transport.sessionId) await this.closeSession(s);
@@ -221,18 +235,22 @@ export class GatewayService implements OnModuleDestroy {
     return { allowHosts: [...this.config.STEWARD_EGRESS_ALLOW_HOSTS, ...rows.map((r) => r.host)], resolver: this.resolver };
   }
 
-  private async openSession(p: Principal): Promise<GatewaySession> {
+  private async openSession(p: Principal, scope: string | null): Promise<GatewaySession | null> {
+    const installed: { name: string }[] = await this.db.inOrg({ orgId: p.orgId }, (em) => em.query(`SELECT name FROM connectors WHERE org_id = $1 AND status = 'active' ORDER BY name`, [p.orgId]));
+    const names = ['workspace-files', ...installed.map((n) => n.name)].filter((n) => scope === null || hubIdOf(n) === scope);
+    if (!names.length) return null;
     const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
-    const names: { name: string }[] = await this.db.inOrg({ orgId: p.orgId }, (em) => em.query(`SELECT name FROM connectors WHERE org_id = $1 AND status = 'active' ORDER BY name`, [p.orgId]));
     const manifests = await addTaskConnectors(
       hub,
       { ds: this.db.dataSource, dataDir: this.config.STEWARD_DATA_DIR, broker: this.broker, baseUrls: this.config.STEWARD_CONNECTOR_BASE_URLS, egress: (orgId) => this.egress(orgId), log: this.log },
       { orgId: p.orgId, userId: p.userId, taskId: null, client: 'mcp' },
-      ['workspace-files', ...names.map((n) => n.name)],
+      names,
     );
-    const server = new Server({ name: 'steward-gateway', version: '0.1.0' }, { capabilities: { tools: {}, resources: {}, prompts: {} } });
+    const server = new Server({ name: 'steward-gateway', version: '0.1.0' }, { capabilities: { tools: {}, resources: { subscribe: true }, prompts: {}, completions: {}, logging: {} } });
     const s: GatewaySession = {
       id: '',
+      scope,
+      active: [],
       orgId: p.orgId,
       userId: p.userId,
       keyId: p.credentialId,
@@ -256,6 +274,14 @@ export class GatewayService implements OnModuleDestroy {
       },
     });
     s.transport.onclose = () => void this.closeSession(s);
+    // An upstream's log messages reach the client on the stream of the call in progress (else on the session's own stream).
+    for (const id of Object.keys(manifests)) {
+      if (!hub.has(id)) continue;
+      hub.get(id).onLog = (params) => {
+        const send = s.active.at(-1);
+        void (send ? send({ method: 'notifications/message', params }) : server.sendLoggingMessage(params)).catch(() => undefined);
+      };
+    }
     this.register(s);
     await server.connect(s.transport);
     return s;
@@ -284,8 +310,39 @@ export class GatewayService implements OnModuleDestroy {
       const meta = (request.params._meta ?? {}) as Record<string, unknown>;
       const asked = typeof meta[WAIT_META_KEY] === 'number' ? (meta[WAIT_META_KEY] as number) : Infinity;
       const waitMs = Math.max(0, Math.min(asked, this.config.GATEWAY_APPROVAL_WAIT_SECONDS)) * 1000;
-      return this.call(s, target, (request.params.arguments ?? {}) as Record<string, unknown>, { progressToken: meta.progressToken as string | number | undefined, waitMs, signal: extra.signal, notify: (n) => extra.sendNotification(n) });
+      const notify: Notify = (n) => extra.sendNotification(n as never);
+      s.active.push(notify);
+      try {
+        return await this.call(s, target, (request.params.arguments ?? {}) as Record<string, unknown>, { progressToken: meta.progressToken as string | number | undefined, waitMs, signal: extra.signal, notify });
+      } finally {
+        s.active.splice(s.active.indexOf(notify), 1);
+      }
     });
+    server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+      for (const id of this.withCapability(s, 'logging')) await s.hub.get(id).setLoggingLevel(request.params.level).catch(() => undefined);
+      return {};
+    });
+    server.setRequestHandler(CompleteRequestSchema, async (request) => {
+      const ref = request.params.ref;
+      for (const id of this.withCapability(s, 'completions')) {
+        if (ref.type === 'ref/prompt') {
+          const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
+          const found = list.find((p) => this.nameOf(s, id, p.name) === ref.name);
+          if (found) return s.hub.get(id).complete({ ...request.params, ref: { type: 'ref/prompt', name: found.name } });
+        } else if (!s.resourceOwner.has(ref.uri) || s.resourceOwner.get(ref.uri) === id) {
+          return s.hub.get(id).complete(request.params);
+        }
+      }
+      return { completion: { values: [], total: 0, hasMore: false } };
+    });
+    const subscription = (subscribe: boolean) => async (request: { params: { uri: string } }) => {
+      const uri = request.params.uri;
+      const owners = s.resourceOwner.has(uri) ? [s.resourceOwner.get(uri)!] : this.withCapability(s, 'resources').filter((id) => s.hub.get(id).capabilities().resources?.subscribe);
+      for (const id of owners) await s.hub.get(id).subscribeResource(uri, subscribe).catch(() => undefined);
+      return {};
+    };
+    server.setRequestHandler(SubscribeRequestSchema, subscription(true));
+    server.setRequestHandler(UnsubscribeRequestSchema, subscription(false));
     server.setRequestHandler(ListResourcesRequestSchema, async () => {
       const resources: Resource[] = [];
       for (const id of this.withCapability(s, 'resources')) {
@@ -317,23 +374,27 @@ export class GatewayService implements OnModuleDestroy {
     server.setRequestHandler(ListPromptsRequestSchema, async () => {
       const prompts: Prompt[] = [];
       for (const id of this.withCapability(s, 'prompts')) {
-        for (const p of await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts)) prompts.push({ ...p, name: toolNameOf(id, p.name) });
+        for (const p of await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts)) prompts.push({ ...p, name: this.nameOf(s, id, p.name) });
       }
       return { prompts };
     });
     server.setRequestHandler(GetPromptRequestSchema, async (request) => {
       for (const id of this.withCapability(s, 'prompts')) {
-        const prefix = toolNameOf(id, '');
-        if (!request.params.name.startsWith(prefix)) continue;
+        if (!s.scope && !request.params.name.startsWith(toolNameOf(id, ''))) continue;
         const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
-        const found = list.find((p) => toolNameOf(id, p.name) === request.params.name);
+        const found = list.find((p) => this.nameOf(s, id, p.name) === request.params.name);
         if (found) return s.hub.get(id).getPrompt(found.name, request.params.arguments);
       }
       throw new McpError(McpErrorCode.InvalidParams, `Unknown prompt: ${request.params.name}`);
     });
   }
 
-  private withCapability(s: GatewaySession, what: 'resources' | 'prompts'): string[] {
+  /** A tool's or prompt's name for the client: `<connector>__<name>`, or its own name on a one-connector endpoint. */
+  private nameOf(s: GatewaySession, connector: string, name: string): string {
+    return s.scope ? name : toolNameOf(connector, name);
+  }
+
+  private withCapability(s: GatewaySession, what: 'resources' | 'prompts' | 'completions' | 'logging'): string[] {
     return Object.keys(s.manifests).filter((id) => s.hub.has(id) && s.hub.get(id).capabilities()[what]);
   }
 
@@ -364,7 +425,7 @@ export class GatewayService implements OnModuleDestroy {
       for (const spec of manifest.tools) {
         const action = isActionType(spec.action) ? (spec.action as ActionType) : 'unknown';
         const level: Level = policy ? decide(policy.compiled, { userId: s.userId, groupIds: groups }, action, { connector }, { domains }).level : 'forbidden';
-        const name = toolNameOf(connector, spec.name);
+        const name = this.nameOf(s, connector, spec.name);
         // Every tool resolves (a call to one not offered still goes through the gate, which decides it); only those not Forbidden are offered.
         byName.set(name, { connector, tool: spec.name, readOnly: !!spec.readOnly });
         if (level === 'forbidden') continue;
@@ -383,7 +444,7 @@ export class GatewayService implements OnModuleDestroy {
     s: GatewaySession,
     target: { connector: string; tool: string; readOnly: boolean },
     args: Record<string, unknown>,
-    o: { progressToken?: string | number; waitMs: number; signal: AbortSignal; notify: (n: { method: 'notifications/progress'; params: { progressToken: string | number; progress: number; message?: string } }) => Promise<void> },
+    o: { progressToken?: string | number; waitMs: number; signal: AbortSignal; notify: Notify },
   ): Promise<CallToolResult> {
     // The action id's claim: session + connector/tool + argument digest (a retry with a new JSON-RPC id is the same action).
     // A read that completed may be made again (a new generation); a write may not.
@@ -402,6 +463,8 @@ export class GatewayService implements OnModuleDestroy {
       labels: s.labels,
       client: 'mcp' as const,
       via: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100) },
+      // The upstream's progress, relayed under the client's own token.
+      ...(o.progressToken !== undefined ? { onProgress: (p: { progress: number; total?: number; message?: string }) => void o.notify({ method: 'notifications/progress', params: { ...p, progressToken: o.progressToken! } }).catch(() => undefined) } : {}),
     };
     let r: GateResult = await gateAction(s.gate, request);
     if (r.status === 'awaiting_approval') {
