@@ -304,8 +304,8 @@ export class GatewayService implements OnModuleDestroy {
     server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: (await this.offered(s)).tools }));
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       s.lastSeen = Date.now();
-      const { byName } = await this.offered(s);
-      const target = byName.get(request.params.name);
+      // Every tool of the session's connectors resolves (the gate decides it, Forbidden included); the names are fixed per session.
+      const target = this.resolve(s, request.params.name);
       if (!target) throw new McpError(McpErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
       const meta = (request.params._meta ?? {}) as Record<string, unknown>;
       const asked = typeof meta[WAIT_META_KEY] === 'number' ? (meta[WAIT_META_KEY] as number) : Infinity;
@@ -410,6 +410,13 @@ export class GatewayService implements OnModuleDestroy {
       if (!cursor) break;
     }
     return out;
+  }
+
+  private resolve(s: GatewaySession, name: string): { connector: string; tool: string; readOnly: boolean } | undefined {
+    for (const [connector, manifest] of Object.entries(s.manifests)) {
+      for (const spec of manifest.tools) if (this.nameOf(s, connector, spec.name) === name) return { connector, tool: spec.name, readOnly: !!spec.readOnly };
+    }
+    return undefined;
   }
 
   /** The tools this user may use now (not Forbidden by the active policy), and every tool of the session's connectors by name. */
