@@ -224,7 +224,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(calls('post_message').length).toBe(before);
   });
 
-  it('Watched past the wait: a tool error names the pending approval and where to decide it; once approved, the same call runs once', async () => {
+  it('Watched past the wait: a tool error names the pending approval and where to decide it; once approved, the same call runs once (in a new session too)', async () => {
     const client = await connect();
     const before = calls('post_message').length;
     const args = { channel: '#ops', text: 'Deploy window moved' };
@@ -236,12 +236,21 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(text(first)).toContain(`/v1/approvals/${approvalId}/approve`);
     expect(calls('post_message').length).toBe(before);
     expect((await h.http.post(`/v1/approvals/${approvalId}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
-    const later = (await client.callTool({ name: 'upstream__post_message', arguments: args })) as CallToolResult;
+    // The client came back in a new session (a restarted desktop app): the approved call runs there, once.
+    const again = await connect();
+    const later = (await again.callTool({ name: 'upstream__post_message', arguments: args })) as CallToolResult;
     expect(later.isError).toBeFalsy();
     expect(text(later)).toContain('post_message done');
+    expect(later._meta!['steward/action-id']).toBe(first._meta!['steward/action-id']);
     expect(calls('post_message').length).toBe(before + 1);
-    const third = (await client.callTool({ name: 'upstream__post_message', arguments: args })) as CallToolResult;
+    // The approval is used: the first session's retry is the same action, already done ...
+    const retry = (await client.callTool({ name: 'upstream__post_message', arguments: args })) as CallToolResult;
+    expect(retry.isError).toBe(true);
+    expect(text(retry)).toMatch(/already carried out/);
+    // ... and another identical call in the new session is a new action that needs its own approval.
+    const third = (await again.callTool({ name: 'upstream__post_message', arguments: args, _meta: { 'steward/wait-seconds': 0 } })) as CallToolResult;
     expect(third.isError).toBe(true);
+    expect(third._meta!['steward/approval-id']).not.toBe(approvalId);
     expect(calls('post_message').length).toBe(before + 1);
   });
 

@@ -455,9 +455,11 @@ export class GatewayService implements OnModuleDestroy {
   ): Promise<CallToolResult> {
     // The action id's claim: session + connector/tool + argument digest (a retry with a new JSON-RPC id is the same action).
     // A read that completed may be made again (a new generation); a write may not.
-    const base = `${s.id}\n${target.connector}\n${target.tool}\n${sha256(canonical(args))}`;
+    const argsDigest = sha256(canonical(args));
+    const base = `${s.id}\n${target.connector}\n${target.tool}\n${argsDigest}`;
     const generation = target.readOnly ? (s.generations.get(base) ?? 0) : 0;
-    const gatewayKey = `mcp:${sha256(`${base}\n${generation}`)}`;
+    // A Watched call approved since it was made (in this session or another of the same user) is redeemed under its own claim.
+    const gatewayKey = (!target.readOnly && (await this.approvedClaim(s, target, argsDigest))) || `mcp:${sha256(`${base}\n${generation}`)}`;
     const client = s.server.getClientVersion();
     const request = {
       orgId: s.orgId,
@@ -496,7 +498,7 @@ export class GatewayService implements OnModuleDestroy {
         return toolError(
           `Held for approval: approval ${approvalId ?? '(pending)'} waits for a person (action ${r.actionId}: ${r.reason}). ` +
             `An approver decides it in the Steward console under Approvals, or with POST /v1/approvals/${approvalId ?? '{id}'}/approve. ` +
-            'Once it is approved, call this tool again with the same arguments in this session: it then runs, once.',
+            'Once it is approved, call this tool again with the same arguments (in this session or a new one): it then runs, once.',
           { 'steward/action-id': r.actionId, 'steward/approval-id': approvalId, 'steward/level': 'watched', 'steward/status': 'awaiting_approval' },
         );
       }
@@ -528,6 +530,20 @@ export class GatewayService implements OnModuleDestroy {
       default:
         return toolError('The action is waiting for approval.', {});
     }
+  }
+
+  /** The claim of this user's identical gateway call that waits with an approved, unexpired approval (null: none). */
+  private async approvedClaim(s: GatewaySession, target: { connector: string; tool: string }, argsDigest: string): Promise<string | null> {
+    const [row]: { gateway_key: string }[] = await this.db.inOrg({ orgId: s.orgId }, (em) =>
+      em.query(
+        `SELECT t.gateway_key FROM task_actions t JOIN approvals a ON a.org_id = t.org_id AND a.action_id = t.id AND a.kind = 'action'
+          WHERE t.org_id = $1 AND t.user_id = $2 AND t.connector = $3 AND t.tool = $4 AND t.gateway_key IS NOT NULL AND t.state = 'awaiting_approval'
+            AND a.args_digest = $5 AND a.state = 'approved' AND a.expires_at > now() AND a.requested_by = $2
+          ORDER BY a.decided_at DESC NULLS LAST LIMIT 1`,
+        [s.orgId, s.userId, target.connector, target.tool, argsDigest],
+      ),
+    );
+    return row?.gateway_key ?? null;
   }
 
   private async approvalOf(orgId: string, actionId: string): Promise<{ id: string; state: string } | null> {
