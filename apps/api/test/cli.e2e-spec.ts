@@ -120,6 +120,30 @@ describe('steward CLI against a live API', () => {
     expect((JSON.parse(list.stdout) as { items: { id: string; state: string }[] }).items.find((t) => t.id === id)?.state).toBe('completed');
   });
 
+  it('policy show and diff, audit search and export (as the owner, with a config of their own)', async () => {
+    const ownerKey = (await newApiKey(h, await login(h, org.users.owner.email), ['*'])).secret;
+    const env = { STEWARD_CONFIG: join(home, 'owner', 'config.json') };
+    expect((await cli(['login', '--url', base, '--api-key', ownerKey], env)).code).toBe(0);
+    const show = await cli(['policy', 'show', '--json'], env);
+    expect(show.code).toBe(0);
+    const active = JSON.parse(show.stdout) as { version: number; document: { baseline: Record<string, string> } };
+    expect(active.version).toBe(1);
+    const file = join(home, 'policy.json');
+    writeFileSync(file, JSON.stringify({ ...active.document, baseline: { ...active.document.baseline, 'file.read': 'batched' } }));
+    const d = await cli(['policy', 'diff', file], env);
+    expect(d.code).toBe(0);
+    expect(d.stdout.trim()).toBe('changed\t/baseline/file.read');
+    const bad = await cli(['policy', 'diff', join(home, 'missing.json')], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    const search = await cli(['audit', 'search', '--json', '--limit', '10'], env);
+    expect(search.code).toBe(0);
+    expect((JSON.parse(search.stdout) as { items: unknown[] }).items.length).toBeGreaterThan(0);
+    const badFormat = await cli(['audit', 'export', '--format', 'xml'], env);
+    expect(badFormat.code).toBe(2);
+    expect(badFormat.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('approvals and connectors answer as JSON; an unknown approval is a one-line error with exit code 1', async () => {
     const a = await cli(['approvals', '--json']);
     expect(a.code).toBe(0);
