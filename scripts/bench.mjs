@@ -4,6 +4,7 @@
 //   node scripts/bench.mjs policy     only test/bench/policy.bench.ts (npm run bench:policy)
 //   node scripts/bench.mjs audit      only test/bench/audit.bench.ts  (npm run bench:audit; needs PostgreSQL)
 //   node scripts/bench.mjs gate       only test/bench/gate.bench.ts   (npm run bench:gate; PostgreSQL and Redis)
+//   node scripts/bench.mjs gateway    only test/bench/gateway.bench.ts (npm run bench:gateway; the API, PostgreSQL and Redis, loopback)
 //
 // It first builds what the benchmarks load (libs/policy, libs/audit, libs/gate and libs/jobs with tsc -b, incremental, so a no-op when
 // up to date), then runs each benchmark in its own Node process, TypeScript transpiled on load by
@@ -34,7 +35,8 @@ const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: ['ignore', '
 
 // Build the libraries (their tsc output is what the API and the worker run, and what the benchmarks measure).
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
-const build = spawnSync(process.execPath, [tsc, '-b', 'libs/policy', 'libs/audit', 'libs/gate', 'libs/jobs'], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
+// The gateway benchmark runs the API itself (its tsc build).
+const build = spawnSync(process.execPath, [tsc, '-b', 'libs/policy', 'libs/audit', 'libs/gate', 'libs/jobs', ...(selected.includes('gateway') ? ['apps/api'] : [])], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
 if (build.status !== 0) {
   console.error('bench: building the libraries failed');
   process.exit(build.status ?? 1);

@@ -23,6 +23,7 @@ import { CatalogConnectorsController, ConnectorsController, CredentialsControlle
 import { ConnectorsService } from './connectors/connectors.service';
 import { CredentialsService } from './connectors/credentials.service';
 import { ValidationInterceptor } from './core/validation.interceptor';
+import { GatewayService } from './gateway/gateway.service';
 import { GroupsController } from './groups/groups.controller';
 import { GroupsService } from './groups/groups.service';
 import { HealthController } from './health/health.controller';
@@ -133,8 +134,9 @@ export class AppModule {
         ReviewsService,
         ViolationsService,
         SchedulesService,
+        GatewayService,
       ],
-      exports: [SetupService, OpenApiService],
+      exports: [SetupService, OpenApiService, GatewayService],
     };
   }
 }

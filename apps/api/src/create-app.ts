@@ -7,6 +7,7 @@ import { ErrorCode } from '@steward/common';
 import { AppModule, type AppDeps } from './app.module';
 import { jsonBody } from './core/body';
 import { OpenApiService } from './core/openapi';
+import { GatewayService } from './gateway/gateway.service';
 import { problem, sendProblem } from './core/problem';
 import { rateLimit } from './core/rate-limit';
 import { requestContext } from './core/request-context';
@@ -52,6 +53,18 @@ export async function createApp(deps: AppDeps): Promise<INestApplication> {
       return;
     }
     next();
+  });
+  // The MCP gateway (Streamable HTTP; its own Bearer authentication, limits and problem documents).
+  const gateway = app.get(GatewayService);
+  app.use('/mcp', (req: Request, res: Response, next: NextFunction) => {
+    // `/mcp`: every connector, tools namespaced; `/mcp/<connector>`: that connector alone, under its own names.
+    const scoped = /^\/([a-z0-9_-]{1,40})\/?$/.exec(req.path);
+    if (req.path !== '/' && !scoped) return next();
+    gateway.handle(req, res, scoped ? scoped[1]! : null).catch((err: unknown) => {
+      deps.log.error({ err: (err as Error).message, requestId: req.id }, 'gateway: request failed');
+      if (!res.headersSent) sendProblem(res, problem(500, ErrorCode.Internal, 'Internal error', undefined, { instance: '/mcp', requestId: req.id }));
+      else res.end();
+    });
   });
   await app.init();
   return app;

@@ -140,6 +140,18 @@ export const configSchema = z.object({
     .refine((m) => Object.entries(m).every(([k, u]) => /^[a-z][a-z0-9-]{0,63}$/.test(k) && URL.canParse(u) && /^https?:$/.test(new URL(u).protocol)), 'must be "connector=https://base-url" pairs separated by commas'),
   /** How often the relay moves the outbox and re-enqueues stale tasks. */
   TASK_RELAY_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(1000),
+  /** MCP gateway: how long a Watched call waits for its approval (progress notifications meanwhile) before it answers with the pending approval. */
+  GATEWAY_APPROVAL_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(50),
+  /** MCP gateway: how often a waiting call reads its approval's state. */
+  GATEWAY_APPROVAL_POLL_MS: z.coerce.number().int().min(20).max(10_000).default(500),
+  /** MCP gateway: tools/call requests per second per API key. */
+  GATEWAY_CALLS_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(50),
+  /** MCP gateway: open sessions per user (per API process). */
+  GATEWAY_MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(10_000).default(10),
+  /** MCP gateway: a session unused this long is closed. */
+  GATEWAY_SESSION_IDLE_SECONDS: z.coerce.number().int().min(5).max(86_400).default(1800),
+  /** MCP gateway: largest JSON-RPC request body, bytes (at most BODY_LIMIT_BYTES, which applies first). */
+  GATEWAY_MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
 });
 
 export type Config = z.infer<typeof configSchema> & {

@@ -3,7 +3,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ErrorCode as McpErrorCode, McpError, ToolListChangedNotificationSchema, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode as McpErrorCode, LoggingMessageNotificationSchema, McpError, ToolListChangedNotificationSchema, type CallToolResult, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
 import { guardedFetch, type EgressOptions } from '@steward/common';
 import { ConnectorError, networkCode, type ConnectorErrorCode } from './errors';
 import { ERROR_META_KEY, IDEMPOTENCY_META_KEY, LABELS_META_KEY } from './tool-result';
@@ -28,6 +28,8 @@ export interface CallLimits {
    * API takes an idempotency key can pass it on (a retried call then does not act twice).
    */
   idempotencyKey?: string;
+  /** Progress the server reports during the call (relayed by the MCP gateway to its client). */
+  onProgress?: (p: { progress: number; total?: number; message?: string }) => void;
 }
 
 export interface ToolCallResult {
@@ -108,6 +110,8 @@ export class ConnectorClient {
   private tools?: { at: number; list: ToolDefinition[] };
   private readonly inflight = new Set<AbortController>();
   private closed = false;
+  /** Log messages the server sends (notifications/message); relayed by the MCP gateway. */
+  onLog?: (params: LoggingMessageNotification['params']) => void;
 
   private constructor(
     readonly id: string,
@@ -119,6 +123,9 @@ export class ConnectorClient {
     client.onerror = () => undefined; // transport errors surface on the calls themselves
     client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
       this.tools = undefined;
+    });
+    client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
+      this.onLog?.(n.params);
     });
   }
 
@@ -231,6 +238,7 @@ export class ConnectorClient {
         timeout: timeoutMs,
         maxTotalTimeout: timeoutMs,
         signal: ctrl.signal,
+        ...(opts.onProgress ? { onprogress: opts.onProgress, resetTimeoutOnProgress: true } : {}),
       })) as CallToolResult;
     } catch (err) {
       const reason = ctrl.signal.aborted ? ctrl.signal.reason : undefined;
@@ -293,6 +301,58 @@ export class ConnectorClient {
       return new ConnectorError('unknown_tool', `${where.connector}: ${truncate(text)}`, where);
     }
     return new ConnectorError('upstream_error', `${where.connector}/${where.tool} failed: ${truncate(text) || 'no detail'}`, where);
+  }
+
+  /** What the server offers besides tools (resources, prompts), as it said at initialisation. */
+  capabilities(): { resources?: { subscribe?: boolean }; prompts?: object; completions?: object; logging?: object } {
+    return (this.client.getServerCapabilities() ?? {}) as { resources?: { subscribe?: boolean }; prompts?: object; completions?: object; logging?: object };
+  }
+
+  /** Resources, resource templates and prompts of the server, passed through as they are (one page each, with its cursor). */
+  async listResources(cursor?: string) {
+    return this.passThrough('resources/list', (o) => this.client.listResources(cursor ? { cursor } : {}, o));
+  }
+
+  async listResourceTemplates(cursor?: string) {
+    return this.passThrough('resources/templates/list', (o) => this.client.listResourceTemplates(cursor ? { cursor } : {}, o));
+  }
+
+  async readResource(uri: string) {
+    return this.passThrough('resources/read', (o) => this.client.readResource({ uri }, o));
+  }
+
+  async listPrompts(cursor?: string) {
+    return this.passThrough('prompts/list', (o) => this.client.listPrompts(cursor ? { cursor } : {}, o));
+  }
+
+  async getPrompt(name: string, args?: Record<string, string>) {
+    return this.passThrough('prompts/get', (o) => this.client.getPrompt({ name, ...(args ? { arguments: args } : {}) }, o));
+  }
+
+  async complete(params: Parameters<Client['complete']>[0]) {
+    return this.passThrough('completion/complete', (o) => this.client.complete(params, o));
+  }
+
+  async subscribeResource(uri: string, subscribe: boolean) {
+    return this.passThrough(subscribe ? 'resources/subscribe' : 'resources/unsubscribe', (o) => (subscribe ? this.client.subscribeResource({ uri }, o) : this.client.unsubscribeResource({ uri }, o)));
+  }
+
+  async setLoggingLevel(level: Parameters<Client['setLoggingLevel']>[0]) {
+    return this.passThrough('logging/setLevel', (o) => this.client.setLoggingLevel(level, o));
+  }
+
+  private async passThrough<T>(what: string, run: (o: { timeout: number; signal: AbortSignal }) => Promise<T>): Promise<T> {
+    this.assertOpen();
+    const ctrl = new AbortController();
+    this.inflight.add(ctrl);
+    try {
+      return await run({ timeout: this.limits.timeoutMs, signal: ctrl.signal });
+    } catch (err) {
+      const reason = ctrl.signal.aborted ? ctrl.signal.reason : undefined;
+      throw toConnectorError(reason instanceof ConnectorError ? reason : err, { connector: this.id, tool: what, timeoutMs: this.limits.timeoutMs });
+    } finally {
+      this.inflight.delete(ctrl);
+    }
   }
 
   private assertOpen(): void {

@@ -79,6 +79,10 @@ export interface ActionRequest {
    * epoch and holder, checked in the claim's own transaction; otherwise `ClaimFenced` is thrown.
    */
   fence?: { epoch: number; holder: string };
+  /** A call through the MCP gateway: its session and the MCP client (clientInfo), named in the audit events. */
+  via?: { session: string; clientName: string; clientVersion: string };
+  /** Progress the upstream reports while the call runs (the MCP gateway relays it to its client). */
+  onProgress?: (p: { progress: number; total?: number; message?: string }) => void;
 }
 
 /** The task's lease was taken over before the claim: nothing was claimed or run. */
@@ -182,7 +186,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
         task: claim.taskId,
         connector: req.connector,
         client: req.client,
-        payload: { actionId, tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation!.exceeded, rateLimitsUnavailable: reservation!.unavailable },
+        payload: { actionId, ...(req.via ? { mcp: req.via } : {}), tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation!.exceeded, rateLimitsUnavailable: reservation!.unavailable },
         // The arguments themselves, sealed under the employee's key (an erasure shreds them).
         sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
         subject: req.userId,
@@ -251,7 +255,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
     // validation and credential failures are never retried.
     const safe = spec?.readOnly === true || spec?.idempotent === true;
     const result = await withRetry(
-      () => actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId })),
+      () => actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId, ...(req.onProgress ? { onProgress: req.onProgress } : {}) })),
       safe ? (deps.retry?.attempts ?? 3) : 1,
       deps.retry?.baseDelayMs ?? 200,
     );
@@ -431,7 +435,7 @@ export class OutcomeWriter {
         task: 'taskId' in req.claim ? req.claim.taskId : null,
         connector: req.connector,
         client: req.client,
-        payload: { actionId, tool: req.tool, resultDigest: o.resultDigest, bytes: o.bytes, ms: o.ms, error: o.errorCode, undo: o.undo ? o.undo.tool : null },
+        payload: { actionId, ...(req.via ? { mcp: req.via } : {}), tool: req.tool, resultDigest: o.resultDigest, bytes: o.bytes, ms: o.ms, error: o.errorCode, undo: o.undo ? o.undo.tool : null },
       });
       rows.push({ org: req.orgId, id: actionId, state: o.state, digest: o.resultDigest, bytes: o.bytes, ms: o.ms, undo: o.undo, err: o.errorCode, at, event_id: e.id, event_at: e.occurredAt, event: e.canonical });
     }

@@ -19,6 +19,7 @@ import {
   workspaceFilesManifest,
 } from '@steward/connectors';
 import { type DataSource, inOrg } from '@steward/db';
+import { ACTION_TYPES, type ActionTypeSpec, isActionType } from '@steward/policy';
 import type { CredentialBroker, CredentialTarget } from '@steward/gate';
 
 /**
@@ -71,7 +72,7 @@ export interface TaskConnectors {
   targets: Record<string, CredentialTarget>;
 }
 
-export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDeps, task: { orgId: string; userId: string; taskId: string }, names: string[]): Promise<TaskConnectors> {
+export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDeps, task: { orgId: string; userId: string; taskId: string | null; client?: 'worker' | 'mcp' }, names: string[]): Promise<TaskConnectors> {
   const manifests: Record<string, ConnectorManifest> = {};
   const targets: Record<string, CredentialTarget> = {};
   const wanted = names.filter((n) => n !== 'workspace-files');
@@ -97,7 +98,7 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
     if (row.auth.kind !== 'none') targets[id] = target;
     const credential = async () => {
       if (!deps.broker) throw new Error('no credential broker in this worker');
-      return deps.broker.forCall(target, { orgId: task.orgId, userId: task.userId, actionId: null, taskId: task.taskId, client: 'worker' });
+      return deps.broker.forCall(target, { orgId: task.orgId, userId: task.userId, actionId: null, taskId: task.taskId, client: task.client ?? 'worker' });
     };
     try {
       if (row.kind === 'builtin') {
@@ -134,7 +135,9 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
             inputSchema: t.approved_definition?.inputSchema ?? { type: 'object' },
             action: t.action as ToolSpec['action'],
             ...(t.extract ? { extract: t.extract } : {}),
-            ...(t.approved_definition?.annotations?.readOnlyHint ? { readOnly: true } : {}),
+            // A read is what the admin's mapping says (an action type that sends nothing out), not the
+            // server's own readOnlyHint: the hint is not covered by the pinned hash.
+            ...(isActionType(t.action) && (ACTION_TYPES[t.action] as ActionTypeSpec).outbound === false ? { readOnly: true } : {}),
           })),
         } as ConnectorManifest;
       }

@@ -1,0 +1,571 @@
+import { createHash, randomUUID } from 'node:crypto';
+import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import { Server } from '@modelcontextprotocol/sdk/server/index.js';
+import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import {
+  CallToolRequestSchema,
+  type CallToolResult,
+  CompleteRequestSchema,
+  ErrorCode as McpErrorCode,
+  GetPromptRequestSchema,
+  isInitializeRequest,
+  ListPromptsRequestSchema,
+  ListResourcesRequestSchema,
+  ListResourceTemplatesRequestSchema,
+  ListToolsRequestSchema,
+  McpError,
+  type Prompt,
+  ReadResourceRequestSchema,
+  SetLevelRequestSchema,
+  SubscribeRequestSchema,
+  UnsubscribeRequestSchema,
+  type Resource,
+  type ResourceTemplate,
+  type Tool,
+} from '@modelcontextprotocol/sdk/types.js';
+import type { Request, Response } from 'express';
+import type { Redis } from 'ioredis';
+import { AuditKeyring, canonical } from '@steward/audit';
+import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger } from '@steward/common';
+import { ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
+import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
+import { addTaskConnectors, hubIdOf, toolNameOf } from '@steward/jobs';
+import { type ActionType, decide, isActionType, type Level, subjectOf } from '@steward/policy';
+import { ConfigKeyProvider } from '@steward/vault';
+import { AccessService } from '../access/access.service';
+import { AuthGuard } from '../auth/auth.guard';
+import type { Principal } from '../auth/principal';
+import { Db } from '../core/db.service';
+import { problem, sendProblem } from '../core/problem';
+import { CONFIG, EGRESS_RESOLVER, LOGGER, REDIS } from '../core/tokens';
+import { SessionEventStore } from './event-store';
+
+/**
+ * The MCP gateway: `/mcp` on the API, Streamable HTTP (sessions, resumable streams, the SDK's
+ * protocol-version negotiation), authenticated by the caller's API key as a Bearer token.
+ *
+ * A session holds a ConnectorHub of the org's installed connectors (built the way the worker
+ * builds a task's: built-in ones in process, remote MCP servers with their approved tool
+ * definitions pinned, credentials decrypted per call by the broker). `tools/list` offers the
+ * tools the active policy does not make Forbidden for this user, named `<connector>__<tool>`;
+ * `tools/call` goes through `gateAction` exactly as the worker's calls do, with the claim
+ * `{ gatewayKey }`: an id derived from the session, the connector and tool and the digest of the
+ * arguments — so a client that retries with a new JSON-RPC id does not act twice. Watched calls
+ * wait for their approval (progress notifications meanwhile, the approval's state read from
+ * PostgreSQL) up to a limit, then answer with the pending approval; the same call made again
+ * once it is approved runs, once (the gate redeems the approval).
+ *
+ * Resources and prompts of the upstreams pass through (namespaced like tools). Sampling and
+ * elicitation requests from upstreams are not relayed: the hub's client does not offer those
+ * capabilities, so an upstream cannot ask the user's model or the user anything through Steward.
+ */
+
+type Notify = (n: { method: string; params: Record<string, unknown> }) => Promise<void>;
+
+interface GatewaySession {
+  id: string;
+  /** `/mcp/<connector>`: one connector's tools and prompts under their own names; null: all, namespaced. */
+  scope: string | null;
+  /** Notification senders of the calls in progress (an upstream's log messages go to the latest). */
+  active: Notify[];
+  orgId: string;
+  userId: string;
+  keyId: string;
+  transport: StreamableHTTPServerTransport;
+  server: Server;
+  hub: ConnectorHub;
+  manifests: Record<string, ConnectorManifest>;
+  gate: GateDeps;
+  lastSeen: number;
+  /** Once a session read untrusted content its outbound actions are decided as tainted (as a task's). */
+  tainted: boolean;
+  labels: string[];
+  /** Completed identical read-only calls (a read may run again; a write may not). */
+  generations: Map<string, number>;
+  /** Which connector served a resource URI (filled when resources are listed). */
+  resourceOwner: Map<string, string>;
+}
+
+const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const LEVEL_NOTE: Partial<Record<Level, string>> = {
+  watched: '[Watched: each call waits for a person to approve it] ',
+  batched: '[Batched: runs now (writes in a reversible form) and is held for review] ',
+};
+/** Refusals explained in words (the gate's reason covers the rest). */
+const REFUSALS: Record<string, string> = {
+  paused: 'agents are paused in this org (kill switch); nothing runs',
+  suspended: 'your agent access is suspended',
+  no_policy: 'the org has no active policy',
+  not_authorized: 'the action is not authorised',
+  rejected: 'a person rejected this action; it was not run',
+  expired: 'nobody approved this action in time; it was not run',
+  approval_used: 'the approval for this action was already used; it was not run again',
+  approval_mismatch: 'the approval was for other arguments or another tool definition; it was not run',
+};
+const WAIT_META_KEY = 'steward/wait-seconds';
+
+@Injectable()
+export class GatewayService implements OnModuleDestroy {
+  private readonly sessions = new Map<string, GatewaySession>();
+  private readonly auth: AuthGuard;
+  private readonly keyring: AuditKeyring;
+  private readonly broker: CredentialBroker;
+  private readonly outcomes: OutcomeWriter;
+  private readonly policies = new PolicySource();
+  private readonly contexts = new ContextCache();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(
+    @Inject(CONFIG) private readonly config: Config,
+    @Inject(LOGGER) private readonly log: Logger,
+    @Inject(REDIS) private readonly redis: Redis,
+    @Inject(EGRESS_RESOLVER) private readonly resolver: EgressResolver,
+    private readonly db: Db,
+    access: AccessService,
+    reflector: Reflector,
+  ) {
+    this.auth = new AuthGuard(reflector, db, access, config);
+    const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+    this.keyring = new AuditKeyring(keys);
+    this.broker = new CredentialBroker(db.dataSource, keys, this.keyring, (orgId) => this.egress(orgId));
+    this.outcomes = new OutcomeWriter(db.dataSource, this.keyring, (err) => log.error({ err: (err as Error).message }, 'gateway: writing action outcomes failed'));
+    this.sweeper = setInterval(() => this.sweep(), 10_000);
+    this.sweeper.unref();
+  }
+
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.sweeper);
+    await Promise.all([...this.sessions.values()].map((s) => this.closeSession(s)));
+    await this.outcomes.flush().catch(() => undefined);
+  }
+
+  /** Open sessions (for tests and metrics). */
+  get openSessions(): number {
+    return this.sessions.size;
+  }
+
+  async handle(req: Request, res: Response, scope: string | null = null): Promise<void> {
+    const fail = (status: number, code: ErrorCode, title: string, detail: string, headers: Record<string, string> = {}) => {
+      for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+      sendProblem(res, problem(status, code, title, detail, { instance: '/mcp', requestId: req.id }));
+    };
+    // 1. The caller: an API key as a Bearer token, nothing else (no cookies: a browser page cannot drive the gateway).
+    if (!req.header('authorization')) {
+      fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an API key: send "Authorization: Bearer stw_...".', { 'WWW-Authenticate': 'Bearer realm="steward"' });
+      return;
+    }
+    let p: Principal;
+    try {
+      p = await this.auth.authenticate(req);
+    } catch (err) {
+      if (err instanceof AppError) {
+        fail(err.status, err.code, err.title, err.detail ?? err.title, err.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="steward", error="invalid_token"' } : {});
+        return;
+      }
+      throw err;
+    }
+    if (p.kind !== 'api_key') {
+      fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an API key as a Bearer token.');
+      return;
+    }
+    // RBAC: using the gateway is running agent actions as oneself (what starting a task needs).
+    if (!p.ability.can('create', subjectOf('Task', { userId: p.userId }))) {
+      fail(403, ErrorCode.Forbidden, 'Forbidden', 'Your role (or this API key\'s scopes) may not run agent actions.');
+      return;
+    }
+    // 2. Limits: request size, calls per second per key.
+    const size = Number(req.headers['content-length'] ?? (req.body === undefined ? 0 : Buffer.byteLength(JSON.stringify(req.body))));
+    if (size > this.config.GATEWAY_MAX_REQUEST_BYTES) {
+      fail(413, ErrorCode.PayloadTooLarge, 'Payload too large', `An MCP request may be at most ${this.config.GATEWAY_MAX_REQUEST_BYTES} bytes.`);
+      return;
+    }
+    const calls = (Array.isArray(req.body) ? req.body : [req.body]).filter((m) => m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call').length;
+    if (calls && !(await this.withinRate(p.credentialId, calls))) {
+      fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key.`, { 'Retry-After': '1' });
+      return;
+    }
+    // 3. The session: an existing one of this same user, or a new one on `initialize`.
+    const sid = req.header('mcp-session-id');
+    if (sid) {
+      const s = this.sessions.get(sid);
+      if (!s || s.orgId !== p.orgId || s.userId !== p.userId || s.scope !== scope) {
+        fail(404, ErrorCode.NotFound, 'Not found', 'No such MCP session (it ended or expired): initialize a new one.');
+        return;
+      }
+      s.lastSeen = Date.now();
+      await s.transport.handleRequest(req, res, req.body);
+      return;
+    }
+    if (req.method !== 'POST' || !(Array.isArray(req.body) ? req.body.some((m) => isInitializeRequest(m)) : isInitializeRequest(req.body))) {
+      fail(400, ErrorCode.ValidationFailed, 'Bad request', 'No Mcp-Session-Id: the first request of a session must be "initialize".');
+      return;
+    }
+    const mine = [...this.sessions.values()].filter((s) => s.orgId === p.orgId && s.userId === p.userId).length;
+    if (mine >= this.config.GATEWAY_MAX_SESSIONS_PER_USER) {
+      fail(429, ErrorCode.RateLimited, 'Too many sessions', `At most ${this.config.GATEWAY_MAX_SESSIONS_PER_USER} open MCP sessions per user: close one (DELETE /mcp) first.`);
+      return;
+    }
+    const s = await this.openSession(p, scope);
+    if (!s) {
+      fail(404, ErrorCode.NotFound, 'Not found', `No connector "${scope}" is installed in this org.`);
+      return;
+    }
+    await s.transport.handleRequest(req, res, req.body);
+    // A failed initialize leaves no session behind.
+    if (!s.transport.sessionId) await this.closeSession(s);
+  }
+
+  private async withinRate(keyId: string, n: number): Promise<boolean> {
+    const key = `${this.config.REDIS_PREFIX}:mcp:calls:${keyId}:${Math.floor(Date.now() / 1000)}`;
+    try {
+      const r = await this.redis.multi().incrby(key, n).expire(key, 2).exec();
+      const count = Number(r?.[0]?.[1] ?? 0);
+      return count <= this.config.GATEWAY_CALLS_PER_SECOND;
+    } catch (err) {
+      // Redis away: the gate's own rate-limit reservations still fail safe; the gateway's counter does not block.
+      this.log.warn({ err: (err as Error).message }, 'gateway: call rate not counted (redis)');
+      return true;
+    }
+  }
+
+  private async egress(orgId: string): Promise<EgressOptions> {
+    const rows: { host: string }[] = await this.db.inOrg({ orgId }, (em) => em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [orgId]));
+    return { allowHosts: [...this.config.STEWARD_EGRESS_ALLOW_HOSTS, ...rows.map((r) => r.host)], resolver: this.resolver };
+  }
+
+  private async openSession(p: Principal, scope: string | null): Promise<GatewaySession | null> {
+    const installed: { name: string }[] = await this.db.inOrg({ orgId: p.orgId }, (em) => em.query(`SELECT name FROM connectors WHERE org_id = $1 AND status = 'active' ORDER BY name`, [p.orgId]));
+    const names = ['workspace-files', ...installed.map((n) => n.name)].filter((n) => scope === null || hubIdOf(n) === scope);
+    if (!names.length) return null;
+    const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
+    const { manifests, targets } = await addTaskConnectors(
+      hub,
+      { ds: this.db.dataSource, dataDir: this.config.STEWARD_DATA_DIR, broker: this.broker, baseUrls: this.config.STEWARD_CONNECTOR_BASE_URLS, egress: (orgId) => this.egress(orgId), log: this.log },
+      { orgId: p.orgId, userId: p.userId, taskId: null, client: 'mcp' },
+      names,
+    );
+    const server = new Server({ name: 'steward-gateway', version: '0.1.0' }, { capabilities: { tools: {}, resources: { subscribe: true }, prompts: {}, completions: {}, logging: {} } });
+    const s: GatewaySession = {
+      id: '',
+      scope,
+      active: [],
+      orgId: p.orgId,
+      userId: p.userId,
+      keyId: p.credentialId,
+      server,
+      hub,
+      manifests,
+      transport: undefined as unknown as StreamableHTTPServerTransport,
+      gate: {
+        ds: this.db.dataSource,
+        redis: this.redis,
+        keyring: this.keyring,
+        policies: this.policies,
+        hub,
+        manifest: (id) => manifests[id],
+        outcomes: this.outcomes,
+        contexts: this.contexts,
+        // Each call's credential decrypted for it alone, the decrypt audited in its claim's commit.
+        credentials: { broker: this.broker, target: (id) => targets[id] },
+      },
+      lastSeen: Date.now(),
+      tainted: false,
+      labels: [],
+      generations: new Map(),
+      resourceOwner: new Map(),
+    };
+    s.transport = new StreamableHTTPServerTransport({
+      sessionIdGenerator: () => randomUUID(),
+      eventStore: new SessionEventStore(),
+      onsessioninitialized: (id) => {
+        s.id = id;
+        this.sessions.set(id, s);
+      },
+    });
+    s.transport.onclose = () => void this.closeSession(s);
+    // An upstream's log messages reach the client on the stream of the call in progress (else on the session's own stream).
+    for (const id of Object.keys(manifests)) {
+      if (!hub.has(id)) continue;
+      hub.get(id).onLog = (params) => {
+        const send = s.active.at(-1);
+        void (send ? send({ method: 'notifications/message', params }) : server.sendLoggingMessage(params)).catch(() => undefined);
+      };
+    }
+    this.register(s);
+    await server.connect(s.transport);
+    return s;
+  }
+
+  private async closeSession(s: GatewaySession): Promise<void> {
+    if (s.id && this.sessions.get(s.id) === s) this.sessions.delete(s.id);
+    s.transport.onclose = undefined;
+    await s.server.close().catch(() => undefined);
+    await s.hub.close().catch(() => undefined);
+  }
+
+  private sweep(): void {
+    const idle = Date.now() - this.config.GATEWAY_SESSION_IDLE_SECONDS * 1000;
+    for (const s of this.sessions.values()) if (s.lastSeen < idle) void this.closeSession(s);
+  }
+
+  private register(s: GatewaySession): void {
+    const { server } = s;
+    server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: (await this.offered(s)).tools }));
+    server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+      s.lastSeen = Date.now();
+      // Every tool of the session's connectors resolves (the gate decides it, Forbidden included); the names are fixed per session.
+      const target = this.resolve(s, request.params.name);
+      if (!target) throw new McpError(McpErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
+      const meta = (request.params._meta ?? {}) as Record<string, unknown>;
+      const asked = typeof meta[WAIT_META_KEY] === 'number' ? (meta[WAIT_META_KEY] as number) : Infinity;
+      const waitMs = Math.max(0, Math.min(asked, this.config.GATEWAY_APPROVAL_WAIT_SECONDS)) * 1000;
+      const notify: Notify = (n) => extra.sendNotification(n as never);
+      s.active.push(notify);
+      try {
+        return await this.call(s, target, (request.params.arguments ?? {}) as Record<string, unknown>, { progressToken: meta.progressToken as string | number | undefined, waitMs, signal: extra.signal, notify });
+      } finally {
+        s.active.splice(s.active.indexOf(notify), 1);
+      }
+    });
+    server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+      for (const id of this.withCapability(s, 'logging')) await s.hub.get(id).setLoggingLevel(request.params.level).catch(() => undefined);
+      return {};
+    });
+    server.setRequestHandler(CompleteRequestSchema, async (request) => {
+      const ref = request.params.ref;
+      for (const id of this.withCapability(s, 'completions')) {
+        if (ref.type === 'ref/prompt') {
+          const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
+          const found = list.find((p) => this.nameOf(s, id, p.name) === ref.name);
+          if (found) return s.hub.get(id).complete({ ...request.params, ref: { type: 'ref/prompt', name: found.name } });
+        } else if (!s.resourceOwner.has(ref.uri) || s.resourceOwner.get(ref.uri) === id) {
+          return s.hub.get(id).complete(request.params);
+        }
+      }
+      return { completion: { values: [], total: 0, hasMore: false } };
+    });
+    const subscription = (subscribe: boolean) => async (request: { params: { uri: string } }) => {
+      const uri = request.params.uri;
+      const owners = s.resourceOwner.has(uri) ? [s.resourceOwner.get(uri)!] : this.withCapability(s, 'resources').filter((id) => s.hub.get(id).capabilities().resources?.subscribe);
+      for (const id of owners) await s.hub.get(id).subscribeResource(uri, subscribe).catch(() => undefined);
+      return {};
+    };
+    server.setRequestHandler(SubscribeRequestSchema, subscription(true));
+    server.setRequestHandler(UnsubscribeRequestSchema, subscription(false));
+    server.setRequestHandler(ListResourcesRequestSchema, async () => {
+      const resources: Resource[] = [];
+      for (const id of this.withCapability(s, 'resources')) {
+        for (const r of await this.pages(id, (c) => s.hub.get(id).listResources(c), (p) => p.resources)) {
+          s.resourceOwner.set(r.uri, id);
+          resources.push(r);
+        }
+      }
+      return { resources };
+    });
+    server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => {
+      const resourceTemplates: ResourceTemplate[] = [];
+      for (const id of this.withCapability(s, 'resources')) resourceTemplates.push(...(await this.pages(id, (c) => s.hub.get(id).listResourceTemplates(c), (p) => p.resourceTemplates)));
+      return { resourceTemplates };
+    });
+    server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
+      const uri = request.params.uri;
+      const owners = s.resourceOwner.has(uri) ? [s.resourceOwner.get(uri)!] : this.withCapability(s, 'resources');
+      let last: unknown;
+      for (const id of owners) {
+        try {
+          return await s.hub.get(id).readResource(uri);
+        } catch (err) {
+          last = err;
+        }
+      }
+      throw new McpError(McpErrorCode.InvalidParams, `Resource not found: ${uri}${last instanceof ConnectorError ? ` (${last.message})` : ''}`);
+    });
+    server.setRequestHandler(ListPromptsRequestSchema, async () => {
+      const prompts: Prompt[] = [];
+      for (const id of this.withCapability(s, 'prompts')) {
+        for (const p of await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts)) prompts.push({ ...p, name: this.nameOf(s, id, p.name) });
+      }
+      return { prompts };
+    });
+    server.setRequestHandler(GetPromptRequestSchema, async (request) => {
+      for (const id of this.withCapability(s, 'prompts')) {
+        if (!s.scope && !request.params.name.startsWith(toolNameOf(id, ''))) continue;
+        const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
+        const found = list.find((p) => this.nameOf(s, id, p.name) === request.params.name);
+        if (found) return s.hub.get(id).getPrompt(found.name, request.params.arguments);
+      }
+      throw new McpError(McpErrorCode.InvalidParams, `Unknown prompt: ${request.params.name}`);
+    });
+  }
+
+  /** A tool's or prompt's name for the client: `<connector>__<name>`, or its own name on a one-connector endpoint. */
+  private nameOf(s: GatewaySession, connector: string, name: string): string {
+    return s.scope ? name : toolNameOf(connector, name);
+  }
+
+  private withCapability(s: GatewaySession, what: 'resources' | 'prompts' | 'completions' | 'logging'): string[] {
+    return Object.keys(s.manifests).filter((id) => s.hub.has(id) && s.hub.get(id).capabilities()[what]);
+  }
+
+  private async pages<P extends { nextCursor?: string }, T>(id: string, fetch: (cursor?: string) => Promise<P>, items: (p: P) => T[]): Promise<T[]> {
+    const out: T[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < 50; page++) {
+      const p = await fetch(cursor).catch((err) => {
+        throw new McpError(McpErrorCode.InternalError, `${id}: ${(err as Error).message}`);
+      });
+      out.push(...items(p));
+      cursor = p.nextCursor;
+      if (!cursor) break;
+    }
+    return out;
+  }
+
+  private resolve(s: GatewaySession, name: string): { connector: string; tool: string; readOnly: boolean } | undefined {
+    for (const [connector, manifest] of Object.entries(s.manifests)) {
+      for (const spec of manifest.tools) if (this.nameOf(s, connector, spec.name) === name) return { connector, tool: spec.name, readOnly: !!spec.readOnly };
+    }
+    return undefined;
+  }
+
+  /** The tools this user may use now (not Forbidden by the active policy), and every tool of the session's connectors by name. */
+  private async offered(s: GatewaySession): Promise<{ tools: Tool[]; byName: Map<string, { connector: string; tool: string; readOnly: boolean }> }> {
+    const { policy, groups, domains } = await this.db.inOrg({ orgId: s.orgId }, async (em) => ({
+      policy: await this.policies.active(em, s.orgId),
+      groups: ((await em.query('SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2', [s.orgId, s.userId])) as { group_id: string }[]).map((g) => g.group_id),
+      domains: ((await em.query('SELECT domains FROM orgs WHERE id = $1', [s.orgId]))[0]?.domains ?? []) as string[],
+    }));
+    const tools: Tool[] = [];
+    const byName = new Map<string, { connector: string; tool: string; readOnly: boolean }>();
+    for (const [connector, manifest] of Object.entries(s.manifests)) {
+      for (const spec of manifest.tools) {
+        const action = isActionType(spec.action) ? (spec.action as ActionType) : 'unknown';
+        const level: Level = policy ? decide(policy.compiled, { userId: s.userId, groupIds: groups }, action, { connector }, { domains }).level : 'forbidden';
+        const name = this.nameOf(s, connector, spec.name);
+        // Every tool resolves (a call to one not offered still goes through the gate, which decides it); only those not Forbidden are offered.
+        byName.set(name, { connector, tool: spec.name, readOnly: !!spec.readOnly });
+        if (level === 'forbidden') continue;
+        tools.push({
+          name,
+          description: `${LEVEL_NOTE[level] ?? ''}${spec.description}`.slice(0, 2000),
+          inputSchema: spec.inputSchema as Tool['inputSchema'],
+          ...(spec.readOnly ? { annotations: { readOnlyHint: true } } : {}),
+        });
+      }
+    }
+    return { tools, byName };
+  }
+
+  private async call(
+    s: GatewaySession,
+    target: { connector: string; tool: string; readOnly: boolean },
+    args: Record<string, unknown>,
+    o: { progressToken?: string | number; waitMs: number; signal: AbortSignal; notify: Notify },
+  ): Promise<CallToolResult> {
+    // The action id's claim: session + connector/tool + argument digest (a retry with a new JSON-RPC id is the same action).
+    // A read that completed may be made again (a new generation); a write may not.
+    const argsDigest = sha256(canonical(args));
+    const base = `${s.id}\n${target.connector}\n${target.tool}\n${argsDigest}`;
+    const generation = target.readOnly ? (s.generations.get(base) ?? 0) : 0;
+    // A Watched call approved since it was made (in this session or another of the same user) is redeemed under its own claim.
+    const gatewayKey = (!target.readOnly && (await this.approvedClaim(s, target, argsDigest))) || `mcp:${sha256(`${base}\n${generation}`)}`;
+    const client = s.server.getClientVersion();
+    const request = {
+      orgId: s.orgId,
+      userId: s.userId,
+      claim: { gatewayKey },
+      connector: target.connector,
+      tool: target.tool,
+      args,
+      tainted: s.tainted,
+      labels: s.labels,
+      client: 'mcp' as const,
+      via: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100) },
+      // The upstream's progress, relayed under the client's own token.
+      ...(o.progressToken !== undefined ? { onProgress: (p: { progress: number; total?: number; message?: string }) => void o.notify({ method: 'notifications/progress', params: { ...p, progressToken: o.progressToken! } }).catch(() => undefined) } : {}),
+    };
+    let r: GateResult = await gateAction(s.gate, request);
+    if (r.status === 'awaiting_approval') {
+      const deadline = Date.now() + o.waitMs;
+      let progress = 0;
+      let approvalId: string | null = null;
+      while (!o.signal.aborted) {
+        const a = await this.approvalOf(s.orgId, r.actionId);
+        approvalId = a?.id ?? approvalId;
+        if (a && a.state !== 'pending') {
+          // Decided: the gate decides again and redeems the approval (or refuses), once.
+          r = await gateAction(s.gate, request);
+          break;
+        }
+        if (Date.now() >= deadline) break;
+        if (o.progressToken !== undefined) {
+          await o.notify({ method: 'notifications/progress', params: { progressToken: o.progressToken, progress: ++progress, message: `Waiting for a person to approve (approval ${approvalId ?? 'pending'})` } }).catch(() => undefined);
+        }
+        await sleep(Math.min(this.config.GATEWAY_APPROVAL_POLL_MS, Math.max(0, deadline - Date.now())));
+      }
+      if (r.status === 'awaiting_approval') {
+        return toolError(
+          `Held for approval: approval ${approvalId ?? '(pending)'} waits for a person (action ${r.actionId}: ${r.reason}). ` +
+            `An approver decides it in the Steward console under Approvals, or with POST /v1/approvals/${approvalId ?? '{id}'}/approve. ` +
+            'Once it is approved, call this tool again with the same arguments (in this session or a new one): it then runs, once.',
+          { 'steward/action-id': r.actionId, 'steward/approval-id': approvalId, 'steward/level': 'watched', 'steward/status': 'awaiting_approval' },
+        );
+      }
+    }
+    if (r.status === 'executed' || r.status === 'refused' || r.status === 'failed') {
+      if (target.readOnly) s.generations.set(base, generation + 1);
+    }
+    switch (r.status) {
+      case 'executed': {
+        const got = r.result.labels ?? [];
+        if (got.length) s.labels = [...new Set([...s.labels, ...got])].sort();
+        if (got.includes('untrusted') || got.includes('external')) s.tainted = true;
+        const meta = { 'steward/action-id': r.actionId, 'steward/level': r.level, 'steward/status': 'executed' };
+        const content = [...r.result.content];
+        if (r.level === 'batched') content.push({ type: 'text', text: `Held for review: this action ran${r.reversible ? ' in its reversible form' : ''} and is listed for a reviewer (action ${r.actionId}).` });
+        return { content, ...(r.result.structuredContent ? { structuredContent: r.result.structuredContent } : {}), _meta: meta };
+      }
+      case 'refused':
+        return toolError(`Refused by Steward (${r.refusal}): ${REFUSALS[r.refusal] ?? r.reason}`, { 'steward/action-id': r.actionId, 'steward/level': r.level, 'steward/status': 'refused', 'steward/refusal': r.refusal });
+      case 'failed':
+        return toolError(`The tool failed (${r.error.code}): ${r.error.message}`, { 'steward/action-id': r.actionId, 'steward/status': 'failed' });
+      case 'duplicate':
+        return toolError(
+          r.state === 'succeeded' || r.state === 'failed'
+            ? `This action was already carried out in this session (action ${r.actionId}, ${r.state}); it is not run twice. Start a new session to do it again.`
+            : `This action is already under way or its outcome is not known (action ${r.actionId}, ${r.state}); it is not run again.`,
+          { 'steward/action-id': r.actionId, 'steward/status': 'duplicate', 'steward/state': r.state },
+        );
+      default:
+        return toolError('The action is waiting for approval.', {});
+    }
+  }
+
+  /** The claim of this user's identical gateway call that waits with an approved, unexpired approval (null: none). */
+  private async approvedClaim(s: GatewaySession, target: { connector: string; tool: string }, argsDigest: string): Promise<string | null> {
+    const [row]: { gateway_key: string }[] = await this.db.inOrg({ orgId: s.orgId }, (em) =>
+      em.query(
+        `SELECT t.gateway_key FROM task_actions t JOIN approvals a ON a.org_id = t.org_id AND a.action_id = t.id AND a.kind = 'action'
+          WHERE t.org_id = $1 AND t.user_id = $2 AND t.connector = $3 AND t.tool = $4 AND t.gateway_key IS NOT NULL AND t.state = 'awaiting_approval'
+            AND a.args_digest = $5 AND a.state = 'approved' AND a.expires_at > now() AND a.requested_by = $2
+          ORDER BY a.decided_at DESC NULLS LAST LIMIT 1`,
+        [s.orgId, s.userId, target.connector, target.tool, argsDigest],
+      ),
+    );
+    return row?.gateway_key ?? null;
+  }
+
+  private async approvalOf(orgId: string, actionId: string): Promise<{ id: string; state: string } | null> {
+    const [a]: { id: string; state: string; expired: boolean }[] = await this.db.inOrg({ orgId }, (em) =>
+      em.query(`SELECT id, state, expires_at <= now() AS expired FROM approvals WHERE org_id = $1 AND action_id = $2 AND kind = 'action'`, [orgId, actionId]),
+    );
+    if (!a) return null;
+    return { id: a.id, state: a.state === 'pending' && a.expired ? 'expired' : a.state };
+  }
+}
+
+function toolError(text: string, meta: Record<string, unknown>): CallToolResult {
+  return { content: [{ type: 'text', text }], isError: true, _meta: meta };
+}

@@ -1,0 +1,159 @@
+import { execFile, execFileSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { Writable } from 'node:stream';
+import { AuditKeyring } from '@steward/audit';
+import { createLogger } from '@steward/common';
+import { type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
+import { ConfigKeyProvider } from '@steward/vault';
+import { newApiKey } from './support/fixtures';
+import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+/**
+ * The `steward` CLI (apps/cli), built and run as a binary against a live API and worker
+ * (the scripted model server, real PostgreSQL and Redis): login stores the key 0600,
+ * `run --follow` shows progress and ends with the task's result, bad flags and a missing login
+ * give one line and exit code 2.
+ */
+const ROOT = resolve(__dirname, '../../..');
+const BIN = join(ROOT, 'apps/cli/dist/main.js');
+
+describe('steward CLI against a live API', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let model: ScriptedModelServer;
+  let runtime: WorkerRuntime;
+  let base: string;
+  let key: string;
+  const home = mkdtempSync(join(tmpdir(), 'steward-cli-'));
+  const config = join(home, 'steward', 'config.json');
+  const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+
+  const cli = (args: string[], env: Record<string, string> = {}) =>
+    new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+      execFile(process.execPath, [BIN, ...args], { env: { ...process.env, STEWARD_CONFIG: config, ...env }, timeout: 45_000 }, (err, stdout, stderr) =>
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
+      );
+    });
+
+  beforeAll(async () => {
+    execFileSync('npx', ['tsc', '-b', 'apps/cli'], { cwd: ROOT, stdio: 'pipe' });
+    h = await startHarness();
+    await new Promise<void>((r) => h.app.getHttpServer().listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(h.app.getHttpServer().address() as AddressInfo).port}`;
+    org = await seedOrg(h.ds, 'cli');
+    key = (await newApiKey(h, await login(h, org.users.member.email), ['*'])).secret;
+    const ws = join(h.config.STEWARD_DATA_DIR, 'workspaces', org.id, org.users.member.id, 'numbers');
+    mkdirSync(ws, { recursive: true });
+    writeFileSync(join(ws, 'last-week.csv'), 'week,revenue\n46,1200000\n');
+    model = await startScriptedModelServer();
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    runtime = await startWorkerRuntime({
+      redisUrl: h.config.REDIS_URL,
+      prefix: h.config.REDIS_PREFIX,
+      concurrency: 2,
+      log: quiet,
+      agentTasks: {
+        ds: h.ds,
+        redis: h.redis,
+        keys,
+        keyring: new AuditKeyring(keys),
+        dataDir: h.config.STEWARD_DATA_DIR,
+        model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
+        leaseSeconds: 5,
+        relayIntervalMs: 100,
+        log: quiet,
+      },
+    });
+  });
+  afterAll(async () => {
+    await runtime?.close();
+    await model?.close();
+    await h?.close();
+    rmSync(home, { recursive: true, force: true });
+  });
+
+  it('without a login, and with bad flags: one line on stderr and exit code 2', async () => {
+    const none = await cli(['tasks']);
+    expect(none.code).toBe(2);
+    expect(none.stderr.trim().split('\n')).toHaveLength(1);
+    expect(none.stderr).toMatch(/^steward: not logged in/);
+    const bad = await cli(['run', 'hello', '--no-such-flag']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    expect(bad.stderr).toMatch(/unknown option '--no-such-flag'/);
+    const missing = await cli(['run']);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr.trim().split('\n')).toHaveLength(1);
+    expect((await cli(['login', '--url', 'not a url', '--api-key', key])).code).toBe(2);
+  });
+
+  it('login checks the key with the API and stores it in a 0600 file; a refused key is a one-line error', async () => {
+    const refused = await cli(['login', '--url', base, '--api-key', 'stw_this_key_does_not_exist_0000']);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    const ok = await cli(['login', '--url', base, '--api-key', key]);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(ok.stdout).toContain(org.users.member.email);
+    expect(ok.stdout).not.toContain(key);
+    expect(statSync(config).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(config, 'utf8'))).toEqual({ url: base, apiKey: key });
+  });
+
+  it('run --follow shows the progress and ends with the task result; tasks --json lists it', async () => {
+    const r = await cli(['run', '[script:read-only] Summarise last week', '--follow']);
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^task [0-9a-f-]{36} started$/);
+    expect(r.stdout).toMatch(/action: workspace-files\/files\.read → executed \[autonomous\]/);
+    expect(r.stdout).toMatch(/state: completed/);
+    expect(lines.at(-2)).toBe('result (completed):');
+    expect(lines.at(-1)).toMatch(/^Summary: .*week,revenue.*1200000/);
+    const id = /^task (\S+) started/.exec(lines[0]!)![1];
+
+    const list = await cli(['tasks', '--json']);
+    expect(list.code).toBe(0);
+    expect((JSON.parse(list.stdout) as { items: { id: string; state: string }[] }).items.find((t) => t.id === id)?.state).toBe('completed');
+  });
+
+  it('policy show and diff, audit search and export (as the owner, with a config of their own)', async () => {
+    const ownerKey = (await newApiKey(h, await login(h, org.users.owner.email), ['*'])).secret;
+    const env = { STEWARD_CONFIG: join(home, 'owner', 'config.json') };
+    expect((await cli(['login', '--url', base, '--api-key', ownerKey], env)).code).toBe(0);
+    const show = await cli(['policy', 'show', '--json'], env);
+    expect(show.code).toBe(0);
+    const active = JSON.parse(show.stdout) as { version: number; document: { baseline: Record<string, string> } };
+    expect(active.version).toBe(1);
+    const file = join(home, 'policy.json');
+    writeFileSync(file, JSON.stringify({ ...active.document, baseline: { ...active.document.baseline, 'file.read': 'batched' } }));
+    const d = await cli(['policy', 'diff', file], env);
+    expect(d.code).toBe(0);
+    expect(d.stdout.trim()).toBe('changed\t/baseline/file.read');
+    const bad = await cli(['policy', 'diff', join(home, 'missing.json')], env);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    const search = await cli(['audit', 'search', '--json', '--limit', '10'], env);
+    expect(search.code).toBe(0);
+    expect((JSON.parse(search.stdout) as { items: unknown[] }).items.length).toBeGreaterThan(0);
+    const badFormat = await cli(['audit', 'export', '--format', 'xml'], env);
+    expect(badFormat.code).toBe(2);
+    expect(badFormat.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('approvals and connectors answer as JSON; an unknown approval is a one-line error with exit code 1', async () => {
+    const a = await cli(['approvals', '--json']);
+    expect(a.code).toBe(0);
+    expect(JSON.parse(a.stdout).items).toEqual([]);
+    const c = await cli(['--json', 'connectors']);
+    expect(c.code).toBe(0);
+    expect(Array.isArray(JSON.parse(c.stdout).items)).toBe(true);
+    const nope = await cli(['approve', '01a20000-0000-7000-8000-000000000000']);
+    expect(nope.code).toBe(1);
+    expect(nope.stderr.trim().split('\n')).toHaveLength(1);
+    expect(nope.stderr).toMatch(/^steward: .*HTTP 404/);
+  });
+});

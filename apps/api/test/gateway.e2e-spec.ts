@@ -1,0 +1,296 @@
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
+import type { AddressInfo } from 'node:net';
+import { Client } from 'pg';
+import { z } from 'zod';
+import type { EgressResolver } from '@steward/common';
+import { type Loopback, serveMcp } from '../../../libs/connectors/src/test-support/loopback';
+import { adminUrl } from '../../../test/support/db-urls';
+import { newApiKey } from './support/fixtures';
+import { addUser, type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+
+/**
+ * The MCP gateway end to end, with the official SDK client: `/mcp` on the real API (real
+ * PostgreSQL and Redis), a remote MCP server written for this test behind it (loopback, installed
+ * as a connector through the API, its tools mapped and approved by an admin), and the built-in
+ * workspace files. List, a call per trust level, a Watched call approved while the client waits,
+ * the same call rejected, a Forbidden tool absent and refused, the kill switch refusing everything.
+ */
+const resolver: EgressResolver = async (host) => {
+  if (host === 'mcp.upstream.test') return [{ address: '127.0.0.1', family: 4 }];
+  throw Object.assign(new Error(`getaddrinfo ENOTFOUND ${host}`), { code: 'ENOTFOUND' });
+};
+
+describe('MCP gateway (official SDK client → /mcp → gate → remote upstream)', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let su: Client;
+  let upstream: Loopback & { requests: number };
+  let base: string;
+  let memberKey: string;
+  const cookie = {} as Record<'owner' | 'admin' | 'approver' | 'member', string>;
+  /** Every tool call the upstream received: tool, arguments, the idempotency key Steward sent. */
+  const received: { tool: string; args: Record<string, unknown>; key: unknown }[] = [];
+  const open: McpClient[] = [];
+
+  const makeUpstream = () => {
+    const server = new McpServer({ name: 'test-upstream', version: '1.0.0' });
+    const record = (tool: string) => async (args: Record<string, unknown>, extra: { _meta?: Record<string, unknown> }) => {
+      received.push({ tool, args, key: extra._meta?.['steward/idempotency-key'] });
+      return { content: [{ type: 'text' as const, text: `${tool} done: ${JSON.stringify(args)}` }] };
+    };
+    server.registerTool('lookup_company', { description: 'Look up a company profile by ticker.', inputSchema: { ticker: z.string().max(10) }, annotations: { readOnlyHint: true } }, record('lookup_company'));
+    server.registerTool('read_inbox', { description: 'Read the shared inbox.', inputSchema: { folder: z.string().max(50) }, annotations: { readOnlyHint: true } }, record('read_inbox'));
+    server.registerTool('post_message', { description: 'Post a message to a channel.', inputSchema: { channel: z.string().max(50), text: z.string().max(500) } }, record('post_message'));
+    server.registerTool('pay_invoice', { description: 'Pay a supplier invoice.', inputSchema: { invoice: z.string().max(50), amount: z.number() } }, record('pay_invoice'));
+    server.registerResource('handbook', 'memo://handbook', { description: 'The finance handbook', mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'Invoices over 10k need two approvers.' }] }));
+    server.registerPrompt('summarise', { description: 'Summarise a document', argsSchema: { topic: z.string() } }, async ({ topic }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Summarise ${topic}` } }] }));
+    return server;
+  };
+
+  const connect = async (key = memberKey, name = 'e2e-client') => {
+    const client = new McpClient({ name, version: '1.2.3' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    open.push(client);
+    return client;
+  };
+  const text = (r: unknown) => ((r as CallToolResult).content as { type: string; text?: string }[]).map((c) => c.text ?? '').join('\n');
+  const pendingApproval = async (tool: string) => {
+    for (let i = 0; i < 200; i++) {
+      const res = await h.http.get('/v1/approvals?state=pending').set('Cookie', cookie.approver);
+      const item = (res.body.items as { id: string; tool: string; actionId: string }[]).find((a) => a.tool === tool);
+      if (item) return item;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`no pending approval for ${tool}`);
+  };
+  const calls = (tool: string) => received.filter((r) => r.tool === tool);
+
+  beforeAll(async () => {
+    h = await startHarness({ resolver, env: { GATEWAY_APPROVAL_WAIT_SECONDS: '30', GATEWAY_APPROVAL_POLL_MS: '50', GATEWAY_MAX_SESSIONS_PER_USER: '6' } });
+    await new Promise<void>((r) => h.app.getHttpServer().listen(0, '127.0.0.1', r));
+    base = `http://127.0.0.1:${(h.app.getHttpServer().address() as AddressInfo).port}`;
+    org = await seedOrg(h.ds, 'gw');
+    for (const role of ['owner', 'admin', 'approver', 'member'] as const) cookie[role] = await login(h, org.users[role].email);
+    memberKey = (await newApiKey(h, cookie.member, ['*'])).secret;
+    upstream = await serveMcp(makeUpstream, { jsonResponse: true });
+    const url = new URL(adminUrl());
+    url.pathname = `/${h.db.name}`;
+    su = new Client({ connectionString: url.toString() });
+    await su.connect();
+
+    // Installed through the API as an admin would: host allowed, server registered, tools mapped and approved (pinned).
+    expect((await h.http.put('/v1/egress/allow-hosts').set('Cookie', cookie.admin).send({ hosts: ['mcp.upstream.test'] })).status).toBe(200);
+    const created = await h.http.post('/v1/connectors').set('Cookie', cookie.admin).send({ name: 'Upstream', url: `http://mcp.upstream.test:${upstream.port}/mcp` });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const mapping: Record<string, string> = { lookup_company: 'saas.read', read_inbox: 'email.read', post_message: 'chat.send', pay_invoice: 'payment.execute' };
+    for (const [tool, action] of Object.entries(mapping)) expect((await h.http.patch(`/v1/connectors/${id}/tools/${tool}`).set('Cookie', cookie.admin).send({ action })).status).toBe(200);
+    const tools = (await h.http.get(`/v1/connectors/${id}/tools`).set('Cookie', cookie.admin)).body.items as { name: string; hash: string }[];
+    expect(tools.map((t) => t.name).sort()).toEqual(Object.keys(mapping).sort());
+    for (const t of tools) expect((await h.http.post(`/v1/connectors/${id}/tools/${t.name}/approve`).set('Cookie', cookie.admin).send({ hash: t.hash })).status).toBe(200);
+  });
+
+  const closeAll = async () => {
+    for (const c of open.splice(0)) {
+      await (c.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined);
+      await c.close().catch(() => undefined);
+    }
+  };
+  afterEach(closeAll);
+  afterAll(async () => {
+    await closeAll();
+    await upstream?.close();
+    await su?.end();
+    await h?.close();
+  });
+
+  it('refuses callers without a valid API key (401 problem) and sessions of another user (404)', async () => {
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream' };
+    const none = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify(init) });
+    expect(none.status).toBe(401);
+    expect(none.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    const bad = await fetch(`${base}/mcp`, { method: 'POST', headers: { ...headers, authorization: 'Bearer stw_not_a_real_key_000000000000' }, body: JSON.stringify(init) });
+    expect(bad.status).toBe(401);
+    expect((await bad.json()).code).toBe('unauthenticated');
+    // A console session cookie is not a way in.
+    expect((await fetch(`${base}/mcp`, { method: 'POST', headers: { ...headers, cookie: cookie.member }, body: JSON.stringify(init) })).status).toBe(401);
+
+    // Someone else's key cannot use this member's session.
+    const mine = await connect();
+    const sid = (mine.transport as StreamableHTTPClientTransport).sessionId!;
+    const other = await addUser(h.ds, org, 'member', 'other');
+    const otherKey = (await newApiKey(h, await login(h, other.email), ['*'])).secret;
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} };
+    const stolen = await fetch(`${base}/mcp`, { method: 'POST', headers: { ...headers, authorization: `Bearer ${otherKey}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }, body: JSON.stringify(list) });
+    expect(stolen.status).toBe(404);
+    expect(stolen.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    // Oversized requests are refused before anything runs.
+    const big = await fetch(`${base}/mcp`, { method: 'POST', headers: { ...headers, authorization: `Bearer ${memberKey}` }, body: JSON.stringify({ ...init, params: { ...init.params, pad: 'x'.repeat(300 * 1024) } }) });
+    expect(big.status).toBe(413);
+  });
+
+  it('lists the tools this member may use, namespaced by connector, Watched/Batched said, Forbidden not offered', async () => {
+    const client = await connect();
+    expect(client.getServerVersion()?.name).toBe('steward-gateway');
+    const { tools } = await client.listTools();
+    const byName = new Map(tools.map((t) => [t.name, t]));
+    expect(byName.has('upstream__lookup_company')).toBe(true);
+    expect(byName.get('upstream__lookup_company')!.description).toBe('Look up a company profile by ticker.');
+    expect(byName.get('upstream__read_inbox')!.description).toMatch(/^\[Batched/);
+    expect(byName.get('upstream__post_message')!.description).toMatch(/^\[Watched/);
+    expect(byName.has('upstream__pay_invoice')).toBe(false);
+    // The built-in workspace files are offered too.
+    expect(byName.has('workspace-files__files_read')).toBe(true);
+    // Resources and prompts of the upstream pass through.
+    expect((await client.listResources()).resources.map((r) => r.uri)).toContain('memo://handbook');
+    expect(text({ content: (await client.readResource({ uri: 'memo://handbook' })).contents })).toContain('two approvers');
+    const prompts = (await client.listPrompts()).prompts.map((p) => p.name);
+    expect(prompts).toContain('upstream__summarise');
+    expect(((await client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'Q3' } })).messages[0]!.content as { text: string }).text).toBe('Summarise Q3');
+  });
+
+  it('Autonomous returns the result; Batched returns it and says it is held for review; each audit event names the client and the session', async () => {
+    const client = await connect(memberKey, 'claude-desktop-test');
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    const auto = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'ACME' } })) as CallToolResult;
+    expect(auto.isError).toBeFalsy();
+    expect(text(auto)).toBe('lookup_company done: {"ticker":"ACME"}');
+    expect(auto._meta).toMatchObject({ 'steward/level': 'autonomous', 'steward/status': 'executed' });
+    // The action id went upstream as the idempotency key.
+    expect(calls('lookup_company').at(-1)!.key).toBe(auto._meta!['steward/action-id']);
+
+    const batched = (await client.callTool({ name: 'upstream__read_inbox', arguments: { folder: 'invoices' } })) as CallToolResult;
+    expect(text(batched)).toContain('read_inbox done');
+    expect(batched.isError).toBeFalsy();
+    expect(text(batched)).toMatch(/Held for review/);
+    expect(batched._meta).toMatchObject({ 'steward/level': 'batched' });
+
+    const events = (
+      await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->>'actionId' = $2 ORDER BY occurred_at`, [org.id, auto._meta!['steward/action-id']])
+    ).rows.map((r) => r.e);
+    expect(events.length).toBeGreaterThanOrEqual(1);
+    expect(events[0]).toMatchObject({ client: 'mcp', action: 'saas.read', decision: 'allowed', payload: { mcp: { session: sid, clientName: 'claude-desktop-test', clientVersion: '1.2.3' } } });
+    // The key itself is in no audit row.
+    expect((await su.query(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND canonical LIKE $2`, [org.id, `%${memberKey}%`])).rows[0].n).toBe(0);
+    // A read may be made again (a new action); it runs again.
+    const again = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'ACME' } })) as CallToolResult;
+    expect(again.isError).toBeFalsy();
+    expect(again._meta!['steward/action-id']).not.toBe(auto._meta!['steward/action-id']);
+  });
+
+  it('Watched: progress while the client waits, an approver approves through the API, it runs once; a retry with a new request id does not run it again', async () => {
+    const client = await connect();
+    const progress: string[] = [];
+    const before = calls('post_message').length;
+    const pending = client.callTool({ name: 'upstream__post_message', arguments: { channel: '#finance', text: 'Invoice 42 is paid' } }, undefined, {
+      onprogress: (p) => progress.push(p.message ?? ''),
+      timeout: 45_000,
+    });
+    const approval = await pendingApproval('post_message');
+    // Nothing reached the upstream while it waits; the requester cannot approve their own action.
+    expect(calls('post_message').length).toBe(before);
+    expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', cookie.member).send({})).status).toBe(403);
+    await new Promise((r) => setTimeout(r, 200));
+    expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
+    const result = (await pending) as CallToolResult;
+    expect(result.isError).toBeFalsy();
+    expect(text(result)).toContain('post_message done');
+    expect(progress.length).toBeGreaterThanOrEqual(1);
+    expect(progress[0]).toContain(approval.id);
+    expect(calls('post_message').length).toBe(before + 1);
+    expect(calls('post_message').at(-1)!.key).toBe(approval.actionId);
+
+    // The client retries (a new JSON-RPC id): the same action, not run twice.
+    const retry = (await client.callTool({ name: 'upstream__post_message', arguments: { channel: '#finance', text: 'Invoice 42 is paid' } })) as CallToolResult;
+    expect(retry.isError).toBe(true);
+    expect(text(retry)).toMatch(/already carried out/);
+    expect(calls('post_message').length).toBe(before + 1);
+  });
+
+  it('Watched: the same kind of call rejected while the client waits is refused and never runs', async () => {
+    const client = await connect();
+    const before = calls('post_message').length;
+    const pending = client.callTool({ name: 'upstream__post_message', arguments: { channel: '#finance', text: 'Wire the money today' } }, undefined, { timeout: 45_000, onprogress: () => undefined });
+    const approval = await pendingApproval('post_message');
+    expect((await h.http.post(`/v1/approvals/${approval.id}/reject`).set('Cookie', cookie.approver).send({ reason: 'not on this channel' })).status).toBe(200);
+    const result = (await pending) as CallToolResult;
+    expect(result.isError).toBe(true);
+    expect(text(result)).toMatch(/Refused by Steward \(rejected\)/);
+    expect(calls('post_message').length).toBe(before);
+  });
+
+  it('Watched past the wait: a tool error names the pending approval and where to decide it; once approved, the same call runs once (in a new session too)', async () => {
+    const client = await connect();
+    const before = calls('post_message').length;
+    const args = { channel: '#ops', text: 'Deploy window moved' };
+    const first = (await client.callTool({ name: 'upstream__post_message', arguments: args, _meta: { 'steward/wait-seconds': 1 } })) as CallToolResult;
+    expect(first.isError).toBe(true);
+    const approvalId = first._meta!['steward/approval-id'] as string;
+    expect(approvalId).toMatch(/^[0-9a-f-]{36}$/);
+    expect(text(first)).toContain(`approval ${approvalId}`);
+    expect(text(first)).toContain(`/v1/approvals/${approvalId}/approve`);
+    expect(calls('post_message').length).toBe(before);
+    expect((await h.http.post(`/v1/approvals/${approvalId}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
+    // The client came back in a new session (a restarted desktop app): the approved call runs there, once.
+    const again = await connect();
+    const later = (await again.callTool({ name: 'upstream__post_message', arguments: args })) as CallToolResult;
+    expect(later.isError).toBeFalsy();
+    expect(text(later)).toContain('post_message done');
+    expect(later._meta!['steward/action-id']).toBe(first._meta!['steward/action-id']);
+    expect(calls('post_message').length).toBe(before + 1);
+    // The approval is used: the first session's retry is the same action, already done ...
+    const retry = (await client.callTool({ name: 'upstream__post_message', arguments: args })) as CallToolResult;
+    expect(retry.isError).toBe(true);
+    expect(text(retry)).toMatch(/already carried out/);
+    // ... and another identical call in the new session is a new action that needs its own approval.
+    const third = (await again.callTool({ name: 'upstream__post_message', arguments: args, _meta: { 'steward/wait-seconds': 0 } })) as CallToolResult;
+    expect(third.isError).toBe(true);
+    expect(third._meta!['steward/approval-id']).not.toBe(approvalId);
+    expect(calls('post_message').length).toBe(before + 1);
+  });
+
+  it('Forbidden: not offered, and refused with the reason when called anyway (nothing reaches the upstream)', async () => {
+    const client = await connect();
+    const result = (await client.callTool({ name: 'upstream__pay_invoice', arguments: { invoice: 'INV-42', amount: 12000 } })) as CallToolResult;
+    expect(result.isError).toBe(true);
+    expect(text(result)).toMatch(/Refused by Steward \(forbidden\).*payments/);
+    expect(calls('pay_invoice')).toHaveLength(0);
+    const [row] = (await su.query(`SELECT state, level, refusal FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, result._meta!['steward/action-id']])).rows;
+    expect(row).toEqual({ state: 'refused', level: 'forbidden', refusal: 'forbidden' });
+  });
+
+  it('limits open sessions per user', async () => {
+    for (let i = 0; i < 6; i++) await connect();
+    await expect(connect()).rejects.toThrow(/429|Too many sessions/);
+    await closeAll();
+    const after = await connect();
+    expect((await after.listTools()).tools.length).toBeGreaterThan(0);
+  });
+
+  it('a paused org (kill switch) refuses every call, reads included', async () => {
+    const client = await connect();
+    const before = received.length;
+    expect((await h.http.post('/v1/org/agents/pause').set('Cookie', cookie.owner).send({ reason: 'gateway test' })).status).toBe(200);
+    try {
+      for (const [name, args] of [
+        ['upstream__lookup_company', { ticker: 'PAUSE' }],
+        ['upstream__read_inbox', { folder: 'paused' }],
+        ['upstream__post_message', { channel: '#x', text: 'paused' }],
+        ['workspace-files__files_list', {}],
+      ] as const) {
+        const r = (await client.callTool({ name, arguments: args })) as CallToolResult;
+        expect({ name, isError: r.isError, text: text(r) }).toEqual({ name, isError: true, text: expect.stringMatching(/Refused by Steward \(paused\)/) });
+      }
+      expect(received.length).toBe(before);
+    } finally {
+      expect((await h.http.post('/v1/org/agents/resume').set('Cookie', cookie.owner).send({})).status).toBe(200);
+    }
+    const r = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'RESUMED' } })) as CallToolResult;
+    expect(r.isError).toBeFalsy();
+  });
+});
