@@ -18,6 +18,10 @@ import { Db } from './core/db.service';
 import { ApiMetrics } from './core/metrics';
 import { OpenApiService } from './core/openapi';
 import { ProblemFilter } from './core/problem.filter';
+import { ScimController, ScimTokensController } from './scim/scim.controller';
+import { ScimService } from './scim/scim.service';
+import { SsoController } from './sso/sso.controller';
+import { SsoService } from './sso/sso.service';
 import { CONFIG, DATA_SOURCE, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from './core/tokens';
 import { CatalogConnectorsController, ConnectorsController, CredentialsController, EgressController, OAuthController } from './connectors/connectors.controller';
 import { ConnectorsService } from './connectors/connectors.service';
@@ -93,6 +97,9 @@ export class AppModule {
         ApprovalsController,
         ReviewsController,
         ViolationsController,
+        SsoController,
+        ScimController,
+        ScimTokensController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -128,6 +135,8 @@ export class AppModule {
         ApprovalsService,
         ReviewsService,
         ViolationsService,
+        SsoService,
+        ScimService,
       ],
       exports: [SetupService, OpenApiService],
     };

@@ -33,6 +33,11 @@ const TABLE: Record<string, Row> = {
   'POST /v1/auth/password': every('ok'),
   'GET /v1/org': every('ok'),
   'PATCH /v1/org': only(['owner']),
+  'GET /v1/org/sso': only(['owner', 'admin', 'security']),
+  'PUT /v1/org/sso': only(['owner']),
+  'DELETE /v1/org/sso': only(['owner']),
+  'POST /v1/auth/sso/start': every(404), // public; an org without SSO is not found (sso.e2e-spec signs in for real)
+  'GET /v1/auth/sso/callback': every(401), // public; a state Steward never issued is refused
   'POST /v1/org/agents/pause': only(['owner', 'security']),
   'POST /v1/org/agents/resume': only(['owner', 'security']),
   'GET /v1/members': only(READERS_OF_MEMBERS),

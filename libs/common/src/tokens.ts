@@ -5,6 +5,7 @@ export const TokenPrefix = {
   ApiKey: 'stw_',
   Session: 'sts_',
   Invitation: 'sti_',
+  Scim: 'stp_',
 } as const;
 export type TokenPrefix = (typeof TokenPrefix)[keyof typeof TokenPrefix];
 

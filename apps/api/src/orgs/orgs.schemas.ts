@@ -17,6 +17,8 @@ export const OrgView = z.strictObject({
   notifyWebhookUrl: z.string().max(2000).nullable(),
   /** Forbidden attempts count as strikes without triage (off by default). */
   automaticStrikes: z.boolean(),
+  /** Off: members sign in only through the org's SSO. */
+  passwordSignIn: z.boolean(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -31,6 +33,8 @@ export const UpdateOrgBody = z
     approvalTtlSeconds: z.int().min(60).max(2_592_000).optional(),
     notifyWebhookUrl: z.url({ protocol: /^https?$/ }).max(2000).nullable().optional(),
     automaticStrikes: z.boolean().optional(),
+    /** Switch password sign-in off (only once the org's SSO has completed a sign-in) or back on. */
+    passwordSignIn: z.boolean().optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 

@@ -21,6 +21,7 @@ export function orgView(org: Org): z.infer<typeof OrgView> {
     approvalTtlSeconds: org.approvalTtlSeconds,
     notifyWebhookUrl: org.notifyWebhookUrl,
     automaticStrikes: org.automaticStrikes,
+    passwordSignIn: org.passwordSignIn,
     createdAt: org.createdAt.toISOString(),
     updatedAt: org.updatedAt.toISOString(),
   };
@@ -49,7 +50,11 @@ export class OrgsService {
       await this.access.requireStepUp(em, p);
       const org = await em.findOneBy(Org, { id: p.orgId });
       if (!org) throw AppError.notFound('org');
-      const before = { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths, approvalTtlSeconds: org.approvalTtlSeconds, webhook: org.notifyWebhookUrl !== null, automaticStrikes: org.automaticStrikes };
+      const before = { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths, approvalTtlSeconds: org.approvalTtlSeconds, webhook: org.notifyWebhookUrl !== null, automaticStrikes: org.automaticStrikes, passwordSignIn: org.passwordSignIn };
+      if (body.passwordSignIn === false && org.passwordSignIn) {
+        const [sso]: { ok: boolean }[] = await em.query(`SELECT enabled AND verified_at IS NOT NULL AS ok FROM sso_configs WHERE org_id = $1`, [p.orgId]);
+        if (!sso?.ok) throw AppError.conflict('Password sign-in can be switched off only once SSO is enabled and has completed a sign-in.');
+      }
       Object.assign(org, body);
       await em.save(org);
       await this.audit.record(em, p, {
@@ -59,7 +64,7 @@ export class OrgsService {
         payload: {
           changed: Object.keys(body),
           before,
-          after: { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths, approvalTtlSeconds: org.approvalTtlSeconds, webhook: org.notifyWebhookUrl !== null, automaticStrikes: org.automaticStrikes },
+          after: { name: org.name, domains: org.domains, requireStepUp: org.requireStepUp, auditRetentionMonths: org.auditRetentionMonths, approvalTtlSeconds: org.approvalTtlSeconds, webhook: org.notifyWebhookUrl !== null, automaticStrikes: org.automaticStrikes, passwordSignIn: org.passwordSignIn },
         },
       });
       return orgView(org);

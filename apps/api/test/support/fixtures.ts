@@ -221,6 +221,13 @@ export async function newViolation(c: Ctx): Promise<string> {
   return id;
 }
 
+const SSO_BODY = { issuer: 'https://idp.acme.example', clientId: 'steward', clientSecret: 'fixture-client-secret', groupMap: {} };
+
+/** The org's SSO configuration exists (written by the owner). */
+export async function ensureSso(c: Ctx): Promise<void> {
+  await ok(await c.h.http.put('/v1/org/sso').set('Cookie', c.ownerCookie).send(SSO_BODY), 200, 'sso config');
+}
+
 export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /docs': async () => ({ path: '/docs' }),
   'GET /healthz': async () => ({ path: '/healthz' }),
@@ -256,6 +263,11 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   }),
   'GET /v1/org': async () => ({ path: '/v1/org' }),
   'PATCH /v1/org': async () => ({ path: '/v1/org', body: { name: `Renamed ${rnd()}` } }),
+  'GET /v1/org/sso': async (c) => ({ path: (await ensureSso(c), '/v1/org/sso') }),
+  'PUT /v1/org/sso': async () => ({ path: '/v1/org/sso', body: SSO_BODY }),
+  'DELETE /v1/org/sso': async (c) => ({ path: (await ensureSso(c), '/v1/org/sso') }),
+  'POST /v1/auth/sso/start': async () => ({ path: '/v1/auth/sso/start', body: { org: `no-sso-${rnd()}` } }),
+  'GET /v1/auth/sso/callback': async () => ({ path: `/v1/auth/sso/callback?code=abc&state=${rnd()}${rnd()}` }),
   // Pause then resume: the table runs them one after the other, so the org is not left paused.
   'POST /v1/org/agents/pause': async () => ({ path: '/v1/org/agents/pause', body: { reason: 'fixture' } }),
   'POST /v1/org/agents/resume': async () => ({ path: '/v1/org/agents/resume', body: {} }),

@@ -79,4 +79,7 @@ export const TENANT_TABLES = [
   'approval_votes',
   'violations',
   'notifications',
+  'sso_configs',
+  'sso_identities',
+  'scim_tokens',
 ] as const;

@@ -11,6 +11,7 @@ import { ActionGate1764460800000 } from './1764460800000-action-gate';
 import { AgentTasks1764547200000 } from './1764547200000-agent-tasks';
 import { ApprovalsReviewsViolations1764633600000 } from './1764633600000-approvals-reviews-violations';
 import { UserSecretRotation1764806400000 } from './1764806400000-user-secret-rotation';
+import { SsoAndScim1764979200000 } from './1764979200000-sso-and-scim';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   AgentTasks1764547200000,
   ApprovalsReviewsViolations1764633600000,
   UserSecretRotation1764806400000,
+  SsoAndScim1764979200000,
 ];
