@@ -63,10 +63,10 @@ export class SsoAndScim1764979200000 implements MigrationInterface {
         CONSTRAINT scim_tokens_pkey PRIMARY KEY (org_id, id),
         CONSTRAINT scim_tokens_hash_key UNIQUE (token_hash)
       )`);
-    await q.query(`ALTER TABLE memberships ADD COLUMN scim_external_id text CHECK (length(scim_external_id) <= 255)`);
-    await q.query(`CREATE UNIQUE INDEX memberships_scim_external_idx ON memberships (org_id, scim_external_id) WHERE scim_external_id IS NOT NULL`);
-    await q.query(`ALTER TABLE groups ADD COLUMN scim_external_id text CHECK (length(scim_external_id) <= 255)`);
-    await q.query(`CREATE UNIQUE INDEX groups_scim_external_idx ON groups (org_id, scim_external_id) WHERE scim_external_id IS NOT NULL`);
+    await q.query(`ALTER TABLE memberships ADD COLUMN scim_external_id character varying(255)`);
+    await q.query(`CREATE UNIQUE INDEX memberships_scim_external_idx ON memberships (org_id, scim_external_id) WHERE "scim_external_id" IS NOT NULL`);
+    await q.query(`ALTER TABLE groups ADD COLUMN scim_external_id character varying(255)`);
+    await q.query(`CREATE UNIQUE INDEX groups_scim_external_idx ON groups (org_id, scim_external_id) WHERE "scim_external_id" IS NOT NULL`);
 
     for (const table of ['sso_configs', 'sso_identities', 'scim_tokens']) {
       await q.query(`ALTER TABLE ${table} ENABLE ROW LEVEL SECURITY`);
