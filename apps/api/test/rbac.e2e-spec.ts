@@ -38,6 +38,24 @@ const TABLE: Record<string, Row> = {
   'DELETE /v1/org/sso': only(['owner']),
   'POST /v1/auth/sso/start': every(404), // public; an org without SSO is not found (sso.e2e-spec signs in for real)
   'GET /v1/auth/sso/callback': every(401), // public; a state Steward never issued is refused
+  'GET /v1/org/scim-tokens': only(['owner', 'admin', 'security']),
+  'POST /v1/org/scim-tokens': only(['owner']),
+  'POST /v1/org/scim-tokens/{id}/rotate': only(['owner']),
+  'DELETE /v1/org/scim-tokens/{id}': only(['owner']),
+  // SCIM answers only the org's SCIM token (scim.e2e-spec); a console session is unauthenticated there.
+  'GET /scim/v2/ServiceProviderConfig': every(401),
+  'GET /scim/v2/Users': every(401),
+  'POST /scim/v2/Users': every(401),
+  'GET /scim/v2/Users/{id}': every(401),
+  'PUT /scim/v2/Users/{id}': every(401),
+  'PATCH /scim/v2/Users/{id}': every(401),
+  'DELETE /scim/v2/Users/{id}': every(401),
+  'GET /scim/v2/Groups': every(401),
+  'POST /scim/v2/Groups': every(401),
+  'GET /scim/v2/Groups/{id}': every(401),
+  'PUT /scim/v2/Groups/{id}': every(401),
+  'PATCH /scim/v2/Groups/{id}': every(401),
+  'DELETE /scim/v2/Groups/{id}': every(401),
   'POST /v1/org/agents/pause': only(['owner', 'security']),
   'POST /v1/org/agents/resume': only(['owner', 'security']),
   'GET /v1/members': only(READERS_OF_MEMBERS),
@@ -185,7 +203,8 @@ describe('role × route table', () => {
         const res = await req;
         const want = expected === 'ok' ? route.status : expected;
         if (res.status !== want) mismatches.push(`${key}: expected ${want}, got ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
-        if (res.status >= 400) expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
+        // SCIM answers errors with its own schema (RFC 7644 §3.12), everything else with problem+json.
+        if (res.status >= 400) expect(res.headers['content-type']).toMatch(key.includes(' /scim/') ? /application\/scim\+json/ : /application\/problem\+json/);
       }
       expect(mismatches).toEqual([]);
     }, 60_000); // ~100 routes, some installing connectors against loopback fakes

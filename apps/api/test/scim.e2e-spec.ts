@@ -215,6 +215,20 @@ describe('SCIM 2.0 provisioning', () => {
     expect(notEmail.body.scimType).toBe('invalidValue');
     const outside = await scim('post', '/Users', { schemas: [USER], userName: 'mallory@evil.example', active: true });
     expect(outside.status).toBe(400);
+    const malformed = await h.http.post('/scim/v2/Users').set('Authorization', `Bearer ${token}`).set('Content-Type', 'application/scim+json').send('{"userName": ');
+    expect(malformed.status).toBe(400);
+    expect(malformed.body).toMatchObject({ schemas: [ERROR], status: '400', scimType: 'invalidSyntax' });
+    const wrongType = await scim('post', '/Users', { schemas: [USER], userName: 42, active: true });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.body.scimType).toBe('invalidValue');
+    const tooLong = await scim('post', '/Groups', { schemas: [GROUP], displayName: 'x'.repeat(5000) });
+    expect(tooLong.status).toBe(400);
+    const badOp = await scim('patch', `/Users/${(await filter('Users', `userName eq "${org.users.member.email}"`)).body.Resources[0].id}`, { schemas: [PATCH], Operations: [{ op: 'move', path: 'active', value: false }] });
+    expect(badOp.status).toBe(400);
+    expect(badOp.body.scimType).toBe('invalidSyntax');
+    const oversize = await scim('post', '/Users', { schemas: [USER], userName: 'big@acme.example', padding: 'x'.repeat(600_000) });
+    expect(oversize.status).toBe(413);
+    expect(oversize.headers['content-type']).toMatch(/application\/scim\+json/);
   });
 
   it("never reaches another org's users or groups", async () => {

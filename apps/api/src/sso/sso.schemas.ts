@@ -29,7 +29,7 @@ export const PutSsoConfigBody = z.strictObject({
   /** Required the first time; absent later keeps the stored one. */
   clientSecret: z.string().min(1).max(2000).meta({ format: 'password' }).optional(),
   enabled: z.boolean().default(true),
-  groupsClaim: z.string().regex(/^[A-Za-z0-9_:./-]{1,100}$/).default('groups'),
+  groupsClaim: z.string().max(100).regex(/^[A-Za-z0-9_:./-]{1,100}$/).default('groups'),
   groupMap: z
     .record(ClaimValue, Uuid)
     .default({})

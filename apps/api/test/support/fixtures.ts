@@ -223,6 +223,11 @@ export async function newViolation(c: Ctx): Promise<string> {
 
 const SSO_BODY = { issuer: 'https://idp.acme.example', clientId: 'steward', clientSecret: 'fixture-client-secret', groupMap: {} };
 
+export async function newScimToken(c: Ctx, cookie = c.ownerCookie): Promise<{ id: string; secret: string }> {
+  const body = await ok<{ token: { id: string }; secret: string }>(await c.h.http.post('/v1/org/scim-tokens').set('Cookie', cookie).send({ name: `t-${rnd()}` }), 201, 'scim token');
+  return { id: body.token.id, secret: body.secret };
+}
+
 /** The org's SSO configuration exists (written by the owner). */
 export async function ensureSso(c: Ctx): Promise<void> {
   await ok(await c.h.http.put('/v1/org/sso').set('Cookie', c.ownerCookie).send(SSO_BODY), 200, 'sso config');
@@ -268,6 +273,23 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'DELETE /v1/org/sso': async (c) => ({ path: (await ensureSso(c), '/v1/org/sso') }),
   'POST /v1/auth/sso/start': async () => ({ path: '/v1/auth/sso/start', body: { org: `no-sso-${rnd()}` } }),
   'GET /v1/auth/sso/callback': async () => ({ path: `/v1/auth/sso/callback?code=abc&state=${rnd()}${rnd()}` }),
+  'GET /v1/org/scim-tokens': async () => ({ path: '/v1/org/scim-tokens' }),
+  'POST /v1/org/scim-tokens': async () => ({ path: '/v1/org/scim-tokens', body: { name: `Okta ${rnd()}` } }),
+  'POST /v1/org/scim-tokens/{id}/rotate': async (c) => ({ path: `/v1/org/scim-tokens/${(await newScimToken(c)).id}/rotate` }),
+  'DELETE /v1/org/scim-tokens/{id}': async (c) => ({ path: `/v1/org/scim-tokens/${(await newScimToken(c)).id}` }),
+  'GET /scim/v2/ServiceProviderConfig': async () => ({ path: '/scim/v2/ServiceProviderConfig' }),
+  'GET /scim/v2/Users': async () => ({ path: '/scim/v2/Users' }),
+  'POST /scim/v2/Users': async () => ({ path: '/scim/v2/Users', body: { userName: `scim-${rnd()}@acme.example`, active: true } }),
+  'GET /scim/v2/Users/{id}': async () => ({ path: `/scim/v2/Users/${newId()}` }),
+  'PUT /scim/v2/Users/{id}': async () => ({ path: `/scim/v2/Users/${newId()}`, body: { userName: `scim-${rnd()}@acme.example`, active: true } }),
+  'PATCH /scim/v2/Users/{id}': async () => ({ path: `/scim/v2/Users/${newId()}`, body: { Operations: [{ op: 'replace', value: { active: false } }] } }),
+  'DELETE /scim/v2/Users/{id}': async () => ({ path: `/scim/v2/Users/${newId()}` }),
+  'GET /scim/v2/Groups': async () => ({ path: '/scim/v2/Groups' }),
+  'POST /scim/v2/Groups': async () => ({ path: '/scim/v2/Groups', body: { displayName: `SCIM ${rnd()}` } }),
+  'GET /scim/v2/Groups/{id}': async () => ({ path: `/scim/v2/Groups/${newId()}` }),
+  'PUT /scim/v2/Groups/{id}': async () => ({ path: `/scim/v2/Groups/${newId()}`, body: { displayName: `SCIM ${rnd()}` } }),
+  'PATCH /scim/v2/Groups/{id}': async () => ({ path: `/scim/v2/Groups/${newId()}`, body: { Operations: [{ op: 'replace', path: 'displayName', value: 'x' }] } }),
+  'DELETE /scim/v2/Groups/{id}': async () => ({ path: `/scim/v2/Groups/${newId()}` }),
   // Pause then resume: the table runs them one after the other, so the org is not left paused.
   'POST /v1/org/agents/pause': async () => ({ path: '/v1/org/agents/pause', body: { reason: 'fixture' } }),
   'POST /v1/org/agents/resume': async () => ({ path: '/v1/org/agents/resume', body: {} }),
