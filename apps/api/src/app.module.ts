@@ -20,6 +20,8 @@ import { OpenApiService } from './core/openapi';
 import { ProblemFilter } from './core/problem.filter';
 import { ScimController, ScimTokensController } from './scim/scim.controller';
 import { ScimService } from './scim/scim.service';
+import { McpAuthController } from './mcp-auth/mcp-auth.controller';
+import { McpAuthService } from './mcp-auth/mcp-auth.service';
 import { SsoController } from './sso/sso.controller';
 import { SsoService } from './sso/sso.service';
 import { CONFIG, DATA_SOURCE, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from './core/tokens';
@@ -100,6 +102,7 @@ export class AppModule {
         SsoController,
         ScimController,
         ScimTokensController,
+        McpAuthController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -137,6 +140,7 @@ export class AppModule {
         ViolationsService,
         SsoService,
         ScimService,
+        McpAuthService,
       ],
       exports: [SetupService, OpenApiService],
     };

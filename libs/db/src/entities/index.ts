@@ -82,4 +82,5 @@ export const TENANT_TABLES = [
   'sso_configs',
   'sso_identities',
   'scim_tokens',
+  'mcp_access_tokens',
 ] as const;

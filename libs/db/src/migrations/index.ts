@@ -12,6 +12,7 @@ import { AgentTasks1764547200000 } from './1764547200000-agent-tasks';
 import { ApprovalsReviewsViolations1764633600000 } from './1764633600000-approvals-reviews-violations';
 import { UserSecretRotation1764806400000 } from './1764806400000-user-secret-rotation';
 import { SsoAndScim1764979200000 } from './1764979200000-sso-and-scim';
+import { McpAuthorization1764979200001 } from './1764979200001-mcp-authorization';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -29,4 +30,5 @@ export const MIGRATIONS = [
   ApprovalsReviewsViolations1764633600000,
   UserSecretRotation1764806400000,
   SsoAndScim1764979200000,
+  McpAuthorization1764979200001,
 ];
