@@ -124,4 +124,20 @@ describe('MCP authorization (OAuth 2.1 for MCP clients)', () => {
     expect(denied.searchParams.get('code')).toBeNull();
     expect(clientInformation.client_id).toMatch(/^mcp_/);
   });
+
+  it('answers bad input at the OAuth endpoints with 4xx and an OAuth error', async () => {
+    const cases = [
+      await h.http.post('/oauth/register').set('Content-Type', 'application/json').send('{"redirect_uris": '),
+      await h.http.post('/oauth/register').send({ redirect_uris: 'http://127.0.0.1/cb' }),
+      await h.http.post('/oauth/register').send({ redirect_uris: [`https://x.example/${'a'.repeat(3000)}`] }),
+      await h.http.post('/oauth/register').send({ redirect_uris: ['https://x.example/cb'], token_endpoint_auth_method: 'client_secret_basic' }),
+      await h.http.post('/oauth/token').type('form').send({ grant_type: 'password', username: 'a', password: 'b' }),
+      await h.http.post('/oauth/token').type('form').send({ grant_type: 'authorization_code', code: 'x', redirect_uri: redirectUrl, client_id: 'c', code_verifier: 'short' }),
+      await h.http.post('/oauth/token').set('Content-Type', 'text/plain').send('code=x'),
+    ];
+    expect(cases.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400, 415]);
+    for (const r of cases) expect(typeof r.body.error).toBe('string');
+    const before = await h.ds.query(`SELECT count(*)::int AS n FROM mcp_oauth_clients`);
+    expect(before[0].n).toBeGreaterThan(0);
+  });
 });

@@ -56,6 +56,17 @@ const TABLE: Record<string, Row> = {
   'PUT /scim/v2/Groups/{id}': every(401),
   'PATCH /scim/v2/Groups/{id}': every(401),
   'DELETE /scim/v2/Groups/{id}': every(401),
+  // MCP authorization: metadata, registration, authorization and token endpoints are public (OAuth);
+  // any member may let an MCP client act for themself (mcp-auth.e2e-spec runs the whole flow).
+  'GET /.well-known/oauth-protected-resource': every('ok'),
+  'GET /.well-known/oauth-protected-resource/mcp': every('ok'),
+  'GET /.well-known/oauth-authorization-server': every('ok'),
+  'POST /oauth/register': every('ok'),
+  'GET /oauth/authorize': every(400), // an unknown client is answered here, never redirected to
+  'POST /oauth/token': every(400), // a code that was never issued
+  'GET /v1/oauth/requests/{request}': every('ok'),
+  'POST /v1/oauth/requests/{request}/approve': every('ok'),
+  'POST /v1/oauth/requests/{request}/deny': every('ok'),
   'POST /v1/org/agents/pause': only(['owner', 'security']),
   'POST /v1/org/agents/resume': only(['owner', 'security']),
   'GET /v1/members': only(READERS_OF_MEMBERS),

@@ -18,17 +18,17 @@ export const RegisterClientBody = z.looseObject({
 export const RegisteredClient = z.looseObject({
   client_id: z.string().max(100),
   client_id_issued_at: z.int(),
-  redirect_uris: z.array(z.string().max(2000)),
+  redirect_uris: z.array(z.string().max(2000)).max(10),
   token_endpoint_auth_method: z.literal('none'),
-  grant_types: z.array(z.string().max(40)),
-  response_types: z.array(z.string().max(10)),
+  grant_types: z.array(z.string().max(40)).max(2),
+  response_types: z.array(z.string().max(10)).max(1),
 });
 
 export const AuthorizeQuery = z.object({
   response_type: z.literal('code'),
   client_id: z.string().min(1).max(100),
   redirect_uri: Url,
-  code_challenge: z.string().regex(/^[A-Za-z0-9_-]{43,128}$/, 'must be an S256 code challenge'),
+  code_challenge: z.string().max(128).regex(/^[A-Za-z0-9_-]{43,128}$/, 'must be an S256 code challenge'),
   code_challenge_method: z.literal('S256'),
   state: z.string().max(500).optional(),
   scope: z.string().max(200).optional(),
@@ -51,7 +51,7 @@ export const TokenBody = z.object({
   code: z.string().min(1).max(200),
   redirect_uri: Url,
   client_id: z.string().min(1).max(100),
-  code_verifier: z.string().regex(/^[A-Za-z0-9._~-]{43,128}$/, 'must be a PKCE code verifier'),
+  code_verifier: z.string().max(128).regex(/^[A-Za-z0-9._~-]{43,128}$/, 'must be a PKCE code verifier'),
   resource: Url.optional(),
 });
 
