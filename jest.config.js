@@ -12,5 +12,6 @@ module.exports = {
     '<rootDir>/libs/gate',
     '<rootDir>/apps/api',
     '<rootDir>/apps/agent-worker',
+    '<rootDir>/test/deploy',
   ],
 };

@@ -23,7 +23,7 @@ module.exports = {
   // fails for being slow would say nothing about behaviour (timing goals live in test/bench).
   testTimeout: 60_000,
   transform: { '^.+\\.(ts|js|mjs)$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|@tokenizer|uint8array-extras|@scure|@noble|@otplib|otplib|oauth4webapi)/)'],
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|@tokenizer|uint8array-extras|@scure|@noble|@otplib|otplib|oauth4webapi|openid-client|jose)/)'],
   moduleNameMapper: {
     '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate)$': `${libs}/$1/src/index.ts`,
     '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate)/(.*)$': `${libs}/$1/src/$2`,

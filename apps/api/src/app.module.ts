@@ -18,6 +18,12 @@ import { Db } from './core/db.service';
 import { ApiMetrics } from './core/metrics';
 import { OpenApiService } from './core/openapi';
 import { ProblemFilter } from './core/problem.filter';
+import { ScimController, ScimTokensController } from './scim/scim.controller';
+import { ScimService } from './scim/scim.service';
+import { McpAuthController } from './mcp-auth/mcp-auth.controller';
+import { McpAuthService } from './mcp-auth/mcp-auth.service';
+import { SsoController } from './sso/sso.controller';
+import { SsoService } from './sso/sso.service';
 import { CONFIG, DATA_SOURCE, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from './core/tokens';
 import { CatalogConnectorsController, ConnectorsController, CredentialsController, EgressController, OAuthController } from './connectors/connectors.controller';
 import { ConnectorsService } from './connectors/connectors.service';
@@ -98,6 +104,10 @@ export class AppModule {
         ViolationsController,
         SchedulesController,
         UsageController,
+        SsoController,
+        ScimController,
+        ScimTokensController,
+        McpAuthController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -135,6 +145,9 @@ export class AppModule {
         ViolationsService,
         SchedulesService,
         GatewayService,
+        SsoService,
+        ScimService,
+        McpAuthService,
       ],
       exports: [SetupService, OpenApiService, GatewayService],
     };

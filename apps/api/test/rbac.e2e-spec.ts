@@ -33,6 +33,40 @@ const TABLE: Record<string, Row> = {
   'POST /v1/auth/password': every('ok'),
   'GET /v1/org': every('ok'),
   'PATCH /v1/org': only(['owner']),
+  'GET /v1/org/sso': only(['owner', 'admin', 'security']),
+  'PUT /v1/org/sso': only(['owner']),
+  'DELETE /v1/org/sso': only(['owner']),
+  'POST /v1/auth/sso/start': every(404), // public; an org without SSO is not found (sso.e2e-spec signs in for real)
+  'GET /v1/auth/sso/callback': every(401), // public; a state Steward never issued is refused
+  'GET /v1/org/scim-tokens': only(['owner', 'admin', 'security']),
+  'POST /v1/org/scim-tokens': only(['owner']),
+  'POST /v1/org/scim-tokens/{id}/rotate': only(['owner']),
+  'DELETE /v1/org/scim-tokens/{id}': only(['owner']),
+  // SCIM answers only the org's SCIM token (scim.e2e-spec); a console session is unauthenticated there.
+  'GET /scim/v2/ServiceProviderConfig': every(401),
+  'GET /scim/v2/Users': every(401),
+  'POST /scim/v2/Users': every(401),
+  'GET /scim/v2/Users/{id}': every(401),
+  'PUT /scim/v2/Users/{id}': every(401),
+  'PATCH /scim/v2/Users/{id}': every(401),
+  'DELETE /scim/v2/Users/{id}': every(401),
+  'GET /scim/v2/Groups': every(401),
+  'POST /scim/v2/Groups': every(401),
+  'GET /scim/v2/Groups/{id}': every(401),
+  'PUT /scim/v2/Groups/{id}': every(401),
+  'PATCH /scim/v2/Groups/{id}': every(401),
+  'DELETE /scim/v2/Groups/{id}': every(401),
+  // MCP authorization: metadata, registration, authorization and token endpoints are public (OAuth);
+  // any member may let an MCP client act for themself (mcp-auth.e2e-spec runs the whole flow).
+  'GET /.well-known/oauth-protected-resource': every('ok'),
+  'GET /.well-known/oauth-protected-resource/mcp': every('ok'),
+  'GET /.well-known/oauth-authorization-server': every('ok'),
+  'POST /oauth/register': every('ok'),
+  'GET /oauth/authorize': every(400), // an unknown client is answered here, never redirected to
+  'POST /oauth/token': every(400), // a code that was never issued
+  'GET /v1/oauth/requests/{request}': every('ok'),
+  'POST /v1/oauth/requests/{request}/approve': every('ok'),
+  'POST /v1/oauth/requests/{request}/deny': every('ok'),
   'POST /v1/org/agents/pause': only(['owner', 'security']),
   'POST /v1/org/agents/resume': only(['owner', 'security']),
   'GET /v1/members': only(READERS_OF_MEMBERS),
@@ -190,7 +224,8 @@ describe('role × route table', () => {
         const res = await req;
         const want = expected === 'ok' ? route.status : expected;
         if (res.status !== want) mismatches.push(`${key}: expected ${want}, got ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
-        if (res.status >= 400) expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
+        // SCIM answers errors with its own schema (RFC 7644 §3.12), everything else with problem+json.
+        if (res.status >= 400) expect(res.headers['content-type']).toMatch(key.includes(' /scim/') ? /application\/scim\+json/ : /application\/problem\+json/);
       }
       expect(mismatches).toEqual([]);
     }, 60_000); // ~100 routes, some installing connectors against loopback fakes

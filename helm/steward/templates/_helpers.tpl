@@ -143,3 +143,17 @@ A writable /tmp for containers whose root filesystem is read-only.
 - name: tmp
   mountPath: /tmp
 {{- end }}
+
+{{/*
+Egress of api and worker: DNS, then the rules in networkPolicy.egress.
+*/}}
+{{- define "steward.egressRules" -}}
+- ports:
+    - port: 53
+      protocol: UDP
+    - port: 53
+      protocol: TCP
+{{- with .Values.networkPolicy.egress }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}

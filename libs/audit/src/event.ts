@@ -6,8 +6,8 @@ import canonicalize from 'canonicalize';
  * One event shape for everything Steward records. `canonical` (RFC 8785 JSON) is what
  * is stored and what the chain hashes, so any party can reproduce a hash from an export.
  */
-export type ActorType = 'user' | 'api_key' | 'agent_task' | 'system';
-export type Client = 'rest' | 'mcp' | 'cli' | 'console' | 'worker' | 'system';
+export type ActorType = 'user' | 'api_key' | 'agent_task' | 'system' | 'scim_token';
+export type Client = 'rest' | 'mcp' | 'cli' | 'console' | 'worker' | 'system' | 'scim';
 export type Outcome = 'success' | 'failure' | 'denied';
 
 export interface AuditEventInput {

@@ -4,6 +4,7 @@ import type { Checkpoint } from './checkpoint';
 import { verifySignature } from './signing';
 import { inOrg } from '@steward/db';
 import { cursorPages } from './pages';
+import { LinkChecker } from './link-check';
 
 export interface ChainEntry {
   seq: number;
@@ -61,7 +62,8 @@ export class ChainVerifier {
     return this.bad !== null;
   }
 
-  add(entry: ChainEntry, remember?: (seq: number) => boolean): void {
+  /** `linkChecked`: the entry's link was already found to hold (LinkChecker): its stored hash is taken. */
+  add(entry: ChainEntry, remember?: (seq: number) => boolean, linkChecked = false): void {
     if (this.bad) return;
     if (entry.seq !== this.expected) {
       this.bad = { seq: this.expected, reason: `chain entry ${this.expected} is missing (next is ${entry.seq})` };
@@ -78,7 +80,7 @@ export class ChainVerifier {
       this.bad = { seq: entry.seq, reason: `event ${entry.eventId} of seq ${entry.seq} is missing` };
       return;
     }
-    const h = chainHash(this.prev, entry.canonical);
+    const h = linkChecked ? entry.hash : chainHash(this.prev, entry.canonical);
     if (!h.equals(entry.hash) || !namesEvent(entry.canonical, entry.eventId)) {
       let id: unknown;
       try {
@@ -168,9 +170,29 @@ export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: str
     [orgId],
     pageSize,
   );
-  for await (const page of rows) {
-    for (const r of page) verifier.add({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical, purged: r.purged }, (s) => marks.has(s));
-    if (verifier.failed) break;
+  // Links are hashed on worker threads, pages side by side while the next ones arrive; each page is
+  // then taken in order (sequence, presence, ids). A page with a failing link is walked again link
+  // by link, which names the first bad entry exactly as the sequential check does.
+  const links = new LinkChecker();
+  const inFlight: { entries: ChainEntry[]; bad: Promise<number> }[] = [];
+  let prev: Buffer = GENESIS;
+  const settle = async (p: { entries: ChainEntry[]; bad: Promise<number> }) => {
+    const bad = await p.bad;
+    for (const e of p.entries) verifier.add(e, (s) => marks.has(s), bad === -1);
+  };
+  try {
+    for await (const page of rows) {
+      const entries: ChainEntry[] = page.map((r) => ({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical, purged: r.purged }));
+      const bad = links.check(prev, entries.map((e) => e.hash), entries.map((e) => e.canonical));
+      bad.catch(() => undefined); // awaited in order below
+      inFlight.push({ entries, bad });
+      prev = entries[entries.length - 1].hash;
+      while (inFlight.length > 3) await settle(inFlight.shift()!);
+      if (verifier.failed) break;
+    }
+    while (inFlight.length && !verifier.failed) await settle(inFlight.shift()!);
+  } finally {
+    await links.close();
   }
   return verifier.finish(checkpoints, publicKeyPem, orgId);
 }

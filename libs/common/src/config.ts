@@ -95,6 +95,10 @@ export const configSchema = z.object({
   AUDIT_SEAL_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(200),
   /** Readiness fails when the oldest unsealed event is older than this. */
   AUDIT_MAX_LAG_SECONDS: z.coerce.number().int().min(1).max(86_400).default(120),
+  /** The API's external base URL (SSO redirect URI, OAuth metadata); default http://localhost:PORT. */
+  STEWARD_PUBLIC_URL: z.url({ protocol: /^https?$/ }).max(2000).optional(),
+  /** Where the browser lands after an SSO sign-in (the console); default "/". */
+  STEWARD_CONSOLE_URL: z.url({ protocol: /^https?$/ }).max(2000).optional(),
   SESSION_TTL_HOURS: z.coerce.number().int().min(1).max(24 * 30).default(12),
   SESSION_COOKIE_SECURE: bool.optional(),
   STEP_UP_TTL_MINUTES: z.coerce.number().int().min(1).max(120).default(10),

@@ -5,6 +5,9 @@ export const TokenPrefix = {
   ApiKey: 'stw_',
   Session: 'sts_',
   Invitation: 'sti_',
+  Scim: 'stp_',
+  /** OAuth access tokens for MCP clients (the gateway checks them). */
+  Mcp: 'stm_',
 } as const;
 export type TokenPrefix = (typeof TokenPrefix)[keyof typeof TokenPrefix];
 

@@ -30,6 +30,10 @@ export const PERMISSIONS = {
   Review: ['read', 'decide'],
   /** Forbidden attempts opened for triage: confirm (a strike) or dismiss (injected content). */
   Violation: ['read', 'triage'],
+  /** The org's OpenID Connect sign-in (issuer, client, group mapping) and the password sign-in switch. */
+  SsoConfig: ['read', 'update'],
+  /** Bearer tokens of the org's SCIM provisioning client (Okta, Entra ID). */
+  ScimToken: ['read', 'create', 'revoke'],
 } as const;
 
 export type SubjectName = keyof typeof PERMISSIONS;
@@ -78,6 +82,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...all('Invitation'),
     ...pick('Role', 'read'),
     ...all('Group'),
+    ...pick('SsoConfig', 'read'),
+    ...pick('ScimToken', 'read'),
     ...all('ApiKey'),
     ...pick('AuditEvent', 'read'),
     ...pick('Policy', 'read', 'create', 'update', 'delete'),
@@ -92,6 +98,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
   ],
   security: [
     ...pick('Org', 'read'),
+    ...pick('SsoConfig', 'read'),
+    ...pick('ScimToken', 'read'),
     ...pick('Member', 'read', 'suspend'),
     ...pick('Invitation', 'read'),
     ...pick('Role', 'read'),

@@ -4,7 +4,7 @@ import { RequestIdOut, Timestamp, Uuid } from '../core/schemas';
 export const AuditEventView = z.strictObject({
   id: Uuid,
   occurredAt: Timestamp,
-  actorType: z.enum(['user', 'api_key', 'agent_task', 'system']),
+  actorType: z.enum(['user', 'api_key', 'agent_task', 'system', 'scim_token']),
   actorId: Uuid.nullable(),
   /** "<subject>.<verb>", e.g. "member.suspend". */
   action: z
@@ -19,7 +19,7 @@ export const AuditEventView = z.strictObject({
     .nullable(),
   targetId: Uuid.nullable(),
   outcome: z.enum(['success', 'failure', 'denied']),
-  client: z.enum(['rest', 'mcp', 'cli', 'console', 'worker', 'system']),
+  client: z.enum(['rest', 'mcp', 'cli', 'console', 'worker', 'system', 'scim']),
   sourceIp: z.string().max(64).nullable(),
   requestId: RequestIdOut.nullable(),
   payload: z.record(
@@ -39,7 +39,7 @@ export const ListAuditEventsQuery = z.strictObject({
   cursor: z.string().max(200).regex(/^[A-Za-z0-9_-]+$/, 'a cursor returned by the previous page').optional(),
   action: z.string().max(80).regex(/^[a-z_.]+$/, 'lower-case action name such as member.suspend').optional(),
   actorId: Uuid.optional(),
-  actorType: z.enum(['user', 'api_key', 'agent_task', 'system']).optional(),
+  actorType: z.enum(['user', 'api_key', 'agent_task', 'system', 'scim_token']).optional(),
   targetId: Uuid.optional(),
   outcome: z.enum(['success', 'failure', 'denied']).optional(),
   level: z.enum(['autonomous', 'batched', 'watched', 'forbidden']).optional(),

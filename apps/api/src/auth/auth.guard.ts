@@ -8,7 +8,7 @@ import { AccessService } from '../access/access.service';
 import { Db } from '../core/db.service';
 import { ENDPOINT, type EndpointSpec } from '../core/endpoint';
 import { CONFIG } from '../core/tokens';
-import type { Principal } from './principal';
+import type { Principal, ScimCaller } from './principal';
 
 export const SESSION_COOKIE = 'steward_session';
 
@@ -50,6 +50,10 @@ export class AuthGuard implements CanActivate {
     if (!spec) throw AppError.notFound('route');
     if (spec.auth === 'public') return true;
     const req = context.switchToHttp().getRequest<Request>();
+    if (spec.auth === 'scim') {
+      req.scim = await this.scimCaller(req);
+      return true;
+    }
     const principal = await this.authenticate(req);
     if (spec.auth === 'session' && principal.kind !== 'session') {
       throw AppError.forbidden('This operation needs a console session, not an API key.');
@@ -93,6 +97,22 @@ export class AuthGuard implements CanActivate {
         requestId: req.id,
       } satisfies Principal;
     });
+  }
+
+  /** The org's SCIM client, from its bearer token (never a session or an API key). */
+  private async scimCaller(req: Request): Promise<ScimCaller> {
+    const match = /^Bearer\s+(\S{1,200})$/i.exec(req.header('authorization') ?? '');
+    const token = match?.[1];
+    if (!token || !token.startsWith(TokenPrefix.Scim)) throw AppError.unauthenticated('SCIM needs the org\'s SCIM token: "Authorization: Bearer stp_...".');
+    const rows: { token_id: string; org_id: string }[] = await this.db.outsideOrg((em) =>
+      em.query('SELECT token_id, org_id FROM steward_auth_scim_token($1)', [hashToken(this.config.STEWARD_TOKEN_PEPPER, token)]),
+    );
+    const row = rows[0];
+    if (!row) throw AppError.unauthenticated('The SCIM token is unknown or revoked.');
+    await this.db.inOrg({ orgId: row.org_id }, (em) =>
+      em.query(`UPDATE scim_tokens SET last_used_at = now() WHERE org_id = $1 AND id = $2 AND (last_used_at IS NULL OR last_used_at < now() - interval '1 minute')`, [row.org_id, row.token_id]),
+    );
+    return { orgId: row.org_id, tokenId: row.token_id, sourceIp: req.ip ?? null, requestId: req.id };
   }
 
   private async credential(req: Request): Promise<Credential | undefined> {

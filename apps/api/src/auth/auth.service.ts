@@ -79,6 +79,10 @@ export class AuthService {
       );
     }
     if (chosen.status !== 'active') return fail('suspended', AppError.forbidden('Your membership of this org is suspended.'));
+    const passwordSignIn = await this.db.inOrg({ orgId: chosen.org_id, userId: row.user_id }, async (em) => (await em.findOneBy(Org, { id: chosen.org_id }))?.passwordSignIn ?? true);
+    if (!passwordSignIn) {
+      return fail('password_sign_in_disabled', new AppError(403, ErrorCode.Forbidden, 'Use single sign-on', 'This org signs in through its identity provider (POST /v1/auth/sso/start).'));
+    }
 
     let mfaAt: Date | null = null;
     if (row.totp_enabled) {
@@ -91,12 +95,29 @@ export class AuthService {
       mfaAt = new Date();
     }
 
+    return this.openSession(chosen.org_id, row.user_id, mfaAt, meta, actor(chosen.org_id), { mfa: mfaAt !== null });
+  }
+
+  /**
+   * A new console session for a member (password sign-in and SSO end the same way): the
+   * session row and the `auth.login` event in one transaction; the token is returned once.
+   */
+  async openSession(
+    orgId: string,
+    userId: string,
+    mfaAt: Date | null,
+    meta: RequestMeta,
+    actor: AuditActor,
+    payload: Record<string, unknown>,
+    before?: (em: EntityManager) => Promise<void>,
+  ): Promise<{ token: string; view: z.infer<typeof SessionView> }> {
     const token = newToken(TokenPrefix.Session);
-    const view = await this.db.inOrg({ orgId: chosen.org_id, userId: row.user_id }, async (em) => {
+    const view = await this.db.inOrg({ orgId, userId }, async (em) => {
+      if (before) await before(em);
       const session = em.create(Session, {
         id: newId(),
-        orgId: chosen.org_id,
-        userId: row.user_id,
+        orgId,
+        userId,
         tokenHash: hashToken(this.config.STEWARD_TOKEN_PEPPER, token),
         expiresAt: new Date(Date.now() + this.config.SESSION_TTL_HOURS * 3_600_000),
         mfaAt,
@@ -105,13 +126,8 @@ export class AuthService {
         userAgent: meta.userAgent?.slice(0, 300) ?? null,
       });
       await em.insert(Session, session);
-      await this.audit.record(em, actor(chosen.org_id), {
-        action: 'auth.login',
-        targetType: 'Session',
-        targetId: session.id,
-        payload: { mfa: mfaAt !== null },
-      });
-      return this.describe(em, chosen.org_id, row.user_id, 'session', mfaAt, session.expiresAt);
+      await this.audit.record(em, actor, { action: 'auth.login', targetType: 'Session', targetId: session.id, payload });
+      return this.describe(em, orgId, userId, 'session', mfaAt, session.expiresAt);
     });
     return { token, view };
   }

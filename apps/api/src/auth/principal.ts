@@ -20,3 +20,11 @@ export interface Principal {
   sourceIp: string | null;
   requestId: string;
 }
+
+/** The org's SCIM provisioning client, resolved from its bearer token on `/scim/v2` routes. */
+export interface ScimCaller {
+  orgId: string;
+  tokenId: string;
+  sourceIp: string | null;
+  requestId: string;
+}

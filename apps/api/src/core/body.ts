@@ -9,9 +9,18 @@ import { problem, sendProblem } from './problem';
  */
 export function jsonBody(limitBytes: number) {
   const parse = express.json({ limit: limitBytes, strict: true, type: ['application/json', 'application/*+json'] });
+  // OAuth's token endpoint takes a form (RFC 6749 §4.1.3); nothing else does.
+  const form = express.urlencoded({ extended: false, limit: Math.min(limitBytes, 16_384), parameterLimit: 20 });
   return (req: Request, res: Response, next: NextFunction): void => {
     const length = Number(req.headers['content-length'] ?? 0);
     const hasBody = length > 0 || req.headers['transfer-encoding'] !== undefined;
+    if (hasBody && req.method === 'POST' && req.path === '/oauth/token' && req.is('application/x-www-form-urlencoded')) {
+      form(req, res, (err?: unknown) => {
+        if (!err) return next();
+        sendProblem(res, problem(400, ErrorCode.ValidationFailed, 'Bad request', 'The form could not be read.', { instance: req.path, requestId: req.id }));
+      });
+      return;
+    }
     if (hasBody && !req.is(['application/json', 'application/*+json'])) {
       sendProblem(
         res,

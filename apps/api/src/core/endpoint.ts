@@ -5,8 +5,11 @@ export const ENDPOINT = 'steward:endpoint';
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
-/** How a route authenticates: none, any principal (session or API key), or a console session only. */
-export type EndpointAuth = 'public' | 'any' | 'session';
+/**
+ * How a route authenticates: none, any principal (session or API key), a console session only,
+ * or the org's SCIM provisioning token (`/scim/v2`; sessions and API keys are refused there).
+ */
+export type EndpointAuth = 'public' | 'any' | 'session' | 'scim';
 
 export interface EndpointSpec {
   method: HttpMethod;

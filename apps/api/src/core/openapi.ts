@@ -69,6 +69,7 @@ const AUTH_TEXT: Record<EndpointAuth, string> = {
     'Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); ' +
     "the caller's roles (and an API key's scopes) decide what is allowed.",
   session: 'Needs a console session (the HTTP-only cookie set by sign-in); API keys are refused with 403.',
+  scim: "SCIM 2.0 (RFC 7644): authenticate with the org's SCIM token (`Authorization: Bearer stp_...`); errors use the SCIM error schema.",
 };
 
 /** The operation's description: its own text, then how it authenticates and how it is rate limited. */
@@ -158,7 +159,7 @@ export class OpenApiService {
         ...(parameters.length ? { parameters } : {}),
         ...(spec.body ? { requestBody: { required: true, content: { 'application/json': { schema: toSchema(spec.body, 'input') } } } } : {}),
         responses,
-        ...(spec.auth === 'public' ? { security: [] } : spec.auth === 'session' ? { security: [{ session: [] }] } : {}),
+        ...(spec.auth === 'public' ? { security: [] } : spec.auth === 'session' ? { security: [{ session: [] }] } : spec.auth === 'scim' ? { security: [{ scimToken: [] }] } : {}),
       };
       (paths[path] ??= {})[method.toLowerCase()] = op;
     }
@@ -189,6 +190,7 @@ export class OpenApiService {
         securitySchemes: {
           session: { type: 'apiKey', in: 'cookie', name: 'steward_session', description: 'Console session (HTTP-only cookie set by /v1/auth/login)' },
           apiKey: { type: 'http', scheme: 'bearer', description: 'API key: Authorization: Bearer stw_...' },
+          scimToken: { type: 'http', scheme: 'bearer', description: "The org's SCIM provisioning token: Authorization: Bearer stp_..." },
         },
         headers: {
           RateLimitLimit: { description: 'Requests allowed in the window', schema: { type: 'integer', format: 'int32', minimum: 0, maximum: 1000000 } },

@@ -55,7 +55,8 @@ export class ProblemFilter implements ExceptionFilter {
     const known = exception instanceof AppError ? exception : fromDatabase(exception);
     if (known) {
       if (known.status === 429 || known.status === 503) res.setHeader('Retry-After', '60');
-      sendProblem(res, problem(known.status, known.code, known.title, known.detail, { instance, requestId, errors: known.errors }));
+      const { scimType, oauthError } = known as { scimType?: string; oauthError?: string };
+      sendProblem(res, problem(known.status, known.code, known.title, known.detail, { instance, requestId, errors: known.errors, scimType, oauthError }));
       return;
     }
     if (exception instanceof HttpException) {

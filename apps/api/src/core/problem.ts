@@ -10,6 +10,10 @@ export interface Problem {
   code: ErrorCode;
   requestId?: string;
   errors?: ProblemField[];
+  /** SCIM routes only (RFC 7644 §3.12): the SCIM error type. */
+  scimType?: string;
+  /** OAuth routes only (RFC 6749 §5.2): the OAuth error code. */
+  oauthError?: string;
 }
 
 export const PROBLEM_BASE = 'https://steward.dev/problems/';
@@ -19,7 +23,7 @@ export function problem(
   code: ErrorCode,
   title: string,
   detail?: string,
-  extra: { instance?: string; requestId?: string; errors?: ProblemField[] } = {},
+  extra: { instance?: string; requestId?: string; errors?: ProblemField[]; scimType?: string; oauthError?: string } = {},
 ): Problem {
   return {
     type: `${PROBLEM_BASE}${code.replace(/_/g, '-')}`,
@@ -30,10 +34,33 @@ export function problem(
     code,
     ...(extra.requestId ? { requestId: extra.requestId } : {}),
     ...(extra.errors?.length ? { errors: extra.errors } : {}),
+    ...(extra.scimType ? { scimType: extra.scimType } : {}),
+    ...(extra.oauthError ? { oauthError: extra.oauthError } : {}),
   };
 }
 
+export const SCIM_ERROR_SCHEMA = 'urn:ietf:params:scim:api:messages:2.0:Error';
+
+const SCIM_TYPES: Partial<Record<ErrorCode, string>> = {
+  [ErrorCode.Conflict]: 'uniqueness',
+  [ErrorCode.ValidationFailed]: 'invalidValue',
+  [ErrorCode.MalformedJson]: 'invalidSyntax',
+};
+
 export function sendProblem(res: Response, body: Problem): void {
   if (res.headersSent) return;
+  if (res.req?.originalUrl?.startsWith('/oauth/')) {
+    // OAuth endpoints (RFC 6749 §5.2, RFC 7591 §3.2.2): clients read `error` (any JSON type); the problem's fields stay beside it.
+    const error = body.oauthError ?? (body.status === 401 ? 'invalid_client' : body.status >= 500 ? 'server_error' : 'invalid_request');
+    res.status(body.status).type('application/problem+json').send(JSON.stringify({ error, error_description: body.detail ?? body.title, ...body }));
+    return;
+  }
+  if (res.req?.originalUrl?.startsWith('/scim/')) {
+    // RFC 7644 §3.12: the SCIM error schema (status as a string), with the problem's fields beside it.
+    const scimType = body.scimType ?? (body.status === 400 ? SCIM_TYPES[body.code] : undefined);
+    const scim = { schemas: [SCIM_ERROR_SCHEMA], detail: body.detail ?? body.title, ...body, ...(scimType ? { scimType } : {}), status: String(body.status) };
+    res.status(body.status).type('application/scim+json').send(JSON.stringify(scim));
+    return;
+  }
   res.status(body.status).type('application/problem+json').send(JSON.stringify(body));
 }

@@ -1,13 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Logger } from '@steward/common';
-import type { Principal } from '../auth/principal';
+import type { Principal, ScimCaller } from '../auth/principal';
 
 declare module 'express-serve-static-core' {
   interface Request {
     id: string;
     log: Logger;
     principal?: Principal;
+    scim?: ScimCaller;
     startedAt: bigint;
   }
 }

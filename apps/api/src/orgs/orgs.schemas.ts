@@ -20,6 +20,8 @@ export const OrgView = z.strictObject({
   /** Agent spend allowed per calendar month (UTC), US dollars: the whole org, and each user (null: no limit). */
   monthlyBudgetUsd: z.number().min(0).nullable(),
   userMonthlyBudgetUsd: z.number().min(0).nullable(),
+  /** Off: members sign in only through the org's SSO. */
+  passwordSignIn: z.boolean(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -37,6 +39,8 @@ export const UpdateOrgBody = z
     /** Monthly agent budgets in US dollars (null removes the limit). */
     monthlyBudgetUsd: z.number().min(0).max(10_000_000).nullable().optional(),
     userMonthlyBudgetUsd: z.number().min(0).max(10_000_000).nullable().optional(),
+    /** Switch password sign-in off (only once the org's SSO has completed a sign-in) or back on. */
+    passwordSignIn: z.boolean().optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 

@@ -23,6 +23,7 @@ export function orgView(org: Org): z.infer<typeof OrgView> {
     automaticStrikes: org.automaticStrikes,
     monthlyBudgetUsd: org.monthlyBudgetMicros === null ? null : Number(org.monthlyBudgetMicros) / 1e6,
     userMonthlyBudgetUsd: org.userMonthlyBudgetMicros === null ? null : Number(org.userMonthlyBudgetMicros) / 1e6,
+    passwordSignIn: org.passwordSignIn,
     createdAt: org.createdAt.toISOString(),
     updatedAt: org.updatedAt.toISOString(),
   };
@@ -51,8 +52,12 @@ export class OrgsService {
       await this.access.requireStepUp(em, p);
       const org = await em.findOneBy(Org, { id: p.orgId });
       if (!org) throw AppError.notFound('org');
-      const settings = (o: Org) => ({ name: o.name, domains: o.domains, requireStepUp: o.requireStepUp, auditRetentionMonths: o.auditRetentionMonths, monthlyBudgetMicros: o.monthlyBudgetMicros, userMonthlyBudgetMicros: o.userMonthlyBudgetMicros, approvalTtlSeconds: o.approvalTtlSeconds, webhook: o.notifyWebhookUrl !== null, automaticStrikes: o.automaticStrikes });
+      const settings = (o: Org) => ({ name: o.name, domains: o.domains, requireStepUp: o.requireStepUp, auditRetentionMonths: o.auditRetentionMonths, monthlyBudgetMicros: o.monthlyBudgetMicros, userMonthlyBudgetMicros: o.userMonthlyBudgetMicros, approvalTtlSeconds: o.approvalTtlSeconds, webhook: o.notifyWebhookUrl !== null, automaticStrikes: o.automaticStrikes, passwordSignIn: o.passwordSignIn });
       const before = settings(org);
+      if (body.passwordSignIn === false && org.passwordSignIn) {
+        const [sso]: { ok: boolean }[] = await em.query(`SELECT enabled AND verified_at IS NOT NULL AS ok FROM sso_configs WHERE org_id = $1`, [p.orgId]);
+        if (!sso?.ok) throw AppError.conflict('Password sign-in can be switched off only once SSO is enabled and has completed a sign-in.');
+      }
       const { monthlyBudgetUsd, userMonthlyBudgetUsd, ...rest } = body;
       Object.assign(org, rest);
       const micros = (usd: number | null) => (usd === null ? null : String(Math.round(usd * 1e6)));

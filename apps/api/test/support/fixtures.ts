@@ -231,6 +231,27 @@ export async function newViolation(c: Ctx): Promise<string> {
   return id;
 }
 
+const SSO_BODY = { issuer: 'https://idp.acme.example', clientId: 'steward', clientSecret: 'fixture-client-secret', groupMap: {} };
+
+export async function newScimToken(c: Ctx, cookie = c.ownerCookie): Promise<{ id: string; secret: string }> {
+  const body = await ok<{ token: { id: string }; secret: string }>(await c.h.http.post('/v1/org/scim-tokens').set('Cookie', cookie).send({ name: `t-${rnd()}` }), 201, 'scim token');
+  return { id: body.token.id, secret: body.secret };
+}
+
+/** A pending MCP client authorization (registered client, authorization endpoint): its request id. */
+export async function newMcpAuthorization(c: Ctx): Promise<string> {
+  const redirect = 'http://127.0.0.1:53682/callback';
+  const client = await ok<{ client_id: string }>(await c.h.http.post('/oauth/register').send({ client_name: 'Fixture client', redirect_uris: [redirect] }), 201, 'mcp client');
+  const res = await c.h.http.get('/oauth/authorize').query({ response_type: 'code', client_id: client.client_id, redirect_uri: redirect, code_challenge: 'b'.repeat(43), code_challenge_method: 'S256', state: 's' });
+  if (res.status !== 302) throw new Error(`fixture mcp authorize: ${res.status} ${JSON.stringify(res.body)}`);
+  return new URL(res.headers.location as string, 'http://x').searchParams.get('request')!;
+}
+
+/** The org's SSO configuration exists (written by the owner). */
+export async function ensureSso(c: Ctx): Promise<void> {
+  await ok(await c.h.http.put('/v1/org/sso').set('Cookie', c.ownerCookie).send(SSO_BODY), 200, 'sso config');
+}
+
 export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /docs': async () => ({ path: '/docs' }),
   'GET /healthz': async () => ({ path: '/healthz' }),
@@ -266,6 +287,37 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   }),
   'GET /v1/org': async () => ({ path: '/v1/org' }),
   'PATCH /v1/org': async () => ({ path: '/v1/org', body: { name: `Renamed ${rnd()}` } }),
+  'GET /v1/org/sso': async (c) => ({ path: (await ensureSso(c), '/v1/org/sso') }),
+  'PUT /v1/org/sso': async () => ({ path: '/v1/org/sso', body: SSO_BODY }),
+  'DELETE /v1/org/sso': async (c) => ({ path: (await ensureSso(c), '/v1/org/sso') }),
+  'POST /v1/auth/sso/start': async () => ({ path: '/v1/auth/sso/start', body: { org: `no-sso-${rnd()}` } }),
+  'GET /v1/auth/sso/callback': async () => ({ path: `/v1/auth/sso/callback?code=abc&state=${rnd()}${rnd()}` }),
+  'GET /v1/org/scim-tokens': async () => ({ path: '/v1/org/scim-tokens' }),
+  'POST /v1/org/scim-tokens': async () => ({ path: '/v1/org/scim-tokens', body: { name: `Okta ${rnd()}` } }),
+  'POST /v1/org/scim-tokens/{id}/rotate': async (c) => ({ path: `/v1/org/scim-tokens/${(await newScimToken(c)).id}/rotate` }),
+  'DELETE /v1/org/scim-tokens/{id}': async (c) => ({ path: `/v1/org/scim-tokens/${(await newScimToken(c)).id}` }),
+  'GET /scim/v2/ServiceProviderConfig': async () => ({ path: '/scim/v2/ServiceProviderConfig' }),
+  'GET /scim/v2/Users': async () => ({ path: '/scim/v2/Users' }),
+  'POST /scim/v2/Users': async () => ({ path: '/scim/v2/Users', body: { userName: `scim-${rnd()}@acme.example`, active: true } }),
+  'GET /scim/v2/Users/{id}': async () => ({ path: `/scim/v2/Users/${newId()}` }),
+  'PUT /scim/v2/Users/{id}': async () => ({ path: `/scim/v2/Users/${newId()}`, body: { userName: `scim-${rnd()}@acme.example`, active: true } }),
+  'PATCH /scim/v2/Users/{id}': async () => ({ path: `/scim/v2/Users/${newId()}`, body: { Operations: [{ op: 'replace', value: { active: false } }] } }),
+  'DELETE /scim/v2/Users/{id}': async () => ({ path: `/scim/v2/Users/${newId()}` }),
+  'GET /scim/v2/Groups': async () => ({ path: '/scim/v2/Groups' }),
+  'POST /scim/v2/Groups': async () => ({ path: '/scim/v2/Groups', body: { displayName: `SCIM ${rnd()}` } }),
+  'GET /scim/v2/Groups/{id}': async () => ({ path: `/scim/v2/Groups/${newId()}` }),
+  'PUT /scim/v2/Groups/{id}': async () => ({ path: `/scim/v2/Groups/${newId()}`, body: { displayName: `SCIM ${rnd()}` } }),
+  'PATCH /scim/v2/Groups/{id}': async () => ({ path: `/scim/v2/Groups/${newId()}`, body: { Operations: [{ op: 'replace', path: 'displayName', value: 'x' }] } }),
+  'DELETE /scim/v2/Groups/{id}': async () => ({ path: `/scim/v2/Groups/${newId()}` }),
+  'GET /.well-known/oauth-protected-resource': async () => ({ path: '/.well-known/oauth-protected-resource' }),
+  'GET /.well-known/oauth-protected-resource/mcp': async () => ({ path: '/.well-known/oauth-protected-resource/mcp' }),
+  'GET /.well-known/oauth-authorization-server': async () => ({ path: '/.well-known/oauth-authorization-server' }),
+  'POST /oauth/register': async () => ({ path: '/oauth/register', body: { client_name: `MCP ${rnd()}`, redirect_uris: ['http://127.0.0.1:53682/callback'] } }),
+  'GET /oauth/authorize': async () => ({ path: `/oauth/authorize?response_type=code&client_id=mcp_unknown${rnd()}&redirect_uri=${encodeURIComponent('http://127.0.0.1:53682/callback')}&code_challenge=${'a'.repeat(43)}&code_challenge_method=S256` }),
+  'POST /oauth/token': async () => ({ path: '/oauth/token', body: { grant_type: 'authorization_code', code: `never-issued-${rnd()}`, redirect_uri: 'http://127.0.0.1:53682/callback', client_id: 'mcp_unknown', code_verifier: 'v'.repeat(43) } }),
+  'GET /v1/oauth/requests/{request}': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}` }),
+  'POST /v1/oauth/requests/{request}/approve': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}/approve` }),
+  'POST /v1/oauth/requests/{request}/deny': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}/deny` }),
   // Pause then resume: the table runs them one after the other, so the org is not left paused.
   'POST /v1/org/agents/pause': async () => ({ path: '/v1/org/agents/pause', body: { reason: 'fixture' } }),
   'POST /v1/org/agents/resume': async () => ({ path: '/v1/org/agents/resume', body: {} }),

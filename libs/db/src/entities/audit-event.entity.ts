@@ -4,6 +4,6 @@
  * audit_events is partitioned, append-only and derives its columns from the canonical
  * JSON that the hash chain covers.
  */
-export type ActorType = 'user' | 'api_key' | 'agent_task' | 'system';
-export type AuditClient = 'rest' | 'mcp' | 'cli' | 'console' | 'worker' | 'system';
+export type ActorType = 'user' | 'api_key' | 'agent_task' | 'system' | 'scim_token';
+export type AuditClient = 'rest' | 'mcp' | 'cli' | 'console' | 'worker' | 'system' | 'scim';
 export type AuditOutcome = 'success' | 'failure' | 'denied';

@@ -4,7 +4,12 @@ import { Column, JoinColumn, ManyToOne, CreateDateColumn, Entity, Index, Primary
 
 @Entity({ name: 'groups' })
 @Index('groups_org_name_key', ['orgId', 'name'], { unique: true })
+@Index('groups_scim_external_idx', ['orgId', 'scimExternalId'], { unique: true, where: `"scim_external_id" IS NOT NULL` })
 export class Group {
+  /** The identity provider's id for this record (SCIM externalId), when provisioned by SCIM. */
+  @Column({ name: 'scim_external_id', type: 'varchar', length: 255, nullable: true })
+  scimExternalId!: string | null;
+
   @ManyToOne(() => Org, { onDelete: 'CASCADE', nullable: false })
   @JoinColumn({ name: 'org_id' })
   org?: Org;

@@ -80,4 +80,8 @@ export const TENANT_TABLES = [
   'violations',
   'notifications',
   'task_schedules',
+  'sso_configs',
+  'sso_identities',
+  'scim_tokens',
+  'mcp_access_tokens',
 ] as const;

@@ -6,7 +6,12 @@ export type MembershipStatus = 'active' | 'suspended';
 
 @Entity({ name: 'memberships' })
 @Index('memberships_org_user_key', ['orgId', 'userId'], { unique: true })
+@Index('memberships_scim_external_idx', ['orgId', 'scimExternalId'], { unique: true, where: `"scim_external_id" IS NOT NULL` })
 export class Membership {
+  /** The identity provider's id for this record (SCIM externalId), when provisioned by SCIM. */
+  @Column({ name: 'scim_external_id', type: 'varchar', length: 255, nullable: true })
+  scimExternalId!: string | null;
+
   @ManyToOne(() => Org, { onDelete: 'CASCADE', nullable: false })
   @JoinColumn({ name: 'org_id' })
   org?: Org;

@@ -17,6 +17,10 @@ export class Org {
   domains!: string[];
 
   /** Require a fresh TOTP step-up for sensitive operations. */
+  /** Off: members of this org sign in only through SSO (allowed once SSO has worked). */
+  @Column({ name: 'password_sign_in', type: 'boolean', default: true })
+  passwordSignIn!: boolean;
+
   @Column({ name: 'require_step_up', type: 'boolean', default: false })
   requireStepUp!: boolean;
 

@@ -16,6 +16,8 @@ import { MonthlyBudgets1764720000002 } from './1764720000002-monthly-budgets';
 import { GateClaimFence1764720000003 } from './1764720000003-gate-claim-fence';
 import { UserSecretRotation1764806400000 } from './1764806400000-user-secret-rotation';
 import { GateClaimBatch1764806400001 } from './1764806400001-gate-claim-batch';
+import { SsoAndScim1764979200000 } from './1764979200000-sso-and-scim';
+import { McpAuthorization1764979200001 } from './1764979200001-mcp-authorization';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -37,4 +39,6 @@ export const MIGRATIONS = [
   GateClaimFence1764720000003,
   UserSecretRotation1764806400000,
   GateClaimBatch1764806400001,
+  SsoAndScim1764979200000,
+  McpAuthorization1764979200001,
 ];

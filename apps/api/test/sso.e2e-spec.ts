@@ -1,0 +1,171 @@
+import { inOrg } from '@steward/db';
+import { type Harness, login, PASSWORD, type SeededOrg, seedOrg, startHarness } from './support/harness';
+import { browseUntil, startIdp, type TestIdp } from './support/oidc';
+
+/**
+ * Acceptance 1 of issue 10: OpenID Connect sign-in against a real provider (oidc-provider) on
+ * loopback, with openid-client inside Steward: just-in-time creation, group mapping, and a
+ * tampered state or nonce refused.
+ */
+const PUBLIC_URL = 'http://steward.test';
+const CALLBACK = `${PUBLIC_URL}/v1/auth/sso/callback`;
+const CLIENT_SECRET = 'idp-client-secret-6b1f0c7e9a2d4';
+
+describe('SSO (OpenID Connect per org)', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let idp: TestIdp;
+  let owner: string;
+  let legal: string;
+  let finance: string;
+
+  /** POST start; returns the authorization URL and the browser-binding cookie. */
+  async function start(body: Record<string, string>) {
+    const res = await h.http.post('/v1/auth/sso/start').send(body);
+    expect(res.status).toBe(200);
+    const binding = ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((c) => c.startsWith('steward_sso='))!.split(';')[0]!;
+    return { url: res.body.authorizationUrl as string, binding };
+  }
+
+  async function callback(at: URL, cookie: string) {
+    return h.http.get(`/v1/auth/sso/callback${at.search}`).set('Cookie', cookie);
+  }
+
+  async function signIn(email: string): Promise<string> {
+    const { url, binding } = await start({ email });
+    const res = await callback(await browseUntil(url, CALLBACK), binding);
+    expect(res.status).toBe(303);
+    const session = ([] as string[]).concat(res.headers['set-cookie'] ?? []).find((c) => c.startsWith('steward_session='));
+    expect(session).toBeDefined();
+    return session!.split(';')[0]!;
+  }
+
+  async function groupMembers(id: string): Promise<string[]> {
+    const res = await h.http.get(`/v1/groups/${id}/members`).set('Cookie', owner);
+    expect(res.status).toBe(200);
+    return res.body.items.map((m: { email: string }) => m.email);
+  }
+
+  beforeAll(async () => {
+    h = await startHarness({ env: { STEWARD_PUBLIC_URL: PUBLIC_URL, STEWARD_EGRESS_ALLOW_HOSTS: '127.0.0.1' } });
+    org = await seedOrg(h.ds, 'acme');
+    owner = await login(h, org.users.owner.email);
+    idp = await startIdp('steward-acme', CLIENT_SECRET, CALLBACK);
+    h.onClose(() => idp.stop());
+    legal = (await h.http.post('/v1/groups').set('Cookie', owner).send({ name: 'Legal' })).body.id;
+    finance = (await h.http.post('/v1/groups').set('Cookie', owner).send({ name: 'Finance' })).body.id;
+  });
+  afterAll(() => h?.close());
+
+  it('stores the provider with the client secret sealed and never shown', async () => {
+    const put = await h.http
+      .put('/v1/org/sso')
+      .set('Cookie', owner)
+      .send({ issuer: idp.issuer, clientId: 'steward-acme', clientSecret: CLIENT_SECRET, groupMap: { 'legal-team': legal, 'finance-team': finance } });
+    expect(put.status).toBe(200);
+    expect(put.body).toMatchObject({ issuer: idp.issuer, clientSecretSet: true, enabled: true, defaultRole: 'member', verifiedAt: null, redirectUri: CALLBACK });
+    expect(JSON.stringify(put.body)).not.toContain(CLIENT_SECRET);
+    const [row] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT client_secret_sealed FROM sso_configs WHERE org_id = $1`, [org.id]));
+    expect(row.client_secret_sealed).toMatch(/^v1\./);
+    expect(row.client_secret_sealed).not.toContain(CLIENT_SECRET);
+    // Password sign-in cannot be switched off before SSO has worked once.
+    const off = await h.http.patch('/v1/org').set('Cookie', owner).send({ passwordSignIn: false });
+    expect(off.status).toBe(409);
+    expect(off.headers['content-type']).toMatch(/application\/problem\+json/);
+  });
+
+  it('signs a new person in, creates them just in time and maps their group claims', async () => {
+    await idp.setAccount('okta|alice', { email: 'alice@acme.example', email_verified: true, name: 'Alice Analyst', groups: ['legal-team', 'unmapped-team'] });
+    const cookie = await signIn('alice@acme.example');
+    const session = await h.http.get('/v1/auth/session').set('Cookie', cookie);
+    expect(session.status).toBe(200);
+    expect(session.body).toMatchObject({ kind: 'session', user: { email: 'alice@acme.example', name: 'Alice Analyst' }, org: { slug: 'acme' }, roles: ['member'] });
+    expect(await groupMembers(legal)).toEqual(['alice@acme.example']);
+    expect(await groupMembers(finance)).toEqual([]);
+    const members = await h.http.get('/v1/members').set('Cookie', owner);
+    expect(members.body.items.some((m: { user: { email: string } }) => m.user?.email === 'alice@acme.example' || JSON.stringify(m).includes('alice@acme.example'))).toBe(true);
+    const cfg = await h.http.get('/v1/org/sso').set('Cookie', owner);
+    expect(cfg.body.verifiedAt).not.toBeNull();
+  });
+
+  it('follows the provider on the next sign-in: same person (by subject), groups moved', async () => {
+    await idp.setAccount('okta|alice', { email: 'alice@acme.example', email_verified: true, name: 'Alice Analyst', groups: ['finance-team'] });
+    const cookie = await signIn('alice@acme.example');
+    const session = await h.http.get('/v1/auth/session').set('Cookie', cookie);
+    expect(session.body.user.email).toBe('alice@acme.example');
+    expect(await groupMembers(legal)).toEqual([]);
+    expect(await groupMembers(finance)).toEqual(['alice@acme.example']);
+    const audit = await h.http.get('/v1/audit-events').query({ action: 'auth.sso_provision' }).set('Cookie', owner);
+    expect(audit.status).toBe(200);
+    expect(audit.body.items).toHaveLength(2);
+  });
+
+  it('finds the org by slug as well as by email domain', async () => {
+    await idp.setAccount('okta|bob', { email: 'bob@acme.example', name: 'Bob', groups: [] });
+    const { url, binding } = await start({ org: 'acme' });
+    const res = await callback(await browseUntil(url, CALLBACK), binding);
+    expect(res.status).toBe(303);
+    const unknown = await h.http.post('/v1/auth/sso/start').send({ email: 'eve@nowhere.example' });
+    expect(unknown.status).toBe(404);
+  });
+
+  it('refuses a tampered state', async () => {
+    await idp.setAccount('okta|alice', { email: 'alice@acme.example', name: 'Alice Analyst', groups: [] });
+    const { url, binding } = await start({ email: 'alice@acme.example' });
+    const back = await browseUntil(url, CALLBACK);
+    const tampered = new URL(back);
+    tampered.searchParams.set('state', `${back.searchParams.get('state')}x`);
+    const res = await callback(tampered, binding);
+    expect(res.status).toBe(401);
+    expect(res.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect(res.headers['set-cookie'] ?? []).not.toEqual(expect.arrayContaining([expect.stringMatching(/^steward_session=sts_/)]));
+  });
+
+  it('refuses a tampered nonce (the ID token answers another nonce than the one Steward sent)', async () => {
+    await idp.setAccount('okta|alice', { email: 'alice@acme.example', name: 'Alice Analyst', groups: [] });
+    const { url, binding } = await start({ email: 'alice@acme.example' });
+    const tampered = new URL(url);
+    tampered.searchParams.set('nonce', 'attacker-chosen-nonce-0123456789');
+    const res = await callback(await browseUntil(tampered.href, CALLBACK), binding);
+    expect(res.status).toBe(401);
+    expect(res.body.code).toBe('invalid_credentials');
+    const audit = await h.http.get('/v1/audit-events').query({ action: 'auth.sso_login', outcome: 'failure' }).set('Cookie', owner);
+    const reasons = audit.body.items.map((e: { payload: { reason: string } }) => e.payload.reason);
+    expect(reasons).toContain('token:OAUTH_JWT_CLAIM_COMPARISON_FAILED');
+  });
+
+  it('refuses a replayed callback and a callback in another browser', async () => {
+    await idp.setAccount('okta|alice', { email: 'alice@acme.example', name: 'Alice Analyst', groups: [] });
+    const first = await start({ email: 'alice@acme.example' });
+    const back = await browseUntil(first.url, CALLBACK);
+    expect((await callback(back, first.binding)).status).toBe(303);
+    expect((await callback(back, first.binding)).status).toBe(401);
+
+    const second = await start({ email: 'alice@acme.example' });
+    const back2 = await browseUntil(second.url, CALLBACK);
+    expect((await callback(back2, 'steward_sso=someone-elses-browser')).status).toBe(401);
+  });
+
+  it('switches password sign-in off once SSO works; SSO still signs in', async () => {
+    const off = await h.http.patch('/v1/org').set('Cookie', owner).send({ passwordSignIn: false });
+    expect(off.status).toBe(200);
+    expect(off.body.passwordSignIn).toBe(false);
+    const pw = await h.http.post('/v1/auth/login').send({ email: org.users.member.email, password: PASSWORD });
+    expect(pw.status).toBe(403);
+    // Disabling SSO now would lock everyone out.
+    const disable = await h.http.delete('/v1/org/sso').set('Cookie', owner);
+    expect(disable.status).toBe(409);
+    await idp.setAccount('okta|alice', { email: 'alice@acme.example', name: 'Alice Analyst', groups: [] });
+    await signIn('alice@acme.example');
+    expect((await h.http.patch('/v1/org').set('Cookie', owner).send({ passwordSignIn: true })).status).toBe(200);
+  });
+
+  it('keeps the client secret and tokens out of logs and the audit trail', async () => {
+    expect(h.logs()).not.toContain(CLIENT_SECRET);
+    const audit = await h.http.get('/v1/audit-events').query({ limit: 200 }).set('Cookie', owner);
+    expect(audit.status).toBe(200);
+    const text = JSON.stringify(audit.body);
+    expect(text).not.toContain(CLIENT_SECRET);
+    expect(text).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\./); // no JWT (ID token)
+  });
+});
