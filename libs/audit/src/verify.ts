@@ -62,6 +62,24 @@ export class ChainVerifier {
     return this.bad !== null;
   }
 
+  /** The hash the next entry links to. */
+  get lastHash(): Buffer {
+    return this.prev;
+  }
+
+  /** The sequence number the next entry must have. */
+  get nextSeq(): number {
+    return this.expected;
+  }
+
+  /** Takes in the counts and remembered hashes of a walk over the part of the chain just before this one. */
+  absorb(before: ChainVerifier): this {
+    this.checked += before.checked;
+    this.purged += before.purged;
+    for (const [seq, hash] of before.hashes) this.hashes.set(seq, hash);
+    return this;
+  }
+
   /** `linkChecked`: the entry's link was already found to hold (LinkChecker): its stored hash is taken. */
   add(entry: ChainEntry, remember?: (seq: number) => boolean, linkChecked = false): void {
     if (this.bad) return;
@@ -154,11 +172,34 @@ export async function loadCheckpoints(ds: DataSource, orgId: string): Promise<Ch
   });
 }
 
-/** Verifies an org's trail in the database, in pages (never the whole chain in memory). */
-export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: string | null, pageSize = 4000): Promise<VerifyResult> {
+/**
+ * Verifies an org's trail in the database, in pages (never the whole chain in memory). A long chain
+ * is walked as two halves at once (two cursors, two database backends): the second half starts
+ * from the stored hash where the first ends, which the first half's own walk checks link by link,
+ * so the two walks together check every link of the chain.
+ */
+export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: string | null, pageSize = 4000, splitFrom = 200_000): Promise<VerifyResult> {
   const checkpoints = await loadCheckpoints(ds, orgId);
   const marks = new Set(checkpoints.map((c) => c.seq));
-  const verifier = new ChainVerifier();
+  const [head]: { seq: string }[] = await inOrg(ds, { orgId }, (em) => em.query('SELECT seq FROM audit_heads WHERE org_id = $1', [orgId]));
+  const last = Number(head?.seq ?? 0);
+  const split = last >= Math.max(2, splitFrom) ? Math.floor(last / 2) : 0;
+  if (!split) return (await walk(ds, orgId, new ChainVerifier(), 0, null, marks, pageSize)).finish(checkpoints, publicKeyPem, orgId);
+  const [mid]: { hash: Buffer }[] = await inOrg(ds, { orgId }, (em) => em.query('SELECT hash FROM audit_chain WHERE org_id = $1 AND seq = $2', [orgId, split]));
+  if (!mid) return (await walk(ds, orgId, new ChainVerifier(), 0, null, marks, pageSize)).finish(checkpoints, publicKeyPem, orgId);
+  const [first, second] = await Promise.all([
+    walk(ds, orgId, new ChainVerifier(), 0, split, marks, pageSize),
+    walk(ds, orgId, new ChainVerifier({ seq: split, hash: mid.hash }), split, null, marks, pageSize),
+  ]);
+  if (first.failed) return first.finish(checkpoints, publicKeyPem, orgId);
+  // The first half must end exactly where the second starts (its last link checked against the same
+  // stored hash); if the chain changed under the walk, one walk over the whole chain decides.
+  if (first.nextSeq !== split + 1) return (await walk(ds, orgId, new ChainVerifier(), 0, null, marks, pageSize)).finish(checkpoints, publicKeyPem, orgId);
+  return second.absorb(first).finish(checkpoints, publicKeyPem, orgId);
+}
+
+/** One walk over (after, until] of the chain into `verifier`. */
+async function walk(ds: DataSource, orgId: string, verifier: ChainVerifier, after: number, until: number | null, marks: Set<number>, pageSize: number): Promise<ChainVerifier> {
   const rows = cursorPages<{ seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }>(
     ds,
     orgId,
@@ -166,16 +207,16 @@ export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: str
        FROM audit_chain c
        LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
                            WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
-      WHERE c.org_id = $1 ORDER BY c.seq`,
-    [orgId],
+      WHERE c.org_id = $1 AND c.seq > $2 AND ($3::bigint IS NULL OR c.seq <= $3) ORDER BY c.seq`,
+    [orgId, after, until],
     pageSize,
   );
   // Links are hashed on worker threads, pages side by side while the next ones arrive; each page is
   // then taken in order (sequence, presence, ids). A page with a failing link is walked again link
   // by link, which names the first bad entry exactly as the sequential check does.
-  const links = new LinkChecker();
+  const links = new LinkChecker(1);
   const inFlight: { entries: ChainEntry[]; bad: Promise<number> }[] = [];
-  let prev: Buffer = GENESIS;
+  let prev: Buffer = verifier.lastHash;
   const settle = async (p: { entries: ChainEntry[]; bad: Promise<number> }) => {
     const bad = await p.bad;
     for (const e of p.entries) verifier.add(e, (s) => marks.has(s), bad === -1);
@@ -194,5 +235,5 @@ export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: str
   } finally {
     await links.close();
   }
-  return verifier.finish(checkpoints, publicKeyPem, orgId);
+  return verifier;
 }

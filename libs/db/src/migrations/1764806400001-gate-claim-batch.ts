@@ -62,39 +62,9 @@ export class GateClaimBatch1764806400001 implements MigrationInterface {
       END $$`);
     await q.query(`REVOKE ALL ON FUNCTION steward_gate_claim_batch(jsonb) FROM PUBLIC`);
     await q.query(`GRANT EXECUTE ON FUNCTION steward_gate_claim_batch(jsonb) TO steward_app`);
-
-    // Outcomes likewise: a batch over any number of orgs in one statement and one commit (each
-    // row under its own org, as Row Level Security requires), instead of a transaction per org.
-    await q.query(`
-      CREATE FUNCTION steward_gate_outcome_batch(p_outcomes jsonb) RETURNS integer
-      LANGUAGE plpgsql SECURITY INVOKER SET search_path = public, pg_temp AS $$
-      DECLARE
-        c record; v_n integer := 0;
-      BEGIN
-        IF jsonb_typeof(p_outcomes) IS DISTINCT FROM 'array' OR jsonb_array_length(p_outcomes) > 10000 THEN
-          RAISE EXCEPTION 'outcomes must be an array of at most 10000' USING ERRCODE = 'invalid_parameter_value';
-        END IF;
-        FOR c IN
-          SELECT * FROM jsonb_to_recordset(p_outcomes) AS t(
-            org uuid, id uuid, state varchar, digest varchar, bytes integer, ms integer, undo jsonb, err varchar, at timestamptz,
-            event_id uuid, event_at timestamptz, event text)
-          ORDER BY org
-        LOOP
-          PERFORM set_config('app.org_id', c.org::text, true);
-          UPDATE task_actions SET state = c.state, result_digest = c.digest, result_bytes = c.bytes, duration_ms = c.ms, undo = c.undo,
-                                  error_code = c.err, finished_at = c.at
-           WHERE org_id = c.org AND id = c.id AND state = 'executing';
-          INSERT INTO audit_events (id, org_id, occurred_at, canonical) VALUES (c.event_id, c.org, c.event_at, c.event);
-          v_n := v_n + 1;
-        END LOOP;
-        RETURN v_n;
-      END $$`);
-    await q.query(`REVOKE ALL ON FUNCTION steward_gate_outcome_batch(jsonb) FROM PUBLIC`);
-    await q.query(`GRANT EXECUTE ON FUNCTION steward_gate_outcome_batch(jsonb) TO steward_app`);
   }
 
   async down(q: QueryRunner): Promise<void> {
-    await q.query(`DROP FUNCTION IF EXISTS steward_gate_outcome_batch(jsonb)`);
     await q.query(`DROP FUNCTION IF EXISTS steward_gate_claim_batch(jsonb)`);
   }
 }
