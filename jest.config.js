@@ -10,6 +10,7 @@ module.exports = {
     '<rootDir>/libs/vault',
     '<rootDir>/libs/audit',
     '<rootDir>/libs/gate',
+    '<rootDir>/libs/oversight',
     '<rootDir>/apps/api',
     '<rootDir>/apps/agent-worker',
     '<rootDir>/test/deploy',

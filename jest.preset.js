@@ -25,8 +25,8 @@ module.exports = {
   transform: { '^.+\\.(ts|js|mjs)$': swc },
   transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|@tokenizer|uint8array-extras|@scure|@noble|@otplib|otplib|oauth4webapi|openid-client|jose)/)'],
   moduleNameMapper: {
-    '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate)$': `${libs}/$1/src/index.ts`,
-    '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate)/(.*)$': `${libs}/$1/src/$2`,
+    '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate|oversight)$': `${libs}/$1/src/index.ts`,
+    '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate|oversight)/(.*)$': `${libs}/$1/src/$2`,
   },
   moduleFileExtensions: ['ts', 'js', 'mjs', 'json'],
   testMatch: ['**/*.spec.ts', '**/*.int-spec.ts', '**/*.e2e-spec.ts'],

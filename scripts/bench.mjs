@@ -5,6 +5,7 @@
 //   node scripts/bench.mjs audit      only test/bench/audit.bench.ts  (npm run bench:audit; needs PostgreSQL)
 //   node scripts/bench.mjs gate       only test/bench/gate.bench.ts   (npm run bench:gate; PostgreSQL and Redis)
 //   node scripts/bench.mjs gateway    only test/bench/gateway.bench.ts (npm run bench:gateway; the API, PostgreSQL and Redis, loopback)
+//   node scripts/bench.mjs oversight  only test/bench/oversight.bench.ts (npm run bench:oversight; PostgreSQL; BENCH_OVERSIGHT_SCALE=0.1 for 500k events)
 //
 // It first builds what the benchmarks load (libs/policy, libs/audit, libs/gate and libs/jobs with tsc -b, incremental, so a no-op when
 // up to date), then runs each benchmark in its own Node process, TypeScript transpiled on load by
@@ -36,7 +37,7 @@ const run = (cmd, args) => spawnSync(cmd, args, { cwd: root, stdio: ['ignore', '
 // Build the libraries (their tsc output is what the API and the worker run, and what the benchmarks measure).
 const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc');
 // The gateway benchmark runs the API itself (its tsc build).
-const build = spawnSync(process.execPath, [tsc, '-b', 'libs/policy', 'libs/audit', 'libs/gate', 'libs/jobs', ...(selected.includes('gateway') ? ['apps/api'] : [])], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
+const build = spawnSync(process.execPath, [tsc, '-b', 'libs/policy', 'libs/audit', 'libs/gate', 'libs/jobs', 'libs/oversight', ...(selected.includes('gateway') ? ['apps/api'] : [])], { cwd: root, stdio: ['ignore', process.stderr, 'inherit'] });
 if (build.status !== 0) {
   console.error('bench: building the libraries failed');
   process.exit(build.status ?? 1);

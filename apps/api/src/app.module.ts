@@ -55,6 +55,8 @@ import { SetupController } from './setup/setup.controller';
 import { SetupService } from './setup/setup.service';
 import { TasksController } from './tasks/tasks.controller';
 import { TasksService } from './tasks/tasks.service';
+import { PolicyReplayController, ReportsController } from './reports/reports.controller';
+import { ReportsService } from './reports/reports.service';
 import { SchedulesController, UsageController } from './schedules/schedules.controller';
 import { SchedulesService } from './schedules/schedules.service';
 import { WorkflowsController } from './workflows/workflows.controller';
@@ -104,6 +106,8 @@ export class AppModule {
         ViolationsController,
         SchedulesController,
         UsageController,
+        ReportsController,
+        PolicyReplayController,
         SsoController,
         ScimController,
         ScimTokensController,
@@ -144,6 +148,7 @@ export class AppModule {
         ReviewsService,
         ViolationsService,
         SchedulesService,
+        ReportsService,
         GatewayService,
         SsoService,
         ScimService,

@@ -28,7 +28,7 @@ import { type AuditKeyring, canonical, type Client, prepareEvent } from '@stewar
 import { newId } from '@steward/common';
 import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
-import { type ActionContext, authorize, type Decision, decide, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, toFacts } from '@steward/policy';
+import { type ActionContext, authorize, type Decision, decide, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, recordFacts, toFacts } from '@steward/policy';
 import { type ClaimWriter, claimWriterFor } from './claims';
 import { type ActionScope, actionScope, type CredentialBroker, type CredentialTarget, type PreparedCredential } from './credentials';
 import { redeemApproval, type RedeemResult } from './approvals';
@@ -162,10 +162,13 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
     };
     reservation ??= policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, mapping.action), now) : { exceeded: [], unavailable: false };
     context.rateExceeded = reservation.exceeded;
-    const d = decideOn(policy, { userId: req.userId, groupIds: ctx?.groups ?? [] }, mapping.action, context, domains);
+    const principal: PolicyPrincipal = { userId: req.userId, groupIds: ctx?.groups ?? [] };
+    const d = decideOn(policy, principal, mapping.action, context, domains);
     // Batched: reads run as they are; writes run in their reversible form, or wait like Watched.
     const reversible = d.level === 'batched' && !spec?.readOnly ? reversibleCall(mapping, req.args) : null;
     const level: Level = d.level === 'batched' && !spec?.readOnly && !reversible ? 'watched' : d.level;
+    // Recorded whatever the level, so that a replay under another policy knows what Batched would do here.
+    const noReversibleForm = !spec?.readOnly && (reversible ?? reversibleCall(mapping, req.args)) === null;
     let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : !d.authorized ? 'not_authorized' : null;
     const claimOnce = async (): Promise<string> => {
       const state = refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing';
@@ -186,7 +189,12 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
         task: claim.taskId,
         connector: req.connector,
         client: req.client,
-        payload: { actionId, ...(req.via ? { mcp: req.via } : {}), tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation!.exceeded, rateLimitsUnavailable: reservation!.unavailable },
+        payload: {
+          actionId, ...(req.via ? { mcp: req.via } : {}), tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation!.exceeded, rateLimitsUnavailable: reservation!.unavailable,
+          // What the decision was made on, the policy's own level, and whether a Batched decision would
+          // wait like Watched (a write without a reversible form): a policy replay (libs/oversight) decides again from these.
+          facts: recordFacts(toFacts(principal, mapping.action, context, { domains })), decided: d.level, ...(noReversibleForm ? { noReversibleForm: true } : {}),
+        },
         // The arguments themselves, sealed under the employee's key (an erasure shreds them).
         sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
         subject: req.userId,

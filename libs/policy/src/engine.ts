@@ -596,6 +596,11 @@ export function decide(policy: CompiledPolicy, principal: PolicyPrincipal, actio
   return decideCompiled(policy.actions[action], decisionFacts(principal, action, context, org));
 }
 
+/** Decides on facts already normalised (a recorded decision replayed: see recorded.ts). */
+export function decideOnFacts(policy: CompiledPolicy, facts: Facts): Decision {
+  return decideCompiled(policy.actions[facts.type], facts);
+}
+
 /** The decision with the whole chain, for "why was this Watched?". */
 export function explain(policy: CompiledPolicy, principal: PolicyPrincipal, action: ActionType, context: ActionContext, org: OrgInfo): Explanation {
   return evaluate(policy, toFacts(principal, action, context, org), true) as Explanation;

@@ -10,3 +10,4 @@ export * from './diff';
 export * from './simulate';
 export * from './labeller';
 export * from './sanctions';
+export * from './recorded';

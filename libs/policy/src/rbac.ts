@@ -34,6 +34,8 @@ export const PERMISSIONS = {
   SsoConfig: ['read', 'update'],
   /** Bearer tokens of the org's SCIM provisioning client (Okta, Entra ID). */
   ScimToken: ['read', 'create', 'revoke'],
+  /** The monthly anomaly report (IT): generate one for any period, read and download them, set the monthly schedule. */
+  AnomalyReport: ['read', 'create', 'schedule'],
 } as const;
 
 export type SubjectName = keyof typeof PERMISSIONS;
@@ -95,6 +97,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...own('Task', 'create'),
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
+    ...all('AnomalyReport'),
   ],
   security: [
     ...pick('Org', 'read'),
@@ -119,6 +122,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
     ...all('Violation'),
+    ...pick('AnomalyReport', 'read', 'create'),
   ],
   auditor: [
     ...pick('Org', 'read'),
@@ -138,6 +142,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
     ...pick('Violation', 'read'),
+    ...pick('AnomalyReport', 'read'),
   ],
   approver: [
     ...pick('Org', 'read'),
