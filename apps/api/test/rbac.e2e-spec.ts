@@ -185,6 +185,15 @@ const TABLE: Record<string, Row> = {
   'POST /v1/task-schedules/{id}/pause': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 403, approver: 404, member: 404 },
   'POST /v1/task-schedules/{id}/resume': { owner: 'ok', admin: 'ok', security: 'ok', auditor: 403, approver: 404, member: 404 },
   'GET /v1/usage': every('ok'), // the org's spend, or only one's own
+  // The anomaly report: IT admins, security and owners generate; auditors read; the schedule is IT's and the owner's.
+  'POST /v1/reports': only(['owner', 'admin', 'security']),
+  'GET /v1/reports': only(AUDIT_READERS),
+  'GET /v1/reports/{id}': only(AUDIT_READERS),
+  'GET /v1/reports/{id}/download': only(AUDIT_READERS),
+  'GET /v1/reports/schedule': only(AUDIT_READERS),
+  'PUT /v1/reports/schedule': only(['owner', 'admin']),
+  // A replay reads the whole trail: Policy and AuditEvent read.
+  'POST /v1/policies/{id}/replay': only(AUDIT_READERS),
 };
 
 describe('role × route table', () => {

@@ -5,6 +5,7 @@ import { AgentTaskJob, type Logger, MaintenanceJob, QueueName } from '@steward/c
 import { type AgentDeps, runTask } from './agent-tasks/agent-loop';
 import { deliverNotifications, sweepExpiredApprovals } from './agent-tasks/approval-timers';
 import { listenForOutbox, relayOutbox, sweepTasks } from './agent-tasks/relay';
+import { runDueReports } from '@steward/oversight';
 import { fireDueSchedules } from './agent-tasks/schedules';
 
 export const HeartbeatPayload = z.strictObject({ scheduledBy: z.literal('scheduler') });
@@ -128,6 +129,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         // Approval timers and notices, from Postgres too.
         if (await sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log)) await relayOutbox(agent.ds, q);
         await deliverNotifications(agent.ds, options.log);
+        // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres too.
+        await runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log });
       } catch (err) {
         options.log.warn({ err }, 'task relay failed (retried on the next tick)');
       }

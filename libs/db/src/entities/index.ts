@@ -84,4 +84,6 @@ export const TENANT_TABLES = [
   'sso_identities',
   'scim_tokens',
   'mcp_access_tokens',
+  'anomaly_reports',
+  'report_schedules',
 ] as const;

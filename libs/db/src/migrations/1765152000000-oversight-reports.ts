@@ -17,6 +17,9 @@ export class OversightReports1765152000000 implements MigrationInterface {
     await q.query(`ALTER TABLE audit_events ADD COLUMN subject_id uuid GENERATED ALWAYS AS
       ((coalesce((canonical::jsonb)->'payload'->'facts'->>'user', (canonical::jsonb)->'sealed'->>'subject'))::uuid) STORED`);
     await q.query(`CREATE INDEX audit_events_org_subject_idx ON audit_events (org_id, subject_id, occurred_at)`);
+    // The report's scans of months of agent actions read this index alone (index-only: no event's JSON is touched).
+    await q.query(`CREATE INDEX audit_events_oversight_idx ON audit_events (org_id, occurred_at) INCLUDE (subject_id, action, outcome, connector, level)
+                   WHERE decision IS NOT NULL AND actor_type = 'agent_task'`);
 
     await q.query(`
       CREATE TABLE anomaly_reports (
@@ -78,6 +81,7 @@ export class OversightReports1765152000000 implements MigrationInterface {
     await q.query(`DROP FUNCTION IF EXISTS steward_reports_due(int)`);
     await q.query(`DROP TABLE report_schedules`);
     await q.query(`DROP TABLE anomaly_reports`);
+    await q.query(`DROP INDEX audit_events_oversight_idx`);
     await q.query(`DROP INDEX audit_events_org_subject_idx`);
     await q.query(`ALTER TABLE audit_events DROP COLUMN subject_id`);
   }

@@ -70,9 +70,24 @@ export interface GeneratedOrgPlan {
   strikes: { user: string; eventId: string; actionId: string; at: number; action: ActionType; connector: string }[];
 }
 
+/** An approval request of a Watched action, and the vote that decided it (none while pending). */
+export interface GeneratedApproval {
+  id: string;
+  actionId: string;
+  task: string;
+  requestedBy: string;
+  connector: string;
+  tool: string;
+  action: string;
+  at: number;
+  state: 'pending' | 'approved' | 'rejected';
+  vote: { user: string; at: number; vote: 'approve' | 'reject' } | null;
+}
+
 export interface Sink {
   event(e: GeneratedEvent): void | Promise<void>;
   task(t: GeneratedTask): void | Promise<void>;
+  approval(a: GeneratedApproval): void | Promise<void>;
 }
 
 export interface GenerationResult {
@@ -327,7 +342,8 @@ export async function generateActivity(plan: GeneratedOrgPlan, o: GenerateOption
       latency = 1500 + rng.next() * 4000;
       rejected = false;
     } else if (carriers && ap === carriers.slow && a.at >= periodMs) {
-      latency = (18 + rng.next() * 22) * HOUR;
+      // Slow, yet inside the approval's 24-hour life.
+      latency = (9 + rng.next() * 13) * HOUR;
     } else {
       latency = rng.logNormal(20 * 60_000 * ap.approverPace, 0.9);
       // Requests outside the approver's day wait for the next morning.
@@ -337,9 +353,14 @@ export async function generateActivity(plan: GeneratedOrgPlan, o: GenerateOption
       else if (hour < 8) latency += (8.5 - hour) * HOUR;
     }
     const at = Math.round(a.at + latency);
-    if (at >= endMs) return;
-    const id = rng.uuid7(at);
     const approvalId = rng.uuid7(a.at);
+    const request = { id: approvalId, actionId, task: a.task, requestedBy: a.p.id, connector: a.connector, tool: TOOL[a.action] ?? 'tool', action: a.action, at: a.at };
+    if (at >= endMs) {
+      await sink.approval({ ...request, state: 'pending', vote: null });
+      return;
+    }
+    await sink.approval({ ...request, state: rejected ? 'rejected' : 'approved', vote: { user: ap.id, at, vote: rejected ? 'reject' : 'approve' } });
+    const id = rng.uuid7(at);
     const payload = rejected ? { actionId, reasonBytes: rng.int(10, 200), taskId: a.task } : { actionId, approvals: 1, approved: true, quorum: 1, taskId: a.task };
     await emit({
       id,
@@ -499,7 +520,7 @@ export async function generateActivity(plan: GeneratedOrgPlan, o: GenerateOption
         }
       }
       plan.planted.push({ kind: 'rubber_stamp', subject: c.stamp.id, note: '30+ approvals, all approved within seconds' });
-      plan.planted.push({ kind: 'slow_approval', subject: c.slow.id, note: 'approvals taking 18–40 hours' });
+      plan.planted.push({ kind: 'slow_approval', subject: c.slow.id, note: 'approvals taking 9–22 hours' });
       plan.planted.push({ kind: 'policy_review_overdue', subject: plan.policy.id, note: 'the active policy was due for review on the third day of the period' });
     }
   }

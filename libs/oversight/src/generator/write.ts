@@ -1,6 +1,6 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { inOrg } from '@steward/db';
-import { type GenerateOptions, generateActivity, type GeneratedEvent, type GeneratedOrgPlan, type GeneratedTask, type GenerationResult, planOrg } from './generate';
+import { type GenerateOptions, generateActivity, type GeneratedApproval, type GeneratedEvent, type GeneratedOrgPlan, type GeneratedTask, type GenerationResult, planOrg } from './generate';
 import { ORG_DOMAIN, TEAMS, teamOf } from './model';
 
 /**
@@ -78,12 +78,18 @@ export async function writeGeneratedOrg(ds: DataSource, options: GenerateOptions
 
   let events: unknown[][] = [];
   let tasks: unknown[][] = [];
+  let approvals: unknown[][] = [];
+  let votes: unknown[][] = [];
   let pending: Promise<void> = Promise.resolve();
   const flush = () => {
     const ev = events;
     const tk = tasks;
+    const ap = approvals;
+    const vo = votes;
     events = [];
     tasks = [];
+    approvals = [];
+    votes = [];
     // One batch in flight while the next is generated.
     const previous = pending;
     pending = previous.then(() =>
@@ -92,6 +98,10 @@ export async function writeGeneratedOrg(ds: DataSource, options: GenerateOptions
         if (tk.length) {
           await insertRows(em, 'tasks', ['org_id', 'id', 'user_id', 'prompt_sealed', 'prompt_key', 'prompt_digest', 'prompt_bytes', 'workflow', 'state', 'max_steps', 'step', 'cost_micros', 'input_tokens', 'output_tokens', 'created_at', 'updated_at', 'finished_at'], tk);
         }
+        if (ap.length) {
+          await insertRows(em, 'approvals', ['org_id', 'id', 'kind', 'action_id', 'task_id', 'requested_by', 'connector', 'tool', 'action_type', 'args_digest', 'reason', 'state', 'expires_at', 'decided_at', 'created_at'], ap);
+        }
+        if (vo.length) await insertRows(em, 'approval_votes', ['org_id', 'approval_id', 'user_id', 'vote', 'created_at'], vo);
       }),
     );
     return previous;
@@ -106,7 +116,14 @@ export async function writeGeneratedOrg(ds: DataSource, options: GenerateOptions
       tasks.push([orgId, t.id, t.user, EMPTY, 'generated', ZEROS, 0, t.workflow, 'completed', Math.max(8, t.steps), t.steps, t.costMicros, t.costMicros * 4, t.costMicros, new Date(t.at), done, done]);
     },
   };
-  const result = await generateActivity(plan, options, sink);
+  const result = await generateActivity(plan, options, {
+    ...sink,
+    approval(a: GeneratedApproval) {
+      const decided = a.vote ? new Date(a.vote.at) : null;
+      approvals.push([orgId, a.id, 'action', a.actionId, a.task, a.requestedBy, a.connector, a.tool, a.action, ZEROS, 'Watched', a.state, new Date(a.at + 86_400_000), decided, new Date(a.at)]);
+      if (a.vote) votes.push([orgId, a.id, a.vote.user, a.vote.vote, decided]);
+    },
+  });
   await flush();
   await pending;
 

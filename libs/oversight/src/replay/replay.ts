@@ -71,8 +71,7 @@ interface Row {
   action: string;
   connector: string | null;
   level: Level;
-  /** [facts, ruleIds, noReversibleForm] as JSON text. */
-  p: string | null;
+  canonical: string;
 }
 
 interface Tally {
@@ -98,16 +97,15 @@ export async function replayPolicy(ds: DataSource, o: ReplayOptions): Promise<Re
   const ranges: [Date, Date][] = [];
   for (let t = from.getTime(); t < to.getTime(); t += chunk) ranges.push([new Date(t), new Date(Math.min(t + chunk, to.getTime()))]);
 
-  // Only what a decision needs leaves the database: the event's fields and [facts, ruleIds, noReversibleForm].
+  // The events as stored (their canonical text): the parts a decision needs are cut out here, which is
+  // several times cheaper than having the database parse each event's JSON.
   const read = (r: [Date, Date]): Promise<Row[]> =>
     inOrg(ds, { orgId: o.orgId }, (em) =>
       em.query(
-        `SELECT id, occurred_at AS at, action, connector, level,
-                CASE WHEN p ? 'facts' THEN jsonb_build_array(p->'facts', p->'ruleIds', coalesce(p->'noReversibleForm', 'false'))::text END AS p
-           FROM (SELECT id, occurred_at, action, connector, level, (canonical::jsonb)->'payload' AS p FROM audit_events
-                  WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND actor_type = 'agent_task'
-                    AND decision IN ('allowed', 'allowed_reversible', 'watched_pending', 'denied')${o.policyVersion !== undefined ? ' AND ((canonical::jsonb)->>\'policy\')::int = $4' : ''}) x`,
-        o.policyVersion !== undefined ? [o.orgId, r[0], r[1], o.policyVersion] : [o.orgId, r[0], r[1]],
+        `SELECT id, occurred_at AS at, action, connector, level, canonical FROM audit_events
+          WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND actor_type = 'agent_task'
+            AND decision IN ('allowed', 'allowed_reversible', 'watched_pending', 'denied')`,
+        [o.orgId, r[0], r[1]],
       ),
     );
 
@@ -132,11 +130,13 @@ export async function replayPolicy(ds: DataSource, o: ReplayOptions): Promise<Re
     const rows = await next;
     if (i + 1 < ranges.length) next = read(ranges[i + 1]);
     for (const r of rows) {
-      if (r.p === null || !KNOWN.has(r.action)) {
+      const inputs = KNOWN.has(r.action) ? decisionInputs(r.canonical) : null;
+      if (!inputs) {
         notReplayable++;
         continue;
       }
-      const [facts, ruleIds, noReversibleForm] = JSON.parse(r.p) as [RecordedFacts, string[], boolean];
+      if (o.policyVersion !== undefined && inputs.policy !== o.policyVersion) continue;
+      const { facts, ruleIds, noReversibleForm } = inputs;
       const d = decideRecorded(compiled, facts, r.action as ActionType, r.connector, new Date(r.at));
       const level: Level = d.level === 'batched' && noReversibleForm ? 'watched' : d.level;
       replayed++;
@@ -192,6 +192,69 @@ export async function replayPolicy(ds: DataSource, o: ReplayOptions): Promise<Re
     byWorkflow: top(byWorkflow, 50).map(([workflow, t]) => ({ workflow, ...t })),
     examples,
     ...(o.listChanged ? { changedEventIds: changedIds } : {}),
+  };
+}
+
+/** The end (exclusive) of the JSON string whose opening quote is at `i`. */
+function stringEnd(text: string, i: number): number {
+  let j = i + 1;
+  while (j < text.length) {
+    const c = text.charCodeAt(j);
+    if (c === 92) j += 2; // a backslash escapes the next character
+    else if (c === 34) return j + 1;
+    else j++;
+  }
+  return text.length;
+}
+
+/** The end (exclusive) of the JSON value starting at `i` (an object, array, string or literal). */
+function valueEnd(text: string, i: number): number {
+  const first = text.charCodeAt(i);
+  if (first === 34) return stringEnd(text, i);
+  if (first !== 123 && first !== 91) return literalEnd(text, i);
+  let depth = 0;
+  for (let j = i; j < text.length; j++) {
+    const c = text.charCodeAt(j);
+    if (c === 34) j = stringEnd(text, j) - 1;
+    else if (c === 123 || c === 91) depth++;
+    else if ((c === 125 || c === 93) && --depth === 0) return j + 1;
+  }
+  return text.length;
+}
+
+/** A literal (number, true, false, null) at `i`: up to the next comma or closing bracket. */
+function literalEnd(text: string, i: number): number {
+  let j = i;
+  while (j < text.length) {
+    const c = text.charCodeAt(j);
+    if (c === 44 || c === 125 || c === 93) break;
+    j++;
+  }
+  return j;
+}
+
+/**
+ * The decision's recorded inputs, cut out of the stored canonical JSON (RFC 8785: keys in a fixed
+ * order, no whitespace, a quote inside a string always escaped — so a key written `"facts":{"amount":`
+ * is structural wherever it appears, and the first one is the payload's).
+ */
+export function decisionInputs(canonical: string): { facts: RecordedFacts; ruleIds: string[]; noReversibleForm: boolean; policy: number | null } | null {
+  const f = canonical.indexOf('"facts":{"amount":');
+  if (f < 0) return null;
+  const fStart = f + 8;
+  const fEnd = valueEnd(canonical, fStart);
+  const r = canonical.indexOf('"ruleIds":[', fEnd);
+  if (r < 0) return null;
+  const rStart = r + 10;
+  const rEnd = valueEnd(canonical, rStart);
+  const nrf = canonical.indexOf('"noReversibleForm":true', fEnd);
+  const p = canonical.lastIndexOf('"policy":');
+  const policy = p > rEnd ? Number(canonical.slice(p + 9, literalEnd(canonical, p + 9))) : null;
+  return {
+    facts: JSON.parse(canonical.slice(fStart, fEnd)) as RecordedFacts,
+    ruleIds: JSON.parse(canonical.slice(rStart, rEnd)) as string[],
+    noReversibleForm: nrf >= 0 && nrf < r,
+    policy: Number.isFinite(policy) ? policy : null,
   };
 }
 

@@ -65,7 +65,7 @@ const severityOf = (z: number, high: number, medium: number): Severity => (z >= 
 interface DayRow {
   u: string;
   action: string | null;
-  d: string;
+  d: string | null;
   h: number | null;
   period: boolean | null;
   n: string;
@@ -80,14 +80,10 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
 
   // One scan of the agent actions: counts per user, action type and local day; per user, local hour and side of the period.
   const rows: DayRow[] = await em.query(
-    `WITH e AS MATERIALIZED (
-       SELECT subject_id AS u, action, (occurred_at AT TIME ZONE $4) AS local, occurred_at >= $5 AS period, outcome = 'denied' AS denied
-         FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ${DECISIONS} AND subject_id IS NOT NULL)
-     SELECT u, action, local::date::text AS d, NULL::int AS h, NULL::boolean AS period, count(*) AS n, count(*) FILTER (WHERE denied) AS denied
-       FROM e GROUP BY u, action, local::date
-     UNION ALL
-     SELECT u, NULL, NULL, extract(hour FROM local)::int, period, count(*), count(*) FILTER (WHERE denied)
-       FROM e GROUP BY u, extract(hour FROM local)::int, period`,
+    `SELECT subject_id AS u, action, (occurred_at AT TIME ZONE $4)::date::text AS d, extract(hour FROM occurred_at AT TIME ZONE $4)::int AS h,
+            occurred_at >= $5 AS period, count(*) AS n, count(*) FILTER (WHERE outcome = 'denied') AS denied
+       FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ${DECISIONS} AND subject_id IS NOT NULL
+      GROUP BY GROUPING SETS ((subject_id, action, (occurred_at AT TIME ZONE $4)::date), (subject_id, extract(hour FROM occurred_at AT TIME ZONE $4)::int, occurred_at >= $5))`,
     args,
   );
   const periodFirstDay = localDay(o.from, tz);
@@ -99,7 +95,7 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
   const denials = new Map<string, { nh: number; dh: number; np: number; dp: number }>();
   for (const r of rows) {
     const n = Number(r.n);
-    if (r.h === null) {
+    if (r.d !== null) {
       eventsScanned += n;
       let a = perAction.get(r.u);
       if (!a) perAction.set(r.u, (a = new Map()));
@@ -112,7 +108,7 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
     } else {
       let hh = hours.get(r.u);
       if (!hh) hours.set(r.u, (hh = { hist: new Array(24).fill(0), period: new Array(24).fill(0) }));
-      (r.period ? hh.period : hh.hist)[r.h] += n;
+      (r.period ? hh.period : hh.hist)[r.h!] += n;
       let dn = denials.get(r.u);
       if (!dn) denials.set(r.u, (dn = { nh: 0, dh: 0, np: 0, dp: 0 }));
       if (r.period) {
@@ -197,22 +193,16 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
   }
 
   // 4. Approvals: rejections per requester, rubber stamps and slow approvals per approver.
-  // Approval decisions in the range, and the Watched requests they answered (joined here: both lists are small).
-  const decided: { id: string; approver: string; rejected: boolean; at: Date; period: boolean; action_id: string | null }[] = await em.query(
-    `SELECT id, actor_id AS approver, action = 'approval.reject' AS rejected, occurred_at AS at, occurred_at >= $4 AS period, (canonical::jsonb)->'payload'->>'actionId' AS action_id
-       FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND action IN ('approval.approve', 'approval.reject')`,
-    [o.orgId, baselineFrom, o.to, o.from],
-  );
-  const requests: { action_id: string; u: string | null; at: Date }[] = await em.query(
-    `SELECT (canonical::jsonb)->'payload'->>'actionId' AS action_id, subject_id AS u, occurred_at AS at
-       FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND decision = 'watched_pending'`,
-    [o.orgId, new Date(baselineFrom.getTime() - 45 * DAY), o.to],
-  );
-  const requestOf = new Map(requests.map((r) => [r.action_id, r]));
-  const approvals = decided.map((a) => {
-    const r = a.action_id ? requestOf.get(a.action_id) : undefined;
-    return { id: a.id, approver: a.approver, rejected: a.rejected, period: a.period, requester: r?.u ?? null, waited: r ? (new Date(a.at).getTime() - new Date(r.at).getTime()) / 1000 : null };
-  });
+  // Approval decisions in the range (the approvals and their votes: who asked, who decided, when).
+  const approvals: { id: string; approver: string; requester: string; rejected: boolean; period: boolean; waited: number }[] = (
+    await em.query(
+      `SELECT v.approval_id AS id, v.user_id AS approver, a.requested_by AS requester, v.vote = 'reject' AS rejected, v.created_at >= $4 AS period,
+              extract(epoch FROM v.created_at - a.created_at)::float8 AS waited
+         FROM approval_votes v JOIN approvals a ON a.org_id = v.org_id AND a.id = v.approval_id
+        WHERE v.org_id = $1 AND v.created_at >= $2 AND v.created_at < $3 AND v.vote IN ('approve', 'reject') AND a.kind = 'action'`,
+      [o.orgId, baselineFrom, o.to, o.from],
+    )
+  ).map((a: { waited: number | string }) => ({ ...a, waited: Number(a.waited) }));
   const byRequester = new Map<string, { nh: number; rh: number; np: number; rp: number; ids: string[] }>();
   const byApprover = new Map<string, { n: number; approved: number; waits: number[]; ids: string[] }>();
   const allWaits: number[] = [];
@@ -236,10 +226,8 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
     if (!p) byApprover.set(a.approver, (p = { n: 0, approved: 0, waits: [], ids: [] }));
     p.n++;
     if (!a.rejected) p.approved++;
-    if (a.waited !== null) {
-      p.waits.push(Number(a.waited));
-      allWaits.push(Number(a.waited));
-    }
+    p.waits.push(a.waited);
+    allWaits.push(a.waited);
     p.ids.push(a.id);
   }
   for (const [u, q] of byRequester) {
@@ -252,7 +240,7 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
       title: `${q.rp} of ${q.np} approval requests rejected (usually ${round((100 * q.rh) / Math.max(q.nh, 1), 1)}%)`,
       observed: { rejected: q.rp, decided: q.np },
       baseline: { description: 'the user’s own rejection rate before the period', rejected: q.rh, decided: q.nh },
-      evidence: { eventIds: q.ids.slice(0, 20), total: q.ids.length },
+      evidence: await approvalEvidence(em, o, q.ids, null),
     });
   }
   const orgWait = median(allWaits);
@@ -266,7 +254,7 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
         title: `${p.approved} of ${p.n} requests approved, half of them within ${round(wait, 1)} s`,
         observed: { decided: p.n, approved: p.approved, medianSeconds: round(wait, 1) },
         baseline: { description: 'the org’s approvers in the period', medianSeconds: round(orgWait, 1) },
-        evidence: { eventIds: p.ids.slice(0, 20), total: p.ids.length },
+        evidence: await approvalEvidence(em, o, p.ids, u),
       });
     }
     if (p.waits.length >= THRESHOLDS.slowMin && wait >= THRESHOLDS.slowHours * 3600 && wait >= THRESHOLDS.slowRatio * orgWait) {
@@ -277,14 +265,14 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
         title: `approvals took ${round(wait / 3600, 1)} h at the median (the org: ${round(orgWait / 60, 1)} min)`,
         observed: { decided: p.n, medianHours: round(wait / 3600, 2) },
         baseline: { description: 'the org’s approvers in the period', medianMinutes: round(orgWait / 60, 2) },
-        evidence: { eventIds: p.ids.slice(0, 20), total: p.ids.length },
+        evidence: await approvalEvidence(em, o, p.ids, u),
       });
     }
   }
 
   // 5. First use of a connector in the org.
   const connectors: { connector: string; first: Date }[] = await em.query(
-    `SELECT connector, min(occurred_at) AS first FROM audit_events WHERE org_id = $1 AND occurred_at < $2 AND connector IS NOT NULL GROUP BY connector HAVING min(occurred_at) >= $3`,
+    `SELECT connector, min(occurred_at) AS first FROM audit_events WHERE org_id = $1 AND occurred_at < $2 AND ${DECISIONS} AND connector IS NOT NULL GROUP BY connector HAVING min(occurred_at) >= $3`,
     [o.orgId, o.to, o.from],
   );
   for (const c of connectors) {
@@ -304,16 +292,26 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
   }
 
   // 6. Mass deletes, sends and external shares: actions in one clock hour against the user's busiest hour before.
+  const SHARES = `('drive.update', 'drive.create', 'saas.write', 'file.update')`;
   const mass: { u: string; kind: 'mass_delete' | 'mass_send' | 'bulk_external_share'; hour: Date; period: boolean; n: string }[] = await em.query(
-    `SELECT u, kind, hour, hour >= $4 AS period, count(*) AS n FROM (
-       SELECT subject_id AS u, date_trunc('hour', occurred_at) AS hour,
-              CASE WHEN action = 'file.delete' THEN 'mass_delete' WHEN action IN ('email.send', 'chat.send') THEN 'mass_send'
-                   WHEN (canonical::jsonb)->'payload'->'facts'->>'recipientScope' = 'external' THEN 'bulk_external_share' END AS kind
-         FROM audit_events
-        WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ${DECISIONS}
-          AND action IN ('file.delete', 'email.send', 'chat.send', 'drive.update', 'drive.create', 'saas.write', 'file.update')) y
-      WHERE kind IS NOT NULL AND u IS NOT NULL GROUP BY u, kind, hour`,
-    [o.orgId, baselineFrom, o.to, o.from],
+    `SELECT subject_id AS u, CASE WHEN action = 'file.delete' THEN 'mass_delete' WHEN action IN ('email.send', 'chat.send') THEN 'mass_send' ELSE 'bulk_external_share' END AS kind,
+            date_trunc('hour', occurred_at) AS hour, false AS period, count(*) AS n
+       FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ${DECISIONS} AND subject_id IS NOT NULL
+        AND action IN ('file.delete', 'email.send', 'chat.send', 'drive.update', 'drive.create', 'saas.write', 'file.update')
+      GROUP BY 1, 2, 3`,
+    [o.orgId, baselineFrom, o.from],
+  );
+  // In the period, shares count only when they went outside the org (the recorded recipient scope).
+  mass.push(
+    ...(await em.query(
+      `SELECT subject_id AS u, CASE WHEN action = 'file.delete' THEN 'mass_delete' WHEN action IN ('email.send', 'chat.send') THEN 'mass_send' ELSE 'bulk_external_share' END AS kind,
+              date_trunc('hour', occurred_at) AS hour, true AS period, count(*) AS n
+         FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ${DECISIONS} AND subject_id IS NOT NULL
+          AND (action IN ('file.delete', 'email.send', 'chat.send')
+               OR (action IN ${SHARES} AND (canonical::jsonb)->'payload'->'facts'->>'recipientScope' = 'external'))
+        GROUP BY 1, 2, 3`,
+      [o.orgId, o.from, o.to],
+    )),
   );
   const busiest = new Map<string, number>();
   const peaks = new Map<string, { hour: Date; n: number }>();
@@ -333,7 +331,7 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
         ? `action = 'file.delete'`
         : kind === 'mass_send'
           ? `action IN ('email.send', 'chat.send')`
-          : `action IN ('drive.update', 'drive.create', 'saas.write', 'file.update') AND (canonical::jsonb)->'payload'->'facts'->>'recipientScope' = 'external'`;
+          : `action IN ${SHARES} AND (canonical::jsonb)->'payload'->'facts'->>'recipientScope' = 'external'`;
     const words = kind === 'mass_delete' ? 'deletions' : kind === 'mass_send' ? 'messages sent' : 'items shared outside the org';
     findings.push({
       kind,
@@ -341,7 +339,7 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
       subject: { type: 'user', id: u },
       title: `${peak.n} ${words} within the hour from ${peak.hour.toISOString().slice(0, 16).replace('T', ' ')} UTC (busiest hour before: ${before})`,
       observed: { hour: peak.hour.toISOString(), count: peak.n },
-      baseline: { description: 'the user’s busiest hour before the period', busiestHour: before, floor },
+      baseline: { description: kind === 'bulk_external_share' ? 'the user’s busiest hour of shares (any recipients) before the period' : 'the user’s busiest hour before the period', busiestHour: before, floor },
       evidence: await evidence(em, o.orgId, `${USER} = $4 AND ${DECISIONS} AND ${cond}`, [peak.hour, new Date(peak.hour.getTime() + 3_600_000)], [u]),
     });
   }
@@ -452,6 +450,16 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
     eventsScanned,
     findings,
   };
+}
+
+/** The approval events (approve or reject) of these approvals, by this approver when given. */
+async function approvalEvidence(em: EntityManager, o: ReportOptions, approvalIds: string[], approver: string | null): Promise<{ eventIds: string[]; total: number }> {
+  const rows: { id: string }[] = await em.query(
+    `SELECT id FROM audit_events WHERE org_id = $1 AND action IN ('approval.approve', 'approval.reject') AND occurred_at >= $2 AND occurred_at < $3
+        AND target_id = ANY($4::uuid[])${approver ? ' AND actor_id = $5' : ''} ORDER BY occurred_at LIMIT 20`,
+    [o.orgId, o.from, o.to, approvalIds.slice(0, 200), ...(approver ? [approver] : [])],
+  );
+  return { eventIds: rows.map((r) => r.id), total: approvalIds.length };
 }
 
 function baselineFields(description: string, b: Baseline) {
