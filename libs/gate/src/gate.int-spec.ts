@@ -13,6 +13,7 @@ import { type PolicyDocument, seedPolicy } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import { redisUrl } from '../../../test/support/db-urls';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
+import { replayPolicy } from '@steward/oversight';
 import { type ActionRequest, ClaimFenced, gateAction, type GateDeps, OutcomeWriter } from './gate';
 import { PolicySource } from './policy-source';
 
@@ -289,5 +290,35 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     // The holder of the current epoch claims and runs the step.
     expect(await gateAction(deps, req(2, 'worker-b', 1))).toMatchObject({ status: 'executed' });
     expect(calls.length).toBe(before + 1);
+  });
+
+  it('records every input of its decisions: a replay of the policy decides each one the same, and a draft exactly where it differs', async () => {
+    const org = await newOrg();
+    const requests = [
+      request(org, 'probe', 'probe.read', { q: 'pipeline' }),
+      request(org, 'workspace-files', 'files.write', { path: 'replay.md', content: 'x' }),
+      request(org, 'workspace-files', 'files.delete', { path: 'replay.md' }),
+      request(org, 'probe', 'probe.pay', { amount: 90 }),
+      request(org, 'probe', 'probe.send', { to: 'cfo@acme.example' }),
+      request(org, 'probe', 'probe.send', { to: 'someone@elsewhere.example' }),
+      { ...request(org, 'flaky', 'flaky.post', {}), tainted: true, labels: ['confidential'], workflow: 'crm' },
+      { ...request(org, 'workspace-files', 'files.write', { path: 'tainted.md', content: 'y' }), tainted: true },
+    ];
+    const decided = [];
+    for (const r of requests) decided.push(await gateAction(deps, r));
+    await deps.outcomes.flush();
+    const now = new Date(Date.now() + 60_000);
+    const same = await replayPolicy(ds, { orgId: org.orgId, policy: seedPolicy(), days: 1, now });
+    expect({ replayed: same.replayed, notReplayable: same.notReplayable, changed: same.changed, otherRules: same.sameLevelOtherRules }).toEqual({ replayed: requests.length, notReplayable: 0, changed: 0, otherRules: 0 });
+    // A draft that lets the CRM workflow post Batched: its post (no reversible form) would still wait like Watched;
+    // one that lets the user delete files Autonomously changes exactly the delete.
+    const draft = seedPolicy();
+    draft.rules.push({ id: 'wf.crm-batched', scope: { type: 'workflow', id: 'crm' }, actions: ['saas.write'], level: 'batched', reason: 'crm posts in batches' });
+    draft.rules.push({ id: 'user.deletes', scope: { type: 'user', id: org.userId }, actions: ['file.delete'], level: 'autonomous', reason: 'trusted' });
+    const diff = await replayPolicy(ds, { orgId: org.orgId, policy: draft, days: 1, now, listChanged: true });
+    const deleteEvent = (await observer.query(`SELECT id FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1 AND decision IS NOT NULL`, [decided[2].actionId])).rows[0].id;
+    expect(diff.changedEventIds).toEqual([deleteEvent]);
+    expect(diff.transitions).toEqual([{ from: 'watched', to: 'autonomous', count: 1 }]);
+    expect(diff.sameLevelOtherRules).toBe(1); // the CRM post: still Watched, now by the workflow rule
   });
 });

@@ -1,8 +1,10 @@
+import { createHash } from 'node:crypto';
 import { canonical } from '@steward/audit';
 import { createDataSource, type DataSource, inOrg } from '@steward/db';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
 import { buildAnomalyReport } from './report/anomalies';
 import { replayPolicy } from './replay/replay';
+import { generateActivity, planOrg } from './generator/generate';
 import { type GeneratedOrg, writeGeneratedOrg } from './generator/write';
 import { monthStart } from './zone';
 
@@ -44,7 +46,17 @@ describe('anomaly report and policy replay on a generated org (real PostgreSQL)'
     expect(n(5)).toBeLessThan(n(2));
   });
 
-  it('is deterministic: the same seed plans the same org', () => {
+  it('is deterministic: the same seed gives the same org, event for event', async () => {
+    const digestOf = async (seed: number) => {
+      const o = { seed, end: END, timeZone: TZ, users: 60, days: 45, eventsPerUserDay: 3 };
+      const hash = createHash('sha256');
+      const plan = planOrg(o);
+      await generateActivity(plan, o, { event: (e) => void hash.update(e.canonical), task: (t) => void hash.update(JSON.stringify(t)), approval: (a) => void hash.update(JSON.stringify(a)) });
+      return { people: plan.people.map((p) => p.id).join(), digest: hash.digest('hex') };
+    };
+    const a = await digestOf(77);
+    expect(await digestOf(77)).toEqual(a);
+    expect((await digestOf(78)).digest).not.toBe(a.digest);
     expect(planted.planted.map((p) => p.kind).sort()).toEqual([
       'bulk_external_share', 'cost_spike', 'denial_rate', 'first_connector', 'mass_delete', 'mass_send', 'policy_review_overdue',
       'rejection_rate', 'rubber_stamp', 'slow_approval', 'unusual_hours', 'user_strikes', 'volume_spike',

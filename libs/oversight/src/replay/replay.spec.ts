@@ -20,7 +20,7 @@ describe('decisionInputs', () => {
 
   it('cuts the recorded facts, rule ids and flags out of a canonical event exactly', () => {
     const event = { action: 'email.send', v: 1, policy: 7, payload: { actionId: 'a', decided: 'watched', facts, labels: ['pii'], mcp: { session: ']"ruleIds":[' }, rateLimited: [], ruleIds: ['org.email-external', 'floor.email.send'], tool: 'gmail.send' } };
-    expect(decisionInputs(canonical(event))).toEqual({ facts, ruleIds: ['org.email-external', 'floor.email.send'], noReversibleForm: false, policy: 7 });
+    expect(decisionInputs(canonical(event))).toEqual({ facts, ruleIds: ['org.email-external', 'floor.email.send'], noReversibleForm: false });
     const flagged = { ...event, payload: { ...event.payload, noReversibleForm: true } };
     expect(decisionInputs(canonical(flagged))?.noReversibleForm).toBe(true);
   });

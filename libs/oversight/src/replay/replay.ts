@@ -1,3 +1,4 @@
+import { to as copyTo } from 'pg-copy-streams';
 import type { DataSource } from 'typeorm';
 import { inOrg } from '@steward/db';
 import { type ActionType, ACTION_TYPE_NAMES, compilePolicy, decideRecorded, type Level, type PolicyDocument, rank, type RecordedFacts } from '@steward/policy';
@@ -67,11 +68,15 @@ const KNOWN = new Set<string>(ACTION_TYPE_NAMES);
 
 interface Row {
   id: string;
-  at: Date;
+  /** Epoch milliseconds. */
+  at: number;
   action: string;
   connector: string | null;
   level: Level;
-  canonical: string;
+  /** The canonical text from `"facts":` up to (without) `,"tool":`. */
+  seg: string | null;
+  /** The text after `"policy":` (when a version was asked for). */
+  pv?: string;
 }
 
 interface Tally {
@@ -97,17 +102,8 @@ export async function replayPolicy(ds: DataSource, o: ReplayOptions): Promise<Re
   const ranges: [Date, Date][] = [];
   for (let t = from.getTime(); t < to.getTime(); t += chunk) ranges.push([new Date(t), new Date(Math.min(t + chunk, to.getTime()))]);
 
-  // The events as stored (their canonical text): the parts a decision needs are cut out here, which is
-  // several times cheaper than having the database parse each event's JSON.
-  const read = (r: [Date, Date]): Promise<Row[]> =>
-    inOrg(ds, { orgId: o.orgId }, (em) =>
-      em.query(
-        `SELECT id, occurred_at AS at, action, connector, level, canonical FROM audit_events
-          WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND actor_type = 'agent_task'
-            AND decision IN ('allowed', 'allowed_reversible', 'watched_pending', 'denied')`,
-        [o.orgId, r[0], r[1]],
-      ),
-    );
+  const withVersion = o.policyVersion !== undefined;
+  const read = (r: [Date, Date]) => readDecisions(ds, o.orgId, r, withVersion);
 
   let replayed = 0;
   let notReplayable = 0;
@@ -130,14 +126,15 @@ export async function replayPolicy(ds: DataSource, o: ReplayOptions): Promise<Re
     const rows = await next;
     if (i + 1 < ranges.length) next = read(ranges[i + 1]);
     for (const r of rows) {
-      const inputs = KNOWN.has(r.action) ? decisionInputs(r.canonical) : null;
+      const inputs = r.seg !== null && KNOWN.has(r.action) ? fromSegment(r.seg) : null;
       if (!inputs) {
         notReplayable++;
         continue;
       }
-      if (o.policyVersion !== undefined && inputs.policy !== o.policyVersion) continue;
+      if (withVersion && parseInt(r.pv ?? '', 10) !== o.policyVersion) continue;
       const { facts, ruleIds, noReversibleForm } = inputs;
-      const d = decideRecorded(compiled, facts, r.action as ActionType, r.connector, new Date(r.at));
+      const at = new Date(r.at);
+      const d = decideRecorded(compiled, facts, r.action as ActionType, r.connector, at);
       const level: Level = d.level === 'batched' && noReversibleForm ? 'watched' : d.level;
       replayed++;
       if (r.level === 'watched') watchedBefore++;
@@ -161,7 +158,7 @@ export async function replayPolicy(ds: DataSource, o: ReplayOptions): Promise<Re
         exampleKinds.add(kind);
         examples.push({
           eventId: r.id,
-          at: new Date(r.at).toISOString(),
+          at: at.toISOString(),
           user: facts.user,
           action: r.action,
           workflow: facts.workflow ?? null,
@@ -195,67 +192,88 @@ export async function replayPolicy(ds: DataSource, o: ReplayOptions): Promise<Re
   };
 }
 
-/** The end (exclusive) of the JSON string whose opening quote is at `i`. */
-function stringEnd(text: string, i: number): number {
-  let j = i + 1;
-  while (j < text.length) {
-    const c = text.charCodeAt(j);
-    if (c === 92) j += 2; // a backslash escapes the next character
-    else if (c === 34) return j + 1;
-    else j++;
-  }
-  return text.length;
+/** Where the gate's recorded inputs start in a stored event (`amount` is the first key of the facts). */
+const FACTS_KEY = '"facts":{"amount":';
+const FACTS = Buffer.from(FACTS_KEY);
+const TOOL = Buffer.from(',"tool":');
+const POLICY = Buffer.from(',"policy":');
+const SEP = 0x1f;
+const NL = 0x0a;
+
+/**
+ * The decision events of a range, streamed with COPY as the stored bytes (fields split by 0x1F,
+ * which JSON text never holds raw): only the part from the recorded facts to the rule ids is decoded
+ * and parsed here, the rest of each event is never turned into a string.
+ */
+async function readDecisions(ds: DataSource, orgId: string, range: [Date, Date], withVersion: boolean): Promise<Row[]> {
+  if (!/^[0-9a-f-]{36}$/i.test(orgId)) throw new Error('bad org id');
+  // COPY takes no parameters: the values are an org id checked above and two ISO timestamps.
+  const sql = `COPY (SELECT id, (date_part('epoch', occurred_at) * 1000)::bigint, action, connector, level, canonical FROM audit_events
+                 WHERE org_id = '${orgId}' AND occurred_at >= '${range[0].toISOString()}' AND occurred_at < '${range[1].toISOString()}'
+                   AND actor_type = 'agent_task' AND decision IN ('allowed', 'allowed_reversible', 'watched_pending', 'denied'))
+               TO STDOUT WITH (FORMAT csv, DELIMITER E'\\x1f', QUOTE E'\\x1e')`;
+  return inOrg(ds, { orgId }, async (em) => {
+    const client = (em.queryRunner as unknown as { databaseConnection: { query: (q: unknown) => NodeJS.ReadableStream } }).databaseConnection;
+    const rows: Row[] = [];
+    let rest: Buffer | null = null;
+    for await (const chunk of client.query(copyTo(sql)) as AsyncIterable<Buffer>) {
+      const buf: Buffer = rest ? Buffer.concat([rest, chunk]) : chunk;
+      let pos = 0;
+      for (;;) {
+        const nl = buf.indexOf(NL, pos);
+        if (nl < 0) break;
+        const f1 = buf.indexOf(SEP, pos);
+        const f2 = buf.indexOf(SEP, f1 + 1);
+        const f3 = buf.indexOf(SEP, f2 + 1);
+        const f4 = buf.indexOf(SEP, f3 + 1);
+        const f5 = buf.indexOf(SEP, f4 + 1);
+        const fi = buf.indexOf(FACTS, f5 + 1);
+        const ti = fi >= 0 && fi < nl ? buf.indexOf(TOOL, fi) : -1;
+        let pv: string | undefined;
+        if (withVersion && ti >= 0) {
+          const p = buf.indexOf(POLICY, ti);
+          if (p >= 0 && p < nl) pv = buf.toString('latin1', p + POLICY.length, Math.min(nl, p + POLICY.length + 11));
+        }
+        rows.push({
+          id: buf.toString('latin1', pos, f1),
+          at: Number(buf.toString('latin1', f1 + 1, f2)),
+          action: buf.toString('latin1', f2 + 1, f3),
+          connector: f4 > f3 + 1 ? buf.toString('utf8', f3 + 1, f4) : null,
+          level: buf.toString('latin1', f4 + 1, f5) as Level,
+          seg: ti >= 0 && ti < nl ? buf.toString('utf8', fi, ti) : null,
+          pv,
+        });
+        pos = nl + 1;
+      }
+      rest = pos < buf.length ? buf.subarray(pos) : null;
+    }
+    return rows;
+  });
 }
 
-/** The end (exclusive) of the JSON value starting at `i` (an object, array, string or literal). */
-function valueEnd(text: string, i: number): number {
-  const first = text.charCodeAt(i);
-  if (first === 34) return stringEnd(text, i);
-  if (first !== 123 && first !== 91) return literalEnd(text, i);
-  let depth = 0;
-  for (let j = i; j < text.length; j++) {
-    const c = text.charCodeAt(j);
-    if (c === 34) j = stringEnd(text, j) - 1;
-    else if (c === 123 || c === 91) depth++;
-    else if ((c === 125 || c === 93) && --depth === 0) return j + 1;
+/** The payload's keys from the facts up to the rule ids and taint, as one JSON object. */
+function fromSegment(seg: string): { facts: RecordedFacts; ruleIds: string[]; noReversibleForm: boolean } | null {
+  let p: { facts?: RecordedFacts; ruleIds?: string[]; noReversibleForm?: boolean };
+  try {
+    p = JSON.parse(`{${seg}}`);
+  } catch {
+    return null;
   }
-  return text.length;
-}
-
-/** A literal (number, true, false, null) at `i`: up to the next comma or closing bracket. */
-function literalEnd(text: string, i: number): number {
-  let j = i;
-  while (j < text.length) {
-    const c = text.charCodeAt(j);
-    if (c === 44 || c === 125 || c === 93) break;
-    j++;
-  }
-  return j;
+  if (!p.facts || !Array.isArray(p.ruleIds)) return null;
+  return { facts: p.facts, ruleIds: p.ruleIds, noReversibleForm: p.noReversibleForm === true };
 }
 
 /**
- * The decision's recorded inputs, cut out of the stored canonical JSON (RFC 8785: keys in a fixed
- * order, no whitespace, a quote inside a string always escaped — so a key written `"facts":{"amount":`
- * is structural wherever it appears, and the first one is the payload's).
+ * The decision's recorded inputs, cut out of a stored canonical event the way the replay's query
+ * cuts them: RFC 8785 fixes the order of the keys (the payload's `facts`, `labels`, `mcp`,
+ * `noReversibleForm`, …, `ruleIds`, `tainted`, `tool`) and escapes every quote inside a string, so
+ * `"facts":{"amount":` and `,"tool":` can only be the payload's own keys.
  */
-export function decisionInputs(canonical: string): { facts: RecordedFacts; ruleIds: string[]; noReversibleForm: boolean; policy: number | null } | null {
-  const f = canonical.indexOf('"facts":{"amount":');
+export function decisionInputs(canonical: string): { facts: RecordedFacts; ruleIds: string[]; noReversibleForm: boolean } | null {
+  const f = canonical.indexOf(FACTS_KEY);
   if (f < 0) return null;
-  const fStart = f + 8;
-  const fEnd = valueEnd(canonical, fStart);
-  const r = canonical.indexOf('"ruleIds":[', fEnd);
-  if (r < 0) return null;
-  const rStart = r + 10;
-  const rEnd = valueEnd(canonical, rStart);
-  const nrf = canonical.indexOf('"noReversibleForm":true', fEnd);
-  const p = canonical.lastIndexOf('"policy":');
-  const policy = p > rEnd ? Number(canonical.slice(p + 9, literalEnd(canonical, p + 9))) : null;
-  return {
-    facts: JSON.parse(canonical.slice(fStart, fEnd)) as RecordedFacts,
-    ruleIds: JSON.parse(canonical.slice(rStart, rEnd)) as string[],
-    noReversibleForm: nrf >= 0 && nrf < r,
-    policy: Number.isFinite(policy) ? policy : null,
-  };
+  const t = canonical.indexOf(',"tool":', f);
+  return t < 0 ? null : fromSegment(canonical.slice(f, t));
 }
 
 function sameRules(a: string[], b: string[]): boolean {

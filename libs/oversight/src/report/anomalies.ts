@@ -80,10 +80,11 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
 
   // One scan of the agent actions: counts per user, action type and local day; per user, local hour and side of the period.
   const rows: DayRow[] = await em.query(
-    `SELECT subject_id AS u, action, (occurred_at AT TIME ZONE $4)::date::text AS d, extract(hour FROM occurred_at AT TIME ZONE $4)::int AS h,
-            occurred_at >= $5 AS period, count(*) AS n, count(*) FILTER (WHERE outcome = 'denied') AS denied
-       FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ${DECISIONS} AND subject_id IS NOT NULL
-      GROUP BY GROUPING SETS ((subject_id, action, (occurred_at AT TIME ZONE $4)::date), (subject_id, extract(hour FROM occurred_at AT TIME ZONE $4)::int, occurred_at >= $5))`,
+    `SELECT u, action, local::date::text AS d, extract(hour FROM local)::int AS h, period, count(*) AS n, count(*) FILTER (WHERE denied) AS denied
+       FROM (SELECT subject_id AS u, action, occurred_at AT TIME ZONE $4 AS local, occurred_at >= $5 AS period, outcome = 'denied' AS denied
+               FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND ${DECISIONS} AND subject_id IS NOT NULL
+             OFFSET 0) x
+      GROUP BY GROUPING SETS ((u, action, local::date), (u, extract(hour FROM local)::int, period))`,
     args,
   );
   const periodFirstDay = localDay(o.from, tz);
@@ -95,16 +96,16 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
   const denials = new Map<string, { nh: number; dh: number; np: number; dp: number }>();
   for (const r of rows) {
     const n = Number(r.n);
-    if (r.d !== null) {
+    if (r.action !== null) {
       eventsScanned += n;
       let a = perAction.get(r.u);
       if (!a) perAction.set(r.u, (a = new Map()));
       let days = a.get(r.action!);
       if (!days) a.set(r.action!, (days = new Map()));
-      days.set(r.d, n);
+      days.set(r.d!, n);
       let t = perDay.get(r.u);
       if (!t) perDay.set(r.u, (t = new Map()));
-      t.set(r.d, (t.get(r.d) ?? 0) + n);
+      t.set(r.d!, (t.get(r.d!) ?? 0) + n);
     } else {
       let hh = hours.get(r.u);
       if (!hh) hours.set(r.u, (hh = { hist: new Array(24).fill(0), period: new Array(24).fill(0) }));
@@ -345,23 +346,23 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
   }
 
   // 7. Cost spikes: the model cost of a user's tasks per local day, against the user's own days.
-  const costs: { u: string; d: string; micros: string; ids: string[] }[] = await em.query(
-    `SELECT user_id AS u, to_char(created_at AT TIME ZONE $4, 'YYYY-MM-DD') AS d, sum(cost_micros)::text AS micros,
-            (array_agg(id ORDER BY cost_micros DESC))[1:5] AS ids
-       FROM tasks WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 GROUP BY 1, 2`,
+  const costs: { u: string; d: string; micros: string }[] = await em.query(
+    `SELECT u, local::date::text AS d, sum(cost_micros)::text AS micros
+       FROM (SELECT user_id AS u, created_at AT TIME ZONE $4 AS local, cost_micros FROM tasks WHERE org_id = $1 AND created_at >= $2 AND created_at < $3 OFFSET 0) x
+      GROUP BY u, local::date`,
     [o.orgId, baselineFrom, o.to, tz],
   );
-  const costBy = new Map<string, { d: string; v: number; ids: string[] }[]>();
+  const costBy = new Map<string, { d: string; v: number }[]>();
   for (const c of costs) {
     let l = costBy.get(c.u);
     if (!l) costBy.set(c.u, (l = []));
-    l.push({ d: c.d, v: Number(c.micros), ids: c.ids });
+    l.push({ d: c.d, v: Number(c.micros) });
   }
   for (const [u, days] of costBy) {
     const hist = days.filter((x) => x.d < periodFirstDay).map((x) => x.v);
     if (hist.length < THRESHOLDS.minHistoryDays) continue;
     const base = baselineOf(hist);
-    let worst: { d: string; v: number; z: number; ids: string[] } | null = null;
+    let worst: { d: string; v: number; z: number } | null = null;
     for (const x of days) {
       if (x.d < periodFirstDay) continue;
       const z = robustZ(x.v, base);
@@ -369,16 +370,22 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
     }
     if (!worst) continue;
     const series = days.filter((x) => x.d >= addDays(periodFirstDay, -60)).sort((a, b) => (a.d < b.d ? -1 : 1));
+    // The day's costliest tasks, and their events.
+    const top: { id: string }[] = await em.query(
+      `SELECT id FROM tasks WHERE org_id = $1 AND user_id = $2 AND created_at >= $3 AND created_at < $4 AND (created_at AT TIME ZONE $5)::date::text = $6 ORDER BY cost_micros DESC LIMIT 5`,
+      [o.orgId, u, ...dayRange(worst.d), tz, worst.d],
+    );
+    const ids = top.map((t) => t.id);
     const taskEvents: { id: string }[] = await em.query(
       `SELECT id FROM audit_events WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3 AND task_id = ANY($4::uuid[]) ORDER BY occurred_at LIMIT 20`,
-      [o.orgId, ...dayRange(worst.d), worst.ids],
+      [o.orgId, ...dayRange(worst.d), ids],
     );
     findings.push({
       kind: 'cost_spike',
       severity: severityOf(worst.z, 50, 20),
       subject: { type: 'user', id: u },
       title: `model cost $${round(worst.v / 1e6, 2)} on ${worst.d} (usually $${round(base.median / 1e6, 2)} a day)`,
-      observed: { day: worst.d, costUsd: round(worst.v / 1e6, 2), tasks: worst.ids.join(',') },
+      observed: { day: worst.d, costUsd: round(worst.v / 1e6, 2), tasks: ids.join(',') },
       baseline: { ...baselineFields('the user’s own days with tasks before the period', base), unit: 'micro-dollars' },
       score: round(worst.z, 1),
       evidence: { eventIds: taskEvents.map((t) => t.id), total: taskEvents.length },
@@ -393,7 +400,11 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
   );
   for (const p of overdue) {
     const late = Math.floor((o.to.getTime() - new Date(p.review_due_at).getTime()) / DAY);
-    const events: { id: string }[] = await em.query(`SELECT id FROM audit_events WHERE org_id = $1 AND target_id = $2 ORDER BY occurred_at DESC LIMIT 20`, [o.orgId, p.id]);
+    // The version's own events (creation, changes, activation): admin operations named policy.*.
+    const events: { id: string }[] = await em.query(
+      `SELECT id FROM audit_events WHERE org_id = $1 AND action >= 'policy.' AND action < 'policy/' AND target_id = $2 ORDER BY occurred_at DESC LIMIT 20`,
+      [o.orgId, p.id],
+    );
     findings.push({
       kind: 'policy_review_overdue',
       severity: late > 30 ? 'high' : 'medium',
@@ -404,17 +415,25 @@ export async function buildAnomalyReport(em: EntityManager, o: ReportOptions): P
       evidence: { eventIds: events.map((e) => e.id), total: events.length },
     });
   }
-  const strikes: { user_id: string; n: string; ids: string[] }[] = await em.query(
-    `SELECT user_id, count(*) AS n, array_agg(action_id::text ORDER BY decided_at) AS ids FROM violations
+  const strikes: { user_id: string; n: string; attempts: { type: string; at: string }[] }[] = await em.query(
+    `SELECT user_id, count(*) AS n, json_agg(json_build_object('type', action_type, 'at', created_at) ORDER BY decided_at) AS attempts FROM violations
       WHERE org_id = $1 AND state = 'confirmed' AND decided_at < $2 AND decided_at >= $2 - interval '365 days' GROUP BY user_id`,
     [o.orgId, o.to],
   );
   for (const s of strikes) {
     const n = Number(s.n);
-    const events: { id: string }[] = await em.query(
-      `SELECT id FROM audit_events WHERE org_id = $1 AND occurred_at < $2 AND decision IS NOT NULL AND (canonical::jsonb)->'payload'->>'actionId' = ANY($3::text[]) LIMIT 20`,
-      [o.orgId, o.to, s.ids],
-    );
+    // The refused attempts themselves: the user's denied events of that action type at the violation's time.
+    const events: { id: string }[] = [];
+    for (const a of s.attempts.slice(0, 20)) {
+      const at = new Date(a.at);
+      events.push(
+        ...(await em.query(
+          `SELECT id FROM audit_events WHERE org_id = $1 AND subject_id = $2 AND action = $3 AND outcome = 'denied' AND decision IS NOT NULL
+              AND occurred_at >= $4 AND occurred_at <= $5 ORDER BY occurred_at DESC LIMIT 1`,
+          [o.orgId, s.user_id, a.type, new Date(at.getTime() - 3_600_000), new Date(at.getTime() + 3_600_000)],
+        )),
+      );
+    }
     findings.push({
       kind: 'user_strikes',
       severity: n >= 3 ? 'high' : n === 2 ? 'medium' : 'low',

@@ -30,7 +30,8 @@ export async function generateReport(
   em: EntityManager,
   o: { orgId: string; from: Date; to: Date; timeZone: string; trigger: 'schedule' | 'manual'; requestedBy: string | null; now?: Date },
 ): Promise<{ id: string; report: AnomalyReport; meta: StoredReportMeta }> {
-  await em.query(`SELECT set_config('statement_timeout', $1, true)`, [REPORT_STATEMENT_TIMEOUT]);
+  // Months of actions grouped in memory (hash aggregates), and more time than an API statement gets.
+  await em.query(`SELECT set_config('statement_timeout', $1, true), set_config('work_mem', '256MB', true)`, [REPORT_STATEMENT_TIMEOUT]);
   const t0 = Date.now();
   const report = await buildAnomalyReport(em, { orgId: o.orgId, from: o.from, to: o.to, timeZone: o.timeZone, now: o.now });
   const durationMs = Date.now() - t0;
