@@ -59,6 +59,8 @@ import { SchedulesController, UsageController } from './schedules/schedules.cont
 import { SchedulesService } from './schedules/schedules.service';
 import { WorkflowsController } from './workflows/workflows.controller';
 import { WorkflowsService } from './workflows/workflows.service';
+import { IncidentSettingsController, IncidentsController } from './incidents/incidents.controller';
+import { IncidentsService } from './incidents/incidents.service';
 
 export interface AppDeps {
   config: Config;
@@ -108,6 +110,8 @@ export class AppModule {
         ScimController,
         ScimTokensController,
         McpAuthController,
+        IncidentsController,
+        IncidentSettingsController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -148,6 +152,7 @@ export class AppModule {
         SsoService,
         ScimService,
         McpAuthService,
+        IncidentsService,
       ],
       exports: [SetupService, OpenApiService, GatewayService],
     };
