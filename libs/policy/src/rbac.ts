@@ -34,8 +34,8 @@ export const PERMISSIONS = {
   SsoConfig: ['read', 'update'],
   /** Bearer tokens of the org's SCIM provisioning client (Okta, Entra ID). */
   ScimToken: ['read', 'create', 'revoke'],
-  /** Incidents: open by hand, acknowledge/assign/resolve/close/comment (`manage`), the org's escalation channels (`configure`). */
-  Incident: ['read', 'create', 'manage', 'configure'],
+  /** Incidents: open by hand, acknowledge/assign/resolve/close/comment (`respond`), the org's escalation channels (`configure`). */
+  Incident: ['read', 'create', 'respond', 'configure'],
   /** The ladder steps confirmed violations led to: lift a suspension, record a disciplinary review's outcome (`resolve`). */
   Sanction: ['read', 'resolve'],
 } as const;
@@ -124,7 +124,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
     ...all('Violation'),
-    ...pick('Incident', 'read', 'create', 'manage'),
+    ...pick('Incident', 'read', 'create', 'respond'),
     ...pick('Sanction', 'read'),
   ],
   auditor: [

@@ -236,7 +236,7 @@ export class IncidentsService {
     action: string,
     change: (r: IncidentRow) => { sql: string; params: unknown[]; payload: Record<string, unknown> },
   ) {
-    await this.access.authorize(p, 'manage', 'Incident');
+    await this.access.authorize(p, 'respond', 'Incident');
     return this.db.inOrg(p, async (em) => {
       const r = await this.load(em, p.orgId, id, true);
       const c = change(r);
@@ -249,7 +249,7 @@ export class IncidentsService {
   acknowledge(p: Principal, id: string, body: z.infer<typeof AcknowledgeBody>) {
     return this.transition(p, id, 'acknowledge', (r) => {
       if (r.state !== 'open') throw AppError.conflict(`The incident is already ${r.state}.`);
-      return { sql: `state = 'acknowledged', acknowledged_at = now(), acknowledged_by = $3, next_escalation_at = NULL`, params: [p.userId], payload: { note: body.note ?? null, late: Date.now() > new Date(r.ack_due_at).getTime() } };
+      return { sql: `state = 'acknowledged', acknowledged_at = now(), acknowledged_by = $3, next_escalation_at = NULL`, params: [p.userId], payload: { note: body.note ?? null, late: r.escalation_level > 0 || Date.now() > new Date(r.ack_due_at).getTime(), escalationLevel: r.escalation_level } };
     });
   }
 
@@ -276,7 +276,7 @@ export class IncidentsService {
   }
 
   async comment(p: Principal, id: string, body: z.infer<typeof CommentBody>) {
-    await this.access.authorize(p, 'manage', 'Incident');
+    await this.access.authorize(p, 'respond', 'Incident');
     return this.db.inOrg(p, async (em) => {
       const r = await this.load(em, p.orgId, id, true);
       const [{ n }] = await em.query(`SELECT count(*)::int AS n FROM incident_comments WHERE org_id = $1 AND incident_id = $2`, [p.orgId, id]);

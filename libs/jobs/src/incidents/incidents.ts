@@ -77,11 +77,24 @@ export async function storeIncidentSecret(em: EntityManager, keys: KeyProvider, 
   );
 }
 
-async function openIncidentSecrets(em: EntityManager, keys: KeyProvider, orgId: string): Promise<Partial<Record<IncidentSecretName, string>>> {
+/** Each secret opened on its own: one that does not open fails only the channel that needs it. */
+async function openIncidentSecrets(em: EntityManager, keys: KeyProvider, orgId: string): Promise<Partial<Record<IncidentSecretName, string | Error>>> {
   const rows: { name: IncidentSecretName; sealed: Buffer; wrapped_key: string }[] = await em.query(`SELECT name, sealed, wrapped_key FROM incident_secrets WHERE org_id = $1`, [orgId]);
-  const out: Partial<Record<IncidentSecretName, string>> = {};
-  for (const r of rows) out[r.name] = (await openSecret(keys, { sealed: r.sealed, wrappedKey: r.wrapped_key }, incidentSecretAad(orgId, r.name))).toString('utf8');
+  const out: Partial<Record<IncidentSecretName, string | Error>> = {};
+  for (const r of rows) {
+    try {
+      out[r.name] = (await openSecret(keys, { sealed: r.sealed, wrappedKey: r.wrapped_key }, incidentSecretAad(orgId, r.name))).toString('utf8');
+    } catch {
+      out[r.name] = new Error(`the ${r.name.replace(/_/g, ' ')} does not open (re-enter it)`);
+    }
+  }
   return out;
+}
+
+function secretOf(secrets: Partial<Record<IncidentSecretName, string | Error>>, name: IncidentSecretName): string | undefined {
+  const v = secrets[name];
+  if (v instanceof Error) throw v;
+  return v;
 }
 
 /** Records one audit event in the caller's transaction (the API passes its principal's, the sweeper the system's). */
@@ -299,7 +312,7 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
       const fetchOpts = { allowHosts: job.allowHosts, timeoutMs: options.timeoutMs ?? 10_000, maxRedirects: 0 };
       if (job.channel === 'webhook') {
         if (!job.settings.webhook_url) throw new Error('no webhook URL configured');
-        const secret = job.secrets.webhook_signing_secret;
+        const secret = secretOf(job.secrets, 'webhook_signing_secret');
         if (!secret) throw new Error('no webhook signing secret configured');
         const body = JSON.stringify({ ...p, notificationId: d.id, sentAt: now.toISOString() });
         const res = await guardedFetch(fetchOpts)(job.settings.webhook_url, {
@@ -309,7 +322,7 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
         });
         if (res.status >= 300) throw new Error(`webhook answered ${res.status}`);
       } else if (job.channel === 'slack') {
-        const url = job.secrets.slack_webhook_url;
+        const url = secretOf(job.secrets, 'slack_webhook_url');
         if (!url) throw new Error('no Slack webhook URL configured');
         const verb = p.event === 'incident.opened' ? 'opened' : `escalated (level ${p.level})`;
         const res = await guardedFetch(fetchOpts)(url, {
@@ -326,7 +339,7 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
           host: s.smtp_host,
           port: s.smtp_port,
           secure: s.smtp_secure,
-          auth: s.smtp_user ? { user: s.smtp_user, pass: job.secrets.smtp_password ?? '' } : undefined,
+          auth: s.smtp_user ? { user: s.smtp_user, pass: secretOf(job.secrets, 'smtp_password') ?? '' } : undefined,
           connectionTimeout: options.timeoutMs ?? 10_000,
           greetingTimeout: options.timeoutMs ?? 10_000,
           socketTimeout: options.timeoutMs ?? 10_000,
