@@ -61,6 +61,8 @@ import { WorkflowsController } from './workflows/workflows.controller';
 import { WorkflowsService } from './workflows/workflows.service';
 import { IncidentSettingsController, IncidentsController } from './incidents/incidents.controller';
 import { IncidentsService } from './incidents/incidents.service';
+import { SanctionsController, ViolationEvidenceController } from './sanctions/sanctions.controller';
+import { SanctionsService } from './sanctions/sanctions.service';
 
 export interface AppDeps {
   config: Config;
@@ -112,6 +114,8 @@ export class AppModule {
         McpAuthController,
         IncidentsController,
         IncidentSettingsController,
+        SanctionsController,
+        ViolationEvidenceController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -153,6 +157,7 @@ export class AppModule {
         ScimService,
         McpAuthService,
         IncidentsService,
+        SanctionsService,
       ],
       exports: [SetupService, OpenApiService, GatewayService],
     };
