@@ -63,6 +63,8 @@ import { IncidentSettingsController, IncidentsController } from './incidents/inc
 import { IncidentsService } from './incidents/incidents.service';
 import { SanctionsController, ViolationEvidenceController } from './sanctions/sanctions.controller';
 import { SanctionsService } from './sanctions/sanctions.service';
+import { TuningController } from './tuning/tuning.controller';
+import { TuningService } from './tuning/tuning.service';
 
 export interface AppDeps {
   config: Config;
@@ -116,6 +118,7 @@ export class AppModule {
         IncidentSettingsController,
         SanctionsController,
         ViolationEvidenceController,
+        TuningController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -158,6 +161,7 @@ export class AppModule {
         McpAuthService,
         IncidentsService,
         SanctionsService,
+        TuningService,
       ],
       exports: [SetupService, OpenApiService, GatewayService],
     };
