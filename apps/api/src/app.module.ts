@@ -65,6 +65,8 @@ import { SanctionsController, ViolationEvidenceController } from './sanctions/sa
 import { SanctionsService } from './sanctions/sanctions.service';
 import { TuningController } from './tuning/tuning.controller';
 import { TuningService } from './tuning/tuning.service';
+import { PilotBaselineController, PilotController, TaskRatingController } from './pilot/pilot.controller';
+import { PilotService } from './pilot/pilot.service';
 
 export interface AppDeps {
   config: Config;
@@ -119,6 +121,9 @@ export class AppModule {
         SanctionsController,
         ViolationEvidenceController,
         TuningController,
+        PilotController,
+        PilotBaselineController,
+        TaskRatingController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -162,6 +167,7 @@ export class AppModule {
         IncidentsService,
         SanctionsService,
         TuningService,
+        PilotService,
       ],
       exports: [SetupService, OpenApiService, GatewayService],
     };
