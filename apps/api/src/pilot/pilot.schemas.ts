@@ -16,8 +16,8 @@ export const BaselineView = z.strictObject({ workflow: z.string().max(80), manua
 
 export const PilotMetricsQuery = z
   .strictObject({
-    from: z.iso.datetime({ offset: true }).optional(),
-    to: z.iso.datetime({ offset: true }).optional(),
+    from: z.iso.datetime({ offset: true }).max(40).optional(),
+    to: z.iso.datetime({ offset: true }).max(40).optional(),
   })
   .refine((q) => !q.from || !q.to || new Date(q.from) < new Date(q.to), { message: '"from" must be before "to"', path: ['from'] });
 
