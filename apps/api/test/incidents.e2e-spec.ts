@@ -6,12 +6,13 @@ import { Client } from 'pg';
 import { SMTPServer } from 'smtp-server';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
-import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
+import { type AgentDeps, deliverIncidentNotifications, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { IncidentsService } from '../src/incidents/incidents.service';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
 
 interface Hook {
+  path: string;
   headers: Record<string, string | string[] | undefined>;
   body: string;
 }
@@ -77,7 +78,7 @@ describe('incidents and 24-hour escalation', () => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
-        hooks.push({ headers: req.headers, body });
+        hooks.push({ path: req.url ?? '', headers: req.headers, body });
         res.writeHead(204).end();
       });
     });
@@ -269,5 +270,29 @@ describe('incidents and 24-hour escalation', () => {
     expect(await svc.openIncidentFromFinding({ orgId: org.id }, { ...finding, key: 'other', severity: 'medium' })).toBeNull();
     const got = (await h.http.get(`/v1/incidents/${a!.id}`).set('Cookie', cookie.security)).body;
     expect(got).toMatchObject({ source: 'finding', sourceRef: finding.key, severity: 'high', actionType: 'email.send', evidence: finding.evidence, openedBy: null });
+  });
+
+  it('two workers sweeping at once deliver each notice once; Slack gets an incoming-webhook post (its URL kept secret)', async () => {
+    await sweep(new Date()); // what earlier tests left pending
+    const [h0, m0] = [hooks.length, mails.length];
+    const res = await h.http.post('/v1/incidents').set('Cookie', cookie.security).send({ title: 'Concurrent sweep', severity: 'low' });
+    expect(res.status).toBe(201);
+    const now = new Date();
+    const [a, b] = await Promise.all([deliverIncidentNotifications(deps(), now), deliverIncidentNotifications(deps(), now)]);
+    expect(a + b).toBe(2);
+    expect(hooks.length - h0).toBe(1);
+    expect(mails.length - m0).toBe(1);
+
+    const slackUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/services/T000/B000/slack-secret-path`;
+    const put = await h.http.put('/v1/incident-settings').set('Cookie', cookie.owner).send({ ...settingsBody(), channels: ['slack'], secrets: { slackWebhookUrl: slackUrl } });
+    expect(put.status).toBe(200);
+    expect(put.body.secrets.slackWebhookUrl).toBe(true);
+    expect(JSON.stringify(put.body)).not.toContain('slack-secret-path');
+    const inc = await h.http.post('/v1/incidents').set('Cookie', cookie.security).send({ title: 'Slack channel check', severity: 'critical' });
+    expect((await sweep(new Date())).delivered).toBe(1);
+    const last = hooks[hooks.length - 1];
+    expect(last.path).toBe('/services/T000/B000/slack-secret-path');
+    expect(JSON.parse(last.body).text).toContain('*Slack channel check* (critical)');
+    expect(JSON.parse(last.body).text).toContain(inc.body.id);
   });
 });

@@ -301,6 +301,8 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
         [d.org_id, d.id, now],
       );
       if (!n) return null;
+      // A lease: another worker's sweep skips it while this one delivers (the outcome below replaces it).
+      await em.query(`UPDATE incident_notifications SET next_attempt_at = $3::timestamptz + interval '5 minutes' WHERE org_id = $1 AND id = $2`, [d.org_id, d.id, now]);
       const s = await loadIncidentSettings(em, d.org_id);
       const hosts: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [d.org_id]);
       return { ...n, settings: s, secrets: await openIncidentSecrets(em, deps.keys, d.org_id), allowHosts: hosts.map((h) => h.host) };
