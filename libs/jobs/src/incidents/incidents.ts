@@ -200,7 +200,11 @@ export async function openIncident(em: EntityManager, input: OpenIncidentInput, 
 export function escalationTargets(s: IncidentSettingsRow, ownerId: string | null): Recipient[] {
   const seen = new Set<string>(ownerId ? [ownerId] : []);
   const out: Recipient[] = [];
-  for (const u of s.escalation_chain) if (!seen.has(u)) (seen.add(u), out.push({ userId: u, role: 'contact' }));
+  for (const u of s.escalation_chain) {
+    if (seen.has(u)) continue;
+    seen.add(u);
+    out.push({ userId: u, role: 'contact' });
+  }
   if (s.executive_user_id && !seen.has(s.executive_user_id)) out.push({ userId: s.executive_user_id, role: 'executive' });
   return out;
 }
