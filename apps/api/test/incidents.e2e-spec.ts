@@ -161,8 +161,8 @@ describe('incidents and 24-hour escalation', () => {
 
     const t0 = new Date();
     const first = await sweep(t0);
-    expect(first).toEqual({ opened: 1, escalated: 0, delivered: 2 });
-    expect(await sweep(t0)).toEqual({ opened: 0, escalated: 0, delivered: 0 });
+    expect(first).toEqual({ opened: 1, escalated: 0, delivered: 2, sanctioned: 0 });
+    expect(await sweep(t0)).toEqual({ opened: 0, escalated: 0, delivered: 0, sanctioned: 0 });
     const list = await h.http.get('/v1/incidents?state=open').set('Cookie', cookie.auditor);
     expect(list.status).toBe(200);
     expect(list.body.items).toHaveLength(1);
@@ -175,9 +175,9 @@ describe('incidents and 24-hour escalation', () => {
 
     // One minute before the deadline nothing happens; just after it, the next contact is told.
     const due = new Date(inc.ackDueAt);
-    expect(await sweep(new Date(due.getTime() - 60_000))).toEqual({ opened: 0, escalated: 0, delivered: 0 });
+    expect(await sweep(new Date(due.getTime() - 60_000))).toEqual({ opened: 0, escalated: 0, delivered: 0, sanctioned: 0 });
     const at1 = new Date(due.getTime() + 1000);
-    expect(await sweep(at1)).toEqual({ opened: 0, escalated: 1, delivered: 2 });
+    expect(await sweep(at1)).toEqual({ opened: 0, escalated: 1, delivered: 2, sanctioned: 0 });
     const hook1 = hooks[1];
     const body1 = JSON.parse(hook1.body);
     expect(body1).toMatchObject({ event: 'incident.escalated', incidentId: inc.id, severity: 'high', level: 1, recipient: { userId: org.users.admin.id, email: org.users.admin.email, role: 'contact' } });
@@ -188,14 +188,14 @@ describe('incidents and 24-hour escalation', () => {
     expect(subject(mails[1].raw)).toBe(`[Steward] Incident escalated to you: ${inc.title} (high)`);
 
     // Then the CTO, one step (120 min) later — not before.
-    expect(await sweep(new Date(at1.getTime() + 119 * 60_000))).toEqual({ opened: 0, escalated: 0, delivered: 0 });
+    expect(await sweep(new Date(at1.getTime() + 119 * 60_000))).toEqual({ opened: 0, escalated: 0, delivered: 0, sanctioned: 0 });
     const at2 = new Date(at1.getTime() + 120 * 60_000);
-    expect(await sweep(at2)).toEqual({ opened: 0, escalated: 1, delivered: 2 });
+    expect(await sweep(at2)).toEqual({ opened: 0, escalated: 1, delivered: 2, sanctioned: 0 });
     expect(JSON.parse(hooks[2].body)).toMatchObject({ level: 2, recipient: { userId: cto.id, email: cto.email, role: 'executive', title: 'CTO' } });
     expect(mails[2].to).toEqual([cto.email]);
     expect(subject(mails[2].raw)).toContain('escalated to you');
     // Nobody is left: later sweeps send nothing more.
-    expect(await sweep(new Date(at2.getTime() + 7 * 86_400_000))).toEqual({ opened: 0, escalated: 0, delivered: 0 });
+    expect(await sweep(new Date(at2.getTime() + 7 * 86_400_000))).toEqual({ opened: 0, escalated: 0, delivered: 0, sanctioned: 0 });
     expect(hooks).toHaveLength(3);
     expect(mails).toHaveLength(3);
 

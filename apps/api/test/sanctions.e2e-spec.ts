@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger, newId } from '@steward/common';
 import { inOrg } from '@steward/db';
-import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
+import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
 
@@ -130,5 +130,36 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
     expect((await events('sanction.outcome')).map((e) => e.payload.outcome)).toEqual(['access_revoked', 'retraining']);
     expect((await events('member.reactivate')).map((e) => e.target.id)).toContain(user.id);
     expect((await h.http.get(`/v1/sanctions/users/${newId()}`).set('Cookie', cookie.security)).status).toBe(404);
+  });
+
+  it("automatic strikes (the org's setting, confirmed by the gate itself) get their sanctions from the worker's sweep", async () => {
+    const user = await addUser(h.ds, org, 'member', 'auto');
+    const userCookie = await login(h, user.email);
+    await su.query(`UPDATE orgs SET automatic_strikes = true WHERE id = $1`, [org.id]);
+    const policy = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows[0].document;
+    const doc = { ...policy, rules: [...policy.rules, { id: 'org.no-payroll', scope: { type: 'org' }, actions: ['file.create', 'file.update'], level: 'forbidden', when: { resources: ['payroll/**'] }, reason: 'payroll data stays off agents' }] };
+    await su.query(`UPDATE policies SET document = $2 WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(doc)]);
+    try {
+      for (let i = 0; i < 2; i++) {
+        const task = await h.http.post('/v1/tasks').set('Cookie', userCookie).send({ prompt: '[script:payroll] raise the bonus' });
+        expect(task.status).toBe(201);
+        expect(await runTask(agentDeps(), { orgId: org.id, taskId: task.body.id, epoch: 1 })).toBe('failed');
+      }
+    } finally {
+      await su.query(`UPDATE policies SET document = $2 WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(policy)]);
+      await su.query(`UPDATE orgs SET automatic_strikes = false WHERE id = $1`, [org.id]);
+    }
+    expect(await status(user.id)).toBe('suspended');
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    const deps = { ds: h.ds, keys, keyring: new AuditKeyring(keys), log: quiet };
+    expect((await sweepIncidents(deps, new Date())).sanctioned).toBe(2);
+    expect(await sweepIncidents(deps, new Date())).toMatchObject({ opened: 0, sanctioned: 0 });
+    expect((await su.query(`SELECT count(*)::int AS n FROM incidents WHERE org_id = $1 AND subject_user_id = $2 AND source = 'violation'`, [org.id, user.id])).rows[0].n).toBe(2);
+    const list = await h.http.get(`/v1/sanctions?userId=${user.id}`).set('Cookie', cookie.security);
+    expect(list.body.items.map((x: { kind: string; strikes: number }) => `${x.kind}:${x.strikes}`).sort()).toEqual(['suspension:2', 'warning:1']);
+    const suspension = list.body.items.find((x: { kind: string }) => x.kind === 'suspension');
+    expect((await h.http.post(`/v1/sanctions/${suspension.id}/lift`).set('Cookie', cookie.owner).send({ note: 'reviewed: the agent was misled' })).status).toBe(200);
+    expect(await status(user.id)).toBe('active');
+    expect((await events('sanction.open')).filter((e) => e.payload.automatic && e.payload.userId === user.id)).toHaveLength(2);
   });
 });

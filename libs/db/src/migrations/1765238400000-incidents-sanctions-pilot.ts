@@ -1,5 +1,11 @@
 import type { MigrationInterface, QueryRunner } from 'typeorm';
 
+const FUNCTIONS = [
+  'steward_incidents_due(timestamptz, int)',
+  'steward_incident_notifications_pending(timestamptz, int)',
+  'steward_violations_without_incident(int)',
+  'steward_strikes_without_sanction(int)',
+];
 const TABLES = ['incident_settings', 'incident_secrets', 'incidents', 'incident_comments', 'incident_notifications', 'sanctions', 'task_ratings', 'pilot_baselines'];
 
 /**
@@ -170,10 +176,11 @@ export class IncidentsSanctionsPilot1765238400000 implements MigrationInterface 
 
     // The sweeper finds due escalations, pending notices and violations without an incident before any
     // org is known: ids only, with the sweeper's clock.
-    await q.query(`GRANT SELECT ON incidents, incident_notifications, violations TO steward_lookup`);
+    await q.query(`GRANT SELECT ON incidents, incident_notifications, violations, sanctions TO steward_lookup`);
     await q.query(`CREATE POLICY narrow_lookup ON incidents FOR SELECT TO steward_lookup USING (true)`);
     await q.query(`CREATE POLICY narrow_lookup ON incident_notifications FOR SELECT TO steward_lookup USING (true)`);
     await q.query(`CREATE POLICY narrow_lookup ON violations FOR SELECT TO steward_lookup USING (true)`);
+    await q.query(`CREATE POLICY narrow_lookup ON sanctions FOR SELECT TO steward_lookup USING (true)`);
     const [{ since }] = await q.query(`SELECT now()::text AS since`);
     await q.query(`GRANT CREATE ON SCHEMA public TO steward_lookup`);
     await q.query(`
@@ -197,7 +204,16 @@ export class IncidentsSanctionsPilot1765238400000 implements MigrationInterface 
            AND NOT EXISTS (SELECT 1 FROM incidents i WHERE i.org_id = v.org_id AND i.source = 'violation' AND i.source_ref = v.id::text)
          ORDER BY v.created_at LIMIT least(greatest(p_limit, 1), 1000)
       $$`);
-    for (const fn of ['steward_incidents_due(timestamptz, int)', 'steward_incident_notifications_pending(timestamptz, int)', 'steward_violations_without_incident(int)']) {
+    // Violations the gate confirmed itself (the org's automatic strikes) get their ladder step too.
+    await q.query(`
+      CREATE FUNCTION steward_strikes_without_sanction(p_limit int) RETURNS TABLE (org_id uuid, id uuid)
+      LANGUAGE sql STABLE SECURITY DEFINER SET search_path = public, pg_temp AS $$
+        SELECT v.org_id, v.id FROM violations v
+         WHERE v.state = 'confirmed' AND v.automatic AND v.created_at >= '${since}'::timestamptz
+           AND NOT EXISTS (SELECT 1 FROM sanctions s WHERE s.org_id = v.org_id AND s.violation_id = v.id)
+         ORDER BY v.decided_at, v.id LIMIT least(greatest(p_limit, 1), 1000)
+      $$`);
+    for (const fn of FUNCTIONS) {
       await q.query(`ALTER FUNCTION ${fn} OWNER TO steward_lookup`);
       await q.query(`REVOKE ALL ON FUNCTION ${fn} FROM PUBLIC`);
       await q.query(`GRANT EXECUTE ON FUNCTION ${fn} TO steward_app`);
@@ -206,9 +222,7 @@ export class IncidentsSanctionsPilot1765238400000 implements MigrationInterface 
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const fn of ['steward_incidents_due(timestamptz, int)', 'steward_incident_notifications_pending(timestamptz, int)', 'steward_violations_without_incident(int)']) {
-      await q.query(`DROP FUNCTION IF EXISTS ${fn}`);
-    }
+    for (const fn of FUNCTIONS) await q.query(`DROP FUNCTION IF EXISTS ${fn}`);
     await q.query(`DROP POLICY IF EXISTS narrow_lookup ON violations`);
     await q.query(`REVOKE SELECT ON violations FROM steward_lookup`);
     await q.query(`DROP INDEX IF EXISTS tasks_workflow_idx`);

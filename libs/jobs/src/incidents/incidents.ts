@@ -4,6 +4,7 @@ import { checkHost, guardedFetch, type Logger, newId } from '@steward/common';
 import { type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
 import { incidentSecretAad, type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { createTransport } from 'nodemailer';
+import { sanctionAutomaticStrikes } from './strikes';
 
 /**
  * Incidents: opened by hand, by a Forbidden attempt (a violation) or by a high-severity report
@@ -388,9 +389,10 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
 }
 
 /** One pass of the incident timers (the worker runs it on its relay tick with the wall clock). */
-export async function sweepIncidents(deps: IncidentSweepDeps, now: Date = new Date(), options: DeliverOptions = {}): Promise<{ opened: number; escalated: number; delivered: number }> {
+export async function sweepIncidents(deps: IncidentSweepDeps, now: Date = new Date(), options: DeliverOptions = {}): Promise<{ opened: number; escalated: number; delivered: number; sanctioned: number }> {
   const opened = await openIncidentsForViolations(deps, now);
   const escalated = await escalateIncidents(deps, now);
   const delivered = await deliverIncidentNotifications(deps, now, options);
-  return { opened, escalated, delivered };
+  const sanctioned = await sanctionAutomaticStrikes(deps, now);
+  return { opened, escalated, delivered, sanctioned };
 }
