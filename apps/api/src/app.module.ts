@@ -61,7 +61,7 @@ import { WorkflowsController } from './workflows/workflows.controller';
 import { WorkflowsService } from './workflows/workflows.service';
 import { IncidentSettingsController, IncidentsController } from './incidents/incidents.controller';
 import { IncidentsService } from './incidents/incidents.service';
-import { SanctionsController, ViolationEvidenceController } from './sanctions/sanctions.controller';
+import { MemberStrikesController, SanctionsController, ViolationEvidenceController } from './sanctions/sanctions.controller';
 import { SanctionsService } from './sanctions/sanctions.service';
 import { TuningController } from './tuning/tuning.controller';
 import { TuningService } from './tuning/tuning.service';
@@ -119,6 +119,7 @@ export class AppModule {
         IncidentsController,
         IncidentSettingsController,
         SanctionsController,
+        MemberStrikesController,
         ViolationEvidenceController,
         TuningController,
         PilotController,

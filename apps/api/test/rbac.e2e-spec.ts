@@ -183,7 +183,7 @@ const TABLE: Record<string, Row> = {
   'PUT /v1/incident-settings': only(['owner']),
   // Sanctions: security and auditors read; owners lift or record outcomes.
   'GET /v1/sanctions': only(['owner', 'security', 'auditor']),
-  'GET /v1/sanctions/users/{userId}': only(['owner', 'security', 'auditor']),
+  'GET /v1/members/{userId}/strikes': only(['owner', 'security', 'auditor']),
   'POST /v1/sanctions/{id}/lift': only(['owner']),
   'POST /v1/sanctions/{id}/outcome': only(['owner']),
   'GET /v1/violations/{id}/evidence': only(['owner', 'security', 'auditor']),

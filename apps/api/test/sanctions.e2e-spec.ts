@@ -86,7 +86,7 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
     expect((await h.http.get(`/v1/violations/${newId()}/evidence`).set('Cookie', cookie.security)).status).toBe(404);
     // Dismissed (an agent steered by injected content): no strike, no sanction.
     expect((await h.http.post(`/v1/violations/${v.id}/dismiss`).set('Cookie', cookie.security).send({ note: 'instruction hidden in a shared file' })).status).toBe(200);
-    expect((await h.http.get(`/v1/sanctions/users/${org.users.member.id}`).set('Cookie', cookie.security)).body).toMatchObject({ strikes: 0, sanction: 'none', dismissedViolations: 1, sanctions: [] });
+    expect((await h.http.get(`/v1/members/${org.users.member.id}/strikes`).set('Cookie', cookie.security)).body).toMatchObject({ strikes: 0, sanction: 'none', dismissedViolations: 1, sanctions: [] });
   });
 
   it('confirmed violations climb the ladder; the owner lifts the suspension and records the review outcome, audited', async () => {
@@ -97,7 +97,7 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
     expect((await confirm(v2)).body).toMatchObject({ strikes: 2, sanction: 'suspension' });
     expect(await status(user.id)).toBe('suspended');
     expect((await confirm(v3)).body).toMatchObject({ strikes: 3, sanction: 'disciplinary_review' });
-    const strikes = await h.http.get(`/v1/sanctions/users/${user.id}`).set('Cookie', cookie.auditor);
+    const strikes = await h.http.get(`/v1/members/${user.id}/strikes`).set('Cookie', cookie.auditor);
     expect(strikes.status).toBe(200);
     expect(strikes.body).toMatchObject({ strikes: 3, sanction: 'disciplinary_review', memberStatus: 'suspended', openViolations: 0 });
     const byKind = Object.fromEntries((strikes.body.sanctions as { kind: string; id: string; violationId: string; strikes: number }[]).map((s) => [s.kind, s]));
@@ -129,7 +129,7 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
     expect((await events('sanction.lift'))[0].payload).toMatchObject({ userId: user.id, reactivated: true });
     expect((await events('sanction.outcome')).map((e) => e.payload.outcome)).toEqual(['access_revoked', 'retraining']);
     expect((await events('member.reactivate')).map((e) => e.target.id)).toContain(user.id);
-    expect((await h.http.get(`/v1/sanctions/users/${newId()}`).set('Cookie', cookie.security)).status).toBe(404);
+    expect((await h.http.get(`/v1/members/${newId()}/strikes`).set('Cookie', cookie.security)).status).toBe(404);
   });
 
   it("automatic strikes (the org's setting, confirmed by the gate itself) get their sanctions from the worker's sweep", async () => {

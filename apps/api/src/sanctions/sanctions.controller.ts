@@ -15,11 +15,6 @@ export class SanctionsController {
     return this.sanctions.list(p, q);
   }
 
-  @Endpoint({ method: 'GET', path: 'users/:userId', operationId: 'getStrikes', summary: "A member's strikes in the last year, where the ladder stands, their sanctions", tag: 'Sanctions', response: StrikesView, errors: [404] })
-  strikes(@Caller() p: Principal, @Param('userId') userId: string) {
-    return this.sanctions.strikes(p, userId);
-  }
-
   @Endpoint({ method: 'POST', path: ':id/lift', operationId: 'liftSanction', summary: 'Lift a suspension (agent access restored)', tag: 'Sanctions', body: LiftBody, response: SanctionView, errors: [404, 409] })
   lift(@Caller() p: Principal, @Param('id') id: string, @Body() body: z.infer<typeof LiftBody>) {
     return this.sanctions.lift(p, id, body);
@@ -28,6 +23,16 @@ export class SanctionsController {
   @Endpoint({ method: 'POST', path: ':id/outcome', operationId: 'recordSanctionOutcome', summary: 'Record the outcome of a disciplinary review (or of a warning: retraining)', tag: 'Sanctions', body: OutcomeBody, response: SanctionView, errors: [404, 409] })
   outcome(@Caller() p: Principal, @Param('id') id: string, @Body() body: z.infer<typeof OutcomeBody>) {
     return this.sanctions.outcome(p, id, body);
+  }
+}
+
+@Controller('v1/members')
+export class MemberStrikesController {
+  constructor(private readonly sanctions: SanctionsService) {}
+
+  @Endpoint({ method: 'GET', path: ':userId/strikes', operationId: 'getStrikes', summary: "A member's strikes in the last year, where the ladder stands, their sanctions", tag: 'Sanctions', response: StrikesView, errors: [404] })
+  strikes(@Caller() p: Principal, @Param('userId') userId: string) {
+    return this.sanctions.strikes(p, userId);
   }
 }
 

@@ -510,7 +510,7 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/incident-settings': async () => ({ path: '/v1/incident-settings' }),
   'PUT /v1/incident-settings': async () => ({ path: '/v1/incident-settings', body: { channels: ['email'], smtp: { host: '127.0.0.1', port: 2525, from: 'steward@acme.example' } } }),
   'GET /v1/sanctions': async () => ({ path: '/v1/sanctions' }),
-  'GET /v1/sanctions/users/{userId}': async (c) => ({ path: `/v1/sanctions/users/${c.org.users.member.id}` }),
+  'GET /v1/members/{userId}/strikes': async (c) => ({ path: `/v1/members/${c.org.users.member.id}/strikes` }),
   'POST /v1/sanctions/{id}/lift': async (c) => ({ path: `/v1/sanctions/${await newSanction(c, 'suspension')}/lift`, body: { note: 'retrained' } }),
   'POST /v1/sanctions/{id}/outcome': async (c) => ({ path: `/v1/sanctions/${await newSanction(c, 'disciplinary_review')}/outcome`, body: { outcome: 'final_warning', note: 'reviewed with HR' } }),
   'GET /v1/violations/{id}/evidence': async (c) => ({ path: `/v1/violations/${await newViolation(c)}/evidence` }),
