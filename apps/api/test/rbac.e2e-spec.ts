@@ -170,6 +170,30 @@ const TABLE: Record<string, Row> = {
   'POST /v1/reviews/{id}/revert': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/actions/{actionId}/accept': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/actions/{actionId}/revert': only(['owner', 'approver']),
+  // Incidents: security responds; owners configure the escalation; admins and auditors read.
+  'GET /v1/incidents': only(['owner', 'admin', 'security', 'auditor']),
+  'POST /v1/incidents': only(['owner', 'security']),
+  'GET /v1/incidents/{id}': only(['owner', 'admin', 'security', 'auditor']),
+  'POST /v1/incidents/{id}/acknowledge': only(['owner', 'security']),
+  'POST /v1/incidents/{id}/assign': only(['owner', 'security']),
+  'POST /v1/incidents/{id}/resolve': only(['owner', 'security']),
+  'POST /v1/incidents/{id}/close': only(['owner', 'security']),
+  'POST /v1/incidents/{id}/comments': only(['owner', 'security']),
+  'GET /v1/incident-settings': only(['owner', 'admin', 'security', 'auditor']),
+  'PUT /v1/incident-settings': only(['owner']),
+  // Sanctions: security and auditors read; owners lift or record outcomes.
+  'GET /v1/sanctions': only(['owner', 'security', 'auditor']),
+  'GET /v1/members/{userId}/strikes': only(['owner', 'security', 'auditor']),
+  'POST /v1/sanctions/{id}/lift': only(['owner']),
+  'POST /v1/sanctions/{id}/outcome': only(['owner']),
+  'GET /v1/violations/{id}/evidence': only(['owner', 'security', 'auditor']),
+  // Trust tuning reads like the policy; drafting is creating a policy draft.
+  'GET /v1/trust-recommendations': every('ok'),
+  'POST /v1/trust-recommendations/draft': only(['owner', 'admin']),
+  // Pilot metrics read like workflows; baselines change them; a task is rated by the one who ran it.
+  'GET /v1/pilot/metrics': every('ok'),
+  'PUT /v1/workflows/{id}/baseline': only(['owner', 'admin']),
+  'PUT /v1/tasks/{id}/rating': only(['owner', 'admin', 'approver', 'member']),
   // Violations: security triages; auditors read.
   'GET /v1/violations': only(['owner', 'security', 'auditor']),
   'GET /v1/violations/{id}': only(['owner', 'security', 'auditor']),

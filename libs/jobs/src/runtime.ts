@@ -6,6 +6,7 @@ import { type AgentDeps, runTask } from './agent-tasks/agent-loop';
 import { deliverNotifications, sweepExpiredApprovals } from './agent-tasks/approval-timers';
 import { listenForOutbox, relayOutbox, sweepTasks } from './agent-tasks/relay';
 import { fireDueSchedules } from './agent-tasks/schedules';
+import { sweepIncidents } from './incidents/incidents';
 
 export const HeartbeatPayload = z.strictObject({ scheduledBy: z.literal('scheduler') });
 export const RewrapDataKeysPayload = z.strictObject({ scheduledBy: z.enum(['scheduler', 'boot']) });
@@ -128,6 +129,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         // Approval timers and notices, from Postgres too.
         if (await sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log)) await relayOutbox(agent.ds, q);
         await deliverNotifications(agent.ds, options.log);
+        // Incidents: Forbidden attempts open one; unacknowledged ones escalate; their notices go out.
+        await sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log });
       } catch (err) {
         options.log.warn({ err }, 'task relay failed (retried on the next tick)');
       }

@@ -34,6 +34,10 @@ export const PERMISSIONS = {
   SsoConfig: ['read', 'update'],
   /** Bearer tokens of the org's SCIM provisioning client (Okta, Entra ID). */
   ScimToken: ['read', 'create', 'revoke'],
+  /** Incidents: open by hand, acknowledge/assign/resolve/close/comment (`respond`), the org's escalation channels (`configure`). */
+  Incident: ['read', 'create', 'respond', 'configure'],
+  /** The ladder steps confirmed violations led to: lift a suspension, record a disciplinary review's outcome (`resolve`). */
+  Sanction: ['read', 'resolve'],
 } as const;
 
 export type SubjectName = keyof typeof PERMISSIONS;
@@ -95,6 +99,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...own('Task', 'create'),
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
+    ...pick('Incident', 'read'),
   ],
   security: [
     ...pick('Org', 'read'),
@@ -119,6 +124,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
     ...all('Violation'),
+    ...pick('Incident', 'read', 'create', 'respond'),
+    ...pick('Sanction', 'read'),
   ],
   auditor: [
     ...pick('Org', 'read'),
@@ -138,6 +145,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
     ...pick('Violation', 'read'),
+    ...pick('Incident', 'read'),
+    ...pick('Sanction', 'read'),
   ],
   approver: [
     ...pick('Org', 'read'),

@@ -2,7 +2,7 @@ import { AuditKeyring, AUDIT_WRAPPED_KEY_SOURCES } from '@steward/audit';
 import { newId, SecretBox, totpAad } from '@steward/common';
 import { createDataSource, type DataSource, inOrg, Org, User } from '@steward/db';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
-import { credentialAad, openSecret, sealSecret } from './envelope';
+import { credentialAad, incidentSecretAad, openSecret, sealSecret } from './envelope';
 import { ConfigKeyProvider } from './keys';
 import { kekVersionsInUse, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from './rotation';
 import { resealUserSecrets, userSecretVersions } from './user-secrets';
@@ -31,6 +31,9 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
         await em.query(`INSERT INTO connectors (org_id, id, kind, name, url, auth, credential_scope) VALUES ($1, $2, 'remote', 'partner', 'https://mcp.partner.example/mcp', '{"kind":"header","header":"authorization","scheme":"Bearer"}', 'user')`, [orgId, connectors[o]]);
         // An audit month key under v1 too: rotation must move it, or v1 could never be removed.
         await new AuditKeyring(v1).key(em, orgId, '2026-01-01', true);
+        // The org's incident escalation secret (webhook signing secret) is a vault data key too.
+        const w = await sealSecret(v1, `whsec-${o}`, incidentSecretAad(orgId, 'webhook_signing_secret'));
+        await em.query(`INSERT INTO incident_secrets (org_id, name, sealed, wrapped_key) VALUES ($1, 'webhook_signing_secret', $2, $3)`, [orgId, w.sealed, w.wrappedKey]);
       });
     }
     // The fast bulk path: sealed in memory, multi-row INSERTs of 500 (one user credential per row).
@@ -63,7 +66,7 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
   });
 
   it('re-wraps every data key in resumable batches; every credential still opens; v1 can then be removed', async () => {
-    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v1: { credentials: N, audit_keys: 2 } });
+    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v1: { credentials: N, audit_keys: 2, incident_secrets: 2 } });
     const rotated = new ConfigKeyProvider(`${V1},${V2}`);
 
     // A worker that dies after three batches...
@@ -85,8 +88,9 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
     const report = await rewrapAll(ds, rotated, SOURCES);
     expect(report.rewrapped.credentials).toBe(N - 1500);
     expect(report.rewrapped.audit_keys).toBe(2);
+    expect(report.rewrapped.incident_secrets).toBe(2);
     expect(Object.values(report.failed).every((n) => n === 0)).toBe(true);
-    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v2: { credentials: N, audit_keys: 2 } });
+    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v2: { credentials: N, audit_keys: 2, incident_secrets: 2 } });
     // Nothing left: a second run is a no-op.
     expect((await rewrapAll(ds, rotated, SOURCES)).rewrapped.credentials).toBe(0);
 
@@ -106,6 +110,8 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
         await expect(openSecret(v1only, { sealed: stored[0].sealed, wrappedKey: stored[0].wrapped_key }, credentialAad(orgId, connectors[o], stored[0].id))).rejects.toThrow(/unknown key-encryption key version "v2"/);
         // The audit month key opens under v2 alone.
         expect(await new AuditKeyring(v2only).key(em, orgId, '2026-01-01', false)).toBeInstanceOf(Buffer);
+        const [w] = await em.query(`SELECT sealed, wrapped_key FROM incident_secrets WHERE org_id = $1`, [orgId]);
+        expect((await openSecret(v2only, { sealed: w.sealed, wrappedKey: w.wrapped_key }, incidentSecretAad(orgId, 'webhook_signing_secret'))).toString('utf8')).toBe(`whsec-${o}`);
       });
     }
     expect(opened).toBe(N);

@@ -1,6 +1,6 @@
 import type { DataSource } from 'typeorm';
 import { inOrg } from '@steward/db';
-import { credentialAad, kekVersionOf, oauthStateAad } from './envelope';
+import { credentialAad, kekVersionOf, oauthStateAad, incidentSecretAad } from './envelope';
 import { type KeyProvider, rewrap } from './keys';
 
 /**
@@ -41,6 +41,13 @@ export const VAULT_WRAPPED_KEY_SOURCES: WrappedKeySource[] = [
     keyColumns: [['id', 'uuid']],
     wrappedColumn: 'wrapped_key',
     aad: (orgId, r) => oauthStateAad(orgId, String(r.id)),
+  },
+  {
+    name: 'incident_secrets',
+    table: 'incident_secrets',
+    keyColumns: [['name', 'varchar']],
+    wrappedColumn: 'wrapped_key',
+    aad: (orgId, r) => incidentSecretAad(orgId, String(r.name)),
   },
 ];
 

@@ -84,4 +84,12 @@ export const TENANT_TABLES = [
   'sso_identities',
   'scim_tokens',
   'mcp_access_tokens',
+  'incident_settings',
+  'incident_secrets',
+  'incidents',
+  'incident_comments',
+  'incident_notifications',
+  'sanctions',
+  'task_ratings',
+  'pilot_baselines',
 ] as const;

@@ -18,6 +18,7 @@ import { UserSecretRotation1764806400000 } from './1764806400000-user-secret-rot
 import { GateClaimBatch1764806400001 } from './1764806400001-gate-claim-batch';
 import { SsoAndScim1764979200000 } from './1764979200000-sso-and-scim';
 import { McpAuthorization1764979200001 } from './1764979200001-mcp-authorization';
+import { IncidentsSanctionsPilot1765238400000 } from './1765238400000-incidents-sanctions-pilot';
 import { AuditSubjectIndex1765411200000 } from './1765411200000-audit-subject-index';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
@@ -42,5 +43,6 @@ export const MIGRATIONS = [
   GateClaimBatch1764806400001,
   SsoAndScim1764979200000,
   McpAuthorization1764979200001,
+  IncidentsSanctionsPilot1765238400000,
   AuditSubjectIndex1765411200000,
 ];
