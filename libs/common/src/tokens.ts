@@ -8,6 +8,8 @@ export const TokenPrefix = {
   Scim: 'stp_',
   /** OAuth access tokens for MCP clients (the gateway checks them). */
   Mcp: 'stm_',
+  /** OAuth refresh tokens for MCP clients (rotated on every use). */
+  McpRefresh: 'str_',
 } as const;
 export type TokenPrefix = (typeof TokenPrefix)[keyof typeof TokenPrefix];
 

@@ -80,7 +80,8 @@ export interface ActionRequest {
    */
   fence?: { epoch: number; holder: string };
   /** A call through the MCP gateway: its session and the MCP client (clientInfo), named in the audit events. */
-  via?: { session: string; clientName: string; clientVersion: string };
+  /** The MCP gateway's session and client (`oauthClientId`: the OAuth client the member authorised, when it used an OAuth token). */
+  via?: { session: string; clientName: string; clientVersion: string; oauthClientId?: string };
   /** Progress the upstream reports while the call runs (the MCP gateway relays it to its client). */
   onProgress?: (p: { progress: number; total?: number; message?: string }) => void;
 }

@@ -84,4 +84,5 @@ export const TENANT_TABLES = [
   'sso_identities',
   'scim_tokens',
   'mcp_access_tokens',
+  'mcp_refresh_tokens',
 ] as const;

@@ -18,6 +18,7 @@ import { UserSecretRotation1764806400000 } from './1764806400000-user-secret-rot
 import { GateClaimBatch1764806400001 } from './1764806400001-gate-claim-batch';
 import { SsoAndScim1764979200000 } from './1764979200000-sso-and-scim';
 import { McpAuthorization1764979200001 } from './1764979200001-mcp-authorization';
+import { McpRefreshTokens1765065600000 } from './1765065600000-mcp-refresh-tokens';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -41,4 +42,5 @@ export const MIGRATIONS = [
   GateClaimBatch1764806400001,
   SsoAndScim1764979200000,
   McpAuthorization1764979200001,
+  McpRefreshTokens1765065600000,
 ];
