@@ -1,8 +1,9 @@
 import { createServer } from 'node:http';
 import { AUDIT_WRAPPED_KEY_SOURCES, type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
-import { ConfigError, createLogger, loadConfig, type Config, SecretBox } from '@steward/common';
+import { collectDefaultMetrics, Registry } from 'prom-client';
+import { ConfigError, createLogger, loadConfig, type Config, metricsAccess, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
-import { agentTasksFromConfig, startWorkerRuntime } from '@steward/jobs';
+import { agentTasksFromConfig, StewardMetrics, startWorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider, resealUserSecrets, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
 
 function fail(message: string): never {
@@ -29,8 +30,12 @@ async function main(): Promise<void> {
   await ownerDataSource?.initialize();
   const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
   const agentTasks = await agentTasksFromConfig(config, dataSource, log);
+  // Prometheus: this worker's decisions and connector errors, and the shared gauges (approvals, queues, audit lag).
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'steward_worker_' });
+  const metrics = new StewardMetrics(registry);
   const runtime = await startWorkerRuntime({
-    agentTasks: agentTasks.deps,
+    agentTasks: { ...agentTasks.deps, observer: metrics.gateObserver() },
     redisUrl: config.REDIS_URL,
     prefix: config.REDIS_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
@@ -50,8 +55,28 @@ async function main(): Promise<void> {
   });
   const audit: AuditMaintenance = startAuditMaintenanceFromConfig(config, dataSource, log, ownerDataSource);
 
-  // Liveness for orchestrators: 200 while the BullMQ worker runs.
+  // Liveness for orchestrators: 200 while the BullMQ worker runs; /metrics for Prometheus (METRICS_TOKEN).
   const health = createServer((req, res) => {
+    if (req.url === '/metrics') {
+      const access = metricsAccess(config, req.headers.authorization);
+      if (access !== 'ok') {
+        res.writeHead(access === 'off' ? 404 : 401, { 'content-type': 'application/json', ...(access === 'unauthorized' ? { 'www-authenticate': 'Bearer realm="metrics"' } : {}) });
+        res.end(JSON.stringify({ status: access === 'off' ? 'not found' : 'unauthorized' }));
+        return;
+      }
+      void metrics
+        .collect(dataSource, agentTasks.deps.redis, config.REDIS_PREFIX)
+        .then(async (errors) => {
+          if (errors.length) log.warn({ errors }, 'metrics: some gauges could not be read');
+          res.writeHead(200, { 'content-type': registry.contentType });
+          res.end(await registry.metrics());
+        })
+        .catch((err: unknown) => {
+          log.error({ err: (err as Error).message }, 'metrics failed');
+          res.writeHead(500).end();
+        });
+      return;
+    }
     const ok = runtime.running();
     res.writeHead(req.url === '/healthz' ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json' });
     res.end(JSON.stringify(req.url === '/healthz' ? { status: ok ? 'ok' : 'stopped', lastHeartbeat: runtime.lastHeartbeat() } : { status: 'not found' }));
@@ -61,6 +86,7 @@ async function main(): Promise<void> {
   const stop = async (signal: string) => {
     log.info({ signal }, 'shutting down');
     health.close();
+    await metrics.close();
     await audit.stop();
     await runtime.close();
     await agentTasks.close();

@@ -9,3 +9,4 @@ export * from './agent-tasks/task-connectors';
 export * from './agent-tasks/approval-timers';
 export * from './agent-tasks/schedules';
 export * from './agent-tasks/budgets';
+export * from './metrics';

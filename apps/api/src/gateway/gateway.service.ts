@@ -29,7 +29,7 @@ import type { Redis } from 'ioredis';
 import { AuditKeyring, canonical } from '@steward/audit';
 import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, TokenPrefix } from '@steward/common';
 import { ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
-import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
+import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { addTaskConnectors, hubIdOf, toolNameOf } from '@steward/jobs';
 import { type ActionType, decide, isActionType, type Level, subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
@@ -38,7 +38,8 @@ import { AuthGuard } from '../auth/auth.guard';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { problem, sendProblem } from '../core/problem';
-import { CONFIG, EGRESS_RESOLVER, LOGGER, REDIS } from '../core/tokens';
+import type { ApiMetrics } from '../core/metrics';
+import { CONFIG, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from '../core/tokens';
 import { mcpChallenge, mcpResource, resolveMcpToken } from '../mcp-auth/mcp-tokens';
 import { SessionEventStore } from './event-store';
 
@@ -123,17 +124,20 @@ export class GatewayService implements OnModuleDestroy {
   private readonly policies = new PolicySource();
   private readonly contexts = new ContextCache();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly observer: GateObserver;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(LOGGER) private readonly log: Logger,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(EGRESS_RESOLVER) private readonly resolver: EgressResolver,
+    @Inject(METRICS) metrics: ApiMetrics,
     private readonly db: Db,
     access: AccessService,
     reflector: Reflector,
   ) {
     this.auth = new AuthGuard(reflector, db, access, config);
+    this.observer = metrics.steward.gateObserver();
     const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
     this.keyring = new AuditKeyring(keys);
     this.broker = new CredentialBroker(db.dataSource, keys, this.keyring, (orgId) => this.egress(orgId));
@@ -286,6 +290,7 @@ export class GatewayService implements OnModuleDestroy {
         contexts: this.contexts,
         // Each call's credential decrypted for it alone, the decrypt audited in its claim's commit.
         credentials: { broker: this.broker, target: (id) => targets[id] },
+        observer: this.observer,
       },
       lastSeen: Date.now(),
       tainted: false,

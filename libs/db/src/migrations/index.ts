@@ -19,6 +19,7 @@ import { GateClaimBatch1764806400001 } from './1764806400001-gate-claim-batch';
 import { SsoAndScim1764979200000 } from './1764979200000-sso-and-scim';
 import { McpAuthorization1764979200001 } from './1764979200001-mcp-authorization';
 import { McpRefreshTokens1765065600000 } from './1765065600000-mcp-refresh-tokens';
+import { OpsMetrics1765065600001 } from './1765065600001-ops-metrics';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -43,4 +44,5 @@ export const MIGRATIONS = [
   SsoAndScim1764979200000,
   McpAuthorization1764979200001,
   McpRefreshTokens1765065600000,
+  OpsMetrics1765065600001,
 ];
