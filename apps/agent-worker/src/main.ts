@@ -4,7 +4,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, createLogger, loadConfig, type Config, metricsAccess, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
 import { agentTasksFromConfig, StewardMetrics, startWorkerRuntime } from '@steward/jobs';
-import { ConfigKeyProvider, resealUserSecrets, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
+import { ConfigKeyProvider, kekSealedSources, resealUserSecrets, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
 
 function fail(message: string): never {
   process.stderr.write(`steward-worker: ${message}\n`);
@@ -42,9 +42,11 @@ async function main(): Promise<void> {
     log,
     // KEK rotation: every data key (credentials, OAuth states, audit keys, SIEM tokens) under the newest version.
     rewrapDataKeys: async () => {
-      const report = await rewrapAll(dataSource, keys, [...VAULT_WRAPPED_KEY_SOURCES, ...AUDIT_WRAPPED_KEY_SOURCES]);
-      // Users' TOTP secrets are sealed under the KEK itself: sealed again under the newest version.
-      const users = await resealUserSecrets(dataSource, new SecretBox(config.STEWARD_MASTER_KEY));
+      // Org secrets sealed under the KEK itself (SSO client secrets) are opened and sealed again.
+      const box = new SecretBox(config.STEWARD_MASTER_KEY);
+      const report = await rewrapAll(dataSource, keys, [...VAULT_WRAPPED_KEY_SOURCES, ...AUDIT_WRAPPED_KEY_SOURCES, ...kekSealedSources(box)]);
+      // Users' TOTP secrets are sealed under the KEK itself too (users belong to no org): sealed again under the newest version.
+      const users = await resealUserSecrets(dataSource, box);
       report.rewrapped.user_totp_secrets = users.resealed;
       report.failed.user_totp_secrets = users.failed;
       const total = Object.values(report.rewrapped).reduce((a, b) => a + b, 0);

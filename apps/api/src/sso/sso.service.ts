@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import type { z } from 'zod';
-import { AppError, type Config, type EgressResolver, ErrorCode, guardedFetch, isHostAllowlisted, newId, SecretBox } from '@steward/common';
+import { AppError, type Config, type EgressResolver, ErrorCode, guardedFetch, isHostAllowlisted, newId, SecretBox, ssoClientSecretAad } from '@steward/common';
 import { type EntityManager, Group, GroupMember, Membership, Org, RoleAssignment, User } from '@steward/db';
 import { AccessService } from '../access/access.service';
 import { type AuditActor, AuditService } from '../audit/audit.service';
@@ -37,7 +37,7 @@ interface PendingLogin {
 
 export const SSO_BINDING_COOKIE = 'steward_sso';
 const PENDING_TTL_SECONDS = 600;
-const secretAad = (orgId: string) => `sso-client-secret|${orgId}`;
+const secretAad = ssoClientSecretAad;
 const sha256 = (v: string) => createHash('sha256').update(v).digest('hex');
 
 const refused = (detail: string) => new AppError(401, ErrorCode.InvalidCredentials, 'Single sign-on failed', detail);
