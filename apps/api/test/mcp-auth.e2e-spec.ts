@@ -16,6 +16,7 @@ import { Client } from 'pg';
 import { adminUrl } from '../../../test/support/db-urls';
 import { resolveMcpToken } from '../src/mcp-auth/mcp-tokens';
 import { type Harness, login, PASSWORD, type SeededOrg, seedOrg, startHarness } from './support/harness';
+import { browseUntil, startIdp } from './support/oidc';
 
 /**
  * The authorization-server side of the MCP authorization spec, driven by the MCP SDK's own
@@ -223,7 +224,7 @@ describe('MCP OAuth against the gateway (SDK client, sign-in and consent page, t
   beforeAll(async () => {
     const port = await freePort();
     base = `http://127.0.0.1:${port}`;
-    h = await startHarness({ env: { STEWARD_PUBLIC_URL: base } });
+    h = await startHarness({ env: { STEWARD_PUBLIC_URL: base, STEWARD_EGRESS_ALLOW_HOSTS: '127.0.0.1' } });
     await new Promise<void>((resolve) => h.app.getHttpServer().listen(port, '127.0.0.1', resolve));
     a = await seedOrg(h.ds, 'acme-oauth');
     b = await seedOrg(h.ds, 'globex-oauth');
@@ -457,5 +458,62 @@ describe('MCP OAuth against the gateway (SDK client, sign-in and consent page, t
     expect(back.searchParams.get('code')).toBeNull();
     // Answered once: the page is gone.
     expect((await fetch(pageUrl, { headers: { cookie: jar.header() } })).status).toBe(404);
+  });
+
+  it("signs in through the org's single sign-on from the consent page (no password), then the client lists tools", async () => {
+    const callbackUrl = `${base}/v1/auth/sso/callback`;
+    const idp = await startIdp('steward-acme-oauth', 'idp-client-secret-for-mcp-consent', callbackUrl);
+    h.onClose(() => idp.stop());
+    const owner = await login(h, a.users.owner.email);
+    expect((await h.http.put('/v1/org/sso').set('Cookie', owner).send({ issuer: idp.issuer, clientId: 'steward-acme-oauth', clientSecret: 'idp-client-secret-for-mcp-consent' })).status).toBe(200);
+    await idp.setAccount('okta|carol', { email: 'carol@acme-oauth.example', email_verified: true, name: 'Carol Counsel' });
+
+    const provider = new MemoryAuthProvider(redirectUrl, 'Claude Desktop (SSO)');
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { authProvider: provider });
+    await expect(new McpClient({ name: 'sso-e2e', version: '1' }).connect(transport)).rejects.toBeInstanceOf(UnauthorizedError);
+    const jar = new Jar();
+    const start = await fetch(provider.authorizationUrl!, { redirect: 'manual' });
+    const pageUrl = new URL(start.headers.get('location')!);
+    const page = await fetch(pageUrl);
+    jar.take(page);
+    const html = await page.text();
+    expect(html).toContain('action="/oauth/consent/sso"');
+    // The single sign-on form: a page that moves on to the org's provider (found by the email's domain).
+    const sso = await fetch(`${base}/oauth/consent/sso`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: jar.header(), origin: base, 'content-type': 'application/x-www-form-urlencoded' },
+      body: form({ request: field(html, 'request')!, csrf: field(html, 'csrf')!, email: 'carol@acme-oauth.example' }),
+    });
+    expect(sso.status).toBe(200);
+    const ssoCookie = sso.headers.getSetCookie().find((c) => c.startsWith('steward_sso='))!.split(';')[0]!;
+    const toProvider = /http-equiv="refresh" content="0;url=([^"]+)"/.exec(await sso.text())![1]!.replace(/&amp;/g, '&');
+    expect(toProvider.startsWith(idp.issuer)).toBe(true);
+    // At the provider, then back to Steward's callback: signed in, and a page that returns to the consent page.
+    const back = await browseUntil(toProvider, callbackUrl);
+    const landed = await fetch(back, { redirect: 'manual', headers: { cookie: ssoCookie } });
+    expect(landed.status).toBe(200);
+    jar.take(landed);
+    const landedHtml = await landed.text();
+    const returnTo = /http-equiv="refresh" content="0;url=([^"]+)"/.exec(landedHtml)![1]!;
+    expect(returnTo).toBe(`/oauth/consent?request=${field(html, 'request')}`);
+    const consent = await fetch(new URL(returnTo, base), { headers: { cookie: jar.header() } });
+    const consentHtml = await consent.text();
+    expect(consentHtml).toContain('Allow access?');
+    expect(consentHtml).toContain('carol@acme-oauth.example');
+    const decided = await fetch(`${base}/oauth/consent`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: jar.header(), origin: base, 'content-type': 'application/x-www-form-urlencoded' },
+      body: form({ request: field(consentHtml, 'request')!, csrf: field(consentHtml, 'csrf')!, decision: 'approve' }),
+    });
+    expect(decided.status).toBe(303);
+    await transport.finishAuth(new URL(decided.headers.get('location')!).searchParams.get('code')!);
+    const client = new McpClient({ name: 'sso-e2e', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { authProvider: provider }));
+    open.push(client);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('workspace-files__files_read');
+    const [carol] = (await su.query(`SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id WHERE u.email = 'carol@acme-oauth.example' AND m.org_id = $1`, [a.id])).rows;
+    expect((await resolveMcpToken(h.ds, h.config, provider.saved!.access_token, `${base}/mcp`))?.userId).toBe(carol.id);
   });
 });

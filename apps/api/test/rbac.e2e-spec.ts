@@ -70,6 +70,7 @@ const TABLE: Record<string, Row> = {
   'POST /oauth/revoke': every('ok'), // RFC 7009: the same answer whether or not the token was known
   'GET /oauth/consent': every('ok'), // the consent page for the signed-in member
   'POST /oauth/consent/sign-in': every(404), // a request Steward never issued
+  'POST /oauth/consent/sso': every(404), // a request Steward never issued
   'POST /oauth/consent': every(403), // a forged CSRF token
   'POST /v1/org/agents/pause': only(['owner', 'security']),
   'POST /v1/org/agents/resume': only(['owner', 'security']),

@@ -3,7 +3,7 @@ import express from 'express';
 import { ErrorCode } from '@steward/common';
 import { problem, sendProblem } from './problem';
 
-const FORM_PATHS = new Set(['/oauth/token', '/oauth/revoke', '/oauth/consent', '/oauth/consent/sign-in']);
+const FORM_PATHS = new Set(['/oauth/token', '/oauth/revoke', '/oauth/consent', '/oauth/consent/sign-in', '/oauth/consent/sso']);
 
 /**
  * JSON bodies only, with a size limit. Oversize answers 413, malformed JSON 400,

@@ -16,7 +16,7 @@ export interface ConsentView {
   csrf: string;
 }
 
-function page(res: Response, status: number, title: string, body: string, formTargets: string[] = []): void {
+function page(res: Response, status: number, title: string, body: string, formTargets: string[] = [], head = ''): void {
   const nonce = randomBytes(16).toString('base64');
   res.status(status);
   res.setHeader('Content-Type', 'text/html; charset=utf-8');
@@ -27,7 +27,7 @@ function page(res: Response, status: number, title: string, body: string, formTa
   );
   res.send(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><meta name="referrer" content="no-referrer">
-<title>${escape(title)} · Steward</title>
+<title>${escape(title)} · Steward</title>${head}
 <style nonce="${nonce}">body{font:16px/1.5 system-ui,sans-serif;max-width:28rem;margin:3rem auto;padding:0 1rem;color:#1c1c1c}label{display:block;margin:.75rem 0 .25rem}input{width:100%;padding:.5rem;box-sizing:border-box}button{margin:1rem .5rem 0 0;padding:.5rem 1rem}.error{color:#a00}.muted{color:#666;font-size:.9rem}</style>
 </head><body><h1>${escape(title)}</h1>
 ${body}
@@ -52,7 +52,12 @@ ${hidden('request', v.requestId)}${hidden('csrf', v.csrf)}
 <label for="totpCode">Authenticator code (if enrolled)</label><input id="totpCode" name="totpCode" inputmode="numeric" autocomplete="one-time-code">
 <button type="submit">Sign in</button>
 </form>
-<p class="muted">Your org signs in with single sign-on? Sign in to the Steward console first, then open this page again.</p>`,
+<h2>Or with your organisation's single sign-on</h2>
+<form method="post" action="/oauth/consent/sso">
+${hidden('request', v.requestId)}${hidden('csrf', v.csrf)}
+<label for="ssoEmail">Work email</label><input id="ssoEmail" name="email" type="email" autocomplete="username" required>
+<button type="submit">Continue with single sign-on</button>
+</form>`,
   );
 }
 
@@ -76,4 +81,15 @@ ${hidden('request', v.requestId)}${hidden('csrf', v.csrf)}
 
 export function messagePage(res: Response, status: number, title: string, message: string): void {
   page(res, status, title, `<p>${escape(message)}</p>`);
+}
+
+/**
+ * A page that moves the browser on by a refresh rather than a redirect: to the identity provider
+ * after the SSO form (a form's redirect would have to be allowed by form-action, and the provider
+ * is known only from the email), and back to the consent page after the provider (a redirect
+ * chain the provider started would not carry the new SameSite=Strict session cookie).
+ * `to` is a URL this API built or checked (SSO_RETURN_PATH).
+ */
+export function continuePage(res: Response, to: string, title = 'Signed in'): void {
+  page(res, 200, title, `<p><a href="${escape(to)}">Continue</a></p>`, [], `<meta http-equiv="refresh" content="0;url=${escape(to)}">`);
 }

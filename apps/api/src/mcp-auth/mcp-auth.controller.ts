@@ -14,7 +14,10 @@ import { sessionCookie } from '../auth/session-cookie';
 import { Db } from '../core/db.service';
 import { Endpoint } from '../core/endpoint';
 import { CONFIG } from '../core/tokens';
-import { consentPage, messagePage, signInPage } from './consent-page';
+import { ssoBindingCookie } from '../sso/sso.controller';
+import { SsoStartBody } from '../sso/sso.schemas';
+import { SsoService } from '../sso/sso.service';
+import { consentPage, continuePage, messagePage, signInPage } from './consent-page';
 import {
   AuthorizationDecision,
   AuthorizationRequestView,
@@ -25,6 +28,7 @@ import {
   ConsentDecisionForm,
   ConsentPageQuery,
   ConsentSignInForm,
+  ConsentSsoForm,
   RegisteredClient,
   RevokeBody,
   TokenBody,
@@ -43,6 +47,7 @@ export class McpAuthController {
   constructor(
     private readonly mcp: McpAuthService,
     private readonly auth: AuthService,
+    private readonly sso: SsoService,
     @Inject(CONFIG) private readonly config: Config,
     db: Db,
     access: AccessService,
@@ -135,6 +140,26 @@ export class McpAuthController {
       res.redirect(303, `/oauth/consent?request=${encodeURIComponent(r.id)}`);
     } catch (err) {
       if (err instanceof AppError) return signInPage(res, view, { status: err.status, message: err.detail ?? err.title });
+      throw err;
+    }
+  }
+
+  @Endpoint({ method: 'POST', path: 'oauth/consent/sso', operationId: 'mcpConsentSso', summary: "The consent page's single sign-on form: on to the org's identity provider, back to the page once signed in", tag: 'MCP authorization', auth: 'public', sensitive: true, body: ConsentSsoForm, errors: [403, 404, 503] })
+  async consentSso(@Body() form: z.infer<typeof ConsentSsoForm>, @Req() req: Request, @Res() res: Response): Promise<void> {
+    if (!this.sameOrigin(req)) return this.crossSite(res);
+    const r = await this.pending(form.request);
+    if (!r) return this.expired(res);
+    const binding = readCookie(req, BINDING_COOKIE);
+    if (!binding || !this.mcp.checkCsrf(`signin:${binding}`, r.id, form.csrf)) return this.crossSite(res);
+    const view = { ...r, requestId: r.id, csrf: form.csrf };
+    const parsed = SsoStartBody.safeParse({ email: form.email });
+    if (!parsed.success) return signInPage(res, view, { status: 400, message: 'Enter your work email address.' });
+    try {
+      const started = await this.sso.start(parsed.data, `/oauth/consent?request=${r.id}`);
+      res.setHeader('Set-Cookie', ssoBindingCookie(this.config, started.binding));
+      continuePage(res, started.authorizationUrl, 'Signing in');
+    } catch (err) {
+      if (err instanceof AppError) return signInPage(res, view, { status: err.status, message: err.status === 404 ? 'No single sign-on is set up for that email: sign in with your password.' : (err.detail ?? err.title) });
       throw err;
     }
   }

@@ -97,3 +97,8 @@ export const ConsentDecisionForm = z.object({
   csrf: z.string().min(1).max(100),
   decision: z.enum(['approve', 'deny']),
 });
+export const ConsentSsoForm = z.object({
+  request: z.string().min(1).max(100),
+  csrf: z.string().min(1).max(100),
+  email: z.string().trim().max(320),
+});
