@@ -126,18 +126,14 @@ export class McpAuthController {
 
   @Endpoint({ method: 'POST', path: 'oauth/consent/sign-in', operationId: 'mcpConsentSignIn', summary: 'The consent page\'s password sign-in form: sets the session cookie and returns to the page', tag: 'MCP authorization', auth: 'public', sensitive: true, body: ConsentSignInForm, errors: [401, 403, 404] })
   async consentSignIn(@Body() form: z.infer<typeof ConsentSignInForm>, @Req() req: Request, @Res() res: Response): Promise<void> {
-    if (!this.sameOrigin(req)) return this.crossSite(res);
-    const r = await this.pending(form.request);
-    if (!r) return this.expired(res);
-    const binding = readCookie(req, BINDING_COOKIE);
-    if (!binding || !this.mcp.checkCsrf(`signin:${binding}`, r.id, form.csrf)) return this.crossSite(res);
-    const view = { ...r, requestId: r.id, csrf: form.csrf };
+    const view = await this.signInForm(req, res, form);
+    if (!view) return;
     const parsed = LoginBody.safeParse({ email: form.email, password: form.password, ...(form.org ? { org: form.org } : {}), ...(form.totpCode ? { totpCode: form.totpCode } : {}) });
     if (!parsed.success) return signInPage(res, view, { status: 400, message: 'Enter a valid email and password (and the 6-digit code if you use an authenticator).' });
     try {
       const { token } = await this.auth.login(parsed.data, { sourceIp: req.ip ?? null, userAgent: req.header('user-agent') ?? null, requestId: req.id });
       res.setHeader('Set-Cookie', [sessionCookie(this.config, token, this.config.SESSION_TTL_HOURS * 3600), this.bindingCookie('', 0)]);
-      res.redirect(303, `/oauth/consent?request=${encodeURIComponent(r.id)}`);
+      res.redirect(303, `/oauth/consent?request=${encodeURIComponent(view.requestId)}`);
     } catch (err) {
       if (err instanceof AppError) return signInPage(res, view, { status: err.status, message: err.detail ?? err.title });
       throw err;
@@ -146,16 +142,12 @@ export class McpAuthController {
 
   @Endpoint({ method: 'POST', path: 'oauth/consent/sso', operationId: 'mcpConsentSso', summary: "The consent page's single sign-on form: on to the org's identity provider, back to the page once signed in", tag: 'MCP authorization', auth: 'public', sensitive: true, body: ConsentSsoForm, errors: [403, 404, 503] })
   async consentSso(@Body() form: z.infer<typeof ConsentSsoForm>, @Req() req: Request, @Res() res: Response): Promise<void> {
-    if (!this.sameOrigin(req)) return this.crossSite(res);
-    const r = await this.pending(form.request);
-    if (!r) return this.expired(res);
-    const binding = readCookie(req, BINDING_COOKIE);
-    if (!binding || !this.mcp.checkCsrf(`signin:${binding}`, r.id, form.csrf)) return this.crossSite(res);
-    const view = { ...r, requestId: r.id, csrf: form.csrf };
+    const view = await this.signInForm(req, res, form);
+    if (!view) return;
     const parsed = SsoStartBody.safeParse({ email: form.email });
     if (!parsed.success) return signInPage(res, view, { status: 400, message: 'Enter your work email address.' });
     try {
-      const started = await this.sso.start(parsed.data, `/oauth/consent?request=${r.id}`);
+      const started = await this.sso.start(parsed.data, `/oauth/consent?request=${view.requestId}`);
       res.setHeader('Set-Cookie', ssoBindingCookie(this.config, started.binding));
       continuePage(res, started.authorizationUrl, 'Signing in');
     } catch (err) {
@@ -177,6 +169,25 @@ export class McpAuthController {
       if (err instanceof AppError && err.status === 404) return this.expired(res);
       throw err;
     }
+  }
+
+  /**
+   * The checks both sign-in forms (password, SSO) share: posted by this page (same origin), for a
+   * pending request, with the CSRF token bound to this browser's binding cookie. Null when the
+   * answer was already sent.
+   */
+  private async signInForm(req: Request, res: Response, form: { request: string; csrf: string }) {
+    const r = this.sameOrigin(req) ? await this.pending(form.request) : undefined;
+    if (r === null) {
+      this.expired(res);
+      return null;
+    }
+    const binding = readCookie(req, BINDING_COOKIE);
+    if (!r || !binding || !this.mcp.checkCsrf(`signin:${binding}`, r.id, form.csrf)) {
+      this.crossSite(res);
+      return null;
+    }
+    return { ...r, requestId: r.id, csrf: form.csrf };
   }
 
   private async pending(id: string) {
