@@ -1,10 +1,10 @@
-import { createServer } from 'node:http';
 import { AUDIT_WRAPPED_KEY_SOURCES, type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { ConfigError, createLogger, loadConfig, type Config, metricsAccess, SecretBox } from '@steward/common';
+import { ConfigError, createLogger, loadConfig, type Config, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
 import { agentTasksFromConfig, StewardMetrics, startWorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider, kekSealedSources, resealUserSecrets, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
+import { createHealthServer } from './health-server';
 
 function fail(message: string): never {
   process.stderr.write(`steward-worker: ${message}\n`);
@@ -57,32 +57,8 @@ async function main(): Promise<void> {
   });
   const audit: AuditMaintenance = startAuditMaintenanceFromConfig(config, dataSource, log, ownerDataSource);
 
-  // Liveness for orchestrators: 200 while the BullMQ worker runs; /metrics for Prometheus (METRICS_TOKEN).
-  const health = createServer((req, res) => {
-    if (req.url === '/metrics') {
-      const access = metricsAccess(config, req.headers.authorization);
-      if (access !== 'ok') {
-        res.writeHead(access === 'off' ? 404 : 401, { 'content-type': 'application/json', ...(access === 'unauthorized' ? { 'www-authenticate': 'Bearer realm="metrics"' } : {}) });
-        res.end(JSON.stringify({ status: access === 'off' ? 'not found' : 'unauthorized' }));
-        return;
-      }
-      void metrics
-        .collect(dataSource, agentTasks.deps.redis, config.REDIS_PREFIX)
-        .then(async (errors) => {
-          if (errors.length) log.warn({ errors }, 'metrics: some gauges could not be read');
-          res.writeHead(200, { 'content-type': registry.contentType });
-          res.end(await registry.metrics());
-        })
-        .catch((err: unknown) => {
-          log.error({ err: (err as Error).message }, 'metrics failed');
-          res.writeHead(500).end();
-        });
-      return;
-    }
-    const ok = runtime.running();
-    res.writeHead(req.url === '/healthz' ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(req.url === '/healthz' ? { status: ok ? 'ok' : 'stopped', lastHeartbeat: runtime.lastHeartbeat() } : { status: 'not found' }));
-  });
+  // Liveness for orchestrators, and /metrics for Prometheus (METRICS_TOKEN).
+  const health = createHealthServer({ config, runtime, registry, metrics, ds: dataSource, redis: agentTasks.deps.redis, log });
   health.listen(config.WORKER_HEALTH_PORT, '0.0.0.0', () => log.info({ port: config.WORKER_HEALTH_PORT }, 'worker health listening'));
 
   const stop = async (signal: string) => {
