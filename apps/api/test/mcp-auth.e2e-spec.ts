@@ -60,7 +60,7 @@ describe('MCP authorization (OAuth 2.1 for MCP clients)', () => {
     expect(resource.resource).toBe(`${base}/mcp`);
     const as = resource.authorization_servers![0]!;
     const metadata = await discoverAuthorizationServerMetadata(as);
-    expect(metadata).toMatchObject({ issuer: base, code_challenge_methods_supported: ['S256'], registration_endpoint: `${base}/oauth/register` });
+    expect(metadata).toMatchObject({ issuer: base, code_challenge_methods_supported: ['S256'], registration_endpoint: `${base}/oauth/register`, grant_types_supported: ['authorization_code', 'refresh_token'], revocation_endpoint: `${base}/oauth/revoke` });
     const clientInformation = await registerClient(as, {
       metadata,
       clientMetadata: { client_name: 'Claude Desktop (test)', redirect_uris: [redirectUrl], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' },
