@@ -384,6 +384,9 @@ describe('MCP OAuth against the gateway (SDK client, sign-in and consent page, t
     const tokenA = inA.provider.saved!.access_token;
     const tokenB = inB.provider.saved!.access_token;
 
+    // The token is for the gateway alone: the REST API does not take it.
+    const rest = await h.http.get('/v1/auth/session').set('Authorization', `Bearer ${tokenA}`);
+    expect(rest.status).toBe(401);
     // Org A's token on org B's MCP session: not found (sessions belong to their org and user).
     const sessionB = (inB.client.transport as StreamableHTTPClientTransport).sessionId!;
     expect(sessionB).toBeTruthy();

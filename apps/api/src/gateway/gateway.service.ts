@@ -203,7 +203,7 @@ export class GatewayService implements OnModuleDestroy {
     }
     const calls = (Array.isArray(req.body) ? req.body : [req.body]).filter((m) => m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call').length;
     if (calls && !(await this.withinRate(p.credentialId, calls))) {
-      fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key.`, { 'Retry-After': '1' });
+      fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key or access token.`, { 'Retry-After': '1' });
       return;
     }
     // 3. The session: an existing one of this same user, or a new one on `initialize`.
