@@ -67,6 +67,11 @@ const TABLE: Record<string, Row> = {
   'GET /v1/oauth/requests/{request}': every('ok'),
   'POST /v1/oauth/requests/{request}/approve': every('ok'),
   'POST /v1/oauth/requests/{request}/deny': every('ok'),
+  'POST /oauth/revoke': every('ok'), // RFC 7009: the same answer whether or not the token was known
+  'GET /oauth/consent': every('ok'), // the consent page for the signed-in member
+  'POST /oauth/consent/sign-in': every(404), // a request Steward never issued
+  'POST /oauth/consent/sso': every(404), // a request Steward never issued
+  'POST /oauth/consent': every(403), // a forged CSRF token
   'POST /v1/org/agents/pause': only(['owner', 'security']),
   'POST /v1/org/agents/resume': only(['owner', 'security']),
   'GET /v1/members': only(READERS_OF_MEMBERS),
@@ -248,8 +253,9 @@ describe('role × route table', () => {
         const res = await req;
         const want = expected === 'ok' ? route.status : expected;
         if (res.status !== want) mismatches.push(`${key}: expected ${want}, got ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
-        // SCIM answers errors with its own schema (RFC 7644 §3.12), everything else with problem+json.
-        if (res.status >= 400) expect(res.headers['content-type']).toMatch(key.includes(' /scim/') ? /application\/scim\+json/ : /application\/problem\+json/);
+        // SCIM answers errors with its own schema (RFC 7644 §3.12), the MCP consent page (for people in a browser) with
+        // an HTML page, everything else with problem+json.
+        if (res.status >= 400) expect(res.headers['content-type']).toMatch(key.includes(' /scim/') ? /application\/scim\+json/ : key.includes(' /oauth/consent') ? /^text\/html/ : /application\/problem\+json/);
       }
       expect(mismatches).toEqual([]);
     }, 60_000); // ~100 routes, some installing connectors against loopback fakes

@@ -11,3 +11,4 @@ export * from './agent-tasks/schedules';
 export * from './agent-tasks/budgets';
 export * from './incidents/incidents';
 export * from './incidents/strikes';
+export * from './metrics';

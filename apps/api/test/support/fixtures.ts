@@ -363,6 +363,11 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/oauth/requests/{request}': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}` }),
   'POST /v1/oauth/requests/{request}/approve': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}/approve` }),
   'POST /v1/oauth/requests/{request}/deny': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}/deny` }),
+  'POST /oauth/revoke': async () => ({ path: '/oauth/revoke', body: { token: `str_never-issued-${rnd()}`, client_id: 'mcp_unknown' } }),
+  'GET /oauth/consent': async (c) => ({ path: `/oauth/consent?request=${await newMcpAuthorization(c)}` }),
+  'POST /oauth/consent/sign-in': async () => ({ path: '/oauth/consent/sign-in', body: { request: `unknown-${rnd()}`, csrf: 'x', email: 'nobody@acme.example', password: 'x' } }),
+  'POST /oauth/consent/sso': async () => ({ path: '/oauth/consent/sso', body: { request: `unknown-${rnd()}`, csrf: 'x', email: 'nobody@acme.example' } }),
+  'POST /oauth/consent': async (c) => ({ path: '/oauth/consent', body: { request: await newMcpAuthorization(c), csrf: 'forged', decision: 'approve' } }),
   // Pause then resume: the table runs them one after the other, so the org is not left paused.
   'POST /v1/org/agents/pause': async () => ({ path: '/v1/org/agents/pause', body: { reason: 'fixture' } }),
   'POST /v1/org/agents/resume': async () => ({ path: '/v1/org/agents/resume', body: {} }),

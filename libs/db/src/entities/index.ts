@@ -92,4 +92,5 @@ export const TENANT_TABLES = [
   'sanctions',
   'task_ratings',
   'pilot_baselines',
+  'mcp_refresh_tokens',
 ] as const;

@@ -18,6 +18,8 @@ import { UserSecretRotation1764806400000 } from './1764806400000-user-secret-rot
 import { GateClaimBatch1764806400001 } from './1764806400001-gate-claim-batch';
 import { SsoAndScim1764979200000 } from './1764979200000-sso-and-scim';
 import { McpAuthorization1764979200001 } from './1764979200001-mcp-authorization';
+import { McpRefreshTokens1765065600000 } from './1765065600000-mcp-refresh-tokens';
+import { OpsMetrics1765065600001 } from './1765065600001-ops-metrics';
 import { IncidentsSanctionsPilot1765238400000 } from './1765238400000-incidents-sanctions-pilot';
 import { AuditSubjectIndex1765411200000 } from './1765411200000-audit-subject-index';
 
@@ -43,6 +45,8 @@ export const MIGRATIONS = [
   GateClaimBatch1764806400001,
   SsoAndScim1764979200000,
   McpAuthorization1764979200001,
+  McpRefreshTokens1765065600000,
+  OpsMetrics1765065600001,
   IncidentsSanctionsPilot1765238400000,
   AuditSubjectIndex1765411200000,
 ];
