@@ -21,7 +21,7 @@ import { McpAuthorization1764979200001 } from './1764979200001-mcp-authorization
 import { McpRefreshTokens1765065600000 } from './1765065600000-mcp-refresh-tokens';
 import { OpsMetrics1765065600001 } from './1765065600001-ops-metrics';
 import { IncidentsSanctionsPilot1765238400000 } from './1765238400000-incidents-sanctions-pilot';
-import { AuditSubjectIndex1765411200000 } from './1765411200000-audit-subject-index';
+import { AuditDerivedColumns1765411200000 } from './1765411200000-audit-derived-columns';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -48,5 +48,5 @@ export const MIGRATIONS = [
   McpRefreshTokens1765065600000,
   OpsMetrics1765065600001,
   IncidentsSanctionsPilot1765238400000,
-  AuditSubjectIndex1765411200000,
+  AuditDerivedColumns1765411200000,
 ];
