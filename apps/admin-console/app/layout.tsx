@@ -1,7 +1,10 @@
+import '@mantine/core/styles.css';
+import './globals.css';
+import { ColorSchemeScript, MantineProvider, mantineHtmlProps } from '@mantine/core';
 import type { Metadata } from 'next';
 import type { ReactNode } from 'react';
-import { HealthProvider, TopBar } from '@/components/health';
-import './globals.css';
+import { HealthProvider } from '@/components/health';
+import { theme } from '@/components/theme';
 
 export const metadata: Metadata = {
   title: 'Steward console',
@@ -10,12 +13,14 @@ export const metadata: Metadata = {
 
 export default function RootLayout({ children }: { children: ReactNode }) {
   return (
-    <html lang="en">
+    <html lang="en" {...mantineHtmlProps}>
+      <head>
+        <ColorSchemeScript defaultColorScheme="light" />
+      </head>
       <body>
-        <HealthProvider>
-          <TopBar />
-          <main className="content">{children}</main>
-        </HealthProvider>
+        <MantineProvider theme={theme} defaultColorScheme="light">
+          <HealthProvider>{children}</HealthProvider>
+        </MantineProvider>
       </body>
     </html>
   );
