@@ -127,3 +127,11 @@ export function completeSetup(body: SetupRequest): Promise<Result<{ orgId: strin
     body: JSON.stringify(body),
   });
 }
+
+export function startSso(body: { email?: string; org?: string }): Promise<Result<{ authorizationUrl: string; org: { slug: string } }>> {
+  return request('/v1/auth/sso/start', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
