@@ -101,9 +101,9 @@ describe('admin console in a real browser', () => {
   async function axe(page: Page, label: string) {
     await page.addScriptTag({ content: AXE });
     const violations = await page.evaluate(async () => {
-      const w = window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[] }[] }[] }> } };
+      const w = window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[]; failureSummary?: string }[] }[] }> } };
       const res = await w.axe.run(document, { resultTypes: ['violations'] });
-      return res.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => n.target.join(' ')) }));
+      return res.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')}: ${(n.failureSummary ?? '').slice(0, 300)}`) }));
     });
     expect({ page: label, violations: violations.filter((v) => v.impact === 'serious' || v.impact === 'critical') }).toEqual({ page: label, violations: [] });
   }
@@ -130,8 +130,9 @@ describe('admin console in a real browser', () => {
 
   it('the owner edits the Trust Level matrix, sees the diff and simulation, and activates it', async () => {
     const page = await signIn('owner');
-    await page.getByTestId('kill-switch-state').waitFor();
-    expect(await page.getByTestId('kill-switch-state').textContent()).toBe('Agents running');
+    const state = page.getByRole('banner').getByTestId('kill-switch-state');
+    await state.waitFor();
+    expect(await state.textContent()).toBe('Agents running');
     await shot(page, '01-owner-overview');
     await open(page, '/policy', 'Trust Levels');
     await page.getByTestId('trust-matrix').waitFor();
