@@ -140,8 +140,10 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('locked-email.send-autonomous').waitFor();
     expect(await page.getByTestId('locked-payment.execute-watched').count()).toBe(1);
     await axe(page, '/policy');
-    await page.getByRole('radio', { name: 'file.create: Watched' }).check();
+    // A controlled radio: it turns checked once the draft is saved.
+    await page.getByRole('radio', { name: 'file.create: Watched' }).click();
     await page.getByTestId('draft-version').waitFor();
+    expect(await page.getByRole('radio', { name: 'file.create: Watched' }).isChecked()).toBe(true);
     await shot(page, '02-owner-matrix-draft');
     await page.getByRole('tab', { name: 'Draft: diff and simulation' }).click();
     await page.getByTestId('policy-diff').getByText('file.create').first().waitFor();

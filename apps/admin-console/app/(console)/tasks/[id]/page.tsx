@@ -176,6 +176,7 @@ function EventTitle({ e }: { e: TaskEvent }) {
 }
 
 function EventBody({ e }: { e: TaskEvent }) {
+  if (e.kind === 'state') return null;
   if (e.kind === 'action' && typeof e.reason === 'string') return <Text size="sm">{e.reason}</Text>;
   if (typeof e.text === 'string') return <Code block>{e.text.slice(0, 4000)}</Code>;
   const { seq: _s, kind: _k, at: _a, ...rest } = e;
