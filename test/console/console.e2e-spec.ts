@@ -99,6 +99,8 @@ describe('admin console in a real browser', () => {
 
   /** axe-core on the page as it stands: no serious or critical violation. */
   async function axe(page: Page, label: string) {
+    // Judge the page at rest, not the hover colours of whatever the last click left the pointer on.
+    await page.mouse.move(0, 0);
     await page.addScriptTag({ content: AXE });
     const violations = await page.evaluate(async () => {
       const w = window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[]; failureSummary?: string }[] }[] }> } };

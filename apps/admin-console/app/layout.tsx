@@ -1,10 +1,9 @@
 import '@mantine/core/styles.css';
 import './globals.css';
-import { ColorSchemeScript, MantineProvider, mantineHtmlProps } from '@mantine/core';
+import { ColorSchemeScript, mantineHtmlProps } from '@mantine/core';
 import type { Metadata } from 'next';
 import type { ReactNode } from 'react';
-import { HealthProvider } from '@/components/health';
-import { theme } from '@/components/theme';
+import { Providers } from '@/components/providers';
 
 export const metadata: Metadata = {
   title: 'Steward console',
@@ -18,9 +17,7 @@ export default function RootLayout({ children }: { children: ReactNode }) {
         <ColorSchemeScript defaultColorScheme="light" />
       </head>
       <body>
-        <MantineProvider theme={theme} defaultColorScheme="light">
-          <HealthProvider>{children}</HealthProvider>
-        </MantineProvider>
+        <Providers>{children}</Providers>
       </body>
     </html>
   );

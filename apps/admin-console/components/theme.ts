@@ -1,4 +1,6 @@
-import { createTheme, type MantineColorsTuple } from '@mantine/core';
+'use client';
+
+import { createTheme, Drawer, Modal, type MantineColorsTuple } from '@mantine/core';
 
 /**
  * Mantine's palette with shades 6–9 darkened until text in them reads at WCAG AA (≥ 5:1 on white,
@@ -29,4 +31,9 @@ export const theme = createTheme({
   primaryColor: 'indigo',
   primaryShade: 8,
   defaultRadius: 'sm',
+  // Every dialog's close button has a name screen readers can announce.
+  components: {
+    Modal: Modal.extend({ defaultProps: { closeButtonProps: { 'aria-label': 'Close' } } }),
+    Drawer: Drawer.extend({ defaultProps: { closeButtonProps: { 'aria-label': 'Close' } } }),
+  },
 });
