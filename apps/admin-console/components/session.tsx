@@ -56,7 +56,7 @@ export function SessionProvider({ children }: { children: ReactNode }) {
   if (!session) {
     return (
       <Center h="60vh" aria-busy="true">
-        <Loader aria-label="Loading your session" />
+        <Loader role="status" aria-label="Loading your session" />
       </Center>
     );
   }

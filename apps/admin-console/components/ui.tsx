@@ -65,7 +65,7 @@ export function Loaded<T>({ load, what, children }: { load: Load<T>; what?: stri
   if (load.data === undefined)
     return (
       <Center p="lg">
-        <Loader size="sm" aria-label={`Loading ${what ?? ''}`.trim()} />
+        <Loader size="sm" role="status" aria-label={`Loading ${what ?? ''}`.trim()} />
       </Center>
     );
   return <>{children(load.data)}</>;

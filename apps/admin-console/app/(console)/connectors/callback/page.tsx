@@ -25,7 +25,7 @@ export default function OAuthCallbackPage() {
   return (
     <>
       <h1 className="sr-only">Connecting</h1>
-      {state.kind === 'busy' && <Loader aria-label="Connecting" />}
+      {state.kind === 'busy' && <Loader role="status" aria-label="Connecting" />}
       {state.kind === 'done' && (
         <Alert color="green" title="Connected">
           The credential is stored (encrypted). <Anchor component={Link} href="/connectors">Back to connectors</Anchor>
