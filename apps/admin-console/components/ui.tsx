@@ -32,7 +32,6 @@ export function useLoad<T>(fn: () => Promise<T>, deps: DependencyList): Load<T> 
     return () => {
       current = false;
     };
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [...deps, tick]);
   return { data, error, loading, reload: useCallback(() => setTick((t) => t + 1), []), setData };
 }

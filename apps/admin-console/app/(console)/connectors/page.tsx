@@ -140,7 +140,10 @@ function ConnectorDetail({ connector }: { connector: Connector }) {
   }
   async function discover() {
     const res = await action.run(() => ok(api.POST('/v1/connectors/{id}/discover', { params: { path: { id } } })));
-    if (res) (setResult(`Discovered: ${res.added.length} added, ${res.changed.length} changed, ${res.removed.length} removed.`), tools.reload());
+    if (res) {
+      setResult(`Discovered: ${res.added.length} added, ${res.changed.length} changed, ${res.removed.length} removed.`);
+      tools.reload();
+    }
   }
   return (
     <Stack>

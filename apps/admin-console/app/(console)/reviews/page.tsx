@@ -63,14 +63,20 @@ function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
     const res = await action.run(() =>
       kind === 'accept' ? ok(api.POST('/v1/reviews/{id}/accept', { params: { path: { id } }, body: body() })) : ok(api.POST('/v1/reviews/{id}/revert', { params: { path: { id } }, body: body() })),
     );
-    if (res) (bundle.setData(res), onChanged());
+    if (res) {
+      bundle.setData(res);
+      onChanged();
+    }
   }
   async function one(actionId: string, kind: 'accept' | 'revert') {
     const params = { path: { id, actionId } };
     const res = await action.run(() =>
       kind === 'accept' ? ok(api.POST('/v1/reviews/{id}/actions/{actionId}/accept', { params, body: body() })) : ok(api.POST('/v1/reviews/{id}/actions/{actionId}/revert', { params, body: body() })),
     );
-    if (res) (bundle.setData(res), onChanged());
+    if (res) {
+      bundle.setData(res);
+      onChanged();
+    }
   }
   return (
     <Loaded load={bundle} what="this review bundle">

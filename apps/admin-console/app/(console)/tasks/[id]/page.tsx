@@ -62,7 +62,6 @@ export default function TaskPage() {
       ctrl.abort();
     };
     // Reconnect only for a new task, not on every state change this loop itself makes.
-    // eslint-disable-next-line react-hooks/exhaustive-deps
   }, [id, !!state]);
 
   return (
