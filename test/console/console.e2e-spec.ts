@@ -307,7 +307,7 @@ describe('admin console in a real browser', () => {
     expect(statuses['/api/v1/audit/export']).toBe(403);
   });
 
-  it('the proxy refuses a state-changing request without the CSRF header or from another origin', async () => {
+  it('the proxy refuses a state-changing request without the CSRF header or from another origin, and forwards only API routes', async () => {
     const cookie = await login(h, org.users.owner.email);
     const plain = await fetch(`${web.url}/api/v1/org/agents/pause`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' });
     expect(plain.status).toBe(403);
@@ -316,5 +316,8 @@ describe('admin console in a real browser', () => {
     expect(crossSite.status).toBe(403);
     const org1 = await h.http.get('/v1/org').set('Cookie', cookie);
     expect(org1.body.agentsPausedAt).toBeNull();
+    // Only the API's routes go through: not its Prometheus metrics.
+    expect((await fetch(`${web.url}/api/metrics`)).status).toBe(404);
+    expect((await fetch(`${web.url}/api/healthz`)).status).toBe(200);
   });
 });

@@ -14,10 +14,19 @@ const FORWARD_REQUEST = ['accept', 'content-type', 'cookie', 'user-agent', 'last
 // fetch() decodes the body and re-frames it: these no longer describe what we send back.
 const DROP_RESPONSE = new Set(['content-encoding', 'content-length', 'transfer-encoding', 'connection', 'keep-alive']);
 
+// Only the API's own routes for browsers: /v1/..., its health and its OpenAPI document (not /metrics).
+const TOP_LEVEL = new Set(['healthz', 'readyz', 'openapi.json']);
+
 async function proxy(req: NextRequest, ctx: { params: Promise<{ path: string[] }> }): Promise<Response> {
   const refused = csrfProblem(req.method, req.headers);
   if (refused) return refused;
   const { path } = await ctx.params;
+  if (path[0] !== 'v1' && !(path.length === 1 && TOP_LEVEL.has(path[0]))) {
+    return Response.json(
+      { type: 'about:blank', title: 'Not found', status: 404, code: 'not_found', detail: 'The console forwards only /api/v1/..., /api/healthz, /api/readyz and /api/openapi.json.' },
+      { status: 404, headers: { 'content-type': 'application/problem+json' } },
+    );
+  }
   const target = `${apiBaseUrl()}/${path.map(encodeURIComponent).join('/')}${req.nextUrl.search}`;
   const headers = new Headers();
   for (const name of FORWARD_REQUEST) {
