@@ -7,8 +7,9 @@
 //   - libs/policy imports only @casl/ability and zod (no node:*, pg, typeorm, ioredis, fs, ...,
 //     no require()/import(), no process/fetch): it stays pure and free of I/O;
 //   - only libs/common/src reads process.env (tests, jest configs, scripts/*.mjs,
-//     next.config.ts and apps/cli — a client on the user's machine, whose only settings are
-//     where its config file lives — are exempt).
+//     next.config.ts, the console's lib/server-env.ts (its one server-side setting, the API's URL)
+//     and apps/cli — a client on the user's machine, whose only settings are where its config file
+//     lives — are exempt).
 import path from 'node:path';
 import js from '@eslint/js';
 import { defineConfig, globalIgnores } from 'eslint/config';
@@ -196,7 +197,7 @@ export default defineConfig(
 
   // Where process.env may be read.
   {
-    files: ['libs/common/src/**', ...TEST_FILES, 'scripts/*.mjs', '**/next.config.ts', 'apps/cli/src/**'],
+    files: ['libs/common/src/**', ...TEST_FILES, 'scripts/*.mjs', '**/next.config.ts', 'apps/admin-console/lib/server-env.ts', 'apps/cli/src/**'],
     rules: { 'no-restricted-syntax': 'off' },
   },
 );

@@ -14,5 +14,6 @@ module.exports = {
     '<rootDir>/apps/api',
     '<rootDir>/apps/agent-worker',
     '<rootDir>/test/deploy',
+    '<rootDir>/test/console',
   ],
 };

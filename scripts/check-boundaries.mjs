@@ -78,6 +78,8 @@ const cases = [
   ['libs/db/src/x.int-spec.ts', 'export const u = process.env.DATABASE_URL;', null],
   ['test/support/x.ts', 'export const u = process.env.DATABASE_URL;', null],
   ['apps/admin-console/next.config.ts', 'export const u = process.env.STEWARD_API_URL;', null],
+  ['apps/admin-console/lib/server-env.ts', 'export const u = process.env.STEWARD_API_URL;', null],
+  ['apps/admin-console/lib/client.ts', 'export const u = process.env.STEWARD_API_URL;', 'no-restricted-syntax'],
   ['libs/policy/jest.config.js', "const preset = require('../../jest.preset.js');\nmodule.exports = { ...preset, x: process.env.X };", null],
   ['scripts/x.mjs', 'export const u = process.env.DATABASE_URL;', null],
 ];

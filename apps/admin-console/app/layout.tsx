@@ -1,7 +1,9 @@
+import '@mantine/core/styles.css';
+import './globals.css';
+import { ColorSchemeScript, mantineHtmlProps } from '@mantine/core';
 import type { Metadata } from 'next';
 import type { ReactNode } from 'react';
-import { HealthProvider, TopBar } from '@/components/health';
-import './globals.css';
+import { Providers } from '@/components/providers';
 
 export const metadata: Metadata = {
   title: 'Steward console',
@@ -10,12 +12,12 @@ export const metadata: Metadata = {
 
 export default function RootLayout({ children }: { children: ReactNode }) {
   return (
-    <html lang="en">
+    <html lang="en" {...mantineHtmlProps}>
+      <head>
+        <ColorSchemeScript defaultColorScheme="light" />
+      </head>
       <body>
-        <HealthProvider>
-          <TopBar />
-          <main className="content">{children}</main>
-        </HealthProvider>
+        <Providers>{children}</Providers>
       </body>
     </html>
   );

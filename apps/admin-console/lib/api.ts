@@ -1,5 +1,5 @@
 // Browser-side helpers for the Steward API. Every call goes to `/api/...` on the console's own
-// origin; next.config.ts proxies it to the API, so the HTTP-only session cookie is sent as is.
+// origin; app/api/[...path]/route.ts forwards it to the API, so the HTTP-only session cookie is sent as is.
 
 export interface Health {
   status: string;
@@ -36,6 +36,8 @@ export interface Problem {
 
 export type Result<T> = { ok: true; data: T } | { ok: false; problem: Problem };
 
+import { CSRF_HEADER } from './csrf';
+
 const JSON_HEADERS = { accept: 'application/json, application/problem+json' } as const;
 
 async function readProblem(res: Response): Promise<Problem> {
@@ -70,7 +72,7 @@ async function request<T>(path: string, init: RequestInit = {}): Promise<Result<
       credentials: 'same-origin',
       cache: 'no-store',
       ...init,
-      headers: { ...JSON_HEADERS, ...(init.headers ?? {}) },
+      headers: { ...JSON_HEADERS, ...(init.method && init.method !== 'GET' ? { [CSRF_HEADER]: '1' } : {}), ...(init.headers ?? {}) },
     });
   } catch {
     return { ok: false, problem: { status: 0, title: 'Cannot reach the Steward API.' } };
@@ -120,6 +122,14 @@ export function getSetupStatus(): Promise<Result<{ completed: boolean }>> {
 
 export function completeSetup(body: SetupRequest): Promise<Result<{ orgId: string; userId: string }>> {
   return request('/v1/setup', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+export function startSso(body: { email?: string; org?: string }): Promise<Result<{ authorizationUrl: string; org: { slug: string } }>> {
+  return request('/v1/auth/sso/start', {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify(body),

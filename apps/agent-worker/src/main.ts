@@ -1,9 +1,10 @@
-import { createServer } from 'node:http';
 import { AUDIT_WRAPPED_KEY_SOURCES, type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, createLogger, loadConfig, type Config, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
-import { agentTasksFromConfig, startWorkerRuntime } from '@steward/jobs';
-import { ConfigKeyProvider, resealUserSecrets, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
+import { agentTasksFromConfig, StewardMetrics, startWorkerRuntime } from '@steward/jobs';
+import { ConfigKeyProvider, kekSealedSources, resealUserSecrets, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
+import { createHealthServer } from './health-server';
 
 function fail(message: string): never {
   process.stderr.write(`steward-worker: ${message}\n`);
@@ -29,17 +30,23 @@ async function main(): Promise<void> {
   await ownerDataSource?.initialize();
   const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
   const agentTasks = await agentTasksFromConfig(config, dataSource, log);
+  // Prometheus: this worker's decisions and connector errors, and the shared gauges (approvals, queues, audit lag).
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'steward_worker_' });
+  const metrics = new StewardMetrics(registry);
   const runtime = await startWorkerRuntime({
-    agentTasks: agentTasks.deps,
+    agentTasks: { ...agentTasks.deps, observer: metrics.gateObserver() },
     redisUrl: config.REDIS_URL,
     prefix: config.REDIS_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
     log,
     // KEK rotation: every data key (credentials, OAuth states, audit keys, SIEM tokens) under the newest version.
     rewrapDataKeys: async () => {
-      const report = await rewrapAll(dataSource, keys, [...VAULT_WRAPPED_KEY_SOURCES, ...AUDIT_WRAPPED_KEY_SOURCES]);
-      // Users' TOTP secrets are sealed under the KEK itself: sealed again under the newest version.
-      const users = await resealUserSecrets(dataSource, new SecretBox(config.STEWARD_MASTER_KEY));
+      // Org secrets sealed under the KEK itself (SSO client secrets) are opened and sealed again.
+      const box = new SecretBox(config.STEWARD_MASTER_KEY);
+      const report = await rewrapAll(dataSource, keys, [...VAULT_WRAPPED_KEY_SOURCES, ...AUDIT_WRAPPED_KEY_SOURCES, ...kekSealedSources(box)]);
+      // Users' TOTP secrets are sealed under the KEK itself too (users belong to no org): sealed again under the newest version.
+      const users = await resealUserSecrets(dataSource, box);
       report.rewrapped.user_totp_secrets = users.resealed;
       report.failed.user_totp_secrets = users.failed;
       const total = Object.values(report.rewrapped).reduce((a, b) => a + b, 0);
@@ -50,17 +57,14 @@ async function main(): Promise<void> {
   });
   const audit: AuditMaintenance = startAuditMaintenanceFromConfig(config, dataSource, log, ownerDataSource);
 
-  // Liveness for orchestrators: 200 while the BullMQ worker runs.
-  const health = createServer((req, res) => {
-    const ok = runtime.running();
-    res.writeHead(req.url === '/healthz' ? (ok ? 200 : 503) : 404, { 'content-type': 'application/json' });
-    res.end(JSON.stringify(req.url === '/healthz' ? { status: ok ? 'ok' : 'stopped', lastHeartbeat: runtime.lastHeartbeat() } : { status: 'not found' }));
-  });
+  // Liveness for orchestrators, and /metrics for Prometheus (METRICS_TOKEN).
+  const health = createHealthServer({ config, runtime, registry, metrics, ds: dataSource, redis: agentTasks.deps.redis, log });
   health.listen(config.WORKER_HEALTH_PORT, '0.0.0.0', () => log.info({ port: config.WORKER_HEALTH_PORT }, 'worker health listening'));
 
   const stop = async (signal: string) => {
     log.info({ signal }, 'shutting down');
     health.close();
+    await metrics.close();
     await audit.stop();
     await runtime.close();
     await agentTasks.close();

@@ -61,6 +61,14 @@ import { SchedulesController, UsageController } from './schedules/schedules.cont
 import { SchedulesService } from './schedules/schedules.service';
 import { WorkflowsController } from './workflows/workflows.controller';
 import { WorkflowsService } from './workflows/workflows.service';
+import { IncidentSettingsController, IncidentsController } from './incidents/incidents.controller';
+import { IncidentsService } from './incidents/incidents.service';
+import { MemberStrikesController, SanctionsController, ViolationEvidenceController } from './sanctions/sanctions.controller';
+import { SanctionsService } from './sanctions/sanctions.service';
+import { TuningController } from './tuning/tuning.controller';
+import { TuningService } from './tuning/tuning.service';
+import { PilotBaselineController, PilotController, TaskRatingController } from './pilot/pilot.controller';
+import { PilotService } from './pilot/pilot.service';
 
 export interface AppDeps {
   config: Config;
@@ -112,6 +120,15 @@ export class AppModule {
         ScimController,
         ScimTokensController,
         McpAuthController,
+        IncidentsController,
+        IncidentSettingsController,
+        SanctionsController,
+        MemberStrikesController,
+        ViolationEvidenceController,
+        TuningController,
+        PilotController,
+        PilotBaselineController,
+        TaskRatingController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -153,6 +170,10 @@ export class AppModule {
         SsoService,
         ScimService,
         McpAuthService,
+        IncidentsService,
+        SanctionsService,
+        TuningService,
+        PilotService,
       ],
       exports: [SetupService, OpenApiService, GatewayService],
     };

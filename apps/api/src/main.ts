@@ -69,7 +69,8 @@ async function main(): Promise<void> {
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis'));
   await redis.connect().catch((err) => fail(`Redis at ${config.REDIS_URL} does not answer (${err.message}). Start redis-server or set REDIS_URL.`));
 
-  const app = await createApp({ config, log, dataSource, redis, metrics: new ApiMetrics() });
+  const metrics = new ApiMetrics();
+  const app = await createApp({ config, log, dataSource, redis, metrics });
 
   let worker: WorkerRuntime | undefined;
   let agentTasks: Awaited<ReturnType<typeof agentTasksFromConfig>> | undefined;
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
   await ownerDataSource?.initialize();
   if (embedded || config.WORKER_IN_PROCESS) {
     agentTasks = await agentTasksFromConfig(config, dataSource, log.child({ component: 'worker' }));
-    worker = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log: log.child({ component: 'worker' }), agentTasks: agentTasks.deps });
+    worker = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log: log.child({ component: 'worker' }), agentTasks: { ...agentTasks.deps, observer: metrics.steward.gateObserver() } });
     audit = startAuditMaintenanceFromConfig(config, dataSource, log, ownerDataSource);
   }
 

@@ -6,6 +6,7 @@ import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
+import { inOrg } from '@steward/db';
 import { type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { newApiKey } from './support/fixtures';
@@ -118,6 +119,16 @@ describe('steward CLI against a live API', () => {
     const list = await cli(['tasks', '--json']);
     expect(list.code).toBe(0);
     expect((JSON.parse(list.stdout) as { items: { id: string; state: string }[] }).items.find((t) => t.id === id)?.state).toBe('completed');
+
+    // The pilot's satisfaction score: `steward rate <task> <1-5>`.
+    const rated = await cli(['rate', id, '4', '--comment', 'Saved me an hour']);
+    expect(rated.stderr).toBe('');
+    expect(rated.stdout.trim()).toBe(`task ${id}: rated 4/5`);
+    const badRating = await cli(['rate', id, '6']);
+    expect(badRating.code).toBe(2);
+    expect(badRating.stderr.trim().split('\n')).toHaveLength(1);
+    const [stored] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT rating, comment, client, user_id FROM task_ratings WHERE org_id = $1 AND task_id = $2`, [org.id, id]));
+    expect(stored).toEqual({ rating: 4, comment: 'Saved me an hour', client: 'cli', user_id: org.users.member.id });
   });
 
   it('policy show and diff, audit search and export (as the owner, with a config of their own)', async () => {

@@ -3,18 +3,30 @@ import {
   discoverAuthorizationServerMetadata,
   discoverOAuthProtectedResourceMetadata,
   exchangeAuthorization,
+  type OAuthClientProvider,
+  refreshAuthorization,
   registerClient,
   startAuthorization,
+  UnauthorizedError,
 } from '@modelcontextprotocol/sdk/client/auth.js';
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { OAuthClientInformationMixed, OAuthClientMetadata, OAuthTokens } from '@modelcontextprotocol/sdk/shared/auth.js';
+import { Client } from 'pg';
+import { adminUrl } from '../../../test/support/db-urls';
 import { resolveMcpToken } from '../src/mcp-auth/mcp-tokens';
-import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+import { type Harness, login, PASSWORD, type SeededOrg, seedOrg, startHarness } from './support/harness';
+import { browseUntil, startIdp } from './support/oidc';
 
 /**
  * The authorization-server side of the MCP authorization spec, driven by the MCP SDK's own
  * client functions (what Claude Desktop and other MCP clients run): protected resource and
  * authorization server metadata, dynamic registration, PKCE, the member's consent, the token,
- * and what the gateway checks with it. (Listing tools through the gateway belongs with the
- * gateway, built on another branch.)
+ * and what the gateway checks with it; then the whole flow as an MCP client runs it (the SDK's
+ * auth provider and `auth()` through StreamableHTTPClientTransport): 401 with resource metadata
+ * at /mcp, discovery, registration, PKCE, the sign-in and consent page (the test plays the
+ * browser), the token, `tools/list` through the gateway; refresh rotation, reuse, revocation,
+ * expiry, audience and tenant boundaries.
  */
 async function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -48,7 +60,7 @@ describe('MCP authorization (OAuth 2.1 for MCP clients)', () => {
     expect(resource.resource).toBe(`${base}/mcp`);
     const as = resource.authorization_servers![0]!;
     const metadata = await discoverAuthorizationServerMetadata(as);
-    expect(metadata).toMatchObject({ issuer: base, code_challenge_methods_supported: ['S256'], registration_endpoint: `${base}/oauth/register` });
+    expect(metadata).toMatchObject({ issuer: base, code_challenge_methods_supported: ['S256'], registration_endpoint: `${base}/oauth/register`, grant_types_supported: ['authorization_code', 'refresh_token'], revocation_endpoint: `${base}/oauth/revoke` });
     const clientInformation = await registerClient(as, {
       metadata,
       clientMetadata: { client_name: 'Claude Desktop (test)', redirect_uris: [redirectUrl], grant_types: ['authorization_code'], response_types: ['code'], token_endpoint_auth_method: 'none' },
@@ -139,5 +151,372 @@ describe('MCP authorization (OAuth 2.1 for MCP clients)', () => {
     for (const r of cases) expect(typeof r.body.error).toBe('string');
     const before = await h.ds.query(`SELECT count(*)::int AS n FROM mcp_oauth_clients`);
     expect(before[0].n).toBeGreaterThan(0);
+  });
+});
+
+/** An MCP client's OAuth state, kept in memory (what Claude Desktop keeps in its keychain). */
+class MemoryAuthProvider implements OAuthClientProvider {
+  info?: OAuthClientInformationMixed;
+  saved?: OAuthTokens;
+  verifier = '';
+  authorizationUrl?: URL;
+  constructor(readonly redirect: string, readonly name: string) {}
+  get redirectUrl(): string {
+    return this.redirect;
+  }
+  get clientMetadata(): OAuthClientMetadata {
+    return { client_name: this.name, redirect_uris: [this.redirect], grant_types: ['authorization_code', 'refresh_token'], response_types: ['code'], token_endpoint_auth_method: 'none' };
+  }
+  state(): string {
+    return 'sdk-state';
+  }
+  clientInformation() {
+    return this.info;
+  }
+  saveClientInformation(info: OAuthClientInformationMixed): void {
+    this.info = info;
+  }
+  tokens() {
+    return this.saved;
+  }
+  saveTokens(tokens: OAuthTokens): void {
+    this.saved = tokens;
+  }
+  redirectToAuthorization(url: URL): void {
+    this.authorizationUrl = url;
+  }
+  saveCodeVerifier(v: string): void {
+    this.verifier = v;
+  }
+  codeVerifier(): string {
+    return this.verifier;
+  }
+}
+
+/** A browser's cookie jar, enough for one origin. */
+class Jar {
+  private readonly cookies = new Map<string, string>();
+  header(): string {
+    return [...this.cookies].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+  take(res: Response): void {
+    for (const c of res.headers.getSetCookie()) {
+      const pair = c.split(';')[0]!;
+      const i = pair.indexOf('=');
+      if (/Max-Age=0(;|$)/i.test(c)) this.cookies.delete(pair.slice(0, i));
+      else this.cookies.set(pair.slice(0, i), pair.slice(i + 1));
+    }
+  }
+}
+
+const field = (html: string, name: string) => new RegExp(`name="${name}" value="([^"]+)"`).exec(html)?.[1];
+const form = (v: Record<string, string>) => new URLSearchParams(v).toString();
+
+describe('MCP OAuth against the gateway (SDK client, sign-in and consent page, tools/list)', () => {
+  let h: Harness;
+  let a: SeededOrg;
+  let b: SeededOrg;
+  let base: string;
+  let su: Client;
+  const redirectUrl = 'http://127.0.0.1:53683/callback';
+  const open: McpClient[] = [];
+
+  beforeAll(async () => {
+    const port = await freePort();
+    base = `http://127.0.0.1:${port}`;
+    h = await startHarness({ env: { STEWARD_PUBLIC_URL: base, STEWARD_EGRESS_ALLOW_HOSTS: '127.0.0.1' } });
+    await new Promise<void>((resolve) => h.app.getHttpServer().listen(port, '127.0.0.1', resolve));
+    a = await seedOrg(h.ds, 'acme-oauth');
+    b = await seedOrg(h.ds, 'globex-oauth');
+    const url = new URL(adminUrl());
+    url.pathname = `/${h.db.name}`;
+    su = new Client({ connectionString: url.toString() });
+    await su.connect();
+  });
+  afterEach(async () => {
+    for (const c of open.splice(0)) {
+      await (c.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined);
+      await c.close().catch(() => undefined);
+    }
+  });
+  afterAll(async () => {
+    await su?.end();
+    await h?.close();
+  });
+
+  /** The browser: authorization endpoint → sign-in page → sign in → consent page → Allow/Deny → back to the client. */
+  async function browse(authorizationUrl: URL, email: string, decision: 'approve' | 'deny' = 'approve'): Promise<URL> {
+    const jar = new Jar();
+    const start = await fetch(authorizationUrl, { redirect: 'manual' });
+    expect(start.status).toBe(302);
+    const pageUrl = new URL(start.headers.get('location')!);
+    expect(pageUrl.origin + pageUrl.pathname).toBe(`${base}/oauth/consent`);
+    const signInPage = await fetch(pageUrl, { headers: { cookie: jar.header() } });
+    jar.take(signInPage);
+    const signInHtml = await signInPage.text();
+    expect(signInPage.status).toBe(200);
+    expect(signInPage.headers.get('content-type')).toMatch(/^text\/html/);
+    expect(signInPage.headers.get('content-security-policy')).toMatch(/frame-ancestors 'none'/);
+    expect(signInHtml).toContain('Sign in to Steward');
+    const request = field(signInHtml, 'request')!;
+    const signedIn = await fetch(`${base}/oauth/consent/sign-in`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: jar.header(), origin: base, 'content-type': 'application/x-www-form-urlencoded' },
+      body: form({ request, csrf: field(signInHtml, 'csrf')!, email, password: PASSWORD }),
+    });
+    jar.take(signedIn);
+    expect(signedIn.status).toBe(303);
+    const consentPage = await fetch(new URL(signedIn.headers.get('location')!, base), { headers: { cookie: jar.header() } });
+    const consentHtml = await consentPage.text();
+    expect(consentPage.status).toBe(200);
+    expect(consentHtml).toContain('Allow access?');
+    expect(consentHtml).toContain(email);
+    const decided = await fetch(`${base}/oauth/consent`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: jar.header(), origin: base, 'content-type': 'application/x-www-form-urlencoded' },
+      body: form({ request, csrf: field(consentHtml, 'csrf')!, decision }),
+    });
+    expect(decided.status).toBe(303);
+    return new URL(decided.headers.get('location')!);
+  }
+
+  /** What an MCP client does from scratch: connect, get 401, run the OAuth flow (the person in the browser), connect again. */
+  async function connectWithOAuth(email: string, name = 'Claude Desktop (sdk e2e)') {
+    const provider = new MemoryAuthProvider(redirectUrl, name);
+    const first = new McpClient({ name: 'sdk-oauth-e2e', version: '1.0.0' });
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { authProvider: provider });
+    await expect(first.connect(transport)).rejects.toBeInstanceOf(UnauthorizedError);
+    expect(provider.info?.client_id).toMatch(/^mcp_/);
+    const authorizationUrl = provider.authorizationUrl!;
+    expect(authorizationUrl.searchParams.get('code_challenge_method')).toBe('S256');
+    expect(authorizationUrl.searchParams.get('resource')).toBe(`${base}/mcp`);
+    const back = await browse(authorizationUrl, email);
+    expect(back.origin + back.pathname).toBe(redirectUrl);
+    expect(back.searchParams.get('state')).toBe('sdk-state');
+    await transport.finishAuth(back.searchParams.get('code')!);
+    expect(provider.saved?.access_token).toMatch(/^stm_/);
+    expect(provider.saved?.refresh_token).toMatch(/^str_/);
+    const client = new McpClient({ name: 'sdk-oauth-e2e', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { authProvider: provider }));
+    open.push(client);
+    return { client, provider };
+  }
+
+  const initialize = (token: string, sessionId?: string) =>
+    fetch(`${base}/mcp`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream', ...(sessionId ? { 'mcp-session-id': sessionId, 'mcp-protocol-version': '2025-06-18' } : {}) },
+      body: JSON.stringify(sessionId ? { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} } : { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }),
+    });
+  const metadataUrl = () => `resource_metadata="${base}/.well-known/oauth-protected-resource/mcp"`;
+
+  it('an MCP client completes the OAuth flow against the gateway and lists tools; its calls are audited under the member and the client', async () => {
+    const none = await fetch(`${base}/mcp`, { method: 'POST', headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: '{}' });
+    expect(none.status).toBe(401);
+    expect(none.headers.get('www-authenticate')).toBe(`Bearer ${metadataUrl()}`);
+
+    const { client, provider } = await connectWithOAuth(a.users.member.email);
+    const { tools } = await client.listTools();
+    expect(tools.map((t) => t.name)).toEqual(expect.arrayContaining(['workspace-files__files_read', 'workspace-files__files_list']));
+    const listed = await client.callTool({ name: 'workspace-files__files_list', arguments: {} });
+    expect(listed.isError).toBeFalsy();
+
+    const clientId = provider.info!.client_id;
+    // The gate's events name the client (as for an API key: client "mcp", the session, and here the OAuth client);
+    // the action is the member's own, in the member's org.
+    const events = (await su.query(`SELECT org_id, canonical::jsonb AS e FROM audit_events WHERE canonical::jsonb->'payload'->'mcp'->>'oauthClientId' = $1`, [clientId])).rows as {
+      org_id: string;
+      e: { client: string; payload: { actionId: string; tool: string; mcp: { clientName: string } } };
+    }[];
+    expect(events.length).toBeGreaterThan(0);
+    for (const ev of events) {
+      expect(ev.org_id).toBe(a.id);
+      expect(ev.e).toMatchObject({ client: 'mcp', payload: { tool: 'files.list', mcp: { clientName: 'sdk-oauth-e2e' } } });
+      const [action] = (await su.query(`SELECT org_id, user_id FROM task_actions WHERE id = $1`, [ev.e.payload.actionId])).rows;
+      expect(action).toEqual({ org_id: a.id, user_id: a.users.member.id });
+    }
+    const issued = (await su.query(`SELECT action FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->>'clientId' = $2 ORDER BY occurred_at`, [a.id, clientId])).rows.map((r) => r.action);
+    expect(issued).toEqual(expect.arrayContaining(['mcp_oauth.approve', 'mcp_oauth.token_issue']));
+    expect(h.logs()).not.toContain(provider.saved!.access_token);
+    expect(h.logs()).not.toContain(provider.saved!.refresh_token!);
+  });
+
+  it('rotates refresh tokens; a reused refresh token revokes its whole family; revocation ends a token at the gateway', async () => {
+    const { provider } = await connectWithOAuth(a.users.member.email);
+    const metadata = await discoverAuthorizationServerMetadata(base);
+    const clientInformation = provider.info!;
+    const first = provider.saved!;
+    const second = await refreshAuthorization(base, { metadata, clientInformation, refreshToken: first.refresh_token! });
+    expect(second.refresh_token).toMatch(/^str_/);
+    expect(second.refresh_token).not.toBe(first.refresh_token);
+    expect((await initialize(second.access_token)).status).toBe(200);
+    // The rotated token again: refused, and everything of that grant ends.
+    await expect(refreshAuthorization(base, { metadata, clientInformation, refreshToken: first.refresh_token! })).rejects.toThrow(/already used|invalid_grant/i);
+    const revoked = await initialize(second.access_token);
+    expect(revoked.status).toBe(401);
+    expect(revoked.headers.get('www-authenticate')).toBe(`Bearer ${metadataUrl()}, error="invalid_token"`);
+    expect((await initialize(first.access_token)).status).toBe(401);
+    await expect(refreshAuthorization(base, { metadata, clientInformation, refreshToken: second.refresh_token! })).rejects.toThrow(/revoked|invalid_grant/i);
+    const reuse = (await su.query(`SELECT outcome FROM audit_events WHERE org_id = $1 AND action = 'mcp_oauth.refresh_reuse' AND canonical::jsonb->'payload'->>'clientId' = $2`, [a.id, clientInformation.client_id])).rows;
+    expect(reuse).toEqual([{ outcome: 'denied' }]);
+
+    // RFC 7009: revoking an access token ends it; revoking a refresh token ends the grant; unknown tokens answer 200 too.
+    const other = await connectWithOAuth(a.users.member.email);
+    const t = other.provider.saved!;
+    const cid = other.provider.info!.client_id;
+    expect((await initialize(t.access_token)).status).toBe(200);
+    const byAnotherClient = await h.http.post('/oauth/revoke').type('form').send({ token: t.access_token, client_id: clientInformation.client_id });
+    expect(byAnotherClient.status).toBe(200);
+    expect((await initialize(t.access_token)).status).toBe(200);
+    expect((await h.http.post('/oauth/revoke').type('form').send({ token: t.access_token, client_id: cid })).status).toBe(200);
+    expect((await initialize(t.access_token)).status).toBe(401);
+    expect((await h.http.post('/oauth/revoke').type('form').send({ token: t.refresh_token, client_id: cid, token_type_hint: 'refresh_token' })).status).toBe(200);
+    await expect(refreshAuthorization(base, { metadata, clientInformation: other.provider.info!, refreshToken: t.refresh_token! })).rejects.toThrow(/revoked|invalid_grant/i);
+    expect((await h.http.post('/oauth/revoke').type('form').send({ token: 'str_never-issued-token-value-xyz', client_id: cid })).status).toBe(200);
+    expect((await h.http.post('/oauth/revoke').type('form').send({ client_id: cid })).status).toBe(400);
+  });
+
+  it('refuses an expired token, a token for another resource, and keeps an org A token out of org B', async () => {
+    const inA = await connectWithOAuth(a.users.member.email, 'client in A');
+    const inB = await connectWithOAuth(b.users.member.email, 'client in B');
+    const tokenA = inA.provider.saved!.access_token;
+    const tokenB = inB.provider.saved!.access_token;
+
+    // The token is for the gateway alone: the REST API does not take it.
+    const rest = await h.http.get('/v1/auth/session').set('Authorization', `Bearer ${tokenA}`);
+    expect(rest.status).toBe(401);
+    // Org A's token on org B's MCP session: not found (sessions belong to their org and user).
+    const sessionB = (inB.client.transport as StreamableHTTPClientTransport).sessionId!;
+    expect(sessionB).toBeTruthy();
+    const crossed = await initialize(tokenA, sessionB);
+    expect(crossed.status).toBe(404);
+    expect((await initialize(tokenB, sessionB)).status).toBe(200);
+    // What A's client did is in A's trail; nothing of it in B's.
+    await inA.client.callTool({ name: 'workspace-files__files_list', arguments: {} });
+    const trail = (await su.query(`SELECT org_id FROM audit_events WHERE canonical::jsonb->'payload'->'mcp'->>'oauthClientId' = $1`, [inA.provider.info!.client_id])).rows.map((r) => r.org_id);
+    expect(trail.length).toBeGreaterThan(0);
+    expect(new Set(trail)).toEqual(new Set([a.id]));
+
+    // Issued for another resource (audience): refused with the challenge.
+    await su.query(`UPDATE mcp_access_tokens SET resource = 'https://elsewhere.example/mcp' WHERE client_id = $1`, [inB.provider.info!.client_id]);
+    const otherAudience = await initialize(tokenB);
+    expect(otherAudience.status).toBe(401);
+    expect(otherAudience.headers.get('www-authenticate')).toContain(metadataUrl());
+
+    // Expired: refused (the clock is the database's; the token's expiry is moved into the past).
+    expect((await initialize(tokenA)).status).toBe(200);
+    await su.query(`UPDATE mcp_access_tokens SET expires_at = now() - interval '1 second' WHERE client_id = $1`, [inA.provider.info!.client_id]);
+    const expired = await initialize(tokenA);
+    expect(expired.status).toBe(401);
+    expect(expired.headers.get('www-authenticate')).toBe(`Bearer ${metadataUrl()}, error="invalid_token"`);
+    expect((await expired.json()).detail).toMatch(/expired/);
+    // A made-up token of the right shape, and an API key that does not exist: 401 with the challenge too.
+    expect((await initialize('stm_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')).status).toBe(401);
+    expect((await initialize('stw_AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA')).headers.get('www-authenticate')).toContain(metadataUrl());
+  });
+
+  it('the consent page refuses cross-site and forged forms, wrong passwords, and a denied consent returns access_denied', async () => {
+    const provider = new MemoryAuthProvider(redirectUrl, 'Forms test');
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { authProvider: provider });
+    await expect(new McpClient({ name: 'x', version: '1' }).connect(transport)).rejects.toBeInstanceOf(UnauthorizedError);
+    const start = await fetch(provider.authorizationUrl!, { redirect: 'manual' });
+    const pageUrl = new URL(start.headers.get('location')!);
+    const jar = new Jar();
+    const page = await fetch(pageUrl);
+    jar.take(page);
+    const html = await page.text();
+    const request = field(html, 'request')!;
+    const csrf = field(html, 'csrf')!;
+    const post = (path: string, body: Record<string, string>, headers: Record<string, string>) =>
+      fetch(`${base}${path}`, { method: 'POST', redirect: 'manual', headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers }, body: new URLSearchParams(body).toString() });
+    const creds = { request, csrf, email: a.users.member.email, password: PASSWORD };
+    // Another site posting the form (its Origin), a post without the browser's binding cookie, a forged token.
+    expect((await post('/oauth/consent/sign-in', creds, { cookie: jar.header(), origin: 'https://evil.example' })).status).toBe(403);
+    expect((await post('/oauth/consent/sign-in', creds, { cookie: jar.header(), 'sec-fetch-site': 'cross-site' })).status).toBe(403);
+    expect((await post('/oauth/consent/sign-in', creds, {})).status).toBe(403);
+    expect((await post('/oauth/consent/sign-in', { ...creds, csrf: 'forged' }, { cookie: jar.header() })).status).toBe(403);
+    const wrong = await post('/oauth/consent/sign-in', { ...creds, password: 'not the password' }, { cookie: jar.header() });
+    expect(wrong.status).toBe(401);
+    const wrongHtml = await wrong.text();
+    expect(wrongHtml).toContain('role="alert"');
+    expect(wrongHtml).not.toContain('not the password');
+    const ok = await post('/oauth/consent/sign-in', creds, { cookie: jar.header(), origin: base });
+    expect(ok.status).toBe(303);
+    jar.take(ok);
+    // The consent form is bound to this session: a token made for another session is refused.
+    const other = await login(h, a.users.admin.email);
+    const otherPage = await fetch(pageUrl, { headers: { cookie: other } });
+    const otherCsrf = field(await otherPage.text(), 'csrf')!;
+    expect((await post('/oauth/consent', { request, csrf: otherCsrf, decision: 'approve' }, { cookie: jar.header() })).status).toBe(403);
+    expect((await post('/oauth/consent', { request, csrf: otherCsrf, decision: 'approve' }, {})).status).toBe(401);
+    const consent = await fetch(pageUrl, { headers: { cookie: jar.header() } });
+    const consentCsrf = field(await consent.text(), 'csrf')!;
+    expect((await post('/oauth/consent', { request, csrf: consentCsrf, decision: 'approve' }, { cookie: jar.header(), origin: 'https://evil.example' })).status).toBe(403);
+    const denied = await post('/oauth/consent', { request, csrf: consentCsrf, decision: 'deny' }, { cookie: jar.header(), origin: base });
+    expect(denied.status).toBe(303);
+    const back = new URL(denied.headers.get('location')!);
+    expect(back.searchParams.get('error')).toBe('access_denied');
+    expect(back.searchParams.get('code')).toBeNull();
+    // Answered once: the page is gone.
+    expect((await fetch(pageUrl, { headers: { cookie: jar.header() } })).status).toBe(404);
+  });
+
+  it("signs in through the org's single sign-on from the consent page (no password), then the client lists tools", async () => {
+    const callbackUrl = `${base}/v1/auth/sso/callback`;
+    const idp = await startIdp('steward-acme-oauth', 'idp-client-secret-for-mcp-consent', callbackUrl);
+    h.onClose(() => idp.stop());
+    const owner = await login(h, a.users.owner.email);
+    expect((await h.http.put('/v1/org/sso').set('Cookie', owner).send({ issuer: idp.issuer, clientId: 'steward-acme-oauth', clientSecret: 'idp-client-secret-for-mcp-consent' })).status).toBe(200);
+    await idp.setAccount('okta|carol', { email: 'carol@acme-oauth.example', email_verified: true, name: 'Carol Counsel' });
+
+    const provider = new MemoryAuthProvider(redirectUrl, 'Claude Desktop (SSO)');
+    const transport = new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { authProvider: provider });
+    await expect(new McpClient({ name: 'sso-e2e', version: '1' }).connect(transport)).rejects.toBeInstanceOf(UnauthorizedError);
+    const jar = new Jar();
+    const start = await fetch(provider.authorizationUrl!, { redirect: 'manual' });
+    const pageUrl = new URL(start.headers.get('location')!);
+    const page = await fetch(pageUrl);
+    jar.take(page);
+    const html = await page.text();
+    expect(html).toContain('action="/oauth/consent/sso"');
+    // The single sign-on form: a page that moves on to the org's provider (found by the email's domain).
+    const sso = await fetch(`${base}/oauth/consent/sso`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: jar.header(), origin: base, 'content-type': 'application/x-www-form-urlencoded' },
+      body: form({ request: field(html, 'request')!, csrf: field(html, 'csrf')!, email: 'carol@acme-oauth.example' }),
+    });
+    expect(sso.status).toBe(200);
+    const ssoCookie = sso.headers.getSetCookie().find((c) => c.startsWith('steward_sso='))!.split(';')[0]!;
+    const toProvider = /http-equiv="refresh" content="0;url=([^"]+)"/.exec(await sso.text())![1]!.replace(/&amp;/g, '&');
+    expect(toProvider.startsWith(idp.issuer)).toBe(true);
+    // At the provider, then back to Steward's callback: signed in, and a page that returns to the consent page.
+    const back = await browseUntil(toProvider, callbackUrl);
+    const landed = await fetch(back, { redirect: 'manual', headers: { cookie: ssoCookie } });
+    expect(landed.status).toBe(200);
+    jar.take(landed);
+    const landedHtml = await landed.text();
+    const returnTo = /http-equiv="refresh" content="0;url=([^"]+)"/.exec(landedHtml)![1]!;
+    expect(returnTo).toBe(`/oauth/consent?request=${field(html, 'request')}`);
+    const consent = await fetch(new URL(returnTo, base), { headers: { cookie: jar.header() } });
+    const consentHtml = await consent.text();
+    expect(consentHtml).toContain('Allow access?');
+    expect(consentHtml).toContain('carol@acme-oauth.example');
+    const decided = await fetch(`${base}/oauth/consent`, {
+      method: 'POST',
+      redirect: 'manual',
+      headers: { cookie: jar.header(), origin: base, 'content-type': 'application/x-www-form-urlencoded' },
+      body: form({ request: field(consentHtml, 'request')!, csrf: field(consentHtml, 'csrf')!, decision: 'approve' }),
+    });
+    expect(decided.status).toBe(303);
+    await transport.finishAuth(new URL(decided.headers.get('location')!).searchParams.get('code')!);
+    const client = new McpClient({ name: 'sso-e2e', version: '1' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { authProvider: provider }));
+    open.push(client);
+    expect((await client.listTools()).tools.map((t) => t.name)).toContain('workspace-files__files_read');
+    const [carol] = (await su.query(`SELECT u.id FROM users u JOIN memberships m ON m.user_id = u.id WHERE u.email = 'carol@acme-oauth.example' AND m.org_id = $1`, [a.id])).rows;
+    expect((await resolveMcpToken(h.ds, h.config, provider.saved!.access_token, `${base}/mcp`))?.userId).toBe(carol.id);
   });
 });

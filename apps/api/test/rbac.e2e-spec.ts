@@ -67,6 +67,11 @@ const TABLE: Record<string, Row> = {
   'GET /v1/oauth/requests/{request}': every('ok'),
   'POST /v1/oauth/requests/{request}/approve': every('ok'),
   'POST /v1/oauth/requests/{request}/deny': every('ok'),
+  'POST /oauth/revoke': every('ok'), // RFC 7009: the same answer whether or not the token was known
+  'GET /oauth/consent': every('ok'), // the consent page for the signed-in member
+  'POST /oauth/consent/sign-in': every(404), // a request Steward never issued
+  'POST /oauth/consent/sso': every(404), // a request Steward never issued
+  'POST /oauth/consent': every(403), // a forged CSRF token
   'POST /v1/org/agents/pause': only(['owner', 'security']),
   'POST /v1/org/agents/resume': only(['owner', 'security']),
   'GET /v1/members': only(READERS_OF_MEMBERS),
@@ -170,6 +175,30 @@ const TABLE: Record<string, Row> = {
   'POST /v1/reviews/{id}/revert': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/actions/{actionId}/accept': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/actions/{actionId}/revert': only(['owner', 'approver']),
+  // Incidents: security responds; owners configure the escalation; admins and auditors read.
+  'GET /v1/incidents': only(['owner', 'admin', 'security', 'auditor']),
+  'POST /v1/incidents': only(['owner', 'security']),
+  'GET /v1/incidents/{id}': only(['owner', 'admin', 'security', 'auditor']),
+  'POST /v1/incidents/{id}/acknowledge': only(['owner', 'security']),
+  'POST /v1/incidents/{id}/assign': only(['owner', 'security']),
+  'POST /v1/incidents/{id}/resolve': only(['owner', 'security']),
+  'POST /v1/incidents/{id}/close': only(['owner', 'security']),
+  'POST /v1/incidents/{id}/comments': only(['owner', 'security']),
+  'GET /v1/incident-settings': only(['owner', 'admin', 'security', 'auditor']),
+  'PUT /v1/incident-settings': only(['owner']),
+  // Sanctions: security and auditors read; owners lift or record outcomes.
+  'GET /v1/sanctions': only(['owner', 'security', 'auditor']),
+  'GET /v1/members/{userId}/strikes': only(['owner', 'security', 'auditor']),
+  'POST /v1/sanctions/{id}/lift': only(['owner']),
+  'POST /v1/sanctions/{id}/outcome': only(['owner']),
+  'GET /v1/violations/{id}/evidence': only(['owner', 'security', 'auditor']),
+  // Trust tuning reads like the policy; drafting is creating a policy draft.
+  'GET /v1/trust-recommendations': every('ok'),
+  'POST /v1/trust-recommendations/draft': only(['owner', 'admin']),
+  // Pilot metrics read like workflows; baselines change them; a task is rated by the one who ran it.
+  'GET /v1/pilot/metrics': every('ok'),
+  'PUT /v1/workflows/{id}/baseline': only(['owner', 'admin']),
+  'PUT /v1/tasks/{id}/rating': only(['owner', 'admin', 'approver', 'member']),
   // Violations: security triages; auditors read.
   'GET /v1/violations': only(['owner', 'security', 'auditor']),
   'GET /v1/violations/{id}': only(['owner', 'security', 'auditor']),
@@ -233,8 +262,9 @@ describe('role × route table', () => {
         const res = await req;
         const want = expected === 'ok' ? route.status : expected;
         if (res.status !== want) mismatches.push(`${key}: expected ${want}, got ${res.status} ${JSON.stringify(res.body).slice(0, 200)}`);
-        // SCIM answers errors with its own schema (RFC 7644 §3.12), everything else with problem+json.
-        if (res.status >= 400) expect(res.headers['content-type']).toMatch(key.includes(' /scim/') ? /application\/scim\+json/ : /application\/problem\+json/);
+        // SCIM answers errors with its own schema (RFC 7644 §3.12), the MCP consent page (for people in a browser) with
+        // an HTML page, everything else with problem+json.
+        if (res.status >= 400) expect(res.headers['content-type']).toMatch(key.includes(' /scim/') ? /application\/scim\+json/ : key.includes(' /oauth/consent') ? /^text\/html/ : /application\/problem\+json/);
       }
       expect(mismatches).toEqual([]);
     }, 60_000); // ~100 routes, some installing connectors against loopback fakes

@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { newId } from '@steward/common';
 import { TENANT_TABLES } from '@steward/db';
 import { OpenApiService } from '../src/core/openapi';
-import { type Ctx, FIXTURES, newApiKey, newDraft, newGroup, newHold, newInvitation, newOrgCredential, newRemoteConnector, newRole, newSiemSink, newWorkflow, newTask, newApproval, newReview, newViolation, newSchedule, newScimToken, newReport } from './support/fixtures';
+import { type Ctx, FIXTURES, newApiKey, newDraft, newGroup, newHold, newInvitation, newOrgCredential, newRemoteConnector, newRole, newSiemSink, newWorkflow, newTask, newApproval, newReview, newViolation, newSchedule, newScimToken, newIncident, newSanction, newReport } from './support/fixtures';
 import { type Harness, login, orgSnapshot, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 describe('tenant isolation', () => {
@@ -39,6 +39,8 @@ describe('tenant isolation', () => {
     bIds.schedule = await newSchedule(ctxB);
     bIds.report = await newReport(ctxB);
     bIds.scimToken = (await newScimToken(ctxB)).id;
+    bIds.incident = await newIncident(ctxB);
+    bIds.sanction = await newSanction(ctxB);
     bIds.event = ((await h.http.get('/v1/audit-events').query({ limit: 1 }).set('Cookie', bOwner)).body.items[0] as { id: string }).id;
   });
   afterAll(() => h?.close());
@@ -61,6 +63,8 @@ describe('tenant isolation', () => {
     : key.includes('/reviews/') ? bIds.review
     : key.includes('/violations/') ? bIds.violation
     : key.includes('/scim-tokens/') ? bIds.scimToken
+    : key.includes('/incidents/') ? bIds.incident
+    : key.includes('/sanctions/') ? bIds.sanction
     : bIds.id;
 
   /** Every route with an id in its path, called by A's owner with the ids of B's records. */
@@ -90,7 +94,7 @@ describe('tenant isolation', () => {
   });
 
   it('never lists another org\'s records', async () => {
-    const lists = ['/v1/members', '/v1/groups', '/v1/invitations', '/v1/roles', '/v1/api-keys', '/v1/audit-events?limit=200', '/v1/policies', '/v1/workflows', '/v1/legal-holds', '/v1/siem-sinks', '/v1/connectors', '/v1/credentials', '/v1/tasks', '/v1/approvals', '/v1/reviews', '/v1/violations', '/v1/task-schedules', '/v1/usage', '/v1/reports'];
+    const lists = ['/v1/members', '/v1/groups', '/v1/invitations', '/v1/roles', '/v1/api-keys', '/v1/audit-events?limit=200', '/v1/policies', '/v1/workflows', '/v1/legal-holds', '/v1/siem-sinks', '/v1/connectors', '/v1/credentials', '/v1/tasks', '/v1/approvals', '/v1/reviews', '/v1/violations', '/v1/task-schedules', '/v1/usage', '/v1/incidents', '/v1/sanctions', '/v1/reports'];
     for (const path of lists) {
       const res = await h.http.get(path).set('Cookie', aOwner);
       expect(res.status).toBe(200);

@@ -220,6 +220,17 @@ export function program(): Command {
       print(r, () => out(`approval ${r.id}: ${r.state}`));
     });
 
+  p.command('rate')
+    .description('Rate a finished task of yours from 1 (poor) to 5 (excellent) — the pilot\'s satisfaction score')
+    .argument('<task>', 'the task id')
+    .argument('<rating>', '1 to 5')
+    .option('--comment <text>', 'what worked or did not')
+    .action(async (task: string, rating: string, o: { comment?: string }) => {
+      if (!/^[1-5]$/.test(rating)) throw new CliError('the rating is a whole number from 1 to 5', 2);
+      const r = await json<{ taskId: string; rating: number }>('PUT', `/v1/tasks/${encodeURIComponent(task)}/rating`, { rating: Number(rating), ...(o.comment ? { comment: o.comment } : {}) });
+      print(r, () => out(`task ${r.taskId}: rated ${r.rating}/5`));
+    });
+
   p.command('reviews')
     .description('Tasks in review (Batched actions to accept or revert)')
     .action(async () => {

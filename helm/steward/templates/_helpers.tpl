@@ -93,6 +93,9 @@ the secrets and the non-secret settings. The owner URL is added only where it is
 {{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_TOKEN_PEPPER" "key" .Values.secret.keys.tokenPepper) }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_MASTER_KEY" "key" .Values.secret.keys.masterKey) }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_AUDIT_SIGNING_KEY" "key" .Values.secret.keys.auditSigningKey) }}
+{{- if .Values.secret.keys.metricsToken }}
+{{ include "steward.secretEnv" (dict "ctx" . "name" "METRICS_TOKEN" "key" .Values.secret.keys.metricsToken) }}
+{{- end }}
 {{- end }}
 
 {{/*

@@ -16,21 +16,48 @@ export type PageFormat = 'ndjson' | 'csv' | 'cef' | 'ocsf' | 'ecs';
  */
 export const EXPORT_CHUNK_CHARS = 60_000;
 
+function formatLine(line: ExportLine, format: PageFormat, productVersion: string): string {
+  return format === 'csv' ? toCsv(line)
+    : format === 'cef' ? toCef(line, productVersion)
+    : format === 'ocsf' ? JSON.stringify(toOcsf(line))
+    : format === 'ecs' ? JSON.stringify(toEcs(line))
+    : JSON.stringify(line);
+}
+
 /** One page of an export as text chunks, a line per entry (each line ends with a newline). */
 export function formatPage(lines: ExportLine[], format: PageFormat, productVersion: string): string[] {
   const chunks: string[] = [];
   let text = '';
   for (const line of lines) {
-    text +=
-      format === 'csv' ? toCsv(line)
-      : format === 'cef' ? toCef(line, productVersion)
-      : format === 'ocsf' ? JSON.stringify(toOcsf(line))
-      : format === 'ecs' ? JSON.stringify(toEcs(line))
-      : JSON.stringify(line);
+    text += formatLine(line, format, productVersion);
     text += '\n';
     if (text.length >= EXPORT_CHUNK_CHARS) {
       chunks.push(text);
       text = '';
+    }
+  }
+  if (text) chunks.push(text);
+  return chunks;
+}
+
+/** A page given as tab-separated chunks (`exportTsvPages`: seq, hash, canonical bytes, one entry a line) as text chunks in the format. */
+export function formatTsvPage(tsv: string[], format: PageFormat, productVersion: string): string[] {
+  const chunks: string[] = [];
+  let text = '';
+  for (const chunk of tsv) {
+    for (let at = 0; at < chunk.length; ) {
+      let end = chunk.indexOf('\n', at);
+      if (end < 0) end = chunk.length;
+      const t1 = chunk.indexOf('\t', at);
+      const t2 = chunk.indexOf('\t', t1 + 1);
+      if (t1 < 0 || t2 < 0 || t2 > end) throw new Error('malformed export page');
+      text += formatLine({ seq: Number(chunk.slice(at, t1)), hash: chunk.slice(t1 + 1, t2), canonical: chunk.slice(t2 + 1, end) }, format, productVersion);
+      text += '\n';
+      if (text.length >= EXPORT_CHUNK_CHARS) {
+        chunks.push(text);
+        text = '';
+      }
+      at = end + 1;
     }
   }
   if (text) chunks.push(text);
@@ -71,12 +98,15 @@ export class PageFormatter {
     return slot;
   }
 
-  async page(lines: ExportLine[]): Promise<string[]> {
-    if (this.format === 'ndjson' || lines.length < 200) return formatPage(lines, this.format, this.productVersion);
+  /** Formats a page: entries, or tab-separated chunks from `exportTsvPages`. */
+  async page(page: ExportLine[] | string[]): Promise<string[]> {
+    const tsv = typeof page[0] === 'string';
+    const small = tsv ? (page as string[]).reduce((n, c) => n + c.length, 0) < 100_000 : page.length < 200;
+    if (this.format === 'ndjson' || small) return tsv ? formatTsvPage(page as string[], this.format, this.productVersion) : formatPage(page as ExportLine[], this.format, this.productVersion);
     const i = this.turn++ % this.threads;
     const slot = (this.workers[i] ??= this.start());
     const done = new Promise<string[]>((resolve, reject) => slot.queue.push({ resolve, reject }));
-    slot.worker.postMessage({ lines, format: this.format, version: this.productVersion });
+    slot.worker.postMessage({ [tsv ? 'tsv' : 'lines']: page, format: this.format, version: this.productVersion });
     return done;
   }
 
@@ -84,7 +114,7 @@ export class PageFormatter {
    * Formats pages as they come and yields their text chunks in order, with up to `depth` pages in
    * formatting at once (default: one per worker and one more; memory stays bounded).
    */
-  async *texts(pages: AsyncIterable<ExportLine[]>, depth = this.threads + 1): AsyncGenerator<string> {
+  async *texts(pages: AsyncIterable<ExportLine[] | string[]>, depth = this.threads + 1): AsyncGenerator<string> {
     const inFlight: Promise<string[]>[] = [];
     for await (const page of pages) {
       inFlight.push(this.page(page));
@@ -120,10 +150,10 @@ if (workerData.file.endsWith('.ts')) {
   const { transformSync } = require('@swc/core');
   require.extensions['.ts'] = (m, f) => m._compile(transformSync(fs.readFileSync(f, 'utf8'), { filename: f, jsc: { parser: { syntax: 'typescript' }, target: 'es2022' }, module: { type: 'commonjs' } }).code, f);
 }
-const { formatPage } = require(workerData.file);
+const { formatPage, formatTsvPage } = require(workerData.file);
 parentPort.on('message', (m) => {
   try {
-    parentPort.postMessage({ chunks: formatPage(m.lines, m.format, m.version) });
+    parentPort.postMessage({ chunks: m.tsv ? formatTsvPage(m.tsv, m.format, m.version) : formatPage(m.lines, m.format, m.version) });
   } catch (err) {
     parentPort.postMessage({ error: String(err && err.message || err) });
   }

@@ -58,10 +58,26 @@ export async function* exportPages(ds: DataSource, orgId: string, fromSeq: numbe
  * short-lived string per event here instead of a row, a line object and its serialisation.
  */
 export async function* exportNdjsonChunks(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 2000): AsyncGenerator<string> {
+  const line = `'{"seq":' || c.seq || ',"hash":"' || encode(c.hash, 'hex') || '","canonical":' || COALESCE(to_json(e.canonical)::text, '"null"') || E'}\\n'`;
+  for await (const chunks of linePages(ds, orgId, fromSeq, toSeq, line, pageSize)) yield* chunks;
+}
+
+/**
+ * Chain entries as tab-separated lines (`seq`, `hash`, the canonical bytes, a newline), in chunks
+ * of whole lines, a page of chunks at a time. Canonical JSON holds no raw tab or newline (JSON
+ * escapes every control character), so the lines split without ambiguity; a page travels to a
+ * formatting thread as a few strings rather than thousands of row objects.
+ */
+export function exportTsvPages(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 2000): AsyncGenerator<string[]> {
+  return linePages(ds, orgId, fromSeq, toSeq, `c.seq || E'\\t' || encode(c.hash, 'hex') || E'\\t' || COALESCE(e.canonical, 'null') || E'\\n'`, pageSize);
+}
+
+/** Lines written by the database (`line`: an SQL expression over the chain entry c and its event e), a page at a time as chunks of whole lines. */
+async function* linePages(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, line: string, pageSize: number): AsyncGenerator<string[]> {
   const pages = cursorPages<{ line: string }>(
     ds,
     orgId,
-    `SELECT '{"seq":' || c.seq || ',"hash":"' || encode(c.hash, 'hex') || '","canonical":' || COALESCE(to_json(e.canonical)::text, '"null"') || E'}\n' AS line
+    `SELECT ${line} AS line
        FROM audit_chain c
        LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
                            WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
@@ -71,15 +87,17 @@ export async function* exportNdjsonChunks(ds: DataSource, orgId: string, fromSeq
   );
   let text = '';
   for await (const rows of pages) {
+    const chunks: string[] = [];
     for (const r of rows) {
       text += r.line;
       if (text.length >= EXPORT_CHUNK_CHARS) {
-        yield text;
+        chunks.push(text);
         text = '';
       }
     }
+    if (chunks.length) yield chunks;
   }
-  if (text) yield text;
+  if (text) yield [text];
 }
 
 /**
@@ -93,7 +111,7 @@ export async function* exportText(ds: DataSource, orgId: string, fromSeq: number
   }
   const formatter = new PageFormatter(format, productVersion);
   try {
-    yield* formatter.texts(exportPages(ds, orgId, fromSeq, toSeq));
+    yield* formatter.texts(exportTsvPages(ds, orgId, fromSeq, toSeq));
   } finally {
     await formatter.close();
   }

@@ -44,6 +44,10 @@ describe('retention and legal hold (real PostgreSQL)', () => {
           recordEvent(em, keyring, { id: newId(), orgId: id, occurredAt: at, actor: { type: 'user', id: user }, action: 'email.send', outcome: 'success', client: 'mcp', payload: { back }, sensitive: { recipients: [`${name}-${back}@customer.example`] } }),
         );
       }
+      // An agent task acting for alice, as the gate records it: the task is the actor, alice the subject.
+      await inOrg(ds, { orgId: id }, (em) =>
+        recordEvent(em, keyring, { id: newId(), orgId: id, occurredAt: at, actor: { type: 'agent_task', id: newId() }, subject: alice, action: 'email.send', outcome: 'success', client: 'worker', payload: { back }, sensitive: { recipients: [`agent-${back}@customer.example`] } }),
+      );
     }
     return id;
   }
@@ -55,7 +59,7 @@ describe('retention and legal hold (real PostgreSQL)', () => {
       const out: Record<string, boolean> = {};
       for (const r of rows) {
         const e = JSON.parse(r.canonical) as CanonicalEvent;
-        const who = e.actor.id === alice ? 'alice' : 'bob';
+        const who = e.actor.type === 'agent_task' ? 'agent' : e.actor.id === alice ? 'alice' : 'bob';
         const fields = await readSealed(em, keyring, orgId, e);
         out[`${who}-${(e.payload as { back: number }).back}`] = fields !== null && (fields.recipients as string[])[0] === `${who}-${(e.payload as { back: number }).back}@customer.example`;
       }
@@ -70,12 +74,12 @@ describe('retention and legal hold (real PostgreSQL)', () => {
     await inOrg(ds, { orgId: a }, (em) =>
       em.insert(LegalHold, { id: newId(), orgId: a, userId: alice, fromAt: monthStart(5), untilAt: monthStart(3), reason: 'litigation', createdBy: bob, releasedAt: null }),
     );
-    for (const o of [a, b]) expect(await sealAll(ds, o)).toBe(16);
+    for (const o of [a, b]) expect(await sealAll(ds, o)).toBe(24);
 
     const purgeA = await purgeOrg(ds, keyring, a);
     const purgeB = await purgeOrg(ds, keyring, b);
     expect(purgeA.destroyedMonths).toEqual([7, 6, 5, 4].map((m) => monthOf(monthStart(m))));
-    expect(purgeA.heldEvents).toBe(2);
+    expect(purgeA.heldEvents).toBe(4); // alice's own and the agent's for her, two months
     expect(purgeB.destroyedMonths).toEqual([monthOf(monthStart(7))]);
 
     // Appends go on while a month's partition is detached and dropped.
@@ -103,8 +107,8 @@ describe('retention and legal hold (real PostgreSQL)', () => {
     const expectA: Record<string, boolean> = {};
     const expectB: Record<string, boolean> = {};
     for (let back = 6; back >= 0; back--) {
-      for (const who of ['alice', 'bob']) {
-        expectA[`${who}-${back}`] = back <= 3 || (who === 'alice' && (back === 4 || back === 5));
+      for (const who of ['alice', 'bob', 'agent']) {
+        expectA[`${who}-${back}`] = back <= 3 || (who !== 'bob' && (back === 4 || back === 5));
         expectB[`${who}-${back}`] = true;
       }
     }
@@ -116,7 +120,7 @@ describe('retention and legal hold (real PostgreSQL)', () => {
       expect(n).toBe(2);
       await sealAll(ds, o);
       const v = await verifyOrg(ds, o, null);
-      expect(v).toMatchObject({ ok: true, purged: 2 });
+      expect(v).toMatchObject({ ok: true, purged: 3 }); // the three events of the dropped month
     }
   }, 60_000);
 });

@@ -15,7 +15,8 @@ import { recordEvent } from './record';
 import { sealOrg, sealingLagSeconds } from './sequencer';
 import { Ed25519Signer } from './signing';
 import { verifyOrg } from './verify';
-import { exportLines, exportText } from './export';
+import { exportLines, exportText, type ExportLine } from './export';
+import { formatPage } from './export-format';
 import { sealAll } from '../../../test/support/seal';
 
 const MASTER_KEY = `v1:${Buffer.alloc(32, 3).toString('base64')}`;
@@ -217,4 +218,24 @@ describe('audit trail (real PostgreSQL)', () => {
     expect(chunks).toBeGreaterThan(1); // ~150 kB in chunks under 60,000 characters
     expect(JSON.parse(text.split('\n')[0]).canonical).toContain('\u2028');
   });
+
+  let formatsOrg: Promise<string> | undefined;
+  it.each(['ocsf', 'ecs', 'cef', 'csv'] as const)('exports %s from tab-separated pages exactly as it formats the entries themselves', async (format) => {
+    formatsOrg ??= (async () => {
+      const org = await newOrg(ds);
+      const tricky = ['tab \t newline \n carriage \r', 'unicode é 中文 \u2028 😀', 'quote " backslash \\'];
+      // Enough entries for pages to go to the formatting threads (pages of 2,000, worker above 100 kB).
+      await record(ds, org, 2300, 'email.send', { tricky, pad: 'y'.repeat(200) });
+      await sealAll(ds, org);
+      return org;
+    })();
+    const org = await formatsOrg;
+    const entries: ExportLine[] = [];
+    for await (const line of exportLines(ds, org, 1, 2300)) entries.push(line);
+    let text = '';
+    for await (const chunk of exportText(ds, org, 1, 2300, format, 'test')) text += chunk;
+    expect(text).toBe(formatPage(entries, format, 'test').join(''));
+    expect(text.split('\n')).toHaveLength(2301);
+  });
 });
+

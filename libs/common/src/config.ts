@@ -112,6 +112,11 @@ export const configSchema = z.object({
   /** Run the worker inside the API process (forced on in embedded mode). */
   WORKER_IN_PROCESS: bool.default(false),
   WORKER_HEALTH_PORT: port.default(8081),
+  /**
+   * Bearer token Prometheus must send to `/metrics` (API, and the worker's health port). Unset:
+   * `/metrics` is open outside production and answers 404 in production.
+   */
+  METRICS_TOKEN: secret('METRICS_TOKEN').optional(),
   /** Anthropic API key. Absent: the worker uses the built-in scripted model server ("offline demo model"). */
   ANTHROPIC_API_KEY: z.string().min(8).max(512).optional(),
   /** Messages API base URL (a regional endpoint, or a loopback server in tests). */

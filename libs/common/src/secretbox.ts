@@ -47,3 +47,6 @@ export class SecretBox {
 
 /** The AAD of a user's sealed TOTP secret (bound to the user). */
 export const totpAad = (userId: string): string => `users/${userId}/totp`;
+
+/** The AAD of an org's sealed OpenID Connect client secret (bound to the org). */
+export const ssoClientSecretAad = (orgId: string): string => `sso-client-secret|${orgId}`;

@@ -1,4 +1,4 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 
 /** Prefixes make a leaked token recognisable (and scrubbable from logs). */
 export const TokenPrefix = {
@@ -8,6 +8,8 @@ export const TokenPrefix = {
   Scim: 'stp_',
   /** OAuth access tokens for MCP clients (the gateway checks them). */
   Mcp: 'stm_',
+  /** OAuth refresh tokens for MCP clients (rotated on every use). */
+  McpRefresh: 'str_',
 } as const;
 export type TokenPrefix = (typeof TokenPrefix)[keyof typeof TokenPrefix];
 
@@ -28,4 +30,16 @@ export function safeEqual(a: Buffer, b: Buffer): boolean {
 /** A short displayable form: the prefix and the first characters, enough to recognise a key. */
 export function tokenHint(token: string): string {
   return token.slice(0, 12);
+}
+
+/**
+ * Who may read `/metrics` (API and worker): with METRICS_TOKEN, whoever sends it as a Bearer token;
+ * without one, anyone outside production and nobody in production ("off": answer 404).
+ */
+export function metricsAccess(config: { METRICS_TOKEN?: string; NODE_ENV: string }, authorization: string | undefined): 'ok' | 'unauthorized' | 'off' {
+  if (!config.METRICS_TOKEN) return config.NODE_ENV === 'production' ? 'off' : 'ok';
+  const given = /^Bearer\s+(\S{1,512})$/i.exec(authorization ?? '')?.[1];
+  if (!given) return 'unauthorized';
+  const h = (v: string) => createHash('sha256').update(v).digest();
+  return timingSafeEqual(h(given), h(config.METRICS_TOKEN)) ? 'ok' : 'unauthorized';
 }

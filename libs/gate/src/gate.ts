@@ -55,6 +55,18 @@ export interface GateDeps {
   /** Retries of a transient connector failure (reads and idempotent tools only): attempts in all (default 3), first delay (default 200 ms). */
   retry?: { attempts?: number; baseDelayMs?: number };
   now?: () => Date;
+  /** Told about decisions, write-ahead commits and connector failures (Prometheus metrics of the API and the worker). */
+  observer?: GateObserver;
+}
+
+/** What a process's metrics learn from the gate. Called synchronously; must not throw. */
+export interface GateObserver {
+  /** A decision was made (a duplicate claim is not one): its level, and the refusal when refused. */
+  decided?(e: { level: Level; refusal: string | null; client: string }): void;
+  /** The write-ahead commit (decision, claim and audit event in one transaction) took this long. */
+  wroteAhead?(seconds: number): void;
+  /** A connector call failed (after retries), with the connector error's code. */
+  connectorFailed?(e: { code: string }): void;
 }
 
 export interface ActionRequest {
@@ -80,7 +92,8 @@ export interface ActionRequest {
    */
   fence?: { epoch: number; holder: string };
   /** A call through the MCP gateway: its session and the MCP client (clientInfo), named in the audit events. */
-  via?: { session: string; clientName: string; clientVersion: string };
+  /** The MCP gateway's session and client (`oauthClientId`: the OAuth client the member authorised, when it used an OAuth token). */
+  via?: { session: string; clientName: string; clientVersion: string; oauthClientId?: string };
   /** Progress the upstream reports while the call runs (the MCP gateway relays it to its client). */
   onProgress?: (p: { progress: number; total?: number; message?: string }) => void;
 }
@@ -118,6 +131,16 @@ const digest = (value: unknown) => createHash('sha256').update(canonical(value ?
 const DECISION_WORD: Record<Level, string> = { autonomous: 'allowed', batched: 'allowed_reversible', watched: 'watched_pending', forbidden: 'denied' };
 
 export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<GateResult> {
+  const r = await gateActionOnce(deps, req);
+  const o = deps.observer;
+  if (o && r.status !== 'duplicate') {
+    o.decided?.({ level: r.level, refusal: r.status === 'refused' ? r.refusal : null, client: req.client });
+    if (r.status === 'failed') o.connectorFailed?.({ code: r.error.code });
+  }
+  return r;
+}
+
+async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateResult> {
   const now = deps.now?.() ?? new Date();
 
   // 1. Resolve the tool to an action type.
@@ -202,7 +225,8 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
       // Watched: the approval request (routed as the policy says) is written with the claim.
       const approval = state === 'awaiting_approval' ? { id: newId(), toolHash, credentialId: await liveCredentialId(), approverGroup: d.routing?.approverGroup ?? null, quorum: d.routing?.quorum ?? 1 } : null;
       // One commit for this claim and the others arriving meanwhile (claims.ts); each answered alone.
-      return (deps.claims ?? claimWriterFor(deps.ds)).claim({
+      const writeStarted = performance.now();
+      const claimed = await (deps.claims ?? claimWriterFor(deps.ds)).claim({
         org: req.orgId, user: req.userId, id: actionId, task: claim.taskId, step: claim.step, gateway: claim.gatewayKey,
         connector: req.connector, tool: req.tool, type: mapping.action, level, rule_ids: d.ruleIds, reason: d.reason.slice(0, 1000),
         policy: policy?.id ?? null, policy_version: policy?.version ?? null, args_digest: argsDigest, tainted: req.tainted, labels: context.labels ?? [], reversible: reversible !== null, state, refusal,
@@ -212,6 +236,8 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
         // A worker's claim is fenced by its task lease in the same transaction (else 'fenced').
         fence_epoch: req.fence?.epoch ?? null, fence_holder: req.fence?.holder ?? null,
       });
+      deps.observer?.wroteAhead?.((performance.now() - writeStarted) / 1000);
+      return claimed;
     };
     let r = await claimOnce();
     if (r === 'fenced') throw new ClaimFenced();

@@ -7,6 +7,8 @@ import { deliverNotifications, sweepExpiredApprovals } from './agent-tasks/appro
 import { listenForOutbox, relayOutbox, sweepTasks } from './agent-tasks/relay';
 import { runDueReports } from '@steward/oversight';
 import { fireDueSchedules } from './agent-tasks/schedules';
+import { incidentsForFindings } from './incidents/findings';
+import { sweepIncidents } from './incidents/incidents';
 
 export const HeartbeatPayload = z.strictObject({ scheduledBy: z.literal('scheduler') });
 export const RewrapDataKeysPayload = z.strictObject({ scheduledBy: z.enum(['scheduler', 'boot']) });
@@ -129,8 +131,11 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         // Approval timers and notices, from Postgres too.
         if (await sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log)) await relayOutbox(agent.ds, q);
         await deliverNotifications(agent.ds, options.log);
+        // Incidents: Forbidden attempts open one; unacknowledged ones escalate; their notices go out.
+        await sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log });
         // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres too.
-        await runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log });
+        // Each high-severity finding of a scheduled report opens an incident (once per report and finding).
+        await runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log, onHighFindings: incidentsForFindings(agent.keyring) });
       } catch (err) {
         options.log.warn({ err }, 'task relay failed (retried on the next tick)');
       }

@@ -34,6 +34,10 @@ export const PERMISSIONS = {
   SsoConfig: ['read', 'update'],
   /** Bearer tokens of the org's SCIM provisioning client (Okta, Entra ID). */
   ScimToken: ['read', 'create', 'revoke'],
+  /** Incidents: open by hand, acknowledge/assign/resolve/close/comment (`respond`), the org's escalation channels (`configure`). */
+  Incident: ['read', 'create', 'respond', 'configure'],
+  /** The ladder steps confirmed violations led to: lift a suspension, record a disciplinary review's outcome (`resolve`). */
+  Sanction: ['read', 'resolve'],
   /** The monthly anomaly report (IT): generate one for any period, read and download them, set the monthly schedule. */
   AnomalyReport: ['read', 'create', 'schedule'],
 } as const;
@@ -97,6 +101,7 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...own('Task', 'create'),
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
+    ...pick('Incident', 'read'),
     ...all('AnomalyReport'),
   ],
   security: [
@@ -122,6 +127,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
     ...all('Violation'),
+    ...pick('Incident', 'read', 'create', 'respond'),
+    ...pick('Sanction', 'read'),
     ...pick('AnomalyReport', 'read', 'create'),
   ],
   auditor: [
@@ -142,6 +149,8 @@ export const BUILTIN_ROLE_RULES: Record<BuiltinRole, PermissionRule[]> = {
     ...pick('Approval', 'read'),
     ...pick('Review', 'read'),
     ...pick('Violation', 'read'),
+    ...pick('Incident', 'read'),
+    ...pick('Sanction', 'read'),
     ...pick('AnomalyReport', 'read'),
   ],
   approver: [

@@ -38,4 +38,7 @@ export function kekVersionOf(wrapped: string): string {
 /** AAD of a connector credential: org, connector and credential ids. */
 export const credentialAad = (orgId: string, connectorId: string, credentialId: string): string => `credential|${orgId}|${connectorId}|${credentialId}`;
 /** AAD of a pending OAuth authorisation's PKCE verifier. */
+/** A channel secret of the org's incident escalation (webhook signing secret, SMTP password, Slack webhook URL). */
+export const incidentSecretAad = (orgId: string, name: string): string => `incident-secret|${orgId}|${name}`;
+
 export const oauthStateAad = (orgId: string, stateId: string): string => `oauth-state|${orgId}|${stateId}`;

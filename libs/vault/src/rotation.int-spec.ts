@@ -1,10 +1,10 @@
 import { AuditKeyring, AUDIT_WRAPPED_KEY_SOURCES } from '@steward/audit';
-import { newId, SecretBox, totpAad } from '@steward/common';
+import { newId, SecretBox, ssoClientSecretAad, totpAad } from '@steward/common';
 import { createDataSource, type DataSource, inOrg, Org, User } from '@steward/db';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
-import { credentialAad, openSecret, sealSecret } from './envelope';
+import { credentialAad, incidentSecretAad, openSecret, sealSecret } from './envelope';
 import { ConfigKeyProvider } from './keys';
-import { kekVersionsInUse, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from './rotation';
+import { kekSealedSources, kekVersionsInUse, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from './rotation';
 import { resealUserSecrets, userSecretVersions } from './user-secrets';
 
 const V1 = `v1:${Buffer.alloc(32, 11).toString('base64')}`;
@@ -31,6 +31,9 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
         await em.query(`INSERT INTO connectors (org_id, id, kind, name, url, auth, credential_scope) VALUES ($1, $2, 'remote', 'partner', 'https://mcp.partner.example/mcp', '{"kind":"header","header":"authorization","scheme":"Bearer"}', 'user')`, [orgId, connectors[o]]);
         // An audit month key under v1 too: rotation must move it, or v1 could never be removed.
         await new AuditKeyring(v1).key(em, orgId, '2026-01-01', true);
+        // The org's incident escalation secret (webhook signing secret) is a vault data key too.
+        const w = await sealSecret(v1, `whsec-${o}`, incidentSecretAad(orgId, 'webhook_signing_secret'));
+        await em.query(`INSERT INTO incident_secrets (org_id, name, sealed, wrapped_key) VALUES ($1, 'webhook_signing_secret', $2, $3)`, [orgId, w.sealed, w.wrappedKey]);
       });
     }
     // The fast bulk path: sealed in memory, multi-row INSERTs of 500 (one user credential per row).
@@ -63,7 +66,7 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
   });
 
   it('re-wraps every data key in resumable batches; every credential still opens; v1 can then be removed', async () => {
-    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v1: { credentials: N, audit_keys: 2 } });
+    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v1: { credentials: N, audit_keys: 2, incident_secrets: 2 } });
     const rotated = new ConfigKeyProvider(`${V1},${V2}`);
 
     // A worker that dies after three batches...
@@ -85,8 +88,9 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
     const report = await rewrapAll(ds, rotated, SOURCES);
     expect(report.rewrapped.credentials).toBe(N - 1500);
     expect(report.rewrapped.audit_keys).toBe(2);
+    expect(report.rewrapped.incident_secrets).toBe(2);
     expect(Object.values(report.failed).every((n) => n === 0)).toBe(true);
-    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v2: { credentials: N, audit_keys: 2 } });
+    expect(await kekVersionsInUse(ds, SOURCES)).toEqual({ v2: { credentials: N, audit_keys: 2, incident_secrets: 2 } });
     // Nothing left: a second run is a no-op.
     expect((await rewrapAll(ds, rotated, SOURCES)).rewrapped.credentials).toBe(0);
 
@@ -106,6 +110,8 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
         await expect(openSecret(v1only, { sealed: stored[0].sealed, wrappedKey: stored[0].wrapped_key }, credentialAad(orgId, connectors[o], stored[0].id))).rejects.toThrow(/unknown key-encryption key version "v2"/);
         // The audit month key opens under v2 alone.
         expect(await new AuditKeyring(v2only).key(em, orgId, '2026-01-01', false)).toBeInstanceOf(Buffer);
+        const [w] = await em.query(`SELECT sealed, wrapped_key FROM incident_secrets WHERE org_id = $1`, [orgId]);
+        expect((await openSecret(v2only, { sealed: w.sealed, wrappedKey: w.wrapped_key }, incidentSecretAad(orgId, 'webhook_signing_secret'))).toString('utf8')).toBe(`whsec-${o}`);
       });
     }
     expect(opened).toBe(N);
@@ -136,5 +142,31 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
     expect(v2only.open(stored[0].totp_secret_sealed, totpAad(users[0]))).toBe(secretOf(users[0]));
     const [{ sealed }] = await ds.query('SELECT sealed FROM steward_user_secrets_to_reseal($1, NULL, 10)', ['v2']);
     expect(sealed).toBe(copied);
+  }, 60_000);
+
+  it("re-seals orgs' SSO client secrets (sealed under the KEK itself) so that v1 can be removed", async () => {
+    const v1 = new SecretBox(V1);
+    const secret = 'oidc-client-secret-of-org-0';
+    const sealed0 = v1.seal(secret, ssoClientSecretAad(orgs[0]));
+    const insert = (orgId: string, value: string) =>
+      inOrg(ds, { orgId }, (em) => em.query(`INSERT INTO sso_configs (org_id, issuer, client_id, client_secret_sealed) VALUES ($1, 'https://idp.example', 'steward', $2)`, [orgId, value]));
+    await insert(orgs[0], sealed0);
+    // Org 0's sealed secret copied onto org 1's row: its AAD names org 0, so it must not open, and stays as it was.
+    await insert(orgs[1], sealed0);
+    const rotated = new SecretBox(`${V1},${V2}`);
+    const sources = kekSealedSources(rotated);
+    expect(await kekVersionsInUse(ds, sources)).toEqual({ v1: { sso_client_secrets: 2 } });
+
+    const report = await rewrapAll(ds, new ConfigKeyProvider(`${V1},${V2}`), sources);
+    expect(report).toMatchObject({ target: 'v2', rewrapped: { sso_client_secrets: 1 }, failed: { sso_client_secrets: 1 } });
+    expect(await kekVersionsInUse(ds, sources)).toEqual({ v1: { sso_client_secrets: 1 }, v2: { sso_client_secrets: 1 } });
+    // Again: nothing more to do (the copied one still fails, untouched).
+    expect(await rewrapAll(ds, new ConfigKeyProvider(`${V1},${V2}`), sources)).toMatchObject({ rewrapped: { sso_client_secrets: 0 }, failed: { sso_client_secrets: 1 } });
+
+    const read = async (orgId: string) => (await inOrg(ds, { orgId }, (em) => em.query('SELECT client_secret_sealed AS s FROM sso_configs WHERE org_id = $1', [orgId])))[0].s as string;
+    const now0 = await read(orgs[0]);
+    expect(now0.startsWith('v2.')).toBe(true);
+    expect(new SecretBox(V2).open(now0, ssoClientSecretAad(orgs[0]))).toBe(secret);
+    expect(await read(orgs[1])).toBe(sealed0);
   }, 60_000);
 });

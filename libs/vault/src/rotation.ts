@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
+import { type SecretBox, ssoClientSecretAad } from '@steward/common';
 import { inOrg } from '@steward/db';
-import { credentialAad, kekVersionOf, oauthStateAad } from './envelope';
+import { credentialAad, kekVersionOf, oauthStateAad, incidentSecretAad } from './envelope';
 import { type KeyProvider, rewrap } from './keys';
 
 /**
@@ -23,6 +24,12 @@ export interface WrappedKeySource {
   /** Extra columns the AAD needs. */
   aadColumns?: string[];
   aad(orgId: string, row: Record<string, unknown>): string;
+  /**
+   * How a stored value moves under the current KEK version. Default: the column holds a wrapped
+   * data key, re-wrapped by the key provider. Values sealed under the KEK itself (SecretBox) open
+   * and seal again instead (`kekSealedSources`).
+   */
+  rewrap?(value: string, aad: string): Promise<string>;
 }
 
 /** The vault's own wrapped keys: connector credentials and pending OAuth states. */
@@ -42,7 +49,33 @@ export const VAULT_WRAPPED_KEY_SOURCES: WrappedKeySource[] = [
     wrappedColumn: 'wrapped_key',
     aad: (orgId, r) => oauthStateAad(orgId, String(r.id)),
   },
+  {
+    name: 'incident_secrets',
+    table: 'incident_secrets',
+    keyColumns: [['name', 'varchar']],
+    wrappedColumn: 'wrapped_key',
+    aad: (orgId, r) => incidentSecretAad(orgId, String(r.name)),
+  },
 ];
+
+/**
+ * Org secrets sealed directly under the KEK (SecretBox, from STEWARD_MASTER_KEY) rather than under
+ * a wrapped data key: the org's OpenID Connect client secret. Each is opened with whichever
+ * configured version sealed it and sealed again under the current one (compare-and-set, like
+ * every source). Needs the configured KEKs themselves, so the worker passes its SecretBox.
+ */
+export function kekSealedSources(box: SecretBox): WrappedKeySource[] {
+  return [
+    {
+      name: 'sso_client_secrets',
+      table: 'sso_configs',
+      keyColumns: [['org_id', 'uuid']],
+      wrappedColumn: 'client_secret_sealed',
+      aad: (orgId) => ssoClientSecretAad(orgId),
+      rewrap: async (value, aad) => (value.startsWith(`${box.currentVersion}.`) ? value : box.seal(box.open(value, aad), aad)),
+    },
+  ];
+}
 
 export interface RewrapOptions {
   batchSize?: number;
@@ -100,7 +133,9 @@ export async function rewrapAll(ds: DataSource, keys: KeyProvider, sources: read
           const updates: { row: Record<string, unknown>; wrapped: string }[] = [];
           for (const row of rows) {
             try {
-              updates.push({ row, wrapped: await rewrap(keys, String(row[src.wrappedColumn]), src.aad(orgId, row)) });
+              const value = String(row[src.wrappedColumn]);
+              const aad = src.aad(orgId, row);
+              updates.push({ row, wrapped: src.rewrap ? await src.rewrap(value, aad) : await rewrap(keys, value, aad) });
             } catch {
               report.failed[src.name]++;
             }

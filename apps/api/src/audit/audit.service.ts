@@ -4,7 +4,8 @@ import { AuditKeyring, recordEvent } from '@steward/audit';
 import type { ActorType, AuditClient, AuditOutcome, EntityManager } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { Principal } from '../auth/principal';
-import { CONFIG } from '../core/tokens';
+import type { ApiMetrics } from '../core/metrics';
+import { CONFIG, METRICS } from '../core/tokens';
 
 export interface AuditActor {
   orgId: string;
@@ -48,12 +49,16 @@ export function actorOf(p: Principal): AuditActor {
 export class AuditService {
   readonly keyring: AuditKeyring;
 
-  constructor(@Inject(CONFIG) config: Config) {
+  constructor(
+    @Inject(CONFIG) config: Config,
+    @Inject(METRICS) private readonly metrics: ApiMetrics,
+  ) {
     this.keyring = new AuditKeyring(new ConfigKeyProvider(config.STEWARD_MASTER_KEY));
   }
 
   async record(em: EntityManager, actor: AuditActor | Principal, event: AuditRecord): Promise<void> {
     const a = 'kind' in actor ? actorOf(actor) : actor;
+    const started = performance.now();
     await recordEvent(em, this.keyring, {
       id: newId(),
       orgId: a.orgId,
@@ -70,5 +75,6 @@ export class AuditService {
       // Whose fields these are (an erasure shreds them): the signed-in user, also behind an API key.
       subject: event.subject !== undefined ? event.subject : 'kind' in actor ? actor.userId : undefined,
     });
+    this.metrics.steward.auditWrite.observe({ source: 'api' }, (performance.now() - started) / 1000);
   }
 }

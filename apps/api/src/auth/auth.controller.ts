@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import type { Config } from '@steward/common';
 import type { z } from 'zod';
 import { Endpoint } from '../core/endpoint';
+import { sessionCookie } from './session-cookie';
 import { CONFIG } from '../core/tokens';
 import {
   LoginBody,
@@ -14,7 +15,6 @@ import {
   TotpEnrollView,
 } from './auth.schemas';
 import { AuthService } from './auth.service';
-import { SESSION_COOKIE } from './auth.guard';
 import { Caller } from './principal.decorator';
 import type { Principal } from './principal';
 
@@ -26,11 +26,7 @@ export class AuthController {
   ) {}
 
   private cookie(res: Response, token: string, maxAgeSeconds: number): void {
-    const secure = this.config.SESSION_COOKIE_SECURE ?? this.config.NODE_ENV === 'production';
-    res.setHeader(
-      'Set-Cookie',
-      `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}${secure ? '; Secure' : ''}`,
-    );
+    res.setHeader('Set-Cookie', sessionCookie(this.config, token, maxAgeSeconds));
   }
 
   @Endpoint({

@@ -22,13 +22,15 @@ export function readCookie(req: Request, name: string): string | undefined {
   return undefined;
 }
 
-interface Credential {
-  kind: 'session' | 'api_key';
+export interface Credential {
+  kind: 'session' | 'api_key' | 'mcp_token';
   id: string;
   orgId: string;
   userId: string;
   mfaAt: Date | null;
   scopes?: string[];
+  /** For mcp_token: the OAuth client it was issued to. */
+  clientId?: string;
 }
 
 /**
@@ -62,8 +64,9 @@ export class AuthGuard implements CanActivate {
     return true;
   }
 
-  async authenticate(req: Request): Promise<Principal> {
-    const credential = await this.credential(req);
+  /** The caller of a request, or of a credential resolved elsewhere (the MCP gateway resolves its OAuth tokens itself). */
+  async authenticate(req: Request, resolved?: Credential): Promise<Principal> {
+    const credential = resolved ?? (await this.credential(req));
     if (!credential) throw AppError.unauthenticated();
     return this.db.inOrg({ orgId: credential.orgId, userId: credential.userId }, async (em) => {
       // One connection, one query at a time (a transaction's queries are never concurrent).
@@ -86,13 +89,14 @@ export class AuthGuard implements CanActivate {
         orgId: credential.orgId,
         userId: credential.userId,
         credentialId: credential.id,
-        actorType: credential.kind === 'session' ? 'user' : 'api_key',
-        actorId: credential.kind === 'session' ? credential.userId : credential.id,
+        actorType: credential.kind === 'api_key' ? 'api_key' : 'user',
+        actorId: credential.kind === 'api_key' ? credential.id : credential.userId,
         roles,
         rules,
         ability: buildAbility(rules, credential.userId, credential.scopes),
         mfaAt: credential.mfaAt,
-        client: credential.kind === 'session' ? 'console' : ua.startsWith('steward-cli') ? 'cli' : 'rest',
+        client: credential.kind === 'session' ? 'console' : credential.kind === 'mcp_token' ? 'mcp' : ua.startsWith('steward-cli') ? 'cli' : 'rest',
+        ...(credential.clientId ? { mcpClientId: credential.clientId } : {}),
         sourceIp: req.ip ?? null,
         requestId: req.id,
       } satisfies Principal;

@@ -172,17 +172,20 @@ export class AuthService {
   }
 
   async current(p: Principal): Promise<z.infer<typeof SessionView>> {
+    // MCP access tokens are accepted by the gateway alone; the REST routes never see one.
+    if (p.kind === 'mcp_token') throw AppError.unauthenticated();
+    const kind = p.kind;
     return this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       let expiresAt: Date | null;
       let scopes: string[] | undefined;
-      if (p.kind === 'session') {
+      if (kind === 'session') {
         expiresAt = (await em.findOneByOrFail(Session, { orgId: p.orgId, id: p.credentialId })).expiresAt;
       } else {
         const key = await em.findOneByOrFail(ApiKey, { orgId: p.orgId, id: p.credentialId });
         expiresAt = key.expiresAt;
         scopes = key.scopes;
       }
-      return this.describe(em, p.orgId, p.userId, p.kind, p.mfaAt, expiresAt, scopes);
+      return this.describe(em, p.orgId, p.userId, kind, p.mfaAt, expiresAt, scopes);
     });
   }
 

@@ -3,12 +3,13 @@ import type { AppAbility, PermissionRule } from '@steward/policy';
 
 /** Who is calling, resolved once per request by the auth guard. Bound to one org. */
 export interface Principal {
-  kind: 'session' | 'api_key';
+  /** mcp_token: an OAuth access token a member granted an MCP client (accepted by the gateway only). */
+  kind: 'session' | 'api_key' | 'mcp_token';
   orgId: string;
   userId: string;
-  /** The session id or the API key id. */
+  /** The session id, the API key id or the MCP access token id. */
   credentialId: string;
-  /** The audit actor: the user for sessions, the key for API keys. */
+  /** The audit actor: the user for sessions and MCP tokens, the key for API keys. */
   actorType: 'user' | 'api_key';
   actorId: string;
   roles: string[];
@@ -17,6 +18,8 @@ export interface Principal {
   /** When the second factor was last proven in this session. */
   mfaAt: Date | null;
   client: AuditClient;
+  /** The OAuth client (MCP client) the member let act for them, for mcp_token principals. */
+  mcpClientId?: string;
   sourceIp: string | null;
   requestId: string;
 }

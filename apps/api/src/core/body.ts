@@ -3,18 +3,21 @@ import express from 'express';
 import { ErrorCode } from '@steward/common';
 import { problem, sendProblem } from './problem';
 
+const FORM_PATHS = new Set(['/oauth/token', '/oauth/revoke', '/oauth/consent', '/oauth/consent/sign-in', '/oauth/consent/sso']);
+
 /**
  * JSON bodies only, with a size limit. Oversize answers 413, malformed JSON 400,
  * a body of another media type on a write 415 — all as problem+json, before any route runs.
  */
 export function jsonBody(limitBytes: number) {
   const parse = express.json({ limit: limitBytes, strict: true, type: ['application/json', 'application/*+json'] });
-  // OAuth's token endpoint takes a form (RFC 6749 §4.1.3); nothing else does.
+  // OAuth's token and revocation endpoints take forms (RFC 6749 §4.1.3, RFC 7009), and so do the
+  // server-rendered sign-in and consent page's forms; nothing else does.
   const form = express.urlencoded({ extended: false, limit: Math.min(limitBytes, 16_384), parameterLimit: 20 });
   return (req: Request, res: Response, next: NextFunction): void => {
     const length = Number(req.headers['content-length'] ?? 0);
     const hasBody = length > 0 || req.headers['transfer-encoding'] !== undefined;
-    if (hasBody && req.method === 'POST' && req.path === '/oauth/token' && req.is('application/x-www-form-urlencoded')) {
+    if (hasBody && req.method === 'POST' && FORM_PATHS.has(req.path) && req.is('application/x-www-form-urlencoded')) {
       form(req, res, (err?: unknown) => {
         if (!err) return next();
         sendProblem(res, problem(400, ErrorCode.ValidationFailed, 'Bad request', 'The form could not be read.', { instance: req.path, requestId: req.id }));

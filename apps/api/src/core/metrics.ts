@@ -1,6 +1,7 @@
-import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { StewardMetrics } from '@steward/jobs';
 
-/** Prometheus metrics of one API process. */
+/** Prometheus metrics of one API process: HTTP, and the control plane's own (decisions, approvals, queues, audit). */
 export class ApiMetrics {
   readonly registry = new Registry();
   readonly requests = new Counter({
@@ -16,12 +17,7 @@ export class ApiMetrics {
     buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
     registers: [this.registry],
   });
-
-  readonly auditLag = new Gauge({
-    name: 'steward_audit_sealing_lag_seconds',
-    help: 'Seconds since the oldest audit event not yet sealed into its org chain was recorded',
-    registers: [this.registry],
-  });
+  readonly steward = new StewardMetrics(this.registry);
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'steward_' });

@@ -27,9 +27,9 @@ import {
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { AuditKeyring, canonical } from '@steward/audit';
-import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger } from '@steward/common';
+import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, TokenPrefix } from '@steward/common';
 import { ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
-import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
+import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { addTaskConnectors, hubIdOf, toolNameOf } from '@steward/jobs';
 import { type ActionType, decide, isActionType, type Level, subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
@@ -38,12 +38,18 @@ import { AuthGuard } from '../auth/auth.guard';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { problem, sendProblem } from '../core/problem';
-import { CONFIG, EGRESS_RESOLVER, LOGGER, REDIS } from '../core/tokens';
+import type { ApiMetrics } from '../core/metrics';
+import { CONFIG, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from '../core/tokens';
+import { mcpChallenge, mcpResource, resolveMcpToken } from '../mcp-auth/mcp-tokens';
 import { SessionEventStore } from './event-store';
 
 /**
  * The MCP gateway: `/mcp` on the API, Streamable HTTP (sessions, resumable streams, the SDK's
- * protocol-version negotiation), authenticated by the caller's API key as a Bearer token.
+ * protocol-version negotiation), an OAuth 2.1 protected resource per the MCP authorization spec:
+ * the Bearer token is an OAuth access token a member granted an MCP client (audience-bound to
+ * this endpoint, see mcp-auth) or the member's API key; either maps to the same caller (org,
+ * user, roles). Without a valid token the answer is 401 with `WWW-Authenticate: Bearer
+ * resource_metadata=...`, where MCP clients start discovery.
  *
  * A session holds a ConnectorHub of the org's installed connectors (built the way the worker
  * builds a task's: built-in ones in process, remote MCP servers with their approved tool
@@ -72,6 +78,8 @@ interface GatewaySession {
   orgId: string;
   userId: string;
   keyId: string;
+  /** The OAuth client the member authorised (null for an API key). */
+  oauthClientId: string | null;
   transport: StreamableHTTPServerTransport;
   server: Server;
   hub: ConnectorHub;
@@ -116,17 +124,20 @@ export class GatewayService implements OnModuleDestroy {
   private readonly policies = new PolicySource();
   private readonly contexts = new ContextCache();
   private readonly sweeper: NodeJS.Timeout;
+  private readonly observer: GateObserver;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     @Inject(LOGGER) private readonly log: Logger,
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(EGRESS_RESOLVER) private readonly resolver: EgressResolver,
+    @Inject(METRICS) metrics: ApiMetrics,
     private readonly db: Db,
     access: AccessService,
     reflector: Reflector,
   ) {
     this.auth = new AuthGuard(reflector, db, access, config);
+    this.observer = metrics.steward.gateObserver();
     const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
     this.keyring = new AuditKeyring(keys);
     this.broker = new CredentialBroker(db.dataSource, keys, this.keyring, (orgId) => this.egress(orgId));
@@ -151,23 +162,32 @@ export class GatewayService implements OnModuleDestroy {
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       sendProblem(res, problem(status, code, title, detail, { instance: '/mcp', requestId: req.id }));
     };
-    // 1. The caller: an API key as a Bearer token, nothing else (no cookies: a browser page cannot drive the gateway).
-    if (!req.header('authorization')) {
-      fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an API key: send "Authorization: Bearer stw_...".', { 'WWW-Authenticate': 'Bearer realm="steward"' });
+    // 1. The caller: an OAuth access token (audience: this gateway) or an API key, as a Bearer
+    //    token, nothing else (no cookies: a browser page cannot drive the gateway).
+    const authorization = req.header('authorization');
+    if (!authorization) {
+      fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an OAuth access token (see the resource metadata) or an API key: "Authorization: Bearer ...".', { 'WWW-Authenticate': mcpChallenge(this.config) });
       return;
     }
     let p: Principal;
     try {
-      p = await this.auth.authenticate(req);
+      const bearer = /^Bearer\s+(\S{1,200})$/i.exec(authorization)?.[1];
+      if (bearer?.startsWith(TokenPrefix.Mcp)) {
+        const caller = await resolveMcpToken(this.db.dataSource, this.config, bearer, mcpResource(this.config));
+        if (!caller) throw AppError.unauthenticated('The access token is unknown, expired or revoked, its member is no longer active, or it was issued for another resource.');
+        p = await this.auth.authenticate(req, { kind: 'mcp_token', id: caller.tokenId, orgId: caller.orgId, userId: caller.userId, mfaAt: null, clientId: caller.clientId });
+      } else {
+        p = await this.auth.authenticate(req);
+      }
     } catch (err) {
       if (err instanceof AppError) {
-        fail(err.status, err.code, err.title, err.detail ?? err.title, err.status === 401 ? { 'WWW-Authenticate': 'Bearer realm="steward", error="invalid_token"' } : {});
+        fail(err.status, err.code, err.title, err.detail ?? err.title, err.status === 401 ? { 'WWW-Authenticate': mcpChallenge(this.config, 'invalid_token') } : {});
         return;
       }
       throw err;
     }
-    if (p.kind !== 'api_key') {
-      fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an API key as a Bearer token.');
+    if (p.kind === 'session') {
+      fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an OAuth access token or an API key as a Bearer token.', { 'WWW-Authenticate': mcpChallenge(this.config) });
       return;
     }
     // RBAC: using the gateway is running agent actions as oneself (what starting a task needs).
@@ -183,7 +203,7 @@ export class GatewayService implements OnModuleDestroy {
     }
     const calls = (Array.isArray(req.body) ? req.body : [req.body]).filter((m) => m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call').length;
     if (calls && !(await this.withinRate(p.credentialId, calls))) {
-      fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key.`, { 'Retry-After': '1' });
+      fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key or access token.`, { 'Retry-After': '1' });
       return;
     }
     // 3. The session: an existing one of this same user, or a new one on `initialize`.
@@ -254,6 +274,7 @@ export class GatewayService implements OnModuleDestroy {
       orgId: p.orgId,
       userId: p.userId,
       keyId: p.credentialId,
+      oauthClientId: p.mcpClientId ?? null,
       server,
       hub,
       manifests,
@@ -269,6 +290,7 @@ export class GatewayService implements OnModuleDestroy {
         contexts: this.contexts,
         // Each call's credential decrypted for it alone, the decrypt audited in its claim's commit.
         credentials: { broker: this.broker, target: (id) => targets[id] },
+        observer: this.observer,
       },
       lastSeen: Date.now(),
       tainted: false,
@@ -482,7 +504,7 @@ export class GatewayService implements OnModuleDestroy {
       tainted: s.tainted,
       labels: s.labels,
       client: 'mcp' as const,
-      via: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100) },
+      via: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) },
       // The upstream's progress, relayed under the client's own token.
       ...(o.progressToken !== undefined ? { onProgress: (p: { progress: number; total?: number; message?: string }) => void o.notify({ method: 'notifications/progress', params: { ...p, progressToken: o.progressToken! } }).catch(() => undefined) } : {}),
     };

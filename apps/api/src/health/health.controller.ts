@@ -1,13 +1,13 @@
-import { Controller, Header, Inject, Res } from '@nestjs/common';
-import type { Response } from 'express';
+import { Controller, Header, Inject, Req, Res } from '@nestjs/common';
+import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
-import { AppError, type Config, ErrorCode } from '@steward/common';
+import { AppError, type Config, ErrorCode, type Logger, metricsAccess } from '@steward/common';
 import { z } from 'zod';
 import { Db } from '../core/db.service';
 import { Endpoint } from '../core/endpoint';
 import type { ApiMetrics } from '../core/metrics';
 import { OpenApiService } from '../core/openapi';
-import { CONFIG, METRICS, REDIS } from '../core/tokens';
+import { CONFIG, LOGGER, METRICS, REDIS } from '../core/tokens';
 import { docsPage } from './docs-page';
 
 export const VERSION = '0.1.0';
@@ -43,6 +43,7 @@ export class HealthController {
     @Inject(REDIS) private readonly redis: Redis,
     @Inject(METRICS) private readonly metrics: ApiMetrics,
     @Inject(CONFIG) private readonly config: Config,
+    @Inject(LOGGER) private readonly log: Logger,
   ) {}
 
   @Endpoint({ method: 'GET', path: 'healthz', operationId: 'health', summary: 'Liveness, and whether the database is embedded (development only)', tag: 'Operations', auth: 'public', response: Health })
@@ -66,13 +67,20 @@ export class HealthController {
   private async sealingLag(): Promise<number> {
     const [row] = await within(5000, this.db.dataSource.query('SELECT steward_audit_sealing_lag() AS lag'));
     const lag = Math.max(0, Number(row?.lag ?? 0));
-    this.metrics.auditLag.set(lag);
+    this.metrics.steward.sealingLag.set(lag);
     return lag;
   }
 
-  @Endpoint({ method: 'GET', path: 'metrics', operationId: 'metrics', summary: 'Prometheus metrics', tag: 'Operations', auth: 'public' })
-  async metricsText(@Res() res: Response): Promise<void> {
-    await this.sealingLag().catch(() => undefined);
+  @Endpoint({ method: 'GET', path: 'metrics', operationId: 'metrics', summary: 'Prometheus metrics (Bearer METRICS_TOKEN when configured; off in production without one)', tag: 'Operations', auth: 'public', errors: [401, 404] })
+  async metricsText(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const access = metricsAccess(this.config, req.header('authorization'));
+    if (access === 'off') throw AppError.notFound('route');
+    if (access === 'unauthorized') {
+      res.setHeader('WWW-Authenticate', 'Bearer realm="metrics"');
+      throw AppError.unauthenticated('/metrics takes "Authorization: Bearer <METRICS_TOKEN>".');
+    }
+    const errors = await this.metrics.steward.collect(this.db.dataSource, this.redis, this.config.REDIS_PREFIX);
+    if (errors.length) this.log.warn({ errors }, 'metrics: some gauges could not be read');
     res.type(this.metrics.registry.contentType).send(await this.metrics.registry.metrics());
   }
 

@@ -46,7 +46,7 @@ export const AuthorizationRequestView = z.strictObject({
 
 export const AuthorizationDecision = z.strictObject({ redirectTo: z.string().max(5000) });
 
-export const TokenBody = z.object({
+const CodeGrant = z.object({
   grant_type: z.literal('authorization_code'),
   code: z.string().min(1).max(200),
   redirect_uri: Url,
@@ -55,9 +55,50 @@ export const TokenBody = z.object({
   resource: Url.optional(),
 });
 
+const RefreshGrant = z.object({
+  grant_type: z.literal('refresh_token'),
+  refresh_token: z.string().min(1).max(200),
+  client_id: z.string().min(1).max(100),
+  scope: z.string().max(200).optional(),
+  resource: Url.optional(),
+});
+
+export const TokenBody = z.discriminatedUnion('grant_type', [CodeGrant, RefreshGrant]);
+export type CodeGrant = z.infer<typeof CodeGrant>;
+export type RefreshGrant = z.infer<typeof RefreshGrant>;
+
 export const TokenView = z.strictObject({
   access_token: z.string().max(200),
   token_type: z.literal('Bearer'),
   expires_in: z.int(),
+  refresh_token: z.string().max(200),
   scope: z.string().max(200),
+});
+
+/** RFC 7009 token revocation by a public client (it names itself with client_id). */
+export const RevokeBody = z.object({
+  token: z.string().min(1).max(200),
+  token_type_hint: z.enum(['access_token', 'refresh_token']).optional(),
+  client_id: z.string().min(1).max(100),
+});
+
+/** The consent page's forms (server-rendered HTML, form-encoded). */
+export const ConsentPageQuery = z.object({ request: z.string().min(1).max(100) });
+export const ConsentSignInForm = z.object({
+  request: z.string().min(1).max(100),
+  csrf: z.string().min(1).max(100),
+  email: z.string().trim().max(320),
+  password: z.string().max(256),
+  org: z.string().max(100).optional(),
+  totpCode: z.string().max(10).optional(),
+});
+export const ConsentDecisionForm = z.object({
+  request: z.string().min(1).max(100),
+  csrf: z.string().min(1).max(100),
+  decision: z.enum(['approve', 'deny']),
+});
+export const ConsentSsoForm = z.object({
+  request: z.string().min(1).max(100),
+  csrf: z.string().min(1).max(100),
+  email: z.string().trim().max(320),
 });

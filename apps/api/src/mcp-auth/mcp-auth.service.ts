@@ -1,14 +1,15 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import type { z } from 'zod';
-import { AppError, type Config, ErrorCode, hashToken, newId, newToken, TokenPrefix } from '@steward/common';
-import { Membership } from '@steward/db';
+import { AppError, type Config, ErrorCode, hashToken, newId, newToken, safeEqual, TokenPrefix } from '@steward/common';
+import { type EntityManager, Membership } from '@steward/db';
 import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG, REDIS } from '../core/tokens';
-import type { AuthorizeQuery, RegisterClientBody, TokenBody } from './mcp-auth.schemas';
+import type { AuthorizeQuery, CodeGrant, RefreshGrant, RegisterClientBody, RevokeBody, TokenBody } from './mcp-auth.schemas';
+import { mcpIssuer, mcpResource } from './mcp-tokens';
 
 /** An OAuth error (RFC 6749 §5.2 `error`), rendered beside the problem's fields. */
 export class OAuthError extends AppError {
@@ -36,6 +37,30 @@ export const MCP_SCOPE = 'mcp';
 const REQUEST_TTL_SECONDS = 600;
 const CODE_TTL_SECONDS = 60;
 const TOKEN_TTL_SECONDS = 3600;
+const REFRESH_TTL_SECONDS = 30 * 24 * 3600;
+
+interface Grant {
+  orgId: string;
+  userId: string;
+  clientId: string;
+  resource: string;
+  scope: string;
+}
+
+interface RefreshRow {
+  token_id: string;
+  org_id: string;
+  family_id: string;
+  user_id: string;
+  client_id: string;
+  resource: string;
+  scope: string;
+  expires_at: Date;
+  used_at: Date | null;
+  revoked_at: Date | null;
+}
+
+type Meta = { sourceIp: string | null; requestId: string };
 const sha256 = (v: string) => createHash('sha256').update(v).digest();
 
 /** Redirect URIs a public client may register: https, or http on loopback (native apps, RFC 8252). */
@@ -62,12 +87,12 @@ export class McpAuthService {
   ) {}
 
   issuer(): string {
-    return (this.config.STEWARD_PUBLIC_URL ?? `http://localhost:${this.config.PORT}`).replace(/\/+$/, '');
+    return mcpIssuer(this.config);
   }
 
   /** The protected resource: the MCP gateway's endpoint. */
   resource(): string {
-    return `${this.issuer()}/mcp`;
+    return mcpResource(this.config);
   }
 
   protectedResourceMetadata() {
@@ -84,8 +109,10 @@ export class McpAuthService {
       scopes_supported: [MCP_SCOPE],
       response_types_supported: ['code'],
       response_modes_supported: ['query'],
-      grant_types_supported: ['authorization_code'],
+      grant_types_supported: ['authorization_code', 'refresh_token'],
       token_endpoint_auth_methods_supported: ['none'],
+      revocation_endpoint: `${i}/oauth/revoke`,
+      revocation_endpoint_auth_methods_supported: ['none'],
       code_challenge_methods_supported: ['S256'],
     };
   }
@@ -104,7 +131,7 @@ export class McpAuthService {
       client_name: body.client_name,
       redirect_uris: body.redirect_uris,
       token_endpoint_auth_method: 'none' as const,
-      grant_types: ['authorization_code'],
+      grant_types: ['authorization_code', 'refresh_token'],
       response_types: ['code'],
       scope: MCP_SCOPE,
     };
@@ -129,8 +156,8 @@ export class McpAuthService {
     const id = randomBytes(24).toString('base64url');
     const pending: PendingAuthorization = { clientId: client.id, clientName: client.client_name, redirectUri: q.redirect_uri, challenge: q.code_challenge, state: q.state, scope, resource: this.resource() };
     await this.redis.set(this.key('request', id), JSON.stringify(pending), 'EX', REQUEST_TTL_SECONDS);
-    const console = (this.config.STEWARD_CONSOLE_URL ?? this.issuer()).replace(/\/+$/, '');
-    return `${console}/oauth/consent?request=${id}`;
+    // The API's own sign-in and consent page (server-rendered, see consent-page.ts).
+    return `${this.issuer()}/oauth/consent?request=${id}`;
   }
 
   private key(kind: 'request' | 'code', id: string): string {
@@ -142,6 +169,15 @@ export class McpAuthService {
     if (!raw) throw AppError.notFound('authorization request');
     const r = JSON.parse(raw) as PendingAuthorization;
     return { id, clientId: r.clientId, clientName: r.clientName, redirectUri: r.redirectUri, scope: r.scope, resource: r.resource };
+  }
+
+  /** Who is about to consent, as the page shows it. */
+  async who(p: Principal): Promise<{ email: string; orgName: string }> {
+    return this.db.inOrg(p, async (em) => {
+      const [u]: { email: string }[] = await em.query(`SELECT email FROM users WHERE id = $1`, [p.userId]);
+      const [o]: { name: string }[] = await em.query(`SELECT name FROM orgs WHERE id = $1`, [p.orgId]);
+      return { email: u?.email ?? '', orgName: o?.name ?? '' };
+    });
   }
 
   /** The signed-in member approves (a code for their org and user) or denies; the request is used once. */
@@ -166,29 +202,149 @@ export class McpAuthService {
     return { redirectTo: back.href };
   }
 
-  /** Code + PKCE verifier → an access token bound to the member, the client and the resource. */
-  async token(body: z.infer<typeof TokenBody>, meta: { sourceIp: string | null; requestId: string }) {
+  async token(body: z.infer<typeof TokenBody>, meta: Meta) {
+    return body.grant_type === 'refresh_token' ? this.refresh(body, meta) : this.exchange(body, meta);
+  }
+
+  /** Code + PKCE verifier → an access token bound to the member, the client and the resource, and the first refresh token of a new family. */
+  private async exchange(body: CodeGrant, meta: Meta) {
     const raw = await this.redis.getdel(this.key('code', body.code));
     if (!raw) throw new OAuthError(400, 'invalid_grant', 'The code is unknown, expired or already used.');
     const c = JSON.parse(raw) as IssuedCode;
     if (c.clientId !== body.client_id || c.redirectUri !== body.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'The code was issued to another client or redirect URI.');
     if (!sha256(body.code_verifier).equals(Buffer.from(c.challenge, 'base64url'))) throw new OAuthError(400, 'invalid_grant', 'The code verifier does not match the challenge.');
     if (body.resource && body.resource.replace(/\/+$/, '') !== c.resource) throw new OAuthError(400, 'invalid_target', 'The resource differs from the authorized one.');
-    const token = newToken(TokenPrefix.Mcp);
-    await this.db.inOrg({ orgId: c.orgId, userId: c.userId }, async (em) => {
+    return this.db.inOrg({ orgId: c.orgId, userId: c.userId }, async (em) => {
       const m = await em.findOneBy(Membership, { orgId: c.orgId, userId: c.userId });
       if (!m || m.status !== 'active') throw new OAuthError(400, 'invalid_grant', 'The member who approved is no longer active.');
-      const id = newId();
-      await em.query(
-        `INSERT INTO mcp_access_tokens (org_id, id, user_id, client_id, token_hash, resource, scope, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8))`,
-        [c.orgId, id, c.userId, c.clientId, hashToken(this.config.STEWARD_TOKEN_PEPPER, token), c.resource, c.scope, TOKEN_TTL_SECONDS],
-      );
-      await this.audit.record(
-        em,
-        { orgId: c.orgId, actorType: 'user', actorId: c.userId, client: 'mcp', sourceIp: meta.sourceIp, requestId: meta.requestId },
-        { action: 'mcp_oauth.token_issue', targetType: 'User', targetId: c.userId, payload: { tokenId: id, clientId: c.clientId, expiresInSeconds: TOKEN_TTL_SECONDS } },
-      );
+      const familyId = newId();
+      const issued = await this.issue(em, c, familyId);
+      await this.audit.record(em, this.actor(c, meta), {
+        action: 'mcp_oauth.token_issue',
+        targetType: 'User',
+        targetId: c.userId,
+        payload: { tokenId: issued.tokenId, familyId, clientId: c.clientId, expiresInSeconds: TOKEN_TTL_SECONDS },
+      });
+      return issued.view;
     });
-    return { access_token: token, token_type: 'Bearer' as const, expires_in: TOKEN_TTL_SECONDS, scope: c.scope };
+  }
+
+  /** An access token and a refresh token in one family (same transaction as the caller's audit event). */
+  private async issue(em: EntityManager, g: Grant, familyId: string) {
+    const access = newToken(TokenPrefix.Mcp);
+    const refresh = newToken(TokenPrefix.McpRefresh);
+    const tokenId = newId();
+    await em.query(
+      `INSERT INTO mcp_access_tokens (org_id, id, user_id, client_id, token_hash, resource, scope, expires_at, family_id) VALUES ($1, $2, $3, $4, $5, $6, $7, now() + make_interval(secs => $8), $9)`,
+      [g.orgId, tokenId, g.userId, g.clientId, hashToken(this.config.STEWARD_TOKEN_PEPPER, access), g.resource, g.scope, TOKEN_TTL_SECONDS, familyId],
+    );
+    await em.query(
+      `INSERT INTO mcp_refresh_tokens (org_id, id, family_id, user_id, client_id, token_hash, resource, scope, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))`,
+      [g.orgId, newId(), familyId, g.userId, g.clientId, hashToken(this.config.STEWARD_TOKEN_PEPPER, refresh), g.resource, g.scope, REFRESH_TTL_SECONDS],
+    );
+    return { tokenId, view: { access_token: access, token_type: 'Bearer' as const, expires_in: TOKEN_TTL_SECONDS, refresh_token: refresh, scope: g.scope } };
+  }
+
+  private actor(g: Pick<Grant, 'orgId' | 'userId'>, meta: Meta) {
+    return { orgId: g.orgId, actorType: 'user' as const, actorId: g.userId, client: 'mcp' as const, sourceIp: meta.sourceIp, requestId: meta.requestId };
+  }
+
+  private async refreshRow(token: string): Promise<RefreshRow | undefined> {
+    if (!token.startsWith(TokenPrefix.McpRefresh) || token.length > 200) return undefined;
+    const rows: RefreshRow[] = await this.db.outsideOrg((em) => em.query('SELECT * FROM steward_auth_mcp_refresh($1)', [hashToken(this.config.STEWARD_TOKEN_PEPPER, token)]));
+    return rows[0];
+  }
+
+  /** Ends a whole family: every refresh token and every access token issued in it. */
+  private async revokeFamily(row: RefreshRow, meta: Meta, action: 'mcp_oauth.refresh_reuse' | 'mcp_oauth.token_revoke'): Promise<void> {
+    await this.db.inOrg({ orgId: row.org_id, userId: row.user_id }, async (em) => {
+      const refresh = await em.query(`UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND family_id = $2 AND revoked_at IS NULL`, [row.org_id, row.family_id]);
+      const access = await em.query(`UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND family_id = $2 AND revoked_at IS NULL`, [row.org_id, row.family_id]);
+      await this.audit.record(em, this.actor({ orgId: row.org_id, userId: row.user_id }, meta), {
+        action,
+        targetType: 'User',
+        targetId: row.user_id,
+        outcome: action === 'mcp_oauth.refresh_reuse' ? 'denied' : 'success',
+        payload: { familyId: row.family_id, clientId: row.client_id, kind: 'refresh_token', refreshTokensRevoked: Number(refresh[1] ?? 0), accessTokensRevoked: Number(access[1] ?? 0) },
+      });
+    });
+  }
+
+  /**
+   * Refresh-token rotation (OAuth 2.1 §4.3.1): the token is used once and replaced by the next of
+   * its family; presenting a token that was already rotated means it leaked (or the client
+   * misbehaves): the whole family is revoked, access tokens too, and the event is audited.
+   */
+  private async refresh(body: RefreshGrant, meta: Meta) {
+    const row = await this.refreshRow(body.refresh_token);
+    if (!row || row.client_id !== body.client_id) throw new OAuthError(400, 'invalid_grant', 'The refresh token is unknown or was issued to another client.');
+    if (row.revoked_at) throw new OAuthError(400, 'invalid_grant', 'The refresh token was revoked.');
+    if (row.used_at) {
+      await this.revokeFamily(row, meta, 'mcp_oauth.refresh_reuse');
+      throw new OAuthError(400, 'invalid_grant', 'The refresh token was already used; every token of this grant is now revoked.');
+    }
+    if (new Date(row.expires_at).getTime() <= Date.now()) throw new OAuthError(400, 'invalid_grant', 'The refresh token expired.');
+    if (body.scope && body.scope.split(' ').some((s) => !row.scope.split(' ').includes(s))) throw new OAuthError(400, 'invalid_scope', 'A refresh cannot widen the scope.');
+    if (body.resource && body.resource.replace(/\/+$/, '') !== row.resource) throw new OAuthError(400, 'invalid_target', 'The resource differs from the authorized one.');
+    const outcome = await this.db.inOrg({ orgId: row.org_id, userId: row.user_id }, async (em) => {
+      // Used once: of two concurrent refreshes with the same token, one wins and the other is a reuse.
+      const claimed = await em.query(`UPDATE mcp_refresh_tokens SET used_at = now() WHERE org_id = $1 AND id = $2 AND used_at IS NULL AND revoked_at IS NULL RETURNING id`, [row.org_id, row.token_id]);
+      if (!claimed[0]?.length) return 'reused' as const;
+      const m = await em.findOneBy(Membership, { orgId: row.org_id, userId: row.user_id });
+      if (!m || m.status !== 'active') return 'inactive' as const;
+      const issued = await this.issue(em, { orgId: row.org_id, userId: row.user_id, clientId: row.client_id, resource: row.resource, scope: row.scope }, row.family_id);
+      await this.audit.record(em, this.actor({ orgId: row.org_id, userId: row.user_id }, meta), {
+        action: 'mcp_oauth.token_refresh',
+        targetType: 'User',
+        targetId: row.user_id,
+        payload: { tokenId: issued.tokenId, familyId: row.family_id, clientId: row.client_id, expiresInSeconds: TOKEN_TTL_SECONDS },
+      });
+      return issued.view;
+    });
+    if (outcome === 'reused') {
+      await this.revokeFamily(row, meta, 'mcp_oauth.refresh_reuse');
+      throw new OAuthError(400, 'invalid_grant', 'The refresh token was already used; every token of this grant is now revoked.');
+    }
+    if (outcome === 'inactive') throw new OAuthError(400, 'invalid_grant', 'The member who approved is no longer active.');
+    return outcome;
+  }
+
+  /**
+   * RFC 7009: a refresh token ends its family, an access token itself. The answer is the same
+   * whether or not the token was known (a client learns nothing), and a client can only revoke its own tokens.
+   */
+  async revoke(body: z.infer<typeof RevokeBody>, meta: Meta): Promise<void> {
+    const refresh = body.token_type_hint !== 'access_token' || body.token.startsWith(TokenPrefix.McpRefresh) ? await this.refreshRow(body.token) : undefined;
+    if (refresh) {
+      if (refresh.client_id === body.client_id && !refresh.revoked_at) await this.revokeFamily(refresh, meta, 'mcp_oauth.token_revoke');
+      return;
+    }
+    if (!body.token.startsWith(TokenPrefix.Mcp) || body.token.length > 200) return;
+    const rows: { token_id: string; org_id: string; user_id: string; client_id: string }[] = await this.db.outsideOrg((em) =>
+      em.query('SELECT token_id, org_id, user_id, client_id FROM steward_auth_mcp_token($1)', [hashToken(this.config.STEWARD_TOKEN_PEPPER, body.token)]),
+    );
+    const a = rows[0];
+    if (!a || a.client_id !== body.client_id) return;
+    await this.db.inOrg({ orgId: a.org_id, userId: a.user_id }, async (em) => {
+      await em.query(`UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND id = $2 AND revoked_at IS NULL`, [a.org_id, a.token_id]);
+      await this.audit.record(em, this.actor({ orgId: a.org_id, userId: a.user_id }, meta), {
+        action: 'mcp_oauth.token_revoke',
+        targetType: 'User',
+        targetId: a.user_id,
+        payload: { tokenId: a.token_id, clientId: a.client_id, kind: 'access_token' },
+      });
+    });
+  }
+
+  /**
+   * The consent page's CSRF token: an HMAC under the pepper of what binds the form to this
+   * browser (its sign-in binding cookie, or its session) and to this authorization request.
+   */
+  csrfToken(binding: string, requestId: string): string {
+    return createHmac('sha256', this.config.STEWARD_TOKEN_PEPPER).update(`mcp-consent\n${binding}\n${requestId}`).digest('base64url');
+  }
+
+  checkCsrf(binding: string, requestId: string, token: string): boolean {
+    return safeEqual(Buffer.from(this.csrfToken(binding, requestId)), Buffer.from(token));
   }
 }

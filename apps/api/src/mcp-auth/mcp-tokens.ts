@@ -1,6 +1,21 @@
 import { type Config, hashToken, TokenPrefix } from '@steward/common';
 import { type DataSource, inOrg, outsideOrg } from '@steward/db';
 
+/** The authorization server's issuer: Steward's public URL. */
+export function mcpIssuer(config: Pick<Config, 'STEWARD_PUBLIC_URL' | 'PORT'>): string {
+  return (config.STEWARD_PUBLIC_URL ?? `http://localhost:${config.PORT}`).replace(/\/+$/, '');
+}
+
+/** The protected resource (the audience every MCP access token is bound to): the gateway's endpoint. */
+export function mcpResource(config: Pick<Config, 'STEWARD_PUBLIC_URL' | 'PORT'>): string {
+  return `${mcpIssuer(config)}/mcp`;
+}
+
+/** What the gateway's 401 points MCP clients at (RFC 9728 §5.1). */
+export function mcpChallenge(config: Pick<Config, 'STEWARD_PUBLIC_URL' | 'PORT'>, error?: 'invalid_token'): string {
+  return `Bearer resource_metadata="${mcpIssuer(config)}/.well-known/oauth-protected-resource/mcp"${error ? `, error="${error}"` : ''}`;
+}
+
 export interface McpCaller {
   tokenId: string;
   orgId: string;

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AppError, UUID_PATTERN } from '@steward/common';
+import { AppError, newId, UUID_PATTERN } from '@steward/common';
 import type { EntityManager } from '@steward/db';
 import { sanctionFor } from '@steward/policy';
 import type { z } from 'zod';
@@ -109,6 +109,14 @@ export class ViolationsService {
         [p.orgId, v.user_id],
       );
       const sanction = sanctionFor(confirmed.map((c) => ({ confirmedAt: new Date(c.decided_at) })), new Date(Date.now() + 1000));
+      // The ladder step this confirmation leads to, kept for owners to lift or give an outcome (../sanctions).
+      if (verdict === 'confirm' && sanction !== 'none') {
+        const sanctionId = newId();
+        await em.query(`INSERT INTO sanctions (org_id, id, user_id, violation_id, kind, strikes) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (org_id, violation_id) DO NOTHING`, [
+          p.orgId, sanctionId, v.user_id, id, sanction, confirmed.length,
+        ]);
+        await this.audit.record(em, p, { action: 'sanction.open', targetType: 'Sanction', targetId: sanctionId, payload: { userId: v.user_id, violationId: id, kind: sanction, strikes: confirmed.length } });
+      }
       if (verdict === 'confirm' && (sanction === 'suspension' || sanction === 'disciplinary_review')) {
         const suspended: unknown[] = await em.query(
           `UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3 WHERE org_id = $1 AND user_id = $2 AND status = 'active' RETURNING id`,

@@ -7,6 +7,7 @@ import { Caller } from '../auth/principal.decorator';
 import type { Principal } from '../auth/principal';
 import { Endpoint } from '../core/endpoint';
 import { CONFIG } from '../core/tokens';
+import { continuePage } from '../mcp-auth/consent-page';
 import { PutSsoConfigBody, SsoCallbackQuery, SsoConfigView, SsoStartBody, SsoStartView } from './sso.schemas';
 import { SSO_BINDING_COOKIE, SsoService } from './sso.service';
 
@@ -18,7 +19,7 @@ export class SsoController {
   ) {}
 
   private secure(): string {
-    return (this.config.SESSION_COOKIE_SECURE ?? this.config.NODE_ENV === 'production') ? '; Secure' : '';
+    return ssoCookieSecure(this.config);
   }
 
   @Endpoint({ method: 'GET', path: 'v1/org/sso', operationId: 'getSsoConfig', summary: "The org's OpenID Connect sign-in (never its client secret)", tag: 'Org', response: SsoConfigView, errors: [404] })
@@ -59,8 +60,7 @@ export class SsoController {
   })
   async start(@Body() body: z.infer<typeof SsoStartBody>, @Res({ passthrough: true }) res: Response) {
     const { authorizationUrl, org, binding } = await this.sso.start(body);
-    // Lax: the provider's redirect back is a top-level cross-site navigation that must carry it.
-    res.setHeader('Set-Cookie', `${SSO_BINDING_COOKIE}=${binding}; Path=/v1/auth/sso; HttpOnly; SameSite=Lax; Max-Age=600${this.secure()}`);
+    res.setHeader('Set-Cookie', ssoBindingCookie(this.config, binding));
     return { authorizationUrl, org };
   }
 
@@ -78,7 +78,7 @@ export class SsoController {
   })
   async callback(@Query() query: z.infer<typeof SsoCallbackQuery>, @Req() req: Request, @Res() res: Response): Promise<void> {
     const rawQuery = req.originalUrl.includes('?') ? req.originalUrl.slice(req.originalUrl.indexOf('?') + 1) : '';
-    const { token } = await this.sso.callback(query, rawQuery, readCookie(req, SSO_BINDING_COOKIE), {
+    const { token, returnTo } = await this.sso.callback(query, rawQuery, readCookie(req, SSO_BINDING_COOKIE), {
       sourceIp: req.ip ?? null,
       userAgent: req.header('user-agent') ?? null,
       requestId: req.id,
@@ -88,6 +88,18 @@ export class SsoController {
       `${SESSION_COOKIE}=${token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=${this.config.SESSION_TTL_HOURS * 3600}${this.secure()}`,
       `${SSO_BINDING_COOKIE}=; Path=/v1/auth/sso; HttpOnly; SameSite=Lax; Max-Age=0${this.secure()}`,
     ]);
+    // Back to the MCP consent page: through a same-origin page, not a redirect, because the browser
+    // withholds the SameSite=Strict session cookie on a redirect chain the provider started.
+    if (returnTo) return continuePage(res, returnTo);
     res.redirect(303, this.config.STEWARD_CONSOLE_URL ?? '/');
   }
+}
+
+function ssoCookieSecure(config: Pick<Config, 'SESSION_COOKIE_SECURE' | 'NODE_ENV'>): string {
+  return (config.SESSION_COOKIE_SECURE ?? config.NODE_ENV === 'production') ? '; Secure' : '';
+}
+
+/** Binds a started sign-in to this browser. Lax: the provider's redirect back is a top-level cross-site navigation that must carry it. */
+export function ssoBindingCookie(config: Pick<Config, 'SESSION_COOKIE_SECURE' | 'NODE_ENV'>, binding: string): string {
+  return `${SSO_BINDING_COOKIE}=${binding}; Path=/v1/auth/sso; HttpOnly; SameSite=Lax; Max-Age=600${ssoCookieSecure(config)}`;
 }

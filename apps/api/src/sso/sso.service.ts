@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import type { z } from 'zod';
-import { AppError, type Config, type EgressResolver, ErrorCode, guardedFetch, isHostAllowlisted, newId, SecretBox } from '@steward/common';
+import { AppError, type Config, type EgressResolver, ErrorCode, guardedFetch, isHostAllowlisted, newId, SecretBox, ssoClientSecretAad } from '@steward/common';
 import { type EntityManager, Group, GroupMember, Membership, Org, RoleAssignment, User } from '@steward/db';
 import { AccessService } from '../access/access.service';
 import { type AuditActor, AuditService } from '../audit/audit.service';
@@ -33,11 +33,16 @@ interface PendingLogin {
   nonce: string;
   /** SHA-256 of the browser binding cookie: a callback from another browser is refused. */
   binding: string;
+  /** Where the browser goes once signed in, when not the console: the MCP consent page (a path on this API). */
+  returnTo?: string;
 }
+
+/** The only places a sign-in may return to besides the console: the MCP consent page of one authorization request. */
+export const SSO_RETURN_PATH = /^\/oauth\/consent\?request=[A-Za-z0-9_-]{1,100}$/;
 
 export const SSO_BINDING_COOKIE = 'steward_sso';
 const PENDING_TTL_SECONDS = 600;
-const secretAad = (orgId: string) => `sso-client-secret|${orgId}`;
+const secretAad = ssoClientSecretAad;
 const sha256 = (v: string) => createHash('sha256').update(v).digest('hex');
 
 const refused = (detail: string) => new AppError(401, ErrorCode.InvalidCredentials, 'Single sign-on failed', detail);
@@ -172,7 +177,8 @@ export class SsoService {
   }
 
   /** Which org's SSO serves an email (its domain) or a slug; the authorization URL to send the browser to. */
-  async start(body: z.infer<typeof SsoStartBody>): Promise<{ authorizationUrl: string; org: { slug: string }; binding: string }> {
+  async start(body: z.infer<typeof SsoStartBody>, returnTo?: string): Promise<{ authorizationUrl: string; org: { slug: string }; binding: string }> {
+    if (returnTo !== undefined && !SSO_RETURN_PATH.test(returnTo)) throw new Error('SSO returnTo must be a consent page path');
     const domain = body.email ? body.email.slice(body.email.lastIndexOf('@') + 1) : null;
     const orgs: { org_id: string; slug: string }[] = await this.db.outsideOrg((em) => em.query(`SELECT org_id, slug FROM steward_sso_org($1, $2)`, [domain, body.org ?? null]));
     if (orgs.length !== 1) {
@@ -186,7 +192,7 @@ export class SsoService {
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();
     const binding = randomBytes(32).toString('base64url');
-    const pending: PendingLogin = { orgId: org.org_id, verifier, nonce, binding: sha256(binding) };
+    const pending: PendingLogin = { orgId: org.org_id, verifier, nonce, binding: sha256(binding), ...(returnTo ? { returnTo } : {}) };
     await this.redis.set(this.key(state), JSON.stringify(pending), 'EX', PENDING_TTL_SECONDS);
     const url = oidc.buildAuthorizationUrl(config, {
       redirect_uri: this.redirectUri(),
@@ -269,7 +275,7 @@ export class SsoService {
     if (suspended) return fail('suspended', 'Your membership of this org is suspended.', 403);
 
     const actor: AuditActor = { orgId: org.id, actorType: 'user', actorId: uid, client: 'console', sourceIp: meta.sourceIp, requestId: meta.requestId };
-    return this.auth.openSession(org.id, uid, null, meta, actor, { method: 'sso', issuer: row.issuer, outcome }, async (em) => {
+    const session = await this.auth.openSession(org.id, uid, null, meta, actor, { method: 'sso', issuer: row.issuer, outcome }, async (em) => {
       if (createdUser) {
         await em.insert(User, { id: uid, email, name, passwordHash: null, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
       }
@@ -293,6 +299,7 @@ export class SsoService {
         });
       }
     });
+    return { ...session, returnTo: pending.returnTo && SSO_RETURN_PATH.test(pending.returnTo) ? pending.returnTo : undefined };
   }
 
   /** Mapped groups follow the claim: added when present, removed when absent. Unmapped groups are left alone. */

@@ -237,6 +237,51 @@ export async function newViolation(c: Ctx): Promise<string> {
   return id;
 }
 
+/** An open incident of the org, opened by hand by the owner. */
+export async function newIncident(c: Ctx): Promise<string> {
+  const body = await ok<{ id: string }>(await c.h.http.post('/v1/incidents').set('Cookie', c.ownerCookie).send({ title: `Incident ${rnd()}`, severity: 'medium' }), 201, 'incident');
+  return body.id;
+}
+
+/** An open sanction of a throwaway member (with the confirmed violation it came from). */
+export async function newSanction(c: Ctx, kind: 'warning' | 'suspension' | 'disciplinary_review' = 'suspension'): Promise<string> {
+  const user = await addUser(c.h.ds, c.org, 'member');
+  const violation = newId();
+  const id = newId();
+  await inOrg(c.h.ds, { orgId: c.org.id }, async (em) => {
+    await em.query(
+      `INSERT INTO violations (org_id, id, action_id, user_id, connector, tool, action_type, args_digest, tainted, reason, state, decided_at)
+       VALUES ($1, $2, $3, $4, 'workspace-files', 'files.write', 'file.create', $5, false, 'Forbidden: fixture', 'confirmed', now())`,
+      [c.org.id, violation, newId(), user.id, '0'.repeat(64)],
+    );
+    await em.query(`INSERT INTO sanctions (org_id, id, user_id, violation_id, kind, strikes) VALUES ($1, $2, $3, $4, $5, 2)`, [c.org.id, id, user.id, violation, kind]);
+  });
+  return id;
+}
+
+/** A finished task of the caller's own when their role runs tasks, else the owner's. */
+export async function newFinishedTask(c: Ctx): Promise<string> {
+  let res = await c.h.http.post('/v1/tasks').set('Cookie', c.cookie).send({ prompt: `[script:hello] rated ${rnd()}` });
+  if (res.status !== 201) res = await c.h.http.post('/v1/tasks').set('Cookie', c.ownerCookie).send({ prompt: `[script:hello] rated ${rnd()}` });
+  const id = (await ok<{ id: string }>(res, 201, 'task')).id;
+  await inOrg(c.h.ds, { orgId: c.org.id }, (em) => em.query(`UPDATE tasks SET state = 'completed', finished_at = now() WHERE org_id = $1 AND id = $2`, [c.org.id, id]));
+  return id;
+}
+
+/** Enough fast approvals of chat.send for a "lower it" recommendation (inserted once per org). */
+export async function ensureTuningData(c: Ctx): Promise<void> {
+  await inOrg(c.h.ds, { orgId: c.org.id }, async (em) => {
+    const [{ n }] = await em.query(`SELECT count(*)::int AS n FROM approvals WHERE org_id = $1 AND action_type = 'chat.send'`, [c.org.id]);
+    for (let i = n; i < 30; i++) {
+      await em.query(
+        `INSERT INTO approvals (org_id, id, kind, action_id, requested_by, connector, tool, action_type, args_digest, reason, quorum, state, created_at, decided_at, expires_at)
+         VALUES ($1, $2, 'action', $3, $4, 'slack', 'slack.post', 'chat.send', $5, 'Watched: fixture', 1, 'used', now() - interval '1 day', now() - interval '1 day' + interval '20 seconds', now())`,
+        [c.org.id, newId(), newId(), c.org.users.member.id, '0'.repeat(64)],
+      );
+    }
+  });
+}
+
 const SSO_BODY = { issuer: 'https://idp.acme.example', clientId: 'steward', clientSecret: 'fixture-client-secret', groupMap: {} };
 
 export async function newScimToken(c: Ctx, cookie = c.ownerCookie): Promise<{ id: string; secret: string }> {
@@ -324,6 +369,11 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/oauth/requests/{request}': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}` }),
   'POST /v1/oauth/requests/{request}/approve': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}/approve` }),
   'POST /v1/oauth/requests/{request}/deny': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}/deny` }),
+  'POST /oauth/revoke': async () => ({ path: '/oauth/revoke', body: { token: `str_never-issued-${rnd()}`, client_id: 'mcp_unknown' } }),
+  'GET /oauth/consent': async (c) => ({ path: `/oauth/consent?request=${await newMcpAuthorization(c)}` }),
+  'POST /oauth/consent/sign-in': async () => ({ path: '/oauth/consent/sign-in', body: { request: `unknown-${rnd()}`, csrf: 'x', email: 'nobody@acme.example', password: 'x' } }),
+  'POST /oauth/consent/sso': async () => ({ path: '/oauth/consent/sso', body: { request: `unknown-${rnd()}`, csrf: 'x', email: 'nobody@acme.example' } }),
+  'POST /oauth/consent': async (c) => ({ path: '/oauth/consent', body: { request: await newMcpAuthorization(c), csrf: 'forged', decision: 'approve' } }),
   // Pause then resume: the table runs them one after the other, so the org is not left paused.
   'POST /v1/org/agents/pause': async () => ({ path: '/v1/org/agents/pause', body: { reason: 'fixture' } }),
   'POST /v1/org/agents/resume': async () => ({ path: '/v1/org/agents/resume', body: {} }),
@@ -460,6 +510,29 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
     const [a] = await inOrg(c.h.ds, { orgId: c.org.id }, (em) => em.query(`SELECT id FROM task_actions WHERE org_id = $1 AND task_id = $2`, [c.org.id, id]));
     return { path: `/v1/reviews/${id}/actions/${a.id}/revert`, body: {} };
   },
+  'GET /v1/incidents': async () => ({ path: '/v1/incidents' }),
+  'POST /v1/incidents': async () => ({ path: '/v1/incidents', body: { title: `Shared link sent outside ${rnd()}`, severity: 'high' } }),
+  'GET /v1/incidents/{id}': async (c) => ({ path: `/v1/incidents/${await newIncident(c)}` }),
+  'POST /v1/incidents/{id}/acknowledge': async (c) => ({ path: `/v1/incidents/${await newIncident(c)}/acknowledge`, body: { note: 'on it' } }),
+  'POST /v1/incidents/{id}/assign': async (c) => ({ path: `/v1/incidents/${await newIncident(c)}/assign`, body: { ownerId: c.org.users.security.id } }),
+  'POST /v1/incidents/{id}/resolve': async (c) => ({ path: `/v1/incidents/${await newIncident(c)}/resolve`, body: { resolution: 'link revoked' } }),
+  'POST /v1/incidents/{id}/close': async (c) => ({ path: `/v1/incidents/${await newIncident(c)}/close`, body: {} }),
+  'POST /v1/incidents/{id}/comments': async (c) => ({ path: `/v1/incidents/${await newIncident(c)}/comments`, body: { body: 'looking' } }),
+  'GET /v1/incident-settings': async () => ({ path: '/v1/incident-settings' }),
+  'PUT /v1/incident-settings': async () => ({ path: '/v1/incident-settings', body: { channels: ['email'], smtp: { host: '127.0.0.1', port: 2525, from: 'steward@acme.example' } } }),
+  'GET /v1/sanctions': async () => ({ path: '/v1/sanctions' }),
+  'GET /v1/members/{userId}/strikes': async (c) => ({ path: `/v1/members/${c.org.users.member.id}/strikes` }),
+  'POST /v1/sanctions/{id}/lift': async (c) => ({ path: `/v1/sanctions/${await newSanction(c, 'suspension')}/lift`, body: { note: 'retrained' } }),
+  'POST /v1/sanctions/{id}/outcome': async (c) => ({ path: `/v1/sanctions/${await newSanction(c, 'disciplinary_review')}/outcome`, body: { outcome: 'final_warning', note: 'reviewed with HR' } }),
+  'GET /v1/violations/{id}/evidence': async (c) => ({ path: `/v1/violations/${await newViolation(c)}/evidence` }),
+  'GET /v1/trust-recommendations': async () => ({ path: '/v1/trust-recommendations' }),
+  'POST /v1/trust-recommendations/draft': async (c) => {
+    await ensureTuningData(c);
+    return { path: '/v1/trust-recommendations/draft', body: { items: [{ actionType: 'chat.send', scope: { type: 'org' } }] } };
+  },
+  'GET /v1/pilot/metrics': async () => ({ path: '/v1/pilot/metrics' }),
+  'PUT /v1/workflows/{id}/baseline': async (c) => ({ path: `/v1/workflows/${await newWorkflow(c)}/baseline`, body: { manualMinutes: 180 } }),
+  'PUT /v1/tasks/{id}/rating': async (c) => ({ path: `/v1/tasks/${await newFinishedTask(c)}/rating`, body: { rating: 4 } }),
   'GET /v1/violations': async () => ({ path: '/v1/violations' }),
   'GET /v1/violations/{id}': async (c) => ({ path: `/v1/violations/${await newViolation(c)}` }),
   'POST /v1/violations/{id}/confirm': async (c) => ({ path: `/v1/violations/${await newViolation(c)}/confirm`, body: { note: 'the user asked for it' } }),

@@ -18,7 +18,11 @@ import { UserSecretRotation1764806400000 } from './1764806400000-user-secret-rot
 import { GateClaimBatch1764806400001 } from './1764806400001-gate-claim-batch';
 import { SsoAndScim1764979200000 } from './1764979200000-sso-and-scim';
 import { McpAuthorization1764979200001 } from './1764979200001-mcp-authorization';
+import { McpRefreshTokens1765065600000 } from './1765065600000-mcp-refresh-tokens';
+import { OpsMetrics1765065600001 } from './1765065600001-ops-metrics';
 import { OversightReports1765152000000 } from './1765152000000-oversight-reports';
+import { IncidentsSanctionsPilot1765238400000 } from './1765238400000-incidents-sanctions-pilot';
+import { AuditDerivedColumns1765411200000 } from './1765411200000-audit-derived-columns';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -42,5 +46,9 @@ export const MIGRATIONS = [
   GateClaimBatch1764806400001,
   SsoAndScim1764979200000,
   McpAuthorization1764979200001,
+  McpRefreshTokens1765065600000,
+  OpsMetrics1765065600001,
   OversightReports1765152000000,
+  IncidentsSanctionsPilot1765238400000,
+  AuditDerivedColumns1765411200000,
 ];

@@ -5,7 +5,7 @@ import { type AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { type Logger, newId } from '@steward/common';
 import { ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { type DataSource, type EntityManager, inOrg } from '@steward/db';
-import { ClaimFenced, gateAction, type GateDeps, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
+import { ClaimFenced, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { type ActionType, decide, isActionType, labelArguments, redactPersonalData } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { budgetMessage, monthlyBudgetBlock } from './budgets';
@@ -49,6 +49,8 @@ export interface AgentDeps {
    * logged; the server is made per task run, with the lease it runs under).
    */
   builtins?: Record<string, { manifest: ConnectorManifest; server: (ctx: { lease: Lease; folder: string }) => Parameters<ConnectorHub['addBuiltin']>[1] }>;
+  /** The process's metrics: told of each decision, write-ahead commit and connector failure. */
+  observer?: GateObserver;
 }
 
 interface Transcript {
@@ -137,7 +139,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   }
   // Outcomes are written in batches after each call; flushed before the task's state moves on.
   const outcomes = new OutcomeWriter(ds, deps.keyring, (err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
-  const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes, ...(deps.connectors?.broker ? { credentials: { broker: deps.connectors.broker, target: (id: string) => targets[id] } } : {}) };
+  const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes, ...(deps.observer ? { observer: deps.observer } : {}), ...(deps.connectors?.broker ? { credentials: { broker: deps.connectors.broker, target: (id: string) => targets[id] } } : {}) };
 
   // Tools offered: the connectors' tools minus those the active policy makes Forbidden for this user.
   const { tools, byName } = await offeredTools(deps, policies, orgId, userId, workflow, manifests);

@@ -4,7 +4,7 @@ import { newId } from '@steward/common';
 import { inOrg, outsideOrg } from '@steward/db';
 import { monthStart } from '../zone';
 import { buildAnomalyReport } from './anomalies';
-import type { AnomalyReport } from './findings';
+import type { AnomalyReport, Finding } from './findings';
 
 /** Stored reports and the monthly schedule (swept from Postgres by the worker, like task schedules). */
 
@@ -62,6 +62,8 @@ export function previousMonth(timeZone: string, at: Date): { from: Date; to: Dat
 export interface DueDeps {
   ds: DataSource;
   keyring: AuditKeyring;
+  /** Called in the report's transaction with its high-severity findings (the worker opens an incident for each). */
+  onHighFindings?: (em: EntityManager, o: { orgId: string; reportId: string; findings: Finding[]; now: Date }) => Promise<void>;
   log?: { info: (o: object, m: string) => void; warn: (o: object, m: string) => void };
   now?: () => Date;
 }
@@ -84,7 +86,7 @@ export async function runDueReports(deps: DueDeps, limit = 20): Promise<number> 
         if (!s) return false;
         const now = deps.now?.() ?? new Date();
         const { from, to } = previousMonth(s.time_zone, new Date(s.next_run_at));
-        const { id, meta } = await generateReport(em, { orgId: d.org_id, from, to, timeZone: s.time_zone, trigger: 'schedule', requestedBy: null, now });
+        const { id, meta, report } = await generateReport(em, { orgId: d.org_id, from, to, timeZone: s.time_zone, trigger: 'schedule', requestedBy: null, now });
         const next = nextMonthlyRun(s.time_zone, now);
         await em.query(`UPDATE report_schedules SET next_run_at = $2, last_run_at = $3, last_report_id = $4, updated_at = now() WHERE org_id = $1`, [d.org_id, next, now, id]);
         await recordEvent(em, deps.keyring, {
@@ -98,6 +100,8 @@ export async function runDueReports(deps: DueDeps, limit = 20): Promise<number> 
           client: 'worker',
           payload: { trigger: 'schedule', from: from.toISOString(), to: to.toISOString(), timeZone: s.time_zone, findings: meta.findings, high: meta.high, nextRunAt: next.toISOString() },
         });
+        const high = report.findings.filter((f) => f.severity === 'high');
+        if (high.length && deps.onHighFindings) await deps.onHighFindings(em, { orgId: d.org_id, reportId: id, findings: high, now });
         deps.log?.info({ orgId: d.org_id, reportId: id, findings: meta.findings }, 'monthly anomaly report generated');
         return true;
       });

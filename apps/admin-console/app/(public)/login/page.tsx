@@ -2,7 +2,13 @@
 
 import { useRouter } from 'next/navigation';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { getSession, login, problemMessage, type LoginRequest } from '@/lib/api';
+import { getSession, login, problemMessage, startSso, type LoginRequest } from '@/lib/api';
+
+/** Where to go after sign-in: the page that sent the browser here (same-origin paths only). */
+function nextPath(): string {
+  const next = new URLSearchParams(window.location.search).get('next');
+  return next && next.startsWith('/') && !next.startsWith('//') ? next : '/';
+}
 
 export default function LoginPage() {
   const router = useRouter();
@@ -20,7 +26,7 @@ export default function LoginPage() {
   useEffect(() => {
     let cancelled = false;
     void getSession().then((res) => {
-      if (!cancelled && res.ok) router.replace('/');
+      if (!cancelled && res.ok) router.replace(nextPath());
     });
     return () => {
       cancelled = true;
@@ -41,7 +47,7 @@ export default function LoginPage() {
 
     const res = await login(body);
     if (res.ok) {
-      router.replace('/');
+      router.replace(nextPath());
       return;
     }
     setBusy(false);
@@ -51,6 +57,18 @@ export default function LoginPage() {
       return;
     }
     setNotice(null);
+    setError(problemMessage(res.problem));
+  }
+
+  async function onSso() {
+    setBusy(true);
+    setError(null);
+    const res = await startSso(email.trim() ? { email: email.trim() } : org.trim() ? { org: org.trim() } : {});
+    if (res.ok) {
+      window.location.assign(res.data.authorizationUrl);
+      return;
+    }
+    setBusy(false);
     setError(problemMessage(res.problem));
   }
 
@@ -121,6 +139,10 @@ export default function LoginPage() {
           {busy ? 'Signing in…' : needTotp ? 'Verify and sign in' : 'Sign in'}
         </button>
       </form>
+      <p className="muted">Your organisation uses an identity provider? Enter your email (or the organisation&apos;s slug), then:</p>
+      <button type="button" className="button secondary" onClick={onSso} disabled={busy}>
+        Sign in with single sign-on
+      </button>
     </section>
   );
 }

@@ -1,0 +1,145 @@
+'use client';
+
+import { Badge, Button, Card, Grid, Group, Stack, Table, Text, TextInput, Title, UnstyledButton } from '@mantine/core';
+import Link from 'next/link';
+import { useState } from 'react';
+import { useMemberNames } from '@/components/people';
+import { ActionError, fmtDate, Guard, Loaded, PageHeader, useAction, useLoad } from '@/components/ui';
+import { api, ok } from '@/lib/client';
+
+export default function ReviewsPage() {
+  return (
+    <Guard anyOf={['decide:Review', 'read:Review']} what="review bundles">
+      <Reviews />
+    </Guard>
+  );
+}
+
+function Reviews() {
+  const list = useLoad(() => ok(api.GET('/v1/reviews', { params: { query: { limit: 100 } } })), []);
+  const [selected, setSelected] = useState<string | null>(null);
+  const name = useMemberNames();
+  return (
+    <Stack>
+      <PageHeader title="Reviews" description="Batched actions ran at once and wait for a look: accept them, or revert them through their undo." />
+      <Grid>
+        <Grid.Col span={{ base: 12, md: 5 }}>
+          <Loaded load={list} what="review bundles">
+            {(page) =>
+              page.items.length === 0 ? (
+                <Text c="dark.6">No review bundles.</Text>
+              ) : (
+                <Stack gap="xs">
+                  {page.items.map((r) => (
+                    <UnstyledButton key={r.taskId} onClick={() => setSelected(r.taskId)} aria-pressed={selected === r.taskId}>
+                      <Card withBorder padding="sm">
+                        <Group justify="space-between">
+                          <Text fw={600}>Task {r.taskId.slice(0, 8)}</Text>
+                          <Badge color={r.pending ? 'orange.9' : 'green.9'}>{r.pending ? `${r.pending} to review` : 'settled'}</Badge>
+                        </Group>
+                        <Text size="sm" c="dark.6">
+                          {name(r.userId)} · {r.accepted} accepted · {r.reverted} reverted
+                        </Text>
+                      </Card>
+                    </UnstyledButton>
+                  ))}
+                </Stack>
+              )
+            }
+          </Loaded>
+        </Grid.Col>
+        <Grid.Col span={{ base: 12, md: 7 }}>{selected ? <Bundle key={selected} id={selected} onChanged={list.reload} /> : <Text c="dark.6">Select a bundle.</Text>}</Grid.Col>
+      </Grid>
+    </Stack>
+  );
+}
+
+function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
+  const bundle = useLoad(() => ok(api.GET('/v1/reviews/{id}', { params: { path: { id } } })), [id]);
+  const [reason, setReason] = useState('');
+  const action = useAction();
+  const body = () => (reason.trim() ? { reason: reason.trim() } : {});
+  async function all(kind: 'accept' | 'revert') {
+    const res = await action.run(() =>
+      kind === 'accept' ? ok(api.POST('/v1/reviews/{id}/accept', { params: { path: { id } }, body: body() })) : ok(api.POST('/v1/reviews/{id}/revert', { params: { path: { id } }, body: body() })),
+    );
+    if (res) {
+      bundle.setData(res);
+      onChanged();
+    }
+  }
+  async function one(actionId: string, kind: 'accept' | 'revert') {
+    const params = { path: { id, actionId } };
+    const res = await action.run(() =>
+      kind === 'accept' ? ok(api.POST('/v1/reviews/{id}/actions/{actionId}/accept', { params, body: body() })) : ok(api.POST('/v1/reviews/{id}/actions/{actionId}/revert', { params, body: body() })),
+    );
+    if (res) {
+      bundle.setData(res);
+      onChanged();
+    }
+  }
+  return (
+    <Loaded load={bundle} what="this review bundle">
+      {(b) => (
+        <Card withBorder>
+          <Stack>
+            <Title order={2} size="h3">
+              Task <Link href={`/tasks/${b.taskId}`}>{b.taskId.slice(0, 8)}</Link> ({b.taskState})
+            </Title>
+            <Table>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>Step</Table.Th>
+                  <Table.Th>Action</Table.Th>
+                  <Table.Th>Level</Table.Th>
+                  <Table.Th>Review</Table.Th>
+                  <Table.Th />
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {b.actions.map((a) => (
+                  <Table.Tr key={a.actionId}>
+                    <Table.Td>{a.step ?? '—'}</Table.Td>
+                    <Table.Td>
+                      {a.connector} · {a.tool}
+                      <Text size="xs" c="dark.6">
+                        {a.actionType}
+                        {a.undoTool ? ` · undo: ${a.undoTool}` : ''}
+                      </Text>
+                    </Table.Td>
+                    <Table.Td>{a.level}</Table.Td>
+                    <Table.Td>{a.needsReview ? `${a.reviewState ?? 'pending'}${a.reviewedAt ? ` ${fmtDate(a.reviewedAt)}` : ''}` : 'read only'}</Table.Td>
+                    <Table.Td>
+                      {a.needsReview && a.reviewState === 'pending' && (
+                        <Group gap={4} wrap="nowrap">
+                          <Button size="xs" variant="light" color="green.9" onClick={() => one(a.actionId, 'accept')}>
+                            Accept
+                          </Button>
+                          <Button size="xs" variant="light" color="red.9" disabled={!a.reversible} onClick={() => one(a.actionId, 'revert')}>
+                            Revert
+                          </Button>
+                        </Group>
+                      )}
+                    </Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+            <TextInput label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={1000} />
+            <ActionError error={action.error} />
+            {b.pending > 0 && (
+              <Group>
+                <Button color="green.9" onClick={() => all('accept')} loading={action.busy}>
+                  Accept the whole bundle
+                </Button>
+                <Button color="red.9" variant="outline" onClick={() => all('revert')} loading={action.busy}>
+                  Revert the whole bundle
+                </Button>
+              </Group>
+            )}
+          </Stack>
+        </Card>
+      )}
+    </Loaded>
+  );
+}

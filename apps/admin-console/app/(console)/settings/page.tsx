@@ -1,0 +1,169 @@
+'use client';
+
+import { Alert, Button, Card, Group, NumberInput, Stack, Switch, Text, TextInput, Title } from '@mantine/core';
+import { useEffect, useState } from 'react';
+import { useOrg } from '@/components/org';
+import { useSession } from '@/components/session';
+import { ActionError, Guard, Loaded, PageHeader, useAction, useLoad } from '@/components/ui';
+import { api, ok, type In, type Out } from '@/lib/client';
+
+type OrgView = Out<'getOrg'>;
+
+export default function SettingsPage() {
+  return (
+    <Guard anyOf={['update:Org', 'read:SsoConfig']} what="the organisation's settings">
+      <Settings />
+    </Guard>
+  );
+}
+
+function Settings() {
+  const { can } = useSession();
+  const org = useLoad(() => ok(api.GET('/v1/org')), []);
+  return (
+    <Stack>
+      <PageHeader title="Settings" description="Budgets, approvals, retention, sign-in and notifications for the whole organisation." />
+      <Loaded load={org} what="the organisation">
+        {(o) => <OrgForm org={o} editable={can('update:Org')} onSaved={org.setData} />}
+      </Loaded>
+      {can('read:SsoConfig') && <Sso />}
+      <Card withBorder>
+        <Title order={2} size="h4">
+          Model routing
+        </Title>
+        <Text size="sm" c="dark.6">
+          Which model serves which kind of task is set for the deployment (the worker&apos;s model routes); the API offers no per-organisation setting for it yet, so the console shows none.
+        </Text>
+      </Card>
+    </Stack>
+  );
+}
+
+function OrgForm({ org, editable, onSaved }: { org: OrgView; editable: boolean; onSaved(o: OrgView): void }) {
+  const { setOrg } = useOrg();
+  const [f, setF] = useState(() => ({ ...org, domainsText: org.domains.join(', ') }));
+  const [saved, setSaved] = useState(false);
+  const action = useAction();
+  useEffect(() => setF({ ...org, domainsText: org.domains.join(', ') }), [org]);
+  async function save() {
+    const body: In<'updateOrg'> = {
+      name: f.name,
+      domains: f.domainsText
+        .split(',')
+        .map((d) => d.trim())
+        .filter(Boolean),
+      requireStepUp: f.requireStepUp,
+      auditRetentionMonths: f.auditRetentionMonths,
+      approvalTtlSeconds: f.approvalTtlSeconds,
+      notifyWebhookUrl: f.notifyWebhookUrl?.trim() ? f.notifyWebhookUrl.trim() : null,
+      automaticStrikes: f.automaticStrikes,
+      monthlyBudgetUsd: f.monthlyBudgetUsd,
+      userMonthlyBudgetUsd: f.userMonthlyBudgetUsd,
+      passwordSignIn: f.passwordSignIn,
+    };
+    const res = await action.run(() => ok(api.PATCH('/v1/org', { body })));
+    if (res) {
+      onSaved(res);
+      setOrg(res);
+      setSaved(true);
+    }
+  }
+  const num = (v: string | number) => (v === '' ? null : Number(v));
+  return (
+    <Card withBorder>
+      <Stack>
+        <Title order={2} size="h4">
+          Organisation
+        </Title>
+        <Group grow>
+          <TextInput label="Name" value={f.name} disabled={!editable} onChange={(e) => setF({ ...f, name: e.currentTarget.value })} />
+          <TextInput label="Email domains (comma separated)" value={f.domainsText} disabled={!editable} onChange={(e) => setF({ ...f, domainsText: e.currentTarget.value })} />
+        </Group>
+        <Group grow>
+          <NumberInput label="Monthly budget for the organisation (USD, empty: none)" min={0} value={f.monthlyBudgetUsd ?? ''} disabled={!editable} onChange={(v) => setF({ ...f, monthlyBudgetUsd: num(v) })} />
+          <NumberInput label="Monthly budget per person (USD, empty: none)" min={0} value={f.userMonthlyBudgetUsd ?? ''} disabled={!editable} onChange={(v) => setF({ ...f, userMonthlyBudgetUsd: num(v) })} />
+        </Group>
+        <Group grow>
+          <NumberInput label="Approvals expire after (seconds)" min={60} value={f.approvalTtlSeconds} disabled={!editable} onChange={(v) => setF({ ...f, approvalTtlSeconds: Number(v) })} />
+          <NumberInput label="Keep audit events (months)" min={1} value={f.auditRetentionMonths} disabled={!editable} onChange={(v) => setF({ ...f, auditRetentionMonths: Number(v) })} />
+        </Group>
+        <TextInput label="Notification webhook (https URL, empty: none)" value={f.notifyWebhookUrl ?? ''} disabled={!editable} onChange={(e) => setF({ ...f, notifyWebhookUrl: e.currentTarget.value })} />
+        <Switch label="Require a fresh second factor for sensitive operations (step-up)" checked={f.requireStepUp} disabled={!editable} onChange={(e) => setF({ ...f, requireStepUp: e.currentTarget.checked })} />
+        <Switch label="Confirm violations as strikes automatically" checked={f.automaticStrikes} disabled={!editable} onChange={(e) => setF({ ...f, automaticStrikes: e.currentTarget.checked })} />
+        <Switch label="Allow password sign-in (off: single sign-on only)" checked={f.passwordSignIn} disabled={!editable} onChange={(e) => setF({ ...f, passwordSignIn: e.currentTarget.checked })} />
+        <ActionError error={action.error} />
+        {saved && !action.error && (
+          <Text c="green.9" role="status">
+            Saved.
+          </Text>
+        )}
+        {editable && (
+          <Button w="fit-content" onClick={save} loading={action.busy}>
+            Save settings
+          </Button>
+        )}
+      </Stack>
+    </Card>
+  );
+}
+
+function Sso() {
+  const { can } = useSession();
+  const sso = useLoad(async () => {
+    try {
+      return await ok(api.GET('/v1/org/sso'));
+    } catch (e) {
+      if (e instanceof Error && 'problem' in e && (e as { problem: { status: number } }).problem.status === 404) return null;
+      throw e;
+    }
+  }, []);
+  const [form, setForm] = useState({ issuer: '', clientId: '', clientSecret: '', enabled: false });
+  const action = useAction();
+  useEffect(() => {
+    if (sso.data) setForm({ issuer: sso.data.issuer, clientId: sso.data.clientId, clientSecret: '', enabled: sso.data.enabled });
+  }, [sso.data]);
+  const editable = can('update:SsoConfig');
+  async function save() {
+    const res = await action.run(() =>
+      ok(api.PUT('/v1/org/sso', { body: { issuer: form.issuer.trim(), clientId: form.clientId.trim(), enabled: form.enabled, ...(form.clientSecret ? { clientSecret: form.clientSecret } : {}) } })),
+    );
+    if (res) sso.setData(res);
+  }
+  return (
+    <Card withBorder>
+      <Stack>
+        <Title order={2} size="h4">
+          Single sign-on (OpenID Connect)
+        </Title>
+        <Loaded load={sso} what="the SSO settings">
+          {(s) => (
+            <>
+              {s ? (
+                <Text size="sm">
+                  Redirect URI for your identity provider: <code>{s.redirectUri}</code>
+                  {s.verifiedAt ? ' · verified' : ' · not yet verified by a sign-in'}
+                </Text>
+              ) : (
+                <Alert color="gray" variant="light">
+                  Not configured.
+                </Alert>
+              )}
+            </>
+          )}
+        </Loaded>
+        <Group grow>
+          <TextInput label="Issuer URL" value={form.issuer} disabled={!editable} onChange={(e) => setForm({ ...form, issuer: e.currentTarget.value })} />
+          <TextInput label="Client id" value={form.clientId} disabled={!editable} onChange={(e) => setForm({ ...form, clientId: e.currentTarget.value })} />
+          <TextInput label="Client secret (write-only)" type="password" autoComplete="off" value={form.clientSecret} disabled={!editable} onChange={(e) => setForm({ ...form, clientSecret: e.currentTarget.value })} />
+        </Group>
+        <Switch label="Enabled" checked={form.enabled} disabled={!editable} onChange={(e) => setForm({ ...form, enabled: e.currentTarget.checked })} />
+        <ActionError error={action.error} />
+        {editable && (
+          <Button w="fit-content" onClick={save} loading={action.busy} disabled={!form.issuer.trim() || !form.clientId.trim()}>
+            Save SSO settings
+          </Button>
+        )}
+      </Stack>
+    </Card>
+  );
+}

@@ -1,0 +1,152 @@
+import { Injectable } from '@nestjs/common';
+import { AppError } from '@steward/common';
+import { type EntityManager, Org } from '@steward/db';
+import { ACTION_TYPE_NAMES, type ActionType, compilePolicy, decide, floorOf, type Level, type PolicyDocument, type Rule } from '@steward/policy';
+import type { z } from 'zod';
+import { AccessService } from '../access/access.service';
+import type { Principal } from '../auth/principal';
+import { Db } from '../core/db.service';
+import { PoliciesService } from '../policies/policies.service';
+import { recommend, THRESHOLDS, type TuningNumbers } from './recommend';
+import type { DraftFromRecommendationsBody, RecommendationView, TuningScope } from './tuning.schemas';
+
+type Scope = z.infer<typeof TuningScope>;
+type Recommendation = z.infer<typeof RecommendationView>;
+const NOBODY = { userId: '00000000-0000-0000-0000-000000000000', groupIds: [] as string[] };
+const keyOf = (action: string, scope: Scope) => `${action}@${scope.type === 'org' ? 'org' : `workflow:${scope.id}`}`;
+
+/**
+ * Trust tuning: from the window's approvals (Watched), reviews (Batched) and incidents, per action
+ * type for the whole org and per workflow, a suggestion to lower or raise the level the active
+ * policy gives (see recommend.ts for the thresholds). A chosen set becomes a policy draft through
+ * the policies service (validated there: floors hold, and the draft still needs activating).
+ */
+@Injectable()
+export class TuningService {
+  constructor(
+    private readonly db: Db,
+    private readonly access: AccessService,
+    private readonly policies: PoliciesService,
+  ) {}
+
+  private async compute(em: EntityManager, orgId: string, days: number) {
+    const since = new Date(Date.now() - days * 86_400_000);
+    const active = await this.policies.active(em, orgId);
+    const compiled = this.policies.compiled(active);
+    const org = await em.findOneByOrFail(Org, { id: orgId });
+    const stats = new Map<string, { action: string; scope: Scope; n: TuningNumbers }>();
+    const slot = (action: string, workflow: string | null, aggregated: boolean) => {
+      if (!aggregated && !workflow) return null;
+      const scope: Scope = aggregated ? { type: 'org' } : { type: 'workflow', id: workflow! };
+      const k = keyOf(action, scope);
+      if (!stats.has(k)) {
+        stats.set(k, { action, scope, n: { approvals: { total: 0, approved: 0, rejected: 0, expired: 0, approvalRate: null, medianDecisionSeconds: null }, reviews: { total: 0, accepted: 0, reverted: 0, revertRate: null }, incidents: 0 } });
+      }
+      return stats.get(k)!.n;
+    };
+    const approvals: { action_type: string; workflow: string | null; agg: number; approved: number; rejected: number; expired: number; median: number | null }[] = await em.query(
+      `SELECT a.action_type, t.workflow, GROUPING(t.workflow)::int AS agg,
+              count(*) FILTER (WHERE a.state IN ('approved', 'used'))::int AS approved, count(*) FILTER (WHERE a.state = 'rejected')::int AS rejected,
+              count(*) FILTER (WHERE a.state = 'expired')::int AS expired,
+              percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM a.decided_at - a.created_at)) FILTER (WHERE a.state IN ('approved', 'used') AND a.decided_at IS NOT NULL) AS median
+         FROM approvals a LEFT JOIN tasks t ON t.org_id = a.org_id AND t.id = a.task_id
+        WHERE a.org_id = $1 AND a.kind = 'action' AND a.created_at >= $2 AND a.state IN ('approved', 'used', 'rejected', 'expired')
+        GROUP BY GROUPING SETS ((a.action_type), (a.action_type, t.workflow))`,
+      [orgId, since],
+    );
+    for (const r of approvals) {
+      const n = slot(r.action_type, r.workflow, r.agg === 1);
+      if (!n) continue;
+      const total = r.approved + r.rejected + r.expired;
+      n.approvals = { total, approved: r.approved, rejected: r.rejected, expired: r.expired, approvalRate: total ? r.approved / total : null, medianDecisionSeconds: r.median === null ? null : Number(r.median) };
+    }
+    const reviews: { action_type: string; workflow: string | null; agg: number; accepted: number; reverted: number }[] = await em.query(
+      `SELECT ta.action_type, t.workflow, GROUPING(t.workflow)::int AS agg,
+              count(*) FILTER (WHERE ta.review_state = 'accepted')::int AS accepted, count(*) FILTER (WHERE ta.review_state = 'reverted')::int AS reverted
+         FROM task_actions ta LEFT JOIN tasks t ON t.org_id = ta.org_id AND t.id = ta.task_id
+        WHERE ta.org_id = $1 AND ta.level = 'batched' AND ta.review_state IN ('accepted', 'reverted') AND ta.created_at >= $2
+        GROUP BY GROUPING SETS ((ta.action_type), (ta.action_type, t.workflow))`,
+      [orgId, since],
+    );
+    for (const r of reviews) {
+      const n = slot(r.action_type, r.workflow, r.agg === 1);
+      if (!n) continue;
+      const total = r.accepted + r.reverted;
+      n.reviews = { total, accepted: r.accepted, reverted: r.reverted, revertRate: total ? r.reverted / total : null };
+    }
+    const incidents: { action_type: string; workflow: string | null; agg: number; n: number }[] = await em.query(
+      `SELECT i.action_type, t.workflow, GROUPING(t.workflow)::int AS agg, count(*)::int AS n
+         FROM incidents i LEFT JOIN tasks t ON t.org_id = i.org_id AND t.id = i.task_id
+        WHERE i.org_id = $1 AND i.action_type IS NOT NULL AND i.created_at >= $2
+        GROUP BY GROUPING SETS ((i.action_type), (i.action_type, t.workflow))`,
+      [orgId, since],
+    );
+    for (const r of incidents) {
+      const n = slot(r.action_type, r.workflow, r.agg === 1);
+      if (n) n.incidents = r.n;
+    }
+    const items: Recommendation[] = [];
+    for (const [key, s] of [...stats.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+      if (!(ACTION_TYPE_NAMES as string[]).includes(s.action)) continue;
+      const action = s.action as ActionType;
+      const current = decide(compiled, NOBODY, action, s.scope.type === 'workflow' ? { workflow: s.scope.id } : {}, { domains: org.domains }).level;
+      const floor = floorOf(action) ?? null;
+      const r = recommend(s.n, current, floor);
+      if (!r) continue;
+      items.push({ key, actionType: action, scope: s.scope, currentLevel: current, suggestedLevel: r.suggestedLevel, direction: r.direction, floor, draftable: r.draftable, reason: r.reason, numbers: s.n });
+    }
+    return { active, items, domains: org.domains };
+  }
+
+  async list(p: Principal, days: number) {
+    await this.access.authorize(p, 'read', 'Policy');
+    return this.db.inOrg(p, async (em) => {
+      const { active, items } = await this.compute(em, p.orgId, days);
+      return { windowDays: days, generatedAt: new Date().toISOString(), policyVersion: active.version, thresholds: { ...THRESHOLDS }, items };
+    });
+  }
+
+  /** A policy draft (based on the active version) carrying the chosen recommendations. */
+  async draft(p: Principal, body: z.infer<typeof DraftFromRecommendationsBody>) {
+    await this.access.authorize(p, 'create', 'Policy');
+    const { active, chosen, document } = await this.db.inOrg(p, async (em) => {
+      const { active, items, domains } = await this.compute(em, p.orgId, body.days);
+      const problems: { path: string; message: string }[] = [];
+      const chosen: Recommendation[] = [];
+      body.items.forEach((it, i) => {
+        const r = items.find((x) => x.key === keyOf(it.actionType, it.scope));
+        if (!r) problems.push({ path: `items.${i}`, message: `no recommendation for ${keyOf(it.actionType, it.scope)} in the last ${body.days} days` });
+        else if (!r.draftable) problems.push({ path: `items.${i}`, message: `${r.key}: ${r.reason}` });
+        else chosen.push(r);
+      });
+      if (problems.length) throw AppError.validation(problems, 'Some recommendations cannot be drafted.');
+      const doc = JSON.parse(JSON.stringify(active.document)) as PolicyDocument;
+      for (const r of chosen) {
+        const reason = `Trust tuning (${body.days} days): ${r.reason}`.slice(0, 300);
+        if (r.scope.type === 'workflow') {
+          const id = `tuning.${r.actionType}.${r.scope.id}`.slice(0, 80);
+          const rule: Rule = { id, scope: { type: 'workflow', id: r.scope.id }, actions: [r.actionType], level: r.suggestedLevel, reason };
+          doc.rules = [...doc.rules.filter((x) => x.id !== id), rule];
+        } else {
+          // The org tier: the baseline, and unconditional org rules no longer name the action.
+          doc.baseline = { ...doc.baseline, [r.actionType]: r.suggestedLevel };
+          doc.rules = doc.rules
+            .map((x) => (x.scope.type === 'org' && !x.when && x.actions.includes(r.actionType) ? { ...x, actions: x.actions.filter((a) => a !== r.actionType) } : x))
+            .filter((x) => x.actions.length > 0);
+        }
+      }
+      // What the draft gives for each chosen recommendation (group and user rules may still differ).
+      const compiled = compilePolicy(doc);
+      for (const r of chosen) {
+        const level: Level = decide(compiled, NOBODY, r.actionType as ActionType, r.scope.type === 'workflow' ? { workflow: r.scope.id } : {}, { domains }).level;
+        if (level !== r.suggestedLevel) throw AppError.conflict(`${r.key}: the draft would give ${level}, not ${r.suggestedLevel} (a forbidden area, rate limit or more specific rule decides); edit the policy by hand.`);
+      }
+      return { active, chosen, document: doc };
+    });
+    return this.policies.create(p, {
+      basedOn: active.id,
+      document: document as never,
+      note: (body.note ?? `Trust tuning: ${chosen.map((r) => `${r.key} → ${r.suggestedLevel}`).join(', ')}`).slice(0, 1000),
+    });
+  }
+}

@@ -1,0 +1,323 @@
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { type Browser, type BrowserContext, chromium, type Page } from 'playwright-core';
+import { AuditKeyring, recordEvent, verifyExport } from '@steward/audit';
+import { createLogger, newId } from '@steward/common';
+import { inOrg } from '@steward/db';
+import { type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
+import { ConfigKeyProvider } from '@steward/vault';
+import { type Harness, login, PASSWORD, type RoleKey, type SeededOrg, seedOrg, startHarness } from '../../apps/api/test/support/harness';
+import { type ConsoleServer, ensureConsoleBuild, startConsole } from './console-server';
+
+/**
+ * The admin console in Debian's Chromium (playwright-core, never a downloaded browser) against the
+ * real API (harness), the real worker runtime with the scripted model server on loopback, real
+ * PostgreSQL and Redis: each role's main flow, axe-core on every page, and a member kept out of
+ * every admin page. Screenshots go to test-artifacts/console/.
+ */
+const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
+const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
+const ARTIFACTS = join(__dirname, '..', '..', 'test-artifacts', 'console');
+const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
+const ADMIN_PAGES = ['/policy', '/audit', '/people', '/connectors', '/settings', '/approvals', '/reviews'];
+const ALL_PAGES = ['/', '/tasks', ...ADMIN_PAGES, '/account'];
+
+describe('admin console in a real browser', () => {
+  let h: Harness;
+  let org: SeededOrg;
+  let apiUrl: string;
+  let web: ConsoleServer;
+  let browser: Browser;
+  let model: ScriptedModelServer;
+  let runtime: WorkerRuntime;
+  let dataDir: string;
+  const contexts: BrowserContext[] = [];
+  const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+
+  beforeAll(async () => {
+    // Fail, never skip, when the browser is missing: .ci/run installs Debian's chromium.
+    if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: install it with "apt-get install -y chromium" (.ci/run does).`);
+    mkdirSync(ARTIFACTS, { recursive: true });
+    ensureConsoleBuild();
+    h = await startHarness();
+    await h.app.listen(0, '127.0.0.1');
+    apiUrl = await h.app.getUrl();
+    org = await seedOrg(h.ds, 'console');
+    dataDir = mkdtempSync(join(tmpdir(), 'steward-console-'));
+    const ws = join(dataDir, 'workspaces', org.id, org.users.member.id);
+    mkdirSync(join(ws, 'numbers'), { recursive: true });
+    writeFileSync(join(ws, 'numbers/last-week.csv'), 'week,revenue\n46,1200000\n');
+    model = await startScriptedModelServer();
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    runtime = await startWorkerRuntime({
+      redisUrl: h.config.REDIS_URL,
+      prefix: h.config.REDIS_PREFIX,
+      concurrency: 2,
+      log: quiet,
+      agentTasks: {
+        ds: h.ds,
+        redis: h.redis,
+        keys,
+        keyring: new AuditKeyring(keys),
+        dataDir,
+        model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: true, maxTokens: 1024, offline: true, retry: { attempts: 4, baseDelayMs: 10 } },
+        leaseSeconds: 5,
+        relayIntervalMs: 100,
+        log: quiet,
+      },
+    });
+    web = await startConsole(apiUrl.replace('[::1]', '127.0.0.1'));
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ARGS, headless: true });
+  }, 600_000);
+
+  afterAll(async () => {
+    for (const c of contexts) await c.close().catch(() => undefined);
+    await browser?.close();
+    await web?.close();
+    await runtime?.close();
+    await model?.close();
+    await h?.close();
+  });
+
+  async function signIn(role: RoleKey): Promise<Page> {
+    const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    await page.goto(`${web.url}/login`);
+    await page.getByLabel('Email').fill(org.users[role].email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByTestId('signed-in-as').waitFor();
+    return page;
+  }
+
+  async function shot(page: Page, name: string) {
+    await page.screenshot({ path: join(ARTIFACTS, `${name}.png`), fullPage: true });
+  }
+
+  /** axe-core on the page as it stands: no serious or critical violation. */
+  async function axe(page: Page, label: string) {
+    // Judge the page at rest, not the hover colours of whatever the last click left the pointer on.
+    await page.mouse.move(0, 0);
+    await page.addScriptTag({ content: AXE });
+    const violations = await page.evaluate(async () => {
+      const w = window as unknown as { axe: { run(ctx: Document, opts: object): Promise<{ violations: { id: string; impact: string; help: string; nodes: { target: string[]; failureSummary?: string }[] }[] }> } };
+      const res = await w.axe.run(document, { resultTypes: ['violations'] });
+      return res.violations.map((v) => ({ id: v.id, impact: v.impact, help: v.help, nodes: v.nodes.slice(0, 3).map((n) => `${n.target.join(' ')}: ${(n.failureSummary ?? '').slice(0, 300)}`) }));
+    });
+    expect({ page: label, violations: violations.filter((v) => v.impact === 'serious' || v.impact === 'critical') }).toEqual({ page: label, violations: [] });
+  }
+
+  async function open(page: Page, path: string, ready: string) {
+    await page.goto(`${web.url}${path}`);
+    await page.getByRole('heading', { level: 1, name: ready }).waitFor();
+    await page.getByLabel(/^Loading/).first().waitFor({ state: 'detached' }).catch(() => undefined);
+  }
+
+  it('the sign-in page and its SSO button pass axe; a wrong password shows a clear error', async () => {
+    const ctx = await browser.newContext();
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    await page.goto(`${web.url}/login`);
+    await expect(page.getByRole('button', { name: /single sign-on/i }).isVisible()).resolves.toBe(true);
+    await axe(page, '/login');
+    await page.getByLabel('Email').fill(org.users.owner.email);
+    await page.getByLabel('Password').fill('not the password');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByTestId('login-error').waitFor();
+    await shot(page, '00-login-error');
+  });
+
+  it('the owner edits the Trust Level matrix, sees the diff and simulation, and activates it', async () => {
+    const page = await signIn('owner');
+    const state = page.getByRole('banner').getByTestId('kill-switch-state');
+    await state.waitFor();
+    expect(await state.textContent()).toBe('Agents running');
+    await shot(page, '01-owner-overview');
+    await open(page, '/policy', 'Trust Levels');
+    await page.getByTestId('trust-matrix').waitFor();
+    // email.send has a floor of Watched: the lower levels are locked.
+    await page.getByTestId('locked-email.send-autonomous').waitFor();
+    expect(await page.getByTestId('locked-payment.execute-watched').count()).toBe(1);
+    await axe(page, '/policy');
+    // A controlled radio: it turns checked once the draft is saved.
+    await page.getByRole('radio', { name: 'file.create: Watched' }).click();
+    await page.getByTestId('draft-version').waitFor();
+    expect(await page.getByRole('radio', { name: 'file.create: Watched' }).isChecked()).toBe(true);
+    await shot(page, '02-owner-matrix-draft');
+    await page.getByRole('tab', { name: 'Draft: diff and simulation' }).click();
+    await page.getByTestId('policy-diff').getByText('file.create').first().waitFor();
+    await page.getByRole('button', { name: 'Simulate every action type' }).click();
+    await page.getByTestId('simulation').waitFor();
+    expect(await page.getByTestId('simulation').textContent()).toContain('1 change (1 stricter, 0 looser)');
+    await axe(page, '/policy (draft)');
+    await shot(page, '03-owner-simulation');
+    await page.getByLabel('Why (recorded with the version)').fill('New files need a look first');
+    await page.getByRole('button', { name: 'Activate draft' }).click();
+    await page.getByRole('button', { name: 'Yes, activate' }).click();
+    await page.getByTestId('active-version').getByText('Active: version 2').waitFor();
+    await shot(page, '04-owner-activated');
+    const owner = await login(h, org.users.owner.email);
+    const active = await h.http.get('/v1/policies/active').set('Cookie', owner);
+    expect(active.body).toMatchObject({ version: 2, status: 'active', note: 'New files need a look first' });
+    expect(active.body.document.baseline['file.create']).toBe('watched');
+    await page.getByRole('tab', { name: 'Revision history' }).click();
+    expect(await page.getByTestId('policy-history').textContent()).toContain('New files need a look first');
+  });
+
+  it('every page passes axe for the owner', async () => {
+    const page = await signIn('owner');
+    for (const path of ALL_PAGES) {
+      await page.goto(`${web.url}${path}`);
+      await page.getByRole('heading', { level: 1 }).waitFor();
+      await page.waitForLoadState('networkidle');
+      await axe(page, path);
+    }
+  });
+
+  it('an employee runs a task that needs approval; the approver approves it from the inbox; the task finishes', async () => {
+    const member = await signIn('member');
+    await open(member, '/tasks', 'Tasks');
+    await member.getByLabel('What should the agent do?').fill('[script:cleanup] remove the old numbers');
+    await member.getByRole('button', { name: 'Run task' }).click();
+    await member.waitForURL(/\/tasks\/[0-9a-f-]{36}$/);
+    const taskId = member.url().split('/').pop()!;
+    await member.getByTestId('task-state').getByText('awaiting approval').waitFor({ timeout: 60_000 });
+    await member.getByTestId('task-events').getByText('files.delete').first().waitFor();
+    await axe(member, '/tasks/[id]');
+    await shot(member, '05-member-task-waiting');
+    expect(existsSync(join(dataDir, 'workspaces', org.id, org.users.member.id, 'numbers/last-week.csv'))).toBe(true);
+
+    const approver = await signIn('approver');
+    await open(approver, '/approvals', 'Approvals');
+    await approver.getByTestId('approval-item').first().click();
+    await approver.getByTestId('approval-detail').waitFor();
+    expect(await approver.getByTestId('approval-arguments').textContent()).toContain('numbers/last-week.csv');
+    await axe(approver, '/approvals (detail)');
+    await shot(approver, '06-approver-inbox');
+    await approver.getByLabel('Reason (required to reject)').fill('old file, fine to delete');
+    await approver.getByRole('button', { name: 'Approve' }).click();
+    await approver.getByTestId('approval-state').getByText('approved').waitFor();
+
+    // The member's page follows the task live until it finishes.
+    await member.getByTestId('task-state').getByText('completed').waitFor({ timeout: 60_000 });
+    await shot(member, '07-member-task-completed');
+    expect(existsSync(join(dataDir, 'workspaces', org.id, org.users.member.id, 'numbers/last-week.csv'))).toBe(false);
+    const cookie = await login(h, org.users.member.email);
+    expect((await h.http.get(`/v1/tasks/${taskId}`).set('Cookie', cookie)).body.state).toBe('completed');
+  });
+
+  it('security seals a checkpoint, exports the audit trail and sees it verify', async () => {
+    const page = await signIn('security');
+    await open(page, '/audit', 'Audit trail');
+    await page.getByTestId('audit-table').waitFor();
+    expect(await page.getByTestId('audit-table').locator('tbody tr').count()).toBeGreaterThan(5);
+    await page.getByTestId('audit-table').getByRole('button', { name: 'policy.activate' }).first().click();
+    await page.getByTestId('audit-event-detail').waitFor();
+    await axe(page, '/audit (event detail)');
+    await page.keyboard.press('Escape');
+    await page.getByRole('tab', { name: 'Export and verify' }).click();
+    await page.getByRole('button', { name: 'Seal and sign a checkpoint' }).click();
+    await page.getByRole('table').filter({ hasText: 'Seq' }).locator('tbody tr').first().waitFor();
+    await page.getByRole('button', { name: 'Verify now' }).click();
+    await page.getByTestId('verify-result').getByText('Verified', { exact: true }).waitFor();
+    await axe(page, '/audit (export and verify)');
+    await shot(page, '08-security-verified');
+    const dir = mkdtempSync(join(tmpdir(), 'steward-console-export-'));
+    const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-link').click()]);
+    const exportPath = join(dir, download.suggestedFilename());
+    await download.saveAs(exportPath);
+    const [manifestDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('manifest-link').click()]);
+    const manifestPath = join(dir, 'manifest.json');
+    await manifestDl.saveAs(manifestPath);
+    const manifest = JSON.parse(readFileSync(manifestPath, 'utf8'));
+    const key = await h.http.get('/v1/audit/public-key').set('Cookie', await login(h, org.users.security.email));
+    expect(manifest.count).toBeGreaterThan(5);
+    expect(await verifyExport(exportPath, manifest, key.body.publicKeyPem)).toMatchObject({ ok: true, checked: manifest.count, checkpointsVerified: manifest.checkpoints.length });
+    // Every other export format downloads too.
+    for (const format of ['csv', 'cef', 'ocsf', 'ecs']) {
+      await page.getByLabel('Format').selectOption(format);
+      const [dl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-link').click()]);
+      const path = join(dir, `export.${format}`);
+      await dl.saveAs(path);
+      expect(readFileSync(path, 'utf8').length).toBeGreaterThan(100);
+    }
+  });
+
+  it('an org with 10,000 audit events: the trail opens 100 events a page and pages on by cursor', async () => {
+    const bulk = await seedOrg(h.ds, 'bulk');
+    const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
+    const t0 = Date.now() - 10_000_000;
+    await inOrg(h.ds, { orgId: bulk.id }, async (em) => {
+      for (let i = 0; i < 10_000; i++) {
+        await recordEvent(em, keyring, {
+          id: newId(),
+          orgId: bulk.id,
+          occurredAt: new Date(t0 + i * 1000),
+          actor: { type: 'agent_task', id: null },
+          action: 'file.read',
+          level: 'autonomous',
+          decision: 'allowed',
+          outcome: 'success',
+          connector: 'workspace-files',
+          client: 'worker',
+          payload: { n: i },
+        });
+      }
+    });
+    const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    await page.goto(`${web.url}/login`);
+    await page.getByLabel('Email').fill(bulk.users.security.email);
+    await page.getByLabel('Password').fill(PASSWORD);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByTestId('signed-in-as').waitFor();
+    await open(page, '/audit', 'Audit trail');
+    const rows = page.getByTestId('audit-table').locator('tbody tr');
+    await rows.first().waitFor();
+    expect(await rows.count()).toBe(100);
+    const firstPage = await rows.first().textContent();
+    await page.getByRole('button', { name: 'next page' }).click();
+    await page.waitForFunction((before) => document.querySelector('[data-testid="audit-table"] tbody tr')?.textContent !== before, firstPage);
+    expect(await rows.count()).toBe(100);
+    await shot(page, '10-audit-10k-page-2');
+  });
+
+  it('a member sees none of the admin pages nor their data: the API refuses and the console says so', async () => {
+    const page = await signIn('member');
+    const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
+    for (const label of ['Trust Levels', 'Audit trail', 'Members & roles', 'Connectors', 'Settings', 'Approvals', 'Reviews']) expect(nav).not.toContain(label);
+    for (const path of ADMIN_PAGES) {
+      await page.goto(`${web.url}${path}`);
+      await page.getByTestId('not-permitted').waitFor();
+      expect(await page.getByRole('table').count()).toBe(0);
+      await axe(page, `${path} (member)`);
+    }
+    await shot(page, '09-member-not-permitted');
+    const statuses = await page.evaluate(async () => {
+      const out: Record<string, number> = {};
+      for (const p of ['/api/v1/audit-events', '/api/v1/members', '/api/v1/approvals?state=pending', '/api/v1/audit/export']) out[p] = (await fetch(p)).status;
+      return out;
+    });
+    expect(statuses['/api/v1/audit-events']).toBe(403);
+    expect(statuses['/api/v1/members']).toBe(403);
+    expect(statuses['/api/v1/audit/export']).toBe(403);
+  });
+
+  it('the proxy refuses a state-changing request without the CSRF header or from another origin, and forwards only API routes', async () => {
+    const cookie = await login(h, org.users.owner.email);
+    const plain = await fetch(`${web.url}/api/v1/org/agents/pause`, { method: 'POST', headers: { cookie, 'content-type': 'application/json' }, body: '{}' });
+    expect(plain.status).toBe(403);
+    expect((await plain.json()).code).toBe('csrf_rejected');
+    const crossSite = await fetch(`${web.url}/api/v1/org/agents/pause`, { method: 'POST', headers: { cookie, 'content-type': 'application/json', 'x-steward-csrf': '1', origin: 'https://evil.example' }, body: '{}' });
+    expect(crossSite.status).toBe(403);
+    const org1 = await h.http.get('/v1/org').set('Cookie', cookie);
+    expect(org1.body.agentsPausedAt).toBeNull();
+    // Only the API's routes go through: not its Prometheus metrics.
+    expect((await fetch(`${web.url}/api/metrics`)).status).toBe(404);
+    expect((await fetch(`${web.url}/api/healthz`)).status).toBe(200);
+  });
+});
