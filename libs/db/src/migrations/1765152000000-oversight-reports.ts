@@ -81,7 +81,8 @@ export class OversightReports1765152000000 implements MigrationInterface {
     await q.query(`DROP FUNCTION IF EXISTS steward_reports_due(int)`);
     await q.query(`DROP TABLE report_schedules`);
     await q.query(`DROP TABLE anomaly_reports`);
-    await q.query(`DROP INDEX audit_events_oversight_idx`);
+    // Undoing the later audit-derived-columns migration drops the columns this index covers, and the index with them.
+    await q.query(`DROP INDEX IF EXISTS audit_events_oversight_idx`);
     await q.query(`DROP INDEX audit_events_org_subject_idx`);
     await q.query(`ALTER TABLE audit_events DROP COLUMN subject_id`);
   }

@@ -49,4 +49,31 @@ describe('the monthly report schedule (real PostgreSQL)', () => {
     expect(events).toEqual([{ action: 'report.generate', target_id: report.id }]);
     expect(await inOrg(ds, { orgId: other }, (em) => em.query(`SELECT id FROM anomaly_reports WHERE org_id = $1`, [other]))).toEqual([]);
   });
+
+  it('hands the high-severity findings of a scheduled report to the worker (which opens incidents), in the same transaction', async () => {
+    const orgId = newId();
+    const userId = newId();
+    await inOrg(ds, { orgId, userId }, async (em) => {
+      await em.insert(Org, { id: orgId, name: 'Acme', slug: `acme-${orgId.slice(-8)}`, domains: ['acme.example'], requireStepUp: false });
+      await em.query(`INSERT INTO users (id, email, name) VALUES ($1, $2, 'Owner')`, [userId, `owner-${orgId.slice(-8)}@acme.example`]);
+      // The active policy was due for review 60 days ago: a high-severity finding.
+      await em.query(
+        `INSERT INTO policies (id, org_id, version, status, document, author_id, review_due_at) VALUES ($1, $2, 1, 'active', '{}', $3, now() - interval '60 days')`,
+        [newId(), orgId, userId],
+      );
+      await em.query(`INSERT INTO report_schedules (org_id, time_zone, next_run_at) VALUES ($1, 'UTC', now() - interval '1 hour')`, [orgId]);
+    });
+    const seen: { orgId: string; reportId: string; kinds: string[]; inTransaction: boolean }[] = [];
+    const made = await runDueReports({
+      ds,
+      keyring,
+      onHighFindings: async (em, o) => {
+        // The report row is visible here: same transaction, not yet committed.
+        const [row] = await em.query(`SELECT id FROM anomaly_reports WHERE org_id = $1 AND id = $2`, [o.orgId, o.reportId]);
+        seen.push({ orgId: o.orgId, reportId: o.reportId, kinds: o.findings.map((f) => f.kind), inTransaction: !!row });
+      },
+    });
+    expect(made).toBe(1);
+    expect(seen).toEqual([{ orgId, reportId: expect.any(String), kinds: ['policy_review_overdue'], inTransaction: true }]);
+  });
 });
