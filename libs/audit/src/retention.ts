@@ -76,14 +76,14 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
       if (key && covering.length) {
         const holdKey = (await keyring.key(em, orgId, HOLD_KEY_MONTH, true))!;
         for (const h of covering) {
-          // The person's own events and those sealed about them (an agent acting on their behalf),
-          // each through its index; the exact test is below.
+          // The person's own events and those about them (an agent acting on their behalf: the
+          // derived subject_id), each through its index; the exact test is below.
           const window = `org_id = $1 AND key_month = $2 AND occurred_at >= GREATEST($4::timestamptz, $5::timestamptz) AND occurred_at < LEAST(coalesce($6::timestamptz, 'infinity'), $7::timestamptz)`;
           const rows: { canonical: string }[] = await em.query(
             `SELECT canonical FROM audit_events WHERE actor_id = $3::uuid AND ${window}
              UNION ALL
-             SELECT canonical FROM audit_events WHERE sealed_subject = $8 AND actor_id IS DISTINCT FROM $3::uuid AND ${window}`,
-            [orgId, month, h.userId, h.fromAt, from, h.untilAt, to, h.userId],
+             SELECT canonical FROM audit_events WHERE subject_id = $3::uuid AND actor_id IS DISTINCT FROM $3::uuid AND ${window}`,
+            [orgId, month, h.userId, h.fromAt, from, h.untilAt, to],
           );
           // Keys looked up once per person and generation; the copies written in one statement.
           const keys = new Map<string, Promise<Buffer | null>>();
