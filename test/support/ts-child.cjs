@@ -9,7 +9,7 @@ const { transformSync } = require('@swc/core');
 const libs = path.resolve(__dirname, '../../libs');
 const resolve = Module._resolveFilename;
 Module._resolveFilename = function (request, parent, ...rest) {
-  const m = /^@steward\/(common|db|policy|connectors|jobs|vault|audit|gate)(?:\/(.*))?$/.exec(request);
+  const m = /^@steward\/(common|db|policy|connectors|jobs|vault|audit|gate|oversight)(?:\/(.*))?$/.exec(request);
   if (m) request = path.join(libs, m[1], 'src', m[2] ?? 'index.ts');
   return resolve.call(this, request, parent, ...rest);
 };
