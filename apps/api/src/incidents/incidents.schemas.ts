@@ -84,8 +84,8 @@ export const PutIncidentSettingsBody = z.strictObject({
   /** The org's named executive (the CTO of the seed policy): the last step. */
   executiveUserId: Uuid.nullable().optional(),
   executiveTitle: z.string().trim().min(1).max(100).default('CTO'),
-  ackMinutes: z.int().min(5).max(10080).default(1440),
-  stepMinutes: z.int().min(5).max(10080).default(120),
+  ackMinutes: z.int().min(5).max(10080).default(720),
+  stepMinutes: z.int().min(5).max(10080).default(240),
   channels: z.array(Channel).min(1).max(3).default(['email']),
   webhookUrl: z.url({ protocol: /^https?$/ }).max(2000).nullable().optional(),
   smtp: z
