@@ -23,7 +23,8 @@ module.exports = {
   // fails for being slow would say nothing about behaviour (timing goals live in test/bench).
   testTimeout: 60_000,
   transform: { '^.+\\.(ts|js|mjs)$': swc },
-  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|file-type|strtok3|token-types|@tokenizer|uint8array-extras|@scure|@noble|@otplib|otplib|oauth4webapi|openid-client|jose)/)'],
+  // @opentelemetry/otlp-exporter-base loads http(s) with import(), which Jest's CommonJS runtime refuses untransformed.
+  transformIgnorePatterns: ['/node_modules/(?!(@nestjs|@opentelemetry/otlp-exporter-base|file-type|strtok3|token-types|@tokenizer|uint8array-extras|@scure|@noble|@otplib|otplib|oauth4webapi|openid-client|jose)/)'],
   moduleNameMapper: {
     '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate|oversight)$': `${libs}/$1/src/index.ts`,
     '^@steward/(common|db|policy|connectors|jobs|vault|audit|gate|oversight)/(.*)$': `${libs}/$1/src/$2`,

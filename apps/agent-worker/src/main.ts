@@ -2,7 +2,7 @@ import { AUDIT_WRAPPED_KEY_SOURCES, type AuditMaintenance, startAuditMaintenance
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, createLogger, loadConfig, type Config, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
-import { agentTasksFromConfig, StewardMetrics, startWorkerRuntime } from '@steward/jobs';
+import { agentTasksFromConfig, StewardMetrics, startTracing, startWorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider, kekSealedSources, resealUserSecrets, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
 import { createHealthServer } from './health-server';
 
@@ -23,6 +23,8 @@ async function main(): Promise<void> {
     fail('no DATABASE_URL: in embedded (development) mode the worker runs inside the API process; start only the API.');
   }
   const log = createLogger({ level: config.LOG_LEVEL, name: 'steward-worker' });
+  // OpenTelemetry traces (a span per job, the gate's steps under it): only with an OTLP endpoint configured.
+  const tracing = startTracing(config, 'steward-worker', log);
   const dataSource = createDataSource({ url: config.DATABASE_URL!, poolMax: Math.max(4, config.WORKER_CONCURRENCY), applicationName: 'steward-worker', logger: log });
   await dataSource.initialize();
   // Dropping expired audit partitions needs the table owner; without DATABASE_OWNER_URL they are kept.
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
     await agentTasks.close();
     await dataSource.destroy();
     await ownerDataSource?.destroy();
+    await tracing.shutdown().catch(() => undefined);
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -11,6 +11,7 @@ import { GatewayService } from './gateway/gateway.service';
 import { problem, sendProblem } from './core/problem';
 import { rateLimit } from './core/rate-limit';
 import { requestContext } from './core/request-context';
+import { resumeTrace, traceRequests } from './core/tracing';
 
 function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
   res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -38,6 +39,8 @@ export async function createApp(deps: AppDeps): Promise<INestApplication> {
       deps.metrics.duration.observe({ method: req.method, route }, seconds);
     }),
   );
+  // A span per request (OpenTelemetry; a no-op unless an OTLP endpoint is configured).
+  app.use(traceRequests());
   app.use(securityHeaders);
   // Strict limit on the surfaces where credentials are guessed, a general one everywhere.
   const openapi = app.get(OpenApiService);
@@ -46,6 +49,7 @@ export async function createApp(deps: AppDeps): Promise<INestApplication> {
   }
   app.use(rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:api`, limit: deps.config.RATE_LIMIT_PER_MINUTE, windowSeconds: 60 }));
   app.use(jsonBody(deps.config.BODY_LIMIT_BYTES));
+  app.use(resumeTrace());
   // Methods Express does not route get a problem document too.
   app.use((req: Request, res: Response, next: NextFunction) => {
     if (!['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'].includes(req.method)) {

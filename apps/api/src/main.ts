@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { Redis } from 'ioredis';
 import { ConfigError, createLogger, loadConfig, type Config, type Logger } from '@steward/common';
 import { createDataSource, type DataSource, type EmbeddedPostgres, runMigrations, startEmbeddedPostgres } from '@steward/db';
-import { agentTasksFromConfig, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
+import { agentTasksFromConfig, startTracing, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
 import { type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { createApp } from './create-app';
 import { ApiMetrics } from './core/metrics';
@@ -35,6 +35,8 @@ async function main(): Promise<void> {
     throw err;
   }
   const log = createLogger({ level: config.LOG_LEVEL, name: 'steward-api' });
+  // OpenTelemetry traces: only with OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT); registered before the first span.
+  const tracing = startTracing(config, 'steward-api', log);
 
   let embedded: EmbeddedPostgres | undefined;
   let runtimeUrl = config.DATABASE_URL;
@@ -112,6 +114,7 @@ async function main(): Promise<void> {
     await dataSource.destroy().catch(() => undefined);
     redis.disconnect();
     await embedded?.stop().catch(() => undefined);
+    await tracing.shutdown().catch(() => undefined);
     process.exit(0);
   };
   process.on('SIGTERM', () => void stop('SIGTERM'));

@@ -117,6 +117,42 @@ export const configSchema = z.object({
    * `/metrics` is open outside production and answers 404 in production.
    */
   METRICS_TOKEN: secret('METRICS_TOKEN').optional(),
+  /**
+   * OpenTelemetry traces, off unless an OTLP/HTTP endpoint is set: the collector's base URL (spans
+   * go to <url>/v1/traces), or the traces URL itself (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT wins).
+   */
+  OTEL_EXPORTER_OTLP_ENDPOINT: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: z.url({ protocol: /^https?$/ }).max(2048).optional(),
+  /** Headers sent to the collector, "name=value,name2=value2" (values URL-encoded): may hold a token, never logged. */
+  OTEL_EXPORTER_OTLP_HEADERS: z
+    .string()
+    .max(8192)
+    .optional()
+    .transform((v, ctx) => {
+      const headers: Record<string, string> = {};
+      for (const pair of (v ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
+        const i = pair.indexOf('=');
+        const name = i > 0 ? pair.slice(0, i).trim().toLowerCase() : '';
+        let value: string | null = null;
+        try {
+          value = i > 0 ? decodeURIComponent(pair.slice(i + 1).trim()) : null;
+        } catch {
+          value = null;
+        }
+        if (!/^[a-z0-9!#$%&'*+.^_`|~-]{1,100}$/.test(name) || value === null || /[\r\n]/.test(value)) {
+          ctx.addIssue({ code: 'custom', message: 'must be "name=value" pairs separated by commas (values URL-encoded)' });
+          return z.NEVER;
+        }
+        headers[name] = value;
+      }
+      return headers;
+    }),
+  /** The service name traces carry (default steward-api, steward-worker). */
+  OTEL_SERVICE_NAME: z.string().regex(/^[a-zA-Z0-9._-]{1,100}$/).optional(),
+  /** Share of new traces recorded, 0 to 1 (a request that arrives with a sampled traceparent is always recorded). */
+  OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).default(1),
+  /** Turns tracing off even with an endpoint set. */
+  OTEL_SDK_DISABLED: bool.default(false),
   /** Anthropic API key. Absent: the worker uses the built-in scripted model server ("offline demo model"). */
   ANTHROPIC_API_KEY: z.string().min(8).max(512).optional(),
   /** Messages API base URL (a regional endpoint, or a loopback server in tests). */
@@ -201,6 +237,14 @@ export function loadConfig(overrides: Record<string, string | undefined> = {}): 
     cached = config;
   }
   return cached;
+}
+
+/** Where spans are exported (OTLP/HTTP), or null when tracing is off. */
+export function tracesEndpoint(config: Pick<Config, 'OTEL_EXPORTER_OTLP_ENDPOINT' | 'OTEL_EXPORTER_OTLP_TRACES_ENDPOINT' | 'OTEL_SDK_DISABLED'>): string | null {
+  if (config.OTEL_SDK_DISABLED) return null;
+  if (config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) return config.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  if (!config.OTEL_EXPORTER_OTLP_ENDPOINT) return null;
+  return `${config.OTEL_EXPORTER_OTLP_ENDPOINT.replace(/\/+$/, '')}/v1/traces`;
 }
 
 const dbToolSchema = configSchema.pick({ LOG_LEVEL: true, DATABASE_URL: true, DATABASE_OWNER_URL: true });

@@ -6,3 +6,4 @@ export * from './tokens';
 export * from './ids';
 export * from './secretbox';
 export * from './egress';
+export * from './tracing';

@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { DataSource, EntityManager } from 'typeorm';
 import { type AuditKeyring, canonical, type Client, prepareEvent } from '@steward/audit';
-import { newId } from '@steward/common';
+import { inSpan, newId, SpanAttr, tracer } from '@steward/common';
 import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
 import { type ActionContext, authorize, type Decision, decide, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, recordFacts, toFacts } from '@steward/policy';
@@ -125,13 +125,21 @@ export type GateResult =
   /** The claim was made before: nothing ran again. `state` is what the first attempt left. */
   | { status: 'duplicate'; actionId: string; state: string };
 
+/** Spans of the gate's steps (no-op unless the process registered a tracer provider): ids, kinds and levels, never arguments. */
+const gateTracer = tracer('steward.gate');
+
 const digest = (value: unknown) => createHash('sha256').update(canonical(value ?? null)).digest('hex');
 
 /** What the decision event says, in words an OCSF/ECS consumer maps (denied → blocked). */
 const DECISION_WORD: Record<Level, string> = { autonomous: 'allowed', batched: 'allowed_reversible', watched: 'watched_pending', forbidden: 'denied' };
 
 export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<GateResult> {
-  const r = await gateActionOnce(deps, req);
+  const attributes = { [SpanAttr.OrgId]: req.orgId, 'steward.client': req.client, 'steward.connector': req.connector, 'steward.tool': req.tool, ...('taskId' in req.claim ? { [SpanAttr.TaskId]: req.claim.taskId, 'steward.step': req.claim.step } : {}) };
+  const r = await inSpan(gateTracer, 'gate.action', attributes, async (span) => {
+    const result = await gateActionOnce(deps, req);
+    span.setAttributes({ [SpanAttr.ActionId]: result.actionId, 'steward.status': result.status, ...('level' in result ? { 'steward.level': result.level } : {}), ...(result.status === 'refused' ? { 'steward.refusal': result.refusal } : {}), ...(result.status === 'failed' ? { 'steward.error_code': result.error.code } : {}) });
+    return result;
+  });
   const o = deps.observer;
   if (o && r.status !== 'duplicate') {
     o.decided?.({ level: r.level, refusal: r.status === 'refused' ? r.refusal : null, client: req.client });
@@ -171,6 +179,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
   const liveCredentialId = async () => req.credentialId ?? (credentialTarget && deps.credentials ? await deps.credentials.broker.liveCredentialId(credentialTarget, req.orgId, req.userId) : null);
   let w!: Written;
   for (let attempt = 0; ; attempt++) {
+    const decideStarted = performance.timeOrigin + performance.now();
     const ctx = await (deps.contexts ? deps.contexts.get(deps.ds, req.orgId, req.userId) : readContext(deps.ds, req.orgId, req.userId));
     const policy = ctx?.policy ? await deps.policies.compiledFor(keys, req.orgId, ctx.policy) : null;
     const domains = ctx?.domains ?? [];
@@ -193,7 +202,14 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     // Recorded whatever the level, so that a replay under another policy knows what Batched would do here.
     const noReversibleForm = !spec?.readOnly && (reversible ?? reversibleCall(mapping, req.args)) === null;
     let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : !d.authorized ? 'not_authorized' : null;
-    const claimOnce = async (): Promise<string> => {
+    // 3 as a span: context read, rate-limit reservation, decision and CASL check (a child of gate.action).
+    gateTracer
+      .startSpan('gate.decide', {
+        startTime: decideStarted,
+        attributes: { [SpanAttr.OrgId]: req.orgId, 'steward.action_type': mapping.action, 'steward.level': level, 'steward.policy_version': policy?.version ?? 0, 'steward.rules_matched': d.ruleIds.length, 'steward.rate_limited': reservation.exceeded.length > 0, 'steward.tainted': req.tainted, 'steward.attempt': attempt },
+      })
+      .end();
+    const claimOnce = (): Promise<string> => inSpan(gateTracer, 'gate.write_ahead', { [SpanAttr.OrgId]: req.orgId, [SpanAttr.ActionId]: actionId, 'steward.level': level }, async (span) => {
       const state = refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing';
       // The connector's credential, read ahead so that its decrypt is audited in the claim's commit.
       prepared = state === 'executing' && credentialTarget && deps.credentials ? await deps.credentials.broker.prepare(credentialTarget, req.orgId, req.userId) : null;
@@ -237,8 +253,9 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
         fence_epoch: req.fence?.epoch ?? null, fence_holder: req.fence?.holder ?? null,
       });
       deps.observer?.wroteAhead?.((performance.now() - writeStarted) / 1000);
+      span.setAttributes({ 'steward.state': state, 'steward.claim': claimed.split(':')[0]! });
       return claimed;
-    };
+    });
     let r = await claimOnce();
     if (r === 'fenced') throw new ClaimFenced();
     if (r === 'changed') {
@@ -258,10 +275,10 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       if (state !== 'awaiting_approval') return { status: 'duplicate', actionId: id!, state: state! };
       // 5a. The claim waited for a human: redeem its approval against the decision just made.
       const decided: Decided = { actionId: id!, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null };
-      const redeemed: RedeemResult = await redeemApproval(deps.ds, deps.keyring, {
+      const redeemed: RedeemResult = await inSpan(gateTracer, 'gate.redeem_approval', { [SpanAttr.OrgId]: req.orgId, [SpanAttr.ActionId]: id! }, async () => redeemApproval(deps.ds, deps.keyring, {
         orgId: req.orgId, userId: req.userId, actionId: id!, taskId: claim.taskId, connector: req.connector, tool: req.tool, actionType: mapping.action,
         argsDigest, toolHash, credentialId: await liveCredentialId(), level: refusal === 'forbidden' ? 'forbidden' : level, policyVersion: policy?.version ?? null, client: req.client, now,
-      });
+      }));
       if (redeemed === 'pending') return { ...decided, status: 'awaiting_approval' };
       if (redeemed !== 'executing') return { ...decided, status: 'refused', refusal: redeemed };
       // Approved: the call itself runs now (a person saw these arguments), once.
@@ -288,10 +305,13 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     // call cannot act twice: reads, and tools whose upstream honours the idempotency key. Policy,
     // validation and credential failures are never retried.
     const safe = spec?.readOnly === true || spec?.idempotent === true;
-    const result = await withRetry(
-      () => actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId, ...(req.onProgress ? { onProgress: req.onProgress } : {}) })),
-      safe ? (deps.retry?.attempts ?? 3) : 1,
-      deps.retry?.baseDelayMs ?? 200,
+    // 6 as a span: the connector call with its retries (a child of gate.action).
+    const result = await inSpan(gateTracer, 'gate.execute', { [SpanAttr.OrgId]: req.orgId, [SpanAttr.ActionId]: w.decided.actionId, 'steward.connector': req.connector, 'steward.tool': call.tool, 'steward.reversible': w.reversible !== null }, () =>
+      withRetry(
+        () => actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId, ...(req.onProgress ? { onProgress: req.onProgress } : {}) })),
+        safe ? (deps.retry?.attempts ?? 3) : 1,
+        deps.retry?.baseDelayMs ?? 200,
+      ),
     );
     const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).

@@ -13,3 +13,4 @@ export * from './incidents/incidents';
 export * from './incidents/strikes';
 export * from './metrics';
 export * from './incidents/findings';
+export * from './tracing';

@@ -1,7 +1,7 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { z } from 'zod';
-import { AgentTaskJob, type Logger, MaintenanceJob, QueueName } from '@steward/common';
+import { AgentTaskJob, inSpan, type Logger, MaintenanceJob, QueueName, SpanAttr, SpanKind, tracer } from '@steward/common';
 import { type AgentDeps, runTask } from './agent-tasks/agent-loop';
 import { deliverNotifications, sweepExpiredApprovals } from './agent-tasks/approval-timers';
 import { listenForOutbox, relayOutbox, sweepTasks } from './agent-tasks/relay';
@@ -40,6 +40,11 @@ export interface WorkerRuntime {
   running(): boolean;
   close(): Promise<void>;
 }
+
+/** A span per job (no-op unless tracing is configured): queue, job name and id, the org and task of an agent task. */
+const jobTracer = tracer('steward.worker');
+const inJobSpan = <T>(queue: string, job: Job, attributes: Record<string, string | number>, fn: () => Promise<T>): Promise<T> =>
+  inSpan(jobTracer, `job ${queue}/${job.name}`, { 'messaging.system': 'bullmq', 'messaging.destination.name': queue, 'messaging.operation.type': 'process', 'messaging.message.id': job.id ?? '', 'steward.job_attempt': job.attemptsMade + 1, ...attributes }, fn, SpanKind.CONSUMER);
 
 /** Handlers by job name: boot fails if a queue's job name has none. */
 type Handlers = Record<string, (job: Job) => Promise<unknown>>;
@@ -90,7 +95,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       const handler = maintenance[job.name];
       if (!handler) throw new Error(`unknown job ${job.name}`);
       options.log.debug({ jobId: job.id, job: job.name }, 'job');
-      return handler(job);
+      return inJobSpan(QueueName.Maintenance, job, {}, () => handler(job));
     },
     { connection, prefix: queuePrefix, concurrency: options.concurrency },
   );
@@ -114,7 +119,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       async (job) => {
         if (job.name !== AgentTaskJob.Run) throw new Error(`unknown job ${job.name}`);
         const payload = RunTaskPayloadSchema.parse(job.data);
-        return { outcome: await runTask(agent, payload) };
+        // The task's gate calls (gate.action and its steps) are children of this span.
+        return inJobSpan(QueueName.AgentTasks, job, { [SpanAttr.OrgId]: payload.orgId, [SpanAttr.TaskId]: payload.taskId, 'steward.epoch': payload.epoch }, async () => ({ outcome: await runTask(agent, payload) }));
       },
       { connection, prefix: queuePrefix, concurrency: options.concurrency, lockDuration: Math.max(30_000, agent.leaseSeconds * 1000) },
     );

@@ -24,10 +24,11 @@ import {
   type ResourceTemplate,
   type Tool,
 } from '@modelcontextprotocol/sdk/types.js';
+import { trace } from '@opentelemetry/api';
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { AuditKeyring, canonical } from '@steward/audit';
-import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, TokenPrefix } from '@steward/common';
+import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, SpanAttr, TokenPrefix } from '@steward/common';
 import { ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { addTaskConnectors, hubIdOf, toolNameOf } from '@steward/jobs';
@@ -186,6 +187,8 @@ export class GatewayService implements OnModuleDestroy {
       }
       throw err;
     }
+    // The request's span (core/tracing.ts) names the caller's org.
+    trace.getActiveSpan()?.setAttribute(SpanAttr.OrgId, p.orgId);
     if (p.kind === 'session') {
       fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an OAuth access token or an API key as a Bearer token.', { 'WWW-Authenticate': mcpChallenge(this.config) });
       return;
