@@ -1,8 +1,8 @@
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { startTracing, type Tracing } from '@steward/jobs';
+import { fakeCollector, type Received } from '../../../test/support/otlp-collector';
 import { newApiKey } from './support/fixtures';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
@@ -13,48 +13,6 @@ import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './su
  * under the gate's action span, under the request's server span — with the org id, and never the
  * arguments, the API key or the session.
  */
-
-interface OtlpValue { stringValue?: string; intValue?: string | number; boolValue?: boolean; doubleValue?: number }
-interface OtlpSpan { traceId: string; spanId: string; parentSpanId?: string; name: string; kind: number; startTimeUnixNano: string; attributes?: { key: string; value: OtlpValue }[]; status?: { code?: number } }
-interface OtlpExport { resourceSpans: { resource: { attributes: { key: string; value: OtlpValue }[] }; scopeSpans: { scope: { name: string }; spans: OtlpSpan[] }[] }[] }
-
-interface Received { span: OtlpSpan; service: string; scope: string; attrs: Record<string, unknown> }
-
-const flat = (attributes: { key: string; value: OtlpValue }[] = []) =>
-  Object.fromEntries(attributes.map(({ key, value }) => [key, value.stringValue ?? (value.intValue !== undefined ? Number(value.intValue) : undefined) ?? value.boolValue ?? value.doubleValue]));
-
-/** A collector that speaks OTLP/HTTP with JSON bodies (POST /v1/traces). */
-async function fakeCollector(): Promise<{ url: string; bodies: string[]; headers: IncomingHttpHeaders[]; spans(): Received[]; close(): Promise<void> }> {
-  const bodies: string[] = [];
-  const headers: IncomingHttpHeaders[] = [];
-  const server: Server = createServer((req, res) => {
-    const chunks: Buffer[] = [];
-    req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => {
-      if (req.method !== 'POST' || req.url !== '/v1/traces' || !String(req.headers['content-type']).startsWith('application/json')) {
-        res.writeHead(404).end();
-        return;
-      }
-      bodies.push(Buffer.concat(chunks).toString('utf8'));
-      headers.push(req.headers);
-      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    bodies,
-    headers,
-    spans: () =>
-      bodies.flatMap((b) =>
-        (JSON.parse(b) as OtlpExport).resourceSpans.flatMap((rs) => {
-          const service = String(flat(rs.resource.attributes)['service.name']);
-          return rs.scopeSpans.flatMap((ss) => ss.spans.map((span) => ({ span, service, scope: ss.scope.name, attrs: flat(span.attributes) })));
-        }),
-      ),
-    close: () => new Promise<void>((r) => server.close(() => r())),
-  };
-}
 
 const SERVER = 2; // OTLP SpanKind
 const STATUS_ERROR = 2;

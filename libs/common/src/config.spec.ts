@@ -1,4 +1,4 @@
-import { ConfigError, parseConfig } from './config';
+import { ConfigError, parseConfig, tracesEndpoint } from './config';
 
 const base = {
   STEWARD_TOKEN_PEPPER: 'p'.repeat(40),
@@ -40,5 +40,25 @@ describe('config', () => {
 
   it('refuses a master key that is not 32 bytes in a versioned form', () => {
     expect(problems({ ...base, STEWARD_MASTER_KEY: 'just-a-password' })[0]).toMatch(/^STEWARD_MASTER_KEY:/);
+  });
+
+  it('leaves tracing off without an OTLP endpoint, and exports to <endpoint>/v1/traces with one', () => {
+    expect(tracesEndpoint(parseConfig(base))).toBeNull();
+    expect(tracesEndpoint(parseConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318/' }))).toBe('http://otel-collector:4318/v1/traces');
+    expect(tracesEndpoint(parseConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://b.example/otlp/traces' }))).toBe('https://b.example/otlp/traces');
+    expect(tracesEndpoint(parseConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://a:4318', OTEL_SDK_DISABLED: 'true' }))).toBeNull();
+    expect(problems({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'grpc://a:4317' })[0]).toMatch(/^OTEL_EXPORTER_OTLP_ENDPOINT:/);
+    expect(problems({ ...base, OTEL_TRACES_SAMPLER_ARG: '2' })[0]).toMatch(/^OTEL_TRACES_SAMPLER_ARG:/);
+  });
+
+  it('reads collector headers as URL-encoded name=value pairs, and refuses malformed ones without echoing them', () => {
+    expect(parseConfig(base).OTEL_EXPORTER_OTLP_HEADERS).toEqual({});
+    expect(parseConfig({ ...base, OTEL_EXPORTER_OTLP_HEADERS: 'Authorization=Bearer%20s3cret, x-scope=steward' }).OTEL_EXPORTER_OTLP_HEADERS).toEqual({ authorization: 'Bearer s3cret', 'x-scope': 'steward' });
+    for (const bad of ['no-equals-sign-s3cret', 'a=%E0%A4%A', 'bad name=s3cret', 'a=x%0D%0Ainjected: s3cret']) {
+      const list = problems({ ...base, OTEL_EXPORTER_OTLP_HEADERS: bad });
+      expect(list).toHaveLength(1);
+      expect(list[0]).toMatch(/^OTEL_EXPORTER_OTLP_HEADERS:/);
+      expect(list[0]).not.toContain('s3cret');
+    }
   });
 });
