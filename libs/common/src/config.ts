@@ -133,7 +133,7 @@ export const configSchema = z.object({
       for (const pair of (v ?? '').split(',').map((p) => p.trim()).filter(Boolean)) {
         const i = pair.indexOf('=');
         const name = i > 0 ? pair.slice(0, i).trim().toLowerCase() : '';
-        let value: string | null = null;
+        let value: string | null;
         try {
           value = i > 0 ? decodeURIComponent(pair.slice(i + 1).trim()) : null;
         } catch {
