@@ -67,12 +67,21 @@ describe('Helm chart', () => {
     const badUrl = clone(values) as { config: { publicUrl: string } };
     badUrl.config.publicUrl = 'steward.example.com';
     expect(validate(badUrl)).toBe(false);
+    const badCollector = clone(values) as { config: { otlpEndpoint: string } };
+    badCollector.config.otlpEndpoint = 'otel-collector:4318';
+    expect(validate(badCollector)).toBe(false);
+    const badCaKey = clone(values) as { extraCaCerts: { key: string } };
+    badCaKey.extraCaCerts.key = '../etc/passwd';
+    expect(validate(badCaKey)).toBe(false);
     const noSecret = clone(values) as Record<string, unknown>;
     delete noSecret.secret;
     expect(validate(noSecret)).toBe(false);
-    const filled = clone(values) as { secret: { existingSecret: string }; config: { publicUrl: string } };
+    const filled = clone(values) as { secret: { existingSecret: string; keys: { otlpHeaders: string } }; config: { publicUrl: string; otlpEndpoint: string }; extraCaCerts: { configMapName: string } };
     filled.secret.existingSecret = 'steward-secrets';
     filled.config.publicUrl = 'https://steward.example.com';
+    filled.config.otlpEndpoint = 'http://otel-collector.observability:4318';
+    filled.secret.keys.otlpHeaders = 'OTEL_EXPORTER_OTLP_HEADERS';
+    filled.extraCaCerts.configMapName = 'steward-ca';
     expect(validate(filled)).toBe(true);
   });
 
@@ -97,5 +106,15 @@ describe('Helm chart', () => {
       expect(t.text).toMatch(/resources/);
       expect(t.text).toMatch(/securityContext/);
     }
+    // A managed database's private CA reaches every pod that connects to it (NODE_EXTRA_CA_CERTS names the mounted file).
+    for (const file of ['api-deployment.yaml', 'worker-deployment.yaml', 'migrate-job.yaml']) {
+      const text = templates.find((t) => t.file === file)!.text;
+      expect(text).toContain('include "steward.caVolume" .');
+      expect(text).toContain('include "steward.caVolumeMount" .');
+      expect(text).toContain('include "steward.commonEnv" .');
+    }
+    const helpers = templates.find((t) => t.file === '_helpers.tpl')!.text;
+    expect(helpers).toMatch(/mountPath: \/etc\/steward\/ca\n/);
+    expect(helpers).toContain('printf "/etc/steward/ca/%s" .Values.extraCaCerts.key');
   });
 });

@@ -96,6 +96,17 @@ the secrets and the non-secret settings. The owner URL is added only where it is
 {{- if .Values.secret.keys.metricsToken }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "METRICS_TOKEN" "key" .Values.secret.keys.metricsToken) }}
 {{- end }}
+{{- with .Values.config.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
+{{- if .Values.secret.keys.otlpHeaders }}
+{{ include "steward.secretEnv" (dict "ctx" . "name" "OTEL_EXPORTER_OTLP_HEADERS" "key" .Values.secret.keys.otlpHeaders) }}
+{{- end }}
+{{- if .Values.extraCaCerts.configMapName }}
+- name: NODE_EXTRA_CA_CERTS
+  value: {{ printf "/etc/steward/ca/%s" .Values.extraCaCerts.key | quote }}
+{{- end }}
 {{- end }}
 
 {{/*
@@ -145,6 +156,30 @@ A writable /tmp for containers whose root filesystem is read-only.
 {{- define "steward.tmpVolumeMount" -}}
 - name: tmp
   mountPath: /tmp
+{{- end }}
+
+{{/*
+Extra CA certificates (extraCaCerts): a ConfigMap mounted read-only where NODE_EXTRA_CA_CERTS
+points, so api, worker and the migration job trust a managed PostgreSQL's or Redis's private CA.
+Renders nothing when extraCaCerts.configMapName is empty.
+*/}}
+{{- define "steward.caVolume" -}}
+{{- if .Values.extraCaCerts.configMapName -}}
+- name: extra-ca-certs
+  configMap:
+    name: {{ .Values.extraCaCerts.configMapName | quote }}
+    items:
+      - key: {{ .Values.extraCaCerts.key | quote }}
+        path: {{ .Values.extraCaCerts.key | quote }}
+{{- end -}}
+{{- end }}
+
+{{- define "steward.caVolumeMount" -}}
+{{- if .Values.extraCaCerts.configMapName -}}
+- name: extra-ca-certs
+  mountPath: /etc/steward/ca
+  readOnly: true
+{{- end -}}
 {{- end }}
 
 {{/*
