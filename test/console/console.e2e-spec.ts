@@ -8,7 +8,8 @@ import { createLogger, newId } from '@steward/common';
 import { inOrg } from '@steward/db';
 import { type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
-import { type Harness, login, PASSWORD, type RoleKey, type SeededOrg, seedOrg, startHarness } from '../../apps/api/test/support/harness';
+import { monthStart, writeGeneratedOrg } from '@steward/oversight';
+import { addUser, type Harness, login, PASSWORD, type RoleKey, type SeededOrg, seedOrg, startHarness } from '../../apps/api/test/support/harness';
 import { type ConsoleServer, ensureConsoleBuild, startConsole } from './console-server';
 
 /**
@@ -21,7 +22,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const ARTIFACTS = join(__dirname, '..', '..', 'test-artifacts', 'console');
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const ADMIN_PAGES = ['/policy', '/audit', '/people', '/connectors', '/settings', '/approvals', '/reviews'];
+const OVERSIGHT_PAGES = ['/reports', '/incidents', '/violations', '/tuning', '/pilot'];
+const ADMIN_PAGES = ['/policy', '/audit', '/people', '/connectors', '/settings', '/approvals', '/reviews', ...OVERSIGHT_PAGES];
 const ALL_PAGES = ['/', '/tasks', ...ADMIN_PAGES, '/account'];
 
 describe('admin console in a real browser', () => {
@@ -81,12 +83,12 @@ describe('admin console in a real browser', () => {
     await h?.close();
   });
 
-  async function signIn(role: RoleKey): Promise<Page> {
+  async function signIn(role: RoleKey | { email: string }): Promise<Page> {
     const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
     contexts.push(ctx);
     const page = await ctx.newPage();
     await page.goto(`${web.url}/login`);
-    await page.getByLabel('Email').fill(org.users[role].email);
+    await page.getByLabel('Email').fill(typeof role === 'string' ? org.users[role].email : role.email);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByTestId('signed-in-as').waitFor();
@@ -147,11 +149,15 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('draft-version').waitFor();
     expect(await page.getByRole('radio', { name: 'file.create: Watched' }).isChecked()).toBe(true);
     await shot(page, '02-owner-matrix-draft');
-    await page.getByRole('tab', { name: 'Draft: diff and simulation' }).click();
+    await page.getByRole('tab', { name: 'Draft: diff, simulation and replay' }).click();
     await page.getByTestId('policy-diff').getByText('file.create').first().waitFor();
     await page.getByRole('button', { name: 'Simulate every action type' }).click();
     await page.getByTestId('simulation').waitFor();
     expect(await page.getByTestId('simulation').textContent()).toContain('1 change (1 stricter, 0 looser)');
+    // The replay over the stored trail: the actions the trail holds, decided again under the draft.
+    await page.getByRole('button', { name: 'Replay the draft' }).click();
+    await page.getByTestId('replay').waitFor();
+    expect(await page.getByTestId('replay').textContent()).toMatch(/past actions of the last 180 days replayed/);
     await axe(page, '/policy (draft)');
     await shot(page, '03-owner-simulation');
     await page.getByLabel('Why (recorded with the version)').fill('New files need a look first');
@@ -286,10 +292,113 @@ describe('admin console in a real browser', () => {
     await shot(page, '10-audit-10k-page-2');
   });
 
+  it('IT opens the anomaly report: generated from the console over seeded activity, with its findings, charts and evidence', async () => {
+    // An org with three months of activity and an anomaly of every kind planted in the last month.
+    const gen = await writeGeneratedOrg(h.ds, { seed: 31, users: 120, days: 120, end: monthStart('UTC', new Date()), timeZone: 'UTC', eventsPerUserDay: 3, plant: true });
+    const it = await addUser(h.ds, { id: gen.orgId, slug: `acme-gen-${gen.orgId.slice(-12)}`, users: {} as SeededOrg['users'] }, 'admin', 'it');
+    const page = await signIn({ email: it.email });
+    expect(await page.getByRole('navigation', { name: 'Main' }).textContent()).toContain('Anomaly reports');
+    await open(page, '/reports', 'Anomaly reports');
+    await axe(page, '/reports');
+    // Empty dates: last month, the period the planted anomalies are in.
+    await page.getByRole('button', { name: 'Generate report' }).click();
+    await page.waitForURL(/\/reports\/[0-9a-f-]{36}$/, { timeout: 120_000 });
+    const reportId = page.url().split('/').pop()!;
+    await page.getByRole('heading', { level: 1, name: 'Anomaly report' }).waitFor();
+    await page.getByTestId('finding-list').waitFor();
+    const cookie = await login(h, it.email);
+    const stored = (await h.http.get(`/v1/reports/${reportId}`).set('Cookie', cookie)).body;
+    expect(stored.trigger).toBe('manual');
+    expect(stored.findings).toBeGreaterThanOrEqual(gen.planted.length);
+    // Every finding is on the page, and every planted kind among them.
+    expect(await page.getByTestId('finding').count()).toBe(stored.findings);
+    const text = (await page.getByTestId('finding-list').textContent()) ?? '';
+    for (const kind of new Set(gen.planted.map((p) => p.kind))) expect(text).toContain(kind.replace(/_/g, ' '));
+    expect(await page.getByTestId('report-findings').textContent()).toContain(String(stored.findings));
+    // The charts: findings by kind, and a finding's own series (history, then the period).
+    await page.getByTestId('findings-chart').locator('.recharts-bar-rectangle').first().waitFor();
+    await page.getByTestId('finding-series').first().locator('.recharts-bar-rectangle').first().waitFor();
+    await axe(page, '/reports/[id]');
+    await shot(page, '11-it-anomaly-report');
+    // Downloads: the CSV holds one line per finding.
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-csv').click()]);
+    const csvPath = join(mkdtempSync(join(tmpdir(), 'steward-console-report-')), csv.suggestedFilename());
+    await csv.saveAs(csvPath);
+    expect(readFileSync(csvPath, 'utf8').trim().split('\r\n')).toHaveLength(1 + stored.findings);
+    // Evidence links open the event in the audit trail.
+    const spike = page.getByTestId('finding').filter({ hasText: 'volume spike' }).first();
+    const link = spike.getByTestId('finding-evidence').getByRole('link').first();
+    const eventId = (await link.getAttribute('href'))!.split('event=')[1];
+    expect(stored.findingList.flatMap((f: { evidence: { eventIds: string[] } }) => f.evidence.eventIds)).toContain(eventId);
+    await link.click();
+    await page.getByTestId('audit-event-detail').waitFor();
+    expect(await page.getByTestId('audit-event-detail').textContent()).toContain(eventId);
+    await shot(page, '12-it-report-evidence');
+  });
+
+  it('the oversight pages: security triages a violation with its evidence, the owner lifts the suspension, an incident is acknowledged and commented', async () => {
+    const su = await login(h, org.users.owner.email);
+    // Two Forbidden attempts of the approver, opened for triage (as the gate opens them).
+    const ids: string[] = [];
+    await inOrg(h.ds, { orgId: org.id }, async (em) => {
+      for (let i = 0; i < 2; i++) {
+        const id = newId();
+        ids.push(id);
+        await em.query(
+          `INSERT INTO violations (org_id, id, action_id, user_id, connector, tool, action_type, args_digest, tainted, reason, state)
+           VALUES ($1, $2, $3, $4, 'stripe', 'stripe.charge', 'payment.execute', repeat('0', 64), false, 'payments are Forbidden', 'open')`,
+          [org.id, id, newId(), org.users.approver.id],
+        );
+      }
+    });
+    const security = await signIn('security');
+    await open(security, '/violations', 'Violations and sanctions');
+    await security.getByTestId('violation-item').first().waitFor();
+    expect(await security.getByTestId('violation-item').count()).toBe(2);
+    await axe(security, '/violations');
+    for (let i = 0; i < 2; i++) {
+      await security.getByTestId('violation-item').first().click();
+      await security.getByTestId('violation-evidence').waitFor();
+      await security.getByLabel('Finding (required, recorded with the decision)').fill('the employee asked for the charge twice');
+      await security.getByRole('button', { name: 'Confirm: the person meant it' }).click();
+      await security.getByTestId('violation-state').getByText('confirmed').waitFor();
+      if (i === 0) await axe(security, '/violations (detail)');
+    }
+    await shot(security, '13-security-violation-confirmed');
+    // Two strikes: the approver's agent access is suspended; the owner lifts it.
+    const owner = await signIn('owner');
+    await open(owner, '/violations', 'Violations and sanctions');
+    await owner.getByRole('tab', { name: 'Strikes and suspensions' }).click();
+    await owner.getByTestId('sanction-list').waitFor();
+    await owner.getByRole('button', { name: 'Lift…' }).first().click();
+    await owner.getByLabel('Note (required)').fill('talked it through; retraining booked');
+    await owner.getByRole('button', { name: 'Yes, lift it' }).click();
+    await owner.getByRole('button', { name: 'Lift…' }).waitFor({ state: 'detached' });
+    const sanctions = await h.http.get('/v1/sanctions').set('Cookie', su);
+    expect(sanctions.body.items.find((x: { kind: string }) => x.kind === 'suspension')).toMatchObject({ state: 'lifted', note: 'talked it through; retraining booked', decidedBy: org.users.owner.id });
+    await axe(owner, '/violations (sanctions)');
+    // An incident opened by hand, acknowledged and commented on.
+    await open(owner, '/incidents', 'Incidents');
+    await owner.getByRole('button', { name: 'Open an incident' }).click();
+    await owner.getByLabel('Title').fill('Charges attempted from an approver account');
+    await owner.getByRole('button', { name: 'Open incident' }).click();
+    await owner.getByTestId('incident-detail').waitFor();
+    await owner.getByRole('button', { name: 'Acknowledge' }).click();
+    await owner.getByTestId('incident-state').getByText('acknowledged').waitFor();
+    await owner.getByLabel('Add a comment').fill('Looking into the approver’s tasks.');
+    await owner.getByRole('button', { name: 'Comment' }).click();
+    await owner.getByTestId('incident-comments').getByText('Looking into the approver’s tasks.').waitFor();
+    await axe(owner, '/incidents (detail)');
+    await shot(owner, '14-owner-incident');
+    const incidents = await h.http.get('/v1/incidents').set('Cookie', su);
+    expect(incidents.body.items.find((x: { title: string }) => x.title === 'Charges attempted from an approver account')).toMatchObject({ state: 'acknowledged', acknowledgedBy: org.users.owner.id });
+  });
+
   it('a member sees none of the admin pages nor their data: the API refuses and the console says so', async () => {
     const page = await signIn('member');
     const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
-    for (const label of ['Trust Levels', 'Audit trail', 'Members & roles', 'Connectors', 'Settings', 'Approvals', 'Reviews']) expect(nav).not.toContain(label);
+    for (const label of ['Trust Levels', 'Audit trail', 'Members & roles', 'Connectors', 'Settings', 'Approvals', 'Reviews', 'Anomaly reports', 'Incidents', 'Violations', 'Trust tuning', 'Pilot metrics'])
+      expect(nav).not.toContain(label);
     for (const path of ADMIN_PAGES) {
       await page.goto(`${web.url}${path}`);
       await page.getByTestId('not-permitted').waitFor();
@@ -299,9 +408,11 @@ describe('admin console in a real browser', () => {
     await shot(page, '09-member-not-permitted');
     const statuses = await page.evaluate(async () => {
       const out: Record<string, number> = {};
-      for (const p of ['/api/v1/audit-events', '/api/v1/members', '/api/v1/approvals?state=pending', '/api/v1/audit/export']) out[p] = (await fetch(p)).status;
+      for (const p of ['/api/v1/audit-events', '/api/v1/members', '/api/v1/approvals?state=pending', '/api/v1/audit/export', '/api/v1/reports', '/api/v1/incidents', '/api/v1/violations', '/api/v1/sanctions'])
+        out[p] = (await fetch(p)).status;
       return out;
     });
+    for (const p of ['/api/v1/reports', '/api/v1/incidents', '/api/v1/violations', '/api/v1/sanctions']) expect({ p, status: statuses[p] }).toEqual({ p, status: 403 });
     expect(statuses['/api/v1/audit-events']).toBe(403);
     expect(statuses['/api/v1/members']).toBe(403);
     expect(statuses['/api/v1/audit/export']).toBe(403);
