@@ -383,10 +383,10 @@ describe('admin console in a real browser', () => {
     await owner.getByLabel('Title').fill('Charges attempted from an approver account');
     await owner.getByRole('button', { name: 'Open incident' }).click();
     await owner.getByTestId('incident-detail').waitFor();
-    await owner.getByRole('button', { name: 'Acknowledge' }).click();
+    await owner.getByRole('button', { name: 'Acknowledge', exact: true }).click();
     await owner.getByTestId('incident-state').getByText('acknowledged').waitFor();
     await owner.getByLabel('Add a comment').fill('Looking into the approver’s tasks.');
-    await owner.getByRole('button', { name: 'Comment' }).click();
+    await owner.getByRole('button', { name: 'Comment', exact: true }).click();
     await owner.getByTestId('incident-comments').getByText('Looking into the approver’s tasks.').waitFor();
     await axe(owner, '/incidents (detail)');
     await shot(owner, '14-owner-incident');

@@ -528,7 +528,7 @@ function ReplayCard({ draft }: { draft: Version }) {
           {result.transitions.length > 0 && (
             <Group gap="xs">
               {result.transitions.map((t) => (
-                <Badge key={`${t.from}-${t.to}`} variant="light" color="dark.7">
+                <Badge key={`${t.from}-${t.to}`} variant="outline" color="dark.6">
                   {t.from} → {t.to}: {t.count}
                 </Badge>
               ))}

@@ -124,7 +124,7 @@ function FindingCard({ f }: { f: Finding }) {
       <Stack gap="xs">
         <Group gap="xs">
           <Badge color={SEVERITY_COLOR[f.severity]}>{f.severity}</Badge>
-          <Badge variant="light" color="dark.7">
+          <Badge variant="outline" color="dark.6">
             {f.kind.replace(/_/g, ' ')}
           </Badge>
           <Text size="sm" c="dark.6">
@@ -137,7 +137,7 @@ function FindingCard({ f }: { f: Finding }) {
           {f.title}
         </Title>
         <SimpleGrid cols={{ base: 1, md: 2 }}>
-          <Table variant="vertical" withTableBorder>
+          <Table variant="vertical" withTableBorder captionSide="top">
             <Table.Caption>Observed in the period</Table.Caption>
             <Table.Tbody>
               {Object.entries(f.observed).map(([k, v]) => (
@@ -148,7 +148,7 @@ function FindingCard({ f }: { f: Finding }) {
               ))}
             </Table.Tbody>
           </Table>
-          <Table variant="vertical" withTableBorder>
+          <Table variant="vertical" withTableBorder captionSide="top">
             <Table.Caption>Baseline: {String(description ?? '')}</Table.Caption>
             <Table.Tbody>
               {Object.entries(baseline).map(([k, v]) => (
