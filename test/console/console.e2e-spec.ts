@@ -213,6 +213,15 @@ describe('admin console in a real browser', () => {
     expect(existsSync(join(dataDir, 'workspaces', org.id, org.users.member.id, 'numbers/last-week.csv'))).toBe(false);
     const cookie = await login(h, org.users.member.email);
     expect((await h.http.get(`/v1/tasks/${taskId}`).set('Cookie', cookie)).body.state).toBe('completed');
+    // The employee rates the finished task (pilot metrics' satisfaction).
+    await member.getByTestId('task-rating').waitFor();
+    await member.getByText('4 good', { exact: true }).click();
+    await member.getByLabel('Comment (optional)').fill('saved me the clean-up');
+    await member.getByRole('button', { name: 'Save rating' }).click();
+    await member.getByTestId('task-rating-saved').getByText('Saved: 4 of 5 (good).', { exact: false }).waitFor();
+    await axe(member, '/tasks/[id] (rating)');
+    const [rating] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT rating, comment, user_id FROM task_ratings WHERE org_id = $1 AND task_id = $2`, [org.id, taskId]));
+    expect(rating).toEqual({ rating: 4, comment: 'saved me the clean-up', user_id: org.users.member.id });
   });
 
   it('security seals a checkpoint, exports the audit trail and sees it verify', async () => {
@@ -334,6 +343,24 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('audit-event-detail').waitFor();
     expect(await page.getByTestId('audit-event-detail').textContent()).toContain(eventId);
     await shot(page, '12-it-report-evidence');
+    // Pilot metrics per workflow (the generated tasks), with the decision the thresholds give.
+    const metrics = (await h.http.get('/v1/pilot/metrics').set('Cookie', cookie)).body;
+    expect(metrics.workflows.length).toBeGreaterThan(0);
+    await open(page, '/pilot', 'Pilot metrics');
+    await page.getByTestId('pilot-table').waitFor();
+    expect(await page.getByTestId('pilot-table').locator('tbody tr').count()).toBe(metrics.workflows.length);
+    const first = metrics.workflows[0];
+    const labels: Record<string, string> = { roll_out: 'Roll out', extend: 'Extend the pilot', stop: 'Stop', insufficient_data: 'Not enough data' };
+    expect(await page.getByTestId(`pilot-${first.workflow}`).getByTestId('pilot-decision').textContent()).toBe(labels[first.decision]);
+    await page.getByTestId('pilot-chart').locator('.recharts-bar-rectangle').first().waitFor();
+    await axe(page, '/pilot');
+    // Trust tuning from the generated approvals: the page lists what the API recommends.
+    const recs = (await h.http.get('/v1/trust-recommendations').set('Cookie', cookie)).body;
+    await open(page, '/tuning', 'Trust tuning');
+    if (recs.items.length > 0) expect(await page.getByTestId('recommendations').locator('tbody tr').count()).toBe(recs.items.length);
+    else await page.getByText('No recommendation').waitFor();
+    await axe(page, '/tuning');
+    await shot(page, '15-it-tuning');
   });
 
   it('the oversight pages: security triages a violation with its evidence, the owner lifts the suspension, an incident is acknowledged and commented', async () => {
@@ -392,6 +419,42 @@ describe('admin console in a real browser', () => {
     await shot(owner, '14-owner-incident');
     const incidents = await h.http.get('/v1/incidents').set('Cookie', su);
     expect(incidents.body.items.find((x: { title: string }) => x.title === 'Charges attempted from an approver account')).toMatchObject({ state: 'acknowledged', acknowledgedBy: org.users.owner.id });
+  });
+
+  it('the owner adds a per-person override to a draft, sees it in the draft, removes it and discards the draft', async () => {
+    const page = await signIn('owner');
+    await open(page, '/policy', 'Trust Levels');
+    await page.getByRole('tab', { name: 'Overrides and limits' }).click();
+    await page.getByTestId('add-rule').waitFor();
+    await axe(page, '/policy (overrides)');
+    await page.getByLabel('Scope').selectOption('user');
+    await page.getByRole('combobox', { name: 'Person', exact: true }).click();
+    await page.getByRole('option', { name: org.users.member.email }).click();
+    await page.getByRole('combobox', { name: 'Action types', exact: true }).click();
+    await page.getByRole('option', { name: 'web.read', exact: true }).click();
+    await page.keyboard.press('Escape');
+    await page.getByLabel('Level').selectOption('watched');
+    await page.getByLabel('Reason').fill('web research needs a look for now');
+    await page.getByRole('button', { name: 'Add to draft' }).click();
+    await page.getByTestId('draft-version').waitFor();
+    await page.getByTestId('override-rules').getByText(`user ${org.users.member.email}`).waitFor();
+    await shot(page, '16-owner-override-draft');
+    const owner = await login(h, org.users.owner.email);
+    const drafts = await h.http.get('/v1/policies').query({ limit: 50 }).set('Cookie', owner);
+    const draftId = drafts.body.items.find((v: { status: string }) => v.status === 'draft').id;
+    const draft = await h.http.get(`/v1/policies/${draftId}`).set('Cookie', owner);
+    expect(draft.body.document.rules).toContainEqual(expect.objectContaining({ scope: { type: 'user', id: org.users.member.id }, actions: ['web.read'], level: 'watched', reason: 'web research needs a look for now' }));
+    // The active policy is unchanged until the draft is activated.
+    const active = await h.http.get('/v1/policies/active').set('Cookie', owner);
+    expect(active.body.document.rules ?? []).not.toContainEqual(expect.objectContaining({ scope: { type: 'user', id: org.users.member.id } }));
+    await page.getByRole('button', { name: /^Remove rule console-user-/ }).click();
+    await page.getByRole('button', { name: 'Yes, remove' }).click();
+    await page.getByTestId('override-rules').getByText(`user ${org.users.member.email}`).waitFor({ state: 'detached' });
+    expect((await h.http.get(`/v1/policies/${draftId}`).set('Cookie', owner)).body.document.rules).not.toContainEqual(expect.objectContaining({ scope: { type: 'user', id: org.users.member.id } }));
+    await page.getByRole('tab', { name: 'Draft: diff, simulation and replay' }).click();
+    await page.getByRole('button', { name: 'Discard draft' }).click();
+    await page.getByRole('button', { name: 'Yes, discard' }).click();
+    await page.getByTestId('draft-version').waitFor({ state: 'detached' });
   });
 
   it('a member sees none of the admin pages nor their data: the API refuses and the console says so', async () => {
