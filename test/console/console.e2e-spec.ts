@@ -363,7 +363,7 @@ describe('admin console in a real browser', () => {
     await shot(page, '15-it-tuning');
   });
 
-  it('the oversight pages: security triages a violation with its evidence, the owner lifts the suspension, an incident is acknowledged and commented', async () => {
+  it('the oversight pages: security triages a violation with its evidence, the owner lifts the suspension, an incident is acknowledged and commented, the escalation is set', async () => {
     const su = await login(h, org.users.owner.email);
     // Two Forbidden attempts of the approver, opened for triage (as the gate opens them).
     const ids: string[] = [];
@@ -419,6 +419,24 @@ describe('admin console in a real browser', () => {
     await shot(owner, '14-owner-incident');
     const incidents = await h.http.get('/v1/incidents').set('Cookie', su);
     expect(incidents.body.items.find((x: { title: string }) => x.title === 'Charges attempted from an approver account')).toMatchObject({ state: 'acknowledged', acknowledgedBy: org.users.owner.id });
+    // The escalation: security first, then the owner as the executive, through a signed webhook.
+    await owner.getByRole('tab', { name: 'Escalation settings' }).click();
+    await owner.getByTestId('escalation-settings').waitFor();
+    await owner.getByRole('combobox', { name: 'Escalation chain, in order', exact: true }).click();
+    await owner.getByRole('listbox', { name: 'Escalation chain, in order' }).getByRole('option', { name: org.users.security.email }).click();
+    await owner.keyboard.press('Escape');
+    await owner.getByLabel('Executive (last step)').selectOption({ label: org.users.owner.email });
+    await owner.getByRole('checkbox', { name: 'E-mail' }).uncheck();
+    await owner.getByRole('checkbox', { name: 'Webhook (signed)' }).check();
+    await owner.getByLabel('Webhook URL', { exact: true }).fill('https://hooks.example/steward');
+    await owner.getByLabel(/^Webhook signing secret/).fill('whsec-console-test-1234');
+    await axe(owner, '/incidents (escalation settings)');
+    await owner.getByRole('button', { name: 'Save escalation settings' }).click();
+    await owner.getByTestId('escalation-saved').waitFor();
+    const settings = await h.http.get('/v1/incident-settings').set('Cookie', su);
+    expect(settings.body).toMatchObject({ escalationChain: [org.users.security.id], executiveUserId: org.users.owner.id, channels: ['webhook'], webhookUrl: 'https://hooks.example/steward', secrets: { webhookSigningSecret: true } });
+    expect(JSON.stringify(settings.body)).not.toContain('whsec-console-test-1234');
+    expect(await owner.getByLabel(/^Webhook signing secret/).inputValue()).toBe('');
   });
 
   it('the owner adds a per-person override to a draft, sees it in the draft, removes it and discards the draft', async () => {

@@ -1,6 +1,6 @@
 'use client';
 
-import { Alert, Anchor, Badge, Button, Card, Code, Grid, Group, Modal, NativeSelect, SegmentedControl, Stack, Table, Text, Textarea, TextInput, Timeline, Title, UnstyledButton } from '@mantine/core';
+import { Alert, Anchor, Badge, Button, Card, Checkbox, Code, Grid, Group, Modal, MultiSelect, NativeSelect, NumberInput, PasswordInput, SegmentedControl, Stack, Switch, Table, Tabs, Text, Textarea, TextInput, Timeline, Title, UnstyledButton } from '@mantine/core';
 import Link from 'next/link';
 import { useState } from 'react';
 import { useMemberNames } from '@/components/people';
@@ -41,62 +41,75 @@ function Incidents() {
           )
         }
       />
-      <SegmentedControl
-        aria-label="Show incidents"
-        w="fit-content"
-        value={filter}
-        onChange={(v) => setFilter(v as StateFilter)}
-        data={[
-          { value: 'open', label: 'Open' },
-          { value: 'acknowledged', label: 'Acknowledged' },
-          { value: 'resolved', label: 'Resolved' },
-          { value: 'closed', label: 'Closed' },
-          { value: 'all', label: 'All' },
-        ]}
-      />
-      <Grid>
-        <Grid.Col span={{ base: 12, md: 5 }}>
-          <Loaded load={list} what="incidents">
-            {(page) =>
-              page.items.length === 0 ? (
-                <Text c="dark.6">No incident here.</Text>
-              ) : (
-                <Stack gap="xs" data-testid="incident-list">
-                  {page.items.map((i) => {
-                    const late = i.state === 'open' && new Date(i.ackDueAt).getTime() < Date.now();
-                    return (
-                      <UnstyledButton key={i.id} onClick={() => setSelected(i.id)} aria-pressed={selected === i.id} data-testid="incident-item">
-                        <Card withBorder padding="sm" bg={selected === i.id ? 'var(--mantine-color-indigo-0)' : undefined}>
-                          <Group justify="space-between" wrap="nowrap">
-                            <Text fw={600}>{i.title}</Text>
-                            <Group gap={4} wrap="nowrap">
-                              <Badge color={SEVERITY_COLOR[i.severity]}>{i.severity}</Badge>
-                              <Badge variant="outline" color={STATE_COLOR[i.state]}>
-                                {i.state}
-                              </Badge>
-                            </Group>
-                          </Group>
-                          <Text size="sm" c="dark.6">
-                            {i.source === 'manual' ? 'opened by hand' : `from a ${i.source}`} · owner {name(i.ownerId)} · {fmtDate(i.createdAt)}
-                          </Text>
-                          {i.state === 'open' && (
-                            <Text size="xs" c={late ? 'red.9' : 'dark.6'} fw={late ? 700 : 400}>
-                              {late ? `Acknowledgement overdue since ${fmtDate(i.ackDueAt)} (escalation level ${i.escalationLevel})` : `Acknowledge by ${fmtDate(i.ackDueAt)}`}
-                            </Text>
-                          )}
-                        </Card>
-                      </UnstyledButton>
-                    );
-                  })}
-                </Stack>
-              )
-            }
-          </Loaded>
-        </Grid.Col>
-        <Grid.Col span={{ base: 12, md: 7 }}>
-          {selected ? <Detail key={selected} id={selected} onChanged={list.reload} /> : <Text c="dark.6">Select an incident to see its evidence, comments and escalation.</Text>}
-        </Grid.Col>
-      </Grid>
+      <Tabs defaultValue="incidents" keepMounted={false}>
+        <Tabs.List>
+          <Tabs.Tab value="incidents">Incidents</Tabs.Tab>
+          <Tabs.Tab value="escalation">Escalation settings</Tabs.Tab>
+        </Tabs.List>
+        <Tabs.Panel value="escalation" pt="md">
+          <EscalationSettings />
+        </Tabs.Panel>
+        <Tabs.Panel value="incidents" pt="md">
+          <Stack>
+            <SegmentedControl
+              aria-label="Show incidents"
+              w="fit-content"
+              value={filter}
+              onChange={(v) => setFilter(v as StateFilter)}
+              data={[
+                { value: 'open', label: 'Open' },
+                { value: 'acknowledged', label: 'Acknowledged' },
+                { value: 'resolved', label: 'Resolved' },
+                { value: 'closed', label: 'Closed' },
+                { value: 'all', label: 'All' },
+              ]}
+            />
+            <Grid>
+              <Grid.Col span={{ base: 12, md: 5 }}>
+                <Loaded load={list} what="incidents">
+                  {(page) =>
+                    page.items.length === 0 ? (
+                      <Text c="dark.6">No incident here.</Text>
+                    ) : (
+                      <Stack gap="xs" data-testid="incident-list">
+                        {page.items.map((i) => {
+                          const late = i.state === 'open' && new Date(i.ackDueAt).getTime() < Date.now();
+                          return (
+                            <UnstyledButton key={i.id} onClick={() => setSelected(i.id)} aria-pressed={selected === i.id} data-testid="incident-item">
+                              <Card withBorder padding="sm" bg={selected === i.id ? 'var(--mantine-color-indigo-0)' : undefined}>
+                                <Group justify="space-between" wrap="nowrap">
+                                  <Text fw={600}>{i.title}</Text>
+                                  <Group gap={4} wrap="nowrap">
+                                    <Badge color={SEVERITY_COLOR[i.severity]}>{i.severity}</Badge>
+                                    <Badge variant="outline" color={STATE_COLOR[i.state]}>
+                                      {i.state}
+                                    </Badge>
+                                  </Group>
+                                </Group>
+                                <Text size="sm" c="dark.6">
+                                  {i.source === 'manual' ? 'opened by hand' : `from a ${i.source}`} · owner {name(i.ownerId)} · {fmtDate(i.createdAt)}
+                                </Text>
+                                {i.state === 'open' && (
+                                  <Text size="xs" c={late ? 'red.9' : 'dark.6'} fw={late ? 700 : 400}>
+                                    {late ? `Acknowledgement overdue since ${fmtDate(i.ackDueAt)} (escalation level ${i.escalationLevel})` : `Acknowledge by ${fmtDate(i.ackDueAt)}`}
+                                  </Text>
+                                )}
+                              </Card>
+                            </UnstyledButton>
+                          );
+                        })}
+                      </Stack>
+                    )
+                  }
+                </Loaded>
+              </Grid.Col>
+              <Grid.Col span={{ base: 12, md: 7 }}>
+                {selected ? <Detail key={selected} id={selected} onChanged={list.reload} /> : <Text c="dark.6">Select an incident to see its evidence, comments and escalation.</Text>}
+              </Grid.Col>
+            </Grid>
+          </Stack>
+        </Tabs.Panel>
+      </Tabs>
       <CreateIncident
         opened={creating}
         onClose={() => setCreating(false)}
@@ -407,5 +420,143 @@ function StateChange({ kind, busy, error, onCancel, onConfirm }: { kind: 'resolv
         </Group>
       </Stack>
     </Modal>
+  );
+}
+
+type Settings = Out<'getIncidentSettings'>;
+type Put = In<'putIncidentSettings'>;
+const CHANNELS = ['email', 'webhook', 'slack'] as const;
+
+/** Who an unacknowledged incident escalates to, how fast, and through which channels (secrets write-only). */
+function EscalationSettings() {
+  const { can } = useSession();
+  const editable = can('configure:Incident');
+  const settings = useLoad(() => ok(api.GET('/v1/incident-settings')), []);
+  const members = useLoad(async () => (can('read:Member') ? ok(api.GET('/v1/members', { params: { query: { limit: 200 } } })) : null), []);
+  return (
+    <Loaded load={settings} what="the escalation settings">
+      {(s) => <SettingsForm s={s} editable={editable} members={members.data?.items ?? []} onSaved={settings.setData} />}
+    </Loaded>
+  );
+}
+
+function SettingsForm({ s, editable, members, onSaved }: { s: Settings; editable: boolean; members: { userId: string; email: string }[]; onSaved(s: Settings): void }) {
+  const name = useMemberNames();
+  const [f, setF] = useState({
+    ownerUserId: s.ownerUserId ?? '',
+    escalationChain: s.escalationChain,
+    executiveUserId: s.executiveUserId ?? '',
+    executiveTitle: s.executiveTitle,
+    ackMinutes: s.ackMinutes as number | string,
+    stepMinutes: s.stepMinutes as number | string,
+    channels: s.channels as string[],
+    webhookUrl: s.webhookUrl ?? '',
+    smtpOn: s.smtp !== null,
+    smtp: { host: s.smtp?.host ?? '', port: (s.smtp?.port ?? 587) as number | string, secure: s.smtp?.secure ?? false, user: s.smtp?.user ?? '', from: s.smtp?.from ?? '' },
+  });
+  const [secrets, setSecrets] = useState({ webhookSigningSecret: '', smtpPassword: '', slackWebhookUrl: '' });
+  const [saved, setSaved] = useState(false);
+  const action = useAction();
+  const people = [{ value: '', label: 'Nobody' }, ...members.map((m) => ({ value: m.userId, label: m.email }))];
+  const set = <K extends keyof typeof f>(k: K, v: (typeof f)[K]) => {
+    setSaved(false);
+    setF({ ...f, [k]: v });
+  };
+
+  async function save() {
+    const body: Put = {
+      ownerUserId: f.ownerUserId || null,
+      escalationChain: f.escalationChain,
+      executiveUserId: f.executiveUserId || null,
+      executiveTitle: f.executiveTitle.trim() || 'CTO',
+      ackMinutes: Number(f.ackMinutes),
+      stepMinutes: Number(f.stepMinutes),
+      channels: f.channels as Put['channels'],
+      webhookUrl: f.webhookUrl.trim() || null,
+      smtp: f.smtpOn ? { host: f.smtp.host.trim(), port: Number(f.smtp.port), secure: f.smtp.secure, from: f.smtp.from.trim(), ...(f.smtp.user.trim() ? { user: f.smtp.user.trim() } : {}) } : null,
+    };
+    const written = Object.fromEntries(Object.entries(secrets).filter(([, v]) => v.trim()).map(([k, v]) => [k, v.trim()]));
+    if (Object.keys(written).length) body.secrets = written;
+    const res = await action.run(() => ok(api.PUT('/v1/incident-settings', { body })));
+    if (res) {
+      setSecrets({ webhookSigningSecret: '', smtpPassword: '', slackWebhookUrl: '' });
+      onSaved(res);
+      setSaved(true);
+    }
+  }
+
+  const secretLabel = (label: string, isSet: boolean) => `${label} (${isSet ? 'set; type to replace' : 'not set'})`;
+  return (
+    <Card withBorder data-testid="escalation-settings">
+      <Stack>
+        <Text size="sm" c="dark.6">
+          A new incident goes to its owner, who must acknowledge it within the window; unacknowledged, it escalates to each contact of the chain in turn, one step at a time, then to the
+          executive.
+        </Text>
+        {!editable && (
+          <Text size="sm" c="dark.6">
+            Read only: only an owner changes the escalation. Chain now: {s.escalationChain.map((id) => name(id)).join(' → ') || 'none'}, then {s.executiveTitle} {name(s.executiveUserId)}.
+          </Text>
+        )}
+        <Group align="flex-end">
+          <NativeSelect label="Incident owner" value={f.ownerUserId} onChange={(e) => set('ownerUserId', e.currentTarget.value)} data={people} disabled={!editable} />
+          <NumberInput label="Acknowledge within (minutes)" min={5} max={10080} value={f.ackMinutes} onChange={(v) => set('ackMinutes', v)} disabled={!editable} w={220} />
+          <NumberInput label="Each escalation step (minutes)" min={5} max={10080} value={f.stepMinutes} onChange={(v) => set('stepMinutes', v)} disabled={!editable} w={220} />
+        </Group>
+        <MultiSelect
+          label="Escalation chain, in order"
+          data={members.map((m) => ({ value: m.userId, label: m.email }))}
+          value={f.escalationChain}
+          onChange={(v) => set('escalationChain', v)}
+          maxValues={10}
+          disabled={!editable}
+          searchable
+        />
+        <Group align="flex-end">
+          <NativeSelect label="Executive (last step)" value={f.executiveUserId} onChange={(e) => set('executiveUserId', e.currentTarget.value)} data={people} disabled={!editable} />
+          <TextInput label="Executive's title" value={f.executiveTitle} onChange={(e) => set('executiveTitle', e.currentTarget.value)} maxLength={100} disabled={!editable} />
+        </Group>
+        <Checkbox.Group label="Channels" value={f.channels} onChange={(v) => set('channels', v)}>
+          <Group mt={4}>
+            {CHANNELS.map((c) => (
+              <Checkbox key={c} value={c} label={c === 'email' ? 'E-mail' : c === 'webhook' ? 'Webhook (signed)' : 'Slack'} disabled={!editable} />
+            ))}
+          </Group>
+        </Checkbox.Group>
+        <TextInput label="Webhook URL" value={f.webhookUrl} onChange={(e) => set('webhookUrl', e.currentTarget.value)} maxLength={2000} disabled={!editable} />
+        {editable && (
+          <Group align="flex-end">
+            <PasswordInput label={secretLabel('Webhook signing secret', s.secrets.webhookSigningSecret)} value={secrets.webhookSigningSecret} onChange={(e) => setSecrets({ ...secrets, webhookSigningSecret: e.currentTarget.value })} w={320} />
+            <PasswordInput label={secretLabel('Slack incoming webhook URL', s.secrets.slackWebhookUrl)} value={secrets.slackWebhookUrl} onChange={(e) => setSecrets({ ...secrets, slackWebhookUrl: e.currentTarget.value })} w={320} />
+          </Group>
+        )}
+        <Switch label="E-mail through an SMTP server" checked={f.smtpOn} onChange={(e) => set('smtpOn', e.currentTarget.checked)} disabled={!editable} />
+        {f.smtpOn && (
+          <Group align="flex-end">
+            <TextInput label="SMTP host" value={f.smtp.host} onChange={(e) => set('smtp', { ...f.smtp, host: e.currentTarget.value })} disabled={!editable} />
+            <NumberInput label="Port" min={1} max={65535} value={f.smtp.port} onChange={(v) => set('smtp', { ...f.smtp, port: v })} disabled={!editable} w={110} />
+            <Switch label="Implicit TLS" checked={f.smtp.secure} onChange={(e) => set('smtp', { ...f.smtp, secure: e.currentTarget.checked })} disabled={!editable} />
+            <TextInput label="User" value={f.smtp.user} onChange={(e) => set('smtp', { ...f.smtp, user: e.currentTarget.value })} disabled={!editable} />
+            <TextInput label="From address" value={f.smtp.from} onChange={(e) => set('smtp', { ...f.smtp, from: e.currentTarget.value })} disabled={!editable} />
+            {editable && (
+              <PasswordInput label={secretLabel('SMTP password', s.secrets.smtpPassword)} value={secrets.smtpPassword} onChange={(e) => setSecrets({ ...secrets, smtpPassword: e.currentTarget.value })} w={260} />
+            )}
+          </Group>
+        )}
+        <ActionError error={action.error} />
+        {editable && (
+          <Group>
+            <Button onClick={save} loading={action.busy} disabled={f.channels.length === 0}>
+              Save escalation settings
+            </Button>
+            {saved && (
+              <Text size="sm" c="green.9" data-testid="escalation-saved">
+                Saved.
+              </Text>
+            )}
+          </Group>
+        )}
+      </Stack>
+    </Card>
   );
 }
