@@ -475,6 +475,36 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('draft-version').waitFor({ state: 'detached' });
   });
 
+  it('a person in two orgs chooses the org at sign-in, and switches by signing in to the other', async () => {
+    const second = await seedOrg(h.ds, 'second');
+    const auditor = org.users.auditor;
+    await inOrg(h.ds, { orgId: second.id, userId: auditor.id }, async (em) => {
+      await em.query(`INSERT INTO memberships (id, org_id, user_id) VALUES ($1, $2, $3)`, [newId(), second.id, auditor.id]);
+      await em.query(`INSERT INTO role_assignments (id, org_id, user_id, role) VALUES ($1, $2, $3, 'auditor')`, [newId(), second.id, auditor.id]);
+    });
+    const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    for (const [slug, name] of [['second', 'second Inc'], ['console', 'console Inc']]) {
+      await page.goto(`${web.url}/login`);
+      await page.getByLabel('Email').fill(auditor.email);
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByTestId('org-choice').waitFor();
+      expect(await page.getByTestId('org-choice').locator('option').allTextContents()).toEqual(expect.arrayContaining(['console', 'second']));
+      if (slug === 'second') await axe(page, '/login (choose org)');
+      await page.getByTestId('org-choice').selectOption(slug);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByTestId('signed-in-as').waitFor();
+      expect(await page.getByTestId('org-name').textContent()).toBe(name);
+      if (slug === 'second') {
+        await shot(page, '17-auditor-second-org');
+        await page.getByRole('button', { name: 'Sign out' }).click();
+        await page.waitForURL(/\/login/);
+      }
+    }
+  });
+
   it('a member sees none of the admin pages nor their data: the API refuses and the console says so', async () => {
     const page = await signIn('member');
     const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
