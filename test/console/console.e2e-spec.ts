@@ -475,6 +475,40 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('draft-version').waitFor({ state: 'detached' });
   });
 
+  it('the owner turns a trust-tuning recommendation into a policy draft', async () => {
+    // 40 Slack posts, every one approved within 30 seconds: chat.send may drop from Watched to Batched.
+    const tuning = await seedOrg(h.ds, 'tuning');
+    await inOrg(h.ds, { orgId: tuning.id }, async (em) => {
+      for (let i = 0; i < 40; i++) {
+        await em.query(
+          `INSERT INTO approvals (org_id, id, kind, action_id, task_id, requested_by, connector, tool, action_type, args_digest, reason, quorum, state, created_at, decided_at, expires_at)
+           VALUES ($1, $2, 'action', $3, NULL, $4, 'slack', 'slack.post', 'chat.send', $5, 'Watched: default', 1, 'used', now() - interval '3 days', now() - interval '3 days' + interval '30 seconds', now())`,
+          [tuning.id, newId(), newId(), tuning.users.member.id, '0'.repeat(64)],
+        );
+      }
+    });
+    const page = await signIn({ email: tuning.users.owner.email });
+    await open(page, '/tuning', 'Trust tuning');
+    const row = page.getByTestId('recommendations').locator('tbody tr').filter({ hasText: 'chat.send' });
+    await row.waitFor();
+    expect(await row.textContent()).toContain('40 (100% approved, median 30 s)');
+    await axe(page, '/tuning (recommendations)');
+    await page.getByRole('checkbox', { name: 'Put chat.send (whole org) in the draft' }).check();
+    await page.getByLabel('Why (recorded with the draft)').fill('Slack posts are always approved');
+    await page.getByRole('button', { name: 'Make a draft of 1 recommendation' }).click();
+    await page.getByTestId('tuning-draft-made').waitFor();
+    await shot(page, '18-owner-tuning-draft');
+    const owner = await login(h, tuning.users.owner.email);
+    const draft = (await h.http.get('/v1/policies').query({ limit: 50 }).set('Cookie', owner)).body.items.find((v: { status: string }) => v.status === 'draft');
+    expect(draft.note).toBe('Slack posts are always approved');
+    const diff = await h.http.get(`/v1/policies/${draft.id}/diff`).set('Cookie', owner);
+    expect(diff.body.changes).toContainEqual(expect.objectContaining({ after: expect.anything() }));
+    expect(JSON.stringify(diff.body.changes)).toMatch(/chat\.send[\s\S]*batched|batched[\s\S]*chat\.send/);
+    expect((await h.http.get('/v1/policies/active').set('Cookie', owner)).body.document.baseline?.['chat.send'] ?? 'watched').toBe('watched');
+    await page.getByRole('link', { name: 'open Trust Levels' }).click();
+    await page.getByTestId('draft-version').waitFor();
+  });
+
   it('a person in two orgs chooses the org at sign-in, and switches by signing in to the other', async () => {
     const second = await seedOrg(h.ds, 'second');
     const auditor = org.users.auditor;

@@ -79,7 +79,7 @@ function Incidents() {
                               <Card withBorder padding="sm" bg={selected === i.id ? 'var(--mantine-color-indigo-0)' : undefined}>
                                 <Group justify="space-between" wrap="nowrap">
                                   <Text fw={600}>{i.title}</Text>
-                                  <Group gap={4} wrap="nowrap">
+                                  <Group gap={4} wrap="nowrap" style={{ flexShrink: 0 }}>
                                     <Badge color={SEVERITY_COLOR[i.severity]}>{i.severity}</Badge>
                                     <Badge variant="outline" color={STATE_COLOR[i.state]}>
                                       {i.state}

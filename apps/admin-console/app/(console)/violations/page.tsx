@@ -84,7 +84,7 @@ function Triage({ initial }: { initial: string | null }) {
                           <Text fw={600}>
                             {v.actionType} · {v.tool}
                           </Text>
-                          <Group gap={4} wrap="nowrap">
+                          <Group gap={4} wrap="nowrap" style={{ flexShrink: 0 }}>
                             {v.tainted && <Badge color="grape.9">tainted</Badge>}
                             <Badge color={V_COLOR[v.state]}>{v.state}</Badge>
                           </Group>
