@@ -343,6 +343,15 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('audit-event-detail').waitFor();
     expect(await page.getByTestId('audit-event-detail').textContent()).toContain(eventId);
     await shot(page, '12-it-report-evidence');
+    // The printable HTML download opens in the console; its evidence links lead to the audit page too.
+    const [html] = await Promise.all([page.context().waitForEvent('page'), page.goto(`${web.url}/reports/${reportId}`).then(() => page.getByTestId('download-html').click())]);
+    await html.waitForLoadState();
+    expect(await html.locator('svg.chart').count()).toBeGreaterThan(0);
+    const htmlLink = html.locator(`a[href="/v1/audit-events/${eventId}"]`).first();
+    await htmlLink.click();
+    await html.waitForURL(new RegExp(`/audit\\?event=${eventId}$`));
+    await html.getByTestId('audit-event-detail').waitFor();
+    await html.close();
     // Pilot metrics per workflow (the generated tasks), with the decision the thresholds give.
     const metrics = (await h.http.get('/v1/pilot/metrics').set('Cookie', cookie)).body;
     expect(metrics.workflows.length).toBeGreaterThan(0);
