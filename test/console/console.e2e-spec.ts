@@ -363,6 +363,12 @@ describe('admin console in a real browser', () => {
     expect(await page.getByTestId(`pilot-${first.workflow}`).getByTestId('pilot-decision').textContent()).toBe(labels[first.decision]);
     await page.getByTestId('pilot-chart').locator('.recharts-bar-rectangle').first().waitFor();
     await axe(page, '/pilot');
+    // The manual baseline turns completed tasks into time saved.
+    await page.getByLabel(`${first.name}: minutes per task by hand`).fill('90');
+    await page.getByRole('button', { name: `Save the baseline of ${first.name}` }).click();
+    await page.getByTestId(`pilot-${first.workflow}`).getByText('90 min by hand per task').waitFor();
+    const after = (await h.http.get('/v1/pilot/metrics').set('Cookie', cookie)).body.workflows.find((w: { workflow: string }) => w.workflow === first.workflow);
+    expect(after).toMatchObject({ manualBaselineMinutes: 90, timeSavedMinutes: 90 * after.completed });
     // Trust tuning from the generated approvals: the page lists what the API recommends.
     const recs = (await h.http.get('/v1/trust-recommendations').set('Cookie', cookie)).body;
     await open(page, '/tuning', 'Trust tuning');

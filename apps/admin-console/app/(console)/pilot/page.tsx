@@ -183,7 +183,7 @@ function Baselines({ workflows, rows, onSaved }: { workflows: { id: string; key:
           return (
             <Group key={w.id} align="flex-end">
               <NumberInput label={`${w.name}: minutes per task by hand`} min={1} max={100_000} value={v} onChange={(n) => setValues({ ...values, [w.key]: n })} w={320} />
-              <Button variant="light" disabled={!v || Number(v) === current} loading={action.busy} onClick={() => save(w.id, w.key)}>
+              <Button variant="light" disabled={!v || Number(v) === current} loading={action.busy} onClick={() => save(w.id, w.key)} aria-label={`Save the baseline of ${w.name}`}>
                 Save
               </Button>
             </Group>
