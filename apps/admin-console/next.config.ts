@@ -14,6 +14,11 @@ const nextConfig: NextConfig = {
   // server (rooted at the monorepo) saw as a change and reloaded the page in a loop.
   logging: { browserToTerminal: false },
   experimental: { optimizePackageImports: ['@mantine/core', '@mantine/hooks', 'recharts'] },
+  // The anomaly report's HTML download (opened from /api/v1/reports/{id}/download) links its
+  // evidence as /v1/audit-events/{id}: on the console that is the event in the audit page.
+  async redirects() {
+    return [{ source: '/v1/audit-events/:id([0-9a-fA-F-]{36})', destination: '/audit?event=:id', permanent: false }];
+  },
 };
 
 export default nextConfig;

@@ -8,7 +8,8 @@ import { createLogger, newId } from '@steward/common';
 import { inOrg } from '@steward/db';
 import { type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
-import { type Harness, login, PASSWORD, type RoleKey, type SeededOrg, seedOrg, startHarness } from '../../apps/api/test/support/harness';
+import { monthStart, writeGeneratedOrg } from '@steward/oversight';
+import { addUser, type Harness, login, PASSWORD, type RoleKey, type SeededOrg, seedOrg, startHarness } from '../../apps/api/test/support/harness';
 import { type ConsoleServer, ensureConsoleBuild, startConsole } from './console-server';
 
 /**
@@ -21,7 +22,8 @@ const CHROMIUM = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
 const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'];
 const ARTIFACTS = join(__dirname, '..', '..', 'test-artifacts', 'console');
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const ADMIN_PAGES = ['/policy', '/audit', '/people', '/connectors', '/settings', '/approvals', '/reviews'];
+const OVERSIGHT_PAGES = ['/reports', '/incidents', '/violations', '/tuning', '/pilot'];
+const ADMIN_PAGES = ['/policy', '/audit', '/people', '/connectors', '/settings', '/approvals', '/reviews', ...OVERSIGHT_PAGES];
 const ALL_PAGES = ['/', '/tasks', ...ADMIN_PAGES, '/account'];
 
 describe('admin console in a real browser', () => {
@@ -81,12 +83,12 @@ describe('admin console in a real browser', () => {
     await h?.close();
   });
 
-  async function signIn(role: RoleKey): Promise<Page> {
+  async function signIn(role: RoleKey | { email: string }): Promise<Page> {
     const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 }, acceptDownloads: true });
     contexts.push(ctx);
     const page = await ctx.newPage();
     await page.goto(`${web.url}/login`);
-    await page.getByLabel('Email').fill(org.users[role].email);
+    await page.getByLabel('Email').fill(typeof role === 'string' ? org.users[role].email : role.email);
     await page.getByLabel('Password').fill(PASSWORD);
     await page.getByRole('button', { name: 'Sign in', exact: true }).click();
     await page.getByTestId('signed-in-as').waitFor();
@@ -147,11 +149,15 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('draft-version').waitFor();
     expect(await page.getByRole('radio', { name: 'file.create: Watched' }).isChecked()).toBe(true);
     await shot(page, '02-owner-matrix-draft');
-    await page.getByRole('tab', { name: 'Draft: diff and simulation' }).click();
+    await page.getByRole('tab', { name: 'Draft: diff, simulation and replay' }).click();
     await page.getByTestId('policy-diff').getByText('file.create').first().waitFor();
     await page.getByRole('button', { name: 'Simulate every action type' }).click();
     await page.getByTestId('simulation').waitFor();
     expect(await page.getByTestId('simulation').textContent()).toContain('1 change (1 stricter, 0 looser)');
+    // The replay over the stored trail: the actions the trail holds, decided again under the draft.
+    await page.getByRole('button', { name: 'Replay the draft' }).click();
+    await page.getByTestId('replay').waitFor();
+    expect(await page.getByTestId('replay').textContent()).toMatch(/past actions of the last 180 days replayed/);
     await axe(page, '/policy (draft)');
     await shot(page, '03-owner-simulation');
     await page.getByLabel('Why (recorded with the version)').fill('New files need a look first');
@@ -207,6 +213,15 @@ describe('admin console in a real browser', () => {
     expect(existsSync(join(dataDir, 'workspaces', org.id, org.users.member.id, 'numbers/last-week.csv'))).toBe(false);
     const cookie = await login(h, org.users.member.email);
     expect((await h.http.get(`/v1/tasks/${taskId}`).set('Cookie', cookie)).body.state).toBe('completed');
+    // The employee rates the finished task (pilot metrics' satisfaction).
+    await member.getByTestId('task-rating').waitFor();
+    await member.getByText('4 good', { exact: true }).click();
+    await member.getByLabel('Comment (optional)').fill('saved me the clean-up');
+    await member.getByRole('button', { name: 'Save rating' }).click();
+    await member.getByTestId('task-rating-saved').getByText('Saved: 4 of 5 (good).', { exact: false }).waitFor();
+    await axe(member, '/tasks/[id] (rating)');
+    const [rating] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT rating, comment, user_id FROM task_ratings WHERE org_id = $1 AND task_id = $2`, [org.id, taskId]));
+    expect(rating).toEqual({ rating: 4, comment: 'saved me the clean-up', user_id: org.users.member.id });
   });
 
   it('security seals a checkpoint, exports the audit trail and sees it verify', async () => {
@@ -286,10 +301,264 @@ describe('admin console in a real browser', () => {
     await shot(page, '10-audit-10k-page-2');
   });
 
+  it('IT opens the anomaly report: generated from the console over seeded activity, with its findings, charts and evidence', async () => {
+    // An org with three months of activity and an anomaly of every kind planted in the last month.
+    const gen = await writeGeneratedOrg(h.ds, { seed: 31, users: 120, days: 120, end: monthStart('UTC', new Date()), timeZone: 'UTC', eventsPerUserDay: 3, plant: true });
+    const it = await addUser(h.ds, { id: gen.orgId, slug: `acme-gen-${gen.orgId.slice(-12)}`, users: {} as SeededOrg['users'] }, 'admin', 'it');
+    const page = await signIn({ email: it.email });
+    expect(await page.getByRole('navigation', { name: 'Main' }).textContent()).toContain('Anomaly reports');
+    await open(page, '/reports', 'Anomaly reports');
+    await axe(page, '/reports');
+    // Empty dates: last month, the period the planted anomalies are in.
+    await page.getByRole('button', { name: 'Generate report' }).click();
+    await page.waitForURL(/\/reports\/[0-9a-f-]{36}$/, { timeout: 120_000 });
+    const reportId = page.url().split('/').pop()!;
+    await page.getByRole('heading', { level: 1, name: 'Anomaly report' }).waitFor();
+    await page.getByTestId('finding-list').waitFor();
+    const cookie = await login(h, it.email);
+    const stored = (await h.http.get(`/v1/reports/${reportId}`).set('Cookie', cookie)).body;
+    expect(stored.trigger).toBe('manual');
+    expect(stored.findings).toBeGreaterThanOrEqual(gen.planted.length);
+    // Every finding is on the page, and every planted kind among them.
+    expect(await page.getByTestId('finding').count()).toBe(stored.findings);
+    const text = (await page.getByTestId('finding-list').textContent()) ?? '';
+    for (const kind of new Set(gen.planted.map((p) => p.kind))) expect(text).toContain(kind.replace(/_/g, ' '));
+    expect(await page.getByTestId('report-findings').textContent()).toContain(String(stored.findings));
+    // The charts: findings by kind, and a finding's own series (history, then the period).
+    await page.getByTestId('findings-chart').locator('.recharts-bar-rectangle').first().waitFor();
+    await page.getByTestId('finding-series').first().locator('.recharts-bar-rectangle').first().waitFor();
+    await axe(page, '/reports/[id]');
+    await shot(page, '11-it-anomaly-report');
+    // Downloads: the CSV holds one line per finding.
+    const [csv] = await Promise.all([page.waitForEvent('download'), page.getByTestId('download-csv').click()]);
+    const csvPath = join(mkdtempSync(join(tmpdir(), 'steward-console-report-')), csv.suggestedFilename());
+    await csv.saveAs(csvPath);
+    expect(readFileSync(csvPath, 'utf8').trim().split('\r\n')).toHaveLength(1 + stored.findings);
+    // Evidence links open the event in the audit trail.
+    const spike = page.getByTestId('finding').filter({ hasText: 'volume spike' }).first();
+    const link = spike.getByTestId('finding-evidence').getByRole('link').first();
+    const eventId = (await link.getAttribute('href'))!.split('event=')[1];
+    expect(stored.findingList.flatMap((f: { evidence: { eventIds: string[] } }) => f.evidence.eventIds)).toContain(eventId);
+    await link.click();
+    await page.getByTestId('audit-event-detail').waitFor();
+    expect(await page.getByTestId('audit-event-detail').textContent()).toContain(eventId);
+    await shot(page, '12-it-report-evidence');
+    // The printable HTML download opens in the console; its evidence links lead to the audit page too.
+    const [html] = await Promise.all([page.context().waitForEvent('page'), page.goto(`${web.url}/reports/${reportId}`).then(() => page.getByTestId('download-html').click())]);
+    await html.waitForLoadState();
+    expect(await html.locator('svg.chart').count()).toBeGreaterThan(0);
+    const htmlLink = html.locator(`a[href="/v1/audit-events/${eventId}"]`).first();
+    await htmlLink.click();
+    await html.waitForURL(new RegExp(`/audit\\?event=${eventId}$`));
+    await html.getByTestId('audit-event-detail').waitFor();
+    await html.close();
+    // Pilot metrics per workflow (the generated tasks), with the decision the thresholds give.
+    const metrics = (await h.http.get('/v1/pilot/metrics').set('Cookie', cookie)).body;
+    expect(metrics.workflows.length).toBeGreaterThan(0);
+    await open(page, '/pilot', 'Pilot metrics');
+    await page.getByTestId('pilot-table').waitFor();
+    expect(await page.getByTestId('pilot-table').locator('tbody tr').count()).toBe(metrics.workflows.length);
+    const first = metrics.workflows[0];
+    const labels: Record<string, string> = { roll_out: 'Roll out', extend: 'Extend the pilot', stop: 'Stop', insufficient_data: 'Not enough data' };
+    expect(await page.getByTestId(`pilot-${first.workflow}`).getByTestId('pilot-decision').textContent()).toBe(labels[first.decision]);
+    await page.getByTestId('pilot-chart').locator('.recharts-bar-rectangle').first().waitFor();
+    await axe(page, '/pilot');
+    // The manual baseline turns completed tasks into time saved.
+    await page.getByLabel(`${first.name}: minutes per task by hand`).fill('90');
+    await page.getByRole('button', { name: `Save the baseline of ${first.name}` }).click();
+    await page.getByTestId(`pilot-${first.workflow}`).getByText('90 min by hand per task').waitFor();
+    const after = (await h.http.get('/v1/pilot/metrics').set('Cookie', cookie)).body.workflows.find((w: { workflow: string }) => w.workflow === first.workflow);
+    expect(after).toMatchObject({ manualBaselineMinutes: 90, timeSavedMinutes: 90 * after.completed });
+    // Trust tuning from the generated approvals: the page lists what the API recommends.
+    const recs = (await h.http.get('/v1/trust-recommendations').set('Cookie', cookie)).body;
+    await open(page, '/tuning', 'Trust tuning');
+    if (recs.items.length > 0) expect(await page.getByTestId('recommendations').locator('tbody tr').count()).toBe(recs.items.length);
+    else await page.getByText('No recommendation').waitFor();
+    await axe(page, '/tuning');
+    await shot(page, '15-it-tuning');
+  });
+
+  it('the oversight pages: security triages a violation with its evidence, the owner lifts the suspension, an incident is acknowledged and commented, the escalation is set', async () => {
+    const su = await login(h, org.users.owner.email);
+    // Two Forbidden attempts of the approver, opened for triage (as the gate opens them).
+    const ids: string[] = [];
+    await inOrg(h.ds, { orgId: org.id }, async (em) => {
+      for (let i = 0; i < 2; i++) {
+        const id = newId();
+        ids.push(id);
+        await em.query(
+          `INSERT INTO violations (org_id, id, action_id, user_id, connector, tool, action_type, args_digest, tainted, reason, state)
+           VALUES ($1, $2, $3, $4, 'stripe', 'stripe.charge', 'payment.execute', repeat('0', 64), false, 'payments are Forbidden', 'open')`,
+          [org.id, id, newId(), org.users.approver.id],
+        );
+      }
+    });
+    const security = await signIn('security');
+    await open(security, '/violations', 'Violations and sanctions');
+    await security.getByTestId('violation-item').first().waitFor();
+    expect(await security.getByTestId('violation-item').count()).toBe(2);
+    await axe(security, '/violations');
+    for (let i = 0; i < 2; i++) {
+      await security.getByTestId('violation-item').first().click();
+      await security.getByTestId('violation-evidence').waitFor();
+      await security.getByLabel('Finding (required, recorded with the decision)').fill('the employee asked for the charge twice');
+      await security.getByRole('button', { name: 'Confirm: the person meant it' }).click();
+      await security.getByTestId('violation-state').getByText('confirmed').waitFor();
+      if (i === 0) await axe(security, '/violations (detail)');
+    }
+    await shot(security, '13-security-violation-confirmed');
+    // Two strikes: the approver's agent access is suspended; the owner lifts it.
+    const owner = await signIn('owner');
+    await open(owner, '/violations', 'Violations and sanctions');
+    await owner.getByRole('tab', { name: 'Strikes and suspensions' }).click();
+    await owner.getByTestId('sanction-list').waitFor();
+    await owner.getByRole('button', { name: 'Lift…' }).first().click();
+    await owner.getByLabel('Note (required)').fill('talked it through; retraining booked');
+    await owner.getByRole('button', { name: 'Yes, lift it' }).click();
+    await owner.getByRole('button', { name: 'Lift…' }).waitFor({ state: 'detached' });
+    const sanctions = await h.http.get('/v1/sanctions').set('Cookie', su);
+    expect(sanctions.body.items.find((x: { kind: string }) => x.kind === 'suspension')).toMatchObject({ state: 'lifted', note: 'talked it through; retraining booked', decidedBy: org.users.owner.id });
+    await axe(owner, '/violations (sanctions)');
+    // An incident opened by hand, acknowledged and commented on.
+    await open(owner, '/incidents', 'Incidents');
+    await owner.getByRole('button', { name: 'Open an incident' }).click();
+    await owner.getByLabel('Title').fill('Charges attempted from an approver account');
+    await owner.getByRole('button', { name: 'Open incident' }).click();
+    await owner.getByTestId('incident-detail').waitFor();
+    await owner.getByRole('button', { name: 'Acknowledge', exact: true }).click();
+    await owner.getByTestId('incident-state').getByText('acknowledged').waitFor();
+    await owner.getByLabel('Add a comment').fill('Looking into the approver’s tasks.');
+    await owner.getByRole('button', { name: 'Comment', exact: true }).click();
+    await owner.getByTestId('incident-comments').getByText('Looking into the approver’s tasks.').waitFor();
+    await axe(owner, '/incidents (detail)');
+    await shot(owner, '14-owner-incident');
+    const incidents = await h.http.get('/v1/incidents').set('Cookie', su);
+    expect(incidents.body.items.find((x: { title: string }) => x.title === 'Charges attempted from an approver account')).toMatchObject({ state: 'acknowledged', acknowledgedBy: org.users.owner.id });
+    // The escalation: security first, then the owner as the executive, through a signed webhook.
+    await owner.getByRole('tab', { name: 'Escalation settings' }).click();
+    await owner.getByTestId('escalation-settings').waitFor();
+    await owner.getByRole('combobox', { name: 'Escalation chain, in order', exact: true }).click();
+    await owner.getByRole('listbox', { name: 'Escalation chain, in order' }).getByRole('option', { name: org.users.security.email }).click();
+    await owner.keyboard.press('Escape');
+    await owner.getByLabel('Executive (last step)').selectOption({ label: org.users.owner.email });
+    await owner.getByRole('checkbox', { name: 'E-mail' }).uncheck();
+    await owner.getByRole('checkbox', { name: 'Webhook (signed)' }).check();
+    await owner.getByLabel('Webhook URL', { exact: true }).fill('https://hooks.example/steward');
+    await owner.getByLabel(/^Webhook signing secret/).fill('whsec-console-test-1234');
+    await axe(owner, '/incidents (escalation settings)');
+    await owner.getByRole('button', { name: 'Save escalation settings' }).click();
+    await owner.getByTestId('escalation-saved').waitFor();
+    const settings = await h.http.get('/v1/incident-settings').set('Cookie', su);
+    expect(settings.body).toMatchObject({ escalationChain: [org.users.security.id], executiveUserId: org.users.owner.id, channels: ['webhook'], webhookUrl: 'https://hooks.example/steward', secrets: { webhookSigningSecret: true } });
+    expect(JSON.stringify(settings.body)).not.toContain('whsec-console-test-1234');
+    expect(await owner.getByLabel(/^Webhook signing secret/).inputValue()).toBe('');
+  });
+
+  it('the owner adds a per-person override to a draft, sees it in the draft, removes it and discards the draft', async () => {
+    const page = await signIn('owner');
+    await open(page, '/policy', 'Trust Levels');
+    await page.getByRole('tab', { name: 'Overrides and limits' }).click();
+    await page.getByTestId('add-rule').waitFor();
+    await axe(page, '/policy (overrides)');
+    await page.getByLabel('Scope').selectOption('user');
+    await page.getByRole('combobox', { name: 'Person', exact: true }).click();
+    await page.getByRole('option', { name: org.users.member.email }).click();
+    await page.getByRole('combobox', { name: 'Action types', exact: true }).click();
+    await page.getByRole('option', { name: 'web.read', exact: true }).click();
+    await page.keyboard.press('Escape');
+    await page.getByLabel('Level').selectOption('watched');
+    await page.getByLabel('Reason').fill('web research needs a look for now');
+    await page.getByRole('button', { name: 'Add to draft' }).click();
+    await page.getByTestId('draft-version').waitFor();
+    await page.getByTestId('override-rules').getByText(`user ${org.users.member.email}`).waitFor();
+    await shot(page, '16-owner-override-draft');
+    const owner = await login(h, org.users.owner.email);
+    const drafts = await h.http.get('/v1/policies').query({ limit: 50 }).set('Cookie', owner);
+    const draftId = drafts.body.items.find((v: { status: string }) => v.status === 'draft').id;
+    const draft = await h.http.get(`/v1/policies/${draftId}`).set('Cookie', owner);
+    expect(draft.body.document.rules).toContainEqual(expect.objectContaining({ scope: { type: 'user', id: org.users.member.id }, actions: ['web.read'], level: 'watched', reason: 'web research needs a look for now' }));
+    // The active policy is unchanged until the draft is activated.
+    const active = await h.http.get('/v1/policies/active').set('Cookie', owner);
+    expect(active.body.document.rules ?? []).not.toContainEqual(expect.objectContaining({ scope: { type: 'user', id: org.users.member.id } }));
+    await page.getByRole('button', { name: /^Remove rule console-user-/ }).click();
+    await page.getByRole('button', { name: 'Yes, remove' }).click();
+    await page.getByTestId('override-rules').getByText(`user ${org.users.member.email}`).waitFor({ state: 'detached' });
+    expect((await h.http.get(`/v1/policies/${draftId}`).set('Cookie', owner)).body.document.rules).not.toContainEqual(expect.objectContaining({ scope: { type: 'user', id: org.users.member.id } }));
+    await page.getByRole('tab', { name: 'Draft: diff, simulation and replay' }).click();
+    await page.getByRole('button', { name: 'Discard draft' }).click();
+    await page.getByRole('button', { name: 'Yes, discard' }).click();
+    await page.getByTestId('draft-version').waitFor({ state: 'detached' });
+  });
+
+  it('the owner turns a trust-tuning recommendation into a policy draft', async () => {
+    // 40 Slack posts, every one approved within 30 seconds: chat.send may drop from Watched to Batched.
+    const tuning = await seedOrg(h.ds, 'tuning');
+    await inOrg(h.ds, { orgId: tuning.id }, async (em) => {
+      for (let i = 0; i < 40; i++) {
+        await em.query(
+          `INSERT INTO approvals (org_id, id, kind, action_id, task_id, requested_by, connector, tool, action_type, args_digest, reason, quorum, state, created_at, decided_at, expires_at)
+           VALUES ($1, $2, 'action', $3, NULL, $4, 'slack', 'slack.post', 'chat.send', $5, 'Watched: default', 1, 'used', now() - interval '3 days', now() - interval '3 days' + interval '30 seconds', now())`,
+          [tuning.id, newId(), newId(), tuning.users.member.id, '0'.repeat(64)],
+        );
+      }
+    });
+    const page = await signIn({ email: tuning.users.owner.email });
+    await open(page, '/tuning', 'Trust tuning');
+    const row = page.getByTestId('recommendations').locator('tbody tr').filter({ hasText: 'chat.send' });
+    await row.waitFor();
+    expect(await row.textContent()).toContain('40 (100% approved, median 30 s)');
+    await axe(page, '/tuning (recommendations)');
+    await page.getByRole('checkbox', { name: 'Put chat.send (whole org) in the draft' }).check();
+    await page.getByLabel('Why (recorded with the draft)').fill('Slack posts are always approved');
+    await page.getByRole('button', { name: 'Make a draft of 1 recommendation' }).click();
+    await page.getByTestId('tuning-draft-made').waitFor();
+    await shot(page, '18-owner-tuning-draft');
+    const owner = await login(h, tuning.users.owner.email);
+    const draft = (await h.http.get('/v1/policies').query({ limit: 50 }).set('Cookie', owner)).body.items.find((v: { status: string }) => v.status === 'draft');
+    expect(draft.note).toBe('Slack posts are always approved');
+    const diff = await h.http.get(`/v1/policies/${draft.id}/diff`).set('Cookie', owner);
+    expect(diff.body.changes).toContainEqual(expect.objectContaining({ after: expect.anything() }));
+    expect(JSON.stringify(diff.body.changes)).toMatch(/chat\.send[\s\S]*batched|batched[\s\S]*chat\.send/);
+    expect((await h.http.get('/v1/policies/active').set('Cookie', owner)).body.document.baseline?.['chat.send'] ?? 'watched').toBe('watched');
+    await page.getByRole('link', { name: 'open Trust Levels' }).click();
+    await page.getByTestId('draft-version').waitFor();
+  });
+
+  it('a person in two orgs chooses the org at sign-in, and switches by signing in to the other', async () => {
+    const second = await seedOrg(h.ds, 'second');
+    const auditor = org.users.auditor;
+    await inOrg(h.ds, { orgId: second.id, userId: auditor.id }, async (em) => {
+      await em.query(`INSERT INTO memberships (id, org_id, user_id) VALUES ($1, $2, $3)`, [newId(), second.id, auditor.id]);
+      await em.query(`INSERT INTO role_assignments (id, org_id, user_id, role) VALUES ($1, $2, $3, 'auditor')`, [newId(), second.id, auditor.id]);
+    });
+    const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+    contexts.push(ctx);
+    const page = await ctx.newPage();
+    for (const [slug, name] of [['second', 'second Inc'], ['console', 'console Inc']]) {
+      await page.goto(`${web.url}/login`);
+      await page.getByLabel('Email').fill(auditor.email);
+      await page.getByLabel('Password').fill(PASSWORD);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByTestId('org-choice').waitFor();
+      expect(await page.getByTestId('org-choice').locator('option').allTextContents()).toEqual(expect.arrayContaining(['console', 'second']));
+      if (slug === 'second') await axe(page, '/login (choose org)');
+      await page.getByTestId('org-choice').selectOption(slug);
+      await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await page.getByTestId('signed-in-as').waitFor();
+      expect(await page.getByTestId('org-name').textContent()).toBe(name);
+      if (slug === 'second') {
+        await shot(page, '17-auditor-second-org');
+        await page.getByRole('button', { name: 'Sign out' }).click();
+        await page.waitForURL(/\/login/);
+      }
+    }
+  });
+
   it('a member sees none of the admin pages nor their data: the API refuses and the console says so', async () => {
     const page = await signIn('member');
     const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
-    for (const label of ['Trust Levels', 'Audit trail', 'Members & roles', 'Connectors', 'Settings', 'Approvals', 'Reviews']) expect(nav).not.toContain(label);
+    for (const label of ['Trust Levels', 'Audit trail', 'Members & roles', 'Connectors', 'Settings', 'Approvals', 'Reviews', 'Anomaly reports', 'Incidents', 'Violations', 'Trust tuning', 'Pilot metrics'])
+      expect(nav).not.toContain(label);
     for (const path of ADMIN_PAGES) {
       await page.goto(`${web.url}${path}`);
       await page.getByTestId('not-permitted').waitFor();
@@ -299,9 +568,11 @@ describe('admin console in a real browser', () => {
     await shot(page, '09-member-not-permitted');
     const statuses = await page.evaluate(async () => {
       const out: Record<string, number> = {};
-      for (const p of ['/api/v1/audit-events', '/api/v1/members', '/api/v1/approvals?state=pending', '/api/v1/audit/export']) out[p] = (await fetch(p)).status;
+      for (const p of ['/api/v1/audit-events', '/api/v1/members', '/api/v1/approvals?state=pending', '/api/v1/audit/export', '/api/v1/reports', '/api/v1/incidents', '/api/v1/violations', '/api/v1/sanctions'])
+        out[p] = (await fetch(p)).status;
       return out;
     });
+    for (const p of ['/api/v1/reports', '/api/v1/incidents', '/api/v1/violations', '/api/v1/sanctions']) expect({ p, status: statuses[p] }).toEqual({ p, status: 403 });
     expect(statuses['/api/v1/audit-events']).toBe(403);
     expect(statuses['/api/v1/members']).toBe(403);
     expect(statuses['/api/v1/audit/export']).toBe(403);

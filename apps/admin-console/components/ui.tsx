@@ -94,6 +94,14 @@ export function PageHeader({ title, description, actions }: { title: string; des
 export const fmtDate = (iso: string | null | undefined) => (iso ? new Date(iso).toLocaleString('en-GB', { dateStyle: 'medium', timeStyle: 'short' }) : '—');
 export const fmtUsd = (n: number | null | undefined) => (n === null || n === undefined ? '—' : `$${n.toFixed(2)}`);
 export const short = (id: string | null | undefined) => (id ? id.slice(0, 8) : '—');
+export const fmtPct = (r: number | null | undefined) => (r === null || r === undefined ? '—' : `${Math.round(r * 1000) / 10}%`);
+/** Badge colours (dark shades: readable text contrast) for severities, low to critical. */
+export const SEVERITY_COLOR: Record<string, string> = { low: 'gray.9', medium: 'orange.9', high: 'red.9', critical: 'red.9' };
+/** The time a UUIDv7 (every Steward id) was made, in ms, or null for another kind of id. */
+export function uuidTime(id: string): number | null {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7/i.test(id)) return null;
+  return parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
 
 type StepUp = <T>(fn: () => Promise<T>) => Promise<T>;
 const StepUpContext = createContext<StepUp>((fn) => fn());

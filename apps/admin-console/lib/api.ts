@@ -32,6 +32,8 @@ export interface Problem {
   title: string;
   detail?: string;
   code?: string;
+  /** Field problems of a validation error (400). */
+  errors?: { path: string; message: string }[];
 }
 
 export type Result<T> = { ok: true; data: T } | { ok: false; problem: Problem };
@@ -54,7 +56,19 @@ async function readProblem(res: Response): Promise<Problem> {
     title: str(obj.title) ?? (res.statusText || 'Request failed'),
     detail: str(obj.detail),
     code: str(obj.code),
+    errors: Array.isArray(obj.errors)
+      ? obj.errors.filter((e): e is { path: string; message: string } => !!e && typeof e === 'object' && typeof e.path === 'string' && typeof e.message === 'string')
+      : undefined,
   };
+}
+
+/**
+ * The orgs a person may sign in to, when the API asks which (a person in several orgs signs in to
+ * one at a time: "you belong to several orgs; choose one of: a, b").
+ */
+export function orgChoices(p: Problem): string[] {
+  const m = p.errors?.find((e) => e.path === 'org')?.message.match(/choose one of: (.+)$/);
+  return m ? m[1].split(',').map((s) => s.trim()).filter((s) => /^[a-z0-9-]+$/.test(s)) : [];
 }
 
 /** The message a person should read for a problem: its detail, else its title. */

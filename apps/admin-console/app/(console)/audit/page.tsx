@@ -5,7 +5,7 @@ import { useSearchParams } from 'next/navigation';
 import { Suspense, useState } from 'react';
 import { useMemberNames } from '@/components/people';
 import { useSession } from '@/components/session';
-import { ActionError, fmtDate, Guard, Loaded, PageHeader, short, useAction, useLoad } from '@/components/ui';
+import { ActionError, fmtDate, Guard, Loaded, PageHeader, short, useAction, useLoad, uuidTime } from '@/components/ui';
 import { api, ok, type Out } from '@/lib/client';
 
 const PAGE = 100;
@@ -154,7 +154,17 @@ function EventDetail({ id, event }: { id: string; event?: AuditEvent }) {
   const { can } = useSession();
   const [sensitive, setSensitive] = useState<Out<'getAuditEventSensitive'> | null>(null);
   const action = useAction();
-  const one = useLoad(async () => event ?? (await ok(api.GET('/v1/audit-events', { params: { query: { limit: 200 } } }))).items.find((e) => e.id === id) ?? null, [id]);
+  const one = useLoad(async () => {
+    if (event) return event;
+    // Ids are time-ordered (UUIDv7): look around the time the event was made (links from reports, incidents), then among the latest.
+    const at = uuidTime(id);
+    if (at !== null) {
+      const around = { since: new Date(at - 3_600_000).toISOString(), until: new Date(at + 3_600_000).toISOString(), limit: 500 };
+      const hit = (await ok(api.GET('/v1/audit-events', { params: { query: around } }))).items.find((e) => e.id === id);
+      if (hit) return hit;
+    }
+    return (await ok(api.GET('/v1/audit-events', { params: { query: { limit: 200 } } }))).items.find((e) => e.id === id) ?? null;
+  }, [id]);
   return (
     <Loaded load={one} what="this event">
       {(e) =>

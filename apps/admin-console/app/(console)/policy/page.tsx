@@ -1,7 +1,8 @@
 'use client';
 
-import { Alert, Badge, Button, Card, Code, Group, Modal, Radio, ScrollArea, Stack, Table, Tabs, Text, Textarea, TextInput, Title } from '@mantine/core';
-import { useState } from 'react';
+import { Alert, Anchor, Badge, Button, Card, Code, Group, Modal, MultiSelect, NativeSelect, NumberInput, Radio, ScrollArea, Select, Stack, Table, Tabs, Text, Textarea, TextInput, Title } from '@mantine/core';
+import Link from 'next/link';
+import { useState, type ReactNode } from 'react';
 import { useMemberNames } from '@/components/people';
 import { useSession } from '@/components/session';
 import { ActionError, fmtDate, Guard, Loaded, PageHeader, useAction, useLoad } from '@/components/ui';
@@ -14,7 +15,8 @@ const LEVEL_COLOR: Record<Level, string> = { autonomous: 'green.9', batched: 'bl
 type Catalog = Out<'getActionCatalog'>;
 type Version = Out<'getPolicyVersion'>;
 type Doc = { baseline?: Record<string, Level>; rules?: Rule[]; rateLimits?: RateLimit[]; approvals?: unknown[]; forbiddenAreas?: ForbiddenArea[] } & Record<string, unknown>;
-type Rule = { id: string; scope: { type: string; id?: string }; actions: string[]; level: Level; when?: unknown; reason: string };
+type Scope = { type: 'org' } | { type: 'group' | 'workflow' | 'user'; id: string };
+type Rule = { id: string; scope: Scope; actions: string[]; level: Level; when?: unknown; reason: string };
 type RateLimit = { id: string; actions: string[]; max: number; per: string; by: string; then: Level; reason: string };
 type ForbiddenArea = { id: string; actions: string[]; when?: unknown; reason: string };
 
@@ -43,19 +45,24 @@ function Policy() {
     draft.reload();
   };
 
-  async function setLevel(type: string, level: Level) {
-    const base = (draft.data ?? active.data)?.document as Doc | undefined;
-    if (!base) return;
-    const document: Doc = { ...base, baseline: { ...(base.baseline ?? {}), [type]: level } };
+  /** Saves an edited document into the draft, making the draft from the active version first when there is none. */
+  async function saveDocument(document: Doc, note: string): Promise<boolean> {
     const saved = await action.run(() =>
       draft.data
         ? ok(api.PATCH('/v1/policies/{id}', { params: { path: { id: draft.data.id } }, body: { document } }))
-        : ok(api.POST('/v1/policies', { body: { note: `Edit from the console: ${type} → ${level}`, document } })),
+        : ok(api.POST('/v1/policies', { body: { note, document } })),
     );
     if (saved) {
       draft.setData(saved);
       if (!draftSummary) versions.reload();
     }
+    return !!saved;
+  }
+
+  async function setLevel(type: string, level: Level) {
+    const base = (draft.data ?? active.data)?.document as Doc | undefined;
+    if (!base) return;
+    await saveDocument({ ...base, baseline: { ...(base.baseline ?? {}), [type]: level } }, `Edit from the console: ${type} → ${level}`);
   }
 
   return (
@@ -86,7 +93,7 @@ function Policy() {
         <Tabs.List>
           <Tabs.Tab value="matrix">Matrix</Tabs.Tab>
           <Tabs.Tab value="overrides">Overrides and limits</Tabs.Tab>
-          {draft.data && <Tabs.Tab value="draft">Draft: diff and simulation</Tabs.Tab>}
+          {draft.data && <Tabs.Tab value="draft">Draft: diff, simulation and replay</Tabs.Tab>}
           <Tabs.Tab value="history">Revision history</Tabs.Tab>
         </Tabs.List>
         <Tabs.Panel value="matrix" pt="md">
@@ -97,11 +104,13 @@ function Policy() {
           </Loaded>
         </Tabs.Panel>
         <Tabs.Panel value="overrides" pt="md">
-          {active.data && <Overrides doc={(draft.data ?? active.data).document as Doc} />}
+          {active.data && (
+            <Overrides doc={(draft.data ?? active.data).document as Doc} catalog={catalog.data} editable={editable} busy={action.busy} onSave={saveDocument} />
+          )}
         </Tabs.Panel>
         {draft.data && (
           <Tabs.Panel value="draft" pt="md">
-            <DraftPanel draft={draft.data} catalog={catalog.data} canActivate={can('activate:Policy')} canDelete={can('delete:Policy')} onChanged={reloadAll} />
+            <DraftPanel draft={draft.data} catalog={catalog.data} canActivate={can('activate:Policy')} canDelete={can('delete:Policy')} canReplay={can('read:AuditEvent')} onChanged={reloadAll} />
           </Tabs.Panel>
         )}
         <Tabs.Panel value="history" pt="md">
@@ -208,17 +217,22 @@ function Matrix({ catalog, doc, active, editable, busy, onSet }: { catalog: Cata
   );
 }
 
-function Overrides({ doc }: { doc: Doc }) {
+function Overrides({ doc, catalog, editable, busy, onSave }: { doc: Doc; catalog?: Catalog; editable: boolean; busy: boolean; onSave(d: Doc, note: string): Promise<boolean> }) {
   const rules = doc.rules ?? [];
+  const scopeName = useScopeNames();
+  const [removing, setRemoving] = useState<Rule | null>(null);
   return (
     <Stack>
       <Title order={2} size="h4">
         Overrides (org, group, workflow and user rules)
       </Title>
+      <Text size="sm" c="dark.6">
+        The most specific matching scope decides (user, then workflow, then group, then org); among a person's groups the strictest wins; floors still hold. Changes go into the draft.
+      </Text>
       {rules.length === 0 ? (
         <Text c="dark.6">No overrides.</Text>
       ) : (
-        <Table>
+        <Table data-testid="override-rules">
           <Table.Thead>
             <Table.Tr>
               <Table.Th>Rule</Table.Th>
@@ -227,24 +241,52 @@ function Overrides({ doc }: { doc: Doc }) {
               <Table.Th>Level</Table.Th>
               <Table.Th>Conditions</Table.Th>
               <Table.Th>Reason</Table.Th>
+              {editable && <Table.Th>Change</Table.Th>}
             </Table.Tr>
           </Table.Thead>
           <Table.Tbody>
             {rules.map((r) => (
               <Table.Tr key={r.id}>
                 <Table.Td>{r.id}</Table.Td>
-                <Table.Td>{r.scope.type + (r.scope.id ? ` ${r.scope.id.slice(0, 8)}` : '')}</Table.Td>
+                <Table.Td>{scopeName(r.scope)}</Table.Td>
                 <Table.Td>{r.actions.join(', ')}</Table.Td>
                 <Table.Td>
                   <Badge color={LEVEL_COLOR[r.level]}>{r.level}</Badge>
                 </Table.Td>
                 <Table.Td>{r.when ? <Code>{JSON.stringify(r.when)}</Code> : '—'}</Table.Td>
                 <Table.Td>{r.reason}</Table.Td>
+                {editable && (
+                  <Table.Td>
+                    <Button size="xs" variant="outline" color="red.9" disabled={busy} onClick={() => setRemoving(r)} aria-label={`Remove rule ${r.id}`}>
+                      Remove
+                    </Button>
+                  </Table.Td>
+                )}
               </Table.Tr>
             ))}
           </Table.Tbody>
         </Table>
       )}
+      {editable && catalog && <AddRule doc={doc} catalog={catalog} busy={busy} onSave={onSave} />}
+      <Modal opened={removing !== null} onClose={() => setRemoving(null)} title={`Remove rule ${removing?.id ?? ''} from the draft?`}>
+        <Stack>
+          <Text>Its actions fall back to the next, less specific scope. The active policy is unchanged until the draft is activated.</Text>
+          <Group justify="flex-end">
+            <Button variant="default" onClick={() => setRemoving(null)}>
+              Cancel
+            </Button>
+            <Button
+              color="red.9"
+              loading={busy}
+              onClick={async () => {
+                if (removing && (await onSave({ ...doc, rules: rules.filter((x) => x.id !== removing.id) }, `Edit from the console: remove rule ${removing.id}`))) setRemoving(null);
+              }}
+            >
+              Yes, remove
+            </Button>
+          </Group>
+        </Stack>
+      </Modal>
       <Title order={2} size="h4">
         Rate limits
       </Title>
@@ -281,7 +323,7 @@ function Overrides({ doc }: { doc: Doc }) {
   );
 }
 
-function DraftPanel({ draft, catalog, canActivate, canDelete, onChanged }: { draft: Version; catalog?: Catalog; canActivate: boolean; canDelete: boolean; onChanged(): void }) {
+function DraftPanel({ draft, catalog, canActivate, canDelete, canReplay, onChanged }: { draft: Version; catalog?: Catalog; canActivate: boolean; canDelete: boolean; canReplay: boolean; onChanged(): void }) {
   const diff = useLoad(() => ok(api.GET('/v1/policies/{id}/diff', { params: { path: { id: draft.id } } })), [draft.id, draft.updatedAt]);
   const [sim, setSim] = useState<Out<'simulatePolicy'> | null>(null);
   const [confirm, setConfirm] = useState<'activate' | 'discard' | null>(null);
@@ -380,6 +422,7 @@ function DraftPanel({ draft, catalog, canActivate, canDelete, onChanged }: { dra
           <Text c="dark.6">Decide one action of every type under the draft and the active version, and see what changes.</Text>
         )}
       </Card>
+      {canReplay && <ReplayCard draft={draft} />}
       <TextInput label="Why (recorded with the version)" value={note} onChange={(e) => setNote(e.currentTarget.value)} maxLength={1000} />
       <ActionError error={action.error} />
       <Group>
@@ -416,5 +459,197 @@ function DraftPanel({ draft, catalog, canActivate, canDelete, onChanged }: { dra
         </Stack>
       </Modal>
     </Stack>
+  );
+}
+
+type Replay = Out<'replayPolicy'>;
+
+/** Replays the draft over the stored trail: which past actions it would decide differently, and what that means for approvers. */
+function ReplayCard({ draft }: { draft: Version }) {
+  const [days, setDays] = useState<number | string>(180);
+  const [result, setResult] = useState<Replay | null>(null);
+  const action = useAction();
+  async function replay() {
+    const res = await action.run(() => ok(api.POST('/v1/policies/{id}/replay', { params: { path: { id: draft.id } }, body: { days: Number(days) || 180, examples: 20 } })));
+    if (res) setResult(res);
+  }
+  const tally = (rows: { changed: number; stricter: number; looser: number }[], key: (i: number) => ReactNode, caption: string) =>
+    rows.length > 0 && (
+      <Table withTableBorder>
+        <Table.Caption>{caption}</Table.Caption>
+        <Table.Thead>
+          <Table.Tr>
+            <Table.Th>Who / what</Table.Th>
+            <Table.Th>Changed</Table.Th>
+            <Table.Th>Stricter</Table.Th>
+            <Table.Th>Looser</Table.Th>
+          </Table.Tr>
+        </Table.Thead>
+        <Table.Tbody>
+          {rows.slice(0, 10).map((r, i) => (
+            <Table.Tr key={i}>
+              <Table.Td>{key(i)}</Table.Td>
+              <Table.Td>{r.changed}</Table.Td>
+              <Table.Td>{r.stricter}</Table.Td>
+              <Table.Td>{r.looser}</Table.Td>
+            </Table.Tr>
+          ))}
+        </Table.Tbody>
+      </Table>
+    );
+  return (
+    <Card withBorder>
+      <Group justify="space-between" mb="xs" align="flex-end">
+        <Title order={2} size="h4">
+          Replay over past activity
+        </Title>
+        <Group align="flex-end">
+          <NumberInput label="Days of the trail" min={1} max={366} value={days} onChange={setDays} w={150} />
+          <Button variant="light" onClick={replay} loading={action.busy}>
+            Replay the draft
+          </Button>
+        </Group>
+      </Group>
+      <ActionError error={action.error} />
+      {result ? (
+        <Stack gap="xs" data-testid="replay">
+          <Text>
+            {result.replayed.toLocaleString('en-GB')} past actions of the last {result.days} days replayed:{' '}
+            <strong>
+              {result.changed.toLocaleString('en-GB')} decided differently
+            </strong>{' '}
+            ({result.stricter} stricter, {result.looser} looser){result.sameLevelOtherRules > 0 ? `; ${result.sameLevelOtherRules} keep their level under other rules` : ''}
+            {result.notReplayable > 0 ? `; ${result.notReplayable} could not be replayed` : ''}.
+          </Text>
+          <Text data-testid="replay-approvals">
+            Approvals a day: {result.approvalsPerDay.before.toFixed(1)} → {result.approvalsPerDay.after.toFixed(1)} ({result.approvalsPerDay.delta >= 0 ? '+' : ''}
+            {result.approvalsPerDay.delta.toFixed(1)})
+          </Text>
+          {result.transitions.length > 0 && (
+            <Group gap="xs">
+              {result.transitions.map((t) => (
+                <Badge key={`${t.from}-${t.to}`} variant="outline" color="dark.6">
+                  {t.from} → {t.to}: {t.count}
+                </Badge>
+              ))}
+            </Group>
+          )}
+          {tally(result.byAction, (i) => result.byAction[i].action, 'By action type')}
+          {tally(result.byWorkflow, (i) => result.byWorkflow[i].workflow ?? 'no workflow', 'By workflow')}
+          {tally(result.byUser, (i) => result.byUser[i].email ?? result.byUser[i].user.slice(0, 8), 'By person')}
+          {result.examples.length > 0 && (
+            <Table withTableBorder>
+              <Table.Caption>Examples</Table.Caption>
+              <Table.Thead>
+                <Table.Tr>
+                  <Table.Th>When</Table.Th>
+                  <Table.Th>Action</Table.Th>
+                  <Table.Th>Before → after</Table.Th>
+                  <Table.Th>Why now</Table.Th>
+                </Table.Tr>
+              </Table.Thead>
+              <Table.Tbody>
+                {result.examples.map((e) => (
+                  <Table.Tr key={e.eventId}>
+                    <Table.Td>
+                      <Anchor component={Link} href={`/audit?event=${e.eventId}`}>
+                        {fmtDate(e.at)}
+                      </Anchor>
+                    </Table.Td>
+                    <Table.Td>
+                      {e.action}
+                      {e.workflow ? ` (${e.workflow})` : ''}
+                    </Table.Td>
+                    <Table.Td>
+                      <Badge color={LEVEL_COLOR[e.before.level]}>{e.before.level}</Badge> → <Badge color={LEVEL_COLOR[e.after.level]}>{e.after.level}</Badge>
+                    </Table.Td>
+                    <Table.Td>{e.after.reason}</Table.Td>
+                  </Table.Tr>
+                ))}
+              </Table.Tbody>
+            </Table>
+          )}
+        </Stack>
+      ) : (
+        <Text c="dark.6">Decide every stored agent action of the period again under the draft, and see which would change (the replay read is audited).</Text>
+      )}
+    </Card>
+  );
+}
+
+/** Names for rule scopes: group names, workflow names, member emails (ids when the caller may not list them). */
+function useScopeNames() {
+  const { can } = useSession();
+  const name = useMemberNames();
+  const groups = useLoad(async () => (can('read:Group') ? ok(api.GET('/v1/groups', { params: { query: { limit: 200 } } })) : null), []);
+  const workflows = useLoad(() => ok(api.GET('/v1/workflows', { params: { query: { limit: 200 } } })), []);
+  return (s: Scope) => {
+    if (s.type === 'org') return 'whole org';
+    if (s.type === 'group') return `group ${groups.data?.items.find((g) => g.id === s.id)?.name ?? s.id.slice(0, 8)}`;
+    if (s.type === 'workflow') return `workflow ${workflows.data?.items.find((w) => w.key === s.id)?.name ?? s.id}`;
+    return `user ${name(s.id)}`;
+  };
+}
+
+/** A new override rule in the draft: a scope (org, group, workflow or user), action types and the level they get there. */
+function AddRule({ doc, catalog, busy, onSave }: { doc: Doc; catalog: Catalog; busy: boolean; onSave(d: Doc, note: string): Promise<boolean> }) {
+  const { can } = useSession();
+  const [type, setType] = useState<Scope['type']>('group');
+  const [scopeId, setScopeId] = useState<string | null>(null);
+  const [actions, setActions] = useState<string[]>([]);
+  const [level, setLevel] = useState<Level>('watched');
+  const [reason, setReason] = useState('');
+  const groups = useLoad(async () => (can('read:Group') ? ok(api.GET('/v1/groups', { params: { query: { limit: 200 } } })) : null), []);
+  const workflows = useLoad(() => ok(api.GET('/v1/workflows', { params: { query: { limit: 200 } } })), []);
+  const members = useLoad(async () => (can('read:Member') ? ok(api.GET('/v1/members', { params: { query: { limit: 200 } } })) : null), []);
+  const options =
+    type === 'group'
+      ? (groups.data?.items ?? []).map((g) => ({ value: g.id, label: g.name }))
+      : type === 'workflow'
+        ? (workflows.data?.items ?? []).map((w) => ({ value: w.key, label: `${w.name} (${w.key})` }))
+        : type === 'user'
+          ? (members.data?.items ?? []).map((m) => ({ value: m.userId, label: m.email }))
+          : [];
+  const ready = actions.length > 0 && reason.trim() && (type === 'org' || scopeId);
+
+  async function add() {
+    const scope: Scope = type === 'org' ? { type } : { type, id: scopeId! };
+    const id = `console-${type}-${Date.now().toString(36)}`;
+    const rule: Rule = { id, scope, actions, level, reason: reason.trim() };
+    if (await onSave({ ...doc, rules: [...(doc.rules ?? []), rule] }, `Edit from the console: rule ${id}`)) {
+      setActions([]);
+      setReason('');
+    }
+  }
+
+  return (
+    <Card withBorder data-testid="add-rule">
+      <Title order={3} size="h5" mb="xs">
+        Add an override
+      </Title>
+      <Group align="flex-end">
+        <NativeSelect
+          label="Scope"
+          value={type}
+          onChange={(e) => {
+            setType(e.currentTarget.value as Scope['type']);
+            setScopeId(null);
+          }}
+          data={[
+            { value: 'group', label: 'Group' },
+            { value: 'workflow', label: 'Workflow' },
+            { value: 'user', label: 'Person' },
+            { value: 'org', label: 'Whole org' },
+          ]}
+        />
+        {type !== 'org' && <Select label={type === 'user' ? 'Person' : type === 'group' ? 'Group' : 'Workflow'} data={options} value={scopeId} onChange={setScopeId} searchable w={260} nothingFoundMessage="None" />}
+        <MultiSelect label="Action types" data={catalog.actions.map((a) => a.type)} value={actions} onChange={setActions} searchable w={320} />
+        <NativeSelect label="Level" value={level} onChange={(e) => setLevel(e.currentTarget.value as Level)} data={LEVELS.map((l) => ({ value: l, label: LEVEL_LABEL[l] }))} />
+        <TextInput label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={300} w={260} />
+        <Button onClick={add} disabled={!ready} loading={busy}>
+          Add to draft
+        </Button>
+      </Group>
+    </Card>
   );
 }

@@ -2,7 +2,7 @@
 
 import { useRouter } from 'next/navigation';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
-import { getSession, login, problemMessage, startSso, type LoginRequest } from '@/lib/api';
+import { getSession, login, orgChoices, problemMessage, startSso, type LoginRequest } from '@/lib/api';
 
 /** Where to go after sign-in: the page that sent the browser here (same-origin paths only). */
 function nextPath(): string {
@@ -20,6 +20,8 @@ export default function LoginPage() {
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
+  /** The orgs of a person in several: they pick one (switching org is signing in to another). */
+  const [choices, setChoices] = useState<string[]>([]);
   const totpRef = useRef<HTMLInputElement>(null);
 
   // Already signed in? Go straight to the dashboard.
@@ -54,6 +56,14 @@ export default function LoginPage() {
     if (res.problem.code === 'mfa_required') {
       setNeedTotp(true);
       setNotice(res.problem.detail ?? 'Enter the code from your authenticator app.');
+      return;
+    }
+    const several = orgChoices(res.problem);
+    if (several.length > 1) {
+      setChoices(several);
+      setOrg((o) => (several.includes(o) ? o : ''));
+      setError(null);
+      setNotice('You belong to several organisations: choose the one to sign in to.');
       return;
     }
     setNotice(null);
@@ -98,18 +108,26 @@ export default function LoginPage() {
             onChange={(e) => setPassword(e.target.value)}
           />
         </label>
-        <label>
-          <span>
-            Organisation <span className="muted">(slug, optional)</span>
-          </span>
-          <input
-            type="text"
-            name="org"
-            autoComplete="organization"
-            value={org}
-            onChange={(e) => setOrg(e.target.value)}
-          />
-        </label>
+        {choices.length > 1 ? (
+          <label>
+            Organisation
+            <select name="org" required value={org} onChange={(e) => setOrg(e.target.value)} data-testid="org-choice">
+              <option value="">Choose…</option>
+              {choices.map((c) => (
+                <option key={c} value={c}>
+                  {c}
+                </option>
+              ))}
+            </select>
+          </label>
+        ) : (
+          <label>
+            <span>
+              Organisation <span className="muted">(slug, optional)</span>
+            </span>
+            <input type="text" name="org" autoComplete="organization" value={org} onChange={(e) => setOrg(e.target.value)} />
+          </label>
+        )}
         {needTotp && (
           <label>
             Authentication code

@@ -1,19 +1,23 @@
 'use client';
 
-import { Alert, Badge, Button, Card, Code, Group, Stack, Table, Text, Timeline, Title } from '@mantine/core';
+import { Alert, Badge, Button, Card, Code, Group, SegmentedControl, Stack, Table, Text, Textarea, Timeline, Title } from '@mantine/core';
 import Link from 'next/link';
 import { useParams } from 'next/navigation';
 import { useEffect, useRef, useState } from 'react';
 import { ActionError, errorText, fmtDate, fmtUsd, Loaded, PageHeader, useAction, useLoad } from '@/components/ui';
-import { api, ok } from '@/lib/client';
+import { api, ok, type Out } from '@/lib/client';
 import { readSse } from '@/lib/sse';
+import { useSession } from '@/components/session';
 import { STATE_COLOR } from '@/components/status';
 
 type TaskEvent = { seq: number; kind: string; at: string; [k: string]: unknown };
 const LIVE = new Set(['queued', 'running']);
 
+const RATABLE = new Set(['completed', 'failed', 'cancelled', 'in_review']);
+
 export default function TaskPage() {
   const { id } = useParams<{ id: string }>();
+  const { session } = useSession();
   const task = useLoad(() => ok(api.GET('/v1/tasks/{id}', { params: { path: { id } } })), [id]);
   const [events, setEvents] = useState<TaskEvent[]>([]);
   const [streamError, setStreamError] = useState<string | null>(null);
@@ -126,6 +130,7 @@ export default function TaskPage() {
           </Card>
         )}
       </Loaded>
+      {task.data && RATABLE.has(task.data.state) && task.data.userId === session.user.id && <RateTask id={id} />}
       <Card withBorder>
         <Title order={2} size="h4" mb="sm">
           Steps and decisions
@@ -180,4 +185,46 @@ function EventBody({ e }: { e: TaskEvent }) {
   if (typeof e.text === 'string') return <Code block>{e.text.slice(0, 4000)}</Code>;
   const { seq: _s, kind: _k, at: _a, ...rest } = e;
   return Object.keys(rest).length ? <Code block>{JSON.stringify(rest, null, 2).slice(0, 2000)}</Code> : null;
+}
+
+const RATING_LABEL = ['', 'poor', 'weak', 'fair', 'good', 'excellent'];
+
+/** The employee who ran a finished task rates it 1–5 (the pilot metrics' satisfaction); a new rating replaces theirs. */
+function RateTask({ id }: { id: string }) {
+  const [rating, setRating] = useState('');
+  const [comment, setComment] = useState('');
+  const [saved, setSaved] = useState<Out<'rateTask'> | null>(null);
+  const action = useAction();
+  async function save() {
+    const res = await action.run(() => ok(api.PUT('/v1/tasks/{id}/rating', { params: { path: { id } }, body: { rating: Number(rating), ...(comment.trim() ? { comment: comment.trim() } : {}) } })));
+    if (res) setSaved(res);
+  }
+  return (
+    <Card withBorder data-testid="task-rating">
+      <Title order={2} size="h4" mb="xs">
+        How well did the agent do this work?
+      </Title>
+      <Stack gap="xs">
+        <SegmentedControl
+          aria-label="Rating from 1 (poor) to 5 (excellent)"
+          w="fit-content"
+          value={rating}
+          onChange={setRating}
+          data={[1, 2, 3, 4, 5].map((n) => ({ value: String(n), label: `${n} ${RATING_LABEL[n]}` }))}
+        />
+        <Textarea label="Comment (optional)" value={comment} onChange={(e) => setComment(e.currentTarget.value)} maxLength={1000} autosize minRows={2} />
+        <Group>
+          <Button onClick={save} disabled={!rating} loading={action.busy}>
+            Save rating
+          </Button>
+          {saved && (
+            <Text size="sm" c="green.9" data-testid="task-rating-saved">
+              Saved: {saved.rating} of 5 ({RATING_LABEL[saved.rating]}). Rate again to replace it.
+            </Text>
+          )}
+        </Group>
+        <ActionError error={action.error} />
+      </Stack>
+    </Card>
+  );
 }
