@@ -93,8 +93,10 @@ describe('pilot metrics', () => {
     expect(res.body.thresholds).toEqual({ rollOutCompletion: 0.75, rollOutSatisfaction: 4, extendCompletion: 0.5 });
 
     // A period before any of it: no data, no decision.
-    const old = await h.http.get('/v1/pilot/metrics').query({ from: '2020-01-01T00:00:00Z', to: '2020-02-01T00:00:00Z' }).set('Cookie', cookie.member);
+    const old = await h.http.get('/v1/pilot/metrics').query({ from: '2020-01-01T00:00:00Z', to: '2020-02-01T00:00:00Z' }).set('Cookie', cookie.auditor);
     expect(old.body.workflows.every((w: { tasksRun: number; decision: string }) => w.tasksRun === 0 && w.decision === 'insufficient_data')).toBe(true);
-    expect((await h.http.get('/v1/pilot/metrics').query({ from: '2021-01-01T00:00:00Z', to: '2020-01-01T00:00:00Z' }).set('Cookie', cookie.member)).status).toBe(400);
+    expect((await h.http.get('/v1/pilot/metrics').query({ from: '2021-01-01T00:00:00Z', to: '2020-01-01T00:00:00Z' }).set('Cookie', cookie.auditor)).status).toBe(400);
+    // Oversight data: an employee is refused (the roles that read anomaly reports see it).
+    expect((await h.http.get('/v1/pilot/metrics').set('Cookie', cookie.member)).status).toBe(403);
   });
 });

@@ -193,10 +193,10 @@ const TABLE: Record<string, Row> = {
   'POST /v1/sanctions/{id}/outcome': only(['owner']),
   'GET /v1/violations/{id}/evidence': only(['owner', 'security', 'auditor']),
   // Trust tuning reads like the policy; drafting is creating a policy draft.
-  'GET /v1/trust-recommendations': every('ok'),
+  'GET /v1/trust-recommendations': only(AUDIT_READERS),
   'POST /v1/trust-recommendations/draft': only(['owner', 'admin']),
   // Pilot metrics read like workflows; baselines change them; a task is rated by the one who ran it.
-  'GET /v1/pilot/metrics': every('ok'),
+  'GET /v1/pilot/metrics': only(AUDIT_READERS),
   'PUT /v1/workflows/{id}/baseline': only(['owner', 'admin']),
   'PUT /v1/tasks/{id}/rating': only(['owner', 'admin', 'approver', 'member']),
   // Violations: security triages; auditors read.

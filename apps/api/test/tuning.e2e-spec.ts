@@ -77,6 +77,8 @@ describe('trust tuning recommendations', () => {
     const bad = await h.http.get('/v1/trust-recommendations?days=2').set('Cookie', cookie.admin);
     expect(bad.status).toBe(400);
     expect(bad.headers['content-type']).toMatch(/application\/problem\+json/);
+    // Oversight data: an employee is refused.
+    expect((await h.http.get('/v1/trust-recommendations?days=30').set('Cookie', cookie.member)).status).toBe(403);
   });
 
   it('turns chosen recommendations into a policy draft that gives the suggested levels; floors and unknown ones refused', async () => {

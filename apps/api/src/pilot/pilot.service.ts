@@ -60,7 +60,9 @@ export class PilotService {
   }
 
   async metrics(p: Principal, q: z.infer<typeof PilotMetricsQuery>): Promise<z.infer<typeof PilotMetricsView>> {
+    // Oversight data (completion, satisfaction, time saved per workflow): the roles that read anomaly reports.
     await this.access.authorize(p, 'read', 'Workflow');
+    await this.access.authorize(p, 'read', 'AnomalyReport');
     const to = q.to ? new Date(q.to) : new Date();
     const from = q.from ? new Date(q.from) : new Date(to.getTime() - 30 * 86_400_000);
     return this.db.inOrg(p, async (em) => {

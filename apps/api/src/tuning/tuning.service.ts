@@ -99,7 +99,9 @@ export class TuningService {
   }
 
   async list(p: Principal, days: number) {
+    // Oversight data (approval and review statistics per scope): the roles that read anomaly reports.
     await this.access.authorize(p, 'read', 'Policy');
+    await this.access.authorize(p, 'read', 'AnomalyReport');
     return this.db.inOrg(p, async (em) => {
       const { active, items } = await this.compute(em, p.orgId, days);
       return { windowDays: days, generatedAt: new Date().toISOString(), policyVersion: active.version, thresholds: { ...THRESHOLDS }, items };
