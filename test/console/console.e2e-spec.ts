@@ -524,6 +524,27 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('draft-version').waitFor();
   });
 
+  it("the owner routes the org's tasks to a model tier and gives one workflow its own", async () => {
+    const cookie = await login(h, org.users.owner.email);
+    const wf = await h.http.post('/v1/workflows').set('Cookie', cookie).send({ key: 'contract-triage-console', name: 'Contract triage', actionTypes: ['saas.read'] });
+    expect(wf.status).toBe(201);
+    const page = await signIn('owner');
+    await open(page, '/settings', 'Settings');
+    await page.getByTestId('tier-contract-triage-console').waitFor();
+    await axe(page, '/settings (model routing)');
+    await page.getByRole('combobox', { name: "Model tier of the organisation's tasks", exact: true }).click();
+    await page.getByRole('option', { name: /^Quick \(Haiku\)/ }).click();
+    await page.getByText("The organisation's model tier is saved.").waitFor();
+    await page.getByTestId('tier-contract-triage-console').click();
+    await page.getByRole('option', { name: /^Complex \(Opus\)/ }).click();
+    await page.getByText('The model tier of contract-triage-console is saved.').waitFor();
+    await shot(page, '19-model-routing');
+    expect((await h.http.get('/v1/org').set('Cookie', cookie)).body.modelTier).toBe('quick');
+    expect((await h.http.get(`/v1/workflows/${wf.body.id}`).set('Cookie', cookie)).body.modelTier).toBe('complex');
+    await h.http.patch('/v1/org').set('Cookie', cookie).send({ modelTier: 'standard' });
+    await h.http.delete(`/v1/workflows/${wf.body.id}`).set('Cookie', cookie);
+  });
+
   it('a person in two orgs chooses the org at sign-in, and switches by signing in to the other', async () => {
     const second = await seedOrg(h.ds, 'second');
     const auditor = org.users.auditor;

@@ -17419,6 +17419,8 @@ export interface operations {
                         monthlyBudgetUsd: number | null;
                         userMonthlyBudgetUsd: number | null;
                         passwordSignIn: boolean;
+                        /** @enum {string} */
+                        modelTier: "quick" | "standard" | "complex";
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -17511,6 +17513,8 @@ export interface operations {
                     monthlyBudgetUsd?: number | null;
                     userMonthlyBudgetUsd?: number | null;
                     passwordSignIn?: boolean;
+                    /** @enum {string} */
+                    modelTier?: "quick" | "standard" | "complex";
                 };
             };
         };
@@ -17545,6 +17549,8 @@ export interface operations {
                         monthlyBudgetUsd: number | null;
                         userMonthlyBudgetUsd: number | null;
                         passwordSignIn: boolean;
+                        /** @enum {string} */
+                        modelTier: "quick" | "standard" | "complex";
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -17684,6 +17690,8 @@ export interface operations {
                         monthlyBudgetUsd: number | null;
                         userMonthlyBudgetUsd: number | null;
                         passwordSignIn: boolean;
+                        /** @enum {string} */
+                        modelTier: "quick" | "standard" | "complex";
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -17823,6 +17831,8 @@ export interface operations {
                         monthlyBudgetUsd: number | null;
                         userMonthlyBudgetUsd: number | null;
                         passwordSignIn: boolean;
+                        /** @enum {string} */
+                        modelTier: "quick" | "standard" | "complex";
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -27223,6 +27233,7 @@ export interface operations {
                             name: string;
                             description: string;
                             actionTypes: string[];
+                            modelTier: ("quick" | "standard" | "complex") | null;
                             /** Format: date-time */
                             createdAt: string;
                             /** Format: date-time */
@@ -27315,6 +27326,8 @@ export interface operations {
                     /** @default  */
                     description?: string;
                     actionTypes: ("file.read" | "file.create" | "file.update" | "file.delete" | "email.read" | "email.draft" | "email.send" | "drive.read" | "drive.create" | "drive.update" | "chat.send" | "calendar.create" | "web.read" | "saas.read" | "saas.write" | "git.push" | "payment.execute" | "hr.write" | "contract.send" | "data.egress_pii" | "model.invoke" | "unknown")[];
+                    /** @default null */
+                    modelTier?: ("quick" | "standard" | "complex") | null;
                 };
             };
         };
@@ -27338,6 +27351,7 @@ export interface operations {
                         name: string;
                         description: string;
                         actionTypes: string[];
+                        modelTier: ("quick" | "standard" | "complex") | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -27475,6 +27489,7 @@ export interface operations {
                         name: string;
                         description: string;
                         actionTypes: string[];
+                        modelTier: ("quick" | "standard" | "complex") | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -27682,6 +27697,7 @@ export interface operations {
                     name?: string;
                     description?: string;
                     actionTypes?: ("file.read" | "file.create" | "file.update" | "file.delete" | "email.read" | "email.draft" | "email.send" | "drive.read" | "drive.create" | "drive.update" | "chat.send" | "calendar.create" | "web.read" | "saas.read" | "saas.write" | "git.push" | "payment.execute" | "hr.write" | "contract.send" | "data.egress_pii" | "model.invoke" | "unknown")[];
+                    modelTier?: ("quick" | "standard" | "complex") | null;
                 };
             };
         };
@@ -27705,6 +27721,7 @@ export interface operations {
                         name: string;
                         description: string;
                         actionTypes: string[];
+                        modelTier: ("quick" | "standard" | "complex") | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */

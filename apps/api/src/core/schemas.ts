@@ -26,6 +26,9 @@ export const Domain = z
   .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a domain name such as example.com');
 export const Timestamp = z.iso.datetime({ offset: true }).max(40);
 
+/** Model tiers of agent tasks: quick (Haiku), standard (Sonnet), complex (Opus); the deployment names the models. */
+export const ModelTier = z.enum(['quick', 'standard', 'complex']);
+
 export const PageQuery = z.strictObject({
   limit: z.coerce.number().int().min(1).max(200).default(50),
   offset: z.coerce.number().int().min(0).max(100_000).default(0),

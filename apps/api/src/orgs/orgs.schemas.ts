@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { Domain, SlugOut, Timestamp, Uuid } from '../core/schemas';
+import { Domain, ModelTier, SlugOut, Timestamp, Uuid } from '../core/schemas';
 
 export const OrgView = z.strictObject({
   id: Uuid,
@@ -22,6 +22,8 @@ export const OrgView = z.strictObject({
   userMonthlyBudgetUsd: z.number().min(0).nullable(),
   /** Off: members sign in only through the org's SSO. */
   passwordSignIn: z.boolean(),
+  /** The model tier of the org's agent tasks: quick (Haiku), standard (Sonnet), complex (Opus). A workflow may set its own. */
+  modelTier: ModelTier,
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -41,6 +43,7 @@ export const UpdateOrgBody = z
     userMonthlyBudgetUsd: z.number().min(0).max(10_000_000).nullable().optional(),
     /** Switch password sign-in off (only once the org's SSO has completed a sign-in) or back on. */
     passwordSignIn: z.boolean().optional(),
+    modelTier: ModelTier.optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 

@@ -10,7 +10,7 @@ export const CreateTaskBody = z.strictObject({
   workflow: z.string().max(100).regex(/^[a-z0-9][a-z0-9-]{0,99}$/).optional(),
   /** Connectors the agent may use: "workspace-files" and the names of the org's installed connectors. */
   connectors: z.array(z.string().trim().min(1).max(200)).max(20).default(['workspace-files']),
-  /** A model id; a workflow route takes precedence. */
+  /** A model id: it wins over the org's model tier, not over a workflow's tier or the deployment's route for the workflow. */
   model: z.string().max(100).regex(/^[a-zA-Z0-9._:-]{1,100}$/).optional(),
   /** At most this many steps (model calls and actions); capped by the server's limit. */
   maxSteps: z.int().min(1).max(1000).optional(),

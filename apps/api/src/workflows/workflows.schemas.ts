@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { ACTION_TYPE_NAMES, LEVELS } from '@steward/policy';
-import { PageQuery, Timestamp, Uuid } from '../core/schemas';
+import { ModelTier, PageQuery, Timestamp, Uuid } from '../core/schemas';
 
 const ActionType = z.enum(ACTION_TYPE_NAMES as [string, ...string[]]);
 
@@ -10,6 +10,8 @@ export const WorkflowView = z.strictObject({
   name: z.string().max(200),
   description: z.string().max(2000),
   actionTypes: z.array(z.string().max(40)).max(50),
+  /** The model tier of this workflow's tasks (null: the org's). */
+  modelTier: ModelTier.nullable(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -23,6 +25,7 @@ export const CreateWorkflowBody = z.strictObject({
   name: z.string().trim().min(1).max(200),
   description: z.string().max(2000).default(''),
   actionTypes: z.array(ActionType).min(1).max(50),
+  modelTier: ModelTier.nullable().default(null),
 });
 
 export const UpdateWorkflowBody = z
@@ -30,6 +33,7 @@ export const UpdateWorkflowBody = z
     name: z.string().trim().min(1).max(200).optional(),
     description: z.string().max(2000).optional(),
     actionTypes: z.array(ActionType).min(1).max(50).optional(),
+    modelTier: ModelTier.nullable().optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 

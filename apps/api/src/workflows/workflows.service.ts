@@ -12,7 +12,7 @@ import { PoliciesService } from '../policies/policies.service';
 import type { CreateWorkflowBody, UpdateWorkflowBody, WorkflowView } from './workflows.schemas';
 
 function view(w: Workflow): z.infer<typeof WorkflowView> {
-  return { id: w.id, key: w.key, name: w.name, description: w.description, actionTypes: w.actionTypes, createdAt: w.createdAt.toISOString(), updatedAt: w.updatedAt.toISOString() };
+  return { id: w.id, key: w.key, name: w.name, description: w.description, actionTypes: w.actionTypes, modelTier: w.modelTier, createdAt: w.createdAt.toISOString(), updatedAt: w.updatedAt.toISOString() };
 }
 
 /** A principal in no group: the workflow's documented classification is what its own rules and the org's give. */
@@ -50,9 +50,9 @@ export class WorkflowsService {
     await this.access.authorize(p, 'create', 'Workflow');
     return this.db.inOrg(p, async (em) => {
       if (await em.countBy(Workflow, { orgId: p.orgId, key: body.key })) throw AppError.conflict(`A workflow "${body.key}" exists.`);
-      const w = em.create(Workflow, { id: newId(), orgId: p.orgId, key: body.key, name: body.name, description: body.description, actionTypes: [...new Set(body.actionTypes)] });
+      const w = em.create(Workflow, { id: newId(), orgId: p.orgId, key: body.key, name: body.name, description: body.description, actionTypes: [...new Set(body.actionTypes)], modelTier: body.modelTier });
       await em.save(w);
-      await this.audit.record(em, p, { action: 'workflow.create', targetType: 'Workflow', targetId: w.id, payload: { key: w.key, actionTypes: w.actionTypes } });
+      await this.audit.record(em, p, { action: 'workflow.create', targetType: 'Workflow', targetId: w.id, payload: { key: w.key, actionTypes: w.actionTypes, modelTier: w.modelTier } });
       return view(w);
     });
   }
@@ -62,12 +62,13 @@ export class WorkflowsService {
     return this.db.inOrg(p, async (em) => {
       const w = await this.load(em, p, id);
       await this.access.authorize(p, 'update', 'Workflow', { id });
-      const before = { name: w.name, description: w.description, actionTypes: w.actionTypes };
+      const before = { name: w.name, description: w.description, actionTypes: w.actionTypes, modelTier: w.modelTier };
       if (body.name !== undefined) w.name = body.name;
       if (body.description !== undefined) w.description = body.description;
       if (body.actionTypes) w.actionTypes = [...new Set(body.actionTypes)];
+      if (body.modelTier !== undefined) w.modelTier = body.modelTier;
       await em.save(w);
-      await this.audit.record(em, p, { action: 'workflow.update', targetType: 'Workflow', targetId: w.id, payload: { before, after: { name: w.name, description: w.description, actionTypes: w.actionTypes } } });
+      await this.audit.record(em, p, { action: 'workflow.update', targetType: 'Workflow', targetId: w.id, payload: { before, after: { name: w.name, description: w.description, actionTypes: w.actionTypes, modelTier: w.modelTier } } });
       return view(w);
     });
   }

@@ -1,6 +1,11 @@
-import { Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { Check, Column, CreateDateColumn, Entity, Index, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+
+/** Model tiers: quick (Haiku), standard (Sonnet), complex (Opus); the model ids come from the deployment's config. */
+export type ModelTier = 'quick' | 'standard' | 'complex';
+
 
 @Entity({ name: 'orgs' })
+@Check('orgs_model_tier_check', `"model_tier" IN ('quick', 'standard', 'complex')`)
 export class Org {
   @PrimaryColumn('uuid')
   id!: string;
@@ -20,6 +25,10 @@ export class Org {
   /** Off: members of this org sign in only through SSO (allowed once SSO has worked). */
   @Column({ name: 'password_sign_in', type: 'boolean', default: true })
   passwordSignIn!: boolean;
+
+  /** The model tier of the org's agent tasks (quick, standard, complex; the models are the deployment's). */
+  @Column({ name: 'model_tier', type: 'varchar', length: 16, default: 'standard' })
+  modelTier!: ModelTier;
 
   @Column({ name: 'require_step_up', type: 'boolean', default: false })
   requireStepUp!: boolean;

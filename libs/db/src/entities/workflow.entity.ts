@@ -1,8 +1,9 @@
-import { Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, UpdateDateColumn } from 'typeorm';
-import { Org } from './org.entity';
+import { Check, Column, CreateDateColumn, Entity, Index, JoinColumn, ManyToOne, PrimaryColumn, UpdateDateColumn } from 'typeorm';
+import { type ModelTier, Org } from './org.entity';
 
 /** A named workflow ("weekly exec brief") and the action types it uses; its classification is derived from the policy. */
 @Entity({ name: 'workflows' })
+@Check('workflows_model_tier_check', `"model_tier" IN ('quick', 'standard', 'complex')`)
 @Index('workflows_org_key_key', ['orgId', 'key'], { unique: true })
 export class Workflow {
   @ManyToOne(() => Org, { onDelete: 'CASCADE', nullable: false })
@@ -27,6 +28,10 @@ export class Workflow {
 
   @Column({ name: 'action_types', type: 'text', array: true, default: () => "'{}'" })
   actionTypes!: string[];
+
+  /** The model tier of this workflow's tasks (null: the org's). */
+  @Column({ name: 'model_tier', type: 'varchar', length: 16, nullable: true })
+  modelTier!: ModelTier | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

@@ -122,8 +122,15 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   const { ds, keys } = deps;
   const { orgId, taskId, userId } = lease;
   const policies = deps.policies ?? policiesDefault;
-  const [task] = await inOrg(ds, { orgId }, (em) => em.query(`SELECT * FROM tasks WHERE org_id = $1 AND id = $2`, [orgId, taskId]));
-  const model = routeModel(deps.model, task.workflow, task.model_preference);
+  const [task] = await inOrg(ds, { orgId }, (em) =>
+    em.query(
+      `SELECT t.*, w.model_tier AS workflow_tier, o.model_tier AS org_tier
+         FROM tasks t JOIN orgs o ON o.id = t.org_id LEFT JOIN workflows w ON w.org_id = t.org_id AND w.key = t.workflow
+        WHERE t.org_id = $1 AND t.id = $2`,
+      [orgId, taskId],
+    ),
+  );
+  const model = routeModel(deps.model, { workflow: task.workflow, workflowTier: task.workflow_tier, preference: task.model_preference, orgTier: task.org_tier });
   const workflow: string | null = task.workflow;
   let tainted: boolean = task.tainted;
   let labels: string[] = task.labels ?? [];

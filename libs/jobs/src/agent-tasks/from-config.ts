@@ -40,6 +40,7 @@ export async function agentTasksFromConfig(config: Config, ds: DataSource, log: 
         baseURL: offline?.url ?? config.ANTHROPIC_BASE_URL ?? 'https://api.anthropic.com',
         defaultModel: offline ? OFFLINE_MODEL_LABEL.replace(/ /g, '-') : config.ANTHROPIC_MODEL,
         routes: offline ? {} : config.ANTHROPIC_MODEL_ROUTES,
+        tiers: offline ? {} : { quick: config.ANTHROPIC_MODEL_QUICK, standard: config.ANTHROPIC_MODEL, complex: config.ANTHROPIC_MODEL_COMPLEX },
         stream: config.ANTHROPIC_STREAM,
         maxTokens: config.ANTHROPIC_MAX_TOKENS,
         offline: !!offline,

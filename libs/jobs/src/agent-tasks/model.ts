@@ -9,8 +9,10 @@ export interface ModelOptions {
   apiKey: string;
   baseURL: string;
   defaultModel: string;
-  /** workflow key → model */
+  /** workflow key → model (the deployment's own routes: they win over everything the org sets) */
   routes: Record<string, string>;
+  /** The model of each tier an org or a workflow may choose (default: every tier is `defaultModel`). */
+  tiers?: Partial<Record<ModelTier, string>>;
   stream: boolean;
   maxTokens: number;
   /** True for the built-in scripted server: shown as "offline demo model", costs nothing. */
@@ -36,8 +38,15 @@ export function costMicros(model: string, offline: boolean, usage: { input_token
   return Math.ceil(usage.input_tokens * inPrice + usage.output_tokens * outPrice);
 }
 
-export function routeModel(o: ModelOptions, workflow: string | null, preference: string | null): string {
-  return (workflow && o.routes[workflow]) || preference || o.defaultModel;
+export type ModelTier = 'quick' | 'standard' | 'complex';
+
+/**
+ * The model of a task: the deployment's route for its workflow, else the tier the org set for that
+ * workflow, else the task's own preference, else the org's tier, else the default.
+ */
+export function routeModel(o: ModelOptions, t: { workflow: string | null; workflowTier?: ModelTier | null; preference: string | null; orgTier?: ModelTier | null }): string {
+  const tier = (x: ModelTier | null | undefined) => (x ? o.tiers?.[x] : undefined);
+  return (t.workflow && o.routes[t.workflow]) || tier(t.workflowTier) || t.preference || tier(t.orgTier) || o.defaultModel;
 }
 
 export class ModelUnavailable extends Error {

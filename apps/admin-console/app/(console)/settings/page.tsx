@@ -1,6 +1,6 @@
 'use client';
 
-import { Alert, Button, Card, Group, NumberInput, Stack, Switch, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Button, Card, Group, NumberInput, Select, Stack, Switch, Table, Text, TextInput, Title } from '@mantine/core';
 import { useEffect, useState } from 'react';
 import { useOrg } from '@/components/org';
 import { useSession } from '@/components/session';
@@ -27,14 +27,9 @@ function Settings() {
         {(o) => <OrgForm org={o} editable={can('update:Org')} onSaved={org.setData} />}
       </Loaded>
       {can('read:SsoConfig') && <Sso />}
-      <Card withBorder>
-        <Title order={2} size="h4">
-          Model routing
-        </Title>
-        <Text size="sm" c="dark.6">
-          Which model serves which kind of task is set for the deployment (the worker&apos;s model routes); the API offers no per-organisation setting for it yet, so the console shows none.
-        </Text>
-      </Card>
+      <Loaded load={org} what="the organisation">
+        {(o) => <ModelRouting org={o} editable={can('update:Org')} workflowsEditable={can('update:Workflow')} onSaved={org.setData} />}
+      </Loaded>
     </Stack>
   );
 }
@@ -162,6 +157,89 @@ function Sso() {
           <Button w="fit-content" onClick={save} loading={action.busy} disabled={!form.issuer.trim() || !form.clientId.trim()}>
             Save SSO settings
           </Button>
+        )}
+      </Stack>
+    </Card>
+  );
+}
+
+const TIERS = [
+  { value: 'quick', label: 'Quick (Haiku): short, repetitive work' },
+  { value: 'standard', label: 'Standard (Sonnet)' },
+  { value: 'complex', label: 'Complex (Opus): long reasoning' },
+];
+type Tier = 'quick' | 'standard' | 'complex';
+
+/** Which model serves the org's tasks, and each workflow's (the deployment names the model of each tier). */
+function ModelRouting({ org, editable, workflowsEditable, onSaved }: { org: OrgView; editable: boolean; workflowsEditable: boolean; onSaved(o: OrgView): void }) {
+  const workflows = useLoad(() => ok(api.GET('/v1/workflows', { params: { query: { limit: 200 } } })), []);
+  const action = useAction();
+  const [saved, setSaved] = useState<string | null>(null);
+  async function setOrgTier(tier: Tier) {
+    const res = await action.run(() => ok(api.PATCH('/v1/org', { body: { modelTier: tier } })));
+    if (res) {
+      onSaved(res);
+      setSaved('The organisation\'s model tier is saved.');
+    }
+  }
+  async function setWorkflowTier(id: string, key: string, tier: Tier | null) {
+    const res = await action.run(() => ok(api.PATCH('/v1/workflows/{id}', { params: { path: { id } }, body: { modelTier: tier } })));
+    if (res) {
+      workflows.reload();
+      setSaved(`The model tier of ${key} is saved.`);
+    }
+  }
+  return (
+    <Card withBorder>
+      <Stack>
+        <Title order={2} size="h4">
+          Model routing
+        </Title>
+        <Text size="sm" c="dark.6">
+          Tasks use the organisation&apos;s tier unless their workflow sets its own; a task may ask for another model only where its workflow sets none. The deployment names the model of each tier and may pin a workflow to a model (that wins).
+        </Text>
+        <Select label="Model tier of the organisation's tasks" data={TIERS} value={org.modelTier} disabled={!editable} allowDeselect={false} onChange={(v) => v && setOrgTier(v as Tier)} w={420} />
+        <Loaded load={workflows} what="the workflows">
+          {(w) =>
+            w.items.length === 0 ? (
+              <Text size="sm">No workflows yet.</Text>
+            ) : (
+              <Table>
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>Workflow</Table.Th>
+                    <Table.Th>Model tier</Table.Th>
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {w.items.map((x) => (
+                    <Table.Tr key={x.id}>
+                      <Table.Td>
+                        {x.name} <Text span size="xs" c="dark.6">({x.key})</Text>
+                      </Table.Td>
+                      <Table.Td>
+                        <Select
+                          aria-label={`Model tier of ${x.key}`}
+                          data={[{ value: 'org', label: "The organisation's" }, ...TIERS]}
+                          value={x.modelTier ?? 'org'}
+                          disabled={!workflowsEditable}
+                          allowDeselect={false}
+                          onChange={(v) => v && setWorkflowTier(x.id, x.key, v === 'org' ? null : (v as Tier))}
+                          data-testid={`tier-${x.key}`}
+                        />
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            )
+          }
+        </Loaded>
+        <ActionError error={action.error} />
+        {saved && !action.error && (
+          <Text c="green.9" role="status">
+            {saved}
+          </Text>
         )}
       </Stack>
     </Card>
