@@ -21591,6 +21591,7 @@ export interface operations {
                             needsReview: boolean;
                             reversible: boolean;
                             undoTool: string | null;
+                            finalizeTool: string | null;
                             reviewState: ("pending" | "accepted" | "reverted") | null;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -21734,6 +21735,7 @@ export interface operations {
                             needsReview: boolean;
                             reversible: boolean;
                             undoTool: string | null;
+                            finalizeTool: string | null;
                             reviewState: ("pending" | "accepted" | "reverted") | null;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -21915,6 +21917,7 @@ export interface operations {
                             needsReview: boolean;
                             reversible: boolean;
                             undoTool: string | null;
+                            finalizeTool: string | null;
                             reviewState: ("pending" | "accepted" | "reverted") | null;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -22096,6 +22099,7 @@ export interface operations {
                             needsReview: boolean;
                             reversible: boolean;
                             undoTool: string | null;
+                            finalizeTool: string | null;
                             reviewState: ("pending" | "accepted" | "reverted") | null;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -22275,6 +22279,7 @@ export interface operations {
                             needsReview: boolean;
                             reversible: boolean;
                             undoTool: string | null;
+                            finalizeTool: string | null;
                             reviewState: ("pending" | "accepted" | "reverted") | null;
                             reviewedBy: string | null;
                             reviewedAt: string | null;

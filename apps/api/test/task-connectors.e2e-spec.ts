@@ -79,6 +79,10 @@ describe('agent tasks with installed connectors and stored credentials', () => {
         return { json: { id: 'm1', threadId: 't-m1', snippet: body.slice(0, 20), payload: { mimeType: 'text/plain', headers, body: { data: b64u(body) } } } };
       }
       if (c.method === 'POST' && c.path === `${base}/messages/send`) return { json: { id: 'sent-1', threadId: 't-sent' } };
+      if (c.method === 'POST' && c.path === `${base}/drafts/send`) {
+        const { id } = JSON.parse(c.body) as { id: string };
+        return id === 'draft-ok' ? { json: { id: 'sent-draft', threadId: 't-draft', labelIds: ['SENT'] } } : { status: 404, json: { error: { code: 404, message: 'Requested entity was not found.' } } };
+      }
       return undefined;
     });
     drive = await fakeApi((c) => {
@@ -211,6 +215,44 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     ).rows;
     expect(decision.p).toMatchObject({ tainted: true, labels: expect.arrayContaining(['external']) });
     expect(gmail.calls.filter((c) => c.path.endsWith('/messages/send'))).toEqual([]);
+  });
+
+  it("a reviewer's accept makes a drafted send final through Gmail with the employee's token; a failed finishing step marks nothing", async () => {
+    // A task whose send ran at Batched in its reversible form (a draft), as an org's connector may map it: seeded as the gate leaves it.
+    const seeded = async (draftId: string) => {
+      const res = await create({ prompt: '[script:hello]', connectors: ['Gmail'] });
+      await waitFor(res.body.id, ['completed']);
+      const actionId = newId();
+      await su.query(`UPDATE tasks SET state = 'in_review' WHERE org_id = $1 AND id = $2`, [org.id, res.body.id]);
+      await su.query(
+        `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at)
+         VALUES ($1, $2, $3, 5, $4, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $5, $6, now())`,
+        [org.id, actionId, res.body.id, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } })],
+      );
+      return { taskId: res.body.id as string, actionId };
+    };
+    const approver = await login(h, org.users.approver.email);
+    const ok = await seeded('draft-ok');
+    const bundle = await h.http.get(`/v1/reviews/${ok.taskId}`).set('Cookie', approver);
+    expect(bundle.body.actions.find((a: { actionId: string }) => a.actionId === ok.actionId)).toMatchObject({ needsReview: true, undoTool: 'gmail.delete_draft', finalizeTool: 'gmail.send_draft' });
+    gmail.calls.length = 0;
+    const accepted = await h.http.post(`/v1/reviews/${ok.taskId}/accept`).set('Cookie', approver).send({});
+    expect({ status: accepted.status, detail: accepted.body.detail }).toEqual({ status: 200, detail: undefined });
+    expect(accepted.body).toMatchObject({ taskState: 'completed', accepted: 1, pending: 0 });
+    const sent = gmail.calls.filter((c) => c.path === '/gmail/v1/users/me/drafts/send');
+    expect(sent).toHaveLength(1);
+    expect(sent[0].authorization).toBe('Bearer tok-gmail');
+    expect(JSON.parse(sent[0].body)).toEqual({ id: 'draft-ok' });
+    expect((await decrypts(ok.taskId)).filter((x) => x.actionId === ok.actionId)).toHaveLength(1);
+    const [accept] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'review.accept' AND canonical::jsonb->'target'->>'id' = $2`, [org.id, ok.taskId])).rows;
+    expect(accept.p.actions).toEqual([{ actionId: ok.actionId, tool: 'gmail.send', undo: null, finalize: 'gmail.send_draft' }]);
+
+    // The draft is gone upstream: the accept fails clearly and the action stays pending.
+    const gone = await seeded('draft-gone');
+    const refused = await h.http.post(`/v1/reviews/${gone.taskId}/actions/${gone.actionId}/accept`).set('Cookie', approver).send({});
+    expect(refused.status).toBe(409);
+    expect(refused.body.detail).toMatch(/finishing step of action .* failed/);
+    expect((await h.http.get(`/v1/reviews/${gone.taskId}`).set('Cookie', approver)).body).toMatchObject({ taskState: 'in_review', pending: 1, accepted: 0 });
   });
 
   it('a Batched Drive file waits in review; the reviewer reverts it through Drive with the employee\'s token (the undo audited under the action)', async () => {

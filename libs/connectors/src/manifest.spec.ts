@@ -65,7 +65,7 @@ describe('manifests', () => {
       auth: { kind: 'none' },
       credentialScope: 'user',
       tools: [
-        { name: 'send', description: '', inputSchema: { type: 'object', properties: { to: {} } }, action: 'email.send', extract: { recipients: ['/too'] }, reversible: { tool: 'draft', undo: { tool: 'nope', args: { x: '/other' } } } },
+        { name: 'send', description: '', inputSchema: { type: 'object', properties: { to: {} } }, action: 'email.send', extract: { recipients: ['/too'] }, reversible: { tool: 'draft', undo: { tool: 'nope', args: { x: '/other' } }, finalize: { tool: 'send_draft', args: { id: '/elsewhere' } } } },
         { name: 'send', description: '', inputSchema: { type: 'object' }, action: 'email.draft' },
       ],
     };
@@ -80,6 +80,8 @@ describe('manifests', () => {
           'tools[0].reversible.tool: no tool named "draft" in this manifest',
           'tools[0].reversible.undo.tool: no tool named "nope" in this manifest',
           'tools[0].reversible.undo.args.x: undo selectors read "/args/..." or "/result/..."',
+          'tools[0].reversible.finalize.tool: no tool named "send_draft" in this manifest',
+          'tools[0].reversible.finalize.args.id: finalize selectors read "/args/..." or "/result/..."',
         ]),
       );
     }

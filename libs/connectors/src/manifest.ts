@@ -67,6 +67,12 @@ export const reversibleSchema = z.strictObject({
   args: argMap.optional(),
   /** How to undo what the reversible form did; selectors into {args, result}. */
   undo: z.strictObject({ tool: z.string().min(1).max(64), args: argMap }),
+  /**
+   * The connector's step that makes the reversible form final when a reviewer accepts it (a draft
+   * becomes the sent message or the published post); selectors into {args, result}. Without it,
+   * the reversible form is final as it is.
+   */
+  finalize: z.strictObject({ tool: z.string().min(1).max(64), args: argMap }).optional(),
 });
 export type ReversibleSpec = z.infer<typeof reversibleSchema>;
 
@@ -165,9 +171,14 @@ export const manifestSchema = z
         for (const [k, v] of Object.entries(r.args ?? {})) {
           if (!isConst(v) && !pointerOf(v).startsWith('/args')) ctx.addIssue({ code: 'custom', path: ['tools', i, 'reversible', 'args', k], message: 'selectors of the reversible form read "/args/..."' });
         }
-        for (const [k, v] of Object.entries(r.undo.args)) {
-          if (!isConst(v) && !/^\/(args|result)(\/|$)/.test(pointerOf(v))) {
-            ctx.addIssue({ code: 'custom', path: ['tools', i, 'reversible', 'undo', 'args', k], message: 'undo selectors read "/args/..." or "/result/..."' });
+        for (const step of ['undo', 'finalize'] as const) {
+          const call = r[step];
+          if (!call) continue;
+          if (step === 'finalize' && !names.has(call.tool)) ctx.addIssue({ code: 'custom', path: ['tools', i, 'reversible', step, 'tool'], message: `no tool named "${call.tool}" in this manifest` });
+          for (const [k, v] of Object.entries(call.args)) {
+            if (!isConst(v) && !/^\/(args|result)(\/|$)/.test(pointerOf(v))) {
+              ctx.addIssue({ code: 'custom', path: ['tools', i, 'reversible', step, 'args', k], message: `${step} selectors read "/args/..." or "/result/..."` });
+            }
           }
         }
       }
@@ -376,4 +387,11 @@ export function undoCall(mapping: ToolMapping, reversibleArgs: Record<string, un
   const r = mapping.reversible;
   if (!r) return null;
   return { tool: r.undo.tool, args: buildArgs(r.undo.args, { args: reversibleArgs, result }) };
+}
+
+/** The call that makes a reversible call final once a reviewer accepts it (null: final as it is). */
+export function finalizeCall(mapping: ToolMapping, reversibleArgs: Record<string, unknown>, result: unknown): ToolCall | null {
+  const f = mapping.reversible?.finalize;
+  if (!f) return null;
+  return { tool: f.tool, args: buildArgs(f.args, { args: reversibleArgs, result }) };
 }

@@ -33,6 +33,14 @@ const probeManifest: ConnectorManifest = {
     { name: 'probe.read', description: 'Read something.', inputSchema: { type: 'object', properties: { q: { type: 'string' } } }, action: 'file.read', readOnly: true },
     { name: 'probe.pay', description: 'Pay an invoice.', inputSchema: { type: 'object', properties: { amount: { type: 'number' } } }, action: 'payment.execute', extract: { amount: ['/amount'] } },
     { name: 'probe.send', description: 'Send mail.', inputSchema: { type: 'object', properties: { to: { type: 'string' } } }, action: 'email.send', extract: { recipients: ['/to'] } },
+    // A CMS: at Batched a publish becomes a draft; the reviewer's accept publishes that draft, a revert discards it.
+    {
+      name: 'probe.publish', description: 'Publish a post.', inputSchema: { type: 'object', properties: { title: { type: 'string' } } }, action: 'saas.write',
+      reversible: { tool: 'probe.draft', undo: { tool: 'probe.discard', args: { id: '/result/id' } }, finalize: { tool: 'probe.publish_draft', args: { id: '/result/id' } } },
+    },
+    { name: 'probe.draft', description: 'Save a draft post.', inputSchema: { type: 'object', properties: { title: { type: 'string' } } }, action: 'saas.write' },
+    { name: 'probe.discard', description: 'Discard a draft.', inputSchema: { type: 'object', properties: { id: { type: 'string' } } }, action: 'saas.write' },
+    { name: 'probe.publish_draft', description: 'Publish a draft.', inputSchema: { type: 'object', properties: { id: { type: 'string' } } }, action: 'saas.write' },
   ],
 };
 
@@ -76,6 +84,11 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     server.registerTool('probe.read', { description: 'Read something.', inputSchema: { q: z.string().optional() } }, handler('probe.read'));
     server.registerTool('probe.pay', { description: 'Pay.', inputSchema: { amount: z.number().optional() } }, handler('probe.pay'));
     server.registerTool('probe.send', { description: 'Send.', inputSchema: { to: z.string().optional() } }, handler('probe.send'));
+    server.registerTool('probe.draft', { description: 'Draft.', inputSchema: { title: z.string().optional() } }, async (args, extra) => {
+      await handler('probe.draft')(args, extra);
+      return { content: [{ type: 'text' as const, text: 'draft saved' }], structuredContent: { id: 'post-7', status: 'draft' } };
+    });
+    for (const t of ['probe.publish', 'probe.discard', 'probe.publish_draft']) server.registerTool(t, { description: t, inputSchema: { title: z.string().optional(), id: z.string().optional() } }, handler(t));
     return server;
   }
 
@@ -177,6 +190,18 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(del).toMatchObject({ status: 'awaiting_approval', level: 'watched' });
     expect(existsSync(join(folder, 'brief.md'))).toBe(true);
     expect(await row(org.orgId, del.actionId)).toMatchObject({ state: 'awaiting_approval' });
+  });
+
+  it("Batched with a finishing step: a publish runs as a draft and records how to publish it (the reviewer's accept) and how to discard it", async () => {
+    const doc = seedPolicy();
+    doc.baseline['saas.write'] = 'batched';
+    const org = await newOrg(doc);
+    const r = await gateAction(deps, request(org, 'probe', 'probe.publish', { title: 'Q3 results' }));
+    expect(r).toMatchObject({ status: 'executed', level: 'batched', reversible: true, undo: { tool: 'probe.discard', args: { id: 'post-7' } } });
+    expect(calls.at(-1)).toMatchObject({ tool: 'probe.draft', claimState: 'executing' });
+    expect(calls.some((c) => c.tool === 'probe.publish' || c.tool === 'probe.publish_draft')).toBe(false);
+    await deps.outcomes.flush();
+    expect(await row(org.orgId, r.actionId)).toMatchObject({ state: 'succeeded', finalize: { tool: 'probe.publish_draft', args: { id: 'post-7' } }, undo: { tool: 'probe.discard', args: { id: 'post-7' } } });
   });
 
   it('Forbidden: refused with its reason, nothing executed, the refusal audited', async () => {

@@ -26,7 +26,7 @@ import type { Redis } from 'ioredis';
 import type { DataSource, EntityManager } from 'typeorm';
 import { type AuditKeyring, canonical, type Client, prepareEvent } from '@steward/audit';
 import { inSpan, newId, SpanAttr, tracer } from '@steward/common';
-import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
+import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, finalizeCall, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
 import { type ActionContext, authorize, type Decision, decide, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, recordFacts, toFacts } from '@steward/policy';
 import { type ClaimWriter, claimWriterFor } from './claims';
@@ -314,12 +314,14 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       ),
     );
     const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
+    // The step that makes it final once a reviewer accepts it (a draft becomes the sent message), where the connector has one.
+    const finalize = w.reversible ? finalizeCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).
-    deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, errorCode: null });
+    deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, finalize, errorCode: null });
     return { ...w.decided, status: 'executed', reversible: w.reversible !== null, result, undo };
   } catch (err) {
     const error = err instanceof ConnectorError ? { code: err.code, message: err.message } : { code: 'internal', message: 'the connector call failed' };
-    deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, errorCode: error.code });
+    deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, finalize: null, errorCode: error.code });
     return { ...w.decided, status: 'failed', error };
   }
 }
@@ -414,6 +416,8 @@ export interface Outcome {
   bytes: number | null;
   ms: number;
   undo: ToolCall | null;
+  /** The call that makes a Batched action's reversible form final when a reviewer accepts it. */
+  finalize?: ToolCall | null;
   errorCode: string | null;
 }
 
@@ -501,8 +505,8 @@ export class OutcomeWriter {
       for (const [orgId, { items, events }] of byOrg) {
         await em.query(`SELECT set_config('app.org_id', $1, true), set_config('app.user_id', '', true)`, [orgId]);
         await em.query(
-          `UPDATE task_actions t SET state = v.state, result_digest = v.digest, result_bytes = v.bytes, duration_ms = v.ms, undo = v.undo::jsonb, error_code = v.err, finished_at = v.at
-             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[]) AS v(id, state, digest, bytes, ms, undo, err, at)
+          `UPDATE task_actions t SET state = v.state, result_digest = v.digest, result_bytes = v.bytes, duration_ms = v.ms, undo = v.undo::jsonb, finalize = v.fin::jsonb, error_code = v.err, finished_at = v.at
+             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::text[]) AS v(id, state, digest, bytes, ms, undo, err, at, fin)
             WHERE t.org_id = $1 AND t.id = v.id AND t.state = 'executing'`,
           [
             orgId,
@@ -514,6 +518,7 @@ export class OutcomeWriter {
             items.map((i) => (i.o.undo ? JSON.stringify(i.o.undo) : null)),
             items.map((i) => i.o.errorCode),
             items.map((i) => i.at),
+            items.map((i) => (i.o.finalize ? JSON.stringify(i.o.finalize) : null)),
           ],
         );
         await em.query(`INSERT INTO audit_events (id, org_id, occurred_at, canonical) SELECT t.id, $1, t.at, t.c FROM unnest($2::uuid[], $3::timestamptz[], $4::text[]) AS t(id, at, c)`, [

@@ -74,6 +74,8 @@ export const ReviewActionView = z.strictObject({
   needsReview: z.boolean(),
   reversible: z.boolean(),
   undoTool: z.string().max(128).nullable(),
+  /** The connector's step that makes the action final when accepted (a draft becomes the sent message); null: final as it is. */
+  finalizeTool: z.string().max(128).nullable(),
   reviewState: z.enum(['pending', 'accepted', 'reverted']).nullable(),
   reviewedBy: Uuid.nullable(),
   reviewedAt: Timestamp.nullable(),

@@ -25,6 +25,7 @@ interface ActionRow {
   state: string;
   reversible: boolean;
   undo: { tool: string; args: Record<string, unknown> } | null;
+  finalize: { tool: string; args: Record<string, unknown> } | null;
   review_state: 'accepted' | 'reverted' | null;
   reviewed_by: string | null;
   reviewed_at: Date | null;
@@ -34,8 +35,9 @@ const needsReview = (a: ActionRow) => a.level === 'batched' && a.state === 'succ
 
 /**
  * Review bundles: a finished task whose Batched writes ran in their reversible form waits
- * `in_review`. A reviewer accepts each action (final as it is: the built-in connectors have no
- * separate "make final" step) or reverts it (its undo call, through the task's connector, now). When
+ * `in_review`. A reviewer accepts each action (its finishing step, where the connector has one: a
+ * draft becomes the sent message; else final as it is) or reverts it (its undo call), each through
+ * the task's connector, now. When
  * every Batched action is settled the task is `completed`. Every decision is audited.
  */
 @Injectable()
@@ -87,7 +89,7 @@ export class ReviewsService {
   private async bundle(em: EntityManager, p: Principal, taskId: string): Promise<z.infer<typeof ReviewView>> {
     const t = await this.task(em, p, taskId);
     const rows: ActionRow[] = await em.query(
-      `SELECT id, step, connector, tool, action_type, level, state, reversible, undo, review_state, reviewed_by, reviewed_at FROM task_actions
+      `SELECT id, step, connector, tool, action_type, level, state, reversible, undo, finalize, review_state, reviewed_by, reviewed_at FROM task_actions
         WHERE org_id = $1 AND task_id = $2 AND action_type <> 'model.invoke' ORDER BY step`,
       [p.orgId, taskId],
     );
@@ -102,6 +104,7 @@ export class ReviewsService {
       needsReview: needsReview(a),
       reversible: a.reversible,
       undoTool: a.undo?.tool ?? null,
+      finalizeTool: a.finalize?.tool ?? null,
       reviewState: needsReview(a) ? (a.review_state ?? 'pending') : null,
       reviewedBy: a.reviewed_by,
       reviewedAt: a.reviewed_at?.toISOString() ?? null,
@@ -127,7 +130,7 @@ export class ReviewsService {
       if (t.state !== 'in_review') throw AppError.conflict(`The task is ${t.state}, not in review.`);
       if (actionId !== null && !UUID_PATTERN.test(actionId)) throw AppError.notFound('action');
       const rows: ActionRow[] = await em.query(
-        `SELECT id, step, connector, tool, action_type, level, state, reversible, undo, review_state, reviewed_by, reviewed_at FROM task_actions
+        `SELECT id, step, connector, tool, action_type, level, state, reversible, undo, finalize, review_state, reviewed_by, reviewed_at FROM task_actions
           WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible ${actionId ? 'AND id = $3' : 'AND review_state IS NULL'}
           ORDER BY step DESC FOR UPDATE`,
         actionId ? [p.orgId, taskId, actionId] : [p.orgId, taskId],
@@ -135,7 +138,8 @@ export class ReviewsService {
       if (actionId && !rows.length) throw AppError.notFound('action');
       if (actionId && rows[0].review_state) throw AppError.conflict(`The action is already ${rows[0].review_state}.`);
       if (!rows.length) throw AppError.conflict('Nothing in this bundle is left to review.');
-      if (verdict === 'revert') await this.revertAll(p, t, rows);
+      if (verdict === 'revert') await this.throughConnectors(p, t, rows, 'undo');
+      else if (rows.some((r) => r.finalize)) await this.throughConnectors(p, t, rows, 'finalize');
       await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = ANY($2::uuid[])`, [
         p.orgId,
         rows.map((r) => r.id),
@@ -154,19 +158,21 @@ export class ReviewsService {
         action: `review.${verdict}`,
         targetType: 'Task',
         targetId: taskId,
-        payload: { actions: rows.map((r) => ({ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null })), whole: actionId === null, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
+        payload: { actions: rows.map((r) => ({ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null, finalize: verdict === 'accept' ? (r.finalize?.tool ?? null) : null })), whole: actionId === null, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
       });
       return this.bundle(em, p, taskId);
     });
   }
 
   /**
-   * Runs each action's undo call through its connector (newest first), with the task's own
-   * connectors and the task owner's credentials (each decrypt audited under the action it undoes);
-   * any failure stops and nothing is marked. While agents are paused no credential is released,
-   * so nothing is reverted through a connector that needs one.
+   * Runs each action's undo call (a revert) or finishing step (an accept, where it has one) through
+   * its connector, newest first, with the task's own connectors and the task owner's credentials
+   * (each decrypt audited under the action it serves); any failure stops and nothing is marked (the
+   * calls carry idempotency keys, so settling again does not act twice where the upstream honours
+   * them). While agents are paused no credential is released, so nothing runs through a connector
+   * that needs one.
    */
-  private async revertAll(p: Principal, t: { id: string; user_id: string; connectors: string[] }, rows: ActionRow[]): Promise<void> {
+  private async throughConnectors(p: Principal, t: { id: string; user_id: string; connectors: string[] }, rows: ActionRow[], step: 'undo' | 'finalize'): Promise<void> {
     const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
     try {
       const egress = await this.db.inOrg(p, (em) => this.credentials.egressFor(em, p.orgId));
@@ -177,14 +183,18 @@ export class ReviewsService {
         { orgId: p.orgId, userId: t.user_id, taskId: t.id },
         t.connectors,
       );
+      const verb = step === 'undo' ? 'reverted' : 'made final';
       for (const r of rows) {
-        if (!r.undo) throw AppError.conflict(`The action ${r.id} has no undo call recorded; it cannot be reverted.`);
-        if (!hub.has(r.connector)) throw AppError.conflict(`The ${r.connector} connector is no longer available to this task: action ${r.id} cannot be reverted.`);
-        const undo = r.undo;
+        const call = r[step];
+        if (!call) {
+          if (step === 'finalize') continue; // final as it is
+          throw AppError.conflict(`The action ${r.id} has no undo call recorded; it cannot be reverted.`);
+        }
+        if (!hub.has(r.connector)) throw AppError.conflict(`The ${r.connector} connector is no longer available to this task: action ${r.id} cannot be ${verb}.`);
         try {
-          await actionScope.run({ orgId: p.orgId, userId: t.user_id, actionId: r.id, taskId: t.id, client: 'rest' }, () => hub.callTool(r.connector, undo.tool, undo.args, { idempotencyKey: `undo-${r.id}` }));
+          await actionScope.run({ orgId: p.orgId, userId: t.user_id, actionId: r.id, taskId: t.id, client: 'rest' }, () => hub.callTool(r.connector, call.tool, call.args, { idempotencyKey: `${step}-${r.id}` }));
         } catch (err) {
-          if (err instanceof ConnectorError) throw AppError.conflict(`The undo of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}`);
+          if (err instanceof ConnectorError) throw AppError.conflict(`The ${step === 'undo' ? 'undo' : 'finishing step'} of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}`);
           throw err;
         }
       }

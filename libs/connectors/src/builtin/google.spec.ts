@@ -1,6 +1,6 @@
 import { ConnectorError } from '../errors';
 import { ConnectorHub } from '../hub';
-import { extractContext, parseManifest, resolveTool, reversibleCall, undoCall } from '../manifest';
+import { extractContext, finalizeCall, parseManifest, resolveTool, reversibleCall, undoCall } from '../manifest';
 import { fakeApi, type RecordedCall } from '../test-support/fake-api';
 import { calendarManifest, createCalendarServer, createDriveServer, createGmailServer, driveManifest, gmailManifest } from './google';
 
@@ -48,6 +48,7 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
         }
         if (c.method === 'POST' && c.path === `${base}/drafts`) return { json: { id: 'draft-1', message: { id: 'msg-d1' } } };
         if (c.method === 'DELETE' && c.path === `${base}/drafts/draft-1`) return { status: 204, text: '' };
+        if (c.method === 'POST' && c.path === `${base}/drafts/send` && JSON.parse(c.body).id === 'draft-1') return { json: { id: 'msg-d1', threadId: 't-d1', labelIds: ['SENT'] } };
         if (c.method === 'POST' && c.path === `${base}/messages/send`) return { json: { id: 'sent-1', threadId: 't-sent' } };
         return undefined;
       },
@@ -128,6 +129,23 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       const undo = undoCall(mapping, call.args, res.structuredContent)!;
       await hub.callTool('gmail', undo.tool, undo.args);
       expect(gmailFake.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['POST /gmail/v1/users/me/drafts', 'DELETE /gmail/v1/users/me/drafts/draft-1']);
+    });
+
+    it("a reviewer's accept makes the draft final: the draft the reversible form created is sent, as it is", async () => {
+      gmailFake.calls.length = 0;
+      const args = { to: ['bob@partner.example'], subject: 'Quarterly numbers', body: 'Attached.' };
+      const mapping = resolveTool(gmailManifest, 'gmail.send');
+      const call = reversibleCall(mapping, args)!;
+      const res = await hub.callTool('gmail', call.tool, call.args);
+      const fin = finalizeCall(mapping, call.args, res.structuredContent)!;
+      expect(fin).toEqual({ tool: 'gmail.send_draft', args: { draftId: 'draft-1' } });
+      expect(resolveTool(gmailManifest, fin.tool).action).toBe('email.send');
+      const sent = await hub.callTool('gmail', fin.tool, fin.args);
+      expect(sent.structuredContent).toEqual({ draftId: 'draft-1', messageId: 'msg-d1', threadId: 't-d1' });
+      expect(gmailFake.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['POST /gmail/v1/users/me/drafts', 'POST /gmail/v1/users/me/drafts/send']);
+      expect(JSON.parse(gmailFake.calls[1].body)).toEqual({ id: 'draft-1' });
+      // A tool without a finishing step is final as it is.
+      expect(finalizeCall(resolveTool(gmailManifest, 'gmail.create_draft'), args, { draftId: 'draft-2' })).toBeNull();
     });
 
     it('sends when asked to send', async () => {

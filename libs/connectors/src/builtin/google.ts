@@ -122,6 +122,11 @@ export function createGmailServer(opts: GoogleOptions): McpServer {
     return { data: { draftId: a.draftId, deleted: true } };
   });
 
+  defineTool(server, svc, 'gmail.send_draft', { description: 'Send a draft as it is.', inputSchema: { draftId: z.string().max(256) } }, async (a) => {
+    const sent = await google(svc, async () => api.users.drafts.send({ userId: 'me', requestBody: { id: a.draftId } }, await callOpts(opts, svc)));
+    return { data: { draftId: a.draftId, messageId: sent.id, threadId: sent.threadId } };
+  });
+
   defineTool(server, svc, 'gmail.send', { description: 'Send a message.', inputSchema: mailShape }, async (a) => {
     const raw = b64url(buildRfc822(a));
     const sent = await google(svc, async () => api.users.messages.send({ userId: 'me', requestBody: { raw } }, await callOpts(opts, svc)));
@@ -269,9 +274,10 @@ export const gmailManifest: ConnectorManifest = {
       inputSchema: obj({ to: strArr, cc: strArr, subject: str, body: str }, ['to', 'subject', 'body']),
       action: 'email.send',
       extract: { recipients: ['/to', '/cc'] },
-      // At Batched a send becomes a draft the reviewer can send or discard.
-      reversible: { tool: 'gmail.create_draft', undo: { tool: 'gmail.delete_draft', args: { draftId: '/result/draftId' } } },
+      // At Batched a send becomes a draft: the reviewer's accept sends it, a revert discards it.
+      reversible: { tool: 'gmail.create_draft', undo: { tool: 'gmail.delete_draft', args: { draftId: '/result/draftId' } }, finalize: { tool: 'gmail.send_draft', args: { draftId: '/result/draftId' } } },
     },
+    { name: 'gmail.send_draft', description: 'Send a draft as it is.', inputSchema: obj({ draftId: str }, ['draftId']), action: 'email.send' },
   ],
 };
 

@@ -24,6 +24,7 @@ import { OversightReports1765152000000 } from './1765152000000-oversight-reports
 import { IncidentsSanctionsPilot1765238400000 } from './1765238400000-incidents-sanctions-pilot';
 import { AuditDerivedColumns1765411200000 } from './1765411200000-audit-derived-columns';
 import { ModelRouting1765497600000 } from './1765497600000-model-routing';
+import { ReviewFinalize1765584000000 } from './1765584000000-review-finalize';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -53,4 +54,5 @@ export const MIGRATIONS = [
   IncidentsSanctionsPilot1765238400000,
   AuditDerivedColumns1765411200000,
   ModelRouting1765497600000,
+  ReviewFinalize1765584000000,
 ];

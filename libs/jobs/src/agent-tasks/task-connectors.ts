@@ -72,6 +72,14 @@ export interface TaskConnectors {
   targets: Record<string, CredentialTarget>;
 }
 
+/** The catalog's reversible form of a remote tool, when every tool it calls is approved on this connector. */
+function reversibleOf(base: ConnectorManifest | undefined, name: string, approved: { name: string }[]): { reversible?: NonNullable<ToolSpec['reversible']> } {
+  const r = base?.tools.find((x) => x.name === name)?.reversible;
+  if (!r) return {};
+  const needed = [r.tool, r.undo.tool, r.finalize?.tool].filter((x): x is string => !!x);
+  return needed.every((n) => approved.some((a) => a.name === n)) ? { reversible: r } : {};
+}
+
 export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDeps, task: { orgId: string; userId: string; taskId: string | null; client?: 'worker' | 'mcp' }, names: string[]): Promise<TaskConnectors> {
   const manifests: Record<string, ConnectorManifest> = {};
   const targets: Record<string, CredentialTarget> = {};
@@ -135,6 +143,9 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
             inputSchema: t.approved_definition?.inputSchema ?? { type: 'object' },
             action: t.action as ToolSpec['action'],
             ...(t.extract ? { extract: t.extract } : {}),
+            // A catalog connector's reversible form (draft, undo, finishing step) for a tool of that name whose
+            // steps were approved too; otherwise a Batched write of it waits like Watched.
+            ...reversibleOf(base, t.name, mine),
             // A read is what the admin's mapping says (an action type that sends nothing out), not the
             // server's own readOnlyHint: the hint is not covered by the pinned hash.
             ...(isActionType(t.action) && (ACTION_TYPES[t.action] as ActionTypeSpec).outbound === false ? { readOnly: true } : {}),

@@ -1,0 +1,84 @@
+import { Writable } from 'node:stream';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import { createLogger, newId } from '@steward/common';
+import { ConnectorHub, toolDefinitionHash } from '@steward/connectors';
+import { createDataSource, type DataSource, inOrg } from '@steward/db';
+import { serveMcp } from '../../../connectors/src/test-support/loopback';
+import { createTestDatabase, type TestDatabase } from '../../../../test/support/test-db';
+import { addTaskConnectors } from './task-connectors';
+
+/**
+ * A remote connector from the catalog (WordPress) as a task sees it: the tools an admin approved,
+ * mapped as approved, and the catalog's reversible form (draft → undo, finishing step) only when
+ * every tool it calls is approved on that connector too.
+ */
+describe('task connectors: a remote catalog connector', () => {
+  let db: TestDatabase;
+  let ds: DataSource;
+  let upstream: Awaited<ReturnType<typeof serveMcp>>;
+  const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+  const TOOLS = ['wp_create_draft', 'wp_delete_post', 'wp_publish_post'];
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    ds = createDataSource({ url: db.appUrl, poolMax: 4 });
+    await ds.initialize();
+    upstream = await serveMcp(() => {
+      const server = new McpServer({ name: 'wordpress', version: '1.0.0' });
+      for (const t of TOOLS) server.registerTool(t, { description: t, inputSchema: { site: z.string(), title: z.string().optional(), postId: z.number().optional() } }, async () => ({ content: [{ type: 'text', text: 'ok' }] }));
+      return server;
+    });
+  });
+  afterAll(async () => {
+    await upstream?.close();
+    await ds?.destroy();
+    await db?.drop();
+  });
+
+  async function orgWith(approved: string[]): Promise<string> {
+    const orgId = newId();
+    const connectorId = newId();
+    const probe = new Client({ name: 'probe', version: '1' });
+    await probe.connect(new StreamableHTTPClientTransport(new URL(`${upstream.url}/mcp`)));
+    const listed = (await probe.listTools()).tools;
+    await probe.close();
+    await inOrg(ds, { orgId }, async (em) => {
+      await em.query(`INSERT INTO orgs (id, name, slug, domains) VALUES ($1, 'Acme', $2, '{acme.example}')`, [orgId, `acme-${orgId.slice(-8)}`]);
+      await em.query(`INSERT INTO connectors (org_id, id, catalog_id, kind, name, url, auth, credential_scope, status) VALUES ($1, $2, 'wordpress', 'remote', 'WordPress', $3, '{"kind":"none"}', 'org', 'active')`, [orgId, connectorId, `${upstream.url}/mcp`]);
+      for (const t of listed.filter((x) => approved.includes(x.name))) {
+        const def = { name: t.name, description: t.description ?? '', inputSchema: t.inputSchema };
+        await em.query(
+          `INSERT INTO connector_tools (org_id, connector_id, name, definition, definition_hash, action, status, approved_hash, approved_definition, approved_at) VALUES ($1, $2, $3, $4, $5, 'saas.write', 'approved', $5, $4, now())`,
+          [orgId, connectorId, t.name, JSON.stringify(def), toolDefinitionHash(def)],
+        );
+      }
+    });
+    return orgId;
+  }
+
+  async function manifestFor(orgId: string) {
+    const hub = new ConnectorHub({ timeoutMs: 10_000 });
+    try {
+      const { manifests } = await addTaskConnectors(hub, { ds, dataDir: '/nonexistent', log: quiet, egress: async () => ({ allowHosts: ['127.0.0.1'] }) }, { orgId, userId: newId(), taskId: null }, ['WordPress']);
+      return manifests.wordpress!;
+    } finally {
+      await hub.close();
+    }
+  }
+
+  it("carries the catalog's draft and its undo when the undo tool is approved too", async () => {
+    const m = await manifestFor(await orgWith(TOOLS));
+    expect(m.tools.map((t) => t.name).sort()).toEqual(TOOLS);
+    expect(m.tools.find((t) => t.name === 'wp_create_draft')).toMatchObject({ action: 'saas.write', reversible: { undo: { tool: 'wp_delete_post' } } });
+    expect(m.tools.find((t) => t.name === 'wp_publish_post')?.reversible).toBeUndefined();
+  });
+
+  it('offers no reversible form whose undo was not approved (a Batched write then waits like Watched)', async () => {
+    const m = await manifestFor(await orgWith(['wp_create_draft']));
+    expect(m.tools.map((t) => t.name)).toEqual(['wp_create_draft']);
+    expect(m.tools[0]!.reversible).toBeUndefined();
+  });
+});
