@@ -23,7 +23,7 @@ const ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-dev-shm-
 const ARTIFACTS = join(__dirname, '..', '..', 'test-artifacts', 'console');
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const OVERSIGHT_PAGES = ['/reports', '/incidents', '/violations', '/tuning', '/pilot'];
-const ADMIN_PAGES = ['/policy', '/audit', '/people', '/connectors', '/settings', '/approvals', '/reviews', ...OVERSIGHT_PAGES];
+const ADMIN_PAGES = ['/policy', '/workflows', '/audit', '/people', '/connectors', '/settings', '/approvals', '/reviews', ...OVERSIGHT_PAGES];
 const ALL_PAGES = ['/', '/tasks', ...ADMIN_PAGES, '/account'];
 
 describe('admin console in a real browser', () => {
@@ -524,6 +524,39 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('draft-version').waitFor();
   });
 
+  it('the owner documents a workflow: creates it, sees its classification under the active policy, edits it and deletes it after confirming', async () => {
+    const page = await signIn('owner');
+    await open(page, '/workflows', 'Workflows');
+    await page.getByRole('button', { name: 'New workflow' }).click();
+    const dialog = page.getByRole('dialog', { name: 'New workflow' });
+    await dialog.getByLabel('Key').fill('legal-triage-console');
+    await dialog.getByLabel('Name').fill('Contract risk triage');
+    await dialog.getByLabel('Description').fill('First pass of unsigned contracts against the standard terms.');
+    await dialog.getByRole('combobox', { name: 'Action types it uses', exact: true }).click();
+    for (const t of ['saas.read', 'chat.send']) await page.getByRole('option', { name: t, exact: true }).click();
+    await page.keyboard.press('Escape');
+    await dialog.getByRole('button', { name: 'Create the workflow' }).click();
+    const card = page.getByTestId('workflow-legal-triage-console');
+    // The seed policy: reads are Autonomous, a Slack message is Watched — so the workflow is classified Watched.
+    await card.getByTestId('classification-legal-triage-console').waitFor();
+    expect(await card.getByTestId('classification-legal-triage-console').textContent()).toBe('Classified watched');
+    expect(await card.getByRole('row').count()).toBe(3);
+    await axe(page, '/workflows');
+    await shot(page, '20-workflows');
+    await card.getByRole('button', { name: 'Edit' }).click();
+    const edit = page.getByRole('dialog', { name: 'Edit legal-triage-console' });
+    await edit.getByRole('combobox', { name: 'Model tier', exact: true }).click();
+    await page.getByRole('option', { name: 'Complex (Opus)' }).click();
+    await edit.getByRole('button', { name: 'Save the workflow' }).click();
+    await card.getByText('Model: complex').waitFor();
+    await card.getByRole('button', { name: 'Delete' }).click();
+    await page.getByRole('dialog', { name: 'Delete the workflow legal-triage-console?' }).getByRole('button', { name: 'Delete the workflow' }).click();
+    await card.waitFor({ state: 'detached' });
+    const cookie = await login(h, org.users.owner.email);
+    const left = (await h.http.get('/v1/workflows?limit=200').set('Cookie', cookie)).body.items.map((w: { key: string }) => w.key);
+    expect(left).not.toContain('legal-triage-console');
+  });
+
   it("the owner routes the org's tasks to a model tier and gives one workflow its own", async () => {
     const cookie = await login(h, org.users.owner.email);
     const wf = await h.http.post('/v1/workflows').set('Cookie', cookie).send({ key: 'contract-triage-console', name: 'Contract triage', actionTypes: ['saas.read'] });
@@ -578,7 +611,7 @@ describe('admin console in a real browser', () => {
   it('a member sees none of the admin pages nor their data: the API refuses and the console says so', async () => {
     const page = await signIn('member');
     const nav = (await page.getByRole('navigation', { name: 'Main' }).textContent()) ?? '';
-    for (const label of ['Trust Levels', 'Audit trail', 'Members & roles', 'Connectors', 'Settings', 'Approvals', 'Reviews', 'Anomaly reports', 'Incidents', 'Violations', 'Trust tuning', 'Pilot metrics'])
+    for (const label of ['Trust Levels', 'Workflows', 'Audit trail', 'Members & roles', 'Connectors', 'Settings', 'Approvals', 'Reviews', 'Anomaly reports', 'Incidents', 'Violations', 'Trust tuning', 'Pilot metrics'])
       expect(nav).not.toContain(label);
     for (const path of ADMIN_PAGES) {
       await page.goto(`${web.url}${path}`);
@@ -589,11 +622,11 @@ describe('admin console in a real browser', () => {
     await shot(page, '09-member-not-permitted');
     const statuses = await page.evaluate(async () => {
       const out: Record<string, number> = {};
-      for (const p of ['/api/v1/audit-events', '/api/v1/members', '/api/v1/approvals?state=pending', '/api/v1/audit/export', '/api/v1/reports', '/api/v1/incidents', '/api/v1/violations', '/api/v1/sanctions'])
+      for (const p of ['/api/v1/audit-events', '/api/v1/members', '/api/v1/approvals?state=pending', '/api/v1/audit/export', '/api/v1/reports', '/api/v1/incidents', '/api/v1/violations', '/api/v1/sanctions', '/api/v1/pilot/metrics', '/api/v1/trust-recommendations'])
         out[p] = (await fetch(p)).status;
       return out;
     });
-    for (const p of ['/api/v1/reports', '/api/v1/incidents', '/api/v1/violations', '/api/v1/sanctions']) expect({ p, status: statuses[p] }).toEqual({ p, status: 403 });
+    for (const p of ['/api/v1/reports', '/api/v1/incidents', '/api/v1/violations', '/api/v1/sanctions', '/api/v1/pilot/metrics', '/api/v1/trust-recommendations']) expect({ p, status: statuses[p] }).toEqual({ p, status: 403 });
     expect(statuses['/api/v1/audit-events']).toBe(403);
     expect(statuses['/api/v1/members']).toBe(403);
     expect(statuses['/api/v1/audit/export']).toBe(403);

@@ -18,6 +18,7 @@ export const NAV: { href: string; label: string; anyOf: string[] }[] = [
   { href: '/approvals', label: 'Approvals', anyOf: ['decide:Approval', 'read:Approval'] },
   { href: '/reviews', label: 'Reviews', anyOf: ['decide:Review', 'read:Review'] },
   { href: '/policy', label: 'Trust Levels', anyOf: ['create:Policy', 'read:AuditEvent'] },
+  { href: '/workflows', label: 'Workflows', anyOf: ['update:Workflow', 'create:Policy', 'read:AuditEvent'] },
   { href: '/audit', label: 'Audit trail', anyOf: ['read:AuditEvent'] },
   { href: '/reports', label: 'Anomaly reports', anyOf: ['read:AnomalyReport'] },
   { href: '/incidents', label: 'Incidents', anyOf: ['read:Incident'] },
