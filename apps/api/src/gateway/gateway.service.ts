@@ -113,10 +113,14 @@ const REFUSALS: Record<string, string> = {
   approval_mismatch: 'the approval was for other arguments or another tool definition; it was not run',
 };
 const WAIT_META_KEY = 'steward/wait-seconds';
+/** How long a resolved Bearer token's caller is reused (see GatewayService.caller), and how many are kept. */
+const PRINCIPAL_TTL_MS = 1000;
+const PRINCIPAL_CACHE_MAX = 10_000;
 
 @Injectable()
 export class GatewayService implements OnModuleDestroy {
   private readonly sessions = new Map<string, GatewaySession>();
+  private readonly principals = new Map<string, { principal: Promise<Principal>; until: number }>();
   private readonly auth: AuthGuard;
   private readonly keyring: AuditKeyring;
   private readonly broker: CredentialBroker;
@@ -171,14 +175,9 @@ export class GatewayService implements OnModuleDestroy {
     }
     let p: Principal;
     try {
-      const bearer = /^Bearer\s+(\S{1,200})$/i.exec(authorization)?.[1];
-      if (bearer?.startsWith(TokenPrefix.Mcp)) {
-        const caller = await resolveMcpToken(this.db.dataSource, this.config, bearer, mcpResource(this.config));
-        if (!caller) throw AppError.unauthenticated('The access token is unknown, expired or revoked, its member is no longer active, or it was issued for another resource.');
-        p = await this.auth.authenticate(req, { kind: 'mcp_token', id: caller.tokenId, orgId: caller.orgId, userId: caller.userId, mfaAt: null, clientId: caller.clientId });
-      } else {
-        p = await this.auth.authenticate(req);
-      }
+      // Messages of an open session may reuse the caller resolved from the same token within the last second; a new session always resolves it.
+      const sid = req.header('mcp-session-id');
+      p = await this.caller(req, authorization, !!sid && this.sessions.has(sid));
     } catch (err) {
       if (err instanceof AppError) {
         fail(err.status, err.code, err.title, err.detail ?? err.title, err.status === 401 ? { 'WWW-Authenticate': mcpChallenge(this.config, 'invalid_token') } : {});
@@ -235,6 +234,43 @@ export class GatewayService implements OnModuleDestroy {
     await s.transport.handleRequest(req, res, req.body);
     // A failed initialize leaves no session behind.
     if (!s.transport.sessionId) await this.closeSession(s);
+  }
+
+  /**
+   * The caller of a request from its Bearer token. An MCP client sends the same token with every
+   * message of a session, and resolving it is two transactions (token, then membership and roles),
+   * so within an open session (`reuse`) a token resolved less than PRINCIPAL_TTL_MS ago is not
+   * resolved again: there, a revoked or expired token, a suspended member or a changed role takes
+   * effect within that second — and the gate itself reads the kill switch and the membership again
+   * in every call's write-ahead commit. A new session (initialize) always resolves its token.
+   * Only successes are remembered (keyed by a digest of the header, never the token itself), and
+   * concurrent requests with the same token share one lookup.
+   */
+  private caller(req: Request, authorization: string, reuse: boolean): Promise<Principal> {
+    const key = sha256(authorization);
+    const now = Date.now();
+    const hit = this.principals.get(key);
+    if (reuse && hit && hit.until > now) return hit.principal;
+    const principal = this.authenticate(req, authorization);
+    if (this.principals.size >= PRINCIPAL_CACHE_MAX) {
+      for (const [k, v] of this.principals) if (v.until <= now) this.principals.delete(k);
+      if (this.principals.size >= PRINCIPAL_CACHE_MAX) this.principals.clear();
+    }
+    this.principals.set(key, { principal, until: now + PRINCIPAL_TTL_MS });
+    principal.catch(() => {
+      if (this.principals.get(key)?.principal === principal) this.principals.delete(key);
+    });
+    return principal;
+  }
+
+  private async authenticate(req: Request, authorization: string): Promise<Principal> {
+    const bearer = /^Bearer\s+(\S{1,200})$/i.exec(authorization)?.[1];
+    if (bearer?.startsWith(TokenPrefix.Mcp)) {
+      const caller = await resolveMcpToken(this.db.dataSource, this.config, bearer, mcpResource(this.config));
+      if (!caller) throw AppError.unauthenticated('The access token is unknown, expired or revoked, its member is no longer active, or it was issued for another resource.');
+      return this.auth.authenticate(req, { kind: 'mcp_token', id: caller.tokenId, orgId: caller.orgId, userId: caller.userId, mfaAt: null, clientId: caller.clientId });
+    }
+    return this.auth.authenticate(req);
   }
 
   private async withinRate(keyId: string, n: number): Promise<boolean> {
