@@ -134,6 +134,25 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(big.status).toBe(413);
   });
 
+  it('a revoked API key: a new session is refused at once, an open one within a second (its caller is reused that long)', async () => {
+    // A member of their own (their session stays open: a revoked key cannot end it).
+    const leaver = await login(h, (await addUser(h.ds, org, 'member', 'leaver')).email);
+    const key = await newApiKey(h, leaver, ['*']);
+    const client = await connect(key.secret);
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+    expect((await h.http.delete(`/v1/api-keys/${key.id}`).set('Cookie', leaver)).status).toBe(204);
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key.secret}` };
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
+    const fresh = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify(init) });
+    expect(fresh.status).toBe(401);
+    await new Promise((r) => setTimeout(r, 1100));
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} };
+    const later = await fetch(`${base}/mcp`, { method: 'POST', headers: { ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }, body: JSON.stringify(list) });
+    expect(later.status).toBe(401);
+    expect((await later.json()).code).toBe('unauthenticated');
+  });
+
   it('lists the tools this member may use, namespaced by connector, Watched/Batched said, Forbidden not offered', async () => {
     const client = await connect();
     expect(client.getServerVersion()?.name).toBe('steward-gateway');
