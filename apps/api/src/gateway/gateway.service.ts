@@ -38,6 +38,7 @@ import { AuthGuard } from '../auth/auth.guard';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { problem, sendProblem } from '../core/problem';
+import { addressWindow, admitByAddress, apiRateLimit, countInWindows } from '../core/rate-limit';
 import type { ApiMetrics } from '../core/metrics';
 import { CONFIG, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from '../core/tokens';
 import { mcpChallenge, mcpResource, resolveMcpToken } from '../mcp-auth/mcp-tokens';
@@ -66,6 +67,12 @@ import { SessionEventStore } from './event-store';
  * elicitation requests from upstreams are not relayed: the hub's client does not offer those
  * capabilities, so an upstream cannot ask the user's model or the user anything through Steward.
  */
+
+/** The gateway's paths: `/mcp` (null: every connector) or `/mcp/<connector>`; undefined: not the gateway's. */
+export function gatewayScope(path: string): string | null | undefined {
+  const m = /^\/mcp(?:\/([a-z0-9_-]{1,40}))?\/?$/.exec(path);
+  return m ? (m[1] ?? null) : undefined;
+}
 
 type Notify = (n: { method: string; params: Record<string, unknown> }) => Promise<void>;
 
@@ -129,6 +136,7 @@ export class GatewayService implements OnModuleDestroy {
   private readonly contexts = new ContextCache();
   private readonly sweeper: NodeJS.Timeout;
   private readonly observer: GateObserver;
+  private readonly addressLimit: ReturnType<typeof apiRateLimit>;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -141,6 +149,7 @@ export class GatewayService implements OnModuleDestroy {
     reflector: Reflector,
   ) {
     this.auth = new AuthGuard(reflector, db, access, config);
+    this.addressLimit = apiRateLimit(config);
     this.observer = metrics.steward.gateObserver();
     const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
     this.keyring = new AuditKeyring(keys);
@@ -166,9 +175,14 @@ export class GatewayService implements OnModuleDestroy {
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       sendProblem(res, problem(status, code, title, detail, { instance: '/mcp', requestId: req.id }));
     };
+    // 0. Limits counted in one round trip: the API's per-address limit (every request, before
+    //    anything else) and the calls per second of the Bearer token (tools/call messages).
+    const authorization = req.header('authorization');
+    const calls = (Array.isArray(req.body) ? req.body : [req.body]).filter((m) => m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call').length;
+    const counted = await this.count(req, authorization, calls);
+    if (counted && !admitByAddress(req, res, this.addressLimit, counted.address, counted.reset)) return;
     // 1. The caller: an OAuth access token (audience: this gateway) or an API key, as a Bearer
     //    token, nothing else (no cookies: a browser page cannot drive the gateway).
-    const authorization = req.header('authorization');
     if (!authorization) {
       fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an OAuth access token (see the resource metadata) or an API key: "Authorization: Bearer ...".', { 'WWW-Authenticate': mcpChallenge(this.config) });
       return;
@@ -200,8 +214,7 @@ export class GatewayService implements OnModuleDestroy {
       fail(413, ErrorCode.PayloadTooLarge, 'Payload too large', `An MCP request may be at most ${this.config.GATEWAY_MAX_REQUEST_BYTES} bytes.`);
       return;
     }
-    const calls = (Array.isArray(req.body) ? req.body : [req.body]).filter((m) => m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call').length;
-    if (calls && !(await this.withinRate(p.credentialId, calls))) {
+    if (calls && counted?.calls !== undefined && counted.calls > this.config.GATEWAY_CALLS_PER_SECOND) {
       fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key or access token.`, { 'Retry-After': '1' });
       return;
     }
@@ -273,16 +286,23 @@ export class GatewayService implements OnModuleDestroy {
     return this.auth.authenticate(req);
   }
 
-  private async withinRate(keyId: string, n: number): Promise<boolean> {
-    const key = `${this.config.REDIS_PREFIX}:mcp:calls:${keyId}:${Math.floor(Date.now() / 1000)}`;
+  /**
+   * One round trip: the per-address request count (the API's general limit, which leaves the
+   * gateway's paths to it) and, for tool calls, the count of this second for the Bearer token
+   * (a digest of the token; one token is one API key or access token). Null when Redis does not
+   * answer: the gate's own rate-limit reservations still fail safe; these counters do not block.
+   */
+  private async count(req: Request, authorization: string | undefined, calls: number): Promise<{ address: number; reset: number; calls?: number } | null> {
+    const address = addressWindow(req, this.addressLimit);
+    const token = calls ? /^Bearer\s+(\S{1,200})$/i.exec(authorization ?? '')?.[1] : undefined;
+    const counters = [{ key: address.key, by: 1, ttlSeconds: address.ttlSeconds }];
+    if (token) counters.push({ key: `${this.config.REDIS_PREFIX}:mcp:calls:${sha256(token)}:${Math.floor(Date.now() / 1000)}`, by: calls, ttlSeconds: 2 });
     try {
-      const r = await this.redis.multi().incrby(key, n).expire(key, 2).exec();
-      const count = Number(r?.[0]?.[1] ?? 0);
-      return count <= this.config.GATEWAY_CALLS_PER_SECOND;
+      const [n, c] = await countInWindows(this.redis, counters);
+      return { address: n!, reset: address.reset, ...(token ? { calls: c! } : {}) };
     } catch (err) {
-      // Redis away: the gate's own rate-limit reservations still fail safe; the gateway's counter does not block.
-      this.log.warn({ err: (err as Error).message }, 'gateway: call rate not counted (redis)');
-      return true;
+      this.log.warn({ err: (err as Error).message }, 'gateway: requests not counted (redis)');
+      return null;
     }
   }
 
