@@ -20,7 +20,8 @@
  * The latency figures are measured by one client process, direct and through the gateway alike.
  *
  * Knobs: BENCH_GATEWAY_SESSIONS (default 200), BENCH_GATEWAY_CALLS (default 50),
- * BENCH_GATEWAY_LATENCY_CALLS (default 300), BENCH_GATEWAY_CLIENT_PROCS (default 2).
+ * BENCH_GATEWAY_LATENCY_CALLS (default 300), BENCH_GATEWAY_CLIENT_PROCS (default 2), BENCH_LOG_LEVEL (the
+ * API's, default error; `info` adds the access log line of every request, written to a no-op sink).
  */
 import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -79,7 +80,7 @@ async function main(): Promise<void> {
     const { ds, owner } = bench;
     const config = parseConfig({
       NODE_ENV: 'test',
-      LOG_LEVEL: 'error',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
       DATABASE_URL: bench.appUrl,
       STEWARD_TOKEN_PEPPER: 'bench-pepper-0123456789abcdef0123456789abcdef',
       STEWARD_MASTER_KEY: `v1:${Buffer.alloc(32, 7).toString('base64')}`,
@@ -93,7 +94,7 @@ async function main(): Promise<void> {
       GATEWAY_MAX_SESSIONS_PER_USER: String(SESSIONS + 10),
     });
     const sink = new Writable({ write: (_c, _e, d) => d() });
-    app = await createApp({ config, log: createLogger({ level: 'error', name: 'bench-api', destination: sink }), dataSource: ds, redis, metrics: new ApiMetrics() });
+    app = await createApp({ config, log: createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'error', name: 'bench-api', destination: sink }), dataSource: ds, redis, metrics: new ApiMetrics() });
     await new Promise<void>((r) => app!.getHttpServer().listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
 
