@@ -11,52 +11,76 @@
  *   gateway_added_p50_ms     the difference (goal: ≤ commit_p50_ms + 3)
  *   gateway_calls_per_sec    200 concurrent sessions × 50 calls each (goal ≥ 1,000)
  *   gateway_errors           calls of that run that failed or came back as errors (must be 0)
+ *   gateway_cpu_ms_per_call  CPU time (user + system) of the API process during that run, per call —
+ *                            steadier than calls/s on a shared machine
+ *
+ * The API runs in this process as built; the upstream MCP server (gateway-upstream.ts) and the
+ * MCP clients (gateway-load.ts, BENCH_GATEWAY_CLIENT_PROCS processes, default 2) run in processes
+ * of their own, as the other machines they stand for: what this process spends is the gateway's.
+ * The latency figures are measured by one client process, direct and through the gateway alike.
  *
  * Knobs: BENCH_GATEWAY_SESSIONS (default 200), BENCH_GATEWAY_CALLS (default 50),
- * BENCH_GATEWAY_LATENCY_CALLS (default 300).
+ * BENCH_GATEWAY_LATENCY_CALLS (default 300), BENCH_GATEWAY_CLIENT_PROCS (default 2), BENCH_LOG_LEVEL (the
+ * API's, default error; `info` adds the access log line of every request, written to a no-op sink).
  */
+import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import path from 'node:path';
 import { Writable } from 'node:stream';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Redis } from 'ioredis';
-import { z } from 'zod';
 import { createLogger, hashToken, newId, parseConfig, tokenHint } from '@steward/common';
 import { toolDefinitionHash } from '@steward/connectors';
 import { inOrg } from '@steward/db';
 import { seedPolicy } from '@steward/policy';
-import { serveMcp } from '../../libs/connectors/src/test-support/loopback';
 import { createApp } from '../../apps/api/dist/create-app';
 import { ApiMetrics } from '../../apps/api/dist/core/metrics';
 import { createBenchDatabase, out, percentile } from './bench-db';
+import { UPSTREAM_TOOL as TOOL } from './gateway-upstream';
 
 const SESSIONS = Number(process.env.BENCH_GATEWAY_SESSIONS ?? 200);
 const CALLS = Number(process.env.BENCH_GATEWAY_CALLS ?? 50);
 const LATENCY_CALLS = Number(process.env.BENCH_GATEWAY_LATENCY_CALLS ?? 300);
+const CLIENT_PROCS = Math.max(1, Number(process.env.BENCH_GATEWAY_CLIENT_PROCS ?? 2));
 const log = (msg: string) => process.stderr.write(`bench:gateway ${new Date().toISOString().slice(11, 19)} ${msg}\n`);
-const TOOL = { name: 'lookup_company', description: 'Look up a company profile by ticker.' };
+
+/** A child process of the benchmark (TypeScript loaded as this one is), answering one IPC command at a time. */
+function spawnChild(file: string): ChildProcess {
+  return fork(path.join(__dirname, file), [], { execArgv: ['-r', path.join(__dirname, 'register.cjs')], stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+}
+function ask<T>(child: ChildProcess, msg: unknown): Promise<T> {
+  return new Promise((resolve, reject) => {
+    const onExit = (code: number | null) => reject(new Error(`a benchmark process exited (${code})`));
+    child.once('exit', onExit);
+    child.once('message', (m: { ok: boolean; r: T; error?: string }) => {
+      child.off('exit', onExit);
+      if (m.ok) resolve(m.r);
+      else reject(new Error(m.error));
+    });
+    child.send(msg as never);
+  });
+}
 
 async function main(): Promise<void> {
   const bench = await createBenchDatabase('gateway', 20);
   const redis = new Redis(process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
   await redis.connect();
   const prefix = `steward-bench-gw-${randomBytes(4).toString('hex')}`;
-  const upstream = await serveMcp(() => {
-    const server = new McpServer({ name: 'bench-upstream', version: '1.0.0' });
-    server.registerTool(TOOL.name, { description: TOOL.description, inputSchema: { ticker: z.string().max(10) } }, async ({ ticker }) => ({ content: [{ type: 'text', text: `${ticker}: ACME Corp, 1,200 employees` }] }));
-    return server;
-  }, { jsonResponse: true });
-  const clients: Client[] = [];
+  const upstreamProc = spawnChild('gateway-upstream.ts');
+  const upstream = await new Promise<{ url: string }>((resolve, reject) => {
+    upstreamProc.once('message', resolve);
+    upstreamProc.once('exit', (code) => reject(new Error(`the upstream exited (${code})`)));
+  });
+  const loaders: ChildProcess[] = [];
   let app: Awaited<ReturnType<typeof createApp>> | undefined;
   let failed = false;
   try {
     const { ds, owner } = bench;
     const config = parseConfig({
       NODE_ENV: 'test',
-      LOG_LEVEL: 'error',
+      LOG_LEVEL: process.env.BENCH_LOG_LEVEL ?? 'error',
       DATABASE_URL: bench.appUrl,
       STEWARD_TOKEN_PEPPER: 'bench-pepper-0123456789abcdef0123456789abcdef',
       STEWARD_MASTER_KEY: `v1:${Buffer.alloc(32, 7).toString('base64')}`,
@@ -70,7 +94,7 @@ async function main(): Promise<void> {
       GATEWAY_MAX_SESSIONS_PER_USER: String(SESSIONS + 10),
     });
     const sink = new Writable({ write: (_c, _e, d) => d() });
-    app = await createApp({ config, log: createLogger({ level: 'error', name: 'bench-api', destination: sink }), dataSource: ds, redis, metrics: new ApiMetrics() });
+    app = await createApp({ config, log: createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'error', name: 'bench-api', destination: sink }), dataSource: ds, redis, metrics: new ApiMetrics() });
     await new Promise<void>((r) => app!.getHttpServer().listen(0, '127.0.0.1', r));
     const base = `http://127.0.0.1:${(app.getHttpServer().address() as AddressInfo).port}`;
 
@@ -109,65 +133,42 @@ async function main(): Promise<void> {
       commits.push(Number(process.hrtime.bigint() - t) / 1e6);
     }
 
-    const connect = async (url: string, headers: Record<string, string> = {}) => {
-      const c = new Client({ name: 'bench-client', version: '1.0.0' });
-      await c.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
-      clients.push(c);
-      return c;
-    };
     const auth = { Authorization: `Bearer ${key}` };
-    const timed = async (c: Client, name: string, n: number) => {
-      const times: number[] = [];
-      for (let i = 0; i < n; i++) {
-        const t = process.hrtime.bigint();
-        const r = (await c.callTool({ name, arguments: { ticker: `T${i % 1000}` } })) as CallToolResult;
-        times.push(Number(process.hrtime.bigint() - t) / 1e6);
-        if (r.isError) throw new Error(`${name}: ${JSON.stringify(r.content).slice(0, 300)}`);
-      }
-      return times;
-    };
+    for (let i = 0; i < CLIENT_PROCS; i++) loaders.push(spawnChild('gateway-load.ts'));
     log('latency: direct and through the gateway');
-    const direct = await connect(`${upstream.url}/mcp`);
-    const viaGateway = await connect(`${base}/mcp`, auth);
-    await timed(direct, TOOL.name, 30);
-    await timed(viaGateway, `crm__${TOOL.name}`, 30);
-    const directTimes = await timed(direct, TOOL.name, LATENCY_CALLS);
-    const gatewayTimes = await timed(viaGateway, `crm__${TOOL.name}`, LATENCY_CALLS);
+    const latency = await ask<{ direct: number[]; gateway: number[] }>(loaders[0]!, {
+      op: 'latency', direct: `${upstream.url}/mcp`, gateway: `${base}/mcp`, headers: auth, directTool: TOOL.name, gatewayTool: `crm__${TOOL.name}`, warm: 30, n: LATENCY_CALLS,
+    });
 
-    log(`throughput: ${SESSIONS} sessions × ${CALLS} calls`);
-    const sessions = await Promise.all(Array.from({ length: SESSIONS }, () => connect(`${base}/mcp`, auth)));
-    let errors = 0;
+    log(`throughput: ${SESSIONS} sessions × ${CALLS} calls (${CLIENT_PROCS} client processes)`);
+    await Promise.all(loaders.map((l, i) => ask(l, { op: 'connect', url: `${base}/mcp`, headers: auth, count: Math.floor(SESSIONS / CLIENT_PROCS) + (i < SESSIONS % CLIENT_PROCS ? 1 : 0) })));
     const started = process.hrtime.bigint();
-    await Promise.all(
-      sessions.map(async (c, s) => {
-        for (let i = 0; i < CALLS; i++) {
-          try {
-            const r = (await c.callTool({ name: `crm__${TOOL.name}`, arguments: { ticker: `S${s}C${i}` } })) as CallToolResult;
-            if (r.isError) errors++;
-          } catch {
-            errors++;
-          }
-        }
-      }),
-    );
+    const cpuBefore = process.cpuUsage();
+    const runs = await Promise.all(loaders.map((l, i) => ask<{ calls: number; errors: number; firstError: string | null }>(l, { op: 'run', tool: `crm__${TOOL.name}`, calls: CALLS, tag: String.fromCharCode(65 + (i % 26)) })));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const cpu = process.cpuUsage(cpuBefore);
     const commitP50 = percentile(commits, 50);
-    const directP50 = percentile(directTimes, 50);
-    const gatewayP50 = percentile(gatewayTimes, 50);
+    const directP50 = percentile(latency.direct, 50);
+    const gatewayP50 = percentile(latency.gateway, 50);
+    const errors = runs.reduce((n, r) => n + r.errors, 0);
+    const calls = runs.reduce((n, r) => n + r.calls, 0);
+    const firstError = runs.find((r) => r.firstError)?.firstError;
+    if (firstError) log(`first error: ${firstError}`);
     out('commit_p50_ms', commitP50);
     out('direct_p50_ms', directP50);
     out('gateway_p50_ms', gatewayP50);
     out('gateway_added_p50_ms', gatewayP50 - directP50);
-    out('gateway_calls_per_sec', (SESSIONS * CALLS) / seconds);
+    out('gateway_calls_per_sec', calls / seconds);
     out('gateway_errors', errors);
+    out('gateway_cpu_ms_per_call', (cpu.user + cpu.system) / 1000 / calls);
     if (errors) failed = true;
   } catch (err) {
     log(`failed: ${(err as Error).stack ?? err}`);
     failed = true;
   } finally {
-    await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
+    await Promise.all(loaders.map((l) => new Promise((r) => (l.once('exit', r), l.send({ op: 'close' }, (err) => err && l.kill())))));
     await app?.close().catch(() => undefined);
-    await upstream.close();
+    upstreamProc.send({ op: 'close' });
     const keys = await redis.keys(`${prefix}:*`).catch(() => [] as string[]);
     if (keys.length) await redis.del(...keys).catch(() => undefined);
     redis.disconnect();

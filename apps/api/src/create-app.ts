@@ -7,9 +7,9 @@ import { ErrorCode } from '@steward/common';
 import { AppModule, type AppDeps } from './app.module';
 import { jsonBody } from './core/body';
 import { OpenApiService } from './core/openapi';
-import { GatewayService } from './gateway/gateway.service';
+import { GatewayService, gatewayScope } from './gateway/gateway.service';
 import { problem, sendProblem } from './core/problem';
-import { rateLimit } from './core/rate-limit';
+import { apiRateLimit, rateLimit } from './core/rate-limit';
 import { requestContext } from './core/request-context';
 import { resumeTrace, traceRequests } from './core/tracing';
 
@@ -47,7 +47,8 @@ export async function createApp(deps: AppDeps): Promise<INestApplication> {
   for (const route of openapi.routes().filter((r) => r.spec.sensitive)) {
     app.use(route.path, rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:auth`, limit: deps.config.AUTH_RATE_LIMIT_PER_MINUTE, windowSeconds: 60 }));
   }
-  app.use(rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:api`, limit: deps.config.RATE_LIMIT_PER_MINUTE, windowSeconds: 60 }));
+  // The gateway's own paths are counted by the gateway (the same per-address limit and its per-token one, in one round trip).
+  app.use(rateLimit(deps.redis, { ...apiRateLimit(deps.config), skip: (req) => gatewayScope(req.path) !== undefined }));
   app.use(jsonBody(deps.config.BODY_LIMIT_BYTES));
   app.use(resumeTrace());
   // Methods Express does not route get a problem document too.
@@ -62,9 +63,9 @@ export async function createApp(deps: AppDeps): Promise<INestApplication> {
   const gateway = app.get(GatewayService);
   app.use('/mcp', (req: Request, res: Response, next: NextFunction) => {
     // `/mcp`: every connector, tools namespaced; `/mcp/<connector>`: that connector alone, under its own names.
-    const scoped = /^\/([a-z0-9_-]{1,40})\/?$/.exec(req.path);
-    if (req.path !== '/' && !scoped) return next();
-    gateway.handle(req, res, scoped ? scoped[1]! : null).catch((err: unknown) => {
+    const scope = gatewayScope(req.baseUrl + req.path);
+    if (scope === undefined) return next();
+    gateway.handle(req, res, scope).catch((err: unknown) => {
       deps.log.error({ err: (err as Error).message, requestId: req.id }, 'gateway: request failed');
       if (!res.headersSent) sendProblem(res, problem(500, ErrorCode.Internal, 'Internal error', undefined, { instance: '/mcp', requestId: req.id }));
       else res.end();

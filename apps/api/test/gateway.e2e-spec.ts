@@ -134,6 +134,25 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(big.status).toBe(413);
   });
 
+  it('a revoked API key: a new session is refused at once, an open one within a second (its caller is reused that long)', async () => {
+    // A member of their own (their session stays open: a revoked key cannot end it).
+    const leaver = await login(h, (await addUser(h.ds, org, 'member', 'leaver')).email);
+    const key = await newApiKey(h, leaver, ['*']);
+    const client = await connect(key.secret);
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+    expect((await h.http.delete(`/v1/api-keys/${key.id}`).set('Cookie', leaver)).status).toBe(204);
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key.secret}` };
+    const init = { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } } };
+    const fresh = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify(init) });
+    expect(fresh.status).toBe(401);
+    await new Promise((r) => setTimeout(r, 1100));
+    const list = { jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} };
+    const later = await fetch(`${base}/mcp`, { method: 'POST', headers: { ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }, body: JSON.stringify(list) });
+    expect(later.status).toBe(401);
+    expect((await later.json()).code).toBe('unauthenticated');
+  });
+
   it('lists the tools this member may use, namespaced by connector, Watched/Batched said, Forbidden not offered', async () => {
     const client = await connect();
     expect(client.getServerVersion()?.name).toBe('steward-gateway');
@@ -270,6 +289,28 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     await closeAll();
     const after = await connect();
     expect((await after.listTools()).tools.length).toBeGreaterThan(0);
+  });
+
+  it('limits tool calls per second per key (429 problem, nothing reaches the upstream) and announces the per-address limit', async () => {
+    // A key of its own (the count is per key: the other tests' key keeps its budget).
+    const key = (await newApiKey(h, cookie.member, ['*'])).secret;
+    const client = await connect(key);
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    const before = received.length;
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
+    // 51 calls in one message: more than GATEWAY_CALLS_PER_SECOND (50) in this second.
+    const batch = Array.from({ length: 51 }, (_, i) => ({ jsonrpc: '2.0', id: 100 + i, method: 'tools/call', params: { name: 'upstream__lookup_company', arguments: { ticker: `R${i}` } } }));
+    const res = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify(batch) });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect((await res.json()).code).toBe('rate_limited');
+    expect(received.length).toBe(before);
+    // The API's per-address limit is counted for the gateway's requests too (the harness allows 100000 a minute).
+    const list = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'tools/list', params: {} }) });
+    expect(list.status).toBe(200);
+    expect(list.headers.get('ratelimit-limit')).toBe('100000');
+    expect(Number(list.headers.get('ratelimit-remaining'))).toBeLessThan(100000);
   });
 
   it('a paused org (kill switch) refuses every call, reads included', async () => {

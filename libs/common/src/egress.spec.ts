@@ -210,6 +210,31 @@ describe('guardedFetch', () => {
     expect(hits).toEqual([]);
   });
 
+  it('keepAlive: reuses a connection only for the same checked addresses, and closes them on close()', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    const onConnection = (socket: import('node:net').Socket) => sockets.add(socket);
+    server.on('connection', onConnection);
+    try {
+      let answer = '127.0.0.1';
+      const fetch = guardedFetch({ resolver: async () => [{ address: answer, family: 4 }], allowHosts: ['fake.example'], keepAlive: true, timeoutMs: 2000 });
+      for (const body of ['a', 'b', 'c']) expect(await (await fetch(`http://fake.example:${port}/echo`, { method: 'POST', body })).json()).toEqual({ method: 'POST', body });
+      expect(sockets.size).toBe(1);
+      // A new DNS answer is never sent down the kept connection: it connects to the new address (nobody listens on 127.0.0.2 here).
+      answer = '127.0.0.2';
+      await expect(fetch(`http://fake.example:${port}/echo`)).rejects.toThrow(/ECONNREFUSED/);
+      expect(sockets.size).toBe(1);
+      fetch.close();
+      const [socket] = [...sockets];
+      if (!socket!.destroyed) await new Promise((r) => socket!.once('close', r));
+      // Without keepAlive every request has a connection of its own.
+      const plain = guardedFetch({ allowHosts: ['127.0.0.1'] });
+      for (const body of ['d', 'e']) await (await plain(`http://127.0.0.1:${port}/echo`, { method: 'POST', body })).json();
+      expect(sockets.size).toBe(3);
+    } finally {
+      server.off('connection', onConnection);
+    }
+  });
+
   it('checks every redirect hop', async () => {
     const fetch = guardedFetch({ allowHosts: ['127.0.0.1'] });
     await expect(fetch(`http://127.0.0.1:${port}/redirect-private`)).rejects.toThrow(/link-local/);

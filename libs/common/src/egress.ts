@@ -326,9 +326,20 @@ export interface GuardedFetchOptions extends EgressOptions {
   timeoutMs?: number;
   /** Called for every hop's URL before it is resolved and requested (e.g. a host allowlist of the caller). */
   beforeRequest?: (url: URL) => void | Promise<void>;
+  /**
+   * Keep connections open between requests (for a client that calls the same server again and
+   * again, such as a remote MCP connector): each connection is reused only for requests whose host
+   * resolved to the same checked addresses (a new answer gets connections of its own), and closes
+   * after `idleMs` unused (default 4 s, below common servers' keep-alive timeouts) or on `close()`.
+   * Default: a new connection per request.
+   */
+  keepAlive?: boolean | { idleMs?: number };
 }
 
-export type GuardedFetch = (input: string | URL | Request, init?: RequestInit) => Promise<Response>;
+export type GuardedFetch = ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) & {
+  /** Closes the connections kept open (keepAlive); requests in flight finish first. */
+  close(): void;
+};
 
 async function bodyBytes(body: RequestInit['body']): Promise<Buffer | undefined> {
   if (body === undefined || body === null) return undefined;
@@ -345,7 +356,23 @@ async function bodyBytes(body: RequestInit['body']): Promise<Buffer | undefined>
  */
 export function guardedFetch(opts: GuardedFetchOptions = {}): GuardedFetch {
   const maxRedirects = opts.maxRedirects ?? 5;
-  return async (input, init = {}) => {
+  const idleMs = typeof opts.keepAlive === 'object' ? (opts.keepAlive.idleMs ?? 4000) : 4000;
+  // keepAlive: one agent per (scheme, host, port, checked addresses), its lookup pinned to those addresses.
+  const agents = new Map<string, http.Agent>();
+  const agentFor = (checked: EgressCheck): http.Agent | false => {
+    if (!opts.keepAlive) return false;
+    const key = `${checked.url.protocol}//${checked.host}:${checked.url.port}|${checked.addresses.map((a) => a.address).join(',')}`;
+    let agent = agents.get(key);
+    if (!agent) {
+      // Bounded: an agent dropped here keeps serving its requests in flight; its idle connections close on their timeout.
+      if (agents.size >= 16) agents.delete(agents.keys().next().value!);
+      const options = { keepAlive: true, timeout: idleMs, lookup: pinnedLookup(checked.addresses) };
+      agent = checked.url.protocol === 'https:' ? new https.Agent(options) : new http.Agent(options);
+      agents.set(key, agent);
+    }
+    return agent;
+  };
+  const fetchFn = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
     let url = input instanceof Request ? input.url : String(input);
     let method = (init.method ?? (input instanceof Request ? input.method : 'GET')).toUpperCase();
     const headers = new Headers(input instanceof Request ? input.headers : undefined);
@@ -356,7 +383,7 @@ export function guardedFetch(opts: GuardedFetchOptions = {}): GuardedFetch {
       const parsed = parseEgressUrl(url, opts);
       if (opts.beforeRequest) await opts.beforeRequest(parsed);
       const checked: EgressCheck = { url: parsed, ...(await checkHost(parsed.hostname, opts)) };
-      const res = await requestOnce(checked, method, headers, body, signal, opts.timeoutMs ?? 30_000);
+      const res = await requestOnce(checked, method, headers, body, signal, opts.timeoutMs ?? 30_000, agentFor(checked));
       const location = res.headers.get('location');
       if (init.redirect === 'manual' || ![301, 302, 303, 307, 308].includes(res.status) || !location) return res;
       if (init.redirect === 'error') throw new TypeError(`redirect to ${location} refused (redirect: "error")`);
@@ -376,6 +403,12 @@ export function guardedFetch(opts: GuardedFetchOptions = {}): GuardedFetch {
       url = next.href;
     }
   };
+  return Object.assign(fetchFn, {
+    close(): void {
+      for (const agent of agents.values()) agent.destroy();
+      agents.clear();
+    },
+  });
 }
 
 function requestOnce(
@@ -385,6 +418,7 @@ function requestOnce(
   body: Buffer | undefined,
   signal: AbortSignal | undefined,
   timeoutMs: number,
+  agent: http.Agent | false,
 ): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
     if (signal?.aborted) {
@@ -404,10 +438,11 @@ function requestOnce(
         path: `${url.pathname}${url.search}`,
         method,
         headers: outHeaders,
-        // Connect to the checked addresses only: the name is never resolved again.
+        // Connect to the checked addresses only: the name is never resolved again (a kept-alive
+        // agent's lookup is pinned to the same addresses, and it is used for those alone).
         lookup: pinnedLookup(checked.addresses),
         servername: isIP(checked.host) ? undefined : checked.host,
-        agent: false,
+        agent,
         signal,
       },
       (res) => {

@@ -156,7 +156,9 @@ export class ConnectorClient {
       throw new ConnectorError('bad_arguments', `${id}: "${truncate(opts.url, 200)}" is not a URL`, { connector: id });
     }
     const ref: { client?: ConnectorClient } = {};
-    const base = guardedFetch({ ...opts.egress, timeoutMs: limits.timeoutMs });
+    // One server, called again and again: its connections are kept open between calls (each new
+    // connection still goes only to checked addresses), closed with the transport.
+    const base = guardedFetch({ ...opts.egress, timeoutMs: limits.timeoutMs, keepAlive: true });
     const fetchFn = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
       const headers = new Headers(init.headers);
       for (const [k, v] of Object.entries((typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {})) headers.set(k, v);
@@ -165,11 +167,13 @@ export class ConnectorClient {
       return capResponse(res, limits.maxResultBytes + ENVELOPE_SLACK, () => ref.client?.abortAll(new ConnectorError('result_too_large', `${id}: the result is larger than ${limits.maxResultBytes} bytes`, { connector: id })));
     };
     const transport = new StreamableHTTPClientTransport(url, { fetch: fetchFn });
+    transport.onclose = () => base.close(); // the client chains its own handler after this one
     const client = new Client({ name: 'steward-hub', version: '0.1.0' });
     try {
       await client.connect(transport, { timeout: limits.timeoutMs });
     } catch (err) {
       await transport.close().catch(() => undefined);
+      base.close();
       throw toConnectorError(err, { connector: id, timeoutMs: limits.timeoutMs });
     }
     ref.client = new ConnectorClient(id, 'remote', client, limits, { pins: opts.pins, toolsTtlMs: opts.toolsTtlMs ?? 30_000 });

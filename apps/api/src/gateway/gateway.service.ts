@@ -39,6 +39,7 @@ import { AuthGuard } from '../auth/auth.guard';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { problem, sendProblem } from '../core/problem';
+import { addressWindow, admitByAddress, apiRateLimit, countInWindows } from '../core/rate-limit';
 import type { ApiMetrics } from '../core/metrics';
 import { CONFIG, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from '../core/tokens';
 import { mcpChallenge, mcpResource, resolveMcpToken } from '../mcp-auth/mcp-tokens';
@@ -67,6 +68,12 @@ import { SessionEventStore } from './event-store';
  * elicitation requests from upstreams are not relayed: the hub's client does not offer those
  * capabilities, so an upstream cannot ask the user's model or the user anything through Steward.
  */
+
+/** The gateway's paths: `/mcp` (null: every connector) or `/mcp/<connector>`; undefined: not the gateway's. */
+export function gatewayScope(path: string): string | null | undefined {
+  const m = /^\/mcp(?:\/([a-z0-9_-]{1,40}))?\/?$/.exec(path);
+  return m ? (m[1] ?? null) : undefined;
+}
 
 type Notify = (n: { method: string; params: Record<string, unknown> }) => Promise<void>;
 
@@ -114,10 +121,14 @@ const REFUSALS: Record<string, string> = {
   approval_mismatch: 'the approval was for other arguments or another tool definition; it was not run',
 };
 const WAIT_META_KEY = 'steward/wait-seconds';
+/** How long a resolved Bearer token's caller is reused (see GatewayService.caller), and how many are kept. */
+const PRINCIPAL_TTL_MS = 1000;
+const PRINCIPAL_CACHE_MAX = 10_000;
 
 @Injectable()
 export class GatewayService implements OnModuleDestroy {
   private readonly sessions = new Map<string, GatewaySession>();
+  private readonly principals = new Map<string, { principal: Promise<Principal>; until: number }>();
   private readonly auth: AuthGuard;
   private readonly keyring: AuditKeyring;
   private readonly broker: CredentialBroker;
@@ -126,6 +137,7 @@ export class GatewayService implements OnModuleDestroy {
   private readonly contexts = new ContextCache();
   private readonly sweeper: NodeJS.Timeout;
   private readonly observer: GateObserver;
+  private readonly addressLimit: ReturnType<typeof apiRateLimit>;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -138,6 +150,7 @@ export class GatewayService implements OnModuleDestroy {
     reflector: Reflector,
   ) {
     this.auth = new AuthGuard(reflector, db, access, config);
+    this.addressLimit = apiRateLimit(config);
     this.observer = metrics.steward.gateObserver();
     const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
     this.keyring = new AuditKeyring(keys);
@@ -163,23 +176,23 @@ export class GatewayService implements OnModuleDestroy {
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       sendProblem(res, problem(status, code, title, detail, { instance: '/mcp', requestId: req.id }));
     };
+    // 0. Limits counted in one round trip: the API's per-address limit (every request, before
+    //    anything else) and the calls per second of the Bearer token (tools/call messages).
+    const authorization = req.header('authorization');
+    const calls = (Array.isArray(req.body) ? req.body : [req.body]).filter((m) => m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call').length;
+    const counted = await this.count(req, authorization, calls);
+    if (counted && !admitByAddress(req, res, this.addressLimit, counted.address, counted.reset)) return;
     // 1. The caller: an OAuth access token (audience: this gateway) or an API key, as a Bearer
     //    token, nothing else (no cookies: a browser page cannot drive the gateway).
-    const authorization = req.header('authorization');
     if (!authorization) {
       fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an OAuth access token (see the resource metadata) or an API key: "Authorization: Bearer ...".', { 'WWW-Authenticate': mcpChallenge(this.config) });
       return;
     }
     let p: Principal;
     try {
-      const bearer = /^Bearer\s+(\S{1,200})$/i.exec(authorization)?.[1];
-      if (bearer?.startsWith(TokenPrefix.Mcp)) {
-        const caller = await resolveMcpToken(this.db.dataSource, this.config, bearer, mcpResource(this.config));
-        if (!caller) throw AppError.unauthenticated('The access token is unknown, expired or revoked, its member is no longer active, or it was issued for another resource.');
-        p = await this.auth.authenticate(req, { kind: 'mcp_token', id: caller.tokenId, orgId: caller.orgId, userId: caller.userId, mfaAt: null, clientId: caller.clientId });
-      } else {
-        p = await this.auth.authenticate(req);
-      }
+      // Messages of an open session may reuse the caller resolved from the same token within the last second; a new session always resolves it.
+      const sid = req.header('mcp-session-id');
+      p = await this.caller(req, authorization, !!sid && this.sessions.has(sid));
     } catch (err) {
       if (err instanceof AppError) {
         fail(err.status, err.code, err.title, err.detail ?? err.title, err.status === 401 ? { 'WWW-Authenticate': mcpChallenge(this.config, 'invalid_token') } : {});
@@ -204,8 +217,7 @@ export class GatewayService implements OnModuleDestroy {
       fail(413, ErrorCode.PayloadTooLarge, 'Payload too large', `An MCP request may be at most ${this.config.GATEWAY_MAX_REQUEST_BYTES} bytes.`);
       return;
     }
-    const calls = (Array.isArray(req.body) ? req.body : [req.body]).filter((m) => m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call').length;
-    if (calls && !(await this.withinRate(p.credentialId, calls))) {
+    if (calls && counted?.calls !== undefined && counted.calls > this.config.GATEWAY_CALLS_PER_SECOND) {
       fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key or access token.`, { 'Retry-After': '1' });
       return;
     }
@@ -240,16 +252,60 @@ export class GatewayService implements OnModuleDestroy {
     if (!s.transport.sessionId) await this.closeSession(s);
   }
 
-  private async withinRate(keyId: string, n: number): Promise<boolean> {
-    const key = `${this.config.REDIS_PREFIX}:mcp:calls:${keyId}:${Math.floor(Date.now() / 1000)}`;
+  /**
+   * The caller of a request from its Bearer token. An MCP client sends the same token with every
+   * message of a session, and resolving it is two transactions (token, then membership and roles),
+   * so within an open session (`reuse`) a token resolved less than PRINCIPAL_TTL_MS ago is not
+   * resolved again: there, a revoked or expired token, a suspended member or a changed role takes
+   * effect within that second — and the gate itself reads the kill switch and the membership again
+   * in every call's write-ahead commit. A new session (initialize) always resolves its token.
+   * Only successes are remembered (keyed by a digest of the header, never the token itself), and
+   * concurrent requests with the same token share one lookup.
+   */
+  private caller(req: Request, authorization: string, reuse: boolean): Promise<Principal> {
+    const key = sha256(authorization);
+    const now = Date.now();
+    const hit = this.principals.get(key);
+    if (reuse && hit && hit.until > now) return hit.principal;
+    const principal = this.authenticate(req, authorization);
+    if (this.principals.size >= PRINCIPAL_CACHE_MAX) {
+      for (const [k, v] of this.principals) if (v.until <= now) this.principals.delete(k);
+      if (this.principals.size >= PRINCIPAL_CACHE_MAX) this.principals.clear();
+    }
+    this.principals.set(key, { principal, until: now + PRINCIPAL_TTL_MS });
+    principal.catch(() => {
+      if (this.principals.get(key)?.principal === principal) this.principals.delete(key);
+    });
+    return principal;
+  }
+
+  private async authenticate(req: Request, authorization: string): Promise<Principal> {
+    const bearer = /^Bearer\s+(\S{1,200})$/i.exec(authorization)?.[1];
+    if (bearer?.startsWith(TokenPrefix.Mcp)) {
+      const caller = await resolveMcpToken(this.db.dataSource, this.config, bearer, mcpResource(this.config));
+      if (!caller) throw AppError.unauthenticated('The access token is unknown, expired or revoked, its member is no longer active, or it was issued for another resource.');
+      return this.auth.authenticate(req, { kind: 'mcp_token', id: caller.tokenId, orgId: caller.orgId, userId: caller.userId, mfaAt: null, clientId: caller.clientId });
+    }
+    return this.auth.authenticate(req);
+  }
+
+  /**
+   * One round trip: the per-address request count (the API's general limit, which leaves the
+   * gateway's paths to it) and, for tool calls, the count of this second for the Bearer token
+   * (a digest of the token; one token is one API key or access token). Null when Redis does not
+   * answer: the gate's own rate-limit reservations still fail safe; these counters do not block.
+   */
+  private async count(req: Request, authorization: string | undefined, calls: number): Promise<{ address: number; reset: number; calls?: number } | null> {
+    const address = addressWindow(req, this.addressLimit);
+    const token = calls ? /^Bearer\s+(\S{1,200})$/i.exec(authorization ?? '')?.[1] : undefined;
+    const counters = [{ key: address.key, by: 1, ttlSeconds: address.ttlSeconds }];
+    if (token) counters.push({ key: `${this.config.REDIS_PREFIX}:mcp:calls:${sha256(token)}:${Math.floor(Date.now() / 1000)}`, by: calls, ttlSeconds: 2 });
     try {
-      const r = await this.redis.multi().incrby(key, n).expire(key, 2).exec();
-      const count = Number(r?.[0]?.[1] ?? 0);
-      return count <= this.config.GATEWAY_CALLS_PER_SECOND;
+      const [n, c] = await countInWindows(this.redis, counters);
+      return { address: n!, reset: address.reset, ...(token ? { calls: c! } : {}) };
     } catch (err) {
-      // Redis away: the gate's own rate-limit reservations still fail safe; the gateway's counter does not block.
-      this.log.warn({ err: (err as Error).message }, 'gateway: call rate not counted (redis)');
-      return true;
+      this.log.warn({ err: (err as Error).message }, 'gateway: requests not counted (redis)');
+      return null;
     }
   }
 
