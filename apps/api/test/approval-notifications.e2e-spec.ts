@@ -157,6 +157,32 @@ describe('approval notifications (SMTP e-mail and Slack)', () => {
     }
   });
 
+  it('a recipient the server refuses and a Slack outage are recorded and retried; the retry mails only the approver still missing', async () => {
+    smtp.refuse.add(org.users.approver.email);
+    slack.status = 500;
+    try {
+      const [mailsBefore, hooksBefore] = [smtp.mails.length, slack.hooks.length];
+      const a = await watchedDelete(org, await login(h, org.users.member.email));
+      await deliver();
+      const first = await rows(org, a.id);
+      expect(first.map((r) => [r.channel, r.state, r.attempts])).toEqual([['email', 'pending', 1], ['slack', 'pending', 1]]);
+      expect(first[0].last_error).toMatch(/unavailable|550/);
+      expect(first[0].payload.delivered).toEqual([approver2.email]);
+      expect(first[1].last_error).toBe('Slack answered 500');
+      expect(smtp.mails.slice(mailsBefore).map((m) => m.to)).toEqual([[approver2.email]]);
+      smtp.refuse.clear();
+      slack.status = 204;
+      await dueNow(org, a.id);
+      await deliver();
+      expect((await rows(org, a.id)).map((r) => [r.channel, r.state, r.attempts, r.last_error])).toEqual([['email', 'sent', 2, null], ['slack', 'sent', 2, null]]);
+      expect(smtp.mails.slice(mailsBefore).map((m) => m.to)).toEqual([[approver2.email], [org.users.approver.email]]);
+      expect(slack.hooks.length - hooksBefore).toBe(2);
+    } finally {
+      smtp.refuse.clear();
+      slack.status = 204;
+    }
+  });
+
   it('with no SMTP server and no Slack configured the e-mail is recorded only (recipients resolved, marked as not sent by SMTP) and no Slack notice is queued', async () => {
     const [mailsBefore, hooksBefore] = [smtp.mails.length, slack.hooks.length];
     const a = await watchedDelete(bare, await login(h, bare.users.member.email));

@@ -18,18 +18,22 @@ export interface ReceivedMail {
 export interface FakeSmtp {
   port: number;
   mails: ReceivedMail[];
+  /** Recipient addresses the server refuses (550) while listed. */
+  refuse: Set<string>;
   close(): Promise<void>;
 }
 
 /** An SMTP server that accepts `user` with `password` only. */
 export async function startFakeSmtp(user: string, password: string): Promise<FakeSmtp> {
   const mails: ReceivedMail[] = [];
+  const refuse = new Set<string>();
   const smtp = new SMTPServer({
     secure: false,
     disabledCommands: ['STARTTLS'],
     allowInsecureAuth: true,
     authMethods: ['PLAIN', 'LOGIN'],
     onAuth: (auth, _session, cb) => (auth.username === user && auth.password === password ? cb(null, { user: auth.username }) : cb(new Error('Invalid username or password'))),
+    onRcptTo: (address, _session, cb) => (refuse.has(address.address) ? cb(Object.assign(new Error(`mailbox ${address.address} unavailable`), { responseCode: 550 })) : cb()),
     onData: (stream, session, cb) => {
       let raw = '';
       stream.on('data', (c: Buffer) => (raw += c.toString('utf8')));
@@ -40,7 +44,7 @@ export async function startFakeSmtp(user: string, password: string): Promise<Fak
     },
   });
   await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
-  return { port: (smtp.server.address() as AddressInfo).port, mails, close: () => new Promise((r) => smtp.close(() => r())) };
+  return { port: (smtp.server.address() as AddressInfo).port, mails, refuse, close: () => new Promise((r) => smtp.close(() => r())) };
 }
 
 /** The Subject header, unfolded (RFC 5322: a long header continues on lines starting with white space). */
@@ -63,6 +67,8 @@ export interface Hook {
 
 export interface HookReceiver {
   hooks: Hook[];
+  /** The status every POST is answered with (default 204); the POST is recorded either way. */
+  status: number;
   /** This receiver's URL for a path. */
   url(path: string): string;
   close(): Promise<void>;
@@ -70,15 +76,16 @@ export interface HookReceiver {
 
 export async function startHookReceiver(): Promise<HookReceiver> {
   const hooks: Hook[] = [];
+  const self = { status: 204 };
   const server = createServer((req, res) => {
     let body = '';
     req.on('data', (c) => (body += c));
     req.on('end', () => {
       hooks.push({ path: req.url ?? '', headers: req.headers, body });
-      res.writeHead(204).end();
+      res.writeHead(self.status).end();
     });
   });
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as AddressInfo).port;
-  return { hooks, url: (path) => `http://127.0.0.1:${port}${path}`, close: () => new Promise((r) => server.close(() => r())) };
+  return Object.assign(self, { hooks, url: (path: string) => `http://127.0.0.1:${port}${path}`, close: () => new Promise<void>((r) => server.close(() => r())) });
 }
