@@ -129,6 +129,25 @@ describe('approval notifications (SMTP e-mail and Slack)', () => {
     expect(smtp.mails.slice(before).map((m) => m.to)).toEqual([[approver2.email]]);
   });
 
+  it('routed to a group: its members are mailed (not the requester, not approvers outside it), with the quorum', async () => {
+    const group = await h.http.post('/v1/groups').set('Cookie', owner).send({ name: 'Finance approvers' });
+    expect(group.status).toBe(201);
+    for (const u of [approver2, org.users.security, org.users.member]) expect((await h.http.put(`/v1/groups/${group.body.id}/members/${u.id}`).set('Cookie', owner)).status).toBeLessThan(300);
+    const [{ document }] = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
+    const routed = { ...document, approvals: [{ id: 'route.deletes', actions: ['file.delete'], approverGroup: group.body.id, quorum: 2 }] };
+    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(routed)]);
+    try {
+      const before = smtp.mails.length;
+      await watchedDelete(org, await login(h, org.users.member.email));
+      await deliver();
+      const got = smtp.mails.slice(before);
+      expect(got.map((m) => m.to).sort()).toEqual([[approver2.email], [org.users.security.email]].sort());
+      for (const m of got) expect(mailText(m.raw)).toContain('Approvals needed: 2');
+    } finally {
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(document)]);
+    }
+  });
+
   it('a refused SMTP login is recorded and retried with backoff; each approver still gets exactly one mail once it is fixed', async () => {
     expect((await h.http.put('/v1/incident-settings').set('Cookie', owner).send({ channels: ['email'], smtp: { host: '127.0.0.1', port: smtp.port, secure: false, user: 'steward', from: 'steward@notify.example' }, secrets: { smtpPassword: 'not-the-password' } })).status).toBe(200);
     try {
