@@ -23,7 +23,7 @@ import { OpsMetrics1765065600001 } from './1765065600001-ops-metrics';
 import { OversightReports1765152000000 } from './1765152000000-oversight-reports';
 import { IncidentsSanctionsPilot1765238400000 } from './1765238400000-incidents-sanctions-pilot';
 import { AuditDerivedColumns1765411200000 } from './1765411200000-audit-derived-columns';
-import { ApprovalNoticesSlack1765497600000 } from './1765497600000-approval-notices-slack';
+import { ApprovalNoticesSlack1765540800000 } from './1765540800000-approval-notices-slack';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -52,5 +52,5 @@ export const MIGRATIONS = [
   OversightReports1765152000000,
   IncidentsSanctionsPilot1765238400000,
   AuditDerivedColumns1765411200000,
-  ApprovalNoticesSlack1765497600000,
+  ApprovalNoticesSlack1765540800000,
 ];

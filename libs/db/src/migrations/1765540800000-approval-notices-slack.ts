@@ -7,8 +7,8 @@ import type { MigrationInterface, QueryRunner } from 'typeorm';
  * every approval notice carries the requesting user's id and the decision's reason (never the
  * arguments). The notifications outbox accepts the `slack` channel.
  */
-export class ApprovalNoticesSlack1765497600000 implements MigrationInterface {
-  name = 'ApprovalNoticesSlack1765497600000';
+export class ApprovalNoticesSlack1765540800000 implements MigrationInterface {
+  name = 'ApprovalNoticesSlack1765540800000';
 
   async up(q: QueryRunner): Promise<void> {
     await q.query(`ALTER TABLE notifications DROP CONSTRAINT notifications_channel_check`);
