@@ -1,27 +1,13 @@
 import { createHmac } from 'node:crypto';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { Client } from 'pg';
-import { SMTPServer } from 'smtp-server';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
 import { type AgentDeps, deliverIncidentNotifications, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { IncidentsService } from '../src/incidents/incidents.service';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
-
-interface Hook {
-  path: string;
-  headers: Record<string, string | string[] | undefined>;
-  body: string;
-}
-interface Mail {
-  from: string;
-  to: string[];
-  user: string | undefined;
-  raw: string;
-}
+import { type FakeSmtp, type Hook, type HookReceiver, mailSubject as subject, type ReceivedMail, startFakeSmtp, startHookReceiver } from './support/receivers';
 
 /**
  * Incidents end to end: a Forbidden attempt (through the real gate, run by the agent loop) opens
@@ -36,10 +22,10 @@ describe('incidents and 24-hour escalation', () => {
   let model: ScriptedModelServer;
   let cto: SeededUser;
   let cookie: Record<'owner' | 'security' | 'member' | 'auditor', string>;
-  let hookServer: Server;
-  let smtp: SMTPServer;
-  const hooks: Hook[] = [];
-  const mails: Mail[] = [];
+  let hookServer: HookReceiver;
+  let smtp: FakeSmtp;
+  let hooks: Hook[] = [];
+  let mails: ReceivedMail[] = [];
   const WEBHOOK_SECRET = 'whsec-incidents-test-3f9a1c';
   const SMTP_PASSWORD = 'smtp-pass-incidents-77d2e0';
   const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
@@ -56,8 +42,6 @@ describe('incidents and 24-hour escalation', () => {
   });
   const sweep = (at: Date) => sweepIncidents(deps(), at, { timeoutMs: 5000 });
   const events = async (action: string) => (await su.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = $2 ORDER BY occurred_at, id`, [org.id, action])).rows.map((r) => JSON.parse(r.canonical));
-  /** The Subject header, unfolded (RFC 5322: a long header continues on lines starting with white space). */
-  const subject = (raw: string) => /^Subject: (.*)$/m.exec(raw.replace(/\r?\n(?=[ \t])/g, ''))?.[1]?.trim();
 
   beforeAll(async () => {
     h = await startHarness();
@@ -74,35 +58,14 @@ describe('incidents and 24-hour escalation', () => {
     su = new Client({ connectionString: url.toString() });
     await su.connect();
     model = await startScriptedModelServer();
-    hookServer = createServer((req, res) => {
-      let body = '';
-      req.on('data', (c) => (body += c));
-      req.on('end', () => {
-        hooks.push({ path: req.url ?? '', headers: req.headers, body });
-        res.writeHead(204).end();
-      });
-    });
-    await new Promise<void>((r) => hookServer.listen(0, '127.0.0.1', r));
-    smtp = new SMTPServer({
-      secure: false,
-      disabledCommands: ['STARTTLS'],
-      allowInsecureAuth: true,
-      authMethods: ['PLAIN', 'LOGIN'],
-      onAuth: (auth, _session, cb) => (auth.username === 'steward' && auth.password === SMTP_PASSWORD ? cb(null, { user: auth.username }) : cb(new Error('Invalid username or password'))),
-      onData: (stream, session, cb) => {
-        let raw = '';
-        stream.on('data', (c: Buffer) => (raw += c.toString('utf8')));
-        stream.on('end', () => {
-          mails.push({ from: session.envelope.mailFrom ? session.envelope.mailFrom.address : '', to: session.envelope.rcptTo.map((r) => r.address), user: session.user as string | undefined, raw });
-          cb();
-        });
-      },
-    });
-    await new Promise<void>((r) => smtp.listen(0, '127.0.0.1', r));
+    hookServer = await startHookReceiver();
+    hooks = hookServer.hooks;
+    smtp = await startFakeSmtp('steward', SMTP_PASSWORD);
+    mails = smtp.mails;
   });
   afterAll(async () => {
-    await new Promise((r) => smtp?.close(() => r(undefined)));
-    await new Promise((r) => hookServer?.close(() => r(undefined)));
+    await smtp?.close();
+    await hookServer?.close();
     await model?.close();
     await su?.end();
     await h?.close();
@@ -116,8 +79,8 @@ describe('incidents and 24-hour escalation', () => {
     ackMinutes: 1440,
     stepMinutes: 120,
     channels: ['webhook', 'email'],
-    webhookUrl: `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/incident-hook`,
-    smtp: { host: '127.0.0.1', port: (smtp.server.address() as AddressInfo).port, secure: false, user: 'steward', from: 'steward@incidents.example' },
+    webhookUrl: hookServer.url('/incident-hook'),
+    smtp: { host: '127.0.0.1', port: smtp.port, secure: false, user: 'steward', from: 'steward@incidents.example' },
     secrets: { webhookSigningSecret: WEBHOOK_SECRET, smtpPassword: SMTP_PASSWORD },
   });
 
@@ -283,7 +246,7 @@ describe('incidents and 24-hour escalation', () => {
     expect(hooks.length - h0).toBe(1);
     expect(mails.length - m0).toBe(1);
 
-    const slackUrl = `http://127.0.0.1:${(hookServer.address() as AddressInfo).port}/services/T000/B000/slack-secret-path`;
+    const slackUrl = hookServer.url('/services/T000/B000/slack-secret-path');
     const put = await h.http.put('/v1/incident-settings').set('Cookie', cookie.owner).send({ ...settingsBody(), channels: ['slack'], secrets: { slackWebhookUrl: slackUrl } });
     expect(put.status).toBe(200);
     expect(put.body.secrets.slackWebhookUrl).toBe(true);

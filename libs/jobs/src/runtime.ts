@@ -28,7 +28,13 @@ export interface WorkerRuntimeOptions {
   /** Minutes between rewrap runs (default 60). */
   rewrapEveryMinutes?: number;
   /** Agent tasks: the `agent-tasks` consumer, the outbox relay and the stale-task sweeper. */
-  agentTasks?: AgentDeps & { relayIntervalMs: number; /** Seconds before a queued task's job is checked in BullMQ (default 10). */ queuedAfterSeconds?: number };
+  agentTasks?: AgentDeps & {
+    relayIntervalMs: number;
+    /** Seconds before a queued task's job is checked in BullMQ (default 10). */
+    queuedAfterSeconds?: number;
+    /** The console's external URL: approval notices link to the approval there. */
+    consoleUrl?: string;
+  };
 }
 
 export const RunTaskPayloadSchema = z.strictObject({ orgId: z.uuid(), taskId: z.uuid(), epoch: z.int().min(1) });
@@ -136,7 +142,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         if (await sweepTasks(agent.ds, q, agent.keys, options.log, queuedAfter)) await relayOutbox(agent.ds, q);
         // Approval timers and notices, from Postgres too.
         if (await sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log)) await relayOutbox(agent.ds, q);
-        await deliverNotifications(agent.ds, options.log);
+        await deliverNotifications({ ds: agent.ds, keys: agent.keys, log: options.log }, { consoleUrl: agent.consoleUrl });
         // Incidents: Forbidden attempts open one; unacknowledged ones escalate; their notices go out.
         await sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log });
         // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres too.

@@ -24,6 +24,7 @@ import { OversightReports1765152000000 } from './1765152000000-oversight-reports
 import { IncidentsSanctionsPilot1765238400000 } from './1765238400000-incidents-sanctions-pilot';
 import { AuditDerivedColumns1765411200000 } from './1765411200000-audit-derived-columns';
 import { ModelRouting1765497600000 } from './1765497600000-model-routing';
+import { ApprovalNoticesSlack1765540800000 } from './1765540800000-approval-notices-slack';
 import { ReviewFinalize1765584000000 } from './1765584000000-review-finalize';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
@@ -54,5 +55,6 @@ export const MIGRATIONS = [
   IncidentsSanctionsPilot1765238400000,
   AuditDerivedColumns1765411200000,
   ModelRouting1765497600000,
+  ApprovalNoticesSlack1765540800000,
   ReviewFinalize1765584000000,
 ];

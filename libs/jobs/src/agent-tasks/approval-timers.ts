@@ -2,16 +2,16 @@ import { recordEvent, type AuditKeyring } from '@steward/audit';
 import { guardedFetch, type Logger, newId } from '@steward/common';
 import { type DataSource, inOrg, outsideOrg } from '@steward/db';
 import type { KeyProvider } from '@steward/vault';
+import { loadIncidentSettings, openIncidentSecrets, secretOf } from '../incidents/incidents';
+import { postSlack, sendMails, slackText, smtpConfigured } from '../notifications/senders';
 import { resumeWaitingTask } from './task-store';
 
 /**
  * Timers of the approval flow, swept from Postgres (Redis holds nothing to lose):
  * - expired approvals are marked `expired` and their task resumes, so the model is told the
  *   action was refused (the gate refuses the claim when the task comes back);
- * - notifications are delivered: webhooks through the egress guard (the org's allowlist applies);
- *   e-mail has no SMTP sender in this build — the row is marked sent with its recipients
- *   resolved (the approvers' addresses), so the outbox is the record a mail relay would read.
- *   A failed delivery is retried with exponential backoff (2 s … 5 min), ten times at most.
+ * - notifications are delivered (`deliverNotifications`, below): webhook, e-mail over the org's
+ *   SMTP server, Slack.
  */
 export async function sweepExpiredApprovals(ds: DataSource, keys: KeyProvider, keyring: AuditKeyring, log: Logger, limit = 200): Promise<number> {
   const due: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_approvals_expired($1)', [limit]));
@@ -46,45 +46,141 @@ export async function sweepExpiredApprovals(ds: DataSource, keys: KeyProvider, k
   return n;
 }
 
-export async function deliverNotifications(ds: DataSource, log: Logger, options: { timeoutMs?: number } = {}, limit = 100): Promise<number> {
+export interface NotificationDeps {
+  ds: DataSource;
+  keys: KeyProvider;
+  log: Logger;
+}
+
+export interface NotificationOptions {
+  timeoutMs?: number;
+  /** The console's external URL (STEWARD_CONSOLE_URL, else STEWARD_PUBLIC_URL): notices link to the approval there. */
+  consoleUrl?: string;
+}
+
+type Notice = {
+  channel: 'email' | 'webhook' | 'slack';
+  kind: string;
+  payload: Record<string, unknown> & { approvalId?: string; tool?: string; actionType?: string; delivered?: string[] };
+  attempts: number;
+};
+
+/** Where a person opens the approval: the console's approvals page with it selected. */
+export function approvalLink(consoleUrl: string | undefined, approvalId: string): string {
+  return `${(consoleUrl ?? '').replace(/\/+$/, '')}/approvals?id=${encodeURIComponent(approvalId)}`;
+}
+
+/** What an approval notice says: tool, action type, who asked and why — never the arguments. */
+function noticeText(kind: string, p: Notice['payload'], a: { requester: string; reason: string; expires_at: Date | string | null; quorum: number }, link: string) {
+  const unknown = kind === 'approval.outcome_unknown';
+  const headline = unknown ? `Outcome unknown: ${p.actionType} through ${p.tool}` : `Approval needed: ${p.actionType} through ${p.tool}`;
+  return {
+    subject: `[Steward] ${headline}`,
+    text: [
+      unknown ? 'A worker stopped after this action was claimed and before its outcome was written. Tell Steward whether it was carried out.' : 'An agent action waits for your decision.',
+      `Tool: ${p.tool}`,
+      `Action type: ${p.actionType}`,
+      `Requested by: ${a.requester}`,
+      `Reason: ${a.reason}`,
+      ...(a.quorum > 1 ? [`Approvals needed: ${a.quorum}`] : []),
+      ...(a.expires_at && !unknown ? [`Expires: ${new Date(a.expires_at).toISOString()}`] : []),
+      '',
+      `Open it in the Steward console: ${link}`,
+    ].join('\n'),
+    slack: `:raised_hand: ${unknown ? 'Outcome unknown' : 'Approval needed'}: *${slackText(String(p.actionType))}* through \`${slackText(String(p.tool))}\`, requested by ${slackText(a.requester)}. Reason: ${slackText(a.reason)}. <${link}|Open the approval in Steward>`,
+  };
+}
+
+/**
+ * Delivers pending approval notices. Webhooks go through the egress guard (the org's allowlist);
+ * e-mail goes over the org's SMTP server (the incident settings) to the approvers the routing
+ * names — the group's active members, else the approver role — never the requester, one message
+ * each (a retry skips those already sent); with no SMTP server configured the row is only the
+ * record (marked so, recipients resolved). Slack goes to the org's incident Slack webhook.
+ * A failed delivery is retried with exponential backoff (2 s … 5 min), ten times at most.
+ */
+export async function deliverNotifications(deps: NotificationDeps, options: NotificationOptions = {}, limit = 100): Promise<number> {
+  const { ds, log } = deps;
   const due: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_notifications_pending($1)', [limit]));
   let sent = 0;
   for (const d of due) {
     const job = await inOrg(ds, { orgId: d.org_id }, async (em) => {
-      const [n]: { channel: string; kind: string; payload: Record<string, unknown>; attempts: number }[] = await em.query(
+      const [n]: Notice[] = await em.query(
         `SELECT channel, kind, payload, attempts FROM notifications WHERE org_id = $1 AND id = $2 AND state = 'pending' AND next_attempt_at <= now() FOR UPDATE SKIP LOCKED`,
         [d.org_id, d.id],
       );
       if (!n) return null;
+      // A lease: another worker's sweep skips it while this one delivers (the outcome below replaces it).
+      await em.query(`UPDATE notifications SET next_attempt_at = now() + interval '5 minutes' WHERE org_id = $1 AND id = $2`, [d.org_id, d.id]);
       const [org]: { notify_webhook_url: string | null }[] = await em.query(`SELECT notify_webhook_url FROM orgs WHERE id = $1`, [d.org_id]);
       const hosts: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [d.org_id]);
-      // E-mail: the approvers the routing names (the group's members, else the approver role).
-      const group = typeof n.payload.approverGroup === 'string' ? n.payload.approverGroup : null;
+      const approvalId = typeof n.payload.approvalId === 'string' ? n.payload.approvalId : null;
+      const [approval]: { requested_by: string; requester: string; reason: string; expires_at: Date | null; quorum: number; approver_group: string | null }[] = approvalId
+        ? await em.query(
+            `SELECT a.requested_by, coalesce(nullif(u.name, ''), u.email, 'a member') AS requester, a.reason, a.expires_at, a.quorum, a.approver_group
+               FROM approvals a LEFT JOIN users u ON u.id = a.requested_by WHERE a.org_id = $1 AND a.id = $2`,
+            [d.org_id, approvalId],
+          )
+        : [];
+      // E-mail: the approvers the routing names (the group's members, else the approver role), active, never the requester.
+      const group = approval?.approver_group ?? (typeof n.payload.approverGroup === 'string' ? n.payload.approverGroup : null);
+      const requester = approval?.requested_by ?? null;
       const to: { email: string }[] =
         n.channel !== 'email' ? []
-        : group ? await em.query(`SELECT u.email FROM group_members gm JOIN users u ON u.id = gm.user_id WHERE gm.org_id = $1 AND gm.group_id = $2 ORDER BY u.email LIMIT 100`, [d.org_id, group])
-        : await em.query(`SELECT u.email FROM role_assignments r JOIN users u ON u.id = r.user_id WHERE r.org_id = $1 AND r.role = 'approver' ORDER BY u.email LIMIT 100`, [d.org_id]);
-      return { ...n, url: org?.notify_webhook_url ?? null, allowHosts: hosts.map((h) => h.host), to: to.map((t) => t.email) };
+        : group ? await em.query(
+            `SELECT u.email FROM group_members gm JOIN users u ON u.id = gm.user_id JOIN memberships m ON m.org_id = gm.org_id AND m.user_id = gm.user_id AND m.status = 'active'
+              WHERE gm.org_id = $1 AND gm.group_id = $2 AND u.id IS DISTINCT FROM $3 ORDER BY u.email LIMIT 100`,
+            [d.org_id, group, requester],
+          )
+        : await em.query(
+            `SELECT u.email FROM role_assignments r JOIN users u ON u.id = r.user_id JOIN memberships m ON m.org_id = r.org_id AND m.user_id = r.user_id AND m.status = 'active'
+              WHERE r.org_id = $1 AND r.role = 'approver' AND u.id IS DISTINCT FROM $2 ORDER BY u.email LIMIT 100`,
+            [d.org_id, requester],
+          );
+      const needsSettings = n.channel === 'email' || n.channel === 'slack';
+      return {
+        ...n,
+        approval,
+        url: org?.notify_webhook_url ?? null,
+        allowHosts: hosts.map((h) => h.host),
+        to: to.map((t) => t.email),
+        settings: needsSettings ? await loadIncidentSettings(em, d.org_id) : null,
+        secrets: needsSettings ? await openIncidentSecrets(em, deps.keys, d.org_id) : {},
+      };
     });
     if (!job) continue;
     let error: string | null = null;
-    let payload = job.payload;
-    if (job.channel === 'webhook') {
-      if (!job.url) error = 'no webhook URL configured';
-      else {
+    let payload: Notice['payload'] = job.payload;
+    const channelOpts = { allowHosts: job.allowHosts, timeoutMs: options.timeoutMs ?? 10_000 };
+    const approvalId = String(job.payload.approvalId ?? '');
+    const text = noticeText(job.kind, job.payload, { requester: job.approval?.requester ?? 'a member', reason: job.approval?.reason ?? '', expires_at: job.approval?.expires_at ?? null, quorum: job.approval?.quorum ?? 1 }, approvalLink(options.consoleUrl, approvalId));
+    try {
+      if (job.channel === 'webhook') {
+        if (!job.url) throw new Error('no webhook URL configured');
+        const res = await guardedFetch({ ...channelOpts, maxRedirects: 0 })(job.url, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ kind: job.kind, ...job.payload }),
+        });
+        if (res.status >= 300) throw new Error(`webhook answered ${res.status}`);
+      } else if (job.channel === 'slack') {
+        const url = secretOf(job.secrets, 'slack_webhook_url');
+        if (!url) throw new Error('no Slack webhook URL configured');
+        await postSlack(url, channelOpts, text.slack);
+      } else if (job.settings && smtpConfigured(job.settings)) {
+        const s = job.settings;
+        const delivered = new Set(Array.isArray(job.payload.delivered) ? job.payload.delivered : []);
+        const pending = job.to.filter((t) => !delivered.has(t));
         try {
-          const res = await guardedFetch({ allowHosts: job.allowHosts, timeoutMs: options.timeoutMs ?? 10_000, maxRedirects: 0 })(job.url, {
-            method: 'POST',
-            headers: { 'content-type': 'application/json' },
-            body: JSON.stringify({ kind: job.kind, ...job.payload }),
-          });
-          if (res.status >= 300) error = `webhook answered ${res.status}`;
-        } catch (err) {
-          error = (err as Error).message.slice(0, 200);
+          await sendMails(s, s.smtp_user ? secretOf(job.secrets, 'smtp_password') : undefined, channelOpts, pending.map((t) => ({ to: t, subject: text.subject, text: text.text })), (t) => delivered.add(t));
+        } finally {
+          payload = { ...payload, to: job.to, delivered: [...delivered], sender: 'smtp' };
         }
+      } else {
+        payload = { ...payload, to: job.to, sender: 'outbox-only (no SMTP configured)' };
       }
-    } else {
-      payload = { ...payload, to: job.to, sender: 'outbox-only (no SMTP configured)' };
+    } catch (err) {
+      error = ((err as Error).message || 'delivery failed').slice(0, 300);
     }
     await inOrg(ds, { orgId: d.org_id }, (em) =>
       em.query(
@@ -94,9 +190,11 @@ export async function deliverNotifications(ds: DataSource, log: Logger, options:
         [d.org_id, d.id, error, JSON.stringify(payload)],
       ),
     );
-    if (job.channel === 'email' && !error) log.info({ orgId: d.org_id, notification: d.id, kind: job.kind, recipients: job.to.length }, 'e-mail notification recorded in the outbox (no SMTP sender)');
+    if (job.channel === 'email' && !error) {
+      log.info({ orgId: d.org_id, notification: d.id, kind: job.kind, recipients: job.to.length, sender: payload.sender }, payload.sender === 'smtp' ? 'approval e-mail sent' : 'e-mail notification recorded in the outbox (no SMTP configured)');
+    }
     if (!error) sent++;
-    else log.warn({ orgId: d.org_id, notification: d.id, error }, 'notification not delivered (retried)');
+    else log.warn({ orgId: d.org_id, notification: d.id, channel: job.channel, error }, 'notification not delivered (retried)');
   }
   return sent;
 }

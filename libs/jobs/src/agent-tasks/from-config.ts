@@ -11,7 +11,7 @@ import { OFFLINE_API_KEY, OFFLINE_MODEL_LABEL, type ScriptedModelServer, startSc
  * The agent-task dependencies of a worker from its configuration. With no ANTHROPIC_API_KEY the
  * built-in scripted server (the "offline demo model") is started on loopback and used instead.
  */
-export async function agentTasksFromConfig(config: Config, ds: DataSource, log: Logger): Promise<{ deps: AgentDeps & { relayIntervalMs: number }; close(): Promise<void> }> {
+export async function agentTasksFromConfig(config: Config, ds: DataSource, log: Logger): Promise<{ deps: AgentDeps & { relayIntervalMs: number; consoleUrl?: string }; close(): Promise<void> }> {
   let offline: ScriptedModelServer | undefined;
   if (!config.ANTHROPIC_API_KEY) {
     offline = await startScriptedModelServer();
@@ -47,6 +47,7 @@ export async function agentTasksFromConfig(config: Config, ds: DataSource, log: 
       },
       leaseSeconds: config.TASK_LEASE_SECONDS,
       relayIntervalMs: config.TASK_RELAY_INTERVAL_MS,
+      consoleUrl: config.STEWARD_CONSOLE_URL ?? config.STEWARD_PUBLIC_URL,
       log: log.child({ component: 'agent-tasks' }),
     },
     async close() {

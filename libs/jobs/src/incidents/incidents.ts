@@ -1,9 +1,9 @@
 import { createHmac } from 'node:crypto';
 import { recordEvent, type AuditKeyring } from '@steward/audit';
-import { checkHost, guardedFetch, type Logger, newId } from '@steward/common';
+import { guardedFetch, type Logger, newId } from '@steward/common';
 import { type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
 import { incidentSecretAad, type KeyProvider, openSecret, sealSecret } from '@steward/vault';
-import { createTransport } from 'nodemailer';
+import { postSlack, sendMails, type SmtpSettings } from '../notifications/senders';
 import { sanctionAutomaticStrikes } from './strikes';
 
 /**
@@ -23,7 +23,7 @@ export type IncidentSecretName = 'webhook_signing_secret' | 'smtp_password' | 's
 export const INCIDENT_SECRET_NAMES: readonly IncidentSecretName[] = ['webhook_signing_secret', 'smtp_password', 'slack_webhook_url'];
 
 
-export interface IncidentSettingsRow {
+export interface IncidentSettingsRow extends SmtpSettings {
   owner_user_id: string | null;
   escalation_chain: string[];
   executive_user_id: string | null;
@@ -79,7 +79,7 @@ export async function storeIncidentSecret(em: EntityManager, keys: KeyProvider, 
 }
 
 /** Each secret opened on its own: one that does not open fails only the channel that needs it. */
-async function openIncidentSecrets(em: EntityManager, keys: KeyProvider, orgId: string): Promise<Partial<Record<IncidentSecretName, string | Error>>> {
+export async function openIncidentSecrets(em: EntityManager, keys: KeyProvider, orgId: string): Promise<Partial<Record<IncidentSecretName, string | Error>>> {
   const rows: { name: IncidentSecretName; sealed: Buffer; wrapped_key: string }[] = await em.query(`SELECT name, sealed, wrapped_key FROM incident_secrets WHERE org_id = $1`, [orgId]);
   const out: Partial<Record<IncidentSecretName, string | Error>> = {};
   for (const r of rows) {
@@ -92,7 +92,8 @@ async function openIncidentSecrets(em: EntityManager, keys: KeyProvider, orgId: 
   return out;
 }
 
-function secretOf(secrets: Partial<Record<IncidentSecretName, string | Error>>, name: IncidentSecretName): string | undefined {
+/** A channel's secret, or the reason it does not open (thrown: the delivery fails and is retried). */
+export function secretOf(secrets: Partial<Record<IncidentSecretName, string | Error>>, name: IncidentSecretName): string | undefined {
   const v = secrets[name];
   if (v instanceof Error) throw v;
   return v;
@@ -332,29 +333,11 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
         const url = secretOf(job.secrets, 'slack_webhook_url');
         if (!url) throw new Error('no Slack webhook URL configured');
         const verb = p.event === 'incident.opened' ? 'opened' : `escalated (level ${p.level})`;
-        const res = await guardedFetch(fetchOpts)(url, {
-          method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ text: `:rotating_light: Incident ${verb}: *${p.title}* (${p.severity}) — ${p.recipient.email}, please acknowledge by ${p.ackDueAt}. Incident ${p.incidentId}` }),
-        });
-        if (res.status >= 300) throw new Error(`Slack answered ${res.status}`);
+        await postSlack(url, fetchOpts, `:rotating_light: Incident ${verb}: *${p.title}* (${p.severity}) — ${p.recipient.email}, please acknowledge by ${p.ackDueAt}. Incident ${p.incidentId}`);
       } else {
-        const s = job.settings;
-        if (!s.smtp_host || !s.smtp_port || !s.smtp_from) throw new Error('no SMTP server configured');
-        await checkHost(s.smtp_host, { allowHosts: job.allowHosts });
-        const transport = createTransport({
-          host: s.smtp_host,
-          port: s.smtp_port,
-          secure: s.smtp_secure,
-          auth: s.smtp_user ? { user: s.smtp_user, pass: secretOf(job.secrets, 'smtp_password') ?? '' } : undefined,
-          connectionTimeout: options.timeoutMs ?? 10_000,
-          greetingTimeout: options.timeoutMs ?? 10_000,
-          socketTimeout: options.timeoutMs ?? 10_000,
-        });
-        try {
-          const verb = p.event === 'incident.opened' ? 'opened' : 'escalated to you';
-          await transport.sendMail({
-            from: s.smtp_from,
+        const verb = p.event === 'incident.opened' ? 'opened' : 'escalated to you';
+        await sendMails(job.settings, job.settings.smtp_user ? secretOf(job.secrets, 'smtp_password') : undefined, fetchOpts, [
+          {
             to: p.recipient.email,
             subject: `[Steward] Incident ${verb}: ${p.title} (${p.severity})`,
             text: [
@@ -365,10 +348,8 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
               '',
               'Acknowledge it in the Steward console or with POST /v1/incidents/<id>/acknowledge.',
             ].join('\n'),
-          });
-        } finally {
-          transport.close();
-        }
+          },
+        ]);
       }
     } catch (err) {
       error = ((err as Error).message || 'delivery failed').slice(0, 300);

@@ -2,7 +2,8 @@
 
 import { Alert, Badge, Button, Card, Code, Grid, Group, SegmentedControl, Stack, Table, Text, Textarea, Title, UnstyledButton } from '@mantine/core';
 import Link from 'next/link';
-import { useState } from 'react';
+import { useSearchParams } from 'next/navigation';
+import { Suspense, useState } from 'react';
 import { useMemberNames } from '@/components/people';
 import { ActionError, fmtDate, Guard, Loaded, PageHeader, useAction, useLoad } from '@/components/ui';
 import { api, ok } from '@/lib/client';
@@ -10,7 +11,9 @@ import { api, ok } from '@/lib/client';
 export default function ApprovalsPage() {
   return (
     <Guard anyOf={['decide:Approval', 'read:Approval']} what="the approvals inbox">
-      <Inbox />
+      <Suspense>
+        <Inbox />
+      </Suspense>
     </Guard>
   );
 }
@@ -19,7 +22,9 @@ type StateFilter = 'pending' | 'approved' | 'rejected' | 'all';
 
 function Inbox() {
   const [filter, setFilter] = useState<StateFilter>('pending');
-  const [selected, setSelected] = useState<string | null>(null);
+  // `?id=` (the link in an approval notice) opens that approval at once.
+  const params = useSearchParams();
+  const [selected, setSelected] = useState<string | null>(params.get('id'));
   const name = useMemberNames();
   const list = useLoad(
     () => ok(api.GET('/v1/approvals', { params: { query: { limit: 100, ...(filter === 'all' ? {} : { state: filter }) } } })),

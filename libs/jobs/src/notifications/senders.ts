@@ -1,0 +1,70 @@
+import { checkHost, guardedFetch } from '@steward/common';
+import { createTransport } from 'nodemailer';
+
+/**
+ * The org's outbound channels, shared by incident notices and approval notices: e-mail over the
+ * org's SMTP server and posts to a Slack incoming webhook, both through the egress rules (the
+ * org's allowed hosts). Callers record the outcome; a thrown error is the delivery's failure.
+ */
+
+export interface SmtpSettings {
+  smtp_host: string | null;
+  smtp_port: number | null;
+  smtp_secure: boolean;
+  smtp_user: string | null;
+  smtp_from: string | null;
+}
+
+export interface ChannelOptions {
+  allowHosts: string[];
+  timeoutMs?: number;
+}
+
+export interface MailMessage {
+  to: string;
+  subject: string;
+  text: string;
+}
+
+export function smtpConfigured(s: SmtpSettings): boolean {
+  return Boolean(s.smtp_host && s.smtp_port && s.smtp_from);
+}
+
+/** Sends each message (one per recipient) over one SMTP connection; `onSent` hears each that went out. */
+export async function sendMails(s: SmtpSettings, password: string | undefined, options: ChannelOptions, messages: MailMessage[], onSent?: (to: string) => void): Promise<void> {
+  if (!s.smtp_host || !s.smtp_port || !s.smtp_from) throw new Error('no SMTP server configured');
+  await checkHost(s.smtp_host, { allowHosts: options.allowHosts });
+  const timeout = options.timeoutMs ?? 10_000;
+  const transport = createTransport({
+    host: s.smtp_host,
+    port: s.smtp_port,
+    secure: s.smtp_secure,
+    auth: s.smtp_user ? { user: s.smtp_user, pass: password ?? '' } : undefined,
+    connectionTimeout: timeout,
+    greetingTimeout: timeout,
+    socketTimeout: timeout,
+  });
+  try {
+    for (const m of messages) {
+      await transport.sendMail({ from: s.smtp_from, to: m.to, subject: m.subject, text: m.text });
+      onSent?.(m.to);
+    }
+  } finally {
+    transport.close();
+  }
+}
+
+/** Posts a message to a Slack incoming webhook (its URL is a secret: never logged or returned). */
+export async function postSlack(url: string, options: ChannelOptions, text: string): Promise<void> {
+  const res = await guardedFetch({ allowHosts: options.allowHosts, timeoutMs: options.timeoutMs ?? 10_000, maxRedirects: 0 })(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ text }),
+  });
+  if (res.status >= 300) throw new Error(`Slack answered ${res.status}`);
+}
+
+/** Text from people or agents inside a Slack message: its control characters (&, <, >) escaped, so it cannot form links or mentions. */
+export function slackText(s: string): string {
+  return s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+}
