@@ -479,7 +479,7 @@ export interface paths {
         put?: never;
         post?: never;
         /**
-         * Revoke an API key at once
+         * Revoke an API key: refused from the next request (an MCP gateway session already open with it, within a second)
          * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
          */
         delete: operations["revokeApiKey"];

@@ -35,7 +35,7 @@ export class ApiKeysController {
     return this.keys.get(p, id);
   }
 
-  @Endpoint({ method: 'DELETE', path: ':id', operationId: 'revokeApiKey', summary: 'Revoke an API key at once', tag: 'API keys', status: 204, errors: [404, 409] })
+  @Endpoint({ method: 'DELETE', path: ':id', operationId: 'revokeApiKey', summary: 'Revoke an API key: refused from the next request (an MCP gateway session already open with it, within a second)', tag: 'API keys', status: 204, errors: [404, 409] })
   async revoke(@Caller() p: Principal, @Param('id') id: string): Promise<void> {
     await this.keys.revoke(p, id);
   }
