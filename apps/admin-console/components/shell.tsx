@@ -1,15 +1,15 @@
 'use client';
 
-import { AppShell, Burger, Button, Group, NavLink, ScrollArea, Text } from '@mantine/core';
+import { AppShell, Burger, Button, Group, NavLink, ScrollArea, Select, Text } from '@mantine/core';
 import { useDisclosure } from '@mantine/hooks';
 import Link from 'next/link';
 import { usePathname, useRouter } from 'next/navigation';
-import type { ReactNode } from 'react';
+import { type ReactNode, useEffect, useState } from 'react';
 import { api } from '@/lib/client';
 import { ApiStatusLine, useHealth } from './health';
 import { KillSwitch, OrgProvider } from './org';
 import { SessionProvider, useSession } from './session';
-import { StepUpProvider } from './ui';
+import { errorText, StepUpProvider } from './ui';
 
 /** Every page of the console, and who sees it in the navigation (a page checks again itself). */
 export const NAV: { href: string; label: string; anyOf: string[] }[] = [
@@ -30,6 +30,48 @@ export const NAV: { href: string; label: string; anyOf: string[] }[] = [
   { href: '/settings', label: 'Settings', anyOf: ['update:Org', 'read:SsoConfig'] },
   { href: '/account', label: 'Account', anyOf: [] },
 ];
+
+/**
+ * For a person in several orgs: move this session to another of them (the API opens a session
+ * there and ends this one), then start over on its overview. Hidden for a person in one org.
+ */
+function OrgSwitcher({ current }: { current: string }) {
+  const [orgs, setOrgs] = useState<{ slug: string; active: boolean }[]>([]);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    let live = true;
+    api.GET('/v1/auth/orgs').then((r) => live && r.data && setOrgs(r.data.items), () => undefined);
+    return () => {
+      live = false;
+    };
+  }, []);
+  if (orgs.length < 2) return null;
+  async function switchTo(slug: string) {
+    setError(null);
+    const r = await api.POST('/v1/auth/switch-org', { body: { org: slug } });
+    if (r.error) setError(errorText(r.error));
+    else window.location.assign('/');
+  }
+  return (
+    <Group gap={4} wrap="nowrap">
+      <Select
+        size="xs"
+        aria-label="Organisation"
+        data={orgs.map((o) => ({ value: o.slug, label: o.active ? o.slug : `${o.slug} (suspended)`, disabled: !o.active }))}
+        value={current}
+        allowDeselect={false}
+        onChange={(v) => v && v !== current && switchTo(v)}
+        w={160}
+        data-testid="org-switcher"
+      />
+      {error && (
+        <Text size="xs" c="red.9" role="alert">
+          {error}
+        </Text>
+      )}
+    </Group>
+  );
+}
 
 function Shell({ children }: { children: ReactNode }) {
   const [opened, { toggle }] = useDisclosure();
@@ -57,6 +99,7 @@ function Shell({ children }: { children: ReactNode }) {
             <Text size="sm" c="dark.6" visibleFrom="md" data-testid="org-name">
               {session.org.name}
             </Text>
+            {session.kind === 'session' && <OrgSwitcher current={session.org.slug} />}
           </Group>
           <Group wrap="nowrap" gap="sm">
             {health.kind === 'up' && health.health.mode === 'embedded' && (

@@ -224,7 +224,12 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(calls('post_message').length).toBe(before + 1);
     expect(calls('post_message').at(-1)!.key).toBe(approval.actionId);
 
-    // The client retries (a new JSON-RPC id): the same action, not run twice.
+    // The client retries (a new JSON-RPC id) once the outcome is recorded: the same action, not run twice.
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await su.query(`SELECT state FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, approval.actionId]);
+      if (rows[0]?.state === 'succeeded') break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
     const retry = (await client.callTool({ name: 'upstream__post_message', arguments: { channel: '#finance', text: 'Invoice 42 is paid' } })) as CallToolResult;
     expect(retry.isError).toBe(true);
     expect(text(retry)).toMatch(/already carried out/);

@@ -31,7 +31,7 @@ describe('model errors in the agent loop', () => {
       keys,
       keyring: new AuditKeyring(keys),
       dataDir,
-      model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes, tiers: { quick: 'claude-haiku-4-5', standard: 'claude-sonnet-4-5', complex: 'claude-opus-4-5' }, stream, maxTokens: 1024, offline: true, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 } },
+      model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes, tiers: { quick: 'claude-haiku-5-5', standard: 'claude-sonnet-5-5', complex: 'claude-opus-5-5' }, stream, maxTokens: 1024, offline: true, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 } },
       leaseSeconds: 5,
       log: quiet,
     };
@@ -68,22 +68,22 @@ describe('model errors in the agent loop', () => {
     const owner = await login(h, org.users.owner.email);
     const models = async (extra: Parameters<typeof run>[2]) => [...new Set((await run('[script:hello]', false, extra)).requests.map((q) => q.model))];
     // The org's tier (standard by default) until it changes; a bad tier is refused and changes nothing.
-    expect(await models({})).toEqual(['claude-sonnet-4-5']);
+    expect(await models({})).toEqual(['claude-sonnet-5-5']);
     const bad = await h.http.patch('/v1/org').set('Cookie', owner).send({ modelTier: 'huge' });
     expect(bad.status).toBe(400);
     expect((await h.http.get('/v1/org').set('Cookie', owner)).body.modelTier).toBe('standard');
     expect((await h.http.patch('/v1/org').set('Cookie', member).send({ modelTier: 'complex' })).status).toBe(403);
     expect((await h.http.patch('/v1/org').set('Cookie', owner).send({ modelTier: 'complex' })).body.modelTier).toBe('complex');
-    expect(await models({})).toEqual(['claude-opus-4-5']);
+    expect(await models({})).toEqual(['claude-opus-5-5']);
     // The task's own preference wins over the org's tier, not over a workflow's.
-    expect(await models({ model: 'claude-sonnet-4-5' })).toEqual(['claude-sonnet-4-5']);
+    expect(await models({ model: 'claude-sonnet-5-5' })).toEqual(['claude-sonnet-5-5']);
     const wf = await h.http.post('/v1/workflows').set('Cookie', owner).send({ key: 'receipts-csv', name: 'Receipts into a CSV', actionTypes: ['file.read'], modelTier: 'quick' });
     expect(wf.status).toBe(201);
     expect(wf.body.modelTier).toBe('quick');
-    expect(await models({ workflow: 'receipts-csv', model: 'claude-opus-4-5' })).toEqual(['claude-haiku-4-5']);
+    expect(await models({ workflow: 'receipts-csv', model: 'claude-opus-5-5' })).toEqual(['claude-haiku-5-5']);
     // A workflow without a tier of its own follows the org; the deployment's route wins over everything.
     expect((await h.http.patch(`/v1/workflows/${wf.body.id}`).set('Cookie', owner).send({ modelTier: null })).body.modelTier).toBeNull();
-    expect(await models({ workflow: 'receipts-csv' })).toEqual(['claude-opus-4-5']);
+    expect(await models({ workflow: 'receipts-csv' })).toEqual(['claude-opus-5-5']);
     expect(await models({ workflow: 'receipts-csv', routes: { 'receipts-csv': 'claude-regional-eu' } })).toEqual(['claude-regional-eu']);
     const audit = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT canonical::jsonb->>'action' AS action FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' IN ('org.update', 'workflow.create', 'workflow.update') AND canonical::jsonb->>'outcome' = 'success'`, [org.id]));
     expect(audit.map((a: { action: string }) => a.action).sort()).toEqual(['org.update', 'workflow.create', 'workflow.update']);

@@ -26,6 +26,8 @@ const TABLE: Record<string, Row> = {
   'POST /v1/auth/login': every('ok'),
   'POST /v1/auth/logout': every('ok'),
   'GET /v1/auth/session': every('ok'),
+  'GET /v1/auth/orgs': every('ok'),
+  'POST /v1/auth/switch-org': every(404), // an org the caller is not in
   'POST /v1/auth/step-up': every('ok'),
   'POST /v1/auth/totp/enroll': every('ok'),
   'POST /v1/auth/totp/confirm': every('ok'),

@@ -158,10 +158,10 @@ export const configSchema = z.object({
   /** Messages API base URL (a regional endpoint, or a loopback server in tests). */
   ANTHROPIC_BASE_URL: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   /** Default model, and per-workflow routes "workflow-key=model,other=model". */
-  ANTHROPIC_MODEL: z.string().regex(/^[a-zA-Z0-9._:-]{1,100}$/).default('claude-sonnet-4-5'),
+  ANTHROPIC_MODEL: z.string().regex(/^[a-zA-Z0-9._:-]{1,100}$/).default('claude-sonnet-5-5'),
   /** The models of the quick and complex tiers (an org or a workflow picks a tier; standard is ANTHROPIC_MODEL). */
-  ANTHROPIC_MODEL_QUICK: z.string().regex(/^[a-zA-Z0-9._:-]{1,100}$/).default('claude-haiku-4-5'),
-  ANTHROPIC_MODEL_COMPLEX: z.string().regex(/^[a-zA-Z0-9._:-]{1,100}$/).default('claude-opus-4-5'),
+  ANTHROPIC_MODEL_QUICK: z.string().regex(/^[a-zA-Z0-9._:-]{1,100}$/).default('claude-haiku-5-5'),
+  ANTHROPIC_MODEL_COMPLEX: z.string().regex(/^[a-zA-Z0-9._:-]{1,100}$/).default('claude-opus-5-5'),
   ANTHROPIC_MODEL_ROUTES: z
     .string()
     .max(4096)

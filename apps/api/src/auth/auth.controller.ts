@@ -7,6 +7,8 @@ import { sessionCookie } from './session-cookie';
 import { CONFIG } from '../core/tokens';
 import {
   LoginBody,
+  MyOrgsView,
+  SwitchOrgBody,
   PasswordChangeBody,
   SessionView,
   StepUpBody,
@@ -55,6 +57,28 @@ export class AuthController {
   async logout(@Caller() p: Principal, @Res({ passthrough: true }) res: Response): Promise<void> {
     await this.auth.logout(p);
     this.cookie(res, '', 0);
+  }
+
+  @Endpoint({ method: 'GET', path: 'orgs', operationId: 'listMyOrgs', summary: 'The orgs the signed-in person belongs to (the org switcher)', tag: 'Auth', auth: 'session', response: MyOrgsView })
+  myOrgs(@Caller() p: Principal) {
+    return this.auth.myOrgs(p);
+  }
+
+  @Endpoint({
+    method: 'POST',
+    path: 'switch-org',
+    operationId: 'switchOrg',
+    summary: "Move this console session to another of the person's orgs (a new session there, this one ends); sets the session cookie",
+    tag: 'Auth',
+    auth: 'session',
+    body: SwitchOrgBody,
+    response: SessionView,
+    errors: [403, 404, 409],
+  })
+  async switchOrg(@Caller() p: Principal, @Body() body: z.infer<typeof SwitchOrgBody>, @Req() req: Request, @Res({ passthrough: true }) res: Response) {
+    const { token, view } = await this.auth.switchOrg(p, body.org, { sourceIp: req.ip ?? null, userAgent: req.header('user-agent') ?? null, requestId: req.id });
+    this.cookie(res, token, this.config.SESSION_TTL_HOURS * 3600);
+    return view;
   }
 
   @Endpoint({ method: 'GET', path: 'session', operationId: 'getSession', summary: 'Who is calling: user, org, roles, permissions', tag: 'Auth', response: SessionView })

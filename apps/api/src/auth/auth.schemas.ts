@@ -9,6 +9,14 @@ export const LoginBody = z.strictObject({
   totpCode: TotpCode.optional(),
 });
 
+/** Switch the console session to another org of the same person (a new session there; this one ends). */
+export const SwitchOrgBody = z.strictObject({ org: Slug });
+
+/** The orgs the signed-in person belongs to (for the console's org switcher). */
+export const MyOrgsView = z.strictObject({
+  items: z.array(z.strictObject({ slug: z.string().max(100), current: z.boolean(), active: z.boolean() })).max(1000),
+});
+
 export const SessionView = z.strictObject({
   kind: z.enum(['session', 'api_key']),
   user: UserSummary,

@@ -189,6 +189,37 @@ export class AuthService {
     });
   }
 
+  /** The orgs of the signed-in person, for the console's org switcher. */
+  async myOrgs(p: Principal): Promise<{ items: { slug: string; current: boolean; active: boolean }[] }> {
+    const orgs: { org_id: string; slug: string; status: string }[] = await this.db.outsideOrg((em) => em.query('SELECT * FROM steward_auth_user_orgs($1)', [p.userId]));
+    return { items: orgs.map((o) => ({ slug: o.slug, current: o.org_id === p.orgId, active: o.status === 'active' })).sort((a, b) => a.slug.localeCompare(b.slug)) };
+  }
+
+  /**
+   * Moves a console session to another org of the same person: a new session there (carrying the
+   * second factor this one proved), this one revoked. Nothing new is proved, so the target org's
+   * own sign-in rules must hold for a password session: an org that signs in only through SSO is
+   * refused (sign in there through its identity provider). Audited in both orgs.
+   */
+  async switchOrg(p: Principal, slug: string, meta: RequestMeta): Promise<{ token: string; view: z.infer<typeof SessionView> }> {
+    if (p.kind !== 'session') throw AppError.forbidden('Only a console session can switch orgs; an API key belongs to one org.');
+    const orgs: { org_id: string; slug: string; status: string }[] = await this.db.outsideOrg((em) => em.query('SELECT * FROM steward_auth_user_orgs($1)', [p.userId]));
+    const target = orgs.find((o) => o.slug === slug);
+    // Not a member: the same answer as an org that does not exist.
+    if (!target) throw AppError.notFound('org');
+    if (target.org_id === p.orgId) throw AppError.conflict('This session is already in that org.');
+    if (target.status !== 'active') throw AppError.forbidden('Your membership of that org is suspended.');
+    const passwordSignIn = await this.db.inOrg({ orgId: target.org_id, userId: p.userId }, async (em) => (await em.findOneBy(Org, { id: target.org_id }))?.passwordSignIn ?? true);
+    if (!passwordSignIn) throw new AppError(403, ErrorCode.Forbidden, 'Use single sign-on', 'That org signs in through its identity provider: sign in there with SSO.');
+    await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
+      await em.update(Session, { orgId: p.orgId, id: p.credentialId }, { revokedAt: new Date() });
+      await this.audit.record(em, p, { action: 'auth.switch_org', targetType: 'Session', targetId: p.credentialId, payload: { to: slug } });
+    });
+    const from = orgs.find((o) => o.org_id === p.orgId)?.slug ?? null;
+    const actor: AuditActor = { orgId: target.org_id, actorType: 'user', actorId: p.userId, client: 'console', sourceIp: meta.sourceIp, requestId: meta.requestId };
+    return this.openSession(target.org_id, p.userId, p.mfaAt, meta, actor, { switchedFrom: from, mfa: p.mfaAt !== null });
+  }
+
   async logout(p: Principal): Promise<void> {
     await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       await em.update(Session, { orgId: p.orgId, id: p.credentialId }, { revokedAt: new Date() });

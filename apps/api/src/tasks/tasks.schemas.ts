@@ -36,6 +36,8 @@ export const TaskView = z.strictObject({
   tainted: z.boolean(),
   error: z.strictObject({ code: z.string().max(64), message: z.string().max(1000) }).nullable(),
   cancelRequested: z.boolean(),
+  /** The employee's 1–5 rating of the finished task (pilot metrics), null until rated. */
+  rating: z.int().min(1).max(5).nullable(),
   createdAt: Timestamp,
   startedAt: Timestamp.nullable(),
   finishedAt: Timestamp.nullable(),

@@ -35,10 +35,12 @@ interface TaskRow {
   created_at: Date;
   started_at: Date | null;
   finished_at: Date | null;
+  rating: number | null;
 }
 
 const COLUMNS = `id, user_id, state, workflow, connectors, model_preference, model, step, max_steps, turns, input_tokens, output_tokens, cost_micros, budget_micros,
-                 tainted, error_code, error_message, cancel_requested_at, created_at, started_at, finished_at`;
+                 tainted, error_code, error_message, cancel_requested_at, created_at, started_at, finished_at,
+                 (SELECT r.rating FROM task_ratings r WHERE r.org_id = tasks.org_id AND r.task_id = tasks.id) AS rating`;
 
 /** Agent tasks: created with their outbox row in one transaction; run by the worker; read from Postgres. */
 @Injectable()
@@ -72,6 +74,7 @@ export class TasksService {
       tainted: r.tainted,
       error: r.error_code ? { code: r.error_code, message: r.error_message ?? '' } : null,
       cancelRequested: r.cancel_requested_at !== null,
+      rating: r.rating ?? null,
       createdAt: r.created_at.toISOString(),
       startedAt: r.started_at?.toISOString() ?? null,
       finishedAt: r.finished_at?.toISOString() ?? null,

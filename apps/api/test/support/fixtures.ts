@@ -317,6 +317,9 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'POST /v1/auth/login': async (c) => ({ path: '/v1/auth/login', body: { email: c.org.users[c.role].email, password: PASSWORD, org: c.org.slug } }),
   'POST /v1/auth/logout': async (c) => ({ path: '/v1/auth/logout', cookie: await freshSession(c) }),
   'GET /v1/auth/session': async () => ({ path: '/v1/auth/session' }),
+  'GET /v1/auth/orgs': async () => ({ path: '/v1/auth/orgs' }),
+  // An org the caller is not in: not found (auth.e2e-spec switches for real).
+  'POST /v1/auth/switch-org': async () => ({ path: '/v1/auth/switch-org', body: { org: 'no-such-org' } }),
   'POST /v1/auth/step-up': async (c) => {
     const u = await totpUser(c);
     return { path: '/v1/auth/step-up', body: { totpCode: await u.code(1) }, cookie: u.cookie };

@@ -130,7 +130,7 @@ export default function TaskPage() {
           </Card>
         )}
       </Loaded>
-      {task.data && RATABLE.has(task.data.state) && task.data.userId === session.user.id && <RateTask id={id} />}
+      {task.data && RATABLE.has(task.data.state) && task.data.userId === session.user.id && <RateTask id={id} current={task.data.rating} />}
       <Card withBorder>
         <Title order={2} size="h4" mb="sm">
           Steps and decisions
@@ -190,8 +190,8 @@ function EventBody({ e }: { e: TaskEvent }) {
 const RATING_LABEL = ['', 'poor', 'weak', 'fair', 'good', 'excellent'];
 
 /** The employee who ran a finished task rates it 1–5 (the pilot metrics' satisfaction); a new rating replaces theirs. */
-function RateTask({ id }: { id: string }) {
-  const [rating, setRating] = useState('');
+function RateTask({ id, current }: { id: string; current: number | null }) {
+  const [rating, setRating] = useState(current ? String(current) : '');
   const [comment, setComment] = useState('');
   const [saved, setSaved] = useState<Out<'rateTask'> | null>(null);
   const action = useAction();
@@ -217,6 +217,11 @@ function RateTask({ id }: { id: string }) {
           <Button onClick={save} disabled={!rating} loading={action.busy}>
             Save rating
           </Button>
+          {!saved && current && (
+            <Text size="sm" c="dark.6" data-testid="task-rating-current">
+              Your rating: {current} of 5 ({RATING_LABEL[current]}). Rate again to replace it.
+            </Text>
+          )}
           {saved && (
             <Text size="sm" c="green.9" data-testid="task-rating-saved">
               Saved: {saved.rating} of 5 ({RATING_LABEL[saved.rating]}). Rate again to replace it.
