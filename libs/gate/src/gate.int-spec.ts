@@ -71,13 +71,23 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
   const policies = new PolicySource();
   let deps: GateDeps;
 
+  let observerQueue: Promise<unknown> = Promise.resolve();
+  const observed = <T,>(fn: () => Promise<T>): Promise<T> => {
+    const next = observerQueue.then(fn, fn);
+    observerQueue = next.catch(() => undefined);
+    return next;
+  };
+
   async function probeServer(): Promise<McpServer> {
     const server = new McpServer({ name: 'probe', version: '1.0.0' });
     const handler = (tool: string) => async (args: Record<string, unknown>, extra: { _meta?: Record<string, unknown> }) => {
       const key = extra._meta?.['steward/idempotency-key'];
       // Through another connection (a superuser, outside any transaction of the gate): only committed rows are visible.
-      const claim = await observer.query('SELECT state FROM task_actions WHERE id = $1', [key]);
-      const events = await observer.query(`SELECT count(*)::int AS n FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1`, [key]);
+      // One query at a time on the observer's connection (tools run concurrently in some tests).
+      const [claim, events] = await observed(async () => [
+        await observer.query('SELECT state FROM task_actions WHERE id = $1', [key]),
+        await observer.query(`SELECT count(*)::int AS n FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1`, [key]),
+      ]);
       calls.push({ tool, claimState: claim.rows[0]?.state ?? null, decisionEvents: events.rows[0].n, idempotencyKey: key });
       return { content: [{ type: 'text' as const, text: `ok ${JSON.stringify(args)}` }], structuredContent: { ok: true } };
     };
