@@ -82,7 +82,7 @@ async function main(): Promise<void> {
   await ownerDataSource?.initialize();
   if (embedded || config.WORKER_IN_PROCESS) {
     agentTasks = await agentTasksFromConfig(config, dataSource, log.child({ component: 'worker' }));
-    worker = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log: log.child({ component: 'worker' }), agentTasks: { ...agentTasks.deps, observer: metrics.steward.gateObserver() } });
+    worker = await startWorkerRuntime({ redisUrl: config.REDIS_URL, prefix: config.REDIS_PREFIX, concurrency: config.WORKER_CONCURRENCY, log: log.child({ component: 'worker' }), agentTasks: { ...agentTasks.deps, observer: metrics.steward.gateObserver(), ...(embedded ? { listen: false, relayIntervalMs: Math.min(agentTasks.deps.relayIntervalMs, 500) } : {}) } });
     audit = startAuditMaintenanceFromConfig(config, dataSource, log, ownerDataSource);
   }
 

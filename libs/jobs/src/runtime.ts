@@ -34,6 +34,12 @@ export interface WorkerRuntimeOptions {
     queuedAfterSeconds?: number;
     /** The console's external URL: approval notices link to the approval there. */
     consoleUrl?: string;
+    /**
+     * Wake the relay by LISTEN/NOTIFY on a connection of its own (default true). Off where the pool
+     * has a single connection (the embedded development database): the relay then polls every
+     * `relayIntervalMs`.
+     */
+    listen?: boolean;
   };
 }
 
@@ -181,9 +187,11 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         fastRunning = false;
       }
     };
-    stopListening = await listenForOutbox(agent.ds, () => {
-      if (!closing) void fast();
-    }, options.log);
+    if (agent.listen !== false) {
+      stopListening = await listenForOutbox(agent.ds, () => {
+        if (!closing) void fast();
+      }, options.log);
+    }
   }
   options.log.info({ queues: agent ? [QueueName.Maintenance, QueueName.AgentTasks] : [QueueName.Maintenance], concurrency: options.concurrency }, 'worker started');
 
