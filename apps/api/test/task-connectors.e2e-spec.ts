@@ -3,7 +3,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { Client } from 'pg';
-import { AuditKeyring } from '@steward/audit';
+import { AuditKeyring, recordEvent } from '@steward/audit';
+import { inOrg } from '@steward/db';
+import { recordFacts, toFacts } from '@steward/policy';
 import { createLogger, newId } from '@steward/common';
 import { fakeApi } from '../../../libs/connectors/src/test-support/fake-api';
 import { CredentialBroker } from '@steward/gate';
@@ -229,6 +231,16 @@ describe('agent tasks with installed connectors and stored credentials', () => {
          VALUES ($1, $2, $3, 5, $4, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $5, $6, now())`,
         [org.id, actionId, res.body.id, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } })],
       );
+      // Its decision event, as the gate records it: what the decision was made on (a reviewer's accept decides again on these).
+      const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
+      const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'] }, { domains: [] }));
+      await inOrg(h.ds, { orgId: org.id }, (em) =>
+        recordEvent(em, keyring, {
+          id: newId(), orgId: org.id, occurredAt: new Date(), actor: { type: 'agent_task', id: res.body.id }, action: 'email.send', target: { type: 'Tool', id: null },
+          level: 'batched', decision: 'allowed_reversible', outcome: 'success', task: res.body.id, connector: 'gmail', client: 'worker',
+          payload: { actionId, tool: 'gmail.send', facts, decided: 'batched' },
+        }),
+      );
       return { taskId: res.body.id as string, actionId };
     };
     const approver = await login(h, org.users.approver.email);
@@ -246,6 +258,30 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect((await decrypts(ok.taskId)).filter((x) => x.actionId === ok.actionId)).toHaveLength(1);
     const [accept] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'review.accept' AND canonical::jsonb->'target'->>'id' = $2`, [org.id, ok.taskId])).rows;
     expect(accept.p.actions).toEqual([{ actionId: ok.actionId, tool: 'gmail.send', undo: null, finalize: 'gmail.send_draft' }]);
+
+    // The policy now forbids sending mail outside the org: the accept decides again and sends nothing.
+    const later = await seeded('draft-ok');
+    const [active] = (await su.query(`SELECT id, document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
+    await su.query(`UPDATE policies SET document = $2 WHERE id = $1`, [active.id, JSON.stringify({ ...active.document, forbiddenAreas: [...active.document.forbiddenAreas, { id: 'fa.external-mail', actions: ['email.send'], when: { recipients: 'external' }, reason: 'no mail leaves the org this week' }] })]);
+    try {
+      gmail.calls.length = 0;
+      const forbidden = await h.http.post(`/v1/reviews/${later.taskId}/accept`).set('Cookie', approver).send({});
+      expect(forbidden.status).toBe(409);
+      expect(forbidden.body.detail).toMatch(/policy now forbids/);
+      expect(gmail.calls.filter((c) => c.path.endsWith('/drafts/send'))).toEqual([]);
+    } finally {
+      await su.query(`UPDATE policies SET document = $2 WHERE id = $1`, [active.id, JSON.stringify(active.document)]);
+    }
+    // The task's owner is suspended meanwhile: nothing of their work is made final.
+    await su.query(`UPDATE memberships SET status = 'suspended' WHERE org_id = $1 AND user_id = $2`, [org.id, org.users.member.id]);
+    try {
+      const suspended = await h.http.post(`/v1/reviews/${later.taskId}/accept`).set('Cookie', approver).send({});
+      expect(suspended.status).toBe(409);
+      expect(suspended.body.detail).toMatch(/not an active member/);
+      expect(gmail.calls.filter((c) => c.path.endsWith('/drafts/send'))).toEqual([]);
+    } finally {
+      await su.query(`UPDATE memberships SET status = 'active' WHERE org_id = $1 AND user_id = $2`, [org.id, org.users.member.id]);
+    }
 
     // The draft is gone upstream: the accept fails clearly and the action stays pending.
     const gone = await seeded('draft-gone');

@@ -4,7 +4,7 @@ import { ConnectorError, ConnectorHub } from '@steward/connectors';
 import { actionScope, CredentialBroker } from '@steward/gate';
 import type { EntityManager } from '@steward/db';
 import { addTaskConnectors, appendEvents } from '@steward/jobs';
-import { subjectOf } from '@steward/policy';
+import { type ActionType, compilePolicy, decideRecorded, type PolicyDocument, type RecordedFacts, subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
@@ -139,7 +139,10 @@ export class ReviewsService {
       if (actionId && rows[0].review_state) throw AppError.conflict(`The action is already ${rows[0].review_state}.`);
       if (!rows.length) throw AppError.conflict('Nothing in this bundle is left to review.');
       if (verdict === 'revert') await this.throughConnectors(p, t, rows, 'undo');
-      else if (rows.some((r) => r.finalize)) await this.throughConnectors(p, t, rows, 'finalize');
+      else if (rows.some((r) => r.finalize)) {
+        await this.stillAllowed(em, p.orgId, t, rows.filter((r) => r.finalize));
+        await this.throughConnectors(p, t, rows, 'finalize');
+      }
       await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = ANY($2::uuid[])`, [
         p.orgId,
         rows.map((r) => r.id),
@@ -162,6 +165,30 @@ export class ReviewsService {
       });
       return this.bundle(em, p, taskId);
     });
+  }
+
+  /**
+   * A finishing step acts for the task's owner now (a draft is sent): like an approved action, it
+   * runs only while the owner's membership is active and the current policy does not forbid what
+   * the action does. Each action is decided again on the facts its decision recorded (its
+   * decision event); the reviewer's accept satisfies anything short of Forbidden.
+   */
+  private async stillAllowed(em: EntityManager, orgId: string, t: { id: string; user_id: string }, rows: ActionRow[]): Promise<void> {
+    const [m]: { status: string }[] = await em.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [orgId, t.user_id]);
+    if (m?.status !== 'active') throw AppError.conflict("The task's owner is not an active member now: nothing of this task is made final. Revert it, or accept it once they are reinstated.");
+    const [active]: { document: PolicyDocument }[] = await em.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [orgId]);
+    if (!active) throw AppError.conflict('The org has no active policy: nothing is made final.');
+    const compiled = compilePolicy(active.document);
+    for (const r of rows) {
+      const [e]: { payload: { facts?: RecordedFacts } }[] = await em.query(
+        `SELECT canonical::jsonb->'payload' AS payload FROM audit_events
+          WHERE org_id = $1 AND actor_id = $2 AND canonical::jsonb->'payload'->>'actionId' = $3 AND canonical::jsonb->>'decision' <> 'executed' LIMIT 1`,
+        [orgId, t.id, r.id],
+      );
+      if (!e?.payload?.facts) throw AppError.conflict(`The action ${r.id} has no recorded decision to decide again: it is not made final.`);
+      const d = decideRecorded(compiled, e.payload.facts, r.action_type as ActionType, r.connector, new Date());
+      if (d.level === 'forbidden') throw AppError.conflict(`The policy now forbids this action (${r.tool}): ${d.reason.slice(0, 300)} It is not made final; revert it.`);
+    }
   }
 
   /**
