@@ -230,9 +230,10 @@ async function main(): Promise<void> {
     const model = await startScriptedModelServer();
     const dataDir = mkdtempSync(join(tmpdir(), 'steward-bench-gate-'));
     const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+    const runtimePrefix = `steward-bench-${newId().slice(-8)}`;
     const runtime = await startWorkerRuntime({
       redisUrl: process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379',
-      prefix: `steward-bench-${newId().slice(-8)}`,
+      prefix: runtimePrefix,
       concurrency: 4,
       log: quiet,
       agentTasks: { ds, redis, keys, keyring, dataDir, model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true }, leaseSeconds: 30, relayIntervalMs: 60_000, log: quiet },
@@ -257,6 +258,8 @@ async function main(): Promise<void> {
     } finally {
       await runtime.close();
       await model.close();
+      const keys = await redis.keys(`${runtimePrefix}:*`);
+      if (keys.length) await redis.del(...keys);
     }
   } catch (err) {
     failed = true;

@@ -3,6 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
+import { Redis } from 'ioredis';
 import { join } from 'node:path';
 import { redisUrl } from '../../../test/support/db-urls';
 
@@ -28,6 +29,7 @@ describe('development mode (embedded PostgreSQL, worker in process)', () => {
   let child: ChildProcess | undefined;
   let dataDir: string;
   let output = '';
+  const prefix = `steward-embedded-${randomBytes(4).toString('hex')}`;
 
   afterAll(async () => {
     if (child && child.exitCode === null) {
@@ -39,6 +41,14 @@ describe('development mode (embedded PostgreSQL, worker in process)', () => {
     child?.stdout?.destroy();
     child?.stderr?.destroy();
     if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+    // The run's own Redis keys (its queues) go with it.
+    const redis = new Redis(redisUrl(), { maxRetriesPerRequest: 1 });
+    try {
+      const keys = await redis.keys(`${prefix}:*`);
+      if (keys.length) await redis.del(...keys);
+    } finally {
+      redis.disconnect();
+    }
   });
 
   it('comes up, takes the first-run setup, signs in and runs a demo task to the end', async () => {
@@ -51,7 +61,7 @@ describe('development mode (embedded PostgreSQL, worker in process)', () => {
       EMBEDDED_DB_PORT: String(await freePort()),
       STEWARD_DATA_DIR: dataDir,
       REDIS_URL: redisUrl(),
-      REDIS_PREFIX: `steward-embedded-${randomBytes(4).toString('hex')}`,
+      REDIS_PREFIX: prefix,
       LOG_LEVEL: 'warn',
       STEWARD_TOKEN_PEPPER: randomBytes(32).toString('base64url'),
       STEWARD_MASTER_KEY: `v1:${randomBytes(32).toString('base64')}`,
