@@ -70,7 +70,9 @@ export async function createBenchDatabase(prefix: string, poolMax = 6): Promise<
 
 export const out = (measure: string, value: number) => process.stdout.write(`${JSON.stringify({ measure, value: Number(value.toPrecision(6)) })}\n`);
 
+/** The p-quantile of values, p a fraction in (0, 1] (0.99 for p99). */
 export function percentile(values: number[], p: number): number {
+  if (!(p > 0 && p <= 1)) throw new Error(`percentile: p must be a fraction in (0, 1], got ${p}`);
   const s = [...values].sort((a, b) => a - b);
   return s[Math.min(s.length - 1, Math.max(0, Math.ceil(s.length * p) - 1))];
 }

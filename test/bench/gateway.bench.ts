@@ -147,9 +147,9 @@ async function main(): Promise<void> {
     const runs = await Promise.all(loaders.map((l, i) => ask<{ calls: number; errors: number; firstError: string | null }>(l, { op: 'run', tool: `crm__${TOOL.name}`, calls: CALLS, tag: String.fromCharCode(65 + (i % 26)) })));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const cpu = process.cpuUsage(cpuBefore);
-    const commitP50 = percentile(commits, 50);
-    const directP50 = percentile(latency.direct, 50);
-    const gatewayP50 = percentile(latency.gateway, 50);
+    const commitP50 = percentile(commits, 0.5);
+    const directP50 = percentile(latency.direct, 0.5);
+    const gatewayP50 = percentile(latency.gateway, 0.5);
     const errors = runs.reduce((n, r) => n + r.errors, 0);
     const calls = runs.reduce((n, r) => n + r.calls, 0);
     const firstError = runs.find((r) => r.firstError)?.firstError;
