@@ -318,7 +318,11 @@ export function program(): Command {
       const byId = { params: { path: { id: draft.id } } };
       try {
         const r = await call(api.POST('/v1/policies/{id}/simulate', { ...byId, body: { actions } satisfies Body<'simulatePolicy'> }));
-        print(r, () => out(JSON.stringify(r, null, 2)));
+        print(r, () => {
+          const { total, changed, stricter, looser } = r.summary;
+          out(`${total} action(s), ${changed} changed (${stricter} stricter, ${looser} looser)`);
+          for (const x of r.results) out(`${x.index}\t${x.action}\t${x.before.level} → ${x.after.level}${x.changed ? '\tchanged' : ''}`);
+        });
       } finally {
         await call(api.DELETE('/v1/policies/{id}', byId)).catch(() => undefined);
       }
@@ -340,22 +344,45 @@ export function program(): Command {
     .command('export')
     .description('Export the chain (to stdout)')
     .addOption(new Option('--format <format>', 'export format').choices(EXPORT_FORMATS).default('ndjson'))
-    .action(async (o: { format: (typeof EXPORT_FORMATS)[number] }) => {
+    .option('--manifest <file>', 'also write the manifest of exactly the exported range to this file (for "audit verify")')
+    .action(async (o: { format: (typeof EXPORT_FORMATS)[number]; manifest?: string }) => {
       const { api, call } = session();
-      const body = await call(api.GET('/v1/audit/export', { params: { query: { format: o.format } }, parseAs: 'stream' }));
+      let range: Pick<Query<'exportAuditTrail'>, 'fromSeq' | 'toSeq'> = {};
+      if (o.manifest) {
+        // The manifest first, then the export of its range: events sealed in between are in neither.
+        const manifest = await call(api.GET('/v1/audit/export/manifest'));
+        if (manifest.toSeq >= 1) range = { fromSeq: manifest.fromSeq, toSeq: manifest.toSeq };
+        try {
+          writeFileSync(o.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+        } catch {
+          throw new CliError(`cannot write ${o.manifest}`, 2);
+        }
+      }
+      const body = await call(api.GET('/v1/audit/export', { params: { query: { format: o.format, ...range } }, parseAs: 'stream' }));
       for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+    });
+  audit
+    .command('public-key')
+    .description('The server\'s checkpoint public key (PEM); pin your own copy out of band: a verifier must not trust the server it audits')
+    .action(async () => {
+      const { api, call } = session();
+      const r = await call(api.GET('/v1/audit/public-key'));
+      print(r, () => process.stdout.write(r.publicKeyPem.endsWith('\n') ? r.publicKeyPem : `${r.publicKeyPem}\n`));
     });
   audit
     .command('verify')
     .description('Verify an NDJSON export offline against its manifest and the auditor\'s public key')
     .argument('<export>', 'the NDJSON export file')
-    .requiredOption('--manifest <file>', 'the export manifest (GET /v1/audit/export/manifest)')
+    .requiredOption('--manifest <file>', 'the export manifest ("audit export --manifest <file>" writes it)')
     .requiredOption('--public-key <file>', 'your pinned copy of the checkpoint public key (PEM)')
     .action(async (exportPath: string, o: { manifest: string; publicKey: string }) => {
       const { verifyExport } = await import('@steward/audit');
-      const result = await verifyExport(exportPath, readDocument(o.manifest) as Parameters<typeof verifyExport>[1], readFileSync(o.publicKey, 'utf8'));
+      const manifest = readDocument(o.manifest) as Parameters<typeof verifyExport>[1];
+      const publicKey = readText(o.publicKey);
+      if (!existsSync(exportPath)) throw new CliError(`cannot read ${exportPath}`, 2);
+      const result = await verifyExport(exportPath, manifest, publicKey);
       print(result, () => out(JSON.stringify(result)));
-      if (!(result as { ok?: boolean }).ok) throw new CliError('the export does not verify', 1);
+      if (!result.ok) throw new CliError('the export does not verify', 1);
     });
 
   p.command('connectors')
@@ -368,13 +395,16 @@ export function program(): Command {
   return p;
 }
 
-function readDocument(file: string): unknown {
-  let text: string;
+function readText(file: string): string {
   try {
-    text = readFileSync(file, 'utf8');
+    return readFileSync(file, 'utf8');
   } catch {
     throw new CliError(`cannot read ${file}`, 2);
   }
+}
+
+function readDocument(file: string): unknown {
+  const text = readText(file);
   try {
     return JSON.parse(text);
   } catch {
