@@ -14,6 +14,7 @@ module.exports = {
     '<rootDir>/apps/api',
     '<rootDir>/apps/agent-worker',
     '<rootDir>/test/deploy',
+    '<rootDir>/test/api-types',
     '<rootDir>/test/console',
   ],
 };

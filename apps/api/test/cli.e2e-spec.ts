@@ -1,5 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -16,7 +17,9 @@ import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './su
  * The `steward` CLI (apps/cli), built and run as a binary against a live API and worker
  * (the scripted model server, real PostgreSQL and Redis): login stores the key 0600,
  * `run --follow` shows progress and ends with the task's result, bad flags and a missing login
- * give one line and exit code 2.
+ * give one line and exit code 2, an API that cannot be reached exit code 3; every command the
+ * issue lists (approvals/approve/reject, reviews, policy show/diff/simulate, audit
+ * search/export/verify, connectors) against the real routes.
  */
 const ROOT = resolve(__dirname, '../../..');
 const BIN = join(ROOT, 'apps/cli/dist/main.js');
@@ -28,6 +31,7 @@ describe('steward CLI against a live API', () => {
   let runtime: WorkerRuntime;
   let base: string;
   let key: string;
+  let ws: string;
   const home = mkdtempSync(join(tmpdir(), 'steward-cli-'));
   const config = join(home, 'steward', 'config.json');
   const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
@@ -46,7 +50,7 @@ describe('steward CLI against a live API', () => {
     base = `http://127.0.0.1:${(h.app.getHttpServer().address() as AddressInfo).port}`;
     org = await seedOrg(h.ds, 'cli');
     key = (await newApiKey(h, await login(h, org.users.member.email), ['*'])).secret;
-    const ws = join(h.config.STEWARD_DATA_DIR, 'workspaces', org.id, org.users.member.id, 'numbers');
+    ws = join(h.config.STEWARD_DATA_DIR, 'workspaces', org.id, org.users.member.id, 'numbers');
     mkdirSync(ws, { recursive: true });
     writeFileSync(join(ws, 'last-week.csv'), 'week,revenue\n46,1200000\n');
     model = await startScriptedModelServer();
@@ -166,5 +170,132 @@ describe('steward CLI against a live API', () => {
     expect(nope.code).toBe(1);
     expect(nope.stderr.trim().split('\n')).toHaveLength(1);
     expect(nope.stderr).toMatch(/^steward: .*HTTP 404/);
+  });
+
+  it('a Watched delete waits: the approver lists it and rejects it (nothing deleted); a Batched write waits in reviews', async () => {
+    const approverKey = (await newApiKey(h, await login(h, org.users.approver.email), ['*'])).secret;
+    const approver = { STEWARD_CONFIG: join(home, 'approver', 'config.json') };
+    expect((await cli(['login', '--url', base, '--api-key', approverKey], approver)).code).toBe(0);
+
+    const watched = await cli(['run', '[script:cleanup] remove the old numbers', '--follow']);
+    expect(watched.stderr).toBe('');
+    expect(watched.code).toBe(0);
+    expect(watched.stdout).toMatch(/action: workspace-files\/files\.delete → \S+ \[watched\]/);
+    expect(watched.stdout.trim().split('\n').at(-2)).toBe('result (awaiting_approval):');
+    const taskId = /^task (\S+) started/.exec(watched.stdout)![1];
+
+    const listed = await cli(['approvals', '--json'], approver);
+    expect(listed.code).toBe(0);
+    const item = (JSON.parse(listed.stdout) as { items: { id: string; taskId: string | null; tool: string; actionType: string }[] }).items.find((a) => a.taskId === taskId);
+    expect(item).toMatchObject({ tool: 'files.delete', actionType: 'file.delete' });
+    expect((await cli(['approvals'], approver)).stdout).toContain(`${item!.id}\tworkspace-files\tfiles.delete\tfile.delete\t`);
+    // The requester may not decide their own request.
+    const own = await cli(['approve', item!.id]);
+    expect(own.code).toBe(1);
+    expect(own.stderr.trim().split('\n')).toHaveLength(1);
+    const noReason = await cli(['reject', item!.id], approver);
+    expect(noReason.code).toBe(2);
+    const rejected = await cli(['reject', item!.id, '--reason', 'Keep the numbers'], approver);
+    expect(rejected.stderr).toBe('');
+    expect(rejected.stdout.trim()).toBe(`approval ${item!.id}: rejected`);
+    expect(existsSync(join(ws, 'last-week.csv'))).toBe(true);
+    const again = await cli(['reject', item!.id, '--reason', 'Twice'], approver);
+    expect(again.code).toBe(1);
+    expect(again.stderr).toMatch(/^steward: .*HTTP 409/);
+
+    const batched = await cli(['run', 'Weekly exec brief', '--follow']);
+    expect(batched.code).toBe(0);
+    expect(batched.stdout).toMatch(/action: workspace-files\/files\.write → \S+ \[batched\]/);
+    const reviewId = /^task (\S+) started/.exec(batched.stdout)![1];
+    const reviews = await cli(['reviews'], approver);
+    expect(reviews.code).toBe(0);
+    expect(reviews.stdout.split('\n')).toContain(`${reviewId}\tin_review\t1\t0\t0`);
+    expect((JSON.parse((await cli(['reviews', '--json'], approver)).stdout) as { items: { taskId: string; pending: number }[] }).items).toContainEqual(expect.objectContaining({ taskId: reviewId, pending: 1 }));
+  });
+
+  it('policy simulate decides sample actions under a file and leaves no draft behind', async () => {
+    const owner = { STEWARD_CONFIG: join(home, 'owner', 'config.json') };
+    const active = JSON.parse((await cli(['policy', 'show', '--json'], owner)).stdout) as { document: { baseline: Record<string, string> } };
+    const file = join(home, 'stricter.json');
+    writeFileSync(file, JSON.stringify({ ...active.document, baseline: { ...active.document.baseline, 'file.read': 'watched' } }));
+    const actions = join(home, 'actions.json');
+    writeFileSync(actions, JSON.stringify([{ action: 'file.read', context: {} }, { action: 'email.send', context: {} }]));
+    const sim = await cli(['policy', 'simulate', file, '--actions', actions], owner);
+    expect(sim.stderr).toBe('');
+    expect(sim.code).toBe(0);
+    expect(sim.stdout.trim().split('\n')).toEqual(['2 action(s), 1 changed (1 stricter, 0 looser)', '0\tfile.read\tautonomous → watched\tchanged', '1\temail.send\twatched → watched']);
+    const asJson = JSON.parse((await cli(['policy', 'simulate', file, '--actions', actions, '--json'], owner)).stdout) as { summary: { total: number } };
+    expect(asJson.summary.total).toBe(2);
+    // A document the API refuses: one line, exit code 1, and still no draft.
+    writeFileSync(file, JSON.stringify({ baseline: { 'file.read': 'sometimes' } }));
+    const refused = await cli(['policy', 'simulate', file, '--actions', actions], owner);
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    const drafts = await h.http.get('/v1/policies?status=draft').set('Cookie', await login(h, org.users.owner.email));
+    expect(drafts.status).toBe(200);
+    expect(drafts.body.items).toEqual([]);
+  });
+
+  it('audit export --manifest, public-key and verify check the chain offline; other formats export; a changed byte fails', async () => {
+    const owner = { STEWARD_CONFIG: join(home, 'owner', 'config.json') };
+    const cp = await h.http.post('/v1/audit/checkpoints').set('Cookie', await login(h, org.users.owner.email));
+    expect(cp.status).toBe(200);
+    const manifest = join(home, 'manifest.json');
+    const exported = await cli(['audit', 'export', '--manifest', manifest], owner);
+    expect(exported.stderr).toBe('');
+    expect(exported.code).toBe(0);
+    const m = JSON.parse(readFileSync(manifest, 'utf8')) as { count: number; checkpoints: unknown[] };
+    expect(m.checkpoints.length).toBeGreaterThan(0);
+    expect(exported.stdout.trim().split('\n')).toHaveLength(m.count);
+    const trail = join(home, 'trail.ndjson');
+    writeFileSync(trail, exported.stdout);
+    const pem = await cli(['audit', 'public-key'], owner);
+    expect(pem.stdout).toMatch(/^-----BEGIN PUBLIC KEY-----\n[\s\S]+-----END PUBLIC KEY-----\n$/);
+    const key = join(home, 'audit-key.pem');
+    writeFileSync(key, pem.stdout);
+
+    const ok = await cli(['audit', 'verify', trail, '--manifest', manifest, '--public-key', key]);
+    expect(ok.stderr).toBe('');
+    expect(ok.code).toBe(0);
+    expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, checked: m.count });
+
+    const lines = exported.stdout.trim().split('\n');
+    const second = JSON.parse(lines[1]!) as { canonical: string };
+    lines[1] = JSON.stringify({ ...second, canonical: second.canonical.replace(/"action":"/, '"action":"x') });
+    const tampered = join(home, 'tampered.ndjson');
+    writeFileSync(tampered, `${lines.join('\n')}\n`);
+    const bad = await cli(['audit', 'verify', tampered, '--manifest', manifest, '--public-key', key]);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr.trim()).toBe('steward: the export does not verify');
+    expect((await cli(['audit', 'verify', join(home, 'none.ndjson'), '--manifest', manifest, '--public-key', key])).code).toBe(2);
+
+    const ocsf = await cli(['audit', 'export', '--format', 'ocsf'], owner);
+    expect(ocsf.code).toBe(0);
+    expect(ocsf.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(m.count);
+    expect(JSON.parse(ocsf.stdout.trim().split('\n')[0]!)).toHaveProperty('class_uid');
+    const csv = await cli(['audit', 'export', '--format', 'csv'], owner);
+    expect(csv.code).toBe(0);
+    expect(csv.stdout.split('\n')[0]).toMatch(/seq/);
+  });
+
+  it('an API that cannot be reached: one line and exit code 3', async () => {
+    const port = await new Promise<number>((done) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as AddressInfo).port;
+        s.close(() => done(p));
+      });
+    });
+    const gone = `http://127.0.0.1:${port}`;
+    const r = await cli(['login', '--url', gone, '--api-key', key], { STEWARD_CONFIG: join(home, 'gone', 'config.json') });
+    expect(r.code).toBe(3);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^steward: cannot reach the Steward API at http:\/\/127\.0\.0\.1:\d+/);
+    expect(existsSync(join(home, 'gone', 'config.json'))).toBe(false);
+    const stale = join(home, 'stale', 'config.json');
+    mkdirSync(join(home, 'stale'));
+    writeFileSync(stale, JSON.stringify({ url: gone, apiKey: key }));
+    const t = await cli(['tasks'], { STEWARD_CONFIG: stale });
+    expect(t.code).toBe(3);
+    expect(t.stderr).not.toContain(key);
   });
 });
