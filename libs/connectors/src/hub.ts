@@ -107,7 +107,8 @@ export function toConnectorError(err: unknown, where: { connector: string; tool?
 const KNOWN_CODES = new Set<string>(['bad_arguments', 'auth_required', 'upstream_error', 'upstream_unreachable', 'not_found', 'conflict', 'result_too_large', 'timeout', 'egress_refused']);
 
 export class ConnectorClient {
-  private tools?: { at: number; list: ToolDefinition[] };
+  /** The server's tools as last listed, and their definition hashes (computed once per listing). */
+  private tools?: { at: number; list: ToolDefinition[]; hashes: Map<string, string> };
   private readonly inflight = new Set<AbortController>();
   private closed = false;
   /** Log messages the server sends (notifications/message); relayed by the MCP gateway. */
@@ -204,7 +205,7 @@ export class ConnectorClient {
         cursor = res.nextCursor;
         if (!cursor) break;
       }
-      this.tools = { at: Date.now(), list };
+      this.tools = { at: Date.now(), list, hashes: new Map() };
       return list;
     } catch (err) {
       const reason = ctrl.signal.aborted ? ctrl.signal.reason : undefined;
@@ -218,6 +219,19 @@ export class ConnectorClient {
   private async currentTools(): Promise<ToolDefinition[]> {
     if (this.tools && Date.now() - this.tools.at < (this.remote?.toolsTtlMs ?? Infinity)) return this.tools.list;
     return this.listTools();
+  }
+
+  /** The current definition's hash of a tool (null: the server no longer offers it). */
+  private async currentHash(tool: string): Promise<string | null> {
+    const list = await this.currentTools();
+    const cached = this.tools?.list === list ? this.tools.hashes : null;
+    const hit = cached?.get(tool);
+    if (hit) return hit;
+    const def = list.find((t) => t.name === tool);
+    if (!def) return null;
+    const hash = toolDefinitionHash(def);
+    cached?.set(tool, hash);
+    return hash;
   }
 
   /** Replaces the pinned hashes (after an admin approved tools again). */
@@ -278,9 +292,8 @@ export class ConnectorClient {
   private async checkPinned(tool: string): Promise<void> {
     const pinned = this.remote?.pins?.[tool];
     if (!pinned) throw new ConnectorError('tool_held', `${this.id}/${tool}: this tool is not approved by an admin`, { connector: this.id, tool });
-    const def = (await this.currentTools()).find((t) => t.name === tool);
-    if (!def) throw new ConnectorError('unknown_tool', `${this.id}/${tool}: the server no longer offers this tool`, { connector: this.id, tool });
-    const hash = toolDefinitionHash(def);
+    const hash = await this.currentHash(tool);
+    if (!hash) throw new ConnectorError('unknown_tool', `${this.id}/${tool}: the server no longer offers this tool`, { connector: this.id, tool });
     if (hash !== pinned) {
       throw new ConnectorError('tool_held', `${this.id}/${tool}: the tool's definition changed since it was approved; held until an admin approves it again`, {
         connector: this.id,

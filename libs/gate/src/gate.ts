@@ -148,6 +148,17 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   return r;
 }
 
+/** A manifest tool's definition hash, computed once per manifest entry (manifests are immutable once built). */
+const specHashes = new WeakMap<object, string>();
+function specHash(spec: ConnectorManifest['tools'][number]): string {
+  let h = specHashes.get(spec);
+  if (!h) {
+    h = toolDefinitionHash({ name: spec.name, description: spec.description, inputSchema: spec.inputSchema as Record<string, unknown> });
+    specHashes.set(spec, h);
+  }
+  return h;
+}
+
 async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateResult> {
   const now = deps.now?.() ?? new Date();
 
@@ -162,7 +173,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
   const actionId = newId();
   const argsDigest = digest(req.args);
   // What an approval is bound to besides the arguments: the tool's definition as the manifest pins it.
-  const toolHash = spec ? toolDefinitionHash({ name: spec.name, description: spec.description, inputSchema: spec.inputSchema as Record<string, unknown> }) : null;
+  const toolHash = spec ? specHash(spec) : null;
   const claim = 'taskId' in req.claim ? { taskId: req.claim.taskId, step: req.claim.step, gatewayKey: null } : { taskId: null, step: null, gatewayKey: req.claim.gatewayKey };
 
   // 3. Decide on what the org and the user look like now (domains, groups, active policy: read
