@@ -509,7 +509,8 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
         req.end(init);
       });
     // Without a token (it would be 401) and with one: the foreign Host is refused first.
-    for (const headers of [{ host: 'evil.example.com' }, { host: 'evil.example.com', authorization: `Bearer ${key}` }, { origin: 'http://evil.example.com', authorization: `Bearer ${key}` }]) {
+    const foreign: Record<string, string>[] = [{ host: 'evil.example.com' }, { host: 'evil.example.com', authorization: `Bearer ${key}` }, { origin: 'http://evil.example.com', authorization: `Bearer ${key}` }];
+    for (const headers of foreign) {
       const r = await post(headers);
       expect({ headers, status: r.status, type: r.type, code: r.body.code }).toEqual({ headers, status: 403, type: expect.stringMatching(/application\/problem\+json/), code: 'forbidden' });
       expect(r.body.detail).toMatch(/DNS-rebinding/);
