@@ -454,6 +454,8 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     const e = (await client.callTool({ name: 'test_elicitation', arguments: { message: 'Your password please' } })) as CallToolResult;
     expect(text(e)).toMatch(/^Elicitation not supported or error: .*this organisation does not allow elicitation .* for connector "Asker"/);
     expect(asked).toEqual([]);
+    // The gateway's client toward this upstream offered neither capability.
+    expect(JSON.parse(text(await client.callTool({ name: 'test_client_capabilities', arguments: {} })))).toEqual({});
     const [sampling] = await events('mcp.sampling', session);
     expect(sampling!.e).toMatchObject({
       outcome: 'denied',
@@ -469,6 +471,8 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
   it('an allowed connector: the client is asked on the call, its answer reaches the upstream, the audit event says relayed', async () => {
     expect((await h.http.patch(`/v1/connectors/${ids.relay}`).set('Cookie', admin).send({ relaySampling: true, relayElicitation: true })).status).toBe(200);
     const { client, asked, session } = await connect('relay', true);
+    // Offered upstream as the client declared them.
+    expect(JSON.parse(text(await client.callTool({ name: 'test_client_capabilities', arguments: {} })))).toEqual({ sampling: {}, elicitation: { form: {} } });
     const s = (await client.callTool({ name: 'test_sampling', arguments: { prompt: 'What is the capital of France?' } })) as CallToolResult;
     expect(text(s)).toBe('LLM response: Paris is the capital of France.');
     const e = (await client.callTool({ name: 'test_elicitation', arguments: { message: 'Who are you?' } })) as CallToolResult;
@@ -490,6 +494,7 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
   it('a client that did not declare the capability: refused, even where the org allows it', async () => {
     expect((await h.http.patch(`/v1/connectors/${ids.relay}`).set('Cookie', admin).send({ relaySampling: true, relayElicitation: true })).status).toBe(200);
     const { client, session } = await connect('relay', false);
+    expect(JSON.parse(text(await client.callTool({ name: 'test_client_capabilities', arguments: {} })))).toEqual({});
     const s = (await client.callTool({ name: 'test_sampling', arguments: { prompt: 'hello' } })) as CallToolResult;
     expect(text(s)).toMatch(/^Sampling not supported or error: .*did not declare the sampling capability/);
     const [sampling] = await events('mcp.sampling', session);

@@ -39,13 +39,14 @@ const promptArg = { type: 'object', properties: { prompt: { type: 'string', desc
 const messageArg = { type: 'object', properties: { message: { type: 'string', description: 'The message to show the user' } }, required: ['message'] } as const;
 
 /** Tools that ask the client something during the call (sampling, elicitation). */
-export const RELAY_TOOLS = ['test_sampling', 'test_elicitation', 'test_elicitation_sep1034_defaults', 'test_elicitation_sep1330_enums'];
+export const RELAY_TOOLS = ['test_sampling', 'test_elicitation', 'test_elicitation_sep1034_defaults', 'test_elicitation_sep1330_enums', 'test_client_capabilities'];
 
 export const CONFORMANCE_TOOLS = [
   { name: 'test_sampling', description: 'Asks the client for an LLM completion (sampling/createMessage)', inputSchema: promptArg },
   { name: 'test_elicitation', description: 'Asks the user for input (elicitation/create)', inputSchema: messageArg },
   { name: 'test_elicitation_sep1034_defaults', description: 'Elicitation with default values for every primitive type (SEP-1034)', inputSchema: empty },
   { name: 'test_elicitation_sep1330_enums', description: 'Elicitation with every enum schema variant (SEP-1330)', inputSchema: empty },
+  { name: 'test_client_capabilities', description: 'Answers with the capabilities the client declared to this server (JSON)', inputSchema: empty },
   { name: 'test_reconnection', description: 'Closes the SSE stream mid-call and answers after the client resumes it (SEP-1699)', inputSchema: empty },
   { name: 'test_simple_text', description: 'Returns simple text', inputSchema: empty },
   { name: 'test_image_content', description: 'Returns an image', inputSchema: empty },
@@ -157,6 +158,8 @@ export function conformanceUpstream(): Server {
           },
           'Elicitation completed',
         );
+      case 'test_client_capabilities':
+        return { content: [{ type: 'text', text: JSON.stringify(server.getClientCapabilities() ?? {}) }] };
       case 'test_reconnection':
         // SEP-1699: close this call's stream (the client resumes it with Last-Event-ID), answer a little later.
         extra.closeSSEStream?.();
