@@ -142,6 +142,7 @@ const TABLE: Record<string, Row> = {
   'GET /v1/connectors': every('ok'),
   'POST /v1/connectors': only(['owner', 'admin']),
   'GET /v1/connectors/{id}': every('ok'),
+  'PATCH /v1/connectors/{id}': only(['owner', 'admin']),
   'DELETE /v1/connectors/{id}': only(['owner', 'admin']),
   'POST /v1/connectors/{id}/discover': only(['owner', 'admin']),
   'GET /v1/connectors/{id}/tools': every('ok'),

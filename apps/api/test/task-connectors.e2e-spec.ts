@@ -8,9 +8,11 @@ import { inOrg } from '@steward/db';
 import { recordFacts, toFacts } from '@steward/policy';
 import { createLogger, newId } from '@steward/common';
 import { fakeApi } from '../../../libs/connectors/src/test-support/fake-api';
+import { listen, readBody } from '../../../libs/connectors/src/test-support/loopback';
 import { CredentialBroker } from '@steward/gate';
 import { type AgentDeps, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider, credentialAad, sealSecret } from '@steward/vault';
+import { conformanceUpstreamHandler } from './support/conformance-upstream';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 /**
@@ -309,5 +311,41 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect((await waitFor(res.body.id, ['completed'])).state).toBe('completed');
     const d = await decrypts(res.body.id);
     expect(d.filter((x) => x.actionId === action.id).map((x) => x.purpose)).toEqual(['action', 'action']); // the create, then its undo
+  });
+
+  it("an upstream's sampling request during a task is refused (no MCP client to ask) and audited; the tool gets the error", async () => {
+    // A remote MCP server whose tool asks the client's model to write text, installed and approved by an admin.
+    const upstreamMcp = conformanceUpstreamHandler();
+    const upstream = await listen(async (req, res) => {
+      const body = req.method === 'POST' ? JSON.parse((await readBody(req)).toString() || 'null') : undefined;
+      await upstreamMcp.handle(req, res, body);
+    });
+    try {
+      const admin = await login(h, org.users.admin.email);
+      expect((await h.http.put('/v1/egress/allow-hosts').set('Cookie', admin).send({ hosts: ['127.0.0.1'] })).status).toBe(200);
+      const created = await h.http.post('/v1/connectors').set('Cookie', admin).send({ name: 'Asker', url: `${upstream.url}/mcp` });
+      expect(created.status).toBe(201);
+      // Even with relaying allowed for the connector: a task has no MCP client behind it.
+      expect((await h.http.patch(`/v1/connectors/${created.body.id}`).set('Cookie', admin).send({ relaySampling: true })).status).toBe(200);
+      const tool = ((await h.http.get(`/v1/connectors/${created.body.id}/tools`).set('Cookie', admin)).body.items as { name: string; hash: string }[]).find((t) => t.name === 'test_sampling')!;
+      expect((await h.http.patch(`/v1/connectors/${created.body.id}/tools/test_sampling`).set('Cookie', admin).send({ action: 'saas.read' })).status).toBe(200);
+      expect((await h.http.post(`/v1/connectors/${created.body.id}/tools/test_sampling/approve`).set('Cookie', admin).send({ hash: tool.hash })).status).toBe(200);
+
+      const res = await create({ prompt: '[script:upstream-sampling] ask the upstream', connectors: ['Asker'] });
+      expect(res.status).toBe(201);
+      const done = await waitFor(res.body.id, ['completed', 'failed', 'in_review']);
+      expect(done.state).toBe('completed');
+      const events = (await h.http.get(`/v1/tasks/${res.body.id}/events?follow=false`).set('Cookie', member)).text;
+      // What the tool answered (it reports the error the upstream got back) reached the model.
+      expect(events).toMatch(/Sampling not supported or error: .*does not relay sampling\/createMessage from connector \\"Asker\\" during an agent task/);
+      const [refused] = (
+        await su.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'mcp.sampling' AND canonical::jsonb->>'task' = $2`, [org.id, res.body.id])
+      ).rows.map((r: { canonical: string }) => ({ raw: r.canonical, e: JSON.parse(r.canonical) }));
+      expect(refused!.e).toMatchObject({ outcome: 'denied', client: 'worker', actor: { type: 'agent_task', id: res.body.id }, payload: { outcome: 'refused', reason: 'no_client', connector: 'Asker', request: { method: 'sampling/createMessage', digest: expect.stringMatching(/^[0-9a-f]{64}$/) } } });
+      expect(refused!.raw).not.toContain('quarterly numbers');
+    } finally {
+      await upstreamMcp.close();
+      await upstream.close();
+    }
   });
 });

@@ -200,6 +200,30 @@ export const configSchema = z.object({
   GATEWAY_SESSION_IDLE_SECONDS: z.coerce.number().int().min(5).max(86_400).default(1800),
   /** MCP gateway: largest JSON-RPC request body, bytes (at most BODY_LIMIT_BYTES, which applies first). */
   GATEWAY_MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
+  /**
+   * MCP gateway, DNS-rebinding protection: the Host header values (`host` or `host:port`) /mcp
+   * accepts, comma-separated. Default: the host of STEWARD_PUBLIC_URL, plus loopback names
+   * (localhost, 127.0.0.1, [::1], any port) outside production or when STEWARD_PUBLIC_URL is unset.
+   */
+  GATEWAY_ALLOWED_HOSTS: z
+    .string()
+    .max(4096)
+    .default('')
+    .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
+    .refine((hosts) => hosts.every((h) => /^[a-z0-9.-]{1,253}(:\d{1,5})?$|^\[[0-9a-f:.]{2,45}\](:\d{1,5})?$/.test(h)), 'must be a comma-separated list of host or host:port'),
+  /**
+   * MCP gateway, DNS-rebinding protection: the Origin header values accepted when a request
+   * carries one (a browser), comma-separated. Default: the origins of STEWARD_PUBLIC_URL and
+   * STEWARD_CONSOLE_URL, plus loopback origins under the same rule as the hosts.
+   */
+  GATEWAY_ALLOWED_ORIGINS: z
+    .string()
+    .max(4096)
+    .default('')
+    .transform((v) => v.split(',').map((h) => h.trim().toLowerCase().replace(/\/+$/, '')).filter(Boolean))
+    .refine((origins) => origins.every((o) => URL.canParse(o) && /^https?:$/.test(new URL(o).protocol) && new URL(o).origin === o), 'must be a comma-separated list of origins (scheme://host[:port])'),
+  /** MCP gateway: the SSE `retry:` hint (ms) sent at the start of each stream, how long a client waits before it resumes a stream the gateway closed. */
+  GATEWAY_SSE_RETRY_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
 });
 
 export type Config = z.infer<typeof configSchema> & {

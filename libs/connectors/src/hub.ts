@@ -30,7 +30,26 @@ export interface CallLimits {
   idempotencyKey?: string;
   /** Progress the server reports during the call (relayed by the MCP gateway to its client). */
   onProgress?: (p: { progress: number; total?: number; message?: string }) => void;
+  /**
+   * The server closed the call's SSE stream before its answer (SEP-1699 polling) and the client
+   * resumes it with Last-Event-ID; the MCP gateway closes its own client's stream of the call likewise.
+   */
+  onStreamClosed?: () => void;
 }
+
+/**
+ * What the hub's MCP client offers the server besides tools: `sampling` (the server may ask the
+ * user's model to write text) and `elicitation` (it may ask the user for input), as the MCP client
+ * behind Steward declared them. Only the MCP gateway offers them, and only for a connector the org
+ * allows it for; requests the server sends anyway go to `onServerRequest` (or are refused).
+ */
+export interface ClientOffer {
+  sampling?: Record<string, unknown>;
+  elicitation?: Record<string, unknown>;
+}
+
+/** A request the server sent to the client (sampling/createMessage, elicitation/create, ...). */
+export type ServerRequestHandler = (request: { method: string; params?: Record<string, unknown> }, extra: { signal: AbortSignal }) => Promise<Record<string, unknown>>;
 
 export interface ToolCallResult {
   content: CallToolResult['content'];
@@ -57,6 +76,8 @@ export interface RemoteOptions extends CallLimits {
   pins?: Record<string, string>;
   /** How long a listed tool set is trusted before it is listed again to check pins (default 30 s). */
   toolsTtlMs?: number;
+  /** Capabilities offered to the server (see ClientOffer); none by default. */
+  offer?: ClientOffer;
 }
 
 const DEFAULT_TIMEOUT = 30_000;
@@ -128,12 +149,24 @@ export class ConnectorClient {
     client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
       this.onLog?.(n.params);
     });
+    // Requests from the server (sampling, elicitation, roots): handled by whoever relays them (the
+    // MCP gateway, which decides and audits each one), else refused with a JSON-RPC error.
+    client.fallbackRequestHandler = async (request, extra) => {
+      if (this.onServerRequest) return this.onServerRequest({ method: request.method, params: request.params as Record<string, unknown> | undefined }, { signal: extra.signal }) as never;
+      if (request.method === 'sampling/createMessage' || request.method === 'elicitation/create') {
+        throw new McpError(McpErrorCode.InvalidRequest, `Steward does not relay ${request.method} from this connector (${this.id}): no MCP client is behind this call`);
+      }
+      throw new McpError(McpErrorCode.MethodNotFound, `Method not found: ${request.method}`);
+    };
   }
 
+  /** Requests the server sends to the client (see ServerRequestHandler); unset: refused. */
+  onServerRequest?: ServerRequestHandler;
+
   /** Connects an in-process MCP server (a built-in connector) through linked in-memory transports. */
-  static async inProcess(id: string, server: McpServer, limits: CallLimits = {}): Promise<ConnectorClient> {
+  static async inProcess(id: string, server: McpServer, limits: CallLimits & { offer?: ClientOffer } = {}): Promise<ConnectorClient> {
     const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
-    const client = new Client({ name: 'steward-hub', version: '0.1.0' });
+    const client = newClient(limits.offer);
     await server.connect(serverSide);
     try {
       await client.connect(clientSide, { timeout: limits.timeoutMs ?? DEFAULT_TIMEOUT });
@@ -163,13 +196,16 @@ export class ConnectorClient {
     const fetchFn = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
       const headers = new Headers(init.headers);
       for (const [k, v] of Object.entries((typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {})) headers.set(k, v);
+      // A GET that resumes a stream: the server closed a call's stream before its answer (SEP-1699).
+      const resuming = headers.get('last-event-id');
+      if (resuming && (init.method ?? 'GET').toUpperCase() === 'GET') ref.client?.resumed(resuming);
       const res = await base(input, { ...init, headers, redirect: 'manual' });
       if ((init.method ?? 'GET').toUpperCase() !== 'POST' || !res.body) return res;
       return capResponse(res, limits.maxResultBytes + ENVELOPE_SLACK, () => ref.client?.abortAll(new ConnectorError('result_too_large', `${id}: the result is larger than ${limits.maxResultBytes} bytes`, { connector: id })));
     };
     const transport = new StreamableHTTPClientTransport(url, { fetch: fetchFn });
     transport.onclose = () => base.close(); // the client chains its own handler after this one
-    const client = new Client({ name: 'steward-hub', version: '0.1.0' });
+    const client = newClient(opts.offer);
     try {
       await client.connect(transport, { timeout: limits.timeoutMs });
     } catch (err) {
@@ -179,6 +215,13 @@ export class ConnectorClient {
     }
     ref.client = new ConnectorClient(id, 'remote', client, limits, { pins: opts.pins, toolsTtlMs: opts.toolsTtlMs ?? 30_000 });
     return ref.client;
+  }
+
+  /** Calls in progress by the last SSE event id seen on their stream (to tell which call a resumption is for). */
+  private readonly streams = new Map<AbortController, { lastEventId?: string; onStreamClosed?: () => void }>();
+
+  private resumed(lastEventId: string): void {
+    for (const st of this.streams.values()) if (st.lastEventId === lastEventId) st.onStreamClosed?.();
   }
 
   private abortAll(reason: ConnectorError): void {
@@ -252,17 +295,21 @@ export class ConnectorClient {
     let result: CallToolResult;
     try {
       const params = opts.idempotencyKey ? { name: tool, arguments: args, _meta: { [IDEMPOTENCY_META_KEY]: opts.idempotencyKey } } : { name: tool, arguments: args };
+      const stream: { lastEventId?: string; onStreamClosed?: () => void } = { onStreamClosed: opts.onStreamClosed };
+      if (opts.onStreamClosed) this.streams.set(ctrl, stream);
       result = (await this.client.callTool(params, undefined, {
         timeout: timeoutMs,
         maxTotalTimeout: timeoutMs,
         signal: ctrl.signal,
         ...(opts.onProgress ? { onprogress: opts.onProgress, resetTimeoutOnProgress: true } : {}),
+        ...(opts.onStreamClosed ? { onresumptiontoken: (id: string) => void (stream.lastEventId = id) } : {}),
       })) as CallToolResult;
     } catch (err) {
       const reason = ctrl.signal.aborted ? ctrl.signal.reason : undefined;
       throw toConnectorError(reason instanceof ConnectorError ? reason : err, where);
     } finally {
       this.inflight.delete(ctrl);
+      this.streams.delete(ctrl);
       opts.signal?.removeEventListener('abort', onAbort);
     }
     const bytes = Buffer.byteLength(JSON.stringify(result));
@@ -383,6 +430,11 @@ export class ConnectorClient {
   }
 }
 
+function newClient(offer: ClientOffer = {}): Client {
+  const capabilities = { ...(offer.sampling ? { sampling: offer.sampling } : {}), ...(offer.elicitation ? { elicitation: offer.elicitation } : {}) };
+  return new Client({ name: 'steward-hub', version: '0.1.0' }, { capabilities });
+}
+
 /** Counts a response's body bytes; past `max` the stream fails and `onOversize` is called. */
 function capResponse(res: Response, max: number, onOversize: () => void): Response {
   let seen = 0;
@@ -409,7 +461,7 @@ export class ConnectorHub {
   constructor(private readonly defaults: CallLimits = {}) {}
 
   /** Starts a built-in connector's server in process and connects to it. */
-  async addBuiltin(id: string, server: McpServer, limits: CallLimits = {}): Promise<ConnectorClient> {
+  async addBuiltin(id: string, server: McpServer, limits: CallLimits & { offer?: ClientOffer } = {}): Promise<ConnectorClient> {
     const client = await ConnectorClient.inProcess(id, server, { ...this.defaults, ...limits });
     await this.replace(id, client);
     return client;

@@ -26,6 +26,7 @@ import {
   SetCredentialBody,
   ToolList,
   ToolView,
+  UpdateConnectorBody,
 } from './connectors.schemas';
 import { ConnectorsService } from './connectors.service';
 import { CredentialsService } from './credentials.service';
@@ -86,6 +87,20 @@ export class ConnectorsController {
   @Endpoint({ method: 'GET', path: ':id', operationId: 'getConnector', summary: 'One connector', tag: TAG, response: ConnectorView, errors: [404] })
   get(@Caller() p: Principal, @Param('id') id: string) {
     return this.connectors.get(p, id);
+  }
+
+  @Endpoint({
+    method: 'PATCH',
+    path: ':id',
+    operationId: 'updateConnector',
+    summary: "Change a connector's settings: whether the MCP gateway relays the upstream's sampling and elicitation requests to the client (audited)",
+    tag: TAG,
+    body: UpdateConnectorBody,
+    response: ConnectorView,
+    errors: [404],
+  })
+  update(@Caller() p: Principal, @Param('id') id: string, @Body() body: z.infer<typeof UpdateConnectorBody>) {
+    return this.connectors.update(p, id, body);
   }
 
   @Endpoint({ method: 'DELETE', path: ':id', operationId: 'deleteConnector', summary: 'Uninstall a connector (its credentials are destroyed)', tag: TAG, status: 204, errors: [404] })

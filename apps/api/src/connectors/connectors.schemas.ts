@@ -56,9 +56,23 @@ export const ConnectorView = z.strictObject({
   lastError: Text(1000).nullable(),
   discoveredAt: Timestamp.nullable(),
   tools: z.strictObject({ total: z.int().min(0), approved: z.int().min(0), held: z.int().min(0), pending: z.int().min(0) }),
+  /** The MCP gateway relays this upstream's sampling requests (it asks the user's model to write text) to the client. */
+  relaySampling: z.boolean(),
+  /** The MCP gateway relays this upstream's elicitation requests (it asks the user for input) to the client. */
+  relayElicitation: z.boolean(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
+/** An admin's settings of an installed connector (each change audited as `connector.update`). */
+export const UpdateConnectorBody = z
+  .strictObject({
+    /** Relay the upstream's sampling/createMessage requests to the MCP client (default false). */
+    relaySampling: z.boolean().optional(),
+    /** Relay the upstream's elicitation/create requests to the MCP client (default false). */
+    relayElicitation: z.boolean().optional(),
+  })
+  .refine((v) => v.relaySampling !== undefined || v.relayElicitation !== undefined, { message: 'give relaySampling or relayElicitation' });
+
 export const ConnectorList = z.strictObject({ items: z.array(ConnectorView).max(200) });
 
 export const CatalogEntry = z.strictObject({

@@ -18,7 +18,7 @@ import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG } from '../core/tokens';
-import type { ApproveToolBody, AuthInput, ConnectorView, EgressHosts, HoldToolBody, InstallConnectorBody, MapToolBody, ToolView } from './connectors.schemas';
+import type { ApproveToolBody, AuthInput, ConnectorView, EgressHosts, HoldToolBody, InstallConnectorBody, MapToolBody, ToolView, UpdateConnectorBody } from './connectors.schemas';
 import { type AuthConfig, type ConnectorRow, CredentialsService } from './credentials.service';
 import { listRemoteTools, upstreamProblem } from './upstream';
 
@@ -114,6 +114,8 @@ export class ConnectorsService {
       lastError: c.last_error ? clip(c.last_error, 1000) : null,
       discoveredAt: iso(c.discovered_at),
       tools: counts,
+      relaySampling: c.relay_sampling,
+      relayElicitation: c.relay_elicitation,
       createdAt: iso(c.created_at)!,
       updatedAt: iso(c.updated_at)!,
     };
@@ -141,6 +143,24 @@ export class ConnectorsService {
   }
 
   /** Refuses URLs that resolve to loopback, private, link-local or metadata addresses unless allowlisted. */
+  /**
+   * An admin's settings of a connector: whether the MCP gateway relays the upstream's sampling
+   * and elicitation requests to the client. Audited as a config change (before and after).
+   */
+  async update(p: Principal, id: string, body: z.infer<typeof UpdateConnectorBody>) {
+    await this.access.authorize(p, 'read', 'Connector');
+    return this.db.inOrg(p, async (em) => {
+      const c = await this.load(em, p, id);
+      await this.access.authorize(p, 'update', 'Connector', { id });
+      const [locked]: ConnectorRow[] = await em.query('SELECT * FROM connectors WHERE org_id = $1 AND id = $2 FOR UPDATE', [p.orgId, c.id]);
+      const after = { relaySampling: body.relaySampling ?? locked.relay_sampling, relayElicitation: body.relayElicitation ?? locked.relay_elicitation };
+      const before = { relaySampling: locked.relay_sampling, relayElicitation: locked.relay_elicitation };
+      await em.query('UPDATE connectors SET relay_sampling = $3, relay_elicitation = $4, updated_at = now() WHERE org_id = $1 AND id = $2', [p.orgId, c.id, after.relaySampling, after.relayElicitation]);
+      await this.audit.record(em, p, { action: 'connector.update', targetType: 'Connector', targetId: c.id, payload: { name: c.name, before, after } });
+      return this.view(em, p.orgId, (await this.load(em, p, c.id)));
+    });
+  }
+
   private async checkUrl(em: EntityManager, orgId: string, url: string): Promise<void> {
     try {
       await assertEgressAllowed(url, await this.credentials.egressFor(em, orgId));

@@ -41,6 +41,8 @@ export interface ConnectorRow {
   status: 'active' | 'unreachable' | 'needs_credential';
   last_error: string | null;
   discovered_at: Date | null;
+  relay_sampling: boolean;
+  relay_elicitation: boolean;
   created_at: Date;
   updated_at: Date;
 }

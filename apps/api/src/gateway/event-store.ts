@@ -31,7 +31,8 @@ export class SessionEventStore implements EventStore {
         after = true;
         continue;
       }
-      if (after && e.streamId === last.streamId) await send(id, e.message);
+      // A priming event (an id and no data, stored as {}) is a resume point, not a message to replay.
+      if (after && e.streamId === last.streamId && Object.keys(e.message).length) await send(id, e.message);
     }
     return last.streamId;
   }

@@ -1,3 +1,4 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { createHash, randomUUID } from 'node:crypto';
 import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
@@ -7,6 +8,8 @@ import {
   CallToolRequestSchema,
   type CallToolResult,
   CompleteRequestSchema,
+  CreateMessageResultSchema,
+  ElicitResultSchema,
   ErrorCode as McpErrorCode,
   GetPromptRequestSchema,
   isInitializeRequest,
@@ -23,13 +26,15 @@ import {
   type Resource,
   type ResourceTemplate,
   type Tool,
+  LATEST_PROTOCOL_VERSION,
+  SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/sdk/types.js';
 import { trace } from '@opentelemetry/api';
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
-import { AuditKeyring, canonical } from '@steward/audit';
-import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, SpanAttr, TokenPrefix } from '@steward/common';
-import { ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
+import { AuditKeyring, canonical, recordEvent } from '@steward/audit';
+import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, newId, SpanAttr, TokenPrefix } from '@steward/common';
+import { type ClientOffer, ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { addTaskConnectors, hubIdOf, toolNameOf } from '@steward/jobs';
 import { type ActionType, decide, isActionType, type Level, subjectOf } from '@steward/policy';
@@ -65,8 +70,10 @@ import { SessionEventStore } from './event-store';
  * once it is approved runs, once (the gate redeems the approval).
  *
  * Resources and prompts of the upstreams pass through (namespaced like tools). Sampling and
- * elicitation requests from upstreams are not relayed: the hub's client does not offer those
- * capabilities, so an upstream cannot ask the user's model or the user anything through Steward.
+ * elicitation requests an upstream sends during a call are relayed to the client on that call's
+ * stream only where the org allows it for that connector (`relay_sampling`, `relay_elicitation`)
+ * and the client declared the capability; each one, relayed or refused, is audited
+ * (`mcp.sampling`, `mcp.elicitation`: digest and size of the request, never its text).
  */
 
 /** The gateway's paths: `/mcp` (null: every connector) or `/mcp/<connector>`; undefined: not the gateway's. */
@@ -77,12 +84,30 @@ export function gatewayScope(path: string): string | null | undefined {
 
 type Notify = (n: { method: string; params: Record<string, unknown> }) => Promise<void>;
 
+/** A tools/call in progress: where an upstream's log messages, sampling and elicitation requests go. */
+interface ActiveCall {
+  connector: string;
+  notify: Notify;
+  /** A request to the client related to this call (it travels on the call's stream). */
+  request: <T extends typeof CreateMessageResultSchema | typeof ElicitResultSchema>(r: { method: string; params?: Record<string, unknown> }, schema: T, o: { signal: AbortSignal; timeout: number }) => Promise<unknown>;
+}
+
+/** The call whose upstream work is running (async context of the hub's call, for requests the upstream sends). */
+const callScope = new AsyncLocalStorage<ActiveCall>();
+
+/** How long a relayed sampling or elicitation request may wait for the client (a person may be answering). */
+const RELAY_TIMEOUT_MS = 10 * 60_000;
+
 interface GatewaySession {
   id: string;
   /** `/mcp/<connector>`: one connector's tools and prompts under their own names; null: all, namespaced. */
   scope: string | null;
-  /** Notification senders of the calls in progress (an upstream's log messages go to the latest). */
-  active: Notify[];
+  /** The calls in progress (an upstream's log messages go to the latest). */
+  active: ActiveCall[];
+  /** Hub id → the installed connector (row id, name). */
+  connectors: Record<string, { id: string; name: string }>;
+  /** The protocol version negotiated at initialize. */
+  protocolVersion: string;
   orgId: string;
   userId: string;
   keyId: string;
@@ -138,6 +163,8 @@ export class GatewayService implements OnModuleDestroy {
   private readonly sweeper: NodeJS.Timeout;
   private readonly observer: GateObserver;
   private readonly addressLimit: ReturnType<typeof apiRateLimit>;
+  /** DNS-rebinding protection: the Host and Origin values /mcp accepts (loopback: any loopback name, any port). */
+  private readonly allowed: { hosts: Set<string>; origins: Set<string>; loopback: boolean };
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -151,6 +178,14 @@ export class GatewayService implements OnModuleDestroy {
   ) {
     this.auth = new AuthGuard(reflector, db, access, config);
     this.addressLimit = apiRateLimit(config);
+    const publicUrl = config.STEWARD_PUBLIC_URL;
+    this.allowed = {
+      hosts: new Set(config.GATEWAY_ALLOWED_HOSTS.length ? config.GATEWAY_ALLOWED_HOSTS : publicUrl ? [hostOf(publicUrl)] : []),
+      origins: new Set(
+        config.GATEWAY_ALLOWED_ORIGINS.length ? config.GATEWAY_ALLOWED_ORIGINS : [publicUrl, config.STEWARD_CONSOLE_URL].filter((u): u is string => !!u).map((u) => new URL(u).origin.toLowerCase()),
+      ),
+      loopback: config.NODE_ENV !== 'production' || !publicUrl,
+    };
     this.observer = metrics.steward.gateObserver();
     const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
     this.keyring = new AuditKeyring(keys);
@@ -176,6 +211,13 @@ export class GatewayService implements OnModuleDestroy {
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       sendProblem(res, problem(status, code, title, detail, { instance: '/mcp', requestId: req.id }));
     };
+    // DNS-rebinding protection, before anything else: a page on another site whose name resolves
+    // to this server must not reach the gateway (its Host or Origin is not one of ours).
+    const refused = this.rebinding(req);
+    if (refused) {
+      fail(403, ErrorCode.Forbidden, 'Forbidden', refused);
+      return;
+    }
     // 0. Limits counted in one round trip: the API's per-address limit (every request, before
     //    anything else) and the calls per second of the Bearer token (tools/call messages).
     const authorization = req.header('authorization');
@@ -230,6 +272,7 @@ export class GatewayService implements OnModuleDestroy {
         return;
       }
       s.lastSeen = Date.now();
+      this.sessionVersion(req, s);
       await s.transport.handleRequest(req, res, req.body);
       return;
     }
@@ -242,7 +285,8 @@ export class GatewayService implements OnModuleDestroy {
       fail(429, ErrorCode.RateLimited, 'Too many sessions', `At most ${this.config.GATEWAY_MAX_SESSIONS_PER_USER} open MCP sessions per user: close one (DELETE /mcp) first.`);
       return;
     }
-    const s = await this.openSession(p, scope);
+    const init = (Array.isArray(req.body) ? req.body : [req.body]).find((m) => isInitializeRequest(m)) as { params: { protocolVersion: string; capabilities?: Record<string, unknown> } };
+    const s = await this.openSession(p, scope, init.params);
     if (!s) {
       fail(404, ErrorCode.NotFound, 'Not found', `No connector "${scope}" is installed in this org.`);
       return;
@@ -314,15 +358,58 @@ export class GatewayService implements OnModuleDestroy {
     return { allowHosts: [...this.config.STEWARD_EGRESS_ALLOW_HOSTS, ...rows.map((r) => r.host)], resolver: this.resolver };
   }
 
-  private async openSession(p: Principal, scope: string | null): Promise<GatewaySession | null> {
+  /**
+   * The Host (and Origin, when a browser sent one) must be ours: GATEWAY_ALLOWED_HOSTS /
+   * GATEWAY_ALLOWED_ORIGINS, by default the public URL's (and the console's), plus loopback names
+   * outside production or when no public URL is configured. Returns why a request is refused.
+   */
+  private rebinding(req: Request): string | null {
+    const host = (req.headers.host ?? '').toLowerCase();
+    if (!host || !this.allowed.hosts.has(host)) {
+      const name = host.replace(/:\d+$/, '');
+      if (!(this.allowed.loopback && LOOPBACK.has(name))) return `The Host header "${host.slice(0, 200)}" is not one this gateway serves (DNS-rebinding protection; see GATEWAY_ALLOWED_HOSTS).`;
+    }
+    const origin = req.headers.origin?.toLowerCase();
+    if (origin !== undefined && !this.allowed.origins.has(origin)) {
+      let name = '';
+      try {
+        name = new URL(origin).hostname;
+      } catch {
+        // not a URL: refused below
+      }
+      if (!(this.allowed.loopback && LOOPBACK.has(name))) return `The Origin "${origin.slice(0, 200)}" may not use this gateway (DNS-rebinding protection; see GATEWAY_ALLOWED_ORIGINS).`;
+    }
+    return null;
+  }
+
+  /**
+   * A request of a session is served under the protocol version the session negotiated at
+   * initialize: a client that negotiated 2025-11-25 but names an older supported version in a
+   * request's MCP-Protocol-Version header still gets that version's streams (a priming event with
+   * the retry hint, resumable with Last-Event-ID), which the SDK decides from the header.
+   */
+  private sessionVersion(req: Request, s: GatewaySession): void {
+    const header = req.headers['mcp-protocol-version'];
+    if (typeof header !== 'string' || header === s.protocolVersion || !SUPPORTED_PROTOCOL_VERSIONS.includes(header) || header > s.protocolVersion) return;
+    req.headers['mcp-protocol-version'] = s.protocolVersion;
+    for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'mcp-protocol-version') req.rawHeaders[i + 1] = s.protocolVersion;
+  }
+
+  private async openSession(p: Principal, scope: string | null, init: { protocolVersion: string; capabilities?: Record<string, unknown> }): Promise<GatewaySession | null> {
     const installed: { name: string }[] = await this.db.inOrg({ orgId: p.orgId }, (em) => em.query(`SELECT name FROM connectors WHERE org_id = $1 AND status = 'active' ORDER BY name`, [p.orgId]));
     const names = ['workspace-files', ...installed.map((n) => n.name)].filter((n) => scope === null || hubIdOf(n) === scope);
     if (!names.length) return null;
     const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
-    const { manifests, targets } = await addTaskConnectors(
+    // What the client declared it can do for a server (sampling, elicitation): offered upstream only where the org allows it per connector.
+    const caps = init.capabilities ?? {};
+    const clientOffer: ClientOffer = {
+      ...(isObject(caps.sampling) ? { sampling: caps.sampling } : {}),
+      ...(isObject(caps.elicitation) ? { elicitation: caps.elicitation } : {}),
+    };
+    const { manifests, targets, connectors } = await addTaskConnectors(
       hub,
       { ds: this.db.dataSource, dataDir: this.config.STEWARD_DATA_DIR, broker: this.broker, baseUrls: this.config.STEWARD_CONNECTOR_BASE_URLS, egress: (orgId) => this.egress(orgId), log: this.log },
-      { orgId: p.orgId, userId: p.userId, taskId: null, client: 'mcp' },
+      { orgId: p.orgId, userId: p.userId, taskId: null, client: 'mcp', clientOffer },
       names,
     );
     const server = new Server({ name: 'steward-gateway', version: '0.1.0' }, { capabilities: { tools: {}, resources: { subscribe: true }, prompts: {}, completions: {}, logging: {} } });
@@ -330,6 +417,8 @@ export class GatewayService implements OnModuleDestroy {
       id: '',
       scope,
       active: [],
+      connectors,
+      protocolVersion: SUPPORTED_PROTOCOL_VERSIONS.includes(init.protocolVersion) ? init.protocolVersion : LATEST_PROTOCOL_VERSION,
       orgId: p.orgId,
       userId: p.userId,
       keyId: p.credentialId,
@@ -360,6 +449,8 @@ export class GatewayService implements OnModuleDestroy {
     s.transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       eventStore: new SessionEventStore(),
+      // The retry hint of each stream's priming event: how long a client waits before it resumes a stream the gateway closed.
+      retryInterval: this.config.GATEWAY_SSE_RETRY_MS,
       onsessioninitialized: (id) => {
         s.id = id;
         this.sessions.set(id, s);
@@ -370,9 +461,11 @@ export class GatewayService implements OnModuleDestroy {
     for (const id of Object.keys(manifests)) {
       if (!hub.has(id)) continue;
       hub.get(id).onLog = (params) => {
-        const send = s.active.at(-1);
-        void (send ? send({ method: 'notifications/message', params }) : server.sendLoggingMessage(params)).catch(() => undefined);
+        const call = s.active.at(-1);
+        void (call ? call.notify({ method: 'notifications/message', params }) : server.sendLoggingMessage(params)).catch(() => undefined);
       };
+      // Sampling and elicitation the upstream asks for: relayed or refused, audited either way.
+      hub.get(id).onServerRequest = (request, extra) => this.relay(s, id, request, extra.signal);
     }
     this.register(s);
     await server.connect(s.transport);
@@ -403,11 +496,21 @@ export class GatewayService implements OnModuleDestroy {
       const asked = typeof meta[WAIT_META_KEY] === 'number' ? (meta[WAIT_META_KEY] as number) : Infinity;
       const waitMs = Math.max(0, Math.min(asked, this.config.GATEWAY_APPROVAL_WAIT_SECONDS)) * 1000;
       const notify: Notify = (n) => extra.sendNotification(n as never);
-      s.active.push(notify);
+      const active: ActiveCall = { connector: target.connector, notify, request: (r, schema, o) => extra.sendRequest(r as never, schema, o) };
+      s.active.push(active);
       try {
-        return await this.call(s, target, (request.params.arguments ?? {}) as Record<string, unknown>, { progressToken: meta.progressToken as string | number | undefined, waitMs, signal: extra.signal, notify });
+        return await callScope.run(active, () =>
+          this.call(s, target, (request.params.arguments ?? {}) as Record<string, unknown>, {
+            progressToken: meta.progressToken as string | number | undefined,
+            waitMs,
+            signal: extra.signal,
+            notify,
+            // The upstream closed the call's stream to have it polled (SEP-1699): the client's stream of the call is closed likewise; it resumes with Last-Event-ID.
+            onStreamClosed: () => extra.closeSSEStream?.(),
+          }),
+        );
       } finally {
-        s.active.splice(s.active.indexOf(notify), 1);
+        s.active.splice(s.active.indexOf(active), 1);
       }
     });
     server.setRequestHandler(SetLevelRequestSchema, async (request) => {
@@ -543,7 +646,7 @@ export class GatewayService implements OnModuleDestroy {
     s: GatewaySession,
     target: { connector: string; tool: string; readOnly: boolean },
     args: Record<string, unknown>,
-    o: { progressToken?: string | number; waitMs: number; signal: AbortSignal; notify: Notify },
+    o: { progressToken?: string | number; waitMs: number; signal: AbortSignal; notify: Notify; onStreamClosed?: () => void },
   ): Promise<CallToolResult> {
     // The action id's claim: session + connector/tool + argument digest (a retry with a new JSON-RPC id is the same action).
     // A read that completed may be made again (a new generation); a write may not.
@@ -566,6 +669,7 @@ export class GatewayService implements OnModuleDestroy {
       via: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) },
       // The upstream's progress, relayed under the client's own token.
       ...(o.progressToken !== undefined ? { onProgress: (p: { progress: number; total?: number; message?: string }) => void o.notify({ method: 'notifications/progress', params: { ...p, progressToken: o.progressToken! } }).catch(() => undefined) } : {}),
+      ...(o.onStreamClosed ? { onStreamClosed: o.onStreamClosed } : {}),
     };
     let r: GateResult = await gateAction(s.gate, request);
     if (r.status === 'awaiting_approval') {
@@ -624,6 +728,69 @@ export class GatewayService implements OnModuleDestroy {
     }
   }
 
+  /**
+   * An upstream's sampling/createMessage or elicitation/create: relayed to the client on the stream
+   * of the call in progress (the answer goes back upstream) where the org allows it for this
+   * connector and the client declared the capability; otherwise the upstream gets a JSON-RPC error.
+   * Either way an audit event (`mcp.sampling` / `mcp.elicitation`) names the user, connector,
+   * session, client and outcome with the digest and size of the request (never its text).
+   */
+  private async relay(s: GatewaySession, hubId: string, request: { method: string; params?: Record<string, unknown> }, signal: AbortSignal): Promise<Record<string, unknown>> {
+    const kind = request.method === 'sampling/createMessage' ? 'sampling' : request.method === 'elicitation/create' ? 'elicitation' : null;
+    if (!kind) throw new McpError(McpErrorCode.MethodNotFound, `Method not found: ${request.method}`);
+    const connector = s.connectors[hubId];
+    const body = canonical(request.params ?? {});
+    const client = s.server.getClientVersion();
+    const caps = s.server.getClientCapabilities() ?? {};
+    const mode = kind === 'elicitation' && request.params?.mode === 'url' ? 'url' : 'form';
+    const audit = (outcome: 'relayed' | 'refused' | 'error', detail: Record<string, unknown>) =>
+      this.db
+        .inOrg({ orgId: s.orgId }, (em) =>
+          recordEvent(em, this.keyring, {
+            id: newId(),
+            orgId: s.orgId,
+            occurredAt: new Date(),
+            actor: { type: 'user', id: s.userId },
+            action: `mcp.${kind}`,
+            target: { type: 'Connector', id: connector?.id ?? null },
+            outcome: outcome === 'relayed' ? 'success' : outcome === 'refused' ? 'denied' : 'failure',
+            connector: hubId,
+            client: 'mcp',
+            payload: {
+              outcome,
+              connector: connector?.name ?? hubId,
+              mcp: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) },
+              request: { method: request.method, digest: sha256(body), bytes: Buffer.byteLength(body), ...(kind === 'elicitation' ? { mode } : {}) },
+              ...detail,
+            },
+          }),
+        )
+        .catch((err) => this.log.error({ err: (err as Error).message, session: s.id, connector: hubId }, `gateway: the mcp.${kind} audit event was not written`));
+    const refuse = async (reason: string, message: string): Promise<never> => {
+      await audit('refused', { reason });
+      throw new McpError(McpErrorCode.InvalidRequest, message);
+    };
+    const [row]: { relay_sampling: boolean; relay_elicitation: boolean }[] = connector
+      ? await this.db.inOrg({ orgId: s.orgId }, (em) => em.query('SELECT relay_sampling, relay_elicitation FROM connectors WHERE org_id = $1 AND id = $2', [s.orgId, connector.id]))
+      : [];
+    if (!(kind === 'sampling' ? row?.relay_sampling : row?.relay_elicitation)) {
+      return refuse('not_allowed', `Steward: this organisation does not allow ${kind === 'sampling' ? 'sampling (sampling/createMessage)' : 'elicitation (elicitation/create)'} for connector "${connector?.name ?? hubId}"`);
+    }
+    const declared = kind === 'sampling' ? isObject(caps.sampling) : isObject(caps.elicitation) && (mode === 'url' ? isObject(caps.elicitation.url) : isObject(caps.elicitation.form) || !isObject(caps.elicitation.url));
+    if (!declared) return refuse('client_capability', `Steward: the MCP client did not declare the ${kind}${kind === 'elicitation' ? ` (${mode})` : ''} capability; the request was not relayed`);
+    const call = callScope.getStore() ?? s.active.filter((a) => a.connector === hubId).at(-1);
+    if (!call || call.connector !== hubId) return refuse('no_call', `Steward relays ${kind} requests only during a tool call of this connector`);
+    try {
+      const result = (await call.request({ method: request.method, params: request.params }, kind === 'sampling' ? CreateMessageResultSchema : ElicitResultSchema, { signal, timeout: RELAY_TIMEOUT_MS })) as Record<string, unknown>;
+      const answer = canonical(result);
+      await audit('relayed', { answer: { bytes: Buffer.byteLength(answer), ...(kind === 'elicitation' ? { action: result.action } : { model: String(result.model ?? '').slice(0, 200), stopReason: result.stopReason ?? null }) } });
+      return result;
+    } catch (err) {
+      await audit('error', { error: { code: err instanceof McpError ? err.code : null, message: (err as Error).message.slice(0, 300) } });
+      throw err;
+    }
+  }
+
   /** The claim of this user's identical gateway call that waits with an approved, unexpired approval (null: none). */
   private async approvedClaim(s: GatewaySession, target: { connector: string; tool: string }, argsDigest: string): Promise<string | null> {
     const [row]: { gateway_key: string }[] = await this.db.inOrg({ orgId: s.orgId }, (em) =>
@@ -645,6 +812,16 @@ export class GatewayService implements OnModuleDestroy {
     if (!a) return null;
     return { id: a.id, state: a.state === 'pending' && a.expired ? 'expired' : a.state };
   }
+}
+
+const LOOPBACK = new Set(['localhost', '127.0.0.1', '[::1]']);
+
+function isObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function hostOf(url: string): string {
+  return new URL(url).host.toLowerCase();
 }
 
 function toolError(text: string, meta: Record<string, unknown>): CallToolResult {

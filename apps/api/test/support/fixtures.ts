@@ -465,6 +465,7 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
     return { path: '/v1/connectors', body: { name: `partner-${rnd()}`, url: `${mcp.url}/mcp`, auth: { kind: 'api_key' }, credentialScope: 'org' } };
   },
   'GET /v1/connectors/{id}': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}` }),
+  'PATCH /v1/connectors/{id}': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}`, body: { relaySampling: true } }),
   'DELETE /v1/connectors/{id}': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}` }),
   'POST /v1/connectors/{id}/discover': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}/discover` }),
   'GET /v1/connectors/{id}/tools': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}/tools` }),

@@ -136,7 +136,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   let labels: string[] = task.labels ?? [];
 
   // Connectors: the built-in ones run in process, the workspace a folder per org and user.
-  const { manifests, targets } = await addTaskConnectors(hub, { ds, dataDir: deps.dataDir, log, ...deps.connectors }, { orgId, userId, taskId }, task.connectors as string[]);
+  const { manifests, targets, connectors } = await addTaskConnectors(hub, { ds, dataDir: deps.dataDir, log, ...deps.connectors }, { orgId, userId, taskId }, task.connectors as string[]);
+  // A task has no MCP client to relay an upstream's sampling or elicitation to: each one is refused and audited.
+  for (const id of Object.keys(connectors)) {
+    if (hub.has(id)) hub.get(id).onServerRequest = (request) => refuseServerRequest(deps, lease, id, connectors[id]!, request);
+  }
   // Test hooks: extra built-in connectors (the fault tests' ledger), given the task's lease.
   for (const c of task.connectors as string[]) {
     if (deps.builtins?.[c] && !manifests[c]) {
@@ -523,4 +527,32 @@ async function openOutcomeUnknown(em: EntityManager, deps: AgentDeps, lease: Lea
     client: 'worker',
     payload: { actionId, approvalId, tool: a.tool, argsDigest: a.args_digest },
   });
+}
+
+/**
+ * An upstream's sampling/createMessage or elicitation/create during a worker task: refused (the
+ * upstream gets a JSON-RPC error; a task has no MCP client to ask), audited like the gateway's
+ * (`mcp.sampling` / `mcp.elicitation`, digest and size of the request, never its text).
+ */
+async function refuseServerRequest(deps: AgentDeps, lease: Lease, hubId: string, connector: { id: string; name: string }, request: { method: string; params?: Record<string, unknown> }): Promise<never> {
+  const kind = request.method === 'sampling/createMessage' ? 'sampling' : request.method === 'elicitation/create' ? 'elicitation' : null;
+  if (!kind) throw Object.assign(new Error(`Method not found: ${request.method}`), { code: -32601 });
+  const body = canonical(request.params ?? {});
+  await inOrg(deps.ds, { orgId: lease.orgId }, (em) =>
+    recordEvent(em, deps.keyring, {
+      id: newId(),
+      orgId: lease.orgId,
+      occurredAt: new Date(),
+      actor: { type: 'agent_task', id: lease.taskId },
+      action: `mcp.${kind}`,
+      target: { type: 'Connector', id: connector.id },
+      outcome: 'denied',
+      task: lease.taskId,
+      connector: hubId,
+      client: 'worker',
+      payload: { outcome: 'refused', reason: 'no_client', connector: connector.name, request: { method: request.method, digest: sha256(body), bytes: Buffer.byteLength(body) } },
+    }),
+  ).catch(() => undefined);
+  // -32600 (invalid request), the code the gateway's refusals carry too.
+  throw Object.assign(new Error(`Steward does not relay ${request.method} from connector "${connector.name}" during an agent task (there is no MCP client to ask)`), { code: -32600 });
 }

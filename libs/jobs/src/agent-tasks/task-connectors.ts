@@ -4,6 +4,7 @@ import {
   calendarManifest,
   catalogEntry,
   type ConnectorHub,
+  type ClientOffer,
   type ConnectorManifest,
   createCalendarServer,
   createDriveServer,
@@ -48,6 +49,8 @@ interface ConnectorRow {
   url: string | null;
   auth: CredentialTarget['auth'];
   credential_scope: 'org' | 'user';
+  relay_sampling: boolean;
+  relay_elicitation: boolean;
 }
 
 /** Built-ins the worker runs (DocuSign and Salesforce need per-org account settings Steward does not store yet). */
@@ -70,6 +73,8 @@ export interface TaskConnectors {
   manifests: Record<string, ConnectorManifest>;
   /** Hub id → what the credential broker needs (connectors that take a credential). */
   targets: Record<string, CredentialTarget>;
+  /** Hub id → the installed connector (row id, name); the workspace folder is not one. */
+  connectors: Record<string, { id: string; name: string }>;
 }
 
 /** The catalog's reversible form of a remote tool, when every tool it calls is approved on this connector. */
@@ -80,17 +85,33 @@ function reversibleOf(base: ConnectorManifest | undefined, name: string, approve
   return needed.every((n) => approved.some((a) => a.name === n)) ? { reversible: r } : {};
 }
 
-export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDeps, task: { orgId: string; userId: string; taskId: string | null; client?: 'worker' | 'mcp' }, names: string[]): Promise<TaskConnectors> {
+export async function addTaskConnectors(
+  hub: ConnectorHub,
+  deps: TaskConnectorDeps,
+  task: {
+    orgId: string;
+    userId: string;
+    taskId: string | null;
+    client?: 'worker' | 'mcp';
+    /**
+     * The MCP gateway: what its client declared (sampling, elicitation); each connector's upstream
+     * client offers the part the org allows for that connector. A worker task offers nothing.
+     */
+    clientOffer?: ClientOffer;
+  },
+  names: string[],
+): Promise<TaskConnectors> {
   const manifests: Record<string, ConnectorManifest> = {};
   const targets: Record<string, CredentialTarget> = {};
+  const connectors: Record<string, { id: string; name: string }> = {};
   const wanted = names.filter((n) => n !== 'workspace-files');
   if (names.includes('workspace-files')) {
     await hub.addBuiltin('workspace-files', createWorkspaceFilesServer({ folder: join(deps.dataDir, 'workspaces', task.orgId, task.userId) }));
     manifests['workspace-files'] = workspaceFilesManifest;
   }
-  if (!wanted.length) return { manifests, targets };
+  if (!wanted.length) return { manifests, targets, connectors };
   const { rows, tools, domains } = await inOrg(deps.ds, { orgId: task.orgId }, async (em) => ({
-    rows: (await em.query('SELECT id, catalog_id, kind, name, url, auth, credential_scope FROM connectors WHERE org_id = $1 AND name = ANY($2)', [task.orgId, wanted])) as ConnectorRow[],
+    rows: (await em.query('SELECT id, catalog_id, kind, name, url, auth, credential_scope, relay_sampling, relay_elicitation FROM connectors WHERE org_id = $1 AND name = ANY($2)', [task.orgId, wanted])) as ConnectorRow[],
     tools: (await em.query(
       `SELECT connector_id, name, action, extract, approved_hash, approved_definition FROM connector_tools
         WHERE org_id = $1 AND status = 'approved' AND connector_id IN (SELECT id FROM connectors WHERE org_id = $1 AND name = ANY($2))`,
@@ -103,6 +124,10 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
     const id = hubIdOf(row.name);
     if (manifests[id]) continue;
     const target: CredentialTarget = { id: row.id, name: row.name, credentialScope: row.credential_scope, auth: row.auth };
+    const offer: ClientOffer = {
+      ...(row.relay_sampling && task.clientOffer?.sampling ? { sampling: task.clientOffer.sampling } : {}),
+      ...(row.relay_elicitation && task.clientOffer?.elicitation ? { elicitation: task.clientOffer.elicitation } : {}),
+    };
     if (row.auth.kind !== 'none') targets[id] = target;
     const credential = async () => {
       if (!deps.broker) throw new Error('no credential broker in this worker');
@@ -115,7 +140,7 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
           deps.log.warn({ connector: row.name, catalogId: row.catalog_id }, 'this built-in connector does not run in agent tasks yet; its tools are not offered');
           continue;
         }
-        await hub.addBuiltin(id, builtin.create({ baseUrl: deps.baseUrls?.[row.catalog_id!], getCredential: credential, orgDomains: domains, egress }));
+        await hub.addBuiltin(id, builtin.create({ baseUrl: deps.baseUrls?.[row.catalog_id!], getCredential: credential, orgDomains: domains, egress }), { offer });
         manifests[id] = { ...builtin.manifest, id };
       } else {
         const mine = tools.filter((t) => t.connector_id === row.id);
@@ -123,6 +148,7 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
           url: row.url!,
           egress,
           pins: Object.fromEntries(mine.map((t) => [t.name, t.approved_hash])),
+          offer,
           headers: async () => {
             if (row.auth.kind === 'none') return {};
             const c = await credential();
@@ -152,10 +178,11 @@ export async function addTaskConnectors(hub: ConnectorHub, deps: TaskConnectorDe
           })),
         } as ConnectorManifest;
       }
+      connectors[id] = { id: row.id, name: row.name };
     } catch (err) {
       // An unreachable upstream or a refused credential leaves its tools out of this run, not the task.
       deps.log.warn({ connector: row.name, err: (err as Error).message }, 'connector not available to this task');
     }
   }
-  return { manifests, targets };
+  return { manifests, targets, connectors };
 }
