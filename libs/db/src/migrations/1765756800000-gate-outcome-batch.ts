@@ -30,10 +30,14 @@ export class GateOutcomeBatch1765756800000 implements MigrationInterface {
            GROUP BY v.org
         LOOP
           PERFORM set_config('app.org_id', g.org::text, true), set_config('app.user_id', '', true);
+          -- The claims are found by primary key (id = ANY). "(state = 'executing') IS TRUE" keeps the
+          -- planner off the partial index of open claims: every claim passes through it, so between
+          -- vacuums it is mostly dead entries, and with the table's statistics lagging behind a busy
+          -- gate the planner took it for the cheap path (5–6 ms per batch instead of well under 1).
           UPDATE task_actions t
              SET state = v.state, result_digest = v.digest, result_bytes = v.bytes, duration_ms = v.ms, undo = v.undo, finalize = v.fin, error_code = v.err, finished_at = v.at
             FROM unnest(g.ids, g.states, g.digests, g.bytes, g.ms, g.undos, g.fins, g.errs, g.ats) AS v(id, state, digest, bytes, ms, undo, fin, err, at)
-           WHERE t.org_id = g.org AND t.id = v.id AND t.state = 'executing';
+           WHERE t.org_id = g.org AND t.id = ANY (g.ids) AND t.id = v.id AND (t.state = 'executing') IS TRUE;
           GET DIAGNOSTICS v_rows = ROW_COUNT;
           v_n := v_n + v_rows;
           INSERT INTO audit_events (id, org_id, occurred_at, canonical)
