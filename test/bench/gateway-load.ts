@@ -10,6 +10,7 @@
  *   {op:'latency', direct, gateway, headers, directTool, gatewayTool, warm, n}  → {direct: ms[], gateway: ms[]}
  *   {op:'connect', url, headers, count}                                      → {connected}
  *   {op:'run', tool, calls, tag}                                             → {calls, errors, firstError}
+ *   {op:'ping'}                                                              → {ready} (loaded)
  *   {op:'close'}                                                             → exits
  */
 import http from 'node:http';
@@ -21,6 +22,7 @@ type Msg =
   | { op: 'latency'; direct: string; gateway: string; headers: Record<string, string>; directTool: string; gatewayTool: string; warm: number; n: number }
   | { op: 'connect'; url: string; headers: Record<string, string>; count: number }
   | { op: 'run'; tool: string; calls: number; tag: string }
+  | { op: 'ping' }
   | { op: 'close' };
 
 const clients: Client[] = [];
@@ -136,6 +138,8 @@ async function handle(m: Msg): Promise<unknown> {
       );
       return { calls: sessions.length * m.calls, errors, firstError };
     }
+    case 'ping':
+      return { ready: true };
     case 'close':
       await Promise.all(clients.map((c) => c.close().catch(() => undefined)));
       process.exit(0);

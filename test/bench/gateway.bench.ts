@@ -135,6 +135,8 @@ async function main(): Promise<void> {
 
     const auth = { Authorization: `Bearer ${key}` };
     for (let i = 0; i < CLIENT_PROCS; i++) loaders.push(spawnChild('gateway-load.ts'));
+    // Every client process loaded and idle before anything is timed (a process starting up beside the latency run slowed it).
+    await Promise.all(loaders.map((l) => ask(l, { op: 'ping' })));
     log('latency: direct and through the gateway');
     const latency = await ask<{ direct: number[]; gateway: number[] }>(loaders[0]!, {
       op: 'latency', direct: `${upstream.url}/mcp`, gateway: `${base}/mcp`, headers: auth, directTool: TOOL.name, gatewayTool: `crm__${TOOL.name}`, warm: 30, n: LATENCY_CALLS,
