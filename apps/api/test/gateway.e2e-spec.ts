@@ -320,6 +320,34 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(Number(list.headers.get('ratelimit-remaining'))).toBeLessThan(100000);
   });
 
+  it('a resource read or a prompt fetched from the upstream is recorded before it is made (session, client, connector; what was asked sealed) and taints the session', async () => {
+    // A session that read nothing: its call is decided untainted.
+    const clean = await connect(memberKey, 'taint-check');
+    const first = (await clean.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'CLEAN' } })) as CallToolResult;
+    const decisionOf = async (actionId: unknown) =>
+      (await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->>'actionId' = $2 AND canonical::jsonb->>'action' = 'saas.read' ORDER BY occurred_at LIMIT 1`, [org.id, actionId])).rows[0]?.e;
+    expect((await decisionOf(first._meta!['steward/action-id'])).payload.tainted).toBe(false);
+
+    const client = await connect(memberKey, 'reader-client');
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    expect(text({ content: (await client.readResource({ uri: 'memo://handbook' })).contents })).toContain('two approvers');
+    await client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'payroll of Jane Doe' } });
+    const reads = (await su.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->'mcp'->>'session' = $2 AND canonical::jsonb->>'action' LIKE 'mcp.%' ORDER BY occurred_at`, [org.id, sid])).rows.map((r) => r.canonical as string);
+    expect(reads.map((c) => JSON.parse(c))).toEqual([
+      expect.objectContaining({ action: 'mcp.resource.read', decision: 'allowed', client: 'mcp', payload: expect.objectContaining({ connector: 'Upstream', mcp: expect.objectContaining({ session: sid, clientName: 'reader-client' }), request: expect.objectContaining({ digest: expect.stringMatching(/^[0-9a-f]{64}$/) }) }) }),
+      expect.objectContaining({ action: 'mcp.prompt.get', decision: 'allowed', payload: expect.objectContaining({ mcp: expect.objectContaining({ session: sid }) }) }),
+    ]);
+    // What was asked is sealed, not in the clear.
+    for (const c of reads) {
+      expect(c).not.toContain('memo://handbook');
+      expect(c).not.toContain('Jane Doe');
+    }
+    // The upstream's content is untrusted: this session's calls are decided as tainted from now on.
+    const after = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'AFTER' } })) as CallToolResult;
+    expect(after.isError).toBeFalsy();
+    expect((await decisionOf(after._meta!['steward/action-id'])).payload).toMatchObject({ tainted: true, labels: expect.arrayContaining(['untrusted']) });
+  });
+
   it('a paused org (kill switch) refuses every call, reads included', async () => {
     const client = await connect();
     const before = received.length;
@@ -335,6 +363,11 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
         expect({ name, isError: r.isError, text: text(r) }).toEqual({ name, isError: true, text: expect.stringMatching(/Refused by Steward \(paused\)/) });
       }
       expect(received.length).toBe(before);
+      // Resources and prompts of the upstream too: refused before the upstream is asked.
+      const requests = upstream.requests;
+      await expect(client.readResource({ uri: 'memo://handbook' })).rejects.toThrow(/Refused by Steward \(paused\)/);
+      await expect(client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'Q3' } })).rejects.toThrow(/Refused by Steward \(paused\)/);
+      expect(upstream.requests - requests).toBeLessThanOrEqual(1); // the prompt's name is looked up in the upstream's list; nothing is read
     } finally {
       expect((await h.http.post('/v1/org/agents/resume').set('Cookie', cookie.owner).send({})).status).toBe(200);
     }

@@ -558,8 +558,12 @@ export class GatewayService implements OnModuleDestroy {
       const owners = s.resourceOwner.has(uri) ? [s.resourceOwner.get(uri)!] : this.withCapability(s, 'resources');
       let last: unknown;
       for (const id of owners) {
+        // Owner known (listed): checked and recorded before the read; owner unknown: tried upstream by upstream, each read recorded before it is made.
+        await this.beforeRead(s, id, 'resource.read', { uri });
         try {
-          return await s.hub.get(id).readResource(uri);
+          const read = await s.hub.get(id).readResource(uri);
+          this.afterRead(s, id);
+          return read;
         } catch (err) {
           last = err;
         }
@@ -578,10 +582,64 @@ export class GatewayService implements OnModuleDestroy {
         if (!s.scope && !request.params.name.startsWith(toolNameOf(id, ''))) continue;
         const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
         const found = list.find((p) => this.nameOf(s, id, p.name) === request.params.name);
-        if (found) return s.hub.get(id).getPrompt(found.name, request.params.arguments);
+        if (found) {
+          await this.beforeRead(s, id, 'prompt.get', { name: found.name, arguments: request.params.arguments ?? {} });
+          const prompt = await s.hub.get(id).getPrompt(found.name, request.params.arguments);
+          this.afterRead(s, id);
+          return prompt;
+        }
       }
       throw new McpError(McpErrorCode.InvalidParams, `Unknown prompt: ${request.params.name}`);
     });
+  }
+
+  /**
+   * Before a resource read or a prompt fetched from an upstream: not a tool call (the policy has no
+   * action type for it), but still an agent reading through Steward. Refused while the org's agents
+   * are paused or the member is not active (the kill switch stops every path), and recorded before it
+   * is made, in the same transaction as that check: an audit event (`mcp.resource.read` /
+   * `mcp.prompt.get`) naming the member, connector, session and client, with the digest of what was
+   * asked; the URI or the prompt's arguments themselves are sealed under the member's key.
+   */
+  private async beforeRead(s: GatewaySession, hubId: string, kind: 'resource.read' | 'prompt.get', asked: Record<string, unknown>): Promise<void> {
+    const client = s.server.getClientVersion();
+    const body = canonical(asked);
+    const refusal = await this.db.inOrg({ orgId: s.orgId, userId: s.userId }, async (em) => {
+      const [row]: { paused: boolean; status: string | null }[] = await em.query(
+        `SELECT o.agents_paused_at IS NOT NULL AS paused, m.status FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1`,
+        [s.orgId, s.userId],
+      );
+      const refused: 'paused' | 'suspended' | null = !row || row.paused ? 'paused' : row.status !== 'active' ? 'suspended' : null;
+      await recordEvent(em, this.keyring, {
+        id: newId(),
+        orgId: s.orgId,
+        occurredAt: new Date(),
+        actor: { type: 'user', id: s.userId },
+        action: `mcp.${kind}`,
+        target: { type: 'Connector', id: s.connectors[hubId]?.id ?? null },
+        decision: refused ? `denied_${refused}` : 'allowed',
+        outcome: refused ? 'denied' : 'success',
+        connector: hubId,
+        client: 'mcp',
+        payload: {
+          connector: s.connectors[hubId]?.name ?? hubId,
+          mcp: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) },
+          request: { digest: sha256(body), bytes: Buffer.byteLength(body) },
+          ...(refused ? { refusal: refused } : {}),
+        },
+        sensitive: { request: body.slice(0, 4000) },
+        subject: s.userId,
+      });
+      return refused;
+    });
+    if (refusal) throw new McpError(McpErrorCode.InvalidRequest, `Refused by Steward (${refusal}): ${REFUSALS[refusal]}`);
+  }
+
+  /** After an upstream's resource or prompt was read: its content is the upstream's, not the org's — the session's outbound actions are decided as tainted from now on. */
+  private afterRead(s: GatewaySession, hubId: string): void {
+    if (s.manifests[hubId]?.runtime.kind === 'builtin') return;
+    s.tainted = true;
+    if (!s.labels.includes('untrusted')) s.labels = [...s.labels, 'untrusted'].sort();
   }
 
   /** A tool's or prompt's name for the client: `<connector>__<name>`, or its own name on a one-connector endpoint. */
