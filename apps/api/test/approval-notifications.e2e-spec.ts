@@ -2,8 +2,8 @@ import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
-import { type AgentDeps, deliverNotifications, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
-import { ConfigKeyProvider } from '@steward/vault';
+import { type AgentDeps, deliverNotifications, runTask, type ScriptedModelServer, startScriptedModelServer, transcriptAad } from '@steward/jobs';
+import { ConfigKeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
 import { type FakeSmtp, type HookReceiver, mailSubject, mailText, startFakeSmtp, startHookReceiver } from './support/receivers';
 
@@ -200,6 +200,42 @@ describe('approval notifications (SMTP e-mail and Slack)', () => {
       smtp.refuse.clear();
       slack.status = 204;
     }
+  });
+
+  it('an action whose outcome is unknown after a crash is announced like a request: e-mail to the approvers and a Slack post', async () => {
+    const member = await login(h, org.users.member.email);
+    const task = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: 'Weekly exec brief (crash)' });
+    expect(task.status).toBe(201);
+    const taskId = task.body.id as string;
+    // The worker "dies" right after the brief's write was claimed: its outcome and the turn's results are gone, and the task got a new epoch.
+    const crashed: AgentDeps = {
+      ...agentDeps(),
+      holder: 'worker-a',
+      beforeTurn: async (lease, turn) => {
+        if (turn !== 2) return;
+        const [row] = (await su.query(`SELECT transcript_sealed, transcript_key FROM tasks WHERE id = $1`, [lease.taskId])).rows;
+        const tr = JSON.parse((await openSecret(keys(), { sealed: row.transcript_sealed, wrappedKey: row.transcript_key }, transcriptAad(org.id, lease.taskId))).toString('utf8'));
+        tr.messages.pop();
+        const sealed = await sealSecret(keys(), JSON.stringify(tr), transcriptAad(org.id, lease.taskId));
+        await su.query(`UPDATE task_actions SET state = 'executing', result_digest = NULL, undo = NULL, finished_at = NULL WHERE task_id = $1 AND tool = 'files.write'`, [lease.taskId]);
+        await su.query(`UPDATE tasks SET transcript_sealed = $2, transcript_key = $3, epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL WHERE id = $1`, [lease.taskId, sealed.sealed, sealed.wrappedKey]);
+      },
+    };
+    expect(await runTask(crashed, { orgId: org.id, taskId, epoch: 1 })).toBe('lease_lost');
+    expect(await runTask({ ...agentDeps(), holder: 'worker-b' }, { orgId: org.id, taskId, epoch: 2 })).toBe('awaiting_approval');
+    const [a] = (await su.query(`SELECT id FROM approvals WHERE org_id = $1 AND task_id = $2 AND kind = 'outcome_unknown'`, [org.id, taskId])).rows as { id: string }[];
+    expect(a).toBeDefined();
+    expect((await rows(org, a!.id)).map((r) => [r.channel, r.state])).toEqual([['email', 'pending'], ['slack', 'pending']]);
+    const [mailsBefore, hooksBefore] = [smtp.mails.length, slack.hooks.length];
+    expect(await deliver()).toBe(2);
+    const mails = smtp.mails.slice(mailsBefore);
+    expect(mails.map((m) => m.to).sort()).toEqual([[org.users.approver.email], [approver2.email]].sort());
+    expect(mailSubject(mails[0]!.raw)).toBe('[Steward] Outcome unknown: file.create through files.write');
+    const posts = slack.hooks.slice(hooksBefore);
+    expect(posts).toHaveLength(1);
+    const post = JSON.parse(posts[0]!.body) as { text: string };
+    expect(post.text).toMatch(/Outcome unknown/);
+    expect(post.text).toContain(`${CONSOLE}/approvals?id=${a!.id}`);
   });
 
   it('with no SMTP server and no Slack configured the e-mail is recorded only (recipients resolved, marked as not sent by SMTP) and no Slack notice is queued', async () => {
