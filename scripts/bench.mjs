@@ -52,7 +52,10 @@ for (const name of selected) {
   // --no-turbo-inline-js-wasm-calls: with JS→Wasm calls inlined, Node 20's V8 aborts ("Fatal error …
   // unreachable code" in Deoptimizer::DoComputeBuiltinContinuation, SIGTRAP) when a GC during a
   // Cedar (wasm) call lazily deoptimises the caller. Only the Cedar calls are affected by the flag.
-  const nodeArgs = ['--expose-gc', '--no-turbo-inline-js-wasm-calls', '-r', path.join(benchDir, 'register.cjs'), file];
+  // The gate and the gateway run as the API and the worker run in production (their Dockerfiles and
+  // `npm start`): with a 64 MiB young generation.
+  const service = name === 'gate' || name === 'gateway' ? ['--max-semi-space-size=64'] : [];
+  const nodeArgs = ['--expose-gc', '--no-turbo-inline-js-wasm-calls', ...service, '-r', path.join(benchDir, 'register.cjs'), file];
   // The policy benchmark measures one core; the database ones run beside PostgreSQL, unpinned.
   const pin = canPin && name === 'policy';
   console.error(`bench: ${name}${pin ? ' (taskset -c 0)' : ''}`);
