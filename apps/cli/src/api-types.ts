@@ -1081,7 +1081,11 @@ export interface paths {
         delete: operations["deleteConnector"];
         options?: never;
         head?: never;
-        patch?: never;
+        /**
+         * Change a connector's settings: whether the MCP gateway relays the upstream's sampling and elicitation requests to the client (audited)
+         * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
+         */
+        patch: operations["updateConnector"];
         trace?: never;
     };
     "/v1/connectors/{id}/credentials": {
@@ -10276,6 +10280,8 @@ export interface operations {
                                 /** Format: int64 */
                                 pending: number;
                             };
+                            relaySampling: boolean;
+                            relayElicitation: boolean;
                             /** Format: date-time */
                             createdAt: string;
                             /** Format: date-time */
@@ -10443,6 +10449,8 @@ export interface operations {
                             /** Format: int64 */
                             pending: number;
                         };
+                        relaySampling: boolean;
+                        relayElicitation: boolean;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -10615,6 +10623,8 @@ export interface operations {
                             /** Format: int64 */
                             pending: number;
                         };
+                        relaySampling: boolean;
+                        relayElicitation: boolean;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -10757,6 +10767,187 @@ export interface operations {
             };
             /** @description Not found, or not visible to the caller */
             404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit reached */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (no detail leaks) */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    updateConnector: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Record id */
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    relaySampling?: boolean;
+                    relayElicitation?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUID
+                         */
+                        id: string;
+                        catalogId: string | null;
+                        /** @enum {string} */
+                        kind: "builtin" | "remote";
+                        name: string;
+                        url: string | null;
+                        auth: {
+                            /** @constant */
+                            kind: "none";
+                        } | {
+                            /** @constant */
+                            kind: "api_key";
+                            header: string;
+                            scheme: string;
+                        } | {
+                            /** @constant */
+                            kind: "oauth2";
+                            authorizationUrl: string;
+                            tokenUrl: string;
+                            revocationUrl: string | null;
+                            clientId: string;
+                            scopes: string[];
+                            hasClientSecret: boolean;
+                        };
+                        /** @enum {string} */
+                        credentialScope: "org" | "user";
+                        /** @enum {string} */
+                        status: "active" | "unreachable" | "needs_credential";
+                        lastError: string | null;
+                        discoveredAt: string | null;
+                        tools: {
+                            /** Format: int64 */
+                            total: number;
+                            /** Format: int64 */
+                            approved: number;
+                            /** Format: int64 */
+                            held: number;
+                            /** Format: int64 */
+                            pending: number;
+                        };
+                        relaySampling: boolean;
+                        relayElicitation: boolean;
+                        /** Format: date-time */
+                        createdAt: string;
+                        /** Format: date-time */
+                        updatedAt: string;
+                    };
+                };
+            };
+            /** @description Invalid input (problem+json lists each field) */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in, or the credentials are wrong */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (roles, suspension, or step-up required) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
                 headers: {
                     "RateLimit-Limit": components["headers"]["RateLimitLimit"];
                     "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
@@ -11029,6 +11220,8 @@ export interface operations {
                                 /** Format: int64 */
                                 pending: number;
                             };
+                            relaySampling: boolean;
+                            relayElicitation: boolean;
                             /** Format: date-time */
                             createdAt: string;
                             /** Format: date-time */
