@@ -27,7 +27,6 @@ import { ModelRouting1765497600000 } from './1765497600000-model-routing';
 import { ApprovalNoticesSlack1765540800000 } from './1765540800000-approval-notices-slack';
 import { ReviewFinalize1765584000000 } from './1765584000000-review-finalize';
 import { ConnectorRelay1765670400000 } from './1765670400000-connector-relay';
-import { GateOutcomeBatch1765756800000 } from './1765756800000-gate-outcome-batch';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -60,5 +59,4 @@ export const MIGRATIONS = [
   ApprovalNoticesSlack1765540800000,
   ReviewFinalize1765584000000,
   ConnectorRelay1765670400000,
-  GateOutcomeBatch1765756800000,
 ];
