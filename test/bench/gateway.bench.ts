@@ -17,7 +17,10 @@
  * The API runs in this process as built; the upstream MCP server (gateway-upstream.ts) and the
  * MCP clients (gateway-load.ts, BENCH_GATEWAY_CLIENT_PROCS processes, default 2) run in processes
  * of their own, as the other machines they stand for: what this process spends is the gateway's.
- * The latency figures are measured by one client process, direct and through the gateway alike.
+ * The latency figures are measured by one client process with the official SDK client, direct and
+ * through the gateway alike; the throughput sessions are lean MCP clients (the real handshake,
+ * session and answers, without the SDK's per-call cost, as a load generator's), and the upstream
+ * keeps a session per client, as a typical MCP server does (see the two files).
  *
  * Knobs: BENCH_GATEWAY_SESSIONS (default 200), BENCH_GATEWAY_CALLS (default 50),
  * BENCH_GATEWAY_LATENCY_CALLS (default 300), BENCH_GATEWAY_CLIENT_PROCS (default 2), BENCH_LOG_LEVEL (the
