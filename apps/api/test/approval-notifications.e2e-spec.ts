@@ -2,8 +2,9 @@ import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
-import { type AgentDeps, deliverNotifications, runTask, type ScriptedModelServer, startScriptedModelServer, transcriptAad } from '@steward/jobs';
-import { ConfigKeyProvider, openSecret, sealSecret } from '@steward/vault';
+import { type AgentDeps, deliverNotifications, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
+import { ConfigKeyProvider } from '@steward/vault';
+import { crashAfterClaim } from './support/crash';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
 import { type FakeSmtp, type HookReceiver, mailSubject, mailText, startFakeSmtp, startHookReceiver } from './support/receivers';
 
@@ -211,15 +212,7 @@ describe('approval notifications (SMTP e-mail and Slack)', () => {
     const crashed: AgentDeps = {
       ...agentDeps(),
       holder: 'worker-a',
-      beforeTurn: async (lease, turn) => {
-        if (turn !== 2) return;
-        const [row] = (await su.query(`SELECT transcript_sealed, transcript_key FROM tasks WHERE id = $1`, [lease.taskId])).rows;
-        const tr = JSON.parse((await openSecret(keys(), { sealed: row.transcript_sealed, wrappedKey: row.transcript_key }, transcriptAad(org.id, lease.taskId))).toString('utf8'));
-        tr.messages.pop();
-        const sealed = await sealSecret(keys(), JSON.stringify(tr), transcriptAad(org.id, lease.taskId));
-        await su.query(`UPDATE task_actions SET state = 'executing', result_digest = NULL, undo = NULL, finished_at = NULL WHERE task_id = $1 AND tool = 'files.write'`, [lease.taskId]);
-        await su.query(`UPDATE tasks SET transcript_sealed = $2, transcript_key = $3, epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL WHERE id = $1`, [lease.taskId, sealed.sealed, sealed.wrappedKey]);
-      },
+      beforeTurn: crashAfterClaim(su, keys(), org.id, 'files.write'),
     };
     expect(await runTask(crashed, { orgId: org.id, taskId, epoch: 1 })).toBe('lease_lost');
     expect(await runTask({ ...agentDeps(), holder: 'worker-b' }, { orgId: org.id, taskId, epoch: 2 })).toBe('awaiting_approval');
