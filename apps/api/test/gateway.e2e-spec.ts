@@ -392,6 +392,8 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
   const ids = {} as Record<'asker' | 'relay', string>;
   let admin: string;
   const open: McpClient[] = [];
+  /** How long the client takes to answer (a person reading and typing). */
+  const answerAfter = { ms: 0 };
 
   /** A client that declares sampling and elicitation (or nothing) and records what it was asked. */
   const connect = async (scope: 'asker' | 'relay', declare: boolean) => {
@@ -400,10 +402,12 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     if (declare) {
       client.setRequestHandler(CreateMessageRequestSchema, async (req) => {
         asked.push({ method: req.method, params: req.params as Record<string, unknown> });
+        await new Promise((r) => setTimeout(r, answerAfter.ms));
         return { role: 'assistant', content: { type: 'text', text: 'Paris is the capital of France.' }, model: 'user-model-1', stopReason: 'endTurn' };
       });
       client.setRequestHandler(ElicitRequestSchema, async (req) => {
         asked.push({ method: req.method, params: req.params as Record<string, unknown> });
+        await new Promise((r) => setTimeout(r, answerAfter.ms));
         return { action: 'accept', content: { username: 'ada', email: 'ada@example.com' } };
       });
     }
@@ -418,7 +422,11 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     );
 
   beforeAll(async () => {
-    h = await startHarness({ resolver: async (host) => (host === 'asker.upstream.test' ? [{ address: '127.0.0.1', family: 4 }] : resolver(host)) });
+    // Upstream calls may take 2 s here, or a minute where the upstream may ask the user for input (elicitation relayed).
+    h = await startHarness({
+      resolver: async (host) => (host === 'asker.upstream.test' ? [{ address: '127.0.0.1', family: 4 }] : resolver(host)),
+      env: { GATEWAY_UPSTREAM_TIMEOUT_SECONDS: '2', GATEWAY_ELICITATION_WAIT_SECONDS: '60' },
+    });
     await new Promise<void>((r) => h.app.getHttpServer().listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(h.app.getHttpServer().address() as AddressInfo).port}`;
     org = await seedOrg(h.ds, 'relay');
@@ -522,6 +530,29 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     const [elicitation] = await events('mcp.elicitation', session);
     expect(elicitation!.e).toMatchObject({ outcome: 'success', payload: { outcome: 'relayed', answer: { action: 'accept' } } });
     expect(elicitation!.raw).not.toMatch(/ada@example\.com|Who are you/);
+  });
+
+  it('a person may take longer than the upstream time limit to answer: where elicitation is relayed the call waits GATEWAY_ELICITATION_WAIT_SECONDS, elsewhere the limit holds', async () => {
+    expect((await h.http.patch(`/v1/connectors/${ids.relay}`).set('Cookie', admin).send({ relaySampling: true, relayElicitation: true })).status).toBe(200);
+    expect((await h.http.patch(`/v1/connectors/${ids.asker}`).set('Cookie', admin).send({ relaySampling: true, relayElicitation: false })).status).toBe(200);
+    answerAfter.ms = 3500;
+    try {
+      // Elicitation relayed: the answer, 3.5 s later (past the 2 s upstream limit), reaches the upstream.
+      const relay = await connect('relay', true);
+      const e = (await relay.client.callTool({ name: 'test_elicitation', arguments: { message: 'Which cost centre?' } }, undefined, { timeout: 30_000 })) as CallToolResult;
+      expect({ isError: e.isError ?? false, text: text(e) }).toEqual({ isError: false, text: 'User response: action=accept, content={"username":"ada","email":"ada@example.com"}' });
+      // Sampling only (no elicitation relayed for this connector): the upstream limit holds, and the call fails with a timeout.
+      const asker = await connect('asker', true);
+      const s = (await asker.client.callTool({ name: 'test_sampling', arguments: { prompt: 'Slow answer' } }, undefined, { timeout: 30_000 })) as CallToolResult;
+      expect({ isError: s.isError, text: text(s) }).toEqual({ isError: true, text: expect.stringMatching(/timeout/i) });
+      // (The gate retries a read that timed out, so the client may have been asked more than once.)
+      expect([...new Set(asker.asked.map((a) => a.method))]).toEqual(['sampling/createMessage']);
+      // The client's last answer is still being "typed": let it finish before the session closes.
+      await new Promise((r) => setTimeout(r, answerAfter.ms));
+    } finally {
+      answerAfter.ms = 0;
+      expect((await h.http.patch(`/v1/connectors/${ids.asker}`).set('Cookie', admin).send({ relaySampling: false, relayElicitation: false })).status).toBe(200);
+    }
   });
 
   it('a client that did not declare the capability: refused, even where the org allows it', async () => {

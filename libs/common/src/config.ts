@@ -224,6 +224,13 @@ export const configSchema = z.object({
     .refine((origins) => origins.every((o) => URL.canParse(o) && /^https?:$/.test(new URL(o).protocol) && new URL(o).origin === o), 'must be a comma-separated list of origins (scheme://host[:port])'),
   /** MCP gateway: the SSE `retry:` hint (ms) sent at the start of each stream, how long a client waits before it resumes a stream the gateway closed. */
   GATEWAY_SSE_RETRY_MS: z.coerce.number().int().min(0).max(60_000).default(1000),
+  /** MCP gateway: how long a call to an upstream may take (seconds). */
+  GATEWAY_UPSTREAM_TIMEOUT_SECONDS: z.coerce.number().int().min(1).max(600).default(30),
+  /**
+   * MCP gateway: how long a call may take (seconds) where the upstream may ask the user for input
+   * through it (the org relays elicitation for that connector and the client declared it): a person answers.
+   */
+  GATEWAY_ELICITATION_WAIT_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
 });
 
 export type Config = z.infer<typeof configSchema> & {

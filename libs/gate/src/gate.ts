@@ -96,6 +96,8 @@ export interface ActionRequest {
   via?: { session: string; clientName: string; clientVersion: string; oauthClientId?: string };
   /** Progress the upstream reports while the call runs (the MCP gateway relays it to its client). */
   onProgress?: (p: { progress: number; total?: number; message?: string }) => void;
+  /** How long the connector call may take (ms); default: the hub's limit. */
+  timeoutMs?: number;
   /** The upstream closed the call's SSE stream before its answer (SEP-1699); the MCP gateway closes its client's likewise. */
   onStreamClosed?: () => void;
 }
@@ -321,7 +323,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     // 6 as a span: the connector call with its retries (a child of gate.action).
     const result = await inSpan(gateTracer, 'gate.execute', { [SpanAttr.OrgId]: req.orgId, [SpanAttr.ActionId]: w.decided.actionId, 'steward.connector': req.connector, 'steward.tool': call.tool, 'steward.reversible': w.reversible !== null }, () =>
       withRetry(
-        () => actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId, ...(req.onProgress ? { onProgress: req.onProgress } : {}), ...(req.onStreamClosed ? { onStreamClosed: req.onStreamClosed } : {}) })),
+        () => actionScope.run(scope, () => deps.hub.callTool(req.connector, call.tool, call.args, { idempotencyKey: w.decided.actionId, ...(req.onProgress ? { onProgress: req.onProgress } : {}), ...(req.onStreamClosed ? { onStreamClosed: req.onStreamClosed } : {}), ...(req.timeoutMs ? { timeoutMs: req.timeoutMs } : {}) })),
         safe ? (deps.retry?.attempts ?? 3) : 1,
         deps.retry?.baseDelayMs ?? 200,
       ),

@@ -105,7 +105,7 @@ interface GatewaySession {
   /** The calls in progress (an upstream's log messages go to the latest). */
   active: ActiveCall[];
   /** Hub id → the installed connector (row id, name). */
-  connectors: Record<string, { id: string; name: string }>;
+  connectors: Record<string, { id: string; name: string; elicits: boolean }>;
   /** The protocol version negotiated at initialize. */
   protocolVersion: string;
   orgId: string;
@@ -399,7 +399,7 @@ export class GatewayService implements OnModuleDestroy {
     const installed: { name: string }[] = await this.db.inOrg({ orgId: p.orgId }, (em) => em.query(`SELECT name FROM connectors WHERE org_id = $1 AND status = 'active' ORDER BY name`, [p.orgId]));
     const names = ['workspace-files', ...installed.map((n) => n.name)].filter((n) => scope === null || hubIdOf(n) === scope);
     if (!names.length) return null;
-    const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
+    const hub = new ConnectorHub({ timeoutMs: this.config.GATEWAY_UPSTREAM_TIMEOUT_SECONDS * 1000, maxResultBytes: 1 << 20 });
     // What the client declared it can do for a server (sampling, elicitation): offered upstream only where the org allows it per connector.
     const caps = init.capabilities ?? {};
     const clientOffer: ClientOffer = {
@@ -728,6 +728,8 @@ export class GatewayService implements OnModuleDestroy {
       // The upstream's progress, relayed under the client's own token.
       ...(o.progressToken !== undefined ? { onProgress: (p: { progress: number; total?: number; message?: string }) => void o.notify({ method: 'notifications/progress', params: { ...p, progressToken: o.progressToken! } }).catch(() => undefined) } : {}),
       ...(o.onStreamClosed ? { onStreamClosed: o.onStreamClosed } : {}),
+      // An upstream that may ask the user for input during the call (elicitation relayed): a person answers, so the call may take longer.
+      ...(s.connectors[target.connector]?.elicits ? { timeoutMs: this.config.GATEWAY_ELICITATION_WAIT_SECONDS * 1000 } : {}),
     };
     let r: GateResult = await gateAction(s.gate, request);
     if (r.status === 'awaiting_approval') {
