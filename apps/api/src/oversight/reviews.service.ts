@@ -3,7 +3,7 @@ import { AppError, type Config, type Logger, UUID_PATTERN } from '@steward/commo
 import { ConnectorError, ConnectorHub } from '@steward/connectors';
 import { actionScope, CredentialBroker } from '@steward/gate';
 import type { EntityManager } from '@steward/db';
-import { addTaskConnectors, appendEvents } from '@steward/jobs';
+import { addTaskConnectors, appendEvents, refuseServerRequests } from '@steward/jobs';
 import { type ActionType, compilePolicy, decideRecorded, type PolicyDocument, type RecordedFacts, subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
@@ -204,12 +204,14 @@ export class ReviewsService {
     try {
       const egress = await this.db.inOrg(p, (em) => this.credentials.egressFor(em, p.orgId));
       const broker = new CredentialBroker(this.db.dataSource, this.credentials.keys, this.audit.keyring, async () => egress);
-      await addTaskConnectors(
+      const { connectors } = await addTaskConnectors(
         hub,
         { ds: this.db.dataSource, dataDir: this.config.STEWARD_DATA_DIR, log: this.log, broker, baseUrls: this.config.STEWARD_CONNECTOR_BASE_URLS, egress: async () => egress },
         { orgId: p.orgId, userId: t.user_id, taskId: t.id },
         t.connectors,
       );
+      // No MCP client stands behind a reviewer's undo or finishing step: an upstream's sampling or elicitation is refused and audited.
+      refuseServerRequests(hub, connectors, { ds: this.db.dataSource, keyring: this.audit.keyring, orgId: p.orgId, taskId: t.id, actor: { type: 'user', id: p.userId }, client: 'rest', where: 'during a review' });
       const verb = step === 'undo' ? 'reverted' : 'made final';
       for (const r of rows) {
         const call = r[step];

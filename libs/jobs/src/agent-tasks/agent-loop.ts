@@ -138,9 +138,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   // Connectors: the built-in ones run in process, the workspace a folder per org and user.
   const { manifests, targets, connectors } = await addTaskConnectors(hub, { ds, dataDir: deps.dataDir, log, ...deps.connectors }, { orgId, userId, taskId }, task.connectors as string[]);
   // A task has no MCP client to relay an upstream's sampling or elicitation to: each one is refused and audited.
-  for (const id of Object.keys(connectors)) {
-    if (hub.has(id)) hub.get(id).onServerRequest = (request) => refuseServerRequest(deps, lease, id, connectors[id]!, request);
-  }
+  refuseServerRequests(hub, connectors, { ds, keyring: deps.keyring, orgId, taskId, actor: { type: 'agent_task', id: taskId }, client: 'worker', where: 'during an agent task' });
   // Test hooks: extra built-in connectors (the fault tests' ledger), given the task's lease.
   for (const c of task.connectors as string[]) {
     if (deps.builtins?.[c] && !manifests[c]) {
@@ -536,29 +534,39 @@ async function openOutcomeUnknown(em: EntityManager, deps: AgentDeps, lease: Lea
 }
 
 /**
- * An upstream's sampling/createMessage or elicitation/create during a worker task: refused (the
- * upstream gets a JSON-RPC error; a task has no MCP client to ask), audited like the gateway's
- * (`mcp.sampling` / `mcp.elicitation`, digest and size of the request, never its text).
+ * Where no MCP client stands behind the connector calls (a worker task; a reviewer's accept or
+ * revert running a task's connectors), an upstream's sampling/createMessage or elicitation/create
+ * is refused: the upstream gets a JSON-RPC error, and each refusal is audited like the gateway's
+ * (`mcp.sampling` / `mcp.elicitation`, reason `no_client`, digest and size of the request, never its text).
  */
-async function refuseServerRequest(deps: AgentDeps, lease: Lease, hubId: string, connector: { id: string; name: string }, request: { method: string; params?: Record<string, unknown> }): Promise<never> {
-  const kind = request.method === 'sampling/createMessage' ? 'sampling' : request.method === 'elicitation/create' ? 'elicitation' : null;
-  if (!kind) throw Object.assign(new Error(`Method not found: ${request.method}`), { code: -32601 });
-  const body = canonical(request.params ?? {});
-  await inOrg(deps.ds, { orgId: lease.orgId }, (em) =>
-    recordEvent(em, deps.keyring, {
-      id: newId(),
-      orgId: lease.orgId,
-      occurredAt: new Date(),
-      actor: { type: 'agent_task', id: lease.taskId },
-      action: `mcp.${kind}`,
-      target: { type: 'Connector', id: connector.id },
-      outcome: 'denied',
-      task: lease.taskId,
-      connector: hubId,
-      client: 'worker',
-      payload: { outcome: 'refused', reason: 'no_client', connector: connector.name, request: { method: request.method, digest: sha256(body), bytes: Buffer.byteLength(body) } },
-    }),
-  ).catch(() => undefined);
-  // -32600 (invalid request), the code the gateway's refusals carry too.
-  throw Object.assign(new Error(`Steward does not relay ${request.method} from connector "${connector.name}" during an agent task (there is no MCP client to ask)`), { code: -32600 });
+export function refuseServerRequests(
+  hub: ConnectorHub,
+  connectors: Record<string, { id: string; name: string }>,
+  ctx: { ds: DataSource; keyring: AuditKeyring; orgId: string; taskId: string; actor: { type: 'agent_task' | 'user'; id: string }; client: 'worker' | 'rest'; where: string },
+): void {
+  for (const [hubId, connector] of Object.entries(connectors)) {
+    if (!hub.has(hubId)) continue;
+    hub.get(hubId).onServerRequest = async (request) => {
+      const kind = request.method === 'sampling/createMessage' ? 'sampling' : request.method === 'elicitation/create' ? 'elicitation' : null;
+      if (!kind) throw Object.assign(new Error(`Method not found: ${request.method}`), { code: -32601 });
+      const body = canonical(request.params ?? {});
+      await inOrg(ctx.ds, { orgId: ctx.orgId }, (em) =>
+        recordEvent(em, ctx.keyring, {
+          id: newId(),
+          orgId: ctx.orgId,
+          occurredAt: new Date(),
+          actor: ctx.actor,
+          action: `mcp.${kind}`,
+          target: { type: 'Connector', id: connector.id },
+          outcome: 'denied',
+          task: ctx.taskId,
+          connector: hubId,
+          client: ctx.client,
+          payload: { outcome: 'refused', reason: 'no_client', connector: connector.name, request: { method: request.method, digest: sha256(body), bytes: Buffer.byteLength(body) } },
+        }),
+      ).catch(() => undefined);
+      // -32600 (invalid request), the code the gateway's refusals carry too.
+      throw Object.assign(new Error(`Steward does not relay ${request.method} from connector "${connector.name}" ${ctx.where} (there is no MCP client to ask)`), { code: -32600 });
+    };
+  }
 }

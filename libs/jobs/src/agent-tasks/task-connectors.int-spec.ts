@@ -8,6 +8,9 @@ import { ConnectorHub, toolDefinitionHash } from '@steward/connectors';
 import { createDataSource, type DataSource, inOrg } from '@steward/db';
 import { serveMcp } from '../../../connectors/src/test-support/loopback';
 import { createTestDatabase, type TestDatabase } from '../../../../test/support/test-db';
+import { AuditKeyring } from '@steward/audit';
+import { ConfigKeyProvider } from '@steward/vault';
+import { refuseServerRequests } from './agent-loop';
 import { addTaskConnectors } from './task-connectors';
 
 /**
@@ -80,5 +83,33 @@ describe('task connectors: a remote catalog connector', () => {
     const m = await manifestFor(await orgWith(['wp_create_draft']));
     expect(m.tools.map((t) => t.name)).toEqual(['wp_create_draft']);
     expect(m.tools[0]!.reversible).toBeUndefined();
+  });
+
+  it("with no MCP client behind the calls (a reviewer's undo or finishing step), an upstream's sampling is refused and audited as that caller", async () => {
+    const orgId = await orgWith([]);
+    const [userId, taskId, connectorId] = [newId(), newId(), newId()];
+    const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`));
+    const hub = new ConnectorHub({ timeoutMs: 5000, maxResultBytes: 1 << 20 });
+    try {
+      const server = new McpServer({ name: 'asker', version: '1.0.0' });
+      server.registerTool('ask', { description: 'Asks the client to write something.' }, async () => {
+        try {
+          await server.server.createMessage({ messages: [{ role: 'user', content: { type: 'text', text: 'Write the payroll of Jane Doe' } }], maxTokens: 10 });
+          return { content: [{ type: 'text' as const, text: 'answered' }] };
+        } catch (err) {
+          return { content: [{ type: 'text' as const, text: `refused: ${(err as Error).message}` }] };
+        }
+      });
+      await hub.addBuiltin('asker', server, { offer: { sampling: {} } });
+      refuseServerRequests(hub, { asker: { id: connectorId, name: 'Asker' } }, { ds, keyring, orgId, taskId, actor: { type: 'user', id: userId }, client: 'rest', where: 'during a review' });
+      const r = await hub.callTool('asker', 'ask', {});
+      expect(r.text).toMatch(/^refused: .*does not relay sampling\/createMessage from connector "Asker" during a review/);
+      const rows: { canonical: string }[] = await inOrg(ds, { orgId }, (em) => em.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND action = 'mcp.sampling'`, [orgId]));
+      expect(rows).toHaveLength(1);
+      expect(JSON.parse(rows[0]!.canonical)).toMatchObject({ actor: { type: 'user', id: userId }, client: 'rest', task: taskId, outcome: 'denied', payload: { outcome: 'refused', reason: 'no_client', connector: 'Asker', request: { method: 'sampling/createMessage' } } });
+      expect(rows[0]!.canonical).not.toContain('Jane Doe');
+    } finally {
+      await hub.close();
+    }
   });
 });
