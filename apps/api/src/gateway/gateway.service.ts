@@ -129,6 +129,11 @@ interface GatewaySession {
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+/** The session and MCP client an audit event names (the client's clientInfo, and the OAuth client the member authorised where one did). */
+function viaOf(s: GatewaySession): { session: string; clientName: string; clientVersion: string; oauthClientId?: string } {
+  const client = s.server.getClientVersion();
+  return { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) };
+}
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LEVEL_NOTE: Partial<Record<Level, string>> = {
   watched: '[Watched: each call waits for a person to approve it] ',
@@ -602,7 +607,6 @@ export class GatewayService implements OnModuleDestroy {
    * asked; the URI or the prompt's arguments themselves are sealed under the member's key.
    */
   private async beforeRead(s: GatewaySession, hubId: string, kind: 'resource.read' | 'prompt.get', asked: Record<string, unknown>): Promise<void> {
-    const client = s.server.getClientVersion();
     const body = canonical(asked);
     const refusal = await this.db.inOrg({ orgId: s.orgId, userId: s.userId }, async (em) => {
       const [row]: { paused: boolean; status: string | null }[] = await em.query(
@@ -623,7 +627,7 @@ export class GatewayService implements OnModuleDestroy {
         client: 'mcp',
         payload: {
           connector: s.connectors[hubId]?.name ?? hubId,
-          mcp: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) },
+          mcp: viaOf(s),
           request: { digest: sha256(body), bytes: Buffer.byteLength(body) },
           ...(refused ? { refusal: refused } : {}),
         },
@@ -713,7 +717,6 @@ export class GatewayService implements OnModuleDestroy {
     const generation = target.readOnly ? (s.generations.get(base) ?? 0) : 0;
     // A Watched call approved since it was made (in this session or another of the same user) is redeemed under its own claim.
     const gatewayKey = (!target.readOnly && (await this.approvedClaim(s, target, argsDigest))) || `mcp:${sha256(`${base}\n${generation}`)}`;
-    const client = s.server.getClientVersion();
     const request = {
       orgId: s.orgId,
       userId: s.userId,
@@ -724,7 +727,7 @@ export class GatewayService implements OnModuleDestroy {
       tainted: s.tainted,
       labels: s.labels,
       client: 'mcp' as const,
-      via: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) },
+      via: viaOf(s),
       // The upstream's progress, relayed under the client's own token.
       ...(o.progressToken !== undefined ? { onProgress: (p: { progress: number; total?: number; message?: string }) => void o.notify({ method: 'notifications/progress', params: { ...p, progressToken: o.progressToken! } }).catch(() => undefined) } : {}),
       ...(o.onStreamClosed ? { onStreamClosed: o.onStreamClosed } : {}),
@@ -800,7 +803,6 @@ export class GatewayService implements OnModuleDestroy {
     if (!kind) throw new McpError(McpErrorCode.MethodNotFound, `Method not found: ${request.method}`);
     const connector = s.connectors[hubId];
     const body = canonical(request.params ?? {});
-    const client = s.server.getClientVersion();
     const caps = s.server.getClientCapabilities() ?? {};
     const mode = kind === 'elicitation' && request.params?.mode === 'url' ? 'url' : 'form';
     const audit = (outcome: 'relayed' | 'refused' | 'error', detail: Record<string, unknown>) =>
@@ -819,7 +821,7 @@ export class GatewayService implements OnModuleDestroy {
             payload: {
               outcome,
               connector: connector?.name ?? hubId,
-              mcp: { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) },
+              mcp: viaOf(s),
               request: { method: request.method, digest: sha256(body), bytes: Buffer.byteLength(body), ...(kind === 'elicitation' ? { mode } : {}) },
               ...detail,
             },
