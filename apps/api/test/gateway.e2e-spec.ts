@@ -269,7 +269,12 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(text(later)).toContain('post_message done');
     expect(later._meta!['steward/action-id']).toBe(first._meta!['steward/action-id']);
     expect(calls('post_message').length).toBe(before + 1);
-    // The approval is used: the first session's retry is the same action, already done ...
+    // The approval is used: the first session's retry is the same action, already done (its outcome is written just after the answer) ...
+    for (let i = 0; i < 200; i++) {
+      const [row] = (await su.query(`SELECT state FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, later._meta!['steward/action-id']])).rows;
+      if (row?.state === 'succeeded') break;
+      await new Promise((r) => setTimeout(r, 25));
+    }
     const retry = (await client.callTool({ name: 'upstream__post_message', arguments: args })) as CallToolResult;
     expect(retry.isError).toBe(true);
     expect(text(retry)).toMatch(/already carried out/);
