@@ -113,6 +113,12 @@ describe('Helm chart', () => {
       expect(text).toContain('include "steward.caVolumeMount" .');
       expect(text).toContain('include "steward.commonEnv" .');
     }
+    // Several API replicas serve MCP sessions without affinity: each advertises its pod address, and the policy lets replicas reach each other.
+    const api = templates.find((t) => t.file === 'api-deployment.yaml')!.text;
+    expect(api).toMatch(/- name: POD_IP\n\s+valueFrom:\n\s+fieldRef:\n\s+fieldPath: status\.podIP/);
+    expect(api).toContain('value: "http://$(POD_IP):{{ .Values.api.port }}"');
+    const netpol = templates.find((t) => t.file === 'networkpolicy.yaml')!.text;
+    expect(netpol.split('kind: NetworkPolicy')[1]).toContain('(dict "ctx" $ "component" "api") | nindent 14');
     const helpers = templates.find((t) => t.file === '_helpers.tpl')!.text;
     expect(helpers).toMatch(/mountPath: \/etc\/steward\/ca\n/);
     expect(helpers).toContain('printf "/etc/steward/ca/%s" .Values.extraCaCerts.key');

@@ -42,6 +42,12 @@ describe('config', () => {
     expect(problems({ ...base, STEWARD_MASTER_KEY: 'just-a-password' })[0]).toMatch(/^STEWARD_MASTER_KEY:/);
   });
 
+  it('takes the gateway advertise URL as a base URL only (the other API processes reach this one there)', () => {
+    expect(parseConfig(base).GATEWAY_ADVERTISE_URL).toBeUndefined();
+    expect(parseConfig({ ...base, GATEWAY_ADVERTISE_URL: 'http://10.0.3.7:8080/' }).GATEWAY_ADVERTISE_URL).toBe('http://10.0.3.7:8080');
+    for (const bad of ['10.0.3.7:8080', 'ftp://10.0.3.7', 'http://10.0.3.7:8080/mcp', 'http://user:pw@10.0.3.7:8080']) expect(problems({ ...base, GATEWAY_ADVERTISE_URL: bad })[0]).toMatch(/^GATEWAY_ADVERTISE_URL:/);
+  });
+
   it('leaves tracing off without an OTLP endpoint, and exports to <endpoint>/v1/traces with one', () => {
     expect(tracesEndpoint(parseConfig(base))).toBeNull();
     expect(tracesEndpoint(parseConfig({ ...base, OTEL_EXPORTER_OTLP_ENDPOINT: 'http://otel-collector:4318/' }))).toBe('http://otel-collector:4318/v1/traces');

@@ -194,7 +194,7 @@ export const configSchema = z.object({
   GATEWAY_APPROVAL_POLL_MS: z.coerce.number().int().min(20).max(10_000).default(500),
   /** MCP gateway: tools/call requests per second per API key. */
   GATEWAY_CALLS_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(50),
-  /** MCP gateway: open sessions per user (per API process). */
+  /** MCP gateway: open sessions per user (across API processes when GATEWAY_ADVERTISE_URL is set, else per process). */
   GATEWAY_MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(10_000).default(10),
   /** MCP gateway: a session unused this long is closed. */
   GATEWAY_SESSION_IDLE_SECONDS: z.coerce.number().int().min(5).max(86_400).default(1800),
@@ -231,6 +231,18 @@ export const configSchema = z.object({
    * through it (the org relays elicitation for that connector and the client declared it): a person answers.
    */
   GATEWAY_ELICITATION_WAIT_SECONDS: z.coerce.number().int().min(1).max(3600).default(300),
+  /**
+   * MCP gateway behind a load balancer with several API processes: the URL at which the other API
+   * processes reach this one (http://<pod IP>:<port>). Set, each session is recorded in Redis with
+   * its process, and a request that reaches another process is passed on to it, so no session
+   * affinity is needed. Unset: sessions are known only to the process that opened them.
+   */
+  GATEWAY_ADVERTISE_URL: z
+    .url({ protocol: /^https?$/ })
+    .max(2000)
+    .refine((u) => { if (!URL.canParse(u)) return false; const x = new URL(u); return (x.pathname === '/' || x.pathname === '') && !x.search && !x.hash && !x.username && !x.password; }, 'must be a base URL (scheme://host:port), no path, query or credentials')
+    .transform((u) => new URL(u).origin)
+    .optional(),
 });
 
 export type Config = z.infer<typeof configSchema> & {

@@ -49,6 +49,7 @@ import type { ApiMetrics } from '../core/metrics';
 import { CONFIG, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from '../core/tokens';
 import { mcpChallenge, mcpResource, resolveMcpToken } from '../mcp-auth/mcp-tokens';
 import { SessionEventStore } from './event-store';
+import { SessionDirectory } from './session-directory';
 
 /**
  * The MCP gateway: `/mcp` on the API, Streamable HTTP (sessions, resumable streams, the SDK's
@@ -170,6 +171,8 @@ export class GatewayService implements OnModuleDestroy {
   private readonly addressLimit: ReturnType<typeof apiRateLimit>;
   /** DNS-rebinding protection: the Host and Origin values /mcp accepts (loopback: any loopback name, any port). */
   private readonly allowed: { hosts: Set<string>; origins: Set<string>; loopback: boolean };
+  /** Which API process holds each session (GATEWAY_ADVERTISE_URL set: several processes, no affinity needed). */
+  private readonly directory: SessionDirectory;
 
   constructor(
     @Inject(CONFIG) private readonly config: Config,
@@ -196,6 +199,7 @@ export class GatewayService implements OnModuleDestroy {
     this.keyring = new AuditKeyring(keys);
     this.broker = new CredentialBroker(db.dataSource, keys, this.keyring, (orgId) => this.egress(orgId));
     this.outcomes = new OutcomeWriter(db.dataSource, this.keyring, (err) => log.error({ err: (err as Error).message }, 'gateway: writing action outcomes failed'));
+    this.directory = new SessionDirectory(redis, config.REDIS_PREFIX, config.GATEWAY_ADVERTISE_URL ?? null, config.STEWARD_TOKEN_PEPPER, config.GATEWAY_SESSION_IDLE_SECONDS);
     this.sweeper = setInterval(() => this.sweep(), 10_000);
     this.sweeper.unref();
   }
@@ -203,6 +207,7 @@ export class GatewayService implements OnModuleDestroy {
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.sweeper);
     await Promise.all([...this.sessions.values()].map((s) => this.closeSession(s)));
+    this.directory.close();
     await this.outcomes.flush().catch(() => undefined);
   }
 
@@ -224,11 +229,43 @@ export class GatewayService implements OnModuleDestroy {
       return;
     }
     // 0. Limits counted in one round trip: the API's per-address limit (every request, before
-    //    anything else) and the calls per second of the Bearer token (tools/call messages).
+    //    anything else) and the calls per second of the Bearer token (tools/call messages). A
+    //    request another API process passed on was counted there (with the client's address).
+    const forwarded = this.directory.isForwarded(req);
     const authorization = req.header('authorization');
     const calls = (Array.isArray(req.body) ? req.body : [req.body]).filter((m) => m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call').length;
-    const counted = await this.count(req, authorization, calls);
+    const counted = forwarded ? null : await this.count(req, authorization, calls);
     if (counted && !admitByAddress(req, res, this.addressLimit, counted.address, counted.reset)) return;
+    const size = Number(req.headers['content-length'] ?? (req.body === undefined ? 0 : Buffer.byteLength(JSON.stringify(req.body))));
+    const overLimit = (): boolean => {
+      if (size > this.config.GATEWAY_MAX_REQUEST_BYTES) {
+        fail(413, ErrorCode.PayloadTooLarge, 'Payload too large', `An MCP request may be at most ${this.config.GATEWAY_MAX_REQUEST_BYTES} bytes.`);
+        return true;
+      }
+      if (calls && counted?.calls !== undefined && counted.calls > this.config.GATEWAY_CALLS_PER_SECOND) {
+        fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key or access token.`, { 'Retry-After': '1' });
+        return true;
+      }
+      return false;
+    };
+    // A session another API process holds: the request goes on to it, which authenticates it and
+    // answers (streams included). Passed on once at most; a process that is gone means 404.
+    const asked = req.header('mcp-session-id');
+    if (asked && !forwarded && this.directory.enabled && !this.sessions.has(asked)) {
+      const home = await this.directory.lookup(asked).catch(() => null);
+      if (home && home.url === this.directory.self) await this.directory.remove(asked, home.orgId, home.userId).catch(() => undefined); // this process restarted since
+      else if (home) {
+        if (overLimit()) return;
+        const r = await this.directory.forward(home, req, res, asked);
+        if (r === 'unreachable') {
+          await this.directory.remove(asked, home.orgId, home.userId, home.url).catch(() => undefined);
+          fail(404, ErrorCode.NotFound, 'Not found', 'No such MCP session (the API process that held it is gone): initialize a new one.');
+        } else if (r === 'lost') {
+          fail(502, ErrorCode.UpstreamUnreachable, 'Bad gateway', 'The API process holding this MCP session stopped answering; the request may have been carried out.');
+        }
+        return;
+      }
+    }
     // 1. The caller: an OAuth access token (audience: this gateway) or an API key, as a Bearer
     //    token, nothing else (no cookies: a browser page cannot drive the gateway).
     if (!authorization) {
@@ -259,15 +296,7 @@ export class GatewayService implements OnModuleDestroy {
       return;
     }
     // 2. Limits: request size, calls per second per key.
-    const size = Number(req.headers['content-length'] ?? (req.body === undefined ? 0 : Buffer.byteLength(JSON.stringify(req.body))));
-    if (size > this.config.GATEWAY_MAX_REQUEST_BYTES) {
-      fail(413, ErrorCode.PayloadTooLarge, 'Payload too large', `An MCP request may be at most ${this.config.GATEWAY_MAX_REQUEST_BYTES} bytes.`);
-      return;
-    }
-    if (calls && counted?.calls !== undefined && counted.calls > this.config.GATEWAY_CALLS_PER_SECOND) {
-      fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key or access token.`, { 'Retry-After': '1' });
-      return;
-    }
+    if (overLimit()) return;
     // 3. The session: an existing one of this same user, or a new one on `initialize`.
     const sid = req.header('mcp-session-id');
     if (sid) {
@@ -277,6 +306,7 @@ export class GatewayService implements OnModuleDestroy {
         return;
       }
       s.lastSeen = Date.now();
+      this.directory.touch(s.id, s.orgId, s.userId);
       this.sessionVersion(req, s);
       await s.transport.handleRequest(req, res, req.body);
       return;
@@ -285,7 +315,8 @@ export class GatewayService implements OnModuleDestroy {
       fail(400, ErrorCode.ValidationFailed, 'Bad request', 'No Mcp-Session-Id: the first request of a session must be "initialize".');
       return;
     }
-    const mine = [...this.sessions.values()].filter((s) => s.orgId === p.orgId && s.userId === p.userId).length;
+    const here = [...this.sessions.values()].filter((s) => s.orgId === p.orgId && s.userId === p.userId).length;
+    const mine = this.directory.enabled ? await this.directory.countFor(p.orgId, p.userId).catch(() => here) : here;
     if (mine >= this.config.GATEWAY_MAX_SESSIONS_PER_USER) {
       fail(429, ErrorCode.RateLimited, 'Too many sessions', `At most ${this.config.GATEWAY_MAX_SESSIONS_PER_USER} open MCP sessions per user: close one (DELETE /mcp) first.`);
       return;
@@ -456,9 +487,11 @@ export class GatewayService implements OnModuleDestroy {
       eventStore: new SessionEventStore(),
       // The retry hint of each stream's priming event: how long a client waits before it resumes a stream the gateway closed.
       retryInterval: this.config.GATEWAY_SSE_RETRY_MS,
-      onsessioninitialized: (id) => {
+      onsessioninitialized: async (id) => {
         s.id = id;
         this.sessions.set(id, s);
+        // Recorded before the id reaches the client, whose next request may reach another process.
+        await this.directory.publish(id, s.orgId, s.userId).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'gateway: session not recorded in redis; only this process can serve it'));
       },
     });
     s.transport.onclose = () => void this.closeSession(s);
@@ -478,7 +511,10 @@ export class GatewayService implements OnModuleDestroy {
   }
 
   private async closeSession(s: GatewaySession): Promise<void> {
-    if (s.id && this.sessions.get(s.id) === s) this.sessions.delete(s.id);
+    if (s.id && this.sessions.get(s.id) === s) {
+      this.sessions.delete(s.id);
+      await this.directory.remove(s.id, s.orgId, s.userId).catch(() => undefined);
+    }
     s.transport.onclose = undefined;
     await s.server.close().catch(() => undefined);
     await s.hub.close().catch(() => undefined);

@@ -1,0 +1,210 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import { Agent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import type { Request, Response } from 'express';
+import type { Redis } from 'ioredis';
+
+/**
+ * Where each MCP session lives when the API runs as several processes behind a load balancer
+ * (GATEWAY_ADVERTISE_URL set). A session is state in the process that opened it: the SDK server
+ * with what the client declared, the upstream connections and their sessions, the streams in
+ * progress and their event log. Rather than asking the load balancer for affinity on
+ * `Mcp-Session-Id`, every process records its sessions in Redis (`<prefix>:mcp:session:<id>` →
+ * its URL, org and user, signed), and a process that gets a request of a session it does not hold
+ * passes the request on to the one that does, streams included.
+ *
+ * - Entries are signed with a key derived from STEWARD_TOKEN_PEPPER (which every process has and
+ *   Redis never sees), so a value written into Redis by anyone else cannot send requests, and the
+ *   Bearer tokens they carry, to an address of its choosing.
+ * - A passed-on request carries a signed, short-lived marker: the process that holds the session
+ *   does not count it again against the per-address and per-token limits (the first process
+ *   counted it, with the client's real address), and never passes it on a second time.
+ * - A session whose process is gone (unreachable) is forgotten, and the client is answered 404,
+ *   on which an MCP client starts a new session (as after any restart).
+ * - The sessions of a user are a sorted set by expiry, so the per-user limit holds across processes.
+ */
+export interface SessionHome {
+  url: string;
+  orgId: string;
+  userId: string;
+}
+
+/** The header a passed-on request carries: `<unix ms>.<signature>`. */
+export const FORWARD_HEADER = 'x-steward-mcp-forwarded';
+const MARKER_MAX_AGE_MS = 30_000;
+/** Headers that belong to one hop (RFC 9110 §7.6.1) and are never passed on. */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'content-length', FORWARD_HEADER]);
+
+export class SessionDirectory {
+  private readonly key: Buffer;
+  private readonly touched = new Map<string, number>();
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64 });
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    /** This process's URL (GATEWAY_ADVERTISE_URL); null: the directory is off. */
+    readonly self: string | null,
+    pepper: string,
+    /** How long an unused session lives (GATEWAY_SESSION_IDLE_SECONDS). */
+    private readonly idleSeconds: number,
+  ) {
+    this.key = createHmac('sha256', pepper).update('steward/mcp-session-directory/v1').digest();
+  }
+
+  get enabled(): boolean {
+    return this.self !== null;
+  }
+
+  private sessionKey = (sid: string) => `${this.prefix}:mcp:session:${sid}`;
+  private userKey = (orgId: string, userId: string) => `${this.prefix}:mcp:user:${orgId}:${userId}`;
+  private sign = (...parts: string[]) => createHmac('sha256', this.key).update(parts.join('\n')).digest('base64url');
+
+  /** Records a session this process opened (before its id reaches the client). */
+  async publish(sid: string, orgId: string, userId: string): Promise<void> {
+    if (!this.self) return;
+    const value = JSON.stringify({ url: this.self, orgId, userId, sig: this.sign(sid, this.self, orgId, userId) });
+    const ttl = this.idleSeconds + 60;
+    await this.redis
+      .multi()
+      .set(this.sessionKey(sid), value, 'EX', ttl)
+      .zadd(this.userKey(orgId, userId), Date.now() + ttl * 1000, sid)
+      .expire(this.userKey(orgId, userId), ttl)
+      .exec();
+    this.touched.set(sid, Date.now());
+  }
+
+  /** A session of this process was used: its entry lives on (refreshed at most every quarter of the idle time). */
+  touch(sid: string, orgId: string, userId: string): void {
+    if (!this.self) return;
+    const last = this.touched.get(sid) ?? 0;
+    if (Date.now() - last < (this.idleSeconds * 1000) / 4) return;
+    this.touched.set(sid, Date.now());
+    const ttl = this.idleSeconds + 60;
+    void this.redis
+      .multi()
+      .expire(this.sessionKey(sid), ttl)
+      .zadd(this.userKey(orgId, userId), 'XX', Date.now() + ttl * 1000, sid)
+      .expire(this.userKey(orgId, userId), ttl)
+      .exec()
+      .catch(() => this.touched.delete(sid));
+  }
+
+  /** A session ended (closed, idle or its process stopping): other processes answer 404 for it from now on. */
+  async remove(sid: string, orgId: string, userId: string, url = this.self): Promise<void> {
+    this.touched.delete(sid);
+    if (!this.self || !url) return;
+    // Only the entry that still names that process (an id is never reused, but stay exact).
+    const current = await this.lookup(sid);
+    const m = this.redis.multi().zrem(this.userKey(orgId, userId), sid);
+    if (current?.url === url) m.del(this.sessionKey(sid));
+    await m.exec();
+  }
+
+  /** Where a session lives; null when unknown, expired or its entry is not signed by a process of this deployment. */
+  async lookup(sid: string): Promise<SessionHome | null> {
+    if (!this.self || !/^[0-9a-f-]{36}$/.test(sid)) return null;
+    const raw = await this.redis.get(this.sessionKey(sid));
+    if (!raw) return null;
+    try {
+      const v = JSON.parse(raw) as { url?: unknown; orgId?: unknown; userId?: unknown; sig?: unknown };
+      if (typeof v.url !== 'string' || typeof v.orgId !== 'string' || typeof v.userId !== 'string' || typeof v.sig !== 'string') return null;
+      if (!same(v.sig, this.sign(sid, v.url, v.orgId, v.userId))) return null;
+      return { url: v.url, orgId: v.orgId, userId: v.userId };
+    } catch {
+      return null;
+    }
+  }
+
+  /** Open sessions of a user, across processes. */
+  async countFor(orgId: string, userId: string): Promise<number> {
+    const key = this.userKey(orgId, userId);
+    const [, [, n] = []] = (await this.redis.multi().zremrangebyscore(key, '-inf', Date.now()).zcard(key).exec()) ?? [];
+    return Number(n ?? 0);
+  }
+
+  /** The marker of a request passed on for a session. */
+  marker(sid: string, method: string, now = Date.now()): string {
+    return `${now}.${this.sign('forward', String(now), sid, method)}`;
+  }
+
+  /** Whether a request was passed on by a process of this deployment (recently, for this session and method). */
+  isForwarded(req: Request): boolean {
+    const header = req.headers[FORWARD_HEADER];
+    const sid = req.headers['mcp-session-id'];
+    if (!this.self || typeof header !== 'string' || typeof sid !== 'string') return false;
+    const [at, sig] = header.split('.', 2);
+    const t = Number(at);
+    if (!sig || !Number.isSafeInteger(t) || Math.abs(Date.now() - t) > MARKER_MAX_AGE_MS) return false;
+    return same(sig, this.sign('forward', String(t), sid, req.method));
+  }
+
+  /**
+   * Passes a request on to the process holding its session and streams the answer back (an SSE
+   * stream stays open as long as the client's). 'unreachable': that process could not be reached
+   * (nothing was sent); 'lost': it was reached but stopped answering before its answer began (the
+   * request may have been acted on); in both the caller answers. 'sent' otherwise.
+   */
+  forward(home: SessionHome, req: Request, res: Response, sid: string): Promise<'sent' | 'unreachable' | 'lost'> {
+    const target = new URL(req.originalUrl, home.url);
+    const headers: IncomingHttpHeaders = {};
+    for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k) && v !== undefined) headers[k] = v;
+    // The body as the JSON parser read it (the raw stream was consumed): the same message, re-serialised.
+    const body = req.body !== undefined && req.method === 'POST' ? Buffer.from(JSON.stringify(req.body)) : null;
+    if (body) {
+      headers['content-type'] = 'application/json';
+      headers['content-length'] = String(body.length);
+    }
+    headers[FORWARD_HEADER] = this.marker(sid, req.method);
+    return new Promise((resolve) => {
+      let settled = false;
+      const done = (r: 'sent' | 'unreachable' | 'lost') => {
+        if (!settled) {
+          settled = true;
+          resolve(r);
+        }
+      };
+      const send = target.protocol === 'https:' ? httpsRequest : httpRequest;
+      const out = send(target, { method: req.method, headers, ...(target.protocol === 'http:' ? { agent: this.agent } : {}) }, (answer) => {
+        const copied: Record<string, string | string[]> = {};
+        for (const [k, v] of Object.entries(answer.headers)) if (!HOP.has(k) && v !== undefined) copied[k] = v;
+        res.writeHead(answer.statusCode ?? 502, copied);
+        res.flushHeaders();
+        answer.pipe(res);
+        answer.on('error', () => res.destroy());
+        done('sent');
+      });
+      // A process that does not accept the connection within 5 s is taken for gone.
+      const connectTimer = setTimeout(() => out.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), 5000);
+      out.on('socket', (socket) => {
+        if (!socket.connecting) clearTimeout(connectTimer);
+        else socket.once('connect', () => clearTimeout(connectTimer));
+      });
+      out.on('error', (err: NodeJS.ErrnoException) => {
+        clearTimeout(connectTimer);
+        if (settled) {
+          res.destroy();
+          return;
+        }
+        if (['ECONNREFUSED', 'EHOSTUNREACH', 'ENETUNREACH', 'ETIMEDOUT', 'ENOTFOUND', 'EAI_AGAIN'].includes(err.code ?? '')) return done('unreachable');
+        // Reached, then lost: the request may have been acted on; the client is told so (502), not 404.
+        done('lost');
+      });
+      // The client went away: so does the request passed on (an SSE stream ends on both sides).
+      res.on('close', () => {
+        if (!res.writableFinished) out.destroy();
+      });
+      out.end(body ?? undefined);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function same(a: string, b: string): boolean {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+}
