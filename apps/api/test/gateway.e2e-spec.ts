@@ -325,6 +325,26 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(Number(list.headers.get('ratelimit-remaining'))).toBeLessThan(100000);
   });
 
+  it('answers a call that cannot stream anything back in one JSON body; a call asking for progress gets an SSE stream', async () => {
+    const client = await connect();
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${memberKey}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
+    const call = (id: number, ticker: string, meta?: Record<string, unknown>) =>
+      fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name: 'upstream__lookup_company', arguments: { ticker }, ...(meta ? { _meta: meta } : {}) } }) });
+    const plain = await call(7, 'JSN');
+    expect(plain.status).toBe(200);
+    expect(plain.headers.get('content-type')).toMatch(/^application\/json/);
+    expect(plain.headers.get('mcp-session-id')).toBe(sid);
+    expect(await plain.json()).toMatchObject({ jsonrpc: '2.0', id: 7, result: { content: [{ type: 'text', text: 'lookup_company done: {"ticker":"JSN"}' }], _meta: { 'steward/status': 'executed' } } });
+    const streamed = await call(8, 'SSE', { progressToken: 'p-8' });
+    expect(streamed.status).toBe(200);
+    expect(streamed.headers.get('content-type')).toMatch(/^text\/event-stream/);
+    const messages = (await streamed.text()).split('\n').filter((l) => l.startsWith('data: {')).map((l) => JSON.parse(l.slice(6)) as { id?: number; result?: CallToolResult });
+    expect(messages.find((m) => m.id === 8)?.result).toMatchObject({ content: [{ type: 'text', text: 'lookup_company done: {"ticker":"SSE"}' }] });
+    // Both ran once, through the gate.
+    expect(calls('lookup_company').filter((c) => ['JSN', 'SSE'].includes(c.args.ticker as string)).length).toBe(2);
+  });
+
   it('a resource read or a prompt fetched from the upstream is recorded before it is made (session, client, connector; what was asked sealed) and taints the session', async () => {
     // A session that read nothing: its call is decided untainted.
     const clean = await connect(memberKey, 'taint-check');

@@ -26,6 +26,7 @@ import {
   type Resource,
   type ResourceTemplate,
   type Tool,
+  type JSONRPCRequest,
   LATEST_PROTOCOL_VERSION,
   SUPPORTED_PROTOCOL_VERSIONS,
 } from '@modelcontextprotocol/sdk/types.js';
@@ -49,6 +50,7 @@ import type { ApiMetrics } from '../core/metrics';
 import { CONFIG, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from '../core/tokens';
 import { mcpChallenge, mcpResource, resolveMcpToken } from '../mcp-auth/mcp-tokens';
 import { SessionEventStore } from './event-store';
+import { JsonAnswers } from './json-answers';
 import { SessionDirectory } from './session-directory';
 
 /**
@@ -106,7 +108,7 @@ interface GatewaySession {
   /** The calls in progress (an upstream's log messages go to the latest). */
   active: ActiveCall[];
   /** Hub id → the installed connector (row id, name). */
-  connectors: Record<string, { id: string; name: string; elicits: boolean }>;
+  connectors: Record<string, { id: string; name: string; elicits: boolean; asks: boolean }>;
   /** The protocol version negotiated at initialize. */
   protocolVersion: string;
   orgId: string;
@@ -115,6 +117,8 @@ interface GatewaySession {
   /** The OAuth client the member authorised (null for an API key). */
   oauthClientId: string | null;
   transport: StreamableHTTPServerTransport;
+  /** The transport the session's server is connected to: the SDK's, plus calls answered in one JSON body. */
+  json: JsonAnswers;
   server: Server;
   hub: ConnectorHub;
   manifests: Record<string, ConnectorManifest>;
@@ -308,6 +312,7 @@ export class GatewayService implements OnModuleDestroy {
       s.lastSeen = Date.now();
       this.directory.touch(s.id, s.orgId, s.userId);
       this.sessionVersion(req, s);
+      if (await this.answerInJson(req, res, s)) return;
       await s.transport.handleRequest(req, res, req.body);
       return;
     }
@@ -330,6 +335,35 @@ export class GatewayService implements OnModuleDestroy {
     await s.transport.handleRequest(req, res, req.body);
     // A failed initialize leaves no session behind.
     if (!s.transport.sessionId) await this.closeSession(s);
+  }
+
+  /**
+   * A `tools/call` that cannot stream anything back is answered with one JSON body (Streamable HTTP
+   * lets the server choose, per POST, JSON or an SSE stream): a single well-formed request of a
+   * supported protocol version, from a client that accepts both, with no progress token, to a
+   * connector whose upstream neither logs nor may ask the client for anything. False: the SDK's
+   * transport serves the request (and answers anything malformed as the spec says).
+   */
+  private async answerInJson(req: Request, res: Response, s: GatewaySession): Promise<boolean> {
+    const m = req.body as Record<string, unknown> | undefined;
+    if (req.method !== 'POST' || !isObject(m) || m.jsonrpc !== '2.0' || m.method !== 'tools/call' || !isObject(m.params)) return false;
+    if ((typeof m.id !== 'string' && typeof m.id !== 'number') || Object.keys(m).some((k) => !['jsonrpc', 'id', 'method', 'params'].includes(k))) return false;
+    const accept = req.headers.accept ?? '';
+    if (!accept.includes('application/json') || !accept.includes('text/event-stream') || !(req.headers['content-type'] ?? '').includes('application/json')) return false;
+    const version = req.headers['mcp-protocol-version'];
+    if (version !== undefined && (typeof version !== 'string' || !SUPPORTED_PROTOCOL_VERSIONS.includes(version))) return false;
+    const params = m.params;
+    if (isObject(params._meta) && params._meta.progressToken !== undefined) return false;
+    const target = typeof params.name === 'string' ? this.resolve(s, params.name) : undefined;
+    if (!target || !s.hub.has(target.connector) || s.connectors[target.connector]?.asks || s.hub.get(target.connector).capabilities().logging) return false;
+    const answer = s.json.answer(m as unknown as JSONRPCRequest, { requestInfo: { headers: req.headers } });
+    if (!answer) return false;
+    const message = await answer;
+    if (!res.headersSent && !res.destroyed) {
+      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': s.id });
+      res.end(JSON.stringify(message));
+    }
+    return true;
   }
 
   /**
@@ -463,6 +497,7 @@ export class GatewayService implements OnModuleDestroy {
       hub,
       manifests,
       transport: undefined as unknown as StreamableHTTPServerTransport,
+      json: undefined as unknown as JsonAnswers,
       gate: {
         ds: this.db.dataSource,
         redis: this.redis,
@@ -506,7 +541,8 @@ export class GatewayService implements OnModuleDestroy {
       hub.get(id).onServerRequest = (request, extra) => this.relay(s, id, request, extra.signal);
     }
     this.register(s);
-    await server.connect(s.transport);
+    s.json = new JsonAnswers(s.transport);
+    await server.connect(s.json);
     return s;
   }
 
@@ -516,6 +552,7 @@ export class GatewayService implements OnModuleDestroy {
       await this.directory.remove(s.id, s.orgId, s.userId).catch(() => undefined);
     }
     s.transport.onclose = undefined;
+    s.json?.abandon();
     await s.server.close().catch(() => undefined);
     await s.hub.close().catch(() => undefined);
   }

@@ -73,9 +73,12 @@ export interface TaskConnectors {
   manifests: Record<string, ConnectorManifest>;
   /** Hub id → what the credential broker needs (connectors that take a credential). */
   targets: Record<string, CredentialTarget>;
-  /** Hub id → the installed connector (row id, name); the workspace folder is not one. */
-  /** Each installed connector's id and name, and whether its upstream may ask the MCP client's user for input (elicitation offered). */
-  connectors: Record<string, { id: string; name: string; elicits: boolean }>;
+  /**
+   * Hub id → the installed connector (row id, name; the workspace folder is not one), whether its
+   * upstream may ask the MCP client's user for input (elicitation offered), and whether it may send
+   * the client any request at all (sampling or elicitation offered).
+   */
+  connectors: Record<string, { id: string; name: string; elicits: boolean; asks: boolean }>;
 }
 
 /** The catalog's reversible form of a remote tool, when every tool it calls is approved on this connector. */
@@ -104,7 +107,7 @@ export async function addTaskConnectors(
 ): Promise<TaskConnectors> {
   const manifests: Record<string, ConnectorManifest> = {};
   const targets: Record<string, CredentialTarget> = {};
-  const connectors: Record<string, { id: string; name: string; elicits: boolean }> = {};
+  const connectors: Record<string, { id: string; name: string; elicits: boolean; asks: boolean }> = {};
   const wanted = names.filter((n) => n !== 'workspace-files');
   if (names.includes('workspace-files')) {
     await hub.addBuiltin('workspace-files', createWorkspaceFilesServer({ folder: join(deps.dataDir, 'workspaces', task.orgId, task.userId) }));
@@ -179,7 +182,7 @@ export async function addTaskConnectors(
           })),
         } as ConnectorManifest;
       }
-      connectors[id] = { id: row.id, name: row.name, elicits: offer.elicitation !== undefined };
+      connectors[id] = { id: row.id, name: row.name, elicits: offer.elicitation !== undefined, asks: offer.elicitation !== undefined || offer.sampling !== undefined };
     } catch (err) {
       // An unreachable upstream or a refused credential leaves its tools out of this run, not the task.
       deps.log.warn({ connector: row.name, err: (err as Error).message }, 'connector not available to this task');
