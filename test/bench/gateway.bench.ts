@@ -40,6 +40,7 @@ import { inOrg } from '@steward/db';
 import { seedPolicy } from '@steward/policy';
 import { createApp } from '../../apps/api/dist/create-app';
 import { ApiMetrics } from '../../apps/api/dist/core/metrics';
+import { API_REDIS_OPTIONS } from '../../apps/api/dist/core/redis';
 import { createBenchDatabase, out, percentile } from './bench-db';
 import { UPSTREAM_TOOL as TOOL } from './gateway-upstream';
 
@@ -68,7 +69,8 @@ function ask<T>(child: ChildProcess, msg: unknown): Promise<T> {
 
 async function main(): Promise<void> {
   const bench = await createBenchDatabase('gateway', 20);
-  const redis = new Redis(process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379', { lazyConnect: true, maxRetriesPerRequest: 1, enableOfflineQueue: false });
+  // The API's Redis client as main.ts makes it.
+  const redis = new Redis(process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379', API_REDIS_OPTIONS);
   await redis.connect();
   const prefix = `steward-bench-gw-${randomBytes(4).toString('hex')}`;
   const upstreamProc = spawnChild('gateway-upstream.ts');

@@ -6,6 +6,7 @@ import { agentTasksFromConfig, startTracing, startWorkerRuntime, type WorkerRunt
 import { type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { createApp } from './create-app';
 import { ApiMetrics } from './core/metrics';
+import { API_REDIS_OPTIONS } from './core/redis';
 import { SetupService } from './setup/setup.service';
 
 function fail(message: string): never {
@@ -67,7 +68,7 @@ async function main(): Promise<void> {
   }
   await checkRuntimeRole(dataSource, config, log);
 
-  const redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+  const redis = new Redis(config.REDIS_URL, API_REDIS_OPTIONS);
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis'));
   await redis.connect().catch((err) => fail(`Redis at ${config.REDIS_URL} does not answer (${err.message}). Start redis-server or set REDIS_URL.`));
 

@@ -334,6 +334,8 @@ export interface GuardedFetchOptions extends EgressOptions {
    * Default: a new connection per request.
    */
   keepAlive?: boolean | { idleMs?: number };
+  /** The largest JSON answer (read whole, not streamed); larger fails the fetch with code ETOOBIG. Default 64 MiB. */
+  maxJsonBytes?: number;
 }
 
 export type GuardedFetch = ((input: string | URL | Request, init?: RequestInit) => Promise<Response>) & {
@@ -383,7 +385,7 @@ export function guardedFetch(opts: GuardedFetchOptions = {}): GuardedFetch {
       const parsed = parseEgressUrl(url, opts);
       if (opts.beforeRequest) await opts.beforeRequest(parsed);
       const checked: EgressCheck = { url: parsed, ...(await checkHost(parsed.hostname, opts)) };
-      const res = await requestOnce(checked, method, headers, body, signal, opts.timeoutMs ?? 30_000, agentFor(checked));
+      const res = await requestOnce(checked, method, headers, body, signal, opts.timeoutMs ?? 30_000, agentFor(checked), opts.maxJsonBytes ?? BUFFERED_MAX);
       const location = res.headers.get('location');
       if (init.redirect === 'manual' || ![301, 302, 303, 307, 308].includes(res.status) || !location) return res;
       if (init.redirect === 'error') throw new TypeError(`redirect to ${location} refused (redirect: "error")`);
@@ -411,6 +413,11 @@ export function guardedFetch(opts: GuardedFetchOptions = {}): GuardedFetch {
   });
 }
 
+/** A JSON media type (application/json, application/problem+json, ...). */
+export const JSON_TYPE = /^\s*application\/(?:[\w.+-]+\+)?json\s*(?:;|$)/i;
+/** The largest JSON answer read whole (larger ones fail, as a body past any sane limit). */
+const BUFFERED_MAX = 64 * 1024 * 1024;
+
 function requestOnce(
   checked: EgressCheck,
   method: string,
@@ -419,6 +426,7 @@ function requestOnce(
   signal: AbortSignal | undefined,
   timeoutMs: number,
   agent: http.Agent | false,
+  maxJsonBytes: number,
 ): Promise<Response> {
   return new Promise<Response>((resolve, reject) => {
     if (signal?.aborted) {
@@ -446,7 +454,6 @@ function requestOnce(
         signal,
       },
       (res) => {
-        clearTimeout(timer);
         const resHeaders = new Headers();
         for (const [k, v] of Object.entries(res.headers)) {
           if (Array.isArray(v)) v.forEach((x) => resHeaders.append(k, x));
@@ -454,11 +461,37 @@ function requestOnce(
         }
         const status = res.statusCode ?? 502;
         const nullBody = method === 'HEAD' || status === 204 || status === 304;
-        if (nullBody) res.resume();
-        const stream = nullBody ? null : (Readable.toWeb(res) as ReadableStream<Uint8Array>);
-        const response = new Response(stream, { status, statusText: res.statusMessage, headers: resHeaders });
-        Object.defineProperty(response, 'url', { value: url.href });
-        resolve(response);
+        const answer = (body: ReadableStream<Uint8Array> | Buffer | null) => {
+          const response = new Response(body, { status, statusText: res.statusMessage, headers: resHeaders });
+          Object.defineProperty(response, 'url', { value: url.href });
+          resolve(response);
+        };
+        if (nullBody) {
+          clearTimeout(timer);
+          res.resume();
+          answer(null);
+        } else if (JSON_TYPE.test(String(res.headers['content-type'] ?? ''))) {
+          // A JSON answer is read whole by its reader anyway: read here (within the time limit, at
+          // most maxJsonBytes), without a web stream around the socket.
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            size += c.length;
+            if (size > maxJsonBytes) req.destroy(Object.assign(new Error(`the answer from ${url.host} is larger than ${maxJsonBytes} bytes`), { code: 'ETOOBIG' }));
+            else chunks.push(c);
+          });
+          res.on('end', () => {
+            clearTimeout(timer);
+            if (size <= maxJsonBytes) answer(Buffer.concat(chunks, size));
+          });
+          res.on('error', (err) => {
+            clearTimeout(timer);
+            reject(err);
+          });
+        } else {
+          clearTimeout(timer);
+          answer(Readable.toWeb(res) as ReadableStream<Uint8Array>);
+        }
       },
     );
     const timer = setTimeout(() => req.destroy(Object.assign(new Error(`no response from ${url.host} within ${timeoutMs} ms`), { code: 'ETIMEDOUT' })), timeoutMs);

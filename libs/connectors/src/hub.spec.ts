@@ -185,6 +185,18 @@ describe('remote MCP servers over Streamable HTTP', () => {
     expect(err.code).toBe('result_too_large');
   });
 
+  it('refuses an oversized result answered as one JSON body too (read whole, within the limit, without a stream)', async () => {
+    const json = await serveMcp(makeServer, { token: () => token, jsonResponse: true });
+    try {
+      const client = await hub.addRemote('big-json', { url: `${json.url}/mcp`, headers: { authorization: 'Bearer good-token' }, egress: LOOPBACK, maxResultBytes: 10_000 });
+      await expect(client.callTool('dump', { bytes: 100 })).resolves.toMatchObject({ text: 'y'.repeat(100) });
+      const err = await failure(client.callTool('dump', { bytes: 200_000 }));
+      expect(err.code).toBe('result_too_large');
+    } finally {
+      await json.close();
+    }
+  });
+
   it('reports an expired token as auth_required', async () => {
     const client = await connect();
     token = 'rotated';

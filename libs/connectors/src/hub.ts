@@ -4,7 +4,7 @@ import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { ErrorCode as McpErrorCode, LoggingMessageNotificationSchema, McpError, ToolListChangedNotificationSchema, type CallToolResult, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
-import { guardedFetch, type EgressOptions } from '@steward/common';
+import { guardedFetch, JSON_TYPE, type EgressOptions } from '@steward/common';
 import { ConnectorError, networkCode, type ConnectorErrorCode } from './errors';
 import { ERROR_META_KEY, IDEMPOTENCY_META_KEY, LABELS_META_KEY } from './tool-result';
 import { toolDefinitionHash, type ToolDefinition } from './pinning';
@@ -192,16 +192,22 @@ export class ConnectorClient {
     const ref: { client?: ConnectorClient } = {};
     // One server, called again and again: its connections are kept open between calls (each new
     // connection still goes only to checked addresses), closed with the transport.
-    const base = guardedFetch({ ...opts.egress, timeoutMs: limits.timeoutMs, keepAlive: true });
+    const base = guardedFetch({ ...opts.egress, timeoutMs: limits.timeoutMs, keepAlive: true, maxJsonBytes: limits.maxResultBytes + ENVELOPE_SLACK });
+    const tooLarge = () => ref.client?.abortAll(new ConnectorError('result_too_large', `${id}: the result is larger than ${limits.maxResultBytes} bytes`, { connector: id }));
     const fetchFn = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
       const headers = new Headers(init.headers);
       for (const [k, v] of Object.entries((typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {})) headers.set(k, v);
       // A GET that resumes a stream: the server closed a call's stream before its answer (SEP-1699).
       const resuming = headers.get('last-event-id');
       if (resuming && (init.method ?? 'GET').toUpperCase() === 'GET') ref.client?.resumed(resuming);
-      const res = await base(input, { ...init, headers, redirect: 'manual' });
+      const res = await base(input, { ...init, headers, redirect: 'manual' }).catch((err: unknown) => {
+        if ((err as { code?: unknown }).code === 'ETOOBIG') tooLarge();
+        throw err;
+      });
       if ((init.method ?? 'GET').toUpperCase() !== 'POST' || !res.body) return res;
-      return capResponse(res, limits.maxResultBytes + ENVELOPE_SLACK, () => ref.client?.abortAll(new ConnectorError('result_too_large', `${id}: the result is larger than ${limits.maxResultBytes} bytes`, { connector: id })));
+      // A JSON answer was read whole within the limit by the fetch itself; a stream is counted as it comes.
+      if (JSON_TYPE.test(res.headers.get('content-type') ?? '')) return res;
+      return capResponse(res, limits.maxResultBytes + ENVELOPE_SLACK, tooLarge);
     };
     const transport = new StreamableHTTPClientTransport(url, { fetch: fetchFn });
     transport.onclose = () => base.close(); // the client chains its own handler after this one

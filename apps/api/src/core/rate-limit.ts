@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { ErrorCode } from '@steward/common';
@@ -25,8 +26,12 @@ for i, key in ipairs(KEYS) do
 end
 return out`;
 
+const COUNT_SHA = createHash('sha1').update(COUNT_SCRIPT).digest('hex');
+
 export async function countInWindows(redis: Redis, counters: { key: string; by: number; ttlSeconds: number }[]): Promise<number[]> {
-  const r = (await redis.eval(COUNT_SCRIPT, counters.length, ...counters.map((c) => c.key), ...counters.flatMap((c) => [String(c.by), String(c.ttlSeconds)]))) as number[];
+  const args: (string | number)[] = [...counters.map((c) => c.key), ...counters.flatMap((c) => [String(c.by), String(c.ttlSeconds)])];
+  // By its digest (the script's text is sent only to a Redis that does not have it yet).
+  const r = (await redis.evalsha(COUNT_SHA, counters.length, ...args).catch((err: Error) => (/NOSCRIPT/.test(err.message) ? redis.eval(COUNT_SCRIPT, counters.length, ...args) : Promise.reject(err)))) as number[];
   return r.map(Number);
 }
 

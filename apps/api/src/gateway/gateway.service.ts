@@ -360,8 +360,9 @@ export class GatewayService implements OnModuleDestroy {
     if (!answer) return false;
     const message = await answer;
     if (!res.headersSent && !res.destroyed) {
-      res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': s.id });
-      res.end(JSON.stringify(message));
+      const body = JSON.stringify(message);
+      res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), 'mcp-session-id': s.id });
+      res.end(body);
     }
     return true;
   }

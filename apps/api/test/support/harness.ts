@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from '../../../../test/support/
 import { redisUrl } from '../../../../test/support/db-urls';
 import { createApp } from '../../src/create-app';
 import { ApiMetrics } from '../../src/core/metrics';
+import { API_REDIS_OPTIONS } from '../../src/core/redis';
 import { hashPassword } from '../../src/auth/passwords';
 import { provisionPolicy } from '../../src/policies/provision';
 
@@ -70,7 +71,7 @@ export async function startHarness(options: { db?: TestDatabase; env?: Record<st
   const log = createLogger({ level: config.LOG_LEVEL, name: 'steward-api', destination: sink });
   const ds = createDataSource({ url: db.appUrl, poolMax: 8 });
   await ds.initialize();
-  const redis = new Redis(config.REDIS_URL, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+  const redis = new Redis(config.REDIS_URL, API_REDIS_OPTIONS);
   await redis.connect();
   const app = await createApp({ config, log, dataSource: ds, redis, metrics: new ApiMetrics(), resolver: options.resolver });
   const closers: (() => Promise<void>)[] = [];
