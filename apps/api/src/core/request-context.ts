@@ -21,11 +21,14 @@ export function requestContext(log: Logger, onFinish?: (req: Request, res: Respo
     const given = req.header('x-request-id');
     req.id = given && REQUEST_ID.test(given) ? given : randomUUID();
     req.startedAt = process.hrtime.bigint();
-    req.log = log.child({ requestId: req.id });
+    // The request's logger, made when first used (most requests of the MCP gateway log nothing).
+    let child: Logger | undefined;
+    Object.defineProperty(req, 'log', { configurable: true, enumerable: true, get: () => (child ??= log.child({ requestId: req.id })) });
     res.setHeader('X-Request-Id', req.id);
     res.on('finish', () => {
       const seconds = Number(process.hrtime.bigint() - req.startedAt) / 1e9;
       onFinish?.(req, res, seconds);
+      if (!log.isLevelEnabled(res.statusCode >= 500 ? 'error' : 'info')) return;
       const line = {
         req: { method: req.method, url: req.originalUrl.split('?')[0], headers: req.headers },
         res: { statusCode: res.statusCode },
