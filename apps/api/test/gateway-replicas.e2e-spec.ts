@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { inOrg } from '@steward/db';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
 import { GatewayService } from '../src/gateway/gateway.service';
+import { SessionDirectory } from '../src/gateway/session-directory';
 import { newApiKey } from './support/fixtures';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
@@ -185,6 +186,17 @@ describe('MCP gateway on two API processes without session affinity', () => {
     }
   });
 
+  it('does not count sessions whose process is gone: the limit is for open sessions', async () => {
+    // Three sessions recorded by a process at an address nobody listens on any more (as a pod replaced under a new address leaves them): the limit, were they counted.
+    const dead = `http://127.0.0.1:${await freePort()}`;
+    const gone = new SessionDirectory(replicas[0]!.h.redis, prefix, dead, replicas[0]!.h.config.STEWARD_TOKEN_PEPPER, 60);
+    for (let i = 0; i < 3; i++) await gone.publish(`0190f7d6-0000-7000-8000-00000000010${i}`, org.id, org.users.member.id);
+    gone.close();
+    const client = await connect('after-a-crash');
+    expect(sessionOf(client)).toBeDefined();
+    expect(await replicas[0]!.h.redis.zrange(`${prefix}:mcp:user:${org.id}:${org.users.member.id}`, '0', '-1')).toEqual([sessionOf(client)]);
+  });
+
   it('ends a session everywhere when it is closed through the other process', async () => {
     const client = await connect();
     const sid = sessionOf(client);
@@ -200,10 +212,16 @@ describe('MCP gateway on two API processes without session affinity', () => {
     }
   });
 
-  it('answers 404 (start a new session) when the process holding the session is gone, and forgets it', async () => {
+  it('forgets at start what an earlier run at its address held; answers 404 (start a new session) when the process holding a session is gone, and forgets it', async () => {
     // A third process, to be stopped without a goodbye (as a crash would).
     const port = await freePort();
+    // What an earlier run of a process at this address left behind (it crashed): forgotten when the new one starts.
+    const earlier = new SessionDirectory(replicas[0]!.h.redis, prefix, `http://127.0.0.1:${port}`, replicas[0]!.h.config.STEWARD_TOKEN_PEPPER, 60);
+    await earlier.publish('0190f7d6-0000-7000-8000-000000000200', org.id, org.users.member.id);
+    earlier.close();
     const h = await startHarness({ db, env: { REDIS_PREFIX: prefix, GATEWAY_ADVERTISE_URL: `http://127.0.0.1:${port}` } });
+    for (let i = 0; i < 100 && (await replicas[0]!.h.redis.get(`${prefix}:mcp:session:0190f7d6-0000-7000-8000-000000000200`)); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await replicas[0]!.h.redis.get(`${prefix}:mcp:session:0190f7d6-0000-7000-8000-000000000200`)).toBeNull();
     const server = h.app.getHttpServer() as Server;
     await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
     const init = await raw(port, 'POST', {}, { jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'doomed', version: '1' } } });

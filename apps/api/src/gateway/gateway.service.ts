@@ -204,6 +204,11 @@ export class GatewayService implements OnModuleDestroy {
     this.broker = new CredentialBroker(db.dataSource, keys, this.keyring, (orgId) => this.egress(orgId));
     this.outcomes = new OutcomeWriter(db.dataSource, this.keyring, (err) => log.error({ err: (err as Error).message }, 'gateway: writing action outcomes failed'));
     this.directory = new SessionDirectory(redis, config.REDIS_PREFIX, config.GATEWAY_ADVERTISE_URL ?? null, config.STEWARD_TOKEN_PEPPER, config.GATEWAY_SESSION_IDLE_SECONDS);
+    // Sessions recorded under this process's address before it (re)started are gone.
+    void this.directory.forgetOwn((sid) => this.sessions.has(sid)).then(
+      (n) => n && log.info({ sessions: n }, 'gateway: forgot the sessions this process held before it started'),
+      (err: unknown) => log.warn({ err: (err as Error).message }, 'gateway: could not clear the sessions this process held before it started'),
+    );
     this.sweeper = setInterval(() => this.sweep(), 10_000);
     this.sweeper.unref();
   }
@@ -321,7 +326,7 @@ export class GatewayService implements OnModuleDestroy {
       return;
     }
     const here = [...this.sessions.values()].filter((s) => s.orgId === p.orgId && s.userId === p.userId).length;
-    const mine = this.directory.enabled ? await this.directory.countFor(p.orgId, p.userId).catch(() => here) : here;
+    const mine = this.directory.enabled ? await this.directory.countFor(p.orgId, p.userId, (sid) => this.sessions.has(sid)).catch(() => here) : here;
     if (mine >= this.config.GATEWAY_MAX_SESSIONS_PER_USER) {
       fail(429, ErrorCode.RateLimited, 'Too many sessions', `At most ${this.config.GATEWAY_MAX_SESSIONS_PER_USER} open MCP sessions per user: close one (DELETE /mcp) first.`);
       return;

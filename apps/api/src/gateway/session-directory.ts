@@ -1,6 +1,7 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { Agent, type IncomingHttpHeaders, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { connect } from 'node:net';
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 
@@ -38,6 +39,7 @@ const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-e
 export class SessionDirectory {
   private readonly key: Buffer;
   private readonly touched = new Map<string, number>();
+  private readonly probes = new Map<string, { ok: Promise<boolean>; until: number }>();
   private readonly agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64 });
 
   constructor(
@@ -116,11 +118,65 @@ export class SessionDirectory {
     }
   }
 
-  /** Open sessions of a user, across processes. */
-  async countFor(orgId: string, userId: string): Promise<number> {
+  /**
+   * Open sessions of a user, across processes. Entries whose session is gone are dropped first: no
+   * directory entry any more, an entry naming this process for a session it does not hold, or one
+   * naming a process that no longer accepts connections.
+   */
+  async countFor(orgId: string, userId: string, heldHere: (sid: string) => boolean): Promise<number> {
     const key = this.userKey(orgId, userId);
-    const [, [, n] = []] = (await this.redis.multi().zremrangebyscore(key, '-inf', Date.now()).zcard(key).exec()) ?? [];
-    return Number(n ?? 0);
+    await this.redis.zremrangebyscore(key, '-inf', Date.now());
+    const sids = await this.redis.zrange(key, '0', '-1');
+    let open = 0;
+    for (const sid of sids) {
+      const home = await this.lookup(sid);
+      const gone = !home || (home.url === this.self ? !heldHere(sid) : !(await this.reachable(home.url)));
+      if (gone) await this.remove(sid, orgId, userId, home?.url ?? this.self);
+      else open++;
+    }
+    return open;
+  }
+
+  /** Whether a process accepts connections at its URL (a TCP connect, answered for 5 s). */
+  private reachable(url: string): Promise<boolean> {
+    const hit = this.probes.get(url);
+    if (hit && hit.until > Date.now()) return hit.ok;
+    const { hostname, port, protocol } = new URL(url);
+    const ok = new Promise<boolean>((resolve) => {
+      const socket = connect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || (protocol === 'https:' ? 443 : 80)) });
+      const done = (r: boolean) => {
+        socket.destroy();
+        resolve(r);
+      };
+      socket.setTimeout(1000, () => done(false));
+      socket.once('connect', () => done(true));
+      socket.once('error', () => done(false));
+    });
+    if (this.probes.size > 256) this.probes.clear();
+    this.probes.set(url, { ok, until: Date.now() + 5000 });
+    return ok;
+  }
+
+  /**
+   * At start: every entry naming this process for a session it does not hold is left from before
+   * (a restart at the same address, as a container restarted in its pod has): forgotten.
+   */
+  async forgetOwn(heldHere: (sid: string) => boolean): Promise<number> {
+    if (!this.self) return 0;
+    let cursor = '0';
+    let forgotten = 0;
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', this.sessionKey('*'), 'COUNT', 500);
+      cursor = next;
+      for (const key of keys) {
+        const sid = key.slice(this.sessionKey('').length);
+        const home = await this.lookup(sid);
+        if (home?.url !== this.self || heldHere(sid)) continue;
+        await this.remove(sid, home.orgId, home.userId);
+        forgotten++;
+      }
+    } while (cursor !== '0');
+    return forgotten;
   }
 
   /** The marker of a request passed on for a session. */
