@@ -65,7 +65,12 @@ export class SessionDirectory {
   /** Records a session this process opened (before its id reaches the client). */
   async publish(sid: string, orgId: string, userId: string): Promise<void> {
     if (!this.self) return;
-    const value = JSON.stringify({ url: this.self, orgId, userId, sig: this.sign(sid, this.self, orgId, userId) });
+    await this.record(sid, orgId, userId);
+    this.touched.set(sid, Date.now());
+  }
+
+  private async record(sid: string, orgId: string, userId: string): Promise<void> {
+    const value = JSON.stringify({ url: this.self, orgId, userId, sig: this.sign(sid, this.self!, orgId, userId) });
     const ttl = this.idleSeconds + 60;
     await this.redis
       .multi()
@@ -73,23 +78,18 @@ export class SessionDirectory {
       .zadd(this.userKey(orgId, userId), Date.now() + ttl * 1000, sid)
       .expire(this.userKey(orgId, userId), ttl)
       .exec();
-    this.touched.set(sid, Date.now());
   }
 
-  /** A session of this process was used: its entry lives on (refreshed at most every quarter of the idle time). */
+  /**
+   * A session of this process was used: its entry lives on, written again at most every quarter of
+   * the idle time (so that it comes back should Redis have lost it).
+   */
   touch(sid: string, orgId: string, userId: string): void {
     if (!this.self) return;
     const last = this.touched.get(sid) ?? 0;
     if (Date.now() - last < (this.idleSeconds * 1000) / 4) return;
     this.touched.set(sid, Date.now());
-    const ttl = this.idleSeconds + 60;
-    void this.redis
-      .multi()
-      .expire(this.sessionKey(sid), ttl)
-      .zadd(this.userKey(orgId, userId), 'XX', Date.now() + ttl * 1000, sid)
-      .expire(this.userKey(orgId, userId), ttl)
-      .exec()
-      .catch(() => this.touched.delete(sid));
+    void this.record(sid, orgId, userId).catch(() => this.touched.delete(sid));
   }
 
   /** A session ended (closed, idle or its process stopping): other processes answer 404 for it from now on. */
