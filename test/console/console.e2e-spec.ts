@@ -61,6 +61,7 @@ describe('admin console in a real browser', () => {
       agentTasks: {
         ds: h.ds,
         redis: h.redis,
+        redisPrefix: h.config.REDIS_PREFIX,
         keys,
         keyring: new AuditKeyring(keys),
         dataDir,

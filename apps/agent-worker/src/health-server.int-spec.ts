@@ -29,6 +29,9 @@ describe('worker health server', () => {
     for (const s of servers) await new Promise((r) => s.close(r));
     await queue?.obliterate({ force: true }).catch(() => undefined);
     await queue?.close();
+    // Whatever else the queues the metrics read left under this test's prefix.
+    const left = redis ? await redis.keys(`${prefix}:*`) : [];
+    if (left.length) await redis.del(...left);
     redis?.disconnect();
     await ds?.destroy();
     await db?.drop();

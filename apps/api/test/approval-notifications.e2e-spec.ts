@@ -37,6 +37,7 @@ describe('approval notifications (SMTP e-mail and Slack)', () => {
     keyring: new AuditKeyring(keys()),
     log: quiet,
     redis: h.redis,
+    redisPrefix: h.config.REDIS_PREFIX,
     dataDir: h.config.STEWARD_DATA_DIR,
     model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
     leaseSeconds: 5,

@@ -63,6 +63,7 @@ describe('steward CLI against a live API', () => {
       agentTasks: {
         ds: h.ds,
         redis: h.redis,
+        redisPrefix: h.config.REDIS_PREFIX,
         keys,
         keyring: new AuditKeyring(keys),
         dataDir: h.config.STEWARD_DATA_DIR,

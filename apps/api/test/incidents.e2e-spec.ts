@@ -36,6 +36,7 @@ describe('incidents and 24-hour escalation', () => {
   const agentDeps = (): AgentDeps => ({
     ...deps(),
     redis: h.redis,
+    redisPrefix: h.config.REDIS_PREFIX,
     dataDir: h.config.STEWARD_DATA_DIR,
     model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
     leaseSeconds: 5,

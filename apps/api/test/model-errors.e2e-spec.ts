@@ -28,6 +28,7 @@ describe('model errors in the agent loop', () => {
     return {
       ds: h.ds,
       redis: h.redis,
+      redisPrefix: h.config.REDIS_PREFIX,
       keys,
       keyring: new AuditKeyring(keys),
       dataDir,

@@ -37,6 +37,7 @@ describe('approvals, reviews, violations and the kill switch', () => {
     return {
       ds: h.ds,
       redis: h.redis,
+      redisPrefix: h.config.REDIS_PREFIX,
       keys,
       keyring: new AuditKeyring(keys),
       dataDir: dataDir(),

@@ -23,7 +23,7 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
   const agentDeps = (): AgentDeps => {
     const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
     return {
-      ds: h.ds, keys, keyring: new AuditKeyring(keys), log: quiet, redis: h.redis, dataDir: h.config.STEWARD_DATA_DIR, leaseSeconds: 5,
+      ds: h.ds, keys, keyring: new AuditKeyring(keys), log: quiet, redis: h.redis, redisPrefix: h.config.REDIS_PREFIX, dataDir: h.config.STEWARD_DATA_DIR, leaseSeconds: 5,
       model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
     };
   };

@@ -31,6 +31,7 @@ describe('task schedules and monthly budgets', () => {
   const agentDeps = (): AgentDeps & { relayIntervalMs: number } => ({
     ...fireDeps(),
     redis: h.redis,
+    redisPrefix: h.config.REDIS_PREFIX,
     dataDir,
     model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
     leaseSeconds: 5,

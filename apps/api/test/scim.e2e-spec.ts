@@ -269,6 +269,7 @@ describe('SCIM 2.0 provisioning', () => {
         agentTasks: {
           ds: h.ds,
           redis: h.redis,
+          redisPrefix: h.config.REDIS_PREFIX,
           keys,
           keyring: new AuditKeyring(keys),
           dataDir,

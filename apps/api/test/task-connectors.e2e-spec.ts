@@ -124,6 +124,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     const deps: AgentDeps & { relayIntervalMs: number } = {
       ds: h.ds,
       redis: h.redis,
+      redisPrefix: h.config.REDIS_PREFIX,
       keys,
       keyring,
       dataDir: mkdtempSync(join(tmpdir(), 'steward-taskconn-')),

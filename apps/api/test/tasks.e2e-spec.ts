@@ -33,6 +33,7 @@ describe('agent tasks through the API and the worker', () => {
     return {
       ds: h.ds,
       redis: h.redis,
+      redisPrefix: h.config.REDIS_PREFIX,
       keys,
       keyring: new AuditKeyring(keys),
       dataDir,

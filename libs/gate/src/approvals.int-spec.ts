@@ -38,6 +38,7 @@ describe('approvals at the gate', () => {
   let ds: DataSource;
   let su: Client;
   let redis: Redis;
+  const redisPrefix = `steward-test-approvals-${process.pid}-${Date.now()}`;
   let hub: ConnectorHub;
   const sent: { to: unknown; key: unknown }[] = [];
   const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`));
@@ -98,7 +99,7 @@ describe('approvals at the gate', () => {
     });
     await hub.addBuiltin('gmail', createGmailServer({ baseUrl: gmailFake.url, getCredential: async () => ({ accessToken: 'tok' }), orgDomains: ['acme.example'] }));
     const manifests: Record<string, () => ConnectorManifest> = { gmail: () => gmailManifest };
-    deps = { ds, redis, keyring, policies: new PolicySource(), hub, manifest: (id) => (manifests[id] ? manifests[id]() : manifest), outcomes: new OutcomeWriter(ds, keyring) };
+    deps = { ds, redis, redisPrefix, keyring, policies: new PolicySource(), hub, manifest: (id) => (manifests[id] ? manifests[id]() : manifest), outcomes: new OutcomeWriter(ds, keyring) };
   });
   afterEach(() => {
     manifest = mailManifest();
@@ -107,6 +108,8 @@ describe('approvals at the gate', () => {
     await deps?.outcomes.flush();
     await hub?.close();
     await gmailFake?.close();
+    const left = redis ? await redis.keys(`${redisPrefix}:*`) : [];
+    if (left.length) await redis.del(...left);
     await redis?.quit();
     await su?.end();
     await ds?.destroy();

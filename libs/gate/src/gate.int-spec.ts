@@ -64,6 +64,8 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
   let ds: DataSource;
   let observer: Client;
   let redis: Redis;
+  /** This run's Redis namespace (REDIS_PREFIX): the rate-limit counters live under it. */
+  const redisPrefix = `steward-test-gate-${process.pid}-${Date.now()}`;
   let hub: ConnectorHub;
   let folder: string;
   const calls: { tool: string; claimState: string | null; decisionEvents: number; idempotencyKey: unknown }[] = [];
@@ -163,11 +165,13 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     await hub.addBuiltin('probe', await probeServer());
     await hub.addBuiltin('flaky', flakyServer());
     const manifests: Record<string, ConnectorManifest> = { 'workspace-files': workspaceFilesManifest, probe: probeManifest, flaky: flakyManifest };
-    deps = { ds, redis, keyring, policies, hub, manifest: (id) => manifests[id], outcomes: new OutcomeWriter(ds, keyring), retry: { attempts: 3, baseDelayMs: 5 } };
+    deps = { ds, redis, redisPrefix, keyring, policies, hub, manifest: (id) => manifests[id], outcomes: new OutcomeWriter(ds, keyring), retry: { attempts: 3, baseDelayMs: 5 } };
   });
   afterAll(async () => {
     await deps?.outcomes.flush();
     await hub?.close();
+    const left = redis ? await redis.keys(`${redisPrefix}:*`) : [];
+    if (left.length) await redis.del(...left);
     await redis?.quit();
     await observer?.end();
     await ds?.destroy();
@@ -252,6 +256,8 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     const results = await Promise.all(Array.from({ length: 8 }, (_, i) => gateAction(deps, request(org, 'probe', 'probe.read', { q: `r${i}` }))));
     expect(results.filter((r) => r.status === 'executed')).toHaveLength(3);
     expect(results.filter((r) => r.status === 'refused' && r.refusal === 'forbidden')).toHaveLength(5);
+    // Counted under the deployment's Redis prefix, per org, limit and user.
+    expect(await redis.keys(`${redisPrefix}:rl:${org.orgId}:reads-per-hour:u:*`)).toHaveLength(1);
 
     const org2 = await newOrg(doc);
     // A client whose connection is gone: every command fails at once.

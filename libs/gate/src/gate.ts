@@ -38,6 +38,8 @@ import { type Reservation, reserve } from './rate-limits';
 export interface GateDeps {
   ds: DataSource;
   redis: Redis;
+  /** REDIS_PREFIX: the rate-limit counters are `<prefix>:rl:...` (default `steward`; the API and the worker of one deployment share them). */
+  redisPrefix?: string;
   keyring: AuditKeyring;
   policies: PolicySource;
   /** The org's connectors, credentials wired per call (decrypted only for the call). */
@@ -207,7 +209,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       workflow: req.workflow ?? undefined,
       at: now,
     };
-    reservation ??= policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, mapping.action), now) : { exceeded: [], unavailable: false };
+    reservation ??= policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, mapping.action), now, 250, deps.redisPrefix) : { exceeded: [], unavailable: false };
     context.rateExceeded = reservation.exceeded;
     const principal: PolicyPrincipal = { userId: req.userId, groupIds: ctx?.groups ?? [] };
     const d = decideOn(policy, principal, mapping.action, context, domains);

@@ -22,14 +22,14 @@ export interface Reservation {
  * does not answer within `timeoutMs`, every limit counts as exceeded: the level goes up, never
  * down.
  */
-export async function reserve(redis: Redis, orgId: string, userId: string, limits: RateLimit[], now: Date, timeoutMs = 250): Promise<Reservation> {
+export async function reserve(redis: Redis, orgId: string, userId: string, limits: RateLimit[], now: Date, timeoutMs = 250, prefix = 'steward'): Promise<Reservation> {
   if (!limits.length) return { exceeded: [], unavailable: false };
   const pipeline = redis.pipeline();
   for (const l of limits) {
     const window = WINDOW_MS[l.per];
     const start = Math.floor(now.getTime() / window) * window;
     const who = l.by === 'user' ? `u:${userId}` : 'org';
-    pipeline.eval(RESERVE, 1, `steward:rl:${orgId}:${l.id}:${who}:${start}`, String(window + 1000));
+    pipeline.eval(RESERVE, 1, `${prefix}:rl:${orgId}:${l.id}:${who}:${start}`, String(window + 1000));
   }
   let timer: NodeJS.Timeout | undefined;
   try {

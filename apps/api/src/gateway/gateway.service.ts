@@ -507,6 +507,7 @@ export class GatewayService implements OnModuleDestroy {
       gate: {
         ds: this.db.dataSource,
         redis: this.redis,
+        redisPrefix: this.config.REDIS_PREFIX,
         keyring: this.keyring,
         policies: this.policies,
         hub,

@@ -30,6 +30,8 @@ export const BUILTIN_TASK_CONNECTORS = ['workspace-files'] as const;
 export interface AgentDeps {
   ds: DataSource;
   redis: Redis;
+  /** REDIS_PREFIX (the gate's rate-limit counters live under it). */
+  redisPrefix?: string;
   keys: KeyProvider;
   keyring: AuditKeyring;
   policies?: PolicySource;
@@ -148,7 +150,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   }
   // Outcomes are written in batches after each call; flushed before the task's state moves on.
   const outcomes = new OutcomeWriter(ds, deps.keyring, (err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
-  const gate: GateDeps = { ds, redis: deps.redis, keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes, ...(deps.observer ? { observer: deps.observer } : {}), ...(deps.connectors?.broker ? { credentials: { broker: deps.connectors.broker, target: (id: string) => targets[id] } } : {}) };
+  const gate: GateDeps = { ds, redis: deps.redis, ...(deps.redisPrefix ? { redisPrefix: deps.redisPrefix } : {}), keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes, ...(deps.observer ? { observer: deps.observer } : {}), ...(deps.connectors?.broker ? { credentials: { broker: deps.connectors.broker, target: (id: string) => targets[id] } } : {}) };
 
   // Tools offered: the connectors' tools minus those the active policy makes Forbidden for this user.
   const { tools, byName } = await offeredTools(deps, policies, orgId, userId, workflow, manifests);

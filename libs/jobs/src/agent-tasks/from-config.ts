@@ -31,6 +31,7 @@ export async function agentTasksFromConfig(config: Config, ds: DataSource, log: 
     deps: {
       ds,
       redis,
+      redisPrefix: config.REDIS_PREFIX,
       keys,
       keyring,
       connectors: { broker: new CredentialBroker(ds, keys, keyring, egress), baseUrls: config.STEWARD_CONNECTOR_BASE_URLS, egress },
