@@ -333,6 +333,26 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(calls.length).toBe(before + 1);
   });
 
+  it('an outcome that could not be written is never reported written: flush() rejects, the claim stays `executing` (outcome unknown, never re-run)', async () => {
+    const org = await newOrg();
+    const outcomes = new OutcomeWriter(ds, keyring, () => undefined, 1);
+    // The database refuses this org's outcome updates (a full disk, a lost connection mid-batch).
+    await observer.query(`CREATE FUNCTION refuse_outcome() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'disk full'; END $$`);
+    await observer.query(`CREATE TRIGGER refuse_outcome BEFORE UPDATE ON task_actions FOR EACH ROW WHEN (OLD.org_id = '${org.orgId}') EXECUTE FUNCTION refuse_outcome()`);
+    try {
+      const r = await gateAction({ ...deps, outcomes }, request(org, 'probe', 'probe.read', { q: 'lost outcome' }));
+      expect(r.status).toBe('executed');
+      // The background batch fails first; the caller's flush must still hear of it.
+      await new Promise((done) => setTimeout(done, 50));
+      await expect(outcomes.flush()).rejects.toThrow('disk full');
+      expect(await row(org.orgId, r.actionId)).toMatchObject({ state: 'executing' });
+      // Reported once: later flushes, with nothing lost since, succeed.
+      await expect(outcomes.flush()).resolves.toBeUndefined();
+    } finally {
+      await observer.query(`DROP TRIGGER refuse_outcome ON task_actions; DROP FUNCTION refuse_outcome()`);
+    }
+  });
+
   it('records every input of its decisions: a replay of the policy decides each one the same, and a draft exactly where it differs', async () => {
     const org = await newOrg();
     const requests = [

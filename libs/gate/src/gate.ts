@@ -456,6 +456,7 @@ export class OutcomeWriter {
   private pending: PendingOutcome[] = [];
   private running: Promise<void> | null = null;
   private timer: NodeJS.Timeout | null = null;
+  private failed: unknown = null;
 
   constructor(
     private readonly ds: DataSource,
@@ -468,17 +469,27 @@ export class OutcomeWriter {
     this.pending.push({ req, actionId, action, o, at: new Date() });
     this.timer ??= setTimeout(() => {
       this.timer = null;
-      void this.drain().catch(this.onError);
+      void this.drain().catch((err) => {
+        // Kept for the next flush(): its caller must not go on as if these outcomes were written.
+        this.failed ??= err;
+        this.onError(err);
+      });
     }, this.delayMs);
   }
 
-  /** Writes everything added so far. */
+  /** Writes everything added so far; rejects if any outcome added since the last flush was not written. */
   async flush(): Promise<void> {
     if (this.timer) {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    await this.drain();
+    try {
+      await this.drain();
+    } finally {
+      const failed = this.failed;
+      this.failed = null;
+      if (failed) throw failed;
+    }
   }
 
   private async drain(): Promise<void> {

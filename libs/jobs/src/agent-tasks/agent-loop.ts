@@ -361,6 +361,9 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       // Forbidden stops the task at once: nothing after it in this turn runs.
       if (stop?.state === 'failed') break;
     }
+    // Outcomes are committed before the transcript holds the calls' results (a crash between the
+    // two would otherwise leave claims `executing` that a resume never claims again).
+    await outcomes.flush();
     if (stop?.state === 'awaiting_approval') {
       // The results so far wait with the transcript; the approval flow resumes the task.
       t.held = Object.fromEntries(results.map((b) => [b.tool_use_id, b]));
@@ -370,9 +373,6 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       });
       return finish('awaiting_approval', stop.error);
     }
-    // Outcomes are committed before the transcript says the calls are done (a crash between the
-    // two would otherwise leave claims `executing` whose results the model already saw).
-    await outcomes.flush();
     t.messages.push({ role: 'user', content: results as MessageParam['content'] });
     delete t.held;
     await persist(async (em) => {
