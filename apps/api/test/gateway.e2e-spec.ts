@@ -2,6 +2,7 @@ import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { type CallToolResult, CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
@@ -323,6 +324,27 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(list.status).toBe(200);
     expect(list.headers.get('ratelimit-limit')).toBe('100000');
     expect(Number(list.headers.get('ratelimit-remaining'))).toBeLessThan(100000);
+  });
+
+  it('a single tools/call (the JSON-answered kind) over the per-key limit: 429 problem; nothing claimed, audited or run', async () => {
+    const key = (await newApiKey(h, cookie.member, ['*'])).secret;
+    const client = await connect(key);
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    // This key's calls of this second and the next few are spent already (as by 50 calls just made).
+    const digest = createHash('sha256').update(key).digest('hex');
+    const second = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < 4; i++) await h.redis.set(`${h.config.REDIS_PREFIX}:mcp:calls:${digest}:${second + i}`, '50', 'EX', 6);
+    const before = received.length;
+    const written = async () => Number((await su.query(`SELECT (SELECT count(*) FROM task_actions WHERE org_id = $1) + (SELECT count(*) FROM audit_events WHERE org_id = $1) AS n`, [org.id])).rows[0].n);
+    const rows = await written();
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
+    const res = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 5, method: 'tools/call', params: { name: 'upstream__lookup_company', arguments: { ticker: 'OVER' } } }) });
+    expect(res.status).toBe(429);
+    expect(res.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    expect(res.headers.get('retry-after')).toBe('1');
+    expect((await res.json()).code).toBe('rate_limited');
+    expect(received.length).toBe(before);
+    expect(await written()).toBe(rows);
   });
 
   it('answers a call that cannot stream anything back in one JSON body; a call asking for progress gets an SSE stream', async () => {
