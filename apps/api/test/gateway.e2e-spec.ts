@@ -7,7 +7,10 @@ import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Client } from 'pg';
 import { z } from 'zod';
-import type { EgressResolver } from '@steward/common';
+import { AuditKeyring } from '@steward/audit';
+import { createLogger, type EgressResolver } from '@steward/common';
+import { gatewayOutcomeUnknownAfterSeconds, sweepGatewayOutcomes } from '@steward/jobs';
+import { ConfigKeyProvider } from '@steward/vault';
 import { listen, type Loopback, readBody, serveMcp } from '../../../libs/connectors/src/test-support/loopback';
 import { adminUrl } from '../../../test/support/db-urls';
 import { conformanceUpstreamHandler, RELAY_TOOLS } from './support/conformance-upstream';
@@ -237,6 +240,52 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(retry.isError).toBe(true);
     expect(text(retry)).toMatch(/already carried out/);
     expect(calls('post_message').length).toBe(before + 1);
+  });
+
+  it('a call left without an outcome (its API process died after the claim) goes to a person as outcome unknown; calls still within their time are left alone', async () => {
+    const client = await connect();
+    const call = async (ticker: string) => {
+      const r = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker } })) as CallToolResult;
+      const id = r._meta!['steward/action-id'] as string;
+      for (let i = 0; i < 100 && (await su.query(`SELECT state FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, id])).rows[0]?.state !== 'succeeded'; i++) await new Promise((d) => setTimeout(d, 20));
+      return id;
+    };
+    // As a process that died between the claim and the outcome leaves them: claimed, never finished.
+    const leave = (id: string, claimedAgo: string) =>
+      su.query(`UPDATE task_actions SET state = 'executing', result_digest = NULL, duration_ms = NULL, finished_at = NULL, created_at = now() - $3::interval WHERE org_id = $1 AND id = $2`, [org.id, id, claimedAgo]);
+    const lost = await call('LOST');
+    await leave(lost, '20 minutes');
+    // Still within its time: claimed a minute ago.
+    const recent = await call('RECENT');
+    await leave(recent, '1 minute');
+    // Requested 20 minutes ago, approved and redeemed just now: its call began now.
+    const redeemed = await call('REDEEMED');
+    await leave(redeemed, '20 minutes');
+    await su.query(
+      `INSERT INTO approvals (org_id, id, kind, action_id, requested_by, connector, tool, action_type, args_digest, reason, tainted, labels, quorum, state, expires_at, decided_at, used_at)
+       SELECT org_id, gen_random_uuid(), 'action', id, user_id, connector, tool, action_type, args_digest, 'Watched (test)', tainted, labels, 1, 'used', now() + interval '1 hour', now(), now() FROM task_actions WHERE org_id = $1 AND id = $2`,
+      [org.id, redeemed],
+    );
+    const before = calls('lookup_company').length;
+    const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
+    const quiet = createLogger({ level: 'silent' });
+    expect(await sweepGatewayOutcomes(h.ds, keyring, quiet, gatewayOutcomeUnknownAfterSeconds(h.config))).toBe(1);
+    const state = async (id: string) => (await su.query(`SELECT state FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, id])).rows[0].state as string;
+    expect([await state(lost), await state(recent), await state(redeemed)]).toEqual(['outcome_unknown', 'executing', 'executing']);
+    // A person is asked: the approval (no task), its notice, the audit event. Nothing ran again.
+    const res = await h.http.get('/v1/approvals?state=pending').set('Cookie', cookie.approver);
+    const approval = (res.body.items as { id: string; kind: string; actionId: string; taskId: string | null }[]).find((a) => a.actionId === lost)!;
+    expect(approval).toMatchObject({ kind: 'outcome_unknown', taskId: null });
+    expect((await su.query(`SELECT channel FROM notifications WHERE org_id = $1 AND subject_id = $2 AND kind = 'approval.outcome_unknown'`, [org.id, approval.id])).rows.map((r) => r.channel)).toContain('email');
+    const events = (await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'decision' = 'outcome_unknown' AND canonical::jsonb->'payload'->>'actionId' = $2`, [org.id, lost])).rows;
+    expect(events.map((r) => r.e)).toEqual([expect.objectContaining({ client: 'mcp', action: 'saas.read', approval: approval.id })]);
+    expect(calls('lookup_company').length).toBe(before);
+    // Swept once; the person settles it.
+    expect(await sweepGatewayOutcomes(h.ds, keyring, quiet, gatewayOutcomeUnknownAfterSeconds(h.config))).toBe(0);
+    const settled = await h.http.post(`/v1/approvals/${approval.id}/settle`).set('Cookie', cookie.approver).send({ done: true, reason: 'the lookup is harmless' });
+    expect(settled.status).toBe(200);
+    expect(await state(lost)).toBe('settled_done');
+    await su.query(`UPDATE task_actions SET state = 'succeeded', finished_at = now() WHERE org_id = $1 AND id = ANY($2)`, [org.id, [recent, redeemed]]);
   });
 
   it('Watched: the same kind of call rejected while the client waits is refused and never runs', async () => {

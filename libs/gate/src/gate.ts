@@ -483,13 +483,11 @@ export class OutcomeWriter {
       clearTimeout(this.timer);
       this.timer = null;
     }
-    try {
-      await this.drain();
-    } finally {
-      const failed = this.failed;
-      this.failed = null;
-      if (failed) throw failed;
-    }
+    let failed: unknown = null;
+    await this.drain().catch((err: unknown) => (failed = err));
+    failed ??= this.failed;
+    this.failed = null;
+    if (failed) throw failed;
   }
 
   private async drain(): Promise<void> {

@@ -7,6 +7,7 @@ export * from './agent-tasks/task-store';
 export * from './agent-tasks/from-config';
 export * from './agent-tasks/task-connectors';
 export * from './agent-tasks/approval-timers';
+export * from './agent-tasks/outcome-unknown';
 export * from './agent-tasks/schedules';
 export * from './agent-tasks/budgets';
 export * from './incidents/incidents';

@@ -27,6 +27,7 @@ import { ModelRouting1765497600000 } from './1765497600000-model-routing';
 import { ApprovalNoticesSlack1765540800000 } from './1765540800000-approval-notices-slack';
 import { ReviewFinalize1765584000000 } from './1765584000000-review-finalize';
 import { ConnectorRelay1765670400000 } from './1765670400000-connector-relay';
+import { GatewayOutcomeUnknown1765756800000 } from './1765756800000-gateway-outcome-unknown';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -59,4 +60,5 @@ export const MIGRATIONS = [
   ApprovalNoticesSlack1765540800000,
   ReviewFinalize1765584000000,
   ConnectorRelay1765670400000,
+  GatewayOutcomeUnknown1765756800000,
 ];

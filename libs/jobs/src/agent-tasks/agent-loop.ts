@@ -10,6 +10,7 @@ import { type ActionType, decide, isActionType, labelArguments, redactPersonalDa
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { budgetMessage, monthlyBudgetBlock } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
+import { openOutcomeUnknown } from './outcome-unknown';
 import { addTaskConnectors, type TaskConnectorDeps } from './task-connectors';
 import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
 
@@ -349,7 +350,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         case 'duplicate':
           if (r.state === 'executing') {
             // Claimed before a crash, outcome never written: never re-run — a person settles it.
-            await fenced(ds, lease, (em) => openOutcomeUnknown(em, deps, lease, r.actionId));
+            await fenced(ds, lease, (em) => openOutcomeUnknown(em, deps.keyring, { orgId, actionId: r.actionId, taskId, client: 'worker' }));
             events.push({ kind: 'action', data: { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: 'outcome_unknown', actionId: r.actionId } });
             stop ??= { state: 'awaiting_approval' };
           } else if (r.state === 'awaiting_approval' || r.state === 'outcome_unknown') stop ??= { state: 'awaiting_approval' };
@@ -485,54 +486,6 @@ async function finishModelInvokeIn(em: EntityManager, _deps: AgentDeps, lease: L
 
 async function finishModelInvoke(deps: AgentDeps, lease: Lease, actionId: string, state: 'succeeded' | 'failed', resultDigest: string | null, ms: number) {
   await fenced(deps.ds, lease, (em) => finishModelInvokeIn(em, deps, lease, actionId, state, resultDigest, ms));
-}
-
-/**
- * A claim found `executing` on resume: its call may or may not have happened (the worker died
- * between the claim and the outcome). Marked `outcome_unknown`, with an approval of that kind for
- * a person to settle (done / not done) — the task waits; the action is never run again.
- */
-async function openOutcomeUnknown(em: EntityManager, deps: AgentDeps, lease: Lease, actionId: string): Promise<void> {
-  const { orgId, taskId } = lease;
-  const [a]: { step: number; user_id: string; connector: string; tool: string; action_type: string; args_digest: string; policy_id: string | null; policy_version: number | null; tainted: boolean; labels: string[]; level: string }[] = await em.query(
-    `WITH u AS (UPDATE task_actions SET state = 'outcome_unknown' WHERE org_id = $1 AND id = $2 AND state = 'executing'
-                RETURNING step, user_id, connector, tool, action_type, args_digest, policy_id, policy_version, tainted, labels, level) SELECT * FROM u`,
-    [orgId, actionId],
-  );
-  if (!a) return;
-  const approvalId = newId();
-  await em.query(
-    `INSERT INTO approvals (org_id, id, kind, action_id, task_id, step, requested_by, connector, tool, action_type, args_digest, policy_id, policy_version, reason, tainted, labels, quorum, expires_at)
-     VALUES ($1, $2, 'outcome_unknown', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, 'infinity')`,
-    [orgId, approvalId, actionId, taskId, a.step, a.user_id, a.connector, a.tool, a.action_type, a.args_digest, a.policy_id, a.policy_version, 'Outcome unknown: the worker stopped after this action was claimed and before its outcome was written. Was it carried out?', a.tainted, a.labels],
-  );
-  // Announced where approval requests are: e-mail to the approvers, the org's webhook and its Slack webhook where they are set.
-  await em.query(
-    `INSERT INTO notifications (org_id, id, channel, kind, subject_id, payload)
-     SELECT $1, gen_random_uuid(), c.channel, 'approval.outcome_unknown', $2, $3
-       FROM (VALUES ('email'), ('webhook'), ('slack')) AS c(channel)
-      WHERE c.channel = 'email'
-         OR (c.channel = 'webhook' AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = $1 AND o.notify_webhook_url IS NOT NULL))
-         OR (c.channel = 'slack' AND EXISTS (SELECT 1 FROM incident_secrets s WHERE s.org_id = $1 AND s.name = 'slack_webhook_url'))`,
-    [orgId, approvalId, JSON.stringify({ approvalId, taskId, tool: a.tool, actionType: a.action_type, requestedBy: a.user_id })],
-  );
-  await recordEvent(em, deps.keyring, {
-    id: newId(),
-    orgId,
-    occurredAt: new Date(),
-    actor: { type: 'agent_task', id: taskId },
-    action: a.action_type,
-    target: { type: 'Tool', id: null },
-    level: a.level,
-    decision: 'outcome_unknown',
-    outcome: 'failure',
-    approval: approvalId,
-    policyVersion: a.policy_version,
-    task: taskId,
-    connector: a.connector,
-    client: 'worker',
-    payload: { actionId, approvalId, tool: a.tool, argsDigest: a.args_digest },
-  });
 }
 
 /**

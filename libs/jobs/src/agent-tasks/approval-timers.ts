@@ -77,7 +77,7 @@ function noticeText(kind: string, p: Notice['payload'], a: { requester: string; 
   return {
     subject: `[Steward] ${headline}`,
     text: [
-      unknown ? 'A worker stopped after this action was claimed and before its outcome was written. Tell Steward whether it was carried out.' : 'An agent action waits for your decision.',
+      unknown ? 'This action was claimed, and its outcome was never written (a worker or API process stopped). Tell Steward whether it was carried out.' : 'An agent action waits for your decision.',
       `Tool: ${p.tool}`,
       `Action type: ${p.actionType}`,
       `Requested by: ${a.requester}`,

@@ -60,7 +60,10 @@ function Inbox() {
                           <Text fw={600}>
                             {a.connector} · {a.tool}
                           </Text>
-                          <Badge color={a.state === 'pending' ? 'orange.9' : a.state === 'approved' ? 'green.9' : 'gray.9'}>{a.state}</Badge>
+                          <Group gap={4}>
+                            {a.kind === 'outcome_unknown' && <Badge color="red.9">outcome unknown</Badge>}
+                            <Badge color={a.state === 'pending' ? 'orange.9' : a.state === 'approved' ? 'green.9' : 'gray.9'}>{a.state}</Badge>
+                          </Group>
                         </Group>
                         <Text size="sm" c="dark.6">
                           {a.actionType} · asked by {name(a.requestedBy)} · {fmtDate(a.createdAt)}
@@ -92,12 +95,14 @@ function Detail({ id, onDecided }: { id: string; onDecided(): void }) {
   const [reason, setReason] = useState('');
   const action = useAction();
 
-  async function decide(kind: 'approve' | 'reject') {
+  async function decide(kind: 'approve' | 'reject' | 'done' | 'not_done') {
     const body = reason.trim() ? { reason: reason.trim() } : undefined;
     const res = await action.run(() =>
       kind === 'approve'
         ? ok(api.POST('/v1/approvals/{id}/approve', { params: { path: { id } }, body: body ?? {} }))
-        : ok(api.POST('/v1/approvals/{id}/reject', { params: { path: { id } }, body: { reason: reason.trim() } })),
+        : kind === 'reject'
+          ? ok(api.POST('/v1/approvals/{id}/reject', { params: { path: { id } }, body: { reason: reason.trim() } }))
+          : ok(api.POST('/v1/approvals/{id}/settle', { params: { path: { id } }, body: { done: kind === 'done', ...(body ?? {}) } })),
     );
     if (res) {
       detail.setData(res);
@@ -154,7 +159,8 @@ function Detail({ id, onDecided }: { id: string; onDecided(): void }) {
                 <Table.Tr>
                   <Table.Th>Approvals</Table.Th>
                   <Table.Td>
-                    {a.approvals} of {a.quorum} · expires {fmtDate(a.expiresAt)}
+                    {a.approvals} of {a.quorum}
+                    {a.expiresAt ? ` · expires ${fmtDate(a.expiresAt)}` : ''}
                   </Table.Td>
                 </Table.Tr>
               </Table.Tbody>
@@ -184,7 +190,24 @@ function Detail({ id, onDecided }: { id: string; onDecided(): void }) {
                 </Table.Tbody>
               </Table>
             )}
-            {a.canDecide ? (
+            {a.canDecide && a.kind === 'outcome_unknown' ? (
+              <Stack gap="xs">
+                <Alert color="red" variant="light" title="Outcome unknown">
+                  This action was claimed, and its outcome was never written, so it may or may not have happened. It will not be run again. Check the
+                  target system, then say what you found.
+                </Alert>
+                <Textarea label="What you checked (optional)" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={1000} />
+                <ActionError error={action.error} />
+                <Group>
+                  <Button color="dark.9" onClick={() => decide('done')} loading={action.busy}>
+                    It was carried out
+                  </Button>
+                  <Button color="dark.9" variant="outline" onClick={() => decide('not_done')} loading={action.busy}>
+                    It was not carried out
+                  </Button>
+                </Group>
+              </Stack>
+            ) : a.canDecide ? (
               <Stack gap="xs">
                 <Textarea label="Reason (required to reject)" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={1000} />
                 <ActionError error={action.error} />
