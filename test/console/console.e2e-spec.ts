@@ -6,7 +6,7 @@ import { type Browser, type BrowserContext, chromium, type Page } from 'playwrig
 import { AuditKeyring, recordEvent, verifyExport } from '@steward/audit';
 import { createLogger, newId } from '@steward/common';
 import { inOrg } from '@steward/db';
-import { type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, sweepGatewayOutcomes, type WorkerRuntime } from '@steward/jobs';
+import { type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, sweepOutcomesUnknown, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { monthStart, writeGeneratedOrg } from '@steward/oversight';
 import { addUser, type Harness, login, PASSWORD, type RoleKey, type SeededOrg, seedOrg, startHarness } from '../../apps/api/test/support/harness';
@@ -496,16 +496,16 @@ describe('admin console in a real browser', () => {
   });
 
   it('an MCP call whose outcome never came: the approver opens the notice link and settles it in the inbox', async () => {
-    // A call claimed through the gateway an hour ago whose API process died before its outcome: the sweeper asks a person.
+    // A call claimed through the gateway two hours ago whose API process died before its outcome: the sweeper asks a person.
     const actionId = newId();
     await inOrg(h.ds, { orgId: org.id }, (em) =>
       em.query(
         `INSERT INTO task_actions (org_id, id, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, created_at)
-         VALUES ($1, $2, $3, $4, 'crm', 'update_deal', 'saas.write', 'autonomous', '{baseline.saas.write}', 'Autonomous: the org baseline', $5, false, '{}', false, 'executing', now() - interval '1 hour')`,
+         VALUES ($1, $2, $3, $4, 'crm', 'update_deal', 'saas.write', 'autonomous', '{baseline.saas.write}', 'Autonomous: the org baseline', $5, false, '{}', false, 'executing', now() - interval '2 hours')`,
         [org.id, actionId, `mcp:${actionId}`, org.users.member.id, 'a'.repeat(64)],
       ),
     );
-    expect(await sweepGatewayOutcomes(h.ds, new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY)), quiet, 960)).toBeGreaterThanOrEqual(1);
+    expect(await sweepOutcomesUnknown(h.ds, new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY)), quiet, 3600)).toBeGreaterThanOrEqual(1);
     const [{ id: approvalId }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT id FROM approvals WHERE org_id = $1 AND action_id = $2 AND kind = 'outcome_unknown'`, [org.id, actionId]));
     const approver = await signIn('approver');
     await approver.goto(`${web.url}/approvals?id=${approvalId}`);

@@ -197,6 +197,43 @@ describe('MCP gateway on two API processes without session affinity', () => {
     expect(await replicas[0]!.h.redis.zrange(`${prefix}:mcp:user:${org.id}:${org.users.member.id}`, '0', '-1')).toEqual([sessionOf(client)]);
   });
 
+  it('passes a request on to the holding process only, whatever host its request line names', async () => {
+    const client = await connect();
+    const sid = sessionOf(client);
+    const holder = gateway(0).openSessions === 1 ? 0 : 1;
+    // A listener the request line points at (absolute form, as a client may send it): it must hear nothing.
+    const heard: string[] = [];
+    const trap = createServer((req, res) => {
+      heard.push(`${req.method} ${req.url}`);
+      res.end('{}');
+    });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    const trapPort = (trap.address() as AddressInfo).port;
+    try {
+      const body = JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list' });
+      for (const path of [`http://127.0.0.1:${trapPort}/mcp`, `http://x//127.0.0.1:${trapPort}/mcp`]) {
+        const answer = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+          const req = httpRequest(
+            { host: '127.0.0.1', port: replicas[1 - holder]!.port, method: 'POST', path, headers: { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${memberKey}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' } },
+            (res) => {
+              let text = '';
+              res.setEncoding('utf8');
+              res.on('data', (c: string) => (text += c));
+              res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+            },
+          );
+          req.on('error', reject);
+          req.end(body);
+        });
+        expect(heard).toEqual([]);
+        // The holder answered it (or refused it), never the named host.
+        expect(answer.text).not.toBe('{}');
+      }
+    } finally {
+      await new Promise((r) => trap.close(r));
+    }
+  });
+
   it('ends a session everywhere when it is closed through the other process', async () => {
     const client = await connect();
     const sid = sessionOf(client);

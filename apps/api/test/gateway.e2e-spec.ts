@@ -9,7 +9,7 @@ import { Client } from 'pg';
 import { z } from 'zod';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger, type EgressResolver } from '@steward/common';
-import { gatewayOutcomeUnknownAfterSeconds, sweepGatewayOutcomes } from '@steward/jobs';
+import { outcomeUnknownAfterSeconds, sweepOutcomesUnknown } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { listen, type Loopback, readBody, serveMcp } from '../../../libs/connectors/src/test-support/loopback';
 import { adminUrl } from '../../../test/support/db-urls';
@@ -254,13 +254,13 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     const leave = (id: string, claimedAgo: string) =>
       su.query(`UPDATE task_actions SET state = 'executing', result_digest = NULL, duration_ms = NULL, finished_at = NULL, created_at = now() - $3::interval WHERE org_id = $1 AND id = $2`, [org.id, id, claimedAgo]);
     const lost = await call('LOST');
-    await leave(lost, '20 minutes');
-    // Still within its time: claimed a minute ago.
+    await leave(lost, '2 hours');
+    // Still within its time: claimed half an hour ago.
     const recent = await call('RECENT');
-    await leave(recent, '1 minute');
-    // Requested 20 minutes ago, approved and redeemed just now: its call began now.
+    await leave(recent, '30 minutes');
+    // Requested 2 hours ago, approved and redeemed just now: its call began now.
     const redeemed = await call('REDEEMED');
-    await leave(redeemed, '20 minutes');
+    await leave(redeemed, '2 hours');
     await su.query(
       `INSERT INTO approvals (org_id, id, kind, action_id, requested_by, connector, tool, action_type, args_digest, reason, tainted, labels, quorum, state, expires_at, decided_at, used_at)
        SELECT org_id, gen_random_uuid(), 'action', id, user_id, connector, tool, action_type, args_digest, 'Watched (test)', tainted, labels, 1, 'used', now() + interval '1 hour', now(), now() FROM task_actions WHERE org_id = $1 AND id = $2`,
@@ -269,7 +269,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     const before = calls('lookup_company').length;
     const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
     const quiet = createLogger({ level: 'silent' });
-    expect(await sweepGatewayOutcomes(h.ds, keyring, quiet, gatewayOutcomeUnknownAfterSeconds(h.config))).toBe(1);
+    expect(await sweepOutcomesUnknown(h.ds, keyring, quiet, outcomeUnknownAfterSeconds(h.config))).toBe(1);
     const state = async (id: string) => (await su.query(`SELECT state FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, id])).rows[0].state as string;
     expect([await state(lost), await state(recent), await state(redeemed)]).toEqual(['outcome_unknown', 'executing', 'executing']);
     // A person is asked: the approval (no task), its notice, the audit event. Nothing ran again.
@@ -281,11 +281,26 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(events.map((r) => r.e)).toEqual([expect.objectContaining({ client: 'mcp', action: 'saas.read', approval: approval.id })]);
     expect(calls('lookup_company').length).toBe(before);
     // Swept once; the person settles it.
-    expect(await sweepGatewayOutcomes(h.ds, keyring, quiet, gatewayOutcomeUnknownAfterSeconds(h.config))).toBe(0);
+    expect(await sweepOutcomesUnknown(h.ds, keyring, quiet, outcomeUnknownAfterSeconds(h.config))).toBe(0);
     const settled = await h.http.post(`/v1/approvals/${approval.id}/settle`).set('Cookie', cookie.approver).send({ done: true, reason: 'the lookup is harmless' });
     expect(settled.status).toBe(200);
     expect(await state(lost)).toBe('settled_done');
     await su.query(`UPDATE task_actions SET state = 'succeeded', finished_at = now() WHERE org_id = $1 AND id = ANY($2)`, [org.id, [recent, redeemed]]);
+  });
+
+  it('a call answered in one JSON body that the client cancels: its POST ends with an error saying so (it does not hang)', async () => {
+    const client = await connect();
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${memberKey}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
+    // A Watched call: it waits for its approval (up to 30 s here), answered in JSON (no progress token).
+    const waiting = fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 41, method: 'tools/call', params: { name: 'upstream__post_message', arguments: { channel: '#cancel', text: 'never mind' } } }) });
+    const approval = await pendingApproval('post_message');
+    const cancel = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 41, reason: 'the user gave up' } }) });
+    expect(cancel.status).toBe(202);
+    const res = await waiting;
+    expect(res.status).toBe(200);
+    expect(await res.json()).toMatchObject({ jsonrpc: '2.0', id: 41, error: { message: 'Request cancelled by the client.' } });
+    expect((await h.http.post(`/v1/approvals/${approval.id}/reject`).set('Cookie', cookie.approver).send({ reason: 'cancelled by the client' })).status).toBe(200);
   });
 
   it('Watched: the same kind of call rejected while the client waits is refused and never runs', async () => {

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
-import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
+import { type AgentDeps, outcomeUnknownAfterSeconds, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, sweepOutcomesUnknown, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { newOrgCredential, totpUser } from './support/fixtures';
 import { crashAfterClaim } from './support/crash';
@@ -420,6 +420,39 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect(briefs()).toBe(before + 1);
     expect(await output(t.id)).toBe('The weekly brief is written and waits for your review.');
     expect((await actions(t.id)).find((x) => x.tool === 'files.write')!.state).toBe('settled_done');
+    await startWorker();
+  });
+
+  it('outcome unknown in a task that ended meanwhile (cancelled while requeued after its worker died): the sweeper sends it to a person', async () => {
+    await stopWorker();
+    // An approver's own task: another approver settles its outcome.
+    const t = await create(cookie.approver, 'Weekly exec brief (crash, then cancelled)');
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    mkdirSync(join(workspace(org.users.approver.id), 'briefs'), { recursive: true });
+    // Worker A dies right after claiming the brief's write; the task waits, requeued, and its owner cancels it.
+    expect(await runTask({ ...agentDeps(), holder: 'worker-a', beforeTurn: crashAfterClaim(su, keys, org.id, 'files.write') }, { orgId: org.id, taskId: t.id, epoch: 1 })).toBe('lease_lost');
+    const cancelled = await h.http.post(`/v1/tasks/${t.id}/cancel`).set('Cookie', cookie.approver).send({});
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body.state).toBe('cancelled');
+    const write = (await actions(t.id)).find((x) => x.tool === 'files.write')!;
+    expect(write.state).toBe('executing');
+    const keyring = new AuditKeyring(keys);
+    // Within the time a call may take, nothing happens; past it, a person is asked.
+    expect(await sweepOutcomesUnknown(h.ds, keyring, quiet, outcomeUnknownAfterSeconds(h.config))).toBe(0);
+    await su.query(`UPDATE task_actions SET created_at = now() - interval '2 hours' WHERE id = $1`, [write.id]);
+    expect(await sweepOutcomesUnknown(h.ds, keyring, quiet, outcomeUnknownAfterSeconds(h.config))).toBe(1);
+    expect((await actions(t.id)).find((x) => x.tool === 'files.write')!.state).toBe('outcome_unknown');
+    const a = (await approvalOf(t.id))!;
+    expect(a.kind).toBe('outcome_unknown');
+    // Not by the one whose agent acted.
+    const own = await h.http.post(`/v1/approvals/${a.id}/settle`).set('Cookie', cookie.approver).send({ done: false });
+    expect(own.status).toBe(403);
+    expect(own.body.detail).toMatch(/Nobody settles the outcome of their own agent action/);
+    const settled = await h.http.post(`/v1/approvals/${a.id}/settle`).set('Cookie', cookie.approver2).send({ done: false, reason: 'no brief in the folder' });
+    expect(settled.status).toBe(200);
+    // The task stays cancelled; the action is settled.
+    expect((await h.http.get(`/v1/tasks/${t.id}`).set('Cookie', cookie.owner)).body.state).toBe('cancelled');
+    expect((await actions(t.id)).find((x) => x.tool === 'files.write')!.state).toBe('settled_not_done');
     await startWorker();
   });
 

@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { AgentTaskJob, inSpan, type Logger, MaintenanceJob, QueueName, SpanAttr, SpanKind, tracer } from '@steward/common';
 import { type AgentDeps, runTask } from './agent-tasks/agent-loop';
 import { deliverNotifications, sweepExpiredApprovals } from './agent-tasks/approval-timers';
-import { sweepGatewayOutcomes } from './agent-tasks/outcome-unknown';
+import { sweepOutcomesUnknown } from './agent-tasks/outcome-unknown';
 import { listenForOutbox, relayOutbox, sweepTasks } from './agent-tasks/relay';
 import { runDueReports } from '@steward/oversight';
 import { fireDueSchedules } from './agent-tasks/schedules';
@@ -35,8 +35,8 @@ export interface WorkerRuntimeOptions {
     queuedAfterSeconds?: number;
     /** The console's external URL: approval notices link to the approval there. */
     consoleUrl?: string;
-    /** Seconds after which an MCP gateway call still without an outcome goes to a person as "outcome unknown" (default 960: the API's defaults). */
-    gatewayOutcomeUnknownAfterSeconds?: number;
+    /** Seconds after which an action still without an outcome that nothing else resolves (an MCP gateway call, a task that ended) goes to a person as "outcome unknown" (default 3600). */
+    outcomeUnknownAfterSeconds?: number;
     /**
      * Wake the relay by LISTEN/NOTIFY on a connection of its own (default true). Off where the pool
      * has a single connection (the embedded development database): the relay then polls every
@@ -151,8 +151,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         if (await sweepTasks(agent.ds, q, agent.keys, options.log, queuedAfter)) await relayOutbox(agent.ds, q);
         // Approval timers and notices, from Postgres too.
         if (await sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log)) await relayOutbox(agent.ds, q);
-        // Gateway calls whose outcome never came (their API process died): a person settles them.
-        await sweepGatewayOutcomes(agent.ds, agent.keyring, options.log, agent.gatewayOutcomeUnknownAfterSeconds ?? 960);
+        // Actions whose outcome never came and that nothing will resolve (gateway calls, ended tasks): a person settles them.
+        await sweepOutcomesUnknown(agent.ds, agent.keyring, options.log, agent.outcomeUnknownAfterSeconds ?? 3600);
         await deliverNotifications({ ds: agent.ds, keys: agent.keys, log: options.log }, { consoleUrl: agent.consoleUrl });
         // Incidents: Forbidden attempts open one; unacknowledged ones escalate; their notices go out.
         await sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log });

@@ -30,7 +30,20 @@ export class JsonAnswers implements Transport {
       this.abandon();
     };
     inner.onerror = (err) => this.onerror?.(err);
-    inner.onmessage = (message, extra) => this.onmessage?.(message, extra);
+    inner.onmessage = (message, extra) => {
+      // A call the client cancelled gets no answer from the server (the spec's rule for a cancelled
+      // request); its POST, still open, ends with an error saying so instead of waiting for ever.
+      const m = message as { method?: unknown; params?: { requestId?: unknown } };
+      if (m.method === 'notifications/cancelled' && (typeof m.params?.requestId === 'string' || typeof m.params?.requestId === 'number')) {
+        const id = m.params.requestId;
+        const resolve = this.pending.get(id);
+        if (resolve) {
+          this.pending.delete(id);
+          resolve({ jsonrpc: '2.0', id, error: { code: -32000, message: 'Request cancelled by the client.' } });
+        }
+      }
+      this.onmessage?.(message, extra);
+    };
   }
 
   get sessionId(): string | undefined {

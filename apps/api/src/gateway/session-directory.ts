@@ -40,7 +40,9 @@ export class SessionDirectory {
   private readonly key: Buffer;
   private readonly touched = new Map<string, number>();
   private readonly probes = new Map<string, { ok: Promise<boolean>; until: number }>();
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 512, maxFreeSockets: 64 });
+  // No cap on sockets: each forwarded SSE stream holds one for as long as it is open, and a request
+  // queued behind them would wait for a stream to end.
+  private readonly agent = new Agent({ keepAlive: true, maxFreeSockets: 64 });
 
   constructor(
     private readonly redis: Redis,
@@ -202,7 +204,13 @@ export class SessionDirectory {
    * request may have been acted on); in both the caller answers. 'sent' otherwise.
    */
   forward(home: SessionHome, req: Request, res: Response, sid: string): Promise<'sent' | 'unreachable' | 'lost'> {
-    const target = new URL(req.originalUrl, home.url);
+    // The holder's own origin, always, with the request's path and query: never a host the request
+    // names (a request line in absolute form, `POST http://elsewhere/mcp`, would otherwise choose it).
+    const holder = new URL(home.url);
+    const asked = new URL(req.originalUrl, 'http://request.invalid');
+    const target = new URL(holder.origin);
+    target.pathname = asked.pathname;
+    target.search = asked.search;
     const headers: IncomingHttpHeaders = {};
     for (const [k, v] of Object.entries(req.headers)) if (!HOP.has(k) && v !== undefined) headers[k] = v;
     // The body as the JSON parser read it (the raw stream was consumed): the same message, re-serialised.
@@ -230,11 +238,12 @@ export class SessionDirectory {
         answer.on('error', () => res.destroy());
         done('sent');
       });
-      // A process that does not accept the connection within 5 s is taken for gone.
-      const connectTimer = setTimeout(() => out.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), 5000);
+      // A process that does not accept the connection within 5 s of being asked is taken for gone.
+      let connectTimer: NodeJS.Timeout | undefined;
       out.on('socket', (socket) => {
-        if (!socket.connecting) clearTimeout(connectTimer);
-        else socket.once('connect', () => clearTimeout(connectTimer));
+        if (!socket.connecting) return;
+        connectTimer = setTimeout(() => out.destroy(Object.assign(new Error('connect timeout'), { code: 'ETIMEDOUT' })), 5000);
+        socket.once('connect', () => clearTimeout(connectTimer));
       });
       out.on('error', (err: NodeJS.ErrnoException) => {
         clearTimeout(connectTimer);

@@ -5,14 +5,14 @@ import { type DataSource, inOrg } from '@steward/db';
 import { CredentialBroker } from '@steward/gate';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { AgentDeps } from './agent-loop';
-import { gatewayOutcomeUnknownAfterSeconds } from './outcome-unknown';
+import { outcomeUnknownAfterSeconds } from './outcome-unknown';
 import { OFFLINE_API_KEY, OFFLINE_MODEL_LABEL, type ScriptedModelServer, startScriptedModelServer } from './scripted-model';
 
 /**
  * The agent-task dependencies of a worker from its configuration. With no ANTHROPIC_API_KEY the
  * built-in scripted server (the "offline demo model") is started on loopback and used instead.
  */
-export async function agentTasksFromConfig(config: Config, ds: DataSource, log: Logger): Promise<{ deps: AgentDeps & { relayIntervalMs: number; consoleUrl?: string; gatewayOutcomeUnknownAfterSeconds: number }; close(): Promise<void> }> {
+export async function agentTasksFromConfig(config: Config, ds: DataSource, log: Logger): Promise<{ deps: AgentDeps & { relayIntervalMs: number; consoleUrl?: string; outcomeUnknownAfterSeconds: number }; close(): Promise<void> }> {
   let offline: ScriptedModelServer | undefined;
   if (!config.ANTHROPIC_API_KEY) {
     offline = await startScriptedModelServer();
@@ -50,7 +50,7 @@ export async function agentTasksFromConfig(config: Config, ds: DataSource, log: 
       leaseSeconds: config.TASK_LEASE_SECONDS,
       relayIntervalMs: config.TASK_RELAY_INTERVAL_MS,
       consoleUrl: config.STEWARD_CONSOLE_URL ?? config.STEWARD_PUBLIC_URL,
-      gatewayOutcomeUnknownAfterSeconds: gatewayOutcomeUnknownAfterSeconds(config),
+      outcomeUnknownAfterSeconds: outcomeUnknownAfterSeconds(config),
       log: log.child({ component: 'agent-tasks' }),
     },
     async close() {

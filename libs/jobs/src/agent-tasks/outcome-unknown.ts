@@ -58,22 +58,34 @@ export async function openOutcomeUnknown(em: EntityManager, keyring: AuditKeyrin
 }
 
 /**
- * Calls made through the MCP gateway whose claims are still `executing` `afterSeconds` after the
- * call began (longer than any call may run: the API's upstream timeout and elicitation wait, with
- * its retries): the API process died, or its outcome could not be written. Each goes to a person
- * as "outcome unknown" (a task's own are found when the task resumes). Returns how many.
+ * Claims still `executing` `afterSeconds` after their call began (longer than any call may run)
+ * that nothing else will resolve: MCP gateway calls (no task resumes them: the API process died,
+ * or could not record the outcome) and actions of tasks that ended meanwhile. Each goes to a person
+ * as "outcome unknown" (a running or waiting task's own are found when it resumes). One that
+ * cannot be handled is logged and left for the next sweep. Returns how many went to a person.
  */
-export async function sweepGatewayOutcomes(ds: DataSource, keyring: AuditKeyring, log: Logger, afterSeconds: number, limit = 200): Promise<number> {
-  const stale: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_gateway_claims_stale($1, $2)', [Math.ceil(afterSeconds), limit]));
+export async function sweepOutcomesUnknown(ds: DataSource, keyring: AuditKeyring, log: Logger, afterSeconds: number, limit = 200): Promise<number> {
+  const stale: { org_id: string; id: string; task_id: string | null }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id, task_id FROM steward_claims_without_outcome($1, $2)', [Math.ceil(afterSeconds), limit]));
   let n = 0;
   for (const c of stale) {
-    if (await inOrg(ds, { orgId: c.org_id }, (em) => openOutcomeUnknown(em, keyring, { orgId: c.org_id, actionId: c.id, taskId: null, client: 'mcp' }))) n++;
+    try {
+      if (await inOrg(ds, { orgId: c.org_id }, (em) => openOutcomeUnknown(em, keyring, { orgId: c.org_id, actionId: c.id, taskId: c.task_id, client: c.task_id ? 'worker' : 'mcp' }))) n++;
+    } catch (err) {
+      log.error({ err: (err as Error).message, orgId: c.org_id, actionId: c.id }, 'could not send an action without outcome to a person (retried on the next sweep)');
+    }
   }
-  if (n) log.warn({ actions: n }, 'gateway actions without an outcome: sent to a person as outcome unknown');
+  if (n) log.warn({ actions: n }, 'actions without an outcome: sent to a person as outcome unknown');
   return n;
 }
 
-/** How long a gateway call may run at most (its upstream timeout or elicitation wait, three attempts), plus a minute: then its outcome is unknown. */
-export function gatewayOutcomeUnknownAfterSeconds(config: { GATEWAY_UPSTREAM_TIMEOUT_SECONDS: number; GATEWAY_ELICITATION_WAIT_SECONDS: number }): number {
-  return 3 * Math.max(config.GATEWAY_UPSTREAM_TIMEOUT_SECONDS, config.GATEWAY_ELICITATION_WAIT_SECONDS) + 60;
+/**
+ * How long after its start a gateway call's claim without an outcome is taken for lost: three
+ * attempts, each the pinned-tool check and the call itself (the upstream timeout, or the
+ * elicitation wait where a person may be asked), plus a minute — and never less than an hour. The
+ * worker computes it from its own settings: give it the API's GATEWAY_* settings (the Helm chart's
+ * shared configuration does).
+ */
+export function outcomeUnknownAfterSeconds(config: { GATEWAY_UPSTREAM_TIMEOUT_SECONDS: number; GATEWAY_ELICITATION_WAIT_SECONDS: number }): number {
+  const attempt = config.GATEWAY_UPSTREAM_TIMEOUT_SECONDS + Math.max(config.GATEWAY_UPSTREAM_TIMEOUT_SECONDS, config.GATEWAY_ELICITATION_WAIT_SECONDS);
+  return Math.max(3600, 3 * attempt + 60);
 }
