@@ -120,6 +120,10 @@ describe('Helm chart', () => {
     const netpol = templates.find((t) => t.file === 'networkpolicy.yaml')!.text;
     expect(netpol.split('kind: NetworkPolicy')[1]).toContain('(dict "ctx" $ "component" "api") | nindent 14');
     const helpers = templates.find((t) => t.file === '_helpers.tpl')!.text;
+    // The worker's outcome sweeper knows how long a gateway call may run: the API's settings, in the env both share.
+    const common = helpers.split('define "steward.commonEnv"')[1]!.split('{{- end }}\n\n')[0]!;
+    expect(common).toContain('- name: GATEWAY_UPSTREAM_TIMEOUT_SECONDS\n  value: {{ .Values.config.gatewayUpstreamTimeoutSeconds');
+    expect(common).toContain('- name: GATEWAY_ELICITATION_WAIT_SECONDS\n  value: {{ .Values.config.gatewayElicitationWaitSeconds');
     expect(helpers).toMatch(/mountPath: \/etc\/steward\/ca\n/);
     expect(helpers).toContain('printf "/etc/steward/ca/%s" .Values.extraCaCerts.key');
   });

@@ -88,6 +88,10 @@ the secrets and the non-secret settings. The owner URL is added only where it is
   value: {{ .Values.config.databasePoolMax | quote }}
 - name: TRUST_PROXY
   value: {{ .Values.config.trustProxy | quote }}
+- name: GATEWAY_UPSTREAM_TIMEOUT_SECONDS
+  value: {{ .Values.config.gatewayUpstreamTimeoutSeconds | default 30 | quote }}
+- name: GATEWAY_ELICITATION_WAIT_SECONDS
+  value: {{ .Values.config.gatewayElicitationWaitSeconds | default 300 | quote }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "DATABASE_URL" "key" .Values.secret.keys.databaseUrl) }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "REDIS_URL" "key" .Values.secret.keys.redisUrl) }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_TOKEN_PEPPER" "key" .Values.secret.keys.tokenPepper) }}

@@ -82,8 +82,8 @@ export async function sweepOutcomesUnknown(ds: DataSource, keyring: AuditKeyring
  * How long after its start a gateway call's claim without an outcome is taken for lost: three
  * attempts, each the pinned-tool check and the call itself (the upstream timeout, or the
  * elicitation wait where a person may be asked), plus a minute — and never less than an hour. The
- * worker computes it from its own settings: give it the API's GATEWAY_* settings (the Helm chart's
- * shared configuration does).
+ * worker computes it from its own settings: give it the API's GATEWAY_* settings (the Helm chart
+ * gives both config.gatewayUpstreamTimeoutSeconds and config.gatewayElicitationWaitSeconds).
  */
 export function outcomeUnknownAfterSeconds(config: { GATEWAY_UPSTREAM_TIMEOUT_SECONDS: number; GATEWAY_ELICITATION_WAIT_SECONDS: number }): number {
   const attempt = config.GATEWAY_UPSTREAM_TIMEOUT_SECONDS + Math.max(config.GATEWAY_UPSTREAM_TIMEOUT_SECONDS, config.GATEWAY_ELICITATION_WAIT_SECONDS);
