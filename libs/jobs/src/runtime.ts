@@ -152,7 +152,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         // Approval timers and notices, from Postgres too.
         if (await sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log)) await relayOutbox(agent.ds, q);
         // Actions whose outcome never came and that nothing will resolve (gateway calls, ended tasks): a person settles them.
-        await sweepOutcomesUnknown(agent.ds, agent.keyring, options.log, agent.outcomeUnknownAfterSeconds ?? 3600);
+        await sweepOutcomesUnknown(agent.ds, agent.keyring, options.log, agent.outcomeUnknownAfterSeconds ?? 3600).catch((err: unknown) => options.log.error({ err }, 'outcome sweep failed (retried on the next tick)'));
         await deliverNotifications({ ds: agent.ds, keys: agent.keys, log: options.log }, { consoleUrl: agent.consoleUrl });
         // Incidents: Forbidden attempts open one; unacknowledged ones escalate; their notices go out.
         await sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log });

@@ -34,7 +34,8 @@ export class JsonAnswers implements Transport {
       // A call the client cancelled gets no answer from the server (the spec's rule for a cancelled
       // request); its POST, still open, ends with an error saying so instead of waiting for ever.
       const m = message as { method?: unknown; params?: { requestId?: unknown } };
-      if (m.method === 'notifications/cancelled' && (typeof m.params?.requestId === 'string' || typeof m.params?.requestId === 'number')) {
+      // (The SDK aborts only a request whose id is truthy; an id 0 or "" is answered as usual.)
+      if (m.method === 'notifications/cancelled' && (typeof m.params?.requestId === 'string' || typeof m.params?.requestId === 'number') && m.params.requestId) {
         const id = m.params.requestId;
         const resolve = this.pending.get(id);
         if (resolve) {
