@@ -5,6 +5,7 @@ import { type CallToolResult, CreateMessageRequestSchema, ElicitRequestSchema } 
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { z } from 'zod';
 import { AuditKeyring } from '@steward/audit';
@@ -286,6 +287,37 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(settled.status).toBe(200);
     expect(await state(lost)).toBe('settled_done');
     await su.query(`UPDATE task_actions SET state = 'succeeded', finished_at = now() WHERE org_id = $1 AND id = ANY($2)`, [org.id, [recent, redeemed]]);
+  });
+
+  it('claims the sweeper cannot handle (each logged, retried next time) do not keep newer ones from a person', async () => {
+    const client = await connect();
+    const lost: string[] = [];
+    for (const [ticker, ago] of [['JAMMED', '3 hours'], ['LOST-A', '2 hours'], ['LOST-B', '90 minutes']] as const) {
+      const r = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker } })) as CallToolResult;
+      const id = r._meta!['steward/action-id'] as string;
+      for (let i = 0; i < 100 && (await su.query(`SELECT state FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, id])).rows[0]?.state !== 'succeeded'; i++) await new Promise((d) => setTimeout(d, 20));
+      await su.query(`UPDATE task_actions SET state = 'executing', result_digest = NULL, duration_ms = NULL, finished_at = NULL, created_at = now() - $3::interval WHERE org_id = $1 AND id = $2`, [org.id, id, ago]);
+      lost.push(id);
+    }
+    // The oldest cannot be sent to a person (its approval is refused by the database), every time.
+    await su.query(`CREATE FUNCTION test_jam() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN IF NEW.action_id = '${lost[0]}' THEN RAISE EXCEPTION 'jammed'; END IF; RETURN NEW; END $$`);
+    await su.query(`CREATE TRIGGER jam BEFORE INSERT ON approvals FOR EACH ROW EXECUTE FUNCTION test_jam()`);
+    const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
+    const errors: string[] = [];
+    const log = createLogger({ level: 'error', destination: new Writable({ write: (c, _e, done) => (errors.push(String(c)), done()) }) });
+    const state = async () => (await su.query(`SELECT id, state FROM task_actions WHERE org_id = $1 AND id = ANY($2)`, [org.id, lost])).rows.reduce((m, r) => ({ ...m, [r.id]: r.state }), {} as Record<string, string>);
+    try {
+      // One claim a page: the jammed one fills the first page, the sweep goes on past it.
+      expect(await sweepOutcomesUnknown(h.ds, keyring, log, outcomeUnknownAfterSeconds(h.config), 1)).toBe(2);
+      expect(await state()).toEqual({ [lost[0]!]: 'executing', [lost[1]!]: 'outcome_unknown', [lost[2]!]: 'outcome_unknown' });
+      expect(errors.join('')).toContain(lost[0]);
+    } finally {
+      await su.query(`DROP TRIGGER jam ON approvals`);
+      await su.query(`DROP FUNCTION test_jam()`);
+    }
+    // Once it can be handled, the next sweep sends it too.
+    expect(await sweepOutcomesUnknown(h.ds, keyring, log, outcomeUnknownAfterSeconds(h.config), 1)).toBe(1);
+    expect(Object.values(await state())).toEqual(['outcome_unknown', 'outcome_unknown', 'outcome_unknown']);
   });
 
   it('a call answered in one JSON body that the client cancels: its POST ends with an error saying so (it does not hang)', async () => {

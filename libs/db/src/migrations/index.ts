@@ -28,6 +28,7 @@ import { ApprovalNoticesSlack1765540800000 } from './1765540800000-approval-noti
 import { ReviewFinalize1765584000000 } from './1765584000000-review-finalize';
 import { ConnectorRelay1765670400000 } from './1765670400000-connector-relay';
 import { GatewayOutcomeUnknown1765756800000 } from './1765756800000-gateway-outcome-unknown';
+import { OutcomeSweepCursor1765843200000 } from './1765843200000-outcome-sweep-cursor';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -61,4 +62,5 @@ export const MIGRATIONS = [
   ReviewFinalize1765584000000,
   ConnectorRelay1765670400000,
   GatewayOutcomeUnknown1765756800000,
+  OutcomeSweepCursor1765843200000,
 ];
