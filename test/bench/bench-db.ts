@@ -5,6 +5,7 @@
  * (BENCH_KEEP_DB=1 keeps it for a look).
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { Client } from 'pg';
 import { createDataSource, type DataSource, runMigrations } from '@steward/db';
 
@@ -78,3 +79,36 @@ export function percentile(values: number[], p: number): number {
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * The whole machine's CPU time (every process: PostgreSQL, Redis, this one, its children), from
+ * /proc/stat, for figures that say what a measure costs on this machine rather than how busy it was
+ * (null where /proc/stat is missing). Busy = all but idle and iowait.
+ */
+export interface MachineCpu {
+  busyMs: number;
+  idleMs: number;
+}
+
+export function machineCpu(): MachineCpu | null {
+  let line: string;
+  try {
+    line = readFileSync('/proc/stat', 'utf8').split('\n')[0]!;
+  } catch {
+    return null;
+  }
+  // cpu  user nice system idle iowait irq softirq steal ... in clock ticks (USER_HZ, 100 a second on Linux)
+  const t = line.trim().split(/\s+/).slice(1, 9).map(Number);
+  const idle = t[3]! + t[4]!;
+  const total = t.reduce((a, b) => a + b, 0);
+  return { busyMs: (total - idle) * 10, idleMs: idle * 10 };
+}
+
+/** Machine CPU spent since `before`: busy milliseconds and the idle share of all cores (0..1). */
+export function machineCpuSince(before: MachineCpu | null): { busyMs: number; idleShare: number } | null {
+  const now = machineCpu();
+  if (!before || !now) return null;
+  const busyMs = now.busyMs - before.busyMs;
+  const idleMs = now.idleMs - before.idleMs;
+  return { busyMs, idleShare: idleMs / Math.max(1, busyMs + idleMs) };
+}

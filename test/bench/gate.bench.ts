@@ -10,6 +10,9 @@
  *   gate_overhead_vs_commit      the ratio of the two (goal ≤ 2)
  *   gated_actions_per_sec        Autonomous actions through the gate over 50 orgs (goal ≥ 2,000)
  *   gated_actions_per_sec_one_org  the same for one org (goal ≥ 1,000)
+ *   machine_cpu_ms_per_action[_one_org]  CPU time of the whole machine (PostgreSQL, Redis, this process)
+ *                                per action in those runs, and machine_idle_pct[_one_org] the share of all
+ *                                cores left idle: what an action costs here, steadier than actions/s
  *   task_accept_per_sec          tasks accepted as the API accepts them (task, outbox row with its
  *                                NOTIFY, first event, audit event: one transaction), 16 concurrent (goal ≥ 1,000)
  *   accept_to_start_p99_ms       from a task's commit to its worker starting it (lease taken), one task
@@ -35,7 +38,7 @@ import { type ActionRequest, actionScope, ContextCache, CredentialBroker, type C
 import { insertTask, startScriptedModelServer, startWorkerRuntime } from '@steward/jobs';
 import { seedPolicy } from '@steward/policy';
 import { ConfigKeyProvider, credentialAad, sealSecret } from '@steward/vault';
-import { createBenchDatabase, out, percentile } from './bench-db';
+import { createBenchDatabase, machineCpu, machineCpuSince, out, percentile } from './bench-db';
 
 const SECONDS = Number(process.env.BENCH_GATE_SECONDS ?? 10);
 const CONCURRENCY = 16;
@@ -151,11 +154,12 @@ async function main(): Promise<void> {
       client: 'mcp',
     });
 
-    const run = async (pick: (n: number) => { orgId: string; userId: string }, seconds: number, overheads?: number[]) => {
+    const run = async (pick: (n: number) => { orgId: string; userId: string }, seconds: number, overheads?: number[], suffix?: string) => {
       let n = 0;
       let executed = 0;
       const until = Date.now() + seconds * 1000;
       const t0 = process.hrtime.bigint();
+      const cpu0 = machineCpu();
       await Promise.all(
         Array.from({ length: CONCURRENCY }, async () => {
           while (Date.now() < until) {
@@ -170,21 +174,27 @@ async function main(): Promise<void> {
         }),
       );
       await outcomes.flush();
-      return executed / (Number(process.hrtime.bigint() - t0) / 1e9);
+      const rate = executed / (Number(process.hrtime.bigint() - t0) / 1e9);
+      const cpu = machineCpuSince(cpu0);
+      if (suffix !== undefined && cpu) {
+        out(`machine_cpu_ms_per_action${suffix}`, cpu.busyMs / executed);
+        out(`machine_idle_pct${suffix}`, cpu.idleShare * 100);
+      }
+      return rate;
     };
 
     log('warming up');
     await run((n) => orgs[n % orgs.length], 2);
     log(`one org, ${CONCURRENCY} concurrent actions, ${SECONDS} s`);
     const overheads: number[] = [];
-    const oneOrg = await run(() => orgs[0], SECONDS, overheads);
+    const oneOrg = await run(() => orgs[0], SECONDS, overheads, '_one_org');
     const overheadP99 = percentile(overheads, 0.99);
     out('gate_overhead_p99_ms', overheadP99);
     out('gate_overhead_p50_ms', percentile(overheads, 0.5));
     out('gate_overhead_vs_commit', overheadP99 / commitP99);
     out('gated_actions_per_sec_one_org', oneOrg);
     log(`50 orgs, ${CONCURRENCY} concurrent actions, ${SECONDS} s`);
-    out('gated_actions_per_sec', await run((n) => orgs[n % orgs.length], SECONDS));
+    out('gated_actions_per_sec', await run((n) => orgs[n % orgs.length], SECONDS, undefined, ''));
 
     // Every action committed its claim before running, and its outcome after; every decrypt is audited.
     const [{ open, actions, decrypts }] = await inOrg(ds, { orgId: orgs[0].orgId }, (em) =>

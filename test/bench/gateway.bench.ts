@@ -13,6 +13,8 @@
  *   gateway_errors           calls of that run that failed or came back as errors (must be 0)
  *   gateway_cpu_ms_per_call  CPU time (user + system) of the API process during that run, per call —
  *                            steadier than calls/s on a shared machine
+ *   machine_cpu_ms_per_call  CPU time of the whole machine in that run (the API, PostgreSQL, Redis, the
+ *                            upstream and the clients), per call; machine_idle_pct the share of all cores left idle
  *
  * The API runs in this process as built; the upstream MCP server (gateway-upstream.ts) and the
  * MCP clients (gateway-load.ts, BENCH_GATEWAY_CLIENT_PROCS processes, default 2) run in processes
@@ -41,7 +43,7 @@ import { seedPolicy } from '@steward/policy';
 import { createApp } from '../../apps/api/dist/create-app';
 import { ApiMetrics } from '../../apps/api/dist/core/metrics';
 import { API_REDIS_OPTIONS } from '../../apps/api/dist/core/redis';
-import { createBenchDatabase, out, percentile } from './bench-db';
+import { createBenchDatabase, machineCpu, machineCpuSince, out, percentile } from './bench-db';
 import { UPSTREAM_TOOL as TOOL } from './gateway-upstream';
 
 const SESSIONS = Number(process.env.BENCH_GATEWAY_SESSIONS ?? 200);
@@ -151,9 +153,11 @@ async function main(): Promise<void> {
     await Promise.all(loaders.map((l, i) => ask(l, { op: 'connect', url: `${base}/mcp`, headers: auth, count: Math.floor(SESSIONS / CLIENT_PROCS) + (i < SESSIONS % CLIENT_PROCS ? 1 : 0) })));
     const started = process.hrtime.bigint();
     const cpuBefore = process.cpuUsage();
+    const machineBefore = machineCpu();
     const runs = await Promise.all(loaders.map((l, i) => ask<{ calls: number; errors: number; firstError: string | null }>(l, { op: 'run', tool: `crm__${TOOL.name}`, calls: CALLS, tag: String.fromCharCode(65 + (i % 26)) })));
     const seconds = Number(process.hrtime.bigint() - started) / 1e9;
     const cpu = process.cpuUsage(cpuBefore);
+    const machine = machineCpuSince(machineBefore);
     const commitP50 = percentile(commits, 0.5);
     const directP50 = percentile(latency.direct, 0.5);
     const gatewayP50 = percentile(latency.gateway, 0.5);
@@ -168,6 +172,10 @@ async function main(): Promise<void> {
     out('gateway_calls_per_sec', calls / seconds);
     out('gateway_errors', errors);
     out('gateway_cpu_ms_per_call', (cpu.user + cpu.system) / 1000 / calls);
+    if (machine) {
+      out('machine_cpu_ms_per_call', machine.busyMs / calls);
+      out('machine_idle_pct', machine.idleShare * 100);
+    }
     if (errors) failed = true;
   } catch (err) {
     log(`failed: ${(err as Error).stack ?? err}`);
