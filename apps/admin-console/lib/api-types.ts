@@ -2390,7 +2390,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Accept every pending action of the bundle
+         * Accept every pending action of the bundle (never one’s own task; step-up where the org requires it)
          * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
          */
         post: operations["acceptReview"];
@@ -2410,7 +2410,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Accept one action of the bundle
+         * Accept one action of the bundle (never one’s own task; step-up where the org requires it)
          * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
          */
         post: operations["acceptReviewAction"];

@@ -23,6 +23,7 @@ describe('approvals, reviews, violations and the kill switch', () => {
   let h: Harness;
   let org: SeededOrg;
   let su: Client;
+  let suUrl: string;
   let model: ScriptedModelServer;
   let runtime: WorkerRuntime | undefined;
   let cookie: Record<'owner' | 'security' | 'approver' | 'member' | 'approver2' | 'approver3', string>;
@@ -108,7 +109,8 @@ describe('approvals, reviews, violations and the kill switch', () => {
     for (const u of [org.users.member, org.users.approver]) seedFiles(u.id);
     const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
     url.pathname = `/${h.db.name}`;
-    su = new Client({ connectionString: url.toString() });
+    suUrl = url.toString();
+    su = new Client({ connectionString: suUrl });
     await su.connect();
     originalPolicy = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows[0].document;
     await startWorker();
@@ -160,6 +162,15 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect(briefs()).toHaveLength(1);
     const audit = await su.query(`SELECT canonical::jsonb->>'action' AS a FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'target'->>'id' = ANY($2::text[]) ORDER BY txid`, [org.id, [t1.id, t2.id]]);
     expect(audit.rows.map((r) => r.a)).toEqual(expect.arrayContaining(['review.revert', 'review.accept']));
+
+    // An approver's own task: another reviewer accepts its work; they may take it back themselves.
+    const own = await create(cookie.approver, 'Weekly exec brief (my own)');
+    expect((await waitFor(own.id, ['in_review', 'failed', 'completed'])).state).toBe('in_review');
+    const self = await h.http.post(`/v1/reviews/${own.id}/accept`).set('Cookie', cookie.approver).send({});
+    expect(self.status).toBe(403);
+    expect(self.body.detail).toMatch(/Nobody accepts their own agent task's work/);
+    expect((await h.http.get(`/v1/reviews/${own.id}`).set('Cookie', cookie.approver)).body).toMatchObject({ taskState: 'in_review', pending: 1 });
+    expect((await h.http.post(`/v1/reviews/${own.id}/revert`).set('Cookie', cookie.approver).send({})).body).toMatchObject({ taskState: 'completed', reverted: 1 });
   });
 
   it('Watched: waits without a worker; the approver sees tool, arguments and reason; approval executes exactly once; replay is refused', async () => {
@@ -293,6 +304,38 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect(existsSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'))).toBe(true);
     const second = await h.http.post(`/v1/approvals/${a.id}/approve`).set('Cookie', cookie.approver2).send({});
     expect(second.body).toMatchObject({ state: 'approved', approvals: 2 });
+    expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
+    expect(existsSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'))).toBe(false);
+  });
+
+  it('quorum of two: two approvers who decide at the same moment both count, and the action runs', async () => {
+    const group = await h.http.post('/v1/groups').set('Cookie', cookie.owner).send({ name: 'Deletes, two people' });
+    for (const u of [org.users.approver, approver2]) expect((await h.http.put(`/v1/groups/${group.body.id}/members/${u.id}`).set('Cookie', cookie.owner)).status).toBeLessThan(300);
+    await setPolicy((d) => {
+      d.approvals = [{ id: 'route.deletes', actions: ['file.delete'], approverGroup: group.body.id, quorum: 2 }];
+    });
+    const t = await create(cookie.member, '[script:cleanup] two at once');
+    expect((await waitFor(t.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');
+    const a = (await approvalOf(t.id))!;
+    // Both requests reach the approval while its row is locked (as by a third decision in progress), then go on together.
+    const locker = new Client({ connectionString: suUrl });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM approvals WHERE id = $1 FOR UPDATE', [a.id]);
+      const both = [cookie.approver, cookie.approver2].map((c) => h.http.post(`/v1/approvals/${a.id}/approve`).set('Cookie', c).send({}).then((r) => r));
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE OF a%'`);
+        if (rows[0].n === 2) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await locker.query('COMMIT');
+      const answers = await Promise.all(both);
+      expect(answers.map((r) => r.status)).toEqual([200, 200]);
+    } finally {
+      await locker.end();
+    }
+    expect((await h.http.get(`/v1/approvals/${a.id}`).set('Cookie', cookie.owner)).body).toMatchObject({ state: expect.stringMatching(/^(approved|used)$/), approvals: 2 });
     expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
     expect(existsSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'))).toBe(false);
   });

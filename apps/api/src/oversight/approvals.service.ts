@@ -193,7 +193,9 @@ export class ApprovalsService {
     return this.db.inOrg(p, async (em) => {
       const r = await this.decidable(em, p, id, 'action');
       await em.query(`INSERT INTO approval_votes (org_id, approval_id, user_id, vote, reason) VALUES ($1, $2, $3, 'approve', $4)`, [p.orgId, r.id, p.userId, body.reason ?? null]);
-      const approvals = r.approvals + 1;
+      // Counted again in a statement of its own: it sees the votes of approvers who held the row's lock
+      // before us and committed (the locking read above counted on a snapshot taken before it waited).
+      const [{ approvals }]: { approvals: number }[] = await em.query(`SELECT count(*)::int AS approvals FROM approval_votes WHERE org_id = $1 AND approval_id = $2 AND vote = 'approve'`, [p.orgId, r.id]);
       const reached = approvals >= r.quorum;
       if (reached) {
         await em.query(`UPDATE approvals SET state = 'approved', decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id]);

@@ -76,7 +76,7 @@ export class ReviewsController {
     return this.reviews.get(p, id);
   }
 
-  @Endpoint({ method: 'POST', path: ':id/accept', operationId: 'acceptReview', summary: 'Accept every pending action of the bundle', tag: 'Reviews', body: ReviewBody, response: ReviewView, errors: [404, 409] })
+  @Endpoint({ method: 'POST', path: ':id/accept', operationId: 'acceptReview', summary: 'Accept every pending action of the bundle (never one’s own task; step-up where the org requires it)', tag: 'Reviews', body: ReviewBody, response: ReviewView, errors: [404, 409] })
   accept(@Caller() p: Principal, @Param('id') id: string, @Body() body: z.infer<typeof ReviewBody>) {
     return this.reviews.decide(p, id, null, 'accept', body);
   }
@@ -86,7 +86,7 @@ export class ReviewsController {
     return this.reviews.decide(p, id, null, 'revert', body);
   }
 
-  @Endpoint({ method: 'POST', path: ':id/actions/:actionId/accept', operationId: 'acceptReviewAction', summary: 'Accept one action of the bundle', tag: 'Reviews', body: ReviewBody, response: ReviewView, errors: [404, 409] })
+  @Endpoint({ method: 'POST', path: ':id/actions/:actionId/accept', operationId: 'acceptReviewAction', summary: 'Accept one action of the bundle (never one’s own task; step-up where the org requires it)', tag: 'Reviews', body: ReviewBody, response: ReviewView, errors: [404, 409] })
   acceptOne(@Caller() p: Principal, @Param('id') id: string, @Param('actionId') actionId: string, @Body() body: z.infer<typeof ReviewBody>) {
     return this.reviews.decide(p, id, actionId, 'accept', body);
   }

@@ -4,6 +4,7 @@ import { Badge, Button, Card, Grid, Group, Stack, Table, Text, TextInput, Title,
 import Link from 'next/link';
 import { useState } from 'react';
 import { useMemberNames } from '@/components/people';
+import { useSession } from '@/components/session';
 import { ActionError, fmtDate, Guard, Loaded, PageHeader, useAction, useLoad } from '@/components/ui';
 import { api, ok } from '@/lib/client';
 
@@ -56,6 +57,7 @@ function Reviews() {
 
 function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
   const bundle = useLoad(() => ok(api.GET('/v1/reviews/{id}', { params: { path: { id } } })), [id]);
+  const { session } = useSession();
   const [reason, setReason] = useState('');
   const action = useAction();
   const body = () => (reason.trim() ? { reason: reason.trim() } : {});
@@ -80,66 +82,75 @@ function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
   }
   return (
     <Loaded load={bundle} what="this review bundle">
-      {(b) => (
-        <Card withBorder>
-          <Stack>
-            <Title order={2} size="h3">
-              Task <Link href={`/tasks/${b.taskId}`}>{b.taskId.slice(0, 8)}</Link> ({b.taskState})
-            </Title>
-            <Table>
-              <Table.Thead>
-                <Table.Tr>
-                  <Table.Th>Step</Table.Th>
-                  <Table.Th>Action</Table.Th>
-                  <Table.Th>Level</Table.Th>
-                  <Table.Th>Review</Table.Th>
-                  <Table.Th />
-                </Table.Tr>
-              </Table.Thead>
-              <Table.Tbody>
-                {b.actions.map((a) => (
-                  <Table.Tr key={a.actionId}>
-                    <Table.Td>{a.step ?? '—'}</Table.Td>
-                    <Table.Td>
-                      {a.connector} · {a.tool}
-                      <Text size="xs" c="dark.6">
-                        {a.actionType}
-                        {a.undoTool ? ` · undo: ${a.undoTool}` : ''}
-                      </Text>
-                    </Table.Td>
-                    <Table.Td>{a.level}</Table.Td>
-                    <Table.Td>{a.needsReview ? `${a.reviewState ?? 'pending'}${a.reviewedAt ? ` ${fmtDate(a.reviewedAt)}` : ''}` : 'read only'}</Table.Td>
-                    <Table.Td>
-                      {a.needsReview && a.reviewState === 'pending' && (
-                        <Group gap={4} wrap="nowrap">
-                          <Button size="xs" variant="light" color="green.9" onClick={() => one(a.actionId, 'accept')}>
-                            Accept
-                          </Button>
-                          <Button size="xs" variant="light" color="red.9" disabled={!a.reversible} onClick={() => one(a.actionId, 'revert')}>
-                            Revert
-                          </Button>
-                        </Group>
-                      )}
-                    </Table.Td>
+      {(b) => {
+        // Another reviewer accepts the work of one's own agent task; one may revert it.
+        const mine = b.userId === session.user.id;
+        return (
+          <Card withBorder>
+            <Stack>
+              <Title order={2} size="h3">
+                Task <Link href={`/tasks/${b.taskId}`}>{b.taskId.slice(0, 8)}</Link> ({b.taskState})
+              </Title>
+              <Table>
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>Step</Table.Th>
+                    <Table.Th>Action</Table.Th>
+                    <Table.Th>Level</Table.Th>
+                    <Table.Th>Review</Table.Th>
+                    <Table.Th />
                   </Table.Tr>
-                ))}
-              </Table.Tbody>
-            </Table>
-            <TextInput label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={1000} />
-            <ActionError error={action.error} />
-            {b.pending > 0 && (
-              <Group>
-                <Button color="green.9" onClick={() => all('accept')} loading={action.busy}>
-                  Accept the whole bundle
-                </Button>
-                <Button color="red.9" variant="outline" onClick={() => all('revert')} loading={action.busy}>
-                  Revert the whole bundle
-                </Button>
-              </Group>
-            )}
-          </Stack>
-        </Card>
-      )}
+                </Table.Thead>
+                <Table.Tbody>
+                  {b.actions.map((a) => (
+                    <Table.Tr key={a.actionId}>
+                      <Table.Td>{a.step ?? '—'}</Table.Td>
+                      <Table.Td>
+                        {a.connector} · {a.tool}
+                        <Text size="xs" c="dark.6">
+                          {a.actionType}
+                          {a.undoTool ? ` · undo: ${a.undoTool}` : ''}
+                        </Text>
+                      </Table.Td>
+                      <Table.Td>{a.level}</Table.Td>
+                      <Table.Td>{a.needsReview ? `${a.reviewState ?? 'pending'}${a.reviewedAt ? ` ${fmtDate(a.reviewedAt)}` : ''}` : 'read only'}</Table.Td>
+                      <Table.Td>
+                        {a.needsReview && a.reviewState === 'pending' && (
+                          <Group gap={4} wrap="nowrap">
+                            {!mine && (
+                              <Button size="xs" variant="light" color="green.9" onClick={() => one(a.actionId, 'accept')}>
+                                Accept
+                              </Button>
+                            )}
+                            <Button size="xs" variant="light" color="red.9" disabled={!a.reversible} onClick={() => one(a.actionId, 'revert')}>
+                              Revert
+                            </Button>
+                          </Group>
+                        )}
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+              <TextInput label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={1000} />
+              <ActionError error={action.error} />
+              {b.pending > 0 && mine && <Text size="sm">This is your own agent task: another reviewer accepts its work. You may revert it.</Text>}
+              {b.pending > 0 && (
+                <Group>
+                  {!mine && (
+                    <Button color="green.9" onClick={() => all('accept')} loading={action.busy}>
+                      Accept the whole bundle
+                    </Button>
+                  )}
+                  <Button color="red.9" variant="outline" onClick={() => all('revert')} loading={action.busy}>
+                    Revert the whole bundle
+                  </Button>
+                </Group>
+              )}
+            </Stack>
+          </Card>
+        );
+      }}
     </Loaded>
   );
 }
