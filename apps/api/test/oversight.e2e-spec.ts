@@ -395,6 +395,39 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect((await h.http.post(`/v1/members/${user.id}/reactivate`).set('Cookie', cookie.owner)).status).toBe(200);
   });
 
+  it('two strikes confirmed at the same moment still suspend the user', async () => {
+    const user = await addUser(h.ds, org, 'member', 'two-at-once');
+    const userCookie = await login(h, user.email);
+    await setPolicy((d) => {
+      d.rules = [...d.rules, { id: 'org.no-payroll', scope: { type: 'org' }, actions: ['file.create', 'file.update'], level: 'forbidden', when: { resources: ['payroll/**'] }, reason: 'payroll data stays off agents' }];
+    });
+    for (const t of [await create(userCookie, '[script:payroll] first try'), await create(userCookie, '[script:payroll] second try')]) {
+      expect(await waitFor(t.id, ['failed', 'completed'])).toMatchObject({ state: 'failed', error: { code: 'forbidden' } });
+    }
+    const open = (await h.http.get(`/v1/violations?userId=${user.id}&state=open`).set('Cookie', cookie.security)).body.items as { id: string }[];
+    expect(open).toHaveLength(2);
+    // Both confirmations reach the person's record while it is locked (as by a third change in progress), then go on together.
+    const locker = new Client({ connectionString: suUrl });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query('SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE', [org.id, user.id]);
+      const both = open.map((v) => h.http.post(`/v1/violations/${v.id}/confirm`).set('Cookie', cookie.security).send({ note: 'both at once' }).then((r) => r));
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM memberships%'`);
+        if (rows[0].n === 2) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await locker.query('COMMIT');
+      const answers = await Promise.all(both);
+      expect(answers.map((r) => r.status)).toEqual([200, 200]);
+      expect(answers.map((r) => r.body.sanction).sort()).toEqual(['suspension', 'warning']);
+    } finally {
+      await locker.end();
+    }
+    expect((await su.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [org.id, user.id])).rows[0].status).toBe('suspended');
+  });
+
   it('kill switch: a running task stops at its next action; pending approvals are frozen; decrypts are refused', async () => {
     // A waiting approval, frozen while paused.
     const waiting = await create(cookie.member, '[script:cleanup] frozen cleanup');

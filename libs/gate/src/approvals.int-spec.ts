@@ -11,6 +11,7 @@ import { type PolicyDocument, seedPolicy } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import { redisUrl } from '../../../test/support/db-urls';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
+import { ClaimWriter } from './claims';
 import { type ActionRequest, gateAction, type GateDeps, OutcomeWriter } from './gate';
 import { PolicySource } from './policy-source';
 
@@ -37,6 +38,7 @@ describe('approvals at the gate', () => {
   let db: TestDatabase;
   let ds: DataSource;
   let su: Client;
+  let suUrl: string;
   let redis: Redis;
   const redisPrefix = `steward-test-approvals-${process.pid}-${Date.now()}`;
   let hub: ConnectorHub;
@@ -74,7 +76,8 @@ describe('approvals at the gate', () => {
     await ds.initialize();
     const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
     url.pathname = `/${db.name}`;
-    su = new Client({ connectionString: url.toString() });
+    suUrl = url.toString();
+    su = new Client({ connectionString: suUrl });
     await su.connect();
     redis = new Redis(redisUrl(), { maxRetriesPerRequest: 1 });
     const server = new McpServer({ name: 'mail', version: '1.0.0' });
@@ -268,5 +271,38 @@ describe('approvals at the gate', () => {
     expect((await su.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [org.orgId, org.userId])).rows[0].status).toBe('suspended');
     // The suspended user's next action is refused.
     expect(await gateAction(deps, { orgId: org.orgId, userId: org.userId, claim: { taskId: newId(), step: 1 }, connector: 'mail', tool: 'mail.read', args: {}, tainted: false, client: 'worker' })).toMatchObject({ status: 'refused', refusal: 'suspended' });
+  });
+
+  it('automatic strikes: two Forbidden attempts claimed at the same moment (two transactions) still suspend', async () => {
+    const org = await newOrg();
+    await su.query(
+      `UPDATE policies SET document = jsonb_set(document, '{forbiddenAreas}', document->'forbiddenAreas' || $2::jsonb), updated_at = now() WHERE org_id = $1 AND status = 'active'`,
+      [org.orgId, JSON.stringify([{ id: 'org.no-mail', actions: ['email.send'], reason: 'no mail' }])],
+    );
+    await su.query(`UPDATE orgs SET automatic_strikes = true WHERE id = $1`, [org.orgId]);
+    // Both claims are held just after each wrote its violation, then let go together: both count the
+    // person's strikes at the same moment, in two transactions.
+    await su.query(`CREATE FUNCTION test_hold_violation() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_advisory_xact_lock_shared(4242); RETURN NEW; END $$`);
+    await su.query(`CREATE TRIGGER hold AFTER INSERT ON violations FOR EACH ROW EXECUTE FUNCTION test_hold_violation()`);
+    const locker = new Client({ connectionString: suUrl });
+    await locker.connect();
+    try {
+      await locker.query('SELECT pg_advisory_lock(4242)');
+      // Two claim writers: two transactions, as two processes (or two batches) make them.
+      const both = [0, 1].map(() => gateAction({ ...deps, claims: new ClaimWriter(ds) }, send(org, newId(), { to: 'cfo@acme.example' })));
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event = 'advisory'`);
+        if (rows[0].n === 2) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await locker.query('SELECT pg_advisory_unlock(4242)');
+      expect((await Promise.all(both)).map((r) => r.status === 'refused' && r.refusal)).toEqual(['forbidden', 'forbidden']);
+    } finally {
+      await locker.end();
+      await su.query(`DROP TRIGGER hold ON violations`);
+      await su.query(`DROP FUNCTION test_hold_violation()`);
+    }
+    expect((await su.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1 AND user_id = $2 AND state = 'confirmed'`, [org.orgId, org.userId])).rows[0].n).toBe(2);
+    expect((await su.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [org.orgId, org.userId])).rows[0].status).toBe('suspended');
   });
 });

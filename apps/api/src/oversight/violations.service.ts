@@ -101,6 +101,9 @@ export class ViolationsService {
       const v = await this.load(em, p, id, true);
       if (v.state !== 'open') throw AppError.conflict(`The violation is already ${v.state}.`);
       if (v.user_id === p.userId) throw AppError.forbidden('Nobody triages their own violation.');
+      // One triage of this person's violations at a time: the count below then sees a confirmation
+      // committed by a colleague a moment ago (two strikes confirmed at once still suspend).
+      await em.query(`SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE`, [p.orgId, v.user_id]);
       const state = verdict === 'confirm' ? 'confirmed' : 'dismissed';
       await em.query(`UPDATE violations SET state = $3, note = $4, decided_by = $5, decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, id, state, body.note, p.userId]);
       await this.audit.record(em, p, { action: `violation.${verdict}`, targetType: 'Violation', targetId: id, payload: { userId: v.user_id, taskId: v.task_id, actionId: v.action_id, actionType: v.action_type } });

@@ -29,6 +29,7 @@ import { ReviewFinalize1765584000000 } from './1765584000000-review-finalize';
 import { ConnectorRelay1765670400000 } from './1765670400000-connector-relay';
 import { GatewayOutcomeUnknown1765756800000 } from './1765756800000-gateway-outcome-unknown';
 import { OutcomeSweepCursor1765843200000 } from './1765843200000-outcome-sweep-cursor';
+import { AutomaticStrikesLock1765843200001 } from './1765843200001-automatic-strikes-lock';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -63,4 +64,5 @@ export const MIGRATIONS = [
   ConnectorRelay1765670400000,
   GatewayOutcomeUnknown1765756800000,
   OutcomeSweepCursor1765843200000,
+  AutomaticStrikesLock1765843200001,
 ];
