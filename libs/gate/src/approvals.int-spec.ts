@@ -216,6 +216,32 @@ describe('approvals at the gate', () => {
     expect(sent.length).toBe(before);
   });
 
+  it('an approval given under a routing the policy has since made stricter (another group, a larger quorum) is refused', async () => {
+    const org = await newOrg();
+    const before = sent.length;
+    const route = (approvals: unknown[]) =>
+      su.query(`UPDATE policies SET document = jsonb_set(document, '{approvals}', $2::jsonb), updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.orgId, JSON.stringify(approvals)]);
+    for (const stricter of [{ quorum: 2 }, { approverGroup: newId() }]) {
+      const task = newId();
+      const waiting = await gateAction(deps, send(org, task, { to: 'cfo@acme.example' }));
+      const a = await approval(org.orgId, waiting.actionId);
+      expect(a).toMatchObject({ quorum: 1, approver_group: null });
+      await approve(org.orgId, a.id);
+      // Approved by one approver; meanwhile the policy routes e-mail sends to more (or other) people.
+      await route([{ id: 'route.mail', actions: ['email.send'], quorum: 1, ...stricter }]);
+      expect(await gateAction(deps, send(org, task, { to: 'cfo@acme.example' }))).toMatchObject({ status: 'refused', refusal: 'approval_mismatch' });
+      expect((await approval(org.orgId, waiting.actionId)).state).toBe('void');
+      await route([]);
+    }
+    // A routing no stricter than the one approved: the approved send runs, once.
+    const task = newId();
+    const waiting = await gateAction(deps, send(org, task, { to: 'cfo@acme.example' }));
+    await approve(org.orgId, (await approval(org.orgId, waiting.actionId)).id);
+    await route([{ id: 'route.mail', actions: ['email.send'], quorum: 1 }]);
+    expect(await gateAction(deps, send(org, task, { to: 'cfo@acme.example' }))).toMatchObject({ status: 'executed' });
+    expect(sent.length).toBe(before + 1);
+  });
+
   it('a task that read outside mail asking to forward invoices: its send is decided as tainted and never runs without a human', async () => {
     const org = await newOrg();
     const taskId = newId();

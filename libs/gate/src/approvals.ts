@@ -13,7 +13,9 @@ import type { Level } from '@steward/policy';
  * - rejected / expired / already used / voided → refused, the claim is closed (`refused`);
  * - the fresh decision is Forbidden → refused (an approval satisfies Watched, nothing stricter);
  * - the arguments' digest, the tool definition's hash, the credential or the principal differ
- *   from what was approved → refused (`approval_mismatch`), the approval voided;
+ *   from what was approved, or the policy now routes this Watched action to approvers the
+ *   approval did not have (another group, a larger quorum) → refused (`approval_mismatch`), the
+ *   approval voided;
  * - else the approval is marked used and the claim moves to `executing`, with its audit event —
  *   the caller executes it, once: a second redeem finds the approval used.
  */
@@ -32,6 +34,8 @@ export interface RedeemRequest {
   credentialId: string | null;
   /** The fresh decision's level and policy version. */
   level: Level;
+  /** Where the fresh decision routes a Watched action (its approver group, its quorum). */
+  routing?: { approverGroup: string | null; quorum: number } | null;
   policyVersion: number | null;
   client: Client;
   now: Date;
@@ -45,8 +49,8 @@ export async function redeemApproval(ds: DataSource, keyring: AuditKeyring, r: R
     );
     if (!org || org.paused) return 'paused';
     if (org.status !== 'active') return 'suspended';
-    const [a]: { id: string; state: string; expired: boolean; args_digest: string; tool_hash: string | null; credential_id: string | null; requested_by: string }[] = await em.query(
-      `SELECT id, state, expires_at <= now() AS expired, args_digest, tool_hash, credential_id, requested_by FROM approvals
+    const [a]: { id: string; state: string; expired: boolean; args_digest: string; tool_hash: string | null; credential_id: string | null; requested_by: string; approver_group: string | null; quorum: number }[] = await em.query(
+      `SELECT id, state, expires_at <= now() AS expired, args_digest, tool_hash, credential_id, requested_by, approver_group, quorum FROM approvals
         WHERE org_id = $1 AND action_id = $2 AND kind = 'action' FOR UPDATE`,
       [r.orgId, r.actionId],
     );
@@ -59,6 +63,7 @@ export async function redeemApproval(ds: DataSource, keyring: AuditKeyring, r: R
       : a.state !== 'approved' ? 'approval_mismatch'
       : r.level === 'forbidden' ? 'forbidden'
       : a.args_digest !== r.argsDigest || a.tool_hash !== r.toolHash || a.credential_id !== r.credentialId || a.requested_by !== r.userId ? 'approval_mismatch'
+      : r.level === 'watched' && r.routing && (r.routing.quorum > a.quorum || (r.routing.approverGroup !== null && r.routing.approverGroup !== a.approver_group)) ? 'approval_mismatch'
       : 'executing';
     if (result === 'executing') {
       await em.query(`UPDATE approvals SET state = 'used', used_at = now() WHERE org_id = $1 AND id = $2`, [r.orgId, a.id]);
