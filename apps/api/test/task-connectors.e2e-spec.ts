@@ -87,6 +87,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
         const { id } = JSON.parse(c.body) as { id: string };
         return id === 'draft-ok' ? { json: { id: 'sent-draft', threadId: 't-draft', labelIds: ['SENT'] } } : { status: 404, json: { error: { code: 404, message: 'Requested entity was not found.' } } };
       }
+      if (c.method === 'DELETE' && c.path.startsWith(`${base}/drafts/`)) return { status: 204 };
       return undefined;
     });
     drive = await fakeApi((c) => {
@@ -292,6 +293,49 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(refused.status).toBe(409);
     expect(refused.body.detail).toMatch(/finishing step of action .* failed/);
     expect((await h.http.get(`/v1/reviews/${gone.taskId}`).set('Cookie', approver)).body).toMatchObject({ taskState: 'in_review', pending: 1, accepted: 0 });
+  });
+
+  it('a whole-bundle accept whose second finishing step fails: the first stays made final and on record, the failure is audited, the rest waits', async () => {
+    const res = await create({ prompt: '[script:hello]', connectors: ['Gmail'] });
+    await waitFor(res.body.id, ['completed']);
+    const taskId = res.body.id as string;
+    await su.query(`UPDATE tasks SET state = 'in_review' WHERE org_id = $1 AND id = $2`, [org.id, taskId]);
+    const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
+    const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'] }, { domains: [] }));
+    // Two drafted sends, as the gate leaves them: the newer (step 6) can be sent, the older's draft is gone upstream.
+    const ids: Record<string, string> = {};
+    for (const [stepNo, draftId] of [[5, 'draft-gone'], [6, 'draft-ok']] as const) {
+      const actionId = newId();
+      ids[draftId] = actionId;
+      await su.query(
+        `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at)
+         VALUES ($1, $2, $3, $4, $5, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $6, $7, now())`,
+        [org.id, actionId, taskId, stepNo, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } })],
+      );
+      await inOrg(h.ds, { orgId: org.id }, (em) =>
+        recordEvent(em, keyring, {
+          id: newId(), orgId: org.id, occurredAt: new Date(), actor: { type: 'agent_task', id: taskId }, action: 'email.send', target: { type: 'Tool', id: null },
+          level: 'batched', decision: 'allowed_reversible', outcome: 'success', task: taskId, connector: 'gmail', client: 'worker', payload: { actionId, tool: 'gmail.send', facts, decided: 'batched' },
+        }),
+      );
+    }
+    const approver = await login(h, org.users.approver.email);
+    gmail.calls.length = 0;
+    const accepted = await h.http.post(`/v1/reviews/${taskId}/accept`).set('Cookie', approver).send({});
+    expect(accepted.status).toBe(409);
+    expect(accepted.body.detail).toMatch(new RegExp(`finishing step of action ${ids['draft-gone']} failed.*1 action\\(s\\) of this bundle were accepted before it and stay so`));
+    // The newer draft was sent, and its accept is recorded; the older stays pending for the reviewer.
+    expect(gmail.calls.filter((c) => c.path.endsWith('/drafts/send')).map((c) => JSON.parse(c.body).id)).toEqual(['draft-ok', 'draft-gone']);
+    const bundle = (await h.http.get(`/v1/reviews/${taskId}`).set('Cookie', approver)).body;
+    expect(bundle).toMatchObject({ taskState: 'in_review', accepted: 1, pending: 1 });
+    expect(bundle.actions.map((a: { actionId: string; reviewState: string }) => [a.actionId, a.reviewState])).toEqual(expect.arrayContaining([[ids['draft-ok'], 'accepted'], [ids['draft-gone'], 'pending']]));
+    const events = (await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'review.accept' AND canonical::jsonb->'target'->>'id' = $2 ORDER BY txid`, [org.id, taskId])).rows.map((r) => r.e);
+    expect(events.map((e) => [e.outcome, e.payload.actions[0].actionId])).toEqual([['success', ids['draft-ok']], ['failure', ids['draft-gone']]]);
+    // The reviewer reverts what is left: the task completes, the accepted one stays accepted.
+    gmail.calls.length = 0;
+    const reverted = await h.http.post(`/v1/reviews/${taskId}/revert`).set('Cookie', approver).send({});
+    expect(reverted.status).toBe(200);
+    expect(reverted.body).toMatchObject({ taskState: 'completed', accepted: 1, reverted: 1, pending: 0 });
   });
 
   it('a Batched Drive file waits in review; the reviewer reverts it through Drive with the employee\'s token (the undo audited under the action)', async () => {

@@ -121,10 +121,17 @@ export class ReviewsService {
     };
   }
 
-  /** Accepts or reverts one action of the bundle, or every pending one (`actionId` null). */
+  /**
+   * Accepts or reverts one action of the bundle, or every pending one (`actionId` null). Each
+   * action's undo or finishing step runs through its connector and is recorded with its audit event
+   * in one commit, newest first, so what happened upstream is on record even when a later one fails:
+   * the failure stops there (409, audited), and what was done stays done.
+   */
   async decide(p: Principal, taskId: string, actionId: string | null, verdict: 'accept' | 'revert', body: z.infer<typeof ReviewBody>) {
     await this.access.authorize(p, 'read', 'Review', { id: taskId, userId: p.userId });
-    return this.db.inOrg(p, async (em) => {
+    const step = verdict === 'revert' ? 'undo' : 'finalize';
+    // 1. What to decide, checked under the task's lock.
+    const { t, rows } = await this.db.inOrg(p, async (em) => {
       const t = await this.task(em, p, taskId, true);
       await this.access.authorize(p, 'decide', 'Review', { id: taskId, userId: t.user_id });
       // A person other than the one the agent acted for accepts its work (they may take their own back).
@@ -135,37 +142,60 @@ export class ReviewsService {
       const rows: ActionRow[] = await em.query(
         `SELECT id, step, connector, tool, action_type, level, state, reversible, undo, finalize, review_state, reviewed_by, reviewed_at FROM task_actions
           WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible ${actionId ? 'AND id = $3' : 'AND review_state IS NULL'}
-          ORDER BY step DESC FOR UPDATE`,
+          ORDER BY step DESC`,
         actionId ? [p.orgId, taskId, actionId] : [p.orgId, taskId],
       );
       if (actionId && !rows.length) throw AppError.notFound('action');
       if (actionId && rows[0].review_state) throw AppError.conflict(`The action is already ${rows[0].review_state}.`);
       if (!rows.length) throw AppError.conflict('Nothing in this bundle is left to review.');
-      if (verdict === 'revert') await this.throughConnectors(p, t, rows, 'undo');
-      else if (rows.some((r) => r.finalize)) {
-        await this.stillAllowed(em, p.orgId, t, rows.filter((r) => r.finalize));
-        await this.throughConnectors(p, t, rows, 'finalize');
+      if (verdict === 'revert') {
+        const stuck = rows.find((r) => !r.undo);
+        if (stuck) throw AppError.conflict(`The action ${stuck.id} has no undo call recorded; it cannot be reverted.`);
+      } else if (rows.some((r) => r.finalize)) await this.stillAllowed(em, p.orgId, t, rows.filter((r) => r.finalize));
+      return { t, rows };
+    });
+    // 2. Action by action: its call, then its mark and audit event, in one commit.
+    const hub = rows.some((r) => r[step]) ? await this.taskHub(p, t) : null;
+    let done = 0;
+    try {
+      for (const r of rows) {
+        try {
+          await this.db.inOrg(p, async (em) => {
+            const [now]: { review_state: string | null }[] = await em.query(`SELECT review_state FROM task_actions WHERE org_id = $1 AND id = $2 FOR UPDATE`, [p.orgId, r.id]);
+            if (now?.review_state) return; // another reviewer settled it meanwhile
+            if (hub && r[step]) await this.runStep(hub, p, t, r, step);
+            await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id, verdict === 'accept' ? 'accepted' : 'reverted', p.userId]);
+            await this.audit.record(em, p, {
+              action: `review.${verdict}`,
+              targetType: 'Task',
+              targetId: taskId,
+              payload: { actions: [{ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null, finalize: verdict === 'accept' ? (r.finalize?.tool ?? null) : null }], whole: actionId === null, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
+            });
+            done++;
+          });
+        } catch (err) {
+          if (!(err instanceof AppError)) throw err;
+          // On record although nothing of it was kept: the call was attempted for this action.
+          await this.db.inOrg(p, (em) =>
+            this.audit.record(em, p, { action: `review.${verdict}`, targetType: 'Task', targetId: taskId, outcome: 'failure', payload: { actions: [{ actionId: r.id, tool: r.tool, [step]: r[step]?.tool ?? null }], whole: actionId === null, error: err.message.slice(0, 300) } }),
+          );
+          throw done ? AppError.conflict(`${err.message} ${done} action(s) of this bundle were ${verdict === 'accept' ? 'accepted' : 'reverted'} before it and stay so; the rest are still pending.`) : err;
+        }
       }
-      await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = ANY($2::uuid[])`, [
-        p.orgId,
-        rows.map((r) => r.id),
-        verdict === 'accept' ? 'accepted' : 'reverted',
-        p.userId,
-      ]);
+    } finally {
+      await hub?.close().catch(() => undefined);
+    }
+    // 3. The task completes once nothing is left to review.
+    return this.db.inOrg(p, async (em) => {
+      await this.task(em, p, taskId, true);
       const [{ left }]: { left: number }[] = await em.query(
         `SELECT count(*)::int AS left FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible AND review_state IS NULL`,
         [p.orgId, taskId],
       );
       if (left === 0) {
-        await em.query(`UPDATE tasks SET state = 'completed', updated_at = now() WHERE org_id = $1 AND id = $2 AND state = 'in_review'`, [p.orgId, taskId]);
-        await appendEvents(em, this.keys, p.orgId, taskId, [{ kind: 'state', data: { state: 'completed', reviewed: true } }]);
+        const completed: unknown[] = await em.query(`UPDATE tasks SET state = 'completed', updated_at = now() WHERE org_id = $1 AND id = $2 AND state = 'in_review' RETURNING id`, [p.orgId, taskId]);
+        if (completed.length) await appendEvents(em, this.keys, p.orgId, taskId, [{ kind: 'state', data: { state: 'completed', reviewed: true } }]);
       }
-      await this.audit.record(em, p, {
-        action: `review.${verdict}`,
-        targetType: 'Task',
-        targetId: taskId,
-        payload: { actions: rows.map((r) => ({ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null, finalize: verdict === 'accept' ? (r.finalize?.tool ?? null) : null })), whole: actionId === null, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
-      });
       return this.bundle(em, p, taskId);
     });
   }
@@ -195,14 +225,11 @@ export class ReviewsService {
   }
 
   /**
-   * Runs each action's undo call (a revert) or finishing step (an accept, where it has one) through
-   * its connector, newest first, with the task's own connectors and the task owner's credentials
-   * (each decrypt audited under the action it serves); any failure stops and nothing is marked (the
-   * calls carry idempotency keys, so settling again does not act twice where the upstream honours
-   * them). While agents are paused no credential is released, so nothing runs through a connector
-   * that needs one.
+   * The task's connectors, as its agent had them, with the task owner's credentials (each decrypt
+   * audited under the action it serves). While agents are paused no credential is released, so
+   * nothing runs through a connector that needs one.
    */
-  private async throughConnectors(p: Principal, t: { id: string; user_id: string; connectors: string[] }, rows: ActionRow[], step: 'undo' | 'finalize'): Promise<void> {
+  private async taskHub(p: Principal, t: { id: string; user_id: string; connectors: string[] }): Promise<{ hub: ConnectorHub; close(): Promise<void> }> {
     const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
     try {
       const egress = await this.db.inOrg(p, (em) => this.credentials.egressFor(em, p.orgId));
@@ -215,23 +242,23 @@ export class ReviewsService {
       );
       // No MCP client stands behind a reviewer's undo or finishing step: an upstream's sampling or elicitation is refused and audited.
       refuseServerRequests(hub, connectors, { ds: this.db.dataSource, keyring: this.audit.keyring, orgId: p.orgId, taskId: t.id, actor: { type: 'user', id: p.userId }, client: 'rest', where: 'during a review' });
-      const verb = step === 'undo' ? 'reverted' : 'made final';
-      for (const r of rows) {
-        const call = r[step];
-        if (!call) {
-          if (step === 'finalize') continue; // final as it is
-          throw AppError.conflict(`The action ${r.id} has no undo call recorded; it cannot be reverted.`);
-        }
-        if (!hub.has(r.connector)) throw AppError.conflict(`The ${r.connector} connector is no longer available to this task: action ${r.id} cannot be ${verb}.`);
-        try {
-          await actionScope.run({ orgId: p.orgId, userId: t.user_id, actionId: r.id, taskId: t.id, client: 'rest' }, () => hub.callTool(r.connector, call.tool, call.args, { idempotencyKey: `${step}-${r.id}` }));
-        } catch (err) {
-          if (err instanceof ConnectorError) throw AppError.conflict(`The ${step === 'undo' ? 'undo' : 'finishing step'} of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}`);
-          throw err;
-        }
-      }
-    } finally {
+      return { hub, close: () => hub.close() };
+    } catch (err) {
       await hub.close().catch(() => undefined);
+      throw err;
+    }
+  }
+
+  /** One action's undo call (a revert) or finishing step (an accept), with an idempotency key: settling again does not act twice where the upstream honours it. */
+  private async runStep(task: { hub: ConnectorHub }, p: Principal, t: { id: string; user_id: string }, r: ActionRow, step: 'undo' | 'finalize'): Promise<void> {
+    const call = r[step]!;
+    const verb = step === 'undo' ? 'reverted' : 'made final';
+    if (!task.hub.has(r.connector)) throw AppError.conflict(`The ${r.connector} connector is no longer available to this task: action ${r.id} cannot be ${verb}.`);
+    try {
+      await actionScope.run({ orgId: p.orgId, userId: t.user_id, actionId: r.id, taskId: t.id, client: 'rest' }, () => task.hub.callTool(r.connector, call.tool, call.args, { idempotencyKey: `${step}-${r.id}` }));
+    } catch (err) {
+      if (err instanceof ConnectorError) throw AppError.conflict(`The ${step === 'undo' ? 'undo' : 'finishing step'} of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}`);
+      throw err;
     }
   }
 }
