@@ -183,6 +183,8 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect(detail.status).toBe(200);
     expect(detail.body).toMatchObject({ arguments: { path: 'numbers/last-week.csv' }, argumentsMatch: true });
     expect(detail.body.reason).toMatch(/^Watched/);
+    // Security reads approvals but is neither routed this one nor a reader of sensitive audit data: no arguments.
+    expect((await h.http.get(`/v1/approvals/${item.id}`).set('Cookie', cookie.security).expect(200)).body).toMatchObject({ arguments: null, argumentsMatch: null });
     // The requester sees their own request but cannot decide it.
     expect((await h.http.get(`/v1/approvals/${item.id}`).set('Cookie', cookie.member)).body.canDecide).toBe(false);
     expect((await h.http.post(`/v1/approvals/${item.id}/approve`).set('Cookie', cookie.member).send({})).status).toBe(403);
@@ -198,7 +200,8 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect(acts.map((a) => [a.action_type, a.level, a.state])).toEqual([['file.delete', 'watched', 'succeeded']]);
     // Executed once: one "approved" redeem and one "executed" outcome for the action.
     const ev = await su.query(`SELECT canonical::jsonb->>'action' AS a, canonical::jsonb->>'decision' AS d FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1 ORDER BY txid, id`, [acts[0].id]);
-    expect(ev.rows.map((r) => r.d ?? r.a)).toEqual(['watched_pending', 'approval.approve', 'approved', 'executed']);
+    // (The approver's look at the arguments is on record.)
+    expect(ev.rows.map((r) => r.d ?? r.a)).toEqual(['watched_pending', 'approval.view_arguments', 'approval.approve', 'approved', 'executed']);
     // Replay of the used approval.
     const replay = await h.http.post(`/v1/approvals/${item.id}/approve`).set('Cookie', cookie.approver2).send({});
     expect(replay.status).toBe(409);

@@ -135,17 +135,26 @@ export class ApprovalsService {
 
   async get(p: Principal, id: string): Promise<z.infer<typeof ApprovalDetail>> {
     await this.access.authorize(p, 'read', 'Approval', { id, userId: p.userId });
-    return this.db.inOrg(p, (em) => this.detail(em, p, id));
+    return this.db.inOrg(p, (em) => this.detail(em, p, id, true));
   }
 
-  private async detail(em: EntityManager, p: Principal, id: string): Promise<z.infer<typeof ApprovalDetail>> {
+  /**
+   * One approval with its votes and, for those who need them, the action's arguments: the requester,
+   * the approvers it is routed to, and readers of sensitive audit data (anyone else gets null). A
+   * look at them by anyone but the requester is audited (`audit: true`, a GET).
+   */
+  private async detail(em: EntityManager, p: Principal, id: string, audit = false): Promise<z.infer<typeof ApprovalDetail>> {
     {
       const r = await this.load(em, p, id);
+      const routedHere = r.in_group && p.ability.can('decide', subjectOf('Approval', { userId: r.requested_by }));
+      const own = r.requested_by === p.userId;
+      const mayRead = own || routedHere || p.ability.can('read_sensitive', 'AuditEvent');
       const votes: { user_id: string; vote: 'approve' | 'reject' | 'done' | 'not_done'; reason: string | null; created_at: Date }[] = await em.query(
         `SELECT user_id, vote, reason, created_at FROM approval_votes WHERE org_id = $1 AND approval_id = $2 ORDER BY created_at`,
         [p.orgId, r.id],
       );
-      const args = await this.argumentsOf(em, p.orgId, r);
+      const args = mayRead ? await this.argumentsOf(em, p.orgId, r) : null;
+      if (audit && args !== null && !own) await this.audit.record(em, p, { action: 'approval.view_arguments', targetType: 'Approval', targetId: r.id, payload: { taskId: r.task_id, actionId: r.action_id } });
       return {
         ...this.view(p, r),
         arguments: args,

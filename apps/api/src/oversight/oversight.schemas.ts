@@ -39,7 +39,12 @@ export const ApprovalView = z.strictObject({
 });
 
 export const ApprovalDetail = ApprovalView.extend({
-  /** The arguments the model asked for (from the task's sealed transcript); `argumentsMatch` says they digest to what is bound. */
+  /**
+   * The arguments the model asked for (from the task's sealed transcript); `argumentsMatch` says they
+   * digest to what is bound. Shown to the requester, to the approvers the approval is routed to and
+   * to readers of sensitive audit data (null for anyone else); a look by anyone but the requester is
+   * audited (`approval.view_arguments`).
+   */
   arguments: z.record(z.string().max(200), z.unknown()).nullable(),
   argumentsMatch: z.boolean().nullable(),
   votes: z.array(z.strictObject({ userId: Uuid, vote: z.enum(['approve', 'reject', 'done', 'not_done']), reason: z.string().max(1000).nullable(), at: Timestamp })).max(10),
