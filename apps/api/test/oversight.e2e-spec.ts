@@ -256,6 +256,9 @@ describe('approvals, reviews, violations and the kill switch', () => {
     const self = await h.http.post(`/v1/approvals/${a.id}/approve`).set('Cookie', cookie.approver).send({});
     expect(self.status).toBe(403);
     expect(self.body.detail).toMatch(/own/);
+    // The refusal is on record, as a role check's is.
+    const denied = await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'approval.decide' AND canonical::jsonb->'target'->>'id' = $2`, [org.id, a.id]);
+    expect(denied.rows.map((r) => [r.e.outcome, r.e.actor.id, r.e.payload.reason])).toEqual([['denied', org.users.approver.id, 'own_action']]);
     const rejected = await h.http.post(`/v1/approvals/${a.id}/reject`).set('Cookie', cookie.approver2).send({ reason: 'keep the numbers' });
     expect(rejected.status).toBe(200);
     expect(rejected.body.state).toBe('rejected');

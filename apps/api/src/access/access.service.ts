@@ -89,6 +89,19 @@ export class AccessService {
     throw AppError.forbidden(`Your roles do not allow ${action} on ${subject}.`);
   }
 
+  /**
+   * Refuses (403) what the roles would allow but a rule of the operation forbids (deciding one's
+   * own agent's action, an approval routed to another group, ...), and audits the refusal as the
+   * role check does: in a transaction of its own, so it stays on record whatever the caller's
+   * transaction does.
+   */
+  async deny<S extends SubjectName>(p: Principal, action: ActionOf<S>, subject: S, targetId: string, reason: string, detail: string): Promise<never> {
+    await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) =>
+      this.audit.record(em, p, { action: `${subject.toLowerCase()}.${action}`, targetType: subject, targetId, outcome: 'denied', payload: { reason } }),
+    );
+    throw AppError.forbidden(detail);
+  }
+
   /** For sensitive operations: a fresh second factor, when the org requires it. */
   async requireStepUp(em: EntityManager, p: Principal): Promise<void> {
     const org = await em.findOneBy(Org, { id: p.orgId });

@@ -191,8 +191,8 @@ export class ApprovalsService {
     if (org?.paused) throw AppError.conflict('Agents are paused in this org (kill switch): pending approvals are frozen until they are resumed.');
     if (r.state !== 'pending') throw AppError.conflict(`The approval is ${r.state}; it cannot be decided again.`);
     if (r.expired) throw AppError.conflict('The approval expired; the action was refused.');
-    if (r.requested_by === p.userId) throw AppError.forbidden(kind === 'action' ? 'Nobody approves their own agent action.' : 'Nobody settles the outcome of their own agent action: another approver checks it.');
-    if (!r.in_group) throw AppError.forbidden('The policy routes this approval to a group you are not in.');
+    if (r.requested_by === p.userId) await this.access.deny(p, 'decide', 'Approval', r.id, 'own_action', kind === 'action' ? 'Nobody approves their own agent action.' : 'Nobody settles the outcome of their own agent action: another approver checks it.');
+    if (!r.in_group) await this.access.deny(p, 'decide', 'Approval', r.id, 'not_routed', 'The policy routes this approval to a group you are not in.');
     if (r.voted) throw AppError.conflict('You already decided this approval.');
     await this.access.requireStepUp(em, p);
     return r;

@@ -135,7 +135,7 @@ export class ReviewsService {
       const t = await this.task(em, p, taskId, true);
       await this.access.authorize(p, 'decide', 'Review', { id: taskId, userId: t.user_id });
       // A person other than the one the agent acted for accepts its work (they may take their own back).
-      if (verdict === 'accept' && t.user_id === p.userId) throw AppError.forbidden("Nobody accepts their own agent task's work: another reviewer does. You may revert it.");
+      if (verdict === 'accept' && t.user_id === p.userId) await this.access.deny(p, 'decide', 'Review', taskId, 'own_task', "Nobody accepts their own agent task's work: another reviewer does. You may revert it.");
       if (t.state !== 'in_review') throw AppError.conflict(`The task is ${t.state}, not in review.`);
       await this.access.requireStepUp(em, p);
       if (actionId !== null && !UUID_PATTERN.test(actionId)) throw AppError.notFound('action');

@@ -100,7 +100,7 @@ export class ViolationsService {
     return this.db.inOrg(p, async (em) => {
       const v = await this.load(em, p, id, true);
       if (v.state !== 'open') throw AppError.conflict(`The violation is already ${v.state}.`);
-      if (v.user_id === p.userId) throw AppError.forbidden('Nobody triages their own violation.');
+      if (v.user_id === p.userId) await this.access.deny(p, 'triage', 'Violation', id, 'own_violation', 'Nobody triages their own violation.');
       // One triage of this person's violations at a time: the count below then sees a confirmation
       // committed by a colleague a moment ago (two strikes confirmed at once still suspend).
       await em.query(`SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE`, [p.orgId, v.user_id]);
