@@ -85,6 +85,28 @@ describe('approvals, reviews, violations and the kill switch', () => {
     await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(doc)]);
   };
   const resetPolicy = () => su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(originalPolicy)]);
+  /**
+   * Runs `requests` while `lockSql` holds a row lock in another transaction, lets them go once `n`
+   * of them wait on it (each then goes on at the same moment), and returns their answers.
+   */
+  const atOnce = async <T>(lockSql: string, params: unknown[], waiting: string, requests: () => Promise<T>[]): Promise<T[]> => {
+    const locker = new Client({ connectionString: suUrl });
+    await locker.connect();
+    try {
+      await locker.query('BEGIN');
+      await locker.query(lockSql, params);
+      const pending = requests();
+      for (let i = 0; i < 200; i++) {
+        const { rows } = await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE $1`, [waiting]);
+        if (rows[0].n === pending.length) break;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      await locker.query('COMMIT');
+      return await Promise.all(pending);
+    } finally {
+      await locker.end();
+    }
+  };
   const seedFiles = (userId: string) => {
     mkdirSync(join(workspace(userId), 'numbers'), { recursive: true });
     mkdirSync(join(workspace(userId), 'notes'), { recursive: true });
@@ -324,23 +346,10 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect((await waitFor(t.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');
     const a = (await approvalOf(t.id))!;
     // Both requests reach the approval while its row is locked (as by a third decision in progress), then go on together.
-    const locker = new Client({ connectionString: suUrl });
-    await locker.connect();
-    try {
-      await locker.query('BEGIN');
-      await locker.query('SELECT 1 FROM approvals WHERE id = $1 FOR UPDATE', [a.id]);
-      const both = [cookie.approver, cookie.approver2].map((c) => h.http.post(`/v1/approvals/${a.id}/approve`).set('Cookie', c).send({}).then((r) => r));
-      for (let i = 0; i < 200; i++) {
-        const { rows } = await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE OF a%'`);
-        if (rows[0].n === 2) break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      await locker.query('COMMIT');
-      const answers = await Promise.all(both);
-      expect(answers.map((r) => r.status)).toEqual([200, 200]);
-    } finally {
-      await locker.end();
-    }
+    const answers = await atOnce('SELECT 1 FROM approvals WHERE id = $1 FOR UPDATE', [a.id], '%FOR UPDATE OF a%', () =>
+      [cookie.approver, cookie.approver2].map((c) => h.http.post(`/v1/approvals/${a.id}/approve`).set('Cookie', c).send({}).then((r) => r)),
+    );
+    expect(answers.map((r) => r.status)).toEqual([200, 200]);
     expect((await h.http.get(`/v1/approvals/${a.id}`).set('Cookie', cookie.owner)).body).toMatchObject({ state: expect.stringMatching(/^(approved|used)$/), approvals: 2 });
     expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
     expect(existsSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'))).toBe(false);
@@ -413,24 +422,11 @@ describe('approvals, reviews, violations and the kill switch', () => {
     const open = (await h.http.get(`/v1/violations?userId=${user.id}&state=open`).set('Cookie', cookie.security)).body.items as { id: string }[];
     expect(open).toHaveLength(2);
     // Both confirmations reach the person's record while it is locked (as by a third change in progress), then go on together.
-    const locker = new Client({ connectionString: suUrl });
-    await locker.connect();
-    try {
-      await locker.query('BEGIN');
-      await locker.query('SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE', [org.id, user.id]);
-      const both = open.map((v) => h.http.post(`/v1/violations/${v.id}/confirm`).set('Cookie', cookie.security).send({ note: 'both at once' }).then((r) => r));
-      for (let i = 0; i < 200; i++) {
-        const { rows } = await su.query(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM memberships%'`);
-        if (rows[0].n === 2) break;
-        await new Promise((r) => setTimeout(r, 25));
-      }
-      await locker.query('COMMIT');
-      const answers = await Promise.all(both);
-      expect(answers.map((r) => r.status)).toEqual([200, 200]);
-      expect(answers.map((r) => r.body.sanction).sort()).toEqual(['suspension', 'warning']);
-    } finally {
-      await locker.end();
-    }
+    const answers = await atOnce('SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE', [org.id, user.id], '%FROM memberships%', () =>
+      open.map((v) => h.http.post(`/v1/violations/${v.id}/confirm`).set('Cookie', cookie.security).send({ note: 'both at once' }).then((r) => r)),
+    );
+    expect(answers.map((r) => r.status)).toEqual([200, 200]);
+    expect(answers.map((r) => r.body.sanction).sort()).toEqual(['suspension', 'warning']);
     expect((await su.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [org.id, user.id])).rows[0].status).toBe('suspended');
   });
 
