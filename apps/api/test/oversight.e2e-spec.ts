@@ -3,11 +3,13 @@ import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
 import { type AgentDeps, outcomeUnknownAfterSeconds, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, sweepOutcomesUnknown, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
+import { startOwnRedis } from '../../../test/support/own-services';
 import { newOrgCredential, totpUser } from './support/fixtures';
 import { crashAfterClaim } from './support/crash';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
@@ -466,6 +468,77 @@ describe('approvals, reviews, violations and the kill switch', () => {
     await startWorker();
     expect((await h.http.post(`/v1/approvals/${a.id}/reject`).set('Cookie', cookie.approver).send({ reason: 'done with it' })).status).toBe(200);
     expect((await waitFor(waiting.id, ['completed', 'failed'])).state).toBe('completed');
+  });
+
+  it('the same job delivered twice to one worker process (as BullMQ does with a stalled job) runs once', async () => {
+    await stopWorker();
+    try {
+      const t = await create(cookie.member, '[script:read-only] only once');
+      const job = { orgId: org.id, taskId: t.id, epoch: 1 };
+      expect((await Promise.all([runTask(agentDeps(), job), runTask(agentDeps(), job)])).sort()).toEqual(['completed', 'skipped']);
+      expect((await actions(t.id)).map((a) => a.tool)).toEqual(['files.read']);
+    } finally {
+      await startWorker();
+    }
+  });
+
+  it('a cancel requested while the turn that asks for an approval runs: the task ends cancelled, it does not wait', async () => {
+    // The cancel lands while the gate writes the approval request (as from the API at that moment).
+    await su.query(`CREATE FUNCTION test_cancel_on_approval() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN UPDATE tasks SET cancel_requested_at = now() WHERE org_id = NEW.org_id AND id = NEW.task_id; RETURN NEW; END $$`);
+    await su.query(`CREATE TRIGGER cancel_on_approval AFTER INSERT ON approvals FOR EACH ROW EXECUTE FUNCTION test_cancel_on_approval()`);
+    try {
+      const t = await create(cookie.member, '[script:cleanup] cancelled meanwhile');
+      expect((await waitFor(t.id, ['cancelled', 'awaiting_approval', 'failed', 'completed'])).state).toBe('cancelled');
+      expect(existsSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'))).toBe(true);
+    } finally {
+      await su.query(`DROP TRIGGER cancel_on_approval ON approvals`);
+      await su.query(`DROP FUNCTION test_cancel_on_approval()`);
+    }
+  });
+
+  it('a cancel that meets a worker just leaving the task to wait for a person cancels it (it does not go on waiting)', async () => {
+    await stopWorker();
+    try {
+      const t = await create(cookie.member, '[script:read-only] cancel while it turns');
+      await su.query(`UPDATE tasks SET state = 'running', lease_holder = 'worker-x', lease_until = now() + interval '1 minute' WHERE id = $1`, [t.id]);
+      // The worker's last write (waiting for an approval) is in progress when the cancel comes.
+      const [res] = await atOnce(`UPDATE tasks SET state = 'awaiting_approval', lease_holder = NULL, lease_until = NULL WHERE id = $1`, [t.id], '%FROM tasks WHERE org_id = $1 AND id = $2 FOR UPDATE%', () => [
+        h.http.post(`/v1/tasks/${t.id}/cancel`).set('Cookie', cookie.member).then((r) => r),
+      ]);
+      expect(res.status).toBe(200);
+      expect(res.body.state).toBe('cancelled');
+    } finally {
+      await startWorker();
+    }
+  });
+
+  it('while Redis does not answer, the Postgres timers go on: a waiting approval still expires on time', async () => {
+    await stopWorker();
+    const own = await startOwnRedis();
+    const pauser = new Redis(own.url);
+    let rt: WorkerRuntime | undefined;
+    try {
+      const t = await create(cookie.member, '[script:cleanup] while Redis sleeps');
+      expect(await runTask({ ...agentDeps(), holder: 'worker-r' }, { orgId: org.id, taskId: t.id, epoch: 1 })).toBe('awaiting_approval');
+      rt = await startWorkerRuntime({ redisUrl: own.url, prefix: 'away', concurrency: 1, log: quiet, agentTasks: { ...agentDeps(), listen: false } });
+      // Redis stops answering for 5 s; meanwhile a new task waits in the outbox and the approval's time runs out.
+      await pauser.call('CLIENT', 'PAUSE', '5000', 'ALL');
+      await create(cookie.member, '[script:hello] queued while Redis sleeps');
+      const a = (await approvalOf(t.id))!;
+      await su.query(`UPDATE approvals SET expires_at = now() - interval '1 second' WHERE id = $1`, [a.id]);
+      let state = '';
+      for (let i = 0; i < 30 && state !== 'expired'; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        state = (await su.query(`SELECT state FROM approvals WHERE id = $1`, [a.id])).rows[0].state;
+      }
+      expect(state).toBe('expired');
+    } finally {
+      await new Promise((r) => setTimeout(r, 2_500)); // the pause ends
+      await rt?.close();
+      pauser.disconnect();
+      await own.stop();
+      await startWorker();
+    }
   });
 
   it('outcome unknown: a claim left executing by a crash is never re-run; a person settles it and the model is told', async () => {

@@ -149,6 +149,21 @@ describe('task schedules and monthly budgets', () => {
     ]);
   });
 
+  it('a worker whose clock is behind the database fires a due run once, not again at the next tick', async () => {
+    const s = (await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Every hour', cron: '0 * * * *', timeZone: 'UTC', prompt: '[script:hello] each hour' })).body;
+    // Due by the database's clock (this hour's run), while the worker's clock still reads 30 s before it.
+    const [{ due }] = (await su.query(`UPDATE task_schedules SET next_run_at = date_trunc('hour', now()) WHERE id = $1 RETURNING next_run_at AS due`, [s.id])).rows;
+    jest.useFakeTimers({ now: new Date(due.getTime() - 30_000), doNotFake: ['setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'clearImmediate', 'nextTick', 'queueMicrotask', 'hrtime', 'performance'] });
+    try {
+      expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 1, skipped: 0 });
+      expect((await schedule(s.id)).next_run_at.getTime()).toBe(due.getTime() + 3_600_000);
+      expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 0, skipped: 0 });
+    } finally {
+      jest.useRealTimers();
+      await h.http.delete(`/v1/task-schedules/${s.id}`).set('Cookie', member);
+    }
+  });
+
   it('monthly budgets: usage per org and user; a spent budget refuses new tasks (409), stops running ones and skips schedules', async () => {
     expect((await h.http.patch('/v1/org').set('Cookie', owner).send({ userMonthlyBudgetUsd: -1 })).status).toBe(400);
     const set = await h.http.patch('/v1/org').set('Cookie', owner).send({ userMonthlyBudgetUsd: 0.5, monthlyBudgetUsd: 2 });

@@ -123,6 +123,13 @@ describe('agent tasks through the API and the worker', () => {
     expect(ev.filter((e) => e.kind === 'action').map((e) => [e.tool, e.level, e.status])).toEqual([['files.read', 'autonomous', 'executed']]);
     expect(ev.find((e) => e.kind === 'output')?.text).toMatch(/^Summary: .*week,revenue/);
     expect(ev.at(-1)).toMatchObject({ kind: 'state', state: 'completed' });
+    // Resuming after the last event sends nothing more; a Last-Event-ID past what a sequence number can be is
+    // not taken for one (the stream starts over and ends, it does not hang).
+    const resumed = await h.http.get(`/v1/tasks/${t.id}/events?follow=true`).set('Cookie', member).set('Last-Event-ID', String(ev.at(-1).seq));
+    expect(resumed.text).not.toContain('data: ');
+    const huge = await h.http.get(`/v1/tasks/${t.id}/events?follow=true`).set('Cookie', member).set('Last-Event-ID', '9999999999').timeout(10_000);
+    expect(huge.status).toBe(200);
+    expect(huge.text.split('\n\n').filter((b) => b.includes('data: '))).toHaveLength(ev.length);
     // An auditor reads the org's tasks; another member cannot see this one.
     expect((await h.http.get(`/v1/tasks/${t.id}`).set('Cookie', auditor)).status).toBe(200);
   });

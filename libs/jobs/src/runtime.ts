@@ -143,31 +143,50 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     tasksWorker.on('error', (err) => options.log.error({ err }, 'agent task worker error'));
     await tasksWorker.waitUntilReady();
     const q = tasksQueue;
-    const relay = async (queuedAfter: number) => {
-      try {
-        // Due schedules first (Postgres is their source of truth): each firing writes its task and outbox row.
-        await fireDueSchedules({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log });
+    // Postgres → Redis: outbox rows to BullMQ, and tasks whose job Redis lost. One pass at a time;
+    // while Redis is away a pass waits (its commands wait for the connection), and the Postgres
+    // timers below go on without it.
+    let toRedis: Promise<void> | null = null;
+    const moveToRedis = (queuedAfter: number): Promise<void> =>
+      (toRedis ??= (async () => {
         await relayOutbox(agent.ds, q);
         if (await sweepTasks(agent.ds, q, agent.keys, options.log, queuedAfter)) await relayOutbox(agent.ds, q);
-        // Approval timers and notices, from Postgres too.
-        if (await sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log)) await relayOutbox(agent.ds, q);
-        // Actions whose outcome never came and that nothing will resolve (gateway calls, ended tasks): a person settles them.
-        await sweepOutcomesUnknown(agent.ds, agent.keyring, options.log, agent.outcomeUnknownAfterSeconds ?? 3600).catch((err: unknown) => options.log.error({ err }, 'outcome sweep failed (retried on the next tick)'));
-        await deliverNotifications({ ds: agent.ds, keys: agent.keys, log: options.log }, { consoleUrl: agent.consoleUrl });
-        // Incidents: Forbidden attempts open one; unacknowledged ones escalate; their notices go out.
-        await sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log });
-        // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres too.
-        // Each high-severity finding of a scheduled report opens an incident (once per report and finding).
-        await runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log, onHighFindings: incidentsForFindings(agent.keyring) });
+      })()
+        .catch((err: unknown) => options.log.warn({ err }, 'task relay failed (retried on the next tick)'))
+        .finally(() => {
+          toRedis = null;
+        }));
+    /** One timer sweep, its failure logged and left for the next tick (it does not keep the others from running). */
+    const sweep = async (what: string, run: () => Promise<unknown>) => {
+      try {
+        await run();
       } catch (err) {
-        options.log.warn({ err }, 'task relay failed (retried on the next tick)');
+        options.log.error({ err }, `${what} failed (retried on the next tick)`);
       }
     };
+    const relay = async (queuedAfter: number, waitMs: number) => {
+      // Due schedules (Postgres is their source of truth): each firing writes its task and outbox row.
+      await sweep('firing schedules', () => fireDueSchedules({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log }));
+      // Approval timers (an expiry resumes its task: an outbox row).
+      await sweep('approval expiry', () => sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log));
+      // Actions whose outcome never came and that nothing will resolve (gateway calls, ended tasks): a person settles them.
+      await sweep('outcome sweep', () => sweepOutcomesUnknown(agent.ds, agent.keyring, options.log, agent.outcomeUnknownAfterSeconds ?? 3600));
+      await sweep('notifications', () => deliverNotifications({ ds: agent.ds, keys: agent.keys, log: options.log }, { consoleUrl: agent.consoleUrl }));
+      // Incidents: Forbidden attempts open one; unacknowledged ones escalate; their notices go out.
+      await sweep('incidents', () => sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log }));
+      // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres too.
+      // Each high-severity finding of a scheduled report opens an incident (once per report and finding).
+      await sweep('anomaly reports', () => runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log, onHighFindings: incidentsForFindings(agent.keyring) }));
+      // Then what these wrote, and anything older, to Redis (waited for a while, not for ever).
+      let timer: NodeJS.Timeout | undefined;
+      await Promise.race([moveToRedis(queuedAfter), new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
+      clearTimeout(timer);
+    };
     // At boot every queued task whose job Redis lost is re-enqueued at once.
-    await relay(0);
+    await relay(0, 60_000);
     const tick = () => {
       if (closing) return;
-      relayRunning = relay(agent.queuedAfterSeconds ?? 10).finally(() => {
+      relayRunning = relay(agent.queuedAfterSeconds ?? 10, 2_000).finally(() => {
         if (!closing) relayTimer = setTimeout(tick, agent.relayIntervalMs);
       });
     };

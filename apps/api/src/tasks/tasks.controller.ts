@@ -42,7 +42,7 @@ export class TasksController {
     errors: [404],
   })
   async events(@Caller() p: Principal, @Param('id') id: string, @Query() q: z.infer<typeof TaskEventsQuery>, @Headers('last-event-id') lastEventId: string | undefined, @Res() res: Response): Promise<void> {
-    const after = q.after ?? (lastEventId && /^\d{1,10}$/.test(lastEventId) ? Number(lastEventId) : 0);
+    const after = q.after ?? (lastEventId && /^\d{1,9}$/.test(lastEventId) ? Number(lastEventId) : 0);
     await this.tasks.stream(p, id, after, q.follow === 'true', res);
   }
 }

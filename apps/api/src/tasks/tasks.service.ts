@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
-import { AppError, type Config, ErrorCode, UUID_PATTERN } from '@steward/common';
+import { AppError, type Config, ErrorCode, type Logger, UUID_PATTERN } from '@steward/common';
 import type { EntityManager } from '@steward/db';
 import { appendEvents, budgetMessage, insertTask, monthlyBudgetBlock, readEvents, TASK_BUILTIN_CONNECTORS, TERMINAL_STATES, type TaskState } from '@steward/jobs';
 import { subjectOf } from '@steward/policy';
@@ -10,7 +10,7 @@ import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
-import { CONFIG } from '../core/tokens';
+import { CONFIG, LOGGER } from '../core/tokens';
 import type { CreateTaskBody, ListTasksQuery, TaskView } from './tasks.schemas';
 
 interface TaskRow {
@@ -52,6 +52,7 @@ export class TasksService {
     private readonly access: AccessService,
     private readonly audit: AuditService,
     @Inject(CONFIG) private readonly config: Config,
+    @Inject(LOGGER) private readonly log: Logger,
   ) {
     this.keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
   }
@@ -164,6 +165,9 @@ export class TasksService {
     return this.db.inOrg(p, async (em) => {
       const row = await this.readable(em, p, id);
       await this.access.authorize(p, 'cancel', 'Task', { id, userId: row.user_id });
+      // Its state now, under the row's lock: a worker that is just leaving the task (to wait for a
+      // person, say) has committed first, and the cancel acts on what it left.
+      [{ state: row.state }] = await em.query(`SELECT state FROM tasks WHERE org_id = $1 AND id = $2 FOR UPDATE`, [p.orgId, id]);
       if (TERMINAL_STATES.includes(row.state)) throw AppError.conflict(`The task is already ${row.state}.`);
       // Queued or waiting for an approval: cancelled now. Running: the worker stops at its next step.
       const now = row.state === 'queued' || row.state === 'awaiting_approval';
@@ -190,21 +194,29 @@ export class TasksService {
     res.on('close', () => (closed = true));
     let last = after;
     const deadline = Date.now() + 30 * 60_000;
-    while (!closed) {
-      const { events, state } = await this.db.inOrg(p, async (em) => ({
-        events: await readEvents(em, this.keys, p.orgId, id, last),
-        state: ((await em.query(`SELECT state FROM tasks WHERE org_id = $1 AND id = $2`, [p.orgId, id]))[0]?.state ?? 'cancelled') as TaskState,
-      }));
-      for (const e of events) {
-        res.write(`id: ${e.seq}\nevent: ${e.kind}\ndata: ${JSON.stringify({ seq: e.seq, kind: e.kind, at: e.at, ...e.data, ...(e.text !== null ? { text: e.text } : {}) })}\n\n`);
-        last = e.seq;
+    try {
+      while (!closed) {
+        // The state first, then the events: a task that ended between the two reads still has its last
+        // events (its output) sent before the stream stops.
+        const { events, state } = await this.db.inOrg(p, async (em) => {
+          const state = ((await em.query(`SELECT state FROM tasks WHERE org_id = $1 AND id = $2`, [p.orgId, id]))[0]?.state ?? 'cancelled') as TaskState;
+          return { state, events: await readEvents(em, this.keys, p.orgId, id, last) };
+        });
+        for (const e of events) {
+          res.write(`id: ${e.seq}\nevent: ${e.kind}\ndata: ${JSON.stringify({ seq: e.seq, kind: e.kind, at: e.at, ...e.data, ...(e.text !== null ? { text: e.text } : {}) })}\n\n`);
+          last = e.seq;
+        }
+        if (events.length === 200) continue;
+        // Stop when not following, when the task stopped (or waits for a human), or after 30 minutes (clients reconnect with Last-Event-ID).
+        if (!follow || TERMINAL_STATES.includes(state) || state === 'awaiting_approval' || Date.now() > deadline) break;
+        res.write(': keep-alive\n\n');
+        await new Promise((r) => setTimeout(r, 250));
       }
-      if (events.length === 200) continue;
-      // Stop when not following, when the task stopped (or waits for a human), or after 30 minutes (clients reconnect with Last-Event-ID).
-      if (!follow || TERMINAL_STATES.includes(state) || state === 'awaiting_approval' || Date.now() > deadline) break;
-      res.write(': keep-alive\n\n');
-      await new Promise((r) => setTimeout(r, 250));
+    } catch (err) {
+      // The headers are sent: the client learns of the failure by the stream's end (it may resume with Last-Event-ID).
+      this.log.warn({ err: (err as Error).message, taskId: id }, 'task event stream failed');
+    } finally {
+      res.end();
     }
-    res.end();
   }
 }

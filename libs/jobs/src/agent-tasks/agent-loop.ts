@@ -12,7 +12,7 @@ import { budgetMessage, monthlyBudgetBlock } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
 import { openOutcomeUnknown } from './outcome-unknown';
 import { addTaskConnectors, type TaskConnectorDeps } from './task-connectors';
-import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
+import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, releaseLease, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
 
 /**
  * The agent loop: one task, run (or resumed) under its lease, turn after turn.
@@ -89,7 +89,9 @@ const policiesDefault = new PolicySource();
 const defaultHolder = `${hostname()}:${process.pid}:${newId().slice(-8)}`;
 
 export async function runTask(deps: AgentDeps, job: RunTaskPayload): Promise<RunOutcome> {
-  const holder = deps.holder ?? defaultHolder;
+  // One holder per run, not per process: a second delivery of the same job to this process (a
+  // stalled job handed out again while Redis was away) finds the lease taken and does nothing.
+  const holder = deps.holder ?? `${defaultHolder}:${newId().slice(-12)}`;
   const taken = await acquireLease(deps.ds, job, holder, deps.leaseSeconds);
   if (!taken) return 'skipped';
   const lease: Lease = { orgId: job.orgId, taskId: job.taskId, epoch: job.epoch, userId: taken.userId, holder };
@@ -114,6 +116,8 @@ export async function runTask(deps: AgentDeps, job: RunTaskPayload): Promise<Run
       log.warn('lease lost: this worker stops and writes nothing more');
       return 'lease_lost';
     }
+    // The job's retry is another run: it may take the task over at once (same epoch).
+    await releaseLease(deps.ds, lease).catch(() => undefined);
     throw err;
   } finally {
     clearInterval(renew);
@@ -173,9 +177,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   let cost = Number(task.cost_micros);
   let step: number = task.step;
 
-  const finish = async (state: 'completed' | 'in_review' | 'failed' | 'cancelled' | 'awaiting_approval', error?: { code: string; message: string }, output?: string) => {
+  const finish = async (to: 'completed' | 'in_review' | 'failed' | 'cancelled' | 'awaiting_approval', error?: { code: string; message: string }, output?: string) => {
     await outcomes.flush().catch((err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
-    await fenced(ds, lease, async (em) => {
+    const state = await fenced(ds, lease, async (em, flags) => {
+      // Cancelled while this turn ran: the task does not go on to wait for a person.
+      const state = to === 'awaiting_approval' && flags.cancelRequested ? 'cancelled' : to;
       await em.query(
         `UPDATE tasks SET state = $3::varchar, error_code = $4, error_message = $5, lease_holder = NULL, lease_until = NULL, tainted = $6, labels = $7,
                 finished_at = CASE WHEN $3::varchar IN ('completed', 'in_review', 'failed', 'cancelled') THEN now() END
@@ -197,6 +203,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         );
         if (decided) await resumeWaitingTask(em, keys, orgId, taskId, 'decided_while_running');
       }
+      return state;
     });
     log.info({ state, error: error?.code }, 'task stopped');
     return state;

@@ -115,7 +115,9 @@ async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: Audit
     const now = new Date();
     let next: Date;
     try {
-      next = nextRunAt(s.cron, s.time_zone, now);
+      // After this run's own time as well as after now: a worker clock behind the database's would
+      // otherwise get this same run back and fire it twice.
+      next = nextRunAt(s.cron, s.time_zone, new Date(Math.max(now.getTime(), new Date(s.next_run_at).getTime())));
     } catch {
       // The zone database of this server no longer knows the zone: the schedule pauses itself.
       await em.query(`UPDATE task_schedules SET paused_at = now(), updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, id]);

@@ -178,6 +178,13 @@ export async function renewLease(ds: DataSource, lease: Lease, seconds: number):
   });
 }
 
+/** Gives up a running task's lease at once (its run failed and the job will be retried by another run). */
+export async function releaseLease(ds: DataSource, lease: Lease): Promise<void> {
+  await inOrg(ds, { orgId: lease.orgId }, (em) =>
+    em.query(`UPDATE tasks SET lease_until = now() - interval '1 second' WHERE org_id = $1 AND id = $2 AND epoch = $3 AND lease_holder = $4 AND state = 'running'`, [lease.orgId, lease.taskId, lease.epoch, lease.holder]),
+  );
+}
+
 /**
  * A task that waited for a human goes back to a worker (after an approval, a rejection, an
  * expiry, a settled outcome): a new epoch and its outbox row, in the caller's transaction.
