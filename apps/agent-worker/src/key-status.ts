@@ -4,10 +4,10 @@
  * version can be removed from the configuration. Prints one JSON document; exit 1 with a one-line
  * message on bad configuration.
  */
-import { AUDIT_WRAPPED_KEY_SOURCES } from '@steward/audit';
 import { ConfigError, loadConfig, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
-import { ConfigKeyProvider, kekSealedSources, kekVersionsInUse, userSecretVersions, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
+import { ConfigKeyProvider, kekVersionsInUse, userSecretVersions } from '@steward/vault';
+import { wrappedKeySources } from './wrapped-keys';
 
 async function main(): Promise<void> {
   const config = loadConfig();
@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const ds = createDataSource({ url: config.DATABASE_URL!, poolMax: 2, applicationName: 'steward-vault-status' });
   await ds.initialize();
   try {
-    const inUse = await kekVersionsInUse(ds, [...VAULT_WRAPPED_KEY_SOURCES, ...AUDIT_WRAPPED_KEY_SOURCES, ...kekSealedSources(new SecretBox(config.STEWARD_MASTER_KEY))]);
+    const inUse = await kekVersionsInUse(ds, wrappedKeySources(new SecretBox(config.STEWARD_MASTER_KEY)));
     for (const [version, n] of Object.entries(await userSecretVersions(ds))) (inUse[version] ??= {}).user_totp_secrets = n;
     const configured = config.STEWARD_MASTER_KEY.split(',').map((p) => p.trim().split(':', 1)[0]);
     const current = keys.currentVersion();

@@ -1,10 +1,11 @@
-import { AUDIT_WRAPPED_KEY_SOURCES, type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
+import { type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, createLogger, loadConfig, type Config, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
 import { agentTasksFromConfig, StewardMetrics, startTracing, startWorkerRuntime } from '@steward/jobs';
-import { ConfigKeyProvider, kekSealedSources, resealUserSecrets, rewrapAll, VAULT_WRAPPED_KEY_SOURCES } from '@steward/vault';
+import { ConfigKeyProvider, resealUserSecrets, rewrapAll } from '@steward/vault';
 import { createHealthServer } from './health-server';
+import { wrappedKeySources } from './wrapped-keys';
 
 function fail(message: string): never {
   process.stderr.write(`steward-worker: ${message}\n`);
@@ -42,11 +43,11 @@ async function main(): Promise<void> {
     prefix: config.REDIS_PREFIX,
     concurrency: config.WORKER_CONCURRENCY,
     log,
-    // KEK rotation: every data key (credentials, OAuth states, audit keys, SIEM tokens) under the newest version.
+    // KEK rotation: every data key (credentials, OAuth states, audit keys, SIEM tokens, task prompts, transcripts and events, schedules) under the newest version.
     rewrapDataKeys: async () => {
       // Org secrets sealed under the KEK itself (SSO client secrets) are opened and sealed again.
       const box = new SecretBox(config.STEWARD_MASTER_KEY);
-      const report = await rewrapAll(dataSource, keys, [...VAULT_WRAPPED_KEY_SOURCES, ...AUDIT_WRAPPED_KEY_SOURCES, ...kekSealedSources(box)]);
+      const report = await rewrapAll(dataSource, keys, wrappedKeySources(box));
       // Users' TOTP secrets are sealed under the KEK itself too (users belong to no org): sealed again under the newest version.
       const users = await resealUserSecrets(dataSource, box);
       report.rewrapped.user_totp_secrets = users.resealed;

@@ -9,6 +9,7 @@ export * from './agent-tasks/task-connectors';
 export * from './agent-tasks/approval-timers';
 export * from './agent-tasks/outcome-unknown';
 export * from './agent-tasks/schedules';
+export * from './agent-tasks/wrapped-keys';
 export * from './agent-tasks/budgets';
 export * from './incidents/incidents';
 export * from './incidents/strikes';

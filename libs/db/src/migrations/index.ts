@@ -30,6 +30,7 @@ import { ConnectorRelay1765670400000 } from './1765670400000-connector-relay';
 import { GatewayOutcomeUnknown1765756800000 } from './1765756800000-gateway-outcome-unknown';
 import { OutcomeSweepCursor1765843200000 } from './1765843200000-outcome-sweep-cursor';
 import { AutomaticStrikesLock1765843200001 } from './1765843200001-automatic-strikes-lock';
+import { TaskKeysRotation1765843200002 } from './1765843200002-task-keys-rotation';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -65,4 +66,5 @@ export const MIGRATIONS = [
   GatewayOutcomeUnknown1765756800000,
   OutcomeSweepCursor1765843200000,
   AutomaticStrikesLock1765843200001,
+  TaskKeysRotation1765843200002,
 ];
