@@ -192,7 +192,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(refreshed).toBe(1);
   });
 
-  it('with the kill switch on, no credential is released: the tool fails and nothing reaches the API', async () => {
+  it('with the kill switch on, or for a suspended member, no credential is released: the tool fails and nothing reaches the API', async () => {
     // Paused after the task's claim would be refused by the gate itself; here the switch flips
     // between the claim and the call, which only the broker's own read can catch.
     const broker = new CredentialBroker(h.ds, new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY), new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY)));
@@ -202,6 +202,14 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       await expect(broker.forCall({ id: connectorId, name: 'Slack', credentialScope: 'user', auth: { kind: 'oauth2', authorizationUrl: 'https://x', tokenUrl: 'https://x', clientId: 'c', scopes: [] } }, scope)).rejects.toThrow(/kill switch/);
     } finally {
       await su.query(`UPDATE orgs SET agents_paused_at = NULL WHERE id = $1`, [org.id]);
+    }
+    // Nor for a suspended member (a task's connector session opens before its first action reaches the gate).
+    await su.query(`UPDATE memberships SET status = 'suspended' WHERE org_id = $1 AND user_id = $2`, [org.id, org.users.member.id]);
+    try {
+      const scope = { orgId: org.id, userId: org.users.member.id, actionId: null, taskId: newId(), client: 'worker' as const };
+      await expect(broker.forCall({ id: connectorId, name: 'Slack', credentialScope: 'user', auth: { kind: 'oauth2', authorizationUrl: 'https://x', tokenUrl: 'https://x', clientId: 'c', scopes: [] } }, scope)).rejects.toThrow(/not active/);
+    } finally {
+      await su.query(`UPDATE memberships SET status = 'active' WHERE org_id = $1 AND user_id = $2`, [org.id, org.users.member.id]);
     }
   });
 

@@ -171,9 +171,16 @@ export class CredentialBroker {
   }
 
   private async assertRunning(em: EntityManager, scope: ActionScope, target: CredentialTarget): Promise<void> {
-    // The kill switch refuses decrypts (read in this transaction, never from a cache).
-    const [org] = await em.query('SELECT agents_paused_at FROM orgs WHERE id = $1', [scope.orgId]);
-    if (!org || org.agents_paused_at) throw new ConnectorError('auth_required', `${target.name}: agents are paused in this org (kill switch); no credential is released`, { connector: target.name, paused: true });
+    // The kill switch refuses decrypts, and so does the suspension of the member an agent acts for
+    // (a task's connector session opens before its first action reaches the gate). Read in this
+    // transaction, never from a cache. A reviewer's undo or finishing step (client `rest`) is a
+    // person's act on the member's work: the review itself decides whether the member must be active.
+    const [org]: { paused: boolean; status: string | null }[] = await em.query(
+      'SELECT o.agents_paused_at IS NOT NULL AS paused, m.status FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1',
+      [scope.orgId, scope.userId],
+    );
+    if (!org || org.paused) throw new ConnectorError('auth_required', `${target.name}: agents are paused in this org (kill switch); no credential is released`, { connector: target.name, paused: true });
+    if (scope.client !== 'rest' && org.status !== 'active') throw new ConnectorError('auth_required', `${target.name}: the member this agent acts for is not active (suspended or removed); no credential is released`, { connector: target.name, suspended: true });
   }
 
   private async live(em: EntityManager, orgId: string, connectorId: string, kind: Row['kind'], owner: string | null, lock: boolean): Promise<Row | undefined> {
