@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
-import { type AgentDeps, deliverNotifications, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
+import { type AgentDeps, deliverNotifications, runTask, type ScriptedModelServer, sendMails, startScriptedModelServer } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { crashAfterClaim } from './support/crash';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
@@ -122,6 +122,19 @@ describe('approval notifications (SMTP e-mail and Slack)', () => {
     expect(slack.hooks).toHaveLength(1);
     // Secrets stay out of the outbox rows.
     expect(JSON.stringify(done)).not.toMatch(/approval-slack-secret|smtp-pass/);
+  });
+
+  it("mail goes to the SMTP server's address as checked by the egress rules (a second lookup by the mail client could point elsewhere)", async () => {
+    // A name only the egress check can resolve: were the mail client to look it up again itself, it would fail.
+    const resolver = async (host: string) => (host === 'mail.acme-approvals.example' ? [{ address: '127.0.0.1', family: 4 as const }] : Promise.reject(new Error(`unknown host ${host}`)));
+    const before = smtp.mails.length;
+    await sendMails(
+      { smtp_host: 'mail.acme-approvals.example', smtp_port: smtp.port, smtp_secure: false, smtp_user: 'steward', smtp_from: 'steward@acme.example' },
+      SMTP_PASSWORD,
+      { allowHosts: ['mail.acme-approvals.example'], resolver },
+      [{ to: 'it@acme.example', subject: 'Checked address', text: 'hello' }],
+    );
+    expect(smtp.mails.slice(before).map((m) => m.to)).toEqual([['it@acme.example']]);
   });
 
   it('an approver who asks is not mailed about their own request', async () => {

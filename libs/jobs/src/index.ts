@@ -16,3 +16,4 @@ export * from './incidents/strikes';
 export * from './metrics';
 export * from './incidents/findings';
 export * from './tracing';
+export { sendMails, type ChannelOptions, type MailMessage } from './notifications/senders';

@@ -1,4 +1,5 @@
-import { checkHost, guardedFetch } from '@steward/common';
+import { isIP } from 'node:net';
+import { checkHost, type EgressResolver, guardedFetch } from '@steward/common';
 import { createTransport } from 'nodemailer';
 
 /**
@@ -18,6 +19,8 @@ export interface SmtpSettings {
 export interface ChannelOptions {
   allowHosts: string[];
   timeoutMs?: number;
+  /** Resolves the servers' names (tests; default: the system resolver). */
+  resolver?: EgressResolver;
 }
 
 export interface MailMessage {
@@ -33,12 +36,16 @@ export function smtpConfigured(s: SmtpSettings): boolean {
 /** Sends each message (one per recipient) over one SMTP connection; `onSent` hears each that went out. */
 export async function sendMails(s: SmtpSettings, password: string | undefined, options: ChannelOptions, messages: MailMessage[], onSent?: (to: string) => void): Promise<void> {
   if (!s.smtp_host || !s.smtp_port || !s.smtp_from) throw new Error('no SMTP server configured');
-  await checkHost(s.smtp_host, { allowHosts: options.allowHosts });
+  // Connect to the address checked here (nodemailer would resolve the name again: a second answer
+  // could point inside the network); TLS still verifies the server's certificate for its name.
+  const checked = await checkHost(s.smtp_host, { allowHosts: options.allowHosts, ...(options.resolver ? { resolver: options.resolver } : {}) });
+  const address = checked.addresses[0]?.address ?? s.smtp_host;
   const timeout = options.timeoutMs ?? 10_000;
   const transport = createTransport({
-    host: s.smtp_host,
+    host: address,
     port: s.smtp_port,
     secure: s.smtp_secure,
+    ...(isIP(s.smtp_host) ? {} : { tls: { servername: s.smtp_host } }),
     auth: s.smtp_user ? { user: s.smtp_user, pass: password ?? '' } : undefined,
     connectionTimeout: timeout,
     greetingTimeout: timeout,
