@@ -186,6 +186,24 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       expect(rotated.body.rotatedAt).toEqual(expect.any(String));
       expect((await call('post', `/v1/credentials/${credId}/test`, 'admin')).body.ok).toBe(true);
 
+      // Where the org requires step-up, a credential write needs a fresh second factor (this admin's
+      // password session has none): refused, and nothing changes.
+      const stepUp = (on: boolean) =>
+        h.ds.transaction(async (em) => {
+          await em.query(`SELECT set_config('app.org_id', $1, true)`, [org.id]);
+          await em.query(`UPDATE orgs SET require_step_up = $2 WHERE id = $1`, [org.id, on]);
+        });
+      await stepUp(true);
+      try {
+        for (const [method, path, body] of [['post', `/v1/credentials/${credId}/rotate`, { secret: 'never-stored' }], ['put', '/v1/egress/allow-hosts', { hosts: ['10.9.9.9'] }]] as const) {
+          const refused = await call(method, path, 'admin', body);
+          expect({ path, status: refused.status, code: refused.body.code }).toEqual({ path, status: 403, code: 'step_up_required' });
+        }
+      } finally {
+        await stepUp(false);
+      }
+      expect((await call('post', `/v1/credentials/${credId}/test`, 'admin')).body.ok).toBe(true);
+
       // The org's kill switch refuses every decrypt (and says why), until agents are resumed.
       const pause = (on: boolean) =>
         h.ds.transaction(async (em) => {

@@ -196,7 +196,11 @@ export class ConnectorsService {
         `INSERT INTO connectors (org_id, id, catalog_id, kind, name, url, auth, credential_scope, status, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
         [p.orgId, id, manifest?.id ?? null, kind, name, url ?? null, JSON.stringify(auth), scope, auth.kind === 'none' ? 'active' : 'needs_credential', p.userId],
       );
-      if (clientSecret) await this.credentials.storeClientSecret(em, p, id, clientSecret);
+      if (clientSecret) {
+        // A credential write: the org's step-up applies.
+        await this.access.requireStepUp(em, p);
+        await this.credentials.storeClientSecret(em, p, id, clientSecret);
+      }
       if (kind === 'builtin') {
         // Built-in tools ship with Steward: mapped by their manifest and approved as they are.
         for (const t of manifest!.tools) {
@@ -404,6 +408,7 @@ export class ConnectorsService {
   async setEgressHosts(p: Principal, body: z.infer<typeof EgressHosts>) {
     await this.access.authorize(p, 'update', 'Connector');
     return this.db.inOrg(p, async (em) => {
+      await this.access.requireStepUp(em, p);
       const before: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [p.orgId]);
       const hosts = [...new Set(body.hosts)].sort();
       await em.query('DELETE FROM egress_allow_hosts WHERE org_id = $1', [p.orgId]);

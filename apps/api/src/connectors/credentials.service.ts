@@ -214,6 +214,7 @@ export class CredentialsService {
       if (!connector) throw AppError.notFound('connector');
       const scope = body.scope ?? connector.credential_scope;
       await this.assertMaySet(p, connector, scope);
+      await this.access.requireStepUp(em, p);
       if (connector.auth.kind !== 'api_key') {
         throw AppError.conflict(connector.auth.kind === 'oauth2' ? 'This connector uses OAuth: connect it with POST /v1/connectors/{id}/oauth/start.' : 'This connector takes no credential.');
       }
@@ -244,6 +245,7 @@ export class CredentialsService {
       if (!r) throw AppError.notFound('credential');
       await this.assertOnRecord(p, 'rotate', r);
       if (r.status === 'revoked') throw AppError.conflict('The credential is revoked: set a new one.');
+      await this.access.requireStepUp(em, p);
       return r;
     });
     if (row.kind === 'oauth2') {
@@ -440,6 +442,7 @@ export class CredentialsService {
       if (!connector) throw AppError.notFound('connector');
       const scope = body.scope ?? connector.credential_scope;
       await this.assertMaySet(p, connector, scope);
+      await this.access.requireStepUp(em, p);
       if (connector.auth.kind !== 'oauth2') throw AppError.conflict('This connector does not use OAuth.');
       const a = connector.auth;
       const req = await authorizationRequest({ authorizationUrl: a.authorizationUrl, tokenUrl: a.tokenUrl, clientId: a.clientId, scopes: a.scopes }, body.redirectUri);
