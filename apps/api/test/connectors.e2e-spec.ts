@@ -330,6 +330,11 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       expect(set.status).toBe(201);
       expect(set.body.userId).toBe(org.users.member.id);
       expect((await call('post', `/v1/connectors/${res.body.id}/credentials`, 'member', { scope: 'org', secret: 'x' })).status).toBe(400);
+      // A secret a header cannot carry is refused as such, and not quoted back.
+      const broken = await call('post', `/v1/credentials/${set.body.id}/rotate`, 'member', { secret: 'key-with\r\nInjected: header' });
+      expect(broken.status).toBe(400);
+      expect(broken.body.errors).toEqual([expect.objectContaining({ path: 'secret', message: expect.stringMatching(/control characters/) })]);
+      expect(JSON.stringify(broken.body)).not.toContain('key-with');
       // The admin sees the member's credential's metadata and may revoke it, but never reads it.
       expect((await call('get', `/v1/credentials?connectorId=${res.body.id}`, 'admin')).body.items).toHaveLength(1);
       mcp.acceptTokens = new Set();

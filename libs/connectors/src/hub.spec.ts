@@ -178,6 +178,14 @@ describe('remote MCP servers over Streamable HTTP', () => {
     expect((await failure(client.callTool('company_profile', { ticker: 7 }))).code).toBe('bad_arguments');
   });
 
+  it('a credential a header cannot carry fails the call without being quoted in the error', async () => {
+    const client = await hub.addRemote('broken-key', { url: `${remote.url}/mcp`, headers: () => ({ authorization: 'Bearer secret-part\nmore' }), egress: LOOPBACK }).catch((err: unknown) => err);
+    const err = client instanceof ConnectorError ? client : await hub.callTool('broken-key', 'factset.lookup', {}).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConnectorError);
+    expect((err as ConnectorError).code).toBe('auth_required');
+    expect((err as Error).message).not.toContain('secret-part');
+  });
+
   it('refuses an oversized result', async () => {
     const client = await hub.addRemote('big', { url: `${remote.url}/mcp`, headers: { authorization: 'Bearer good-token' }, egress: LOOPBACK, maxResultBytes: 10_000 });
     await expect(client.callTool('dump', { bytes: 100 })).resolves.toMatchObject({ text: 'y'.repeat(100) });

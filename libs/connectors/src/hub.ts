@@ -196,7 +196,14 @@ export class ConnectorClient {
     const tooLarge = () => ref.client?.abortAll(new ConnectorError('result_too_large', `${id}: the result is larger than ${limits.maxResultBytes} bytes`, { connector: id }));
     const fetchFn = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
       const headers = new Headers(init.headers);
-      for (const [k, v] of Object.entries((typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {})) headers.set(k, v);
+      for (const [k, v] of Object.entries((typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {})) {
+        // A header value the HTTP stack refuses would be quoted in its error: a credential must never be.
+        try {
+          headers.set(k, v);
+        } catch {
+          throw new ConnectorError('auth_required', `${id}: the credential cannot be sent in the ${k} header (it holds characters a header may not); set it again`, { connector: id });
+        }
+      }
       // A GET that resumes a stream: the server closed a call's stream before its answer (SEP-1699).
       const resuming = headers.get('last-event-id');
       if (resuming && (init.method ?? 'GET').toUpperCase() === 'GET') ref.client?.resumed(resuming);

@@ -3,6 +3,9 @@ import { extractSchema } from '@steward/connectors';
 import { z } from 'zod';
 import { secretInput, Timestamp, Uuid } from '../core/schemas';
 
+/** A secret sent in an HTTP header: no control characters (a header cannot hold them). */
+const headerSecret = secretInput(1, 4096).refine((v) => ![...v].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f), { message: 'must not contain control characters (line breaks, tabs, NUL)' });
+
 const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2000);
 const Text = (max: number) => z.string().max(max);
 export const ActionTypeName = z.enum(ACTION_TYPE_NAMES as [string, ...string[]]);
@@ -150,9 +153,9 @@ export const SetCredentialBody = z.strictObject({
   /** "org": the connector's shared credential (admins); "user": the caller's own. Default: the connector's scope. */
   scope: z.enum(['org', 'user']).optional(),
   /** Write-only: an API key or token. Never returned, logged or audited. */
-  secret: secretInput(1, 4096),
+  secret: headerSecret,
 });
-export const RotateCredentialBody = z.strictObject({ secret: secretInput(1, 4096).optional() });
+export const RotateCredentialBody = z.strictObject({ secret: headerSecret.optional() });
 
 export const CredentialView = z.strictObject({
   id: Uuid,
