@@ -43,7 +43,7 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
   };
 
   beforeAll(async () => {
-    h = await startHarness({ resolver });
+    h = await startHarness({ resolver, env: { STEWARD_CONSOLE_URL: 'https://console.acme.example' } });
     org = await seedOrg(h.ds, 'acme');
     for (const role of ['owner', 'admin', 'security', 'auditor', 'member'] as const) cookie[role] = await login(h, org.users[role].email);
     mcp = await startFakeMcp(
@@ -246,6 +246,10 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       expect(res.body.auth).toEqual({ kind: 'oauth2', authorizationUrl: as.authorizationUrl, tokenUrl: as.tokenUrl, revocationUrl: null, clientId: as.clientId, scopes: ['read'], hasClientSecret: true });
       id = res.body.id;
 
+      // The code comes back only to this deployment's console.
+      const elsewhere = await call('post', `/v1/connectors/${id}/oauth/start`, 'member', { redirectUri: 'https://evil.example/cb' });
+      expect(elsewhere.status).toBe(400);
+      expect(elsewhere.body.errors).toEqual([expect.objectContaining({ path: 'redirectUri' })]);
       const started = await call('post', `/v1/connectors/${id}/oauth/start`, 'member', { redirectUri });
       expect(started.status).toBe(200);
       const url = new URL(started.body.authorizationUrl);

@@ -118,6 +118,21 @@ export class CredentialsService {
     this.keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
   }
 
+  /**
+   * The authorization code comes back only to this deployment's own console (or API): the origin
+   * of STEWARD_CONSOLE_URL or STEWARD_PUBLIC_URL, or a loopback address outside production (or
+   * when no public URL is set). Another address could collect a colleague's code where a
+   * provider's redirect registration is loose.
+   */
+  private assertOwnRedirect(redirectUri: string): void {
+    const url = new URL(redirectUri);
+    const own = [this.config.STEWARD_CONSOLE_URL, this.config.STEWARD_PUBLIC_URL].filter((u): u is string => !!u).map((u) => new URL(u).origin.toLowerCase());
+    const loopback = (this.config.NODE_ENV !== 'production' || !this.config.STEWARD_PUBLIC_URL) && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname.toLowerCase());
+    if (!own.includes(url.origin.toLowerCase()) && !loopback) {
+      throw AppError.validation([{ path: 'redirectUri', message: `must be on this deployment's console (${own.join(', ') || 'set STEWARD_CONSOLE_URL'})` }]);
+    }
+  }
+
   /** Egress options of an org: the operator's allowlist plus the hosts the org's admins allowed. */
   async egressFor(em: EntityManager, orgId: string): Promise<EgressOptions> {
     const rows: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [orgId]);
@@ -444,6 +459,7 @@ export class CredentialsService {
       await this.assertMaySet(p, connector, scope);
       await this.access.requireStepUp(em, p);
       if (connector.auth.kind !== 'oauth2') throw AppError.conflict('This connector does not use OAuth.');
+      this.assertOwnRedirect(body.redirectUri);
       const a = connector.auth;
       const req = await authorizationRequest({ authorizationUrl: a.authorizationUrl, tokenUrl: a.tokenUrl, clientId: a.clientId, scopes: a.scopes }, body.redirectUri);
       const id = newId();

@@ -476,13 +476,13 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   },
   'POST /v1/connectors/{id}/tools/{name}/hold': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c)}/tools/lookup/hold`, body: { reason: 'under review' } }),
   'POST /v1/connectors/{id}/credentials': async (c) => ({ path: `/v1/connectors/${await newRemoteConnector(c, 'user')}/credentials`, body: { secret: `fixture-key-${rnd()}` } }),
-  'POST /v1/connectors/{id}/oauth/start': async (c) => ({ path: `/v1/connectors/${await newOAuthConnector(c)}/oauth/start`, body: { redirectUri: 'https://console.example.com/oauth/callback' } }),
+  'POST /v1/connectors/{id}/oauth/start': async (c) => ({ path: `/v1/connectors/${await newOAuthConnector(c)}/oauth/start`, body: { redirectUri: 'http://localhost:3000/connectors/callback' } }),
   'POST /v1/oauth/callback': async (c) => {
     const { as } = await fakesOf(c.h);
     const connector = await newOAuthConnector(c);
     // Roles that may not connect get a state someone else started (refused as not theirs).
-    let res = await c.h.http.post(`/v1/connectors/${connector}/oauth/start`).set('Cookie', c.cookie).send({ redirectUri: 'https://console.example.com/oauth/callback' });
-    if (res.status !== 200) res = await c.h.http.post(`/v1/connectors/${connector}/oauth/start`).set('Cookie', c.ownerCookie).send({ redirectUri: 'https://console.example.com/oauth/callback' });
+    let res = await c.h.http.post(`/v1/connectors/${connector}/oauth/start`).set('Cookie', c.cookie).send({ redirectUri: 'http://localhost:3000/connectors/callback' });
+    if (res.status !== 200) res = await c.h.http.post(`/v1/connectors/${connector}/oauth/start`).set('Cookie', c.ownerCookie).send({ redirectUri: 'http://localhost:3000/connectors/callback' });
     const started = await ok<{ authorizationUrl: string }>(res, 200, 'oauth start');
     return { path: '/v1/oauth/callback', body: await as.consent(started.authorizationUrl) };
   },
