@@ -3,8 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { AuditKeyring } from '@steward/audit';
-import { createLogger } from '@steward/common';
-import { inOrg } from '@steward/db';
+import { createLogger, newId } from '@steward/common';
+import { inOrg, Membership, User } from '@steward/db';
 import { startScriptedModelServer, startWorkerRuntime, type ScriptedModelServer, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
@@ -198,7 +198,20 @@ describe('SCIM 2.0 provisioning', () => {
       const off = await scim('patch', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'Replace', path: 'active', value: 'False' }] });
       expect(off.status).toBe(200);
       expect(off.body.active).toBe(false);
+      // An MCP client the person authorised holds a refresh token (30 days).
+      const [{ user_id: daveUser }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT user_id FROM memberships WHERE org_id = $1 AND id = $2`, [org.id, id]));
+      const clientId = `client-${newId()}`;
+      await inOrg(h.ds, { orgId: org.id }, async (em) => {
+        await em.query(`INSERT INTO mcp_oauth_clients (id, client_name, redirect_uris) VALUES ($1, 'Desktop agent', '{http://127.0.0.1:3334/cb}')`, [clientId]);
+        await em.query(
+          `INSERT INTO mcp_refresh_tokens (org_id, id, family_id, user_id, client_id, token_hash, resource, scope, expires_at) VALUES ($1, $2, $2, $3, $4, $5, 'https://steward.acme.example/mcp', 'mcp', now() + interval '30 days')`,
+          [org.id, newId(), daveUser, clientId, Buffer.from(newId())],
+        );
+      });
       expect((await scim('delete', `/Users/${id}`)).status).toBe(204);
+      // Deprovisioned: the client's tokens are revoked, so a later provisioning of the person does not bring it back.
+      const live = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM mcp_refresh_tokens WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [org.id, daveUser]));
+      expect(live[0].n).toBe(0);
       const gone = await scim('get', `/Users/${id}`);
       expect(gone.status).toBe(404);
       expect(gone.headers['content-type']).toMatch(/application\/scim\+json/);
@@ -241,6 +254,15 @@ describe('SCIM 2.0 provisioning', () => {
     }
     const all = await scim('get', '/Users?count=200');
     expect(JSON.stringify(all.body)).not.toContain('globex');
+    // An account that signs in to another org is not this identity provider's to claim (it joins by invitation).
+    const erinId = newId();
+    await inOrg(h.ds, { orgId: other.id, userId: erinId }, async (em) => {
+      await em.insert(User, { id: erinId, email: 'erin@acme.example', name: 'Erin', passwordHash: null, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
+      await em.insert(Membership, { id: newId(), orgId: other.id, userId: erinId, status: 'active', suspendedAt: null, suspendedReason: null });
+    });
+    const claimed = await scim('post', '/Users', { schemas: [USER], userName: 'erin@acme.example', name: { givenName: 'Erin', familyName: 'E' }, emails: [{ primary: true, value: 'erin@acme.example' }], active: true });
+    expect({ status: claimed.status, scimType: claimed.body.scimType }).toEqual({ status: 409, scimType: 'uniqueness' });
+    expect((await filter('Users', 'userName eq "erin@acme.example"')).body.totalResults).toBe(0);
   });
 
   it('a deprovisioned person loses agent access at once: their queued task is refused at its next action, their session ends', async () => {

@@ -1,4 +1,5 @@
-import { inOrg } from '@steward/db';
+import { newId } from '@steward/common';
+import { inOrg, Membership, User } from '@steward/db';
 import { type Harness, login, PASSWORD, type SeededOrg, seedOrg, startHarness } from './support/harness';
 import { browseUntil, startIdp, type TestIdp } from './support/oidc';
 
@@ -158,6 +159,34 @@ describe('SSO (OpenID Connect per org)', () => {
     await idp.setAccount('okta|alice', { email: 'alice@acme.example', name: 'Alice Analyst', groups: [] });
     await signIn('alice@acme.example');
     expect((await h.http.patch('/v1/org').set('Cookie', owner).send({ passwordSignIn: true })).status).toBe(200);
+  });
+
+  it("does not claim an account that exists outside this org, and its sessions do not open the person's other orgs", async () => {
+    // Carol signs in to another org with her password; this org's provider has an account with her address.
+    const globex = await seedOrg(h.ds, 'globex');
+    const carolId = newId();
+    await inOrg(h.ds, { orgId: globex.id, userId: carolId }, async (em) => {
+      await em.insert(User, { id: carolId, email: 'carol@acme.example', name: 'Carol', passwordHash: null, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
+      await em.insert(Membership, { id: newId(), orgId: globex.id, userId: carolId, status: 'active', suspendedAt: null, suspendedReason: null });
+    });
+    await idp.setAccount('okta|carol', { email: 'carol@acme.example', email_verified: true, name: 'Carol', groups: [] });
+    const { url, binding } = await start({ email: 'carol@acme.example' });
+    const refused = await callback(await browseUntil(url, CALLBACK), binding);
+    expect(refused.status).toBe(403);
+    expect(refused.body.detail).toMatch(/exists already/);
+    expect(refused.headers['set-cookie'] ?? []).not.toEqual(expect.arrayContaining([expect.stringMatching(/^steward_session=sts_/)]));
+
+    // A member of this org (by invitation, with a password) who belongs to globex too: SSO links and signs them in
+    // here, but that session cannot move to globex; their password session can.
+    const member = org.users.member;
+    await inOrg(h.ds, { orgId: globex.id, userId: member.id }, (em) => em.insert(Membership, { id: newId(), orgId: globex.id, userId: member.id, status: 'active', suspendedAt: null, suspendedReason: null }));
+    await idp.setAccount('okta|member', { email: member.email, email_verified: true, name: 'Member', groups: [] });
+    const viaSso = await signIn(member.email);
+    const moved = await h.http.post('/v1/auth/switch-org').set('Cookie', viaSso).send({ org: globex.slug });
+    expect(moved.status).toBe(403);
+    expect(moved.body.detail).toMatch(/single sign-on, which speaks for this org only/);
+    const viaPassword = await login(h, member.email, { org: 'acme' });
+    expect((await h.http.post('/v1/auth/switch-org').set('Cookie', viaPassword).send({ org: globex.slug })).status).toBe(200);
   });
 
   it('keeps the client secret and tokens out of logs and the audit trail', async () => {

@@ -110,6 +110,7 @@ export class AuthService {
     actor: AuditActor,
     payload: Record<string, unknown>,
     before?: (em: EntityManager) => Promise<void>,
+    provenBy: 'password' | 'sso' = 'password',
   ): Promise<{ token: string; view: z.infer<typeof SessionView> }> {
     const token = newToken(TokenPrefix.Session);
     const view = await this.db.inOrg({ orgId, userId }, async (em) => {
@@ -124,6 +125,7 @@ export class AuthService {
         revokedAt: null,
         sourceIp: meta.sourceIp?.slice(0, 64) ?? null,
         userAgent: meta.userAgent?.slice(0, 300) ?? null,
+        provenBy,
       });
       await em.insert(Session, session);
       await this.audit.record(em, actor, { action: 'auth.login', targetType: 'Session', targetId: session.id, payload });
@@ -209,6 +211,11 @@ export class AuthService {
     if (!target) throw AppError.notFound('org');
     if (target.org_id === p.orgId) throw AppError.conflict('This session is already in that org.');
     if (target.status !== 'active') throw AppError.forbidden('Your membership of that org is suspended.');
+    // An org's identity provider speaks for that org only: its session does not open the person's other orgs.
+    const [current]: { proven_by: string }[] = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) => em.query('SELECT proven_by FROM sessions WHERE org_id = $1 AND id = $2', [p.orgId, p.credentialId]));
+    if (current?.proven_by !== 'password') {
+      throw new AppError(403, ErrorCode.Forbidden, 'Sign in there', "This session was opened through this org's single sign-on, which speaks for this org only: sign in to that org with its own sign-in.");
+    }
     const passwordSignIn = await this.db.inOrg({ orgId: target.org_id, userId: p.userId }, async (em) => (await em.findOneBy(Org, { id: target.org_id }))?.passwordSignIn ?? true);
     if (!passwordSignIn) throw new AppError(403, ErrorCode.Forbidden, 'Use single sign-on', 'That org signs in through its identity provider: sign in there with SSO.');
     await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {

@@ -6,6 +6,7 @@ import { AccessService } from '../access/access.service';
 import { type AuditActor, AuditService } from '../audit/audit.service';
 import type { Principal, ScimCaller } from '../auth/principal';
 import { Db } from '../core/db.service';
+import { accountOwnedElsewhere } from '../auth/account-ownership';
 import { CONFIG } from '../core/tokens';
 import { Boolish, type CreateScimTokenBody, SCIM, type ScimGroupBody, type ScimListQuery, type ScimPatchBody, type ScimUserBody } from './scim.schemas';
 
@@ -190,9 +191,13 @@ export class ScimService {
     const email = want.email!;
     const [existing]: { user_id: string }[] = await this.db.outsideOrg((em) => em.query('SELECT user_id FROM steward_auth_user_by_email($1)', [email]));
     const userId = existing?.user_id ?? newId();
+    const ownedElsewhere = !!existing && (await accountOwnedElsewhere(this.db, email, c.orgId));
     return this.db.inOrg({ orgId: c.orgId, userId }, async (em) => {
       await this.assertDomain(em, c.orgId, email);
       if (await em.countBy(Membership, { orgId: c.orgId, userId })) throw new ScimError(409, 'uniqueness', `A user with userName ${email} exists.`);
+      // An account that is somebody's own (a password or second factor of its own, or another org)
+      // is not this identity provider's to claim: it joins by invitation, accepted with its password.
+      if (ownedElsewhere) throw new ScimError(409, 'uniqueness', `An account with userName ${email} exists outside this org: invite it (POST /v1/invitations), then link it here.`);
       if (want.externalId && (await this.userRows(em, c.orgId, 'm.scim_external_id = $2', [want.externalId])).length) {
         throw new ScimError(409, 'uniqueness', 'A user with that externalId exists.');
       }
@@ -326,6 +331,9 @@ export class ScimService {
       const row = await this.loadUser(em, c.orgId, id);
       await em.query(`UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [c.orgId, row.user_id]);
       await em.query(`UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [c.orgId, row.user_id]);
+      // MCP clients' tokens too: were the person provisioned again, an old client would not come back with them.
+      await em.query(`UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [c.orgId, row.user_id]);
+      await em.query(`UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [c.orgId, row.user_id]);
       await em.delete(GroupMember, { orgId: c.orgId, userId: row.user_id });
       await em.delete(RoleAssignment, { orgId: c.orgId, userId: row.user_id });
       await em.query(`DELETE FROM sso_identities WHERE org_id = $1 AND user_id = $2`, [c.orgId, row.user_id]);

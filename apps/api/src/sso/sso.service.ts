@@ -9,6 +9,7 @@ import { AccessService } from '../access/access.service';
 import { type AuditActor, AuditService } from '../audit/audit.service';
 import { AuthService, type RequestMeta } from '../auth/auth.service';
 import type { Principal } from '../auth/principal';
+import { accountOwnedElsewhere } from '../auth/account-ownership';
 import { Db } from '../core/db.service';
 import { CONFIG, EGRESS_RESOLVER, REDIS } from '../core/tokens';
 import type { PutSsoConfigBody, SsoCallbackQuery, SsoConfigView, SsoStartBody } from './sso.schemas';
@@ -261,10 +262,12 @@ export class SsoService {
     );
     let userId = linked[0]?.user_id;
     let createdUser = false;
+    let ownedElsewhere = false;
     if (!userId) {
       const [existing]: { user_id: string }[] = await this.db.outsideOrg((em) => em.query('SELECT user_id FROM steward_auth_user_by_email($1)', [email]));
       userId = existing?.user_id ?? newId();
       createdUser = !existing;
+      ownedElsewhere = !!existing && (await accountOwnedElsewhere(this.db, email, org.id));
     }
     const uid = userId;
     const outcome = { joined: false, added: [] as string[], removed: [] as string[] };
@@ -275,6 +278,13 @@ export class SsoService {
     if (suspended) return fail('suspended', 'Your membership of this org is suspended.', 403);
 
     const actor: AuditActor = { orgId: org.id, actorType: 'user', actorId: uid, client: 'console', sourceIp: meta.sourceIp, requestId: meta.requestId };
+    // An account that exists already and is somebody's own (it has a password or a second factor,
+    // or belongs to another org) is linked only when it is a member of this org (it accepted an
+    // invitation with its password): this org's identity provider cannot claim it.
+    if (ownedElsewhere) {
+      const member = await this.db.inOrg({ orgId: org.id, userId: uid }, (em) => em.countBy(Membership, { orgId: org.id, userId: uid }));
+      if (!member) return fail('existing_account', 'An account with this email exists already: an admin of this org invites it (accepted with its password), then single sign-on links it.', 403);
+    }
     const session = await this.auth.openSession(org.id, uid, null, meta, actor, { method: 'sso', issuer: row.issuer, outcome }, async (em) => {
       if (createdUser) {
         await em.insert(User, { id: uid, email, name, passwordHash: null, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
@@ -298,7 +308,7 @@ export class SsoService {
           payload: { createdUser, joined: outcome.joined, role: outcome.joined ? row.default_role : undefined, groupsAdded: outcome.added, groupsRemoved: outcome.removed },
         });
       }
-    });
+    }, 'sso');
     return { ...session, returnTo: pending.returnTo && SSO_RETURN_PATH.test(pending.returnTo) ? pending.returnTo : undefined };
   }
 

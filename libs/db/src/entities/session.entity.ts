@@ -38,6 +38,10 @@ export class Session {
   @Column({ name: 'revoked_at', type: 'timestamptz', nullable: true })
   revokedAt!: Date | null;
 
+  /** What proved the person at sign-in: their password, or this org's single sign-on (which speaks for this org only). */
+  @Column({ name: 'proven_by', type: 'varchar', length: 16, default: 'password' })
+  provenBy!: 'password' | 'sso';
+
   @Column({ name: 'source_ip', type: 'varchar', length: 64, nullable: true })
   sourceIp!: string | null;
 

@@ -31,6 +31,7 @@ import { GatewayOutcomeUnknown1765756800000 } from './1765756800000-gateway-outc
 import { OutcomeSweepCursor1765843200000 } from './1765843200000-outcome-sweep-cursor';
 import { AutomaticStrikesLock1765843200001 } from './1765843200001-automatic-strikes-lock';
 import { TaskKeysRotation1765843200002 } from './1765843200002-task-keys-rotation';
+import { SessionProof1765843200003 } from './1765843200003-session-proof';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -67,4 +68,5 @@ export const MIGRATIONS = [
   OutcomeSweepCursor1765843200000,
   AutomaticStrikesLock1765843200001,
   TaskKeysRotation1765843200002,
+  SessionProof1765843200003,
 ];
