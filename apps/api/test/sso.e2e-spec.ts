@@ -185,6 +185,9 @@ describe('SSO (OpenID Connect per org)', () => {
     const moved = await h.http.post('/v1/auth/switch-org').set('Cookie', viaSso).send({ org: globex.slug });
     expect(moved.status).toBe(403);
     expect(moved.body.detail).toMatch(/single sign-on, which speaks for this org only/);
+    // Nor does it set the account's second factor (that would lock its password sign-in everywhere).
+    const enrol = await h.http.post('/v1/auth/totp/enroll').set('Cookie', viaSso).send({});
+    expect(enrol.status).toBe(403);
     const viaPassword = await login(h, member.email, { org: 'acme' });
     expect((await h.http.post('/v1/auth/switch-org').set('Cookie', viaPassword).send({ org: globex.slug })).status).toBe(200);
   });

@@ -256,6 +256,10 @@ export class AuthService {
     return this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (user.totpEnabledAt) throw AppError.conflict('An authenticator is already enrolled; disable it first.');
+      // An account with a password of its own gets its second factor from a session its password
+      // opened: an org's single sign-on speaks for that org only, not for the person's account.
+      const [current]: { proven_by: string }[] = await em.query('SELECT proven_by FROM sessions WHERE org_id = $1 AND id = $2', [p.orgId, p.credentialId]);
+      if (user.passwordHash && current?.proven_by === 'sso') throw AppError.forbidden('Enrol an authenticator from a session opened with your password (this one was opened through single sign-on).');
       const secret = newTotpSecret();
       await em.update(User, { id: user.id }, { totpSecretSealed: this.box.seal(secret, this.totpAad(user.id)) });
       await this.audit.record(em, p, { action: 'auth.totp_enroll_start', targetType: 'User', targetId: user.id });
