@@ -109,6 +109,12 @@ describe('identity', () => {
       expect(first.body.mfa.verifiedAt).not.toBeNull();
       const replay = await h.http.post('/v1/auth/login').send({ email, password: PASSWORD, totpCode: code });
       expect(replay.status).toBe(401);
+      // The same fresh code sent twice at the same moment signs in once.
+      const v = await totpUser(ctx());
+      const vEmail = (await h.http.get('/v1/auth/session').set('Cookie', v.cookie)).body.user.email;
+      const fresh = await v.code(1);
+      const both = await Promise.all([0, 1].map(() => h.http.post('/v1/auth/login').send({ email: vEmail, password: PASSWORD, totpCode: fresh })));
+      expect(both.map((r) => r.status).sort()).toEqual([200, 401]);
     });
 
     it('stores the TOTP secret sealed, not in clear', async () => {

@@ -97,6 +97,8 @@ describe('erasure of one person (crypto-shredding, real PostgreSQL)', () => {
     // Alice's events after the erasure are sealed under a fresh key, readable again.
     const later = await send(org, alice, 'alice', 4);
     expect((await readAll(org))[later]).toBe(canary('alice', 4));
+    // Erased again: one key this time (this month's), and the count says so.
+    expect(await eraseSubject(ds, keyring, org, alice, 'second request')).toMatchObject({ subject: alice, keysDestroyed: 1 });
   });
 
   it('is refused while a legal hold covers the person or the org, and changes nothing', async () => {

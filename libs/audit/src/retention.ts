@@ -1,5 +1,5 @@
 import type { DataSource, EntityManager } from 'typeorm';
-import { inOrg } from '@steward/db';
+import { inOrg, queryReturning } from '@steward/db';
 import { newId } from '@steward/common';
 import type { CanonicalEvent } from './event';
 import { type AuditKeyring, monthOf } from './keyring';
@@ -179,7 +179,7 @@ export class ErasureBlockedError extends Error {
 export async function eraseSubjectIn(em: EntityManager, orgId: string, subject: string, requestedBy: string | null): Promise<Erasure> {
   const holds: { id: string }[] = await em.query('SELECT id FROM legal_holds WHERE org_id = $1 AND released_at IS NULL AND (user_id IS NULL OR user_id::text = $2)', [orgId, subject]);
   if (holds.length) throw new ErasureBlockedError(holds.map((h) => h.id));
-  const destroyed: unknown[] = await em.query('UPDATE audit_keys SET wrapped = NULL, destroyed_at = now() WHERE org_id = $1 AND subject = $2 AND wrapped IS NOT NULL RETURNING month', [
+  const destroyed = await queryReturning(em, 'UPDATE audit_keys SET wrapped = NULL, destroyed_at = now() WHERE org_id = $1 AND subject = $2 AND wrapped IS NOT NULL RETURNING month', [
     orgId,
     subject,
   ]);

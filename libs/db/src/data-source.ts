@@ -85,3 +85,13 @@ export async function outsideOrg<T>(dataSource: DataSource, work: (em: EntityMan
     return work(em);
   });
 }
+
+/**
+ * The rows of an INSERT/UPDATE/DELETE ... RETURNING. TypeORM's PostgreSQL driver answers an UPDATE
+ * or DELETE with `[rows, affectedCount]` (a SELECT or INSERT with the rows alone): read
+ * `.length` of its raw answer and it is always 2.
+ */
+export async function queryReturning<T = Record<string, unknown>>(em: { query(sql: string, params?: unknown[]): Promise<unknown> }, sql: string, params: unknown[]): Promise<T[]> {
+  const r = await em.query(sql, params);
+  return (Array.isArray(r) && r.length === 2 && Array.isArray(r[0]) && typeof r[1] === 'number' ? r[0] : r) as T[];
+}

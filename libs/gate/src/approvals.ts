@@ -1,7 +1,7 @@
 import type { DataSource } from 'typeorm';
 import { type AuditKeyring, type Client, prepareEvent } from '@steward/audit';
 import { newId } from '@steward/common';
-import { inOrg } from '@steward/db';
+import { inOrg, queryReturning } from '@steward/db';
 import type { Level } from '@steward/policy';
 
 /**
@@ -67,7 +67,7 @@ export async function redeemApproval(ds: DataSource, keyring: AuditKeyring, r: R
       : 'executing';
     if (result === 'executing') {
       await em.query(`UPDATE approvals SET state = 'used', used_at = now() WHERE org_id = $1 AND id = $2`, [r.orgId, a.id]);
-      const moved: unknown[] = await em.query(`UPDATE task_actions SET state = 'executing' WHERE org_id = $1 AND id = $2 AND state = 'awaiting_approval' RETURNING id`, [r.orgId, r.actionId]);
+      const moved = await queryReturning(em, `UPDATE task_actions SET state = 'executing' WHERE org_id = $1 AND id = $2 AND state = 'awaiting_approval' RETURNING id`, [r.orgId, r.actionId]);
       if (!moved.length) return 'approval_used';
     } else {
       const next = result === 'expired' ? 'expired' : result === 'forbidden' || result === 'approval_mismatch' ? 'void' : a.state;

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppError, type Config, ErrorCode, hashToken, newId, newToken, SecretBox, TokenPrefix, totpAad } from '@steward/common';
-import { ApiKey, type EntityManager, Org, Session, User } from '@steward/db';
+import { ApiKey, type EntityManager, Org, queryReturning, Session, User } from '@steward/db';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import { type AuditActor, AuditService } from '../audit/audit.service';
@@ -90,8 +90,8 @@ export class AuthService {
         throw new AppError(401, ErrorCode.MfaRequired, 'Second factor required', 'Enter the 6-digit code from your authenticator app.');
       }
       const step = await this.verifyCode(row, body.totpCode);
-      if (step === null) return fail('totp', new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.'));
-      await this.db.inOrg({ orgId: chosen.org_id, userId: row.user_id }, (em) => em.update(User, { id: row.user_id }, { totpLastStep: String(step) }));
+      const used = step !== null && (await this.db.inOrg({ orgId: chosen.org_id, userId: row.user_id }, (em) => this.useStep(em, row.user_id, step)));
+      if (!used) return fail('totp', new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.'));
       mfaAt = new Date();
     }
 
@@ -132,6 +132,12 @@ export class AuthService {
       return this.describe(em, orgId, userId, 'session', mfaAt, session.expiresAt);
     });
     return { token, view };
+  }
+
+  /** Uses a code's time step once: false when it (or a later one) was used meanwhile, by a request at the same moment too. */
+  private async useStep(em: EntityManager, userId: string, step: number): Promise<boolean> {
+    const rows = await queryReturning(em, `UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2) RETURNING id`, [userId, step]);
+    return rows.length > 0;
   }
 
   private async verifyCode(row: Pick<UserAuthRow, 'user_id' | 'totp_secret_sealed' | 'totp_last_step'>, code: string): Promise<number | null> {
@@ -239,11 +245,10 @@ export class AuthService {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('Enrol an authenticator first (POST /v1/auth/totp/enroll).');
       const step = await this.verifyCode({ user_id: user.id, totp_secret_sealed: user.totpSecretSealed, totp_last_step: user.totpLastStep }, code);
-      if (step === null) {
+      if (step === null || !(await this.useStep(em, user.id, step))) {
         await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId, outcome: 'failure' });
         return 'failed' as const;
       }
-      await em.update(User, { id: user.id }, { totpLastStep: String(step) });
       await em.update(Session, { orgId: p.orgId, id: p.credentialId }, { mfaAt: new Date() });
       await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId });
       return 'ok' as const;

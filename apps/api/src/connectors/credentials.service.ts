@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, newId, UUID_PATTERN } from '@steward/common';
-import type { EntityManager } from '@steward/db';
+import { type EntityManager, queryReturning } from '@steward/db';
 import {
   authorizationRequest,
   ConfigKeyProvider,
@@ -89,12 +89,6 @@ function view(r: CredentialRow): z.infer<typeof CredentialView> {
     lastUsedAt: iso(r.last_used_at),
     revokedAt: iso(r.revoked_at),
   };
-}
-
-/** TypeORM answers an UPDATE ... RETURNING with [rows, affected]. */
-async function updateReturning<T>(em: EntityManager, sql: string, params: unknown[]): Promise<T[]> {
-  const r = await em.query(sql, params);
-  return (Array.isArray(r) && Array.isArray(r[0]) ? r[0] : r) as T[];
 }
 
 const reauth = (detail: string) => new AppError(409, ErrorCode.ReauthorizationRequired, 'Re-authorisation required', detail);
@@ -270,7 +264,7 @@ export class CredentialsService {
       if (body.secret === undefined) throw AppError.validation([{ path: 'secret', message: 'the new secret is required' }]);
       const s = await this.seal(p.orgId, row.connector_id, row.id, body.secret);
       await this.db.inOrg(p, async (em) => {
-        const updated = await updateReturning(
+        const updated = await queryReturning(
           em,
           `UPDATE credentials SET sealed = $3, wrapped_key = $4, status = 'active', last_error = NULL, rotated_at = now() WHERE org_id = $1 AND id = $2 AND status <> 'revoked' RETURNING id`,
           [p.orgId, row.id, s.sealed, s.wrappedKey],
@@ -480,7 +474,7 @@ export class CredentialsService {
     const refused = () => AppError.validation([{ path: 'state', message: 'unknown, expired or already used; start the authorisation again' }]);
     // Spend the state first (single use), whatever happens next.
     const state = await this.db.inOrg(p, async (em) => {
-      const [row] = await updateReturning(
+      const [row] = await queryReturning(
         em,
         `UPDATE oauth_states SET used_at = now() WHERE org_id = $1 AND state_hash = $2 AND user_id = $3 AND used_at IS NULL AND expires_at > now()
          RETURNING id, connector_id, scope, redirect_uri, verifier_sealed, wrapped_key`,

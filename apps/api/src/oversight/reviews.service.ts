@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { AppError, type Config, type Logger, UUID_PATTERN } from '@steward/common';
 import { ConnectorError, ConnectorHub } from '@steward/connectors';
 import { actionScope, CredentialBroker } from '@steward/gate';
-import type { EntityManager } from '@steward/db';
+import { type EntityManager, queryReturning } from '@steward/db';
 import { addTaskConnectors, appendEvents, refuseServerRequests } from '@steward/jobs';
 import { type ActionType, compilePolicy, decideRecorded, type PolicyDocument, type RecordedFacts, subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
@@ -193,7 +193,7 @@ export class ReviewsService {
         [p.orgId, taskId],
       );
       if (left === 0) {
-        const completed: unknown[] = await em.query(`UPDATE tasks SET state = 'completed', updated_at = now() WHERE org_id = $1 AND id = $2 AND state = 'in_review' RETURNING id`, [p.orgId, taskId]);
+        const completed = await queryReturning(em, `UPDATE tasks SET state = 'completed', updated_at = now() WHERE org_id = $1 AND id = $2 AND state = 'in_review' RETURNING id`, [p.orgId, taskId]);
         if (completed.length) await appendEvents(em, this.keys, p.orgId, taskId, [{ kind: 'state', data: { state: 'completed', reviewed: true } }]);
       }
       return this.bundle(em, p, taskId);

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AppError, newId, UUID_PATTERN } from '@steward/common';
-import type { EntityManager } from '@steward/db';
+import { type EntityManager, queryReturning } from '@steward/db';
 import { sanctionFor } from '@steward/policy';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
@@ -121,7 +121,8 @@ export class ViolationsService {
         await this.audit.record(em, p, { action: 'sanction.open', targetType: 'Sanction', targetId: sanctionId, payload: { userId: v.user_id, violationId: id, kind: sanction, strikes: confirmed.length } });
       }
       if (verdict === 'confirm' && (sanction === 'suspension' || sanction === 'disciplinary_review')) {
-        const suspended: unknown[] = await em.query(
+        const suspended = await queryReturning(
+          em,
           `UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3 WHERE org_id = $1 AND user_id = $2 AND status = 'active' RETURNING id`,
           [p.orgId, v.user_id, `${confirmed.length} confirmed violations: agent access suspended`],
         );

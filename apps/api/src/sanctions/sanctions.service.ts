@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { AppError, UUID_PATTERN } from '@steward/common';
-import type { EntityManager } from '@steward/db';
+import { type EntityManager, queryReturning } from '@steward/db';
 import { sanctionFor } from '@steward/policy';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
@@ -150,7 +150,8 @@ export class SanctionsService {
       if (s.kind === 'warning') throw AppError.conflict('A warning suspends nothing: record its outcome instead.');
       if (s.state !== 'open') throw AppError.conflict(`The sanction is already ${s.state}.`);
       await em.query(`UPDATE sanctions SET state = 'lifted', note = $3, decided_by = $4, decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, id, body.note, p.userId]);
-      const reactivated: unknown[] = await em.query(
+      const reactivated = await queryReturning(
+        em,
         `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' RETURNING id`,
         [p.orgId, s.user_id],
       );
@@ -173,7 +174,8 @@ export class SanctionsService {
       // Access stays suspended after a review unless the outcome restores it.
       let reactivated = false;
       if (s.kind === 'disciplinary_review' && ['no_action', 'retraining', 'final_warning'].includes(body.outcome)) {
-        const rows: unknown[] = await em.query(
+        const rows = await queryReturning(
+          em,
           `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' RETURNING id`,
           [p.orgId, s.user_id],
         );

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import * as oidc from 'openid-client';
 import type { z } from 'zod';
 import { AppError, type Config, type EgressResolver, ErrorCode, guardedFetch, isHostAllowlisted, newId, SecretBox, ssoClientSecretAad } from '@steward/common';
-import { type EntityManager, Group, GroupMember, Membership, Org, RoleAssignment, User } from '@steward/db';
+import { type EntityManager, Group, GroupMember, Membership, Org, queryReturning, RoleAssignment, User } from '@steward/db';
 import { AccessService } from '../access/access.service';
 import { type AuditActor, AuditService } from '../audit/audit.service';
 import { AuthService, type RequestMeta } from '../auth/auth.service';
@@ -150,7 +150,7 @@ export class SsoService {
       await this.access.requireStepUp(em, p);
       const org = await em.findOneByOrFail(Org, { id: p.orgId });
       if (!org.passwordSignIn) throw AppError.conflict('Password sign-in is off: turn it on before removing SSO, or nobody could sign in.');
-      const rows: unknown[] = await em.query(`DELETE FROM sso_configs WHERE org_id = $1 RETURNING org_id`, [p.orgId]);
+      const rows = await queryReturning(em, `DELETE FROM sso_configs WHERE org_id = $1 RETURNING org_id`, [p.orgId]);
       if (!rows.length) throw AppError.notFound('SSO configuration');
       await this.audit.record(em, p, { action: 'sso_config.delete', targetType: 'Org', targetId: p.orgId });
     });
