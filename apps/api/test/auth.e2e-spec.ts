@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
-import { inOrg } from '@steward/db';
+import { newId } from '@steward/common';
+import { inOrg, Membership, RoleAssignment } from '@steward/db';
 import { type Ctx, newApiKey, totpUser } from './support/fixtures';
 import { addUser, type Harness, login, PASSWORD, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
@@ -85,6 +86,21 @@ describe('identity', () => {
       expect(reuse.status).toBe(201);
       const again = await h.http.post('/v1/invitations/accept').send({ token: inv.body.token, password: PASSWORD });
       expect(again.status).toBe(404);
+    });
+
+    it("a password change ends the person's other sessions in every org they belong to, not this one", async () => {
+      const third = await seedOrg(h.ds, 'third');
+      const u = await addUser(h.ds, org, 'member', 'two-orgs');
+      await inOrg(h.ds, { orgId: third.id, userId: u.id }, async (em) => {
+        await em.insert(Membership, { id: newId(), orgId: third.id, userId: u.id, status: 'active', suspendedAt: null, suspendedReason: null });
+        await em.insert(RoleAssignment, { id: newId(), orgId: third.id, userId: u.id, role: 'member', customRoleId: null });
+      });
+      const here = await login(h, u.email, { org: org.slug });
+      const elsewhere = await login(h, u.email, { org: third.slug });
+      const changed = await h.http.post('/v1/auth/password').set('Cookie', here).send({ currentPassword: PASSWORD, newPassword: 'a new passphrase for both orgs' });
+      expect(changed.status).toBeLessThan(300);
+      expect((await h.http.get('/v1/auth/session').set('Cookie', elsewhere)).status).toBe(401);
+      expect((await h.http.get('/v1/auth/session').set('Cookie', here)).status).toBe(200);
     });
 
     it('logs out: the cookie stops working', async () => {

@@ -826,7 +826,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Change the password; other sessions in this org end
+         * Change the password; the person's other sessions end, in this org and in their other orgs
          * @description Needs a console session (the HTTP-only cookie set by sign-in); API keys are refused with 403. A strict per-client rate limit applies (sign-in, setup and invitation acceptance are where credentials are guessed).
          */
         post: operations["changePassword"];

@@ -151,7 +151,7 @@ export class AuthController {
     method: 'POST',
     path: 'password',
     operationId: 'changePassword',
-    summary: 'Change the password; other sessions in this org end',
+    summary: 'Change the password; the person\'s other sessions end, in this org and in their other orgs',
     tag: 'Auth',
     auth: 'session',
     sensitive: true,

@@ -311,7 +311,7 @@ export class AuthService {
         return false;
       }
       await em.update(User, { id: user.id }, { passwordHash: await hashPassword(next) });
-      // Other sessions of this user in this org end; this one stays.
+      // Other sessions of this user in this org end; this one stays (and in their other orgs, below).
       await em
         .createQueryBuilder()
         .update(Session)
@@ -322,5 +322,12 @@ export class AuthService {
       return true;
     });
     if (!ok) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The current password is wrong.');
+    // The password is the person's in every org they belong to: their sessions there end too.
+    const orgs: { org_id: string }[] = await this.db.outsideOrg((em) => em.query('SELECT org_id FROM steward_auth_user_orgs($1)', [p.userId]));
+    for (const o of orgs.filter((x) => x.org_id !== p.orgId)) {
+      await this.db.inOrg({ orgId: o.org_id, userId: p.userId }, async (em) => {
+        await em.query('UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
+      });
+    }
   }
 }
