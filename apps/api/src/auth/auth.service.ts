@@ -134,6 +134,11 @@ export class AuthService {
     return { token, view };
   }
 
+  /** What proved the person when this console session was opened (null: not a session). */
+  private async provenBy(em: EntityManager, p: Principal): Promise<Session['provenBy'] | null> {
+    return (await em.findOneBy(Session, { orgId: p.orgId, id: p.credentialId }))?.provenBy ?? null;
+  }
+
   /** Uses a code's time step once: false when it (or a later one) was used meanwhile, by a request at the same moment too. */
   private async useStep(em: EntityManager, userId: string, step: number): Promise<boolean> {
     const rows = await queryReturning(em, `UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2) RETURNING id`, [userId, step]);
@@ -218,8 +223,7 @@ export class AuthService {
     if (target.org_id === p.orgId) throw AppError.conflict('This session is already in that org.');
     if (target.status !== 'active') throw AppError.forbidden('Your membership of that org is suspended.');
     // An org's identity provider speaks for that org only: its session does not open the person's other orgs.
-    const [current]: { proven_by: string }[] = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) => em.query('SELECT proven_by FROM sessions WHERE org_id = $1 AND id = $2', [p.orgId, p.credentialId]));
-    if (current?.proven_by !== 'password') {
+    if ((await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) => this.provenBy(em, p))) !== 'password') {
       throw new AppError(403, ErrorCode.Forbidden, 'Sign in there', "This session was opened through this org's single sign-on, which speaks for this org only: sign in to that org with its own sign-in.");
     }
     const passwordSignIn = await this.db.inOrg({ orgId: target.org_id, userId: p.userId }, async (em) => (await em.findOneBy(Org, { id: target.org_id }))?.passwordSignIn ?? true);
@@ -263,8 +267,7 @@ export class AuthService {
       if (user.totpEnabledAt) throw AppError.conflict('An authenticator is already enrolled; disable it first.');
       // An account with a password of its own gets its second factor from a session its password
       // opened: an org's single sign-on speaks for that org only, not for the person's account.
-      const [current]: { proven_by: string }[] = await em.query('SELECT proven_by FROM sessions WHERE org_id = $1 AND id = $2', [p.orgId, p.credentialId]);
-      if (user.passwordHash && current?.proven_by === 'sso') throw AppError.forbidden('Enrol an authenticator from a session opened with your password (this one was opened through single sign-on).');
+      if (user.passwordHash && (await this.provenBy(em, p)) === 'sso') throw AppError.forbidden('Enrol an authenticator from a session opened with your password (this one was opened through single sign-on).');
       const secret = newTotpSecret();
       await em.update(User, { id: user.id }, { totpSecretSealed: this.box.seal(secret, this.totpAad(user.id)) });
       await this.audit.record(em, p, { action: 'auth.totp_enroll_start', targetType: 'User', targetId: user.id });
