@@ -457,6 +457,13 @@ describe('admin console in a real browser', () => {
     expect(settings.body).toMatchObject({ escalationChain: [org.users.security.id], executiveUserId: org.users.owner.id, channels: ['webhook'], webhookUrl: 'https://hooks.example/steward', secrets: { webhookSigningSecret: true } });
     expect(JSON.stringify(settings.body)).not.toContain('whsec-console-test-1234');
     expect(await owner.getByLabel(/^Webhook signing secret/).inputValue()).toBe('');
+    // Slack through the org's Slack connector: refused, with the reason, while the org has none installed.
+    await owner.getByLabel("Slack through the org's Slack connector").check();
+    await owner.getByLabel('Slack channel (id or #name)').fill('C0APPROVALS');
+    await owner.getByLabel('Posts as (a member who connected Slack)').selectOption({ label: org.users.owner.email });
+    await owner.getByRole('button', { name: 'Save escalation settings' }).click();
+    await owner.getByText(/install the Slack connector first/).waitFor();
+    expect((await h.http.get('/v1/incident-settings').set('Cookie', su)).body.slack).toBeNull();
   });
 
   it('the owner adds a per-person override to a draft, sees it in the draft, removes it and discards the draft', async () => {

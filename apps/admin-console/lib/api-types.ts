@@ -13929,6 +13929,14 @@ export interface operations {
                             /** Format: email */
                             from: string;
                         } | null;
+                        slack: {
+                            channel: string;
+                            /**
+                             * Format: uuid
+                             * @description UUID
+                             */
+                            postAs: string;
+                        } | null;
                         secrets: {
                             webhookSigningSecret: boolean;
                             smtpPassword: boolean;
@@ -14043,6 +14051,14 @@ export interface operations {
                         /** Format: email */
                         from: string;
                     } | null;
+                    slack?: {
+                        channel: string;
+                        /**
+                         * Format: uuid
+                         * @description UUID
+                         */
+                        postAs: string;
+                    } | null;
                     secrets?: {
                         webhookSigningSecret?: string | null;
                         smtpPassword?: string | null;
@@ -14080,6 +14096,14 @@ export interface operations {
                             user: string | null;
                             /** Format: email */
                             from: string;
+                        } | null;
+                        slack: {
+                            channel: string;
+                            /**
+                             * Format: uuid
+                             * @description UUID
+                             */
+                            postAs: string;
                         } | null;
                         secrets: {
                             webhookSigningSecret: boolean;

@@ -36,6 +36,8 @@ export interface Problem {
   title: string;
   detail?: string;
   code?: string;
+  /** What was wrong with which field (validation failures). */
+  errors?: { path: string; message: string }[];
 }
 
 export class ApiError extends Error {
@@ -45,6 +47,9 @@ export class ApiError extends Error {
 }
 
 export function problemText(p: Problem): string {
+  // A validation failure says what is wrong with which field, not only that something is.
+  const fields = (p.errors ?? []).slice(0, 5).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message));
+  if (p.detail && fields.length) return `${p.detail} ${fields.join('; ')}`;
   if (p.detail) return p.detail;
   if (p.status === 0) return p.title;
   if (p.status >= 500 && !p.code) return `The Steward API is unavailable (HTTP ${p.status}).`;
@@ -59,6 +64,9 @@ function toProblem(error: unknown, response: Response | undefined): Problem {
     title: str(obj.title) ?? (response ? response.statusText || 'Request failed' : 'Cannot reach the Steward API.'),
     detail: str(obj.detail),
     code: str(obj.code),
+    ...(Array.isArray(obj.errors)
+      ? { errors: (obj.errors as unknown[]).flatMap((e) => (e && typeof e === 'object' && typeof (e as { message?: unknown }).message === 'string' ? [{ path: String((e as { path?: unknown }).path ?? ''), message: (e as { message: string }).message }] : [])) }
+      : {}),
   };
 }
 

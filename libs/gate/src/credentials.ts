@@ -25,6 +25,8 @@ export interface ActionScope {
   actionId: string | null;
   taskId: string | null;
   client: Client;
+  /** Not an agent's action: Steward's own notice, posted through the org's connector with the credential of the member the settings name (audited as such). */
+  purpose?: 'notice';
   /** Credentials the gate opened for this action after its claim committed (connector id → credential). */
   prefetched?: Map<string, CallCredential>;
 }
@@ -95,7 +97,7 @@ export class CredentialBroker {
       if (!row) throw authRequired(target, owner ? 'you have not connected this connector yet' : 'the org has not set its credential yet');
       if (row.status === 'needs_reauth') throw authRequired(target, 'the connection needs re-authorisation');
       if (kind === 'secret' || !row.expires_at || row.expires_at.getTime() - Date.now() >= REFRESH_MARGIN_MS) {
-        return { plain: await this.decrypt(em, scope, target, row, scope.actionId ? 'action' : 'session') };
+        return { plain: await this.decrypt(em, scope, target, row, scope.purpose ?? (scope.actionId ? 'action' : 'session')) };
       }
       return { refreshId: row.id };
     });
@@ -154,12 +156,12 @@ export class CredentialBroker {
     return p.row.kind === 'secret' ? { apiKey: plain } : { accessToken: (JSON.parse(plain) as OAuthTokens).accessToken };
   }
 
-  private decryptEventInput(scope: ActionScope, target: CredentialTarget, row: Row, purpose: 'action' | 'session' | 'refresh' | 'oauth_client') {
+  private decryptEventInput(scope: ActionScope, target: CredentialTarget, row: Row, purpose: 'action' | 'session' | 'refresh' | 'oauth_client' | 'notice') {
     return {
       id: newId(),
       orgId: scope.orgId,
       occurredAt: new Date(),
-      actor: { type: 'agent_task' as const, id: scope.taskId },
+      actor: scope.purpose === 'notice' ? { type: 'system' as const, id: null } : { type: 'agent_task' as const, id: scope.taskId },
       action: 'credential.decrypt',
       target: { type: 'Credential', id: row.id },
       outcome: 'success' as const,
@@ -193,7 +195,7 @@ export class CredentialBroker {
   }
 
   /** Decrypts in the caller's transaction, with its audit event in the same transaction. */
-  private async decrypt(em: EntityManager, scope: ActionScope, target: CredentialTarget, row: Row, purpose: 'action' | 'session' | 'refresh' | 'oauth_client'): Promise<string> {
+  private async decrypt(em: EntityManager, scope: ActionScope, target: CredentialTarget, row: Row, purpose: 'action' | 'session' | 'refresh' | 'oauth_client' | 'notice'): Promise<string> {
     if (!row.sealed || !row.wrapped_key) throw authRequired(target, 'the credential was revoked');
     const plain = await openSecret(this.keys, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(scope.orgId, row.connector_id, row.id));
     await em.query('UPDATE credentials SET last_used_at = now() WHERE org_id = $1 AND id = $2', [scope.orgId, row.id]);

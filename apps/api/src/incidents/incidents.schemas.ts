@@ -99,6 +99,18 @@ export const PutIncidentSettingsBody = z.strictObject({
     })
     .nullable()
     .optional(),
+  /**
+   * Slack notices (incidents, approval requests) through the org's installed Slack connector: the
+   * channel (an id such as C0123ABCD, or #name) and the member whose connected Slack account posts
+   * there. Null stops it; absent keeps it. Takes precedence over the incoming webhook.
+   */
+  slack: z
+    .strictObject({
+      channel: z.string().trim().min(1).max(80).regex(/^#?[A-Za-z0-9._-]+$/, 'a Slack channel id (C0123ABCD) or #name'),
+      postAs: Uuid,
+    })
+    .nullable()
+    .optional(),
   secrets: z
     .strictObject({
       webhookSigningSecret: SecretField(500),
@@ -118,6 +130,8 @@ export const IncidentSettingsView = z.strictObject({
   channels: z.array(Channel).max(3),
   webhookUrl: z.string().max(2000).nullable(),
   smtp: z.strictObject({ host: z.string().max(253), port: z.int(), secure: z.boolean(), user: z.string().max(200).nullable(), from: EmailOut }).nullable(),
+  /** Slack notices through the org's Slack connector: the channel and the member who posts (null: not set). */
+  slack: z.strictObject({ channel: z.string().max(80), postAs: Uuid }).nullable(),
   /** Which secrets are set (their values are never returned). */
   secrets: z.strictObject({ webhookSigningSecret: z.boolean(), smtpPassword: z.boolean(), slackWebhookUrl: z.boolean() }),
 });

@@ -136,6 +136,25 @@ export class IncidentsService {
     if (missing.length) throw AppError.validation(missing.map((u) => ({ path, message: `${u} is not a member of this org` })));
   }
 
+  /**
+   * Who posts Slack notices through the connector: an active member of this org whose Slack account
+   * is connected to the org's installed Slack connector (the broker will release that credential).
+   */
+  private async assertSlackPoster(em: EntityManager, orgId: string, userId: string): Promise<void> {
+    const [row]: { member: string | null; connector: string | null; connected: boolean }[] = await em.query(
+      `SELECT (SELECT m.status FROM memberships m WHERE m.org_id = $1 AND m.user_id = $2) AS member,
+              c.id AS connector,
+              EXISTS (SELECT 1 FROM credentials k WHERE k.org_id = $1 AND k.connector_id = c.id AND k.user_id = $2 AND k.status = 'active') AS connected
+         FROM (SELECT 1) one
+         LEFT JOIN LATERAL (SELECT id FROM connectors WHERE org_id = $1 AND catalog_id = 'slack' AND kind = 'builtin' AND status = 'active' ORDER BY created_at, id LIMIT 1) c ON true`,
+      [orgId, userId],
+    );
+    if (!row?.member) throw AppError.validation([{ path: 'slack.postAs', message: `${userId} is not a member of this org` }]);
+    if (row.member !== 'active') throw AppError.validation([{ path: 'slack.postAs', message: 'this member is not active (suspended or removed): their Slack account cannot post notices' }]);
+    if (!row.connector) throw AppError.validation([{ path: 'slack', message: 'install the Slack connector first (Connectors), then have the posting member connect their Slack account' }]);
+    if (!row.connected) throw AppError.validation([{ path: 'slack.postAs', message: 'this member has not connected their Slack account to the Slack connector yet (Connectors → Slack → Connect)' }]);
+  }
+
   async list(p: Principal, q: z.infer<typeof ListIncidentsQuery>) {
     await this.access.authorize(p, 'read', 'Incident');
     const params: unknown[] = [p.orgId];
@@ -305,6 +324,7 @@ export class IncidentsService {
       channels: s.channels,
       webhookUrl: s.webhook_url,
       smtp: s.smtp_host && s.smtp_port && s.smtp_from ? { host: s.smtp_host, port: s.smtp_port, secure: s.smtp_secure, user: s.smtp_user, from: s.smtp_from } : null,
+      slack: s.slack_channel && s.slack_post_as ? { channel: s.slack_channel, postAs: s.slack_post_as } : null,
       secrets: { webhookSigningSecret: has('webhook_signing_secret'), smtpPassword: has('smtp_password'), slackWebhookUrl: has('slack_webhook_url') },
     };
   }
@@ -323,6 +343,8 @@ export class IncidentsService {
       const before = await this.settingsView(em, p.orgId);
       const webhookUrl = body.webhookUrl === undefined ? before.webhookUrl : body.webhookUrl;
       const smtp = body.smtp === undefined ? before.smtp : body.smtp;
+      const slack = body.slack === undefined ? before.slack : body.slack;
+      if (body.slack) await this.assertSlackPoster(em, p.orgId, body.slack.postAs);
       const secrets = { ...before.secrets };
       for (const [field, name] of Object.entries(SECRET_FIELDS) as [keyof typeof SECRET_FIELDS, IncidentSecretName][]) {
         const v = body.secrets?.[field];
@@ -333,19 +355,20 @@ export class IncidentsService {
       const problems: { path: string; message: string }[] = [];
       if (body.channels.includes('webhook') && (!webhookUrl || !secrets.webhookSigningSecret)) problems.push({ path: 'webhookUrl', message: 'the webhook channel needs a URL and a signing secret' });
       if (body.channels.includes('email') && !smtp) problems.push({ path: 'smtp', message: 'the e-mail channel needs an SMTP server' });
-      if (body.channels.includes('slack') && !secrets.slackWebhookUrl) problems.push({ path: 'secrets.slackWebhookUrl', message: 'the Slack channel needs an incoming webhook URL' });
+      if (body.channels.includes('slack') && !secrets.slackWebhookUrl && !slack) problems.push({ path: 'slack', message: 'the Slack channel needs the Slack connector (a channel and the member who posts) or an incoming webhook URL' });
       if (problems.length) throw AppError.validation(problems);
       await em.query(
         `INSERT INTO incident_settings (org_id, owner_user_id, escalation_chain, executive_user_id, executive_title, ack_minutes, step_minutes, channels, webhook_url,
-                                        smtp_host, smtp_port, smtp_secure, smtp_user, smtp_from, updated_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+                                        smtp_host, smtp_port, smtp_secure, smtp_user, smtp_from, updated_by, slack_channel, slack_post_as)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)
          ON CONFLICT (org_id) DO UPDATE SET owner_user_id = EXCLUDED.owner_user_id, escalation_chain = EXCLUDED.escalation_chain, executive_user_id = EXCLUDED.executive_user_id,
            executive_title = EXCLUDED.executive_title, ack_minutes = EXCLUDED.ack_minutes, step_minutes = EXCLUDED.step_minutes, channels = EXCLUDED.channels,
            webhook_url = EXCLUDED.webhook_url, smtp_host = EXCLUDED.smtp_host, smtp_port = EXCLUDED.smtp_port, smtp_secure = EXCLUDED.smtp_secure,
-           smtp_user = EXCLUDED.smtp_user, smtp_from = EXCLUDED.smtp_from, updated_by = EXCLUDED.updated_by, updated_at = now()`,
+           smtp_user = EXCLUDED.smtp_user, smtp_from = EXCLUDED.smtp_from, updated_by = EXCLUDED.updated_by, slack_channel = EXCLUDED.slack_channel,
+           slack_post_as = EXCLUDED.slack_post_as, updated_at = now()`,
         [
           p.orgId, body.ownerUserId ?? null, body.escalationChain, body.executiveUserId ?? null, body.executiveTitle, body.ackMinutes, body.stepMinutes, body.channels, webhookUrl,
-          smtp?.host ?? null, smtp?.port ?? null, smtp?.secure ?? false, smtp?.user || null, smtp?.from ?? null, p.userId,
+          smtp?.host ?? null, smtp?.port ?? null, smtp?.secure ?? false, smtp?.user || null, smtp?.from ?? null, p.userId, slack?.channel ?? null, slack?.postAs ?? null,
         ],
       );
       const after = await this.settingsView(em, p.orgId);

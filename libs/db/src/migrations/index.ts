@@ -32,6 +32,7 @@ import { OutcomeSweepCursor1765843200000 } from './1765843200000-outcome-sweep-c
 import { AutomaticStrikesLock1765843200001 } from './1765843200001-automatic-strikes-lock';
 import { TaskKeysRotation1765843200002 } from './1765843200002-task-keys-rotation';
 import { SessionProof1765843200003 } from './1765843200003-session-proof';
+import { SlackNoticesConnector1765929600000 } from './1765929600000-slack-notices-connector';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -69,4 +70,5 @@ export const MIGRATIONS = [
   AutomaticStrikesLock1765843200001,
   TaskKeysRotation1765843200002,
   SessionProof1765843200003,
+  SlackNoticesConnector1765929600000,
 ];

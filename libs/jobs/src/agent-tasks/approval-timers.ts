@@ -4,6 +4,7 @@ import { type DataSource, inOrg, outsideOrg } from '@steward/db';
 import type { KeyProvider } from '@steward/vault';
 import { loadIncidentSettings, openIncidentSecrets, secretOf } from '../incidents/incidents';
 import { postSlack, sendMails, slackText, smtpConfigured } from '../notifications/senders';
+import { postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { resumeWaitingTask } from './task-store';
 
 /**
@@ -50,6 +51,8 @@ export interface NotificationDeps {
   ds: DataSource;
   keys: KeyProvider;
   log: Logger;
+  /** The worker's connector settings (Slack notices through the org's Slack connector). */
+  connectors?: SlackConnectorNoticeDeps['connectors'];
 }
 
 export interface NotificationOptions {
@@ -96,7 +99,8 @@ function noticeText(kind: string, p: Notice['payload'], a: { requester: string; 
  * e-mail goes over the org's SMTP server (the incident settings) to the approvers the routing
  * names — the group's active members, else the approver role — never the requester, one message
  * each (a retry skips those already sent); with no SMTP server configured the row is only the
- * record (marked so, recipients resolved). Slack goes to the org's incident Slack webhook.
+ * record (marked so, recipients resolved). Slack goes through the org's Slack connector to the
+ * channel the incident settings name (as the member they name), else to its incident Slack webhook.
  * A failed delivery is retried with exponential backoff (2 s … 5 min), ten times at most.
  */
 export async function deliverNotifications(deps: NotificationDeps, options: NotificationOptions = {}, limit = 100): Promise<number> {
@@ -164,9 +168,12 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
         });
         if (res.status >= 300) throw new Error(`webhook answered ${res.status}`);
       } else if (job.channel === 'slack') {
-        const url = secretOf(job.secrets, 'slack_webhook_url');
-        if (!url) throw new Error('no Slack webhook URL configured');
-        await postSlack(url, channelOpts, text.slack);
+        if (job.settings && slackThroughConnector(job.settings)) await postSlackThroughConnector(deps, d.org_id, job.settings, text.slack, channelOpts.timeoutMs);
+        else {
+          const url = secretOf(job.secrets, 'slack_webhook_url');
+          if (!url) throw new Error('no Slack webhook URL configured');
+          await postSlack(url, channelOpts, text.slack);
+        }
       } else if (job.settings && smtpConfigured(job.settings)) {
         const s = job.settings;
         const delivered = new Set(Array.isArray(job.payload.delivered) ? job.payload.delivered : []);

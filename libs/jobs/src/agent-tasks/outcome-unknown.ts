@@ -27,14 +27,15 @@ export async function openOutcomeUnknown(em: EntityManager, keyring: AuditKeyrin
      VALUES ($1, $2, 'outcome_unknown', $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, 1, 'infinity')`,
     [orgId, approvalId, actionId, taskId, a.step, a.user_id, a.connector, a.tool, a.action_type, a.args_digest, a.policy_id, a.policy_version, REASONS[o.client], a.tainted, a.labels],
   );
-  // Announced where approval requests are: e-mail to the approvers, the org's webhook and its Slack webhook where they are set.
+  // Announced where approval requests are: e-mail to the approvers, the org's webhook and Slack (its connector or its webhook) where they are set.
   await em.query(
     `INSERT INTO notifications (org_id, id, channel, kind, subject_id, payload)
      SELECT $1, gen_random_uuid(), c.channel, 'approval.outcome_unknown', $2, $3
        FROM (VALUES ('email'), ('webhook'), ('slack')) AS c(channel)
       WHERE c.channel = 'email'
          OR (c.channel = 'webhook' AND EXISTS (SELECT 1 FROM orgs o WHERE o.id = $1 AND o.notify_webhook_url IS NOT NULL))
-         OR (c.channel = 'slack' AND EXISTS (SELECT 1 FROM incident_secrets s WHERE s.org_id = $1 AND s.name = 'slack_webhook_url'))`,
+         OR (c.channel = 'slack' AND (EXISTS (SELECT 1 FROM incident_secrets s WHERE s.org_id = $1 AND s.name = 'slack_webhook_url')
+                                      OR EXISTS (SELECT 1 FROM incident_settings st WHERE st.org_id = $1 AND st.slack_channel IS NOT NULL)))`,
     [orgId, approvalId, JSON.stringify({ approvalId, taskId, tool: a.tool, actionType: a.action_type, requestedBy: a.user_id })],
   );
   await recordEvent(em, keyring, {

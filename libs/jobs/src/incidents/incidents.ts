@@ -3,7 +3,8 @@ import { recordEvent, type AuditKeyring } from '@steward/audit';
 import { guardedFetch, type Logger, newId } from '@steward/common';
 import { type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
 import { incidentSecretAad, type KeyProvider, openSecret, sealSecret } from '@steward/vault';
-import { postSlack, sendMails, type SmtpSettings } from '../notifications/senders';
+import { postSlack, sendMails, slackText, type SmtpSettings } from '../notifications/senders';
+import { postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { sanctionAutomaticStrikes } from './strikes';
 
 /**
@@ -37,6 +38,9 @@ export interface IncidentSettingsRow extends SmtpSettings {
   smtp_secure: boolean;
   smtp_user: string | null;
   smtp_from: string | null;
+  /** Slack notices through the org's Slack connector: the channel, and the member whose connected Slack account posts (both or neither). */
+  slack_channel: string | null;
+  slack_post_as: string | null;
 }
 
 export const DEFAULT_INCIDENT_SETTINGS: IncidentSettingsRow = {
@@ -53,12 +57,14 @@ export const DEFAULT_INCIDENT_SETTINGS: IncidentSettingsRow = {
   smtp_secure: false,
   smtp_user: null,
   smtp_from: null,
+  slack_channel: null,
+  slack_post_as: null,
 };
 
 export async function loadIncidentSettings(em: EntityManager, orgId: string): Promise<IncidentSettingsRow> {
   const [row]: IncidentSettingsRow[] = await em.query(
     `SELECT owner_user_id, escalation_chain, executive_user_id, executive_title, ack_minutes, step_minutes, channels, webhook_url,
-            smtp_host, smtp_port, smtp_secure, smtp_user, smtp_from FROM incident_settings WHERE org_id = $1`,
+            smtp_host, smtp_port, smtp_secure, smtp_user, smtp_from, slack_channel, slack_post_as FROM incident_settings WHERE org_id = $1`,
     [orgId],
   );
   return row ?? DEFAULT_INCIDENT_SETTINGS;
@@ -216,6 +222,8 @@ export interface IncidentSweepDeps {
   keys: KeyProvider;
   keyring: AuditKeyring;
   log: Logger;
+  /** The worker's connector settings (Slack notices through the org's Slack connector). */
+  connectors?: SlackConnectorNoticeDeps['connectors'];
 }
 
 /** Opens an incident for each Forbidden attempt recorded since this feature exists (idempotent). */
@@ -330,10 +338,14 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
         });
         if (res.status >= 300) throw new Error(`webhook answered ${res.status}`);
       } else if (job.channel === 'slack') {
-        const url = secretOf(job.secrets, 'slack_webhook_url');
-        if (!url) throw new Error('no Slack webhook URL configured');
         const verb = p.event === 'incident.opened' ? 'opened' : `escalated (level ${p.level})`;
-        await postSlack(url, fetchOpts, `:rotating_light: Incident ${verb}: *${p.title}* (${p.severity}) — ${p.recipient.email}, please acknowledge by ${p.ackDueAt}. Incident ${p.incidentId}`);
+        const text = `:rotating_light: Incident ${verb}: *${slackText(String(p.title))}* (${p.severity}) — ${slackText(p.recipient.email)}, please acknowledge by ${p.ackDueAt}. Incident ${p.incidentId}`;
+        if (slackThroughConnector(job.settings)) await postSlackThroughConnector(deps, d.org_id, job.settings, text, fetchOpts.timeoutMs);
+        else {
+          const url = secretOf(job.secrets, 'slack_webhook_url');
+          if (!url) throw new Error('no Slack webhook URL configured');
+          await postSlack(url, fetchOpts, text);
+        }
       } else {
         const verb = p.event === 'incident.opened' ? 'opened' : 'escalated to you';
         await sendMails(job.settings, job.settings.smtp_user ? secretOf(job.secrets, 'smtp_password') : undefined, fetchOpts, [

@@ -453,6 +453,8 @@ function SettingsForm({ s, editable, members, onSaved }: { s: Settings; editable
     webhookUrl: s.webhookUrl ?? '',
     smtpOn: s.smtp !== null,
     smtp: { host: s.smtp?.host ?? '', port: (s.smtp?.port ?? 587) as number | string, secure: s.smtp?.secure ?? false, user: s.smtp?.user ?? '', from: s.smtp?.from ?? '' },
+    slackOn: s.slack !== null,
+    slack: { channel: s.slack?.channel ?? '', postAs: s.slack?.postAs ?? '' },
   });
   const [secrets, setSecrets] = useState({ webhookSigningSecret: '', smtpPassword: '', slackWebhookUrl: '' });
   const [saved, setSaved] = useState(false);
@@ -475,6 +477,9 @@ function SettingsForm({ s, editable, members, onSaved }: { s: Settings; editable
       webhookUrl: f.webhookUrl.trim() || null,
       smtp: f.smtpOn ? { host: f.smtp.host.trim(), port: Number(f.smtp.port), secure: f.smtp.secure, from: f.smtp.from.trim(), ...(f.smtp.user.trim() ? { user: f.smtp.user.trim() } : {}) } : null,
     };
+    // Slack through the connector: sent only when changed (the API checks again that the member can post).
+    const slack = f.slackOn ? { channel: f.slack.channel.trim(), postAs: f.slack.postAs } : null;
+    if (JSON.stringify(slack) !== JSON.stringify(s.slack)) body.slack = slack;
     const written = Object.fromEntries(Object.entries(secrets).filter(([, v]) => v.trim()).map(([k, v]) => [k, v.trim()]));
     if (Object.keys(written).length) body.secrets = written;
     const res = await action.run(() => ok(api.PUT('/v1/incident-settings', { body })));
@@ -528,6 +533,19 @@ function SettingsForm({ s, editable, members, onSaved }: { s: Settings; editable
           <Group align="flex-end">
             <PasswordInput label={secretLabel('Webhook signing secret', s.secrets.webhookSigningSecret)} value={secrets.webhookSigningSecret} onChange={(e) => setSecrets({ ...secrets, webhookSigningSecret: e.currentTarget.value })} w={320} />
             <PasswordInput label={secretLabel('Slack incoming webhook URL', s.secrets.slackWebhookUrl)} value={secrets.slackWebhookUrl} onChange={(e) => setSecrets({ ...secrets, slackWebhookUrl: e.currentTarget.value })} w={320} />
+          </Group>
+        )}
+        <Switch label="Slack through the org's Slack connector" checked={f.slackOn} onChange={(e) => set('slackOn', e.currentTarget.checked)} disabled={!editable} />
+        {f.slackOn && (
+          <Group align="flex-end">
+            <TextInput label="Slack channel (id or #name)" value={f.slack.channel} onChange={(e) => set('slack', { ...f.slack, channel: e.currentTarget.value })} maxLength={80} disabled={!editable} />
+            <NativeSelect
+              label="Posts as (a member who connected Slack)"
+              value={f.slack.postAs}
+              onChange={(e) => set('slack', { ...f.slack, postAs: e.currentTarget.value })}
+              data={[{ value: '', label: 'Choose a member' }, ...members.map((m) => ({ value: m.userId, label: m.email }))]}
+              disabled={!editable}
+            />
           </Group>
         )}
         <Switch label="E-mail through an SMTP server" checked={f.smtpOn} onChange={(e) => set('smtpOn', e.currentTarget.checked)} disabled={!editable} />
