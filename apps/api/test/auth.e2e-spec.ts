@@ -133,6 +133,34 @@ describe('identity', () => {
       expect(both.map((r) => r.status).sort()).toEqual([200, 401]);
     });
 
+    it('counts wrong codes per account, whatever the address: past ten in fifteen minutes even the right code is refused until the window ends', async () => {
+      const u = await totpUser(ctx());
+      const me = (await h.http.get('/v1/auth/session').set('Cookie', u.cookie)).body.user as { id: string; email: string };
+      const wrongCode = async () => {
+        const right = await u.code(0);
+        return right.slice(0, 5) + String((Number(right[5]) + 5) % 10);
+      };
+      // Nine wrong step-ups from this session and one wrong sign-in from another address.
+      for (let i = 0; i < 9; i++) expect((await h.http.post('/v1/auth/step-up').set('Cookie', u.cookie).send({ totpCode: await wrongCode() })).status).toBe(401);
+      expect((await h.http.post('/v1/auth/login').set('X-Forwarded-For', '198.51.100.7').send({ email: me.email, password: PASSWORD, totpCode: await wrongCode() })).status).toBe(401);
+      // The right code is refused now, at sign-in and at step-up, with the reason and no session.
+      const locked = await h.http.post('/v1/auth/login').send({ email: me.email, password: PASSWORD, totpCode: await u.code(1) });
+      expect(locked.status).toBe(429);
+      expect(locked.headers['content-type']).toMatch(/application\/problem\+json/);
+      expect(locked.body).toMatchObject({ code: 'rate_limited', detail: expect.stringMatching(/^10 wrong authenticator codes .* takes no code for 15 more minute/) });
+      expect(locked.headers['set-cookie']).toBeUndefined();
+      expect((await h.http.post('/v1/auth/step-up').set('Cookie', u.cookie).send({ totpCode: await u.code(1) })).status).toBe(429);
+      const failures = await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) =>
+        em.query(`SELECT canonical::jsonb->'payload'->>'reason' AS reason FROM audit_events WHERE org_id = $1 AND actor_id = $2 AND action IN ('auth.login', 'auth.step_up') AND outcome = 'failure' ORDER BY occurred_at`, [org.id, me.id]),
+      );
+      expect(failures.filter((f: { reason: string | null }) => f.reason === 'totp_locked')).toHaveLength(2);
+      // Once the window has passed, the right code signs in and the count starts again.
+      await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) => em.query(`UPDATE users SET totp_failures_since = now() - interval '16 minutes' WHERE id = $1`, [me.id]));
+      expect((await h.http.post('/v1/auth/login').send({ email: me.email, password: PASSWORD, totpCode: await u.code(1) })).status).toBe(200);
+      const [row] = await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) => em.query('SELECT totp_failures, totp_failures_since FROM users WHERE id = $1', [me.id]));
+      expect(row).toEqual({ totp_failures: 0, totp_failures_since: null });
+    });
+
     it('stores the TOTP secret sealed, not in clear', async () => {
       const u = await totpUser(ctx());
       const me = await h.http.get('/v1/auth/session').set('Cookie', u.cookie);

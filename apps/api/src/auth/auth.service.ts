@@ -27,6 +27,10 @@ interface UserAuthRow {
 
 const invalid = () => new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The email or password is wrong.');
 
+/** Wrong authenticator codes an account takes within the window (from any address) before its second factor refuses every code until the window ends. */
+const WRONG_CODES_PER_WINDOW = 10;
+const WRONG_CODE_WINDOW_MINUTES = 15;
+
 @Injectable()
 export class AuthService {
   private readonly box: SecretBox;
@@ -89,9 +93,15 @@ export class AuthService {
       if (!body.totpCode) {
         throw new AppError(401, ErrorCode.MfaRequired, 'Second factor required', 'Enter the 6-digit code from your authenticator app.');
       }
+      const ctx = { orgId: chosen.org_id, userId: row.user_id };
+      const locked = await this.db.inOrg(ctx, (em) => this.codesLocked(em, row.user_id));
+      if (locked) return fail('totp_locked', locked);
       const step = await this.verifyCode(row, body.totpCode);
-      const used = step !== null && (await this.db.inOrg({ orgId: chosen.org_id, userId: row.user_id }, (em) => this.useStep(em, row.user_id, step)));
-      if (!used) return fail('totp', new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.'));
+      const used = step !== null && (await this.db.inOrg(ctx, (em) => this.useStep(em, row.user_id, step)));
+      if (!used) {
+        await this.db.inOrg(ctx, (em) => this.countWrongCode(em, row.user_id));
+        return fail('totp', new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.'));
+      }
       mfaAt = new Date();
     }
 
@@ -141,8 +151,40 @@ export class AuthService {
 
   /** Uses a code's time step once: false when it (or a later one) was used meanwhile, by a request at the same moment too. */
   private async useStep(em: EntityManager, userId: string, step: number): Promise<boolean> {
-    const rows = await queryReturning(em, `UPDATE users SET totp_last_step = $2 WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2) RETURNING id`, [userId, step]);
+    const rows = await queryReturning(
+      em,
+      `UPDATE users SET totp_last_step = $2, totp_failures = 0, totp_failures_since = NULL WHERE id = $1 AND (totp_last_step IS NULL OR totp_last_step < $2) RETURNING id`,
+      [userId, step],
+    );
     return rows.length > 0;
+  }
+
+  /**
+   * The account's second factor refuses every code once WRONG_CODES_PER_WINDOW wrong ones came
+   * within WRONG_CODE_WINDOW_MINUTES (from any address): the refusal, or null while codes are taken.
+   */
+  private async codesLocked(em: EntityManager, userId: string): Promise<AppError | null> {
+    const [u]: { failures: number; retry_seconds: number | null }[] = await em.query(
+      `SELECT totp_failures AS failures, ceil(extract(epoch FROM totp_failures_since + make_interval(mins => $2) - now()))::int AS retry_seconds FROM users WHERE id = $1`,
+      [userId, WRONG_CODE_WINDOW_MINUTES],
+    );
+    if (!u || u.failures < WRONG_CODES_PER_WINDOW || u.retry_seconds === null || u.retry_seconds <= 0) return null;
+    return new AppError(
+      429,
+      ErrorCode.RateLimited,
+      'Too many wrong codes',
+      `${WRONG_CODES_PER_WINDOW} wrong authenticator codes were entered for this account; its second factor takes no code for ${Math.ceil(u.retry_seconds / 60)} more minute(s).`,
+    );
+  }
+
+  /** One more wrong code for the account (a new window once the last one has passed). */
+  private async countWrongCode(em: EntityManager, userId: string): Promise<void> {
+    await em.query(
+      `UPDATE users SET totp_failures = CASE WHEN totp_failures_since IS NULL OR totp_failures_since <= now() - make_interval(mins => $2) THEN 1 ELSE totp_failures + 1 END,
+                        totp_failures_since = CASE WHEN totp_failures_since IS NULL OR totp_failures_since <= now() - make_interval(mins => $2) THEN now() ELSE totp_failures_since END
+        WHERE id = $1`,
+      [userId, WRONG_CODE_WINDOW_MINUTES],
+    );
   }
 
   private async verifyCode(row: Pick<UserAuthRow, 'user_id' | 'totp_secret_sealed' | 'totp_last_step'>, code: string): Promise<number | null> {
@@ -248,16 +290,23 @@ export class AuthService {
     await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('Enrol an authenticator first (POST /v1/auth/totp/enroll).');
+      const locked = await this.codesLocked(em, user.id);
+      if (locked) {
+        await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId, outcome: 'failure', payload: { reason: 'totp_locked' } });
+        return locked;
+      }
       const step = await this.verifyCode({ user_id: user.id, totp_secret_sealed: user.totpSecretSealed, totp_last_step: user.totpLastStep }, code);
       if (step === null || !(await this.useStep(em, user.id, step))) {
+        await this.countWrongCode(em, user.id);
         await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId, outcome: 'failure' });
-        return 'failed' as const;
+        return new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.');
       }
       await em.update(Session, { orgId: p.orgId, id: p.credentialId }, { mfaAt: new Date() });
       await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId });
-      return 'ok' as const;
-    }).then((result) => {
-      if (result === 'failed') throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.');
+      return null;
+    }).then((refused) => {
+      // Thrown once the failure (its count and audit event) committed.
+      if (refused) throw refused;
     });
   }
 
@@ -294,7 +343,13 @@ export class AuthService {
     const ok = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('No authenticator is enrolled.');
+      const locked = await this.codesLocked(em, user.id);
+      if (locked) {
+        await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id, outcome: 'failure', payload: { reason: 'totp_locked' } });
+        return locked;
+      }
       const step = await this.verifyCode({ user_id: user.id, totp_secret_sealed: user.totpSecretSealed, totp_last_step: user.totpLastStep }, code);
+      if (step === null) await this.countWrongCode(em, user.id);
       if (!user.passwordHash || !(await verifyPassword(user.passwordHash, password)) || step === null) {
         await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id, outcome: 'failure' });
         return false;
@@ -303,6 +358,7 @@ export class AuthService {
       await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id });
       return true;
     });
+    if (ok instanceof AppError) throw ok;
     if (!ok) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The password or the authenticator code is wrong.');
   }
 

@@ -28,6 +28,13 @@ export class User {
   @Column({ name: 'totp_last_step', type: 'bigint', nullable: true })
   totpLastStep!: string | null;
 
+  /** Wrong authenticator codes since `totpFailuresSince` (the account's own limit, whatever the address). */
+  @Column({ name: 'totp_failures', type: 'integer', default: 0 })
+  totpFailures!: number;
+
+  @Column({ name: 'totp_failures_since', type: 'timestamptz', nullable: true })
+  totpFailuresSince!: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

@@ -33,6 +33,7 @@ import { AutomaticStrikesLock1765843200001 } from './1765843200001-automatic-str
 import { TaskKeysRotation1765843200002 } from './1765843200002-task-keys-rotation';
 import { SessionProof1765843200003 } from './1765843200003-session-proof';
 import { SlackNoticesConnector1765929600000 } from './1765929600000-slack-notices-connector';
+import { SecondFactorAttempts1765929600001 } from './1765929600001-second-factor-attempts';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -71,4 +72,5 @@ export const MIGRATIONS = [
   TaskKeysRotation1765843200002,
   SessionProof1765843200003,
   SlackNoticesConnector1765929600000,
+  SecondFactorAttempts1765929600001,
 ];
