@@ -34,6 +34,7 @@ import { TaskKeysRotation1765843200002 } from './1765843200002-task-keys-rotatio
 import { SessionProof1765843200003 } from './1765843200003-session-proof';
 import { SlackNoticesConnector1765929600000 } from './1765929600000-slack-notices-connector';
 import { SecondFactorAttempts1765929600001 } from './1765929600001-second-factor-attempts';
+import { BudgetReservations1765929600002 } from './1765929600002-budget-reservations';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -73,4 +74,5 @@ export const MIGRATIONS = [
   SessionProof1765843200003,
   SlackNoticesConnector1765929600000,
   SecondFactorAttempts1765929600001,
+  BudgetReservations1765929600002,
 ];

@@ -8,7 +8,7 @@ import { type DataSource, type EntityManager, inOrg } from '@steward/db';
 import { ClaimFenced, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { type ActionType, decide, isActionType, labelArguments, redactPersonalData } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
-import { budgetMessage, monthlyBudgetBlock } from './budgets';
+import { budgetMessage, reserveTurn } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
 import { openOutcomeUnknown } from './outcome-unknown';
 import { addTaskConnectors, type TaskConnectorDeps } from './task-connectors';
@@ -81,6 +81,15 @@ const SYSTEM = (offline: boolean) =>
   'You are an agent working for an employee through Steward, which checks every action you take against the company policy. ' +
   'Use the tools offered; a tool result marked as an error may be a refusal by policy — do not try to work around it.' +
   (offline ? ' (offline demo model)' : '');
+
+/**
+ * The most input tokens a turn's request can count: its text in UTF-8 bytes (a token of text covers
+ * at least one byte), plus room for what the API adds around tool definitions. An upper bound, so
+ * that a reservation made from it is never short (Claude's tokens average 3–4 characters of English).
+ */
+function inputTokensAtMost(system: string, messages: MessageParam[], tools: Tool[]): number {
+  return Buffer.byteLength(system) + Buffer.byteLength(JSON.stringify(messages)) + Buffer.byteLength(JSON.stringify(tools)) + 1000;
+}
 
 export const toolNameOf = (connector: string, tool: string) => `${connector}__${tool.replace(/[^a-zA-Z0-9_-]/g, '_')}`.slice(0, 64);
 
@@ -183,7 +192,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       // Cancelled while this turn ran: the task does not go on to wait for a person.
       const state = to === 'awaiting_approval' && flags.cancelRequested ? 'cancelled' : to;
       await em.query(
-        `UPDATE tasks SET state = $3::varchar, error_code = $4, error_message = $5, lease_holder = NULL, lease_until = NULL, tainted = $6, labels = $7,
+        `UPDATE tasks SET state = $3::varchar, error_code = $4, error_message = $5, lease_holder = NULL, lease_until = NULL, tainted = $6, labels = $7, reserved_micros = 0,
                 finished_at = CASE WHEN $3::varchar IN ('completed', 'in_review', 'failed', 'cancelled') THEN now() END
           WHERE org_id = $1 AND id = $2`,
         [orgId, taskId, state, error?.code ?? null, error?.message.slice(0, 1000) ?? null, tainted, labels],
@@ -232,8 +241,15 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     const flags = await fenced(ds, lease, async (_em, f) => f);
     if (flags.cancelRequested) return finish('cancelled');
     if (step >= task.max_steps) return finish('failed', { code: 'step_limit', message: `the task reached its step limit (${task.max_steps})` });
-    if (cost >= budget) return finish('failed', { code: 'budget_exceeded', message: `the task reached its budget (${(budget / 1e6).toFixed(2)} USD)` });
-    const monthly = await inOrg(ds, { orgId }, (em) => monthlyBudgetBlock(em, orgId, userId));
+    // Budgets are never overspent: the turn may cost at most its input as it stands and the whole
+    // max_tokens of output; it runs only if that fits the task's budget and, reserved under the
+    // org's lock, the org's and the user's monthly budgets.
+    const turnMax = costMicros(model, deps.model.offline, { input_tokens: inputTokensAtMost(SYSTEM(deps.model.offline), t.messages, tools), output_tokens: deps.model.maxTokens });
+    if (cost + turnMax > budget) {
+      const why = cost >= budget ? 'reached its budget' : `has no room in its budget for another model turn (up to ${(turnMax / 1e6).toFixed(2)} USD; ${(cost / 1e6).toFixed(2)} spent)`;
+      return finish('failed', { code: 'budget_exceeded', message: `the task ${why} (${(budget / 1e6).toFixed(2)} USD)` });
+    }
+    const monthly = await inOrg(ds, { orgId }, (em) => reserveTurn(em, orgId, userId, taskId, turnMax));
     if (monthly) return finish('failed', { code: 'monthly_budget_exceeded', message: budgetMessage(monthly) });
     await deps.beforeTurn?.(lease, turn);
 
@@ -263,7 +279,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     for (const u of uses) t.steps[u.id] = ++step;
     const after = await persist(async (em) => {
       await em.query(
-        `UPDATE tasks SET model = $3, turns = turns + 1, step = $4, input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, cost_micros = cost_micros + $7 WHERE org_id = $1 AND id = $2`,
+        `UPDATE tasks SET model = $3, turns = turns + 1, step = $4, input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, cost_micros = cost_micros + $7, reserved_micros = 0 WHERE org_id = $1 AND id = $2`,
         [orgId, taskId, model, step, usage.input_tokens, usage.output_tokens, turnCost],
       );
       await finishModelInvokeIn(em, deps, lease, invoke.actionId, 'succeeded', sha256(JSON.stringify(message.content)), Date.now() - started);

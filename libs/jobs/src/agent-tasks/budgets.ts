@@ -2,8 +2,10 @@ import type { EntityManager } from '@steward/db';
 
 /**
  * Monthly budgets (org settings): the org's whole spend and each user's, per calendar month in
- * UTC, counted as the model cost of the tasks created that month. Checked when a task is accepted
- * (API), when a schedule fires and before every model turn (worker), so work stops once spent.
+ * UTC, counted as the model cost of the tasks created that month plus what running tasks have
+ * reserved for the turn they are in. Checked when a task is accepted (API) and when a schedule
+ * fires; before every model turn the worker reserves the most the turn can cost (`reserveTurn`),
+ * so that tasks running side by side never together spend past a budget.
  */
 export interface MonthlyUsage {
   month: string;
@@ -33,26 +35,65 @@ export async function monthlyUsage(em: EntityManager, orgId: string, onlyUserId?
   };
 }
 
+/** What a task counts against a monthly budget: its cost so far, and while it runs, what its current turn reserved. */
+const USED = `cost_micros + CASE WHEN state = 'running' THEN reserved_micros ELSE 0 END`;
+
 export interface BudgetBlock {
   scope: 'org' | 'user';
   budgetMicros: number;
+  /** Spent this month, with the reservations of running tasks. */
   spentMicros: number;
+  /** The turn that would not fit: the most it could cost (absent: the budget is spent). */
+  turnMicros?: number;
+}
+
+async function monthlyUse(em: EntityManager, orgId: string, userId: string, now: Date, exceptTaskId: string | null) {
+  const [r]: { org_budget: string | null; user_budget: string | null; org_spent: string; user_spent: string }[] = await em.query(
+    `SELECT o.monthly_budget_micros AS org_budget, o.user_monthly_budget_micros AS user_budget,
+            coalesce((SELECT sum(${USED}) FROM tasks t WHERE t.org_id = o.id AND t.created_at >= $3 AND t.id IS DISTINCT FROM $4), 0)::bigint AS org_spent,
+            coalesce((SELECT sum(${USED}) FROM tasks t WHERE t.org_id = o.id AND t.created_at >= $3 AND t.user_id = $2 AND t.id IS DISTINCT FROM $4), 0)::bigint AS user_spent
+       FROM orgs o WHERE o.id = $1`,
+    [orgId, userId, monthStart(now), exceptTaskId],
+  );
+  return r;
 }
 
 /** Which monthly budget is spent for this user's agent work, if any. */
 export async function monthlyBudgetBlock(em: EntityManager, orgId: string, userId: string, now = new Date()): Promise<BudgetBlock | null> {
-  const [r]: { org_budget: string | null; user_budget: string | null; org_spent: string; user_spent: string }[] = await em.query(
-    `SELECT o.monthly_budget_micros AS org_budget, o.user_monthly_budget_micros AS user_budget,
-            coalesce((SELECT sum(cost_micros) FROM tasks t WHERE t.org_id = o.id AND t.created_at >= $3), 0)::bigint AS org_spent,
-            coalesce((SELECT sum(cost_micros) FROM tasks t WHERE t.org_id = o.id AND t.created_at >= $3 AND t.user_id = $2), 0)::bigint AS user_spent
-       FROM orgs o WHERE o.id = $1`,
-    [orgId, userId, monthStart(now)],
-  );
+  const r = await monthlyUse(em, orgId, userId, now, null);
   if (!r) return null;
   if (r.org_budget !== null && Number(r.org_spent) >= Number(r.org_budget)) return { scope: 'org', budgetMicros: Number(r.org_budget), spentMicros: Number(r.org_spent) };
   if (r.user_budget !== null && Number(r.user_spent) >= Number(r.user_budget)) return { scope: 'user', budgetMicros: Number(r.user_budget), spentMicros: Number(r.user_spent) };
   return null;
 }
 
-export const budgetMessage = (b: BudgetBlock) =>
-  `the ${b.scope === 'org' ? "org's" : "user's"} monthly budget is spent (${(b.spentMicros / 1e6).toFixed(2)} of ${(b.budgetMicros / 1e6).toFixed(2)} USD this month)`;
+/**
+ * Reserves the most a task's next model turn can cost against the org's and the user's monthly
+ * budgets, or says which budget has no room for it (nothing reserved then). One reservation per
+ * task (the turn it is in): a new one replaces the last; the turn's real cost replaces it when the
+ * turn is accounted. Under a per-org transaction lock, so that two tasks cannot both take the last
+ * of a budget; the caller's transaction must be the org's (inOrg).
+ */
+export async function reserveTurn(em: EntityManager, orgId: string, userId: string, taskId: string, turnMicros: number, now = new Date()): Promise<BudgetBlock | null> {
+  await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:budget:' || $1::text, 0))`, [orgId]);
+  const r = await monthlyUse(em, orgId, userId, now, taskId);
+  if (!r) return null;
+  const [mine]: { cost: string }[] = await em.query(`SELECT cost_micros AS cost FROM tasks WHERE org_id = $1 AND id = $2 AND created_at >= $3`, [orgId, taskId, monthStart(now)]);
+  // This task's cost counts too when it was created this month (a task's cost is booked to its month).
+  const own = mine ? Number(mine.cost) : 0;
+  const over = (budget: string | null, spent: string) => budget !== null && Number(spent) + own + turnMicros > Number(budget);
+  if (over(r.org_budget, r.org_spent)) return { scope: 'org', budgetMicros: Number(r.org_budget), spentMicros: Number(r.org_spent) + own, turnMicros };
+  if (over(r.user_budget, r.user_spent)) return { scope: 'user', budgetMicros: Number(r.user_budget), spentMicros: Number(r.user_spent) + own, turnMicros };
+  await em.query(`UPDATE tasks SET reserved_micros = $3 WHERE org_id = $1 AND id = $2`, [orgId, taskId, turnMicros]);
+  return null;
+}
+
+const usd = (micros: number) => (micros / 1e6).toFixed(2);
+
+export const budgetMessage = (b: BudgetBlock) => {
+  const whose = b.scope === 'org' ? "org's" : "user's";
+  if (b.turnMicros !== undefined && b.spentMicros < b.budgetMicros) {
+    return `the ${whose} monthly budget has no room for another model turn (up to ${usd(b.turnMicros)} USD; ${usd(b.budgetMicros - b.spentMicros)} of ${usd(b.budgetMicros)} USD left this month, counting running tasks)`;
+  }
+  return `the ${whose} monthly budget is spent (${usd(b.spentMicros)} of ${usd(b.budgetMicros)} USD this month)`;
+};
