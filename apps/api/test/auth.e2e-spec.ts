@@ -140,9 +140,14 @@ describe('identity', () => {
         const right = await u.code(0);
         return right.slice(0, 5) + String((Number(right[5]) + 5) % 10);
       };
-      // Nine wrong step-ups from this session and one wrong sign-in from another address.
-      for (let i = 0; i < 9; i++) expect((await h.http.post('/v1/auth/step-up').set('Cookie', u.cookie).send({ totpCode: await wrongCode() })).status).toBe(401);
-      expect((await h.http.post('/v1/auth/login').set('X-Forwarded-For', '198.51.100.7').send({ email: me.email, password: PASSWORD, totpCode: await wrongCode() })).status).toBe(401);
+      // Fourteen wrong codes sent side by side: nine step-ups from this session, five sign-ins from another address.
+      // Each is counted before it is checked, so exactly ten are checked (401) and four are refused unchecked (429).
+      const bad = await wrongCode();
+      const tries = await Promise.all([
+        ...Array.from({ length: 9 }, () => h.http.post('/v1/auth/step-up').set('Cookie', u.cookie).send({ totpCode: bad })),
+        ...Array.from({ length: 5 }, () => h.http.post('/v1/auth/login').set('X-Forwarded-For', '198.51.100.7').send({ email: me.email, password: PASSWORD, totpCode: bad })),
+      ]);
+      expect(tries.map((r) => r.status).sort()).toEqual([...Array(10).fill(401), ...Array(4).fill(429)]);
       // The right code is refused now, at sign-in and at step-up, with the reason and no session.
       const locked = await h.http.post('/v1/auth/login').send({ email: me.email, password: PASSWORD, totpCode: await u.code(1) });
       expect(locked.status).toBe(429);
@@ -153,7 +158,7 @@ describe('identity', () => {
       const failures = await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) =>
         em.query(`SELECT canonical::jsonb->'payload'->>'reason' AS reason FROM audit_events WHERE org_id = $1 AND actor_id = $2 AND action IN ('auth.login', 'auth.step_up') AND outcome = 'failure' ORDER BY occurred_at`, [org.id, me.id]),
       );
-      expect(failures.filter((f: { reason: string | null }) => f.reason === 'totp_locked')).toHaveLength(2);
+      expect(failures.filter((f: { reason: string | null }) => f.reason === 'totp_locked')).toHaveLength(6);
       // Once the window has passed, the right code signs in and the count starts again.
       await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) => em.query(`UPDATE users SET totp_failures_since = now() - interval '16 minutes' WHERE id = $1`, [me.id]));
       expect((await h.http.post('/v1/auth/login').send({ email: me.email, password: PASSWORD, totpCode: await u.code(1) })).status).toBe(200);

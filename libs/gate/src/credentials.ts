@@ -39,6 +39,9 @@ export interface PreparedCredential {
 
 export const actionScope = new AsyncLocalStorage<ActionScope>();
 
+/** Who a credential's use is audited as: the agent's task, or the system for Steward's own notices. */
+const actorOf = (scope: ActionScope): { type: 'agent_task' | 'system'; id: string | null } => (scope.purpose === 'notice' ? { type: 'system', id: null } : { type: 'agent_task', id: scope.taskId });
+
 /** What the broker needs to know of an installed connector. */
 export interface CredentialTarget {
   id: string;
@@ -161,7 +164,7 @@ export class CredentialBroker {
       id: newId(),
       orgId: scope.orgId,
       occurredAt: new Date(),
-      actor: scope.purpose === 'notice' ? { type: 'system' as const, id: null } : { type: 'agent_task' as const, id: scope.taskId },
+      actor: actorOf(scope),
       action: 'credential.decrypt',
       target: { type: 'Credential', id: row.id },
       outcome: 'success' as const,
@@ -222,7 +225,7 @@ export class CredentialBroker {
           id: newId(),
           orgId: scope.orgId,
           occurredAt: new Date(),
-          actor: { type: 'agent_task', id: scope.taskId },
+          actor: actorOf(scope),
           action: 'credential.refresh',
           target: { type: 'Credential', id },
           outcome: 'failure',
@@ -256,7 +259,7 @@ export class CredentialBroker {
         id: newId(),
         orgId: scope.orgId,
         occurredAt: new Date(),
-        actor: { type: 'agent_task', id: scope.taskId },
+        actor: actorOf(scope),
         action: 'credential.refresh',
         target: { type: 'Credential', id },
         outcome: 'success',

@@ -17,4 +17,4 @@ export * from './metrics';
 export * from './incidents/findings';
 export * from './tracing';
 export { sendMails, type ChannelOptions, type MailMessage } from './notifications/senders';
-export { postSlackThroughConnector, slackThroughConnector, type SlackConnectorNoticeDeps, type SlackNoticeSettings } from './notifications/slack-connector';
+export { NoticeDeferred, postSlackThroughConnector, slackThroughConnector, type SlackConnectorNoticeDeps, type SlackNoticeSettings } from './notifications/slack-connector';

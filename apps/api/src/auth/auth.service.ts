@@ -94,14 +94,12 @@ export class AuthService {
         throw new AppError(401, ErrorCode.MfaRequired, 'Second factor required', 'Enter the 6-digit code from your authenticator app.');
       }
       const ctx = { orgId: chosen.org_id, userId: row.user_id };
-      const locked = await this.db.inOrg(ctx, (em) => this.codesLocked(em, row.user_id));
+      // The attempt is counted (committed) before the code is checked: codes sent side by side all count.
+      const locked = await this.db.inOrg(ctx, (em) => this.takeCodeAttempt(em, row.user_id));
       if (locked) return fail('totp_locked', locked);
       const step = await this.verifyCode(row, body.totpCode);
       const used = step !== null && (await this.db.inOrg(ctx, (em) => this.useStep(em, row.user_id, step)));
-      if (!used) {
-        await this.db.inOrg(ctx, (em) => this.countWrongCode(em, row.user_id));
-        return fail('totp', new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.'));
-      }
+      if (!used) return fail('totp', new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.'));
       mfaAt = new Date();
     }
 
@@ -160,30 +158,31 @@ export class AuthService {
   }
 
   /**
-   * The account's second factor refuses every code once WRONG_CODES_PER_WINDOW wrong ones came
-   * within WRONG_CODE_WINDOW_MINUTES (from any address): the refusal, or null while codes are taken.
+   * Counts a code attempt against the account before the code is checked, in one statement that
+   * takes the user's row lock (attempts sent side by side are counted one after the other): null
+   * while the account takes codes, or the refusal once WRONG_CODES_PER_WINDOW attempts that were
+   * not followed by a right code came within WRONG_CODE_WINDOW_MINUTES, from any address. A right
+   * code resets the count (useStep).
    */
-  private async codesLocked(em: EntityManager, userId: string): Promise<AppError | null> {
-    const [u]: { failures: number; retry_seconds: number | null }[] = await em.query(
-      `SELECT totp_failures AS failures, ceil(extract(epoch FROM totp_failures_since + make_interval(mins => $2) - now()))::int AS retry_seconds FROM users WHERE id = $1`,
+  private async takeCodeAttempt(em: EntityManager, userId: string): Promise<AppError | null> {
+    const taken = await queryReturning(
+      em,
+      `UPDATE users SET totp_failures = CASE WHEN totp_failures_since IS NULL OR totp_failures_since <= now() - make_interval(mins => $2) THEN 1 ELSE totp_failures + 1 END,
+                        totp_failures_since = CASE WHEN totp_failures_since IS NULL OR totp_failures_since <= now() - make_interval(mins => $2) THEN now() ELSE totp_failures_since END
+        WHERE id = $1 AND NOT (totp_failures >= $3 AND totp_failures_since > now() - make_interval(mins => $2))
+        RETURNING id`,
+      [userId, WRONG_CODE_WINDOW_MINUTES, WRONG_CODES_PER_WINDOW],
+    );
+    if (taken.length) return null;
+    const [u]: { retry_seconds: number | null }[] = await em.query(
+      `SELECT ceil(extract(epoch FROM totp_failures_since + make_interval(mins => $2) - now()))::int AS retry_seconds FROM users WHERE id = $1`,
       [userId, WRONG_CODE_WINDOW_MINUTES],
     );
-    if (!u || u.failures < WRONG_CODES_PER_WINDOW || u.retry_seconds === null || u.retry_seconds <= 0) return null;
     return new AppError(
       429,
       ErrorCode.RateLimited,
       'Too many wrong codes',
-      `${WRONG_CODES_PER_WINDOW} wrong authenticator codes were entered for this account; its second factor takes no code for ${Math.ceil(u.retry_seconds / 60)} more minute(s).`,
-    );
-  }
-
-  /** One more wrong code for the account (a new window once the last one has passed). */
-  private async countWrongCode(em: EntityManager, userId: string): Promise<void> {
-    await em.query(
-      `UPDATE users SET totp_failures = CASE WHEN totp_failures_since IS NULL OR totp_failures_since <= now() - make_interval(mins => $2) THEN 1 ELSE totp_failures + 1 END,
-                        totp_failures_since = CASE WHEN totp_failures_since IS NULL OR totp_failures_since <= now() - make_interval(mins => $2) THEN now() ELSE totp_failures_since END
-        WHERE id = $1`,
-      [userId, WRONG_CODE_WINDOW_MINUTES],
+      `${WRONG_CODES_PER_WINDOW} wrong authenticator codes were entered for this account; its second factor takes no code for ${Math.max(1, Math.ceil((u?.retry_seconds ?? 60) / 60))} more minute(s).`,
     );
   }
 
@@ -290,14 +289,13 @@ export class AuthService {
     await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('Enrol an authenticator first (POST /v1/auth/totp/enroll).');
-      const locked = await this.codesLocked(em, user.id);
+      const locked = await this.takeCodeAttempt(em, user.id);
       if (locked) {
         await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId, outcome: 'failure', payload: { reason: 'totp_locked' } });
         return locked;
       }
       const step = await this.verifyCode({ user_id: user.id, totp_secret_sealed: user.totpSecretSealed, totp_last_step: user.totpLastStep }, code);
       if (step === null || !(await this.useStep(em, user.id, step))) {
-        await this.countWrongCode(em, user.id);
         await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId, outcome: 'failure' });
         return new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.');
       }
@@ -343,14 +341,15 @@ export class AuthService {
     const ok = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('No authenticator is enrolled.');
-      const locked = await this.codesLocked(em, user.id);
+      const locked = await this.takeCodeAttempt(em, user.id);
       if (locked) {
         await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id, outcome: 'failure', payload: { reason: 'totp_locked' } });
         return locked;
       }
       const step = await this.verifyCode({ user_id: user.id, totp_secret_sealed: user.totpSecretSealed, totp_last_step: user.totpLastStep }, code);
-      if (step === null) await this.countWrongCode(em, user.id);
-      if (!user.passwordHash || !(await verifyPassword(user.passwordHash, password)) || step === null) {
+      // A right code is used up (and resets the count) even when the password is wrong.
+      const used = step !== null && (await this.useStep(em, user.id, step));
+      if (!user.passwordHash || !(await verifyPassword(user.passwordHash, password)) || !used) {
         await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id, outcome: 'failure' });
         return false;
       }

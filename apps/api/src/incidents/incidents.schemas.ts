@@ -102,7 +102,8 @@ export const PutIncidentSettingsBody = z.strictObject({
   /**
    * Slack notices (incidents, approval requests) through the org's installed Slack connector: the
    * channel (an id such as C0123ABCD, or #name) and the member whose connected Slack account posts
-   * there. Null stops it; absent keeps it. Takes precedence over the incoming webhook.
+   * there — the owner who sets it up, naming themselves. Null stops it; absent keeps it. Takes
+   * precedence over the incoming webhook.
    */
   slack: z
     .strictObject({

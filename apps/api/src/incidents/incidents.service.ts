@@ -344,7 +344,11 @@ export class IncidentsService {
       const webhookUrl = body.webhookUrl === undefined ? before.webhookUrl : body.webhookUrl;
       const smtp = body.smtp === undefined ? before.smtp : body.smtp;
       const slack = body.slack === undefined ? before.slack : body.slack;
-      if (body.slack) await this.assertSlackPoster(em, p.orgId, body.slack.postAs);
+      if (body.slack) {
+        // A member's Slack account is theirs to offer: the owner who sets Slack notices up posts them as themselves.
+        if (body.slack.postAs !== p.userId) throw AppError.validation([{ path: 'slack.postAs', message: 'Slack notices post as the owner who sets them up: connect your own Slack account and name yourself' }]);
+        await this.assertSlackPoster(em, p.orgId, body.slack.postAs);
+      }
       const secrets = { ...before.secrets };
       for (const [field, name] of Object.entries(SECRET_FIELDS) as [keyof typeof SECRET_FIELDS, IncidentSecretName][]) {
         const v = body.secrets?.[field];
@@ -378,7 +382,7 @@ export class IncidentsService {
         action: 'incident_settings.update',
         targetType: 'IncidentSettings',
         targetId: null,
-        payload: { changed, secretsWritten: Object.keys(body.secrets ?? {}), channels: after.channels, escalationChain: after.escalationChain, executiveUserId: after.executiveUserId },
+        payload: { changed, secretsWritten: Object.keys(body.secrets ?? {}), channels: after.channels, escalationChain: after.escalationChain, executiveUserId: after.executiveUserId, slack: after.slack },
       });
       return after;
     });

@@ -4,7 +4,7 @@ import { type DataSource, inOrg, outsideOrg } from '@steward/db';
 import type { KeyProvider } from '@steward/vault';
 import { loadIncidentSettings, openIncidentSecrets, secretOf } from '../incidents/incidents';
 import { postSlack, sendMails, slackText, smtpConfigured } from '../notifications/senders';
-import { postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
+import { NoticeDeferred, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { resumeWaitingTask } from './task-store';
 
 /**
@@ -154,6 +154,7 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
     });
     if (!job) continue;
     let error: string | null = null;
+    let deferred = false;
     let payload: Notice['payload'] = job.payload;
     const channelOpts = { allowHosts: job.allowHosts, timeoutMs: options.timeoutMs ?? 10_000 };
     const approvalId = String(job.payload.approvalId ?? '');
@@ -168,7 +169,7 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
         });
         if (res.status >= 300) throw new Error(`webhook answered ${res.status}`);
       } else if (job.channel === 'slack') {
-        if (job.settings && slackThroughConnector(job.settings)) await postSlackThroughConnector(deps, d.org_id, job.settings, text.slack, channelOpts.timeoutMs);
+        if (job.settings && slackThroughConnector(job.settings)) await postSlackThroughConnector(deps, d.org_id, job.settings, text.slack);
         else {
           const url = secretOf(job.secrets, 'slack_webhook_url');
           if (!url) throw new Error('no Slack webhook URL configured');
@@ -188,13 +189,16 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
       }
     } catch (err) {
       error = ((err as Error).message || 'delivery failed').slice(0, 300);
+      deferred = err instanceof NoticeDeferred;
     }
+    // A deferred notice (the kill switch holds the Slack connector's credential) waits a minute and uses up no attempt.
     await inOrg(ds, { orgId: d.org_id }, (em) =>
       em.query(
-        `UPDATE notifications SET attempts = attempts + 1, state = CASE WHEN $3::text IS NULL THEN 'sent' WHEN attempts + 1 >= 10 THEN 'failed' ELSE 'pending' END,
-                next_attempt_at = now() + make_interval(secs => least(power(2, attempts + 1), 300)),
+        `UPDATE notifications SET attempts = attempts + CASE WHEN $5 THEN 0 ELSE 1 END,
+                state = CASE WHEN $3::text IS NULL THEN 'sent' WHEN NOT $5 AND attempts + 1 >= 10 THEN 'failed' ELSE 'pending' END,
+                next_attempt_at = now() + CASE WHEN $5 THEN interval '1 minute' ELSE make_interval(secs => least(power(2, attempts + 1), 300)) END,
                 last_error = $3, sent_at = CASE WHEN $3::text IS NULL THEN now() END, payload = $4 WHERE org_id = $1 AND id = $2`,
-        [d.org_id, d.id, error, JSON.stringify(payload)],
+        [d.org_id, d.id, error, JSON.stringify(payload), deferred],
       ),
     );
     if (job.channel === 'email' && !error) {

@@ -4,7 +4,7 @@ import { guardedFetch, type Logger, newId } from '@steward/common';
 import { type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
 import { incidentSecretAad, type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { postSlack, sendMails, slackText, type SmtpSettings } from '../notifications/senders';
-import { postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
+import { NoticeDeferred, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { sanctionAutomaticStrikes } from './strikes';
 
 /**
@@ -323,6 +323,7 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
     });
     if (!job) continue;
     let error: string | null = null;
+    let deferred = false;
     const p = job.payload;
     try {
       const fetchOpts = { allowHosts: job.allowHosts, timeoutMs: options.timeoutMs ?? 10_000, maxRedirects: 0 };
@@ -340,7 +341,7 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
       } else if (job.channel === 'slack') {
         const verb = p.event === 'incident.opened' ? 'opened' : `escalated (level ${p.level})`;
         const text = `:rotating_light: Incident ${verb}: *${slackText(String(p.title))}* (${p.severity}) — ${slackText(p.recipient.email)}, please acknowledge by ${p.ackDueAt}. Incident ${p.incidentId}`;
-        if (slackThroughConnector(job.settings)) await postSlackThroughConnector(deps, d.org_id, job.settings, text, fetchOpts.timeoutMs);
+        if (slackThroughConnector(job.settings)) await postSlackThroughConnector(deps, d.org_id, job.settings, text);
         else {
           const url = secretOf(job.secrets, 'slack_webhook_url');
           if (!url) throw new Error('no Slack webhook URL configured');
@@ -365,14 +366,16 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
       }
     } catch (err) {
       error = ((err as Error).message || 'delivery failed').slice(0, 300);
+      deferred = err instanceof NoticeDeferred;
     }
+    // A deferred notice (the kill switch holds the Slack connector's credential) waits a minute and uses up no attempt.
     await inOrg(deps.ds, { orgId: d.org_id }, (em) =>
       em.query(
-        `UPDATE incident_notifications SET attempts = attempts + 1,
-                state = CASE WHEN $3::text IS NULL THEN 'sent' WHEN attempts + 1 >= 10 THEN 'failed' ELSE 'pending' END,
-                next_attempt_at = $4::timestamptz + make_interval(secs => least(power(2, attempts + 1), 300)),
+        `UPDATE incident_notifications SET attempts = attempts + CASE WHEN $5 THEN 0 ELSE 1 END,
+                state = CASE WHEN $3::text IS NULL THEN 'sent' WHEN NOT $5 AND attempts + 1 >= 10 THEN 'failed' ELSE 'pending' END,
+                next_attempt_at = $4::timestamptz + CASE WHEN $5 THEN interval '1 minute' ELSE make_interval(secs => least(power(2, attempts + 1), 300)) END,
                 last_error = $3, sent_at = CASE WHEN $3::text IS NULL THEN $4::timestamptz END WHERE org_id = $1 AND id = $2`,
-        [d.org_id, d.id, error, now],
+        [d.org_id, d.id, error, now, deferred],
       ),
     );
     if (!error) sent++;
