@@ -392,9 +392,14 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(row).toEqual({ state: 'refused', level: 'forbidden', refusal: 'forbidden' });
   });
 
-  it('limits open sessions per user', async () => {
+  it('limits open sessions per user, initializes sent side by side included', async () => {
     for (let i = 0; i < 6; i++) await connect();
     await expect(connect()).rejects.toThrow(/429|Too many sessions/);
+    await closeAll();
+    // Nine at the same moment: six get a session, three are refused.
+    const tried = await Promise.allSettled(Array.from({ length: 9 }, () => connect()));
+    expect(tried.filter((t) => t.status === 'fulfilled')).toHaveLength(6);
+    expect(tried.filter((t) => t.status === 'rejected').map((t) => String((t as PromiseRejectedResult).reason))).toEqual(Array(3).fill(expect.stringMatching(/429|Too many sessions/)));
     await closeAll();
     const after = await connect();
     expect((await after.listTools()).tools.length).toBeGreaterThan(0);
@@ -491,6 +496,38 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect((await decisionOf(after._meta!['steward/action-id'])).payload).toMatchObject({ tainted: true, labels: expect.arrayContaining(['untrusted']) });
   });
 
+  it("resources and prompts are decided by the policy as reads of their connector: Forbidden ones are neither listed nor read, and the refusal is recorded", async () => {
+    const client = await connect(memberKey, 'policy-reader');
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    expect((await client.listResources()).resources.map((r) => r.uri)).toContain('memo://handbook');
+    await client.readResource({ uri: 'memo://handbook' });
+    // What the read was decided as: the action type of the connector's read-only tools.
+    const [{ action }] = (
+      await su.query(`SELECT canonical::jsonb->'payload'->>'decidedAs' AS action FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->'mcp'->>'session' = $2 AND action = 'mcp.resource.read'`, [org.id, sid])
+    ).rows;
+    expect(action).toMatch(/^[a-z]+\.read$/);
+    const document = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows[0].document;
+    await su.query(`UPDATE policies SET document = jsonb_set(document, ARRAY['baseline', $2::text], '"forbidden"'), updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, action]);
+    try {
+      const requests = upstream.requests;
+      expect((await client.listResources()).resources.map((r) => r.uri)).not.toContain('memo://handbook');
+      await expect(client.readResource({ uri: 'memo://handbook' })).rejects.toThrow(/Refused by Steward \(forbidden\)/);
+      expect((await client.listPrompts()).prompts.map((p) => p.name)).not.toContain('upstream__summarise');
+      await expect(client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'Q3' } })).rejects.toThrow(/Refused by Steward \(forbidden\)/);
+      expect(upstream.requests - requests).toBeLessThanOrEqual(1); // the prompt's name is looked up in the upstream's list; nothing is read
+      const refused = (
+        await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->'mcp'->>'session' = $2 AND outcome = 'denied' ORDER BY occurred_at`, [org.id, sid])
+      ).rows.map((r) => r.e);
+      expect(refused).toEqual([
+        expect.objectContaining({ action: 'mcp.resource.read', decision: 'denied_forbidden', payload: expect.objectContaining({ refusal: 'forbidden', decidedAs: action }) }),
+        expect.objectContaining({ action: 'mcp.prompt.get', decision: 'denied_forbidden' }),
+      ]);
+    } finally {
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(document)]);
+    }
+    expect(text({ content: (await client.readResource({ uri: 'memo://handbook' })).contents })).toContain('two approvers');
+  });
+
   it('a paused org (kill switch) refuses every call, reads included', async () => {
     const client = await connect();
     const before = received.length;
@@ -510,6 +547,9 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
       const requests = upstream.requests;
       await expect(client.readResource({ uri: 'memo://handbook' })).rejects.toThrow(/Refused by Steward \(paused\)/);
       await expect(client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'Q3' } })).rejects.toThrow(/Refused by Steward \(paused\)/);
+      // The lists too: no upstream is asked while agents are paused.
+      await expect(client.listResources()).rejects.toThrow(/Refused by Steward \(paused\)/);
+      await expect(client.listPrompts()).rejects.toThrow(/Refused by Steward \(paused\)/);
       expect(upstream.requests - requests).toBeLessThanOrEqual(1); // the prompt's name is looked up in the upstream's list; nothing is read
     } finally {
       expect((await h.http.post('/v1/org/agents/resume').set('Cookie', cookie.owner).send({})).status).toBe(200);

@@ -4,18 +4,35 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 
 /**
  * The events of one gateway session, kept so a client whose SSE stream broke can resume it
- * (Last-Event-ID). Bounded: the oldest events are dropped past `max`.
+ * (Last-Event-ID). Bounded in count and in bytes (tool results can be large): the oldest events
+ * are dropped past `max` events or `maxBytes` of serialised messages, whichever comes first.
  */
 export class SessionEventStore implements EventStore {
-  private readonly events = new Map<string, { streamId: string; message: JSONRPCMessage }>();
+  private readonly events = new Map<string, { streamId: string; message: JSONRPCMessage; bytes: number }>();
+  private bytes = 0;
 
-  constructor(private readonly max = 1000) {}
+  constructor(
+    private readonly max = 1000,
+    private readonly maxBytes = 8 * 1024 * 1024,
+  ) {}
 
   async storeEvent(streamId: string, message: JSONRPCMessage): Promise<string> {
     const id = `${streamId}_${Date.now().toString(36)}_${randomUUID().slice(0, 8)}`;
-    this.events.set(id, { streamId, message });
-    if (this.events.size > this.max) this.events.delete(this.events.keys().next().value!);
+    const bytes = Buffer.byteLength(JSON.stringify(message));
+    this.events.set(id, { streamId, message, bytes });
+    this.bytes += bytes;
+    // The newest event stays even when it alone is over the bytes bound (its stream may still need it).
+    while (this.events.size > 1 && (this.events.size > this.max || this.bytes > this.maxBytes)) {
+      const [oldest, e] = this.events.entries().next().value!;
+      this.events.delete(oldest);
+      this.bytes -= e.bytes;
+    }
     return id;
+  }
+
+  /** What the store holds now (events, bytes of their messages). */
+  size(): { events: number; bytes: number } {
+    return { events: this.events.size, bytes: this.bytes };
   }
 
   async getStreamIdForEventId(eventId: string): Promise<string | undefined> {

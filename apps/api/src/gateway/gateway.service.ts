@@ -4,6 +4,7 @@ import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { Server } from '@modelcontextprotocol/sdk/server/index.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
+import { UriTemplate } from '@modelcontextprotocol/sdk/shared/uriTemplate.js';
 import {
   CallToolRequestSchema,
   type CallToolResult,
@@ -38,7 +39,8 @@ import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCo
 import { type ClientOffer, ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { addTaskConnectors, hubIdOf, toolNameOf } from '@steward/jobs';
-import { type ActionType, decide, isActionType, type Level, subjectOf } from '@steward/policy';
+import { type ActionType, authorize, decide, isActionType, type Level, subjectOf, toFacts } from '@steward/policy';
+import type { EntityManager } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
 import { AccessService } from '../access/access.service';
 import { AuthGuard } from '../auth/auth.guard';
@@ -129,8 +131,17 @@ interface GatewaySession {
   labels: string[];
   /** Completed identical read-only calls (a read may run again; a write may not). */
   generations: Map<string, number>;
-  /** Which connector served a resource URI (filled when resources are listed). */
+  /** Which connector served a resource URI (filled when resources are listed; the first to list a URI keeps it). */
   resourceOwner: Map<string, string>;
+}
+
+/** Why a read of resources or prompts is refused: the kill switch, the member's suspension, or the policy. */
+type ReadRefusal = 'paused' | 'suspended' | 'no_policy' | 'forbidden' | 'not_authorized' | 'watched';
+
+/** What a read of a connector's resources or prompts is decided as: the action type of its read-only tools, else a SaaS read. */
+function readActionOf(manifest: ConnectorManifest | undefined): ActionType {
+  const t = manifest?.tools.find((x) => x.readOnly && isActionType(x.action));
+  return t ? (t.action as ActionType) : 'saas.read';
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
@@ -155,6 +166,15 @@ const REFUSALS: Record<string, string> = {
   approval_used: 'the approval for this action was already used; it was not run again',
   approval_mismatch: 'the approval was for other arguments or another tool definition; it was not run',
 };
+/** Refusals of resource and prompt reads (decided here, not by the gate). */
+const READ_REFUSALS: Record<ReadRefusal, string> = {
+  paused: REFUSALS.paused!,
+  suspended: REFUSALS.suspended!,
+  no_policy: REFUSALS.no_policy!,
+  not_authorized: REFUSALS.not_authorized!,
+  forbidden: 'the policy forbids reading this connector for you',
+  watched: "the policy makes reading this connector wait for a person's approval, which a resource or prompt cannot wait for (a tool call can)",
+};
 const WAIT_META_KEY = 'steward/wait-seconds';
 /** How long a resolved Bearer token's caller is reused (see GatewayService.caller), and how many are kept. */
 const PRINCIPAL_TTL_MS = 1000;
@@ -163,6 +183,8 @@ const PRINCIPAL_CACHE_MAX = 10_000;
 @Injectable()
 export class GatewayService implements OnModuleDestroy {
   private readonly sessions = new Map<string, GatewaySession>();
+  /** Initializes under way per org/user (counted against the sessions limit until they are open or failed). */
+  private readonly opening = new Map<string, number>();
   private readonly principals = new Map<string, { principal: Promise<Principal>; until: number }>();
   private readonly auth: AuthGuard;
   private readonly keyring: AuditKeyring;
@@ -325,21 +347,31 @@ export class GatewayService implements OnModuleDestroy {
       fail(400, ErrorCode.ValidationFailed, 'Bad request', 'No Mcp-Session-Id: the first request of a session must be "initialize".');
       return;
     }
-    const here = [...this.sessions.values()].filter((s) => s.orgId === p.orgId && s.userId === p.userId).length;
-    const mine = this.directory.enabled ? await this.directory.countFor(p.orgId, p.userId, (sid) => this.sessions.has(sid)).catch(() => here) : here;
-    if (mine >= this.config.GATEWAY_MAX_SESSIONS_PER_USER) {
-      fail(429, ErrorCode.RateLimited, 'Too many sessions', `At most ${this.config.GATEWAY_MAX_SESSIONS_PER_USER} open MCP sessions per user: close one (DELETE /mcp) first.`);
-      return;
+    // Sessions being opened count too (taken before the count is awaited): initializes sent side by side cannot all get in.
+    const who = `${p.orgId}/${p.userId}`;
+    this.opening.set(who, (this.opening.get(who) ?? 0) + 1);
+    try {
+      const here = [...this.sessions.values()].filter((s) => s.orgId === p.orgId && s.userId === p.userId).length;
+      // Without Redis the count is this process's own (the gateway stays usable; other processes count theirs).
+      const open = this.directory.enabled ? await this.directory.countFor(p.orgId, p.userId, (sid) => this.sessions.has(sid)).catch(() => here) : here;
+      if (open + this.opening.get(who)! > this.config.GATEWAY_MAX_SESSIONS_PER_USER) {
+        fail(429, ErrorCode.RateLimited, 'Too many sessions', `At most ${this.config.GATEWAY_MAX_SESSIONS_PER_USER} open MCP sessions per user: close one (DELETE /mcp) first.`);
+        return;
+      }
+      const init = (Array.isArray(req.body) ? req.body : [req.body]).find((m) => isInitializeRequest(m)) as { params: { protocolVersion: string; capabilities?: Record<string, unknown> } };
+      const s = await this.openSession(p, scope, init.params);
+      if (!s) {
+        fail(404, ErrorCode.NotFound, 'Not found', `No connector "${scope}" is installed in this org.`);
+        return;
+      }
+      await s.transport.handleRequest(req, res, req.body);
+      // A failed initialize leaves no session behind.
+      if (!s.transport.sessionId) await this.closeSession(s);
+    } finally {
+      const n = this.opening.get(who)! - 1;
+      if (n > 0) this.opening.set(who, n);
+      else this.opening.delete(who);
     }
-    const init = (Array.isArray(req.body) ? req.body : [req.body]).find((m) => isInitializeRequest(m)) as { params: { protocolVersion: string; capabilities?: Record<string, unknown> } };
-    const s = await this.openSession(p, scope, init.params);
-    if (!s) {
-      fail(404, ErrorCode.NotFound, 'Not found', `No connector "${scope}" is installed in this org.`);
-      return;
-    }
-    await s.transport.handleRequest(req, res, req.body);
-    // A failed initialize leaves no session behind.
-    if (!s.transport.sessionId) await this.closeSession(s);
   }
 
   /**
@@ -604,12 +636,13 @@ export class GatewayService implements OnModuleDestroy {
     });
     server.setRequestHandler(CompleteRequestSchema, async (request) => {
       const ref = request.params.ref;
-      for (const id of this.withCapability(s, 'completions')) {
+      const readable = await this.readable(s, 'completions');
+      for (const id of readable) {
         if (ref.type === 'ref/prompt') {
           const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
           const found = list.find((p) => this.nameOf(s, id, p.name) === ref.name);
           if (found) return s.hub.get(id).complete({ ...request.params, ref: { type: 'ref/prompt', name: found.name } });
-        } else if (!s.resourceOwner.has(ref.uri) || s.resourceOwner.get(ref.uri) === id) {
+        } else if ((await this.resourceOwners(s, ref.uri, readable))[0] === id) {
           return s.hub.get(id).complete(request.params);
         }
       }
@@ -617,16 +650,19 @@ export class GatewayService implements OnModuleDestroy {
     });
     const subscription = (subscribe: boolean) => async (request: { params: { uri: string } }) => {
       const uri = request.params.uri;
-      const owners = s.resourceOwner.has(uri) ? [s.resourceOwner.get(uri)!] : this.withCapability(s, 'resources').filter((id) => s.hub.get(id).capabilities().resources?.subscribe);
-      for (const id of owners) await s.hub.get(id).subscribeResource(uri, subscribe).catch(() => undefined);
+      const owners = await this.resourceOwners(s, uri, await this.readable(s, 'resources'));
+      for (const id of owners.filter((o) => s.hub.get(o).capabilities().resources?.subscribe)) await s.hub.get(id).subscribeResource(uri, subscribe).catch(() => undefined);
       return {};
     };
     server.setRequestHandler(SubscribeRequestSchema, subscription(true));
     server.setRequestHandler(UnsubscribeRequestSchema, subscription(false));
     server.setRequestHandler(ListResourcesRequestSchema, async () => {
       const resources: Resource[] = [];
-      for (const id of this.withCapability(s, 'resources')) {
+      for (const id of await this.readable(s, 'resources')) {
         for (const r of await this.pages(id, (c) => s.hub.get(id).listResources(c), (p) => p.resources)) {
+          // A URI another connector listed first stays that connector's: an upstream cannot take over another's reads.
+          const owner = s.resourceOwner.get(r.uri);
+          if (owner !== undefined && owner !== id) continue;
           s.resourceOwner.set(r.uri, id);
           resources.push(r);
         }
@@ -635,29 +671,26 @@ export class GatewayService implements OnModuleDestroy {
     });
     server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => {
       const resourceTemplates: ResourceTemplate[] = [];
-      for (const id of this.withCapability(s, 'resources')) resourceTemplates.push(...(await this.pages(id, (c) => s.hub.get(id).listResourceTemplates(c), (p) => p.resourceTemplates)));
+      for (const id of await this.readable(s, 'resources')) resourceTemplates.push(...(await this.pages(id, (c) => s.hub.get(id).listResourceTemplates(c), (p) => p.resourceTemplates)));
       return { resourceTemplates };
     });
     server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
       const uri = request.params.uri;
-      const owners = s.resourceOwner.has(uri) ? [s.resourceOwner.get(uri)!] : this.withCapability(s, 'resources');
-      let last: unknown;
-      for (const id of owners) {
-        // Owner known (listed): checked and recorded before the read; owner unknown: tried upstream by upstream, each read recorded before it is made.
-        await this.beforeRead(s, id, 'resource.read', { uri });
-        try {
-          const read = await s.hub.get(id).readResource(uri);
-          this.afterRead(s, id);
-          return read;
-        } catch (err) {
-          last = err;
-        }
+      // Read from the connector that listed it, else the one whose template matches it (never every upstream in turn).
+      const [id] = await this.resourceOwners(s, uri, this.withCapability(s, 'resources'));
+      if (id === undefined) throw new McpError(McpErrorCode.InvalidParams, `Resource not found: ${uri}`);
+      await this.beforeRead(s, id, 'resource.read', { uri }, [uri]);
+      try {
+        const read = await s.hub.get(id).readResource(uri);
+        this.afterRead(s, id);
+        return read;
+      } catch (err) {
+        throw new McpError(McpErrorCode.InvalidParams, `Resource not found: ${uri}${err instanceof ConnectorError ? ` (${err.message})` : ''}`);
       }
-      throw new McpError(McpErrorCode.InvalidParams, `Resource not found: ${uri}${last instanceof ConnectorError ? ` (${last.message})` : ''}`);
     });
     server.setRequestHandler(ListPromptsRequestSchema, async () => {
       const prompts: Prompt[] = [];
-      for (const id of this.withCapability(s, 'prompts')) {
+      for (const id of await this.readable(s, 'prompts')) {
         for (const p of await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts)) prompts.push({ ...p, name: this.nameOf(s, id, p.name) });
       }
       return { prompts };
@@ -679,6 +712,67 @@ export class GatewayService implements OnModuleDestroy {
   }
 
   /**
+   * The connectors whose resources or prompts this member may read now, for the lists, completions
+   * and subscriptions: refused outright while the org's agents are paused, the member is not
+   * active or the org has no active policy; otherwise the connectors whose reads the policy lets
+   * run (Autonomous or Batched; a Forbidden or Watched read is left out).
+   */
+  private async readable(s: GatewaySession, what: 'resources' | 'prompts' | 'completions'): Promise<string[]> {
+    const ids = this.withCapability(s, what);
+    if (!ids.length) return ids;
+    const { refusal, levels } = await this.db.inOrg({ orgId: s.orgId, userId: s.userId }, async (em) => {
+      const check = await this.readCheck(em, s);
+      if ('refusal' in check) return { refusal: check.refusal, levels: new Map<string, ReadRefusal | null>() };
+      return { refusal: null, levels: new Map(ids.map((id) => [id, check.decide(id, [])] as const)) };
+    });
+    if (refusal) throw new McpError(McpErrorCode.InvalidRequest, `Refused by Steward (${refusal}): ${READ_REFUSALS[refusal]}`);
+    return ids.filter((id) => levels.get(id) === null);
+  }
+
+  /** The kill switch, the member's state and the active policy, read in the caller's transaction: a refusal, or how a connector's read is decided. */
+  private async readCheck(em: EntityManager, s: GatewaySession): Promise<{ refusal: ReadRefusal } | { decide: (id: string, resources: string[]) => ReadRefusal | null; version: number }> {
+    const [row]: { paused: boolean; status: string | null; domains: string[] }[] = await em.query(
+      `SELECT o.agents_paused_at IS NOT NULL AS paused, m.status, o.domains FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1`,
+      [s.orgId, s.userId],
+    );
+    if (!row || row.paused) return { refusal: 'paused' };
+    if (row.status !== 'active') return { refusal: 'suspended' };
+    const policy = await this.policies.active(em, s.orgId);
+    if (!policy) return { refusal: 'no_policy' };
+    const groups = ((await em.query('SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2', [s.orgId, s.userId])) as { group_id: string }[]).map((g) => g.group_id);
+    const principal = { userId: s.userId, groupIds: groups };
+    return {
+      version: policy.version,
+      decide: (id, resources) => {
+        const action = readActionOf(s.manifests[id]);
+        const context = { connector: id, tainted: s.tainted, labels: s.labels, ...(resources.length ? { resources } : {}) };
+        const level = decide(policy.compiled, principal, action, context, { domains: row.domains }).level;
+        if (level === 'forbidden') return 'forbidden';
+        if (level === 'watched') return 'watched';
+        return authorize(policy.ability, toFacts(principal, action, context, { domains: row.domains }), level) ? null : 'not_authorized';
+      },
+    };
+  }
+
+  /**
+   * Which of `among` serves a resource URI: the connector that listed it, else those whose resource
+   * templates match it (listed now if need be), else the only connector with resources.
+   */
+  private async resourceOwners(s: GatewaySession, uri: string, among: string[]): Promise<string[]> {
+    const owner = s.resourceOwner.get(uri);
+    if (owner !== undefined) return among.includes(owner) ? [owner] : [];
+    if (among.length <= 1) return among;
+    // Asking upstreams for their templates: not while the org's agents are paused or the member is not active (refused here).
+    const allowed = new Set(await this.readable(s, 'resources'));
+    const matching: string[] = [];
+    for (const id of among.filter((x) => allowed.has(x))) {
+      const templates = await this.pages(id, (c) => s.hub.get(id).listResourceTemplates(c), (p) => p.resourceTemplates).catch(() => []);
+      if (templates.some((t) => new UriTemplate(t.uriTemplate).match(uri) !== null)) matching.push(id);
+    }
+    return matching;
+  }
+
+  /**
    * Before a resource read or a prompt fetched from an upstream: not a tool call (the policy has no
    * action type for it), but still an agent reading through Steward. Refused while the org's agents
    * are paused or the member is not active (the kill switch stops every path), and recorded before it
@@ -686,14 +780,12 @@ export class GatewayService implements OnModuleDestroy {
    * `mcp.prompt.get`) naming the member, connector, session and client, with the digest of what was
    * asked; the URI or the prompt's arguments themselves are sealed under the member's key.
    */
-  private async beforeRead(s: GatewaySession, hubId: string, kind: 'resource.read' | 'prompt.get', asked: Record<string, unknown>): Promise<void> {
+  private async beforeRead(s: GatewaySession, hubId: string, kind: 'resource.read' | 'prompt.get', asked: Record<string, unknown>, resources: string[] = []): Promise<void> {
     const body = canonical(asked);
     const refusal = await this.db.inOrg({ orgId: s.orgId, userId: s.userId }, async (em) => {
-      const [row]: { paused: boolean; status: string | null }[] = await em.query(
-        `SELECT o.agents_paused_at IS NOT NULL AS paused, m.status FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1`,
-        [s.orgId, s.userId],
-      );
-      const refused: 'paused' | 'suspended' | null = !row || row.paused ? 'paused' : row.status !== 'active' ? 'suspended' : null;
+      // Decided as a read of the connector (the action type of its read-only tools, else saas.read) on the active policy.
+      const check = await this.readCheck(em, s);
+      const refused: ReadRefusal | null = 'refusal' in check ? check.refusal : check.decide(hubId, resources);
       await recordEvent(em, this.keyring, {
         id: newId(),
         orgId: s.orgId,
@@ -705,8 +797,10 @@ export class GatewayService implements OnModuleDestroy {
         outcome: refused ? 'denied' : 'success',
         connector: hubId,
         client: 'mcp',
+        policyVersion: 'version' in check ? check.version : null,
         payload: {
           connector: s.connectors[hubId]?.name ?? hubId,
+          decidedAs: readActionOf(s.manifests[hubId]),
           mcp: viaOf(s),
           request: { digest: sha256(body), bytes: Buffer.byteLength(body) },
           ...(refused ? { refusal: refused } : {}),
@@ -716,7 +810,7 @@ export class GatewayService implements OnModuleDestroy {
       });
       return refused;
     });
-    if (refusal) throw new McpError(McpErrorCode.InvalidRequest, `Refused by Steward (${refusal}): ${REFUSALS[refusal]}`);
+    if (refusal) throw new McpError(McpErrorCode.InvalidRequest, `Refused by Steward (${refusal}): ${READ_REFUSALS[refusal]}`);
   }
 
   /** After an upstream's resource or prompt was read: its content is the upstream's, not the org's — the session's outbound actions are decided as tainted from now on. */
@@ -773,9 +867,11 @@ export class GatewayService implements OnModuleDestroy {
         // Every tool resolves (a call to one not offered still goes through the gate, which decides it); only those not Forbidden are offered.
         byName.set(name, { connector, tool: spec.name, readOnly: !!spec.readOnly });
         if (level === 'forbidden') continue;
+        // A Batched write with no reversible form waits like Watched (the gate decides so): said so.
+        const shown: Level = level === 'batched' && !spec.readOnly && !spec.reversible ? 'watched' : level;
         tools.push({
           name,
-          description: `${LEVEL_NOTE[level] ?? ''}${spec.description}`.slice(0, 2000),
+          description: `${LEVEL_NOTE[shown] ?? ''}${spec.description}`.slice(0, 2000),
           inputSchema: spec.inputSchema as Tool['inputSchema'],
           ...(spec.readOnly ? { annotations: { readOnlyHint: true } } : {}),
         });
@@ -912,10 +1008,18 @@ export class GatewayService implements OnModuleDestroy {
       await audit('refused', { reason });
       throw new McpError(McpErrorCode.InvalidRequest, message);
     };
-    const [row]: { relay_sampling: boolean; relay_elicitation: boolean }[] = connector
-      ? await this.db.inOrg({ orgId: s.orgId }, (em) => em.query('SELECT relay_sampling, relay_elicitation FROM connectors WHERE org_id = $1 AND id = $2', [s.orgId, connector.id]))
-      : [];
-    if (!(kind === 'sampling' ? row?.relay_sampling : row?.relay_elicitation)) {
+    // The org's permission for this connector, read now, with the kill switch and the member's state (a paused org relays nothing).
+    const [row]: { relay_sampling: boolean | null; relay_elicitation: boolean | null; paused: boolean; status: string | null }[] = await this.db.inOrg({ orgId: s.orgId }, (em) =>
+      em.query(
+        `SELECT c.relay_sampling, c.relay_elicitation, o.agents_paused_at IS NOT NULL AS paused, m.status
+           FROM orgs o LEFT JOIN connectors c ON c.org_id = o.id AND c.id = $2 LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $3
+          WHERE o.id = $1`,
+        [s.orgId, connector?.id ?? null, s.userId],
+      ),
+    );
+    if (!row || row.paused) return refuse('paused', `Steward: ${REFUSALS.paused}; the ${kind} request was not relayed`);
+    if (row.status !== 'active') return refuse('suspended', `Steward: ${REFUSALS.suspended}; the ${kind} request was not relayed`);
+    if (!connector || !(kind === 'sampling' ? row.relay_sampling : row.relay_elicitation)) {
       return refuse('not_allowed', `Steward: this organisation does not allow ${kind === 'sampling' ? 'sampling (sampling/createMessage)' : 'elicitation (elicitation/create)'} for connector "${connector?.name ?? hubId}"`);
     }
     const declared = kind === 'sampling' ? isObject(caps.sampling) : isObject(caps.elicitation) && (mode === 'url' ? isObject(caps.elicitation.url) : isObject(caps.elicitation.form) || !isObject(caps.elicitation.url));
