@@ -556,6 +556,9 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     }
     const r = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'RESUMED' } })) as CallToolResult;
     expect(r.isError).toBeFalsy();
+    // A write refused only because agents were paused is decided again once they resume (here: Watched, held for a person).
+    const again = (await client.callTool({ name: 'upstream__post_message', arguments: { channel: '#x', text: 'paused' }, _meta: { 'steward/wait-seconds': 0 } })) as CallToolResult;
+    expect(again._meta).toMatchObject({ 'steward/status': 'awaiting_approval' });
   });
 });
 

@@ -166,6 +166,8 @@ const REFUSALS: Record<string, string> = {
   approval_used: 'the approval for this action was already used; it was not run again',
   approval_mismatch: 'the approval was for other arguments or another tool definition; it was not run',
 };
+/** Refusals whose reason passes (the kill switch lifted, a suspension ended, a policy activated): the same call in the session is decided again. */
+const PASSING_REFUSALS: ReadonlySet<string> = new Set(['paused', 'suspended', 'no_policy']);
 /** Refusals of resource and prompt reads (decided here, not by the gate). */
 const READ_REFUSALS: Record<ReadRefusal, string> = {
   paused: REFUSALS.paused!,
@@ -887,12 +889,13 @@ export class GatewayService implements OnModuleDestroy {
     o: { progressToken?: string | number; waitMs: number; signal: AbortSignal; notify: Notify; onStreamClosed?: () => void },
   ): Promise<CallToolResult> {
     // The action id's claim: session + connector/tool + argument digest (a retry with a new JSON-RPC id is the same action).
-    // A read that completed may be made again (a new generation); a write may not.
+    // A read that completed may be made again (a new generation); a write may not — unless it was
+    // refused for a reason that passes (the kill switch, a suspension, no active policy): then it is decided again.
     const argsDigest = sha256(canonical(args));
     const base = `${s.id}\n${target.connector}\n${target.tool}\n${argsDigest}`;
-    const generation = target.readOnly ? (s.generations.get(base) ?? 0) : 0;
+    const generation = s.generations.get(base) ?? 0;
     // A Watched call approved since it was made (in this session or another of the same user) is redeemed under its own claim.
-    const gatewayKey = (!target.readOnly && (await this.approvedClaim(s, target, argsDigest))) || `mcp:${sha256(`${base}\n${generation}`)}`;
+    const gatewayKey = (await this.approvedClaim(s, target, argsDigest)) || `mcp:${sha256(`${base}\n${generation}`)}`;
     const request = {
       orgId: s.orgId,
       userId: s.userId,
@@ -939,7 +942,7 @@ export class GatewayService implements OnModuleDestroy {
       }
     }
     if (r.status === 'executed' || r.status === 'refused' || r.status === 'failed') {
-      if (target.readOnly) s.generations.set(base, generation + 1);
+      if (target.readOnly || (r.status === 'refused' && PASSING_REFUSALS.has(r.refusal))) s.generations.set(base, generation + 1);
     }
     switch (r.status) {
       case 'executed': {
@@ -959,7 +962,9 @@ export class GatewayService implements OnModuleDestroy {
         return toolError(
           r.state === 'succeeded' || r.state === 'failed'
             ? `This action was already carried out in this session (action ${r.actionId}, ${r.state}); it is not run twice. Start a new session to do it again.`
-            : `This action is already under way or its outcome is not known (action ${r.actionId}, ${r.state}); it is not run again.`,
+            : r.state === 'refused'
+              ? `This action was refused earlier in this session (action ${r.actionId}); it is not asked again in this session.`
+              : `This action is already under way or its outcome is not known (action ${r.actionId}, ${r.state}); it is not run again.`,
           { 'steward/action-id': r.actionId, 'steward/status': 'duplicate', 'steward/state': r.state },
         );
       default:
