@@ -894,8 +894,8 @@ export class GatewayService implements OnModuleDestroy {
     const argsDigest = sha256(canonical(args));
     const base = `${s.id}\n${target.connector}\n${target.tool}\n${argsDigest}`;
     const generation = s.generations.get(base) ?? 0;
-    // A Watched call approved since it was made (in this session or another of the same user) is redeemed under its own claim.
-    const gatewayKey = (await this.approvedClaim(s, target, argsDigest)) || `mcp:${sha256(`${base}\n${generation}`)}`;
+    // A Watched write approved since it was made (in this session or another of the same user) is redeemed under its own claim.
+    const gatewayKey = (!target.readOnly && (await this.approvedClaim(s, target, argsDigest))) || `mcp:${sha256(`${base}\n${generation}`)}`;
     const request = {
       orgId: s.orgId,
       userId: s.userId,
