@@ -707,13 +707,18 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     expect(asked.map((a) => a.method)).toEqual(['sampling/createMessage', 'elicitation/create']);
     expect(asked[0]!.params).toMatchObject({ messages: [{ role: 'user', content: { type: 'text', text: 'What is the capital of France?' } }], maxTokens: 100 });
     expect(asked[1]!.params).toMatchObject({ message: 'Who are you?', requestedSchema: { required: ['username', 'email'] } });
-    const [sampling] = await events('mcp.sampling', session);
+    // Recorded before the client was asked (written ahead), then with its answer.
+    const samplings = await events('mcp.sampling', session);
+    expect(samplings.map((x) => x.e.payload.outcome)).toEqual(['relaying', 'relayed']);
+    const sampling = samplings[1];
     expect(sampling!.e).toMatchObject({
       outcome: 'success',
       payload: { outcome: 'relayed', connector: 'Relay', mcp: { session, clientName: 'relay-client' }, request: { method: 'sampling/createMessage', digest: expect.stringMatching(/^[0-9a-f]{64}$/) }, answer: { model: 'user-model-1', bytes: expect.any(Number) } },
     });
     expect(sampling!.raw).not.toMatch(/capital of France/);
-    const [elicitation] = await events('mcp.elicitation', session);
+    const elicitations = await events('mcp.elicitation', session);
+    expect(elicitations.map((x) => x.e.payload.outcome)).toEqual(['relaying', 'relayed']);
+    const elicitation = elicitations[1];
     expect(elicitation!.e).toMatchObject({ outcome: 'success', payload: { outcome: 'relayed', answer: { action: 'accept' } } });
     expect(elicitation!.raw).not.toMatch(/ada@example\.com|Who are you/);
   });

@@ -986,29 +986,29 @@ export class GatewayService implements OnModuleDestroy {
     const body = canonical(request.params ?? {});
     const caps = s.server.getClientCapabilities() ?? {};
     const mode = kind === 'elicitation' && request.params?.mode === 'url' ? 'url' : 'form';
+    const record = (outcome: 'relaying' | 'relayed' | 'refused' | 'error', detail: Record<string, unknown>) =>
+      this.db.inOrg({ orgId: s.orgId }, (em) =>
+        recordEvent(em, this.keyring, {
+          id: newId(),
+          orgId: s.orgId,
+          occurredAt: new Date(),
+          actor: { type: 'user', id: s.userId },
+          action: `mcp.${kind}`,
+          target: { type: 'Connector', id: connector?.id ?? null },
+          outcome: outcome === 'relaying' || outcome === 'relayed' ? 'success' : outcome === 'refused' ? 'denied' : 'failure',
+          connector: hubId,
+          client: 'mcp',
+          payload: {
+            outcome,
+            connector: connector?.name ?? hubId,
+            mcp: viaOf(s),
+            request: { method: request.method, digest: sha256(body), bytes: Buffer.byteLength(body), ...(kind === 'elicitation' ? { mode } : {}) },
+            ...detail,
+          },
+        }),
+      );
     const audit = (outcome: 'relayed' | 'refused' | 'error', detail: Record<string, unknown>) =>
-      this.db
-        .inOrg({ orgId: s.orgId }, (em) =>
-          recordEvent(em, this.keyring, {
-            id: newId(),
-            orgId: s.orgId,
-            occurredAt: new Date(),
-            actor: { type: 'user', id: s.userId },
-            action: `mcp.${kind}`,
-            target: { type: 'Connector', id: connector?.id ?? null },
-            outcome: outcome === 'relayed' ? 'success' : outcome === 'refused' ? 'denied' : 'failure',
-            connector: hubId,
-            client: 'mcp',
-            payload: {
-              outcome,
-              connector: connector?.name ?? hubId,
-              mcp: viaOf(s),
-              request: { method: request.method, digest: sha256(body), bytes: Buffer.byteLength(body), ...(kind === 'elicitation' ? { mode } : {}) },
-              ...detail,
-            },
-          }),
-        )
-        .catch((err) => this.log.error({ err: (err as Error).message, session: s.id, connector: hubId }, `gateway: the mcp.${kind} audit event was not written`));
+      record(outcome, detail).catch((err) => this.log.error({ err: (err as Error).message, session: s.id, connector: hubId }, `gateway: the mcp.${kind} audit event was not written`));
     const refuse = async (reason: string, message: string): Promise<never> => {
       await audit('refused', { reason });
       throw new McpError(McpErrorCode.InvalidRequest, message);
@@ -1031,6 +1031,13 @@ export class GatewayService implements OnModuleDestroy {
     if (!declared) return refuse('client_capability', `Steward: the MCP client did not declare the ${kind}${kind === 'elicitation' ? ` (${mode})` : ''} capability; the request was not relayed`);
     const call = callScope.getStore() ?? s.active.filter((a) => a.connector === hubId).at(-1);
     if (!call || call.connector !== hubId) return refuse('no_call', `Steward relays ${kind} requests only during a tool call of this connector`);
+    // Written ahead: the relay is recorded before the client is asked; nothing is relayed unless that record commits.
+    try {
+      await record('relaying', {});
+    } catch (err) {
+      this.log.error({ err: (err as Error).message, session: s.id, connector: hubId }, `gateway: the mcp.${kind} audit event was not written; not relayed`);
+      throw new McpError(McpErrorCode.InternalError, `Steward could not record the ${kind} request; it was not relayed`);
+    }
     try {
       const result = (await call.request({ method: request.method, params: request.params }, kind === 'sampling' ? CreateMessageResultSchema : ElicitResultSchema, { signal, timeout: RELAY_TIMEOUT_MS })) as Record<string, unknown>;
       const answer = canonical(result);
