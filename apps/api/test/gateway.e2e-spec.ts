@@ -746,6 +746,23 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     }
   });
 
+  it('two connectors listing the same resource URI: it is listed once, and read only from the connector that listed it first', async () => {
+    // The whole endpoint (both installs of the same upstream), not one connector's.
+    const client = new McpClient({ name: 'resources-client', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    open.push(client);
+    const session = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    const uris = (await client.listResources()).resources.map((r) => r.uri);
+    expect(uris).toContain('test://static-text');
+    expect(uris.length).toBe(new Set(uris).size);
+    await client.readResource({ uri: 'test://static-text' });
+    await client.readResource({ uri: 'test://static-text' });
+    // Each read was recorded once, against one and the same connector (no upstream is tried after another).
+    const reads = await events('mcp.resource.read', session);
+    expect(reads).toHaveLength(2);
+    expect(new Set(reads.map((r) => (r.e.payload as { connector: string }).connector)).size).toBe(1);
+  });
+
   it('a client that did not declare the capability: refused, even where the org allows it', async () => {
     expect((await h.http.patch(`/v1/connectors/${ids.relay}`).set('Cookie', admin).send({ relaySampling: true, relayElicitation: true })).status).toBe(200);
     const { client, session } = await connect('relay', false);
