@@ -1,10 +1,7 @@
-import { Writable } from 'node:stream';
 import { Client } from 'pg';
-import { AuditKeyring } from '@steward/audit';
-import { createLogger } from '@steward/common';
 import { inOrg } from '@steward/db';
-import { type AgentDeps, reserveTurn, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
-import { ConfigKeyProvider } from '@steward/vault';
+import { reserveTurn, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
+import { agentDepsFor } from './support/agent';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 /**
@@ -22,19 +19,7 @@ describe('budgets: reserved before each model turn, never overspent', () => {
   let owner: string;
   let member: string;
   const MAX_TOKENS = 1024;
-  const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
-  const keys = () => new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
-  const agentDeps = (): AgentDeps => ({
-    ds: h.ds,
-    keys: keys(),
-    keyring: new AuditKeyring(keys()),
-    log: quiet,
-    redis: h.redis,
-    redisPrefix: h.config.REDIS_PREFIX,
-    dataDir: h.config.STEWARD_DATA_DIR,
-    model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'claude-sonnet-5-5', routes: {}, stream: false, maxTokens: MAX_TOKENS, offline: false, retry: { attempts: 2, baseDelayMs: 10 } },
-    leaseSeconds: 5,
-  });
+  const agentDeps = () => agentDepsFor(h, model.url, { defaultModel: 'claude-sonnet-5-5', maxTokens: MAX_TOKENS, offline: false });
   const task = async (id: string) =>
     (await su.query(`SELECT state, error_code, error_message, cost_micros::int AS cost, reserved_micros::int AS reserved, budget_micros::int AS budget, turns FROM tasks WHERE org_id = $1 AND id = $2`, [org.id, id])).rows[0];
   const create = async (prompt: string, extra: Record<string, unknown> = {}) => {

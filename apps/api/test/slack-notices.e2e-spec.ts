@@ -1,11 +1,11 @@
-import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
-import { createLogger, newId } from '@steward/common';
+import { newId } from '@steward/common';
 import { CredentialBroker } from '@steward/gate';
-import { type AgentDeps, deliverNotifications, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
+import { deliverNotifications, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
 import { ConfigKeyProvider, credentialAad, sealSecret } from '@steward/vault';
 import { fakeApi } from '../../../libs/connectors/src/test-support/fake-api';
+import { agentDepsFor, quietLogger } from './support/agent';
 import { login, type Harness, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 /**
@@ -27,20 +27,10 @@ describe('Slack notices through the Slack connector', () => {
   const connectorId = newId();
   const credentialId = newId();
   const OWNER_TOKEN = 'xoxp-owner-notices-7d2f';
-  const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
+  const quiet = quietLogger();
   const keys = () => new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
   const connectors = () => ({ broker: new CredentialBroker(h.ds, keys(), new AuditKeyring(keys()), async () => ({ allowHosts: ['127.0.0.1'] })), baseUrls: { slack: slack.url } });
-  const agentDeps = (): AgentDeps => ({
-    ds: h.ds,
-    keys: keys(),
-    keyring: new AuditKeyring(keys()),
-    log: quiet,
-    redis: h.redis,
-    redisPrefix: h.config.REDIS_PREFIX,
-    dataDir: h.config.STEWARD_DATA_DIR,
-    model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
-    leaseSeconds: 5,
-  });
+  const agentDeps = () => agentDepsFor(h, model.url);
   const deliver = () => deliverNotifications({ ds: h.ds, keys: keys(), log: quiet, connectors: connectors() }, { consoleUrl: 'https://console.slack-notices.example', timeoutMs: 5000 });
   const posts = () => slack.calls.filter((c) => c.path === '/api/chat.postMessage').map((c) => ({ authorization: c.authorization, ...Object.fromEntries(new URLSearchParams(c.body)) }));
   const slackRow = async (approvalId: string) =>
