@@ -4,3 +4,4 @@ export * from './migrate';
 export * from './embedded';
 export { MIGRATIONS } from './migrations';
 export { DataSource, EntityManager, IsNull, In, Not, MoreThan, LessThan } from 'typeorm';
+export * from './batch-writer';

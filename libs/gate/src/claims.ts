@@ -1,4 +1,4 @@
-import type { DataSource } from 'typeorm';
+import { BatchWriter, type DataSource } from '@steward/db';
 
 /** One action's write-ahead: the arguments of `steward_gate_claim`, by name. */
 export interface ClaimRow {
@@ -38,60 +38,21 @@ export interface ClaimRow {
   fence_holder?: string | null;
 }
 
-interface Pending {
-  row: ClaimRow;
-  resolve: (r: string) => void;
-  reject: (err: unknown) => void;
-}
-
 /**
- * Writes claims in batches, one statement and one durable commit for all the claims that arrived
- * while the previous batch was being written (nothing waits when the gate is idle: a lone claim
- * goes at once). Each claim is still committed before its action runs, and gets its own answer
- * (`claimed`, `duplicate:…`, `paused`, `suspended`, `changed`, `fenced`). A batch that fails as a whole is
- * retried claim by claim, so one bad claim cannot fail its neighbours; nothing of a failed
- * statement was committed, so the retry is safe.
+ * Writes claims in batches (libs/db BatchWriter over `steward_gate_claim_batch`): one statement and
+ * one durable commit for all the claims that arrived while the previous batch was being written.
+ * Each claim is still committed before its action runs, and gets its own answer (`claimed`,
+ * `duplicate:…`, `paused`, `suspended`, `changed`, `fenced`).
  */
 export class ClaimWriter {
-  private queue: Pending[] = [];
-  private inFlight = 0;
+  private readonly writer: BatchWriter<ClaimRow>;
 
-  constructor(
-    private readonly ds: DataSource,
-    /** Batches written at once (more parallelism for many orgs; each is one transaction). */
-    private readonly parallel = 2,
-    private readonly maxBatch = 200,
-  ) {}
+  constructor(ds: DataSource) {
+    this.writer = new BatchWriter<ClaimRow>(ds, 'steward_gate_claim_batch');
+  }
 
   claim(row: ClaimRow): Promise<string> {
-    return new Promise<string>((resolve, reject) => {
-      this.queue.push({ row, resolve, reject });
-      if (this.inFlight < this.parallel) void this.pump();
-    });
-  }
-
-  private async pump(): Promise<void> {
-    this.inFlight++;
-    try {
-      while (this.queue.length) {
-        const batch = this.queue.splice(0, this.maxBatch);
-        try {
-          const results = await this.write(batch.map((p) => p.row));
-          batch.forEach((p, i) => p.resolve(results[i]!));
-        } catch (err) {
-          if (batch.length === 1) batch[0]!.reject(err);
-          else for (const p of batch) this.write([p.row]).then((r) => p.resolve(r[0]!), p.reject);
-        }
-      }
-    } finally {
-      this.inFlight--;
-    }
-  }
-
-  private async write(rows: ClaimRow[]): Promise<string[]> {
-    const [{ r }]: { r: string[] }[] = await this.ds.query('SELECT steward_gate_claim_batch($1::jsonb) AS r', [JSON.stringify(rows)]);
-    if (!Array.isArray(r) || r.length !== rows.length) throw new Error('the claim batch answered for a different number of claims');
-    return r;
+    return this.writer.write(row);
   }
 }
 

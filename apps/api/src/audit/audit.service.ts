@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { type Config, newId } from '@steward/common';
-import { AuditKeyring, recordEvent } from '@steward/audit';
+import { AuditKeyring, type PreparedEvent, prepareEvent } from '@steward/audit';
 import type { ActorType, AuditClient, AuditOutcome, EntityManager } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { Principal } from '../auth/principal';
@@ -57,9 +57,21 @@ export class AuditService {
   }
 
   async record(em: EntityManager, actor: AuditActor | Principal, event: AuditRecord): Promise<void> {
-    const a = 'kind' in actor ? actorOf(actor) : actor;
     const started = performance.now();
-    await recordEvent(em, this.keyring, {
+    const e = await this.prepare(em, actor, event);
+    await em.query('INSERT INTO audit_events (id, org_id, occurred_at, canonical) VALUES ($1, $2, $3, $4)', [e.id, e.orgId, e.occurredAt, e.canonical]);
+    this.metrics.steward.auditWrite.observe({ source: 'api' }, (performance.now() - started) / 1000);
+  }
+
+  /**
+   * The event in its stored form, for a caller that inserts it in one statement with the rows it
+   * records (it must commit with them). Sealing sensitive fields may create a key: that needs the
+   * caller's transaction (`em`); an event without sensitive fields can be prepared outside one.
+   */
+  async prepare(em: EntityManager | null, actor: AuditActor | Principal, event: AuditRecord): Promise<PreparedEvent> {
+    if (!em && event.sensitive && Object.keys(event.sensitive).length) throw new Error('an audit event with sensitive fields is prepared in a transaction');
+    const a = 'kind' in actor ? actorOf(actor) : actor;
+    return prepareEvent(em as EntityManager, this.keyring, {
       id: newId(),
       orgId: a.orgId,
       occurredAt: new Date(),
@@ -75,6 +87,5 @@ export class AuditService {
       // Whose fields these are (an erasure shreds them): the signed-in user, also behind an API key.
       subject: event.subject !== undefined ? event.subject : 'kind' in actor ? actor.userId : undefined,
     });
-    this.metrics.steward.auditWrite.observe({ source: 'api' }, (performance.now() - started) / 1000);
   }
 }

@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { AppError, type Config, ErrorCode, type Logger, UUID_PATTERN } from '@steward/common';
 import type { EntityManager } from '@steward/db';
-import { appendEvents, budgetMessage, insertTask, monthlyBudgetBlock, readEvents, TASK_BUILTIN_CONNECTORS, TERMINAL_STATES, type TaskState } from '@steward/jobs';
+import { appendEvents, budgetMessage, monthlyBudgetBlock, readEvents, TASK_BUILTIN_CONNECTORS, TaskAccepter, TERMINAL_STATES, type TaskState } from '@steward/jobs';
 import { subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
@@ -42,10 +42,11 @@ const COLUMNS = `id, user_id, state, workflow, connectors, model_preference, mod
                  tainted, error_code, error_message, cancel_requested_at, created_at, started_at, finished_at,
                  (SELECT r.rating FROM task_ratings r WHERE r.org_id = tasks.org_id AND r.task_id = tasks.id) AS rating`;
 
-/** Agent tasks: created with their outbox row in one transaction; run by the worker; read from Postgres. */
+/** Agent tasks: accepted with their outbox row in one commit; run by the worker; read from Postgres. */
 @Injectable()
 export class TasksService {
   private readonly keys: ConfigKeyProvider;
+  private readonly accepter: TaskAccepter;
 
   constructor(
     private readonly db: Db,
@@ -55,6 +56,7 @@ export class TasksService {
     @Inject(LOGGER) private readonly log: Logger,
   ) {
     this.keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+    this.accepter = new TaskAccepter(db.dataSource);
   }
 
   private view(r: TaskRow): z.infer<typeof TaskView> {
@@ -85,7 +87,7 @@ export class TasksService {
   async create(p: Principal, body: z.infer<typeof CreateTaskBody>) {
     // A task is always the caller's own, so an "own" create rule is satisfied by construction.
     await this.access.authorize(p, 'create', 'Task');
-    return this.db.inOrg(p, async (em) => {
+    const task = await this.db.inOrg(p, async (em) => {
       if (body.workflow) {
         const [wf] = await em.query(`SELECT 1 FROM workflows WHERE org_id = $1 AND key = $2`, [p.orgId, body.workflow]);
         if (!wf) throw AppError.validation([{ path: 'workflow', message: 'no workflow with this key in the org' }]);
@@ -104,20 +106,14 @@ export class TasksService {
       if (spent) throw new AppError(409, ErrorCode.BudgetExceeded, 'Monthly budget spent', `No new task: ${budgetMessage(spent)}.`);
       const maxSteps = Math.min(body.maxSteps ?? this.config.TASK_MAX_STEPS, this.config.TASK_MAX_STEPS);
       const budgetMicros = Math.round(Math.min(body.budgetUsd ?? this.config.TASK_BUDGET_USD, this.config.TASK_BUDGET_USD) * 1e6);
-      const { id } = await insertTask(em, this.keys, {
-        orgId: p.orgId,
-        userId: p.userId,
-        prompt: body.prompt,
-        workflow: body.workflow ?? null,
-        connectors: [...new Set(body.connectors)],
-        modelPreference: body.model ?? null,
-        maxSteps,
-        budgetMicros,
-      });
-      // The prompt is sealed in the task row; the trail names it by size only.
-      await this.audit.record(em, p, { action: 'task.create', targetType: 'Task', targetId: id, payload: { workflow: body.workflow ?? null, connectors: body.connectors, model: body.model ?? null, maxSteps, budgetMicros, promptBytes: Buffer.byteLength(body.prompt) } });
-      return this.view(await this.load(em, p, id));
+      return { orgId: p.orgId, userId: p.userId, prompt: body.prompt, workflow: body.workflow ?? null, connectors: [...new Set(body.connectors)], modelPreference: body.model ?? null, maxSteps, budgetMicros };
     });
+    // The task, its outbox row, first event and audit event are committed together, in one statement
+    // with the other tasks accepted meanwhile (the prompt is sealed in the task row; the trail names it by size only).
+    const { id } = await this.accepter.accept(this.keys, task, (taskId) =>
+      this.audit.prepare(null, p, { action: 'task.create', targetType: 'Task', targetId: taskId, payload: { workflow: task.workflow, connectors: body.connectors, model: task.modelPreference, maxSteps: task.maxSteps, budgetMicros: task.budgetMicros, promptBytes: Buffer.byteLength(body.prompt) } }),
+    );
+    return this.db.inOrg(p, async (em) => this.view(await this.load(em, p, id)));
   }
 
   private async load(em: EntityManager, p: Principal, id: string): Promise<TaskRow> {

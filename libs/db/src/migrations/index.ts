@@ -35,6 +35,7 @@ import { SessionProof1765843200003 } from './1765843200003-session-proof';
 import { SlackNoticesConnector1765929600000 } from './1765929600000-slack-notices-connector';
 import { SecondFactorAttempts1765929600001 } from './1765929600001-second-factor-attempts';
 import { BudgetReservations1765929600002 } from './1765929600002-budget-reservations';
+import { TaskAcceptBatch1766016000000 } from './1766016000000-task-accept-batch';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -75,4 +76,5 @@ export const MIGRATIONS = [
   SlackNoticesConnector1765929600000,
   SecondFactorAttempts1765929600001,
   BudgetReservations1765929600002,
+  TaskAcceptBatch1766016000000,
 ];

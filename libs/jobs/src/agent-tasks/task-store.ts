@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { AgentTaskJob, newId, QueueName } from '@steward/common';
-import { type DataSource, type EntityManager, inOrg } from '@steward/db';
+import { BatchWriter, type DataSource, type EntityManager, inOrg } from '@steward/db';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 
 /**
@@ -38,22 +38,83 @@ export interface NewTask {
   budgetMicros: number | null;
 }
 
-/** Writes the task, its outbox row and its first event in the caller's transaction. */
-export async function insertTask(em: EntityManager, keys: KeyProvider, t: NewTask): Promise<{ id: string; epoch: number }> {
-  const id = newId();
-  const sealed = await sealSecret(keys, t.prompt, promptAad(t.orgId, id));
-  await em.query(
-    `INSERT INTO tasks (org_id, id, user_id, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, workflow, connectors, model_preference, max_steps, budget_micros, event_seq)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, 1)`,
-    [t.orgId, id, t.userId, sealed.sealed, sealed.wrappedKey, sha256(t.prompt), Buffer.byteLength(t.prompt), t.workflow, t.connectors, t.modelPreference, t.maxSteps, t.budgetMicros],
-  );
-  await enqueueInOutbox(em, t.orgId, id, 1);
-  await em.query(`INSERT INTO task_events (org_id, task_id, seq, kind, data) VALUES ($1, $2, 1, 'state', $3)`, [t.orgId, id, JSON.stringify({ state: 'queued' })]);
-  return { id, epoch: 1 };
+/** The channel the relay listens on for new outbox rows. */
+export const OUTBOX_CHANNEL = 'steward_outbox'; // steward_task_accept_batch notifies it by name too
+
+/** An audit event in its stored form (libs/audit `prepareEvent`), written with the task's rows. */
+export interface TaskAuditEvent {
+  id: string;
+  occurredAt: Date;
+  canonical: string;
 }
 
-/** The channel the relay listens on for new outbox rows. */
-export const OUTBOX_CHANNEL = 'steward_outbox';
+/** One task as `steward_task_accept_batch` takes it: the task row, its outbox row and its audit event. */
+interface AcceptRow {
+  org: string;
+  user: string;
+  id: string;
+  prompt_sealed: string;
+  prompt_key: string;
+  prompt_digest: string;
+  prompt_bytes: number;
+  workflow: string | null;
+  connectors: string[];
+  model_preference: string | null;
+  max_steps: number;
+  budget_micros: number | null;
+  outbox_id: string;
+  queue: string;
+  job_name: string;
+  job_id: string;
+  payload: RunTaskPayload;
+  event_id: string | null;
+  event_at: Date | null;
+  event: string | null;
+}
+
+async function acceptRow(keys: KeyProvider, t: NewTask, audit?: (taskId: string) => Promise<TaskAuditEvent>): Promise<AcceptRow> {
+  const id = newId();
+  const sealed = await sealSecret(keys, t.prompt, promptAad(t.orgId, id));
+  const event = audit ? await audit(id) : null;
+  return {
+    org: t.orgId, user: t.userId, id,
+    prompt_sealed: sealed.sealed.toString('base64'), prompt_key: sealed.wrappedKey, prompt_digest: sha256(t.prompt), prompt_bytes: Buffer.byteLength(t.prompt),
+    workflow: t.workflow, connectors: t.connectors, model_preference: t.modelPreference, max_steps: t.maxSteps, budget_micros: t.budgetMicros,
+    outbox_id: newId(), queue: QueueName.AgentTasks, job_name: AgentTaskJob.Run, job_id: jobIdOf(id, 1), payload: { orgId: t.orgId, taskId: id, epoch: 1 },
+    event_id: event?.id ?? null, event_at: event?.occurredAt ?? null, event: event?.canonical ?? null,
+  };
+}
+
+/**
+ * Writes the task, its outbox row (the relay is woken when the transaction commits), its first
+ * event and, when given, the audit event of its creation (built once the task's id is known) in
+ * the caller's transaction, as one statement.
+ */
+export async function insertTask(em: EntityManager, keys: KeyProvider, t: NewTask, audit?: (taskId: string) => Promise<TaskAuditEvent>): Promise<{ id: string; epoch: number }> {
+  const row = await acceptRow(keys, t, audit);
+  await em.query(`SELECT steward_task_accept_batch($1::jsonb)`, [JSON.stringify([row])]);
+  return { id: row.id, epoch: 1 };
+}
+
+/**
+ * Accepts tasks on their own (the API's POST /v1/tasks): the task, its outbox row, first event and
+ * audit event are committed before `accept` returns, together with the other tasks accepted
+ * meanwhile (libs/db BatchWriter: one statement and one commit for a batch).
+ */
+export class TaskAccepter {
+  private readonly writer: BatchWriter<AcceptRow>;
+
+  constructor(ds: DataSource) {
+    this.writer = new BatchWriter<AcceptRow>(ds, 'steward_task_accept_batch');
+  }
+
+  async accept(keys: KeyProvider, t: NewTask, audit?: (taskId: string) => Promise<TaskAuditEvent>): Promise<{ id: string; epoch: number }> {
+    const row = await acceptRow(keys, t, audit);
+    const r = await this.writer.write(row);
+    if (r !== 'accepted') throw new Error(`the task was not accepted: ${r}`);
+    return { id: row.id, epoch: 1 };
+  }
+}
 
 export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number): Promise<void> {
   const payload: RunTaskPayload = { orgId, taskId, epoch };
