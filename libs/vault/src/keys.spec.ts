@@ -29,5 +29,9 @@ describe('vault keys', () => {
 
   it('refuses a malformed master key', () => {
     expect(() => new ConfigKeyProvider('v1:short')).toThrow(/32 bytes/);
+    // A key pasted without its version: the error names its position, never the key.
+    const raw = Buffer.alloc(32, 7).toString('base64');
+    expect(() => new ConfigKeyProvider(`v1:${Buffer.alloc(32, 1).toString('base64')},${raw}`)).toThrow(/^key-encryption key 2 of 2: expected/);
+    expect(() => new ConfigKeyProvider(raw)).toThrow(expect.objectContaining({ message: expect.not.stringContaining(raw.slice(0, 12)) }));
   });
 });

@@ -39,10 +39,11 @@ export class ConfigKeyProvider implements KeyProvider {
   constructor(masterKey: string) {
     const parts = masterKey.split(',').map((p) => p.trim()).filter(Boolean);
     if (!parts.length) throw new Error('no key-encryption key configured');
-    for (const part of parts) {
+    for (const [i, part] of parts.entries()) {
       const [version, material] = part.split(':', 2);
       const key = Buffer.from((material ?? '').replace(/-/g, '+').replace(/_/g, '/'), 'base64');
-      if (!/^v\d+$/.test(version) || key.length !== 32) throw new Error(`key-encryption key ${version}: expected "vN:<32 bytes base64>"`);
+      // Named by position, never by its text: a malformed entry may be key material itself.
+      if (!/^v\d+$/.test(version) || key.length !== 32) throw new Error(`key-encryption key ${i + 1} of ${parts.length}: expected "vN:<32 bytes base64>"`);
       this.keks.set(version, key);
     }
     this.current = parts[parts.length - 1].split(':', 1)[0];
