@@ -15,6 +15,7 @@ import { ConfigKeyProvider } from '@steward/vault';
 import { listen, type Loopback, readBody, serveMcp } from '../../../libs/connectors/src/test-support/loopback';
 import { adminUrl } from '../../../test/support/db-urls';
 import { conformanceUpstreamHandler, RELAY_TOOLS } from './support/conformance-upstream';
+import { GatewayService } from '../src/gateway/gateway.service';
 import { newApiKey } from './support/fixtures';
 import { addUser, type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
@@ -158,6 +159,54 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     const later = await fetch(`${base}/mcp`, { method: 'POST', headers: { ...headers, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' }, body: JSON.stringify(list) });
     expect(later.status).toBe(401);
     expect((await later.json()).code).toBe('unauthenticated');
+  });
+
+  it('ends open sessions whose key was revoked or whose member was suspended: their open streams close, their ids are no longer known', async () => {
+    const headers = (key: string, sid?: string) => ({ 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}`, 'mcp-protocol-version': '2025-06-18', ...(sid ? { 'mcp-session-id': sid } : {}) });
+    // A session with its server-to-client stream open (GET /mcp), as a client keeps it between calls.
+    const openStream = async (key: string) => {
+      const init = await fetch(`${base}/mcp`, { method: 'POST', headers: headers(key), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }) });
+      expect(init.status).toBe(200);
+      const sid = init.headers.get('mcp-session-id')!;
+      await init.text();
+      expect((await fetch(`${base}/mcp`, { method: 'POST', headers: headers(key, sid), body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).status).toBe(202);
+      const stream = await fetch(`${base}/mcp`, { method: 'GET', headers: { ...headers(key, sid), accept: 'text/event-stream' } });
+      expect(stream.status).toBe(200);
+      const reader = stream.body!.getReader();
+      const ended = (async () => {
+        for (;;) if ((await reader.read()).done) return true;
+      })();
+      return { sid, ended };
+    };
+    const gateway = h.app.get(GatewayService);
+    // (The test before left a session whose key it revoked: ended here.)
+    await gateway.revalidate();
+    const kept = await openStream(memberKey);
+    const revokedUser = await login(h, (await addUser(h.ds, org, 'member', 'revoked')).email);
+    const revokedKey = await newApiKey(h, revokedUser, ['*']);
+    const revoked = await openStream(revokedKey.secret);
+    const suspendedUser = await addUser(h.ds, org, 'member', 'suspended');
+    const suspendedKey = (await newApiKey(h, await login(h, suspendedUser.email), ['*'])).secret;
+    const suspended = await openStream(suspendedKey);
+    // Nothing to end yet.
+    expect(await gateway.revalidate()).toBe(0);
+
+    expect((await h.http.delete(`/v1/api-keys/${revokedKey.id}`).set('Cookie', revokedUser)).status).toBe(204);
+    expect((await h.http.post(`/v1/members/${suspendedUser.id}/suspend`).set('Cookie', cookie.owner).send({ reason: 'investigation' })).status).toBe(200);
+    expect(await gateway.revalidate()).toBe(2);
+    // Their streams ended; the other session's did not, and it still answers.
+    expect(await revoked.ended).toBe(true);
+    expect(await suspended.ended).toBe(true);
+    const still = await Promise.race([kept.ended, new Promise((r) => setTimeout(() => r('open'), 300))]);
+    expect(still).toBe('open');
+    const list = (key: string, sid: string) => fetch(`${base}/mcp`, { method: 'POST', headers: headers(key, sid), body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: {} }) });
+    expect((await list(memberKey, kept.sid)).status).toBe(200);
+    // Another valid key of the same member cannot take the ended session up again.
+    const second = (await newApiKey(h, revokedUser, ['*'])).secret;
+    expect((await list(second, revoked.sid)).status).toBe(404);
+    // Closed by its client: its stream ends too (and it no longer counts against the member's sessions).
+    expect((await fetch(`${base}/mcp`, { method: 'DELETE', headers: headers(memberKey, kept.sid) })).status).toBe(200);
+    expect(await kept.ended).toBe(true);
   });
 
   it('lists the tools this member may use, namespaced by connector, Watched/Batched said, Forbidden not offered', async () => {

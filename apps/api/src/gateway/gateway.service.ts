@@ -115,6 +115,7 @@ interface GatewaySession {
   protocolVersion: string;
   orgId: string;
   userId: string;
+  /** The API key or access token of the session's latest request (revoked or expired: the sweeper ends the session). */
   keyId: string;
   /** The OAuth client the member authorised (null for an API key). */
   oauthClientId: string | null;
@@ -195,6 +196,7 @@ export class GatewayService implements OnModuleDestroy {
   private readonly policies = new PolicySource();
   private readonly contexts = new ContextCache();
   private readonly sweeper: NodeJS.Timeout;
+  private revalidating: Promise<unknown> | null = null;
   private readonly observer: GateObserver;
   private readonly addressLimit: ReturnType<typeof apiRateLimit>;
   /** DNS-rebinding protection: the Host and Origin values /mcp accepts (loopback: any loopback name, any port). */
@@ -339,6 +341,8 @@ export class GatewayService implements OnModuleDestroy {
         return;
       }
       s.lastSeen = Date.now();
+      // The key or token the session goes on with (an OAuth client refreshes its access token within a session): what the sweeper checks.
+      s.keyId = p.credentialId;
       this.directory.touch(s.id, s.orgId, s.userId);
       this.sessionVersion(req, s);
       if (await this.answerInJson(req, res, s)) return;
@@ -601,6 +605,43 @@ export class GatewayService implements OnModuleDestroy {
   private sweep(): void {
     const idle = Date.now() - this.config.GATEWAY_SESSION_IDLE_SECONDS * 1000;
     for (const s of this.sessions.values()) if (s.lastSeen < idle) void this.closeSession(s);
+    if (this.revalidating || !this.sessions.size) return;
+    this.revalidating = this.revalidate()
+      .then((n) => n && this.log.info({ sessions: n }, 'gateway: ended sessions whose key or token was revoked or expired, or whose member is no longer active'))
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'gateway: could not check the open sessions\' keys (tried again at the next sweep)'))
+      .finally(() => (this.revalidating = null));
+  }
+
+  /**
+   * Ends the open sessions of this process whose API key or access token was revoked or has expired,
+   * or whose member is no longer active (suspended, removed): their streams close and their ids are
+   * no longer known. Every request is authenticated anyway; this ends what no request comes to end —
+   * a client's open GET stream, and the upstream sessions behind it. Run by the sweeper (every 10 s);
+   * answers how many sessions it ended.
+   */
+  async revalidate(): Promise<number> {
+    const byOrg = new Map<string, GatewaySession[]>();
+    for (const s of this.sessions.values()) byOrg.set(s.orgId, [...(byOrg.get(s.orgId) ?? []), s]);
+    let ended = 0;
+    for (const [orgId, list] of byOrg) {
+      const live: { id: string; user_id: string }[] = await this.db.inOrg({ orgId }, (em) =>
+        em.query(
+          `SELECT k.id, k.user_id FROM api_keys k JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.user_id AND m.status = 'active'
+            WHERE k.org_id = $1 AND k.id = ANY($2::uuid[]) AND k.revoked_at IS NULL AND k.expires_at > now()
+           UNION ALL
+           SELECT t.id, t.user_id FROM mcp_access_tokens t JOIN memberships m ON m.org_id = t.org_id AND m.user_id = t.user_id AND m.status = 'active'
+            WHERE t.org_id = $1 AND t.id = ANY($2::uuid[]) AND t.revoked_at IS NULL AND t.expires_at > now()`,
+          [orgId, [...new Set(list.map((s) => s.keyId))]],
+        ),
+      );
+      const valid = new Set(live.map((r) => `${r.id}/${r.user_id}`));
+      for (const s of list) {
+        if (valid.has(`${s.keyId}/${s.userId}`) || this.sessions.get(s.id) !== s) continue;
+        await this.closeSession(s);
+        ended++;
+      }
+    }
+    return ended;
   }
 
   private register(s: GatewaySession): void {
