@@ -12,7 +12,8 @@
 // test/bench/register.cjs (@swc/core), with --expose-gc (and one V8 workaround, below), pinned to one CPU with `taskset -c 0`
 // where available (BENCH_NO_PIN=1 to run unpinned). Stdout carries only the benchmarks' JSON lines
 // ({"measure": NAME, "value": NUMBER}); everything else goes to stderr. Exits non-zero if a build
-// or a benchmark fails.
+// or a benchmark fails. BENCH_CPU_PROF=DIR writes a V8 CPU profile of each benchmark process there
+// (--cpu-prof: the gateway benchmark's holds the API's own work; open it in Chrome DevTools).
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -55,7 +56,7 @@ for (const name of selected) {
   // The gate and the gateway run as the API and the worker run in production (their Dockerfiles and
   // `npm start`): with a 64 MiB young generation.
   const service = name === 'gate' || name === 'gateway' ? ['--max-semi-space-size=64'] : [];
-  const nodeArgs = ['--expose-gc', '--no-turbo-inline-js-wasm-calls', ...service, '-r', path.join(benchDir, 'register.cjs'), file];
+  const nodeArgs = [...(process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir=' + process.env.BENCH_CPU_PROF] : []), '--expose-gc', '--no-turbo-inline-js-wasm-calls', ...service, '-r', path.join(benchDir, 'register.cjs'), file];
   // The policy benchmark measures one core; the database ones run beside PostgreSQL, unpinned.
   const pin = canPin && name === 'policy';
   console.error(`bench: ${name}${pin ? ' (taskset -c 0)' : ''}`);
