@@ -77,7 +77,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
   const calls = (tool: string) => received.filter((r) => r.tool === tool);
 
   beforeAll(async () => {
-    h = await startHarness({ resolver, env: { GATEWAY_APPROVAL_WAIT_SECONDS: '30', GATEWAY_APPROVAL_POLL_MS: '50', GATEWAY_MAX_SESSIONS_PER_USER: '6' } });
+    h = await startHarness({ resolver, env: { GATEWAY_APPROVAL_WAIT_SECONDS: '30', GATEWAY_APPROVAL_POLL_MS: '50', GATEWAY_MAX_SESSIONS_PER_USER: '6', GATEWAY_MAX_WAITING_CALLS_PER_SESSION: '2' } });
     await new Promise<void>((r) => h.app.getHttpServer().listen(0, '127.0.0.1', r));
     base = `http://127.0.0.1:${(h.app.getHttpServer().address() as AddressInfo).port}`;
     org = await seedOrg(h.ds, 'gw');
@@ -429,6 +429,41 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(third.isError).toBe(true);
     expect(third._meta!['steward/approval-id']).not.toBe(approvalId);
     expect(calls('post_message').length).toBe(before + 1);
+  });
+
+  it('a session has at most GATEWAY_MAX_WAITING_CALLS_PER_SESSION calls waiting for their approval: another answers at once with its pending approval', async () => {
+    const client = await connect();
+    const before = calls('post_message').length;
+    const pending = async () => Number((await su.query(`SELECT count(*) FROM approvals WHERE org_id = $1 AND state = 'pending' AND tool = 'post_message'`, [org.id])).rows[0].count);
+    const base = await pending();
+    const progressOf = (args: Record<string, unknown>, wait?: number) => {
+      let progress = 0;
+      const done = client.callTool({ name: 'upstream__post_message', arguments: args, ...(wait !== undefined ? { _meta: { 'steward/wait-seconds': wait } } : {}) }, undefined, { onprogress: () => progress++ }) as Promise<CallToolResult>;
+      return { done, progress: () => progress };
+    };
+    const waiting = [1, 2].map((i) => progressOf({ channel: '#ops', text: `Waiting ${i}` }));
+    for (let i = 0; i < 200 && (await pending()) < base + 2; i++) await new Promise((r) => setTimeout(r, 25));
+    expect(await pending()).toBe(base + 2);
+    let settled = 0;
+    for (const w of waiting) void w.done.then(() => settled++);
+    // The third does not wait: it answers with its approval while the two still wait (and get progress).
+    const third = progressOf({ channel: '#ops', text: 'Waiting 3' });
+    const answer = await third.done;
+    expect(answer.isError).toBe(true);
+    expect(answer._meta!['steward/status']).toBe('awaiting_approval');
+    expect(answer._meta!['steward/approval-id']).toMatch(/^[0-9a-f-]{36}$/);
+    expect(third.progress()).toBe(0);
+    expect(settled).toBe(0);
+    expect(waiting.every((w) => w.progress() > 0)).toBe(true);
+    // Approved, the two waiting calls run, once each.
+    const ids = (await su.query(`SELECT id FROM approvals WHERE org_id = $1 AND state = 'pending' AND tool = 'post_message' AND id <> $2 ORDER BY created_at DESC LIMIT 2`, [org.id, answer._meta!['steward/approval-id']])).rows.map((r: { id: string }) => r.id);
+    for (const id of ids) expect((await h.http.post(`/v1/approvals/${id}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
+    for (const w of waiting) expect(text(await w.done)).toContain('post_message done');
+    expect(calls('post_message').length).toBe(before + 2);
+    // Their places are free again: the next Watched call waits (progress) until its own time is up.
+    const fourth = progressOf({ channel: '#ops', text: 'Waiting 4' }, 1);
+    expect((await fourth.done)._meta!['steward/status']).toBe('awaiting_approval');
+    expect(fourth.progress()).toBeGreaterThan(0);
   });
 
   it('Forbidden: not offered, and refused with the reason when called anyway (nothing reaches the upstream)', async () => {

@@ -192,6 +192,8 @@ export const configSchema = z.object({
   GATEWAY_APPROVAL_WAIT_SECONDS: z.coerce.number().int().min(0).max(600).default(50),
   /** MCP gateway: how often a waiting call reads its approval's state. */
   GATEWAY_APPROVAL_POLL_MS: z.coerce.number().int().min(20).max(10_000).default(500),
+  /** MCP gateway: Watched calls of one session that wait for their approval at once; more answer at once with the pending approval. */
+  GATEWAY_MAX_WAITING_CALLS_PER_SESSION: z.coerce.number().int().min(0).max(1000).default(4),
   /** MCP gateway: tools/call requests per second per API key. */
   GATEWAY_CALLS_PER_SECOND: z.coerce.number().int().min(1).max(100_000).default(50),
   /** MCP gateway: open sessions per user (across API processes when GATEWAY_ADVERTISE_URL is set, else per process). */

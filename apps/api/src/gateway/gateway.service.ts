@@ -37,7 +37,7 @@ import type { Redis } from 'ioredis';
 import { AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, newId, SpanAttr, TokenPrefix } from '@steward/common';
 import { type ClientOffer, ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
-import { ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
+import { type ActionRequest, ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { addTaskConnectors, hubIdOf, toolNameOf } from '@steward/jobs';
 import { type ActionType, authorize, decide, isActionType, type Level, subjectOf, toFacts } from '@steward/policy';
 import type { EntityManager } from '@steward/db';
@@ -130,6 +130,8 @@ interface GatewaySession {
   /** Once a session read untrusted content its outbound actions are decided as tainted (as a task's). */
   tainted: boolean;
   labels: string[];
+  /** Watched calls of this session waiting for their approval now (at most GATEWAY_MAX_WAITING_CALLS_PER_SESSION). */
+  waiting: number;
   /** Completed identical read-only calls (a read may run again; a write may not). */
   generations: Map<string, number>;
   /** Which connector served a resource URI (filled when resources are listed; the first to list a URI keeps it). */
@@ -559,6 +561,7 @@ export class GatewayService implements OnModuleDestroy {
       lastSeen: Date.now(),
       tainted: false,
       labels: [],
+      waiting: 0,
       generations: new Map(),
       resourceOwner: new Map(),
     };
@@ -937,7 +940,7 @@ export class GatewayService implements OnModuleDestroy {
     const generation = s.generations.get(base) ?? 0;
     // A Watched write approved since it was made (in this session or another of the same user) is redeemed under its own claim.
     const gatewayKey = (!target.readOnly && (await this.approvedClaim(s, target, argsDigest))) || `mcp:${sha256(`${base}\n${generation}`)}`;
-    const request = {
+    const request: ActionRequest = {
       orgId: s.orgId,
       userId: s.userId,
       claim: { gatewayKey },
@@ -955,32 +958,22 @@ export class GatewayService implements OnModuleDestroy {
       ...(s.connectors[target.connector]?.elicits ? { timeoutMs: this.config.GATEWAY_ELICITATION_WAIT_SECONDS * 1000 } : {}),
     };
     let r: GateResult = await gateAction(s.gate, request);
+    // Each waiting call reads its approval every poll: a session may have only so many waiting (the others answer at once, pending).
+    const waits = r.status === 'awaiting_approval' && s.waiting < this.config.GATEWAY_MAX_WAITING_CALLS_PER_SESSION;
+    let approvalId: string | null = null;
+    if (waits) s.waiting++;
+    try {
+      if (r.status === 'awaiting_approval') ({ r, approvalId } = await this.awaitApproval(s, request, r, waits ? o.waitMs : 0, o));
+    } finally {
+      if (waits) s.waiting--;
+    }
     if (r.status === 'awaiting_approval') {
-      const deadline = Date.now() + o.waitMs;
-      let progress = 0;
-      let approvalId: string | null = null;
-      while (!o.signal.aborted) {
-        const a = await this.approvalOf(s.orgId, r.actionId);
-        approvalId = a?.id ?? approvalId;
-        if (a && a.state !== 'pending') {
-          // Decided: the gate decides again and redeems the approval (or refuses), once.
-          r = await gateAction(s.gate, request);
-          break;
-        }
-        if (Date.now() >= deadline) break;
-        if (o.progressToken !== undefined) {
-          await o.notify({ method: 'notifications/progress', params: { progressToken: o.progressToken, progress: ++progress, message: `Waiting for a person to approve (approval ${approvalId ?? 'pending'})` } }).catch(() => undefined);
-        }
-        await sleep(Math.min(this.config.GATEWAY_APPROVAL_POLL_MS, Math.max(0, deadline - Date.now())));
-      }
-      if (r.status === 'awaiting_approval') {
-        return toolError(
-          `Held for approval: approval ${approvalId ?? '(pending)'} waits for a person (action ${r.actionId}: ${r.reason}). ` +
-            `An approver decides it in the Steward console under Approvals, or with POST /v1/approvals/${approvalId ?? '{id}'}/approve. ` +
-            'Once it is approved, call this tool again with the same arguments (in this session or a new one): it then runs, once.',
-          { 'steward/action-id': r.actionId, 'steward/approval-id': approvalId, 'steward/level': 'watched', 'steward/status': 'awaiting_approval' },
-        );
-      }
+      return toolError(
+        `Held for approval: approval ${approvalId ?? '(pending)'} waits for a person (action ${r.actionId}: ${r.reason}). ` +
+          `An approver decides it in the Steward console under Approvals, or with POST /v1/approvals/${approvalId ?? '{id}'}/approve. ` +
+          'Once it is approved, call this tool again with the same arguments (in this session or a new one): it then runs, once.',
+        { 'steward/action-id': r.actionId, 'steward/approval-id': approvalId, 'steward/level': 'watched', 'steward/status': 'awaiting_approval' },
+      );
     }
     if (r.status === 'executed' || r.status === 'refused' || r.status === 'failed') {
       if (target.readOnly || (r.status === 'refused' && PASSING_REFUSALS.has(r.refusal))) s.generations.set(base, generation + 1);
@@ -1011,6 +1004,28 @@ export class GatewayService implements OnModuleDestroy {
       default:
         return toolError('The action is waiting for approval.', {});
     }
+  }
+
+  /**
+   * A Watched call waits up to `waitMs` for its approval (read every GATEWAY_APPROVAL_POLL_MS,
+   * progress sent where the client gave a token); decided meanwhile, the gate decides again and
+   * redeems it (or refuses), once. With no time to wait, the approval is read once (its id named).
+   */
+  private async awaitApproval(s: GatewaySession, request: ActionRequest, first: GateResult & { status: 'awaiting_approval' }, waitMs: number, o: { progressToken?: string | number; signal: AbortSignal; notify: Notify }): Promise<{ r: GateResult; approvalId: string | null }> {
+    const deadline = Date.now() + waitMs;
+    let progress = 0;
+    let approvalId: string | null = null;
+    while (!o.signal.aborted) {
+      const a = await this.approvalOf(s.orgId, first.actionId);
+      approvalId = a?.id ?? approvalId;
+      if (a && a.state !== 'pending') return { r: await gateAction(s.gate, request), approvalId };
+      if (Date.now() >= deadline) break;
+      if (o.progressToken !== undefined) {
+        await o.notify({ method: 'notifications/progress', params: { progressToken: o.progressToken, progress: ++progress, message: `Waiting for a person to approve (approval ${approvalId ?? 'pending'})` } }).catch(() => undefined);
+      }
+      await sleep(Math.min(this.config.GATEWAY_APPROVAL_POLL_MS, Math.max(0, deadline - Date.now())));
+    }
+    return { r: first, approvalId };
   }
 
   /**
