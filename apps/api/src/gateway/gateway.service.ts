@@ -38,7 +38,7 @@ import { AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, newId, SpanAttr, TokenPrefix } from '@steward/common';
 import { type ClientOffer, ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { type ActionRequest, ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
-import { addTaskConnectors, hubIdOf, toolNameOf } from '@steward/jobs';
+import { addTaskConnectors, exposedToolNames, hubIdOf, toolNameOf } from '@steward/jobs';
 import { type ActionType, authorize, decide, isActionType, type Level, subjectOf, toFacts } from '@steward/policy';
 import type { EntityManager } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
@@ -130,6 +130,8 @@ interface GatewaySession {
   /** Once a session read untrusted content its outbound actions are decided as tainted (as a task's). */
   tainted: boolean;
   labels: string[];
+  /** Each tool's name in this session (`connector\ntool` → name; fixed with the manifests at initialize). */
+  toolNames: Map<string, string>;
   /** Watched calls of this session waiting for their approval now (at most GATEWAY_MAX_WAITING_CALLS_PER_SESSION). */
   waiting: number;
   /** Completed identical read-only calls (a read may run again; a write may not). */
@@ -562,6 +564,7 @@ export class GatewayService implements OnModuleDestroy {
       tainted: false,
       labels: [],
       waiting: 0,
+      toolNames: exposedToolNames(manifests),
       generations: new Map(),
       resourceOwner: new Map(),
     };
@@ -867,8 +870,14 @@ export class GatewayService implements OnModuleDestroy {
   }
 
   /** A tool's or prompt's name for the client: `<connector>__<name>`, or its own name on a one-connector endpoint. */
+  /** A prompt's name as the session shows it: its own under /mcp/<connector>, else namespaced by its connector. */
   private nameOf(s: GatewaySession, connector: string, name: string): string {
     return s.scope ? name : toolNameOf(connector, name);
+  }
+
+  /** A tool's name as the session shows it: its own under /mcp/<connector>, else namespaced and unique among the session's tools. */
+  private toolName(s: GatewaySession, connector: string, tool: string): string {
+    return s.scope ? tool : (s.toolNames.get(`${connector}\n${tool}`) ?? toolNameOf(connector, tool));
   }
 
   private withCapability(s: GatewaySession, what: 'resources' | 'prompts' | 'completions' | 'logging'): string[] {
@@ -891,7 +900,7 @@ export class GatewayService implements OnModuleDestroy {
 
   private resolve(s: GatewaySession, name: string): { connector: string; tool: string; readOnly: boolean } | undefined {
     for (const [connector, manifest] of Object.entries(s.manifests)) {
-      for (const spec of manifest.tools) if (this.nameOf(s, connector, spec.name) === name) return { connector, tool: spec.name, readOnly: !!spec.readOnly };
+      for (const spec of manifest.tools) if (this.toolName(s, connector, spec.name) === name) return { connector, tool: spec.name, readOnly: !!spec.readOnly };
     }
     return undefined;
   }
@@ -909,7 +918,7 @@ export class GatewayService implements OnModuleDestroy {
       for (const spec of manifest.tools) {
         const action = isActionType(spec.action) ? (spec.action as ActionType) : 'unknown';
         const level: Level = policy ? decide(policy.compiled, { userId: s.userId, groupIds: groups }, action, { connector }, { domains }).level : 'forbidden';
-        const name = this.nameOf(s, connector, spec.name);
+        const name = this.toolName(s, connector, spec.name);
         // Every tool resolves (a call to one not offered still goes through the gate, which decides it); only those not Forbidden are offered.
         byName.set(name, { connector, tool: spec.name, readOnly: !!spec.readOnly });
         if (level === 'forbidden') continue;

@@ -93,6 +93,32 @@ function inputTokensAtMost(system: string, messages: MessageParam[], tools: Tool
 
 export const toolNameOf = (connector: string, tool: string) => `${connector}__${tool.replace(/[^a-zA-Z0-9_-]/g, '_')}`.slice(0, 64);
 
+/**
+ * The names a model or an MCP client sees for the tools of several connectors: `toolNameOf`, made
+ * unique. Where two tools would get the same name (characters replaced by "_", or cut at 64),
+ * one whose name needed no change keeps it, else the first by connector and tool name, and the
+ * others get a suffix from a digest of their connector and tool — so that a name never stands for two tools (before, the model was
+ * offered both under one name, and a call ran whichever was found first). Keyed `connector\ntool`.
+ */
+export function exposedToolNames(manifests: Record<string, ConnectorManifest>): Map<string, string> {
+  const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  // Tools whose name needs no change first: a tool added upstream never takes the name of one that kept its own.
+  const changed = (c: string, t: string) => toolNameOf(c, t) !== `${c}__${t}`;
+  const pairs = Object.keys(manifests)
+    .sort(byName)
+    .flatMap((c) => manifests[c]!.tools.map((t) => t.name).sort(byName).map((t) => [c, t] as const))
+    .sort(([c1, t1], [c2, t2]) => Number(changed(c1, t1)) - Number(changed(c2, t2)));
+  const names = new Map<string, string>();
+  const used = new Set<string>();
+  for (const [connector, tool] of pairs) {
+    let name = toolNameOf(connector, tool);
+    for (let i = 0; used.has(name); i++) name = `${toolNameOf(connector, tool).slice(0, 55)}_${sha256(`${connector}\n${tool}\n${i}`).slice(0, 8)}`;
+    used.add(name);
+    names.set(`${connector}\n${tool}`, name);
+  }
+  return names;
+}
+
 const MAX_RESULT_CHARS = 20_000;
 const policiesDefault = new PolicySource();
 const defaultHolder = `${hostname()}:${process.pid}:${newId().slice(-8)}`;
@@ -429,11 +455,12 @@ async function offeredTools(deps: AgentDeps, policies: PolicySource, orgId: stri
   }));
   const tools: Tool[] = [];
   const byName = new Map<string, { connector: string; tool: string }>();
+  const names = exposedToolNames(manifests);
   for (const [connector, manifest] of Object.entries(manifests)) {
     for (const spec of manifest.tools) {
       const action = isActionType(spec.action) ? (spec.action as ActionType) : 'unknown';
       const level = policy ? decide(policy.compiled, { userId, groupIds: groups }, action, { connector, workflow: workflow ?? undefined }, { domains }).level : 'forbidden';
-      const name = toolNameOf(connector, spec.name);
+      const name = names.get(`${connector}\n${spec.name}`)!;
       // Every tool of the task's connectors resolves (a call to one not offered — a step claimed
       // before the policy changed, say — still goes through the gate, which refuses it); only
       // those not Forbidden are offered.
