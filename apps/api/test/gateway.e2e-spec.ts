@@ -1,7 +1,7 @@
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { type CallToolResult, CreateMessageRequestSchema, ElicitRequestSchema } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, CreateMessageRequestSchema, ElicitRequestSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -845,6 +845,23 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     const reads = await events('mcp.resource.read', session);
     expect(reads).toHaveLength(2);
     expect(new Set(reads.map((r) => (r.e.payload as { connector: string }).connector)).size).toBe(1);
+  });
+
+  it('a subscribed resource that changes: the client is told, once, by the connector its subscription went to', async () => {
+    const client = new McpClient({ name: 'resources-client', version: '1.0.0' });
+    const updated: string[] = [];
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+      updated.push(n.params.uri);
+    });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    open.push(client);
+    expect((await client.listResources()).resources.map((r) => r.uri)).toContain('test://watched-resource');
+    // Both installs list it; the subscription goes to the first lister only (the upstream tells of a change just after).
+    await client.subscribeResource({ uri: 'test://watched-resource' });
+    for (let i = 0; i < 100 && !updated.length; i++) await new Promise((r) => setTimeout(r, 20));
+    await new Promise((r) => setTimeout(r, 200));
+    expect(updated).toEqual(['test://watched-resource']);
+    await client.unsubscribeResource({ uri: 'test://watched-resource' });
   });
 
   it('a client that did not declare the capability: refused, even where the org allows it', async () => {

@@ -3,7 +3,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ErrorCode as McpErrorCode, LoggingMessageNotificationSchema, McpError, ToolListChangedNotificationSchema, type CallToolResult, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode as McpErrorCode, LoggingMessageNotificationSchema, McpError, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema, type CallToolResult, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
 import { guardedFetch, JSON_TYPE, type EgressOptions } from '@steward/common';
 import { ConnectorError, networkCode, type ConnectorErrorCode } from './errors';
 import { ERROR_META_KEY, IDEMPOTENCY_META_KEY, LABELS_META_KEY } from './tool-result';
@@ -134,6 +134,8 @@ export class ConnectorClient {
   private closed = false;
   /** Log messages the server sends (notifications/message); relayed by the MCP gateway. */
   onLog?: (params: LoggingMessageNotification['params']) => void;
+  /** A subscribed resource changed (notifications/resources/updated); relayed by the MCP gateway to the session that subscribed. */
+  onResourceUpdated?: (uri: string) => void;
 
   private constructor(
     readonly id: string,
@@ -148,6 +150,9 @@ export class ConnectorClient {
     });
     client.setNotificationHandler(LoggingMessageNotificationSchema, async (n) => {
       this.onLog?.(n.params);
+    });
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
+      this.onResourceUpdated?.(n.params.uri);
     });
     // Requests from the server (sampling, elicitation, roots): handled by whoever relays them (the
     // MCP gateway, which decides and audits each one), else refused with a JSON-RPC error.

@@ -130,6 +130,8 @@ interface GatewaySession {
   /** Once a session read untrusted content its outbound actions are decided as tainted (as a task's). */
   tainted: boolean;
   labels: string[];
+  /** Resource URIs this session subscribed to, and the connectors the subscription went to (their updates are relayed). */
+  subscribed: Map<string, Set<string>>;
   /** Each tool's name in this session (`connector\ntool` → name; fixed with the manifests at initialize). */
   toolNames: Map<string, string>;
   /** Watched calls of this session waiting for their approval now (at most GATEWAY_MAX_WAITING_CALLS_PER_SESSION). */
@@ -186,6 +188,8 @@ const WAIT_META_KEY = 'steward/wait-seconds';
 /** How long a resolved Bearer token's caller is reused (see GatewayService.caller), and how many are kept. */
 const PRINCIPAL_TTL_MS = 1000;
 const PRINCIPAL_CACHE_MAX = 10_000;
+/** Resource URIs one session may be subscribed to at once. */
+const MAX_SUBSCRIPTIONS = 1000;
 
 @Injectable()
 export class GatewayService implements OnModuleDestroy {
@@ -565,6 +569,7 @@ export class GatewayService implements OnModuleDestroy {
       labels: [],
       waiting: 0,
       toolNames: exposedToolNames(manifests),
+      subscribed: new Map(),
       generations: new Map(),
       resourceOwner: new Map(),
     };
@@ -590,6 +595,10 @@ export class GatewayService implements OnModuleDestroy {
       };
       // Sampling and elicitation the upstream asks for: relayed or refused, audited either way.
       hub.get(id).onServerRequest = (request, extra) => this.relay(s, id, request, extra.signal);
+      // A resource this session subscribed to changed: the client is told, if the update comes from the connector its subscription went to.
+      hub.get(id).onResourceUpdated = (uri) => {
+        if (s.subscribed.get(uri)?.has(id)) void server.sendResourceUpdated({ uri }).catch(() => undefined);
+      };
     }
     this.register(s);
     s.json = new JsonAnswers(s.transport);
@@ -699,8 +708,14 @@ export class GatewayService implements OnModuleDestroy {
     });
     const subscription = (subscribe: boolean) => async (request: { params: { uri: string } }) => {
       const uri = request.params.uri;
+      if (subscribe && !s.subscribed.has(uri) && s.subscribed.size >= MAX_SUBSCRIPTIONS) throw new McpError(McpErrorCode.InvalidRequest, `At most ${MAX_SUBSCRIPTIONS} resource subscriptions per session: unsubscribe from one first.`);
       const owners = await this.resourceOwners(s, uri, await this.readable(s, 'resources'));
-      for (const id of owners.filter((o) => s.hub.get(o).capabilities().resources?.subscribe)) await s.hub.get(id).subscribeResource(uri, subscribe).catch(() => undefined);
+      for (const id of owners.filter((o) => s.hub.get(o).capabilities().resources?.subscribe)) {
+        await s.hub.get(id).subscribeResource(uri, subscribe).catch(() => undefined);
+        const by = s.subscribed.get(uri) ?? new Set<string>();
+        if (subscribe) s.subscribed.set(uri, by.add(id));
+        else if (by.delete(id) && !by.size) s.subscribed.delete(uri);
+      }
       return {};
     };
     server.setRequestHandler(SubscribeRequestSchema, subscription(true));

@@ -223,7 +223,11 @@ export function conformanceUpstream(): Server {
     if (m) return { contents: [{ uri, mimeType: 'application/json', text: JSON.stringify({ id: m[1], templateTest: true, data: `Data for ID: ${m[1]}` }) }] };
     throw new Error(`Resource not found: ${uri}`);
   });
-  server.setRequestHandler(SubscribeRequestSchema, async () => ({}));
+  server.setRequestHandler(SubscribeRequestSchema, async (request) => {
+    // The watched resource changes just after it is subscribed to: the subscriber is told.
+    if (request.params.uri === 'test://watched-resource') setTimeout(() => void server.sendResourceUpdated({ uri: request.params.uri }).catch(() => undefined), 20);
+    return {};
+  });
   server.setRequestHandler(UnsubscribeRequestSchema, async () => ({}));
   server.setRequestHandler(SetLevelRequestSchema, async () => ({}));
   server.setRequestHandler(CompleteRequestSchema, async (request) => {
