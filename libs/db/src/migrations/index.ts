@@ -36,6 +36,7 @@ import { SlackNoticesConnector1765929600000 } from './1765929600000-slack-notice
 import { SecondFactorAttempts1765929600001 } from './1765929600001-second-factor-attempts';
 import { BudgetReservations1765929600002 } from './1765929600002-budget-reservations';
 import { TaskAcceptBatch1766016000000 } from './1766016000000-task-accept-batch';
+import { WaitingActionsIndex1766016000001 } from './1766016000001-waiting-actions-index';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -77,4 +78,5 @@ export const MIGRATIONS = [
   SecondFactorAttempts1765929600001,
   BudgetReservations1765929600002,
   TaskAcceptBatch1766016000000,
+  WaitingActionsIndex1766016000001,
 ];
