@@ -76,7 +76,7 @@ async function newOrg(ds: DataSource, i: number): Promise<{ orgId: string; userI
     // The org's CRM connector and its stored API key (sealed as the vault seals it).
     await em.query(`INSERT INTO connectors (org_id, id, kind, name, auth, credential_scope, status) VALUES ($1, $2, 'builtin', 'CRM', $3, 'org', 'active')`, [orgId, target.id, JSON.stringify(target.auth)]);
     const credentialId = newId();
-    const s = await sealSecret(keys, apiKeyOf(orgId), credentialAad(orgId, target.id, credentialId));
+    const s = await sealSecret(keys, apiKeyOf(orgId), credentialAad(orgId, target.id, credentialId, null));
     await em.query(`INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key) VALUES ($1, $2, $3, NULL, 'secret', 'active', $4, $5)`, [orgId, credentialId, target.id, s.sealed, s.wrappedKey]);
   });
   return { orgId, userId, target };

@@ -6,7 +6,7 @@
  */
 import { ConfigError, loadConfig, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
-import { ConfigKeyProvider, kekVersionsInUse, userSecretVersions } from '@steward/vault';
+import { ConfigKeyProvider, credentialsUnbound, kekVersionsInUse, userSecretVersions } from '@steward/vault';
 import { wrappedKeySources } from './wrapped-keys';
 
 async function main(): Promise<void> {
@@ -30,6 +30,8 @@ async function main(): Promise<void> {
           removable: configured.filter((v) => v !== current && !inUse[v]),
           // Versions something still uses that the configuration lacks: those secrets cannot be opened.
           missing: Object.keys(inUse).filter((v) => !configured.includes(v)),
+          // Connector credentials sealed before their owner was named in their AAD (the worker's key job binds them).
+          credentialsWithoutOwnerBinding: await credentialsUnbound(ds),
         },
         null,
         2,

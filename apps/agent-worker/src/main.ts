@@ -3,7 +3,7 @@ import { collectDefaultMetrics, Registry } from 'prom-client';
 import { ConfigError, createLogger, loadConfig, type Config, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
 import { agentTasksFromConfig, StewardMetrics, startTracing, startWorkerRuntime } from '@steward/jobs';
-import { ConfigKeyProvider, resealUserSecrets, rewrapAll } from '@steward/vault';
+import { ConfigKeyProvider, rebindCredentials, resealUserSecrets, rewrapAll } from '@steward/vault';
 import { createHealthServer } from './health-server';
 import { wrappedKeySources } from './wrapped-keys';
 
@@ -52,6 +52,10 @@ async function main(): Promise<void> {
       const users = await resealUserSecrets(dataSource, box);
       report.rewrapped.user_totp_secrets = users.resealed;
       report.failed.user_totp_secrets = users.failed;
+      // Connector credentials sealed before their owner was named in their AAD: sealed again, bound to it.
+      const bound = await rebindCredentials(dataSource, keys);
+      report.rewrapped.credential_owner_binding = bound.rebound;
+      report.failed.credential_owner_binding = bound.failed;
       const total = Object.values(report.rewrapped).reduce((a, b) => a + b, 0);
       const failed = Object.values(report.failed).reduce((a, b) => a + b, 0);
       if (total || failed) log.info({ target: report.target, rewrapped: report.rewrapped, failed: report.failed }, 'vault: data keys re-wrapped');

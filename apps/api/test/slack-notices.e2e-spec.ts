@@ -76,7 +76,7 @@ describe('Slack notices through the Slack connector', () => {
     const unconnected = await put({ channels: ['slack'], slack: { channel: 'C0APPROVALS', postAs: org.users.owner.id } });
     expect(unconnected.status).toBe(400);
     expect(JSON.stringify(unconnected.body.errors)).toContain('has not connected their Slack account');
-    const s = await sealSecret(keys(), JSON.stringify({ accessToken: OWNER_TOKEN, refreshToken: 'refresh-1', tokenType: 'Bearer', expiresAt: Date.now() + 3600_000 }), credentialAad(org.id, connectorId, credentialId));
+    const s = await sealSecret(keys(), JSON.stringify({ accessToken: OWNER_TOKEN, refreshToken: 'refresh-1', tokenType: 'Bearer', expiresAt: Date.now() + 3600_000 }), credentialAad(org.id, connectorId, credentialId, org.users.owner.id));
     await su.query(
       `INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key, expires_at) VALUES ($1, $2, $3, $4, 'oauth2', 'active', $5, $6, $7)`,
       [org.id, credentialId, connectorId, org.users.owner.id, s.sealed, s.wrappedKey, new Date(Date.now() + 3600_000)],

@@ -48,7 +48,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
   };
   const storeTokens = async (accessToken: string, expiresAt: Date, connector = connectorId, credential = credentialId) => {
     const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
-    const s = await sealSecret(keys, JSON.stringify({ accessToken, refreshToken: 'refresh-1', tokenType: 'Bearer', expiresAt: expiresAt.getTime() }), credentialAad(org.id, connector, credential));
+    const s = await sealSecret(keys, JSON.stringify({ accessToken, refreshToken: 'refresh-1', tokenType: 'Bearer', expiresAt: expiresAt.getTime() }), credentialAad(org.id, connector, credential, org.users.member.id));
     await su.query(
       `INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key, expires_at) VALUES ($1, $2, $3, $4, 'oauth2', 'active', $5, $6, $7)
        ON CONFLICT (org_id, id) DO UPDATE SET sealed = EXCLUDED.sealed, wrapped_key = EXCLUDED.wrapped_key, expires_at = EXCLUDED.expires_at, status = 'active'`,

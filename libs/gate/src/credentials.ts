@@ -66,6 +66,8 @@ interface Row {
   status: 'active' | 'needs_reauth' | 'revoked';
   sealed: Buffer | null;
   wrapped_key: string | null;
+  /** Which credentialAad sealed it: 2 names the owner, 1 (sealed before) does not. */
+  aad_version: number;
   expires_at: Date | null;
 }
 
@@ -155,7 +157,7 @@ export class CredentialBroker {
 
   /** Opens a prepared credential (after the claim with its decrypt event committed). */
   async open(p: PreparedCredential, orgId: string): Promise<CallCredential> {
-    const plain = (await openSecret(this.keys, { sealed: p.row.sealed!, wrappedKey: p.row.wrapped_key! }, credentialAad(orgId, p.row.connector_id, p.row.id))).toString('utf8');
+    const plain = (await openSecret(this.keys, { sealed: p.row.sealed!, wrappedKey: p.row.wrapped_key! }, credentialAad(orgId, p.row.connector_id, p.row.id, p.row.user_id, p.row.aad_version))).toString('utf8');
     return p.row.kind === 'secret' ? { apiKey: plain } : { accessToken: (JSON.parse(plain) as OAuthTokens).accessToken };
   }
 
@@ -190,7 +192,7 @@ export class CredentialBroker {
 
   private async live(em: EntityManager, orgId: string, connectorId: string, kind: Row['kind'], owner: string | null, lock: boolean): Promise<Row | undefined> {
     const [row] = await em.query(
-      `SELECT id, connector_id, user_id, kind, status, sealed, wrapped_key, expires_at FROM credentials
+      `SELECT id, connector_id, user_id, kind, status, sealed, wrapped_key, aad_version, expires_at FROM credentials
         WHERE org_id = $1 AND connector_id = $2 AND kind = $3 AND user_id IS NOT DISTINCT FROM $4 AND status <> 'revoked'${lock ? ' FOR UPDATE' : ''}`,
       [orgId, connectorId, kind, owner],
     );
@@ -200,7 +202,7 @@ export class CredentialBroker {
   /** Decrypts in the caller's transaction, with its audit event in the same transaction. */
   private async decrypt(em: EntityManager, scope: ActionScope, target: CredentialTarget, row: Row, purpose: 'action' | 'session' | 'refresh' | 'oauth_client' | 'notice'): Promise<string> {
     if (!row.sealed || !row.wrapped_key) throw authRequired(target, 'the credential was revoked');
-    const plain = await openSecret(this.keys, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(scope.orgId, row.connector_id, row.id));
+    const plain = await openSecret(this.keys, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(scope.orgId, row.connector_id, row.id, row.user_id, row.aad_version));
     await em.query('UPDATE credentials SET last_used_at = now() WHERE org_id = $1 AND id = $2', [scope.orgId, row.id]);
     await recordEvent(em, this.keyring, this.decryptEventInput(scope, target, row, purpose));
     return plain.toString('utf8');
@@ -213,7 +215,7 @@ export class CredentialBroker {
     const egress = await this.egress(scope.orgId);
     const outcome = await inOrg(this.ds, { orgId: scope.orgId, userId: scope.userId }, async (em): Promise<{ tokens: OAuthTokens } | { error: ConnectorError }> => {
       await this.assertRunning(em, scope, target);
-      const [row]: Row[] = await em.query(`SELECT id, connector_id, user_id, kind, status, sealed, wrapped_key, expires_at FROM credentials WHERE org_id = $1 AND id = $2 FOR UPDATE`, [scope.orgId, id]);
+      const [row]: Row[] = await em.query(`SELECT id, connector_id, user_id, kind, status, sealed, wrapped_key, aad_version, expires_at FROM credentials WHERE org_id = $1 AND id = $2 FOR UPDATE`, [scope.orgId, id]);
       if (!row || row.status === 'revoked') return { error: authRequired(target, 'the credential was revoked') };
       if (row.status === 'needs_reauth') return { error: authRequired(target, 'the connection needs re-authorisation') };
       const current = JSON.parse(await this.decrypt(em, scope, target, row, 'refresh')) as OAuthTokens;
@@ -247,8 +249,8 @@ export class CredentialBroker {
         // Unreachable or a bad answer: nothing changes, the next action tries again.
         return { error: new ConnectorError('upstream_unreachable', `${target.name}: the token refresh failed (${err instanceof Error ? err.message.slice(0, 300) : 'error'})`, { connector: target.name }) };
       }
-      const s = await sealSecret(this.keys, JSON.stringify(next), credentialAad(scope.orgId, row.connector_id, id));
-      await em.query(`UPDATE credentials SET sealed = $3, wrapped_key = $4, expires_at = $5, refreshed_at = now(), last_error = NULL WHERE org_id = $1 AND id = $2`, [
+      const s = await sealSecret(this.keys, JSON.stringify(next), credentialAad(scope.orgId, row.connector_id, id, row.user_id));
+      await em.query(`UPDATE credentials SET sealed = $3, wrapped_key = $4, aad_version = 2, expires_at = $5, refreshed_at = now(), last_error = NULL WHERE org_id = $1 AND id = $2`, [
         scope.orgId,
         id,
         s.sealed,

@@ -35,8 +35,16 @@ export function kekVersionOf(wrapped: string): string {
   return dot < 0 ? '' : wrapped.slice(0, dot);
 }
 
-/** AAD of a connector credential: org, connector and credential ids. */
-export const credentialAad = (orgId: string, connectorId: string, credentialId: string): string => `credential|${orgId}|${connectorId}|${credentialId}`;
+/**
+ * AAD of a connector credential: org, connector and credential ids and — binding 2, the
+ * credentials table's `aad_version` — its owner (the user it belongs to, or the org), so that a
+ * sealed credential whose owner is changed in the database (another user's id written into
+ * `user_id`) no longer opens. Binding 1, of credentials sealed before, names no owner; the
+ * worker's key job seals those again under binding 2 (`rebindCredentials`).
+ */
+export const CREDENTIAL_BINDING = 2;
+export const credentialAad = (orgId: string, connectorId: string, credentialId: string, owner: string | null, binding: number = CREDENTIAL_BINDING): string =>
+  binding === 1 ? `credential|${orgId}|${connectorId}|${credentialId}` : `credential|${orgId}|${connectorId}|${credentialId}|owner:${owner ?? 'org'}`;
 /** AAD of a pending OAuth authorisation's PKCE verifier. */
 /** A channel secret of the org's incident escalation (webhook signing secret, SMTP password, Slack webhook URL). */
 export const incidentSecretAad = (orgId: string, name: string): string => `incident-secret|${orgId}|${name}`;

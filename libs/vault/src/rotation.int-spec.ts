@@ -42,8 +42,11 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
       const o = i % 2;
       const id = newId();
       ids.push({ org: o, id });
-      const s = await sealSecret(v1, secretOf(i), credentialAad(orgs[o], connectors[o], id));
-      rows.push([orgs[o], id, connectors[o], newId(), s.sealed, s.wrappedKey]);
+      // Half sealed before owners were named in the AAD (binding 1), half after: the re-wrap opens each with its own.
+      const owner = newId();
+      const binding = i % 2 ? 2 : 1;
+      const s = await sealSecret(v1, secretOf(i), credentialAad(orgs[o], connectors[o], id, owner, binding));
+      rows.push([orgs[o], id, connectors[o], owner, s.sealed, s.wrappedKey, binding]);
     }
     for (const [o, orgId] of orgs.entries()) {
       const mine = rows.filter((r) => r[0] === orgId);
@@ -51,7 +54,7 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
         const chunk = mine.slice(i, i + 500);
         await inOrg(ds, { orgId }, (em) =>
           em.query(
-            `INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key) VALUES ${chunk.map((_, j) => `($${j * 6 + 1}, $${j * 6 + 2}, $${j * 6 + 3}, $${j * 6 + 4}, 'secret', 'active', $${j * 6 + 5}, $${j * 6 + 6})`).join(', ')}`,
+            `INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key, aad_version) VALUES ${chunk.map((_, j) => `($${j * 7 + 1}, $${j * 7 + 2}, $${j * 7 + 3}, $${j * 7 + 4}, 'secret', 'active', $${j * 7 + 5}, $${j * 7 + 6}, $${j * 7 + 7})`).join(', ')}`,
             chunk.flat(),
           ),
         );
@@ -100,14 +103,14 @@ describe('KEK rotation over 10,000 stored credentials (real PostgreSQL, runtime 
     let opened = 0;
     for (const [o, orgId] of orgs.entries()) {
       await inOrg(ds, { orgId }, async (em) => {
-        const stored: { id: string; sealed: Buffer; wrapped_key: string }[] = await em.query('SELECT id, sealed, wrapped_key FROM credentials WHERE org_id = $1', [orgId]);
+        const stored: { id: string; user_id: string; aad_version: number; sealed: Buffer; wrapped_key: string }[] = await em.query('SELECT id, user_id, aad_version, sealed, wrapped_key FROM credentials WHERE org_id = $1', [orgId]);
         const index = new Map(ids.map((x, i) => [x.id, i]));
         for (const row of stored) {
-          const plain = await openSecret(v2only, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(orgId, connectors[o], row.id));
+          const plain = await openSecret(v2only, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(orgId, connectors[o], row.id, row.user_id, row.aad_version));
           expect(plain.toString('utf8')).toBe(secretOf(index.get(row.id)!));
           opened++;
         }
-        await expect(openSecret(v1only, { sealed: stored[0].sealed, wrappedKey: stored[0].wrapped_key }, credentialAad(orgId, connectors[o], stored[0].id))).rejects.toThrow(/unknown key-encryption key version "v2"/);
+        await expect(openSecret(v1only, { sealed: stored[0].sealed, wrappedKey: stored[0].wrapped_key }, credentialAad(orgId, connectors[o], stored[0].id, stored[0].user_id, stored[0].aad_version))).rejects.toThrow(/unknown key-encryption key version "v2"/);
         // The audit month key opens under v2 alone.
         expect(await new AuditKeyring(v2only).key(em, orgId, '2026-01-01', false)).toBeInstanceOf(Buffer);
         const [w] = await em.query(`SELECT sealed, wrapped_key FROM incident_secrets WHERE org_id = $1`, [orgId]);

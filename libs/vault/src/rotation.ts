@@ -39,8 +39,8 @@ export const VAULT_WRAPPED_KEY_SOURCES: WrappedKeySource[] = [
     table: 'credentials',
     keyColumns: [['id', 'uuid']],
     wrappedColumn: 'wrapped_key',
-    aadColumns: ['connector_id'],
-    aad: (orgId, r) => credentialAad(orgId, String(r.connector_id), String(r.id)),
+    aadColumns: ['connector_id', 'user_id', 'aad_version'],
+    aad: (orgId, r) => credentialAad(orgId, String(r.connector_id), String(r.id), r.user_id === null ? null : String(r.user_id), Number(r.aad_version)),
   },
   {
     name: 'oauth_states',

@@ -55,6 +55,8 @@ interface CredentialRow {
   status: 'active' | 'needs_reauth' | 'revoked';
   sealed: Buffer | null;
   wrapped_key: string | null;
+  /** Which credentialAad sealed it: 2 names the owner, 1 (sealed before) does not. */
+  aad_version: number;
   expires_at: Date | null;
   last_error: string | null;
   created_at: Date;
@@ -67,7 +69,7 @@ interface CredentialRow {
 /** Why a credential is decrypted; recorded with every decrypt. */
 export type DecryptPurpose = 'discover' | 'test' | 'refresh' | 'oauth_exchange' | `tool:${string}`;
 
-const CRED_COLUMNS = 'id, connector_id, user_id, kind, status, sealed, wrapped_key, expires_at, last_error, created_at, rotated_at, refreshed_at, last_used_at, revoked_at';
+const CRED_COLUMNS = 'id, connector_id, user_id, kind, status, sealed, wrapped_key, aad_version, expires_at, last_error, created_at, rotated_at, refreshed_at, last_used_at, revoked_at';
 /** Refresh an access token this long before it expires. */
 const REFRESH_MARGIN_MS = 60_000;
 const STATE_TTL_MS = 10 * 60_000;
@@ -154,8 +156,9 @@ export class CredentialsService {
     return row;
   }
 
-  private async seal(orgId: string, connectorId: string, id: string, plaintext: string) {
-    return sealSecret(this.keys, plaintext, credentialAad(orgId, connectorId, id));
+  /** Seals a credential's secret bound to its org, connector, id and owner (a user, or null: the org). Rows it writes say `aad_version = 2`. */
+  private async seal(orgId: string, connectorId: string, id: string, owner: string | null, plaintext: string) {
+    return sealSecret(this.keys, plaintext, credentialAad(orgId, connectorId, id, owner));
   }
 
   /** Decrypts a credential in the caller's transaction, with its audit event in the same transaction. */
@@ -164,7 +167,7 @@ export class CredentialsService {
     // The kill switch refuses decrypts too (read in this transaction, never from a cache).
     const [org] = await em.query('SELECT agents_paused_at FROM orgs WHERE id = $1', [p.orgId]);
     if (org?.agents_paused_at) throw AppError.conflict('Agents are paused in this org (kill switch): no credential can be used until they are resumed.');
-    const plain = await openSecret(this.keys, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(p.orgId, row.connector_id, row.id));
+    const plain = await openSecret(this.keys, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(p.orgId, row.connector_id, row.id, row.user_id, row.aad_version));
     await em.query('UPDATE credentials SET last_used_at = now() WHERE org_id = $1 AND id = $2', [p.orgId, row.id]);
     await this.audit.record(em, p, {
       action: 'credential.decrypt',
@@ -230,7 +233,7 @@ export class CredentialsService {
       const userId = scope === 'user' ? p.userId : null;
       if (await this.liveCredential(em, p.orgId, connector.id, 'secret', userId)) throw AppError.conflict('A credential is already set: rotate it, or revoke it first.');
       const id = newId();
-      const s = await this.seal(p.orgId, connector.id, id, body.secret);
+      const s = await this.seal(p.orgId, connector.id, id, userId, body.secret);
       await em.query(`INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key, created_by) VALUES ($1, $2, $3, $4, 'secret', 'active', $5, $6, $7)`, [
         p.orgId,
         id,
@@ -262,11 +265,11 @@ export class CredentialsService {
       await this.refresh(p, row.id, true);
     } else {
       if (body.secret === undefined) throw AppError.validation([{ path: 'secret', message: 'the new secret is required' }]);
-      const s = await this.seal(p.orgId, row.connector_id, row.id, body.secret);
+      const s = await this.seal(p.orgId, row.connector_id, row.id, row.user_id, body.secret);
       await this.db.inOrg(p, async (em) => {
         const updated = await queryReturning(
           em,
-          `UPDATE credentials SET sealed = $3, wrapped_key = $4, status = 'active', last_error = NULL, rotated_at = now() WHERE org_id = $1 AND id = $2 AND status <> 'revoked' RETURNING id`,
+          `UPDATE credentials SET sealed = $3, wrapped_key = $4, aad_version = 2, status = 'active', last_error = NULL, rotated_at = now() WHERE org_id = $1 AND id = $2 AND status <> 'revoked' RETURNING id`,
           [p.orgId, row.id, s.sealed, s.wrappedKey],
         );
         if (!updated.length) throw AppError.conflict('The credential was revoked meanwhile.');
@@ -320,7 +323,7 @@ export class CredentialsService {
 
   /** Opens a credential for revocation at the provider (not refused by the kill switch), the decrypt audited. */
   private async openAudited(em: EntityManager, p: Principal, row: CredentialRow, purpose: 'revoke'): Promise<string> {
-    const plain = await openSecret(this.keys, { sealed: row.sealed!, wrappedKey: row.wrapped_key! }, credentialAad(p.orgId, row.connector_id, row.id));
+    const plain = await openSecret(this.keys, { sealed: row.sealed!, wrappedKey: row.wrapped_key! }, credentialAad(p.orgId, row.connector_id, row.id, row.user_id, row.aad_version));
     await this.audit.record(em, p, { action: 'credential.decrypt', targetType: 'Credential', targetId: row.id, payload: { connectorId: row.connector_id, credentialOwner: row.user_id ?? 'org', kind: row.kind, purpose } });
     return plain.toString('utf8');
   }
@@ -388,8 +391,8 @@ export class CredentialsService {
         if (problem.code === ErrorCode.ReauthorizationRequired) return markFailed(problem.detail ?? 'the refresh was refused');
         return { error: problem }; // unreachable: nothing changes, the next call tries again
       }
-      const s = await this.seal(p.orgId, row.connector_id, id, JSON.stringify(next));
-      await em.query(`UPDATE credentials SET sealed = $3, wrapped_key = $4, expires_at = $5, refreshed_at = now(), last_error = NULL WHERE org_id = $1 AND id = $2`, [
+      const s = await this.seal(p.orgId, row.connector_id, id, row.user_id, JSON.stringify(next));
+      await em.query(`UPDATE credentials SET sealed = $3, wrapped_key = $4, aad_version = 2, expires_at = $5, refreshed_at = now(), last_error = NULL WHERE org_id = $1 AND id = $2`, [
         p.orgId,
         id,
         s.sealed,
@@ -432,7 +435,7 @@ export class CredentialsService {
 
   async storeClientSecret(em: EntityManager, p: Principal, connectorId: string, secret: string): Promise<void> {
     const id = newId();
-    const s = await this.seal(p.orgId, connectorId, id, secret);
+    const s = await this.seal(p.orgId, connectorId, id, null, secret);
     await em.query(`INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key, created_by) VALUES ($1, $2, $3, NULL, 'oauth_client', 'active', $4, $5, $6)`, [
       p.orgId,
       id,
@@ -506,7 +509,7 @@ export class CredentialsService {
         await this.audit.record(em, p, { action: 'credential.revoke', targetType: 'Credential', targetId: previous.id, payload: { connectorId: connector.id, reason: 'replaced by a new authorisation' } });
       }
       const id = newId();
-      const s = await this.seal(p.orgId, connector.id, id, JSON.stringify(tokens));
+      const s = await this.seal(p.orgId, connector.id, id, userId, JSON.stringify(tokens));
       await em.query(
         `INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key, expires_at, created_by) VALUES ($1, $2, $3, $4, 'oauth2', 'active', $5, $6, $7, $8)`,
         [p.orgId, id, connector.id, userId, s.sealed, s.wrappedKey, tokens.expiresAt ? new Date(tokens.expiresAt) : null, p.userId],

@@ -37,6 +37,7 @@ import { SecondFactorAttempts1765929600001 } from './1765929600001-second-factor
 import { BudgetReservations1765929600002 } from './1765929600002-budget-reservations';
 import { TaskAcceptBatch1766016000000 } from './1766016000000-task-accept-batch';
 import { WaitingActionsIndex1766016000001 } from './1766016000001-waiting-actions-index';
+import { CredentialOwnerBinding1766016000002 } from './1766016000002-credential-owner-binding';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -79,4 +80,5 @@ export const MIGRATIONS = [
   BudgetReservations1765929600002,
   TaskAcceptBatch1766016000000,
   WaitingActionsIndex1766016000001,
+  CredentialOwnerBinding1766016000002,
 ];
