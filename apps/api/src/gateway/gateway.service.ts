@@ -884,8 +884,7 @@ export class GatewayService implements OnModuleDestroy {
     if (!s.labels.includes('untrusted')) s.labels = [...s.labels, 'untrusted'].sort();
   }
 
-  /** A tool's or prompt's name for the client: `<connector>__<name>`, or its own name on a one-connector endpoint. */
-  /** A prompt's name as the session shows it: its own under /mcp/<connector>, else namespaced by its connector. */
+  /** A prompt's name as the session shows it: its own under /mcp/<connector>, else `<connector>__<name>`. */
   private nameOf(s: GatewaySession, connector: string, name: string): string {
     return s.scope ? name : toolNameOf(connector, name);
   }
