@@ -353,6 +353,28 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     }
   });
 
+  it('outcomes of several orgs finishing together are written in one batch, each under its own org, each with its outcome event', async () => {
+    const orgs = [await newOrg(), await newOrg(), await newOrg()];
+    // A longer delay: the twelve outcomes go as one batch.
+    const outcomes = new OutcomeWriter(ds, keyring, () => undefined, 200);
+    const results = await Promise.all(Array.from({ length: 12 }, (_, i) => gateAction({ ...deps, outcomes }, request(orgs[i % 3]!, 'probe', 'probe.read', { q: `batch ${i}` }))));
+    expect(results.every((r) => r.status === 'executed')).toBe(true);
+    await outcomes.flush();
+    for (const [k, org] of orgs.entries()) {
+      const mine = results.filter((_, i) => i % 3 === k).map((r) => r.actionId);
+      const rows: { id: string; state: string; result_digest: string | null; finished_at: Date | null; events: number }[] = await inOrg(ds, { orgId: org.orgId }, (em) =>
+        em.query(
+          `SELECT t.id, t.state, t.result_digest, t.finished_at,
+                  (SELECT count(*)::int FROM audit_events a WHERE a.org_id = t.org_id AND a.canonical::jsonb->>'decision' = 'executed' AND a.canonical::jsonb->'payload'->>'actionId' = t.id::text) AS events
+             FROM task_actions t WHERE t.org_id = $1 AND t.id = ANY($2::uuid[])`,
+          [org.orgId, mine],
+        ),
+      );
+      expect(rows).toHaveLength(4);
+      for (const r of rows) expect(r).toMatchObject({ state: 'succeeded', result_digest: expect.stringMatching(/^[0-9a-f]{64}$/), finished_at: expect.any(Date), events: 1 });
+    }
+  });
+
   it('records every input of its decisions: a replay of the policy decides each one the same, and a draft exactly where it differs', async () => {
     const org = await newOrg();
     const requests = [

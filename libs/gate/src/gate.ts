@@ -496,8 +496,8 @@ export class OutcomeWriter {
   private async drain(): Promise<void> {
     while (this.running) await this.running.catch(() => undefined);
     if (!this.pending.length) return;
-    const batch = this.pending;
-    this.pending = [];
+    // At most 1,000 a statement (the rest go in the next, at once).
+    const batch = this.pending.splice(0, 1000);
     this.running = this.write(batch).finally(() => {
       this.running = null;
     });
@@ -505,11 +505,10 @@ export class OutcomeWriter {
     if (this.pending.length) await this.drain();
   }
 
-  /** One transaction and one commit for the whole batch, whatever orgs it spans: per org, one UPDATE and one INSERT. */
+  /** One statement and one commit for the whole batch, whatever orgs it spans (steward_gate_outcome_batch: each row under its own org). */
   private async write(batch: PendingOutcome[]): Promise<void> {
-    const byOrg = new Map<string, { items: PendingOutcome[]; events: { id: string; occurredAt: Date; canonical: string }[] }>();
-    for (const p of batch) {
-      const { req, actionId, action, o, at } = p;
+    const rows = [];
+    for (const { req, actionId, action, o, at } of batch) {
       // Outcome events carry nothing sealed: no key is looked up.
       const e = await prepareEvent(perQuery(this.ds, req.orgId), this.keyring, {
         id: newId(),
@@ -525,38 +524,9 @@ export class OutcomeWriter {
         client: req.client,
         payload: { actionId, ...(req.via ? { mcp: req.via } : {}), tool: req.tool, resultDigest: o.resultDigest, bytes: o.bytes, ms: o.ms, error: o.errorCode, undo: o.undo ? o.undo.tool : null },
       });
-      const group = byOrg.get(req.orgId) ?? { items: [], events: [] };
-      group.items.push(p);
-      group.events.push(e);
-      byOrg.set(req.orgId, group);
+      rows.push({ org: req.orgId, id: actionId, state: o.state, digest: o.resultDigest, bytes: o.bytes, ms: o.ms, undo: o.undo, fin: o.finalize ?? null, err: o.errorCode, at, event_id: e.id, event: e.canonical });
     }
-    await this.ds.transaction(async (em) => {
-      for (const [orgId, { items, events }] of byOrg) {
-        await em.query(`SELECT set_config('app.org_id', $1, true), set_config('app.user_id', '', true)`, [orgId]);
-        await em.query(
-          `UPDATE task_actions t SET state = v.state, result_digest = v.digest, result_bytes = v.bytes, duration_ms = v.ms, undo = v.undo::jsonb, finalize = v.fin::jsonb, error_code = v.err, finished_at = v.at
-             FROM unnest($2::uuid[], $3::text[], $4::text[], $5::int[], $6::int[], $7::text[], $8::text[], $9::timestamptz[], $10::text[]) AS v(id, state, digest, bytes, ms, undo, err, at, fin)
-            WHERE t.org_id = $1 AND t.id = v.id AND t.state = 'executing'`,
-          [
-            orgId,
-            items.map((i) => i.actionId),
-            items.map((i) => i.o.state),
-            items.map((i) => i.o.resultDigest),
-            items.map((i) => i.o.bytes),
-            items.map((i) => i.o.ms),
-            items.map((i) => (i.o.undo ? JSON.stringify(i.o.undo) : null)),
-            items.map((i) => i.o.errorCode),
-            items.map((i) => i.at),
-            items.map((i) => (i.o.finalize ? JSON.stringify(i.o.finalize) : null)),
-          ],
-        );
-        await em.query(`INSERT INTO audit_events (id, org_id, occurred_at, canonical) SELECT t.id, $1, t.at, t.c FROM unnest($2::uuid[], $3::timestamptz[], $4::text[]) AS t(id, at, c)`, [
-          orgId,
-          events.map((e) => e.id),
-          events.map((e) => e.occurredAt),
-          events.map((e) => e.canonical),
-        ]);
-      }
-    });
+    const [{ n }]: { n: number }[] = await this.ds.query('SELECT steward_gate_outcome_batch($1::jsonb) AS n', [JSON.stringify(rows)]);
+    if (n !== rows.length) throw new Error('the outcome batch wrote a different number of outcomes');
   }
 }

@@ -38,6 +38,7 @@ import { BudgetReservations1765929600002 } from './1765929600002-budget-reservat
 import { TaskAcceptBatch1766016000000 } from './1766016000000-task-accept-batch';
 import { WaitingActionsIndex1766016000001 } from './1766016000001-waiting-actions-index';
 import { CredentialOwnerBinding1766016000002 } from './1766016000002-credential-owner-binding';
+import { GateOutcomeBatch1766016000003 } from './1766016000003-gate-outcome-batch';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -81,4 +82,5 @@ export const MIGRATIONS = [
   TaskAcceptBatch1766016000000,
   WaitingActionsIndex1766016000001,
   CredentialOwnerBinding1766016000002,
+  GateOutcomeBatch1766016000003,
 ];
