@@ -1,7 +1,7 @@
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { type CallToolResult, CreateMessageRequestSchema, ElicitRequestSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { type CallToolResult, CreateMessageRequestSchema, ElicitRequestSchema, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -227,6 +227,49 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     const prompts = (await client.listPrompts()).prompts.map((p) => p.name);
     expect(prompts).toContain('upstream__summarise');
     expect(((await client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'Q3' } })).messages[0]!.content as { text: string }).text).toBe('Summarise Q3');
+  });
+
+  it('tells an open session when the policy changes what it may list (tools, resources, prompts), both ways; a session that never listed is not told', async () => {
+    const gateway = h.app.get(GatewayService);
+    const told = { watcher: [] as string[], quiet: [] as string[] };
+    const listen = (client: McpClient, into: string[]) => {
+      client.setNotificationHandler(ToolListChangedNotificationSchema, async () => void into.push('tools'));
+      client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => void into.push('resources'));
+      client.setNotificationHandler(PromptListChangedNotificationSchema, async () => void into.push('prompts'));
+    };
+    const watcher = await connect(memberKey, 'list-watcher');
+    listen(watcher, told.watcher);
+    const quiet = await connect(memberKey, 'quiet');
+    listen(quiet, told.quiet);
+    expect((await watcher.listTools()).tools.map((t) => t.name)).toContain('upstream__lookup_company');
+    expect((await watcher.listResources()).resources.map((r) => r.uri)).toContain('memo://handbook');
+    expect((await watcher.listPrompts()).prompts.map((p) => p.name)).toContain('upstream__summarise');
+    // Nothing changed since it listed: nothing is said.
+    expect(await gateway.announceListChanges()).toBe(0);
+    const until = async (n: number) => {
+      for (let i = 0; i < 100 && told.watcher.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+    };
+
+    // Security makes the upstream's reads Forbidden (its lookup tool, its resources and prompts are decided as saas.read).
+    const document = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows[0].document;
+    await su.query(`UPDATE policies SET document = jsonb_set(document, '{baseline,saas.read}', '"forbidden"'), updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id]);
+    try {
+      expect(await gateway.announceListChanges()).toBe(3);
+      await until(3);
+      expect([...told.watcher].sort()).toEqual(['prompts', 'resources', 'tools']);
+      const tools = (await watcher.listTools()).tools.map((t) => t.name);
+      expect(tools).not.toContain('upstream__lookup_company');
+      expect(tools).toContain('upstream__post_message');
+      expect(await gateway.announceListChanges()).toBe(0);
+    } finally {
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(document)]);
+    }
+    // Allowed again: told again.
+    expect(await gateway.announceListChanges()).toBe(3);
+    await until(6);
+    expect(told.watcher.slice(3).sort()).toEqual(['prompts', 'resources', 'tools']);
+    expect((await watcher.listTools()).tools.map((t) => t.name)).toContain('upstream__lookup_company');
+    expect(told.quiet).toEqual([]);
   });
 
   it('Autonomous returns the result; Batched returns it and says it is held for review; each audit event names the client and the session', async () => {

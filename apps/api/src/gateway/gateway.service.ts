@@ -140,7 +140,14 @@ interface GatewaySession {
   generations: Map<string, number>;
   /** Which connector served a resource URI (filled when resources are listed; the first to list a URI keeps it). */
   resourceOwner: Map<string, string>;
+  /** What the session was last shown of each list it asked for (tools: their digest; resources and prompts: the connectors listed). */
+  listed: Partial<Record<ListKind, string>>;
+  /** What the lists were last checked against (the policy, the member's groups, the org's domains, the session's taint). */
+  checkedUnder?: string;
 }
+
+/** The lists a session is told about when they change (notifications/<kind>/list_changed). */
+type ListKind = 'tools' | 'resources' | 'prompts';
 
 /** Why a read of resources or prompts is refused: the kill switch, the member's suspension, or the policy. */
 type ReadRefusal = 'paused' | 'suspended' | 'no_policy' | 'forbidden' | 'not_authorized' | 'watched';
@@ -152,6 +159,8 @@ function readActionOf(manifest: ConnectorManifest | undefined): ActionType {
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+/** What a client sees of a tool list (names, descriptions with their level notes, schemas): a change is announced. */
+const toolsDigest = (tools: Tool[]) => sha256(canonical(tools.map((t) => [t.name, t.description ?? '', t.inputSchema])));
 /** The session and MCP client an audit event names (the client's clientInfo, and the OAuth client the member authorised where one did). */
 function viaOf(s: GatewaySession): { session: string; clientName: string; clientVersion: string; oauthClientId?: string } {
   const client = s.server.getClientVersion();
@@ -534,7 +543,7 @@ export class GatewayService implements OnModuleDestroy {
       { orgId: p.orgId, userId: p.userId, taskId: null, client: 'mcp', clientOffer },
       names,
     );
-    const server = new Server({ name: 'steward-gateway', version: '0.1.0' }, { capabilities: { tools: {}, resources: { subscribe: true }, prompts: {}, completions: {}, logging: {} } });
+    const server = new Server({ name: 'steward-gateway', version: '0.1.0' }, { capabilities: { tools: { listChanged: true }, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true }, completions: {}, logging: {} } });
     const s: GatewaySession = {
       id: '',
       scope,
@@ -572,6 +581,7 @@ export class GatewayService implements OnModuleDestroy {
       subscribed: new Map(),
       generations: new Map(),
       resourceOwner: new Map(),
+      listed: {},
     };
     s.transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -624,6 +634,8 @@ export class GatewayService implements OnModuleDestroy {
     this.revalidating = this.revalidate()
       .then((n) => n && this.log.info({ sessions: n }, 'gateway: ended sessions whose key or token was revoked or expired, or whose member is no longer active'))
       .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'gateway: could not check the open sessions\' keys (tried again at the next sweep)'))
+      .then(() => this.announceListChanges())
+      .catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'gateway: could not check whether the open sessions\' lists changed (tried again at the next sweep)'))
       .finally(() => (this.revalidating = null));
   }
 
@@ -659,9 +671,55 @@ export class GatewayService implements OnModuleDestroy {
     return ended;
   }
 
+  /**
+   * Tells each open session whose tools, resources or prompts lists changed since it last asked for
+   * them (notifications/<kind>/list_changed on its own stream): a policy made a tool Forbidden (or no
+   * longer), the member joined or left a group, the session read untrusted content. One read per org
+   * of what the lists depend on; a session's lists are worked out again only when that changed. Run
+   * by the sweeper (every 10 s); answers how many notifications went out.
+   */
+  async announceListChanges(): Promise<number> {
+    const byOrg = new Map<string, GatewaySession[]>();
+    for (const s of this.sessions.values()) if (Object.keys(s.listed).length) byOrg.set(s.orgId, [...(byOrg.get(s.orgId) ?? []), s]);
+    let told = 0;
+    for (const [orgId, list] of byOrg) {
+      const under = await this.db.inOrg({ orgId }, async (em) => {
+        const [org]: { policy: string | null; domains: string[] }[] = await em.query(
+          `SELECT (SELECT p.id || ':' || p.version || ':' || p.updated_at FROM policies p WHERE p.org_id = o.id AND p.status = 'active') AS policy, o.domains FROM orgs o WHERE o.id = $1`,
+          [orgId],
+        );
+        const groups: { user_id: string; groups: string[] }[] = await em.query(
+          `SELECT user_id, array_agg(group_id::text ORDER BY group_id::text) AS groups FROM group_members WHERE org_id = $1 AND user_id = ANY($2::uuid[]) GROUP BY user_id`,
+          [orgId, [...new Set(list.map((s) => s.userId))]],
+        );
+        const byUser = new Map(groups.map((g) => [g.user_id, g.groups.join(',')]));
+        return (s: GatewaySession) => [org?.policy ?? '', (org?.domains ?? []).join(','), byUser.get(s.userId) ?? '', s.tainted, s.labels.join(',')].join('|');
+      });
+      for (const s of list) {
+        const now = under(s);
+        if (s.checkedUnder === now || this.sessions.get(s.id) !== s) continue;
+        s.checkedUnder = now;
+        for (const kind of Object.keys(s.listed) as ListKind[]) {
+          // A list that cannot be made now (the kill switch, a suspension): nothing to announce.
+          const current = await (kind === 'tools' ? this.offered(s).then((o) => toolsDigest(o.tools)) : this.readable(s, kind).then((ids) => ids.join('\n'))).catch(() => null);
+          if (current === null || current === s.listed[kind]) continue;
+          s.listed[kind] = current;
+          const sent = kind === 'tools' ? s.server.sendToolListChanged() : kind === 'resources' ? s.server.sendResourceListChanged() : s.server.sendPromptListChanged();
+          await sent.catch(() => undefined);
+          told++;
+        }
+      }
+    }
+    return told;
+  }
+
   private register(s: GatewaySession): void {
     const { server } = s;
-    server.setRequestHandler(ListToolsRequestSchema, async () => ({ tools: (await this.offered(s)).tools }));
+    server.setRequestHandler(ListToolsRequestSchema, async () => {
+      const { tools } = await this.offered(s);
+      s.listed.tools = toolsDigest(tools);
+      return { tools };
+    });
     server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
       s.lastSeen = Date.now();
       // Every tool of the session's connectors resolves (the gate decides it, Forbidden included); the names are fixed per session.
@@ -722,7 +780,9 @@ export class GatewayService implements OnModuleDestroy {
     server.setRequestHandler(UnsubscribeRequestSchema, subscription(false));
     server.setRequestHandler(ListResourcesRequestSchema, async () => {
       const resources: Resource[] = [];
-      for (const id of await this.readable(s, 'resources')) {
+      const readable = await this.readable(s, 'resources');
+      s.listed.resources = readable.join('\n');
+      for (const id of readable) {
         for (const r of await this.pages(id, (c) => s.hub.get(id).listResources(c), (p) => p.resources)) {
           // A URI another connector listed first stays that connector's: an upstream cannot take over another's reads.
           const owner = s.resourceOwner.get(r.uri);
@@ -754,7 +814,9 @@ export class GatewayService implements OnModuleDestroy {
     });
     server.setRequestHandler(ListPromptsRequestSchema, async () => {
       const prompts: Prompt[] = [];
-      for (const id of await this.readable(s, 'prompts')) {
+      const readable = await this.readable(s, 'prompts');
+      s.listed.prompts = readable.join('\n');
+      for (const id of readable) {
         for (const p of await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts)) prompts.push({ ...p, name: this.nameOf(s, id, p.name) });
       }
       return { prompts };
