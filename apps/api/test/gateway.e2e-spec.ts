@@ -907,6 +907,32 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     await client.unsubscribeResource({ uri: 'test://watched-resource' });
   });
 
+  it("an upstream whose resources or prompts change: a session that listed them is told, once however many of its connectors tell", async () => {
+    const client = new McpClient({ name: 'lists-client', version: '1.0.0' });
+    const told: string[] = [];
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => void told.push('resources'));
+    client.setNotificationHandler(PromptListChangedNotificationSchema, async () => void told.push('prompts'));
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    open.push(client);
+    const settle = async (n: number) => {
+      for (let i = 0; i < 100 && told.length < n; i++) await new Promise((r) => setTimeout(r, 20));
+      await new Promise((r) => setTimeout(r, 200));
+    };
+    expect((await client.listResources()).resources.map((r) => r.uri)).toContain('test://watched-resource');
+    // Both installs of the upstream (Asker and Relay) tell: the client hears it once.
+    await upstreamMcp.announce('resources');
+    await settle(1);
+    expect(told).toEqual(['resources']);
+    // Prompts it has not listed: nothing to tell.
+    await upstreamMcp.announce('prompts');
+    await settle(2);
+    expect(told).toEqual(['resources']);
+    expect((await client.listPrompts()).prompts.length).toBeGreaterThan(0);
+    await upstreamMcp.announce('prompts');
+    await settle(2);
+    expect(told).toEqual(['resources', 'prompts']);
+  });
+
   it('a client that did not declare the capability: refused, even where the org allows it', async () => {
     expect((await h.http.patch(`/v1/connectors/${ids.relay}`).set('Cookie', admin).send({ relaySampling: true, relayElicitation: true })).status).toBe(200);
     const { client, session } = await connect('relay', false);

@@ -3,7 +3,7 @@ import { StreamableHTTPClientTransport, StreamableHTTPError } from '@modelcontex
 import { UnauthorizedError } from '@modelcontextprotocol/sdk/client/auth.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
 import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { ErrorCode as McpErrorCode, LoggingMessageNotificationSchema, McpError, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema, type CallToolResult, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
+import { ErrorCode as McpErrorCode, LoggingMessageNotificationSchema, McpError, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema, type CallToolResult, type LoggingMessageNotification } from '@modelcontextprotocol/sdk/types.js';
 import { guardedFetch, JSON_TYPE, type EgressOptions } from '@steward/common';
 import { ConnectorError, networkCode, type ConnectorErrorCode } from './errors';
 import { ERROR_META_KEY, IDEMPOTENCY_META_KEY, LABELS_META_KEY } from './tool-result';
@@ -136,6 +136,8 @@ export class ConnectorClient {
   onLog?: (params: LoggingMessageNotification['params']) => void;
   /** A subscribed resource changed (notifications/resources/updated); relayed by the MCP gateway to the session that subscribed. */
   onResourceUpdated?: (uri: string) => void;
+  /** The server's resources or prompts list changed (notifications/<kind>/list_changed); relayed by the MCP gateway to the sessions that listed it. */
+  onListChanged?: (kind: 'resources' | 'prompts') => void;
 
   private constructor(
     readonly id: string,
@@ -153,6 +155,12 @@ export class ConnectorClient {
     });
     client.setNotificationHandler(ResourceUpdatedNotificationSchema, async (n) => {
       this.onResourceUpdated?.(n.params.uri);
+    });
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, async () => {
+      this.onListChanged?.('resources');
+    });
+    client.setNotificationHandler(PromptListChangedNotificationSchema, async () => {
+      this.onListChanged?.('prompts');
     });
     // Requests from the server (sampling, elicitation, roots): handled by whoever relays them (the
     // MCP gateway, which decides and audits each one), else refused with a JSON-RPC error.

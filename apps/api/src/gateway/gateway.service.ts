@@ -144,6 +144,8 @@ interface GatewaySession {
   listed: Partial<Record<ListKind, string>>;
   /** What the lists were last checked against (the policy, the member's groups, the org's domains, the session's taint). */
   checkedUnder?: string;
+  /** List changes an upstream told of, sent to the client shortly (several connectors telling at once make one notification). */
+  changing?: Set<ListKind>;
 }
 
 /** The lists a session is told about when they change (notifications/<kind>/list_changed). */
@@ -159,6 +161,11 @@ function readActionOf(manifest: ConnectorManifest | undefined): ActionType {
 }
 
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
+/** Tells the session's client that one of its lists changed (on the session's own stream). */
+function sendListChanged(s: GatewaySession, kind: ListKind): Promise<void> {
+  const sent = kind === 'tools' ? s.server.sendToolListChanged() : kind === 'resources' ? s.server.sendResourceListChanged() : s.server.sendPromptListChanged();
+  return sent.catch(() => undefined);
+}
 /** What a client sees of a tool list (names, descriptions with their level notes, schemas): a change is announced. */
 const toolsDigest = (tools: Tool[]) => sha256(canonical(tools.map((t) => [t.name, t.description ?? '', t.inputSchema])));
 /** The session and MCP client an audit event names (the client's clientInfo, and the OAuth client the member authorised where one did). */
@@ -609,6 +616,10 @@ export class GatewayService implements OnModuleDestroy {
       hub.get(id).onResourceUpdated = (uri) => {
         if (s.subscribed.get(uri)?.has(id)) void server.sendResourceUpdated({ uri }).catch(() => undefined);
       };
+      // Its resources or prompts changed: a session that was shown them is told (once for several connectors telling at once).
+      hub.get(id).onListChanged = (kind) => {
+        if (s.listed[kind]?.split('\n').includes(id)) this.listChanged(s, kind);
+      };
     }
     this.register(s);
     s.json = new JsonAnswers(s.transport);
@@ -704,13 +715,26 @@ export class GatewayService implements OnModuleDestroy {
           const current = await (kind === 'tools' ? this.offered(s).then((o) => toolsDigest(o.tools)) : this.readable(s, kind).then((ids) => ids.join('\n'))).catch(() => null);
           if (current === null || current === s.listed[kind]) continue;
           s.listed[kind] = current;
-          const sent = kind === 'tools' ? s.server.sendToolListChanged() : kind === 'resources' ? s.server.sendResourceListChanged() : s.server.sendPromptListChanged();
-          await sent.catch(() => undefined);
+          await sendListChanged(s, kind);
           told++;
         }
       }
     }
     return told;
+  }
+
+  /** An upstream's list changed: the session is told within 50 ms, once however many of its connectors told. */
+  private listChanged(s: GatewaySession, kind: 'resources' | 'prompts'): void {
+    if (s.changing) {
+      s.changing.add(kind);
+      return;
+    }
+    s.changing = new Set([kind]);
+    setTimeout(() => {
+      const kinds = s.changing ?? new Set<ListKind>();
+      s.changing = undefined;
+      if (this.sessions.get(s.id) === s) for (const k of kinds) void sendListChanged(s, k);
+    }, 50).unref();
   }
 
   private register(s: GatewaySession): void {

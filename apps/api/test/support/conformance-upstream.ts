@@ -298,8 +298,14 @@ class UpstreamEvents {
  * need: the client's answer comes back on a new POST of the same session), a fresh conformance
  * server per session, an event store and a short retry hint.
  */
-export function conformanceUpstreamHandler(): { handle: (req: http.IncomingMessage, res: http.ServerResponse, body: unknown) => Promise<void>; close: () => Promise<void> } {
+export function conformanceUpstreamHandler(): {
+  handle: (req: http.IncomingMessage, res: http.ServerResponse, body: unknown) => Promise<void>;
+  /** Every open session is told that the upstream's resources or prompts changed (notifications/<kind>/list_changed). */
+  announce: (kind: 'resources' | 'prompts') => Promise<void>;
+  close: () => Promise<void>;
+} {
   const sessions = new Map<string, StreamableHTTPServerTransport>();
+  const servers = new Map<StreamableHTTPServerTransport, ReturnType<typeof conformanceUpstream>>();
   return {
     async handle(req, res, body) {
       const sid = req.headers['mcp-session-id'];
@@ -318,9 +324,14 @@ export function conformanceUpstreamHandler(): { handle: (req: http.IncomingMessa
       });
       transport.onclose = () => {
         if (transport.sessionId) sessions.delete(transport.sessionId);
+        servers.delete(transport);
       };
+      servers.set(transport, server);
       await server.connect(transport);
       await transport.handleRequest(req, res, body);
+    },
+    async announce(kind) {
+      await Promise.all([...servers.values()].map((server) => (kind === 'resources' ? server.sendResourceListChanged() : server.sendPromptListChanged()).catch(() => undefined)));
     },
     async close() {
       await Promise.all([...sessions.values()].map((t) => t.close().catch(() => undefined)));
