@@ -197,6 +197,9 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     // Their streams ended; the other session's did not, and it still answers.
     expect(await revoked.ended).toBe(true);
     expect(await suspended.ended).toBe(true);
+    // Each ending is recorded, and why.
+    const ends = (await su.query(`SELECT target_id::text AS sid, canonical::jsonb->'payload'->>'reason' AS reason FROM audit_events WHERE org_id = $1 AND action = 'mcp.session_close' AND target_id = ANY($2::uuid[])`, [org.id, [revoked.sid, suspended.sid, kept.sid]])).rows;
+    expect(ends.sort((a: { sid: string }, b: { sid: string }) => a.sid.localeCompare(b.sid))).toEqual([{ sid: revoked.sid, reason: 'revoked' }, { sid: suspended.sid, reason: 'revoked' }].sort((a, b) => a.sid.localeCompare(b.sid)));
     const still = await Promise.race([kept.ended, new Promise((r) => setTimeout(() => r('open'), 300))]);
     expect(still).toBe('open');
     const list = (key: string, sid: string) => fetch(`${base}/mcp`, { method: 'POST', headers: headers(key, sid), body: JSON.stringify({ jsonrpc: '2.0', id: 9, method: 'tools/list', params: {} }) });
@@ -207,6 +210,42 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     // Closed by its client: its stream ends too (and it no longer counts against the member's sessions).
     expect((await fetch(`${base}/mcp`, { method: 'DELETE', headers: headers(memberKey, kept.sid) })).status).toBe(200);
     expect(await kept.ended).toBe(true);
+  });
+
+  it('records each session: opened (member, key, client, address, connectors) and ended (why, how many calls, how long); never the key', async () => {
+    const client = await connect(memberKey, 'audited-client');
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'AUD' } });
+    await (client.transport as StreamableHTTPClientTransport).terminateSession();
+    const events = async () => (await su.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND target_id = $2 ORDER BY occurred_at`, [org.id, sid])).rows.map((r: { canonical: string }) => r.canonical);
+    for (let i = 0; i < 100 && (await events()).length < 2; i++) await new Promise((r) => setTimeout(r, 20));
+    const raw = await events();
+    const [opened, closed] = raw.map((c) => JSON.parse(c) as Record<string, unknown>);
+    expect(opened).toMatchObject({
+      action: 'mcp.session_open',
+      actor: { type: 'user', id: org.users.member.id },
+      client: 'mcp',
+      target: { type: 'McpSession', id: sid },
+      ip: expect.stringMatching(/127\.0\.0\.1/),
+      payload: { mcp: { session: sid, clientName: 'audited-client', clientVersion: '1.2.3' }, protocolVersion: expect.any(String), credential: { kind: 'api_key', id: expect.any(String) }, connectors: expect.arrayContaining(['Upstream']) },
+    });
+    expect(closed).toMatchObject({ action: 'mcp.session_close', target: { type: 'McpSession', id: sid }, payload: { reason: 'closed', calls: 1, seconds: expect.any(Number) } });
+    expect(raw.join('\n')).not.toContain(memberKey);
+  });
+
+  it('a session whose opening cannot be recorded is ended at once: its next request gets 404, nothing runs in it', async () => {
+    await su.query(`CREATE FUNCTION test_refuse_open() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN IF NEW.canonical LIKE '%"mcp.session_open"%' AND NEW.canonical LIKE '%unrecordable-client%' THEN RAISE EXCEPTION 'the trail refuses it'; END IF; RETURN NEW; END $$`);
+    await su.query(`CREATE TRIGGER test_refuse_open BEFORE INSERT ON audit_events FOR EACH ROW EXECUTE FUNCTION test_refuse_open()`);
+    try {
+      await expect(connect(memberKey, 'unrecordable-client')).rejects.toThrow(/404/);
+    } finally {
+      await su.query(`DROP TRIGGER test_refuse_open ON audit_events`);
+      await su.query(`DROP FUNCTION test_refuse_open()`);
+    }
+    expect((await su.query(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND canonical LIKE '%unrecordable-client%'`, [org.id])).rows[0].n).toBe(0);
+    // Another client of the same member opens its session as usual.
+    expect((await (await connect(memberKey, 'recordable-client')).listTools()).tools.length).toBeGreaterThan(0);
   });
 
   it('lists the tools this member may use, namespaced by connector, Watched/Batched said, Forbidden not offered', async () => {
@@ -607,7 +646,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
     expect(text({ content: (await client.readResource({ uri: 'memo://handbook' })).contents })).toContain('two approvers');
     await client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'payroll of Jane Doe' } });
-    const reads = (await su.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->'mcp'->>'session' = $2 AND canonical::jsonb->>'action' LIKE 'mcp.%' ORDER BY occurred_at`, [org.id, sid])).rows.map((r) => r.canonical as string);
+    const reads = (await su.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->'mcp'->>'session' = $2 AND canonical::jsonb->>'action' IN ('mcp.resource.read', 'mcp.prompt.get') ORDER BY occurred_at`, [org.id, sid])).rows.map((r) => r.canonical as string);
     expect(reads.map((c) => JSON.parse(c))).toEqual([
       expect.objectContaining({ action: 'mcp.resource.read', decision: 'allowed', client: 'mcp', payload: expect.objectContaining({ connector: 'Upstream', mcp: expect.objectContaining({ session: sid, clientName: 'reader-client' }), request: expect.objectContaining({ digest: expect.stringMatching(/^[0-9a-f]{64}$/) }) }) }),
       expect.objectContaining({ action: 'mcp.prompt.get', decision: 'allowed', payload: expect.objectContaining({ mcp: expect.objectContaining({ session: sid }) }) }),

@@ -328,10 +328,15 @@ describe('MCP OAuth against the gateway (SDK client, sign-in and consent page, t
     // the action is the member's own, in the member's org.
     const events = (await su.query(`SELECT org_id, canonical::jsonb AS e FROM audit_events WHERE canonical::jsonb->'payload'->'mcp'->>'oauthClientId' = $1`, [clientId])).rows as {
       org_id: string;
-      e: { client: string; payload: { actionId: string; tool: string; mcp: { clientName: string } } };
+      e: { action: string; client: string; payload: { actionId: string; tool: string; mcp: { clientName: string }; credential?: { kind: string } } };
     }[];
-    expect(events.length).toBeGreaterThan(0);
-    for (const ev of events) {
+    // The session's opening names the OAuth client and the kind of credential too.
+    const opened = events.filter((ev) => ev.e.action === 'mcp.session_open');
+    expect(opened.length).toBeGreaterThan(0);
+    for (const ev of opened) expect(ev.e.payload).toMatchObject({ credential: { kind: 'mcp_token' }, mcp: { clientName: 'sdk-oauth-e2e' } });
+    const gated = events.filter((ev) => ev.e.payload.actionId);
+    expect(gated.length).toBeGreaterThan(0);
+    for (const ev of gated) {
       expect(ev.org_id).toBe(a.id);
       expect(ev.e).toMatchObject({ client: 'mcp', payload: { tool: 'files.list', mcp: { clientName: 'sdk-oauth-e2e' } } });
       const [action] = (await su.query(`SELECT org_id, user_id FROM task_actions WHERE id = $1`, [ev.e.payload.actionId])).rows;

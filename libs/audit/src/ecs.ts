@@ -25,6 +25,8 @@ export function ecsClassOf(action: string, outcome: CanonicalEvent['outcome']): 
         : /^(update|edit|set|activate|deactivate|rename|move|patch|modify|suspend|reactivate|assign|accept|release|change|password|totp)/.test(verb)
           ? 'change'
           : 'info';
+  // An MCP gateway session, opened and ended with the member's API key or access token.
+  if (action === 'mcp.session_open' || action === 'mcp.session_close') return { category: ['authentication', 'session'], type: [action === 'mcp.session_open' ? 'start' : 'end'] };
   switch (family) {
     case 'auth':
       if (/^(password|totp)/.test(verb)) return { category: ['iam'], type: ['user', 'change'] };

@@ -268,6 +268,8 @@ const EVENTS: CanonicalEvent[] = [
   // identity
   ...OUTCOMES.flatMap((o) => ['auth.login', 'auth.logout', 'auth.step_up', 'auth.password_change', 'auth.totp_enable', 'auth.totp_disable', 'auth.totp_enroll_start'].map((a) => ev(a, o, a === 'auth.login' ? full() : { client: 'rest' }))),
   ev('auth.login', 'failure', { actor: { type: 'user', id: null }, ip: '2001:db8::1' }),
+  ...['mcp.session_open', 'mcp.session_close'].map((a) => ev(a, 'success', { client: 'mcp', target: { type: 'McpSession', id: uuid(900) }, payload: { mcp: { session: uuid(900), clientName: 'Claude Desktop', clientVersion: '1.0' } } })),
+  ev('mcp.resource.read', 'denied', { client: 'mcp', target: { type: 'Connector', id: uuid(901) } }),
   // admin changes
   ...OUTCOMES.flatMap((o) =>
     ['member.suspend', 'member.reactivate', 'member.assign_roles', 'invitation.create', 'invitation.accept', 'invitation.revoke', 'role.create', 'role.update', 'role.delete', 'api_key.create', 'api_key.revoke', 'group.create', 'group.update', 'group.delete', 'group.add_member', 'group.remove_member'].map((a, i) =>
@@ -309,6 +311,9 @@ describe('OCSF 1.8.0 export', () => {
     expect(cls('auth.password_change')).toBe('3001/3');
     expect(cls('auth.totp_enable')).toBe('3001/10');
     expect(cls('auth.totp_disable')).toBe('3001/11');
+    expect(cls('mcp.session_open')).toBe('3002/1');
+    expect(cls('mcp.session_close')).toBe('3002/2');
+    expect(cls('mcp.resource.read')).toBe('6003/2');
     expect(cls('member.suspend')).toBe('3001/5');
     expect(cls('member.reactivate')).toBe('3001/2');
     expect(cls('member.assign_roles')).toBe('3005/1');
@@ -369,6 +374,9 @@ describe('ECS 9.4 export', () => {
     });
     const denied = toEcs(byAction('email.send'));
     expect(denied).toMatchObject({ event: { outcome: 'failure', type: expect.arrayContaining(['denied']) }, steward: { outcome: 'denied', level: 'forbidden' } });
+    // An MCP gateway session: an authentication session started and ended.
+    expect(toEcs(byAction('mcp.session_open')).event).toMatchObject({ category: ['authentication', 'session'], type: ['start'] });
+    expect(toEcs(byAction('mcp.session_close')).event).toMatchObject({ category: ['authentication', 'session'], type: ['end'] });
   });
 
   it('the validator catches what it should', () => {

@@ -41,6 +41,11 @@ function apiActivity(verb: string): [number, string] {
   return [99, 'Other'];
 }
 
+function activityOf(verb: string): { activity_id: number; activity_name: string } {
+  const [activity_id, activity_name] = apiActivity(verb);
+  return { activity_id, activity_name };
+}
+
 function pick(table: [RegExp, number, string][], verb: string): [number, string] {
   for (const [re, id, name] of table) if (re.test(verb)) return [id, name];
   return [99, 'Other'];
@@ -92,6 +97,12 @@ function classify(action: string): Mapping {
     case 'invitation':
     case 'api_key':
       return accountChange(verb);
+    case 'mcp':
+      // A session of the MCP gateway is opened and ended with the member's API key or access token: a logon and a logoff.
+      if (verb === 'session_open') return iam(3002, 'Authentication', [1, 'Logon']);
+      if (verb === 'session_close') return iam(3002, 'Authentication', [2, 'Logoff']);
+      // Reads of what an upstream offers (resource.read, prompt.get) by their last word.
+      return { class_uid: 6003, class_name: 'API Activity', ...APP, ...activityOf(verb.slice(verb.lastIndexOf('.') + 1)) };
     case 'group':
       return iam(3006, 'Group Management', pick([
         [/^(add_member|add_user)/, 3, 'Add User'],
@@ -101,10 +112,8 @@ function classify(action: string): Mapping {
         [/^delete/, 5, 'Delete'],
         [/^create/, 6, 'Create'],
       ], verb));
-    default: {
-      const [activity_id, activity_name] = apiActivity(verb);
-      return { class_uid: 6003, class_name: 'API Activity', ...APP, activity_id, activity_name };
-    }
+    default:
+      return { class_uid: 6003, class_name: 'API Activity', ...APP, ...activityOf(verb) };
   }
 }
 

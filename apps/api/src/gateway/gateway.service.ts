@@ -146,7 +146,13 @@ interface GatewaySession {
   checkedUnder?: string;
   /** List changes an upstream told of, sent to the client shortly (several connectors telling at once make one notification). */
   changing?: Set<ListKind>;
+  /** When the session was opened (its open audit event written), and how many tool calls it made. */
+  openedAt?: number;
+  calls: number;
 }
+
+/** Why a session ended (its `mcp.session_close` audit event says): closed by its client, idle, its key or member no longer valid, the process stopping; or its opening could not be recorded (then nothing is recorded of it). */
+type CloseReason = 'closed' | 'idle' | 'revoked' | 'shutdown' | 'not_recorded';
 
 /** The lists a session is told about when they change (notifications/<kind>/list_changed). */
 type ListKind = 'tools' | 'resources' | 'prompts';
@@ -265,7 +271,7 @@ export class GatewayService implements OnModuleDestroy {
 
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.sweeper);
-    await Promise.all([...this.sessions.values()].map((s) => this.closeSession(s)));
+    await Promise.all([...this.sessions.values()].map((s) => this.closeSession(s, 'shutdown')));
     this.directory.close();
     await this.outcomes.flush().catch(() => undefined);
   }
@@ -380,6 +386,15 @@ export class GatewayService implements OnModuleDestroy {
     // Sessions being opened count too (taken before the count is awaited): initializes sent side by side cannot all get in.
     const who = `${p.orgId}/${p.userId}`;
     this.opening.set(who, (this.opening.get(who) ?? 0) + 1);
+    // Counted as opening until the session counts among the open ones (or failed).
+    let released = false;
+    const release = () => {
+      if (released) return;
+      released = true;
+      const n = this.opening.get(who)! - 1;
+      if (n > 0) this.opening.set(who, n);
+      else this.opening.delete(who);
+    };
     try {
       const here = [...this.sessions.values()].filter((s) => s.orgId === p.orgId && s.userId === p.userId).length;
       // Without Redis the count is this process's own (the gateway stays usable; other processes count theirs).
@@ -389,18 +404,18 @@ export class GatewayService implements OnModuleDestroy {
         return;
       }
       const init = (Array.isArray(req.body) ? req.body : [req.body]).find((m) => isInitializeRequest(m)) as { params: { protocolVersion: string; capabilities?: Record<string, unknown> } };
-      const s = await this.openSession(p, scope, init.params);
+      const s = await this.openSession(p, scope, init.params, release);
       if (!s) {
         fail(404, ErrorCode.NotFound, 'Not found', `No connector "${scope}" is installed in this org.`);
         return;
       }
       await s.transport.handleRequest(req, res, req.body);
-      // A failed initialize leaves no session behind.
-      if (!s.transport.sessionId) await this.closeSession(s);
+      // A failed initialize leaves no session behind; one whose opening could not be recorded is ended
+      // at once (its next request gets 404, on which the client opens another).
+      if (!s.transport.sessionId) await this.closeSession(s, 'closed');
+      else if (s.openedAt === undefined) await this.closeSession(s, 'not_recorded');
     } finally {
-      const n = this.opening.get(who)! - 1;
-      if (n > 0) this.opening.set(who, n);
-      else this.opening.delete(who);
+      release();
     }
   }
 
@@ -533,7 +548,7 @@ export class GatewayService implements OnModuleDestroy {
     for (let i = 0; i < req.rawHeaders.length; i += 2) if (req.rawHeaders[i]!.toLowerCase() === 'mcp-protocol-version') req.rawHeaders[i + 1] = s.protocolVersion;
   }
 
-  private async openSession(p: Principal, scope: string | null, init: { protocolVersion: string; capabilities?: Record<string, unknown> }): Promise<GatewaySession | null> {
+  private async openSession(p: Principal, scope: string | null, init: { protocolVersion: string; capabilities?: Record<string, unknown>; clientInfo?: { name?: unknown; version?: unknown } }, counted: () => void): Promise<GatewaySession | null> {
     const installed: { name: string }[] = await this.db.inOrg({ orgId: p.orgId }, (em) => em.query(`SELECT name FROM connectors WHERE org_id = $1 AND status = 'active' ORDER BY name`, [p.orgId]));
     const names = ['workspace-files', ...installed.map((n) => n.name)].filter((n) => scope === null || hubIdOf(n) === scope);
     if (!names.length) return null;
@@ -589,6 +604,7 @@ export class GatewayService implements OnModuleDestroy {
       generations: new Map(),
       resourceOwner: new Map(),
       listed: {},
+      calls: 0,
     };
     s.transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -600,9 +616,12 @@ export class GatewayService implements OnModuleDestroy {
         this.sessions.set(id, s);
         // Recorded before the id reaches the client, whose next request may reach another process.
         await this.directory.publish(id, s.orgId, s.userId).catch((err: unknown) => this.log.warn({ err: (err as Error).message }, 'gateway: session not recorded in redis; only this process can serve it'));
+        counted();
+        // Audited before the id reaches the client too (its calls' events come after); if it cannot be, the session is ended once answered.
+        await this.recordOpen(s, p, init.clientInfo).catch((err: unknown) => this.log.error({ err: (err as Error).message, session: id }, 'gateway: the mcp.session_open audit event was not written; the session is ended'));
       },
     });
-    s.transport.onclose = () => void this.closeSession(s);
+    s.transport.onclose = () => void this.closeSession(s, 'closed');
     // An upstream's log messages reach the client on the stream of the call in progress (else on the session's own stream).
     for (const id of Object.keys(manifests)) {
       if (!hub.has(id)) continue;
@@ -627,10 +646,15 @@ export class GatewayService implements OnModuleDestroy {
     return s;
   }
 
-  private async closeSession(s: GatewaySession): Promise<void> {
+  private async closeSession(s: GatewaySession, reason: CloseReason): Promise<void> {
     if (s.id && this.sessions.get(s.id) === s) {
       this.sessions.delete(s.id);
       await this.directory.remove(s.id, s.orgId, s.userId).catch(() => undefined);
+      if (s.openedAt !== undefined) {
+        await this.recordSession(s, 'mcp.session_close', { reason, calls: s.calls, seconds: Math.round((Date.now() - s.openedAt) / 1000) }).catch((err: unknown) =>
+          this.log.error({ err: (err as Error).message, session: s.id }, 'gateway: the mcp.session_close audit event was not written'),
+        );
+      }
     }
     s.transport.onclose = undefined;
     s.json?.abandon();
@@ -640,7 +664,7 @@ export class GatewayService implements OnModuleDestroy {
 
   private sweep(): void {
     const idle = Date.now() - this.config.GATEWAY_SESSION_IDLE_SECONDS * 1000;
-    for (const s of this.sessions.values()) if (s.lastSeen < idle) void this.closeSession(s);
+    for (const s of this.sessions.values()) if (s.lastSeen < idle) void this.closeSession(s, 'idle');
     if (this.revalidating || !this.sessions.size) return;
     this.revalidating = this.revalidate()
       .then((n) => n && this.log.info({ sessions: n }, 'gateway: ended sessions whose key or token was revoked or expired, or whose member is no longer active'))
@@ -675,11 +699,36 @@ export class GatewayService implements OnModuleDestroy {
       const valid = new Set(live.map((r) => `${r.id}/${r.user_id}`));
       for (const s of list) {
         if (valid.has(`${s.keyId}/${s.userId}`) || this.sessions.get(s.id) !== s) continue;
-        await this.closeSession(s);
+        await this.closeSession(s, 'revoked');
         ended++;
       }
     }
     return ended;
+  }
+
+  /** A session was opened: who, with which key or token, from which client and address, to which connectors. */
+  private async recordOpen(s: GatewaySession, p: Principal, clientInfo: { name?: unknown; version?: unknown } = {}): Promise<void> {
+    // The SDK server has not read the initialize request yet: its clientInfo is taken from the request itself.
+    const mcp = { session: s.id, clientName: String(clientInfo.name ?? 'unknown').slice(0, 200), clientVersion: String(clientInfo.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) };
+    await this.recordSession(s, 'mcp.session_open', { mcp, protocolVersion: s.protocolVersion, scope: s.scope, connectors: Object.values(s.connectors).map((c) => c.name), credential: { kind: p.kind, id: p.credentialId } }, p);
+    s.openedAt = Date.now();
+  }
+
+  private recordSession(s: GatewaySession, action: 'mcp.session_open' | 'mcp.session_close', payload: Record<string, unknown>, p?: Principal): Promise<void> {
+    return this.db.inOrg({ orgId: s.orgId }, (em) =>
+      recordEvent(em, this.keyring, {
+        id: newId(),
+        orgId: s.orgId,
+        occurredAt: new Date(),
+        actor: { type: 'user', id: s.userId },
+        action,
+        target: { type: 'McpSession', id: s.id },
+        outcome: 'success',
+        client: 'mcp',
+        ...(p ? { sourceIp: p.sourceIp, requestId: p.requestId } : {}),
+        payload: { mcp: viaOf(s), ...payload },
+      }),
+    ).then(() => undefined);
   }
 
   /**
@@ -749,6 +798,7 @@ export class GatewayService implements OnModuleDestroy {
       // Every tool of the session's connectors resolves (the gate decides it, Forbidden included); the names are fixed per session.
       const target = this.resolve(s, request.params.name);
       if (!target) throw new McpError(McpErrorCode.InvalidParams, `Unknown tool: ${request.params.name}`);
+      s.calls++;
       const meta = (request.params._meta ?? {}) as Record<string, unknown>;
       const asked = typeof meta[WAIT_META_KEY] === 'number' ? (meta[WAIT_META_KEY] as number) : Infinity;
       const waitMs = Math.max(0, Math.min(asked, this.config.GATEWAY_APPROVAL_WAIT_SECONDS)) * 1000;
