@@ -311,6 +311,22 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(told.quiet).toEqual([]);
   });
 
+  it("a session that read untrusted content lists its outbound tools as they will be decided (tainted: Watched), and is told when that changed", async () => {
+    const gateway = h.app.get(GatewayService);
+    const client = await connect(memberKey, 'taint-watcher');
+    const told: string[] = [];
+    client.setNotificationHandler(ToolListChangedNotificationSchema, async () => void told.push('tools'));
+    const write = async () => (await client.listTools()).tools.find((t) => t.name === 'workspace-files__files_write')!.description!;
+    expect(await write()).not.toMatch(/^\[Watched/);
+    await gateway.announceListChanges();
+    // The upstream's handbook is read: the session is tainted from now on.
+    await client.readResource({ uri: 'memo://handbook' });
+    expect(await gateway.announceListChanges()).toBeGreaterThanOrEqual(1);
+    for (let i = 0; i < 100 && !told.length; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(told).toEqual(['tools']);
+    expect(await write()).toMatch(/^\[Watched/);
+  });
+
   it('Autonomous returns the result; Batched returns it and says it is held for review; each audit event names the client and the session', async () => {
     const client = await connect(memberKey, 'claude-desktop-test');
     const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;

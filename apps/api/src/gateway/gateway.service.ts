@@ -1067,7 +1067,8 @@ export class GatewayService implements OnModuleDestroy {
     for (const [connector, manifest] of Object.entries(s.manifests)) {
       for (const spec of manifest.tools) {
         const action = isActionType(spec.action) ? (spec.action as ActionType) : 'unknown';
-        const level: Level = policy ? decide(policy.compiled, { userId: s.userId, groupIds: groups }, action, { connector }, { domains }).level : 'forbidden';
+        // Decided as its calls will be: on the session's taint and the labels of what it read (a tainted session's outbound tools may be Watched).
+        const level: Level = policy ? decide(policy.compiled, { userId: s.userId, groupIds: groups }, action, { connector, tainted: s.tainted, labels: s.labels }, { domains }).level : 'forbidden';
         const name = this.toolName(s, connector, spec.name);
         // Every tool resolves (a call to one not offered still goes through the gate, which decides it); only those not Forbidden are offered.
         byName.set(name, { connector, tool: spec.name, readOnly: !!spec.readOnly });
