@@ -512,8 +512,13 @@ describe('admin console in a real browser', () => {
         [org.id, actionId, `mcp:${actionId}`, org.users.member.id, 'a'.repeat(64)],
       ),
     );
-    expect(await sweepOutcomesUnknown(h.ds, new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY)), quiet, 3600)).toBeGreaterThanOrEqual(1);
-    const [{ id: approvalId }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT id FROM approvals WHERE org_id = $1 AND action_id = $2 AND kind = 'outcome_unknown'`, [org.id, actionId]));
+    // The worker runtime's own sweep may get to it first: either way a person is asked, once.
+    await sweepOutcomesUnknown(h.ds, new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY)), quiet, 3600);
+    const asked = () => inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT id FROM approvals WHERE org_id = $1 AND action_id = $2 AND kind = 'outcome_unknown'`, [org.id, actionId])) as Promise<{ id: string }[]>;
+    for (let i = 0; i < 100 && !(await asked()).length; i++) await new Promise((r) => setTimeout(r, 50));
+    const rows = await asked();
+    expect(rows).toHaveLength(1);
+    const [{ id: approvalId }] = rows;
     const approver = await signIn('approver');
     await approver.goto(`${web.url}/approvals?id=${approvalId}`);
     await approver.getByTestId('approval-detail').waitFor();
