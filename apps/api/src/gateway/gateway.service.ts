@@ -175,9 +175,8 @@ function sendListChanged(s: GatewaySession, kind: ListKind): Promise<void> {
 /** What a client sees of a tool list (names, descriptions with their level notes, schemas): a change is announced. */
 const toolsDigest = (tools: Tool[]) => sha256(canonical(tools.map((t) => [t.name, t.description ?? '', t.inputSchema])));
 /** The session and MCP client an audit event names (the client's clientInfo, and the OAuth client the member authorised where one did). */
-function viaOf(s: GatewaySession): { session: string; clientName: string; clientVersion: string; oauthClientId?: string } {
-  const client = s.server.getClientVersion();
-  return { session: s.id, clientName: (client?.name ?? 'unknown').slice(0, 200), clientVersion: (client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) };
+function viaOf(s: GatewaySession, client: { name?: unknown; version?: unknown } | undefined = s.server.getClientVersion()): { session: string; clientName: string; clientVersion: string; oauthClientId?: string } {
+  return { session: s.id, clientName: String(client?.name ?? 'unknown').slice(0, 200), clientVersion: String(client?.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) };
 }
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const LEVEL_NOTE: Partial<Record<Level, string>> = {
@@ -709,8 +708,7 @@ export class GatewayService implements OnModuleDestroy {
   /** A session was opened: who, with which key or token, from which client and address, to which connectors. */
   private async recordOpen(s: GatewaySession, p: Principal, clientInfo: { name?: unknown; version?: unknown } = {}): Promise<void> {
     // The SDK server has not read the initialize request yet: its clientInfo is taken from the request itself.
-    const mcp = { session: s.id, clientName: String(clientInfo.name ?? 'unknown').slice(0, 200), clientVersion: String(clientInfo.version ?? '').slice(0, 100), ...(s.oauthClientId ? { oauthClientId: s.oauthClientId } : {}) };
-    await this.recordSession(s, 'mcp.session_open', { mcp, protocolVersion: s.protocolVersion, scope: s.scope, connectors: Object.values(s.connectors).map((c) => c.name), credential: { kind: p.kind, id: p.credentialId } }, p);
+    await this.recordSession(s, 'mcp.session_open', { mcp: viaOf(s, clientInfo), protocolVersion: s.protocolVersion, scope: s.scope, connectors: Object.values(s.connectors).map((c) => c.name), credential: { kind: p.kind, id: p.credentialId } }, p);
     s.openedAt = Date.now();
   }
 
