@@ -231,6 +231,29 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(gmail.calls.filter((c) => c.path.endsWith('/messages/send'))).toEqual([]);
   });
 
+  it('the tools offered are decided again each turn on the task\'s taint: once it read outside mail, a send the policy forbids a tainted task is no longer offered (and no violation is opened)', async () => {
+    const [{ document }] = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
+    const rule = { id: 'org.no-tainted-send', scope: { type: 'org' }, actions: ['email.send'], level: 'forbidden', when: { tainted: true }, reason: 'a task that read outside content sends no mail' };
+    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify({ ...document, rules: [...document.rules, rule] })]);
+    try {
+      const before = model.requests.length;
+      const res = await create({ prompt: "[script:invoice-injection] file this week's invoices (tainted offer)", connectors: ['Gmail'] });
+      expect(res.status).toBe(201);
+      const done = await waitFor(res.body.id, ['awaiting_approval', 'completed', 'failed', 'in_review']);
+      // The model was never offered the send once the task was tainted (the search already brought
+      // outside mail into its context): it could not call it.
+      const offered = model.requests.slice(before).filter((r) => r.status === 200).map((r) => [r.turn, r.tools.some((t) => t.endsWith('gmail_send'))]);
+      expect(offered).toEqual([[0, true], [1, false], [2, false]]);
+      expect(done.state).toBe('in_review'); // its mail reads wait for a reviewer (seed policy: Batched)
+      const acts = (await su.query(`SELECT tool FROM task_actions WHERE task_id = $1 AND action_type <> 'model.invoke' ORDER BY step`, [res.body.id])).rows.map((r) => r.tool);
+      expect(acts).toEqual(['gmail.search', 'gmail.read']);
+      expect((await su.query(`SELECT count(*)::int AS n FROM violations WHERE task_id = $1`, [res.body.id])).rows[0].n).toBe(0);
+      expect(gmail.calls.filter((c) => c.path.endsWith('/messages/send'))).toEqual([]);
+    } finally {
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(document)]);
+    }
+  });
+
   it("a reviewer's accept makes a drafted send final through Gmail with the employee's token; a failed finishing step marks nothing", async () => {
     // A task whose send ran at Batched in its reversible form (a draft), as an org's connector may map it: seeded as the gate leaves it.
     const seeded = async (draftId: string) => {

@@ -173,6 +173,32 @@ describe('agent tasks through the API and the worker', () => {
     expect(acts.filter((a) => a.action_type === 'file.create').map((a) => [a.level, a.state])).toEqual([['forbidden', 'refused']]);
   });
 
+  it('a Forbidden call stops the task even after a call of the same turn that waits for a person: nothing after it runs, and that wait is voided', async () => {
+    // The payroll rule of the test above (added here when this test runs alone).
+    await su.query(
+      `UPDATE policies SET document = jsonb_set(document, '{rules}', document->'rules' || $2::jsonb), updated_at = now()
+        WHERE org_id = $1 AND status = 'active' AND NOT document->'rules' @> '[{"id": "org.no-payroll"}]'`,
+      [org.id, JSON.stringify([{ id: 'org.no-payroll', scope: { type: 'org' }, actions: ['file.create', 'file.update'], level: 'forbidden', when: { resources: ['payroll/**'] }, reason: 'payroll data stays off agents' }])],
+    );
+    const t = await create(member, '[script:mixed-turn] tidy up and pay the bonus');
+    const done = await waitFor(t.id, ['failed', 'completed', 'in_review', 'awaiting_approval']);
+    expect(done).toMatchObject({ state: 'failed', error: { code: 'forbidden' } });
+    const acts = await actions(t.id);
+    expect(acts.filter((a) => a.action_type !== 'model.invoke').map((a) => [a.action_type, a.level, a.state])).toEqual([
+      ['file.delete', 'watched', 'awaiting_approval'],
+      ['file.create', 'forbidden', 'refused'],
+    ]);
+    expect(existsSync(join(workspace(org.users.member.id), 'notes/after-payroll.md'))).toBe(false);
+    expect(existsSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'))).toBe(true);
+    // Nobody is asked to approve what will never run: the delete's approval is void, and on record as such.
+    const approvals = (await su.query(`SELECT id, state FROM approvals WHERE org_id = $1 AND task_id = $2`, [org.id, t.id])).rows;
+    expect(approvals.map((a) => a.state)).toEqual(['void']);
+    const voided = (await su.query(`SELECT canonical::jsonb->'payload'->>'why' AS why FROM audit_events WHERE org_id = $1 AND action = 'approval.void' AND canonical::jsonb->>'approval' = $2`, [org.id, approvals[0].id])).rows;
+    expect(voided).toEqual([{ why: 'the task ended (failed)' }]);
+    const res = await h.http.post(`/v1/approvals/${approvals[0].id}/approve`).set('Cookie', await login(h, org.users.approver.email)).send({});
+    expect(res.status).toBe(409);
+  });
+
   it('every executed action had its claim and audit event committed before it ran', async () => {
     const executed = (await su.query(`SELECT a.id, a.created_at, a.finished_at FROM task_actions a WHERE a.org_id = $1 AND a.state = 'succeeded'`, [org.id])).rows;
     expect(executed.length).toBeGreaterThan(5);
@@ -213,6 +239,13 @@ describe('agent tasks through the API and the worker', () => {
     expect(done.turns).toBe(2);
     const loop = await create(member, '[script:loop] keep going', { maxSteps: 6 });
     expect(await waitFor(loop.id, ['failed', 'completed'])).toMatchObject({ state: 'failed', error: { code: 'step_limit' } });
+    // Within a turn too: with three steps, the model's turn is one and two reads run; the third is not run, and the task stops.
+    const wide = await create(member, '[script:parallel] read three files', { maxSteps: 3 });
+    expect(await waitFor(wide.id, ['failed', 'completed'])).toMatchObject({ state: 'failed', error: { code: 'step_limit' } });
+    expect((await actions(wide.id)).filter((a) => a.action_type === 'file.read').map((a) => [a.step, a.state])).toEqual([
+      [2, 'succeeded'],
+      [3, 'succeeded'],
+    ]);
   });
 
   it('cancel: a queued task is cancelled at once; a finished one answers 409', async () => {

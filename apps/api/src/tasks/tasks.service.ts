@@ -2,7 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { AppError, type Config, ErrorCode, type Logger, UUID_PATTERN } from '@steward/common';
 import type { EntityManager } from '@steward/db';
-import { appendEvents, budgetMessage, monthlyBudgetBlock, readEvents, TASK_BUILTIN_CONNECTORS, TaskAccepter, TERMINAL_STATES, type TaskState } from '@steward/jobs';
+import { appendEvents, budgetMessage, monthlyBudgetBlock, readEvents, TASK_BUILTIN_CONNECTORS, TaskAccepter, TERMINAL_STATES, type TaskState, voidOpenApprovals } from '@steward/jobs';
 import { subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
@@ -173,6 +173,8 @@ export class TasksService {
       );
       await appendEvents(em, this.keys, p.orgId, id, [{ kind: 'state', data: now ? { state: 'cancelled' } : { cancelRequested: true } }]);
       await this.audit.record(em, p, { action: 'task.cancel', targetType: 'Task', targetId: id, payload: { from: row.state } });
+      // Its approvals will never be redeemed: voided (a running task's are voided by its worker as it stops).
+      if (now) await voidOpenApprovals(em, this.audit.keyring, p.orgId, id, 'cancelled');
       return this.view(await this.load(em, p, id));
     });
   }

@@ -192,8 +192,10 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   const outcomes = new OutcomeWriter(ds, deps.keyring, (err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
   const gate: GateDeps = { ds, redis: deps.redis, ...(deps.redisPrefix ? { redisPrefix: deps.redisPrefix } : {}), keyring: deps.keyring, policies, hub, manifest: (id) => manifests[id], outcomes, ...(deps.observer ? { observer: deps.observer } : {}), ...(deps.connectors?.broker ? { credentials: { broker: deps.connectors.broker, target: (id: string) => targets[id] } } : {}) };
 
-  // Tools offered: the connectors' tools minus those the active policy makes Forbidden for this user.
-  const { tools, byName } = await offeredTools(deps, policies, orgId, userId, workflow, manifests);
+  // Tools offered: the connectors' tools minus those the active policy makes Forbidden for this user,
+  // decided again before every model turn on the task's taint and labels as they are then (a task
+  // that read outside mail is no longer offered what the policy forbids a tainted task).
+  let { tools, byName } = await offeredTools(deps, policies, orgId, userId, workflow, manifests, tainted, labels);
 
   let t: Transcript;
   if (task.transcript_sealed) {
@@ -223,6 +225,9 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
           WHERE org_id = $1 AND id = $2`,
         [orgId, taskId, state, error?.code ?? null, error?.message.slice(0, 1000) ?? null, tainted, labels],
       );
+      // A task that ends leaves no approval to decide: one still pending (a call of the turn that a
+      // Forbidden one stopped, say) is voided, so that nobody approves what will never run.
+      if (state !== 'awaiting_approval') await voidOpenApprovals(em, deps.keyring, orgId, taskId, state);
       const events: TaskEvent[] = [];
       if (output !== undefined) events.push({ kind: 'output', data: {}, secret: output });
       if (error) events.push({ kind: 'error', data: error });
@@ -267,6 +272,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     const flags = await fenced(ds, lease, async (_em, f) => f);
     if (flags.cancelRequested) return finish('cancelled');
     if (step >= task.max_steps) return finish('failed', { code: 'step_limit', message: `the task reached its step limit (${task.max_steps})` });
+    if (turn > 0) {
+      const before = tools.map((x) => x.name).join('\n');
+      ({ tools, byName } = await offeredTools(deps, policies, orgId, userId, workflow, manifests, tainted, labels));
+      if (tools.map((x) => x.name).join('\n') !== before) log.info({ taskId, tainted, labels, offered: tools.length }, 'the tools offered changed (taint, labels or policy)');
+    }
     // Budgets are never overspent: the turn may cost at most its input as it stands and the whole
     // max_tokens of output; it runs only if that fits the task's budget and, reserved under the
     // org's lock, the org's and the user's monthly budgets.
@@ -348,6 +358,12 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         results.push(held);
         continue;
       }
+      // The step limit holds within a turn too: uses past it are not run, and the task stops.
+      if (t.steps[u.id]! > task.max_steps) {
+        results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Not run: the task reached its step limit (${task.max_steps}).` });
+        stop = { state: 'failed', error: { code: 'step_limit', message: `the task reached its step limit (${task.max_steps})` } };
+        break;
+      }
       const target = byName.get(u.name);
       if (!target) {
         results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `No tool named ${u.name} is available to this task.` });
@@ -388,7 +404,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
             break;
           }
           results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (${r.refusal}): ${r.reason}` });
-          stop ??= { state: 'failed', error: { code: r.refusal, message: `${target.tool} refused: ${r.reason}` } };
+          // It stops the task even when an earlier call of this turn waits for a person (that wait is voided).
+          stop = { state: 'failed', error: { code: r.refusal, message: `${target.tool} refused: ${r.reason}` } };
           break;
         case 'awaiting_approval':
           stop ??= { state: 'awaiting_approval' };
@@ -434,6 +451,31 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   }
 }
 
+/** Voids the approvals of a task that ended (pending, or approved and not yet used), each audited. */
+export async function voidOpenApprovals(em: EntityManager, keyring: AuditKeyring, orgId: string, taskId: string, taskState: string): Promise<number> {
+  const voided: { id: string; action_id: string; action_type: string }[] = await em.query(
+    `WITH u AS (UPDATE approvals SET state = 'void', decided_at = now() WHERE org_id = $1 AND task_id = $2 AND kind = 'action' AND state IN ('pending', 'approved')
+       RETURNING id, action_id, action_type) SELECT * FROM u`,
+    [orgId, taskId],
+  );
+  for (const a of voided) {
+    await recordEvent(em, keyring, {
+      id: newId(),
+      orgId,
+      occurredAt: new Date(),
+      actor: { type: 'system', id: null },
+      action: 'approval.void',
+      target: { type: 'Approval', id: a.id },
+      outcome: 'success',
+      task: taskId,
+      approval: a.id,
+      client: 'system',
+      payload: { actionId: a.action_id, actionType: a.action_type, why: `the task ended (${taskState})` },
+    });
+  }
+  return voided.length;
+}
+
 interface ToolUse {
   type: 'tool_use';
   id: string;
@@ -447,7 +489,7 @@ interface ToolResultBlock {
   is_error?: boolean;
 }
 
-async function offeredTools(deps: AgentDeps, policies: PolicySource, orgId: string, userId: string, workflow: string | null, manifests: Record<string, ConnectorManifest>) {
+async function offeredTools(deps: AgentDeps, policies: PolicySource, orgId: string, userId: string, workflow: string | null, manifests: Record<string, ConnectorManifest>, tainted: boolean, labels: string[]) {
   const { policy, groups, domains } = await inOrg(deps.ds, { orgId }, async (em) => ({
     policy: await policies.active(em, orgId),
     groups: ((await em.query('SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2', [orgId, userId])) as { group_id: string }[]).map((g) => g.group_id),
@@ -459,7 +501,8 @@ async function offeredTools(deps: AgentDeps, policies: PolicySource, orgId: stri
   for (const [connector, manifest] of Object.entries(manifests)) {
     for (const spec of manifest.tools) {
       const action = isActionType(spec.action) ? (spec.action as ActionType) : 'unknown';
-      const level = policy ? decide(policy.compiled, { userId, groupIds: groups }, action, { connector, workflow: workflow ?? undefined }, { domains }).level : 'forbidden';
+      // Decided as its calls will be: on the task's taint and the labels of what it read.
+      const level = policy ? decide(policy.compiled, { userId, groupIds: groups }, action, { connector, workflow: workflow ?? undefined, tainted, labels }, { domains }).level : 'forbidden';
       const name = names.get(`${connector}\n${spec.name}`)!;
       // Every tool of the task's connectors resolves (a call to one not offered — a step claimed
       // before the policy changed, say — still goes through the gate, which refuses it); only

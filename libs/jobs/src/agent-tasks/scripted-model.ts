@@ -92,6 +92,19 @@ export const SCRIPTS: Record<string, Script> = {
     c.turn === 0 ? calls('Removing the old draft.', use(c.tool('files_delete'), { path: 'numbers/last-week.csv' })) : done(c.results[0]?.isError ? `Cleanup not done: ${c.results[0].text.slice(0, 300)}` : 'Cleanup done.'),
   /** A write into payroll/ (tests make that Forbidden by policy). */
   payroll: (c) => (c.turn === 0 ? calls('Updating payroll.', use(c.tool('files_write'), { path: 'payroll/bonus.csv', content: 'name,bonus\nalice,100000\n' })) : done('Payroll updated.')),
+  /**
+   * One turn asks for three things at once: a delete (Watched by default), a write into payroll/
+   * (tests make that Forbidden) and a new file (Batched): the Forbidden one stops the task.
+   */
+  'mixed-turn': (c) =>
+    c.turn === 0
+      ? calls(
+          'Tidying up, paying the bonus and noting it.',
+          use(c.tool('files_delete'), { path: 'numbers/last-week.csv' }),
+          use(c.tool('files_write'), { path: 'payroll/bonus.csv', content: 'name,bonus\nalice,100000\n' }),
+          use(c.tool('files_write'), { path: 'notes/after-payroll.md', content: 'Bonus paid.\n' }),
+        )
+      : done('All done.'),
   /** Three reads in one turn (parallel tool_use), then the end. */
   parallel: (c) =>
     c.turn === 0
@@ -123,8 +136,8 @@ function resultText(content: unknown): string {
 
 export interface ScriptedModelServer {
   url: string;
-  /** Requests received (method, auth header kind, model, whether streamed, the status answered). */
-  requests: { auth: 'x-api-key' | 'bearer' | 'none'; model: string; stream: boolean; status: number; turn: number }[];
+  /** Requests received (method, auth header kind, model, whether streamed, the status answered, the names of the tools offered). */
+  requests: { auth: 'x-api-key' | 'bearer' | 'none'; model: string; stream: boolean; status: number; turn: number; tools: string[] }[];
   /** The messages of each request, as received (only when started with `recordBodies`, for tests). */
   bodies: string[];
   close(): Promise<void>;
@@ -155,7 +168,7 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     if (options.recordBodies) bodies.push(JSON.stringify(body.messages));
     const prompt = promptOf(body.messages);
     const turn = body.messages.filter((m) => m.role === 'assistant').length;
-    const record = (status: number) => requests.push({ auth, model: body.model, stream: !!body.stream, status, turn });
+    const record = (status: number) => requests.push({ auth, model: body.model, stream: !!body.stream, status, turn, tools: (body.tools ?? []).map((x) => String(x.name)).slice(0, 500) });
 
     // Faults: the first attempt of each turn fails (`fail-first`), or every attempt (`fail-always`).
     const fault = /\[fail-(?:first|always):(429|529)\]/.exec(prompt)?.[1];
