@@ -248,7 +248,7 @@ describe('agent tasks through the API and the worker', () => {
     ]);
   });
 
-  it('cancel: a queued task is cancelled at once; a finished one answers 409', async () => {
+  it('cancel: a queued task is cancelled at once, a waiting one too (its approval voided); a finished one answers 409', async () => {
     await stopWorker();
     const t = await create(member, '[script:hello] hi');
     const res = await h.http.post(`/v1/tasks/${t.id}/cancel`).set('Cookie', member);
@@ -256,6 +256,13 @@ describe('agent tasks through the API and the worker', () => {
     expect(res.body.state).toBe('cancelled');
     expect((await h.http.post(`/v1/tasks/${t.id}/cancel`).set('Cookie', member)).status).toBe(409);
     await startWorker();
+    // A task waiting for a person: cancelled at once, and its approval can no longer be given.
+    const waiting = await create(member, '[script:cleanup] remove the old numbers, then cancel');
+    expect((await waitFor(waiting.id, ['awaiting_approval', 'failed', 'completed'])).state).toBe('awaiting_approval');
+    expect((await h.http.post(`/v1/tasks/${waiting.id}/cancel`).set('Cookie', member)).body.state).toBe('cancelled');
+    const [approval] = (await su.query(`SELECT id, state FROM approvals WHERE org_id = $1 AND task_id = $2`, [org.id, waiting.id])).rows;
+    expect(approval.state).toBe('void');
+    expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', await login(h, org.users.approver.email)).send({})).status).toBe(409);
   });
 
   it('a task survives a Redis flush: re-enqueued from Postgres at boot, runs once', async () => {
