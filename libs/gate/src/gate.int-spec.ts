@@ -268,6 +268,12 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     const r = await gateAction({ ...deps, redis: down }, request(org2, 'probe', 'probe.read', { q: 'no redis' }));
     expect(r).toMatchObject({ status: 'refused', refusal: 'forbidden' });
     expect(r.status !== 'duplicate' && r.ruleIds).toContain('reads-per-hour');
+    // Said as it is, and no violation against the member: the outage made it Forbidden, not what they asked.
+    expect(r.status !== 'duplicate' && r.reason).toMatch(/^Rate-limit counters unavailable \(Redis did not answer\)/);
+    const violations = (await observer.query(`SELECT action_id FROM violations WHERE org_id = $1`, [org2.orgId])).rows;
+    expect(violations).toEqual([]);
+    // Whereas the reads over the limit while Redis answered each opened one for triage.
+    expect((await observer.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1`, [org.orgId])).rows[0].n).toBe(5);
     // Action types without a limit do not need Redis.
     expect(await gateAction({ ...deps, redis: down }, request(org2, 'workspace-files', 'files.write', { path: 'no-redis.md', content: 'x' }))).toMatchObject({ status: 'executed', level: 'batched' });
   });

@@ -213,6 +213,13 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     context.rateExceeded = reservation.exceeded;
     const principal: PolicyPrincipal = { userId: req.userId, groupIds: ctx?.groups ?? [] };
     const d = decideOn(policy, principal, mapping.action, context, domains);
+    // Redis down: every rate limit that applies counted as exceeded (fail safe). The reason says so,
+    // and when that alone made the action Forbidden no violation is opened: an outage is nobody's act.
+    let outage = false;
+    if (reservation.unavailable && reservation.exceeded.length) {
+      d.reason = `Rate-limit counters unavailable (Redis did not answer): each limit that applies counts as exceeded. ${d.reason}`;
+      outage = d.level === 'forbidden' && decideOn(policy, principal, mapping.action, { ...context, rateExceeded: [] }, domains).level !== 'forbidden';
+    }
     // Batched: reads run as they are; writes run in their reversible form, or wait like Watched.
     const reversible = d.level === 'batched' && !spec?.readOnly ? reversibleCall(mapping, req.args) : null;
     const level: Level = d.level === 'batched' && !spec?.readOnly && !reversible ? 'watched' : d.level;
@@ -264,7 +271,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
         connector: req.connector, tool: req.tool, type: mapping.action, level, rule_ids: d.ruleIds, reason: d.reason.slice(0, 1000),
         policy: policy?.id ?? null, policy_version: policy?.version ?? null, args_digest: argsDigest, tainted: req.tainted, labels: context.labels ?? [], reversible: reversible !== null, state, refusal,
         event_id: event.id, event_at: event.occurredAt, event: event.canonical, groups: ctx?.groups ?? [],
-        approval, violation: refusal === 'forbidden' && claim.taskId !== null,
+        approval, violation: refusal === 'forbidden' && claim.taskId !== null && !outage,
         extra: decryptEvent ? [decryptEvent] : null, cred_id: prepared?.row.id ?? null, cred_wrapped: prepared?.row.wrapped_key ?? null,
         // A worker's claim is fenced by its task lease in the same transaction (else 'fenced').
         fence_epoch: req.fence?.epoch ?? null, fence_holder: req.fence?.holder ?? null,
