@@ -572,6 +572,12 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(calls('pay_invoice')).toHaveLength(0);
     const [row] = (await su.query(`SELECT state, level, refusal FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, result._meta!['steward/action-id']])).rows;
     expect(row).toEqual({ state: 'refused', level: 'forbidden', refusal: 'forbidden' });
+    // Opened for security to triage, as a task's Forbidden attempt is (no task: the member's MCP client asked).
+    const violations = (await h.http.get('/v1/violations').set('Cookie', cookie.owner)).body.items.filter((v: { actionId: string }) => v.actionId === result._meta!['steward/action-id']);
+    expect(violations).toEqual([expect.objectContaining({ state: 'open', taskId: null, actionType: 'payment.execute', userId: org.users.member.id })]);
+    // The same call again is the same action: refused again, no second violation.
+    expect(((await client.callTool({ name: 'upstream__pay_invoice', arguments: { invoice: 'INV-42', amount: 12000 } })) as CallToolResult).isError).toBe(true);
+    expect((await su.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1 AND action_type = 'payment.execute'`, [org.id])).rows[0].n).toBe(1);
   });
 
   it('limits open sessions per user, initializes sent side by side included', async () => {

@@ -271,7 +271,8 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
         connector: req.connector, tool: req.tool, type: mapping.action, level, rule_ids: d.ruleIds, reason: d.reason.slice(0, 1000),
         policy: policy?.id ?? null, policy_version: policy?.version ?? null, args_digest: argsDigest, tainted: req.tainted, labels: context.labels ?? [], reversible: reversible !== null, state, refusal,
         event_id: event.id, event_at: event.occurredAt, event: event.canonical, groups: ctx?.groups ?? [],
-        approval, violation: refusal === 'forbidden' && claim.taskId !== null && !outage,
+        // Every Forbidden attempt, a task's or an MCP client's, is opened for security to triage.
+        approval, violation: refusal === 'forbidden' && !outage,
         extra: decryptEvent ? [decryptEvent] : null, cred_id: prepared?.row.id ?? null, cred_wrapped: prepared?.row.wrapped_key ?? null,
         // A worker's claim is fenced by its task lease in the same transaction (else 'fenced').
         fence_epoch: req.fence?.epoch ?? null, fence_holder: req.fence?.holder ?? null,
