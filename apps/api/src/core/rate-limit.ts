@@ -35,6 +35,48 @@ export async function countInWindows(redis: Redis, counters: { key: string; by: 
   return r.map(Number);
 }
 
+/**
+ * The same fixed-window counters in this process alone, for when Redis does not answer: each API
+ * process then enforces the limits on its own (N processes let N times the limit through) instead
+ * of not at all. Bounded: expired windows are dropped as the map fills.
+ */
+const local = new Map<string, { n: number; until: number }>();
+const LOCAL_MAX = 50_000;
+
+export function countLocally(counters: { key: string; by: number; ttlSeconds: number }[]): number[] {
+  const now = Date.now();
+  if (local.size >= LOCAL_MAX) {
+    for (const [k, v] of local) if (v.until <= now) local.delete(k);
+    if (local.size >= LOCAL_MAX) local.clear();
+  }
+  return counters.map((c) => {
+    let e = local.get(c.key);
+    if (!e || e.until <= now) {
+      e = { n: 0, until: now + c.ttlSeconds * 1000 };
+      local.set(c.key, e);
+    }
+    e.n += c.by;
+    return e.n;
+  });
+}
+
+let warned = 0;
+
+/**
+ * Counts in Redis, or in this process when Redis does not answer. `report`: the error to log,
+ * given at most once every ten seconds (an outage does not log a line per request).
+ */
+export async function countWindows(redis: Redis, counters: { key: string; by: number; ttlSeconds: number }[]): Promise<{ counts: number[]; report: Error | null }> {
+  try {
+    return { counts: await countInWindows(redis, counters), report: null };
+  } catch (err) {
+    const now = Date.now();
+    const report = now - warned >= 10_000 ? (err instanceof Error ? err : new Error('redis did not answer')) : null;
+    if (report) warned = now;
+    return { counts: countLocally(counters), report };
+  }
+}
+
 /** The per-address window counter of a request: its key, and when the window resets (seconds from now). */
 export function addressWindow(req: Request, options: Pick<RateLimitOptions, 'prefix' | 'windowSeconds'>): { key: string; reset: number; ttlSeconds: number } {
   const window = Math.floor(Date.now() / 1000 / options.windowSeconds);
@@ -66,19 +108,14 @@ export function apiRateLimit(config: { REDIS_PREFIX: string; RATE_LIMIT_PER_MINU
 
 /**
  * Fixed-window limit per client address in Redis, announced in RateLimit-* headers.
- * If Redis does not answer, requests pass (availability over limiting) and it is logged.
+ * If Redis does not answer, this process counts alone (countLocally) and it is logged.
  */
 export function rateLimit(redis: Redis, options: RateLimitOptions) {
   return async (req: Request, res: Response, next: NextFunction): Promise<void> => {
     if (options.skip?.(req)) return next();
     const { key, reset, ttlSeconds } = addressWindow(req, options);
-    let count: number;
-    try {
-      [count] = (await countInWindows(redis, [{ key, by: 1, ttlSeconds }])) as [number];
-    } catch (err) {
-      req.log?.warn({ err }, 'rate limiter unavailable');
-      return next();
-    }
-    if (admitByAddress(req, res, options, count, reset)) next();
+    const { counts, report } = await countWindows(redis, [{ key, by: 1, ttlSeconds }]);
+    if (report) req.log?.warn({ err: report.message }, 'rate limiter: redis unavailable, requests counted in this process');
+    if (admitByAddress(req, res, options, counts[0]!, reset)) next();
   };
 }

@@ -47,7 +47,7 @@ import { AuthGuard } from '../auth/auth.guard';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { problem, sendProblem } from '../core/problem';
-import { addressWindow, admitByAddress, apiRateLimit, countInWindows } from '../core/rate-limit';
+import { addressWindow, admitByAddress, apiRateLimit, countWindows } from '../core/rate-limit';
 import type { ApiMetrics } from '../core/metrics';
 import { CONFIG, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from '../core/tokens';
 import { mcpChallenge, mcpResource, resolveMcpToken } from '../mcp-auth/mcp-tokens';
@@ -488,21 +488,17 @@ export class GatewayService implements OnModuleDestroy {
   /**
    * One round trip: the per-address request count (the API's general limit, which leaves the
    * gateway's paths to it) and, for tool calls, the count of this second for the Bearer token
-   * (a digest of the token; one token is one API key or access token). Null when Redis does not
-   * answer: the gate's own rate-limit reservations still fail safe; these counters do not block.
+   * (a digest of the token; one token is one API key or access token). When Redis does not answer
+   * they are counted in this process alone (each API process then enforces them on its own).
    */
-  private async count(req: Request, authorization: string | undefined, calls: number): Promise<{ address: number; reset: number; calls?: number } | null> {
+  private async count(req: Request, authorization: string | undefined, calls: number): Promise<{ address: number; reset: number; calls?: number }> {
     const address = addressWindow(req, this.addressLimit);
     const token = calls ? /^Bearer\s+(\S{1,200})$/i.exec(authorization ?? '')?.[1] : undefined;
     const counters = [{ key: address.key, by: 1, ttlSeconds: address.ttlSeconds }];
     if (token) counters.push({ key: `${this.config.REDIS_PREFIX}:mcp:calls:${sha256(token)}:${Math.floor(Date.now() / 1000)}`, by: calls, ttlSeconds: 2 });
-    try {
-      const [n, c] = await countInWindows(this.redis, counters);
-      return { address: n!, reset: address.reset, ...(token ? { calls: c! } : {}) };
-    } catch (err) {
-      this.log.warn({ err: (err as Error).message }, 'gateway: requests not counted (redis)');
-      return null;
-    }
+    const { counts: [n, c], report } = await countWindows(this.redis, counters);
+    if (report) this.log.warn({ err: report.message }, 'gateway: redis unavailable, requests counted in this process');
+    return { address: n!, reset: address.reset, ...(token ? { calls: c! } : {}) };
   }
 
   private async egress(orgId: string): Promise<EgressOptions> {
