@@ -32,21 +32,32 @@ describe('model errors in the agent loop', () => {
       keys,
       keyring: new AuditKeyring(keys),
       dataDir,
-      model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes, tiers: { quick: 'claude-haiku-5-5', standard: 'claude-sonnet-5-5', complex: 'claude-opus-5-5' }, stream, maxTokens: 1024, offline: true, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 } },
+      model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes, tiers: { quick: 'claude-haiku-5-5', standard: 'claude-sonnet-5-5', complex: 'claude-opus-5-5' }, stream, maxTokens: 1024, offline: true, retry: { attempts: 3, baseDelayMs: 5, maxDelayMs: 20 }, requeue: { times: 2, baseDelayMs: 10 } },
       leaseSeconds: 5,
       log: quiet,
     };
   };
   const workspace = () => join(dataDir, 'workspaces', org.id, org.users.member.id);
+  const eventsOf = (taskId: string): Promise<{ kind: string; data: Record<string, unknown> & { reason?: string; wait?: number; status?: number; retryAt: string } }[]> =>
+    inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT kind, data FROM task_events WHERE org_id = $1 AND task_id = $2 ORDER BY seq`, [org.id, taskId]));
   const run = async (prompt: string, stream: boolean, extra: { workflow?: string; model?: string; routes?: Record<string, string> } = {}) => {
     const { routes, ...body } = extra;
     const res = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt, ...body });
     expect(res.status).toBe(201);
     const before = model.requests.length;
-    const outcome = await runTask(deps(stream, routes), { orgId: org.id, taskId: res.body.id, epoch: 1 });
+    // A task whose model stays unavailable goes back to the queue (a new epoch): run again, as the relay would once its delay passed.
+    const outcomes: string[] = [];
+    for (let epoch = 1; ; ) {
+      outcomes.push(await runTask(deps(stream, routes), { orgId: org.id, taskId: res.body.id, epoch }));
+      if (outcomes[outcomes.length - 1] !== 'requeued') break;
+      const [t]: { epoch: number; state: string }[] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT epoch, state FROM tasks WHERE org_id = $1 AND id = $2`, [org.id, res.body.id]));
+      expect(t!.state).toBe('queued');
+      epoch = t!.epoch;
+    }
+    const outcome = outcomes[outcomes.length - 1];
     const task = (await h.http.get(`/v1/tasks/${res.body.id}`).set('Cookie', member)).body;
     const actions: { tool: string; action_type: string; state: string }[] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT tool, action_type, state FROM task_actions WHERE org_id = $1 AND task_id = $2 ORDER BY step`, [org.id, res.body.id]));
-    return { outcome, task, actions, requests: model.requests.slice(before) };
+    return { outcome, outcomes, task, actions, requests: model.requests.slice(before), id: res.body.id as string };
   };
 
   beforeAll(async () => {
@@ -106,12 +117,46 @@ describe('model errors in the agent loop', () => {
   it.each([
     ['529 (overloaded), streamed', '[fail-always:529]', true, 529],
     ['429 (rate limited), whole responses', '[fail-always:429]', false, 429],
-  ])('%s without end: the task fails as model_unavailable after its attempts, nothing executed', async (_name, knob, stream, status) => {
+  ])('%s without end: the task waits for the model twice (no worker held), then fails as model_unavailable, nothing executed', async (_name, knob, stream, status) => {
     const r = await run(`[script:read-only] ${knob} summarise`, stream);
-    expect(r.outcome).toBe('failed');
+    expect(r.outcomes).toEqual(['requeued', 'requeued', 'failed']);
     expect(r.task.error).toMatchObject({ code: 'model_unavailable', message: expect.stringContaining(`last status ${status}`) });
-    expect(r.requests.map((q) => q.status)).toEqual([status, status, status]);
-    expect(r.actions).toEqual([{ tool: 'messages.create', action_type: 'model.invoke', state: 'failed' }]);
+    expect(r.requests.map((q) => q.status)).toEqual(Array(9).fill(status));
+    expect(r.actions).toEqual(Array(3).fill({ tool: 'messages.create', action_type: 'model.invoke', state: 'failed' }));
+    const waits = (await eventsOf(r.id)).filter((e) => e.kind === 'requeued').map((e) => [e.data.reason, e.data.wait, e.data.status]);
+    expect(waits).toEqual([
+      ['model_unavailable', 1, status],
+      ['model_unavailable', 2, status],
+    ]);
+  });
+
+  it('an outage that ends: the task waits in the queue for its delay (the relay hands BullMQ a delayed job), then goes on where it stopped; each answered turn starts the count of waits again', async () => {
+    // The first four attempts of every turn fail: each turn outlasts the worker's three attempts once.
+    const r = await run('[script:read-only] [fail-times:529:4] summarise', true);
+    expect(r.outcomes).toEqual(['requeued', 'requeued', 'completed']);
+    expect(r.requests.map((q) => [q.turn, q.status])).toEqual([
+      [0, 529], [0, 529], [0, 529], // first run: gives up, the task waits
+      [0, 529], [0, 200], [1, 529], [1, 529], [1, 529], // second run: turn 0 answered, turn 1 waits
+      [1, 529], [1, 200], // third run
+    ]);
+    expect(r.task.state).toBe('completed');
+    expect(r.actions.map((a) => [a.action_type, a.state])).toEqual([
+      ['model.invoke', 'failed'],
+      ['model.invoke', 'succeeded'],
+      ['file.read', 'succeeded'],
+      ['model.invoke', 'failed'],
+      ['model.invoke', 'succeeded'],
+    ]);
+    const waits = (await eventsOf(r.id)).filter((e) => e.kind === 'requeued');
+    expect(waits.map((e) => [e.data.reason, e.data.wait, e.data.epoch])).toEqual([
+      ['model_unavailable', 1, 2],
+      ['model_unavailable', 1, 3],
+    ]);
+    // The outbox row of the last wait says when the job may run (the relay delays it until then).
+    const [row]: { payload: { epoch: number; notBefore: string } }[] = await inOrg(h.ds, { orgId: org.id }, (em) =>
+      em.query(`SELECT payload FROM outbox WHERE org_id = $1 AND payload->>'taskId' = $2 AND (payload->>'epoch')::int = 3`, [org.id, r.id]),
+    );
+    expect(Date.parse(row!.payload.notBefore)).toBe(Date.parse(waits[1]!.data.retryAt));
   });
 
   it('a tool_use cut by max_tokens never runs: the task fails clearly', async () => {

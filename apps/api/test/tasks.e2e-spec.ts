@@ -37,7 +37,7 @@ describe('agent tasks through the API and the worker', () => {
       keys,
       keyring: new AuditKeyring(keys),
       dataDir,
-      model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: true, maxTokens: 1024, offline: true, retry: { attempts: 4, baseDelayMs: 10 }, ...over },
+      model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: true, maxTokens: 1024, offline: true, retry: { attempts: 4, baseDelayMs: 10 }, requeue: { baseDelayMs: 400 }, ...over },
       leaseSeconds: 5,
       relayIntervalMs: 100,
       log: quiet,
@@ -230,6 +230,21 @@ describe('agent tasks through the API and the worker', () => {
     const reqs2 = model.requests.slice(before2);
     expect(reqs2.filter((r) => r.status === 529).length).toBe(2);
     expect(reqs2.some((r) => r.stream)).toBe(false);
+  });
+
+  it('a model outage longer than the retries: the task waits in the queue (a delayed job, no worker held) and then completes', async () => {
+    const t = await create(member, '[script:read-only] [fail-times:529:5] summarise through an outage');
+    expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
+    const waits = (await su.query(`SELECT data FROM task_events WHERE task_id = $1 AND kind = 'requeued' ORDER BY seq`, [t.id])).rows.map((r) => r.data);
+    expect(waits.map((d) => [d.reason, d.wait])).toEqual([
+      ['model_unavailable', 1],
+      ['model_unavailable', 1],
+    ]);
+    // Each next try began only once its delay had passed.
+    const invokes = (await su.query(`SELECT state, created_at FROM task_actions WHERE task_id = $1 AND action_type = 'model.invoke' ORDER BY step`, [t.id])).rows;
+    expect(invokes.map((a) => a.state)).toEqual(['failed', 'succeeded', 'failed', 'succeeded']);
+    expect(new Date(invokes[1].created_at).getTime()).toBeGreaterThanOrEqual(Date.parse(waits[0].retryAt));
+    expect(new Date(invokes[3].created_at).getTime()).toBeGreaterThanOrEqual(Date.parse(waits[1].retryAt));
   });
 
   it('max_tokens: cut text is continued; the step limit stops a task that never ends', async () => {

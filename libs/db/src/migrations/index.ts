@@ -39,6 +39,7 @@ import { TaskAcceptBatch1766016000000 } from './1766016000000-task-accept-batch'
 import { WaitingActionsIndex1766016000001 } from './1766016000001-waiting-actions-index';
 import { CredentialOwnerBinding1766016000002 } from './1766016000002-credential-owner-binding';
 import { GateOutcomeBatch1766016000003 } from './1766016000003-gate-outcome-batch';
+import { ModelWaits1766102400000 } from './1766102400000-model-waits';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -83,4 +84,5 @@ export const MIGRATIONS = [
   WaitingActionsIndex1766016000001,
   CredentialOwnerBinding1766016000002,
   GateOutcomeBatch1766016000003,
+  ModelWaits1766102400000,
 ];

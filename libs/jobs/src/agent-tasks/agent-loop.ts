@@ -12,7 +12,7 @@ import { budgetMessage, reserveTurn } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
 import { openOutcomeUnknown } from './outcome-unknown';
 import { addTaskConnectors, type TaskConnectorDeps } from './task-connectors';
-import { acquireLease, appendEvents, fenced, type Lease, LeaseLost, openPrompt, releaseLease, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
+import { acquireLease, appendEvents, enqueueInOutbox, fenced, type Lease, LeaseLost, openPrompt, releaseLease, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
 
 /**
  * The agent loop: one task, run (or resumed) under its lease, turn after turn.
@@ -75,7 +75,7 @@ const REFUSALS_TOLD: Record<string, string> = {
   approval_mismatch: 'the approval was for other arguments or another tool definition; it was not run',
 };
 
-export type RunOutcome = 'skipped' | 'completed' | 'in_review' | 'awaiting_approval' | 'failed' | 'cancelled' | 'lease_lost';
+export type RunOutcome = 'skipped' | 'completed' | 'in_review' | 'awaiting_approval' | 'failed' | 'cancelled' | 'lease_lost' | 'requeued';
 
 const SYSTEM = (offline: boolean) =>
   'You are an agent working for an employee through Steward, which checks every action you take against the company policy. ' +
@@ -213,6 +213,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   const budget = task.budget_micros === null ? Infinity : Number(task.budget_micros);
   let cost = Number(task.cost_micros);
   let step: number = task.step;
+  // Waits for the model in a row (a turn that the model answered starts the count again).
+  let modelWaits: number = task.model_waits;
 
   const finish = async (to: 'completed' | 'in_review' | 'failed' | 'cancelled' | 'awaiting_approval', error?: { code: string; message: string }, output?: string) => {
     await outcomes.flush().catch((err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
@@ -247,6 +249,29 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     });
     log.info({ state, error: error?.code }, 'task stopped');
     return state;
+  };
+
+  /** Back to the queue, to run again (a new epoch) once the delay passed: the transcript is already persisted. */
+  const waitForModel = async (err: ModelUnavailable): Promise<RunOutcome> => {
+    const r = deps.model.requeue ?? {};
+    const delayMs = Math.min(r.maxDelayMs ?? 480_000, (r.baseDelayMs ?? 30_000) * 2 ** modelWaits);
+    const notBefore = new Date(Date.now() + delayMs);
+    await outcomes.flush().catch((e) => log.error({ err: (e as Error).message, taskId }, 'writing action outcomes failed'));
+    const epoch = await fenced(ds, lease, async (em, flags) => {
+      if (flags.cancelRequested) return null;
+      const [row]: { epoch: number }[] = await em.query(
+        `WITH u AS (UPDATE tasks SET epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL, enqueued_at = NULL, reserved_micros = 0,
+                                     model_waits = $5, tainted = $3, labels = $4, updated_at = now()
+                     WHERE org_id = $1 AND id = $2 RETURNING epoch) SELECT * FROM u`,
+        [orgId, taskId, tainted, labels, modelWaits + 1],
+      );
+      await enqueueInOutbox(em, orgId, taskId, row!.epoch, notBefore);
+      await appendEvents(em, keys, orgId, taskId, [{ kind: 'requeued', data: { epoch: row!.epoch, reason: 'model_unavailable', status: err.status, retryAt: notBefore.toISOString(), wait: modelWaits + 1 } }]);
+      return row!.epoch;
+    });
+    if (epoch === null) return finish('cancelled');
+    log.warn({ status: err.status, retryAt: notBefore.toISOString(), epoch }, 'model unavailable: the task tries again later');
+    return 'requeued';
   };
 
   /** Seals and writes the transcript under the epoch check (with whatever else this step writes). */
@@ -302,12 +327,18 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     } catch (err) {
       if (signal.aborted) throw new LeaseLost();
       await finishModelInvoke(deps, lease, invoke.actionId, 'failed', null, Date.now() - started);
-      if (err instanceof ModelUnavailable) return finish('failed', { code: 'model_unavailable', message: err.message });
+      if (err instanceof ModelUnavailable) {
+        // Still unavailable after the retries: the task tries again later (a bounded number of
+        // times), holding no worker meanwhile; a fault that will not pass ends it at once.
+        if (err.transient && modelWaits < (deps.model.requeue?.times ?? 5)) return waitForModel(err);
+        return finish('failed', { code: 'model_unavailable', message: err.message });
+      }
       throw err;
     }
     const usage = { input_tokens: message.usage.input_tokens, output_tokens: message.usage.output_tokens };
     const turnCost = costMicros(model, deps.model.offline, usage);
     cost += turnCost;
+    modelWaits = 0;
     t.messages.push({ role: 'assistant', content: message.content as MessageParam['content'] });
     const said = message.content.filter((b) => b.type === 'text').map((b) => b.text).join('\n');
     const uses = message.content.filter((b) => b.type === 'tool_use') as ToolUse[];
@@ -315,7 +346,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     for (const u of uses) t.steps[u.id] = ++step;
     const after = await persist(async (em) => {
       await em.query(
-        `UPDATE tasks SET model = $3, turns = turns + 1, step = $4, input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, cost_micros = cost_micros + $7, reserved_micros = 0 WHERE org_id = $1 AND id = $2`,
+        `UPDATE tasks SET model = $3, turns = turns + 1, step = $4, input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, cost_micros = cost_micros + $7, reserved_micros = 0, model_waits = 0 WHERE org_id = $1 AND id = $2`,
         [orgId, taskId, model, step, usage.input_tokens, usage.output_tokens, turnCost],
       );
       await finishModelInvokeIn(em, deps, lease, invoke.actionId, 'succeeded', sha256(JSON.stringify(message.content)), Date.now() - started);

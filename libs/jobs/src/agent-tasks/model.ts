@@ -18,6 +18,13 @@ export interface ModelOptions {
   /** True for the built-in scripted server: shown as "offline demo model", costs nothing. */
   offline: boolean;
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+  /**
+   * A task whose model is still unavailable after those retries (429, 529, 5xx, no connection) goes
+   * back to the queue to try again later, holding no worker meanwhile: up to `times` (default 5)
+   * times in a row (a turn the model answers starts the count again), after `baseDelayMs` (default
+   * 30 s) doubling each time up to `maxDelayMs` (default 8 min); then it fails as `model_unavailable`.
+   */
+  requeue?: { times?: number; baseDelayMs?: number; maxDelayMs?: number };
 }
 
 export type Message = Anthropic.Message;
@@ -53,6 +60,8 @@ export class ModelUnavailable extends Error {
   constructor(
     readonly status: number | null,
     message: string,
+    /** A fault that may pass (retried to the end): the task may try again later. */
+    readonly transient = false,
   ) {
     super(message);
     this.name = 'ModelUnavailable';
@@ -86,7 +95,7 @@ export class ModelClient {
         const type = err instanceof Anthropic.APIError ? ((err as { type?: string }).type ?? (err.error as { error?: { type?: string } } | undefined)?.error?.type) : undefined;
         const retryable = err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status)) || (status === null && type !== undefined && RETRYABLE_TYPES.has(type));
         if (!retryable) throw new ModelUnavailable(status, err instanceof Error ? err.message.slice(0, 300) : 'model call failed');
-        if (attempt >= attempts) throw new ModelUnavailable(status, `the model is unavailable after ${attempts} attempts (last status ${status ?? 'connection error'})`);
+        if (attempt >= attempts) throw new ModelUnavailable(status, `the model is unavailable after ${attempts} attempts (last status ${status ?? 'connection error'})`, true);
         const header = err instanceof Anthropic.APIError ? Number(err.headers?.get?.('retry-after')) : NaN;
         const backoff = Math.min(max, base * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
         const delay = Number.isFinite(header) && header > 0 ? Math.min(max, header * 1000) : backoff;

@@ -20,12 +20,14 @@ export async function relayOutbox(ds: DataSource, queue: Queue, limit = 200): Pr
   let moved = 0;
   for (const p of pending) {
     moved += await inOrg(ds, { orgId: p.org_id }, async (em) => {
-      const [row]: { job_name: string; job_id: string; payload: { taskId?: string; epoch?: number } }[] = await em.query(
+      const [row]: { job_name: string; job_id: string; payload: { taskId?: string; epoch?: number; notBefore?: string } }[] = await em.query(
         `SELECT job_name, job_id, payload FROM outbox WHERE org_id = $1 AND id = $2 FOR UPDATE SKIP LOCKED`,
         [p.org_id, p.id],
       );
       if (!row) return 0;
-      await queue.add(row.job_name, row.payload, { jobId: row.job_id, removeOnComplete: 1000, removeOnFail: 1000, attempts: 3, backoff: { type: 'exponential', delay: 2000 } });
+      // A task that is to try again later (its model was unavailable) waits in BullMQ as a delayed job.
+      const delay = row.payload.notBefore ? Math.max(0, Date.parse(row.payload.notBefore) - Date.now()) : 0;
+      await queue.add(row.job_name, row.payload, { jobId: row.job_id, removeOnComplete: 1000, removeOnFail: 1000, attempts: 3, backoff: { type: 'exponential', delay: 2000 }, ...(delay > 0 ? { delay } : {}) });
       await em.query(`DELETE FROM outbox WHERE org_id = $1 AND id = $2`, [p.org_id, p.id]);
       if (row.payload.taskId) await em.query(`UPDATE tasks SET enqueued_at = now() WHERE org_id = $1 AND id = $2 AND epoch = $3`, [p.org_id, row.payload.taskId, row.payload.epoch]);
       return 1;

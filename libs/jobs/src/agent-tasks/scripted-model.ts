@@ -15,7 +15,8 @@ import type { AddressInfo } from 'node:net';
  * names them `<connector>__<tool>`), so scripts work whatever the connector instance is called.
  *
  * Faults, for tests and demos: `[fail-first:429]` / `[fail-first:529]` in the prompt makes the
- * first attempt of every turn fail with that status (`[fail-always:529]`: every attempt);
+ * first attempt of every turn fail with that status (`[fail-always:529]`: every attempt;
+ * `[fail-times:529:N]`: the first N attempts of every turn, an outage that ends);
  * `[stream-error]` sends an overloaded error in the middle of the first stream of every turn;
  * `[max-tokens-tool]` cuts the first answer inside a tool_use block; `[max-tokens]` cuts the first answer of the
  * task with stop_reason "max_tokens"; `[slow:MS]` delays every answer by MS milliseconds.
@@ -171,13 +172,15 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     const record = (status: number) => requests.push({ auth, model: body.model, stream: !!body.stream, status, turn, tools: (body.tools ?? []).map((x) => String(x.name)).slice(0, 500) });
 
     // Faults: the first attempt of each turn fails (`fail-first`), or every attempt (`fail-always`).
-    const fault = /\[fail-(?:first|always):(429|529)\]/.exec(prompt)?.[1];
+    const faultMatch = /\[fail-(first|always|times):(429|529)(?::(\d{1,3}))?\]/.exec(prompt);
+    const fault = faultMatch?.[2];
+    const failing = faultMatch ? (faultMatch[1] === 'always' ? Infinity : faultMatch[1] === 'times' ? Number(faultMatch[3] ?? 1) : 1) : 0;
     const digest = createHash('sha256').update(JSON.stringify(body.messages)).digest('hex');
     const n = (attempts.get(digest) ?? 0) + 1;
     if (attempts.size >= 10_000) attempts.clear();
     attempts.set(digest, n);
     if (fault) {
-      if (n === 1 || /\[fail-always:/.test(prompt)) {
+      if (n <= failing) {
         record(Number(fault));
         res.setHeader('retry-after', '0');
         return fault === '429' ? error(res, 429, 'rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit') : error(res, 529, 'overloaded_error', 'Overloaded');

@@ -24,6 +24,8 @@ export interface RunTaskPayload {
   orgId: string;
   taskId: string;
   epoch: number;
+  /** Not to run before this time (ISO 8601): the relay hands BullMQ the job delayed until then. */
+  notBefore?: string;
 }
 export const jobIdOf = (taskId: string, epoch: number) => `${taskId}-${epoch}`;
 
@@ -116,8 +118,8 @@ export class TaskAccepter {
   }
 }
 
-export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number): Promise<void> {
-  const payload: RunTaskPayload = { orgId, taskId, epoch };
+export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number, notBefore?: Date): Promise<void> {
+  const payload: RunTaskPayload = { orgId, taskId, epoch, ...(notBefore ? { notBefore: notBefore.toISOString() } : {}) };
   // The relay listens: NOTIFY is delivered when this transaction commits (a rolled-back task wakes nobody).
   await em.query(`WITH i AS (INSERT INTO outbox (org_id, id, queue, job_name, job_id, payload) VALUES ($1, $2, $3, $4, $5, $6)) SELECT pg_notify('${OUTBOX_CHANNEL}', '')`, [
     orgId,
