@@ -15,8 +15,9 @@ import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './su
 
 /**
  * The `steward` CLI (apps/cli), built and run as a binary against a live API and worker
- * (the scripted model server, real PostgreSQL and Redis): login stores the key 0600,
- * `run --follow` shows progress and ends with the task's result, bad flags and a missing login
+ * (the scripted model server, real PostgreSQL and Redis): login stores the key 0600 (read from
+ * standard input or STEWARD_API_KEY; plain http only to a loopback address), `run --follow` shows
+ * progress and ends with the task's result, bad flags and a missing login
  * give one line and exit code 2, an API that cannot be reached exit code 3; every command the
  * issue lists (approvals/approve/reject, reviews, policy show/diff/simulate, audit
  * search/export/verify, connectors) against the real routes.
@@ -36,11 +37,13 @@ describe('steward CLI against a live API', () => {
   const config = join(home, 'steward', 'config.json');
   const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
 
-  const cli = (args: string[], env: Record<string, string> = {}) =>
+  /** Runs the binary; its standard input is `input` (empty unless given), then closed. */
+  const cli = (args: string[], env: Record<string, string> = {}, input = '') =>
     new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-      execFile(process.execPath, [BIN, ...args], { env: { ...process.env, STEWARD_CONFIG: config, ...env }, timeout: 45_000 }, (err, stdout, stderr) =>
+      const child = execFile(process.execPath, [BIN, ...args], { env: { ...process.env, STEWARD_CONFIG: config, ...env }, timeout: 45_000 }, (err, stdout, stderr) =>
         done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
       );
+      child.stdin?.end(input);
     });
 
   beforeAll(async () => {
@@ -107,6 +110,38 @@ describe('steward CLI against a live API', () => {
     expect(ok.stdout).not.toContain(key);
     expect(statSync(config).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(config, 'utf8'))).toEqual({ url: base, apiKey: key });
+  });
+
+  it('login reads the key from standard input or STEWARD_API_KEY, off the command line; plain http to a remote host is refused (exit 2)', async () => {
+    const stored = (name: string) => join(home, name, 'config.json');
+    const piped = await cli(['login', '--url', base, '--api-key-stdin'], { STEWARD_CONFIG: stored('stdin') }, `${key}\n`);
+    expect(piped.stderr).toBe('');
+    expect(piped.code).toBe(0);
+    expect(piped.stdout).toContain(org.users.member.email);
+    expect(statSync(stored('stdin')).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(stored('stdin'), 'utf8'))).toEqual({ url: base, apiKey: key });
+    // Without a key flag, a standard input that is not a terminal is read too.
+    expect((await cli(['login', '--url', base], { STEWARD_CONFIG: stored('implicit') }, key)).code).toBe(0);
+    expect(JSON.parse(readFileSync(stored('implicit'), 'utf8'))).toEqual({ url: base, apiKey: key });
+    const env = await cli(['login', '--url', base], { STEWARD_CONFIG: stored('env'), STEWARD_API_KEY: key });
+    expect(env.stderr).toBe('');
+    expect(env.code).toBe(0);
+    expect(JSON.parse(readFileSync(stored('env'), 'utf8'))).toEqual({ url: base, apiKey: key });
+
+    for (const bad of [
+      await cli(['login', '--url', base], { STEWARD_CONFIG: stored('none') }), // no key anywhere (an empty standard input)
+      await cli(['login', '--url', base, '--api-key-stdin', '--api-key', key], { STEWARD_CONFIG: stored('none') }, key),
+    ]) {
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    const remote = await cli(['login', '--url', 'http://example.com', '--api-key-stdin'], { STEWARD_CONFIG: stored('remote') }, key);
+    expect(remote.code).toBe(2);
+    expect(remote.stderr.trim().split('\n')).toHaveLength(1);
+    expect(remote.stderr).toMatch(/^steward: .*http:\/\/example\.com.*https/);
+    expect(remote.stderr).not.toContain(key);
+    expect(existsSync(stored('remote'))).toBe(false);
+    expect(existsSync(stored('none'))).toBe(false);
   });
 
   it('run --follow shows the progress and ends with the task result; tasks --json lists it', async () => {

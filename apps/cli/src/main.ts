@@ -32,16 +32,41 @@ interface Stored {
 
 const configPath = () => process.env.STEWARD_CONFIG || join(process.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'steward', 'config.json');
 
+/** Hosts that plain http may reach: the key never leaves the machine. */
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/** The API's URL, or a usage error: an http(s) URL, and https unless the host is loopback (the key is sent on every call). */
+function apiUrl(url: string): URL {
+  const u = URL.canParse(url) ? new URL(url) : null;
+  if (!u || !/^https?:$/.test(u.protocol)) throw new CliError(`"${url}" is not an http(s) URL`, 2);
+  if (u.protocol === 'http:' && !LOOPBACK.test(u.hostname)) throw new CliError(`refusing ${u.origin}: plain http would send the API key unencrypted; use https:// (http only to localhost, 127.0.0.1 or ::1)`, 2);
+  return u;
+}
+
 function loadLogin(): Stored {
   const path = configPath();
-  if (!existsSync(path)) throw new CliError('not logged in: run "steward login --url <api-url> --api-key <key>" first', 2);
+  if (!existsSync(path)) throw new CliError('not logged in: run "steward login --url <api-url> --api-key-stdin" (the key on standard input) first', 2);
+  let c: Partial<Stored>;
   try {
-    const c = JSON.parse(readFileSync(path, 'utf8')) as Partial<Stored>;
+    c = JSON.parse(readFileSync(path, 'utf8')) as Partial<Stored>;
     if (typeof c.url !== 'string' || typeof c.apiKey !== 'string') throw new Error('incomplete');
-    return { url: c.url, apiKey: c.apiKey };
   } catch {
     throw new CliError(`the config file ${path} is not valid: run "steward login" again`, 2);
   }
+  apiUrl(c.url);
+  return { url: c.url, apiKey: c.apiKey };
+}
+
+/** Standard input, whole (an API key: a few bytes; more is refused), without its surrounding whitespace. */
+async function readStdin(limit = 4096): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new CliError('standard input holds more than an API key', 2);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8').trim();
 }
 
 function saveLogin(c: Stored): string {
@@ -176,12 +201,17 @@ export function program(): Command {
 
   p.command('login')
     .description('Store an API key (created in the console) in your config file (mode 0600)')
-    .requiredOption('--url <url>', 'the Steward API, e.g. https://steward.example.com')
-    .requiredOption('--api-key <key>', 'an API key (stw_...)')
-    .action(async (o: { url: string; apiKey: string }) => {
-      if (!URL.canParse(o.url) || !/^https?:$/.test(new URL(o.url).protocol)) throw new CliError(`"${o.url}" is not an http(s) URL`, 2);
-      if (!/^stw_\S{10,200}$/.test(o.apiKey)) throw new CliError('the API key must look like "stw_..."', 2);
-      const login = { url: o.url.replace(/\/+$/, ''), apiKey: o.apiKey };
+    .requiredOption('--url <url>', 'the Steward API, e.g. https://steward.example.com (plain http only to localhost, 127.0.0.1 or ::1)')
+    .option('--api-key-stdin', 'read the API key from standard input (preferred; also done when no key is given and stdin is not a terminal)')
+    .option('--api-key <key>', 'the API key (stw_...) on the command line: others see it in ps and your shell history keeps it; prefer --api-key-stdin or STEWARD_API_KEY')
+    .addHelpText('after', '\nThe key: --api-key-stdin (e.g. `steward login --url <url> --api-key-stdin < key.txt`), else --api-key, else the STEWARD_API_KEY environment variable, else standard input when it is not a terminal.')
+    .action(async (o: { url: string; apiKey?: string; apiKeyStdin?: boolean }) => {
+      apiUrl(o.url);
+      if (o.apiKey !== undefined && o.apiKeyStdin) throw new CliError('give the API key one way: --api-key-stdin or --api-key', 2);
+      const apiKey = o.apiKeyStdin ? await readStdin() : (o.apiKey ?? (process.env.STEWARD_API_KEY || (process.stdin.isTTY ? '' : await readStdin())));
+      if (!apiKey) throw new CliError('no API key: pipe it into "steward login --url <api-url> --api-key-stdin", or set STEWARD_API_KEY', 2);
+      if (!/^stw_\S{10,200}$/.test(apiKey)) throw new CliError('the API key must look like "stw_..."', 2);
+      const login = { url: o.url.replace(/\/+$/, ''), apiKey };
       const who = await ok(login, client(login).GET('/v1/auth/session'));
       const path = saveLogin(login);
       print({ ok: true, config: path, user: who.user?.email ?? null, org: who.org?.name ?? null }, () => out(`logged in as ${who.user?.email ?? 'this key'}${who.org?.name ? ` (${who.org.name})` : ''}; key stored in ${path}`));
