@@ -17,7 +17,8 @@ import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './su
  * The `steward` CLI (apps/cli), built and run as a binary against a live API and worker
  * (the scripted model server, real PostgreSQL and Redis): login stores the key 0600 (read from
  * standard input or STEWARD_API_KEY; plain http only to a loopback address), `run --follow` shows
- * progress and ends with the task's result, bad flags and a missing login
+ * progress, keeps following while the task waits for an approval and ends with the task's
+ * result, bad flags and a missing login
  * give one line and exit code 2, an API that cannot be reached exit code 3; every command the
  * issue lists (approvals/approve/reject, reviews, policy show/diff/simulate, audit
  * search/export/verify, connectors) against the real routes.
@@ -37,14 +38,42 @@ describe('steward CLI against a live API', () => {
   const config = join(home, 'steward', 'config.json');
   const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
 
-  /** Runs the binary; its standard input is `input` (empty unless given), then closed. */
-  const cli = (args: string[], env: Record<string, string> = {}, input = '') =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-      const child = execFile(process.execPath, [BIN, ...args], { env: { ...process.env, STEWARD_CONFIG: config, ...env }, timeout: 45_000 }, (err, stdout, stderr) =>
-        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /**
+   * Runs the binary; its standard input is `input` (empty unless given), then closed. `printed(re)`
+   * waits until what it printed so far matches (for a command still running) and answers the match.
+   */
+  const cli = (args: string[], env: Record<string, string> = {}, input = '') => {
+    let printed = '';
+    let exited = false;
+    const run = new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+      const child = execFile(process.execPath, [BIN, ...args], { env: { ...process.env, STEWARD_CONFIG: config, ...env }, timeout: 45_000 }, (err, stdout, stderr) => {
+        exited = true;
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+      child.stdout?.on('data', (d: Buffer | string) => (printed += String(d)));
       child.stdin?.end(input);
     });
+    return Object.assign(run, {
+      printed: async (re: RegExp): Promise<RegExpExecArray> => {
+        for (const until = Date.now() + 20_000; Date.now() < until; await sleep(100)) {
+          const m = re.exec(printed);
+          if (m) return m;
+          if (exited) break;
+        }
+        throw new Error(`steward ${args.join(' ')} did not print ${re} (it printed: ${printed})`);
+      },
+    });
+  };
+  /** The pending approval of a files.delete, once the worker has asked for it (as the approver sees it). */
+  const pendingDelete = async (cookie: string): Promise<{ id: string; taskId: string | null }> => {
+    for (const until = Date.now() + 20_000; Date.now() < until; await sleep(200)) {
+      const r = await h.http.get('/v1/approvals?state=pending').set('Cookie', cookie);
+      const item = (r.body as { items?: { id: string; taskId: string | null; tool: string }[] }).items?.find((a) => a.tool === 'files.delete');
+      if (item) return item;
+    }
+    throw new Error('no pending files.delete approval');
+  };
 
   beforeAll(async () => {
     execFileSync('npx', ['tsc', '-b', 'apps/cli'], { cwd: ROOT, stdio: 'pipe' });
@@ -208,21 +237,18 @@ describe('steward CLI against a live API', () => {
     expect(nope.stderr).toMatch(/^steward: .*HTTP 404/);
   });
 
-  it('a Watched delete waits: the approver lists it and rejects it (nothing deleted); a Batched write waits in reviews', async () => {
+  it('a Watched delete waits: run --follow names the approval and keeps following; the approver rejects it (nothing deleted); a Batched write waits in reviews', async () => {
     const approverKey = (await newApiKey(h, await login(h, org.users.approver.email), ['*'])).secret;
     const approver = { STEWARD_CONFIG: join(home, 'approver', 'config.json') };
     expect((await cli(['login', '--url', base, '--api-key', approverKey], approver)).code).toBe(0);
 
-    const watched = await cli(['run', '[script:cleanup] remove the old numbers', '--follow']);
-    expect(watched.stderr).toBe('');
-    expect(watched.code).toBe(0);
-    expect(watched.stdout).toMatch(/action: workspace-files\/files\.delete → \S+ \[watched\]/);
-    expect(watched.stdout.trim().split('\n').at(-2)).toBe('result (awaiting_approval):');
-    const taskId = /^task (\S+) started/.exec(watched.stdout)![1];
-
+    const following = cli(['run', '[script:cleanup] remove the old numbers', '--follow']);
+    const pending = await pendingDelete(await login(h, org.users.approver.email));
+    // It says so, and names the approval, while it waits (before anyone decides).
+    expect((await following.printed(/^waiting for approval .*$/m))[0]).toContain(`steward approve ${pending.id}`);
     const listed = await cli(['approvals', '--json'], approver);
     expect(listed.code).toBe(0);
-    const item = (JSON.parse(listed.stdout) as { items: { id: string; taskId: string | null; tool: string; actionType: string }[] }).items.find((a) => a.taskId === taskId);
+    const item = (JSON.parse(listed.stdout) as { items: { id: string; taskId: string | null; tool: string; actionType: string }[] }).items.find((a) => a.id === pending.id);
     expect(item).toMatchObject({ tool: 'files.delete', actionType: 'file.delete' });
     expect((await cli(['approvals'], approver)).stdout).toContain(`${item!.id}\tworkspace-files\tfiles.delete\tfile.delete\t`);
     // The requester may not decide their own request.
@@ -239,6 +265,16 @@ describe('steward CLI against a live API', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^steward: .*HTTP 409/);
 
+    // The follower saw the wait, then the task go on (the model is told a person said no) to its end.
+    const watched = await following;
+    expect(watched.stderr).toBe('');
+    expect(watched.code).toBe(0);
+    expect(/^task (\S+) started/.exec(watched.stdout)![1]).toBe(item!.taskId);
+    expect(watched.stdout).toMatch(/action: workspace-files\/files\.delete → \S+ \[watched\]/);
+    expect(watched.stdout.split('\n').filter((l) => l.startsWith('waiting for approval'))).toEqual([expect.stringContaining(`steward approve ${item!.id}`)]);
+    expect(watched.stdout.trim().split('\n').at(-2)).toBe('result (completed):');
+    expect(watched.stdout.trim().split('\n').at(-1)).toMatch(/^Cleanup not done: /);
+
     const batched = await cli(['run', 'Weekly exec brief', '--follow']);
     expect(batched.code).toBe(0);
     expect(batched.stdout).toMatch(/action: workspace-files\/files\.write → \S+ \[batched\]/);
@@ -247,6 +283,38 @@ describe('steward CLI against a live API', () => {
     expect(reviews.code).toBe(0);
     expect(reviews.stdout.split('\n')).toContain(`${reviewId}\tin_review\t1\t0\t0`);
     expect((JSON.parse((await cli(['reviews', '--json'], approver)).stdout) as { items: { taskId: string; pending: number }[] }).items).toContainEqual(expect.objectContaining({ taskId: reviewId, pending: 1 }));
+  });
+
+  it('run --follow waits through an approval given while it follows, then ends with the result and exit code 0', async () => {
+    const following = cli(['run', '[script:cleanup] tidy the numbers folder', '--follow']);
+    const approval = await pendingDelete(await login(h, org.users.approver.email));
+    await following.printed(/^waiting for approval /m);
+    const approved = await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', await login(h, org.users.approver.email)).send({});
+    expect(approved.status).toBe(200);
+    const r = await following;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(/^task (\S+) started/.exec(lines[0]!)![1]).toBe(approval.taskId);
+    // One line names the approval and where to decide it; the stream goes on after it.
+    const waiting = lines.findIndex((l) => l.startsWith('waiting for approval'));
+    expect(lines.filter((l) => l.startsWith('waiting for approval'))).toHaveLength(1);
+    expect(lines[waiting]).toContain(approval.id);
+    expect(lines[waiting]).toContain(`steward approve ${approval.id}`);
+    expect(lines[waiting]).toMatch(/console/);
+    expect(lines.slice(waiting)).toContain('state: completed');
+    expect(lines.at(-2)).toBe('result (completed):');
+    expect(lines.at(-1)).toBe('Cleanup done.');
+    expect(existsSync(join(ws, 'last-week.csv'))).toBe(false);
+    writeFileSync(join(ws, 'last-week.csv'), 'week,revenue\n46,1200000\n');
+  });
+
+  it('run --follow of a task that fails ends with its result, one line on stderr and exit code 4', async () => {
+    const r = await cli(['run', '[script:hello] [fail-always:529] Say hello', '--follow']);
+    expect(r.code).toBe(4);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^steward: task [0-9a-f-]{36} failed/);
+    expect(r.stdout.trim().split('\n').at(-2)).toBe('result (failed):');
   });
 
   it('policy simulate decides sample actions under a file and leaves no draft behind', async () => {

@@ -3,8 +3,9 @@
  * steward — the command line of Steward: run governed agent tasks and follow them, decide
  * approvals, read reviews, the policy and the audit trail, with an API key of one's own.
  *
- * Exit codes: 0 done; 1 the API refused or the operation failed (a task that failed, a chain
- * that does not verify); 2 a usage error or no login; 3 the API could not be reached.
+ * Exit codes (EXIT_CODES, also in --help): 0 done (`run --follow`: the task completed or waits in
+ * review); 1 the API refused or the operation failed (a chain that does not verify); 2 a usage error
+ * or no login; 3 the API could not be reached; 4 `run --follow`: the task failed or was cancelled.
  * Errors are one line on stderr. `--json` prints the API's answers as JSON for scripts.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -15,6 +16,13 @@ import createClient, { type Client } from 'openapi-fetch';
 import type { components, operations, paths } from './api-types';
 
 const VERSION = '0.1.0';
+
+const EXIT_CODES = `Exit codes:
+  0  done (run --follow: the task completed, or waits in review)
+  1  the API refused, or the operation failed (an export that does not verify)
+  2  usage error, or not logged in
+  3  the API could not be reached
+  4  run --follow: the task failed or was cancelled`;
 
 class CliError extends Error {
   constructor(
@@ -123,8 +131,10 @@ async function ok<R extends { data?: unknown; error?: unknown; response: Respons
   return r.data as NonNullable<R['data']>;
 }
 
+type Call = <R extends { data?: unknown; error?: unknown; response: Response }>(p: Promise<R>) => Promise<NonNullable<R['data']>>;
+
 /** The logged-in user's client, and a helper that unwraps its calls. */
-function session(): { api: Api; call: <R extends { data?: unknown; error?: unknown; response: Response }>(p: Promise<R>) => Promise<NonNullable<R['data']>> } {
+function session(): { api: Api; call: Call } {
   const login = loadLogin();
   const api = client(login);
   return { api, call: (p) => ok(login, p) };
@@ -140,29 +150,43 @@ const table = <T extends object>(rows: readonly T[], cols: readonly (keyof T & s
 };
 
 /**
- * One event of GET /v1/tasks/{id}/events. The OpenAPI document describes the stream as
+ * One event of GET /v1/tasks/{id}/events: `seq` is its sequence number in the task (the SSE `id`),
+ * which a reconnection resumes after. The OpenAPI document describes the stream as
  * text/event-stream without a schema for its events, so their data is read field by field.
  */
-type TaskEvent = { event: string; data: Record<string, unknown> };
+type TaskEvent = { seq: number | null; event: string; data: Record<string, unknown> };
 type TaskState = operations['getTask']['responses'][200]['content']['application/json']['state'];
 
-/** Reads a server-sent event stream, calling `on` for each event. */
+/**
+ * Reads a server-sent event stream, calling `on` for each whole event. A dropped connection
+ * rejects (the events before it were delivered); an event whose data is not JSON is a CliError.
+ */
 async function readSse(body: ReadableStream<Uint8Array>, on: (e: TaskEvent) => void): Promise<void> {
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
+    buffer += decoder.decode(chunk, { stream: true }).replace(/\r\n?/g, '\n');
     let at: number;
     while ((at = buffer.indexOf('\n\n')) >= 0) {
       const block = buffer.slice(0, at);
       buffer = buffer.slice(at + 2);
       let event = 'message';
+      let id = '';
       const data: string[] = [];
       for (const line of block.split('\n')) {
         if (line.startsWith('event:')) event = line.slice(6).trim();
+        else if (line.startsWith('id:')) id = line.slice(3).trim();
         else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
       }
-      if (data.length) on({ event, data: JSON.parse(data.join('\n')) as Record<string, unknown> });
+      if (!data.length) continue;
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(data.join('\n')) as Record<string, unknown>;
+      } catch {
+        throw new CliError(`the API sent a task event that is not JSON (${event})`, 1);
+      }
+      const seq = /^\d{1,12}$/.test(id) ? Number(id) : typeof parsed.seq === 'number' ? parsed.seq : null;
+      on({ seq, event, data: parsed });
     }
   }
 }
@@ -184,7 +208,76 @@ function describeEvent({ event, data: d }: TaskEvent): string | null {
   }
 }
 
-const TERMINAL: readonly TaskState[] = ['completed', 'failed', 'cancelled', 'in_review', 'awaiting_approval'];
+/** Where a followed task ends; `awaiting_approval` is not one: the task goes on once a person decides. */
+const FINAL: readonly TaskState[] = ['completed', 'failed', 'cancelled', 'in_review'];
+/** How often a task waiting for an approval is looked at: from 1 s, slowing to every 5 s. */
+const approvalPoll = (n: number) => Math.min(Math.round(1_000 * 1.5 ** n), 5_000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Follows a task to its end (FINAL), printing each event once: each stream is read after the last
+ * event printed (`after`, the event's sequence number); while the task waits for an approval (the
+ * API ends the stream then) one line names each pending approval and the task is looked at until
+ * it goes on. `on` gets each event.
+ */
+async function followTask(api: Api, call: Call, taskId: string, on: (e: TaskEvent) => void): Promise<void> {
+  const byId = { params: { path: { id: taskId } } };
+  let last = 0;
+  let seen: TaskState | null = null;
+  let waits = 0;
+  const announced = new Set<string>();
+  /** The task's events after the last one printed; `follow`: until the API ends the stream. */
+  const read = async () => {
+    const stream = await call(api.GET('/v1/tasks/{id}/events', { params: { path: { id: taskId }, query: { follow: 'true', ...(last ? { after: last } : {}) } }, parseAs: 'stream' }));
+    await readSse(stream, (e) => {
+      if (e.seq !== null) {
+        if (e.seq <= last) return;
+        last = e.seq;
+      }
+      if (e.event === 'state' && typeof e.data.state === 'string') seen = e.data.state as TaskState;
+      on(e);
+    });
+  };
+  /** One line for each approval the task newly waits for: its id and where to decide it. */
+  const announce = async () => {
+    let items: { id: string; kind: string; connector: string; tool: string }[] = [];
+    try {
+      items = (await call(api.GET('/v1/approvals', { params: { query: { state: 'pending', limit: 200 } } }))).items.filter((a) => a.taskId === taskId);
+    } catch {
+      // A key that may not list approvals still follows the task.
+    }
+    if (!items.length && !announced.size) {
+      announced.add('');
+      if (!asJson) out('waiting for approval: an approver decides it with "steward approve <id>" ("steward approvals" lists them) or in the console');
+    }
+    for (const a of items) {
+      if (announced.has(a.id)) continue;
+      announced.add(a.id);
+      if (asJson) continue;
+      if (a.kind === 'outcome_unknown') out(`waiting for approval ${a.id}: ${a.connector}/${a.tool} was interrupted and its outcome is unknown; a person settles it in the console`);
+      else out(`waiting for approval ${a.id} (${a.connector}/${a.tool}): an approver decides it with "steward approve ${a.id}" or "steward reject ${a.id} --reason ..." or in the console`);
+    }
+  };
+
+  for (let ending = false; ; ) {
+    await read();
+    if (ending) return;
+    const state = (await call(api.GET('/v1/tasks/{id}', byId))).state;
+    if (FINAL.includes(state)) {
+      // Its last events came with the stream, unless the task ended after the stream did (while it waited): one more read.
+      if (seen === state) return;
+      ending = true;
+    } else if (state === 'awaiting_approval') {
+      await announce();
+      await sleep(approvalPoll(waits++));
+    } else {
+      waits = 0;
+      // The API ended the stream of a running task (its time limit): open it again, but not in a busy loop.
+      await sleep(250);
+    }
+  }
+}
+
 const EXPORT_FORMATS = ['ndjson', 'csv', 'cef', 'ocsf', 'ecs'] as const satisfies readonly NonNullable<Query<'exportAuditTrail'>['format']>[];
 
 export function program(): Command {
@@ -195,6 +288,7 @@ export function program(): Command {
     .showSuggestionAfterError(false)
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, writeOut: (s) => process.stdout.write(s) })
+    .addHelpText('after', `\n${EXIT_CODES}`)
     .hook('preAction', (cmd) => {
       asJson = !!cmd.optsWithGlobals().json;
     });
@@ -222,7 +316,11 @@ export function program(): Command {
     .argument('<prompt>', 'what the agent should do')
     .option('--workflow <key>', 'the workflow it belongs to (its trust levels)')
     .option('--connector <name...>', 'installed connectors the task may use')
-    .option('--follow', 'stream progress until the task stops')
+    .option('--follow', 'stream progress until the task ends (completed, failed, cancelled or in review), waiting through approvals')
+    .addHelpText(
+      'after',
+      '\nWith --follow, a Watched action that waits for an approval prints its id and keeps following until an approver decides (steward approve <id>, or the console). Exit code 0: completed or in review; 4: failed or cancelled.',
+    )
     .action(async (prompt: string, o: { workflow?: string; connector?: string[]; follow?: boolean }) => {
       const { api, call } = session();
       const task = await call(api.POST('/v1/tasks', { body: { prompt, workflow: o.workflow, connectors: o.connector } satisfies Body<'createTask'> }));
@@ -231,29 +329,22 @@ export function program(): Command {
         return;
       }
       if (!asJson) out(`task ${task.id} started`);
-      const byId = { params: { path: { id: task.id } } };
-      let state: TaskState = task.state;
       const outputs: string[] = [];
       const events: unknown[] = [];
-      for (let attempt = 0; attempt < 20 && !TERMINAL.includes(state); attempt++) {
-        const stream = await call(api.GET('/v1/tasks/{id}/events', { params: { path: { id: task.id }, query: { follow: 'true' } }, parseAs: 'stream' }));
-        await readSse(stream, (e) => {
-          events.push({ event: e.event, ...e.data });
-          if (e.event === 'state') state = String(e.data.state) as TaskState;
-          if (e.event === 'output' && typeof e.data.text === 'string') outputs.push(e.data.text);
-          const line = describeEvent(e);
-          if (line && !asJson) out(line);
-        });
-        if (!TERMINAL.includes(state)) state = (await call(api.GET('/v1/tasks/{id}', byId))).state;
-      }
-      const final = await call(api.GET('/v1/tasks/{id}', byId));
+      await followTask(api, call, task.id, (e) => {
+        events.push({ event: e.event, ...e.data });
+        if (e.event === 'output' && typeof e.data.text === 'string') outputs.push(e.data.text);
+        const line = describeEvent(e);
+        if (line && !asJson) out(line);
+      });
+      const final = await call(api.GET('/v1/tasks/{id}', { params: { path: { id: task.id } } }));
       const result = outputs.join('').trim();
       print({ task: final, result, events }, () => {
         out(`result (${final.state}):`);
         out(result || '(no output)');
       });
       const message = final.error && typeof final.error.message === 'string' ? final.error.message : '';
-      if (final.state === 'failed' || final.state === 'cancelled') throw new CliError(`task ${final.id} ${final.state}${message ? `: ${message}` : ''}`, 1);
+      if (final.state === 'failed' || final.state === 'cancelled') throw new CliError(`task ${final.id} ${final.state}${message ? `: ${message}` : ''}`, 4);
     });
 
   p.command('tasks')
