@@ -1,5 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,8 +18,8 @@ import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './su
  * The `steward` CLI (apps/cli), built and run as a binary against a live API and worker
  * (the scripted model server, real PostgreSQL and Redis): login stores the key 0600 (read from
  * standard input or STEWARD_API_KEY; plain http only to a loopback address), `run --follow` shows
- * progress, keeps following while the task waits for an approval and ends with the task's
- * result, bad flags and a missing login
+ * progress, keeps following while the task waits for an approval, resumes a dropped stream
+ * without repeating events and ends with the task's result, bad flags and a missing login
  * give one line and exit code 2, an API that cannot be reached exit code 3; every command the
  * issue lists (approvals/approve/reject, reviews, policy show/diff/simulate, audit
  * search/export/verify, connectors) against the real routes.
@@ -315,6 +316,66 @@ describe('steward CLI against a live API', () => {
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^steward: task [0-9a-f-]{36} failed/);
     expect(r.stdout.trim().split('\n').at(-2)).toBe('result (failed):');
+  });
+
+  it('run --follow resumes a dropped event stream after the last event it printed: each event once', async () => {
+    // A proxy in front of the API that cuts the first event stream after its first events.
+    const eventRequests: string[] = [];
+    let cutAfter: number | null = null;
+    const upstream = new URL(base);
+    const proxy = createHttpServer((req, res) => {
+      const cut = /\/events/.test(req.url ?? '') && eventRequests.push(req.url ?? '') === 1;
+      let gone = false;
+      const up = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.on('data', (chunk: Buffer) => {
+          if (gone) return;
+          const text = chunk.toString('utf8');
+          if (cut && /^id: \d+$/m.test(text)) {
+            gone = true;
+            // The last event the client has whole: everything before the chunk's last blank line.
+            const whole = text.slice(0, text.lastIndexOf('\n\n') + 2);
+            cutAfter = Number([...whole.matchAll(/^id: (\d+)$/gm)].at(-1)?.[1] ?? 0);
+            res.write(chunk, () => {
+              res.socket?.destroy();
+              up.destroy();
+            });
+            return;
+          }
+          res.write(chunk);
+        });
+        upRes.on('end', () => gone || res.end());
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const viaProxy = join(home, 'proxy', 'config.json');
+      mkdirSync(join(home, 'proxy'));
+      writeFileSync(viaProxy, JSON.stringify({ url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, apiKey: key }));
+      const r = await cli(['run', '[script:read-only] [slow:500] Summarise last week again', '--follow'], { STEWARD_CONFIG: viaProxy });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(cutAfter).toBeGreaterThan(0);
+      expect(eventRequests.length).toBeGreaterThanOrEqual(2);
+      expect(new URL(eventRequests[1]!, 'http://x').searchParams.get('after')).toBe(String(cutAfter));
+      const lines = r.stdout.trim().split('\n');
+      // Each event of the task's log printed once: as many lines of each kind as it has events.
+      const log = await (await fetch(`${base}/v1/tasks/${/^task (\S+) started/.exec(lines[0]!)![1]}/events?follow=false`, { headers: { authorization: `Bearer ${key}` } })).text();
+      const kinds = [...log.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+      const count = (kind: string) => kinds.filter((k) => k === kind).length;
+      expect(count('action')).toBe(1);
+      expect(lines.filter((l) => l.startsWith('state: '))).toHaveLength(count('state'));
+      expect(lines.filter((l) => l === 'model turn')).toHaveLength(count('model'));
+      expect(lines.filter((l) => /^action: workspace-files\/files\.read → executed \[autonomous\]/.test(l))).toHaveLength(1);
+      expect(lines.filter((l) => l === 'state: completed')).toHaveLength(1);
+      expect(lines.at(-2)).toBe('result (completed):');
+      expect(lines.at(-1)).toMatch(/^Summary: .*week,revenue.*1200000/);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it('policy simulate decides sample actions under a file and leaves no draft behind', async () => {

@@ -5,7 +5,8 @@
  *
  * Exit codes (EXIT_CODES, also in --help): 0 done (`run --follow`: the task completed or waits in
  * review); 1 the API refused or the operation failed (a chain that does not verify); 2 a usage error
- * or no login; 3 the API could not be reached; 4 `run --follow`: the task failed or was cancelled.
+ * or no login; 3 the API could not be reached (or a followed task's event stream was lost for good);
+ * 4 `run --follow`: the task failed or was cancelled.
  * Errors are one line on stderr. `--json` prints the API's answers as JSON for scripts.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -21,13 +22,15 @@ const EXIT_CODES = `Exit codes:
   0  done (run --follow: the task completed, or waits in review)
   1  the API refused, or the operation failed (an export that does not verify)
   2  usage error, or not logged in
-  3  the API could not be reached
+  3  the API could not be reached (run --follow: its event stream was lost after retries)
   4  run --follow: the task failed or was cancelled`;
 
 class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: number,
+    /** Worth another try for a read: the API could not be reached, or answered 429 or 5xx. */
+    readonly transient = false,
   ) {
     super(message);
   }
@@ -117,7 +120,7 @@ function refusal(error: unknown, res: Response): string {
 
 /**
  * Awaits one typed call: its answer, or a CliError — exit code 1 when the API refused
- * (problem+json), 3 when it could not be reached.
+ * (problem+json), 3 when it could not be reached (both transient when worth another try).
  */
 async function ok<R extends { data?: unknown; error?: unknown; response: Response }>(c: Stored, call: Promise<R>): Promise<NonNullable<R['data']>> {
   let r: R;
@@ -125,9 +128,9 @@ async function ok<R extends { data?: unknown; error?: unknown; response: Respons
     r = await call;
   } catch (err) {
     const cause = (err as Error).cause;
-    throw new CliError(`cannot reach the Steward API at ${c.url}: ${cause instanceof Error ? cause.message : (err as Error).message}`, 3);
+    throw new CliError(`cannot reach the Steward API at ${c.url}: ${cause instanceof Error ? cause.message : (err as Error).message}`, 3, true);
   }
-  if (!r.response.ok) throw new CliError(refusal(r.error, r.response), 1);
+  if (!r.response.ok) throw new CliError(refusal(r.error, r.response), 1, r.response.status === 429 || r.response.status >= 500);
   return r.data as NonNullable<R['data']>;
 }
 
@@ -210,40 +213,59 @@ function describeEvent({ event, data: d }: TaskEvent): string | null {
 
 /** Where a followed task ends; `awaiting_approval` is not one: the task goes on once a person decides. */
 const FINAL: readonly TaskState[] = ['completed', 'failed', 'cancelled', 'in_review'];
+/** A followed stream that drops (or cannot be opened) is tried again this many times in a row, after 0.5, 1, 2, 4, 8 s. */
+const FOLLOW_RETRIES = 5;
+const retryDelay = (failures: number) => Math.min(250 * 2 ** failures, 8_000);
 /** How often a task waiting for an approval is looked at: from 1 s, slowing to every 5 s. */
 const approvalPoll = (n: number) => Math.min(Math.round(1_000 * 1.5 ** n), 5_000);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
- * Follows a task to its end (FINAL), printing each event once: each stream is read after the last
- * event printed (`after`, the event's sequence number); while the task waits for an approval (the
- * API ends the stream then) one line names each pending approval and the task is looked at until
- * it goes on. `on` gets each event.
+ * Follows a task to its end (FINAL), printing each event once: the stream is read from the API; a
+ * dropped stream is opened again (FOLLOW_RETRIES, with backoff) after the last event printed
+ * (`after`, the event's sequence number); while the task waits for an approval (the API ends
+ * the stream then) one line names each pending approval and the task is looked at until it goes
+ * on. `on` gets each event.
  */
 async function followTask(api: Api, call: Call, taskId: string, on: (e: TaskEvent) => void): Promise<void> {
   const byId = { params: { path: { id: taskId } } };
   let last = 0;
   let seen: TaskState | null = null;
+  let failures = 0;
   let waits = 0;
   const announced = new Set<string>();
+  /** One more try after a transient failure, or the failure itself once the tries are spent. */
+  const retry = async (err: unknown) => {
+    if (err instanceof CliError && !err.transient) throw err;
+    if (++failures > FOLLOW_RETRIES) {
+      const why = err instanceof CliError ? err.message : `the event stream of task ${taskId} was cut (${(err as Error).message})`;
+      throw new CliError(`${why}; gave up after ${FOLLOW_RETRIES} retries ("steward tasks" shows where the task is)`, 3);
+    }
+    await sleep(retryDelay(failures));
+  };
   /** The task's events after the last one printed; `follow`: until the API ends the stream. */
   const read = async () => {
+    let got = false;
     const stream = await call(api.GET('/v1/tasks/{id}/events', { params: { path: { id: taskId }, query: { follow: 'true', ...(last ? { after: last } : {}) } }, parseAs: 'stream' }));
     await readSse(stream, (e) => {
       if (e.seq !== null) {
         if (e.seq <= last) return;
         last = e.seq;
       }
+      got = true;
+      failures = 0;
       if (e.event === 'state' && typeof e.data.state === 'string') seen = e.data.state as TaskState;
       on(e);
     });
+    return got;
   };
   /** One line for each approval the task newly waits for: its id and where to decide it. */
   const announce = async () => {
     let items: { id: string; kind: string; connector: string; tool: string }[] = [];
     try {
       items = (await call(api.GET('/v1/approvals', { params: { query: { state: 'pending', limit: 200 } } }))).items.filter((a) => a.taskId === taskId);
-    } catch {
+    } catch (err) {
+      if (err instanceof CliError && err.transient) throw err;
       // A key that may not list approvals still follows the task.
     }
     if (!items.length && !announced.size) {
@@ -260,20 +282,38 @@ async function followTask(api: Api, call: Call, taskId: string, on: (e: TaskEven
   };
 
   for (let ending = false; ; ) {
-    await read();
-    if (ending) return;
-    const state = (await call(api.GET('/v1/tasks/{id}', byId))).state;
+    let got: boolean;
+    try {
+      got = await read();
+    } catch (err) {
+      await retry(err);
+      continue;
+    }
+    if (ending) break;
+    let state: TaskState;
+    try {
+      state = (await call(api.GET('/v1/tasks/{id}', byId))).state;
+    } catch (err) {
+      await retry(err);
+      continue;
+    }
     if (FINAL.includes(state)) {
       // Its last events came with the stream, unless the task ended after the stream did (while it waited): one more read.
       if (seen === state) return;
       ending = true;
     } else if (state === 'awaiting_approval') {
-      await announce();
+      try {
+        await announce();
+      } catch (err) {
+        await retry(err);
+        continue;
+      }
+      failures = 0;
       await sleep(approvalPoll(waits++));
     } else {
       waits = 0;
-      // The API ended the stream of a running task (its time limit): open it again, but not in a busy loop.
-      await sleep(250);
+      // The API ended the stream of a running task (its time limit, or a fault on its side): open it again, but not in a busy loop.
+      if (!got) await retry(new Error('the stream ended early'));
     }
   }
 }
@@ -319,7 +359,7 @@ export function program(): Command {
     .option('--follow', 'stream progress until the task ends (completed, failed, cancelled or in review), waiting through approvals')
     .addHelpText(
       'after',
-      '\nWith --follow, a Watched action that waits for an approval prints its id and keeps following until an approver decides (steward approve <id>, or the console). Exit code 0: completed or in review; 4: failed or cancelled.',
+      '\nWith --follow, a Watched action that waits for an approval prints its id and keeps following until an approver decides (steward approve <id>, or the console); a dropped stream is resumed after the last event shown. Exit code 0: completed or in review; 4: failed or cancelled.',
     )
     .action(async (prompt: string, o: { workflow?: string; connector?: string[]; follow?: boolean }) => {
       const { api, call } = session();
