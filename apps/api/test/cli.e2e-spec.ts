@@ -1,5 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -15,8 +16,10 @@ import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './su
 
 /**
  * The `steward` CLI (apps/cli), built and run as a binary against a live API and worker
- * (the scripted model server, real PostgreSQL and Redis): login stores the key 0600,
- * `run --follow` shows progress and ends with the task's result, bad flags and a missing login
+ * (the scripted model server, real PostgreSQL and Redis): login stores the key 0600 (read from
+ * standard input or STEWARD_API_KEY; plain http only to a loopback address), `run --follow` shows
+ * progress, keeps following while the task waits for an approval, resumes a dropped stream
+ * without repeating events and ends with the task's result, bad flags and a missing login
  * give one line and exit code 2, an API that cannot be reached exit code 3; every command the
  * issue lists (approvals/approve/reject, reviews, policy show/diff/simulate, audit
  * search/export/verify, connectors) against the real routes.
@@ -36,12 +39,42 @@ describe('steward CLI against a live API', () => {
   const config = join(home, 'steward', 'config.json');
   const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
 
-  const cli = (args: string[], env: Record<string, string> = {}) =>
-    new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
-      execFile(process.execPath, [BIN, ...args], { env: { ...process.env, STEWARD_CONFIG: config, ...env }, timeout: 45_000 }, (err, stdout, stderr) =>
-        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr }),
-      );
+  const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+  /**
+   * Runs the binary; its standard input is `input` (empty unless given), then closed. `printed(re)`
+   * waits until what it printed so far matches (for a command still running) and answers the match.
+   */
+  const cli = (args: string[], env: Record<string, string> = {}, input = '') => {
+    let printed = '';
+    let exited = false;
+    const run = new Promise<{ code: number; stdout: string; stderr: string }>((done) => {
+      const child = execFile(process.execPath, [BIN, ...args], { env: { ...process.env, STEWARD_CONFIG: config, ...env }, timeout: 45_000 }, (err, stdout, stderr) => {
+        exited = true;
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      });
+      child.stdout?.on('data', (d: Buffer | string) => (printed += String(d)));
+      child.stdin?.end(input);
     });
+    return Object.assign(run, {
+      printed: async (re: RegExp): Promise<RegExpExecArray> => {
+        for (const until = Date.now() + 20_000; Date.now() < until; await sleep(100)) {
+          const m = re.exec(printed);
+          if (m) return m;
+          if (exited) break;
+        }
+        throw new Error(`steward ${args.join(' ')} did not print ${re} (it printed: ${printed})`);
+      },
+    });
+  };
+  /** The pending approval of a files.delete, once the worker has asked for it (as the approver sees it). */
+  const pendingDelete = async (cookie: string): Promise<{ id: string; taskId: string | null }> => {
+    for (const until = Date.now() + 20_000; Date.now() < until; await sleep(200)) {
+      const r = await h.http.get('/v1/approvals?state=pending').set('Cookie', cookie);
+      const item = (r.body as { items?: { id: string; taskId: string | null; tool: string }[] }).items?.find((a) => a.tool === 'files.delete');
+      if (item) return item;
+    }
+    throw new Error('no pending files.delete approval');
+  };
 
   beforeAll(async () => {
     execFileSync('npx', ['tsc', '-b', 'apps/cli'], { cwd: ROOT, stdio: 'pipe' });
@@ -109,6 +142,38 @@ describe('steward CLI against a live API', () => {
     expect(JSON.parse(readFileSync(config, 'utf8'))).toEqual({ url: base, apiKey: key });
   });
 
+  it('login reads the key from standard input or STEWARD_API_KEY, off the command line; plain http to a remote host is refused (exit 2)', async () => {
+    const stored = (name: string) => join(home, name, 'config.json');
+    const piped = await cli(['login', '--url', base, '--api-key-stdin'], { STEWARD_CONFIG: stored('stdin') }, `${key}\n`);
+    expect(piped.stderr).toBe('');
+    expect(piped.code).toBe(0);
+    expect(piped.stdout).toContain(org.users.member.email);
+    expect(statSync(stored('stdin')).mode & 0o777).toBe(0o600);
+    expect(JSON.parse(readFileSync(stored('stdin'), 'utf8'))).toEqual({ url: base, apiKey: key });
+    // Without a key flag, a standard input that is not a terminal is read too.
+    expect((await cli(['login', '--url', base], { STEWARD_CONFIG: stored('implicit') }, key)).code).toBe(0);
+    expect(JSON.parse(readFileSync(stored('implicit'), 'utf8'))).toEqual({ url: base, apiKey: key });
+    const env = await cli(['login', '--url', base], { STEWARD_CONFIG: stored('env'), STEWARD_API_KEY: key });
+    expect(env.stderr).toBe('');
+    expect(env.code).toBe(0);
+    expect(JSON.parse(readFileSync(stored('env'), 'utf8'))).toEqual({ url: base, apiKey: key });
+
+    for (const bad of [
+      await cli(['login', '--url', base], { STEWARD_CONFIG: stored('none') }), // no key anywhere (an empty standard input)
+      await cli(['login', '--url', base, '--api-key-stdin', '--api-key', key], { STEWARD_CONFIG: stored('none') }, key),
+    ]) {
+      expect(bad.code).toBe(2);
+      expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+    }
+    const remote = await cli(['login', '--url', 'http://example.com', '--api-key-stdin'], { STEWARD_CONFIG: stored('remote') }, key);
+    expect(remote.code).toBe(2);
+    expect(remote.stderr.trim().split('\n')).toHaveLength(1);
+    expect(remote.stderr).toMatch(/^steward: .*http:\/\/example\.com.*https/);
+    expect(remote.stderr).not.toContain(key);
+    expect(existsSync(stored('remote'))).toBe(false);
+    expect(existsSync(stored('none'))).toBe(false);
+  });
+
   it('run --follow shows the progress and ends with the task result; tasks --json lists it', async () => {
     const r = await cli(['run', '[script:read-only] Summarise last week', '--follow']);
     expect(r.stderr).toBe('');
@@ -173,21 +238,18 @@ describe('steward CLI against a live API', () => {
     expect(nope.stderr).toMatch(/^steward: .*HTTP 404/);
   });
 
-  it('a Watched delete waits: the approver lists it and rejects it (nothing deleted); a Batched write waits in reviews', async () => {
+  it('a Watched delete waits: run --follow names the approval and keeps following; the approver rejects it (nothing deleted); a Batched write waits in reviews', async () => {
     const approverKey = (await newApiKey(h, await login(h, org.users.approver.email), ['*'])).secret;
     const approver = { STEWARD_CONFIG: join(home, 'approver', 'config.json') };
     expect((await cli(['login', '--url', base, '--api-key', approverKey], approver)).code).toBe(0);
 
-    const watched = await cli(['run', '[script:cleanup] remove the old numbers', '--follow']);
-    expect(watched.stderr).toBe('');
-    expect(watched.code).toBe(0);
-    expect(watched.stdout).toMatch(/action: workspace-files\/files\.delete → \S+ \[watched\]/);
-    expect(watched.stdout.trim().split('\n').at(-2)).toBe('result (awaiting_approval):');
-    const taskId = /^task (\S+) started/.exec(watched.stdout)![1];
-
+    const following = cli(['run', '[script:cleanup] remove the old numbers', '--follow']);
+    const pending = await pendingDelete(await login(h, org.users.approver.email));
+    // It says so, and names the approval, while it waits (before anyone decides).
+    expect((await following.printed(/^waiting for approval .*$/m))[0]).toContain(`steward approve ${pending.id}`);
     const listed = await cli(['approvals', '--json'], approver);
     expect(listed.code).toBe(0);
-    const item = (JSON.parse(listed.stdout) as { items: { id: string; taskId: string | null; tool: string; actionType: string }[] }).items.find((a) => a.taskId === taskId);
+    const item = (JSON.parse(listed.stdout) as { items: { id: string; taskId: string | null; tool: string; actionType: string }[] }).items.find((a) => a.id === pending.id);
     expect(item).toMatchObject({ tool: 'files.delete', actionType: 'file.delete' });
     expect((await cli(['approvals'], approver)).stdout).toContain(`${item!.id}\tworkspace-files\tfiles.delete\tfile.delete\t`);
     // The requester may not decide their own request.
@@ -204,6 +266,16 @@ describe('steward CLI against a live API', () => {
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/^steward: .*HTTP 409/);
 
+    // The follower saw the wait, then the task go on (the model is told a person said no) to its end.
+    const watched = await following;
+    expect(watched.stderr).toBe('');
+    expect(watched.code).toBe(0);
+    expect(/^task (\S+) started/.exec(watched.stdout)![1]).toBe(item!.taskId);
+    expect(watched.stdout).toMatch(/action: workspace-files\/files\.delete → \S+ \[watched\]/);
+    expect(watched.stdout.split('\n').filter((l) => l.startsWith('waiting for approval'))).toEqual([expect.stringContaining(`steward approve ${item!.id}`)]);
+    expect(watched.stdout.trim().split('\n').at(-2)).toBe('result (completed):');
+    expect(watched.stdout.trim().split('\n').at(-1)).toMatch(/^Cleanup not done: /);
+
     const batched = await cli(['run', 'Weekly exec brief', '--follow']);
     expect(batched.code).toBe(0);
     expect(batched.stdout).toMatch(/action: workspace-files\/files\.write → \S+ \[batched\]/);
@@ -212,6 +284,98 @@ describe('steward CLI against a live API', () => {
     expect(reviews.code).toBe(0);
     expect(reviews.stdout.split('\n')).toContain(`${reviewId}\tin_review\t1\t0\t0`);
     expect((JSON.parse((await cli(['reviews', '--json'], approver)).stdout) as { items: { taskId: string; pending: number }[] }).items).toContainEqual(expect.objectContaining({ taskId: reviewId, pending: 1 }));
+  });
+
+  it('run --follow waits through an approval given while it follows, then ends with the result and exit code 0', async () => {
+    const following = cli(['run', '[script:cleanup] tidy the numbers folder', '--follow']);
+    const approval = await pendingDelete(await login(h, org.users.approver.email));
+    await following.printed(/^waiting for approval /m);
+    const approved = await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', await login(h, org.users.approver.email)).send({});
+    expect(approved.status).toBe(200);
+    const r = await following;
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(/^task (\S+) started/.exec(lines[0]!)![1]).toBe(approval.taskId);
+    // One line names the approval and where to decide it; the stream goes on after it.
+    const waiting = lines.findIndex((l) => l.startsWith('waiting for approval'));
+    expect(lines.filter((l) => l.startsWith('waiting for approval'))).toHaveLength(1);
+    expect(lines[waiting]).toContain(approval.id);
+    expect(lines[waiting]).toContain(`steward approve ${approval.id}`);
+    expect(lines[waiting]).toMatch(/console/);
+    expect(lines.slice(waiting)).toContain('state: completed');
+    expect(lines.at(-2)).toBe('result (completed):');
+    expect(lines.at(-1)).toBe('Cleanup done.');
+    expect(existsSync(join(ws, 'last-week.csv'))).toBe(false);
+    writeFileSync(join(ws, 'last-week.csv'), 'week,revenue\n46,1200000\n');
+  });
+
+  it('run --follow of a task that fails ends with its result, one line on stderr and exit code 4', async () => {
+    const r = await cli(['run', '[script:hello] [fail-always:529] Say hello', '--follow']);
+    expect(r.code).toBe(4);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toMatch(/^steward: task [0-9a-f-]{36} failed/);
+    expect(r.stdout.trim().split('\n').at(-2)).toBe('result (failed):');
+  });
+
+  it('run --follow resumes a dropped event stream after the last event it printed: each event once', async () => {
+    // A proxy in front of the API that cuts the first event stream after its first events.
+    const eventRequests: string[] = [];
+    let cutAfter: number | null = null;
+    const upstream = new URL(base);
+    const proxy = createHttpServer((req, res) => {
+      const cut = /\/events/.test(req.url ?? '') && eventRequests.push(req.url ?? '') === 1;
+      let gone = false;
+      const up = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.on('data', (chunk: Buffer) => {
+          if (gone) return;
+          const text = chunk.toString('utf8');
+          if (cut && /^id: \d+$/m.test(text)) {
+            gone = true;
+            // The last event the client has whole: everything before the chunk's last blank line.
+            const whole = text.slice(0, text.lastIndexOf('\n\n') + 2);
+            cutAfter = Number([...whole.matchAll(/^id: (\d+)$/gm)].at(-1)?.[1] ?? 0);
+            res.write(chunk, () => {
+              res.socket?.destroy();
+              up.destroy();
+            });
+            return;
+          }
+          res.write(chunk);
+        });
+        upRes.on('end', () => gone || res.end());
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    try {
+      const viaProxy = join(home, 'proxy', 'config.json');
+      mkdirSync(join(home, 'proxy'));
+      writeFileSync(viaProxy, JSON.stringify({ url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, apiKey: key }));
+      const r = await cli(['run', '[script:read-only] [slow:500] Summarise last week again', '--follow'], { STEWARD_CONFIG: viaProxy });
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(cutAfter).toBeGreaterThan(0);
+      expect(eventRequests.length).toBeGreaterThanOrEqual(2);
+      expect(new URL(eventRequests[1]!, 'http://x').searchParams.get('after')).toBe(String(cutAfter));
+      const lines = r.stdout.trim().split('\n');
+      // Each event of the task's log printed once: as many lines of each kind as it has events.
+      const log = await (await fetch(`${base}/v1/tasks/${/^task (\S+) started/.exec(lines[0]!)![1]}/events?follow=false`, { headers: { authorization: `Bearer ${key}` } })).text();
+      const kinds = [...log.matchAll(/^event: (\w+)$/gm)].map((m) => m[1]);
+      const count = (kind: string) => kinds.filter((k) => k === kind).length;
+      expect(count('action')).toBe(1);
+      expect(lines.filter((l) => l.startsWith('state: '))).toHaveLength(count('state'));
+      expect(lines.filter((l) => l === 'model turn')).toHaveLength(count('model'));
+      expect(lines.filter((l) => /^action: workspace-files\/files\.read → executed \[autonomous\]/.test(l))).toHaveLength(1);
+      expect(lines.filter((l) => l === 'state: completed')).toHaveLength(1);
+      expect(lines.at(-2)).toBe('result (completed):');
+      expect(lines.at(-1)).toMatch(/^Summary: .*week,revenue.*1200000/);
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it('policy simulate decides sample actions under a file and leaves no draft behind', async () => {

@@ -3,8 +3,10 @@
  * steward — the command line of Steward: run governed agent tasks and follow them, decide
  * approvals, read reviews, the policy and the audit trail, with an API key of one's own.
  *
- * Exit codes: 0 done; 1 the API refused or the operation failed (a task that failed, a chain
- * that does not verify); 2 a usage error or no login; 3 the API could not be reached.
+ * Exit codes (EXIT_CODES, also in --help): 0 done (`run --follow`: the task completed or waits in
+ * review); 1 the API refused or the operation failed (a chain that does not verify); 2 a usage error
+ * or no login; 3 the API could not be reached (or a followed task's event stream was lost for good);
+ * 4 `run --follow`: the task failed or was cancelled.
  * Errors are one line on stderr. `--json` prints the API's answers as JSON for scripts.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -16,10 +18,19 @@ import type { components, operations, paths } from './api-types';
 
 const VERSION = '0.1.0';
 
+const EXIT_CODES = `Exit codes:
+  0  done (run --follow: the task completed, or waits in review)
+  1  the API refused, or the operation failed (an export that does not verify)
+  2  usage error, or not logged in
+  3  the API could not be reached (run --follow: its event stream was lost after retries)
+  4  run --follow: the task failed or was cancelled`;
+
 class CliError extends Error {
   constructor(
     message: string,
     readonly exitCode: number,
+    /** Worth another try for a read: the API could not be reached, or answered 429 or 5xx. */
+    readonly transient = false,
   ) {
     super(message);
   }
@@ -32,16 +43,41 @@ interface Stored {
 
 const configPath = () => process.env.STEWARD_CONFIG || join(process.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'steward', 'config.json');
 
+/** Hosts that plain http may reach: the key never leaves the machine. */
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
+
+/** The API's URL, or a usage error: an http(s) URL, and https unless the host is loopback (the key is sent on every call). */
+function apiUrl(url: string): URL {
+  const u = URL.canParse(url) ? new URL(url) : null;
+  if (!u || !/^https?:$/.test(u.protocol)) throw new CliError(`"${url}" is not an http(s) URL`, 2);
+  if (u.protocol === 'http:' && !LOOPBACK.test(u.hostname)) throw new CliError(`refusing ${u.origin}: plain http would send the API key unencrypted; use https:// (http only to localhost, 127.0.0.1 or ::1)`, 2);
+  return u;
+}
+
 function loadLogin(): Stored {
   const path = configPath();
-  if (!existsSync(path)) throw new CliError('not logged in: run "steward login --url <api-url> --api-key <key>" first', 2);
+  if (!existsSync(path)) throw new CliError('not logged in: run "steward login --url <api-url> --api-key-stdin" (the key on standard input) first', 2);
+  let c: Partial<Stored>;
   try {
-    const c = JSON.parse(readFileSync(path, 'utf8')) as Partial<Stored>;
+    c = JSON.parse(readFileSync(path, 'utf8')) as Partial<Stored>;
     if (typeof c.url !== 'string' || typeof c.apiKey !== 'string') throw new Error('incomplete');
-    return { url: c.url, apiKey: c.apiKey };
   } catch {
     throw new CliError(`the config file ${path} is not valid: run "steward login" again`, 2);
   }
+  apiUrl(c.url);
+  return { url: c.url, apiKey: c.apiKey };
+}
+
+/** Standard input, whole (an API key: a few bytes; more is refused), without its surrounding whitespace. */
+async function readStdin(limit = 4096): Promise<string> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of process.stdin as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > limit) throw new CliError('standard input holds more than an API key', 2);
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks).toString('utf8').trim();
 }
 
 function saveLogin(c: Stored): string {
@@ -84,7 +120,7 @@ function refusal(error: unknown, res: Response): string {
 
 /**
  * Awaits one typed call: its answer, or a CliError — exit code 1 when the API refused
- * (problem+json), 3 when it could not be reached.
+ * (problem+json), 3 when it could not be reached (both transient when worth another try).
  */
 async function ok<R extends { data?: unknown; error?: unknown; response: Response }>(c: Stored, call: Promise<R>): Promise<NonNullable<R['data']>> {
   let r: R;
@@ -92,14 +128,16 @@ async function ok<R extends { data?: unknown; error?: unknown; response: Respons
     r = await call;
   } catch (err) {
     const cause = (err as Error).cause;
-    throw new CliError(`cannot reach the Steward API at ${c.url}: ${cause instanceof Error ? cause.message : (err as Error).message}`, 3);
+    throw new CliError(`cannot reach the Steward API at ${c.url}: ${cause instanceof Error ? cause.message : (err as Error).message}`, 3, true);
   }
-  if (!r.response.ok) throw new CliError(refusal(r.error, r.response), 1);
+  if (!r.response.ok) throw new CliError(refusal(r.error, r.response), 1, r.response.status === 429 || r.response.status >= 500);
   return r.data as NonNullable<R['data']>;
 }
 
+type Call = <R extends { data?: unknown; error?: unknown; response: Response }>(p: Promise<R>) => Promise<NonNullable<R['data']>>;
+
 /** The logged-in user's client, and a helper that unwraps its calls. */
-function session(): { api: Api; call: <R extends { data?: unknown; error?: unknown; response: Response }>(p: Promise<R>) => Promise<NonNullable<R['data']>> } {
+function session(): { api: Api; call: Call } {
   const login = loadLogin();
   const api = client(login);
   return { api, call: (p) => ok(login, p) };
@@ -115,29 +153,43 @@ const table = <T extends object>(rows: readonly T[], cols: readonly (keyof T & s
 };
 
 /**
- * One event of GET /v1/tasks/{id}/events. The OpenAPI document describes the stream as
+ * One event of GET /v1/tasks/{id}/events: `seq` is its sequence number in the task (the SSE `id`),
+ * which a reconnection resumes after. The OpenAPI document describes the stream as
  * text/event-stream without a schema for its events, so their data is read field by field.
  */
-type TaskEvent = { event: string; data: Record<string, unknown> };
+type TaskEvent = { seq: number | null; event: string; data: Record<string, unknown> };
 type TaskState = operations['getTask']['responses'][200]['content']['application/json']['state'];
 
-/** Reads a server-sent event stream, calling `on` for each event. */
+/**
+ * Reads a server-sent event stream, calling `on` for each whole event. A dropped connection
+ * rejects (the events before it were delivered); an event whose data is not JSON is a CliError.
+ */
 async function readSse(body: ReadableStream<Uint8Array>, on: (e: TaskEvent) => void): Promise<void> {
   const decoder = new TextDecoder();
   let buffer = '';
   for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) {
-    buffer += decoder.decode(chunk, { stream: true });
+    buffer += decoder.decode(chunk, { stream: true }).replace(/\r\n?/g, '\n');
     let at: number;
     while ((at = buffer.indexOf('\n\n')) >= 0) {
       const block = buffer.slice(0, at);
       buffer = buffer.slice(at + 2);
       let event = 'message';
+      let id = '';
       const data: string[] = [];
       for (const line of block.split('\n')) {
         if (line.startsWith('event:')) event = line.slice(6).trim();
+        else if (line.startsWith('id:')) id = line.slice(3).trim();
         else if (line.startsWith('data:')) data.push(line.slice(5).trimStart());
       }
-      if (data.length) on({ event, data: JSON.parse(data.join('\n')) as Record<string, unknown> });
+      if (!data.length) continue;
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(data.join('\n')) as Record<string, unknown>;
+      } catch {
+        throw new CliError(`the API sent a task event that is not JSON (${event})`, 1);
+      }
+      const seq = /^\d{1,12}$/.test(id) ? Number(id) : typeof parsed.seq === 'number' ? parsed.seq : null;
+      on({ seq, event, data: parsed });
     }
   }
 }
@@ -159,7 +211,113 @@ function describeEvent({ event, data: d }: TaskEvent): string | null {
   }
 }
 
-const TERMINAL: readonly TaskState[] = ['completed', 'failed', 'cancelled', 'in_review', 'awaiting_approval'];
+/** Where a followed task ends; `awaiting_approval` is not one: the task goes on once a person decides. */
+const FINAL: readonly TaskState[] = ['completed', 'failed', 'cancelled', 'in_review'];
+/** A followed stream that drops (or cannot be opened) is tried again this many times in a row, after 0.5, 1, 2, 4, 8 s. */
+const FOLLOW_RETRIES = 5;
+const retryDelay = (failures: number) => Math.min(250 * 2 ** failures, 8_000);
+/** How often a task waiting for an approval is looked at: from 1 s, slowing to every 5 s. */
+const approvalPoll = (n: number) => Math.min(Math.round(1_000 * 1.5 ** n), 5_000);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Follows a task to its end (FINAL), printing each event once: the stream is read from the API; a
+ * dropped stream is opened again (FOLLOW_RETRIES, with backoff) after the last event printed
+ * (`after`, the event's sequence number); while the task waits for an approval (the API ends
+ * the stream then) one line names each pending approval and the task is looked at until it goes
+ * on. `on` gets each event.
+ */
+async function followTask(api: Api, call: Call, taskId: string, on: (e: TaskEvent) => void): Promise<void> {
+  const byId = { params: { path: { id: taskId } } };
+  let last = 0;
+  let seen: TaskState | null = null;
+  let failures = 0;
+  let waits = 0;
+  const announced = new Set<string>();
+  /** One more try after a transient failure, or the failure itself once the tries are spent. */
+  const retry = async (err: unknown) => {
+    if (err instanceof CliError && !err.transient) throw err;
+    if (++failures > FOLLOW_RETRIES) {
+      const why = err instanceof CliError ? err.message : `the event stream of task ${taskId} was cut (${(err as Error).message})`;
+      throw new CliError(`${why}; gave up after ${FOLLOW_RETRIES} retries ("steward tasks" shows where the task is)`, 3);
+    }
+    await sleep(retryDelay(failures));
+  };
+  /** The task's events after the last one printed; `follow`: until the API ends the stream. */
+  const read = async () => {
+    let got = false;
+    const stream = await call(api.GET('/v1/tasks/{id}/events', { params: { path: { id: taskId }, query: { follow: 'true', ...(last ? { after: last } : {}) } }, parseAs: 'stream' }));
+    await readSse(stream, (e) => {
+      if (e.seq !== null) {
+        if (e.seq <= last) return;
+        last = e.seq;
+      }
+      got = true;
+      failures = 0;
+      if (e.event === 'state' && typeof e.data.state === 'string') seen = e.data.state as TaskState;
+      on(e);
+    });
+    return got;
+  };
+  /** One line for each approval the task newly waits for: its id and where to decide it. */
+  const announce = async () => {
+    let items: { id: string; kind: string; connector: string; tool: string }[] = [];
+    try {
+      items = (await call(api.GET('/v1/approvals', { params: { query: { state: 'pending', limit: 200 } } }))).items.filter((a) => a.taskId === taskId);
+    } catch (err) {
+      if (err instanceof CliError && err.transient) throw err;
+      // A key that may not list approvals still follows the task.
+    }
+    if (!items.length && !announced.size) {
+      announced.add('');
+      if (!asJson) out('waiting for approval: an approver decides it with "steward approve <id>" ("steward approvals" lists them) or in the console');
+    }
+    for (const a of items) {
+      if (announced.has(a.id)) continue;
+      announced.add(a.id);
+      if (asJson) continue;
+      if (a.kind === 'outcome_unknown') out(`waiting for approval ${a.id}: ${a.connector}/${a.tool} was interrupted and its outcome is unknown; a person settles it in the console`);
+      else out(`waiting for approval ${a.id} (${a.connector}/${a.tool}): an approver decides it with "steward approve ${a.id}" or "steward reject ${a.id} --reason ..." or in the console`);
+    }
+  };
+
+  for (let ending = false; ; ) {
+    let got: boolean;
+    try {
+      got = await read();
+    } catch (err) {
+      await retry(err);
+      continue;
+    }
+    if (ending) break;
+    let state: TaskState;
+    try {
+      state = (await call(api.GET('/v1/tasks/{id}', byId))).state;
+    } catch (err) {
+      await retry(err);
+      continue;
+    }
+    if (FINAL.includes(state)) {
+      // Its last events came with the stream, unless the task ended after the stream did (while it waited): one more read.
+      if (seen === state) return;
+      ending = true;
+    } else if (state === 'awaiting_approval') {
+      try {
+        await announce();
+      } catch (err) {
+        await retry(err);
+        continue;
+      }
+      failures = 0;
+      await sleep(approvalPoll(waits++));
+    } else {
+      waits = 0;
+      // The API ended the stream of a running task (its time limit, or a fault on its side): open it again, but not in a busy loop.
+      if (!got) await retry(new Error('the stream ended early'));
+    }
+  }
+}
+
 const EXPORT_FORMATS = ['ndjson', 'csv', 'cef', 'ocsf', 'ecs'] as const satisfies readonly NonNullable<Query<'exportAuditTrail'>['format']>[];
 
 export function program(): Command {
@@ -170,18 +328,24 @@ export function program(): Command {
     .showSuggestionAfterError(false)
     .exitOverride()
     .configureOutput({ writeErr: () => undefined, writeOut: (s) => process.stdout.write(s) })
+    .addHelpText('after', `\n${EXIT_CODES}`)
     .hook('preAction', (cmd) => {
       asJson = !!cmd.optsWithGlobals().json;
     });
 
   p.command('login')
     .description('Store an API key (created in the console) in your config file (mode 0600)')
-    .requiredOption('--url <url>', 'the Steward API, e.g. https://steward.example.com')
-    .requiredOption('--api-key <key>', 'an API key (stw_...)')
-    .action(async (o: { url: string; apiKey: string }) => {
-      if (!URL.canParse(o.url) || !/^https?:$/.test(new URL(o.url).protocol)) throw new CliError(`"${o.url}" is not an http(s) URL`, 2);
-      if (!/^stw_\S{10,200}$/.test(o.apiKey)) throw new CliError('the API key must look like "stw_..."', 2);
-      const login = { url: o.url.replace(/\/+$/, ''), apiKey: o.apiKey };
+    .requiredOption('--url <url>', 'the Steward API, e.g. https://steward.example.com (plain http only to localhost, 127.0.0.1 or ::1)')
+    .option('--api-key-stdin', 'read the API key from standard input (preferred; also done when no key is given and stdin is not a terminal)')
+    .option('--api-key <key>', 'the API key (stw_...) on the command line: others see it in ps and your shell history keeps it; prefer --api-key-stdin or STEWARD_API_KEY')
+    .addHelpText('after', '\nThe key: --api-key-stdin (e.g. `steward login --url <url> --api-key-stdin < key.txt`), else --api-key, else the STEWARD_API_KEY environment variable, else standard input when it is not a terminal.')
+    .action(async (o: { url: string; apiKey?: string; apiKeyStdin?: boolean }) => {
+      apiUrl(o.url);
+      if (o.apiKey !== undefined && o.apiKeyStdin) throw new CliError('give the API key one way: --api-key-stdin or --api-key', 2);
+      const apiKey = o.apiKeyStdin ? await readStdin() : (o.apiKey ?? (process.env.STEWARD_API_KEY || (process.stdin.isTTY ? '' : await readStdin())));
+      if (!apiKey) throw new CliError('no API key: pipe it into "steward login --url <api-url> --api-key-stdin", or set STEWARD_API_KEY', 2);
+      if (!/^stw_\S{10,200}$/.test(apiKey)) throw new CliError('the API key must look like "stw_..."', 2);
+      const login = { url: o.url.replace(/\/+$/, ''), apiKey };
       const who = await ok(login, client(login).GET('/v1/auth/session'));
       const path = saveLogin(login);
       print({ ok: true, config: path, user: who.user?.email ?? null, org: who.org?.name ?? null }, () => out(`logged in as ${who.user?.email ?? 'this key'}${who.org?.name ? ` (${who.org.name})` : ''}; key stored in ${path}`));
@@ -192,7 +356,11 @@ export function program(): Command {
     .argument('<prompt>', 'what the agent should do')
     .option('--workflow <key>', 'the workflow it belongs to (its trust levels)')
     .option('--connector <name...>', 'installed connectors the task may use')
-    .option('--follow', 'stream progress until the task stops')
+    .option('--follow', 'stream progress until the task ends (completed, failed, cancelled or in review), waiting through approvals')
+    .addHelpText(
+      'after',
+      '\nWith --follow, a Watched action that waits for an approval prints its id and keeps following until an approver decides (steward approve <id>, or the console); a dropped stream is resumed after the last event shown. Exit code 0: completed or in review; 4: failed or cancelled.',
+    )
     .action(async (prompt: string, o: { workflow?: string; connector?: string[]; follow?: boolean }) => {
       const { api, call } = session();
       const task = await call(api.POST('/v1/tasks', { body: { prompt, workflow: o.workflow, connectors: o.connector } satisfies Body<'createTask'> }));
@@ -201,29 +369,22 @@ export function program(): Command {
         return;
       }
       if (!asJson) out(`task ${task.id} started`);
-      const byId = { params: { path: { id: task.id } } };
-      let state: TaskState = task.state;
       const outputs: string[] = [];
       const events: unknown[] = [];
-      for (let attempt = 0; attempt < 20 && !TERMINAL.includes(state); attempt++) {
-        const stream = await call(api.GET('/v1/tasks/{id}/events', { params: { path: { id: task.id }, query: { follow: 'true' } }, parseAs: 'stream' }));
-        await readSse(stream, (e) => {
-          events.push({ event: e.event, ...e.data });
-          if (e.event === 'state') state = String(e.data.state) as TaskState;
-          if (e.event === 'output' && typeof e.data.text === 'string') outputs.push(e.data.text);
-          const line = describeEvent(e);
-          if (line && !asJson) out(line);
-        });
-        if (!TERMINAL.includes(state)) state = (await call(api.GET('/v1/tasks/{id}', byId))).state;
-      }
-      const final = await call(api.GET('/v1/tasks/{id}', byId));
+      await followTask(api, call, task.id, (e) => {
+        events.push({ event: e.event, ...e.data });
+        if (e.event === 'output' && typeof e.data.text === 'string') outputs.push(e.data.text);
+        const line = describeEvent(e);
+        if (line && !asJson) out(line);
+      });
+      const final = await call(api.GET('/v1/tasks/{id}', { params: { path: { id: task.id } } }));
       const result = outputs.join('').trim();
       print({ task: final, result, events }, () => {
         out(`result (${final.state}):`);
         out(result || '(no output)');
       });
       const message = final.error && typeof final.error.message === 'string' ? final.error.message : '';
-      if (final.state === 'failed' || final.state === 'cancelled') throw new CliError(`task ${final.id} ${final.state}${message ? `: ${message}` : ''}`, 1);
+      if (final.state === 'failed' || final.state === 'cancelled') throw new CliError(`task ${final.id} ${final.state}${message ? `: ${message}` : ''}`, 4);
     });
 
   p.command('tasks')
