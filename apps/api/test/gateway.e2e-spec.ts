@@ -325,6 +325,17 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     for (let i = 0; i < 100 && !told.length; i++) await new Promise((r) => setTimeout(r, 20));
     expect(told).toEqual(['tools']);
     expect(await write()).toMatch(/^\[Watched/);
+
+    // The client still has what it read in its model's context when it comes back: a new session of
+    // the same key and client starts tainted (and says so in its session_open event); another client does not.
+    await (client.transport as StreamableHTTPClientTransport).terminateSession();
+    const again = await connect(memberKey, 'taint-watcher');
+    expect((await again.listTools()).tools.find((t) => t.name === 'workspace-files__files_write')!.description).toMatch(/^\[Watched/);
+    const sid = (again.transport as StreamableHTTPClientTransport).sessionId!;
+    const [opened] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND action = 'mcp.session_open' AND canonical::jsonb->'payload'->'mcp'->>'session' = $2`, [org.id, sid])).rows;
+    expect(opened.p.inheritedTaint).toEqual(['untrusted']);
+    const other = await connect(memberKey, 'another-client');
+    expect((await other.listTools()).tools.find((t) => t.name === 'workspace-files__files_write')!.description).not.toMatch(/^\[Watched/);
   });
 
   it('Autonomous returns the result; Batched returns it and says it is held for review; each audit event names the client and the session', async () => {

@@ -200,6 +200,8 @@ export const configSchema = z.object({
   GATEWAY_MAX_SESSIONS_PER_USER: z.coerce.number().int().min(1).max(10_000).default(10),
   /** MCP gateway: a session unused this long is closed. */
   GATEWAY_SESSION_IDLE_SECONDS: z.coerce.number().int().min(5).max(86_400).default(1800),
+  /** How long a client that read untrusted content stays tainted across its sessions (hours after the last such read; 0: only for the session). */
+  GATEWAY_TAINT_HOURS: z.coerce.number().int().min(0).max(24 * 90).default(24),
   /** MCP gateway: largest JSON-RPC request body, bytes (at most BODY_LIMIT_BYTES, which applies first). */
   GATEWAY_MAX_REQUEST_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(256 * 1024),
   /**

@@ -130,6 +130,8 @@ interface GatewaySession {
   /** Once a session read untrusted content its outbound actions are decided as tainted (as a task's). */
   tainted: boolean;
   labels: string[];
+  /** Whose taint outlives the session (mcp_client_taint): the member's credential (API key, or OAuth client) and the client's name; when it was last saved. */
+  taintOf: { holder: string; clientName: string; saved: { labels: string; at: number } | null };
   /** Resource URIs this session subscribed to, and the connectors the subscription went to (their updates are relayed). */
   subscribed: Map<string, Set<string>>;
   /** Each tool's name in this session (`connector\ntool` → name; fixed with the manifests at initialize). */
@@ -554,6 +556,14 @@ export class GatewayService implements OnModuleDestroy {
       ...(isObject(caps.sampling) ? { sampling: caps.sampling } : {}),
       ...(isObject(caps.elicitation) ? { elicitation: caps.elicitation } : {}),
     };
+    // A client that read untrusted content in an earlier session still has it in its model's context:
+    // the same member, credential and client name start tainted, with the labels it had.
+    const taintOf = { holder: p.mcpClientId ? `oauth:${p.mcpClientId}` : `${p.kind}:${p.credentialId}`, clientName: String(init.clientInfo?.name ?? 'unknown').slice(0, 200), saved: null };
+    const [inherited]: { labels: string[] }[] = this.config.GATEWAY_TAINT_HOURS
+      ? await this.db.inOrg({ orgId: p.orgId }, (em) =>
+          em.query(`SELECT labels FROM mcp_client_taint WHERE org_id = $1 AND user_id = $2 AND holder = $3 AND client_name = $4 AND until > now()`, [p.orgId, p.userId, taintOf.holder, taintOf.clientName]),
+        )
+      : [];
     const { manifests, targets, connectors } = await addTaskConnectors(
       hub,
       { ds: this.db.dataSource, dataDir: this.config.STEWARD_DATA_DIR, broker: this.broker, baseUrls: this.config.STEWARD_CONNECTOR_BASE_URLS, egress: (orgId) => this.egress(orgId), log: this.log },
@@ -591,8 +601,9 @@ export class GatewayService implements OnModuleDestroy {
         observer: this.observer,
       },
       lastSeen: Date.now(),
-      tainted: false,
-      labels: [],
+      tainted: !!inherited,
+      labels: inherited?.labels ?? [],
+      taintOf,
       waiting: 0,
       toolNames: exposedToolNames(manifests),
       subscribed: new Map(),
@@ -704,7 +715,7 @@ export class GatewayService implements OnModuleDestroy {
   /** A session was opened: who, with which key or token, from which client and address, to which connectors. */
   private async recordOpen(s: GatewaySession, p: Principal, clientInfo: { name?: unknown; version?: unknown } = {}): Promise<void> {
     // The SDK server has not read the initialize request yet: its clientInfo is taken from the request itself.
-    await this.recordSession(s, 'mcp.session_open', { mcp: viaOf(s, clientInfo), protocolVersion: s.protocolVersion, scope: s.scope, connectors: Object.values(s.connectors).map((c) => c.name), credential: { kind: p.kind, id: p.credentialId } }, p);
+    await this.recordSession(s, 'mcp.session_open', { mcp: viaOf(s, clientInfo), protocolVersion: s.protocolVersion, scope: s.scope, connectors: Object.values(s.connectors).map((c) => c.name), credential: { kind: p.kind, id: p.credentialId }, ...(s.tainted ? { inheritedTaint: s.labels } : {}) }, p);
     s.openedAt = Date.now();
   }
 
@@ -874,7 +885,7 @@ export class GatewayService implements OnModuleDestroy {
       await this.beforeRead(s, id, 'resource.read', { uri }, [uri]);
       try {
         const read = await s.hub.get(id).readResource(uri);
-        this.afterRead(s, id);
+        await this.afterRead(s, id);
         return read;
       } catch (err) {
         throw new McpError(McpErrorCode.InvalidParams, `Resource not found: ${uri}${err instanceof ConnectorError ? ` (${err.message})` : ''}`);
@@ -897,7 +908,7 @@ export class GatewayService implements OnModuleDestroy {
         if (found) {
           await this.beforeRead(s, id, 'prompt.get', { name: found.name, arguments: request.params.arguments ?? {} });
           const prompt = await s.hub.get(id).getPrompt(found.name, request.params.arguments);
-          this.afterRead(s, id);
+          await this.afterRead(s, id);
           return prompt;
         }
       }
@@ -1008,10 +1019,37 @@ export class GatewayService implements OnModuleDestroy {
   }
 
   /** After an upstream's resource or prompt was read: its content is the upstream's, not the org's — the session's outbound actions are decided as tainted from now on. */
-  private afterRead(s: GatewaySession, hubId: string): void {
+  private async afterRead(s: GatewaySession, hubId: string): Promise<void> {
     if (s.manifests[hubId]?.runtime.kind === 'builtin') return;
     s.tainted = true;
     if (!s.labels.includes('untrusted')) s.labels = [...s.labels, 'untrusted'].sort();
+    await this.saveTaint(s);
+  }
+
+  /**
+   * Keeps a tainted session's taint for its client's next sessions (GATEWAY_TAINT_HOURS from now):
+   * written when its labels change, and at most every ten minutes otherwise. A write that fails is
+   * logged; this session stays tainted whatever happens.
+   */
+  private async saveTaint(s: GatewaySession): Promise<void> {
+    if (!s.tainted || !this.config.GATEWAY_TAINT_HOURS) return;
+    const labels = s.labels.join(',');
+    if (s.taintOf.saved && s.taintOf.saved.labels === labels && Date.now() - s.taintOf.saved.at < 600_000) return;
+    s.taintOf.saved = { labels, at: Date.now() };
+    await this.db
+      .inOrg({ orgId: s.orgId }, (em) =>
+        em.query(
+          `INSERT INTO mcp_client_taint AS t (org_id, user_id, holder, client_name, labels, until) VALUES ($1, $2, $3, $4, $5, now() + make_interval(hours => $6))
+           ON CONFLICT (org_id, user_id, holder, client_name) DO UPDATE
+              SET labels = CASE WHEN t.until > now() THEN ARRAY(SELECT DISTINCT l FROM unnest(t.labels || EXCLUDED.labels) AS l ORDER BY l) ELSE EXCLUDED.labels END,
+                  until = greatest(t.until, EXCLUDED.until), updated_at = now()`,
+          [s.orgId, s.userId, s.taintOf.holder, s.taintOf.clientName, s.labels, this.config.GATEWAY_TAINT_HOURS],
+        ),
+      )
+      .catch((err: unknown) => {
+        s.taintOf.saved = null;
+        this.log.error({ err: (err as Error).message, session: s.id }, "gateway: a session's taint was not kept for its client's next sessions");
+      });
   }
 
   /** A prompt's name as the session shows it: its own under /mcp/<connector>, else `<connector>__<name>`. */
@@ -1137,6 +1175,7 @@ export class GatewayService implements OnModuleDestroy {
         const got = r.result.labels ?? [];
         if (got.length) s.labels = [...new Set([...s.labels, ...got])].sort();
         if (got.includes('untrusted') || got.includes('external')) s.tainted = true;
+        if (got.length) await this.saveTaint(s);
         const meta = { 'steward/action-id': r.actionId, 'steward/level': r.level, 'steward/status': 'executed' };
         const content = [...r.result.content];
         if (r.level === 'batched') content.push({ type: 'text', text: `Held for review: this action ran${r.reversible ? ' in its reversible form' : ''} and is listed for a reviewer (action ${r.actionId}).` });

@@ -40,6 +40,7 @@ import { WaitingActionsIndex1766016000001 } from './1766016000001-waiting-action
 import { CredentialOwnerBinding1766016000002 } from './1766016000002-credential-owner-binding';
 import { GateOutcomeBatch1766016000003 } from './1766016000003-gate-outcome-batch';
 import { ModelWaits1766102400000 } from './1766102400000-model-waits';
+import { McpClientTaint1766102400001 } from './1766102400001-mcp-client-taint';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -85,4 +86,5 @@ export const MIGRATIONS = [
   CredentialOwnerBinding1766016000002,
   GateOutcomeBatch1766016000003,
   ModelWaits1766102400000,
+  McpClientTaint1766102400001,
 ];
