@@ -31,6 +31,8 @@ describe('agent tasks with installed connectors and stored credentials', () => {
   let gmail: Awaited<ReturnType<typeof fakeApi>>;
   let drive: Awaited<ReturnType<typeof fakeApi>>;
   let tokenCalls = 0;
+  /** Drive answers 503 to a create (after which nobody knows whether the file was made). */
+  let driveDown = false;
   const connectorId = newId();
   const credentialId = newId();
   const gmailId = newId();
@@ -91,6 +93,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       return undefined;
     });
     drive = await fakeApi((c) => {
+      if (c.method === 'POST' && c.path === '/upload/drive/v3/files' && driveDown) return { status: 503, json: { error: { code: 503, message: 'Backend Error' } } };
       if (c.method === 'POST' && c.path === '/upload/drive/v3/files') return { json: { id: 'new-1', name: 'meeting-notes.txt' } };
       if (c.method === 'PATCH' && c.path === '/drive/v3/files/new-1') return { json: { id: 'new-1', trashed: true } };
       return undefined;
@@ -231,6 +234,16 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(gmail.calls.filter((c) => c.path.endsWith('/messages/send'))).toEqual([]);
   });
 
+  it('a task whose only Batched actions are reads completes: they are on record, and no review waits for a decision that cannot be made', async () => {
+    const res = await create({ prompt: '[script:inbox-summary] what invoices came in?', connectors: ['Gmail'] });
+    expect(res.status).toBe(201);
+    expect((await waitFor(res.body.id, ['completed', 'in_review', 'failed', 'awaiting_approval'])).state).toBe('completed');
+    const acts = (await su.query(`SELECT tool, level, state FROM task_actions WHERE task_id = $1 AND action_type <> 'model.invoke' ORDER BY step`, [res.body.id])).rows;
+    expect(acts).toEqual([{ tool: 'gmail.search', level: 'batched', state: 'succeeded' }]);
+    const reviews = (await h.http.get('/v1/reviews').set('Cookie', member)).body.items as { taskId: string }[];
+    expect(reviews.map((r) => r.taskId)).not.toContain(res.body.id);
+  });
+
   it('the tools offered are decided again each turn on the task\'s taint: once it read outside mail, a send the policy forbids a tainted task is no longer offered (and no violation is opened)', async () => {
     const [{ document }] = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
     const rule = { id: 'org.no-tainted-send', scope: { type: 'org' }, actions: ['email.send'], level: 'forbidden', when: { tainted: true }, reason: 'a task that read outside content sends no mail' };
@@ -244,7 +257,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       // outside mail into its context): it could not call it.
       const offered = model.requests.slice(before).filter((r) => r.status === 200).map((r) => [r.turn, r.tools.some((t) => t.endsWith('gmail_send'))]);
       expect(offered).toEqual([[0, true], [1, false], [2, false]]);
-      expect(done.state).toBe('in_review'); // its mail reads wait for a reviewer (seed policy: Batched)
+      expect(done.state).toBe('completed'); // its mail reads (Batched by the seed policy) are on record; nothing to revert
       const acts = (await su.query(`SELECT tool FROM task_actions WHERE task_id = $1 AND action_type <> 'model.invoke' ORDER BY step`, [res.body.id])).rows.map((r) => r.tool);
       expect(acts).toEqual(['gmail.search', 'gmail.read']);
       expect((await su.query(`SELECT count(*)::int AS n FROM violations WHERE task_id = $1`, [res.body.id])).rows[0].n).toBe(0);
@@ -369,11 +382,33 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(reverted.body).toMatchObject({ taskState: 'completed', accepted: 1, reverted: 1, pending: 0 });
   });
 
+  it('a write whose call ends without a clear answer (Drive 503) is not told as failed nor run again: the task waits for a person to settle it, then goes on', async () => {
+    driveDown = true;
+    const before = drive.calls.filter((c) => c.path === '/upload/drive/v3/files').length;
+    try {
+      const res = await create({ prompt: '[script:drive-note] save the meeting notes (drive down)', connectors: ['Google Drive'] });
+      expect((await waitFor(res.body.id, ['awaiting_approval', 'in_review', 'completed', 'failed'])).state).toBe('awaiting_approval');
+      const [action] = (await su.query(`SELECT id, state FROM task_actions WHERE task_id = $1 AND tool = 'drive.create'`, [res.body.id])).rows;
+      expect(action.state).toBe('outcome_unknown');
+      const [approval] = (await su.query(`SELECT id, kind, state, reason FROM approvals WHERE org_id = $1 AND action_id = $2`, [org.id, action.id])).rows;
+      expect(approval).toMatchObject({ kind: 'outcome_unknown', state: 'pending', reason: expect.stringMatching(/without a clear answer/) });
+      // A person checked Drive: the file was not made. The task goes on; the create is never sent again.
+      const approver = await login(h, org.users.approver.email);
+      expect((await h.http.post(`/v1/approvals/${approval.id}/settle`).set('Cookie', approver).send({ done: false, reason: 'not in Drive' })).status).toBe(200);
+      expect((await waitFor(res.body.id, ['completed', 'in_review', 'failed'])).state).toBe('completed');
+      expect(drive.calls.filter((c) => c.path === '/upload/drive/v3/files').length - before).toBe(1);
+      expect((await su.query(`SELECT state FROM task_actions WHERE id = $1`, [action.id])).rows[0].state).toBe('settled_not_done');
+    } finally {
+      driveDown = false;
+    }
+  });
+
   it('a Batched Drive file waits in review; the reviewer reverts it through Drive with the employee\'s token (the undo audited under the action)', async () => {
+    const uploads = drive.calls.filter((c) => c.path === '/upload/drive/v3/files').length;
     const res = await create({ prompt: '[script:drive-note] save the meeting notes', connectors: ['Google Drive'] });
     const done = await waitFor(res.body.id, ['in_review', 'completed', 'failed']);
     expect(done.state).toBe('in_review');
-    expect(drive.calls.filter((c) => c.path === '/upload/drive/v3/files')).toHaveLength(1);
+    expect(drive.calls.filter((c) => c.path === '/upload/drive/v3/files').length - uploads).toBe(1);
     const [action] = (await su.query(`SELECT id, level, undo FROM task_actions WHERE task_id = $1 AND tool = 'drive.create'`, [res.body.id])).rows;
     expect(action).toMatchObject({ level: 'batched', undo: { tool: 'drive.trash', args: { fileId: 'new-1' } } });
 

@@ -43,6 +43,22 @@ export class ConnectorError extends Error {
     this.name = 'ConnectorError';
   }
 
+  /**
+   * Whether the upstream may have acted although the call failed: no answer in time, the
+   * connection lost while the call was under way, or a server error (HTTP 5xx) in answer to it.
+   * Not when the call surely never reached it (connection refused, no such host, no MCP endpoint,
+   * the egress guard) nor when the upstream answered that it failed (a tool error, a JSON-RPC error).
+   * For a write that cannot be made twice safely, the gate then records the outcome as unknown.
+   */
+  get mayHaveActed(): boolean {
+    if (this.code === 'timeout') return true;
+    if (this.code === 'upstream_error') return (this.details.status ?? 0) >= 500;
+    if (this.code !== 'upstream_unreachable') return false;
+    if (this.details.midCall === true) return true;
+    const network = typeof this.details.network === 'string' ? this.details.network : null;
+    return network !== null && !NEVER_SENT.has(network);
+  }
+
   /** Whether retrying the same call later could succeed. */
   get retryable(): boolean {
     return this.code === 'upstream_unreachable' || this.code === 'timeout' || (this.code === 'upstream_error' && (this.details.status ?? 0) >= 500);
@@ -52,6 +68,9 @@ export class ConnectorError extends Error {
     return { code: this.code, message: this.message, details: this.details };
   }
 }
+
+/** Network errors that mean the request never reached the upstream. */
+const NEVER_SENT = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'EADDRNOTAVAIL', 'CERT_HAS_EXPIRED', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'ERR_TLS_CERT_ALTNAME_INVALID']);
 
 export class ManifestError extends ConnectorError {
   constructor(readonly problems: string[]) {

@@ -114,12 +114,12 @@ export function toConnectorError(err: unknown, where: { connector: string; tool?
       return new ConnectorError('timeout', `${where.connector}${where.tool ? `/${where.tool}` : ''}: no answer within ${where.timeoutMs ?? '?'} ms`, d, { cause: err });
     }
     if (err.code === McpErrorCode.InvalidParams) return new ConnectorError('bad_arguments', `${where.connector}: ${truncate(message)}`, d, { cause: err });
-    if (err.code === McpErrorCode.ConnectionClosed) return new ConnectorError('upstream_unreachable', `${where.connector}: the connection closed`, d, { cause: err });
+    if (err.code === McpErrorCode.ConnectionClosed) return new ConnectorError('upstream_unreachable', `${where.connector}: the connection closed`, { ...d, midCall: true }, { cause: err });
     return new ConnectorError('upstream_error', `${where.connector}: ${truncate(message)}`, d, { cause: err });
   }
   const net = networkCode(err);
   if (net || (err instanceof TypeError && /fetch failed/i.test(message))) {
-    return new ConnectorError('upstream_unreachable', `${where.connector}: cannot reach the upstream (${net ?? message})`, d, { cause: err });
+    return new ConnectorError('upstream_unreachable', `${where.connector}: cannot reach the upstream (${net ?? message})`, { ...d, ...(net ? { network: net } : {}) }, { cause: err });
   }
   if (e?.name === 'AbortError') return new ConnectorError('timeout', `${where.connector}: the call was aborted`, d, { cause: err });
   return new ConnectorError('upstream_error', `${where.connector}: ${truncate(message)}`, d, { cause: err });

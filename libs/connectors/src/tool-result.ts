@@ -32,7 +32,7 @@ export function errorResult(err: unknown, service: string): CallToolResult {
     err instanceof ConnectorError
       ? err
       : networkCode(err)
-        ? new ConnectorError('upstream_unreachable', `${service}: cannot reach the service (${networkCode(err)})`)
+        ? new ConnectorError('upstream_unreachable', `${service}: cannot reach the service (${networkCode(err)})`, { network: networkCode(err) })
         : (err as { code?: unknown })?.code === 'egress_refused'
           ? new ConnectorError('egress_refused', (err as Error).message)
           : new ConnectorError('upstream_error', `${service}: ${(err as Error)?.message ?? String(err)}`);

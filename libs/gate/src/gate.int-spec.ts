@@ -300,10 +300,14 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     const gone = await gateAction(deps, request(org, 'flaky', 'flaky.read', { fail: 5 }));
     expect(gone).toMatchObject({ status: 'failed', error: { code: 'upstream_error' } });
     expect(count(gone.actionId)).toBe(3);
-    // A write whose upstream takes no idempotency key is never called twice.
+    // A write whose upstream takes no idempotency key is never called twice; after a server error
+    // (it may have acted) it is not reported failed either: its outcome goes to a person.
     const post = await gateAction(deps, request(org, 'flaky', 'flaky.post', { fail: 1 }));
-    expect(post).toMatchObject({ status: 'failed', error: { code: 'upstream_error' } });
+    expect(post).toMatchObject({ status: 'outcome_unknown', error: { code: 'upstream_error' }, approvalOpened: true });
     expect(count(post.actionId)).toBe(1);
+    // One the upstream refused outright did nothing: failed, as it is.
+    const refusedPost = await gateAction(deps, request(org, 'flaky', 'flaky.post', { bad: true }));
+    expect(refusedPost).toMatchObject({ status: 'failed', error: { code: 'bad_arguments' } });
     // One whose upstream honours the key is retried with the same key.
     const idem = await gateAction(deps, request(org, 'flaky', 'flaky.post_idem', { fail: 1 }));
     expect(idem).toMatchObject({ status: 'executed' });
@@ -313,7 +317,10 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(bad).toMatchObject({ status: 'failed', error: { code: 'bad_arguments' } });
     expect(count(bad.actionId)).toBe(1);
     await deps.outcomes.flush();
-    expect(await row(org.orgId, post.actionId)).toMatchObject({ state: 'failed', error_code: 'upstream_error' });
+    expect(await row(org.orgId, post.actionId)).toMatchObject({ state: 'outcome_unknown' });
+    const [settle] = (await observer.query(`SELECT kind, state FROM approvals WHERE org_id = $1 AND action_id = $2`, [org.orgId, post.actionId])).rows;
+    expect(settle).toEqual({ kind: 'outcome_unknown', state: 'pending' });
+    expect(await row(org.orgId, refusedPost.actionId)).toMatchObject({ state: 'failed', error_code: 'bad_arguments' });
     expect(await row(org.orgId, idem.actionId)).toMatchObject({ state: 'succeeded' });
   });
 

@@ -33,6 +33,7 @@ import { type ClaimWriter, claimWriterFor } from './claims';
 import { type ActionScope, actionScope, type CredentialBroker, type CredentialTarget, type PreparedCredential } from './credentials';
 import { redeemApproval, type RedeemResult } from './approvals';
 import type { ActivePolicy, PolicySource } from './policy-source';
+import { openOutcomeUnknown } from './outcome-unknown';
 import { type Reservation, reserve } from './rate-limits';
 
 export interface GateDeps {
@@ -128,6 +129,12 @@ export type GateResult =
   | (Decided & { status: 'awaiting_approval' })
   | (Decided & { status: 'refused'; refusal: Refusal })
   | (Decided & { status: 'failed'; error: { code: string; message: string } })
+  /**
+   * The call of a write that cannot safely be made twice failed after it may have acted (no answer
+   * in time, the connection lost, a server error): not run again, and not reported as failed — its
+   * claim is `outcome_unknown`, with an approval of that kind for a person to settle (`approvalOpened`).
+   */
+  | (Decided & { status: 'outcome_unknown'; error: { code: string; message: string }; approvalOpened: boolean })
   /** The claim was made before: nothing ran again. `state` is what the first attempt left. */
   | { status: 'duplicate'; actionId: string; state: string };
 
@@ -149,7 +156,7 @@ export async function gateAction(deps: GateDeps, req: ActionRequest): Promise<Ga
   const o = deps.observer;
   if (o && r.status !== 'duplicate') {
     o.decided?.({ level: r.level, refusal: r.status === 'refused' ? r.refusal : null, client: req.client });
-    if (r.status === 'failed') o.connectorFailed?.({ code: r.error.code });
+    if (r.status === 'failed' || r.status === 'outcome_unknown') o.connectorFailed?.({ code: r.error.code });
   }
   return r;
 }
@@ -349,6 +356,14 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     return { ...w.decided, status: 'executed', reversible: w.reversible !== null, result, undo };
   } catch (err) {
     const error = err instanceof ConnectorError ? { code: err.code, message: err.message } : { code: 'internal', message: 'the connector call failed' };
+    // At most once: a write that may have acted is neither reported failed (the model would try
+    // again) nor run again; a person settles whether it was carried out.
+    if (err instanceof ConnectorError && err.mayHaveActed && spec?.readOnly !== true && spec?.idempotent !== true) {
+      const approvalOpened = await inOrg(deps.ds, { orgId: req.orgId }, (em) =>
+        openOutcomeUnknown(em, deps.keyring, { orgId: req.orgId, actionId: w.decided.actionId, taskId: claim.taskId, client: req.client === 'mcp' ? 'mcp' : 'worker', ambiguous: true }),
+      ).catch(() => false); // left `executing`: the outcome sweep sends it to a person later
+      return { ...w.decided, status: 'outcome_unknown', error, approvalOpened };
+    }
     deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, finalize: null, errorCode: error.code });
     return { ...w.decided, status: 'failed', error };
   }

@@ -3,3 +3,4 @@ export * from './policy-source';
 export * from './rate-limits';
 export * from './credentials';
 export * from './claims';
+export * from './outcome-unknown';

@@ -1185,6 +1185,11 @@ export class GatewayService implements OnModuleDestroy {
         return toolError(`Refused by Steward (${r.refusal}): ${REFUSALS[r.refusal] ?? r.reason}`, { 'steward/action-id': r.actionId, 'steward/level': r.level, 'steward/status': 'refused', 'steward/refusal': r.refusal });
       case 'failed':
         return toolError(`The tool failed (${r.error.code}): ${r.error.message}`, { 'steward/action-id': r.actionId, 'steward/status': 'failed' });
+      case 'outcome_unknown':
+        return toolError(
+          `The call ended without a clear answer (${r.error.code}: ${r.error.message}) after it may have been carried out. It is not run again, and must not be tried again: a person settles whether it was done (action ${r.actionId}).`,
+          { 'steward/action-id': r.actionId, 'steward/status': 'outcome_unknown' },
+        );
       case 'duplicate':
         return toolError(
           r.state === 'succeeded' || r.state === 'failed'

@@ -59,7 +59,7 @@ export function wrapNetwork(service: string, err: unknown): ConnectorError {
   const code = timedOut ? 'timeout' : net;
   if ((err as { code?: unknown })?.code === 'egress_refused') return new ConnectorError('egress_refused', `${service}: ${(err as Error).message}`);
   if (code === 'timeout') return new ConnectorError('timeout', `${service}: no answer in time`);
-  return new ConnectorError('upstream_unreachable', `${service}: cannot reach the service (${code ?? (err as Error)?.message ?? String(err)})`, {}, { cause: err });
+  return new ConnectorError('upstream_unreachable', `${service}: cannot reach the service (${code ?? (err as Error)?.message ?? String(err)})`, code ? { network: code } : {}, { cause: err });
 }
 
 /** Maps an SDK error carrying an HTTP response (gaxios, Slack) to a typed error. */

@@ -318,7 +318,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     // what is sent is redacted where the decision says so (the sealed transcript keeps the original).
     const invoke = await writeAheadModelInvoke(deps, policies, lease, workflow, tainted, labels, { model, system: SYSTEM(deps.model.offline), messages: t.messages, tools });
     step = invoke.step;
-    if (invoke.refused) return finish('failed', { code: 'forbidden', message: `model.invoke refused: ${invoke.reason}` });
+    // The code says why (forbidden, or the kill switch, or the member's suspension).
+    if (invoke.refused) return finish('failed', { code: invoke.refusal ?? 'forbidden', message: `model.invoke refused: ${invoke.reason}` });
 
     let message: Message;
     const started = Date.now();
@@ -369,10 +370,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       if (r) return r;
       continue;
     }
-    // The end: in review when Batched actions ran (a reviewer accepts or reverts them).
+    // The end: in review when Batched writes ran in their reversible form (a reviewer accepts or
+    // reverts them; Batched reads are listed with them, and leave nothing to decide on their own).
     await outcomes.flush();
     const [{ n }] = await inOrg(ds, { orgId }, (em) =>
-      em.query(`SELECT count(*)::int AS n FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded'`, [orgId, taskId]),
+      em.query(`SELECT count(*)::int AS n FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible`, [orgId, taskId]),
     );
     return finish(n > 0 ? 'in_review' : 'completed', undefined, said);
   }
@@ -443,6 +445,12 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
           break;
         case 'failed':
           results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `The tool failed (${r.error.code}): ${r.error.message}` });
+          break;
+        case 'outcome_unknown':
+          // It may have acted: never run again, not told as failed; the task waits for a person to settle it.
+          if (!r.approvalOpened) await fenced(ds, lease, (em) => openOutcomeUnknown(em, deps.keyring, { orgId, actionId: r.actionId, taskId, client: 'worker', ambiguous: true }));
+          events.push({ kind: 'action', data: { step: t.steps[u.id], connector: target.connector, tool: target.tool, status: 'outcome_unknown', actionId: r.actionId, error: r.error.code } });
+          stop ??= { state: 'awaiting_approval' };
           break;
         case 'duplicate':
           if (r.state === 'executing') {
@@ -600,7 +608,7 @@ async function writeAheadModelInvoke(
       // What is sent to the model, by digest and size only.
       payload: { actionId, model, offline: deps.model.offline, digest, bytes: Buffer.byteLength(payload), step: s.step, labels, obligations: d.obligations, redacted: sent.redacted },
     });
-    return { step: s.step, actionId, refused: refusal !== null, reason: refusal === 'forbidden' ? d.reason : (refusal ?? ''), messages: sent.value };
+    return { step: s.step, actionId, refused: refusal !== null, refusal, reason: refusal === 'forbidden' ? d.reason : (refusal ?? ''), messages: sent.value };
   });
 }
 
