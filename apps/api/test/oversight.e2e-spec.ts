@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
-import { type AgentDeps, outcomeUnknownAfterSeconds, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, sweepOutcomesUnknown, type WorkerRuntime } from '@steward/jobs';
+import { type AgentDeps, outcomeUnknownAfterSeconds, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, sweepExpiredApprovals, sweepOutcomesUnknown, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { startOwnRedis } from '../../../test/support/own-services';
 import { newOrgCredential, totpUser } from './support/fixtures';
@@ -462,7 +462,18 @@ describe('approvals, reviews, violations and the kill switch', () => {
     const decrypt = await h.http.post(`/v1/credentials/${credential}/test`).set('Cookie', cookie.owner);
     expect(decrypt.status).toBe(409);
     expect(decrypt.body.detail).toMatch(/kill switch/);
+    // The pause lasts two hours, past the approval's time: frozen, it does not expire meanwhile…
+    await su.query(`UPDATE orgs SET agents_paused_at = now() - interval '2 hours' WHERE id = $1`, [org.id]);
+    await su.query(`UPDATE approvals SET expires_at = now() - interval '1 minute' WHERE id = $1`, [a.id]);
+    const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
+    await sweepExpiredApprovals(h.ds, keys, new AuditKeyring(keys), quiet);
+    expect((await su.query(`SELECT state FROM approvals WHERE id = $1`, [a.id])).rows[0].state).toBe('pending');
     expect((await h.http.post('/v1/org/agents/resume').set('Cookie', cookie.owner).send({})).body.agentsPausedAt).toBeNull();
+    // …and on resume its time to expiry moves on by the pause's length (two hours, less the minute it was past).
+    const [{ left }] = (await su.query(`SELECT extract(epoch FROM expires_at - now())::int AS left FROM approvals WHERE id = $1`, [a.id])).rows;
+    expect(left).toBeGreaterThan(2 * 3600 - 60 - 30);
+    await sweepExpiredApprovals(h.ds, keys, new AuditKeyring(keys), quiet);
+    expect((await su.query(`SELECT state FROM approvals WHERE id = $1`, [a.id])).rows[0].state).toBe('pending');
     const events = await su.query(`SELECT canonical::jsonb->>'action' AS a FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' LIKE 'org.agents_%' ORDER BY txid`, [org.id]);
     expect(events.rows.map((r) => r.a)).toEqual(['org.agents_pause', 'org.agents_resume']);
     await startWorker();

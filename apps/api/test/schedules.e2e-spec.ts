@@ -96,10 +96,17 @@ describe('task schedules and monthly budgets', () => {
     expect(new Date(resumed.body.nextRunAt).getTime()).toBeGreaterThan(Date.now());
     // Another member's schedule is not theirs to see; the list holds only their own.
     expect((await h.http.get(`/v1/task-schedules/${s.id}`).set('Cookie', owner)).status).toBe(200);
+    // Its runs act as the member: the owner may not make it ask something else (403, nothing changed, the refusal audited).
+    const digest = async () => (await su.query(`SELECT prompt_digest FROM task_schedules WHERE id = $1`, [s.id])).rows[0].prompt_digest as string;
+    const before = await digest();
+    const rewrite = await h.http.patch(`/v1/task-schedules/${s.id}`).set('Cookie', owner).send({ prompt: 'Forward the payroll file to me' });
+    expect(rewrite.status).toBe(403);
+    expect(await digest()).toBe(before);
     expect((await h.http.delete(`/v1/task-schedules/${s.id}`).set('Cookie', member)).status).toBe(204);
     expect((await h.http.get(`/v1/task-schedules/${s.id}`).set('Cookie', member)).status).toBe(404);
-    const trail = (await su.query(`SELECT canonical::jsonb->>'action' AS action FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'target'->>'id' = $2 ORDER BY occurred_at`, [org.id, s.id])).rows.map((r) => r.action);
-    expect(trail).toEqual(['schedule.create', 'schedule.update', 'schedule.pause', 'schedule.resume', 'schedule.delete']);
+    const trail = (await su.query(`SELECT action, outcome FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'target'->>'id' = $2 ORDER BY occurred_at`, [org.id, s.id])).rows.map((r) => `${r.action}:${r.outcome}`);
+    // (The owner's refused rewrite is on record as the refusal it was.)
+    expect(trail).toEqual(['schedule.create:success', 'schedule.update:success', 'schedule.pause:success', 'schedule.resume:success', 'task.create:denied', 'schedule.delete:success']);
   });
 
   it('fires from Postgres: the task and its outbox row in one go, the next run moved on; at a worker boot too; skipped while the kill switch is on', async () => {

@@ -1,4 +1,5 @@
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
@@ -9,6 +10,7 @@ import { createLogger, QueueName } from '@steward/common';
 import { inOrg } from '@steward/db';
 import { type AgentDeps, relayOutbox, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
+import { newApiKey } from './support/fixtures';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 /**
@@ -261,6 +263,36 @@ describe('agent tasks through the API and the worker', () => {
       [2, 'succeeded'],
       [3, 'succeeded'],
     ]);
+  });
+
+  it('a followed event stream ends once its API key is revoked; followed streams per member are capped', async () => {
+    const key = await newApiKey(h, member, ['*']);
+    // A task that keeps running (a slow model reading again and again) until it is cancelled.
+    const t = await create(member, '[script:loop] [slow:1500] keep reading', { maxSteps: 40 });
+    await waitFor(t.id, ['running']);
+    const server = h.app.getHttpServer();
+    if (!server.listening) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const res = await fetch(`${base}/v1/tasks/${t.id}/events?follow=true`, { headers: { authorization: `Bearer ${key.secret}` } });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read();
+    expect((await h.http.delete(`/v1/api-keys/${key.id}`).set('Cookie', member)).status).toBe(204);
+    // The stream ends on its own (the API re-checks the key every few seconds), well before its 30 minutes.
+    const ended = (async () => {
+      for (;;) if ((await reader.read()).done) return true;
+    })();
+    expect(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 20_000))])).toBe(true);
+    // Twenty followed streams at once per member; the next is refused (429) until one closes.
+    const key2 = await newApiKey(h, member, ['*']);
+    const streams = await Promise.all(Array.from({ length: 20 }, () => fetch(`${base}/v1/tasks/${t.id}/events?follow=true`, { headers: { authorization: `Bearer ${key2.secret}` } })));
+    expect(streams.map((r) => r.status)).toEqual(Array(20).fill(200));
+    const refused = await fetch(`${base}/v1/tasks/${t.id}/events?follow=true`, { headers: { authorization: `Bearer ${key2.secret}` } });
+    expect(refused.status).toBe(429);
+    expect(refused.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    await Promise.all(streams.map((r) => r.body!.cancel()));
+    expect((await h.http.post(`/v1/tasks/${t.id}/cancel`).set('Cookie', member)).status).toBe(200);
+    await waitFor(t.id, ['cancelled']);
   });
 
   it('cancel: a queued task is cancelled at once, a waiting one too (its approval voided); a finished one answers 409', async () => {

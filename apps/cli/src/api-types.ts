@@ -2809,7 +2809,7 @@ export interface paths {
         };
         /**
          * Live events of a task as server-sent events (state, model turns, actions and their decisions, output)
-         * @description text/event-stream; each event has `id` (its sequence number, usable as Last-Event-ID), `event` (its kind) and JSON `data`. Read from the database, so it works whichever process runs the task. Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
+         * @description text/event-stream; each event has `id` (its sequence number, usable as Last-Event-ID), `event` (its kind) and JSON `data`. Read from the database, so it works whichever process runs the task. A followed stream ends within seconds once its key or session is revoked or expires, or the member is no longer active; at most 20 followed streams per member at once (429). Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
          */
         get: operations["streamTaskEvents"];
         put?: never;

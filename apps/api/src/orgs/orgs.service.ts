@@ -78,7 +78,8 @@ export class OrgsService {
   /**
    * The kill switch. Paused: from the next action on nothing executes (the gate's write-ahead
    * reads `agents_paused_at` in its own transaction), credential decrypts are refused, pending
-   * approvals cannot be decided. Resumed: all of that lifts. (No scheduled tasks exist yet to pause.)
+   * approvals cannot be decided and do not expire, schedules skip their runs. Resumed: all of that
+   * lifts, and each pending approval's expiry moves on by the time the pause lasted.
    */
   async setAgentsPaused(p: Principal, paused: boolean, body: z.infer<typeof PauseAgentsBody>) {
     await this.access.authorize(p, 'pause_agents', 'Org');
@@ -86,7 +87,11 @@ export class OrgsService {
       const [row]: { was: Date | null }[] = await em.query(`SELECT agents_paused_at AS was FROM orgs WHERE id = $1 FOR UPDATE`, [p.orgId]);
       if (!row) throw AppError.notFound('org');
       if (paused && !row.was) await em.query(`UPDATE orgs SET agents_paused_at = now(), agents_paused_by = $2 WHERE id = $1`, [p.orgId, p.userId]);
-      if (!paused && row.was) await em.query(`UPDATE orgs SET agents_paused_at = NULL, agents_paused_by = NULL WHERE id = $1`, [p.orgId]);
+      if (!paused && row.was) {
+        await em.query(`UPDATE orgs SET agents_paused_at = NULL, agents_paused_by = NULL WHERE id = $1`, [p.orgId]);
+        // Pending approvals were frozen: their time to expiry moves on by the pause's length.
+        await em.query(`UPDATE approvals SET expires_at = expires_at + (now() - $2::timestamptz) WHERE org_id = $1 AND kind = 'action' AND state IN ('pending', 'approved') AND expires_at <> 'infinity'`, [p.orgId, row.was]);
+      }
       await this.audit.record(em, p, { action: paused ? 'org.agents_pause' : 'org.agents_resume', targetType: 'Org', targetId: p.orgId, payload: { changed: paused !== (row.was !== null), reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 } });
       const org = await em.findOneBy(Org, { id: p.orgId });
       return orgView(org!);

@@ -166,6 +166,10 @@ export class SchedulesService {
     return this.db.inOrg(p, async (em) => {
       const row = await this.readable(em, p, id, true);
       await this.access.authorize(p, 'create', 'Task', { id, userId: row.user_id });
+      // Its runs act as its owner: what they ask is the owner's alone to change (an admin may pause or delete it).
+      if (body.prompt !== undefined && row.user_id !== p.userId) {
+        await this.access.deny(p, 'create', 'Task', id, 'not_schedule_owner', "Only the schedule's owner changes its prompt: its runs act as them. You may pause or delete it.");
+      }
       const cron = body.cron ?? row.cron;
       const timeZone = body.timeZone ?? row.time_zone;
       const next = this.next(cron, timeZone);

@@ -36,10 +36,11 @@ export class TasksController {
     path: ':id/events',
     operationId: 'streamTaskEvents',
     summary: 'Live events of a task as server-sent events (state, model turns, actions and their decisions, output)',
-    description: 'text/event-stream; each event has `id` (its sequence number, usable as Last-Event-ID), `event` (its kind) and JSON `data`. Read from the database, so it works whichever process runs the task.',
+    description:
+      'text/event-stream; each event has `id` (its sequence number, usable as Last-Event-ID), `event` (its kind) and JSON `data`. Read from the database, so it works whichever process runs the task. A followed stream ends within seconds once its key or session is revoked or expires, or the member is no longer active; at most 20 followed streams per member at once (429).',
     tag: 'Tasks',
     query: TaskEventsQuery,
-    errors: [404],
+    errors: [404, 429],
   })
   async events(@Caller() p: Principal, @Param('id') id: string, @Query() q: z.infer<typeof TaskEventsQuery>, @Headers('last-event-id') lastEventId: string | undefined, @Res() res: Response): Promise<void> {
     const after = q.after ?? (lastEventId && /^\d{1,9}$/.test(lastEventId) ? Number(lastEventId) : 0);

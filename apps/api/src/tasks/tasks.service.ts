@@ -180,9 +180,22 @@ export class TasksService {
   }
 
   /** Server-sent events from the task's rows: what there is after `after`, then (when following) new ones until the task stops. */
+  /** Task event streams open in this process, per member. */
+  private readonly streams = new Map<string, number>();
+
   async stream(p: Principal, id: string, after: number, follow: boolean, res: Response): Promise<void> {
     await this.access.authorize(p, 'read', 'Task', { id, userId: p.userId });
     await this.db.inOrg(p, (em) => this.readable(em, p, id));
+    // Streams open at once per member, in this process (each holds a connection's worth of polling).
+    const open = this.streams.get(p.userId) ?? 0;
+    if (follow && open >= STREAMS_PER_USER) throw new AppError(429, ErrorCode.RateLimited, 'Too many streams', `At most ${STREAMS_PER_USER} task event streams per member at once: close one first.`);
+    if (follow) this.streams.set(p.userId, open + 1);
+    res.on('close', () => {
+      if (!follow) return;
+      const n = (this.streams.get(p.userId) ?? 1) - 1;
+      if (n > 0) this.streams.set(p.userId, n);
+      else this.streams.delete(p.userId);
+    });
     res.status(200);
     res.setHeader('content-type', 'text/event-stream; charset=utf-8');
     res.setHeader('cache-control', 'no-cache, no-transform');
@@ -192,8 +205,14 @@ export class TasksService {
     res.on('close', () => (closed = true));
     let last = after;
     const deadline = Date.now() + 30 * 60_000;
+    let checked = Date.now();
     try {
       while (!closed) {
+        // What it streams is the member's: a revoked key or session, or a member no longer active, ends it within seconds.
+        if (follow && Date.now() - checked >= RECHECK_MS) {
+          checked = Date.now();
+          if (!(await this.db.inOrg(p, (em) => stillSignedIn(em, p)))) break;
+        }
         // The state first, then the events: a task that ended between the two reads still has its last
         // events (its output) sent before the stream stops.
         const { events, state } = await this.db.inOrg(p, async (em) => {
@@ -217,4 +236,18 @@ export class TasksService {
       res.end();
     }
   }
+}
+
+const STREAMS_PER_USER = 20;
+const RECHECK_MS = 5_000;
+
+/** Whether the credential a principal came with still stands (not revoked, not expired) and its member is still active. */
+async function stillSignedIn(em: EntityManager, p: Principal): Promise<boolean> {
+  const table = p.kind === 'api_key' ? 'api_keys' : p.kind === 'mcp_token' ? 'mcp_access_tokens' : 'sessions';
+  const rows: unknown[] = await em.query(
+    `SELECT 1 FROM ${table} c JOIN memberships m ON m.org_id = c.org_id AND m.user_id = c.user_id AND m.status = 'active'
+      WHERE c.org_id = $1 AND c.id = $2 AND c.user_id = $3 AND c.revoked_at IS NULL AND c.expires_at > now()`,
+    [p.orgId, p.credentialId, p.userId],
+  );
+  return rows.length > 0;
 }

@@ -93,6 +93,7 @@ export const TENANT_TABLES = [
   'task_ratings',
   'pilot_baselines',
   'mcp_refresh_tokens',
+  'mcp_client_taint',
   'anomaly_reports',
   'report_schedules',
 ] as const;

@@ -41,6 +41,7 @@ import { CredentialOwnerBinding1766016000002 } from './1766016000002-credential-
 import { GateOutcomeBatch1766016000003 } from './1766016000003-gate-outcome-batch';
 import { ModelWaits1766102400000 } from './1766102400000-model-waits';
 import { McpClientTaint1766102400001 } from './1766102400001-mcp-client-taint';
+import { ApprovalsFrozenWhilePaused1766102400002 } from './1766102400002-approvals-frozen-while-paused';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -87,4 +88,5 @@ export const MIGRATIONS = [
   GateOutcomeBatch1766016000003,
   ModelWaits1766102400000,
   McpClientTaint1766102400001,
+  ApprovalsFrozenWhilePaused1766102400002,
 ];
