@@ -378,6 +378,9 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     const approval = await pendingApproval('post_message');
     // Nothing reached the upstream while it waits; the requester cannot approve their own action.
     expect(calls('post_message').length).toBe(before);
+    // The approver sees what they approve: the call's arguments, matching the digest the approval is bound to.
+    const detail = (await h.http.get(`/v1/approvals/${approval.id}`).set('Cookie', cookie.approver)).body;
+    expect({ arguments: detail.arguments, argumentsMatch: detail.argumentsMatch }).toEqual({ arguments: { channel: '#finance', text: 'Invoice 42 is paid' }, argumentsMatch: true });
     expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', cookie.member).send({})).status).toBe(403);
     await new Promise((r) => setTimeout(r, 200));
     expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { canonical } from '@steward/audit';
+import { type CanonicalEvent, canonical, readSealed } from '@steward/audit';
 import { AppError, type Config, UUID_PATTERN } from '@steward/common';
 import type { EntityManager } from '@steward/db';
 import { resumeWaitingTask, transcriptAad } from '@steward/jobs';
@@ -164,9 +164,14 @@ export class ApprovalsService {
     }
   }
 
-  /** The arguments of the step, from the task's sealed transcript (the tool_use the step was fixed for). */
+  /**
+   * The arguments of the step, from the task's sealed transcript (the tool_use the step was fixed
+   * for); for an MCP gateway call (no task), from its decision event, where they are sealed under
+   * the member's key (null once that key is shredded, or when they were too long to keep whole).
+   */
   private async argumentsOf(em: EntityManager, orgId: string, r: ApprovalRow): Promise<Record<string, unknown> | null> {
-    if (!r.task_id || r.step === null) return null;
+    if (!r.task_id) return this.gatewayArguments(em, orgId, r);
+    if (r.step === null) return null;
     const [task]: { transcript_sealed: Buffer | null; transcript_key: string | null }[] = await em.query(`SELECT transcript_sealed, transcript_key FROM tasks WHERE org_id = $1 AND id = $2`, [orgId, r.task_id]);
     if (!task?.transcript_sealed || !task.transcript_key) return null;
     const t = JSON.parse((await openSecret(this.keys, { sealed: task.transcript_sealed, wrappedKey: task.transcript_key }, transcriptAad(orgId, r.task_id))).toString('utf8')) as {
@@ -180,6 +185,27 @@ export class ApprovalsService {
       if (b) return b.input ?? {};
     }
     return null;
+  }
+
+  private async gatewayArguments(em: EntityManager, orgId: string, r: ApprovalRow): Promise<Record<string, unknown> | null> {
+    // The decision event was written in the claim's commit, with the approval (found by its action and time).
+    const [e]: { canonical: string }[] = await em.query(
+      `SELECT canonical FROM audit_events
+        WHERE org_id = $1 AND action = $2 AND occurred_at BETWEEN $3::timestamptz - interval '10 minutes' AND $3::timestamptz + interval '1 minute'
+          AND decision = 'watched_pending' AND canonical::jsonb->'payload'->>'actionId' = $4
+        LIMIT 1`,
+      [orgId, r.action_type, r.created_at, r.action_id],
+    );
+    if (!e) return null;
+    const sealed = await readSealed(em, this.audit.keyring, orgId, JSON.parse(e.canonical) as CanonicalEvent).catch(() => null);
+    const text = typeof sealed?.arguments === 'string' ? sealed.arguments : null;
+    if (text === null) return null;
+    try {
+      const args = JSON.parse(text) as unknown;
+      return args !== null && typeof args === 'object' && !Array.isArray(args) ? (args as Record<string, unknown>) : null;
+    } catch {
+      return null; // cut at its recorded length: not shown as if whole
+    }
   }
 
   /** The checks every decision shares; returns the locked row. */
