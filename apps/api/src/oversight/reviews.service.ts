@@ -137,6 +137,9 @@ export class ReviewsService {
       // A person other than the one the agent acted for accepts its work (they may take their own back).
       if (verdict === 'accept' && t.user_id === p.userId) await this.access.deny(p, 'decide', 'Review', taskId, 'own_task', "Nobody accepts their own agent task's work: another reviewer does. You may revert it.");
       if (t.state !== 'in_review') throw AppError.conflict(`The task is ${t.state}, not in review.`);
+      // The kill switch: nothing runs through a connector while agents are paused, a reviewer's step included (it waits for the resume).
+      const [org]: { paused: boolean }[] = await em.query(`SELECT agents_paused_at IS NOT NULL AS paused FROM orgs WHERE id = $1`, [p.orgId]);
+      if (org?.paused) throw AppError.conflict('Agents are paused in this org (kill switch): reviews are decided once they resume.');
       await this.access.requireStepUp(em, p);
       if (actionId !== null && !UUID_PATTERN.test(actionId)) throw AppError.notFound('action');
       const rows: ActionRow[] = await em.query(
