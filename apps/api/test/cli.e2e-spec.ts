@@ -312,7 +312,7 @@ describe('steward CLI against a live API', () => {
 
   it('run --follow of a task that fails ends with its result, one line on stderr and exit code 4', async () => {
     // (A model answer cut inside a tool call: the task fails at once, as max_tokens.)
-    const r = await cli(['run', '[script:read-only] [max-tokens-tool] Summarise last week', '--follow']);
+    const r = await cli(['run', '[script:read-only] [max-tokens-tool-always] Summarise last week', '--follow']);
     expect(r.code).toBe(4);
     expect(r.stderr.trim().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/^steward: task [0-9a-f-]{36} failed/);

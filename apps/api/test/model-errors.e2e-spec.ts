@@ -159,11 +159,21 @@ describe('model errors in the agent loop', () => {
     expect(Date.parse(row!.payload.notBefore)).toBe(Date.parse(waits[1]!.data.retryAt));
   });
 
-  it('a tool_use cut by max_tokens never runs: the task fails clearly', async () => {
+  it('a tool_use cut by max_tokens never runs: the turn is asked again once with twice the room; cut again, the task fails clearly', async () => {
+    // A model that needs more room for its tool call: the second try has it, and the task goes on.
     const r = await run('[script:hello] [max-tokens-tool] write something', true);
-    expect(r.outcome).toBe('failed');
-    expect(r.task.error).toMatchObject({ code: 'max_tokens' });
-    expect(r.actions.map((a) => a.action_type)).toEqual(['model.invoke']);
+    expect(r.outcome).toBe('completed');
+    expect(r.requests.map((q) => [q.turn, q.maxTokens])).toEqual([
+      [0, 1024],
+      [0, 2048],
+    ]);
+    expect(r.actions.map((a) => a.action_type)).toEqual(['model.invoke', 'model.invoke']);
+    expect(existsSync(join(workspace(), 'cut.txt'))).toBe(false);
+    // One that is cut whatever the room: nothing of it runs, and the task fails as max_tokens.
+    const cut = await run('[script:hello] [max-tokens-tool-always] write something', true);
+    expect(cut.outcome).toBe('failed');
+    expect(cut.task.error).toMatchObject({ code: 'max_tokens' });
+    expect(cut.actions.map((a) => a.action_type)).toEqual(['model.invoke', 'model.invoke']);
     expect(existsSync(join(workspace(), 'cut.txt'))).toBe(false);
   });
 

@@ -62,6 +62,8 @@ interface Transcript {
   /** tool_use id → the step it was claimed under (fixed before the gate runs, so a resume reuses it). */
   steps: Record<string, number>;
   continuations: number;
+  /** The turn's output room was doubled once: a tool call was cut at max_tokens (asked again with twice the room). */
+  roomier?: boolean;
   /** Results of a turn that stopped for a human (tool_use id → result), given back when the task resumes. */
   held?: Record<string, ToolResultBlock>;
 }
@@ -305,7 +307,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     // Budgets are never overspent: the turn may cost at most its input as it stands and the whole
     // max_tokens of output; it runs only if that fits the task's budget and, reserved under the
     // org's lock, the org's and the user's monthly budgets.
-    const turnMax = costMicros(model, deps.model.offline, { input_tokens: inputTokensAtMost(SYSTEM(deps.model.offline), t.messages, tools), output_tokens: deps.model.maxTokens });
+    const maxTokens = t.roomier ? deps.model.maxTokens * 2 : deps.model.maxTokens;
+    const turnMax = costMicros(model, deps.model.offline, { input_tokens: inputTokensAtMost(SYSTEM(deps.model.offline), t.messages, tools), output_tokens: maxTokens });
     if (cost + turnMax > budget) {
       const why = cost >= budget ? 'reached its budget' : `has no room in its budget for another model turn (up to ${(turnMax / 1e6).toFixed(2)} USD; ${(cost / 1e6).toFixed(2)} spent)`;
       return finish('failed', { code: 'budget_exceeded', message: `the task ${why} (${(budget / 1e6).toFixed(2)} USD)` });
@@ -324,7 +327,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     let message: Message;
     const started = Date.now();
     try {
-      message = await new ModelClient(deps.model).create({ model, system: SYSTEM(deps.model.offline), messages: invoke.messages, tools }, signal, (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'));
+      message = await new ModelClient({ ...deps.model, maxTokens }).create({ model, system: SYSTEM(deps.model.offline), messages: invoke.messages, tools }, signal, (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'));
     } catch (err) {
       if (signal.aborted) throw new LeaseLost();
       await finishModelInvoke(deps, lease, invoke.actionId, 'failed', null, Date.now() - started);
@@ -358,7 +361,16 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     if (after.cancelRequested) return finish('cancelled');
 
     if (message.stop_reason === 'max_tokens') {
-      // A cut tool_use cannot run; cut text is continued (twice at most), then the task fails clearly.
+      // A cut tool_use cannot run: the turn is asked again once with twice the room for its output
+      // (its cut answer is dropped; nothing of it ran). Cut text is continued (twice at most). Past
+      // that the task fails clearly.
+      if (uses.length && !t.roomier) {
+        t.messages.pop();
+        for (const u of uses) delete t.steps[u.id];
+        t.roomier = true;
+        await persist();
+        continue;
+      }
       if (uses.length || t.continuations >= 2) return finish('failed', { code: 'max_tokens', message: 'the model hit max_tokens before finishing its answer' });
       t.continuations++;
       t.messages.push({ role: 'user', content: 'Continue exactly where you stopped.' });

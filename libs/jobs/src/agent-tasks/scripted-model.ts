@@ -18,7 +18,8 @@ import type { AddressInfo } from 'node:net';
  * first attempt of every turn fail with that status (`[fail-always:529]`: every attempt;
  * `[fail-times:529:N]`: the first N attempts of every turn, an outage that ends);
  * `[stream-error]` sends an overloaded error in the middle of the first stream of every turn;
- * `[max-tokens-tool]` cuts the first answer inside a tool_use block; `[max-tokens]` cuts the first answer of the
+ * `[max-tokens-tool]` cuts the first answer inside a tool_use block unless the request allows 2,048 output
+ * tokens or more (`[max-tokens-tool-always]`: whatever it allows); `[max-tokens]` cuts the first answer of the
  * task with stop_reason "max_tokens"; `[slow:MS]` delays every answer by MS milliseconds.
  */
 export const OFFLINE_MODEL_LABEL = 'offline demo model';
@@ -140,7 +141,7 @@ function resultText(content: unknown): string {
 export interface ScriptedModelServer {
   url: string;
   /** Requests received (method, auth header kind, model, whether streamed, the status answered, the names of the tools offered). */
-  requests: { auth: 'x-api-key' | 'bearer' | 'none'; model: string; stream: boolean; status: number; turn: number; tools: string[] }[];
+  requests: { auth: 'x-api-key' | 'bearer' | 'none'; model: string; stream: boolean; status: number; turn: number; tools: string[]; maxTokens: number }[];
   /** The messages of each request, as received (only when started with `recordBodies`, for tests). */
   bodies: string[];
   close(): Promise<void>;
@@ -171,7 +172,7 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     if (options.recordBodies) bodies.push(JSON.stringify(body.messages));
     const prompt = promptOf(body.messages);
     const turn = body.messages.filter((m) => m.role === 'assistant').length;
-    const record = (status: number) => requests.push({ auth, model: body.model, stream: !!body.stream, status, turn, tools: (body.tools ?? []).map((x) => String(x.name)).slice(0, 500) });
+    const record = (status: number) => requests.push({ auth, model: body.model, stream: !!body.stream, status, turn, tools: (body.tools ?? []).map((x) => String(x.name)).slice(0, 500), maxTokens: body.max_tokens });
 
     // Faults: the first attempt of each turn fails (`fail-first`), or every attempt (`fail-always`).
     const faultMatch = /\[fail-(first|always|times):(429|529)(?::(\d{1,3}))?\]/.exec(prompt);
@@ -204,7 +205,7 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     const cutTurn = /\[max-tokens\]/.test(prompt) && turn === 0 && !(Array.isArray(last?.content) && last.content.some((b) => b.type === 'text' && b.text.startsWith('Continue')));
     if (cutTurn) out = { content: [text('The brief begins: last week revenue rose and')], stop: 'max_tokens' };
     // A tool_use cut at max_tokens (`[max-tokens-tool]`): its input is incomplete and must not run.
-    if (/\[max-tokens-tool\]/.test(prompt) && turn === 0) out = { content: [text('Writing the file.'), ...use(tool('files_write'), { path: 'cut.txt', content: 'partial' })], stop: 'max_tokens' };
+    if ((/\[max-tokens-tool-always\]/.test(prompt) || (/\[max-tokens-tool\]/.test(prompt) && body.max_tokens < 2048)) && turn === 0) out = { content: [text('Writing the file.'), ...use(tool('files_write'), { path: 'cut.txt', content: 'partial' })], stop: 'max_tokens' };
     if (out.stop === 'tool_use' && !out.content.some((b) => b.type === 'tool_use')) out = done('I have no tool to do that with.');
 
     const message = {
