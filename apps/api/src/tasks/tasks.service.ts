@@ -179,10 +179,10 @@ export class TasksService {
     });
   }
 
-  /** Server-sent events from the task's rows: what there is after `after`, then (when following) new ones until the task stops. */
   /** Task event streams open in this process, per member. */
   private readonly streams = new Map<string, number>();
 
+  /** Server-sent events from the task's rows: what there is after `after`, then (when following) new ones until the task stops. */
   async stream(p: Principal, id: string, after: number, follow: boolean, res: Response): Promise<void> {
     await this.access.authorize(p, 'read', 'Task', { id, userId: p.userId });
     await this.db.inOrg(p, (em) => this.readable(em, p, id));
