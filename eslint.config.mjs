@@ -9,7 +9,7 @@
 //   - only libs/common/src reads process.env (tests, jest configs, scripts/*.mjs,
 //     next.config.ts, the console's lib/server-env.ts (its one server-side setting, the API's URL)
 //     and apps/cli — a client on the user's machine, whose only settings are where its config file
-//     lives — are exempt).
+//     lives and, at login, the API key in STEWARD_API_KEY — are exempt).
 import path from 'node:path';
 import js from '@eslint/js';
 import { defineConfig, globalIgnores } from 'eslint/config';
