@@ -532,6 +532,33 @@ describe('admin console in a real browser', () => {
     expect(row.state).toBe('settled_not_done');
   });
 
+  it("a Batched write an MCP client made through the gateway: the approver sees it under the member in Reviews and reverts it (the file is gone)", async () => {
+    // As the gate leaves it: written in its reversible form (a new file, its undo a delete) in the member's workspace.
+    const actionId = newId();
+    const ws = join(h.config.STEWARD_DATA_DIR, 'workspaces', org.id, org.users.member.id, 'gateway');
+    mkdirSync(ws, { recursive: true });
+    writeFileSync(join(ws, 'ide-note.md'), 'written from the IDE');
+    await inOrg(h.ds, { orgId: org.id }, (em) =>
+      em.query(
+        `INSERT INTO task_actions (org_id, id, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finished_at)
+         VALUES ($1, $2, $3, $4, 'workspace-files', 'files.write', 'file.create', 'batched', '{baseline.file.create}', 'Batched: the org baseline', $5, false, '{}', true, 'succeeded', $6, now())`,
+        [org.id, actionId, `mcp:${actionId}`, org.users.member.id, 'b'.repeat(64), JSON.stringify({ tool: 'files.delete', args: { path: 'gateway/ide-note.md' } })],
+      ),
+    );
+    const approver = await signIn('approver');
+    await open(approver, '/reviews', 'Reviews');
+    const row = approver.getByTestId(`gateway-review-${actionId}`);
+    await row.waitFor();
+    expect(await row.textContent()).toContain('files.write');
+    await axe(approver, '/reviews (gateway)');
+    await shot(approver, 'reviews-gateway');
+    await row.getByRole('button', { name: /^Revert/ }).click();
+    await row.waitFor({ state: 'detached' });
+    expect(existsSync(join(ws, 'ide-note.md'))).toBe(false);
+    const [after] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT review_state, reviewed_by FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, actionId]));
+    expect(after).toEqual({ review_state: 'reverted', reviewed_by: org.users.approver.id });
+  });
+
   it('the owner turns a trust-tuning recommendation into a policy draft', async () => {
     // 40 Slack posts, every one approved within 30 seconds: chat.send may drop from Watched to Batched.
     const tuning = await seedOrg(h.ds, 'tuning');

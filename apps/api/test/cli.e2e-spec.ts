@@ -6,6 +6,8 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
+import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
 import { inOrg } from '@steward/db';
@@ -284,6 +286,27 @@ describe('steward CLI against a live API', () => {
     expect(reviews.code).toBe(0);
     expect(reviews.stdout.split('\n')).toContain(`${reviewId}\tin_review\t1\t0\t0`);
     expect((JSON.parse((await cli(['reviews', '--json'], approver)).stdout) as { items: { taskId: string; pending: number }[] }).items).toContainEqual(expect.objectContaining({ taskId: reviewId, pending: 1 }));
+  });
+
+  it('reviews --gateway lists the Batched writes an MCP client made through the gateway, one line each (and as JSON)', async () => {
+    const approverKey = (await newApiKey(h, await login(h, org.users.approver.email), ['*'])).secret;
+    const approver = { STEWARD_CONFIG: join(home, 'gateway-approver', 'config.json') };
+    expect((await cli(['login', '--url', base, '--api-key', approverKey], approver)).code).toBe(0);
+    const client = new McpClient({ name: 'cli-test-client', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    try {
+      const r = await client.callTool({ name: 'workspace-files__files_write', arguments: { path: 'numbers/gateway-note.md', content: 'From the IDE' } });
+      expect(r.isError).toBeFalsy();
+      const actionId = (r._meta as Record<string, string>)['steward/action-id'];
+      const listed = await cli(['reviews', '--gateway'], approver);
+      expect(listed.code).toBe(0);
+      expect(listed.stdout.split('\n').find((l) => l.startsWith(actionId))).toMatch(new RegExp(`^${actionId}\\t${org.users.member.id}\\tworkspace-files\\tfiles\\.write\\tcli-test-client\\tfiles\\.delete\\t\\d{4}-`));
+      const json = JSON.parse((await cli(['reviews', '--gateway', '--json'], approver)).stdout) as { items: { actionId: string; reviewState: string }[] };
+      expect(json.items).toContainEqual(expect.objectContaining({ actionId, reviewState: 'pending' }));
+    } finally {
+      await (client.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined);
+      await client.close();
+    }
   });
 
   it('run --follow waits through an approval given while it follows, then ends with the result and exit code 0', async () => {

@@ -367,6 +367,74 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(again._meta!['steward/action-id']).not.toBe(auto._meta!['steward/action-id']);
   });
 
+  it('Batched writes through the gateway wait for a reviewer: listed under their member, accepted by another (never the member), reverted through their undo', async () => {
+    const client = await connect(memberKey, 'review-client');
+    const write = async (path: string) => {
+      const r = (await client.callTool({ name: 'workspace-files__files_write', arguments: { path, content: `draft of ${path}` } })) as CallToolResult;
+      expect(r.isError).toBeFalsy();
+      expect(text(r)).toMatch(/Held for review: this action ran in its reversible form/);
+      expect(r._meta).toMatchObject({ 'steward/level': 'batched' });
+      return r._meta!['steward/action-id'] as string;
+    };
+    const kept = await write('gw-review/kept.md');
+    const undone = await write('gw-review/undone.md');
+    const read = async (path: string) => (await client.callTool({ name: 'workspace-files__files_read', arguments: { path } })) as CallToolResult;
+
+    // The approver (all reviews) sees both, pending, named with the member and the MCP client.
+    const listed = await h.http.get('/v1/reviews/gateway').set('Cookie', cookie.approver);
+    expect(listed.status).toBe(200);
+    const mine = (listed.body.items as { actionId: string }[]).filter((i) => [kept, undone].includes(i.actionId));
+    expect(mine).toEqual([
+      expect.objectContaining({ actionId: undone, userId: org.users.member.id, connector: 'workspace-files', tool: 'files.write', actionType: 'file.create', clientName: 'review-client', reviewState: 'pending', undoTool: 'files.delete', reversible: true }),
+      expect.objectContaining({ actionId: kept, reviewState: 'pending' }),
+    ]);
+    // The member sees their own; nobody accepts their own agent's work (403, audited), nothing changes.
+    const own = await h.http.get(`/v1/reviews/gateway?userId=${org.users.approver.id}`).set('Cookie', cookie.member);
+    expect(own.body.items).toEqual([]);
+    expect((await h.http.get('/v1/reviews/gateway').set('Cookie', cookie.member)).body.items.map((i: { actionId: string }) => i.actionId)).toEqual(expect.arrayContaining([kept, undone]));
+    const self = await h.http.post('/v1/reviews/gateway/accept').set('Cookie', cookie.member).send({ actionIds: [kept] });
+    expect(self.status).toBe(403);
+    expect(self.headers['content-type']).toMatch(/application\/problem\+json/);
+    // Bad input: a clear problem, nothing settled.
+    expect((await h.http.post('/v1/reviews/gateway/accept').set('Cookie', cookie.approver).send({ actionIds: [] })).status).toBe(400);
+    expect((await h.http.post('/v1/reviews/gateway/accept').set('Cookie', cookie.approver).send({ actionIds: [kept, kept] })).status).toBe(400);
+    const unknown = await h.http.post('/v1/reviews/gateway/accept').set('Cookie', cookie.approver).send({ actionIds: [kept, '00000000-0000-4000-8000-000000000000'] });
+    expect(unknown.status).toBe(404);
+
+    // Accepted: final as it is (a new file has no finishing step). Reverted: its undo deleted the file.
+    const accepted = await h.http.post('/v1/reviews/gateway/accept').set('Cookie', cookie.approver).send({ actionIds: [kept], reason: 'looks right' });
+    expect(accepted.status).toBe(200);
+    expect(accepted.body.items).toEqual([expect.objectContaining({ actionId: kept, reviewState: 'accepted', reviewedBy: org.users.approver.id })]);
+    const reverted = await h.http.post('/v1/reviews/gateway/revert').set('Cookie', cookie.approver).send({ actionIds: [undone] });
+    expect(reverted.status).toBe(200);
+    expect(reverted.body.items).toEqual([expect.objectContaining({ actionId: undone, reviewState: 'reverted' })]);
+    expect(text(await read('gw-review/kept.md'))).toContain('draft of gw-review/kept.md');
+    expect((await read('gw-review/undone.md')).isError).toBe(true);
+    // Settled once: again is a conflict; the pending list no longer has them, the settled one does.
+    expect((await h.http.post('/v1/reviews/gateway/revert').set('Cookie', cookie.approver).send({ actionIds: [kept] })).status).toBe(409);
+    const pending = (await h.http.get('/v1/reviews/gateway').set('Cookie', cookie.approver)).body.items.map((i: { actionId: string }) => i.actionId);
+    expect(pending).not.toContain(kept);
+    expect(pending).not.toContain(undone);
+    expect((await h.http.get('/v1/reviews/gateway?state=settled').set('Cookie', cookie.approver)).body.items.map((i: { actionId: string }) => i.actionId)).toEqual(expect.arrayContaining([kept, undone]));
+    // Each decision is audited on its action; the refused self-accept too.
+    const events = (
+      await su.query(`SELECT action, outcome, target_id FROM audit_events WHERE org_id = $1 AND action IN ('review.accept', 'review.revert', 'review.decide') AND target_id = ANY($2::uuid[]) ORDER BY occurred_at`, [org.id, [kept, undone]])
+    ).rows;
+    expect(events).toEqual([
+      { action: 'review.decide', outcome: 'denied', target_id: kept },
+      { action: 'review.accept', outcome: 'success', target_id: kept },
+      { action: 'review.revert', outcome: 'success', target_id: undone },
+    ]);
+
+    // Another org's reviewer sees none of it and settles none of it.
+    const other = await seedOrg(h.ds, 'gw-other');
+    const outsider = await login(h, other.users.approver.email);
+    expect((await h.http.get('/v1/reviews/gateway?state=all').set('Cookie', outsider)).body.items).toEqual([]);
+    const third = await write('gw-review/third.md');
+    expect((await h.http.post('/v1/reviews/gateway/revert').set('Cookie', outsider).send({ actionIds: [third] })).status).toBe(404);
+    expect(text(await read('gw-review/third.md'))).toContain('draft of gw-review/third.md');
+  });
+
   it('Watched: progress while the client waits, an approver approves through the API, it runs once; a retry with a new request id does not run it again', async () => {
     const client = await connect();
     const progress: string[] = [];

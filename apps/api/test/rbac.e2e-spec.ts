@@ -174,6 +174,9 @@ const TABLE: Record<string, Row> = {
   // Review bundles (the member's task): approvers and owners accept or revert; the member only reads its own.
   'GET /v1/reviews': every('ok'),
   'GET /v1/reviews/{id}': every('ok'),
+  'GET /v1/reviews/gateway': every('ok'),
+  'POST /v1/reviews/gateway/accept': only(['owner', 'approver']),
+  'POST /v1/reviews/gateway/revert': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/accept': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/revert': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/actions/{actionId}/accept': only(['owner', 'approver']),

@@ -339,6 +339,53 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect((await h.http.get(`/v1/reviews/${gone.taskId}`).set('Cookie', approver)).body).toMatchObject({ taskState: 'in_review', pending: 1, accepted: 0 });
   });
 
+  it("a gateway send held for review (a draft): a reviewer's accept sends it through Gmail with the member's token; a policy that now forbids it sends nothing", async () => {
+    // As the gate leaves a Batched send an MCP client made through the gateway: no task, its decision event naming the client.
+    const seeded = async (draftId: string) => {
+      const actionId = newId();
+      await su.query(
+        `INSERT INTO task_actions (org_id, id, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at)
+         VALUES ($1, $2, $3, $4, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $5, $6, now())`,
+        [org.id, actionId, `gw-${actionId}`, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } })],
+      );
+      const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
+      const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'] }, { domains: [] }));
+      await inOrg(h.ds, { orgId: org.id }, (em) =>
+        recordEvent(em, keyring, {
+          id: newId(), orgId: org.id, occurredAt: new Date(), actor: { type: 'agent_task', id: null }, action: 'email.send', target: { type: 'Tool', id: null },
+          level: 'batched', decision: 'allowed_reversible', outcome: 'success', connector: 'gmail', client: 'mcp',
+          payload: { actionId, mcp: { session: newId(), clientName: 'claude-code', clientVersion: '2.0.0' }, tool: 'gmail.send', facts, decided: 'batched' },
+        }),
+      );
+      return actionId;
+    };
+    const approver = await login(h, org.users.approver.email);
+    const ok = await seeded('draft-ok');
+    const listed = await h.http.get('/v1/reviews/gateway').set('Cookie', approver);
+    expect(listed.body.items.find((i: { actionId: string }) => i.actionId === ok)).toMatchObject({ userId: org.users.member.id, clientName: 'claude-code', undoTool: 'gmail.delete_draft', finalizeTool: 'gmail.send_draft', reviewState: 'pending' });
+
+    // The policy now forbids sending mail outside the org: the accept decides again on the recorded facts and sends nothing.
+    const [active] = (await su.query(`SELECT id, document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
+    await su.query(`UPDATE policies SET document = $2 WHERE id = $1`, [active.id, JSON.stringify({ ...active.document, forbiddenAreas: [...active.document.forbiddenAreas, { id: 'fa.external-mail', actions: ['email.send'], when: { recipients: 'external' }, reason: 'no mail leaves the org this week' }] })]);
+    try {
+      gmail.calls.length = 0;
+      const forbidden = await h.http.post('/v1/reviews/gateway/accept').set('Cookie', approver).send({ actionIds: [ok] });
+      expect(forbidden.status).toBe(409);
+      expect(forbidden.body.detail).toMatch(/policy now forbids/);
+      expect(gmail.calls.filter((c) => c.path.endsWith('/drafts/send'))).toEqual([]);
+    } finally {
+      await su.query(`UPDATE policies SET document = $2 WHERE id = $1`, [active.id, JSON.stringify(active.document)]);
+    }
+    gmail.calls.length = 0;
+    const accepted = await h.http.post('/v1/reviews/gateway/accept').set('Cookie', approver).send({ actionIds: [ok] });
+    expect({ status: accepted.status, detail: accepted.body.detail }).toEqual({ status: 200, detail: undefined });
+    expect(accepted.body.items).toEqual([expect.objectContaining({ actionId: ok, reviewState: 'accepted' })]);
+    const sent = gmail.calls.filter((c) => c.path === '/gmail/v1/users/me/drafts/send');
+    expect(sent).toHaveLength(1);
+    expect(sent[0].authorization).toBe('Bearer tok-gmail');
+    expect(JSON.parse(sent[0].body)).toEqual({ id: 'draft-ok' });
+  });
+
   it('a whole-bundle accept whose second finishing step fails: the first stays made final and on record, the failure is audited, the rest waits', async () => {
     const res = await create({ prompt: '[script:hello]', connectors: ['Gmail'] });
     await waitFor(res.body.id, ['completed']);

@@ -435,9 +435,15 @@ export function program(): Command {
     });
 
   p.command('reviews')
-    .description('Tasks in review (Batched actions to accept or revert)')
-    .action(async () => {
+    .description('Tasks in review (Batched actions to accept or revert); --gateway: Batched writes made through the MCP gateway')
+    .option('--gateway', 'list the MCP gateway\'s Batched writes waiting for a reviewer (one line each)')
+    .action(async (o: { gateway?: boolean }) => {
       const { api, call } = session();
+      if (o.gateway) {
+        const r = await call(api.GET('/v1/reviews/gateway'));
+        print(r, () => table(r.items, ['actionId', 'userId', 'connector', 'tool', 'clientName', 'undoTool', 'createdAt']));
+        return;
+      }
       const r = await call(api.GET('/v1/reviews'));
       print(r, () => table(r.items, ['taskId', 'taskState', 'pending', 'accepted', 'reverted']));
     });

@@ -122,7 +122,7 @@ export default function OverviewPage() {
                           </Anchor>
                         </Table.Td>
                         <Table.Td>
-                          <Badge variant="light" color="gray.9">
+                          <Badge variant="light" color="gray">
                             {e.actorType}
                           </Badge>{' '}
                           {short(e.actorId)}

@@ -1178,7 +1178,14 @@ export class GatewayService implements OnModuleDestroy {
         if (got.length) await this.saveTaint(s);
         const meta = { 'steward/action-id': r.actionId, 'steward/level': r.level, 'steward/status': 'executed' };
         const content = [...r.result.content];
-        if (r.level === 'batched') content.push({ type: 'text', text: `Held for review: this action ran${r.reversible ? ' in its reversible form' : ''} and is listed for a reviewer (action ${r.actionId}).` });
+        if (r.level === 'batched') {
+          content.push({
+            type: 'text',
+            text: r.reversible
+              ? `Held for review: this action ran in its reversible form and waits for a reviewer to accept or revert it (action ${r.actionId}; Reviews → MCP gateway in the Steward console, or \`steward reviews --gateway\`).`
+              : `Held for review: this read ran and is on record for a reviewer (action ${r.actionId}); there is nothing to undo.`,
+          });
+        }
         return { content, ...(r.result.structuredContent ? { structuredContent: r.result.structuredContent } : {}), _meta: meta };
       }
       case 'refused':

@@ -8,6 +8,9 @@ import {
   ApprovalDetail,
   ApprovalList,
   DecideApprovalBody,
+  GatewayReviewBody,
+  GatewayReviewList,
+  ListGatewayReviewsQuery,
   ListApprovalsQuery,
   ListReviewsQuery,
   ListViolationsQuery,
@@ -69,6 +72,22 @@ export class ReviewsController {
   @Endpoint({ method: 'GET', operationId: 'listReviews', summary: 'Tasks in review (Batched actions to accept or revert)', tag: 'Reviews', query: ListReviewsQuery, response: ReviewList })
   list(@Caller() p: Principal, @Query() q: z.infer<typeof ListReviewsQuery>) {
     return this.reviews.list(p, q);
+  }
+
+  // Before ':id': the gateway's Batched writes (no task holds them).
+  @Endpoint({ method: 'GET', path: 'gateway', operationId: 'listGatewayReviews', summary: 'Batched writes made through the MCP gateway, listed under the member they acted for (pending by default)', tag: 'Reviews', query: ListGatewayReviewsQuery, response: GatewayReviewList })
+  listGateway(@Caller() p: Principal, @Query() q: z.infer<typeof ListGatewayReviewsQuery>) {
+    return this.reviews.listGateway(p, q);
+  }
+
+  @Endpoint({ method: 'POST', path: 'gateway/accept', operationId: 'acceptGatewayReviews', summary: 'Accept the named gateway actions (never one’s own; each one’s finishing step where it has one; step-up where the org requires it)', tag: 'Reviews', body: GatewayReviewBody, response: GatewayReviewList, errors: [403, 404, 409] })
+  acceptGateway(@Caller() p: Principal, @Body() body: z.infer<typeof GatewayReviewBody>) {
+    return this.reviews.decideGateway(p, 'accept', body);
+  }
+
+  @Endpoint({ method: 'POST', path: 'gateway/revert', operationId: 'revertGatewayReviews', summary: 'Revert the named gateway actions (each one’s undo call through its connector, newest first)', tag: 'Reviews', body: GatewayReviewBody, response: GatewayReviewList, errors: [404, 409] })
+  revertGateway(@Caller() p: Principal, @Body() body: z.infer<typeof GatewayReviewBody>) {
+    return this.reviews.decideGateway(p, 'revert', body);
   }
 
   @Endpoint({ method: 'GET', path: ':id', operationId: 'getReview', summary: 'The review bundle of a task (id: the task id): its actions, which need review, their undo', tag: 'Reviews', response: ReviewView, errors: [404] })

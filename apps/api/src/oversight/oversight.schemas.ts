@@ -99,6 +99,30 @@ export const ReviewList = z.strictObject({ items: z.array(ReviewSummary).max(200
 export const ListReviewsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).default(50) });
 export const ReviewBody = z.strictObject({ reason: z.string().trim().min(1).max(1000).optional() });
 
+/**
+ * A Batched write made through the MCP gateway (no task around it): it ran in its reversible form
+ * and waits for a reviewer, listed under the member it acted for.
+ */
+export const GatewayReviewView = ReviewActionView.omit({ step: true, level: true, state: true, needsReview: true }).extend({
+  userId: Uuid,
+  /** The MCP client that made the call (its clientInfo name), where its decision recorded it. */
+  clientName: z.string().max(200).nullable(),
+  createdAt: Timestamp,
+});
+export const GatewayReviewList = z.strictObject({ items: z.array(GatewayReviewView).max(200), nextCursor: Uuid.nullable() });
+export const ListGatewayReviewsQuery = z.strictObject({
+  /** pending (the default): not yet accepted or reverted; settled: decided; all. */
+  state: z.enum(['pending', 'settled', 'all']).default('pending'),
+  userId: Uuid.optional(),
+  limit: z.coerce.number().int().min(1).max(200).default(50),
+  cursor: Uuid.optional(),
+});
+export const GatewayReviewBody = z.strictObject({
+  /** The actions to settle, each accepted (or reverted) in turn, newest first. */
+  actionIds: z.array(Uuid).min(1).max(50).refine((ids) => new Set(ids).size === ids.length, 'each action is named once'),
+  reason: z.string().trim().min(1).max(1000).optional(),
+});
+
 export const ViolationState = z.enum(['open', 'confirmed', 'dismissed']);
 export const ViolationView = z.strictObject({
   id: Uuid,

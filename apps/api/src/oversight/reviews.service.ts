@@ -3,7 +3,7 @@ import { AppError, type Config, type Logger, UUID_PATTERN } from '@steward/commo
 import { ConnectorError, ConnectorHub } from '@steward/connectors';
 import { actionScope, CredentialBroker } from '@steward/gate';
 import { type EntityManager, queryReturning } from '@steward/db';
-import { addTaskConnectors, appendEvents, refuseServerRequests } from '@steward/jobs';
+import { addTaskConnectors, appendEvents, hubIdOf, refuseServerRequests } from '@steward/jobs';
 import { type ActionType, compilePolicy, decideRecorded, type PolicyDocument, type RecordedFacts, subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
@@ -13,7 +13,7 @@ import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG, LOGGER } from '../core/tokens';
 import { CredentialsService } from '../connectors/credentials.service';
-import type { ListReviewsQuery, ReviewActionView, ReviewBody, ReviewView } from './oversight.schemas';
+import type { GatewayReviewBody, GatewayReviewList, GatewayReviewView, ListGatewayReviewsQuery, ListReviewsQuery, ReviewActionView, ReviewBody, ReviewView } from './oversight.schemas';
 
 interface ActionRow {
   id: string;
@@ -137,9 +137,7 @@ export class ReviewsService {
       // A person other than the one the agent acted for accepts its work (they may take their own back).
       if (verdict === 'accept' && t.user_id === p.userId) await this.access.deny(p, 'decide', 'Review', taskId, 'own_task', "Nobody accepts their own agent task's work: another reviewer does. You may revert it.");
       if (t.state !== 'in_review') throw AppError.conflict(`The task is ${t.state}, not in review.`);
-      // The kill switch: nothing runs through a connector while agents are paused, a reviewer's step included (it waits for the resume).
-      const [org]: { paused: boolean }[] = await em.query(`SELECT agents_paused_at IS NOT NULL AS paused FROM orgs WHERE id = $1`, [p.orgId]);
-      if (org?.paused) throw AppError.conflict('Agents are paused in this org (kill switch): reviews are decided once they resume.');
+      await this.refuseWhilePaused(em, p);
       await this.access.requireStepUp(em, p);
       if (actionId !== null && !UUID_PATTERN.test(actionId)) throw AppError.notFound('action');
       const rows: ActionRow[] = await em.query(
@@ -154,37 +152,13 @@ export class ReviewsService {
       if (verdict === 'revert') {
         const stuck = rows.find((r) => !r.undo);
         if (stuck) throw AppError.conflict(`The action ${stuck.id} has no undo call recorded; it cannot be reverted.`);
-      } else if (rows.some((r) => r.finalize)) await this.stillAllowed(em, p.orgId, t, rows.filter((r) => r.finalize));
+      } else if (rows.some((r) => r.finalize)) await this.stillAllowed(em, p.orgId, t.user_id, rows.filter((r) => r.finalize), (r) => this.taskDecision(em, p.orgId, t.id, r));
       return { t, rows };
     });
     // 2. Action by action: its call, then its mark and audit event, in one commit.
     const hub = rows.some((r) => r[step]) ? await this.taskHub(p, t) : null;
-    let done = 0;
     try {
-      for (const r of rows) {
-        try {
-          await this.db.inOrg(p, async (em) => {
-            const [now]: { review_state: string | null }[] = await em.query(`SELECT review_state FROM task_actions WHERE org_id = $1 AND id = $2 FOR UPDATE`, [p.orgId, r.id]);
-            if (now?.review_state) return; // another reviewer settled it meanwhile
-            if (hub && r[step]) await this.runStep(hub, p, t, r, step);
-            await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id, verdict === 'accept' ? 'accepted' : 'reverted', p.userId]);
-            await this.audit.record(em, p, {
-              action: `review.${verdict}`,
-              targetType: 'Task',
-              targetId: taskId,
-              payload: { actions: [{ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null, finalize: verdict === 'accept' ? (r.finalize?.tool ?? null) : null }], whole: actionId === null, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
-            });
-            done++;
-          });
-        } catch (err) {
-          if (!(err instanceof AppError)) throw err;
-          // On record although nothing of it was kept: the call was attempted for this action.
-          await this.db.inOrg(p, (em) =>
-            this.audit.record(em, p, { action: `review.${verdict}`, targetType: 'Task', targetId: taskId, outcome: 'failure', payload: { actions: [{ actionId: r.id, tool: r.tool, [step]: r[step]?.tool ?? null }], whole: actionId === null, error: err.message.slice(0, 300) } }),
-          );
-          throw done ? AppError.conflict(`${err.message} ${done} action(s) of this bundle were ${verdict === 'accept' ? 'accepted' : 'reverted'} before it and stay so; the rest are still pending.`) : err;
-        }
-      }
+      await this.settleEach(p, rows, verdict, body, { taskId, ownerId: t.user_id, whole: actionId === null }, () => hub);
     } finally {
       await hub?.close().catch(() => undefined);
     }
@@ -204,27 +178,182 @@ export class ReviewsService {
   }
 
   /**
-   * A finishing step acts for the task's owner now (a draft is sent): like an approved action, it
-   * runs only while the owner's membership is active and the current policy does not forbid what
-   * the action does. Each action is decided again on the facts its decision recorded (its
-   * decision event); the reviewer's accept satisfies anything short of Forbidden.
+   * Batched writes made through the MCP gateway: no task holds them, so each waits under the member
+   * it acted for until a reviewer accepts or reverts it. A member with the `own` reach sees theirs.
    */
-  private async stillAllowed(em: EntityManager, orgId: string, t: { id: string; user_id: string }, rows: ActionRow[]): Promise<void> {
-    const [m]: { status: string }[] = await em.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [orgId, t.user_id]);
-    if (m?.status !== 'active') throw AppError.conflict("The task's owner is not an active member now: nothing of this task is made final. Revert it, or accept it once they are reinstated.");
+  async listGateway(p: Principal, q: z.infer<typeof ListGatewayReviewsQuery>): Promise<z.infer<typeof GatewayReviewList>> {
+    const reach = this.access.reach(p, 'read', 'Review');
+    if (reach === 'none') await this.access.authorize(p, 'read', 'Review');
+    return this.db.inOrg(p, async (em) => {
+      const params: unknown[] = [p.orgId];
+      const where = [`a.org_id = $1`, `a.task_id IS NULL`, GATEWAY_UNDER_REVIEW];
+      if (q.state === 'pending') where.push('a.review_state IS NULL');
+      if (q.state === 'settled') where.push('a.review_state IS NOT NULL');
+      const user = reach === 'own' ? p.userId : q.userId;
+      if (reach === 'own' && q.userId && q.userId !== p.userId) return { items: [], nextCursor: null };
+      if (user) where.push(`a.user_id = $${params.push(user)}`);
+      if (q.cursor) where.push(`(a.created_at, a.id) < (SELECT created_at, id FROM task_actions WHERE org_id = $1 AND id = $${params.push(q.cursor)})`);
+      const rows: GatewayRow[] = await em.query(
+        `SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE ${where.join(' AND ')} ORDER BY a.created_at DESC, a.id DESC LIMIT ${q.limit + 1}`,
+        params,
+      );
+      const more = rows.length > q.limit;
+      const page = rows.slice(0, q.limit);
+      const clients = await this.clientNames(em, p.orgId, page);
+      return { items: page.map((r) => gatewayView(r, clients.get(r.id) ?? null)), nextCursor: more ? page[page.length - 1].id : null };
+    });
+  }
+
+  /**
+   * Accepts or reverts gateway actions, named one by one (a reviewer settles what they saw, never an
+   * action that arrived meanwhile). The same rules as a task's bundle: nobody accepts their own, a
+   * finishing step runs only while the owner is active and the policy does not now forbid it, each
+   * step runs through the owner's connector and is recorded with its audit event in one commit.
+   */
+  async decideGateway(p: Principal, verdict: 'accept' | 'revert', body: z.infer<typeof GatewayReviewBody>): Promise<z.infer<typeof GatewayReviewList>> {
+    await this.access.authorize(p, 'read', 'Review', { id: body.actionIds[0], userId: p.userId });
+    const rows = await this.db.inOrg(p, async (em) => {
+      await this.refuseWhilePaused(em, p);
+      const rows: GatewayRow[] = await em.query(
+        `SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE a.org_id = $1 AND a.id = ANY($2::uuid[]) AND a.task_id IS NULL AND ${GATEWAY_UNDER_REVIEW}
+          ORDER BY a.created_at DESC, a.id DESC FOR UPDATE`,
+        [p.orgId, body.actionIds],
+      );
+      const missing = body.actionIds.find((id) => !rows.some((r) => r.id === id && p.ability.can('read', subjectOf('Review', { userId: r.user_id }))));
+      if (missing) throw AppError.notFound(`gateway action under review (${missing})`);
+      for (const r of rows) {
+        await this.access.authorize(p, 'decide', 'Review', { id: r.id, userId: r.user_id });
+        if (verdict === 'accept' && r.user_id === p.userId) await this.access.deny(p, 'decide', 'Review', r.id, 'own_action', "Nobody accepts their own agent's work: another reviewer does. You may revert it.");
+        if (r.review_state) throw AppError.conflict(`The action ${r.id} is already ${r.review_state}.`);
+        if (verdict === 'revert' && !r.undo) throw AppError.conflict(`The action ${r.id} has no undo call recorded; it cannot be reverted.`);
+      }
+      await this.access.requireStepUp(em, p);
+      if (verdict === 'accept') {
+        for (const owner of new Set(rows.filter((r) => r.finalize).map((r) => r.user_id))) {
+          await this.stillAllowed(em, p.orgId, owner, rows.filter((r) => r.finalize && r.user_id === owner), (r) => this.gatewayDecision(em, p.orgId, r as GatewayRow));
+        }
+      }
+      return rows;
+    });
+    // Each owner's connectors that a step runs through, opened once, as the gateway opens them for that member.
+    const step = verdict === 'revert' ? 'undo' : 'finalize';
+    const hubs = new Map<string, { hub: ConnectorHub; close(): Promise<void> }>();
+    try {
+      for (const owner of new Set(rows.filter((r) => r[step]).map((r) => r.user_id))) {
+        hubs.set(owner, await this.gatewayHub(p, owner, rows.filter((x) => x.user_id === owner).map((x) => x.connector)));
+      }
+      await this.settleEach(p, rows, verdict, body, null, (r) => hubs.get((r as GatewayRow).user_id) ?? null);
+    } finally {
+      for (const h of hubs.values()) await h.close().catch(() => undefined);
+    }
+    return this.db.inOrg(p, async (em) => {
+      const after: GatewayRow[] = await em.query(`SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE a.org_id = $1 AND a.id = ANY($2::uuid[]) ORDER BY a.created_at DESC, a.id DESC`, [p.orgId, body.actionIds]);
+      const clients = await this.clientNames(em, p.orgId, after);
+      return { items: after.map((r) => gatewayView(r, clients.get(r.id) ?? null)), nextCursor: null };
+    });
+  }
+
+  /** The kill switch: nothing runs through a connector while agents are paused, a reviewer's step included (it waits for the resume). */
+  private async refuseWhilePaused(em: EntityManager, p: Principal): Promise<void> {
+    const [org]: { paused: boolean }[] = await em.query(`SELECT agents_paused_at IS NOT NULL AS paused FROM orgs WHERE id = $1`, [p.orgId]);
+    if (org?.paused) throw AppError.conflict('Agents are paused in this org (kill switch): reviews are decided once they resume.');
+  }
+
+  /**
+   * Action by action, newest first: its undo or finishing step, then its mark and audit event, in
+   * one commit, so what happened upstream is on record even when a later one fails: the failure
+   * stops there (409, audited), and what was done stays done.
+   */
+  private async settleEach(
+    p: Principal,
+    rows: ActionRow[],
+    verdict: 'accept' | 'revert',
+    body: { reason?: string },
+    task: { taskId: string; ownerId: string; whole: boolean } | null,
+    hubOf: (r: ActionRow) => { hub: ConnectorHub } | null,
+  ): Promise<void> {
+    const step = verdict === 'revert' ? 'undo' : 'finalize';
+    const target = (r: ActionRow) => (task ? { targetType: 'Task', targetId: task.taskId } : { targetType: 'Action', targetId: r.id });
+    const scope = task ? { whole: task.whole } : { gateway: true };
+    let done = 0;
+    for (const r of rows) {
+      try {
+        await this.db.inOrg(p, async (em) => {
+          const [now]: { review_state: string | null }[] = await em.query(`SELECT review_state FROM task_actions WHERE org_id = $1 AND id = $2 FOR UPDATE`, [p.orgId, r.id]);
+          if (now?.review_state) return; // another reviewer settled it meanwhile
+          const hub = r[step] ? hubOf(r) : null;
+          if (hub && r[step]) await this.runStep(hub, p, task ? { userId: task.ownerId, taskId: task.taskId } : { userId: (r as GatewayRow).user_id, taskId: null }, r, step);
+          await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id, verdict === 'accept' ? 'accepted' : 'reverted', p.userId]);
+          await this.audit.record(em, p, {
+            action: `review.${verdict}`,
+            ...target(r),
+            payload: { actions: [{ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null, finalize: verdict === 'accept' ? (r.finalize?.tool ?? null) : null }], ...scope, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
+          });
+          done++;
+        });
+      } catch (err) {
+        if (!(err instanceof AppError)) throw err;
+        // On record although nothing of it was kept: the call was attempted for this action.
+        await this.db.inOrg(p, (em) =>
+          this.audit.record(em, p, { action: `review.${verdict}`, ...target(r), outcome: 'failure', payload: { actions: [{ actionId: r.id, tool: r.tool, [step]: r[step]?.tool ?? null }], ...scope, error: err.message.slice(0, 300) } }),
+        );
+        throw done ? AppError.conflict(`${err.message} ${done} action(s)${task ? ' of this bundle' : ''} were ${verdict === 'accept' ? 'accepted' : 'reverted'} before it and stay so; the rest are still pending.`) : err;
+      }
+    }
+  }
+
+  /**
+   * A finishing step acts for the owner now (a draft is sent): like an approved action, it runs only
+   * while the owner's membership is active and the current policy does not forbid what the action
+   * does. Each action is decided again on the facts its decision recorded (its decision event); the
+   * reviewer's accept satisfies anything short of Forbidden.
+   */
+  private async stillAllowed(em: EntityManager, orgId: string, owner: string, rows: ActionRow[], decision: (r: ActionRow) => Promise<RecordedFacts | null>): Promise<void> {
+    const [m]: { status: string }[] = await em.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [orgId, owner]);
+    if (m?.status !== 'active') throw AppError.conflict("The action's owner is not an active member now: nothing of it is made final. Revert it, or accept it once they are reinstated.");
     const [active]: { document: PolicyDocument }[] = await em.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [orgId]);
     if (!active) throw AppError.conflict('The org has no active policy: nothing is made final.');
     const compiled = compilePolicy(active.document);
     for (const r of rows) {
-      const [e]: { payload: { facts?: RecordedFacts } }[] = await em.query(
-        `SELECT canonical::jsonb->'payload' AS payload FROM audit_events
-          WHERE org_id = $1 AND actor_id = $2 AND canonical::jsonb->'payload'->>'actionId' = $3 AND canonical::jsonb->>'decision' <> 'executed' LIMIT 1`,
-        [orgId, t.id, r.id],
-      );
-      if (!e?.payload?.facts) throw AppError.conflict(`The action ${r.id} has no recorded decision to decide again: it is not made final.`);
-      const d = decideRecorded(compiled, e.payload.facts, r.action_type as ActionType, r.connector, new Date());
+      const facts = await decision(r);
+      if (!facts) throw AppError.conflict(`The action ${r.id} has no recorded decision to decide again: it is not made final.`);
+      const d = decideRecorded(compiled, facts, r.action_type as ActionType, r.connector, new Date());
       if (d.level === 'forbidden') throw AppError.conflict(`The policy now forbids this action (${r.tool}): ${d.reason.slice(0, 300)} It is not made final; revert it.`);
     }
+  }
+
+  /** The facts a task action's decision recorded (its decision event, the task its actor). */
+  private async taskDecision(em: EntityManager, orgId: string, taskId: string, r: ActionRow): Promise<RecordedFacts | null> {
+    const [e]: { payload: { facts?: RecordedFacts } }[] = await em.query(
+      `SELECT canonical::jsonb->'payload' AS payload FROM audit_events
+        WHERE org_id = $1 AND actor_id = $2 AND canonical::jsonb->'payload'->>'actionId' = $3 AND canonical::jsonb->>'decision' <> 'executed' LIMIT 1`,
+      [orgId, taskId, r.id],
+    );
+    return e?.payload?.facts ?? null;
+  }
+
+  /** The facts a gateway action's decision recorded: its decision event was written in the claim's commit (found by its action type and time). */
+  private async gatewayDecision(em: EntityManager, orgId: string, r: GatewayRow): Promise<RecordedFacts | null> {
+    const [e]: { payload: { facts?: RecordedFacts } }[] = await em.query(
+      `SELECT canonical::jsonb->'payload' AS payload FROM audit_events
+        WHERE org_id = $1 AND action = $2 AND occurred_at BETWEEN $3::timestamptz - interval '10 minutes' AND $3::timestamptz + interval '1 minute'
+          AND canonical::jsonb->'payload'->>'actionId' = $4 AND canonical::jsonb->>'decision' <> 'executed' LIMIT 1`,
+      [orgId, r.action_type, r.created_at, r.id],
+    );
+    return e?.payload?.facts ?? null;
+  }
+
+  /** The MCP client each gateway action's decision event names (`payload.mcp.clientName`). */
+  private async clientNames(em: EntityManager, orgId: string, rows: GatewayRow[]): Promise<Map<string, string>> {
+    if (!rows.length) return new Map();
+    const found: { id: string; client: string | null }[] = await em.query(
+      `SELECT a.id, (SELECT e.canonical::jsonb->'payload'->'mcp'->>'clientName' FROM audit_events e
+                      WHERE e.org_id = a.org_id AND e.action = a.action_type AND e.occurred_at BETWEEN a.created_at - interval '10 minutes' AND a.created_at + interval '1 minute'
+                        AND e.canonical::jsonb->'payload'->>'actionId' = a.id::text LIMIT 1) AS client
+         FROM task_actions a WHERE a.org_id = $1 AND a.id = ANY($2::uuid[])`,
+      [orgId, rows.map((r) => r.id)],
+    );
+    return new Map(found.filter((f) => f.client).map((f) => [f.id, f.client!.slice(0, 200)]));
   }
 
   /**
@@ -232,7 +361,18 @@ export class ReviewsService {
    * audited under the action it serves). While agents are paused no credential is released, so
    * nothing runs through a connector that needs one.
    */
-  private async taskHub(p: Principal, t: { id: string; user_id: string; connectors: string[] }): Promise<{ hub: ConnectorHub; close(): Promise<void> }> {
+  private taskHub(p: Principal, t: { id: string; user_id: string; connectors: string[] }): Promise<{ hub: ConnectorHub; close(): Promise<void> }> {
+    return this.openHub(p, t.user_id, t.id, t.connectors);
+  }
+
+  /** A gateway owner's connectors that the actions to settle went through (hub ids), as the gateway opens them for that member. */
+  private async gatewayHub(p: Principal, owner: string, hubIds: string[]): Promise<{ hub: ConnectorHub; close(): Promise<void> }> {
+    const installed: { name: string }[] = await this.db.inOrg(p, (em) => em.query(`SELECT name FROM connectors WHERE org_id = $1 AND status = 'active'`, [p.orgId]));
+    const names = ['workspace-files', ...installed.map((n) => n.name)].filter((n) => hubIds.includes(hubIdOf(n)));
+    return this.openHub(p, owner, null, names);
+  }
+
+  private async openHub(p: Principal, owner: string, taskId: string | null, names: string[]): Promise<{ hub: ConnectorHub; close(): Promise<void> }> {
     const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
     try {
       const egress = await this.db.inOrg(p, (em) => this.credentials.egressFor(em, p.orgId));
@@ -240,11 +380,11 @@ export class ReviewsService {
       const { connectors } = await addTaskConnectors(
         hub,
         { ds: this.db.dataSource, dataDir: this.config.STEWARD_DATA_DIR, log: this.log, broker, baseUrls: this.config.STEWARD_CONNECTOR_BASE_URLS, egress: async () => egress },
-        { orgId: p.orgId, userId: t.user_id, taskId: t.id },
-        t.connectors,
+        { orgId: p.orgId, userId: owner, taskId },
+        names,
       );
       // No MCP client stands behind a reviewer's undo or finishing step: an upstream's sampling or elicitation is refused and audited.
-      refuseServerRequests(hub, connectors, { ds: this.db.dataSource, keyring: this.audit.keyring, orgId: p.orgId, taskId: t.id, actor: { type: 'user', id: p.userId }, client: 'rest', where: 'during a review' });
+      refuseServerRequests(hub, connectors, { ds: this.db.dataSource, keyring: this.audit.keyring, orgId: p.orgId, taskId, actor: { type: 'user', id: p.userId }, client: 'rest', where: 'during a review' });
       return { hub, close: () => hub.close() };
     } catch (err) {
       await hub.close().catch(() => undefined);
@@ -253,15 +393,42 @@ export class ReviewsService {
   }
 
   /** One action's undo call (a revert) or finishing step (an accept), with an idempotency key: settling again does not act twice where the upstream honours it. */
-  private async runStep(task: { hub: ConnectorHub }, p: Principal, t: { id: string; user_id: string }, r: ActionRow, step: 'undo' | 'finalize'): Promise<void> {
+  private async runStep(task: { hub: ConnectorHub }, p: Principal, owner: { userId: string; taskId: string | null }, r: ActionRow, step: 'undo' | 'finalize'): Promise<void> {
     const call = r[step]!;
     const verb = step === 'undo' ? 'reverted' : 'made final';
-    if (!task.hub.has(r.connector)) throw AppError.conflict(`The ${r.connector} connector is no longer available to this task: action ${r.id} cannot be ${verb}.`);
+    if (!task.hub.has(r.connector)) throw AppError.conflict(`The ${r.connector} connector is no longer available${owner.taskId ? ' to this task' : ''}: action ${r.id} cannot be ${verb}.`);
     try {
-      await actionScope.run({ orgId: p.orgId, userId: t.user_id, actionId: r.id, taskId: t.id, client: 'rest' }, () => task.hub.callTool(r.connector, call.tool, call.args, { idempotencyKey: `${step}-${r.id}` }));
+      await actionScope.run({ orgId: p.orgId, userId: owner.userId, actionId: r.id, taskId: owner.taskId, client: 'rest' }, () => task.hub.callTool(r.connector, call.tool, call.args, { idempotencyKey: `${step}-${r.id}` }));
     } catch (err) {
       if (err instanceof ConnectorError) throw AppError.conflict(`The ${step === 'undo' ? 'undo' : 'finishing step'} of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}`);
       throw err;
     }
   }
+}
+
+interface GatewayRow extends ActionRow {
+  user_id: string;
+  created_at: Date;
+}
+
+/** A Batched gateway write that ran (in its reversible form) and so waits for, or had, a review. */
+const GATEWAY_UNDER_REVIEW = `a.level = 'batched' AND a.state = 'succeeded' AND a.reversible`;
+const GATEWAY_COLUMNS = 'a.id, a.step, a.connector, a.tool, a.action_type, a.level, a.state, a.reversible, a.undo, a.finalize, a.review_state, a.reviewed_by, a.reviewed_at, a.user_id, a.created_at';
+
+function gatewayView(r: GatewayRow, clientName: string | null): z.infer<typeof GatewayReviewView> {
+  return {
+    actionId: r.id,
+    userId: r.user_id,
+    connector: r.connector,
+    tool: r.tool,
+    actionType: r.action_type,
+    clientName,
+    reversible: r.reversible,
+    undoTool: r.undo?.tool ?? null,
+    finalizeTool: r.finalize?.tool ?? null,
+    reviewState: r.review_state ?? 'pending',
+    reviewedBy: r.reviewed_by,
+    reviewedAt: r.reviewed_at?.toISOString() ?? null,
+    createdAt: r.created_at.toISOString(),
+  };
 }

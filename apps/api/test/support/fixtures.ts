@@ -223,6 +223,23 @@ export async function newReview(c: Ctx): Promise<string> {
   return task.id;
 }
 
+/** A Batched file the member's MCP client wrote through the gateway (no task), waiting for a reviewer; its action id. */
+export async function newGatewayReview(c: Ctx): Promise<string> {
+  const path = `briefs/gateway-${rnd()}.md`;
+  const folder = join(c.h.config.STEWARD_DATA_DIR, 'workspaces', c.org.id, c.org.users.member.id);
+  mkdirSync(join(folder, 'briefs'), { recursive: true });
+  writeFileSync(join(folder, path), '# brief\n');
+  const id = newId();
+  await inOrg(c.h.ds, { orgId: c.org.id }, (em) =>
+    em.query(
+      `INSERT INTO task_actions (org_id, id, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, reversible, state, undo, finished_at)
+       VALUES ($1, $2, $3, $4, 'workspace-files', 'files.write', 'file.create', 'batched', '{seed.file.create}', 'Batched: fixture', $5, false, true, 'succeeded', $6, now())`,
+      [c.org.id, id, `mcp:${id}`, c.org.users.member.id, '0'.repeat(64), JSON.stringify({ tool: 'files.delete', args: { path } })],
+    ),
+  );
+  return id;
+}
+
 /** An open violation of a throwaway member (confirming two would suspend a real one). */
 export async function newViolation(c: Ctx): Promise<string> {
   const user = await addUser(c.h.ds, c.org, 'member');
@@ -502,6 +519,9 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'POST /v1/approvals/{id}/settle': async (c) => ({ path: `/v1/approvals/${await newApproval(c, 'outcome_unknown')}/settle`, body: { done: true } }),
   'GET /v1/reviews': async () => ({ path: '/v1/reviews' }),
   'GET /v1/reviews/{id}': async (c) => ({ path: `/v1/reviews/${await newReview(c)}` }),
+  'GET /v1/reviews/gateway': async () => ({ path: '/v1/reviews/gateway' }),
+  'POST /v1/reviews/gateway/accept': async (c) => ({ path: '/v1/reviews/gateway/accept', body: { actionIds: [await newGatewayReview(c)] } }),
+  'POST /v1/reviews/gateway/revert': async (c) => ({ path: '/v1/reviews/gateway/revert', body: { actionIds: [await newGatewayReview(c)], reason: 'not needed' } }),
   'POST /v1/reviews/{id}/accept': async (c) => ({ path: `/v1/reviews/${await newReview(c)}/accept`, body: {} }),
   'POST /v1/reviews/{id}/revert': async (c) => ({ path: `/v1/reviews/${await newReview(c)}/revert`, body: { reason: 'not needed' } }),
   'POST /v1/reviews/{id}/actions/{actionId}/accept': async (c) => {

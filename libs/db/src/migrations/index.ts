@@ -42,6 +42,7 @@ import { GateOutcomeBatch1766016000003 } from './1766016000003-gate-outcome-batc
 import { ModelWaits1766102400000 } from './1766102400000-model-waits';
 import { McpClientTaint1766102400001 } from './1766102400001-mcp-client-taint';
 import { ApprovalsFrozenWhilePaused1766102400002 } from './1766102400002-approvals-frozen-while-paused';
+import { GatewayReviews1766188800000 } from './1766188800000-gateway-reviews';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -89,4 +90,5 @@ export const MIGRATIONS = [
   ModelWaits1766102400000,
   McpClientTaint1766102400001,
   ApprovalsFrozenWhilePaused1766102400002,
+  GatewayReviews1766188800000,
 ];

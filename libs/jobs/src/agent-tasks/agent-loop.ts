@@ -641,7 +641,7 @@ async function finishModelInvoke(deps: AgentDeps, lease: Lease, actionId: string
 export function refuseServerRequests(
   hub: ConnectorHub,
   connectors: Record<string, { id: string; name: string }>,
-  ctx: { ds: DataSource; keyring: AuditKeyring; orgId: string; taskId: string; actor: { type: 'agent_task' | 'user'; id: string }; client: 'worker' | 'rest'; where: string },
+  ctx: { ds: DataSource; keyring: AuditKeyring; orgId: string; taskId: string | null; actor: { type: 'agent_task' | 'user'; id: string }; client: 'worker' | 'rest'; where: string },
 ): void {
   for (const [hubId, connector] of Object.entries(connectors)) {
     if (!hub.has(hubId)) continue;

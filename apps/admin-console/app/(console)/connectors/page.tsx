@@ -199,7 +199,7 @@ function ConnectorDetail({ connector }: { connector: Connector }) {
                   </Table.Td>
                   <Table.Td>
                     {can('review_tools:Connector') && tool.status !== 'approved' && (
-                      <Button size="xs" variant="light" color="green.9" onClick={() => action.run(() => ok(api.POST('/v1/connectors/{id}/tools/{name}/approve', { params: { path: { id, name: tool.name } }, body: { hash: tool.hash } }))).then(tools.reload)}>
+                      <Button size="xs" variant="light" color="green" onClick={() => action.run(() => ok(api.POST('/v1/connectors/{id}/tools/{name}/approve', { params: { path: { id, name: tool.name } }, body: { hash: tool.hash } }))).then(tools.reload)}>
                         Approve
                       </Button>
                     )}

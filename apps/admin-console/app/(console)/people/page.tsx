@@ -101,7 +101,7 @@ function Members({ roles }: { roles: Role[] }) {
                   </Table.Td>
                   <Table.Td>
                     {m.roles.map((r) => (
-                      <Badge key={r} variant="light" color="indigo.9" mr={4}>
+                      <Badge key={r} variant="light" color="indigo" mr={4}>
                         {r}
                       </Badge>
                     ))}

@@ -51,6 +51,7 @@ function Reviews() {
         </Grid.Col>
         <Grid.Col span={{ base: 12, md: 7 }}>{selected ? <Bundle key={selected} id={selected} onChanged={list.reload} /> : <Text c="dark.6">Select a bundle.</Text>}</Grid.Col>
       </Grid>
+      <GatewayReviews />
     </Stack>
   );
 }
@@ -118,11 +119,11 @@ function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
                         {a.needsReview && a.reviewState === 'pending' && (
                           <Group gap={4} wrap="nowrap">
                             {!mine && (
-                              <Button size="xs" variant="light" color="green.9" onClick={() => one(a.actionId, 'accept')}>
+                              <Button size="xs" variant="light" color="green" onClick={() => one(a.actionId, 'accept')}>
                                 Accept
                               </Button>
                             )}
-                            <Button size="xs" variant="light" color="red.9" disabled={!a.reversible} onClick={() => one(a.actionId, 'revert')}>
+                            <Button size="xs" variant="light" color="red" disabled={!a.reversible} onClick={() => one(a.actionId, 'revert')}>
                               Revert
                             </Button>
                           </Group>
@@ -152,5 +153,84 @@ function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
         );
       }}
     </Loaded>
+  );
+}
+
+/**
+ * Batched writes that MCP clients (Claude Desktop, Claude Code, IDEs) made through the gateway: no
+ * task holds them, so each waits here under the member it acted for.
+ */
+function GatewayReviews() {
+  const list = useLoad(() => ok(api.GET('/v1/reviews/gateway', { params: { query: { limit: 100 } } })), []);
+  const { session } = useSession();
+  const name = useMemberNames();
+  const action = useAction();
+  const [reason, setReason] = useState('');
+  async function decide(actionIds: string[], kind: 'accept' | 'revert') {
+    const body = { actionIds, ...(reason.trim() ? { reason: reason.trim() } : {}) };
+    const res = await action.run(() => (kind === 'accept' ? ok(api.POST('/v1/reviews/gateway/accept', { body })) : ok(api.POST('/v1/reviews/gateway/revert', { body }))));
+    if (res) list.reload();
+  }
+  return (
+    <Card withBorder>
+      <Stack>
+        <Title order={2} size="h3">
+          MCP gateway
+        </Title>
+        <Text size="sm" c="dark.6">
+          Batched writes that members&apos; own agents (Claude Desktop, Claude Code, IDEs) made through the gateway. They ran in their reversible form; accept them, or revert them through their undo.
+        </Text>
+        <Loaded load={list} what="gateway actions under review">
+          {(page) =>
+            page.items.length === 0 ? (
+              <Text c="dark.6">Nothing from the gateway waits for review.</Text>
+            ) : (
+              <Table>
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>When</Table.Th>
+                    <Table.Th>Member</Table.Th>
+                    <Table.Th>Action</Table.Th>
+                    <Table.Th>Client</Table.Th>
+                    <Table.Th />
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {page.items.map((a) => (
+                    <Table.Tr key={a.actionId} data-testid={`gateway-review-${a.actionId}`}>
+                      <Table.Td>{fmtDate(a.createdAt)}</Table.Td>
+                      <Table.Td>{name(a.userId)}</Table.Td>
+                      <Table.Td>
+                        {a.connector} · {a.tool}
+                        <Text size="xs" c="dark.6">
+                          {a.actionType}
+                          {a.undoTool ? ` · undo: ${a.undoTool}` : ''}
+                          {a.finalizeTool ? ` · on accept: ${a.finalizeTool}` : ''}
+                        </Text>
+                      </Table.Td>
+                      <Table.Td>{a.clientName ?? '—'}</Table.Td>
+                      <Table.Td>
+                        <Group gap={4} wrap="nowrap">
+                          {a.userId !== session.user.id && (
+                            <Button size="xs" color="green.9" onClick={() => decide([a.actionId], 'accept')} aria-label={`Accept ${a.tool} of ${name(a.userId)}`}>
+                              Accept
+                            </Button>
+                          )}
+                          <Button size="xs" variant="outline" color="red.9" disabled={!a.undoTool} onClick={() => decide([a.actionId], 'revert')} aria-label={`Revert ${a.tool} of ${name(a.userId)}`}>
+                            Revert
+                          </Button>
+                        </Group>
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            )
+          }
+        </Loaded>
+        <TextInput label="Reason (gateway)" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={1000} />
+        <ActionError error={action.error} />
+      </Stack>
+    </Card>
   );
 }
