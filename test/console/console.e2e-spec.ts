@@ -557,6 +557,25 @@ describe('admin console in a real browser', () => {
     expect(existsSync(join(ws, 'ide-note.md'))).toBe(false);
     const [after] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT review_state, reviewed_by FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, actionId]));
     expect(after).toEqual({ review_state: 'reverted', reviewed_by: org.users.approver.id });
+
+    // An accept cut short (claimed ten minutes ago, no outcome): shown as interrupted, never run again; the approver says it was not carried out, and it can be decided anew.
+    const cut = newId();
+    await inOrg(h.ds, { orgId: org.id }, (em) =>
+      em.query(
+        `INSERT INTO task_actions (org_id, id, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finished_at, review_state, reviewed_by, reviewed_at)
+         VALUES ($1, $2, $3, $4, 'workspace-files', 'files.write', 'file.create', 'batched', '{baseline.file.create}', 'Batched: the org baseline', $5, false, '{}', true, 'succeeded', $6, now(), 'accepting', $7, now() - interval '10 minutes')`,
+        [org.id, cut, `mcp:${cut}`, org.users.member.id, 'c'.repeat(64), JSON.stringify({ tool: 'files.delete', args: { path: 'gateway/other.md' } }), org.users.owner.id],
+      ),
+    );
+    await open(approver, '/reviews', 'Reviews');
+    const cutRow = approver.getByTestId(`gateway-review-${cut}`);
+    await cutRow.getByText('accept interrupted: outcome unknown').waitFor();
+    expect(await cutRow.getByRole('button', { name: /^Accept/ }).count()).toBe(0);
+    await axe(approver, '/reviews (interrupted step)');
+    await cutRow.getByRole('button', { name: 'It was not' }).click();
+    await cutRow.getByRole('button', { name: /^Accept/ }).waitFor();
+    const [again] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT review_state FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, cut]));
+    expect(again).toEqual({ review_state: null });
   });
 
   it('the owner turns a trust-tuning recommendation into a policy draft', async () => {

@@ -2440,6 +2440,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/reviews/{id}/actions/{actionId}/settle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Settle an action whose accept or revert was interrupted (its outcome unknown): done, or not done (pending again)
+         * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
+         */
+        post: operations["settleReviewStep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/reviews/{id}/revert": {
         parameters: {
             query?: never;
@@ -2494,6 +2514,26 @@ export interface paths {
          * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
          */
         post: operations["acceptGatewayReviews"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/gateway/actions/{actionId}/settle": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Settle a gateway action whose accept or revert was interrupted (its outcome unknown): done, or not done (pending again)
+         * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
+         */
+        post: operations["settleGatewayReviewStep"];
         delete?: never;
         options?: never;
         head?: never;
@@ -22166,7 +22206,8 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
                         }[];
@@ -22310,7 +22351,8 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
                         }[];
@@ -22492,7 +22534,8 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
                         }[];
@@ -22674,7 +22717,192 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            interrupted: boolean;
+                            reviewedBy: string | null;
+                            reviewedAt: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (problem+json lists each field) */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in, or the credentials are wrong */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (roles, suspension, or step-up required) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit reached */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (no detail leaks) */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    settleReviewStep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Record id */
+                id: string;
+                /** @description Record id */
+                actionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    done: boolean;
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUID
+                         */
+                        taskId: string;
+                        /**
+                         * Format: uuid
+                         * @description UUID
+                         */
+                        userId: string;
+                        taskState: string;
+                        /** Format: int64 */
+                        pending: number;
+                        /** Format: int64 */
+                        accepted: number;
+                        /** Format: int64 */
+                        reverted: number;
+                        actions: {
+                            /**
+                             * Format: uuid
+                             * @description UUID
+                             */
+                            actionId: string;
+                            step: number | null;
+                            connector: string;
+                            tool: string;
+                            actionType: string;
+                            /** @enum {string} */
+                            level: "autonomous" | "batched" | "watched" | "forbidden";
+                            state: string;
+                            needsReview: boolean;
+                            reversible: boolean;
+                            undoTool: string | null;
+                            finalizeTool: string | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
                         }[];
@@ -22854,7 +23082,8 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
                         }[];
@@ -23008,7 +23237,8 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
                             /**
@@ -23125,7 +23355,8 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
                             /**
@@ -23138,6 +23369,172 @@ export interface operations {
                             createdAt: string;
                         }[];
                         nextCursor: string | null;
+                    };
+                };
+            };
+            /** @description Invalid input (problem+json lists each field) */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in, or the credentials are wrong */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (roles, suspension, or step-up required) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit reached */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (no detail leaks) */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    settleGatewayReviewStep: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Record id */
+                actionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    done: boolean;
+                    reason?: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUID
+                         */
+                        actionId: string;
+                        connector: string;
+                        tool: string;
+                        actionType: string;
+                        reversible: boolean;
+                        undoTool: string | null;
+                        finalizeTool: string | null;
+                        reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                        interrupted: boolean;
+                        reviewedBy: string | null;
+                        reviewedAt: string | null;
+                        /**
+                         * Format: uuid
+                         * @description UUID
+                         */
+                        userId: string;
+                        clientName: string | null;
+                        /** Format: date-time */
+                        createdAt: string;
                     };
                 };
             };
@@ -23290,7 +23687,8 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
                             /**

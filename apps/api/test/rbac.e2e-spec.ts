@@ -177,6 +177,8 @@ const TABLE: Record<string, Row> = {
   'GET /v1/reviews/gateway': every('ok'),
   'POST /v1/reviews/gateway/accept': only(['owner', 'approver']),
   'POST /v1/reviews/gateway/revert': only(['owner', 'approver']),
+  'POST /v1/reviews/gateway/actions/{actionId}/settle': only(['owner', 'approver']),
+  'POST /v1/reviews/{id}/actions/{actionId}/settle': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/accept': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/revert': only(['owner', 'approver']),
   'POST /v1/reviews/{id}/actions/{actionId}/accept': only(['owner', 'approver']),

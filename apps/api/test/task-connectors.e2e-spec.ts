@@ -87,6 +87,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       if (c.method === 'POST' && c.path === `${base}/messages/send`) return { json: { id: 'sent-1', threadId: 't-sent' } };
       if (c.method === 'POST' && c.path === `${base}/drafts/send`) {
         const { id } = JSON.parse(c.body) as { id: string };
+        if (id === 'draft-503') return { status: 503, json: { error: { code: 503, message: 'Backend Error' } } };
         return id === 'draft-ok' ? { json: { id: 'sent-draft', threadId: 't-draft', labelIds: ['SENT'] } } : { status: 404, json: { error: { code: 404, message: 'Requested entity was not found.' } } };
       }
       if (c.method === 'DELETE' && c.path.startsWith(`${base}/drafts/`)) return { status: 204 };
@@ -384,6 +385,78 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(sent).toHaveLength(1);
     expect(sent[0].authorization).toBe('Bearer tok-gmail');
     expect(JSON.parse(sent[0].body)).toEqual({ id: 'draft-ok' });
+  });
+
+  it("a reviewer's finishing step is claimed before it runs: one that may have acted (Gmail 503) or that a crash cut short is never run again blindly; a person settles it", async () => {
+    const approver = await login(h, org.users.approver.email);
+    const seeded = async (draftId: string, reviewState: string | null = null, startedMinutesAgo = 0) => {
+      const res = await create({ prompt: '[script:hello]', connectors: ['Gmail'] });
+      await waitFor(res.body.id, ['completed']);
+      const actionId = newId();
+      await su.query(`UPDATE tasks SET state = 'in_review' WHERE org_id = $1 AND id = $2`, [org.id, res.body.id]);
+      await su.query(
+        `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at, review_state, reviewed_by, reviewed_at)
+         VALUES ($1, $2, $3, 5, $4, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $5, $6, now(), $7, $8, now() - make_interval(mins => $9))`,
+        [org.id, actionId, res.body.id, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } }), reviewState, reviewState ? org.users.approver.id : null, startedMinutesAgo],
+      );
+      const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
+      const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'] }, { domains: [] }));
+      await inOrg(h.ds, { orgId: org.id }, (em) =>
+        recordEvent(em, keyring, {
+          id: newId(), orgId: org.id, occurredAt: new Date(), actor: { type: 'agent_task', id: res.body.id }, action: 'email.send', target: { type: 'Tool', id: null },
+          level: 'batched', decision: 'allowed_reversible', outcome: 'success', task: res.body.id, connector: 'gmail', client: 'worker',
+          payload: { actionId, tool: 'gmail.send', facts, decided: 'batched' },
+        }),
+      );
+      return { taskId: res.body.id as string, actionId };
+    };
+    const view = async (taskId: string) => (await h.http.get(`/v1/reviews/${taskId}`).set('Cookie', approver)).body as { taskState: string; pending: number; actions: { actionId: string; reviewState: string; interrupted: boolean; reviewedBy: string | null }[] };
+    const sends = () => gmail.calls.filter((c) => c.path.endsWith('/drafts/send')).length;
+
+    // Gmail answers 503: the send may have happened. The claim stays (accepting), the reviewer is told to check.
+    const flaky = await seeded('draft-503');
+    gmail.calls.length = 0;
+    const first = await h.http.post(`/v1/reviews/${flaky.taskId}/accept`).set('Cookie', approver).send({});
+    expect(first.status).toBe(409);
+    expect(first.body.detail).toMatch(/may have been carried out: check the target, then settle/);
+    expect(sends()).toBe(1);
+    expect((await view(flaky.taskId)).actions[0]).toMatchObject({ reviewState: 'accepting', interrupted: false, reviewedBy: org.users.approver.id });
+    // Another try, by anyone, runs nothing while the step may still be underway; nor once it counts as interrupted.
+    const again = await h.http.post(`/v1/reviews/${flaky.taskId}/actions/${flaky.actionId}/accept`).set('Cookie', approver).send({});
+    expect({ status: again.status, detail: again.body.detail }).toEqual({ status: 409, detail: `Action ${flaky.actionId} is being accepted by a reviewer now.` });
+    const early = await h.http.post(`/v1/reviews/${flaky.taskId}/actions/${flaky.actionId}/settle`).set('Cookie', approver).send({ done: true });
+    expect(early.status).toBe(409);
+    await su.query(`UPDATE task_actions SET reviewed_at = now() - interval '5 minutes' WHERE org_id = $1 AND id = $2`, [org.id, flaky.actionId]);
+    expect((await view(flaky.taskId)).actions[0]).toMatchObject({ reviewState: 'accepting', interrupted: true });
+    const blind = await h.http.post(`/v1/reviews/${flaky.taskId}/actions/${flaky.actionId}/accept`).set('Cookie', approver).send({});
+    expect(blind.status).toBe(409);
+    expect(blind.body.detail).toMatch(/was interrupted before its outcome was known: it is not run again/);
+    expect(sends()).toBe(1);
+    // The owner may not settle their own accept as done; the approver checked Gmail: it was sent.
+    const own = await h.http.post(`/v1/reviews/${flaky.taskId}/actions/${flaky.actionId}/settle`).set('Cookie', member).send({ done: true });
+    expect(own.status).toBe(403);
+    const settled = await h.http.post(`/v1/reviews/${flaky.taskId}/actions/${flaky.actionId}/settle`).set('Cookie', approver).send({ done: true, reason: 'it is in Sent' });
+    expect(settled.status).toBe(200);
+    expect(settled.body).toMatchObject({ taskState: 'completed', pending: 0, accepted: 1 });
+    expect(sends()).toBe(1);
+    const [event] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND action = 'review.settle' AND target_id = $2`, [org.id, flaky.taskId])).rows;
+    expect(event.p).toMatchObject({ actionId: flaky.actionId, interrupted: 'accept', done: true, startedBy: org.users.approver.id, step: 'gmail.send_draft' });
+
+    // As a crash leaves it (claimed ten minutes ago, no outcome): listed as interrupted, the task stays in review; "not done" makes it pending again, and then it is decided anew.
+    const crashed = await seeded('draft-ok', 'accepting', 10);
+    gmail.calls.length = 0;
+    expect(await view(crashed.taskId)).toMatchObject({ taskState: 'in_review', pending: 1, actions: [expect.objectContaining({ reviewState: 'accepting', interrupted: true })] });
+    expect((await h.http.post(`/v1/reviews/${crashed.taskId}/accept`).set('Cookie', approver).send({})).status).toBe(409);
+    expect(sends()).toBe(0);
+    const notDone = await h.http.post(`/v1/reviews/${crashed.taskId}/actions/${crashed.actionId}/settle`).set('Cookie', approver).send({ done: false });
+    expect(notDone.status).toBe(200);
+    expect(notDone.body).toMatchObject({ taskState: 'in_review', pending: 1, actions: [expect.objectContaining({ reviewState: 'pending', interrupted: false, reviewedBy: null })] });
+    const accepted = await h.http.post(`/v1/reviews/${crashed.taskId}/accept`).set('Cookie', approver).send({});
+    expect(accepted.status).toBe(200);
+    expect(accepted.body).toMatchObject({ taskState: 'completed', accepted: 1 });
+    expect(sends()).toBe(1);
+    // Nothing interrupted: nothing to settle.
+    expect((await h.http.post(`/v1/reviews/${crashed.taskId}/actions/${crashed.actionId}/settle`).set('Cookie', approver).send({ done: true })).status).toBe(409);
   });
 
   it('a whole-bundle accept whose second finishing step fails: the first stays made final and on record, the failure is audited, the rest waits', async () => {

@@ -10,6 +10,7 @@ import {
   DecideApprovalBody,
   GatewayReviewBody,
   GatewayReviewList,
+  GatewayReviewView,
   ListGatewayReviewsQuery,
   ListApprovalsQuery,
   ListReviewsQuery,
@@ -19,6 +20,7 @@ import {
   ReviewList,
   ReviewView,
   SettleApprovalBody,
+  SettleReviewStepBody,
   TriageBody,
   ViolationList,
   ViolationView,
@@ -90,6 +92,11 @@ export class ReviewsController {
     return this.reviews.decideGateway(p, 'revert', body);
   }
 
+  @Endpoint({ method: 'POST', path: 'gateway/actions/:actionId/settle', operationId: 'settleGatewayReviewStep', summary: 'Settle a gateway action whose accept or revert was interrupted (its outcome unknown): done, or not done (pending again)', tag: 'Reviews', body: SettleReviewStepBody, response: GatewayReviewView, errors: [403, 404, 409] })
+  settleGateway(@Caller() p: Principal, @Param('actionId') actionId: string, @Body() body: z.infer<typeof SettleReviewStepBody>) {
+    return this.reviews.settleStep(p, null, actionId, body);
+  }
+
   @Endpoint({ method: 'GET', path: ':id', operationId: 'getReview', summary: 'The review bundle of a task (id: the task id): its actions, which need review, their undo', tag: 'Reviews', response: ReviewView, errors: [404] })
   get(@Caller() p: Principal, @Param('id') id: string) {
     return this.reviews.get(p, id);
@@ -108,6 +115,11 @@ export class ReviewsController {
   @Endpoint({ method: 'POST', path: ':id/actions/:actionId/accept', operationId: 'acceptReviewAction', summary: 'Accept one action of the bundle (never one’s own task; step-up where the org requires it)', tag: 'Reviews', body: ReviewBody, response: ReviewView, errors: [404, 409] })
   acceptOne(@Caller() p: Principal, @Param('id') id: string, @Param('actionId') actionId: string, @Body() body: z.infer<typeof ReviewBody>) {
     return this.reviews.decide(p, id, actionId, 'accept', body);
+  }
+
+  @Endpoint({ method: 'POST', path: ':id/actions/:actionId/settle', operationId: 'settleReviewStep', summary: 'Settle an action whose accept or revert was interrupted (its outcome unknown): done, or not done (pending again)', tag: 'Reviews', body: SettleReviewStepBody, response: ReviewView, errors: [403, 404, 409] })
+  settleOne(@Caller() p: Principal, @Param('id') id: string, @Param('actionId') actionId: string, @Body() body: z.infer<typeof SettleReviewStepBody>) {
+    return this.reviews.settleStep(p, id, actionId, body);
   }
 
   @Endpoint({ method: 'POST', path: ':id/actions/:actionId/revert', operationId: 'revertReviewAction', summary: 'Revert one action of the bundle (its undo call, through the connector)', tag: 'Reviews', body: ReviewBody, response: ReviewView, errors: [404, 409] })

@@ -81,7 +81,10 @@ export const ReviewActionView = z.strictObject({
   undoTool: z.string().max(128).nullable(),
   /** The connector's step that makes the action final when accepted (a draft becomes the sent message); null: final as it is. */
   finalizeTool: z.string().max(128).nullable(),
-  reviewState: z.enum(['pending', 'accepted', 'reverted']).nullable(),
+  /** accepting / reverting: a reviewer's step is underway (claimed before it runs; reviewedBy and reviewedAt say who and since when). */
+  reviewState: z.enum(['pending', 'accepting', 'reverting', 'accepted', 'reverted']).nullable(),
+  /** The step underway was interrupted before its outcome was known (the API did not see it end): it is not run again; a person settles it. */
+  interrupted: z.boolean(),
   reviewedBy: Uuid.nullable(),
   reviewedAt: Timestamp.nullable(),
 });
@@ -98,6 +101,11 @@ export const ReviewSummary = ReviewView.omit({ actions: true });
 export const ReviewList = z.strictObject({ items: z.array(ReviewSummary).max(200) });
 export const ListReviewsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).default(50) });
 export const ReviewBody = z.strictObject({ reason: z.string().trim().min(1).max(1000).optional() });
+export const SettleReviewStepBody = z.strictObject({
+  /** Whether the interrupted step was in fact carried out (checked by a person at the target). */
+  done: z.boolean(),
+  reason: z.string().trim().min(1).max(1000).optional(),
+});
 
 /**
  * A Batched write made through the MCP gateway (no task around it): it ran in its reversible form

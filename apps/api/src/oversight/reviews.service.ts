@@ -13,7 +13,7 @@ import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG, LOGGER } from '../core/tokens';
 import { CredentialsService } from '../connectors/credentials.service';
-import type { GatewayReviewBody, GatewayReviewList, GatewayReviewView, ListGatewayReviewsQuery, ListReviewsQuery, ReviewActionView, ReviewBody, ReviewView } from './oversight.schemas';
+import type { GatewayReviewBody, GatewayReviewList, GatewayReviewView, ListGatewayReviewsQuery, ListReviewsQuery, ReviewActionView, ReviewBody, ReviewView, SettleReviewStepBody } from './oversight.schemas';
 
 interface ActionRow {
   id: string;
@@ -26,12 +26,30 @@ interface ActionRow {
   reversible: boolean;
   undo: { tool: string; args: Record<string, unknown> } | null;
   finalize: { tool: string; args: Record<string, unknown> } | null;
-  review_state: 'accepted' | 'reverted' | null;
+  review_state: 'accepted' | 'reverted' | 'accepting' | 'reverting' | null;
   reviewed_by: string | null;
   reviewed_at: Date | null;
 }
 
 const needsReview = (a: ActionRow) => a.level === 'batched' && a.state === 'succeeded' && a.reversible;
+
+/**
+ * A reviewer's undo or finishing step is claimed before it runs (`accepting`, `reverting`, committed
+ * with who and when), so a step the API did not see end (the process died during its call, or the
+ * call ended in a way that may have acted) is never run again blindly: past this time it shows as
+ * interrupted and a person settles it. Longer than any step may take (each call's time limit).
+ */
+const STEP_TIMEOUT_MS = 30_000;
+export const REVIEW_STEP_GRACE_MS = 4 * STEP_TIMEOUT_MS;
+/** Not yet accepted or reverted (a step underway or interrupted included): what keeps a bundle open. */
+const UNSETTLED = `(review_state IS NULL OR review_state IN ('accepting', 'reverting'))`;
+const isUnderway = (state: ActionRow['review_state']): state is 'accepting' | 'reverting' => state === 'accepting' || state === 'reverting';
+const interrupted = (a: Pick<ActionRow, 'review_state' | 'reviewed_at'>) => isUnderway(a.review_state) && !!a.reviewed_at && Date.now() - a.reviewed_at.getTime() > REVIEW_STEP_GRACE_MS;
+/** Why an action whose step is underway cannot be decided now. */
+const underwayConflict = (a: ActionRow) =>
+  interrupted(a)
+    ? AppError.conflict(`An earlier ${a.review_state === 'accepting' ? 'accept' : 'revert'} of action ${a.id} was interrupted before its outcome was known: it is not run again. Check the target, then settle it (done or not done).`)
+    : AppError.conflict(`Action ${a.id} is being ${a.review_state === 'accepting' ? 'accepted' : 'reverted'} by a reviewer now.`);
 
 /**
  * Review bundles: a finished task whose Batched writes ran in their reversible form waits
@@ -61,7 +79,7 @@ export class ReviewsService {
     return this.db.inOrg(p, async (em) => {
       const rows: { id: string; user_id: string; state: string; pending: number; accepted: number; reverted: number }[] = await em.query(
         `SELECT t.id, t.user_id, t.state,
-                count(*) FILTER (WHERE a.review_state IS NULL)::int AS pending,
+                count(*) FILTER (WHERE a.review_state IS NULL OR a.review_state IN ('accepting', 'reverting'))::int AS pending,
                 count(*) FILTER (WHERE a.review_state = 'accepted')::int AS accepted,
                 count(*) FILTER (WHERE a.review_state = 'reverted')::int AS reverted
            FROM tasks t JOIN task_actions a ON a.org_id = t.org_id AND a.task_id = t.id AND a.level = 'batched' AND a.state = 'succeeded' AND a.reversible
@@ -106,6 +124,7 @@ export class ReviewsService {
       undoTool: a.undo?.tool ?? null,
       finalizeTool: a.finalize?.tool ?? null,
       reviewState: needsReview(a) ? (a.review_state ?? 'pending') : null,
+      interrupted: needsReview(a) && interrupted(a),
       reviewedBy: a.reviewed_by,
       reviewedAt: a.reviewed_at?.toISOString() ?? null,
     }));
@@ -114,7 +133,7 @@ export class ReviewsService {
       taskId: t.id,
       userId: t.user_id,
       taskState: t.state,
-      pending: under.filter((a) => a.reviewState === 'pending').length,
+      pending: under.filter((a) => a.reviewState !== 'accepted' && a.reviewState !== 'reverted').length,
       accepted: under.filter((a) => a.reviewState === 'accepted').length,
       reverted: under.filter((a) => a.reviewState === 'reverted').length,
       actions,
@@ -147,8 +166,12 @@ export class ReviewsService {
         actionId ? [p.orgId, taskId, actionId] : [p.orgId, taskId],
       );
       if (actionId && !rows.length) throw AppError.notFound('action');
+      if (actionId && isUnderway(rows[0].review_state)) throw underwayConflict(rows[0]);
       if (actionId && rows[0].review_state) throw AppError.conflict(`The action is already ${rows[0].review_state}.`);
-      if (!rows.length) throw AppError.conflict('Nothing in this bundle is left to review.');
+      if (!rows.length) {
+        const [{ underway }]: { underway: number }[] = await em.query(`SELECT count(*)::int AS underway FROM task_actions WHERE org_id = $1 AND task_id = $2 AND review_state IN ('accepting', 'reverting')`, [p.orgId, taskId]);
+        throw AppError.conflict(underway ? `Nothing in this bundle is left to decide: ${underway} action(s) are being accepted or reverted, or wait to be settled after an interrupted step.` : 'Nothing in this bundle is left to review.');
+      }
       if (verdict === 'revert') {
         const stuck = rows.find((r) => !r.undo);
         if (stuck) throw AppError.conflict(`The action ${stuck.id} has no undo call recorded; it cannot be reverted.`);
@@ -163,10 +186,14 @@ export class ReviewsService {
       await hub?.close().catch(() => undefined);
     }
     // 3. The task completes once nothing is left to review.
+    return this.completeIfSettled(p, taskId);
+  }
+
+  private completeIfSettled(p: Principal, taskId: string) {
     return this.db.inOrg(p, async (em) => {
       await this.task(em, p, taskId, true);
       const [{ left }]: { left: number }[] = await em.query(
-        `SELECT count(*)::int AS left FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible AND review_state IS NULL`,
+        `SELECT count(*)::int AS left FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible AND ${UNSETTLED}`,
         [p.orgId, taskId],
       );
       if (left === 0) {
@@ -174,6 +201,50 @@ export class ReviewsService {
         if (completed.length) await appendEvents(em, this.keys, p.orgId, taskId, [{ kind: 'state', data: { state: 'completed', reviewed: true } }]);
       }
       return this.bundle(em, p, taskId);
+    });
+  }
+
+  /**
+   * Settles an action whose undo or finishing step was interrupted (its outcome unknown): a person
+   * checked the target and says whether it was carried out. Done: the action is accepted (or
+   * reverted) as the step meant; not done: it is pending again, to be decided anew. Audited.
+   */
+  async settleStep(p: Principal, taskId: string | null, actionId: string, body: z.infer<typeof SettleReviewStepBody>) {
+    if (taskId !== null) await this.access.authorize(p, 'read', 'Review', { id: taskId, userId: p.userId });
+    else await this.access.authorize(p, 'read', 'Review', { id: actionId, userId: p.userId });
+    await this.db.inOrg(p, async (em) => {
+      const t = taskId !== null ? await this.task(em, p, taskId, true) : null;
+      const [r]: GatewayRow[] = UUID_PATTERN.test(actionId)
+        ? await em.query(
+            `SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE a.org_id = $1 AND a.id = $2 AND ${taskId !== null ? 'a.task_id = $3' : 'a.task_id IS NULL'} AND ${GATEWAY_UNDER_REVIEW} FOR UPDATE`,
+            taskId !== null ? [p.orgId, actionId, taskId] : [p.orgId, actionId],
+          )
+        : [];
+      if (!r || !p.ability.can('read', subjectOf('Review', { userId: r.user_id }))) throw AppError.notFound('action');
+      await this.access.authorize(p, 'decide', 'Review', { id: taskId ?? actionId, userId: r.user_id });
+      if (!isUnderway(r.review_state)) throw AppError.conflict(r.review_state ? `The action is already ${r.review_state}.` : 'No step of this action is underway: accept or revert it.');
+      if (!interrupted(r)) throw underwayConflict(r);
+      const verdict = r.review_state === 'accepting' ? 'accept' : 'revert';
+      // Settled as done, an interrupted accept is an acceptance: never of one's own work.
+      if (body.done && verdict === 'accept' && r.user_id === p.userId) await this.access.deny(p, 'decide', 'Review', taskId ?? actionId, 'own_action', "Nobody accepts their own agent's work: another reviewer does.");
+      await this.access.requireStepUp(em, p);
+      await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = $5 WHERE org_id = $1 AND id = $2`, [
+        p.orgId,
+        r.id,
+        body.done ? (verdict === 'accept' ? 'accepted' : 'reverted') : null,
+        body.done ? p.userId : null,
+        body.done ? new Date() : null,
+      ]);
+      await this.audit.record(em, p, {
+        action: 'review.settle',
+        ...(t ? { targetType: 'Task', targetId: t.id } : { targetType: 'Action', targetId: r.id }),
+        payload: { actionId: r.id, tool: r.tool, step: verdict === 'accept' ? (r.finalize?.tool ?? null) : (r.undo?.tool ?? null), interrupted: verdict, startedBy: r.reviewed_by, done: body.done, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
+      });
+    });
+    if (taskId !== null) return this.completeIfSettled(p, taskId);
+    return this.db.inOrg(p, async (em) => {
+      const [after]: GatewayRow[] = await em.query(`SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE a.org_id = $1 AND a.id = $2`, [p.orgId, actionId]);
+      return gatewayView(after, (await this.clientNames(em, p.orgId, [after])).get(after.id) ?? null);
     });
   }
 
@@ -187,8 +258,8 @@ export class ReviewsService {
     return this.db.inOrg(p, async (em) => {
       const params: unknown[] = [p.orgId];
       const where = [`a.org_id = $1`, `a.task_id IS NULL`, GATEWAY_UNDER_REVIEW];
-      if (q.state === 'pending') where.push('a.review_state IS NULL');
-      if (q.state === 'settled') where.push('a.review_state IS NOT NULL');
+      if (q.state === 'pending') where.push(`(a.review_state IS NULL OR a.review_state IN ('accepting', 'reverting'))`);
+      if (q.state === 'settled') where.push(`a.review_state IN ('accepted', 'reverted')`);
       const user = reach === 'own' ? p.userId : q.userId;
       if (reach === 'own' && q.userId && q.userId !== p.userId) return { items: [], nextCursor: null };
       if (user) where.push(`a.user_id = $${params.push(user)}`);
@@ -224,6 +295,7 @@ export class ReviewsService {
       for (const r of rows) {
         await this.access.authorize(p, 'decide', 'Review', { id: r.id, userId: r.user_id });
         if (verdict === 'accept' && r.user_id === p.userId) await this.access.deny(p, 'decide', 'Review', r.id, 'own_action', "Nobody accepts their own agent's work: another reviewer does. You may revert it.");
+        if (isUnderway(r.review_state)) throw underwayConflict(r);
         if (r.review_state) throw AppError.conflict(`The action ${r.id} is already ${r.review_state}.`);
         if (verdict === 'revert' && !r.undo) throw AppError.conflict(`The action ${r.id} has no undo call recorded; it cannot be reverted.`);
       }
@@ -277,20 +349,49 @@ export class ReviewsService {
     const scope = task ? { whole: task.whole } : { gateway: true };
     let done = 0;
     for (const r of rows) {
-      try {
-        await this.db.inOrg(p, async (em) => {
-          const [now]: { review_state: string | null }[] = await em.query(`SELECT review_state FROM task_actions WHERE org_id = $1 AND id = $2 FOR UPDATE`, [p.orgId, r.id]);
-          if (now?.review_state) return; // another reviewer settled it meanwhile
-          const hub = r[step] ? hubOf(r) : null;
-          if (hub && r[step]) await this.runStep(hub, p, task ? { userId: task.ownerId, taskId: task.taskId } : { userId: (r as GatewayRow).user_id, taskId: null }, r, step);
-          await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id, verdict === 'accept' ? 'accepted' : 'reverted', p.userId]);
-          await this.audit.record(em, p, {
-            action: `review.${verdict}`,
-            ...target(r),
-            payload: { actions: [{ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null, finalize: verdict === 'accept' ? (r.finalize?.tool ?? null) : null }], ...scope, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
-          });
-          done++;
+      const owner = task ? { userId: task.ownerId, taskId: task.taskId } : { userId: (r as GatewayRow).user_id, taskId: null };
+      const record = (em: EntityManager) =>
+        this.audit.record(em, p, {
+          action: `review.${verdict}`,
+          ...target(r),
+          payload: { actions: [{ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null, finalize: verdict === 'accept' ? (r.finalize?.tool ?? null) : null }], ...scope, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
         });
+      const final = verdict === 'accept' ? 'accepted' : 'reverted';
+      try {
+        // 1. The claim: this reviewer's step, committed before it runs (or, with no step to run, the decision itself).
+        const claimed = await this.db.inOrg(p, async (em) => {
+          const [now]: { review_state: string | null }[] = await em.query(`SELECT review_state FROM task_actions WHERE org_id = $1 AND id = $2 FOR UPDATE`, [p.orgId, r.id]);
+          if (now?.review_state) return false; // another reviewer decided it, or is deciding it, meanwhile
+          await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id, r[step] ? `${verdict}ing` : final, p.userId]);
+          if (!r[step]) {
+            await record(em);
+            done++;
+          }
+          return !!r[step];
+        });
+        if (!claimed) continue;
+        // 2. The step, outside any transaction. A failure that surely did nothing upstream frees the
+        //    claim (pending again); one that may have acted leaves it, to be settled by a person.
+        try {
+          const hub = hubOf(r);
+          if (!hub) throw AppError.conflict(`The ${r.connector} connector is no longer available: action ${r.id} cannot be ${verdict === 'accept' ? 'made final' : 'reverted'}.`);
+          await this.runStep(hub, p, owner, r, step);
+        } catch (err) {
+          const unknown = err instanceof ConnectorError && err.mayHaveActed;
+          if (!unknown) await this.db.inOrg(p, (em) => em.query(`UPDATE task_actions SET review_state = NULL, reviewed_by = NULL, reviewed_at = NULL WHERE org_id = $1 AND id = $2 AND review_state = $3`, [p.orgId, r.id, `${verdict}ing`]));
+          if (err instanceof ConnectorError) {
+            throw AppError.conflict(
+              `The ${step === 'undo' ? 'undo' : 'finishing step'} of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}${unknown ? ' It may have been carried out: check the target, then settle the action (done or not done).' : ''}`,
+            );
+          }
+          throw err;
+        }
+        // 3. Its outcome: the mark and the audit event, in one commit.
+        await this.db.inOrg(p, async (em) => {
+          await em.query(`UPDATE task_actions SET review_state = $3, reviewed_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id, final]);
+          await record(em);
+        });
+        done++;
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
         // On record although nothing of it was kept: the call was attempted for this action.
@@ -373,7 +474,7 @@ export class ReviewsService {
   }
 
   private async openHub(p: Principal, owner: string, taskId: string | null, names: string[]): Promise<{ hub: ConnectorHub; close(): Promise<void> }> {
-    const hub = new ConnectorHub({ timeoutMs: 30_000, maxResultBytes: 1 << 20 });
+    const hub = new ConnectorHub({ timeoutMs: STEP_TIMEOUT_MS, maxResultBytes: 1 << 20 });
     try {
       const egress = await this.db.inOrg(p, (em) => this.credentials.egressFor(em, p.orgId));
       const broker = new CredentialBroker(this.db.dataSource, this.credentials.keys, this.audit.keyring, async () => egress);
@@ -395,14 +496,8 @@ export class ReviewsService {
   /** One action's undo call (a revert) or finishing step (an accept), with an idempotency key: settling again does not act twice where the upstream honours it. */
   private async runStep(task: { hub: ConnectorHub }, p: Principal, owner: { userId: string; taskId: string | null }, r: ActionRow, step: 'undo' | 'finalize'): Promise<void> {
     const call = r[step]!;
-    const verb = step === 'undo' ? 'reverted' : 'made final';
-    if (!task.hub.has(r.connector)) throw AppError.conflict(`The ${r.connector} connector is no longer available${owner.taskId ? ' to this task' : ''}: action ${r.id} cannot be ${verb}.`);
-    try {
-      await actionScope.run({ orgId: p.orgId, userId: owner.userId, actionId: r.id, taskId: owner.taskId, client: 'rest' }, () => task.hub.callTool(r.connector, call.tool, call.args, { idempotencyKey: `${step}-${r.id}` }));
-    } catch (err) {
-      if (err instanceof ConnectorError) throw AppError.conflict(`The ${step === 'undo' ? 'undo' : 'finishing step'} of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}`);
-      throw err;
-    }
+    if (!task.hub.has(r.connector)) throw AppError.conflict(`The ${r.connector} connector is no longer available${owner.taskId ? ' to this task' : ''}: action ${r.id} cannot be ${step === 'undo' ? 'reverted' : 'made final'}.`);
+    await actionScope.run({ orgId: p.orgId, userId: owner.userId, actionId: r.id, taskId: owner.taskId, client: 'rest' }, () => task.hub.callTool(r.connector, call.tool, call.args, { idempotencyKey: `${step}-${r.id}` }));
   }
 }
 
@@ -427,6 +522,7 @@ function gatewayView(r: GatewayRow, clientName: string | null): z.infer<typeof G
     undoTool: r.undo?.tool ?? null,
     finalizeTool: r.finalize?.tool ?? null,
     reviewState: r.review_state ?? 'pending',
+    interrupted: interrupted(r),
     reviewedBy: r.reviewed_by,
     reviewedAt: r.reviewed_at?.toISOString() ?? null,
     createdAt: r.created_at.toISOString(),

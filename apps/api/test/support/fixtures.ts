@@ -240,6 +240,13 @@ export async function newGatewayReview(c: Ctx): Promise<string> {
   return id;
 }
 
+/** An action of a review whose revert was cut short ten minutes ago (as a crash leaves it): one for a person to settle. */
+async function interrupted(c: Ctx, actionId: string): Promise<void> {
+  await inOrg(c.h.ds, { orgId: c.org.id }, (em) =>
+    em.query(`UPDATE task_actions SET review_state = 'reverting', reviewed_by = $3, reviewed_at = now() - interval '10 minutes' WHERE org_id = $1 AND id = $2`, [c.org.id, actionId, c.org.users.owner.id]),
+  );
+}
+
 /** An open violation of a throwaway member (confirming two would suspend a real one). */
 export async function newViolation(c: Ctx): Promise<string> {
   const user = await addUser(c.h.ds, c.org, 'member');
@@ -520,6 +527,17 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/reviews': async () => ({ path: '/v1/reviews' }),
   'GET /v1/reviews/{id}': async (c) => ({ path: `/v1/reviews/${await newReview(c)}` }),
   'GET /v1/reviews/gateway': async () => ({ path: '/v1/reviews/gateway' }),
+  'POST /v1/reviews/gateway/actions/{actionId}/settle': async (c) => {
+    const id = await newGatewayReview(c);
+    await interrupted(c, id);
+    return { path: `/v1/reviews/gateway/actions/${id}/settle`, body: { done: false } };
+  },
+  'POST /v1/reviews/{id}/actions/{actionId}/settle': async (c) => {
+    const id = await newReview(c);
+    const [a] = await inOrg(c.h.ds, { orgId: c.org.id }, (em) => em.query(`SELECT id FROM task_actions WHERE org_id = $1 AND task_id = $2`, [c.org.id, id]));
+    await interrupted(c, a.id);
+    return { path: `/v1/reviews/${id}/actions/${a.id}/settle`, body: { done: true, reason: 'the file is gone' } };
+  },
   'POST /v1/reviews/gateway/accept': async (c) => ({ path: '/v1/reviews/gateway/accept', body: { actionIds: [await newGatewayReview(c)] } }),
   'POST /v1/reviews/gateway/revert': async (c) => ({ path: '/v1/reviews/gateway/revert', body: { actionIds: [await newGatewayReview(c)], reason: 'not needed' } }),
   'POST /v1/reviews/{id}/accept': async (c) => ({ path: `/v1/reviews/${await newReview(c)}/accept`, body: {} }),

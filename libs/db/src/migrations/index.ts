@@ -43,6 +43,7 @@ import { ModelWaits1766102400000 } from './1766102400000-model-waits';
 import { McpClientTaint1766102400001 } from './1766102400001-mcp-client-taint';
 import { ApprovalsFrozenWhilePaused1766102400002 } from './1766102400002-approvals-frozen-while-paused';
 import { GatewayReviews1766188800000 } from './1766188800000-gateway-reviews';
+import { ReviewStepClaims1766188800001 } from './1766188800001-review-step-claims';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -91,4 +92,5 @@ export const MIGRATIONS = [
   McpClientTaint1766102400001,
   ApprovalsFrozenWhilePaused1766102400002,
   GatewayReviews1766188800000,
+  ReviewStepClaims1766188800001,
 ];

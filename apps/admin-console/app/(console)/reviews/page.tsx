@@ -71,6 +71,13 @@ function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
       onChanged();
     }
   }
+  async function settle(actionId: string, done: boolean) {
+    const res = await action.run(() => ok(api.POST('/v1/reviews/{id}/actions/{actionId}/settle', { params: { path: { id, actionId } }, body: { done, ...body() } })));
+    if (res) {
+      bundle.setData(res);
+      onChanged();
+    }
+  }
   async function one(actionId: string, kind: 'accept' | 'revert') {
     const params = { path: { id, actionId } };
     const res = await action.run(() =>
@@ -114,8 +121,9 @@ function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
                         </Text>
                       </Table.Td>
                       <Table.Td>{a.level}</Table.Td>
-                      <Table.Td>{a.needsReview ? `${a.reviewState ?? 'pending'}${a.reviewedAt ? ` ${fmtDate(a.reviewedAt)}` : ''}` : 'read only'}</Table.Td>
+                      <Table.Td>{a.needsReview ? <ReviewState a={a} /> : 'read only'}</Table.Td>
                       <Table.Td>
+                        {a.interrupted && <SettleButtons onSettle={(done) => settle(a.actionId, done)} />}
                         {a.needsReview && a.reviewState === 'pending' && (
                           <Group gap={4} wrap="nowrap">
                             {!mine && (
@@ -166,6 +174,10 @@ function GatewayReviews() {
   const name = useMemberNames();
   const action = useAction();
   const [reason, setReason] = useState('');
+  async function settle(actionId: string, done: boolean) {
+    const res = await action.run(() => ok(api.POST('/v1/reviews/gateway/actions/{actionId}/settle', { params: { path: { actionId } }, body: { done, ...(reason.trim() ? { reason: reason.trim() } : {}) } })));
+    if (res) list.reload();
+  }
   async function decide(actionIds: string[], kind: 'accept' | 'revert') {
     const body = { actionIds, ...(reason.trim() ? { reason: reason.trim() } : {}) };
     const res = await action.run(() => (kind === 'accept' ? ok(api.POST('/v1/reviews/gateway/accept', { body })) : ok(api.POST('/v1/reviews/gateway/revert', { body }))));
@@ -210,6 +222,12 @@ function GatewayReviews() {
                       </Table.Td>
                       <Table.Td>{a.clientName ?? '—'}</Table.Td>
                       <Table.Td>
+                        {a.reviewState !== 'pending' ? (
+                          <Stack gap={4}>
+                            <ReviewState a={a} />
+                            {a.interrupted && <SettleButtons onSettle={(done) => settle(a.actionId, done)} />}
+                          </Stack>
+                        ) : (
                         <Group gap={4} wrap="nowrap">
                           {a.userId !== session.user.id && (
                             <Button size="xs" color="green.9" onClick={() => decide([a.actionId], 'accept')} aria-label={`Accept ${a.tool} of ${name(a.userId)}`}>
@@ -220,6 +238,7 @@ function GatewayReviews() {
                             Revert
                           </Button>
                         </Group>
+                        )}
                       </Table.Td>
                     </Table.Tr>
                   ))}
@@ -232,5 +251,28 @@ function GatewayReviews() {
         <ActionError error={action.error} />
       </Stack>
     </Card>
+  );
+}
+
+type StepState = { reviewState: 'pending' | 'accepting' | 'reverting' | 'accepted' | 'reverted' | null; interrupted: boolean; reviewedAt: string | null };
+
+/** A review's state in words: a step underway says so, one cut short says that its outcome is unknown. */
+function ReviewState({ a }: { a: StepState }) {
+  if (a.interrupted) return <Badge color="orange.9">{a.reviewState === 'accepting' ? 'accept' : 'revert'} interrupted: outcome unknown</Badge>;
+  if (a.reviewState === 'accepting' || a.reviewState === 'reverting') return <Text size="sm">{a.reviewState === 'accepting' ? 'being accepted' : 'being reverted'}…</Text>;
+  return <>{`${a.reviewState ?? 'pending'}${a.reviewedAt ? ` ${fmtDate(a.reviewedAt)}` : ''}`}</>;
+}
+
+/** For a step whose outcome is unknown: a person checked the target and says whether it was carried out. */
+function SettleButtons({ onSettle }: { onSettle(done: boolean): void }) {
+  return (
+    <Group gap={4} wrap="nowrap">
+      <Button size="xs" color="dark.9" onClick={() => onSettle(true)}>
+        It was carried out
+      </Button>
+      <Button size="xs" color="dark.9" variant="outline" onClick={() => onSettle(false)}>
+        It was not
+      </Button>
+    </Group>
   );
 }
