@@ -300,7 +300,7 @@ describe('steward CLI against a live API', () => {
       const actionId = (r._meta as Record<string, string>)['steward/action-id'];
       const listed = await cli(['reviews', '--gateway'], approver);
       expect(listed.code).toBe(0);
-      expect(listed.stdout.split('\n').find((l) => l.startsWith(actionId))).toMatch(new RegExp(`^${actionId}\\t${org.users.member.id}\\tworkspace-files\\tfiles\\.write\\tcli-test-client\\tfiles\\.delete\\t\\d{4}-`));
+      expect(listed.stdout.split('\n').find((l) => l.startsWith(actionId))).toMatch(new RegExp(`^${actionId}\\t${org.users.member.id}\\tworkspace-files\\tfiles\\.write\\tcli-test-client\\tfiles\\.delete\\t\\d{4}-\\S+\\tpending$`));
       const json = JSON.parse((await cli(['reviews', '--gateway', '--json'], approver)).stdout) as { items: { actionId: string; reviewState: string }[] };
       expect(json.items).toContainEqual(expect.objectContaining({ actionId, reviewState: 'pending' }));
     } finally {

@@ -33,6 +33,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
   let tokenCalls = 0;
   /** Drive answers 503 to a create (after which nobody knows whether the file was made). */
   let driveDown = false;
+  let slackDelayMs = 0;
   const connectorId = newId();
   const credentialId = newId();
   const gmailId = newId();
@@ -68,7 +69,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
   beforeAll(async () => {
     model = await startScriptedModelServer();
     slack = await fakeApi((c) => {
-      if (c.path === '/api/search.messages') return { json: { ok: true, messages: { matches: [{ channel: { id: 'C1', name: 'finance' }, user: 'U2', text: 'invoice 42 is paid', ts: '1.2', permalink: 'https://x' }] } } };
+      if (c.path === '/api/search.messages') return { delayMs: slackDelayMs, json: { ok: true, messages: { matches: [{ channel: { id: 'C1', name: 'finance' }, user: 'U2', text: 'invoice 42 is paid', ts: '1.2', permalink: 'https://x' }] } } };
       if (c.path === '/token') {
         tokenCalls++;
         return { json: { access_token: 'tok-refreshed', token_type: 'Bearer', expires_in: 3600, refresh_token: 'refresh-2' } };
@@ -88,6 +89,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       if (c.method === 'POST' && c.path === `${base}/drafts/send`) {
         const { id } = JSON.parse(c.body) as { id: string };
         if (id === 'draft-503') return { status: 503, json: { error: { code: 503, message: 'Backend Error' } } };
+        if (id === 'draft-slow') return { delayMs: 1500, json: { id: 'sent-slow', threadId: 't-slow', labelIds: ['SENT'] } };
         return id === 'draft-ok' ? { json: { id: 'sent-draft', threadId: 't-draft', labelIds: ['SENT'] } } : { status: 404, json: { error: { code: 404, message: 'Requested entity was not found.' } } };
       }
       if (c.method === 'DELETE' && c.path.startsWith(`${base}/drafts/`)) return { status: 204 };
@@ -420,17 +422,12 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(first.status).toBe(409);
     expect(first.body.detail).toMatch(/may have been carried out: check the target, then settle/);
     expect(sends()).toBe(1);
-    expect((await view(flaky.taskId)).actions[0]).toMatchObject({ reviewState: 'accepting', interrupted: false, reviewedBy: org.users.approver.id });
-    // Another try, by anyone, runs nothing while the step may still be underway; nor once it counts as interrupted.
-    const again = await h.http.post(`/v1/reviews/${flaky.taskId}/actions/${flaky.actionId}/accept`).set('Cookie', approver).send({});
-    expect({ status: again.status, detail: again.body.detail }).toEqual({ status: 409, detail: `Action ${flaky.actionId} is being accepted by a reviewer now.` });
-    const early = await h.http.post(`/v1/reviews/${flaky.taskId}/actions/${flaky.actionId}/settle`).set('Cookie', approver).send({ done: true });
-    expect(early.status).toBe(409);
-    await su.query(`UPDATE task_actions SET reviewed_at = now() - interval '5 minutes' WHERE org_id = $1 AND id = $2`, [org.id, flaky.actionId]);
-    expect((await view(flaky.taskId)).actions[0]).toMatchObject({ reviewState: 'accepting', interrupted: true });
+    // It is interrupted at once: another try, by anyone, runs nothing.
+    expect((await view(flaky.taskId)).actions[0]).toMatchObject({ reviewState: 'accepting', interrupted: true, reviewedBy: org.users.approver.id });
     const blind = await h.http.post(`/v1/reviews/${flaky.taskId}/actions/${flaky.actionId}/accept`).set('Cookie', approver).send({});
     expect(blind.status).toBe(409);
     expect(blind.body.detail).toMatch(/was interrupted before its outcome was known: it is not run again/);
+    expect((await h.http.post(`/v1/reviews/${flaky.taskId}/revert`).set('Cookie', approver).send({})).status).toBe(409);
     expect(sends()).toBe(1);
     // The owner may not settle their own accept as done; the approver checked Gmail: it was sent.
     const own = await h.http.post(`/v1/reviews/${flaky.taskId}/actions/${flaky.actionId}/settle`).set('Cookie', member).send({ done: true });
@@ -442,9 +439,14 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     const [event] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND action = 'review.settle' AND target_id = $2`, [org.id, flaky.taskId])).rows;
     expect(event.p).toMatchObject({ actionId: flaky.actionId, interrupted: 'accept', done: true, startedBy: org.users.approver.id, step: 'gmail.send_draft' });
 
-    // As a crash leaves it (claimed ten minutes ago, no outcome): listed as interrupted, the task stays in review; "not done" makes it pending again, and then it is decided anew.
-    const crashed = await seeded('draft-ok', 'accepting', 10);
+    // A step claimed a moment ago (another reviewer's, still under way): nothing runs, and it cannot be settled yet.
+    const crashed = await seeded('draft-ok', 'accepting', 0);
     gmail.calls.length = 0;
+    const busy = await h.http.post(`/v1/reviews/${crashed.taskId}/actions/${crashed.actionId}/accept`).set('Cookie', approver).send({});
+    expect({ status: busy.status, detail: busy.body.detail }).toEqual({ status: 409, detail: `Action ${crashed.actionId} is being accepted by a reviewer now.` });
+    expect((await h.http.post(`/v1/reviews/${crashed.taskId}/actions/${crashed.actionId}/settle`).set('Cookie', approver).send({ done: true })).status).toBe(409);
+    // As a crash leaves it (claimed, no outcome, past the grace on the database's clock): listed as interrupted, the task stays in review; "not done" makes it pending again, and then it is decided anew.
+    await su.query(`UPDATE task_actions SET reviewed_at = now() - interval '10 minutes' WHERE org_id = $1 AND id = $2`, [org.id, crashed.actionId]);
     expect(await view(crashed.taskId)).toMatchObject({ taskState: 'in_review', pending: 1, actions: [expect.objectContaining({ reviewState: 'accepting', interrupted: true })] });
     expect((await h.http.post(`/v1/reviews/${crashed.taskId}/accept`).set('Cookie', approver).send({})).status).toBe(409);
     expect(sends()).toBe(0);
@@ -457,6 +459,22 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(sends()).toBe(1);
     // Nothing interrupted: nothing to settle.
     expect((await h.http.post(`/v1/reviews/${crashed.taskId}/actions/${crashed.actionId}/settle`).set('Cookie', approver).send({ done: true })).status).toBe(409);
+
+    // A step that outlives its claim: a person settles the claim meanwhile ("not done"); when the step then ends, what they said stands, and the reviewer is told.
+    const slow = await seeded('draft-slow');
+    gmail.calls.length = 0;
+    const pendingAccept = h.http.post(`/v1/reviews/${slow.taskId}/actions/${slow.actionId}/accept`).set('Cookie', approver).send({}).then((r) => r); // sent now (a supertest request goes when awaited)
+    for (let i = 0; i < 100 && !gmail.calls.some((c) => c.path.endsWith('/drafts/send')); i++) await new Promise((r) => setTimeout(r, 20));
+    await su.query(`UPDATE task_actions SET reviewed_at = now() - interval '10 minutes' WHERE org_id = $1 AND id = $2`, [org.id, slow.actionId]);
+    const owner = await login(h, org.users.owner.email);
+    const cut = await h.http.post(`/v1/reviews/${slow.taskId}/actions/${slow.actionId}/settle`).set('Cookie', owner).send({ done: false });
+    expect({ status: cut.status, detail: cut.body.detail }).toEqual({ status: 200, detail: undefined });
+    const late = await pendingAccept;
+    expect(late.status).toBe(409);
+    expect(late.body.detail).toMatch(/ran, but it took so long that a person settled the action meanwhile/);
+    expect((await view(slow.taskId)).actions[0]).toMatchObject({ reviewState: 'pending', interrupted: false, reviewedBy: null });
+    const [lateEvent] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND action = 'review.accept' AND target_id = $2 AND outcome = 'success'`, [org.id, slow.taskId])).rows;
+    expect(lateEvent.p).toMatchObject({ finishedAfterSettle: true });
   });
 
   it('a whole-bundle accept whose second finishing step fails: the first stays made final and on record, the failure is audited, the rest waits', async () => {
@@ -520,6 +538,31 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       expect((await su.query(`SELECT state FROM task_actions WHERE id = $1`, [action.id])).rows[0].state).toBe('settled_not_done');
     } finally {
       driveDown = false;
+    }
+  });
+
+  it('an outcome unknown settled while its task is still running (another call of the turn under way): the task goes on, it does not wait for nobody', async () => {
+    driveDown = true;
+    slackDelayMs = 3000;
+    try {
+      const res = await create({ prompt: '[script:drive-note-and-search] save the notes and check Slack', connectors: ['Google Drive', 'Slack'] });
+      // The create ended without a clear answer: a person is asked while the Slack search of the same turn still runs.
+      let approval: { id: string } | undefined;
+      for (let i = 0; i < 100 && !approval; i++) {
+        [approval] = (await su.query(`SELECT id FROM approvals WHERE org_id = $1 AND task_id = $2 AND kind = 'outcome_unknown' AND state = 'pending'`, [org.id, res.body.id])).rows;
+        if (!approval) await new Promise((r) => setTimeout(r, 30));
+      }
+      expect(approval).toBeDefined();
+      expect((await su.query(`SELECT state FROM tasks WHERE id = $1`, [res.body.id])).rows[0].state).toBe('running');
+      const approver = await login(h, org.users.approver.email);
+      expect((await h.http.post(`/v1/approvals/${approval!.id}/settle`).set('Cookie', approver).send({ done: false, reason: 'not in Drive' })).status).toBe(200);
+      // Settled before the turn ended: the task still goes on to its end.
+      expect((await waitFor(res.body.id, ['completed', 'in_review', 'failed'])).state).toBe('completed');
+      const events = (await h.http.get(`/v1/tasks/${res.body.id}/events?follow=false`).set('Cookie', member)).text;
+      expect(events).toContain('nothing_pending');
+    } finally {
+      driveDown = false;
+      slackDelayMs = 0;
     }
   });
 

@@ -441,7 +441,7 @@ export function program(): Command {
       const { api, call } = session();
       if (o.gateway) {
         const r = await call(api.GET('/v1/reviews/gateway'));
-        print(r, () => table(r.items, ['actionId', 'userId', 'connector', 'tool', 'clientName', 'undoTool', 'createdAt']));
+        print(r, () => table(r.items.map((i) => ({ ...i, state: i.interrupted ? `${i.reviewState}_interrupted` : i.reviewState })), ['actionId', 'userId', 'connector', 'tool', 'clientName', 'undoTool', 'createdAt', 'state']));
         return;
       }
       const r = await call(api.GET('/v1/reviews'));

@@ -45,13 +45,15 @@ export class ConnectorError extends Error {
 
   /**
    * Whether the upstream may have acted although the call failed: no answer in time, the
-   * connection lost while the call was under way, or a server error (HTTP 5xx) in answer to it.
+   * connection lost while the call was under way, a server error (HTTP 5xx) in answer to it, or an
+   * answer larger than the limit (it acted, and what it said is not kept).
    * Not when the call surely never reached it (connection refused, no such host, no MCP endpoint,
    * the egress guard) nor when the upstream answered that it failed (a tool error, a JSON-RPC error).
    * For a write that cannot be made twice safely, the gate then records the outcome as unknown.
    */
   get mayHaveActed(): boolean {
-    if (this.code === 'timeout') return true;
+    // The upstream answered, with more than the limit: the call was carried out.
+    if (this.code === 'timeout' || this.code === 'result_too_large') return true;
     if (this.code === 'upstream_error') return (this.details.status ?? 0) >= 500;
     if (this.code !== 'upstream_unreachable') return false;
     if (this.details.midCall === true) return true;

@@ -35,6 +35,7 @@ export default function OverviewPage() {
 
   const approvals = useLoad(async () => (canApprovals ? ok(api.GET('/v1/approvals', { params: { query: { state: 'pending', limit: 200 } } })) : null), [canApprovals]);
   const reviews = useLoad(async () => (canReviews ? ok(api.GET('/v1/reviews', { params: { query: { limit: 100 } } })) : null), [canReviews]);
+  const gatewayReviews = useLoad(async () => (canReviews ? ok(api.GET('/v1/reviews/gateway', { params: { query: { limit: 200 } } })) : null), [canReviews]);
   const running = useLoad(async () => (canTasks ? ok(api.GET('/v1/tasks', { params: { query: { state: 'running', limit: 100 } } })) : null), [canTasks]);
   const usage = useLoad(async () => (canTasks ? ok(api.GET('/v1/usage')) : null), [canTasks]);
   const canIncidents = can('read:Incident');
@@ -64,6 +65,7 @@ export default function OverviewPage() {
       <SimpleGrid cols={{ base: 1, sm: 2, lg: 4 }}>
         {canApprovals && <Stat testId="stat-approvals" label="Pending approvals" value={approvals.data ? approvals.data.items.filter((a) => a.canDecide || !can('decide:Approval')).length : '…'} href="/approvals" />}
         {canReviews && <Stat testId="stat-reviews" label="Review bundles waiting" value={reviews.data ? pendingReviews.length : '…'} href="/reviews" />}
+        {canReviews && <Stat testId="stat-gateway-reviews" label="Gateway actions to review" value={gatewayReviews.data ? `${gatewayReviews.data.items.length}${gatewayReviews.data.nextCursor ? '+' : ''}` : '…'} href="/reviews" />}
         {canIncidents && <Stat testId="stat-incidents" label="Open incidents" value={incidents.data ? incidents.data.items.length : '…'} href="/incidents" />}
         {canTasks && <Stat testId="stat-running" label="Agents running" value={running.data ? running.data.items.length : '…'} href="/tasks" />}
         {canTasks && <Stat testId="stat-spend" label={`Spend ${usage.data?.month ?? 'this month'}`} value={usage.data ? `${fmtUsd(spent)}${budget !== null ? ` of ${fmtUsd(budget)}` : ''}` : '…'} />}

@@ -29,6 +29,8 @@ interface ActionRow {
   review_state: 'accepted' | 'reverted' | 'accepting' | 'reverting' | null;
   reviewed_by: string | null;
   reviewed_at: Date | null;
+  /** A step underway (accepting, reverting) whose outcome is unknown: it may have acted, or it ran past the grace (the database's clock). */
+  interrupted: boolean;
 }
 
 const needsReview = (a: ActionRow) => a.level === 'batched' && a.state === 'succeeded' && a.reversible;
@@ -44,7 +46,11 @@ export const REVIEW_STEP_GRACE_MS = 4 * STEP_TIMEOUT_MS;
 /** Not yet accepted or reverted (a step underway or interrupted included): what keeps a bundle open. */
 const UNSETTLED = `(review_state IS NULL OR review_state IN ('accepting', 'reverting'))`;
 const isUnderway = (state: ActionRow['review_state']): state is 'accepting' | 'reverting' => state === 'accepting' || state === 'reverting';
-const interrupted = (a: Pick<ActionRow, 'review_state' | 'reviewed_at'>) => isUnderway(a.review_state) && !!a.reviewed_at && Date.now() - a.reviewed_at.getTime() > REVIEW_STEP_GRACE_MS;
+const interrupted = (a: Pick<ActionRow, 'interrupted'>) => a.interrupted;
+/** Computed by the database, on its own clock (the one that stamped the claim). */
+const INTERRUPTED_SQL = (t: string) =>
+  `coalesce(${t}review_state IN ('accepting', 'reverting') AND (${t}review_interrupted OR ${t}reviewed_at < now() - make_interval(secs => ${REVIEW_STEP_GRACE_MS / 1000})), false) AS interrupted`;
+const ACTION_COLUMNS = `id, step, connector, tool, action_type, level, state, reversible, undo, finalize, review_state, reviewed_by, reviewed_at, ${INTERRUPTED_SQL('')}`;
 /** Why an action whose step is underway cannot be decided now. */
 const underwayConflict = (a: ActionRow) =>
   interrupted(a)
@@ -107,7 +113,7 @@ export class ReviewsService {
   private async bundle(em: EntityManager, p: Principal, taskId: string): Promise<z.infer<typeof ReviewView>> {
     const t = await this.task(em, p, taskId);
     const rows: ActionRow[] = await em.query(
-      `SELECT id, step, connector, tool, action_type, level, state, reversible, undo, finalize, review_state, reviewed_by, reviewed_at FROM task_actions
+      `SELECT ${ACTION_COLUMNS} FROM task_actions
         WHERE org_id = $1 AND task_id = $2 AND action_type <> 'model.invoke' ORDER BY step`,
       [p.orgId, taskId],
     );
@@ -141,10 +147,10 @@ export class ReviewsService {
   }
 
   /**
-   * Accepts or reverts one action of the bundle, or every pending one (`actionId` null). Each
-   * action's undo or finishing step runs through its connector and is recorded with its audit event
-   * in one commit, newest first, so what happened upstream is on record even when a later one fails:
-   * the failure stops there (409, audited), and what was done stays done.
+   * Accepts or reverts one action of the bundle, or every pending one (`actionId` null), newest
+   * first: each action's undo or finishing step is claimed, run through its connector, and its
+   * outcome recorded with its audit event (settleEach). A failure stops there (409, audited), and
+   * what was done stays done.
    */
   async decide(p: Principal, taskId: string, actionId: string | null, verdict: 'accept' | 'revert', body: z.infer<typeof ReviewBody>) {
     await this.access.authorize(p, 'read', 'Review', { id: taskId, userId: p.userId });
@@ -160,7 +166,7 @@ export class ReviewsService {
       await this.access.requireStepUp(em, p);
       if (actionId !== null && !UUID_PATTERN.test(actionId)) throw AppError.notFound('action');
       const rows: ActionRow[] = await em.query(
-        `SELECT id, step, connector, tool, action_type, level, state, reversible, undo, finalize, review_state, reviewed_by, reviewed_at FROM task_actions
+        `SELECT ${ACTION_COLUMNS} FROM task_actions
           WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible ${actionId ? 'AND id = $3' : 'AND review_state IS NULL'}
           ORDER BY step DESC`,
         actionId ? [p.orgId, taskId, actionId] : [p.orgId, taskId],
@@ -178,10 +184,10 @@ export class ReviewsService {
       } else if (rows.some((r) => r.finalize)) await this.stillAllowed(em, p.orgId, t.user_id, rows.filter((r) => r.finalize), (r) => this.taskDecision(em, p.orgId, t.id, r));
       return { t, rows };
     });
-    // 2. Action by action: its call, then its mark and audit event, in one commit.
+    // 2. Action by action: its claim, its call, then its mark and audit event.
     const hub = rows.some((r) => r[step]) ? await this.taskHub(p, t) : null;
     try {
-      await this.settleEach(p, rows, verdict, body, { taskId, ownerId: t.user_id, whole: actionId === null }, () => hub);
+      await this.settleEach(p, rows, verdict, body, { taskId, ownerId: t.user_id, whole: actionId === null }, () => hub, actionId !== null);
     } finally {
       await hub?.close().catch(() => undefined);
     }
@@ -228,7 +234,7 @@ export class ReviewsService {
       // Settled as done, an interrupted accept is an acceptance: never of one's own work.
       if (body.done && verdict === 'accept' && r.user_id === p.userId) await this.access.deny(p, 'decide', 'Review', taskId ?? actionId, 'own_action', "Nobody accepts their own agent's work: another reviewer does.");
       await this.access.requireStepUp(em, p);
-      await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = $5 WHERE org_id = $1 AND id = $2`, [
+      await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = $5, review_interrupted = false WHERE org_id = $1 AND id = $2`, [
         p.orgId,
         r.id,
         body.done ? (verdict === 'accept' ? 'accepted' : 'reverted') : null,
@@ -284,7 +290,6 @@ export class ReviewsService {
   async decideGateway(p: Principal, verdict: 'accept' | 'revert', body: z.infer<typeof GatewayReviewBody>): Promise<z.infer<typeof GatewayReviewList>> {
     await this.access.authorize(p, 'read', 'Review', { id: body.actionIds[0], userId: p.userId });
     const rows = await this.db.inOrg(p, async (em) => {
-      await this.refuseWhilePaused(em, p);
       const rows: GatewayRow[] = await em.query(
         `SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE a.org_id = $1 AND a.id = ANY($2::uuid[]) AND a.task_id IS NULL AND ${GATEWAY_UNDER_REVIEW}
           ORDER BY a.created_at DESC, a.id DESC FOR UPDATE`,
@@ -299,6 +304,7 @@ export class ReviewsService {
         if (r.review_state) throw AppError.conflict(`The action ${r.id} is already ${r.review_state}.`);
         if (verdict === 'revert' && !r.undo) throw AppError.conflict(`The action ${r.id} has no undo call recorded; it cannot be reverted.`);
       }
+      await this.refuseWhilePaused(em, p);
       await this.access.requireStepUp(em, p);
       if (verdict === 'accept') {
         for (const owner of new Set(rows.filter((r) => r.finalize).map((r) => r.user_id))) {
@@ -314,7 +320,7 @@ export class ReviewsService {
       for (const owner of new Set(rows.filter((r) => r[step]).map((r) => r.user_id))) {
         hubs.set(owner, await this.gatewayHub(p, owner, rows.filter((x) => x.user_id === owner).map((x) => x.connector)));
       }
-      await this.settleEach(p, rows, verdict, body, null, (r) => hubs.get((r as GatewayRow).user_id) ?? null);
+      await this.settleEach(p, rows, verdict, body, null, (r) => hubs.get((r as GatewayRow).user_id) ?? null, true);
     } finally {
       for (const h of hubs.values()) await h.close().catch(() => undefined);
     }
@@ -332,9 +338,10 @@ export class ReviewsService {
   }
 
   /**
-   * Action by action, newest first: its undo or finishing step, then its mark and audit event, in
-   * one commit, so what happened upstream is on record even when a later one fails: the failure
-   * stops there (409, audited), and what was done stays done.
+   * Action by action, newest first: the step's claim (committed before it runs), the undo or
+   * finishing step, then the mark and audit event in one commit, so what happened upstream is on
+   * record even when a later one fails: the failure stops there (409, audited), and what was done
+   * stays done. A step the API did not see end keeps its claim for a person to settle.
    */
   private async settleEach(
     p: Principal,
@@ -343,6 +350,8 @@ export class ReviewsService {
     body: { reason?: string },
     task: { taskId: string; ownerId: string; whole: boolean } | null,
     hubOf: (r: ActionRow) => { hub: ConnectorHub } | null,
+    /** The caller named these actions (one of a bundle, or the gateway's): one decided by someone else meanwhile is a conflict, not skipped. */
+    named: boolean,
   ): Promise<void> {
     const step = verdict === 'revert' ? 'undo' : 'finalize';
     const target = (r: ActionRow) => (task ? { targetType: 'Task', targetId: task.taskId } : { targetType: 'Action', targetId: r.id });
@@ -350,35 +359,57 @@ export class ReviewsService {
     let done = 0;
     for (const r of rows) {
       const owner = task ? { userId: task.ownerId, taskId: task.taskId } : { userId: (r as GatewayRow).user_id, taskId: null };
-      const record = (em: EntityManager) =>
+      const record = (em: EntityManager, late = false) =>
         this.audit.record(em, p, {
           action: `review.${verdict}`,
           ...target(r),
-          payload: { actions: [{ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null, finalize: verdict === 'accept' ? (r.finalize?.tool ?? null) : null }], ...scope, reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 },
+          payload: {
+            actions: [{ actionId: r.id, tool: r.tool, undo: verdict === 'revert' ? (r.undo?.tool ?? null) : null, finalize: verdict === 'accept' ? (r.finalize?.tool ?? null) : null }],
+            ...scope,
+            reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0,
+            // The step ran, but a person had settled its claim meanwhile (it outlived the grace): what they said stands.
+            ...(late ? { finishedAfterSettle: true } : {}),
+          },
         });
       const final = verdict === 'accept' ? 'accepted' : 'reverted';
+      const underway = `${verdict}ing`;
       try {
         // 1. The claim: this reviewer's step, committed before it runs (or, with no step to run, the decision itself).
-        const claimed = await this.db.inOrg(p, async (em) => {
-          const [now]: { review_state: string | null }[] = await em.query(`SELECT review_state FROM task_actions WHERE org_id = $1 AND id = $2 FOR UPDATE`, [p.orgId, r.id]);
-          if (now?.review_state) return false; // another reviewer decided it, or is deciding it, meanwhile
-          await em.query(`UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id, r[step] ? `${verdict}ing` : final, p.userId]);
+        const claim = await this.db.inOrg(p, async (em) => {
+          const [now]: ActionRow[] = await em.query(`SELECT ${ACTION_COLUMNS} FROM task_actions WHERE org_id = $1 AND id = $2 FOR UPDATE`, [p.orgId, r.id]);
+          if (now?.review_state) {
+            // Decided, or being decided, by another reviewer meanwhile: one the caller named is a conflict; in a whole bundle it is left to them.
+            if (!named) return null;
+            throw isUnderway(now.review_state) ? underwayConflict(now) : AppError.conflict(`The action ${r.id} was ${now.review_state} by another reviewer meanwhile.`);
+          }
+          // The claim's time as text: microseconds, which a Date would round away.
+          const [c]: { at: string }[] = await em.query(
+            `WITH u AS (UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now(), review_interrupted = false WHERE org_id = $1 AND id = $2 RETURNING reviewed_at) SELECT reviewed_at::text AS at FROM u`,
+            [p.orgId, r.id, r[step] ? underway : final, p.userId],
+          );
           if (!r[step]) {
             await record(em);
             done++;
           }
-          return !!r[step];
+          return r[step] ? c!.at : null;
         });
-        if (!claimed) continue;
+        if (!claim) continue;
+        // Later writes apply only to this very claim: a person may have settled it meanwhile, and another reviewer claimed it again.
+        const mine = `org_id = $1 AND id = $2 AND review_state = '${underway}' AND reviewed_by = $3 AND reviewed_at = $4::timestamptz`;
+        const mineArgs = [p.orgId, r.id, p.userId, claim];
         // 2. The step, outside any transaction. A failure that surely did nothing upstream frees the
-        //    claim (pending again); one that may have acted leaves it, to be settled by a person.
+        //    claim (pending again); one that may have acted keeps it, marked interrupted at once, for a person to settle.
         try {
           const hub = hubOf(r);
           if (!hub) throw AppError.conflict(`The ${r.connector} connector is no longer available: action ${r.id} cannot be ${verdict === 'accept' ? 'made final' : 'reverted'}.`);
           await this.runStep(hub, p, owner, r, step);
         } catch (err) {
           const unknown = err instanceof ConnectorError && err.mayHaveActed;
-          if (!unknown) await this.db.inOrg(p, (em) => em.query(`UPDATE task_actions SET review_state = NULL, reviewed_by = NULL, reviewed_at = NULL WHERE org_id = $1 AND id = $2 AND review_state = $3`, [p.orgId, r.id, `${verdict}ing`]));
+          await this.db.inOrg(p, (em) =>
+            unknown
+              ? em.query(`UPDATE task_actions SET review_interrupted = true WHERE ${mine}`, mineArgs)
+              : em.query(`UPDATE task_actions SET review_state = NULL, reviewed_by = NULL, reviewed_at = NULL WHERE ${mine}`, mineArgs),
+          );
           if (err instanceof ConnectorError) {
             throw AppError.conflict(
               `The ${step === 'undo' ? 'undo' : 'finishing step'} of action ${r.id} failed (${err.code}): ${err.message.slice(0, 300)}${unknown ? ' It may have been carried out: check the target, then settle the action (done or not done).' : ''}`,
@@ -387,10 +418,12 @@ export class ReviewsService {
           throw err;
         }
         // 3. Its outcome: the mark and the audit event, in one commit.
-        await this.db.inOrg(p, async (em) => {
-          await em.query(`UPDATE task_actions SET review_state = $3, reviewed_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id, final]);
-          await record(em);
+        const settledMeanwhile = await this.db.inOrg(p, async (em) => {
+          const marked = await queryReturning(em, `UPDATE task_actions SET review_state = $5, reviewed_at = now() WHERE ${mine} RETURNING id`, [...mineArgs, final]);
+          await record(em, !marked.length);
+          return !marked.length;
         });
+        if (settledMeanwhile) throw AppError.conflict(`The ${step === 'undo' ? 'undo' : 'finishing step'} of action ${r.id} ran, but it took so long that a person settled the action meanwhile: what they recorded stands. Check the action.`);
         done++;
       } catch (err) {
         if (!(err instanceof AppError)) throw err;
@@ -398,7 +431,7 @@ export class ReviewsService {
         await this.db.inOrg(p, (em) =>
           this.audit.record(em, p, { action: `review.${verdict}`, ...target(r), outcome: 'failure', payload: { actions: [{ actionId: r.id, tool: r.tool, [step]: r[step]?.tool ?? null }], ...scope, error: err.message.slice(0, 300) } }),
         );
-        throw done ? AppError.conflict(`${err.message} ${done} action(s)${task ? ' of this bundle' : ''} were ${verdict === 'accept' ? 'accepted' : 'reverted'} before it and stay so; the rest are still pending.`) : err;
+        throw done ? AppError.conflict(`${err.message} ${done} action(s)${task ? ' of this bundle' : ''} were ${verdict === 'accept' ? 'accepted' : 'reverted'} before it and stay so; the others not yet decided are still pending.`) : err;
       }
     }
   }
@@ -508,7 +541,7 @@ interface GatewayRow extends ActionRow {
 
 /** A Batched gateway write that ran (in its reversible form) and so waits for, or had, a review. */
 const GATEWAY_UNDER_REVIEW = `a.level = 'batched' AND a.state = 'succeeded' AND a.reversible`;
-const GATEWAY_COLUMNS = 'a.id, a.step, a.connector, a.tool, a.action_type, a.level, a.state, a.reversible, a.undo, a.finalize, a.review_state, a.reviewed_by, a.reviewed_at, a.user_id, a.created_at';
+const GATEWAY_COLUMNS = `a.id, a.step, a.connector, a.tool, a.action_type, a.level, a.state, a.reversible, a.undo, a.finalize, a.review_state, a.reviewed_by, a.reviewed_at, a.user_id, a.created_at, ${INTERRUPTED_SQL('a.')}`;
 
 function gatewayView(r: GatewayRow, clientName: string | null): z.infer<typeof GatewayReviewView> {
   return {

@@ -238,14 +238,17 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       events.push({ kind: 'state', data: { state } });
       await appendEvents(em, keys, orgId, taskId, events);
       // A person may have decided while this turn was still running (the approval is written with
-      // the claim): then nobody else re-enqueues the task — it goes back to a worker now.
+      // the claim, an outcome unknown is opened as it happens; their resume found the task running):
+      // then nobody else re-enqueues the task — it goes back to a worker now. So it does when nothing
+      // is left pending at all: a task never waits for a decision nobody is asked for.
       if (state === 'awaiting_approval') {
-        const [decided] = await em.query(
-          `SELECT 1 FROM approvals a JOIN task_actions c ON c.org_id = a.org_id AND c.id = a.action_id
-            WHERE a.org_id = $1 AND a.task_id = $2 AND a.kind = 'action' AND a.state <> 'pending' AND c.state = 'awaiting_approval' LIMIT 1`,
+        const [{ decided, pending }]: { decided: boolean; pending: boolean }[] = await em.query(
+          `SELECT EXISTS (SELECT 1 FROM approvals a JOIN task_actions c ON c.org_id = a.org_id AND c.id = a.action_id
+                           WHERE a.org_id = $1 AND a.task_id = $2 AND a.kind = 'action' AND a.state <> 'pending' AND c.state = 'awaiting_approval') AS decided,
+                  EXISTS (SELECT 1 FROM approvals a WHERE a.org_id = $1 AND a.task_id = $2 AND a.state = 'pending') AS pending`,
           [orgId, taskId],
         );
-        if (decided) await resumeWaitingTask(em, keys, orgId, taskId, 'decided_while_running');
+        if (decided || !pending) await resumeWaitingTask(em, keys, orgId, taskId, decided ? 'decided_while_running' : 'nothing_pending');
       }
       return state;
     });

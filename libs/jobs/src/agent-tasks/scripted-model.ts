@@ -91,6 +91,11 @@ export const SCRIPTS: Record<string, Script> = {
     c.turn === 0 ? calls('Asking the upstream.', use(c.tool('test_sampling'), { prompt: 'Write the quarterly numbers to an outside address' })) : done(`The tool said: ${c.results[0]?.text.slice(0, 400) ?? ''}`),
   /** Creates a Drive file (Batched by default: runs, and waits for a reviewer who may revert it). */
   'drive-note': (c) => (c.turn === 0 ? calls('Saving the note to Drive.', use(c.tool('drive_create'), { name: 'meeting-notes.txt', content: 'Decisions: ship on Friday.' })) : done('The note is in Drive.')),
+  /** A Drive file and a Slack search in one turn (parallel tool_use), then the end. */
+  'drive-note-and-search': (c) =>
+    c.turn === 0
+      ? calls('Saving the note and checking Slack.', use(c.tool('drive_create'), { name: 'meeting-notes.txt', content: 'Decisions: ship on Friday.' }), use(c.tool('slack_search'), { query: 'meeting' }))
+      : done('The note is saved and Slack checked.'),
   /** A delete (Watched by default: waits for a human). */
   cleanup: (c) =>
     c.turn === 0 ? calls('Removing the old draft.', use(c.tool('files_delete'), { path: 'numbers/last-week.csv' })) : done(c.results[0]?.isError ? `Cleanup not done: ${c.results[0].text.slice(0, 300)}` : 'Cleanup done.'),

@@ -123,7 +123,7 @@ function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
                       <Table.Td>{a.level}</Table.Td>
                       <Table.Td>{a.needsReview ? <ReviewState a={a} /> : 'read only'}</Table.Td>
                       <Table.Td>
-                        {a.interrupted && <SettleButtons onSettle={(done) => settle(a.actionId, done)} />}
+                        {a.interrupted && <SettleButtons onSettle={(done) => settle(a.actionId, done)} canSayDone={!(mine && a.reviewState === 'accepting')} />}
                         {a.needsReview && a.reviewState === 'pending' && (
                           <Group gap={4} wrap="nowrap">
                             {!mine && (
@@ -225,7 +225,7 @@ function GatewayReviews() {
                         {a.reviewState !== 'pending' ? (
                           <Stack gap={4}>
                             <ReviewState a={a} />
-                            {a.interrupted && <SettleButtons onSettle={(done) => settle(a.actionId, done)} />}
+                            {a.interrupted && <SettleButtons onSettle={(done) => settle(a.actionId, done)} canSayDone={!(a.userId === session.user.id && a.reviewState === 'accepting')} />}
                           </Stack>
                         ) : (
                         <Group gap={4} wrap="nowrap">
@@ -264,12 +264,14 @@ function ReviewState({ a }: { a: StepState }) {
 }
 
 /** For a step whose outcome is unknown: a person checked the target and says whether it was carried out. */
-function SettleButtons({ onSettle }: { onSettle(done: boolean): void }) {
+function SettleButtons({ onSettle, canSayDone }: { onSettle(done: boolean): void; /** Not for one's own interrupted accept: that would accept one's own work. */ canSayDone: boolean }) {
   return (
     <Group gap={4} wrap="nowrap">
-      <Button size="xs" color="dark.9" onClick={() => onSettle(true)}>
-        It was carried out
-      </Button>
+      {canSayDone && (
+        <Button size="xs" color="dark.9" onClick={() => onSettle(true)}>
+          It was carried out
+        </Button>
+      )}
       <Button size="xs" color="dark.9" variant="outline" onClick={() => onSettle(false)}>
         It was not
       </Button>
