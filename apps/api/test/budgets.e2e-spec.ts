@@ -85,6 +85,36 @@ describe('budgets: reserved before each model turn, never overspent', () => {
     expect(done.reserved).toBe(0);
   });
 
+  it('spend is booked to the month it was spent in: a task created last month that runs a turn now counts against this month; last month\'s turns do not', async () => {
+    expect((await h.http.patch('/v1/org').set('Cookie', owner).send({ monthlyBudgetUsd: null, userMonthlyBudgetUsd: null })).status).toBe(200);
+    // A task created and run last month.
+    const earlier = await create('[script:hello] last month');
+    expect(await runTask(agentDeps(), { orgId: org.id, taskId: earlier, epoch: 1 })).toBe('completed');
+    await su.query(`UPDATE tasks SET created_at = date_trunc('month', now()) - interval '3 days' WHERE org_id = $1 AND id = $2`, [org.id, earlier]);
+    await su.query(`UPDATE task_cost_months SET month = (date_trunc('month', now()) - interval '1 month')::date WHERE org_id = $1 AND task_id = $2`, [org.id, earlier]);
+    // A task created an hour before the month turned, whose turn runs now.
+    const crossing = await create('[script:hello] started before the month turned');
+    await su.query(`UPDATE tasks SET created_at = date_trunc('month', now()) - interval '1 hour' WHERE org_id = $1 AND id = $2`, [org.id, crossing]);
+    expect(await runTask(agentDeps(), { orgId: org.id, taskId: crossing, epoch: 1 })).toBe('completed');
+    const crossed = await task(crossing);
+    expect(crossed.cost).toBeGreaterThan(0);
+    const booked = (await su.query(`SELECT month::text AS month, cost_micros::int AS cost FROM task_cost_months WHERE org_id = $1 AND task_id = $2`, [org.id, crossing])).rows;
+    expect(booked).toEqual([{ month: `${new Date().toISOString().slice(0, 7)}-01`, cost: crossed.cost }]);
+    // This month: the turns spent in it (the crossing task's included, last month's not).
+    const [{ created }] = (await su.query(`SELECT coalesce(sum(cost_micros), 0)::int AS created FROM tasks WHERE org_id = $1 AND created_at >= date_trunc('month', now())`, [org.id])).rows;
+    const usage = await h.http.get('/v1/usage').set('Cookie', owner);
+    expect(Math.round(usage.body.org.spentUsd * 1e6)).toBe(created + crossed.cost);
+    // A budget of exactly what this month spent: nothing more starts.
+    await su.query(`UPDATE orgs SET monthly_budget_micros = $2 WHERE id = $1`, [org.id, created + crossed.cost]);
+    try {
+      const refused = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] one more' });
+      expect(refused.status).toBe(409);
+      expect(refused.body.detail).toMatch(/org's monthly budget is spent/);
+    } finally {
+      await su.query(`UPDATE orgs SET monthly_budget_micros = NULL WHERE id = $1`, [org.id]);
+    }
+  });
+
   it('two turns reserving at the same moment cannot both take the last of a budget (per-org lock)', async () => {
     expect((await h.http.patch('/v1/org').set('Cookie', owner).send({ monthlyBudgetUsd: null, userMonthlyBudgetUsd: null })).status).toBe(200);
     const [a, b] = [await create('[script:hello] a'), await create('[script:hello] b')];

@@ -182,8 +182,16 @@ describe('task schedules and monthly budgets', () => {
     const waiting = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] before the budget is spent' });
     expect(waiting.status).toBe(201);
     const s = (await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Costly', cron: '0 9 * * *', timeZone: 'UTC', prompt: '[script:hello] daily' })).body;
-    // The member's tasks this month cost 0.60 USD (a model bill, as the worker accounts it).
-    await su.query(`UPDATE tasks SET cost_micros = 600000, input_tokens = 1000, output_tokens = 200 WHERE id = $1`, [waiting.body.id]);
+    // The member's tasks this month cost 0.60 USD (a model bill, booked to this month as the worker books each turn).
+    const spent = async (micros: number, tokens = { input: 0, output: 0 }) => {
+      await su.query(`UPDATE tasks SET cost_micros = $2, input_tokens = $3, output_tokens = $4 WHERE id = $1`, [waiting.body.id, micros, tokens.input, tokens.output]);
+      await su.query(
+        `INSERT INTO task_cost_months (org_id, task_id, month, user_id, cost_micros, input_tokens, output_tokens) VALUES ($1, $2, date_trunc('month', now() AT TIME ZONE 'UTC')::date, $3, $4, $5, $6)
+         ON CONFLICT (org_id, month, task_id) DO UPDATE SET cost_micros = EXCLUDED.cost_micros, input_tokens = EXCLUDED.input_tokens, output_tokens = EXCLUDED.output_tokens`,
+        [org.id, waiting.body.id, org.users.member.id, micros, tokens.input, tokens.output],
+      );
+    };
+    await spent(600000, { input: 1000, output: 200 });
 
     const refused = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] over budget' });
     expect(refused.status).toBe(409);
@@ -207,10 +215,10 @@ describe('task schedules and monthly budgets', () => {
     expect(mine.body.users.map((u: { userId: string }) => u.userId)).toEqual([org.users.member.id]);
 
     // A task accepted before the budget was spent stops before its first model turn.
-    await su.query(`UPDATE tasks SET cost_micros = 0 WHERE id = $1`, [waiting.body.id]);
+    await spent(0);
     const other = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] accepted in time' });
     expect(other.status).toBe(201);
-    await su.query(`UPDATE tasks SET cost_micros = 600000 WHERE id = $1`, [waiting.body.id]);
+    await spent(600000);
     expect(await runTask(agentDeps(), { orgId: org.id, taskId: other.body.id, epoch: 1 })).toBe('failed');
     const stopped = (await h.http.get(`/v1/tasks/${other.body.id}`).set('Cookie', member)).body;
     expect(stopped).toMatchObject({ state: 'failed', error: { code: 'monthly_budget_exceeded' } });
@@ -221,7 +229,7 @@ describe('task schedules and monthly budgets', () => {
     expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 0, skipped: 1 });
 
     // The org's budget spent: nobody in the org starts a task.
-    await su.query(`UPDATE tasks SET cost_micros = 2000000 WHERE id = $1`, [waiting.body.id]);
+    await spent(2000000);
     const orgSpent = await h.http.post('/v1/tasks').set('Cookie', owner).send({ prompt: '[script:hello] owner again' });
     expect(orgSpent.status).toBe(409);
     expect(orgSpent.body.detail).toMatch(/org's monthly budget is spent/);

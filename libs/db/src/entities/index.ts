@@ -94,6 +94,7 @@ export const TENANT_TABLES = [
   'pilot_baselines',
   'mcp_refresh_tokens',
   'mcp_client_taint',
+  'task_cost_months',
   'anomaly_reports',
   'report_schedules',
 ] as const;

@@ -44,6 +44,7 @@ import { McpClientTaint1766102400001 } from './1766102400001-mcp-client-taint';
 import { ApprovalsFrozenWhilePaused1766102400002 } from './1766102400002-approvals-frozen-while-paused';
 import { GatewayReviews1766188800000 } from './1766188800000-gateway-reviews';
 import { ReviewStepClaims1766188800001 } from './1766188800001-review-step-claims';
+import { TaskCostMonths1766188800002 } from './1766188800002-task-cost-months';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -93,4 +94,5 @@ export const MIGRATIONS = [
   ApprovalsFrozenWhilePaused1766102400002,
   GatewayReviews1766188800000,
   ReviewStepClaims1766188800001,
+  TaskCostMonths1766188800002,
 ];

@@ -8,7 +8,7 @@ import { type DataSource, type EntityManager, inOrg } from '@steward/db';
 import { ClaimFenced, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
 import { type ActionType, decide, isActionType, labelArguments, redactPersonalData } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
-import { budgetMessage, reserveTurn } from './budgets';
+import { bookTurnCost, budgetMessage, reserveTurn } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
 import { openOutcomeUnknown } from './outcome-unknown';
 import { addTaskConnectors, type TaskConnectorDeps } from './task-connectors';
@@ -356,6 +356,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         `UPDATE tasks SET model = $3, turns = turns + 1, step = $4, input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, cost_micros = cost_micros + $7, reserved_micros = 0, model_waits = 0 WHERE org_id = $1 AND id = $2`,
         [orgId, taskId, model, step, usage.input_tokens, usage.output_tokens, turnCost],
       );
+      // Booked to the month it was spent in (monthly budgets and usage read this).
+      await bookTurnCost(em, { orgId, taskId, userId }, usage, turnCost);
       await finishModelInvokeIn(em, deps, lease, invoke.actionId, 'succeeded', sha256(JSON.stringify(message.content)), Date.now() - started);
       await appendEvents(em, keys, orgId, taskId, [
         { kind: 'model', data: { model, offline: deps.model.offline, stopReason: message.stop_reason, inputTokens: usage.input_tokens, outputTokens: usage.output_tokens, costMicros: turnCost, toolUses: uses.length }, ...(said ? { secret: said } : {}) },

@@ -2,8 +2,9 @@ import type { EntityManager } from '@steward/db';
 
 /**
  * Monthly budgets (org settings): the org's whole spend and each user's, per calendar month in
- * UTC, counted as the model cost of the tasks created that month plus what running tasks have
- * reserved for the turn they are in. Checked when a task is accepted (API) and when a schedule
+ * UTC, counted as the model cost spent that month (each turn booked to its month in
+ * `task_cost_months`, whenever its task was created) plus what running tasks have reserved for the
+ * turn they are in. Checked when a task is accepted (API) and when a schedule
  * fires; before every model turn the worker reserves the most the turn can cost (`reserveTurn`),
  * so that tasks running side by side never together spend past a budget.
  */
@@ -20,10 +21,14 @@ export const monthKey = (now = new Date()) => monthStart(now).toISOString().slic
 export async function monthlyUsage(em: EntityManager, orgId: string, onlyUserId?: string, now = new Date()): Promise<MonthlyUsage> {
   const start = monthStart(now);
   const [o]: { monthly_budget_micros: string | null; user_monthly_budget_micros: string | null }[] = await em.query(`SELECT monthly_budget_micros, user_monthly_budget_micros FROM orgs WHERE id = $1`, [orgId]);
+  // Spend and tokens as booked to this month; tasks: those created this month.
   const rows: { user_id: string; spent: string; tasks: number; input_tokens: string; output_tokens: string }[] = await em.query(
-    `SELECT user_id, sum(cost_micros)::bigint AS spent, count(*)::int AS tasks, sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens
-       FROM tasks WHERE org_id = $1 AND created_at >= $2 GROUP BY user_id ORDER BY user_id`,
-    [orgId, start],
+    `SELECT user_id, sum(spent)::bigint AS spent, sum(tasks)::int AS tasks, sum(input_tokens)::bigint AS input_tokens, sum(output_tokens)::bigint AS output_tokens
+       FROM (SELECT user_id, cost_micros AS spent, 0 AS tasks, input_tokens, output_tokens FROM task_cost_months WHERE org_id = $1 AND month = $2::date
+             UNION ALL
+             SELECT user_id, 0, 1, 0, 0 FROM tasks WHERE org_id = $1 AND created_at >= $2) x
+      GROUP BY user_id ORDER BY user_id`,
+    [orgId, start.toISOString().slice(0, 10)],
   );
   const userBudget = o?.user_monthly_budget_micros == null ? null : Number(o.user_monthly_budget_micros);
   const users = rows.map((r) => ({ userId: r.user_id, spentMicros: Number(r.spent), budgetMicros: userBudget, tasks: r.tasks, inputTokens: Number(r.input_tokens), outputTokens: Number(r.output_tokens) }));
@@ -35,8 +40,15 @@ export async function monthlyUsage(em: EntityManager, orgId: string, onlyUserId?
   };
 }
 
-/** What a task counts against a monthly budget: its cost so far, and while it runs, what its current turn reserved. */
-const USED = `cost_micros + CASE WHEN state = 'running' THEN reserved_micros ELSE 0 END`;
+/** A model turn's cost and tokens, booked to the month (UTC) it was spent in; in the turn's transaction. */
+export async function bookTurnCost(em: EntityManager, t: { orgId: string; taskId: string; userId: string }, usage: { input_tokens: number; output_tokens: number }, costMicros: number, now = new Date()): Promise<void> {
+  await em.query(
+    `INSERT INTO task_cost_months (org_id, task_id, month, user_id, cost_micros, input_tokens, output_tokens) VALUES ($1, $2, $3::date, $4, $5, $6, $7)
+     ON CONFLICT (org_id, month, task_id) DO UPDATE SET cost_micros = task_cost_months.cost_micros + EXCLUDED.cost_micros,
+       input_tokens = task_cost_months.input_tokens + EXCLUDED.input_tokens, output_tokens = task_cost_months.output_tokens + EXCLUDED.output_tokens`,
+    [t.orgId, t.taskId, monthStart(now).toISOString().slice(0, 10), t.userId, costMicros, usage.input_tokens, usage.output_tokens],
+  );
+}
 
 export interface BudgetBlock {
   scope: 'org' | 'user';
@@ -47,13 +59,20 @@ export interface BudgetBlock {
   turnMicros?: number;
 }
 
+/**
+ * Spent this month by the org and by the user (every task's turns booked to this month, whenever
+ * the task was created), with what running tasks reserved for their current turn — all but the
+ * reservation of `exceptTaskId`, which is about to be replaced.
+ */
 async function monthlyUse(em: EntityManager, orgId: string, userId: string, now: Date, exceptTaskId: string | null) {
   const [r]: { org_budget: string | null; user_budget: string | null; org_spent: string; user_spent: string }[] = await em.query(
     `SELECT o.monthly_budget_micros AS org_budget, o.user_monthly_budget_micros AS user_budget,
-            coalesce((SELECT sum(${USED}) FROM tasks t WHERE t.org_id = o.id AND t.created_at >= $3 AND t.id IS DISTINCT FROM $4), 0)::bigint AS org_spent,
-            coalesce((SELECT sum(${USED}) FROM tasks t WHERE t.org_id = o.id AND t.created_at >= $3 AND t.user_id = $2 AND t.id IS DISTINCT FROM $4), 0)::bigint AS user_spent
+            (coalesce((SELECT sum(c.cost_micros) FROM task_cost_months c WHERE c.org_id = o.id AND c.month = $3::date), 0)
+             + coalesce((SELECT sum(t.reserved_micros) FROM tasks t WHERE t.org_id = o.id AND t.state = 'running' AND t.id IS DISTINCT FROM $4), 0))::bigint AS org_spent,
+            (coalesce((SELECT sum(c.cost_micros) FROM task_cost_months c WHERE c.org_id = o.id AND c.month = $3::date AND c.user_id = $2), 0)
+             + coalesce((SELECT sum(t.reserved_micros) FROM tasks t WHERE t.org_id = o.id AND t.state = 'running' AND t.user_id = $2 AND t.id IS DISTINCT FROM $4), 0))::bigint AS user_spent
        FROM orgs o WHERE o.id = $1`,
-    [orgId, userId, monthStart(now), exceptTaskId],
+    [orgId, userId, monthStart(now).toISOString().slice(0, 10), exceptTaskId],
   );
   return r;
 }
@@ -76,14 +95,12 @@ export async function monthlyBudgetBlock(em: EntityManager, orgId: string, userI
  */
 export async function reserveTurn(em: EntityManager, orgId: string, userId: string, taskId: string, turnMicros: number, now = new Date()): Promise<BudgetBlock | null> {
   await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:budget:' || $1::text, 0))`, [orgId]);
+  // This task's own spend this month is in the sums already; its last reservation is not (this one replaces it).
   const r = await monthlyUse(em, orgId, userId, now, taskId);
   if (!r) return null;
-  const [mine]: { cost: string }[] = await em.query(`SELECT cost_micros AS cost FROM tasks WHERE org_id = $1 AND id = $2 AND created_at >= $3`, [orgId, taskId, monthStart(now)]);
-  // This task's cost counts too when it was created this month (a task's cost is booked to its month).
-  const own = mine ? Number(mine.cost) : 0;
-  const over = (budget: string | null, spent: string) => budget !== null && Number(spent) + own + turnMicros > Number(budget);
-  if (over(r.org_budget, r.org_spent)) return { scope: 'org', budgetMicros: Number(r.org_budget), spentMicros: Number(r.org_spent) + own, turnMicros };
-  if (over(r.user_budget, r.user_spent)) return { scope: 'user', budgetMicros: Number(r.user_budget), spentMicros: Number(r.user_spent) + own, turnMicros };
+  const over = (budget: string | null, spent: string) => budget !== null && Number(spent) + turnMicros > Number(budget);
+  if (over(r.org_budget, r.org_spent)) return { scope: 'org', budgetMicros: Number(r.org_budget), spentMicros: Number(r.org_spent), turnMicros };
+  if (over(r.user_budget, r.user_spent)) return { scope: 'user', budgetMicros: Number(r.user_budget), spentMicros: Number(r.user_spent), turnMicros };
   await em.query(`UPDATE tasks SET reserved_micros = $3 WHERE org_id = $1 AND id = $2`, [orgId, taskId, turnMicros]);
   return null;
 }
