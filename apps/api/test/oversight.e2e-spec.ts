@@ -529,6 +529,25 @@ describe('approvals, reviews, violations and the kill switch', () => {
     }
   });
 
+  it('an approval decided just as the worker leaves the task to wait for it: the task is resumed, it does not wait for nobody', async () => {
+    const t = await create(cookie.member, '[script:cleanup] approved as the turn ends');
+    expect((await waitFor(t.id, ['awaiting_approval', 'failed', 'completed'])).state).toBe('awaiting_approval');
+    const approval = (await approvalOf(t.id))!;
+    await stopWorker();
+    try {
+      // As if the worker's turn were still running: its last write (leaving the task to wait) is in progress when the approval comes.
+      await su.query(`UPDATE tasks SET state = 'running', lease_holder = 'worker-x', lease_until = now() + interval '1 minute' WHERE id = $1`, [t.id]);
+      const [res] = await atOnce(`UPDATE tasks SET state = 'awaiting_approval', lease_holder = NULL, lease_until = NULL WHERE id = $1`, [t.id], '%FROM tasks WHERE org_id = $1 AND id = (SELECT task_id FROM approvals%', () => [
+        h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', cookie.approver).send({}).then((r) => r),
+      ]);
+      expect(res.status).toBe(200);
+      expect((await su.query(`SELECT state FROM tasks WHERE id = $1`, [t.id])).rows[0].state).toBe('queued');
+    } finally {
+      await startWorker();
+    }
+    expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
+  });
+
   it('while Redis does not answer, the Postgres timers go on: a waiting approval still expires on time', async () => {
     await stopWorker();
     const own = await startOwnRedis();

@@ -3,7 +3,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { type CanonicalEvent, canonical, readSealed } from '@steward/audit';
 import { AppError, type Config, UUID_PATTERN } from '@steward/common';
 import type { EntityManager } from '@steward/db';
-import { resumeWaitingTask, transcriptAad } from '@steward/jobs';
+import { lockTaskOfApproval, resumeWaitingTask, transcriptAad } from '@steward/jobs';
 import { subjectOf } from '@steward/policy';
 import { ConfigKeyProvider, openSecret } from '@steward/vault';
 import type { z } from 'zod';
@@ -210,6 +210,10 @@ export class ApprovalsService {
 
   /** The checks every decision shares; returns the locked row. */
   private async decidable(em: EntityManager, p: Principal, id: string, kind: 'action' | 'outcome_unknown'): Promise<ApprovalRow> {
+    // The task's row first (the order the worker takes them in): a worker ending the turn that asked
+    // waits for this decision's commit, or this decision for its — either way one of the two sees
+    // the other and the task is resumed; without it both could miss each other and the task wait for ever.
+    await lockTaskOfApproval(em, p.orgId, id);
     const r = await this.load(em, p, id, true);
     await this.access.authorize(p, 'decide', 'Approval', { id, userId: r.requested_by });
     if (r.kind !== kind) throw AppError.conflict(kind === 'action' ? 'This is an outcome-unknown action: settle it (done / not done).' : 'This approval is for a Watched action: approve or reject it.');

@@ -5,7 +5,7 @@ import type { KeyProvider } from '@steward/vault';
 import { loadIncidentSettings, openIncidentSecrets, secretOf } from '../incidents/incidents';
 import { postSlack, sendMails, slackText, smtpConfigured } from '../notifications/senders';
 import { NoticeDeferred, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
-import { resumeWaitingTask } from './task-store';
+import { lockTaskOfApproval, resumeWaitingTask } from './task-store';
 
 /**
  * Timers of the approval flow, swept from Postgres (Redis holds nothing to lose):
@@ -19,6 +19,7 @@ export async function sweepExpiredApprovals(ds: DataSource, keys: KeyProvider, k
   let n = 0;
   for (const a of due) {
     const done = await inOrg(ds, { orgId: a.org_id }, async (em) => {
+      await lockTaskOfApproval(em, a.org_id, a.id);
       const [row]: { task_id: string | null; action_type: string; action_id: string }[] = await em.query(
         `WITH u AS (UPDATE approvals SET state = 'expired', decided_at = now() WHERE org_id = $1 AND id = $2 AND state IN ('pending', 'approved') AND expires_at <= now()
           RETURNING task_id, action_type, action_id) SELECT * FROM u`,

@@ -253,6 +253,16 @@ export async function releaseLease(ds: DataSource, lease: Lease): Promise<void> 
  * expiry, a settled outcome): a new epoch and its outbox row, in the caller's transaction.
  * Returns false when the task was not waiting (cancelled meanwhile, or already resumed).
  */
+/**
+ * Locks the row of the task an approval belongs to (if any), before the approval is decided: the
+ * worker ending a turn updates the task's row first and then looks at its approvals, so a decision
+ * made at that moment is seen by one side or the other (see `finish` in agent-loop.ts).
+ */
+export async function lockTaskOfApproval(em: EntityManager, orgId: string, approvalId: string): Promise<void> {
+  if (!/^[0-9a-f-]{36}$/i.test(approvalId)) return;
+  await em.query(`SELECT 1 FROM tasks WHERE org_id = $1 AND id = (SELECT task_id FROM approvals WHERE org_id = $1 AND id = $2) FOR UPDATE`, [orgId, approvalId]);
+}
+
 export async function resumeWaitingTask(em: EntityManager, keys: KeyProvider, orgId: string, taskId: string, reason: string): Promise<boolean> {
   const [row]: { epoch: number }[] = await em.query(
     `WITH u AS (UPDATE tasks SET epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL, enqueued_at = NULL, updated_at = now()
