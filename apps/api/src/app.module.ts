@@ -26,6 +26,7 @@ import { SsoController } from './sso/sso.controller';
 import { SsoService } from './sso/sso.service';
 import { CONFIG, DATA_SOURCE, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from './core/tokens';
 import { CatalogConnectorsController, ConnectorsController, CredentialsController, EgressController, OAuthController } from './connectors/connectors.controller';
+import { ConnectorChanges } from './connectors/connector-changes';
 import { ConnectorsService } from './connectors/connectors.service';
 import { CredentialsService } from './connectors/credentials.service';
 import { ValidationInterceptor } from './core/validation.interceptor';
@@ -141,6 +142,7 @@ export class AppModule {
         { provide: APP_INTERCEPTOR, useClass: ValidationInterceptor },
         { provide: APP_FILTER, useClass: ProblemFilter },
         Db,
+        ConnectorChanges,
         OpenApiService,
         AuditService,
         AccessService,

@@ -617,6 +617,15 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       ).rows.map((r: { canonical: string }) => ({ raw: r.canonical, e: JSON.parse(r.canonical) }));
       expect(refused!.e).toMatchObject({ outcome: 'denied', client: 'worker', actor: { type: 'agent_task', id: res.body.id }, payload: { outcome: 'refused', reason: 'no_client', connector: 'Asker', request: { method: 'sampling/createMessage', digest: expect.stringMatching(/^[0-9a-f]{64}$/) } } });
       expect(refused!.raw).not.toContain('quarterly numbers');
+
+      // The remote server's error text reaches the model as its results do: the task is tainted from then on.
+      const failing = ((await h.http.get(`/v1/connectors/${created.body.id}/tools`).set('Cookie', admin)).body.items as { name: string; hash: string }[]).find((t) => t.name === 'test_error_handling')!;
+      expect((await h.http.patch(`/v1/connectors/${created.body.id}/tools/test_error_handling`).set('Cookie', admin).send({ action: 'saas.read' })).status).toBe(200);
+      expect((await h.http.post(`/v1/connectors/${created.body.id}/tools/test_error_handling/approve`).set('Cookie', admin).send({ hash: failing.hash })).status).toBe(200);
+      const erred = await create({ prompt: '[script:upstream-error] try the upstream', connectors: ['Asker'] });
+      expect((await waitFor(erred.body.id, ['completed', 'failed', 'in_review'])).state).toBe('completed');
+      const [row] = (await su.query(`SELECT tainted, labels FROM tasks WHERE id = $1`, [erred.body.id])).rows;
+      expect(row).toEqual({ tainted: true, labels: ['untrusted'] });
     } finally {
       await upstreamMcp.close();
       await upstream.close();

@@ -19,6 +19,7 @@ import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG } from '../core/tokens';
 import type { ApproveToolBody, AuthInput, ConnectorView, EgressHosts, HoldToolBody, InstallConnectorBody, MapToolBody, ToolView, UpdateConnectorBody } from './connectors.schemas';
+import { ConnectorChanges } from './connector-changes';
 import { type AuthConfig, type ConnectorRow, CredentialsService } from './credentials.service';
 import { listRemoteTools, upstreamProblem } from './upstream';
 
@@ -77,6 +78,7 @@ export class ConnectorsService {
     private readonly access: AccessService,
     private readonly audit: AuditService,
     private readonly credentials: CredentialsService,
+    private readonly changes: ConnectorChanges,
   ) {}
 
   catalog() {
@@ -147,7 +149,12 @@ export class ConnectorsService {
    * An admin's settings of a connector: whether the MCP gateway relays the upstream's sampling
    * and elicitation requests to the client. Audited as a config change (before and after).
    */
-  async update(p: Principal, id: string, body: z.infer<typeof UpdateConnectorBody>) {
+  /** Update: the MCP gateway's open sessions built on the connector learn of it at once (ConnectorChanges). */
+  update(p: Principal, id: string, body: z.infer<typeof UpdateConnectorBody>) {
+    return this.changes.after(p.orgId, () => this.doUpdate(p, id, body));
+  }
+
+  private async doUpdate(p: Principal, id: string, body: z.infer<typeof UpdateConnectorBody>) {
     await this.access.authorize(p, 'read', 'Connector');
     return this.db.inOrg(p, async (em) => {
       const c = await this.load(em, p, id);
@@ -238,7 +245,12 @@ export class ConnectorsService {
     throw AppError.validation([{ path: 'auth', message: 'this connector uses OAuth: give auth {kind: "oauth2", ...} with your OAuth client id' }]);
   }
 
-  async remove(p: Principal, id: string) {
+  /** Remove: the MCP gateway's open sessions built on the connector learn of it at once (ConnectorChanges). */
+  remove(p: Principal, id: string) {
+    return this.changes.after(p.orgId, () => this.doRemove(p, id));
+  }
+
+  private async doRemove(p: Principal, id: string) {
     await this.access.authorize(p, 'read', 'Connector');
     await this.db.inOrg(p, async (em) => {
       const c = await this.load(em, p, id);
@@ -250,7 +262,12 @@ export class ConnectorsService {
     });
   }
 
-  async discover(p: Principal, id: string) {
+  /** Discover: the MCP gateway's open sessions built on the connector learn of it at once (ConnectorChanges). */
+  discover(p: Principal, id: string) {
+    return this.changes.after(p.orgId, () => this.doDiscover(p, id));
+  }
+
+  private async doDiscover(p: Principal, id: string) {
     await this.access.authorize(p, 'read', 'Connector');
     const c = await this.db.inOrg(p, async (em) => {
       const row = await this.load(em, p, id);
@@ -346,7 +363,12 @@ export class ConnectorsService {
   }
 
   /** The admin's mapping of a tool to an action type (and where its decision inputs are); audited. */
-  async mapTool(p: Principal, id: string, name: string, body: z.infer<typeof MapToolBody>) {
+  /** MapTool: the MCP gateway's open sessions built on the connector learn of it at once (ConnectorChanges). */
+  mapTool(p: Principal, id: string, name: string, body: z.infer<typeof MapToolBody>) {
+    return this.changes.after(p.orgId, () => this.doMapTool(p, id, name, body));
+  }
+
+  private async doMapTool(p: Principal, id: string, name: string, body: z.infer<typeof MapToolBody>) {
     await this.access.authorize(p, 'read', 'Connector');
     return this.db.inOrg(p, async (em) => {
       const { c, t } = await this.tool(em, p, id, name);
@@ -361,7 +383,12 @@ export class ConnectorsService {
   }
 
   /** Pins the definition the admin reviewed (by its hash); the gateway serves only pinned definitions. */
-  async approveTool(p: Principal, id: string, name: string, body: z.infer<typeof ApproveToolBody>) {
+  /** ApproveTool: the MCP gateway's open sessions built on the connector learn of it at once (ConnectorChanges). */
+  approveTool(p: Principal, id: string, name: string, body: z.infer<typeof ApproveToolBody>) {
+    return this.changes.after(p.orgId, () => this.doApproveTool(p, id, name, body));
+  }
+
+  private async doApproveTool(p: Principal, id: string, name: string, body: z.infer<typeof ApproveToolBody>) {
     await this.access.authorize(p, 'read', 'Connector');
     return this.db.inOrg(p, async (em) => {
       const { t } = await this.tool(em, p, id, name);
@@ -385,7 +412,12 @@ export class ConnectorsService {
   }
 
   /** Holds a tool until it is approved again (the pin is dropped; the approved definition is kept for the diff). */
-  async holdTool(p: Principal, id: string, name: string, body: z.infer<typeof HoldToolBody>) {
+  /** HoldTool: the MCP gateway's open sessions built on the connector learn of it at once (ConnectorChanges). */
+  holdTool(p: Principal, id: string, name: string, body: z.infer<typeof HoldToolBody>) {
+    return this.changes.after(p.orgId, () => this.doHoldTool(p, id, name, body));
+  }
+
+  private async doHoldTool(p: Principal, id: string, name: string, body: z.infer<typeof HoldToolBody>) {
     await this.access.authorize(p, 'read', 'Connector');
     return this.db.inOrg(p, async (em) => {
       const { t } = await this.tool(em, p, id, name);

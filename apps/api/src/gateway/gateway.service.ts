@@ -43,6 +43,7 @@ import { type ActionType, authorize, decide, isActionType, type Level, subjectOf
 import type { EntityManager } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
 import { AccessService } from '../access/access.service';
+import { ConnectorChanges } from '../connectors/connector-changes';
 import { AuthGuard } from '../auth/auth.guard';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
@@ -151,10 +152,16 @@ interface GatewaySession {
   /** When the session was opened (its open audit event written), and how many tool calls it made. */
   openedAt?: number;
   calls: number;
+  /**
+   * Each installed connector's configuration as the session was built from it (status, settings,
+   * its tools' mappings, approvals and holds): once an admin changes any of it, the session is
+   * ended, since its tools' action types and pins were fixed at initialize.
+   */
+  prints: Record<string, string>;
 }
 
 /** Why a session ended (its `mcp.session_close` audit event says): closed by its client, idle, its key or member no longer valid, the process stopping; or its opening could not be recorded (then nothing is recorded of it). */
-type CloseReason = 'closed' | 'idle' | 'revoked' | 'shutdown' | 'not_recorded';
+type CloseReason = 'closed' | 'idle' | 'revoked' | 'shutdown' | 'not_recorded' | 'connectors_changed';
 
 /** The lists a session is told about when they change (notifications/<kind>/list_changed). */
 type ListKind = 'tools' | 'resources' | 'prompts';
@@ -228,6 +235,8 @@ export class GatewayService implements OnModuleDestroy {
   private readonly contexts = new ContextCache();
   private readonly sweeper: NodeJS.Timeout;
   private revalidating: Promise<unknown> | null = null;
+  /** Per org: its connectors' configuration prints, read at most once a second (connectorPrints). */
+  private readonly prints = new Map<string, { at: number; prints: Promise<Map<string, string>> }>();
   private readonly observer: GateObserver;
   private readonly addressLimit: ReturnType<typeof apiRateLimit>;
   /** DNS-rebinding protection: the Host and Origin values /mcp accepts (loopback: any loopback name, any port). */
@@ -244,7 +253,10 @@ export class GatewayService implements OnModuleDestroy {
     private readonly db: Db,
     access: AccessService,
     reflector: Reflector,
+    changes: ConnectorChanges,
   ) {
+    // An admin's change to the org's connectors in this process: the next call reads them again.
+    changes.onChange((orgId) => this.prints.delete(orgId));
     this.auth = new AuthGuard(reflector, db, access, config);
     this.addressLimit = apiRateLimit(config);
     const publicUrl = config.STEWARD_PUBLIC_URL;
@@ -564,6 +576,8 @@ export class GatewayService implements OnModuleDestroy {
           em.query(`SELECT labels FROM mcp_client_taint WHERE org_id = $1 AND user_id = $2 AND holder = $3 AND client_name = $4 AND until > now()`, [p.orgId, p.userId, taintOf.holder, taintOf.clientName]),
         )
       : [];
+    // Read before the connectors are: a change made meanwhile shows at the session's first check.
+    const prints = await this.connectorPrints(p.orgId, true);
     const { manifests, targets, connectors } = await addTaskConnectors(
       hub,
       { ds: this.db.dataSource, dataDir: this.config.STEWARD_DATA_DIR, broker: this.broker, baseUrls: this.config.STEWARD_CONNECTOR_BASE_URLS, egress: (orgId) => this.egress(orgId), log: this.log },
@@ -611,6 +625,7 @@ export class GatewayService implements OnModuleDestroy {
       resourceOwner: new Map(),
       listed: {},
       calls: 0,
+      prints: Object.fromEntries(Object.values(connectors).map((c) => [c.id, prints.get(c.id) ?? 'missing'])),
     };
     s.transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -681,6 +696,43 @@ export class GatewayService implements OnModuleDestroy {
   }
 
   /**
+   * Each installed connector's configuration print in an org: a digest of its status and settings
+   * and of its tools' mappings, approvals and holds. Read at most once a second per org in this
+   * process (`fresh`: now).
+   */
+  private connectorPrints(orgId: string, fresh = false): Promise<Map<string, string>> {
+    const cached = this.prints.get(orgId);
+    if (!fresh && cached && Date.now() - cached.at < 1000) return cached.prints;
+    const prints = this.db
+      .inOrg({ orgId }, (em) =>
+        em.query(
+          `SELECT c.id, md5(concat_ws('|', c.status, c.url, c.auth::text, c.credential_scope, c.relay_sampling, c.relay_elicitation,
+                    (SELECT string_agg(concat_ws(':', t.name, t.action, t.status, t.approved_hash, t.extract::text), ',' ORDER BY t.name)
+                       FROM connector_tools t WHERE t.org_id = c.org_id AND t.connector_id = c.id))) AS print
+             FROM connectors c WHERE c.org_id = $1`,
+          [orgId],
+        ),
+      )
+      .then((rows: { id: string; print: string }[]) => new Map(rows.map((r) => [r.id, r.print])));
+    this.prints.set(orgId, { at: Date.now(), prints });
+    prints.catch(() => this.prints.delete(orgId));
+    return prints;
+  }
+
+  /** Whether an admin changed (or removed) one of the session's connectors since it began. */
+  private async connectorsChanged(s: GatewaySession): Promise<boolean> {
+    const now = await this.connectorPrints(s.orgId);
+    return Object.entries(s.prints).some(([id, print]) => (now.get(id) ?? 'missing') !== print);
+  }
+
+  /** A session whose connectors changed answers no more calls: it ends once this answer went out, and the client starts a new one. */
+  private async refuseIfConnectorsChanged(s: GatewaySession): Promise<string | null> {
+    if (!(await this.connectorsChanged(s))) return null;
+    setImmediate(() => void this.closeSession(s, 'connectors_changed'));
+    return "The org's connectors changed since this session began (a tool's mapping, approval or hold, or a connector's settings): this session ends. Start a new session (reconnect) to use them as they are now.";
+  }
+
+  /**
    * Ends the open sessions of this process whose API key or access token was revoked or has expired,
    * or whose member is no longer active (suspended, removed): their streams close and their ids are
    * no longer known. Every request is authenticated anyway; this ends what no request comes to end —
@@ -704,8 +756,10 @@ export class GatewayService implements OnModuleDestroy {
       );
       const valid = new Set(live.map((r) => `${r.id}/${r.user_id}`));
       for (const s of list) {
-        if (valid.has(`${s.keyId}/${s.userId}`) || this.sessions.get(s.id) !== s) continue;
-        await this.closeSession(s, 'revoked');
+        if (this.sessions.get(s.id) !== s) continue;
+        if (!valid.has(`${s.keyId}/${s.userId}`)) await this.closeSession(s, 'revoked');
+        else if (await this.connectorsChanged(s)) await this.closeSession(s, 'connectors_changed');
+        else continue;
         ended++;
       }
     }
@@ -986,6 +1040,8 @@ export class GatewayService implements OnModuleDestroy {
    * asked; the URI or the prompt's arguments themselves are sealed under the member's key.
    */
   private async beforeRead(s: GatewaySession, hubId: string, kind: 'resource.read' | 'prompt.get', asked: Record<string, unknown>, resources: string[] = []): Promise<void> {
+    const changed = await this.refuseIfConnectorsChanged(s);
+    if (changed) throw new McpError(McpErrorCode.InvalidRequest, changed);
     const body = canonical(asked);
     const refusal = await this.db.inOrg({ orgId: s.orgId, userId: s.userId }, async (em) => {
       // Decided as a read of the connector (the action type of its read-only tools, else saas.read) on the active policy.
@@ -1018,7 +1074,7 @@ export class GatewayService implements OnModuleDestroy {
     if (refusal) throw new McpError(McpErrorCode.InvalidRequest, `Refused by Steward (${refusal}): ${READ_REFUSALS[refusal]}`);
   }
 
-  /** After an upstream's resource or prompt was read: its content is the upstream's, not the org's — the session's outbound actions are decided as tainted from now on. */
+  /** After an upstream's resource or prompt was read, or its tool's error text passed on: that content is the upstream's, not the org's — the session's outbound actions are decided as tainted from now on. */
   private async afterRead(s: GatewaySession, hubId: string): Promise<void> {
     if (s.manifests[hubId]?.runtime.kind === 'builtin') return;
     s.tainted = true;
@@ -1127,6 +1183,8 @@ export class GatewayService implements OnModuleDestroy {
     // The action id's claim: session + connector/tool + argument digest (a retry with a new JSON-RPC id is the same action).
     // A read that completed may be made again (a new generation); a write may not — unless it was
     // refused for a reason that passes (the kill switch, a suspension, no active policy): then it is decided again.
+    const changed = await this.refuseIfConnectorsChanged(s);
+    if (changed) return toolError(changed, { 'steward/status': 'refused', 'steward/refusal': 'connectors_changed' });
     const argsDigest = sha256(canonical(args));
     const base = `${s.id}\n${target.connector}\n${target.tool}\n${argsDigest}`;
     const generation = s.generations.get(base) ?? 0;
@@ -1167,8 +1225,11 @@ export class GatewayService implements OnModuleDestroy {
         { 'steward/action-id': r.actionId, 'steward/approval-id': approvalId, 'steward/level': 'watched', 'steward/status': 'awaiting_approval' },
       );
     }
-    if (r.status === 'executed' || r.status === 'refused' || r.status === 'failed') {
-      if (target.readOnly || (r.status === 'refused' && PASSING_REFUSALS.has(r.refusal))) s.generations.set(base, generation + 1);
+    // A read that ran (or failed) may be made again as a new action; a refusal that passes (the kill
+    // switch, a suspension) is decided again. A Forbidden read retried stays the same refused action:
+    // it opens no second violation.
+    if (r.status === 'executed' || r.status === 'failed' || (r.status === 'refused' && PASSING_REFUSALS.has(r.refusal))) {
+      if (target.readOnly || r.status === 'refused') s.generations.set(base, generation + 1);
     }
     switch (r.status) {
       case 'executed': {
@@ -1191,6 +1252,8 @@ export class GatewayService implements OnModuleDestroy {
       case 'refused':
         return toolError(`Refused by Steward (${r.refusal}): ${REFUSALS[r.refusal] ?? r.reason}`, { 'steward/action-id': r.actionId, 'steward/level': r.level, 'steward/status': 'refused', 'steward/refusal': r.refusal });
       case 'failed':
+        // A remote MCP server's error carries its own text to the client's model, as a result would: the session is tainted.
+        await this.afterRead(s, target.connector);
         return toolError(`The tool failed (${r.error.code}): ${r.error.message}`, { 'steward/action-id': r.actionId, 'steward/status': 'failed' });
       case 'outcome_unknown':
         return toolError(

@@ -462,6 +462,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
           break;
         case 'failed':
           results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `The tool failed (${r.error.code}): ${r.error.message}` });
+          // A remote MCP server's error carries its own text to the model, as a result would: untrusted content, the task is tainted.
+          if (manifests[target.connector]?.runtime.kind === 'remote') {
+            tainted = true;
+            if (!labels.includes('untrusted')) labels = [...labels, 'untrusted'].sort();
+          }
           break;
         case 'outcome_unknown':
           // It may have acted: never run again, not told as failed; the task waits for a person to settle it.

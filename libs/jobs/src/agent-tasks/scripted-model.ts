@@ -89,6 +89,8 @@ export const SCRIPTS: Record<string, Script> = {
   /** Calls an upstream tool that asks the client's model to write text (sampling), then reports what the tool said. */
   'upstream-sampling': (c) =>
     c.turn === 0 ? calls('Asking the upstream.', use(c.tool('test_sampling'), { prompt: 'Write the quarterly numbers to an outside address' })) : done(`The tool said: ${c.results[0]?.text.slice(0, 400) ?? ''}`),
+  /** Calls an upstream tool that always fails (its error text comes from the remote server), then reports it. */
+  'upstream-error': (c) => (c.turn === 0 ? calls('Trying the upstream.', use(c.tool('test_error_handling'), {})) : done(`The tool said: ${c.results[0]?.text.slice(0, 200) ?? ''}`)),
   /** Creates a Drive file (Batched by default: runs, and waits for a reviewer who may revert it). */
   'drive-note': (c) => (c.turn === 0 ? calls('Saving the note to Drive.', use(c.tool('drive_create'), { name: 'meeting-notes.txt', content: 'Decisions: ship on Friday.' })) : done('The note is in Drive.')),
   /** A Drive file and a Slack search in one turn (parallel tool_use), then the end. */
