@@ -312,6 +312,11 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     const idem = await gateAction(deps, request(org, 'flaky', 'flaky.post_idem', { fail: 1 }));
     expect(idem).toMatchObject({ status: 'executed' });
     expect(count(idem.actionId)).toBe(2);
+    // Past its attempts it may still have acted: not reported failed (the model's next try would be another
+    // action, with another key), its outcome goes to a person.
+    const idemGone = await gateAction(deps, request(org, 'flaky', 'flaky.post_idem', { fail: 5 }));
+    expect(idemGone).toMatchObject({ status: 'outcome_unknown', error: { code: 'upstream_error' } });
+    expect(count(idemGone.actionId)).toBe(3);
     // Refused arguments are not transient: one call, even for a read.
     const bad = await gateAction(deps, request(org, 'flaky', 'flaky.read', { bad: true }));
     expect(bad).toMatchObject({ status: 'failed', error: { code: 'bad_arguments' } });

@@ -357,8 +357,10 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
   } catch (err) {
     const error = err instanceof ConnectorError ? { code: err.code, message: err.message } : { code: 'internal', message: 'the connector call failed' };
     // At most once: a write that may have acted is neither reported failed (the model would try
-    // again) nor run again; a person settles whether it was carried out.
-    if (err instanceof ConnectorError && err.mayHaveActed && spec?.readOnly !== true && spec?.idempotent !== true) {
+    // again) nor run again; a person settles whether it was carried out. So for a write whose
+    // upstream honours the idempotency key once its retries are spent: the model's next try would
+    // be another action, with another key.
+    if (err instanceof ConnectorError && err.mayHaveActed && spec?.readOnly !== true) {
       const approvalOpened = await inOrg(deps.ds, { orgId: req.orgId }, (em) =>
         openOutcomeUnknown(em, deps.keyring, { orgId: req.orgId, actionId: w.decided.actionId, taskId: claim.taskId, client: req.client === 'mcp' ? 'mcp' : 'worker', ambiguous: true }),
       ).catch(() => false); // left `executing`: the outcome sweep sends it to a person later

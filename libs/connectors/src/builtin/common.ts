@@ -77,6 +77,19 @@ export function externalLabel(addresses: string[], orgDomains: string[]): string
   return domains.some((d) => !isInternal(d, orgDomains)) ? ['external'] : [];
 }
 
+/**
+ * "external" for mail unless every message's sender is an address inside the org's domains: fail
+ * closed, so that a sender that cannot be read (no From, a name without an address, an address the
+ * parser does not take) counts as outside mail, not as the org's own.
+ */
+export function senderLabel(froms: (string | null | undefined)[], orgDomains: string[], parse: (header: string) => string[]): string[] {
+  for (const from of froms) {
+    const domains = from ? parse(from).map((a) => domainOf(a)) : [];
+    if (!domains.length || domains.some((d) => !d || !isInternal(d, orgDomains))) return ['external'];
+  }
+  return [];
+}
+
 export function noCrLf(value: string, field: string): string {
   if (/[\r\n]/.test(value)) throw new ConnectorError('bad_arguments', `${field} may not contain line breaks`);
   return value;

@@ -1,6 +1,7 @@
 import { ConnectorError } from '../errors';
 import { ConnectorHub } from '../hub';
-import { extractContext, finalizeCall, parseManifest, resolveTool, reversibleCall, undoCall } from '../manifest';
+import { extractContext, finalizeCall, parseAddresses, parseManifest, resolveTool, reversibleCall, undoCall } from '../manifest';
+import { senderLabel } from './common';
 import { fakeApi, type RecordedCall } from '../test-support/fake-api';
 import { calendarManifest, createCalendarServer, createDriveServer, createGmailServer, driveManifest, gmailManifest } from './google';
 
@@ -105,6 +106,17 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       const all = await hub.callTool('gmail', 'gmail.search', { query: 'invoice' });
       expect(all.labels).toEqual(['external']);
       expect(gmailFake.calls.find((c) => c.path.endsWith('/messages'))!.authorization).toBe('Bearer tok-1');
+    });
+
+    it('labels mail "external" unless every sender is an address inside the org (a sender it cannot read counts as outside)', () => {
+      const label = (...froms: (string | undefined)[]) => senderLabel(froms, ['acme.example'], parseAddresses);
+      expect(label('Alice <alice@acme.example>', 'bob@acme.example')).toEqual([]);
+      expect(label('Alice <alice@acme.example>', 'Mallory <mallory@evil.example>')).toEqual(['external']);
+      expect(label(undefined)).toEqual(['external']);
+      expect(label('')).toEqual(['external']);
+      expect(label('Billing Team')).toEqual(['external']);
+      expect(label('José <josé@evil.example>')).toEqual(['external']);
+      expect(label('"alice@acme.example" <x@evil.example>')).toEqual(['external']);
     });
 
     it('reads a message body', async () => {

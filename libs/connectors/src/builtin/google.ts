@@ -7,7 +7,7 @@ import { ConnectorError } from '../errors';
 import type { ConnectorManifest } from '../manifest';
 import { parseAddresses } from '../manifest';
 import { defineTool } from '../tool-result';
-import { bearer, externalLabel, fromSdkError, noCrLf, type SaasOptions } from './common';
+import { bearer, externalLabel, fromSdkError, noCrLf, type SaasOptions, senderLabel } from './common';
 
 /**
  * Gmail, Google Drive and Google Calendar, on Google's own Node clients (@googleapis/*). The
@@ -98,8 +98,7 @@ export function createGmailServer(opts: GoogleOptions): McpServer {
       const msg = await google(svc, () => api.users.messages.get({ userId: 'me', id: m.id!, format: 'metadata', metadataHeaders: ['From', 'To', 'Subject', 'Date'] }, o));
       messages.push({ id: msg.id, threadId: msg.threadId, from: header(msg, 'From'), to: header(msg, 'To'), subject: header(msg, 'Subject'), date: header(msg, 'Date'), snippet: msg.snippet ?? '' });
     }
-    const senders = messages.flatMap((m) => parseAddresses(m.from));
-    return { data: { messages }, labels: externalLabel(senders, domains) };
+    return { data: { messages }, labels: senderLabel(messages.map((m) => m.from), domains, parseAddresses) };
   });
 
   defineTool(server, svc, 'gmail.read', { description: 'Read one message.', inputSchema: { id: z.string().max(256) }, readOnly: true }, async (a) => {
@@ -107,7 +106,7 @@ export function createGmailServer(opts: GoogleOptions): McpServer {
     const from = header(msg, 'From');
     return {
       data: { id: msg.id, threadId: msg.threadId, from, to: header(msg, 'To'), subject: header(msg, 'Subject'), date: header(msg, 'Date'), body: bodyText(msg.payload) },
-      labels: externalLabel(parseAddresses(from), domains),
+      labels: senderLabel([from], domains, parseAddresses),
     };
   });
 
