@@ -487,6 +487,30 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect((await waitFor(waiting.id, ['completed', 'failed'])).state).toBe('completed');
   });
 
+  it('kill switch: a task resumed after its approval while agents are paused waits for the resume; its approved action is kept and runs once', async () => {
+    // The owner's task (each member has 20 deletions an hour: the member's are this suite's other tests').
+    seedFiles(org.users.owner.id);
+    const t = await create(cookie.owner, '[script:cleanup] approved, then paused');
+    expect((await waitFor(t.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');
+    const a = (await approvalOf(t.id))!;
+    await stopWorker();
+    try {
+      expect((await h.http.post(`/v1/approvals/${a.id}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
+      expect((await h.http.post('/v1/org/agents/pause').set('Cookie', cookie.security).send({ reason: 'drill' })).status).toBe(200);
+      const epoch = async () => (await su.query(`SELECT epoch FROM tasks WHERE id = $1`, [t.id])).rows[0].epoch as number;
+      expect(await runTask(agentDeps(), { orgId: org.id, taskId: t.id, epoch: await epoch() })).toBe('requeued');
+      expect((await su.query(`SELECT state FROM tasks WHERE id = $1`, [t.id])).rows[0].state).toBe('queued');
+      expect((await su.query(`SELECT state FROM approvals WHERE id = $1`, [a.id])).rows[0].state).toBe('approved');
+      expect(existsSync(join(workspace(org.users.owner.id), 'numbers/last-week.csv'))).toBe(true);
+      expect((await h.http.post('/v1/org/agents/resume').set('Cookie', cookie.owner).send({})).status).toBe(200);
+      expect(await runTask(agentDeps(), { orgId: org.id, taskId: t.id, epoch: await epoch() })).toBe('completed');
+      expect(existsSync(join(workspace(org.users.owner.id), 'numbers/last-week.csv'))).toBe(false);
+      expect((await su.query(`SELECT state FROM approvals WHERE id = $1`, [a.id])).rows[0].state).toBe('used');
+    } finally {
+      await startWorker();
+    }
+  });
+
   it('the same job delivered twice to one worker process (as BullMQ does with a stalled job) runs once', async () => {
     await stopWorker();
     try {
@@ -530,7 +554,9 @@ describe('approvals, reviews, violations and the kill switch', () => {
   });
 
   it('an approval decided just as the worker leaves the task to wait for it: the task is resumed, it does not wait for nobody', async () => {
-    const t = await create(cookie.member, '[script:cleanup] approved as the turn ends');
+    // The owner's task (each member has 20 deletions an hour: the member's are this suite's other tests').
+    seedFiles(org.users.owner.id);
+    const t = await create(cookie.owner, '[script:cleanup] approved as the turn ends');
     expect((await waitFor(t.id, ['awaiting_approval', 'failed', 'completed'])).state).toBe('awaiting_approval');
     const approval = (await approvalOf(t.id))!;
     await stopWorker();

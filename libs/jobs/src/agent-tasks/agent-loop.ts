@@ -54,6 +54,8 @@ export interface AgentDeps {
   builtins?: Record<string, { manifest: ConnectorManifest; server: (ctx: { lease: Lease; folder: string }) => Parameters<ConnectorHub['addBuiltin']>[1] }>;
   /** The process's metrics: told of each decision, write-ahead commit and connector failure. */
   observer?: GateObserver;
+  /** A task that comes to run while its org's agents are paused goes back to the queue for this long (default 60 s). */
+  pausedRecheckMs?: number;
 }
 
 interface Transcript {
@@ -168,12 +170,13 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   const policies = deps.policies ?? policiesDefault;
   const [task] = await inOrg(ds, { orgId }, (em) =>
     em.query(
-      `SELECT t.*, w.model_tier AS workflow_tier, o.model_tier AS org_tier
+      `SELECT t.*, w.model_tier AS workflow_tier, o.model_tier AS org_tier, o.agents_paused_at IS NOT NULL AS org_paused
          FROM tasks t JOIN orgs o ON o.id = t.org_id LEFT JOIN workflows w ON w.org_id = t.org_id AND w.key = t.workflow
         WHERE t.org_id = $1 AND t.id = $2`,
       [orgId, taskId],
     ),
   );
+
   const model = routeModel(deps.model, { workflow: task.workflow, workflowTier: task.workflow_tier, preference: task.model_preference, orgTier: task.org_tier });
   const workflow: string | null = task.workflow;
   let tainted: boolean = task.tainted;
@@ -278,6 +281,28 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     log.warn({ status: err.status, retryAt: notBefore.toISOString(), epoch }, 'model unavailable: the task tries again later');
     return 'requeued';
   };
+
+  // The kill switch: a task that comes to run while agents are paused (a new one, or one resumed
+  // after its approval) does nothing and goes back to the queue until they resume — its approved
+  // action is kept, not refused. A task already running stops at its next action instead (the gate).
+  const waitForResume = async (): Promise<RunOutcome> => {
+    const notBefore = new Date(Date.now() + (deps.pausedRecheckMs ?? 60_000));
+    const epoch = await fenced(ds, lease, async (em, flags) => {
+      if (flags.cancelRequested) return null;
+      const [row]: { epoch: number }[] = await em.query(
+        `WITH u AS (UPDATE tasks SET epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL, enqueued_at = NULL, reserved_micros = 0, updated_at = now()
+                     WHERE org_id = $1 AND id = $2 RETURNING epoch) SELECT * FROM u`,
+        [orgId, taskId],
+      );
+      await enqueueInOutbox(em, orgId, taskId, row!.epoch, notBefore);
+      await appendEvents(em, keys, orgId, taskId, [{ kind: 'requeued', data: { epoch: row!.epoch, reason: 'paused', retryAt: notBefore.toISOString() } }]);
+      return row!.epoch;
+    });
+    if (epoch === null) return finish('cancelled');
+    log.info({ retryAt: notBefore.toISOString(), epoch }, 'agents are paused: the task waits for the resume');
+    return 'requeued';
+  };
+  if (task.org_paused) return waitForResume();
 
   /** Seals and writes the transcript under the epoch check (with whatever else this step writes). */
   const persist = async (extra?: (em: EntityManager) => Promise<void>) =>
