@@ -214,6 +214,36 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(await kept.ended).toBe(true);
   });
 
+  it('a session the gateway ends (its key revoked) stops the calls waiting in it: an approval given afterwards is not used up by them', async () => {
+    const waiterUser = await addUser(h.ds, org, 'member', 'waiter');
+    const waiterCookie = await login(h, waiterUser.email);
+    const key = await newApiKey(h, waiterCookie, ['*']);
+    const client = await connect(key.secret, 'waiter');
+    const before = calls('post_message').length;
+    const started = Date.now();
+    const outcome = client.callTool({ name: 'upstream__post_message', arguments: { channel: '#ops', text: 'revoked meanwhile' } }, undefined, { timeout: 45_000 }).then(
+      (r) => ({ result: r as CallToolResult }),
+      (err: unknown) => ({ error: String(err) }),
+    );
+    let approval: { id: string } | undefined;
+    for (let i = 0; i < 200 && !approval; i++) {
+      approval = ((await h.http.get('/v1/approvals?state=pending').set('Cookie', cookie.approver)).body.items as { id: string; requestedBy: string }[]).find((a) => a.requestedBy === waiterUser.id);
+      if (!approval) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(approval).toBeDefined();
+    expect((await h.http.delete(`/v1/api-keys/${key.id}`).set('Cookie', waiterCookie)).status).toBe(204);
+    expect(await h.app.get(GatewayService).revalidate()).toBeGreaterThanOrEqual(1);
+    // The waiting call ends with the session (not at its 30 s wait).
+    const ended = await outcome;
+    expect(Date.now() - started).toBeLessThan(20_000);
+    expect('error' in ended || ended.result.isError).toBe(true);
+    // Approved afterwards: nothing in the ended session takes it; it stays for the same call made again.
+    expect((await h.http.post(`/v1/approvals/${approval!.id}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await su.query(`SELECT state FROM approvals WHERE id = $1`, [approval!.id])).rows[0].state).toBe('approved');
+    expect(calls('post_message').length).toBe(before);
+  });
+
   it('records each session: opened (member, key, client, address, connectors) and ended (why, how many calls, how long); never the key', async () => {
     const client = await connect(memberKey, 'audited-client');
     const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;

@@ -678,7 +678,12 @@ export class GatewayService implements OnModuleDestroy {
       }
     }
     s.transport.onclose = undefined;
+    // The server's own close handling (the SDK's): calls in progress are aborted (a Watched call
+    // stops waiting, a relayed request stops), as when the client ends the session itself.
+    s.json?.onclose?.();
     s.json?.abandon();
+    // (The server let go of its transport above: the SDK transport is closed here, its open streams with it.)
+    await s.transport.close().catch(() => undefined);
     await s.server.close().catch(() => undefined);
     await s.hub.close().catch(() => undefined);
   }
@@ -1286,7 +1291,11 @@ export class GatewayService implements OnModuleDestroy {
     while (!o.signal.aborted) {
       const a = await this.approvalOf(s.orgId, first.actionId);
       approvalId = a?.id ?? approvalId;
-      if (a && a.state !== 'pending') return { r: await gateAction(s.gate, request), approvalId };
+      // Decided: redeemed only while the session is open and the call wanted (else the approval stays for the same call made again).
+      if (a && a.state !== 'pending') {
+        if (o.signal.aborted || this.sessions.get(s.id) !== s) break;
+        return { r: await gateAction(s.gate, request), approvalId };
+      }
       if (Date.now() >= deadline) break;
       if (o.progressToken !== undefined) {
         await o.notify({ method: 'notifications/progress', params: { progressToken: o.progressToken, progress: ++progress, message: `Waiting for a person to approve (approval ${approvalId ?? 'pending'})` } }).catch(() => undefined);
