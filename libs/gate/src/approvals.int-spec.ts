@@ -14,6 +14,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/tes
 import { ClaimWriter } from './claims';
 import { type ActionRequest, gateAction, type GateDeps, OutcomeWriter } from './gate';
 import { PolicySource } from './policy-source';
+import { redeemApproval } from './approvals';
 
 /**
  * Approval integrity at the gate (real PostgreSQL and Redis): the approval request is written with
@@ -160,6 +161,37 @@ describe('approvals at the gate', () => {
     expect(sent.length).toBe(before + 1);
     const events = await su.query(`SELECT canonical::jsonb->>'decision' AS d FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1 ORDER BY txid, id`, [waiting.actionId]);
     expect(events.rows.map((e) => e.d)).toEqual(['watched_pending', 'approved', 'executed']);
+  });
+
+  it('a worker that lost its task\'s lease between its claim and the redemption redeems nothing: the new holder runs the approved action, once', async () => {
+    const org = await newOrg();
+    const taskId = newId();
+    await inOrg(ds, { orgId: org.orgId }, (em) =>
+      em.query(
+        `INSERT INTO tasks (org_id, id, user_id, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, max_steps, state, epoch, lease_holder, lease_until)
+         VALUES ($1, $2, $3, '\\x00', 'k', repeat('0', 64), 0, 10, 'running', 1, 'worker-a', now() + interval '1 minute')`,
+        [org.orgId, taskId, org.userId],
+      ),
+    );
+    const req = (epoch: number, holder: string) => send(org, taskId, { to: 'cfo@acme.example', body: 'fenced numbers' }, { fence: { epoch, holder } });
+    const waiting = await gateAction(deps, req(1, 'worker-a'));
+    expect(waiting.status).toBe('awaiting_approval');
+    const a = await approval(org.orgId, waiting.actionId);
+    await approve(org.orgId, a.id);
+    // worker-a's claim answered; before its redemption the task is taken over (epoch 2, worker-b).
+    await su.query(`UPDATE tasks SET epoch = 2, lease_holder = 'worker-b' WHERE org_id = $1 AND id = $2`, [org.orgId, taskId]);
+    const before = sent.length;
+    const late = await redeemApproval(ds, keyring, {
+      orgId: org.orgId, userId: org.userId, actionId: waiting.actionId, taskId, connector: 'mail', tool: 'mail.send', actionType: 'email.send', argsDigest: a.args_digest, toolHash: a.tool_hash,
+      credentialId: null, level: 'watched', routing: null, policyVersion: 1, client: 'worker', now: new Date(), fence: { epoch: 1, holder: 'worker-a' },
+    });
+    expect(late).toBe('fenced');
+    expect((await approval(org.orgId, waiting.actionId)).state).toBe('approved');
+    expect(await claimOf(org.orgId, waiting.actionId)).toMatchObject({ state: 'awaiting_approval' });
+    expect(sent.length).toBe(before);
+    // The current holder redeems it and runs it, once.
+    expect(await gateAction(deps, req(2, 'worker-b'))).toMatchObject({ status: 'executed', actionId: waiting.actionId });
+    expect(sent.length).toBe(before + 1);
   });
 
   it('an approval for other arguments, another tool definition or another credential is refused', async () => {

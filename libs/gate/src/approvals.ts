@@ -39,10 +39,17 @@ export interface RedeemRequest {
   policyVersion: number | null;
   client: Client;
   now: Date;
+  /** A worker's task lease: the approval is redeemed only while the task still runs under it (else 'fenced', nothing changed). */
+  fence?: { epoch: number; holder: string } | null;
 }
 
-export async function redeemApproval(ds: DataSource, keyring: AuditKeyring, r: RedeemRequest): Promise<RedeemResult> {
+export async function redeemApproval(ds: DataSource, keyring: AuditKeyring, r: RedeemRequest): Promise<RedeemResult | 'fenced'> {
   return inOrg(ds, { orgId: r.orgId, userId: r.userId }, async (em) => {
+    // A worker that lost its task's lease redeems nothing: the task's new holder does, once.
+    if (r.fence && r.taskId) {
+      const [{ ok }]: { ok: boolean }[] = await em.query(`SELECT steward_task_fence($1, $2, $3, $4, $5) AS ok`, [r.orgId, r.userId, r.taskId, r.fence.epoch, r.fence.holder]);
+      if (!ok) return 'fenced';
+    }
     const [org]: { paused: boolean; status: string | null }[] = await em.query(
       `SELECT o.agents_paused_at IS NOT NULL AS paused, m.status FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1`,
       [r.orgId, r.userId],

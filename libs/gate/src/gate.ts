@@ -307,13 +307,15 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       if (state !== 'awaiting_approval') return { status: 'duplicate', actionId: id!, state: state! };
       // 5a. The claim waited for a human: redeem its approval against the decision just made.
       const decided: Decided = { actionId: id!, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null };
-      const redeemed: RedeemResult = await inSpan(gateTracer, 'gate.redeem_approval', { [SpanAttr.OrgId]: req.orgId, [SpanAttr.ActionId]: id! }, async () => redeemApproval(deps.ds, deps.keyring, {
+      const redeemed: RedeemResult | 'fenced' = await inSpan(gateTracer, 'gate.redeem_approval', { [SpanAttr.OrgId]: req.orgId, [SpanAttr.ActionId]: id! }, async () => redeemApproval(deps.ds, deps.keyring, {
         orgId: req.orgId, userId: req.userId, actionId: id!, taskId: claim.taskId, connector: req.connector, tool: req.tool, actionType: mapping.action,
         argsDigest, toolHash, credentialId: await liveCredentialId(), policyVersion: policy?.version ?? null, client: req.client, now,
         // An approval satisfies Watched and nothing stricter: any refusal of the fresh decision (Forbidden, not authorised, no policy) stands.
         level: refusal ? 'forbidden' : level,
         routing: level === 'watched' ? { approverGroup: d.routing?.approverGroup ?? null, quorum: d.routing?.quorum ?? 1 } : null,
+        fence: req.fence ?? null,
       }));
+      if (redeemed === 'fenced') throw new ClaimFenced();
       if (redeemed === 'pending') return { ...decided, status: 'awaiting_approval' };
       if (redeemed !== 'executing') return { ...decided, status: 'refused', refusal: redeemed };
       // Approved: the call itself runs now (a person saw these arguments), once.
