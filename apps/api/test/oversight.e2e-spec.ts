@@ -375,6 +375,19 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect(existsSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'))).toBe(true);
   });
 
+  it('approved in its last seconds: the approval has an hour left to be used, so the resumed task runs it (a late queue does not turn a yes into expired)', async () => {
+    seedFiles(org.users.owner.id);
+    const t = await create(cookie.owner, '[script:cleanup] approved at the last moment');
+    expect((await waitFor(t.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');
+    const a = (await approvalOf(t.id))!;
+    await su.query(`UPDATE approvals SET expires_at = now() + interval '3 seconds' WHERE id = $1`, [a.id]);
+    expect((await h.http.post(`/v1/approvals/${a.id}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
+    const [{ left }] = (await su.query(`SELECT extract(epoch FROM expires_at - now())::int AS left FROM approvals WHERE id = $1`, [a.id])).rows;
+    expect(left).toBeGreaterThan(3500);
+    expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
+    expect((await su.query(`SELECT state FROM approvals WHERE id = $1`, [a.id])).rows[0].state).toBe('used');
+  });
+
   it('a policy made Forbidden before the approval is honoured: the approved action is refused and the task stops', async () => {
     const t = await create(cookie.member, '[script:cleanup] cleanup then forbidden');
     expect((await waitFor(t.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');

@@ -237,7 +237,8 @@ export class ApprovalsService {
       const [{ approvals }]: { approvals: number }[] = await em.query(`SELECT count(*)::int AS approvals FROM approval_votes WHERE org_id = $1 AND approval_id = $2 AND vote = 'approve'`, [p.orgId, r.id]);
       const reached = approvals >= r.quorum;
       if (reached) {
-        await em.query(`UPDATE approvals SET state = 'approved', decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, r.id]);
+        // Approved with little time left, it still has an hour to be used (the task's next run, the client's call made again), so a late queue does not turn a yes into "expired".
+        await em.query(`UPDATE approvals SET state = 'approved', decided_at = now(), expires_at = greatest(expires_at, now() + interval '1 hour') WHERE org_id = $1 AND id = $2`, [p.orgId, r.id]);
         if (r.task_id) await resumeWaitingTask(em, this.keys, p.orgId, r.task_id, 'approved');
       }
       await this.audit.record(em, p, { action: 'approval.approve', targetType: 'Approval', targetId: r.id, payload: { actionId: r.action_id, taskId: r.task_id, approvals, quorum: r.quorum, approved: reached, argsDigest: r.args_digest } });
