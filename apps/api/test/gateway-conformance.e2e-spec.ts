@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { EgressResolver } from '@steward/common';
+import { inOrg } from '@steward/db';
 import { type Loopback, listen, readBody } from '../../../libs/connectors/src/test-support/loopback';
 import { CONFORMANCE_TOOLS, conformanceUpstreamHandler } from './support/conformance-upstream';
 import { newApiKey } from './support/fixtures';
@@ -174,5 +175,11 @@ describe('MCP conformance suite against the gateway (official @modelcontextproto
     // Checks the suite reports as INFO when the behaviour was not exercised (e.g. a stream never closed mid-call): these must have succeeded.
     const missing = (MUST_SUCCEED[scenario] ?? []).filter((id) => !r.checks.some((c) => c.id === id && c.status === 'SUCCESS'));
     expect({ scenario, ran: r.checks.length > 0, failed, missing, output: failed.length || missing.length || !r.checks.length ? r.stdout.slice(-3000) : '' }).toEqual({ scenario, ran: true, failed: [], missing: [], output: '' });
+    if (scenario === 'completion-complete') {
+      // What the client typed went upstream: recorded first, as a read is (sealed, with its digest and size).
+      const events: { action: string; outcome: string }[] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT action, outcome FROM audit_events WHERE org_id = $1 AND action = 'mcp.completion.complete'`, [org.id]));
+      expect(events.length).toBeGreaterThanOrEqual(1);
+      expect(events.every((e) => e.outcome === 'success')).toBe(true);
+    }
   });
 });

@@ -875,7 +875,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
       await expect(client.readResource({ uri: 'memo://handbook' })).rejects.toThrow(/Refused by Steward \(forbidden\)/);
       expect((await client.listPrompts()).prompts.map((p) => p.name)).not.toContain('upstream__summarise');
       await expect(client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'Q3' } })).rejects.toThrow(/Refused by Steward \(forbidden\)/);
-      expect(upstream.requests - requests).toBeLessThanOrEqual(1); // the prompt's name is looked up in the upstream's list; nothing is read
+      expect(upstream.requests - requests).toBe(0); // nothing asked of the upstream: not its lists, not the prompt
       const refused = (
         await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->'mcp'->>'session' = $2 AND outcome = 'denied' ORDER BY occurred_at`, [org.id, sid])
       ).rows.map((r) => r.e);

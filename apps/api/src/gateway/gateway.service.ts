@@ -885,7 +885,8 @@ export class GatewayService implements OnModuleDestroy {
       }
     });
     server.setRequestHandler(SetLevelRequestSchema, async (request) => {
-      for (const id of this.withCapability(s, 'logging')) await s.hub.get(id).setLoggingLevel(request.params.level).catch(() => undefined);
+      // Passed on only to the connectors the member may read now (none while agents are paused).
+      for (const id of await this.readable(s, 'logging')) await s.hub.get(id).setLoggingLevel(request.params.level).catch(() => undefined);
       return {};
     });
     server.setRequestHandler(CompleteRequestSchema, async (request) => {
@@ -895,8 +896,13 @@ export class GatewayService implements OnModuleDestroy {
         if (ref.type === 'ref/prompt') {
           const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
           const found = list.find((p) => this.nameOf(s, id, p.name) === ref.name);
-          if (found) return s.hub.get(id).complete({ ...request.params, ref: { type: 'ref/prompt', name: found.name } });
+          if (found) {
+            // What the member typed goes upstream: recorded first (sealed), as a read is.
+            await this.beforeRead(s, id, 'completion.complete', { ref: { type: 'ref/prompt', name: found.name }, argument: request.params.argument });
+            return s.hub.get(id).complete({ ...request.params, ref: { type: 'ref/prompt', name: found.name } });
+          }
         } else if ((await this.resourceOwners(s, ref.uri, readable))[0] === id) {
+          await this.beforeRead(s, id, 'completion.complete', { ref, argument: request.params.argument }, [ref.uri]);
           return s.hub.get(id).complete(request.params);
         }
       }
@@ -960,8 +966,11 @@ export class GatewayService implements OnModuleDestroy {
       return { prompts };
     });
     server.setRequestHandler(GetPromptRequestSchema, async (request) => {
+      // A connector whose reads the policy does not let run is not asked for its prompts at all: the refusal is recorded (beforeRead).
+      const allowed = new Set(await this.readable(s, 'prompts').catch(() => [] as string[]));
       for (const id of this.withCapability(s, 'prompts')) {
         if (!s.scope && !request.params.name.startsWith(toolNameOf(id, ''))) continue;
+        if (!allowed.has(id)) await this.beforeRead(s, id, 'prompt.get', { name: request.params.name, arguments: request.params.arguments ?? {} });
         const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
         const found = list.find((p) => this.nameOf(s, id, p.name) === request.params.name);
         if (found) {
@@ -981,7 +990,7 @@ export class GatewayService implements OnModuleDestroy {
    * active or the org has no active policy; otherwise the connectors whose reads the policy lets
    * run (Autonomous or Batched; a Forbidden or Watched read is left out).
    */
-  private async readable(s: GatewaySession, what: 'resources' | 'prompts' | 'completions'): Promise<string[]> {
+  private async readable(s: GatewaySession, what: 'resources' | 'prompts' | 'completions' | 'logging'): Promise<string[]> {
     const ids = this.withCapability(s, what);
     if (!ids.length) return ids;
     const { refusal, levels } = await this.db.inOrg({ orgId: s.orgId, userId: s.userId }, async (em) => {
@@ -1044,7 +1053,7 @@ export class GatewayService implements OnModuleDestroy {
    * `mcp.prompt.get`) naming the member, connector, session and client, with the digest of what was
    * asked; the URI or the prompt's arguments themselves are sealed under the member's key.
    */
-  private async beforeRead(s: GatewaySession, hubId: string, kind: 'resource.read' | 'prompt.get', asked: Record<string, unknown>, resources: string[] = []): Promise<void> {
+  private async beforeRead(s: GatewaySession, hubId: string, kind: 'resource.read' | 'prompt.get' | 'completion.complete', asked: Record<string, unknown>, resources: string[] = []): Promise<void> {
     const changed = await this.refuseIfConnectorsChanged(s);
     if (changed) throw new McpError(McpErrorCode.InvalidRequest, changed);
     const body = canonical(asked);
