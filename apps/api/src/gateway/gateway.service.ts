@@ -236,7 +236,7 @@ export class GatewayService implements OnModuleDestroy {
   private readonly sweeper: NodeJS.Timeout;
   private revalidating: Promise<unknown> | null = null;
   /** Per org: its connectors' configuration prints, read at most once a second (connectorPrints). */
-  private readonly prints = new Map<string, { at: number; prints: Promise<Map<string, string>> }>();
+  private readonly prints = new Map<string, { at: number; prints: Promise<Map<string, string>>; value?: Map<string, string> }>();
   private readonly observer: GateObserver;
   private readonly addressLimit: ReturnType<typeof apiRateLimit>;
   /** DNS-rebinding protection: the Host and Origin values /mcp accepts (loopback: any loopback name, any port). */
@@ -719,15 +719,22 @@ export class GatewayService implements OnModuleDestroy {
         ),
       )
       .then((rows: { id: string; print: string }[]) => new Map(rows.map((r) => [r.id, r.print])));
-    this.prints.set(orgId, { at: Date.now(), prints });
-    prints.catch(() => this.prints.delete(orgId));
+    const entry: { at: number; prints: Promise<Map<string, string>>; value?: Map<string, string> } = { at: Date.now(), prints };
+    this.prints.set(orgId, entry);
+    prints.then(
+      (value) => void (entry.value = value),
+      () => this.prints.get(orgId) === entry && this.prints.delete(orgId),
+    );
     return prints;
   }
 
   /** Whether an admin changed (or removed) one of the session's connectors since it began. */
   private async connectorsChanged(s: GatewaySession): Promise<boolean> {
-    const now = await this.connectorPrints(s.orgId);
-    return Object.entries(s.prints).some(([id, print]) => (now.get(id) ?? 'missing') !== print);
+    // (Most calls find the org's prints read less than a second ago: compared without waiting.)
+    const cached = this.prints.get(s.orgId);
+    const now = cached?.value && Date.now() - cached.at < 1000 ? cached.value : await this.connectorPrints(s.orgId);
+    for (const id in s.prints) if ((now.get(id) ?? 'missing') !== s.prints[id]) return true;
+    return false;
   }
 
   /** A session whose connectors changed answers no more calls: it ends once this answer went out, and the client starts a new one. */
