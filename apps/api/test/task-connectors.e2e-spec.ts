@@ -66,6 +66,33 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       )
     ).rows.map((r) => r.payload);
 
+  /**
+   * A task in review whose send ran at Batched in its reversible form (a draft), as an org's
+   * connector may map it: seeded as the gate leaves it, with its decision event (what a reviewer's
+   * accept decides again on). `reviewState`: a reviewer's step claimed that many minutes ago.
+   */
+  const seedDraftSend = async (draftId: string, reviewState: string | null = null, startedMinutesAgo = 0) => {
+    const res = await create({ prompt: '[script:hello]', connectors: ['Gmail'] });
+    await waitFor(res.body.id, ['completed']);
+    const actionId = newId();
+    await su.query(`UPDATE tasks SET state = 'in_review' WHERE org_id = $1 AND id = $2`, [org.id, res.body.id]);
+    await su.query(
+      `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at, review_state, reviewed_by, reviewed_at)
+       VALUES ($1, $2, $3, 5, $4, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $5, $6, now(), $7::varchar, $8, CASE WHEN $7::varchar IS NULL THEN NULL ELSE now() - make_interval(mins => $9) END)`,
+      [org.id, actionId, res.body.id, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } }), reviewState, reviewState ? org.users.approver.id : null, startedMinutesAgo],
+    );
+    const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
+    const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'] }, { domains: [] }));
+    await inOrg(h.ds, { orgId: org.id }, (em) =>
+      recordEvent(em, keyring, {
+        id: newId(), orgId: org.id, occurredAt: new Date(), actor: { type: 'agent_task', id: res.body.id }, action: 'email.send', target: { type: 'Tool', id: null },
+        level: 'batched', decision: 'allowed_reversible', outcome: 'success', task: res.body.id, connector: 'gmail', client: 'worker',
+        payload: { actionId, tool: 'gmail.send', facts, decided: 'batched' },
+      }),
+    );
+    return { taskId: res.body.id as string, actionId };
+  };
+
   beforeAll(async () => {
     model = await startScriptedModelServer();
     slack = await fakeApi((c) => {
@@ -271,29 +298,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
   });
 
   it("a reviewer's accept makes a drafted send final through Gmail with the employee's token; a failed finishing step marks nothing", async () => {
-    // A task whose send ran at Batched in its reversible form (a draft), as an org's connector may map it: seeded as the gate leaves it.
-    const seeded = async (draftId: string) => {
-      const res = await create({ prompt: '[script:hello]', connectors: ['Gmail'] });
-      await waitFor(res.body.id, ['completed']);
-      const actionId = newId();
-      await su.query(`UPDATE tasks SET state = 'in_review' WHERE org_id = $1 AND id = $2`, [org.id, res.body.id]);
-      await su.query(
-        `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at)
-         VALUES ($1, $2, $3, 5, $4, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $5, $6, now())`,
-        [org.id, actionId, res.body.id, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } })],
-      );
-      // Its decision event, as the gate records it: what the decision was made on (a reviewer's accept decides again on these).
-      const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
-      const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'] }, { domains: [] }));
-      await inOrg(h.ds, { orgId: org.id }, (em) =>
-        recordEvent(em, keyring, {
-          id: newId(), orgId: org.id, occurredAt: new Date(), actor: { type: 'agent_task', id: res.body.id }, action: 'email.send', target: { type: 'Tool', id: null },
-          level: 'batched', decision: 'allowed_reversible', outcome: 'success', task: res.body.id, connector: 'gmail', client: 'worker',
-          payload: { actionId, tool: 'gmail.send', facts, decided: 'batched' },
-        }),
-      );
-      return { taskId: res.body.id as string, actionId };
-    };
+    const seeded = (draftId: string) => seedDraftSend(draftId);
     const approver = await login(h, org.users.approver.email);
     const ok = await seeded('draft-ok');
     const bundle = await h.http.get(`/v1/reviews/${ok.taskId}`).set('Cookie', approver);
@@ -391,27 +396,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
 
   it("a reviewer's finishing step is claimed before it runs: one that may have acted (Gmail 503) or that a crash cut short is never run again blindly; a person settles it", async () => {
     const approver = await login(h, org.users.approver.email);
-    const seeded = async (draftId: string, reviewState: string | null = null, startedMinutesAgo = 0) => {
-      const res = await create({ prompt: '[script:hello]', connectors: ['Gmail'] });
-      await waitFor(res.body.id, ['completed']);
-      const actionId = newId();
-      await su.query(`UPDATE tasks SET state = 'in_review' WHERE org_id = $1 AND id = $2`, [org.id, res.body.id]);
-      await su.query(
-        `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at, review_state, reviewed_by, reviewed_at)
-         VALUES ($1, $2, $3, 5, $4, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $5, $6, now(), $7, $8, now() - make_interval(mins => $9))`,
-        [org.id, actionId, res.body.id, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } }), reviewState, reviewState ? org.users.approver.id : null, startedMinutesAgo],
-      );
-      const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
-      const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'] }, { domains: [] }));
-      await inOrg(h.ds, { orgId: org.id }, (em) =>
-        recordEvent(em, keyring, {
-          id: newId(), orgId: org.id, occurredAt: new Date(), actor: { type: 'agent_task', id: res.body.id }, action: 'email.send', target: { type: 'Tool', id: null },
-          level: 'batched', decision: 'allowed_reversible', outcome: 'success', task: res.body.id, connector: 'gmail', client: 'worker',
-          payload: { actionId, tool: 'gmail.send', facts, decided: 'batched' },
-        }),
-      );
-      return { taskId: res.body.id as string, actionId };
-    };
+    const seeded = seedDraftSend;
     const view = async (taskId: string) => (await h.http.get(`/v1/reviews/${taskId}`).set('Cookie', approver)).body as { taskState: string; pending: number; actions: { actionId: string; reviewState: string; interrupted: boolean; reviewedBy: string | null }[] };
     const sends = () => gmail.calls.filter((c) => c.path.endsWith('/drafts/send')).length;
 
