@@ -383,6 +383,26 @@ describe('MCP OAuth against the gateway (SDK client, sign-in and consent page, t
     expect((await h.http.post('/oauth/revoke').type('form').send({ client_id: cid })).status).toBe(400);
   });
 
+  it('the calls-per-second limit holds per OAuth client and member: tokens got by refreshing do not multiply it', async () => {
+    const { provider } = await connectWithOAuth(a.users.member.email, 'Rate-limited client');
+    const metadata = await discoverAuthorizationServerMetadata(base);
+    const first = provider.saved!;
+    const second = await refreshAuthorization(base, { metadata, clientInformation: provider.info!, refreshToken: first.refresh_token! });
+    const third = await refreshAuthorization(base, { metadata, clientInformation: provider.info!, refreshToken: second.refresh_token! });
+    // Each token sends the whole per-second allowance (50 tool calls, in one JSON-RPC batch): together, over it.
+    const batch = JSON.stringify(Array.from({ length: h.config.GATEWAY_CALLS_PER_SECOND }, (_, i) => ({ jsonrpc: '2.0', id: i + 1, method: 'tools/call', params: { name: 'x', arguments: {} } })));
+    const send = (token: string) =>
+      fetch(`${base}/mcp`, { method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', accept: 'application/json, text/event-stream' }, body: batch });
+    const statuses: number[] = [];
+    for (const t of [first, second, third]) {
+      const res = await send(t.access_token);
+      statuses.push(res.status);
+      await res.text();
+    }
+    // (Three requests within a second: at least two fall in the same one-second window.)
+    expect(statuses.filter((st) => st === 429).length).toBeGreaterThanOrEqual(1);
+  });
+
   it('refuses an expired token, a token for another resource, and keeps an org A token out of org B', async () => {
     const inA = await connectWithOAuth(a.users.member.email, 'client in A');
     const inB = await connectWithOAuth(b.users.member.email, 'client in B');

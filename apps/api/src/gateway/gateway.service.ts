@@ -368,6 +368,18 @@ export class GatewayService implements OnModuleDestroy {
       fail(401, ErrorCode.Unauthenticated, 'Unauthenticated', 'The MCP gateway takes an OAuth access token or an API key as a Bearer token.', { 'WWW-Authenticate': mcpChallenge(this.config) });
       return;
     }
+    // OAuth: the calls-per-second limit holds per grant (client and member), not per access token:
+    // refreshing does not revoke the earlier tokens, so counting by token alone would let a client
+    // multiply its limit by refreshing.
+    if (calls && p.mcpClientId) {
+      const second = Math.floor(Date.now() / 1000);
+      const { counts: [n], report } = await countWindows(this.redis, [{ key: `${this.config.REDIS_PREFIX}:mcp:calls:oauth:${sha256(`${p.mcpClientId}\n${p.userId}`)}:${second}`, by: calls, ttlSeconds: 2 }]);
+      if (report) this.log.warn({ err: report.message }, 'gateway: redis unavailable, requests counted in this process');
+      if (n! > this.config.GATEWAY_CALLS_PER_SECOND) {
+        fail(429, ErrorCode.RateLimited, 'Too many requests', `At most ${this.config.GATEWAY_CALLS_PER_SECOND} tool calls per second per API key, or per OAuth client and member.`, { 'Retry-After': '1' });
+        return;
+      }
+    }
     // RBAC: using the gateway is running agent actions as oneself (what starting a task needs).
     if (!p.ability.can('create', subjectOf('Task', { userId: p.userId }))) {
       fail(403, ErrorCode.Forbidden, 'Forbidden', 'Your role (or this API key\'s scopes) may not run agent actions.');
