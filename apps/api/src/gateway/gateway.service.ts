@@ -54,6 +54,7 @@ import { CONFIG, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from '../core/tokens'
 import { mcpChallenge, mcpResource, resolveMcpToken } from '../mcp-auth/mcp-tokens';
 import { SessionEventStore } from './event-store';
 import { JsonAnswers } from './json-answers';
+import { ReadGenerations } from './read-generations';
 import { SessionDirectory } from './session-directory';
 
 /**
@@ -140,7 +141,7 @@ interface GatewaySession {
   /** Watched calls of this session waiting for their approval now (at most GATEWAY_MAX_WAITING_CALLS_PER_SESSION). */
   waiting: number;
   /** Completed identical read-only calls (a read may run again; a write may not). */
-  generations: Map<string, number>;
+  generations: ReadGenerations;
   /** Which connector served a resource URI (filled when resources are listed; the first to list a URI keeps it). */
   resourceOwner: Map<string, string>;
   /** What the session was last shown of each list it asked for (tools: their digest; resources and prompts: the connectors listed). */
@@ -220,6 +221,8 @@ const PRINCIPAL_TTL_MS = 1000;
 const PRINCIPAL_CACHE_MAX = 10_000;
 /** Resource URIs one session may be subscribed to at once. */
 const MAX_SUBSCRIPTIONS = 1000;
+/** Distinct resource URIs a session remembers (which connector listed each); past it, new ones are left out of its lists. */
+const MAX_SESSION_URIS = 20_000;
 
 @Injectable()
 export class GatewayService implements OnModuleDestroy {
@@ -633,7 +636,7 @@ export class GatewayService implements OnModuleDestroy {
       waiting: 0,
       toolNames: exposedToolNames(manifests),
       subscribed: new Map(),
-      generations: new Map(),
+      generations: new ReadGenerations(),
       resourceOwner: new Map(),
       listed: {},
       calls: 0,
@@ -950,6 +953,8 @@ export class GatewayService implements OnModuleDestroy {
           // A URI another connector listed first stays that connector's: an upstream cannot take over another's reads.
           const owner = s.resourceOwner.get(r.uri);
           if (owner !== undefined && owner !== id) continue;
+          // At most MAX_SESSION_URIS distinct URIs are remembered per session: the others are left out of its lists.
+          if (owner === undefined && s.resourceOwner.size >= MAX_SESSION_URIS) continue;
           s.resourceOwner.set(r.uri, id);
           resources.push(r);
         }
@@ -1220,7 +1225,7 @@ export class GatewayService implements OnModuleDestroy {
     if (changed) return toolError(changed, { 'steward/status': 'refused', 'steward/refusal': 'connectors_changed' });
     const argsDigest = sha256(canonical(args));
     const base = `${s.id}\n${target.connector}\n${target.tool}\n${argsDigest}`;
-    const generation = s.generations.get(base) ?? 0;
+    const generation = s.generations.of(base);
     // A Watched write approved since it was made (in this session or another of the same user) is redeemed under its own claim.
     const gatewayKey = (!target.readOnly && (await this.approvedClaim(s, target, argsDigest))) || `mcp:${sha256(`${base}\n${generation}`)}`;
     const request: ActionRequest = {
@@ -1262,7 +1267,7 @@ export class GatewayService implements OnModuleDestroy {
     // switch, a suspension) is decided again. A Forbidden read retried stays the same refused action:
     // it opens no second violation.
     if (r.status === 'executed' || r.status === 'failed' || (r.status === 'refused' && PASSING_REFUSALS.has(r.refusal))) {
-      if (target.readOnly || r.status === 'refused') s.generations.set(base, generation + 1);
+      if (target.readOnly || r.status === 'refused') s.generations.bump(base);
     }
     switch (r.status) {
       case 'executed': {
