@@ -742,7 +742,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
       expect(text(stale)).toMatch(/connectors changed since this session began/);
       expect(calls('lookup_company').length).toBe(before);
       // The session is gone; a new one is built on the connector as it is now: the tool is Forbidden, not offered, refused.
-      await new Promise((r) => setTimeout(r, 50));
+      await new Promise((r) => setTimeout(r, 400));
       await expect(client.listTools()).rejects.toThrow();
       const fresh = await connect(memberKey, 'remap-client');
       expect((await fresh.listTools()).tools.map((t) => t.name)).not.toContain('upstream__lookup_company');

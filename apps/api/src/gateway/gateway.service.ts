@@ -159,6 +159,8 @@ interface GatewaySession {
    * ended, since its tools' action types and pins were fixed at initialize.
    */
   prints: Record<string, string>;
+  /** The session is about to end (its connectors changed): scheduled once. */
+  ending?: boolean;
 }
 
 /** Why a session ended (its `mcp.session_close` audit event says): closed by its client, idle, its key or member no longer valid, the process stopping; or its opening could not be recorded (then nothing is recorded of it). */
@@ -755,7 +757,11 @@ export class GatewayService implements OnModuleDestroy {
   /** A session whose connectors changed answers no more calls: it ends once this answer went out, and the client starts a new one. */
   private async refuseIfConnectorsChanged(s: GatewaySession): Promise<string | null> {
     if (!(await this.connectorsChanged(s))) return null;
-    setImmediate(() => void this.closeSession(s, 'connectors_changed'));
+    // Ended once this answer is on its way (any other call meanwhile is refused the same way).
+    if (!s.ending) {
+      s.ending = true;
+      setTimeout(() => void this.closeSession(s, 'connectors_changed'), 250).unref();
+    }
     return "The org's connectors changed since this session began (a tool's mapping, approval or hold, or a connector's settings): this session ends. Start a new session (reconnect) to use them as they are now.";
   }
 
