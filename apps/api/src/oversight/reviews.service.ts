@@ -50,7 +50,10 @@ const interrupted = (a: Pick<ActionRow, 'interrupted'>) => a.interrupted;
 /** Computed by the database, on its own clock (the one that stamped the claim). */
 const INTERRUPTED_SQL = (t: string) =>
   `coalesce(${t}review_state IN ('accepting', 'reverting') AND (${t}review_interrupted OR ${t}reviewed_at < now() - make_interval(secs => ${REVIEW_STEP_GRACE_MS / 1000})), false) AS interrupted`;
-const ACTION_COLUMNS = `id, step, connector, tool, action_type, level, state, reversible, undo, finalize, review_state, reviewed_by, reviewed_at, ${INTERRUPTED_SQL('')}`;
+/** An action's columns as ActionRow reads them (`t`: the table's alias and a dot, or nothing). */
+const actionColumns = (t: string) =>
+  `${['id', 'step', 'connector', 'tool', 'action_type', 'level', 'state', 'reversible', 'undo', 'finalize', 'review_state', 'reviewed_by', 'reviewed_at'].map((c) => t + c).join(', ')}, ${INTERRUPTED_SQL(t)}`;
+const ACTION_COLUMNS = actionColumns('');
 /** Why an action whose step is underway cannot be decided now. */
 const underwayConflict = (a: ActionRow) =>
   interrupted(a)
@@ -541,7 +544,8 @@ interface GatewayRow extends ActionRow {
 
 /** A Batched gateway write that ran (in its reversible form) and so waits for, or had, a review. */
 const GATEWAY_UNDER_REVIEW = `a.level = 'batched' AND a.state = 'succeeded' AND a.reversible`;
-const GATEWAY_COLUMNS = `a.id, a.step, a.connector, a.tool, a.action_type, a.level, a.state, a.reversible, a.undo, a.finalize, a.review_state, a.reviewed_by, a.reviewed_at, a.user_id, a.created_at, ${INTERRUPTED_SQL('a.')}`;
+/** With whom and when: a gateway action's owner (also read for a task's action, whose owner is its task's). */
+const GATEWAY_COLUMNS = `${actionColumns('a.')}, a.user_id, a.created_at`;
 
 function gatewayView(r: GatewayRow, clientName: string | null): z.infer<typeof GatewayReviewView> {
   return {
