@@ -576,6 +576,15 @@ describe('admin console in a real browser', () => {
     await cutRow.getByRole('button', { name: /^Accept/ }).waitFor();
     const [again] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT review_state FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, cut]));
     expect(again).toEqual({ review_state: null });
+
+    // Its file is gone (nothing for the undo to delete): the approver dismisses it, which takes a reason first; nothing runs.
+    const dismiss = cutRow.getByRole('button', { name: /^Dismiss/ });
+    expect(await dismiss.isDisabled()).toBe(true);
+    await approver.getByLabel('Reason (gateway)').fill('the file was never written; nothing to undo');
+    await dismiss.click();
+    await cutRow.waitFor({ state: 'detached' });
+    const [closed] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT review_state, reviewed_by FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, cut]));
+    expect(closed).toEqual({ review_state: 'dismissed', reviewed_by: org.users.approver.id });
   });
 
   it('the owner turns a trust-tuning recommendation into a policy draft', async () => {

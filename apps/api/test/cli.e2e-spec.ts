@@ -284,7 +284,7 @@ describe('steward CLI against a live API', () => {
     const reviewId = /^task (\S+) started/.exec(batched.stdout)![1];
     const reviews = await cli(['reviews'], approver);
     expect(reviews.code).toBe(0);
-    expect(reviews.stdout.split('\n')).toContain(`${reviewId}\tin_review\t1\t0\t0`);
+    expect(reviews.stdout.split('\n')).toContain(`${reviewId}\tin_review\t1\t0\t0\t0`);
     expect((JSON.parse((await cli(['reviews', '--json'], approver)).stdout) as { items: { taskId: string; pending: number }[] }).items).toContainEqual(expect.objectContaining({ taskId: reviewId, pending: 1 }));
   });
 

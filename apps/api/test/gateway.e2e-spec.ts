@@ -464,7 +464,18 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect((await h.http.get('/v1/reviews/gateway?state=all').set('Cookie', outsider)).body.items).toEqual([]);
     const third = await write('gw-review/third.md');
     expect((await h.http.post('/v1/reviews/gateway/revert').set('Cookie', outsider).send({ actionIds: [third] })).status).toBe(404);
+    expect((await h.http.post('/v1/reviews/gateway/dismiss').set('Cookie', outsider).send({ actionIds: [third], reason: 'not ours' })).status).toBe(404);
     expect(text(await read('gw-review/third.md'))).toContain('draft of gw-review/third.md');
+
+    // Dismissed: closed without running anything (the file stays), with a reason; never by its member.
+    expect((await h.http.post('/v1/reviews/gateway/dismiss').set('Cookie', cookie.member).send({ actionIds: [third], reason: 'mine' })).status).toBe(403);
+    expect((await h.http.post('/v1/reviews/gateway/dismiss').set('Cookie', cookie.approver).send({ actionIds: [third] })).status).toBe(400);
+    const dismissed = await h.http.post('/v1/reviews/gateway/dismiss').set('Cookie', cookie.approver).send({ actionIds: [third], reason: 'the member keeps the file; nothing to send' });
+    expect(dismissed.status).toBe(200);
+    expect(dismissed.body.items).toEqual([expect.objectContaining({ actionId: third, reviewState: 'dismissed', reviewedBy: org.users.approver.id })]);
+    expect(text(await read('gw-review/third.md'))).toContain('draft of gw-review/third.md');
+    expect((await h.http.get('/v1/reviews/gateway?state=settled').set('Cookie', cookie.approver)).body.items.map((i: { actionId: string }) => i.actionId)).toContain(third);
+    expect((await h.http.post('/v1/reviews/gateway/revert').set('Cookie', cookie.approver).send({ actionIds: [third] })).status).toBe(409);
   });
 
   it('Watched: progress while the client waits, an approver approves through the API, it runs once; a retry with a new request id does not run it again', async () => {

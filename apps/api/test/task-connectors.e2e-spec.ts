@@ -119,7 +119,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
         if (id === 'draft-slow') return { delayMs: 1500, json: { id: 'sent-slow', threadId: 't-slow', labelIds: ['SENT'] } };
         return id === 'draft-ok' ? { json: { id: 'sent-draft', threadId: 't-draft', labelIds: ['SENT'] } } : { status: 404, json: { error: { code: 404, message: 'Requested entity was not found.' } } };
       }
-      if (c.method === 'DELETE' && c.path.startsWith(`${base}/drafts/`)) return { status: 204 };
+      if (c.method === 'DELETE' && c.path.startsWith(`${base}/drafts/`)) return c.path.endsWith('/draft-deleted') ? { status: 404, json: { error: { code: 404, message: 'Requested entity was not found.' } } } : { status: 204 };
       return undefined;
     });
     drive = await fakeApi((c) => {
@@ -345,6 +345,37 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(refused.status).toBe(409);
     expect(refused.body.detail).toMatch(/finishing step of action .* failed/);
     expect((await h.http.get(`/v1/reviews/${gone.taskId}`).set('Cookie', approver)).body).toMatchObject({ taskState: 'in_review', pending: 1, accepted: 0 });
+  });
+
+  it('an action neither step can run (its draft deleted by hand in Gmail) is dismissed by another reviewer, with a reason: nothing runs, the task completes, the reason is sealed in the audit event', async () => {
+    const approver = await login(h, org.users.approver.email);
+    const member = await login(h, org.users.member.email);
+    const gone = await seedDraftSend('draft-deleted');
+    const path = (verb: string) => `/v1/reviews/${gone.taskId}/actions/${gone.actionId}/${verb}`;
+    // Neither the finishing step nor the undo can run: before, the action and its task waited in review for ever.
+    expect((await h.http.post(path('accept')).set('Cookie', approver).send({})).status).toBe(409);
+    const revert = await h.http.post(path('revert')).set('Cookie', approver).send({});
+    expect(revert.status).toBe(409);
+    expect(revert.body.detail).toMatch(/undo of action .* failed/);
+    // Leaving one's own agent's work as it is would accept it: the owner may not; a reason is required.
+    expect((await h.http.post(path('dismiss')).set('Cookie', member).send({ reason: 'mine' })).status).toBe(403);
+    const noReason = await h.http.post(path('dismiss')).set('Cookie', approver).send({});
+    expect(noReason.status).toBe(400);
+    expect(noReason.headers['content-type']).toMatch(/application\/problem\+json/);
+    expect((await h.http.get(`/v1/reviews/${gone.taskId}`).set('Cookie', approver)).body).toMatchObject({ taskState: 'in_review', pending: 1, dismissed: 0 });
+
+    gmail.calls.length = 0;
+    const dismissed = await h.http.post(path('dismiss')).set('Cookie', approver).send({ reason: 'deleted by hand in Gmail by the sender' });
+    expect({ status: dismissed.status, detail: dismissed.body.detail }).toEqual({ status: 200, detail: undefined });
+    expect(dismissed.body).toMatchObject({ taskState: 'completed', pending: 0, accepted: 0, reverted: 0, dismissed: 1 });
+    expect(dismissed.body.actions.find((a: { actionId: string }) => a.actionId === gone.actionId)).toMatchObject({ reviewState: 'dismissed', reviewedBy: org.users.approver.id });
+    expect(gmail.calls).toEqual([]);
+    expect((await h.http.post(path('dismiss')).set('Cookie', approver).send({ reason: 'again' })).status).toBe(409);
+    const [event] = (await su.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND action = 'review.dismiss' AND target_id = $2`, [org.id, gone.taskId])).rows;
+    const e = JSON.parse(event.canonical);
+    expect(e.payload).toMatchObject({ actions: [{ actionId: gone.actionId, tool: 'gmail.send', undo: 'gmail.delete_draft', finalize: 'gmail.send_draft' }], owner: org.users.member.id });
+    expect(e.sealed).toBeDefined();
+    expect(event.canonical).not.toContain('deleted by hand');
   });
 
   it("a gateway send held for review (a draft): a reviewer's accept sends it through Gmail with the member's token; a policy that now forbids it sends nothing", async () => {

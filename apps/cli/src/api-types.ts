@@ -2420,6 +2420,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/reviews/{id}/actions/{actionId}/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Close one action of the bundle without running anything, when neither its undo nor its finishing step can run (never one’s own task; a reason is required)
+         * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
+         */
+        post: operations["dismissReviewAction"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/reviews/{id}/actions/{actionId}/revert": {
         parameters: {
             query?: never;
@@ -2534,6 +2554,26 @@ export interface paths {
          * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
          */
         post: operations["settleGatewayReviewStep"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/reviews/gateway/dismiss": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Close the named gateway actions without running anything (neither undo nor finishing step; never one’s own; a reason is required)
+         * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
+         */
+        post: operations["dismissGatewayReviews"];
         delete?: never;
         options?: never;
         head?: never;
@@ -22083,6 +22123,8 @@ export interface operations {
                             accepted: number;
                             /** Format: int64 */
                             reverted: number;
+                            /** Format: int64 */
+                            dismissed: number;
                         }[];
                     };
                 };
@@ -22189,6 +22231,8 @@ export interface operations {
                         accepted: number;
                         /** Format: int64 */
                         reverted: number;
+                        /** Format: int64 */
+                        dismissed: number;
                         actions: {
                             /**
                              * Format: uuid
@@ -22206,7 +22250,7 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                             interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -22334,6 +22378,8 @@ export interface operations {
                         accepted: number;
                         /** Format: int64 */
                         reverted: number;
+                        /** Format: int64 */
+                        dismissed: number;
                         actions: {
                             /**
                              * Format: uuid
@@ -22351,7 +22397,7 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                             interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -22517,6 +22563,8 @@ export interface operations {
                         accepted: number;
                         /** Format: int64 */
                         reverted: number;
+                        /** Format: int64 */
+                        dismissed: number;
                         actions: {
                             /**
                              * Format: uuid
@@ -22534,7 +22582,192 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
+                            interrupted: boolean;
+                            reviewedBy: string | null;
+                            reviewedAt: string | null;
+                        }[];
+                    };
+                };
+            };
+            /** @description Invalid input (problem+json lists each field) */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in, or the credentials are wrong */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (roles, suspension, or step-up required) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit reached */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (no detail leaks) */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    dismissReviewAction: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Record id */
+                id: string;
+                /** @description Record id */
+                actionId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        /**
+                         * Format: uuid
+                         * @description UUID
+                         */
+                        taskId: string;
+                        /**
+                         * Format: uuid
+                         * @description UUID
+                         */
+                        userId: string;
+                        taskState: string;
+                        /** Format: int64 */
+                        pending: number;
+                        /** Format: int64 */
+                        accepted: number;
+                        /** Format: int64 */
+                        reverted: number;
+                        /** Format: int64 */
+                        dismissed: number;
+                        actions: {
+                            /**
+                             * Format: uuid
+                             * @description UUID
+                             */
+                            actionId: string;
+                            step: number | null;
+                            connector: string;
+                            tool: string;
+                            actionType: string;
+                            /** @enum {string} */
+                            level: "autonomous" | "batched" | "watched" | "forbidden";
+                            state: string;
+                            needsReview: boolean;
+                            reversible: boolean;
+                            undoTool: string | null;
+                            finalizeTool: string | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                             interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -22700,6 +22933,8 @@ export interface operations {
                         accepted: number;
                         /** Format: int64 */
                         reverted: number;
+                        /** Format: int64 */
+                        dismissed: number;
                         actions: {
                             /**
                              * Format: uuid
@@ -22717,7 +22952,7 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                             interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -22884,6 +23119,8 @@ export interface operations {
                         accepted: number;
                         /** Format: int64 */
                         reverted: number;
+                        /** Format: int64 */
+                        dismissed: number;
                         actions: {
                             /**
                              * Format: uuid
@@ -22901,7 +23138,7 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                             interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -23065,6 +23302,8 @@ export interface operations {
                         accepted: number;
                         /** Format: int64 */
                         reverted: number;
+                        /** Format: int64 */
+                        dismissed: number;
                         actions: {
                             /**
                              * Format: uuid
@@ -23082,7 +23321,7 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                             interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -23237,7 +23476,7 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                             interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -23355,7 +23594,7 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                             interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;
@@ -23523,7 +23762,7 @@ export interface operations {
                         reversible: boolean;
                         undoTool: string | null;
                         finalizeTool: string | null;
-                        reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                        reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                         interrupted: boolean;
                         reviewedBy: string | null;
                         reviewedAt: string | null;
@@ -23535,6 +23774,172 @@ export interface operations {
                         clientName: string | null;
                         /** Format: date-time */
                         createdAt: string;
+                    };
+                };
+            };
+            /** @description Invalid input (problem+json lists each field) */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in, or the credentials are wrong */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (roles, suspension, or step-up required) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit reached */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (no detail leaks) */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    dismissGatewayReviews: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    actionIds: string[];
+                    reason: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            200: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        items: {
+                            /**
+                             * Format: uuid
+                             * @description UUID
+                             */
+                            actionId: string;
+                            connector: string;
+                            tool: string;
+                            actionType: string;
+                            reversible: boolean;
+                            undoTool: string | null;
+                            finalizeTool: string | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
+                            interrupted: boolean;
+                            reviewedBy: string | null;
+                            reviewedAt: string | null;
+                            /**
+                             * Format: uuid
+                             * @description UUID
+                             */
+                            userId: string;
+                            clientName: string | null;
+                            /** Format: date-time */
+                            createdAt: string;
+                        }[];
+                        nextCursor: string | null;
                     };
                 };
             };
@@ -23687,7 +24092,7 @@ export interface operations {
                             reversible: boolean;
                             undoTool: string | null;
                             finalizeTool: string | null;
-                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted") | null;
+                            reviewState: ("pending" | "accepting" | "reverting" | "accepted" | "reverted" | "dismissed") | null;
                             interrupted: boolean;
                             reviewedBy: string | null;
                             reviewedAt: string | null;

@@ -445,7 +445,7 @@ export function program(): Command {
         return;
       }
       const r = await call(api.GET('/v1/reviews'));
-      print(r, () => table(r.items, ['taskId', 'taskState', 'pending', 'accepted', 'reverted']));
+      print(r, () => table(r.items, ['taskId', 'taskState', 'pending', 'accepted', 'reverted', 'dismissed']));
     });
 
   const policy = p.command('policy').description('The org policy');

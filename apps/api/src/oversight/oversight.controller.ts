@@ -8,6 +8,8 @@ import {
   ApprovalDetail,
   ApprovalList,
   DecideApprovalBody,
+  DismissReviewBody,
+  GatewayDismissBody,
   GatewayReviewBody,
   GatewayReviewList,
   GatewayReviewView,
@@ -92,6 +94,11 @@ export class ReviewsController {
     return this.reviews.decideGateway(p, 'revert', body);
   }
 
+  @Endpoint({ method: 'POST', path: 'gateway/dismiss', operationId: 'dismissGatewayReviews', summary: 'Close the named gateway actions without running anything (neither undo nor finishing step; never one’s own; a reason is required)', tag: 'Reviews', body: GatewayDismissBody, response: GatewayReviewList, errors: [403, 404, 409] })
+  dismissGateway(@Caller() p: Principal, @Body() body: z.infer<typeof GatewayDismissBody>) {
+    return this.reviews.dismiss(p, null, body.actionIds, body);
+  }
+
   @Endpoint({ method: 'POST', path: 'gateway/actions/:actionId/settle', operationId: 'settleGatewayReviewStep', summary: 'Settle a gateway action whose accept or revert was interrupted (its outcome unknown): done, or not done (pending again)', tag: 'Reviews', body: SettleReviewStepBody, response: GatewayReviewView, errors: [403, 404, 409] })
   settleGateway(@Caller() p: Principal, @Param('actionId') actionId: string, @Body() body: z.infer<typeof SettleReviewStepBody>) {
     return this.reviews.settleStep(p, null, actionId, body);
@@ -120,6 +127,11 @@ export class ReviewsController {
   @Endpoint({ method: 'POST', path: ':id/actions/:actionId/settle', operationId: 'settleReviewStep', summary: 'Settle an action whose accept or revert was interrupted (its outcome unknown): done, or not done (pending again)', tag: 'Reviews', body: SettleReviewStepBody, response: ReviewView, errors: [403, 404, 409] })
   settleOne(@Caller() p: Principal, @Param('id') id: string, @Param('actionId') actionId: string, @Body() body: z.infer<typeof SettleReviewStepBody>) {
     return this.reviews.settleStep(p, id, actionId, body);
+  }
+
+  @Endpoint({ method: 'POST', path: ':id/actions/:actionId/dismiss', operationId: 'dismissReviewAction', summary: 'Close one action of the bundle without running anything, when neither its undo nor its finishing step can run (never one’s own task; a reason is required)', tag: 'Reviews', body: DismissReviewBody, response: ReviewView, errors: [403, 404, 409] })
+  dismissOne(@Caller() p: Principal, @Param('id') id: string, @Param('actionId') actionId: string, @Body() body: z.infer<typeof DismissReviewBody>) {
+    return this.reviews.dismiss(p, id, [actionId], body);
   }
 
   @Endpoint({ method: 'POST', path: ':id/actions/:actionId/revert', operationId: 'revertReviewAction', summary: 'Revert one action of the bundle (its undo call, through the connector)', tag: 'Reviews', body: ReviewBody, response: ReviewView, errors: [404, 409] })

@@ -81,8 +81,8 @@ export const ReviewActionView = z.strictObject({
   undoTool: z.string().max(128).nullable(),
   /** The connector's step that makes the action final when accepted (a draft becomes the sent message); null: final as it is. */
   finalizeTool: z.string().max(128).nullable(),
-  /** accepting / reverting: a reviewer's step is underway (claimed before it runs; reviewedBy and reviewedAt say who and since when). */
-  reviewState: z.enum(['pending', 'accepting', 'reverting', 'accepted', 'reverted']).nullable(),
+  /** accepting / reverting: a reviewer's step is underway (claimed before it runs; reviewedBy and reviewedAt say who and since when). dismissed: closed by a reviewer without running either step. */
+  reviewState: z.enum(['pending', 'accepting', 'reverting', 'accepted', 'reverted', 'dismissed']).nullable(),
   /** The step underway was interrupted before its outcome was known (the API did not see it end): it is not run again; a person settles it. */
   interrupted: z.boolean(),
   reviewedBy: Uuid.nullable(),
@@ -95,12 +95,15 @@ export const ReviewView = z.strictObject({
   pending: z.int().min(0),
   accepted: z.int().min(0),
   reverted: z.int().min(0),
+  dismissed: z.int().min(0),
   actions: z.array(ReviewActionView).max(1000),
 });
 export const ReviewSummary = ReviewView.omit({ actions: true });
 export const ReviewList = z.strictObject({ items: z.array(ReviewSummary).max(200) });
 export const ListReviewsQuery = z.strictObject({ limit: z.coerce.number().int().min(1).max(200).default(50) });
 export const ReviewBody = z.strictObject({ reason: z.string().trim().min(1).max(1000).optional() });
+/** Closing an action without running its undo or its finishing step: why is required (sealed in the audit event). */
+export const DismissReviewBody = z.strictObject({ reason: z.string().trim().min(1).max(1000) });
 export const SettleReviewStepBody = z.strictObject({
   /** Whether the interrupted step was in fact carried out (checked by a person at the target). */
   done: z.boolean(),
@@ -119,17 +122,16 @@ export const GatewayReviewView = ReviewActionView.omit({ step: true, level: true
 });
 export const GatewayReviewList = z.strictObject({ items: z.array(GatewayReviewView).max(200), nextCursor: Uuid.nullable() });
 export const ListGatewayReviewsQuery = z.strictObject({
-  /** pending (the default): not yet accepted or reverted; settled: decided; all. */
+  /** pending (the default): not yet accepted, reverted or dismissed; settled: decided; all. */
   state: z.enum(['pending', 'settled', 'all']).default('pending'),
   userId: Uuid.optional(),
   limit: z.coerce.number().int().min(1).max(200).default(50),
   cursor: Uuid.optional(),
 });
-export const GatewayReviewBody = z.strictObject({
-  /** The actions to settle, each accepted (or reverted) in turn, newest first. */
-  actionIds: z.array(Uuid).min(1).max(50).refine((ids) => new Set(ids).size === ids.length, 'each action is named once'),
-  reason: z.string().trim().min(1).max(1000).optional(),
-});
+/** The actions to settle, each accepted (or reverted, or dismissed) in turn, newest first. */
+const GatewayActionIds = z.array(Uuid).min(1).max(50).refine((ids) => new Set(ids).size === ids.length, 'each action is named once');
+export const GatewayReviewBody = z.strictObject({ actionIds: GatewayActionIds, reason: z.string().trim().min(1).max(1000).optional() });
+export const GatewayDismissBody = z.strictObject({ actionIds: GatewayActionIds, reason: z.string().trim().min(1).max(1000) });
 
 export const ViolationState = z.enum(['open', 'confirmed', 'dismissed']);
 export const ViolationView = z.strictObject({

@@ -13,7 +13,7 @@ import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG, LOGGER } from '../core/tokens';
 import { CredentialsService } from '../connectors/credentials.service';
-import type { GatewayReviewBody, GatewayReviewList, GatewayReviewView, ListGatewayReviewsQuery, ListReviewsQuery, ReviewActionView, ReviewBody, ReviewView, SettleReviewStepBody } from './oversight.schemas';
+import type { DismissReviewBody, GatewayReviewBody, GatewayReviewList, GatewayReviewView, ListGatewayReviewsQuery, ListReviewsQuery, ReviewActionView, ReviewBody, ReviewView, SettleReviewStepBody } from './oversight.schemas';
 
 interface ActionRow {
   id: string;
@@ -26,7 +26,7 @@ interface ActionRow {
   reversible: boolean;
   undo: { tool: string; args: Record<string, unknown> } | null;
   finalize: { tool: string; args: Record<string, unknown> } | null;
-  review_state: 'accepted' | 'reverted' | 'accepting' | 'reverting' | null;
+  review_state: 'accepted' | 'reverted' | 'dismissed' | 'accepting' | 'reverting' | null;
   reviewed_by: string | null;
   reviewed_at: Date | null;
   /** A step underway (accepting, reverting) whose outcome is unknown: it may have acted, or it ran past the grace (the database's clock). */
@@ -43,7 +43,7 @@ const needsReview = (a: ActionRow) => a.level === 'batched' && a.state === 'succ
  */
 const STEP_TIMEOUT_MS = 30_000;
 export const REVIEW_STEP_GRACE_MS = 4 * STEP_TIMEOUT_MS;
-/** Not yet accepted or reverted (a step underway or interrupted included): what keeps a bundle open. */
+/** Not yet accepted, reverted or dismissed (a step underway or interrupted included): what keeps a bundle open. */
 const UNSETTLED = `(review_state IS NULL OR review_state IN ('accepting', 'reverting'))`;
 const isUnderway = (state: ActionRow['review_state']): state is 'accepting' | 'reverting' => state === 'accepting' || state === 'reverting';
 const interrupted = (a: Pick<ActionRow, 'interrupted'>) => a.interrupted;
@@ -86,17 +86,18 @@ export class ReviewsService {
     const reach = this.access.reach(p, 'read', 'Review');
     if (reach === 'none') await this.access.authorize(p, 'read', 'Review');
     return this.db.inOrg(p, async (em) => {
-      const rows: { id: string; user_id: string; state: string; pending: number; accepted: number; reverted: number }[] = await em.query(
+      const rows: { id: string; user_id: string; state: string; pending: number; accepted: number; reverted: number; dismissed: number }[] = await em.query(
         `SELECT t.id, t.user_id, t.state,
                 count(*) FILTER (WHERE a.review_state IS NULL OR a.review_state IN ('accepting', 'reverting'))::int AS pending,
                 count(*) FILTER (WHERE a.review_state = 'accepted')::int AS accepted,
-                count(*) FILTER (WHERE a.review_state = 'reverted')::int AS reverted
+                count(*) FILTER (WHERE a.review_state = 'reverted')::int AS reverted,
+                count(*) FILTER (WHERE a.review_state = 'dismissed')::int AS dismissed
            FROM tasks t JOIN task_actions a ON a.org_id = t.org_id AND a.task_id = t.id AND a.level = 'batched' AND a.state = 'succeeded' AND a.reversible
           WHERE t.org_id = $1 AND t.state = 'in_review' ${reach === 'own' ? 'AND t.user_id = $2' : ''}
           GROUP BY t.org_id, t.id ORDER BY t.id DESC LIMIT ${q.limit}`,
         reach === 'own' ? [p.orgId, p.userId] : [p.orgId],
       );
-      return { items: rows.map((r) => ({ taskId: r.id, userId: r.user_id, taskState: r.state, pending: r.pending, accepted: r.accepted, reverted: r.reverted })) };
+      return { items: rows.map((r) => ({ taskId: r.id, userId: r.user_id, taskState: r.state, pending: r.pending, accepted: r.accepted, reverted: r.reverted, dismissed: r.dismissed })) };
     });
   }
 
@@ -142,9 +143,10 @@ export class ReviewsService {
       taskId: t.id,
       userId: t.user_id,
       taskState: t.state,
-      pending: under.filter((a) => a.reviewState !== 'accepted' && a.reviewState !== 'reverted').length,
+      pending: under.filter((a) => a.reviewState !== 'accepted' && a.reviewState !== 'reverted' && a.reviewState !== 'dismissed').length,
       accepted: under.filter((a) => a.reviewState === 'accepted').length,
       reverted: under.filter((a) => a.reviewState === 'reverted').length,
+      dismissed: under.filter((a) => a.reviewState === 'dismissed').length,
       actions,
     };
   }
@@ -258,6 +260,57 @@ export class ReviewsService {
   }
 
   /**
+   * Closes pending actions without running anything: neither the undo nor the finishing step. What
+   * is left when neither can run (the connector was removed, the draft was deleted upstream by hand),
+   * so that the action and its task do not wait in review for ever. The rules of an accept: never
+   * one's own agent's work (leaving it as it is accepts it), step-up where the org requires it, a
+   * step underway or interrupted is settled instead. The reason is required and sealed in the audit
+   * event. Runs nothing, so the kill switch does not hold it back.
+   */
+  async dismiss(p: Principal, taskId: string | null, actionIds: string[], body: z.infer<typeof DismissReviewBody>) {
+    await this.access.authorize(p, 'read', 'Review', { id: taskId ?? actionIds[0], userId: p.userId });
+    await this.db.inOrg(p, async (em) => {
+      const t = taskId !== null ? await this.task(em, p, taskId, true) : null;
+      if (t && t.state !== 'in_review') throw AppError.conflict(`The task is ${t.state}, not in review.`);
+      const ids = actionIds.filter((id) => UUID_PATTERN.test(id));
+      const rows: GatewayRow[] = await em.query(
+        `SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE a.org_id = $1 AND a.id = ANY($2::uuid[]) AND ${t ? 'a.task_id = $3' : 'a.task_id IS NULL'} AND ${GATEWAY_UNDER_REVIEW}
+          ORDER BY a.created_at DESC, a.id DESC FOR UPDATE`,
+        t ? [p.orgId, ids, t.id] : [p.orgId, ids],
+      );
+      const missing = actionIds.find((id) => !rows.some((r) => r.id === id && p.ability.can('read', subjectOf('Review', { userId: r.user_id }))));
+      if (missing) throw AppError.notFound(t ? 'action' : `gateway action under review (${missing})`);
+      for (const r of rows) {
+        await this.access.authorize(p, 'decide', 'Review', { id: taskId ?? r.id, userId: r.user_id });
+        if (r.user_id === p.userId) await this.access.deny(p, 'decide', 'Review', taskId ?? r.id, 'own_action', "Nobody dismisses their own agent's work (leaving it as it is accepts it): another reviewer does. You may revert it.");
+        if (isUnderway(r.review_state)) throw underwayConflict(r);
+        if (r.review_state) throw AppError.conflict(`The action ${r.id} is already ${r.review_state}.`);
+      }
+      await this.access.requireStepUp(em, p);
+      await em.query(`UPDATE task_actions SET review_state = 'dismissed', reviewed_by = $3, reviewed_at = now(), review_interrupted = false WHERE org_id = $1 AND id = ANY($2::uuid[])`, [p.orgId, rows.map((r) => r.id), p.userId]);
+      for (const r of rows) {
+        await this.audit.record(em, p, {
+          action: 'review.dismiss',
+          ...(t ? { targetType: 'Task', targetId: t.id } : { targetType: 'Action', targetId: r.id }),
+          payload: { actions: [{ actionId: r.id, tool: r.tool, undo: r.undo?.tool ?? null, finalize: r.finalize?.tool ?? null }], ...(t ? {} : { gateway: true }), owner: r.user_id, reasonBytes: Buffer.byteLength(body.reason) },
+          sensitive: { reason: body.reason },
+        });
+      }
+    });
+    if (taskId !== null) return this.completeIfSettled(p, taskId);
+    return this.gatewayItems(p, actionIds);
+  }
+
+  /** The named gateway actions as they stand now, newest first. */
+  private gatewayItems(p: Principal, actionIds: string[]): Promise<z.infer<typeof GatewayReviewList>> {
+    return this.db.inOrg(p, async (em) => {
+      const after: GatewayRow[] = await em.query(`SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE a.org_id = $1 AND a.id = ANY($2::uuid[]) ORDER BY a.created_at DESC, a.id DESC`, [p.orgId, actionIds]);
+      const clients = await this.clientNames(em, p.orgId, after);
+      return { items: after.map((r) => gatewayView(r, clients.get(r.id) ?? null)), nextCursor: null };
+    });
+  }
+
+  /**
    * Batched writes made through the MCP gateway: no task holds them, so each waits under the member
    * it acted for until a reviewer accepts or reverts it. A member with the `own` reach sees theirs.
    */
@@ -268,7 +321,7 @@ export class ReviewsService {
       const params: unknown[] = [p.orgId];
       const where = [`a.org_id = $1`, `a.task_id IS NULL`, GATEWAY_UNDER_REVIEW];
       if (q.state === 'pending') where.push(`(a.review_state IS NULL OR a.review_state IN ('accepting', 'reverting'))`);
-      if (q.state === 'settled') where.push(`a.review_state IN ('accepted', 'reverted')`);
+      if (q.state === 'settled') where.push(`a.review_state IN ('accepted', 'reverted', 'dismissed')`);
       const user = reach === 'own' ? p.userId : q.userId;
       if (reach === 'own' && q.userId && q.userId !== p.userId) return { items: [], nextCursor: null };
       if (user) where.push(`a.user_id = $${params.push(user)}`);
@@ -327,11 +380,7 @@ export class ReviewsService {
     } finally {
       for (const h of hubs.values()) await h.close().catch(() => undefined);
     }
-    return this.db.inOrg(p, async (em) => {
-      const after: GatewayRow[] = await em.query(`SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE a.org_id = $1 AND a.id = ANY($2::uuid[]) ORDER BY a.created_at DESC, a.id DESC`, [p.orgId, body.actionIds]);
-      const clients = await this.clientNames(em, p.orgId, after);
-      return { items: after.map((r) => gatewayView(r, clients.get(r.id) ?? null)), nextCursor: null };
-    });
+    return this.gatewayItems(p, body.actionIds);
   }
 
   /** The kill switch: nothing runs through a connector while agents are paused, a reviewer's step included (it waits for the resume). */

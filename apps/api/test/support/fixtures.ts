@@ -540,12 +540,18 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   },
   'POST /v1/reviews/gateway/accept': async (c) => ({ path: '/v1/reviews/gateway/accept', body: { actionIds: [await newGatewayReview(c)] } }),
   'POST /v1/reviews/gateway/revert': async (c) => ({ path: '/v1/reviews/gateway/revert', body: { actionIds: [await newGatewayReview(c)], reason: 'not needed' } }),
+  'POST /v1/reviews/gateway/dismiss': async (c) => ({ path: '/v1/reviews/gateway/dismiss', body: { actionIds: [await newGatewayReview(c)], reason: 'the folder was removed' } }),
   'POST /v1/reviews/{id}/accept': async (c) => ({ path: `/v1/reviews/${await newReview(c)}/accept`, body: {} }),
   'POST /v1/reviews/{id}/revert': async (c) => ({ path: `/v1/reviews/${await newReview(c)}/revert`, body: { reason: 'not needed' } }),
   'POST /v1/reviews/{id}/actions/{actionId}/accept': async (c) => {
     const id = await newReview(c);
     const [a] = await inOrg(c.h.ds, { orgId: c.org.id }, (em) => em.query(`SELECT id FROM task_actions WHERE org_id = $1 AND task_id = $2`, [c.org.id, id]));
     return { path: `/v1/reviews/${id}/actions/${a.id}/accept`, body: {} };
+  },
+  'POST /v1/reviews/{id}/actions/{actionId}/dismiss': async (c) => {
+    const id = await newReview(c);
+    const [a] = await inOrg(c.h.ds, { orgId: c.org.id }, (em) => em.query(`SELECT id FROM task_actions WHERE org_id = $1 AND task_id = $2`, [c.org.id, id]));
+    return { path: `/v1/reviews/${id}/actions/${a.id}/dismiss`, body: { reason: 'the connector was removed' } };
   },
   'POST /v1/reviews/{id}/actions/{actionId}/revert': async (c) => {
     const id = await newReview(c);

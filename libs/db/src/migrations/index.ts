@@ -45,6 +45,7 @@ import { ApprovalsFrozenWhilePaused1766102400002 } from './1766102400002-approva
 import { GatewayReviews1766188800000 } from './1766188800000-gateway-reviews';
 import { ReviewStepClaims1766188800001 } from './1766188800001-review-step-claims';
 import { TaskCostMonths1766188800002 } from './1766188800002-task-cost-months';
+import { ReviewDismiss1766275200000 } from './1766275200000-review-dismiss';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -95,4 +96,5 @@ export const MIGRATIONS = [
   GatewayReviews1766188800000,
   ReviewStepClaims1766188800001,
   TaskCostMonths1766188800002,
+  ReviewDismiss1766275200000,
 ];

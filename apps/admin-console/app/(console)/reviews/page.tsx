@@ -22,7 +22,7 @@ function Reviews() {
   const name = useMemberNames();
   return (
     <Stack>
-      <PageHeader title="Reviews" description="Batched actions ran at once and wait for a look: accept them, or revert them through their undo." />
+      <PageHeader title="Reviews" description="Batched actions ran at once and wait for a look: accept them, or revert them through their undo. One whose steps cannot run any more (its connector removed, its draft deleted by hand) is dismissed, with a reason." />
       <Grid>
         <Grid.Col span={{ base: 12, md: 5 }}>
           <Loaded load={list} what="review bundles">
@@ -39,7 +39,7 @@ function Reviews() {
                           <Badge color={r.pending ? 'orange.9' : 'green.9'}>{r.pending ? `${r.pending} to review` : 'settled'}</Badge>
                         </Group>
                         <Text size="sm" c="dark.6">
-                          {name(r.userId)} · {r.accepted} accepted · {r.reverted} reverted
+                          {name(r.userId)} · {r.accepted} accepted · {r.reverted} reverted{r.dismissed ? ` · ${r.dismissed} dismissed` : ''}
                         </Text>
                       </Card>
                     </UnstyledButton>
@@ -78,10 +78,14 @@ function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
       onChanged();
     }
   }
-  async function one(actionId: string, kind: 'accept' | 'revert') {
+  async function one(actionId: string, kind: 'accept' | 'revert' | 'dismiss') {
     const params = { path: { id, actionId } };
     const res = await action.run(() =>
-      kind === 'accept' ? ok(api.POST('/v1/reviews/{id}/actions/{actionId}/accept', { params, body: body() })) : ok(api.POST('/v1/reviews/{id}/actions/{actionId}/revert', { params, body: body() })),
+      kind === 'accept'
+        ? ok(api.POST('/v1/reviews/{id}/actions/{actionId}/accept', { params, body: body() }))
+        : kind === 'revert'
+          ? ok(api.POST('/v1/reviews/{id}/actions/{actionId}/revert', { params, body: body() }))
+          : ok(api.POST('/v1/reviews/{id}/actions/{actionId}/dismiss', { params, body: { reason: reason.trim() } })),
     );
     if (res) {
       bundle.setData(res);
@@ -134,6 +138,7 @@ function Bundle({ id, onChanged }: { id: string; onChanged(): void }) {
                             <Button size="xs" variant="light" color="red" disabled={!a.reversible} onClick={() => one(a.actionId, 'revert')}>
                               Revert
                             </Button>
+                            {!mine && <DismissButton reason={reason} onDismiss={() => one(a.actionId, 'dismiss')} label={`Dismiss ${a.tool}`} />}
                           </Group>
                         )}
                       </Table.Td>
@@ -178,9 +183,15 @@ function GatewayReviews() {
     const res = await action.run(() => ok(api.POST('/v1/reviews/gateway/actions/{actionId}/settle', { params: { path: { actionId } }, body: { done, ...(reason.trim() ? { reason: reason.trim() } : {}) } })));
     if (res) list.reload();
   }
-  async function decide(actionIds: string[], kind: 'accept' | 'revert') {
+  async function decide(actionIds: string[], kind: 'accept' | 'revert' | 'dismiss') {
     const body = { actionIds, ...(reason.trim() ? { reason: reason.trim() } : {}) };
-    const res = await action.run(() => (kind === 'accept' ? ok(api.POST('/v1/reviews/gateway/accept', { body })) : ok(api.POST('/v1/reviews/gateway/revert', { body }))));
+    const res = await action.run(() =>
+      kind === 'accept'
+        ? ok(api.POST('/v1/reviews/gateway/accept', { body }))
+        : kind === 'revert'
+          ? ok(api.POST('/v1/reviews/gateway/revert', { body }))
+          : ok(api.POST('/v1/reviews/gateway/dismiss', { body: { actionIds, reason: reason.trim() } })),
+    );
     if (res) list.reload();
   }
   return (
@@ -237,6 +248,7 @@ function GatewayReviews() {
                           <Button size="xs" variant="outline" color="red.9" disabled={!a.undoTool} onClick={() => decide([a.actionId], 'revert')} aria-label={`Revert ${a.tool} of ${name(a.userId)}`}>
                             Revert
                           </Button>
+                          {a.userId !== session.user.id && <DismissButton reason={reason} onDismiss={() => decide([a.actionId], 'dismiss')} label={`Dismiss ${a.tool} of ${name(a.userId)}`} />}
                         </Group>
                         )}
                       </Table.Td>
@@ -254,13 +266,23 @@ function GatewayReviews() {
   );
 }
 
-type StepState = { reviewState: 'pending' | 'accepting' | 'reverting' | 'accepted' | 'reverted' | null; interrupted: boolean; reviewedAt: string | null };
+type StepState = { reviewState: 'pending' | 'accepting' | 'reverting' | 'accepted' | 'reverted' | 'dismissed' | null; interrupted: boolean; reviewedAt: string | null };
 
 /** A review's state in words: a step underway says so, one cut short says that its outcome is unknown. */
 function ReviewState({ a }: { a: StepState }) {
   if (a.interrupted) return <Badge color="orange.9">{a.reviewState === 'accepting' ? 'accept' : 'revert'} interrupted: outcome unknown</Badge>;
   if (a.reviewState === 'accepting' || a.reviewState === 'reverting') return <Text size="sm">{a.reviewState === 'accepting' ? 'being accepted' : 'being reverted'}…</Text>;
   return <>{`${a.reviewState ?? 'pending'}${a.reviewedAt ? ` ${fmtDate(a.reviewedAt)}` : ''}`}</>;
+}
+
+/** Closes an action without running its undo or finishing step (when neither can run): only with a reason, typed in the reason field first. */
+function DismissButton({ reason, onDismiss, label }: { reason: string; onDismiss(): void; label: string }) {
+  const why = reason.trim() ? 'Close it without running anything (neither undo nor finishing step)' : 'Type a reason first: dismissing closes the action without running anything';
+  return (
+    <Button size="xs" variant="outline" color="dark.9" disabled={!reason.trim()} onClick={onDismiss} aria-label={label} title={why}>
+      Dismiss
+    </Button>
+  );
 }
 
 /** For a step whose outcome is unknown: a person checked the target and says whether it was carried out. */
