@@ -18068,6 +18068,8 @@ export interface operations {
                         agentsPausedBy: string | null;
                         /** Format: int32 */
                         approvalTtlSeconds: number;
+                        /** Format: int32 */
+                        maxRunningTasks: number;
                         notifyWebhookUrl: string | null;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
@@ -18162,6 +18164,8 @@ export interface operations {
                     auditRetentionMonths?: number;
                     /** Format: int32 */
                     approvalTtlSeconds?: number;
+                    /** Format: int32 */
+                    maxRunningTasks?: number;
                     notifyWebhookUrl?: string | null;
                     automaticStrikes?: boolean;
                     monthlyBudgetUsd?: number | null;
@@ -18198,6 +18202,8 @@ export interface operations {
                         agentsPausedBy: string | null;
                         /** Format: int32 */
                         approvalTtlSeconds: number;
+                        /** Format: int32 */
+                        maxRunningTasks: number;
                         notifyWebhookUrl: string | null;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
@@ -18339,6 +18345,8 @@ export interface operations {
                         agentsPausedBy: string | null;
                         /** Format: int32 */
                         approvalTtlSeconds: number;
+                        /** Format: int32 */
+                        maxRunningTasks: number;
                         notifyWebhookUrl: string | null;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
@@ -18480,6 +18488,8 @@ export interface operations {
                         agentsPausedBy: string | null;
                         /** Format: int32 */
                         approvalTtlSeconds: number;
+                        /** Format: int32 */
+                        maxRunningTasks: number;
                         notifyWebhookUrl: string | null;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;

@@ -42,6 +42,7 @@ describe('agent tasks through the API and the worker', () => {
       model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: true, maxTokens: 1024, offline: true, retry: { attempts: 4, baseDelayMs: 10 }, requeue: { baseDelayMs: 400 }, ...over },
       leaseSeconds: 5,
       relayIntervalMs: 100,
+      busyRecheckMs: 200,
       log: quiet,
     };
   };
@@ -247,6 +248,34 @@ describe('agent tasks through the API and the worker', () => {
     expect(invokes.map((a) => a.state)).toEqual(['failed', 'succeeded', 'failed', 'succeeded']);
     expect(new Date(invokes[1].created_at).getTime()).toBeGreaterThanOrEqual(Date.parse(waits[0].retryAt));
     expect(new Date(invokes[3].created_at).getTime()).toBeGreaterThanOrEqual(Date.parse(waits[1].retryAt));
+  });
+
+  it('an org runs at most its cap of tasks at once: the next one waits in the queue (its event says so once) and starts once a place frees; a task waiting for a person holds no place', async () => {
+    const owner = await login(h, org.users.owner.email);
+    const cap = (n: number) => h.http.patch('/v1/org').set('Cookie', owner).send({ maxRunningTasks: n });
+    const zero = await cap(0);
+    expect(zero.status).toBe(400);
+    expect(zero.headers['content-type']).toMatch(/application\/problem\+json/);
+    const one = await cap(1);
+    expect(one.status).toBe(200);
+    expect(one.body.maxRunningTasks).toBe(1);
+    try {
+      // A task waiting for an approval runs nowhere: it takes no place.
+      const waiting = await create(member, '[script:cleanup] remove the old numbers (capped org)');
+      expect((await waitFor(waiting.id, ['awaiting_approval', 'failed', 'completed'])).state).toBe('awaiting_approval');
+      // Two slow tasks at once on a worker with room for two: one runs, the other waits its turn.
+      const a = await create(member, '[script:read-only] [slow:300] first of two');
+      const b = await create(member, '[script:read-only] [slow:300] second of two');
+      const done = await Promise.all([waitFor(a.id, ['completed', 'failed']), waitFor(b.id, ['completed', 'failed'])]);
+      expect(done.map((d) => d.state)).toEqual(['completed', 'completed']);
+      const [first, second] = (await su.query(`SELECT id, started_at, finished_at FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY started_at`, [[a.id, b.id]])).rows;
+      expect(second.started_at.getTime()).toBeGreaterThanOrEqual(first.finished_at.getTime());
+      const requeued = async (id: string) => (await su.query(`SELECT data FROM task_events WHERE task_id = $1 AND kind = 'requeued' ORDER BY seq`, [id])).rows.map((r) => r.data.reason);
+      expect(await requeued(second.id)).toEqual(['org_busy']);
+      expect(await requeued(first.id)).toEqual([]);
+    } finally {
+      expect((await cap(20)).status).toBe(200);
+    }
   });
 
   it('max_tokens: cut text is continued; the step limit stops a task that never ends', async () => {

@@ -46,7 +46,7 @@ export interface WorkerRuntimeOptions {
   };
 }
 
-export const RunTaskPayloadSchema = z.strictObject({ orgId: z.uuid(), taskId: z.uuid(), epoch: z.int().min(1), notBefore: z.iso.datetime().optional() });
+export const RunTaskPayloadSchema = z.strictObject({ orgId: z.uuid(), taskId: z.uuid(), epoch: z.int().min(1), notBefore: z.iso.datetime().optional(), busyWaits: z.int().min(1).max(1_000_000_000).optional() });
 
 export interface WorkerRuntime {
   /** Time of the last heartbeat job this worker processed, or null. */

@@ -19,6 +19,7 @@ export function orgView(org: Org): z.infer<typeof OrgView> {
     agentsPausedAt: org.agentsPausedAt?.toISOString() ?? null,
     agentsPausedBy: org.agentsPausedBy,
     approvalTtlSeconds: org.approvalTtlSeconds,
+    maxRunningTasks: org.maxRunningTasks,
     notifyWebhookUrl: org.notifyWebhookUrl,
     automaticStrikes: org.automaticStrikes,
     monthlyBudgetUsd: org.monthlyBudgetMicros === null ? null : Number(org.monthlyBudgetMicros) / 1e6,
@@ -53,7 +54,7 @@ export class OrgsService {
       await this.access.requireStepUp(em, p);
       const org = await em.findOneBy(Org, { id: p.orgId });
       if (!org) throw AppError.notFound('org');
-      const settings = (o: Org) => ({ name: o.name, domains: o.domains, requireStepUp: o.requireStepUp, auditRetentionMonths: o.auditRetentionMonths, monthlyBudgetMicros: o.monthlyBudgetMicros, userMonthlyBudgetMicros: o.userMonthlyBudgetMicros, approvalTtlSeconds: o.approvalTtlSeconds, webhook: o.notifyWebhookUrl !== null, automaticStrikes: o.automaticStrikes, passwordSignIn: o.passwordSignIn, modelTier: o.modelTier });
+      const settings = (o: Org) => ({ name: o.name, domains: o.domains, requireStepUp: o.requireStepUp, auditRetentionMonths: o.auditRetentionMonths, monthlyBudgetMicros: o.monthlyBudgetMicros, userMonthlyBudgetMicros: o.userMonthlyBudgetMicros, approvalTtlSeconds: o.approvalTtlSeconds, maxRunningTasks: o.maxRunningTasks, webhook: o.notifyWebhookUrl !== null, automaticStrikes: o.automaticStrikes, passwordSignIn: o.passwordSignIn, modelTier: o.modelTier });
       const before = settings(org);
       if (body.passwordSignIn === false && org.passwordSignIn) {
         const [sso]: { ok: boolean }[] = await em.query(`SELECT enabled AND verified_at IS NOT NULL AS ok FROM sso_configs WHERE org_id = $1`, [p.orgId]);

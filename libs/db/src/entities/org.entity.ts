@@ -6,6 +6,7 @@ export type ModelTier = 'quick' | 'standard' | 'complex';
 
 @Entity({ name: 'orgs' })
 @Check('orgs_model_tier_check', `"model_tier" IN ('quick', 'standard', 'complex')`)
+@Check('orgs_max_running_tasks_check', `"max_running_tasks" BETWEEN 1 AND 1000`)
 export class Org {
   @PrimaryColumn('uuid')
   id!: string;
@@ -47,6 +48,10 @@ export class Org {
   /** How long a Watched action's approval request stays open (seconds; default a day). */
   @Column({ name: 'approval_ttl_seconds', type: 'int', default: 86400 })
   approvalTtlSeconds!: number;
+
+  /** Agent tasks of the org running at once (fairness between tenants sharing the workers); more wait in the queue. */
+  @Column({ name: 'max_running_tasks', type: 'int', default: 20 })
+  maxRunningTasks!: number;
 
   /** Where approval requests are announced (an HTTPS webhook, sent through the egress guard). */
   @Column({ name: 'notify_webhook_url', type: 'varchar', length: 2000, nullable: true })

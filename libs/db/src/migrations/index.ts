@@ -46,6 +46,7 @@ import { GatewayReviews1766188800000 } from './1766188800000-gateway-reviews';
 import { ReviewStepClaims1766188800001 } from './1766188800001-review-step-claims';
 import { TaskCostMonths1766188800002 } from './1766188800002-task-cost-months';
 import { ReviewDismiss1766275200000 } from './1766275200000-review-dismiss';
+import { OrgRunningCap1766275200001 } from './1766275200001-org-running-cap';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -97,4 +98,5 @@ export const MIGRATIONS = [
   ReviewStepClaims1766188800001,
   TaskCostMonths1766188800002,
   ReviewDismiss1766275200000,
+  OrgRunningCap1766275200001,
 ];

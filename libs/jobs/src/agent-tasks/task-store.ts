@@ -26,6 +26,8 @@ export interface RunTaskPayload {
   epoch: number;
   /** Not to run before this time (ISO 8601): the relay hands BullMQ the job delayed until then. */
   notBefore?: string;
+  /** How many times the task found its org running as many tasks as it allows (its event says so the first time only). */
+  busyWaits?: number;
 }
 export const jobIdOf = (taskId: string, epoch: number) => `${taskId}-${epoch}`;
 
@@ -118,8 +120,8 @@ export class TaskAccepter {
   }
 }
 
-export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number, notBefore?: Date): Promise<void> {
-  const payload: RunTaskPayload = { orgId, taskId, epoch, ...(notBefore ? { notBefore: notBefore.toISOString() } : {}) };
+export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number, notBefore?: Date, busyWaits?: number): Promise<void> {
+  const payload: RunTaskPayload = { orgId, taskId, epoch, ...(notBefore ? { notBefore: notBefore.toISOString() } : {}), ...(busyWaits ? { busyWaits } : {}) };
   // The relay listens: NOTIFY is delivered when this transaction commits (a rolled-back task wakes nobody).
   await em.query(`WITH i AS (INSERT INTO outbox (org_id, id, queue, job_name, job_id, payload) VALUES ($1, $2, $3, $4, $5, $6)) SELECT pg_notify('${OUTBOX_CHANNEL}', '')`, [
     orgId,
@@ -217,17 +219,47 @@ export async function fenced<T>(ds: DataSource, lease: Lease, work: (em: EntityM
   });
 }
 
-/** Takes the task for this job's epoch: queued, or running under an expired lease or our own. */
-export async function acquireLease(ds: DataSource, p: RunTaskPayload, holder: string, seconds: number): Promise<{ userId: string } | null> {
+/**
+ * Takes the task for this job's epoch: queued, or running under an expired lease or our own. A
+ * queued task starts only while its org runs fewer tasks than it allows at once
+ * (`orgs.max_running_tasks`): else `busy`, and nothing is taken. The org's lease takes go one at a
+ * time (a transaction-scoped advisory lock), so that two workers never both take its last place.
+ * A task taken over after a crash was counted before it: it is not held back.
+ */
+export async function acquireLease(ds: DataSource, p: RunTaskPayload, holder: string, seconds: number): Promise<{ userId: string } | 'busy' | null> {
   return inOrg(ds, { orgId: p.orgId }, async (em) => {
+    await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:running:' || $1::text, 0))`, [p.orgId]);
     const [row]: { user_id: string }[] = await em.query(
       `WITH u AS (UPDATE tasks SET state = 'running', lease_holder = $4, lease_until = now() + make_interval(secs => $5), started_at = coalesce(started_at, now()), updated_at = now()
         WHERE org_id = $1 AND id = $2 AND epoch = $3
-          AND (state = 'queued' OR (state = 'running' AND (lease_until < now() OR lease_holder = $4)))
+          AND ((state = 'queued' AND (SELECT count(*) FROM tasks r WHERE r.org_id = $1 AND r.state = 'running' AND r.lease_until > now()) < (SELECT o.max_running_tasks FROM orgs o WHERE o.id = $1))
+               OR (state = 'running' AND (lease_until < now() OR lease_holder = $4)))
         RETURNING user_id) SELECT * FROM u`,
       [p.orgId, p.taskId, p.epoch, holder, seconds],
     );
-    return row ? { userId: row.user_id } : null;
+    if (row) return { userId: row.user_id };
+    const [queued]: unknown[] = await em.query(`SELECT 1 FROM tasks WHERE org_id = $1 AND id = $2 AND epoch = $3 AND state = 'queued'`, [p.orgId, p.taskId, p.epoch]);
+    return queued ? 'busy' : null;
+  });
+}
+
+/**
+ * A queued task whose org runs as many tasks as it allows goes back to the queue, a new epoch and
+ * a delayed job, to try again after `delayMs`; the first time, its event says why. False: the task
+ * was no longer queued under this epoch (cancelled meanwhile, or taken by another job).
+ */
+export async function deferWhileBusy(ds: DataSource, keys: KeyProvider, p: RunTaskPayload, delayMs: number): Promise<boolean> {
+  const waits = (p.busyWaits ?? 0) + 1;
+  const notBefore = new Date(Date.now() + delayMs);
+  return inOrg(ds, { orgId: p.orgId }, async (em) => {
+    const [row]: { epoch: number }[] = await em.query(
+      `WITH u AS (UPDATE tasks SET epoch = epoch + 1, enqueued_at = NULL, updated_at = now() WHERE org_id = $1 AND id = $2 AND epoch = $3 AND state = 'queued' RETURNING epoch) SELECT * FROM u`,
+      [p.orgId, p.taskId, p.epoch],
+    );
+    if (!row) return false;
+    await enqueueInOutbox(em, p.orgId, p.taskId, row.epoch, notBefore, waits);
+    if (waits === 1) await appendEvents(em, keys, p.orgId, p.taskId, [{ kind: 'requeued', data: { epoch: row.epoch, reason: 'org_busy', retryAt: notBefore.toISOString() } }]);
+    return true;
   });
 }
 

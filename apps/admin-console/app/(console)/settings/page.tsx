@@ -50,6 +50,7 @@ function OrgForm({ org, editable, onSaved }: { org: OrgView; editable: boolean; 
       requireStepUp: f.requireStepUp,
       auditRetentionMonths: f.auditRetentionMonths,
       approvalTtlSeconds: f.approvalTtlSeconds,
+      maxRunningTasks: f.maxRunningTasks,
       notifyWebhookUrl: f.notifyWebhookUrl?.trim() ? f.notifyWebhookUrl.trim() : null,
       automaticStrikes: f.automaticStrikes,
       monthlyBudgetUsd: f.monthlyBudgetUsd,
@@ -81,6 +82,7 @@ function OrgForm({ org, editable, onSaved }: { org: OrgView; editable: boolean; 
         <Group grow>
           <NumberInput label="Approvals expire after (seconds)" min={60} value={f.approvalTtlSeconds} disabled={!editable} onChange={(v) => setF({ ...f, approvalTtlSeconds: Number(v) })} />
           <NumberInput label="Keep audit events (months)" min={1} value={f.auditRetentionMonths} disabled={!editable} onChange={(v) => setF({ ...f, auditRetentionMonths: Number(v) })} />
+          <NumberInput label="Agent tasks running at once (more wait in the queue)" min={1} max={1000} value={f.maxRunningTasks} disabled={!editable} onChange={(v) => setF({ ...f, maxRunningTasks: Number(v) })} />
         </Group>
         <TextInput label="Notification webhook (https URL, empty: none)" value={f.notifyWebhookUrl ?? ''} disabled={!editable} onChange={(e) => setF({ ...f, notifyWebhookUrl: e.currentTarget.value })} />
         <Switch label="Require a fresh second factor for sensitive operations (step-up)" checked={f.requireStepUp} disabled={!editable} onChange={(e) => setF({ ...f, requireStepUp: e.currentTarget.checked })} />
