@@ -1,6 +1,7 @@
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { type CallToolResult, CreateMessageRequestSchema, ElicitRequestSchema, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createHash } from 'node:crypto';
 import { request as httpRequest } from 'node:http';
@@ -56,7 +57,9 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     server.registerTool('post_message', { description: 'Post a message to a channel.', inputSchema: { channel: z.string().max(50), text: z.string().max(500) } }, record('post_message'));
     server.registerTool('pay_invoice', { description: 'Pay a supplier invoice.', inputSchema: { invoice: z.string().max(50), amount: z.number() } }, record('pay_invoice'));
     server.registerResource('handbook', 'memo://handbook', { description: 'The finance handbook', mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'Invoices over 10k need two approvers.' }] }));
-    server.registerPrompt('summarise', { description: 'Summarise a document', argsSchema: { topic: z.string() } }, async ({ topic }) => ({ messages: [{ role: 'user', content: { type: 'text', text: `Summarise ${topic}` } }] }));
+    server.registerPrompt('summarise', { description: 'Summarise a document', argsSchema: { topic: completable(z.string(), (v) => ['Q1', 'Q2', 'Q3', 'Q4'].filter((q) => q.startsWith(v))) } }, async ({ topic }) => ({
+      messages: [{ role: 'user', content: { type: 'text', text: `Summarise ${topic}` } }],
+    }));
     return server;
   };
 
@@ -886,18 +889,21 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
       await expect(client.readResource({ uri: 'memo://handbook' })).rejects.toThrow(/Refused by Steward \(forbidden\)/);
       expect((await client.listPrompts()).prompts.map((p) => p.name)).not.toContain('upstream__summarise');
       await expect(client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'Q3' } })).rejects.toThrow(/Refused by Steward \(forbidden\)/);
-      expect(upstream.requests - requests).toBe(0); // nothing asked of the upstream: not its lists, not the prompt
+      await expect(client.complete({ ref: { type: 'ref/prompt', name: 'upstream__summarise' }, argument: { name: 'topic', value: 'Q' } })).rejects.toThrow(/Refused by Steward \(forbidden\)/);
+      expect(upstream.requests - requests).toBe(0); // nothing asked of the upstream: not its lists, not the prompt, not the completion
       const refused = (
         await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->'mcp'->>'session' = $2 AND outcome = 'denied' ORDER BY occurred_at`, [org.id, sid])
       ).rows.map((r) => r.e);
       expect(refused).toEqual([
         expect.objectContaining({ action: 'mcp.resource.read', decision: 'denied_forbidden', payload: expect.objectContaining({ refusal: 'forbidden', decidedAs: action }) }),
         expect.objectContaining({ action: 'mcp.prompt.get', decision: 'denied_forbidden' }),
+        expect.objectContaining({ action: 'mcp.completion.complete', decision: 'denied_forbidden' }),
       ]);
     } finally {
       await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(document)]);
     }
     expect(text({ content: (await client.readResource({ uri: 'memo://handbook' })).contents })).toContain('two approvers');
+    expect((await client.complete({ ref: { type: 'ref/prompt', name: 'upstream__summarise' }, argument: { name: 'topic', value: 'Q' } })).completion.values).toEqual(['Q1', 'Q2', 'Q3', 'Q4']);
   });
 
   it('a paused org (kill switch) refuses every call, reads included', async () => {
@@ -919,6 +925,10 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
       const requests = upstream.requests;
       await expect(client.readResource({ uri: 'memo://handbook' })).rejects.toThrow(/Refused by Steward \(paused\)/);
       await expect(client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'Q3' } })).rejects.toThrow(/Refused by Steward \(paused\)/);
+      await expect(client.complete({ ref: { type: 'ref/prompt', name: 'upstream__summarise' }, argument: { name: 'topic', value: 'Q' } })).rejects.toThrow(/Refused by Steward \(paused\)/);
+      const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+      const completions = (await su.query(`SELECT decision FROM audit_events WHERE org_id = $1 AND action = 'mcp.completion.complete' AND canonical::jsonb->'payload'->'mcp'->>'session' = $2`, [org.id, sid])).rows;
+      expect(completions).toEqual([{ decision: 'denied_paused' }]);
       // The lists too: no upstream is asked while agents are paused.
       await expect(client.listResources()).rejects.toThrow(/Refused by Steward \(paused\)/);
       await expect(client.listPrompts()).rejects.toThrow(/Refused by Steward \(paused\)/);

@@ -919,18 +919,32 @@ export class GatewayService implements OnModuleDestroy {
     });
     server.setRequestHandler(CompleteRequestSchema, async (request) => {
       const ref = request.params.ref;
-      const readable = await this.readable(s, 'completions');
+      const asked = { ref, argument: request.params.argument };
+      let refused: unknown = null;
+      const readable = await this.readable(s, 'completions').catch((err: unknown) => {
+        refused = err;
+        return [] as string[];
+      });
+      // A completion meant for a connector whose reads are refused (by the policy, the kill switch, the
+      // member's state) asks that upstream nothing, and the refusal is recorded as a read's is (beforeRead).
+      const meant = ref.type === 'ref/prompt' ? this.withCapability(s, 'completions').find((id) => s.scope || ref.name.startsWith(toolNameOf(id, ''))) : s.resourceOwner.get(ref.uri);
+      if (meant !== undefined && !readable.includes(meant) && this.withCapability(s, 'completions').includes(meant)) {
+        await this.beforeRead(s, meant, 'completion.complete', asked, ref.type === 'ref/resource' ? [ref.uri] : []);
+        // Not refused after all: decided on the resource itself (as its read is), the policy lets it run.
+        if (ref.type === 'ref/resource' && !refused) return s.hub.get(meant).complete(request.params);
+      }
+      if (refused) throw refused;
       for (const id of readable) {
         if (ref.type === 'ref/prompt') {
           const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
           const found = list.find((p) => this.nameOf(s, id, p.name) === ref.name);
           if (found) {
             // What the member typed goes upstream: recorded first (sealed), as a read is.
-            await this.beforeRead(s, id, 'completion.complete', { ref: { type: 'ref/prompt', name: found.name }, argument: request.params.argument });
+            await this.beforeRead(s, id, 'completion.complete', { ...asked, ref: { type: 'ref/prompt', name: found.name } });
             return s.hub.get(id).complete({ ...request.params, ref: { type: 'ref/prompt', name: found.name } });
           }
         } else if ((await this.resourceOwners(s, ref.uri, readable))[0] === id) {
-          await this.beforeRead(s, id, 'completion.complete', { ref, argument: request.params.argument }, [ref.uri]);
+          await this.beforeRead(s, id, 'completion.complete', asked, [ref.uri]);
           return s.hub.get(id).complete(request.params);
         }
       }
