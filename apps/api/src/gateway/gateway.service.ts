@@ -55,6 +55,7 @@ import { mcpChallenge, mcpResource, resolveMcpToken } from '../mcp-auth/mcp-toke
 import { SessionEventStore } from './event-store';
 import { JsonAnswers } from './json-answers';
 import { ReadGenerations } from './read-generations';
+import { ResourceOwners } from './resource-owners';
 import { SessionDirectory } from './session-directory';
 
 /**
@@ -142,8 +143,8 @@ interface GatewaySession {
   waiting: number;
   /** Completed identical read-only calls (a read may run again; a write may not). */
   generations: ReadGenerations;
-  /** Which connector served a resource URI (filled when resources are listed; the first to list a URI keeps it). */
-  resourceOwner: Map<string, string>;
+  /** Which connector served a resource URI (filled when resources are listed; the first to list a URI keeps it; bounded). */
+  resourceOwner: ResourceOwners;
   /** What the session was last shown of each list it asked for (tools: their digest; resources and prompts: the connectors listed). */
   listed: Partial<Record<ListKind, string>>;
   /** What the lists were last checked against (the policy, the member's groups, the org's domains, the session's taint). */
@@ -223,8 +224,6 @@ const PRINCIPAL_TTL_MS = 1000;
 const PRINCIPAL_CACHE_MAX = 10_000;
 /** Resource URIs one session may be subscribed to at once. */
 const MAX_SUBSCRIPTIONS = 1000;
-/** Distinct resource URIs a session remembers (which connector listed each); past it, new ones are left out of its lists. */
-const MAX_SESSION_URIS = 20_000;
 
 @Injectable()
 export class GatewayService implements OnModuleDestroy {
@@ -639,7 +638,7 @@ export class GatewayService implements OnModuleDestroy {
       toolNames: exposedToolNames(manifests),
       subscribed: new Map(),
       generations: new ReadGenerations(),
-      resourceOwner: new Map(),
+      resourceOwner: new ResourceOwners(),
       listed: {},
       calls: 0,
       prints: Object.fromEntries(Object.values(connectors).map((c) => [c.id, prints.get(c.id) ?? 'missing'])),
@@ -969,15 +968,8 @@ export class GatewayService implements OnModuleDestroy {
       const readable = await this.readable(s, 'resources');
       s.listed.resources = readable.join('\n');
       for (const id of readable) {
-        for (const r of await this.pages(id, (c) => s.hub.get(id).listResources(c), (p) => p.resources)) {
-          // A URI another connector listed first stays that connector's: an upstream cannot take over another's reads.
-          const owner = s.resourceOwner.get(r.uri);
-          if (owner !== undefined && owner !== id) continue;
-          // At most MAX_SESSION_URIS distinct URIs are remembered per session: the others are left out of its lists.
-          if (owner === undefined && s.resourceOwner.size >= MAX_SESSION_URIS) continue;
-          s.resourceOwner.set(r.uri, id);
-          resources.push(r);
-        }
+        // A URI another connector listed first stays that connector's (an upstream cannot take over another's reads); the session remembers a bounded number.
+        resources.push(...s.resourceOwner.claim(id, await this.pages(id, (c) => s.hub.get(id).listResources(c), (p) => p.resources)));
       }
       return { resources };
     });
