@@ -704,7 +704,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * The manifest of an export range: count, end hashes and the signed checkpoints inside it
+         * The manifest of an export range, signed: count, end hashes and the signed checkpoints inside it
          * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
          */
         get: operations["getAuditExportManifest"];
@@ -8465,6 +8465,9 @@ export interface operations {
                         }[];
                         /** Format: date-time */
                         exportedAt: string;
+                        kid: string;
+                        statement: string;
+                        signature: string;
                     };
                 };
             };

@@ -1,4 +1,4 @@
-import { generateKeyPairSync } from 'node:crypto';
+import { createHash, generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -63,6 +63,29 @@ describe('audit trail through the API', () => {
     lines[2] = JSON.stringify(third);
     writeFileSync(join(dir, 'tampered.ndjson'), `${lines.join('\n')}\n`);
     expect(await verifyExport(join(dir, 'tampered.ndjson'), manifest.body, publicKeyPem)).toMatchObject({ ok: false, firstBadSeq: 3 });
+
+    // The same change with every later hash recomputed and the manifest's end hashes fixed to match,
+    // and no checkpoint to catch it: the manifest's own signature covers its last hash, so it fails.
+    const rehashed = lines.map((l) => JSON.parse(l) as { seq: number; hash: string; canonical: string });
+    for (let i = 2; i < rehashed.length; i++) rehashed[i].hash = createHash('sha256').update(Buffer.concat([Buffer.from(rehashed[i - 1].hash, 'hex'), Buffer.from(rehashed[i].canonical, 'utf8')])).digest('hex');
+    writeFileSync(join(dir, 'forged.ndjson'), `${rehashed.map((l) => JSON.stringify(l)).join('\n')}\n`);
+    const forged = { ...manifest.body, lastHash: rehashed.at(-1)!.hash, checkpoints: [] };
+    const caught = await verifyExport(join(dir, 'forged.ndjson'), forged, publicKeyPem);
+    expect(caught).toMatchObject({ ok: false, reason: expect.stringMatching(/differs from what its signature covers/) });
+    // Without a signature, or signed by another key: refused before a line is read.
+    const { statement: _s, signature: _sig, ...unsigned } = manifest.body;
+    expect(await verifyExport(join(dir, 'export.ndjson'), unsigned, publicKeyPem)).toMatchObject({ ok: false, reason: expect.stringMatching(/not signed/) });
+    expect(await verifyExport(join(dir, 'export.ndjson'), manifest.body, wrongKey)).toMatchObject({ ok: false, reason: expect.stringMatching(/signature is not accepted/) });
+    // A byte outside what the chain covers is still a change: an upper-case hash, a space, a blank line.
+    for (const [name, edit] of [
+      ['upper', (l: string) => l.replace(/"hash":"([0-9a-f]{64})"/, (_m, h: string) => `"hash":"${h.toUpperCase()}"`)],
+      ['space', (l: string) => l.replace('"seq":', '"seq": ')],
+      ['blank', (l: string) => `${l}\n`],
+    ] as const) {
+      const edited = text.trim().split('\n').map((l, i) => (i === 1 ? edit(l) : l));
+      writeFileSync(join(dir, `${name}.ndjson`), `${edited.join('\n')}\n`);
+      expect({ name, r: await verifyExport(join(dir, `${name}.ndjson`), manifest.body, publicKeyPem) }).toMatchObject({ name, r: { ok: false } });
+    }
 
     const gz = await h.http.get('/v1/audit/export').query({ gzip: 'true' }).set('Cookie', auditor).buffer(true).parse(binary);
     expect(gunzipSync(gz.body as Buffer).toString('utf8')).toBe(text);

@@ -2,7 +2,8 @@ import type { DataSource } from 'typeorm';
 import { inOrg } from '@steward/db';
 import { INDEX_ONLY } from './planner';
 import type { Checkpoint } from './checkpoint';
-import { GENESIS } from './event';
+import { canonical, GENESIS } from './event';
+import type { CheckpointSigner } from './signing';
 import { loadCheckpoints } from './verify';
 import { cursorPages } from './pages';
 import { EXPORT_CHUNK_CHARS, type PageFormat, PageFormatter } from './export-format';
@@ -27,7 +28,24 @@ export interface ExportManifest {
   /** Signed checkpoints inside the range, for the verifier to check with the auditor's key. */
   checkpoints: Checkpoint[];
   exportedAt: string;
+  /** The key that signed the manifest. */
+  kid: string;
+  /**
+   * The exact bytes signed when the manifest was made (`manifestStatementOf`): the org, the range,
+   * the count, the hash before the range and both end hashes. The last hash commits to every entry
+   * of the range, so the whole export is covered by this signature, entries after the last
+   * checkpoint included.
+   */
+  statement: string;
+  /** base64 Ed25519 signature over the statement. */
+  signature: string;
 }
+
+/** What a manifest's signature covers, as canonical JSON (the verifier compares each field with the manifest). */
+export function manifestStatementOf(m: Pick<ExportManifest, 'org' | 'fromSeq' | 'toSeq' | 'count' | 'prevHash' | 'firstHash' | 'lastHash' | 'exportedAt' | 'kid'>): string {
+  return canonical({ v: MANIFEST_STATEMENT, org: m.org, fromSeq: m.fromSeq, toSeq: m.toSeq, count: m.count, prevHash: m.prevHash, firstHash: m.firstHash, lastHash: m.lastHash, exportedAt: m.exportedAt, kid: m.kid });
+}
+export const MANIFEST_STATEMENT = 'steward-audit-export-manifest/1';
 
 function inOrgRead<T>(ds: DataSource, orgId: string, sql: string, args: unknown[]): Promise<T> {
   return inOrg(ds, { orgId }, (em) => em.query(sql, args) as Promise<T>, INDEX_ONLY);
@@ -130,12 +148,13 @@ export async function exportRange(ds: DataSource, orgId: string, from?: number, 
   return { fromSeq, toSeq };
 }
 
-export async function exportManifest(ds: DataSource, orgId: string, fromSeq: number, toSeq: number): Promise<ExportManifest> {
+/** The manifest of an export range, signed with the audit signing key (its statement covers the range, the count and the end hashes). */
+export async function exportManifest(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, signer: CheckpointSigner): Promise<ExportManifest> {
   const rows: { seq: string; hash: Buffer }[] = await inOrgRead(ds, orgId, 'SELECT seq, hash FROM audit_chain WHERE org_id = $1 AND seq IN ($2, $3, $4)', [orgId, fromSeq - 1, fromSeq, toSeq]);
   const at = (s: number) => rows.find((r) => Number(r.seq) === s)?.hash.toString('hex') ?? null;
   const checkpoints = (await loadCheckpoints(ds, orgId)).filter((c) => c.seq >= fromSeq && c.seq <= toSeq);
-  return {
-    format: 'steward-audit-ndjson/1',
+  const unsigned = {
+    format: 'steward-audit-ndjson/1' as const,
     org: orgId,
     fromSeq,
     toSeq,
@@ -145,5 +164,8 @@ export async function exportManifest(ds: DataSource, orgId: string, fromSeq: num
     lastHash: toSeq >= fromSeq ? at(toSeq) : null,
     checkpoints,
     exportedAt: new Date().toISOString(),
+    kid: signer.keyId,
   };
+  const statement = manifestStatementOf(unsigned);
+  return { ...unsigned, statement, signature: await signer.sign(Buffer.from(statement, 'utf8')) };
 }

@@ -1,15 +1,41 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
-import type { ExportLine, ExportManifest } from './export';
+import { type ExportLine, type ExportManifest, MANIFEST_STATEMENT, manifestStatementOf } from './export';
+import { verifySignature } from './signing';
 import { ChainVerifier, type VerifyResult } from './verify';
 
+const HEX64 = /^[0-9a-f]{64}$/;
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const seqOk = (n: unknown): n is number => Number.isSafeInteger(n) && (n as number) >= 0;
+
+/** Why a manifest cannot be trusted before any line is read: its shape, or its signature with the auditor's key. */
+function manifestProblem(m: ExportManifest, publicKeyPem: string): string | null {
+  if (!m || typeof m !== 'object') return 'the manifest is not a JSON object';
+  if (m.format !== 'steward-audit-ndjson/1') return `the manifest's format is not steward-audit-ndjson/1`;
+  if (typeof m.org !== 'string' || !UUID.test(m.org)) return 'the manifest names no org';
+  if (!seqOk(m.fromSeq) || !seqOk(m.toSeq) || !seqOk(m.count) || m.fromSeq < 1) return "the manifest's range or count is not a whole number";
+  if (!HEX64.test(String(m.prevHash)) || (m.firstHash !== null && !HEX64.test(String(m.firstHash))) || (m.lastHash !== null && !HEX64.test(String(m.lastHash)))) return "the manifest's hashes are not 64 hex digits";
+  if (!Array.isArray(m.checkpoints)) return 'the manifest has no list of checkpoints';
+  if (typeof m.statement !== 'string' || typeof m.signature !== 'string' || typeof m.kid !== 'string') return 'the manifest is not signed (an export made before manifests were signed: export it again)';
+  if (!verifySignature(publicKeyPem, Buffer.from(m.statement, 'utf8'), m.signature)) return "the manifest's signature is not accepted by this public key";
+  // The signed statement must be this manifest's, field by field (the unsigned fields around it could have been changed).
+  if (m.statement !== manifestStatementOf(m)) return 'the manifest differs from what its signature covers (its range, count, end hashes or org were changed)';
+  if (!m.statement.includes(`"v":"${MANIFEST_STATEMENT}"`)) return 'the signed statement is not an export manifest';
+  return null;
+}
+
 /**
- * Verifies an export with nothing but the file, its manifest and the auditor's copy of
- * the public key: every hash link, every checkpoint signature, and the manifest's range,
- * count and end hashes. Names the first bad sequence number.
+ * Verifies an export with nothing but the file, its manifest and the auditor's copy of the public
+ * key. The manifest's own signature comes first: it covers the org, the range, the count, the hash
+ * before the range and both end hashes, so that every entry of the export, those after the last
+ * checkpoint included, is covered by a signature. Then every line: exactly the bytes the export
+ * wrote (one changed byte anywhere fails), every hash link, every checkpoint signature, and the
+ * manifest's count and end hashes. Names the first bad sequence number.
  */
 export async function verifyExport(exportPath: string, manifest: ExportManifest, publicKeyPem: string): Promise<VerifyResult> {
+  const problem = manifestProblem(manifest, publicKeyPem);
+  if (problem) return { ok: false, checked: 0, lastSeq: 0, lastHash: '', firstBadSeq: null, reason: problem, checkpointsVerified: 0, purged: 0 };
   const verifier = new ChainVerifier({ seq: manifest.fromSeq - 1, hash: Buffer.from(manifest.prevHash, 'hex') });
   const marks = new Set(manifest.checkpoints.map((c) => c.seq));
   const input = createReadStream(exportPath);
@@ -17,14 +43,20 @@ export async function verifyExport(exportPath: string, manifest: ExportManifest,
   let firstHash: string | null = null;
   let lastHash: string | null = null;
   let count = 0;
+  const refuse = (reason: string): VerifyResult => {
+    const r = verifier.finish([], null);
+    return { ...r, ok: false, firstBadSeq: r.lastSeq + 1, reason };
+  };
   for await (const text of lines) {
-    if (!text.trim()) continue;
     let line: ExportLine;
     try {
       line = JSON.parse(text) as ExportLine;
     } catch {
-      const r = verifier.finish([], null);
-      return { ...r, ok: false, firstBadSeq: r.lastSeq + 1, reason: `line ${count + 1} is not JSON` };
+      return refuse(`line ${count + 1} is not JSON`);
+    }
+    // Exactly as the export wrote it: no byte added, removed or changed outside what the chain covers.
+    if (!line || typeof line !== 'object' || typeof line.hash !== 'string' || !HEX64.test(line.hash) || typeof line.canonical !== 'string' || text !== JSON.stringify({ seq: line.seq, hash: line.hash, canonical: line.canonical })) {
+      return refuse(`line ${count + 1} is not as the export wrote it`);
     }
     const eventId = (() => {
       try {
@@ -43,7 +75,7 @@ export async function verifyExport(exportPath: string, manifest: ExportManifest,
   if (!result.ok) return result;
   const problems: string[] = [];
   if (count !== manifest.count) problems.push(`the manifest says ${manifest.count} entries, the export has ${count}`);
-  if (manifest.count > 0 && (firstHash !== manifest.firstHash || lastHash !== manifest.lastHash)) problems.push('the first or last hash differs from the manifest');
+  if (count > 0 && (result.lastSeq !== manifest.toSeq || firstHash !== manifest.firstHash || lastHash !== manifest.lastHash)) problems.push('the first or last hash, or the last sequence number, differs from the manifest');
   if (problems.length) return { ...result, ok: false, firstBadSeq: result.lastSeq + 1, reason: problems.join('; ') };
   return result;
 }

@@ -41,7 +41,7 @@ export class AuditTrailController {
     return this.trail.publicKey();
   }
 
-  @Endpoint({ method: 'GET', path: 'export/manifest', operationId: 'getAuditExportManifest', summary: 'The manifest of an export range: count, end hashes and the signed checkpoints inside it', tag: 'Audit', query: ManifestQuery, response: ManifestView })
+  @Endpoint({ method: 'GET', path: 'export/manifest', operationId: 'getAuditExportManifest', summary: 'The manifest of an export range, signed: count, end hashes and the signed checkpoints inside it', tag: 'Audit', query: ManifestQuery, response: ManifestView })
   manifest(@Caller() p: Principal, @Query() q: z.infer<typeof ManifestQuery>) {
     return this.trail.manifest(p, q.fromSeq, q.toSeq);
   }

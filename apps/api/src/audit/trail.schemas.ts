@@ -51,6 +51,12 @@ export const ManifestView = z.strictObject({
   lastHash: Hex64.nullable(),
   checkpoints: z.array(CheckpointView.extend({ org: z.uuid() })).max(100_000),
   exportedAt: Timestamp,
+  /** The key that signed this manifest (the audit signing key, as for checkpoints). */
+  kid: z.string().max(100),
+  /** What the signature covers, as canonical JSON: the org, the range, the count, the hash before the range and both end hashes (so every entry of the export). */
+  statement: z.string().max(2000),
+  /** base64 Ed25519 signature over the statement. */
+  signature: z.string().max(200),
 });
 
 export const ErasureView = z.strictObject({

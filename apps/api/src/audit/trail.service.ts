@@ -118,7 +118,7 @@ export class AuditTrailService {
   async manifest(p: Principal, from?: number, to?: number) {
     await this.access.authorize(p, 'export', 'AuditEvent');
     const range = await exportRange(this.db.dataSource, p.orgId, from, to);
-    return exportManifest(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq);
+    return exportManifest(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq, this.signer);
   }
 
   /** Streams NDJSON (gzip optional) with backpressure; the export itself is audited first. */
