@@ -42,7 +42,6 @@ describe('agent tasks through the API and the worker', () => {
       model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: true, maxTokens: 1024, offline: true, retry: { attempts: 4, baseDelayMs: 10 }, requeue: { baseDelayMs: 400 }, ...over },
       leaseSeconds: 5,
       relayIntervalMs: 100,
-      busyRecheckMs: 200,
       log: quiet,
     };
   };
@@ -250,31 +249,37 @@ describe('agent tasks through the API and the worker', () => {
     expect(new Date(invokes[3].created_at).getTime()).toBeGreaterThanOrEqual(Date.parse(waits[1].retryAt));
   });
 
-  it('an org runs at most its cap of tasks at once: the next one waits in the queue (its event says so once) and starts once a place frees; a task waiting for a person holds no place', async () => {
+  it('an org runs at most its limit of tasks at once: the next ones are parked, holding no worker (their event says so once), and start in turn as places free; a task waiting for a person holds no place', async () => {
     const owner = await login(h, org.users.owner.email);
-    const cap = (n: number) => h.http.patch('/v1/org').set('Cookie', owner).send({ maxRunningTasks: n });
+    const cap = (n: number | null) => h.http.patch('/v1/org').set('Cookie', owner).send({ maxRunningTasks: n });
     const zero = await cap(0);
     expect(zero.status).toBe(400);
     expect(zero.headers['content-type']).toMatch(/application\/problem\+json/);
+    // The deployment's limit (TASKS_MAX_RUNNING_PER_ORG) is for fairness between orgs: an org may only go lower.
+    const above = await cap(h.config.TASKS_MAX_RUNNING_PER_ORG + 1);
+    expect(above.status).toBe(400);
+    expect(above.body.errors).toEqual([{ path: 'maxRunningTasks', message: expect.stringMatching(/^at most \d+, the limit of this deployment/) }]);
     const one = await cap(1);
     expect(one.status).toBe(200);
-    expect(one.body.maxRunningTasks).toBe(1);
+    expect(one.body).toMatchObject({ maxRunningTasks: 1, maxRunningTasksCeiling: h.config.TASKS_MAX_RUNNING_PER_ORG });
     try {
       // A task waiting for an approval runs nowhere: it takes no place.
       const waiting = await create(member, '[script:cleanup] remove the old numbers (capped org)');
       expect((await waitFor(waiting.id, ['awaiting_approval', 'failed', 'completed'])).state).toBe('awaiting_approval');
-      // Two slow tasks at once on a worker with room for two: one runs, the other waits its turn.
-      const a = await create(member, '[script:read-only] [slow:300] first of two');
-      const b = await create(member, '[script:read-only] [slow:300] second of two');
-      const done = await Promise.all([waitFor(a.id, ['completed', 'failed']), waitFor(b.id, ['completed', 'failed'])]);
-      expect(done.map((d) => d.state)).toEqual(['completed', 'completed']);
-      const [first, second] = (await su.query(`SELECT id, started_at, finished_at FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY started_at`, [[a.id, b.id]])).rows;
-      expect(second.started_at.getTime()).toBeGreaterThanOrEqual(first.finished_at.getTime());
+      // Three slow tasks at once on a worker with room for two: one runs, the others are parked (no job, no
+      // worker held) and start one after the other, in the order they were parked.
+      const ids = [];
+      for (const n of ['first', 'second', 'third']) ids.push((await create(member, `[script:read-only] [slow:300] ${n} of three`)).id);
+      const done = await Promise.all(ids.map((id) => waitFor(id, ['completed', 'failed'])));
+      expect(done.map((d) => d.state)).toEqual(['completed', 'completed', 'completed']);
+      const runs = (await su.query(`SELECT id, started_at, finished_at, parked, parked_since FROM tasks WHERE id = ANY($1::uuid[]) ORDER BY started_at`, [ids])).rows;
+      for (let i = 1; i < runs.length; i++) expect(runs[i].started_at.getTime()).toBeGreaterThanOrEqual(runs[i - 1].finished_at.getTime());
+      expect(runs.map((r) => [r.parked, r.parked_since])).toEqual(runs.map(() => [false, null]));
       const requeued = async (id: string) => (await su.query(`SELECT data FROM task_events WHERE task_id = $1 AND kind = 'requeued' ORDER BY seq`, [id])).rows.map((r) => r.data.reason);
-      expect(await requeued(second.id)).toEqual(['org_busy']);
-      expect(await requeued(first.id)).toEqual([]);
+      expect(await Promise.all(runs.map((r) => requeued(r.id)))).toEqual([[], ['org_busy'], ['org_busy']]);
     } finally {
-      expect((await cap(20)).status).toBe(200);
+      const back = await cap(null);
+      expect({ status: back.status, limit: back.body.maxRunningTasks }).toEqual({ status: 200, limit: null });
     }
   });
 

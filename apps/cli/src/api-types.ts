@@ -18071,8 +18071,9 @@ export interface operations {
                         agentsPausedBy: string | null;
                         /** Format: int32 */
                         approvalTtlSeconds: number;
+                        maxRunningTasks: number | null;
                         /** Format: int32 */
-                        maxRunningTasks: number;
+                        maxRunningTasksCeiling: number;
                         notifyWebhookUrl: string | null;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
@@ -18167,8 +18168,7 @@ export interface operations {
                     auditRetentionMonths?: number;
                     /** Format: int32 */
                     approvalTtlSeconds?: number;
-                    /** Format: int32 */
-                    maxRunningTasks?: number;
+                    maxRunningTasks?: number | null;
                     notifyWebhookUrl?: string | null;
                     automaticStrikes?: boolean;
                     monthlyBudgetUsd?: number | null;
@@ -18205,8 +18205,9 @@ export interface operations {
                         agentsPausedBy: string | null;
                         /** Format: int32 */
                         approvalTtlSeconds: number;
+                        maxRunningTasks: number | null;
                         /** Format: int32 */
-                        maxRunningTasks: number;
+                        maxRunningTasksCeiling: number;
                         notifyWebhookUrl: string | null;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
@@ -18348,8 +18349,9 @@ export interface operations {
                         agentsPausedBy: string | null;
                         /** Format: int32 */
                         approvalTtlSeconds: number;
+                        maxRunningTasks: number | null;
                         /** Format: int32 */
-                        maxRunningTasks: number;
+                        maxRunningTasksCeiling: number;
                         notifyWebhookUrl: string | null;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
@@ -18491,8 +18493,9 @@ export interface operations {
                         agentsPausedBy: string | null;
                         /** Format: int32 */
                         approvalTtlSeconds: number;
+                        maxRunningTasks: number | null;
                         /** Format: int32 */
-                        maxRunningTasks: number;
+                        maxRunningTasksCeiling: number;
                         notifyWebhookUrl: string | null;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;

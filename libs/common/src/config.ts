@@ -109,6 +109,11 @@ export const configSchema = z.object({
   /** Requests per minute per client address on sign-in, setup and invitation acceptance. */
   AUTH_RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(20),
   WORKER_CONCURRENCY: z.coerce.number().int().min(1).max(100).default(5),
+  /**
+   * Agent tasks one org may run at once across all workers (fairness between the orgs sharing
+   * them): set it below the workers' total concurrency. An org may set a lower limit of its own.
+   */
+  TASKS_MAX_RUNNING_PER_ORG: z.coerce.number().int().min(1).max(1000).default(20),
   /** Run the worker inside the API process (forced on in embedded mode). */
   WORKER_IN_PROCESS: bool.default(false),
   WORKER_HEALTH_PORT: port.default(8081),

@@ -8,6 +8,7 @@ import { sweepOutcomesUnknown } from './agent-tasks/outcome-unknown';
 import { listenForOutbox, relayOutbox, sweepTasks } from './agent-tasks/relay';
 import { runDueReports } from '@steward/oversight';
 import { fireDueSchedules } from './agent-tasks/schedules';
+import { releaseParked } from './agent-tasks/task-store';
 import { incidentsForFindings } from './incidents/findings';
 import { sweepIncidents } from './incidents/incidents';
 
@@ -46,7 +47,7 @@ export interface WorkerRuntimeOptions {
   };
 }
 
-export const RunTaskPayloadSchema = z.strictObject({ orgId: z.uuid(), taskId: z.uuid(), epoch: z.int().min(1), notBefore: z.iso.datetime().optional(), busyWaits: z.int().min(1).max(1_000_000_000).optional() });
+export const RunTaskPayloadSchema = z.strictObject({ orgId: z.uuid(), taskId: z.uuid(), epoch: z.int().min(1), notBefore: z.iso.datetime().optional() });
 
 export interface WorkerRuntime {
   /** Time of the last heartbeat job this worker processed, or null. */
@@ -177,6 +178,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres too.
       // Each high-severity finding of a scheduled report opens an incident (once per report and finding).
       await sweep('anomaly reports', () => runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log, onHighFindings: incidentsForFindings(agent.keyring) }));
+      // Parked tasks (their org was running as many as it may) get a job again as places free up, oldest first.
+      await sweep('parked tasks', () => releaseParked(agent.ds, agent.maxRunningPerOrg ?? 20));
       // Then what these wrote, and anything older, to Redis (waited for a while, not for ever).
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([moveToRedis(queuedAfter), new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);

@@ -13,8 +13,10 @@ export const OrgView = z.strictObject({
   agentsPausedBy: Uuid.nullable(),
   /** How long an approval request stays open, in seconds. */
   approvalTtlSeconds: z.int().min(60).max(2_592_000),
-  /** Agent tasks of the org running at once; more wait in the queue (approvals and reviews hold no place). */
-  maxRunningTasks: z.int().min(1).max(1000),
+  /** The org's own limit on its agent tasks running at once (null: the deployment's); more wait, parked, holding no worker. Approvals and reviews hold no place. */
+  maxRunningTasks: z.int().min(1).max(1000).nullable(),
+  /** The deployment's limit (TASKS_MAX_RUNNING_PER_ORG): the org's own may only be lower. */
+  maxRunningTasksCeiling: z.int().min(1).max(1000),
   /** Where approval requests are announced (through the egress guard). */
   notifyWebhookUrl: z.string().max(2000).nullable(),
   /** Forbidden attempts count as strikes without triage (off by default). */
@@ -38,7 +40,8 @@ export const UpdateOrgBody = z
     /** Whole months of readable audit content (the seed's 180 days is 6). */
     auditRetentionMonths: z.int().min(1).max(120).optional(),
     approvalTtlSeconds: z.int().min(60).max(2_592_000).optional(),
-    maxRunningTasks: z.int().min(1).max(1000).optional(),
+    /** At most the deployment's limit (maxRunningTasksCeiling); null: the deployment's. */
+    maxRunningTasks: z.int().min(1).max(1000).nullable().optional(),
     notifyWebhookUrl: z.url({ protocol: /^https?$/ }).max(2000).nullable().optional(),
     automaticStrikes: z.boolean().optional(),
     /** Monthly agent budgets in US dollars (null removes the limit). */

@@ -1,14 +1,15 @@
-import { Injectable } from '@nestjs/common';
-import { AppError } from '@steward/common';
+import { Inject, Injectable } from '@nestjs/common';
+import { AppError, type Config } from '@steward/common';
 import { Org } from '@steward/db';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
+import { CONFIG } from '../core/tokens';
 import type { OrgView, PauseAgentsBody, UpdateOrgBody } from './orgs.schemas';
 
-export function orgView(org: Org): z.infer<typeof OrgView> {
+export function orgView(org: Org, maxRunningTasksCeiling: number): z.infer<typeof OrgView> {
   return {
     id: org.id,
     name: org.name,
@@ -20,6 +21,7 @@ export function orgView(org: Org): z.infer<typeof OrgView> {
     agentsPausedBy: org.agentsPausedBy,
     approvalTtlSeconds: org.approvalTtlSeconds,
     maxRunningTasks: org.maxRunningTasks,
+    maxRunningTasksCeiling,
     notifyWebhookUrl: org.notifyWebhookUrl,
     automaticStrikes: org.automaticStrikes,
     monthlyBudgetUsd: org.monthlyBudgetMicros === null ? null : Number(org.monthlyBudgetMicros) / 1e6,
@@ -37,6 +39,7 @@ export class OrgsService {
     private readonly db: Db,
     private readonly access: AccessService,
     private readonly audit: AuditService,
+    @Inject(CONFIG) private readonly config: Config,
   ) {}
 
   async get(p: Principal) {
@@ -44,7 +47,7 @@ export class OrgsService {
     return this.db.inOrg(p, async (em) => {
       const org = await em.findOneBy(Org, { id: p.orgId });
       if (!org) throw AppError.notFound('org');
-      return orgView(org);
+      return orgView(org, this.config.TASKS_MAX_RUNNING_PER_ORG);
     });
   }
 
@@ -60,6 +63,10 @@ export class OrgsService {
         const [sso]: { ok: boolean }[] = await em.query(`SELECT enabled AND verified_at IS NOT NULL AS ok FROM sso_configs WHERE org_id = $1`, [p.orgId]);
         if (!sso?.ok) throw AppError.conflict('Password sign-in can be switched off only once SSO is enabled and has completed a sign-in.');
       }
+      // The deployment's limit is for fairness between orgs: an org may only keep its own tasks lower.
+      if (body.maxRunningTasks != null && body.maxRunningTasks > this.config.TASKS_MAX_RUNNING_PER_ORG) {
+        throw AppError.validation([{ path: 'maxRunningTasks', message: `at most ${this.config.TASKS_MAX_RUNNING_PER_ORG}, the limit of this deployment (null: that limit)` }]);
+      }
       const { monthlyBudgetUsd, userMonthlyBudgetUsd, ...rest } = body;
       Object.assign(org, rest);
       const micros = (usd: number | null) => (usd === null ? null : String(Math.round(usd * 1e6)));
@@ -72,7 +79,7 @@ export class OrgsService {
         targetId: org.id,
         payload: { changed: Object.keys(body), before, after: settings(org) },
       });
-      return orgView(org);
+      return orgView(org, this.config.TASKS_MAX_RUNNING_PER_ORG);
     });
   }
 
@@ -95,7 +102,7 @@ export class OrgsService {
       }
       await this.audit.record(em, p, { action: paused ? 'org.agents_pause' : 'org.agents_resume', targetType: 'Org', targetId: p.orgId, payload: { changed: paused !== (row.was !== null), reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 } });
       const org = await em.findOneBy(Org, { id: p.orgId });
-      return orgView(org!);
+      return orgView(org!, this.config.TASKS_MAX_RUNNING_PER_ORG);
     });
   }
 }

@@ -49,9 +49,9 @@ export class Org {
   @Column({ name: 'approval_ttl_seconds', type: 'int', default: 86400 })
   approvalTtlSeconds!: number;
 
-  /** Agent tasks of the org running at once (fairness between tenants sharing the workers); more wait in the queue. */
-  @Column({ name: 'max_running_tasks', type: 'int', default: 20 })
-  maxRunningTasks!: number;
+  /** The org's own limit on its agent tasks running at once, below the deployment's (TASKS_MAX_RUNNING_PER_ORG); null: the deployment's. */
+  @Column({ name: 'max_running_tasks', type: 'int', nullable: true })
+  maxRunningTasks!: number | null;
 
   /** Where approval requests are announced (an HTTPS webhook, sent through the egress guard). */
   @Column({ name: 'notify_webhook_url', type: 'varchar', length: 2000, nullable: true })

@@ -14,6 +14,8 @@ export class ReviewDismiss1766275200000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
+    // Dismissed actions are pending again, and their tasks back in review (else nothing could decide them).
+    await q.query(`UPDATE tasks t SET state = 'in_review' WHERE t.state = 'completed' AND EXISTS (SELECT 1 FROM task_actions a WHERE a.org_id = t.org_id AND a.task_id = t.id AND a.review_state = 'dismissed')`);
     await q.query(`UPDATE task_actions SET review_state = NULL, reviewed_by = NULL, reviewed_at = NULL WHERE review_state = 'dismissed'`);
     await q.query(`ALTER TABLE task_actions DROP CONSTRAINT task_actions_review_state_check`);
     await q.query(`ALTER TABLE task_actions ADD CONSTRAINT task_actions_review_state_check CHECK (review_state IN ('accepting', 'reverting', 'accepted', 'reverted'))`);

@@ -12,7 +12,7 @@ import { bookTurnCost, budgetMessage, reserveTurn } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
 import { openOutcomeUnknown } from './outcome-unknown';
 import { addTaskConnectors, type TaskConnectorDeps } from './task-connectors';
-import { acquireLease, appendEvents, deferWhileBusy, enqueueInOutbox, fenced, type Lease, LeaseLost, openPrompt, releaseLease, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
+import { acquireLease, appendEvents, enqueueInOutbox, fenced, type Lease, LeaseLost, openPrompt, releaseLease, renewLease, resumeWaitingTask, type RunTaskPayload, sha256, type TaskEvent, transcriptAad } from './task-store';
 
 /**
  * The agent loop: one task, run (or resumed) under its lease, turn after turn.
@@ -56,8 +56,8 @@ export interface AgentDeps {
   observer?: GateObserver;
   /** A task that comes to run while its org's agents are paused goes back to the queue for this long (default 60 s). */
   pausedRecheckMs?: number;
-  /** A task that comes to start while its org runs as many tasks as it allows (`max_running_tasks`) tries again after about this long (default 5 s, ±20 %). */
-  busyRecheckMs?: number;
+  /** Agent tasks one org may run at once (TASKS_MAX_RUNNING_PER_ORG, default 20; an org may set a lower limit of its own): more are parked until a place frees. */
+  maxRunningPerOrg?: number;
 }
 
 interface Transcript {
@@ -81,7 +81,7 @@ const REFUSALS_TOLD: Record<string, string> = {
   approval_mismatch: 'the approval was for other arguments or another tool definition; it was not run',
 };
 
-export type RunOutcome = 'skipped' | 'completed' | 'in_review' | 'awaiting_approval' | 'failed' | 'cancelled' | 'lease_lost' | 'requeued';
+export type RunOutcome = 'skipped' | 'completed' | 'in_review' | 'awaiting_approval' | 'failed' | 'cancelled' | 'lease_lost' | 'requeued' | 'parked';
 
 const SYSTEM = (offline: boolean) =>
   'You are an agent working for an employee through Steward, which checks every action you take against the company policy. ' +
@@ -133,12 +133,10 @@ export async function runTask(deps: AgentDeps, job: RunTaskPayload): Promise<Run
   // One holder per run, not per process: a second delivery of the same job to this process (a
   // stalled job handed out again while Redis was away) finds the lease taken and does nothing.
   const holder = deps.holder ?? `${defaultHolder}:${newId().slice(-12)}`;
-  const taken = await acquireLease(deps.ds, job, holder, deps.leaseSeconds);
-  if (taken === 'busy') {
-    // Fairness between the orgs sharing the workers: this one runs as many tasks as it allows; no worker waits for a place.
-    const delayMs = (deps.busyRecheckMs ?? 5_000) * (0.8 + Math.random() * 0.4);
-    return (await deferWhileBusy(deps.ds, deps.keys, job, delayMs)) ? 'requeued' : 'skipped';
-  }
+  const taken = await acquireLease(deps.ds, job, holder, deps.leaseSeconds, { limit: deps.maxRunningPerOrg ?? 20, keys: deps.keys });
+  // Fairness between the orgs sharing the workers: this one runs as many tasks as it may. Parked, the
+  // task holds no worker and no job; the workers' timer gives it one when a place frees (releaseParked).
+  if (taken === 'busy') return 'parked';
   if (!taken) return 'skipped';
   const lease: Lease = { orgId: job.orgId, taskId: job.taskId, epoch: job.epoch, userId: taken.userId, holder };
   const log = deps.log.child({ orgId: job.orgId, taskId: job.taskId, epoch: job.epoch });

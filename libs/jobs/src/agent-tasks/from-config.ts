@@ -49,6 +49,7 @@ export async function agentTasksFromConfig(config: Config, ds: DataSource, log: 
       },
       leaseSeconds: config.TASK_LEASE_SECONDS,
       relayIntervalMs: config.TASK_RELAY_INTERVAL_MS,
+      maxRunningPerOrg: config.TASKS_MAX_RUNNING_PER_ORG,
       consoleUrl: config.STEWARD_CONSOLE_URL ?? config.STEWARD_PUBLIC_URL,
       outcomeUnknownAfterSeconds: outcomeUnknownAfterSeconds(config),
       log: log.child({ component: 'agent-tasks' }),

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { AgentTaskJob, newId, QueueName } from '@steward/common';
-import { BatchWriter, type DataSource, type EntityManager, inOrg } from '@steward/db';
+import { BatchWriter, type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 
 /**
@@ -26,8 +26,6 @@ export interface RunTaskPayload {
   epoch: number;
   /** Not to run before this time (ISO 8601): the relay hands BullMQ the job delayed until then. */
   notBefore?: string;
-  /** How many times the task found its org running as many tasks as it allows (its event says so the first time only). */
-  busyWaits?: number;
 }
 export const jobIdOf = (taskId: string, epoch: number) => `${taskId}-${epoch}`;
 
@@ -120,8 +118,8 @@ export class TaskAccepter {
   }
 }
 
-export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number, notBefore?: Date, busyWaits?: number): Promise<void> {
-  const payload: RunTaskPayload = { orgId, taskId, epoch, ...(notBefore ? { notBefore: notBefore.toISOString() } : {}), ...(busyWaits ? { busyWaits } : {}) };
+export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number, notBefore?: Date): Promise<void> {
+  const payload: RunTaskPayload = { orgId, taskId, epoch, ...(notBefore ? { notBefore: notBefore.toISOString() } : {}) };
   // The relay listens: NOTIFY is delivered when this transaction commits (a rolled-back task wakes nobody).
   await em.query(`WITH i AS (INSERT INTO outbox (org_id, id, queue, job_name, job_id, payload) VALUES ($1, $2, $3, $4, $5, $6)) SELECT pg_notify('${OUTBOX_CHANNEL}', '')`, [
     orgId,
@@ -220,47 +218,77 @@ export async function fenced<T>(ds: DataSource, lease: Lease, work: (em: EntityM
 }
 
 /**
- * Takes the task for this job's epoch: queued, or running under an expired lease or our own. A
- * queued task starts only while its org runs fewer tasks than it allows at once
- * (`orgs.max_running_tasks`): else `busy`, and nothing is taken. The org's lease takes go one at a
- * time (a transaction-scoped advisory lock), so that two workers never both take its last place.
- * A task taken over after a crash was counted before it: it is not held back.
+ * Takes the task for this job's epoch: queued, or running under an expired lease or our own.
+ *
+ * A queued task starts only while its org runs fewer tasks than it may (`limit`, the deployment's,
+ * or the org's own lower one), and only in its turn: while some of the org's tasks are parked, a
+ * task not yet parked parks behind them. Else it is parked (`busy`): it holds no worker and no job,
+ * and `releaseParked` gives it a job again when a place frees. Every task of the org in `running`
+ * counts, its lease current or not (one that crashed holds its place until it is taken over or
+ * re-queued), so the limit holds through takeovers. The task's row is locked first, then the org's
+ * lease takes go one at a time (a transaction-scoped advisory lock), so that two workers never both
+ * take the last place; neither waits more than a few seconds (then the job fails and is retried).
  */
-export async function acquireLease(ds: DataSource, p: RunTaskPayload, holder: string, seconds: number): Promise<{ userId: string } | 'busy' | null> {
+export async function acquireLease(ds: DataSource, p: RunTaskPayload, holder: string, seconds: number, opts: { limit: number; keys: KeyProvider }): Promise<{ userId: string } | 'busy' | null> {
+  const limit = opts.limit;
   return inOrg(ds, { orgId: p.orgId }, async (em) => {
-    await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:running:' || $1::text, 0))`, [p.orgId]);
-    const [row]: { user_id: string }[] = await em.query(
-      `WITH u AS (UPDATE tasks SET state = 'running', lease_holder = $4, lease_until = now() + make_interval(secs => $5), started_at = coalesce(started_at, now()), updated_at = now()
-        WHERE org_id = $1 AND id = $2 AND epoch = $3
-          AND ((state = 'queued' AND (SELECT count(*) FROM tasks r WHERE r.org_id = $1 AND r.state = 'running' AND r.lease_until > now()) < (SELECT o.max_running_tasks FROM orgs o WHERE o.id = $1))
-               OR (state = 'running' AND (lease_until < now() OR lease_holder = $4)))
-        RETURNING user_id) SELECT * FROM u`,
-      [p.orgId, p.taskId, p.epoch, holder, seconds],
+    await em.query(`SET LOCAL lock_timeout = '5s'`);
+    const [t]: { state: string; expired: boolean; holder: string | null; parked_since: Date | null }[] = await em.query(
+      `SELECT state, lease_until < now() AS expired, lease_holder AS holder, parked_since FROM tasks WHERE org_id = $1 AND id = $2 AND epoch = $3 FOR UPDATE`,
+      [p.orgId, p.taskId, p.epoch],
     );
-    if (row) return { userId: row.user_id };
-    const [queued]: unknown[] = await em.query(`SELECT 1 FROM tasks WHERE org_id = $1 AND id = $2 AND epoch = $3 AND state = 'queued'`, [p.orgId, p.taskId, p.epoch]);
-    return queued ? 'busy' : null;
+    const takeover = t?.state === 'running' && (t.expired || t.holder === holder);
+    if (!t || (t.state !== 'queued' && !takeover)) return null;
+    if (t.state === 'queued') {
+      await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:running:' || $1::text, 0))`, [p.orgId]);
+      const [room]: { free: boolean }[] = await em.query(
+        `SELECT (SELECT count(*) FROM tasks r WHERE r.org_id = $1 AND r.state = 'running') < least($3::int, coalesce((SELECT o.max_running_tasks FROM orgs o WHERE o.id = $1), $3::int))
+                AND ($2::boolean OR NOT EXISTS (SELECT 1 FROM tasks w WHERE w.org_id = $1 AND w.parked)) AS free`,
+        [p.orgId, t.parked_since !== null, limit],
+      );
+      if (!room!.free) {
+        await em.query(`UPDATE tasks SET parked = true, parked_since = coalesce(parked_since, now()), enqueued_at = NULL, updated_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, p.taskId]);
+        // Said once: a task released and beaten to the place waits again without a new event.
+        if (t.parked_since === null) await appendEvents(em, opts.keys, p.orgId, p.taskId, [{ kind: 'requeued', data: { epoch: p.epoch, reason: 'org_busy', parked: true } }]);
+        return 'busy';
+      }
+    }
+    const [row]: { user_id: string }[] = await em.query(
+      `WITH u AS (UPDATE tasks SET state = 'running', lease_holder = $3, lease_until = now() + make_interval(secs => $4), started_at = coalesce(started_at, now()), parked_since = NULL, updated_at = now()
+                   WHERE org_id = $1 AND id = $2 RETURNING user_id) SELECT * FROM u`,
+      [p.orgId, p.taskId, holder, seconds],
+    );
+    return { userId: row!.user_id };
   });
 }
 
 /**
- * A queued task whose org runs as many tasks as it allows goes back to the queue, a new epoch and
- * a delayed job, to try again after `delayMs`; the first time, its event says why. False: the task
- * was no longer queued under this epoch (cancelled meanwhile, or taken by another job).
+ * Gives parked tasks a job again as their orgs' places free up, oldest first (a new epoch and an
+ * outbox row each). Runs on the workers' timer, outside any org; each org's release under the same
+ * advisory lock as its lease takes. Released tasks keep `parked_since` (their turn) until they start.
  */
-export async function deferWhileBusy(ds: DataSource, keys: KeyProvider, p: RunTaskPayload, delayMs: number): Promise<boolean> {
-  const waits = (p.busyWaits ?? 0) + 1;
-  const notBefore = new Date(Date.now() + delayMs);
-  return inOrg(ds, { orgId: p.orgId }, async (em) => {
-    const [row]: { epoch: number }[] = await em.query(
-      `WITH u AS (UPDATE tasks SET epoch = epoch + 1, enqueued_at = NULL, updated_at = now() WHERE org_id = $1 AND id = $2 AND epoch = $3 AND state = 'queued' RETURNING epoch) SELECT * FROM u`,
-      [p.orgId, p.taskId, p.epoch],
-    );
-    if (!row) return false;
-    await enqueueInOutbox(em, p.orgId, p.taskId, row.epoch, notBefore, waits);
-    if (waits === 1) await appendEvents(em, keys, p.orgId, p.taskId, [{ kind: 'requeued', data: { epoch: row.epoch, reason: 'org_busy', retryAt: notBefore.toISOString() } }]);
-    return true;
-  });
+export async function releaseParked(ds: DataSource, limit = 20): Promise<number> {
+  const orgs: { org_id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id FROM steward_tasks_parked_orgs($1)', [1000]));
+  let released = 0;
+  for (const { org_id: orgId } of orgs) {
+    released += await inOrg(ds, { orgId }, async (em) => {
+      await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:running:' || $1::text, 0))`, [orgId]);
+      // The places left: the limit less the tasks running and those released already (queued, a job on its way).
+      const rows: { id: string; epoch: number }[] = await em.query(
+        `WITH free AS (SELECT least($2::int, coalesce((SELECT o.max_running_tasks FROM orgs o WHERE o.id = $1), $2::int))
+                              - (SELECT count(*) FROM tasks r WHERE r.org_id = $1 AND (r.state = 'running' OR (r.state = 'queued' AND NOT r.parked AND r.parked_since IS NOT NULL))) AS n),
+              next AS (SELECT id FROM tasks WHERE org_id = $1 AND parked AND state = 'queued' ORDER BY parked_since, id LIMIT greatest((SELECT n FROM free), 0) FOR UPDATE SKIP LOCKED),
+              u AS (UPDATE tasks t SET parked = false, epoch = t.epoch + 1, updated_at = now() FROM next WHERE t.org_id = $1 AND t.id = next.id RETURNING t.id, t.epoch)
+         SELECT * FROM u`,
+        [orgId, limit],
+      );
+      for (const r of rows) await enqueueInOutbox(em, orgId, r.id, r.epoch);
+      // A parked task cancelled or ended meanwhile is no longer waiting for a place.
+      await em.query(`UPDATE tasks SET parked = false WHERE org_id = $1 AND parked AND state <> 'queued'`, [orgId]);
+      return rows.length;
+    });
+  }
+  return released;
 }
 
 export async function renewLease(ds: DataSource, lease: Lease, seconds: number): Promise<boolean> {

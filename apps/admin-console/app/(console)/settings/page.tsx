@@ -82,7 +82,14 @@ function OrgForm({ org, editable, onSaved }: { org: OrgView; editable: boolean; 
         <Group grow>
           <NumberInput label="Approvals expire after (seconds)" min={60} value={f.approvalTtlSeconds} disabled={!editable} onChange={(v) => setF({ ...f, approvalTtlSeconds: Number(v) })} />
           <NumberInput label="Keep audit events (months)" min={1} value={f.auditRetentionMonths} disabled={!editable} onChange={(v) => setF({ ...f, auditRetentionMonths: Number(v) })} />
-          <NumberInput label="Agent tasks running at once (more wait in the queue)" min={1} max={1000} value={f.maxRunningTasks} disabled={!editable} onChange={(v) => setF({ ...f, maxRunningTasks: Number(v) })} />
+          <NumberInput
+            label={`Agent tasks running at once (more wait, parked; empty: this deployment's ${org.maxRunningTasksCeiling})`}
+            min={1}
+            max={org.maxRunningTasksCeiling}
+            value={f.maxRunningTasks ?? ''}
+            disabled={!editable}
+            onChange={(v) => setF({ ...f, maxRunningTasks: num(v) })}
+          />
         </Group>
         <TextInput label="Notification webhook (https URL, empty: none)" value={f.notifyWebhookUrl ?? ''} disabled={!editable} onChange={(e) => setF({ ...f, notifyWebhookUrl: e.currentTarget.value })} />
         <Switch label="Require a fresh second factor for sensitive operations (step-up)" checked={f.requireStepUp} disabled={!editable} onChange={(e) => setF({ ...f, requireStepUp: e.currentTarget.checked })} />
