@@ -1,10 +1,10 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync, readFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { Writable } from 'node:stream';
 import { Client as McpClient } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
@@ -129,6 +129,23 @@ describe('steward CLI against a live API', () => {
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim().split('\n')).toHaveLength(1);
     expect((await cli(['login', '--url', 'not a url', '--api-key', key])).code).toBe(2);
+    // No command, or a group without its command: a usage error in one line, not silence and 0.
+    for (const args of [[], ['policy'], ['audit']]) {
+      const none = await cli(args);
+      expect({ args, code: none.code, lines: none.stderr.trim().split('\n').length }).toEqual({ args, code: 2, lines: 1 });
+      expect(none.stderr).toMatch(/^steward: a command is missing: steward .*--help lists them/);
+    }
+    // A key with a character no key has is refused before anything is sent, and never echoed.
+    const odd = await cli(['login', '--url', base, '--api-key-stdin'], {}, 'stw_abcdefghij\u0000klmnop');
+    expect(odd.code).toBe(2);
+    expect(odd.stderr).not.toContain('abcdefghij');
+  });
+
+  it('the workspace installs the command: node_modules/.bin/steward runs the built CLI', async () => {
+    const version = await new Promise<{ code: number; stdout: string }>((done) =>
+      execFile(join(ROOT, 'node_modules/.bin/steward'), ['--version'], { env: { ...process.env, STEWARD_CONFIG: config } }, (err, stdout) => done({ code: err ? 1 : 0, stdout })),
+    );
+    expect(version).toEqual({ code: 0, stdout: '0.1.0\n' });
   });
 
   it('login checks the key with the API and stores it in a 0600 file; a refused key is a one-line error', async () => {
@@ -142,6 +159,24 @@ describe('steward CLI against a live API', () => {
     expect(ok.stdout).not.toContain(key);
     expect(statSync(config).mode & 0o777).toBe(0o600);
     expect(JSON.parse(readFileSync(config, 'utf8'))).toEqual({ url: base, apiKey: key });
+    // A config others may read is not used (as ssh does with a key), and says how to fix it.
+    chmodSync(config, 0o644);
+    const loose = await cli(['tasks']);
+    chmodSync(config, 0o600);
+    expect(loose.code).toBe(2);
+    expect(loose.stderr.trim().split('\n')).toHaveLength(1);
+    expect(loose.stderr).toMatch(/others may read it \(mode 0644\): run "chmod 600/);
+    // A symlink at the config's place is replaced by the file, not followed: the key never lands where it points.
+    const decoy = join(home, 'decoy.txt');
+    writeFileSync(decoy, 'not for keys\n', { mode: 0o644 });
+    const linked = join(home, 'linked', 'config.json');
+    mkdirSync(dirname(linked), { recursive: true });
+    symlinkSync(decoy, linked);
+    expect((await cli(['login', '--url', base, '--api-key-stdin'], { STEWARD_CONFIG: linked }, key)).code).toBe(0);
+    expect(readFileSync(decoy, 'utf8')).toBe('not for keys\n');
+    expect(lstatSync(linked).isSymbolicLink()).toBe(false);
+    expect(statSync(linked).mode & 0o777).toBe(0o600);
+    expect(readdirSync(dirname(linked))).toEqual(['config.json']); // no temporary file left beside it
   });
 
   it('login reads the key from standard input or STEWARD_API_KEY, off the command line; plain http to a remote host is refused (exit 2)', async () => {
@@ -377,7 +412,7 @@ describe('steward CLI against a live API', () => {
     try {
       const viaProxy = join(home, 'proxy', 'config.json');
       mkdirSync(join(home, 'proxy'));
-      writeFileSync(viaProxy, JSON.stringify({ url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, apiKey: key }));
+      writeFileSync(viaProxy, JSON.stringify({ url: `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, apiKey: key }), { mode: 0o600 });
       const r = await cli(['run', '[script:read-only] [slow:500] Summarise last week again', '--follow'], { STEWARD_CONFIG: viaProxy });
       expect(r.stderr).toBe('');
       expect(r.code).toBe(0);
@@ -420,6 +455,15 @@ describe('steward CLI against a live API', () => {
     const refused = await cli(['policy', 'simulate', file, '--actions', actions], owner);
     expect(refused.code).toBe(1);
     expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    // Actions that cannot be simulated (none, or not actions): refused before any draft is made (none created, none audited).
+    const created = async () => (await h.http.get('/v1/audit-events?action=policy.create&limit=200').set('Cookie', await login(h, org.users.owner.email))).body.items.length;
+    const before = await created();
+    for (const bad of ['[]', '{}', '[1]', '[{"context":{}}]']) {
+      writeFileSync(actions, bad);
+      const r = await cli(['policy', 'simulate', file, '--actions', actions], owner);
+      expect({ bad, code: r.code, lines: r.stderr.trim().split('\n').length }).toEqual({ bad, code: 2, lines: 1 });
+    }
+    expect(await created()).toBe(before);
     const drafts = await h.http.get('/v1/policies?status=draft').set('Cookie', await login(h, org.users.owner.email));
     expect(drafts.status).toBe(200);
     expect(drafts.body.items).toEqual([]);
@@ -458,6 +502,20 @@ describe('steward CLI against a live API', () => {
     expect(bad.stderr.trim()).toBe('steward: the export does not verify');
     expect((await cli(['audit', 'verify', join(home, 'none.ndjson'), '--manifest', manifest, '--public-key', key])).code).toBe(2);
 
+    // --output writes the export whole (beside it, then renamed) and the manifest once it is complete.
+    const out = join(home, 'out', 'trail.ndjson');
+    mkdirSync(dirname(out), { recursive: true });
+    const manifest2 = join(home, 'out', 'manifest.json');
+    const toFile = await cli(['audit', 'export', '--output', out, '--manifest', manifest2], owner);
+    expect({ code: toFile.code, stderr: toFile.stderr, stdout: toFile.stdout }).toEqual({ code: 0, stderr: '', stdout: '' });
+    expect(readdirSync(dirname(out)).sort()).toEqual(['manifest.json', 'trail.ndjson']);
+    expect((await cli(['audit', 'verify', out, '--manifest', manifest2, '--public-key', key])).code).toBe(0);
+    // A file that cannot be written: exit 2, and no manifest describing an export that was not made.
+    const nowhere = await cli(['audit', 'export', '--output', join(home, 'no-such-dir', 'trail.ndjson'), '--manifest', join(home, 'orphan.json')], owner);
+    expect(nowhere.code).toBe(2);
+    expect(nowhere.stderr.trim().split('\n')).toHaveLength(1);
+    expect(existsSync(join(home, 'orphan.json'))).toBe(false);
+
     const ocsf = await cli(['audit', 'export', '--format', 'ocsf'], owner);
     expect(ocsf.code).toBe(0);
     expect(ocsf.stdout.trim().split('\n').length).toBeGreaterThanOrEqual(m.count);
@@ -482,7 +540,7 @@ describe('steward CLI against a live API', () => {
     expect(existsSync(join(home, 'gone', 'config.json'))).toBe(false);
     const stale = join(home, 'stale', 'config.json');
     mkdirSync(join(home, 'stale'));
-    writeFileSync(stale, JSON.stringify({ url: gone, apiKey: key }));
+    writeFileSync(stale, JSON.stringify({ url: gone, apiKey: key }), { mode: 0o600 });
     const t = await cli(['tasks'], { STEWARD_CONFIG: stale });
     expect(t.code).toBe(3);
     expect(t.stderr).not.toContain(key);

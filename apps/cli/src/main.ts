@@ -9,9 +9,11 @@
  * 4 `run --follow`: the task failed or was cancelled.
  * Errors are one line on stderr. `--json` prints the API's answers as JSON for scripts.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { closeSync, createWriteStream, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
 import { Command, CommanderError, Option } from 'commander';
 import createClient, { type Client } from 'openapi-fetch';
 import type { components, operations, paths } from './api-types';
@@ -43,6 +45,11 @@ interface Stored {
 
 const configPath = () => process.env.STEWARD_CONFIG || join(process.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'steward', 'config.json');
 
+/** An API key as the API makes them: the prefix and base64url (a key with anything else is refused, never sent nor echoed). */
+const API_KEY = /^stw_[A-Za-z0-9_-]{10,200}$/;
+/** Tokens of any Steward kind, blanked out of a message before it is printed. */
+const scrub = (text: string) => text.replace(/\bst[a-z]_[A-Za-z0-9_-]+/g, '[token]');
+
 /** Hosts that plain http may reach: the key never leaves the machine. */
 const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[::1\])$/i;
 
@@ -57,10 +64,13 @@ function apiUrl(url: string): URL {
 function loadLogin(): Stored {
   const path = configPath();
   if (!existsSync(path)) throw new CliError('not logged in: run "steward login --url <api-url> --api-key-stdin" (the key on standard input) first', 2);
+  // As ssh does with a private key: a key others can read is not used.
+  const mode = statSync(path).mode & 0o777;
+  if (process.platform !== 'win32' && mode & 0o077) throw new CliError(`the config file ${path} holds an API key but others may read it (mode ${mode.toString(8).padStart(4, '0')}): run "chmod 600 ${path}", or "steward login" again`, 2);
   let c: Partial<Stored>;
   try {
     c = JSON.parse(readFileSync(path, 'utf8')) as Partial<Stored>;
-    if (typeof c.url !== 'string' || typeof c.apiKey !== 'string') throw new Error('incomplete');
+    if (typeof c.url !== 'string' || typeof c.apiKey !== 'string' || !API_KEY.test(c.apiKey)) throw new Error('incomplete');
   } catch {
     throw new CliError(`the config file ${path} is not valid: run "steward login" again`, 2);
   }
@@ -83,9 +93,31 @@ async function readStdin(limit = 4096): Promise<string> {
 function saveLogin(c: Stored): string {
   const path = configPath();
   mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  writeFileSync(path, `${JSON.stringify(c, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(path, 0o600);
+  writeAtomically(path, `${JSON.stringify(c, null, 2)}\n`);
   return path;
+}
+
+/**
+ * Writes a file whole or not at all: a new file beside it, created 0600 (never readable by others,
+ * even for a moment, whatever was there), flushed to disk, then renamed over the old one. A symlink
+ * at the path is replaced, not followed; the previous file stays until the new one is complete.
+ */
+function writeAtomically(path: string, text: string): void {
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
+  try {
+    const fd = openSync(tmp, 'wx', 0o600);
+    try {
+      writeSync(fd, text);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(tmp, path);
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    if (err instanceof CliError) throw err;
+    throw new CliError(`cannot write ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
+  }
 }
 
 /**
@@ -128,7 +160,7 @@ async function ok<R extends { data?: unknown; error?: unknown; response: Respons
     r = await call;
   } catch (err) {
     const cause = (err as Error).cause;
-    throw new CliError(`cannot reach the Steward API at ${c.url}: ${cause instanceof Error ? cause.message : (err as Error).message}`, 3, true);
+    throw new CliError(`cannot reach the Steward API at ${c.url}: ${scrub(cause instanceof Error ? cause.message : (err as Error).message)}`, 3, true);
   }
   if (!r.response.ok) throw new CliError(refusal(r.error, r.response), 1, r.response.status === 429 || r.response.status >= 500);
   return r.data as NonNullable<R['data']>;
@@ -344,7 +376,7 @@ export function program(): Command {
       if (o.apiKey !== undefined && o.apiKeyStdin) throw new CliError('give the API key one way: --api-key-stdin or --api-key', 2);
       const apiKey = o.apiKeyStdin ? await readStdin() : (o.apiKey ?? (process.env.STEWARD_API_KEY || (process.stdin.isTTY ? '' : await readStdin())));
       if (!apiKey) throw new CliError('no API key: pipe it into "steward login --url <api-url> --api-key-stdin", or set STEWARD_API_KEY', 2);
-      if (!/^stw_\S{10,200}$/.test(apiKey)) throw new CliError('the API key must look like "stw_..."', 2);
+      if (!API_KEY.test(apiKey)) throw new CliError('the API key must look like "stw_..." (letters, digits, "-" and "_")', 2);
       const login = { url: o.url.replace(/\/+$/, ''), apiKey };
       const who = await ok(login, client(login).GET('/v1/auth/session'));
       const path = saveLogin(login);
@@ -477,9 +509,14 @@ export function program(): Command {
     .argument('<file>', 'a policy document (JSON)')
     .requiredOption('--actions <file>', 'JSON array of actions to decide, e.g. [{"action":"email.send","context":{}}]')
     .action(async (file: string, o: { actions: string }) => {
-      // The files are the user's input: the API validates them against the same schemas.
+      // The files are the user's input: the API validates them against the same schemas. The actions'
+      // shape is checked here first, so that a file that cannot be simulated creates no draft at all.
       const doc = readDocument(file) as Body<'createPolicyDraft'>['document'];
       const actions = readDocument(o.actions) as Body<'simulatePolicy'>['actions'];
+      if (!Array.isArray(actions) || actions.length < 1 || actions.length > 500 || actions.some((a) => !a || typeof a !== 'object' || Array.isArray(a) || typeof (a as { action?: unknown }).action !== 'string')) {
+        throw new CliError(`${o.actions} must be a JSON array of 1 to 500 actions, each an object with an "action" (e.g. [{"action":"email.send","context":{}}])`, 2);
+      }
+      if (!doc || typeof doc !== 'object' || Array.isArray(doc)) throw new CliError(`${file} must hold a policy document (a JSON object)`, 2);
       const { api, call } = session();
       const draft = await call(api.POST('/v1/policies', { body: { note: 'steward policy simulate (temporary draft)', document: doc } satisfies Body<'createPolicyDraft'> }));
       const byId = { params: { path: { id: draft.id } } };
@@ -491,7 +528,11 @@ export function program(): Command {
           for (const x of r.results) out(`${x.index}\t${x.action}\t${x.before.level} → ${x.after.level}${x.changed ? '\tchanged' : ''}`);
         });
       } finally {
-        await call(api.DELETE('/v1/policies/{id}', byId)).catch(() => undefined);
+        // The temporary draft goes; one that could not be deleted is named (the simulation's own error, if any, is the one shown).
+        await call(api.DELETE('/v1/policies/{id}', byId)).catch((err: unknown) => {
+          process.stderr.write(`steward: the temporary draft ${draft.id} was not deleted (${err instanceof Error ? err.message.split('\n')[0] : String(err)}): delete it in the console or with DELETE /v1/policies/${draft.id}\n`);
+          process.exitCode = 1;
+        });
       }
     });
 
@@ -509,24 +550,44 @@ export function program(): Command {
     });
   audit
     .command('export')
-    .description('Export the chain (to stdout)')
+    .description('Export the chain (to stdout, or whole to a file with --output)')
     .addOption(new Option('--format <format>', 'export format').choices(EXPORT_FORMATS).default('ndjson'))
-    .option('--manifest <file>', 'also write the manifest of exactly the exported range to this file (for "audit verify")')
-    .action(async (o: { format: (typeof EXPORT_FORMATS)[number]; manifest?: string }) => {
+    .option('--output <file>', 'write the export to this file: complete, or not at all (written beside it, then renamed)')
+    .option('--manifest <file>', 'also write the manifest of exactly the exported range to this file (for "audit verify"), once the export is complete')
+    .action(async (o: { format: (typeof EXPORT_FORMATS)[number]; output?: string; manifest?: string }) => {
       const { api, call } = session();
       let range: Pick<Query<'exportAuditTrail'>, 'fromSeq' | 'toSeq'> = {};
-      if (o.manifest) {
-        // The manifest first, then the export of its range: events sealed in between are in neither.
-        const manifest = await call(api.GET('/v1/audit/export/manifest'));
-        if (manifest.toSeq >= 1) range = { fromSeq: manifest.fromSeq, toSeq: manifest.toSeq };
+      // The manifest first, then the export of its range: events sealed in between are in neither.
+      const manifest = o.manifest ? await call(api.GET('/v1/audit/export/manifest')) : null;
+      if (manifest && manifest.toSeq >= 1) range = { fromSeq: manifest.fromSeq, toSeq: manifest.toSeq };
+      const body = await call(api.GET('/v1/audit/export', { params: { query: { format: o.format, ...range } }, parseAs: 'stream' }));
+      const tmp = o.output ? join(dirname(o.output), `.${basename(o.output)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`) : null;
+      let fd: number | null = null;
+      if (tmp) {
         try {
-          writeFileSync(o.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
-        } catch {
-          throw new CliError(`cannot write ${o.manifest}`, 2);
+          fd = openSync(tmp, 'wx', 0o600);
+        } catch (err) {
+          throw new CliError(`cannot write ${o.output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
         }
       }
-      const body = await call(api.GET('/v1/audit/export', { params: { query: { format: o.format, ...range } }, parseAs: 'stream' }));
-      for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) process.stdout.write(chunk);
+      try {
+        if (fd !== null) {
+          // To the file beside the target, then renamed: the target is the whole export or nothing.
+          const file = createWriteStream('', { fd });
+          await pipeline(body as unknown as AsyncIterable<Uint8Array>, file);
+          renameSync(tmp!, o.output!);
+        } else {
+          for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) if (!process.stdout.write(chunk)) await new Promise<void>((r) => process.stdout.once('drain', () => r()));
+        }
+      } catch (err) {
+        if (tmp) rmSync(tmp, { force: true });
+        const code = (err as NodeJS.ErrnoException).code;
+        // A file that cannot be written is a usage error (2); a stream the network cut, the API not reached (3).
+        if (fd !== null && code && /^E(NOSPC|ACCES|PERM|IO|ROFS|DQUOT|NOENT|EXIST)$/.test(code)) throw new CliError(`cannot write ${o.output}: ${code}`, 2);
+        throw new CliError(`the export was cut off before its end (${scrub((err as Error).message)})${o.output ? `: ${o.output} was not written` : ''}`, 3, true);
+      }
+      // Only once the export is whole: a manifest never describes an export that did not complete.
+      if (o.manifest && manifest) writeAtomically(o.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
     });
   audit
     .command('public-key')
@@ -595,12 +656,22 @@ function diff(a: unknown, b: unknown, path = ''): { path: string; kind: 'added' 
 }
 
 export async function main(argv: string[]): Promise<number> {
+  // A reader that stops early (`steward tasks | head -1`) ends the output, not in a stack trace.
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+    throw err;
+  });
   try {
     await program().parseAsync(argv);
     return 0;
   } catch (err) {
     if (err instanceof CommanderError) {
-      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') return 0;
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      // A command group with no command (`steward`, `steward policy`): a usage error, said in one line.
+      if (err.code === 'commander.help') {
+        process.stderr.write(`steward: a command is missing: ${argv.slice(2).filter((a) => !a.startsWith('-')).concat('--help').join(' ').replace(/^/, 'steward ')} lists them\n`);
+        return 2;
+      }
       process.stderr.write(`steward: ${err.message.replace(/^error: /, '').split('\n')[0]}\n`);
       return 2;
     }
