@@ -1,4 +1,4 @@
-import { execFile, execFileSync } from 'node:child_process';
+import { execFile, execFileSync, spawn } from 'node:child_process';
 import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
@@ -523,6 +523,16 @@ describe('steward CLI against a live API', () => {
     const csv = await cli(['audit', 'export', '--format', 'csv'], owner);
     expect(csv.code).toBe(0);
     expect(csv.stdout.split('\n')[0]).toMatch(/seq/);
+
+    // A reader that is gone before the output comes (`steward audit export | head -0`): the command ends quietly, no stack trace.
+    const early = await new Promise<{ code: number | null; stderr: string }>((done) => {
+      const child = spawn(process.execPath, [BIN, 'audit', 'export'], { env: { ...process.env, ...owner }, stdio: ['ignore', 'pipe', 'pipe'] });
+      child.stdout.destroy();
+      let stderr = '';
+      child.stderr.on('data', (d: Buffer) => (stderr += String(d)));
+      child.on('close', (code) => done({ code, stderr }));
+    });
+    expect(early).toEqual({ code: 0, stderr: '' });
   });
 
   it('an API that cannot be reached: one line and exit code 3', async () => {
