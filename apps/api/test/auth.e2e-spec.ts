@@ -253,6 +253,20 @@ describe('identity', () => {
       expect((await h.http.get('/v1/members').set(bearer)).status).toBe(401);
     });
 
+    it("grants only what its scopes reach: a key scoped to invitations invites nobody as owner or admin, nor as anything beyond its scopes", async () => {
+      const invite = await newApiKey(h, owner, ['create:Invitation', 'read:Member']);
+      const bearer = { Authorization: `Bearer ${invite.secret}` };
+      for (const roles of [['owner'], ['admin'], ['security']]) {
+        const res = await h.http.post('/v1/invitations').set(bearer).send({ email: `esc-${roles[0]}-${Date.now()}@evil.example`, roles });
+        expect({ roles, status: res.status, type: res.headers['content-type'] }).toEqual({ roles, status: 403, type: expect.stringMatching(/application\/problem\+json/) });
+      }
+      const none = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM invitations WHERE org_id = $1 AND email LIKE 'esc-%'`, [org.id]));
+      expect(none[0].n).toBe(0);
+      // The same owner, signed in, may.
+      const asOwner = await h.http.post('/v1/invitations').set('Cookie', owner).send({ email: `ok-admin-${Date.now()}@acme.example`, roles: ['admin'] });
+      expect(asOwner.status).toBe(201);
+    });
+
     it('cannot carry a permission its user lacks', async () => {
       const member = await login(h, org.users.member.email);
       const res = await h.http.post('/v1/api-keys').set('Cookie', member).send({ name: 'x', scopes: ['read:AuditEvent'] });

@@ -190,11 +190,9 @@ export function isBuiltinRole(role: string): role is BuiltinRole {
  * with an API key's scopes when the principal is a key ("read:Org", or "*").
  */
 export function buildAbility(rules: PermissionRule[], userId: string, scopes?: readonly string[]): AppAbility {
-  const allowAll = !scopes || scopes.includes('*');
   const raw: RawRuleOf<AppAbility>[] = [];
-  for (const rule of rules) {
+  for (const rule of scopedRules(rules, scopes)) {
     if (!isKnownPair(rule.action, rule.subject)) continue;
-    if (!allowAll && !scopes!.includes(`${rule.action}:${rule.subject}`)) continue;
     raw.push({
       action: rule.action,
       subject: rule.subject,
@@ -214,6 +212,12 @@ export function subjectOf<S extends SubjectName>(type: S, record: Partial<OwnedR
  * unconditional grant; an "own" rule is covered by either). Used so nobody can hand
  * out (to themselves or others) a permission they do not hold.
  */
+/** A principal's rules as far as an API key's scopes reach ("read:Org", or "*": all of them). */
+export function scopedRules(rules: PermissionRule[], scopes?: readonly string[]): PermissionRule[] {
+  if (!scopes || scopes.includes('*')) return rules;
+  return rules.filter((rule) => scopes.includes(`${rule.action}:${rule.subject}`));
+}
+
 export function canGrant(granter: PermissionRule[], rules: PermissionRule[]): boolean {
   return rules.every((wanted) =>
     granter.some((held) => held.action === wanted.action && held.subject === wanted.subject && (!held.own || wanted.own)),

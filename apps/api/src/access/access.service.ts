@@ -141,10 +141,13 @@ export class AccessService {
     return out;
   }
 
-  /** Nobody hands out a permission they do not hold; the owner role only by an owner. */
+  /**
+   * Nobody hands out a permission they do not hold (an API key: within its scopes); the owner role
+   * only by an owner, and not through a key limited to some scopes.
+   */
   assertCanGrant(p: Principal, grants: { role: string; rules: PermissionRule[] }[]): void {
     for (const g of grants) {
-      if (g.role === 'owner' && !p.roles.includes('owner')) throw AppError.forbidden('Only an owner can grant or remove the owner role.');
+      if (g.role === 'owner' && (!p.roles.includes('owner') || p.scoped)) throw AppError.forbidden(p.scoped ? 'An API key limited to some scopes cannot grant or remove the owner role.' : 'Only an owner can grant or remove the owner role.');
       if (!canGrant(p.rules, g.rules)) throw AppError.forbidden(`You cannot grant "${g.role}": it holds permissions you do not have.`);
     }
   }

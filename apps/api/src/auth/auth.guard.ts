@@ -3,7 +3,7 @@ import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
 import { AppError, type Config, hashToken, TokenPrefix } from '@steward/common';
 import { ApiKey, Membership, User } from '@steward/db';
-import { buildAbility } from '@steward/policy';
+import { buildAbility, scopedRules } from '@steward/policy';
 import { AccessService } from '../access/access.service';
 import { Db } from '../core/db.service';
 import { ENDPOINT, type EndpointSpec } from '../core/endpoint';
@@ -92,7 +92,9 @@ export class AuthGuard implements CanActivate {
         actorType: credential.kind === 'api_key' ? 'api_key' : 'user',
         actorId: credential.kind === 'api_key' ? credential.id : credential.userId,
         roles,
-        rules,
+        // Within the key's scopes: what a scoped key may hand out (roles, invitations, key scopes) is what it may do.
+        rules: scopedRules(rules, credential.scopes),
+        ...(credential.scopes && !credential.scopes.includes('*') ? { scoped: true } : {}),
         ability: buildAbility(rules, credential.userId, credential.scopes),
         mfaAt: credential.mfaAt,
         client: credential.kind === 'session' ? 'console' : credential.kind === 'mcp_token' ? 'mcp' : ua.startsWith('steward-cli') ? 'cli' : 'rest',

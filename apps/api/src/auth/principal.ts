@@ -13,7 +13,10 @@ export interface Principal {
   actorType: 'user' | 'api_key';
   actorId: string;
   roles: string[];
+  /** What the principal may do: the rules of its roles, within an API key's scopes. */
   rules: PermissionRule[];
+  /** An API key limited to some scopes (not "*"): it acts with less than its member's roles, so it grants no role. */
+  scoped?: boolean;
   ability: AppAbility;
   /** When the second factor was last proven in this session. */
   mfaAt: Date | null;
