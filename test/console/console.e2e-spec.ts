@@ -133,6 +133,28 @@ describe('admin console in a real browser', () => {
     await shot(page, '00-login-error');
   });
 
+  it('after sign-in the console goes back only to its own pages: a next that a browser reads as another site lands on the dashboard', async () => {
+    const page = await signIn('member');
+    const origin = new URL(web.url).origin;
+    for (const next of ['/%5Cevil.example', '/%09/evil.example', '/%5C%5Cevil.example/x', 'https://evil.example/']) {
+      await page.goto(`${web.url}/login?next=${next}`);
+      await page.getByTestId('signed-in-as').waitFor();
+      expect({ next, at: new URL(page.url()).origin, path: new URL(page.url()).pathname }).toEqual({ next, at: origin, path: '/' });
+    }
+    // No page of the console may be framed by another site; none is sniffed or leaks its URL elsewhere.
+    const head = await fetch(`${web.url}/login`);
+    expect({ frame: head.headers.get('x-frame-options'), csp: head.headers.get('content-security-policy'), sniff: head.headers.get('x-content-type-options'), referrer: head.headers.get('referrer-policy') }).toEqual({
+      frame: 'DENY',
+      csp: expect.stringContaining("frame-ancestors 'none'"),
+      sniff: 'nosniff',
+      referrer: 'same-origin',
+    });
+    // Its own pages, with their query, are kept.
+    await page.goto(`${web.url}/login?next=${encodeURIComponent('/tasks?state=running')}`);
+    await page.waitForURL((u) => u.pathname === '/tasks');
+    expect(new URL(page.url()).search).toBe('?state=running');
+  });
+
   it('the owner edits the Trust Level matrix, sees the diff and simulation, and activates it', async () => {
     const page = await signIn('owner');
     const state = page.getByRole('banner').getByTestId('kill-switch-state');

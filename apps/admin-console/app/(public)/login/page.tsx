@@ -4,10 +4,16 @@ import { useRouter } from 'next/navigation';
 import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { getSession, login, orgChoices, problemMessage, startSso, type LoginRequest } from '@/lib/api';
 
-/** Where to go after sign-in: the page that sent the browser here (same-origin paths only). */
+/**
+ * Where to go after sign-in: the page that sent the browser here, only on this origin. Read as the
+ * browser reads it (`/\evil.example` and `/<tab>/evil.example` are `//evil.example` to a browser):
+ * anything that resolves elsewhere, or holds a backslash or a control character, goes to the dashboard.
+ */
 function nextPath(): string {
   const next = new URLSearchParams(window.location.search).get('next');
-  return next && next.startsWith('/') && !next.startsWith('//') ? next : '/';
+  if (!next || !next.startsWith('/') || next.includes('\\') || [...next].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) return '/';
+  const url = URL.canParse(next, window.location.origin) ? new URL(next, window.location.origin) : null;
+  return url && url.origin === window.location.origin ? `${url.pathname}${url.search}${url.hash}` : '/';
 }
 
 export default function LoginPage() {
