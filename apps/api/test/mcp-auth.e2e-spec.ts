@@ -383,6 +383,38 @@ describe('MCP OAuth against the gateway (SDK client, sign-in and consent page, t
     expect((await h.http.post('/oauth/revoke').type('form').send({ client_id: cid })).status).toBe(400);
   });
 
+  it('a grant lives at most 90 days however often it is refreshed, and ends when the member changes their password', async () => {
+    const metadata = await discoverAuthorizationServerMetadata(base);
+    const { provider } = await connectWithOAuth(a.users.approver.email);
+    const info = provider.info!;
+    const family = async () => (await su.query(`SELECT family_id FROM mcp_access_tokens WHERE org_id = $1 AND user_id = $2 ORDER BY created_at DESC LIMIT 1`, [a.id, a.users.approver.id])).rows[0].family_id as string;
+    // On its 89th day, a refresh gives a token that lives only to the 90th.
+    const fam = await family();
+    await su.query(`UPDATE mcp_refresh_tokens SET created_at = created_at - interval '89 days' WHERE org_id = $1 AND family_id = $2`, [a.id, fam]);
+    const late = await refreshAuthorization(base, { metadata, clientInformation: info, refreshToken: provider.saved!.refresh_token! });
+    const [{ left }] = (await su.query(`SELECT extract(epoch FROM expires_at - now()) / 86400 AS left FROM mcp_refresh_tokens WHERE org_id = $1 AND family_id = $2 AND used_at IS NULL`, [a.id, fam])).rows;
+    expect(Number(left)).toBeGreaterThan(0.9);
+    expect(Number(left)).toBeLessThan(1.1);
+    // Past its 90th day: refused, and every token of the grant ends.
+    await su.query(`UPDATE mcp_refresh_tokens SET created_at = created_at - interval '2 days' WHERE org_id = $1 AND family_id = $2`, [a.id, fam]);
+    await expect(refreshAuthorization(base, { metadata, clientInformation: info, refreshToken: late.refresh_token! })).rejects.toThrow(/older than 90 days|invalid_grant/i);
+    expect((await initialize(late.access_token)).status).toBe(401);
+
+    // A new grant; the member changes their password: the grant ends (the client approves again).
+    const again = await connectWithOAuth(a.users.approver.email);
+    expect((await initialize(again.provider.saved!.access_token)).status).toBe(200);
+    const cookie = await login(h, a.users.approver.email);
+    const changed = await h.http.post('/v1/auth/password').set('Cookie', cookie).send({ currentPassword: PASSWORD, newPassword: 'another passphrase for the approver' });
+    expect(changed.status).toBe(204);
+    try {
+      expect((await initialize(again.provider.saved!.access_token)).status).toBe(401);
+      await expect(refreshAuthorization(base, { metadata, clientInformation: again.provider.info!, refreshToken: again.provider.saved!.refresh_token! })).rejects.toThrow(/revoked|invalid_grant/i);
+    } finally {
+      const back = await h.http.post('/v1/auth/password').set('Cookie', cookie).send({ currentPassword: 'another passphrase for the approver', newPassword: PASSWORD });
+      expect(back.status).toBe(204);
+    }
+  });
+
   it('the calls-per-second limit holds per OAuth client and member: tokens got by refreshing do not multiply it', async () => {
     const { provider } = await connectWithOAuth(a.users.member.email, 'Rate-limited client');
     const metadata = await discoverAuthorizationServerMetadata(base);

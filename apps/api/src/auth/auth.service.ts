@@ -376,7 +376,14 @@ export class AuthService {
         .set({ revokedAt: () => 'now()' })
         .where('org_id = :org AND user_id = :user AND id <> :id AND revoked_at IS NULL', { org: p.orgId, user: p.userId, id: p.credentialId })
         .execute();
-      await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id });
+      // So do the grants the person gave MCP clients (a stolen session could have made one): the clients ask again.
+      const [grants]: { n: number }[] = await em.query(
+        `WITH r AS (UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING family_id),
+              a AS (UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id)
+         SELECT (SELECT count(DISTINCT family_id)::int FROM r) AS n, (SELECT count(*) FROM a) AS a`,
+        [p.orgId, p.userId],
+      );
+      await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id, payload: { mcpGrantsRevoked: grants?.n ?? 0 } });
       return true;
     });
     if (!ok) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The current password is wrong.');
@@ -385,6 +392,8 @@ export class AuthService {
     for (const o of orgs.filter((x) => x.org_id !== p.orgId)) {
       await this.db.inOrg({ orgId: o.org_id, userId: p.userId }, async (em) => {
         await em.query('UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
+        await em.query('UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
+        await em.query('UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
       });
     }
   }

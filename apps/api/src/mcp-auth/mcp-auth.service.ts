@@ -38,6 +38,8 @@ const REQUEST_TTL_SECONDS = 600;
 const CODE_TTL_SECONDS = 60;
 const TOKEN_TTL_SECONDS = 3600;
 const REFRESH_TTL_SECONDS = 30 * 24 * 3600;
+/** A grant's whole life, however often it is refreshed: then the member approves the client again. */
+export const GRANT_MAX_SECONDS = 90 * 24 * 3600;
 
 interface Grant {
   orgId: string;
@@ -239,8 +241,11 @@ export class McpAuthService {
       [g.orgId, tokenId, g.userId, g.clientId, hashToken(this.config.STEWARD_TOKEN_PEPPER, access), g.resource, g.scope, TOKEN_TTL_SECONDS, familyId],
     );
     await em.query(
-      `INSERT INTO mcp_refresh_tokens (org_id, id, family_id, user_id, client_id, token_hash, resource, scope, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now() + make_interval(secs => $9))`,
-      [g.orgId, newId(), familyId, g.userId, g.clientId, hashToken(this.config.STEWARD_TOKEN_PEPPER, refresh), g.resource, g.scope, REFRESH_TTL_SECONDS],
+      // Each refresh token lives 30 days, and none past the grant's 90th day (counted from its first token).
+      `INSERT INTO mcp_refresh_tokens (org_id, id, family_id, user_id, client_id, token_hash, resource, scope, expires_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, least(now() + make_interval(secs => $9),
+                 coalesce((SELECT min(f.created_at) FROM mcp_refresh_tokens f WHERE f.org_id = $1 AND f.family_id = $3), now()) + make_interval(secs => $10)))`,
+      [g.orgId, newId(), familyId, g.userId, g.clientId, hashToken(this.config.STEWARD_TOKEN_PEPPER, refresh), g.resource, g.scope, REFRESH_TTL_SECONDS, GRANT_MAX_SECONDS],
     );
     return { tokenId, view: { access_token: access, token_type: 'Bearer' as const, expires_in: TOKEN_TTL_SECONDS, refresh_token: refresh, scope: g.scope } };
   }
@@ -256,7 +261,7 @@ export class McpAuthService {
   }
 
   /** Ends a whole family: every refresh token and every access token issued in it. */
-  private async revokeFamily(row: RefreshRow, meta: Meta, action: 'mcp_oauth.refresh_reuse' | 'mcp_oauth.token_revoke'): Promise<void> {
+  private async revokeFamily(row: RefreshRow, meta: Meta, action: 'mcp_oauth.refresh_reuse' | 'mcp_oauth.token_revoke' | 'mcp_oauth.grant_expired'): Promise<void> {
     await this.db.inOrg({ orgId: row.org_id, userId: row.user_id }, async (em) => {
       const refresh = await em.query(`UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND family_id = $2 AND revoked_at IS NULL`, [row.org_id, row.family_id]);
       const access = await em.query(`UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND family_id = $2 AND revoked_at IS NULL`, [row.org_id, row.family_id]);
@@ -264,7 +269,7 @@ export class McpAuthService {
         action,
         targetType: 'User',
         targetId: row.user_id,
-        outcome: action === 'mcp_oauth.refresh_reuse' ? 'denied' : 'success',
+        outcome: action === 'mcp_oauth.token_revoke' ? 'success' : 'denied',
         payload: { familyId: row.family_id, clientId: row.client_id, kind: 'refresh_token', refreshTokensRevoked: Number(refresh[1] ?? 0), accessTokensRevoked: Number(access[1] ?? 0) },
       });
     });
@@ -292,6 +297,8 @@ export class McpAuthService {
       if (!claimed[0]?.length) return 'reused' as const;
       const m = await em.findOneBy(Membership, { orgId: row.org_id, userId: row.user_id });
       if (!m || m.status !== 'active') return 'inactive' as const;
+      const [age]: { over: boolean }[] = await em.query(`SELECT min(created_at) < now() - make_interval(secs => $3) AS over FROM mcp_refresh_tokens WHERE org_id = $1 AND family_id = $2`, [row.org_id, row.family_id, GRANT_MAX_SECONDS]);
+      if (age?.over) return 'aged' as const;
       const issued = await this.issue(em, { orgId: row.org_id, userId: row.user_id, clientId: row.client_id, resource: row.resource, scope: row.scope }, row.family_id);
       await this.audit.record(em, this.actor({ orgId: row.org_id, userId: row.user_id }, meta), {
         action: 'mcp_oauth.token_refresh',
@@ -306,6 +313,10 @@ export class McpAuthService {
       throw new OAuthError(400, 'invalid_grant', 'The refresh token was already used; every token of this grant is now revoked.');
     }
     if (outcome === 'inactive') throw new OAuthError(400, 'invalid_grant', 'The member who approved is no longer active.');
+    if (outcome === 'aged') {
+      await this.revokeFamily(row, meta, 'mcp_oauth.grant_expired');
+      throw new OAuthError(400, 'invalid_grant', `The grant is older than ${GRANT_MAX_SECONDS / 86_400} days: the member approves the client again.`);
+    }
     return outcome;
   }
 
