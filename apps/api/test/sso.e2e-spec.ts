@@ -180,6 +180,14 @@ describe('SSO (OpenID Connect per org)', () => {
     // here, but that session cannot move to globex; their password session can.
     const member = org.users.member;
     await inOrg(h.ds, { orgId: globex.id, userId: member.id }, (em) => em.insert(Membership, { id: newId(), orgId: globex.id, userId: member.id, status: 'active', suspendedAt: null, suspendedReason: null }));
+    // Another identity of the provider naming the member's email, which the provider does not say it verified: not linked.
+    await idp.setAccount('okta|mallory', { email: member.email, name: 'Mallory', groups: [] });
+    const claimed = await start({ email: member.email });
+    const unverified = await callback(await browseUntil(claimed.url, CALLBACK), claimed.binding);
+    expect(unverified.status).toBe(403);
+    expect(unverified.body.detail).toMatch(/does not say the email is verified/);
+    expect(unverified.headers['set-cookie'] ?? []).not.toEqual(expect.arrayContaining([expect.stringMatching(/^steward_session=sts_/)]));
+    expect((await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM sso_identities WHERE org_id = $1 AND subject = 'okta|mallory'`, [org.id])))[0].n).toBe(0);
     await idp.setAccount('okta|member', { email: member.email, email_verified: true, name: 'Member', groups: [] });
     const viaSso = await signIn(member.email);
     const moved = await h.http.post('/v1/auth/switch-org').set('Cookie', viaSso).send({ org: globex.slug });

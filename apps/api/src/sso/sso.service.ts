@@ -265,6 +265,12 @@ export class SsoService {
     let ownedElsewhere = false;
     if (!userId) {
       const [existing]: { user_id: string }[] = await this.db.outsideOrg((em) => em.query('SELECT user_id FROM steward_auth_user_by_email($1)', [email]));
+      // An existing account is linked by its email only when the provider vouches for that email
+      // (email_verified true): a provider that lets people edit their email and omits the claim
+      // (Entra ID) would otherwise hand anyone there the account of whoever they name.
+      if (existing && claims.email_verified !== true) {
+        return fail('email_unverified', 'An account with this email exists already, and the identity provider does not say the email is verified: it is not linked.', 403);
+      }
       userId = existing?.user_id ?? newId();
       createdUser = !existing;
       ownedElsewhere = !!existing && (await accountOwnedElsewhere(this.db, email, org.id));
