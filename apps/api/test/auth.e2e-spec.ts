@@ -234,6 +234,22 @@ describe('identity', () => {
     });
   });
 
+  it('refuses a state-changing request that another site made with the session cookie (CSRF); the console\'s proxy and the API\'s own pages pass', async () => {
+    const admin = await login(h, org.users.admin.email);
+    const group = (headers: Record<string, string>) => h.http.post('/v1/groups').set('Cookie', admin).set(headers).send({ name: `csrf-${Object.values(headers).join('-') || 'none'}-${Date.now()}` });
+    for (const headers of [{ Origin: 'https://evil.example' }, { Origin: 'null' }, { 'Sec-Fetch-Site': 'cross-site' }, { 'Sec-Fetch-Site': 'same-site', Origin: 'http://127.0.0.1:1' }]) {
+      const res = await group(headers);
+      expect({ headers, status: res.status, type: res.headers['content-type'] }).toEqual({ headers, status: 403, type: expect.stringMatching(/application\/problem\+json/) });
+      expect(res.body.detail).toMatch(/another site is refused \(CSRF\)/);
+    }
+    const csrf = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM groups WHERE org_id = $1 AND name LIKE 'csrf-%'`, [org.id]));
+    expect(csrf[0].n).toBe(0);
+    // No browser headers (the console's proxy, a script), or the API's own origin: accepted; a read from anywhere too.
+    expect((await group({})).status).toBe(201);
+    expect((await group({ Host: 'steward.test', Origin: 'http://steward.test', 'Sec-Fetch-Site': 'same-origin' })).status).toBe(201);
+    expect((await h.http.get('/v1/groups').set('Cookie', admin).set('Origin', 'https://evil.example')).status).toBe(200);
+  });
+
   describe('API keys', () => {
     it('are prefixed, shown once, scoped, and revocable', async () => {
       const admin = await login(h, org.users.admin.email);

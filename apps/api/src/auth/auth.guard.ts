@@ -121,6 +121,22 @@ export class AuthGuard implements CanActivate {
     return { orgId: row.org_id, tokenId: row.token_id, sourceIp: req.ip ?? null, requestId: req.id };
   }
 
+  /**
+   * A browser's state-changing request made by another page (a form or a script on another site,
+   * or on a sibling host or port, to which SameSite cookies still go): refused when it rides on the
+   * session cookie. The console's own proxy sends neither header (it calls from its server); a
+   * browser sends both, and says where the page was.
+   */
+  private crossSite(req: Request): boolean {
+    if (req.method === 'GET' || req.method === 'HEAD' || req.method === 'OPTIONS') return false;
+    const site = req.header('sec-fetch-site');
+    if (site && site !== 'same-origin' && site !== 'none') return true;
+    const origin = req.header('origin');
+    if (origin === undefined) return false;
+    const own = [this.config.STEWARD_PUBLIC_URL, this.config.STEWARD_CONSOLE_URL, `${req.protocol}://${req.get('host') ?? ''}`].flatMap((u) => (u && URL.canParse(u) ? [new URL(u).origin] : []));
+    return !own.includes(origin);
+  }
+
   private async credential(req: Request): Promise<Credential | undefined> {
     const authorization = req.header('authorization');
     if (authorization) {
@@ -136,6 +152,7 @@ export class AuthGuard implements CanActivate {
     }
     const cookie = readCookie(req, SESSION_COOKIE);
     if (cookie && cookie.startsWith(TokenPrefix.Session) && cookie.length <= 200) {
+      if (this.crossSite(req)) throw AppError.forbidden('A state-changing request from another site is refused (CSRF): the console sends its requests through its own /api.');
       const rows: { session_id: string; org_id: string; user_id: string; mfa_at: Date | null }[] = await this.db.outsideOrg((em) =>
         em.query('SELECT session_id, org_id, user_id, mfa_at FROM steward_auth_session($1)', [hashToken(this.config.STEWARD_TOKEN_PEPPER, cookie)]),
       );
