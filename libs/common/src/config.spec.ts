@@ -17,6 +17,13 @@ function problems(env: Record<string, string>): string[] {
 }
 
 describe('config', () => {
+  it('reads TRUST_PROXY as off, on, a number of hops or the proxies\' addresses, and refuses anything else', () => {
+    const trust = (v?: string) => parseConfig({ ...base, ...(v === undefined ? {} : { TRUST_PROXY: v }) }).TRUST_PROXY;
+    expect([trust(), trust('false'), trust('0'), trust('true'), trust('1'), trust('2')]).toEqual([false, false, false, true, 1, 2]);
+    expect(trust('loopback, uniquelocal,10.0.0.0/8, fd00::/8')).toEqual(['loopback', 'uniquelocal', '10.0.0.0/8', 'fd00::/8']);
+    for (const bad of ['everyone', 'loopback,example.com', '10.0.0.0/8;rm']) expect(problems({ ...base, TRUST_PROXY: bad })).toEqual([expect.stringMatching(/^TRUST_PROXY: true, false, a number of hops/)]);
+  });
+
   it('has no default for a secret and names the missing variable', () => {
     const list = problems({});
     expect(list.some((p) => p.startsWith('STEWARD_TOKEN_PEPPER:'))).toBe(true);

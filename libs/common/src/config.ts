@@ -28,6 +28,29 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((v) => v === 'true' || v === '1' || v === 'yes');
 
+/** One entry of TRUST_PROXY's list: an Express preset or an IPv4/IPv6 address or CIDR range. */
+const PROXY_ADDRESS = /^(loopback|linklocal|uniquelocal|\d{1,3}(\.\d{1,3}){3}(\/\d{1,2})?|[0-9a-fA-F:]{2,39}(\/\d{1,3})?)$/;
+
+/**
+ * Which peers are proxies whose X-Forwarded-For is believed (Express `trust proxy`): `false` (none,
+ * the default: the client is the peer), `true` (every hop: only behind one that overwrites the
+ * header), a number of hops (`2`: an ingress, then the console), or a list of the proxies'
+ * addresses (`loopback,uniquelocal`, `10.0.0.0/8`), the safest where the console is the proxy.
+ */
+const trustProxy = z
+  .string()
+  .trim()
+  .max(500)
+  .transform((v, ctx): boolean | number | string[] => {
+    if (/^(true|yes)$/i.test(v)) return true;
+    if (/^(false|no|0)$/i.test(v)) return false;
+    if (/^\d{1,2}$/.test(v)) return Number(v);
+    const list = v.split(',').map((x) => x.trim()).filter(Boolean);
+    if (list.length && list.length <= 20 && list.every((x) => PROXY_ADDRESS.test(x))) return list;
+    ctx.addIssue({ code: 'custom', message: 'true, false, a number of hops, or a comma-separated list of loopback, linklocal, uniquelocal and IP addresses or CIDR ranges' });
+    return z.NEVER;
+  });
+
 export const configSchema = z.object({
   NODE_ENV: z.enum(['development', 'test', 'production']).default('production'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
@@ -103,7 +126,7 @@ export const configSchema = z.object({
   SESSION_COOKIE_SECURE: bool.optional(),
   STEP_UP_TTL_MINUTES: z.coerce.number().int().min(1).max(120).default(10),
   BODY_LIMIT_BYTES: z.coerce.number().int().min(1024).max(10 * 1024 * 1024).default(512 * 1024),
-  TRUST_PROXY: bool.default(false),
+  TRUST_PROXY: trustProxy.default(false),
   /** Requests per minute per client address, across the API. */
   RATE_LIMIT_PER_MINUTE: z.coerce.number().int().min(1).max(1_000_000).default(1200),
   /** Requests per minute per client address on sign-in, setup and invitation acceptance. */
