@@ -359,6 +359,21 @@ describe('identity', () => {
     });
   });
 
+  it('limits wrong passwords per account, from any address: 20 within 15 minutes, then no password (the right one neither) until the window ends; a right one resets the count', async () => {
+    const u = await addUser(h.ds, org, 'member', 'guessed');
+    const signIn = (password: string) => h.http.post('/v1/auth/login').send({ email: u.email, password });
+    for (let i = 0; i < 19; i++) expect((await signIn(`guess ${i}`)).status).toBe(401);
+    expect((await signIn(PASSWORD)).status).toBe(200); // resets the count
+    for (let i = 0; i < 20; i++) expect((await signIn(`guess again ${i}`)).status).toBe(401);
+    const locked = await signIn(PASSWORD);
+    expect({ status: locked.status, code: locked.body.code }).toEqual({ status: 429, code: 'rate_limited' });
+    expect(locked.body.detail).toMatch(/^20 wrong passwords were entered for this account; it takes no password for \d+ more minute\(s\)/);
+    // Another account is not held back, and once the window has passed the right password works again.
+    expect((await h.http.post('/v1/auth/login').send({ email: org.users.auditor.email, password: PASSWORD })).status).toBe(200);
+    await inOrg(h.ds, { orgId: org.id, userId: u.id }, (em) => em.query(`UPDATE users SET password_failures_since = now() - interval '16 minutes' WHERE id = $1`, [u.id]));
+    expect((await signIn(PASSWORD)).status).toBe(200);
+  }, 120_000);
+
   it('limits the rate of sign-in attempts per address', async () => {
     const limited = await startHarness({ db: h.db, env: { AUTH_RATE_LIMIT_PER_MINUTE: '3' } });
     try {

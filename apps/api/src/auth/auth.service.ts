@@ -28,8 +28,14 @@ interface UserAuthRow {
 const invalid = () => new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The email or password is wrong.');
 
 /** Wrong authenticator codes an account takes within the window (from any address) before its second factor refuses every code until the window ends. */
-const WRONG_CODES_PER_WINDOW = 10;
-const WRONG_CODE_WINDOW_MINUTES = 15;
+/**
+ * Attempts an account takes within a window, from any address (besides each address's own limit):
+ * authenticator codes, and passwords at sign-in (guesses spread over many addresses run out).
+ */
+const ATTEMPTS = {
+  totp: { limit: 10, minutes: 15, column: 'totp_failures' },
+  password: { limit: 20, minutes: 15, column: 'password_failures' },
+} as const;
 
 @Injectable()
 export class AuthService {
@@ -51,8 +57,12 @@ export class AuthService {
   async login(body: z.infer<typeof LoginBody>, meta: RequestMeta): Promise<{ token: string; view: z.infer<typeof SessionView> }> {
     const rows: UserAuthRow[] = await this.db.outsideOrg((em) => em.query('SELECT * FROM steward_auth_user_by_email($1)', [body.email]));
     const row = rows[0];
+    // Counted against the account before the password is checked (a right one resets the count).
+    const locked = row?.password_hash ? await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => this.takeAttempt(em, row.user_id, 'password')) : null;
+    if (locked) throw locked;
     const passwordOk = await verifyPassword(row?.password_hash ?? (await decoyHash()), body.password);
     if (!row || !row.password_hash) throw invalid();
+    if (passwordOk) await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => em.query(`UPDATE users SET password_failures = 0, password_failures_since = NULL WHERE id = $1 AND password_failures > 0`, [row.user_id]));
 
     const orgs: { org_id: string; slug: string; status: string }[] = await this.db.outsideOrg((em) =>
       em.query('SELECT * FROM steward_auth_user_orgs($1)', [row.user_id]),
@@ -95,7 +105,7 @@ export class AuthService {
       }
       const ctx = { orgId: chosen.org_id, userId: row.user_id };
       // The attempt is counted (committed) before the code is checked: codes sent side by side all count.
-      const locked = await this.db.inOrg(ctx, (em) => this.takeCodeAttempt(em, row.user_id));
+      const locked = await this.db.inOrg(ctx, (em) => this.takeAttempt(em, row.user_id));
       if (locked) return fail('totp_locked', locked);
       const step = await this.verifyCode(row, body.totpCode);
       const used = step !== null && (await this.db.inOrg(ctx, (em) => this.useStep(em, row.user_id, step)));
@@ -158,32 +168,28 @@ export class AuthService {
   }
 
   /**
-   * Counts a code attempt against the account before the code is checked, in one statement that
-   * takes the user's row lock (attempts sent side by side are counted one after the other): null
-   * while the account takes codes, or the refusal once WRONG_CODES_PER_WINDOW attempts that were
-   * not followed by a right code came within WRONG_CODE_WINDOW_MINUTES, from any address. A right
-   * code resets the count (useStep).
+   * Counts an attempt against the account before it is checked, in one statement that takes the
+   * user's row lock (attempts sent side by side are counted one after the other): null while the
+   * account takes attempts of this kind, or the refusal once its limit of attempts not followed by a
+   * right one came within its window, from any address. A right one resets the count (useStep for
+   * codes, a right password at sign-in).
    */
-  private async takeCodeAttempt(em: EntityManager, userId: string): Promise<AppError | null> {
+  private async takeAttempt(em: EntityManager, userId: string, kind: 'totp' | 'password' = 'totp'): Promise<AppError | null> {
+    const { limit, minutes, column } = ATTEMPTS[kind];
     const taken = await queryReturning(
       em,
-      `UPDATE users SET totp_failures = CASE WHEN totp_failures_since IS NULL OR totp_failures_since <= now() - make_interval(mins => $2) THEN 1 ELSE totp_failures + 1 END,
-                        totp_failures_since = CASE WHEN totp_failures_since IS NULL OR totp_failures_since <= now() - make_interval(mins => $2) THEN now() ELSE totp_failures_since END
-        WHERE id = $1 AND NOT (totp_failures >= $3 AND totp_failures_since > now() - make_interval(mins => $2))
+      `UPDATE users SET ${column} = CASE WHEN ${column}_since IS NULL OR ${column}_since <= now() - make_interval(mins => $2) THEN 1 ELSE ${column} + 1 END,
+                        ${column}_since = CASE WHEN ${column}_since IS NULL OR ${column}_since <= now() - make_interval(mins => $2) THEN now() ELSE ${column}_since END
+        WHERE id = $1 AND NOT (${column} >= $3 AND ${column}_since > now() - make_interval(mins => $2))
         RETURNING id`,
-      [userId, WRONG_CODE_WINDOW_MINUTES, WRONG_CODES_PER_WINDOW],
+      [userId, minutes, limit],
     );
     if (taken.length) return null;
-    const [u]: { retry_seconds: number | null }[] = await em.query(
-      `SELECT ceil(extract(epoch FROM totp_failures_since + make_interval(mins => $2) - now()))::int AS retry_seconds FROM users WHERE id = $1`,
-      [userId, WRONG_CODE_WINDOW_MINUTES],
-    );
-    return new AppError(
-      429,
-      ErrorCode.RateLimited,
-      'Too many wrong codes',
-      `${WRONG_CODES_PER_WINDOW} wrong authenticator codes were entered for this account; its second factor takes no code for ${Math.max(1, Math.ceil((u?.retry_seconds ?? 60) / 60))} more minute(s).`,
-    );
+    const [u]: { retry_seconds: number | null }[] = await em.query(`SELECT ceil(extract(epoch FROM ${column}_since + make_interval(mins => $2) - now()))::int AS retry_seconds FROM users WHERE id = $1`, [userId, minutes]);
+    const wait = Math.max(1, Math.ceil((u?.retry_seconds ?? 60) / 60));
+    return kind === 'totp'
+      ? new AppError(429, ErrorCode.RateLimited, 'Too many wrong codes', `${limit} wrong authenticator codes were entered for this account; its second factor takes no code for ${wait} more minute(s).`)
+      : new AppError(429, ErrorCode.RateLimited, 'Too many wrong passwords', `${limit} wrong passwords were entered for this account; it takes no password for ${wait} more minute(s) (single sign-on still works).`);
   }
 
   private async verifyCode(row: Pick<UserAuthRow, 'user_id' | 'totp_secret_sealed' | 'totp_last_step'>, code: string): Promise<number | null> {
@@ -289,7 +295,7 @@ export class AuthService {
     await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('Enrol an authenticator first (POST /v1/auth/totp/enroll).');
-      const locked = await this.takeCodeAttempt(em, user.id);
+      const locked = await this.takeAttempt(em, user.id);
       if (locked) {
         await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId, outcome: 'failure', payload: { reason: 'totp_locked' } });
         return locked;
@@ -341,7 +347,7 @@ export class AuthService {
     const ok = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('No authenticator is enrolled.');
-      const locked = await this.takeCodeAttempt(em, user.id);
+      const locked = await this.takeAttempt(em, user.id);
       if (locked) {
         await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id, outcome: 'failure', payload: { reason: 'totp_locked' } });
         return locked;

@@ -35,6 +35,13 @@ export class User {
   @Column({ name: 'totp_failures_since', type: 'timestamptz', nullable: true })
   totpFailuresSince!: Date | null;
 
+  /** Password attempts at sign-in since `passwordFailuresSince` not followed by a right one (the account's own limit, whatever the address). */
+  @Column({ name: 'password_failures', type: 'integer', default: 0 })
+  passwordFailures!: number;
+
+  @Column({ name: 'password_failures_since', type: 'timestamptz', nullable: true })
+  passwordFailuresSince!: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

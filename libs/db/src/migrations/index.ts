@@ -47,6 +47,7 @@ import { ReviewStepClaims1766188800001 } from './1766188800001-review-step-claim
 import { TaskCostMonths1766188800002 } from './1766188800002-task-cost-months';
 import { ReviewDismiss1766275200000 } from './1766275200000-review-dismiss';
 import { OrgRunningCap1766275200001 } from './1766275200001-org-running-cap';
+import { PasswordAttempts1766275200002 } from './1766275200002-password-attempts';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -99,4 +100,5 @@ export const MIGRATIONS = [
   TaskCostMonths1766188800002,
   ReviewDismiss1766275200000,
   OrgRunningCap1766275200001,
+  PasswordAttempts1766275200002,
 ];
