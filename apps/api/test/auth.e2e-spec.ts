@@ -368,6 +368,9 @@ describe('identity', () => {
     const locked = await signIn(PASSWORD);
     expect({ status: locked.status, code: locked.body.code }).toEqual({ status: 429, code: 'rate_limited' });
     expect(locked.body.detail).toMatch(/^20 wrong passwords were entered for this account; it takes no password for \d+ more minute\(s\)/);
+    const reasons = (await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT canonical::jsonb->'payload'->>'reason' AS reason FROM audit_events WHERE org_id = $1 AND action = 'auth.login' AND outcome = 'failure' AND target_id = $2`, [org.id, u.id]))).map((r: { reason: string }) => r.reason);
+    expect(reasons.filter((r: string) => r === 'password')).toHaveLength(39);
+    expect(reasons.filter((r: string) => r === 'password_locked')).toHaveLength(1);
     // Another account is not held back, and once the window has passed the right password works again.
     expect((await h.http.post('/v1/auth/login').send({ email: org.users.auditor.email, password: PASSWORD })).status).toBe(200);
     await inOrg(h.ds, { orgId: org.id, userId: u.id }, (em) => em.query(`UPDATE users SET password_failures_since = now() - interval '16 minutes' WHERE id = $1`, [u.id]));

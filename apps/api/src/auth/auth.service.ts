@@ -57,33 +57,30 @@ export class AuthService {
   async login(body: z.infer<typeof LoginBody>, meta: RequestMeta): Promise<{ token: string; view: z.infer<typeof SessionView> }> {
     const rows: UserAuthRow[] = await this.db.outsideOrg((em) => em.query('SELECT * FROM steward_auth_user_by_email($1)', [body.email]));
     const row = rows[0];
-    // Counted against the account before the password is checked (a right one resets the count).
-    const locked = row?.password_hash ? await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => this.takeAttempt(em, row.user_id, 'password')) : null;
-    if (locked) throw locked;
-    const passwordOk = await verifyPassword(row?.password_hash ?? (await decoyHash()), body.password);
-    if (!row || !row.password_hash) throw invalid();
-    if (passwordOk) await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => em.query(`UPDATE users SET password_failures = 0, password_failures_since = NULL WHERE id = $1 AND password_failures > 0`, [row.user_id]));
-
-    const orgs: { org_id: string; slug: string; status: string }[] = await this.db.outsideOrg((em) =>
-      em.query('SELECT * FROM steward_auth_user_orgs($1)', [row.user_id]),
-    );
+    const orgs: { org_id: string; slug: string; status: string }[] = row ? await this.db.outsideOrg((em) => em.query('SELECT * FROM steward_auth_user_orgs($1)', [row.user_id])) : [];
     const chosen = body.org ? orgs.find((o) => o.slug === body.org) : orgs.length === 1 ? orgs[0] : undefined;
     const actor = (orgId: string): AuditActor => ({
       orgId,
       actorType: 'user',
-      actorId: row.user_id,
+      actorId: row!.user_id,
       client: 'console',
       sourceIp: meta.sourceIp,
       requestId: meta.requestId,
     });
     const fail = async (reason: string, error: AppError): Promise<never> => {
-      if (chosen) {
+      if (chosen && row) {
         await this.db.inOrg({ orgId: chosen.org_id, userId: row.user_id }, (em) =>
           this.audit.record(em, actor(chosen.org_id), { action: 'auth.login', targetType: 'User', targetId: row.user_id, outcome: 'failure', payload: { reason } }),
         );
       }
       throw error;
     };
+    // Counted against the account before the password is checked (a right one resets the count).
+    const locked = row?.password_hash ? await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => this.takeAttempt(em, row.user_id, 'password')) : null;
+    if (locked) return fail('password_locked', locked);
+    const passwordOk = await verifyPassword(row?.password_hash ?? (await decoyHash()), body.password);
+    if (!row || !row.password_hash) throw invalid();
+    if (passwordOk) await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => em.query(`UPDATE users SET password_failures = 0, password_failures_since = NULL WHERE id = $1 AND password_failures > 0`, [row.user_id]));
     if (!passwordOk) return fail('password', invalid());
     if (!chosen) {
       if (orgs.length === 0 || body.org) throw invalid();
