@@ -10,6 +10,7 @@ import { type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime,
 import { ConfigKeyProvider } from '@steward/vault';
 import { monthStart, writeGeneratedOrg } from '@steward/oversight';
 import { addUser, type Harness, login, PASSWORD, type RoleKey, type SeededOrg, seedOrg, startHarness } from '../../apps/api/test/support/harness';
+import { newMcpGrant } from '../../apps/api/test/support/fixtures';
 import { type ConsoleServer, ensureConsoleBuild, startConsole } from './console-server';
 
 /**
@@ -607,6 +608,27 @@ describe('admin console in a real browser', () => {
     await cutRow.waitFor({ state: 'detached' });
     const [closed] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT review_state, reviewed_by FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, cut]));
     expect(closed).toEqual({ review_state: 'dismissed', reviewed_by: org.users.approver.id });
+  });
+
+  it('a member sees the MCP clients they allowed on their account page and revokes one: it ends at once', async () => {
+    const member = await login(h, org.users.member.email);
+    const owner = await login(h, org.users.owner.email);
+    const grantId = await newMcpGrant({ h, org, role: 'member', cookie: member, ownerCookie: owner });
+    const page = await signIn('member');
+    await open(page, '/account', 'Account');
+    const table = page.getByTestId('mcp-grants');
+    await table.getByText('Fixture client').first().waitFor();
+    await axe(page, '/account (MCP clients)');
+    await shot(page, 'account-mcp-clients');
+    const revoke = table.getByRole('button', { name: 'Revoke Fixture client' });
+    expect(await revoke.count()).toBe(1);
+    await revoke.click();
+    await revoke.waitFor({ state: 'detached' });
+    await table.getByText('revoked', { exact: true }).waitFor();
+    const listed = await h.http.get('/v1/mcp-grants').query({ user: org.users.member.id, status: 'revoked' }).set('Cookie', owner);
+    expect(listed.body.items.map((g: { id: string }) => g.id)).toContain(grantId);
+    const [live] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM mcp_access_tokens WHERE org_id = $1 AND family_id = $2 AND revoked_at IS NULL`, [org.id, grantId]));
+    expect(live).toEqual({ n: 0 });
   });
 
   it('the owner turns a trust-tuning recommendation into a policy draft', async () => {

@@ -22,6 +22,8 @@ import { ScimController, ScimTokensController } from './scim/scim.controller';
 import { ScimService } from './scim/scim.service';
 import { McpAuthController } from './mcp-auth/mcp-auth.controller';
 import { McpAuthService } from './mcp-auth/mcp-auth.service';
+import { McpGrantsController } from './mcp-auth/mcp-grants.controller';
+import { McpGrantsService } from './mcp-auth/mcp-grants.service';
 import { SsoController } from './sso/sso.controller';
 import { SsoService } from './sso/sso.service';
 import { CONFIG, DATA_SOURCE, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from './core/tokens';
@@ -121,6 +123,7 @@ export class AppModule {
         ScimController,
         ScimTokensController,
         McpAuthController,
+        McpGrantsController,
         IncidentsController,
         IncidentSettingsController,
         SanctionsController,
@@ -172,6 +175,7 @@ export class AppModule {
         SsoService,
         ScimService,
         McpAuthService,
+        McpGrantsService,
         IncidentsService,
         SanctionsService,
         TuningService,

@@ -283,6 +283,26 @@ describe('identity', () => {
       expect(asOwner.status).toBe(201);
     });
 
+    it("are listed for one member on request: an admin's own list holds only the admin's keys; a member may ask only for their own", async () => {
+      const admin = await login(h, org.users.admin.email);
+      const member = await login(h, org.users.member.email);
+      const adminKey = await newApiKey(h, admin);
+      const memberKey = await newApiKey(h, member);
+      const ids = async (cookie: string, user?: string) => {
+        const res = await h.http.get('/v1/api-keys').query({ limit: 200, ...(user ? { user } : {}) }).set('Cookie', cookie);
+        expect(res.status).toBe(200);
+        return (res.body.items as { id: string; userId: string }[]).map((k) => k.id);
+      };
+      expect(await ids(admin)).toEqual(expect.arrayContaining([adminKey.id, memberKey.id]));
+      const adminsOwn = await ids(admin, org.users.admin.id);
+      expect(adminsOwn).toContain(adminKey.id);
+      expect(adminsOwn).not.toContain(memberKey.id);
+      expect(await ids(admin, org.users.member.id)).toEqual([memberKey.id]);
+      expect(await ids(member)).toEqual([memberKey.id]);
+      expect(await ids(member, org.users.member.id)).toEqual([memberKey.id]);
+      expect((await h.http.get('/v1/api-keys').query({ user: org.users.admin.id }).set('Cookie', member)).status).toBe(403);
+    });
+
     it('cannot carry a permission its user lacks', async () => {
       const member = await login(h, org.users.member.email);
       const res = await h.http.post('/v1/api-keys').set('Cookie', member).send({ name: 'x', scopes: ['read:AuditEvent'] });

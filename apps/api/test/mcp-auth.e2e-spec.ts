@@ -415,6 +415,63 @@ describe('MCP OAuth against the gateway (SDK client, sign-in and consent page, t
     }
   });
 
+  it("lists the grants a member gave MCP clients; the member or an admin revokes one and its tokens end at the gateway; others neither see nor end it", async () => {
+    const desk = await connectWithOAuth(a.users.member.email, 'Desk client (grants)');
+    const ide = await connectWithOAuth(a.users.member.email, 'IDE client (grants)');
+    const member = await login(h, a.users.member.email);
+    type GrantView = { id: string; userId: string; clientId: string; clientName: string; status: string; createdAt: string; lastRefreshedAt: string; expiresAt: string; revokedAt: string | null };
+    const mine = async (cookie: string, query: Record<string, string> = {}) => {
+      const res = await h.http.get('/v1/mcp-grants').query(query).set('Cookie', cookie);
+      expect(res.status).toBe(200);
+      return res.body as { items: GrantView[]; total: number };
+    };
+    const listed = await mine(member);
+    const deskGrant = listed.items.find((g) => g.clientId === desk.provider.info!.client_id)!;
+    const ideGrant = listed.items.find((g) => g.clientId === ide.provider.info!.client_id)!;
+    expect(deskGrant).toMatchObject({ userId: a.users.member.id, clientName: 'Desk client (grants)', status: 'active', revokedAt: null });
+    expect(ideGrant).toMatchObject({ clientName: 'IDE client (grants)', status: 'active' });
+    expect(Date.parse(deskGrant.expiresAt) - Date.parse(deskGrant.createdAt)).toBe(90 * 86_400_000);
+    // Only the member's own: another member of the org sees none of them and cannot end them; nor can org B.
+    const approver = await login(h, a.users.approver.email);
+    expect((await mine(approver)).items.map((g) => g.userId).filter((u) => u !== a.users.approver.id)).toEqual([]);
+    expect((await h.http.get('/v1/mcp-grants').query({ user: a.users.member.id }).set('Cookie', approver)).status).toBe(403);
+    expect((await h.http.delete(`/v1/mcp-grants/${deskGrant.id}`).set('Cookie', approver)).status).toBe(404);
+    const otherOrg = await login(h, b.users.owner.email);
+    expect((await h.http.delete(`/v1/mcp-grants/${deskGrant.id}`).set('Cookie', otherOrg)).status).toBe(404);
+    expect((await mine(otherOrg)).items.find((g) => g.id === deskGrant.id)).toBeUndefined();
+    expect((await initialize(desk.provider.saved!.access_token)).status).toBe(200);
+
+    // The member ends the desk client's grant: its access token, its refresh token and its open session stop working.
+    expect((await h.http.delete(`/v1/mcp-grants/${deskGrant.id}`).set('Cookie', member)).status).toBe(204);
+    expect((await initialize(desk.provider.saved!.access_token)).status).toBe(401);
+    const metadata = await discoverAuthorizationServerMetadata(base);
+    await expect(refreshAuthorization(base, { metadata, clientInformation: desk.provider.info!, refreshToken: desk.provider.saved!.refresh_token! })).rejects.toThrow(/revoked|invalid_grant/i);
+    await new Promise((r) => setTimeout(r, 1100));
+    await expect(desk.client.listTools()).rejects.toThrow();
+    const again = await h.http.delete(`/v1/mcp-grants/${deskGrant.id}`).set('Cookie', member);
+    expect(again.status).toBe(409);
+    expect(again.headers['content-type']).toMatch(/^application\/problem\+json/);
+    const [event] = (await su.query(`SELECT actor_id, target_id, canonical::jsonb->'payload' AS payload FROM audit_events WHERE org_id = $1 AND action = 'mcp_oauth.grant_revoke'`, [a.id])).rows;
+    expect(event).toMatchObject({ actor_id: a.users.member.id, target_id: a.users.member.id, payload: { familyId: deskGrant.id, clientId: deskGrant.clientId, refreshTokensRevoked: 1, accessTokensRevoked: 1 } });
+
+    // An admin ends the member's other grant (offboarding a lost laptop); the lists show what ended.
+    const owner = await login(h, a.users.owner.email);
+    const ofMember = await mine(owner, { user: a.users.member.id, status: 'active' });
+    expect(ofMember.items.map((g) => g.id)).toContain(ideGrant.id);
+    expect(ofMember.items.map((g) => g.id)).not.toContain(deskGrant.id);
+    expect((await h.http.delete(`/v1/mcp-grants/${ideGrant.id}`).set('Cookie', owner)).status).toBe(204);
+    expect((await initialize(ide.provider.saved!.access_token)).status).toBe(401);
+    const ended = await mine(member, { status: 'revoked' });
+    expect(ended.items.map((g) => g.id)).toEqual(expect.arrayContaining([deskGrant.id, ideGrant.id]));
+    expect(ended.total).toBe(ended.items.length);
+    expect((await mine(member, { status: 'active' })).items.map((g) => g.id)).not.toContain(deskGrant.id);
+    for (const g of ended.items) expect(g.revokedAt).not.toBeNull();
+    // Bad input changes nothing.
+    expect((await h.http.get('/v1/mcp-grants').query({ status: 'gone' }).set('Cookie', member)).status).toBe(400);
+    expect((await h.http.get('/v1/mcp-grants').query({ user: 'not-a-uuid' }).set('Cookie', owner)).status).toBe(400);
+    expect((await h.http.delete('/v1/mcp-grants/not-a-uuid').set('Cookie', member)).status).toBe(404);
+  });
+
   it('the calls-per-second limit holds per OAuth client and member: tokens got by refreshing do not multiply it', async () => {
     const { provider } = await connectWithOAuth(a.users.member.email, 'Rate-limited client');
     const metadata = await discoverAuthorizationServerMetadata(base);

@@ -69,6 +69,9 @@ const TABLE: Record<string, Row> = {
   'GET /v1/oauth/requests/{request}': every('ok'),
   'POST /v1/oauth/requests/{request}/approve': every('ok'),
   'POST /v1/oauth/requests/{request}/deny': every('ok'),
+  // Grants given to MCP clients: under the API key permissions (the org's, or one's own).
+  'GET /v1/mcp-grants': every('ok'),
+  'DELETE /v1/mcp-grants/{id}': every('ok'), // one's own grant
   'POST /oauth/revoke': every('ok'), // RFC 7009: the same answer whether or not the token was known
   'GET /oauth/consent': every('ok'), // the consent page for the signed-in member
   'POST /oauth/consent/sign-in': every(404), // a request Steward never issued

@@ -12,6 +12,7 @@ export const PERMISSIONS = {
   Invitation: ['read', 'create', 'revoke'],
   Role: ['read', 'create', 'update', 'delete'],
   Group: ['read', 'create', 'update', 'delete', 'manage_members'],
+  /** API keys, and the grants members gave MCP clients through OAuth: both are bearer credentials of the gateway. */
   ApiKey: ['read', 'create', 'revoke'],
   AuditEvent: ['read', 'read_sensitive', 'verify', 'export', 'checkpoint', 'erase'],
   Policy: ['read', 'create', 'update', 'delete', 'activate'],

@@ -36,4 +36,8 @@ export const CreatedApiKey = z.strictObject({
     .regex(/^stw_[A-Za-z0-9_-]+$/),
 });
 
-export const ListApiKeysQuery = PageQuery.extend({ status: z.enum(['active', 'expired', 'revoked']).optional() });
+export const ListApiKeysQuery = PageQuery.extend({
+  status: z.enum(['active', 'expired', 'revoked']).optional(),
+  /** Only this member's keys (everyone's needs the permission to read every key). */
+  user: Uuid.optional(),
+});

@@ -42,9 +42,11 @@ export class ApiKeysService {
   async list(p: Principal, q: z.infer<typeof ListApiKeysQuery>) {
     const reach = this.access.reach(p, 'read', 'ApiKey');
     if (reach === 'none') await this.access.authorize(p, 'read', 'ApiKey');
+    if (reach === 'own' && q.user && q.user !== p.userId) throw AppError.forbidden('Your roles allow listing only your own API keys.');
+    const user = reach === 'own' ? p.userId : q.user;
     return this.db.inOrg(p, async (em) => {
       const qb = em.createQueryBuilder(ApiKey, 'k').where('k.org_id = :org', { org: p.orgId });
-      if (reach === 'own') qb.andWhere('k.user_id = :user', { user: p.userId });
+      if (user) qb.andWhere('k.user_id = :user', { user });
       if (q.status === 'revoked') qb.andWhere('k.revoked_at IS NOT NULL');
       if (q.status === 'expired') qb.andWhere('k.revoked_at IS NULL AND k.expires_at <= now()');
       if (q.status === 'active') qb.andWhere('k.revoked_at IS NULL AND k.expires_at > now()');

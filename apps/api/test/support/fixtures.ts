@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { newId } from '@steward/common';
@@ -322,6 +322,23 @@ export async function newMcpAuthorization(c: Ctx): Promise<string> {
   return new URL(res.headers.location as string, 'http://x').searchParams.get('request')!;
 }
 
+/** A grant the role's own user gave an MCP client, as a client gets one: consent, then the code and its PKCE verifier at the token endpoint. */
+export async function newMcpGrant(c: Ctx): Promise<string> {
+  const redirect = 'http://127.0.0.1:53682/callback';
+  const verifier = `v-${rnd()}`.padEnd(43, 'v');
+  const challenge = createHash('sha256').update(verifier).digest('base64url');
+  const client = await ok<{ client_id: string }>(await c.h.http.post('/oauth/register').send({ client_name: 'Fixture client', redirect_uris: [redirect] }), 201, 'mcp client');
+  const res = await c.h.http.get('/oauth/authorize').query({ response_type: 'code', client_id: client.client_id, redirect_uri: redirect, code_challenge: challenge, code_challenge_method: 'S256', state: 's' });
+  if (res.status !== 302) throw new Error(`fixture mcp authorize: ${res.status} ${JSON.stringify(res.body)}`);
+  const request = new URL(res.headers.location as string, 'http://x').searchParams.get('request')!;
+  const decided = await ok<{ redirectTo: string }>(await c.h.http.post(`/v1/oauth/requests/${request}/approve`).set('Cookie', c.cookie), 200, 'mcp consent');
+  const code = new URL(decided.redirectTo).searchParams.get('code')!;
+  await ok(await c.h.http.post('/oauth/token').type('form').send({ grant_type: 'authorization_code', code, redirect_uri: redirect, client_id: client.client_id, code_verifier: verifier }), 200, 'mcp token');
+  const user = c.org.users[c.role].id;
+  const grants = await ok<{ items: { id: string; clientId: string }[] }>(await c.h.http.get('/v1/mcp-grants').query({ user, status: 'active' }).set('Cookie', c.ownerCookie), 200, 'mcp grants');
+  return grants.items.find((g) => g.clientId === client.client_id)!.id;
+}
+
 /** The org's SSO configuration exists (written by the owner). */
 export async function ensureSso(c: Ctx): Promise<void> {
   await ok(await c.h.http.put('/v1/org/sso').set('Cookie', c.ownerCookie).send(SSO_BODY), 200, 'sso config');
@@ -396,6 +413,8 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'GET /v1/oauth/requests/{request}': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}` }),
   'POST /v1/oauth/requests/{request}/approve': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}/approve` }),
   'POST /v1/oauth/requests/{request}/deny': async (c) => ({ path: `/v1/oauth/requests/${await newMcpAuthorization(c)}/deny` }),
+  'GET /v1/mcp-grants': async () => ({ path: '/v1/mcp-grants' }),
+  'DELETE /v1/mcp-grants/{id}': async (c) => ({ path: `/v1/mcp-grants/${await newMcpGrant(c)}` }),
   'POST /oauth/revoke': async () => ({ path: '/oauth/revoke', body: { token: `str_never-issued-${rnd()}`, client_id: 'mcp_unknown' } }),
   'GET /oauth/consent': async (c) => ({ path: `/oauth/consent?request=${await newMcpAuthorization(c)}` }),
   'POST /oauth/consent/sign-in': async () => ({ path: '/oauth/consent/sign-in', body: { request: `unknown-${rnd()}`, csrf: 'x', email: 'nobody@acme.example', password: 'x' } }),

@@ -14,6 +14,7 @@ export default function AccountPage() {
       <Password />
       <SecondFactor />
       <ApiKeys />
+      <McpClients />
     </Stack>
   );
 }
@@ -118,7 +119,7 @@ function SecondFactor() {
 
 function ApiKeys() {
   const { session, can } = useSession();
-  const keys = useLoad(async () => (can('read:ApiKey', { own: true }) ? ok(api.GET('/v1/api-keys', { params: { query: { limit: 100 } } })) : null), []);
+  const keys = useLoad(async () => (can('read:ApiKey', { own: true }) ? ok(api.GET('/v1/api-keys', { params: { query: { limit: 100, user: session.user.id } } })) : null), []);
   const [name, setName] = useState('');
   const [days, setDays] = useState<number | string>(90);
   const [scopes, setScopes] = useState<string[]>(['read:Task']);
@@ -181,6 +182,72 @@ function ApiKeys() {
                 </Table.Tbody>
               </Table>
             )
+          }
+        </Loaded>
+      </Stack>
+    </Card>
+  );
+}
+
+/** The MCP clients (Claude Desktop, an IDE) this person let act for them through OAuth, each revocable at once. */
+function McpClients() {
+  const { session, can } = useSession();
+  const grants = useLoad(async () => (can('read:ApiKey', { own: true }) ? ok(api.GET('/v1/mcp-grants', { params: { query: { limit: 100, user: session.user.id } } })) : null), []);
+  const action = useAction();
+  if (!can('read:ApiKey', { own: true })) return null;
+  return (
+    <Card withBorder>
+      <Stack>
+        <Title order={2} size="h4">
+          Connected MCP clients
+        </Title>
+        <Text size="sm" c="dimmed">
+          Clients you allowed to use Steward&apos;s MCP gateway as you. Revoking one ends its tokens at once; it must ask you again.
+        </Text>
+        <ActionError error={action.error} />
+        <Loaded load={grants} what="connected MCP clients">
+          {(g) =>
+            g &&
+            (g.items.length === 0 ? (
+              <Text size="sm">No MCP client has been allowed yet.</Text>
+            ) : (
+              <Table data-testid="mcp-grants">
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>Client</Table.Th>
+                    <Table.Th>Status</Table.Th>
+                    <Table.Th>Allowed</Table.Th>
+                    <Table.Th>Last token</Table.Th>
+                    <Table.Th>Ends</Table.Th>
+                    <Table.Th />
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {g.items.map((grant) => (
+                    <Table.Tr key={grant.id}>
+                      <Table.Td>
+                        {grant.clientName ?? 'Unnamed client'} <Code>{grant.clientId}</Code>
+                      </Table.Td>
+                      <Table.Td>
+                        <Badge variant="light" color={grant.status === 'active' ? 'green' : 'gray'}>
+                          {grant.status}
+                        </Badge>
+                      </Table.Td>
+                      <Table.Td>{fmtDate(grant.createdAt)}</Table.Td>
+                      <Table.Td>{fmtDate(grant.lastRefreshedAt)}</Table.Td>
+                      <Table.Td>{grant.revokedAt ? `revoked ${fmtDate(grant.revokedAt)}` : fmtDate(grant.expiresAt)}</Table.Td>
+                      <Table.Td>
+                        {grant.status === 'active' && (
+                          <Button size="xs" variant="outline" color="red.9" aria-label={`Revoke ${grant.clientName ?? grant.clientId}`} onClick={() => action.run(() => ok(api.DELETE('/v1/mcp-grants/{id}', { params: { path: { id: grant.id } } }))).then(grants.reload)}>
+                            Revoke
+                          </Button>
+                        )}
+                      </Table.Td>
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            ))
           }
         </Loaded>
       </Stack>
