@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 export const CONSOLE_DIR = join(__dirname, '..', '..', 'apps', 'admin-console');
 const NEXT_BIN = join(__dirname, '..', '..', 'node_modules', 'next', 'dist', 'bin', 'next');
-const SOURCES = ['app', 'components', 'lib', 'next.config.ts', 'package.json', 'tsconfig.json'];
+const SOURCES = ['app', 'components', 'lib', 'proxy.ts', 'next.config.ts', 'package.json', 'tsconfig.json'];
 
 function newestMtime(path: string): number {
   const st = statSync(path);

@@ -197,14 +197,39 @@ describe('admin console in a real browser', () => {
     expect(await page.getByTestId('policy-history').textContent()).toContain('New files need a look first');
   });
 
-  it('every page passes axe for the owner', async () => {
+  it('every page passes axe for the owner, under a nonce Content-Security-Policy that nothing on the page breaks', async () => {
     const page = await signIn('owner');
+    // Every CSP violation the browser reports, on every page.
+    await page.addInitScript(() => {
+      const w = window as unknown as { cspViolations: string[] };
+      w.cspViolations = [];
+      document.addEventListener('securitypolicyviolation', (e) => w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+    });
+    const nonces = new Set<string>();
     for (const path of ALL_PAGES) {
-      await page.goto(`${web.url}${path}`);
+      const res = await page.goto(`${web.url}${path}`);
+      const csp = res!.headers()['content-security-policy'] ?? '';
+      const nonce = /script-src 'self' 'nonce-([A-Za-z0-9+/=]+)' 'strict-dynamic'/.exec(csp)?.[1];
+      expect({ path, csp, nonce: Boolean(nonce) }).toEqual({ path, csp: expect.stringContaining("frame-ancestors 'none'"), nonce: true });
+      nonces.add(nonce!);
       await page.getByRole('heading', { level: 1 }).waitFor();
       await page.waitForLoadState('networkidle');
       await axe(page, path);
+      expect({ path, violations: await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations) }).toEqual({ path, violations: [] });
     }
+    // A fresh nonce per page view.
+    expect(nonces.size).toBe(ALL_PAGES.length);
+    // Markup that reached the page (say, an agent's output rendered as HTML) cannot run script: its inline handlers are refused.
+    const ran = await page.evaluate(async () => {
+      const w = window as unknown as { injected?: boolean; cspViolations: string[] };
+      const box = document.createElement('div');
+      box.innerHTML = '<img src="data:," onerror="window.injected = true"><a id="js-link" href="javascript:window.injected = true">x</a>';
+      document.body.appendChild(box);
+      (document.getElementById('js-link') as HTMLAnchorElement).click();
+      await new Promise((r) => setTimeout(r, 300));
+      return { injected: w.injected === true, refused: w.cspViolations };
+    });
+    expect(ran).toEqual({ injected: false, refused: [expect.stringMatching(/^script-src-attr inline/), expect.stringMatching(/^script-src-elem inline|^script-src inline/)] });
   });
 
   it('an employee runs a task that needs approval; the approver approves it from the inbox; the task finishes', async () => {

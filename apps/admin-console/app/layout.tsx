@@ -2,6 +2,7 @@ import '@mantine/core/styles.css';
 import './globals.css';
 import { ColorSchemeScript, mantineHtmlProps } from '@mantine/core';
 import type { Metadata } from 'next';
+import { headers } from 'next/headers';
 import type { ReactNode } from 'react';
 import { Providers } from '@/components/providers';
 
@@ -10,11 +11,13 @@ export const metadata: Metadata = {
   description: 'Governance control plane for AI agents',
 };
 
-export default function RootLayout({ children }: { children: ReactNode }) {
+/** Rendered per request: the page's scripts carry the nonce of its Content-Security-Policy (proxy.ts). */
+export default async function RootLayout({ children }: { children: ReactNode }) {
+  const nonce = (await headers()).get('x-nonce') ?? undefined;
   return (
     <html lang="en" {...mantineHtmlProps}>
       <head>
-        <ColorSchemeScript defaultColorScheme="light" />
+        <ColorSchemeScript defaultColorScheme="light" nonce={nonce} />
       </head>
       <body>
         <Providers>{children}</Providers>
