@@ -123,6 +123,16 @@ describe('assertEgressAllowed', () => {
     await expect(assertEgressAllowed('http://[::1]:9/', { allowHosts: ['0:0:0:0:0:0:0:1'] })).resolves.toMatchObject({ allowlisted: true });
   });
 
+  it('never opens link-local or cloud metadata addresses, allowlisted or not', async () => {
+    const meta = resolverOf({ 'meta.corp.example': ['169.254.169.254'], 'imds6.corp.example': ['fd00:ec2::254'], 'ali.corp.example': ['100.100.100.200'], 'mixed.corp.example': ['10.0.0.8', 'fe80::1'], 'wiki.corp.example': ['10.0.0.9'] });
+    for (const url of ['http://meta.corp.example/latest/meta-data/', 'http://imds6.corp.example/', 'http://ali.corp.example/', 'http://mixed.corp.example/', 'http://169.254.169.254/', 'http://[fe80::1]/', 'http://[fd00:ec2::254]/']) {
+      await expect(assertEgressAllowed(url, { resolver: meta, allowHosts: ['*.corp.example', '169.254.169.254', 'fe80::1', 'fd00:ec2::254'] })).rejects.toMatchObject({ reason: 'address', message: expect.stringContaining('no allowlist opens') });
+    }
+    // Other private addresses stay open to an allowlisted host (an internal MCP server, a SIEM).
+    await expect(assertEgressAllowed('http://wiki.corp.example/', { resolver: meta, allowHosts: ['*.corp.example'] })).resolves.toMatchObject({ allowlisted: true });
+    await expect(assertEgressAllowed('http://[fd00::5]/', { allowHosts: ['fd00::5'] })).resolves.toMatchObject({ allowlisted: true });
+  });
+
   it('matches wildcard allowlist entries on subdomains only', () => {
     expect(isHostAllowlisted('a.corp.example', ['*.corp.example'])).toBe(true);
     expect(isHostAllowlisted('A.Corp.Example.', ['*.corp.example'])).toBe(true);

@@ -204,6 +204,21 @@ function refuseAddress(host: string, address: string): EgressRefusedError | null
   );
 }
 
+/**
+ * Addresses no allowlist opens: link-local (169.254.0.0/16, fe80::/10: where clouds serve instance
+ * metadata and credentials) and the metadata services clouds put elsewhere (AWS's fd00:ec2::254,
+ * Alibaba's 100.100.100.200). An org's allowlist serves connectors and notifications on private
+ * networks; nothing Steward calls needs these, and what answers there can hand out the host's keys.
+ */
+const METADATA_V6 = [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254];
+function refuseAlways(host: string, address: string): EgressRefusedError | null {
+  const raw = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+  const v6 = isIP(raw) === 6 ? parseIPv6(raw) : null;
+  const metadata = raw === '100.100.100.200' || (!!v6 && v6.every((x, i) => x === METADATA_V6[i]));
+  if (!metadata && classifyAddress(address) !== 'link-local') return null;
+  return new EgressRefusedError('address', `egress refused: ${host} resolves to ${address}, a link-local or cloud metadata address, which no allowlist opens`, host, address);
+}
+
 export interface EgressCheck {
   url: URL;
   /** Host name without brackets, lower case. */
@@ -237,10 +252,8 @@ export async function checkHost(host: string, opts: EgressOptions = {}): Promise
   const allowlisted = isHostAllowlisted(h, opts.allowHosts);
   const literal = isIP(h);
   if (literal) {
-    if (!allowlisted) {
-      const refusal = refuseAddress(h, h);
-      if (refusal) throw refusal;
-    }
+    const refusal = refuseAlways(h, h) ?? (allowlisted ? null : refuseAddress(h, h));
+    if (refusal) throw refusal;
     return { host: h, addresses: [{ address: h, family: literal === 6 ? 6 : 4 }], allowlisted };
   }
   const resolver = opts.resolver ?? systemResolver;
@@ -251,11 +264,9 @@ export async function checkHost(host: string, opts: EgressOptions = {}): Promise
     throw new EgressRefusedError('dns', `egress refused: ${h} could not be resolved (${(err as Error).message})`, h);
   }
   if (!addresses.length) throw new EgressRefusedError('dns', `egress refused: ${h} has no addresses`, h);
-  if (!allowlisted) {
-    for (const a of addresses) {
-      const refusal = refuseAddress(h, a.address);
-      if (refusal) throw refusal;
-    }
+  for (const a of addresses) {
+    const refusal = refuseAlways(h, a.address) ?? (allowlisted ? null : refuseAddress(h, a.address));
+    if (refusal) throw refusal;
   }
   return { host: h, addresses, allowlisted };
 }

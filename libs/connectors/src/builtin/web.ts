@@ -8,8 +8,8 @@ import { bearer, trimSlash, wrapNetwork, type GetCredential } from './common';
 
 /**
  * Web fetch and search. Fetches go only to hosts on the connector's allowlist (exact or
- * "*.example.com"; every redirect hop is checked too), always through the egress guard (no
- * private addresses unless the admin allowlisted them there as well), with a size and a time
+ * "*.example.com"; every redirect hop is checked too), always through the egress guard (agent
+ * tasks give it no private-address exemption: public addresses only), with a size and a time
  * limit. Search uses a Brave-Search-shaped API (GET {searchUrl}?q=... with X-Subscription-Token).
  * Everything read from the web is labelled "untrusted".
  */

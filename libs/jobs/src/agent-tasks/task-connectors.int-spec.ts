@@ -85,6 +85,29 @@ describe('task connectors: a remote catalog connector', () => {
     expect(m.tools[0]!.reversible).toBeUndefined();
   });
 
+  it("the web connector reads the org's allowlisted hosts at public addresses only: a listed host that resolves inside is refused", async () => {
+    const orgId = newId();
+    const site = await serveMcp(() => new McpServer({ name: 'not-a-page', version: '1' }));
+    await inOrg(ds, { orgId }, async (em) => {
+      await em.query(`INSERT INTO orgs (id, name, slug, domains) VALUES ($1, 'Acme', $2, '{acme.example}')`, [orgId, `acme-${orgId.slice(-8)}`]);
+      await em.query(`INSERT INTO connectors (org_id, id, catalog_id, kind, name, auth, credential_scope, status) VALUES ($1, $2, 'web', 'builtin', 'Web', '{"kind":"none"}', 'org', 'active')`, [orgId, newId()]);
+    });
+    const hub = new ConnectorHub({ timeoutMs: 5000 });
+    try {
+      // The org's allowlist names the loopback host (as an admin lets connectors reach an internal server).
+      const { manifests } = await addTaskConnectors(hub, { ds, dataDir: '/nonexistent', log: quiet, egress: async () => ({ allowHosts: ['127.0.0.1', 'docs.vendor.example'], resolver: async () => [{ address: '169.254.169.254', family: 4 }] }) }, { orgId, userId: newId(), taskId: null }, ['Web']);
+      expect(Object.keys(manifests)).toEqual(['web']);
+      const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: { code?: string }) => e.code);
+      expect(await code(hub.callTool('web', 'web.fetch', { url: `${site.url}/mcp` }))).toBe('egress_refused');
+      expect(await code(hub.callTool('web', 'web.fetch', { url: 'http://docs.vendor.example/latest/meta-data/' }))).toBe('egress_refused');
+      // Off the list altogether: refused before any lookup.
+      expect(await code(hub.callTool('web', 'web.fetch', { url: 'https://elsewhere.example/' }))).toBe('bad_arguments');
+    } finally {
+      await hub.close();
+      await site.close();
+    }
+  });
+
   it("with no MCP client behind the calls (a reviewer's undo or finishing step), an upstream's sampling is refused and audited as that caller", async () => {
     const orgId = await orgWith([]);
     const [userId, taskId, connectorId] = [newId(), newId(), newId()];

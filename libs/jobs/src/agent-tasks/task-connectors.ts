@@ -59,7 +59,11 @@ const BUILTINS: Record<string, { manifest: ConnectorManifest; create: (o: { base
   'google-drive': { manifest: driveManifest, create: (o) => createDriveServer(o) },
   'google-calendar': { manifest: calendarManifest, create: (o) => createCalendarServer(o) },
   slack: { manifest: slackManifest, create: (o) => createSlackServer(o) },
-  web: { manifest: webManifest, create: (o) => createWebServer({ allowHosts: [...(o.egress.allowHosts ?? [])], egress: o.egress }) },
+  // The hosts an agent may read are the org's allowlist, but reading them only at public addresses: a
+  // listed name whose DNS points inside (169.254.169.254, the intranet) would turn a prompt into a
+  // read of internal services. (The allowlist's other meaning, reaching private addresses, serves
+  // connectors and notifications an admin set up, never URLs a model chose.)
+  web: { manifest: webManifest, create: (o) => createWebServer({ allowHosts: [...(o.egress.allowHosts ?? [])], egress: o.egress.resolver ? { resolver: o.egress.resolver } : {} }) },
 };
 
 /** A connector's id in the hub and in tool names (`<id>__<tool>`: letters, digits, "_" and "-"). */
