@@ -148,6 +148,10 @@ describe('audit trail through the API', () => {
 
     const bad = await h.http.post('/v1/audit/erasures').set('Cookie', security).send({ userId: '01a20000-0000-7000-8000-00000000dead', reason: 'request' });
     expect(bad.status).toBe(404);
+    // Nobody erases their own fields (what they searched, the reasons they gave).
+    const own = await h.http.post('/v1/audit/erasures').set('Cookie', security).send({ userId: org.users.security.id, reason: 'my own request' });
+    expect(own.status).toBe(403);
+    expect(own.body.detail).toMatch(/own audit fields/);
     const erased = await h.http.post('/v1/audit/erasures').set('Cookie', security).send({ userId: org.users.admin.id, reason: 'APPI deletion request #4411' });
     expect(erased.status).toBe(201);
     expect(erased.body).toMatchObject({ userId: org.users.admin.id, requestedBy: org.users.security.id });

@@ -186,7 +186,23 @@ describe('identity', () => {
       const viaKey = await h.http.put(`/v1/members/${org.users.member.id}/roles`).set('Authorization', `Bearer ${key.secret}`).send({ roles: ['member'] });
       expect(viaKey.status).toBe(403);
       expect(viaKey.body.code).toBe('step_up_required');
+      // Erasing someone's audit fields, and placing or releasing a legal hold: the same, by session or by key.
+      const holdBody = { from: '2026-01-01T00:00:00Z', reason: 'step-up check' };
+      const [held] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`INSERT INTO legal_holds (org_id, id, from_at, reason, created_by) VALUES ($1, $2, now(), 'placed earlier', $3) RETURNING id`, [org.id, newId(), org.users.owner.id]));
+      for (const [what, send] of [
+        ['erase', (auth: Record<string, string>) => h.http.post('/v1/audit/erasures').set(auth).send({ userId: org.users.member.id, reason: 'deletion request' })],
+        ['hold', (auth: Record<string, string>) => h.http.post('/v1/legal-holds').set(auth).send(holdBody)],
+        ['release', (auth: Record<string, string>) => h.http.post(`/v1/legal-holds/${held.id}/release`).set(auth)],
+      ] as const) {
+        for (const auth of [{ Cookie: staleCookie }, { Authorization: `Bearer ${key.secret}` }]) {
+          const res = await send(auth);
+          expect({ what, status: res.status, code: res.body.code }).toEqual({ what, status: 403, code: 'step_up_required' });
+        }
+      }
+      const untouched = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT (SELECT count(*)::int FROM audit_erasures WHERE org_id = $1) AS erasures, (SELECT count(*)::int FROM legal_holds WHERE org_id = $1 AND (reason = 'step-up check' OR released_at IS NOT NULL)) AS holds`, [org.id]));
+      expect(untouched).toEqual([{ erasures: 0, holds: 0 }]);
       expect((await h.http.post('/v1/auth/step-up').set('Cookie', ownerT.cookie).send({ totpCode: await ownerT.code(1) })).status).toBe(204);
+      expect((await h.http.post(`/v1/legal-holds/${held.id}/release`).set('Cookie', ownerT.cookie)).status).toBe(200);
       const allowed = await h.http.post('/v1/roles').set('Cookie', ownerT.cookie).send({ key: 'readers', name: 'Readers', permissions: [{ action: 'read', subject: 'Group' }] });
       expect(allowed.status).toBe(201);
       expect((await h.http.patch('/v1/org').set('Cookie', ownerT.cookie).send({ requireStepUp: false })).status).toBe(200);

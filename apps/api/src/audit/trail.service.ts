@@ -54,10 +54,15 @@ export class AuditTrailService {
     });
   }
 
-  /** Crypto-shreds one member's audit fields (step-up applies like any sensitive operation). */
+  /**
+   * Crypto-shreds one member's audit fields: irreversible, so a fresh second factor where the org
+   * requires step-up, and never one's own (what someone searched or wrote is erased by another person).
+   */
   async erase(p: Principal, userId: string, reason: string) {
     await this.access.authorize(p, 'erase', 'AuditEvent');
+    if (userId === p.userId) throw AppError.forbidden("Nobody erases their own audit fields: another member allowed to erase does it.");
     const erasure = await this.db.inOrg(p, async (em) => {
+      await this.access.requireStepUp(em, p);
       if (!(await em.countBy(Membership, { orgId: p.orgId, userId }))) throw AppError.notFound('member');
       let e;
       try {

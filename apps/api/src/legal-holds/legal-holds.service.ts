@@ -38,6 +38,7 @@ export class LegalHoldsService {
   async create(p: Principal, body: z.infer<typeof CreateLegalHoldBody>) {
     await this.access.authorize(p, 'create', 'LegalHold');
     return this.db.inOrg(p, async (em) => {
+      await this.access.requireStepUp(em, p);
       if (body.userId && !(await em.countBy(Membership, { orgId: p.orgId, userId: body.userId }))) throw AppError.notFound('member');
       const hold = em.create(LegalHold, {
         id: newId(),
@@ -62,6 +63,8 @@ export class LegalHoldsService {
       if (!hold) throw AppError.notFound('legal hold');
       await this.access.authorize(p, 'release', 'LegalHold', { id });
       if (hold.releasedAt) throw AppError.conflict('The hold is already released.');
+      // Releasing lets retention destroy what the hold kept: as sensitive as an erasure.
+      await this.access.requireStepUp(em, p);
       hold.releasedAt = new Date();
       await em.save(hold);
       await this.audit.record(em, p, { action: 'legal_hold.release', targetType: 'LegalHold', targetId: hold.id });
