@@ -219,6 +219,46 @@ describe('SCIM 2.0 provisioning', () => {
     });
   });
 
+  it("never deprovisions the org's only active owner, and never lifts a suspension the sanctions ladder made", async () => {
+    // The org's one owner: deactivating or deleting them would leave the org without an owner for good.
+    const ownerId = (await filter('Users', `userName eq "${org.users.owner.email}"`)).body.Resources[0].id as string;
+    for (const res of [await scim('patch', `/Users/${ownerId}`, { schemas: [PATCH], Operations: [{ op: 'replace', value: { active: false } }] }), await scim('delete', `/Users/${ownerId}`)]) {
+      expect(res.status).toBe(409);
+      expect(res.body).toMatchObject({ schemas: [ERROR], status: '409', detail: expect.stringMatching(/only active owner/) });
+    }
+    const [owned] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [org.id, org.users.owner.id]));
+    expect(owned).toEqual({ status: 'active' });
+
+    // Frank, deprovisioned; meanwhile a second strike is confirmed (an open suspension of the ladder).
+    const created = await scim('post', '/Users', { schemas: [USER], userName: 'frank@acme.example', name: { givenName: 'Frank', familyName: 'Doe' }, emails: [{ value: 'frank@acme.example', primary: true }], active: true });
+    expect(created.status).toBe(201);
+    expect((await scim('patch', `/Users/${created.body.id}`, { schemas: [PATCH], Operations: [{ op: 'replace', value: { active: false } }] })).body.active).toBe(false);
+    const [{ user_id: frank }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT user_id FROM memberships WHERE org_id = $1 AND id = $2`, [org.id, created.body.id]));
+    await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`INSERT INTO sanctions (org_id, id, user_id, violation_id, kind, strikes) VALUES ($1, $2, $3, $4, 'suspension', 2)`, [org.id, newId(), frank, newId()]));
+    const statusOf = async () => (await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [org.id, frank])))[0]?.status;
+    // The identity provider turns him back on: he stays suspended until an owner lifts the sanction.
+    const on = await scim('patch', `/Users/${created.body.id}`, { schemas: [PATCH], Operations: [{ op: 'replace', value: { active: true } }] });
+    expect(on.status).toBe(200);
+    expect(on.body.active).toBe(false);
+    expect(await statusOf()).toBe('suspended');
+    // Deleted and provisioned again: back, but suspended by the same sanction.
+    expect((await scim('delete', `/Users/${created.body.id}`)).status).toBe(204);
+    const again = await scim('post', '/Users', { schemas: [USER], userName: 'frank@acme.example', name: { givenName: 'Frank', familyName: 'Doe' }, emails: [{ value: 'frank@acme.example', primary: true }], active: true });
+    expect(again.status).toBe(201);
+    expect(again.body.active).toBe(false);
+    expect(await statusOf()).toBe('suspended');
+    // The owner lifts it: now he is active (the identity provider wants him active).
+    const [sanction] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT id FROM sanctions WHERE org_id = $1 AND user_id = $2`, [org.id, frank]));
+    expect((await h.http.post(`/v1/sanctions/${sanction.id}/lift`).set('Cookie', owner).send({ note: 'reviewed with HR' })).status).toBe(200);
+    expect(await statusOf()).toBe('active');
+    // Lifting a sanction never undoes the identity provider's deprovisioning.
+    const off = await scim('patch', `/Users/${again.body.id}`, { schemas: [PATCH], Operations: [{ op: 'replace', value: { active: false } }] });
+    expect(off.body.active).toBe(false);
+    const [later] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`INSERT INTO sanctions (org_id, id, user_id, violation_id, kind, strikes) VALUES ($1, $2, $3, $4, 'suspension', 3) RETURNING id`, [org.id, newId(), frank, newId()]));
+    expect((await h.http.post(`/v1/sanctions/${later.id}/lift`).set('Cookie', owner).send({ note: 'lifted while he is away' })).status).toBe(200);
+    expect(await statusOf()).toBe('suspended');
+  });
+
   it('refuses what it does not support in SCIM terms', async () => {
     const bad = await filter('Users', 'userName sw "car"');
     expect(bad.status).toBe(400);

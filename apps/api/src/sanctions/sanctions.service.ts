@@ -7,6 +7,7 @@ import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
+import { SCIM_SUSPENSION } from '../scim/scim.service';
 import type { EvidenceView, LiftBody, ListSanctionsQuery, OutcomeBody, SanctionView, StrikesView } from './sanctions.schemas';
 
 interface SanctionRow {
@@ -152,8 +153,8 @@ export class SanctionsService {
       await em.query(`UPDATE sanctions SET state = 'lifted', note = $3, decided_by = $4, decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, id, body.note, p.userId]);
       const reactivated = await queryReturning(
         em,
-        `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' RETURNING id`,
-        [p.orgId, s.user_id],
+        `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 RETURNING id`,
+        [p.orgId, s.user_id, SCIM_SUSPENSION],
       );
       await this.audit.record(em, p, { action: 'sanction.lift', targetType: 'Sanction', targetId: id, payload: { userId: s.user_id, kind: s.kind, reactivated: reactivated.length > 0 } });
       if (reactivated.length) await this.audit.record(em, p, { action: 'member.reactivate', targetType: 'Member', targetId: s.user_id, payload: { reason: 'sanction lifted', sanctionId: id } });
@@ -176,8 +177,8 @@ export class SanctionsService {
       if (s.kind === 'disciplinary_review' && ['no_action', 'retraining', 'final_warning'].includes(body.outcome)) {
         const rows = await queryReturning(
           em,
-          `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' RETURNING id`,
-          [p.orgId, s.user_id],
+          `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 RETURNING id`,
+          [p.orgId, s.user_id, SCIM_SUSPENSION],
         );
         reactivated = rows.length > 0;
       }

@@ -19,7 +19,27 @@ export class ScimError extends AppError {
 }
 
 const invalid = (detail: string, scimType = 'invalidValue') => new ScimError(400, scimType, detail);
-const SCIM_SUSPENSION = 'Deprovisioned by the identity provider (SCIM)';
+/** A suspension the identity provider made (deprovisioned): only the identity provider lifts it. */
+export const SCIM_SUSPENSION = 'Deprovisioned by the identity provider (SCIM)';
+const SANCTION_SUSPENSION = 'Suspended by an open sanction: an owner lifts it in Steward (the identity provider cannot)';
+const onlyOwner = () => new ScimError(409, undefined, "This person is the org's only active owner: make another member owner in Steward before deprovisioning them.");
+
+/** Whether the person is the org's one active owner (deprovisioning them would leave the org with none, for good). */
+async function lastActiveOwner(em: EntityManager, orgId: string, userId: string): Promise<boolean> {
+  const [r]: { me: boolean | null; n: number }[] = await em.query(
+    `SELECT bool_or(r.user_id = $2) AS me, count(DISTINCT r.user_id)::int AS n FROM role_assignments r
+       JOIN memberships m ON m.org_id = r.org_id AND m.user_id = r.user_id AND m.status = 'active'
+      WHERE r.org_id = $1 AND r.role = 'owner'`,
+    [orgId, userId],
+  );
+  return r?.me === true && r.n <= 1;
+}
+
+/** An open suspension or disciplinary review of the sanctions ladder: only an owner lifts it, never the identity provider. */
+async function heldBySanction(em: EntityManager, orgId: string, userId: string): Promise<boolean> {
+  const rows: unknown[] = await em.query(`SELECT 1 FROM sanctions WHERE org_id = $1 AND user_id = $2 AND state = 'open' AND kind IN ('suspension', 'disciplinary_review') LIMIT 1`, [orgId, userId]);
+  return rows.length > 0;
+}
 
 interface UserRow {
   membership_id: string;
@@ -205,13 +225,16 @@ export class ScimService {
       const [sso]: { default_role: string }[] = await em.query(`SELECT default_role FROM sso_configs WHERE org_id = $1`, [c.orgId]);
       const role = sso?.default_role ?? 'member';
       const membershipId = newId();
+      // Deleted and provisioned again while a sanction keeps them suspended: they come back suspended by it.
+      const held = existing ? await heldBySanction(em, c.orgId, userId) : false;
+      const active = want.active && !held;
       await em.insert(Membership, {
         id: membershipId,
         orgId: c.orgId,
         userId,
-        status: want.active ? 'active' : 'suspended',
-        suspendedAt: want.active ? null : new Date(),
-        suspendedReason: want.active ? null : SCIM_SUSPENSION,
+        status: active ? 'active' : 'suspended',
+        suspendedAt: active ? null : new Date(),
+        suspendedReason: active ? null : held ? SANCTION_SUSPENSION : SCIM_SUSPENSION,
       });
       await em.query(`UPDATE memberships SET scim_external_id = $3 WHERE org_id = $1 AND id = $2`, [c.orgId, membershipId, want.externalId]);
       await em.insert(RoleAssignment, { id: newId(), orgId: c.orgId, userId, role, customRoleId: null });
@@ -219,7 +242,7 @@ export class ScimService {
         action: 'scim.user_create',
         targetType: 'User',
         targetId: userId,
-        payload: { membershipId, newUser: !existing, role, active: want.active },
+        payload: { membershipId, newUser: !existing, role, active, ...(held ? { keptSuspended: 'open_sanction' } : {}) },
         sensitive: { email },
       });
       return this.userResource(em, c.orgId, await this.loadUser(em, c.orgId, membershipId));
@@ -315,11 +338,17 @@ export class ScimService {
    */
   private async setActive(em: EntityManager, orgId: string, row: UserRow, active: boolean): Promise<string | undefined> {
     if (!active && row.status === 'active') {
+      if (await lastActiveOwner(em, orgId, row.user_id)) throw onlyOwner();
       await em.query(`UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3, updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, row.membership_id, SCIM_SUSPENSION]);
       await em.query(`UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [orgId, row.user_id]);
       return 'deactivated';
     }
     if (active && row.status !== 'active' && row.suspended_reason === SCIM_SUSPENSION) {
+      // A sanction confirmed while they were deprovisioned keeps them suspended: an owner lifts it in Steward.
+      if (await heldBySanction(em, orgId, row.user_id)) {
+        await em.query(`UPDATE memberships SET suspended_reason = $3, updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, row.membership_id, SANCTION_SUSPENSION]);
+        return 'kept_suspended_by_sanction';
+      }
       await em.query(`UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL, updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, row.membership_id]);
       return 'reactivated';
     }
@@ -329,6 +358,7 @@ export class ScimService {
   async deleteUser(c: ScimCaller, id: string): Promise<void> {
     await this.db.inOrg({ orgId: c.orgId }, async (em) => {
       const row = await this.loadUser(em, c.orgId, id);
+      if (row.status === 'active' && (await lastActiveOwner(em, c.orgId, row.user_id))) throw onlyOwner();
       await em.query(`UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [c.orgId, row.user_id]);
       await em.query(`UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [c.orgId, row.user_id]);
       // MCP clients' tokens too: were the person provisioned again, an old client would not come back with them.
