@@ -4,6 +4,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { completable } from '@modelcontextprotocol/sdk/server/completable.js';
 import { type CallToolResult, CreateMessageRequestSchema, ElicitRequestSchema, PromptListChangedNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema, ToolListChangedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { request as httpRequest } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
@@ -802,6 +803,24 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(Number(list.headers.get('ratelimit-remaining'))).toBeLessThan(100000);
   });
 
+  it('refuses compressed bodies (the size limit reads Content-Length) and JSON-RPC ids over 128 characters, before anything runs', async () => {
+    const client = await connect();
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${memberKey}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
+    const before = received.length;
+    // ~1 KB of gzip that inflates to 400 KB: within the API's body limit, over GATEWAY_MAX_REQUEST_BYTES (256 KB).
+    const big = { jsonrpc: '2.0', id: 7, method: 'tools/call', params: { name: 'upstream__lookup_company', arguments: { ticker: 'X'.repeat(400_000) } } };
+    const zipped = await fetch(`${base}/mcp`, { method: 'POST', headers: { ...headers, 'content-encoding': 'gzip' }, body: gzipSync(JSON.stringify(big)) });
+    expect(zipped.status).toBe(415);
+    expect(zipped.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    const long = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 'i'.repeat(129), method: 'tools/list', params: {} }) });
+    expect(long.status).toBe(400);
+    expect((await long.json()).detail).toMatch(/at most 128 characters/);
+    expect(received.length).toBe(before);
+    const fine = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify({ jsonrpc: '2.0', id: 'i'.repeat(128), method: 'tools/list', params: {} }) });
+    expect(fine.status).toBe(200);
+  });
+
   it('a single tools/call (the JSON-answered kind) over the per-key limit: 429 problem; nothing claimed, audited or run', async () => {
     const key = (await newApiKey(h, cookie.member, ['*'])).secret;
     const client = await connect(key);
@@ -1160,6 +1179,15 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     await new Promise((r) => setTimeout(r, 200));
     expect(updated).toEqual(['test://watched-resource']);
     await client.unsubscribeResource({ uri: 'test://watched-resource' });
+  });
+
+  it('refuses resource URIs over 2,048 characters (subscribe, read): a session holds nothing for them', async () => {
+    const client = new McpClient({ name: 'resources-client', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    open.push(client);
+    const uri = `test://${'u'.repeat(2100)}`;
+    await expect(client.subscribeResource({ uri })).rejects.toThrow(/at most 2048 characters/);
+    await expect(client.readResource({ uri })).rejects.toThrow(/at most 2048 characters/);
   });
 
   it("an upstream whose resources or prompts change: a session that listed them is told, once however many of its connectors tell", async () => {

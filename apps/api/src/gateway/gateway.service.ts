@@ -224,6 +224,17 @@ const PRINCIPAL_TTL_MS = 1000;
 const PRINCIPAL_CACHE_MAX = 10_000;
 /** Resource URIs one session may be subscribed to at once. */
 const MAX_SUBSCRIPTIONS = 1000;
+/** The longest resource URI the gateway takes (subscribe, read, complete): a real one is far shorter. */
+const MAX_URI_CHARS = 2048;
+/** The longest JSON-RPC request id the gateway takes (the SDK keeps each until it is answered). */
+const MAX_ID_CHARS = 128;
+/** Requests of one session without an answer (those the client cancelled never get one): past this, a new session. */
+const MAX_UNANSWERED = 1000;
+
+function boundedUri(uri: string): string {
+  if (uri.length > MAX_URI_CHARS) throw new McpError(McpErrorCode.InvalidParams, `A resource URI may be at most ${MAX_URI_CHARS} characters.`);
+  return uri;
+}
 
 @Injectable()
 export class GatewayService implements OnModuleDestroy {
@@ -318,6 +329,17 @@ export class GatewayService implements OnModuleDestroy {
     const calls = (Array.isArray(req.body) ? req.body : [req.body]).filter((m) => m && typeof m === 'object' && (m as { method?: unknown }).method === 'tools/call').length;
     const counted = forwarded ? null : await this.count(req, authorization, calls);
     if (counted && !admitByAddress(req, res, this.addressLimit, counted.address, counted.reset)) return;
+    // The size limit reads Content-Length, so only uncompressed bodies (a gzip body inflates past it).
+    const encoding = req.header('content-encoding');
+    if (encoding && encoding.trim().toLowerCase() !== 'identity') {
+      fail(415, ErrorCode.UnsupportedMediaType, 'Unsupported media type', 'Send MCP requests uncompressed (no Content-Encoding).');
+      return;
+    }
+    const longId = (Array.isArray(req.body) ? req.body : [req.body]).some((m) => m && typeof m === 'object' && typeof (m as { id?: unknown }).id === 'string' && (m as { id: string }).id.length > MAX_ID_CHARS);
+    if (longId) {
+      fail(400, ErrorCode.ValidationFailed, 'Bad request', `A JSON-RPC request id may be at most ${MAX_ID_CHARS} characters.`);
+      return;
+    }
     const size = Number(req.headers['content-length'] ?? (req.body === undefined ? 0 : Buffer.byteLength(JSON.stringify(req.body))));
     const overLimit = (): boolean => {
       if (size > this.config.GATEWAY_MAX_REQUEST_BYTES) {
@@ -404,6 +426,10 @@ export class GatewayService implements OnModuleDestroy {
       s.keyId = p.credentialId;
       this.directory.touch(s.id, s.orgId, s.userId);
       this.sessionVersion(req, s);
+      if (req.method === 'POST' && s.json.unansweredCount >= MAX_UNANSWERED) {
+        fail(429, ErrorCode.RateLimited, 'Too many requests', `This MCP session has ${MAX_UNANSWERED} requests without an answer (cancelled ones never get one): end it (DELETE /mcp) and open a new one.`);
+        return;
+      }
       if (await this.answerInJson(req, res, s)) return;
       await s.transport.handleRequest(req, res, req.body);
       return;
@@ -918,6 +944,7 @@ export class GatewayService implements OnModuleDestroy {
     });
     server.setRequestHandler(CompleteRequestSchema, async (request) => {
       const ref = request.params.ref;
+      if (ref.type === 'ref/resource') boundedUri(ref.uri);
       const asked = { ref, argument: request.params.argument };
       let refused: unknown = null;
       const readable = await this.readable(s, 'completions').catch((err: unknown) => {
@@ -950,14 +977,18 @@ export class GatewayService implements OnModuleDestroy {
       return { completion: { values: [], total: 0, hasMore: false } };
     });
     const subscription = (subscribe: boolean) => async (request: { params: { uri: string } }) => {
-      const uri = request.params.uri;
+      const uri = boundedUri(request.params.uri);
       if (subscribe && !s.subscribed.has(uri) && s.subscribed.size >= MAX_SUBSCRIPTIONS) throw new McpError(McpErrorCode.InvalidRequest, `At most ${MAX_SUBSCRIPTIONS} resource subscriptions per session: unsubscribe from one first.`);
       const owners = await this.resourceOwners(s, uri, await this.readable(s, 'resources'));
       for (const id of owners.filter((o) => s.hub.get(o).capabilities().resources?.subscribe)) {
-        await s.hub.get(id).subscribeResource(uri, subscribe).catch(() => undefined);
+        // Remembered only where the upstream took it (a made-up URI it refused holds nothing here).
+        const took = await s.hub
+          .get(id)
+          .subscribeResource(uri, subscribe)
+          .then(() => true, () => false);
         const by = s.subscribed.get(uri) ?? new Set<string>();
-        if (subscribe) s.subscribed.set(uri, by.add(id));
-        else if (by.delete(id) && !by.size) s.subscribed.delete(uri);
+        if (subscribe && took) s.subscribed.set(uri, by.add(id));
+        else if (!subscribe && by.delete(id) && !by.size) s.subscribed.delete(uri);
       }
       return {};
     };
@@ -979,7 +1010,7 @@ export class GatewayService implements OnModuleDestroy {
       return { resourceTemplates };
     });
     server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
-      const uri = request.params.uri;
+      const uri = boundedUri(request.params.uri);
       // Read from the connector that listed it, else the one whose template matches it (never every upstream in turn).
       const [id] = await this.resourceOwners(s, uri, this.withCapability(s, 'resources'));
       if (id === undefined) throw new McpError(McpErrorCode.InvalidParams, `Resource not found: ${uri}`);

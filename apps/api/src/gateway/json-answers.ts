@@ -20,6 +20,12 @@ export class JsonAnswers implements Transport {
   onerror?: (error: Error) => void;
   onmessage?: <T extends JSONRPCMessage>(message: T, extra?: MessageExtraInfo) => void;
   private readonly pending = new Map<RequestId, (answer: JSONRPCMessage) => void>();
+  /**
+   * Requests that came through the SDK's transport and have no answer yet. A request the client
+   * cancelled is never answered (the spec's rule), and the SDK keeps its entry for the session's
+   * life: the gateway caps this count per session, so cancelling cannot grow memory without end.
+   */
+  private readonly unanswered = new Set<RequestId>();
 
   constructor(readonly inner: StreamableHTTPServerTransport) {
     // The SDK transport's events reach the server through this one (an onclose set before is kept).
@@ -33,7 +39,8 @@ export class JsonAnswers implements Transport {
     inner.onmessage = (message, extra) => {
       // A call the client cancelled gets no answer from the server (the spec's rule for a cancelled
       // request); its POST, still open, ends with an error saying so instead of waiting for ever.
-      const m = message as { method?: unknown; params?: { requestId?: unknown } };
+      const m = message as { method?: unknown; id?: unknown; params?: { requestId?: unknown } };
+      if (typeof m.method === 'string' && (typeof m.id === 'string' || typeof m.id === 'number')) this.unanswered.add(m.id);
       // (The SDK aborts only a request whose id is truthy; an id 0 or "" is answered as usual.)
       if (m.method === 'notifications/cancelled' && (typeof m.params?.requestId === 'string' || typeof m.params?.requestId === 'number') && m.params.requestId) {
         const id = m.params.requestId;
@@ -45,6 +52,11 @@ export class JsonAnswers implements Transport {
       }
       this.onmessage?.(message, extra);
     };
+  }
+
+  /** How many requests of the session wait for an answer (cancelled ones included: they never get one). */
+  get unansweredCount(): number {
+    return this.unanswered.size;
   }
 
   get sessionId(): string | undefined {
@@ -65,6 +77,7 @@ export class JsonAnswers implements Transport {
 
   async send(message: JSONRPCMessage, options?: TransportSendOptions): Promise<void> {
     const answerTo = 'id' in message && ('result' in message || 'error' in message) ? message.id : undefined;
+    if (answerTo !== undefined && answerTo !== null) this.unanswered.delete(answerTo);
     if (answerTo !== undefined && answerTo !== null && this.pending.has(answerTo)) {
       const resolve = this.pending.get(answerTo)!;
       this.pending.delete(answerTo);
