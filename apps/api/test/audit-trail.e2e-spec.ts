@@ -4,6 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { verifyExport } from '@steward/audit';
+import { newId } from '@steward/common';
+import { inOrg } from '@steward/db';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 const binary = (res: NodeJS.ReadableStream & { setEncoding?: unknown }, cb: (err: Error | null, body: Buffer) => void) => {
@@ -174,7 +176,13 @@ describe('audit trail through the API', () => {
     expect(refused.headers['content-type']).toMatch(/application\/problem\+json/);
     expect(refused.body.detail).toMatch(/legal hold/);
     expect((await h.http.get('/v1/audit/erasures').set('Cookie', auditor)).body.items).toHaveLength(list.body.items.length);
-    await h.http.post(`/v1/legal-holds/${hold.body.id}/release`).set('Cookie', security);
+    // What the hold kept past retention (a copy the purge wrote) goes when it is released.
+    await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`INSERT INTO audit_held_payloads (org_id, event_id, hold_id, sealed) VALUES ($1, $2, $3, 'sealed-copy')`, [org.id, newId(), hold.body.id]));
+    expect((await h.http.post(`/v1/legal-holds/${hold.body.id}/release`).set('Cookie', security)).status).toBe(200);
+    const [{ n }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM audit_held_payloads WHERE org_id = $1 AND hold_id = $2`, [org.id, hold.body.id]));
+    expect(n).toBe(0);
+    const released = await h.http.get('/v1/audit-events').query({ action: 'legal_hold.release' }).set('Cookie', auditor);
+    expect(released.body.items[0].payload).toEqual({ heldCopiesDeleted: 1 });
   });
 
   it('pages through the trail with a stable cursor', async () => {

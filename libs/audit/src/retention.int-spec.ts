@@ -122,5 +122,12 @@ describe('retention and legal hold (real PostgreSQL)', () => {
       const v = await verifyOrg(ds, o, null);
       expect(v).toMatchObject({ ok: true, purged: 3 }); // the three events of the dropped month
     }
+
+    // The hold is released: what it kept past retention is no longer readable, and the next purge deletes the copies.
+    await inOrg(ds, { orgId: a }, (em) => em.query(`UPDATE legal_holds SET released_at = now() WHERE org_id = $1`, [a]));
+    expect(await readable(a)).toEqual({ ...expectA, 'alice-4': false, 'alice-5': false, 'agent-4': false, 'agent-5': false });
+    await purgeOrg(ds, keyring, a);
+    const [{ left }] = await inOrg(ds, { orgId: a }, (em) => em.query(`SELECT count(*)::int AS left FROM audit_held_payloads WHERE org_id = $1`, [a]));
+    expect(left).toBe(0);
   }, 60_000);
 });

@@ -58,6 +58,8 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
   return inOrg(ds, { orgId: orgId }, async (em) => {
     const [org] = await em.query('SELECT audit_retention_months AS months FROM orgs WHERE id = $1', [orgId]);
     const cutoff = retentionCutoff(now, Number(org?.months ?? 6));
+    // Copies kept by holds released since (one a purge wrote while the hold was being released included).
+    await em.query('DELETE FROM audit_held_payloads p USING legal_holds h WHERE p.org_id = $1 AND h.org_id = p.org_id AND h.id = p.hold_id AND h.released_at IS NOT NULL', [orgId]);
     const holds = await holdsOf(em, orgId);
     const months: { month: string }[] = await em.query(
       `SELECT DISTINCT to_char(month, 'YYYY-MM-DD') AS month FROM audit_keys WHERE org_id = $1 AND wrapped IS NOT NULL AND month < $2 AND month <> $3 ORDER BY 1`,
@@ -133,7 +135,11 @@ export async function readSealed(em: EntityManager, keyring: AuditKeyring, orgId
   if (!e.sealed) return {};
   const own = await openUnderOwnKey(em, keyring, orgId, e);
   if (own) return own;
-  const [held] = await em.query('SELECT sealed FROM audit_held_payloads WHERE org_id = $1 AND event_id = $2 LIMIT 1', [orgId, e.id]);
+  // Only a hold still in force keeps a copy readable (a released hold's copies are deleted with it).
+  const [held] = await em.query(
+    'SELECT p.sealed FROM audit_held_payloads p JOIN legal_holds h ON h.org_id = p.org_id AND h.id = p.hold_id AND h.released_at IS NULL WHERE p.org_id = $1 AND p.event_id = $2 LIMIT 1',
+    [orgId, e.id],
+  );
   if (!held) return null;
   const holdKey = await keyring.key(em, orgId, HOLD_KEY_MONTH, false);
   return holdKey ? keyring.open(holdKey, e.id, held.sealed) : null;

@@ -67,7 +67,9 @@ export class LegalHoldsService {
       await this.access.requireStepUp(em, p);
       hold.releasedAt = new Date();
       await em.save(hold);
-      await this.audit.record(em, p, { action: 'legal_hold.release', targetType: 'LegalHold', targetId: hold.id });
+      // What the hold kept past retention goes with it: retention applies again from now on.
+      const copies = await em.query('DELETE FROM audit_held_payloads WHERE org_id = $1 AND hold_id = $2', [p.orgId, hold.id]);
+      await this.audit.record(em, p, { action: 'legal_hold.release', targetType: 'LegalHold', targetId: hold.id, payload: { heldCopiesDeleted: Number(copies[1] ?? 0) } });
       return view(hold);
     });
   }

@@ -48,6 +48,7 @@ import { TaskCostMonths1766188800002 } from './1766188800002-task-cost-months';
 import { ReviewDismiss1766275200000 } from './1766275200000-review-dismiss';
 import { OrgRunningCap1766275200001 } from './1766275200001-org-running-cap';
 import { PasswordAttempts1766275200002 } from './1766275200002-password-attempts';
+import { HeldCopiesReleased1766361600000 } from './1766361600000-held-copies-released';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -101,4 +102,5 @@ export const MIGRATIONS = [
   ReviewDismiss1766275200000,
   OrgRunningCap1766275200001,
   PasswordAttempts1766275200002,
+  HeldCopiesReleased1766361600000,
 ];
