@@ -253,6 +253,9 @@ describe('approvals, reviews, violations and the kill switch', () => {
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/steward-hook`;
       expect((await h.http.patch('/v1/org').set('Cookie', cookie.owner).send({ notifyWebhookUrl: url })).status).toBe(200);
+      // The URL is what authenticates the posts at the receiver: only those who may change it see it.
+      expect((await h.http.get('/v1/org').set('Cookie', cookie.owner)).body).toMatchObject({ notifyWebhookUrl: url, notifyWebhookSet: true });
+      for (const who of [cookie.member, cookie.approver]) expect((await h.http.get('/v1/org').set('Cookie', who)).body).toMatchObject({ notifyWebhookUrl: null, notifyWebhookSet: true });
       const t = await create(cookie.member, '[script:cleanup] notify me');
       expect((await waitFor(t.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');
       const a = (await approvalOf(t.id))!;

@@ -6307,6 +6307,7 @@ export interface operations {
                 limit?: number;
                 offset?: number;
                 status?: "active" | "expired" | "revoked";
+                user?: string;
             };
             header?: never;
             path?: never;
@@ -18345,6 +18346,7 @@ export interface operations {
                         /** Format: int32 */
                         maxRunningTasksCeiling: number;
                         notifyWebhookUrl: string | null;
+                        notifyWebhookSet: boolean;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
                         userMonthlyBudgetUsd: number | null;
@@ -18479,6 +18481,7 @@ export interface operations {
                         /** Format: int32 */
                         maxRunningTasksCeiling: number;
                         notifyWebhookUrl: string | null;
+                        notifyWebhookSet: boolean;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
                         userMonthlyBudgetUsd: number | null;
@@ -18623,6 +18626,7 @@ export interface operations {
                         /** Format: int32 */
                         maxRunningTasksCeiling: number;
                         notifyWebhookUrl: string | null;
+                        notifyWebhookSet: boolean;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
                         userMonthlyBudgetUsd: number | null;
@@ -18767,6 +18771,7 @@ export interface operations {
                         /** Format: int32 */
                         maxRunningTasksCeiling: number;
                         notifyWebhookUrl: string | null;
+                        notifyWebhookSet: boolean;
                         automaticStrikes: boolean;
                         monthlyBudgetUsd: number | null;
                         userMonthlyBudgetUsd: number | null;

@@ -17,8 +17,13 @@ export const OrgView = z.strictObject({
   maxRunningTasks: z.int().min(1).max(1000).nullable(),
   /** The deployment's limit (TASKS_MAX_RUNNING_PER_ORG): the org's own may only be lower. */
   maxRunningTasksCeiling: z.int().min(1).max(1000),
-  /** Where approval requests are announced (through the egress guard). */
+  /**
+   * Where approval requests are announced (through the egress guard). The URL is what authenticates
+   * the posts at most receivers (Teams, Slack, Zapier hooks): shown only to those who may change the
+   * org's settings; null for others, who see `notifyWebhookSet`.
+   */
   notifyWebhookUrl: z.string().max(2000).nullable(),
+  notifyWebhookSet: z.boolean(),
   /** Forbidden attempts count as strikes without triage (off by default). */
   automaticStrikes: z.boolean(),
   /** Agent spend allowed per calendar month (UTC), US dollars: the whole org, and each user (null: no limit). */

@@ -9,7 +9,8 @@ import { Db } from '../core/db.service';
 import { CONFIG } from '../core/tokens';
 import type { OrgView, PauseAgentsBody, UpdateOrgBody } from './orgs.schemas';
 
-export function orgView(org: Org, maxRunningTasksCeiling: number): z.infer<typeof OrgView> {
+export function orgView(org: Org, maxRunningTasksCeiling: number, p: Principal): z.infer<typeof OrgView> {
+  const mayChange = p.ability.can('update', 'Org');
   return {
     id: org.id,
     name: org.name,
@@ -22,7 +23,8 @@ export function orgView(org: Org, maxRunningTasksCeiling: number): z.infer<typeo
     approvalTtlSeconds: org.approvalTtlSeconds,
     maxRunningTasks: org.maxRunningTasks,
     maxRunningTasksCeiling,
-    notifyWebhookUrl: org.notifyWebhookUrl,
+    notifyWebhookUrl: mayChange ? org.notifyWebhookUrl : null,
+    notifyWebhookSet: org.notifyWebhookUrl !== null,
     automaticStrikes: org.automaticStrikes,
     monthlyBudgetUsd: org.monthlyBudgetMicros === null ? null : Number(org.monthlyBudgetMicros) / 1e6,
     userMonthlyBudgetUsd: org.userMonthlyBudgetMicros === null ? null : Number(org.userMonthlyBudgetMicros) / 1e6,
@@ -47,7 +49,7 @@ export class OrgsService {
     return this.db.inOrg(p, async (em) => {
       const org = await em.findOneBy(Org, { id: p.orgId });
       if (!org) throw AppError.notFound('org');
-      return orgView(org, this.config.TASKS_MAX_RUNNING_PER_ORG);
+      return orgView(org, this.config.TASKS_MAX_RUNNING_PER_ORG, p);
     });
   }
 
@@ -79,7 +81,7 @@ export class OrgsService {
         targetId: org.id,
         payload: { changed: Object.keys(body), before, after: settings(org) },
       });
-      return orgView(org, this.config.TASKS_MAX_RUNNING_PER_ORG);
+      return orgView(org, this.config.TASKS_MAX_RUNNING_PER_ORG, p);
     });
   }
 
@@ -102,7 +104,7 @@ export class OrgsService {
       }
       await this.audit.record(em, p, { action: paused ? 'org.agents_pause' : 'org.agents_resume', targetType: 'Org', targetId: p.orgId, payload: { changed: paused !== (row.was !== null), reasonBytes: body.reason ? Buffer.byteLength(body.reason) : 0 } });
       const org = await em.findOneBy(Org, { id: p.orgId });
-      return orgView(org!, this.config.TASKS_MAX_RUNNING_PER_ORG);
+      return orgView(org!, this.config.TASKS_MAX_RUNNING_PER_ORG, p);
     });
   }
 }
