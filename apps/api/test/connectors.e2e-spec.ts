@@ -2,6 +2,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import type { EgressResolver } from '@steward/common';
 import { adminUrl } from '../../../test/support/db-urls';
+import { CredentialsService } from '../src/connectors/credentials.service';
 import { type FakeAuthServer, type FakeMcp, startFakeAuthServer, startFakeMcp } from './support/fakes';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
@@ -217,8 +218,19 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       await pause(false);
       expect((await call('post', `/v1/credentials/${credId}/test`, 'admin')).body.ok).toBe(true);
 
-      // Security may revoke any credential; the sealed material is destroyed.
-      expect((await call('post', `/v1/credentials/${credId}/revoke`, 'security')).body.status).toBe('revoked');
+      // Security may revoke any credential; the sealed material is destroyed. A revocation that commits
+      // while a test is under way (the credential read, its decrypt not yet made) wins: nothing is decrypted.
+      const decryptCount = async () => ((await call('get', `/v1/audit-events?action=credential.decrypt&targetId=${credId}&limit=200`, 'auditor')).body.items as unknown[]).length;
+      const before = await decryptCount();
+      const service = h.app.get(CredentialsService) as unknown as { assertOnRecord: (...args: unknown[]) => Promise<void> };
+      const real = service.assertOnRecord.bind(service);
+      jest.spyOn(service, 'assertOnRecord').mockImplementationOnce(async (...args: unknown[]) => {
+        await real(...args);
+        expect((await call('post', `/v1/credentials/${credId}/revoke`, 'security')).body.status).toBe('revoked');
+      });
+      const raced = await call('post', `/v1/credentials/${credId}/test`, 'admin');
+      expect({ status: raced.status, code: raced.body.code }).toEqual({ status: 409, code: 'reauthorization_required' });
+      expect(await decryptCount()).toBe(before);
       const [row] = await h.ds.transaction(async (em) => {
         await em.query(`SELECT set_config('app.org_id', $1, true)`, [org.id]);
         return em.query('SELECT sealed, wrapped_key FROM credentials WHERE id = $1', [credId]);

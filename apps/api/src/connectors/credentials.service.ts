@@ -167,7 +167,14 @@ export class CredentialsService {
     // The kill switch refuses decrypts too (read in this transaction, never from a cache).
     const [org] = await em.query('SELECT agents_paused_at FROM orgs WHERE id = $1', [p.orgId]);
     if (org?.agents_paused_at) throw AppError.conflict('Agents are paused in this org (kill switch): no credential can be used until they are resumed.');
-    const plain = await openSecret(this.keys, { sealed: row.sealed, wrappedKey: row.wrapped_key }, credentialAad(p.orgId, row.connector_id, row.id, row.user_id, row.aad_version));
+    // The row was read in an earlier transaction: it must still be the live one now (a revocation or
+    // rotation committed meanwhile wins), and stays so until this transaction ends (FOR SHARE).
+    const [live]: { sealed: Buffer; wrapped_key: string }[] = await em.query(
+      `SELECT sealed, wrapped_key FROM credentials WHERE org_id = $1 AND id = $2 AND status <> 'revoked' AND wrapped_key = $3 AND sealed = $4 FOR SHARE`,
+      [p.orgId, row.id, row.wrapped_key, row.sealed],
+    );
+    if (!live) throw reauth('The credential was revoked or replaced meanwhile.');
+    const plain = await openSecret(this.keys, { sealed: live.sealed, wrappedKey: live.wrapped_key }, credentialAad(p.orgId, row.connector_id, row.id, row.user_id, row.aad_version));
     await em.query('UPDATE credentials SET last_used_at = now() WHERE org_id = $1 AND id = $2', [p.orgId, row.id]);
     await this.audit.record(em, p, {
       action: 'credential.decrypt',
