@@ -821,6 +821,23 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(fine.status).toBe(200);
   });
 
+  it("an unexpected failure (the database, Redis) reaches the client as an internal error with a reference, never its detail; the log has the detail", async () => {
+    const client = await connect();
+    const gateway = h.app.get(GatewayService) as unknown as { offered: () => Promise<unknown> };
+    jest.spyOn(gateway, 'offered').mockRejectedValueOnce(new Error('connect ECONNREFUSED 10.1.2.3:5432 (relation "connector_tools")'));
+    const failed = await client.listTools().then(
+      () => 'answered',
+      (err: Error) => err.message,
+    );
+    expect(failed).toMatch(/internal error, reference [0-9a-f-]{36}/);
+    expect(failed).not.toMatch(/ECONNREFUSED|10\.1\.2\.3|connector_tools/);
+    const ref = /reference ([0-9a-f-]{36})/.exec(failed)![1]!;
+    expect(h.logs()).toContain(ref);
+    expect(h.logs()).toContain('ECONNREFUSED 10.1.2.3');
+    // The session goes on.
+    expect((await client.listTools()).tools.length).toBeGreaterThan(0);
+  });
+
   it('a single tools/call (the JSON-answered kind) over the per-key limit: 429 problem; nothing claimed, audited or run', async () => {
     const key = (await newApiKey(h, cookie.member, ['*'])).secret;
     const client = await connect(key);
@@ -860,6 +877,26 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(messages.find((m) => m.id === 8)?.result).toMatchObject({ content: [{ type: 'text', text: 'lookup_company done: {"ticker":"SSE"}' }] });
     // Both ran once, through the gate.
     expect(calls('lookup_company').filter((c) => ['JSN', 'SSE'].includes(c.args.ticker as string)).length).toBe(2);
+  });
+
+  it("the policy's rate limits count resource reads and prompt fetches as reads of their connector: past the limit they are refused and the refusal names the limit", async () => {
+    const reader = await addUser(h.ds, org, 'member', `reads-${Date.now()}`);
+    const readerKey = (await newApiKey(h, await login(h, reader.email), ['*'])).secret;
+    const client = await connect(readerKey, 'rate-limited-reader');
+    const document = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows[0].document;
+    const limited = { ...document, rateLimits: [...document.rateLimits, { id: 'upstream-reads', actions: ['saas.read'], max: 2, per: 'hour', by: 'user', then: 'forbidden', reason: 'At most 2 reads an hour in this test' }] };
+    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(limited)]);
+    try {
+      expect(text({ content: (await client.readResource({ uri: 'memo://handbook' })).contents })).toContain('two approvers');
+      await client.getPrompt({ name: 'upstream__summarise', arguments: { topic: 'q3' } });
+      await expect(client.readResource({ uri: 'memo://handbook' })).rejects.toThrow(/Refused by Steward \(forbidden\)/);
+      const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+      const events = (await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'payload'->'mcp'->>'session' = $2 AND canonical::jsonb->>'action' IN ('mcp.resource.read', 'mcp.prompt.get') ORDER BY occurred_at`, [org.id, sid])).rows.map((r) => r.e);
+      expect(events.map((e: { decision: string }) => e.decision)).toEqual(['allowed', 'allowed', 'denied_forbidden']);
+      expect(events[2].payload).toMatchObject({ rateLimited: ['upstream-reads'], rateLimitsUnavailable: false, refusal: 'forbidden' });
+    } finally {
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(document)]);
+    }
   });
 
   it('a resource read or a prompt fetched from the upstream is recorded before it is made (session, client, connector; what was asked sealed) and taints the session', async () => {

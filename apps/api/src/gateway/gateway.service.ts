@@ -37,9 +37,9 @@ import type { Redis } from 'ioredis';
 import { AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, newId, SpanAttr, TokenPrefix } from '@steward/common';
 import { type ClientOffer, ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
-import { type ActionRequest, ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
+import { type ActionRequest, ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource, reserve } from '@steward/gate';
 import { addTaskConnectors, exposedToolNames, hubIdOf, toolNameOf } from '@steward/jobs';
-import { type ActionType, authorize, decide, isActionType, type Level, subjectOf, toFacts } from '@steward/policy';
+import { type ActionType, authorize, type CompiledPolicy, decide, isActionType, type Level, rateLimitsFor, subjectOf, toFacts } from '@steward/policy';
 import type { EntityManager } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
 import { AccessService } from '../access/access.service';
@@ -137,6 +137,8 @@ interface GatewaySession {
   taintOf: { holder: string; clientName: string; saved: { labels: string; at: number } | null };
   /** Resource URIs this session subscribed to, and the connectors the subscription went to (their updates are relayed). */
   subscribed: Map<string, Set<string>>;
+  /** The connectors whose logs reach the session's own stream: those the member could read at the client's last logging/setLevel. */
+  logging: Set<string>;
   /** Each tool's name in this session (`connector\ntool` → name; fixed with the manifests at initialize). */
   toolNames: Map<string, string>;
   /** Watched calls of this session waiting for their approval now (at most GATEWAY_MAX_WAITING_CALLS_PER_SESSION). */
@@ -663,6 +665,7 @@ export class GatewayService implements OnModuleDestroy {
       waiting: 0,
       toolNames: exposedToolNames(manifests),
       subscribed: new Map(),
+      logging: new Set(),
       generations: new ReadGenerations(),
       resourceOwner: new ResourceOwners(),
       listed: {},
@@ -689,7 +692,11 @@ export class GatewayService implements OnModuleDestroy {
     for (const id of Object.keys(manifests)) {
       if (!hub.has(id)) continue;
       hub.get(id).onLog = (params) => {
-        const call = s.active.at(-1);
+        // Only on a call to that same connector (never beside another connector's result), or on the
+        // session's stream from a connector the member could read when the client set its level; at most 64 KB.
+        const call = s.active.filter((a) => a.connector === id).at(-1);
+        if (!call && !s.logging.has(id)) return;
+        if (JSON.stringify(params).length > 65_536) return;
         void (call ? call.notify({ method: 'notifications/message', params }) : server.sendLoggingMessage(params)).catch(() => undefined);
       };
       // Sampling and elicitation the upstream asks for: relayed or refused, audited either way.
@@ -905,12 +912,29 @@ export class GatewayService implements OnModuleDestroy {
 
   private register(s: GatewaySession): void {
     const { server } = s;
-    server.setRequestHandler(ListToolsRequestSchema, async () => {
+    // What a handler throws reaches the client as its error message: an McpError as it is (an
+    // upstream's, or the gateway's own), an error meant for people (AppError, ConnectorError) by its
+    // text; anything else (a database or Redis failure) only as "internal error", its detail logged.
+    const guard =
+      <A extends unknown[], R>(handler: (...args: A) => Promise<R>) =>
+      async (...args: A): Promise<R> => {
+        try {
+          return await handler(...args);
+        } catch (err) {
+          if (err instanceof McpError) throw err;
+          if (err instanceof AppError) throw new McpError(err.status >= 500 ? McpErrorCode.InternalError : McpErrorCode.InvalidRequest, err.detail ?? err.message);
+          if (err instanceof ConnectorError) throw new McpError(McpErrorCode.InternalError, err.message);
+          const ref = newId();
+          this.log.error({ err, ref, sessionId: s.id, orgId: s.orgId }, 'gateway: a request failed');
+          throw new McpError(McpErrorCode.InternalError, `Steward could not answer this request (an internal error, reference ${ref}); try again.`);
+        }
+      };
+    server.setRequestHandler(ListToolsRequestSchema, guard(async () => {
       const { tools } = await this.offered(s);
       s.listed.tools = toolsDigest(tools);
       return { tools };
-    });
-    server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
+    }));
+    server.setRequestHandler(CallToolRequestSchema, guard(async (request, extra) => {
       s.lastSeen = Date.now();
       // Every tool of the session's connectors resolves (the gate decides it, Forbidden included); the names are fixed per session.
       const target = this.resolve(s, request.params.name);
@@ -936,13 +960,15 @@ export class GatewayService implements OnModuleDestroy {
       } finally {
         s.active.splice(s.active.indexOf(active), 1);
       }
-    });
-    server.setRequestHandler(SetLevelRequestSchema, async (request) => {
+    }));
+    server.setRequestHandler(SetLevelRequestSchema, guard(async (request) => {
       // Passed on only to the connectors the member may read now (none while agents are paused).
-      for (const id of await this.readable(s, 'logging')) await s.hub.get(id).setLoggingLevel(request.params.level).catch(() => undefined);
+      const readable = await this.readable(s, 'logging');
+      s.logging = new Set(readable);
+      for (const id of readable) await s.hub.get(id).setLoggingLevel(request.params.level).catch(() => undefined);
       return {};
-    });
-    server.setRequestHandler(CompleteRequestSchema, async (request) => {
+    }));
+    server.setRequestHandler(CompleteRequestSchema, guard(async (request) => {
       const ref = request.params.ref;
       if (ref.type === 'ref/resource') boundedUri(ref.uri);
       const asked = { ref, argument: request.params.argument };
@@ -975,7 +1001,7 @@ export class GatewayService implements OnModuleDestroy {
         }
       }
       return { completion: { values: [], total: 0, hasMore: false } };
-    });
+    }));
     const subscription = (subscribe: boolean) => async (request: { params: { uri: string } }) => {
       const uri = boundedUri(request.params.uri);
       if (subscribe && !s.subscribed.has(uri) && s.subscribed.size >= MAX_SUBSCRIPTIONS) throw new McpError(McpErrorCode.InvalidRequest, `At most ${MAX_SUBSCRIPTIONS} resource subscriptions per session: unsubscribe from one first.`);
@@ -992,9 +1018,9 @@ export class GatewayService implements OnModuleDestroy {
       }
       return {};
     };
-    server.setRequestHandler(SubscribeRequestSchema, subscription(true));
-    server.setRequestHandler(UnsubscribeRequestSchema, subscription(false));
-    server.setRequestHandler(ListResourcesRequestSchema, async () => {
+    server.setRequestHandler(SubscribeRequestSchema, guard(subscription(true)));
+    server.setRequestHandler(UnsubscribeRequestSchema, guard(subscription(false)));
+    server.setRequestHandler(ListResourcesRequestSchema, guard(async () => {
       const resources: Resource[] = [];
       const readable = await this.readable(s, 'resources');
       s.listed.resources = readable.join('\n');
@@ -1003,13 +1029,13 @@ export class GatewayService implements OnModuleDestroy {
         resources.push(...s.resourceOwner.claim(id, await this.pages(id, (c) => s.hub.get(id).listResources(c), (p) => p.resources)));
       }
       return { resources };
-    });
-    server.setRequestHandler(ListResourceTemplatesRequestSchema, async () => {
+    }));
+    server.setRequestHandler(ListResourceTemplatesRequestSchema, guard(async () => {
       const resourceTemplates: ResourceTemplate[] = [];
       for (const id of await this.readable(s, 'resources')) resourceTemplates.push(...(await this.pages(id, (c) => s.hub.get(id).listResourceTemplates(c), (p) => p.resourceTemplates)));
       return { resourceTemplates };
-    });
-    server.setRequestHandler(ReadResourceRequestSchema, async (request) => {
+    }));
+    server.setRequestHandler(ReadResourceRequestSchema, guard(async (request) => {
       const uri = boundedUri(request.params.uri);
       // Read from the connector that listed it, else the one whose template matches it (never every upstream in turn).
       const [id] = await this.resourceOwners(s, uri, this.withCapability(s, 'resources'));
@@ -1022,8 +1048,8 @@ export class GatewayService implements OnModuleDestroy {
       } catch (err) {
         throw new McpError(McpErrorCode.InvalidParams, `Resource not found: ${uri}${err instanceof ConnectorError ? ` (${err.message})` : ''}`);
       }
-    });
-    server.setRequestHandler(ListPromptsRequestSchema, async () => {
+    }));
+    server.setRequestHandler(ListPromptsRequestSchema, guard(async () => {
       const prompts: Prompt[] = [];
       const readable = await this.readable(s, 'prompts');
       s.listed.prompts = readable.join('\n');
@@ -1031,8 +1057,8 @@ export class GatewayService implements OnModuleDestroy {
         for (const p of await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts)) prompts.push({ ...p, name: this.nameOf(s, id, p.name) });
       }
       return { prompts };
-    });
-    server.setRequestHandler(GetPromptRequestSchema, async (request) => {
+    }));
+    server.setRequestHandler(GetPromptRequestSchema, guard(async (request) => {
       // A connector whose reads the policy does not let run is not asked for its prompts at all: the refusal is recorded (beforeRead).
       const allowed = new Set(await this.readable(s, 'prompts').catch(() => [] as string[]));
       for (const id of this.withCapability(s, 'prompts')) {
@@ -1048,7 +1074,7 @@ export class GatewayService implements OnModuleDestroy {
         }
       }
       throw new McpError(McpErrorCode.InvalidParams, `Unknown prompt: ${request.params.name}`);
-    });
+    }));
   }
 
   /**
@@ -1070,7 +1096,10 @@ export class GatewayService implements OnModuleDestroy {
   }
 
   /** The kill switch, the member's state and the active policy, read in the caller's transaction: a refusal, or how a connector's read is decided. */
-  private async readCheck(em: EntityManager, s: GatewaySession): Promise<{ refusal: ReadRefusal } | { decide: (id: string, resources: string[]) => ReadRefusal | null; version: number }> {
+  private async readCheck(
+    em: EntityManager,
+    s: GatewaySession,
+  ): Promise<{ refusal: ReadRefusal } | { decide: (id: string, resources: string[], rateExceeded?: string[]) => ReadRefusal | null; version: number; compiled: CompiledPolicy }> {
     const [row]: { paused: boolean; status: string | null; domains: string[] }[] = await em.query(
       `SELECT o.agents_paused_at IS NOT NULL AS paused, m.status, o.domains FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1`,
       [s.orgId, s.userId],
@@ -1083,9 +1112,10 @@ export class GatewayService implements OnModuleDestroy {
     const principal = { userId: s.userId, groupIds: groups };
     return {
       version: policy.version,
-      decide: (id, resources) => {
+      compiled: policy.compiled,
+      decide: (id, resources, rateExceeded = []) => {
         const action = readActionOf(s.manifests[id]);
-        const context = { connector: id, tainted: s.tainted, labels: s.labels, ...(resources.length ? { resources } : {}) };
+        const context = { connector: id, tainted: s.tainted, labels: s.labels, ...(resources.length ? { resources } : {}), ...(rateExceeded.length ? { rateExceeded } : {}) };
         const level = decide(policy.compiled, principal, action, context, { domains: row.domains }).level;
         if (level === 'forbidden') return 'forbidden';
         if (level === 'watched') return 'watched';
@@ -1127,7 +1157,10 @@ export class GatewayService implements OnModuleDestroy {
     const refusal = await this.db.inOrg({ orgId: s.orgId, userId: s.userId }, async (em) => {
       // Decided as a read of the connector (the action type of its read-only tools, else saas.read) on the active policy.
       const check = await this.readCheck(em, s);
-      const refused: ReadRefusal | null = 'refusal' in check ? check.refusal : check.decide(hubId, resources);
+      // The policy's rate limits count these reads as they count tool calls of the same action type
+      // (reserved across processes; Redis not answering counts each limit as exceeded, as in the gate).
+      const reservation = 'compiled' in check ? await reserve(this.redis, s.orgId, s.userId, rateLimitsFor(check.compiled, readActionOf(s.manifests[hubId])), new Date(), 250, this.config.REDIS_PREFIX) : null;
+      const refused: ReadRefusal | null = 'refusal' in check ? check.refusal : check.decide(hubId, resources, reservation?.exceeded ?? []);
       await recordEvent(em, this.keyring, {
         id: newId(),
         orgId: s.orgId,
@@ -1145,6 +1178,7 @@ export class GatewayService implements OnModuleDestroy {
           decidedAs: readActionOf(s.manifests[hubId]),
           mcp: viaOf(s),
           request: { digest: sha256(body), bytes: Buffer.byteLength(body) },
+          ...(reservation?.exceeded.length ? { rateLimited: reservation.exceeded, rateLimitsUnavailable: reservation.unavailable } : {}),
           ...(refused ? { refusal: refused } : {}),
         },
         sensitive: { request: body.slice(0, 4000) },
