@@ -6,7 +6,7 @@ import { gunzipSync } from 'node:zlib';
 import { verifyExport } from '@steward/audit';
 import { newId } from '@steward/common';
 import { inOrg } from '@steward/db';
-import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+import { addUser, type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 const binary = (res: NodeJS.ReadableStream & { setEncoding?: unknown }, cb: (err: Error | null, body: Buffer) => void) => {
   const chunks: Buffer[] = [];
@@ -183,6 +183,26 @@ describe('audit trail through the API', () => {
     expect(n).toBe(0);
     const released = await h.http.get('/v1/audit-events').query({ action: 'legal_hold.release' }).set('Cookie', auditor);
     expect(released.body.items[0].payload).toEqual({ heldCopiesDeleted: 1 });
+  });
+
+  it('a former employee (membership gone) can still be put under legal hold and, once released, erased; a stranger cannot', async () => {
+    const security = await login(h, org.users.security.email);
+    const leaver = await addUser(h.ds, org, 'member', 'leaver');
+    await login(h, leaver.email); // an auth.login event: the trail knows them
+    await inOrg(h.ds, { orgId: org.id }, async (em) => {
+      await em.query(`DELETE FROM role_assignments WHERE org_id = $1 AND user_id = $2`, [org.id, leaver.id]);
+      await em.query(`DELETE FROM memberships WHERE org_id = $1 AND user_id = $2`, [org.id, leaver.id]);
+    });
+    const hold = await h.http.post('/v1/legal-holds').set('Cookie', security).send({ userId: leaver.id, from: '2026-01-01T00:00:00Z', reason: 'litigation about a former employee' });
+    expect(hold.status).toBe(201);
+    expect((await h.http.post(`/v1/legal-holds/${hold.body.id}/release`).set('Cookie', security)).status).toBe(200);
+    const erased = await h.http.post('/v1/audit/erasures').set('Cookie', security).send({ userId: leaver.id, reason: 'deletion request of a former employee' });
+    expect(erased.status).toBe(201);
+    expect(erased.body.userId).toBe(leaver.id);
+    // Someone the org never knew: 404 for both.
+    const stranger = newId();
+    expect((await h.http.post('/v1/legal-holds').set('Cookie', security).send({ userId: stranger, from: '2026-01-01T00:00:00Z', reason: 'x' })).status).toBe(404);
+    expect((await h.http.post('/v1/audit/erasures').set('Cookie', security).send({ userId: stranger, reason: 'x' })).status).toBe(404);
   });
 
   it('pages through the trail with a stable cursor', async () => {

@@ -30,6 +30,21 @@ export interface AuditRecord {
   subject?: string | null;
 }
 
+/**
+ * Whether a person is one a hold or an erasure can name in this org: a member now, or someone the
+ * org's trail has events of or about (a former employee, deprovisioned: the usual subject of both).
+ */
+export async function knownPerson(em: EntityManager, orgId: string, userId: string): Promise<boolean> {
+  const rows: unknown[] = await em.query(
+    `SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2
+     UNION ALL (SELECT 1 FROM audit_events WHERE actor_id = $2 AND org_id = $1 LIMIT 1)
+     UNION ALL (SELECT 1 FROM audit_events WHERE org_id = $1 AND subject_id = $2 LIMIT 1)
+     LIMIT 1`,
+    [orgId, userId],
+  );
+  return rows.length > 0;
+}
+
 export function actorOf(p: Principal): AuditActor {
   return {
     orgId: p.orgId,

@@ -20,13 +20,12 @@ import {
   verifyOrg,
 } from '@steward/audit';
 import { AppError, type Config } from '@steward/common';
-import { Membership } from '@steward/db';
 import { AccessService } from '../access/access.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG } from '../core/tokens';
 import { VERSION } from '../health/health.controller';
-import { AuditService } from './audit.service';
+import { AuditService, knownPerson } from './audit.service';
 
 @Injectable()
 export class AuditTrailService {
@@ -63,7 +62,7 @@ export class AuditTrailService {
     if (userId === p.userId) throw AppError.forbidden("Nobody erases their own audit fields: another member allowed to erase does it.");
     const erasure = await this.db.inOrg(p, async (em) => {
       await this.access.requireStepUp(em, p);
-      if (!(await em.countBy(Membership, { orgId: p.orgId, userId }))) throw AppError.notFound('member');
+      if (!(await knownPerson(em, p.orgId, userId))) throw AppError.notFound('person (neither a member nor in the org\'s audit trail)');
       let e;
       try {
         e = await eraseSubjectIn(em, p.orgId, userId, p.userId);

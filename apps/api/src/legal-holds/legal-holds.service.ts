@@ -1,9 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { AppError, newId } from '@steward/common';
-import { LegalHold, Membership } from '@steward/db';
+import { LegalHold } from '@steward/db';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
-import { AuditService } from '../audit/audit.service';
+import { AuditService, knownPerson } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import type { CreateLegalHoldBody, LegalHoldView } from './legal-holds.schemas';
@@ -39,7 +39,7 @@ export class LegalHoldsService {
     await this.access.authorize(p, 'create', 'LegalHold');
     return this.db.inOrg(p, async (em) => {
       await this.access.requireStepUp(em, p);
-      if (body.userId && !(await em.countBy(Membership, { orgId: p.orgId, userId: body.userId }))) throw AppError.notFound('member');
+      if (body.userId && !(await knownPerson(em, p.orgId, body.userId))) throw AppError.notFound('person (neither a member nor in the org\'s audit trail)');
       const hold = em.create(LegalHold, {
         id: newId(),
         orgId: p.orgId,
