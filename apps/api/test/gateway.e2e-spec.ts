@@ -519,6 +519,23 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(calls('post_message').length).toBe(before + 1);
   });
 
+  it('a member who loses the right to run agent actions while a Watched call waits: the approval given afterwards runs nothing in that call', async () => {
+    const demoted = await addUser(h.ds, org, 'member', `demoted-${Date.now()}`);
+    const demotedKey = (await newApiKey(h, await login(h, demoted.email), ['*'])).secret;
+    const client = await connect(demotedKey, 'demoted-client');
+    const before = calls('post_message').length;
+    const pending = client.callTool({ name: 'upstream__post_message', arguments: { channel: '#finance', text: 'Posted by a member about to be demoted' } }, undefined, { timeout: 45_000 });
+    const approval = await pendingApproval('post_message');
+    // The owner makes them an auditor (reads only), then an approver approves the waiting call.
+    expect((await h.http.put(`/v1/members/${demoted.id}/roles`).set('Cookie', cookie.owner).send({ roles: ['auditor'] })).status).toBe(200);
+    expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
+    const result = (await pending) as CallToolResult;
+    expect(result.isError).toBe(true);
+    expect(calls('post_message').length).toBe(before);
+    const [action] = (await su.query(`SELECT state FROM task_actions WHERE org_id = $1 AND id = $2`, [org.id, approval.actionId])).rows;
+    expect(action.state).toBe('awaiting_approval');
+  });
+
   it('a call left without an outcome (its API process died after the claim) goes to a person as outcome unknown; calls still within their time are left alone', async () => {
     const client = await connect();
     const call = async (ticker: string) => {

@@ -39,7 +39,7 @@ import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCo
 import { type ClientOffer, ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { type ActionRequest, ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource, reserve } from '@steward/gate';
 import { addTaskConnectors, exposedToolNames, hubIdOf, toolNameOf } from '@steward/jobs';
-import { type ActionType, authorize, type CompiledPolicy, decide, isActionType, type Level, rateLimitsFor, subjectOf, toFacts } from '@steward/policy';
+import { type ActionType, authorize, buildAbility, type CompiledPolicy, decide, isActionType, type Level, rateLimitsFor, subjectOf, toFacts } from '@steward/policy';
 import type { EntityManager } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
 import { AccessService } from '../access/access.service';
@@ -268,7 +268,7 @@ export class GatewayService implements OnModuleDestroy {
     @Inject(EGRESS_RESOLVER) private readonly resolver: EgressResolver,
     @Inject(METRICS) metrics: ApiMetrics,
     private readonly db: Db,
-    access: AccessService,
+    private readonly access: AccessService,
     reflector: Reflector,
     changes: ConnectorChanges,
   ) {
@@ -1394,6 +1394,20 @@ export class GatewayService implements OnModuleDestroy {
    * progress sent where the client gave a token); decided meanwhile, the gate decides again and
    * redeems it (or refuses), once. With no time to wait, the approval is read once (its id named).
    */
+  /** Whether the session's key or token is live and the member's roles still let them run agent actions. */
+  private async mayStillAct(s: GatewaySession): Promise<boolean> {
+    return this.db.inOrg({ orgId: s.orgId }, async (em) => {
+      const live: unknown[] = await em.query(
+        `SELECT 1 FROM api_keys WHERE org_id = $1 AND id = $2 AND user_id = $3 AND revoked_at IS NULL AND expires_at > now()
+         UNION ALL SELECT 1 FROM mcp_access_tokens WHERE org_id = $1 AND id = $2 AND user_id = $3 AND revoked_at IS NULL AND expires_at > now()`,
+        [s.orgId, s.keyId, s.userId],
+      );
+      if (!live.length) return false;
+      const { rules } = await this.access.roleSet(em, s.orgId, s.userId);
+      return buildAbility(rules, s.userId).can('create', subjectOf('Task', { userId: s.userId }));
+    });
+  }
+
   private async awaitApproval(s: GatewaySession, request: ActionRequest, first: GateResult & { status: 'awaiting_approval' }, waitMs: number, o: { progressToken?: string | number; signal: AbortSignal; notify: Notify }): Promise<{ r: GateResult; approvalId: string | null }> {
     const deadline = Date.now() + waitMs;
     let progress = 0;
@@ -1404,6 +1418,10 @@ export class GatewayService implements OnModuleDestroy {
       // Decided: redeemed only while the session is open and the call wanted (else the approval stays for the same call made again).
       if (a && a.state !== 'pending') {
         if (o.signal.aborted || this.sessions.get(s.id) !== s) break;
+        // The session's credential and the member's roles as they are now (the sweep that ends
+        // sessions runs every few seconds; a wait can last minutes): a member who lost the right to
+        // run agent actions, or whose key was revoked, meanwhile has nothing redeemed.
+        if (!(await this.mayStillAct(s))) break;
         return { r: await gateAction(s.gate, request), approvalId };
       }
       if (Date.now() >= deadline) break;
