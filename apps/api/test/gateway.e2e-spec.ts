@@ -855,6 +855,29 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect((await client.listTools()).tools.length).toBeGreaterThan(0);
   });
 
+  it('a session whose client cancels request after request: past 1,000 requests left without an answer it takes no more (memory stays bounded); a new session works', async () => {
+    const key = (await newApiKey(h, cookie.member, ['*'])).secret;
+    const client = await connect(key, 'cancelling-client');
+    const sid = (client.transport as StreamableHTTPClientTransport).sessionId!;
+    const headers = { 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${key}`, 'mcp-session-id': sid, 'mcp-protocol-version': '2025-06-18' };
+    let refused: Response | null = null;
+    for (let round = 0; round < 30 && !refused; round++) {
+      // 50 pings, each cancelled in the same message: the server never answers them (the spec's rule).
+      const batch = Array.from({ length: 50 }, (_, i) => [
+        { jsonrpc: '2.0', id: `r${round}-${i}`, method: 'ping' },
+        { jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: `r${round}-${i}`, reason: 'test' } },
+      ]).flat();
+      const stop = new AbortController();
+      const res = await fetch(`${base}/mcp`, { method: 'POST', headers, body: JSON.stringify(batch), signal: stop.signal });
+      if (res.status === 429) refused = res;
+      else stop.abort();
+    }
+    expect(refused).not.toBeNull();
+    expect((await refused!.json()).detail).toMatch(/1000 requests without an answer/);
+    // Another session of the same member is not affected.
+    expect((await (await connect(key, 'fresh-client')).listTools()).tools.length).toBeGreaterThan(0);
+  });
+
   it('a single tools/call (the JSON-answered kind) over the per-key limit: 429 problem; nothing claimed, audited or run', async () => {
     const key = (await newApiKey(h, cookie.member, ['*'])).secret;
     const client = await connect(key);
