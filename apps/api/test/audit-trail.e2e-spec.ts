@@ -205,6 +205,21 @@ describe('audit trail through the API', () => {
     expect((await h.http.post('/v1/audit/erasures').set('Cookie', security).send({ userId: stranger, reason: 'x' })).status).toBe(404);
   });
 
+  it("a SIEM sink's token never follows it to another address: a new URL needs its token", async () => {
+    const created = await h.http.post('/v1/siem-sinks').set('Cookie', owner).send({ url: 'https://splunk.example.com:8088', token: 'hec-token-kept-secret', enabled: false });
+    expect(created.status).toBe(201);
+    const moved = await h.http.patch(`/v1/siem-sinks/${created.body.id}`).set('Cookie', owner).send({ url: 'https://splunk.example.com:9443' });
+    expect(moved.status).toBe(400);
+    expect(moved.body.errors).toEqual([expect.objectContaining({ path: 'token' })]);
+    const listed = (await h.http.get('/v1/siem-sinks').set('Cookie', owner)).body.items as { id: string; url: string }[];
+    expect(listed.find((x) => x.id === created.body.id)!.url).toBe('https://splunk.example.com:8088');
+    const withToken = await h.http.patch(`/v1/siem-sinks/${created.body.id}`).set('Cookie', owner).send({ url: 'https://splunk.example.com:9443', token: 'hec-token-for-the-new-host' });
+    expect(withToken.status).toBe(200);
+    expect(withToken.body.url).toBe('https://splunk.example.com:9443');
+    // Other changes need no token.
+    expect((await h.http.patch(`/v1/siem-sinks/${created.body.id}`).set('Cookie', owner).send({ batchSize: 100 })).status).toBe(200);
+  });
+
   it('pages through the trail with a stable cursor', async () => {
     const seen: string[] = [];
     let cursor: string | null = null;

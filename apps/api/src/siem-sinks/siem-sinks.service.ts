@@ -115,6 +115,10 @@ export class SiemSinksService {
       // Checked before the transaction's writes; DNS is asked outside any lock we hold.
       const checkedUrl = body.url !== undefined ? await this.checkUrl(body.url) : null;
       const url = body.url !== undefined ? checkedUrl! : before.url;
+      // The token is the SIEM's credential: it never follows the sink to another address.
+      if (url !== before.url && !body.token) {
+        throw AppError.validation([{ path: 'token', message: 'required when the URL changes (the stored token is never sent to another address)' }], 'A new URL needs its token.');
+      }
       await em.query(
         `UPDATE audit_siem_sinks SET url = $3, enabled = $4, batch_size = $5,
            token_sealed = COALESCE($6, token_sealed), token_wrapped_key = COALESCE($7, token_wrapped_key),
