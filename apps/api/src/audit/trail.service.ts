@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { Response } from 'express';
 import { createGzip } from 'node:zlib';
-import { once } from 'node:events';
+import type { Writable } from 'node:stream';
 import {
   eraseSubjectIn,
   ErasureBlockedError,
@@ -141,9 +141,47 @@ export class AuditTrailService {
     if (gzip) (out as ReturnType<typeof createGzip>).pipe(res);
     if (format === 'csv') out.write(`${csvHeader()}\n`);
     // Chunks of thousands of lines, written with backpressure (non-NDJSON formatted off the event loop).
-    for await (const text of exportText(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq, format, VERSION)) {
-      if (!out.write(text)) await once(out, 'drain');
-    }
-    out.end();
+    await writeAll(res, out, exportText(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq, format, VERSION));
   }
+}
+
+/**
+ * Writes `chunks` to `out` (the response, or a gzip stream piped to it) with backpressure, and ends
+ * it. A client that goes away stops the export: the wait for "drain" also ends on the response's
+ * "close", and leaving the loop returns the generator, so its cursor's transaction ends and its
+ * pooled connection goes back (an abandoned download held one for ever).
+ */
+export async function writeAll(res: Writable, out: Writable, chunks: AsyncIterable<string>): Promise<void> {
+  let closed = false;
+  const onClose = () => {
+    closed = true;
+  };
+  res.once('close', onClose);
+  const gone = () => closed || res.destroyed;
+  try {
+    for await (const text of chunks) {
+      if (gone()) break;
+      if (!out.write(text)) {
+        await new Promise<void>((resolve) => {
+          const done = () => {
+            out.off('drain', done);
+            out.off('error', done);
+            res.off('close', done);
+            resolve();
+          };
+          out.once('drain', done);
+          out.once('error', done);
+          res.once('close', done);
+        });
+        if (gone()) break;
+      }
+    }
+  } finally {
+    res.off('close', onClose);
+  }
+  if (gone()) {
+    if (out !== res) out.destroy();
+    return;
+  }
+  out.end();
 }
