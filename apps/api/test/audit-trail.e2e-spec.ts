@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
-import { verifyExport } from '@steward/audit';
+import { auditSigner, manifestStatementOf, readCheckpointLog, verifyExport } from '@steward/audit';
 import { newId } from '@steward/common';
 import { inOrg } from '@steward/db';
 import { addUser, type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
@@ -74,6 +74,24 @@ describe('audit trail through the API', () => {
     const forged = { ...manifest.body, lastHash: rehashed.at(-1)!.hash, checkpoints: [] };
     const caught = await verifyExport(join(dir, 'forged.ndjson'), forged, publicKeyPem);
     expect(caught).toMatchObject({ ok: false, reason: expect.stringMatching(/differs from what its signature covers/) });
+    // An insider with the database and the server: the chain rewritten from seq 3 on, the server's
+    // checkpoint rows deleted, so the manifest the API signs covers the rewritten end and lists no
+    // checkpoint. The manifest alone passes; the checkpoints the auditor holds (pushed off the box
+    // when they were made) do not.
+    const insider = { ...manifest.body, lastHash: rehashed.at(-1)!.hash, checkpoints: [], exportedAt: new Date().toISOString() };
+    const signed = { ...insider, statement: manifestStatementOf(insider) };
+    const byServer = { ...signed, signature: await auditSigner(h.config).sign(Buffer.from(signed.statement, 'utf8')) };
+    expect(await verifyExport(join(dir, 'forged.ndjson'), byServer, publicKeyPem)).toMatchObject({ ok: true });
+    const held = readCheckpointLog(readFileSync(join(dir, 'checkpoints.jsonl'), 'utf8'));
+    expect(await verifyExport(join(dir, 'forged.ndjson'), byServer, publicKeyPem, held)).toMatchObject({ ok: false, firstBadSeq: cp.body.checkpoint.seq, reason: expect.stringMatching(/differs from the signed checkpoint/) });
+    expect(await verifyExport(join(dir, 'export.ndjson'), manifest.body, publicKeyPem, held)).toMatchObject({ ok: true, checkpointsVerified: 1 });
+    // Entries cut after the last checkpoint the auditor holds: named too.
+    const short = text.trim().split('\n').slice(0, -1);
+    writeFileSync(join(dir, 'short.ndjson'), `${short.join('\n')}\n`);
+    const cut = { ...manifest.body, toSeq: manifest.body.toSeq - 1, count: manifest.body.count - 1, lastHash: JSON.parse(short.at(-1)!).hash, checkpoints: [], exportedAt: new Date().toISOString() };
+    const cutSigned = { ...cut, statement: manifestStatementOf(cut) };
+    const cutByServer = { ...cutSigned, signature: await auditSigner(h.config).sign(Buffer.from(cutSigned.statement, 'utf8')) };
+    expect(await verifyExport(join(dir, 'short.ndjson'), cutByServer, publicKeyPem, held)).toMatchObject({ ok: false, reason: expect.stringMatching(/beyond this export's end/) });
     // Without a signature, or signed by another key: refused before a line is read.
     const { statement: _s, signature: _sig, ...unsigned } = manifest.body;
     expect(await verifyExport(join(dir, 'export.ndjson'), unsigned, publicKeyPem)).toMatchObject({ ok: false, reason: expect.stringMatching(/not signed/) });

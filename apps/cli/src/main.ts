@@ -603,12 +603,22 @@ export function program(): Command {
     .argument('<export>', 'the NDJSON export file')
     .requiredOption('--manifest <file>', 'the export manifest ("audit export --manifest <file>" writes it)')
     .requiredOption('--public-key <file>', 'your pinned copy of the checkpoint public key (PEM)')
-    .action(async (exportPath: string, o: { manifest: string; publicKey: string }) => {
-      const { verifyExport } = await import('@steward/audit');
+    .option('--checkpoints <file>', "the checkpoints you hold (JSON lines, as pushed off the box): checked instead of the manifest's list, which the server filled")
+    .action(async (exportPath: string, o: { manifest: string; publicKey: string; checkpoints?: string }) => {
+      const { readCheckpointLog, verifyExport } = await import('@steward/audit');
       const manifest = readDocument(o.manifest) as Parameters<typeof verifyExport>[1];
       const publicKey = readText(o.publicKey);
+      let held: ReturnType<typeof readCheckpointLog> | null = null;
+      if (o.checkpoints !== undefined) {
+        const log = readText(o.checkpoints);
+        try {
+          held = readCheckpointLog(log);
+        } catch (err) {
+          throw new CliError(`${o.checkpoints}: ${(err as Error).message}`, 2);
+        }
+      }
       if (!existsSync(exportPath)) throw new CliError(`cannot read ${exportPath}`, 2);
-      const result = await verifyExport(exportPath, manifest, publicKey);
+      const result = await verifyExport(exportPath, manifest, publicKey, held);
       print(result, () => out(JSON.stringify(result)));
       if (!result.ok) throw new CliError('the export does not verify', 1);
     });

@@ -17,3 +17,4 @@ export * from './ocsf';
 export * from './ecs';
 export * from './siem';
 export * from './wrapped-keys';
+export * from './checkpoint-log';

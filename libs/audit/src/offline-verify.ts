@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
 import { type ExportLine, type ExportManifest, MANIFEST_STATEMENT, manifestStatementOf } from './export';
+import type { Checkpoint } from './checkpoint';
 import { verifySignature } from './signing';
 import { ChainVerifier, type VerifyResult } from './verify';
 
@@ -31,13 +32,27 @@ function manifestProblem(m: ExportManifest, publicKeyPem: string): string | null
  * before the range and both end hashes, so that every entry of the export, those after the last
  * checkpoint included, is covered by a signature. Then every line: exactly the bytes the export
  * wrote (one changed byte anywhere fails), every hash link, every checkpoint signature, and the
- * manifest's count and end hashes. Names the first bad sequence number.
+ * manifest's count and end hashes. Names the first bad sequence number. With `held` (the auditor's
+ * own copies of the checkpoints, e.g. the checkpoint file sink's lines), those are checked instead of
+ * the manifest's: every one of this org inside the range must match the chain, and one past the
+ * export's end fails it (entries were cut, or the export stops short of it).
  */
-export async function verifyExport(exportPath: string, manifest: ExportManifest, publicKeyPem: string): Promise<VerifyResult> {
+export async function verifyExport(exportPath: string, manifest: ExportManifest, publicKeyPem: string, held: Checkpoint[] | null = null): Promise<VerifyResult> {
   const problem = manifestProblem(manifest, publicKeyPem);
   if (problem) return { ok: false, checked: 0, lastSeq: 0, lastHash: '', firstBadSeq: null, reason: problem, checkpointsVerified: 0, purged: 0 };
+  // The checkpoints the auditor holds (the copies pushed off the box when they were made) are what
+  // an insider who rewrote the chain and the server's own checkpoint rows cannot change: with them,
+  // the manifest's list (which the server filled from its database) is only a convenience.
+  const ours = held ? held.filter((c) => c && typeof c === 'object' && c.org === manifest.org && Number.isSafeInteger(c.seq) && c.seq >= manifest.fromSeq) : null;
+  if (ours) {
+    const beyond = ours.filter((c) => c.seq > manifest.toSeq).sort((a, b) => a.seq - b.seq)[0];
+    if (beyond) {
+      return { ok: false, checked: 0, lastSeq: manifest.toSeq, lastHash: '', firstBadSeq: manifest.toSeq + 1, reason: `you hold a checkpoint at seq ${beyond.seq}, beyond this export's end (seq ${manifest.toSeq}): entries after ${manifest.toSeq} were cut, or the export stops short (export through seq ${beyond.seq} to check it)`, checkpointsVerified: 0, purged: 0 };
+    }
+  }
+  const checkpoints = ours ?? manifest.checkpoints;
   const verifier = new ChainVerifier({ seq: manifest.fromSeq - 1, hash: Buffer.from(manifest.prevHash, 'hex') });
-  const marks = new Set(manifest.checkpoints.map((c) => c.seq));
+  const marks = new Set(checkpoints.map((c) => c.seq));
   const input = createReadStream(exportPath);
   const lines = createInterface({ input: exportPath.endsWith('.gz') ? input.pipe(createGunzip()) : input, crlfDelay: Infinity });
   let firstHash: string | null = null;
@@ -71,7 +86,7 @@ export async function verifyExport(exportPath: string, manifest: ExportManifest,
     firstHash ??= line.hash;
     lastHash = line.hash;
   }
-  const result = verifier.finish(manifest.checkpoints, publicKeyPem, manifest.org);
+  const result = verifier.finish(checkpoints, publicKeyPem, manifest.org);
   if (!result.ok) return result;
   const problems: string[] = [];
   if (count !== manifest.count) problems.push(`the manifest says ${manifest.count} entries, the export has ${count}`);

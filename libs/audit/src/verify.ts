@@ -133,7 +133,8 @@ export class ChainVerifier {
         } catch {
           s = {};
         }
-        if (s.seq !== c.seq || s.hash !== c.hash || (org && s.org !== org)) {
+        // The statement must be a checkpoint's, of this org, and say exactly this seq and hash.
+        if (!Number.isSafeInteger(c.seq) || typeof c.hash !== 'string' || !/^[0-9a-f]{64}$/.test(c.hash) || s.seq !== c.seq || s.hash !== c.hash || (org && s.org !== org)) {
           this.bad = { seq: c.seq, reason: `checkpoint at seq ${c.seq} does not match its signed statement` };
           break;
         }
@@ -146,7 +147,8 @@ export class ChainVerifier {
           this.bad = { seq: c.seq, reason: `the chain at seq ${c.seq} differs from the signed checkpoint` };
           break;
         }
-        verified++;
+        // Counted only when compared with the chain (one before the range proves nothing here).
+        if (at !== undefined) verified++;
       }
     }
     return {
