@@ -82,10 +82,23 @@ interface Scan {
   card: number;
   myNumber: number;
   iban: number;
+  /** Some content was past the bounds (MAX_STRINGS, MAX_DEPTH) and not scanned. */
+  cut: boolean;
+}
+
+/** Content the bounds left unscanned: a string, or an array or object with something in it. */
+export function hasContent(value: unknown): boolean {
+  if (typeof value === 'string') return true;
+  if (Array.isArray(value)) return value.length > 0;
+  return !!value && typeof value === 'object' && Object.keys(value).length > 0;
 }
 
 function walk(value: unknown, st: Scan, depth: number): void {
-  if (st.strings >= MAX_STRINGS || depth > MAX_DEPTH) return;
+  if (st.strings >= MAX_STRINGS || depth > MAX_DEPTH) {
+    // Not scanned is not clean: arguments nested or padded past the bounds count as personal data.
+    if (!st.cut && hasContent(value)) st.cut = true;
+    return;
+  }
   if (typeof value === 'string') {
     st.strings++;
     scanString(value, st);
@@ -345,7 +358,7 @@ function scanDigits(s: string, digits: number, iban: boolean, st: Scan): void {
 
 /** Labels for the arguments of one action: "pii" when personal data is found. */
 export function labelArguments(args: unknown, orgDomains: string[]): LabelResult {
-  const st: Scan = { strings: 0, orgDomains, lowered: null, emailExternal: 0, phone: 0, card: 0, myNumber: 0, iban: 0 };
+  const st: Scan = { strings: 0, orgDomains, lowered: null, emailExternal: 0, phone: 0, card: 0, myNumber: 0, iban: 0, cut: false };
   walk(args, st, 0);
   // By kind, sorted.
   const findings: LabelResult['findings'] = [];
@@ -354,7 +367,8 @@ export function labelArguments(args: unknown, orgDomains: string[]): LabelResult
   if (st.iban) findings.push({ kind: 'iban', count: st.iban });
   if (st.myNumber) findings.push({ kind: 'my_number', count: st.myNumber });
   if (st.phone) findings.push({ kind: 'phone', count: st.phone });
-  return { labels: findings.length ? ['pii'] : [], findings };
+  // Arguments the bounds cut short are labelled as if they held personal data (fail closed).
+  return { labels: findings.length || st.cut ? ['pii'] : [], findings };
 }
 
 const EMAIL = /[A-Za-z0-9._%+-]{1,64}@([A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63})\b/g;

@@ -13,14 +13,17 @@ const PHONE = /(?:\+|\b0)\d[\d\s().-]{7,16}\d\b/g;
 const DIGIT_RUN = /\b\d(?:[ -]?\d){11,18}\b/g;
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/g;
 
-function strings(value: unknown, out: string[], depth = 0): void {
-  if (out.length >= MAX_STRINGS || depth > MAX_DEPTH) return;
+function strings(value: unknown, out: string[], depth = 0, cut = { cut: false }): void {
+  if (out.length >= MAX_STRINGS || depth > MAX_DEPTH) {
+    if (typeof value === 'string' || (Array.isArray(value) ? value.length > 0 : !!value && typeof value === 'object' && Object.keys(value).length > 0)) cut.cut = true;
+    return;
+  }
   if (typeof value === 'string') out.push(value);
-  else if (Array.isArray(value)) for (const v of value) strings(v, out, depth + 1);
+  else if (Array.isArray(value)) for (const v of value) strings(v, out, depth + 1, cut);
   else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
       out.push(k);
-      strings(v, out, depth + 1);
+      strings(v, out, depth + 1, cut);
     }
   }
 }
@@ -34,7 +37,8 @@ export function referenceLabelArguments(args: unknown, orgDomains: string[]): La
   const counts = new Map<PersonalDataKind, number>();
   const add = (k: PersonalDataKind) => counts.set(k, (counts.get(k) ?? 0) + 1);
   const list: string[] = [];
-  strings(args, list);
+  const cut = { cut: false };
+  strings(args, list, 0, cut);
   const s = list.join('\u0000');
   for (const m of s.matchAll(EMAIL)) if (!internal(m[0], orgDomains)) add('email_external');
   const taken: [number, number][] = [];
@@ -56,5 +60,5 @@ export function referenceLabelArguments(args: unknown, orgDomains: string[]): La
     if (digits.length >= 10 && digits.length <= 15) add('phone');
   }
   const findings = [...counts.entries()].map(([kind, count]) => ({ kind, count })).sort((a, b) => a.kind.localeCompare(b.kind));
-  return { labels: findings.length ? ['pii'] : [], findings };
+  return { labels: findings.length || cut.cut ? ['pii'] : [], findings };
 }

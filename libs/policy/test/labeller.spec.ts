@@ -37,10 +37,15 @@ describe('labelArguments', () => {
     expect(labelArguments({ n: '1234 5678 9012 3456' }, ORG).labels).toEqual([]);
   });
 
-  it('stays bounded on deep or huge input', () => {
+  it('stays bounded on deep or huge input, and labels what it could not scan as personal data (fails closed)', () => {
     let deep: unknown = 'x@evil.example';
     for (let i = 0; i < 1000; i++) deep = { d: deep };
-    expect(labelArguments(deep, ORG).labels).toEqual([]);
+    expect(labelArguments(deep, ORG)).toEqual({ labels: ['pii'], findings: [] });
+    // Padded past 10,000 strings: what comes after is not scanned, so the arguments count as personal data.
+    const padded = { filler: Array.from({ length: 10_001 }, () => 'x'), to: 'someone@evil.example' };
+    expect(labelArguments(padded, ORG)).toEqual({ labels: ['pii'], findings: [] });
+    // Within the bounds, nothing found: no label.
+    expect(labelArguments({ filler: Array.from({ length: 100 }, () => 'x') }, ORG).labels).toEqual([]);
     const many = Array.from({ length: 20_000 }, () => 'a@b.example');
     expect(labelArguments(many, ORG).findings[0].count).toBeLessThanOrEqual(10_000);
   });
