@@ -11,7 +11,7 @@ import { inOrg } from '@steward/db';
 import { type AgentDeps, relayOutbox, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { newApiKey } from './support/fixtures';
-import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+import { addUser, type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 /**
  * Agent tasks end to end: the API creates tasks (task + outbox in one transaction), the worker
@@ -173,6 +173,33 @@ describe('agent tasks through the API and the worker', () => {
     expect(existsSync(join(workspace(org.users.member.id), 'payroll'))).toBe(false);
     const acts = await actions(t.id);
     expect(acts.filter((a) => a.action_type === 'file.create').map((a) => [a.level, a.state])).toEqual([['forbidden', 'refused']]);
+  });
+
+  it("model.invoke is decided as any action: Watched by the policy, it is not made (a model call cannot wait for a person) and the task fails saying so; past the policy's rate limit it takes the limit's level", async () => {
+    const person = await addUser(h.ds, org, 'member', `invoke-${Date.now()}`);
+    const cookie = await login(h, person.email);
+    const invokes = async (taskId: string) => (await actions(taskId)).filter((a) => a.action_type === 'model.invoke').map((a) => [a.level, a.state, a.refusal]);
+    const document = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows[0].document;
+    const set = (doc: unknown) => su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(doc)]);
+    try {
+      await set({ ...document, rules: [...document.rules, { id: 'user.model-watched', scope: { type: 'user', id: person.id }, actions: ['model.invoke'], level: 'watched', reason: 'this person needs sign-off for model calls' }] });
+      const watched = await create(cookie, '[script:read-only] summarise last week');
+      expect(await waitFor(watched.id, ['failed', 'completed'], cookie)).toMatchObject({ state: 'failed', error: { code: 'watched', message: expect.stringMatching(/cannot wait for a person/) } });
+      expect(await invokes(watched.id)).toEqual([['watched', 'refused', 'watched']]);
+
+      // One model call an hour for this person, then Forbidden: the task's second call is refused, naming the limit.
+      await set({ ...document, rateLimits: [...document.rateLimits, { id: 'model-calls', actions: ['model.invoke'], max: 1, per: 'hour', by: 'user', then: 'forbidden', reason: 'one model call an hour in this test' }] });
+      const limited = await create(cookie, '[script:read-only] summarise last week');
+      expect(await waitFor(limited.id, ['failed', 'completed'], cookie)).toMatchObject({ state: 'failed', error: { code: 'forbidden' } });
+      expect(await invokes(limited.id)).toEqual([
+        ['autonomous', 'succeeded', null],
+        ['forbidden', 'refused', 'forbidden'],
+      ]);
+      const [event] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND action = 'model.invoke' AND task_id = $2 AND decision = 'denied'`, [org.id, limited.id])).rows;
+      expect(event.p).toMatchObject({ rateLimited: ['model-calls'], rateLimitsUnavailable: false });
+    } finally {
+      await set(document);
+    }
   });
 
   it('a Forbidden call stops the task even after a call of the same turn that waits for a person: nothing after it runs, and that wait is voided', async () => {

@@ -5,8 +5,8 @@ import { type AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { type Logger, newId } from '@steward/common';
 import { ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { type DataSource, type EntityManager, inOrg } from '@steward/db';
-import { ClaimFenced, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource } from '@steward/gate';
-import { type ActionType, decide, isActionType, labelArguments, redactPersonalData } from '@steward/policy';
+import { ClaimFenced, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource, reserve } from '@steward/gate';
+import { type ActionType, authorize, decide, isActionType, labelArguments, rateLimitsFor, redactPersonalData, toFacts } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { bookTurnCost, budgetMessage, reserveTurn } from './budgets';
 import { costMicros, type Message, type MessageParam, ModelClient, type ModelOptions, ModelUnavailable, routeModel, type Tool } from './model';
@@ -628,13 +628,21 @@ async function writeAheadModelInvoke(
     const domains: string[] = gate?.domains ?? [];
     // The conversation is labelled like any action's arguments ("pii" when personal data is in it).
     const labels = [...new Set([...taskLabels, ...labelArguments(request.messages, domains).labels])].sort();
+    // Decided as the gate decides an action: the policy's rate limits reserved across processes
+    // (Redis not answering counts each as exceeded), then the level, then the policy's own checks.
+    const principal = { userId, groupIds: groups };
+    const reservation = policy ? await reserve(deps.redis, orgId, userId, rateLimitsFor(policy.compiled, 'model.invoke'), new Date(), 250, deps.redisPrefix) : null;
+    const context = { connector: 'anthropic', workflow: workflow ?? undefined, tainted, labels, ...(reservation?.exceeded.length ? { rateExceeded: reservation.exceeded } : {}) };
     const d = policy
-      ? decide(policy.compiled, { userId, groupIds: groups }, 'model.invoke', { connector: 'anthropic', workflow: workflow ?? undefined, tainted, labels }, { domains })
+      ? decide(policy.compiled, principal, 'model.invoke', context, { domains })
       : { level: 'forbidden' as const, ruleIds: ['no_active_policy'], reason: 'Forbidden: the org has no active policy', obligations: [] as string[] };
+    const authorized = policy ? authorize(policy.ability, toFacts(principal, 'model.invoke', context, { domains }), d.level) : false;
     // The policy's redact obligation: personal data is replaced in what is sent (counts audited, never values).
     const sent = d.obligations.includes('redact_personal_data') ? redactPersonalData(request.messages, domains) : { value: request.messages, redacted: [] };
     const payload = canonical({ ...request, messages: sent.value });
-    const refusal = gate?.paused ? 'paused' : gate?.membership !== 'active' ? 'suspended' : d.level === 'forbidden' ? 'forbidden' : null;
+    // Watched: a model call cannot wait for a person (nothing would be left to decide once it is
+    // approved), so it is refused and the task stops, saying why; Batched runs and is listed.
+    const refusal = gate?.paused ? 'paused' : gate?.membership !== 'active' ? 'suspended' : d.level === 'forbidden' ? 'forbidden' : d.level === 'watched' ? 'watched' : !authorized ? 'not_authorized' : null;
     const actionId = newId();
     const digest = sha256(payload);
     const level = d.level === 'forbidden' ? 'forbidden' : d.level;
@@ -658,9 +666,22 @@ async function writeAheadModelInvoke(
       connector: 'anthropic',
       client: 'worker',
       // What is sent to the model, by digest and size only.
-      payload: { actionId, model, offline: deps.model.offline, digest, bytes: Buffer.byteLength(payload), step: s.step, labels, obligations: d.obligations, redacted: sent.redacted },
+      payload: {
+        actionId,
+        model,
+        offline: deps.model.offline,
+        digest,
+        bytes: Buffer.byteLength(payload),
+        step: s.step,
+        labels,
+        obligations: d.obligations,
+        redacted: sent.redacted,
+        ...(reservation?.exceeded.length ? { rateLimited: reservation.exceeded, rateLimitsUnavailable: reservation.unavailable } : {}),
+      },
     });
-    return { step: s.step, actionId, refused: refusal !== null, refusal, reason: refusal === 'forbidden' ? d.reason : (refusal ?? ''), messages: sent.value };
+    const reason =
+      refusal === 'forbidden' ? d.reason : refusal === 'watched' ? `${d.reason} (a model call cannot wait for a person's approval, so it is not made)` : (refusal ?? '');
+    return { step: s.step, actionId, refused: refusal !== null, refusal, reason, messages: sent.value };
   });
 }
 
