@@ -7,7 +7,7 @@ import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
 import { type AgentDeps, fireDueSchedules, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
-import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
+import { addUser, type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 /**
  * Scheduled tasks and monthly budgets through the API, with the worker's firing code and agent
@@ -154,6 +154,23 @@ describe('task schedules and monthly budgets', () => {
       { action: 'schedule.skip', reason: 'paused' },
       { action: 'schedule.fire', reason: null },
     ]);
+  });
+
+  it("a schedule runs only while its owner's roles let them run tasks: demoted, its runs are skipped (not_permitted)", async () => {
+    const person = await addUser(h.ds, org, 'member', `sched-${Date.now()}`);
+    const cookie = await login(h, person.email);
+    const s = (await h.http.post('/v1/task-schedules').set('Cookie', cookie).send({ name: 'Nightly', cron: '0 2 * * *', timeZone: 'UTC', prompt: '[script:hello] nightly' })).body;
+    const owner = await login(h, org.users.owner.email);
+    expect((await h.http.put(`/v1/members/${person.id}/roles`).set('Cookie', owner).send({ roles: ['auditor'] })).status).toBe(200);
+    await makeDue(s.id);
+    expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 0, skipped: 1 });
+    expect(await schedule(s.id)).toMatchObject({ runs: 0, skipped: 1 });
+    const [skip] = (await su.query(`SELECT canonical::jsonb->'payload'->>'reason' AS reason FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'target'->>'id' = $2 AND canonical::jsonb->>'action' = 'schedule.skip'`, [org.id, s.id])).rows;
+    expect(skip).toEqual({ reason: 'not_permitted' });
+    // A member again: it runs.
+    expect((await h.http.put(`/v1/members/${person.id}/roles`).set('Cookie', owner).send({ roles: ['member'] })).status).toBe(200);
+    await makeDue(s.id);
+    expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 1, skipped: 0 });
   });
 
   it('a worker whose clock is behind the database fires a due run once, not again at the next tick', async () => {

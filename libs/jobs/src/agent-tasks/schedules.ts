@@ -2,6 +2,7 @@ import { CronExpressionParser } from 'cron-parser';
 import { type AuditKeyring, recordEvent } from '@steward/audit';
 import { type Logger, newId } from '@steward/common';
 import { type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
+import { BUILTIN_ROLE_RULES, buildAbility, isBuiltinRole, type PermissionRule, subjectOf } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { monthlyBudgetBlock } from './budgets';
 import { appendEvents, insertTask, sha256 } from './task-store';
@@ -103,7 +104,17 @@ export async function fireDueSchedules(deps: { ds: DataSource; keys: KeyProvider
   return out;
 }
 
-async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: AuditKeyring; log: Logger }, orgId: string, id: string): Promise<'fired' | 'paused' | 'suspended' | 'budget' | null> {
+/** Whether the member's roles, as they are now, let them run agent tasks (a schedule runs as them). */
+async function mayRunTasks(em: EntityManager, orgId: string, userId: string): Promise<boolean> {
+  const rows: { role: string; permissions: PermissionRule[] | null }[] = await em.query(
+    `SELECT a.role, r.permissions FROM role_assignments a LEFT JOIN roles r ON r.org_id = a.org_id AND r.id = a.custom_role_id WHERE a.org_id = $1 AND a.user_id = $2`,
+    [orgId, userId],
+  );
+  const rules = rows.flatMap((r) => (isBuiltinRole(r.role) ? BUILTIN_ROLE_RULES[r.role] : (r.permissions ?? [])));
+  return buildAbility(rules, userId).can('create', subjectOf('Task', { userId }));
+}
+
+async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: AuditKeyring; log: Logger }, orgId: string, id: string): Promise<'fired' | 'paused' | 'suspended' | 'not_permitted' | 'budget' | null> {
   return inOrg(deps.ds, { orgId }, async (em) => {
     const [s] = await em.query(
       `SELECT s.*, o.agents_paused_at IS NOT NULL AS org_paused, m.status AS membership FROM task_schedules s
@@ -123,7 +134,16 @@ async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: Audit
       await em.query(`UPDATE task_schedules SET paused_at = now(), updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, id]);
       return null;
     }
-    const blocked = s.org_paused ? 'paused' : s.membership !== 'active' ? 'suspended' : (await monthlyBudgetBlock(em, orgId, s.user_id)) ? 'budget' : null;
+    // The owner's state and roles as they are at each run (a schedule made by someone who may no longer run tasks runs nothing).
+    const blocked = s.org_paused
+      ? 'paused'
+      : s.membership !== 'active'
+        ? 'suspended'
+        : !(await mayRunTasks(em, orgId, s.user_id))
+          ? 'not_permitted'
+          : (await monthlyBudgetBlock(em, orgId, s.user_id))
+            ? 'budget'
+            : null;
     let taskId: string | null = null;
     if (!blocked) {
       const prompt = (await openSecret(deps.keys, { sealed: s.prompt_sealed, wrappedKey: s.prompt_key }, scheduleAad(orgId, id))).toString('utf8');
