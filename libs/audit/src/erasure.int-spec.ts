@@ -7,7 +7,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/tes
 import type { CanonicalEvent } from './event';
 import { AuditKeyring } from './keyring';
 import { recordEvent } from './record';
-import { eraseSubject, ErasureBlockedError, purgeOrg, readSealed } from './retention';
+import { eraseSubject, ErasureBlockedError, lockHolds, purgeOrg, readSealed } from './retention';
 import { verifyOrg } from './verify';
 import { sealAll } from '../../../test/support/seal';
 
@@ -109,6 +109,29 @@ describe('erasure of one person (crypto-shredding, real PostgreSQL)', () => {
     expect((await readAll(org))[id]).toBe(canary('bob', 7));
     const [n] = await inOrg(ds, { orgId: org }, (em) => em.query('SELECT count(*)::int AS n FROM audit_erasures WHERE org_id = $1', [org]));
     expect(n.n).toBe(0);
+  });
+
+  it('a hold being placed while an erasure starts: the erasure waits for it and is refused, nothing is destroyed', async () => {
+    const org = await newOrg();
+    const id = await send(org, bob, 'bob', 6);
+    let placed!: () => void;
+    const committed = new Promise<void>((r) => (placed = r));
+    // A legal hold being placed (as the API does: the org's holds locked first), not yet committed.
+    const placing = inOrg(ds, { orgId: org }, async (em) => {
+      await lockHolds(em, org);
+      await em.insert(LegalHold, { id: newId(), orgId: org, userId: bob, fromAt: new Date(Date.now() - 86_400_000), untilAt: null, reason: 'litigation', createdBy: alice, releasedAt: null });
+      await committed;
+    });
+    await new Promise((r) => setTimeout(r, 100));
+    const erasing = eraseSubject(ds, keyring, org, bob, 'request').then(
+      () => 'erased',
+      (err: unknown) => (err instanceof ErasureBlockedError ? 'blocked' : String(err)),
+    );
+    await new Promise((r) => setTimeout(r, 200));
+    placed();
+    await placing;
+    expect(await erasing).toBe('blocked');
+    expect((await readAll(org))[id]).toBe(canary('bob', 6));
   });
 
   it('retention destroys the person keys of a month too', async () => {

@@ -37,6 +37,15 @@ function overlaps(h: Hold, from: Date, to: Date): boolean {
   return h.fromAt < to && (h.untilAt === null || h.untilAt > from);
 }
 
+/**
+ * The org's legal holds, locked for the rest of the transaction: placing or releasing a hold, an
+ * erasure and a retention purge take it before they read or change holds, so none of them decides
+ * on holds another is changing (a hold placed while a purge ran could otherwise lose its data).
+ */
+export async function lockHolds(em: EntityManager, orgId: string): Promise<void> {
+  await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:legal-holds:' || $1, 0))`, [orgId]);
+}
+
 async function holdsOf(em: EntityManager, orgId: string): Promise<Hold[]> {
   const rows: { id: string; user_id: string | null; from_at: Date; until_at: Date | null }[] = await em.query(
     'SELECT id, user_id, from_at, until_at FROM legal_holds WHERE org_id = $1 AND released_at IS NULL',
@@ -58,6 +67,7 @@ export async function purgeOrg(ds: DataSource, keyring: AuditKeyring, orgId: str
   return inOrg(ds, { orgId: orgId }, async (em) => {
     const [org] = await em.query('SELECT audit_retention_months AS months FROM orgs WHERE id = $1', [orgId]);
     const cutoff = retentionCutoff(now, Number(org?.months ?? 6));
+    await lockHolds(em, orgId);
     // Copies kept by holds released since (one a purge wrote while the hold was being released included).
     await em.query('DELETE FROM audit_held_payloads p USING legal_holds h WHERE p.org_id = $1 AND h.org_id = p.org_id AND h.id = p.hold_id AND h.released_at IS NOT NULL', [orgId]);
     const holds = await holdsOf(em, orgId);
@@ -183,6 +193,7 @@ export class ErasureBlockedError extends Error {
  * get a fresh key. Call keyring.forgetSubject() after the commit.
  */
 export async function eraseSubjectIn(em: EntityManager, orgId: string, subject: string, requestedBy: string | null): Promise<Erasure> {
+  await lockHolds(em, orgId);
   const holds: { id: string }[] = await em.query('SELECT id FROM legal_holds WHERE org_id = $1 AND released_at IS NULL AND (user_id IS NULL OR user_id::text = $2)', [orgId, subject]);
   if (holds.length) throw new ErasureBlockedError(holds.map((h) => h.id));
   const destroyed = await queryReturning(em, 'UPDATE audit_keys SET wrapped = NULL, destroyed_at = now() WHERE org_id = $1 AND subject = $2 AND wrapped IS NOT NULL RETURNING month', [

@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { lockHolds } from '@steward/audit';
 import { AppError, newId } from '@steward/common';
 import { LegalHold } from '@steward/db';
 import type { z } from 'zod';
@@ -39,6 +40,7 @@ export class LegalHoldsService {
     await this.access.authorize(p, 'create', 'LegalHold');
     return this.db.inOrg(p, async (em) => {
       await this.access.requireStepUp(em, p);
+      await lockHolds(em, p.orgId);
       if (body.userId && !(await knownPerson(em, p.orgId, body.userId))) throw AppError.notFound('person (neither a member nor in the org\'s audit trail)');
       const hold = em.create(LegalHold, {
         id: newId(),
@@ -65,6 +67,7 @@ export class LegalHoldsService {
       if (hold.releasedAt) throw AppError.conflict('The hold is already released.');
       // Releasing lets retention destroy what the hold kept: as sensitive as an erasure.
       await this.access.requireStepUp(em, p);
+      await lockHolds(em, p.orgId);
       hold.releasedAt = new Date();
       await em.save(hold);
       // What the hold kept past retention goes with it: retention applies again from now on.
