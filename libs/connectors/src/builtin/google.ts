@@ -3,6 +3,7 @@ import { drive } from '@googleapis/drive';
 import { gmail, type gmail_v1 } from '@googleapis/gmail';
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
+import { domainOf, isInternal } from '@steward/policy';
 import { ConnectorError } from '../errors';
 import type { ConnectorManifest } from '../manifest';
 import { parseAddresses } from '../manifest';
@@ -149,13 +150,21 @@ export function createDriveServer(opts: DriveOptions): McpServer {
   const labelIds = Object.keys(opts.sensitivityLabels ?? {});
   const labelsOf = (file: { labelInfo?: { labels?: { id?: string | null }[] } | null }) =>
     (file.labelInfo?.labels ?? []).map((l) => l.id ?? '').filter(Boolean).map((id) => opts.sensitivityLabels?.[id] ?? `drive-label:${id}`);
-  const FIELDS = 'id,name,mimeType,modifiedTime,webViewLink,labelInfo';
+  const FIELDS = 'id,name,mimeType,modifiedTime,webViewLink,labelInfo,owners(emailAddress)';
+  // "external" unless every owner of the file is inside the org's domains: a document an outsider
+  // shared (it shows in search and "Shared with me") is outside content, as outside mail is. Fail
+  // closed: no owner to read (a shared drive's file, an address missing) counts as outside.
+  const originOf = (file: { owners?: { emailAddress?: string | null }[] | null }) => {
+    const owners = (file.owners ?? []).map((o) => domainOf(o.emailAddress ?? ''));
+    return owners.length && owners.every((d) => d && isInternal(d, opts.orgDomains ?? [])) ? [] : ['external'];
+  };
+  const labelsAndOrigin = (file: Parameters<typeof labelsOf>[0] & Parameters<typeof originOf>[0]) => [...labelsOf(file), ...originOf(file)];
 
   defineTool(server, svc, 'drive.search', { description: 'Search Drive files by name or content.', inputSchema: { query: z.string().max(500), pageSize: z.number().int().min(1).max(100).optional() }, readOnly: true }, async (a) => {
     const q = `fullText contains '${a.query.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}' and trashed = false`;
     const res = await google(svc, async () => api.files.list({ q, pageSize: a.pageSize ?? 20, fields: `files(${FIELDS})`, includeLabels: labelIds.join(',') || undefined }, await callOpts(opts, svc)));
-    const files = (res.files ?? []).map((f) => ({ id: f.id, name: f.name, mimeType: f.mimeType, modifiedTime: f.modifiedTime, labels: labelsOf(f) }));
-    return { data: { files }, labels: files.flatMap((f) => f.labels) };
+    const files = (res.files ?? []).map((f) => ({ id: f.id, name: f.name, mimeType: f.mimeType, modifiedTime: f.modifiedTime, labels: labelsAndOrigin(f) }));
+    return { data: { files }, labels: [...new Set(files.flatMap((f) => f.labels))] };
   });
 
   defineTool(server, svc, 'drive.read', { description: 'Read a Drive file as text (Google Docs exported as plain text).', inputSchema: { fileId: z.string().max(256) }, readOnly: true }, async (a) => {
@@ -167,7 +176,7 @@ export function createDriveServer(opts: DriveOptions): McpServer {
         ? api.files.export({ fileId: a.fileId, mimeType: 'text/plain' }, { ...o, responseType: 'text' })
         : api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text' })) as Promise<{ data: unknown }>,
     );
-    const labels = labelsOf(meta);
+    const labels = labelsAndOrigin(meta);
     return { data: { id: meta.id, name: meta.name, mimeType: meta.mimeType, content: String(content), labels }, labels };
   });
 
