@@ -328,6 +328,26 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     } finally {
       await su.query(`UPDATE policies SET document = $2 WHERE id = $1`, [active.id, JSON.stringify(active.document)]);
     }
+    // The policy now has sending mail Watched and approved by the legal group: the approver, not in it,
+    // cannot make the send final by accepting the review; nor can anyone where two people must approve.
+    const legal = (await h.http.post('/v1/groups').set('Cookie', await login(h, org.users.admin.email)).send({ name: `Legal ${Date.now()}` })).body.id as string;
+    const routed = (quorum: number) => ({
+      ...active.document,
+      rules: [...active.document.rules, { id: 'org.mail-watched', scope: { type: 'org' }, actions: ['email.send'], level: 'watched', reason: 'mail is signed off this week' }],
+      approvals: [...active.document.approvals, { id: 'route.legal-mail', actions: ['email.send'], approverGroup: legal, quorum }],
+    });
+    for (const quorum of [1, 2]) {
+      await su.query(`UPDATE policies SET document = $2 WHERE id = $1`, [active.id, JSON.stringify(routed(quorum))]);
+      try {
+        gmail.calls.length = 0;
+        const notTheirs = await h.http.post(`/v1/reviews/${later.taskId}/accept`).set('Cookie', approver).send({});
+        expect({ quorum, status: notTheirs.status }).toEqual({ quorum, status: 409 });
+        expect(notTheirs.body.detail).toMatch(quorum === 1 ? /members of one group/ : /two people/);
+        expect(gmail.calls.filter((c) => c.path.endsWith('/drafts/send'))).toEqual([]);
+      } finally {
+        await su.query(`UPDATE policies SET document = $2 WHERE id = $1`, [active.id, JSON.stringify(active.document)]);
+      }
+    }
     // The task's owner is suspended meanwhile: nothing of their work is made final.
     await su.query(`UPDATE memberships SET status = 'suspended' WHERE org_id = $1 AND user_id = $2`, [org.id, org.users.member.id]);
     try {

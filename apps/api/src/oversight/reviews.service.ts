@@ -186,7 +186,7 @@ export class ReviewsService {
       if (verdict === 'revert') {
         const stuck = rows.find((r) => !r.undo);
         if (stuck) throw AppError.conflict(`The action ${stuck.id} has no undo call recorded; it cannot be reverted.`);
-      } else if (rows.some((r) => r.finalize)) await this.stillAllowed(em, p.orgId, t.user_id, rows.filter((r) => r.finalize), (r) => this.taskDecision(em, p.orgId, t.id, r));
+      } else if (rows.some((r) => r.finalize)) await this.stillAllowed(em, p.orgId, t.user_id, rows.filter((r) => r.finalize), (r) => this.taskDecision(em, p.orgId, t.id, r), p.userId);
       return { t, rows };
     });
     // 2. Action by action: its claim, its call, then its mark and audit event.
@@ -364,7 +364,7 @@ export class ReviewsService {
       await this.access.requireStepUp(em, p);
       if (verdict === 'accept') {
         for (const owner of new Set(rows.filter((r) => r.finalize).map((r) => r.user_id))) {
-          await this.stillAllowed(em, p.orgId, owner, rows.filter((r) => r.finalize && r.user_id === owner), (r) => this.gatewayDecision(em, p.orgId, r as GatewayRow));
+          await this.stillAllowed(em, p.orgId, owner, rows.filter((r) => r.finalize && r.user_id === owner), (r) => this.gatewayDecision(em, p.orgId, r as GatewayRow), p.userId);
         }
       }
       return rows;
@@ -492,9 +492,11 @@ export class ReviewsService {
    * A finishing step acts for the owner now (a draft is sent): like an approved action, it runs only
    * while the owner's membership is active and the current policy does not forbid what the action
    * does. Each action is decided again on the facts its decision recorded (its decision event); the
-   * reviewer's accept satisfies anything short of Forbidden.
+   * reviewer's accept satisfies anything short of Forbidden, except where the policy now routes the
+   * action to approval by a group the reviewer is not in, or by two people (an approval's routing
+   * is kept the same way: a reviewer's accept is not weaker than an approval).
    */
-  private async stillAllowed(em: EntityManager, orgId: string, owner: string, rows: ActionRow[], decision: (r: ActionRow) => Promise<RecordedFacts | null>): Promise<void> {
+  private async stillAllowed(em: EntityManager, orgId: string, owner: string, rows: ActionRow[], decision: (r: ActionRow) => Promise<RecordedFacts | null>, reviewer: string): Promise<void> {
     const [m]: { status: string }[] = await em.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [orgId, owner]);
     if (m?.status !== 'active') throw AppError.conflict("The action's owner is not an active member now: nothing of it is made final. Revert it, or accept it once they are reinstated.");
     const [active]: { document: PolicyDocument }[] = await em.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [orgId]);
@@ -505,6 +507,14 @@ export class ReviewsService {
       if (!facts) throw AppError.conflict(`The action ${r.id} has no recorded decision to decide again: it is not made final.`);
       const d = decideRecorded(compiled, facts, r.action_type as ActionType, r.connector, new Date());
       if (d.level === 'forbidden') throw AppError.conflict(`The policy now forbids this action (${r.tool}): ${d.reason.slice(0, 300)} It is not made final; revert it.`);
+      if (d.level === 'watched' && d.routing) {
+        if (d.routing.quorum > 1) throw AppError.conflict(`The policy now has this action (${r.tool}) approved by two people (route ${d.routing.routeId}): one reviewer's accept does not make it final; revert it.`);
+        const group = d.routing.approverGroup;
+        if (group) {
+          const [inGroup]: unknown[] = await em.query(`SELECT 1 FROM group_members WHERE org_id = $1 AND group_id = $2 AND user_id = $3`, [orgId, group, reviewer]);
+          if (!inGroup) throw AppError.conflict(`The policy now has this action (${r.tool}) approved by the members of one group (route ${d.routing.routeId}): accept it as one of them, or revert it.`);
+        }
+      }
     }
   }
 
