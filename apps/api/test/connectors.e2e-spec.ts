@@ -101,6 +101,12 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       id = res.body.id;
       // Without a credential the server answers 401: kept on the connector, not a failure of the install.
       expect(res.body).toMatchObject({ kind: 'remote', status: 'needs_credential', tools: { total: 0 } });
+      // Names that come to the same id in tool names ("partner") are refused, as is the built-in files' id.
+      for (const name of ['partner', ' PARTNER!', 'Workspace Files']) {
+        const clash = await call('post', '/v1/connectors', 'admin', { name, url: partnerUrl(), auth: { kind: 'api_key' }, credentialScope: 'org' });
+        expect({ name, status: clash.status, detail: clash.body.detail }).toEqual({ name, status: 409, detail: expect.stringMatching(/in tool names/) });
+      }
+      expect(((await call('get', '/v1/connectors', 'admin')).body.items as unknown[]).length).toBe(1);
       // A member cannot set the org's credential.
       expect((await call('post', `/v1/connectors/${id}/credentials`, 'member', { secret: 'nope' })).status).toBe(403);
       const cred = await call('post', `/v1/connectors/${id}/credentials`, 'admin', { secret: CANARY_KEY });

@@ -12,6 +12,7 @@ import {
   toolDefinitionHash,
 } from '@steward/connectors';
 import type { EntityManager } from '@steward/db';
+import { hubIdOf } from '@steward/jobs';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
@@ -198,6 +199,12 @@ export class ConnectorsService {
       if (n >= MAX_CONNECTORS) throw AppError.conflict(`An org may have at most ${MAX_CONNECTORS} connectors.`);
       const [dup] = await em.query('SELECT 1 FROM connectors WHERE org_id = $1 AND name = $2', [p.orgId, name]);
       if (dup) throw AppError.conflict(`A connector named "${clip(name, 100)}" is already installed.`);
+      // Tools, decisions and approvals name a connector by its id in tool names ("acme-crm" for "Acme CRM"):
+      // two names that come to the same id would be one connector to them.
+      const hubId = hubIdOf(name);
+      const others: { name: string }[] = await em.query('SELECT name FROM connectors WHERE org_id = $1', [p.orgId]);
+      const clash = others.find((o) => hubIdOf(o.name) === hubId)?.name ?? (hubId === 'workspace-files' ? 'Workspace files (built in)' : undefined);
+      if (clash) throw AppError.conflict(`"${clip(name, 100)}" would be named "${hubId}" in tool names, as "${clip(clash, 100)}" is: choose another name.`);
       if (url) await this.checkUrl(em, p.orgId, url);
       await em.query(
         `INSERT INTO connectors (org_id, id, catalog_id, kind, name, url, auth, credential_scope, status, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
