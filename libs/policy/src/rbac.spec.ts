@@ -1,4 +1,4 @@
-import { BUILTIN_ROLE_RULES, BUILTIN_ROLES, PERMISSIONS, SUBJECTS, buildAbility, canGrant, subjectOf } from './rbac';
+import { BUILTIN_ROLE_RULES, BUILTIN_ROLES, PERMISSIONS, SUBJECTS, buildAbility, canGrant, rulesOfAssignments, subjectOf } from './rbac';
 
 describe('RBAC', () => {
   it('gives the owner every pair and nobody anything unlisted', () => {
@@ -35,5 +35,18 @@ describe('RBAC', () => {
     expect(canGrant(BUILTIN_ROLE_RULES.admin, [{ action: 'update', subject: 'Org' }])).toBe(false);
     expect(canGrant(BUILTIN_ROLE_RULES.member, [{ action: 'revoke', subject: 'ApiKey' }])).toBe(false);
     expect(canGrant(BUILTIN_ROLE_RULES.member, [{ action: 'revoke', subject: 'ApiKey', own: true }])).toBe(true);
+  });
+});
+
+describe('rulesOfAssignments', () => {
+  it("adds up built-in and custom roles; a custom role that is gone adds nothing", () => {
+    const custom = { key: 'group-reader', permissions: [{ action: 'read', subject: 'Group' }] };
+    const r = rulesOfAssignments([
+      { role: 'member', custom: null },
+      { role: 'custom', custom },
+      { role: 'custom', custom: null },
+    ]);
+    expect(r.roles).toEqual(['member', 'custom:group-reader']);
+    expect(r.rules).toEqual([...BUILTIN_ROLE_RULES.member, ...custom.permissions]);
   });
 });

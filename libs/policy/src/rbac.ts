@@ -187,6 +187,26 @@ export function isBuiltinRole(role: string): role is BuiltinRole {
 }
 
 /**
+ * The role names and rules a member's role assignments add up to: a built-in role by its name, a
+ * custom one (`custom:<key>`) by its stored permissions; an assignment whose custom role is gone
+ * adds nothing. The one place the API's access checks and the worker's schedules compute them.
+ */
+export function rulesOfAssignments(assignments: { role: string; custom: { key: string; permissions: PermissionRule[] } | null }[]): { roles: string[]; rules: PermissionRule[] } {
+  const roles: string[] = [];
+  const rules: PermissionRule[] = [];
+  for (const a of assignments) {
+    if (isBuiltinRole(a.role)) {
+      roles.push(a.role);
+      rules.push(...BUILTIN_ROLE_RULES[a.role]);
+    } else if (a.custom) {
+      roles.push(`custom:${a.custom.key}`);
+      rules.push(...a.custom.permissions);
+    }
+  }
+  return { roles, rules };
+}
+
+/**
  * Builds the CASL ability of one principal from the rules of its roles, intersected
  * with an API key's scopes when the principal is a key ("read:Org", or "*").
  */

@@ -8,6 +8,7 @@ import {
   isBuiltinRole,
   type OwnedRecord,
   type PermissionRule,
+  rulesOfAssignments,
   type SubjectName,
   subjectOf,
 } from '@steward/policy';
@@ -38,21 +39,12 @@ export class AccessService {
     const assignments = await em.find(RoleAssignment, { where: { orgId, userId }, order: { role: 'ASC' } });
     const customIds = assignments.map((a) => a.customRoleId).filter((id): id is string => !!id);
     const custom = customIds.length ? await em.getRepository(Role).findBy(customIds.map((id) => ({ orgId, id }))) : [];
-    const rules: PermissionRule[] = [];
-    const roles: string[] = [];
-    for (const a of assignments) {
-      if (isBuiltinRole(a.role)) {
-        roles.push(a.role);
-        rules.push(...BUILTIN_ROLE_RULES[a.role]);
-      } else if (a.customRoleId) {
-        const role = custom.find((r) => r.id === a.customRoleId);
-        if (role) {
-          roles.push(`custom:${role.key}`);
-          rules.push(...role.permissions);
-        }
-      }
-    }
-    return { roles, rules };
+    return rulesOfAssignments(
+      assignments.map((a) => {
+        const role = a.customRoleId ? custom.find((r) => r.id === a.customRoleId) : undefined;
+        return { role: a.role, custom: role ? { key: role.key, permissions: role.permissions } : null };
+      }),
+    );
   }
 
   /** How far a permission reaches: every record of the org, only the caller's own, or none. */

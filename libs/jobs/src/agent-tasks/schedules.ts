@@ -2,7 +2,7 @@ import { CronExpressionParser } from 'cron-parser';
 import { type AuditKeyring, recordEvent } from '@steward/audit';
 import { type Logger, newId } from '@steward/common';
 import { type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
-import { BUILTIN_ROLE_RULES, buildAbility, isBuiltinRole, type PermissionRule, subjectOf } from '@steward/policy';
+import { buildAbility, type PermissionRule, rulesOfAssignments, subjectOf } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { monthlyBudgetBlock } from './budgets';
 import { appendEvents, insertTask, sha256 } from './task-store';
@@ -106,11 +106,11 @@ export async function fireDueSchedules(deps: { ds: DataSource; keys: KeyProvider
 
 /** Whether the member's roles, as they are now, let them run agent tasks (a schedule runs as them). */
 async function mayRunTasks(em: EntityManager, orgId: string, userId: string): Promise<boolean> {
-  const rows: { role: string; permissions: PermissionRule[] | null }[] = await em.query(
-    `SELECT a.role, r.permissions FROM role_assignments a LEFT JOIN roles r ON r.org_id = a.org_id AND r.id = a.custom_role_id WHERE a.org_id = $1 AND a.user_id = $2`,
+  const rows: { role: string; key: string | null; permissions: PermissionRule[] | null }[] = await em.query(
+    `SELECT a.role, r.key, r.permissions FROM role_assignments a LEFT JOIN roles r ON r.org_id = a.org_id AND r.id = a.custom_role_id WHERE a.org_id = $1 AND a.user_id = $2`,
     [orgId, userId],
   );
-  const rules = rows.flatMap((r) => (isBuiltinRole(r.role) ? BUILTIN_ROLE_RULES[r.role] : (r.permissions ?? [])));
+  const { rules } = rulesOfAssignments(rows.map((r) => ({ role: r.role, custom: r.key !== null ? { key: r.key, permissions: r.permissions ?? [] } : null })));
   return buildAbility(rules, userId).can('create', subjectOf('Task', { userId }));
 }
 
