@@ -709,12 +709,24 @@ describe('admin console in a real browser', () => {
     expect(await card.getByRole('row').count()).toBe(3);
     await axe(page, '/workflows');
     await shot(page, '20-workflows');
+    expect(await card.getByTestId('open-to-legal-triage-console').textContent()).toBe('Open to: every member');
+    // A group for the workflow (its rules then apply to the legal team only).
+    const legal = (await h.http.post('/v1/groups').set('Cookie', await login(h, org.users.owner.email)).send({ name: 'Legal team (console)' })).body.id;
+    await page.reload();
     await card.getByRole('button', { name: 'Edit' }).click();
     const edit = page.getByRole('dialog', { name: 'Edit legal-triage-console' });
     await edit.getByRole('combobox', { name: 'Model tier', exact: true }).click();
     await page.getByRole('option', { name: 'Complex (Opus)' }).click();
+    await edit.getByRole('combobox', { name: 'Who may run tasks under it', exact: true }).click();
+    await page.getByRole('option', { name: 'Members of these groups only' }).click();
+    await edit.getByRole('combobox', { name: 'Groups', exact: true }).click();
+    await page.getByRole('option', { name: 'Legal team (console)', exact: true }).click();
+    await page.keyboard.press('Escape');
     await edit.getByRole('button', { name: 'Save the workflow' }).click();
     await card.getByText('Model: complex').waitFor();
+    expect(await card.getByTestId('open-to-legal-triage-console').textContent()).toBe('Open to: Legal team (console)');
+    const saved = (await h.http.get('/v1/workflows?limit=200').set('Cookie', await login(h, org.users.owner.email))).body.items.find((w: { key: string }) => w.key === 'legal-triage-console');
+    expect(saved.allowedGroups).toEqual([legal]);
     await card.getByRole('button', { name: 'Delete' }).click();
     await page.getByRole('dialog', { name: 'Delete the workflow legal-triage-console?' }).getByRole('button', { name: 'Delete the workflow' }).click();
     await card.waitFor({ state: 'detached' });

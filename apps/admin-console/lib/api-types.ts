@@ -29356,6 +29356,7 @@ export interface operations {
                             description: string;
                             actionTypes: string[];
                             modelTier: ("quick" | "standard" | "complex") | null;
+                            allowedGroups: string[] | null;
                             /** Format: date-time */
                             createdAt: string;
                             /** Format: date-time */
@@ -29450,6 +29451,11 @@ export interface operations {
                     actionTypes: ("file.read" | "file.create" | "file.update" | "file.delete" | "email.read" | "email.draft" | "email.send" | "drive.read" | "drive.create" | "drive.update" | "chat.send" | "calendar.create" | "web.read" | "saas.read" | "saas.write" | "git.push" | "payment.execute" | "hr.write" | "contract.send" | "data.egress_pii" | "model.invoke" | "unknown")[];
                     /** @default null */
                     modelTier?: ("quick" | "standard" | "complex") | null;
+                    /**
+                     * @description Groups whose members may run tasks under this workflow (null: every member; []: nobody)
+                     * @default null
+                     */
+                    allowedGroups?: string[] | null;
                 };
             };
         };
@@ -29474,6 +29480,7 @@ export interface operations {
                         description: string;
                         actionTypes: string[];
                         modelTier: ("quick" | "standard" | "complex") | null;
+                        allowedGroups: string[] | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -29612,6 +29619,7 @@ export interface operations {
                         description: string;
                         actionTypes: string[];
                         modelTier: ("quick" | "standard" | "complex") | null;
+                        allowedGroups: string[] | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -29820,6 +29828,8 @@ export interface operations {
                     description?: string;
                     actionTypes?: ("file.read" | "file.create" | "file.update" | "file.delete" | "email.read" | "email.draft" | "email.send" | "drive.read" | "drive.create" | "drive.update" | "chat.send" | "calendar.create" | "web.read" | "saas.read" | "saas.write" | "git.push" | "payment.execute" | "hr.write" | "contract.send" | "data.egress_pii" | "model.invoke" | "unknown")[];
                     modelTier?: ("quick" | "standard" | "complex") | null;
+                    /** @description Groups whose members may run tasks under this workflow (null: every member; []: nobody) */
+                    allowedGroups?: string[] | null;
                 };
             };
         };
@@ -29844,6 +29854,7 @@ export interface operations {
                         description: string;
                         actionTypes: string[];
                         modelTier: ("quick" | "standard" | "complex") | null;
+                        allowedGroups: string[] | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */

@@ -36,6 +36,8 @@ export interface ClaimRow {
   /** A task's lease: the claim is made only while the task runs under this epoch and holder (else `fenced`). */
   fence_epoch?: number | null;
   fence_holder?: string | null;
+  /** The workflow the task runs under: the member must still be allowed to run tasks under it (else `changed`). */
+  workflow?: string | null;
 }
 
 /**

@@ -14,7 +14,7 @@ import { ConfigKeyProvider } from '@steward/vault';
 import { redisUrl } from '../../../test/support/db-urls';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
 import { replayPolicy } from '@steward/oversight';
-import { type ActionRequest, ClaimFenced, gateAction, type GateDeps, OutcomeWriter } from './gate';
+import { type ActionRequest, ClaimFenced, ContextCache, gateAction, type GateDeps, OutcomeWriter } from './gate';
 import { PolicySource } from './policy-source';
 
 /**
@@ -249,6 +249,48 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(calls.length).toBe(before);
   });
 
+  it("a workflow's rules apply only to the members it is open to: outside its groups every action is refused, and a cached context that still shows it open is caught by the write-ahead", async () => {
+    const doc = seedPolicy();
+    // The workflow lowers SaaS writes (Watched by default) to Autonomous: for the finance team only.
+    doc.rules.push({ id: 'close-publish', scope: { type: 'workflow', id: 'finance-close' }, actions: ['saas.write'], level: 'autonomous', reason: 'the month-end close publishes the results' });
+    const org = await newOrg(doc);
+    const groupId = newId();
+    await inOrg(ds, { orgId: org.orgId }, async (em) => {
+      await em.query(`INSERT INTO groups (id, org_id, name) VALUES ($1, $2, 'Finance')`, [groupId, org.orgId]);
+      await em.query(`INSERT INTO workflows (id, org_id, key, name, action_types, allowed_groups) VALUES ($1, $2, 'finance-close', 'Month-end close', '{saas.write}', $3)`, [newId(), org.orgId, [groupId]]);
+    });
+    const send = (d: GateDeps = deps) => gateAction(d, { ...request(org, 'probe', 'probe.publish', { title: 'November close' }), workflow: 'finance-close' });
+    const before = calls.length;
+
+    // Not in Finance: refused before its level counts, recorded as such, and no violation opened.
+    const refused = await send();
+    expect(refused).toMatchObject({ status: 'refused', refusal: 'workflow_not_permitted' });
+    expect(refused.status === 'refused' && refused.reason).toMatch(/may not run tasks under the workflow "finance-close"/);
+    expect(await row(org.orgId, refused.actionId)).toMatchObject({ state: 'refused', refusal: 'workflow_not_permitted' });
+    const [{ n }] = await inOrg(ds, { orgId: org.orgId }, (em) => em.query('SELECT count(*)::int AS n FROM violations WHERE org_id = $1', [org.orgId]));
+    expect(n).toBe(0);
+    expect(calls.length).toBe(before);
+    // Without the workflow the org's own rules decide (the publish waits for a person): the restriction is the workflow's alone.
+    expect(await gateAction(deps, request(org, 'probe', 'probe.publish', { title: 'November close' }))).toMatchObject({ status: 'awaiting_approval' });
+
+    // In Finance: the workflow's rule decides.
+    await inOrg(ds, { orgId: org.orgId }, (em) => em.query('INSERT INTO group_members (id, org_id, group_id, user_id) VALUES ($1, $2, $3, $4)', [newId(), org.orgId, groupId, org.userId]));
+    const cached: GateDeps = { ...deps, contexts: new ContextCache(60_000) };
+    expect(await send(cached)).toMatchObject({ status: 'executed', level: 'autonomous' });
+    expect(calls.length).toBe(before + 1);
+
+    // Closed to Finance while the context cache (here a minute) still says open: the write-ahead
+    // answers `changed`, the gate reads again and refuses; nothing runs.
+    await inOrg(ds, { orgId: org.orgId }, (em) => em.query(`UPDATE workflows SET allowed_groups = '{}' WHERE org_id = $1`, [org.orgId]));
+    expect(await send(cached)).toMatchObject({ status: 'refused', refusal: 'workflow_not_permitted' });
+    // Open to every member again, then deleted: a task under a workflow that no longer exists is refused too.
+    await inOrg(ds, { orgId: org.orgId }, (em) => em.query(`UPDATE workflows SET allowed_groups = NULL WHERE org_id = $1`, [org.orgId]));
+    expect(await send()).toMatchObject({ status: 'executed' });
+    await inOrg(ds, { orgId: org.orgId }, (em) => em.query(`DELETE FROM workflows WHERE org_id = $1`, [org.orgId]));
+    expect(await send(cached)).toMatchObject({ status: 'refused', refusal: 'workflow_not_permitted' });
+    expect(calls.length).toBe(before + 2);
+  });
+
   it('rate limits are reserved atomically across concurrent calls, and fail safe when Redis is gone', async () => {
     const doc = seedPolicy();
     doc.rateLimits.push({ id: 'reads-per-hour', actions: ['file.read'], max: 3, per: 'hour', by: 'user', then: 'forbidden', reason: 'At most 3 reads an hour in this test' });
@@ -395,6 +437,7 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
 
   it('records every input of its decisions: a replay of the policy decides each one the same, and a draft exactly where it differs', async () => {
     const org = await newOrg();
+    await inOrg(ds, { orgId: org.orgId }, (em) => em.query(`INSERT INTO workflows (id, org_id, key, name) VALUES ($1, $2, 'crm', 'CRM sync')`, [newId(), org.orgId]));
     const requests = [
       request(org, 'probe', 'probe.read', { q: 'pipeline' }),
       request(org, 'workspace-files', 'files.write', { path: 'replay.md', content: 'x' }),

@@ -113,8 +113,8 @@ export class ClaimFenced extends Error {
   }
 }
 
-/** Why nothing ran. The last four: an approval that was rejected, expired, already used, or for other arguments or another tool definition. */
-export type Refusal = 'forbidden' | 'paused' | 'suspended' | 'no_policy' | 'not_authorized' | 'rejected' | 'expired' | 'approval_used' | 'approval_mismatch';
+/** Why nothing ran. `workflow_not_permitted`: the task runs under a workflow the member may not (or no longer) run tasks under. The last four: an approval that was rejected, expired, already used, or for other arguments or another tool definition. */
+export type Refusal = 'forbidden' | 'paused' | 'suspended' | 'no_policy' | 'not_authorized' | 'workflow_not_permitted' | 'rejected' | 'expired' | 'approval_used' | 'approval_mismatch';
 
 interface Decided {
   actionId: string;
@@ -204,7 +204,8 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
   let w!: Written;
   for (let attempt = 0; ; attempt++) {
     const decideStarted = performance.timeOrigin + performance.now();
-    const ctx = await (deps.contexts ? deps.contexts.get(deps.ds, req.orgId, req.userId) : readContext(deps.ds, req.orgId, req.userId));
+    const workflow = req.workflow ?? null;
+    const ctx = await (deps.contexts ? deps.contexts.get(deps.ds, req.orgId, req.userId, workflow) : readContext(deps.ds, req.orgId, req.userId, workflow));
     const policy = ctx?.policy ? await deps.policies.compiledFor(keys, req.orgId, ctx.policy) : null;
     const domains = ctx?.domains ?? [];
     const found = labelArguments(req.args, domains);
@@ -232,7 +233,10 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     const level: Level = d.level === 'batched' && !spec?.readOnly && !reversible ? 'watched' : d.level;
     // Recorded whatever the level, so that a replay under another policy knows what Batched would do here.
     const noReversibleForm = !spec?.readOnly && (reversible ?? reversibleCall(mapping, req.args)) === null;
-    let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : !d.authorized ? 'not_authorized' : null;
+    // A workflow's rules are only for the members it is open to (its groups): for anyone else the
+    // action is refused before its level counts (the write-ahead checks this again).
+    let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : !ctx.workflowPermitted ? 'workflow_not_permitted' : level === 'forbidden' ? 'forbidden' : !d.authorized ? 'not_authorized' : null;
+    if (refusal === 'workflow_not_permitted') d.reason = `Refused: the member may not run tasks under the workflow "${workflow}" (it is open to members of its groups only, or it no longer exists). ${d.reason}`;
     // 3 as a span: context read, rate-limit reservation, decision and CASL check (a child of gate.action).
     gateTracer
       .startSpan('gate.decide', {
@@ -283,6 +287,8 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
         extra: decryptEvent ? [decryptEvent] : null, cred_id: prepared?.row.id ?? null, cred_wrapped: prepared?.row.wrapped_key ?? null,
         // A worker's claim is fenced by its task lease in the same transaction (else 'fenced').
         fence_epoch: req.fence?.epoch ?? null, fence_holder: req.fence?.holder ?? null,
+        // The workflow the decision assumed open to the member: checked again (else 'changed').
+        workflow,
       });
       deps.observer?.wroteAhead?.((performance.now() - writeStarted) / 1000);
       span.setAttributes({ 'steward.state': state, 'steward.claim': claimed.split(':')[0]! });
@@ -397,20 +403,23 @@ export interface GateContext {
   /** Sorted as PostgreSQL's "C" collation sorts them (the write-ahead compares them). */
   groups: string[];
   policy: { id: string; version: number; updated_at: Date } | null;
+  /** The member may run tasks under the workflow asked about (true when none was). */
+  workflowPermitted: boolean;
 }
 
-export async function readContext(ds: DataSource, orgId: string, userId: string): Promise<GateContext | null> {
+export async function readContext(ds: DataSource, orgId: string, userId: string, workflow: string | null = null): Promise<GateContext | null> {
   return inOrg(ds, { orgId, userId }, async (em) => {
-    const [g]: { domains: string[]; groups: string[]; policy_id: string | null; version: number | null; updated_at: Date | null }[] = await em.query(
+    const [g]: { domains: string[]; groups: string[]; policy_id: string | null; version: number | null; updated_at: Date | null; workflow_permitted: boolean }[] = await em.query(
       `SELECT o.domains,
               ARRAY(SELECT gm.group_id::text FROM group_members gm WHERE gm.org_id = o.id AND gm.user_id = $2 ORDER BY gm.group_id::text COLLATE "C") AS groups,
-              p.id AS policy_id, p.version, p.updated_at
+              p.id AS policy_id, p.version, p.updated_at,
+              ($3::varchar IS NULL OR steward_workflow_permitted(o.id, $2, $3)) AS workflow_permitted
          FROM orgs o LEFT JOIN policies p ON p.org_id = o.id AND p.status = 'active'
         WHERE o.id = $1`,
-      [orgId, userId],
+      [orgId, userId, workflow],
     );
     if (!g) return null;
-    return { domains: g.domains, groups: g.groups, policy: g.policy_id ? { id: g.policy_id, version: g.version!, updated_at: g.updated_at! } : null };
+    return { domains: g.domains, groups: g.groups, policy: g.policy_id ? { id: g.policy_id, version: g.version!, updated_at: g.updated_at! } : null, workflowPermitted: g.workflow_permitted };
   });
 }
 
@@ -424,11 +433,11 @@ export class ContextCache {
 
   constructor(private readonly ttlMs = 1000) {}
 
-  get(ds: DataSource, orgId: string, userId: string): Promise<GateContext | null> {
-    const key = `${orgId}/${userId}`;
+  get(ds: DataSource, orgId: string, userId: string, workflow: string | null = null): Promise<GateContext | null> {
+    const key = `${orgId}/${userId}/${workflow ?? ''}`;
     const hit = this.entries.get(key);
     if (hit && hit.until > Date.now()) return hit.ctx;
-    const ctx = readContext(ds, orgId, userId);
+    const ctx = readContext(ds, orgId, userId, workflow);
     if (this.entries.size >= 10_000) this.entries.clear();
     this.entries.set(key, { ctx, until: Date.now() + this.ttlMs });
     ctx.catch(() => this.entries.delete(key));
@@ -436,7 +445,8 @@ export class ContextCache {
   }
 
   forget(orgId: string, userId: string): void {
-    this.entries.delete(`${orgId}/${userId}`);
+    const prefix = `${orgId}/${userId}/`;
+    for (const key of this.entries.keys()) if (key.startsWith(prefix)) this.entries.delete(key);
   }
 }
 

@@ -11,6 +11,7 @@ import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG } from '../core/tokens';
 import type { CreateScheduleBody, ListSchedulesQuery, ScheduleView, UpdateScheduleBody, UsageView } from './schedules.schemas';
+import { assertWorkflowUsable } from '../workflows/workflow-access';
 
 interface ScheduleRow {
   id: string;
@@ -99,10 +100,7 @@ export class SchedulesService {
     await this.access.authorize(p, 'create', 'Task');
     this.next(body.cron, body.timeZone);
     return this.db.inOrg(p, async (em) => {
-      if (body.workflow) {
-        const [wf] = await em.query(`SELECT 1 FROM workflows WHERE org_id = $1 AND key = $2`, [p.orgId, body.workflow]);
-        if (!wf) throw AppError.validation([{ path: 'workflow', message: 'no workflow with this key in the org' }]);
-      }
+      if (body.workflow) await assertWorkflowUsable(em, p.orgId, p.userId, body.workflow);
       const [{ n }] = await em.query(`SELECT count(*)::int AS n FROM task_schedules WHERE org_id = $1 AND user_id = $2`, [p.orgId, p.userId]);
       if (n >= 100) throw AppError.conflict('You have 100 schedules already; delete one first.');
       const { maxSteps, budgetMicros } = this.limits(body);

@@ -12,6 +12,7 @@ import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG, LOGGER } from '../core/tokens';
 import type { CreateTaskBody, ListTasksQuery, TaskView } from './tasks.schemas';
+import { assertWorkflowUsable } from '../workflows/workflow-access';
 
 interface TaskRow {
   id: string;
@@ -88,10 +89,7 @@ export class TasksService {
     // A task is always the caller's own, so an "own" create rule is satisfied by construction.
     await this.access.authorize(p, 'create', 'Task');
     const task = await this.db.inOrg(p, async (em) => {
-      if (body.workflow) {
-        const [wf] = await em.query(`SELECT 1 FROM workflows WHERE org_id = $1 AND key = $2`, [p.orgId, body.workflow]);
-        if (!wf) throw AppError.validation([{ path: 'workflow', message: 'no workflow with this key in the org' }]);
-      }
+      if (body.workflow) await assertWorkflowUsable(em, p.orgId, p.userId, body.workflow);
       const installed = new Map(((await em.query(`SELECT name, kind, catalog_id FROM connectors WHERE org_id = $1`, [p.orgId])) as { name: string; kind: string; catalog_id: string | null }[]).map((r) => [r.name, r]));
       const problems = body.connectors.flatMap((c, i) => {
         if (c === 'workspace-files') return [];

@@ -4,6 +4,17 @@ import { ModelTier, PageQuery, Timestamp, Uuid } from '../core/schemas';
 
 const ActionType = z.enum(ACTION_TYPE_NAMES as [string, ...string[]]);
 
+/**
+ * The groups whose members may run tasks under a workflow; null: every member. A workflow's rules
+ * decide before group rules, so one that lowers a level should be open only to those it is for.
+ */
+const AllowedGroups = z
+  .array(Uuid)
+  .max(50)
+  .refine((a) => new Set(a).size === a.length, 'each group once')
+  .nullable()
+  .describe('Groups whose members may run tasks under this workflow (null: every member; []: nobody)');
+
 export const WorkflowView = z.strictObject({
   id: Uuid,
   key: z.string().max(80),
@@ -12,6 +23,8 @@ export const WorkflowView = z.strictObject({
   actionTypes: z.array(z.string().max(40)).max(50),
   /** The model tier of this workflow's tasks (null: the org's). */
   modelTier: ModelTier.nullable(),
+  /** Who may run tasks under it (and so have its policy rules apply): members of these groups; null: every member. */
+  allowedGroups: z.array(Uuid).max(50).nullable(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
@@ -26,6 +39,7 @@ export const CreateWorkflowBody = z.strictObject({
   description: z.string().max(2000).default(''),
   actionTypes: z.array(ActionType).min(1).max(50),
   modelTier: ModelTier.nullable().default(null),
+  allowedGroups: AllowedGroups.default(null),
 });
 
 export const UpdateWorkflowBody = z
@@ -34,6 +48,7 @@ export const UpdateWorkflowBody = z
     description: z.string().max(2000).optional(),
     actionTypes: z.array(ActionType).min(1).max(50).optional(),
     modelTier: ModelTier.nullable().optional(),
+    allowedGroups: AllowedGroups.optional(),
   })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 

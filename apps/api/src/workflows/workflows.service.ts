@@ -12,7 +12,16 @@ import { PoliciesService } from '../policies/policies.service';
 import type { CreateWorkflowBody, UpdateWorkflowBody, WorkflowView } from './workflows.schemas';
 
 function view(w: Workflow): z.infer<typeof WorkflowView> {
-  return { id: w.id, key: w.key, name: w.name, description: w.description, actionTypes: w.actionTypes, modelTier: w.modelTier, createdAt: w.createdAt.toISOString(), updatedAt: w.updatedAt.toISOString() };
+  return { id: w.id, key: w.key, name: w.name, description: w.description, actionTypes: w.actionTypes, modelTier: w.modelTier, allowedGroups: w.allowedGroups, createdAt: w.createdAt.toISOString(), updatedAt: w.updatedAt.toISOString() };
+}
+
+/** Every group named must be one of the org's (422 names the first that is not). */
+async function checkGroups(em: EntityManager, orgId: string, groups: string[] | null): Promise<void> {
+  if (!groups?.length) return;
+  const found: { id: string }[] = await em.query(`SELECT id FROM groups WHERE org_id = $1 AND id = ANY($2::uuid[])`, [orgId, groups]);
+  const known = new Set(found.map((g) => g.id));
+  const i = groups.findIndex((g) => !known.has(g));
+  if (i >= 0) throw AppError.validation([{ path: `allowedGroups.${i}`, message: 'no group with this id in the org' }]);
 }
 
 /** A principal in no group: the workflow's documented classification is what its own rules and the org's give. */
@@ -50,9 +59,10 @@ export class WorkflowsService {
     await this.access.authorize(p, 'create', 'Workflow');
     return this.db.inOrg(p, async (em) => {
       if (await em.countBy(Workflow, { orgId: p.orgId, key: body.key })) throw AppError.conflict(`A workflow "${body.key}" exists.`);
-      const w = em.create(Workflow, { id: newId(), orgId: p.orgId, key: body.key, name: body.name, description: body.description, actionTypes: [...new Set(body.actionTypes)], modelTier: body.modelTier });
+      await checkGroups(em, p.orgId, body.allowedGroups);
+      const w = em.create(Workflow, { id: newId(), orgId: p.orgId, key: body.key, name: body.name, description: body.description, actionTypes: [...new Set(body.actionTypes)], modelTier: body.modelTier, allowedGroups: body.allowedGroups });
       await em.save(w);
-      await this.audit.record(em, p, { action: 'workflow.create', targetType: 'Workflow', targetId: w.id, payload: { key: w.key, actionTypes: w.actionTypes, modelTier: w.modelTier } });
+      await this.audit.record(em, p, { action: 'workflow.create', targetType: 'Workflow', targetId: w.id, payload: { key: w.key, actionTypes: w.actionTypes, modelTier: w.modelTier, allowedGroups: w.allowedGroups } });
       return view(w);
     });
   }
@@ -62,13 +72,17 @@ export class WorkflowsService {
     return this.db.inOrg(p, async (em) => {
       const w = await this.load(em, p, id);
       await this.access.authorize(p, 'update', 'Workflow', { id });
-      const before = { name: w.name, description: w.description, actionTypes: w.actionTypes, modelTier: w.modelTier };
+      const before = { name: w.name, description: w.description, actionTypes: w.actionTypes, modelTier: w.modelTier, allowedGroups: w.allowedGroups };
       if (body.name !== undefined) w.name = body.name;
       if (body.description !== undefined) w.description = body.description;
       if (body.actionTypes) w.actionTypes = [...new Set(body.actionTypes)];
       if (body.modelTier !== undefined) w.modelTier = body.modelTier;
+      if (body.allowedGroups !== undefined) {
+        await checkGroups(em, p.orgId, body.allowedGroups);
+        w.allowedGroups = body.allowedGroups;
+      }
       await em.save(w);
-      await this.audit.record(em, p, { action: 'workflow.update', targetType: 'Workflow', targetId: w.id, payload: { before, after: { name: w.name, description: w.description, actionTypes: w.actionTypes, modelTier: w.modelTier } } });
+      await this.audit.record(em, p, { action: 'workflow.update', targetType: 'Workflow', targetId: w.id, payload: { before, after: { name: w.name, description: w.description, actionTypes: w.actionTypes, modelTier: w.modelTier, allowedGroups: w.allowedGroups } } });
       return view(w);
     });
   }

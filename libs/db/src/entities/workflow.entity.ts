@@ -4,6 +4,7 @@ import { type ModelTier, Org } from './org.entity';
 /** A named workflow ("weekly exec brief") and the action types it uses; its classification is derived from the policy. */
 @Entity({ name: 'workflows' })
 @Check('workflows_model_tier_check', `"model_tier" IN ('quick', 'standard', 'complex')`)
+@Check('workflows_allowed_groups_check', `"allowed_groups" IS NULL OR cardinality("allowed_groups") <= 50`)
 @Index('workflows_org_key_key', ['orgId', 'key'], { unique: true })
 export class Workflow {
   @ManyToOne(() => Org, { onDelete: 'CASCADE', nullable: false })
@@ -32,6 +33,13 @@ export class Workflow {
   /** The model tier of this workflow's tasks (null: the org's). */
   @Column({ name: 'model_tier', type: 'varchar', length: 16, nullable: true })
   modelTier!: ModelTier | null;
+
+  /**
+   * Who may run tasks under it: members of these groups (at most 50). NULL: every member; empty:
+   * nobody (what it becomes when its only group is deleted). Its policy rules apply only to them.
+   */
+  @Column({ name: 'allowed_groups', type: 'uuid', array: true, nullable: true })
+  allowedGroups!: string[] | null;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;

@@ -49,6 +49,7 @@ import { ReviewDismiss1766275200000 } from './1766275200000-review-dismiss';
 import { OrgRunningCap1766275200001 } from './1766275200001-org-running-cap';
 import { PasswordAttempts1766275200002 } from './1766275200002-password-attempts';
 import { HeldCopiesReleased1766361600000 } from './1766361600000-held-copies-released';
+import { WorkflowAccess1766448000000 } from './1766448000000-workflow-access';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -103,4 +104,5 @@ export const MIGRATIONS = [
   OrgRunningCap1766275200001,
   PasswordAttempts1766275200002,
   HeldCopiesReleased1766361600000,
+  WorkflowAccess1766448000000,
 ];

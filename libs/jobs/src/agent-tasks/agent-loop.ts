@@ -620,8 +620,9 @@ async function writeAheadModelInvoke(
   return fenced(deps.ds, lease, async (em) => {
     const [s]: { step: number }[] = await em.query(`WITH u AS (UPDATE tasks SET step = step + 1 WHERE org_id = $1 AND id = $2 RETURNING step) SELECT * FROM u`, [orgId, taskId]);
     const [gate] = await em.query(
-      `SELECT o.agents_paused_at IS NOT NULL AS paused, m.status AS membership, o.domains FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1`,
-      [orgId, userId],
+      `SELECT o.agents_paused_at IS NOT NULL AS paused, m.status AS membership, o.domains, steward_workflow_permitted(o.id, $2, $3) AS workflow_permitted
+         FROM orgs o LEFT JOIN memberships m ON m.org_id = o.id AND m.user_id = $2 WHERE o.id = $1`,
+      [orgId, userId, workflow],
     );
     const policy = await policies.active(em, orgId);
     const groups = ((await em.query('SELECT group_id FROM group_members WHERE org_id = $1 AND user_id = $2', [orgId, userId])) as { group_id: string }[]).map((g) => g.group_id);
@@ -642,7 +643,8 @@ async function writeAheadModelInvoke(
     const payload = canonical({ ...request, messages: sent.value });
     // Watched: a model call cannot wait for a person (nothing would be left to decide once it is
     // approved), so it is refused and the task stops, saying why; Batched runs and is listed.
-    const refusal = gate?.paused ? 'paused' : gate?.membership !== 'active' ? 'suspended' : d.level === 'forbidden' ? 'forbidden' : d.level === 'watched' ? 'watched' : !authorized ? 'not_authorized' : null;
+    // A task under a workflow the member may no longer run tasks under (its groups changed, or it was deleted) stops here.
+    const refusal = gate?.paused ? 'paused' : gate?.membership !== 'active' ? 'suspended' : !gate?.workflow_permitted ? 'workflow_not_permitted' : d.level === 'forbidden' ? 'forbidden' : d.level === 'watched' ? 'watched' : !authorized ? 'not_authorized' : null;
     const actionId = newId();
     const digest = sha256(payload);
     const level = d.level === 'forbidden' ? 'forbidden' : d.level;
@@ -680,7 +682,9 @@ async function writeAheadModelInvoke(
       },
     });
     const reason =
-      refusal === 'forbidden' ? d.reason : refusal === 'watched' ? `${d.reason} (a model call cannot wait for a person's approval, so it is not made)` : (refusal ?? '');
+      refusal === 'forbidden' ? d.reason
+      : refusal === 'workflow_not_permitted' ? `the member may not run tasks under the workflow "${workflow}" (it is open to members of its groups only, or it no longer exists)`
+      : refusal === 'watched' ? `${d.reason} (a model call cannot wait for a person's approval, so it is not made)` : (refusal ?? '');
     return { step: s.step, actionId, refused: refusal !== null, refusal, reason, messages: sent.value };
   });
 }

@@ -117,7 +117,7 @@ async function mayRunTasks(em: EntityManager, orgId: string, userId: string): Pr
 async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: AuditKeyring; log: Logger }, orgId: string, id: string): Promise<'fired' | 'paused' | 'suspended' | 'not_permitted' | 'budget' | null> {
   return inOrg(deps.ds, { orgId }, async (em) => {
     const [s] = await em.query(
-      `SELECT s.*, o.agents_paused_at IS NOT NULL AS org_paused, m.status AS membership FROM task_schedules s
+      `SELECT s.*, o.agents_paused_at IS NOT NULL AS org_paused, m.status AS membership, steward_workflow_permitted(s.org_id, s.user_id, s.workflow) AS workflow_permitted FROM task_schedules s
          JOIN orgs o ON o.id = s.org_id LEFT JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
         WHERE s.org_id = $1 AND s.id = $2 AND s.paused_at IS NULL AND s.next_run_at <= now() FOR UPDATE OF s SKIP LOCKED`,
       [orgId, id],
@@ -134,12 +134,13 @@ async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: Audit
       await em.query(`UPDATE task_schedules SET paused_at = now(), updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, id]);
       return null;
     }
-    // The owner's state and roles as they are at each run (a schedule made by someone who may no longer run tasks runs nothing).
+    // The owner's state, roles and workflow access as they are at each run (a schedule made by
+    // someone who may no longer run tasks, or no longer under its workflow, runs nothing).
     const blocked = s.org_paused
       ? 'paused'
       : s.membership !== 'active'
         ? 'suspended'
-        : !(await mayRunTasks(em, orgId, s.user_id))
+        : !s.workflow_permitted || !(await mayRunTasks(em, orgId, s.user_id))
           ? 'not_permitted'
           : (await monthlyBudgetBlock(em, orgId, s.user_id))
             ? 'budget'

@@ -7,6 +7,7 @@ import { ActionError, Guard, Loaded, PageHeader, useAction, useLoad } from '@/co
 import { api, ok, type Out } from '@/lib/client';
 
 type Workflow = Out<'listWorkflows'>['items'][number];
+type GroupItem = Out<'listGroups'>['items'][number];
 type Level = 'autonomous' | 'batched' | 'watched' | 'forbidden';
 type Tier = 'quick' | 'standard' | 'complex';
 const LEVEL_COLOR: Record<Level, string> = { autonomous: 'green.9', batched: 'blue.9', watched: 'orange.9', forbidden: 'red.9' };
@@ -29,6 +30,9 @@ function Workflows() {
   const { can } = useSession();
   const workflows = useLoad(() => ok(api.GET('/v1/workflows', { params: { query: { limit: 200 } } })), []);
   const catalog = useLoad(() => ok(api.GET('/v1/catalog/actions')), []);
+  // The org's groups (who a workflow is open to); names only where the caller may read them.
+  const groups = useLoad(() => (can('read:Group') ? ok(api.GET('/v1/groups', { params: { query: { limit: 200 } } })) : Promise.resolve({ items: [] as GroupItem[] })), []);
+  const groupNames = new Map((groups.data?.items ?? []).map((g) => [g.id, g.name]));
   const [editing, setEditing] = useState<Workflow | 'new' | null>(null);
   const actionTypes = catalog.data?.actions.map((a) => a.type) ?? [];
   return (
@@ -53,7 +57,7 @@ function Workflows() {
           ) : (
             <Stack>
               {w.items.map((x) => (
-                <WorkflowCard key={x.id} workflow={x} editable={can('update:Workflow')} onEdit={() => setEditing(x)} onDeleted={workflows.reload} />
+                <WorkflowCard key={x.id} workflow={x} groupNames={groupNames} editable={can('update:Workflow')} onEdit={() => setEditing(x)} onDeleted={workflows.reload} />
               ))}
             </Stack>
           )
@@ -63,6 +67,7 @@ function Workflows() {
         <WorkflowForm
           workflow={editing === 'new' ? null : editing}
           actionTypes={actionTypes}
+          groups={groups.data?.items ?? []}
           onClose={() => setEditing(null)}
           onSaved={() => {
             setEditing(null);
@@ -74,7 +79,14 @@ function Workflows() {
   );
 }
 
-function WorkflowCard({ workflow: w, editable, onEdit, onDeleted }: { workflow: Workflow; editable: boolean; onEdit(): void; onDeleted(): void }) {
+/** Who may run tasks under a workflow, in words. */
+function openTo(w: Workflow, names: Map<string, string>): string {
+  if (w.allowedGroups === null) return 'every member';
+  if (w.allowedGroups.length === 0) return 'nobody';
+  return w.allowedGroups.map((id) => names.get(id) ?? 'a group').join(', ');
+}
+
+function WorkflowCard({ workflow: w, groupNames, editable, onEdit, onDeleted }: { workflow: Workflow; groupNames: Map<string, string>; editable: boolean; onEdit(): void; onDeleted(): void }) {
   const classification = useLoad(() => ok(api.GET('/v1/workflows/{id}/classification', { params: { path: { id: w.id } } })), [w.id, w.updatedAt]);
   const [confirm, setConfirm] = useState(false);
   const action = useAction();
@@ -104,6 +116,9 @@ function WorkflowCard({ workflow: w, editable, onEdit, onDeleted }: { workflow: 
             </Loaded>
             <Badge variant="outline" color="dark.6">
               Model: {w.modelTier ?? "the organisation's"}
+            </Badge>
+            <Badge variant="outline" color={w.allowedGroups === null ? 'dark.6' : 'blue.9'} data-testid={`open-to-${w.key}`}>
+              Open to: {openTo(w, groupNames)}
             </Badge>
             {editable && (
               <>
@@ -163,8 +178,15 @@ function WorkflowCard({ workflow: w, editable, onEdit, onDeleted }: { workflow: 
   );
 }
 
-function WorkflowForm({ workflow, actionTypes, onClose, onSaved }: { workflow: Workflow | null; actionTypes: string[]; onClose(): void; onSaved(): void }) {
+const ACCESS = [
+  { value: 'all', label: 'Every member' },
+  { value: 'groups', label: 'Members of these groups only' },
+];
+
+function WorkflowForm({ workflow, actionTypes, groups, onClose, onSaved }: { workflow: Workflow | null; actionTypes: string[]; groups: GroupItem[]; onClose(): void; onSaved(): void }) {
   const [f, setF] = useState({
+    access: workflow?.allowedGroups === null || !workflow ? 'all' : 'groups',
+    allowedGroups: workflow?.allowedGroups ?? [],
     key: workflow?.key ?? '',
     name: workflow?.name ?? '',
     description: workflow?.description ?? '',
@@ -174,10 +196,11 @@ function WorkflowForm({ workflow, actionTypes, onClose, onSaved }: { workflow: W
   const action = useAction();
   async function save() {
     const modelTier = f.tier === 'org' ? null : f.tier;
+    const allowedGroups = f.access === 'all' ? null : f.allowedGroups;
     const res = await action.run(() =>
       workflow
-        ? ok(api.PATCH('/v1/workflows/{id}', { params: { path: { id: workflow.id } }, body: { name: f.name, description: f.description, actionTypes: f.actionTypes as never, modelTier } }))
-        : ok(api.POST('/v1/workflows', { body: { key: f.key, name: f.name, description: f.description, actionTypes: f.actionTypes as never, modelTier } })),
+        ? ok(api.PATCH('/v1/workflows/{id}', { params: { path: { id: workflow.id } }, body: { name: f.name, description: f.description, actionTypes: f.actionTypes as never, modelTier, allowedGroups } }))
+        : ok(api.POST('/v1/workflows', { body: { key: f.key, name: f.name, description: f.description, actionTypes: f.actionTypes as never, modelTier, allowedGroups } })),
     );
     if (res) onSaved();
   }
@@ -189,6 +212,17 @@ function WorkflowForm({ workflow, actionTypes, onClose, onSaved }: { workflow: W
         <Textarea label="Description" value={f.description} onChange={(e) => setF({ ...f, description: e.currentTarget.value })} />
         <MultiSelect label="Action types it uses" data={actionTypes} value={f.actionTypes} searchable onChange={(v) => setF({ ...f, actionTypes: v })} />
         <Select label="Model tier" data={TIERS} value={f.tier} allowDeselect={false} onChange={(v) => v && setF({ ...f, tier: v as Tier | 'org' })} />
+        <Select
+          label="Who may run tasks under it"
+          description="Its policy rules decide before group rules: a workflow that lowers a level should be open only to the people it is for."
+          data={ACCESS}
+          value={f.access}
+          allowDeselect={false}
+          onChange={(v) => v && setF({ ...f, access: v })}
+        />
+        {f.access === 'groups' && (
+          <MultiSelect label="Groups" data={groups.map((g) => ({ value: g.id, label: g.name }))} value={f.allowedGroups} searchable onChange={(v) => setF({ ...f, allowedGroups: v })} />
+        )}
         <ActionError error={action.error} />
         <Group justify="flex-end">
           <Button variant="default" onClick={onClose}>
