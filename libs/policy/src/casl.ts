@@ -2,7 +2,7 @@ import { buildMongoQueryMatcher, createMongoAbility, type MongoAbility, type Mon
 import { $and, $or, and, or } from '@ucast/mongo2js';
 import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionTypeSpec, floorOf, type Level, rank } from './catalog';
 import type { Conditions, PolicyDocument } from './document';
-import { type Facts, localClock, minutesOf } from './facts';
+import { eachValue, type Facts, localClock, minutesOf, type SplitKey, splitKeys } from './facts';
 import { globToRegExpSource } from './glob';
 
 /**
@@ -22,6 +22,8 @@ const below = (l: Level) => RUNNABLE.filter((x) => rank(x) < rank(l));
 export interface CompiledAbility {
   ability: PolicyAbility;
   timeZones: string[];
+  /** Per action type, the lists some rule of it has a condition on (an action naming several of their values is checked for each alone). */
+  split: Partial<Record<string, SplitKey[]>>;
 }
 
 function anyMatch(globs: string[]): string {
@@ -108,7 +110,12 @@ export function compileAbility(document: PolicyDocument): CompiledAbility {
     const lower = below(limit.then);
     rules.push({ action: 'execute', subject: 'AgentAction', inverted: true, conditions: { type: { $in: limit.actions }, rateExceeded: limit.id, level: { $in: lower } } as MongoQuery });
   }
-  return { ability: createMongoAbility<PolicyAbility>(rules, { conditionsMatcher: matcher }), timeZones: tz };
+  const split: CompiledAbility['split'] = {};
+  for (const action of ACTION_TYPE_NAMES) {
+    const keys = splitKeys(document, action);
+    if (keys.length) split[action] = keys;
+  }
+  return { ability: createMongoAbility<PolicyAbility>(rules, { conditionsMatcher: matcher }), timeZones: tz, split };
 }
 
 /** The CASL subject for an action at a level. */
@@ -138,10 +145,17 @@ export function actionSubject(compiled: CompiledAbility, f: Facts, level: Level)
   return asSubject('AgentAction', s);
 }
 
-/** The final authorisation: may this action run at this level? */
+/**
+ * The final authorisation: may this action run at this level? For each value alone of the lists
+ * the policy's rules test (every combination), as the engine decides; past SPLIT_MAX combinations,
+ * only at Watched or above.
+ */
 export function authorize(compiled: CompiledAbility, f: Facts, level: Level): boolean {
   if (level === 'forbidden') return false;
-  return compiled.ability.can('execute', actionSubject(compiled, f, level) as never);
+  const keys = compiled.split[f.type];
+  const each = keys ? eachValue(f, keys) : [f];
+  if (each === null && rank(level) < rank('watched')) return false;
+  return (each ?? [f]).every((g) => compiled.ability.can('execute', actionSubject(compiled, g, level) as never));
 }
 
 /** The lowest level CASL allows (Forbidden when none). */

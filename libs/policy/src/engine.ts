@@ -1,6 +1,6 @@
 import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionType, type ActionTypeSpec, floorOf, type Level, LEVELS, type Obligation, rank } from './catalog';
 import type { ApprovalRoute, Conditions, PolicyDocument, RateLimit } from './document';
-import { type ActionContext, decisionFacts, type Facts, localDayMinute, minutesOf, type OrgInfo, type PolicyPrincipal, toFacts } from './facts';
+import { type ActionContext, decisionFacts, type Facts, localDayMinute, minutesOf, type OrgInfo, type PolicyPrincipal, SPLIT_MAX, type SplitKey, splitKeys, toFacts } from './facts';
 import { globToRegExp } from './glob';
 
 /**
@@ -9,6 +9,12 @@ import { globToRegExp } from './glob';
  * within a scope (all of the user's groups together count as one) the most restrictive
  * matching rule wins. Then the floor of the action type, the org's forbidden areas and
  * exceeded rate limits can only raise the level.
+ *
+ * An action that names several resources, hosts, recipient domains or labels is decided for each
+ * of them alone, and the most restrictive of those decisions stands (decideEach): a condition
+ * matches a value, so a rule that lowers a level applies only when every value the action names is
+ * one it was written for (a file moved out of a Watched folder into an Autonomous one is Watched),
+ * while a rule or area that raises it applies as soon as one value is.
  */
 
 export type Tier = 'org' | 'group' | 'workflow' | 'user';
@@ -62,6 +68,8 @@ interface PerAction {
   /** `limits` sorted by id (stable). */
   sortedLimits: RateLimit[];
   routes: ApprovalRoute[];
+  /** The dimensions some rule's conditions test, each with every rule's and area's conditions on it (decideEach). */
+  split: SplitDim[];
   /** What decide() precomputes: see decideCompiled. */
   fast: {
     baseRank: number;
@@ -76,6 +84,12 @@ interface PerAction {
     specMaskBatched: number;
     specMaskOther: number;
   };
+}
+
+interface SplitDim {
+  key: SplitKey;
+  /** Every rule's and forbidden area's conditions on this dimension (a value's signature: which of them it matches). */
+  conds: Cond[];
 }
 
 export interface CompiledPolicy {
@@ -219,6 +233,7 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
       limits: document.rateLimits.filter((r) => r.actions.includes(action)),
       sortedLimits: [],
       routes: document.approvals.filter((r) => r.actions.includes(action)).sort((a, b) => a.id.localeCompare(b.id)),
+      split: [],
       fast: { baseRank: 0, baseDecided: '', floor: null, floorRank: -1, floorId: '', floorNote: '', limits: [], specMaskBatched: 0, specMaskOther: 0 },
     };
   }
@@ -263,6 +278,12 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
       }
     }
     per.areas.sort((a, b) => a.id.localeCompare(b.id));
+    const rules = [...per.tiers.org, ...per.tiers.group, ...per.tiers.workflow, ...per.tiers.user];
+    // Only a rule's condition can lower a level; forbidden areas (which only raise) match any value already.
+    for (const key of splitKeys(document, action)) {
+      const conds = [...rules.map((r) => r.cond), ...per.areas.map((a) => a.cond)].filter((c): c is Cond => c !== null && c[key] !== null);
+      per.split.push({ key, conds });
+    }
     per.sortedLimits = [...per.limits].sort((a, b) => a.id.localeCompare(b.id));
     const floor = floorOf(action) ?? null;
     const spec = (ACTION_TYPES[action] as ActionTypeSpec).obligations ?? [];
@@ -587,23 +608,119 @@ function decideCompiled(per: PerAction, f: Facts): Decision {
   return { action: f.type, level, ruleIds, reason, routing, obligations };
 }
 
+/** Whether one value of a dimension meets a condition on it. */
+function valueMeets(key: SplitKey, c: Cond, v: string): boolean {
+  switch (key) {
+    case 'resources':
+      return anyRegExp.call(c.resources!, v);
+    case 'hosts':
+      return anyRegExp.call(c.hosts!, v);
+    case 'recipientDomains':
+      return c.recipientDomains!.has(v);
+    case 'labels':
+      return c.labels!.has(v);
+  }
+}
+
+/** One value for each distinct way the conditions see the values (values no condition tells apart are decided alike). */
+function representatives(dim: SplitDim, values: string[]): string[] {
+  const seen = new Set<string>();
+  const out: string[] = [];
+  for (const v of values) {
+    let sig = '';
+    for (const c of dim.conds) sig += valueMeets(dim.key, c, v) ? '1' : '0';
+    if (!seen.has(sig)) {
+      seen.add(sig);
+      out.push(v);
+    }
+  }
+  return out;
+}
+
+/**
+ * The action decided for each value it names alone (each combination, where several dimensions
+ * have values the conditions tell apart), the most restrictive decision standing, with the
+ * obligations of every decision at that level. One decision when nothing needs splitting.
+ */
+function decideEach<D extends Decision>(per: PerAction, f: Facts, one: (f: Facts) => D): D {
+  const dims = per.split;
+  if (dims.length === 0) return one(f);
+  let parts: { key: SplitKey; values: string[] }[] | null = null;
+  let n = 1;
+  for (const dim of dims) {
+    const values = f[dim.key];
+    if (values.length < 2) continue;
+    const reps = representatives(dim, values);
+    if (reps.length < 2) continue;
+    (parts ??= []).push({ key: dim.key, values: reps });
+    n *= reps.length;
+  }
+  if (parts === null) return one(f);
+  if (n > SPLIT_MAX) return atLeastWatched(per, one(f), n);
+  const at = new Array<number>(parts.length).fill(0);
+  let best: D | null = null;
+  let bestKey = '';
+  let obligations: Set<Obligation> | null = null;
+  for (let k = 0; k < n; k++) {
+    const g: Facts = { ...f };
+    for (let i = 0; i < parts.length; i++) g[parts[i].key] = [parts[i].values[at[i]]];
+    const d = one(g);
+    // The most restrictive; among equals, the one whose rule ids come first (whatever order the values came in).
+    if (best === null || rank(d.level) > rank(best.level)) {
+      best = d;
+      bestKey = d.ruleIds.join('\u0000');
+      obligations = new Set(d.obligations);
+    } else if (d.level === best.level) {
+      for (const o of d.obligations) obligations!.add(o);
+      const key = d.ruleIds.join('\u0000');
+      if (key < bestKey) {
+        best = d;
+        bestKey = key;
+      }
+    }
+    // Next combination (the last dimension fastest).
+    for (let i = parts.length - 1; i >= 0; i--) {
+      if (++at[i] < parts[i].values.length) break;
+      at[i] = 0;
+    }
+  }
+  if (obligations!.size !== best!.obligations.length) best!.obligations = [...obligations!].sort();
+  return best!;
+}
+
+/** Too many distinct values to decide each alone: the whole action, at least Watched. */
+function atLeastWatched<D extends Decision>(per: PerAction, d: D, n: number): D {
+  if (rank(d.level) >= rank('watched')) return d;
+  const route = per.routes[0];
+  return {
+    ...d,
+    level: 'watched',
+    ruleIds: [...d.ruleIds, 'split_limit'],
+    reason: `Watched: the action names ${n} combinations of resources, hosts, recipients and labels, more than ${SPLIT_MAX} to decide one by one (${d.reason})`,
+    routing: route ? { routeId: route.id, approverGroup: route.approverGroup, quorum: route.quorum } : { routeId: null, approverGroup: null, quorum: 1 },
+    obligations: d.obligations.filter((o) => o !== 'reversible_form'),
+  };
+}
+
 export function decideFacts(policy: CompiledPolicy, facts: Facts): Decision {
-  return decideCompiled(policy.actions[facts.type], facts);
+  const per = policy.actions[facts.type];
+  return decideEach(per, facts, (f) => decideCompiled(per, f));
 }
 
 /** The decision for one action. */
 export function decide(policy: CompiledPolicy, principal: PolicyPrincipal, action: ActionType, context: ActionContext, org: OrgInfo): Decision {
-  return decideCompiled(policy.actions[action], decisionFacts(principal, action, context, org));
+  return decideFacts(policy, decisionFacts(principal, action, context, org));
 }
 
 /** Decides on facts already normalised (a recorded decision replayed: see recorded.ts). */
 export function decideOnFacts(policy: CompiledPolicy, facts: Facts): Decision {
-  return decideCompiled(policy.actions[facts.type], facts);
+  return decideFacts(policy, facts);
 }
 
-/** The decision with the whole chain, for "why was this Watched?". */
+/** The decision with the whole chain, for "why was this Watched?" (of the value that decided, where the action names several). */
 export function explain(policy: CompiledPolicy, principal: PolicyPrincipal, action: ActionType, context: ActionContext, org: OrgInfo): Explanation {
-  return evaluate(policy, toFacts(principal, action, context, org), true) as Explanation;
+  const f = toFacts(principal, action, context, org);
+  return decideEach(policy.actions[f.type], f, (g) => evaluate(policy, g, true) as Explanation);
 }
 
 /** Rate limits the gate must reserve before deciding this action. */

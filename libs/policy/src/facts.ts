@@ -1,3 +1,4 @@
+import type { PolicyDocument } from './document';
 import type { ActionType } from './catalog';
 
 /** What the gate knows about one action when it asks for a decision. */
@@ -52,6 +53,37 @@ export interface Facts {
   amount: number | null;
   at: Date;
   rateExceeded: string[];
+}
+
+/**
+ * The fact lists a condition matches one value of. An action naming several values in a list that
+ * some rule has a condition on is decided for each value alone (the engine's decideEach; the CASL
+ * check likewise), the most restrictive standing.
+ */
+export type SplitKey = 'resources' | 'hosts' | 'recipientDomains' | 'labels';
+export const SPLIT_KEYS: readonly SplitKey[] = ['resources', 'hosts', 'recipientDomains', 'labels'];
+/** At most this many single-value decisions per action; past it the action is at least Watched. */
+export const SPLIT_MAX = 4096;
+
+/** The lists some rule of `action` has a condition on. */
+export function splitKeys(document: Pick<PolicyDocument, 'rules'>, action: string): SplitKey[] {
+  return SPLIT_KEYS.filter((k) => document.rules.some((r) => r.actions.includes(action as never) && r.when?.[k] !== undefined));
+}
+
+/** Every combination of one value of each of these lists that names several (distinct) values; null past SPLIT_MAX. */
+export function eachValue(f: Facts, keys: readonly SplitKey[]): Facts[] | null {
+  let n = 1;
+  const lists: [SplitKey, string[]][] = [];
+  for (const k of keys) {
+    const values = [...new Set(f[k])];
+    if (values.length < 2) continue;
+    lists.push([k, values]);
+    n *= values.length;
+  }
+  if (n > SPLIT_MAX) return null;
+  let each: Facts[] = [f];
+  for (const [k, values] of lists) each = each.flatMap((g) => values.map((v) => ({ ...g, [k]: [v] })));
+  return each;
 }
 
 export function domainOf(address: string): string {

@@ -3,7 +3,7 @@ import { ACTION_TYPES, type ActionType, floorOf, type Level, rank } from '../src
 import { compileAbility, caslLevel } from '../src/casl';
 import { validatePolicy, type PolicyDocument } from '../src/document';
 import { compileConditions, compilePolicy, decide, decideFacts, explain } from '../src/engine';
-import { toFacts } from '../src/facts';
+import { SPLIT_MAX, toFacts } from '../src/facts';
 import { seedPolicy } from '../src/seed';
 import { action, context, GROUPS, ORG, policy, principal } from './gen';
 import { referenceDecide } from './reference';
@@ -18,6 +18,7 @@ function raisedOnly(doc: PolicyDocument, a: ActionType, f: ReturnType<typeof toF
   return l;
 }
 const max = (a: Level, b: Level): Level => (rank(a) >= rank(b) ? a : b);
+
 
 describe('decide(): properties', () => {
   it('generates only valid policies (sanity of the generator)', () => {
@@ -145,6 +146,70 @@ describe('differential', () => {
       }
     }
     expect(mismatches.slice(0, 3)).toEqual([]);
+  });
+});
+
+describe('an action that names several resources, hosts, recipients or labels', () => {
+  const me = { userId: 'u1', groupIds: [], email: 'ann@acme.example' };
+  const doc = (rules: PolicyDocument['rules'], forbiddenAreas: PolicyDocument['forbiddenAreas'] = []): PolicyDocument => ({ ...seedPolicy(), baseline: { 'file.update': 'watched', 'email.draft': 'watched' }, rules, forbiddenAreas });
+
+  it('is as restricted as the most restricted of them alone: a move out of a Watched folder into an Autonomous one is Watched', () => {
+    const p = compilePolicy(doc([{ id: 'public-free', scope: { type: 'org' }, actions: ['file.update'], level: 'autonomous', when: { resources: ['/public/**'] }, reason: 'the public folder is free to change' }]));
+    expect(decide(p, me, 'file.update', { resources: ['/finance/q3-forecast.xlsx', '/public/q3-forecast.xlsx'] }, ORG)).toMatchObject({ level: 'watched', ruleIds: ['baseline.file.update'] });
+    expect(decide(p, me, 'file.update', { resources: ['/public/q3-forecast.xlsx', '/finance/q3-forecast.xlsx'] }, ORG)).toMatchObject({ level: 'watched', ruleIds: ['baseline.file.update'] });
+    // Every path in the folder the rule was written for: it applies.
+    expect(decide(p, me, 'file.update', { resources: ['/public/a.md', '/public/b.md'] }, ORG)).toMatchObject({ level: 'autonomous', ruleIds: ['public-free'] });
+    expect(explain(p, me, 'file.update', { resources: ['/public/a.md', '/finance/b.md'] }, ORG)).toMatchObject({ level: 'watched', ruleIds: ['baseline.file.update'] });
+  });
+
+  it('a rule for one partner domain does not free a draft that also goes to another; a rule or area that raises still applies on one value', () => {
+    const p = compilePolicy(
+      doc(
+        [
+          { id: 'partner-drafts', scope: { type: 'org' }, actions: ['email.draft'], level: 'autonomous', when: { recipientDomains: ['partner.example'] }, reason: 'drafts to the partner are routine' },
+          { id: 'press-watched', scope: { type: 'org' }, actions: ['file.update'], level: 'forbidden', when: { resources: ['/press/**'] }, reason: 'press releases are never changed by agents' },
+        ],
+        [{ id: 'no-hr', actions: ['file.update'], when: { resources: ['/hr/**'] }, reason: 'HR files are off limits' }],
+      ),
+    );
+    expect(decide(p, me, 'email.draft', { recipients: ['kim@partner.example'] }, ORG).level).toBe('autonomous');
+    expect(decide(p, me, 'email.draft', { recipients: ['kim@partner.example', 'x@evil.example'] }, ORG).level).toBe('watched');
+    expect(decide(p, me, 'file.update', { resources: ['/notes/a.md', '/press/release.md'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['press-watched'] });
+    expect(decide(p, me, 'file.update', { resources: ['/notes/a.md', '/hr/salaries.xlsx'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['baseline.file.update', 'no-hr'] });
+  });
+
+  it('keeps the obligations of every value decided at the level that stands', () => {
+    const p = compilePolicy(
+      doc([
+        { id: 'drafts-a', scope: { type: 'org' }, actions: ['file.update'], level: 'batched', when: { resources: ['/drafts/a/**'] }, reason: 'drafts', obligations: ['keep_undo_copy'] },
+        { id: 'drafts-b', scope: { type: 'org' }, actions: ['file.update'], level: 'batched', when: { resources: ['/drafts/b/**'] }, reason: 'drafts', obligations: ['redact_personal_data'] },
+      ]),
+    );
+    const d = decide(p, me, 'file.update', { resources: ['/drafts/b/x.md', '/drafts/a/y.md'] }, ORG);
+    expect(d).toMatchObject({ level: 'batched', ruleIds: ['drafts-a'] });
+    expect(d.obligations).toEqual(['keep_undo_copy', 'redact_personal_data']);
+  });
+
+  it(`past ${SPLIT_MAX} combinations to decide one by one, the action is at least Watched`, () => {
+    // 16 rules on each of three lists, each freeing one value: 17 values a list tell apart 17³ = 4,913 combinations.
+    const rules: PolicyDocument['rules'] = [];
+    for (let i = 0; i < 16; i++) {
+      rules.push({ id: `r${i}`, scope: { type: 'org' }, actions: ['saas.write'], level: 'autonomous', when: { resources: [`/r${i}/**`] }, reason: 'r' });
+      rules.push({ id: `h${i}`, scope: { type: 'org' }, actions: ['saas.write'], level: 'autonomous', when: { hosts: [`h${i}.example`] }, reason: 'h' });
+      rules.push({ id: `d${i}`, scope: { type: 'org' }, actions: ['saas.write'], level: 'autonomous', when: { recipientDomains: [`d${i}.example`] }, reason: 'd' });
+    }
+    const p = compilePolicy(doc(rules));
+    const ctx = (n: number) => ({
+      resources: Array.from({ length: n }, (_, i) => `/r${i}/x`),
+      hosts: Array.from({ length: n }, (_, i) => `h${i}.example`),
+      recipients: Array.from({ length: n }, (_, i) => `a@d${i}.example`),
+    });
+    // 16³ = 4,096: each combination decided, each one freed by its rules.
+    expect(decide(p, me, 'saas.write', ctx(16), ORG).level).toBe('autonomous');
+    const over = decide(p, me, 'saas.write', ctx(17), ORG);
+    expect(over.level).toBe('watched');
+    expect(over.ruleIds).toContain('split_limit');
+    expect(over.reason).toMatch(/^Watched: the action names 4913 combinations/);
   });
 });
 

@@ -36,6 +36,8 @@ export interface RefInput {
   at: Date;
   rateExceeded?: string[];
   orgDomains: string[];
+  /** Decided for this one recipient domain alone (the recipients' scope still theirs all). */
+  onlyDomain?: string;
 }
 
 /** Glob match by recursion: "**" any run, "*" any run without "/", "?" one non-"/". */
@@ -82,7 +84,8 @@ function conditionsHold(when: When | undefined, x: RefInput): boolean {
     if (when.recipients === 'internal' && !allInside) return false;
     if (when.recipients === 'external' && allInside) return false;
   }
-  if (when.recipientDomains && !(x.recipients ?? []).some((r) => when.recipientDomains!.map((d) => d.toLowerCase()).includes(r.split('@').pop()!.toLowerCase()))) return false;
+  const domains = x.onlyDomain !== undefined ? [x.onlyDomain] : (x.recipients ?? []).map((r) => r.split('@').pop()!.toLowerCase());
+  if (when.recipientDomains && !domains.some((d) => when.recipientDomains!.map((w) => w.toLowerCase()).includes(d))) return false;
   if (when.invitesOthers !== undefined) {
     const others = (x.attendees ?? []).filter((a) => a.toLowerCase() !== (x.email ?? '').toLowerCase());
     if ((others.length > 0) !== when.invitesOthers) return false;
@@ -104,7 +107,31 @@ function conditionsHold(when: When | undefined, x: RefInput): boolean {
   return true;
 }
 
+/**
+ * An action naming several resources, hosts, recipient domains or labels (in a dimension some rule
+ * of the action has a condition on): decided for every combination of one value of each, the most
+ * restrictive level standing; among decisions at that level, the one whose rule ids come first.
+ */
 export function referenceDecide(doc: PolicyDocument, x: RefInput): { level: Level; ruleIds: string[] } {
+  const rules = doc.rules.filter((r) => r.actions.includes(x.action));
+  const on = (key: 'resources' | 'hosts' | 'recipientDomains' | 'labels') => rules.some((r) => r.when?.[key] !== undefined);
+  let inputs: RefInput[] = [x];
+  const split = (values: string[], set: (y: RefInput, v: string) => RefInput) => {
+    if (new Set(values).size > 1) inputs = inputs.flatMap((y) => values.map((v) => set(y, v)));
+  };
+  if (on('resources')) split(x.resources ?? [], (y, v) => ({ ...y, resources: [v] }));
+  if (on('hosts')) split(x.hosts ?? [], (y, v) => ({ ...y, hosts: [v] }));
+  if (on('recipientDomains')) split([...new Set((x.recipients ?? []).map((r) => r.split('@').pop()!.toLowerCase()))], (y, v) => ({ ...y, onlyDomain: v }));
+  if (on('labels')) split(x.labels ?? [], (y, v) => ({ ...y, labels: [v] }));
+  let best: { level: Level; ruleIds: string[] } | null = null;
+  for (const y of inputs) {
+    const d = decideOnce(doc, y);
+    if (!best || ORDER.indexOf(d.level) > ORDER.indexOf(best.level) || (d.level === best.level && d.ruleIds.join('\u0000') < best.ruleIds.join('\u0000'))) best = d;
+  }
+  return best!;
+}
+
+function decideOnce(doc: PolicyDocument, x: RefInput): { level: Level; ruleIds: string[] } {
   let level: Level = (doc.baseline[x.action] as Level) ?? DEFAULTS[x.action];
   let ids: string[] = [doc.baseline[x.action] ? `baseline.${x.action}` : `catalog.${x.action}`];
   const scopes: ((r: PolicyDocument['rules'][number]) => boolean)[] = [
