@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
@@ -239,20 +240,33 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect((await h.http.get(`/v1/approvals/${item.id}`).set('Cookie', cookie.owner)).body.state).toBe('used');
   });
 
-  it('notifications: the approval request reaches the org webhook (through the egress guard) and the e-mail outbox names the approvers', async () => {
+  it('notifications: the approval request reaches the org webhook signed (through the egress guard) and the e-mail outbox names the approvers', async () => {
     const received: Record<string, unknown>[] = [];
+    const raw: { body: string; signature: unknown; event: unknown }[] = [];
     const server = createServer((req, res) => {
       let body = '';
       req.on('data', (c) => (body += c));
       req.on('end', () => {
         received.push(JSON.parse(body));
+        raw.push({ body, signature: req.headers['x-steward-signature'], event: req.headers['x-steward-event'] });
         res.writeHead(204).end();
       });
     });
+    const SECRET = 'approval-hook-signing-secret-0123456789';
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     try {
       const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/steward-hook`;
+      // Posts are signed with the org's webhook signing secret: no URL is taken before there is one.
+      const unsigned = await h.http.patch('/v1/org').set('Cookie', cookie.owner).send({ notifyWebhookUrl: url });
+      expect(unsigned.status).toBe(400);
+      expect(unsigned.body.errors).toEqual([{ path: 'notifyWebhookUrl', message: expect.stringMatching(/signed with the org's webhook signing secret/) }]);
+      expect((await h.http.get('/v1/org').set('Cookie', cookie.owner)).body.notifyWebhookSet).toBe(false);
+      expect((await h.http.put('/v1/incident-settings').set('Cookie', cookie.owner).send({ channels: ['webhook'], webhookUrl: url, secrets: { webhookSigningSecret: SECRET } })).status).toBe(200);
       expect((await h.http.patch('/v1/org').set('Cookie', cookie.owner).send({ notifyWebhookUrl: url })).status).toBe(200);
+      // Nor can the secret go while the webhook relies on it.
+      const clear = await h.http.put('/v1/incident-settings').set('Cookie', cookie.owner).send({ channels: ['webhook'], webhookUrl: url, secrets: { webhookSigningSecret: null } });
+      expect(clear.status).toBe(400);
+      expect(clear.body.errors).toEqual(expect.arrayContaining([expect.objectContaining({ path: 'secrets.webhookSigningSecret' })]));
       // The URL is what authenticates the posts at the receiver: only those who may change it see it.
       expect((await h.http.get('/v1/org').set('Cookie', cookie.owner)).body).toMatchObject({ notifyWebhookUrl: url, notifyWebhookSet: true });
       for (const who of [cookie.member, cookie.approver]) expect((await h.http.get('/v1/org').set('Cookie', who)).body).toMatchObject({ notifyWebhookUrl: null, notifyWebhookSet: true });
@@ -270,6 +284,11 @@ describe('approvals, reviews, violations and the kill switch', () => {
       await su.query(`UPDATE notifications SET next_attempt_at = now() WHERE org_id = $1 AND subject_id = $2`, [org.id, a.id]);
       for (let i = 0; i < 100 && !received.length; i++) await new Promise((r) => setTimeout(r, 100));
       expect(received).toEqual([expect.objectContaining({ kind: 'approval.requested', approvalId: a.id, taskId: t.id, tool: 'files.delete', actionType: 'file.delete' })]);
+      // The receiver checks the signature over "<unix seconds>.<body>" with the secret it shares with the org.
+      const [, ts, mac] = /^t=(\d+),v1=([0-9a-f]{64})$/.exec(String(raw[0].signature))!;
+      expect(Math.abs(Date.now() / 1000 - Number(ts))).toBeLessThan(120);
+      expect(mac).toBe(createHmac('sha256', SECRET).update(`${ts}.${raw[0].body}`).digest('hex'));
+      expect(raw[0].event).toBe('approval.requested');
       const mail = (await su.query(`SELECT state, payload FROM notifications WHERE org_id = $1 AND subject_id = $2 AND channel = 'email'`, [org.id, a.id])).rows[0];
       expect(mail.state).toBe('sent');
       expect(mail.payload.to).toEqual(expect.arrayContaining([org.users.approver.email, approver2.email]));
@@ -277,6 +296,8 @@ describe('approvals, reviews, violations and the kill switch', () => {
       expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
     } finally {
       await h.http.patch('/v1/org').set('Cookie', cookie.owner).send({ notifyWebhookUrl: null });
+      await su.query(`DELETE FROM incident_settings WHERE org_id = $1`, [org.id]);
+      await su.query(`DELETE FROM incident_secrets WHERE org_id = $1`, [org.id]);
       await h.http.put('/v1/egress/allow-hosts').set('Cookie', cookie.owner).send({ hosts: [] });
       server.close();
     }

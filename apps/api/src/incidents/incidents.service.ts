@@ -357,6 +357,10 @@ export class IncidentsService {
         secrets[field] = v !== null;
       }
       const problems: { path: string; message: string }[] = [];
+      if (body.secrets?.webhookSigningSecret === null) {
+        const [hook]: { url: string | null }[] = await em.query('SELECT notify_webhook_url AS url FROM orgs WHERE id = $1', [p.orgId]);
+        if (hook?.url) problems.push({ path: 'secrets.webhookSigningSecret', message: "the org's approval webhook is signed with it: remove that webhook (org settings) first" });
+      }
       if (body.channels.includes('webhook') && (!webhookUrl || !secrets.webhookSigningSecret)) problems.push({ path: 'webhookUrl', message: 'the webhook channel needs a URL and a signing secret' });
       if (body.channels.includes('email') && !smtp) problems.push({ path: 'smtp', message: 'the e-mail channel needs an SMTP server' });
       if (body.channels.includes('slack') && !secrets.slackWebhookUrl && !slack) problems.push({ path: 'slack', message: 'the Slack channel needs the Slack connector (a channel and the member who posts) or an incoming webhook URL' });

@@ -69,6 +69,12 @@ export class OrgsService {
       if (body.maxRunningTasks != null && body.maxRunningTasks > this.config.TASKS_MAX_RUNNING_PER_ORG) {
         throw AppError.validation([{ path: 'maxRunningTasks', message: `at most ${this.config.TASKS_MAX_RUNNING_PER_ORG}, the limit of this deployment (null: that limit)` }]);
       }
+      // Approval notices are signed with the org's webhook signing secret (incident settings), so a
+      // receiver can tell Steward's posts from anyone's who learnt the URL.
+      if (body.notifyWebhookUrl) {
+        const [secret] = await em.query(`SELECT 1 FROM incident_secrets WHERE org_id = $1 AND name = 'webhook_signing_secret'`, [p.orgId]);
+        if (!secret) throw AppError.validation([{ path: 'notifyWebhookUrl', message: "approval webhooks are signed with the org's webhook signing secret: set it in the incident settings first" }]);
+      }
       const { monthlyBudgetUsd, userMonthlyBudgetUsd, ...rest } = body;
       Object.assign(org, rest);
       const micros = (usd: number | null) => (usd === null ? null : String(Math.round(usd * 1e6)));

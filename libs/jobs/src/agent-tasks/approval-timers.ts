@@ -2,7 +2,7 @@ import { recordEvent, type AuditKeyring } from '@steward/audit';
 import { guardedFetch, type Logger, newId } from '@steward/common';
 import { type DataSource, inOrg, outsideOrg } from '@steward/db';
 import type { KeyProvider } from '@steward/vault';
-import { loadIncidentSettings, openIncidentSecrets, secretOf } from '../incidents/incidents';
+import { loadIncidentSettings, openIncidentSecrets, secretOf, signIncidentWebhook } from '../incidents/incidents';
 import { postSlack, sendMails, slackText, smtpConfigured } from '../notifications/senders';
 import { NoticeDeferred, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { lockTaskOfApproval, resumeWaitingTask } from './task-store';
@@ -150,7 +150,8 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
         allowHosts: hosts.map((h) => h.host),
         to: to.map((t) => t.email),
         settings: needsSettings ? await loadIncidentSettings(em, d.org_id) : null,
-        secrets: needsSettings ? await openIncidentSecrets(em, deps.keys, d.org_id) : {},
+        // The webhook's signing secret is the org's (incident settings), as for incident notices.
+        secrets: needsSettings || n.channel === 'webhook' ? await openIncidentSecrets(em, deps.keys, d.org_id) : {},
       };
     });
     if (!job) continue;
@@ -163,10 +164,14 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
     try {
       if (job.channel === 'webhook') {
         if (!job.url) throw new Error('no webhook URL configured');
+        const secret = secretOf(job.secrets, 'webhook_signing_secret');
+        if (!secret) throw new Error('no webhook signing secret configured (incident settings)');
+        const body = JSON.stringify({ kind: job.kind, ...job.payload });
         const res = await guardedFetch({ ...channelOpts, maxRedirects: 0 })(job.url, {
           method: 'POST',
-          headers: { 'content-type': 'application/json' },
-          body: JSON.stringify({ kind: job.kind, ...job.payload }),
+          // Signed as incident notices are: HMAC-SHA-256 over "<unix seconds>.<body>" (x-steward-signature: t=…,v1=…).
+          headers: { 'content-type': 'application/json', 'x-steward-event': job.kind, 'x-steward-delivery': d.id, 'x-steward-signature': signIncidentWebhook(secret, Math.floor(Date.now() / 1000), body) },
+          body,
         });
         if (res.status >= 300) throw new Error(`webhook answered ${res.status}`);
       } else if (job.channel === 'slack') {

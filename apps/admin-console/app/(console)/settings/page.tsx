@@ -91,7 +91,7 @@ function OrgForm({ org, editable, onSaved }: { org: OrgView; editable: boolean; 
             onChange={(v) => setF({ ...f, maxRunningTasks: num(v) })}
           />
         </Group>
-        <TextInput label="Notification webhook (https URL, empty: none)" value={f.notifyWebhookUrl ?? ''} placeholder={!editable && org.notifyWebhookSet ? 'set (its URL is shown to those who may change settings)' : undefined} disabled={!editable} onChange={(e) => setF({ ...f, notifyWebhookUrl: e.currentTarget.value })} />
+        <TextInput label="Notification webhook (https URL, empty: none)" description="Approval requests are posted signed (x-steward-signature) with the org's webhook signing secret, set in the incident settings first." value={f.notifyWebhookUrl ?? ''} placeholder={!editable && org.notifyWebhookSet ? 'set (its URL is shown to those who may change settings)' : undefined} disabled={!editable} onChange={(e) => setF({ ...f, notifyWebhookUrl: e.currentTarget.value })} />
         <Switch label="Require a fresh second factor for sensitive operations (step-up)" checked={f.requireStepUp} disabled={!editable} onChange={(e) => setF({ ...f, requireStepUp: e.currentTarget.checked })} />
         <Switch label="Confirm violations as strikes automatically" checked={f.automaticStrikes} disabled={!editable} onChange={(e) => setF({ ...f, automaticStrikes: e.currentTarget.checked })} />
         <Switch label="Allow password sign-in (off: single sign-on only)" checked={f.passwordSignIn} disabled={!editable} onChange={(e) => setF({ ...f, passwordSignIn: e.currentTarget.checked })} />
