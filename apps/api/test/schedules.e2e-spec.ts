@@ -173,6 +173,33 @@ describe('task schedules and monthly budgets', () => {
     expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 1, skipped: 0 });
   });
 
+  it('revoking an API key pauses the schedules it wrote (not those a person wrote), and says so in the audit trail', async () => {
+    const created = await h.http.post('/v1/api-keys').set('Cookie', member).send({ name: 'nightly automation', scopes: ['*'] });
+    expect(created.status).toBe(201);
+    const bearer = { Authorization: `Bearer ${created.body.secret}` };
+    const byKey = (await h.http.post('/v1/task-schedules').set(bearer).send({ name: 'Keyed nightly', cron: '0 3 * * *', timeZone: 'UTC', prompt: '[script:hello] keyed' })).body;
+    expect(byKey.writtenWithApiKey).toBe(created.body.apiKey.id);
+    const byPerson = (await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Personal nightly', cron: '0 3 * * *', timeZone: 'UTC', prompt: '[script:hello] mine' })).body;
+    expect(byPerson.writtenWithApiKey).toBeNull();
+    // A person rewriting a key's schedule takes it over; the key rewriting a person's makes it the key's.
+    const rewritten = (await h.http.patch(`/v1/task-schedules/${byPerson.id}`).set(bearer).send({ cron: '30 3 * * *' })).body;
+    expect(rewritten.writtenWithApiKey).toBe(created.body.apiKey.id);
+    expect((await h.http.patch(`/v1/task-schedules/${byPerson.id}`).set('Cookie', member).send({ name: 'Personal nightly (checked)' })).body.writtenWithApiKey).toBeNull();
+
+    expect((await h.http.delete(`/v1/api-keys/${created.body.apiKey.id}`).set('Cookie', member)).status).toBe(204);
+    expect(await schedule(byKey.id)).toMatchObject({ paused_at: expect.any(Date) });
+    expect(await schedule(byPerson.id)).toMatchObject({ paused_at: null });
+    const [revoke] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'api_key.revoke' AND canonical::jsonb->'target'->>'id' = $2`, [org.id, created.body.apiKey.id])).rows;
+    expect(revoke.p.schedulesPaused).toEqual([byKey.id]);
+    // Paused, it does not fire; its owner resumes it from a session after a look.
+    await makeDue(byKey.id);
+    await makeDue(byPerson.id);
+    expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 1, skipped: 0 });
+    expect((await schedule(byKey.id)).runs).toBe(0);
+    expect((await h.http.post(`/v1/task-schedules/${byKey.id}/resume`).set('Cookie', member)).body).toMatchObject({ paused: false });
+    for (const id of [byKey.id, byPerson.id]) expect((await h.http.delete(`/v1/task-schedules/${id}`).set('Cookie', member)).status).toBe(204);
+  });
+
   it('a worker whose clock is behind the database fires a due run once, not again at the next tick', async () => {
     const s = (await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Every hour', cron: '0 * * * *', timeZone: 'UTC', prompt: '[script:hello] each hour' })).body;
     // Due by the database's clock (this hour's run), while the worker's clock still reads 30 s before it.

@@ -26352,6 +26352,7 @@ export interface operations {
                             runs: number;
                             /** Format: int64 */
                             skipped: number;
+                            writtenWithApiKey: string | null;
                             /** Format: date-time */
                             createdAt: string;
                             /** Format: date-time */
@@ -26490,6 +26491,7 @@ export interface operations {
                         runs: number;
                         /** Format: int64 */
                         skipped: number;
+                        writtenWithApiKey: string | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -26645,6 +26647,7 @@ export interface operations {
                         runs: number;
                         /** Format: int64 */
                         skipped: number;
+                        writtenWithApiKey: string | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -26885,6 +26888,7 @@ export interface operations {
                         runs: number;
                         /** Format: int64 */
                         skipped: number;
+                        writtenWithApiKey: string | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -27040,6 +27044,7 @@ export interface operations {
                         runs: number;
                         /** Format: int64 */
                         skipped: number;
+                        writtenWithApiKey: string | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */
@@ -27171,6 +27176,7 @@ export interface operations {
                         runs: number;
                         /** Format: int64 */
                         skipped: number;
+                        writtenWithApiKey: string | null;
                         /** Format: date-time */
                         createdAt: string;
                         /** Format: date-time */

@@ -101,7 +101,13 @@ export class ApiKeysService {
       if (k.revokedAt) throw AppError.conflict('The key is already revoked.');
       k.revokedAt = new Date();
       await em.save(k);
-      await this.audit.record(em, p, { action: 'api_key.revoke', targetType: 'ApiKey', targetId: k.id, payload: { name: k.name, hint: k.hint, owner: k.userId } });
+      // The schedules this key wrote stop with it: a leaked key's schedules would go on creating tasks
+      // as their owner. Their owner resumes them (after a look) from a session or another key.
+      const paused: { id: string }[] = await em.query(
+        `WITH u AS (UPDATE task_schedules SET paused_at = now(), updated_at = now() WHERE org_id = $1 AND written_with_key = $2 AND paused_at IS NULL RETURNING id) SELECT id FROM u ORDER BY id`,
+        [p.orgId, k.id],
+      );
+      await this.audit.record(em, p, { action: 'api_key.revoke', targetType: 'ApiKey', targetId: k.id, payload: { name: k.name, hint: k.hint, owner: k.userId, ...(paused.length ? { schedulesPaused: paused.map((s) => s.id) } : {}) } });
     });
   }
 }

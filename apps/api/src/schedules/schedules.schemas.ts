@@ -50,6 +50,8 @@ export const ScheduleView = z.strictObject({
   lastTaskId: Uuid.nullable(),
   runs: z.int().min(0),
   skipped: z.int().min(0),
+  /** The API key that last wrote its template (null: a person's session). Revoking that key pauses the schedule. */
+  writtenWithApiKey: Uuid.nullable(),
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });

@@ -30,11 +30,15 @@ interface ScheduleRow {
   last_task_id: string | null;
   runs: number;
   skipped: number;
+  written_with_key: string | null;
   created_at: Date;
   updated_at: Date;
 }
 
-const COLUMNS = `id, user_id, name, cron, time_zone, workflow, connectors, model_preference, max_steps, budget_micros, paused_at, next_run_at, last_run_at, last_task_id, runs, skipped, created_at, updated_at`;
+/** The API key a principal is (what a schedule records as having written it), null for a session. */
+const keyOf = (p: Principal): string | null => (p.kind === 'api_key' ? p.credentialId : null);
+
+const COLUMNS = `id, user_id, name, cron, time_zone, workflow, connectors, model_preference, max_steps, budget_micros, paused_at, next_run_at, last_run_at, last_task_id, runs, skipped, written_with_key, created_at, updated_at`;
 
 /**
  * Task schedules (the worker fires them from Postgres) and this month's usage.
@@ -75,6 +79,7 @@ export class SchedulesService {
       lastTaskId: r.last_task_id,
       runs: r.runs,
       skipped: r.skipped,
+      writtenWithApiKey: r.written_with_key,
       createdAt: r.created_at.toISOString(),
       updatedAt: r.updated_at.toISOString(),
     };
@@ -116,6 +121,7 @@ export class SchedulesService {
         modelPreference: body.model ?? null,
         maxSteps,
         budgetMicros,
+        writtenWithKey: keyOf(p),
       });
       await this.audit.record(em, p, { action: 'schedule.create', targetType: 'TaskSchedule', targetId: id, payload: { name: body.name, cron: body.cron, timeZone: body.timeZone, workflow: body.workflow ?? null, maxSteps, budgetMicros, promptBytes: Buffer.byteLength(body.prompt) } });
       return this.view(await this.load(em, p, id));
@@ -175,9 +181,10 @@ export class SchedulesService {
       const sealed = body.prompt !== undefined ? await sealSchedulePrompt(this.keys, p.orgId, id, body.prompt) : null;
       await em.query(
         `UPDATE task_schedules SET name = $3, cron = $4, time_zone = $5, next_run_at = $6, max_steps = $7, budget_micros = $8, updated_at = now(),
-                prompt_sealed = coalesce($9, prompt_sealed), prompt_key = coalesce($10, prompt_key), prompt_digest = coalesce($11, prompt_digest), prompt_bytes = coalesce($12, prompt_bytes)
+                prompt_sealed = coalesce($9, prompt_sealed), prompt_key = coalesce($10, prompt_key), prompt_digest = coalesce($11, prompt_digest), prompt_bytes = coalesce($12, prompt_bytes),
+                written_with_key = $13
           WHERE org_id = $1 AND id = $2`,
-        [p.orgId, id, body.name ?? row.name, cron, timeZone, next, limits.maxSteps, limits.budgetMicros, sealed?.sealed ?? null, sealed?.key ?? null, sealed?.digest ?? null, sealed?.bytes ?? null],
+        [p.orgId, id, body.name ?? row.name, cron, timeZone, next, limits.maxSteps, limits.budgetMicros, sealed?.sealed ?? null, sealed?.key ?? null, sealed?.digest ?? null, sealed?.bytes ?? null, keyOf(p)],
       );
       await this.audit.record(em, p, {
         action: 'schedule.update',

@@ -50,6 +50,7 @@ import { OrgRunningCap1766275200001 } from './1766275200001-org-running-cap';
 import { PasswordAttempts1766275200002 } from './1766275200002-password-attempts';
 import { HeldCopiesReleased1766361600000 } from './1766361600000-held-copies-released';
 import { WorkflowAccess1766448000000 } from './1766448000000-workflow-access';
+import { ScheduleWrittenWithKey1766448000001 } from './1766448000001-schedule-written-with-key';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -105,4 +106,5 @@ export const MIGRATIONS = [
   PasswordAttempts1766275200002,
   HeldCopiesReleased1766361600000,
   WorkflowAccess1766448000000,
+  ScheduleWrittenWithKey1766448000001,
 ];

@@ -63,6 +63,8 @@ export interface ScheduleTemplate {
   modelPreference: string | null;
   maxSteps: number;
   budgetMicros: number | null;
+  /** The API key that wrote it (null: a person's session); revoking that key pauses it. */
+  writtenWithKey?: string | null;
 }
 
 export async function insertSchedule(em: EntityManager, keys: KeyProvider, s: ScheduleTemplate, now = new Date()): Promise<string> {
@@ -70,9 +72,9 @@ export async function insertSchedule(em: EntityManager, keys: KeyProvider, s: Sc
   const next = nextRunAt(s.cron, s.timeZone, now);
   const sealed = await sealSecret(keys, s.prompt, scheduleAad(s.orgId, id));
   await em.query(
-    `INSERT INTO task_schedules (org_id, id, user_id, name, cron, time_zone, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, workflow, connectors, model_preference, max_steps, budget_micros, next_run_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)`,
-    [s.orgId, id, s.userId, s.name, s.cron, s.timeZone, sealed.sealed, sealed.wrappedKey, sha256(s.prompt), Buffer.byteLength(s.prompt), s.workflow, s.connectors, s.modelPreference, s.maxSteps, s.budgetMicros, next],
+    `INSERT INTO task_schedules (org_id, id, user_id, name, cron, time_zone, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, workflow, connectors, model_preference, max_steps, budget_micros, next_run_at, written_with_key)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)`,
+    [s.orgId, id, s.userId, s.name, s.cron, s.timeZone, sealed.sealed, sealed.wrappedKey, sha256(s.prompt), Buffer.byteLength(s.prompt), s.workflow, s.connectors, s.modelPreference, s.maxSteps, s.budgetMicros, next, s.writtenWithKey ?? null],
   );
   return id;
 }

@@ -155,6 +155,9 @@ function ApiKeys() {
             Create key
           </Button>
         </Group>
+        <Text size="sm" c="dark.6">
+          Revoking a key also pauses the task schedules it wrote; their owner resumes them through the API after a look.
+        </Text>
         <ActionError error={action.error} />
         <Loaded load={keys} what="API keys">
           {(k) =>
