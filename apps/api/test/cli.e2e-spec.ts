@@ -492,6 +492,21 @@ describe('steward CLI against a live API', () => {
     expect(ok.code).toBe(0);
     expect(JSON.parse(ok.stdout)).toMatchObject({ ok: true, checked: m.count });
 
+    // The checkpoints the auditor holds (JSON lines, as pushed off the box) instead of the manifest's list.
+    const held = join(home, 'checkpoints.jsonl');
+    writeFileSync(held, `${m.checkpoints.map((c) => JSON.stringify(c)).join('\n')}\n`);
+    const withHeld = await cli(['audit', 'verify', trail, '--manifest', manifest, '--public-key', key, '--checkpoints', held]);
+    expect({ code: withHeld.code, stderr: withHeld.stderr }).toEqual({ code: 0, stderr: '' });
+    // A log that is not one: a one-line error naming the file and the line, exit 2.
+    const broken = join(home, 'broken.jsonl');
+    writeFileSync(broken, `${JSON.stringify(m.checkpoints[0])}\n{"org": "x", "seq": "one"}\n`);
+    const notLog = await cli(['audit', 'verify', trail, '--manifest', manifest, '--public-key', key, '--checkpoints', broken]);
+    expect(notLog.code).toBe(2);
+    expect(notLog.stderr.trim()).toBe(`steward: ${broken}: line 2 of the checkpoint log is not a checkpoint`);
+    writeFileSync(broken, 'not json\n');
+    const notJson = await cli(['audit', 'verify', trail, '--manifest', manifest, '--public-key', key, '--checkpoints', broken]);
+    expect({ code: notJson.code, stderr: notJson.stderr.trim() }).toEqual({ code: 2, stderr: `steward: ${broken}: line 1 of the checkpoint log is not JSON` });
+
     const lines = exported.stdout.trim().split('\n');
     const second = JSON.parse(lines[1]!) as { canonical: string };
     lines[1] = JSON.stringify({ ...second, canonical: second.canonical.replace(/"action":"/, '"action":"x') });
