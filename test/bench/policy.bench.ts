@@ -30,6 +30,7 @@ import {
   type ActionContext,
   caslLevel,
   compileAbility,
+  type CompiledAbility,
   compilePolicy,
   type CompiledPolicy,
   decide,
@@ -40,7 +41,6 @@ import {
   type OrgInfo,
   type PolicyDocument,
   rank,
-  splitKeys,
   toFacts,
   validatePolicy,
 } from '@steward/policy';
@@ -143,12 +143,12 @@ async function fiftyRules(world: World): Promise<void> {
 
   // Agreement: the benchmark's policy and actions, plus 10 more realistic 50-rule policies × 200
   // actions (more user/workflow/group precedence cases than one policy gives).
-  const samples: { doc: PolicyDocument; list: Case[]; levels: Level[]; cedar: CedarPolicy; casbin: CasbinPolicy }[] = [{ doc, list, levels, cedar: cedarPolicy, casbin: casbinPolicy }];
+  const samples: { doc: PolicyDocument; list: Case[]; levels: Level[]; cedar: CedarPolicy; casbin: CasbinPolicy; split: CompiledAbility['split'] }[] = [{ doc, list, levels, cedar: cedarPolicy, casbin: casbinPolicy, split: compileAbility(doc).split }];
   for (let k = 1; k <= 10; k++) {
     const other = mustValidate(realisticPolicy(world, 50, 50 + k), `extra 50-rule policy ${k}`);
     const otherCompiled = compilePolicy(other);
     const otherList = cases(200, 6000 + k, world, other);
-    samples.push({ doc: other, list: otherList, levels: otherList.map((c) => decide(otherCompiled, c.principal, c.action, c.context, world.org).level), cedar: compileCedar(other), casbin: await compileCasbin(other) });
+    samples.push({ doc: other, list: otherList, levels: otherList.map((c) => decide(otherCompiled, c.principal, c.action, c.context, world.org).level), cedar: compileCedar(other), casbin: await compileCasbin(other), split: compileAbility(other).split });
   }
   let total = 0;
   let cedarSame = 0;
@@ -158,7 +158,7 @@ async function fiftyRules(world: World): Promise<void> {
   for (const sample of samples) {
     sample.list.forEach((c, i) => {
       // An action naming several resources (or hosts, recipient domains, labels) that rules test is decided for each alone, the most restrictive standing.
-      const each = eachValue(toFacts(c.principal, c.action, c.context, world.org), splitKeys(sample.doc, c.action))!;
+      const each = eachValue(toFacts(c.principal, c.action, c.context, world.org), sample.split[c.action] ?? [])!;
       const viaCedar = each.map((f) => cedarLevel(sample.cedar, f, { strict: true })).reduce((a, b) => (rank(b) > rank(a) ? b : a));
       const viaCasbin = each.map((f) => casbinLevel(sample.casbin, f)).reduce((a, b) => (rank(b) > rank(a) ? b : a));
       total++;

@@ -181,10 +181,12 @@ describe('task schedules and monthly budgets', () => {
     expect(byKey.writtenWithApiKey).toBe(created.body.apiKey.id);
     const byPerson = (await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Personal nightly', cron: '0 3 * * *', timeZone: 'UTC', prompt: '[script:hello] mine' })).body;
     expect(byPerson.writtenWithApiKey).toBeNull();
-    // A person rewriting a key's schedule takes it over; the key rewriting a person's makes it the key's.
-    const rewritten = (await h.http.patch(`/v1/task-schedules/${byPerson.id}`).set(bearer).send({ cron: '30 3 * * *' })).body;
-    expect(rewritten.writtenWithApiKey).toBe(created.body.apiKey.id);
-    expect((await h.http.patch(`/v1/task-schedules/${byPerson.id}`).set('Cookie', member).send({ name: 'Personal nightly (checked)' })).body.writtenWithApiKey).toBeNull();
+    // What counts is who wrote the prompt: the key rewriting a person's prompt makes the schedule the key's;
+    // changing its name or time keeps whose it is; a person rewriting the prompt from a session takes it back.
+    expect((await h.http.patch(`/v1/task-schedules/${byPerson.id}`).set(bearer).send({ prompt: '[script:hello] rewritten by the key' })).body.writtenWithApiKey).toBe(created.body.apiKey.id);
+    expect((await h.http.patch(`/v1/task-schedules/${byPerson.id}`).set('Cookie', member).send({ cron: '30 3 * * *' })).body.writtenWithApiKey).toBe(created.body.apiKey.id);
+    expect((await h.http.patch(`/v1/task-schedules/${byPerson.id}`).set('Cookie', member).send({ prompt: '[script:hello] mine again' })).body.writtenWithApiKey).toBeNull();
+    expect((await h.http.patch(`/v1/task-schedules/${byKey.id}`).set('Cookie', member).send({ name: 'Keyed nightly (renamed)' })).body.writtenWithApiKey).toBe(created.body.apiKey.id);
 
     expect((await h.http.delete(`/v1/api-keys/${created.body.apiKey.id}`).set('Cookie', member)).status).toBe(204);
     expect(await schedule(byKey.id)).toMatchObject({ paused_at: expect.any(Date) });
@@ -196,8 +198,18 @@ describe('task schedules and monthly budgets', () => {
     await makeDue(byPerson.id);
     expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 1, skipped: 0 });
     expect((await schedule(byKey.id)).runs).toBe(0);
-    expect((await h.http.post(`/v1/task-schedules/${byKey.id}/resume`).set('Cookie', member)).body).toMatchObject({ paused: false });
-    for (const id of [byKey.id, byPerson.id]) expect((await h.http.delete(`/v1/task-schedules/${id}`).set('Cookie', member)).status).toBe(204);
+
+    // A key revoked without its schedules being paused (a write that raced the revocation, a deprovisioning):
+    // the schedule pauses itself at its next run instead of firing.
+    const other = await h.http.post('/v1/api-keys').set('Cookie', member).send({ name: 'second automation', scopes: ['*'] });
+    const raced = (await h.http.post('/v1/task-schedules').set({ Authorization: `Bearer ${other.body.secret}` }).send({ name: 'Raced', cron: '0 4 * * *', timeZone: 'UTC', prompt: '[script:hello] raced' })).body;
+    await su.query(`UPDATE api_keys SET revoked_at = now() WHERE id = $1`, [other.body.apiKey.id]);
+    await makeDue(raced.id);
+    expect(await fireDueSchedules(fireDeps())).toEqual({ fired: 0, skipped: 1 });
+    expect(await schedule(raced.id)).toMatchObject({ paused_at: expect.any(Date), runs: 0 });
+    const [skip] = (await su.query(`SELECT canonical::jsonb->'payload'->>'reason' AS reason FROM audit_events WHERE org_id = $1 AND canonical::jsonb->'target'->>'id' = $2 AND canonical::jsonb->>'action' = 'schedule.skip'`, [org.id, raced.id])).rows;
+    expect(skip).toEqual({ reason: 'key_revoked' });
+    for (const id of [byKey.id, byPerson.id, raced.id]) expect((await h.http.delete(`/v1/task-schedules/${id}`).set('Cookie', member)).status).toBe(204);
   });
 
   it('a worker whose clock is behind the database fires a due run once, not again at the next tick', async () => {

@@ -71,7 +71,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
    * connector may map it: seeded as the gate leaves it, with its decision event (what a reviewer's
    * accept decides again on). `reviewState`: a reviewer's step claimed that many minutes ago.
    */
-  const seedDraftSend = async (draftId: string, reviewState: string | null = null, startedMinutesAgo = 0) => {
+  const seedDraftSend = async (draftId: string, reviewState: string | null = null, startedMinutesAgo = 0, workflow?: string) => {
     const res = await create({ prompt: '[script:hello]', connectors: ['Gmail'] });
     await waitFor(res.body.id, ['completed']);
     const actionId = newId();
@@ -82,7 +82,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       [org.id, actionId, res.body.id, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } }), reviewState, reviewState ? org.users.approver.id : null, startedMinutesAgo],
     );
     const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
-    const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'] }, { domains: [] }));
+    const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'], ...(workflow ? { workflow } : {}) }, { domains: [] }));
     await inOrg(h.ds, { orgId: org.id }, (em) =>
       recordEvent(em, keyring, {
         id: newId(), orgId: org.id, occurredAt: new Date(), actor: { type: 'agent_task', id: res.body.id }, action: 'email.send', target: { type: 'Tool', id: null },
@@ -358,6 +358,15 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     } finally {
       await su.query(`UPDATE memberships SET status = 'active' WHERE org_id = $1 AND user_id = $2`, [org.id, org.users.member.id]);
     }
+    // Decided under a workflow its owner may no longer run tasks under (closed to them since): nothing is made final.
+    await su.query(`INSERT INTO workflows (id, org_id, key, name, allowed_groups) VALUES ($1, $2, 'month-end-mail', 'Month-end mail', '{}')`, [newId(), org.id]);
+    const underWorkflow = await seedDraftSend('draft-ok', null, 0, 'month-end-mail');
+    gmail.calls.length = 0;
+    const closed = await h.http.post(`/v1/reviews/${underWorkflow.taskId}/accept`).set('Cookie', approver).send({});
+    expect(closed.status).toBe(409);
+    expect(closed.body.detail).toMatch(/may no longer run tasks under the workflow "month-end-mail"/);
+    expect(gmail.calls.filter((c) => c.path.endsWith('/drafts/send'))).toEqual([]);
+    expect((await h.http.post(`/v1/reviews/${underWorkflow.taskId}/revert`).set('Cookie', approver).send({})).status).toBe(200);
 
     // The draft is gone upstream: the accept fails clearly and the action stays pending.
     const gone = await seeded('draft-gone');

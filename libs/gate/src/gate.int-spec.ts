@@ -269,6 +269,11 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(await row(org.orgId, refused.actionId)).toMatchObject({ state: 'refused', refusal: 'workflow_not_permitted' });
     const [{ n }] = await inOrg(ds, { orgId: org.orgId }, (em) => em.query('SELECT count(*)::int AS n FROM violations WHERE org_id = $1', [org.orgId]));
     expect(n).toBe(0);
+    // What the policy forbids anyway is refused as Forbidden, with its violation, workflow or not.
+    const pay = await gateAction(deps, { ...request(org, 'probe', 'probe.pay', { amount: 10 }), workflow: 'finance-close' });
+    expect(pay).toMatchObject({ status: 'refused', refusal: 'forbidden' });
+    const [{ v }] = await inOrg(ds, { orgId: org.orgId }, (em) => em.query('SELECT count(*)::int AS v FROM violations WHERE org_id = $1', [org.orgId]));
+    expect(v).toBe(1);
     expect(calls.length).toBe(before);
     // Without the workflow the org's own rules decide (the publish waits for a person): the restriction is the workflow's alone.
     expect(await gateAction(deps, request(org, 'probe', 'probe.publish', { title: 'November close' }))).toMatchObject({ status: 'awaiting_approval' });

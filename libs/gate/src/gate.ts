@@ -214,7 +214,8 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       connector: req.connector,
       labels: [...new Set([...(facts.labels ?? []), ...found.labels, ...(req.labels ?? [])])].sort(),
       tainted: req.tainted,
-      workflow: req.workflow ?? undefined,
+      // A workflow the member may not run tasks under lends its rules to nothing: decided without it (and refused below).
+      workflow: ctx?.workflowPermitted === false ? undefined : (req.workflow ?? undefined),
       at: now,
     };
     reservation ??= policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, mapping.action), now, 250, deps.redisPrefix) : { exceeded: [], unavailable: false };
@@ -234,8 +235,9 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     // Recorded whatever the level, so that a replay under another policy knows what Batched would do here.
     const noReversibleForm = !spec?.readOnly && (reversible ?? reversibleCall(mapping, req.args)) === null;
     // A workflow's rules are only for the members it is open to (its groups): for anyone else the
-    // action is refused before its level counts (the write-ahead checks this again).
-    let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : !ctx.workflowPermitted ? 'workflow_not_permitted' : level === 'forbidden' ? 'forbidden' : !d.authorized ? 'not_authorized' : null;
+    // action is refused (the write-ahead checks this again) — as Forbidden, with its violation,
+    // where the policy forbids it without the workflow.
+    let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : !ctx.workflowPermitted ? 'workflow_not_permitted' : !d.authorized ? 'not_authorized' : null;
     if (refusal === 'workflow_not_permitted') d.reason = `Refused: the member may not run tasks under the workflow "${workflow}" (it is open to members of its groups only, or it no longer exists). ${d.reason}`;
     // 3 as a span: context read, rate-limit reservation, decision and CASL check (a child of gate.action).
     gateTracer
@@ -288,7 +290,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
         // A worker's claim is fenced by its task lease in the same transaction (else 'fenced').
         fence_epoch: req.fence?.epoch ?? null, fence_holder: req.fence?.holder ?? null,
         // The workflow the decision assumed open to the member: checked again (else 'changed').
-        workflow,
+        workflow: ctx?.workflowPermitted === false ? null : workflow,
       });
       deps.observer?.wroteAhead?.((performance.now() - writeStarted) / 1000);
       span.setAttributes({ 'steward.state': state, 'steward.claim': claimed.split(':')[0]! });

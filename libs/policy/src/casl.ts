@@ -2,7 +2,7 @@ import { buildMongoQueryMatcher, createMongoAbility, type MongoAbility, type Mon
 import { $and, $or, and, or } from '@ucast/mongo2js';
 import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionTypeSpec, floorOf, type Level, rank } from './catalog';
 import type { Conditions, PolicyDocument } from './document';
-import { eachValue, type Facts, localClock, minutesOf, type SplitKey, splitKeys } from './facts';
+import { eachValue, type Facts, localClock, minutesOf, type SplitKey, type SplitList, splitKeys } from './facts';
 import { globToRegExpSource } from './glob';
 
 /**
@@ -22,8 +22,8 @@ const below = (l: Level) => RUNNABLE.filter((x) => rank(x) < rank(l));
 export interface CompiledAbility {
   ability: PolicyAbility;
   timeZones: string[];
-  /** Per action type, the lists some rule of it has a condition on (an action naming several of their values is checked for each alone). */
-  split: Partial<Record<string, SplitKey[]>>;
+  /** Per action type, the lists some rule of it has a condition on, with a test per rule's and area's condition (an action naming several values is checked for each alone). */
+  split: Partial<Record<string, SplitList[]>>;
 }
 
 function anyMatch(globs: string[]): string {
@@ -113,7 +113,9 @@ export function compileAbility(document: PolicyDocument): CompiledAbility {
   const split: CompiledAbility['split'] = {};
   for (const action of ACTION_TYPE_NAMES) {
     const keys = splitKeys(document, action);
-    if (keys.length) split[action] = keys;
+    if (!keys.length) continue;
+    const whens = [...document.rules, ...document.forbiddenAreas].filter((r) => r.actions.includes(action)).map((r) => r.when);
+    split[action] = keys.map((key) => ({ key, tests: whens.flatMap((w) => (w?.[key] ? [valueTest(key, w[key])] : [])) }));
   }
   return { ability: createMongoAbility<PolicyAbility>(rules, { conditionsMatcher: matcher }), timeZones: tz, split };
 }
@@ -145,17 +147,27 @@ export function actionSubject(compiled: CompiledAbility, f: Facts, level: Level)
   return asSubject('AgentAction', s);
 }
 
+/** A condition on one list, as a test of one value (what CASL's rule matches of that list). */
+function valueTest(key: SplitKey, values: string[]): (v: string) => boolean {
+  if (key === 'resources' || key === 'hosts') {
+    const re = new RegExp(anyMatch(key === 'hosts' ? values.map((h) => h.toLowerCase()) : values));
+    return (v) => re.test(v);
+  }
+  const set = new Set(key === 'recipientDomains' ? values.map((d) => d.toLowerCase()) : values);
+  return (v) => set.has(v);
+}
+
 /**
  * The final authorisation: may this action run at this level? For each value alone of the lists
- * the policy's rules test (every combination), as the engine decides; past SPLIT_MAX combinations,
- * only at Watched or above.
+ * the policy's rules test (every combination the conditions tell apart), as the engine decides;
+ * never past SPLIT_MAX combinations.
  */
 export function authorize(compiled: CompiledAbility, f: Facts, level: Level): boolean {
   if (level === 'forbidden') return false;
-  const keys = compiled.split[f.type];
-  const each = keys ? eachValue(f, keys) : [f];
-  if (each === null && rank(level) < rank('watched')) return false;
-  return (each ?? [f]).every((g) => compiled.ability.can('execute', actionSubject(compiled, g, level) as never));
+  const lists = compiled.split[f.type];
+  const each = lists ? eachValue(f, lists) : [f];
+  if (each === null) return false;
+  return each.every((g) => compiled.ability.can('execute', actionSubject(compiled, g, level) as never));
 }
 
 /** The lowest level CASL allows (Forbidden when none). */

@@ -1,6 +1,6 @@
 import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionType, type ActionTypeSpec, floorOf, type Level, LEVELS, type Obligation, rank } from './catalog';
 import type { ApprovalRoute, Conditions, PolicyDocument, RateLimit } from './document';
-import { type ActionContext, decisionFacts, type Facts, localDayMinute, minutesOf, type OrgInfo, type PolicyPrincipal, SPLIT_MAX, type SplitKey, splitKeys, toFacts } from './facts';
+import { type ActionContext, decisionFacts, type Facts, localDayMinute, minutesOf, type OrgInfo, type PolicyPrincipal, eachValue, SPLIT_MAX, type SplitKey, type SplitList, splitKeys, toFacts } from './facts';
 import { globToRegExp } from './glob';
 
 /**
@@ -68,8 +68,8 @@ interface PerAction {
   /** `limits` sorted by id (stable). */
   sortedLimits: RateLimit[];
   routes: ApprovalRoute[];
-  /** The dimensions some rule's conditions test, each with every rule's and area's conditions on it (decideEach). */
-  split: SplitDim[];
+  /** The lists some rule's conditions test, each with a test per rule's and area's condition on it (decideEach). */
+  split: SplitList[];
   /** What decide() precomputes: see decideCompiled. */
   fast: {
     baseRank: number;
@@ -84,12 +84,6 @@ interface PerAction {
     specMaskBatched: number;
     specMaskOther: number;
   };
-}
-
-interface SplitDim {
-  key: SplitKey;
-  /** Every rule's and forbidden area's conditions on this dimension (a value's signature: which of them it matches). */
-  conds: Cond[];
 }
 
 export interface CompiledPolicy {
@@ -282,7 +276,7 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
     // Only a rule's condition can lower a level; forbidden areas (which only raise) match any value already.
     for (const key of splitKeys(document, action)) {
       const conds = [...rules.map((r) => r.cond), ...per.areas.map((a) => a.cond)].filter((c): c is Cond => c !== null && c[key] !== null);
-      per.split.push({ key, conds });
+      per.split.push({ key, tests: conds.map((c) => (v: string) => valueMeets(key, c, v)) });
     }
     per.sortedLimits = [...per.limits].sort((a, b) => a.id.localeCompare(b.id));
     const floor = floorOf(action) ?? null;
@@ -622,83 +616,51 @@ function valueMeets(key: SplitKey, c: Cond, v: string): boolean {
   }
 }
 
-/** One value for each distinct way the conditions see the values (values no condition tells apart are decided alike). */
-function representatives(dim: SplitDim, values: string[]): string[] {
-  const seen = new Set<string>();
-  const out: string[] = [];
-  for (const v of values) {
-    let sig = '';
-    for (const c of dim.conds) sig += valueMeets(dim.key, c, v) ? '1' : '0';
-    if (!seen.has(sig)) {
-      seen.add(sig);
-      out.push(v);
-    }
-  }
-  return out;
-}
+/** Obligations that protect data whatever the level (kept from every decision of an action decided value by value). */
+const KEPT_OBLIGATIONS: ReadonlySet<Obligation> = new Set<Obligation>(['keep_undo_copy', 'redact_personal_data']);
 
 /**
- * The action decided for each value it names alone (each combination, where several dimensions
- * have values the conditions tell apart), the most restrictive decision standing, with the
- * obligations of every decision at that level. One decision when nothing needs splitting.
+ * The action decided for each value it names alone (each combination, where several lists have
+ * values the conditions tell apart: eachValue), the most restrictive decision standing (among
+ * equals, the one whose rule ids come first, whatever order the values came in), with the
+ * data-protecting obligations of every decision that lets it run. One decision when nothing needs
+ * splitting; past SPLIT_MAX combinations, Forbidden.
  */
 function decideEach<D extends Decision>(per: PerAction, f: Facts, one: (f: Facts) => D): D {
-  const dims = per.split;
-  if (dims.length === 0) return one(f);
-  let parts: { key: SplitKey; values: string[] }[] | null = null;
-  let n = 1;
-  for (const dim of dims) {
-    const values = f[dim.key];
-    if (values.length < 2) continue;
-    const reps = representatives(dim, values);
-    if (reps.length < 2) continue;
-    (parts ??= []).push({ key: dim.key, values: reps });
-    n *= reps.length;
-  }
-  if (parts === null) return one(f);
-  if (n > SPLIT_MAX) return atLeastWatched(per, one(f), n);
-  const at = new Array<number>(parts.length).fill(0);
+  if (per.split.length === 0) return one(f);
+  const each = eachValue(f, per.split);
+  if (each === null) return tooMany(one(f));
+  if (each.length === 1) return one(each[0]);
   let best: D | null = null;
   let bestKey = '';
-  let obligations: Set<Obligation> | null = null;
-  for (let k = 0; k < n; k++) {
-    const g: Facts = { ...f };
-    for (let i = 0; i < parts.length; i++) g[parts[i].key] = [parts[i].values[at[i]]];
+  const kept = new Set<Obligation>();
+  for (const g of each) {
     const d = one(g);
-    // The most restrictive; among equals, the one whose rule ids come first (whatever order the values came in).
-    if (best === null || rank(d.level) > rank(best.level)) {
+    if (d.level !== 'forbidden') for (const o of d.obligations) if (KEPT_OBLIGATIONS.has(o)) kept.add(o);
+    const key = d.ruleIds.join('\u0000');
+    if (best === null || rank(d.level) > rank(best.level) || (d.level === best.level && key < bestKey)) {
       best = d;
-      bestKey = d.ruleIds.join('\u0000');
-      obligations = new Set(d.obligations);
-    } else if (d.level === best.level) {
-      for (const o of d.obligations) obligations!.add(o);
-      const key = d.ruleIds.join('\u0000');
-      if (key < bestKey) {
-        best = d;
-        bestKey = key;
-      }
-    }
-    // Next combination (the last dimension fastest).
-    for (let i = parts.length - 1; i >= 0; i--) {
-      if (++at[i] < parts[i].values.length) break;
-      at[i] = 0;
+      bestKey = key;
     }
   }
-  if (obligations!.size !== best!.obligations.length) best!.obligations = [...obligations!].sort();
-  return best!;
+  const b = best!;
+  if (b.level !== 'forbidden') {
+    const all = new Set<Obligation>([...b.obligations, ...kept]);
+    if (all.size !== b.obligations.length) b.obligations = [...all].sort();
+  }
+  return b;
 }
 
-/** Too many distinct values to decide each alone: the whole action, at least Watched. */
-function atLeastWatched<D extends Decision>(per: PerAction, d: D, n: number): D {
-  if (rank(d.level) >= rank('watched')) return d;
-  const route = per.routes[0];
+/** Too many combinations to decide one by one: refused. */
+function tooMany<D extends Decision>(d: D): D {
+  if (d.level === 'forbidden' && d.ruleIds.includes('split_limit')) return d;
   return {
     ...d,
-    level: 'watched',
+    level: 'forbidden',
     ruleIds: [...d.ruleIds, 'split_limit'],
-    reason: `Watched: the action names ${n} combinations of resources, hosts, recipients and labels, more than ${SPLIT_MAX} to decide one by one (${d.reason})`,
-    routing: route ? { routeId: route.id, approverGroup: route.approverGroup, quorum: route.quorum } : { routeId: null, approverGroup: null, quorum: 1 },
-    obligations: d.obligations.filter((o) => o !== 'reversible_form'),
+    reason: `Forbidden: the action names more than ${SPLIT_MAX} combinations of resources, hosts, recipient domains and labels that the policy tells apart, too many to decide one by one (${d.reason})`,
+    routing: null,
+    obligations: [],
   };
 }
 

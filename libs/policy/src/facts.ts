@@ -62,7 +62,7 @@ export interface Facts {
  */
 export type SplitKey = 'resources' | 'hosts' | 'recipientDomains' | 'labels';
 export const SPLIT_KEYS: readonly SplitKey[] = ['resources', 'hosts', 'recipientDomains', 'labels'];
-/** At most this many single-value decisions per action; past it the action is at least Watched. */
+/** At most this many single-value decisions per action; past it the action is refused (Forbidden, `split_limit`). */
 export const SPLIT_MAX = 4096;
 
 /** The lists some rule of `action` has a condition on. */
@@ -70,19 +70,42 @@ export function splitKeys(document: Pick<PolicyDocument, 'rules'>, action: strin
   return SPLIT_KEYS.filter((k) => document.rules.some((r) => r.actions.includes(action as never) && r.when?.[k] !== undefined));
 }
 
-/** Every combination of one value of each of these lists that names several (distinct) values; null past SPLIT_MAX. */
-export function eachValue(f: Facts, keys: readonly SplitKey[]): Facts[] | null {
+/** A list the policy's conditions test, with one test per condition on it: a value's signature is which tests it passes. */
+export interface SplitList {
+  key: SplitKey;
+  tests: ((value: string) => boolean)[];
+}
+
+/**
+ * The facts to decide one by one: every combination of one value of each list that names values
+ * its tests tell apart (the first value of each signature stands for the others, which no
+ * condition can decide differently); `[f]` when nothing needs splitting, null past SPLIT_MAX
+ * combinations. The engine and the CASL check split alike through this one function.
+ */
+export function eachValue(f: Facts, lists: readonly SplitList[]): Facts[] | null {
   let n = 1;
-  const lists: [SplitKey, string[]][] = [];
-  for (const k of keys) {
-    const values = [...new Set(f[k])];
+  const parts: [SplitKey, string[]][] = [];
+  for (const { key, tests } of lists) {
+    const values = f[key];
     if (values.length < 2) continue;
-    lists.push([k, values]);
-    n *= values.length;
+    const seen = new Set<string>();
+    const reps: string[] = [];
+    for (const v of values) {
+      let sig = '';
+      for (const t of tests) sig += t(v) ? '1' : '0';
+      if (!seen.has(sig)) {
+        seen.add(sig);
+        reps.push(v);
+      }
+    }
+    if (reps.length < 2) continue;
+    parts.push([key, reps]);
+    n *= reps.length;
+    if (n > SPLIT_MAX) return null;
   }
-  if (n > SPLIT_MAX) return null;
+  if (parts.length === 0) return [f];
   let each: Facts[] = [f];
-  for (const [k, values] of lists) each = each.flatMap((g) => values.map((v) => ({ ...g, [k]: [v] })));
+  for (const [k, reps] of parts) each = each.flatMap((g) => reps.map((v) => ({ ...g, [k]: [v] })));
   return each;
 }
 

@@ -178,7 +178,7 @@ describe('an action that names several resources, hosts, recipients or labels', 
     expect(decide(p, me, 'file.update', { resources: ['/notes/a.md', '/hr/salaries.xlsx'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['baseline.file.update', 'no-hr'] });
   });
 
-  it('keeps the obligations of every value decided at the level that stands', () => {
+  it('keeps the data-protecting obligations of every value it may run for, whatever level stands', () => {
     const p = compilePolicy(
       doc([
         { id: 'drafts-a', scope: { type: 'org' }, actions: ['file.update'], level: 'batched', when: { resources: ['/drafts/a/**'] }, reason: 'drafts', obligations: ['keep_undo_copy'] },
@@ -188,9 +188,20 @@ describe('an action that names several resources, hosts, recipients or labels', 
     const d = decide(p, me, 'file.update', { resources: ['/drafts/b/x.md', '/drafts/a/y.md'] }, ORG);
     expect(d).toMatchObject({ level: 'batched', ruleIds: ['drafts-a'] });
     expect(d.obligations).toEqual(['keep_undo_copy', 'redact_personal_data']);
+    // Personal data freed for the model only if redacted; confidential work Batched: both labels, Batched and still redacted.
+    const model = compilePolicy({
+      ...seedPolicy(),
+      rules: [
+        { id: 'pii-redacted', scope: { type: 'group', id: '0195a000-0000-7000-8000-000000000001' }, actions: ['model.invoke'], level: 'autonomous', when: { labels: ['pii'] }, reason: 'personal data goes out redacted', obligations: ['redact_personal_data'] },
+        { id: 'confidential-batched', scope: { type: 'org' }, actions: ['model.invoke'], level: 'batched', when: { labels: ['confidential'] }, reason: 'confidential work is reviewed' },
+      ],
+    });
+    const both = decide(model, { ...me, groupIds: ['0195a000-0000-7000-8000-000000000001'] }, 'model.invoke', { labels: ['confidential', 'pii'] }, ORG);
+    expect(both).toMatchObject({ level: 'batched', ruleIds: ['confidential-batched'] });
+    expect(both.obligations).toContain('redact_personal_data');
   });
 
-  it(`past ${SPLIT_MAX} combinations to decide one by one, the action is at least Watched`, () => {
+  it(`past ${SPLIT_MAX} combinations to decide one by one, the action is refused, and the CASL check agrees`, () => {
     // 16 rules on each of three lists, each freeing one value: 17 values a list tell apart 17³ = 4,913 combinations.
     const rules: PolicyDocument['rules'] = [];
     for (let i = 0; i < 16; i++) {
@@ -198,7 +209,9 @@ describe('an action that names several resources, hosts, recipients or labels', 
       rules.push({ id: `h${i}`, scope: { type: 'org' }, actions: ['saas.write'], level: 'autonomous', when: { hosts: [`h${i}.example`] }, reason: 'h' });
       rules.push({ id: `d${i}`, scope: { type: 'org' }, actions: ['saas.write'], level: 'autonomous', when: { recipientDomains: [`d${i}.example`] }, reason: 'd' });
     }
-    const p = compilePolicy(doc(rules));
+    const d = doc(rules);
+    const p = compilePolicy(d);
+    const ability = compileAbility(d);
     const ctx = (n: number) => ({
       resources: Array.from({ length: n }, (_, i) => `/r${i}/x`),
       hosts: Array.from({ length: n }, (_, i) => `h${i}.example`),
@@ -206,10 +219,16 @@ describe('an action that names several resources, hosts, recipients or labels', 
     });
     // 16³ = 4,096: each combination decided, each one freed by its rules.
     expect(decide(p, me, 'saas.write', ctx(16), ORG).level).toBe('autonomous');
+    expect(caslLevel(ability, toFacts(me, 'saas.write', ctx(16), ORG))).toBe('autonomous');
     const over = decide(p, me, 'saas.write', ctx(17), ORG);
-    expect(over.level).toBe('watched');
+    expect(over.level).toBe('forbidden');
     expect(over.ruleIds).toContain('split_limit');
-    expect(over.reason).toMatch(/^Watched: the action names 4913 combinations/);
+    expect(over.reason).toMatch(/^Forbidden: the action names more than 4096 combinations/);
+    expect(caslLevel(ability, toFacts(me, 'saas.write', ctx(17), ORG))).toBe('forbidden');
+    // Values no condition tells apart count once: a thousand paths under one folder are one decision.
+    const many = { resources: Array.from({ length: 1000 }, (_, i) => `/r0/file-${i}.md`), hosts: ctx(16).hosts, recipients: ctx(16).recipients };
+    expect(decide(p, me, 'saas.write', many, ORG).level).toBe('autonomous');
+    expect(caslLevel(ability, toFacts(me, 'saas.write', many, ORG))).toBe('autonomous');
   });
 });
 

@@ -8,6 +8,7 @@ import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import type { PageQuery } from '../core/schemas';
 import type { CreateGroupBody, GroupView, UpdateGroupBody } from './groups.schemas';
+import { closeWorkflowsOf } from '../workflows/workflow-access';
 
 @Injectable()
 export class GroupsService {
@@ -75,13 +76,9 @@ export class GroupsService {
     await this.db.inOrg(p, async (em) => {
       const g = await this.load(em, p, id);
       await this.access.authorize(p, 'delete', 'Group', { id });
-      // Workflows open to this group are open to it no more (one open to it alone: to nobody).
-      const workflows: { key: string }[] = await em.query(
-        `WITH u AS (UPDATE workflows SET allowed_groups = array_remove(allowed_groups, $2::uuid), updated_at = now() WHERE org_id = $1 AND $2::uuid = ANY (allowed_groups) RETURNING key) SELECT key FROM u ORDER BY key`,
-        [p.orgId, g.id],
-      );
+      const workflows = await closeWorkflowsOf(em, p.orgId, g.id);
       await em.delete(Group, { orgId: p.orgId, id: g.id });
-      await this.audit.record(em, p, { action: 'group.delete', targetType: 'Group', targetId: g.id, payload: { name: g.name, ...(workflows.length ? { workflowsClosed: workflows.map((w) => w.key) } : {}) } });
+      await this.audit.record(em, p, { action: 'group.delete', targetType: 'Group', targetId: g.id, payload: { name: g.name, ...(workflows.length ? { workflowsClosed: workflows } : {}) } });
     });
   }
 

@@ -358,7 +358,7 @@ export class IncidentsService {
       }
       const problems: { path: string; message: string }[] = [];
       if (body.secrets?.webhookSigningSecret === null) {
-        const [hook]: { url: string | null }[] = await em.query('SELECT notify_webhook_url AS url FROM orgs WHERE id = $1', [p.orgId]);
+        const [hook]: { url: string | null }[] = await em.query('SELECT notify_webhook_url AS url FROM orgs WHERE id = $1 FOR UPDATE', [p.orgId]);
         if (hook?.url) problems.push({ path: 'secrets.webhookSigningSecret', message: "the org's approval webhook is signed with it: remove that webhook (org settings) first" });
       }
       if (body.channels.includes('webhook') && (!webhookUrl || !secrets.webhookSigningSecret)) problems.push({ path: 'webhookUrl', message: 'the webhook channel needs a URL and a signing secret' });

@@ -71,7 +71,9 @@ export class OrgsService {
       }
       // Approval notices are signed with the org's webhook signing secret (incident settings), so a
       // receiver can tell Steward's posts from anyone's who learnt the URL.
-      if (body.notifyWebhookUrl) {
+      if (body.notifyWebhookUrl && body.notifyWebhookUrl !== org.notifyWebhookUrl) {
+        // Under the org's row lock, which clearing the secret takes too (incident settings).
+        await em.query('SELECT 1 FROM orgs WHERE id = $1 FOR UPDATE', [p.orgId]);
         const [secret] = await em.query(`SELECT 1 FROM incident_secrets WHERE org_id = $1 AND name = 'webhook_signing_secret'`, [p.orgId]);
         if (!secret) throw AppError.validation([{ path: 'notifyWebhookUrl', message: "approval webhooks are signed with the org's webhook signing secret: set it in the incident settings first" }]);
       }

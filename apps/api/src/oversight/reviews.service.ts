@@ -505,6 +505,11 @@ export class ReviewsService {
     for (const r of rows) {
       const facts = await decision(r);
       if (!facts) throw AppError.conflict(`The action ${r.id} has no recorded decision to decide again: it is not made final.`);
+      // Decided under a workflow: its rules count only while the owner may still run tasks under it (its groups).
+      if (facts.workflow) {
+        const [w]: { ok: boolean }[] = await em.query('SELECT steward_workflow_permitted($1, $2, $3) AS ok', [orgId, owner, facts.workflow]);
+        if (!w?.ok) throw AppError.conflict(`The action's owner may no longer run tasks under the workflow "${facts.workflow}" (${r.tool}): it is not made final; revert it.`);
+      }
       const d = decideRecorded(compiled, facts, r.action_type as ActionType, r.connector, new Date());
       if (d.level === 'forbidden') throw AppError.conflict(`The policy now forbids this action (${r.tool}): ${d.reason.slice(0, 300)} It is not made final; revert it.`);
       if (d.level === 'watched' && d.routing) {

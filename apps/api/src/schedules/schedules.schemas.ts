@@ -50,7 +50,7 @@ export const ScheduleView = z.strictObject({
   lastTaskId: Uuid.nullable(),
   runs: z.int().min(0),
   skipped: z.int().min(0),
-  /** The API key that last wrote its template (null: a person's session). Revoking that key pauses the schedule. */
+  /** The API key that wrote its prompt (null: a person's session). Revoking that key pauses the schedule; its owner rewrites the prompt from a session, or deletes it. */
   writtenWithApiKey: Uuid.nullable(),
   createdAt: Timestamp,
   updatedAt: Timestamp,

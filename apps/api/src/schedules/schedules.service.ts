@@ -182,7 +182,7 @@ export class SchedulesService {
       await em.query(
         `UPDATE task_schedules SET name = $3, cron = $4, time_zone = $5, next_run_at = $6, max_steps = $7, budget_micros = $8, updated_at = now(),
                 prompt_sealed = coalesce($9, prompt_sealed), prompt_key = coalesce($10, prompt_key), prompt_digest = coalesce($11, prompt_digest), prompt_bytes = coalesce($12, prompt_bytes),
-                written_with_key = $13
+                written_with_key = CASE WHEN $9::bytea IS NOT NULL THEN $13::uuid ELSE written_with_key END
           WHERE org_id = $1 AND id = $2`,
         [p.orgId, id, body.name ?? row.name, cron, timeZone, next, limits.maxSteps, limits.budgetMicros, sealed?.sealed ?? null, sealed?.key ?? null, sealed?.digest ?? null, sealed?.bytes ?? null, keyOf(p)],
       );

@@ -9,6 +9,7 @@ import { Db } from '../core/db.service';
 import { accountOwnedElsewhere } from '../auth/account-ownership';
 import { CONFIG } from '../core/tokens';
 import { Boolish, type CreateScimTokenBody, SCIM, type ScimGroupBody, type ScimListQuery, type ScimPatchBody, type ScimUserBody } from './scim.schemas';
+import { closeWorkflowsOf } from '../workflows/workflow-access';
 
 /** An error in SCIM's terms (RFC 7644 §3.12 scimType), rendered with the SCIM error schema. */
 export class ScimError extends AppError {
@@ -553,8 +554,9 @@ export class ScimService {
   async deleteGroup(c: ScimCaller, id: string): Promise<void> {
     await this.db.inOrg({ orgId: c.orgId }, async (em) => {
       const g = await this.loadGroup(em, c.orgId, id);
+      const workflows = await closeWorkflowsOf(em, c.orgId, id);
       await em.delete(Group, { orgId: c.orgId, id });
-      await this.audit.record(em, this.actor(c), { action: 'scim.group_delete', targetType: 'Group', targetId: id, payload: { name: g.name } });
+      await this.audit.record(em, this.actor(c), { action: 'scim.group_delete', targetType: 'Group', targetId: id, payload: { name: g.name, ...(workflows.length ? { workflowsClosed: workflows } : {}) } });
     });
   }
 

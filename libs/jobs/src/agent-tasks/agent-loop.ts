@@ -633,7 +633,8 @@ async function writeAheadModelInvoke(
     // (Redis not answering counts each as exceeded), then the level, then the policy's own checks.
     const principal = { userId, groupIds: groups };
     const reservation = policy ? await reserve(deps.redis, orgId, userId, rateLimitsFor(policy.compiled, 'model.invoke'), new Date(), 250, deps.redisPrefix) : null;
-    const context = { connector: 'anthropic', workflow: workflow ?? undefined, tainted, labels, ...(reservation?.exceeded.length ? { rateExceeded: reservation.exceeded } : {}) };
+    // A workflow the member may no longer run tasks under lends its rules to nothing (the call is refused below).
+    const context = { connector: 'anthropic', workflow: (gate?.workflow_permitted && workflow) || undefined, tainted, labels, ...(reservation?.exceeded.length ? { rateExceeded: reservation.exceeded } : {}) };
     const d = policy
       ? decide(policy.compiled, principal, 'model.invoke', context, { domains })
       : { level: 'forbidden' as const, ruleIds: ['no_active_policy'], reason: 'Forbidden: the org has no active policy', obligations: [] as string[] };
@@ -644,7 +645,7 @@ async function writeAheadModelInvoke(
     // Watched: a model call cannot wait for a person (nothing would be left to decide once it is
     // approved), so it is refused and the task stops, saying why; Batched runs and is listed.
     // A task under a workflow the member may no longer run tasks under (its groups changed, or it was deleted) stops here.
-    const refusal = gate?.paused ? 'paused' : gate?.membership !== 'active' ? 'suspended' : !gate?.workflow_permitted ? 'workflow_not_permitted' : d.level === 'forbidden' ? 'forbidden' : d.level === 'watched' ? 'watched' : !authorized ? 'not_authorized' : null;
+    const refusal = gate?.paused ? 'paused' : gate?.membership !== 'active' ? 'suspended' : d.level === 'forbidden' ? 'forbidden' : !gate?.workflow_permitted ? 'workflow_not_permitted' : d.level === 'watched' ? 'watched' : !authorized ? 'not_authorized' : null;
     const actionId = newId();
     const digest = sha256(payload);
     const level = d.level === 'forbidden' ? 'forbidden' : d.level;

@@ -166,7 +166,8 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
         if (!job.url) throw new Error('no webhook URL configured');
         const secret = secretOf(job.secrets, 'webhook_signing_secret');
         if (!secret) throw new Error('no webhook signing secret configured (incident settings)');
-        const body = JSON.stringify({ kind: job.kind, ...job.payload });
+        // What it is, which notice and when, inside what is signed (a receiver dedupes on the id and refuses stale posts).
+        const body = JSON.stringify({ kind: job.kind, ...job.payload, notificationId: d.id, sentAt: new Date().toISOString() });
         const res = await guardedFetch({ ...channelOpts, maxRedirects: 0 })(job.url, {
           method: 'POST',
           // Signed as incident notices are: HMAC-SHA-256 over "<unix seconds>.<body>" (x-steward-signature: t=…,v1=…).

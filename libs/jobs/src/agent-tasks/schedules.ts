@@ -116,11 +116,14 @@ async function mayRunTasks(em: EntityManager, orgId: string, userId: string): Pr
   return buildAbility(rules, userId).can('create', subjectOf('Task', { userId }));
 }
 
-async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: AuditKeyring; log: Logger }, orgId: string, id: string): Promise<'fired' | 'paused' | 'suspended' | 'not_permitted' | 'budget' | null> {
+async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: AuditKeyring; log: Logger }, orgId: string, id: string): Promise<'fired' | 'paused' | 'suspended' | 'not_permitted' | 'key_revoked' | 'budget' | null> {
   return inOrg(deps.ds, { orgId }, async (em) => {
     const [s] = await em.query(
-      `SELECT s.*, o.agents_paused_at IS NOT NULL AS org_paused, m.status AS membership, steward_workflow_permitted(s.org_id, s.user_id, s.workflow) AS workflow_permitted FROM task_schedules s
+      `SELECT s.*, o.agents_paused_at IS NOT NULL AS org_paused, m.status AS membership, steward_workflow_permitted(s.org_id, s.user_id, s.workflow) AS workflow_permitted,
+              k.revoked_at IS NOT NULL AS key_revoked
+         FROM task_schedules s
          JOIN orgs o ON o.id = s.org_id LEFT JOIN memberships m ON m.org_id = s.org_id AND m.user_id = s.user_id
+         LEFT JOIN api_keys k ON k.org_id = s.org_id AND k.id = s.written_with_key
         WHERE s.org_id = $1 AND s.id = $2 AND s.paused_at IS NULL AND s.next_run_at <= now() FOR UPDATE OF s SKIP LOCKED`,
       [orgId, id],
     );
@@ -138,7 +141,11 @@ async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: Audit
     }
     // The owner's state, roles and workflow access as they are at each run (a schedule made by
     // someone who may no longer run tasks, or no longer under its workflow, runs nothing).
-    const blocked = s.org_paused
+    // Written by an API key since revoked (however: by its owner, an admin, or deprovisioning): it
+    // pauses, as the revocation itself pauses it (this also catches a write that raced the revocation).
+    const blocked = s.key_revoked
+      ? 'key_revoked'
+      : s.org_paused
       ? 'paused'
       : s.membership !== 'active'
         ? 'suspended'
@@ -154,7 +161,7 @@ async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: Audit
       await appendEvents(em, deps.keys, orgId, taskId, [{ kind: 'state', data: { scheduledBy: id } }]);
     }
     await em.query(
-      `UPDATE task_schedules SET next_run_at = $3, updated_at = now(), ${blocked ? 'skipped = skipped + 1' : 'runs = runs + 1, last_run_at = now(), last_task_id = $4'} WHERE org_id = $1 AND id = $2`,
+      `UPDATE task_schedules SET next_run_at = $3, updated_at = now(), ${blocked ? 'skipped = skipped + 1' : 'runs = runs + 1, last_run_at = now(), last_task_id = $4'}${blocked === 'key_revoked' ? ', paused_at = now()' : ''} WHERE org_id = $1 AND id = $2`,
       blocked ? [orgId, id, next] : [orgId, id, next, taskId],
     );
     await recordEvent(em, deps.keyring, {

@@ -156,7 +156,7 @@ function ApiKeys() {
           </Button>
         </Group>
         <Text size="sm" c="dark.6">
-          Revoking a key also pauses the task schedules it wrote; their owner resumes them through the API after a look.
+          Revoking a key also pauses the task schedules whose prompt it wrote; rewrite their prompt from here (the API) before resuming them, or delete them.
         </Text>
         <ActionError error={action.error} />
         <Loaded load={keys} what="API keys">
