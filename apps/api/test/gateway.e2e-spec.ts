@@ -1328,4 +1328,73 @@ describe('MCP gateway: relayed sampling and elicitation, DNS-rebinding protectio
     const ok = await post({ origin: base, authorization: `Bearer ${key}` });
     expect(ok.status).toBe(200);
   });
+
+  it("an upstream's log message reaches the client only on a call to that same upstream, never on the stream of another connector's call", async () => {
+    // An org of its own with two upstreams: Ledger's lookup waits until released; Mailer's search logs
+    // (to its own call) once it is told to, while Ledger's call is the session's latest.
+    const lo = await seedOrg(h.ds, 'gwlog');
+    const admin = await login(h, lo.users.admin.email);
+    const member = (await newApiKey(h, await login(h, lo.users.member.email), ['*'])).secret;
+    let releaseLedger!: () => void;
+    const ledgerHeld = new Promise<void>((r) => (releaseLedger = r));
+    let ledgerEntered!: () => void;
+    const ledgerStarted = new Promise<void>((r) => (ledgerEntered = r));
+    let letMailerLog!: () => void;
+    const mailerGo = new Promise<void>((r) => (letMailerLog = r));
+    const ledger = await serveMcp(() => {
+      const server = new McpServer({ name: 'ledger', version: '1.0.0' });
+      server.registerTool('lookup', { description: 'Look up a ledger entry.', inputSchema: { entry: z.string().max(20) }, annotations: { readOnlyHint: true } }, async () => {
+        ledgerEntered();
+        await ledgerHeld;
+        return { content: [{ type: 'text' as const, text: 'entry 42: paid' }] };
+      });
+      return server;
+    });
+    const mailer = await serveMcp(() => {
+      const server = new McpServer({ name: 'mailer', version: '1.0.0' }, { capabilities: { logging: {} } });
+      server.registerTool('search', { description: 'Search the mail archive.', inputSchema: { q: z.string().max(50) }, annotations: { readOnlyHint: true } }, async (_args, extra) => {
+        await mailerGo;
+        await extra.sendNotification({ method: 'notifications/message', params: { level: 'info', logger: 'mailer', data: 'mailer: searched the archive for the member' } });
+        return { content: [{ type: 'text' as const, text: '3 messages' }] };
+      });
+      return server;
+    });
+    try {
+      expect((await h.http.put('/v1/egress/allow-hosts').set('Cookie', admin).send({ hosts: ['mcp.upstream.test'] })).status).toBe(200);
+      for (const [name, port, tool] of [['Ledger', ledger.port, 'lookup'], ['Mailer', mailer.port, 'search']] as const) {
+        const created = await h.http.post('/v1/connectors').set('Cookie', admin).send({ name, url: `http://mcp.upstream.test:${port}/mcp` });
+        expect(created.status).toBe(201);
+        expect((await h.http.patch(`/v1/connectors/${created.body.id}/tools/${tool}`).set('Cookie', admin).send({ action: 'saas.read' })).status).toBe(200);
+        const [t] = (await h.http.get(`/v1/connectors/${created.body.id}/tools`).set('Cookie', admin)).body.items as { hash: string }[];
+        expect((await h.http.post(`/v1/connectors/${created.body.id}/tools/${tool}/approve`).set('Cookie', admin).send({ hash: t.hash })).status).toBe(200);
+      }
+      // A raw session: each call's answer is its own response stream, read whole.
+      const headers = (sid?: string) => ({ 'content-type': 'application/json', accept: 'application/json, text/event-stream', authorization: `Bearer ${member}`, 'mcp-protocol-version': '2025-06-18', ...(sid ? { 'mcp-session-id': sid } : {}) });
+      const init = await fetch(`${base}/mcp`, { method: 'POST', headers: headers(), body: JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'initialize', params: { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'raw', version: '1' } } }) });
+      const sid = init.headers.get('mcp-session-id')!;
+      await init.text();
+      expect((await fetch(`${base}/mcp`, { method: 'POST', headers: headers(sid), body: JSON.stringify({ jsonrpc: '2.0', method: 'notifications/initialized' }) })).status).toBe(202);
+      const listed = await (await fetch(`${base}/mcp`, { method: 'POST', headers: headers(sid), body: JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'tools/list', params: {} }) })).text();
+      const names = [...listed.matchAll(/"name":"([a-z0-9_-]+__(?:lookup|search))"/g)].map((m) => m[1]!);
+      const call = (id: number, name: string, args: Record<string, unknown>) =>
+        fetch(`${base}/mcp`, { method: 'POST', headers: headers(sid), body: JSON.stringify({ jsonrpc: '2.0', id, method: 'tools/call', params: { name, arguments: args } }) }).then((r) => r.text());
+      const mailerCall = call(3, names.find((n) => n.endsWith('__search'))!, { q: 'invoice' });
+      const ledgerCall = call(4, names.find((n) => n.endsWith('__lookup'))!, { entry: '42' });
+      await ledgerStarted;
+      letMailerLog();
+      const mailerStream = await mailerCall;
+      releaseLedger();
+      const ledgerStream = await ledgerCall;
+      expect(mailerStream).toContain('3 messages');
+      expect(mailerStream).toContain('mailer: searched the archive for the member');
+      expect(ledgerStream).toContain('entry 42: paid');
+      expect(ledgerStream).not.toContain('mailer: searched');
+      await fetch(`${base}/mcp`, { method: 'DELETE', headers: headers(sid) });
+    } finally {
+      releaseLedger();
+      letMailerLog();
+      await ledger.close();
+      await mailer.close();
+    }
+  });
 });
