@@ -103,6 +103,41 @@ describe('identity', () => {
       expect((await h.http.get('/v1/auth/session').set('Cookie', here)).status).toBe(200);
     });
 
+    it("wrong current passwords count against the account (a stolen session cannot guess it), and a change revokes the person's API keys", async () => {
+      const u = await addUser(h.ds, org, 'member', 'stolen-session');
+      const cookie = await login(h, u.email);
+      const key = await newApiKey(h, cookie, ['*']);
+      expect((await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`)).status).toBe(200);
+      for (let i = 0; i < 20; i++) {
+        expect((await h.http.post('/v1/auth/password').set('Cookie', cookie).send({ currentPassword: `wrong guess number ${i}`, newPassword: 'the attacker wants this one' })).status).toBe(401);
+      }
+      const locked = await h.http.post('/v1/auth/password').set('Cookie', cookie).send({ currentPassword: PASSWORD, newPassword: 'the attacker wants this one' });
+      expect(locked.status).toBe(429);
+      expect(locked.headers['content-type']).toMatch(/application\/problem\+json/);
+      // The window passes (here: the count is cleared): the right password changes it, and the key minted from a session goes with the old password.
+      await inOrg(h.ds, { orgId: '', userId: u.id }, (em) => em.query('UPDATE users SET password_failures = 0, password_failures_since = NULL WHERE id = $1', [u.id]));
+      expect((await h.http.post('/v1/auth/password').set('Cookie', cookie).send({ currentPassword: PASSWORD, newPassword: 'a fresh passphrase of mine' })).status).toBeLessThan(300);
+      expect((await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`)).status).toBe(401);
+      const [e] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'auth.password_change' AND canonical::jsonb->>'outcome' = 'success' AND canonical::jsonb->'target'->>'id' = $2`, [org.id, u.id]));
+      expect(e.p).toMatchObject({ apiKeysRevoked: 1 });
+    });
+
+    it('an invitation is no way round the password limit, nor round an open sanction', async () => {
+      const u = await addUser(h.ds, org, 'member', 'invited-elsewhere');
+      const other = await seedOrg(h.ds, 'inv-limit');
+      const otherOwner = await login(h, other.users.owner.email);
+      const inv = (await h.http.post('/v1/invitations').set('Cookie', otherOwner).send({ email: u.email, roles: ['member'] })).body;
+      for (let i = 0; i < 20; i++) expect((await h.http.post('/v1/invitations/accept').send({ token: inv.token, password: `wrong guess number ${i}` })).status).toBe(401);
+      expect((await h.http.post('/v1/invitations/accept').send({ token: inv.token, password: PASSWORD })).status).toBe(429);
+      await inOrg(h.ds, { orgId: '', userId: u.id }, (em) => em.query('UPDATE users SET password_failures = 0, password_failures_since = NULL WHERE id = $1', [u.id]));
+      // An open suspension there (from before they left): re-joining does not lift it; only an owner does.
+      await inOrg(h.ds, { orgId: other.id }, (em) => em.query(`INSERT INTO sanctions (org_id, id, user_id, violation_id, kind, strikes) VALUES ($1, $2, $3, $4, 'suspension', 2)`, [other.id, newId(), u.id, newId()]));
+      const held = await h.http.post('/v1/invitations/accept').send({ token: inv.token, password: PASSWORD });
+      expect(held.status).toBe(403);
+      expect(held.body.detail).toMatch(/open sanction/);
+      expect((await inOrg(h.ds, { orgId: other.id }, (em) => em.query('SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2', [other.id, u.id]))).length).toBe(0);
+    });
+
     it('logs out: the cookie stops working', async () => {
       const u = await addUser(h.ds, org, 'member');
       const cookie = await login(h, u.email);

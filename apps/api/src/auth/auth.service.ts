@@ -364,10 +364,29 @@ export class AuthService {
     if (!ok) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The password or the authenticator code is wrong.');
   }
 
+  /**
+   * A password given outside sign-in (changing it, joining an org with it): counted against the
+   * account as sign-in's are (20 wrong ones in 15 minutes, from any address, and it takes no more
+   * for a while: 429); a right one resets the count.
+   */
+  async checkAccountPassword(userId: string, hash: string | null, password: string): Promise<boolean> {
+    const locked = hash ? await this.db.inOrg({ orgId: '', userId }, (em) => this.takeAttempt(em, userId, 'password')) : null;
+    if (locked) throw locked;
+    const ok = await verifyPassword(hash ?? (await decoyHash()), password);
+    if (ok && hash) await this.db.inOrg({ orgId: '', userId }, (em) => em.query(`UPDATE users SET password_failures = 0, password_failures_since = NULL WHERE id = $1 AND password_failures > 0`, [userId]));
+    return ok && hash !== null;
+  }
+
   async changePassword(p: Principal, current: string, next: string): Promise<void> {
+    const [known]: { password_hash: string | null }[] = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) => em.query('SELECT password_hash FROM users WHERE id = $1', [p.userId]));
+    const right = await this.checkAccountPassword(p.userId, known?.password_hash ?? null, current).catch(async (err: unknown) => {
+      await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) => this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: p.userId, outcome: 'failure', payload: { reason: 'password_locked' } }));
+      throw err;
+    });
     const ok = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
-      if (!user.passwordHash || !(await verifyPassword(user.passwordHash, current))) {
+      // (Checked against the hash it was checked with: a change made meanwhile wins.)
+      if (!right || user.passwordHash !== known?.password_hash) {
         await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id, outcome: 'failure' });
         return false;
       }
@@ -386,7 +405,10 @@ export class AuthService {
          SELECT (SELECT count(DISTINCT family_id)::int FROM r) AS n, (SELECT count(*) FROM a) AS a`,
         [p.orgId, p.userId],
       );
-      await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id, payload: { mcpGrantsRevoked: grants?.n ?? 0 } });
+      // And their API keys (a stolen session could have minted one that outlives the password); the
+      // schedules a revoked key wrote pause at their next run.
+      const [keys]: { n: number }[] = await em.query(`WITH k AS (UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id) SELECT count(*)::int AS n FROM k`, [p.orgId, p.userId]);
+      await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id, payload: { mcpGrantsRevoked: grants?.n ?? 0, apiKeysRevoked: keys?.n ?? 0 } });
       return true;
     });
     if (!ok) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The current password is wrong.');
@@ -397,6 +419,7 @@ export class AuthService {
         await em.query('UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
         await em.query('UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
         await em.query('UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
+        await em.query('UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
       });
     }
   }

@@ -4,12 +4,14 @@ import { Invitation, Membership, RoleAssignment, User } from '@steward/db';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
-import { decoyHash, hashPassword, verifyPassword } from '../auth/passwords';
+import { hashPassword } from '../auth/passwords';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { Password } from '../core/schemas';
 import { CONFIG } from '../core/tokens';
 import type { AcceptInvitationBody, CreateInvitationBody, InvitationView, ListInvitationsQuery } from './invitations.schemas';
+import { heldBySanction } from '../sanctions/held-by-sanction';
+import { AuthService } from '../auth/auth.service';
 
 function status(i: Invitation): z.infer<typeof InvitationView>['status'] {
   if (i.acceptedAt) return 'accepted';
@@ -37,6 +39,7 @@ export class InvitationsService {
     private readonly access: AccessService,
     private readonly audit: AuditService,
     @Inject(CONFIG) private readonly config: Config,
+    private readonly auth: AuthService,
   ) {}
 
   async list(p: Principal, q: z.infer<typeof ListInvitationsQuery>) {
@@ -116,8 +119,9 @@ export class InvitationsService {
     let userId: string;
     let passwordHash: string | null = null;
     if (existing) {
-      const ok = await verifyPassword(existing.password_hash ?? (await decoyHash()), body.password);
-      if (!ok || !existing.password_hash) {
+      // Counted against the account as a sign-in's password is (an invitation is no way round that limit).
+      const ok = await this.auth.checkAccountPassword(existing.user_id, existing.password_hash, body.password);
+      if (!ok) {
         throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'This email has an account: give its password to join.');
       }
       userId = existing.user_id;
@@ -135,6 +139,8 @@ export class InvitationsService {
         await em.insert(User, { id: userId, email: inv.email, name: body.name!, passwordHash, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
       }
       if (await em.countBy(Membership, { orgId: inv.orgId, userId })) throw AppError.conflict('You are already a member of this org.');
+      // An open sanction survives leaving the org: an invitation does not lift it (an owner does).
+      if (existing && (await heldBySanction(em, inv.orgId, userId))) throw AppError.forbidden("An open sanction holds this person's agent access in this org: an owner lifts it before they join again.");
       await em.insert(Membership, { id: newId(), orgId: inv.orgId, userId, status: 'active', suspendedAt: null, suspendedReason: null });
       const grants = await this.access.resolveRoles(em, inv.orgId, inv.roles).catch(() => []);
       for (const g of grants) await em.insert(RoleAssignment, { id: newId(), orgId: inv.orgId, userId, role: g.role, customRoleId: g.customRoleId });

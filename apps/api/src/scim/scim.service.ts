@@ -10,6 +10,7 @@ import { accountOwnedElsewhere } from '../auth/account-ownership';
 import { CONFIG } from '../core/tokens';
 import { Boolish, type CreateScimTokenBody, SCIM, type ScimGroupBody, type ScimListQuery, type ScimPatchBody, type ScimUserBody } from './scim.schemas';
 import { closeWorkflowsOf } from '../workflows/workflow-access';
+import { heldBySanction } from '../sanctions/held-by-sanction';
 
 /** An error in SCIM's terms (RFC 7644 §3.12 scimType), rendered with the SCIM error schema. */
 export class ScimError extends AppError {
@@ -36,11 +37,6 @@ async function lastActiveOwner(em: EntityManager, orgId: string, userId: string)
   return r?.me === true && r.n <= 1;
 }
 
-/** An open suspension or disciplinary review of the sanctions ladder: only an owner lifts it, never the identity provider. */
-async function heldBySanction(em: EntityManager, orgId: string, userId: string): Promise<boolean> {
-  const rows: unknown[] = await em.query(`SELECT 1 FROM sanctions WHERE org_id = $1 AND user_id = $2 AND state = 'open' AND kind IN ('suspension', 'disciplinary_review') LIMIT 1`, [orgId, userId]);
-  return rows.length > 0;
-}
 
 interface UserRow {
   membership_id: string;

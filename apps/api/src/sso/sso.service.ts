@@ -13,6 +13,7 @@ import { accountOwnedElsewhere } from '../auth/account-ownership';
 import { Db } from '../core/db.service';
 import { CONFIG, EGRESS_RESOLVER, REDIS } from '../core/tokens';
 import type { PutSsoConfigBody, SsoCallbackQuery, SsoConfigView, SsoStartBody } from './sso.schemas';
+import { heldBySanction } from '../sanctions/held-by-sanction';
 
 interface SsoConfigRow {
   org_id: string;
@@ -279,7 +280,8 @@ export class SsoService {
     const outcome = { joined: false, added: [] as string[], removed: [] as string[] };
     const suspended = await this.db.inOrg({ orgId: org.id, userId: uid }, async (em) => {
       const m = await em.findOneBy(Membership, { orgId: org.id, userId: uid });
-      return m !== null && m.status !== 'active';
+      // No membership left (deprovisioned) does not undo an open sanction: no new one is made.
+      return (m !== null && m.status !== 'active') || (m === null && !createdUser && (await heldBySanction(em, org.id, uid)));
     });
     if (suspended) return fail('suspended', 'Your membership of this org is suspended.', 403);
 
