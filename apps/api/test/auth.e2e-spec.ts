@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { generate } from 'otplib';
 import { newId } from '@steward/common';
 import { inOrg, Membership, RoleAssignment } from '@steward/db';
 import { type Ctx, newApiKey, totpUser } from './support/fixtures';
@@ -147,6 +148,20 @@ describe('identity', () => {
   });
 
   describe('TOTP and step-up', () => {
+    it('adding a second factor takes the account password again (a stolen session alone cannot), and enrolling is no step-up', async () => {
+      const u = await addUser(h.ds, org, 'member', 'enrols');
+      const cookie = await login(h, u.email);
+      const none = await h.http.post('/v1/auth/totp/enroll').set('Cookie', cookie).send({});
+      expect(none.status).toBe(400);
+      expect(none.body.errors).toEqual([{ path: 'password', message: expect.stringMatching(/password is needed/) }]);
+      expect((await h.http.post('/v1/auth/totp/enroll').set('Cookie', cookie).send({ password: 'not my password at all' })).status).toBe(401);
+      const enrolled = await h.http.post('/v1/auth/totp/enroll').set('Cookie', cookie).send({ password: PASSWORD });
+      expect(enrolled.status).toBe(200);
+      expect((await h.http.post('/v1/auth/totp/confirm').set('Cookie', cookie).send({ totpCode: await generate({ secret: enrolled.body.secret }) })).status).toBe(204);
+      const session = (await h.http.get('/v1/auth/session').set('Cookie', cookie)).body;
+      expect(session.mfa).toEqual({ enrolled: true, verifiedAt: null });
+    });
+
     it('requires the code at sign-in once enrolled, and refuses a replayed code', async () => {
       const u = await totpUser(ctx());
       const session = await h.http.get('/v1/auth/session').set('Cookie', u.cookie);

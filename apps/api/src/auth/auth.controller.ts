@@ -11,7 +11,7 @@ import {
   SwitchOrgBody,
   PasswordChangeBody,
   SessionView,
-  StepUpBody,
+  EnrollTotpBody, StepUpBody,
   TotpConfirmBody,
   TotpDisableBody,
   TotpEnrollView,
@@ -109,11 +109,12 @@ export class AuthController {
     summary: 'Start enrolling an authenticator app; returns its secret once',
     tag: 'Auth',
     auth: 'session',
+    body: EnrollTotpBody,
     response: TotpEnrollView,
     errors: [409],
   })
-  enroll(@Caller() p: Principal) {
-    return this.auth.enrollTotp(p);
+  enroll(@Caller() p: Principal, @Body() body: z.infer<typeof EnrollTotpBody>) {
+    return this.auth.enrollTotp(p, body.password);
   }
 
   @Endpoint({

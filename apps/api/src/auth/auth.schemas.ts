@@ -28,6 +28,8 @@ export const SessionView = z.strictObject({
 });
 
 export const StepUpBody = z.strictObject({ totpCode: TotpCode });
+/** Enrolling a second factor: the account's password (an account that signs in only through single sign-on gives none, from a session at most 10 minutes old). */
+export const EnrollTotpBody = z.strictObject({ password: z.string().min(1).max(1024).optional() });
 export const TotpConfirmBody = z.strictObject({ totpCode: TotpCode });
 export const TotpDisableBody = z.strictObject({ password: secretInput(1, 256), totpCode: TotpCode });
 export const TotpEnrollView = z.strictObject({

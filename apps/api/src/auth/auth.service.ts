@@ -311,13 +311,27 @@ export class AuthService {
     });
   }
 
-  async enrollTotp(p: Principal): Promise<{ secret: string; otpauthUri: string }> {
+  async enrollTotp(p: Principal, password?: string): Promise<{ secret: string; otpauthUri: string }> {
+    // Whoever holds a session alone does not get to add a factor (then pass step-up with it, and lock
+    // the person out): the account's password is given again (counted as sign-in's are), or, for an
+    // account that signs in only through single sign-on, the session is a fresh sign-in.
+    const [known]: { password_hash: string | null; totp_enabled_at: Date | null; session_age: number; proven_by: string }[] = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) =>
+      em.query(`SELECT u.password_hash, u.totp_enabled_at, extract(epoch FROM now() - s.created_at)::int AS session_age, s.proven_by FROM users u, sessions s WHERE u.id = $1 AND s.org_id = $2 AND s.id = $3`, [p.userId, p.orgId, p.credentialId]),
+    );
+    if (known?.totp_enabled_at) throw AppError.conflict('An authenticator is already enrolled; disable it first.');
+    // An account with a password of its own gets its second factor from a session its password
+    // opened: an org's single sign-on speaks for that org only, not for the person's account.
+    if (known?.password_hash && known.proven_by === 'sso') throw AppError.forbidden('Enrol an authenticator from a session opened with your password (this one was opened through single sign-on).');
+    if (known?.password_hash) {
+      if (password === undefined) throw AppError.validation([{ path: 'password', message: "your account's password is needed to add a second factor" }]);
+      if (!(await this.checkAccountPassword(p.userId, known.password_hash, password))) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The password is wrong.');
+    } else if (!known || known.session_age > 600) {
+      throw AppError.forbidden('Sign in again through single sign-on, then add the second factor within 10 minutes.');
+    }
     return this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (user.totpEnabledAt) throw AppError.conflict('An authenticator is already enrolled; disable it first.');
-      // An account with a password of its own gets its second factor from a session its password
-      // opened: an org's single sign-on speaks for that org only, not for the person's account.
-      if (user.passwordHash && (await this.provenBy(em, p)) === 'sso') throw AppError.forbidden('Enrol an authenticator from a session opened with your password (this one was opened through single sign-on).');
+      if (user.passwordHash !== known?.password_hash) throw AppError.conflict('The password changed meanwhile: start again.');
       const secret = newTotpSecret();
       await em.update(User, { id: user.id }, { totpSecretSealed: this.box.seal(secret, this.totpAad(user.id)) });
       await this.audit.record(em, p, { action: 'auth.totp_enroll_start', targetType: 'User', targetId: user.id });
@@ -332,8 +346,8 @@ export class AuthService {
       if (!user.totpSecretSealed) throw AppError.conflict('Start with POST /v1/auth/totp/enroll.');
       const step = await this.verifyCode({ user_id: user.id, totp_secret_sealed: user.totpSecretSealed, totp_last_step: null }, code);
       if (step === null) return false;
+      // (Enrolling is not a step-up: the session proves its second factor with a later code.)
       await em.update(User, { id: user.id }, { totpEnabledAt: new Date(), totpLastStep: String(step) });
-      await em.update(Session, { orgId: p.orgId, id: p.credentialId }, { mfaAt: new Date() });
       await this.audit.record(em, p, { action: 'auth.totp_enable', targetType: 'User', targetId: user.id });
       return true;
     });

@@ -96,7 +96,7 @@ export async function newWorkflow(c: Ctx): Promise<string> {
 export async function totpUser(c: Ctx): Promise<{ cookie: string; code: (stepsAhead: number) => Promise<string> }> {
   const user = await addUser(c.h.ds, c.org, c.role);
   const cookie = await login(c.h, user.email, { org: c.org.slug });
-  const enrolled = await ok<{ secret: string }>(await c.h.http.post('/v1/auth/totp/enroll').set('Cookie', cookie), 200, 'enroll');
+  const enrolled = await ok<{ secret: string }>(await c.h.http.post('/v1/auth/totp/enroll').set('Cookie', cookie).send({ password: PASSWORD }), 200, 'enroll');
   const code = (stepsAhead: number) => generate({ secret: enrolled.secret, epoch: Math.floor(Date.now() / 1000) + stepsAhead * 30 });
   await ok(await c.h.http.post('/v1/auth/totp/confirm').set('Cookie', cookie).send({ totpCode: await code(0) }), 204, 'confirm');
   return { cookie, code };
@@ -365,10 +365,10 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
     const u = await totpUser(c);
     return { path: '/v1/auth/step-up', body: { totpCode: await u.code(1) }, cookie: u.cookie };
   },
-  'POST /v1/auth/totp/enroll': async (c) => ({ path: '/v1/auth/totp/enroll', cookie: await freshSession(c) }),
+  'POST /v1/auth/totp/enroll': async (c) => ({ path: '/v1/auth/totp/enroll', body: { password: PASSWORD }, cookie: await freshSession(c) }),
   'POST /v1/auth/totp/confirm': async (c) => {
     const cookie = await freshSession(c);
-    const enrolled = (await c.h.http.post('/v1/auth/totp/enroll').set('Cookie', cookie)).body as { secret: string };
+    const enrolled = (await c.h.http.post('/v1/auth/totp/enroll').set('Cookie', cookie).send({ password: PASSWORD })).body as { secret: string };
     return { path: '/v1/auth/totp/confirm', body: { totpCode: await generate({ secret: enrolled.secret }) }, cookie };
   },
   'POST /v1/auth/totp/disable': async (c) => {

@@ -59,8 +59,11 @@ function SecondFactor() {
   const [password, setPassword] = useState('');
   const action = useAction();
   async function start() {
-    const res = await action.run(() => ok(api.POST('/v1/auth/totp/enroll')));
-    if (res) setEnrol(res);
+    const res = await action.run(() => ok(api.POST('/v1/auth/totp/enroll', { body: password ? { password } : {} })));
+    if (res) {
+      setEnrol(res);
+      setPassword('');
+    }
   }
   async function confirm() {
     if ((await action.run(async () => (await ok(api.POST('/v1/auth/totp/confirm', { body: { totpCode: code } })), true))) === true) {
@@ -83,9 +86,18 @@ function SecondFactor() {
           Second factor (authenticator app) {session.mfa.enrolled ? <Badge color="green.9">on</Badge> : <Badge color="gray.9">off</Badge>}
         </Title>
         {!session.mfa.enrolled && !enrol && (
-          <Button w="fit-content" onClick={start} loading={action.busy}>
-            Set up an authenticator app
-          </Button>
+          <Group align="flex-end">
+            <PasswordInput
+              label="Password"
+              description="Your account's password (an account that signs in only through single sign-on: leave it empty, within 10 minutes of signing in)"
+              autoComplete="current-password"
+              value={password}
+              onChange={(e) => setPassword(e.currentTarget.value)}
+            />
+            <Button onClick={start} loading={action.busy}>
+              Set up an authenticator app
+            </Button>
+          </Group>
         )}
         {enrol && (
           <>
