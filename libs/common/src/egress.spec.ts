@@ -124,13 +124,19 @@ describe('assertEgressAllowed', () => {
   });
 
   it('never opens link-local or cloud metadata addresses, allowlisted or not', async () => {
-    const meta = resolverOf({ 'meta.corp.example': ['169.254.169.254'], 'imds6.corp.example': ['fd00:ec2::254'], 'ali.corp.example': ['100.100.100.200'], 'mixed.corp.example': ['10.0.0.8', 'fe80::1'], 'wiki.corp.example': ['10.0.0.9'] });
-    for (const url of ['http://meta.corp.example/latest/meta-data/', 'http://imds6.corp.example/', 'http://ali.corp.example/', 'http://mixed.corp.example/', 'http://169.254.169.254/', 'http://[fe80::1]/', 'http://[fd00:ec2::254]/']) {
+    const meta = resolverOf({
+      'meta.corp.example': ['169.254.169.254'], 'imds6.corp.example': ['fd00:ec2::254'], 'ali.corp.example': ['100.100.100.200'], 'mixed.corp.example': ['10.0.0.8', 'fe80::1'], 'wiki.corp.example': ['10.0.0.9'],
+      // The same services written inside IPv6 addresses (mapped, NAT64), and Azure's WireServer.
+      'ali6.corp.example': ['::ffff:100.100.100.200'], 'ali64.corp.example': ['64:ff9b::6464:64c8'], 'azure.corp.example': ['168.63.129.16'],
+    });
+    for (const url of ['http://meta.corp.example/latest/meta-data/', 'http://imds6.corp.example/', 'http://ali.corp.example/', 'http://mixed.corp.example/', 'http://169.254.169.254/', 'http://[fe80::1]/', 'http://[fd00:ec2::254]/', 'http://ali6.corp.example/', 'http://ali64.corp.example/', 'http://azure.corp.example/', 'http://168.63.129.16/']) {
       await expect(assertEgressAllowed(url, { resolver: meta, allowHosts: ['*.corp.example', '169.254.169.254', 'fe80::1', 'fd00:ec2::254'] })).rejects.toMatchObject({ reason: 'address', message: expect.stringContaining('no allowlist opens') });
     }
     // Other private addresses stay open to an allowlisted host (an internal MCP server, a SIEM).
     await expect(assertEgressAllowed('http://wiki.corp.example/', { resolver: meta, allowHosts: ['*.corp.example'] })).resolves.toMatchObject({ allowlisted: true });
     await expect(assertEgressAllowed('http://[fd00::5]/', { allowHosts: ['fd00::5'] })).resolves.toMatchObject({ allowlisted: true });
+    // The local-use NAT64 prefix may carry an IPv4 address anywhere: not public.
+    expect(classifyAddress('64:ff9b:1:a9fe:a9fe::')).toBe('reserved');
   });
 
   it('matches wildcard allowlist entries on subdomains only', () => {

@@ -139,8 +139,9 @@ function classifyV6(g: number[]): AddressKind {
   if (zeroUpTo(5) && g[5] === 0xffff) return classifyV4(v4(g[6], g[7]));
   if (zeroUpTo(4) && g[4] === 0xffff && g[5] === 0) return classifyV4(v4(g[6], g[7]));
   if (zeroUpTo(6)) return classifyV4(v4(g[6], g[7]));
-  // NAT64 64:ff9b::/96 and 64:ff9b:1::/48
-  if (g[0] === 0x64 && g[1] === 0xff9b) return classifyV4(v4(g[6], g[7]));
+  // NAT64 64:ff9b::/96 embeds a.b.c.d in its last 32 bits; the local-use 64:ff9b:1::/48 may put it
+  // elsewhere (RFC 6052), so nothing there counts as public.
+  if (g[0] === 0x64 && g[1] === 0xff9b) return g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0 ? classifyV4(v4(g[6], g[7])) : 'reserved';
   // 6to4 2002:AABB:CCDD::/48 embeds AA.BB.CC.DD
   if (g[0] === 0x2002) {
     const inner = classifyV4(v4(g[1], g[2]));
@@ -207,14 +208,29 @@ function refuseAddress(host: string, address: string): EgressRefusedError | null
 /**
  * Addresses no allowlist opens: link-local (169.254.0.0/16, fe80::/10: where clouds serve instance
  * metadata and credentials) and the metadata services clouds put elsewhere (AWS's fd00:ec2::254,
- * Alibaba's 100.100.100.200). An org's allowlist serves connectors and notifications on private
+ * Alibaba's 100.100.100.200, Azure's WireServer 168.63.129.16), however the address is written. An org's allowlist serves connectors and notifications on private
  * networks; nothing Steward calls needs these, and what answers there can hand out the host's keys.
  */
 const METADATA_V6 = [0xfd00, 0x0ec2, 0, 0, 0, 0, 0, 0x0254];
+/** Alibaba's metadata service, and Azure's WireServer (the VM agent's channel to the host). */
+const METADATA_V4 = ['100.100.100.200', '168.63.129.16'];
+
+/** The IPv4 address an IPv6 one carries (mapped, translated, compatible, NAT64 /96, 6to4), or null. */
+function embeddedV4(g: number[]): string | null {
+  const zeroUpTo = (n: number) => g.slice(0, n).every((x) => x === 0);
+  const v4 = (hi: number, lo: number) => `${hi >> 8}.${hi & 0xff}.${lo >> 8}.${lo & 0xff}`;
+  if ((zeroUpTo(5) && g[5] === 0xffff) || (zeroUpTo(4) && g[4] === 0xffff && g[5] === 0) || zeroUpTo(6)) return v4(g[6]!, g[7]!);
+  if (g[0] === 0x64 && g[1] === 0xff9b && g[2] === 0 && g[3] === 0 && g[4] === 0 && g[5] === 0) return v4(g[6]!, g[7]!);
+  if (g[0] === 0x2002) return v4(g[1]!, g[2]!);
+  return null;
+}
+
 function refuseAlways(host: string, address: string): EgressRefusedError | null {
   const raw = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
   const v6 = isIP(raw) === 6 ? parseIPv6(raw) : null;
-  const metadata = raw === '100.100.100.200' || (!!v6 && v6.every((x, i) => x === METADATA_V6[i]));
+  // (Written as an IPv4 address or carried inside an IPv6 one: a dual-stack socket reaches it either way.)
+  const asV4 = v6 ? embeddedV4(v6) : raw;
+  const metadata = (asV4 !== null && METADATA_V4.includes(asV4)) || (!!v6 && v6.every((x, i) => x === METADATA_V6[i]));
   if (!metadata && classifyAddress(address) !== 'link-local') return null;
   return new EgressRefusedError('address', `egress refused: ${host} resolves to ${address}, a link-local or cloud metadata address, which no allowlist opens`, host, address);
 }

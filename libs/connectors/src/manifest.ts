@@ -1,6 +1,8 @@
 import { ACTION_TYPE_NAMES, type ActionContext, type ActionType } from '@steward/policy';
 import { z } from 'zod';
 import { ManifestError } from './errors';
+import { domainToASCII } from 'node:url';
+import addressparser from 'nodemailer/lib/addressparser';
 
 /**
  * The connector model. A manifest describes one connector: who makes it, how it authenticates,
@@ -251,10 +253,41 @@ export function select(root: unknown, path: string): unknown[] {
   return current.flatMap((v) => (Array.isArray(v) ? v : [v])).filter((v) => v !== undefined && v !== null);
 }
 
-const EMAIL = /[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+/g;
+/** A local part: dot-atom, or a quoted string (its @ and spaces are the local part's, never a domain). */
+const LOCAL = /^(?:[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?:\.[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*|"(?:[^"\\\r\n]|\\.)*")$/;
+const LABEL = /^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$/;
 
+/**
+ * One mailbox's address as the mail system reads it: the domain is what follows the last "@"
+ * (`"ceo@org.com"@evil.com` is at evil.com), international domains in their ASCII (punycode)
+ * form, lower case; null for anything that is not one address.
+ */
+export function normaliseAddress(address: string): string | null {
+  const at = address.lastIndexOf('@');
+  if (at <= 0 || address.length > 320) return null;
+  const local = address.slice(0, at);
+  const domain = domainToASCII(address.slice(at + 1));
+  if (!LOCAL.test(local) || !domain || domain.length > 253) return null;
+  const labels = domain.split('.');
+  if (labels.length < 2 || !labels.every((l) => LABEL.test(l))) return null;
+  return `${local}@${domain}`.toLowerCase();
+}
+
+/**
+ * The addresses of an address field (RFC 5322: names, quoted local parts, groups, "," or ";"),
+ * read by nodemailer's parser; mailboxes whose address is not one are left out (callers that send
+ * refuse them: see `mailbox`).
+ */
 export function parseAddresses(value: string): string[] {
-  return [...value.matchAll(EMAIL)].map((m) => m[0].toLowerCase());
+  return addressparser(value, { flatten: true })
+    .map((a) => normaliseAddress(a.address))
+    .filter((a): a is string => a !== null);
+}
+
+/** Exactly one mailbox and nothing else (what a recipient field given to a send must be), normalised; null otherwise. */
+export function mailbox(value: string): string | null {
+  const all = addressparser(value, { flatten: true });
+  return all.length === 1 ? normaliseAddress(all[0]!.address) : null;
 }
 
 export function hostOf(value: string): string | undefined {
@@ -262,7 +295,8 @@ export function hostOf(value: string): string | undefined {
   if (!v) return undefined;
   try {
     const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `https://${v}`);
-    return url.hostname.toLowerCase() || undefined;
+    // As the egress guard compares it: "docs.example.com." is docs.example.com, so a policy's host globs see the host fetched.
+    return url.hostname.toLowerCase().replace(/\.$/, '') || undefined;
   } catch {
     return undefined;
   }

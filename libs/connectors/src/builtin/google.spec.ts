@@ -173,6 +173,24 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       expect(rawOf(gmailFake.calls[0])).toContain('Cc: carol@acme.example');
     });
 
+    it('reads addresses as the mail system does: a quoted local part is not a domain, international domains in ASCII; a send takes one mailbox per entry, sent as the policy saw it', async () => {
+      expect(parseAddresses('"ceo@acme.example"@evil.example')).toEqual(['"ceo@acme.example"@evil.example']);
+      expect(parseAddresses('ok@acme.example, x@bücher.de')).toEqual(['ok@acme.example', 'x@xn--bcher-kva.de']);
+      expect(parseAddresses('Bob <Bob@Partner.example>; "Al, X" <al@partner.example>')).toEqual(['bob@partner.example', 'al@partner.example']);
+      // What the policy is shown for a send to a quoted address: the outside domain.
+      const facts = extractContext(resolveTool(gmailManifest, 'gmail.send'), { to: ['"ceo@acme.example"@evil.example'], subject: 'x', body: 'y' });
+      expect(facts.recipients).toEqual(['"ceo@acme.example"@evil.example']);
+      // A sender hiding behind a quoted local part is outside mail.
+      expect(senderLabel(['"boss@acme.example"@evil.example'], ['acme.example'], parseAddresses)).toEqual(['external']);
+      // Two mailboxes in one entry, or a name without an address: refused; a named mailbox goes out as its address.
+      for (const to of ['ok@acme.example, x@evil.example', 'Billing Team']) {
+        expect(await hub.callTool('gmail', 'gmail.send', { to: [to], subject: 'Hi', body: 'x' }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments' });
+      }
+      gmailFake.calls.length = 0;
+      await hub.callTool('gmail', 'gmail.send', { to: ['Bob <bob@partner.example>'], subject: 'Hi', body: 'Body' });
+      expect(rawOf(gmailFake.calls[0])).toContain('To: bob@partner.example\r\n');
+    });
+
     it('refuses header injection and reports an expired token as auth_required', async () => {
       const inj = await hub.callTool('gmail', 'gmail.send', { to: ['bob@partner.example'], subject: 'Hi\r\nBcc: eve@evil.example', body: 'x' }).catch((e: ConnectorError) => e);
       expect(inj).toMatchObject({ code: 'bad_arguments' });

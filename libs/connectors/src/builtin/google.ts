@@ -6,7 +6,7 @@ import { z } from 'zod';
 import { domainOf, isInternal } from '@steward/policy';
 import { ConnectorError } from '../errors';
 import type { ConnectorManifest } from '../manifest';
-import { parseAddresses } from '../manifest';
+import { mailbox, parseAddresses } from '../manifest';
 import { defineTool } from '../tool-result';
 import { bearer, externalLabel, fromSdkError, noCrLf, type SaasOptions, senderLabel } from './common';
 
@@ -52,11 +52,13 @@ function encodeHeader(value: string): string {
 }
 
 export function buildRfc822(m: { to: string[]; cc?: string[]; subject: string; body: string }): string {
+  // Each entry one mailbox, sent as the address the policy was shown (the domain after its last "@").
   const addrs = (list: string[], field: string) =>
     list.map((a) => {
       noCrLf(a, field);
-      if (!parseAddresses(a).length) throw new ConnectorError('bad_arguments', `${field}: "${a}" is not a mail address`);
-      return a;
+      const address = mailbox(a);
+      if (!address) throw new ConnectorError('bad_arguments', `${field}: "${a.slice(0, 200)}" is not one mail address`);
+      return address;
     });
   const lines = [`To: ${addrs(m.to, 'to').join(', ')}`];
   if (m.cc?.length) lines.push(`Cc: ${addrs(m.cc, 'cc').join(', ')}`);

@@ -158,6 +158,10 @@ describe('workspace files connector', () => {
     await hub.callTool('files', 'files.rename', { from: 'notes/new.md', to: 'notes/renamed.md' });
     expect(await fsp.readFile(path.join(folder, 'notes', 'renamed.md'), 'utf8')).toBe('# new');
     expect(extractContext(resolveTool(workspaceFilesManifest, 'files.rename'), { from: 'a', to: 'b' })).toEqual({ connector: 'workspace-files', resources: ['a', 'b'] });
+    // A folder is not moved whole (the policy would see its name, not the paths of the files in it).
+    const moved = await hub.callTool('files', 'files.rename', { from: 'notes', to: 'scratch/notes' }).catch((e: ConnectorError) => e);
+    expect(moved).toMatchObject({ code: 'bad_arguments', message: expect.stringMatching(/not a file/) });
+    expect(await fsp.readFile(path.join(folder, 'notes', 'renamed.md'), 'utf8')).toBe('# new');
   });
 
   it('deletes to a trash and restores', async () => {

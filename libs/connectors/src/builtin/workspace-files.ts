@@ -219,12 +219,14 @@ export function createWorkspaceFilesServer(opts: WorkspaceFilesOptions): McpServ
     return { data: { path: saved.path, restored: true } };
   });
 
-  defineTool(server, svc, 'files.rename', { description: 'Rename or move a file inside the workspace.', inputSchema: { from: p, to: p } }, async (a) => {
+  defineTool(server, svc, 'files.rename', { description: 'Rename or move a file (not a folder) inside the workspace.', inputSchema: { from: p, to: p } }, async (a) => {
     const from = await ws.resolve(a.from);
     const to = await ws.resolve(a.to);
     const st = await fsp.lstat(from).catch(() => null);
     if (!st) throw notFound(a.from);
     if (st.isSymbolicLink()) throw badArguments(`path refused (symbolic link): ${JSON.stringify(a.from)}`);
+    // One file: a folder moved whole would take every file in it past the rules for their paths (the policy sees only the two names).
+    if (!st.isFile()) throw badArguments(`not a file (folders are not moved): ${JSON.stringify(a.from)}`);
     if (await fsp.lstat(to).then(() => true, () => false)) throw new ConnectorError('conflict', `target exists: ${JSON.stringify(a.to)}`);
     await fsp.mkdir(path.dirname(to), { recursive: true });
     await ws.resolve(a.to);
