@@ -1,7 +1,7 @@
 import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { z } from 'zod';
 import { ConnectorError } from './errors';
-import { ConnectorHub } from './hub';
+import { capEvents, ConnectorHub } from './hub';
 import { extractContext, resolveTool } from './manifest';
 import { approveTool, pinsOf, remoteToolMapping, reviewTools, toolDefinitionHash } from './pinning';
 import { listen, serveMcp, type Loopback } from './test-support/loopback';
@@ -235,5 +235,32 @@ describe('unmapped tools of a manifest', () => {
     const m = { id: 'x', tools: [{ name: 'a', description: '', inputSchema: { type: 'object' }, action: 'file.read' as const }] };
     expect(resolveTool(m, 'a').action).toBe('file.read');
     expect(resolveTool(m, 'b')).toEqual({ connector: 'x', tool: 'b', action: 'unknown' });
+  });
+});
+
+describe("a remote server's own event stream (capEvents)", () => {
+  const stream = (parts: string[]) =>
+    new Response(
+      new ReadableStream<Uint8Array>({
+        start(c) {
+          for (const p of parts) c.enqueue(new TextEncoder().encode(p));
+          c.close();
+        },
+      }),
+      { headers: { 'content-type': 'text/event-stream' } },
+    );
+
+  it('passes any number of events under the limit, and ends the stream at the first event over it', async () => {
+    let over = 0;
+    const many = Array.from({ length: 100 }, (_, i) => `data: ${'x'.repeat(50)} ${i}\n\n`);
+    expect(await capEvents(stream(many), 100, () => over++).text()).toBe(many.join(''));
+    // An event split over chunks, its blank line across two of them (and CRLF line ends): still one event at a time.
+    const split = ['data: ' + 'y'.repeat(40), '\n', '\ndata: z\r\n\r\n', 'data: ' + 'w'.repeat(60) + '\n\n'];
+    expect(await capEvents(stream(split), 100, () => over++).text()).toBe(split.join(''));
+    expect(over).toBe(0);
+    // One event that never ends (no blank line): the stream errors once it passes the limit, and says so.
+    const endless = Array.from({ length: 20 }, () => 'data: ' + 'z'.repeat(20));
+    await expect(capEvents(stream(endless), 100, () => over++).text()).rejects.toThrow(/larger than 100 bytes/);
+    expect(over).toBe(1);
   });
 });

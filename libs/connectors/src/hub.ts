@@ -224,7 +224,9 @@ export class ConnectorClient {
         if ((err as { code?: unknown }).code === 'ETOOBIG') tooLarge();
         throw err;
       });
-      if ((init.method ?? 'GET').toUpperCase() !== 'POST' || !res.body) return res;
+      if (!res.body) return res;
+      // The server's own stream (GET: notifications, resumed calls) lives long: no event on it may be larger than a result.
+      if ((init.method ?? 'GET').toUpperCase() !== 'POST') return capEvents(res, limits.maxResultBytes + ENVELOPE_SLACK, tooLarge);
       // A JSON answer was read whole within the limit by the fetch itself; a stream is counted as it comes.
       if (JSON_TYPE.test(res.headers.get('content-type') ?? '')) return res;
       return capResponse(res, limits.maxResultBytes + ENVELOPE_SLACK, tooLarge);
@@ -471,6 +473,38 @@ function capResponse(res: Response, max: number, onOversize: () => void): Respon
         if (seen > max) {
           onOversize();
           controller.error(new Error(`response larger than ${max} bytes`));
+          return;
+        }
+        controller.enqueue(chunk);
+      },
+    }),
+  );
+  return new Response(counted, { status: res.status, statusText: res.statusText, headers: res.headers });
+}
+
+/**
+ * An event stream whose every event (the bytes between two blank lines) is at most `max` bytes; a
+ * larger one ends the stream. A stream that lives as long as its session is never held whole.
+ */
+export function capEvents(res: Response, max: number, onOversize: () => void): Response {
+  let pending = 0;
+  let prev = -1;
+  const counted = res.body!.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        // The last blank line in this chunk (a line end right after a line end: \n\n, \r\r or \n\r\n).
+        let boundary = -1;
+        for (let i = chunk.length - 1; i >= 0 && boundary < 0; i--) {
+          const c = chunk[i]!;
+          if (c !== 10 && c !== 13) continue;
+          const before = i > 0 ? chunk[i - 1]! : prev;
+          if (before === c || (c === 10 && before === 13 && (i > 1 ? chunk[i - 2] : i === 1 ? prev : -1) === 10)) boundary = i;
+        }
+        pending = boundary >= 0 ? chunk.length - boundary - 1 : pending + chunk.length;
+        prev = chunk.length ? chunk[chunk.length - 1]! : prev;
+        if (pending > max) {
+          onOversize();
+          controller.error(new Error(`an event larger than ${max} bytes`));
           return;
         }
         controller.enqueue(chunk);
