@@ -139,6 +139,17 @@ describe('identity', () => {
       expect((await inOrg(h.ds, { orgId: other.id }, (em) => em.query('SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2', [other.id, u.id]))).length).toBe(0);
     });
 
+    it('a session cookie sent twice (a sibling host set its own) or malformed signs nobody in, and fails cleanly', async () => {
+      const mine = await login(h, (await addUser(h.ds, org, 'member', 'twice-a')).email);
+      const theirs = await login(h, (await addUser(h.ds, org, 'member', 'twice-b')).email);
+      expect((await h.http.get('/v1/auth/session').set('Cookie', mine)).status).toBe(200);
+      const twice = await h.http.get('/v1/auth/session').set('Cookie', `${theirs}; ${mine}`);
+      expect(twice.status).toBe(401);
+      const malformed = await h.http.get('/v1/auth/session').set('Cookie', 'steward_session=%');
+      expect(malformed.status).toBe(401);
+      expect(malformed.headers['content-type']).toMatch(/application\/problem\+json/);
+    });
+
     it('logs out: the cookie stops working', async () => {
       const u = await addUser(h.ds, org, 'member');
       const cookie = await login(h, u.email);

@@ -12,14 +12,26 @@ import type { Principal, ScimCaller } from './principal';
 
 export const SESSION_COOKIE = 'steward_session';
 
+/**
+ * A cookie's value, or undefined when it is absent, malformed, or sent more than once: a sibling
+ * host or port can set a same-named cookie with a longer path that the browser sends first, so of
+ * two values neither is trusted (the caller is signed out, not signed in as the other).
+ */
 export function readCookie(req: Request, name: string): string | undefined {
   const header = req.headers.cookie;
   if (!header || header.length > 8192) return undefined;
+  let found: string | undefined;
   for (const part of header.split(';')) {
     const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return decodeURIComponent(part.slice(eq + 1).trim());
+    if (eq <= 0 || part.slice(0, eq).trim() !== name) continue;
+    if (found !== undefined) return undefined;
+    try {
+      found = decodeURIComponent(part.slice(eq + 1).trim());
+    } catch {
+      return undefined;
+    }
   }
-  return undefined;
+  return found;
 }
 
 export interface Credential {
