@@ -110,6 +110,25 @@ describe('SSO (OpenID Connect per org)', () => {
     expect(unknown.status).toBe(404);
   });
 
+  it('an org with no mail domains: single sign-on adds nobody new (its identity provider could vouch for anyone), members still sign in', async () => {
+    await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`UPDATE orgs SET domains = '{}' WHERE id = $1`, [org.id]));
+    try {
+      await idp.setAccount('okta|stranger', { email: 'stranger@elsewhere.example', email_verified: true, name: 'Stranger', groups: [] });
+      const { url, binding } = await start({ org: 'acme' });
+      const refused = await callback(await browseUntil(url, CALLBACK), binding);
+      expect(refused.status).toBe(403);
+      expect(refused.body.detail).toMatch(/no mail domains/);
+      const [{ n }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND u.email = 'stranger@elsewhere.example'`, [org.id]));
+      expect(n).toBe(0);
+      // Bob joined through SSO before: he still signs in.
+      await idp.setAccount('okta|bob', { email: 'bob@acme.example', name: 'Bob', groups: [] });
+      const bob = await start({ org: 'acme' });
+      expect((await callback(await browseUntil(bob.url, CALLBACK), bob.binding)).status).toBe(303);
+    } finally {
+      await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`UPDATE orgs SET domains = '{acme.example}' WHERE id = $1`, [org.id]));
+    }
+  });
+
   it('refuses a tampered state', async () => {
     await idp.setAccount('okta|alice', { email: 'alice@acme.example', name: 'Alice Analyst', groups: [] });
     const { url, binding } = await start({ email: 'alice@acme.example' });

@@ -277,6 +277,12 @@ export class SsoService {
       ownedElsewhere = !!existing && (await accountOwnedElsewhere(this.db, email, org.id));
     }
     const uid = userId;
+    // An org that named no mail domains: its identity provider (a public one, say) could vouch for
+    // anyone at all, so single sign-on adds nobody new; those already members still sign in.
+    if (!org.domains.length) {
+      const member = !createdUser && (await this.db.inOrg({ orgId: org.id, userId: uid }, (em) => em.countBy(Membership, { orgId: org.id, userId: uid }))) > 0;
+      if (!member) return fail('no_domains', "The org has no mail domains set: single sign-on adds no new people until an admin sets them (org settings).", 403);
+    }
     const outcome = { joined: false, added: [] as string[], removed: [] as string[] };
     const suspended = await this.db.inOrg({ orgId: org.id, userId: uid }, async (em) => {
       const m = await em.findOneBy(Membership, { orgId: org.id, userId: uid });
