@@ -7,7 +7,7 @@
 //   - libs/policy imports only @casl/ability and zod (no node:*, pg, typeorm, ioredis, fs, ...,
 //     no require()/import(), no process/fetch): it stays pure and free of I/O;
 //   - only libs/common/src reads process.env (tests, jest configs, scripts/*.mjs,
-//     next.config.ts, the console's lib/server-env.ts (its server-side settings: the API's URL, dev or not)
+//     next.config.ts, the console's server.mjs (its port) and lib/server-env.ts (its server-side settings: the API's URL, dev or not)
 //     and apps/cli — a client on the user's machine, whose only settings are where its config file
 //     lives and, at login, the API key in STEWARD_API_KEY — are exempt).
 import path from 'node:path';
@@ -197,7 +197,7 @@ export default defineConfig(
 
   // Where process.env may be read.
   {
-    files: ['libs/common/src/**', ...TEST_FILES, 'scripts/*.mjs', '**/next.config.ts', 'apps/admin-console/lib/server-env.ts', 'apps/cli/src/**'],
+    files: ['libs/common/src/**', ...TEST_FILES, 'scripts/*.mjs', '**/next.config.ts', 'apps/admin-console/server.mjs', 'apps/admin-console/lib/server-env.ts', 'apps/cli/src/**'],
     rules: { 'no-restricted-syntax': 'off' },
   },
 );

@@ -99,7 +99,7 @@ const consolePort = env.CONSOLE_PORT ?? '3000';
 if (!env.DATABASE_URL) say('no DATABASE_URL: embedded PostgreSQL (PGlite) with the worker inside the API — development only');
 run('api', process.execPath, ['apps/api/dist/main.js']);
 if (env.DATABASE_URL) run('worker', process.execPath, ['apps/agent-worker/dist/main.js']);
-run('console', process.execPath, [join(root, 'node_modules/next/dist/bin/next'), 'dev', '-p', consolePort], {
+run('console', process.execPath, ['server.mjs', '--dev'], {
   cwd: join(root, 'apps/admin-console'),
   env: { ...env, PORT: consolePort, STEWARD_API_URL: env.STEWARD_API_URL ?? `http://127.0.0.1:${apiPort}` },
 });

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 export const CONSOLE_DIR = join(__dirname, '..', '..', 'apps', 'admin-console');
 const NEXT_BIN = join(__dirname, '..', '..', 'node_modules', 'next', 'dist', 'bin', 'next');
-const SOURCES = ['app', 'components', 'lib', 'proxy.ts', 'next.config.ts', 'package.json', 'tsconfig.json'];
+const SOURCES = ['app', 'components', 'lib', 'proxy.ts', 'server.mjs', 'next.config.ts', 'package.json', 'tsconfig.json'];
 
 function newestMtime(path: string): number {
   const st = statSync(path);
@@ -49,13 +49,13 @@ export interface ConsoleServer {
   close(): Promise<void>;
 }
 
-/** `next start` on a free loopback port, talking to the API at `apiUrl`. */
+/** The console's server (server.mjs, production mode) on a free loopback port, talking to the API at `apiUrl`. */
 export async function startConsole(apiUrl: string): Promise<ConsoleServer> {
   const port = await freePort();
   let out = '';
-  const child: ChildProcess = spawn(process.execPath, [NEXT_BIN, 'start', '-p', String(port), '-H', '127.0.0.1'], {
+  const child: ChildProcess = spawn(process.execPath, ['server.mjs'], {
     cwd: CONSOLE_DIR,
-    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'production', STEWARD_API_URL: apiUrl },
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'production', STEWARD_API_URL: apiUrl, PORT: String(port), HOSTNAME: '127.0.0.1' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));
@@ -63,14 +63,14 @@ export async function startConsole(apiUrl: string): Promise<ConsoleServer> {
   const url = `http://127.0.0.1:${port}`;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`next start exited (${child.exitCode}):\n${out}`);
+    if (child.exitCode !== null) throw new Error(`the console exited (${child.exitCode}):\n${out}`);
     try {
       const res = await fetch(`${url}/healthz`);
       if (res.ok) break;
     } catch {
       // not listening yet
     }
-    if (i > 300) throw new Error(`next start did not answer within 30 s:\n${out}`);
+    if (i > 300) throw new Error(`the console did not answer within 30 s:\n${out}`);
     await new Promise((r) => setTimeout(r, 100));
   }
   return {

@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -824,5 +826,26 @@ describe('admin console in a real browser', () => {
     // Only the API's routes go through: not its Prometheus metrics.
     expect((await fetch(`${web.url}/api/metrics`)).status).toBe(404);
     expect((await fetch(`${web.url}/api/healthz`)).status).toBe(200);
+  });
+
+  it("the console tells the API who called it: its own peer's address goes last in X-Forwarded-For, after whatever the caller wrote there", async () => {
+    // A stand-in API that records what the console sends it.
+    const seen: (string | undefined)[] = [];
+    const fakeApi = createServer((req, res) => {
+      seen.push(req.headers['x-forwarded-for'] as string | undefined);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
+    });
+    await new Promise<void>((resolve) => fakeApi.listen(0, '127.0.0.1', resolve));
+    const second = await startConsole(`http://127.0.0.1:${(fakeApi.address() as AddressInfo).port}`);
+    try {
+      // A browser that writes its own header does not choose the address the API counts: the API
+      // believes the console, and the console's peer (here loopback) is the hop after the lie.
+      expect((await fetch(`${second.url}/api/healthz`, { headers: { 'x-forwarded-for': '203.0.113.9' } })).status).toBe(200);
+      expect((await fetch(`${second.url}/api/healthz`)).status).toBe(200);
+      expect(seen).toEqual(['203.0.113.9, 127.0.0.1', '127.0.0.1']);
+    } finally {
+      await second.close();
+      await new Promise((resolve) => fakeApi.close(resolve));
+    }
   });
 });

@@ -33,6 +33,8 @@ async function proxy(req: NextRequest, ctx: { params: Promise<{ path: string[] }
     const value = req.headers.get(name);
     if (value !== null) headers.set(name, value);
   }
+  // server.mjs has appended this connection's peer, so the API (believing the console) counts the
+  // caller's address, not one the caller wrote.
   const forwardedFor = req.headers.get('x-forwarded-for');
   if (forwardedFor) headers.set('x-forwarded-for', forwardedFor);
   const hasBody = req.method !== 'GET' && req.method !== 'HEAD';
