@@ -96,9 +96,19 @@ describe('MCP authorization (OAuth 2.1 for MCP clients)', () => {
     expect(caller).toMatchObject({ orgId: org.id, userId: org.users.member.id, clientId: clientInformation.client_id });
     // Bound to the gateway's resource: another audience gets nothing.
     expect(await resolveMcpToken(h.ds, h.config, tokens.access_token, 'https://elsewhere.example/mcp')).toBeUndefined();
-    // The code is single-use.
-    await expect(exchangeAuthorization(as, { metadata, clientInformation, authorizationCode: back.searchParams.get('code')!, codeVerifier, redirectUri: redirectUrl })).rejects.toThrow();
     expect(h.logs()).not.toContain(tokens.access_token);
+    // The code is single-use, and a second use (it leaked) ends the tokens the first one got.
+    await expect(exchangeAuthorization(as, { metadata, clientInformation, authorizationCode: back.searchParams.get('code')!, codeVerifier, redirectUri: redirectUrl })).rejects.toThrow(/invalid_grant|already used/i);
+    expect(await resolveMcpToken(h.ds, h.config, tokens.access_token, `${base}/mcp`)).toBeUndefined();
+    await expect(refreshAuthorization(as, { metadata, clientInformation, refreshToken: tokens.refresh_token! })).rejects.toThrow(/revoked|invalid_grant/i);
+    const url = new URL(adminUrl());
+    url.pathname = `/${h.db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    const reuse = (await su.query(`SELECT outcome, canonical::jsonb->'payload' AS payload FROM audit_events WHERE org_id = $1 AND action = 'mcp_oauth.code_reuse'`, [org.id]).finally(() => su.end())).rows;
+    expect(reuse).toEqual([{ outcome: 'denied', payload: expect.objectContaining({ clientId: clientInformation.client_id, kind: 'authorization_code', accessTokensRevoked: 1, refreshTokensRevoked: 1 }) }]);
+    // A code never issued revokes nothing and says the same.
+    await expect(exchangeAuthorization(as, { metadata, clientInformation, authorizationCode: 'never-issued', codeVerifier, redirectUri: redirectUrl })).rejects.toThrow(/invalid_grant|already used/i);
   });
 
   it('refuses a wrong PKCE verifier, and a suspended member\'s token stops working', async () => {

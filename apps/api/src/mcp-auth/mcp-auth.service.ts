@@ -36,6 +36,16 @@ interface IssuedCode extends PendingAuthorization {
 export const MCP_SCOPE = 'mcp';
 const REQUEST_TTL_SECONDS = 600;
 const CODE_TTL_SECONDS = 60;
+/**
+ * Takes a code once, atomically: deletes it and leaves "<family id>|<the code's grant>" under the
+ * used-code key for the code's lifetime. KEYS: code, used code; ARGV: family id, seconds.
+ */
+const TAKE_CODE = `local v = redis.call('GET', KEYS[1])
+if v then
+  redis.call('DEL', KEYS[1])
+  redis.call('SET', KEYS[2], ARGV[1] .. '|' .. v, 'EX', tonumber(ARGV[2]))
+end
+return v`;
 const TOKEN_TTL_SECONDS = 3600;
 const REFRESH_TTL_SECONDS = 30 * 24 * 3600;
 /** A grant's whole life, however often it is refreshed: then the member approves the client again. */
@@ -162,7 +172,7 @@ export class McpAuthService {
     return `${this.issuer()}/oauth/consent?request=${id}`;
   }
 
-  private key(kind: 'request' | 'code', id: string): string {
+  private key(kind: 'request' | 'code' | 'used-code', id: string): string {
     return `${this.config.REDIS_PREFIX}:mcp-oauth:${kind}:${createHash('sha256').update(id).digest('hex')}`;
   }
 
@@ -208,10 +218,19 @@ export class McpAuthService {
     return body.grant_type === 'refresh_token' ? this.refresh(body, meta) : this.exchange(body, meta);
   }
 
-  /** Code + PKCE verifier → an access token bound to the member, the client and the resource, and the first refresh token of a new family. */
+  /**
+   * Code + PKCE verifier → an access token bound to the member, the client and the resource, and the
+   * first refresh token of a new family. A code is used once: taking it leaves in its place, for the
+   * code's lifetime, the family its tokens get, so that a second use (the code leaked, and someone
+   * raced or followed the client) ends every token issued with it (OAuth 2.1 §4.1.3).
+   */
   private async exchange(body: CodeGrant, meta: Meta) {
-    const raw = await this.redis.getdel(this.key('code', body.code));
-    if (!raw) throw new OAuthError(400, 'invalid_grant', 'The code is unknown, expired or already used.');
+    const familyId = newId();
+    const raw = (await this.redis.eval(TAKE_CODE, 2, this.key('code', body.code), this.key('used-code', body.code), familyId, CODE_TTL_SECONDS)) as string | null;
+    if (!raw) {
+      await this.codeReused(body.code, meta);
+      throw new OAuthError(400, 'invalid_grant', 'The code is unknown, expired or already used.');
+    }
     const c = JSON.parse(raw) as IssuedCode;
     if (c.clientId !== body.client_id || c.redirectUri !== body.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'The code was issued to another client or redirect URI.');
     if (!sha256(body.code_verifier).equals(Buffer.from(c.challenge, 'base64url'))) throw new OAuthError(400, 'invalid_grant', 'The code verifier does not match the challenge.');
@@ -219,7 +238,6 @@ export class McpAuthService {
     return this.db.inOrg({ orgId: c.orgId, userId: c.userId }, async (em) => {
       const m = await em.findOneBy(Membership, { orgId: c.orgId, userId: c.userId });
       if (!m || m.status !== 'active') throw new OAuthError(400, 'invalid_grant', 'The member who approved is no longer active.');
-      const familyId = newId();
       const issued = await this.issue(em, c, familyId);
       await this.audit.record(em, this.actor(c, meta), {
         action: 'mcp_oauth.token_issue',
@@ -260,8 +278,22 @@ export class McpAuthService {
     return rows[0];
   }
 
+  /** A code presented again: the family its first use got (if that use issued any tokens) ends. */
+  private async codeReused(code: string, meta: Meta): Promise<void> {
+    const used = await this.redis.get(this.key('used-code', code));
+    if (!used) return;
+    const cut = used.indexOf('|');
+    const familyId = used.slice(0, cut);
+    const c = JSON.parse(used.slice(cut + 1)) as IssuedCode;
+    await this.revokeFamily({ org_id: c.orgId, user_id: c.userId, family_id: familyId, client_id: c.clientId }, meta, 'mcp_oauth.code_reuse');
+  }
+
   /** Ends a whole family: every refresh token and every access token issued in it. */
-  private async revokeFamily(row: RefreshRow, meta: Meta, action: 'mcp_oauth.refresh_reuse' | 'mcp_oauth.token_revoke' | 'mcp_oauth.grant_expired'): Promise<void> {
+  private async revokeFamily(
+    row: Pick<RefreshRow, 'org_id' | 'user_id' | 'family_id' | 'client_id'>,
+    meta: Meta,
+    action: 'mcp_oauth.refresh_reuse' | 'mcp_oauth.code_reuse' | 'mcp_oauth.token_revoke' | 'mcp_oauth.grant_expired',
+  ): Promise<void> {
     await this.db.inOrg({ orgId: row.org_id, userId: row.user_id }, async (em) => {
       const refresh = await em.query(`UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND family_id = $2 AND revoked_at IS NULL`, [row.org_id, row.family_id]);
       const access = await em.query(`UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND family_id = $2 AND revoked_at IS NULL`, [row.org_id, row.family_id]);
@@ -270,7 +302,7 @@ export class McpAuthService {
         targetType: 'User',
         targetId: row.user_id,
         outcome: action === 'mcp_oauth.token_revoke' ? 'success' : 'denied',
-        payload: { familyId: row.family_id, clientId: row.client_id, kind: 'refresh_token', refreshTokensRevoked: Number(refresh[1] ?? 0), accessTokensRevoked: Number(access[1] ?? 0) },
+        payload: { familyId: row.family_id, clientId: row.client_id, kind: action === 'mcp_oauth.code_reuse' ? 'authorization_code' : 'refresh_token', refreshTokensRevoked: Number(refresh[1] ?? 0), accessTokensRevoked: Number(access[1] ?? 0) },
       });
     });
   }
