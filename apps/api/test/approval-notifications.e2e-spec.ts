@@ -2,7 +2,7 @@ import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
-import { type AgentDeps, deliverNotifications, runTask, type ScriptedModelServer, sendMails, startScriptedModelServer } from '@steward/jobs';
+import { type AgentDeps, deliverNotifications, orgEgressReader, runTask, type ScriptedModelServer, sendMails, startScriptedModelServer } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { crashAfterClaim } from './support/crash';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
@@ -42,7 +42,7 @@ describe('approval notifications (SMTP e-mail and Slack)', () => {
     model: { apiKey: 'offline-demo-model-key', baseURL: model.url, defaultModel: 'offline-demo-model', routes: {}, stream: false, maxTokens: 1024, offline: true, retry: { attempts: 2, baseDelayMs: 10 } },
     leaseSeconds: 5,
   });
-  const deliver = () => deliverNotifications({ ds: h.ds, keys: keys(), log: quiet }, { consoleUrl: CONSOLE, timeoutMs: 5000 });
+  const deliver = () => deliverNotifications({ ds: h.ds, keys: keys(), log: quiet, egress: orgEgressReader(h.ds, h.config) }, { consoleUrl: CONSOLE, timeoutMs: 5000 });
   /** A cleanup task by `who`, run by the agent loop until its delete waits for approval; its approval. */
   const watchedDelete = async (o: SeededOrg, who: string) => {
     const task = await h.http.post('/v1/tasks').set('Cookie', who).send({ prompt: '[script:cleanup] tidy the numbers folder' });

@@ -3,7 +3,7 @@ import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
-import { type AgentDeps, deliverIncidentNotifications, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
+import { type AgentDeps, deliverIncidentNotifications, orgEgressReader, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { IncidentsService } from '../src/incidents/incidents.service';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
@@ -31,7 +31,7 @@ describe('incidents and 24-hour escalation', () => {
   const quiet = createLogger({ level: 'silent', destination: new Writable({ write: (_c, _e, d) => d() }) });
   const deps = () => {
     const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
-    return { ds: h.ds, keys, keyring: new AuditKeyring(keys), log: quiet };
+    return { ds: h.ds, keys, keyring: new AuditKeyring(keys), log: quiet, egress: orgEgressReader(h.ds, h.config) };
   };
   const agentDeps = (): AgentDeps => ({
     ...deps(),

@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
-import { type AgentDeps, outcomeUnknownAfterSeconds, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, sweepExpiredApprovals, sweepOutcomesUnknown, type WorkerRuntime } from '@steward/jobs';
+import { type AgentDeps, orgEgressReader, outcomeUnknownAfterSeconds, runTask, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, sweepExpiredApprovals, sweepOutcomesUnknown, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { startOwnRedis } from '../../../test/support/own-services';
 import { newOrgCredential, totpUser } from './support/fixtures';
@@ -49,6 +49,8 @@ describe('approvals, reviews, violations and the kill switch', () => {
       leaseSeconds: 5,
       relayIntervalMs: 100,
       log: quiet,
+      // The org's egress rules, as the worker reads them (its webhooks go through them).
+      connectors: { egress: orgEgressReader(h.ds, h.config) },
     };
   };
   const startWorker = async () => {

@@ -3,7 +3,7 @@ import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger, newId } from '@steward/common';
 import { inOrg } from '@steward/db';
-import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
+import { type AgentDeps, orgEgressReader, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { addUser, type Harness, login, type SeededOrg, type SeededUser, seedOrg, startHarness } from './support/harness';
 
@@ -151,7 +151,7 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
     }
     expect(await status(user.id)).toBe('suspended');
     const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
-    const deps = { ds: h.ds, keys, keyring: new AuditKeyring(keys), log: quiet };
+    const deps = { ds: h.ds, keys, keyring: new AuditKeyring(keys), log: quiet, egress: orgEgressReader(h.ds, h.config) };
     expect((await sweepIncidents(deps, new Date())).sanctioned).toBe(2);
     expect(await sweepIncidents(deps, new Date())).toMatchObject({ opened: 0, sanctioned: 0 });
     expect((await su.query(`SELECT count(*)::int AS n FROM incidents WHERE org_id = $1 AND subject_user_id = $2 AND source = 'violation'`, [org.id, user.id])).rows[0].n).toBe(2);

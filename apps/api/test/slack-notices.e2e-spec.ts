@@ -2,7 +2,7 @@ import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
 import { newId } from '@steward/common';
 import { CredentialBroker } from '@steward/gate';
-import { deliverNotifications, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
+import { deliverNotifications, orgEgressReader, runTask, type ScriptedModelServer, startScriptedModelServer, sweepIncidents } from '@steward/jobs';
 import { ConfigKeyProvider, credentialAad, sealSecret } from '@steward/vault';
 import { fakeApi } from '../../../libs/connectors/src/test-support/fake-api';
 import { agentDepsFor, quietLogger } from './support/agent';
@@ -31,7 +31,7 @@ describe('Slack notices through the Slack connector', () => {
   const keys = () => new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
   const connectors = () => ({ broker: new CredentialBroker(h.ds, keys(), new AuditKeyring(keys()), async () => ({ allowHosts: ['127.0.0.1'] })), baseUrls: { slack: slack.url } });
   const agentDeps = () => agentDepsFor(h, model.url);
-  const deliver = () => deliverNotifications({ ds: h.ds, keys: keys(), log: quiet, connectors: connectors() }, { consoleUrl: 'https://console.slack-notices.example', timeoutMs: 5000 });
+  const deliver = () => deliverNotifications({ ds: h.ds, keys: keys(), log: quiet, connectors: connectors(), egress: orgEgressReader(h.ds, h.config) }, { consoleUrl: 'https://console.slack-notices.example', timeoutMs: 5000 });
   const posts = () => slack.calls.filter((c) => c.path === '/api/chat.postMessage').map((c) => ({ authorization: c.authorization, ...Object.fromEntries(new URLSearchParams(c.body)) }));
   const slackRow = async (approvalId: string) =>
     (await su.query(`SELECT state, attempts, last_error, payload FROM notifications WHERE org_id = $1 AND subject_id = $2 AND channel = 'slack'`, [org.id, approvalId])).rows[0];
@@ -178,7 +178,7 @@ describe('Slack notices through the Slack connector', () => {
     const created = await h.http.post('/v1/incidents').set('Cookie', security).send({ title: 'Payroll export <!channel> attempt', severity: 'high', ownerId: org.users.admin.id });
     expect(created.status).toBe(201);
     const before = posts().length;
-    await sweepIncidents({ ds: h.ds, keys: keys(), keyring: new AuditKeyring(keys()), log: quiet, connectors: connectors() }, new Date(), { timeoutMs: 5000 });
+    await sweepIncidents({ ds: h.ds, keys: keys(), keyring: new AuditKeyring(keys()), log: quiet, connectors: connectors(), egress: orgEgressReader(h.ds, h.config) }, new Date(), { timeoutMs: 5000 });
     const sent = posts().slice(before);
     expect(sent).toHaveLength(1);
     expect(sent[0]).toMatchObject({ channel: 'C0APPROVALS', authorization: `Bearer ${OWNER_TOKEN}` });

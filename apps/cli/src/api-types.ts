@@ -12997,6 +12997,7 @@ export interface operations {
                     "application/json": {
                         hosts: string[];
                         operatorHosts: string[];
+                        orgRanges: string[];
                     };
                 };
             };
@@ -13090,6 +13091,7 @@ export interface operations {
                     "application/json": {
                         hosts: string[];
                         operatorHosts: string[];
+                        orgRanges: string[];
                     };
                 };
             };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { parseEgressRange } from './egress';
 
 /**
  * The one place that reads the environment. Every variable is validated at boot;
@@ -100,6 +101,19 @@ export const configSchema = z.object({
     .default('')
     .transform((v) => v.split(',').map((h) => h.trim().toLowerCase()).filter(Boolean))
     .refine((hosts) => hosts.every((h) => /^(\*\.)?[a-z0-9.:_[\]-]{1,253}$/.test(h)), 'must be a comma-separated list of host names, IP addresses or *.domain'),
+  /**
+   * The ceiling on orgs' own allowlists (PUT /v1/egress/allow-hosts): the non-public addresses a
+   * host an org's admins allowed may reach, as comma-separated addresses or CIDR ranges
+   * ("10.20.0.0/16,fd12:3456::/48"). Empty (the default): an org's allowlist opens no non-public
+   * address, only the operator's STEWARD_EGRESS_ALLOW_HOSTS does. Loopback and the API's own
+   * network are the operator's: name only the ranges where tenants' internal servers live.
+   */
+  STEWARD_EGRESS_ORG_RANGES: z
+    .string()
+    .max(4096)
+    .default('')
+    .transform((v) => v.split(',').map((r) => r.trim()).filter(Boolean))
+    .refine((ranges) => ranges.every((r) => parseEgressRange(r) !== null), 'must be a comma-separated list of IP addresses or CIDR ranges (10.20.0.0/16, fd12::/48)'),
   AUDIT_CHECKPOINT_URL: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   AUDIT_CHECKPOINT_FILE: z.string().max(1024).optional(),
   /** An S3-compatible bucket with Object Lock for checkpoints (takes precedence over URL and file). */

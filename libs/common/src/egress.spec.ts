@@ -6,7 +6,10 @@ import {
   EgressRefusedError,
   guardedFetch,
   guardedLookup,
+  inEgressRanges,
   isHostAllowlisted,
+  orgEgressOptions,
+  parseEgressRange,
   type EgressResolver,
   type ResolvedAddress,
 } from './egress';
@@ -144,6 +147,47 @@ describe('assertEgressAllowed', () => {
     expect(isHostAllowlisted('A.Corp.Example.', ['*.corp.example'])).toBe(true);
     expect(isHostAllowlisted('corp.example', ['*.corp.example'])).toBe(false);
     expect(isHostAllowlisted('evilcorp.example', ['*.corp.example'])).toBe(false);
+  });
+});
+
+describe("an org's allowlist under the operator's ceiling (orgAllowHosts, orgRanges)", () => {
+  const resolver = resolverOf({
+    'tenant.corp.test': ['10.20.1.5'],
+    'ops.corp.test': ['10.30.0.9'],
+    'self.corp.test': ['127.0.0.1'],
+    'mapped.corp.test': ['::ffff:10.30.0.9'],
+    'v6.corp.test': ['fd12:3456::7'],
+    'meta.corp.test': ['169.254.169.254'],
+    'public.corp.test': ['93.184.216.34'],
+  });
+  const org = { orgAllowHosts: ['*.corp.test', '10.30.0.9'], orgRanges: ['10.20.0.0/16', 'fd12:3456::/32'], resolver };
+
+  it('opens addresses inside the ranges only, however they are written', async () => {
+    await expect(assertEgressAllowed('https://tenant.corp.test/mcp', org)).resolves.toMatchObject({ allowlisted: true, addresses: [{ address: '10.20.1.5' }] });
+    await expect(assertEgressAllowed('https://v6.corp.test/mcp', org)).resolves.toMatchObject({ allowlisted: true });
+    for (const url of ['https://ops.corp.test/', 'https://self.corp.test/', 'https://mapped.corp.test/', 'https://10.30.0.9/']) {
+      const err = await assertEgressAllowed(url, org).catch((e: unknown) => e);
+      expect({ url, err: err instanceof EgressRefusedError ? err.message : err }).toEqual({ url, err: expect.stringContaining('STEWARD_EGRESS_ORG_RANGES') });
+    }
+    // Public addresses need no allowlist; metadata stays shut whatever the ranges say.
+    await expect(assertEgressAllowed('https://public.corp.test/', org)).resolves.toMatchObject({ allowlisted: true });
+    await expect(assertEgressAllowed('https://meta.corp.test/', { ...org, orgRanges: ['0.0.0.0/0'] })).rejects.toThrow(/link-local or cloud metadata/);
+  });
+
+  it('with no ranges an org opens nothing; the operator\'s own allowlist is not limited by them', async () => {
+    await expect(assertEgressAllowed('https://tenant.corp.test/', { ...org, orgRanges: [] })).rejects.toThrow(/STEWARD_EGRESS_ORG_RANGES/);
+    await expect(assertEgressAllowed('https://ops.corp.test/', { ...org, allowHosts: ['ops.corp.test'] })).resolves.toMatchObject({ allowlisted: true });
+    await expect(assertEgressAllowed('https://self.corp.test/', orgEgressOptions({ STEWARD_EGRESS_ALLOW_HOSTS: ['self.corp.test'], STEWARD_EGRESS_ORG_RANGES: [] }, ['*.corp.test'], { resolver }))).resolves.toMatchObject({ allowlisted: true });
+    await expect(assertEgressAllowed('https://tenant.corp.test/', orgEgressOptions({ STEWARD_EGRESS_ALLOW_HOSTS: [], STEWARD_EGRESS_ORG_RANGES: [] }, ['*.corp.test'], { resolver }))).rejects.toThrow(/STEWARD_EGRESS_ORG_RANGES/);
+  });
+
+  it('reads ranges and single addresses, and refuses anything else', () => {
+    expect(parseEgressRange('10.20.0.0/16')).toEqual({ network: '10.20.0.0', prefix: 16, family: 'ipv4' });
+    expect(parseEgressRange('fd12::7')).toEqual({ network: 'fd12::7', prefix: 128, family: 'ipv6' });
+    for (const bad of ['10.20.0.0/33', '10.20.0.0/', '10.20.0.0/8/8', 'corp.test', '10.20.0.0/-1', 'fd12::/129', '']) expect({ bad, parsed: parseEgressRange(bad) }).toEqual({ bad, parsed: null });
+    expect(inEgressRanges('10.20.255.255', ['10.20.0.0/16'])).toBe(true);
+    expect(inEgressRanges('10.21.0.0', ['10.20.0.0/16'])).toBe(false);
+    expect(inEgressRanges('64:ff9b::a14:101', ['10.20.0.0/16'])).toBe(true);
   });
 });
 

@@ -1,7 +1,7 @@
 import { lookup as dnsLookup } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
-import { isIP, type LookupFunction } from 'node:net';
+import { BlockList, isIP, type LookupFunction } from 'node:net';
 import { Readable } from 'node:stream';
 
 /**
@@ -45,10 +45,18 @@ export type EgressResolver = (hostname: string) => Promise<ResolvedAddress[]>;
 
 export interface EgressOptions {
   /**
-   * Hosts an admin allowed to reach even on non-public addresses: exact names or IP literals
+   * Hosts the operator allowed to reach even on non-public addresses: exact names or IP literals
    * ("siem.corp.internal", "10.0.0.5", "::1"), or "*.corp.internal" for any subdomain.
    */
   allowHosts?: readonly string[];
+  /**
+   * Hosts an org's admins allowed (same forms). They reach a non-public address only inside
+   * `orgRanges`, the operator's ceiling: an org admin is not the operator, and the network the
+   * API runs on (its database, its cache, other tenants' servers) is not theirs to open.
+   */
+  orgAllowHosts?: readonly string[];
+  /** The ceiling for `orgAllowHosts`: addresses and CIDR ranges ("10.20.0.0/16", "fd12::/48"). None by default. */
+  orgRanges?: readonly string[];
   resolver?: EgressResolver;
   /** Default ['http:', 'https:']. */
   protocols?: readonly string[];
@@ -192,6 +200,76 @@ export function isHostAllowlisted(host: string, allowHosts: readonly string[] = 
   });
 }
 
+const rangeLists = new Map<string, BlockList>();
+
+/** A BlockList of "address" or "address/prefix" entries (entries already validated: see parseEgressRange). */
+function rangesOf(ranges: readonly string[]): BlockList {
+  const key = ranges.join(',');
+  let list = rangeLists.get(key);
+  if (!list) {
+    list = new BlockList();
+    for (const r of ranges) {
+      const parsed = parseEgressRange(r);
+      if (parsed) list.addSubnet(parsed.network, parsed.prefix, parsed.family);
+    }
+    if (rangeLists.size > 256) rangeLists.clear();
+    rangeLists.set(key, list);
+  }
+  return list;
+}
+
+/** "10.0.0.0/8", "fd00::/8" or a single address → its parts, or null when it is neither. */
+export function parseEgressRange(entry: string): { network: string; prefix: number; family: 'ipv4' | 'ipv6' } | null {
+  const [network = '', bits, extra] = entry.trim().split('/');
+  if (extra !== undefined) return null;
+  const kind = isIP(network);
+  if (!kind) return null;
+  const max = kind === 4 ? 32 : 128;
+  const prefix = bits === undefined ? max : /^\d{1,3}$/.test(bits) ? Number(bits) : NaN;
+  if (!(prefix >= 0 && prefix <= max)) return null;
+  return { network, prefix, family: kind === 4 ? 'ipv4' : 'ipv6' };
+}
+
+/** Whether `address` (also written inside an IPv6 one) lies in one of `ranges`. */
+export function inEgressRanges(address: string, ranges: readonly string[] = []): boolean {
+  if (!ranges.length) return false;
+  const raw = address.startsWith('[') && address.endsWith(']') ? address.slice(1, -1) : address;
+  const list = rangesOf(ranges);
+  const kind = isIP(raw);
+  if (!kind) return false;
+  if (kind === 4) return list.check(raw, 'ipv4');
+  const v6 = parseIPv6(raw);
+  const v4 = v6 ? embeddedV4(v6) : null;
+  // Written inside IPv6 (mapped, NAT64, 6to4), it is judged as the IPv4 address it reaches.
+  return v4 !== null ? list.check(v4, 'ipv4') : list.check(raw, 'ipv6');
+}
+
+/** Whether either allowlist (the operator's or the org's) names the host. */
+export function isEgressAllowlisted(host: string, opts: EgressOptions = {}): boolean {
+  return isHostAllowlisted(host, opts.allowHosts) || isHostAllowlisted(host, opts.orgAllowHosts);
+}
+
+/** The egress rules for one org: the operator's allowlist, the org's, and the operator's ceiling on the org's. */
+export function orgEgressOptions(
+  config: { STEWARD_EGRESS_ALLOW_HOSTS: readonly string[]; STEWARD_EGRESS_ORG_RANGES: readonly string[] },
+  orgHosts: readonly string[],
+  extra: Pick<EgressOptions, 'resolver'> = {},
+): EgressOptions {
+  return { allowHosts: config.STEWARD_EGRESS_ALLOW_HOSTS, orgAllowHosts: orgHosts, orgRanges: config.STEWARD_EGRESS_ORG_RANGES, ...extra };
+}
+
+/** A host only the org's allowlist names: its non-public addresses pass only inside the operator's ranges. */
+function refuseOutsideOrgRanges(host: string, address: string, ranges: readonly string[] | undefined): EgressRefusedError | null {
+  const kind = classifyAddress(address);
+  if (kind === 'public' || inEgressRanges(address, ranges)) return null;
+  return new EgressRefusedError(
+    'address',
+    `egress refused: ${host} resolves to ${address}, a ${kind} address outside the ranges the operator lets an org's allowlist open (STEWARD_EGRESS_ORG_RANGES)`,
+    host,
+    address,
+  );
+}
+
 function refuseAddress(host: string, address: string): EgressRefusedError | null {
   const kind = classifyAddress(address);
   if (kind === 'public') return null;
@@ -265,10 +343,14 @@ export function parseEgressUrl(input: string | URL, opts: EgressOptions = {}): U
 /** Resolves `host` and checks every address (refuses when any is not public, unless allowlisted). */
 export async function checkHost(host: string, opts: EgressOptions = {}): Promise<Omit<EgressCheck, 'url'>> {
   const h = normaliseHost(host);
-  const allowlisted = isHostAllowlisted(h, opts.allowHosts);
+  const byOperator = isHostAllowlisted(h, opts.allowHosts);
+  const byOrg = !byOperator && isHostAllowlisted(h, opts.orgAllowHosts);
+  const allowlisted = byOperator || byOrg;
+  const refuse = (address: string) =>
+    refuseAlways(h, address) ?? (byOperator ? null : byOrg ? refuseOutsideOrgRanges(h, address, opts.orgRanges) : refuseAddress(h, address));
   const literal = isIP(h);
   if (literal) {
-    const refusal = refuseAlways(h, h) ?? (allowlisted ? null : refuseAddress(h, h));
+    const refusal = refuse(h);
     if (refusal) throw refusal;
     return { host: h, addresses: [{ address: h, family: literal === 6 ? 6 : 4 }], allowlisted };
   }
@@ -281,7 +363,7 @@ export async function checkHost(host: string, opts: EgressOptions = {}): Promise
   }
   if (!addresses.length) throw new EgressRefusedError('dns', `egress refused: ${h} has no addresses`, h);
   for (const a of addresses) {
-    const refusal = refuseAlways(h, a.address) ?? (allowlisted ? null : refuseAddress(h, a.address));
+    const refusal = refuse(a.address);
     if (refusal) throw refusal;
   }
   return { host: h, addresses, allowlisted };

@@ -172,9 +172,9 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       await sweep('approval expiry', () => sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log));
       // Actions whose outcome never came and that nothing will resolve (gateway calls, ended tasks): a person settles them.
       await sweep('outcome sweep', () => sweepOutcomesUnknown(agent.ds, agent.keyring, options.log, agent.outcomeUnknownAfterSeconds ?? 3600));
-      await sweep('notifications', () => deliverNotifications({ ds: agent.ds, keys: agent.keys, log: options.log, ...(agent.connectors ? { connectors: agent.connectors } : {}) }, { consoleUrl: agent.consoleUrl }));
+      await sweep('notifications', () => deliverNotifications({ ds: agent.ds, keys: agent.keys, log: options.log, ...(agent.connectors ? { connectors: agent.connectors, egress: agent.connectors.egress } : {}) }, { consoleUrl: agent.consoleUrl }));
       // Incidents: Forbidden attempts open one; unacknowledged ones escalate; their notices go out.
-      await sweep('incidents', () => sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log, ...(agent.connectors ? { connectors: agent.connectors } : {}) }));
+      await sweep('incidents', () => sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log, ...(agent.connectors ? { connectors: agent.connectors, egress: agent.connectors.egress } : {}) }));
       // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres too.
       // Each high-severity finding of a scheduled report opens an incident (once per report and finding).
       await sweep('anomaly reports', () => runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log, onHighFindings: incidentsForFindings(agent.keyring) }));

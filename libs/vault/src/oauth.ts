@@ -1,5 +1,5 @@
 import * as oauth from 'oauth4webapi';
-import { guardedFetch, type EgressOptions, isHostAllowlisted } from '@steward/common';
+import { guardedFetch, type EgressOptions, isEgressAllowlisted } from '@steward/common';
 
 /**
  * OAuth 2 authorization code with PKCE (S256) for connectors, on `oauth4webapi` (a small,
@@ -57,7 +57,7 @@ function requestOptions(cfg: OAuthClientConfig, http: OAuthHttp): oauth.TokenEnd
   return {
     [oauth.customFetch]: (input: string, init: RequestInit) => fetchFn(input, init),
     // http only for a host allowlisted by the operator or an admin (never for a public host).
-    [oauth.allowInsecureRequests]: url.protocol === 'http:' && isHostAllowlisted(url.hostname, http.egress?.allowHosts),
+    [oauth.allowInsecureRequests]: url.protocol === 'http:' && isEgressAllowlisted(url.hostname, http.egress),
     signal: AbortSignal.timeout(http.timeoutMs ?? 15_000),
   };
 }

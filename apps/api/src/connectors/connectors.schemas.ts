@@ -140,13 +140,19 @@ export const ApproveToolBody = z.strictObject({
 export const HoldToolBody = z.strictObject({ reason: z.string().trim().min(1).max(500) });
 
 export const EgressHosts = z.strictObject({
-  /** Hosts this org's connectors may reach on loopback, private or link-local addresses: names, IPs or *.domain. */
+  /**
+   * Hosts this org's connectors and notices may reach on non-public addresses (names, IPs or
+   * *.domain), inside the ranges the operator lets orgs open (`orgRanges`). Link-local and cloud
+   * metadata addresses stay refused.
+   */
   hosts: z.array(z.string().trim().toLowerCase().regex(/^(\*\.)?[a-z0-9.:_[\]-]{1,253}$/, 'a host name, an IP address or *.domain').max(255)).max(100),
 });
 export const EgressHostsView = z.strictObject({
   hosts: z.array(Text(255)).max(100),
   /** From the operator's STEWARD_EGRESS_ALLOW_HOSTS (read-only here). */
   operatorHosts: z.array(Text(255)).max(500),
+  /** The operator's STEWARD_EGRESS_ORG_RANGES: the only non-public addresses `hosts` can open (empty: none). */
+  orgRanges: z.array(Text(64)).max(500),
 });
 
 export const SetCredentialBody = z.strictObject({

@@ -1,5 +1,6 @@
+import { isIP } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
-import { AppError, assertEgressAllowed, type Config, EgressRefusedError, ErrorCode, newId } from '@steward/common';
+import { AppError, assertEgressAllowed, classifyAddress, type Config, EgressRefusedError, ErrorCode, inEgressRanges, newId } from '@steward/common';
 import {
 
   CATALOG,
@@ -440,21 +441,32 @@ export class ConnectorsService {
     await this.access.authorize(p, 'read', 'Connector');
     return this.db.inOrg(p, async (em) => {
       const rows: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1 ORDER BY host', [p.orgId]);
-      return { hosts: rows.map((r) => r.host), operatorHosts: [...this.config.STEWARD_EGRESS_ALLOW_HOSTS] };
+      return this.egressView(rows.map((r) => r.host));
     });
+  }
+
+  private egressView(hosts: string[]) {
+    return { hosts, operatorHosts: [...this.config.STEWARD_EGRESS_ALLOW_HOSTS], orgRanges: [...this.config.STEWARD_EGRESS_ORG_RANGES] };
   }
 
   async setEgressHosts(p: Principal, body: z.infer<typeof EgressHosts>) {
     await this.access.authorize(p, 'update', 'Connector');
+    // An address written out is judged now: one the operator's ceiling does not open would only fail later, at each call.
+    const closed = body.hosts.flatMap((host, i) => {
+      const raw = host.replace(/^\[|\]$/g, '');
+      if (!isIP(raw) || classifyAddress(raw) === 'public' || inEgressRanges(raw, this.config.STEWARD_EGRESS_ORG_RANGES)) return [];
+      return [{ path: `hosts.${i}`, message: `${host} is a ${classifyAddress(raw)} address outside the ranges the operator lets an org open (STEWARD_EGRESS_ORG_RANGES: ${this.config.STEWARD_EGRESS_ORG_RANGES.join(', ') || 'none'})` }];
+    });
     return this.db.inOrg(p, async (em) => {
       await this.access.requireStepUp(em, p);
+      if (closed.length) throw AppError.validation(closed, 'An org allowlist opens non-public addresses only inside the ranges the operator set.');
       const before: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [p.orgId]);
       const hosts = [...new Set(body.hosts)].sort();
       await em.query('DELETE FROM egress_allow_hosts WHERE org_id = $1', [p.orgId]);
       for (const host of hosts) await em.query('INSERT INTO egress_allow_hosts (org_id, host, created_by) VALUES ($1, $2, $3)', [p.orgId, host, p.userId]);
       const prev = before.map((r) => r.host);
       await this.audit.record(em, p, { action: 'connector.egress_allow', targetType: 'Org', targetId: p.orgId, payload: { added: hosts.filter((h) => !prev.includes(h)), removed: prev.filter((h) => !hosts.includes(h)) } });
-      return { hosts, operatorHosts: [...this.config.STEWARD_EGRESS_ALLOW_HOSTS] };
+      return this.egressView(hosts);
     });
   }
 }

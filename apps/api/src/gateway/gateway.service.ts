@@ -35,7 +35,7 @@ import { trace } from '@opentelemetry/api';
 import type { Request, Response } from 'express';
 import type { Redis } from 'ioredis';
 import { AuditKeyring, canonical, recordEvent } from '@steward/audit';
-import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, newId, SpanAttr, TokenPrefix } from '@steward/common';
+import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, type Logger, newId, orgEgressOptions, SpanAttr, TokenPrefix } from '@steward/common';
 import { type ClientOffer, ConnectorError, ConnectorHub, type ConnectorManifest } from '@steward/connectors';
 import { type ActionRequest, ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource, reserve } from '@steward/gate';
 import { addTaskConnectors, exposedToolNames, hubIdOf, toolNameOf } from '@steward/jobs';
@@ -561,7 +561,7 @@ export class GatewayService implements OnModuleDestroy {
 
   private async egress(orgId: string): Promise<EgressOptions> {
     const rows: { host: string }[] = await this.db.inOrg({ orgId }, (em) => em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [orgId]));
-    return { allowHosts: [...this.config.STEWARD_EGRESS_ALLOW_HOSTS, ...rows.map((r) => r.host)], resolver: this.resolver };
+    return orgEgressOptions(this.config, rows.map((r) => r.host), { resolver: this.resolver });
   }
 
   /**

@@ -1,10 +1,10 @@
 import { recordEvent, type AuditKeyring } from '@steward/audit';
-import { guardedFetch, type Logger, newId } from '@steward/common';
+import { type EgressOptions, guardedFetch, type Logger, newId } from '@steward/common';
 import { type DataSource, inOrg, outsideOrg } from '@steward/db';
 import type { KeyProvider } from '@steward/vault';
 import { loadIncidentSettings, openIncidentSecrets, secretOf, signIncidentWebhook } from '../incidents/incidents';
 import { postSlack, sendMails, slackText, smtpConfigured } from '../notifications/senders';
-import { NoticeDeferred, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
+import { NoticeDeferred, orgEgress, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { lockTaskOfApproval, resumeWaitingTask } from './task-store';
 
 /**
@@ -52,8 +52,10 @@ export interface NotificationDeps {
   ds: DataSource;
   keys: KeyProvider;
   log: Logger;
-  /** The worker's connector settings (Slack notices through the org's Slack connector). */
+  /** The worker's connector settings (Slack notices through the org's Slack connector; its egress rules for webhooks and mail). */
   connectors?: SlackConnectorNoticeDeps['connectors'];
+  /** The org's egress rules (orgEgressReader): absent, webhooks and mail reach public addresses only. */
+  egress?: (orgId: string) => Promise<EgressOptions>;
 }
 
 export interface NotificationOptions {
@@ -118,7 +120,6 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
       // A lease: another worker's sweep skips it while this one delivers (the outcome below replaces it).
       await em.query(`UPDATE notifications SET next_attempt_at = now() + interval '5 minutes' WHERE org_id = $1 AND id = $2`, [d.org_id, d.id]);
       const [org]: { notify_webhook_url: string | null }[] = await em.query(`SELECT notify_webhook_url FROM orgs WHERE id = $1`, [d.org_id]);
-      const hosts: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [d.org_id]);
       const approvalId = typeof n.payload.approvalId === 'string' ? n.payload.approvalId : null;
       const [approval]: { requested_by: string; requester: string; reason: string; expires_at: Date | null; quorum: number; approver_group: string | null }[] = approvalId
         ? await em.query(
@@ -147,7 +148,6 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
         ...n,
         approval,
         url: org?.notify_webhook_url ?? null,
-        allowHosts: hosts.map((h) => h.host),
         to: to.map((t) => t.email),
         settings: needsSettings ? await loadIncidentSettings(em, d.org_id) : null,
         // The webhook's signing secret is the org's (incident settings), as for incident notices.
@@ -158,7 +158,7 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
     let error: string | null = null;
     let deferred = false;
     let payload: Notice['payload'] = job.payload;
-    const channelOpts = { allowHosts: job.allowHosts, timeoutMs: options.timeoutMs ?? 10_000 };
+    const channelOpts = { ...(await orgEgress(deps, d.org_id)), timeoutMs: options.timeoutMs ?? 10_000 };
     const approvalId = String(job.payload.approvalId ?? '');
     const text = noticeText(job.kind, job.payload, { requester: job.approval?.requester ?? 'a member', reason: job.approval?.reason ?? '', expires_at: job.approval?.expires_at ?? null, quorum: job.approval?.quorum ?? 1 }, approvalLink(options.consoleUrl, approvalId));
     try {

@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { AuditKeyring } from '@steward/audit';
-import type { Config, EgressOptions, Logger } from '@steward/common';
+import { type Config, type EgressOptions, type Logger, orgEgressOptions } from '@steward/common';
 import { type DataSource, inOrg } from '@steward/db';
 import { CredentialBroker } from '@steward/gate';
 import { ConfigKeyProvider } from '@steward/vault';
@@ -12,6 +12,14 @@ import { OFFLINE_API_KEY, OFFLINE_MODEL_LABEL, type ScriptedModelServer, startSc
  * The agent-task dependencies of a worker from its configuration. With no ANTHROPIC_API_KEY the
  * built-in scripted server (the "offline demo model") is started on loopback and used instead.
  */
+/** The org's egress rules: the operator's allowlist, and the hosts its admins allowed under the operator's ceiling. */
+export function orgEgressReader(ds: DataSource, config: Pick<Config, 'STEWARD_EGRESS_ALLOW_HOSTS' | 'STEWARD_EGRESS_ORG_RANGES'>): (orgId: string) => Promise<EgressOptions> {
+  return async (orgId) => {
+    const rows: { host: string }[] = await inOrg(ds, { orgId }, (em) => em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [orgId]));
+    return orgEgressOptions(config, rows.map((r) => r.host));
+  };
+}
+
 export async function agentTasksFromConfig(config: Config, ds: DataSource, log: Logger): Promise<{ deps: AgentDeps & { relayIntervalMs: number; consoleUrl?: string; outcomeUnknownAfterSeconds: number }; close(): Promise<void> }> {
   let offline: ScriptedModelServer | undefined;
   if (!config.ANTHROPIC_API_KEY) {
@@ -23,11 +31,7 @@ export async function agentTasksFromConfig(config: Config, ds: DataSource, log: 
   await redis.connect().catch((err) => log.warn({ err: err.message }, 'redis (gate) not connected yet'));
   const keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
   const keyring = new AuditKeyring(keys);
-  // The org's egress rules: the operator's allowlist plus the hosts its admins allowed.
-  const egress = async (orgId: string): Promise<EgressOptions> => {
-    const rows: { host: string }[] = await inOrg(ds, { orgId }, (em) => em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [orgId]));
-    return { allowHosts: [...config.STEWARD_EGRESS_ALLOW_HOSTS, ...rows.map((r) => r.host)] };
-  };
+  const egress = orgEgressReader(ds, config);
   return {
     deps: {
       ds,

@@ -63,7 +63,7 @@ const BUILTINS: Record<string, { manifest: ConnectorManifest; create: (o: { base
   // listed name whose DNS points inside (169.254.169.254, the intranet) would turn a prompt into a
   // read of internal services. (The allowlist's other meaning, reaching private addresses, serves
   // connectors and notifications an admin set up, never URLs a model chose.)
-  web: { manifest: webManifest, create: (o) => createWebServer({ allowHosts: [...(o.egress.allowHosts ?? [])], egress: o.egress.resolver ? { resolver: o.egress.resolver } : {} }) },
+  web: { manifest: webManifest, create: (o) => createWebServer({ allowHosts: [...(o.egress.allowHosts ?? []), ...(o.egress.orgAllowHosts ?? [])], egress: o.egress.resolver ? { resolver: o.egress.resolver } : {} }) },
 };
 
 /** A connector's id in the hub and in tool names (`<id>__<tool>`: letters, digits, "_" and "-"). */

@@ -1,10 +1,10 @@
 import { createHmac } from 'node:crypto';
 import { recordEvent, type AuditKeyring } from '@steward/audit';
-import { guardedFetch, type Logger, newId } from '@steward/common';
+import { type EgressOptions, guardedFetch, type Logger, newId } from '@steward/common';
 import { type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
 import { incidentSecretAad, type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { postSlack, sendMails, slackText, type SmtpSettings } from '../notifications/senders';
-import { NoticeDeferred, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
+import { NoticeDeferred, orgEgress, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { sanctionAutomaticStrikes } from './strikes';
 
 /**
@@ -224,6 +224,8 @@ export interface IncidentSweepDeps {
   log: Logger;
   /** The worker's connector settings (Slack notices through the org's Slack connector). */
   connectors?: SlackConnectorNoticeDeps['connectors'];
+  /** The org's egress rules (orgEgressReader): absent, webhooks and mail reach public addresses only. */
+  egress?: (orgId: string) => Promise<EgressOptions>;
 }
 
 /** Opens an incident for each Forbidden attempt recorded since this feature exists (idempotent). */
@@ -318,15 +320,14 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
       // A lease: another worker's sweep skips it while this one delivers (the outcome below replaces it).
       await em.query(`UPDATE incident_notifications SET next_attempt_at = $3::timestamptz + interval '5 minutes' WHERE org_id = $1 AND id = $2`, [d.org_id, d.id, now]);
       const s = await loadIncidentSettings(em, d.org_id);
-      const hosts: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [d.org_id]);
-      return { ...n, settings: s, secrets: await openIncidentSecrets(em, deps.keys, d.org_id), allowHosts: hosts.map((h) => h.host) };
+      return { ...n, settings: s, secrets: await openIncidentSecrets(em, deps.keys, d.org_id) };
     });
     if (!job) continue;
     let error: string | null = null;
     let deferred = false;
     const p = job.payload;
     try {
-      const fetchOpts = { allowHosts: job.allowHosts, timeoutMs: options.timeoutMs ?? 10_000, maxRedirects: 0 };
+      const fetchOpts = { ...(await orgEgress(deps, d.org_id)), timeoutMs: options.timeoutMs ?? 10_000, maxRedirects: 0 };
       if (job.channel === 'webhook') {
         if (!job.settings.webhook_url) throw new Error('no webhook URL configured');
         const secret = secretOf(job.secrets, 'webhook_signing_secret');

@@ -1,5 +1,5 @@
 import { isIP } from 'node:net';
-import { checkHost, type EgressResolver, guardedFetch } from '@steward/common';
+import { checkHost, type EgressOptions, guardedFetch } from '@steward/common';
 import { createTransport } from 'nodemailer';
 
 /**
@@ -16,11 +16,9 @@ export interface SmtpSettings {
   smtp_from: string | null;
 }
 
-export interface ChannelOptions {
-  allowHosts: string[];
+/** The org's egress rules (its allowlist under the operator's ceiling: see orgEgressOptions) and a time limit. */
+export interface ChannelOptions extends EgressOptions {
   timeoutMs?: number;
-  /** Resolves the servers' names (tests; default: the system resolver). */
-  resolver?: EgressResolver;
 }
 
 export interface MailMessage {
@@ -38,7 +36,7 @@ export async function sendMails(s: SmtpSettings, password: string | undefined, o
   if (!s.smtp_host || !s.smtp_port || !s.smtp_from) throw new Error('no SMTP server configured');
   // Connect to the address checked here (nodemailer would resolve the name again: a second answer
   // could point inside the network); TLS still verifies the server's certificate for its name.
-  const checked = await checkHost(s.smtp_host, { allowHosts: options.allowHosts, ...(options.resolver ? { resolver: options.resolver } : {}) });
+  const checked = await checkHost(s.smtp_host, options);
   const address = checked.addresses[0]?.address ?? s.smtp_host;
   const timeout = options.timeoutMs ?? 10_000;
   const transport = createTransport({
@@ -63,7 +61,7 @@ export async function sendMails(s: SmtpSettings, password: string | undefined, o
 
 /** Posts a message to a Slack incoming webhook (its URL is a secret: never logged or returned). */
 export async function postSlack(url: string, options: ChannelOptions, text: string): Promise<void> {
-  const res = await guardedFetch({ allowHosts: options.allowHosts, timeoutMs: options.timeoutMs ?? 10_000, maxRedirects: 0 })(url, {
+  const res = await guardedFetch({ ...options, timeoutMs: options.timeoutMs ?? 10_000, maxRedirects: 0 })(url, {
     method: 'POST',
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ text }),

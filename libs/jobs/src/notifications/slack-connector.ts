@@ -1,3 +1,4 @@
+import type { EgressOptions } from '@steward/common';
 import { ConnectorError, ConnectorHub, createSlackServer } from '@steward/connectors';
 import { type DataSource, inOrg } from '@steward/db';
 import type { ActionScope, CredentialTarget } from '@steward/gate';
@@ -27,6 +28,11 @@ export interface SlackConnectorNoticeDeps {
   ds: DataSource;
   /** The worker's connector settings: its credential broker and the built-ins' API base URLs. */
   connectors?: Pick<TaskConnectorDeps, 'broker' | 'baseUrls'>;
+}
+
+/** The org's egress rules for its notices' webhooks and mail (absent: public addresses only). */
+export async function orgEgress(deps: { egress?: (orgId: string) => Promise<EgressOptions> }, orgId: string): Promise<EgressOptions> {
+  return (await deps.egress?.(orgId)) ?? {};
 }
 
 export interface SlackNoticeSettings {
