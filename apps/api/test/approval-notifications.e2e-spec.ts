@@ -1,3 +1,4 @@
+import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
@@ -135,6 +136,42 @@ describe('approval notifications (SMTP e-mail and Slack)', () => {
       [{ to: 'it@acme.example', subject: 'Checked address', text: 'hello' }],
     );
     expect(smtp.mails.slice(before).map((m) => m.to)).toEqual([['it@acme.example']]);
+  });
+
+  it('a mail server that answers each step just in time is cut off at the delivery\'s deadline, every recipient included', async () => {
+    // Answers every command 200 ms late: each step is within its limit, the whole never ends in time.
+    const sockets: Socket[] = [];
+    let recipients = 0;
+    const slow = createNetServer((socket) => {
+      sockets.push(socket);
+      socket.write('220 slow.acme.example ESMTP\r\n');
+      socket.on('data', (chunk: Buffer) => {
+        const line = chunk.toString('latin1').toUpperCase();
+        if (line.startsWith('RCPT')) recipients++;
+        const reply = line.startsWith('DATA') ? '354 go on\r\n' : line.startsWith('QUIT') ? '221 bye\r\n' : '250 ok\r\n';
+        setTimeout(() => !socket.destroyed && socket.write(reply), 200);
+      });
+      socket.on('error', () => undefined);
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    try {
+      const port = (slow.address() as AddressInfo).port;
+      const sending = sendMails(
+        { smtp_host: '127.0.0.1', smtp_port: port, smtp_secure: false, smtp_user: null, smtp_from: 'steward@acme.example' },
+        undefined,
+        { allowHosts: ['127.0.0.1'], timeoutMs: 5_000, deadlineMs: 1_000 },
+        Array.from({ length: 20 }, (_, i) => ({ to: `person${i}@acme.example`, subject: 'Slow', text: 'hello' })),
+      );
+      await expect(sending).rejects.toThrow(/took longer than 1 s in all/);
+      // Cut off midway (each mail takes five 200 ms steps), its connection closed.
+      expect(recipients).toBeGreaterThan(0);
+      expect(recipients).toBeLessThan(20);
+      for (let i = 0; i < 50 && !sockets.every((x) => x.destroyed); i++) await new Promise((r) => setTimeout(r, 20));
+      expect(sockets.every((x) => x.destroyed)).toBe(true);
+    } finally {
+      for (const x of sockets) x.destroy();
+      slow.close();
+    }
   });
 
   it('an approver who asks is not mailed about their own request', async () => {

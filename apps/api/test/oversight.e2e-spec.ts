@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -301,6 +301,45 @@ describe('approvals, reviews, violations and the kill switch', () => {
       await su.query(`DELETE FROM incident_settings WHERE org_id = $1`, [org.id]);
       await su.query(`DELETE FROM incident_secrets WHERE org_id = $1`, [org.id]);
       await h.http.put('/v1/egress/allow-hosts').set('Cookie', cookie.owner).send({ hosts: [] });
+      server.close();
+    }
+  });
+
+  it("a webhook server that holds every notice open delays no timer: an approval expires while its notice still waits for an answer", async () => {
+    const SECRET = 'held-hook-signing-secret-0123456789abcdef';
+    let arrived = 0;
+    let givenUp = 0;
+    const open: IncomingMessage[] = [];
+    // Reads each notice and never answers (an org's server, slow on purpose).
+    const server = createServer((req) => {
+      arrived++;
+      open.push(req);
+      req.resume();
+      req.socket.on('close', () => givenUp++);
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/held`;
+      expect((await h.http.put('/v1/egress/allow-hosts').set('Cookie', cookie.owner).send({ hosts: ['127.0.0.1'] })).status).toBe(200);
+      expect((await h.http.put('/v1/incident-settings').set('Cookie', cookie.owner).send({ channels: ['webhook'], webhookUrl: url, secrets: { webhookSigningSecret: SECRET } })).status).toBe(200);
+      expect((await h.http.patch('/v1/org').set('Cookie', cookie.owner).send({ notifyWebhookUrl: url })).status).toBe(200);
+      const t = await create(cookie.member, '[script:cleanup] held notice');
+      expect((await waitFor(t.id, ['awaiting_approval', 'failed'])).state).toBe('awaiting_approval');
+      const a = (await approvalOf(t.id))!;
+      for (let i = 0; i < 100 && !arrived; i++) await new Promise((r) => setTimeout(r, 100));
+      expect(arrived).toBe(1);
+      await su.query(`UPDATE approvals SET expires_at = now() - interval '1 second' WHERE id = $1`, [a.id]);
+      expect((await waitFor(t.id, ['completed', 'failed'])).state).toBe('completed');
+      expect(await output(t.id)).toMatch(/^Cleanup not done: Refused by Steward \(expired\)/);
+      // All the while the notice was still out, waiting on the server (the worker had not given up on it).
+      expect({ arrived, givenUp }).toEqual({ arrived: 1, givenUp: 0 });
+    } finally {
+      await h.http.patch('/v1/org').set('Cookie', cookie.owner).send({ notifyWebhookUrl: null });
+      await su.query(`DELETE FROM incident_settings WHERE org_id = $1`, [org.id]);
+      await su.query(`DELETE FROM incident_secrets WHERE org_id = $1`, [org.id]);
+      await su.query(`UPDATE notifications SET state = 'failed' WHERE org_id = $1 AND state = 'pending'`, [org.id]);
+      await h.http.put('/v1/egress/allow-hosts').set('Cookie', cookie.owner).send({ hosts: [] });
+      for (const req of open) req.socket.destroy();
       server.close();
     }
   });

@@ -10,7 +10,7 @@ import { runDueReports } from '@steward/oversight';
 import { fireDueSchedules } from './agent-tasks/schedules';
 import { releaseParked } from './agent-tasks/task-store';
 import { incidentsForFindings } from './incidents/findings';
-import { sweepIncidents } from './incidents/incidents';
+import { deliverIncidentNotifications, sweepIncidents } from './incidents/incidents';
 
 export const HeartbeatPayload = z.strictObject({ scheduledBy: z.literal('scheduler') });
 export const RewrapDataKeysPayload = z.strictObject({ scheduledBy: z.enum(['scheduler', 'boot']) });
@@ -126,6 +126,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   let tasksWorker: Worker | undefined;
   let relayTimer: NodeJS.Timeout | undefined;
   let relayRunning: Promise<void> | undefined;
+  let noticeTimer: NodeJS.Timeout | undefined;
+  let noticesRunning: Promise<void> | undefined;
   let closing = false;
   let stopListening: (() => Promise<void>) | undefined;
   if (agent) {
@@ -172,9 +174,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       await sweep('approval expiry', () => sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log));
       // Actions whose outcome never came and that nothing will resolve (gateway calls, ended tasks): a person settles them.
       await sweep('outcome sweep', () => sweepOutcomesUnknown(agent.ds, agent.keyring, options.log, agent.outcomeUnknownAfterSeconds ?? 3600));
-      await sweep('notifications', () => deliverNotifications({ ds: agent.ds, keys: agent.keys, log: options.log, ...(agent.connectors ? { connectors: agent.connectors, egress: agent.connectors.egress } : {}) }, { consoleUrl: agent.consoleUrl }));
-      // Incidents: Forbidden attempts open one; unacknowledged ones escalate; their notices go out.
-      await sweep('incidents', () => sweepIncidents({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log, ...(agent.connectors ? { connectors: agent.connectors, egress: agent.connectors.egress } : {}) }));
+      // Incidents: Forbidden attempts open one; unacknowledged ones escalate (their notices go out in the delivery loop).
+      await sweep('incidents', () => sweepIncidents(noticeDeps, new Date(), { deliver: false }));
       // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres too.
       // Each high-severity finding of a scheduled report opens an incident (once per report and finding).
       await sweep('anomaly reports', () => runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log, onHighFindings: incidentsForFindings(agent.keyring) }));
@@ -185,6 +186,21 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       await Promise.race([moveToRedis(queuedAfter), new Promise<void>((r) => (timer = setTimeout(r, waitMs)))]);
       clearTimeout(timer);
     };
+    // Notices (approval requests, incidents) go out in a loop of their own: they wait on servers an
+    // org chose (its webhook, its SMTP server), which may be slow on purpose, and the timers above
+    // (schedules, expiry, leases, sanctions) must not wait with them, for any org.
+    const noticeDeps = { ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log, ...(agent.connectors ? { connectors: agent.connectors, egress: agent.connectors.egress } : {}) };
+    const deliverNotices = async () => {
+      await sweep('notifications', () => deliverNotifications(noticeDeps, { consoleUrl: agent.consoleUrl }));
+      await sweep('incident notices', () => deliverIncidentNotifications(noticeDeps, new Date()));
+    };
+    const noticeTick = () => {
+      if (closing) return;
+      noticesRunning = deliverNotices().finally(() => {
+        if (!closing) noticeTimer = setTimeout(noticeTick, agent.relayIntervalMs);
+      });
+    };
+    noticeTimer = setTimeout(noticeTick, agent.relayIntervalMs);
     // At boot every queued task whose job Redis lost is re-enqueued at once.
     await relay(0, 60_000);
     const tick = () => {
@@ -228,8 +244,10 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     async close() {
       closing = true;
       clearTimeout(relayTimer);
+      clearTimeout(noticeTimer);
       await stopListening?.();
       await relayRunning;
+      await noticesRunning;
       await tasksWorker?.close();
       await tasksQueue?.close();
       await worker.close();

@@ -385,11 +385,14 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
   return sent;
 }
 
-/** One pass of the incident timers (the worker runs it on its relay tick with the wall clock). */
-export async function sweepIncidents(deps: IncidentSweepDeps, now: Date = new Date(), options: DeliverOptions = {}): Promise<{ opened: number; escalated: number; delivered: number; sanctioned: number }> {
+/**
+ * One pass of the incident timers (the worker runs it on its relay tick with the wall clock, with
+ * `deliver: false`: it sends the notices in a loop of its own).
+ */
+export async function sweepIncidents(deps: IncidentSweepDeps, now: Date = new Date(), options: DeliverOptions & { deliver?: boolean } = {}): Promise<{ opened: number; escalated: number; delivered: number; sanctioned: number }> {
   const opened = await openIncidentsForViolations(deps, now);
   const escalated = await escalateIncidents(deps, now);
-  const delivered = await deliverIncidentNotifications(deps, now, options);
+  const delivered = options.deliver === false ? 0 : await deliverIncidentNotifications(deps, now, options);
   const sanctioned = await sanctionAutomaticStrikes(deps, now);
   return { opened, escalated, delivered, sanctioned };
 }

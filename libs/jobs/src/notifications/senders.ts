@@ -18,7 +18,10 @@ export interface SmtpSettings {
 
 /** The org's egress rules (its allowlist under the operator's ceiling: see orgEgressOptions) and a time limit. */
 export interface ChannelOptions extends EgressOptions {
+  /** Each step's limit (connect, greeting, each command). */
   timeoutMs?: number;
+  /** The whole delivery's limit, every recipient included (default 60 s): a server that answers each step just in time still ends. */
+  deadlineMs?: number;
 }
 
 export interface MailMessage {
@@ -39,7 +42,10 @@ export async function sendMails(s: SmtpSettings, password: string | undefined, o
   const checked = await checkHost(s.smtp_host, options);
   const address = checked.addresses[0]?.address ?? s.smtp_host;
   const timeout = options.timeoutMs ?? 10_000;
+  // One pooled connection for every message; a pool can be closed with a delivery in flight.
   const transport = createTransport({
+    pool: true,
+    maxConnections: 1,
     host: address,
     port: s.smtp_port,
     secure: s.smtp_secure,
@@ -49,13 +55,33 @@ export async function sendMails(s: SmtpSettings, password: string | undefined, o
     greetingTimeout: timeout,
     socketTimeout: timeout,
   });
+  const from = s.smtp_from;
+  let expired = false;
+  // `force` (nodemailer 10) ends a connection in the middle of a delivery too; @types/nodemailer does not know it yet.
+  const closeNow = () => (transport.close as (o?: { force?: boolean }) => void)({ force: true });
+  const deadlineMs = options.deadlineMs ?? 60_000;
+  let timer: NodeJS.Timeout | undefined;
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      expired = true;
+      closeNow();
+      reject(new Error(`the mail server took longer than ${Math.round(deadlineMs / 1000)} s in all`));
+    }, deadlineMs);
+  });
   try {
-    for (const m of messages) {
-      await transport.sendMail({ from: s.smtp_from, to: m.to, subject: m.subject, text: m.text });
-      onSent?.(m.to);
-    }
+    await Promise.race([
+      (async () => {
+        for (const m of messages) {
+          if (expired) return;
+          await transport.sendMail({ from, to: m.to, subject: m.subject, text: m.text });
+          onSent?.(m.to);
+        }
+      })(),
+      deadline,
+    ]);
   } finally {
-    transport.close();
+    clearTimeout(timer);
+    closeNow();
   }
 }
 
