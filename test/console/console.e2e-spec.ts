@@ -28,6 +28,8 @@ const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
 const OVERSIGHT_PAGES = ['/reports', '/incidents', '/violations', '/tuning', '/pilot'];
 const ADMIN_PAGES = ['/policy', '/workflows', '/audit', '/people', '/connectors', '/settings', '/approvals', '/reviews', ...OVERSIGHT_PAGES];
 const ALL_PAGES = ['/', '/tasks', ...ADMIN_PAGES, '/account'];
+/** DNS TXT records as the domains' holders publish them (no DNS here). */
+const TXT = new Map<string, string[][]>();
 
 describe('admin console in a real browser', () => {
   let h: Harness;
@@ -46,7 +48,7 @@ describe('admin console in a real browser', () => {
     if (!existsSync(CHROMIUM)) throw new Error(`Chromium not found at ${CHROMIUM}: install it with "apt-get install -y chromium" (.ci/run does).`);
     mkdirSync(ARTIFACTS, { recursive: true });
     ensureConsoleBuild();
-    h = await startHarness();
+    h = await startHarness({ txtResolver: async (name) => TXT.get(name) ?? Promise.reject(Object.assign(new Error(`queryTxt ENOTFOUND ${name}`), { code: 'ENOTFOUND' })) });
     await h.app.listen(0, '127.0.0.1');
     apiUrl = await h.app.getUrl();
     org = await seedOrg(h.ds, 'console');
@@ -756,6 +758,28 @@ describe('admin console in a real browser', () => {
     expect((await h.http.get(`/v1/workflows/${wf.body.id}`).set('Cookie', cookie)).body.modelTier).toBe('complex');
     await h.http.patch('/v1/org').set('Cookie', cookie).send({ modelTier: 'standard' });
     await h.http.delete(`/v1/workflows/${wf.body.id}`).set('Cookie', cookie);
+  });
+
+  it('the owner adds a mail domain, sees the DNS record that proves it, and verifies it once the record is published', async () => {
+    const cookie = await login(h, org.users.owner.email);
+    expect((await h.http.patch('/v1/org').set('Cookie', cookie).send({ domains: ['console.example', 'labs.console.example'] })).status).toBe(200);
+    const page = await signIn('owner');
+    await open(page, '/settings', 'Settings');
+    const row = page.getByTestId('domain-labs.console.example');
+    await row.getByText('Not verified').waitFor();
+    await expect(page.getByTestId('domain-console.example').getByText(/^Verified/).count()).resolves.toBe(1);
+    const record = (await h.http.get('/v1/org/domains').set('Cookie', cookie)).body.items.find((d: { domain: string }) => d.domain === 'labs.console.example').record;
+    await row.getByText(record.value).waitFor();
+    await axe(page, '/settings (domains)');
+    // Before the record is published: the console says what is missing.
+    await page.getByRole('button', { name: 'Verify labs.console.example' }).click();
+    await page.getByText(/No TXT record .* at _steward-challenge\.labs\.console\.example yet/).waitFor();
+    TXT.set(record.name, [[record.value]]);
+    await page.getByRole('button', { name: 'Verify labs.console.example' }).click();
+    await row.getByText(/^Verified/).waitFor();
+    await shot(page, '22-verified-domain');
+    expect((await h.http.get('/v1/org/domains').set('Cookie', cookie)).body.items.map((d: { domain: string; verified: boolean }) => [d.domain, d.verified])).toEqual([['console.example', true], ['labs.console.example', true]]);
+    await h.http.patch('/v1/org').set('Cookie', cookie).send({ domains: ['console.example'] });
   });
 
   it('a person in two orgs chooses the org at sign-in, and switches with the org switcher', async () => {

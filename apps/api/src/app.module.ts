@@ -1,3 +1,4 @@
+import { resolveTxt } from 'node:dns/promises';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR, DiscoveryModule } from '@nestjs/core';
 import type { Redis } from 'ioredis';
@@ -26,7 +27,7 @@ import { McpGrantsController } from './mcp-auth/mcp-grants.controller';
 import { McpGrantsService } from './mcp-auth/mcp-grants.service';
 import { SsoController } from './sso/sso.controller';
 import { SsoService } from './sso/sso.service';
-import { CONFIG, DATA_SOURCE, EGRESS_RESOLVER, LOGGER, METRICS, REDIS } from './core/tokens';
+import { CONFIG, DATA_SOURCE, EGRESS_RESOLVER, LOGGER, METRICS, REDIS, TXT_RESOLVER, type TxtResolver } from './core/tokens';
 import { CatalogConnectorsController, ConnectorsController, CredentialsController, EgressController, OAuthController } from './connectors/connectors.controller';
 import { ConnectorChanges } from './connectors/connector-changes';
 import { ConnectorsService } from './connectors/connectors.service';
@@ -50,6 +51,7 @@ import { ApprovalsController, ReviewsController, ViolationsController } from './
 import { ReviewsService } from './oversight/reviews.service';
 import { ViolationsService } from './oversight/violations.service';
 import { OrgsService } from './orgs/orgs.service';
+import { OrgDomainsService } from './orgs/org-domains.service';
 import { CatalogController, PoliciesController } from './policies/policies.controller';
 import { PoliciesService } from './policies/policies.service';
 import { RolesController } from './roles/roles.controller';
@@ -81,6 +83,8 @@ export interface AppDeps {
   metrics: ApiMetrics;
   /** DNS for the egress guard (default: the system resolver). */
   resolver?: EgressResolver;
+  /** DNS TXT lookups for domain verification (default: the system resolver). */
+  txtResolver?: TxtResolver;
 }
 
 @Module({})
@@ -141,6 +145,7 @@ export class AppModule {
         { provide: REDIS, useValue: deps.redis },
         { provide: METRICS, useValue: deps.metrics },
         { provide: EGRESS_RESOLVER, useValue: deps.resolver ?? systemResolver },
+        { provide: TXT_RESOLVER, useValue: deps.txtResolver ?? ((name: string) => resolveTxt(name)) },
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_INTERCEPTOR, useClass: ValidationInterceptor },
         { provide: APP_FILTER, useClass: ProblemFilter },
@@ -152,6 +157,7 @@ export class AppModule {
         AuthService,
         SetupService,
         OrgsService,
+        OrgDomainsService,
         MembersService,
         InvitationsService,
         RolesService,

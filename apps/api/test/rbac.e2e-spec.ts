@@ -35,6 +35,8 @@ const TABLE: Record<string, Row> = {
   'POST /v1/auth/password': every('ok'),
   'GET /v1/org': every('ok'),
   'PATCH /v1/org': only(['owner']),
+  'GET /v1/org/domains': every('ok'),
+  'POST /v1/org/domains/verify': only(['owner']),
   'GET /v1/org/sso': only(['owner', 'admin', 'security']),
   'PUT /v1/org/sso': only(['owner']),
   'DELETE /v1/org/sso': only(['owner']),

@@ -110,22 +110,24 @@ describe('SSO (OpenID Connect per org)', () => {
     expect(unknown.status).toBe(404);
   });
 
-  it('an org with no mail domains: single sign-on adds nobody new (its identity provider could vouch for anyone), members still sign in', async () => {
-    await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`UPDATE orgs SET domains = '{}' WHERE id = $1`, [org.id]));
+  it('a domain the org has not verified: sign-ins by email are not sent to its SSO, and SSO adds nobody new there (its identity provider could vouch for anyone); members still sign in', async () => {
+    await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`DELETE FROM verified_domains WHERE org_id = $1`, [org.id]));
     try {
-      await idp.setAccount('okta|stranger', { email: 'stranger@elsewhere.example', email_verified: true, name: 'Stranger', groups: [] });
+      // Listed but not proven: an email there finds no SSO (any org can list any domain).
+      expect((await h.http.post('/v1/auth/sso/start').send({ email: 'alice@acme.example' })).status).toBe(404);
+      await idp.setAccount('okta|stranger', { email: 'stranger@acme.example', email_verified: true, name: 'Stranger', groups: [] });
       const { url, binding } = await start({ org: 'acme' });
       const refused = await callback(await browseUntil(url, CALLBACK), binding);
       expect(refused.status).toBe(403);
-      expect(refused.body.detail).toMatch(/no mail domains/);
-      const [{ n }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND u.email = 'stranger@elsewhere.example'`, [org.id]));
+      expect(refused.body.detail).toMatch(/acme\.example is not a verified domain of the org/);
+      const [{ n }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND u.email = 'stranger@acme.example'`, [org.id]));
       expect(n).toBe(0);
       // Bob joined through SSO before: he still signs in.
       await idp.setAccount('okta|bob', { email: 'bob@acme.example', name: 'Bob', groups: [] });
       const bob = await start({ org: 'acme' });
       expect((await callback(await browseUntil(bob.url, CALLBACK), bob.binding)).status).toBe(303);
     } finally {
-      await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`UPDATE orgs SET domains = '{acme.example}' WHERE id = $1`, [org.id]));
+      await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`INSERT INTO verified_domains (domain, org_id) VALUES ('acme.example', $1)`, [org.id]));
     }
   });
 

@@ -34,6 +34,8 @@ export const ErrorCode = {
   ReauthorizationRequired: 'reauthorization_required',
   /** The tool is not approved, or its definition changed since approval. */
   ToolHeld: 'tool_held',
+  /** The domain's DNS does not (yet) carry the org's verification record. */
+  DomainUnverified: 'domain_unverified',
 } as const;
 export type ErrorCode = (typeof ErrorCode)[keyof typeof ErrorCode];
 

@@ -59,3 +59,14 @@ export const UpdateOrgBody = z
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 
 export const PauseAgentsBody = z.strictObject({ reason: z.string().trim().min(1).max(500).optional() });
+
+export const OrgDomain = z.strictObject({
+  domain: Domain,
+  /** Proven by its DNS record: sign-ins by email go to the org's SSO, and SSO and SCIM may add people at it. */
+  verified: z.boolean(),
+  verifiedAt: Timestamp.nullable(),
+  /** The TXT record that proves it: publish `value` at `name`, then verify. */
+  record: z.strictObject({ name: z.string().max(300), value: z.string().max(100) }),
+});
+export const OrgDomainList = z.strictObject({ items: z.array(OrgDomain).max(20) });
+export const VerifyDomainBody = z.strictObject({ domain: Domain });

@@ -7,6 +7,7 @@ import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { CONFIG } from '../core/tokens';
+import { OrgDomainsService } from './org-domains.service';
 import type { OrgView, PauseAgentsBody, UpdateOrgBody } from './orgs.schemas';
 
 export function orgView(org: Org, maxRunningTasksCeiling: number, p: Principal): z.infer<typeof OrgView> {
@@ -83,6 +84,7 @@ export class OrgsService {
       if (monthlyBudgetUsd !== undefined) org.monthlyBudgetMicros = micros(monthlyBudgetUsd);
       if (userMonthlyBudgetUsd !== undefined) org.userMonthlyBudgetMicros = micros(userMonthlyBudgetUsd);
       await em.save(org);
+      if (body.domains) await OrgDomainsService.dropUnlisted(em, org.id, org.domains);
       await this.audit.record(em, p, {
         action: 'org.update',
         targetType: 'Org',

@@ -1,13 +1,14 @@
 import { Inject, Injectable } from '@nestjs/common';
 import type { z } from 'zod';
 import { AppError, type Config, ErrorCode, hashToken, newId, newToken, TokenPrefix, tokenHint } from '@steward/common';
-import { type EntityManager, Group, GroupMember, Membership, Org, RoleAssignment, User } from '@steward/db';
+import { type EntityManager, Group, GroupMember, Membership, RoleAssignment, User } from '@steward/db';
 import { AccessService } from '../access/access.service';
 import { type AuditActor, AuditService } from '../audit/audit.service';
 import type { Principal, ScimCaller } from '../auth/principal';
 import { Db } from '../core/db.service';
 import { accountOwnedElsewhere } from '../auth/account-ownership';
 import { CONFIG } from '../core/tokens';
+import { domainVerified } from '../orgs/org-domains.service';
 import { Boolish, type CreateScimTokenBody, SCIM, type ScimGroupBody, type ScimListQuery, type ScimPatchBody, type ScimUserBody } from './scim.schemas';
 import { closeWorkflowsOf } from '../workflows/workflow-access';
 import { heldBySanction } from '../sanctions/held-by-sanction';
@@ -197,10 +198,10 @@ export class ScimService {
     };
   }
 
+  /** SCIM adds and renames people only at a domain the org proved is its own (org settings: verify). */
   private async assertDomain(em: EntityManager, orgId: string, email: string): Promise<void> {
-    const org = await em.findOneByOrFail(Org, { id: orgId });
     const domain = email.slice(email.lastIndexOf('@') + 1);
-    if (org.domains.length && !org.domains.includes(domain)) throw invalid(`${domain} is not one of the org's domains.`);
+    if (!(await domainVerified(em, orgId, domain))) throw invalid(`${domain} is not a verified domain of the org (an admin verifies it in the org settings).`);
   }
 
   async createUser(c: ScimCaller, body: z.infer<typeof ScimUserBody>) {

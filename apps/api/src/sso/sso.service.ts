@@ -14,6 +14,7 @@ import { Db } from '../core/db.service';
 import { CONFIG, EGRESS_RESOLVER, REDIS } from '../core/tokens';
 import type { PutSsoConfigBody, SsoCallbackQuery, SsoConfigView, SsoStartBody } from './sso.schemas';
 import { heldBySanction } from '../sanctions/held-by-sanction';
+import { domainVerified } from '../orgs/org-domains.service';
 
 interface SsoConfigRow {
   org_id: string;
@@ -277,12 +278,13 @@ export class SsoService {
       ownedElsewhere = !!existing && (await accountOwnedElsewhere(this.db, email, org.id));
     }
     const uid = userId;
-    // An org that named no mail domains: its identity provider (a public one, say) could vouch for
-    // anyone at all, so single sign-on adds nobody new; those already members still sign in.
-    if (!org.domains.length) {
-      const member = !createdUser && (await this.db.inOrg({ orgId: org.id, userId: uid }, (em) => em.countBy(Membership, { orgId: org.id, userId: uid }))) > 0;
-      if (!member) return fail('no_domains', "The org has no mail domains set: single sign-on adds no new people until an admin sets them (org settings).", 403);
-    }
+    // Single sign-on adds people only at a domain the org proved is its own: its identity provider
+    // (a public one, say) could vouch for anyone, and an org can list any domain it likes. Those
+    // already members still sign in.
+    const admitted = await this.db.inOrg({ orgId: org.id, userId: uid }, async (em) =>
+      (!createdUser && (await em.countBy(Membership, { orgId: org.id, userId: uid })) > 0) || (await domainVerified(em, org.id, domain)),
+    );
+    if (!admitted) return fail('domain_unverified', `${domain} is not a verified domain of the org: single sign-on adds no new people there until an admin verifies it (org settings).`, 403);
     const outcome = { joined: false, added: [] as string[], removed: [] as string[] };
     const suspended = await this.db.inOrg({ orgId: org.id, userId: uid }, async (em) => {
       const m = await em.findOneBy(Membership, { orgId: org.id, userId: uid });

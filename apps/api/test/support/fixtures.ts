@@ -382,6 +382,9 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   }),
   'GET /v1/org': async () => ({ path: '/v1/org' }),
   'PATCH /v1/org': async () => ({ path: '/v1/org', body: { name: `Renamed ${rnd()}` } }),
+  'GET /v1/org/domains': async () => ({ path: '/v1/org/domains' }),
+  // The seeded domain is verified already: verifying it again asks no DNS.
+  'POST /v1/org/domains/verify': async ({ org }) => ({ path: '/v1/org/domains/verify', body: { domain: `${org.slug}.example` } }),
   'GET /v1/org/sso': async (c) => ({ path: (await ensureSso(c), '/v1/org/sso') }),
   'PUT /v1/org/sso': async () => ({ path: '/v1/org/sso', body: SSO_BODY }),
   'DELETE /v1/org/sso': async (c) => ({ path: (await ensureSso(c), '/v1/org/sso') }),

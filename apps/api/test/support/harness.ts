@@ -12,6 +12,7 @@ import { createTestDatabase, type TestDatabase } from '../../../../test/support/
 import { redisUrl } from '../../../../test/support/db-urls';
 import { createApp } from '../../src/create-app';
 import { ApiMetrics } from '../../src/core/metrics';
+import type { TxtResolver } from '../../src/core/tokens';
 import { API_REDIS_OPTIONS } from '../../src/core/redis';
 import { hashPassword } from '../../src/auth/passwords';
 import { provisionPolicy } from '../../src/policies/provision';
@@ -60,7 +61,7 @@ export function testEnv(overrides: Record<string, string> = {}): Record<string, 
 }
 
 /** The real app on a database and Redis prefix of this test file's own. */
-export async function startHarness(options: { db?: TestDatabase; env?: Record<string, string>; resolver?: EgressResolver } = {}): Promise<Harness> {
+export async function startHarness(options: { db?: TestDatabase; env?: Record<string, string>; resolver?: EgressResolver; txtResolver?: TxtResolver } = {}): Promise<Harness> {
   const db = options.db ?? (await createTestDatabase());
   const config = parseConfig(testEnv({ DATABASE_URL: db.appUrl, ...options.env }));
   let captured = '';
@@ -75,7 +76,7 @@ export async function startHarness(options: { db?: TestDatabase; env?: Record<st
   await ds.initialize();
   const redis = new Redis(config.REDIS_URL, API_REDIS_OPTIONS);
   await redis.connect();
-  const app = await createApp({ config, log, dataSource: ds, redis, metrics: new ApiMetrics(), resolver: options.resolver });
+  const app = await createApp({ config, log, dataSource: ds, redis, metrics: new ApiMetrics(), resolver: options.resolver, txtResolver: options.txtResolver });
   const closers: (() => Promise<void>)[] = [];
   const server = app.getHttpServer();
   return {
@@ -122,7 +123,11 @@ export async function seedOrg(ds: DataSource, slug: string): Promise<SeededOrg> 
     const user = { id: newId(), email: `${role}@${slug}.example`, role };
     users[role] = user;
     await inOrg(ds, { orgId, userId: user.id }, async (em) => {
-      if (role === 'owner') await em.insert(Org, { id: orgId, name: `${slug} Inc`, slug, domains: [`${slug}.example`], requireStepUp: false });
+      if (role === 'owner') {
+        await em.insert(Org, { id: orgId, name: `${slug} Inc`, slug, domains: [`${slug}.example`], requireStepUp: false });
+        // Its mail domain is its own (as if its DNS record had been checked).
+        await em.query(`INSERT INTO verified_domains (domain, org_id, method) VALUES ($1, $2, 'dns')`, [`${slug}.example`, orgId]);
+      }
       await em.insert(User, { id: user.id, email: user.email, name: `${role} of ${slug}`, passwordHash: hash, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
       await em.insert(Membership, { id: newId(), orgId, userId: user.id, status: 'active', suspendedAt: null, suspendedReason: null });
       await em.insert(RoleAssignment, { id: newId(), orgId, userId: user.id, role, customRoleId: null });

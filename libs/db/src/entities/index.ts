@@ -95,6 +95,7 @@ export const TENANT_TABLES = [
   'mcp_refresh_tokens',
   'mcp_client_taint',
   'task_cost_months',
+  'verified_domains',
   'anomaly_reports',
   'report_schedules',
 ] as const;

@@ -51,6 +51,7 @@ import { PasswordAttempts1766275200002 } from './1766275200002-password-attempts
 import { HeldCopiesReleased1766361600000 } from './1766361600000-held-copies-released';
 import { WorkflowAccess1766448000000 } from './1766448000000-workflow-access';
 import { ScheduleWrittenWithKey1766448000001 } from './1766448000001-schedule-written-with-key';
+import { VerifiedDomains1766534400000 } from './1766534400000-verified-domains';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -107,4 +108,5 @@ export const MIGRATIONS = [
   HeldCopiesReleased1766361600000,
   WorkflowAccess1766448000000,
   ScheduleWrittenWithKey1766448000001,
+  VerifiedDomains1766534400000,
 ];

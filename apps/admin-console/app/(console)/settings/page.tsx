@@ -26,6 +26,9 @@ function Settings() {
       <Loaded load={org} what="the organisation">
         {(o) => <OrgForm org={o} editable={can('update:Org')} onSaved={org.setData} />}
       </Loaded>
+      <Loaded load={org} what="the organisation">
+        {(o) => <Domains key={o.domains.join(',')} editable={can('update:Org')} />}
+      </Loaded>
       {can('read:SsoConfig') && <Sso />}
       <Loaded load={org} what="the organisation">
         {(o) => <ModelRouting org={o} editable={can('update:Org')} workflowsEditable={can('update:Workflow')} onSaved={org.setData} />}
@@ -106,6 +109,81 @@ function OrgForm({ org, editable, onSaved }: { org: OrgView; editable: boolean; 
             Save settings
           </Button>
         )}
+      </Stack>
+    </Card>
+  );
+}
+
+/** Each listed domain, whether the org proved it holds it (DNS), and the record that proves it. */
+function Domains({ editable }: { editable: boolean }) {
+  const list = useLoad(() => ok(api.GET('/v1/org/domains')), []);
+  const action = useAction();
+  const [checking, setChecking] = useState<string | null>(null);
+  async function verify(domain: string) {
+    setChecking(domain);
+    const res = await action.run(() => ok(api.POST('/v1/org/domains/verify', { body: { domain } })));
+    setChecking(null);
+    if (res) list.setData(res);
+  }
+  return (
+    <Card withBorder>
+      <Stack>
+        <Title order={2} size="h4">
+          Verified domains
+        </Title>
+        <Text size="sm">
+          Single sign-on and SCIM add people, and sign-ins by email reach your single sign-on, only at a domain the organisation has verified: publish its TXT record in the domain&apos;s DNS, then verify.
+        </Text>
+        <Loaded load={list} what="the domains">
+          {(l) =>
+            l.items.length === 0 ? (
+              <Text size="sm">No email domains yet: add them above.</Text>
+            ) : (
+              <Table>
+                <Table.Thead>
+                  <Table.Tr>
+                    <Table.Th>Domain</Table.Th>
+                    <Table.Th>Status</Table.Th>
+                    <Table.Th>DNS TXT record</Table.Th>
+                    {editable && <Table.Th>Action</Table.Th>}
+                  </Table.Tr>
+                </Table.Thead>
+                <Table.Tbody>
+                  {l.items.map((d) => (
+                    <Table.Tr key={d.domain} data-testid={`domain-${d.domain}`}>
+                      <Table.Td>{d.domain}</Table.Td>
+                      <Table.Td>{d.verified ? `Verified ${new Date(d.verifiedAt!).toLocaleDateString()}` : 'Not verified'}</Table.Td>
+                      <Table.Td>
+                        {d.verified ? (
+                          '—'
+                        ) : (
+                          <Stack gap={2}>
+                            <Text size="xs" ff="monospace">
+                              {d.record.name}
+                            </Text>
+                            <Text size="xs" ff="monospace">
+                              {d.record.value}
+                            </Text>
+                          </Stack>
+                        )}
+                      </Table.Td>
+                      {editable && (
+                        <Table.Td>
+                          {!d.verified && (
+                            <Button size="xs" variant="light" loading={checking === d.domain} onClick={() => verify(d.domain)} aria-label={`Verify ${d.domain}`}>
+                              Verify
+                            </Button>
+                          )}
+                        </Table.Td>
+                      )}
+                    </Table.Tr>
+                  ))}
+                </Table.Tbody>
+              </Table>
+            )
+          }
+        </Loaded>
+        <ActionError error={action.error} />
       </Stack>
     </Card>
   );
