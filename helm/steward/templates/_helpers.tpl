@@ -92,6 +92,8 @@ the secrets and the non-secret settings. The owner URL is added only where it is
   value: {{ .Values.config.gatewayUpstreamTimeoutSeconds | default 30 | quote }}
 - name: GATEWAY_ELICITATION_WAIT_SECONDS
   value: {{ .Values.config.gatewayElicitationWaitSeconds | default 300 | quote }}
+- name: TASKS_MAX_RUNNING_PER_ORG
+  value: {{ .Values.config.tasksMaxRunningPerOrg | quote }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "DATABASE_URL" "key" .Values.secret.keys.databaseUrl) }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "REDIS_URL" "key" .Values.secret.keys.redisUrl) }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "STEWARD_TOKEN_PEPPER" "key" .Values.secret.keys.tokenPepper) }}
