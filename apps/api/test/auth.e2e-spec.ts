@@ -194,37 +194,55 @@ describe('identity', () => {
       expect(both.map((r) => r.status).sort()).toEqual([200, 401]);
     });
 
-    it('counts wrong codes per account, whatever the address: past ten in fifteen minutes even the right code is refused until the window ends', async () => {
+    it('counts wrong sign-in codes per account, whatever the address: past ten in fifteen minutes even the right code is refused until the window ends', async () => {
       const u = await totpUser(ctx());
       const me = (await h.http.get('/v1/auth/session').set('Cookie', u.cookie)).body.user as { id: string; email: string };
-      const wrongCode = async () => {
-        const right = await u.code(0);
-        return right.slice(0, 5) + String((Number(right[5]) + 5) % 10);
-      };
-      // Fourteen wrong codes sent side by side: nine step-ups from this session, five sign-ins from another address.
-      // Each is counted before it is checked, so exactly ten are checked (401) and four are refused unchecked (429).
-      const bad = await wrongCode();
-      const tries = await Promise.all([
-        ...Array.from({ length: 9 }, () => h.http.post('/v1/auth/step-up').set('Cookie', u.cookie).send({ totpCode: bad })),
-        ...Array.from({ length: 5 }, () => h.http.post('/v1/auth/login').set('X-Forwarded-For', '198.51.100.7').send({ email: me.email, password: PASSWORD, totpCode: bad })),
-      ]);
+      const right = await u.code(0);
+      const bad = right.slice(0, 5) + String((Number(right[5]) + 5) % 10);
+      // Fourteen wrong codes sent side by side from two addresses. Each is counted before it is
+      // checked, so exactly ten are checked (401) and four are refused unchecked (429).
+      const tries = await Promise.all(
+        Array.from({ length: 14 }, (_, i) => h.http.post('/v1/auth/login').set('X-Forwarded-For', i % 2 ? '198.51.100.7' : '203.0.113.8').send({ email: me.email, password: PASSWORD, totpCode: bad })),
+      );
       expect(tries.map((r) => r.status).sort()).toEqual([...Array(10).fill(401), ...Array(4).fill(429)]);
-      // The right code is refused now, at sign-in and at step-up, with the reason and no session.
+      // The right code is refused now, with the reason and no session.
       const locked = await h.http.post('/v1/auth/login').send({ email: me.email, password: PASSWORD, totpCode: await u.code(1) });
       expect(locked.status).toBe(429);
       expect(locked.headers['content-type']).toMatch(/application\/problem\+json/);
       expect(locked.body).toMatchObject({ code: 'rate_limited', detail: expect.stringMatching(/^10 wrong authenticator codes .* takes no code for 15 more minute/) });
       expect(locked.headers['set-cookie']).toBeUndefined();
-      expect((await h.http.post('/v1/auth/step-up').set('Cookie', u.cookie).send({ totpCode: await u.code(1) })).status).toBe(429);
       const failures = await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) =>
-        em.query(`SELECT canonical::jsonb->'payload'->>'reason' AS reason FROM audit_events WHERE org_id = $1 AND actor_id = $2 AND action IN ('auth.login', 'auth.step_up') AND outcome = 'failure' ORDER BY occurred_at`, [org.id, me.id]),
+        em.query(`SELECT canonical::jsonb->'payload'->>'reason' AS reason FROM audit_events WHERE org_id = $1 AND actor_id = $2 AND action = 'auth.login' AND outcome = 'failure' ORDER BY occurred_at`, [org.id, me.id]),
       );
-      expect(failures.filter((f: { reason: string | null }) => f.reason === 'totp_locked')).toHaveLength(6);
+      expect(failures.filter((f: { reason: string | null }) => f.reason === 'totp_locked')).toHaveLength(5);
       // Once the window has passed, the right code signs in and the count starts again.
       await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) => em.query(`UPDATE users SET totp_failures_since = now() - interval '16 minutes' WHERE id = $1`, [me.id]));
       expect((await h.http.post('/v1/auth/login').send({ email: me.email, password: PASSWORD, totpCode: await u.code(1) })).status).toBe(200);
       const [row] = await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) => em.query('SELECT totp_failures, totp_failures_since FROM users WHERE id = $1', [me.id]));
       expect(row).toEqual({ totp_failures: 0, totp_failures_since: null });
+    });
+
+    it("counts wrong step-up codes per org: ten lock step-up in this org, and leave the person's sign-in (and their other orgs) alone", async () => {
+      const u = await totpUser(ctx());
+      const me = (await h.http.get('/v1/auth/session').set('Cookie', u.cookie)).body.user as { id: string; email: string };
+      const right = await u.code(0);
+      const bad = right.slice(0, 5) + String((Number(right[5]) + 5) % 10);
+      // A session here (an org's identity provider can open one as any of its members) sends twelve wrong codes.
+      const tries = await Promise.all(Array.from({ length: 12 }, () => h.http.post('/v1/auth/step-up').set('Cookie', u.cookie).send({ totpCode: bad })));
+      expect(tries.map((r) => r.status).sort()).toEqual([...Array(10).fill(401), ...Array(2).fill(429)]);
+      const refused = await h.http.post('/v1/auth/step-up').set('Cookie', u.cookie).send({ totpCode: await u.code(1) });
+      expect(refused.status).toBe(429);
+      expect(refused.body.detail).toMatch(/^10 wrong authenticator codes were entered in this organisation; step-up here takes no code/);
+      // The account's own count (sign-in, in every org) took none of them.
+      const [counts] = await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) =>
+        em.query('SELECT u.totp_failures, m.step_up_failures FROM users u JOIN memberships m ON m.user_id = u.id AND m.org_id = $2 WHERE u.id = $1', [me.id, org.id]),
+      );
+      expect(counts).toEqual({ totp_failures: 0, step_up_failures: 10 });
+      // Once the window has passed, the right code steps up here and the count starts again.
+      await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) => em.query(`UPDATE memberships SET step_up_failures_since = now() - interval '16 minutes' WHERE org_id = $1 AND user_id = $2`, [org.id, me.id]));
+      expect((await h.http.post('/v1/auth/step-up').set('Cookie', u.cookie).send({ totpCode: await u.code(1) })).status).toBe(204);
+      const [after] = await inOrg(h.ds, { orgId: org.id, userId: me.id }, (em) => em.query('SELECT step_up_failures, step_up_failures_since FROM memberships WHERE org_id = $1 AND user_id = $2', [org.id, me.id]));
+      expect(after).toEqual({ step_up_failures: 0, step_up_failures_since: null });
     });
 
     it('stores the TOTP secret sealed, not in clear', async () => {

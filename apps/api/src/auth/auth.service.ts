@@ -33,8 +33,11 @@ const invalid = () => new AppError(401, ErrorCode.InvalidCredentials, 'Invalid c
  * authenticator codes, and passwords at sign-in (guesses spread over many addresses run out).
  */
 const ATTEMPTS = {
-  totp: { limit: 10, minutes: 15, column: 'totp_failures' },
-  password: { limit: 20, minutes: 15, column: 'password_failures' },
+  totp: { limit: 10, minutes: 15, column: 'totp_failures', table: 'users' },
+  password: { limit: 20, minutes: 15, column: 'password_failures', table: 'users' },
+  // Step-up codes count per membership: an org's identity provider can open sessions as its
+  // members, and must not lock a person's factor in their other orgs.
+  step_up: { limit: 10, minutes: 15, column: 'step_up_failures', table: 'memberships' },
 } as const;
 
 @Injectable()
@@ -171,19 +174,26 @@ export class AuthService {
    * right one came within its window, from any address. A right one resets the count (useStep for
    * codes, a right password at sign-in).
    */
-  private async takeAttempt(em: EntityManager, userId: string, kind: 'totp' | 'password' = 'totp'): Promise<AppError | null> {
-    const { limit, minutes, column } = ATTEMPTS[kind];
+  private async takeAttempt(em: EntityManager, userId: string, kind: 'totp' | 'password' | 'step_up' = 'totp', orgId?: string): Promise<AppError | null> {
+    const { limit, minutes, column, table } = ATTEMPTS[kind];
+    // users by id; memberships by org and user (the caller's org: RLS keeps it to that org anyway).
+    const where = table === 'users' ? 'id = $1' : 'user_id = $1 AND org_id = $4';
+    const params = table === 'users' ? [userId, minutes, limit] : [userId, minutes, limit, orgId];
     const taken = await queryReturning(
       em,
-      `UPDATE users SET ${column} = CASE WHEN ${column}_since IS NULL OR ${column}_since <= now() - make_interval(mins => $2) THEN 1 ELSE ${column} + 1 END,
+      `UPDATE ${table} SET ${column} = CASE WHEN ${column}_since IS NULL OR ${column}_since <= now() - make_interval(mins => $2) THEN 1 ELSE ${column} + 1 END,
                         ${column}_since = CASE WHEN ${column}_since IS NULL OR ${column}_since <= now() - make_interval(mins => $2) THEN now() ELSE ${column}_since END
-        WHERE id = $1 AND NOT (${column} >= $3 AND ${column}_since > now() - make_interval(mins => $2))
+        WHERE ${where} AND NOT (${column} >= $3 AND ${column}_since > now() - make_interval(mins => $2))
         RETURNING id`,
-      [userId, minutes, limit],
+      params,
     );
     if (taken.length) return null;
-    const [u]: { retry_seconds: number | null }[] = await em.query(`SELECT ceil(extract(epoch FROM ${column}_since + make_interval(mins => $2) - now()))::int AS retry_seconds FROM users WHERE id = $1`, [userId, minutes]);
+    const [u]: { retry_seconds: number | null }[] = await em.query(
+      `SELECT ceil(extract(epoch FROM ${column}_since + make_interval(mins => $2) - now()))::int AS retry_seconds FROM ${table} WHERE ${table === 'users' ? 'id = $1' : 'user_id = $1 AND org_id = $3'}`,
+      table === 'users' ? [userId, minutes] : [userId, minutes, orgId],
+    );
     const wait = Math.max(1, Math.ceil((u?.retry_seconds ?? 60) / 60));
+    if (kind === 'step_up') return new AppError(429, ErrorCode.RateLimited, 'Too many wrong codes', `${limit} wrong authenticator codes were entered in this organisation; step-up here takes no code for ${wait} more minute(s).`);
     return kind === 'totp'
       ? new AppError(429, ErrorCode.RateLimited, 'Too many wrong codes', `${limit} wrong authenticator codes were entered for this account; its second factor takes no code for ${wait} more minute(s).`)
       : new AppError(429, ErrorCode.RateLimited, 'Too many wrong passwords', `${limit} wrong passwords were entered for this account; it takes no password for ${wait} more minute(s) (single sign-on still works).`);
@@ -292,7 +302,7 @@ export class AuthService {
     await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('Enrol an authenticator first (POST /v1/auth/totp/enroll).');
-      const locked = await this.takeAttempt(em, user.id);
+      const locked = await this.takeAttempt(em, user.id, 'step_up', p.orgId);
       if (locked) {
         await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId, outcome: 'failure', payload: { reason: 'totp_locked' } });
         return locked;
@@ -303,6 +313,7 @@ export class AuthService {
         return new AppError(401, ErrorCode.InvalidCredentials, 'Invalid code', 'The authenticator code is wrong or was already used.');
       }
       await em.update(Session, { orgId: p.orgId, id: p.credentialId }, { mfaAt: new Date() });
+      await em.query(`UPDATE memberships SET step_up_failures = 0, step_up_failures_since = NULL WHERE org_id = $1 AND user_id = $2`, [p.orgId, p.userId]);
       await this.audit.record(em, p, { action: 'auth.step_up', targetType: 'Session', targetId: p.credentialId });
       return null;
     }).then((refused) => {
@@ -358,7 +369,8 @@ export class AuthService {
     const ok = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('No authenticator is enrolled.');
-      const locked = await this.takeAttempt(em, user.id);
+      // Counted in this org, as step-up is: a session here must not lock the person's sign-in everywhere.
+      const locked = await this.takeAttempt(em, user.id, 'step_up', p.orgId);
       if (locked) {
         await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id, outcome: 'failure', payload: { reason: 'totp_locked' } });
         return locked;

@@ -39,6 +39,13 @@ export class Membership {
   @Column({ name: 'suspended_reason', type: 'varchar', length: 500, nullable: true })
   suspendedReason!: string | null;
 
+  /** Wrong step-up codes in this org since `stepUpFailuresSince` (this membership's own limit: one org cannot lock the person's factor in another). */
+  @Column({ name: 'step_up_failures', type: 'integer', default: 0 })
+  stepUpFailures!: number;
+
+  @Column({ name: 'step_up_failures_since', type: 'timestamptz', nullable: true })
+  stepUpFailuresSince!: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

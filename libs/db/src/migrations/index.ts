@@ -52,6 +52,7 @@ import { HeldCopiesReleased1766361600000 } from './1766361600000-held-copies-rel
 import { WorkflowAccess1766448000000 } from './1766448000000-workflow-access';
 import { ScheduleWrittenWithKey1766448000001 } from './1766448000001-schedule-written-with-key';
 import { VerifiedDomains1766534400000 } from './1766534400000-verified-domains';
+import { StepUpAttempts1766534400001 } from './1766534400001-step-up-attempts';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -109,4 +110,5 @@ export const MIGRATIONS = [
   WorkflowAccess1766448000000,
   ScheduleWrittenWithKey1766448000001,
   VerifiedDomains1766534400000,
+  StepUpAttempts1766534400001,
 ];
