@@ -8,7 +8,9 @@
  * What the browser wrote stays to its left, where the API believes it only as far as its
  * TRUST_PROXY names the hops in front of the console (a load balancer, say).
  *
- *   node server.mjs [--dev]      PORT (3000) and HOSTNAME (all interfaces) from the environment
+ *   node server.mjs [--dev] [-H host]   on PORT (3000), all interfaces unless -H names one
+ *
+ * (Not $HOSTNAME: containers and pods set it to their own name, which resolves to one address.)
  */
 import { createServer } from 'node:http';
 import { dirname } from 'node:path';
@@ -22,12 +24,19 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   console.error(`PORT must be a port number, not ${JSON.stringify(process.env.PORT)}`);
   process.exit(2);
 }
-const hostname = process.env.HOSTNAME || undefined;
+const hostFlag = process.argv.indexOf('-H');
+const hostname = hostFlag > 0 ? process.argv[hostFlag + 1] : undefined;
+if (hostFlag > 0 && !hostname) {
+  console.error('-H takes the address to listen on');
+  process.exit(2);
+}
 
 const { default: next } = await import('next');
 
 /** The caller's X-Forwarded-For with this connection's peer appended (one header, however many were sent). */
-function forwardedFor(headers, peer) {
+function forwardedFor(headers, socketAddress) {
+  // Listening on every interface, IPv4 callers arrive IPv4-mapped (::ffff:a.b.c.d): passed on as IPv4.
+  const peer = socketAddress?.replace(/^::ffff:(\d{1,3}(?:\.\d{1,3}){3})$/i, '$1');
   const sent = headers['x-forwarded-for'];
   const chain = (Array.isArray(sent) ? sent.join(', ') : (sent ?? '')).trim();
   if (!peer) return chain || undefined;

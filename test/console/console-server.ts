@@ -50,12 +50,12 @@ export interface ConsoleServer {
 }
 
 /** The console's server (server.mjs, production mode) on a free loopback port, talking to the API at `apiUrl`. */
-export async function startConsole(apiUrl: string): Promise<ConsoleServer> {
+export async function startConsole(apiUrl: string, opts: { allInterfaces?: boolean; env?: Record<string, string> } = {}): Promise<ConsoleServer> {
   const port = await freePort();
   let out = '';
-  const child: ChildProcess = spawn(process.execPath, ['server.mjs'], {
+  const child: ChildProcess = spawn(process.execPath, opts.allInterfaces ? ['server.mjs'] : ['server.mjs', '-H', '127.0.0.1'], {
     cwd: CONSOLE_DIR,
-    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'production', STEWARD_API_URL: apiUrl, PORT: String(port), HOSTNAME: '127.0.0.1' },
+    env: { ...process.env, NEXT_TELEMETRY_DISABLED: '1', NODE_ENV: 'production', STEWARD_API_URL: apiUrl, PORT: String(port), ...opts.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   child.stdout?.on('data', (c: Buffer) => (out += c.toString()));

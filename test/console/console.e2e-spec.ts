@@ -852,7 +852,7 @@ describe('admin console in a real browser', () => {
     expect((await fetch(`${web.url}/api/healthz`)).status).toBe(200);
   });
 
-  it("the console tells the API who called it: its own peer's address goes last in X-Forwarded-For, after whatever the caller wrote there", async () => {
+  it("the console tells the API who called it: its own peer's address goes last in X-Forwarded-For, after whatever the caller wrote there (and a container's $HOSTNAME does not narrow where it listens)", async () => {
     // A stand-in API that records what the console sends it.
     const seen: (string | undefined)[] = [];
     const fakeApi = createServer((req, res) => {
@@ -860,7 +860,8 @@ describe('admin console in a real browser', () => {
       res.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
     });
     await new Promise<void>((resolve) => fakeApi.listen(0, '127.0.0.1', resolve));
-    const second = await startConsole(`http://127.0.0.1:${(fakeApi.address() as AddressInfo).port}`);
+    // As in a container: $HOSTNAME names the container (the console still listens on every interface).
+    const second = await startConsole(`http://127.0.0.1:${(fakeApi.address() as AddressInfo).port}`, { allInterfaces: true, env: { HOSTNAME: 'steward-console-7f9c4d' } });
     try {
       // A browser that writes its own header does not choose the address the API counts: the API
       // believes the console, and the console's peer (here loopback) is the hop after the lie.

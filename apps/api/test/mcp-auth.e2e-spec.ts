@@ -111,6 +111,19 @@ describe('MCP authorization (OAuth 2.1 for MCP clients)', () => {
     await expect(exchangeAuthorization(as, { metadata, clientInformation, authorizationCode: 'never-issued', codeVerifier, redirectUri: redirectUrl })).rejects.toThrow(/invalid_grant|already used/i);
   });
 
+  it('a code used twice at the same moment: whatever tokens either use got end (the second use does not lose the race)', async () => {
+    for (let trial = 0; trial < 8; trial++) {
+      const b = await begin();
+      const code = (await consent(b.authorizationUrl)).searchParams.get('code')!;
+      const exchange = () => exchangeAuthorization(b.as, { metadata: b.metadata, clientInformation: b.clientInformation, authorizationCode: code, codeVerifier: b.codeVerifier, redirectUri: redirectUrl });
+      const results = await Promise.allSettled([exchange(), exchange()]);
+      // At most one use gets tokens, and none it got still works.
+      const got = results.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+      expect(got.length).toBeLessThanOrEqual(1);
+      for (const t of got) expect(await resolveMcpToken(h.ds, h.config, t.access_token, `${base}/mcp`)).toBeUndefined();
+    }
+  });
+
   it('refuses a wrong PKCE verifier, and a suspended member\'s token stops working', async () => {
     const { as, metadata, clientInformation, authorizationUrl, codeVerifier } = await begin();
     const back = await consent(authorizationUrl);

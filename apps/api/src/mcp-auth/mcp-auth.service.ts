@@ -172,7 +172,7 @@ export class McpAuthService {
     return `${this.issuer()}/oauth/consent?request=${id}`;
   }
 
-  private key(kind: 'request' | 'code' | 'used-code', id: string): string {
+  private key(kind: 'request' | 'code' | 'used-code' | 'reused-code', id: string): string {
     return `${this.config.REDIS_PREFIX}:mcp-oauth:${kind}:${createHash('sha256').update(id).digest('hex')}`;
   }
 
@@ -235,7 +235,7 @@ export class McpAuthService {
     if (c.clientId !== body.client_id || c.redirectUri !== body.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'The code was issued to another client or redirect URI.');
     if (!sha256(body.code_verifier).equals(Buffer.from(c.challenge, 'base64url'))) throw new OAuthError(400, 'invalid_grant', 'The code verifier does not match the challenge.');
     if (body.resource && body.resource.replace(/\/+$/, '') !== c.resource) throw new OAuthError(400, 'invalid_target', 'The resource differs from the authorized one.');
-    return this.db.inOrg({ orgId: c.orgId, userId: c.userId }, async (em) => {
+    const view = await this.db.inOrg({ orgId: c.orgId, userId: c.userId }, async (em) => {
       const m = await em.findOneBy(Membership, { orgId: c.orgId, userId: c.userId });
       if (!m || m.status !== 'active') throw new OAuthError(400, 'invalid_grant', 'The member who approved is no longer active.');
       const issued = await this.issue(em, c, familyId);
@@ -247,6 +247,13 @@ export class McpAuthService {
       });
       return issued.view;
     });
+    // A second use that came while these tokens were being written found nothing committed to
+    // revoke: it left its mark first, so whichever comes last ends the family (here, once committed).
+    if (await this.redis.get(this.key('reused-code', body.code))) {
+      await this.revokeFamily({ org_id: c.orgId, user_id: c.userId, family_id: familyId, client_id: c.clientId }, meta, 'mcp_oauth.code_reuse');
+      throw new OAuthError(400, 'invalid_grant', 'The code was used twice; the tokens issued with it are revoked.');
+    }
+    return view;
   }
 
   /** An access token and a refresh token in one family (same transaction as the caller's audit event). */
@@ -282,6 +289,9 @@ export class McpAuthService {
   private async codeReused(code: string, meta: Meta): Promise<void> {
     const used = await this.redis.get(this.key('used-code', code));
     if (!used) return;
+    // The mark first, then the revocation: a first use still writing its tokens checks the mark
+    // once they are committed (see exchange), so one of the two always ends them.
+    await this.redis.set(this.key('reused-code', code), '1', 'EX', CODE_TTL_SECONDS);
     const cut = used.indexOf('|');
     const familyId = used.slice(0, cut);
     const c = JSON.parse(used.slice(cut + 1)) as IssuedCode;
