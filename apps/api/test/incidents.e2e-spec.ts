@@ -1,4 +1,6 @@
 import { createHmac } from 'node:crypto';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { Writable } from 'node:stream';
 import { Client } from 'pg';
 import { AuditKeyring } from '@steward/audit';
@@ -234,6 +236,36 @@ describe('incidents and 24-hour escalation', () => {
     expect(await svc.openIncidentFromFinding({ orgId: org.id }, { ...finding, key: 'other', severity: 'medium' })).toBeNull();
     const got = (await h.http.get(`/v1/incidents/${a!.id}`).set('Cookie', cookie.security)).body;
     expect(got).toMatchObject({ source: 'finding', sourceRef: finding.key, severity: 'high', actionType: 'email.send', evidence: finding.evidence, openedBy: null });
+  });
+
+  it("a notice taken by a pass that began long ago is leased from the database's clock: another worker does not take it again meanwhile", async () => {
+    await sweep(new Date()); // what earlier tests left pending
+    let arrived = 0;
+    const holding = createServer((req) => {
+      arrived++;
+      req.resume(); // read, never answered
+    });
+    await new Promise<void>((r) => holding.listen(0, '127.0.0.1', r));
+    try {
+      const url = `http://127.0.0.1:${(holding.address() as AddressInfo).port}/held`;
+      expect((await h.http.put('/v1/incident-settings').set('Cookie', cookie.owner).send({ ...settingsBody(), channels: ['webhook'], webhookUrl: url })).status).toBe(200);
+      const res = await h.http.post('/v1/incidents').set('Cookie', cookie.security).send({ title: 'Long pass', severity: 'low' });
+      expect(res.status).toBe(201);
+      // Due for ten minutes; the first worker's pass began nine minutes ago (it has been delivering other notices since).
+      await su.query(`UPDATE incident_notifications SET next_attempt_at = now() - interval '10 minutes' WHERE incident_id = $1`, [res.body.id]);
+      const first = deliverIncidentNotifications(deps(), new Date(Date.now() - 9 * 60_000), { timeoutMs: 3000 });
+      for (let i = 0; i < 100 && !arrived; i++) await new Promise((r) => setTimeout(r, 50));
+      expect(arrived).toBe(1);
+      // While it waits on the server, a second worker's pass (now) finds the notice leased.
+      expect(await deliverIncidentNotifications(deps(), new Date(), { timeoutMs: 3000 })).toBe(0);
+      expect(arrived).toBe(1);
+      await first;
+    } finally {
+      holding.closeAllConnections();
+      holding.close();
+      expect((await h.http.put('/v1/incident-settings').set('Cookie', cookie.owner).send(settingsBody())).status).toBe(200);
+      await su.query(`UPDATE incident_notifications SET state = 'failed' WHERE state = 'pending'`);
+    }
   });
 
   it('two workers sweeping at once deliver each notice once; Slack gets an incoming-webhook post (its URL kept secret)', async () => {

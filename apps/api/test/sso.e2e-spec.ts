@@ -217,6 +217,16 @@ describe('SSO (OpenID Connect per org)', () => {
     // Nor does it set the account's second factor (that would lock its password sign-in everywhere).
     const enrol = await h.http.post('/v1/auth/totp/enroll').set('Cookie', viaSso).send({});
     expect(enrol.status).toBe(403);
+    // Nor, once the person has one, does it guess at removing it (the guesses would be this org's to count).
+    await inOrg(h.ds, { orgId: org.id, userId: member.id }, (em) => em.query(`UPDATE users SET totp_enabled_at = now() WHERE id = $1`, [member.id]));
+    try {
+      const disable = await h.http.post('/v1/auth/totp/disable').set('Cookie', viaSso).send({ password: PASSWORD, totpCode: '123456' });
+      expect({ status: disable.status, detail: disable.body.detail }).toEqual({ status: 403, detail: expect.stringMatching(/opened through single sign-on/) });
+      const [counts] = await inOrg(h.ds, { orgId: org.id, userId: member.id }, (em) => em.query(`SELECT m.step_up_failures, u.totp_enabled_at IS NOT NULL AS enrolled FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND m.user_id = $2`, [org.id, member.id]));
+      expect(counts).toEqual({ step_up_failures: 0, enrolled: true });
+    } finally {
+      await inOrg(h.ds, { orgId: org.id, userId: member.id }, (em) => em.query(`UPDATE users SET totp_enabled_at = NULL WHERE id = $1`, [member.id]));
+    }
     const viaPassword = await login(h, member.email, { org: 'acme' });
     expect((await h.http.post('/v1/auth/switch-org').set('Cookie', viaPassword).send({ org: globex.slug })).status).toBe(200);
   });

@@ -188,6 +188,10 @@ describe("an org's allowlist under the operator's ceiling (orgAllowHosts, orgRan
     expect(inEgressRanges('10.20.255.255', ['10.20.0.0/16'])).toBe(true);
     expect(inEgressRanges('10.21.0.0', ['10.20.0.0/16'])).toBe(false);
     expect(inEgressRanges('64:ff9b::a14:101', ['10.20.0.0/16'])).toBe(true);
+    // Ranges written in IPv6 match as written (::1 is not the IPv4 0.0.0.1).
+    expect(inEgressRanges('::1', ['::1'])).toBe(true);
+    expect(inEgressRanges('64:ff9b::a14:101', ['64:ff9b::/96'])).toBe(true);
+    expect(inEgressRanges('::1', ['0.0.0.0/8'])).toBe(false);
   });
 });
 

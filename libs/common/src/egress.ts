@@ -238,10 +238,13 @@ export function inEgressRanges(address: string, ranges: readonly string[] = []):
   const kind = isIP(raw);
   if (!kind) return false;
   if (kind === 4) return list.check(raw, 'ipv4');
+  // An IPv6 address is in a range written in IPv6 (::1, fd12::/48, 64:ff9b::/96), or, when it
+  // carries an IPv4 address (mapped, NAT64, 6to4), in a range written in IPv4 that holds that one.
+  if (list.check(raw, 'ipv6')) return true;
   const v6 = parseIPv6(raw);
   const v4 = v6 ? embeddedV4(v6) : null;
-  // Written inside IPv6 (mapped, NAT64, 6to4), it is judged as the IPv4 address it reaches.
-  return v4 !== null ? list.check(v4, 'ipv4') : list.check(raw, 'ipv6');
+  // (::1 and the rest of ::/104 are IPv6's own loopback and unspecified, not IPv4's 0.0.0.0/8.)
+  return v4 !== null && !v4.startsWith('0.') && list.check(v4, 'ipv4');
 }
 
 /** Whether either allowlist (the operator's or the org's) names the host. */

@@ -369,7 +369,11 @@ export class AuthService {
     const ok = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
       if (!user.totpEnabledAt) throw AppError.conflict('No authenticator is enrolled.');
-      // Counted in this org, as step-up is: a session here must not lock the person's sign-in everywhere.
+      // The factor guards every org of the account: an org's single sign-on (which can open a session
+      // as any of its members) does not get to guess at removing it.
+      const [session]: { proven_by: string }[] = await em.query(`SELECT proven_by FROM sessions WHERE org_id = $1 AND id = $2`, [p.orgId, p.credentialId]);
+      if (session?.proven_by === 'sso') throw AppError.forbidden('Remove the authenticator from a session opened with your password and code (this one was opened through single sign-on).');
+      // Counted in this org, as step-up is (only sessions that passed the code get here).
       const locked = await this.takeAttempt(em, user.id, 'step_up', p.orgId);
       if (locked) {
         await this.audit.record(em, p, { action: 'auth.totp_disable', targetType: 'User', targetId: user.id, outcome: 'failure', payload: { reason: 'totp_locked' } });

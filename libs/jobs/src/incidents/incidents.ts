@@ -318,7 +318,8 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
       );
       if (!n) return null;
       // A lease: another worker's sweep skips it while this one delivers (the outcome below replaces it).
-      await em.query(`UPDATE incident_notifications SET next_attempt_at = $3::timestamptz + interval '5 minutes' WHERE org_id = $1 AND id = $2`, [d.org_id, d.id, now]);
+      // From the database's clock (or the pass's, if later): a pass that has run long must not lease what it takes already expired.
+      await em.query(`UPDATE incident_notifications SET next_attempt_at = greatest(now(), $3::timestamptz) + interval '5 minutes' WHERE org_id = $1 AND id = $2`, [d.org_id, d.id, now]);
       const s = await loadIncidentSettings(em, d.org_id);
       return { ...n, settings: s, secrets: await openIncidentSecrets(em, deps.keys, d.org_id) };
     });
