@@ -1,3 +1,5 @@
+import { randomUUID } from 'node:crypto';
+import { createServer as createHttpServer } from 'node:http';
 import { type AddressInfo, createServer as createNetServer, type Socket } from 'node:net';
 import { Writable } from 'node:stream';
 import { Client } from 'pg';
@@ -171,6 +173,40 @@ describe('approval notifications (SMTP e-mail and Slack)', () => {
     } finally {
       for (const x of sockets) x.destroy();
       slow.close();
+    }
+  });
+
+  it("one org's webhook that never answers holds up its own notices only: another org's go out meanwhile", async () => {
+    const slowOrg = await seedOrg(h.ds, 'notify-slow');
+    const quickOrg = await seedOrg(h.ds, 'notify-quick');
+    let slowArrived = 0;
+    const slow = createHttpServer((req) => {
+      slowArrived++;
+      req.resume(); // read, never answered
+    });
+    await new Promise<void>((r) => slow.listen(0, '127.0.0.1', r));
+    const quick = await startHookReceiver();
+    try {
+      for (const [o, url] of [[slowOrg, `http://127.0.0.1:${(slow.address() as AddressInfo).port}/hook`], [quickOrg, quick.url('/hook')]] as const) {
+        const c = await login(h, o.users.owner.email);
+        expect((await h.http.put('/v1/egress/allow-hosts').set('Cookie', c).send({ hosts: ['127.0.0.1'] })).status).toBe(200);
+        expect((await h.http.put('/v1/incident-settings').set('Cookie', c).send({ channels: ['webhook'], webhookUrl: url, secrets: { webhookSigningSecret: 'fairness-signing-secret-0123456789abcdef' } })).status).toBe(200);
+        expect((await h.http.patch('/v1/org').set('Cookie', c).send({ notifyWebhookUrl: url })).status).toBe(200);
+      }
+      // Three notices of the slow org fell due first, then one of the quick org.
+      for (const [o, ago] of [[slowOrg, 40], [slowOrg, 30], [slowOrg, 20], [quickOrg, 10]] as const) {
+        await su.query(`INSERT INTO notifications (org_id, id, channel, kind, payload, next_attempt_at) VALUES ($1, gen_random_uuid(), 'webhook', 'approval.requested', $2, now() - make_interval(secs => $3))`, [o.id, JSON.stringify({ approvalId: randomUUID(), tool: 'files.delete' }), ago]);
+      }
+      const pass = deliverNotifications({ ds: h.ds, keys: keys(), log: quiet, egress: orgEgressReader(h.ds, h.config) }, { consoleUrl: CONSOLE, timeoutMs: 3000 });
+      for (let i = 0; i < 100 && !quick.hooks.length; i++) await new Promise((r) => setTimeout(r, 50));
+      // The quick org's notice went out while the slow org's first was still waiting on its server.
+      expect({ quick: quick.hooks.length, slowArrived }).toEqual({ quick: 1, slowArrived: 1 });
+      await pass;
+    } finally {
+      slow.closeAllConnections();
+      slow.close();
+      await quick.close();
+      await su.query(`UPDATE notifications SET state = 'failed' WHERE org_id = ANY ($1) AND state = 'pending'`, [[slowOrg.id, quickOrg.id]]);
     }
   });
 

@@ -4,7 +4,7 @@ import { type DataSource, inOrg, outsideOrg } from '@steward/db';
 import type { KeyProvider } from '@steward/vault';
 import { loadIncidentSettings, openIncidentSecrets, secretOf, signIncidentWebhook } from '../incidents/incidents';
 import { postSlack, sendMails, slackText, smtpConfigured } from '../notifications/senders';
-import { NoticeDeferred, orgEgress, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
+import { eachOrgAtOnce, NoticeDeferred, orgEgress, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { lockTaskOfApproval, resumeWaitingTask } from './task-store';
 
 /**
@@ -110,7 +110,7 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
   const { ds, log } = deps;
   const due: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_notifications_pending($1)', [limit]));
   let sent = 0;
-  for (const d of due) {
+  await eachOrgAtOnce(due, async (d) => {
     const job = await inOrg(ds, { orgId: d.org_id }, async (em) => {
       const [n]: Notice[] = await em.query(
         `SELECT channel, kind, payload, attempts FROM notifications WHERE org_id = $1 AND id = $2 AND state = 'pending' AND next_attempt_at <= now() FOR UPDATE SKIP LOCKED`,
@@ -154,7 +154,7 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
         secrets: needsSettings || n.channel === 'webhook' ? await openIncidentSecrets(em, deps.keys, d.org_id) : {},
       };
     });
-    if (!job) continue;
+    if (!job) return;
     let error: string | null = null;
     let deferred = false;
     let payload: Notice['payload'] = job.payload;
@@ -213,6 +213,6 @@ export async function deliverNotifications(deps: NotificationDeps, options: Noti
     }
     if (!error) sent++;
     else log.warn({ orgId: d.org_id, notification: d.id, channel: job.channel, error }, 'notification not delivered (retried)');
-  }
+  });
   return sent;
 }

@@ -4,7 +4,7 @@ import { type EgressOptions, guardedFetch, type Logger, newId } from '@steward/c
 import { type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
 import { incidentSecretAad, type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { postSlack, sendMails, slackText, type SmtpSettings } from '../notifications/senders';
-import { NoticeDeferred, orgEgress, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
+import { eachOrgAtOnce, NoticeDeferred, orgEgress, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { sanctionAutomaticStrikes } from './strikes';
 
 /**
@@ -310,7 +310,7 @@ export interface DeliverOptions {
 export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now: Date, options: DeliverOptions = {}, limit = 100): Promise<number> {
   const due: { org_id: string; id: string }[] = await outsideOrg(deps.ds, (em) => em.query('SELECT org_id, id FROM steward_incident_notifications_pending($1, $2)', [now, limit]));
   let sent = 0;
-  for (const d of due) {
+  await eachOrgAtOnce(due, async (d) => {
     const job = await inOrg(deps.ds, { orgId: d.org_id }, async (em) => {
       const [n]: { channel: IncidentChannel; payload: Record<string, unknown> & { recipient: { email: string }; title: string; severity: string; level: number }; attempts: number }[] = await em.query(
         `SELECT channel, payload, attempts FROM incident_notifications WHERE org_id = $1 AND id = $2 AND state = 'pending' AND next_attempt_at <= $3 FOR UPDATE SKIP LOCKED`,
@@ -323,7 +323,7 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
       const s = await loadIncidentSettings(em, d.org_id);
       return { ...n, settings: s, secrets: await openIncidentSecrets(em, deps.keys, d.org_id) };
     });
-    if (!job) continue;
+    if (!job) return;
     let error: string | null = null;
     let deferred = false;
     const p = job.payload;
@@ -382,7 +382,7 @@ export async function deliverIncidentNotifications(deps: IncidentSweepDeps, now:
     );
     if (!error) sent++;
     else deps.log.warn({ orgId: d.org_id, notification: d.id, channel: job.channel, error }, 'incident notice not delivered (retried)');
-  }
+  });
   return sent;
 }
 

@@ -35,6 +35,26 @@ export async function orgEgress(deps: { egress?: (orgId: string) => Promise<Egre
   return (await deps.egress?.(orgId)) ?? {};
 }
 
+/**
+ * Runs `deliver` for each notice, the orgs side by side (at most `orgsAtOnce`), each org's notices
+ * one after another: an org whose servers answer slowly (on purpose, even) holds up its own notices
+ * only, not every other org's.
+ */
+export async function eachOrgAtOnce<T extends { org_id: string }>(notices: T[], deliver: (n: T) => Promise<void>, orgsAtOnce = 8): Promise<void> {
+  const byOrg = new Map<string, T[]>();
+  for (const n of notices) byOrg.set(n.org_id, [...(byOrg.get(n.org_id) ?? []), n]);
+  const queues = [...byOrg.values()];
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(orgsAtOnce, queues.length) }, async () => {
+      while (next < queues.length) {
+        const queue = queues[next++]!;
+        for (const n of queue) await deliver(n);
+      }
+    }),
+  );
+}
+
 export interface SlackNoticeSettings {
   slack_channel: string | null;
   slack_post_as: string | null;
