@@ -104,6 +104,18 @@ describe('extractContext', () => {
     },
   };
 
+  it('reads a URL as a fetch does: a scheme without its slashes, tabs inside, controls around and upper case do not hide the host or the resource', () => {
+    const web: ToolMapping = { connector: 'web', tool: 'web.fetch', action: 'web.read', extract: { urls: ['/url'] } };
+    for (const url of ['https:/pastebin.com/raw/x', 'https:pastebin.com/raw/x', 'ht\ttps://pastebin.com/raw/x', 'https://paste\nbin.com/raw/x', '\u0001 https://pastebin.com/raw/x ', 'HTTPS://PASTEBIN.COM/raw/./x', 'https://pastebin.com./raw/x']) {
+      // What the web connector's fetch requests: the URL the WHATWG parser makes of it.
+      expect(new URL(url.trim().replace('\u0001', '').trim()).hostname.replace(/\.$/, '')).toBe('pastebin.com');
+      const ctx = extractContext(web, { url });
+      expect({ url, hosts: ctx.hosts, resources: ctx.resources }).toEqual({ url, hosts: ['pastebin.com'], resources: [expect.stringMatching(/^https:\/\/pastebin\.com\.?\/raw\/x$/)] });
+    }
+    // A host and port without a scheme is a host, not a scheme.
+    expect(extractContext(web, { url: 'docs.example.com:8443/a' }).hosts).toEqual(['docs.example.com']);
+  });
+
   it('reads every decision input declaratively', () => {
     const ctx = extractContext(mapping, {
       to: 'Alice <Alice@Acme.example>, bob@partner.example',
@@ -120,7 +132,7 @@ describe('extractContext', () => {
       connector: 'x',
       recipients: ['alice@acme.example', 'bob@partner.example', 'carol@acme.example', 'dave@x.example'],
       attendees: ['e@acme.example', 'f@acme.example'],
-      resources: ['drive:f-1', 'https://Docs.Example.com/a?b=1'],
+      resources: ['drive:f-1', 'https://docs.example.com/a?b=1'],
       hosts: ['api.vendor.example', 'docs.example.com'],
       amount: 1250.5,
       labels: ['confidential'],

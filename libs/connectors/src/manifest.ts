@@ -290,16 +290,31 @@ export function mailbox(value: string): string | null {
   return all.length === 1 ? normaliseAddress(all[0]!.address) : null;
 }
 
-export function hostOf(value: string): string | undefined {
-  const v = value.trim();
-  if (!v) return undefined;
+/**
+ * A URL as a fetch reads it (WHATWG): controls and spaces at its ends dropped, tabs and newlines
+ * inside removed, and a scheme taken as a scheme with or without its slashes ("https:/evil.example"
+ * and "https:evil.example" fetch evil.example). Without a scheme, https.
+ */
+function asUrl(value: string): URL | null {
+  // eslint-disable-next-line no-control-regex
+  const v = value.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
+  if (!v) return null;
   try {
-    const url = new URL(/^[a-z][a-z0-9+.-]*:\/\//i.test(v) ? v : `https://${v}`);
-    // As the egress guard compares it: "docs.example.com." is docs.example.com, so a policy's host globs see the host fetched.
-    return url.hostname.toLowerCase().replace(/\.$/, '') || undefined;
+    return new URL(/^[a-z][a-z0-9+.-]*:/i.test(v) && !/^[^:]+:\d+(?:[/?#]|$)/.test(v) ? v : `https://${v}`);
   } catch {
-    return undefined;
+    return null;
   }
+}
+
+/** A URL argument as the policy sees it: what a fetch of it requests (scheme and host in lower case, dot segments resolved), else as given. */
+export function urlOf(value: string): string {
+  const url = asUrl(value);
+  return url && (url.protocol === 'http:' || url.protocol === 'https:') ? url.href : value;
+}
+
+export function hostOf(value: string): string | undefined {
+  // As the egress guard compares it: "docs.example.com." is docs.example.com, so a policy's host globs see the host fetched.
+  return asUrl(value)?.hostname.toLowerCase().replace(/\.$/, '') || undefined;
 }
 
 function applySelector(root: unknown, s: Selector, fallback: SelectorKind): (string | number)[] {
@@ -367,7 +382,7 @@ export function extractContext(mapping: ToolMapping, args: unknown): ActionConte
   const strings = (list: Selector[] | undefined, kind: SelectorKind) =>
     uniq((list ?? []).flatMap((s) => applySelector(args, s, kind)).filter((v): v is string => typeof v === 'string' && v.length > 0));
   const resources = strings(e.resources, 'string');
-  const urls = strings(e.urls, 'string');
+  const urls = strings(e.urls, 'string').map(urlOf);
   const hosts = uniq([...strings(e.hosts, 'host'), ...urls.map(hostOf).filter((h): h is string => !!h)]);
   const recipients = strings(e.recipients, 'emails');
   const attendees = strings(e.attendees, 'emails');

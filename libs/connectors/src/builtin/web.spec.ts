@@ -35,7 +35,7 @@ describe('web connector against a loopback site and search API', () => {
 
   it('has a valid manifest; fetch extracts the URL and its host', () => {
     expect(() => parseManifest(webManifest)).not.toThrow();
-    expect(extractContext(resolveTool(webManifest, 'web.fetch'), { url: 'https://Docs.Example.com/a' })).toEqual({ connector: 'web', resources: ['https://Docs.Example.com/a'], hosts: ['docs.example.com'] });
+    expect(extractContext(resolveTool(webManifest, 'web.fetch'), { url: 'https://Docs.Example.com/a' })).toEqual({ connector: 'web', resources: ['https://docs.example.com/a'], hosts: ['docs.example.com'] });
     // A trailing dot names the same host (the egress guard fetches it): the policy sees it without.
     expect(extractContext(resolveTool(webManifest, 'web.fetch'), { url: 'https://docs.example.com./a' }).hosts).toEqual(['docs.example.com']);
   });
