@@ -113,6 +113,8 @@ describe('extractContext', () => {
       expect({ url, hosts: ctx.hosts, resources: ctx.resources }).toEqual({ url, hosts: ['pastebin.com'], resources: [expect.stringMatching(/^https:\/\/pastebin\.com\.?\/raw\/x$/)] });
     }
     // A host and port without a scheme is a host, not a scheme.
+    // An address that is not one is kept as written (outside every org domain), not dropped.
+    expect(extractContext({ connector: 'x', tool: 't', action: 'saas.write', extract: { recipients: ['/to'] } }, { to: 'a@evil.example., b@[10.0.0.1], ok@acme.example' }).recipients).toEqual(['a@evil.example.', 'b@[10.0.0.1]', 'ok@acme.example']);
     expect(extractContext(web, { url: 'docs.example.com:8443/a' }).hosts).toEqual(['docs.example.com']);
   });
 

@@ -275,12 +275,13 @@ export function normaliseAddress(address: string): string | null {
 
 /**
  * The addresses of an address field (RFC 5322: names, quoted local parts, groups, "," or ";"),
- * read by nodemailer's parser; mailboxes whose address is not one are left out (callers that send
- * refuse them: see `mailbox`).
+ * read by nodemailer's parser. A mailbox whose address is not one ("a@evil.example." , an address
+ * literal) is kept as written, in lower case: outside every org domain, the policy takes it for an
+ * outside recipient (a server may still deliver it). Callers that send refuse it (see `mailbox`).
  */
 export function parseAddresses(value: string): string[] {
   return addressparser(value, { flatten: true })
-    .map((a) => normaliseAddress(a.address))
+    .map((a) => normaliseAddress(a.address) ?? (a.address.trim() ? a.address.trim().toLowerCase().slice(0, 320) : null))
     .filter((a): a is string => a !== null);
 }
 
