@@ -33,6 +33,7 @@ const probeManifest: ConnectorManifest = {
     { name: 'probe.read', description: 'Read something.', inputSchema: { type: 'object', properties: { q: { type: 'string' } } }, action: 'file.read', readOnly: true },
     { name: 'probe.pay', description: 'Pay an invoice.', inputSchema: { type: 'object', properties: { amount: { type: 'number' } } }, action: 'payment.execute', extract: { amount: ['/amount'] } },
     { name: 'probe.send', description: 'Send mail.', inputSchema: { type: 'object', properties: { to: { type: 'string' } } }, action: 'email.send', extract: { recipients: ['/to'] } },
+    { name: 'probe.search', description: 'Search the web.', inputSchema: { type: 'object', properties: { url: { type: 'string' } } }, action: 'web.read', readOnly: true, extract: { urls: ['/url'] } },
     // A CMS: at Batched a publish becomes a draft; the reviewer's accept publishes that draft, a revert discards it.
     {
       name: 'probe.publish', description: 'Publish a post.', inputSchema: { type: 'object', properties: { title: { type: 'string' } } }, action: 'saas.write',
@@ -96,6 +97,7 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     server.registerTool('probe.read', { description: 'Read something.', inputSchema: { q: z.string().optional() } }, handler('probe.read'));
     server.registerTool('probe.pay', { description: 'Pay.', inputSchema: { amount: z.number().optional() } }, handler('probe.pay'));
     server.registerTool('probe.send', { description: 'Send.', inputSchema: { to: z.string().optional() } }, handler('probe.send'));
+    server.registerTool('probe.search', { description: 'Search.', inputSchema: { url: z.string().optional() } }, handler('probe.search'));
     server.registerTool('probe.draft', { description: 'Draft.', inputSchema: { title: z.string().optional() } }, async (args, extra) => {
       await handler('probe.draft')(args, extra);
       return { content: [{ type: 'text' as const, text: 'draft saved' }], structuredContent: { id: 'post-7', status: 'draft' } };
@@ -227,6 +229,21 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(calls.length).toBe(before);
     const [e] = (await observer.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1`, [r.actionId])).rows;
     expect(e.e).toMatchObject({ action: 'payment.execute', level: 'forbidden', decision: 'denied', outcome: 'denied' });
+  });
+
+  it("a web read carrying customer personal data is decided as data.egress_pii: Forbidden by the company policy, nothing sent, a violation opened", async () => {
+    const org = await newOrg();
+    const plain = await gateAction(deps, request(org, 'probe', 'probe.search', { url: 'https://search.example/?q=quarterly+results' }));
+    expect(plain).toMatchObject({ status: 'executed', level: 'autonomous' });
+    const before = calls.length;
+    for (const q of ['jane.doe%40customer.example', 'jane.doe@customer.example', '4111 1111 1111 1111']) {
+      const r = await gateAction(deps, request(org, 'probe', 'probe.search', { url: `https://search.example/?q=${q}` }));
+      expect({ q, status: r.status, level: r.status !== 'duplicate' ? r.level : null }).toEqual({ q, status: 'refused', level: 'forbidden' });
+      expect(await row(org.orgId, r.actionId)).toMatchObject({ action_type: 'data.egress_pii', state: 'refused', rule_ids: expect.arrayContaining(['fa.pii-egress']) });
+    }
+    expect(calls.length).toBe(before);
+    const violations = await inOrg(ds, { orgId: org.orgId }, (em) => em.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1`, [org.orgId]));
+    expect(violations[0].n).toBeGreaterThanOrEqual(2);
   });
 
   it('a claim runs once: the same task step again executes nothing', async () => {

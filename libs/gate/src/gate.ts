@@ -28,7 +28,7 @@ import { type AuditKeyring, canonical, type Client, prepareEvent } from '@stewar
 import { inSpan, newId, SpanAttr, tracer } from '@steward/common';
 import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, finalizeCall, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
-import { type ActionContext, authorize, type Decision, decide, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, recordFacts, toFacts } from '@steward/policy';
+import { type ActionContext, type ActionType, authorize, type Decision, decide, EGRESS_BY_NATURE, egressType, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, recordFacts, toFacts } from '@steward/policy';
 import { type ClaimWriter, claimWriterFor } from './claims';
 import { type ActionScope, actionScope, type CredentialBroker, type CredentialTarget, type PreparedCredential } from './credentials';
 import { redeemApproval, type RedeemResult } from './approvals';
@@ -202,13 +202,18 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
   // The credential an approval is bound to: the one the action would run with (given, or the live one).
   const liveCredentialId = async () => req.credentialId ?? (credentialTarget && deps.credentials ? await deps.credentials.broker.liveCredentialId(credentialTarget, req.orgId, req.userId) : null);
   let w!: Written;
+  /** The type the action is decided as (egressType: its arguments can make it data.egress_pii). */
+  let type: ActionType = mapping.action;
   for (let attempt = 0; ; attempt++) {
     const decideStarted = performance.timeOrigin + performance.now();
     const workflow = req.workflow ?? null;
     const ctx = await (deps.contexts ? deps.contexts.get(deps.ds, req.orgId, req.userId, workflow) : readContext(deps.ds, req.orgId, req.userId, workflow));
     const policy = ctx?.policy ? await deps.policies.compiledFor(keys, req.orgId, ctx.policy) : null;
     const domains = ctx?.domains ?? [];
-    const found = labelArguments(req.args, domains);
+    // (A web read's URLs as the site receives them too: "jane%40customer.example" is an address.)
+    const found = labelArguments(EGRESS_BY_NATURE.has(mapping.action) ? { args: req.args, decoded: decodedUrls(facts.resources) } : req.args, domains);
+    // Customer personal data in a web read goes to a third party: decided as data.egress_pii.
+    type = egressType(mapping.action, found.labels);
     const context: ActionContext = {
       ...facts,
       connector: req.connector,
@@ -218,16 +223,16 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       workflow: ctx?.workflowPermitted === false ? undefined : (req.workflow ?? undefined),
       at: now,
     };
-    reservation ??= policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, mapping.action), now, 250, deps.redisPrefix) : { exceeded: [], unavailable: false };
+    reservation ??= policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, type), now, 250, deps.redisPrefix) : { exceeded: [], unavailable: false };
     context.rateExceeded = reservation.exceeded;
     const principal: PolicyPrincipal = { userId: req.userId, groupIds: ctx?.groups ?? [] };
-    const d = decideOn(policy, principal, mapping.action, context, domains);
+    const d = decideOn(policy, principal, type, context, domains);
     // Redis down: every rate limit that applies counted as exceeded (fail safe). The reason says so,
     // and when that alone made the action Forbidden no violation is opened: an outage is nobody's act.
     let outage = false;
     if (reservation.unavailable && reservation.exceeded.length) {
       d.reason = `Rate-limit counters unavailable (Redis did not answer): each limit that applies counts as exceeded. ${d.reason}`;
-      outage = d.level === 'forbidden' && decideOn(policy, principal, mapping.action, { ...context, rateExceeded: [] }, domains).level !== 'forbidden';
+      outage = d.level === 'forbidden' && decideOn(policy, principal, type, { ...context, rateExceeded: [] }, domains).level !== 'forbidden';
     }
     // Batched: reads run as they are; writes run in their reversible form, or wait like Watched.
     const reversible = d.level === 'batched' && !spec?.readOnly ? reversibleCall(mapping, req.args) : null;
@@ -243,7 +248,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     gateTracer
       .startSpan('gate.decide', {
         startTime: decideStarted,
-        attributes: { [SpanAttr.OrgId]: req.orgId, 'steward.action_type': mapping.action, 'steward.level': level, 'steward.policy_version': policy?.version ?? 0, 'steward.rules_matched': d.ruleIds.length, 'steward.rate_limited': reservation.exceeded.length > 0, 'steward.tainted': req.tainted, 'steward.attempt': attempt },
+        attributes: { [SpanAttr.OrgId]: req.orgId, 'steward.action_type': type, 'steward.level': level, 'steward.policy_version': policy?.version ?? 0, 'steward.rules_matched': d.ruleIds.length, 'steward.rate_limited': reservation.exceeded.length > 0, 'steward.tainted': req.tainted, 'steward.attempt': attempt },
       })
       .end();
     const claimOnce = (): Promise<string> => inSpan(gateTracer, 'gate.write_ahead', { [SpanAttr.OrgId]: req.orgId, [SpanAttr.ActionId]: actionId, 'steward.level': level }, async (span) => {
@@ -256,7 +261,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
         orgId: req.orgId,
         occurredAt: now,
         actor: { type: 'agent_task', id: claim.taskId },
-        action: mapping.action,
+        action: type,
         target: { type: 'Tool', id: null },
         level,
         decision: refusal ? (refusal === 'forbidden' ? 'denied' : `denied_${refusal}`) : DECISION_WORD[level],
@@ -269,7 +274,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
           actionId, ...(req.via ? { mcp: req.via } : {}), tool: req.tool, argsDigest, ruleIds: d.ruleIds, tainted: req.tainted, labels: context.labels, reversible: reversible !== null, rateLimited: reservation!.exceeded, rateLimitsUnavailable: reservation!.unavailable,
           // What the decision was made on, the policy's own level, and whether a Batched decision would
           // wait like Watched (a write without a reversible form): a policy replay (libs/oversight) decides again from these.
-          facts: recordFacts(toFacts(principal, mapping.action, context, { domains })), decided: d.level, ...(noReversibleForm ? { noReversibleForm: true } : {}),
+          facts: recordFacts(toFacts(principal, type, context, { domains })), decided: d.level, ...(noReversibleForm ? { noReversibleForm: true } : {}),
         },
         // The arguments themselves, sealed under the employee's key (an erasure shreds them).
         sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
@@ -281,7 +286,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       const writeStarted = performance.now();
       const claimed = await (deps.claims ?? claimWriterFor(deps.ds)).claim({
         org: req.orgId, user: req.userId, id: actionId, task: claim.taskId, step: claim.step, gateway: claim.gatewayKey,
-        connector: req.connector, tool: req.tool, type: mapping.action, level, rule_ids: d.ruleIds, reason: d.reason.slice(0, 1000),
+        connector: req.connector, tool: req.tool, type: type, level, rule_ids: d.ruleIds, reason: d.reason.slice(0, 1000),
         policy: policy?.id ?? null, policy_version: policy?.version ?? null, args_digest: argsDigest, tainted: req.tainted, labels: context.labels ?? [], reversible: reversible !== null, state, refusal,
         event_id: event.id, event_at: event.occurredAt, event: event.canonical, groups: ctx?.groups ?? [],
         // Every Forbidden attempt, a task's or an MCP client's, is opened for security to triage.
@@ -316,7 +321,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       // 5a. The claim waited for a human: redeem its approval against the decision just made.
       const decided: Decided = { actionId: id!, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null };
       const redeemed: RedeemResult | 'fenced' = await inSpan(gateTracer, 'gate.redeem_approval', { [SpanAttr.OrgId]: req.orgId, [SpanAttr.ActionId]: id! }, async () => redeemApproval(deps.ds, deps.keyring, {
-        orgId: req.orgId, userId: req.userId, actionId: id!, taskId: claim.taskId, connector: req.connector, tool: req.tool, actionType: mapping.action,
+        orgId: req.orgId, userId: req.userId, actionId: id!, taskId: claim.taskId, connector: req.connector, tool: req.tool, actionType: type,
         argsDigest, toolHash, credentialId: await liveCredentialId(), policyVersion: policy?.version ?? null, client: req.client, now,
         // An approval satisfies Watched and nothing stricter: any refusal of the fresh decision (Forbidden, not authorised, no policy) stands.
         level: refusal ? 'forbidden' : level,
@@ -362,7 +367,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     // The step that makes it final once a reviewer accepts it (a draft becomes the sent message), where the connector has one.
     const finalize = w.reversible ? finalizeCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).
-    deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, finalize, errorCode: null });
+    deps.outcomes.add(req, w.decided.actionId, type, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, finalize, errorCode: null });
     return { ...w.decided, status: 'executed', reversible: w.reversible !== null, result, undo };
   } catch (err) {
     const error = err instanceof ConnectorError ? { code: err.code, message: err.message } : { code: 'internal', message: 'the connector call failed' };
@@ -376,7 +381,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       ).catch(() => false); // left `executing`: the outcome sweep sends it to a person later
       return { ...w.decided, status: 'outcome_unknown', error, approvalOpened };
     }
-    deps.outcomes.add(req, w.decided.actionId, mapping.action, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, finalize: null, errorCode: error.code });
+    deps.outcomes.add(req, w.decided.actionId, type, { state: 'failed', resultDigest: null, bytes: null, ms: Date.now() - started, undo: null, finalize: null, errorCode: error.code });
     return { ...w.decided, status: 'failed', error };
   }
 }
@@ -450,6 +455,20 @@ export class ContextCache {
     const prefix = `${orgId}/${userId}/`;
     for (const key of this.entries.keys()) if (key.startsWith(prefix)) this.entries.delete(key);
   }
+}
+
+/** URLs with their percent-escapes (and a query's "+") decoded, as the server reading them sees the text; those that do not decode are left out. */
+function decodedUrls(urls: readonly string[] | undefined): string[] {
+  const out: string[] = [];
+  for (const u of urls ?? []) {
+    if (!u.includes('%') && !u.includes('+')) continue;
+    try {
+      out.push(decodeURIComponent(u.replace(/\+/g, ' ')));
+    } catch {
+      // A malformed escape: the fetch would fail on it too.
+    }
+  }
+  return out;
 }
 
 /**

@@ -65,7 +65,7 @@ export const ACTION_TYPES = {
   'payment.execute': { description: 'Payments, billing, transfers', examples: 'stripe.charge', default: 'forbidden', floor: 'forbidden', facts: ['amount', 'recipients'], outbound: true },
   'hr.write': { description: 'Writes to HR or payroll data', examples: 'workday.update', default: 'forbidden', facts: ['content'], outbound: true },
   'contract.send': { description: 'Send a contract with legal consequence', examples: 'docusign.send_envelope', default: 'forbidden', facts: ['recipients'], outbound: true },
-  'data.egress_pii': { description: 'Customer personal data sent to an external API', examples: '(detected in arguments)', default: 'forbidden', facts: ['hosts', 'content'], outbound: true },
+  'data.egress_pii': { description: 'Customer personal data sent to an external API', examples: 'a web search or fetch carrying personal data found in its arguments', default: 'forbidden', facts: ['hosts', 'content'], outbound: true },
   'model.invoke': { description: 'What the worker sends to the model', examples: 'messages.create', default: 'autonomous', facts: ['content'], outbound: true, obligations: [] },
   unknown: { description: 'A tool nobody mapped to an action type', examples: '(any unmapped tool)', default: 'watched', facts: ['content'], outbound: true },
 } as const satisfies Record<string, ActionTypeSpec>;
@@ -79,4 +79,18 @@ export function isActionType(name: string): name is ActionType {
 
 export function floorOf(action: ActionType): Level | undefined {
   return (ACTION_TYPES[action] as ActionTypeSpec).floor;
+}
+
+/**
+ * Action types whose arguments go to a third party by their nature (a web search goes to the search
+ * engine, a fetch's query to the site). One carrying personal data the labeller found (`pii`) is
+ * decided as `data.egress_pii`: customer personal data sent to an external API. (Mail, chat and SaaS
+ * writes name their own recipients, which the labeller counts as personal data too: they keep their
+ * type, and rules match their `pii` label and recipients.)
+ */
+export const EGRESS_BY_NATURE: ReadonlySet<ActionType> = new Set<ActionType>(['web.read']);
+
+/** The type an action is decided as, once its arguments are labelled. */
+export function egressType(action: ActionType, labels: readonly string[]): ActionType {
+  return EGRESS_BY_NATURE.has(action) && labels.includes('pii') ? 'data.egress_pii' : action;
 }
