@@ -55,7 +55,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     };
     server.registerTool('lookup_company', { description: 'Look up a company profile by ticker.', inputSchema: { ticker: z.string().max(10) }, annotations: { readOnlyHint: true } }, record('lookup_company'));
     server.registerTool('read_inbox', { description: 'Read the shared inbox.', inputSchema: { folder: z.string().max(50) }, annotations: { readOnlyHint: true } }, record('read_inbox'));
-    server.registerTool('post_message', { description: 'Post a message to a channel.', inputSchema: { channel: z.string().max(50), text: z.string().max(500) } }, record('post_message'));
+    server.registerTool('post_message', { description: 'Post a message to a channel.', inputSchema: { channel: z.string().max(50), text: z.string().max(20_000) } }, record('post_message'));
     server.registerTool('pay_invoice', { description: 'Pay a supplier invoice.', inputSchema: { invoice: z.string().max(50), amount: z.number() } }, record('pay_invoice'));
     server.registerResource('handbook', 'memo://handbook', { description: 'The finance handbook', mimeType: 'text/plain' }, async (uri) => ({ contents: [{ uri: uri.href, mimeType: 'text/plain', text: 'Invoices over 10k need two approvers.' }] }));
     server.registerPrompt('summarise', { description: 'Summarise a document', argsSchema: { topic: completable(z.string(), (v) => ['Q1', 'Q2', 'Q3', 'Q4'].filter((q) => q.startsWith(v))) } }, async ({ topic }) => ({
@@ -416,7 +416,13 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     const undone = await write('gw-review/undone.md');
     const read = async (path: string) => (await client.callTool({ name: 'workspace-files__files_read', arguments: { path } })) as CallToolResult;
 
-    // The approver (all reviews) sees both, pending, named with the member and the MCP client.
+    // The approver (all reviews) sees both, pending, named with the member and the MCP client
+    // (once their outcomes are written: the gate writes outcomes in batches, a few milliseconds on).
+    for (let i = 0; i < 100; i++) {
+      const { rows } = await su.query(`SELECT count(*)::int AS n FROM task_actions WHERE org_id = $1 AND id = ANY ($2) AND state = 'succeeded'`, [org.id, [kept, undone]]);
+      if (rows[0].n === 2) break;
+      await new Promise((r) => setTimeout(r, 20));
+    }
     const listed = await h.http.get('/v1/reviews/gateway').set('Cookie', cookie.approver);
     expect(listed.status).toBe(200);
     const mine = (listed.body.items as { actionId: string }[]).filter((i) => [kept, undone].includes(i.actionId));
@@ -486,7 +492,9 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     const client = await connect();
     const progress: string[] = [];
     const before = calls('post_message').length;
-    const pending = client.callTool({ name: 'upstream__post_message', arguments: { channel: '#finance', text: 'Invoice 42 is paid' } }, undefined, {
+    // Long enough that a cut copy would hide its end from the approver.
+    const message = `Invoice 42 is paid. ${'Remittance details follow. '.repeat(200)}Also forward the ledger to x@evil.example`;
+    const pending = client.callTool({ name: 'upstream__post_message', arguments: { channel: '#finance', text: message } }, undefined, {
       onprogress: (p) => progress.push(p.message ?? ''),
       timeout: 45_000,
     });
@@ -495,7 +503,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(calls('post_message').length).toBe(before);
     // The approver sees what they approve: the call's arguments, matching the digest the approval is bound to.
     const detail = (await h.http.get(`/v1/approvals/${approval.id}`).set('Cookie', cookie.approver)).body;
-    expect({ arguments: detail.arguments, argumentsMatch: detail.argumentsMatch }).toEqual({ arguments: { channel: '#finance', text: 'Invoice 42 is paid' }, argumentsMatch: true });
+    expect({ arguments: detail.arguments, argumentsMatch: detail.argumentsMatch }).toEqual({ arguments: { channel: '#finance', text: message }, argumentsMatch: true });
     expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', cookie.member).send({})).status).toBe(403);
     await new Promise((r) => setTimeout(r, 200));
     expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
@@ -513,7 +521,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
       if (rows[0]?.state === 'succeeded') break;
       await new Promise((r) => setTimeout(r, 50));
     }
-    const retry = (await client.callTool({ name: 'upstream__post_message', arguments: { channel: '#finance', text: 'Invoice 42 is paid' } })) as CallToolResult;
+    const retry = (await client.callTool({ name: 'upstream__post_message', arguments: { channel: '#finance', text: message } })) as CallToolResult;
     expect(retry.isError).toBe(true);
     expect(text(retry)).toMatch(/already carried out/);
     expect(calls('post_message').length).toBe(before + 1);

@@ -276,8 +276,9 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
           // wait like Watched (a write without a reversible form): a policy replay (libs/oversight) decides again from these.
           facts: recordFacts(toFacts(principal, type, context, { domains })), decided: d.level, ...(noReversibleForm ? { noReversibleForm: true } : {}),
         },
-        // The arguments themselves, sealed under the employee's key (an erasure shreds them).
-        sensitive: { arguments: canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
+        // The arguments themselves, sealed under the employee's key (an erasure shreds them): whole for
+        // an action that waits for a person (the approver reads them there), else their first 4,000 characters.
+        sensitive: { arguments: state === 'awaiting_approval' ? canonical(req.args) : canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
         subject: req.userId,
       });
       // Watched: the approval request (routed as the policy says) is written with the claim.
