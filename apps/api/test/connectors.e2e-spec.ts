@@ -1,5 +1,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { z } from 'zod';
 import type { EgressResolver } from '@steward/common';
 import { adminUrl } from '../../../test/support/db-urls';
 import { CredentialsService } from '../src/connectors/credentials.service';
@@ -172,6 +173,29 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       expect((await call('post', `/v1/connectors/${id}/tools/export_report/hold`, 'admin', { reason: 'flagged description' })).body.status).toBe('held');
       await call('post', `/v1/connectors/${id}/discover`, 'admin');
       expect(((await call('get', `/v1/connectors/${id}/tools`, 'admin')).body.items as { name: string; status: string }[]).find((t) => t.name === 'export_report')!.status).toBe('held');
+    });
+
+    it("will not approve a changed tool whose mapping reads arguments the new definition no longer has, until it is mapped again", async () => {
+      const listed = async () => ((await call('get', `/v1/connectors/${id}/tools`, 'admin')).body.items as { name: string; status: string; hash: string }[]).find((t) => t.name === 'lookup_company')!;
+      // The tool takes a recipient, and the org maps it so the policy sees it.
+      mcp.tools[0] = { name: 'lookup_company', description: 'Look up a company profile by ticker.', shape: { to: z.string().max(200).optional() } };
+      await call('post', `/v1/connectors/${id}/discover`, 'admin');
+      expect((await call('patch', `/v1/connectors/${id}/tools/lookup_company`, 'admin', { extract: { recipients: ['/to'] } })).status).toBe(200);
+      expect((await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: (await listed()).hash })).status).toBe(200);
+      // Upstream renames it: the mapping would see no recipient any more.
+      mcp.tools[0] = { name: 'lookup_company', description: 'Look up a company profile by ticker.', shape: { recipients: z.string().max(200).optional() } };
+      expect((await call('post', `/v1/connectors/${id}/discover`, 'admin')).body.changed).toEqual(['lookup_company']);
+      const renamed = await listed();
+      const refused = await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: renamed.hash });
+      expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(/reads "to", which its new definition no longer has/) });
+      expect((await listed()).status).toBe('held');
+      expect((await call('patch', `/v1/connectors/${id}/tools/lookup_company`, 'admin', { extract: { recipients: ['/recipients'] } })).status).toBe(200);
+      expect((await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: renamed.hash })).body.status).toBe('approved');
+      // Back as the other tests expect it.
+      mcp.tools[0] = { name: 'lookup_company', description: 'Look up a company profile by ticker.' };
+      await call('post', `/v1/connectors/${id}/discover`, 'admin');
+      expect((await call('patch', `/v1/connectors/${id}/tools/lookup_company`, 'admin', { extract: null })).status).toBe(200);
+      expect((await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: (await listed()).hash })).status).toBe(200);
     });
 
     it('tests, rotates and revokes the org credential; every decrypt is audited with who, which and why', async () => {

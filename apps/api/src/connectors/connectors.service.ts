@@ -45,6 +45,24 @@ const MAX_TOOLS = 1000;
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 const clip = (s: string | null | undefined, n: number) => (s && s.length > n ? `${s.slice(0, n)}…` : (s ?? ''));
 
+/**
+ * The top-level argument names a mapping's selectors read ("/to", "/people/*\/email": "to", "people")
+ * that an input schema with named properties does not have.
+ */
+function fieldsNotIn(extract: Record<string, unknown> | null, schema: unknown): string[] {
+  const properties = (schema as { properties?: unknown } | undefined)?.properties;
+  if (!extract || !properties || typeof properties !== 'object') return [];
+  const gone = new Set<string>();
+  for (const list of Object.values(extract)) {
+    for (const s of Array.isArray(list) ? list : []) {
+      const path = typeof s === 'string' ? s : typeof s === 'object' && s && typeof (s as { path?: unknown }).path === 'string' ? (s as { path: string }).path : null;
+      const first = path?.split('/')[1];
+      if (first && first !== '*' && !Object.hasOwn(properties, first.replace(/~1/g, '/').replace(/~0/g, '~'))) gone.add(first);
+    }
+  }
+  return [...gone].sort();
+}
+
 function toolView(t: ToolRow): z.infer<typeof ToolView> {
   const changed = t.approved_definition && t.approved_hash !== t.definition_hash;
   return {
@@ -402,6 +420,14 @@ export class ConnectorsService {
       const { t } = await this.tool(em, p, id, name);
       if (t.status === 'removed') throw AppError.conflict('The server no longer offers this tool.');
       if (t.definition_hash !== body.hash) throw AppError.conflict('The tool\'s definition is not the one you reviewed (its hash differs): list the tools again and review the diff.');
+      // A mapping that reads fields the new definition no longer has would hand the policy nothing
+      // (an upstream that renamed "to" would send mail the policy sees no recipient of).
+      const gone = fieldsNotIn(t.extract, t.definition.inputSchema);
+      if (gone.length) {
+        throw AppError.conflict(
+          `The tool's mapping reads ${gone.map((f) => `"${f}"`).join(', ')}, which its new definition no longer has: map it again (PATCH /v1/connectors/${id}/tools/${name} with "extract") so that the policy sees what the call names, then approve.`,
+        );
+      }
       const action = body.action ?? t.action;
       await em.query(
         `UPDATE connector_tools SET status = 'approved', approved_hash = definition_hash, approved_definition = definition, approved_by = $4, approved_at = now(), action = $5, updated_at = now()
