@@ -112,9 +112,10 @@ describe('extractContext', () => {
       const ctx = extractContext(web, { url });
       expect({ url, hosts: ctx.hosts, resources: ctx.resources }).toEqual({ url, hosts: ['pastebin.com'], resources: [expect.stringMatching(/^https:\/\/pastebin\.com\.?\/raw\/x$/)] });
     }
-    // A host and port without a scheme is a host, not a scheme.
+    // A host and port without a scheme is a host, not a scheme; a number after a scheme is an IPv4 host.
+    expect(extractContext(web, { url: 'http:134744072/x' }).hosts).toEqual(['8.8.8.8']);
     // An address that is not one is kept as written (outside every org domain), not dropped.
-    expect(extractContext({ connector: 'x', tool: 't', action: 'saas.write', extract: { recipients: ['/to'] } }, { to: 'a@evil.example., b@[10.0.0.1], ok@acme.example' }).recipients).toEqual(['a@evil.example.', 'b@[10.0.0.1]', 'ok@acme.example']);
+    expect(extractContext({ connector: 'x', tool: 't', action: 'saas.write', extract: { recipients: ['/to'] } }, { to: 'a@evil.example., b@[10.0.0.1], a..b@acme.example, ok@acme.example' }).recipients).toEqual(['a@evil.example. [unreadable]', 'b@[10.0.0.1] [unreadable]', 'a..b@acme.example [unreadable]', 'ok@acme.example']);
     expect(extractContext(web, { url: 'docs.example.com:8443/a' }).hosts).toEqual(['docs.example.com']);
   });
 

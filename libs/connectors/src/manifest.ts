@@ -275,15 +275,19 @@ export function normaliseAddress(address: string): string | null {
 
 /**
  * The addresses of an address field (RFC 5322: names, quoted local parts, groups, "," or ";"),
- * read by nodemailer's parser. A mailbox whose address is not one ("a@evil.example." , an address
- * literal) is kept as written, in lower case: outside every org domain, the policy takes it for an
- * outside recipient (a server may still deliver it). Callers that send refuse it (see `mailbox`).
+ * read by nodemailer's parser. A mailbox whose address is not one ("a@evil.example.", "a..b@acme.example",
+ * an address literal) is kept as written with " [unreadable]" after it: its domain is then none of
+ * the org's, so the policy takes it for an outside recipient (a server may still deliver it) and a
+ * sender label for outside mail. Callers that send refuse it (see `mailbox`).
  */
 export function parseAddresses(value: string): string[] {
   return addressparser(value, { flatten: true })
-    .map((a) => normaliseAddress(a.address) ?? (a.address.trim() ? a.address.trim().toLowerCase().slice(0, 320) : null))
+    .map((a) => normaliseAddress(a.address) ?? (a.address.trim() ? `${a.address.trim().toLowerCase().slice(0, 320)} ${UNREADABLE}` : null))
     .filter((a): a is string => a !== null);
 }
+
+/** What follows an address the parser could not read (its domain matches no org's). */
+export const UNREADABLE = '[unreadable]';
 
 /** Exactly one mailbox and nothing else (what a recipient field given to a send must be), normalised; null otherwise. */
 export function mailbox(value: string): string | null {
@@ -296,12 +300,17 @@ export function mailbox(value: string): string | null {
  * inside removed, and a scheme taken as a scheme with or without its slashes ("https:/evil.example"
  * and "https:evil.example" fetch evil.example). Without a scheme, https.
  */
+const SPECIAL_SCHEMES = new Set(['http', 'https', 'ws', 'wss', 'ftp', 'file']);
+
 function asUrl(value: string): URL | null {
   // eslint-disable-next-line no-control-regex
   const v = value.replace(/^[\u0000-\u0020]+|[\u0000-\u0020]+$/g, '').replace(/[\t\n\r]/g, '');
   if (!v) return null;
   try {
-    return new URL(/^[a-z][a-z0-9+.-]*:/i.test(v) && !/^[^:]+:\d+(?:[/?#]|$)/.test(v) ? v : `https://${v}`);
+    // "http:134744072/x" is a scheme and a host (8.8.8.8); "docs.example.com:8443/a" a host and a port.
+    const scheme = /^([a-z][a-z0-9+.-]*):/i.exec(v)?.[1]?.toLowerCase();
+    const hasScheme = scheme !== undefined && (SPECIAL_SCHEMES.has(scheme) || !/^[^:]+:\d+(?:[/?#]|$)/.test(v));
+    return new URL(hasScheme ? v : `https://${v}`);
   } catch {
     return null;
   }

@@ -28,7 +28,7 @@ import { type AuditKeyring, canonical, type Client, prepareEvent } from '@stewar
 import { inSpan, newId, SpanAttr, tracer } from '@steward/common';
 import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, finalizeCall, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
-import { type ActionContext, type ActionType, authorize, type Decision, decide, EGRESS_BY_NATURE, egressType, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, recordFacts, toFacts } from '@steward/policy';
+import { type ActionContext, type ActionType, authorize, type Decision, decide, EGRESS_BY_NATURE, egressType, isInternal, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, recordFacts, toFacts } from '@steward/policy';
 import { type ClaimWriter, claimWriterFor } from './claims';
 import { type ActionScope, actionScope, type CredentialBroker, type CredentialTarget, type PreparedCredential } from './credentials';
 import { redeemApproval, type RedeemResult } from './approvals';
@@ -212,8 +212,8 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     const domains = ctx?.domains ?? [];
     // (A web read's URLs as the site receives them too: "jane%40customer.example" is an address.)
     const found = labelArguments(EGRESS_BY_NATURE.has(mapping.action) ? { args: req.args, decoded: decodedUrls(facts.resources) } : req.args, domains);
-    // Customer personal data in a web read goes to a third party: decided as data.egress_pii.
-    type = egressType(mapping.action, found.labels);
+    // Customer personal data in a web read to a host outside the org goes to a third party: decided as data.egress_pii.
+    type = egressType(mapping.action, found.findings, !facts.hosts?.length || facts.hosts.some((h) => !isInternal(h, domains)));
     const context: ActionContext = {
       ...facts,
       connector: req.connector,
@@ -276,9 +276,10 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
           // wait like Watched (a write without a reversible form): a policy replay (libs/oversight) decides again from these.
           facts: recordFacts(toFacts(principal, type, context, { domains })), decided: d.level, ...(noReversibleForm ? { noReversibleForm: true } : {}),
         },
-        // The arguments themselves, sealed under the employee's key (an erasure shreds them): whole for
-        // an action that waits for a person (the approver reads them there), else their first 4,000 characters.
-        sensitive: { arguments: state === 'awaiting_approval' ? canonical(req.args) : canonical(req.args).slice(0, 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
+        // The arguments themselves, sealed under the employee's key (an erasure shreds them): whole (up
+        // to 256 KiB) for a gateway call that waits for a person, whose approver reads them there (a
+        // task's approver reads the task's transcript), else their first 4,000 characters.
+        sensitive: { arguments: canonical(req.args).slice(0, state === 'awaiting_approval' && claim.gatewayKey !== null ? 262_144 : 4000), ...(context.recipients?.length ? { recipients: context.recipients } : {}) },
         subject: req.userId,
       });
       // Watched: the approval request (routed as the policy says) is written with the claim.
@@ -458,16 +459,18 @@ export class ContextCache {
   }
 }
 
-/** URLs with their percent-escapes (and a query's "+") decoded, as the server reading them sees the text; those that do not decode are left out. */
+const utf8 = new TextDecoder('utf-8', { fatal: false });
+
+/**
+ * URLs with their percent-escapes (and a query's "+") decoded, as the server reading them sees the
+ * text. Tolerant: an escape that is not UTF-8 ("%FF") or a lone "%" leaves the rest decoded (a
+ * server decodes each parameter on its own).
+ */
 function decodedUrls(urls: readonly string[] | undefined): string[] {
   const out: string[] = [];
   for (const u of urls ?? []) {
     if (!u.includes('%') && !u.includes('+')) continue;
-    try {
-      out.push(decodeURIComponent(u.replace(/\+/g, ' ')));
-    } catch {
-      // A malformed escape: the fetch would fail on it too.
-    }
+    out.push(u.replace(/\+/g, ' ').replace(/(?:%[0-9a-fA-F]{2})+/g, (run) => utf8.decode(Buffer.from(run.replace(/%/g, ''), 'hex'))));
   }
   return out;
 }

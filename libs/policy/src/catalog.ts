@@ -83,14 +83,18 @@ export function floorOf(action: ActionType): Level | undefined {
 
 /**
  * Action types whose arguments go to a third party by their nature (a web search goes to the search
- * engine, a fetch's query to the site). One carrying personal data the labeller found (`pii`) is
- * decided as `data.egress_pii`: customer personal data sent to an external API. (Mail, chat and SaaS
- * writes name their own recipients, which the labeller counts as personal data too: they keep their
- * type, and rules match their `pii` label and recipients.)
+ * engine, a fetch's query to the site). One that carries a person's identifiers the labeller finds
+ * without mistaking other things for them (an e-mail address outside the org, an IBAN: both checked
+ * by their form, the IBAN by its check digits) to a host outside the org's domains is decided as
+ * `data.egress_pii`: customer personal data sent to an external API. Card, My Number and phone
+ * findings do not count here: numeric ids in URLs (a post's, an order's) pass their checks often.
+ * (Mail, chat and SaaS writes name their own recipients, which are personal data too: they keep
+ * their type, and rules match their `pii` label and recipients.)
  */
 export const EGRESS_BY_NATURE: ReadonlySet<ActionType> = new Set<ActionType>(['web.read']);
+const EGRESS_KINDS: ReadonlySet<string> = new Set(['email_external', 'iban']);
 
-/** The type an action is decided as, once its arguments are labelled. */
-export function egressType(action: ActionType, labels: readonly string[]): ActionType {
-  return EGRESS_BY_NATURE.has(action) && labels.includes('pii') ? 'data.egress_pii' : action;
+/** The type an action is decided as, once its arguments (`findings`: the labeller's) are read. */
+export function egressType(action: ActionType, findings: readonly { kind: string }[], leavesOrg: boolean): ActionType {
+  return EGRESS_BY_NATURE.has(action) && leavesOrg && findings.some((f) => EGRESS_KINDS.has(f.kind)) ? 'data.egress_pii' : action;
 }

@@ -122,6 +122,8 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       expect(label('Billing Team')).toEqual(['external']);
       expect(label('José <josé@evil.example>')).toEqual(['external']);
       expect(label('"alice@acme.example" <x@evil.example>')).toEqual(['external']);
+      // An address at the org's domain that is not one (the parser keeps it as written) is not the org's own.
+      for (const from of ['a..b@acme.example', 'x@-bad.acme.example', 'josé@acme.example', 'alice@acme.example, a..b@acme.example']) expect({ from, label: label(from) }).toEqual({ from, label: ['external'] });
     });
 
     it('reads a message body', async () => {

@@ -45,14 +45,24 @@ export async function eachOrgAtOnce<T extends { org_id: string }>(notices: T[], 
   for (const n of notices) byOrg.set(n.org_id, [...(byOrg.get(n.org_id) ?? []), n]);
   const queues = [...byOrg.values()];
   let next = 0;
+  // A notice that fails unexpectedly stops nothing else: every lane runs to its end (the pass is
+  // over only when all are), then the first failure is reported.
+  let failed: { err: unknown } | null = null;
   await Promise.all(
     Array.from({ length: Math.min(orgsAtOnce, queues.length) }, async () => {
       while (next < queues.length) {
         const queue = queues[next++]!;
-        for (const n of queue) await deliver(n);
+        for (const n of queue) {
+          try {
+            await deliver(n);
+          } catch (err) {
+            failed ??= { err };
+          }
+        }
       }
     }),
   );
+  if (failed) throw (failed as { err: unknown }).err;
 }
 
 export interface SlackNoticeSettings {
