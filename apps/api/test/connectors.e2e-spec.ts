@@ -187,10 +187,21 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       expect((await call('post', `/v1/connectors/${id}/discover`, 'admin')).body.changed).toEqual(['lookup_company']);
       const renamed = await listed();
       const refused = await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: renamed.hash });
-      expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(/reads "to", which its new definition no longer has/) });
+      expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(/reads "\/to", which its new definition no longer has/) });
       expect((await listed()).status).toBe('held');
       expect((await call('patch', `/v1/connectors/${id}/tools/lookup_company`, 'admin', { extract: { recipients: ['/recipients'] } })).status).toBe(200);
       expect((await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: renamed.hash })).body.status).toBe('approved');
+      // Deeper down, and behind a schema the mapping cannot follow, alike.
+      mcp.tools[0] = { name: 'lookup_company', description: 'Look up a company profile by ticker.', shape: { message: z.object({ to: z.string().max(200) }).optional() } };
+      await call('post', `/v1/connectors/${id}/discover`, 'admin');
+      expect((await call('patch', `/v1/connectors/${id}/tools/lookup_company`, 'admin', { extract: { recipients: ['/message/to'] } })).status).toBe(200);
+      expect((await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: (await listed()).hash })).status).toBe(200);
+      for (const shape of [{ message: z.object({ recipients: z.string().max(200) }).optional() }, { message: z.union([z.object({ to: z.string().max(200) }), z.string().max(200)]).optional() }]) {
+        mcp.tools[0] = { name: 'lookup_company', description: 'Look up a company profile by ticker.', shape };
+        await call('post', `/v1/connectors/${id}/discover`, 'admin');
+        const nested = await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: (await listed()).hash });
+        expect({ status: nested.status, detail: nested.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(/reads "\/message\/to"/) });
+      }
       // Back as the other tests expect it.
       mcp.tools[0] = { name: 'lookup_company', description: 'Look up a company profile by ticker.' };
       await call('post', `/v1/connectors/${id}/discover`, 'admin');

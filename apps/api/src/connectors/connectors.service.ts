@@ -45,19 +45,29 @@ const MAX_TOOLS = 1000;
 const iso = (d: Date | null) => (d ? new Date(d).toISOString() : null);
 const clip = (s: string | null | undefined, n: number) => (s && s.length > n ? `${s.slice(0, n)}…` : (s ?? ''));
 
+/** Whether a JSON pointer ("/message/to", "/people/*\/email") names a place an input schema describes (through properties and items). */
+function describes(schema: unknown, path: string): boolean {
+  let at = schema as { properties?: Record<string, unknown>; items?: unknown } | undefined;
+  for (const raw of path.split('/').slice(1)) {
+    if (!at || typeof at !== 'object') return false;
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const next = seg === '*' || /^\d+$/.test(seg) ? (at.items ?? (at.properties && Object.hasOwn(at.properties, seg) ? at.properties[seg] : undefined)) : at.properties && Object.hasOwn(at.properties, seg) ? at.properties[seg] : undefined;
+    at = next as typeof at;
+  }
+  return at !== undefined;
+}
+
 /**
- * The top-level argument names a mapping's selectors read ("/to", "/people/*\/email": "to", "people")
- * that an input schema with named properties does not have.
+ * The paths a mapping's selectors read that the approved definition described and the new one no
+ * longer does (renamed at any depth, or moved behind a $ref or anyOf the mapping cannot follow).
  */
-function fieldsNotIn(extract: Record<string, unknown> | null, schema: unknown): string[] {
-  const properties = (schema as { properties?: unknown } | undefined)?.properties;
-  if (!extract || !properties || typeof properties !== 'object') return [];
+function fieldsGone(extract: Record<string, unknown> | null, approved: unknown, now: unknown): string[] {
+  if (!extract) return [];
   const gone = new Set<string>();
   for (const list of Object.values(extract)) {
     for (const s of Array.isArray(list) ? list : []) {
       const path = typeof s === 'string' ? s : typeof s === 'object' && s && typeof (s as { path?: unknown }).path === 'string' ? (s as { path: string }).path : null;
-      const first = path?.split('/')[1];
-      if (first && first !== '*' && !Object.hasOwn(properties, first.replace(/~1/g, '/').replace(/~0/g, '~'))) gone.add(first);
+      if (path && describes(approved, path) && !describes(now, path)) gone.add(path);
     }
   }
   return [...gone].sort();
@@ -422,7 +432,7 @@ export class ConnectorsService {
       if (t.definition_hash !== body.hash) throw AppError.conflict('The tool\'s definition is not the one you reviewed (its hash differs): list the tools again and review the diff.');
       // A mapping that reads fields the new definition no longer has would hand the policy nothing
       // (an upstream that renamed "to" would send mail the policy sees no recipient of).
-      const gone = fieldsNotIn(t.extract, t.definition.inputSchema);
+      const gone = t.approved_definition ? fieldsGone(t.extract, t.approved_definition.inputSchema, t.definition.inputSchema) : [];
       if (gone.length) {
         throw AppError.conflict(
           `The tool's mapping reads ${gone.map((f) => `"${f}"`).join(', ')}, which its new definition no longer has: map it again (PATCH /v1/connectors/${id}/tools/${name} with "extract") so that the policy sees what the call names, then approve.`,
