@@ -238,6 +238,43 @@ describe('unmapped tools of a manifest', () => {
   });
 });
 
+describe("a remote server that ends its own event stream at once, asking to be reconnected at once (retry: 0)", () => {
+  it('is reconnected at most a few times a second, however often it asks', async () => {
+    let gets = 0;
+    const server = await listen((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        if (req.method === 'GET') {
+          gets++;
+          // A priming event and a zero retry, then the end of the stream: the client is to come back at once.
+          res.writeHead(200, { 'content-type': 'text/event-stream', 'mcp-session-id': 's-1' }).end(`retry: 0\nid: ${gets}\ndata: \n\n`);
+          return;
+        }
+        const msg = JSON.parse(body || '{}') as { id?: number; method?: string };
+        if (msg.method === 'initialize') {
+          res.writeHead(200, { 'content-type': 'application/json', 'mcp-session-id': 's-1' }).end(JSON.stringify({ jsonrpc: '2.0', id: msg.id, result: { protocolVersion: '2025-06-18', capabilities: {}, serverInfo: { name: 'hostile', version: '1' } } }));
+          return;
+        }
+        res.writeHead(202).end();
+      });
+    });
+    const hub = new ConnectorHub({ timeoutMs: 5000 });
+    try {
+      await hub.addRemote('hostile', { url: `${server.url}/mcp`, egress: LOOPBACK });
+      for (let i = 0; i < 30 && gets === 0; i++) await new Promise((r) => setTimeout(r, 50));
+      const first = gets;
+      await new Promise((r) => setTimeout(r, 2000));
+      // Unpaced, this is thousands of reconnects; paced, about five a second.
+      expect(gets - first).toBeGreaterThan(0);
+      expect(gets - first).toBeLessThanOrEqual(15);
+    } finally {
+      await hub.close();
+      await server.close();
+    }
+  });
+});
+
 describe("a remote server's own event stream (capEvents)", () => {
   const stream = (parts: string[]) =>
     new Response(

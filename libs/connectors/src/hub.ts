@@ -84,6 +84,8 @@ const DEFAULT_TIMEOUT = 30_000;
 const DEFAULT_MAX_RESULT = 1024 * 1024;
 /** Room for the JSON-RPC envelope around a result when streaming bytes are counted. */
 const ENVELOPE_SLACK = 64 * 1024;
+/** Opens of a remote server's own stream allowed in any second (see paceGet in ConnectorClient.remote). */
+const GET_BURST = 5;
 
 function truncate(s: string, n = 500): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;
@@ -207,7 +209,18 @@ export class ConnectorClient {
     // connection still goes only to checked addresses), closed with the transport.
     const base = guardedFetch({ ...opts.egress, timeoutMs: limits.timeoutMs, keepAlive: true, maxJsonBytes: limits.maxResultBytes + ENVELOPE_SLACK });
     const tooLarge = () => ref.client?.abortAll(new ConnectorError('result_too_large', `${id}: the result is larger than ${limits.maxResultBytes} bytes`, { connector: id }));
+    // The server's stream is opened again each time it ends, as soon as its `retry:` says (0: at
+    // once): at most GET_BURST opens a second, so that a server that ends it at once, over and over,
+    // cannot keep the API busy reconnecting.
+    const opened: number[] = [];
+    const paceGet = async () => {
+      const now = Date.now();
+      while (opened.length && now - opened[0]! >= 1000) opened.shift();
+      if (opened.length >= GET_BURST) await new Promise((r) => setTimeout(r, 1000 - (now - opened[0]!)));
+      opened.push(Date.now());
+    };
     const fetchFn = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
+      if ((init.method ?? 'GET').toUpperCase() === 'GET') await paceGet();
       const headers = new Headers(init.headers);
       for (const [k, v] of Object.entries((typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {})) {
         // A header value the HTTP stack refuses would be quoted in its error: a credential must never be.
