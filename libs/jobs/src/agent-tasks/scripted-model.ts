@@ -125,6 +125,8 @@ export const SCRIPTS: Record<string, Script> = {
   loop: (c) => calls(`Reading again (${c.turn}).`, use(c.tool('files_list'), {})),
   /** No tools at all. */
   hello: () => done('Hello from the offline demo model.'),
+  /** Answers with the prompt's text after the marker, as it is (what a model steered by its input may write). */
+  echo: (c) => done(c.prompt.replace(/^[\s\S]*?\[script:echo\]\s*/, '')),
   /** Irreversible postings to a ledger: one, then two at once (parallel tool_use), then the end (fault tests). */
   ledger: (c) => {
     if (c.turn === 0) return calls('Posting the first entry.', use(c.tool('ledger_post'), { memo: 'entry-1', amount: 100 }));

@@ -8,12 +8,14 @@ import { getSession, login, orgChoices, problemMessage, startSso, type LoginRequ
  * Where to go after sign-in: the page that sent the browser here, only on this origin. Read as the
  * browser reads it (`/\evil.example` and `/<tab>/evil.example` are `//evil.example` to a browser):
  * anything that resolves elsewhere, or holds a backslash or a control character, goes to the dashboard.
+ * So does a path that resolves to one starting "//" (`/.//evil.example`: the router takes the
+ * resolved path for a URL of another site).
  */
 function nextPath(): string {
   const next = new URLSearchParams(window.location.search).get('next');
   if (!next || !next.startsWith('/') || next.includes('\\') || [...next].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f)) return '/';
   const url = URL.canParse(next, window.location.origin) ? new URL(next, window.location.origin) : null;
-  return url && url.origin === window.location.origin ? `${url.pathname}${url.search}${url.hash}` : '/';
+  return url && url.origin === window.location.origin && !url.pathname.startsWith('//') ? `${url.pathname}${url.search}${url.hash}` : '/';
 }
 
 export default function LoginPage() {
