@@ -5,3 +5,4 @@ export * from './embedded';
 export { MIGRATIONS } from './migrations';
 export { DataSource, EntityManager, IsNull, In, Not, MoreThan, LessThan } from 'typeorm';
 export * from './batch-writer';
+export * from './egress-hosts';

@@ -12,7 +12,7 @@ import {
   type ToolDefinition,
   toolDefinitionHash,
 } from '@steward/connectors';
-import type { EntityManager } from '@steward/db';
+import { type EntityManager, orgAllowHosts } from '@steward/db';
 import { hubIdOf } from '@steward/jobs';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
@@ -476,8 +476,7 @@ export class ConnectorsService {
   async egressHosts(p: Principal) {
     await this.access.authorize(p, 'read', 'Connector');
     return this.db.inOrg(p, async (em) => {
-      const rows: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1 ORDER BY host', [p.orgId]);
-      return this.egressView(rows.map((r) => r.host));
+      return this.egressView(await orgAllowHosts(em, p.orgId));
     });
   }
 

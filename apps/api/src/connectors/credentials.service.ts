@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { AppError, type Config, type EgressOptions, type EgressResolver, ErrorCode, newId, orgEgressOptions, UUID_PATTERN } from '@steward/common';
-import { type EntityManager, queryReturning } from '@steward/db';
+import { type EntityManager, orgAllowHosts, queryReturning } from '@steward/db';
 import {
   authorizationRequest,
   ConfigKeyProvider,
@@ -131,8 +131,7 @@ export class CredentialsService {
 
   /** Egress options of an org: the operator's allowlist plus the hosts the org's admins allowed. */
   async egressFor(em: EntityManager, orgId: string): Promise<EgressOptions> {
-    const rows: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [orgId]);
-    return orgEgressOptions(this.config, rows.map((r) => r.host), { resolver: this.resolver });
+    return orgEgressOptions(this.config, await orgAllowHosts(em, orgId), { resolver: this.resolver });
   }
 
   async connector(em: EntityManager, orgId: string, id: string): Promise<ConnectorRow | undefined> {

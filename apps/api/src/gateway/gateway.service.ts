@@ -40,7 +40,7 @@ import { type ClientOffer, ConnectorError, ConnectorHub, type ConnectorManifest 
 import { type ActionRequest, ContextCache, CredentialBroker, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource, reserve } from '@steward/gate';
 import { addTaskConnectors, exposedToolNames, hubIdOf, toolNameOf } from '@steward/jobs';
 import { type ActionType, authorize, buildAbility, type CompiledPolicy, decide, isActionType, type Level, rateLimitsFor, subjectOf, toFacts } from '@steward/policy';
-import type { EntityManager } from '@steward/db';
+import { type EntityManager, orgAllowHosts } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
 import { AccessService } from '../access/access.service';
 import { ConnectorChanges } from '../connectors/connector-changes';
@@ -560,8 +560,7 @@ export class GatewayService implements OnModuleDestroy {
   }
 
   private async egress(orgId: string): Promise<EgressOptions> {
-    const rows: { host: string }[] = await this.db.inOrg({ orgId }, (em) => em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [orgId]));
-    return orgEgressOptions(this.config, rows.map((r) => r.host), { resolver: this.resolver });
+    return orgEgressOptions(this.config, await this.db.inOrg({ orgId }, (em) => orgAllowHosts(em, orgId)), { resolver: this.resolver });
   }
 
   /**

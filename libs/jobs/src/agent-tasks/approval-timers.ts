@@ -4,7 +4,8 @@ import { type DataSource, inOrg, outsideOrg } from '@steward/db';
 import type { KeyProvider } from '@steward/vault';
 import { loadIncidentSettings, openIncidentSecrets, secretOf, signIncidentWebhook } from '../incidents/incidents';
 import { postSlack, sendMails, slackText, smtpConfigured } from '../notifications/senders';
-import { eachOrgAtOnce, NoticeDeferred, orgEgress, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
+import { eachOrgAtOnce, orgEgress } from '../notifications/delivery';
+import { NoticeDeferred, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { lockTaskOfApproval, resumeWaitingTask } from './task-store';
 
 /**

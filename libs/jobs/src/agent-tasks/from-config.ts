@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { AuditKeyring } from '@steward/audit';
 import { type Config, type EgressOptions, type Logger, orgEgressOptions } from '@steward/common';
-import { type DataSource, inOrg } from '@steward/db';
+import { type DataSource, inOrg, orgAllowHosts } from '@steward/db';
 import { CredentialBroker } from '@steward/gate';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { AgentDeps } from './agent-loop';
@@ -15,8 +15,7 @@ import { OFFLINE_API_KEY, OFFLINE_MODEL_LABEL, type ScriptedModelServer, startSc
 /** The org's egress rules: the operator's allowlist, and the hosts its admins allowed under the operator's ceiling. */
 export function orgEgressReader(ds: DataSource, config: Pick<Config, 'STEWARD_EGRESS_ALLOW_HOSTS' | 'STEWARD_EGRESS_ORG_RANGES'>): (orgId: string) => Promise<EgressOptions> {
   return async (orgId) => {
-    const rows: { host: string }[] = await inOrg(ds, { orgId }, (em) => em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [orgId]));
-    return orgEgressOptions(config, rows.map((r) => r.host));
+    return orgEgressOptions(config, await inOrg(ds, { orgId }, (em) => orgAllowHosts(em, orgId)));
   };
 }
 

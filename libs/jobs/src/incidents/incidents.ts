@@ -4,7 +4,8 @@ import { type EgressOptions, guardedFetch, type Logger, newId } from '@steward/c
 import { type DataSource, type EntityManager, inOrg, outsideOrg } from '@steward/db';
 import { incidentSecretAad, type KeyProvider, openSecret, sealSecret } from '@steward/vault';
 import { postSlack, sendMails, slackText, type SmtpSettings } from '../notifications/senders';
-import { eachOrgAtOnce, NoticeDeferred, orgEgress, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
+import { eachOrgAtOnce, orgEgress } from '../notifications/delivery';
+import { NoticeDeferred, postSlackThroughConnector, type SlackConnectorNoticeDeps, slackThroughConnector } from '../notifications/slack-connector';
 import { sanctionAutomaticStrikes } from './strikes';
 
 /**

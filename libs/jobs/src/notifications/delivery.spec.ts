@@ -1,4 +1,4 @@
-import { eachOrgAtOnce } from './slack-connector';
+import { eachOrgAtOnce } from './delivery';
 
 describe('eachOrgAtOnce (notices of different orgs side by side, each org in order)', () => {
   const notice = (org: string, n: number) => ({ org_id: org, id: `${org}-${n}` });
