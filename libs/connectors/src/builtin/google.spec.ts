@@ -86,6 +86,8 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
         }
         if (c.method === 'POST' && c.path === base) return { json: { id: 'ev-new', htmlLink: 'https://calendar.example/ev-new' } };
         if (c.method === 'DELETE' && c.path === `${base}/ev-new`) return { status: 204, text: '' };
+        if (c.method === 'GET' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new', attendees: [{ email: 'me@acme.example', organizer: true }] } };
+        if (c.method === 'PATCH' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new' } };
         return undefined;
       },
       { expired: GOOGLE_401 },
@@ -267,6 +269,38 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       const undo = undoCall(mapping, withOthers, res.structuredContent)!;
       await hub.callTool('calendar', undo.tool, undo.args);
       expect(calFake.calls[2]).toMatchObject({ method: 'DELETE', path: '/calendar/v3/calendars/primary/events/ev-new' });
+    });
+
+    it('at Batched creates the event on the own calendar alone: the accept invites the attendees, a revert deletes it before anyone saw it', async () => {
+      calFake.calls.length = 0;
+      const mapping = resolveTool(calendarManifest, 'calendar.create_event');
+      const args = { summary: 'Kick-off', start: '2026-06-01T09:00:00Z', end: '2026-06-01T10:00:00Z', attendees: ['bob@partner.example', 'me@acme.example'] };
+      const held = reversibleCall(mapping, args)!;
+      expect(held).toEqual({ tool: 'calendar.create_event', args: { ...args, holdInvitations: true } });
+      const res = await hub.callTool('calendar', held.tool, held.args);
+      expect(calFake.calls[0].query.get('sendUpdates')).toBe('none');
+      expect(JSON.parse(calFake.calls[0].body).attendees).toBeUndefined();
+      expect(res.structuredContent).toMatchObject({ eventId: 'ev-new', invited: [], held: args.attendees });
+      expect(undoCall(mapping, held.args, res.structuredContent)).toEqual({ tool: 'calendar.delete_event', args: { eventId: 'ev-new' } });
+
+      const fin = finalizeCall(mapping, held.args, res.structuredContent)!;
+      expect(fin).toEqual({ tool: 'calendar.send_invitations', args: { eventId: 'ev-new', attendees: args.attendees } });
+      // Called directly by a model, the same step is decided on whom it invites.
+      expect(extractContext(resolveTool(calendarManifest, fin.tool), fin.args).attendees).toEqual(args.attendees);
+      const sent = await hub.callTool('calendar', fin.tool, fin.args);
+      const patch = calFake.calls.find((c) => c.method === 'PATCH')!;
+      expect(patch.query.get('sendUpdates')).toBe('all');
+      // Those already on the event (the organiser) are kept and not invited again.
+      expect(JSON.parse(patch.body).attendees).toEqual([{ email: 'me@acme.example', organizer: true }, { email: 'bob@partner.example' }]);
+      expect(sent.structuredContent).toEqual({ eventId: 'ev-new', invited: ['bob@partner.example'] });
+
+      // An event held without attendees: accepting it sends nothing.
+      calFake.calls.length = 0;
+      const alone = reversibleCall(mapping, { summary: 'Focus', start: args.start, end: args.end })!;
+      const made = await hub.callTool('calendar', alone.tool, alone.args);
+      const none = finalizeCall(mapping, alone.args, made.structuredContent)!;
+      expect(await hub.callTool('calendar', none.tool, none.args)).toMatchObject({ structuredContent: { eventId: 'ev-new', invited: [] } });
+      expect(calFake.calls.map((c) => c.method)).toEqual(['POST']);
     });
   });
 });

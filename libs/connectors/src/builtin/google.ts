@@ -213,6 +213,7 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
   const api = calendar({ version: 'v3', rootUrl: rootOf(opts, GOOGLE_ROOT) });
   const server = new McpServer({ name: 'steward-calendar', version: '1.0.0' });
   const when = z.string().max(64).refine((v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 date-time');
+  const attendees = z.array(z.email()).max(200).optional();
 
   defineTool(server, svc, 'calendar.list_events', { description: 'List events of a calendar in a time range.', inputSchema: { timeMin: when, timeMax: when, calendarId: z.string().max(256).optional() }, readOnly: true }, async (a) => {
     const res = await google(svc, async () =>
@@ -226,20 +227,45 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
     server,
     svc,
     'calendar.create_event',
-    { description: 'Create an event; invitations are sent only when attendees are given.', inputSchema: { summary: z.string().max(1024), start: when, end: when, description: z.string().max(8000).optional(), attendees: z.array(z.email()).max(200).optional(), calendarId: z.string().max(256).optional() } },
+    {
+      description: 'Create an event; invitations are sent only when attendees are given. With holdInvitations the event is created on your calendar alone and its attendees are invited later (calendar.send_invitations).',
+      inputSchema: { summary: z.string().max(1024), start: when, end: when, description: z.string().max(8000).optional(), attendees, calendarId: z.string().max(256).optional(), holdInvitations: z.boolean().optional() },
+    },
     async (a) => {
-      const attendees = a.attendees ?? [];
+      // Held (the reversible form at Batched): nobody else sees the event until a reviewer accepts it.
+      const invite = a.holdInvitations ? [] : (a.attendees ?? []);
       const ev = await google(svc, async () =>
         api.events.insert(
           {
             calendarId: a.calendarId ?? 'primary',
-            sendUpdates: attendees.length ? 'all' : 'none',
-            requestBody: { summary: a.summary, description: a.description, start: { dateTime: a.start }, end: { dateTime: a.end }, attendees: attendees.length ? attendees.map((email) => ({ email })) : undefined },
+            sendUpdates: invite.length ? 'all' : 'none',
+            requestBody: { summary: a.summary, description: a.description, start: { dateTime: a.start }, end: { dateTime: a.end }, attendees: invite.length ? invite.map((email) => ({ email })) : undefined },
           },
           await callOpts(opts, svc),
         ),
       );
-      return { data: { eventId: ev.id, htmlLink: ev.htmlLink, invited: attendees } };
+      return { data: { eventId: ev.id, htmlLink: ev.htmlLink, invited: invite, ...(a.holdInvitations ? { held: a.attendees ?? [] } : {}) } };
+    },
+  );
+
+  defineTool(
+    server,
+    svc,
+    'calendar.send_invitations',
+    { description: 'Add attendees to an existing event and send them its invitation.', inputSchema: { eventId: z.string().max(1024), calendarId: z.string().max(256).optional(), attendees } },
+    async (a) => {
+      const add = a.attendees ?? [];
+      // Nothing to send (an event held with no attendees): the event stays as it is.
+      if (!add.length) return { data: { eventId: a.eventId, invited: [] } };
+      const calendarId = a.calendarId ?? 'primary';
+      const ev = await google(svc, async () => api.events.get({ calendarId, eventId: a.eventId }, await callOpts(opts, svc)));
+      const have = new Set((ev.attendees ?? []).map((x) => x.email?.toLowerCase()));
+      const invite = add.filter((email) => !have.has(email.toLowerCase()));
+      if (!invite.length) return { data: { eventId: a.eventId, invited: [] } };
+      await google(svc, async () =>
+        api.events.patch({ calendarId, eventId: a.eventId, sendUpdates: 'all', requestBody: { attendees: [...(ev.attendees ?? []), ...invite.map((email) => ({ email }))] } }, await callOpts(opts, svc)),
+      );
+      return { data: { eventId: a.eventId, invited: invite } };
     },
   );
 
@@ -332,11 +358,24 @@ export const calendarManifest: ConnectorManifest = {
     { name: 'calendar.list_events', description: 'List events in a time range.', inputSchema: obj({ timeMin: str, timeMax: str, calendarId: str }, ['timeMin', 'timeMax']), action: 'saas.read', readOnly: true },
     {
       name: 'calendar.create_event',
-      description: 'Create an event; invitations are sent only when attendees are given.',
-      inputSchema: obj({ summary: str, start: str, end: str, description: str, attendees: strArr, calendarId: str }, ['summary', 'start', 'end']),
+      description: 'Create an event; invitations are sent only when attendees are given. With holdInvitations the event is created on your calendar alone and its attendees are invited later (calendar.send_invitations).',
+      inputSchema: obj({ summary: str, start: str, end: str, description: str, attendees: strArr, calendarId: str, holdInvitations: { type: 'boolean' } }, ['summary', 'start', 'end']),
       action: 'calendar.create',
       extract: { attendees: ['/attendees'] },
-      reversible: { undo: { tool: 'calendar.delete_event', args: { eventId: '/result/eventId', calendarId: '/args/calendarId' } } },
+      // At Batched the event is created on the organiser's calendar alone: the reviewer's accept
+      // invites its attendees, a revert deletes it before anyone else saw it.
+      reversible: {
+        args: { summary: '/args/summary', start: '/args/start', end: '/args/end', description: '/args/description', attendees: '/args/attendees', calendarId: '/args/calendarId', holdInvitations: { const: true } },
+        undo: { tool: 'calendar.delete_event', args: { eventId: '/result/eventId', calendarId: '/args/calendarId' } },
+        finalize: { tool: 'calendar.send_invitations', args: { eventId: '/result/eventId', calendarId: '/args/calendarId', attendees: '/args/attendees' } },
+      },
+    },
+    {
+      name: 'calendar.send_invitations',
+      description: 'Add attendees to an existing event and send them its invitation.',
+      inputSchema: obj({ eventId: str, calendarId: str, attendees: strArr }, ['eventId']),
+      action: 'calendar.create',
+      extract: { attendees: ['/attendees'] },
     },
     { name: 'calendar.delete_event', description: 'Delete an event.', inputSchema: obj({ eventId: str, calendarId: str, notify: { type: 'boolean' } }, ['eventId']), action: 'calendar.create' },
   ],
