@@ -79,7 +79,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     await su.query(
       `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at, review_state, reviewed_by, reviewed_at)
        VALUES ($1, $2, $3, 5, $4, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $5, $6, now(), $7::varchar, $8, CASE WHEN $7::varchar IS NULL THEN NULL ELSE now() - make_interval(mins => $9) END)`,
-      [org.id, actionId, res.body.id, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } }), reviewState, reviewState ? org.users.approver.id : null, startedMinutesAgo],
+      [org.id, actionId, res.body.id, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId, to: ['bob@partner.example'] } }), reviewState, reviewState ? org.users.approver.id : null, startedMinutesAgo],
     );
     const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
     const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'], ...(workflow ? { workflow } : {}) }, { domains: [] }));
@@ -113,6 +113,11 @@ describe('agent tasks with installed connectors and stored credentials', () => {
         return { json: { id: 'm1', threadId: 't-m1', snippet: body.slice(0, 20), payload: { mimeType: 'text/plain', headers, body: { data: b64u(body) } } } };
       }
       if (c.method === 'POST' && c.path === `${base}/messages/send`) return { json: { id: 'sent-1', threadId: 't-sent' } };
+      const draft = /^\/gmail\/v1\/users\/me\/drafts\/([\w-]+)$/.exec(c.path);
+      if (c.method === 'GET' && draft) {
+        if (draft[1] === 'draft-gone' || draft[1] === 'draft-deleted') return { status: 404, json: { error: { code: 404, message: 'Requested entity was not found.' } } };
+        return { json: { id: draft[1], message: { id: `msg-${draft[1]}`, payload: { headers: [{ name: 'To', value: 'Bob <bob@partner.example>' }] } } } };
+      }
       if (c.method === 'POST' && c.path === `${base}/drafts/send`) {
         const { id } = JSON.parse(c.body) as { id: string };
         if (id === 'draft-503') return { status: 503, json: { error: { code: 503, message: 'Backend Error' } } };
@@ -414,7 +419,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       await su.query(
         `INSERT INTO task_actions (org_id, id, gateway_key, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at)
          VALUES ($1, $2, $3, $4, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $5, $6, now())`,
-        [org.id, actionId, `gw-${actionId}`, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } })],
+        [org.id, actionId, `gw-${actionId}`, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId, to: ['bob@partner.example'] } })],
       );
       const keyring = new AuditKeyring(new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY));
       const facts = recordFacts(toFacts({ userId: org.users.member.id, groupIds: [] }, 'email.send', { connector: 'gmail', recipients: ['bob@partner.example'] }, { domains: [] }));
@@ -537,7 +542,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       await su.query(
         `INSERT INTO task_actions (org_id, id, task_id, step, user_id, connector, tool, action_type, level, rule_ids, reason, args_digest, tainted, labels, reversible, state, undo, finalize, finished_at)
          VALUES ($1, $2, $3, $4, $5, 'gmail', 'gmail.send', 'email.send', 'batched', '{}', 'Batched: test', 'd', false, '{}', true, 'succeeded', $6, $7, now())`,
-        [org.id, actionId, taskId, stepNo, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId } })],
+        [org.id, actionId, taskId, stepNo, org.users.member.id, JSON.stringify({ tool: 'gmail.delete_draft', args: { draftId } }), JSON.stringify({ tool: 'gmail.send_draft', args: { draftId, to: ['bob@partner.example'] } })],
       );
       await inOrg(h.ds, { orgId: org.id }, (em) =>
         recordEvent(em, keyring, {
@@ -552,7 +557,8 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(accepted.status).toBe(409);
     expect(accepted.body.detail).toMatch(new RegExp(`finishing step of action ${ids['draft-gone']} failed.*1 action\\(s\\) of this bundle were accepted before it and stay so`));
     // The newer draft was sent, and its accept is recorded; the older stays pending for the reviewer.
-    expect(gmail.calls.filter((c) => c.path.endsWith('/drafts/send')).map((c) => JSON.parse(c.body).id)).toEqual(['draft-ok', 'draft-gone']);
+    expect(gmail.calls.filter((c) => c.path.endsWith('/drafts/send')).map((c) => JSON.parse(c.body).id)).toEqual(['draft-ok']);
+    expect(gmail.calls.filter((c) => c.method === 'GET' && c.path.includes('/drafts/')).map((c) => c.path.split('/').pop())).toEqual(['draft-ok', 'draft-gone']);
     const bundle = (await h.http.get(`/v1/reviews/${taskId}`).set('Cookie', approver)).body;
     expect(bundle).toMatchObject({ taskState: 'in_review', accepted: 1, pending: 1 });
     expect(bundle.actions.map((a: { actionId: string; reviewState: string }) => [a.actionId, a.reviewState])).toEqual(expect.arrayContaining([[ids['draft-ok'], 'accepted'], [ids['draft-gone'], 'pending']]));

@@ -27,6 +27,7 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
   };
 
   let gmailFake: Awaited<ReturnType<typeof fakeApi>>;
+  let draftHeaders: { name: string; value: string }[] = [];
   let driveFake: Awaited<ReturnType<typeof fakeApi>>;
   let calFake: Awaited<ReturnType<typeof fakeApi>>;
 
@@ -47,7 +48,12 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
               : { headers: headers(msg.from, msg.subject) };
           return { json: { id: m[1], threadId: `t-${m[1]}`, snippet: msg.body.slice(0, 20), payload } };
         }
-        if (c.method === 'POST' && c.path === `${base}/drafts`) return { json: { id: 'draft-1', message: { id: 'msg-d1' } } };
+        if (c.method === 'POST' && c.path === `${base}/drafts`) {
+          // Its address headers, as Gmail shows them on a draft (format=metadata).
+          draftHeaders = rawOf(c).split('\r\n').map((l) => /^(To|Cc|Bcc): (.*)$/.exec(l)).filter((m) => m !== null).map((m) => ({ name: m[1], value: m[2] }));
+          return { json: { id: 'draft-1', message: { id: 'msg-d1' } } };
+        }
+        if (c.method === 'GET' && c.path === `${base}/drafts/draft-1`) return { json: { id: 'draft-1', message: { id: 'msg-d1', payload: { headers: draftHeaders } } } };
         if (c.method === 'DELETE' && c.path === `${base}/drafts/draft-1`) return { status: 204, text: '' };
         if (c.method === 'POST' && c.path === `${base}/drafts/send` && JSON.parse(c.body).id === 'draft-1') return { json: { id: 'msg-d1', threadId: 't-d1', labelIds: ['SENT'] } };
         if (c.method === 'POST' && c.path === `${base}/messages/send`) return { json: { id: 'sent-1', threadId: 't-sent' } };
@@ -159,14 +165,38 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       const call = reversibleCall(mapping, args)!;
       const res = await hub.callTool('gmail', call.tool, call.args);
       const fin = finalizeCall(mapping, call.args, res.structuredContent)!;
-      expect(fin).toEqual({ tool: 'gmail.send_draft', args: { draftId: 'draft-1' } });
+      expect(fin).toEqual({ tool: 'gmail.send_draft', args: { draftId: 'draft-1', to: ['bob@partner.example'] } });
       expect(resolveTool(gmailManifest, fin.tool).action).toBe('email.send');
       const sent = await hub.callTool('gmail', fin.tool, fin.args);
       expect(sent.structuredContent).toEqual({ draftId: 'draft-1', messageId: 'msg-d1', threadId: 't-d1' });
-      expect(gmailFake.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['POST /gmail/v1/users/me/drafts', 'POST /gmail/v1/users/me/drafts/send']);
-      expect(JSON.parse(gmailFake.calls[1].body)).toEqual({ id: 'draft-1' });
+      expect(gmailFake.calls.map((c) => `${c.method} ${c.path}`)).toEqual(['POST /gmail/v1/users/me/drafts', 'GET /gmail/v1/users/me/drafts/draft-1', 'POST /gmail/v1/users/me/drafts/send']);
+      expect(JSON.parse(gmailFake.calls[2].body)).toEqual({ id: 'draft-1' });
       // A tool without a finishing step is final as it is.
       expect(finalizeCall(resolveTool(gmailManifest, 'gmail.create_draft'), args, { draftId: 'draft-2' })).toBeNull();
+    });
+
+    it('a draft sent directly is decided on the recipients the call names, and sent only if it is addressed to no one else', async () => {
+      const mapping = resolveTool(gmailManifest, 'gmail.send_draft');
+      // What the policy sees: the named recipients (an outside one makes it an external send).
+      expect(extractContext(mapping, { draftId: 'draft-1', to: ['carol@acme.example'], cc: ['bob@partner.example'] })).toEqual({ connector: 'gmail', recipients: ['carol@acme.example', 'bob@partner.example'] });
+      await hub.callTool('gmail', 'gmail.create_draft', { to: ['Carol <carol@acme.example>'], cc: ['bob@partner.example'], subject: 'Plan', body: 'x' });
+      draftHeaders.push({ name: 'Bcc', value: 'Eve <eve@evil.example>' });
+      gmailFake.calls.length = 0;
+      const sends = () => gmailFake.calls.filter((c) => c.path.endsWith('/drafts/send')).length;
+      // Naming only the inside recipient (decided as internal mail) sends nothing: the draft also goes outside.
+      const hidden = await hub.callTool('gmail', 'gmail.send_draft', { draftId: 'draft-1', to: ['carol@acme.example'] }).catch((e: ConnectorError) => e);
+      expect(hidden).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('also addressed to bob@partner.example, eve@evil.example, not named in to/cc: nothing was sent') });
+      expect(sends()).toBe(0);
+      // Without recipients the call is refused by its schema.
+      expect(await hub.callTool('gmail', 'gmail.send_draft', { draftId: 'draft-1' }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments' });
+      expect(sends()).toBe(0);
+      // Every recipient named (in any case, any form): sent.
+      await hub.callTool('gmail', 'gmail.send_draft', { draftId: 'draft-1', to: ['CAROL@acme.example', 'Eve <eve@evil.example>'], cc: ['bob@partner.example'] });
+      expect(sends()).toBe(1);
+      // A draft with no recipients at all is not sent either.
+      draftHeaders = [];
+      expect(await hub.callTool('gmail', 'gmail.send_draft', { draftId: 'draft-1', to: ['carol@acme.example'] }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('no recipients') });
+      expect(sends()).toBe(1);
     });
 
     it('sends when asked to send', async () => {

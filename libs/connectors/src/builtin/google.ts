@@ -87,6 +87,8 @@ const mailShape = {
   body: z.string().max(1_000_000),
 };
 
+const SEND_DRAFT = 'Send a draft as it is. Name all its recipients in to and cc: a draft addressed to anyone else (Bcc included) is not sent.';
+
 export function createGmailServer(opts: GoogleOptions): McpServer {
   const svc = 'Gmail';
   const api = gmail({ version: 'v1', rootUrl: rootOf(opts, GMAIL_ROOT) });
@@ -124,8 +126,23 @@ export function createGmailServer(opts: GoogleOptions): McpServer {
     return { data: { draftId: a.draftId, deleted: true } };
   });
 
-  defineTool(server, svc, 'gmail.send_draft', { description: 'Send a draft as it is.', inputSchema: { draftId: z.string().max(256) } }, async (a) => {
-    const sent = await google(svc, async () => api.users.drafts.send({ userId: 'me', requestBody: { id: a.draftId } }, await callOpts(opts, svc)));
+  defineTool(server, svc, 'gmail.send_draft', { description: SEND_DRAFT, inputSchema: { draftId: z.string().max(256), to: mailShape.to, cc: mailShape.cc } }, async (a) => {
+    // The policy decided on the recipients named here: the draft goes only if it is addressed to no one else.
+    const named = new Set([...a.to, ...(a.cc ?? [])].map((x) => {
+      const address = mailbox(noCrLf(x, 'to'));
+      if (!address) throw new ConnectorError('bad_arguments', `to/cc: "${x.slice(0, 200)}" is not one mail address`);
+      return address;
+    }));
+    // One credential read for both calls (each read is a decrypt, audited).
+    const o = await callOpts(opts, svc);
+    const draft = await google(svc, () => api.users.drafts.get({ userId: 'me', id: a.draftId, format: 'metadata' }, o));
+    const addressed = ['To', 'Cc', 'Bcc'].flatMap((h) => (draft.message?.payload?.headers ?? []).filter((x) => x.name?.toLowerCase() === h.toLowerCase()).flatMap((x) => parseAddresses(x.value ?? '')));
+    const others = [...new Set(addressed.filter((x) => !named.has(x)))];
+    if (others.length) {
+      throw new ConnectorError('bad_arguments', `gmail.send_draft: the draft is also addressed to ${others.slice(0, 5).join(', ')}${others.length > 5 ? ` and ${others.length - 5} more` : ''}, not named in to/cc: nothing was sent`);
+    }
+    if (!addressed.length) throw new ConnectorError('bad_arguments', 'gmail.send_draft: the draft has no recipients: nothing was sent');
+    const sent = await google(svc, () => api.users.drafts.send({ userId: 'me', requestBody: { id: a.draftId } }, o));
     return { data: { draftId: a.draftId, messageId: sent.id, threadId: sent.threadId } };
   });
 
@@ -258,12 +275,13 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
       // Nothing to send (an event held with no attendees): the event stays as it is.
       if (!add.length) return { data: { eventId: a.eventId, invited: [] } };
       const calendarId = a.calendarId ?? 'primary';
-      const ev = await google(svc, async () => api.events.get({ calendarId, eventId: a.eventId }, await callOpts(opts, svc)));
+      const o = await callOpts(opts, svc);
+      const ev = await google(svc, () => api.events.get({ calendarId, eventId: a.eventId }, o));
       const have = new Set((ev.attendees ?? []).map((x) => x.email?.toLowerCase()));
       const invite = add.filter((email) => !have.has(email.toLowerCase()));
       if (!invite.length) return { data: { eventId: a.eventId, invited: [] } };
       await google(svc, async () =>
-        api.events.patch({ calendarId, eventId: a.eventId, sendUpdates: 'all', requestBody: { attendees: [...(ev.attendees ?? []), ...invite.map((email) => ({ email }))] } }, await callOpts(opts, svc)),
+        api.events.patch({ calendarId, eventId: a.eventId, sendUpdates: 'all', requestBody: { attendees: [...(ev.attendees ?? []), ...invite.map((email) => ({ email }))] } }, o),
       );
       return { data: { eventId: a.eventId, invited: invite } };
     },
@@ -311,9 +329,10 @@ export const gmailManifest: ConnectorManifest = {
       action: 'email.send',
       extract: { recipients: ['/to', '/cc'] },
       // At Batched a send becomes a draft: the reviewer's accept sends it, a revert discards it.
-      reversible: { tool: 'gmail.create_draft', undo: { tool: 'gmail.delete_draft', args: { draftId: '/result/draftId' } }, finalize: { tool: 'gmail.send_draft', args: { draftId: '/result/draftId' } } },
+      reversible: { tool: 'gmail.create_draft', undo: { tool: 'gmail.delete_draft', args: { draftId: '/result/draftId' } }, finalize: { tool: 'gmail.send_draft', args: { draftId: '/result/draftId', to: '/args/to', cc: '/args/cc' } } },
     },
-    { name: 'gmail.send_draft', description: 'Send a draft as it is.', inputSchema: obj({ draftId: str }, ['draftId']), action: 'email.send' },
+    // Decided on the recipients it names; the connector sends the draft only if it is addressed to no one else.
+    { name: 'gmail.send_draft', description: SEND_DRAFT, inputSchema: obj({ draftId: str, to: strArr, cc: strArr }, ['draftId', 'to']), action: 'email.send', extract: { recipients: ['/to', '/cc'] } },
   ],
 };
 
