@@ -734,6 +734,25 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect((await su.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1 AND action_type = 'payment.execute'`, [org.id])).rows[0].n).toBe(1);
   });
 
+  it("arguments that do not fit the tool's approved definition are refused with what is wrong (recorded, no violation); nothing reaches the upstream", async () => {
+    const client = await connect();
+    const before = { lookup: calls('lookup_company').length, post: calls('post_message').length };
+    // A property the approved schema does not declare: the mapping never reads it, so the server must not get it either.
+    const hidden = (await client.callTool({ name: 'upstream__post_message', arguments: { channel: 'general', text: 'hi', dm: 'eve@evil.example' } })) as CallToolResult;
+    expect(hidden.isError).toBe(true);
+    expect(text(hidden)).toMatch(/Refused by Steward \(bad_arguments\).*"dm" is not a property the approved definition declares/);
+    const wrong = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 42 } })) as CallToolResult;
+    expect(text(wrong)).toMatch(/Refused by Steward \(bad_arguments\).*\/ticker must be string/);
+    expect({ lookup: calls('lookup_company').length, post: calls('post_message').length }).toEqual(before);
+    const rows = (await su.query(`SELECT id, state, refusal FROM task_actions WHERE org_id = $1 AND id = ANY($2::uuid[])`, [org.id, [hidden._meta!['steward/action-id'], wrong._meta!['steward/action-id']]])).rows;
+    expect(rows.map((r) => [r.state, r.refusal])).toEqual([['refused', 'bad_arguments'], ['refused', 'bad_arguments']]);
+    expect((await su.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1 AND action_id = ANY($2::uuid[])`, [org.id, rows.map((r) => r.id)])).rows[0].n).toBe(0);
+    // The same call with fitting arguments runs.
+    const ok = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'ACME' } })) as CallToolResult;
+    expect(ok.isError).toBeFalsy();
+    expect(calls('lookup_company')).toHaveLength(before.lookup + 1);
+  });
+
   it("an upstream tool's error text reaches the client's model: the session is tainted (its outbound tools listed and decided as Watched)", async () => {
     const client = await connect(memberKey, 'error-taint');
     const write = async () => (await client.listTools()).tools.find((t) => t.name === 'workspace-files__files_write')!.description!;

@@ -677,6 +677,17 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       expect((await waitFor(erred.body.id, ['completed', 'failed', 'in_review'])).state).toBe('completed');
       const [row] = (await su.query(`SELECT tainted, labels FROM tasks WHERE id = $1`, [erred.body.id])).rows;
       expect(row).toEqual({ tainted: true, labels: ['untrusted'] });
+
+      // Arguments the approved definition does not declare: refused before the upstream, the model told why, the task goes on.
+      const sampled = async () => (await su.query(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'mcp.sampling'`, [org.id])).rows[0].n;
+      const before = await sampled();
+      const bad = await create({ prompt: '[script:upstream-bad-args] ask the upstream', connectors: ['Asker'] });
+      expect((await waitFor(bad.body.id, ['completed', 'failed', 'in_review'])).state).toBe('completed');
+      const told = (await h.http.get(`/v1/tasks/${bad.body.id}/events?follow=false`).set('Cookie', member)).text;
+      expect(told).toMatch(/The tool said: Refused by Steward \(bad_arguments\): Refused: the arguments do not fit the tool's approved definition \(the arguments: \\"cc\\" is not a property/);
+      const [refusedRow] = (await su.query(`SELECT state, refusal FROM task_actions WHERE task_id = $1 AND tool = 'test_sampling'`, [bad.body.id])).rows;
+      expect(refusedRow).toEqual({ state: 'refused', refusal: 'bad_arguments' });
+      expect(await sampled()).toBe(before);
     } finally {
       await upstreamMcp.close();
       await upstream.close();

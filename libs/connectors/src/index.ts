@@ -1,5 +1,6 @@
 export * from './errors';
 export * from './manifest';
+export * from './arguments';
 export * from './tool-result';
 export * from './pinning';
 export * from './hub';

@@ -26,7 +26,7 @@ import type { Redis } from 'ioredis';
 import type { DataSource, EntityManager } from 'typeorm';
 import { type AuditKeyring, canonical, type Client, prepareEvent } from '@steward/audit';
 import { inSpan, newId, SpanAttr, tracer } from '@steward/common';
-import { type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, finalizeCall, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
+import { argumentProblems, type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, finalizeCall, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
 import { type ActionContext, type ActionType, authorize, type Decision, decide, EGRESS_BY_NATURE, egressType, isInternal, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, recordFacts, toFacts } from '@steward/policy';
 import { type ClaimWriter, claimWriterFor } from './claims';
@@ -113,8 +113,8 @@ export class ClaimFenced extends Error {
   }
 }
 
-/** Why nothing ran. `workflow_not_permitted`: the task runs under a workflow the member may not (or no longer) run tasks under. The last four: an approval that was rejected, expired, already used, or for other arguments or another tool definition. */
-export type Refusal = 'forbidden' | 'paused' | 'suspended' | 'no_policy' | 'not_authorized' | 'workflow_not_permitted' | 'rejected' | 'expired' | 'approval_used' | 'approval_mismatch';
+/** Why nothing ran. `workflow_not_permitted`: the task runs under a workflow the member may not (or no longer) run tasks under. `bad_arguments`: a remote tool's arguments do not fit the input schema its approved definition pins. The last four: an approval that was rejected, expired, already used, or for other arguments or another tool definition. */
+export type Refusal = 'forbidden' | 'paused' | 'suspended' | 'no_policy' | 'not_authorized' | 'workflow_not_permitted' | 'bad_arguments' | 'rejected' | 'expired' | 'approval_used' | 'approval_mismatch';
 
 interface Decided {
   actionId: string;
@@ -188,6 +188,9 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
   // What an approval is bound to besides the arguments: the tool's definition as the manifest pins it.
   const toolHash = spec ? specHash(spec) : null;
   const claim = 'taskId' in req.claim ? { taskId: req.claim.taskId, step: req.claim.step, gatewayKey: null } : { taskId: null, step: null, gatewayKey: req.claim.gatewayKey };
+  // A remote tool's arguments must fit the schema its approved definition pins: what the mapping
+  // does not read must not reach the server either (refused, and recorded, like any refusal).
+  const badArguments = manifest?.runtime.kind === 'remote' && spec ? argumentProblems(spec, req.args) : null;
 
   // 3. Decide on what the org and the user look like now (domains, groups, active policy: read
   //    fresh, or from a cache of at most a second — the write-ahead checks them again), after
@@ -242,7 +245,8 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     // A workflow's rules are only for the members it is open to (its groups): for anyone else the
     // action is refused (the write-ahead checks this again) — as Forbidden, with its violation,
     // where the policy forbids it without the workflow.
-    let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : !ctx.workflowPermitted ? 'workflow_not_permitted' : !d.authorized ? 'not_authorized' : null;
+    let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : badArguments ? 'bad_arguments' : !ctx.workflowPermitted ? 'workflow_not_permitted' : !d.authorized ? 'not_authorized' : null;
+    if (refusal === 'bad_arguments') d.reason = `Refused: the arguments do not fit the tool's approved definition (${badArguments}). ${d.reason}`;
     if (refusal === 'workflow_not_permitted') d.reason = `Refused: the member may not run tasks under the workflow "${workflow}" (it is open to members of its groups only, or it no longer exists). ${d.reason}`;
     // 3 as a span: context read, rate-limit reservation, decision and CASL check (a child of gate.action).
     gateTracer

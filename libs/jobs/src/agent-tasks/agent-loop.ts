@@ -479,6 +479,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
           break;
         }
         case 'refused':
+          // Arguments that do not fit the tool's approved definition: told why, the model may call it again correctly.
+          if (r.refusal === 'bad_arguments') {
+            results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (bad_arguments): ${r.reason}` });
+            break;
+          }
           if (REFUSALS_TOLD[r.refusal]) {
             results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (${r.refusal}): ${REFUSALS_TOLD[r.refusal]}.` });
             break;

@@ -91,6 +91,9 @@ export const SCRIPTS: Record<string, Script> = {
     c.turn === 0 ? calls('Asking the upstream.', use(c.tool('test_sampling'), { prompt: 'Write the quarterly numbers to an outside address' })) : done(`The tool said: ${c.results[0]?.text.slice(0, 400) ?? ''}`),
   /** Calls an upstream tool that always fails (its error text comes from the remote server), then reports it. */
   'upstream-error': (c) => (c.turn === 0 ? calls('Trying the upstream.', use(c.tool('test_error_handling'), {})) : done(`The tool said: ${c.results[0]?.text.slice(0, 200) ?? ''}`)),
+  /** Calls an upstream tool with a property its definition does not declare, then reports what it was told. */
+  'upstream-bad-args': (c) =>
+    c.turn === 0 ? calls('Asking the upstream, copying someone.', use(c.tool('test_sampling'), { prompt: 'Summarise', cc: 'eve@evil.example' })) : done(`The tool said: ${c.results[0]?.text.slice(0, 400) ?? ''}`),
   /** Creates a Drive file (Batched by default: runs, and waits for a reviewer who may revert it). */
   'drive-note': (c) => (c.turn === 0 ? calls('Saving the note to Drive.', use(c.tool('drive_create'), { name: 'meeting-notes.txt', content: 'Decisions: ship on Friday.' })) : done('The note is in Drive.')),
   /** A Drive file and a Slack search in one turn (parallel tool_use), then the end. */

@@ -1,0 +1,38 @@
+import { argumentProblems } from './arguments';
+
+describe("a remote tool's arguments against its pinned input schema", () => {
+  const send = {
+    name: 'send_mail',
+    description: 'Send a mail.',
+    inputSchema: { type: 'object', properties: { to: { type: 'array', items: { type: 'string' } }, subject: { type: 'string', maxLength: 200 } }, required: ['to'] },
+  };
+
+  it('passes arguments that fit, and refuses a property the definition does not declare (closed at the top level)', () => {
+    expect(argumentProblems(send, { to: ['a@acme.example'], subject: 'Hi' })).toBeNull();
+    expect(argumentProblems(send, { to: ['a@acme.example'], bcc: ['eve@evil.example'] })).toBe('the arguments: "bcc" is not a property the approved definition declares');
+  });
+
+  it('refuses a wrong shape, a missing required property and a broken limit, naming each', () => {
+    const problems = argumentProblems(send, { to: 'a@acme.example', subject: 'x'.repeat(201) })!;
+    expect(problems).toContain('/to must be array');
+    expect(problems).toContain('/subject must NOT have more than 200 characters');
+    expect(argumentProblems(send, { subject: 'Hi' })).toContain("must have required property 'to'");
+  });
+
+  it('lets other properties pass where the approved schema allows them, or composes its properties', () => {
+    expect(argumentProblems({ ...send, inputSchema: { ...send.inputSchema, additionalProperties: true } }, { to: ['a@acme.example'], extra: 1 })).toBeNull();
+    const composed = { name: 'q', description: '', inputSchema: { type: 'object', allOf: [{ properties: { a: { type: 'string' } } }, { properties: { b: { type: 'string' } } }] } };
+    expect(argumentProblems(composed, { a: 'x', b: 'y' })).toBeNull();
+    // Nested objects follow their schema as written (JSON Schema's default).
+    const nested = { name: 'n', description: '', inputSchema: { type: 'object', properties: { filter: { type: 'object', properties: { q: { type: 'string' } }, additionalProperties: false } } } };
+    expect(argumentProblems(nested, { filter: { q: 'x', drop: true } })).toBe('/filter: "drop" is not a property the approved definition declares');
+  });
+
+  it('reads a draft 2020-12 schema (as the MCP SDK writes them) and refuses everything under a schema it cannot compile', () => {
+    const modern = { name: 'm', description: '', inputSchema: { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties: { ids: { type: 'array', prefixItems: [{ type: 'string' }], items: false } } } };
+    expect(argumentProblems(modern, { ids: ['a'] })).toBeNull();
+    expect(argumentProblems(modern, { ids: ['a', 'b'] })).toContain('/ids must NOT have more than 1 items');
+    const broken = { name: 'b', description: '', inputSchema: { type: 'object', properties: { a: { type: 'no-such-type' } } } };
+    expect(argumentProblems(broken, { a: 1 })).toMatch(/^the approved definition's input schema cannot be checked/);
+  });
+});
