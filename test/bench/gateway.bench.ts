@@ -9,6 +9,8 @@
  *   direct_p50_ms            an Autonomous call made directly to the upstream with the SDK client
  *   gateway_p50_ms           the same call through the gateway (SDK client → /mcp → gate → upstream)
  *   gateway_added_p50_ms     the difference (goal: ≤ commit_p50_ms + 3)
+ *   gateway_serial_cpu_ms_per_call  CPU time (user + system) of the API process per call of the latency run
+ *                            (one call at a time, warm-up included): what the gateway spends on a call it cannot batch
  *   gateway_calls_per_sec    200 concurrent sessions × 50 calls each (goal ≥ 1,000)
  *   gateway_errors           calls of that run that failed or came back as errors (must be 0)
  *   gateway_cpu_ms_per_call  CPU time (user + system) of the API process during that run, per call —
@@ -145,10 +147,12 @@ async function main(): Promise<void> {
     // Every client process loaded and idle before anything is timed (a process starting up beside the latency run slowed it).
     await Promise.all(loaders.map((l) => ask(l, { op: 'ping' })));
     log('latency: direct and through the gateway');
+    const latencyCpu = process.cpuUsage();
     const latency = await ask<{ direct: number[]; gateway: number[] }>(loaders[0]!, {
       op: 'latency', direct: `${upstream.url}/mcp`, gateway: `${base}/mcp`, headers: auth, directTool: TOOL.name, gatewayTool: `crm__${TOOL.name}`, warm: 30, n: LATENCY_CALLS,
     });
 
+    const serialCpu = process.cpuUsage(latencyCpu);
     log(`throughput: ${SESSIONS} sessions × ${CALLS} calls (${CLIENT_PROCS} client processes)`);
     await Promise.all(loaders.map((l, i) => ask(l, { op: 'connect', url: `${base}/mcp`, headers: auth, count: Math.floor(SESSIONS / CLIENT_PROCS) + (i < SESSIONS % CLIENT_PROCS ? 1 : 0) })));
     const started = process.hrtime.bigint();
@@ -169,6 +173,7 @@ async function main(): Promise<void> {
     out('direct_p50_ms', directP50);
     out('gateway_p50_ms', gatewayP50);
     out('gateway_added_p50_ms', gatewayP50 - directP50);
+    out('gateway_serial_cpu_ms_per_call', (serialCpu.user + serialCpu.system) / 1000 / latency.gateway.length);
     out('gateway_calls_per_sec', calls / seconds);
     out('gateway_errors', errors);
     out('gateway_cpu_ms_per_call', (cpu.user + cpu.system) / 1000 / calls);
