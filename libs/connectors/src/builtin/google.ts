@@ -162,6 +162,33 @@ export interface DriveOptions extends GoogleOptions {
   sensitivityLabels?: Record<string, string>;
 }
 
+/** The most of a file drive.read reads (more than a tool result may hold anyway). */
+const DRIVE_MAX_TEXT_BYTES = 1024 * 1024;
+/** The largest file drive.update replaces: its previous content comes back in the result, for the undo. */
+const DRIVE_MAX_UNDO_BYTES = 512 * 1024;
+const TEXT_TYPE = /^(text\/|application\/(json|xml|csv|x-yaml|yaml|javascript|x-sh|sql)\b|[^;]*\+(json|xml)\b)/i;
+
+/** A text file (by its type) of at most `max` bytes, or a bad_arguments error saying which it is not. */
+function textFile(meta: { name?: string | null; mimeType?: string | null; size?: string | null }, what: string, max = DRIVE_MAX_TEXT_BYTES, tooLarge: 'result_too_large' | 'bad_arguments' = 'result_too_large'): void {
+  const type = meta.mimeType ?? 'unknown';
+  if (!TEXT_TYPE.test(type)) throw new ConnectorError('bad_arguments', `${what} text files and Google Docs; "${(meta.name ?? '').slice(0, 100)}" is ${type.slice(0, 100)}: nothing was done`);
+  const size = Number(meta.size ?? 0);
+  if (size > max) throw new ConnectorError(tooLarge, `${what} files of at most ${max} bytes; "${(meta.name ?? '').slice(0, 100)}" has ${size}: nothing was done`, { bytes: size, limit: max });
+}
+
+/** A download cut at its maxContentLength (node-fetch's "max-size") as the given error. */
+async function capped<T>(fileId: string, code: 'result_too_large' | 'bad_arguments', read: () => Promise<T>): Promise<T> {
+  try {
+    return await read();
+  } catch (err) {
+    const e = err as { type?: string; message?: string; cause?: { type?: string } };
+    if (e.type === 'max-size' || e.cause?.type === 'max-size' || /over limit/.test(e.message ?? '')) {
+      throw new ConnectorError(code, `Google Drive: file ${fileId.slice(0, 100)} is larger than the limit of this call: nothing was done`);
+    }
+    throw err;
+  }
+}
+
 export function createDriveServer(opts: DriveOptions): McpServer {
   const svc = 'Google Drive';
   const api = drive({ version: 'v3', rootUrl: rootOf(opts, GOOGLE_ROOT) });
@@ -188,12 +215,16 @@ export function createDriveServer(opts: DriveOptions): McpServer {
 
   defineTool(server, svc, 'drive.read', { description: 'Read a Drive file as text (Google Docs exported as plain text).', inputSchema: { fileId: z.string().max(256) }, readOnly: true }, async (a) => {
     const o = await callOpts(opts, svc);
-    const meta = await google(svc, () => api.files.get({ fileId: a.fileId, fields: FIELDS, includeLabels: labelIds.join(',') || undefined }, o));
+    const meta = await google(svc, () => api.files.get({ fileId: a.fileId, fields: `${FIELDS},size`, includeLabels: labelIds.join(',') || undefined }, o));
     const isDoc = meta.mimeType?.startsWith('application/vnd.google-apps.');
+    if (!isDoc) textFile(meta, 'drive.read reads');
+    // Read at most DRIVE_MAX_TEXT_BYTES (an export's size is known only as it comes).
     const content = await google(svc, () =>
-      (isDoc
-        ? api.files.export({ fileId: a.fileId, mimeType: 'text/plain' }, { ...o, responseType: 'text' })
-        : api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text' })) as Promise<{ data: unknown }>,
+      capped(a.fileId, 'result_too_large', () =>
+        (isDoc
+          ? api.files.export({ fileId: a.fileId, mimeType: 'text/plain' }, { ...o, responseType: 'text', maxContentLength: DRIVE_MAX_TEXT_BYTES })
+          : api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text', maxContentLength: DRIVE_MAX_TEXT_BYTES })) as Promise<{ data: unknown }>,
+      ),
     );
     const labels = labelsAndOrigin(meta);
     return { data: { id: meta.id, name: meta.name, mimeType: meta.mimeType, content: String(content), labels }, labels };
@@ -209,8 +240,14 @@ export function createDriveServer(opts: DriveOptions): McpServer {
 
   defineTool(server, svc, 'drive.update', { description: 'Replace the content of a Drive file; the previous content is returned for undo.', inputSchema: { fileId: z.string().max(256), content: z.string().max(5_000_000) } }, async (a) => {
     const o = await callOpts(opts, svc);
-    const meta = await google(svc, () => api.files.get({ fileId: a.fileId, fields: 'id,name,mimeType' }, o));
-    const previous = await google(svc, () => api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text' }) as Promise<{ data: unknown }>);
+    const meta = await google(svc, () => api.files.get({ fileId: a.fileId, fields: 'id,name,mimeType,size' }, o));
+    // Its undo writes the previous content back as text: only a text file that size can be put back
+    // (a Google Doc, a spreadsheet or a PDF could not be), so nothing else is changed.
+    // (bad_arguments, not result_too_large: nothing was written, so the call is not one that may have acted.)
+    textFile(meta, 'drive.update replaces', DRIVE_MAX_UNDO_BYTES, 'bad_arguments');
+    const previous = await google(svc, () =>
+      capped(a.fileId, 'bad_arguments', () => api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text', maxContentLength: DRIVE_MAX_UNDO_BYTES }) as Promise<{ data: unknown }>),
+    );
     await google(svc, () => api.files.update({ fileId: a.fileId, media: { mimeType: meta.mimeType ?? 'text/plain', body: a.content }, fields: 'id' }, o));
     return { data: { fileId: a.fileId, previousContent: String(previous) } };
   });
