@@ -100,6 +100,8 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
         if (c.method === 'POST' && c.path === base) return { json: { id: 'ev-new', htmlLink: 'https://calendar.example/ev-new' } };
         if (c.method === 'DELETE' && c.path === `${base}/ev-new`) return { status: 204, text: '' };
         if (c.method === 'GET' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new', attendees: [{ email: 'me@acme.example', organizer: true }] } };
+        if (c.method === 'GET' && c.path === `${base}/ev-team`) return { json: { id: 'ev-team', attendees: [{ email: 'me@acme.example', self: true }, { email: 'Bob@partner.example' }, { email: 'carol@acme.example' }] } };
+        if (c.method === 'DELETE' && c.path === `${base}/ev-team`) return { status: 204, text: '' };
         if (c.method === 'PATCH' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new' } };
         return undefined;
       },
@@ -279,6 +281,23 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       expect(upd.structuredContent).toEqual({ fileId: 'f1', previousContent: 'old secret content' });
       expect(driveFake.calls.at(-1)!.body).toContain('new content');
       expect(undoCall(resolveTool(driveManifest, 'drive.update'), { fileId: 'f1', content: 'new content' }, upd.structuredContent)).toEqual({ tool: 'drive.update', args: { fileId: 'f1', content: 'old secret content' } });
+    });
+  });
+
+  describe('Calendar cancellations', () => {
+    it('a delete that notifies is decided on the attendees it names, and refused if the cancellation would reach anyone else', async () => {
+      calFake.calls.length = 0;
+      const mapping = resolveTool(calendarManifest, 'calendar.delete_event');
+      expect(extractContext(mapping, { eventId: 'ev-team', notify: true, attendees: ['bob@partner.example'] }).attendees).toEqual(['bob@partner.example']);
+      const deletes = () => calFake.calls.filter((c) => c.method === 'DELETE');
+      const err = await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-team', notify: true, attendees: ['carol@acme.example'] }).catch((e: ConnectorError) => e);
+      expect(err).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('would also go to Bob@partner.example, not named in attendees: nothing was deleted') });
+      expect(deletes()).toHaveLength(0);
+      await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-team', notify: true, attendees: ['carol@acme.example', 'bob@partner.example'] });
+      expect(deletes().map((c) => c.query.get('sendUpdates'))).toEqual(['all']);
+      // Without notify nobody is told, and nobody need be named.
+      await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-team' });
+      expect(deletes().map((c) => c.query.get('sendUpdates'))).toEqual(['all', 'none']);
     });
   });
 

@@ -262,6 +262,8 @@ export function createDriveServer(opts: DriveOptions): McpServer {
 // ---------------------------------------------------------------------------------------------
 // Calendar
 
+const DELETE_EVENT = "Delete an event. With notify its attendees are sent the cancellation: name them all in attendees (an attendee not named stops the call; you are not one).";
+
 export function createCalendarServer(opts: GoogleOptions): McpServer {
   const svc = 'Google Calendar';
   const api = calendar({ version: 'v3', rootUrl: rootOf(opts, GOOGLE_ROOT) });
@@ -324,8 +326,19 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
     },
   );
 
-  defineTool(server, svc, 'calendar.delete_event', { description: 'Delete an event.', inputSchema: { eventId: z.string().max(1024), calendarId: z.string().max(256).optional(), notify: z.boolean().optional() }, destructive: true }, async (a) => {
-    await google(svc, async () => api.events.delete({ calendarId: a.calendarId ?? 'primary', eventId: a.eventId, sendUpdates: a.notify ? 'all' : 'none' }, await callOpts(opts, svc)));
+  defineTool(server, svc, 'calendar.delete_event', { description: DELETE_EVENT, inputSchema: { eventId: z.string().max(1024), calendarId: z.string().max(256).optional(), notify: z.boolean().optional(), attendees } }, async (a) => {
+    const calendarId = a.calendarId ?? 'primary';
+    const o = await callOpts(opts, svc);
+    if (a.notify) {
+      // The cancellation goes to the event's attendees: the policy decided on those the call names, so they must be all of them.
+      const named = new Set((a.attendees ?? []).map((x) => x.toLowerCase()));
+      const ev = await google(svc, () => api.events.get({ calendarId, eventId: a.eventId }, o));
+      const others = (ev.attendees ?? []).filter((x) => !x.self && !x.organizer && x.email && !named.has(x.email.toLowerCase())).map((x) => x.email!);
+      if (others.length) {
+        throw new ConnectorError('bad_arguments', `calendar.delete_event: the cancellation would also go to ${others.slice(0, 5).join(', ')}${others.length > 5 ? ` and ${others.length - 5} more` : ''}, not named in attendees: nothing was deleted`);
+      }
+    }
+    await google(svc, () => api.events.delete({ calendarId, eventId: a.eventId, sendUpdates: a.notify ? 'all' : 'none' }, o));
     return { data: { eventId: a.eventId, deleted: true } };
   });
   return server;
@@ -433,6 +446,7 @@ export const calendarManifest: ConnectorManifest = {
       action: 'calendar.create',
       extract: { attendees: ['/attendees'] },
     },
-    { name: 'calendar.delete_event', description: 'Delete an event.', inputSchema: obj({ eventId: str, calendarId: str, notify: { type: 'boolean' } }, ['eventId']), action: 'calendar.create' },
+    // Decided on the attendees it names (a cancellation is sent to them); the connector refuses a notify that would reach anyone else.
+    { name: 'calendar.delete_event', description: DELETE_EVENT, inputSchema: obj({ eventId: str, calendarId: str, notify: { type: 'boolean' }, attendees: strArr }, ['eventId']), action: 'calendar.create', extract: { attendees: ['/attendees'] } },
   ],
 };
