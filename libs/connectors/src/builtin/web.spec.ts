@@ -15,6 +15,8 @@ describe('web connector against a loopback site and search API', () => {
       if (c.path === '/slow') return { text: 'late', delayMs: 1500 };
       if (c.path === '/binary') return { text: 'MZ', headers: { 'content-type': 'application/octet-stream' } };
       if (c.path === '/away') return { status: 302, text: '', headers: { location: 'http://localhost:1/elsewhere' } };
+      if (c.path === '/moved') return { status: 301, text: '', headers: { location: '/page' } };
+      if (c.path === '/round') return { status: 302, text: '', headers: { location: '/round' } };
       if (c.path === '/search') {
         if (c.query.get('q') !== 'steward') return { json: { web: { results: [] } } };
         return { json: { web: { results: [{ title: 'Steward', url: 'https://steward.example', description: 'governance' }] } } };
@@ -52,10 +54,20 @@ describe('web connector against a loopback site and search API', () => {
     expect(res.labels).toEqual(['untrusted']);
   });
 
-  it('refuses hosts off the list (also after a redirect), oversize pages, binaries, slow pages and private addresses', async () => {
+  it('follows redirects on the host the policy decided on; one to another host is not followed: the answer says where the page moved', async () => {
+    site.calls.length = 0;
+    const moved = await hub.callTool('web', 'web.fetch', { url: `${site.url}/moved` });
+    expect(moved.structuredContent).toMatchObject({ url: `${site.url}/page`, title: 'Docs', text: 'Docs Hello world' });
+    const away = await hub.callTool('web', 'web.fetch', { url: `${site.url}/away` });
+    expect(away.structuredContent).toMatchObject({ status: 302, movedTo: 'http://localhost:1/elsewhere', text: expect.stringContaining('It was not fetched') });
+    expect(away.labels).toEqual(['untrusted']);
+    expect(site.calls.map((c) => c.path)).toEqual(['/moved', '/page', '/away']);
+    expect(await hub.callTool('web', 'web.fetch', { url: `${site.url}/round` }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'upstream_error', message: expect.stringContaining('more than 5 redirects') });
+  });
+
+  it('refuses hosts off the list, oversize pages, binaries, slow pages and private addresses', async () => {
     const code = (p: Promise<unknown>) => p.then(() => 'ok', (e: ConnectorError) => e.code);
     expect(await code(hub.callTool('web', 'web.fetch', { url: 'http://localhost:1/x' }))).toBe('bad_arguments');
-    expect(await code(hub.callTool('web', 'web.fetch', { url: `${site.url}/away` }))).toBe('bad_arguments');
     expect(await code(hub.callTool('web', 'web.fetch', { url: `${site.url}/big` }))).toBe('result_too_large');
     expect(await code(hub.callTool('web', 'web.fetch', { url: `${site.url}/binary` }))).toBe('bad_arguments');
     expect(await code(hub.callTool('web', 'web.fetch', { url: `${site.url}/slow` }))).toBe('timeout');

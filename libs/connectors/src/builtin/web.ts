@@ -8,7 +8,7 @@ import { bearer, trimSlash, wrapNetwork, type GetCredential } from './common';
 
 /**
  * Web fetch and search. Fetches go only to hosts on the connector's allowlist (exact or
- * "*.example.com"; every redirect hop is checked too), always through the egress guard (agent
+ * "*.example.com"; redirects are followed on the same host only, each hop checked), always through the egress guard (agent
  * tasks give it no private-address exemption: public addresses only), with a size and a time
  * limit. Search uses a Brave-Search-shaped API (GET {searchUrl}?q=... with X-Subscription-Token).
  * Everything read from the web is labelled "untrusted".
@@ -57,6 +57,8 @@ function htmlToText(html: string): { title: string; text: string } {
   return { title, text };
 }
 
+const FETCH = 'Fetch a web page (allowed hosts only) as text. A page that moved to another host is not followed: the answer says where it moved.';
+
 export function createWebServer(opts: WebOptions): McpServer {
   const svc = 'web';
   const max = opts.maxBytes ?? 2 * 1024 * 1024;
@@ -72,17 +74,38 @@ export function createWebServer(opts: WebOptions): McpServer {
     },
   });
 
-  const get = async (url: string, headers: Record<string, string> = {}) => {
+  const get = async (url: string, headers: Record<string, string> = {}, redirect: 'follow' | 'manual' = 'follow') => {
     try {
-      return await f(url, { headers: { 'user-agent': 'Steward/1.0 (+web connector)', ...headers }, signal: AbortSignal.timeout(timeoutMs) });
+      return await f(url, { headers: { 'user-agent': 'Steward/1.0 (+web connector)', ...headers }, signal: AbortSignal.timeout(timeoutMs), redirect });
     } catch (err) {
       if ((err as { code?: string }).code === 'egress_refused') throw new ConnectorError('egress_refused', `web: ${(err as Error).message}`);
       throw wrapNetwork(svc, err);
     }
   };
 
-  defineTool(server, svc, 'web.fetch', { description: 'Fetch a web page (allowed hosts only) as text.', inputSchema: { url: z.string().max(2048) }, readOnly: true }, async (a) => {
-    const res = await get(a.url);
+  defineTool(server, svc, 'web.fetch', { description: FETCH, inputSchema: { url: z.string().max(2048) }, readOnly: true }, async (a) => {
+    // Redirects are followed on the host the policy decided on (http → https included); one to
+    // another host is not followed here: the model is told where the page moved, and fetching it is
+    // another call, decided on that host.
+    let url = a.url;
+    let res = await get(url, {}, 'manual');
+    for (let hop = 0; [301, 302, 303, 307, 308].includes(res.status) && res.headers.get('location'); hop++) {
+      await res.body?.cancel();
+      const from = new URL(res.url || url);
+      let next: URL;
+      try {
+        next = new URL(res.headers.get('location')!, from);
+      } catch {
+        throw new ConnectorError('upstream_error', `web: ${from.host} answered a redirect to a location that is not a URL`);
+      }
+      if (next.hostname.toLowerCase().replace(/\.$/, '') !== from.hostname.toLowerCase().replace(/\.$/, '') || (next.protocol !== from.protocol && next.protocol !== 'https:')) {
+        const movedTo = next.href.slice(0, 2048);
+        return { data: { url: from.href, status: res.status, movedTo, title: '', text: `The page moved to ${movedTo}. It was not fetched: to read it, fetch that URL (another host, decided on its own).` }, labels: ['untrusted'] };
+      }
+      if (hop >= 5) throw new ConnectorError('upstream_error', `web: more than 5 redirects from ${new URL(a.url).host}`);
+      url = next.href;
+      res = await get(url, {}, 'manual');
+    }
     if (!res.ok) throw fromHttpStatus(svc, res.status, '');
     const type = res.headers.get('content-type') ?? '';
     if (!/^(text\/|application\/(json|xml|xhtml\+xml|rss\+xml|atom\+xml))/i.test(type)) {
@@ -119,7 +142,7 @@ export const webManifest: ConnectorManifest = {
   auth: { kind: 'api_key', header: 'X-Subscription-Token' },
   credentialScope: 'org',
   tools: [
-    { name: 'web.fetch', description: 'Fetch a web page (allowed hosts only) as text.', inputSchema: { type: 'object', properties: { url: { type: 'string' } }, required: ['url'] }, action: 'web.read', extract: { urls: ['/url'] }, readOnly: true },
+    { name: 'web.fetch', description: FETCH, inputSchema: { type: 'object', properties: { url: { type: 'string' } }, required: ['url'] }, action: 'web.read', extract: { urls: ['/url'] }, readOnly: true },
     { name: 'web.search', description: 'Search the web.', inputSchema: { type: 'object', properties: { query: { type: 'string' }, count: { type: 'integer' } }, required: ['query'] }, action: 'web.read', readOnly: true },
   ],
 };
