@@ -812,6 +812,26 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     }
   });
 
+  it("a change to the org's allowed hosts ends the open sessions: a host taken off the list is not reached again through a session opened before", async () => {
+    const client = await connect(memberKey, 'allowlist-client');
+    const lookup = async (c: McpClient) => (await c.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'INITECH' } })) as CallToolResult;
+    expect((await lookup(client)).isError).toBeFalsy();
+    const before = calls('lookup_company').length;
+    expect((await h.http.put('/v1/egress/allow-hosts').set('Cookie', cookie.admin).send({ hosts: [] })).status).toBe(200);
+    try {
+      // The session's connection to the upstream is open and was checked when it began: it is not used again.
+      const stale = await lookup(client);
+      expect(text(stale)).toMatch(/connectors changed since this session began.*allowed hosts/);
+      expect(calls('lookup_company').length).toBe(before);
+    } finally {
+      expect((await h.http.put('/v1/egress/allow-hosts').set('Cookie', cookie.admin).send({ hosts: ['mcp.upstream.test'] })).status).toBe(200);
+    }
+    // With the host back, a new session reaches it.
+    const fresh = await connect(memberKey, 'allowlist-client');
+    expect((await lookup(fresh)).isError).toBeFalsy();
+    expect(calls('lookup_company').length).toBe(before + 1);
+  });
+
   it('limits open sessions per user, initializes sent side by side included', async () => {
     for (let i = 0; i < 6; i++) await connect();
     await expect(connect()).rejects.toThrow(/429|Too many sessions/);

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 
 /**
  * Tells this process's listeners (the MCP gateway's open sessions) that an admin changed an org's
- * connectors — settings, a tool's mapping, approval or hold, a discovery, a removal — once the
+ * connectors — settings, a tool's mapping, approval or hold, a discovery, a removal, the allowed hosts — once the
  * change is committed. Other API processes see it within a second (the gateway reads the
  * connectors' configuration prints at most that old).
  */

@@ -492,7 +492,8 @@ export class ConnectorsService {
       if (!isIP(raw) || classifyAddress(raw) === 'public' || inEgressRanges(raw, this.config.STEWARD_EGRESS_ORG_RANGES)) return [];
       return [{ path: `hosts.${i}`, message: `${host} is a ${classifyAddress(raw)} address outside the ranges the operator lets an org open (STEWARD_EGRESS_ORG_RANGES: ${this.config.STEWARD_EGRESS_ORG_RANGES.join(', ') || 'none'})` }];
     });
-    return this.db.inOrg(p, async (em) => {
+    // Open gateway sessions were checked against the allowlist they began with: told at once, they end (ConnectorChanges).
+    return this.changes.after(p.orgId, () => this.db.inOrg(p, async (em) => {
       await this.access.requireStepUp(em, p);
       if (closed.length) throw AppError.validation(closed, 'An org allowlist opens non-public addresses only inside the ranges the operator set.');
       const before: { host: string }[] = await em.query('SELECT host FROM egress_allow_hosts WHERE org_id = $1', [p.orgId]);
@@ -502,7 +503,7 @@ export class ConnectorsService {
       const prev = before.map((r) => r.host);
       await this.audit.record(em, p, { action: 'connector.egress_allow', targetType: 'Org', targetId: p.orgId, payload: { added: hosts.filter((h) => !prev.includes(h)), removed: prev.filter((h) => !hosts.includes(h)) } });
       return this.egressView(hosts);
-    });
+    }));
   }
 }
 

@@ -749,9 +749,10 @@ export class GatewayService implements OnModuleDestroy {
   }
 
   /**
-   * Each installed connector's configuration print in an org: a digest of its status and settings
-   * and of its tools' mappings, approvals and holds. Read at most once a second per org in this
-   * process (`fresh`: now).
+   * Each installed connector's configuration print in an org: a digest of its status and settings,
+   * of its tools' mappings, approvals and holds, and of the org's allowlist of hosts (a session's
+   * connections were checked against the allowlist it began with: a host taken off it must not stay
+   * reachable). Read at most once a second per org in this process (`fresh`: now).
    */
   private connectorPrints(orgId: string, fresh = false): Promise<Map<string, string>> {
     const cached = this.prints.get(orgId);
@@ -761,7 +762,8 @@ export class GatewayService implements OnModuleDestroy {
         em.query(
           `SELECT c.id, md5(concat_ws('|', c.status, c.url, c.auth::text, c.credential_scope, c.relay_sampling, c.relay_elicitation,
                     (SELECT string_agg(concat_ws(':', t.name, t.action, t.status, t.approved_hash, t.extract::text), ',' ORDER BY t.name)
-                       FROM connector_tools t WHERE t.org_id = c.org_id AND t.connector_id = c.id))) AS print
+                       FROM connector_tools t WHERE t.org_id = c.org_id AND t.connector_id = c.id),
+                    (SELECT string_agg(h.host, ',' ORDER BY h.host) FROM egress_allow_hosts h WHERE h.org_id = c.org_id))) AS print
              FROM connectors c WHERE c.org_id = $1`,
           [orgId],
         ),
@@ -793,7 +795,7 @@ export class GatewayService implements OnModuleDestroy {
       s.ending = true;
       setTimeout(() => void this.closeSession(s, 'connectors_changed'), 250).unref();
     }
-    return "The org's connectors changed since this session began (a tool's mapping, approval or hold, or a connector's settings): this session ends. Start a new session (reconnect) to use them as they are now.";
+    return "The org's connectors changed since this session began (a tool's mapping, approval or hold, a connector's settings, or the org's allowed hosts): this session ends. Start a new session (reconnect) to use them as they are now.";
   }
 
   /**
