@@ -82,12 +82,42 @@ export function externalLabel(addresses: string[], orgDomains: string[]): string
  * closed, so that a sender that cannot be read (no From, a name without an address, an address the
  * parser does not take) counts as outside mail, not as the org's own.
  */
-export function senderLabel(froms: (string | null | undefined)[], orgDomains: string[], parse: (header: string) => string[]): string[] {
-  for (const from of froms) {
+export function senderLabel(froms: (string | null | undefined)[], orgDomains: string[], parse: (header: string) => string[], authResults?: (string | null | undefined)[]): string[] {
+  for (const [i, from] of froms.entries()) {
     const domains = from ? parse(from).map((a) => domainOf(a)) : [];
     if (!domains.length || domains.some((d) => !d || !isInternal(d, orgDomains))) return ['external'];
+    // An internal From the receiving server does not vouch for (spoofed from outside) is outside mail.
+    if (authResults && domains.some((d) => !senderVouched(d, authResults[i]))) return ['external'];
   }
   return [];
+}
+
+/**
+ * Whether the receiving mail server vouches for a message's From domain, by its verdict: the topmost
+ * Authentication-Results header (the receiving server adds its own above whatever the sender wrote).
+ * It vouches with `dmarc=pass` for that domain, or a `dkim=pass` signature of that domain (or a
+ * parent of it). SPF alone checks the envelope sender, not the From, and does not vouch. A message
+ * with no verdict at all never came in from outside through that server (mail inside the org's own
+ * mail system): its From stands. Anything else — a verdict that fails, or that names another
+ * domain — does not vouch: a forged internal sender is outside mail.
+ */
+export function senderVouched(fromDomain: string, authResults: string | null | undefined): boolean {
+  if (authResults === null || authResults === undefined) return true;
+  const domain = fromDomain.toLowerCase();
+  const covers = (d: string | undefined) => {
+    const x = (d ?? '').toLowerCase().replace(/^@/, '').replace(/^.*@/, '').replace(/\.$/, '');
+    return x !== '' && (domain === x || domain.endsWith(`.${x}`));
+  };
+  // "authserv-id; method=result (comment) prop=value ...; ..." (RFC 8601); comments dropped.
+  const results = authResults.replace(/\([^()]*\)/g, ' ').split(';').slice(1);
+  for (const r of results) {
+    const m = /^\s*(dmarc|dkim)\s*=\s*(\w+)/i.exec(r);
+    if (!m || m[2]!.toLowerCase() !== 'pass') continue;
+    const props = Object.fromEntries([...r.matchAll(/([\w.-]+)\s*=\s*("[^"]*"|[^\s;]+)/g)].map((p) => [p[1]!.toLowerCase(), p[2]!.replace(/^"|"$/g, '')]));
+    if (m[1]!.toLowerCase() === 'dmarc' && (props['header.from'] === undefined ? true : covers(props['header.from']))) return true;
+    if (m[1]!.toLowerCase() === 'dkim' && (covers(props['header.d']) || covers(props['header.i']))) return true;
+  }
+  return false;
 }
 
 export function noCrLf(value: string, field: string): string {

@@ -70,6 +70,11 @@ function header(msg: gmail_v1.Schema$Message, name: string): string {
   return msg.payload?.headers?.find((h) => h.name?.toLowerCase() === name.toLowerCase())?.value ?? '';
 }
 
+/** The receiving server's verdict on a message: its topmost Authentication-Results header (null: none). */
+function verdictOf(msg: gmail_v1.Schema$Message): string | null {
+  return msg.payload?.headers?.find((h) => h.name?.toLowerCase() === 'authentication-results')?.value ?? null;
+}
+
 function bodyText(part: gmail_v1.Schema$MessagePart | undefined): string {
   if (!part) return '';
   if (part.mimeType === 'text/plain' && part.body?.data) return Buffer.from(part.body.data, 'base64url').toString('utf8');
@@ -99,11 +104,13 @@ export function createGmailServer(opts: GoogleOptions): McpServer {
     const o = await callOpts(opts, svc);
     const list = await google(svc, () => api.users.messages.list({ userId: 'me', q: a.query, maxResults: a.maxResults ?? 10 }, o));
     const messages = [];
+    const verdicts: (string | null)[] = [];
     for (const m of list.messages ?? []) {
-      const msg = await google(svc, () => api.users.messages.get({ userId: 'me', id: m.id!, format: 'metadata', metadataHeaders: ['From', 'To', 'Subject', 'Date'] }, o));
+      const msg = await google(svc, () => api.users.messages.get({ userId: 'me', id: m.id!, format: 'metadata', metadataHeaders: ['From', 'To', 'Subject', 'Date', 'Authentication-Results'] }, o));
+      verdicts.push(verdictOf(msg));
       messages.push({ id: msg.id, threadId: msg.threadId, from: header(msg, 'From'), to: header(msg, 'To'), subject: header(msg, 'Subject'), date: header(msg, 'Date'), snippet: msg.snippet ?? '' });
     }
-    return { data: { messages }, labels: senderLabel(messages.map((m) => m.from), domains, parseAddresses) };
+    return { data: { messages }, labels: senderLabel(messages.map((m) => m.from), domains, parseAddresses, verdicts) };
   });
 
   defineTool(server, svc, 'gmail.read', { description: 'Read one message.', inputSchema: { id: z.string().max(256) }, readOnly: true }, async (a) => {
@@ -111,7 +118,7 @@ export function createGmailServer(opts: GoogleOptions): McpServer {
     const from = header(msg, 'From');
     return {
       data: { id: msg.id, threadId: msg.threadId, from, to: header(msg, 'To'), subject: header(msg, 'Subject'), date: header(msg, 'Date'), body: bodyText(msg.payload) },
-      labels: senderLabel([from], domains, parseAddresses),
+      labels: senderLabel([from], domains, parseAddresses, [verdictOf(msg)]),
     };
   });
 
