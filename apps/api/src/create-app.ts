@@ -1,4 +1,5 @@
 import 'reflect-metadata';
+import { isIP } from 'node:net';
 import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
@@ -12,6 +13,17 @@ import { problem, sendProblem } from './core/problem';
 import { apiRateLimit, rateLimit } from './core/rate-limit';
 import { requestContext } from './core/request-context';
 import { resumeTrace, traceRequests } from './core/tracing';
+
+/**
+ * The caller's address as a believed proxy names it (TRUST_PROXY), kept only when it is an address:
+ * a proxy that passes on text the client wrote names no one, and that text must not be recorded as
+ * where a sign-in came from, nor key a rate limit (it counts as unknown).
+ */
+function addressOnly(req: Request, _res: Response, next: NextFunction): void {
+  const ip = req.ip;
+  if (ip !== undefined && !isIP(ip)) Object.defineProperty(req, 'ip', { value: undefined, configurable: true, enumerable: true });
+  next();
+}
 
 function securityHeaders(_req: Request, res: Response, next: NextFunction): void {
   res.setHeader('X-Content-Type-Options', 'nosniff');
@@ -32,6 +44,7 @@ export async function createApp(deps: AppDeps): Promise<INestApplication> {
   app.set('trust proxy', deps.config.TRUST_PROXY);
   app.disable('x-powered-by');
   app.set('query parser', 'simple');
+  app.use(addressOnly);
   app.use(
     requestContext(deps.log, (req, res, seconds) => {
       const route = (req.route as { path?: string } | undefined)?.path ?? 'unmatched';
