@@ -89,6 +89,33 @@ describe('identity', () => {
       expect(again.status).toBe(404);
     });
 
+    it('an account without a password (made by single sign-on or SCIM) joins another org by invitation while signed in as it; any other account, or nobody, joins nothing', async () => {
+      const u = await addUser(h.ds, org, 'member', 'sso-only');
+      const mine = await login(h, u.email);
+      // As single sign-on leaves an account: no password, a console session.
+      await inOrg(h.ds, { orgId: '', userId: u.id }, (em) => em.query('UPDATE users SET password_hash = NULL WHERE id = $1', [u.id]));
+      const joining = await seedOrg(h.ds, 'joining');
+      const inv = (await h.http.post('/v1/invitations').set('Cookie', await login(h, joining.users.owner.email)).send({ email: u.email, roles: ['member'] })).body;
+      const members = async () => (await inOrg(h.ds, { orgId: joining.id }, (em) => em.query('SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2', [joining.id, u.id]))).length;
+
+      const nobody = await h.http.post('/v1/invitations/accept').send({ token: inv.token });
+      expect(nobody.status).toBe(401);
+      expect(nobody.body.detail).toMatch(/signed in as the invited account/);
+      // A password cannot stand in for an account that has none.
+      expect((await h.http.post('/v1/invitations/accept').send({ token: inv.token, password: PASSWORD })).status).toBe(401);
+      const someoneElse = await h.http.post('/v1/invitations/accept').set('Cookie', await login(h, org.users.member.email)).send({ token: inv.token });
+      expect(someoneElse.status).toBe(403);
+      expect(await members()).toBe(0);
+
+      const joined = await h.http.post('/v1/invitations/accept').set('Cookie', mine).send({ token: inv.token });
+      expect(joined.status).toBe(201);
+      expect(joined.body).toEqual({ orgId: joining.id, userId: u.id });
+      expect(await members()).toBe(1);
+      const [event] = await inOrg(h.ds, { orgId: joining.id }, (em) => em.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND action = 'invitation.accept'`, [joining.id]));
+      expect(event.p).toMatchObject({ newUser: false, provenBy: 'session' });
+      expect((await h.http.post('/v1/invitations/accept').set('Cookie', mine).send({ token: inv.token })).status).toBe(404);
+    });
+
     it("a password change ends the person's other sessions in every org they belong to, not this one", async () => {
       const third = await seedOrg(h.ds, 'third');
       const u = await addUser(h.ds, org, 'member', 'two-orgs');

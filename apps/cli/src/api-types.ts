@@ -1650,7 +1650,7 @@ export interface paths {
         get?: never;
         put?: never;
         /**
-         * Join an org with an invitation token
+         * Join an org with an invitation token: as a new account, with the existing account's password, or signed in as that account (a console session)
          * @description Public: needs no session or API key. A strict per-client rate limit applies (sign-in, setup and invitation acceptance are where credentials are guessed).
          */
         post: operations["acceptInvitation"];
@@ -16340,7 +16340,7 @@ export interface operations {
                     token: string;
                     name?: string;
                     /** Format: password */
-                    password: string;
+                    password?: string;
                 };
             };
         };

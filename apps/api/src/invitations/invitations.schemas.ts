@@ -31,8 +31,8 @@ export const AcceptInvitationBody = z.strictObject({
   token: secretInput(10, 100),
   /** For a new user: their name. Ignored when the email already has an account. */
   name: PersonName.optional(),
-  /** A new password for a new user, or the existing account's password. */
-  password: secretInput(1, 256),
+  /** A new password for a new user, or the existing account's password; omitted when signed in as the existing account (a console session sent with the request). */
+  password: secretInput(1, 256).optional(),
 });
 
 export const AcceptedInvitation = z.strictObject({ orgId: Uuid, userId: Uuid });

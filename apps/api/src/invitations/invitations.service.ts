@@ -106,8 +106,8 @@ export class InvitationsService {
     });
   }
 
-  /** Public: the invitee joins with the token, as a new user or with their existing account's password. */
-  async accept(body: z.infer<typeof AcceptInvitationBody>, meta: { sourceIp: string | null; requestId: string }) {
+  /** Public: the invitee joins with the token, as a new user, with their existing account's password, or signed in as that account (`signedIn`). */
+  async accept(body: z.infer<typeof AcceptInvitationBody>, meta: { sourceIp: string | null; requestId: string }, signedIn: { userId: string } | null = null) {
     const tokenHash = hashToken(this.config.STEWARD_TOKEN_PEPPER, body.token);
     const [found]: { invitation_id: string; org_id: string; email: string }[] = await this.db.outsideOrg((em) =>
       em.query('SELECT invitation_id, org_id, email FROM steward_invitation_by_token($1)', [tokenHash]),
@@ -118,11 +118,16 @@ export class InvitationsService {
     );
     let userId: string;
     let passwordHash: string | null = null;
-    if (existing) {
+    if (body.password === undefined) {
+      // Signed in: the invitation must be for the account of the session, which then needs no password.
+      if (!signedIn) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', "Give the account's password (or a new one, for a new account), or accept while signed in as the invited account.");
+      if (!existing || existing.user_id !== signedIn.userId) throw AppError.forbidden('This invitation is for another account than the one signed in: nothing was joined.');
+      userId = existing.user_id;
+    } else if (existing) {
       // Counted against the account as a sign-in's password is (an invitation is no way round that limit).
       const ok = await this.auth.checkAccountPassword(existing.user_id, existing.password_hash, body.password);
       if (!ok) {
-        throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'This email has an account: give its password to join.');
+        throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'This email has an account: give its password to join, or accept while signed in as it.');
       }
       userId = existing.user_id;
     } else {
@@ -155,7 +160,7 @@ export class InvitationsService {
       await this.audit.record(
         em,
         { orgId: inv.orgId, actorType: 'user', actorId: userId, client: 'console', sourceIp: meta.sourceIp, requestId: meta.requestId },
-        { action: 'invitation.accept', targetType: 'Invitation', targetId: inv.id, payload: { roles: grants.map((g) => g.role), newUser: !existing }, sensitive: { email: inv.email } },
+        { action: 'invitation.accept', targetType: 'Invitation', targetId: inv.id, payload: { roles: grants.map((g) => g.role), newUser: !existing, provenBy: body.password === undefined ? 'session' : 'password' }, sensitive: { email: inv.email } },
       );
     });
     return { orgId: found.org_id, userId };
