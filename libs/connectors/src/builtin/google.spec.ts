@@ -366,6 +366,10 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       const mapping = resolveTool(calendarManifest, 'calendar.create_event');
       const self = { summary: 'Focus', start: '2026-06-01T09:00:00Z', end: '2026-06-01T10:00:00Z' };
       expect(extractContext(mapping, self)).toEqual({ connector: 'google-calendar' });
+      // Another calendar (shared, or someone else's) is named as a resource the policy can match.
+      expect(extractContext(mapping, { ...self, calendarId: 'finance-team@group.calendar.google.com' }).resources).toEqual(['calendar:finance-team@group.calendar.google.com']);
+      // So is the folder a Drive file is created in.
+      expect(extractContext(resolveTool(driveManifest, 'drive.create'), { name: 'notes.txt', content: 'x', parentId: 'fold-9' }).resources).toEqual(['notes.txt', 'drive:folder/fold-9']);
       await hub.callTool('calendar', 'calendar.create_event', self);
       expect(calFake.calls[0].query.get('sendUpdates')).toBe('none');
       expect(JSON.parse(calFake.calls[0].body).attendees).toBeUndefined();

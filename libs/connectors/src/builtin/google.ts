@@ -408,7 +408,7 @@ export const driveManifest: ConnectorManifest = {
       description: 'Create a Drive file.',
       inputSchema: obj({ name: str, content: str, mimeType: str, parentId: str }, ['name', 'content']),
       action: 'drive.create',
-      extract: { resources: ['/name'] },
+      extract: { resources: ['/name', { path: '/parentId', prefix: 'drive:folder/' }] },
       reversible: { undo: { tool: 'drive.trash', args: { fileId: '/result/fileId' } } },
     },
     {
@@ -437,7 +437,8 @@ export const calendarManifest: ConnectorManifest = {
       description: 'Create an event; invitations are sent only when attendees are given. With holdInvitations the event is created on your calendar alone and its attendees are invited later (calendar.send_invitations).',
       inputSchema: obj({ summary: str, start: str, end: str, description: str, attendees: strArr, calendarId: str, holdInvitations: { type: 'boolean' } }, ['summary', 'start', 'end']),
       action: 'calendar.create',
-      extract: { attendees: ['/attendees'] },
+      // The calendar written to is a fact (another person's or a shared calendar, by its id); the primary one when none is named.
+      extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:' }] },
       // At Batched the event is created on the organiser's calendar alone: the reviewer's accept
       // invites its attendees, a revert deletes it before anyone else saw it.
       reversible: {
