@@ -108,9 +108,12 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
         }
         if (c.method === 'POST' && c.path === base) return { json: { id: 'ev-new', htmlLink: 'https://calendar.example/ev-new' } };
         if (c.method === 'DELETE' && c.path === `${base}/ev-new`) return { status: 204, text: '' };
-        if (c.method === 'GET' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new', attendees: [{ email: 'me@acme.example', organizer: true }] } };
+        if (c.method === 'GET' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new', attendees: [{ email: 'me@acme.example', organizer: true, self: true }] } };
         if (c.method === 'GET' && c.path === `${base}/ev-team`) return { json: { id: 'ev-team', attendees: [{ email: 'me@acme.example', self: true }, { email: 'Bob@partner.example' }, { email: 'carol@acme.example' }] } };
         if (c.method === 'DELETE' && c.path === `${base}/ev-team`) return { status: 204, text: '' };
+        // An event someone else organised, with you among its attendees.
+        if (c.method === 'GET' && c.path === `${base}/ev-theirs`) return { json: { id: 'ev-theirs', organizer: { email: 'host@partner.example' }, attendees: [{ email: 'host@partner.example', organizer: true }, { email: 'me@acme.example', self: true }] } };
+        if (c.method === 'PATCH' && c.path === `${base}/ev-theirs`) return { json: { id: 'ev-theirs' } };
         if (c.method === 'PATCH' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new' } };
         return undefined;
       },
@@ -330,6 +333,24 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       // Without notify nobody is told, and nobody need be named.
       await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-team' });
       expect(deletes().map((c) => c.query.get('sendUpdates'))).toEqual(['all', 'none']);
+      // An organiser who is not you is told too: named, or nothing is deleted.
+      expect(await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-theirs', notify: true }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('host@partner.example') });
+      expect(deletes()).toHaveLength(2);
+    });
+
+    it('inviting more people to an event tells everyone on it: refused unless the call names them all; a calendar id is a fact, in lower case', async () => {
+      calFake.calls.length = 0;
+      const patches = () => calFake.calls.filter((c) => c.method === 'PATCH');
+      const err = await hub.callTool('calendar', 'calendar.send_invitations', { eventId: 'ev-theirs', attendees: ['bob@partner.example'] }).catch((e: ConnectorError) => e);
+      expect(err).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('would also go to host@partner.example, not named in attendees: nothing was sent') });
+      expect(patches()).toHaveLength(0);
+      await hub.callTool('calendar', 'calendar.send_invitations', { eventId: 'ev-theirs', attendees: ['host@partner.example', 'bob@partner.example'] });
+      expect(JSON.parse(patches()[0]!.body).attendees.map((x: { email: string }) => x.email)).toEqual(['host@partner.example', 'me@acme.example', 'bob@partner.example']);
+
+      for (const tool of ['calendar.send_invitations', 'calendar.delete_event']) {
+        expect(extractContext(resolveTool(calendarManifest, tool), { eventId: 'e', calendarId: 'team@group.calendar.google.com' }).resources).toEqual(['calendar:team@group.calendar.google.com']);
+      }
+      expect(await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-team', calendarId: 'Team@group.calendar.google.com' }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments' });
     });
   });
 
@@ -350,6 +371,9 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
         // bad_arguments (nothing was written), never an error that says the call may have acted.
         expect({ fileId, code: err.code, mayHaveActed: err.mayHaveActed }).toEqual({ fileId, code: 'bad_arguments', mayHaveActed: false });
       }
+      // Nor new content its undo could not replace in turn.
+      expect(await hub.callTool('drive', 'drive.update', { fileId: 'f1', content: 'é'.repeat(300_000) }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('the content has 600000') });
+      expect(await hub.callTool('drive', 'drive.update', { fileId: 'pdf1', content: 'x' }).catch((e: ConnectorError) => e.message)).toContain('drive.update replaces text files; "contract.pdf" is application/pdf');
       expect(writes()).toBe(0);
     });
   });
@@ -404,7 +428,7 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       const patch = calFake.calls.find((c) => c.method === 'PATCH')!;
       expect(patch.query.get('sendUpdates')).toBe('all');
       // Those already on the event (the organiser) are kept and not invited again.
-      expect(JSON.parse(patch.body).attendees).toEqual([{ email: 'me@acme.example', organizer: true }, { email: 'bob@partner.example' }]);
+      expect(JSON.parse(patch.body).attendees).toEqual([{ email: 'me@acme.example', organizer: true, self: true }, { email: 'bob@partner.example' }]);
       expect(sent.structuredContent).toEqual({ eventId: 'ev-new', invited: ['bob@partner.example'] });
 
       // An event held without attendees: accepting it sends nothing.

@@ -178,9 +178,9 @@ const TEXT_TYPE = /^(text\/|application\/(json|xml|csv|x-yaml|yaml|javascript|x-
 /** A text file (by its type) of at most `max` bytes, or a bad_arguments error saying which it is not. */
 function textFile(meta: { name?: string | null; mimeType?: string | null; size?: string | null }, what: string, max = DRIVE_MAX_TEXT_BYTES, tooLarge: 'result_too_large' | 'bad_arguments' = 'result_too_large'): void {
   const type = meta.mimeType ?? 'unknown';
-  if (!TEXT_TYPE.test(type)) throw new ConnectorError('bad_arguments', `${what} text files and Google Docs; "${(meta.name ?? '').slice(0, 100)}" is ${type.slice(0, 100)}: nothing was done`);
+  if (!TEXT_TYPE.test(type)) throw new ConnectorError('bad_arguments', `${what}; "${(meta.name ?? '').slice(0, 100)}" is ${type.slice(0, 100)}: nothing was done`);
   const size = Number(meta.size ?? 0);
-  if (size > max) throw new ConnectorError(tooLarge, `${what} files of at most ${max} bytes; "${(meta.name ?? '').slice(0, 100)}" has ${size}: nothing was done`, { bytes: size, limit: max });
+  if (size > max) throw new ConnectorError(tooLarge, `${what} of at most ${max} bytes; "${(meta.name ?? '').slice(0, 100)}" has ${size}: nothing was done`, { bytes: size, limit: max });
 }
 
 /** A download cut at its maxContentLength (node-fetch's "max-size") as the given error. */
@@ -224,7 +224,7 @@ export function createDriveServer(opts: DriveOptions): McpServer {
     const o = await callOpts(opts, svc);
     const meta = await google(svc, () => api.files.get({ fileId: a.fileId, fields: `${FIELDS},size`, includeLabels: labelIds.join(',') || undefined }, o));
     const isDoc = meta.mimeType?.startsWith('application/vnd.google-apps.');
-    if (!isDoc) textFile(meta, 'drive.read reads');
+    if (!isDoc) textFile(meta, 'drive.read reads text files and Google Docs');
     // Read at most DRIVE_MAX_TEXT_BYTES (an export's size is known only as it comes).
     const content = await google(svc, () =>
       capped(a.fileId, 'result_too_large', () =>
@@ -251,7 +251,10 @@ export function createDriveServer(opts: DriveOptions): McpServer {
     // Its undo writes the previous content back as text: only a text file that size can be put back
     // (a Google Doc, a spreadsheet or a PDF could not be), so nothing else is changed.
     // (bad_arguments, not result_too_large: nothing was written, so the call is not one that may have acted.)
-    textFile(meta, 'drive.update replaces', DRIVE_MAX_UNDO_BYTES, 'bad_arguments');
+    textFile(meta, 'drive.update replaces text files', DRIVE_MAX_UNDO_BYTES, 'bad_arguments');
+    // The new content within the same limit: else the undo (which replaces it in turn) could not run.
+    const bytes = Buffer.byteLength(a.content);
+    if (bytes > DRIVE_MAX_UNDO_BYTES) throw new ConnectorError('bad_arguments', `drive.update writes at most ${DRIVE_MAX_UNDO_BYTES} bytes (so that it can be undone); the content has ${bytes}: nothing was done`);
     const previous = await google(svc, () =>
       capped(a.fileId, 'bad_arguments', () => api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text', maxContentLength: DRIVE_MAX_UNDO_BYTES }) as Promise<{ data: unknown }>),
     );
@@ -269,6 +272,12 @@ export function createDriveServer(opts: DriveOptions): McpServer {
 // ---------------------------------------------------------------------------------------------
 // Calendar
 
+/** The event's attendees (its organiser included) the call does not name, you aside. */
+function unnamed(attendees: { email?: string | null; self?: boolean | null }[], named: Set<string>): string[] {
+  return attendees.filter((x) => !x.self && x.email && !named.has(x.email.toLowerCase())).map((x) => x.email!);
+}
+const listOf = (xs: string[]) => `${xs.slice(0, 5).join(', ')}${xs.length > 5 ? ` and ${xs.length - 5} more` : ''}`;
+
 const DELETE_EVENT = "Delete an event. With notify its attendees are sent the cancellation: name them all in attendees (an attendee not named stops the call; you are not one).";
 
 export function createCalendarServer(opts: GoogleOptions): McpServer {
@@ -277,8 +286,10 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
   const server = new McpServer({ name: 'steward-calendar', version: '1.0.0' });
   const when = z.string().max(64).refine((v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 date-time');
   const attendees = z.array(z.email()).max(200).optional();
+  // Lower case, as the policy matches it (Google reads calendar ids without regard to case).
+  const calendarArg = z.string().max(256).regex(/^[^A-Z]*$/, 'a calendar id in lower case').optional();
 
-  defineTool(server, svc, 'calendar.list_events', { description: 'List events of a calendar in a time range.', inputSchema: { timeMin: when, timeMax: when, calendarId: z.string().max(256).optional() }, readOnly: true }, async (a) => {
+  defineTool(server, svc, 'calendar.list_events', { description: 'List events of a calendar in a time range.', inputSchema: { timeMin: when, timeMax: when, calendarId: calendarArg }, readOnly: true }, async (a) => {
     const res = await google(svc, async () =>
       api.events.list({ calendarId: a.calendarId ?? 'primary', timeMin: a.timeMin, timeMax: a.timeMax, singleEvents: true, orderBy: 'startTime', maxResults: 250 }, await callOpts(opts, svc)),
     );
@@ -291,8 +302,8 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
     svc,
     'calendar.create_event',
     {
-      description: 'Create an event; invitations are sent only when attendees are given. With holdInvitations the event is created on your calendar alone and its attendees are invited later (calendar.send_invitations).',
-      inputSchema: { summary: z.string().max(1024), start: when, end: when, description: z.string().max(8000).optional(), attendees, calendarId: z.string().max(256).optional(), holdInvitations: z.boolean().optional() },
+      description: 'Create an event; invitations are sent only when attendees are given. With holdInvitations the event is created without its attendees (nobody is invited) and they are invited later (calendar.send_invitations).',
+      inputSchema: { summary: z.string().max(1024), start: when, end: when, description: z.string().max(8000).optional(), attendees, calendarId: calendarArg, holdInvitations: z.boolean().optional() },
     },
     async (a) => {
       // Held (the reversible form at Batched): nobody else sees the event until a reviewer accepts it.
@@ -315,7 +326,7 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
     server,
     svc,
     'calendar.send_invitations',
-    { description: 'Add attendees to an existing event and send them its invitation.', inputSchema: { eventId: z.string().max(1024), calendarId: z.string().max(256).optional(), attendees } },
+    { description: 'Add attendees to an existing event and send them its invitation.', inputSchema: { eventId: z.string().max(1024), calendarId: calendarArg, attendees } },
     async (a) => {
       const add = a.attendees ?? [];
       // Nothing to send (an event held with no attendees): the event stays as it is.
@@ -323,6 +334,10 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
       const calendarId = a.calendarId ?? 'primary';
       const o = await callOpts(opts, svc);
       const ev = await google(svc, () => api.events.get({ calendarId, eventId: a.eventId }, o));
+      // The update goes to everyone on the event: the policy decided on those the call names, so they must be all of them (you aside).
+      const named = new Set(add.map((x) => x.toLowerCase()));
+      const others = unnamed(ev.attendees ?? [], named);
+      if (others.length) throw new ConnectorError('bad_arguments', `calendar.send_invitations: the invitation would also go to ${listOf(others)}, not named in attendees: nothing was sent`);
       const have = new Set((ev.attendees ?? []).map((x) => x.email?.toLowerCase()));
       const invite = add.filter((email) => !have.has(email.toLowerCase()));
       if (!invite.length) return { data: { eventId: a.eventId, invited: [] } };
@@ -333,17 +348,15 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
     },
   );
 
-  defineTool(server, svc, 'calendar.delete_event', { description: DELETE_EVENT, inputSchema: { eventId: z.string().max(1024), calendarId: z.string().max(256).optional(), notify: z.boolean().optional(), attendees } }, async (a) => {
+  defineTool(server, svc, 'calendar.delete_event', { description: DELETE_EVENT, inputSchema: { eventId: z.string().max(1024), calendarId: calendarArg, notify: z.boolean().optional(), attendees } }, async (a) => {
     const calendarId = a.calendarId ?? 'primary';
     const o = await callOpts(opts, svc);
     if (a.notify) {
       // The cancellation goes to the event's attendees: the policy decided on those the call names, so they must be all of them.
       const named = new Set((a.attendees ?? []).map((x) => x.toLowerCase()));
       const ev = await google(svc, () => api.events.get({ calendarId, eventId: a.eventId }, o));
-      const others = (ev.attendees ?? []).filter((x) => !x.self && !x.organizer && x.email && !named.has(x.email.toLowerCase())).map((x) => x.email!);
-      if (others.length) {
-        throw new ConnectorError('bad_arguments', `calendar.delete_event: the cancellation would also go to ${others.slice(0, 5).join(', ')}${others.length > 5 ? ` and ${others.length - 5} more` : ''}, not named in attendees: nothing was deleted`);
-      }
+      const others = unnamed(ev.attendees ?? [], named);
+      if (others.length) throw new ConnectorError('bad_arguments', `calendar.delete_event: the cancellation would also go to ${listOf(others)}, not named in attendees: nothing was deleted`);
     }
     await google(svc, () => api.events.delete({ calendarId, eventId: a.eventId, sendUpdates: a.notify ? 'all' : 'none' }, o));
     return { data: { eventId: a.eventId, deleted: true } };
@@ -434,12 +447,12 @@ export const calendarManifest: ConnectorManifest = {
     { name: 'calendar.list_events', description: 'List events in a time range.', inputSchema: obj({ timeMin: str, timeMax: str, calendarId: str }, ['timeMin', 'timeMax']), action: 'saas.read', readOnly: true },
     {
       name: 'calendar.create_event',
-      description: 'Create an event; invitations are sent only when attendees are given. With holdInvitations the event is created on your calendar alone and its attendees are invited later (calendar.send_invitations).',
+      description: 'Create an event; invitations are sent only when attendees are given. With holdInvitations the event is created without its attendees (nobody is invited) and they are invited later (calendar.send_invitations).',
       inputSchema: obj({ summary: str, start: str, end: str, description: str, attendees: strArr, calendarId: str, holdInvitations: { type: 'boolean' } }, ['summary', 'start', 'end']),
       action: 'calendar.create',
       // The calendar written to is a fact (another person's or a shared calendar, by its id); the primary one when none is named.
       extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:' }] },
-      // At Batched the event is created on the organiser's calendar alone: the reviewer's accept
+      // At Batched the event is created without its attendees (nobody is invited): the reviewer's accept
       // invites its attendees, a revert deletes it before anyone else saw it.
       reversible: {
         args: { summary: '/args/summary', start: '/args/start', end: '/args/end', description: '/args/description', attendees: '/args/attendees', calendarId: '/args/calendarId', holdInvitations: { const: true } },
@@ -452,9 +465,15 @@ export const calendarManifest: ConnectorManifest = {
       description: 'Add attendees to an existing event and send them its invitation.',
       inputSchema: obj({ eventId: str, calendarId: str, attendees: strArr }, ['eventId']),
       action: 'calendar.create',
-      extract: { attendees: ['/attendees'] },
+      extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:' }] },
     },
     // Decided on the attendees it names (a cancellation is sent to them); the connector refuses a notify that would reach anyone else.
-    { name: 'calendar.delete_event', description: DELETE_EVENT, inputSchema: obj({ eventId: str, calendarId: str, notify: { type: 'boolean' }, attendees: strArr }, ['eventId']), action: 'calendar.create', extract: { attendees: ['/attendees'] } },
+    {
+      name: 'calendar.delete_event',
+      description: DELETE_EVENT,
+      inputSchema: obj({ eventId: str, calendarId: str, notify: { type: 'boolean' }, attendees: strArr }, ['eventId']),
+      action: 'calendar.create',
+      extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:' }] },
+    },
   ],
 };
