@@ -21,8 +21,14 @@ import { resumeTrace, traceRequests } from './core/tracing';
  */
 function addressOnly(req: Request, _res: Response, next: NextFunction): void {
   const ip = req.ip;
-  if (ip !== undefined && !isIP(ip)) Object.defineProperty(req, 'ip', { value: undefined, configurable: true, enumerable: true });
+  if (ip !== undefined && !isIP(ip)) Object.defineProperty(req, 'ip', { value: withoutPort(ip), configurable: true, enumerable: true });
   next();
+}
+
+/** An address some proxies write with its port ("203.0.113.5:4711", "[2001:db8::7]:443"), without it; undefined if it is no address. */
+function withoutPort(value: string): string | undefined {
+  const m = /^\[([^\]]+)\]:\d{1,5}$/.exec(value) ?? /^(\d{1,3}(?:\.\d{1,3}){3}):\d{1,5}$/.exec(value);
+  return m && isIP(m[1]!) ? m[1] : undefined;
 }
 
 function securityHeaders(_req: Request, res: Response, next: NextFunction): void {

@@ -744,8 +744,11 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     const wrong = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 42 } })) as CallToolResult;
     expect(text(wrong)).toMatch(/Refused by Steward \(bad_arguments\).*\/ticker must be string/);
     expect({ lookup: calls('lookup_company').length, post: calls('post_message').length }).toEqual(before);
-    const rows = (await su.query(`SELECT id, state, refusal FROM task_actions WHERE org_id = $1 AND id = ANY($2::uuid[])`, [org.id, [hidden._meta!['steward/action-id'], wrong._meta!['steward/action-id']]])).rows;
+    const rows = (await su.query(`SELECT id, state, refusal, reason FROM task_actions WHERE org_id = $1 AND id = ANY($2::uuid[])`, [org.id, [hidden._meta!['steward/action-id'], wrong._meta!['steward/action-id']]])).rows;
     expect(rows.map((r) => [r.state, r.refusal])).toEqual([['refused', 'bad_arguments'], ['refused', 'bad_arguments']]);
+    // What did not fit was told to the client, not kept with the claim (its words come from the arguments).
+    for (const r of rows) expect(r.reason).toMatch(/^Refused: the arguments do not fit the tool's approved definition\. /);
+    expect(rows.map((r) => r.reason).join(' ')).not.toContain('"dm"');
     expect((await su.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1 AND action_id = ANY($2::uuid[])`, [org.id, rows.map((r) => r.id)])).rows[0].n).toBe(0);
     // The same call with fitting arguments runs.
     const ok = (await client.callTool({ name: 'upstream__lookup_company', arguments: { ticker: 'ACME' } })) as CallToolResult;

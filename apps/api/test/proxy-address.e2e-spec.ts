@@ -30,6 +30,9 @@ describe('the caller address a believed proxy names', () => {
   it('records an address as named, and text that is no address as no address at all', async () => {
     expect(await failedLogin('203.0.113.5, 10.0.0.1')).toEqual([{ ip: '203.0.113.5' }]);
     expect(await failedLogin('2001:db8::7')).toEqual([{ ip: '2001:db8::7' }]);
+    // Some proxies write the port too: the address is kept without it.
+    expect(await failedLogin('203.0.113.6:4711')).toEqual([{ ip: '203.0.113.6' }]);
+    expect(await failedLogin('[2001:db8::8]:443')).toEqual([{ ip: '2001:db8::8' }]);
     expect(await failedLogin('=HYPERLINK("https://evil.example"), 10.0.0.1')).toEqual([{ ip: null }]);
     expect(await failedLogin('not-an-address')).toEqual([{ ip: null }]);
   });

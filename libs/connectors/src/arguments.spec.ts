@@ -28,11 +28,38 @@ describe("a remote tool's arguments against its pinned input schema", () => {
     expect(argumentProblems(nested, { filter: { q: 'x', drop: true } })).toBe('/filter: "drop" is not a property the approved definition declares');
   });
 
+  it('a tool that declares no properties takes none; a modern schema composed of others is closed over what they declare', () => {
+    const bare = { name: 'ping', description: '', inputSchema: { type: 'object' } };
+    expect(argumentProblems(bare, {})).toBeNull();
+    expect(argumentProblems(bare, { to: 'eve@evil.example' })).toContain('"to" is not a property the approved definition declares');
+    const composed = {
+      name: 'c',
+      description: '',
+      inputSchema: { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', allOf: [{ properties: { a: { type: 'string' } } }, { $ref: '#/$defs/b' }], $defs: { b: { properties: { b: { type: 'string' } } } } },
+    };
+    expect(argumentProblems(composed, { a: 'x', b: 'y' })).toBeNull();
+    expect(argumentProblems(composed, { a: 'x', cc: 'eve@evil.example' })).toContain('must NOT have unevaluated properties');
+    const older = { ...composed, name: 'c19', inputSchema: { ...composed.inputSchema, $schema: 'https://json-schema.org/draft/2019-09/schema' } };
+    expect(argumentProblems(older, { a: 'x', cc: 'eve@evil.example' })).toContain('must NOT have unevaluated properties');
+  });
+
+  it('compiles each definition alone: two that name the same $id do not read each other', () => {
+    const one = { name: 'one', description: '', inputSchema: { type: 'object', properties: { v: { $ref: 'https://shared.example/id' } }, $defs: { x: { $id: 'https://shared.example/id', type: 'string' } } } };
+    const two = { name: 'two', description: '', inputSchema: { type: 'object', properties: { v: { $ref: 'https://shared.example/id' } }, $defs: { x: { $id: 'https://shared.example/id', type: 'number' } } } };
+    expect(argumentProblems(one, { v: 'text' })).toBeNull();
+    expect(argumentProblems(two, { v: 3 })).toBeNull();
+    expect(argumentProblems(two, { v: 'text' })).toContain('/v must be number');
+  });
+
   it('reads a draft 2020-12 schema (as the MCP SDK writes them) and refuses everything under a schema it cannot compile', () => {
     const modern = { name: 'm', description: '', inputSchema: { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties: { ids: { type: 'array', prefixItems: [{ type: 'string' }], items: false } } } };
     expect(argumentProblems(modern, { ids: ['a'] })).toBeNull();
     expect(argumentProblems(modern, { ids: ['a', 'b'] })).toContain('/ids must NOT have more than 1 items');
     const broken = { name: 'b', description: '', inputSchema: { type: 'object', properties: { a: { type: 'no-such-type' } } } };
     expect(argumentProblems(broken, { a: 1 })).toMatch(/^the approved definition's input schema cannot be checked/);
+    const draft04 = { name: 'd4', description: '', inputSchema: { $schema: 'http://json-schema.org/draft-04/schema#', type: 'object', properties: { a: { type: 'string' } } } };
+    expect(argumentProblems(draft04, { a: 'x' })).toContain('is not one Steward reads');
+    const draft06 = { name: 'd6', description: '', inputSchema: { $schema: 'http://json-schema.org/draft-06/schema#', type: 'object', properties: { a: { type: 'string' } } } };
+    expect(argumentProblems(draft06, { a: 'x' })).toBeNull();
   });
 });

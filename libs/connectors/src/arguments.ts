@@ -1,5 +1,7 @@
-import Ajv, { type ErrorObject, type ValidateFunction } from 'ajv';
+import Ajv, { type ErrorObject, type Options, type ValidateFunction } from 'ajv';
+import Ajv2019 from 'ajv/dist/2019';
 import Ajv2020 from 'ajv/dist/2020';
+import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
 import { toolDefinitionHash } from './pinning';
 import type { ToolSpec } from './manifest';
 
@@ -9,20 +11,38 @@ import type { ToolSpec } from './manifest';
  * does not declare (a `bcc` beside the `to` the mapping reads) or of another shape is refused instead
  * of being decided on the part the mapping reads and sent whole to a server that may act on the rest.
  *
- * Closed world at the top level: where the schema lists `properties` and says nothing of others,
- * others are refused (JSON Schema would let them pass). A schema that allows others explicitly
- * (`additionalProperties: true` or a schema) was approved as such.
+ * Closed world at the top level: where the schema says nothing of properties it does not list,
+ * they are refused (JSON Schema would let them pass) — a schema with no `properties` takes none; a
+ * 2019-09 or 2020-12 schema composed of others (`allOf`, `$ref`, ...) gets `unevaluatedProperties:
+ * false`. A schema that allows others explicitly (`additionalProperties`, `patternProperties`,
+ * `unevaluatedProperties`) was approved as such, and so was a draft-07 schema composed at the top
+ * (that draft has no way to close it). Nested objects follow their schema as written.
+ *
+ * Each definition is compiled by an Ajv instance of its own (its `$id`s resolve within it alone, and
+ * it goes when it leaves the cache); drafts 06, 07, 2019-09 and 2020-12 are read, others fit nothing.
  */
-const draft07 = new Ajv({ strict: false, allErrors: true, validateFormats: false });
-const draft2020 = new Ajv2020({ strict: false, allErrors: true, validateFormats: false });
+const OPTIONS: Options = { strict: false, allErrors: true, validateFormats: false };
+const COMPOSED = ['allOf', 'anyOf', 'oneOf', '$ref', '$dynamicRef', 'if', 'dependentSchemas'];
+
+function ajvFor(draft: string | undefined): Ajv | null {
+  if (draft === undefined || /draft-07/.test(draft)) return new Ajv(OPTIONS);
+  if (/2020-12/.test(draft)) return new Ajv2020(OPTIONS);
+  if (/2019-09/.test(draft)) return new Ajv2019(OPTIONS);
+  if (/draft-06/.test(draft)) {
+    const ajv = new Ajv(OPTIONS);
+    ajv.addMetaSchema(draft06);
+    return ajv;
+  }
+  return null;
+}
 
 /** Compiled validators by definition hash (bounded: the oldest go first). */
 const compiled = new Map<string, ValidateFunction | { broken: string }>();
 const MAX_COMPILED = 500;
 
-function closedAtTop(schema: Record<string, unknown>): Record<string, unknown> {
-  const composed = ['allOf', 'anyOf', 'oneOf', '$ref', 'if', 'dependentSchemas', 'unevaluatedProperties'].some((k) => k in schema);
-  if (composed || !schema.properties || typeof schema.properties !== 'object' || 'additionalProperties' in schema || 'patternProperties' in schema) return schema;
+function closedAtTop(schema: Record<string, unknown>, modern: boolean): Record<string, unknown> {
+  if (['additionalProperties', 'patternProperties', 'unevaluatedProperties'].some((k) => k in schema)) return schema;
+  if (COMPOSED.some((k) => k in schema)) return modern ? { ...schema, unevaluatedProperties: false } : schema;
   return { ...schema, additionalProperties: false };
 }
 
@@ -30,13 +50,12 @@ function validatorFor(spec: Pick<ToolSpec, 'name' | 'description' | 'inputSchema
   const key = toolDefinitionHash({ name: spec.name, description: spec.description, inputSchema: spec.inputSchema as Record<string, unknown> });
   const hit = compiled.get(key);
   if (hit) return hit;
-  const schema = closedAtTop(spec.inputSchema as Record<string, unknown>);
+  const given = spec.inputSchema as Record<string, unknown>;
+  const draft = typeof given.$schema === 'string' ? given.$schema : undefined;
   let v: ValidateFunction | { broken: string };
   try {
-    const ajv = typeof schema.$schema === 'string' && /2019-09|2020-12/.test(schema.$schema) ? draft2020 : draft07;
-    // Compiled without its $id, so that two definitions naming the same $id do not collide in the shared instance.
-    const { $id: _id, ...rest } = schema;
-    v = ajv.compile(rest);
+    const ajv = ajvFor(draft);
+    v = ajv ? ajv.compile(closedAtTop(given, draft !== undefined && /2019-09|2020-12/.test(draft))) : { broken: `the JSON Schema draft ${String(draft).slice(0, 100)} is not one Steward reads (06, 07, 2019-09, 2020-12)` };
   } catch (err) {
     v = { broken: (err as Error).message.slice(0, 200) };
   }

@@ -246,7 +246,12 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     // action is refused (the write-ahead checks this again) — as Forbidden, with its violation,
     // where the policy forbids it without the workflow.
     let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : badArguments ? 'bad_arguments' : !ctx.workflowPermitted ? 'workflow_not_permitted' : !d.authorized ? 'not_authorized' : null;
-    if (refusal === 'bad_arguments') d.reason = `Refused: the arguments do not fit the tool's approved definition (${badArguments}). ${d.reason}`;
+    // What does not fit is told to the caller, not kept: its words come from the arguments (their property names).
+    let told = d.reason;
+    if (refusal === 'bad_arguments') {
+      told = `Refused: the arguments do not fit the tool's approved definition (${badArguments}). ${d.reason}`;
+      d.reason = `Refused: the arguments do not fit the tool's approved definition. ${d.reason}`;
+    }
     if (refusal === 'workflow_not_permitted') d.reason = `Refused: the member may not run tasks under the workflow "${workflow}" (it is open to members of its groups only, or it no longer exists). ${d.reason}`;
     // 3 as a span: context read, rate-limit reservation, decision and CASL check (a child of gate.action).
     gateTracer
@@ -341,7 +346,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       w = { decided, refusal: null, state: 'executing', reversible: null };
       break;
     }
-    w = { decided: { actionId, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null }, refusal, state: refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing', reversible };
+    w = { decided: { actionId, level, ruleIds: d.ruleIds, reason: refusal === 'bad_arguments' ? told : d.reason, policyVersion: policy?.version ?? null }, refusal, state: refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing', reversible };
     break;
   }
 
