@@ -120,6 +120,13 @@ describe('audit trail (real PostgreSQL)', () => {
       expect(await verifyBoth(org)).toMatchObject({ ok: false, firstBadSeq: await seqOf(ds, org, ids[3]), reason: expect.stringContaining('missing') });
     });
 
+    it('events deleted and the purge point moved past them, with no partition drop on record', async () => {
+      // As if retention had dropped them: the purge point alone does not make a gap a purge.
+      await su.query('DELETE FROM audit_events WHERE id = ANY($1)', [ids.slice(2, 5)]);
+      await su.query(`UPDATE audit_heads SET purged_before = now() + interval '1 day' WHERE org_id = $1`, [org]);
+      expect(await verifyBoth(org)).toMatchObject({ ok: false, firstBadSeq: await seqOf(ds, org, ids[2]), reason: expect.stringContaining('missing') });
+    });
+
     it('two events swapped', async () => {
       const [a, b] = [await seqOf(ds, org, ids[4]), await seqOf(ds, org, ids[8])];
       await su.query(

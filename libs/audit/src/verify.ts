@@ -205,7 +205,13 @@ async function walk(ds: DataSource, orgId: string, verifier: ChainVerifier, afte
   const rows = cursorPages<{ seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }>(
     ds,
     orgId,
-    `SELECT c.seq, c.event_id, c.hash, e.canonical, coalesce(c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1), false) AS purged
+    // An event is accepted as purged only before the purge point and in a month whose partition drop
+    // is itself on record (an audit.partition_drop event): the purge point alone is one field anyone
+    // who can delete events could also set.
+    `WITH dropped AS (SELECT DISTINCT d.canonical::jsonb->'payload'->>'month' AS month FROM audit_events d WHERE d.org_id = $1 AND d.action = 'audit.partition_drop')
+     SELECT c.seq, c.event_id, c.hash, e.canonical,
+            coalesce(c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1)
+                     AND to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') IN (SELECT month FROM dropped), false) AS purged
        FROM audit_chain c
        LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
                            WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
