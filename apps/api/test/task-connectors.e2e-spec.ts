@@ -10,7 +10,7 @@ import { createLogger, newId } from '@steward/common';
 import { fakeApi } from '../../../libs/connectors/src/test-support/fake-api';
 import { listen, readBody } from '../../../libs/connectors/src/test-support/loopback';
 import { CredentialBroker } from '@steward/gate';
-import { type AgentDeps, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
+import { type AgentDeps, orgEgressReader, type ScriptedModelServer, startScriptedModelServer, startWorkerRuntime, type WorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider, credentialAad, sealSecret } from '@steward/vault';
 import { conformanceUpstreamHandler } from './support/conformance-upstream';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
@@ -159,7 +159,8 @@ describe('agent tasks with installed connectors and stored credentials', () => {
 
     const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
     const keyring = new AuditKeyring(keys);
-    const egress = async () => ({ allowHosts: ['127.0.0.1'] });
+    // The loopback fakes allowed by the operator, and the org's own allowlist read as the worker reads it.
+    const egress = orgEgressReader(h.ds, { ...h.config, STEWARD_EGRESS_ALLOW_HOSTS: ['127.0.0.1'] });
     const deps: AgentDeps & { relayIntervalMs: number } = {
       ds: h.ds,
       redis: h.redis,
@@ -688,6 +689,18 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       const [refusedRow] = (await su.query(`SELECT state, refusal FROM task_actions WHERE task_id = $1 AND tool = 'test_sampling'`, [bad.body.id])).rows;
       expect(refusedRow).toEqual({ state: 'refused', refusal: 'bad_arguments' });
       expect(await sampled()).toBe(before);
+
+      // The org's allowed hosts change while a task runs (its model answering slowly): the run ends at
+      // its next turn and the task runs again with its connectors built anew, the first call not repeated.
+      const calls = () => su.query(`SELECT count(*)::int AS n FROM task_actions WHERE task_id = $1 AND tool = 'test_error_handling'`, [slowTask]).then((r) => r.rows[0].n as number);
+      const slow = await create({ prompt: '[script:upstream-error] [slow:1500] try the upstream', connectors: ['Asker'] });
+      const slowTask = slow.body.id as string;
+      await waitFor(slowTask, ['running']);
+      expect((await h.http.put('/v1/egress/allow-hosts').set('Cookie', admin).send({ hosts: ['127.0.0.1', 'docs.vendor.example'] })).status).toBe(200);
+      expect((await waitFor(slowTask, ['completed', 'failed', 'in_review'])).state).toBe('completed');
+      const log = (await h.http.get(`/v1/tasks/${slowTask}/events?follow=false`).set('Cookie', member)).text;
+      expect(log).toMatch(/"kind":"requeued".*"reason":"connectors_changed"/);
+      expect(await calls()).toBe(1);
     } finally {
       await upstreamMcp.close();
       await upstream.close();

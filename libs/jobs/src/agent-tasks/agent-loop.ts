@@ -187,6 +187,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   let tainted: boolean = task.tainted;
   let labels: string[] = task.labels ?? [];
 
+  // The org's allowed hosts as the connectors are built with them (their connections are checked
+  // against these): a change, such as a host taken off the list, ends this run at its next turn, and
+  // the next run builds them again.
+  const allowlistNow = async () => JSON.stringify((await deps.connectors?.egress?.(orgId))?.orgAllowHosts ?? []);
+  const builtWith = deps.connectors?.egress ? await allowlistNow() : null;
   // Connectors: the built-in ones run in process, the workspace a folder per org and user.
   const { manifests, targets, connectors } = await addTaskConnectors(hub, { ds, dataDir: deps.dataDir, log, ...deps.connectors }, { orgId, userId, taskId }, task.connectors as string[]);
   // A task has no MCP client to relay an upstream's sampling or elicitation to: each one is refused and audited.
@@ -290,8 +295,9 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   // The kill switch: a task that comes to run while agents are paused (a new one, or one resumed
   // after its approval) does nothing and goes back to the queue until they resume — its approved
   // action is kept, not refused. A task already running stops at its next action instead (the gate).
-  const waitForResume = async (): Promise<RunOutcome> => {
-    const notBefore = new Date(Date.now() + (deps.pausedRecheckMs ?? 60_000));
+  const waitForResume = (): Promise<RunOutcome> => requeue('paused', new Date(Date.now() + (deps.pausedRecheckMs ?? 60_000)));
+  /** Back to the queue under a new epoch (this run ends; the task's state and transcript are kept). */
+  const requeue = async (reason: 'paused' | 'connectors_changed', notBefore: Date): Promise<RunOutcome> => {
     const epoch = await fenced(ds, lease, async (em, flags) => {
       if (flags.cancelRequested) return null;
       const [row]: { epoch: number }[] = await em.query(
@@ -300,11 +306,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         [orgId, taskId],
       );
       await enqueueInOutbox(em, orgId, taskId, row!.epoch, notBefore);
-      await appendEvents(em, keys, orgId, taskId, [{ kind: 'requeued', data: { epoch: row!.epoch, reason: 'paused', retryAt: notBefore.toISOString() } }]);
+      await appendEvents(em, keys, orgId, taskId, [{ kind: 'requeued', data: { epoch: row!.epoch, reason, retryAt: notBefore.toISOString() } }]);
       return row!.epoch;
     });
     if (epoch === null) return finish('cancelled');
-    log.info({ retryAt: notBefore.toISOString(), epoch }, 'agents are paused: the task waits for the resume');
+    log.info({ retryAt: notBefore.toISOString(), epoch, reason }, reason === 'paused' ? 'agents are paused: the task waits for the resume' : "the org's allowed hosts changed: the task runs again with its connectors built anew");
     return 'requeued';
   };
   if (task.org_paused) return waitForResume();
@@ -321,6 +327,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   // A resumed task whose last message is the model's tool_use: its results come first (claims
   // already made answer `duplicate`, never run again).
   for (let turn = 0; ; turn++) {
+    if (turn > 0 && builtWith !== null && (await allowlistNow()) !== builtWith) return requeue('connectors_changed', new Date());
     const last = t.messages[t.messages.length - 1];
     const pendingUses = last?.role === 'assistant' && Array.isArray(last.content) ? last.content.filter((b) => b.type === 'tool_use') : [];
     if (pendingUses.length) {
