@@ -42,6 +42,15 @@ function overlaps(h: Hold, from: Date, to: Date): boolean {
  * erasure and a retention purge take it before they read or change holds, so none of them decides
  * on holds another is changing (a hold placed while a purge ran could otherwise lose its data).
  */
+/**
+ * The months whose partitions were dropped for an org, as its audit.partition_drop events on record
+ * say (each names its month and every month dropped before it): a SQL expression over the org id `$1`.
+ */
+export const DROPPED_MONTHS_SQL = `coalesce((SELECT array_agg(DISTINCT m ORDER BY m) FROM audit_events d
+    CROSS JOIN LATERAL (SELECT d.canonical::jsonb->'payload'->>'month' AS m
+                        UNION SELECT jsonb_array_elements_text(coalesce(d.canonical::jsonb->'payload'->'months', '[]'::jsonb))) x
+   WHERE d.org_id = $1 AND d.action = 'audit.partition_drop' AND x.m IS NOT NULL), '{}'::text[])`;
+
 export async function lockHolds(em: EntityManager, orgId: string): Promise<void> {
   await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:legal-holds:' || $1, 0))`, [orgId]);
 }
@@ -274,6 +283,9 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
       await inOrg(ds, { orgId: org }, async (em) => {
         await em.query('INSERT INTO audit_heads (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING', [org]);
         await em.query('UPDATE audit_heads SET purged_before = GREATEST(coalesce(purged_before, $2), $2) WHERE org_id = $1', [org, to]);
+        // Every month dropped so far, carried by each new drop event: the older drop events go with
+        // the partitions later drops remove, and the verifier still finds every dropped month on record.
+        const [{ months }]: { months: string[] }[] = await em.query(`SELECT ${DROPPED_MONTHS_SQL} AS months`, [org]);
         await recordEvent(em, keyring, {
           id: newId(),
           orgId: org,
@@ -282,7 +294,7 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
           action: 'audit.partition_drop',
           outcome: 'success',
           client: 'system',
-          payload: { month, partition: name },
+          payload: { month, partition: name, months: [...new Set([...months, month])].sort() },
         });
       });
     }

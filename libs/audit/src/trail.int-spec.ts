@@ -127,6 +127,28 @@ describe('audit trail (real PostgreSQL)', () => {
       expect(await verifyBoth(org)).toMatchObject({ ok: false, firstBadSeq: await seqOf(ds, org, ids[2]), reason: expect.stringContaining('missing') });
     });
 
+    // A first drop (of this month, as the test sees it) and its partition's events gone, its own drop
+    // event among them (a later drop removed that partition); then that later drop's event.
+    const dropTwice = async (later: { months?: (month: string) => string[] }) => {
+      const month = new Date().toISOString().slice(0, 8) + '01';
+      const [first] = await record(ds, org, 1, 'audit.partition_drop', { month, partition: 'p1' });
+      await sealAll(ds, org);
+      await su.query('DELETE FROM audit_events WHERE id = ANY($1)', [[...ids.slice(2, 5), first]]);
+      await su.query(`UPDATE audit_heads SET purged_before = now() + interval '1 day' WHERE org_id = $1`, [org]);
+      await record(ds, org, 1, 'audit.partition_drop', { month: '2999-01-01', partition: 'p2', ...(later.months ? { months: later.months(month) } : {}) });
+      await sealAll(ds, org);
+    };
+
+    it('a purge survives later drops: the newest drop event names every month dropped before, also once the older drop events were dropped themselves', async () => {
+      await dropTwice({ months: (m: string) => [m, '2999-01-01'] });
+      expect(await verifyBoth(org)).toMatchObject({ ok: true, purged: 4 });
+    });
+
+    it('a gap whose drop is on record nowhere any more (the later drop event does not name it) is named', async () => {
+      await dropTwice({});
+      expect(await verifyBoth(org)).toMatchObject({ ok: false, firstBadSeq: await seqOf(ds, org, ids[2]), reason: expect.stringContaining('missing') });
+    });
+
     it('two events swapped', async () => {
       const [a, b] = [await seqOf(ds, org, ids[4]), await seqOf(ds, org, ids[8])];
       await su.query(

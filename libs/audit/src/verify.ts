@@ -4,6 +4,7 @@ import type { Checkpoint } from './checkpoint';
 import { verifySignature } from './signing';
 import { inOrg } from '@steward/db';
 import { cursorPages } from './pages';
+import { DROPPED_MONTHS_SQL } from './retention';
 import { LinkChecker } from './link-check';
 
 export interface ChainEntry {
@@ -208,7 +209,7 @@ async function walk(ds: DataSource, orgId: string, verifier: ChainVerifier, afte
     // An event is accepted as purged only before the purge point and in a month whose partition drop
     // is itself on record (an audit.partition_drop event): the purge point alone is one field anyone
     // who can delete events could also set.
-    `WITH dropped AS (SELECT DISTINCT d.canonical::jsonb->'payload'->>'month' AS month FROM audit_events d WHERE d.org_id = $1 AND d.action = 'audit.partition_drop')
+    `WITH dropped AS (SELECT unnest(${DROPPED_MONTHS_SQL}) AS month)
      SELECT c.seq, c.event_id, c.hash, e.canonical,
             coalesce(c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1)
                      AND to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') IN (SELECT month FROM dropped), false) AS purged
