@@ -685,7 +685,11 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       const bad = await create({ prompt: '[script:upstream-bad-args] ask the upstream', connectors: ['Asker'] });
       expect((await waitFor(bad.body.id, ['completed', 'failed', 'in_review'])).state).toBe('completed');
       const told = (await h.http.get(`/v1/tasks/${bad.body.id}/events?follow=false`).set('Cookie', member)).text;
-      expect(told).toMatch(/The tool said: Refused by Steward \(bad_arguments\): Refused: the arguments do not fit the tool's approved definition \(the arguments: \\"cc\\" is not a property/);
+      expect(told).toMatch(/The tool said: Refused by Steward \(bad_arguments\): Refused: the arguments do not fit the tool's approved definition\. .* What does not fit: the arguments: \\"cc\\" is not a property/);
+      // The task's own record of the action keeps only that they did not fit (what did not comes from the arguments).
+      const action = told.split('\n').find((l) => l.startsWith('data: ') && l.includes('"kind":"action"'))!;
+      expect(action).toMatch(/"reason":"Refused: the arguments do not fit the tool's approved definition\. /);
+      expect(action).not.toContain('is not a property');
       const [refusedRow] = (await su.query(`SELECT state, refusal FROM task_actions WHERE task_id = $1 AND tool = 'test_sampling'`, [bad.body.id])).rows;
       expect(refusedRow).toEqual({ state: 'refused', refusal: 'bad_arguments' });
       expect(await sampled()).toBe(before);
@@ -701,6 +705,8 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       const log = (await h.http.get(`/v1/tasks/${slowTask}/events?follow=false`).set('Cookie', member)).text;
       expect(log).toMatch(/"kind":"requeued".*"reason":"connectors_changed"/);
       expect(await calls()).toBe(1);
+      // The second run did not try the call again (a second attempt would show as an action event of its own).
+      expect(log.match(/"tool":"test_error_handling"/g)).toHaveLength(1);
     } finally {
       await upstreamMcp.close();
       await upstream.close();

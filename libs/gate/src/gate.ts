@@ -127,7 +127,8 @@ interface Decided {
 export type GateResult =
   | (Decided & { status: 'executed'; reversible: boolean; result: ToolCallResult; undo: ToolCall | null })
   | (Decided & { status: 'awaiting_approval' })
-  | (Decided & { status: 'refused'; refusal: Refusal })
+  /** `detail`: what did not fit (bad_arguments), for the caller alone — its words come from the arguments, so it is kept nowhere. */
+  | (Decided & { status: 'refused'; refusal: Refusal; detail?: string })
   | (Decided & { status: 'failed'; error: { code: string; message: string } })
   /**
    * The call of a write that cannot safely be made twice failed after it may have acted (no answer
@@ -247,11 +248,7 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     // where the policy forbids it without the workflow.
     let refusal: Refusal | null = !ctx ? 'paused' : !policy ? 'no_policy' : level === 'forbidden' ? 'forbidden' : badArguments ? 'bad_arguments' : !ctx.workflowPermitted ? 'workflow_not_permitted' : !d.authorized ? 'not_authorized' : null;
     // What does not fit is told to the caller, not kept: its words come from the arguments (their property names).
-    let told = d.reason;
-    if (refusal === 'bad_arguments') {
-      told = `Refused: the arguments do not fit the tool's approved definition (${badArguments}). ${d.reason}`;
-      d.reason = `Refused: the arguments do not fit the tool's approved definition. ${d.reason}`;
-    }
+    if (refusal === 'bad_arguments') d.reason = `Refused: the arguments do not fit the tool's approved definition. ${d.reason}`;
     if (refusal === 'workflow_not_permitted') d.reason = `Refused: the member may not run tasks under the workflow "${workflow}" (it is open to members of its groups only, or it no longer exists). ${d.reason}`;
     // 3 as a span: context read, rate-limit reservation, decision and CASL check (a child of gate.action).
     gateTracer
@@ -346,12 +343,18 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       w = { decided, refusal: null, state: 'executing', reversible: null };
       break;
     }
-    w = { decided: { actionId, level, ruleIds: d.ruleIds, reason: refusal === 'bad_arguments' ? told : d.reason, policyVersion: policy?.version ?? null }, refusal, state: refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing', reversible };
+    w = {
+      decided: { actionId, level, ruleIds: d.ruleIds, reason: d.reason, policyVersion: policy?.version ?? null },
+      refusal,
+      state: refusal ? 'refused' : level === 'watched' ? 'awaiting_approval' : 'executing',
+      reversible,
+      ...(refusal === 'bad_arguments' && badArguments ? { detail: badArguments } : {}),
+    };
     break;
   }
 
   // 5. Act on the level.
-  if (w.refusal) return { ...w.decided, status: 'refused', refusal: w.refusal };
+  if (w.refusal) return { ...w.decided, status: 'refused', refusal: w.refusal, ...(w.detail ? { detail: w.detail } : {}) };
   if (w.state === 'awaiting_approval') return { ...w.decided, status: 'awaiting_approval' };
 
   // 6. Execute: the reversible form at Batched, the call itself otherwise.
@@ -413,6 +416,7 @@ interface Written {
   refusal: Refusal | null;
   state: 'refused' | 'awaiting_approval' | 'executing';
   reversible: ToolCall | null;
+  detail?: string;
 }
 
 /** What the decision needs to know of the org and the user. */

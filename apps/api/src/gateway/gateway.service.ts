@@ -1366,7 +1366,7 @@ export class GatewayService implements OnModuleDestroy {
         return { content, ...(r.result.structuredContent ? { structuredContent: r.result.structuredContent } : {}), _meta: meta };
       }
       case 'refused':
-        return toolError(`Refused by Steward (${r.refusal}): ${REFUSALS[r.refusal] ?? r.reason}`, { 'steward/action-id': r.actionId, 'steward/level': r.level, 'steward/status': 'refused', 'steward/refusal': r.refusal });
+        return toolError(`Refused by Steward (${r.refusal}): ${REFUSALS[r.refusal] ?? r.reason}${r.detail ? ` What does not fit: ${r.detail}.` : ''}`, { 'steward/action-id': r.actionId, 'steward/level': r.level, 'steward/status': 'refused', 'steward/refusal': r.refusal });
       case 'failed':
         // A remote MCP server's error carries its own text to the client's model, as a result would: the session is tainted.
         await this.afterRead(s, target.connector);

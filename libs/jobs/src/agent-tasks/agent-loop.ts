@@ -487,8 +487,9 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         }
         case 'refused':
           // Arguments that do not fit the tool's approved definition: told why, the model may call it again correctly.
+          // (What did not fit goes to the model alone, in the sealed transcript: the task's events keep the reason.)
           if (r.refusal === 'bad_arguments') {
-            results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (bad_arguments): ${r.reason}` });
+            results.push({ type: 'tool_result', tool_use_id: u.id, is_error: true, content: `Refused by Steward (bad_arguments): ${r.reason}${r.detail ? ` What does not fit: ${r.detail}.` : ''}` });
             break;
           }
           if (REFUSALS_TOLD[r.refusal]) {
