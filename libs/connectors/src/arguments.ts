@@ -49,7 +49,12 @@ function closedAtTop(schema: Record<string, unknown>, modern: boolean): Record<s
 function validatorFor(spec: Pick<ToolSpec, 'name' | 'description' | 'inputSchema'>): ValidateFunction | { broken: string } {
   const key = toolDefinitionHash({ name: spec.name, description: spec.description, inputSchema: spec.inputSchema as Record<string, unknown> });
   const hit = compiled.get(key);
-  if (hit) return hit;
+  if (hit) {
+    // Least recently used goes first: a definition in use stays compiled.
+    compiled.delete(key);
+    compiled.set(key, hit);
+    return hit;
+  }
   const given = spec.inputSchema as Record<string, unknown>;
   const draft = typeof given.$schema === 'string' ? given.$schema : undefined;
   let v: ValidateFunction | { broken: string };

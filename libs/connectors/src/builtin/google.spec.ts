@@ -114,6 +114,8 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
         // An event someone else organised, with you among its attendees.
         if (c.method === 'GET' && c.path === `${base}/ev-theirs`) return { json: { id: 'ev-theirs', organizer: { email: 'host@partner.example' }, attendees: [{ email: 'host@partner.example', organizer: true }, { email: 'me@acme.example', self: true }] } };
         if (c.method === 'PATCH' && c.path === `${base}/ev-theirs`) return { json: { id: 'ev-theirs' } };
+        // Its organiser is not among its attendees (as Google shows an event organised for a group).
+        if (c.method === 'GET' && c.path === `${base}/ev-lead`) return { json: { id: 'ev-lead', organizer: { email: 'lead@partner.example' }, attendees: [{ email: 'me@acme.example', self: true }] } };
         if (c.method === 'PATCH' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new' } };
         return undefined;
       },
@@ -335,6 +337,8 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       expect(deletes().map((c) => c.query.get('sendUpdates'))).toEqual(['all', 'none']);
       // An organiser who is not you is told too: named, or nothing is deleted.
       expect(await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-theirs', notify: true }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('host@partner.example') });
+      expect(deletes()).toHaveLength(2);
+      expect(await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-lead', notify: true }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('lead@partner.example') });
       expect(deletes()).toHaveLength(2);
     });
 

@@ -272,9 +272,10 @@ export function createDriveServer(opts: DriveOptions): McpServer {
 // ---------------------------------------------------------------------------------------------
 // Calendar
 
-/** The event's attendees (its organiser included) the call does not name, you aside. */
-function unnamed(attendees: { email?: string | null; self?: boolean | null }[], named: Set<string>): string[] {
-  return attendees.filter((x) => !x.self && x.email && !named.has(x.email.toLowerCase())).map((x) => x.email!);
+/** The event's attendees and its organiser (who is told too, even when not among them) the call does not name, you aside. */
+function unnamed(ev: { attendees?: { email?: string | null; self?: boolean | null }[] | null; organizer?: { email?: string | null; self?: boolean | null } | null }, named: Set<string>): string[] {
+  const people = [...(ev.attendees ?? []), ...(ev.organizer ? [ev.organizer] : [])];
+  return [...new Set(people.filter((x) => !x.self && x.email && !named.has(x.email.toLowerCase())).map((x) => x.email!))];
 }
 const listOf = (xs: string[]) => `${xs.slice(0, 5).join(', ')}${xs.length > 5 ? ` and ${xs.length - 5} more` : ''}`;
 
@@ -336,7 +337,7 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
       const ev = await google(svc, () => api.events.get({ calendarId, eventId: a.eventId }, o));
       // The update goes to everyone on the event: the policy decided on those the call names, so they must be all of them (you aside).
       const named = new Set(add.map((x) => x.toLowerCase()));
-      const others = unnamed(ev.attendees ?? [], named);
+      const others = unnamed(ev, named);
       if (others.length) throw new ConnectorError('bad_arguments', `calendar.send_invitations: the invitation would also go to ${listOf(others)}, not named in attendees: nothing was sent`);
       const have = new Set((ev.attendees ?? []).map((x) => x.email?.toLowerCase()));
       const invite = add.filter((email) => !have.has(email.toLowerCase()));
@@ -355,7 +356,7 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
       // The cancellation goes to the event's attendees: the policy decided on those the call names, so they must be all of them.
       const named = new Set((a.attendees ?? []).map((x) => x.toLowerCase()));
       const ev = await google(svc, () => api.events.get({ calendarId, eventId: a.eventId }, o));
-      const others = unnamed(ev.attendees ?? [], named);
+      const others = unnamed(ev, named);
       if (others.length) throw new ConnectorError('bad_arguments', `calendar.delete_event: the cancellation would also go to ${listOf(others)}, not named in attendees: nothing was deleted`);
     }
     await google(svc, () => api.events.delete({ calendarId, eventId: a.eventId, sendUpdates: a.notify ? 'all' : 'none' }, o));
