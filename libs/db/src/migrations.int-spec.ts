@@ -45,6 +45,21 @@ describe('migrations', () => {
     }
   });
 
+  it('makes audit partitions span UTC months whatever the session time zone', async () => {
+    const bound = await owner.transaction(async (em) => {
+      await em.query(`SET LOCAL TimeZone = 'Asia/Tokyo'`);
+      await em.query(`SELECT steward_audit_ensure_partitions('2031-01-01', 1)`);
+      const [row]: { bound: string }[] = await em.query(`SELECT pg_get_expr(relpartbound, oid) AS bound FROM pg_class WHERE relname = 'audit_events_2031_01'`);
+      // Read back in UTC: the bounds as stored.
+      await em.query(`SET LOCAL TimeZone = 'UTC'`);
+      const [utc]: { bound: string }[] = await em.query(`SELECT pg_get_expr(relpartbound, oid) AS bound FROM pg_class WHERE relname = 'audit_events_2031_01'`);
+      return { tokyo: row!.bound, utc: utc!.bound };
+    });
+    expect(bound.utc).toBe("FOR VALUES FROM ('2031-01-01 00:00:00+00') TO ('2031-02-01 00:00:00+00')");
+    expect(bound.tokyo).toContain("'2031-01-01 09:00:00+09'");
+    await owner.query('DROP TABLE audit_events_2031_01');
+  });
+
   it('enables and forces Row Level Security on every tenant table', async () => {
     const rows: { relname: string; relrowsecurity: boolean; relforcerowsecurity: boolean }[] = await owner.query(
       `SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class WHERE relname = ANY($1)`,

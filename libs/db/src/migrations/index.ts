@@ -53,6 +53,7 @@ import { WorkflowAccess1766448000000 } from './1766448000000-workflow-access';
 import { ScheduleWrittenWithKey1766448000001 } from './1766448000001-schedule-written-with-key';
 import { VerifiedDomains1766534400000 } from './1766534400000-verified-domains';
 import { StepUpAttempts1766534400001 } from './1766534400001-step-up-attempts';
+import { AuditPartitionsUtc1766620800000 } from './1766620800000-audit-partitions-utc';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -111,4 +112,5 @@ export const MIGRATIONS = [
   ScheduleWrittenWithKey1766448000001,
   VerifiedDomains1766534400000,
   StepUpAttempts1766534400001,
+  AuditPartitionsUtc1766620800000,
 ];
