@@ -116,6 +116,23 @@ describe('identity', () => {
       expect((await h.http.post('/v1/invitations/accept').set('Cookie', mine).send({ token: inv.token })).status).toBe(404);
     });
 
+    it('an invitation makes no new account at a domain another org verified (that org makes its accounts); the org that holds it does', async () => {
+      const holder = await seedOrg(h.ds, 'holder');
+      await inOrg(h.ds, { orgId: holder.id }, (em) => em.query(`INSERT INTO verified_domains (domain, org_id, method) VALUES ('held.example', $1, 'dns')`, [holder.id]));
+      const accounts = async (email: string) => (await inOrg(h.ds, { orgId: '' }, (em) => em.query('SELECT user_id FROM steward_auth_user_by_email($1)', [email]))).length;
+      // Another org invites someone at that domain: the token cannot make them an account.
+      const other = (await h.http.post('/v1/invitations').set('Cookie', owner).send({ email: 'newbie@held.example', roles: ['member'] })).body;
+      const refused = await h.http.post('/v1/invitations/accept').send({ token: other.token, name: 'Squatter', password: 'a long enough password 1' });
+      expect(refused.status).toBe(403);
+      expect(refused.body.detail).toMatch(/held\.example is a domain another org verified/);
+      expect(await accounts('newbie@held.example')).toBe(0);
+      // The holder's own invitation does (its people), and then the other org's is accepted while signed in.
+      const own = (await h.http.post('/v1/invitations').set('Cookie', await login(h, holder.users.owner.email)).send({ email: 'newbie@held.example', roles: ['member'] })).body;
+      expect((await h.http.post('/v1/invitations/accept').send({ token: own.token, name: 'Newbie', password: PASSWORD })).status).toBe(201);
+      const session = await login(h, 'newbie@held.example');
+      expect((await h.http.post('/v1/invitations/accept').set('Cookie', session).send({ token: other.token })).status).toBe(201);
+    });
+
     it("a password change ends the person's other sessions in every org they belong to, not this one", async () => {
       const third = await seedOrg(h.ds, 'third');
       const u = await addUser(h.ds, org, 'member', 'two-orgs');

@@ -131,6 +131,13 @@ export class InvitationsService {
       }
       userId = existing.user_id;
     } else {
+      // A new account at a domain another org verified is that org's to make (its single sign-on or
+      // SCIM): made here, by whoever holds the token, it would take that person's address.
+      const domain = found.email.slice(found.email.lastIndexOf('@') + 1);
+      const [held]: { held: boolean }[] = await this.db.outsideOrg((em) => em.query('SELECT steward_domain_held_elsewhere($1, $2) AS held', [domain, found.org_id]));
+      if (held?.held) {
+        throw AppError.forbidden(`${domain} is a domain another org verified: accounts there are made by that org. Sign in with the account it gave you, then accept while signed in.`);
+      }
       const pw = Password.safeParse(body.password);
       if (!pw.success) throw AppError.validation(pw.error.issues.map((i) => ({ path: 'password', message: i.message })));
       if (!body.name) throw AppError.validation([{ path: 'name', message: 'a new account needs a name' }]);

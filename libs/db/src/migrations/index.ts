@@ -54,6 +54,7 @@ import { ScheduleWrittenWithKey1766448000001 } from './1766448000001-schedule-wr
 import { VerifiedDomains1766534400000 } from './1766534400000-verified-domains';
 import { StepUpAttempts1766534400001 } from './1766534400001-step-up-attempts';
 import { AuditPartitionsUtc1766620800000 } from './1766620800000-audit-partitions-utc';
+import { InvitationDomains1766620800001 } from './1766620800001-invitation-domains';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -113,4 +114,5 @@ export const MIGRATIONS = [
   VerifiedDomains1766534400000,
   StepUpAttempts1766534400001,
   AuditPartitionsUtc1766620800000,
+  InvitationDomains1766620800001,
 ];
