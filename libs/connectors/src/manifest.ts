@@ -16,7 +16,7 @@ import addressparser from 'nodemailer/lib/addressparser';
 // Selectors: JSON-pointer-like paths into a tool's arguments.
 //   "/to"                   the value at /to (an array yields each element)
 //   "/attendees/*/email"    "*" walks every element of an array (or value of an object)
-//   { path, as, prefix }    with a conversion: "string" | "number" | "host" (of a URL or a bare
+//   { path, as, prefix, lowercase }  with a conversion: "string" | "number" | "host" (of a URL or a bare
 //                           host) | "url" (resource and host) | "emails" ("A <a@x>, b@y" lists)
 
 export const SELECTOR_KINDS = ['string', 'number', 'host', 'url', 'emails'] as const;
@@ -36,6 +36,8 @@ export const selectorSchema = z.union([
     as: z.enum(SELECTOR_KINDS).optional(),
     /** Prepended to each string value ("slack:channel/"). */
     prefix: z.string().max(64).optional(),
+    /** Taken in lower case: ids the service reads without regard to case (a calendar id), as rules match them. */
+    lowercase: z.boolean().optional(),
   }),
 ]);
 export type Selector = z.infer<typeof selectorSchema>;
@@ -331,6 +333,7 @@ function applySelector(root: unknown, s: Selector, fallback: SelectorKind): (str
   const path = typeof s === 'string' ? s : s.path;
   const as = (typeof s === 'string' ? undefined : s.as) ?? fallback;
   const prefix = typeof s === 'string' ? '' : (s.prefix ?? '');
+  const lower = typeof s !== 'string' && s.lowercase === true;
   const out: (string | number)[] = [];
   for (const v of select(root, path)) {
     if (as === 'number') {
@@ -348,6 +351,7 @@ function applySelector(root: unknown, s: Selector, fallback: SelectorKind): (str
       if (typeof field === 'string') text = field;
     }
     if (text === undefined) continue;
+    if (lower) text = text.toLowerCase();
     if (as === 'emails') out.push(...parseAddresses(text));
     else if (as === 'host') {
       const h = hostOf(text);

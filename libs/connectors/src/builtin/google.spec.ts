@@ -351,10 +351,13 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       await hub.callTool('calendar', 'calendar.send_invitations', { eventId: 'ev-theirs', attendees: ['host@partner.example', 'bob@partner.example'] });
       expect(JSON.parse(patches()[0]!.body).attendees.map((x: { email: string }) => x.email)).toEqual(['host@partner.example', 'me@acme.example', 'bob@partner.example']);
 
-      for (const tool of ['calendar.send_invitations', 'calendar.delete_event']) {
-        expect(extractContext(resolveTool(calendarManifest, tool), { eventId: 'e', calendarId: 'team@group.calendar.google.com' }).resources).toEqual(['calendar:team@group.calendar.google.com']);
+      // Named in any case, a calendar is one fact (rules match it in lower case), and the connector writes to that calendar.
+      for (const tool of ['calendar.create_event', 'calendar.send_invitations', 'calendar.delete_event']) {
+        expect(extractContext(resolveTool(calendarManifest, tool), { eventId: 'e', calendarId: 'Team@Group.Calendar.Google.com' }).resources).toEqual(['calendar:team@group.calendar.google.com']);
       }
-      expect(await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-team', calendarId: 'Team@group.calendar.google.com' }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments' });
+      calFake.calls.length = 0;
+      await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-x', calendarId: 'Team@group.calendar.google.com' }).catch(() => undefined);
+      expect(calFake.calls.map((c) => c.path)).toEqual(['/calendar/v3/calendars/team%40group.calendar.google.com/events/ev-x']);
     });
   });
 

@@ -287,8 +287,12 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
   const server = new McpServer({ name: 'steward-calendar', version: '1.0.0' });
   const when = z.string().max(64).refine((v) => !Number.isNaN(Date.parse(v)), 'an ISO 8601 date-time');
   const attendees = z.array(z.email()).max(200).optional();
-  // Lower case, as the policy matches it (Google reads calendar ids without regard to case).
-  const calendarArg = z.string().max(256).regex(/^[^A-Z]*$/, 'a calendar id in lower case').optional();
+  // Taken in lower case, as the policy's facts name it (Google reads calendar ids without regard to case).
+  const calendarArg = z
+    .string()
+    .max(256)
+    .transform((v) => v.toLowerCase())
+    .optional();
 
   defineTool(server, svc, 'calendar.list_events', { description: 'List events of a calendar in a time range.', inputSchema: { timeMin: when, timeMax: when, calendarId: calendarArg }, readOnly: true }, async (a) => {
     const res = await google(svc, async () =>
@@ -452,7 +456,7 @@ export const calendarManifest: ConnectorManifest = {
       inputSchema: obj({ summary: str, start: str, end: str, description: str, attendees: strArr, calendarId: str, holdInvitations: { type: 'boolean' } }, ['summary', 'start', 'end']),
       action: 'calendar.create',
       // The calendar written to is a fact (another person's or a shared calendar, by its id); the primary one when none is named.
-      extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:' }] },
+      extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:', lowercase: true }] },
       // At Batched the event is created without its attendees (nobody is invited): the reviewer's accept
       // invites its attendees, a revert deletes it before anyone else saw it.
       reversible: {
@@ -466,7 +470,7 @@ export const calendarManifest: ConnectorManifest = {
       description: 'Add attendees to an existing event and send them its invitation.',
       inputSchema: obj({ eventId: str, calendarId: str, attendees: strArr }, ['eventId']),
       action: 'calendar.create',
-      extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:' }] },
+      extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:', lowercase: true }] },
     },
     // Decided on the attendees it names (a cancellation is sent to them); the connector refuses a notify that would reach anyone else.
     {
@@ -474,7 +478,7 @@ export const calendarManifest: ConnectorManifest = {
       description: DELETE_EVENT,
       inputSchema: obj({ eventId: str, calendarId: str, notify: { type: 'boolean' }, attendees: strArr }, ['eventId']),
       action: 'calendar.create',
-      extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:' }] },
+      extract: { attendees: ['/attendees'], resources: [{ path: '/calendarId', prefix: 'calendar:', lowercase: true }] },
     },
   ],
 };
