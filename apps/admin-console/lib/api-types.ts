@@ -11903,42 +11903,49 @@ export interface operations {
                             /** @enum {string} */
                             as?: "string" | "number" | "host" | "url" | "emails";
                             prefix?: string;
+                            lowercase?: boolean;
                         })[];
                         urls?: (string | {
                             path: string;
                             /** @enum {string} */
                             as?: "string" | "number" | "host" | "url" | "emails";
                             prefix?: string;
+                            lowercase?: boolean;
                         })[];
                         hosts?: (string | {
                             path: string;
                             /** @enum {string} */
                             as?: "string" | "number" | "host" | "url" | "emails";
                             prefix?: string;
+                            lowercase?: boolean;
                         })[];
                         recipients?: (string | {
                             path: string;
                             /** @enum {string} */
                             as?: "string" | "number" | "host" | "url" | "emails";
                             prefix?: string;
+                            lowercase?: boolean;
                         })[];
                         attendees?: (string | {
                             path: string;
                             /** @enum {string} */
                             as?: "string" | "number" | "host" | "url" | "emails";
                             prefix?: string;
+                            lowercase?: boolean;
                         })[];
                         amount?: (string | {
                             path: string;
                             /** @enum {string} */
                             as?: "string" | "number" | "host" | "url" | "emails";
                             prefix?: string;
+                            lowercase?: boolean;
                         })[];
                         labels?: (string | {
                             path: string;
                             /** @enum {string} */
                             as?: "string" | "number" | "host" | "url" | "emails";
                             prefix?: string;
+                            lowercase?: boolean;
                         })[];
                     } | null;
                 };
