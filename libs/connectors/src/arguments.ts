@@ -46,7 +46,19 @@ function closedAtTop(schema: Record<string, unknown>, modern: boolean): Record<s
   return { ...schema, additionalProperties: false };
 }
 
+/** The same, by manifest entry (manifests are immutable once built): no hashing on a call's path. */
+const bySpec = new WeakMap<object, ValidateFunction | { broken: string }>();
+
 function validatorFor(spec: Pick<ToolSpec, 'name' | 'description' | 'inputSchema'>): ValidateFunction | { broken: string } {
+  let v = bySpec.get(spec);
+  if (!v) {
+    v = compiledFor(spec);
+    bySpec.set(spec, v);
+  }
+  return v;
+}
+
+function compiledFor(spec: Pick<ToolSpec, 'name' | 'description' | 'inputSchema'>): ValidateFunction | { broken: string } {
   const key = toolDefinitionHash({ name: spec.name, description: spec.description, inputSchema: spec.inputSchema as Record<string, unknown> });
   const hit = compiled.get(key);
   if (hit) {
