@@ -98,6 +98,8 @@ export function fromHttpStatus(service: string, status: number, detail: string, 
   if (status === 403) return new ConnectorError('auth_required', `${service}: access denied (HTTP 403)${text}; the credential lacks a scope or was revoked`, { ...details, status });
   if (status === 404) return new ConnectorError('not_found', `${service}: not found (HTTP 404)${text}`, { ...details, status });
   if (status === 409) return new ConnectorError('conflict', `${service}: conflict (HTTP 409)${text}`, { ...details, status });
+  // A conditional write (If-Match) whose target changed since it was read: refused, nothing written.
+  if (status === 412) return new ConnectorError('conflict', `${service}: the target changed since it was read (HTTP 412)${text}; nothing was done`, { ...details, status });
   if (status === 400 || status === 422) return new ConnectorError('bad_arguments', `${service}: request refused (HTTP ${status})${text}`, { ...details, status });
   if (status === 413) return new ConnectorError('result_too_large', `${service}: payload too large (HTTP 413)${text}`, { ...details, status });
   return new ConnectorError('upstream_error', `${service}: HTTP ${status}${text}`, { ...details, status });

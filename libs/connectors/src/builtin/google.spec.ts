@@ -108,15 +108,20 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
         }
         if (c.method === 'POST' && c.path === base) return { json: { id: 'ev-new', htmlLink: 'https://calendar.example/ev-new' } };
         if (c.method === 'DELETE' && c.path === `${base}/ev-new`) return { status: 204, text: '' };
-        if (c.method === 'GET' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new', attendees: [{ email: 'me@acme.example', organizer: true, self: true }] } };
-        if (c.method === 'GET' && c.path === `${base}/ev-team`) return { json: { id: 'ev-team', attendees: [{ email: 'me@acme.example', self: true }, { email: 'Bob@partner.example' }, { email: 'carol@acme.example' }] } };
-        if (c.method === 'DELETE' && c.path === `${base}/ev-team`) return { status: 204, text: '' };
+        // A conditional write (If-Match) over an event that changed since it was read: Google's 412, nothing written.
+        const changed = (etag: string) => (c.ifMatch !== undefined && c.ifMatch !== etag ? { status: 412, json: { error: { code: 412, message: 'Precondition Failed' } } } : undefined);
+        if (c.method === 'GET' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new', etag: '"n1"', attendees: [{ email: 'me@acme.example', organizer: true, self: true }] } };
+        if (c.method === 'GET' && c.path === `${base}/ev-team`) return { json: { id: 'ev-team', etag: '"t1"', attendees: [{ email: 'me@acme.example', self: true }, { email: 'Bob@partner.example' }, { email: 'carol@acme.example' }] } };
+        if (c.method === 'DELETE' && c.path === `${base}/ev-team`) return changed('"t1"') ?? { status: 204, text: '' };
         // An event someone else organised, with you among its attendees.
-        if (c.method === 'GET' && c.path === `${base}/ev-theirs`) return { json: { id: 'ev-theirs', organizer: { email: 'host@partner.example' }, attendees: [{ email: 'host@partner.example', organizer: true }, { email: 'me@acme.example', self: true }] } };
-        if (c.method === 'PATCH' && c.path === `${base}/ev-theirs`) return { json: { id: 'ev-theirs' } };
+        if (c.method === 'GET' && c.path === `${base}/ev-theirs`) return { json: { id: 'ev-theirs', etag: '"h1"', organizer: { email: 'host@partner.example' }, attendees: [{ email: 'host@partner.example', organizer: true }, { email: 'me@acme.example', self: true }] } };
+        if (c.method === 'PATCH' && c.path === `${base}/ev-theirs`) return changed('"h1"') ?? { json: { id: 'ev-theirs' } };
         // Its organiser is not among its attendees (as Google shows an event organised for a group).
-        if (c.method === 'GET' && c.path === `${base}/ev-lead`) return { json: { id: 'ev-lead', organizer: { email: 'lead@partner.example' }, attendees: [{ email: 'me@acme.example', self: true }] } };
-        if (c.method === 'PATCH' && c.path === `${base}/ev-new`) return { json: { id: 'ev-new' } };
+        if (c.method === 'GET' && c.path === `${base}/ev-lead`) return { json: { id: 'ev-lead', etag: '"l1"', organizer: { email: 'lead@partner.example' }, attendees: [{ email: 'me@acme.example', self: true }] } };
+        if (c.method === 'PATCH' && c.path === `${base}/ev-new`) return changed('"n1"') ?? { json: { id: 'ev-new' } };
+        // An event whose attendees change between the read and the write (someone invites Mallory meanwhile): its etag is "m2" by the write.
+        if (c.method === 'GET' && c.path === `${base}/ev-moving`) return { json: { id: 'ev-moving', etag: '"m1"', attendees: [{ email: 'me@acme.example', organizer: true, self: true }, { email: 'carol@acme.example' }] } };
+        if ((c.method === 'PATCH' || c.method === 'DELETE') && c.path === `${base}/ev-moving`) return changed('"m2"') ?? { status: 204, text: '' };
         return undefined;
       },
       { expired: GOOGLE_401 },
@@ -335,11 +340,28 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       // Without notify nobody is told, and nobody need be named.
       await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-team' });
       expect(deletes().map((c) => c.query.get('sendUpdates'))).toEqual(['all', 'none']);
+      // A cancellation is sent only for the event as it was read (If-Match); a plain delete tells nobody and needs no condition.
+      expect(deletes().map((c) => c.ifMatch)).toEqual(['"t1"', undefined]);
       // An organiser who is not you is told too: named, or nothing is deleted.
       expect(await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-theirs', notify: true }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('host@partner.example') });
       expect(deletes()).toHaveLength(2);
       expect(await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-lead', notify: true }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('lead@partner.example') });
       expect(deletes()).toHaveLength(2);
+    });
+
+    it('an event that changed between its read and the write is not written: an invitation or cancellation would reach people the decision never saw', async () => {
+      calFake.calls.length = 0;
+      const writes = () => calFake.calls.filter((c) => c.method === 'PATCH' || c.method === 'DELETE');
+      const invite = await hub.callTool('calendar', 'calendar.send_invitations', { eventId: 'ev-moving', attendees: ['carol@acme.example', 'dave@acme.example'] }).catch((e: ConnectorError) => e);
+      expect(invite).toMatchObject({ code: 'conflict', message: expect.stringContaining('changed since it was read (HTTP 412)') });
+      expect((invite as ConnectorError).mayHaveActed).toBe(false);
+      const cancel = await hub.callTool('calendar', 'calendar.delete_event', { eventId: 'ev-moving', notify: true, attendees: ['carol@acme.example'] }).catch((e: ConnectorError) => e);
+      expect(cancel).toMatchObject({ code: 'conflict' });
+      // Both writes were sent with the etag read, and refused by the upstream: nothing was written.
+      expect(writes().map((c) => [c.method, c.ifMatch])).toEqual([
+        ['PATCH', '"m1"'],
+        ['DELETE', '"m1"'],
+      ]);
     });
 
     it('inviting more people to an event tells everyone on it: refused unless the call names them all; a calendar id is a fact, in lower case', async () => {
@@ -350,6 +372,8 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       expect(patches()).toHaveLength(0);
       await hub.callTool('calendar', 'calendar.send_invitations', { eventId: 'ev-theirs', attendees: ['host@partner.example', 'bob@partner.example'] });
       expect(JSON.parse(patches()[0]!.body).attendees.map((x: { email: string }) => x.email)).toEqual(['host@partner.example', 'me@acme.example', 'bob@partner.example']);
+      // Written only over the event as it was read.
+      expect(patches()[0]!.ifMatch).toBe('"h1"');
 
       // Named in any case, a calendar is one fact (rules match it in lower case), and the connector writes to that calendar.
       for (const tool of ['calendar.create_event', 'calendar.send_invitations', 'calendar.delete_event']) {

@@ -277,6 +277,14 @@ function unnamed(ev: { attendees?: { email?: string | null; self?: boolean | nul
   const people = [...(ev.attendees ?? []), ...(ev.organizer ? [ev.organizer] : [])];
   return [...new Set(people.filter((x) => !x.self && x.email && !named.has(x.email.toLowerCase())).map((x) => x.email!))];
 }
+type CallOpts = Awaited<ReturnType<typeof callOpts>>;
+
+/** The call made only if the event is still as it was read (its etag): Google answers 412 otherwise, and nothing is written. */
+function ifUnchanged(o: CallOpts, ev: { etag?: string | null }): CallOpts {
+  if (!ev.etag) throw new ConnectorError('upstream_error', 'Google Calendar: the event came without its etag, so it cannot be written only as it was read: nothing was done');
+  return { ...o, headers: { ...o.headers, 'If-Match': ev.etag } } as CallOpts;
+}
+
 const listOf = (xs: string[]) => `${xs.slice(0, 5).join(', ')}${xs.length > 5 ? ` and ${xs.length - 5} more` : ''}`;
 
 const DELETE_EVENT = "Delete an event. With notify its attendees are sent the cancellation: name them all in attendees (an attendee not named stops the call; you are not one).";
@@ -346,8 +354,9 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
       const have = new Set((ev.attendees ?? []).map((x) => x.email?.toLowerCase()));
       const invite = add.filter((email) => !have.has(email.toLowerCase()));
       if (!invite.length) return { data: { eventId: a.eventId, invited: [] } };
+      // Written only over the event as it was read (If-Match): one changed meanwhile is refused, not overwritten.
       await google(svc, async () =>
-        api.events.patch({ calendarId, eventId: a.eventId, sendUpdates: 'all', requestBody: { attendees: [...(ev.attendees ?? []), ...invite.map((email) => ({ email }))] } }, o),
+        api.events.patch({ calendarId, eventId: a.eventId, sendUpdates: 'all', requestBody: { attendees: [...(ev.attendees ?? []), ...invite.map((email) => ({ email }))] } }, ifUnchanged(o, ev)),
       );
       return { data: { eventId: a.eventId, invited: invite } };
     },
@@ -355,13 +364,15 @@ export function createCalendarServer(opts: GoogleOptions): McpServer {
 
   defineTool(server, svc, 'calendar.delete_event', { description: DELETE_EVENT, inputSchema: { eventId: z.string().max(1024), calendarId: calendarArg, notify: z.boolean().optional(), attendees } }, async (a) => {
     const calendarId = a.calendarId ?? 'primary';
-    const o = await callOpts(opts, svc);
+    let o: CallOpts = await callOpts(opts, svc);
     if (a.notify) {
       // The cancellation goes to the event's attendees: the policy decided on those the call names, so they must be all of them.
       const named = new Set((a.attendees ?? []).map((x) => x.toLowerCase()));
       const ev = await google(svc, () => api.events.get({ calendarId, eventId: a.eventId }, o));
       const others = unnamed(ev, named);
       if (others.length) throw new ConnectorError('bad_arguments', `calendar.delete_event: the cancellation would also go to ${listOf(others)}, not named in attendees: nothing was deleted`);
+      // Deleted only as it was read: an attendee added meanwhile would be told, so a changed event is refused.
+      o = ifUnchanged(o, ev);
     }
     await google(svc, () => api.events.delete({ calendarId, eventId: a.eventId, sendUpdates: a.notify ? 'all' : 'none' }, o));
     return { data: { eventId: a.eventId, deleted: true } };

@@ -7,6 +7,8 @@ export interface RecordedCall {
   query: URLSearchParams;
   authorization?: string;
   contentType?: string;
+  /** The If-Match header (a conditional write). */
+  ifMatch?: string;
   body: string;
 }
 
@@ -34,6 +36,7 @@ export async function fakeApi(routes: FakeRoute, opts: { expired?: () => FakeRep
       query: url.searchParams,
       authorization: req.headers.authorization,
       contentType: req.headers['content-type'],
+      ...(req.headers['if-match'] ? { ifMatch: req.headers['if-match'] } : {}),
       body: (await readBody(req)).toString('utf8'),
     };
     calls.push(call);
