@@ -371,6 +371,14 @@ describe('identity', () => {
       expect((await h.http.post(`/v1/members/${u.id}/reactivate`).set('Cookie', owner)).status).toBe(200);
       expect((await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`)).status).toBe(200);
     });
+
+    it('an owner suspended by an owner is reactivated by an owner only', async () => {
+      const second = await addUser(h.ds, org, 'owner', 'second-owner');
+      expect((await h.http.post(`/v1/members/${second.id}/suspend`).set('Cookie', owner).send({ reason: 'investigation' })).status).toBe(200);
+      const admin = await login(h, org.users.admin.email);
+      expect((await h.http.post(`/v1/members/${second.id}/reactivate`).set('Cookie', admin)).status).toBe(403);
+      expect((await h.http.post(`/v1/members/${second.id}/reactivate`).set('Cookie', owner)).status).toBe(200);
+    });
   });
 
   it('refuses a state-changing request that another site made with the session cookie (CSRF); the console\'s proxy and the API\'s own pages pass', async () => {

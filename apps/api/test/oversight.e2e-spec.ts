@@ -491,9 +491,12 @@ describe('approvals, reviews, violations and the kill switch', () => {
     await startWorker();
     expect((await waitFor(later.id, ['failed', 'completed'])).state).toBe('failed');
     expect((await su.query(`SELECT state, refusal FROM task_actions WHERE task_id = $1`, [later.id])).rows).toEqual([{ state: 'refused', refusal: 'suspended' }]);
-    // Dismissal exists for injected content; the owner lifts the suspension (audited).
+    // Dismissal exists for injected content; the owner lifts the suspension as a sanction (audited), not by reactivating the member.
     expect((await h.http.post(`/v1/violations/${v1.id}/dismiss`).set('Cookie', cookie.security).send({ note: 'x' })).status).toBe(409);
-    expect((await h.http.post(`/v1/members/${user.id}/reactivate`).set('Cookie', cookie.owner)).status).toBe(200);
+    expect((await h.http.post(`/v1/members/${user.id}/reactivate`).set('Cookie', cookie.owner)).status).toBe(409);
+    const [held] = (await h.http.get(`/v1/sanctions?userId=${user.id}&state=open`).set('Cookie', cookie.owner)).body.items.filter((x: { kind: string }) => x.kind === 'suspension');
+    expect((await h.http.post(`/v1/sanctions/${held.id}/lift`).set('Cookie', cookie.owner).send({ note: 'retrained' })).status).toBe(200);
+    expect((await su.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [org.id, user.id])).rows[0].status).toBe('active');
   });
 
   it('two strikes confirmed at the same moment still suspend the user', async () => {

@@ -107,6 +107,13 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
     expect((await events('sanction.open')).length).toBe(3);
     expect((await h.http.get(`/v1/sanctions?userId=${user.id}&state=open`).set('Cookie', cookie.security)).body.items).toHaveLength(3);
 
+    // A suspension the ladder put is lifted only as a sanction, by an owner: not by reactivating the member (any role).
+    for (const who of [cookie.owner, cookie.security]) {
+      const reactivate = await h.http.post(`/v1/members/${user.id}/reactivate`).set('Cookie', who);
+      expect(reactivate.status).toBe(409);
+      expect(reactivate.body.detail).toContain('An open sanction holds this suspension');
+    }
+    expect(await status(user.id)).toBe('suspended');
     // Only owners resolve; wrong kinds and bad outcomes are refused without change.
     expect((await h.http.post(`/v1/sanctions/${byKind.suspension.id}/lift`).set('Cookie', cookie.security).send({ note: 'x' })).status).toBe(403);
     expect((await h.http.post(`/v1/sanctions/${byKind.warning.id}/lift`).set('Cookie', cookie.owner).send({ note: 'x' })).status).toBe(409);
@@ -132,6 +139,31 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
     expect((await h.http.get(`/v1/members/${newId()}/strikes`).set('Cookie', cookie.security)).status).toBe(404);
   });
 
+  it("confirmed strikes do not suspend the org's last active owner (only an owner lifts a sanction): the sanction is recorded, the suspension withheld", async () => {
+    const owner = org.users.owner;
+    const [v1, v2] = [await violation(owner), await violation(owner)];
+    for (const v of [v1, v2]) expect((await h.http.post(`/v1/violations/${v}/confirm`).set('Cookie', cookie.security).send({ note: 'asked for it' })).status).toBe(200);
+    expect(await status(owner.id)).toBe('active');
+    expect((await events('member.suspend_withheld')).map((e) => [e.target.id, e.payload.reason])).toEqual([[owner.id, 'last_active_owner']]);
+    const open = (await h.http.get(`/v1/sanctions?userId=${owner.id}&state=open`).set('Cookie', cookie.security)).body.items.map((x: { kind: string }) => x.kind).sort();
+    expect(open).toEqual(['suspension', 'warning']);
+  });
+
+  it('access returns only when every sanction that holds it is closed: a lift while the disciplinary review is open keeps the member suspended', async () => {
+    const user = await addUser(h.ds, org, 'member', 'two-holds');
+    const vs = [await violation(user), await violation(user), await violation(user)];
+    for (const v of vs) expect((await h.http.post(`/v1/violations/${v}/confirm`).set('Cookie', cookie.security).send({ note: 'the user asked for it' })).status).toBe(200);
+    const open = (await h.http.get(`/v1/sanctions?userId=${user.id}&state=open`).set('Cookie', cookie.security)).body.items as { kind: string; id: string }[];
+    const of = (kind: string) => open.find((x) => x.kind === kind)!.id;
+    expect((await h.http.post(`/v1/sanctions/${of('suspension')}/lift`).set('Cookie', cookie.owner).send({ note: 'retrained' })).body.state).toBe('lifted');
+    expect(await status(user.id)).toBe('suspended');
+    const lift = (await events('sanction.lift')).find((e) => e.target.id === of('suspension'));
+    expect(lift.payload).toMatchObject({ userId: user.id, reactivated: false });
+    // The review's outcome closes the last hold: access returns.
+    expect((await h.http.post(`/v1/sanctions/${of('disciplinary_review')}/outcome`).set('Cookie', cookie.owner).send({ outcome: 'final_warning', note: 'Last chance.' })).body.state).toBe('resolved');
+    expect(await status(user.id)).toBe('active');
+  });
+
   it("automatic strikes (the org's setting, confirmed by the gate itself) get their sanctions from the worker's sweep", async () => {
     const user = await addUser(h.ds, org, 'member', 'auto');
     const userCookie = await login(h, user.email);
@@ -140,19 +172,25 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
     const doc = { ...policy, rules: [...policy.rules, { id: 'org.no-payroll', scope: { type: 'org' }, actions: ['file.create', 'file.update'], level: 'forbidden', when: { resources: ['payroll/**'] }, reason: 'payroll data stays off agents' }] };
     await su.query(`UPDATE policies SET document = $2 WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(doc)]);
     try {
-      for (let i = 0; i < 2; i++) {
-        const task = await h.http.post('/v1/tasks').set('Cookie', userCookie).send({ prompt: '[script:payroll] raise the bonus' });
-        expect(task.status).toBe(201);
-        expect(await runTask(agentDeps(), { orgId: org.id, taskId: task.body.id, epoch: 1 })).toBe('failed');
+      // The member, and the org's only owner: two Forbidden attempts each.
+      for (const who of [userCookie, cookie.owner]) {
+        for (let i = 0; i < 2; i++) {
+          const task = await h.http.post('/v1/tasks').set('Cookie', who).send({ prompt: '[script:payroll] raise the bonus' });
+          expect(task.status).toBe(201);
+          expect(await runTask(agentDeps(), { orgId: org.id, taskId: task.body.id, epoch: 1 })).toBe('failed');
+        }
       }
     } finally {
       await su.query(`UPDATE policies SET document = $2 WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(policy)]);
       await su.query(`UPDATE orgs SET automatic_strikes = false WHERE id = $1`, [org.id]);
     }
     expect(await status(user.id)).toBe('suspended');
+    // The last active owner keeps access (nobody else could lift the sanction); the strikes are recorded all the same.
+    expect(await status(org.users.owner.id)).toBe('active');
+    expect((await su.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1 AND user_id = $2 AND state = 'confirmed' AND automatic`, [org.id, org.users.owner.id])).rows[0].n).toBe(2);
     const keys = new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY);
     const deps = { ds: h.ds, keys, keyring: new AuditKeyring(keys), log: quiet, egress: orgEgressReader(h.ds, h.config) };
-    expect((await sweepIncidents(deps, new Date())).sanctioned).toBe(2);
+    expect((await sweepIncidents(deps, new Date())).sanctioned).toBe(4);
     expect(await sweepIncidents(deps, new Date())).toMatchObject({ opened: 0, sanctioned: 0 });
     expect((await su.query(`SELECT count(*)::int AS n FROM incidents WHERE org_id = $1 AND subject_user_id = $2 AND source = 'violation'`, [org.id, user.id])).rows[0].n).toBe(2);
     const list = await h.http.get(`/v1/sanctions?userId=${user.id}`).set('Cookie', cookie.security);

@@ -113,6 +113,13 @@ describe('SCIM 2.0 provisioning', () => {
         return members.body.items.find((m: { user?: { email?: string }; email?: string }) => (m.user?.email ?? m.email) === 'carol@acme.example')?.status;
       };
       expect(await statusOf()).toBe('suspended');
+      // A deprovisioning is undone by the identity provider, not in Steward.
+      const members = await h.http.get('/v1/members').query({ limit: 100 }).set('Cookie', owner);
+      const carol = members.body.items.find((m: { email?: string }) => m.email === 'carol@acme.example');
+      const reactivate = await h.http.post(`/v1/members/${carol.userId}/reactivate`).set('Cookie', owner);
+      expect(reactivate.status).toBe(409);
+      expect(reactivate.body.detail).toContain('identity provider deprovisioned');
+      expect(await statusOf()).toBe('suspended');
       const on = await scim('patch', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', value: { active: true } }] });
       expect(on.body.active).toBe(true);
       expect(await statusOf()).toBe('active');

@@ -7,6 +7,8 @@ import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import type { ListMembersQuery, MemberView } from './members.schemas';
+import { heldBySanction } from '../sanctions/held-by-sanction';
+import { SCIM_SUSPENSION } from '../scim/scim.service';
 
 @Injectable()
 export class MembersService {
@@ -146,6 +148,12 @@ export class MembersService {
     return this.db.inOrg(p, async (em) => {
       const { m, u } = await this.load(em, p, userId);
       if (m.status === 'active') throw AppError.conflict('The member is not suspended.');
+      // Lifted only where it was put: a sanction by an owner (the ladder), a deprovisioning by the
+      // identity provider, an owner's suspension by an owner (as suspend() asks).
+      if (await heldBySanction(em, p.orgId, userId)) throw AppError.conflict('An open sanction holds this suspension: an owner lifts it (POST /v1/sanctions/{id}/lift, or the review outcome).');
+      if (m.suspendedReason === SCIM_SUSPENSION) throw AppError.conflict('The identity provider deprovisioned this member (SCIM): they are reactivated there.');
+      const isOwner = (await em.countBy(RoleAssignment, { orgId: p.orgId, userId, role: 'owner' })) > 0;
+      if (isOwner && !p.roles.includes('owner')) throw AppError.forbidden('Only an owner can reactivate an owner.');
       m.status = 'active';
       m.suspendedAt = null;
       m.suspendedReason = null;

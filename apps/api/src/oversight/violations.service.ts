@@ -38,6 +38,10 @@ interface ViolationRow {
  * its write-ahead, so their next action is refused. An owner lifts it with the members route
  * (`POST /v1/members/{userId}/reactivate`, audited).
  */
+/** $2 is an owner of org $1, and no other owner is active. */
+const LAST_ACTIVE_OWNER = `(EXISTS (SELECT 1 FROM role_assignments ra WHERE ra.org_id = $1 AND ra.user_id = $2 AND ra.role = 'owner')
+  AND (SELECT count(*) FROM role_assignments ra JOIN memberships m ON m.org_id = ra.org_id AND m.user_id = ra.user_id WHERE ra.org_id = $1 AND ra.role = 'owner' AND m.status = 'active') <= 1)`;
+
 @Injectable()
 export class ViolationsService {
   constructor(
@@ -121,12 +125,16 @@ export class ViolationsService {
         await this.audit.record(em, p, { action: 'sanction.open', targetType: 'Sanction', targetId: sanctionId, payload: { userId: v.user_id, violationId: id, kind: sanction, strikes: confirmed.length } });
       }
       if (verdict === 'confirm' && (sanction === 'suspension' || sanction === 'disciplinary_review')) {
+        // Not the org's last active owner: only an owner lifts a sanction, so nobody could (as suspend() refuses it too).
         const suspended = await queryReturning(
           em,
-          `UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3 WHERE org_id = $1 AND user_id = $2 AND status = 'active' RETURNING id`,
+          `UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3 WHERE org_id = $1 AND user_id = $2 AND status = 'active' AND NOT ${LAST_ACTIVE_OWNER} RETURNING id`,
           [p.orgId, v.user_id, `${confirmed.length} confirmed violations: agent access suspended`],
         );
         if (suspended.length) await this.audit.record(em, p, { action: 'member.suspend', targetType: 'Member', targetId: v.user_id, payload: { reason: 'sanctions', strikes: confirmed.length, violationId: id } });
+        else if ((await em.query(`SELECT ${LAST_ACTIVE_OWNER} AS last`, [p.orgId, v.user_id]))[0].last) {
+          await this.audit.record(em, p, { action: 'member.suspend_withheld', targetType: 'Member', targetId: v.user_id, payload: { reason: 'last_active_owner', strikes: confirmed.length, violationId: id } });
+        }
       }
       return { ...this.view(await this.load(em, p, id)), strikes: confirmed.length, sanction };
     });

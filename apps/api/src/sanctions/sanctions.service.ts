@@ -7,7 +7,7 @@ import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
-import { SCIM_SUSPENSION } from '../scim/scim.service';
+import { SANCTION_SUSPENSION, SCIM_SUSPENSION } from '../scim/scim.service';
 import type { EvidenceView, LiftBody, ListSanctionsQuery, OutcomeBody, SanctionView, StrikesView } from './sanctions.schemas';
 
 interface SanctionRow {
@@ -46,6 +46,10 @@ const view = (r: SanctionRow): z.infer<typeof SanctionView> => ({
  * (ViolationsService), which records the sanction here in the same transaction. Owners lift a
  * suspension (the membership is reactivated) or record a review's outcome; both audited.
  */
+/** No other open sanction holds the member (a suspension and a disciplinary review are each closed by an owner before access returns). */
+const NOT_HELD = `NOT EXISTS (SELECT 1 FROM sanctions o WHERE o.org_id = $1 AND o.user_id = $2 AND o.state = 'open' AND o.kind IN ('suspension', 'disciplinary_review'))
+  AND (suspended_reason ~ '^[0-9]+ confirmed violations: agent access suspended$' OR suspended_reason IN ('automatic strikes: second confirmed violation', '${SANCTION_SUSPENSION}'))`;
+
 @Injectable()
 export class SanctionsService {
   constructor(
@@ -153,7 +157,7 @@ export class SanctionsService {
       await em.query(`UPDATE sanctions SET state = 'lifted', note = $3, decided_by = $4, decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, id, body.note, p.userId]);
       const reactivated = await queryReturning(
         em,
-        `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 RETURNING id`,
+        `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 AND ${NOT_HELD} RETURNING id`,
         [p.orgId, s.user_id, SCIM_SUSPENSION],
       );
       await this.audit.record(em, p, { action: 'sanction.lift', targetType: 'Sanction', targetId: id, payload: { userId: s.user_id, kind: s.kind, reactivated: reactivated.length > 0 } });
@@ -177,7 +181,7 @@ export class SanctionsService {
       if (s.kind === 'disciplinary_review' && ['no_action', 'retraining', 'final_warning'].includes(body.outcome)) {
         const rows = await queryReturning(
           em,
-          `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 RETURNING id`,
+          `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 AND ${NOT_HELD} RETURNING id`,
           [p.orgId, s.user_id, SCIM_SUSPENSION],
         );
         reactivated = rows.length > 0;

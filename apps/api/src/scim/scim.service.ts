@@ -24,7 +24,7 @@ export class ScimError extends AppError {
 const invalid = (detail: string, scimType = 'invalidValue') => new ScimError(400, scimType, detail);
 /** A suspension the identity provider made (deprovisioned): only the identity provider lifts it. */
 export const SCIM_SUSPENSION = 'Deprovisioned by the identity provider (SCIM)';
-const SANCTION_SUSPENSION = 'Suspended by an open sanction: an owner lifts it in Steward (the identity provider cannot)';
+export const SANCTION_SUSPENSION = 'Suspended by an open sanction: an owner lifts it in Steward (the identity provider cannot)';
 const onlyOwner = () => new ScimError(409, undefined, "This person is the org's only active owner: make another member owner in Steward before deprovisioning them.");
 
 /** Whether the person is the org's one active owner (deprovisioning them would leave the org with none, for good). */

@@ -55,6 +55,7 @@ import { VerifiedDomains1766534400000 } from './1766534400000-verified-domains';
 import { StepUpAttempts1766534400001 } from './1766534400001-step-up-attempts';
 import { AuditPartitionsUtc1766620800000 } from './1766620800000-audit-partitions-utc';
 import { InvitationDomains1766620800001 } from './1766620800001-invitation-domains';
+import { LastOwnerStrikes1766707200000 } from './1766707200000-last-owner-strikes';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -115,4 +116,5 @@ export const MIGRATIONS = [
   StepUpAttempts1766534400001,
   AuditPartitionsUtc1766620800000,
   InvitationDomains1766620800001,
+  LastOwnerStrikes1766707200000,
 ];
