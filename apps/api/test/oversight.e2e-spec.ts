@@ -206,6 +206,32 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect((await h.http.post(`/v1/reviews/${own.id}/revert`).set('Cookie', cookie.approver).send({})).body).toMatchObject({ taskState: 'completed', reverted: 1 });
   });
 
+  it('a task that fails after its Batched writes ran keeps them under review: listed, revertable, and the task stays failed', async () => {
+    const user = await addUser(h.ds, org, 'member', 'fails-after-note');
+    const userCookie = await login(h, user.email);
+    await setPolicy((d) => {
+      d.rules = [...d.rules, { id: 'org.no-payroll', scope: { type: 'org' }, actions: ['file.create', 'file.update'], level: 'forbidden', when: { resources: ['payroll/**'] }, reason: 'payroll data stays off agents' }];
+    });
+    try {
+      const t = await create(userCookie, '[script:note-then-payroll] note it, then pay it');
+      expect(await waitFor(t.id, ['failed', 'completed', 'in_review'])).toMatchObject({ state: 'failed', error: { code: 'forbidden' } });
+      const notes = () => readdirSync(join(workspace(user.id), 'notes')).filter((f) => !f.startsWith('.'));
+      expect(notes()).toHaveLength(1);
+      // Listed for review with its state, and reverted like any bundle: the note is gone, the task is still the failure it was.
+      const listed = (await h.http.get('/v1/reviews').set('Cookie', cookie.approver)).body.items.find((i: { taskId: string }) => i.taskId === t.id);
+      expect(listed).toMatchObject({ taskState: 'failed', pending: 1 });
+      const reverted = await h.http.post(`/v1/reviews/${t.id}/revert`).set('Cookie', cookie.approver).send({ reason: 'the task failed' });
+      expect(reverted.status).toBe(200);
+      expect(reverted.body).toMatchObject({ taskState: 'failed', pending: 0, reverted: 1 });
+      expect(notes()).toEqual([]);
+      expect((await h.http.get(`/v1/tasks/${t.id}`).set('Cookie', userCookie)).body.state).toBe('failed');
+      // Settled, it leaves the list.
+      expect((await h.http.get('/v1/reviews').set('Cookie', cookie.approver)).body.items.map((i: { taskId: string }) => i.taskId)).not.toContain(t.id);
+    } finally {
+      await resetPolicy();
+    }
+  });
+
   it('Watched: waits without a worker; the approver sees tool, arguments and reason; approval executes exactly once; replay is refused', async () => {
     const t = await create(cookie.member, '[script:cleanup] remove the old numbers');
     expect((await waitFor(t.id, ['awaiting_approval', 'failed', 'completed'])).state).toBe('awaiting_approval');

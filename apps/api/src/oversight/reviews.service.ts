@@ -61,8 +61,16 @@ const underwayConflict = (a: ActionRow) =>
     : AppError.conflict(`Action ${a.id} is being ${a.review_state === 'accepting' ? 'accepted' : 'reverted'} by a reviewer now.`);
 
 /**
+ * Tasks whose Batched writes a reviewer may accept or revert: one that ended in review, and one
+ * that stopped before its end (failed: a Forbidden attempt, the kill switch, a suspension, a limit;
+ * or cancelled) after such writes ran. The latter keeps its state; its writes wait all the same.
+ */
+const REVIEWABLE = ['in_review', 'failed', 'cancelled'];
+
+/**
  * Review bundles: a finished task whose Batched writes ran in their reversible form waits
- * `in_review`. A reviewer accepts each action (its finishing step, where the connector has one: a
+ * `in_review` (one that failed or was cancelled after such writes keeps its state, and its writes
+ * wait for a reviewer all the same). A reviewer accepts each action (its finishing step, where the connector has one: a
  * draft becomes the sent message; else final as it is) or reverts it (its undo call), each through
  * the task's connector, now. When
  * every Batched action is settled the task is `completed`. Every decision is audited.
@@ -93,8 +101,10 @@ export class ReviewsService {
                 count(*) FILTER (WHERE a.review_state = 'reverted')::int AS reverted,
                 count(*) FILTER (WHERE a.review_state = 'dismissed')::int AS dismissed
            FROM tasks t JOIN task_actions a ON a.org_id = t.org_id AND a.task_id = t.id AND a.level = 'batched' AND a.state = 'succeeded' AND a.reversible
-          WHERE t.org_id = $1 AND t.state = 'in_review' ${reach === 'own' ? 'AND t.user_id = $2' : ''}
-          GROUP BY t.org_id, t.id ORDER BY t.id DESC LIMIT ${q.limit}`,
+          WHERE t.org_id = $1 AND t.state IN ('in_review', 'failed', 'cancelled') ${reach === 'own' ? 'AND t.user_id = $2' : ''}
+          GROUP BY t.org_id, t.id
+         HAVING t.state = 'in_review' OR count(*) FILTER (WHERE a.review_state IS NULL OR a.review_state IN ('accepting', 'reverting')) > 0
+          ORDER BY t.id DESC LIMIT ${q.limit}`,
         reach === 'own' ? [p.orgId, p.userId] : [p.orgId],
       );
       return { items: rows.map((r) => ({ taskId: r.id, userId: r.user_id, taskState: r.state, pending: r.pending, accepted: r.accepted, reverted: r.reverted, dismissed: r.dismissed })) };
@@ -166,7 +176,7 @@ export class ReviewsService {
       await this.access.authorize(p, 'decide', 'Review', { id: taskId, userId: t.user_id });
       // A person other than the one the agent acted for accepts its work (they may take their own back).
       if (verdict === 'accept' && t.user_id === p.userId) await this.access.deny(p, 'decide', 'Review', taskId, 'own_task', "Nobody accepts their own agent task's work: another reviewer does. You may revert it.");
-      if (t.state !== 'in_review') throw AppError.conflict(`The task is ${t.state}, not in review.`);
+      if (!REVIEWABLE.includes(t.state)) throw AppError.conflict(`The task is ${t.state}, not in review.`);
       await this.refuseWhilePaused(em, p);
       await this.access.requireStepUp(em, p);
       if (actionId !== null && !UUID_PATTERN.test(actionId)) throw AppError.notFound('action');
@@ -271,7 +281,7 @@ export class ReviewsService {
     await this.access.authorize(p, 'read', 'Review', { id: taskId ?? actionIds[0], userId: p.userId });
     await this.db.inOrg(p, async (em) => {
       const t = taskId !== null ? await this.task(em, p, taskId, true) : null;
-      if (t && t.state !== 'in_review') throw AppError.conflict(`The task is ${t.state}, not in review.`);
+      if (t && !REVIEWABLE.includes(t.state)) throw AppError.conflict(`The task is ${t.state}, not in review.`);
       const ids = actionIds.filter((id) => UUID_PATTERN.test(id));
       const rows: GatewayRow[] = await em.query(
         `SELECT ${GATEWAY_COLUMNS} FROM task_actions a WHERE a.org_id = $1 AND a.id = ANY($2::uuid[]) AND ${t ? 'a.task_id = $3' : 'a.task_id IS NULL'} AND ${GATEWAY_UNDER_REVIEW}

@@ -104,6 +104,12 @@ export const SCRIPTS: Record<string, Script> = {
   /** A delete (Watched by default: waits for a human). */
   cleanup: (c) =>
     c.turn === 0 ? calls('Removing the old draft.', use(c.tool('files_delete'), { path: 'numbers/last-week.csv' })) : done(c.results[0]?.isError ? `Cleanup not done: ${c.results[0].text.slice(0, 300)}` : 'Cleanup done.'),
+  /** A note (Batched: written reversibly), then a write into payroll/ (tests make that Forbidden): the task fails with its note to review. */
+  'note-then-payroll': (c) => {
+    if (c.turn === 0) return calls('Noting the bonus first.', use(c.tool('files_write'), { path: `notes/bonus-${randomBytes(3).toString('hex')}.md`, content: 'Bonus to pay.\n' }));
+    if (c.turn === 1) return calls('Updating payroll.', use(c.tool('files_write'), { path: 'payroll/bonus.csv', content: 'name,bonus\nalice,100000\n' }));
+    return done('Payroll updated.');
+  },
   /** A write into payroll/ (tests make that Forbidden by policy). */
   payroll: (c) => (c.turn === 0 ? calls('Updating payroll.', use(c.tool('files_write'), { path: 'payroll/bonus.csv', content: 'name,bonus\nalice,100000\n' })) : done('Payroll updated.')),
   /**
