@@ -24,11 +24,19 @@ function formatLine(line: ExportLine, format: PageFormat, productVersion: string
     : JSON.stringify(line);
 }
 
+/**
+ * An entry whose event retention purged (its month's partition dropped): the chain keeps its hash,
+ * the event is gone. NDJSON keeps the entry (its event `null`, for the verifier); the event formats
+ * (CSV, CEF, OCSF, ECS) have no event to write, and leave it out.
+ */
+const purged = (canonical: string, format: PageFormat) => format !== 'ndjson' && canonical === 'null';
+
 /** One page of an export as text chunks, a line per entry (each line ends with a newline). */
 export function formatPage(lines: ExportLine[], format: PageFormat, productVersion: string): string[] {
   const chunks: string[] = [];
   let text = '';
   for (const line of lines) {
+    if (purged(line.canonical, format)) continue;
     text += formatLine(line, format, productVersion);
     text += '\n';
     if (text.length >= EXPORT_CHUNK_CHARS) {
@@ -51,8 +59,8 @@ export function formatTsvPage(tsv: string[], format: PageFormat, productVersion:
       const t1 = chunk.indexOf('\t', at);
       const t2 = chunk.indexOf('\t', t1 + 1);
       if (t1 < 0 || t2 < 0 || t2 > end) throw new Error('malformed export page');
-      text += formatLine({ seq: Number(chunk.slice(at, t1)), hash: chunk.slice(t1 + 1, t2), canonical: chunk.slice(t2 + 1, end) }, format, productVersion);
-      text += '\n';
+      const canonical = chunk.slice(t2 + 1, end);
+      if (!purged(canonical, format)) text += formatLine({ seq: Number(chunk.slice(at, t1)), hash: chunk.slice(t1 + 1, t2), canonical }, format, productVersion) + '\n';
       if (text.length >= EXPORT_CHUNK_CHARS) {
         chunks.push(text);
         text = '';

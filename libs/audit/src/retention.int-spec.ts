@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { newId } from '@steward/common';
 import { createDataSource, type DataSource, inOrg, LegalHold, Org } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
@@ -7,9 +9,13 @@ import { AuditKeyring, monthOf } from './keyring';
 import { recordEvent } from './record';
 import { dropExpiredPartitions, purgeOrg, readSealed } from './retention';
 import { verifyOrg } from './verify';
+import { exportRange, exportText } from './export';
+import type { PageFormat } from './export-format';
+import { pushToSiem, sealSinkToken } from './siem';
 import { sealAll } from '../../../test/support/seal';
 
-const keyring = new AuditKeyring(new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`));
+const keys = new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`);
+const keyring = new AuditKeyring(keys);
 
 function monthStart(back: number, now = new Date()): Date {
   return new Date(Date.UTC(now.getUTCFullYear(), now.getUTCMonth() - back, 1));
@@ -121,6 +127,40 @@ describe('retention and legal hold (real PostgreSQL)', () => {
       await sealAll(ds, o);
       const v = await verifyOrg(ds, o, null);
       expect(v).toMatchObject({ ok: true, purged: 3 }); // the three events of the dropped month
+    }
+
+    // After the drop, exports and SIEM pushes go on over the purged entries: NDJSON keeps them (null,
+    // for the verifier); the event formats and the sink leave them out, and the sink moves past them.
+    const { toSeq } = await exportRange(ds, b);
+    const lines = async (format: PageFormat) => {
+      let text = '';
+      for await (const chunk of exportText(ds, b, 1, toSeq, format, 'test')) text += chunk;
+      return text.split('\n').filter(Boolean);
+    };
+    const ndjson = await lines('ndjson');
+    expect(ndjson).toHaveLength(toSeq);
+    expect(ndjson.filter((l) => JSON.parse(l).canonical === 'null')).toHaveLength(3);
+    for (const format of ['csv', 'cef', 'ocsf', 'ecs'] as const) expect(await lines(format)).toHaveLength(toSeq - 3);
+    const received: unknown[] = [];
+    const hec = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => (body += c));
+      req.on('end', () => {
+        received.push(...body.split('\n').filter(Boolean));
+        res.writeHead(200, { 'content-type': 'application/json' }).end('{"text":"Success","code":0}');
+      });
+    });
+    await new Promise<void>((r) => hec.listen(0, '127.0.0.1', r));
+    try {
+      const sinkId = newId();
+      const { tokenSealed, tokenWrappedKey } = await sealSinkToken(keys, b, sinkId, 'hec-token');
+      await inOrg(ds, { orgId: b }, (em) =>
+        em.query('INSERT INTO audit_siem_sinks (org_id, id, url, token_sealed, token_wrapped_key, batch_size) VALUES ($1, $2, $3, $4, $5, 5)', [b, sinkId, `http://127.0.0.1:${(hec.address() as AddressInfo).port}`, tokenSealed, tokenWrappedKey]),
+      );
+      expect(await pushToSiem(ds, keys, b, { allowHosts: ['127.0.0.1'], baseDelayMs: 1 })).toEqual([{ sinkId, delivered: toSeq - 3, deadLettered: 0, lastSeq: toSeq, error: null }]);
+      expect(received).toHaveLength(toSeq - 3);
+    } finally {
+      await new Promise((r) => hec.close(r));
     }
 
     // The hold is released: what it kept past retention is no longer readable, and the next purge deletes the copies.

@@ -197,11 +197,10 @@ export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId
     }
     const batchSize = Math.max(1, sink.batch_size);
     let batch: ExportLine[] = [];
-    const flush = async (): Promise<boolean> => {
-      const fromSeq = batch[0].seq;
-      const lastSeq = batch[batch.length - 1].seq;
-      const body = batch.map(toHecLine).join('\n');
-      const sent = await deliver(fetchImpl, url, token, body, o);
+    /** Sends the batch and moves the sink on to `lastSeq` (past entries retention purged too: with none to send, it only moves on). */
+    const flush = async (lastSeq: number): Promise<boolean> => {
+      const fromSeq = batch[0]?.seq ?? lastSeq;
+      const sent = batch.length ? await deliver(fetchImpl, url, token, batch.map(toHecLine).join('\n'), o) : { ok: true, attempts: 0, error: null };
       const advanced = await inOrg(ds, { orgId }, async (em) => {
         const [, n] = (await em.query('UPDATE audit_siem_sinks SET last_seq = $4, last_error = $5, updated_at = now() WHERE org_id = $1 AND id = $2 AND last_seq = $3', [
           orgId,
@@ -238,11 +237,15 @@ export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId
       return true;
     };
     let go = true;
+    let seen = r.lastSeq;
     for await (const line of exportLines(ds, orgId, r.lastSeq + 1, toSeq)) {
+      seen = line.seq;
+      // An entry whose event retention purged (its month dropped) has nothing left to send.
+      if (line.canonical === 'null') continue;
       batch.push(line);
-      if (batch.length >= batchSize && !(go = await flush())) break;
+      if (batch.length >= batchSize && !(go = await flush(seen))) break;
     }
-    if (go && batch.length) await flush();
+    if (go && seen > r.lastSeq) await flush(seen);
   }
   return results;
 }
