@@ -194,13 +194,29 @@ describe('audit trail through the API', () => {
     expect(refused.headers['content-type']).toMatch(/application\/problem\+json/);
     expect(refused.body.detail).toMatch(/legal hold/);
     expect((await h.http.get('/v1/audit/erasures').set('Cookie', auditor)).body.items).toHaveLength(list.body.items.length);
-    // What the hold kept past retention (a copy the purge wrote) goes when it is released.
-    await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`INSERT INTO audit_held_payloads (org_id, event_id, hold_id, sealed) VALUES ($1, $2, $3, 'sealed-copy')`, [org.id, newId(), hold.body.id]));
+    // Who is held and why are sealed: an admin searching the trail sees a hold, not its person or reason.
+    const placed = (await h.http.get('/v1/audit-events').query({ action: 'legal_hold.create' }).set('Cookie', admin)).body.items.find((e: { targetId: string }) => e.targetId === hold.body.id);
+    expect(placed.payload).toEqual({ personal: true, from: '2026-01-01T00:00:00Z', until: null });
+    expect(JSON.stringify(placed)).not.toContain('litigation hold');
+    expect(JSON.stringify(placed)).not.toContain(memberUser);
+    expect((await h.http.get(`/v1/audit-events/${placed.id}/sensitive`).set('Cookie', auditor)).body.fields).toEqual({ userId: memberUser, reason: 'litigation hold' });
+    // What the hold kept past retention (copies the purge wrote) goes when it is released, but for what
+    // another hold in force covers too (an org-wide one placed after the month's keys were destroyed): that hold keeps it.
+    await login(h, org.users.member.email);
+    const [{ id: memberEvent }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT id FROM audit_events WHERE org_id = $1 AND actor_id = $2 AND occurred_at >= '2026-01-01' LIMIT 1`, [org.id, memberUser]));
+    const orgWide = await h.http.post('/v1/legal-holds').set('Cookie', security).send({ from: '2026-01-01T00:00:00Z', reason: 'regulator inquiry' });
+    expect(orgWide.status).toBe(201);
+    await inOrg(h.ds, { orgId: org.id }, (em) =>
+      em.query(`INSERT INTO audit_held_payloads (org_id, event_id, hold_id, sealed) VALUES ($1, $2, $4, 'sealed-copy'), ($1, $3, $4, 'kept-copy')`, [org.id, newId(), memberEvent, hold.body.id]),
+    );
     expect((await h.http.post(`/v1/legal-holds/${hold.body.id}/release`).set('Cookie', security)).status).toBe(200);
-    const [{ n }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM audit_held_payloads WHERE org_id = $1 AND hold_id = $2`, [org.id, hold.body.id]));
-    expect(n).toBe(0);
+    const copiesOf = async (holdId: string) => (await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT event_id, sealed FROM audit_held_payloads WHERE org_id = $1 AND hold_id = $2`, [org.id, holdId]))) as { event_id: string; sealed: string }[];
+    expect(await copiesOf(hold.body.id)).toEqual([]);
+    expect(await copiesOf(orgWide.body.id)).toEqual([{ event_id: memberEvent, sealed: 'kept-copy' }]);
     const released = await h.http.get('/v1/audit-events').query({ action: 'legal_hold.release' }).set('Cookie', auditor);
-    expect(released.body.items[0].payload).toEqual({ heldCopiesDeleted: 1 });
+    expect(released.body.items[0].payload).toEqual({ heldCopiesDeleted: 1, heldCopiesKept: 1 });
+    expect((await h.http.post(`/v1/legal-holds/${orgWide.body.id}/release`).set('Cookie', security)).status).toBe(200);
+    expect(await copiesOf(orgWide.body.id)).toEqual([]);
   });
 
   it('a former employee (membership gone) can still be put under legal hold and, once released, erased; a stranger cannot', async () => {

@@ -53,7 +53,15 @@ export class LegalHoldsService {
         releasedAt: null,
       });
       await em.save(hold);
-      await this.audit.record(em, p, { action: 'legal_hold.create', targetType: 'LegalHold', targetId: hold.id, payload: { userId: hold.userId, from: body.from, until: body.until ?? null, reason: hold.reason } });
+      // Who is held and why are sealed (readers of sensitive audit data see them; an admin searching the trail does not).
+      await this.audit.record(em, p, {
+        action: 'legal_hold.create',
+        targetType: 'LegalHold',
+        targetId: hold.id,
+        payload: { personal: hold.userId !== null, from: body.from, until: body.until ?? null },
+        sensitive: { userId: hold.userId, reason: hold.reason },
+        subject: null,
+      });
       return view(hold);
     });
   }
@@ -70,9 +78,25 @@ export class LegalHoldsService {
       await lockHolds(em, p.orgId);
       hold.releasedAt = new Date();
       await em.save(hold);
-      // What the hold kept past retention goes with it: retention applies again from now on.
+      // What the hold kept past retention goes with it (retention applies again from now on), unless
+      // another hold in force covers the event too: that hold keeps the copy.
+      const kept = await em.query(
+        `INSERT INTO audit_held_payloads (org_id, event_id, hold_id, sealed)
+         SELECT c.org_id, c.event_id, o.id, c.sealed
+           FROM audit_held_payloads c
+           JOIN audit_events e ON e.org_id = c.org_id AND e.id = c.event_id
+           JOIN LATERAL (SELECT h.id FROM legal_holds h
+                          WHERE h.org_id = c.org_id AND h.released_at IS NULL AND h.id <> c.hold_id
+                            AND e.occurred_at >= h.from_at AND (h.until_at IS NULL OR e.occurred_at < h.until_at)
+                            AND (h.user_id IS NULL OR h.user_id = e.actor_id OR h.user_id = e.subject_id)
+                          ORDER BY h.created_at, h.id LIMIT 1) o ON true
+          WHERE c.org_id = $1 AND c.hold_id = $2
+         ON CONFLICT DO NOTHING RETURNING 1`,
+        [p.orgId, hold.id],
+      );
       const copies = await em.query('DELETE FROM audit_held_payloads WHERE org_id = $1 AND hold_id = $2', [p.orgId, hold.id]);
-      await this.audit.record(em, p, { action: 'legal_hold.release', targetType: 'LegalHold', targetId: hold.id, payload: { heldCopiesDeleted: Number(copies[1] ?? 0) } });
+      const heldCopiesKept = (kept as unknown[]).length;
+      await this.audit.record(em, p, { action: 'legal_hold.release', targetType: 'LegalHold', targetId: hold.id, payload: { heldCopiesDeleted: Number(copies[1] ?? 0) - heldCopiesKept, heldCopiesKept } });
       return view(hold);
     });
   }
