@@ -1372,6 +1372,8 @@ export class GatewayService implements OnModuleDestroy {
         await this.afterRead(s, target.connector);
         return toolError(`The tool failed (${r.error.code}): ${r.error.message}`, { 'steward/action-id': r.actionId, 'steward/status': 'failed' });
       case 'outcome_unknown':
+        // Its message may carry the remote server's own text (an error page): the session is tainted, as for a failure.
+        await this.afterRead(s, target.connector);
         return toolError(
           `The call ended without a clear answer (${r.error.code}: ${r.error.message}) after it may have been carried out. It is not run again, and must not be tried again: a person settles whether it was done (action ${r.actionId}).`,
           { 'steward/action-id': r.actionId, 'steward/status': 'outcome_unknown' },

@@ -45,7 +45,11 @@ export function sendJson(res: http.ServerResponse, status: number, body: unknown
  * A real MCP server over Streamable HTTP (stateless: a fresh server per request, as the SDK's
  * examples do), optionally requiring a bearer token.
  */
-export async function serveMcp(makeServer: () => McpServer, opts: { token?: () => string | undefined; jsonResponse?: boolean } = {}): Promise<Loopback & { requests: number }> {
+export async function serveMcp(
+  makeServer: () => McpServer,
+  /** `intercept`: answers a JSON-RPC request itself when it returns a reply (an HTTP error page, say) instead of the MCP server. */
+  opts: { token?: () => string | undefined; jsonResponse?: boolean; intercept?: (body: { method?: string; params?: Record<string, unknown> } | null) => { status: number; text: string } | undefined } = {},
+): Promise<Loopback & { requests: number }> {
   const state = { requests: 0 };
   const lb = await listen(async (req, res) => {
     state.requests++;
@@ -63,6 +67,11 @@ export async function serveMcp(makeServer: () => McpServer, opts: { token?: () =
       return;
     }
     const body = JSON.parse((await readBody(req)).toString() || 'null');
+    const intercepted = opts.intercept?.(body);
+    if (intercepted) {
+      res.writeHead(intercepted.status, { 'content-type': 'text/plain' }).end(intercepted.text);
+      return;
+    }
     const server = makeServer();
     const transport = new StreamableHTTPServerTransport({ sessionIdGenerator: undefined, enableJsonResponse: opts.jsonResponse ?? false });
     res.on('close', () => {
