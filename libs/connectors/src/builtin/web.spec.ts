@@ -1,3 +1,5 @@
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { ConnectorError } from '../errors';
 import { ConnectorHub } from '../hub';
 import { extractContext, parseManifest, resolveTool } from '../manifest';
@@ -63,6 +65,33 @@ describe('web connector against a loopback site and search API', () => {
     expect(away.labels).toEqual(['untrusted']);
     expect(site.calls.map((c) => c.path)).toEqual(['/moved', '/page', '/away']);
     expect(await hub.callTool('web', 'web.fetch', { url: `${site.url}/round` }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'upstream_error', message: expect.stringContaining('more than 5 redirects') });
+  });
+
+  it('stops reading a JSON page at its limit: a large answer is not read whole first', async () => {
+    const total = 8 * 1024 * 1024;
+    let written = 0;
+    const server = createServer((_req, res) => {
+      res.writeHead(200, { 'content-type': 'application/json' });
+      const chunk = Buffer.alloc(64 * 1024, 0x20);
+      const more = () => {
+        while (written < total) {
+          written += chunk.length;
+          if (!res.write(chunk)) return void res.once('drain', more);
+        }
+        res.end();
+      };
+      res.on('close', () => (written = Math.min(written, total)));
+      more();
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    try {
+      const err = await hub.callTool('web', 'web.fetch', { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/data.json` }).catch((e: ConnectorError) => e);
+      expect(err).toMatchObject({ code: 'result_too_large' });
+      expect(written).toBeLessThan(total / 2);
+    } finally {
+      server.closeAllConnections();
+      await new Promise((r) => server.close(r));
+    }
   });
 
   it('refuses hosts off the list, oversize pages, binaries, slow pages and private addresses', async () => {

@@ -67,6 +67,8 @@ export function createWebServer(opts: WebOptions): McpServer {
   const f = guardedFetch({
     ...opts.egress,
     timeoutMs,
+    // A JSON answer is read whole by the guard before it is handed on: read no more than a page may hold.
+    maxJsonBytes: max,
     beforeRequest: (url) => {
       if (!isHostAllowlisted(url.hostname, opts.allowHosts)) {
         throw new ConnectorError('bad_arguments', `web: ${url.hostname} is not on this connector's list of allowed hosts`, { host: url.hostname });
@@ -79,6 +81,7 @@ export function createWebServer(opts: WebOptions): McpServer {
       return await f(url, { headers: { 'user-agent': 'Steward/1.0 (+web connector)', ...headers }, signal: AbortSignal.timeout(timeoutMs), redirect });
     } catch (err) {
       if ((err as { code?: string }).code === 'egress_refused') throw new ConnectorError('egress_refused', `web: ${(err as Error).message}`);
+      if ((err as { code?: string }).code === 'ETOOBIG') throw new ConnectorError('result_too_large', `web: the page is larger than ${max} bytes`, { limit: max });
       throw wrapNetwork(svc, err);
     }
   };
