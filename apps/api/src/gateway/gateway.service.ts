@@ -607,8 +607,9 @@ export class GatewayService implements OnModuleDestroy {
     const hub = new ConnectorHub({ timeoutMs: this.config.GATEWAY_UPSTREAM_TIMEOUT_SECONDS * 1000, maxResultBytes: 1 << 20 });
     // What the client declared it can do for a server (sampling, elicitation): offered upstream only where the org allows it per connector.
     const caps = init.capabilities ?? {};
+    // Sampling without its context: to the client Steward is one server, so "thisServer" would hand an upstream what every connector returned.
     const clientOffer: ClientOffer = {
-      ...(isObject(caps.sampling) ? { sampling: caps.sampling } : {}),
+      ...(isObject(caps.sampling) ? { sampling: Object.fromEntries(Object.entries(caps.sampling).filter(([k]) => k !== 'context')) } : {}),
       ...(isObject(caps.elicitation) ? { elicitation: caps.elicitation } : {}),
     };
     // A client that read untrusted content in an earlier session still has it in its model's context:
@@ -1503,7 +1504,9 @@ export class GatewayService implements OnModuleDestroy {
       throw new McpError(McpErrorCode.InternalError, `Steward could not record the ${kind} request; it was not relayed`);
     }
     try {
-      const result = (await call.request({ method: request.method, params: request.params }, kind === 'sampling' ? CreateMessageResultSchema : ElicitResultSchema, { signal, timeout: RELAY_TIMEOUT_MS })) as Record<string, unknown>;
+      // An upstream's sampling request never takes the client's context along (what other connectors returned to its model).
+      const params = kind === 'sampling' && request.params && 'includeContext' in request.params ? { ...request.params, includeContext: 'none' } : request.params;
+      const result = (await call.request({ method: request.method, params }, kind === 'sampling' ? CreateMessageResultSchema : ElicitResultSchema, { signal, timeout: RELAY_TIMEOUT_MS })) as Record<string, unknown>;
       const answer = canonical(result);
       await audit('relayed', { answer: { bytes: Buffer.byteLength(answer), ...(kind === 'elicitation' ? { action: result.action } : { model: String(result.model ?? '').slice(0, 200), stopReason: result.stopReason ?? null }) } });
       return result;

@@ -86,7 +86,12 @@ export function conformanceUpstream(): Server {
     switch (request.params.name) {
       case 'test_sampling':
         try {
-          const r = await extra.sendRequest({ method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: String(args.prompt ?? '') } }], maxTokens: 100 } }, CreateMessageResultSchema);
+          // "[context:allServers] ..." asks for the client's context too (what other servers' tools returned).
+          const context = /^\[context:(allServers|thisServer)\]/.exec(String(args.prompt ?? ''))?.[1];
+          const r = await extra.sendRequest(
+            { method: 'sampling/createMessage', params: { messages: [{ role: 'user', content: { type: 'text', text: String(args.prompt ?? '') } }], maxTokens: 100, ...(context ? { includeContext: context as 'allServers' } : {}) } },
+            CreateMessageResultSchema,
+          );
           const text = r.content.type === 'text' ? r.content.text : `(${r.content.type})`;
           return { content: [{ type: 'text', text: `LLM response: ${text}` }] };
         } catch (err) {
