@@ -1,6 +1,7 @@
 import { ConnectorError } from '../errors';
 import { ConnectorHub } from '../hub';
 import { extractContext, parseManifest, resolveTool, undoCall } from '../manifest';
+import { argumentProblems } from '../arguments';
 import { fakeApi } from '../test-support/fake-api';
 import { createDocuSignServer, createSalesforceServer, createSlackServer, docusignManifest, salesforceManifest, slackManifest } from './saas';
 
@@ -73,6 +74,16 @@ describe('Slack, Salesforce and DocuSign against loopback fakes', () => {
     await hub.callTool('slack', 'slack.delete_message', { channel: 'C1', ts: '1700000000.0001' });
     expect(slack.calls.at(-1)!.path).toBe('/api/chat.delete');
     expect(await hub.callTool('slack', 'slack.post_message', { channel: 'C404', text: 'x' }).catch((e: ConnectorError) => e.code)).toBe('bad_arguments');
+    // A channel by name, or a user (a direct message), is one destination under several spellings the policy would
+    // see apart: an agent's call names it by id, refused before anything reaches Slack.
+    const before = slack.calls.length;
+    for (const c of ['#exec', 'exec', 'U0ALICE', 'c0exec']) {
+      expect(await hub.callTool('slack', 'slack.post_message', { channel: c, text: 'x' }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('is not a channel id') });
+      expect(await hub.callTool('slack', 'slack.delete_message', { channel: c, ts: '1700000000.0001' }).catch((e: ConnectorError) => e.code)).toBe('bad_arguments');
+    }
+    expect(slack.calls.length).toBe(before);
+    // The pinned definition says so too (a remote copy of it, or a model reading it, sees the shape).
+    expect(argumentProblems(slackManifest.tools.find((t) => t.name === 'slack.post_message')!, { channel: '#exec', text: 'x' })).toMatch(/pattern/);
     token = 'expired';
     expect(await hub.callTool('slack', 'slack.search', { query: 'x' }).catch((e: ConnectorError) => e.code)).toBe('auth_required');
   });

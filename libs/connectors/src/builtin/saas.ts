@@ -30,7 +30,16 @@ function slackError(err: unknown): ConnectorError {
   return wrapNetwork('Slack', err);
 }
 
-export function createSlackServer(opts: SaasOptions): McpServer {
+/** A conversation id as Slack writes it (C… public, G… private, D… direct): what slack.search returns. */
+const CHANNEL_ID = /^[CGD][A-Z0-9]{1,20}$/;
+
+/**
+ * `channelNames`: a channel may also be named ("#exec") — for Steward's own notices, which are no
+ * agent's action. An agent's call names its channel by id: the policy decides on the channel as the
+ * call writes it, and "#exec", "exec" and C0EXEC (or a user id, which opens a direct message) are
+ * one destination that a rule on any one of them would not see as the others.
+ */
+export function createSlackServer(opts: SaasOptions & { channelNames?: boolean }): McpServer {
   const svc = 'Slack';
   const server = new McpServer({ name: 'steward-slack', version: '1.0.0' });
   const client = async () =>
@@ -60,7 +69,13 @@ export function createSlackServer(opts: SaasOptions): McpServer {
     }
   });
 
-  defineTool(server, svc, 'slack.post_message', { description: 'Post a message to a channel.', inputSchema: { channel: z.string().max(80), text: z.string().min(1).max(40_000), threadTs: z.string().max(32).optional() } }, async (a) => {
+  const channel = (c: string) => {
+    if (!opts.channelNames && !CHANNEL_ID.test(c)) throw new ConnectorError('bad_arguments', `Slack: "${c.slice(0, 80)}" is not a channel id: name the channel by its id (C…, G… or D…, as slack.search returns it)`);
+    return c;
+  };
+
+  defineTool(server, svc, 'slack.post_message', { description: POST, inputSchema: { channel: z.string().max(80), text: z.string().min(1).max(40_000), threadTs: z.string().max(32).optional() } }, async (a) => {
+    channel(a.channel);
     try {
       const res = await (await client()).chat.postMessage({ channel: a.channel, text: a.text, thread_ts: a.threadTs });
       return { data: { channel: res.channel, ts: res.ts } };
@@ -69,7 +84,8 @@ export function createSlackServer(opts: SaasOptions): McpServer {
     }
   });
 
-  defineTool(server, svc, 'slack.delete_message', { description: 'Delete a message the connector posted.', inputSchema: { channel: z.string().max(80), ts: z.string().max(32) }, destructive: true }, async (a) => {
+  defineTool(server, svc, 'slack.delete_message', { description: 'Delete a message the connector posted (the channel by its id).', inputSchema: { channel: z.string().max(80), ts: z.string().max(32) }, destructive: true }, async (a) => {
+    channel(a.channel);
     try {
       await (await client()).chat.delete({ channel: a.channel, ts: a.ts });
       return { data: { channel: a.channel, ts: a.ts, deleted: true } };
@@ -79,6 +95,8 @@ export function createSlackServer(opts: SaasOptions): McpServer {
   });
   return server;
 }
+
+const POST = 'Post a message to a channel, named by its id (C…, G… or D…, as slack.search returns it).';
 
 export const slackManifest: ConnectorManifest = {
   id: 'slack',
@@ -91,12 +109,12 @@ export const slackManifest: ConnectorManifest = {
     { name: 'slack.search', description: 'Search messages.', inputSchema: obj({ query: str, count: { type: 'integer' } }, ['query']), action: 'saas.read', readOnly: true },
     {
       name: 'slack.post_message',
-      description: 'Post a message to a channel.',
-      inputSchema: obj({ channel: str, text: str, threadTs: str }, ['channel', 'text']),
+      description: POST,
+      inputSchema: obj({ channel: { type: 'string', pattern: CHANNEL_ID.source }, text: str, threadTs: str }, ['channel', 'text']),
       action: 'chat.send',
       extract: { resources: [{ path: '/channel', prefix: 'slack:channel/' }] },
     },
-    { name: 'slack.delete_message', description: 'Delete a message.', inputSchema: obj({ channel: str, ts: str }, ['channel', 'ts']), action: 'chat.send', extract: { resources: [{ path: '/channel', prefix: 'slack:channel/' }] } },
+    { name: 'slack.delete_message', description: 'Delete a message (the channel by its id).', inputSchema: obj({ channel: { type: 'string', pattern: CHANNEL_ID.source }, ts: str }, ['channel', 'ts']), action: 'chat.send', extract: { resources: [{ path: '/channel', prefix: 'slack:channel/' }] } },
   ],
 };
 

@@ -59,7 +59,7 @@ export async function postSlackThroughConnector(deps: SlackConnectorNoticeDeps, 
   const scope: ActionScope = { orgId, userId: s.slack_post_as, actionId: null, taskId: null, client: 'system', purpose: 'notice' };
   const hub = new ConnectorHub({ timeoutMs: POST_TIMEOUT_MS });
   try {
-    await hub.addBuiltin('slack', createSlackServer({ ...(deps.connectors?.baseUrls?.slack ? { baseUrl: deps.connectors.baseUrls.slack } : {}), getCredential: () => broker.forCall(target, scope) }));
+    await hub.addBuiltin('slack', createSlackServer({ ...(deps.connectors?.baseUrls?.slack ? { baseUrl: deps.connectors.baseUrls.slack } : {}), getCredential: () => broker.forCall(target, scope), channelNames: true }));
     await hub.callTool('slack', 'slack.post_message', { channel: s.slack_channel, text });
   } catch (err) {
     throw new Error(err instanceof ConnectorError ? `Slack connector: ${err.message}` : 'Slack connector: the post failed', { cause: err });
