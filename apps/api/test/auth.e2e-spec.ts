@@ -217,6 +217,17 @@ describe('identity', () => {
       expect(session.mfa).toEqual({ enrolled: true, verifiedAt: null });
     });
 
+    it('an account with a second factor joins another org by invitation only while signed in: its password alone joins nothing', async () => {
+      const u = await totpUser(ctx());
+      const email = (await h.http.get('/v1/auth/session').set('Cookie', u.cookie)).body.user.email as string;
+      const inviting = await seedOrg(h.ds, 'inviting-2fa');
+      const inv = (await h.http.post('/v1/invitations').set('Cookie', await login(h, inviting.users.owner.email)).send({ email, roles: ['member'] })).body;
+      const byPassword = await h.http.post('/v1/invitations/accept').send({ token: inv.token, password: PASSWORD });
+      expect({ status: byPassword.status, detail: byPassword.body.detail }).toEqual({ status: 403, detail: expect.stringMatching(/has a second factor: sign in/) });
+      const joined = await h.http.post('/v1/invitations/accept').set('Cookie', u.cookie).send({ token: inv.token });
+      expect(joined.status).toBe(201);
+    });
+
     it('requires the code at sign-in once enrolled, and refuses a replayed code', async () => {
       const u = await totpUser(ctx());
       const session = await h.http.get('/v1/auth/session').set('Cookie', u.cookie);

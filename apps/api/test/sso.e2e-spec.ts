@@ -231,6 +231,25 @@ describe('SSO (OpenID Connect per org)', () => {
     expect((await h.http.post('/v1/auth/switch-org').set('Cookie', viaPassword).send({ org: globex.slug })).status).toBe(200);
   });
 
+  it("another org's single sign-on neither changes an account's password nor gives an account made elsewhere its second factor", async () => {
+    // A session this org's SSO opened for a member with a password: the password is the account's in every org.
+    const viaSso = await signIn(org.users.member.email);
+    const change = await h.http.post('/v1/auth/password').set('Cookie', viaSso).send({ currentPassword: PASSWORD, newPassword: 'a brand new password 42' });
+    expect({ status: change.status, detail: change.body.detail }).toEqual({ status: 403, detail: expect.stringMatching(/opened through single sign-on/) });
+    expect((await h.http.post('/v1/auth/login').send({ email: org.users.member.email, password: PASSWORD, org: 'acme' })).status).toBe(200);
+    // Alice's account (no password) joined another org first: that org made it, so acme's SSO does not set its factor.
+    const [{ user_id: alice }] = await inOrg(h.ds, { orgId: '' }, (em) => em.query('SELECT user_id FROM steward_auth_user_by_email($1)', ['alice@acme.example']));
+    const first = await seedOrg(h.ds, 'first-home');
+    await inOrg(h.ds, { orgId: first.id, userId: alice }, (em) => em.query(`INSERT INTO memberships (id, org_id, user_id, status, created_at) VALUES ($1, $2, $3, 'active', now() - interval '1 day')`, [newId(), first.id, alice]));
+    await idp.setAccount('okta|alice', { email: 'alice@acme.example', email_verified: true, name: 'Alice Analyst', groups: [] });
+    const aliceSso = await signIn('alice@acme.example');
+    const refused = await h.http.post('/v1/auth/totp/enroll').set('Cookie', aliceSso).send({});
+    expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 403, detail: expect.stringMatching(/made by another org's single sign-on/) });
+    // Made by acme (its first membership), the same session adds it.
+    await inOrg(h.ds, { orgId: first.id, userId: alice }, (em) => em.query(`DELETE FROM memberships WHERE org_id = $1 AND user_id = $2`, [first.id, alice]));
+    expect((await h.http.post('/v1/auth/totp/enroll').set('Cookie', aliceSso).send({})).status).toBe(200);
+  });
+
   it('keeps the client secret and tokens out of logs and the audit trail', async () => {
     expect(h.logs()).not.toContain(CLIENT_SECRET);
     const audit = await h.http.get('/v1/audit-events').query({ limit: 200 }).set('Cookie', owner);

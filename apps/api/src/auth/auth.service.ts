@@ -338,6 +338,11 @@ export class AuthService {
       if (!(await this.checkAccountPassword(p.userId, known.password_hash, password))) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The password is wrong.');
     } else if (!known || known.session_age > 600) {
       throw AppError.forbidden('Sign in again through single sign-on, then add the second factor within 10 minutes.');
+    } else {
+      // An account without a password is the org's that made it (its first membership): another org's
+      // single sign-on, which can open sessions as its members too, does not set the account's factor.
+      const [home]: { org_id: string | null }[] = await this.db.outsideOrg((em) => em.query('SELECT steward_account_first_org($1) AS org_id', [p.userId]));
+      if (home?.org_id && home.org_id !== p.orgId) throw AppError.forbidden("Your account was made by another org's single sign-on: add the second factor from a session of that org.");
     }
     return this.db.inOrg({ orgId: p.orgId, userId: p.userId }, async (em) => {
       const user = await em.findOneByOrFail(User, { id: p.userId });
@@ -408,7 +413,12 @@ export class AuthService {
   }
 
   async changePassword(p: Principal, current: string, next: string): Promise<void> {
-    const [known]: { password_hash: string | null }[] = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) => em.query('SELECT password_hash FROM users WHERE id = $1', [p.userId]));
+    const [known]: { password_hash: string | null; proven_by: string | null }[] = await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) =>
+      em.query('SELECT u.password_hash, (SELECT s.proven_by FROM sessions s WHERE s.org_id = $2 AND s.id = $3) AS proven_by FROM users u WHERE u.id = $1', [p.userId, p.orgId, p.credentialId]),
+    );
+    // The password is the account's in every org: an org's single sign-on (which can open a session as
+    // any of its members) does not get to change it, and with it lock the person out everywhere else.
+    if (known?.proven_by === 'sso') throw AppError.forbidden('Change your password from a session opened with it (this one was opened through single sign-on).');
     const right = await this.checkAccountPassword(p.userId, known?.password_hash ?? null, current).catch(async (err: unknown) => {
       await this.db.inOrg({ orgId: p.orgId, userId: p.userId }, (em) => this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: p.userId, outcome: 'failure', payload: { reason: 'password_locked' } }));
       throw err;

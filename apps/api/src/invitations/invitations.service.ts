@@ -113,8 +113,8 @@ export class InvitationsService {
       em.query('SELECT invitation_id, org_id, email FROM steward_invitation_by_token($1)', [tokenHash]),
     );
     if (!found) throw AppError.notFound('invitation (it may have expired, been used or been revoked)');
-    const [existing]: { user_id: string; password_hash: string | null }[] = await this.db.outsideOrg((em) =>
-      em.query('SELECT user_id, password_hash FROM steward_auth_user_by_email($1)', [found.email]),
+    const [existing]: { user_id: string; password_hash: string | null; totp_enabled: boolean }[] = await this.db.outsideOrg((em) =>
+      em.query('SELECT user_id, password_hash, totp_enabled FROM steward_auth_user_by_email($1)', [found.email]),
     );
     let userId: string;
     let passwordHash: string | null = null;
@@ -129,6 +129,9 @@ export class InvitationsService {
       if (!ok) {
         throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'This email has an account: give its password to join, or accept while signed in as it.');
       }
+      // An account with a second factor is not joined on its password alone (a phished password
+      // would make its holder a member elsewhere, and that org's single sign-on could then act as it).
+      if (existing.totp_enabled) throw AppError.forbidden('This account has a second factor: sign in with its password and code, then accept the invitation while signed in.');
       userId = existing.user_id;
     } else {
       // A new account at a domain another org verified is that org's to make (its single sign-on or

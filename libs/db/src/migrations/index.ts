@@ -56,6 +56,7 @@ import { StepUpAttempts1766534400001 } from './1766534400001-step-up-attempts';
 import { AuditPartitionsUtc1766620800000 } from './1766620800000-audit-partitions-utc';
 import { InvitationDomains1766620800001 } from './1766620800001-invitation-domains';
 import { LastOwnerStrikes1766707200000 } from './1766707200000-last-owner-strikes';
+import { AccountFirstOrg1766707200001 } from './1766707200001-account-first-org';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -117,4 +118,5 @@ export const MIGRATIONS = [
   AuditPartitionsUtc1766620800000,
   InvitationDomains1766620800001,
   LastOwnerStrikes1766707200000,
+  AccountFirstOrg1766707200001,
 ];
