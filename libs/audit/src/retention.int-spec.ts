@@ -127,6 +127,9 @@ describe('retention and legal hold (real PostgreSQL)', () => {
       await sealAll(ds, o);
       const v = await verifyOrg(ds, o, null);
       expect(v).toMatchObject({ ok: true, purged: 3 }); // the three events of the dropped month
+      // The drop recorded how many of the org's entries the month held: no more may go missing there.
+      const [drop] = await inOrg(ds, { orgId: o }, (em) => em.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND action = 'audit.partition_drop'`, [o]));
+      expect(drop.p.counts).toEqual({ [monthOf(monthStart(7))]: 3 });
     }
 
     // After the drop, exports and SIEM pushes go on over the purged entries: NDJSON keeps them (null,

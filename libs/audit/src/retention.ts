@@ -51,6 +51,16 @@ export const DROPPED_MONTHS_SQL = `coalesce((SELECT array_agg(DISTINCT m ORDER B
                         UNION SELECT jsonb_array_elements_text(coalesce(d.canonical::jsonb->'payload'->'months', '[]'::jsonb))) x
    WHERE d.org_id = $1 AND d.action = 'audit.partition_drop' AND x.m IS NOT NULL), '{}'::text[])`;
 
+/**
+ * How many of the org's chain entries each dropped month held when it was dropped, as its
+ * audit.partition_drop events say (each carries the counts of every month dropped before it too):
+ * a SQL expression over the org id `$1`, a JSON object month → count.
+ */
+export const DROPPED_COUNTS_SQL = `coalesce((SELECT jsonb_object_agg(k, n) FROM (
+    SELECT x.k, max(x.v::bigint) AS n FROM audit_events d
+     CROSS JOIN LATERAL jsonb_each_text(coalesce(d.canonical::jsonb->'payload'->'counts', '{}'::jsonb)) AS x(k, v)
+     WHERE d.org_id = $1 AND d.action = 'audit.partition_drop' GROUP BY x.k) c), '{}'::jsonb)`;
+
 export async function lockHolds(em: EntityManager, orgId: string): Promise<void> {
   await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:legal-holds:' || $1, 0))`, [orgId]);
 }
@@ -285,7 +295,9 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
         await em.query('UPDATE audit_heads SET purged_before = GREATEST(coalesce(purged_before, $2), $2) WHERE org_id = $1', [org, to]);
         // Every month dropped so far, carried by each new drop event: the older drop events go with
         // the partitions later drops remove, and the verifier still finds every dropped month on record.
-        const [{ months }]: { months: string[] }[] = await em.query(`SELECT ${DROPPED_MONTHS_SQL} AS months`, [org]);
+        const [{ months, counts }]: { months: string[]; counts: Record<string, number> }[] = await em.query(`SELECT ${DROPPED_MONTHS_SQL} AS months, ${DROPPED_COUNTS_SQL} AS counts`, [org]);
+        // With how many of the org's chain entries the month holds now: the verifier accepts no more missing there.
+        const [{ n }]: { n: number }[] = await em.query(`SELECT count(*)::int AS n FROM audit_chain WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3`, [org, from, to]);
         await recordEvent(em, keyring, {
           id: newId(),
           orgId: org,
@@ -294,7 +306,7 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
           action: 'audit.partition_drop',
           outcome: 'success',
           client: 'system',
-          payload: { month, partition: name, months: [...new Set([...months, month])].sort() },
+          payload: { month, partition: name, months: [...new Set([...months, month])].sort(), counts: { ...counts, [month]: n } },
         });
       });
     }

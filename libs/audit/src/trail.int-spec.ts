@@ -149,6 +149,19 @@ describe('audit trail (real PostgreSQL)', () => {
       expect(await verifyBoth(org)).toMatchObject({ ok: false, firstBadSeq: await seqOf(ds, org, ids[2]), reason: expect.stringContaining('missing') });
     });
 
+    it("more entries missing in a dropped month than its drop recorded: events deleted to pass as that month's purge", async () => {
+      // A real drop of this month (as the test sees it), which held 3 of the org's entries: they are gone, as a drop leaves them.
+      const month = new Date().toISOString().slice(0, 8) + '01';
+      await record(ds, org, 1, 'audit.partition_drop', { month, partition: 'p1', months: [month], counts: { [month]: 3 } });
+      await sealAll(ds, org);
+      await su.query('DELETE FROM audit_events WHERE id = ANY($1)', [ids.slice(2, 5)]);
+      await su.query(`UPDATE audit_heads SET purged_before = now() + interval '1 day' WHERE org_id = $1`, [org]);
+      expect(await verifyBoth(org)).toMatchObject({ ok: true, purged: 3 });
+      // One more event deleted (its entry dated in that month, as moving its date there would make it): named.
+      await su.query('DELETE FROM audit_events WHERE id = $1', [ids[7]]);
+      expect(await verifyBoth(org)).toMatchObject({ ok: false, firstBadSeq: await seqOf(ds, org, ids[7]), reason: expect.stringMatching(/4 entries dated .* have no event, but that month's partition held 3/) });
+    });
+
     it('two events swapped', async () => {
       const [a, b] = [await seqOf(ds, org, ids[4]), await seqOf(ds, org, ids[8])];
       await su.query(

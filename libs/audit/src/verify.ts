@@ -4,7 +4,7 @@ import type { Checkpoint } from './checkpoint';
 import { verifySignature } from './signing';
 import { inOrg } from '@steward/db';
 import { cursorPages } from './pages';
-import { DROPPED_MONTHS_SQL } from './retention';
+import { DROPPED_COUNTS_SQL, DROPPED_MONTHS_SQL } from './retention';
 import { LinkChecker } from './link-check';
 
 export interface ChainEntry {
@@ -16,6 +16,8 @@ export interface ChainEntry {
   canonical: string | null;
   /** The event's partition was dropped by retention: its stored hash is taken as is. */
   purged?: boolean;
+  /** The month (YYYY-MM-01) of a purged entry, as its chain row dates it: counted against what the month's drop recorded. */
+  month?: string;
 }
 
 export interface VerifyResult {
@@ -53,6 +55,9 @@ export class ChainVerifier {
   private purged = 0;
   private bad: { seq: number; reason: string } | null = null;
   private readonly hashes = new Map<number, string>();
+  /** Purged entries per month, and the last such seq: no more than the month's drop recorded (`finish`). */
+  private readonly purgedIn = new Map<string, { n: number; lastSeq: number }>();
+  private purgeLimits: Record<string, number> | null = null;
 
   constructor(start: { seq: number; hash: Buffer } = { seq: 0, hash: GENESIS }) {
     this.prev = start.hash;
@@ -78,6 +83,21 @@ export class ChainVerifier {
     this.checked += before.checked;
     this.purged += before.purged;
     for (const [seq, hash] of before.hashes) this.hashes.set(seq, hash);
+    for (const [month, c] of before.purgedIn) {
+      const mine = this.purgedIn.get(month);
+      this.purgedIn.set(month, { n: c.n + (mine?.n ?? 0), lastSeq: Math.max(c.lastSeq, mine?.lastSeq ?? 0) });
+    }
+    return this;
+  }
+
+  /**
+   * How many of the org's chain entries each dropped month held when it was dropped (its drop events
+   * say): more entries missing in a month than that means events were deleted, and their entries'
+   * dates moved into the month to pass as purged. A month with no count on record (dropped before
+   * counts were recorded) is not limited.
+   */
+  limitPurged(limits: Record<string, number>): this {
+    this.purgeLimits = limits;
     return this;
   }
 
@@ -93,6 +113,10 @@ export class ChainVerifier {
       this.expected++;
       this.checked++;
       this.purged++;
+      if (entry.month) {
+        const c = this.purgedIn.get(entry.month) ?? { n: 0, lastSeq: 0 };
+        this.purgedIn.set(entry.month, { n: c.n + 1, lastSeq: entry.seq });
+      }
       return;
     }
     if (entry.canonical === null) {
@@ -122,6 +146,15 @@ export class ChainVerifier {
   finish(checkpoints: Checkpoint[], publicKeyPem: string | null, org?: string): VerifyResult {
     let verified = 0;
     const lastSeq = this.expected - 1;
+    if (!this.bad && this.purgeLimits) {
+      for (const [month, c] of [...this.purgedIn].sort((a, b) => a[1].lastSeq - b[1].lastSeq)) {
+        const limit = this.purgeLimits[month];
+        if (limit !== undefined && c.n > limit) {
+          this.bad = { seq: c.lastSeq, reason: `${c.n} entries dated ${month.slice(0, 7)} have no event, but that month's partition held ${limit} when it was dropped: events were deleted` };
+          break;
+        }
+      }
+    }
     if (!this.bad) {
       for (const c of [...checkpoints].sort((a, b) => a.seq - b.seq)) {
         if (publicKeyPem !== null && !verifySignature(publicKeyPem, Buffer.from(c.statement, 'utf8'), c.signature)) {
@@ -184,12 +217,14 @@ export async function loadCheckpoints(ds: DataSource, orgId: string): Promise<Ch
 export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: string | null, pageSize = 4000, splitFrom = 200_000): Promise<VerifyResult> {
   const checkpoints = await loadCheckpoints(ds, orgId);
   const marks = new Set(checkpoints.map((c) => c.seq));
+  const [{ counts }]: { counts: Record<string, number> }[] = await inOrg(ds, { orgId }, (em) => em.query(`SELECT ${DROPPED_COUNTS_SQL} AS counts`, [orgId]));
+  const limited = (v: ChainVerifier) => v.limitPurged(counts);
   const [head]: { seq: string }[] = await inOrg(ds, { orgId }, (em) => em.query('SELECT seq FROM audit_heads WHERE org_id = $1', [orgId]));
   const last = Number(head?.seq ?? 0);
   const split = last >= Math.max(2, splitFrom) ? Math.floor(last / 2) : 0;
-  if (!split) return (await walk(ds, orgId, new ChainVerifier(), 0, null, marks, pageSize)).finish(checkpoints, publicKeyPem, orgId);
+  if (!split) return limited(await walk(ds, orgId, new ChainVerifier(), 0, null, marks, pageSize)).finish(checkpoints, publicKeyPem, orgId);
   const [mid]: { hash: Buffer }[] = await inOrg(ds, { orgId }, (em) => em.query('SELECT hash FROM audit_chain WHERE org_id = $1 AND seq = $2', [orgId, split]));
-  if (!mid) return (await walk(ds, orgId, new ChainVerifier(), 0, null, marks, pageSize)).finish(checkpoints, publicKeyPem, orgId);
+  if (!mid) return limited(await walk(ds, orgId, new ChainVerifier(), 0, null, marks, pageSize)).finish(checkpoints, publicKeyPem, orgId);
   const [first, second] = await Promise.all([
     walk(ds, orgId, new ChainVerifier(), 0, split, marks, pageSize),
     walk(ds, orgId, new ChainVerifier({ seq: split, hash: mid.hash }), split, null, marks, pageSize),
@@ -197,13 +232,13 @@ export async function verifyOrg(ds: DataSource, orgId: string, publicKeyPem: str
   if (first.failed) return first.finish(checkpoints, publicKeyPem, orgId);
   // The first half must end exactly where the second starts (its last link checked against the same
   // stored hash); if the chain changed under the walk, one walk over the whole chain decides.
-  if (first.nextSeq !== split + 1) return (await walk(ds, orgId, new ChainVerifier(), 0, null, marks, pageSize)).finish(checkpoints, publicKeyPem, orgId);
-  return second.absorb(first).finish(checkpoints, publicKeyPem, orgId);
+  if (first.nextSeq !== split + 1) return limited(await walk(ds, orgId, new ChainVerifier(), 0, null, marks, pageSize)).finish(checkpoints, publicKeyPem, orgId);
+  return limited(second.absorb(first)).finish(checkpoints, publicKeyPem, orgId);
 }
 
 /** One walk over (after, until] of the chain into `verifier`. */
 async function walk(ds: DataSource, orgId: string, verifier: ChainVerifier, after: number, until: number | null, marks: Set<number>, pageSize: number): Promise<ChainVerifier> {
-  const rows = cursorPages<{ seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean }>(
+  const rows = cursorPages<{ seq: string; event_id: string; hash: Buffer; canonical: string | null; purged: boolean; month: string }>(
     ds,
     orgId,
     // An event is accepted as purged only before the purge point and in a month whose partition drop
@@ -212,7 +247,8 @@ async function walk(ds: DataSource, orgId: string, verifier: ChainVerifier, afte
     `WITH dropped AS (SELECT unnest(${DROPPED_MONTHS_SQL}) AS month)
      SELECT c.seq, c.event_id, c.hash, e.canonical,
             coalesce(c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1)
-                     AND to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') IN (SELECT month FROM dropped), false) AS purged
+                     AND to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') IN (SELECT month FROM dropped), false) AS purged,
+            to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS month
        FROM audit_chain c
        LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
                            WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
@@ -232,7 +268,7 @@ async function walk(ds: DataSource, orgId: string, verifier: ChainVerifier, afte
   };
   try {
     for await (const page of rows) {
-      const entries: ChainEntry[] = page.map((r) => ({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical, purged: r.purged }));
+      const entries: ChainEntry[] = page.map((r) => ({ seq: Number(r.seq), eventId: r.event_id, hash: r.hash, canonical: r.canonical, purged: r.purged, ...(r.purged && r.canonical === null ? { month: r.month } : {}) }));
       const bad = links.check(prev, entries.map((e) => e.hash), entries.map((e) => e.canonical));
       bad.catch(() => undefined); // awaited in order below
       inFlight.push({ entries, bad });
