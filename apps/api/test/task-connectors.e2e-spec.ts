@@ -565,6 +565,11 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect(bundle.actions.map((a: { actionId: string; reviewState: string }) => [a.actionId, a.reviewState])).toEqual(expect.arrayContaining([[ids['draft-ok'], 'accepted'], [ids['draft-gone'], 'pending']]));
     const events = (await su.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'review.accept' AND canonical::jsonb->'target'->>'id' = $2 ORDER BY txid`, [org.id, taskId])).rows.map((r) => r.e);
     expect(events.map((e) => [e.outcome, e.payload.actions[0].actionId])).toEqual([['success', ids['draft-ok']], ['failure', ids['draft-gone']]]);
+    // What failed says only its code in the clear; its words (which may name recipients) are sealed.
+    expect(events[1].payload).toMatchObject({ errorCode: 'conflict' });
+    expect(events[1].payload.error).toBeUndefined();
+    expect(JSON.stringify(events[1])).not.toContain('draft-gone');
+    expect(events[1].sealed).toMatchObject({ subject: org.users.member.id });
     // The reviewer reverts what is left: the task completes, the accepted one stays accepted.
     gmail.calls.length = 0;
     const reverted = await h.http.post(`/v1/reviews/${taskId}/revert`).set('Cookie', approver).send({});

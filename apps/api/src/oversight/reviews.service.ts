@@ -491,7 +491,15 @@ export class ReviewsService {
         if (!(err instanceof AppError)) throw err;
         // On record although nothing of it was kept: the call was attempted for this action.
         await this.db.inOrg(p, (em) =>
-          this.audit.record(em, p, { action: `review.${verdict}`, ...target(r), outcome: 'failure', payload: { actions: [{ actionId: r.id, tool: r.tool, [step]: r[step]?.tool ?? null }], ...scope, error: err.message.slice(0, 300) } }),
+          // The error's words may come from the upstream and name people or files (a draft's recipients): sealed under the action's owner's key.
+          this.audit.record(em, p, {
+            action: `review.${verdict}`,
+            ...target(r),
+            outcome: 'failure',
+            payload: { actions: [{ actionId: r.id, tool: r.tool, [step]: r[step]?.tool ?? null }], ...scope, errorCode: err.code },
+            sensitive: { error: err.message.slice(0, 300) },
+            subject: owner.userId,
+          }),
         );
         throw done ? AppError.conflict(`${err.message} ${done} action(s)${task ? ' of this bundle' : ''} were ${verdict === 'accept' ? 'accepted' : 'reverted'} before it and stay so; the others not yet decided are still pending.`) : err;
       }
