@@ -49,6 +49,11 @@ describe('audit trail through the API', () => {
 
     const manifest = await h.http.get('/v1/audit/export/manifest').set('Cookie', auditor);
     expect(manifest.body).toMatchObject({ fromSeq: 1, count: manifest.body.toSeq, checkpoints: [{ seq: cp.body.checkpoint.seq }] });
+    const checkpoints = await h.http.get('/v1/audit/checkpoints').set('Cookie', auditor);
+    expect(checkpoints.body.items).toEqual([expect.objectContaining({ seq: cp.body.checkpoint.seq, hash: cp.body.checkpoint.hash, signature: cp.body.checkpoint.signature })]);
+    // Reads of the trail are on the trail: the manifest and the checkpoints too.
+    const reads = await h.http.get('/v1/audit-events').query({ actorId: org.users.auditor.id, limit: 100 }).set('Cookie', owner);
+    expect(reads.body.items.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['audit.manifest', 'audit.checkpoints_read']));
     const exported = await h.http.get('/v1/audit/export').set('Cookie', auditor).buffer(true).parse(binary);
     expect(exported.headers['content-type']).toMatch(/application\/x-ndjson/);
     const text = (exported.body as Buffer).toString('utf8');
@@ -181,6 +186,7 @@ describe('audit trail through the API', () => {
     expect((await h.http.get('/v1/audit-events').query({ value: canary }).set('Cookie', auditor)).body.items).toEqual([]);
     const list = await h.http.get('/v1/audit/erasures').set('Cookie', auditor);
     expect(list.body.items.map((e: { id: string }) => e.id)).toContain(erased.body.id);
+    expect((await h.http.get('/v1/audit-events').query({ action: 'audit.erasures_read' }).set('Cookie', owner)).body.items[0]).toMatchObject({ actorId: org.users.auditor.id });
     expect(JSON.stringify(list.body)).not.toContain('APPI');
     const audited = await h.http.get('/v1/audit-events').query({ action: 'audit.erase' }).set('Cookie', owner);
     expect(audited.body.items[0]).toMatchObject({ targetType: 'User', targetId: org.users.admin.id });

@@ -49,6 +49,8 @@ export class AuditTrailService {
         'SELECT id, subject, keys_destroyed, requested_by, erased_at FROM audit_erasures WHERE org_id = $1 ORDER BY erased_at DESC LIMIT 1000',
         [p.orgId],
       );
+      // Who was erased, and by whom: a read of the trail, on the trail itself.
+      await this.audit.record(em, p, { action: 'audit.erasures_read', targetType: 'AuditEvent', payload: { count: rows.length } });
       return { items: rows.map((r) => ({ id: r.id, userId: r.subject, keysDestroyed: r.keys_destroyed, requestedBy: r.requested_by, erasedAt: r.erased_at.toISOString() })) };
     });
   }
@@ -104,8 +106,15 @@ export class AuditTrailService {
 
   async checkpoints(p: Principal) {
     await this.access.authorize(p, 'read', 'AuditEvent');
-    const items = await loadCheckpoints(this.db.dataSource, p.orgId);
-    return { items: items.slice(-1000).map(({ org: _org, ...c }) => c) };
+    // The last 1,000, read as such (an org accumulates a checkpoint every few minutes), and the read audited.
+    return this.db.inOrg(p, async (em) => {
+      const rows: { seq: string; hash: Buffer; key_id: string; signature: string; statement: string }[] = await em.query(
+        'SELECT seq, hash, key_id, signature, statement FROM audit_checkpoints WHERE org_id = $1 ORDER BY seq DESC LIMIT 1000',
+        [p.orgId],
+      );
+      await this.audit.record(em, p, { action: 'audit.checkpoints_read', targetType: 'AuditEvent', payload: { count: rows.length } });
+      return { items: rows.reverse().map((r) => ({ seq: Number(r.seq), hash: r.hash.toString('hex'), at: JSON.parse(r.statement).at, kid: r.key_id, statement: r.statement, signature: r.signature })) };
+    });
   }
 
   /** On demand: seal what is pending, then sign and push a checkpoint. */
@@ -122,6 +131,7 @@ export class AuditTrailService {
   async manifest(p: Principal, from?: number, to?: number) {
     await this.access.authorize(p, 'export', 'AuditEvent');
     const range = await exportRange(this.db.dataSource, p.orgId, from, to);
+    await this.db.inOrg(p, (em) => this.audit.record(em, p, { action: 'audit.manifest', targetType: 'AuditEvent', payload: { fromSeq: range.fromSeq, toSeq: range.toSeq } }));
     return exportManifest(this.db.dataSource, p.orgId, range.fromSeq, range.toSeq, this.signer);
   }
 
