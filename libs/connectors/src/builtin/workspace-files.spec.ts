@@ -151,7 +151,12 @@ describe('workspace files connector', () => {
     expect(await fsp.readFile(path.join(folder, 'notes', 'new.md'), 'utf8')).toBe('# changed');
     const mapping = resolveTool(workspaceFilesManifest, 'files.overwrite');
     const undo = undoCall(mapping, { path: 'notes/new.md', content: '# changed' }, ow.structuredContent)!;
-    expect(undo).toEqual({ tool: 'files.undo', args: { undoId: ow.structuredContent!.undoId } });
+    expect(undo).toEqual({ tool: 'files.undo', args: { undoId: ow.structuredContent!.undoId, path: 'notes/new.md' } });
+    // The path it writes to is named, a fact the policy decides on; one the record does not write to is refused.
+    expect(extractContext(resolveTool(workspaceFilesManifest, 'files.undo'), undo.args).resources).toEqual(['notes/new.md']);
+    const elsewhere = await hub.callTool('files', 'files.undo', { undoId: ow.structuredContent!.undoId, path: 'public/new.md' }).catch((e: ConnectorError) => e);
+    expect(elsewhere).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('puts back "notes/new.md"') });
+    expect(await fsp.readFile(path.join(folder, 'notes', 'new.md'), 'utf8')).toBe('# changed');
     await hub.callTool('files', undo.tool, undo.args);
     expect(await fsp.readFile(path.join(folder, 'notes', 'new.md'), 'utf8')).toBe('# new');
 
@@ -172,7 +177,10 @@ describe('workspace files connector', () => {
     await expect(fsp.stat(path.join(folder, 'gone.txt'))).rejects.toThrow();
     expect((await hub.callTool('files', 'files.read', { path: 'gone.txt' }).catch((e: ConnectorError) => e)).code).toBe('not_found');
     const undo = undoCall(mapping, call.args, del.structuredContent)!;
-    expect(undo.tool).toBe('files.restore');
+    expect(undo).toEqual({ tool: 'files.restore', args: { trashId: del.structuredContent!.trashId, path: 'gone.txt' } });
+    expect(extractContext(resolveTool(workspaceFilesManifest, 'files.restore'), undo.args).resources).toEqual(['gone.txt']);
+    const elsewhere = await hub.callTool('files', 'files.restore', { ...undo.args, path: 'other.txt' }).catch((e: ConnectorError) => e);
+    expect(elsewhere).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining('goes back to "gone.txt"') });
     await hub.callTool('files', undo.tool, undo.args);
     expect(await fsp.readFile(path.join(folder, 'gone.txt'), 'utf8')).toBe('keep me');
   });

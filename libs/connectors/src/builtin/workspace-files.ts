@@ -209,9 +209,11 @@ export function createWorkspaceFilesServer(opts: WorkspaceFilesOptions): McpServ
     return { data: { path: a.path, undoId } };
   });
 
-  defineTool(server, svc, 'files.undo', { description: 'Put back the content an overwrite replaced.', inputSchema: { undoId: z.uuid() } }, async (a) => {
+  defineTool(server, svc, 'files.undo', { description: UNDO, inputSchema: { undoId: z.uuid(), path: p } }, async (a) => {
     const file = path.join(await ws.stateDir('undo'), a.undoId);
     const saved = JSON.parse(await fsp.readFile(file, 'utf8').catch(() => Promise.reject(new ConnectorError('not_found', `no undo record ${a.undoId}`)))) as { path: string; content: string };
+    // The policy decided on the path the call names: it must be the one the record writes to.
+    if (saved.path !== a.path) throw badArguments(`undo record ${a.undoId} puts back ${JSON.stringify(saved.path)}, not ${JSON.stringify(a.path)}: nothing was written`);
     const abs = await ws.resolve(saved.path);
     const exists = await fsp.lstat(abs).then(() => true, () => false);
     await writeFileSafe(ws, saved.path, Buffer.from(saved.content, 'base64').toString('utf8'), exists ? 'overwrite' : 'new');
@@ -247,9 +249,11 @@ export function createWorkspaceFilesServer(opts: WorkspaceFilesOptions): McpServ
     return { data: { path: a.path, trashId } };
   });
 
-  defineTool(server, svc, 'files.restore', { description: 'Restore a file from the trash to where it was.', inputSchema: { trashId: z.uuid() } }, async (a) => {
+  defineTool(server, svc, 'files.restore', { description: RESTORE, inputSchema: { trashId: z.uuid(), path: p } }, async (a) => {
     const trash = await ws.stateDir('trash');
     const meta = JSON.parse(await fsp.readFile(path.join(trash, `${a.trashId}.json`), 'utf8').catch(() => Promise.reject(new ConnectorError('not_found', `nothing in the trash with id ${a.trashId}`)))) as { path: string };
+    // The policy decided on the path the call names: it must be where the file goes back to.
+    if (meta.path !== a.path) throw badArguments(`trash item ${a.trashId} goes back to ${JSON.stringify(meta.path)}, not ${JSON.stringify(a.path)}: nothing was restored`);
     const abs = await ws.resolve(meta.path);
     if (await fsp.lstat(abs).then(() => true, () => false)) throw new ConnectorError('conflict', `a file exists at ${JSON.stringify(meta.path)} again`);
     await fsp.mkdir(path.dirname(abs), { recursive: true });
@@ -263,6 +267,8 @@ export function createWorkspaceFilesServer(opts: WorkspaceFilesOptions): McpServ
 }
 
 const pathSchema = { type: 'string', maxLength: MAX_PATH };
+const UNDO = 'Put back the content an overwrite replaced: the undo id and the path it puts back (as the overwrite returned them).';
+const RESTORE = 'Restore a file from the trash to where it was: the trash id and that path (as the delete returned them).';
 
 export const workspaceFilesManifest: ConnectorManifest = {
   id: 'workspace-files',
@@ -289,9 +295,9 @@ export const workspaceFilesManifest: ConnectorManifest = {
       inputSchema: { type: 'object', properties: { path: pathSchema, content: { type: 'string' } }, required: ['path', 'content'] },
       action: 'file.update',
       extract: { resources: ['/path'] },
-      reversible: { undo: { tool: 'files.undo', args: { undoId: '/result/undoId' } } },
+      reversible: { undo: { tool: 'files.undo', args: { undoId: '/result/undoId', path: '/args/path' } } },
     },
-    { name: 'files.undo', description: 'Put back the content an overwrite replaced.', inputSchema: { type: 'object', properties: { undoId: { type: 'string' } }, required: ['undoId'] }, action: 'file.update' },
+    { name: 'files.undo', description: UNDO, inputSchema: { type: 'object', properties: { undoId: { type: 'string' }, path: pathSchema }, required: ['undoId', 'path'] }, action: 'file.update', extract: { resources: ['/path'] } },
     {
       name: 'files.rename',
       description: 'Rename or move a file inside the workspace.',
@@ -306,8 +312,8 @@ export const workspaceFilesManifest: ConnectorManifest = {
       inputSchema: { type: 'object', properties: { path: pathSchema }, required: ['path'] },
       action: 'file.delete',
       extract: { resources: ['/path'] },
-      reversible: { undo: { tool: 'files.restore', args: { trashId: '/result/trashId' } } },
+      reversible: { undo: { tool: 'files.restore', args: { trashId: '/result/trashId', path: '/args/path' } } },
     },
-    { name: 'files.restore', description: 'Restore a file from the trash to where it was.', inputSchema: { type: 'object', properties: { trashId: { type: 'string' } }, required: ['trashId'] }, action: 'file.create' },
+    { name: 'files.restore', description: RESTORE, inputSchema: { type: 'object', properties: { trashId: { type: 'string' }, path: pathSchema }, required: ['trashId', 'path'] }, action: 'file.create', extract: { resources: ['/path'] } },
   ],
 };
