@@ -51,6 +51,18 @@ describe("a remote tool's arguments against its pinned input schema", () => {
     expect(argumentProblems(two, { v: 'text' })).toContain('/v must be number');
   });
 
+  it("runs a schema's patterns on RE2: a pattern that backtracks without end on JavaScript's RegExp answers at once; one RE2 cannot read fits nothing", () => {
+    // ^(a|a)*$ against 40 a's and a b: 2^40 paths for a backtracking engine (the call would never return).
+    const evil = { name: 'lookup', description: '', inputSchema: { type: 'object', properties: { code: { type: 'string', pattern: '^(a|a)*$' } } } };
+    expect(argumentProblems(evil, { code: `${'a'.repeat(40)}b` })).toContain('/code must match pattern');
+    expect(argumentProblems(evil, { code: 'aaaa' })).toBeNull();
+    const keyed = { name: 'tags', description: '', inputSchema: { type: 'object', properties: { tags: { type: 'object', patternProperties: { '^(x|x)*$': { type: 'string' } }, additionalProperties: false } } } };
+    expect(argumentProblems(keyed, { tags: { [`${'x'.repeat(40)}y`]: 'v' } })).toContain('is not a property the approved definition declares');
+    expect(argumentProblems(keyed, { tags: { xxxx: 'v' } })).toBeNull();
+    const lookahead = { name: 'la', description: '', inputSchema: { type: 'object', properties: { a: { type: 'string', pattern: '^(?=x)x$' } } } };
+    expect(argumentProblems(lookahead, { a: 'x' })).toMatch(/^the approved definition's input schema cannot be checked/);
+  });
+
   it('reads a draft 2020-12 schema (as the MCP SDK writes them) and refuses everything under a schema it cannot compile', () => {
     const modern = { name: 'm', description: '', inputSchema: { $schema: 'https://json-schema.org/draft/2020-12/schema', type: 'object', properties: { ids: { type: 'array', prefixItems: [{ type: 'string' }], items: false } } } };
     expect(argumentProblems(modern, { ids: ['a'] })).toBeNull();

@@ -1,4 +1,6 @@
 import Ajv, { type ErrorObject, type Options, type ValidateFunction } from 'ajv';
+import type { RegExpEngine } from 'ajv/dist/types';
+import { RE2JS } from 're2js';
 import Ajv2019 from 'ajv/dist/2019';
 import Ajv2020 from 'ajv/dist/2020';
 import draft06 from 'ajv/dist/refs/json-schema-draft-06.json';
@@ -21,7 +23,14 @@ import type { ToolSpec } from './manifest';
  * Each definition is compiled by an Ajv instance of its own (its `$id`s resolve within it alone, and
  * it goes when it leaves the cache); drafts 06, 07, 2019-09 and 2020-12 are read, others fit nothing.
  */
-const OPTIONS: Options = { strict: false, allErrors: true, validateFormats: false };
+/**
+ * `pattern` and `patternProperties` run on RE2 (linear time), not on JavaScript's backtracking
+ * RegExp: a schema is the remote server's text, and a pattern such as `^(a|a)*$` would otherwise let
+ * one call's argument hold the event loop for minutes. A pattern RE2 cannot read (a backreference, a
+ * lookaround) makes the definition fit nothing: its calls are refused.
+ */
+const re2: RegExpEngine = Object.assign((pattern: string) => RE2JS.compile(pattern), { code: 'require("re2js").RE2JS.compile' });
+const OPTIONS: Options = { strict: false, allErrors: true, validateFormats: false, code: { regExp: re2 } };
 const COMPOSED = ['allOf', 'anyOf', 'oneOf', '$ref', '$dynamicRef', 'if', 'dependentSchemas'];
 
 function ajvFor(draft: string | undefined): Ajv | null {
