@@ -383,6 +383,21 @@ describe('identity', () => {
       expect((await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`)).status).toBe(200);
     });
 
+    it('two owners who each take the other\'s owner role at the same moment leave one owner: the second change counts again and is refused', async () => {
+      for (let round = 0; round < 3; round++) {
+        const o = await seedOrg(h.ds, `owners-race-${round}`);
+        const second = await addUser(h.ds, o, 'owner', 'second');
+        const [a, b] = [await login(h, o.users.owner.email), await login(h, second.email)];
+        const results = await Promise.all([
+          h.http.put(`/v1/members/${second.id}/roles`).set('Cookie', a).send({ roles: ['member'] }),
+          h.http.put(`/v1/members/${o.users.owner.id}/roles`).set('Cookie', b).send({ roles: ['member'] }),
+        ]);
+        expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
+        const [{ n }] = await inOrg(h.ds, { orgId: o.id }, (em) => em.query(`SELECT count(*)::int AS n FROM role_assignments WHERE org_id = $1 AND role = 'owner'`, [o.id]));
+        expect(n).toBe(1);
+      }
+    });
+
     it('an owner suspended by an owner is reactivated by an owner only', async () => {
       const second = await addUser(h.ds, org, 'owner', 'second-owner');
       expect((await h.http.post(`/v1/members/${second.id}/suspend`).set('Cookie', owner).send({ reason: 'investigation' })).status).toBe(200);

@@ -8,6 +8,7 @@ import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import type { ListMembersQuery, MemberView } from './members.schemas';
 import { heldBySanction } from '../sanctions/held-by-sanction';
+import { lockOwners } from './owners';
 import { SCIM_SUSPENSION } from '../scim/scim.service';
 
 @Injectable()
@@ -76,7 +77,9 @@ export class MembersService {
     });
   }
 
+  /** Active owners, counted under the owners' lock (lockOwners): a concurrent change waits, then counts again. */
   private async ownerCount(em: EntityManager, orgId: string): Promise<number> {
+    await lockOwners(em, orgId);
     return em
       .createQueryBuilder(RoleAssignment, 'ra')
       .innerJoin(Membership, 'm', 'm.org_id = ra.org_id AND m.user_id = ra.user_id')

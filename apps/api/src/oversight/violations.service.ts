@@ -8,6 +8,7 @@ import { AuditService } from '../audit/audit.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
 import type { ListViolationsQuery, TriageBody, ViolationView } from './oversight.schemas';
+import { lockOwners } from '../members/owners';
 
 interface ViolationRow {
   id: string;
@@ -126,6 +127,7 @@ export class ViolationsService {
       }
       if (verdict === 'confirm' && (sanction === 'suspension' || sanction === 'disciplinary_review')) {
         // Not the org's last active owner: only an owner lifts a sanction, so nobody could (as suspend() refuses it too).
+        await lockOwners(em, p.orgId);
         const suspended = await queryReturning(
           em,
           `UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3 WHERE org_id = $1 AND user_id = $2 AND status = 'active' AND NOT ${LAST_ACTIVE_OWNER} RETURNING id`,

@@ -12,6 +12,7 @@ import { domainVerified } from '../orgs/org-domains.service';
 import { Boolish, type CreateScimTokenBody, SCIM, type ScimGroupBody, type ScimListQuery, type ScimPatchBody, type ScimUserBody } from './scim.schemas';
 import { closeWorkflowsOf } from '../workflows/workflow-access';
 import { heldBySanction } from '../sanctions/held-by-sanction';
+import { lockOwners } from '../members/owners';
 
 /** An error in SCIM's terms (RFC 7644 §3.12 scimType), rendered with the SCIM error schema. */
 export class ScimError extends AppError {
@@ -29,6 +30,7 @@ const onlyOwner = () => new ScimError(409, undefined, "This person is the org's 
 
 /** Whether the person is the org's one active owner (deprovisioning them would leave the org with none, for good). */
 async function lastActiveOwner(em: EntityManager, orgId: string, userId: string): Promise<boolean> {
+  await lockOwners(em, orgId);
   const [r]: { me: boolean | null; n: number }[] = await em.query(
     `SELECT bool_or(r.user_id = $2) AS me, count(DISTINCT r.user_id)::int AS n FROM role_assignments r
        JOIN memberships m ON m.org_id = r.org_id AND m.user_id = r.user_id AND m.status = 'active'
