@@ -37,6 +37,19 @@ describe('identity', () => {
       expect(events.body.items.some((e: { actorId: string }) => e.actorId === org.users.member.id)).toBe(true);
     });
 
+    it('locks out guesses at an address that has no account as it locks an account: the 429 does not tell which addresses exist', async () => {
+      const known = await addUser(h.ds, org, 'member', 'parity-guessed');
+      const unknown = `nobody-${newId().slice(-8)}@acme.example`;
+      const guess = (email: string) => h.http.post('/v1/auth/login').send({ email, password: 'not the password at all' });
+      for (let i = 0; i < 20; i++) {
+        const [a, b] = await Promise.all([guess(known.email), guess(unknown)]);
+        expect([a.status, b.status]).toEqual([401, 401]);
+      }
+      const [a, b] = await Promise.all([guess(known.email), guess(unknown)]);
+      expect([a.status, b.status]).toEqual([429, 429]);
+      expect(b.body.detail).toBe(a.body.detail);
+    });
+
     it('asks a user of several orgs which one, and binds the session to it', async () => {
       const other = await seedOrg(h.ds, 'other');
       // Make acme's approver a member of "other" too, through an invitation.

@@ -5,7 +5,8 @@ import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import { type AuditActor, AuditService } from '../audit/audit.service';
 import { Db } from '../core/db.service';
-import { CONFIG } from '../core/tokens';
+import { CONFIG, REDIS } from '../core/tokens';
+import type { Redis } from 'ioredis';
 import type { LoginBody, SessionView } from './auth.schemas';
 import { decoyHash, hashPassword, verifyPassword } from './passwords';
 import type { Principal } from './principal';
@@ -49,8 +50,29 @@ export class AuthService {
     private readonly audit: AuditService,
     private readonly access: AccessService,
     @Inject(CONFIG) private readonly config: Config,
+    @Inject(REDIS) private readonly redis: Redis,
   ) {
     this.box = new SecretBox(config.STEWARD_MASTER_KEY);
+  }
+
+  /**
+   * Wrong passwords for an email with no account (or none with a password), counted as an account's
+   * are (in Redis, by a keyed hash of the address): past the same limit the answer is the account's
+   * lockout answer, so 429 after the 20th guess does not tell which addresses have accounts. Redis
+   * not answering: no count (401, as for a wrong password).
+   */
+  private async unknownAttempt(email: string): Promise<AppError | null> {
+    const { limit, minutes } = ATTEMPTS.password;
+    const key = `${this.config.REDIS_PREFIX}:login-unknown:${hashToken(this.config.STEWARD_TOKEN_PEPPER, email.trim().toLowerCase()).toString('hex')}`;
+    try {
+      const [[, n], [, ttl]] = (await this.redis.multi().incr(key).ttl(key).exec()) as [[null, number], [null, number]];
+      if (ttl < 0) await this.redis.expire(key, minutes * 60);
+      if (n <= limit) return null;
+      const wait = Math.max(1, Math.ceil((ttl > 0 ? ttl : minutes * 60) / 60));
+      return new AppError(429, ErrorCode.RateLimited, 'Too many wrong passwords', `${limit} wrong passwords were entered for this account; it takes no password for ${wait} more minute(s) (single sign-on still works).`);
+    } catch {
+      return null;
+    }
   }
 
   totpAad(userId: string): string {
@@ -82,7 +104,7 @@ export class AuthService {
     const locked = row?.password_hash ? await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => this.takeAttempt(em, row.user_id, 'password')) : null;
     if (locked) return fail('password_locked', locked);
     const passwordOk = await verifyPassword(row?.password_hash ?? (await decoyHash()), body.password);
-    if (!row || !row.password_hash) throw invalid();
+    if (!row || !row.password_hash) throw (await this.unknownAttempt(body.email)) ?? invalid();
     if (passwordOk) await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => em.query(`UPDATE users SET password_failures = 0, password_failures_since = NULL WHERE id = $1 AND password_failures > 0`, [row.user_id]));
     if (!passwordOk) return fail('password', invalid());
     if (!chosen) {
