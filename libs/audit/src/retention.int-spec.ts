@@ -1,4 +1,6 @@
 import { createServer } from 'node:http';
+import { Client } from 'pg';
+import { adminUrl } from '../../../test/support/db-urls';
 import type { AddressInfo } from 'node:net';
 import { newId } from '@steward/common';
 import { createDataSource, type DataSource, inOrg, LegalHold, Org } from '@steward/db';
@@ -172,5 +174,38 @@ describe('retention and legal hold (real PostgreSQL)', () => {
     await purgeOrg(ds, keyring, a);
     const [{ left }] = await inOrg(ds, { orgId: a }, (em) => em.query(`SELECT count(*)::int AS left FROM audit_held_payloads WHERE org_id = $1`, [a]));
     expect(left).toBe(0);
+  }, 60_000);
+
+  it("a hold placed while partitions are being dropped keeps its month: each org's holds are read again before its drop is recorded", async () => {
+    const url = new URL(adminUrl());
+    url.pathname = `/${db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    try {
+      await su.query('UPDATE orgs SET audit_retention_months = 3');
+      // The moment the first org records the drop of month 6 back, a hold over that month is placed in every other org.
+      await su.query(`CREATE FUNCTION test_hold_meanwhile() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
+        BEGIN
+          IF NEW.purged_before = '${monthStart(5).toISOString()}'::timestamptz THEN
+            INSERT INTO legal_holds (id, org_id, from_at, until_at, reason, created_by)
+            SELECT gen_random_uuid(), o.id, '${monthStart(6).toISOString()}', '${monthStart(5).toISOString()}', 'placed meanwhile', o.id FROM orgs o
+             WHERE o.id <> NEW.org_id AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.org_id = o.id AND h.reason = 'placed meanwhile');
+          END IF;
+          RETURN NEW;
+        END $$`);
+      await su.query(`CREATE TRIGGER hold_meanwhile AFTER UPDATE ON audit_heads FOR EACH ROW EXECUTE FUNCTION test_hold_meanwhile()`);
+      try {
+        const dropped = await dropExpiredPartitions(ds, owner, keyring);
+        expect(dropped.map((d) => d.month)).toEqual([monthOf(monthStart(5)), monthOf(monthStart(4))]);
+      } finally {
+        await su.query('DROP TRIGGER hold_meanwhile ON audit_heads');
+        await su.query('DROP FUNCTION test_hold_meanwhile()');
+      }
+      const partitions = (await su.query(`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'audit_events'`)).rows.map((r) => r.relname);
+      const m6 = monthOf(monthStart(6));
+      expect(partitions).toContain(`audit_events_${m6.slice(0, 4)}_${m6.slice(5, 7)}`);
+    } finally {
+      await su.end();
+    }
   }, 60_000);
 });

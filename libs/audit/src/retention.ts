@@ -288,9 +288,17 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
     const from = new Date(`${month}T00:00:00Z`);
     const to = new Date(`${addMonths(month, 1)}T00:00:00Z`);
     if (holds.some((h) => overlaps(h, from, to))) continue;
-    // Record the purge point first, so that verification accepts the gap it leaves.
+    // Record the purge point first, so that verification accepts the gap it leaves. Each org's holds
+    // are read again under its hold lock (a hold placed since the first read, over this month, keeps
+    // the partition, though orgs recorded before it keep their record of a drop that did not happen).
+    let held = false;
     for (const org of orgs) {
       await inOrg(ds, { orgId: org }, async (em) => {
+        await lockHolds(em, org);
+        if ((await holdsOf(em, org)).some((h) => overlaps(h, from, to))) {
+          held = true;
+          return;
+        }
         await em.query('INSERT INTO audit_heads (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING', [org]);
         await em.query('UPDATE audit_heads SET purged_before = GREATEST(coalesce(purged_before, $2), $2) WHERE org_id = $1', [org, to]);
         // Every month dropped so far, carried by each new drop event: the older drop events go with
@@ -309,7 +317,9 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
           payload: { month, partition: name, months: [...new Set([...months, month])].sort(), counts: { ...counts, [month]: n } },
         });
       });
+      if (held) break;
     }
+    if (held) continue;
     await ownerDs.query(`ALTER TABLE audit_events DETACH PARTITION ${name} CONCURRENTLY`);
     await ownerDs.query(`DROP TABLE ${name}`);
     dropped.push({ partition: name, month });
