@@ -717,4 +717,23 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       await upstream.close();
     }
   });
+
+  // (Last: it uninstalls the Gmail connector the other cases use.)
+  it('uninstalling a connector voids its approvals: the waiting task is told the send was refused, a late approval is refused, and nothing is sent', async () => {
+    const res = await create({ prompt: "[script:invoice-injection] file this week's invoices (uninstalled)", connectors: ['Gmail'] });
+    expect((await waitFor(res.body.id, ['awaiting_approval', 'completed', 'failed', 'in_review'])).state).toBe('awaiting_approval');
+    const admin = await login(h, org.users.admin.email);
+    expect((await h.http.delete(`/v1/connectors/${gmailId}`).set('Cookie', admin)).status).toBe(204);
+    const [approval] = (await su.query(`SELECT id, state FROM approvals WHERE org_id = $1 AND task_id = $2`, [org.id, res.body.id])).rows;
+    expect(approval.state).toBe('void');
+    expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', await login(h, org.users.approver.email)).send({})).status).toBe(409);
+    const ended = await waitFor(res.body.id, ['completed', 'failed', 'in_review']);
+    expect(ended.state).toBe('completed');
+    const told = (await h.http.get(`/v1/tasks/${res.body.id}/events?follow=false`).set('Cookie', member)).text;
+    expect(told).toMatch(/"reason":"connector_removed"/);
+    expect(told).toMatch(/The send was refused/);
+    expect(gmail.calls.filter((c) => c.path.endsWith('/messages/send'))).toEqual([]);
+    const [voided] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND action = 'approval.void'`, [org.id])).rows;
+    expect(voided.p).toMatchObject({ why: 'the connector was uninstalled' });
+  });
 });

@@ -13,7 +13,8 @@ import {
   toolDefinitionHash,
 } from '@steward/connectors';
 import { type EntityManager, orgAllowHosts } from '@steward/db';
-import { hubIdOf } from '@steward/jobs';
+import { hubIdOf, resumeWaitingTask } from '@steward/jobs';
+import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
@@ -102,6 +103,8 @@ function authView(a: AuthConfig, hasClientSecret: boolean): z.infer<typeof Conne
 /** Installed connectors, discovery of remote tools, their mapping, pinning and review; the org's egress allowlist. */
 @Injectable()
 export class ConnectorsService {
+  private readonly keys: ConfigKeyProvider;
+
   constructor(
     @Inject(CONFIG) private readonly config: Config,
     private readonly db: Db,
@@ -109,7 +112,9 @@ export class ConnectorsService {
     private readonly audit: AuditService,
     private readonly credentials: CredentialsService,
     private readonly changes: ConnectorChanges,
-  ) {}
+  ) {
+    this.keys = new ConfigKeyProvider(config.STEWARD_MASTER_KEY);
+  }
 
   catalog() {
     return {
@@ -294,7 +299,18 @@ export class ConnectorsService {
       const [{ n }] = await em.query(`SELECT count(*)::int AS n FROM credentials WHERE org_id = $1 AND connector_id = $2 AND status <> 'revoked'`, [p.orgId, id]);
       // Deleting the connector deletes its credentials (sealed material included).
       await em.query('DELETE FROM connectors WHERE org_id = $1 AND id = $2', [p.orgId, id]);
-      await this.audit.record(em, p, { action: 'connector.delete', targetType: 'Connector', targetId: id, payload: { name: c.name, url: c.url, credentialsDestroyed: n } });
+      // Its approvals go with it: a person approved a call to this server, and a connector installed
+      // later under the same name is another. Waiting tasks are resumed and told the action was refused.
+      const voided: { id: string; task_id: string | null; action_id: string; action_type: string }[] = await em.query(
+        `WITH u AS (UPDATE approvals SET state = 'void', decided_at = now() WHERE org_id = $1 AND connector = $2 AND kind = 'action' AND state IN ('pending', 'approved')
+           RETURNING id, task_id, action_id, action_type) SELECT * FROM u`,
+        [p.orgId, hubIdOf(c.name)],
+      );
+      for (const a of voided) {
+        await this.audit.record(em, p, { action: 'approval.void', targetType: 'Approval', targetId: a.id, payload: { actionId: a.action_id, actionType: a.action_type, why: 'the connector was uninstalled' } });
+        if (a.task_id) await resumeWaitingTask(em, this.keys, p.orgId, a.task_id, 'connector_removed');
+      }
+      await this.audit.record(em, p, { action: 'connector.delete', targetType: 'Connector', targetId: id, payload: { name: c.name, url: c.url, credentialsDestroyed: n, approvalsVoided: voided.length } });
     });
   }
 
