@@ -130,6 +130,17 @@ describe('audit trail through the API', () => {
 
     const events = await h.http.get('/v1/audit-events').query({ action: 'audit.export' }).set('Cookie', owner);
     expect(events.body.items.length).toBe(6);
+
+    // A range after every checkpoint the auditor holds (a server could hand out just that part, rewritten and
+    // signed): nothing held covers it, and that is said rather than passed on the manifest's word.
+    await login(h, org.users.member.email);
+    expect((await h.http.post('/v1/audit/checkpoints').set('Cookie', owner)).body.sealed).toBeGreaterThan(0);
+    const after = await h.http.get('/v1/audit/export/manifest').query({ fromSeq: cp.body.checkpoint.seq + 1 }).set('Cookie', auditor);
+    expect(after.body.count).toBeGreaterThan(0);
+    const tail = await h.http.get('/v1/audit/export').query({ fromSeq: after.body.fromSeq, toSeq: after.body.toSeq }).set('Cookie', auditor).buffer(true).parse(binary);
+    writeFileSync(join(dir, 'tail.ndjson'), (tail.body as Buffer).toString('utf8'));
+    expect(await verifyExport(join(dir, 'tail.ndjson'), after.body, publicKeyPem)).toMatchObject({ ok: true });
+    expect(await verifyExport(join(dir, 'tail.ndjson'), after.body, publicKeyPem, held)).toMatchObject({ ok: false, reason: expect.stringMatching(/before this export starts/) });
   });
 
   it('keeps personal values out of the table, exports and search, sealed under the org-month key', async () => {

@@ -305,10 +305,16 @@ describe('steward CLI against a live API', () => {
     const item = (JSON.parse(listed.stdout) as { items: { id: string; taskId: string | null; tool: string; actionType: string }[] }).items.find((a) => a.id === pending.id);
     expect(item).toMatchObject({ tool: 'files.delete', actionType: 'file.delete' });
     expect((await cli(['approvals'], approver)).stdout).toContain(`${item!.id}\tworkspace-files\tfiles.delete\tfile.delete\t`);
+    // An approver is shown what the action would do (to stderr), and approves only with --yes where no terminal can ask.
+    const unasked = await cli(['approve', item!.id], approver);
+    expect(unasked.code).toBe(2);
+    expect(unasked.stderr).toContain('workspace-files/files.delete (file.delete)');
+    expect(unasked.stderr).toMatch(/arguments: \{\s+"path": "numbers\/last-week\.csv"/);
+    expect(unasked.stderr.trim().split('\n').at(-1)).toBe('steward: approve what is shown with --yes (no terminal to ask)');
     // The requester may not decide their own request.
-    const own = await cli(['approve', item!.id]);
+    const own = await cli(['approve', item!.id, '--yes']);
     expect(own.code).toBe(1);
-    expect(own.stderr.trim().split('\n')).toHaveLength(1);
+    expect(own.stderr.trim().split('\n').at(-1)).toMatch(/^steward: .*HTTP 403/);
     const noReason = await cli(['reject', item!.id], approver);
     expect(noReason.code).toBe(2);
     const rejected = await cli(['reject', item!.id, '--reason', 'Keep the numbers'], approver);
@@ -343,7 +349,8 @@ describe('steward CLI against a live API', () => {
     const approverKey = (await newApiKey(h, await login(h, org.users.approver.email), ['*'])).secret;
     const approver = { STEWARD_CONFIG: join(home, 'gateway-approver', 'config.json') };
     expect((await cli(['login', '--url', base, '--api-key', approverKey], approver)).code).toBe(0);
-    const client = new McpClient({ name: 'cli-test-client', version: '1.0.0' });
+    // A client names itself: with a tab, a line break and a right-to-left override, it must still be one cell of one line.
+    const client = new McpClient({ name: 'cli-test-client\tfake\nrow\u202e', version: '1.0.0' });
     await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
     try {
       const r = await client.callTool({ name: 'workspace-files__files_write', arguments: { path: 'numbers/gateway-note.md', content: 'From the IDE' } });
@@ -351,7 +358,7 @@ describe('steward CLI against a live API', () => {
       const actionId = (r._meta as Record<string, string>)['steward/action-id'];
       const listed = await cli(['reviews', '--gateway'], approver);
       expect(listed.code).toBe(0);
-      expect(listed.stdout.split('\n').find((l) => l.startsWith(actionId))).toMatch(new RegExp(`^${actionId}\\t${org.users.member.id}\\tworkspace-files\\tfiles\\.write\\tcli-test-client\\tfiles\\.delete\\t\\d{4}-\\S+\\tpending$`));
+      expect(listed.stdout.split('\n').find((l) => l.startsWith(actionId))).toMatch(new RegExp(`^${actionId}\\t${org.users.member.id}\\tworkspace-files\\tfiles\\.write\\tcli-test-client\\\\tfake\\\\nrow\uFFFD\\tfiles\\.delete\\t\\d{4}-\\S+\\tpending$`));
       const json = JSON.parse((await cli(['reviews', '--gateway', '--json'], approver)).stdout) as { items: { actionId: string; reviewState: string }[] };
       expect(json.items).toContainEqual(expect.objectContaining({ actionId, reviewState: 'pending' }));
     } finally {
@@ -513,6 +520,14 @@ describe('steward CLI against a live API', () => {
     writeFileSync(held, `${m.checkpoints.map((c) => JSON.stringify(c)).join('\n')}\n`);
     const withHeld = await cli(['audit', 'verify', trail, '--manifest', manifest, '--public-key', key, '--checkpoints', held]);
     expect({ code: withHeld.code, stderr: withHeld.stderr }).toEqual({ code: 0, stderr: '' });
+    // What was verified is named: the org and the range the manifest gives, checked against the held checkpoints.
+    expect(JSON.parse(withHeld.stdout)).toMatchObject({ ok: true, org: org.id, fromSeq: 1, toSeq: m.count, checkpoints: 'held' });
+    // Held checkpoints that cannot check this export (another org's) fail it: the manifest alone would be the server's word.
+    const others = join(home, 'others.jsonl');
+    writeFileSync(others, `${m.checkpoints.map((c) => JSON.stringify({ ...(c as object), org: '01a20000-0000-7000-8000-0000000000aa' })).join('\n')}\n`);
+    const notOurs = await cli(['audit', 'verify', trail, '--manifest', manifest, '--public-key', key, '--checkpoints', others]);
+    expect(notOurs.code).toBe(1);
+    expect(JSON.parse(notOurs.stdout)).toMatchObject({ ok: false, reason: expect.stringContaining('is of org') });
     // A log that is not one: a one-line error naming the file and the line, exit 2.
     const broken = join(home, 'broken.jsonl');
     writeFileSync(broken, `${JSON.stringify(m.checkpoints[0])}\n{"org": "x", "seq": "one"}\n`);

@@ -191,8 +191,14 @@ const print = (data: unknown, human: () => void) =>
 /** Tab-separated rows; a column the answer's schema does not have does not compile. */
 const table = <T extends object>(rows: readonly T[], cols: readonly (keyof T & string)[]) => {
   if (!rows.length) return out('(none)');
-  for (const r of rows) out(cols.map((c) => String(r[c] ?? '')).join('\t'));
+  for (const r of rows) out(cols.map((c) => cell(String(r[c] ?? ''))).join('\t'));
 };
+/**
+ * A table cell: its own tabs and line breaks shown as \t and \n (a name an MCP client or an upstream
+ * chose could otherwise add rows or columns to a reviewer's listing), and bidirectional controls
+ * (which reorder what the eye reads) as U+FFFD.
+ */
+const cell = (text: string) => text.replace(/\t/g, '\\t').replace(/\r?\n/g, '\\n').replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '\uFFFD');
 
 /**
  * One event of GET /v1/tasks/{id}/events: `seq` is its sequence number in the task (the SSE `id`),
@@ -446,11 +452,32 @@ export function program(): Command {
     });
 
   p.command('approve')
-    .description('Approve a Watched action')
+    .description('Approve a Watched action: what it would do is shown first (tool, arguments, taint), then approved with --yes')
     .argument('<id>', 'the approval id')
-    .action(async (id: string) => {
+    .option('--yes', 'approve what is shown without asking (the arguments are printed all the same)')
+    .action(async (id: string, o: { yes?: boolean }) => {
       const { api, call } = session();
-      const r = await call(api.POST('/v1/approvals/{id}/approve', { params: { path: { id } }, body: {} satisfies Body<'approveApproval'> }));
+      const byId = { params: { path: { id } } };
+      // An approval is of what the action would do: read first, never blind.
+      const d = await call(api.GET('/v1/approvals/{id}', byId));
+      const shownTo = process.stderr;
+      const say = (line: string) => shownTo.write(`${shown(line)}\n`);
+      say(`${d.connector}/${d.tool} (${d.actionType}) for ${d.requestedBy}${d.taskId ? ` in task ${d.taskId}` : ''}`);
+      say(`why it waits: ${d.reason}`);
+      if (d.tainted || d.labels.length) say(`read before: ${[d.tainted ? 'untrusted content (tainted)' : '', ...d.labels].filter(Boolean).join(', ')}`);
+      say(`arguments: ${d.arguments === null ? '(not shown to you)' : JSON.stringify(d.arguments, null, 2)}`);
+      if (d.argumentsMatch === false) throw new CliError('the arguments shown are not the ones the approval is bound to: not approved (reject it)', 1);
+      if (!o.yes) {
+        if (!process.stdin.isTTY) throw new CliError('approve what is shown with --yes (no terminal to ask)', 2);
+        const answer = await new Promise<string>((resolve) => {
+          shownTo.write('Approve this action? [y/N] ');
+          process.stdin.setEncoding('utf8');
+          process.stdin.once('data', (chunk) => resolve(String(chunk)));
+        });
+        process.stdin.pause();
+        if (!/^y(es)?\s*$/i.test(answer.trim())) throw new CliError('not approved', 1);
+      }
+      const r = await call(api.POST('/v1/approvals/{id}/approve', { ...byId, body: {} satisfies Body<'approveApproval'> }));
       print(r, () => out(`approval ${r.id}: ${r.state}`));
     });
 
@@ -540,7 +567,7 @@ export function program(): Command {
       } finally {
         // The temporary draft goes; one that could not be deleted is named (the simulation's own error, if any, is the one shown).
         await call(api.DELETE('/v1/policies/{id}', byId)).catch((err: unknown) => {
-          process.stderr.write(`steward: the temporary draft ${draft.id} was not deleted (${err instanceof Error ? err.message.split('\n')[0] : String(err)}): delete it in the console or with DELETE /v1/policies/${draft.id}\n`);
+          process.stderr.write(`steward: ${shown(`the temporary draft ${draft.id} was not deleted (${err instanceof Error ? err.message.split('\n')[0] : String(err)}): delete it in the console or with DELETE /v1/policies/${draft.id}`)}\n`);
           process.exitCode = 1;
         });
       }
@@ -565,6 +592,8 @@ export function program(): Command {
     .option('--output <file>', 'write the export to this file: complete, or not at all (written beside it, then renamed)')
     .option('--manifest <file>', 'also write the manifest of exactly the exported range to this file (for "audit verify"), once the export is complete')
     .action(async (o: { format: (typeof EXPORT_FORMATS)[number]; output?: string; manifest?: string }) => {
+      // Its bytes are the trail's as stored (what agents and upstreams wrote included): for a file or a pipe, not a terminal.
+      if (!o.output && process.stdout.isTTY) throw new CliError('the export is data, not for a terminal: write it with --output <file>, or pipe it', 2);
       const { api, call } = session();
       let range: Pick<Query<'exportAuditTrail'>, 'fromSeq' | 'toSeq'> = {};
       // The manifest first, then the export of its range: events sealed in between are in neither.
@@ -605,7 +634,7 @@ export function program(): Command {
     .action(async () => {
       const { api, call } = session();
       const r = await call(api.GET('/v1/audit/public-key'));
-      print(r, () => process.stdout.write(r.publicKeyPem.endsWith('\n') ? r.publicKeyPem : `${r.publicKeyPem}\n`));
+      print(r, () => process.stdout.write(shown(r.publicKeyPem.endsWith('\n') ? r.publicKeyPem : `${r.publicKeyPem}\n`)));
     });
   audit
     .command('verify')
@@ -628,7 +657,9 @@ export function program(): Command {
         }
       }
       if (!existsSync(exportPath)) throw new CliError(`cannot read ${exportPath}`, 2);
-      const result = await verifyExport(exportPath, manifest, publicKey, held);
+      const verified = await verifyExport(exportPath, manifest, publicKey, held);
+      // What was verified, as the manifest names it: the org and the range (a check of another org's, or of a part, is no check of the whole).
+      const result = { ...verified, org: manifest?.org ?? null, fromSeq: manifest?.fromSeq ?? null, toSeq: manifest?.toSeq ?? null, checkpoints: held ? 'held' : 'manifest' };
       print(result, () => out(JSON.stringify(result)));
       if (!result.ok) throw new CliError('the export does not verify', 1);
     });
@@ -683,7 +714,8 @@ export async function main(argv: string[]): Promise<number> {
   });
   try {
     await program().parseAsync(argv);
-    return 0;
+    // A command that finished but set a failure on its way (a temporary draft not deleted) says so.
+    return typeof process.exitCode === 'number' ? process.exitCode : 0;
   } catch (err) {
     if (err instanceof CommanderError) {
       if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;

@@ -43,7 +43,16 @@ export async function verifyExport(exportPath: string, manifest: ExportManifest,
   // The checkpoints the auditor holds (the copies pushed off the box when they were made) are what
   // an insider who rewrote the chain and the server's own checkpoint rows cannot change: with them,
   // the manifest's list (which the server filled from its database) is only a convenience.
-  const ours = held ? held.filter((c) => c && typeof c === 'object' && c.org === manifest.org && Number.isSafeInteger(c.seq) && c.seq >= manifest.fromSeq) : null;
+  const ofOrg = held ? held.filter((c) => c && typeof c === 'object' && c.org === manifest.org && Number.isSafeInteger(c.seq)) : null;
+  const ours = ofOrg ? ofOrg.filter((c) => c.seq >= manifest.fromSeq) : null;
+  // Checkpoints given but none that can check this export: the manifest (the audited server's word,
+  // its org and range included) would be all that is left. Said, not passed.
+  const none = (reason: string): VerifyResult => ({ ok: false, checked: 0, lastSeq: 0, lastHash: '', firstBadSeq: null, reason, checkpointsVerified: 0, purged: 0 });
+  if (held && !ofOrg!.length) return none(`none of the ${held.length} checkpoint(s) you hold is of org ${manifest.org}, the org this export is of: they cannot check it`);
+  if (ours && !ours.length) {
+    const last = Math.max(...ofOrg!.map((c) => c.seq));
+    return none(`the checkpoints you hold of this org end at seq ${last}, before this export starts (seq ${manifest.fromSeq}): nothing you hold covers it (export from seq ${last} or earlier)`);
+  }
   if (ours) {
     const beyond = ours.filter((c) => c.seq > manifest.toSeq).sort((a, b) => a.seq - b.seq)[0];
     if (beyond) {
