@@ -79,6 +79,34 @@ describe('Trust Level policies', () => {
     expect(events.body.items[0]).toMatchObject({ targetId: draft.body.id, payload: { version: 2, changes: ['changed baseline.file.create', 'added rules[org.tmp-cleanup]'] } });
   });
 
+  it('activates what was reviewed: an edit made since is refused at activation, and an edit racing an activation never changes the active version', async () => {
+    const draft = (await h.http.post('/v1/policies').set('Cookie', admin).send({ note: 'reviewed version' })).body;
+    const reviewed = draft.updatedAt as string;
+    const edited = { ...draft.document, baseline: { ...draft.document.baseline, 'file.delete': 'autonomous' } };
+    expect((await h.http.patch(`/v1/policies/${draft.id}`).set('Cookie', admin).send({ document: edited })).status).toBe(200);
+    const stale = await h.http.post(`/v1/policies/${draft.id}/activate`).set('Cookie', owner).send({ reviewedUpdatedAt: reviewed });
+    expect({ status: stale.status, detail: stale.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(/changed since it was reviewed/) });
+    expect((await h.http.get('/v1/policies/active').set('Cookie', owner)).body.id).not.toBe(draft.id);
+    // The owner reviews it again and activates it, while the admin edits it at the same moment, many times over.
+    const current = (await h.http.get(`/v1/policies/${draft.id}`).set('Cookie', owner)).body;
+    const sneaky = { ...current.document, baseline: { ...current.document.baseline, 'email.send': 'watched', 'file.delete': 'autonomous', 'drive.update': 'autonomous' } };
+    const [activated, ...edits] = await Promise.all([
+      h.http.post(`/v1/policies/${draft.id}/activate`).set('Cookie', owner).send({ reviewedUpdatedAt: current.updatedAt }),
+      ...Array.from({ length: 5 }, () => h.http.patch(`/v1/policies/${draft.id}`).set('Cookie', admin).send({ document: sneaky })),
+    ]);
+    const active = (await h.http.get('/v1/policies/active').set('Cookie', owner)).body;
+    if (activated.status === 200) {
+      // Activated as reviewed: every edit either came before and made the activation fail (not so here) or found it active.
+      expect(active.id).toBe(draft.id);
+      expect(active.document).toEqual(current.document);
+      expect(edits.every((e) => e.status === 409)).toBe(true);
+    } else {
+      // An edit came first: the activation was refused, and the version is still a draft.
+      expect(activated.status).toBe(409);
+      expect(active.id).not.toBe(draft.id);
+    }
+  });
+
   it('explains a decision for a member of a group, rule by rule', async () => {
     const group = await h.http.post('/v1/groups').set('Cookie', owner).send({ name: 'Finance' });
     expect((await h.http.put(`/v1/groups/${group.body.id}/members/${org.users.member.id}`).set('Cookie', owner)).status).toBe(204);

@@ -20852,6 +20852,8 @@ export interface operations {
             content: {
                 "application/json": {
                     note?: string;
+                    /** Format: date-time */
+                    reviewedUpdatedAt?: string;
                 };
             };
         };

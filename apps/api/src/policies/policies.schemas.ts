@@ -42,7 +42,11 @@ export const UpdatePolicyBody = z
   .strictObject({ note: Note.min(1).optional(), document: DocumentInput.optional() })
   .refine((v) => Object.keys(v).length > 0, 'give at least one field to change');
 
-export const ActivatePolicyBody = z.strictObject({ note: Note.optional() });
+export const ActivatePolicyBody = z.strictObject({
+  note: Note.optional(),
+  /** The draft's `updatedAt` as the activator reviewed it: refused (409) if the draft changed since (the console sends it). */
+  reviewedUpdatedAt: Timestamp.optional(),
+});
 
 export const DiffQuery = z.strictObject({ against: Uuid.optional() });
 export const PolicyDiff = z.strictObject({

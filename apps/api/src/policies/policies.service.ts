@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { AppError, newId } from '@steward/common';
+import { AppError, newId, UUID_PATTERN } from '@steward/common';
 import { type EntityManager, Group, GroupMember, Membership, Org, PolicyVersion, Workflow } from '@steward/db';
 import {
   ACTION_TYPE_NAMES,
@@ -168,7 +168,13 @@ export class PoliciesService {
     });
   }
 
+  /**
+   * The draft, its row locked for the rest of the transaction: an edit, a delete and an activation
+   * of one version take turns, and each reads the state the one before it left (an edit that waited
+   * on an activation finds the version active, and changes nothing).
+   */
   private async loadDraft(em: EntityManager, p: Principal, id: string): Promise<PolicyVersion> {
+    if (UUID_PATTERN.test(id)) await em.query('SELECT 1 FROM policies WHERE org_id = $1 AND id = $2 FOR UPDATE', [p.orgId, id]);
     const version = await this.load(em, p, id);
     if (version.status !== 'draft') throw AppError.conflict(`Version ${version.version} is ${version.status}; only drafts change. Create a new draft from it.`);
     return version;
@@ -205,6 +211,10 @@ export class PoliciesService {
       const draft = await this.loadDraft(em, p, id);
       await this.access.authorize(p, 'activate', 'Policy', { id });
       await this.access.requireStepUp(em, p);
+      // What goes live is what was reviewed: an edit made since (by anyone) is reviewed again first.
+      if (body.reviewedUpdatedAt && new Date(body.reviewedUpdatedAt).getTime() !== draft.updatedAt.getTime()) {
+        throw AppError.conflict(`Version ${draft.version} changed since it was reviewed (updated ${draft.updatedAt.toISOString()}): review it again, then activate it.`);
+      }
       // Groups, workflows or members may have gone since the draft was written.
       await this.validate(em, p.orgId, draft.document);
       await em.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`policies:${p.orgId}`]);

@@ -337,7 +337,8 @@ function DraftPanel({ draft, catalog, canActivate, canDelete, canReplay, onChang
     if (res) setSim(res);
   }
   async function activate() {
-    const res = await action.run(() => ok(api.POST('/v1/policies/{id}/activate', { params: { path: { id: draft.id } }, body: note.trim() ? { note: note.trim() } : {} })));
+    // Bound to the draft as shown here: one edited meanwhile is refused (409), to be reviewed again.
+    const res = await action.run(() => ok(api.POST('/v1/policies/{id}/activate', { params: { path: { id: draft.id } }, body: { reviewedUpdatedAt: draft.updatedAt, ...(note.trim() ? { note: note.trim() } : {}) } })));
     if (res) {
       setConfirm(null);
       onChanged();
