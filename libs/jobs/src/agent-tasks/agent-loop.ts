@@ -383,11 +383,19 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     const turnCost = costMicros(model, deps.model.offline, usage);
     cost += turnCost;
     modelWaits = 0;
-    t.messages.push({ role: 'assistant', content: message.content as MessageParam['content'] });
     const said = message.content.filter((b) => b.type === 'text').map((b) => b.text).join('\n');
     const uses = message.content.filter((b) => b.type === 'tool_use') as ToolUse[];
-    // Fix the step of each tool_use before anything runs (a resume reuses them).
-    for (const u of uses) t.steps[u.id] = ++step;
+    // A tool_use cut by max_tokens (its arguments may be cut too) never enters the transcript: not
+    // even for a moment, since a resume runs the tool_use a transcript ends with. The turn is asked
+    // again once with twice the room (in the same commit as its cost), then the task fails.
+    const cut = message.stop_reason === 'max_tokens' && uses.length > 0;
+    const roomierBefore = t.roomier === true;
+    if (cut) t.roomier = true;
+    else {
+      t.messages.push({ role: 'assistant', content: message.content as MessageParam['content'] });
+      // Fix the step of each tool_use before anything runs (a resume reuses them).
+      for (const u of uses) t.steps[u.id] = ++step;
+    }
     const after = await persist(async (em) => {
       await em.query(
         `UPDATE tasks SET model = $3, turns = turns + 1, step = $4, input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, cost_micros = cost_micros + $7, reserved_micros = 0, model_waits = 0 WHERE org_id = $1 AND id = $2`,
@@ -403,16 +411,10 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     if (after.cancelRequested) return finish('cancelled');
 
     if (message.stop_reason === 'max_tokens') {
-      // A cut tool_use cannot run: the turn is asked again once with twice the room for its output
-      // (its cut answer is dropped; nothing of it ran). Cut text is continued (twice at most). Past
+      // A cut tool_use cannot run: the turn was asked again once with twice the room for its output
+      // (its cut answer dropped; nothing of it ran). Cut text is continued (twice at most). Past
       // that the task fails clearly.
-      if (uses.length && !t.roomier) {
-        t.messages.pop();
-        for (const u of uses) delete t.steps[u.id];
-        t.roomier = true;
-        await persist();
-        continue;
-      }
+      if (cut && !roomierBefore) continue;
       if (uses.length || t.continuations >= 2) return finish('failed', { code: 'max_tokens', message: 'the model hit max_tokens before finishing its answer' });
       t.continuations++;
       t.messages.push({ role: 'user', content: 'Continue exactly where you stopped.' });
