@@ -227,6 +227,16 @@ describe('incidents and 24-hour escalation', () => {
     expect((await h.http.get(`/v1/incidents/not-a-uuid`).set('Cookie', cookie.security)).status).toBe(404);
   });
 
+  it('a member who is not active is sent no incident notice, even as its owner', async () => {
+    const away = await addUser(h.ds, org, 'security', 'suspended-owner');
+    expect((await h.http.post(`/v1/members/${away.id}/suspend`).set('Cookie', await login(h, org.users.owner.email)).send({ reason: 'on leave, access paused' })).status).toBe(200);
+    const created = await h.http.post('/v1/incidents').set('Cookie', cookie.security).send({ title: 'Payroll export seen outside', severity: 'high', ownerId: away.id });
+    expect(created.status).toBe(201);
+    const notices = (await su.query(`SELECT count(*)::int AS n FROM notifications WHERE org_id = $1 AND subject_id = $2`, [org.id, created.body.id])).rows[0].n;
+    expect(notices).toBe(0);
+    expect((await events('incident.open')).find((e) => e.target.id === created.body.id).payload).toMatchObject({ ownerId: away.id, notices: 0 });
+  });
+
   it('openIncidentFromFinding: one incident per high or critical finding, none below', async () => {
     const svc = h.app.get(IncidentsService);
     const finding = { key: 'report-2026-10/volume-spike/alice', title: 'Volume spike: 40× email.send', severity: 'high' as const, evidence: { events: ['e1', 'e2'], baseline: { median: 3 } }, actionType: 'email.send', subjectUserId: org.users.member.id };

@@ -147,9 +147,10 @@ type Recipient = { userId: string; role: 'owner' | 'contact' | 'executive' };
 /** Queues one notice per configured channel for a recipient (the e-mail goes to their address). */
 async function queueNotices(em: EntityManager, orgId: string, incident: { id: string; title: string; severity: string; ack_due_at: Date | string; state: string }, level: number, to: Recipient, s: IncidentSettingsRow, now: Date, event: string) {
   const [user]: { email: string; display_name: string | null }[] = await em.query(
-    `SELECT u.email, u.name AS display_name FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND m.user_id = $2`,
+    `SELECT u.email, u.name AS display_name FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = $1 AND m.user_id = $2 AND m.status = 'active'`,
     [orgId, to.userId],
   );
+  // A member who is not active (suspended, deprovisioned) is told nothing of the org's incidents: not theirs to handle now.
   if (!user) return 0;
   const payload = {
     event,
