@@ -89,11 +89,17 @@ describe('trust tuning recommendations', () => {
     expect(floor.body.errors.map((e: { path: string }) => e.path)).toEqual(['items.0', 'items.1']);
     expect((await su.query(`SELECT count(*)::int AS n FROM policies WHERE org_id = $1`, [org.id])).rows[0].n).toBe(before);
 
+    // The org's conditional protections for the action (here: a tainted task's posts wait for a person) stay in force in the workflow.
+    const active = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows[0].document;
+    const guarded = { ...active, rules: [...active.rules, { id: 'org.chat-tainted', scope: { type: 'org' }, actions: ['chat.send', 'saas.write'], level: 'watched', when: { tainted: true }, reason: 'a tainted task posts nothing alone' }] };
+    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(guarded)]);
     const res = await h.http.post('/v1/trust-recommendations/draft').set('Cookie', cookie.admin).send({
       items: [{ actionType: 'chat.send', scope: { type: 'workflow', id: 'weekly-brief' } }, { actionType: 'file.create', scope: { type: 'org' } }],
       days: 30,
     });
+    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(active)]);
     expect(res.status).toBe(201);
+    expect(res.body.document.rules).toContainEqual(expect.objectContaining({ id: 'tuning.chat.send.weekly-brief.keep.org.chat-tainted', scope: { type: 'workflow', id: 'weekly-brief' }, actions: ['chat.send'], level: 'watched', when: { tainted: true } }));
     expect(res.body).toMatchObject({ status: 'draft' });
     expect(res.body.note).toContain('chat.send@workflow:weekly-brief → batched');
     expect(res.body.document.baseline['file.create']).toBe('watched');
@@ -101,6 +107,7 @@ describe('trust tuning recommendations', () => {
     const explain = async (policyId: string | undefined, action: string, context: Record<string, unknown>) =>
       (await h.http.post('/v1/policies/explain').set('Cookie', cookie.admin).send({ policyId, action, context })).body.level;
     expect(await explain(res.body.id, 'chat.send', { workflow: 'weekly-brief' })).toBe('batched');
+    expect(await explain(res.body.id, 'chat.send', { workflow: 'weekly-brief', tainted: true })).toBe('watched');
     expect(await explain(res.body.id, 'chat.send', {})).toBe('watched');
     expect(await explain(res.body.id, 'file.create', {})).toBe('watched');
     // Nothing changes until the draft is activated.

@@ -1,7 +1,8 @@
+import { createHash } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { AppError } from '@steward/common';
 import { type EntityManager, Org } from '@steward/db';
-import { ACTION_TYPE_NAMES, type ActionType, compilePolicy, decide, floorOf, type Level, type PolicyDocument, type Rule } from '@steward/policy';
+import { ACTION_TYPE_NAMES, type ActionType, compilePolicy, decide, floorOf, type Level, LEVELS, type PolicyDocument, type Rule } from '@steward/policy';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import type { Principal } from '../auth/principal';
@@ -11,6 +12,12 @@ import { recommend, THRESHOLDS, type TuningNumbers } from './recommend';
 import type { DraftFromRecommendationsBody, RecommendationView, TuningScope } from './tuning.schemas';
 
 type Scope = z.infer<typeof TuningScope>;
+
+/** The id of an org rule kept in a workflow by a tuning draft (rule ids are at most 80 characters). */
+const keptId = (tuningId: string, ruleId: string) => {
+  const full = `${tuningId}.keep.${ruleId}`;
+  return full.length <= 80 ? full : `tuning.keep.${createHash('sha256').update(full).digest('hex').slice(0, 24)}`;
+};
 type Recommendation = z.infer<typeof RecommendationView>;
 const NOBODY = { userId: '00000000-0000-0000-0000-000000000000', groupIds: [] as string[] };
 const keyOf = (action: string, scope: Scope) => `${action}@${scope.type === 'org' ? 'org' : `workflow:${scope.id}`}`;
@@ -128,7 +135,16 @@ export class TuningService {
         if (r.scope.type === 'workflow') {
           const id = `tuning.${r.actionType}.${r.scope.id}`.slice(0, 80);
           const rule: Rule = { id, scope: { type: 'workflow', id: r.scope.id }, actions: [r.actionType], level: r.suggestedLevel, reason };
-          doc.rules = [...doc.rules.filter((x) => x.id !== id), rule];
+          // The workflow tier decides before the org's: the org's conditional rules for the action that
+          // are stricter (tainted tasks, outside recipients, invitations) would no longer reach it. They
+          // come along into the workflow (the most restrictive rule that matches in a tier wins), so the
+          // lower level holds only where the evidence was: the cases those rules do not cover.
+          const workflow = r.scope.id;
+          const kept: Rule[] = doc.rules
+            .filter((x) => x.scope.type === 'org' && x.when && x.actions.includes(r.actionType) && LEVELS.indexOf(x.level) > LEVELS.indexOf(r.suggestedLevel))
+            .map((x) => ({ ...x, id: keptId(id, x.id), scope: { type: 'workflow' as const, id: workflow }, actions: [r.actionType] }));
+          const ours = new Set([id, ...kept.map((k) => k.id)]);
+          doc.rules = [...doc.rules.filter((x) => !ours.has(x.id)), ...kept, rule];
         } else {
           // The org tier: the baseline, and unconditional org rules no longer name the action.
           doc.baseline = { ...doc.baseline, [r.actionType]: r.suggestedLevel };
