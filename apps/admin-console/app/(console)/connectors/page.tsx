@@ -1,12 +1,55 @@
 'use client';
 
-import { Badge, Button, Card, Group, Modal, NativeSelect, PasswordInput, Stack, Table, Tabs, Text, TextInput, Title } from '@mantine/core';
+import { Badge, Button, Card, Code, Group, Modal, NativeSelect, PasswordInput, Stack, Table, Tabs, Text, TextInput, Title } from '@mantine/core';
 import { useState } from 'react';
 import { useSession } from '@/components/session';
 import { ActionError, fmtDate, Guard, Loaded, PageHeader, useAction, useLoad } from '@/components/ui';
 import { api, ok, type Out } from '@/lib/client';
 
 type Connector = Out<'listConnectors'>['items'][number];
+type Tool = Out<'listConnectorTools'>['items'][number];
+
+/**
+ * What approving a tool pins, shown whole before the approval: its title, its whole description,
+ * its input schema (property descriptions are text the model reads too), every flag with where it
+ * was found, and for a tool changed since its approval what changed. An approval pins the hash of
+ * all of it; a reviewer who saw a part would approve the rest unseen.
+ */
+function Definition({ tool }: { tool: Tool }) {
+  return (
+    <Stack gap={4} mt={4} aria-label={`Definition of ${tool.name}`}>
+      {tool.title && <Text size="xs">Title: {tool.title}</Text>}
+      <Text size="xs" c="dark.7" style={{ whiteSpace: 'pre-wrap', overflowWrap: 'anywhere' }}>
+        {tool.description || '(no description)'}
+      </Text>
+      <Text size="xs" fw={600}>
+        Input schema
+      </Text>
+      <Code block style={{ maxHeight: 320, overflow: 'auto', fontSize: 11 }}>
+        {JSON.stringify(tool.inputSchema, null, 2)}
+      </Code>
+      {tool.flags.map((f, i) => (
+        <Text key={i} size="xs" c="red.9">
+          Flagged ({f.reason}) in {f.where}: “{f.excerpt}”
+        </Text>
+      ))}
+      {tool.diff.length > 0 && (
+        <>
+          <Text size="xs" fw={600}>
+            Changed since its approval
+          </Text>
+          {tool.diff.map((d, i) => (
+            <Text key={i} size="xs" style={{ overflowWrap: 'anywhere' }}>
+              {d.kind} {d.path}
+              {d.kind !== 'added' && `: was ${JSON.stringify(d.before)}`}
+              {d.kind !== 'removed' && ` → now ${JSON.stringify(d.after)}`}
+            </Text>
+          ))}
+        </>
+      )}
+    </Stack>
+  );
+}
 
 export default function ConnectorsPage() {
   return (
@@ -177,10 +220,14 @@ function ConnectorDetail({ connector }: { connector: Connector }) {
                 <Table.Tr key={tool.name}>
                   <Table.Td>
                     {tool.name}
-                    <Text size="xs" c="dark.6">
-                      {tool.description.slice(0, 160)}
-                    </Text>
-                    {tool.flags.length > 0 && <Badge color="red.9">flagged: {tool.flags[0].reason}</Badge>}
+                    {tool.status === 'approved' ? (
+                      <Text size="xs" c="dark.6">
+                        {tool.description.slice(0, 160)}
+                      </Text>
+                    ) : (
+                      <Definition tool={tool} />
+                    )}
+                    {tool.status === 'approved' && tool.flags.length > 0 && <Badge color="red.9">flagged: {tool.flags[0].reason}</Badge>}
                   </Table.Td>
                   <Table.Td>
                     <NativeSelect
