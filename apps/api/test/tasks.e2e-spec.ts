@@ -356,6 +356,29 @@ describe('agent tasks through the API and the worker', () => {
     await waitFor(t.id, ['cancelled']);
   });
 
+  it("a member following another member's task is cut off once a role change means they may no longer read it", async () => {
+    const reader = await addUser(h.ds, org, 'auditor', 'follower');
+    const readerCookie = await login(h, reader.email);
+    const t = await create(member, '[script:loop] [slow:1500] keep reading (watched by an auditor)', { maxSteps: 40 });
+    await waitFor(t.id, ['running']);
+    const server = h.app.getHttpServer();
+    if (!server.listening) await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const res = await fetch(`${base}/v1/tasks/${t.id}/events?follow=true`, { headers: { cookie: readerCookie } });
+    expect(res.status).toBe(200);
+    const stream = res.body!.getReader();
+    await stream.read();
+    // The auditor role goes (a member now): the stream ends within seconds, well before its 30 minutes.
+    expect((await h.http.put(`/v1/members/${reader.id}/roles`).set('Cookie', await login(h, org.users.owner.email)).send({ roles: ['member'] })).status).toBe(200);
+    const ended = (async () => {
+      for (;;) if ((await stream.read()).done) return true;
+    })();
+    expect(await Promise.race([ended, new Promise((r) => setTimeout(() => r(false), 20_000))])).toBe(true);
+    expect((await h.http.get(`/v1/tasks/${t.id}`).set('Cookie', readerCookie)).status).toBe(404);
+    expect((await h.http.post(`/v1/tasks/${t.id}/cancel`).set('Cookie', member)).status).toBe(200);
+    await waitFor(t.id, ['cancelled']);
+  });
+
   it('cancel: a queued task is cancelled at once, a waiting one too (its approval voided); a finished one answers 409', async () => {
     await stopWorker();
     const t = await create(member, '[script:hello] hi');

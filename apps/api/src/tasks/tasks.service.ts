@@ -3,7 +3,7 @@ import type { Response } from 'express';
 import { AppError, type Config, ErrorCode, type Logger, UUID_PATTERN } from '@steward/common';
 import type { EntityManager } from '@steward/db';
 import { appendEvents, budgetMessage, monthlyBudgetBlock, readEvents, TASK_BUILTIN_CONNECTORS, TaskAccepter, TERMINAL_STATES, type TaskState, voidOpenApprovals } from '@steward/jobs';
-import { subjectOf } from '@steward/policy';
+import { buildAbility, subjectOf } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
@@ -183,7 +183,7 @@ export class TasksService {
   /** Server-sent events from the task's rows: what there is after `after`, then (when following) new ones until the task stops. */
   async stream(p: Principal, id: string, after: number, follow: boolean, res: Response): Promise<void> {
     await this.access.authorize(p, 'read', 'Task', { id, userId: p.userId });
-    await this.db.inOrg(p, (em) => this.readable(em, p, id));
+    const owner = (await this.db.inOrg(p, (em) => this.readable(em, p, id))).user_id;
     // Streams open at once per member, in this process (each holds a connection's worth of polling).
     const open = this.streams.get(p.userId) ?? 0;
     if (follow && open >= STREAMS_PER_USER) throw new AppError(429, ErrorCode.RateLimited, 'Too many streams', `At most ${STREAMS_PER_USER} task event streams per member at once: close one first.`);
@@ -210,6 +210,12 @@ export class TasksService {
         if (follow && Date.now() - checked >= RECHECK_MS) {
           checked = Date.now();
           if (!(await this.db.inOrg(p, (em) => stillSignedIn(em, p)))) break;
+          // Another member's task: the reader's roles as they are now must still let them read it (a role
+          // taken away ends the stream; the credential's own scopes, which cannot widen, still hold too).
+          if (owner !== p.userId) {
+            const { rules } = await this.db.inOrg(p, (em) => this.access.roleSet(em, p.orgId, p.userId));
+            if (!buildAbility(rules, p.userId).can('read', subjectOf('Task', { userId: owner }))) break;
+          }
         }
         // The state first, then the events: a task that ended between the two reads still has its last
         // events (its output) sent before the stream stops.
