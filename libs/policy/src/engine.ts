@@ -149,6 +149,26 @@ interface TimeCond {
   outside: boolean;
 }
 
+/**
+ * A domain (or host glob) of a policy as facts write domains: lower case, international labels in
+ * their ASCII (punycode) form, no trailing dot — so that a rule on "Bücher.de." matches the
+ * "xn--bcher-kva.de" a call's facts name. A glob's "*" labels stay as they are. (WHATWG URL parsing,
+ * which browsers and Node share: the console explains decisions with this code too.)
+ */
+function asciiDomain(domain: string): string {
+  const labels = domain.trim().toLowerCase().replace(/\.+$/, '').split('.');
+  return labels
+    .map((label) => {
+      if (label.includes('*') || /^[a-z0-9-]*$/.test(label)) return label;
+      try {
+        return new URL(`http://${label}`).hostname;
+      } catch {
+        return label;
+      }
+    })
+    .join('.');
+}
+
 function compileCond(when: Conditions): Cond {
   let time: TimeCond | null = null;
   if (when.timeWindow) {
@@ -161,9 +181,9 @@ function compileCond(when: Conditions): Cond {
   return {
     connectors: when.connectors ? new Set(when.connectors) : null,
     resources: when.resources ? when.resources.map(globToRegExp) : null,
-    hosts: when.hosts ? when.hosts.map((h) => globToRegExp(h.toLowerCase())) : null,
+    hosts: when.hosts ? when.hosts.map((h) => globToRegExp(asciiDomain(h))) : null,
     recipients: when.recipients ? when.recipients : null,
-    recipientDomains: when.recipientDomains ? new Set(when.recipientDomains.map((d) => d.toLowerCase())) : null,
+    recipientDomains: when.recipientDomains ? new Set(when.recipientDomains.map(asciiDomain)) : null,
     invitesOthers: when.invitesOthers,
     labels: when.labels ? new Set(when.labels) : null,
     tainted: when.tainted,

@@ -178,6 +178,23 @@ describe('an action that names several resources, hosts, recipients or labels', 
     expect(decide(p, me, 'file.update', { resources: ['/notes/a.md', '/hr/salaries.xlsx'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['baseline.file.update', 'no-hr'] });
   });
 
+  it('reads the domains a policy names as facts name them: any case, a trailing dot, international names in their ASCII form', () => {
+    const p = compilePolicy(
+      doc(
+        [
+          { id: 'no-books-mail', scope: { type: 'org' }, actions: ['email.draft'], level: 'forbidden', when: { recipientDomains: ['Bücher.DE.'] }, reason: 'not to the competitor' },
+          { id: 'no-books-web', scope: { type: 'org' }, actions: ['web.read'], level: 'forbidden', when: { hosts: ['*.Bücher.de.', 'Competitor.Example.'] }, reason: 'not the competitor' },
+        ],
+        [],
+      ),
+    );
+    // Facts as connectors write them (lower case, punycode, no trailing dot).
+    expect(decide(p, me, 'email.draft', { recipients: ['kim@xn--bcher-kva.de'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['no-books-mail'] });
+    expect(decide(p, me, 'web.read', { hosts: ['shop.xn--bcher-kva.de'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['no-books-web'] });
+    expect(decide(p, me, 'web.read', { hosts: ['competitor.example'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['no-books-web'] });
+    expect(decide(p, me, 'web.read', { hosts: ['docs.example'] }, ORG).level).toBe('autonomous');
+  });
+
   it('keeps the data-protecting obligations of every value it may run for, whatever level stands', () => {
     const p = compilePolicy(
       doc([
