@@ -145,6 +145,14 @@ describe('extractContext', () => {
   it('never throws on odd arguments and leaves out what it did not find', () => {
     expect(extractContext(mapping, null)).toEqual({ connector: 'x' });
     expect(extractContext(mapping, { to: 42, amount: 'lots', total: 7, attendees: 'x' })).toEqual({ connector: 'x', amount: 7 });
+  });
+
+  it('reads amounts so that a rule on them fails closed: the largest of all found, and one that is no plain number above every limit', () => {
+    const pay: ToolMapping = { connector: 'erp', tool: 'pay', action: 'saas.write', extract: { amount: ['/total', '/lines/*/amount'] } };
+    expect(extractContext(pay, { lines: [{ amount: 10 }, { amount: 9000 }, { amount: '25.5' }] }).amount).toBe(9000);
+    expect(extractContext(pay, { total: 12, lines: [{ amount: 300 }] }).amount).toBe(300);
+    for (const odd of ['5,000', '$5000', { value: 1 }, 'lots']) expect(extractContext(pay, { total: odd }).amount).toBe(Number.MAX_SAFE_INTEGER);
+    expect(extractContext(pay, { total: null }).amount).toBeUndefined();
     expect(extractContext({ connector: 'y', tool: 'z', action: 'unknown' }, { a: 1 })).toEqual({ connector: 'y' });
   });
 

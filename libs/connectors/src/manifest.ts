@@ -338,7 +338,11 @@ function applySelector(root: unknown, s: Selector, fallback: SelectorKind): (str
   for (const v of select(root, path)) {
     if (as === 'number') {
       const n = typeof v === 'number' ? v : typeof v === 'string' && v.trim() !== '' ? Number(v) : NaN;
+      // A value the selector found but that is no plain number ("5,000", "$5000", an object) is not
+      // dropped: it counts as more than any limit (a rule on amounts fails closed, never open; the
+      // largest safe integer, which JSON and the audit trail keep as it is).
       if (Number.isFinite(n)) out.push(n);
+      else if (v !== null && v !== undefined && v !== '') out.push(Number.MAX_SAFE_INTEGER);
       continue;
     }
     // Objects with an email/address field (attendee objects, {email, name} recipients)
@@ -407,13 +411,9 @@ export function extractContext(mapping: ToolMapping, args: unknown): ActionConte
   if (recipients.length) ctx.recipients = recipients;
   if (attendees.length) ctx.attendees = attendees;
   if (labels.length) ctx.labels = labels;
-  for (const s of e.amount ?? []) {
-    const n = applySelector(args, s, 'number').find((v): v is number => typeof v === 'number');
-    if (n !== undefined) {
-      ctx.amount = n;
-      break;
-    }
-  }
+  // The largest amount any selector finds (every line of an invoice, not only its first).
+  const amounts = (e.amount ?? []).flatMap((s) => applySelector(args, s, 'number')).filter((v): v is number => typeof v === 'number');
+  if (amounts.length) ctx.amount = Math.max(...amounts);
   return ctx;
 }
 
