@@ -15,6 +15,7 @@ import { redisUrl } from '../../../test/support/db-urls';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
 import { replayPolicy } from '@steward/oversight';
 import { type ActionRequest, ClaimFenced, ContextCache, gateAction, type GateDeps, OutcomeWriter } from './gate';
+import { reserve } from './rate-limits';
 import { PolicySource } from './policy-source';
 
 /**
@@ -345,6 +346,20 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect((await observer.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1`, [org.orgId])).rows[0].n).toBe(5);
     // Action types without a limit do not need Redis.
     expect(await gateAction({ ...deps, redis: down }, request(org2, 'workspace-files', 'files.write', { path: 'no-redis.md', content: 'x' }))).toMatchObject({ status: 'executed', level: 'batched' });
+  });
+
+  it('a rate limit counts over a sliding window: a full window just before the hour turns still counts just after it', async () => {
+    const limit = { id: 'deletes-per-hour', actions: ['file.delete'], max: 20, per: 'hour', by: 'user', then: 'forbidden', reason: 'at most 20 deletes an hour' } as const;
+    const orgId = newId();
+    const hour = Date.UTC(2026, 11, 7, 11, 0, 0);
+    const at = (ms: number) => new Date(hour + ms);
+    // 20 at 10:59:40: all within the limit.
+    for (let i = 0; i < 20; i++) expect((await reserve(redis, orgId, 'u1', [limit], at(-20_000), 250, redisPrefix)).exceeded).toEqual([]);
+    // At 11:00:05 the previous hour still weighs almost whole: one more fits (20 · 0.9986 → 19, +1), the next does not.
+    expect((await reserve(redis, orgId, 'u1', [limit], at(5_000), 250, redisPrefix)).exceeded).toEqual([]);
+    expect((await reserve(redis, orgId, 'u1', [limit], at(5_000), 250, redisPrefix)).exceeded).toEqual(['deletes-per-hour']);
+    // Late in the hour the previous one weighs little: there is room again.
+    expect((await reserve(redis, orgId, 'u1', [limit], at(3_300_000), 250, redisPrefix)).exceeded).toEqual([]);
   });
 
   it('a tainted task: an outbound mail is decided with the taint and never runs without a human', async () => {

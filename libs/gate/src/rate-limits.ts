@@ -3,10 +3,16 @@ import type { RateLimit } from '@steward/policy';
 
 const WINDOW_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
 
-/** One reservation: count it, and set the window's expiry when it is the first. Atomic in Redis. */
+/**
+ * One reservation, atomic in Redis: counted in the current window (its expiry set when it is the
+ * first), and answered as a sliding window would count it: this window's count plus the previous
+ * window's, weighted by how much of it the sliding window still covers (ARGV[2], 0–1). So 20 deletes
+ * at 10:59:40 and 20 more at 11:00:05 are not 40 within a minute's reach of an hourly limit of 20.
+ */
 const RESERVE = `local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-return n`;
+local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
+return n + math.floor(prev * tonumber(ARGV[2]))`;
 
 export interface Reservation {
   /** Ids of the limits this action went over (the policy raises the level for them). */
@@ -29,7 +35,10 @@ export async function reserve(redis: Redis, orgId: string, userId: string, limit
     const window = WINDOW_MS[l.per];
     const start = Math.floor(now.getTime() / window) * window;
     const who = l.by === 'user' ? `u:${userId}` : 'org';
-    pipeline.eval(RESERVE, 1, `${prefix}:rl:${orgId}:${l.id}:${who}:${start}`, String(window + 1000));
+    const key = `${prefix}:rl:${orgId}:${l.id}:${who}`;
+    // Kept through the next window too, which weighs it.
+    const stillCovered = (window - (now.getTime() - start)) / window;
+    pipeline.eval(RESERVE, 2, `${key}:${start}`, `${key}:${start - window}`, String(2 * window + 1000), stillCovered.toFixed(6));
   }
   let timer: NodeJS.Timeout | undefined;
   try {
