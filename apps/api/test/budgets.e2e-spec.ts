@@ -45,6 +45,25 @@ describe('budgets: reserved before each model turn, never overspent', () => {
     await h?.close();
   });
 
+  it('a model that keeps timing out cannot spend past the budget: each attempt that may have been generated counts at the most a turn costs', async () => {
+    const id = await create('[script:hello] [slow:2000] answer slowly', { budgetUsd: 0.05 });
+    const deps = { ...agentDeps(), model: { ...agentDeps().model, timeoutMs: 300, retry: { attempts: 2, baseDelayMs: 5 }, requeue: { times: 5, baseDelayMs: 10 } } };
+    const outcomes: string[] = [];
+    for (let epoch = 1; ; ) {
+      outcomes.push(await runTask(deps, { orgId: org.id, taskId: id, epoch }));
+      if (outcomes.at(-1) !== 'requeued') break;
+      epoch = (await su.query(`SELECT epoch FROM tasks WHERE org_id = $1 AND id = $2`, [org.id, id])).rows[0].epoch;
+    }
+    const t = await task(id);
+    // One run of two lost attempts (each booked at the turn's most, about 0.017 USD), then no room for another turn: it stops
+    // (rather than going back to the queue again and again, each time sending the model more it would bill).
+    expect(outcomes).toEqual(['requeued', 'failed']);
+    expect(t).toMatchObject({ state: 'failed', error_code: 'budget_exceeded', reserved: 0 });
+    expect(t.cost).toBeGreaterThan(30_000);
+    const [month] = (await su.query(`SELECT cost_micros::int AS cost FROM task_cost_months WHERE org_id = $1 AND task_id = $2`, [org.id, id])).rows;
+    expect(month.cost).toBe(t.cost);
+  });
+
   it("a task stops before the turn that could take it past its own budget: it never spends more than the budget", async () => {
     // A task that would go on reading for ever, with 0.03 USD: each turn may cost up to 1,024 output tokens at 15 USD/MTok (0.015 USD) and its input.
     const id = await create('[script:loop] keep reading the folder', { budgetUsd: 0.03, maxSteps: 200 });

@@ -366,10 +366,26 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
 
     let message: Message;
     const started = Date.now();
+    // Attempts that may have been generated (and billed) without an answer reaching us: each counted
+    // at the most the turn could cost, so a model that keeps timing out cannot spend past the budgets.
+    let lost = 0;
     try {
-      message = await new ModelClient({ ...deps.model, maxTokens }).create({ model, system: SYSTEM(deps.model.offline), messages: invoke.messages, tools }, signal, (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'));
+      message = await new ModelClient({ ...deps.model, maxTokens }).create(
+        { model, system: SYSTEM(deps.model.offline), messages: invoke.messages, tools },
+        signal,
+        (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'),
+        () => lost++,
+      );
     } catch (err) {
       if (signal.aborted) throw new LeaseLost();
+      if (lost) {
+        const spent = lost * turnMax;
+        cost += spent;
+        await fenced(ds, lease, async (em) => {
+          await em.query(`UPDATE tasks SET cost_micros = cost_micros + $3 WHERE org_id = $1 AND id = $2`, [orgId, taskId, spent]);
+          await bookTurnCost(em, { orgId, taskId, userId }, { input_tokens: 0, output_tokens: 0 }, spent);
+        });
+      }
       await finishModelInvoke(deps, lease, invoke.actionId, 'failed', null, Date.now() - started);
       if (err instanceof ModelUnavailable) {
         // Still unavailable after the retries: the task tries again later (a bounded number of
@@ -380,7 +396,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       throw err;
     }
     const usage = { input_tokens: message.usage.input_tokens, output_tokens: message.usage.output_tokens };
-    const turnCost = costMicros(model, deps.model.offline, usage);
+    // The answer's own cost, and the most each lost attempt before it could have cost.
+    const turnCost = costMicros(model, deps.model.offline, usage) + lost * turnMax;
     cost += turnCost;
     modelWaits = 0;
     const said = message.content.filter((b) => b.type === 'text').map((b) => b.text).join('\n');
@@ -405,7 +422,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       await bookTurnCost(em, { orgId, taskId, userId }, usage, turnCost);
       await finishModelInvokeIn(em, deps, lease, invoke.actionId, 'succeeded', sha256(JSON.stringify(message.content)), Date.now() - started);
       await appendEvents(em, keys, orgId, taskId, [
-        { kind: 'model', data: { model, offline: deps.model.offline, stopReason: message.stop_reason, inputTokens: usage.input_tokens, outputTokens: usage.output_tokens, costMicros: turnCost, toolUses: uses.length }, ...(said ? { secret: said } : {}) },
+        { kind: 'model', data: { model, offline: deps.model.offline, stopReason: message.stop_reason, inputTokens: usage.input_tokens, outputTokens: usage.output_tokens, costMicros: turnCost, toolUses: uses.length, ...(lost ? { lostAttempts: lost } : {}) }, ...(said ? { secret: said } : {}) },
       ]);
     });
     if (after.cancelRequested) return finish('cancelled');

@@ -18,6 +18,8 @@ export interface ModelOptions {
   /** True for the built-in scripted server: shown as "offline demo model", costs nothing. */
   offline: boolean;
   retry?: { attempts?: number; baseDelayMs?: number; maxDelayMs?: number };
+  /** How long one attempt may take (default 120 s). */
+  timeoutMs?: number;
   /**
    * A task whose model is still unavailable after those retries (429, 529, 5xx, no connection) goes
    * back to the queue to try again later, holding no worker meanwhile: up to `times` (default 5)
@@ -75,11 +77,15 @@ export class ModelClient {
   private readonly client: Anthropic;
 
   constructor(readonly options: ModelOptions) {
-    this.client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseURL, maxRetries: 0, timeout: 120_000 });
+    this.client = new Anthropic({ apiKey: options.apiKey, baseURL: options.baseURL, maxRetries: 0, timeout: options.timeoutMs ?? 120_000 });
   }
 
-  /** One turn, with retries. `onRetry` hears each retried fault (status, delay). */
-  async create(params: { model: string; system: string; messages: MessageParam[]; tools: Tool[] }, signal: AbortSignal, onRetry?: (status: number | null, delayMs: number) => void): Promise<Message> {
+  /**
+   * One turn, with retries. `onRetry` hears each retried fault (status, delay); `onLost` each attempt
+   * that failed after the request may have reached the model (no answer in time, the connection lost,
+   * a stream broken off by an error event): the API may have generated, and billed, its answer.
+   */
+  async create(params: { model: string; system: string; messages: MessageParam[]; tools: Tool[] }, signal: AbortSignal, onRetry?: (status: number | null, delayMs: number) => void, onLost?: () => void): Promise<Message> {
     const attempts = this.options.retry?.attempts ?? 6;
     const base = this.options.retry?.baseDelayMs ?? 500;
     const max = this.options.retry?.maxDelayMs ?? 30_000;
@@ -94,6 +100,8 @@ export class ModelClient {
         // An error event inside a 200 stream has no status: its type says whether it is transient.
         const type = err instanceof Anthropic.APIError ? ((err as { type?: string }).type ?? (err.error as { error?: { type?: string } } | undefined)?.error?.type) : undefined;
         const retryable = err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status)) || (status === null && type !== undefined && RETRYABLE_TYPES.has(type));
+        // An answer refused with a status (429, 529, 5xx) was not generated; one that never came, or broke off, may have been.
+        if (err instanceof Anthropic.APIConnectionError || status === null) onLost?.();
         if (!retryable) throw new ModelUnavailable(status, err instanceof Error ? err.message.slice(0, 300) : 'model call failed');
         if (attempt >= attempts) throw new ModelUnavailable(status, `the model is unavailable after ${attempts} attempts (last status ${status ?? 'connection error'})`, true);
         const header = err instanceof Anthropic.APIError ? Number(err.headers?.get?.('retry-after')) : NaN;
