@@ -786,6 +786,9 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
       expect(await write()).toMatch(/^\[Watched/);
     } finally {
       await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(active.document)]);
+      // The gate reads the org's context through a cache of a second (an active version never changes in
+      // place outside tests): the next case edits it again, and must not meet this edit cached.
+      await new Promise((r) => setTimeout(r, 1100));
     }
   });
 
