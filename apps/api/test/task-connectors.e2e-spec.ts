@@ -726,6 +726,7 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     expect((await h.http.delete(`/v1/connectors/${gmailId}`).set('Cookie', admin)).status).toBe(204);
     const [approval] = (await su.query(`SELECT id, state FROM approvals WHERE org_id = $1 AND task_id = $2`, [org.id, res.body.id])).rows;
     expect(approval.state).toBe('void');
+    expect((await su.query(`SELECT state, refusal FROM task_actions WHERE org_id = $1 AND task_id = $2 AND tool = 'gmail.send'`, [org.id, res.body.id])).rows).toEqual([{ state: 'refused', refusal: 'approval_mismatch' }]);
     expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', await login(h, org.users.approver.email)).send({})).status).toBe(409);
     const ended = await waitFor(res.body.id, ['completed', 'failed', 'in_review']);
     expect(ended.state).toBe('completed');

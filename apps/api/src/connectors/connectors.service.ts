@@ -306,6 +306,13 @@ export class ConnectorsService {
            RETURNING id, task_id, action_id, action_type) SELECT * FROM u`,
         [p.orgId, hubIdOf(c.name)],
       );
+      // Their actions are refused as well (not left waiting: a waiting task would count them as decided and go round again).
+      if (voided.length) {
+        await em.query(`UPDATE task_actions SET state = 'refused', refusal = 'approval_mismatch', finished_at = now() WHERE org_id = $1 AND id = ANY($2::uuid[]) AND state = 'awaiting_approval'`, [
+          p.orgId,
+          voided.map((a) => a.action_id),
+        ]);
+      }
       for (const a of voided) {
         await this.audit.record(em, p, { action: 'approval.void', targetType: 'Approval', targetId: a.id, payload: { actionId: a.action_id, actionType: a.action_type, why: 'the connector was uninstalled' } });
         if (a.task_id) await resumeWaitingTask(em, this.keys, p.orgId, a.task_id, 'connector_removed');
