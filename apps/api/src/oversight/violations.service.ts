@@ -108,6 +108,8 @@ export class ViolationsService {
       if (v.user_id === p.userId) await this.access.deny(p, 'triage', 'Violation', id, 'own_violation', 'Nobody triages their own violation.');
       // One triage of this person's violations at a time: the count below then sees a confirmation
       // committed by a colleague a moment ago (two strikes confirmed at once still suspend).
+      // (The owners' lock first, as every path that may suspend takes it: never in the opposite order.)
+      await lockOwners(em, p.orgId);
       await em.query(`SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2 FOR UPDATE`, [p.orgId, v.user_id]);
       const state = verdict === 'confirm' ? 'confirmed' : 'dismissed';
       await em.query(`UPDATE violations SET state = $3, note = $4, decided_by = $5, decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, id, state, body.note, p.userId]);
@@ -127,7 +129,6 @@ export class ViolationsService {
       }
       if (verdict === 'confirm' && (sanction === 'suspension' || sanction === 'disciplinary_review')) {
         // Not the org's last active owner: only an owner lifts a sanction, so nobody could (as suspend() refuses it too).
-        await lockOwners(em, p.orgId);
         const suspended = await queryReturning(
           em,
           `UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3 WHERE org_id = $1 AND user_id = $2 AND status = 'active' AND NOT ${LAST_ACTIVE_OWNER} RETURNING id`,

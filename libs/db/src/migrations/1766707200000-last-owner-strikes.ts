@@ -14,18 +14,27 @@ const GUARD = `
                         AND (SELECT count(*) FROM role_assignments ra JOIN memberships m ON m.org_id = ra.org_id AND m.user_id = ra.user_id
                               WHERE ra.org_id = p_org AND ra.role = 'owner' AND m.status = 'active') <= 1)`;
 
+/**
+ * The owners' lock (the API's lockOwners: one change that could leave an org without an active owner
+ * at a time), taken before the person's membership row as the API takes them, so the two never wait
+ * on each other in opposite orders.
+ */
+const MEMBERSHIP_LOCK = 'IF v_auto THEN PERFORM 1 FROM memberships WHERE org_id = p_org AND user_id = p_user FOR UPDATE; END IF;';
+const OWNERS_LOCK = "IF v_auto THEN PERFORM pg_advisory_xact_lock(hashtextextended('steward:owners:' || p_org::text, 0)); END IF;\n          ";
+
 export class LastOwnerStrikes1766707200000 implements MigrationInterface {
   name = 'LastOwnerStrikes1766707200000';
 
   async up(q: QueryRunner): Promise<void> {
-    const def = await definition(q);
+    let def = await definition(q);
     if (def.includes(GUARD)) return;
-    if (!def.includes(SUSPEND)) throw new Error('steward_gate_claim: the automatic-strikes suspension to guard was not found');
-    await q.query(def.replace(SUSPEND, SUSPEND + GUARD));
+    if (!def.includes(SUSPEND) || !def.includes(MEMBERSHIP_LOCK)) throw new Error('steward_gate_claim: the automatic-strikes suspension to guard was not found');
+    def = def.replace(SUSPEND, SUSPEND + GUARD).replace(MEMBERSHIP_LOCK, OWNERS_LOCK + MEMBERSHIP_LOCK);
+    await q.query(def);
   }
 
   async down(q: QueryRunner): Promise<void> {
-    await q.query((await definition(q)).replace(GUARD, ''));
+    await q.query((await definition(q)).replace(GUARD, '').replace(OWNERS_LOCK, ''));
   }
 }
 
