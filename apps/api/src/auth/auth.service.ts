@@ -103,8 +103,12 @@ export class AuthService {
     // Counted against the account before the password is checked (a right one resets the count).
     const locked = row?.password_hash ? await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => this.takeAttempt(em, row.user_id, 'password')) : null;
     if (locked) return fail('password_locked', locked);
+    // An address with no account (or none with a password) is counted the same way, before the hash as
+    // for an account, so that neither the answer nor its timing tells the two apart once locked.
+    const unknownLocked = !row?.password_hash ? await this.unknownAttempt(body.email) : null;
+    if (unknownLocked) throw unknownLocked;
     const passwordOk = await verifyPassword(row?.password_hash ?? (await decoyHash()), body.password);
-    if (!row || !row.password_hash) throw (await this.unknownAttempt(body.email)) ?? invalid();
+    if (!row || !row.password_hash) throw invalid();
     if (passwordOk) await this.db.inOrg({ orgId: '', userId: row.user_id }, (em) => em.query(`UPDATE users SET password_failures = 0, password_failures_since = NULL WHERE id = $1 AND password_failures > 0`, [row.user_id]));
     if (!passwordOk) return fail('password', invalid());
     if (!chosen) {
