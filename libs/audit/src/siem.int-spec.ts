@@ -1,4 +1,6 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { Client } from 'pg';
+import { adminUrl } from '../../../test/support/db-urls';
 import type { AddressInfo } from 'node:net';
 import { newId } from '@steward/common';
 import { createDataSource, type DataSource, inOrg, Org } from '@steward/db';
@@ -122,6 +124,31 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     await sealAll(ds, org);
     expect((await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 }))[0]).toMatchObject({ delivered: 1, lastSeq: 24 });
     expect(hec.received).toHaveLength(24);
+  });
+
+  it('an event missing from the trail that retention did not purge stops the push there, said on the sink (never skipped)', async () => {
+    const org = await newOrg(ds);
+    await recordAndSeal(ds, org, 6);
+    const sink = await addSink(ds, org, hec.url, 10);
+    // Someone with the database deletes the fourth event (triggers out of the way).
+    const url = new URL(adminUrl());
+    url.pathname = `/${db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    try {
+      await su.query(`SET session_replication_role = replica`);
+      await su.query(`DELETE FROM audit_events WHERE id = (SELECT event_id FROM audit_chain WHERE org_id = $1 AND seq = 4)`, [org]);
+    } finally {
+      await su.end();
+    }
+    const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 });
+    expect(r).toMatchObject({ delivered: 3, lastSeq: 3, error: expect.stringContaining('the event of seq 4 is missing from the trail') });
+    expect(seqs(hec)).toEqual([1, 2, 3]);
+    const row = await sinkRow(ds, org, sink);
+    expect({ lastSeq: Number(row.last_seq), error: row.last_error }).toEqual({ lastSeq: 3, error: expect.stringContaining('not purged by retention') });
+    // And again at the next round: the gap is not skipped.
+    expect((await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 }))[0]).toMatchObject({ delivered: 0, lastSeq: 3 });
+    expect(seqs(hec)).toEqual([1, 2, 3]);
   });
 
   it('retries a failing server with backoff and delivers everything', async () => {

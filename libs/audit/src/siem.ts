@@ -3,7 +3,9 @@ import { assertEgressAllowed, classifyAddress, EgressRefusedError, type EgressRe
 import { inOrg } from '@steward/db';
 import { gcmOpen, gcmSeal, type KeyProvider, newDataKey } from '@steward/vault';
 import { toEcs } from './ecs';
-import { exportLines, exportRange, type ExportLine } from './export';
+import { exportRange, type ExportLine } from './export';
+import { cursorPages } from './pages';
+import { DROPPED_MONTHS_SQL } from './retention';
 import { AuditKeyring } from './keyring';
 import { recordEvent } from './record';
 
@@ -168,6 +170,31 @@ async function deliver(fetchImpl: typeof fetch, url: string, token: string, body
 }
 
 /**
+ * Chain entries from `fromSeq`, a page at a time, each with its event (null when the row is gone) and
+ * whether that absence is retention's: before the purge point, in a month whose drop is on record
+ * (the verifier's own rule).
+ */
+function sinkPages(ds: DataSource, orgId: string, fromSeq: number, toSeq: number): AsyncGenerator<{ seq: number; hash: string; canonical: string | null; purged: boolean }[]> {
+  const pages = cursorPages<{ seq: string; hash: string; canonical: string | null; purged: boolean }>(
+    ds,
+    orgId,
+    `WITH dropped AS (SELECT unnest(${DROPPED_MONTHS_SQL}) AS month)
+     SELECT c.seq, encode(c.hash, 'hex') AS hash, e.canonical,
+            coalesce(c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1)
+                     AND to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') IN (SELECT month FROM dropped), false) AS purged
+       FROM audit_chain c
+       LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
+                           WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true
+      WHERE c.org_id = $1 AND c.seq >= $2 AND c.seq <= $3 ORDER BY c.seq`,
+    [orgId, fromSeq, toSeq],
+    2000,
+  );
+  return (async function* () {
+    for await (const rows of pages) yield rows.map((r) => ({ seq: Number(r.seq), hash: r.hash, canonical: r.canonical, purged: r.purged }));
+  })();
+}
+
+/**
  * Pushes the org's sealed audit entries to each of its enabled SIEM sinks, from where each
  * sink left off. Never throws for a sink's failure: it is recorded on the sink (last_error),
  * and a batch past the retries is dead-lettered, audited and skipped.
@@ -238,12 +265,31 @@ export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId
     };
     let go = true;
     let seen = r.lastSeq;
-    for await (const line of exportLines(ds, orgId, r.lastSeq + 1, toSeq)) {
-      seen = line.seq;
-      // An entry whose event retention purged (its month dropped) has nothing left to send.
-      if (line.canonical === 'null') continue;
-      batch.push(line);
-      if (batch.length >= batchSize && !(go = await flush(seen))) break;
+    for await (const page of sinkPages(ds, orgId, r.lastSeq + 1, toSeq)) {
+      let missing: number | null = null;
+      for (const line of page) {
+        if (line.canonical === null) {
+          // An entry whose event retention purged (its month dropped) has nothing left to send; an event
+          // gone otherwise is a gap in the trail: the sink stops there and says so, it does not skip it.
+          if (line.purged) {
+            seen = line.seq;
+            continue;
+          }
+          missing = line.seq;
+          break;
+        }
+        seen = line.seq;
+        batch.push({ seq: line.seq, hash: line.hash, canonical: line.canonical });
+        if (batch.length >= batchSize && !(go = await flush(seen))) break;
+      }
+      if (!go) break;
+      if (missing !== null) {
+        if (batch.length || seen > r.lastSeq) go = await flush(seen);
+        r.error = `the event of seq ${missing} is missing from the trail (not purged by retention): the push stops there until the trail is verified`;
+        await inOrg(ds, { orgId }, (em) => em.query('UPDATE audit_siem_sinks SET last_error = $3, updated_at = now() WHERE org_id = $1 AND id = $2', [orgId, sink.id, r.error]));
+        go = false;
+        break;
+      }
     }
     if (go && seen > r.lastSeq) await flush(seen);
   }
