@@ -6,13 +6,14 @@ const WINDOW_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
 /**
  * One reservation, atomic in Redis: counted in the current window (its expiry set when it is the
  * first), and answered as a sliding window would count it: this window's count plus the previous
- * window's, weighted by how much of it the sliding window still covers (ARGV[2], 0–1). So 20 deletes
+ * window's, weighted by how much of it the sliding window still covers (ARGV[2], 0–1; rounded up:
+ * the estimate errs towards the limit, never past it). So 20 deletes
  * at 10:59:40 and 20 more at 11:00:05 are not 40 within a minute's reach of an hourly limit of 20.
  */
 const RESERVE = `local n = redis.call('INCR', KEYS[1])
 if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
 local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-return n + math.floor(prev * tonumber(ARGV[2]))`;
+return n + math.ceil(prev * tonumber(ARGV[2]))`;
 
 export interface Reservation {
   /** Ids of the limits this action went over (the policy raises the level for them). */
