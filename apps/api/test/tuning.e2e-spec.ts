@@ -97,6 +97,12 @@ describe('trust tuning recommendations', () => {
       items: [{ actionType: 'chat.send', scope: { type: 'workflow', id: 'weekly-brief' } }, { actionType: 'file.create', scope: { type: 'org' } }],
       days: 30,
     });
+    // A group's stricter rule for the action cannot follow into the workflow: the draft is refused, for a person to write.
+    const group = (await h.http.post('/v1/groups').set('Cookie', cookie.owner).send({ name: 'Contractors' })).body;
+    const grouped = { ...guarded, rules: [...guarded.rules, { id: 'contractors.chat', scope: { type: 'group', id: group.id }, actions: ['chat.send'], level: 'watched', reason: 'contractors post nothing alone' }] };
+    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(grouped)]);
+    const refused = await h.http.post('/v1/trust-recommendations/draft').set('Cookie', cookie.admin).send({ items: [{ actionType: 'chat.send', scope: { type: 'workflow', id: 'weekly-brief' } }], days: 30 });
+    expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 409, detail: expect.stringContaining('would override contractors.chat') });
     await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(active)]);
     expect(res.status).toBe(201);
     expect(res.body.document.rules).toContainEqual(expect.objectContaining({ id: 'tuning.chat.send.weekly-brief.keep.org.chat-tainted', scope: { type: 'workflow', id: 'weekly-brief' }, actions: ['chat.send'], level: 'watched', when: { tainted: true } }));

@@ -143,6 +143,12 @@ export class TuningService {
           const kept: Rule[] = doc.rules
             .filter((x) => x.scope.type === 'org' && x.when && x.actions.includes(r.actionType) && LEVELS.indexOf(x.level) > LEVELS.indexOf(r.suggestedLevel))
             .map((x) => ({ ...x, id: keptId(id, x.id), scope: { type: 'workflow' as const, id: workflow }, actions: [r.actionType] }));
+          // A group's stricter rule for the action would be overridden in the workflow too, and it has no
+          // way to be carried into the workflow tier (rules there do not name groups): refused, for a person.
+          const overridden = doc.rules.filter((x) => x.scope.type === 'group' && x.actions.includes(r.actionType) && LEVELS.indexOf(x.level) > LEVELS.indexOf(r.suggestedLevel));
+          if (overridden.length) {
+            throw AppError.conflict(`${r.key}: a workflow rule decides before group rules, and would override ${overridden.map((x) => x.id).slice(0, 5).join(', ')} (stricter, for a group) in this workflow; edit the policy by hand.`);
+          }
           const ours = new Set([id, ...kept.map((k) => k.id)]);
           doc.rules = [...doc.rules.filter((x) => !ours.has(x.id)), ...kept, rule];
         } else {
