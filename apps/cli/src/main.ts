@@ -198,7 +198,8 @@ const table = <T extends object>(rows: readonly T[], cols: readonly (keyof T & s
  * chose could otherwise add rows or columns to a reviewer's listing), and bidirectional controls
  * (which reorder what the eye reads) as U+FFFD.
  */
-const cell = (text: string) => text.replace(/\t/g, '\\t').replace(/\r?\n/g, '\\n').replace(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g, '\uFFFD');
+const BIDI = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+const cell = (text: string) => text.replace(/\t/g, '\\t').replace(/\r?\n/g, '\\n').replace(BIDI, '\uFFFD');
 
 /**
  * One event of GET /v1/tasks/{id}/events: `seq` is its sequence number in the task (the SSE `id`),
@@ -461,12 +462,14 @@ export function program(): Command {
       // An approval is of what the action would do: read first, never blind.
       const d = await call(api.GET('/v1/approvals/{id}', byId));
       const shownTo = process.stderr;
-      const say = (line: string) => shownTo.write(`${shown(line)}\n`);
+      // Bidirectional controls too: they would reorder what the approver reads (a recipient's address).
+      const say = (line: string) => shownTo.write(`${shown(line).replace(BIDI, '\uFFFD')}\n`);
       say(`${d.connector}/${d.tool} (${d.actionType}) for ${d.requestedBy}${d.taskId ? ` in task ${d.taskId}` : ''}`);
       say(`why it waits: ${d.reason}`);
       if (d.tainted || d.labels.length) say(`read before: ${[d.tainted ? 'untrusted content (tainted)' : '', ...d.labels].filter(Boolean).join(', ')}`);
       say(`arguments: ${d.arguments === null ? '(not shown to you)' : JSON.stringify(d.arguments, null, 2)}`);
       if (d.argumentsMatch === false) throw new CliError('the arguments shown are not the ones the approval is bound to: not approved (reject it)', 1);
+      if (d.arguments === null) throw new CliError('the arguments cannot be shown to you: not approved (decide it in the console, or ask for the approval to be routed to you)', 1);
       if (!o.yes) {
         if (!process.stdin.isTTY) throw new CliError('approve what is shown with --yes (no terminal to ask)', 2);
         const answer = await new Promise<string>((resolve) => {
