@@ -366,8 +366,10 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
 
     let message: Message;
     const started = Date.now();
-    // Attempts that may have been generated (and billed) without an answer reaching us: each counted
-    // at the most the turn could cost, so a model that keeps timing out cannot spend past the budgets.
+    // An attempt that may have been generated (and billed) without an answer reaching us is counted at
+    // the most the turn could cost, and not tried again in this run: the task goes back to the queue
+    // (model_unavailable, holding no worker), and its next turn is checked against the budgets with it
+    // booked — so a model that keeps timing out never spends past them.
     let lost = 0;
     try {
       message = await new ModelClient({ ...deps.model, maxTokens }).create(
@@ -375,6 +377,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         signal,
         (status, delayMs) => log.info({ status, delayMs }, 'model busy: retrying'),
         () => lost++,
+        false,
       );
     } catch (err) {
       if (signal.aborted) throw new LeaseLost();

@@ -82,10 +82,17 @@ export class ModelClient {
 
   /**
    * One turn, with retries. `onRetry` hears each retried fault (status, delay); `onLost` each attempt
-   * that failed after the request may have reached the model (no answer in time, the connection lost,
-   * a stream broken off by an error event): the API may have generated, and billed, its answer.
+   * that failed after the request may have reached the model (no answer in time, the connection lost):
+   * the API may have generated, and billed, its answer.
    */
-  async create(params: { model: string; system: string; messages: MessageParam[]; tools: Tool[] }, signal: AbortSignal, onRetry?: (status: number | null, delayMs: number) => void, onLost?: () => void): Promise<Message> {
+  async create(
+    params: { model: string; system: string; messages: MessageParam[]; tools: Tool[] },
+    signal: AbortSignal,
+    onRetry?: (status: number | null, delayMs: number) => void,
+    onLost?: () => void,
+    /** Try again after an attempt that may have been generated (default); false: give up at once (transient), the caller booking it before any other try. */
+    retryLost = true,
+  ): Promise<Message> {
     const attempts = this.options.retry?.attempts ?? 6;
     const base = this.options.retry?.baseDelayMs ?? 500;
     const max = this.options.retry?.maxDelayMs ?? 30_000;
@@ -100,8 +107,12 @@ export class ModelClient {
         // An error event inside a 200 stream has no status: its type says whether it is transient.
         const type = err instanceof Anthropic.APIError ? ((err as { type?: string }).type ?? (err.error as { error?: { type?: string } } | undefined)?.error?.type) : undefined;
         const retryable = err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status)) || (status === null && type !== undefined && RETRYABLE_TYPES.has(type));
-        // An answer refused with a status (429, 529, 5xx) was not generated; one that never came, or broke off, may have been.
-        if (err instanceof Anthropic.APIConnectionError || status === null) onLost?.();
+        // An answer refused with a status (429, 529, 5xx) was not generated; one that never came (no answer
+        // in time, the connection lost) may have been. (An error event inside a 200 stream is retried as before.)
+        if (err instanceof Anthropic.APIConnectionError) {
+          onLost?.();
+          if (!retryLost) throw new ModelUnavailable(status, 'the model gave no answer (no answer in time, or the connection broke off) after it may have generated one', true);
+        }
         if (!retryable) throw new ModelUnavailable(status, err instanceof Error ? err.message.slice(0, 300) : 'model call failed');
         if (attempt >= attempts) throw new ModelUnavailable(status, `the model is unavailable after ${attempts} attempts (last status ${status ?? 'connection error'})`, true);
         const header = err instanceof Anthropic.APIError ? Number(err.headers?.get?.('retry-after')) : NaN;
