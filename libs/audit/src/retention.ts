@@ -51,6 +51,17 @@ export const DROPPED_MONTHS_SQL = `coalesce((SELECT array_agg(DISTINCT m ORDER B
                         UNION SELECT jsonb_array_elements_text(coalesce(d.canonical::jsonb->'payload'->'months', '[]'::jsonb))) x
    WHERE d.org_id = $1 AND d.action = 'audit.partition_drop' AND x.m IS NOT NULL), '{}'::text[])`;
 
+/** The dropped months as a CTE (`dropped`), for PURGED_SQL. */
+export const DROPPED_CTE = `dropped AS (SELECT unnest(${DROPPED_MONTHS_SQL}) AS month)`;
+
+/**
+ * Whether a chain entry `c` whose event is gone was purged by retention (the verifier's rule, which
+ * the SIEM push follows too): before the org's purge point, in a month whose drop is on record.
+ * Needs DROPPED_CTE in the statement, and the org id as `$1`.
+ */
+export const PURGED_SQL = `coalesce(c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1)
+  AND to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') IN (SELECT month FROM dropped), false)`;
+
 /**
  * How many of the org's chain entries each dropped month held when it was dropped, as its
  * audit.partition_drop events say (each carries the counts of every month dropped before it too):

@@ -5,7 +5,7 @@ import { gcmOpen, gcmSeal, type KeyProvider, newDataKey } from '@steward/vault';
 import { toEcs } from './ecs';
 import { exportRange, type ExportLine } from './export';
 import { cursorPages } from './pages';
-import { DROPPED_MONTHS_SQL } from './retention';
+import { DROPPED_CTE, PURGED_SQL } from './retention';
 import { AuditKeyring } from './keyring';
 import { recordEvent } from './record';
 
@@ -178,10 +178,8 @@ function sinkPages(ds: DataSource, orgId: string, fromSeq: number, toSeq: number
   const pages = cursorPages<{ seq: string; hash: string; canonical: string | null; purged: boolean }>(
     ds,
     orgId,
-    `WITH dropped AS (SELECT unnest(${DROPPED_MONTHS_SQL}) AS month)
-     SELECT c.seq, encode(c.hash, 'hex') AS hash, e.canonical,
-            coalesce(c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1)
-                     AND to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') IN (SELECT month FROM dropped), false) AS purged
+    `WITH ${DROPPED_CTE}
+     SELECT c.seq, encode(c.hash, 'hex') AS hash, e.canonical, ${PURGED_SQL} AS purged
        FROM audit_chain c
        LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
                            WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id OFFSET 0) e ON true

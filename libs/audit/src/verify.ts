@@ -4,7 +4,7 @@ import type { Checkpoint } from './checkpoint';
 import { verifySignature } from './signing';
 import { inOrg } from '@steward/db';
 import { cursorPages } from './pages';
-import { DROPPED_COUNTS_SQL, DROPPED_MONTHS_SQL } from './retention';
+import { DROPPED_COUNTS_SQL, DROPPED_CTE, PURGED_SQL } from './retention';
 import { LinkChecker } from './link-check';
 
 export interface ChainEntry {
@@ -244,10 +244,8 @@ async function walk(ds: DataSource, orgId: string, verifier: ChainVerifier, afte
     // An event is accepted as purged only before the purge point and in a month whose partition drop
     // is itself on record (an audit.partition_drop event): the purge point alone is one field anyone
     // who can delete events could also set.
-    `WITH dropped AS (SELECT unnest(${DROPPED_MONTHS_SQL}) AS month)
-     SELECT c.seq, c.event_id, c.hash, e.canonical,
-            coalesce(c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1)
-                     AND to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') IN (SELECT month FROM dropped), false) AS purged,
+    `WITH ${DROPPED_CTE}
+     SELECT c.seq, c.event_id, c.hash, e.canonical, ${PURGED_SQL} AS purged,
             to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS month
        FROM audit_chain c
        LEFT JOIN LATERAL (SELECT ev.canonical FROM audit_events ev
