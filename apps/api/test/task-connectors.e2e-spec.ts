@@ -737,4 +737,33 @@ describe('agent tasks with installed connectors and stored credentials', () => {
     const [voided] = (await su.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND action = 'approval.void'`, [org.id])).rows;
     expect(voided.p).toMatchObject({ why: 'the connector was uninstalled' });
   });
+
+  it('Gmail installed again under the same name: a draft the removed installation made is neither sent nor deleted through the new one (409, nothing runs); it is dismissed; a draft of the new one still reverts', async () => {
+    const approver = await login(h, org.users.approver.email);
+    // The earlier test uninstalled Gmail; an admin installs it again (another account could stand behind it).
+    const again = newId();
+    await su.query(
+      `INSERT INTO connectors (org_id, id, catalog_id, kind, name, auth, credential_scope, status) VALUES ($1, $2, 'gmail', 'builtin', 'Gmail', $3, 'user', 'active')`,
+      [org.id, again, JSON.stringify({ kind: 'oauth2', authorizationUrl: `${gmail.url}/authorize`, tokenUrl: `${gmail.url}/token`, clientId: 'steward-test', scopes: [] })],
+    );
+    await storeTokens('tok-gmail-2', new Date(Date.now() + 3600_000), again, newId());
+    const old = await seedDraftSend('draft-ok');
+    // As the removed installation left it: the action ran before this installation existed.
+    await su.query(`UPDATE task_actions SET created_at = now() - interval '1 hour' WHERE org_id = $1 AND id = $2`, [org.id, old.actionId]);
+    const path = (verb: string) => `/v1/reviews/${old.taskId}/actions/${old.actionId}/${verb}`;
+    gmail.calls.length = 0;
+    for (const verb of ['accept', 'revert']) {
+      const res = await h.http.post(path(verb)).set('Cookie', approver).send({});
+      expect({ status: res.status, type: res.headers['content-type'] }).toEqual({ status: 409, type: expect.stringMatching(/application\/problem\+json/) });
+      expect(res.body.detail).toMatch(/gmail connector was installed again after action .* dismiss the action/);
+    }
+    expect(gmail.calls).toEqual([]);
+    expect((await h.http.get(`/v1/reviews/${old.taskId}`).set('Cookie', approver)).body).toMatchObject({ taskState: 'in_review', pending: 1, accepted: 0, reverted: 0 });
+    expect((await h.http.post(path('dismiss')).set('Cookie', approver).send({ reason: 'made with the old mailbox; checked by hand' })).body).toMatchObject({ taskState: 'completed', pending: 0, dismissed: 1 });
+    // A draft made through the new installation is its own: its revert deletes it there.
+    const fresh = await seedDraftSend('draft-ok');
+    const reverted = await h.http.post(`/v1/reviews/${fresh.taskId}/actions/${fresh.actionId}/revert`).set('Cookie', approver).send({});
+    expect(reverted.status).toBe(200);
+    expect(gmail.calls.filter((c) => c.method === 'DELETE').map((c) => [c.path, c.authorization])).toEqual([['/gmail/v1/users/me/drafts/draft-ok', 'Bearer tok-gmail-2']]);
+  });
 });

@@ -444,6 +444,19 @@ export class ReviewsService {
             if (!named) return null;
             throw isUnderway(now.review_state) ? underwayConflict(now) : AppError.conflict(`The action ${r.id} was ${now.review_state} by another reviewer meanwhile.`);
           }
+          // A step runs through the connector the action ran through, never through another installed since under the same name
+          // (another account, another server): the connector's row must predate the action (both stamped by the database's clock).
+          if (r[step]) {
+            const installed: { name: string; later: boolean }[] = await em.query(
+              `SELECT c.name, c.created_at > a.created_at AS later FROM connectors c JOIN task_actions a ON a.org_id = c.org_id AND a.id = $2 WHERE c.org_id = $1`,
+              [p.orgId, r.id],
+            );
+            if (installed.some((c) => c.later && hubIdOf(c.name) === r.connector)) {
+              throw AppError.conflict(
+                `The ${r.connector} connector was installed again after action ${r.id} ran: its ${step === 'undo' ? 'undo' : 'finishing step'} belongs to the installation that was removed and is not run through the new one. Check the target by hand, then dismiss the action with a reason.`,
+              );
+            }
+          }
           // The claim's time as text: microseconds, which a Date would round away.
           const [c]: { at: string }[] = await em.query(
             `WITH u AS (UPDATE task_actions SET review_state = $3, reviewed_by = $4, reviewed_at = now(), review_interrupted = false WHERE org_id = $1 AND id = $2 RETURNING reviewed_at) SELECT reviewed_at::text AS at FROM u`,
