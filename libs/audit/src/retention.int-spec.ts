@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/tes
 import type { CanonicalEvent } from './event';
 import { AuditKeyring, monthOf } from './keyring';
 import { recordEvent } from './record';
-import { dropExpiredPartitions, purgeOrg, readSealed } from './retention';
+import { dropExpiredPartitions, lockAgainstPartitionDrop, lockHolds, purgeOrg, readSealed } from './retention';
 import { verifyOrg } from './verify';
 import { exportRange, exportText } from './export';
 import type { PageFormat } from './export-format';
@@ -204,6 +204,49 @@ describe('retention and legal hold (real PostgreSQL)', () => {
       const partitions = (await su.query(`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'audit_events'`)).rows.map((r) => r.relname);
       const m6 = monthOf(monthStart(6));
       expect(partitions).toContain(`audit_events_${m6.slice(0, 4)}_${m6.slice(5, 7)}`);
+    } finally {
+      await su.end();
+    }
+  }, 60_000);
+  it('a hold placed while a partition is being dropped (after one org recorded the drop, before the detach) waits for the drop: it is never placed over a partition about to go', async () => {
+    const url = new URL(adminUrl());
+    url.pathname = `/${db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    const m3 = monthOf(monthStart(3));
+    const partition = `audit_events_${m3.slice(0, 4)}_${m3.slice(5, 7)}`;
+    try {
+      await su.query('UPDATE orgs SET audit_retention_months = 2');
+      const orgs: string[] = (await su.query('SELECT id FROM orgs')).rows.map((r) => r.id);
+      expect(orgs.length).toBeGreaterThan(1);
+      // Each org's record of the drop takes a while: a window between the first record and the detach.
+      await su.query(`CREATE FUNCTION test_slow_record() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(0.4); RETURN NEW; END $$`);
+      await su.query(`CREATE TRIGGER slow_record AFTER UPDATE ON audit_heads FOR EACH ROW EXECUTE FUNCTION test_slow_record()`);
+      try {
+        const dropping = dropExpiredPartitions(ds, owner, keyring);
+        const recorded = async () => (await su.query('SELECT org_id FROM audit_heads WHERE purged_before = $1', [monthStart(2)])).rows.map((r) => r.org_id as string);
+        let first: string[] = [];
+        for (let i = 0; i < 200 && !first.length; i++) {
+          await new Promise((r) => setTimeout(r, 20));
+          first = await recorded();
+        }
+        expect(first).toHaveLength(1);
+        const other = orgs.find((o) => !first.includes(o))!;
+        // The org's admin places a hold over that month now, as the API does (the partition-drop lock first).
+        const placed = await inOrg(ds, { orgId: other }, async (em) => {
+          await lockAgainstPartitionDrop(em);
+          await lockHolds(em, other);
+          await em.insert(LegalHold, { id: newId(), orgId: other, userId: null, fromAt: monthStart(3), untilAt: monthStart(2), reason: 'placed during the drop', createdBy: other, releasedAt: null });
+          const [{ present }] = await em.query('SELECT to_regclass($1) IS NOT NULL AS present', [partition]);
+          return { present, recordedBefore: (await recorded()).length };
+        });
+        expect(await dropping).toEqual([{ partition, month: m3 }]);
+        // Placed once the partition was gone (every org had recorded the drop): never over a partition about to be dropped.
+        expect(placed).toEqual({ present: false, recordedBefore: orgs.length });
+      } finally {
+        await su.query('DROP TRIGGER slow_record ON audit_heads');
+        await su.query('DROP FUNCTION test_slow_record()');
+      }
     } finally {
       await su.end();
     }

@@ -1,4 +1,4 @@
-import type { DataSource, EntityManager } from 'typeorm';
+import type { DataSource, EntityManager, QueryRunner } from 'typeorm';
 import { inOrg, queryReturning } from '@steward/db';
 import { newId } from '@steward/common';
 import type { CanonicalEvent } from './event';
@@ -74,6 +74,18 @@ export const DROPPED_COUNTS_SQL = `coalesce((SELECT jsonb_object_agg(k, n) FROM 
 
 export async function lockHolds(em: EntityManager, orgId: string): Promise<void> {
   await em.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:legal-holds:' || $1, 0))`, [orgId]);
+}
+
+/** Held by a partition drop from its first org's drop record until the partition is gone (every org's: one partition holds them all). */
+const PARTITION_DROP_LOCK = `hashtextextended('steward:audit-partition-drop', 0)`;
+
+/**
+ * Taken by a hold's creation, first in its transaction (before anything that reads the audit trail):
+ * waits while a partition is being dropped, so that a hold is either seen by the drop or placed
+ * after it. Shared: holds of different orgs do not wait for each other.
+ */
+export async function lockAgainstPartitionDrop(em: EntityManager): Promise<void> {
+  await em.query(`SELECT pg_advisory_xact_lock_shared(${PARTITION_DROP_LOCK})`);
 }
 
 async function holdsOf(em: EntityManager, orgId: string): Promise<Hold[]> {
@@ -299,41 +311,57 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
     const from = new Date(`${month}T00:00:00Z`);
     const to = new Date(`${addMonths(month, 1)}T00:00:00Z`);
     if (holds.some((h) => overlaps(h, from, to))) continue;
-    // Record the purge point first, so that verification accepts the gap it leaves. Each org's holds
-    // are read again under its hold lock (a hold placed since the first read, over this month, keeps
-    // the partition, though orgs recorded before it keep their record of a drop that did not happen).
-    let held = false;
-    for (const org of orgs) {
-      await inOrg(ds, { orgId: org }, async (em) => {
-        await lockHolds(em, org);
-        if ((await holdsOf(em, org)).some((h) => overlaps(h, from, to))) {
-          held = true;
-          return;
-        }
-        await em.query('INSERT INTO audit_heads (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING', [org]);
-        await em.query('UPDATE audit_heads SET purged_before = GREATEST(coalesce(purged_before, $2), $2) WHERE org_id = $1', [org, to]);
-        // Every month dropped so far, carried by each new drop event: the older drop events go with
-        // the partitions later drops remove, and the verifier still finds every dropped month on record.
-        const [{ months, counts }]: { months: string[]; counts: Record<string, number> }[] = await em.query(`SELECT ${DROPPED_MONTHS_SQL} AS months, ${DROPPED_COUNTS_SQL} AS counts`, [org]);
-        // With how many of the org's chain entries the month holds now: the verifier accepts no more missing there.
-        const [{ n }]: { n: number }[] = await em.query(`SELECT count(*)::int AS n FROM audit_chain WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3`, [org, from, to]);
-        await recordEvent(em, keyring, {
-          id: newId(),
-          orgId: org,
-          occurredAt: new Date(),
-          actor: { type: 'system', id: null },
-          action: 'audit.partition_drop',
-          outcome: 'success',
-          client: 'system',
-          payload: { month, partition: name, months: [...new Set([...months, month])].sort(), counts: { ...counts, [month]: n } },
-        });
-      });
-      if (held) break;
+    // From the first org's record to the drop, no hold is placed anywhere (lockAgainstPartitionDrop):
+    // one placed meanwhile would otherwise come after its org's record and before the detach.
+    // A session lock, on the connection that detaches and drops (those run outside a transaction).
+    const runner = ownerDs.createQueryRunner();
+    await runner.connect();
+    try {
+      await runner.query(`SELECT pg_advisory_lock(${PARTITION_DROP_LOCK})`);
+      if (await dropOne(ds, runner, keyring, orgs, name, month, from, to)) dropped.push({ partition: name, month });
+    } finally {
+      await runner.query(`SELECT pg_advisory_unlock(${PARTITION_DROP_LOCK})`).catch(() => undefined);
+      await runner.release();
     }
-    if (held) continue;
-    await ownerDs.query(`ALTER TABLE audit_events DETACH PARTITION ${name} CONCURRENTLY`);
-    await ownerDs.query(`DROP TABLE ${name}`);
-    dropped.push({ partition: name, month });
   }
   return dropped;
+}
+
+/** Records the drop in every org, then detaches and drops the partition; false when a hold over the month turned up (kept). */
+async function dropOne(ds: DataSource, owner: QueryRunner, keyring: AuditKeyring, orgs: string[], name: string, month: string, from: Date, to: Date): Promise<boolean> {
+  // Record the purge point first, so that verification accepts the gap it leaves. Each org's holds
+  // are read again under its hold lock (a hold placed since the first read, over this month, keeps
+  // the partition, though orgs recorded before it keep their record of a drop that did not happen).
+  let held = false;
+  for (const org of orgs) {
+    await inOrg(ds, { orgId: org }, async (em) => {
+      await lockHolds(em, org);
+      if ((await holdsOf(em, org)).some((h) => overlaps(h, from, to))) {
+        held = true;
+        return;
+      }
+      await em.query('INSERT INTO audit_heads (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING', [org]);
+      await em.query('UPDATE audit_heads SET purged_before = GREATEST(coalesce(purged_before, $2), $2) WHERE org_id = $1', [org, to]);
+      // Every month dropped so far, carried by each new drop event: the older drop events go with
+      // the partitions later drops remove, and the verifier still finds every dropped month on record.
+      const [{ months, counts }]: { months: string[]; counts: Record<string, number> }[] = await em.query(`SELECT ${DROPPED_MONTHS_SQL} AS months, ${DROPPED_COUNTS_SQL} AS counts`, [org]);
+      // With how many of the org's chain entries the month holds now: the verifier accepts no more missing there.
+      const [{ n }]: { n: number }[] = await em.query(`SELECT count(*)::int AS n FROM audit_chain WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3`, [org, from, to]);
+      await recordEvent(em, keyring, {
+        id: newId(),
+        orgId: org,
+        occurredAt: new Date(),
+        actor: { type: 'system', id: null },
+        action: 'audit.partition_drop',
+        outcome: 'success',
+        client: 'system',
+        payload: { month, partition: name, months: [...new Set([...months, month])].sort(), counts: { ...counts, [month]: n } },
+      });
+    });
+    if (held) break;
+  }
+  if (held) return false;
+  await owner.query(`ALTER TABLE audit_events DETACH PARTITION ${name} CONCURRENTLY`);
+  await owner.query(`DROP TABLE ${name}`);
+  return true;
 }

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { lockHolds } from '@steward/audit';
+import { lockAgainstPartitionDrop, lockHolds } from '@steward/audit';
 import { AppError, newId } from '@steward/common';
 import { LegalHold } from '@steward/db';
 import type { z } from 'zod';
@@ -39,6 +39,8 @@ export class LegalHoldsService {
   async create(p: Principal, body: z.infer<typeof CreateLegalHoldBody>) {
     await this.access.authorize(p, 'create', 'LegalHold');
     return this.db.inOrg(p, async (em) => {
+      // First (before anything reads the audit trail): not while an audit partition is being dropped — the hold would come too late for it.
+      await lockAgainstPartitionDrop(em);
       await this.access.requireStepUp(em, p);
       await lockHolds(em, p.orgId);
       if (body.userId && !(await knownPerson(em, p.orgId, body.userId))) throw AppError.notFound('person (neither a member nor in the org\'s audit trail)');
