@@ -12,7 +12,7 @@ import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './su
 
 /**
  * Model faults the worker meets, played by the scripted model server through the real SDK: an
- * overloaded error in the middle of a stream (retried), 529 and 429 that never stop (the task
+ * overloaded error in the middle of a stream (booked as possibly billed, tried again after a wait), 529 and 429 that never stop (the task
  * fails as model_unavailable, nothing executed), a tool_use cut by max_tokens (never run), and
  * parallel tool_use blocks in whole (non-streamed) responses.
  */
@@ -102,14 +102,20 @@ describe('model errors in the agent loop', () => {
     await h.http.patch('/v1/org').set('Cookie', owner).send({ modelTier: 'standard' });
   });
 
-  it('an overloaded error inside a 200 stream is retried with backoff, and the task completes', async () => {
+  it('an overloaded error inside a 200 stream: the answer had begun (billed up to there), so the attempt is booked at the most its turn could cost and the task waits in the queue before it tries again; it completes', async () => {
     const r = await run('[script:read-only] [stream-error] summarise', true);
-    expect(r.outcome).toBe('completed');
+    expect(r.outcomes).toEqual(['requeued', 'requeued', 'completed']);
+    expect((await eventsOf(r.id)).filter((e) => e.kind === 'requeued').map((e) => [e.data.reason, e.data.wait])).toEqual([
+      ['model_unavailable', 1],
+      ['model_unavailable', 1],
+    ]);
     expect(r.requests.map((q) => q.status)).toEqual([529, 200, 529, 200]);
     expect(r.requests.every((q) => q.stream)).toBe(true);
     expect(r.actions.map((a) => [a.action_type, a.state])).toEqual([
+      ['model.invoke', 'failed'],
       ['model.invoke', 'succeeded'],
       ['file.read', 'succeeded'],
+      ['model.invoke', 'failed'],
       ['model.invoke', 'succeeded'],
     ]);
   });

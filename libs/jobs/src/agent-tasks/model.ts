@@ -108,10 +108,14 @@ export class ModelClient {
         const type = err instanceof Anthropic.APIError ? ((err as { type?: string }).type ?? (err.error as { error?: { type?: string } } | undefined)?.error?.type) : undefined;
         const retryable = err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status)) || (status === null && type !== undefined && RETRYABLE_TYPES.has(type));
         // An answer refused with a status (429, 529, 5xx) was not generated; one that never came (no answer
-        // in time, the connection lost) may have been. (An error event inside a 200 stream is retried as before.)
+        // in time, the connection lost) may have been, and so may one that broke off with an error event
+        // inside its 200 stream (generated, and billed, up to there).
         if (err instanceof Anthropic.APIConnectionError) {
           onLost?.();
           if (!retryLost) throw new ModelUnavailable(status, 'the model gave no answer (no answer in time, or the connection broke off) after it may have generated one', true);
+        } else if (err instanceof Anthropic.APIError && status === null) {
+          onLost?.();
+          if (!retryLost) throw new ModelUnavailable(status, `the model's answer broke off with an error (${type ?? 'unknown'}) after it had begun`, retryable);
         }
         if (!retryable) throw new ModelUnavailable(status, err instanceof Error ? err.message.slice(0, 300) : 'model call failed');
         if (attempt >= attempts) throw new ModelUnavailable(status, `the model is unavailable after ${attempts} attempts (last status ${status ?? 'connection error'})`, true);
