@@ -68,6 +68,15 @@ describe('steward CLI against a live API', () => {
       },
     });
   };
+  /** Runs the binary in a terminal (a pseudo-terminal from script(1)): stdin and stdout are TTYs; `input` is typed into it. */
+  const inTerminal = (args: string[], env: Record<string, string> = {}, input = '') =>
+    new Promise<{ code: number; output: string }>((done) => {
+      const quote = (a: string) => `'${a.replace(/'/g, `'\\''`)}'`;
+      const child = execFile('script', ['-qefc', [process.execPath, BIN, ...args].map(quote).join(' '), '/dev/null'], { env: { ...process.env, STEWARD_CONFIG: config, ...env }, timeout: 45_000 }, (err, stdout) =>
+        done({ code: err ? ((err as { code?: number }).code ?? 1) : 0, output: stdout.replace(/\r\n/g, '\n') }),
+      );
+      child.stdin?.end(input);
+    });
   /** The pending approval of a files.delete, once the worker has asked for it (as the approver sees it). */
   const pendingDelete = async (cookie: string): Promise<{ id: string; taskId: string | null }> => {
     for (const until = Date.now() + 20_000; Date.now() < until; await sleep(200)) {
@@ -367,6 +376,46 @@ describe('steward CLI against a live API', () => {
     }
   });
 
+  it('approve shows the arguments with bidirectional controls neutralised, asks in a terminal (no: nothing approved; yes: approved, it runs once)', async () => {
+    const approverKey = (await newApiKey(h, await login(h, org.users.approver.email), ['*'])).secret;
+    const approver = { STEWARD_CONFIG: join(home, 'terminal-approver', 'config.json') };
+    expect((await cli(['login', '--url', base, '--api-key', approverKey], approver)).code).toBe(0);
+    // A Watched delete through the gateway, of a file whose name carries a right-to-left override (it would show "...vsc.txt" reversed).
+    const name = 'numbers/old-\u202etxt.csv';
+    writeFileSync(join(ws, 'old-\u202etxt.csv'), 'week,revenue\n');
+    const client = new McpClient({ name: 'terminal-test', version: '1.0.0' });
+    await client.connect(new StreamableHTTPClientTransport(new URL(`${base}/mcp`), { requestInit: { headers: { Authorization: `Bearer ${key}` } } }));
+    try {
+      const call = client.callTool({ name: 'workspace-files__files_delete', arguments: { path: name } });
+      let pending: { id: string } | undefined;
+      for (const until = Date.now() + 20_000; !pending && Date.now() < until; await sleep(100)) {
+        const r = await h.http.get('/v1/approvals?state=pending').set('Cookie', await login(h, org.users.approver.email));
+        pending = (r.body as { items: { id: string; taskId: string | null; tool: string }[] }).items.find((a) => a.tool === 'files.delete' && a.taskId === null);
+      }
+      expect(pending).toBeDefined();
+      const shown = await cli(['approve', pending!.id], approver);
+      expect(shown.code).toBe(2);
+      expect(shown.stderr).toContain('"path": "numbers/old-\uFFFDtxt.csv"');
+      expect(shown.stderr).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
+      // In a terminal it asks; anything but yes approves nothing.
+      const no = await inTerminal(['approve', pending!.id], approver, 'n\n');
+      expect(no.output).toContain('Approve this action? [y/N]');
+      // (What is typed ahead is echoed before the question: the answer's line is the question's.)
+      expect({ code: no.code, end: /[^\n]*$/.exec(no.output.trim())![0] }).toEqual({ code: 1, end: 'Approve this action? [y/N] steward: not approved' });
+      expect((await h.http.get(`/v1/approvals/${pending!.id}`).set('Cookie', await login(h, org.users.approver.email))).body.state).toBe('pending');
+      const yes = await inTerminal(['approve', pending!.id], approver, 'y\n');
+      expect({ code: yes.code, end: /[^\n]*$/.exec(yes.output.trim())![0] }).toEqual({ code: 0, end: `Approve this action? [y/N] approval ${pending!.id}: approved` });
+      // Approved, it runs (once): the workspace connector itself refuses such a path (nothing deleted).
+      const ran = await call;
+      expect({ isError: ran.isError, text: (ran.content as { text: string }[])[0]?.text }).toEqual({ isError: true, text: expect.stringMatching(/^The tool failed \(bad_arguments\): path refused \(invisible or bidirectional control character\)/) });
+      expect(existsSync(join(ws, 'old-\u202etxt.csv'))).toBe(true);
+      expect((await h.http.get(`/v1/approvals/${pending!.id}`).set('Cookie', await login(h, org.users.approver.email))).body.state).toBe('used');
+    } finally {
+      await (client.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined);
+      await client.close();
+    }
+  });
+
   it('run --follow waits through an approval given while it follows, then ends with the result and exit code 0', async () => {
     const following = cli(['run', '[script:cleanup] tidy the numbers folder', '--follow']);
     const approval = await pendingDelete(await login(h, org.users.approver.email));
@@ -490,6 +539,53 @@ describe('steward CLI against a live API', () => {
     const drafts = await h.http.get('/v1/policies?status=draft').set('Cookie', await login(h, org.users.owner.email));
     expect(drafts.status).toBe(200);
     expect(drafts.body.items).toEqual([]);
+  });
+
+  it('policy simulate whose temporary draft cannot be deleted still prints its result, names the draft on stderr and exits 1; audit export to a terminal is refused (exit 2, nothing exported)', async () => {
+    const ownerCookie = await login(h, org.users.owner.email);
+    // A proxy in front of the API that refuses every DELETE of a policy (as an API in trouble would).
+    const upstream = new URL(base);
+    const proxy = createHttpServer((req, res) => {
+      if (req.method === 'DELETE' && req.url?.startsWith('/v1/policies/')) {
+        res.writeHead(503, { 'content-type': 'application/problem+json' }).end(JSON.stringify({ type: 'about:blank', title: 'Service Unavailable', status: 503 }));
+        return;
+      }
+      const up = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (upRes) => {
+        res.writeHead(upRes.statusCode ?? 502, upRes.headers);
+        upRes.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      req.pipe(up);
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
+    const owner = { STEWARD_CONFIG: join(home, 'owner-proxied', 'config.json') };
+    try {
+      const ownerKey = (await newApiKey(h, ownerCookie, ['*'])).secret;
+      expect((await cli(['login', '--url', `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`, '--api-key', ownerKey], owner)).code).toBe(0);
+      const active = JSON.parse((await cli(['policy', 'show', '--json'], owner)).stdout) as { document: Record<string, unknown> };
+      const file = join(home, 'same.json');
+      writeFileSync(file, JSON.stringify(active.document));
+      const actions = join(home, 'one-action.json');
+      writeFileSync(actions, JSON.stringify([{ action: 'file.read', context: {} }]));
+      const sim = await cli(['policy', 'simulate', file, '--actions', actions], owner);
+      expect(sim.stdout.trim().split('\n')[0]).toBe('1 action(s), 0 changed (0 stricter, 0 looser)');
+      expect(sim.code).toBe(1);
+      expect(sim.stderr.trim().split('\n')).toHaveLength(1);
+      const left = /^steward: the temporary draft (\S+) was not deleted \(.*\): delete it in the console or with DELETE \/v1\/policies\/(\S+)$/.exec(sim.stderr.trim());
+      expect(left?.[1]).toBe(left?.[2]);
+      const drafts = (await h.http.get('/v1/policies?status=draft').set('Cookie', ownerCookie)).body.items as { id: string }[];
+      expect(drafts.map((d) => d.id)).toEqual([left![1]]);
+      expect((await h.http.delete(`/v1/policies/${left![1]}`).set('Cookie', ownerCookie)).status).toBe(204);
+
+      // The export is data: not written to a terminal (what agents and upstreams wrote could drive it).
+      const exports = async () => (await h.http.get('/v1/audit-events?action=audit.export&limit=200').set('Cookie', ownerCookie)).body.items.length;
+      const before = await exports();
+      const tty = await inTerminal(['audit', 'export'], owner);
+      expect({ code: tty.code, output: tty.output.trim() }).toEqual({ code: 2, output: 'steward: the export is data, not for a terminal: write it with --output <file>, or pipe it' });
+      expect(await exports()).toBe(before);
+    } finally {
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it('audit export --manifest, public-key and verify check the chain offline; other formats export; a changed byte fails', async () => {
