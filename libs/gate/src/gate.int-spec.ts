@@ -327,7 +327,7 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(results.filter((r) => r.status === 'executed')).toHaveLength(3);
     expect(results.filter((r) => r.status === 'refused' && r.refusal === 'forbidden')).toHaveLength(5);
     // Counted under the deployment's Redis prefix, per org, limit and user.
-    expect(await redis.keys(`${redisPrefix}:rl:${org.orgId}:reads-per-hour:u:*`)).toHaveLength(1);
+    expect(await redis.keys(`${redisPrefix}:rls:${org.orgId}:reads-per-hour:u:*`)).toHaveLength(1);
 
     const org2 = await newOrg(doc);
     // A client whose connection is gone: every command fails at once.
@@ -359,6 +359,21 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect((await reserve(redis, orgId, 'u1', [limit], at(5_000), 250, redisPrefix)).exceeded).toEqual(['deletes-per-hour']);
     // Late in the hour the previous one weighs little: there is room again.
     expect((await reserve(redis, orgId, 'u1', [limit], at(3_300_000), 250, redisPrefix)).exceeded).toEqual([]);
+  });
+
+  it('a rate limit counts actions, not decisions: the same action reserved again (in its window or the next) takes no second slot', async () => {
+    const limit = { id: 'sends-per-hour', actions: ['email.send'], max: 2, per: 'hour', by: 'user', then: 'forbidden', reason: 'at most 2 sends an hour' } as const;
+    const orgId = newId();
+    const hour = Date.UTC(2026, 11, 7, 11, 0, 0);
+    const at = (ms: number) => new Date(hour + ms);
+    const sendOnce = (unit: string, ms: number) => reserve(redis, orgId, 'u1', [limit], at(ms), 250, redisPrefix, unit);
+    expect((await sendOnce('t:task-1:3', -20_000)).exceeded).toEqual([]);
+    // Decided again (its approval redeemed) in the same window, then in the next: still one action.
+    for (const ms of [-10_000, 5_000, 10_000]) expect((await sendOnce('t:task-1:3', ms)).exceeded).toEqual([]);
+    expect((await sendOnce('t:task-1:4', 12_000)).exceeded).toEqual([]);
+    // A third action is over the limit (and is counted, however often it is decided).
+    expect((await sendOnce('g:gateway-call-1', 14_000)).exceeded).toEqual(['sends-per-hour']);
+    expect((await sendOnce('g:gateway-call-1', 15_000)).exceeded).toEqual(['sends-per-hour']);
   });
 
   it('a tainted task: an outbound mail is decided with the taint and never runs without a human', async () => {

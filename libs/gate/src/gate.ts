@@ -39,7 +39,7 @@ import { type Reservation, reserve } from './rate-limits';
 export interface GateDeps {
   ds: DataSource;
   redis: Redis;
-  /** REDIS_PREFIX: the rate-limit counters are `<prefix>:rl:...` (default `steward`; the API and the worker of one deployment share them). */
+  /** REDIS_PREFIX: the rate-limit windows are `<prefix>:rls:...` (default `steward`; the API and the worker of one deployment share them). */
   redisPrefix?: string;
   keyring: AuditKeyring;
   policies: PolicySource;
@@ -227,7 +227,9 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       workflow: ctx?.workflowPermitted === false ? undefined : (req.workflow ?? undefined),
       at: now,
     };
-    reservation ??= policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, type), now, 250, deps.redisPrefix) : { exceeded: [], unavailable: false };
+    // Per claim: an action decided again (its approval redeemed, the same gateway call retried) takes no second slot.
+    const unit = claim.taskId !== null ? `t:${claim.taskId}:${claim.step}` : `g:${claim.gatewayKey}`;
+    reservation ??= policy ? await reserve(deps.redis, req.orgId, req.userId, rateLimitsFor(policy.compiled, type), now, 250, deps.redisPrefix, unit) : { exceeded: [], unavailable: false };
     context.rateExceeded = reservation.exceeded;
     const principal: PolicyPrincipal = { userId: req.userId, groupIds: ctx?.groups ?? [] };
     const d = decideOn(policy, principal, type, context, domains);

@@ -1,19 +1,22 @@
+import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { RateLimit } from '@steward/policy';
 
 const WINDOW_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
 
 /**
- * One reservation, atomic in Redis: counted in the current window (its expiry set when it is the
- * first), and answered as a sliding window would count it: this window's count plus the previous
- * window's, weighted by how much of it the sliding window still covers (ARGV[2], 0–1; rounded up:
- * the estimate errs towards the limit, never past it). So 20 deletes
- * at 10:59:40 and 20 more at 11:00:05 are not 40 within a minute's reach of an hourly limit of 20.
+ * One reservation, atomic in Redis: the action (ARGV[3], its claim) added to the current window's
+ * set (its expiry set when it is the first) unless the previous window has it already, and answered
+ * as a sliding window would count it: this window's actions plus the previous window's, weighted by
+ * how much of it the sliding window still covers (ARGV[2], 0–1; rounded up: the estimate errs
+ * towards the limit, never past it). So 20 deletes at 10:59:40 and 20 more at 11:00:05 are not 40
+ * within a minute's reach of an hourly limit of 20; and an action decided again (its approval
+ * redeemed, the same call retried) is the same action, counted once.
  */
-const RESERVE = `local n = redis.call('INCR', KEYS[1])
-if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
-local prev = tonumber(redis.call('GET', KEYS[2]) or '0')
-return n + math.ceil(prev * tonumber(ARGV[2]))`;
+const RESERVE = `if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 0 and redis.call('SADD', KEYS[1], ARGV[3]) == 1 and redis.call('SCARD', KEYS[1]) == 1 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return redis.call('SCARD', KEYS[1]) + math.ceil(redis.call('SCARD', KEYS[2]) * tonumber(ARGV[2]))`;
 
 export interface Reservation {
   /** Ids of the limits this action went over (the policy raises the level for them). */
@@ -23,23 +26,25 @@ export interface Reservation {
 }
 
 /**
- * Reserves one slot of each rate limit that applies, atomically across processes (a Redis INCR
- * per limit and window, all in one round trip). A reservation is made before the decision, so
- * 21 concurrent file.delete calls against a limit of 20 give exactly one raised level. If Redis
- * does not answer within `timeoutMs`, every limit counts as exceeded: the level goes up, never
- * down.
+ * Reserves one slot of each rate limit that applies, atomically across processes (a Redis set per
+ * limit and window, all in one round trip). A reservation is made before the decision, so 21
+ * concurrent file.delete calls against a limit of 20 give exactly one raised level. `unit` names
+ * the action (its claim: a task's step, a gateway call): reserving again for the same unit takes
+ * no second slot; without one, each reservation is a slot of its own. If Redis does not answer
+ * within `timeoutMs`, every limit counts as exceeded: the level goes up, never down.
  */
-export async function reserve(redis: Redis, orgId: string, userId: string, limits: RateLimit[], now: Date, timeoutMs = 250, prefix = 'steward'): Promise<Reservation> {
+export async function reserve(redis: Redis, orgId: string, userId: string, limits: RateLimit[], now: Date, timeoutMs = 250, prefix = 'steward', unit: string = randomUUID()): Promise<Reservation> {
   if (!limits.length) return { exceeded: [], unavailable: false };
   const pipeline = redis.pipeline();
   for (const l of limits) {
     const window = WINDOW_MS[l.per];
     const start = Math.floor(now.getTime() / window) * window;
     const who = l.by === 'user' ? `u:${userId}` : 'org';
-    const key = `${prefix}:rl:${orgId}:${l.id}:${who}`;
+    // (`rls`: sets of actions; the counters of earlier versions were under `rl`.)
+    const key = `${prefix}:rls:${orgId}:${l.id}:${who}`;
     // Kept through the next window too, which weighs it.
     const stillCovered = (window - (now.getTime() - start)) / window;
-    pipeline.eval(RESERVE, 2, `${key}:${start}`, `${key}:${start - window}`, String(2 * window + 1000), stillCovered.toFixed(6));
+    pipeline.eval(RESERVE, 2, `${key}:${start}`, `${key}:${start - window}`, String(2 * window + 1000), stillCovered.toFixed(6), unit);
   }
   let timer: NodeJS.Timeout | undefined;
   try {

@@ -667,7 +667,8 @@ async function writeAheadModelInvoke(
     // Decided as the gate decides an action: the policy's rate limits reserved across processes
     // (Redis not answering counts each as exceeded), then the level, then the policy's own checks.
     const principal = { userId, groupIds: groups };
-    const reservation = policy ? await reserve(deps.redis, orgId, userId, rateLimitsFor(policy.compiled, 'model.invoke'), new Date(), 250, deps.redisPrefix) : null;
+    // (Per step: a step whose transaction did not commit, taken again, is the same call.)
+    const reservation = policy ? await reserve(deps.redis, orgId, userId, rateLimitsFor(policy.compiled, 'model.invoke'), new Date(), 250, deps.redisPrefix, `t:${taskId}:${s.step}`) : null;
     // A workflow the member may no longer run tasks under lends its rules to nothing (the call is refused below).
     const context = { connector: 'anthropic', workflow: (gate?.workflow_permitted && workflow) || undefined, tainted, labels, ...(reservation?.exceeded.length ? { rateExceeded: reservation.exceeded } : {}) };
     const d = policy
