@@ -518,7 +518,7 @@ describe('admin console in a real browser', () => {
     expect((await h.http.get('/v1/incident-settings').set('Cookie', su)).body.slack).toBeNull();
   });
 
-  it('the owner adds a per-person override to a draft, sees it in the draft, removes it and discards the draft', async () => {
+  it('the owner adds a per-person override to a draft, sees it in the draft, removes it, adds a whole-org guard (offered for the org scope only) and discards the draft', async () => {
     const page = await signIn('owner');
     await open(page, '/policy', 'Trust Levels');
     await page.getByRole('tab', { name: 'Overrides and limits' }).click();
@@ -548,6 +548,21 @@ describe('admin console in a real browser', () => {
     await page.getByRole('button', { name: 'Yes, remove' }).click();
     await page.getByTestId('override-rules').getByText(`user ${org.users.member.email}`).waitFor({ state: 'detached' });
     expect((await h.http.get(`/v1/policies/${draftId}`).set('Cookie', owner)).body.document.rules).not.toContainEqual(expect.objectContaining({ scope: { type: 'user', id: org.users.member.id } }));
+    // A whole-org guard: offered for the org scope only, shown as such once added.
+    await page.getByLabel('Scope').selectOption('org');
+    await page.getByRole('combobox', { name: 'Action types', exact: true }).click();
+    await page.getByRole('option', { name: 'chat.send', exact: true }).click();
+    await page.keyboard.press('Escape');
+    await page.getByLabel('Level').selectOption('watched');
+    await page.getByLabel('Reason').fill('confidential data is never posted on its own');
+    await page.getByLabel(/^Guard \(only raises/).check();
+    await page.getByRole('button', { name: 'Add to draft' }).click();
+    await page.getByTestId('override-rules').getByRole('row').filter({ hasText: 'confidential data is never posted on its own' }).getByText('guard', { exact: true }).waitFor();
+    expect((await h.http.get(`/v1/policies/${draftId}`).set('Cookie', owner)).body.document.rules).toContainEqual(
+      expect.objectContaining({ scope: { type: 'org' }, actions: ['chat.send'], level: 'watched', reason: 'confidential data is never posted on its own', guard: true }),
+    );
+    await page.getByLabel('Scope').selectOption('group');
+    expect(await page.getByLabel(/^Guard \(only raises/).count()).toBe(0);
     await page.getByRole('tab', { name: 'Draft: diff, simulation and replay' }).click();
     await page.getByRole('button', { name: 'Discard draft' }).click();
     await page.getByRole('button', { name: 'Yes, discard' }).click();

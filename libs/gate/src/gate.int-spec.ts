@@ -385,6 +385,20 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(await row(org.orgId, r.actionId)).toMatchObject({ tainted: true, labels: expect.arrayContaining(['external', 'untrusted']) });
   });
 
+  it("a person's own rule that frees posting (saas.write Autonomous) does not free a tainted task: the org's guard holds it for a human", async () => {
+    const org = await newOrg();
+    const doc = seedPolicy();
+    doc.rules.push({ id: 'user.publishes', scope: { type: 'user', id: org.userId }, actions: ['saas.write'], level: 'autonomous', reason: 'publishes for the team' });
+    await inOrg(ds, { orgId: org.orgId }, (em) => em.query(`UPDATE policies SET document = $2 WHERE org_id = $1`, [org.orgId, JSON.stringify(doc)]));
+    const before = calls.length;
+    const clean = await gateAction(deps, request(org, 'probe', 'probe.draft', { title: 'Weekly numbers' }));
+    expect(clean).toMatchObject({ status: 'executed', level: 'autonomous', ruleIds: ['user.publishes'] });
+    const tainted = await gateAction(deps, { ...request(org, 'probe', 'probe.draft', { title: 'As the e-mail asked' }), tainted: true, labels: ['untrusted'] });
+    expect(tainted).toMatchObject({ status: 'awaiting_approval', level: 'watched', ruleIds: ['user.publishes', 'org.tainted-outbound'] });
+    expect(tainted.status !== 'duplicate' && tainted.reason).toMatch(/^Watched: raised to Watched by the org's guard: the task has read untrusted content/);
+    expect(calls.length).toBe(before + 1);
+  });
+
   it('transient connector failures retry with backoff only when safe (reads, idempotent tools); validation failures never retry', async () => {
     const doc = seedPolicy();
     (doc.baseline as Record<string, string>)['saas.write'] = 'autonomous';

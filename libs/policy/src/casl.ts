@@ -9,8 +9,8 @@ import { globToRegExpSource } from './glob';
  * The policy as a CASL ability: `can('execute', AgentAction at level L)` holds exactly
  * when L is at or above the decided level (and never for Forbidden). CASL's rule order
  * gives the resolution: rules defined later win, so scopes go from general to specific,
- * rules within a scope from least to most restrictive, and floors, forbidden areas and
- * rate limits last.
+ * rules within a scope from least to most restrictive, and the org's guards, floors, forbidden
+ * areas and rate limits last.
  */
 export type AgentActionSubject = Record<string, unknown>;
 export type PolicyAbility = MongoAbility<['execute', 'AgentAction']>;
@@ -82,7 +82,7 @@ export function compileAbility(document: PolicyDocument): CompiledAbility {
   }
   const scoped = (type: string) =>
     document.rules
-      .filter((r) => r.scope.type === type)
+      .filter((r) => r.scope.type === type && !r.guard)
       .slice()
       .sort((a, b) => rank(a.level) - rank(b.level) || a.id.localeCompare(b.id));
   for (const tier of ['org', 'group', 'workflow', 'user'] as const) {
@@ -97,6 +97,11 @@ export function compileAbility(document: PolicyDocument): CompiledAbility {
               : [];
       rules.push(...pair(rule.level, [{ type: { $in: rule.actions } }, ...scope, ...conditionsOf(rule.when, tz)]));
     }
+  }
+  // The org's guards, after every scope: they only take levels away (below their own).
+  for (const guard of document.rules) {
+    const lower = guard.guard ? below(guard.level) : [];
+    if (lower.length) rules.push({ action: 'execute', subject: 'AgentAction', inverted: true, conditions: { $and: [{ type: { $in: guard.actions } }, ...conditionsOf(guard.when, tz), { level: { $in: lower } }] } as MongoQuery });
   }
   for (const action of ACTION_TYPE_NAMES) {
     const floor = floorOf(action);

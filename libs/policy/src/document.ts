@@ -65,6 +65,12 @@ export const RuleSchema = z.strictObject({
   when: ConditionsSchema.optional(),
   reason: z.string().min(1).max(300),
   obligations: z.array(z.enum(['keep_undo_copy', 'redact_personal_data', 'reversible_form'])).max(3).optional(),
+  /**
+   * An org rule that only raises: applied after the scopes, so that no group, workflow or person
+   * rule lowers what it sets (the org's guard rails, e.g. a task that read untrusted content never
+   * sends on its own); it never lowers a level either.
+   */
+  guard: z.boolean().optional(),
 });
 export type Rule = z.infer<typeof RuleSchema>;
 
@@ -221,6 +227,8 @@ function semanticProblems(doc: PolicyDocument, ctx: ValidationContext): PolicyPr
         problems.push({ path: `${path}.level`, message: `${a} can never be below ${floor} (its floor); "${r.level}" contradicts it` });
       }
     }
+    if (r.guard && r.scope.type !== 'org') problems.push({ path: `${path}.guard`, message: 'only a whole-org rule can be a guard (it holds over every group, workflow and person)' });
+    if (r.guard && r.obligations?.length) problems.push({ path: `${path}.obligations`, message: 'a guard only raises the level; obligations come with the rules that decide' });
     if (r.scope.type === 'group' && ctx.groups && !ctx.groups.has(r.scope.id)) problems.push({ path: `${path}.scope.id`, message: `no group ${r.scope.id} in this org` });
     if (r.scope.type === 'workflow' && ctx.workflows && !ctx.workflows.has(r.scope.id)) problems.push({ path: `${path}.scope.id`, message: `no workflow "${r.scope.id}" in this org` });
     if (r.scope.type === 'user' && ctx.users && !ctx.users.has(r.scope.id)) problems.push({ path: `${path}.scope.id`, message: `no member ${r.scope.id} in this org` });

@@ -7,8 +7,8 @@ import { globToRegExp } from './glob';
  * Resolution (see the README): catalog default → org baseline → org rules → group rules →
  * workflow rules → user rules. The most specific scope with a matching rule decides;
  * within a scope (all of the user's groups together count as one) the most restrictive
- * matching rule wins. Then the floor of the action type, the org's forbidden areas and
- * exceeded rate limits can only raise the level.
+ * matching rule wins. Then the org's guards (org rules marked `guard`), the floor of the action
+ * type, the org's forbidden areas and exceeded rate limits can only raise the level.
  *
  * An action that names several resources, hosts, recipient domains or labels is decided for each
  * of them alone, and the most restrictive of those decisions stands (decideEach): a condition
@@ -62,6 +62,8 @@ interface PerAction {
   tiers: Record<Tier, CompiledRule[]>;
   /** group / workflow / user rules by scope id, each list in document order. */
   byScope: { group: Map<string | null, CompiledRule[]>; workflow: Map<string | null, CompiledRule[]>; user: Map<string | null, CompiledRule[]> };
+  /** The org's guard rules of the action (they only raise, after the scopes), sorted by id (stable). */
+  guards: CompiledRule[];
   /** Sorted by id (stable). */
   areas: CompiledArea[];
   limits: RateLimit[];
@@ -99,7 +101,7 @@ export interface ApprovalRouting {
 }
 
 export interface DecisionStep {
-  stage: 'base' | Tier | 'floor' | 'forbidden_area' | 'rate_limit';
+  stage: 'base' | Tier | 'guard' | 'floor' | 'forbidden_area' | 'rate_limit';
   ruleIds: string[];
   level: Level | null;
   effect: 'set' | 'raised' | 'no_match' | 'unchanged';
@@ -243,6 +245,7 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
         : { id: `catalog.${action}`, level: (ACTION_TYPES[action] as ActionTypeSpec).default, reason: `the catalog default for ${action}` },
       tiers: { org: [], group: [], workflow: [], user: [] },
       byScope: { group: new Map(), workflow: new Map(), user: new Map() },
+      guards: [],
       areas: [],
       limits: document.rateLimits.filter((r) => r.actions.includes(action)),
       sortedLimits: [],
@@ -272,7 +275,11 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
       decided: decidedReason(rule.level, [rule.id], [rule.reason]),
     };
     all.push(compiled);
-    for (const a of new Set(rule.actions)) actions[a as ActionType]?.tiers[compiled.tier].push(compiled);
+    // A guard takes no part in the scopes: it raises what they decided (see guardOf).
+    for (const a of new Set(rule.actions)) {
+      const per = actions[a as ActionType];
+      if (per) (rule.guard ? per.guards : per.tiers[compiled.tier]).push(compiled);
+    }
   }
   // Ties are listed by id (localeCompare, stable): the same order for any subset of the rules.
   all.sort(byId).forEach((r, i) => (r.order = i));
@@ -292,8 +299,9 @@ export function compilePolicy(document: PolicyDocument): CompiledPolicy {
       }
     }
     per.areas.sort((a, b) => a.id.localeCompare(b.id));
-    const rules = [...per.tiers.org, ...per.tiers.group, ...per.tiers.workflow, ...per.tiers.user];
-    // Only a rule's condition can lower a level; forbidden areas (which only raise) match any value already.
+    per.guards.sort(byId);
+    const rules = [...per.tiers.org, ...per.tiers.group, ...per.tiers.workflow, ...per.tiers.user, ...per.guards];
+    // Only a rule's condition can lower a level; guards and forbidden areas (which only raise) match any value already.
     for (const key of splitKeys(document, action)) {
       const conds = [...rules.map((r) => r.cond), ...per.areas.map((a) => a.cond)].filter((c): c is Cond => c !== null && c[key] !== null);
       per.split.push({ key, tests: conds.map((c) => (v: string) => valueMeets(key, c, v)) });
@@ -374,6 +382,22 @@ function inScopeRules(per: PerAction, tier: Tier, f: Facts): readonly CompiledRu
 
 const byId = (a: { id: string }, b: { id: string }) => a.id.localeCompare(b.id);
 
+/**
+ * The org's guards that match the facts, at the most restrictive level among them (their ids
+ * sorted), with the note for when they raise the level; null when none matches. A guard never
+ * lowers: the caller applies it only above the level the scopes decided.
+ */
+function guardOf(per: PerAction, f: Facts): { level: Level; ids: string[]; raise: string } | null {
+  let top: CompiledRule[] | null = null;
+  for (const g of per.guards) {
+    if (g.cond !== null && !matchCond(g.cond, f)) continue;
+    if (top === null || g.rank > top[0].rank) top = [g];
+    else if (g.rank === top[0].rank) top.push(g);
+  }
+  if (top === null) return null;
+  return { level: top[0].level, ids: top.map((g) => g.id), raise: `raised to ${LABEL[top[0].level]} by the org's guard: ${top.map((g) => g.reason).join('; ')}` };
+}
+
 function evaluate(policy: CompiledPolicy, f: Facts, withSteps: boolean): Decision | Explanation {
   const per = policy.actions[f.type];
   const steps: DecisionStep[] = [];
@@ -414,6 +438,13 @@ function evaluate(policy: CompiledPolicy, f: Facts, withSteps: boolean): Decisio
   const extra: string[] = [];
   const raised: string[] = [];
 
+  const guard = guardOf(per, f);
+  if (guard !== null && rank(guard.level) > rank(level)) {
+    level = guard.level;
+    extra.push(...guard.ids);
+    raised.push(guard.raise);
+    if (withSteps) steps.push({ stage: 'guard', ruleIds: guard.ids, level, effect: 'raised', note: guard.raise });
+  }
   const floor = floorOf(f.type);
   if (floor && rank(floor) > rank(level)) {
     level = floor;
@@ -547,14 +578,23 @@ function decideCompiled(per: PerAction, f: Facts): Decision {
   wRule = null;
   wTies = null;
 
-  // Raises: the floor, forbidden areas, exceeded rate limits.
+  // Raises: the org's guards, the floor, forbidden areas, exceeded rate limits.
   let extra: string[] | null = null;
   let raised: string[] | null = null;
+  if (per.guards.length !== 0) {
+    const guard = guardOf(per, f);
+    if (guard !== null && rank(guard.level) > lrank) {
+      level = guard.level;
+      lrank = rank(guard.level);
+      extra = guard.ids.slice();
+      raised = [guard.raise];
+    }
+  }
   if (fast.floor !== null && fast.floorRank > lrank) {
     level = fast.floor;
     lrank = fast.floorRank;
-    extra = [fast.floorId];
-    raised = [fast.floorNote];
+    (extra ??= []).push(fast.floorId);
+    (raised ??= []).push(fast.floorNote);
   }
   const areas = per.areas;
   if (areas.length !== 0) {

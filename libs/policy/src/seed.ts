@@ -33,10 +33,13 @@ export function seedPolicy(): PolicyDocument {
       {
         id: 'org.tainted-outbound',
         scope: { type: 'org' },
-        actions: ['email.draft', 'file.create', 'file.update', 'drive.create', 'calendar.create'],
+        // Every outbound action a policy could free (those Watched by default too: a group's rule cannot lower them for a tainted task).
+        actions: ['email.draft', 'email.send', 'file.create', 'file.update', 'file.delete', 'drive.create', 'drive.update', 'chat.send', 'calendar.create', 'saas.write', 'git.push', 'unknown'],
         level: 'watched',
         when: { tainted: true },
         reason: 'the task has read untrusted content (possible prompt injection)',
+        // A guard: no group, workflow or person rule lowers it.
+        guard: true,
       },
       {
         id: 'org.model-personal-data',

@@ -41,6 +41,21 @@ describe('validatePolicy', () => {
     expect(problems).toHaveLength(10);
   });
 
+  it('takes a guard only as a whole-org rule, without obligations', () => {
+    const doc = seedPolicy();
+    doc.rules.push(
+      { id: 'group-guard', scope: { type: 'group', id: GROUP }, actions: ['chat.send'], level: 'watched', reason: 'x', guard: true },
+      { id: 'guard-obligations', scope: { type: 'org' }, actions: ['file.update'], level: 'batched', reason: 'x', guard: true, obligations: ['keep_undo_copy'] },
+      { id: 'org-guard', scope: { type: 'org' }, actions: ['chat.send'], level: 'watched', when: { labels: ['confidential'] }, reason: 'confidential data is never posted on its own', guard: true },
+    );
+    const result = validatePolicy(doc, { groups: new Set([GROUP]), workflows: new Set() });
+    expect(result.ok ? [] : result.problems).toEqual([
+      { path: 'rules.4.guard', message: 'only a whole-org rule can be a guard (it holds over every group, workflow and person)' },
+      { path: 'rules.5.obligations', message: 'a guard only raises the level; obligations come with the rules that decide' },
+    ]);
+    expect(validatePolicy({ ...doc, rules: doc.rules.filter((r) => r.id !== 'group-guard' && r.id !== 'guard-obligations') }, { groups: new Set([GROUP]) })).toMatchObject({ ok: true });
+  });
+
   it('refuses a rate limit of 0 and unknown fields through the schema', () => {
     const doc = seedPolicy() as unknown as Record<string, unknown>;
     (doc.rateLimits as Record<string, unknown>[])[0].max = 0;

@@ -11,8 +11,9 @@ import { referenceDecide } from './reference';
 const RUNS = { numRuns: 400 };
 
 function raisedOnly(doc: PolicyDocument, a: ActionType, f: ReturnType<typeof toFacts>): Level {
-  // The part of a decision no scope can lower: floor, forbidden areas, exceeded limits.
+  // The part of a decision no scope can lower: the org's guards, floor, forbidden areas, exceeded limits.
   let l: Level = floorOf(a) ?? 'autonomous';
+  for (const g of doc.rules) if (g.guard && g.actions.includes(a) && compileConditions(g.when)(f) && rank(g.level) > rank(l)) l = g.level;
   if (doc.forbiddenAreas.some((x) => x.actions.includes(a) && compileConditions(x.when)(f))) l = 'forbidden';
   for (const lim of doc.rateLimits) if (lim.actions.includes(a) && f.rateExceeded.includes(lim.id) && rank(lim.then) > rank(l)) l = lim.then;
   return l;
@@ -60,6 +61,21 @@ describe('decide(): properties', () => {
         const notMatching = decide(compilePolicy({ ...doc, rules: [...doc.rules, { ...userRule, when: { connectors: ['no-such-connector'] } }] }), p, a, c, ORG);
         const otherUser = decide(compilePolicy({ ...doc, rules: [...doc.rules, { ...userRule, scope: { type: 'user', id: '0195b000-0000-7000-8000-00000000abcd' } }] }), p, a, c, ORG);
         return matching.level === expected && matching.ruleIds[0] === 'zz.user' && notMatching.level === before.level && otherUser.level === before.level;
+      }),
+      RUNS,
+    );
+  });
+
+  it("holds the org's guards over every more specific scope, and never lowers a level with one", () => {
+    fc.assert(
+      fc.property(policy, principal, action, context, fc.constantFrom<Level>('autonomous', 'batched', 'watched', 'forbidden'), (doc, p, a, c, g) => {
+        const before = decide(compilePolicy(doc), p, a, c, ORG);
+        const guard = { id: 'zz.guard', scope: { type: 'org' as const }, actions: [a], level: g, reason: 'guard', guard: true };
+        // A person's own rule that would lower it: the guard still holds.
+        const lowering = { id: 'zz.user', scope: { type: 'user' as const, id: p.userId }, actions: [a], level: floorOf(a) ?? ('autonomous' as Level), reason: 'user' };
+        const guarded = decide(compilePolicy({ ...doc, rules: [...doc.rules, guard, lowering] }), p, a, c, ORG);
+        const alone = decide(compilePolicy({ ...doc, rules: [...doc.rules, guard] }), p, a, c, ORG);
+        return rank(guarded.level) >= rank(g) && rank(alone.level) === Math.max(rank(before.level), rank(g)) && (rank(g) <= rank(before.level) || alone.ruleIds.includes('zz.guard'));
       }),
       RUNS,
     );

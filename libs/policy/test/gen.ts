@@ -58,6 +58,8 @@ const ruleBody = fc.record({
   actions: sub(ACTIONS),
   level,
   when: fc.option(conditions, { nil: undefined, freq: 3 }),
+  /** Made a guard when its scope is the org (one in three of those). */
+  guard: fc.integer({ min: 0, max: 2 }).map((n) => n === 0),
 });
 
 export const policy: fc.Arbitrary<PolicyDocument> = fc
@@ -79,6 +81,7 @@ export const policy: fc.Arbitrary<PolicyDocument> = fc
         level: atLeastFloors(r.level, r.actions),
         ...(r.when && Object.keys(r.when).length ? { when: r.when } : {}),
         reason: `rule ${i}`,
+        ...(r.guard && r.scope.type === 'org' ? { guard: true } : {}),
       })),
       rateLimits: limits.map((l, i) => ({ id: `rl${i}`, actions: l.actions, max: 10, per: 'hour' as const, by: 'user' as const, then: l.then, reason: `limit ${i}` })),
       approvals: [],

@@ -138,7 +138,7 @@ function decideOnce(doc: PolicyDocument, x: RefInput): { level: Level; ruleIds: 
     (r) => r.scope.type === 'user' && r.scope.id === x.userId,
     (r) => r.scope.type === 'workflow' && r.scope.id === x.workflow,
     (r) => r.scope.type === 'group' && x.groups.includes(r.scope.id),
-    (r) => r.scope.type === 'org',
+    (r) => r.scope.type === 'org' && !r.guard,
   ];
   for (const inScope of scopes) {
     const matching = doc.rules.filter((r) => inScope(r) && r.actions.includes(x.action) && conditionsHold(r.when, x));
@@ -149,6 +149,15 @@ function decideOnce(doc: PolicyDocument, x: RefInput): { level: Level; ruleIds: 
     break;
   }
   const extra: string[] = [];
+  // Guards: whole-org rules that only raise, after the scopes (the most restrictive matching ones, ids sorted).
+  const guards = doc.rules.filter((r) => r.guard && r.actions.includes(x.action) && conditionsHold(r.when, x));
+  if (guards.length) {
+    const top = guards.map((r) => r.level).reduce(worse);
+    if (ORDER.indexOf(top) > ORDER.indexOf(level)) {
+      level = top;
+      extra.push(...guards.filter((r) => r.level === top).map((r) => r.id).sort());
+    }
+  }
   const floor = FLOORS[x.action];
   if (floor && ORDER.indexOf(floor) > ORDER.indexOf(level)) {
     level = floor;

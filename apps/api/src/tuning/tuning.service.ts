@@ -136,12 +136,13 @@ export class TuningService {
           const id = `tuning.${r.actionType}.${r.scope.id}`.slice(0, 80);
           const rule: Rule = { id, scope: { type: 'workflow', id: r.scope.id }, actions: [r.actionType], level: r.suggestedLevel, reason };
           // The workflow tier decides before the org's: the org's conditional rules for the action that
-          // are stricter (tainted tasks, outside recipients, invitations) would no longer reach it. They
+          // are stricter (outside recipients, invitations) would no longer reach it (its guards, such as
+          // the tainted-task one, still do: they hold over every scope). They
           // come along into the workflow (the most restrictive rule that matches in a tier wins), so the
           // lower level holds only where the evidence was: the cases those rules do not cover.
           const workflow = r.scope.id;
           const kept: Rule[] = doc.rules
-            .filter((x) => x.scope.type === 'org' && x.when && x.actions.includes(r.actionType) && LEVELS.indexOf(x.level) > LEVELS.indexOf(r.suggestedLevel))
+            .filter((x) => x.scope.type === 'org' && !x.guard && x.when && x.actions.includes(r.actionType) && LEVELS.indexOf(x.level) > LEVELS.indexOf(r.suggestedLevel))
             .map((x) => ({ ...x, id: keptId(id, x.id), scope: { type: 'workflow' as const, id: workflow }, actions: [r.actionType] }));
           // A group's stricter rule for the action would be overridden in the workflow too, and it has no
           // way to be carried into the workflow tier (rules there do not name groups): refused, for a person.
@@ -152,10 +153,11 @@ export class TuningService {
           const ours = new Set([id, ...kept.map((k) => k.id)]);
           doc.rules = [...doc.rules.filter((x) => !ours.has(x.id)), ...kept, rule];
         } else {
-          // The org tier: the baseline, and unconditional org rules no longer name the action.
+          // The org tier: the baseline, and unconditional org rules no longer name the action (a guard
+          // stays as it is: where it holds the check below refuses, for a person to decide).
           doc.baseline = { ...doc.baseline, [r.actionType]: r.suggestedLevel };
           doc.rules = doc.rules
-            .map((x) => (x.scope.type === 'org' && !x.when && x.actions.includes(r.actionType) ? { ...x, actions: x.actions.filter((a) => a !== r.actionType) } : x))
+            .map((x) => (x.scope.type === 'org' && !x.guard && !x.when && x.actions.includes(r.actionType) ? { ...x, actions: x.actions.filter((a) => a !== r.actionType) } : x))
             .filter((x) => x.actions.length > 0);
         }
       }

@@ -329,7 +329,7 @@ export async function generateActivity(plan: GeneratedOrgPlan, o: GenerateOption
     });
     await emit({ id, at: a.at, canonical });
     decisions++;
-    for (const c of plan.changes) if (c.predicts({ user: a.p.id, groups, workflow: a.workflow, action: a.action, level })) predicted.push(id);
+    for (const c of plan.changes) if (c.predicts({ user: a.p.id, groups, workflow: a.workflow, action: a.action, level, tainted: a.tainted })) predicted.push(id);
     if (level === 'watched') await approve(a, actionId, day);
     return { id, actionId, level };
   };

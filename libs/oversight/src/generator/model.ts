@@ -149,7 +149,7 @@ export function generatedPolicy(groups: Record<string, string>): PolicyDocument 
 export interface PlantedChange {
   id: string;
   description: string;
-  predicts: (e: { user: string; groups: string[]; workflow: string | null; action: ActionType; level: Level }) => boolean;
+  predicts: (e: { user: string; groups: string[]; workflow: string | null; action: ActionType; level: Level; tainted: boolean }) => boolean;
 }
 
 export function plantedDraft(active: PolicyDocument, groups: Record<string, string>, deleter: string): { draft: PolicyDocument; changes: PlantedChange[] } {
@@ -164,8 +164,8 @@ export function plantedDraft(active: PolicyDocument, groups: Record<string, stri
     { id: 'planted.legal-saas-watched', description: 'SaaS reads in the legal triage workflow need approval', predicts: (e) => e.workflow === 'legal-triage' && e.action === 'saas.read' && e.level !== 'watched' },
     {
       id: 'planted.research-drive-batched',
-      description: 'drive edits by research are Batched instead of Watched',
-      predicts: (e) => e.groups.includes(groups.research) && e.action === 'drive.update' && e.level !== 'batched' && e.level !== 'forbidden',
+      description: 'drive edits by research are Batched instead of Watched (a tainted task\'s stay Watched: the seed\'s guard)',
+      predicts: (e) => e.groups.includes(groups.research) && e.action === 'drive.update' && !e.tainted && e.level !== 'batched' && e.level !== 'forbidden',
     },
   ];
   return { draft, changes };

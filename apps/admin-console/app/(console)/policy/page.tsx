@@ -1,6 +1,6 @@
 'use client';
 
-import { Alert, Anchor, Badge, Button, Card, Code, Group, Modal, MultiSelect, NativeSelect, NumberInput, Radio, ScrollArea, Select, Stack, Table, Tabs, Text, Textarea, TextInput, Title } from '@mantine/core';
+import { Alert, Anchor, Badge, Button, Card, Checkbox, Code, Group, Modal, MultiSelect, NativeSelect, NumberInput, Radio, ScrollArea, Select, Stack, Table, Tabs, Text, Textarea, TextInput, Title } from '@mantine/core';
 import Link from 'next/link';
 import { useState, type ReactNode } from 'react';
 import { useMemberNames } from '@/components/people';
@@ -16,7 +16,7 @@ type Catalog = Out<'getActionCatalog'>;
 type Version = Out<'getPolicyVersion'>;
 type Doc = { baseline?: Record<string, Level>; rules?: Rule[]; rateLimits?: RateLimit[]; approvals?: unknown[]; forbiddenAreas?: ForbiddenArea[] } & Record<string, unknown>;
 type Scope = { type: 'org' } | { type: 'group' | 'workflow' | 'user'; id: string };
-type Rule = { id: string; scope: Scope; actions: string[]; level: Level; when?: unknown; reason: string };
+type Rule = { id: string; scope: Scope; actions: string[]; level: Level; when?: unknown; reason: string; guard?: boolean };
 type RateLimit = { id: string; actions: string[]; max: number; per: string; by: string; then: Level; reason: string };
 type ForbiddenArea = { id: string; actions: string[]; when?: unknown; reason: string };
 
@@ -227,7 +227,7 @@ function Overrides({ doc, catalog, editable, busy, onSave }: { doc: Doc; catalog
         Overrides (org, group, workflow and user rules)
       </Title>
       <Text size="sm" c="dark.6">
-        The most specific matching scope decides (user, then workflow, then group, then org); among a person's groups the strictest wins; floors still hold. Changes go into the draft.
+        The most specific matching scope decides (user, then workflow, then group, then org); among a person's groups the strictest wins; the org's guards and floors still hold (a guard only raises, whatever a more specific rule says). Changes go into the draft.
       </Text>
       {rules.length === 0 ? (
         <Text c="dark.6">No overrides.</Text>
@@ -248,7 +248,14 @@ function Overrides({ doc, catalog, editable, busy, onSave }: { doc: Doc; catalog
             {rules.map((r) => (
               <Table.Tr key={r.id}>
                 <Table.Td>{r.id}</Table.Td>
-                <Table.Td>{scopeName(r.scope)}</Table.Td>
+                <Table.Td>
+                  {scopeName(r.scope)}
+                  {r.guard && (
+                    <Badge ml="xs" variant="outline" color="dark" title="A guard: only raises, and no group, workflow or person rule lowers it">
+                      guard
+                    </Badge>
+                  )}
+                </Table.Td>
                 <Table.Td>{r.actions.join(', ')}</Table.Td>
                 <Table.Td>
                   <Badge color={LEVEL_COLOR[r.level]}>{r.level}</Badge>
@@ -600,6 +607,7 @@ function AddRule({ doc, catalog, busy, onSave }: { doc: Doc; catalog: Catalog; b
   const [actions, setActions] = useState<string[]>([]);
   const [level, setLevel] = useState<Level>('watched');
   const [reason, setReason] = useState('');
+  const [guard, setGuard] = useState(false);
   const groups = useLoad(async () => (can('read:Group') ? ok(api.GET('/v1/groups', { params: { query: { limit: 200 } } })) : null), []);
   const workflows = useLoad(() => ok(api.GET('/v1/workflows', { params: { query: { limit: 200 } } })), []);
   const members = useLoad(async () => (can('read:Member') ? ok(api.GET('/v1/members', { params: { query: { limit: 200 } } })) : null), []);
@@ -616,7 +624,7 @@ function AddRule({ doc, catalog, busy, onSave }: { doc: Doc; catalog: Catalog; b
   async function add() {
     const scope: Scope = type === 'org' ? { type } : { type, id: scopeId! };
     const id = `console-${type}-${Date.now().toString(36)}`;
-    const rule: Rule = { id, scope, actions, level, reason: reason.trim() };
+    const rule: Rule = { id, scope, actions, level, reason: reason.trim(), ...(type === 'org' && guard ? { guard: true } : {}) };
     if (await onSave({ ...doc, rules: [...(doc.rules ?? []), rule] }, `Edit from the console: rule ${id}`)) {
       setActions([]);
       setReason('');
@@ -647,6 +655,7 @@ function AddRule({ doc, catalog, busy, onSave }: { doc: Doc; catalog: Catalog; b
         <MultiSelect label="Action types" data={catalog.actions.map((a) => a.type)} value={actions} onChange={setActions} searchable w={320} />
         <NativeSelect label="Level" value={level} onChange={(e) => setLevel(e.currentTarget.value as Level)} data={LEVELS.map((l) => ({ value: l, label: LEVEL_LABEL[l] }))} />
         <TextInput label="Reason" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={300} w={260} />
+        {type === 'org' && <Checkbox label="Guard (only raises; no group, workflow or person rule lowers it)" checked={guard} onChange={(e) => setGuard(e.currentTarget.checked)} mb={8} />}
         <Button onClick={add} disabled={!ready} loading={busy}>
           Add to draft
         </Button>
