@@ -410,6 +410,13 @@ describe('steward CLI against a live API', () => {
       expect({ isError: ran.isError, text: (ran.content as { text: string }[])[0]?.text }).toEqual({ isError: true, text: expect.stringMatching(/^The tool failed \(bad_arguments\): path refused \(invisible or bidirectional control character\)/) });
       expect(existsSync(join(ws, 'old-\u202etxt.csv'))).toBe(true);
       expect((await h.http.get(`/v1/approvals/${pending!.id}`).set('Cookie', await login(h, org.users.approver.email))).body.state).toBe('used');
+      // Once: one call reached the connector (one outcome on record for the action).
+      const actionId = (ran._meta as Record<string, string>)['steward/action-id'];
+      const outcomes = async () =>
+        (await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND decision = 'executed' AND canonical::jsonb->'payload'->>'actionId' = $2`, [org.id, actionId])))[0].n as number;
+      for (const until = Date.now() + 5_000; (await outcomes()) === 0 && Date.now() < until; ) await sleep(100);
+      await sleep(300);
+      expect(await outcomes()).toBe(1);
     } finally {
       await (client.transport as StreamableHTTPClientTransport).terminateSession().catch(() => undefined);
       await client.close();

@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase } from '../../../test/support/tes
 import type { CanonicalEvent } from './event';
 import { AuditKeyring, monthOf } from './keyring';
 import { recordEvent } from './record';
-import { dropExpiredPartitions, lockAgainstPartitionDrop, lockHolds, purgeOrg, readSealed } from './retention';
+import { dropExpiredPartitions, lockAgainstPartitionDrop, lockHolds, PartitionDropUnderway, purgeOrg, readSealed } from './retention';
 import { verifyOrg } from './verify';
 import { exportRange, exportText } from './export';
 import type { PageFormat } from './export-format';
@@ -176,38 +176,45 @@ describe('retention and legal hold (real PostgreSQL)', () => {
     expect(left).toBe(0);
   }, 60_000);
 
-  it("a hold placed while partitions are being dropped keeps its month: each org's holds are read again before its drop is recorded", async () => {
+  it("a hold placed after the drop read the holds, before it took its lock, keeps its month: every org's holds are read again under the lock, before any org records the drop", async () => {
     const url = new URL(adminUrl());
     url.pathname = `/${db.name}`;
     const su = new Client({ connectionString: url.toString() });
     await su.connect();
     try {
       await su.query('UPDATE orgs SET audit_retention_months = 3');
-      // The moment the first org records the drop of month 6 back, a hold over that month is placed in every other org.
-      await su.query(`CREATE FUNCTION test_hold_meanwhile() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$
-        BEGIN
-          IF NEW.purged_before = '${monthStart(5).toISOString()}'::timestamptz THEN
-            INSERT INTO legal_holds (id, org_id, from_at, until_at, reason, created_by)
-            SELECT gen_random_uuid(), o.id, '${monthStart(6).toISOString()}', '${monthStart(5).toISOString()}', 'placed meanwhile', o.id FROM orgs o
-             WHERE o.id <> NEW.org_id AND NOT EXISTS (SELECT 1 FROM legal_holds h WHERE h.org_id = o.id AND h.reason = 'placed meanwhile');
-          END IF;
-          RETURN NEW;
-        END $$`);
-      await su.query(`CREATE TRIGGER hold_meanwhile AFTER UPDATE ON audit_heads FOR EACH ROW EXECUTE FUNCTION test_hold_meanwhile()`);
-      try {
-        const dropped = await dropExpiredPartitions(ds, owner, keyring);
-        expect(dropped.map((d) => d.month)).toEqual([monthOf(monthStart(5)), monthOf(monthStart(4))]);
-      } finally {
-        await su.query('DROP TRIGGER hold_meanwhile ON audit_heads');
-        await su.query('DROP FUNCTION test_hold_meanwhile()');
-      }
+      const orgs: string[] = (await su.query('SELECT id FROM orgs ORDER BY id')).rows.map((r) => r.id);
+      // The drop lists the partitions (after its first read of the holds, before its lock): a hold over
+      // month 6 back is placed in the last org just then, as an admin's would be.
+      let placed = false;
+      const ownerMeanwhile = new Proxy(owner, {
+        get(target, prop, receiver) {
+          if (prop !== 'query') return Reflect.get(target, prop, receiver);
+          return async (sql: string, params?: unknown[]) => {
+            if (!placed && sql.includes('pg_inherits')) {
+              placed = true;
+              await su.query(`INSERT INTO legal_holds (id, org_id, from_at, until_at, reason, created_by) VALUES (gen_random_uuid(), $1, $2, $3, 'placed meanwhile', $1)`, [orgs.at(-1), monthStart(6), monthStart(5)]);
+            }
+            return target.query(sql, params);
+          };
+        },
+      });
+      const recordedBefore = Number((await su.query(`SELECT count(*) AS n FROM audit_events WHERE action = 'audit.partition_drop'`)).rows[0].n);
+      const dropped = await dropExpiredPartitions(ds, ownerMeanwhile, keyring);
+      expect(placed).toBe(true);
+      expect(dropped.map((d) => d.month)).toEqual([monthOf(monthStart(5)), monthOf(monthStart(4))]);
       const partitions = (await su.query(`SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'audit_events'`)).rows.map((r) => r.relname);
       const m6 = monthOf(monthStart(6));
       expect(partitions).toContain(`audit_events_${m6.slice(0, 4)}_${m6.slice(5, 7)}`);
+      // No org recorded a drop of the kept month (two months dropped, each recorded once per org).
+      const recorded = (await su.query(`SELECT canonical::jsonb->'payload'->>'month' AS month FROM audit_events WHERE action = 'audit.partition_drop'`)).rows.map((r) => r.month as string);
+      expect(recorded).not.toContain(m6);
+      expect(recorded.length - recordedBefore).toBe(2 * orgs.length);
     } finally {
       await su.end();
     }
   }, 60_000);
+
   it('a hold placed while a partition is being dropped (after one org recorded the drop, before the detach) waits for the drop: it is never placed over a partition about to go', async () => {
     const url = new URL(adminUrl());
     url.pathname = `/${db.name}`;
@@ -247,6 +254,43 @@ describe('retention and legal hold (real PostgreSQL)', () => {
         await su.query('DROP TRIGGER slow_record ON audit_heads');
         await su.query('DROP FUNCTION test_slow_record()');
       }
+    } finally {
+      await su.end();
+    }
+  }, 60_000);
+  it('a drop never waits (a hold being placed, or another worker dropping, leaves it to the next round); a hold waits for a drop only so long, then is refused with nothing placed', async () => {
+    const url = new URL(adminUrl());
+    url.pathname = `/${db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    const m2 = monthOf(monthStart(2));
+    const partition = `audit_events_${m2.slice(0, 4)}_${m2.slice(5, 7)}`;
+    const present = async () => (await su.query('SELECT to_regclass($1) IS NOT NULL AS p', [partition])).rows[0].p as boolean;
+    try {
+      await su.query('UPDATE orgs SET audit_retention_months = 1');
+      // A hold being placed (its transaction holds the shared lock): the drop leaves the month for now.
+      await su.query('BEGIN');
+      await su.query(`SELECT pg_advisory_xact_lock_shared(hashtextextended('steward:audit-partition-drop', 0))`);
+      expect(await dropExpiredPartitions(ds, owner, keyring)).toEqual([]);
+      expect(await present()).toBe(true);
+      await su.query('COMMIT');
+      // A drop under way (the lock held as a drop holds it): a hold waits, then is refused; nothing of it is written.
+      const org = (await su.query('SELECT id FROM orgs LIMIT 1')).rows[0].id as string;
+      await su.query(`SELECT pg_advisory_lock(hashtextextended('steward:audit-partition-drop', 0))`);
+      const holdsBefore = Number((await su.query('SELECT count(*) AS n FROM legal_holds')).rows[0].n);
+      await expect(
+        inOrg(ds, { orgId: org }, async (em) => {
+          await lockAgainstPartitionDrop(em, 200);
+          await em.insert(LegalHold, { id: newId(), orgId: org, userId: null, fromAt: monthStart(2), untilAt: monthStart(1), reason: 'too late', createdBy: org, releasedAt: null });
+        }),
+      ).rejects.toBeInstanceOf(PartitionDropUnderway);
+      expect(Number((await su.query('SELECT count(*) AS n FROM legal_holds')).rows[0].n)).toBe(holdsBefore);
+      // Nor does a second drop wait for the first.
+      expect(await dropExpiredPartitions(ds, owner, keyring)).toEqual([]);
+      await su.query(`SELECT pg_advisory_unlock(hashtextextended('steward:audit-partition-drop', 0))`);
+      // The next round drops it.
+      expect(await dropExpiredPartitions(ds, owner, keyring)).toEqual([{ partition, month: m2 }]);
+      expect(await present()).toBe(false);
     } finally {
       await su.end();
     }

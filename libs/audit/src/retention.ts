@@ -82,10 +82,29 @@ const PARTITION_DROP_LOCK = `hashtextextended('steward:audit-partition-drop', 0)
 /**
  * Taken by a hold's creation, first in its transaction (before anything that reads the audit trail):
  * waits while a partition is being dropped, so that a hold is either seen by the drop or placed
- * after it. Shared: holds of different orgs do not wait for each other.
+ * after it. Shared: holds of different orgs do not wait for each other. Waits at most `waitMs`;
+ * past it throws PartitionDropUnderway (nothing done: the caller may try again shortly).
  */
-export async function lockAgainstPartitionDrop(em: EntityManager): Promise<void> {
-  await em.query(`SELECT pg_advisory_xact_lock_shared(${PARTITION_DROP_LOCK})`);
+export async function lockAgainstPartitionDrop(em: EntityManager, waitMs = 20_000): Promise<void> {
+  const [{ got }]: { got: boolean }[] = await em.query(`SELECT pg_try_advisory_xact_lock_shared(${PARTITION_DROP_LOCK}) AS got`);
+  if (got) return;
+  await em.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(waitMs))}ms`]);
+  try {
+    await em.query(`SELECT pg_advisory_xact_lock_shared(${PARTITION_DROP_LOCK})`);
+  } catch (err) {
+    // 55P03 lock_not_available: the drop outlasted the wait (the transaction is aborted; nothing was written).
+    if ((err as { code?: string }).code === '55P03' || (err as { driverError?: { code?: string } }).driverError?.code === '55P03') throw new PartitionDropUnderway();
+    throw err;
+  }
+  await em.query(`SELECT set_config('lock_timeout', '0', true)`);
+}
+
+/** An audit partition is being dropped: a legal hold waits for it, and this one waited too long. */
+export class PartitionDropUnderway extends Error {
+  constructor() {
+    super('an audit partition is being dropped; try again in a minute');
+    this.name = 'PartitionDropUnderway';
+  }
 }
 
 async function holdsOf(em: EntityManager, orgId: string): Promise<Hold[]> {
@@ -311,17 +330,26 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
     const from = new Date(`${month}T00:00:00Z`);
     const to = new Date(`${addMonths(month, 1)}T00:00:00Z`);
     if (holds.some((h) => overlaps(h, from, to))) continue;
-    // From the first org's record to the drop, no hold is placed anywhere (lockAgainstPartitionDrop):
+    // From the holds' last read to the drop, no hold is placed anywhere (lockAgainstPartitionDrop):
     // one placed meanwhile would otherwise come after its org's record and before the detach.
-    // A session lock, on the connection that detaches and drops (those run outside a transaction).
+    // A session lock, on the connection that detaches and drops (those run outside a transaction);
+    // not waited for: taken by another worker's drop (or a hold being placed), this round leaves it.
     const runner = ownerDs.createQueryRunner();
     await runner.connect();
+    let locked = false;
+    let broken: unknown = null;
     try {
-      await runner.query(`SELECT pg_advisory_lock(${PARTITION_DROP_LOCK})`);
-      if (await dropOne(ds, runner, keyring, orgs, name, month, from, to)) dropped.push({ partition: name, month });
+      [{ locked }] = await runner.query(`SELECT pg_try_advisory_lock(${PARTITION_DROP_LOCK}) AS locked`);
+      if (!locked) break;
+      // Another worker may have dropped it meanwhile.
+      const [{ present }]: { present: boolean }[] = await runner.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [name]);
+      if (present && (await dropOne(ds, runner, keyring, orgs, name, month, from, to))) dropped.push({ partition: name, month });
     } finally {
-      await runner.query(`SELECT pg_advisory_unlock(${PARTITION_DROP_LOCK})`).catch(() => undefined);
-      await runner.release();
+      if (locked) await runner.query(`SELECT pg_advisory_unlock(${PARTITION_DROP_LOCK})`).catch((err: unknown) => (broken = err ?? new Error('unlock failed')));
+      // A connection that may still hold the lock is closed, not pooled (it would keep every hold waiting).
+      const release = (runner as unknown as { releasePostgresConnection?: (err?: unknown) => Promise<void> }).releasePostgresConnection;
+      if (broken && release) await release.call(runner, broken);
+      else await runner.release();
     }
   }
   return dropped;
@@ -329,17 +357,17 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
 
 /** Records the drop in every org, then detaches and drops the partition; false when a hold over the month turned up (kept). */
 async function dropOne(ds: DataSource, owner: QueryRunner, keyring: AuditKeyring, orgs: string[], name: string, month: string, from: Date, to: Date): Promise<boolean> {
-  // Record the purge point first, so that verification accepts the gap it leaves. Each org's holds
-  // are read again under its hold lock (a hold placed since the first read, over this month, keeps
-  // the partition, though orgs recorded before it keep their record of a drop that did not happen).
-  let held = false;
+  // Every org's holds read again under the drop lock (no hold can be placed now): one placed since
+  // the first read, over this month, keeps the partition, and no org has recorded anything yet.
+  for (const org of orgs) {
+    const held = await inOrg(ds, { orgId: org }, async (em) => (await holdsOf(em, org)).some((h) => overlaps(h, from, to)));
+    if (held) return false;
+  }
+  // Record the purge point first, so that verification accepts the gap it leaves (each org under its
+  // hold lock, as releases and purges take it).
   for (const org of orgs) {
     await inOrg(ds, { orgId: org }, async (em) => {
       await lockHolds(em, org);
-      if ((await holdsOf(em, org)).some((h) => overlaps(h, from, to))) {
-        held = true;
-        return;
-      }
       await em.query('INSERT INTO audit_heads (org_id) VALUES ($1) ON CONFLICT (org_id) DO NOTHING', [org]);
       await em.query('UPDATE audit_heads SET purged_before = GREATEST(coalesce(purged_before, $2), $2) WHERE org_id = $1', [org, to]);
       // Every month dropped so far, carried by each new drop event: the older drop events go with
@@ -358,9 +386,7 @@ async function dropOne(ds: DataSource, owner: QueryRunner, keyring: AuditKeyring
         payload: { month, partition: name, months: [...new Set([...months, month])].sort(), counts: { ...counts, [month]: n } },
       });
     });
-    if (held) break;
   }
-  if (held) return false;
   await owner.query(`ALTER TABLE audit_events DETACH PARTITION ${name} CONCURRENTLY`);
   await owner.query(`DROP TABLE ${name}`);
   return true;

@@ -138,15 +138,17 @@ describe('approvals at the gate', () => {
     expect(sent).toHaveLength(0);
   });
 
-  it("an approved action is the action its rate limit already counted: redeemed, it takes no second slot (the limit's last slot is not refused at redeem)", async () => {
+  it("an approved action is the action its rate limit already counted: redeemed, it takes no second slot, and actions refused after it do not push it over the limit", async () => {
     const doc = seedPolicy();
     doc.rateLimits.push({ id: 'one-send-an-hour', actions: ['email.send'], max: 1, per: 'hour', by: 'user', then: 'forbidden', reason: 'at most one send an hour in this test' });
     const org = await newOrg(doc);
     const req = send(org, newId(), { to: 'cfo@acme.example', body: 'the one send' });
     const waiting = await gateAction(deps, req);
     expect(waiting).toMatchObject({ status: 'awaiting_approval' });
-    // Asked again while it waits, then redeemed once approved: the same action each time.
+    // Asked again while it waits: the same action. Another send meanwhile is a second one, over the limit.
     expect(await gateAction(deps, req)).toMatchObject({ status: 'awaiting_approval', actionId: waiting.actionId });
+    expect(await gateAction(deps, send(org, newId(), { to: 'cfo@acme.example', body: 'a send meanwhile' }))).toMatchObject({ status: 'refused', refusal: 'forbidden', ruleIds: expect.arrayContaining(['one-send-an-hour']) });
+    // Approved, the first is redeemed with the slot it held: the later one does not push it over.
     await approve(org.orgId, (await approval(org.orgId, waiting.actionId)).id);
     const before = sent.length;
     expect(await gateAction(deps, req)).toMatchObject({ status: 'executed', actionId: waiting.actionId });

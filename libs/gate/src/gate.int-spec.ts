@@ -374,6 +374,9 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     // A third action is over the limit (and is counted, however often it is decided).
     expect((await sendOnce('g:gateway-call-1', 14_000)).exceeded).toEqual(['sends-per-hour']);
     expect((await sendOnce('g:gateway-call-1', 15_000)).exceeded).toEqual(['sends-per-hour']);
+    // The first ones, decided again after it, keep the count they were given: still within the limit.
+    expect((await sendOnce('t:task-1:3', 16_000)).exceeded).toEqual([]);
+    expect((await sendOnce('t:task-1:4', 17_000)).exceeded).toEqual([]);
   });
 
   it('a tainted task: an outbound mail is decided with the taint and never runs without a human', async () => {

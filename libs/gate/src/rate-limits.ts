@@ -5,18 +5,22 @@ import type { RateLimit } from '@steward/policy';
 const WINDOW_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
 
 /**
- * One reservation, atomic in Redis: the action (ARGV[3], its claim) added to the current window's
- * set (its expiry set when it is the first) unless the previous window has it already, and answered
- * as a sliding window would count it: this window's actions plus the previous window's, weighted by
- * how much of it the sliding window still covers (ARGV[2], 0–1; rounded up: the estimate errs
- * towards the limit, never past it). So 20 deletes at 10:59:40 and 20 more at 11:00:05 are not 40
- * within a minute's reach of an hourly limit of 20; and an action decided again (its approval
- * redeemed, the same call retried) is the same action, counted once.
+ * One reservation, atomic in Redis. The action (ARGV[3], its claim) is entered in the current
+ * window's hash (its expiry set when it is the first) with the count it was given: this window's
+ * actions up to it plus the previous window's, weighted by how much of it the sliding window still
+ * covers (ARGV[2], 0–1; rounded up: the estimate errs towards the limit, never past it). So 20
+ * deletes at 10:59:40 and 20 more at 11:00:05 are not 40 within a minute's reach of an hourly limit
+ * of 20. An action already entered (in this window or the previous one) is the same action decided
+ * again (its approval redeemed, the same call retried): it gets the count it was given then — no
+ * second slot, and actions that came after it do not push it over the limit.
  */
-const RESERVE = `if redis.call('SISMEMBER', KEYS[2], ARGV[3]) == 0 and redis.call('SADD', KEYS[1], ARGV[3]) == 1 and redis.call('SCARD', KEYS[1]) == 1 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
-return redis.call('SCARD', KEYS[1]) + math.ceil(redis.call('SCARD', KEYS[2]) * tonumber(ARGV[2]))`;
+const RESERVE = `local seen = redis.call('HGET', KEYS[1], ARGV[3]) or redis.call('HGET', KEYS[2], ARGV[3])
+if seen then return tonumber(seen) end
+local n = redis.call('HLEN', KEYS[1]) + 1
+local count = n + math.ceil(redis.call('HLEN', KEYS[2]) * tonumber(ARGV[2]))
+redis.call('HSET', KEYS[1], ARGV[3], count)
+if n == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[1]) end
+return count`;
 
 export interface Reservation {
   /** Ids of the limits this action went over (the policy raises the level for them). */
@@ -26,7 +30,7 @@ export interface Reservation {
 }
 
 /**
- * Reserves one slot of each rate limit that applies, atomically across processes (a Redis set per
+ * Reserves one slot of each rate limit that applies, atomically across processes (a Redis hash per
  * limit and window, all in one round trip). A reservation is made before the decision, so 21
  * concurrent file.delete calls against a limit of 20 give exactly one raised level. `unit` names
  * the action (its claim: a task's step, a gateway call): reserving again for the same unit takes
@@ -40,7 +44,7 @@ export async function reserve(redis: Redis, orgId: string, userId: string, limit
     const window = WINDOW_MS[l.per];
     const start = Math.floor(now.getTime() / window) * window;
     const who = l.by === 'user' ? `u:${userId}` : 'org';
-    // (`rls`: sets of actions; the counters of earlier versions were under `rl`.)
+    // (`rls`: the actions of each window; the counters of earlier versions were under `rl`.)
     const key = `${prefix}:rls:${orgId}:${l.id}:${who}`;
     // Kept through the next window too, which weighs it.
     const stillCovered = (window - (now.getTime() - start)) / window;

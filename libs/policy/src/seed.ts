@@ -33,8 +33,9 @@ export function seedPolicy(): PolicyDocument {
       {
         id: 'org.tainted-outbound',
         scope: { type: 'org' },
-        // Every outbound action a policy could free (those Watched by default too: a group's rule cannot lower them for a tainted task).
-        actions: ['email.draft', 'email.send', 'file.create', 'file.update', 'file.delete', 'drive.create', 'drive.update', 'chat.send', 'calendar.create', 'saas.write', 'git.push', 'unknown'],
+        // Every outbound action a policy could free (those Watched or Forbidden by default too: a group's rule cannot lower
+        // them for a tainted task). Not model.invoke: what a task sends to the model cannot wait for a person.
+        actions: ['email.draft', 'email.send', 'file.create', 'file.update', 'file.delete', 'drive.create', 'drive.update', 'chat.send', 'calendar.create', 'saas.write', 'git.push', 'hr.write', 'contract.send', 'data.egress_pii', 'unknown'],
         level: 'watched',
         when: { tainted: true },
         reason: 'the task has read untrusted content (possible prompt injection)',

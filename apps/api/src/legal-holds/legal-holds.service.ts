@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
-import { lockAgainstPartitionDrop, lockHolds } from '@steward/audit';
-import { AppError, newId } from '@steward/common';
+import { lockAgainstPartitionDrop, lockHolds, PartitionDropUnderway } from '@steward/audit';
+import { AppError, ErrorCode, newId } from '@steward/common';
 import { LegalHold } from '@steward/db';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
@@ -40,7 +40,10 @@ export class LegalHoldsService {
     await this.access.authorize(p, 'create', 'LegalHold');
     return this.db.inOrg(p, async (em) => {
       // First (before anything reads the audit trail): not while an audit partition is being dropped — the hold would come too late for it.
-      await lockAgainstPartitionDrop(em);
+      await lockAgainstPartitionDrop(em).catch((err: unknown) => {
+        if (err instanceof PartitionDropUnderway) throw new AppError(503, ErrorCode.Unavailable, 'Audit retention is running', 'An audit partition is being dropped; nothing was placed. Place the hold again in a minute.');
+        throw err;
+      });
       await this.access.requireStepUp(em, p);
       await lockHolds(em, p.orgId);
       if (body.userId && !(await knownPerson(em, p.orgId, body.userId))) throw AppError.notFound('person (neither a member nor in the org\'s audit trail)');

@@ -165,7 +165,7 @@ export class TuningService {
       const compiled = compilePolicy(doc);
       for (const r of chosen) {
         const level: Level = decide(compiled, NOBODY, r.actionType as ActionType, r.scope.type === 'workflow' ? { workflow: r.scope.id } : {}, { domains }).level;
-        if (level !== r.suggestedLevel) throw AppError.conflict(`${r.key}: the draft would give ${level}, not ${r.suggestedLevel} (a forbidden area, rate limit or more specific rule decides); edit the policy by hand.`);
+        if (level !== r.suggestedLevel) throw AppError.conflict(`${r.key}: the draft would give ${level}, not ${r.suggestedLevel} (a guard, forbidden area, rate limit or more specific rule decides); edit the policy by hand.`);
       }
       return { active, chosen, document: doc };
     });

@@ -106,7 +106,9 @@ export class ModelClient {
         const status = err instanceof Anthropic.APIError ? (err.status ?? null) : null;
         // An error event inside a 200 stream has no status: its type says whether it is transient.
         const type = err instanceof Anthropic.APIError ? ((err as { type?: string }).type ?? (err.error as { error?: { type?: string } } | undefined)?.error?.type) : undefined;
-        const retryable = err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status)) || (status === null && type !== undefined && RETRYABLE_TYPES.has(type));
+        // A streamed answer that broke off without an error of the API's (the connection dropped after the 200, the stream ended early).
+        const cut = this.options.stream === true && !(err instanceof Anthropic.APIError);
+        const retryable = cut || err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status)) || (status === null && type !== undefined && RETRYABLE_TYPES.has(type));
         // An answer refused with a status (429, 529, 5xx) was not generated; one that never came (no answer
         // in time, the connection lost) may have been, and so may one that broke off with an error event
         // inside its 200 stream (generated, and billed, up to there).
@@ -116,6 +118,9 @@ export class ModelClient {
         } else if (err instanceof Anthropic.APIError && status === null) {
           onLost?.();
           if (!retryLost) throw new ModelUnavailable(status, `the model's answer broke off with an error (${type ?? 'unknown'}) after it had begun`, retryable);
+        } else if (cut) {
+          onLost?.();
+          if (!retryLost) throw new ModelUnavailable(null, "the model's streamed answer broke off (the connection ended before the answer did) after it had begun", true);
         }
         if (!retryable) throw new ModelUnavailable(status, err instanceof Error ? err.message.slice(0, 300) : 'model call failed');
         if (attempt >= attempts) throw new ModelUnavailable(status, `the model is unavailable after ${attempts} attempts (last status ${status ?? 'connection error'})`, true);

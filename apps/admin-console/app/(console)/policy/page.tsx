@@ -277,7 +277,9 @@ function Overrides({ doc, catalog, editable, busy, onSave }: { doc: Doc; catalog
       {editable && catalog && <AddRule doc={doc} catalog={catalog} busy={busy} onSave={onSave} />}
       <Modal opened={removing !== null} onClose={() => setRemoving(null)} title={`Remove rule ${removing?.id ?? ''} from the draft?`}>
         <Stack>
-          <Text>Its actions fall back to the next, less specific scope. The active policy is unchanged until the draft is activated.</Text>
+          <Text>
+            {removing?.guard ? 'What it guarded is decided by the scopes alone again.' : 'Its actions fall back to the next, less specific scope.'} The active policy is unchanged until the draft is activated.
+          </Text>
           <Group justify="flex-end">
             <Button variant="default" onClick={() => setRemoving(null)}>
               Cancel
@@ -628,6 +630,7 @@ function AddRule({ doc, catalog, busy, onSave }: { doc: Doc; catalog: Catalog; b
     if (await onSave({ ...doc, rules: [...(doc.rules ?? []), rule] }, `Edit from the console: rule ${id}`)) {
       setActions([]);
       setReason('');
+      setGuard(false);
     }
   }
 
