@@ -49,6 +49,7 @@ describe('budgets: reserved before each model turn, never overspent', () => {
     ['keeps timing out', '[slow:2000] answer slowly', false],
     ['keeps breaking off with an error inside its 200 stream (billed up to there)', '[stream-error-always] answer', true],
     ['keeps dropping the connection in the middle of its streamed answer', '[stream-cut-always] answer', true],
+    ['keeps ending its streamed answer early (no message_stop)', '[stream-end-always] answer', true],
   ])('a model that %s cannot spend past the budget: each attempt that may have been generated counts at the most a turn costs', async (_name, knobs, stream) => {
     const id = await create(`[script:hello] ${knobs}`, { budgetUsd: 0.05 });
     const deps = { ...agentDeps(), model: { ...agentDeps().model, stream, timeoutMs: 300, retry: { attempts: 3, baseDelayMs: 5 }, requeue: { times: 5, baseDelayMs: 10 } } };

@@ -258,7 +258,7 @@ describe('retention and legal hold (real PostgreSQL)', () => {
       await su.end();
     }
   }, 60_000);
-  it('a drop never waits (a hold being placed, or another worker dropping, leaves it to the next round); a hold waits for a drop only so long, then is refused with nothing placed', async () => {
+  it('a drop never waits (a hold being placed, or another worker dropping, leaves it to the next round); a hold waits for a drop only so long, then is refused with nothing placed; a detach cut short is finished next round', async () => {
     const url = new URL(adminUrl());
     url.pathname = `/${db.name}`;
     const su = new Client({ connectionString: url.toString() });
@@ -288,9 +288,23 @@ describe('retention and legal hold (real PostgreSQL)', () => {
       // Nor does a second drop wait for the first.
       expect(await dropExpiredPartitions(ds, owner, keyring)).toEqual([]);
       await su.query(`SELECT pg_advisory_unlock(hashtextextended('steward:audit-partition-drop', 0))`);
-      // The next round drops it.
+      // A detach cut short (here by a time limit while a long read held the table) is left pending:
+      // the next round finishes it, and records nothing again.
+      const reader = new Client({ connectionString: url.toString() });
+      await reader.connect();
+      await reader.query('BEGIN');
+      await reader.query('SELECT count(*) FROM audit_events');
+      await su.query('SET statement_timeout = 300');
+      await expect(su.query(`ALTER TABLE audit_events DETACH PARTITION ${partition} CONCURRENTLY`)).rejects.toThrow(/statement timeout/);
+      await su.query('RESET statement_timeout');
+      await reader.query('COMMIT');
+      await reader.end();
+      expect((await su.query(`SELECT inhdetachpending FROM pg_inherits WHERE inhrelid = $1::regclass`, [partition])).rows).toEqual([{ inhdetachpending: true }]);
+      const records = async () => Number((await su.query(`SELECT count(*) AS n FROM audit_events WHERE action = 'audit.partition_drop'`)).rows[0].n);
+      const recordsBefore = await records();
       expect(await dropExpiredPartitions(ds, owner, keyring)).toEqual([{ partition, month: m2 }]);
       expect(await present()).toBe(false);
+      expect(await records()).toBe(recordsBefore);
     } finally {
       await su.end();
     }

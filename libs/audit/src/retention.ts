@@ -86,7 +86,7 @@ const PARTITION_DROP_LOCK = `hashtextextended('steward:audit-partition-drop', 0)
  * past it throws PartitionDropUnderway (nothing done: the caller may try again shortly).
  */
 export async function lockAgainstPartitionDrop(em: EntityManager, waitMs = 20_000): Promise<void> {
-  const [{ got }]: { got: boolean }[] = await em.query(`SELECT pg_try_advisory_xact_lock_shared(${PARTITION_DROP_LOCK}) AS got`);
+  const [{ got, was }]: { got: boolean; was: string }[] = await em.query(`SELECT pg_try_advisory_xact_lock_shared(${PARTITION_DROP_LOCK}) AS got, current_setting('lock_timeout') AS was`);
   if (got) return;
   await em.query(`SELECT set_config('lock_timeout', $1, true)`, [`${Math.max(1, Math.round(waitMs))}ms`]);
   try {
@@ -96,7 +96,7 @@ export async function lockAgainstPartitionDrop(em: EntityManager, waitMs = 20_00
     if ((err as { code?: string }).code === '55P03' || (err as { driverError?: { code?: string } }).driverError?.code === '55P03') throw new PartitionDropUnderway();
     throw err;
   }
-  await em.query(`SELECT set_config('lock_timeout', '0', true)`);
+  await em.query(`SELECT set_config('lock_timeout', $1, true)`, [was]);
 }
 
 /** An audit partition is being dropped: a legal hold waits for it, and this one waited too long. */
@@ -341,9 +341,15 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
     try {
       [{ locked }] = await runner.query(`SELECT pg_try_advisory_lock(${PARTITION_DROP_LOCK}) AS locked`);
       if (!locked) break;
-      // Another worker may have dropped it meanwhile.
-      const [{ present }]: { present: boolean }[] = await runner.query(`SELECT to_regclass($1) IS NOT NULL AS present`, [name]);
-      if (present && (await dropOne(ds, runner, keyring, orgs, name, month, from, to))) dropped.push({ partition: name, month });
+      // Another worker may have dropped it meanwhile; a detach cut short earlier (its records written) is finished.
+      const [state]: { pending: boolean }[] = await runner.query(
+        `SELECT i.inhdetachpending AS pending FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'audit_events'::regclass AND c.relname = $1`,
+        [name],
+      );
+      if (state?.pending) {
+        await detachAndDrop(runner, name, true);
+        dropped.push({ partition: name, month });
+      } else if (state && (await dropOne(ds, runner, keyring, orgs, name, month, from, to))) dropped.push({ partition: name, month });
     } finally {
       if (locked) await runner.query(`SELECT pg_advisory_unlock(${PARTITION_DROP_LOCK})`).catch((err: unknown) => (broken = err ?? new Error('unlock failed')));
       // A connection that may still hold the lock is closed, not pooled (it would keep every hold waiting).
@@ -387,7 +393,21 @@ async function dropOne(ds: DataSource, owner: QueryRunner, keyring: AuditKeyring
       });
     });
   }
-  await owner.query(`ALTER TABLE audit_events DETACH PARTITION ${name} CONCURRENTLY`);
-  await owner.query(`DROP TABLE ${name}`);
+  await detachAndDrop(owner, name, false);
   return true;
+}
+
+/**
+ * Detaches (CONCURRENTLY: appends go on) and drops the partition, with no statement time limit: the
+ * detach waits for every transaction that uses the table (a long report's included), and one cut
+ * short leaves it pending detach, which the next round finishes (`finalize`) without recording again.
+ */
+async function detachAndDrop(owner: QueryRunner, name: string, finalize: boolean): Promise<void> {
+  await owner.query(`SET statement_timeout = 0`);
+  try {
+    await owner.query(`ALTER TABLE audit_events DETACH PARTITION ${name} ${finalize ? 'FINALIZE' : 'CONCURRENTLY'}`);
+    await owner.query(`DROP TABLE ${name}`);
+  } finally {
+    await owner.query(`RESET statement_timeout`);
+  }
 }

@@ -98,8 +98,17 @@ export class ModelClient {
     const max = this.options.retry?.maxDelayMs ?? 30_000;
     const body = { model: params.model, max_tokens: this.options.maxTokens, system: params.system, messages: params.messages, ...(params.tools.length ? { tools: params.tools } : {}) };
     for (let attempt = 1; ; attempt++) {
+      // A stream's answer has begun once its response came (a 200): what breaks after that may have been generated.
+      let begun = false;
       try {
-        if (this.options.stream) return await this.client.messages.stream(body, { signal }).finalMessage();
+        if (this.options.stream) {
+          const stream = this.client.messages.stream(body, { signal });
+          stream.on('connect', () => (begun = true));
+          const message = await stream.finalMessage();
+          // A stream that ended without its message_stop (a proxy closing it politely) gives the part it got: not an answer.
+          if (message.stop_reason == null) throw new Error('the streamed answer ended before its end');
+          return message;
+        }
         return await this.client.messages.create(body, { signal });
       } catch (err) {
         if (signal.aborted) throw err;
@@ -107,7 +116,7 @@ export class ModelClient {
         // An error event inside a 200 stream has no status: its type says whether it is transient.
         const type = err instanceof Anthropic.APIError ? ((err as { type?: string }).type ?? (err.error as { error?: { type?: string } } | undefined)?.error?.type) : undefined;
         // A streamed answer that broke off without an error of the API's (the connection dropped after the 200, the stream ended early).
-        const cut = this.options.stream === true && !(err instanceof Anthropic.APIError);
+        const cut = begun && !(err instanceof Anthropic.APIError);
         const retryable = cut || err instanceof Anthropic.APIConnectionError || (status !== null && RETRYABLE.has(status)) || (status === null && type !== undefined && RETRYABLE_TYPES.has(type));
         // An answer refused with a status (429, 529, 5xx) was not generated; one that never came (no answer
         // in time, the connection lost) may have been, and so may one that broke off with an error event

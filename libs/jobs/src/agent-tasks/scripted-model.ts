@@ -18,7 +18,7 @@ import type { AddressInfo } from 'node:net';
  * first attempt of every turn fail with that status (`[fail-always:529]`: every attempt;
  * `[fail-times:529:N]`: the first N attempts of every turn, an outage that ends);
  * `[stream-error]` sends an overloaded error in the middle of the first stream of every turn (`[stream-error-always]`: of every stream);
- * `[stream-cut-always]` drops the connection in the middle of every stream;
+ * `[stream-cut-always]` drops the connection in the middle of every stream (`[stream-end-always]`: ends it there, politely);
  * `[max-tokens-tool]` cuts the first answer inside a tool_use block unless the request allows 2,048 output
  * tokens or more (`[max-tokens-tool-always]`: whatever it allows); `[max-tokens]` cuts the first answer of the
  * task with stop_reason "max_tokens"; `[slow:MS]` delays every answer by MS milliseconds.
@@ -246,6 +246,10 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
     const send = (event: string, data: unknown) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
     send('message_start', { type: 'message_start', message: { ...message, content: [], stop_reason: null, usage: { input_tokens: message.usage.input_tokens, output_tokens: 1 } } });
     // Overloaded in the middle of a stream (`[stream-error]`: the first streamed attempt of each turn), as the API does after a 200.
+    if (/\[stream-end-always\]/.test(prompt)) {
+      requests[requests.length - 1]!.status = 0;
+      return res.end();
+    }
     if (/\[stream-cut-always\]/.test(prompt)) {
       requests[requests.length - 1]!.status = 0;
       // Once the 200 and the message's start have reached the client.
