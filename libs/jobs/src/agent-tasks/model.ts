@@ -121,15 +121,14 @@ export class ModelClient {
         // An answer refused with a status (429, 529, 5xx) was not generated; one that never came (no answer
         // in time, the connection lost) may have been, and so may one that broke off with an error event
         // inside its 200 stream (generated, and billed, up to there).
-        if (err instanceof Anthropic.APIConnectionError) {
+        const lost =
+          err instanceof Anthropic.APIConnectionError ? 'the model gave no answer (no answer in time, or the connection broke off) after it may have generated one'
+          : err instanceof Anthropic.APIError && status === null ? `the model's answer broke off with an error (${type ?? 'unknown'}) after it had begun`
+          : cut ? "the model's streamed answer broke off (the connection ended before the answer did) after it had begun"
+          : null;
+        if (lost !== null) {
           onLost?.();
-          if (!retryLost) throw new ModelUnavailable(status, 'the model gave no answer (no answer in time, or the connection broke off) after it may have generated one', true);
-        } else if (err instanceof Anthropic.APIError && status === null) {
-          onLost?.();
-          if (!retryLost) throw new ModelUnavailable(status, `the model's answer broke off with an error (${type ?? 'unknown'}) after it had begun`, retryable);
-        } else if (cut) {
-          onLost?.();
-          if (!retryLost) throw new ModelUnavailable(null, "the model's streamed answer broke off (the connection ended before the answer did) after it had begun", true);
+          if (!retryLost) throw new ModelUnavailable(status, lost, retryable);
         }
         if (!retryable) throw new ModelUnavailable(status, err instanceof Error ? err.message.slice(0, 300) : 'model call failed');
         if (attempt >= attempts) throw new ModelUnavailable(status, `the model is unavailable after ${attempts} attempts (last status ${status ?? 'connection error'})`, true);
