@@ -102,7 +102,10 @@ describe('trust tuning recommendations', () => {
     const grouped = { ...guarded, rules: [...guarded.rules, { id: 'contractors.chat', scope: { type: 'group', id: group.id }, actions: ['chat.send'], level: 'watched', reason: 'contractors post nothing alone' }] };
     await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(grouped)]);
     const refused = await h.http.post('/v1/trust-recommendations/draft').set('Cookie', cookie.admin).send({ items: [{ actionType: 'chat.send', scope: { type: 'workflow', id: 'weekly-brief' } }], days: 30 });
-    expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 409, detail: expect.stringContaining('would override contractors.chat') });
+    expect({ status: refused.status, errors: refused.body.errors }).toEqual({ status: 400, errors: [{ path: 'items.0', message: expect.stringContaining('would override contractors.chat') }] });
+    // The list says so before anyone tries.
+    const listed = (await h.http.get('/v1/trust-recommendations?days=30').set('Cookie', cookie.admin)).body.items.find((i: { key: string }) => i.key === 'chat.send@workflow:weekly-brief');
+    expect(listed).toMatchObject({ suggestedLevel: 'batched', draftable: false, reason: expect.stringContaining('but a workflow rule decides before group rules, and would override contractors.chat') });
     await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(active)]);
     expect(res.status).toBe(201);
     expect(res.body.document.rules).toContainEqual(expect.objectContaining({ id: 'tuning.chat.send.weekly-brief.keep.org.chat-tainted', scope: { type: 'workflow', id: 'weekly-brief' }, actions: ['chat.send'], level: 'watched', when: { tainted: true } }));
@@ -120,5 +123,26 @@ describe('trust tuning recommendations', () => {
     expect(await explain(undefined, 'chat.send', { workflow: 'weekly-brief' })).toBe('watched');
     const audit = (await su.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'policy.create'`, [org.id])).rows.map((r) => JSON.parse(r.canonical));
     expect(audit.map((e) => e.target.id)).toContain(res.body.id);
+  });
+
+  it('lists a recommendation that a guard blocks as not draftable, naming the guard, and refuses to draft it', async () => {
+    const active = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows[0].document;
+    const held = { ...active, rules: [...active.rules, { id: 'org.chat-held', scope: { type: 'org' }, actions: ['chat.send'], level: 'watched', reason: 'every post waits for a person', guard: true }] };
+    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(held)]);
+    try {
+      const before = (await su.query(`SELECT count(*)::int AS n FROM policies WHERE org_id = $1`, [org.id])).rows[0].n;
+      const items = (await h.http.get('/v1/trust-recommendations?days=30').set('Cookie', cookie.admin)).body.items as { key: string }[];
+      const by = Object.fromEntries(items.map((i) => [i.key, i]));
+      for (const key of ['chat.send@org', 'chat.send@workflow:weekly-brief']) {
+        expect(by[key]).toMatchObject({ currentLevel: 'watched', suggestedLevel: 'batched', direction: 'lower', draftable: false, reason: expect.stringContaining('but org.chat-held would still give watched') });
+      }
+      // Not blocked: still offered.
+      expect(by['file.create@org']).toMatchObject({ suggestedLevel: 'watched', draftable: true });
+      const res = await h.http.post('/v1/trust-recommendations/draft').set('Cookie', cookie.admin).send({ items: [{ actionType: 'file.create', scope: { type: 'org' } }, { actionType: 'chat.send', scope: { type: 'org' } }], days: 30 });
+      expect({ status: res.status, errors: res.body.errors }).toEqual({ status: 400, errors: [{ path: 'items.1', message: expect.stringContaining('org.chat-held would still give watched') }] });
+      expect((await su.query(`SELECT count(*)::int AS n FROM policies WHERE org_id = $1`, [org.id])).rows[0].n).toBe(before);
+    } finally {
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(active)]);
+    }
   });
 });

@@ -22,6 +22,65 @@ type Recommendation = z.infer<typeof RecommendationView>;
 const NOBODY = { userId: '00000000-0000-0000-0000-000000000000', groupIds: [] as string[] };
 const keyOf = (action: string, scope: Scope) => `${action}@${scope.type === 'org' ? 'org' : `workflow:${scope.id}`}`;
 
+const levelFor = (compiled: ReturnType<typeof compilePolicy>, r: Pick<Recommendation, 'actionType' | 'scope'>, domains: string[]) =>
+  decide(compiled, NOBODY, r.actionType as ActionType, r.scope.type === 'workflow' ? { workflow: r.scope.id } : {}, { domains });
+
+/**
+ * Writes one recommendation into a policy document (a copy of the active one). Throws a conflict
+ * where it cannot be written without overriding something a person must weigh.
+ */
+function applyRecommendation(doc: PolicyDocument, r: Recommendation, days: number): void {
+  const reason = `Trust tuning (${days} days): ${r.reason}`.slice(0, 300);
+  if (r.scope.type === 'workflow') {
+    const id = `tuning.${r.actionType}.${r.scope.id}`.slice(0, 80);
+    const rule: Rule = { id, scope: { type: 'workflow', id: r.scope.id }, actions: [r.actionType as ActionType], level: r.suggestedLevel, reason };
+    // The workflow tier decides before the org's: the org's conditional rules for the action that
+    // are stricter (outside recipients, invitations) would no longer reach it (its guards, such as
+    // the tainted-task one, still do: they hold over every scope). They
+    // come along into the workflow (the most restrictive rule that matches in a tier wins), so the
+    // lower level holds only where the evidence was: the cases those rules do not cover.
+    const workflow = r.scope.id;
+    const kept: Rule[] = doc.rules
+      .filter((x) => x.scope.type === 'org' && !x.guard && x.when && x.actions.includes(r.actionType as ActionType) && LEVELS.indexOf(x.level) > LEVELS.indexOf(r.suggestedLevel))
+      .map((x) => ({ ...x, id: keptId(id, x.id), scope: { type: 'workflow' as const, id: workflow }, actions: [r.actionType as ActionType] }));
+    // A group's stricter rule for the action would be overridden in the workflow too, and it has no
+    // way to be carried into the workflow tier (rules there do not name groups): refused, for a person.
+    const overridden = doc.rules.filter((x) => x.scope.type === 'group' && x.actions.includes(r.actionType as ActionType) && LEVELS.indexOf(x.level) > LEVELS.indexOf(r.suggestedLevel));
+    if (overridden.length) {
+      throw AppError.conflict(`${r.key}: a workflow rule decides before group rules, and would override ${overridden.map((x) => x.id).slice(0, 5).join(', ')} (stricter, for a group) in this workflow; edit the policy by hand.`);
+    }
+    const ours = new Set([id, ...kept.map((k) => k.id)]);
+    doc.rules = [...doc.rules.filter((x) => !ours.has(x.id)), ...kept, rule];
+  } else {
+    // The org tier: the baseline, and unconditional org rules no longer name the action (a guard
+    // stays as it is: where it holds, the draft does not give the level, for a person to decide).
+    doc.baseline = { ...doc.baseline, [r.actionType]: r.suggestedLevel };
+    doc.rules = doc.rules
+      .map((x) => (x.scope.type === 'org' && !x.guard && !x.when && x.actions.includes(r.actionType as ActionType) ? { ...x, actions: x.actions.filter((a) => a !== r.actionType) } : x))
+      .filter((x) => x.actions.length > 0);
+  }
+}
+
+/**
+ * Why a draft of this one recommendation would not give its level (a guard, forbidden area, rate
+ * limit or stricter group rule decides), or null where it would: such a recommendation is listed
+ * with its numbers, but not offered as draftable.
+ */
+function draftProblem(active: PolicyDocument, r: Recommendation, days: number, domains: string[]): string | null {
+  const doc = JSON.parse(JSON.stringify(active)) as PolicyDocument;
+  try {
+    applyRecommendation(doc, r, days);
+  } catch (err) {
+    if (err instanceof AppError && err.detail) return err.detail.startsWith(`${r.key}: `) ? err.detail.slice(r.key.length + 2) : err.detail;
+    throw err;
+  }
+  const d = levelFor(compilePolicy(doc), r, domains);
+  if (d.level === r.suggestedLevel) return null;
+  // The rules that hold the level (not the baseline or the draft's own rule, which gave the suggested one).
+  const holders = d.ruleIds.filter((id) => !id.startsWith('baseline.') && !id.startsWith('tuning.'));
+  return `${holders.length ? holders.slice(0, 3).join(', ') : 'the policy'} would still give ${d.level}; edit the policy by hand`;
+}
+
 /**
  * Trust tuning: from the window's approvals (Watched), reviews (Batched) and incidents, per action
  * type for the whole org and per workflow, a suggestion to lower or raise the level the active
@@ -100,7 +159,10 @@ export class TuningService {
       const floor = floorOf(action) ?? null;
       const r = recommend(s.n, current, floor);
       if (!r) continue;
-      items.push({ key, actionType: action, scope: s.scope, currentLevel: current, suggestedLevel: r.suggestedLevel, direction: r.direction, floor, draftable: r.draftable, reason: r.reason, numbers: s.n });
+      const item: Recommendation = { key, actionType: action, scope: s.scope, currentLevel: current, suggestedLevel: r.suggestedLevel, direction: r.direction, floor, draftable: r.draftable, reason: r.reason, numbers: s.n };
+      const problem = item.draftable ? draftProblem(active.document as PolicyDocument, item, days, org.domains) : null;
+      if (problem) Object.assign(item, { draftable: false, reason: `${item.reason}; but ${problem}`.slice(0, 500) });
+      items.push(item);
     }
     return { active, items, domains: org.domains };
   }
@@ -130,41 +192,11 @@ export class TuningService {
       });
       if (problems.length) throw AppError.validation(problems, 'Some recommendations cannot be drafted.');
       const doc = JSON.parse(JSON.stringify(active.document)) as PolicyDocument;
-      for (const r of chosen) {
-        const reason = `Trust tuning (${body.days} days): ${r.reason}`.slice(0, 300);
-        if (r.scope.type === 'workflow') {
-          const id = `tuning.${r.actionType}.${r.scope.id}`.slice(0, 80);
-          const rule: Rule = { id, scope: { type: 'workflow', id: r.scope.id }, actions: [r.actionType], level: r.suggestedLevel, reason };
-          // The workflow tier decides before the org's: the org's conditional rules for the action that
-          // are stricter (outside recipients, invitations) would no longer reach it (its guards, such as
-          // the tainted-task one, still do: they hold over every scope). They
-          // come along into the workflow (the most restrictive rule that matches in a tier wins), so the
-          // lower level holds only where the evidence was: the cases those rules do not cover.
-          const workflow = r.scope.id;
-          const kept: Rule[] = doc.rules
-            .filter((x) => x.scope.type === 'org' && !x.guard && x.when && x.actions.includes(r.actionType) && LEVELS.indexOf(x.level) > LEVELS.indexOf(r.suggestedLevel))
-            .map((x) => ({ ...x, id: keptId(id, x.id), scope: { type: 'workflow' as const, id: workflow }, actions: [r.actionType] }));
-          // A group's stricter rule for the action would be overridden in the workflow too, and it has no
-          // way to be carried into the workflow tier (rules there do not name groups): refused, for a person.
-          const overridden = doc.rules.filter((x) => x.scope.type === 'group' && x.actions.includes(r.actionType) && LEVELS.indexOf(x.level) > LEVELS.indexOf(r.suggestedLevel));
-          if (overridden.length) {
-            throw AppError.conflict(`${r.key}: a workflow rule decides before group rules, and would override ${overridden.map((x) => x.id).slice(0, 5).join(', ')} (stricter, for a group) in this workflow; edit the policy by hand.`);
-          }
-          const ours = new Set([id, ...kept.map((k) => k.id)]);
-          doc.rules = [...doc.rules.filter((x) => !ours.has(x.id)), ...kept, rule];
-        } else {
-          // The org tier: the baseline, and unconditional org rules no longer name the action (a guard
-          // stays as it is: where it holds the check below refuses, for a person to decide).
-          doc.baseline = { ...doc.baseline, [r.actionType]: r.suggestedLevel };
-          doc.rules = doc.rules
-            .map((x) => (x.scope.type === 'org' && !x.guard && !x.when && x.actions.includes(r.actionType) ? { ...x, actions: x.actions.filter((a) => a !== r.actionType) } : x))
-            .filter((x) => x.actions.length > 0);
-        }
-      }
+      for (const r of chosen) applyRecommendation(doc, r, body.days);
       // What the draft gives for each chosen recommendation (group and user rules may still differ).
       const compiled = compilePolicy(doc);
       for (const r of chosen) {
-        const level: Level = decide(compiled, NOBODY, r.actionType as ActionType, r.scope.type === 'workflow' ? { workflow: r.scope.id } : {}, { domains }).level;
+        const { level } = levelFor(compiled, r, domains);
         if (level !== r.suggestedLevel) throw AppError.conflict(`${r.key}: the draft would give ${level}, not ${r.suggestedLevel} (a guard, forbidden area, rate limit or more specific rule decides); edit the policy by hand.`);
       }
       return { active, chosen, document: doc };
