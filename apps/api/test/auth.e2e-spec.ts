@@ -371,6 +371,21 @@ describe('identity', () => {
       expect(demote.status).toBe(409);
     });
 
+    it('stops whoever edits a role from taking out of it a permission they do not hold', async () => {
+      const pausers = await h.http.post('/v1/roles').set('Cookie', owner).send({ key: 'pausers', name: 'Pausers', permissions: [{ action: 'pause_agents', subject: 'Org' }, { action: 'read', subject: 'Group' }] });
+      const keepers = await h.http.post('/v1/roles').set('Cookie', owner).send({ key: 'role-keepers', name: 'Role keepers', permissions: [{ action: 'read', subject: 'Role' }, { action: 'update', subject: 'Role' }, { action: 'read', subject: 'Group' }] });
+      expect([pausers.status, keepers.status]).toEqual([201, 201]);
+      const u = await addUser(h.ds, org, 'member');
+      expect((await h.http.put(`/v1/members/${u.id}/roles`).set('Cookie', owner).send({ roles: ['member', 'custom:role-keepers'] })).status).toBe(200);
+      const keeper = await login(h, u.email);
+      const stripped = await h.http.patch(`/v1/roles/${pausers.body.id}`).set('Cookie', keeper).send({ permissions: [{ action: 'read', subject: 'Group' }] });
+      expect({ status: stripped.status, detail: stripped.body.detail }).toEqual({ status: 403, detail: expect.stringContaining('permissions you do not hold') });
+      expect((await h.http.get(`/v1/roles/${pausers.body.id}`).set('Cookie', owner)).body.permissions).toContainEqual({ action: 'pause_agents', subject: 'Org' });
+      // What they hold, they may take out.
+      const own = await h.http.patch(`/v1/roles/${keepers.body.id}`).set('Cookie', keeper).send({ permissions: [{ action: 'read', subject: 'Role' }, { action: 'update', subject: 'Role' }] });
+      expect(own.status).toBe(200);
+    });
+
     it('lets a custom role do exactly what its rules say', async () => {
       const role = await h.http.post('/v1/roles').set('Cookie', owner).send({ key: 'group-keeper', name: 'Group keeper', permissions: [{ action: 'read', subject: 'Group' }, { action: 'create', subject: 'Group' }] });
       expect(role.status).toBe(201);

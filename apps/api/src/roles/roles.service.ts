@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { AppError, newId } from '@steward/common';
 import { type EntityManager, Role, RoleAssignment } from '@steward/db';
-import { BUILTIN_ROLE_RULES, BUILTIN_ROLES, isKnownPair, OWNABLE_SUBJECTS, type PermissionRule, type SubjectName } from '@steward/policy';
+import { BUILTIN_ROLE_RULES, BUILTIN_ROLES, canGrant, isKnownPair, OWNABLE_SUBJECTS, type PermissionRule, type SubjectName } from '@steward/policy';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
@@ -31,13 +31,15 @@ function view(r: Role): z.infer<typeof RoleView> {
 }
 
 /** Each rule a known pair; "own" only where records have an owner; no duplicates. */
+const ruleKey = (r: PermissionRule) => `${r.action}:${r.subject}:${r.own ? 1 : 0}`;
+
 function normalise(rules: PermissionRule[]): PermissionRule[] {
   const problems: { path: string; message: string }[] = [];
   const out = new Map<string, PermissionRule>();
   rules.forEach((r, i) => {
     if (!isKnownPair(r.action, r.subject)) problems.push({ path: `permissions.${i}`, message: `"${r.action}" is not an action on ${r.subject}` });
     else if (r.own && !OWNABLE_SUBJECTS.has(r.subject as SubjectName)) problems.push({ path: `permissions.${i}.own`, message: `${r.subject} records have no owner` });
-    else out.set(`${r.action}:${r.subject}:${r.own ? 1 : 0}`, { action: r.action, subject: r.subject, ...(r.own ? { own: true } : {}) });
+    else out.set(ruleKey(r), { action: r.action, subject: r.subject, ...(r.own ? { own: true } : {}) });
   });
   if (problems.length) throw AppError.validation(problems);
   return [...out.values()];
@@ -101,6 +103,11 @@ export class RolesService {
       if (body.permissions) {
         const permissions = normalise(body.permissions);
         this.access.assertCanGrant(p, [{ role: `custom:${role.key}`, rules: permissions }]);
+        // Taking a permission out of a role takes it from everyone who holds the role: only someone who holds it may
+        // (as for taking a role from a member).
+        const kept = new Set(permissions.map(ruleKey));
+        const removed = role.permissions.filter((r) => !kept.has(ruleKey(r)));
+        if (!canGrant(p.rules, removed)) throw AppError.forbidden(`You cannot take permissions you do not hold out of "custom:${role.key}".`);
         role.permissions = permissions;
       }
       if (body.name !== undefined) role.name = body.name;
