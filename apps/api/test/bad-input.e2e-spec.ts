@@ -82,7 +82,9 @@ describe('bad input on every write route', () => {
         cases += 1;
         if (typeof leaf.value === 'string') {
           await expect4xx(`${key} ${leaf.path.join('.')} over-long`, await send(method, call, replaced(body, leaf.path, 'x'.repeat(5000))), 400);
-          cases += 1;
+          // PostgreSQL cannot store U+0000 in text or jsonb: refused before any route runs.
+          await expect4xx(`${key} ${leaf.path.join('.')} NUL`, await send(method, call, replaced(body, leaf.path, `${leaf.value}\u0000`)), 400);
+          cases += 2;
         }
       }
     }
@@ -92,10 +94,24 @@ describe('bad input on every write route', () => {
   });
 
   it('refuses bad query strings and malformed ids', async () => {
-    for (const path of ['/v1/members?limit=abc', '/v1/members?limit=100000', '/v1/groups?sort=name', '/v1/audit-events?since=yesterday']) {
+    // A cursor this API never wrote: a well-formed date and 36 hyphens for an id.
+    const forged = Buffer.from(`2024-01-01T00:00:00.000Z|${'-'.repeat(36)}`).toString('base64url');
+    for (const path of [
+      '/v1/members?limit=abc',
+      '/v1/members?limit=100000',
+      '/v1/groups?sort=name',
+      '/v1/audit-events?since=yesterday',
+      '/v1/audit-events?since=0000-01-01T00:00:00Z',
+      `/v1/audit-events?cursor=${forged}`,
+      '/v1/audit-events?connector=a%00b',
+    ]) {
       const res = await h.http.get(path).set('Cookie', owner);
       expect({ path, status: res.status, code: res.body.code }).toEqual({ path, status: 400, code: 'validation_failed' });
     }
+    // Without signing in too: the OAuth endpoints.
+    const authorize = await h.http.get('/oauth/authorize?response_type=code&client_id=%00&redirect_uri=https%3A%2F%2Fa.example%2Fcb&code_challenge=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA&code_challenge_method=S256');
+    const register = await h.http.post('/oauth/register').set('Content-Type', 'application/json').send('{"redirect_uris":["https://a.example/cb"],"client_name":"x\\u0000"}');
+    for (const r of [authorize, register]) expect({ status: r.status, type: r.headers['content-type'], detail: r.body.detail }).toEqual({ status: 400, type: expect.stringMatching(/problem\+json/), detail: expect.stringContaining('U+0000') });
     const res = await h.http.get('/v1/groups/not-a-uuid').set('Cookie', owner);
     expect(res.status).toBe(404);
     expect(res.headers['content-type']).toMatch(/problem\+json/);

@@ -183,6 +183,13 @@ describe('SCIM 2.0 provisioning', () => {
       });
       expect(patched.status).toBe(200);
       expect(patched.body).toMatchObject({ displayName: 'David Finance', externalId: 'dave-object-id-2', active: true });
+      // An email list holding no entry object is a SCIM error, not a server one; one that has an entry besides takes that entry.
+      for (const Operations of [[{ op: 'replace', path: 'emails', value: [null] }], [{ op: 'replace', value: { emails: [null, 'x'] } }]]) {
+        const bad = await scim('patch', `/Users/${id}`, { schemas: [PATCH], Operations });
+        expect({ status: bad.status, scimType: bad.body.scimType }).toEqual({ status: 400, scimType: 'invalidValue' });
+      }
+      const mixed = await scim('patch', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'emails', value: [null, { value: 'dave@acme.example', primary: true }] }] });
+      expect(mixed.status).toBe(200);
     });
 
     it('manages group members with Add/Remove and a members value list', async () => {

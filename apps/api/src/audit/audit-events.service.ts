@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { type CanonicalEvent, readSealed } from '@steward/audit';
-import { AppError } from '@steward/common';
+import { AppError, UUID_PATTERN } from '@steward/common';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import type { Principal } from '../auth/principal';
@@ -32,7 +32,8 @@ function encodeCursor(at: Date, id: string): string {
 
 function decodeCursor(cursor: string): { at: string; id: string } {
   const [at, id] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
-  if (!at || !id || Number.isNaN(Date.parse(at)) || !/^[0-9a-f-]{36}$/.test(id)) {
+  // Exactly what encodeCursor writes: an ISO instant as toISOString gives it, and a uuid.
+  if (!at || !id || !/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(at) || Number.isNaN(Date.parse(at)) || new Date(at).toISOString() !== at || at.startsWith('0000') || !UUID_PATTERN.test(id)) {
     throw AppError.validation([{ path: 'cursor', message: 'not a cursor this API returned' }]);
   }
   return { at, id };

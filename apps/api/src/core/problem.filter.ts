@@ -39,6 +39,10 @@ function fromDatabase(err: unknown): AppError | undefined {
   const code = (err as { code?: string; driverError?: { code?: string } })?.driverError?.code ?? (err as { code?: string })?.code;
   if (code === '23505') return AppError.conflict('A record with the same unique value already exists.');
   if (code === '22001') return AppError.validation([], 'A value is longer than allowed.');
+  // Values the request checks let through and the database cannot take (the request checks should
+  // have refused them: logged, so that the check is added).
+  if (code === '22021' || code === '22P05') return AppError.validation([], 'A text value holds a character that cannot be stored (such as U+0000).');
+  if (code === '22P02' || code === '22007' || code === '22008' || code === '22003') return AppError.validation([], 'A value is out of range or not in a form the API takes.');
   return undefined;
 }
 
@@ -53,6 +57,7 @@ export class ProblemFilter implements ExceptionFilter {
     const requestId = req.id;
 
     const known = exception instanceof AppError ? exception : fromDatabase(exception);
+    if (known && !(exception instanceof AppError) && known.status === 400) req.log?.warn({ err: exception }, 'a database refused a value the request checks let through');
     if (known) {
       if (known.status === 429 || known.status === 503) res.setHeader('Retry-After', '60');
       const { scimType, oauthError } = known as { scimType?: string; oauthError?: string };

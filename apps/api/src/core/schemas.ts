@@ -24,7 +24,11 @@ export const Domain = z
   .string()
   .max(253)
   .regex(/^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$/, 'must be a domain name such as example.com');
-export const Timestamp = z.iso.datetime({ offset: true }).max(40);
+/** An ISO 8601 date-time with an offset, from year 1 (PostgreSQL has no year 0). */
+export const Timestamp = z.iso
+  .datetime({ offset: true })
+  .max(40)
+  .refine((s) => !s.startsWith('0000'), 'must be a date-time from year 0001 on');
 
 /** Model tiers of agent tasks: quick (Haiku), standard (Sonnet), complex (Opus); the deployment names the models. */
 export const ModelTier = z.enum(['quick', 'standard', 'complex']);

@@ -268,7 +268,9 @@ export class ScimService {
         change.active = b.data;
       } else if (p === 'externalid') change.externalId = str(255);
       else if (p === 'username' || p === 'emails' || p === 'emails.value' || p === 'emails[type eq "work"].value' || p === 'emails[primary eq true].value') {
-        const v = p === 'emails' && Array.isArray(value) ? (value as { value?: unknown; primary?: unknown }[]).find((e) => e.primary === true || e.primary === 'True')?.value ?? (value as { value?: unknown }[])[0]?.value : value;
+        // Entries that are not objects (null, a bare string) are no email entry.
+        const entries = p === 'emails' && Array.isArray(value) ? (value as unknown[]).filter((e): e is { value?: unknown; primary?: unknown } => !!e && typeof e === 'object') : null;
+        const v = entries ? (entries.find((e) => e.primary === true || e.primary === 'True') ?? entries[0])?.value : value;
         if (op === 'remove' || !emailLike(v)) throw invalid(`${path} must be an email address.`);
         change.email = v.toLowerCase();
       } else if (p === 'displayname' || p === 'name.formatted') change.name = str(200) ?? undefined;
