@@ -433,12 +433,21 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
         [{ name: 'ftp', url: 'ftp://files.example.com/mcp' }, 'url'],
         [{ catalogId: 'no-such-connector' }, 'catalogId'],
         [{ name: 'creds', url: 'https://user:pass@mcp.example.com/mcp' }, null],
+        // Members see the URL and the audit trail records it: a key in the query string goes in the credential instead.
+        [{ name: 'query key', url: 'https://mcp.example.com/mcp?profile=p1&api_key=SECRET-IN-URL' }, 'url'],
+        [{ name: 'query token', url: 'https://mcp.example.com/mcp?accessToken=SECRET-IN-URL' }, 'url'],
+        [{ name: 'fragment', url: 'https://mcp.example.com/mcp#SECRET-IN-URL' }, 'url'],
         [{ name: 'x', url: 'https://mcp.example.com/mcp', auth: { kind: 'oauth2', authorizationUrl: 'not a url' } }, 'auth.authorizationUrl'],
       ] as const) {
         const res = await call('post', '/v1/connectors', 'admin', body);
         expect(res.status).toBe(400);
         if (field) expect(JSON.stringify(res.body.errors ?? [])).toContain(field.split('.')[0]);
       }
+      const listed = await call('get', '/v1/connectors', 'member');
+      expect(JSON.stringify(listed.body)).not.toContain('SECRET-IN-URL');
+      // A query string that names no secret is the server's own business.
+      const profiled = await call('post', '/v1/connectors', 'admin', { name: 'Profiled', url: `http://127.0.0.1:${mcp.port}/mcp?profile=sales` });
+      expect({ status: profiled.status, url: profiled.body.url }).toEqual({ status: 201, url: `http://127.0.0.1:${mcp.port}/mcp?profile=sales` });
       const any = (await call('get', '/v1/connectors', 'admin')).body.items[0].id;
       expect((await call('post', `/v1/connectors/${any}/tools/lookup_company/approve`, 'admin', { hash: 'sha256:nothex' })).status).toBe(400);
       expect((await call('patch', `/v1/connectors/${any}/tools/no_such_tool`, 'admin', { action: 'saas.read' })).status).toBe(404);

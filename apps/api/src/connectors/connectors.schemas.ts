@@ -7,6 +7,27 @@ import { secretInput, Timestamp, Uuid } from '../core/schemas';
 const headerSecret = secretInput(1, 4096).refine((v) => ![...v].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f), { message: 'must not contain control characters (line breaks, tabs, NUL)' });
 
 const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2000);
+/** Query parameter names that carry a secret (a key, token, password or signature). */
+const SECRET_PARAM = /(key|token|secret|passw|pwd|auth|sig|credential|session)/i;
+/**
+ * A remote MCP server's endpoint: shown to every member and written to the audit trail, so it must
+ * not carry a secret. No user:password, no fragment, and no query parameter named like a key or
+ * token: such a secret goes in the connector's credential (auth kind api_key, sent in a header).
+ */
+const ServerUrl = HttpUrl.superRefine((v, ctx) => {
+  let u: URL;
+  try {
+    u = new URL(v);
+  } catch {
+    return; // HttpUrl said why.
+  }
+  if (u.username || u.password) ctx.addIssue({ code: 'custom', message: 'must not carry a user name or password: give the secret as the connector credential (auth kind api_key)' });
+  if (u.hash) ctx.addIssue({ code: 'custom', message: 'must not have a fragment (#...)' });
+  const secret = [...u.searchParams.keys()].find((k) => SECRET_PARAM.test(k));
+  if (secret !== undefined) {
+    ctx.addIssue({ code: 'custom', message: `must not carry a secret in its query string ("${secret.slice(0, 40)}"): members see the URL and the audit trail records it; give the secret as the connector credential (auth kind api_key, sent in a header)` });
+  }
+});
 const Text = (max: number) => z.string().max(max);
 export const ActionTypeName = z.enum(ACTION_TYPE_NAMES as [string, ...string[]]);
 const ToolName = z.string().max(200);
@@ -41,7 +62,7 @@ export const InstallConnectorBody = z
     catalogId: z.string().regex(/^[a-z0-9][a-z0-9-]{0,63}$/).max(64).optional(),
     name: z.string().trim().min(1).max(200).optional(),
     /** The remote MCP server's Streamable HTTP endpoint. */
-    url: HttpUrl.optional(),
+    url: ServerUrl.optional(),
     auth: AuthInput.optional(),
     credentialScope: z.enum(['org', 'user']).optional(),
   })
