@@ -214,6 +214,22 @@ describe('remote MCP servers over Streamable HTTP', () => {
     await expect(hub.addRemote('x', { url: `${remote.url}/mcp`, egress: LOOPBACK })).rejects.toMatchObject({ code: 'auth_required' });
   });
 
+  it('never quotes the credential from an error answer that echoes the request', async () => {
+    const echo = await listen((req, res) => {
+      res.writeHead(502, { 'content-type': 'text/plain' });
+      res.end(`upstream failed for request with authorization: ${req.headers.authorization} (x-key=${encodeURIComponent(String(req.headers['x-api-key']))})`);
+    });
+    try {
+      const err = await failure(hub.addRemote('echo', { url: `${echo.url}/mcp`, headers: { authorization: 'Bearer sk-live-0123456789', 'x-api-key': 'key/with+chars=' }, egress: LOOPBACK }));
+      expect(err.code).toBe('upstream_error');
+      expect(err.message).toContain('upstream failed for request with authorization: [redacted]');
+      expect(err.message).toContain('x-key=[redacted]');
+      expect(err.message).not.toMatch(/sk-live|key%2Fwith/);
+    } finally {
+      await echo.close();
+    }
+  });
+
   it('reports an unreachable upstream and refuses private addresses without an allowlist', async () => {
     const dead = await listen((_req, res) => res.end());
     const url = `${dead.url}/mcp`;

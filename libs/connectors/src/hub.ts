@@ -87,6 +87,46 @@ const ENVELOPE_SLACK = 64 * 1024;
 /** Opens of a remote server's own stream allowed in any second (see paceGet in ConnectorClient.remote). */
 const GET_BURST = 5;
 
+/** The most of an error answer read (the SDK quotes it in its error; 500 characters of that are kept). */
+const ERROR_TEXT_MAX = 16_384;
+
+/**
+ * An error answer with every credential value sent in the request (whole, its token after a scheme
+ * such as "Bearer", and their URL-encoded forms) replaced by "[redacted]". Read up to ERROR_TEXT_MAX bytes.
+ */
+async function scrubbedAnswer(res: Response, sent: string[]): Promise<Response> {
+  const secrets = new Set<string>();
+  for (const v of sent) {
+    for (const s of [v, v.replace(/^[A-Za-z0-9_-]+\s+/, '')]) {
+      if (s.length < 6) continue;
+      secrets.add(s);
+      secrets.add(encodeURIComponent(s));
+    }
+  }
+  const reader = res.body!.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    while (size < ERROR_TEXT_MAX) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      chunks.push(value);
+      size += value.byteLength;
+    }
+  } catch {
+    // What arrived is the answer.
+  } finally {
+    void reader.cancel().catch(() => undefined);
+  }
+  let text = Buffer.concat(chunks).subarray(0, ERROR_TEXT_MAX).toString('utf8');
+  // Longest first, so that a secret containing another is replaced whole.
+  for (const s of [...secrets].sort((a, b) => b.length - a.length)) text = text.split(s).join('[redacted]');
+  const headers = new Headers(res.headers);
+  headers.delete('content-length');
+  headers.delete('content-encoding');
+  return new Response(text, { status: res.status, statusText: res.statusText, headers });
+}
+
 function truncate(s: string, n = 500): string {
   return s.length > n ? `${s.slice(0, n)}…` : s;
 }
@@ -222,7 +262,8 @@ export class ConnectorClient {
     const fetchFn = async (input: string | URL | Request, init: RequestInit = {}): Promise<Response> => {
       if ((init.method ?? 'GET').toUpperCase() === 'GET') await paceGet();
       const headers = new Headers(init.headers);
-      for (const [k, v] of Object.entries((typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {})) {
+      const credential = (typeof opts.headers === 'function' ? await opts.headers() : opts.headers) ?? {};
+      for (const [k, v] of Object.entries(credential)) {
         // A header value the HTTP stack refuses would be quoted in its error: a credential must never be.
         try {
           headers.set(k, v);
@@ -237,6 +278,9 @@ export class ConnectorClient {
         if ((err as { code?: unknown }).code === 'ETOOBIG') tooLarge();
         throw err;
       });
+      // An error answer's text becomes the error's message (shown to members, stored, logged): a server or
+      // proxy that echoes the request's headers must not get the credential into it.
+      if (res.status >= 400 && res.body) return scrubbedAnswer(res, Object.values(credential));
       if (!res.body) return res;
       // The server's own stream (GET: notifications, resumed calls) lives long: no event on it may be larger than a result.
       if ((init.method ?? 'GET').toUpperCase() !== 'POST') return capEvents(res, limits.maxResultBytes + ENVELOPE_SLACK, tooLarge);
