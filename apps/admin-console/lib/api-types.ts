@@ -11926,6 +11926,13 @@ export interface operations {
                             prefix?: string;
                             lowercase?: boolean;
                         })[];
+                        outside?: (string | {
+                            path: string;
+                            /** @enum {string} */
+                            as?: "string" | "number" | "host" | "url" | "emails";
+                            prefix?: string;
+                            lowercase?: boolean;
+                        })[];
                         attendees?: (string | {
                             path: string;
                             /** @enum {string} */
@@ -21404,6 +21411,7 @@ export interface operations {
                             resources?: string[];
                             hosts?: string[];
                             recipients?: string[];
+                            outside?: boolean;
                             attendees?: string[];
                             amount?: number;
                             labels?: string[];
@@ -21743,6 +21751,7 @@ export interface operations {
                         resources?: string[];
                         hosts?: string[];
                         recipients?: string[];
+                        outside?: boolean;
                         attendees?: string[];
                         amount?: number;
                         labels?: string[];

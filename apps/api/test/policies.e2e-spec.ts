@@ -126,6 +126,9 @@ describe('Trust Level policies', () => {
     const mail = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'email.send', context: { recipients: ['client@customer.example'] } });
     expect(mail.body).toMatchObject({ level: 'watched', routing: { routeId: 'route.finance', approverGroup: group.body.id, quorum: 2 } });
     expect(mail.body.reason).toBe('Watched: email to an external domain (rule org.email-external)');
+    // A post that reaches outside the org (a channel shared with another company) carrying personal data: the seed's forbidden area.
+    const shared = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'chat.send', context: { labels: ['pii'], outside: true } });
+    expect(shared.body).toMatchObject({ level: 'forbidden', ruleIds: expect.arrayContaining(['fa.pii-external-write']), caslAuthorized: false });
     // The group is referenced by the active policy; activating a draft after it is gone is refused.
     const stale = await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'stale' });
     expect((await h.http.delete(`/v1/groups/${group.body.id}`).set('Cookie', owner)).status).toBe(204);

@@ -51,6 +51,8 @@ export const extractSchema = z.strictObject({
   urls: selectors.optional(),
   hosts: selectors.optional(),
   recipients: selectors.optional(),
+  /** Where any selected value is `true`, the action reaches people outside the org (a channel shared with another company): its recipients are external. */
+  outside: selectors.optional(),
   attendees: selectors.optional(),
   /** The first number found is the amount. */
   amount: selectors.optional(),
@@ -414,6 +416,7 @@ export function extractContext(mapping: ToolMapping, args: unknown): ActionConte
   // The largest amount any selector finds (every line of an invoice, not only its first).
   const amounts = (e.amount ?? []).flatMap((s) => applySelector(args, s, 'number')).filter((v): v is number => typeof v === 'number');
   if (amounts.length) ctx.amount = Math.max(...amounts);
+  if ((e.outside ?? []).some((s) => select(args, typeof s === 'string' ? s : s.path).some((v) => v === true))) ctx.outside = true;
   return ctx;
 }
 

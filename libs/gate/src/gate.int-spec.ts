@@ -7,7 +7,8 @@ import { Client } from 'pg';
 import { z } from 'zod';
 import { AuditKeyring } from '@steward/audit';
 import { newId } from '@steward/common';
-import { ConnectorHub, type ConnectorManifest, createWorkspaceFilesServer, workspaceFilesManifest } from '@steward/connectors';
+import { ConnectorHub, type ConnectorManifest, createSlackServer, createWorkspaceFilesServer, slackManifest, workspaceFilesManifest } from '@steward/connectors';
+import { fakeApi } from '@steward/connectors/test-support/fake-api';
 import { createDataSource, type DataSource, inOrg, Membership, Org, PolicyVersion, User } from '@steward/db';
 import { type PolicyDocument, seedPolicy } from '@steward/policy';
 import { ConfigKeyProvider } from '@steward/vault';
@@ -122,6 +123,8 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     return server;
   }
 
+  let slackApi: Awaited<ReturnType<typeof fakeApi>>;
+
   async function newOrg(document: PolicyDocument = seedPolicy()): Promise<{ orgId: string; userId: string }> {
     const orgId = newId();
     const userId = newId();
@@ -167,12 +170,21 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     await hub.addBuiltin('workspace-files', createWorkspaceFilesServer({ folder }));
     await hub.addBuiltin('probe', await probeServer());
     await hub.addBuiltin('flaky', flakyServer());
-    const manifests: Record<string, ConnectorManifest> = { 'workspace-files': workspaceFilesManifest, probe: probeManifest, flaky: flakyManifest };
+    // Slack on a loopback fake of its Web API: C0VENDOR is shared with another company (Slack Connect), C0TEAM is the org's own.
+    slackApi = await fakeApi((c) => {
+      const id = new URLSearchParams(c.body).get('channel');
+      if (c.path === '/api/conversations.info') return { json: { ok: true, channel: { id, is_ext_shared: id === 'C0VENDOR' } } };
+      if (c.path === '/api/chat.postMessage') return { json: { ok: true, channel: id, ts: '1700000000.0001' } };
+      return undefined;
+    });
+    await hub.addBuiltin('slack', createSlackServer({ baseUrl: slackApi.url, getCredential: async () => ({ accessToken: 'xoxp-test' }) }));
+    const manifests: Record<string, ConnectorManifest> = { 'workspace-files': workspaceFilesManifest, probe: probeManifest, flaky: flakyManifest, slack: slackManifest };
     deps = { ds, redis, redisPrefix, keyring, policies, hub, manifest: (id) => manifests[id], outcomes: new OutcomeWriter(ds, keyring), retry: { attempts: 3, baseDelayMs: 5 } };
   });
   afterAll(async () => {
     await deps?.outcomes.flush();
     await hub?.close();
+    await slackApi?.close();
     const left = redis ? await redis.keys(`${redisPrefix}:*`) : [];
     if (left.length) await redis.del(...left);
     await redis?.quit();
@@ -219,6 +231,26 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(calls.some((c) => c.tool === 'probe.publish' || c.tool === 'probe.publish_draft')).toBe(false);
     await deps.outcomes.flush();
     expect(await row(org.orgId, r.actionId)).toMatchObject({ state: 'succeeded', finalize: { tool: 'probe.publish_draft', args: { id: 'post-7' } }, undo: { tool: 'probe.discard', args: { id: 'post-7' } } });
+  });
+
+  it("a Slack post carrying customer personal data to a channel shared outside the org never goes: the connector posts there only when the call says so, and such a call is Forbidden", async () => {
+    const doc = seedPolicy();
+    doc.baseline['chat.send'] = 'autonomous';
+    const org = await newOrg(doc);
+    const text = 'Refunds due: jane.doe@customer.example, IBAN DE89370400440532013000';
+    const posts = () => slackApi.calls.filter((c) => c.path === '/api/chat.postMessage').map((c) => new URLSearchParams(c.body).get('channel'));
+    const before = posts().length;
+    // Not said: decided as a post inside the org, and refused by the connector before anything is posted.
+    const unsaid = await gateAction(deps, request(org, 'slack', 'slack.post_message', { channel: 'C0VENDOR', text }));
+    expect(unsaid).toMatchObject({ status: 'failed', level: 'autonomous', error: { code: 'bad_arguments', message: expect.stringContaining('shared with people outside the org') } });
+    // Said: decided as reaching outside the org with personal data — the company policy's forbidden area.
+    const said = await gateAction(deps, request(org, 'slack', 'slack.post_message', { channel: 'C0VENDOR', text, sharedOutside: true }));
+    expect(said).toMatchObject({ status: 'refused', refusal: 'forbidden', level: 'forbidden', ruleIds: expect.arrayContaining(['fa.pii-external-write']) });
+    expect(posts().length).toBe(before);
+    // The org's own channel, and a shared one without personal data, get their posts.
+    expect(await gateAction(deps, request(org, 'slack', 'slack.post_message', { channel: 'C0TEAM', text }))).toMatchObject({ status: 'executed' });
+    expect(await gateAction(deps, request(org, 'slack', 'slack.post_message', { channel: 'C0VENDOR', text: 'Shipment left the warehouse', sharedOutside: true }))).toMatchObject({ status: 'executed' });
+    expect(posts().slice(before)).toEqual(['C0TEAM', 'C0VENDOR']);
   });
 
   it('Forbidden: refused with its reason, nothing executed, the refusal audited', async () => {

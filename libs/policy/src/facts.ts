@@ -9,6 +9,11 @@ export interface ActionContext {
   hosts?: string[];
   /** Mail recipients (addresses). */
   recipients?: string[];
+  /**
+   * The action reaches people outside the org other than through the addresses it names (a Slack
+   * channel shared with another company): its recipients are external, whatever `recipients` says.
+   */
+  outside?: boolean;
   /** Calendar attendees (addresses). */
   attendees?: string[];
   amount?: number;
@@ -143,6 +148,7 @@ export function toFacts(principal: PolicyPrincipal, action: ActionType, ctx: Act
       recipientScope = domains.every((d) => isInternal(d, org.domains)) ? 'internal' : 'external';
     }
   }
+  if (ctx.outside === true) recipientScope = 'external';
   let invitesOthers = false;
   const attendees = ctx.attendees;
   if (attendees && attendees.length) {
@@ -199,6 +205,7 @@ export function decisionFacts(principal: PolicyPrincipal, action: ActionType, ct
       recipientScope = internal ? 'internal' : 'external';
     }
   }
+  if (ctx.outside === true) recipientScope = 'external';
   let invitesOthers = false;
   const attendees = ctx.attendees;
   if (attendees && attendees.length) {

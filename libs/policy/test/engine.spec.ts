@@ -303,6 +303,14 @@ describe('the seed policy', () => {
     expect(decide(seed, me, 'unknown', {}, ORG).level).toBe('watched');
   });
 
+  it('forbids personal data posted to a channel shared outside the org, as to outside recipients', () => {
+    expect(decide(seed, me, 'chat.send', { labels: ['pii'], outside: true }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: expect.arrayContaining(['fa.pii-external-write']) });
+    expect(decide(seed, me, 'chat.send', { labels: ['pii'] }, ORG).level).not.toBe('forbidden');
+    expect(decide(seed, me, 'chat.send', { outside: true }, ORG).level).not.toBe('forbidden');
+    // Outside whatever the addresses say.
+    expect(decide(seed, me, 'saas.write', { labels: ['pii'], recipients: ['bob@acme.example'], outside: true }, ORG).level).toBe('forbidden');
+  });
+
   it('watches a calendar event that invites others, and external mail drafts', () => {
     expect(decide(seed, me, 'calendar.create', { attendees: ['ann@acme.example', 'bob@partner.example'] }, ORG)).toMatchObject({ level: 'watched', ruleIds: ['org.calendar-invites-others'] });
     const d = decide(seed, me, 'email.draft', { recipients: ['bob@partner.example'] }, ORG);

@@ -101,6 +101,7 @@ export const context: fc.Arbitrary<ActionContext> = fc.record(
     resources: fc.subarray(RESOURCES),
     hosts: fc.subarray(HOSTS),
     recipients: fc.subarray(RECIPIENTS, { minLength: 1 }),
+    outside: fc.boolean(),
     attendees: fc.subarray(['ann@acme.example', 'bob@partner.example']),
     amount: fc.constantFrom(0, 50, 100, 5000),
     labels: fc.subarray(LABELS),

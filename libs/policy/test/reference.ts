@@ -29,6 +29,8 @@ export interface RefInput {
   resources?: string[];
   hosts?: string[];
   recipients?: string[];
+  /** The action reaches people outside the org whatever its recipients: they count as external. */
+  outside?: boolean;
   attendees?: string[];
   amount?: number;
   labels?: string[];
@@ -77,7 +79,9 @@ function conditionsHold(when: When | undefined, x: RefInput): boolean {
   if (when.connectors && !(x.connector && when.connectors.includes(x.connector))) return false;
   if (when.resources && !(x.resources ?? []).some((r) => when.resources!.some((g) => globMatch(g, r)))) return false;
   if (when.hosts && !(x.hosts ?? []).some((h) => when.hosts!.some((g) => globMatch(g.toLowerCase(), h.toLowerCase())))) return false;
-  if (when.recipients) {
+  if (when.recipients && x.outside === true) {
+    if (when.recipients === 'internal') return false;
+  } else if (when.recipients) {
     const rs = x.recipients ?? [];
     if (rs.length === 0) return false;
     const allInside = rs.every((r) => internal(r, x.orgDomains));

@@ -62,6 +62,8 @@ const ContextInput = z.strictObject({
   resources: z.array(z.string().max(2048)).max(100).optional(),
   hosts: z.array(z.string().max(253)).max(100).optional(),
   recipients: z.array(z.string().max(254)).max(500).optional(),
+  /** The action reaches people outside the org whatever its recipients (a channel shared with another company). */
+  outside: z.boolean().optional(),
   attendees: z.array(z.string().max(254)).max(500).optional(),
   amount: z.number().min(0).max(1e15).optional(),
   labels: z.array(z.string().max(60)).max(20).optional(),

@@ -26,6 +26,12 @@ describe('Slack, Salesforce and DocuSign against loopback fakes', () => {
           return { json: { ok: true, channel: p.get('channel'), ts: '1700000000.0001' } };
         }
         if (c.path === '/api/chat.delete') return { json: { ok: true } };
+        if (c.path === '/api/conversations.info') {
+          const id = new URLSearchParams(c.body).get('channel');
+          if (id === 'C404') return { json: { ok: false, error: 'channel_not_found' } };
+          // C1 is shared with a vendor (Slack Connect), C3's invitation to another company is pending; the rest are the org's own.
+          return { json: { ok: true, channel: { id, is_ext_shared: id === 'C1', is_pending_ext_shared: id === 'C3' } } };
+        }
         return undefined;
       },
       { expired: () => ({ json: { ok: false, error: 'token_expired' } }) },
@@ -67,10 +73,20 @@ describe('Slack, Salesforce and DocuSign against loopback fakes', () => {
     const found = await hub.callTool('slack', 'slack.search', { query: 'invoice' });
     expect(found.labels).toEqual(['external', 'untrusted']);
     expect(slack.calls[0].authorization).toBe('Bearer tok');
-    const posted = await hub.callTool('slack', 'slack.post_message', { channel: 'C1', text: 'Status: done' });
-    expect(posted.structuredContent).toEqual({ channel: 'C1', ts: '1700000000.0001' });
+    const posted = await hub.callTool('slack', 'slack.post_message', { channel: 'C2', text: 'Status: done' });
+    expect(posted.structuredContent).toEqual({ channel: 'C2', ts: '1700000000.0001' });
     expect(new URLSearchParams(slack.calls.at(-1)!.body).get('text')).toBe('Status: done');
     expect(extractContext(resolveTool(slackManifest, 'slack.post_message'), { channel: 'C1', text: 'x' })).toEqual({ connector: 'slack', resources: ['slack:channel/C1'] });
+    // A channel shared with another company gets a post only from a call that says so, which is decided as reaching outside the org.
+    for (const shared of ['C1', 'C3']) {
+      const posts = slack.calls.filter((c) => c.path === '/api/chat.postMessage').length;
+      const refused = await hub.callTool('slack', 'slack.post_message', { channel: shared, text: 'Customer list attached' }).catch((e: ConnectorError) => e);
+      expect(refused).toMatchObject({ code: 'bad_arguments', message: expect.stringContaining(`${shared} is shared with people outside the org`) });
+      expect(slack.calls.filter((c) => c.path === '/api/chat.postMessage').length).toBe(posts);
+    }
+    expect((await hub.callTool('slack', 'slack.post_message', { channel: 'C1', text: 'Status: done', sharedOutside: true })).structuredContent).toEqual({ channel: 'C1', ts: '1700000000.0001' });
+    expect(extractContext(resolveTool(slackManifest, 'slack.post_message'), { channel: 'C1', text: 'x', sharedOutside: true })).toEqual({ connector: 'slack', resources: ['slack:channel/C1'], outside: true });
+    expect(extractContext(resolveTool(slackManifest, 'slack.post_message'), { channel: 'C1', text: 'x', sharedOutside: 'yes' })).toEqual({ connector: 'slack', resources: ['slack:channel/C1'] });
     await hub.callTool('slack', 'slack.delete_message', { channel: 'C1', ts: '1700000000.0001' });
     expect(slack.calls.at(-1)!.path).toBe('/api/chat.delete');
     expect(await hub.callTool('slack', 'slack.post_message', { channel: 'C404', text: 'x' }).catch((e: ConnectorError) => e.code)).toBe('bad_arguments');

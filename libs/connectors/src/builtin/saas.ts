@@ -74,15 +74,32 @@ export function createSlackServer(opts: SaasOptions & { channelNames?: boolean }
     return c;
   };
 
-  defineTool(server, svc, 'slack.post_message', { description: POST, inputSchema: { channel: z.string().max(80), text: z.string().min(1).max(40_000), threadTs: z.string().max(32).optional() } }, async (a) => {
-    channel(a.channel);
-    try {
-      const res = await (await client()).chat.postMessage({ channel: a.channel, text: a.text, thread_ts: a.threadTs });
-      return { data: { channel: res.channel, ts: res.ts } };
-    } catch (err) {
-      throw slackError(err);
-    }
-  });
+  defineTool(
+    server,
+    svc,
+    'slack.post_message',
+    { description: POST, inputSchema: { channel: z.string().max(80), text: z.string().min(1).max(40_000), threadTs: z.string().max(32).optional(), sharedOutside: z.boolean().optional() } },
+    async (a) => {
+      channel(a.channel);
+      try {
+        const slack = await client();
+        // The policy decided on what the call says: a channel shared with another company (Slack Connect)
+        // gets the post only if the call said so (`sharedOutside`), so that it was decided as reaching
+        // people outside the org. Steward's own notices (channelNames) are no agent's action.
+        if (!opts.channelNames && a.sharedOutside !== true) {
+          const info = await slack.conversations.info({ channel: a.channel });
+          const c = info.channel as { is_ext_shared?: boolean; is_pending_ext_shared?: boolean } | undefined;
+          if (c?.is_ext_shared || c?.is_pending_ext_shared) {
+            throw new ConnectorError('bad_arguments', `slack.post_message: ${a.channel} is shared with people outside the org (Slack Connect): nothing was posted; call again with sharedOutside: true, which the policy decides as a post outside the org`);
+          }
+        }
+        const res = await slack.chat.postMessage({ channel: a.channel, text: a.text, thread_ts: a.threadTs });
+        return { data: { channel: res.channel, ts: res.ts } };
+      } catch (err) {
+        throw err instanceof ConnectorError ? err : slackError(err);
+      }
+    },
+  );
 
   defineTool(server, svc, 'slack.delete_message', { description: 'Delete a message the connector posted (the channel by its id).', inputSchema: { channel: z.string().max(80), ts: z.string().max(32) }, destructive: true }, async (a) => {
     channel(a.channel);
@@ -96,23 +113,25 @@ export function createSlackServer(opts: SaasOptions & { channelNames?: boolean }
   return server;
 }
 
-const POST = 'Post a message to a channel, named by its id (C…, G… or D…, as slack.search returns it).';
+const POST =
+  'Post a message to a channel, named by its id (C…, G… or D…, as slack.search returns it). For a channel shared with people outside the org (Slack Connect; slack.search marks its messages external), set sharedOutside: true, or nothing is posted.';
 
 export const slackManifest: ConnectorManifest = {
   id: 'slack',
   name: 'Slack',
   vendor: 'Slack',
   runtime: { kind: 'builtin' },
-  auth: { kind: 'oauth2', authorizationUrl: 'https://slack.com/oauth/v2/authorize', tokenUrl: 'https://slack.com/api/oauth.v2.access', scopes: ['search:read', 'chat:write'] },
+  auth: { kind: 'oauth2', authorizationUrl: 'https://slack.com/oauth/v2/authorize', tokenUrl: 'https://slack.com/api/oauth.v2.access', scopes: ['search:read', 'chat:write', 'channels:read', 'groups:read', 'im:read', 'mpim:read'] },
   credentialScope: 'user',
   tools: [
     { name: 'slack.search', description: 'Search messages.', inputSchema: obj({ query: str, count: { type: 'integer' } }, ['query']), action: 'saas.read', readOnly: true },
     {
       name: 'slack.post_message',
       description: POST,
-      inputSchema: obj({ channel: { type: 'string', pattern: CHANNEL_ID.source }, text: str, threadTs: str }, ['channel', 'text']),
+      inputSchema: obj({ channel: { type: 'string', pattern: CHANNEL_ID.source }, text: str, threadTs: str, sharedOutside: { type: 'boolean' } }, ['channel', 'text']),
       action: 'chat.send',
-      extract: { resources: [{ path: '/channel', prefix: 'slack:channel/' }] },
+      // A post to a channel shared outside the org is decided as reaching external recipients (the connector posts it only when the call says so).
+      extract: { resources: [{ path: '/channel', prefix: 'slack:channel/' }], outside: ['/sharedOutside'] },
     },
     { name: 'slack.delete_message', description: 'Delete a message (the channel by its id).', inputSchema: obj({ channel: { type: 'string', pattern: CHANNEL_ID.source }, ts: str }, ['channel', 'ts']), action: 'chat.send', extract: { resources: [{ path: '/channel', prefix: 'slack:channel/' }] } },
   ],
