@@ -301,6 +301,8 @@ describe('admin console in a real browser', () => {
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-link').click()]);
     const exportPath = join(dir, download.suggestedFilename());
     await download.saveAs(exportPath);
+    // Events sealed between the two downloads (the export's own record among them) are in neither: both cover the range shown.
+    expect((await h.http.post('/v1/audit/checkpoints').set('Cookie', await login(h, org.users.security.email))).status).toBe(200);
     const [manifestDl] = await Promise.all([page.waitForEvent('download'), page.getByTestId('manifest-link').click()]);
     const manifestPath = join(dir, 'manifest.json');
     await manifestDl.saveAs(manifestPath);
@@ -567,6 +569,26 @@ describe('admin console in a real browser', () => {
     await page.getByRole('button', { name: 'Discard draft' }).click();
     await page.getByRole('button', { name: 'Yes, discard' }).click();
     await page.getByTestId('draft-version').waitFor({ state: 'detached' });
+  });
+
+  it('an approval whose arguments can no longer be shown cannot be approved blind: the approver is told to reject it', async () => {
+    // An MCP call waiting for approval whose recorded arguments are gone (the member's key shredded by an erasure).
+    const approvalId = newId();
+    await inOrg(h.ds, { orgId: org.id }, (em) =>
+      em.query(
+        `INSERT INTO approvals (org_id, id, kind, action_id, requested_by, connector, tool, action_type, args_digest, reason, quorum, expires_at)
+         VALUES ($1, $2, 'action', $3, $4, 'crm', 'update_deal', 'saas.write', $5, 'Watched: the org baseline', 1, now() + interval '1 hour')`,
+        [org.id, approvalId, newId(), org.users.member.id, 'b'.repeat(64)],
+      ),
+    );
+    const approver = await signIn('approver');
+    await approver.goto(`${web.url}/approvals?id=${approvalId}`);
+    await approver.getByTestId('approval-detail').waitFor();
+    await approver.getByTestId('approval-unshowable').getByText(/cannot be shown/).waitFor();
+    expect(await approver.getByRole('button', { name: 'Approve' }).isDisabled()).toBe(true);
+    await approver.getByLabel('Reason (required to reject)').fill('cannot see what it would do');
+    await approver.getByRole('button', { name: 'Reject' }).click();
+    await approver.getByTestId('approval-state').getByText('rejected').waitFor();
   });
 
   it('an MCP call whose outcome never came: the approver opens the notice link and settles it in the inbox', async () => {

@@ -397,7 +397,9 @@ describe('steward CLI against a live API', () => {
       expect(shown.code).toBe(2);
       expect(shown.stderr).toContain('"path": "numbers/old-\uFFFDtxt.csv"');
       expect(shown.stderr).not.toMatch(/[\u202a-\u202e\u2066-\u2069]/);
-      // In a terminal it asks; anything but yes approves nothing.
+      // In a terminal it asks; anything but yes approves nothing — end of input (Ctrl-D) included, which is no success either.
+      const eof = await inTerminal(['approve', pending!.id], approver, '\x04');
+      expect({ code: eof.code, end: /[^\n]*$/.exec(eof.output.trim())![0] }).toEqual({ code: 1, end: expect.stringMatching(/steward: not approved$/) });
       const no = await inTerminal(['approve', pending!.id], approver, 'n\n');
       expect(no.output).toContain('Approve this action? [y/N]');
       // (What is typed ahead is echoed before the question: the answer's line is the question's.)
@@ -589,6 +591,11 @@ describe('steward CLI against a live API', () => {
       const before = await exports();
       const tty = await inTerminal(['audit', 'export'], owner);
       expect({ code: tty.code, output: tty.output.trim() }).toEqual({ code: 2, output: 'steward: the export is data, not for a terminal: write it with --output <file>, or pipe it' });
+      // A target that cannot be written (a directory, a directory that does not exist) is a usage error, found before anything is exported.
+      for (const [target, says] of [[home, 'it is a directory'], [join(home, 'no-such-dir', 'trail.ndjson'), 'no directory']]) {
+        const r = await cli(['audit', 'export', '--output', target], owner);
+        expect({ code: r.code, stderr: r.stderr.trim() }).toEqual({ code: 2, stderr: `steward: cannot write ${target}: ${says}${says === 'no directory' ? ` ${join(home, 'no-such-dir')}` : ' (give a file name)'}` });
+      }
       expect(await exports()).toBe(before);
     } finally {
       await new Promise((r) => proxy.close(r));

@@ -248,6 +248,13 @@ describe('approvals, reviews, violations and the kill switch', () => {
     expect((await h.http.get(`/v1/approvals/${item.id}`).set('Cookie', cookie.member)).body.canDecide).toBe(false);
     expect((await h.http.post(`/v1/approvals/${item.id}/approve`).set('Cookie', cookie.member).send({})).status).toBe(403);
     expect(existsSync(join(workspace(org.users.member.id), 'numbers/last-week.csv'))).toBe(true);
+    // Arguments on record that are not the bound ones (what is shown would not be what runs): approving is refused, no vote counted.
+    const [{ args_digest: bound }] = (await su.query(`SELECT args_digest FROM approvals WHERE id = $1`, [item.id])).rows;
+    await su.query(`UPDATE approvals SET args_digest = $2 WHERE id = $1`, [item.id, 'f'.repeat(64)]);
+    const mismatched = await h.http.post(`/v1/approvals/${item.id}/approve`).set('Cookie', cookie.approver).send({});
+    await su.query(`UPDATE approvals SET args_digest = $2 WHERE id = $1`, [item.id, bound]);
+    expect({ status: mismatched.status, detail: mismatched.body.detail }).toEqual({ status: 409, detail: expect.stringContaining('not the ones this approval is bound to') });
+    expect((await su.query(`SELECT count(*)::int AS n FROM approval_votes WHERE approval_id = $1`, [item.id])).rows[0].n).toBe(0);
 
     const ok = await h.http.post(`/v1/approvals/${item.id}/approve`).set('Cookie', cookie.approver).send({ reason: 'old file' });
     expect(ok.status).toBe(200);

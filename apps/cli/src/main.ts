@@ -476,6 +476,8 @@ export function program(): Command {
           shownTo.write('Approve this action? [y/N] ');
           process.stdin.setEncoding('utf8');
           process.stdin.once('data', (chunk) => resolve(String(chunk)));
+          // End of input (Ctrl-D) is no answer: not approved.
+          process.stdin.once('end', () => resolve(''));
         });
         process.stdin.pause();
         if (!/^y(es)?\s*$/i.test(answer.trim())) throw new CliError('not approved', 1);
@@ -597,6 +599,13 @@ export function program(): Command {
     .action(async (o: { format: (typeof EXPORT_FORMATS)[number]; output?: string; manifest?: string }) => {
       // Its bytes are the trail's as stored (what agents and upstreams wrote included): for a file or a pipe, not a terminal.
       if (!o.output && process.stdout.isTTY) throw new CliError('the export is data, not for a terminal: write it with --output <file>, or pipe it', 2);
+      // Where the files go is checked before anything is asked of the server.
+      for (const target of [o.output, o.manifest]) {
+        if (target === undefined) continue;
+        if (existsSync(target) && statSync(target).isDirectory()) throw new CliError(`cannot write ${target}: it is a directory (give a file name)`, 2);
+        if (!existsSync(dirname(target)) || !statSync(dirname(target)).isDirectory()) throw new CliError(`cannot write ${target}: no directory ${dirname(target)}`, 2);
+      }
+      if (o.output !== undefined && o.output === o.manifest) throw new CliError('--output and --manifest must be different files', 2);
       const { api, call } = session();
       let range: Pick<Query<'exportAuditTrail'>, 'fromSeq' | 'toSeq'> = {};
       // The manifest first, then the export of its range: events sealed in between are in neither.
@@ -617,11 +626,17 @@ export function program(): Command {
           // To the file beside the target, then renamed: the target is the whole export or nothing.
           const file = createWriteStream('', { fd });
           await pipeline(body as unknown as AsyncIterable<Uint8Array>, file);
-          renameSync(tmp!, o.output!);
+          try {
+            renameSync(tmp!, o.output!);
+          } catch (err) {
+            rmSync(tmp!, { force: true });
+            throw new CliError(`cannot write ${o.output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`, 2);
+          }
         } else {
           for await (const chunk of body as unknown as AsyncIterable<Uint8Array>) if (!process.stdout.write(chunk)) await new Promise<void>((r) => process.stdout.once('drain', () => r()));
         }
       } catch (err) {
+        if (err instanceof CliError) throw err;
         if (tmp) rmSync(tmp, { force: true });
         const code = (err as NodeJS.ErrnoException).code;
         // A file that cannot be written is a usage error (2); a stream the network cut, the API not reached (3).
@@ -629,7 +644,15 @@ export function program(): Command {
         throw new CliError(`the export was cut off before its end (${scrub((err as Error).message)})${o.output ? `: ${o.output} was not written` : ''}`, 3, true);
       }
       // Only once the export is whole: a manifest never describes an export that did not complete.
-      if (o.manifest && manifest) writeAtomically(o.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+      if (o.manifest && manifest) {
+        try {
+          writeAtomically(o.manifest, `${JSON.stringify(manifest, null, 2)}\n`);
+        } catch (err) {
+          // Both files or neither.
+          if (o.output) rmSync(o.output, { force: true });
+          throw err instanceof CliError ? new CliError(`${err.message}${o.output ? `; ${o.output} was removed` : ''}`, 2) : err;
+        }
+      }
     });
   audit
     .command('public-key')

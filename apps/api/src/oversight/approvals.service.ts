@@ -231,6 +231,11 @@ export class ApprovalsService {
   async approve(p: Principal, id: string, body: z.infer<typeof DecideApprovalBody>) {
     return this.db.inOrg(p, async (em) => {
       const r = await this.decidable(em, p, id, 'action');
+      // What the approver was shown must be what runs: arguments on record that do not hash to the bound digest are refused (reject instead).
+      const args = await this.argumentsOf(em, p.orgId, r);
+      if (args !== null && createHash('sha256').update(canonical(args)).digest('hex') !== r.args_digest) {
+        throw AppError.conflict('The arguments on record are not the ones this approval is bound to: what is shown is not what would run. Reject it.');
+      }
       await em.query(`INSERT INTO approval_votes (org_id, approval_id, user_id, vote, reason) VALUES ($1, $2, $3, 'approve', $4)`, [p.orgId, r.id, p.userId, body.reason ?? null]);
       // Counted again in a statement of its own: it sees the votes of approvers who held the row's lock
       // before us and committed (the locking read above counted on a snapshot taken before it waited).

@@ -200,7 +200,12 @@ function Integrity() {
   const checkpoints = useLoad(() => ok(api.GET('/v1/audit/checkpoints')), []);
   const manifest = useLoad(async () => (can('export:AuditEvent') ? ok(api.GET('/v1/audit/export/manifest')) : null), []);
   const action = useAction();
-  const href = `/api/v1/audit/export?format=${format}${gzip ? '&gzip=true' : ''}`;
+  // The export and its manifest cover exactly the range of the manifest shown (events sealed since, such as this page's
+  // own reads, are in neither), so that the pair verifies offline.
+  const m = manifest.data;
+  const range = m && m.toSeq >= 1 ? `fromSeq=${m.fromSeq}&toSeq=${m.toSeq}` : '';
+  const href = `/api/v1/audit/export?format=${format}${gzip ? '&gzip=true' : ''}${range ? `&${range}` : ''}`;
+  const manifestHref = `/api/v1/audit/export/manifest${range ? `?${range}` : ''}`;
 
   async function runVerify() {
     const res = await action.run(() => ok(api.POST('/v1/audit/verify', { body: publicKeyPem.trim() ? { publicKeyPem: publicKeyPem.trim() } : {} })));
@@ -224,7 +229,7 @@ function Integrity() {
             <Button component="a" href={href} download data-testid="export-link">
               Download export
             </Button>
-            <Button component="a" variant="light" href="/api/v1/audit/export/manifest" download="audit-manifest.json" data-testid="manifest-link">
+            <Button component="a" variant="light" href={manifestHref} download="audit-manifest.json" data-testid="manifest-link">
               Download manifest
             </Button>
           </Group>
