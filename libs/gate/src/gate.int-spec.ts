@@ -102,7 +102,9 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     server.registerTool('probe.search', { description: 'Search.', inputSchema: { url: z.string().optional() } }, handler('probe.search'));
     server.registerTool('probe.draft', { description: 'Draft.', inputSchema: { title: z.string().optional() } }, async (args, extra) => {
       await handler('probe.draft')(args, extra);
-      return { content: [{ type: 'text' as const, text: 'draft saved' }], structuredContent: { id: 'post-7', status: 'draft' } };
+      // A title "id:<x>" makes the draft's id <x> (what an upstream answers is the upstream's).
+      const id = typeof args.title === 'string' && args.title.startsWith('id:') ? args.title.slice(3) : 'post-7';
+      return { content: [{ type: 'text' as const, text: 'draft saved' }], structuredContent: { id, status: 'draft' } };
     });
     for (const t of ['probe.publish', 'probe.discard', 'probe.publish_draft']) server.registerTool(t, { description: t, inputSchema: { title: z.string().optional(), id: z.string().optional() } }, handler(t));
     return server;
@@ -251,6 +253,28 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     expect(await gateAction(deps, request(org, 'slack', 'slack.post_message', { channel: 'C0TEAM', text }))).toMatchObject({ status: 'executed' });
     expect(await gateAction(deps, request(org, 'slack', 'slack.post_message', { channel: 'C0VENDOR', text: 'Shipment left the warehouse', sharedOutside: true }))).toMatchObject({ status: 'executed' });
     expect(posts().slice(before)).toEqual(['C0TEAM', 'C0VENDOR']);
+  });
+
+  it('an undo step that cannot be stored (U+0000 from the upstream) is left out, and the outcome is written all the same; one refused outcome does not lose the others', async () => {
+    const doc = seedPolicy();
+    doc.baseline['saas.write'] = 'batched';
+    const org = await newOrg(doc);
+    const r = await gateAction(deps, request(org, 'probe', 'probe.publish', { title: 'id:post\u00008' }));
+    expect(r).toMatchObject({ status: 'executed', level: 'batched', reversible: true, undo: null });
+    await deps.outcomes.flush();
+    expect(await row(org.orgId, r.actionId)).toMatchObject({ state: 'succeeded', undo: null, finalize: null });
+
+    // Two outcomes in one batch, one of which the database refuses (a state longer than its column): the other is written.
+    const writer = new OutcomeWriter(ds, keyring, () => undefined, 60_000);
+    const held = new OutcomeWriter(ds, keyring, () => undefined, 60_000);
+    const a = await gateAction({ ...deps, outcomes: writer }, request(org, 'probe', 'probe.read', { q: 'first' }));
+    const c = await gateAction({ ...deps, outcomes: held }, request(org, 'probe', 'probe.read', { q: 'third' }));
+    const b = await gateAction({ ...deps, outcomes: writer }, request(org, 'probe', 'probe.read', { q: 'second' }));
+    expect([a.status, b.status, c.status]).toEqual(['executed', 'executed', 'executed']);
+    writer.add(request(org, 'probe', 'probe.read', {}), c.actionId, 'file.read', { state: 'x'.repeat(500), resultDigest: null, bytes: null, ms: 1, undo: null, finalize: null, errorCode: null });
+    await expect(writer.flush()).rejects.toThrow();
+    expect([(await row(org.orgId, a.actionId)).state, (await row(org.orgId, b.actionId)).state, (await row(org.orgId, c.actionId)).state]).toEqual(['succeeded', 'succeeded', 'executing']);
+    await held.flush();
   });
 
   it('Forbidden: refused with its reason, nothing executed, the refusal audited', async () => {

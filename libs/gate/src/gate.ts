@@ -379,9 +379,11 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
         deps.retry?.baseDelayMs ?? 200,
       ),
     );
-    const undo = w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
+    // A step that holds U+0000 (a file's previous content, say) cannot be stored (jsonb refuses it) nor put back faithfully
+    // with a stand-in character: none is recorded, and the reviewer sees the action as one that cannot be undone.
+    const undo = storable(w.reversible ? undoCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null);
     // The step that makes it final once a reviewer accepts it (a draft becomes the sent message), where the connector has one.
-    const finalize = w.reversible ? finalizeCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null;
+    const finalize = storable(w.reversible ? finalizeCall(mapping, w.reversible.args, result.structuredContent ?? {}) : null);
     // 7. Outcome (written in batches; a crash before it leaves the claim `executing`: outcome unknown).
     deps.outcomes.add(req, w.decided.actionId, type, { state: 'succeeded', resultDigest: digest(result.structuredContent ?? result.content), bytes: result.bytes, ms: Date.now() - started, undo, finalize, errorCode: null });
     return { ...w.decided, status: 'executed', reversible: w.reversible !== null, result, undo };
@@ -518,6 +520,11 @@ export interface Outcome {
   errorCode: string | null;
 }
 
+/** The call as it can be stored (jsonb), or null when a string in it holds U+0000. */
+function storable(call: ToolCall | null): ToolCall | null {
+  return call && JSON.stringify(call).includes('\\u0000') ? null : call;
+}
+
 interface PendingOutcome {
   req: ActionRequest;
   actionId: string;
@@ -603,6 +610,19 @@ export class OutcomeWriter {
       });
       rows.push({ org: req.orgId, id: actionId, state: o.state, digest: o.resultDigest, bytes: o.bytes, ms: o.ms, undo: o.undo, fin: o.finalize ?? null, err: o.errorCode, at, event_id: e.id, event: e.canonical });
     }
+    try {
+      await this.writeRows(rows);
+    } catch (err) {
+      if (rows.length === 1) throw err;
+      // One row the database refuses must not take the others with it (they are other actions, of other orgs too):
+      // each alone, and only the refused ones stay `executing` (outcomes nobody knows, for a person).
+      let failed: unknown = null;
+      for (const row of rows) await this.writeRows([row]).catch((e: unknown) => (failed ??= e));
+      if (failed) throw failed;
+    }
+  }
+
+  private async writeRows(rows: unknown[]): Promise<void> {
     const [{ n }]: { n: number }[] = await this.ds.query('SELECT steward_gate_outcome_batch($1::jsonb) AS n', [JSON.stringify(rows)]);
     if (n !== rows.length) throw new Error('the outcome batch wrote a different number of outcomes');
   }

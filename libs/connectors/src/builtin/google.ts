@@ -258,6 +258,8 @@ export function createDriveServer(opts: DriveOptions): McpServer {
     const previous = await google(svc, () =>
       capped(a.fileId, 'bad_arguments', () => api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text', maxContentLength: DRIVE_MAX_UNDO_BYTES }) as Promise<{ data: unknown }>),
     );
+    // A "text" file holding NUL characters (UTF-16, a binary with a text type) could not be put back as it was.
+    if (String(previous).includes('\0')) throw new ConnectorError('bad_arguments', `drive.update replaces text files; "${(meta.name ?? '').slice(0, 100)}" holds NUL characters (not text that can be put back): nothing was done`);
     await google(svc, () => api.files.update({ fileId: a.fileId, media: { mimeType: meta.mimeType ?? 'text/plain', body: a.content }, fields: 'id' }, o));
     return { data: { fileId: a.fileId, previousContent: String(previous) } };
   });
