@@ -5,7 +5,7 @@ import { Writable } from 'node:stream';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
 import { inOrg } from '@steward/db';
-import { type AgentDeps, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
+import { type AgentDeps, MAX_RUN_ERRORS, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
 import { ConfigKeyProvider } from '@steward/vault';
 import { Client } from 'pg';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
@@ -175,12 +175,43 @@ describe('model errors in the agent loop', () => {
     ]);
     expect(r.actions.map((a) => a.action_type)).toEqual(['model.invoke', 'model.invoke']);
     expect(existsSync(join(workspace(), 'cut.txt'))).toBe(false);
+    // The doubled room is for that turn alone: the next turn asks for the configured room again.
+    const next = await run('[script:read-only] [max-tokens-tool] read something', true);
+    expect(next.outcome).toBe('completed');
+    expect(next.requests.map((q) => [q.turn, q.maxTokens])).toEqual([
+      [0, 1024],
+      [0, 2048],
+      [1, 1024],
+    ]);
     // One that is cut whatever the room: nothing of it runs, and the task fails as max_tokens.
     const cut = await run('[script:hello] [max-tokens-tool-always] write something', true);
     expect(cut.outcome).toBe('failed');
     expect(cut.task.error).toMatchObject({ code: 'max_tokens' });
     expect(cut.actions.map((a) => a.action_type)).toEqual(['model.invoke', 'model.invoke']);
     expect(existsSync(join(workspace(), 'cut.txt'))).toBe(false);
+  });
+
+  it('a task whose every run ends in the same error (its sealed prompt damaged) is failed after a bounded number of runs, not taken up again for ever', async () => {
+    const res = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] a task whose prompt will not open' });
+    expect(res.status).toBe(201);
+    const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+    url.pathname = `/${h.db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    await su.query(`UPDATE tasks SET prompt_sealed = $2 WHERE id = $1`, [res.body.id, Buffer.alloc(64, 1)]).finally(() => su.end());
+    const before = model.requests.length;
+    const results: string[] = [];
+    // As BullMQ (3 attempts a job) and the sweep (a new epoch once the lease has expired) would run it.
+    for (let run = 0; run < MAX_RUN_ERRORS + 2 && results.at(-1) !== 'failed'; run++) {
+      const [t]: { epoch: number }[] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT epoch FROM tasks WHERE org_id = $1 AND id = $2`, [org.id, res.body.id]));
+      results.push(await runTask(deps(false), { orgId: org.id, taskId: res.body.id, epoch: t!.epoch }).catch(() => 'threw'));
+    }
+    expect(results).toEqual([...Array(MAX_RUN_ERRORS - 1).fill('threw'), 'failed']);
+    const task = (await h.http.get(`/v1/tasks/${res.body.id}`).set('Cookie', member)).body;
+    expect(task).toMatchObject({ state: 'failed', error: { code: 'internal_error', message: expect.stringContaining(`${MAX_RUN_ERRORS} times`) } });
+    expect(model.requests.length).toBe(before);
+    // Failed, it is no longer taken up: a later delivery of its job does nothing.
+    expect(await runTask(deps(false), { orgId: org.id, taskId: res.body.id, epoch: 1 })).toBe('skipped');
   });
 
   it('parallel tool_use blocks in a whole (non-streamed) response: each gated, all results back together', async () => {

@@ -94,6 +94,8 @@ describe('remote MCP servers over Streamable HTTP', () => {
     server.registerTool('fails', { description: 'Fails upstream.', inputSchema: {} }, async () => {
       throw new Error('database is down');
     });
+    // Longer than the MCP limit on a tool's name (128): not listed, so never offered nor called.
+    server.registerTool(`lookup_${'x'.repeat(130)}`, { description: 'A name too long.', inputSchema: {} }, async () => ({ content: [] }));
     return server;
   };
 

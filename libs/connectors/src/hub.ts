@@ -87,6 +87,9 @@ const ENVELOPE_SLACK = 64 * 1024;
 /** Opens of a remote server's own stream allowed in any second (see paceGet in ConnectorClient.remote). */
 const GET_BURST = 5;
 
+/** The longest tool name listed (the MCP specification's limit; the gate records calls by it). */
+export const MAX_TOOL_NAME = 128;
+
 /** The most of an error answer read (the SDK quotes it in its error; 500 characters of that are kept). */
 const ERROR_TEXT_MAX = 16_384;
 
@@ -328,6 +331,8 @@ export class ConnectorClient {
       for (let page = 0; page < 100; page++) {
         const res = await this.client.listTools(cursor ? { cursor } : {}, { timeout, signal: ctrl.signal });
         for (const t of res.tools) {
+          // The MCP limit on a tool's name (SEP-986): a longer one is no tool Steward can record a call of.
+          if (t.name.length < 1 || t.name.length > MAX_TOOL_NAME) continue;
           list.push({ name: t.name, title: t.title, description: t.description ?? '', inputSchema: t.inputSchema as Record<string, unknown>, annotations: t.annotations as Record<string, unknown> | undefined });
         }
         cursor = res.nextCursor;

@@ -6,3 +6,4 @@ export { MIGRATIONS } from './migrations';
 export { DataSource, EntityManager, IsNull, In, Not, MoreThan, LessThan } from 'typeorm';
 export * from './batch-writer';
 export * from './egress-hosts';
+export * from './unreachable';

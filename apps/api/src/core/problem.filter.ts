@@ -1,6 +1,7 @@
 import { type ArgumentsHost, Catch, type ExceptionFilter, HttpException } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { AppError, ErrorCode } from '@steward/common';
+import { databaseUnavailable } from '@steward/db';
 import { problem, sendProblem } from './problem';
 
 const TITLES: Record<number, [ErrorCode, string]> = {
@@ -15,22 +16,6 @@ const TITLES: Record<number, [ErrorCode, string]> = {
   429: [ErrorCode.RateLimited, 'Too many requests'],
   503: [ErrorCode.Unavailable, 'Service unavailable'],
 };
-
-/** Node network errors and PostgreSQL codes that mean the database cannot be reached right now. */
-const UNREACHABLE_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENOTFOUND', 'EAI_AGAIN', '57P01', '57P02', '57P03', '53300']);
-const UNREACHABLE_TEXT = /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection ended unexpectedly)|the database system is (starting up|shutting down|in recovery mode)/;
-
-/** The database is down or restarting: the request may succeed later (503), never a 500. */
-function databaseUnavailable(err: unknown): boolean {
-  let e: unknown = err;
-  for (let i = 0; i < 4 && e; i++) {
-    const code = (e as { code?: unknown }).code;
-    if (typeof code === 'string' && (UNREACHABLE_CODES.has(code) || code.startsWith('08'))) return true;
-    if (e instanceof Error && UNREACHABLE_TEXT.test(e.message)) return true;
-    e = (e as { driverError?: unknown; cause?: unknown }).driverError ?? (e as { cause?: unknown }).cause;
-  }
-  return false;
-}
 
 /** Postgres errors that are the caller's doing when they reach us (constraint checks), or an unreachable database. */
 function fromDatabase(err: unknown): AppError | undefined {

@@ -57,6 +57,7 @@ import { AuditPartitionsUtc1766620800000 } from './1766620800000-audit-partition
 import { InvitationDomains1766620800001 } from './1766620800001-invitation-domains';
 import { LastOwnerStrikes1766707200000 } from './1766707200000-last-owner-strikes';
 import { AccountFirstOrg1766707200001 } from './1766707200001-account-first-org';
+import { TaskRunErrors1766793600000 } from './1766793600000-task-run-errors';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -119,4 +120,5 @@ export const MIGRATIONS = [
   InvitationDomains1766620800001,
   LastOwnerStrikes1766707200000,
   AccountFirstOrg1766707200001,
+  TaskRunErrors1766793600000,
 ];

@@ -4,7 +4,7 @@ import type { Redis } from 'ioredis';
 import { type AuditKeyring, canonical, recordEvent } from '@steward/audit';
 import { type Logger, newId } from '@steward/common';
 import { ConnectorHub, type ConnectorManifest } from '@steward/connectors';
-import { type DataSource, type EntityManager, inOrg } from '@steward/db';
+import { databaseUnavailable, type DataSource, type EntityManager, inOrg } from '@steward/db';
 import { ClaimFenced, gateAction, type GateDeps, type GateObserver, type GateResult, OutcomeWriter, PolicySource, reserve } from '@steward/gate';
 import { type ActionType, authorize, decide, isActionType, labelArguments, rateLimitsFor, redactPersonalData, toFacts } from '@steward/policy';
 import { type KeyProvider, openSecret, sealSecret } from '@steward/vault';
@@ -160,6 +160,14 @@ export async function runTask(deps: AgentDeps, job: RunTaskPayload): Promise<Run
       log.warn('lease lost: this worker stops and writes nothing more');
       return 'lease_lost';
     }
+    // A run that fails the same way every time (a call the database refuses, say) would be taken up
+    // again for ever, holding one of its org's running places: counted, and past MAX_RUN_ERRORS the
+    // task fails instead. A database that cannot be reached is not counted (it passes).
+    if (!databaseUnavailable(err)) {
+      const stopped = await failAfterRunErrors(deps, lease).catch(() => false);
+      log.error({ err, stopped }, stopped ? 'the task failed again: stopped' : 'the task run failed');
+      if (stopped) return 'failed';
+    }
     // The job's retry is another run: it may take the task over at once (same epoch).
     await releaseLease(deps.ds, lease).catch(() => undefined);
     throw err;
@@ -167,6 +175,30 @@ export async function runTask(deps: AgentDeps, job: RunTaskPayload): Promise<Run
     clearInterval(renew);
     await hub.close().catch(() => undefined);
   }
+}
+
+/** The most output a turn asks for, doubled room included (the largest ANTHROPIC_MAX_TOKENS). */
+const MAX_OUTPUT_TOKENS = 64_000;
+
+/** Runs of one task that may end in an error before it is failed (a job tries 3 times per epoch). */
+export const MAX_RUN_ERRORS = 6;
+
+/** Counts a run that ended in an error; at MAX_RUN_ERRORS fails the task (true). Fenced: a lost lease counts nothing. */
+async function failAfterRunErrors(deps: AgentDeps, lease: Lease): Promise<boolean> {
+  const { orgId, taskId } = lease;
+  return fenced(deps.ds, lease, async (em) => {
+    const [{ run_errors: n }]: { run_errors: number }[] = await em.query(`WITH u AS (UPDATE tasks SET run_errors = run_errors + 1 WHERE org_id = $1 AND id = $2 RETURNING run_errors) SELECT run_errors FROM u`, [orgId, taskId]);
+    if (n < MAX_RUN_ERRORS) return false;
+    // What went wrong stays in the worker's log: its text may hold what the task handled.
+    const error = { code: 'internal_error', message: `the task's runs ended in an error ${n} times; it was stopped (the worker's log says why)` };
+    await em.query(
+      `UPDATE tasks SET state = 'failed', error_code = $3, error_message = $4, lease_holder = NULL, lease_until = NULL, reserved_micros = 0, finished_at = now() WHERE org_id = $1 AND id = $2`,
+      [orgId, taskId, error.code, error.message],
+    );
+    await voidOpenApprovals(em, deps.keyring, orgId, taskId, 'failed');
+    await appendEvents(em, deps.keys, orgId, taskId, [{ kind: 'error', data: error }, { kind: 'state', data: { state: 'failed' } }]);
+    return true;
+  });
 }
 
 async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: AbortSignal, log: Logger): Promise<RunOutcome> {
@@ -347,7 +379,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     // Budgets are never overspent: the turn may cost at most its input as it stands and the whole
     // max_tokens of output; it runs only if that fits the task's budget and, reserved under the
     // org's lock, the org's and the user's monthly budgets.
-    const maxTokens = t.roomier ? deps.model.maxTokens * 2 : deps.model.maxTokens;
+    // Twice the room, within the most any deployment may configure (ANTHROPIC_MAX_TOKENS ≤ 64,000).
+    const maxTokens = t.roomier ? Math.min(deps.model.maxTokens * 2, MAX_OUTPUT_TOKENS) : deps.model.maxTokens;
     const turnMax = costMicros(model, deps.model.offline, { input_tokens: inputTokensAtMost(SYSTEM(deps.model.offline), t.messages, tools), output_tokens: maxTokens });
     if (cost + turnMax > budget) {
       const why = cost >= budget ? 'reached its budget' : `has no room in its budget for another model turn (up to ${(turnMax / 1e6).toFixed(2)} USD; ${(cost / 1e6).toFixed(2)} spent)`;
@@ -412,6 +445,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     const roomierBefore = t.roomier === true;
     if (cut) t.roomier = true;
     else {
+      // The doubled room was for that one turn: the next ones (and their reservations) are as configured.
+      delete t.roomier;
       t.messages.push({ role: 'assistant', content: message.content as MessageParam['content'] });
       // Fix the step of each tool_use before anything runs (a resume reuses them).
       for (const u of uses) t.steps[u.id] = ++step;
