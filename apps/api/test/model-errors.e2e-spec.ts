@@ -214,6 +214,30 @@ describe('model errors in the agent loop', () => {
     expect(await runTask(deps(false), { orgId: org.id, taskId: res.body.id, epoch: 1 })).toBe('skipped');
   });
 
+  it('a run that stopped after writing the final answer and before finishing the task: the next run finishes it with that answer, without asking the model again', async () => {
+    const r = await run('[script:hello] say hello', false);
+    expect(r.outcome).toBe('completed');
+    // As a worker that died between the two leaves it: the answer in the transcript, the task still running under a lapsed lease.
+    const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+    url.pathname = `/${h.db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    try {
+      await su.query(`DELETE FROM task_events WHERE task_id = $1 AND kind IN ('output', 'state') AND seq > (SELECT max(seq) FROM task_events WHERE task_id = $1 AND kind = 'model')`, [r.id]);
+      await su.query(`UPDATE tasks SET state = 'running', finished_at = NULL, lease_holder = 'a-worker-that-died', lease_until = now() - interval '1 second' WHERE id = $1`, [r.id]);
+    } finally {
+      await su.end();
+    }
+    const before = model.requests.length;
+    const [t]: { epoch: number }[] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT epoch FROM tasks WHERE org_id = $1 AND id = $2`, [org.id, r.id]));
+    expect(await runTask(deps(false), { orgId: org.id, taskId: r.id, epoch: t!.epoch })).toBe('completed');
+    expect(model.requests.length).toBe(before);
+    const kinds = (await eventsOf(r.id)).map((e) => e.kind);
+    expect(kinds.filter((k) => k === 'model')).toHaveLength(1);
+    expect(kinds.slice(-2)).toEqual(['output', 'state']);
+    expect((await h.http.get(`/v1/tasks/${r.id}`).set('Cookie', member)).body.state).toBe('completed');
+  });
+
   it('parallel tool_use blocks in a whole (non-streamed) response: each gated, all results back together', async () => {
     const r = await run('[script:parallel] read three files', false);
     expect(r.outcome).toBe('completed');

@@ -356,6 +356,24 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       return flags;
     });
 
+  /** The end: in review when Batched writes ran in their reversible form (a reviewer accepts or reverts them; Batched reads are listed with them, and leave nothing to decide on their own). */
+  const end = async (said: string): Promise<RunOutcome> => {
+    await outcomes.flush();
+    const [{ n }] = await inOrg(ds, { orgId }, (em) =>
+      em.query(`SELECT count(*)::int AS n FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible`, [orgId, taskId]),
+    );
+    return finish(n > 0 ? 'in_review' : 'completed', undefined, said);
+  };
+
+  // A resumed task whose last message is the model's final answer (the run that wrote it stopped
+  // before it finished the task): it finishes with that answer, without asking the model again.
+  {
+    const last = t.messages[t.messages.length - 1];
+    if (last?.role === 'assistant' && !(Array.isArray(last.content) && last.content.some((b) => b.type === 'tool_use'))) {
+      return end(typeof last.content === 'string' ? last.content : last.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n'));
+    }
+  }
+
   // A resumed task whose last message is the model's tool_use: its results come first (claims
   // already made answer `duplicate`, never run again).
   for (let turn = 0; ; turn++) {
@@ -443,6 +461,9 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     // again once with twice the room (in the same commit as its cost), then the task fails.
     const cut = message.stop_reason === 'max_tokens' && uses.length > 0;
     const roomierBefore = t.roomier === true;
+    // Cut text is continued (twice at most): the ask to go on is written with the cut text, so that a
+    // resume never takes a transcript ending in the model's text for a finished answer that is not.
+    const continued = message.stop_reason === 'max_tokens' && uses.length === 0 && t.continuations < 2;
     if (cut) t.roomier = true;
     else {
       // The doubled room was for that one turn: the next ones (and their reservations) are as configured.
@@ -450,6 +471,10 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       t.messages.push({ role: 'assistant', content: message.content as MessageParam['content'] });
       // Fix the step of each tool_use before anything runs (a resume reuses them).
       for (const u of uses) t.steps[u.id] = ++step;
+      if (continued) {
+        t.continuations++;
+        t.messages.push({ role: 'user', content: 'Continue exactly where you stopped.' });
+      }
     }
     const after = await persist(async (em) => {
       await em.query(
@@ -470,10 +495,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       // (its cut answer dropped; nothing of it ran). Cut text is continued (twice at most). Past
       // that the task fails clearly.
       if (cut && !roomierBefore) continue;
-      if (uses.length || t.continuations >= 2) return finish('failed', { code: 'max_tokens', message: 'the model hit max_tokens before finishing its answer' });
-      t.continuations++;
-      t.messages.push({ role: 'user', content: 'Continue exactly where you stopped.' });
-      await persist();
+      if (!continued) return finish('failed', { code: 'max_tokens', message: 'the model hit max_tokens before finishing its answer' });
       continue;
     }
     if (uses.length) {
@@ -481,13 +503,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       if (r) return r;
       continue;
     }
-    // The end: in review when Batched writes ran in their reversible form (a reviewer accepts or
-    // reverts them; Batched reads are listed with them, and leave nothing to decide on their own).
-    await outcomes.flush();
-    const [{ n }] = await inOrg(ds, { orgId }, (em) =>
-      em.query(`SELECT count(*)::int AS n FROM task_actions WHERE org_id = $1 AND task_id = $2 AND level = 'batched' AND state = 'succeeded' AND reversible`, [orgId, taskId]),
-    );
-    return finish(n > 0 ? 'in_review' : 'completed', undefined, said);
+    return end(said);
   }
 
   /** Gates every tool_use of one turn in order; all results go back in one user message. */
