@@ -71,6 +71,28 @@ describe('budgets: reserved before each model turn, never overspent', () => {
     expect(month.cost).toBe(t.cost);
   });
 
+  it('a model call in flight when its worker lost the task (a crash, a lapsed lease) is booked at the most its turn could cost when the task runs again', async () => {
+    const id = await create('[script:hello] [slow:2500] answer slowly');
+    const first = runTask({ ...agentDeps(), leaseSeconds: 2 }, { orgId: org.id, taskId: id, epoch: 1 });
+    const inFlight = async () => (await su.query(`SELECT count(*)::int AS n FROM task_actions WHERE org_id = $1 AND task_id = $2 AND action_type = 'model.invoke' AND state = 'executing'`, [org.id, id])).rows[0].n;
+    for (let i = 0; i < 100 && (await inFlight()) === 0; i++) await new Promise((r) => setTimeout(r, 20));
+    expect(await inFlight()).toBe(1);
+    // The call is in flight, its turn reserved: the sweep takes the task over (as after a crash, its lease lapsed).
+    const reserved = (await task(id)).reserved;
+    expect(reserved).toBeGreaterThan(0);
+    await su.query(`UPDATE tasks SET epoch = epoch + 1, state = 'queued', lease_holder = NULL, lease_until = NULL WHERE org_id = $1 AND id = $2`, [org.id, id]);
+    expect(await first).toBe('lease_lost');
+    expect(await runTask(agentDeps(), { orgId: org.id, taskId: id, epoch: 2 })).toBe('completed');
+    const t = await task(id);
+    const calls = (await su.query(`SELECT state FROM task_actions WHERE org_id = $1 AND task_id = $2 AND action_type = 'model.invoke' ORDER BY step`, [org.id, id])).rows.map((r) => r.state);
+    expect(calls).toEqual(['outcome_unknown', 'succeeded']);
+    // The lost call at what was reserved for it, and the answered one at its own cost.
+    expect(t.cost).toBeGreaterThan(reserved);
+    expect(t.reserved).toBe(0);
+    const [month] = (await su.query(`SELECT cost_micros::int AS cost FROM task_cost_months WHERE org_id = $1 AND task_id = $2`, [org.id, id])).rows;
+    expect(month.cost).toBe(t.cost);
+  });
+
   it("a task stops before the turn that could take it past its own budget: it never spends more than the budget", async () => {
     // A task that would go on reading for ever, with 0.03 USD: each turn may cost up to 1,024 output tokens at 15 USD/MTok (0.015 USD) and its input.
     const id = await create('[script:loop] keep reading the folder', { budgetUsd: 0.03, maxSteps: 200 });

@@ -250,15 +250,27 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   } else {
     t = { v: 1, messages: [{ role: 'user', content: await openPrompt(keys, orgId, taskId, task) }], steps: {}, continuations: 0 };
   }
-  // A model call that a crashed worker left `executing` has no known outcome (a new call is made;
-  // a tool call is handled when its claim answers `duplicate` below).
+  // A model call that a crashed worker (or one that lost its lease) left `executing` has no known
+  // outcome: a new call is made. It may have been answered and billed, so it is booked at the most
+  // its turn could cost — what was reserved for it, still on the task — as a lost attempt is.
+  // (A tool call is handled when its claim answers `duplicate` below.)
+  let lostMicros = 0;
   if (task.epoch > 1) {
-    await fenced(ds, lease, (em) =>
-      em.query(`UPDATE task_actions SET state = 'outcome_unknown', finished_at = now() WHERE org_id = $1 AND task_id = $2 AND action_type = 'model.invoke' AND state = 'executing'`, [orgId, taskId]),
-    );
+    lostMicros = await fenced(ds, lease, async (em) => {
+      const [{ n }]: { n: number }[] = await em.query(
+        `WITH u AS (UPDATE task_actions SET state = 'outcome_unknown', finished_at = now() WHERE org_id = $1 AND task_id = $2 AND action_type = 'model.invoke' AND state = 'executing' RETURNING id) SELECT count(*)::int AS n FROM u`,
+        [orgId, taskId],
+      );
+      const spent = n > 0 ? Number(task.reserved_micros) : 0;
+      if (spent > 0) {
+        await em.query(`UPDATE tasks SET cost_micros = cost_micros + $3, reserved_micros = 0 WHERE org_id = $1 AND id = $2`, [orgId, taskId, spent]);
+        await bookTurnCost(em, { orgId, taskId, userId }, { input_tokens: 0, output_tokens: 0 }, spent);
+      }
+      return spent;
+    });
   }
   const budget = task.budget_micros === null ? Infinity : Number(task.budget_micros);
-  let cost = Number(task.cost_micros);
+  let cost = Number(task.cost_micros) + lostMicros;
   let step: number = task.step;
   // Waits for the model in a row (a turn that the model answered starts the count again).
   let modelWaits: number = task.model_waits;
