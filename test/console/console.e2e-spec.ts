@@ -298,6 +298,8 @@ describe('admin console in a real browser', () => {
     await axe(page, '/audit (export and verify)');
     await shot(page, '08-security-verified');
     const dir = mkdtempSync(join(tmpdir(), 'steward-console-export-'));
+    // The range shown (what is sealed, the checkpoint just made included) is the range both downloads cover.
+    await page.getByTestId('export-manifest').filter({ hasText: /^[1-9]\d* sealed events/ }).waitFor();
     const [download] = await Promise.all([page.waitForEvent('download'), page.getByTestId('export-link').click()]);
     const exportPath = join(dir, download.suggestedFilename());
     await download.saveAs(exportPath);
@@ -571,7 +573,7 @@ describe('admin console in a real browser', () => {
     await page.getByTestId('draft-version').waitFor({ state: 'detached' });
   });
 
-  it('an approval whose arguments can no longer be shown cannot be approved blind: the approver is told to reject it', async () => {
+  it('an approval whose arguments cannot be shown: the approver is warned before deciding, and rejects it', async () => {
     // An MCP call waiting for approval whose recorded arguments are gone (the member's key shredded by an erasure).
     const approvalId = newId();
     await inOrg(h.ds, { orgId: org.id }, (em) =>
@@ -585,7 +587,7 @@ describe('admin console in a real browser', () => {
     await approver.goto(`${web.url}/approvals?id=${approvalId}`);
     await approver.getByTestId('approval-detail').waitFor();
     await approver.getByTestId('approval-unshowable').getByText(/cannot be shown/).waitFor();
-    expect(await approver.getByRole('button', { name: 'Approve' }).isDisabled()).toBe(true);
+    expect(await approver.getByTestId('approval-arguments').textContent()).toBe('(not available)');
     await approver.getByLabel('Reason (required to reject)').fill('cannot see what it would do');
     await approver.getByRole('button', { name: 'Reject' }).click();
     await approver.getByTestId('approval-state').getByText('rejected').waitFor();

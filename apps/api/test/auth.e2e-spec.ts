@@ -180,6 +180,18 @@ describe('identity', () => {
       expect(e.p).toMatchObject({ apiKeysRevoked: 1 });
     });
 
+    it("a password change revokes the invitations the person sent that nobody accepted yet (a stolen session could have sent one)", async () => {
+      const u = await addUser(h.ds, org, 'admin', 'inviter');
+      const cookie = await login(h, u.email);
+      const sent = await h.http.post('/v1/invitations').set('Cookie', cookie).send({ email: 'planted@outside.example', roles: ['member'] });
+      expect(sent.status).toBe(201);
+      expect((await h.http.post('/v1/auth/password').set('Cookie', cookie).send({ currentPassword: PASSWORD, newPassword: 'the inviter changed it' })).status).toBeLessThan(300);
+      const accepted = await h.http.post('/v1/invitations/accept').send({ token: sent.body.token, name: 'Planted', password: 'a planted account passphrase' });
+      expect(accepted.status).toBeGreaterThanOrEqual(400);
+      const [e] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'auth.password_change' AND canonical::jsonb->>'outcome' = 'success' AND canonical::jsonb->'target'->>'id' = $2`, [org.id, u.id]));
+      expect(e.p).toMatchObject({ invitationsRevoked: 1 });
+    });
+
     it('an invitation is no way round the password limit, nor round an open sanction', async () => {
       const u = await addUser(h.ds, org, 'member', 'invited-elsewhere');
       const other = await seedOrg(h.ds, 'inv-limit');
@@ -337,6 +349,8 @@ describe('identity', () => {
       const holdBody = { from: '2026-01-01T00:00:00Z', reason: 'step-up check' };
       const [held] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`INSERT INTO legal_holds (org_id, id, from_at, reason, created_by) VALUES ($1, $2, now(), 'placed earlier', $3) RETURNING id`, [org.id, newId(), org.users.owner.id]));
       for (const [what, send] of [
+        // An invitation that grants more than a plain membership, as a role change.
+        ['invite an owner', (auth: Record<string, string>) => h.http.post('/v1/invitations').set(auth).send({ email: 'new-owner@attacker.example', roles: ['owner'] })],
         ['erase', (auth: Record<string, string>) => h.http.post('/v1/audit/erasures').set(auth).send({ userId: org.users.member.id, reason: 'deletion request' })],
         ['hold', (auth: Record<string, string>) => h.http.post('/v1/legal-holds').set(auth).send(holdBody)],
         ['release', (auth: Record<string, string>) => h.http.post(`/v1/legal-holds/${held.id}/release`).set(auth)],
@@ -346,8 +360,16 @@ describe('identity', () => {
           expect({ what, status: res.status, code: res.body.code }).toEqual({ what, status: 403, code: 'step_up_required' });
         }
       }
-      const untouched = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT (SELECT count(*)::int FROM audit_erasures WHERE org_id = $1) AS erasures, (SELECT count(*)::int FROM legal_holds WHERE org_id = $1 AND (reason = 'step-up check' OR released_at IS NOT NULL)) AS holds`, [org.id]));
-      expect(untouched).toEqual([{ erasures: 0, holds: 0 }]);
+      const untouched = await inOrg(h.ds, { orgId: org.id }, (em) =>
+        em.query(
+          `SELECT (SELECT count(*)::int FROM audit_erasures WHERE org_id = $1) AS erasures, (SELECT count(*)::int FROM legal_holds WHERE org_id = $1 AND (reason = 'step-up check' OR released_at IS NOT NULL)) AS holds,
+                  (SELECT count(*)::int FROM invitations WHERE org_id = $1 AND email = 'new-owner@attacker.example') AS invitations`,
+          [org.id],
+        ),
+      );
+      expect(untouched).toEqual([{ erasures: 0, holds: 0, invitations: 0 }]);
+      // A plain member's invitation is no role change: it goes through.
+      expect((await h.http.post('/v1/invitations').set('Cookie', staleCookie).send({ email: 'new-member@acme.example', roles: ['member'] })).status).toBe(201);
       expect((await h.http.post('/v1/auth/step-up').set('Cookie', ownerT.cookie).send({ totpCode: await ownerT.code(1) })).status).toBe(204);
       expect((await h.http.post(`/v1/legal-holds/${held.id}/release`).set('Cookie', ownerT.cookie)).status).toBe(200);
       const allowed = await h.http.post('/v1/roles').set('Cookie', ownerT.cookie).send({ key: 'readers', name: 'Readers', permissions: [{ action: 'read', subject: 'Group' }] });

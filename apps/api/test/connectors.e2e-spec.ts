@@ -446,8 +446,8 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       const listed = await call('get', '/v1/connectors', 'member');
       expect(JSON.stringify(listed.body)).not.toContain('SECRET-IN-URL');
       // A query string that names no secret is the server's own business.
-      const profiled = await call('post', '/v1/connectors', 'admin', { name: 'Profiled', url: `http://127.0.0.1:${mcp.port}/mcp?profile=sales` });
-      expect({ status: profiled.status, url: profiled.body.url }).toEqual({ status: 201, url: `http://127.0.0.1:${mcp.port}/mcp?profile=sales` });
+      const profiled = await call('post', '/v1/connectors', 'admin', { name: 'Profiled', url: `http://127.0.0.1:${mcp.port}/mcp?profile=sales&assignee=me&keyword=invoice` });
+      expect({ status: profiled.status, url: profiled.body.url }).toEqual({ status: 201, url: `http://127.0.0.1:${mcp.port}/mcp?profile=sales&assignee=me&keyword=invoice` });
       const any = (await call('get', '/v1/connectors', 'admin')).body.items[0].id;
       expect((await call('post', `/v1/connectors/${any}/tools/lookup_company/approve`, 'admin', { hash: 'sha256:nothex' })).status).toBe(400);
       expect((await call('patch', `/v1/connectors/${any}/tools/no_such_tool`, 'admin', { action: 'saas.read' })).status).toBe(404);

@@ -237,6 +237,12 @@ describe('SSO (OpenID Connect per org)', () => {
     const change = await h.http.post('/v1/auth/password').set('Cookie', viaSso).send({ currentPassword: PASSWORD, newPassword: 'a brand new password 42' });
     expect({ status: change.status, detail: change.body.detail }).toEqual({ status: 403, detail: expect.stringMatching(/opened through single sign-on/) });
     expect((await h.http.post('/v1/auth/login').send({ email: org.users.member.email, password: PASSWORD, org: 'acme' })).status).toBe(200);
+    // Nor does it join the account to another org that invited it (that takes a session opened with the password).
+    const inviting = await seedOrg(h.ds, 'inviting');
+    const invitation = (await h.http.post('/v1/invitations').set('Cookie', await login(h, inviting.users.owner.email)).send({ email: org.users.member.email, roles: ['member'] })).body;
+    const joined = await h.http.post('/v1/invitations/accept').set('Cookie', viaSso).send({ token: invitation.token });
+    expect({ status: joined.status, detail: joined.body.detail }).toEqual({ status: 403, detail: expect.stringMatching(/session opened with the account's password/) });
+    expect((await h.http.post('/v1/invitations/accept').set('Cookie', await login(h, org.users.member.email, { org: 'acme' })).send({ token: invitation.token })).status).toBe(201);
     // Alice's account (no password) joined another org first: that org made it, so acme's SSO does not set its factor.
     const [{ user_id: alice }] = await inOrg(h.ds, { orgId: '' }, (em) => em.query('SELECT user_id FROM steward_auth_user_by_email($1)', ['alice@acme.example']));
     const first = await seedOrg(h.ds, 'first-home');

@@ -7,3 +7,4 @@ export * from './ids';
 export * from './secretbox';
 export * from './egress';
 export * from './tracing';
+export * from './nul';

@@ -25,7 +25,7 @@ import { createHash } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { DataSource, EntityManager } from 'typeorm';
 import { type AuditKeyring, canonical, type Client, prepareEvent } from '@steward/audit';
-import { inSpan, newId, SpanAttr, tracer } from '@steward/common';
+import { holdsNul, inSpan, newId, SpanAttr, tracer } from '@steward/common';
 import { argumentProblems, type ConnectorHub, ConnectorError, type ConnectorManifest, extractContext, finalizeCall, resolveTool, reversibleCall, type ToolCall, type ToolCallResult, toolDefinitionHash, undoCall, unknownMapping } from '@steward/connectors';
 import { inOrg } from '@steward/db';
 import { type ActionContext, type ActionType, authorize, type Decision, decide, EGRESS_BY_NATURE, egressType, isInternal, labelArguments, type Level, type PolicyPrincipal, rateLimitsFor, recordFacts, toFacts } from '@steward/policy';
@@ -522,7 +522,7 @@ export interface Outcome {
 
 /** The call as it can be stored (jsonb), or null when a string in it holds U+0000. */
 function storable(call: ToolCall | null): ToolCall | null {
-  return call && JSON.stringify(call).includes('\\u0000') ? null : call;
+  return call && holdsNul(call) ? null : call;
 }
 
 interface PendingOutcome {

@@ -474,7 +474,12 @@ export class AuthService {
       // And their API keys (a stolen session could have minted one that outlives the password); the
       // schedules a revoked key wrote pause at their next run.
       const [keys]: { n: number }[] = await em.query(`WITH k AS (UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id) SELECT count(*)::int AS n FROM k`, [p.orgId, p.userId]);
-      await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id, payload: { mcpGrantsRevoked: grants?.n ?? 0, apiKeysRevoked: keys?.n ?? 0 } });
+      // And the invitations they sent that nobody accepted yet (a stolen session could have invited an owner of its own).
+      const [invitations]: { n: number }[] = await em.query(
+        `WITH i AS (UPDATE invitations SET revoked_at = now() WHERE org_id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id) SELECT count(*)::int AS n FROM i`,
+        [p.orgId, p.userId],
+      );
+      await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id, payload: { mcpGrantsRevoked: grants?.n ?? 0, apiKeysRevoked: keys?.n ?? 0, invitationsRevoked: invitations?.n ?? 0 } });
       return true;
     });
     if (!ok) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The current password is wrong.');
@@ -486,6 +491,7 @@ export class AuthService {
         await em.query('UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
         await em.query('UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
         await em.query('UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
+        await em.query('UPDATE invitations SET revoked_at = now() WHERE org_id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL', [o.org_id, p.userId]);
       });
     }
   }

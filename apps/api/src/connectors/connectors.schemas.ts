@@ -7,8 +7,13 @@ import { secretInput, Timestamp, Uuid } from '../core/schemas';
 const headerSecret = secretInput(1, 4096).refine((v) => ![...v].some((c) => c.charCodeAt(0) < 0x20 || c.charCodeAt(0) === 0x7f), { message: 'must not contain control characters (line breaks, tabs, NUL)' });
 
 const HttpUrl = z.url({ protocol: /^https?$/, error: 'must be an http(s) URL' }).max(2000);
-/** Query parameter names that carry a secret (a key, token, password or signature). */
-const SECRET_PARAM = /(key|token|secret|passw|pwd|auth|sig|credential|session)/i;
+/** Words of query parameter names that carry a secret (a key, token, password, signature, session). */
+const SECRET_WORDS = new Set(['key', 'apikey', 'token', 'accesstoken', 'secret', 'password', 'passwd', 'pwd', 'pass', 'sig', 'signature', 'auth', 'authorization', 'session', 'sessionid', 'credential', 'credentials', 'jwt', 'bearer']);
+/** Whether a parameter name is, or has a word that is, one of SECRET_WORDS ("api_key", "accessToken", "X-Api-Key"; not "assignee" or "keyword"). */
+const secretParam = (name: string): boolean => {
+  const spaced = name.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+  return SECRET_WORDS.has(spaced.replace(/[^a-z0-9]/g, '')) || spaced.split(/[^a-z0-9]+/).some((w) => SECRET_WORDS.has(w));
+};
 /**
  * A remote MCP server's endpoint: shown to every member and written to the audit trail, so it must
  * not carry a secret. No user:password, no fragment, and no query parameter named like a key or
@@ -23,7 +28,7 @@ const ServerUrl = HttpUrl.superRefine((v, ctx) => {
   }
   if (u.username || u.password) ctx.addIssue({ code: 'custom', message: 'must not carry a user name or password: give the secret as the connector credential (auth kind api_key)' });
   if (u.hash) ctx.addIssue({ code: 'custom', message: 'must not have a fragment (#...)' });
-  const secret = [...u.searchParams.keys()].find((k) => SECRET_PARAM.test(k));
+  const secret = [...u.searchParams.keys()].find(secretParam);
   if (secret !== undefined) {
     ctx.addIssue({ code: 'custom', message: `must not carry a secret in its query string ("${secret.slice(0, 40)}"): members see the URL and the audit trail records it; give the secret as the connector credential (auth kind api_key, sent in a header)` });
   }

@@ -1,6 +1,6 @@
 import type { NextFunction, Request, Response } from 'express';
 import express from 'express';
-import { ErrorCode } from '@steward/common';
+import { ErrorCode, holdsNul } from '@steward/common';
 import { problem, sendProblem } from './problem';
 
 const FORM_PATHS = new Set(['/oauth/token', '/oauth/revoke', '/oauth/consent', '/oauth/consent/sign-in', '/oauth/consent/sso']);
@@ -9,25 +9,8 @@ const FORM_PATHS = new Set(['/oauth/token', '/oauth/revoke', '/oauth/consent', '
 const MAY_HOLD_NUL = Symbol('mayHoldNul');
 const NUL_ESCAPE = Buffer.from('\\u0000');
 const NUL_DETAIL = 'Text may not contain the NUL character (U+0000).';
+const isGatewayPath = (path: string) => path === '/mcp' || path.startsWith('/mcp/');
 
-/** Whether any string or key in a parsed body holds U+0000 (which PostgreSQL text and jsonb cannot store). No recursion: any depth. */
-export function holdsNul(value: unknown): boolean {
-  const stack: unknown[] = [value];
-  while (stack.length) {
-    const v = stack.pop();
-    if (typeof v === 'string') {
-      if (v.includes('\0')) return true;
-    } else if (Array.isArray(v)) {
-      for (const x of v) stack.push(x);
-    } else if (v && typeof v === 'object') {
-      for (const [k, x] of Object.entries(v)) {
-        if (k.includes('\0')) return true;
-        stack.push(x);
-      }
-    }
-  }
-  return false;
-}
 
 /**
  * JSON bodies only, with a size limit. Oversize answers 413, malformed JSON 400,
@@ -71,7 +54,9 @@ export function jsonBody(limitBytes: number) {
       return;
     }
     parse(req, res, (err?: unknown) => {
-      if (!err) return (req as unknown as Record<symbol, boolean>)[MAY_HOLD_NUL] && holdsNul(req.body) ? nul(req, res) : next();
+      // The MCP gateway takes any JSON-RPC message: a tool's arguments may hold U+0000 (they are sealed and digested,
+      // never stored as text; audit events replace it), and a refusal there is the gateway's, in JSON-RPC.
+      if (!err) return (req as unknown as Record<symbol, boolean>)[MAY_HOLD_NUL] && !isGatewayPath(req.path) && holdsNul(req.body) ? nul(req, res) : next();
       const e = err as { type?: string; status?: number };
       const instance = req.originalUrl.split('?')[0];
       if (e.type === 'entity.too.large' || e.status === 413) {

@@ -145,6 +145,8 @@ interface GatewaySession {
   waiting: number;
   /** Completed identical read-only calls (a read may run again; a write may not). */
   generations: ReadGenerations;
+  /** Writes' generations, apart: only a refusal that passes moves one on, and the reads' roll-over never does (a retried write stays one action). */
+  writeGenerations: ReadGenerations;
   /** Which connector served a resource URI (filled when resources are listed; the first to list a URI keeps it; bounded). */
   resourceOwner: ResourceOwners;
   /** What the session was last shown of each list it asked for (tools: their digest; resources and prompts: the connectors listed). */
@@ -552,7 +554,9 @@ export class GatewayService implements OnModuleDestroy {
   private async count(req: Request, authorization: string | undefined, calls: number): Promise<{ address: number; reset: number; calls?: number }> {
     const address = addressWindow(req, this.addressLimit);
     const token = calls ? /^Bearer\s+(\S{1,200})$/i.exec(authorization ?? '')?.[1] : undefined;
-    const counters = [{ key: address.key, by: 1, ttlSeconds: address.ttlSeconds }];
+    // A JSON-RPC batch counts each of its messages (each read is a request of its own to the upstream).
+    const messages = Array.isArray(req.body) ? Math.max(1, req.body.length) : 1;
+    const counters = [{ key: address.key, by: messages, ttlSeconds: address.ttlSeconds }];
     if (token) counters.push({ key: `${this.config.REDIS_PREFIX}:mcp:calls:${sha256(token)}:${Math.floor(Date.now() / 1000)}`, by: calls, ttlSeconds: 2 });
     const { counts: [n, c], report } = await countWindows(this.redis, counters);
     if (report) this.log.warn({ err: report.message }, 'gateway: redis unavailable, requests counted in this process');
@@ -667,6 +671,7 @@ export class GatewayService implements OnModuleDestroy {
       subscribed: new Map(),
       logging: new Set(),
       generations: new ReadGenerations(),
+      writeGenerations: new ReadGenerations(),
       resourceOwner: new ResourceOwners(),
       listed: {},
       calls: 0,
@@ -990,7 +995,7 @@ export class GatewayService implements OnModuleDestroy {
       if (refused) throw refused;
       for (const id of readable) {
         if (ref.type === 'ref/prompt') {
-          const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
+          const list = await this.pages(s, id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
           const found = list.find((p) => this.nameOf(s, id, p.name) === ref.name);
           if (found) {
             // What the member typed goes upstream: recorded first (sealed), as a read is.
@@ -1028,13 +1033,13 @@ export class GatewayService implements OnModuleDestroy {
       s.listed.resources = readable.join('\n');
       for (const id of readable) {
         // A URI another connector listed first stays that connector's (an upstream cannot take over another's reads); the session remembers a bounded number.
-        resources.push(...s.resourceOwner.claim(id, await this.pages(id, (c) => s.hub.get(id).listResources(c), (p) => p.resources)));
+        resources.push(...s.resourceOwner.claim(id, await this.pages(s, id, (c) => s.hub.get(id).listResources(c), (p) => p.resources)));
       }
       return { resources };
     }));
     server.setRequestHandler(ListResourceTemplatesRequestSchema, guard(async () => {
       const resourceTemplates: ResourceTemplate[] = [];
-      for (const id of await this.readable(s, 'resources')) resourceTemplates.push(...(await this.pages(id, (c) => s.hub.get(id).listResourceTemplates(c), (p) => p.resourceTemplates)));
+      for (const id of await this.readable(s, 'resources')) resourceTemplates.push(...(await this.pages(s, id, (c) => s.hub.get(id).listResourceTemplates(c), (p) => p.resourceTemplates)));
       return { resourceTemplates };
     }));
     server.setRequestHandler(ReadResourceRequestSchema, guard(async (request) => {
@@ -1048,6 +1053,8 @@ export class GatewayService implements OnModuleDestroy {
         await this.afterRead(s, id);
         return read;
       } catch (err) {
+        // An upstream's error text is its words too: the session is tainted as by what it reads.
+        if (err instanceof ConnectorError) await this.afterRead(s, id);
         throw new McpError(McpErrorCode.InvalidParams, `Resource not found: ${uri}${err instanceof ConnectorError ? ` (${err.message})` : ''}`);
       }
     }));
@@ -1056,7 +1063,7 @@ export class GatewayService implements OnModuleDestroy {
       const readable = await this.readable(s, 'prompts');
       s.listed.prompts = readable.join('\n');
       for (const id of readable) {
-        for (const p of await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts)) prompts.push({ ...p, name: this.nameOf(s, id, p.name) });
+        for (const p of await this.pages(s, id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts)) prompts.push({ ...p, name: this.nameOf(s, id, p.name) });
       }
       return { prompts };
     }));
@@ -1066,12 +1073,12 @@ export class GatewayService implements OnModuleDestroy {
       for (const id of this.withCapability(s, 'prompts')) {
         if (!s.scope && !request.params.name.startsWith(toolNameOf(id, ''))) continue;
         if (!allowed.has(id)) await this.beforeRead(s, id, 'prompt.get', { name: request.params.name, arguments: request.params.arguments ?? {} });
-        const list = await this.pages(id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
+        const list = await this.pages(s, id, (c) => s.hub.get(id).listPrompts(c), (r) => r.prompts);
         const found = list.find((p) => this.nameOf(s, id, p.name) === request.params.name);
         if (found) {
           await this.beforeRead(s, id, 'prompt.get', { name: found.name, arguments: request.params.arguments ?? {} });
-          const prompt = await s.hub.get(id).getPrompt(found.name, request.params.arguments);
-          await this.afterRead(s, id);
+          // Taints whether it answers or fails (an error's text is the upstream's words too).
+          const prompt = await s.hub.get(id).getPrompt(found.name, request.params.arguments).finally(() => this.afterRead(s, id));
           return prompt;
         }
       }
@@ -1138,7 +1145,7 @@ export class GatewayService implements OnModuleDestroy {
     const allowed = new Set(await this.readable(s, 'resources'));
     const matching: string[] = [];
     for (const id of among.filter((x) => allowed.has(x))) {
-      const templates = await this.pages(id, (c) => s.hub.get(id).listResourceTemplates(c), (p) => p.resourceTemplates).catch(() => []);
+      const templates = await this.pages(s, id, (c) => s.hub.get(id).listResourceTemplates(c), (p) => p.resourceTemplates).catch(() => []);
       if (templates.some((t) => new UriTemplate(t.uriTemplate).match(uri) !== null)) matching.push(id);
     }
     return matching;
@@ -1239,11 +1246,13 @@ export class GatewayService implements OnModuleDestroy {
     return Object.keys(s.manifests).filter((id) => s.hub.has(id) && s.hub.get(id).capabilities()[what]);
   }
 
-  private async pages<P extends { nextCursor?: string }, T>(id: string, fetch: (cursor?: string) => Promise<P>, items: (p: P) => T[]): Promise<T[]> {
+  private async pages<P extends { nextCursor?: string }, T>(s: GatewaySession, id: string, fetch: (cursor?: string) => Promise<P>, items: (p: P) => T[]): Promise<T[]> {
     const out: T[] = [];
     let cursor: string | undefined;
     for (let page = 0; page < 50; page++) {
-      const p = await fetch(cursor).catch((err) => {
+      const p = await fetch(cursor).catch(async (err) => {
+        // The upstream's own words reach the client: read from it, as any text of a remote connector is.
+        await this.afterRead(s, id);
         throw new McpError(McpErrorCode.InternalError, `${id}: ${(err as Error).message}`);
       });
       out.push(...items(p));
@@ -1304,7 +1313,8 @@ export class GatewayService implements OnModuleDestroy {
     if (changed) return toolError(changed, { 'steward/status': 'refused', 'steward/refusal': 'connectors_changed' });
     const argsDigest = sha256(canonical(args));
     const base = `${s.id}\n${target.connector}\n${target.tool}\n${argsDigest}`;
-    const generation = s.generations.of(base);
+    const generations = target.readOnly ? s.generations : s.writeGenerations;
+    const generation = generations.of(base);
     // A Watched write approved since it was made (in this session or another of the same user) is redeemed under its own claim.
     const gatewayKey = (!target.readOnly && (await this.approvedClaim(s, target, argsDigest))) || `mcp:${sha256(`${base}\n${generation}`)}`;
     const request: ActionRequest = {
@@ -1346,7 +1356,7 @@ export class GatewayService implements OnModuleDestroy {
     // switch, a suspension) is decided again. A Forbidden read retried stays the same refused action:
     // it opens no second violation.
     if (r.status === 'executed' || r.status === 'failed' || (r.status === 'refused' && PASSING_REFUSALS.has(r.refusal))) {
-      if (target.readOnly || r.status === 'refused') s.generations.bump(base);
+      if (target.readOnly || r.status === 'refused') generations.bump(base);
     }
     switch (r.status) {
       case 'executed': {

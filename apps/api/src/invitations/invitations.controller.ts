@@ -76,6 +76,6 @@ export class InvitationsController {
     // Without a password, the account is proven by a console session of it (any org's): how a person
     // whose account has no password (made by single sign-on or SCIM) joins another org.
     const signedIn = body.password === undefined ? await this.auth.authenticate(req).catch(() => null) : null;
-    return this.invitations.accept(body, { sourceIp: req.ip ?? null, requestId: req.id }, signedIn?.kind === 'session' ? { userId: signedIn.userId } : null);
+    return this.invitations.accept(body, { sourceIp: req.ip ?? null, requestId: req.id }, signedIn?.kind === 'session' ? { userId: signedIn.userId, orgId: signedIn.orgId, sessionId: signedIn.credentialId } : null);
   }
 }

@@ -61,6 +61,9 @@ export class InvitationsService {
     const invitation = await this.db.inOrg(p, async (em) => {
       const grants = await this.access.resolveRoles(em, p.orgId, body.roles);
       this.access.assertCanGrant(p, grants);
+      // An invitation to more than a plain membership grants roles as a role change does: the org's step-up applies
+      // (else a stolen session or key that cannot step up would invite an owner of its own and step up as that).
+      if (body.roles.some((r) => r !== 'member')) await this.access.requireStepUp(em, p);
       const existing = await em
         .createQueryBuilder(Membership, 'm')
         .innerJoin(User, 'u', 'u.id = m.user_id')
@@ -107,7 +110,7 @@ export class InvitationsService {
   }
 
   /** Public: the invitee joins with the token, as a new user, with their existing account's password, or signed in as that account (`signedIn`). */
-  async accept(body: z.infer<typeof AcceptInvitationBody>, meta: { sourceIp: string | null; requestId: string }, signedIn: { userId: string } | null = null) {
+  async accept(body: z.infer<typeof AcceptInvitationBody>, meta: { sourceIp: string | null; requestId: string }, signedIn: { userId: string; orgId: string; sessionId: string } | null = null) {
     const tokenHash = hashToken(this.config.STEWARD_TOKEN_PEPPER, body.token);
     const [found]: { invitation_id: string; org_id: string; email: string }[] = await this.db.outsideOrg((em) =>
       em.query('SELECT invitation_id, org_id, email FROM steward_invitation_by_token($1)', [tokenHash]),
@@ -122,6 +125,21 @@ export class InvitationsService {
       // Signed in: the invitation must be for the account of the session, which then needs no password.
       if (!signedIn) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', "Give the account's password (or a new one, for a new account), or accept while signed in as the invited account.");
       if (!existing || existing.user_id !== signedIn.userId) throw AppError.forbidden('This invitation is for another account than the one signed in: nothing was joined.');
+      // A session opened through an org's single sign-on speaks for that org only: it does not join the account to others.
+      // An account with a password joins from a session opened with it; one without, from a session of the org that made it.
+      const [session]: { proven_by: string }[] = await this.db.inOrg({ orgId: signedIn.orgId, userId: signedIn.userId }, (em) =>
+        em.query(`SELECT proven_by FROM sessions WHERE org_id = $1 AND id = $2`, [signedIn.orgId, signedIn.sessionId]),
+      );
+      if (session?.proven_by !== 'password') {
+        const [{ first }]: { first: string | null }[] = await this.db.outsideOrg((em) => em.query('SELECT steward_account_first_org($1) AS first', [signedIn.userId]));
+        if (existing.password_hash || existing.totp_enabled || first !== signedIn.orgId) {
+          throw AppError.forbidden(
+            existing.password_hash || existing.totp_enabled
+              ? "Accept from a session opened with the account's password (this one was opened through single sign-on): nothing was joined."
+              : 'Accept from a session of the org whose single sign-on made this account: nothing was joined.',
+          );
+        }
+      }
       userId = existing.user_id;
     } else if (existing) {
       // Counted against the account as a sign-in's password is (an invitation is no way round that limit).

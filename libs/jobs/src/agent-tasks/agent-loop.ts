@@ -68,6 +68,8 @@ interface Transcript {
   continuations: number;
   /** The turn's output room was doubled once: a tool call was cut at max_tokens (asked again with twice the room). */
   roomier?: boolean;
+  /** The last message is the model's final answer (written before the task is finished: a resume finishes with it). */
+  answered?: boolean;
   /** Results of a turn that stopped for a human (tool_use id → result), given back when the task resumes. */
   held?: Record<string, ToolResultBlock>;
 }
@@ -163,10 +165,10 @@ export async function runTask(deps: AgentDeps, job: RunTaskPayload): Promise<Run
     // A run that fails the same way every time (a call the database refuses, say) would be taken up
     // again for ever, holding one of its org's running places: counted, and past MAX_RUN_ERRORS the
     // task fails instead. A database that cannot be reached is not counted (it passes).
-    if (!databaseUnavailable(err)) {
+    if (!databaseUnavailable(err) && !TRANSIENT_SQLSTATES.has(sqlState(err) ?? '')) {
       const stopped = await failAfterRunErrors(deps, lease).catch(() => false);
       log.error({ err, stopped }, stopped ? 'the task failed again: stopped' : 'the task run failed');
-      if (stopped) return 'failed';
+      if (stopped) return (await taskState(deps, lease)) === 'cancelled' ? 'cancelled' : 'failed';
     }
     // The job's retry is another run: it may take the task over at once (same epoch).
     await releaseLease(deps.ds, lease).catch(() => undefined);
@@ -183,14 +185,29 @@ const MAX_OUTPUT_TOKENS = 64_000;
 /** Runs of one task that may end in an error before it is failed (a job tries 3 times per epoch). */
 export const MAX_RUN_ERRORS = 6;
 
-/** Counts a run that ended in an error; at MAX_RUN_ERRORS fails the task (true). Fenced: a lost lease counts nothing. */
+/** Errors of a database that answers but could not do this now (serialization, deadlock, lock or statement time limit): the run may pass next time. */
+const TRANSIENT_SQLSTATES = new Set(['40001', '40P01', '55P03', '57014']);
+const sqlState = (err: unknown): string | undefined => (err as { driverError?: { code?: string } })?.driverError?.code ?? (err as { code?: string })?.code;
+
+/**
+ * Counts a run that ended in an error (the count starts again at every answered model turn); at
+ * MAX_RUN_ERRORS in a row fails the task (true). A task whose member asked to cancel it is cancelled
+ * instead, at once (its next run could fail the same way before it saw the request). Fenced: a lost
+ * lease counts nothing.
+ */
 async function failAfterRunErrors(deps: AgentDeps, lease: Lease): Promise<boolean> {
   const { orgId, taskId } = lease;
-  return fenced(deps.ds, lease, async (em) => {
+  return fenced(deps.ds, lease, async (em, flags) => {
+    if (flags.cancelRequested) {
+      await em.query(`UPDATE tasks SET state = 'cancelled', lease_holder = NULL, lease_until = NULL, reserved_micros = 0, finished_at = now() WHERE org_id = $1 AND id = $2`, [orgId, taskId]);
+      await voidOpenApprovals(em, deps.keyring, orgId, taskId, 'cancelled');
+      await appendEvents(em, deps.keys, orgId, taskId, [{ kind: 'state', data: { state: 'cancelled' } }]);
+      return true;
+    }
     const [{ run_errors: n }]: { run_errors: number }[] = await em.query(`WITH u AS (UPDATE tasks SET run_errors = run_errors + 1 WHERE org_id = $1 AND id = $2 RETURNING run_errors) SELECT run_errors FROM u`, [orgId, taskId]);
     if (n < MAX_RUN_ERRORS) return false;
     // What went wrong stays in the worker's log: its text may hold what the task handled.
-    const error = { code: 'internal_error', message: `the task's runs ended in an error ${n} times; it was stopped (the worker's log says why)` };
+    const error = { code: 'internal_error', message: `the task's runs ended in an error ${n} times in a row; it was stopped (the worker's log says why)` };
     await em.query(
       `UPDATE tasks SET state = 'failed', error_code = $3, error_message = $4, lease_holder = NULL, lease_until = NULL, reserved_micros = 0, finished_at = now() WHERE org_id = $1 AND id = $2`,
       [orgId, taskId, error.code, error.message],
@@ -199,6 +216,11 @@ async function failAfterRunErrors(deps: AgentDeps, lease: Lease): Promise<boolea
     await appendEvents(em, deps.keys, orgId, taskId, [{ kind: 'error', data: error }, { kind: 'state', data: { state: 'failed' } }]);
     return true;
   });
+}
+
+async function taskState(deps: AgentDeps, lease: Lease): Promise<string | undefined> {
+  const [row]: { state: string }[] = await inOrg(deps.ds, { orgId: lease.orgId }, (em) => em.query(`SELECT state FROM tasks WHERE org_id = $1 AND id = $2`, [lease.orgId, lease.taskId]));
+  return row?.state;
 }
 
 async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: AbortSignal, log: Logger): Promise<RunOutcome> {
@@ -254,9 +276,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   // outcome: a new call is made. It may have been answered and billed, so it is booked at the most
   // its turn could cost — what was reserved for it, still on the task — as a lost attempt is.
   // (A tool call is handled when its claim answers `duplicate` below.)
-  let lostMicros = 0;
-  if (task.epoch > 1) {
-    lostMicros = await fenced(ds, lease, async (em) => {
+  // (At every run's start: a run that died may be delivered again under the same epoch.)
+  const lostMicros = await fenced(ds, lease, async (em) => {
       const [{ n }]: { n: number }[] = await em.query(
         `WITH u AS (UPDATE task_actions SET state = 'outcome_unknown', finished_at = now() WHERE org_id = $1 AND task_id = $2 AND action_type = 'model.invoke' AND state = 'executing' RETURNING id) SELECT count(*)::int AS n FROM u`,
         [orgId, taskId],
@@ -268,7 +289,6 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       }
       return spent;
     });
-  }
   const budget = task.budget_micros === null ? Infinity : Number(task.budget_micros);
   let cost = Number(task.cost_micros) + lostMicros;
   let step: number = task.step;
@@ -379,9 +399,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
 
   // A resumed task whose last message is the model's final answer (the run that wrote it stopped
   // before it finished the task): it finishes with that answer, without asking the model again.
-  {
+  if (t.answered) {
     const last = t.messages[t.messages.length - 1];
     if (last?.role === 'assistant' && !(Array.isArray(last.content) && last.content.some((b) => b.type === 'tool_use'))) {
+      // Cancelled meanwhile (its member asked while no worker held it): cancelled, as at any turn.
+      if ((await fenced(ds, lease, async (_em, f) => f)).cancelRequested) return finish('cancelled');
       return end(typeof last.content === 'string' ? last.content : last.content.flatMap((b) => (b.type === 'text' ? [b.text] : [])).join('\n'));
     }
   }
@@ -444,15 +466,17 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       );
     } catch (err) {
       if (signal.aborted) throw new LeaseLost();
-      if (lost) {
-        const spent = lost * turnMax;
-        cost += spent;
-        await fenced(ds, lease, async (em) => {
-          await em.query(`UPDATE tasks SET cost_micros = cost_micros + $3 WHERE org_id = $1 AND id = $2`, [orgId, taskId, spent]);
+      // The lost attempts' cost, the turn's reservation released and the call's outcome in one commit: a
+      // run that dies in between leaves the call `executing`, booked once when the task runs again.
+      const spent = lost * turnMax;
+      cost += spent;
+      await fenced(ds, lease, async (em) => {
+        if (spent) {
+          await em.query(`UPDATE tasks SET cost_micros = cost_micros + $3, reserved_micros = 0 WHERE org_id = $1 AND id = $2`, [orgId, taskId, spent]);
           await bookTurnCost(em, { orgId, taskId, userId }, { input_tokens: 0, output_tokens: 0 }, spent);
-        });
-      }
-      await finishModelInvoke(deps, lease, invoke.actionId, 'failed', null, Date.now() - started);
+        }
+        await finishModelInvokeIn(em, deps, lease, invoke.actionId, 'failed', null, Date.now() - started);
+      });
       if (err instanceof ModelUnavailable) {
         // Still unavailable after the retries: the task tries again later (a bounded number of
         // times), holding no worker meanwhile; a fault that will not pass ends it at once.
@@ -476,8 +500,10 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
     // Cut text is continued (twice at most): the ask to go on is written with the cut text, so that a
     // resume never takes a transcript ending in the model's text for a finished answer that is not.
     const continued = message.stop_reason === 'max_tokens' && uses.length === 0 && t.continuations < 2;
+    // Cut text past its continuations fails the task: it is not written as if it were an answer.
+    const failsCut = message.stop_reason === 'max_tokens' && uses.length === 0 && !continued;
     if (cut) t.roomier = true;
-    else {
+    else if (!failsCut) {
       // The doubled room was for that one turn: the next ones (and their reservations) are as configured.
       delete t.roomier;
       t.messages.push({ role: 'assistant', content: message.content as MessageParam['content'] });
@@ -487,10 +513,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         t.continuations++;
         t.messages.push({ role: 'user', content: 'Continue exactly where you stopped.' });
       }
+      if (uses.length === 0 && message.stop_reason !== 'max_tokens') t.answered = true;
     }
     const after = await persist(async (em) => {
       await em.query(
-        `UPDATE tasks SET model = $3, turns = turns + 1, step = $4, input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, cost_micros = cost_micros + $7, reserved_micros = 0, model_waits = 0 WHERE org_id = $1 AND id = $2`,
+        `UPDATE tasks SET model = $3, turns = turns + 1, step = $4, input_tokens = input_tokens + $5, output_tokens = output_tokens + $6, cost_micros = cost_micros + $7, reserved_micros = 0, model_waits = 0, run_errors = 0 WHERE org_id = $1 AND id = $2`,
         [orgId, taskId, model, step, usage.input_tokens, usage.output_tokens, turnCost],
       );
       // Booked to the month it was spent in (monthly budgets and usage read this).
@@ -793,9 +820,6 @@ async function finishModelInvokeIn(em: EntityManager, _deps: AgentDeps, lease: L
   await em.query(`UPDATE task_actions SET state = $3, result_digest = $4, duration_ms = $5, finished_at = now() WHERE org_id = $1 AND id = $2 AND state = 'executing'`, [lease.orgId, actionId, state, resultDigest, ms]);
 }
 
-async function finishModelInvoke(deps: AgentDeps, lease: Lease, actionId: string, state: 'succeeded' | 'failed', resultDigest: string | null, ms: number) {
-  await fenced(deps.ds, lease, (em) => finishModelInvokeIn(em, deps, lease, actionId, state, resultDigest, ms));
-}
 
 /**
  * Where no MCP client stands behind the connector calls (a worker task; a reviewer's accept or

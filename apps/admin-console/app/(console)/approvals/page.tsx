@@ -209,17 +209,22 @@ function Detail({ id, onDecided }: { id: string; onDecided(): void }) {
               </Stack>
             ) : a.canDecide ? (
               <Stack gap="xs">
-                {(a.arguments === null || a.argumentsMatch === false) && (
-                  <Alert color="red" variant="light" title="Cannot be approved here" data-testid="approval-unshowable">
-                    {a.arguments === null
-                      ? 'The exact arguments of this action cannot be shown (they are no longer readable), so nobody can see what approving it would run. Reject it; the agent can ask again.'
-                      : 'The arguments on record are not the ones this approval is bound to, so what is shown is not what would run. Reject it.'}
+                {a.argumentsMatch === false ? (
+                  <Alert color="red" variant="light" title="Cannot be approved" data-testid="approval-unshowable">
+                    The arguments on record are not the ones this approval is bound to, so what is shown is not what would run. Reject it.
                   </Alert>
+                ) : (
+                  a.arguments === null && (
+                    <Alert color="orange" variant="light" title="Arguments not shown" data-testid="approval-unshowable">
+                      The exact arguments of this action cannot be shown (too long to keep whole, or no longer readable): approve only if you know what it does from
+                      the tool, the requester and the reason; otherwise reject it.
+                    </Alert>
+                  )
                 )}
                 <Textarea label="Reason (required to reject)" value={reason} onChange={(e) => setReason(e.currentTarget.value)} maxLength={1000} />
                 <ActionError error={action.error} />
                 <Group>
-                  <Button color="green.9" onClick={() => decide('approve')} loading={action.busy} disabled={a.arguments === null || a.argumentsMatch === false}>
+                  <Button color="green.9" onClick={() => decide('approve')} loading={action.busy} disabled={a.argumentsMatch === false}>
                     Approve
                   </Button>
                   <Button color="red.9" variant="outline" onClick={() => decide('reject')} loading={action.busy} disabled={!reason.trim()}>

@@ -198,7 +198,9 @@ function Integrity() {
   const [verify, setVerify] = useState<Out<'verifyAuditTrail'> | null>(null);
   const [publicKeyPem, setPublicKeyPem] = useState('');
   const checkpoints = useLoad(() => ok(api.GET('/v1/audit/checkpoints')), []);
-  const manifest = useLoad(async () => (can('export:AuditEvent') ? ok(api.GET('/v1/audit/export/manifest')) : null), []);
+  const canExport = can('export:AuditEvent');
+  // Loaded again once the session says the reader may export (before it has loaded, nothing is).
+  const manifest = useLoad(async () => (canExport ? ok(api.GET('/v1/audit/export/manifest')) : null), [canExport]);
   const action = useAction();
   // The export and its manifest cover exactly the range of the manifest shown (events sealed since, such as this page's
   // own reads, are in neither), so that the pair verifies offline.
@@ -213,7 +215,11 @@ function Integrity() {
   }
   async function checkpoint() {
     const res = await action.run(() => ok(api.POST('/v1/audit/checkpoints')));
-    if (res) checkpoints.reload();
+    if (res) {
+      checkpoints.reload();
+      // What was just sealed is in the export range from now on.
+      manifest.reload();
+    }
   }
 
   return (
