@@ -190,6 +190,14 @@ describe('identity', () => {
       expect(accepted.status).toBeGreaterThanOrEqual(400);
       const [e] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT canonical::jsonb->'payload' AS p FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = 'auth.password_change' AND canonical::jsonb->>'outcome' = 'success' AND canonical::jsonb->'target'->>'id' = $2`, [org.id, u.id]));
       expect(e.p).toMatchObject({ invitationsRevoked: 1 });
+      // An invitation whose sender was suspended since speaks for nobody.
+      const again = await h.http.post('/v1/invitations').set('Cookie', await login(h, u.email, { password: 'the inviter changed it' })).send({ email: 'planted2@outside.example', roles: ['member'] });
+      expect(again.status).toBe(201);
+      expect((await h.http.post(`/v1/members/${u.id}/suspend`).set('Cookie', owner).send({ reason: 'investigation' })).status).toBe(200);
+      const refused = await h.http.post('/v1/invitations/accept').send({ token: again.body.token, name: 'Planted', password: 'a planted account passphrase' });
+      expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 403, detail: expect.stringContaining('no longer active in the org') });
+      expect((await h.http.post(`/v1/members/${u.id}/reactivate`).set('Cookie', owner)).status).toBe(200);
+      expect((await h.http.post('/v1/invitations/accept').send({ token: again.body.token, name: 'Invited', password: 'a planted account passphrase' })).status).toBe(201);
     });
 
     it('an invitation is no way round the password limit, nor round an open sanction', async () => {

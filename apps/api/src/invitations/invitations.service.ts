@@ -168,6 +168,9 @@ export class InvitationsService {
     await this.db.inOrg({ orgId: found.org_id, userId }, async (em) => {
       const inv = await em.findOneBy(Invitation, { orgId: found.org_id, id: found.invitation_id });
       if (!inv || status(inv) !== 'pending') throw AppError.notFound('invitation');
+      // Sent by someone no longer active here (suspended, deprovisioned, gone): it speaks for nobody now.
+      const [inviter]: { status: string }[] = await em.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [inv.orgId, inv.invitedBy]);
+      if (inviter?.status !== 'active') throw AppError.forbidden('The person who sent this invitation is no longer active in the org: ask for a new one.');
       if (!existing) {
         await em.insert(User, { id: userId, email: inv.email, name: body.name!, passwordHash, totpSecretSealed: null, totpEnabledAt: null, totpLastStep: null });
       }
