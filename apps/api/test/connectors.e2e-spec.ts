@@ -437,6 +437,8 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
         [{ name: 'query key', url: 'https://mcp.example.com/mcp?profile=p1&api_key=SECRET-IN-URL' }, 'url'],
         [{ name: 'query token', url: 'https://mcp.example.com/mcp?accessToken=SECRET-IN-URL' }, 'url'],
         [{ name: 'fragment', url: 'https://mcp.example.com/mcp#SECRET-IN-URL' }, 'url'],
+        // "__" parts a connector from its tools and prompts ("acme__crm__summary" would be acme's prompt "crm__summary").
+        [{ name: 'Acme__crm', url: 'https://mcp.example.com/mcp' }, 'name'],
         [{ name: 'x', url: 'https://mcp.example.com/mcp', auth: { kind: 'oauth2', authorizationUrl: 'not a url' } }, 'auth.authorizationUrl'],
       ] as const) {
         const res = await call('post', '/v1/connectors', 'admin', body);

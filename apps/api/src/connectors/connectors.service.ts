@@ -239,6 +239,9 @@ export class ConnectorsService {
       const others: { name: string }[] = await em.query('SELECT name FROM connectors WHERE org_id = $1', [p.orgId]);
       const clash = others.find((o) => hubIdOf(o.name) === hubId)?.name ?? (hubId === 'workspace-files' ? 'Workspace files (built in)' : undefined);
       if (clash) throw AppError.conflict(`"${clip(name, 100)}" would be named "${hubId}" in tool names, as "${clip(clash, 100)}" is: choose another name.`);
+      // "__" parts a connector's id from its tools' and prompts' names: an id holding it ("acme__crm") would read as
+      // another connector's ("acme") tool or prompt "crm__…", and a call or a prompt's arguments could go to the wrong one.
+      if (hubId.includes('__')) throw AppError.validation([{ path: 'name', message: `would be named "${hubId}" in tool names: "__" separates a connector from its tools, so a name may not make one` }]);
       if (url) await this.checkUrl(em, p.orgId, url);
       await em.query(
         `INSERT INTO connectors (org_id, id, catalog_id, kind, name, url, auth, credential_scope, status, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
