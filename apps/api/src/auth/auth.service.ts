@@ -28,6 +28,9 @@ interface UserAuthRow {
 
 const invalid = () => new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The email or password is wrong.');
 
+/** The least time a refused password sign-in takes (see AuthService.login). */
+export const FAILED_SIGN_IN_MS = 300;
+
 /** Wrong authenticator codes an account takes within the window (from any address) before its second factor refuses every code until the window ends. */
 /**
  * Attempts an account takes within a window, from any address (besides each address's own limit):
@@ -79,7 +82,23 @@ export class AuthService {
     return totpAad(userId);
   }
 
+  /**
+   * Password sign-in. A refused one (401, 429) answers no sooner than FAILED_SIGN_IN_MS after it
+   * began: an address with an account and one without do different work (database writes against a
+   * Redis count, and no password hash once locked), which its timing would otherwise tell apart.
+   */
   async login(body: z.infer<typeof LoginBody>, meta: RequestMeta): Promise<{ token: string; view: z.infer<typeof SessionView> }> {
+    const started = Date.now();
+    try {
+      return await this.signIn(body, meta);
+    } catch (err) {
+      const wait = FAILED_SIGN_IN_MS - (Date.now() - started);
+      if (err instanceof AppError && (err.status === 401 || err.status === 429) && wait > 0) await new Promise((r) => setTimeout(r, wait));
+      throw err;
+    }
+  }
+
+  private async signIn(body: z.infer<typeof LoginBody>, meta: RequestMeta): Promise<{ token: string; view: z.infer<typeof SessionView> }> {
     const rows: UserAuthRow[] = await this.db.outsideOrg((em) => em.query('SELECT * FROM steward_auth_user_by_email($1)', [body.email]));
     const row = rows[0];
     const orgs: { org_id: string; slug: string; status: string }[] = row ? await this.db.outsideOrg((em) => em.query('SELECT * FROM steward_auth_user_orgs($1)', [row.user_id])) : [];
