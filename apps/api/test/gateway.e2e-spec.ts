@@ -698,6 +698,41 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(calls('post_message').length).toBe(before + 1);
   });
 
+  it('a Watched read approved after its session ended runs once from a new session, under its own approval', async () => {
+    const [active] = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
+    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify({ ...active.document, baseline: { ...active.document.baseline, 'email.read': 'watched' } })]);
+    // The gate reads the org's context through a cache of a second.
+    await new Promise((r) => setTimeout(r, 1100));
+    try {
+      const args = { folder: 'board-minutes' };
+      const runs = () => calls('read_inbox').filter((c) => c.args.folder === 'board-minutes').length;
+      const first = await connect(memberKey, 'watched-reader');
+      const asked = (await first.callTool({ name: 'upstream__read_inbox', arguments: args, _meta: { 'steward/wait-seconds': 0 } })) as CallToolResult;
+      expect(asked._meta).toMatchObject({ 'steward/status': 'awaiting_approval' });
+      const approvalId = asked._meta!['steward/approval-id'] as string;
+      await (first.transport as StreamableHTTPClientTransport).terminateSession();
+      expect((await h.http.post(`/v1/approvals/${approvalId}/approve`).set('Cookie', cookie.approver).send({})).status).toBe(200);
+      // The desktop app came back with a new session: the approved read runs there, as that action, once.
+      const again = await connect(memberKey, 'watched-reader');
+      const read = (await again.callTool({ name: 'upstream__read_inbox', arguments: args })) as CallToolResult;
+      expect(read.isError).toBeFalsy();
+      expect(text(read)).toContain('read_inbox done');
+      expect(read._meta!['steward/action-id']).toBe(asked._meta!['steward/action-id']);
+      expect(runs()).toBe(1);
+      const approvals = (await su.query(`SELECT count(*)::int AS n FROM approvals WHERE org_id = $1 AND tool = 'read_inbox'`, [org.id])).rows[0].n;
+      // Reading again is a new action: it asks for its own approval and runs nothing meanwhile.
+      const next = (await again.callTool({ name: 'upstream__read_inbox', arguments: args, _meta: { 'steward/wait-seconds': 0 } })) as CallToolResult;
+      expect(next._meta).toMatchObject({ 'steward/status': 'awaiting_approval' });
+      expect(next._meta!['steward/approval-id']).not.toBe(approvalId);
+      expect((await su.query(`SELECT count(*)::int AS n FROM approvals WHERE org_id = $1 AND tool = 'read_inbox'`, [org.id])).rows[0].n).toBe(approvals + 1);
+      expect(runs()).toBe(1);
+      expect((await h.http.post(`/v1/approvals/${next._meta!['steward/approval-id']}/reject`).set('Cookie', cookie.approver).send({ reason: 'once is enough' })).status).toBe(200);
+    } finally {
+      await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(active.document)]);
+      await new Promise((r) => setTimeout(r, 1100));
+    }
+  });
+
   it('a session has at most GATEWAY_MAX_WAITING_CALLS_PER_SESSION calls waiting for their approval: another answers at once with its pending approval', async () => {
     const client = await connect();
     const before = calls('post_message').length;

@@ -76,8 +76,14 @@ export interface ActionRequest {
   orgId: string;
   /** The employee the agent acts for. */
   userId: string;
-  /** The claim: one action per task step, or per gateway action id. */
-  claim: { taskId: string; step: number } | { gatewayKey: string };
+  /**
+   * The claim: one action per task step, or per gateway action id. `approved` (the gateway's): when
+   * the action is decided Watched, the key of the same person's identical call that already waits
+   * with an approved, unexpired approval, if any — the action is then that claim, its approval
+   * redeemed (once), instead of a new claim asking for a second approval. Asked only then, so that
+   * no other call pays for the lookup.
+   */
+  claim: { taskId: string; step: number } | { gatewayKey: string; approved?: () => Promise<string | null> };
   connector: string;
   tool: string;
   args: Record<string, unknown>;
@@ -188,7 +194,9 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
   const argsDigest = digest(req.args);
   // What an approval is bound to besides the arguments: the tool's definition as the manifest pins it.
   const toolHash = spec ? specHash(spec) : null;
-  const claim = 'taskId' in req.claim ? { taskId: req.claim.taskId, step: req.claim.step, gatewayKey: null } : { taskId: null, step: null, gatewayKey: req.claim.gatewayKey };
+  const claim: { taskId: string; step: number; gatewayKey: null } | { taskId: null; step: null; gatewayKey: string } =
+    'taskId' in req.claim ? { taskId: req.claim.taskId, step: req.claim.step, gatewayKey: null } : { taskId: null, step: null, gatewayKey: req.claim.gatewayKey };
+  let approvedAsked = false;
   // A remote tool's arguments must fit the schema its approved definition pins: what the mapping
   // does not read must not reach the server either (refused, and recorded, like any refusal).
   const badArguments = manifest?.runtime.kind === 'remote' && spec ? argumentProblems(spec, req.args) : null;
@@ -311,6 +319,12 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
       span.setAttributes({ 'steward.state': state, 'steward.claim': claimed.split(':')[0]! });
       return claimed;
     });
+    // Watched: the same call approved earlier (in another session of the same person) is that action, redeemed below.
+    if (level === 'watched' && !refusal && claim.gatewayKey !== null && 'approved' in req.claim && req.claim.approved && !approvedAsked) {
+      approvedAsked = true;
+      const key = await req.claim.approved();
+      if (key) claim.gatewayKey = key;
+    }
     let r = await claimOnce();
     if (r === 'fenced') throw new ClaimFenced();
     if (r === 'changed') {

@@ -1315,12 +1315,12 @@ export class GatewayService implements OnModuleDestroy {
     const base = `${s.id}\n${target.connector}\n${target.tool}\n${argsDigest}`;
     const generations = target.readOnly ? s.generations : s.writeGenerations;
     const generation = generations.of(base);
-    // A Watched write approved since it was made (in this session or another of the same user) is redeemed under its own claim.
-    const gatewayKey = (!target.readOnly && (await this.approvedClaim(s, target, argsDigest))) || `mcp:${sha256(`${base}\n${generation}`)}`;
+    // A Watched call approved since it was made (in this session or another of the same user) is
+    // redeemed under its own claim: the gate asks for it only when it decides the call Watched.
     const request: ActionRequest = {
       orgId: s.orgId,
       userId: s.userId,
-      claim: { gatewayKey },
+      claim: { gatewayKey: `mcp:${sha256(`${base}\n${generation}`)}`, approved: () => this.approvedClaim(s, target, argsDigest) },
       connector: target.connector,
       tool: target.tool,
       args,
@@ -1390,9 +1390,13 @@ export class GatewayService implements OnModuleDestroy {
           { 'steward/action-id': r.actionId, 'steward/status': 'outcome_unknown' },
         );
       case 'duplicate':
+        // A read that ran under its approval from another session: the next identical read here is a new action.
+        if (target.readOnly && (r.state === 'succeeded' || r.state === 'failed')) generations.bump(base);
         return toolError(
           r.state === 'succeeded' || r.state === 'failed'
-            ? `This action was already carried out in this session (action ${r.actionId}, ${r.state}); it is not run twice. Start a new session to do it again.`
+            ? target.readOnly
+              ? `This read was already carried out under its approval (action ${r.actionId}, ${r.state}); it is not run twice. Call it again to read afresh (a new action).`
+              : `This action was already carried out (action ${r.actionId}, ${r.state}); it is not run twice. Start a new session to do it again.`
             : r.state === 'refused'
               ? `This action was refused earlier in this session (action ${r.actionId}); it is not asked again in this session.`
               : `This action is already under way or its outcome is not known (action ${r.actionId}, ${r.state}); it is not run again.`,
