@@ -836,6 +836,26 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/v1/auth/recover": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Set a new password with a recovery link an owner or admin issued; the account's sessions, API keys and MCP grants in the org end
+         * @description Public: needs no session or API key. A strict per-client rate limit applies (sign-in, setup and invitation acceptance are where credentials are guessed).
+         */
+        post: operations["recoverAccount"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/v1/auth/session": {
         parameters: {
             query?: never;
@@ -1799,6 +1819,30 @@ export interface paths {
          */
         post: operations["reactivateMember"];
         delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/members/{userId}/recovery": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /**
+         * Issue a one-time link with which a member who lost their password (or authenticator) sets a new one; shown once, valid 24 hours (a console session, the org's step-up; an account that belongs to this org alone)
+         * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. A strict per-client rate limit applies (sign-in, setup and invitation acceptance are where credentials are guessed).
+         */
+        post: operations["issueMemberRecovery"];
+        /**
+         * Withdraw a member's pending recovery link
+         * @description Authenticate with the console session cookie or an API key (`Authorization: Bearer stw_...`); the caller's roles (and an API key's scopes) decide what is allowed. Rate limited per client address; see the RateLimit-* headers.
+         */
+        delete: operations["revokeMemberRecovery"];
         options?: never;
         head?: never;
         patch?: never;
@@ -6471,7 +6515,7 @@ export interface operations {
             content: {
                 "application/json": {
                     name: string;
-                    scopes: ("*" | "read:Org" | "update:Org" | "pause_agents:Org" | "read:Member" | "suspend:Member" | "assign_roles:Member" | "read:Invitation" | "create:Invitation" | "revoke:Invitation" | "read:Role" | "create:Role" | "update:Role" | "delete:Role" | "read:Group" | "create:Group" | "update:Group" | "delete:Group" | "manage_members:Group" | "read:ApiKey" | "create:ApiKey" | "revoke:ApiKey" | "read:AuditEvent" | "read_sensitive:AuditEvent" | "verify:AuditEvent" | "export:AuditEvent" | "checkpoint:AuditEvent" | "erase:AuditEvent" | "read:Policy" | "create:Policy" | "update:Policy" | "delete:Policy" | "activate:Policy" | "read:Workflow" | "create:Workflow" | "update:Workflow" | "delete:Workflow" | "read:LegalHold" | "create:LegalHold" | "release:LegalHold" | "read:SiemSink" | "create:SiemSink" | "update:SiemSink" | "delete:SiemSink" | "read:Connector" | "create:Connector" | "update:Connector" | "delete:Connector" | "review_tools:Connector" | "read:Credential" | "set:Credential" | "test:Credential" | "rotate:Credential" | "revoke:Credential" | "read:Task" | "create:Task" | "cancel:Task" | "read:Approval" | "decide:Approval" | "read:Review" | "decide:Review" | "read:Violation" | "triage:Violation" | "read:SsoConfig" | "update:SsoConfig" | "read:ScimToken" | "create:ScimToken" | "revoke:ScimToken" | "read:Incident" | "create:Incident" | "respond:Incident" | "configure:Incident" | "read:Sanction" | "resolve:Sanction" | "read:AnomalyReport" | "create:AnomalyReport" | "schedule:AnomalyReport")[];
+                    scopes: ("*" | "read:Org" | "update:Org" | "pause_agents:Org" | "read:Member" | "suspend:Member" | "assign_roles:Member" | "recover:Member" | "read:Invitation" | "create:Invitation" | "revoke:Invitation" | "read:Role" | "create:Role" | "update:Role" | "delete:Role" | "read:Group" | "create:Group" | "update:Group" | "delete:Group" | "manage_members:Group" | "read:ApiKey" | "create:ApiKey" | "revoke:ApiKey" | "read:AuditEvent" | "read_sensitive:AuditEvent" | "verify:AuditEvent" | "export:AuditEvent" | "checkpoint:AuditEvent" | "erase:AuditEvent" | "read:Policy" | "create:Policy" | "update:Policy" | "delete:Policy" | "activate:Policy" | "read:Workflow" | "create:Workflow" | "update:Workflow" | "delete:Workflow" | "read:LegalHold" | "create:LegalHold" | "release:LegalHold" | "read:SiemSink" | "create:SiemSink" | "update:SiemSink" | "delete:SiemSink" | "read:Connector" | "create:Connector" | "update:Connector" | "delete:Connector" | "review_tools:Connector" | "read:Credential" | "set:Credential" | "test:Credential" | "rotate:Credential" | "revoke:Credential" | "read:Task" | "create:Task" | "cancel:Task" | "read:Approval" | "decide:Approval" | "read:Review" | "decide:Review" | "read:Violation" | "triage:Violation" | "read:SsoConfig" | "update:SsoConfig" | "read:ScimToken" | "create:ScimToken" | "revoke:ScimToken" | "read:Incident" | "create:Incident" | "respond:Incident" | "configure:Incident" | "read:Sanction" | "resolve:Sanction" | "read:AnomalyReport" | "create:AnomalyReport" | "schedule:AnomalyReport")[];
                     /**
                      * Format: int32
                      * @default 90
@@ -9205,6 +9249,133 @@ export interface operations {
             };
             /** @description Not allowed (roles, suspension, or step-up required) */
             403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit reached */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (no detail leaks) */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    recoverAccount: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** Format: password */
+                    token: string;
+                    /** Format: password */
+                    newPassword: string;
+                };
+            };
+        };
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input (problem+json lists each field) */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (roles, suspension, or step-up required) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
                 headers: {
                     "RateLimit-Limit": components["headers"]["RateLimitLimit"];
                     "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
@@ -17454,6 +17625,250 @@ export interface operations {
             };
         };
     };
+    issueMemberRecovery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Record id */
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": {
+                    /** @default false */
+                    secondFactor?: boolean;
+                };
+            };
+        };
+        responses: {
+            /** @description Success */
+            201: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": {
+                        token: string;
+                        /** Format: date-time */
+                        expiresAt: string;
+                        secondFactor: boolean;
+                    };
+                };
+            };
+            /** @description Invalid input (problem+json lists each field) */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in, or the credentials are wrong */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (roles, suspension, or step-up required) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Conflicts with the current state */
+            409: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body larger than the limit */
+            413: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Body is not JSON */
+            415: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit reached */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (no detail leaks) */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
+    revokeMemberRecovery: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                /** @description Record id */
+                userId: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Done */
+            204: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description Invalid input (problem+json lists each field) */
+            400: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not signed in, or the credentials are wrong */
+            401: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not allowed (roles, suspension, or step-up required) */
+            403: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Not found, or not visible to the caller */
+            404: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Rate limit reached */
+            429: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    "Retry-After": components["headers"]["RetryAfter"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+            /** @description Unexpected error (no detail leaks) */
+            500: {
+                headers: {
+                    "RateLimit-Limit": components["headers"]["RateLimitLimit"];
+                    "RateLimit-Remaining": components["headers"]["RateLimitRemaining"];
+                    "RateLimit-Reset": components["headers"]["RateLimitReset"];
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/problem+json": components["schemas"]["Problem"];
+                };
+            };
+        };
+    };
     setMemberRoles: {
         parameters: {
             query?: never;
@@ -24846,7 +25261,7 @@ export interface operations {
                             builtin: boolean;
                             permissions: {
                                 /** @enum {string} */
-                                action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
+                                action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "recover" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
                                 /** @enum {string} */
                                 subject: "Org" | "Member" | "Invitation" | "Role" | "Group" | "ApiKey" | "AuditEvent" | "Policy" | "Workflow" | "LegalHold" | "SiemSink" | "Connector" | "Credential" | "Task" | "Approval" | "Review" | "Violation" | "SsoConfig" | "ScimToken" | "Incident" | "Sanction" | "AnomalyReport";
                                 own?: boolean;
@@ -24935,7 +25350,7 @@ export interface operations {
                     description?: string;
                     permissions: {
                         /** @enum {string} */
-                        action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
+                        action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "recover" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
                         /** @enum {string} */
                         subject: "Org" | "Member" | "Invitation" | "Role" | "Group" | "ApiKey" | "AuditEvent" | "Policy" | "Workflow" | "LegalHold" | "SiemSink" | "Connector" | "Credential" | "Task" | "Approval" | "Review" | "Violation" | "SsoConfig" | "ScimToken" | "Incident" | "Sanction" | "AnomalyReport";
                         own?: boolean;
@@ -24961,7 +25376,7 @@ export interface operations {
                         builtin: boolean;
                         permissions: {
                             /** @enum {string} */
-                            action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
+                            action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "recover" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
                             /** @enum {string} */
                             subject: "Org" | "Member" | "Invitation" | "Role" | "Group" | "ApiKey" | "AuditEvent" | "Policy" | "Workflow" | "LegalHold" | "SiemSink" | "Connector" | "Credential" | "Task" | "Approval" | "Review" | "Violation" | "SsoConfig" | "ScimToken" | "Incident" | "Sanction" | "AnomalyReport";
                             own?: boolean;
@@ -25098,7 +25513,7 @@ export interface operations {
                         builtin: boolean;
                         permissions: {
                             /** @enum {string} */
-                            action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
+                            action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "recover" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
                             /** @enum {string} */
                             subject: "Org" | "Member" | "Invitation" | "Role" | "Group" | "ApiKey" | "AuditEvent" | "Policy" | "Workflow" | "LegalHold" | "SiemSink" | "Connector" | "Credential" | "Task" | "Approval" | "Review" | "Violation" | "SsoConfig" | "ScimToken" | "Incident" | "Sanction" | "AnomalyReport";
                             own?: boolean;
@@ -25308,7 +25723,7 @@ export interface operations {
                     description?: string;
                     permissions?: {
                         /** @enum {string} */
-                        action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
+                        action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "recover" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
                         /** @enum {string} */
                         subject: "Org" | "Member" | "Invitation" | "Role" | "Group" | "ApiKey" | "AuditEvent" | "Policy" | "Workflow" | "LegalHold" | "SiemSink" | "Connector" | "Credential" | "Task" | "Approval" | "Review" | "Violation" | "SsoConfig" | "ScimToken" | "Incident" | "Sanction" | "AnomalyReport";
                         own?: boolean;
@@ -25334,7 +25749,7 @@ export interface operations {
                         builtin: boolean;
                         permissions: {
                             /** @enum {string} */
-                            action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
+                            action: "read" | "update" | "pause_agents" | "suspend" | "assign_roles" | "recover" | "create" | "revoke" | "delete" | "manage_members" | "read_sensitive" | "verify" | "export" | "checkpoint" | "erase" | "activate" | "release" | "review_tools" | "set" | "test" | "rotate" | "cancel" | "decide" | "triage" | "respond" | "configure" | "resolve" | "schedule";
                             /** @enum {string} */
                             subject: "Org" | "Member" | "Invitation" | "Role" | "Group" | "ApiKey" | "AuditEvent" | "Policy" | "Workflow" | "LegalHold" | "SiemSink" | "Connector" | "Credential" | "Task" | "Approval" | "Review" | "Violation" | "SsoConfig" | "ScimToken" | "Incident" | "Sanction" | "AnomalyReport";
                             own?: boolean;

@@ -14,6 +14,7 @@ import { AuditTrailController } from './audit/trail.controller';
 import { AuditTrailService } from './audit/trail.service';
 import { AuthController } from './auth/auth.controller';
 import { AuthGuard } from './auth/auth.guard';
+import { AccountRecoveryService } from './auth/account-recovery.service';
 import { AuthService } from './auth/auth.service';
 import { Db } from './core/db.service';
 import { ApiMetrics } from './core/metrics';
@@ -155,6 +156,7 @@ export class AppModule {
         AuditService,
         AccessService,
         AuthService,
+        AccountRecoveryService,
         SetupService,
         OrgsService,
         OrgDomainsService,

@@ -1,4 +1,6 @@
+import { spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { join } from 'node:path';
 import { generate } from 'otplib';
 import { newId } from '@steward/common';
 import { inOrg, Membership, RoleAssignment } from '@steward/db';
@@ -573,6 +575,147 @@ describe('identity', () => {
         await other.close();
       }
       expect((await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`)).status).toBe(200);
+    });
+  });
+
+  describe('account recovery', () => {
+    const issue = (cookie: string, userId: string, body: Record<string, unknown> = {}) => h.http.post(`/v1/members/${userId}/recovery`).set('Cookie', cookie).send(body);
+    const recover = (token: string, newPassword: string) => h.http.post('/v1/auth/recover').send({ token, newPassword });
+    const signIn = (email: string, password: string, extra: Record<string, string> = {}) => h.http.post('/v1/auth/login').send({ email, password, ...extra });
+    const events = (action: string, target: string) =>
+      inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT canonical::jsonb AS e FROM audit_events WHERE org_id = $1 AND canonical::jsonb->>'action' = $2 AND canonical::jsonb->'target'->>'id' = $3`, [org.id, action, target])) as Promise<{ e: { payload: Record<string, unknown>; actor: { id: string } } }[]>;
+
+    it('an admin issues a one-time link; the member sets a new password with it, and what their account held in the org ends', async () => {
+      const admin = await login(h, org.users.admin.email);
+      const forgot = await addUser(h.ds, org, 'member', 'forgot');
+      const oldSession = await login(h, forgot.email);
+      const key = await newApiKey(h, oldSession);
+      const issued = await issue(admin, forgot.id);
+      expect(issued.status).toBe(201);
+      expect(issued.body).toMatchObject({ token: expect.stringMatching(/^sta_[A-Za-z0-9_-]{43}$/), secondFactor: false });
+      expect(Date.parse(issued.body.expiresAt) - Date.now()).toBeGreaterThan(23 * 3_600_000);
+      // Too short a password changes nothing (and does not use the link up).
+      const short = await recover(issued.body.token, 'short');
+      expect(short.status).toBe(400);
+      expect(short.headers['content-type']).toMatch(/application\/problem\+json/);
+      expect((await recover(issued.body.token, 'my brand new passphrase')).status).toBe(204);
+      expect((await signIn(forgot.email, PASSWORD)).status).toBe(401);
+      expect((await signIn(forgot.email, 'my brand new passphrase')).status).toBe(200);
+      expect((await h.http.get('/v1/auth/session').set('Cookie', oldSession)).status).toBe(401);
+      expect((await h.http.get('/v1/org').set('Authorization', `Bearer ${key.secret}`)).status).toBe(401);
+      // Once only.
+      expect((await recover(issued.body.token, 'another passphrase again')).status).toBe(404);
+      // Both ends are in the trail: who issued it, and its use (what ended); never the token.
+      const [issuedEvent] = await events('member.recovery_issue', forgot.id);
+      expect(issuedEvent!.e.actor.id).toBe(org.users.admin.id);
+      const [used] = await events('auth.account_recover', forgot.id);
+      expect(used!.e.payload).toMatchObject({ issuedBy: org.users.admin.id, secondFactorRemoved: false, sessionsEnded: 1, apiKeysRevoked: 1 });
+      expect(h.logs()).not.toContain(issued.body.token);
+    });
+
+    it('is refused for oneself, with an API key, for an account of another org too, for an owner by an admin, and for a suspended member: nothing is issued', async () => {
+      const admin = await login(h, org.users.admin.email);
+      const adminKey = await newApiKey(h, admin, ['*']);
+      const target = await addUser(h.ds, org, 'member', 'guarded');
+      const self = await issue(admin, org.users.admin.id);
+      expect(self.status).toBe(409);
+      expect(self.body.detail).toMatch(/your own account/);
+      const byKey = await h.http.post(`/v1/members/${target.id}/recovery`).set('Authorization', `Bearer ${adminKey.secret}`).send({});
+      expect(byKey.status).toBe(403);
+      expect(byKey.body.detail).toMatch(/console session/);
+      expect((await issue(admin, org.users.owner.id)).status).toBe(403);
+      // Also a member elsewhere: not this org's to take over.
+      const other = await seedOrg(h.ds, `recover-${newId().slice(-6)}`);
+      await inOrg(h.ds, { orgId: other.id, userId: target.id }, async (em) => {
+        await em.insert(Membership, { id: newId(), orgId: other.id, userId: target.id, status: 'active', suspendedAt: null, suspendedReason: null });
+        await em.insert(RoleAssignment, { id: newId(), orgId: other.id, userId: target.id, role: 'member', customRoleId: null });
+      });
+      const shared = await issue(admin, target.id);
+      expect(shared.status).toBe(409);
+      expect(shared.body.detail).toMatch(/other orgs/);
+      const suspended = await addUser(h.ds, org, 'member', 'suspended-one');
+      expect((await h.http.post(`/v1/members/${suspended.id}/suspend`).set('Cookie', owner).send({ reason: 'on leave' })).status).toBe(200);
+      expect((await issue(admin, suspended.id)).status).toBe(409);
+      // A member without an authenticator has none to remove.
+      const plain = await addUser(h.ds, org, 'member', 'no-factor');
+      expect((await issue(admin, plain.id, { secondFactor: true })).status).toBe(409);
+      const pending = (await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM account_recoveries WHERE org_id = $1 AND user_id = ANY($2)`, [org.id, [org.users.admin.id, target.id, org.users.owner.id, suspended.id, plain.id]])))[0].n;
+      expect(pending).toBe(0);
+      // An owner may recover an owner.
+      const second = await addUser(h.ds, org, 'owner', 'recovered-owner');
+      expect((await issue(owner, second.id)).status).toBe(201);
+    });
+
+    it('keeps the authenticator unless the link says to remove it', async () => {
+      const admin = await login(h, org.users.admin.email);
+      const keeps = await totpUser(ctx('member'));
+      const keepsId = (await h.http.get('/v1/auth/session').set('Cookie', keeps.cookie)).body.user as { id: string; email: string };
+      const lostPassword = await issue(admin, keepsId.id);
+      expect((await recover(lostPassword.body.token, 'forgot it but kept my phone')).status).toBe(204);
+      const noCode = await signIn(keepsId.email, 'forgot it but kept my phone');
+      expect(noCode.status).toBe(401);
+      expect(noCode.body.code).toBe('mfa_required');
+      // Lost with the phone: the link removes it, and the password alone signs in (to enrol a new one).
+      const lostPhone = await issue(admin, keepsId.id, { secondFactor: true });
+      expect(lostPhone.status).toBe(201);
+      expect((await recover(lostPhone.body.token, 'a new phone and a new passphrase')).status).toBe(204);
+      const signedIn = await signIn(keepsId.email, 'a new phone and a new passphrase');
+      expect(signedIn.status).toBe(200);
+      expect(signedIn.body.mfa.enrolled).toBe(false);
+    });
+
+    it("the operator's command recovers what no org may (an account of several orgs): a one-line error for bad usage", async () => {
+      const run = (...args: string[]) =>
+        spawnSync(process.execPath, ['-r', join(__dirname, '../../../test/support/ts-child.cjs'), join(__dirname, '../src/cli/recover-account.ts'), ...args], {
+          encoding: 'utf8',
+          env: { PATH: process.env.PATH, NODE_ENV: 'test', DATABASE_URL: h.config.DATABASE_URL, STEWARD_TOKEN_PEPPER: h.config.STEWARD_TOKEN_PEPPER, STEWARD_MASTER_KEY: h.config.STEWARD_MASTER_KEY, STEWARD_AUDIT_SIGNING_KEY: h.config.STEWARD_AUDIT_SIGNING_KEY },
+        });
+      const usage = run();
+      expect(usage.status).toBe(2);
+      expect(usage.stderr.trim().split('\n')).toHaveLength(1);
+      expect(usage.stderr).toMatch(/^steward-recover-account: give the email of the account \(usage: /);
+      expect(run('x@y.example', '--force').status).toBe(2);
+      const nobody = run('nobody-at-all@acme.example');
+      expect(nobody.status).toBe(1);
+      expect(nobody.stderr).toMatch(/no account has the email/);
+      // An account that is a member of two orgs: no org's admin may recover it; the operator may.
+      const shared = await addUser(h.ds, org, 'member', `shared-${newId().slice(-6)}`);
+      const other = await seedOrg(h.ds, `operator-${newId().slice(-6)}`);
+      await inOrg(h.ds, { orgId: other.id, userId: shared.id }, async (em) => {
+        await em.insert(Membership, { id: newId(), orgId: other.id, userId: shared.id, status: 'active', suspendedAt: null, suspendedReason: null });
+        await em.insert(RoleAssignment, { id: newId(), orgId: other.id, userId: shared.id, role: 'member', customRoleId: null });
+      });
+      const elsewhere = await login(h, shared.email, { org: other.slug });
+      const issued = run(shared.email.toUpperCase());
+      expect(issued.status).toBe(0);
+      const token = issued.stdout.trim();
+      expect(token).toMatch(/^sta_[A-Za-z0-9_-]{43}$/);
+      expect(issued.stderr).toMatch(/valid until/);
+      expect((await recover(token, 'the operator gave me this')).status).toBe(204);
+      expect((await signIn(shared.email, 'the operator gave me this', { org: other.slug })).status).toBe(200);
+      // Its use ends what the account held in every org, the other one included.
+      expect((await h.http.get('/v1/auth/session').set('Cookie', elsewhere)).status).toBe(401);
+      const [e] = await events('member.recovery_issue', shared.id);
+      expect(e!.e.payload).toMatchObject({ operator: true, secondFactor: false });
+      const [used] = await events('auth.account_recover', shared.id);
+      expect(used!.e.payload).toMatchObject({ issuedBy: 'operator' });
+    });
+
+    it('one link at a time; a withdrawn link, or one whose issuer lost the right, does nothing', async () => {
+      const admin = await addUser(h.ds, org, 'admin', 'issuer');
+      const adminCookie = await login(h, admin.email);
+      const target = await addUser(h.ds, org, 'member', 'relinked');
+      const first = await issue(adminCookie, target.id);
+      const second = await issue(adminCookie, target.id);
+      expect((await recover(first.body.token, 'the first link passphrase')).status).toBe(404);
+      expect((await h.http.delete(`/v1/members/${target.id}/recovery`).set('Cookie', adminCookie)).status).toBe(204);
+      expect((await recover(second.body.token, 'the second link passphrase')).status).toBe(404);
+      expect((await h.http.delete(`/v1/members/${target.id}/recovery`).set('Cookie', adminCookie)).status).toBe(404);
+      const third = await issue(adminCookie, target.id);
+      expect((await h.http.put(`/v1/members/${admin.id}/roles`).set('Cookie', owner).send({ roles: ['member'] })).status).toBe(200);
+      const refused = await recover(third.body.token, 'the third link passphrase');
+      expect(refused.status).toBe(403);
+      expect((await signIn(target.email, PASSWORD)).status).toBe(200);
     });
   });
 

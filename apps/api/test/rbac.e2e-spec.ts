@@ -33,6 +33,7 @@ const TABLE: Record<string, Row> = {
   'POST /v1/auth/totp/confirm': every('ok'),
   'POST /v1/auth/totp/disable': every('ok'),
   'POST /v1/auth/password': every('ok'),
+  'POST /v1/auth/recover': every(404), // public; a link Steward never issued (auth.e2e-spec recovers an account for real)
   'GET /v1/org': every('ok'),
   'PATCH /v1/org': only(['owner']),
   'GET /v1/org/domains': every('ok'),
@@ -86,6 +87,8 @@ const TABLE: Record<string, Row> = {
   'PUT /v1/members/{userId}/roles': only(['owner', 'admin']),
   'POST /v1/members/{userId}/suspend': only(['owner', 'admin', 'security']),
   'POST /v1/members/{userId}/reactivate': only(['owner', 'admin', 'security']),
+  'POST /v1/members/{userId}/recovery': only(['owner', 'admin']),
+  'DELETE /v1/members/{userId}/recovery': only(['owner', 'admin']),
   'GET /v1/invitations': only(AUDIT_READERS),
   'POST /v1/invitations': only(['owner', 'admin']),
   'DELETE /v1/invitations/{id}': only(['owner', 'admin']),

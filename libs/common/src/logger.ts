@@ -1,7 +1,7 @@
 import pino, { type DestinationStream, type Logger, type LoggerOptions } from 'pino';
 
 /** Token shapes Steward issues; any string that contains one is scrubbed before it is logged. */
-export const SECRET_TOKEN_PATTERN = /\bst[wsipmr]_[A-Za-z0-9_-]{16,}/g;
+export const SECRET_TOKEN_PATTERN = /\bst[wsipmra]_[A-Za-z0-9_-]{16,}/g;
 
 const SECRET_KEYS = [
   'password',

@@ -10,6 +10,8 @@ export const TokenPrefix = {
   Mcp: 'stm_',
   /** OAuth refresh tokens for MCP clients (rotated on every use). */
   McpRefresh: 'str_',
+  /** One-time account recovery links (an owner or admin issues one for a member who lost their password). */
+  Recovery: 'sta_',
 } as const;
 export type TokenPrefix = (typeof TokenPrefix)[keyof typeof TokenPrefix];
 

@@ -8,7 +8,8 @@ import { createMongoAbility, subject as asSubject, type ForcedSubject, type Mong
 export const PERMISSIONS = {
   /** `pause_agents`: the kill switch (pause and resume every agent of the org). */
   Org: ['read', 'update', 'pause_agents'],
-  Member: ['read', 'suspend', 'assign_roles'],
+  /** `recover`: issue a one-time recovery link for a member who lost their password or authenticator. */
+  Member: ['read', 'suspend', 'assign_roles', 'recover'],
   Invitation: ['read', 'create', 'revoke'],
   Role: ['read', 'create', 'update', 'delete'],
   Group: ['read', 'create', 'update', 'delete', 'manage_members'],

@@ -10,12 +10,14 @@ import {
   MyOrgsView,
   SwitchOrgBody,
   PasswordChangeBody,
+  RecoverAccountBody,
   SessionView,
   EnrollTotpBody, StepUpBody,
   TotpConfirmBody,
   TotpDisableBody,
   TotpEnrollView,
 } from './auth.schemas';
+import { AccountRecoveryService } from './account-recovery.service';
 import { AuthService } from './auth.service';
 import { Caller } from './principal.decorator';
 import type { Principal } from './principal';
@@ -24,6 +26,7 @@ import type { Principal } from './principal';
 export class AuthController {
   constructor(
     private readonly auth: AuthService,
+    private readonly recovery: AccountRecoveryService,
     @Inject(CONFIG) private readonly config: Config,
   ) {}
 
@@ -161,5 +164,21 @@ export class AuthController {
   })
   async password(@Caller() p: Principal, @Body() body: z.infer<typeof PasswordChangeBody>): Promise<void> {
     await this.auth.changePassword(p, body.currentPassword, body.newPassword);
+  }
+
+  @Endpoint({
+    method: 'POST',
+    path: 'recover',
+    operationId: 'recoverAccount',
+    summary: "Set a new password with a recovery link an owner or admin issued; the account's sessions, API keys and MCP grants in the org end",
+    tag: 'Auth',
+    auth: 'public',
+    sensitive: true,
+    body: RecoverAccountBody,
+    status: 204,
+    errors: [403, 404, 409],
+  })
+  async recover(@Body() body: z.infer<typeof RecoverAccountBody>, @Req() req: Request): Promise<void> {
+    await this.recovery.redeem(body.token, body.newPassword, { sourceIp: req.ip ?? null, requestId: req.id });
   }
 }

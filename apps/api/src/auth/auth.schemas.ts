@@ -44,3 +44,4 @@ export const TotpEnrollView = z.strictObject({
     .regex(/^otpauth:\/\/totp\//),
 });
 export const PasswordChangeBody = z.strictObject({ currentPassword: secretInput(1, 256), newPassword: Password });
+export const RecoverAccountBody = z.strictObject({ token: secretInput(10, 100), newPassword: Password });

@@ -477,41 +477,41 @@ export class AuthService {
       }
       await em.update(User, { id: user.id }, { passwordHash: await hashPassword(next) });
       // Other sessions of this user in this org end; this one stays (and in their other orgs, below).
-      await em
-        .createQueryBuilder()
-        .update(Session)
-        .set({ revokedAt: () => 'now()' })
-        .where('org_id = :org AND user_id = :user AND id <> :id AND revoked_at IS NULL', { org: p.orgId, user: p.userId, id: p.credentialId })
-        .execute();
-      // So do the grants the person gave MCP clients (a stolen session could have made one): the clients ask again.
-      const [grants]: { n: number }[] = await em.query(
-        `WITH r AS (UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING family_id),
-              a AS (UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id)
-         SELECT (SELECT count(DISTINCT family_id)::int FROM r) AS n, (SELECT count(*) FROM a) AS a`,
-        [p.orgId, p.userId],
-      );
-      // And their API keys (a stolen session could have minted one that outlives the password); the
-      // schedules a revoked key wrote pause at their next run.
-      const [keys]: { n: number }[] = await em.query(`WITH k AS (UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id) SELECT count(*)::int AS n FROM k`, [p.orgId, p.userId]);
-      // And the invitations they sent that nobody accepted yet (a stolen session could have invited an owner of its own).
-      const [invitations]: { n: number }[] = await em.query(
-        `WITH i AS (UPDATE invitations SET revoked_at = now() WHERE org_id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id) SELECT count(*)::int AS n FROM i`,
-        [p.orgId, p.userId],
-      );
-      await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id, payload: { mcpGrantsRevoked: grants?.n ?? 0, apiKeysRevoked: keys?.n ?? 0, invitationsRevoked: invitations?.n ?? 0 } });
+      const revoked = await revokeHeldCredentials(em, p.orgId, p.userId, p.credentialId);
+      await this.audit.record(em, p, { action: 'auth.password_change', targetType: 'User', targetId: user.id, payload: revoked });
       return true;
     });
     if (!ok) throw new AppError(401, ErrorCode.InvalidCredentials, 'Invalid credentials', 'The current password is wrong.');
     // The password is the person's in every org they belong to: their sessions there end too.
     const orgs: { org_id: string }[] = await this.db.outsideOrg((em) => em.query('SELECT org_id FROM steward_auth_user_orgs($1)', [p.userId]));
     for (const o of orgs.filter((x) => x.org_id !== p.orgId)) {
-      await this.db.inOrg({ orgId: o.org_id, userId: p.userId }, async (em) => {
-        await em.query('UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
-        await em.query('UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
-        await em.query('UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
-        await em.query('UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL', [o.org_id, p.userId]);
-        await em.query('UPDATE invitations SET revoked_at = now() WHERE org_id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL', [o.org_id, p.userId]);
-      });
+      await this.db.inOrg({ orgId: o.org_id, userId: p.userId }, (em) => revokeHeldCredentials(em, o.org_id, p.userId, null));
     }
   }
+}
+
+/**
+ * Ends what a person holds in one org once their password changed (or their account was
+ * recovered): their console sessions (but `keepSession`), the grants they gave MCP clients (the
+ * clients ask again), their API keys (the schedules a revoked key wrote pause at their next run)
+ * and the invitations they sent that nobody accepted yet. A stolen session could have made any of
+ * these, to outlive the password. Returns how many of each, for the audit event.
+ */
+export async function revokeHeldCredentials(
+  em: EntityManager,
+  orgId: string,
+  userId: string,
+  keepSession: string | null,
+): Promise<{ sessionsEnded: number; mcpGrantsRevoked: number; apiKeysRevoked: number; invitationsRevoked: number }> {
+  const [r]: { sessions: number; grants: number; keys: number; invitations: number }[] = await em.query(
+    `WITH s AS (UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL AND id IS DISTINCT FROM $3 RETURNING id),
+          r AS (UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING family_id),
+          a AS (UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id),
+          k AS (UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id),
+          i AS (UPDATE invitations SET revoked_at = now() WHERE org_id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id)
+     SELECT (SELECT count(*)::int FROM s) AS sessions, (SELECT count(DISTINCT family_id)::int FROM r) AS grants,
+            (SELECT count(*)::int FROM k) AS keys, (SELECT count(*)::int FROM i) AS invitations`,
+    [orgId, userId, keepSession],
+  );
+  return { sessionsEnded: r?.sessions ?? 0, mcpGrantsRevoked: r?.grants ?? 0, apiKeysRevoked: r?.keys ?? 0, invitationsRevoked: r?.invitations ?? 0 };
 }

@@ -375,6 +375,7 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
     const u = await totpUser(c);
     return { path: '/v1/auth/totp/disable', body: { password: PASSWORD, totpCode: await u.code(1) }, cookie: u.cookie };
   },
+  'POST /v1/auth/recover': async () => ({ path: '/v1/auth/recover', body: { token: `sta_${randomBytes(32).toString('base64url')}`, newPassword: PASSWORD } }),
   'POST /v1/auth/password': async (c) => ({
     path: '/v1/auth/password',
     body: { currentPassword: PASSWORD, newPassword: 'another long passphrase' },
@@ -434,6 +435,12 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
     const u = await addUser(c.h.ds, c.org, 'member');
     await ok(await c.h.http.post(`/v1/members/${u.id}/suspend`).set('Cookie', c.ownerCookie).send({ reason: 'test' }), 200, 'suspend');
     return { path: `/v1/members/${u.id}/reactivate` };
+  },
+  'POST /v1/members/{userId}/recovery': async (c) => ({ path: `/v1/members/${(await addUser(c.h.ds, c.org, 'member')).id}/recovery`, body: {} }),
+  'DELETE /v1/members/{userId}/recovery': async (c) => {
+    const u = await addUser(c.h.ds, c.org, 'member');
+    await ok(await c.h.http.post(`/v1/members/${u.id}/recovery`).set('Cookie', c.ownerCookie).send({}), 201, 'recovery');
+    return { path: `/v1/members/${u.id}/recovery` };
   },
   'GET /v1/invitations': async () => ({ path: '/v1/invitations' }),
   'POST /v1/invitations': async () => ({ path: '/v1/invitations', body: { email: `new-${rnd()}@elsewhere.example`, roles: ['member'] } }),

@@ -98,4 +98,5 @@ export const TENANT_TABLES = [
   'verified_domains',
   'anomaly_reports',
   'report_schedules',
+  'account_recoveries',
 ] as const;

@@ -58,6 +58,7 @@ import { InvitationDomains1766620800001 } from './1766620800001-invitation-domai
 import { LastOwnerStrikes1766707200000 } from './1766707200000-last-owner-strikes';
 import { AccountFirstOrg1766707200001 } from './1766707200001-account-first-org';
 import { TaskRunErrors1766793600000 } from './1766793600000-task-run-errors';
+import { AccountRecoveries1766880000000 } from './1766880000000-account-recoveries';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -121,4 +122,5 @@ export const MIGRATIONS = [
   LastOwnerStrikes1766707200000,
   AccountFirstOrg1766707200001,
   TaskRunErrors1766793600000,
+  AccountRecoveries1766880000000,
 ];
