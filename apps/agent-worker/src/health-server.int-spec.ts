@@ -53,6 +53,15 @@ describe('worker health server', () => {
     expect(await (await fetch(`${down.base}/healthz`)).json()).toEqual({ status: 'stopped', lastHeartbeat: null });
   });
 
+  it("answers /readyz (the chart's readiness probe) while the worker runs and PostgreSQL answers", async () => {
+    const up = await serve({ NODE_ENV: 'production', REDIS_PREFIX: prefix });
+    const ready = await fetch(`${up.base}/readyz`);
+    expect(ready.status).toBe(200);
+    expect(await ready.json()).toEqual({ status: 'ok', database: 'ok' });
+    const down = await serve({ NODE_ENV: 'production', REDIS_PREFIX: prefix }, false);
+    expect((await fetch(`${down.base}/readyz`)).status).toBe(503);
+  });
+
   it('serves /metrics only with the token, off in production without one', async () => {
     const off = await serve({ NODE_ENV: 'production', REDIS_PREFIX: prefix });
     expect((await fetch(`${off.base}/metrics`)).status).toBe(404);

@@ -17,7 +17,7 @@ export interface HealthServerDeps {
 
 /**
  * The worker's only HTTP listener (WORKER_HEALTH_PORT): `/healthz` for orchestrators (200 while
- * the BullMQ worker runs) and `/metrics` for Prometheus, behind METRICS_TOKEN like the API's.
+ * the BullMQ worker runs), `/readyz` (it runs and PostgreSQL answers) and `/metrics` for Prometheus, behind METRICS_TOKEN like the API's.
  */
 export function createHealthServer(d: HealthServerDeps): Server {
   const json = (res: import('node:http').ServerResponse, status: number, body: unknown, headers: Record<string, string> = {}) => {
@@ -40,6 +40,16 @@ export function createHealthServer(d: HealthServerDeps): Server {
           d.log.error({ err: (err as Error).message }, 'metrics failed');
           if (!res.headersSent) json(res, 500, { status: 'error' });
         });
+      return;
+    }
+    if (req.url === '/readyz') {
+      // Ready: the BullMQ worker runs and PostgreSQL answers (within 2 s). What the Helm chart's readiness probe asks.
+      if (!d.runtime.running()) return json(res, 503, { status: 'stopped', lastHeartbeat: d.runtime.lastHeartbeat() });
+      let timer: NodeJS.Timeout | undefined;
+      void Promise.race([d.ds.query('SELECT 1'), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('no answer within 2 s')), 2000)))])
+        .then(() => json(res, 200, { status: 'ok', database: 'ok' }))
+        .catch(() => json(res, 503, { status: 'unavailable', database: 'unreachable' }))
+        .finally(() => clearTimeout(timer));
       return;
     }
     if (req.url !== '/healthz') return json(res, 404, { status: 'not found' });

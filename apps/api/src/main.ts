@@ -21,7 +21,7 @@ async function checkRuntimeRole(ds: DataSource, config: Config, log: Logger): Pr
   if ((role.rolsuper || role.rolbypassrls) && !config.embedded && !config.ALLOW_PRIVILEGED_DB_ROLE) {
     fail(
       `DATABASE_URL connects as "${role.name}", a superuser or BYPASSRLS role: Row Level Security would not apply. ` +
-        'Connect as the runtime role (steward_app; see docs/database.md), or set ALLOW_PRIVILEGED_DB_ROLE=true for development.',
+        'Connect as the runtime role (steward_app; see docs/operations.md, "Database roles"), or set ALLOW_PRIVILEGED_DB_ROLE=true for development.',
     );
   }
   if (role.rolsuper || role.rolbypassrls) log.warn({ role: role.name }, 'runtime database role bypasses Row Level Security (development only)');
@@ -34,6 +34,15 @@ async function main(): Promise<void> {
   } catch (err) {
     if (err instanceof ConfigError) fail(err.message);
     throw err;
+  }
+  // Development conveniences never reach production by accident (an empty DATABASE_URL from a
+  // secret that did not sync, a flag left on): the embedded database (one shared session, no
+  // cross-process locks, a superuser) and a runtime role that bypasses Row Level Security.
+  if (config.NODE_ENV === 'production' && config.embedded) {
+    fail('DATABASE_URL is not set: the embedded PostgreSQL is for development only (npm run dev sets NODE_ENV=development). Set DATABASE_URL to the runtime role (steward_app).');
+  }
+  if (config.NODE_ENV === 'production' && config.ALLOW_PRIVILEGED_DB_ROLE) {
+    fail('ALLOW_PRIVILEGED_DB_ROLE=true is for development only: in production the runtime role must be subject to Row Level Security.');
   }
   const log = createLogger({ level: config.LOG_LEVEL, name: 'steward-api' });
   // OpenTelemetry traces: only with OTEL_EXPORTER_OTLP_ENDPOINT (or _TRACES_ENDPOINT); registered before the first span.
@@ -70,7 +79,7 @@ async function main(): Promise<void> {
 
   const redis = new Redis(config.REDIS_URL, API_REDIS_OPTIONS);
   redis.on('error', (err) => log.warn({ err: err.message }, 'redis'));
-  await redis.connect().catch((err) => fail(`Redis at ${config.REDIS_URL} does not answer (${err.message}). Start redis-server or set REDIS_URL.`));
+  await redis.connect().catch((err) => fail(`Redis at ${new URL(config.REDIS_URL).host} does not answer (${err.message}). Start redis-server or set REDIS_URL.`));
 
   const metrics = new ApiMetrics();
   const app = await createApp({ config, log, dataSource, redis, metrics });

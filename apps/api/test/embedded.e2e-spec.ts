@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -51,12 +51,35 @@ describe('development mode (embedded PostgreSQL, worker in process)', () => {
     }
   });
 
+  it('refuses to start in production without DATABASE_URL (the embedded database is for development): one line says what to set', async () => {
+    const res = spawnSync(process.execPath, ['-r', join(ROOT, 'test/support/ts-child.cjs'), join(ROOT, 'apps/api/src/main.ts')], {
+      cwd: ROOT,
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: {
+        PATH: process.env.PATH,
+        HOME: process.env.HOME,
+        NODE_ENV: 'production',
+        DATABASE_URL: '',
+        REDIS_URL: redisUrl(),
+        STEWARD_TOKEN_PEPPER: randomBytes(32).toString('base64url'),
+        STEWARD_MASTER_KEY: `v1:${randomBytes(32).toString('base64')}`,
+        STEWARD_AUDIT_SIGNING_KEY: randomBytes(32).toString('base64'),
+      },
+    });
+    expect(res.status).toBe(1);
+    expect(res.stderr.trim()).toMatch(/DATABASE_URL is not set: the embedded PostgreSQL is for development only/);
+    expect(res.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('comes up, takes the first-run setup, signs in and runs a demo task to the end', async () => {
     dataDir = mkdtempSync(join(tmpdir(), 'steward-embedded-'));
     const port = await freePort();
     const env: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
+      // As `npm run dev` starts it.
+      NODE_ENV: 'development',
       PORT: String(port),
       EMBEDDED_DB_PORT: String(await freePort()),
       STEWARD_DATA_DIR: dataDir,

@@ -102,6 +102,31 @@ the secrets and the non-secret settings. The owner URL is added only where it is
 {{- if .Values.secret.keys.metricsToken }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "METRICS_TOKEN" "key" .Values.secret.keys.metricsToken) }}
 {{- end }}
+{{- with .Values.config.publicUrl }}
+- name: STEWARD_PUBLIC_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- with .Values.config.consoleUrl }}
+- name: STEWARD_CONSOLE_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if .Values.secret.keys.anthropicApiKey }}
+- name: ANTHROPIC_API_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ include "steward.secretName" . }}
+      key: {{ .Values.secret.keys.anthropicApiKey | quote }}
+      # Absent from the Secret: the worker refuses to start, saying so (unless config.offlineModel).
+      optional: true
+{{- end }}
+{{- with .Values.config.anthropicBaseUrl }}
+- name: ANTHROPIC_BASE_URL
+  value: {{ . | quote }}
+{{- end }}
+{{- if .Values.config.offlineModel }}
+- name: STEWARD_OFFLINE_MODEL
+  value: "true"
+{{- end }}
 {{- with .Values.config.otlpEndpoint }}
 - name: OTEL_EXPORTER_OTLP_ENDPOINT
   value: {{ . | quote }}

@@ -130,7 +130,7 @@ export const configSchema = z.object({
   AUDIT_CHECKPOINT_S3_SECRET_ACCESS_KEY: z.string().max(256).optional(),
   /** Pause of the sealing loop when it found nothing to seal (with work it runs back to back). */
   AUDIT_SEAL_INTERVAL_MS: z.coerce.number().int().min(50).max(60_000).default(200),
-  /** Readiness fails when the oldest unsealed event is older than this. */
+  /** Readiness reports sealing as behind (and the API logs it) when the oldest unsealed event is older than this. */
   AUDIT_MAX_LAG_SECONDS: z.coerce.number().int().min(1).max(86_400).default(120),
   /** The API's external base URL (SSO redirect URI, OAuth metadata); default http://localhost:PORT. */
   STEWARD_PUBLIC_URL: z.url({ protocol: /^https?$/ }).max(2000).optional(),
@@ -195,8 +195,13 @@ export const configSchema = z.object({
   OTEL_TRACES_SAMPLER_ARG: z.coerce.number().min(0).max(1).default(1),
   /** Turns tracing off even with an endpoint set. */
   OTEL_SDK_DISABLED: bool.default(false),
-  /** Anthropic API key. Absent: the worker uses the built-in scripted model server ("offline demo model"). */
+  /**
+   * Anthropic API key. Absent: the worker uses the built-in scripted model server ("offline demo
+   * model") — in production only with STEWARD_OFFLINE_MODEL=true, else the worker refuses to start.
+   */
   ANTHROPIC_API_KEY: z.string().min(8).max(512).optional(),
+  /** Production without ANTHROPIC_API_KEY: run the offline demo model on purpose (a demo install). */
+  STEWARD_OFFLINE_MODEL: bool.default(false),
   /** Messages API base URL (a regional endpoint, or a loopback server in tests). */
   ANTHROPIC_BASE_URL: z.url({ protocol: /^https?$/ }).max(2048).optional(),
   /** Default model, and per-workflow routes "workflow-key=model,other=model". */

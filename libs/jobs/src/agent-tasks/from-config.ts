@@ -1,6 +1,6 @@
 import { Redis } from 'ioredis';
 import { AuditKeyring } from '@steward/audit';
-import { type Config, type EgressOptions, type Logger, orgEgressOptions } from '@steward/common';
+import { type Config, ConfigError, type EgressOptions, type Logger, orgEgressOptions } from '@steward/common';
 import { type DataSource, inOrg, orgAllowHosts } from '@steward/db';
 import { CredentialBroker } from '@steward/gate';
 import { ConfigKeyProvider } from '@steward/vault';
@@ -21,6 +21,13 @@ export function orgEgressReader(ds: DataSource, config: Pick<Config, 'STEWARD_EG
 
 export async function agentTasksFromConfig(config: Config, ds: DataSource, log: Logger): Promise<{ deps: AgentDeps & { relayIntervalMs: number; consoleUrl?: string; outcomeUnknownAfterSeconds: number }; close(): Promise<void> }> {
   let offline: ScriptedModelServer | undefined;
+  // A production install that forgot its key must not quietly run agent tasks on a scripted model
+  // (whose sample scripts call real connectors): it says so and stops, unless asked for on purpose.
+  if (!config.ANTHROPIC_API_KEY && config.NODE_ENV === 'production' && !config.STEWARD_OFFLINE_MODEL) {
+    throw new ConfigError([
+      'ANTHROPIC_API_KEY: set it (agent tasks call Claude with it), or set STEWARD_OFFLINE_MODEL=true to run the offline demo model (scripted sample tasks, not a real model) on purpose',
+    ]);
+  }
   if (!config.ANTHROPIC_API_KEY) {
     offline = await startScriptedModelServer();
     log.warn({ url: offline.url }, `no ANTHROPIC_API_KEY: agent tasks use the ${OFFLINE_MODEL_LABEL} (scripted sample tasks, not a real model)`);
