@@ -744,13 +744,19 @@ describe('identity', () => {
         const { SetupService } = await import('../src/setup/setup.service');
         const setup = fresh.app.get(SetupService);
         expect((await fresh.http.get('/v1/setup')).body).toEqual({ completed: false });
+        // Each API process that starts before setup prints its own token (two replicas, a restart): all stay valid.
         const token = await setup.issueToken();
         expect(token).toMatch(/^setup_/);
+        const other = await setup.issueToken();
+        expect(other).toMatch(/^setup_/);
+        expect(other).not.toBe(token);
         const body = { setupToken: token, org: { name: 'Acme', slug: 'acme' }, owner: { email: 'Olive@Acme.example', name: 'Olive', password: PASSWORD } };
         expect((await fresh.http.post('/v1/setup').send({ ...body, setupToken: 'setup_wrong-token-value' })).status).toBe(403);
         const done = await fresh.http.post('/v1/setup').send(body);
         expect(done.status).toBe(201);
         expect((await fresh.http.post('/v1/setup').send(body)).status).toBe(403);
+        // Done once: the other token (and any later one) is worth nothing now.
+        expect((await fresh.http.post('/v1/setup').send({ ...body, setupToken: other, org: { name: 'Other', slug: 'other' } })).status).toBe(403);
         expect(await setup.issueToken()).toBeUndefined();
         expect((await fresh.http.get('/v1/setup')).body).toEqual({ completed: true });
         const cookie = await login(fresh, 'olive@acme.example');

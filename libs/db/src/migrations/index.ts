@@ -59,6 +59,7 @@ import { LastOwnerStrikes1766707200000 } from './1766707200000-last-owner-strike
 import { AccountFirstOrg1766707200001 } from './1766707200001-account-first-org';
 import { TaskRunErrors1766793600000 } from './1766793600000-task-run-errors';
 import { AccountRecoveries1766880000000 } from './1766880000000-account-recoveries';
+import { SetupTokens1766880000001 } from './1766880000001-setup-tokens';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -123,4 +124,5 @@ export const MIGRATIONS = [
   AccountFirstOrg1766707200001,
   TaskRunErrors1766793600000,
   AccountRecoveries1766880000000,
+  SetupTokens1766880000001,
 ];
