@@ -102,6 +102,12 @@ the secrets and the non-secret settings. The owner URL is added only where it is
 {{- if .Values.secret.keys.metricsToken }}
 {{ include "steward.secretEnv" (dict "ctx" . "name" "METRICS_TOKEN" "key" .Values.secret.keys.metricsToken) }}
 {{- end }}
+- name: STEWARD_DATA_DIR
+  value: "/data"
+{{- with .Values.config.auditCheckpointUrl }}
+- name: AUDIT_CHECKPOINT_URL
+  value: {{ . | quote }}
+{{- end }}
 {{- with .Values.config.publicUrl }}
 - name: STEWARD_PUBLIC_URL
   value: {{ . | quote }}
@@ -187,6 +193,28 @@ A writable /tmp for containers whose root filesystem is read-only.
 {{- define "steward.tmpVolumeMount" -}}
 - name: tmp
   mountPath: /tmp
+{{- end }}
+
+{{/*
+STEWARD_DATA_DIR (/data): members' workspace files (the MCP gateway in the API and the worker
+both use them) and the audit checkpoint file. data.existingClaim: a ReadWriteMany claim shared by
+every api and worker pod; else a per-pod emptyDir (workspace files are then not shared between
+pods, and are lost with the pod).
+*/}}
+{{- define "steward.dataVolume" -}}
+- name: data
+{{- if .Values.data.existingClaim }}
+  persistentVolumeClaim:
+    claimName: {{ .Values.data.existingClaim | quote }}
+{{- else }}
+  emptyDir:
+    sizeLimit: {{ .Values.data.sizeLimit | quote }}
+{{- end }}
+{{- end }}
+
+{{- define "steward.dataVolumeMount" -}}
+- name: data
+  mountPath: /data
 {{- end }}
 
 {{/*
