@@ -340,6 +340,24 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       const lastToken = mcp.seenAuth.at(-1)!.replace('Bearer ', '');
       expect(as.accessTokens.has(lastToken)).toBe(true);
 
+      // The provider is down for a while (503 temporarily_unavailable, or 500 server_error): the call
+      // fails as unreachable and the connection stays; the refresh works once the provider is back.
+      for (const outage of [{ status: 400, body: { error: 'temporarily_unavailable' } }, { status: 400, body: { error: 'server_error' } }, { status: 503, body: { message: 'maintenance' } }, { status: 429, body: { error: 'slow_down' } }]) {
+        as.refreshAnswer = outage;
+        const down = await call('post', `/v1/credentials/${cred.id}/test`, 'member');
+        expect(down.status).toBe(502);
+        expect(down.body).toMatchObject({ code: 'upstream_unreachable', detail: expect.stringMatching(/unavailable/) });
+        const stays = (await call('get', `/v1/credentials?connectorId=${id}`, 'member')).body.items.find((c: { id: string }) => c.id === cred.id);
+        expect(stays.status).toBe('active');
+      }
+      // A token answer far larger than any token: refused as a bad answer, nothing stored.
+      as.refreshAnswer = { status: 200, body: { access_token: 'x'.repeat(100_000), token_type: 'Bearer', expires_in: 3600 } };
+      const huge = await call('post', `/v1/credentials/${cred.id}/test`, 'member');
+      expect(huge.status).toBe(502);
+      expect(huge.body.detail).toMatch(/larger than 65536 bytes/);
+      as.refreshAnswer = null;
+      expect((await call('post', `/v1/credentials/${cred.id}/test`, 'member')).body).toEqual({ ok: true, checked: 'upstream', tools: 2 });
+
       // The user revoked the grant at the provider: the refresh fails, the connection needs re-authorisation.
       as.refuseRefresh = true;
       const failed = await call('post', `/v1/credentials/${cred.id}/test`, 'member');
@@ -349,7 +367,7 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       expect(after.status).toBe('needs_reauth');
       expect((await call('post', `/v1/credentials/${cred.id}/test`, 'member')).body.detail).toMatch(/needs re-authorisation: connect it again/);
       const refresh = (await call('get', `/v1/audit-events?action=credential.refresh&targetId=${cred.id}`, 'owner')).body.items as { outcome: string }[];
-      expect(refresh.map((e) => e.outcome).sort()).toEqual(['failure', 'success']);
+      expect(refresh.map((e) => e.outcome).sort()).toEqual(['failure', 'success', 'success']);
       as.refuseRefresh = false;
     });
 

@@ -47,6 +47,10 @@ describe('config', () => {
 
   it('refuses a master key that is not 32 bytes in a versioned form', () => {
     expect(problems({ ...base, STEWARD_MASTER_KEY: 'just-a-password' })[0]).toMatch(/^STEWARD_MASTER_KEY:/);
+    // The same label twice (a rotation typed as "v1:<old>,v1:<new>"): refused, saying why.
+    const [a, b] = [Buffer.alloc(32, 1).toString('base64'), Buffer.alloc(32, 2).toString('base64')];
+    expect(problems({ ...base, STEWARD_MASTER_KEY: `v1:${a},v1:${b}` })[0]).toMatch(/^STEWARD_MASTER_KEY: each key-encryption key needs its own version label/);
+    expect(problems({ ...base, STEWARD_MASTER_KEY: `v1:${a},v2:${b}` })).toEqual([]);
   });
 
   it('takes the gateway advertise URL as a base URL only (the other API processes reach this one there)', () => {

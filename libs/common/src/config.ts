@@ -81,7 +81,13 @@ export const configSchema = z.object({
     .refine(
       (v) => v.split(',').every((part) => /^v\d{1,4}:[A-Za-z0-9+/=_-]{40,}$/.test(part.trim())),
       'must be "v1:<32 random bytes in base64>", several versions separated by commas',
-    ),
+    )
+    // Two keys under one version label: the later one would silently stand for both, and whatever the
+    // other sealed would no longer open (while rotation, which goes by label, saw nothing to do).
+    .refine((v) => {
+      const labels = v.split(',').map((part) => part.trim().split(':', 1)[0]);
+      return new Set(labels).size === labels.length;
+    }, 'each key-encryption key needs its own version label (v1, v2, ...): a label is given twice'),
   /** Ed25519 seed (32 random bytes, base64) that signs audit checkpoints. */
   STEWARD_AUDIT_SIGNING_KEY: z
     .string({ error: 'STEWARD_AUDIT_SIGNING_KEY is required (32 random bytes in base64: an Ed25519 seed)' })

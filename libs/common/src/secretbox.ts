@@ -16,6 +16,7 @@ export class SecretBox {
       const [version, material] = part.split(':', 2);
       const key = Buffer.from(material.replace(/-/g, '+').replace(/_/g, '/'), 'base64');
       if (key.length !== 32) throw new Error(`STEWARD_MASTER_KEY ${version}: the key must be 32 bytes`);
+      if (this.keys.has(version)) throw new Error(`STEWARD_MASTER_KEY ${version}: the version is given twice (each key needs its own label)`);
       this.keys.set(version, key);
     }
     this.current = parts[parts.length - 1].split(':', 1)[0];

@@ -34,4 +34,11 @@ describe('vault keys', () => {
     expect(() => new ConfigKeyProvider(`v1:${Buffer.alloc(32, 1).toString('base64')},${raw}`)).toThrow(/^key-encryption key 2 of 2: expected/);
     expect(() => new ConfigKeyProvider(raw)).toThrow(expect.objectContaining({ message: expect.not.stringContaining(raw.slice(0, 12)) }));
   });
+
+  it('refuses two keys under one version label (the later would silently stand for both)', () => {
+    const a = Buffer.alloc(32, 1).toString('base64');
+    const b = Buffer.alloc(32, 2).toString('base64');
+    expect(() => new ConfigKeyProvider(`v1:${a},v1:${b}`)).toThrow(/^key-encryption key 2 of 2: version v1 is given twice/);
+    expect(() => new ConfigKeyProvider(`v1:${a},v2:${b}`)).not.toThrow();
+  });
 });

@@ -44,6 +44,7 @@ export class ConfigKeyProvider implements KeyProvider {
       const key = Buffer.from((material ?? '').replace(/-/g, '+').replace(/_/g, '/'), 'base64');
       // Named by position, never by its text: a malformed entry may be key material itself.
       if (!/^v\d+$/.test(version) || key.length !== 32) throw new Error(`key-encryption key ${i + 1} of ${parts.length}: expected "vN:<32 bytes base64>"`);
+      if (this.keks.has(version)) throw new Error(`key-encryption key ${i + 1} of ${parts.length}: version ${version} is given twice (each key needs its own label)`);
       this.keks.set(version, key);
     }
     this.current = parts[parts.length - 1].split(':', 1)[0];

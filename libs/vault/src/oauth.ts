@@ -53,7 +53,8 @@ const clientAuth = (cfg: OAuthClientConfig) => (cfg.clientSecret ? oauth.ClientS
 
 function requestOptions(cfg: OAuthClientConfig, http: OAuthHttp): oauth.TokenEndpointRequestOptions {
   const url = new URL(cfg.tokenUrl);
-  const fetchFn = guardedFetch({ ...http.egress, timeoutMs: http.timeoutMs ?? 15_000 });
+  // A token answer is a few KiB: a server that sends more is broken or hostile (the tokens are sealed and stored).
+  const fetchFn = guardedFetch({ ...http.egress, timeoutMs: http.timeoutMs ?? 15_000, maxJsonBytes: TOKEN_ANSWER_MAX_BYTES });
   return {
     [oauth.customFetch]: (input: string, init: RequestInit) => fetchFn(input, init),
     // http only for a host allowlisted by the operator or an admin (never for a public host).
@@ -77,7 +78,14 @@ export async function authorizationRequest(cfg: OAuthClientConfig, redirectUri: 
   return { url: url.href, state, codeVerifier };
 }
 
+/** The largest token endpoint answer taken, and the longest token or scope kept from it. */
+export const TOKEN_ANSWER_MAX_BYTES = 65_536;
+const TOKEN_MAX_CHARS = 16_384;
+
 function tokensOf(res: oauth.TokenEndpointResponse, previousRefresh?: string): OAuthTokens {
+  for (const [name, v] of [['access_token', res.access_token], ['refresh_token', res.refresh_token], ['scope', res.scope]] as const) {
+    if (typeof v === 'string' && v.length > TOKEN_MAX_CHARS) throw new OAuthError('bad_response', `the authorization server's ${name} is longer than ${TOKEN_MAX_CHARS} characters`);
+  }
   return {
     accessToken: res.access_token,
     refreshToken: res.refresh_token ?? previousRefresh,
@@ -90,14 +98,24 @@ function tokensOf(res: oauth.TokenEndpointResponse, previousRefresh?: string): O
 function mapError(err: unknown, what: string): OAuthError {
   if (err instanceof OAuthError) return err;
   if (err instanceof oauth.ResponseBodyError) {
+    // Only what says the grant or the client is no good asks a person to connect again; an outage
+    // (server_error, temporarily_unavailable, or any 5xx/429 answer) is retried by the next call.
+    const transient = err.error === 'server_error' || err.error === 'temporarily_unavailable' || err.status >= 500 || err.status === 429;
+    if (transient) return new OAuthError('unreachable', `${what}: the authorization server is unavailable (${err.error}, HTTP ${err.status}); try again later`, { cause: err });
     const kind: OAuthFailure = err.error === 'invalid_grant' ? 'invalid_grant' : 'refused';
     return new OAuthError(kind, `${what}: the authorization server refused (${err.error}${err.error_description ? `: ${err.error_description.slice(0, 200)}` : ''})`, { cause: err });
   }
   if (err instanceof oauth.AuthorizationResponseError) {
     return new OAuthError('bad_callback', `${what}: the authorization was refused (${err.error})`, { cause: err });
   }
-  const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string } };
+  const e = err as { code?: string; message?: string; name?: string; cause?: { code?: string; status?: number } };
+  // An answer with a server error status and no OAuth error body: an outage, not a refusal.
+  const status = e?.cause?.status;
+  if (e?.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' && typeof status === 'number' && (status >= 500 || status === 429)) {
+    return new OAuthError('unreachable', `${what}: the authorization server is unavailable (HTTP ${status}); try again later`, { cause: err });
+  }
   if (e?.code === 'egress_refused') return new OAuthError('unreachable', `${what}: ${e.message}`, { cause: err });
+  if (e?.code === 'ETOOBIG' || e?.cause?.code === 'ETOOBIG') return new OAuthError('bad_response', `${what}: the authorization server's answer is larger than ${TOKEN_ANSWER_MAX_BYTES} bytes`, { cause: err });
   if (e?.code === 'OAUTH_RESPONSE_IS_NOT_CONFORM' || e?.code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED' || e?.code === 'OAUTH_INVALID_RESPONSE' || e?.code === 'OAUTH_PARSE_ERROR') {
     return new OAuthError('bad_response', `${what}: the authorization server's answer is not valid OAuth (${(e.message ?? '').slice(0, 200)})`, { cause: err });
   }

@@ -63,6 +63,8 @@ export interface FakeAuthServer extends Loopback {
   expiresIn: number;
   /** When true, every refresh answers invalid_grant (the user revoked the grant). */
   refuseRefresh: boolean;
+  /** When set, every refresh answers this (an outage: 503 temporarily_unavailable; an oversized answer). */
+  refreshAnswer: { status: number; body: unknown } | null;
   refreshes: number;
   /** RFC 7009 endpoint; the tokens revoked there (a revoked refresh token ends its grant). */
   revocationUrl: string;
@@ -84,6 +86,7 @@ export async function startFakeAuthServer(opts: { expiresIn?: number; prefix?: s
     issued: [] as string[],
     expiresIn: opts.expiresIn ?? 3600,
     refuseRefresh: false,
+    refreshAnswer: null as { status: number; body: unknown } | null,
     refreshes: 0,
     revoked: [] as string[],
   };
@@ -123,6 +126,7 @@ export async function startFakeAuthServer(opts: { expiresIn?: number; prefix?: s
       if (form.get('grant_type') === 'refresh_token') {
         self.refreshes++;
         const rt = form.get('refresh_token') ?? '';
+        if (self.refreshAnswer) return sendJson(res, self.refreshAnswer.status, self.refreshAnswer.body);
         if (self.refuseRefresh || !refreshTokens.has(rt)) return sendJson(res, 400, { error: 'invalid_grant', error_description: 'the grant was revoked' });
         refreshTokens.delete(rt); // rotation: a refresh token works once
         return sendJson(res, 200, issue(), { 'cache-control': 'no-store' });
