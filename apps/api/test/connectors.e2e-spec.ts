@@ -458,6 +458,8 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
         // "__" parts a connector from its tools and prompts ("acme__crm__summary" would be acme's prompt "crm__summary").
         [{ name: 'Acme__crm', url: 'https://mcp.example.com/mcp' }, 'name'],
         [{ name: 'x', url: 'https://mcp.example.com/mcp', auth: { kind: 'oauth2', authorizationUrl: 'not a url' } }, 'auth.authorizationUrl'],
+        // A credential over plain http to a host nobody allowlisted: anyone on the way would read it.
+        [{ name: 'Plain key', url: 'http://mcp.vendor.example/mcp', auth: { kind: 'api_key' } }, 'url'],
       ] as const) {
         const res = await call('post', '/v1/connectors', 'admin', body);
         expect(res.status).toBe(400);

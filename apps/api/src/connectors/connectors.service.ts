@@ -1,6 +1,6 @@
 import { isIP } from 'node:net';
 import { Inject, Injectable } from '@nestjs/common';
-import { AppError, assertEgressAllowed, classifyAddress, type Config, EgressRefusedError, ErrorCode, inEgressRanges, newId } from '@steward/common';
+import { AppError, assertEgressAllowed, classifyAddress, type Config, EgressRefusedError, ErrorCode, inEgressRanges, isEgressAllowlisted, newId } from '@steward/common';
 import {
 
   CATALOG,
@@ -242,6 +242,11 @@ export class ConnectorsService {
       // "__" parts a connector's id from its tools' and prompts' names: an id holding it ("acme__crm") would read as
       // another connector's ("acme") tool or prompt "crm__…", and a call or a prompt's arguments could go to the wrong one.
       if (hubId.includes('__')) throw AppError.validation([{ path: 'name', message: `would be named "${hubId}" in tool names: "__" separates a connector from its tools, so a name may not make one` }]);
+      // A credential (an API key, a member's OAuth token) goes with every request: over plain http
+      // anyone on the way reads it. Only a host an operator or admin allowlisted (their own network) may be http.
+      if (url && auth.kind !== 'none' && new URL(url).protocol === 'http:' && !isEgressAllowlisted(new URL(url).hostname, await this.credentials.egressFor(em, p.orgId))) {
+        throw AppError.validation([{ path: 'url', message: 'a connector that sends a credential must use https (http would send it in clear); http is only for a host on the egress allowlist' }]);
+      }
       if (url) await this.checkUrl(em, p.orgId, url);
       await em.query(
         `INSERT INTO connectors (org_id, id, catalog_id, kind, name, url, auth, credential_scope, status, created_by) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
