@@ -227,6 +227,22 @@ describe('incidents and 24-hour escalation', () => {
     expect((await h.http.get(`/v1/incidents/not-a-uuid`).set('Cookie', cookie.security)).status).toBe(404);
   });
 
+  it('the person an incident is about cannot acknowledge, resolve, close or reassign it (its escalation goes on); another responder can', async () => {
+    const created = await h.http.post('/v1/incidents').set('Cookie', cookie.owner).send({ title: 'Payment attempted by an agent', severity: 'high' });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    // As a violation's incident names its member: here, the security lead's own agent.
+    await su.query(`UPDATE incidents SET subject_user_id = $3 WHERE org_id = $1 AND id = $2`, [org.id, id, org.users.security.id]);
+    for (const [path, body] of [['acknowledge', {}], ['resolve', { resolution: 'nothing to see' }], ['close', {}], ['assign', { ownerId: org.users.security.id }]] as const) {
+      const refused = await h.http.post(`/v1/incidents/${id}/${path}`).set('Cookie', cookie.security).send(body);
+      expect(refused.status).toBe(403);
+      expect(refused.body.detail).toMatch(/about themself/);
+    }
+    expect((await h.http.post(`/v1/incidents/${id}/comments`).set('Cookie', cookie.security).send({ body: 'My agent read an injected mail.' })).status).toBe(201);
+    expect((await h.http.get(`/v1/incidents/${id}`).set('Cookie', cookie.owner)).body.state).toBe('open');
+    expect((await h.http.post(`/v1/incidents/${id}/acknowledge`).set('Cookie', cookie.owner).send({})).body.state).toBe('acknowledged');
+  });
+
   it('a member who is not active is sent no incident notice, even as its owner', async () => {
     const away = await addUser(h.ds, org, 'security', 'suspended-owner');
     expect((await h.http.post(`/v1/members/${away.id}/suspend`).set('Cookie', await login(h, org.users.owner.email)).send({ reason: 'on leave, access paused' })).status).toBe(200);

@@ -139,6 +139,16 @@ describe('sanctions: triage evidence, strikes, lifting and outcomes', () => {
     expect((await h.http.get(`/v1/members/${newId()}/strikes`).set('Cookie', cookie.security)).status).toBe(404);
   });
 
+  it('strikes count the year before: a violation confirmed 400 days ago is not a strike now', async () => {
+    const user = await addUser(h.ds, org, 'member', 'old-strike');
+    const [old, fresh] = [await violation(user), await violation(user)];
+    const confirm = (id: string) => h.http.post(`/v1/violations/${id}/confirm`).set('Cookie', cookie.security).send({ note: 'the user asked for it' });
+    expect((await confirm(old)).body).toMatchObject({ strikes: 1, sanction: 'warning' });
+    await su.query(`UPDATE violations SET decided_at = now() - interval '400 days' WHERE org_id = $1 AND id = $2`, [org.id, old]);
+    expect((await confirm(fresh)).body).toMatchObject({ strikes: 1, sanction: 'warning' });
+    expect(await status(user.id)).toBe('active');
+  });
+
   it("confirmed strikes do not suspend the org's last active owner (only an owner lifts a sanction): the sanction is recorded, the suspension withheld", async () => {
     const owner = org.users.owner;
     const [v1, v2] = [await violation(owner), await violation(owner)];

@@ -258,6 +258,9 @@ export class IncidentsService {
     await this.access.authorize(p, 'respond', 'Incident');
     return this.db.inOrg(p, async (em) => {
       const r = await this.load(em, p.orgId, id, true);
+      // The person an incident is about does not stop its escalation (acknowledge, resolve, close) nor
+      // hand it to someone (assign): as nobody triages their own violation. Commenting stays open.
+      if (r.subject_user_id === p.userId) await this.access.deny(p, 'respond', 'Incident', id, 'own_incident', 'Nobody responds to an incident about themself: another responder does.');
       const c = change(r);
       await em.query(`UPDATE incidents SET ${c.sql}, updated_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, id, ...c.params]);
       await this.audit.record(em, p, { action: `incident.${action}`, targetType: 'Incident', targetId: id, payload: { from: r.state, ...c.payload } });

@@ -114,11 +114,13 @@ export class ViolationsService {
       const state = verdict === 'confirm' ? 'confirmed' : 'dismissed';
       await em.query(`UPDATE violations SET state = $3, note = $4, decided_by = $5, decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, id, state, body.note, p.userId]);
       await this.audit.record(em, p, { action: `violation.${verdict}`, targetType: 'Violation', targetId: id, payload: { userId: v.user_id, taskId: v.task_id, actionId: v.action_id, actionType: v.action_type } });
-      const confirmed: { decided_at: Date }[] = await em.query(
-        `SELECT decided_at FROM violations WHERE org_id = $1 AND user_id = $2 AND state = 'confirmed' AND decided_at IS NOT NULL`,
+      // The strikes of the year before, on the database's clock (decided_at is its now(): an API host
+      // whose clock runs behind would leave out the confirmation just made).
+      const confirmed: { decided_at: Date; at: Date }[] = await em.query(
+        `SELECT decided_at, now() AS at FROM violations WHERE org_id = $1 AND user_id = $2 AND state = 'confirmed' AND decided_at IS NOT NULL AND decided_at > now() - interval '365 days'`,
         [p.orgId, v.user_id],
       );
-      const sanction = sanctionFor(confirmed.map((c) => ({ confirmedAt: new Date(c.decided_at) })), new Date(Date.now() + 1000));
+      const sanction = confirmed.length ? sanctionFor(confirmed.map((c) => ({ confirmedAt: new Date(c.decided_at) })), new Date(confirmed[0]!.at)) : 'none';
       // The ladder step this confirmation leads to, kept for owners to lift or give an outcome (../sanctions).
       if (verdict === 'confirm' && sanction !== 'none') {
         const sanctionId = newId();
