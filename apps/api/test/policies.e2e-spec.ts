@@ -1,3 +1,4 @@
+import { newId } from '@steward/common';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 describe('Trust Level policies', () => {
@@ -107,6 +108,27 @@ describe('Trust Level policies', () => {
     }
   });
 
+  it('does not let a draft made from an older version silently undo a version activated since', async () => {
+    const base = (await h.http.get('/v1/policies/active').set('Cookie', owner)).body;
+    // An admin drafts a change; meanwhile the owner drafts and activates an urgent one from the same version.
+    const slow = (await h.http.post('/v1/policies').set('Cookie', admin).send({ note: 'group exception' })).body;
+    const urgent = (await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'incident: no deletes', document: { ...base.document, baseline: { ...base.document.baseline, 'file.delete': 'forbidden' } } })).body;
+    expect((await h.http.post(`/v1/policies/${urgent.id}/activate`).set('Cookie', owner).send({ reviewedUpdatedAt: urgent.updatedAt, reviewedAgainst: base.id })).status).toBe(200);
+    // The first draft, reviewed against the version that was active then, or not said: refused, saying why.
+    const stale = await h.http.post(`/v1/policies/${slow.id}/activate`).set('Cookie', owner).send({ reviewedUpdatedAt: slow.updatedAt, reviewedAgainst: base.id });
+    expect({ status: stale.status, detail: stale.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(/became active since you reviewed/) });
+    const unsaid = await h.http.post(`/v1/policies/${slow.id}/activate`).set('Cookie', owner).send({ reviewedUpdatedAt: slow.updatedAt });
+    expect({ status: unsaid.status, detail: unsaid.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(new RegExp(`not drafted from the active version ${urgent.version}.*reviewedAgainst "${urgent.id}"`)) });
+    expect((await h.http.get('/v1/policies/active').set('Cookie', owner)).body.document.baseline['file.delete']).toBe('forbidden');
+    // Reviewed against what is active now (its diff shows the deletes opening again): it may go live.
+    const diff = (await h.http.get(`/v1/policies/${slow.id}/diff`).set('Cookie', owner)).body;
+    expect(diff.from).toBe(urgent.id);
+    expect((await h.http.post(`/v1/policies/${slow.id}/activate`).set('Cookie', owner).send({ reviewedUpdatedAt: slow.updatedAt, reviewedAgainst: diff.from })).status).toBe(200);
+    // Put back as it was for the cases below.
+    const back = (await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'restore', document: base.document })).body;
+    expect((await h.http.post(`/v1/policies/${back.id}/activate`).set('Cookie', owner).send({})).status).toBe(200);
+  });
+
   it('explains a decision for a member of a group, rule by rule', async () => {
     const group = await h.http.post('/v1/groups').set('Cookie', owner).send({ name: 'Finance' });
     expect((await h.http.put(`/v1/groups/${group.body.id}/members/${org.users.member.id}`).set('Cookie', owner)).status).toBe(204);
@@ -121,8 +143,13 @@ describe('Trust Level policies', () => {
     const mine = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'drive.update', context: {} });
     expect(mine.body).toMatchObject({ level: 'batched', ruleIds: ['finance.drive-update'], caslAuthorized: true });
     expect(mine.body.steps.map((s: { stage: string; effect: string }) => `${s.stage}:${s.effect}`)).toEqual(['base:set', 'user:no_match', 'workflow:no_match', 'group:set']);
-    const theirs = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'drive.update', userId: org.users.auditor.id, context: {} });
+    const theirs = await h.http.post('/v1/policies/explain').set('Cookie', owner).send({ action: 'drive.update', userId: org.users.auditor.id, context: {} });
     expect(theirs.body).toMatchObject({ level: 'watched', ruleIds: ['baseline.drive.update'] });
+    // A member may not decide for someone else: it would tell who is a member and which groups they are in.
+    const probing = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'drive.update', userId: org.users.auditor.id, context: {} });
+    expect(probing.status).toBe(403);
+    const unknown = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'drive.update', userId: newId(), context: {} });
+    expect(unknown.status).toBe(403);
     const mail = await h.http.post('/v1/policies/explain').set('Cookie', member).send({ action: 'email.send', context: { recipients: ['client@customer.example'] } });
     expect(mail.body).toMatchObject({ level: 'watched', routing: { routeId: 'route.finance', approverGroup: group.body.id, quorum: 2 } });
     expect(mail.body.reason).toBe('Watched: email to an external domain (rule org.email-external)');

@@ -296,7 +296,7 @@ export interface paths {
             cookie?: never;
         };
         /**
-         * Readiness: PostgreSQL and Redis answer, and audit sealing keeps up
+         * Readiness: PostgreSQL and Redis answer; whether audit sealing keeps up is reported (not failed)
          * @description Public: needs no session or API key. Rate limited per client address; see the RateLimit-* headers.
          */
         get: operations["ready"];
@@ -4725,8 +4725,8 @@ export interface operations {
                             database: "ok";
                             /** @constant */
                             redis: "ok";
-                            /** @constant */
-                            auditSealing: "ok";
+                            /** @enum {string} */
+                            auditSealing: "ok" | "behind";
                         };
                         auditSealingLagSeconds: number;
                     };
@@ -21276,6 +21276,11 @@ export interface operations {
                     note?: string;
                     /** Format: date-time */
                     reviewedUpdatedAt?: string;
+                    /**
+                     * Format: uuid
+                     * @description UUID
+                     */
+                    reviewedAgainst?: string;
                 };
             };
         };

@@ -46,6 +46,12 @@ export const ActivatePolicyBody = z.strictObject({
   note: Note.optional(),
   /** The draft's `updatedAt` as the activator reviewed it: refused (409) if the draft changed since (the console sends it). */
   reviewedUpdatedAt: Timestamp.optional(),
+  /**
+   * The active version's id the activator compared the draft with (the diff's `from`): refused (409)
+   * if another version became active since. Required for a draft not based on the active version
+   * (a revert to an older one), whose activation would otherwise silently undo what came after.
+   */
+  reviewedAgainst: Uuid.optional(),
 });
 
 export const DiffQuery = z.strictObject({ against: Uuid.optional() });

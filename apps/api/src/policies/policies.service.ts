@@ -219,6 +219,16 @@ export class PoliciesService {
       await this.validate(em, p.orgId, draft.document);
       await em.query('SELECT pg_advisory_xact_lock(hashtext($1))', [`policies:${p.orgId}`]);
       const previous = await em.findOneBy(PolicyVersion, { orgId: p.orgId, status: 'active' });
+      // What goes live is measured against what is live: a version activated since the review (or
+      // since the draft was made from it) would be silently undone.
+      if (previous && body.reviewedAgainst !== undefined && body.reviewedAgainst !== previous.id) {
+        throw AppError.conflict(`Another version (${previous.version}) became active since you reviewed this draft against the active version: review its diff again, then activate it.`);
+      }
+      if (previous && body.reviewedAgainst === undefined && draft.basedOn !== previous.id) {
+        throw AppError.conflict(
+          `Version ${draft.version} was not drafted from the active version ${previous.version}: activating it would undo what changed since. Review its diff against version ${previous.version}, then activate with reviewedAgainst "${previous.id}".`,
+        );
+      }
       const now = new Date();
       if (previous) {
         previous.status = 'archived';
@@ -253,6 +263,8 @@ export class PoliciesService {
 
   private async principalOf(em: EntityManager, p: Principal, userId?: string): Promise<PolicyPrincipal> {
     const id = userId ?? p.userId;
+    // Deciding for someone else tells who is a member and which groups they are in: only for those who may read members.
+    if (id !== p.userId) await this.access.authorize(p, 'read', 'Member');
     if (!(await em.countBy(Membership, { orgId: p.orgId, userId: id }))) throw AppError.notFound('member');
     const groups = await em.find(GroupMember, { where: { orgId: p.orgId, userId: id }, select: { groupId: true } });
     return { userId: id, groupIds: groups.map((g) => g.groupId) };

@@ -346,8 +346,8 @@ function DraftPanel({ draft, catalog, canActivate, canDelete, canReplay, onChang
     if (res) setSim(res);
   }
   async function activate() {
-    // Bound to the draft as shown here: one edited meanwhile is refused (409), to be reviewed again.
-    const res = await action.run(() => ok(api.POST('/v1/policies/{id}/activate', { params: { path: { id: draft.id } }, body: { reviewedUpdatedAt: draft.updatedAt, ...(note.trim() ? { note: note.trim() } : {}) } })));
+    // Bound to the draft and the diff as shown here: a draft edited, or another version activated, meanwhile is refused (409), to be reviewed again.
+    const res = await action.run(() => ok(api.POST('/v1/policies/{id}/activate', { params: { path: { id: draft.id } }, body: { reviewedUpdatedAt: draft.updatedAt, ...(diff.data ? { reviewedAgainst: diff.data.from } : {}), ...(note.trim() ? { note: note.trim() } : {}) } })));
     if (res) {
       setConfirm(null);
       onChanged();
