@@ -27,6 +27,8 @@ export interface AuditMaintenanceOptions {
   siemKeys?: KeyProvider;
   /** Hosts allowed on non-public addresses for SIEM pushes (STEWARD_EGRESS_ALLOW_HOSTS). */
   egressAllowHosts?: readonly string[];
+  /** Each SIEM sink's time budget per round (pushToSiem's budgetMs; default 30 s). */
+  siemBudgetMs?: number;
   /** Called after each sealed batch has committed (benchmarks, metrics). */
   onSealed?: (orgId: string, eventIds: string[]) => void;
 }
@@ -45,6 +47,7 @@ export interface AuditMaintenance {
 export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintenance {
   const holder = `${process.pid}-${randomBytes(4).toString('hex')}`;
   let stopped = false;
+  const stopping = new AbortController();
   let lastCheckpoint = 0;
   let lastPartitions = 0;
   let lastPurge = 0;
@@ -54,9 +57,14 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
   const sealAll = async (): Promise<number> => {
     let sealed = 0;
     for (const org of await orgs()) {
-      const r = await sealOrg(o.dataSource, org, { holder, onBatch: o.onSealed && ((ids) => o.onSealed!(org, ids)) });
-      sealed += r.sealed;
-      if (r.fenced) o.log.warn({ orgId: org }, 'audit sequencer lost its lease mid-way (another took over)');
+      // One org's failure (a statement timeout, say) is logged and leaves the others' sealing alone.
+      try {
+        const r = await sealOrg(o.dataSource, org, { holder, onBatch: o.onSealed && ((ids) => o.onSealed!(org, ids)) });
+        sealed += r.sealed;
+        if (r.fenced) o.log.warn({ orgId: org }, 'audit sequencer lost its lease mid-way (another took over)');
+      } catch (err) {
+        o.log.error({ orgId: org, err }, 'audit sealing failed for an org');
+      }
     }
     return sealed;
   };
@@ -80,19 +88,6 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
       }
       lastCheckpoint = Date.now();
     }
-    if (o.siemKeys) {
-      // A slow or failing SIEM delays no one's sealing (sealing runs in its own loop).
-      // A SIEM's failure is logged (never the token) and retried next round.
-      for (const org of await orgs()) {
-        try {
-          for (const s of await pushToSiem(o.dataSource, o.siemKeys, org, { allowHosts: o.egressAllowHosts })) {
-            if (s.deadLettered) o.log.warn({ orgId: org, sinkId: s.sinkId, deadLettered: s.deadLettered, error: s.error }, 'audit SIEM push: batch dead-lettered');
-          }
-        } catch (err) {
-          o.log.error({ orgId: org, err: (err as Error).message }, 'audit SIEM push failed');
-        }
-      }
-    }
     if (Date.now() - lastPurge > (o.purgeEveryHours ?? 6) * 3_600_000) {
       lastPurge = Date.now();
       for (const org of await orgs()) {
@@ -107,15 +102,37 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
     return checkpoints;
   };
 
+  /**
+   * SIEM pushes, in a loop of their own: a slow or failing SIEM endpoint (any org's) delays no
+   * sealing, checkpoint, partition or retention duty, and each sink has a time budget per round.
+   * A SIEM's failure is logged (never the token) and retried next round.
+   */
+  const siemAll = async (): Promise<void> => {
+    if (!o.siemKeys) return;
+    for (const org of await orgs()) {
+      try {
+        if (stopped) return;
+        for (const s of await pushToSiem(o.dataSource, o.siemKeys, org, { allowHosts: o.egressAllowHosts, signal: stopping.signal, ...(o.siemBudgetMs !== undefined ? { budgetMs: o.siemBudgetMs } : {}) })) {
+          if (s.deadLettered) o.log.warn({ orgId: org, sinkId: s.sinkId, deadLettered: s.deadLettered, error: s.error }, 'audit SIEM push: batch dead-lettered');
+          else if (s.error) o.log.warn({ orgId: org, sinkId: s.sinkId, error: s.error }, 'audit SIEM push: the sink waits');
+        }
+      } catch (err) {
+        o.log.error({ orgId: org, err: (err as Error).message }, 'audit SIEM push failed');
+      }
+    }
+  };
+
   const runOnce = async (forceCheckpoint = false) => {
     const sealed = await sealAll();
     const checkpoints = await duties(forceCheckpoint);
+    await siemAll();
     return { sealed, checkpoints };
   };
 
   const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
   let sealing: Promise<unknown> = Promise.resolve();
   let duty: Promise<unknown> = Promise.resolve();
+  let pushing: Promise<unknown> = Promise.resolve();
   const sealLoop = async () => {
     while (!stopped) {
       sealing = sealAll().catch((err) => {
@@ -135,15 +152,24 @@ export function startAuditMaintenance(o: AuditMaintenanceOptions): AuditMaintena
       await sleep(1000);
     }
   };
+  const siemLoop = async () => {
+    while (!stopped && o.siemKeys) {
+      pushing = siemAll().catch((err) => o.log.error({ err }, 'audit SIEM round failed'));
+      await pushing;
+      await sleep(1000);
+    }
+  };
   void sealLoop();
   void dutyLoop();
+  void siemLoop();
   o.log.info({ holder, sealEveryMs: o.sealEveryMs, checkpointEverySeconds: o.checkpointEverySeconds, sink: o.sink.name }, 'audit maintenance started');
 
   return {
     runOnce,
     async stop() {
       stopped = true;
-      await Promise.all([sealing, duty]);
+      stopping.abort();
+      await Promise.all([sealing, duty, pushing]);
     },
   };
 }

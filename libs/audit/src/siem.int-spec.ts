@@ -2,11 +2,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { Client } from 'pg';
 import { adminUrl } from '../../../test/support/db-urls';
 import type { AddressInfo } from 'node:net';
-import { newId } from '@steward/common';
+import { randomBytes } from 'node:crypto';
+import { createLogger, newId } from '@steward/common';
 import { createDataSource, type DataSource, inOrg, Org } from '@steward/db';
 import { ConfigKeyProvider } from '@steward/vault';
 import { createTestDatabase, type TestDatabase } from '../../../test/support/test-db';
+import type { Checkpoint } from './checkpoint';
 import { AuditKeyring } from './keyring';
+import { startAuditMaintenance } from './maintenance';
+import { Ed25519Signer } from './signing';
 import { recordEvent } from './record';
 import { checkSinkUrl, pushToSiem, sealSinkToken, validateSinkUrl } from './siem';
 import { sealAll } from '../../../test/support/seal';
@@ -190,15 +194,102 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     expect((await sinkRow(ds, org, sink)).last_error).toBeNull();
   });
 
-  it('does not retry a 4xx other than 408/429 (a wrong token is dead-lettered at once)', async () => {
+  it('does not retry a 4xx other than 408/429: a batch the endpoint refuses (400) is dead-lettered at once', async () => {
     const org = await newOrg(ds);
     await recordAndSeal(ds, org, 2);
     await addSink(ds, org, hec.url, 10);
-    hec.fail = () => 403;
+    hec.fail = () => 400;
     const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1, maxAttempts: 4 });
     expect(r).toMatchObject({ deadLettered: 2 });
     expect(hec.requests).toBe(1);
   });
+
+  it('a refused token or a URL gone (401, 403, 404) holds the sink where it is: nothing dead-lettered, nothing skipped, said on the sink', async () => {
+    const org = await newOrg(ds);
+    await recordAndSeal(ds, org, 30);
+    const sink = await addSink(ds, org, hec.url, 10);
+    for (const status of [401, 403, 404]) {
+      hec.fail = () => status;
+      const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1, maxAttempts: 4 });
+      expect(r).toMatchObject({ delivered: 0, deadLettered: 0, lastSeq: 0, error: expect.stringContaining(`HTTP ${status}`) });
+      const row = await sinkRow(ds, org, sink);
+      expect(row.last_seq).toBe('0');
+      expect(row.last_error).toMatch(/the sink waits: fix its URL or token/);
+    }
+    expect(hec.requests).toBe(3);
+    expect(await inOrg(ds, { orgId: org }, (em) => em.query('SELECT 1 FROM audit_siem_dead_letters WHERE org_id = $1', [org]))).toEqual([]);
+    // Fixed: everything goes, from the first event.
+    hec.fail = () => null;
+    const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 });
+    expect(r).toMatchObject({ delivered: 30, deadLettered: 0, lastSeq: 30, error: null });
+    expect(seqs(hec)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+  });
+
+  it('a sink has a time budget per round: a slow endpoint is taken up again where it stopped, next round', async () => {
+    const org = await newOrg(ds);
+    await recordAndSeal(ds, org, 20);
+    await addSink(ds, org, hec.url, 5);
+    const slow: typeof fetch = async (input, init) => {
+      await new Promise((r) => setTimeout(r, 60));
+      return fetch(input, init);
+    };
+    const [first] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, fetchImpl: slow, budgetMs: 100 });
+    expect(first!.delivered).toBeGreaterThan(0);
+    expect(first!.delivered).toBeLessThan(20);
+    const rounds = [first!];
+    while (rounds.at(-1)!.lastSeq < 20 && rounds.length < 20) rounds.push((await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, fetchImpl: slow, budgetMs: 100 }))[0]!);
+    expect(rounds.at(-1)!.lastSeq).toBe(20);
+    expect(seqs(hec)).toEqual(Array.from({ length: 20 }, (_, i) => i + 1));
+  });
+
+  it('a sink edited or disabled while a round pushes to it gets nothing more from that round', async () => {
+    const org = await newOrg(ds);
+    await recordAndSeal(ds, org, 20);
+    const sink = await addSink(ds, org, hec.url, 5);
+    let posts = 0;
+    const editing: typeof fetch = async (input, init) => {
+      const res = await fetch(input, init);
+      // After the first batch, an admin points the sink elsewhere (its old endpoint is compromised).
+      if (++posts === 1) await inOrg(ds, { orgId: org }, (em) => em.query(`UPDATE audit_siem_sinks SET url = 'https://siem.new.example' WHERE org_id = $1 AND id = $2`, [org, sink]));
+      return res;
+    };
+    const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, fetchImpl: editing });
+    expect(posts).toBe(1);
+    expect(r!.lastSeq).toBe(0);
+    expect(hec.received).toHaveLength(5);
+  });
+
+  it("an endpoint that never answers holds back no org's checkpoints (SIEM pushes run in a loop of their own)", async () => {
+    // One org's SIEM hangs on every request (until its time limit).
+    const hanging = createServer(() => undefined);
+    await new Promise<void>((r) => hanging.listen(0, '127.0.0.1', r));
+    const stuck = await newOrg(ds);
+    await recordAndSeal(ds, stuck, 50);
+    await addSink(ds, stuck, `http://127.0.0.1:${(hanging.address() as AddressInfo).port}`, 1);
+    const other = await newOrg(ds);
+    await recordAndSeal(ds, other, 1);
+    const pushed: Checkpoint[] = [];
+    const maintenance = startAuditMaintenance({
+      dataSource: ds,
+      signer: new Ed25519Signer(randomBytes(32).toString('base64')),
+      sink: { name: 'memory', push: async (c) => void pushed.push(c) },
+      log: createLogger({ level: 'silent' }),
+      sealEveryMs: 50,
+      checkpointEverySeconds: 1,
+      keyring,
+      siemKeys: keys,
+      egressAllowHosts: LOOPBACK,
+    });
+    try {
+      // Before: the checkpoints waited for every org's SIEM push (here ~40 s per event).
+      for (let i = 0; i < 100 && !pushed.some((c) => c.org === other); i++) await new Promise((r) => setTimeout(r, 100));
+      expect(pushed.some((c) => c.org === other)).toBe(true);
+    } finally {
+      hanging.closeAllConnections();
+      await new Promise((r) => hanging.close(r));
+      await maintenance.stop();
+    }
+  }, 30_000);
 
   it('never stores the token in clear, and binds it to the org and the sink', async () => {
     const org = await newOrg(ds);

@@ -110,6 +110,13 @@ export interface PushToSiemOptions {
   baseDelayMs?: number;
   /** Per-request timeout (default 10 s). */
   timeoutMs?: number;
+  /**
+   * How long one sink may take in one round (default 30 s): a slow or unanswering endpoint is left
+   * where it got to and taken up again next round, so that it holds back no other sink, org or duty.
+   */
+  budgetMs?: number;
+  /** Ends the round at once (the worker stopping): requests in flight are aborted, nothing more is sent. */
+  signal?: AbortSignal;
 }
 
 export interface SinkPushResult {
@@ -130,8 +137,11 @@ interface SinkRow {
 }
 
 class PermanentError extends Error {}
+/** An answer that says the sink itself is wrong (its token refused, its URL gone), not this batch: nothing is dead-lettered, the sink waits. */
+class SinkError extends Error {}
+const SINK_STATUSES = new Set([401, 403, 404]);
 
-async function post(fetchImpl: typeof fetch, url: string, token: string, body: string, timeoutMs: number): Promise<void> {
+async function post(fetchImpl: typeof fetch, url: string, token: string, body: string, timeoutMs: number, stop?: AbortSignal): Promise<void> {
   let res: Response;
   try {
     res = await fetchImpl(`${url}/services/collector/event`, {
@@ -139,7 +149,7 @@ async function post(fetchImpl: typeof fetch, url: string, token: string, body: s
       headers: { Authorization: `Splunk ${token}`, 'Content-Type': 'application/json' },
       body,
       redirect: 'manual',
-      signal: AbortSignal.timeout(timeoutMs),
+      signal: stop ? AbortSignal.any([AbortSignal.timeout(timeoutMs), stop]) : AbortSignal.timeout(timeoutMs),
     });
   } catch (err) {
     throw new Error(`request failed: ${(err as Error).name === 'TimeoutError' ? 'timeout' : ((err as Error).message ?? 'error')}`.slice(0, 500), { cause: err });
@@ -148,20 +158,24 @@ async function post(fetchImpl: typeof fetch, url: string, token: string, body: s
   const text = (await res.text().catch(() => '')).slice(0, 200).replace(/\s+/g, ' ');
   if (res.status >= 200 && res.status < 300) return;
   const msg = `HTTP ${res.status}${text ? `: ${text}` : ''}`;
+  if (SINK_STATUSES.has(res.status)) throw new SinkError(msg);
   if (res.status >= 400 && res.status < 500 && res.status !== 408 && res.status !== 429) throw new PermanentError(msg);
   throw new Error(msg);
 }
 
-async function deliver(fetchImpl: typeof fetch, url: string, token: string, body: string, o: { maxAttempts: number; baseDelayMs: number; timeoutMs: number }): Promise<{ ok: boolean; attempts: number; error: string | null }> {
+async function deliver(fetchImpl: typeof fetch, url: string, token: string, body: string, o: { maxAttempts: number; baseDelayMs: number; timeoutMs: number; signal?: AbortSignal }): Promise<{ ok: boolean; attempts: number; error: string | null; sinkLevel?: boolean }> {
   let attempts = 0;
   let error: string | null = null;
   while (attempts < o.maxAttempts) {
+    // Stopping: not sent, and not dead-lettered either (the next round sends it).
+    if (o.signal?.aborted) return { ok: false, attempts, error: 'stopped', sinkLevel: true };
     attempts++;
     try {
-      await post(fetchImpl, url, token, body, o.timeoutMs);
+      await post(fetchImpl, url, token, body, o.timeoutMs, o.signal);
       return { ok: true, attempts, error: null };
     } catch (err) {
       error = (err as Error).message.split(token).join('[redacted]');
+      if (err instanceof SinkError || o.signal?.aborted) return { ok: false, attempts, error: o.signal?.aborted ? 'stopped' : error, sinkLevel: true };
       if (err instanceof PermanentError) break;
       if (attempts < o.maxAttempts) await new Promise((r) => setTimeout(r, o.baseDelayMs * 2 ** (attempts - 1) * (0.75 + Math.random() * 0.5)));
     }
@@ -199,7 +213,7 @@ function sinkPages(ds: DataSource, orgId: string, fromSeq: number, toSeq: number
  */
 export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId: string, options: PushToSiemOptions = {}): Promise<SinkPushResult[]> {
   const fetchImpl = options.fetchImpl ?? (guardedFetch({ allowHosts: options.allowHosts, resolver: options.resolver, maxRedirects: 0 }) as typeof fetch);
-  const o = { maxAttempts: Math.max(1, options.maxAttempts ?? 4), baseDelayMs: options.baseDelayMs ?? 200, timeoutMs: options.timeoutMs ?? 10_000 };
+  const o = { maxAttempts: Math.max(1, options.maxAttempts ?? 4), baseDelayMs: options.baseDelayMs ?? 200, timeoutMs: options.timeoutMs ?? 10_000, ...(options.signal ? { signal: options.signal } : {}) };
   const sinks: SinkRow[] = await inOrg(ds, { orgId }, (em) =>
     em.query('SELECT id, url, token_sealed, token_wrapped_key, batch_size, last_seq FROM audit_siem_sinks WHERE org_id = $1 AND enabled ORDER BY id', [orgId]),
   );
@@ -221,20 +235,29 @@ export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId
       continue;
     }
     const batchSize = Math.max(1, sink.batch_size);
+    const until = Date.now() + (options.budgetMs ?? 30_000);
     let batch: ExportLine[] = [];
     /** Sends the batch and moves the sink on to `lastSeq` (past entries retention purged too: with none to send, it only moves on). */
     const flush = async (lastSeq: number): Promise<boolean> => {
       const fromSeq = batch[0]?.seq ?? lastSeq;
-      const sent = batch.length ? await deliver(fetchImpl, url, token, batch.map(toHecLine).join('\n'), o) : { ok: true, attempts: 0, error: null };
+      const sent: { ok: boolean; attempts: number; error: string | null; sinkLevel?: boolean } = batch.length ? await deliver(fetchImpl, url, token, batch.map(toHecLine).join('\n'), o) : { ok: true, attempts: 0, error: null };
+      if (sent.sinkLevel) {
+        // The endpoint refused the sink itself (a rotated or disabled token, a URL gone): nothing moves on
+        // and nothing is dead-lettered; the sink says why and starts from here once an admin fixed it.
+        // (Stopped mid-way: the same, said as nothing.)
+        if (options.signal?.aborted) return false;
+        r.error = sent.error;
+        await inOrg(ds, { orgId }, (em) => em.query('UPDATE audit_siem_sinks SET last_error = $3, updated_at = now() WHERE org_id = $1 AND id = $2', [orgId, sink.id, `${sent.error} (the sink waits: fix its URL or token)`.slice(0, 1000)]));
+        return false;
+      }
       const advanced = await inOrg(ds, { orgId }, async (em) => {
-        const [, n] = (await em.query('UPDATE audit_siem_sinks SET last_seq = $4, last_error = $5, updated_at = now() WHERE org_id = $1 AND id = $2 AND last_seq = $3', [
-          orgId,
-          sink.id,
-          r.lastSeq,
-          lastSeq,
-          sent.error,
-        ])) as [unknown, number];
-        if (!n) return false; // another worker moved this sink on (or it was edited): stop here
+        // Only while the sink is as this round read it: one disabled, or given another URL or token, meanwhile
+        // gets nothing more from this round (its old endpoint may be the reason for the change).
+        const [, n] = (await em.query(
+          'UPDATE audit_siem_sinks SET last_seq = $4, last_error = $5, updated_at = now() WHERE org_id = $1 AND id = $2 AND last_seq = $3 AND enabled AND url = $6 AND token_sealed = $7',
+          [orgId, sink.id, r.lastSeq, lastSeq, sent.error, sink.url, sink.token_sealed],
+        )) as [unknown, number];
+        if (!n) return false; // another worker moved this sink on, or it was edited or disabled: stop here
         if (!sent.ok) {
           await em.query('INSERT INTO audit_siem_dead_letters (org_id, sink_id, from_seq, to_seq, attempts, error) VALUES ($1, $2, $3, $4, $5, $6)', [orgId, sink.id, fromSeq, lastSeq, sent.attempts, sent.error]);
           await recordEvent(em, new AuditKeyring(keyProvider), {
@@ -279,6 +302,11 @@ export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId
         seen = line.seq;
         batch.push({ seq: line.seq, hash: line.hash, canonical: line.canonical });
         if (batch.length >= batchSize && !(go = await flush(seen))) break;
+        // Out of time this round: what was sent stays sent; the rest goes next round.
+        if (batch.length === 0 && Date.now() > until) {
+          go = false;
+          break;
+        }
       }
       if (!go) break;
       if (missing !== null) {
