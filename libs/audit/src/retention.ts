@@ -319,16 +319,17 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
   }
   const oldestKept = kept.oldest;
   if (oldestKept === null) return [];
-  const parts: { name: string }[] = await ownerDs.query(
-    `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
-      WHERE p.relname = 'audit_events' AND c.relname ~ '^audit_events_[0-9]{4}_[0-9]{2}$' ORDER BY c.relname`,
-  );
+  // Each partition by its real bounds, not its name: partitions made on a database whose TimeZone
+  // was not UTC (before the fix of 1766620800000) start hours off their UTC month, and judging them by
+  // their name would drop events of the next month, held ones included.
+  const parts: { name: string; lo: Date; hi: Date }[] = await ownerDs.query(`SELECT name, lo, hi FROM (${PARTITION_BOUNDS_SQL}) b ORDER BY lo`);
+  const keptFrom = new Date(`${oldestKept}T00:00:00Z`);
   const dropped: PartitionDrop[] = [];
-  for (const { name } of parts) {
+  for (const { name, lo, hi } of parts) {
     const month = `${name.slice(13, 17)}-${name.slice(18, 20)}-01`;
-    if (month >= oldestKept) continue;
-    const from = new Date(`${month}T00:00:00Z`);
-    const to = new Date(`${addMonths(month, 1)}T00:00:00Z`);
+    const from = new Date(lo);
+    const to = new Date(hi);
+    if (to > keptFrom) continue;
     if (holds.some((h) => overlaps(h, from, to))) continue;
     // From the holds' last read to the drop, no hold is placed anywhere (lockAgainstPartitionDrop):
     // one placed meanwhile would otherwise come after its org's record and before the detach.
@@ -361,7 +362,13 @@ export async function dropExpiredPartitions(ds: DataSource, ownerDs: DataSource,
   return dropped;
 }
 
-/** Records the drop in every org, then detaches and drops the partition; false when a hold over the month turned up (kept). */
+/** Every monthly partition of audit_events with its real bounds (from its definition, whatever its name says). */
+export const PARTITION_BOUNDS_SQL = `SELECT c.relname AS name, b.m[1]::timestamptz AS lo, b.m[2]::timestamptz AS hi
+  FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+  CROSS JOIN LATERAL (SELECT regexp_match(pg_get_expr(c.relpartbound, c.oid), 'FROM \\(''([^'']+)''\\) TO \\(''([^'']+)''\\)') AS m) b
+  WHERE p.relname = 'audit_events' AND c.relname ~ '^audit_events_[0-9]{4}_[0-9]{2}$'`;
+
+/** Records the drop in every org, then detaches and drops the partition; false when a hold over its range turned up (kept). */
 async function dropOne(ds: DataSource, owner: QueryRunner, keyring: AuditKeyring, orgs: string[], name: string, month: string, from: Date, to: Date): Promise<boolean> {
   // Every org's holds read again under the drop lock (no hold can be placed now): one placed since
   // the first read, over this month, keeps the partition, and no org has recorded anything yet.
@@ -379,8 +386,16 @@ async function dropOne(ds: DataSource, owner: QueryRunner, keyring: AuditKeyring
       // Every month dropped so far, carried by each new drop event: the older drop events go with
       // the partitions later drops remove, and the verifier still finds every dropped month on record.
       const [{ months, counts }]: { months: string[]; counts: Record<string, number> }[] = await em.query(`SELECT ${DROPPED_MONTHS_SQL} AS months, ${DROPPED_COUNTS_SQL} AS counts`, [org]);
-      // With how many of the org's chain entries the month holds now: the verifier accepts no more missing there.
-      const [{ n }]: { n: number }[] = await em.query(`SELECT count(*)::int AS n FROM audit_chain WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3`, [org, from, to]);
+      // With how many of the org's chain entries each UTC month the partition spans held in it: the
+      // verifier accepts no more missing there. (A partition off its UTC month spans two; a month so
+      // split between partitions adds up what each of their drops took.)
+      const spanned: Record<string, number> = {};
+      for (let m = monthOf(from); new Date(`${m}T00:00:00Z`) < to; m = addMonths(m, 1)) {
+        const start = new Date(Math.max(from.getTime(), Date.parse(`${m}T00:00:00Z`)));
+        const end = new Date(Math.min(to.getTime(), Date.parse(`${addMonths(m, 1)}T00:00:00Z`)));
+        const [{ n }]: { n: number }[] = await em.query(`SELECT count(*)::int AS n FROM audit_chain WHERE org_id = $1 AND occurred_at >= $2 AND occurred_at < $3`, [org, start, end]);
+        spanned[m] = (counts[m] ?? 0) + n;
+      }
       await recordEvent(em, keyring, {
         id: newId(),
         orgId: org,
@@ -389,7 +404,7 @@ async function dropOne(ds: DataSource, owner: QueryRunner, keyring: AuditKeyring
         action: 'audit.partition_drop',
         outcome: 'success',
         client: 'system',
-        payload: { month, partition: name, months: [...new Set([...months, month])].sort(), counts: { ...counts, [month]: n } },
+        payload: { month, partition: name, months: [...new Set([...months, ...Object.keys(spanned)])].sort(), counts: { ...counts, ...spanned } },
       });
     });
   }

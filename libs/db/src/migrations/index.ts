@@ -60,6 +60,7 @@ import { AccountFirstOrg1766707200001 } from './1766707200001-account-first-org'
 import { TaskRunErrors1766793600000 } from './1766793600000-task-run-errors';
 import { AccountRecoveries1766880000000 } from './1766880000000-account-recoveries';
 import { SetupTokens1766880000001 } from './1766880000001-setup-tokens';
+import { AuditPartitionsRealign1766880000002 } from './1766880000002-audit-partitions-realign';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -125,4 +126,5 @@ export const MIGRATIONS = [
   TaskRunErrors1766793600000,
   AccountRecoveries1766880000000,
   SetupTokens1766880000001,
+  AuditPartitionsRealign1766880000002,
 ];
