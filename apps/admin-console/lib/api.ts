@@ -149,3 +149,35 @@ export function startSso(body: { email?: string; org?: string }): Promise<Result
     body: JSON.stringify(body),
   });
 }
+
+export interface AcceptInvitationRequest {
+  token: string;
+  /** A new account's name (ignored when the invited email already has an account). */
+  name?: string;
+  /** A new account's password, or the existing account's; left out to join as the signed-in account. */
+  password?: string;
+}
+
+/** Joins an org with an invitation token (public; with a session cookie, as that account when no password is given). */
+export function acceptInvitation(body: AcceptInvitationRequest): Promise<Result<{ orgId: string; userId: string }>> {
+  return request('/v1/invitations/accept', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+/** Sets a new password with a recovery link's token (public); the account's sessions, API keys and MCP grants end. */
+export function recoverAccount(body: { token: string; newPassword: string }): Promise<Result<void>> {
+  return request('/v1/auth/recover', {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+}
+
+/** A problem's detail followed by what was wrong with which field (a validation failure). */
+export function problemWithFields(p: Problem): string {
+  const fields = (p.errors ?? []).slice(0, 5).map((e) => (e.path ? `${e.path}: ${e.message}` : e.message));
+  return fields.length ? `${problemMessage(p)} ${fields.join('; ')}` : problemMessage(p);
+}

@@ -43,6 +43,11 @@ export default function LoginPage() {
     };
   }, [router]);
 
+  // Sent here by the join page once an invitation was accepted.
+  useEffect(() => {
+    if (new URLSearchParams(window.location.search).get('joined') === '1') setNotice('You joined the organisation: sign in with the invited email and your password.');
+  }, []);
+
   useEffect(() => {
     if (needTotp) totpRef.current?.focus();
   }, [needTotp]);
@@ -169,6 +174,9 @@ export default function LoginPage() {
       <button type="button" className="button secondary" onClick={onSso} disabled={busy}>
         Sign in with single sign-on
       </button>
+      <p className="muted">
+        Lost your password or your authenticator? An owner or admin of your organisation can give you a recovery link; with it you set a new password.
+      </p>
     </section>
   );
 }
