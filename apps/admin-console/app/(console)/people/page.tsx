@@ -1,10 +1,11 @@
 'use client';
 
-import { Alert, Badge, Button, Card, Checkbox, Code, Group, Modal, MultiSelect, Stack, Table, Tabs, Text, TextInput, Title } from '@mantine/core';
+import { Alert, Badge, Button, Card, Checkbox, Code, CopyButton, Group, Modal, MultiSelect, Stack, Table, Tabs, Text, TextInput, Title } from '@mantine/core';
 import { useState } from 'react';
 import { useSession } from '@/components/session';
 import { ActionError, fmtDate, Guard, Loaded, PageHeader, useAction, useLoad } from '@/components/ui';
-import { api, ok, type Out } from '@/lib/client';
+import { api, ApiError, ok, type Out } from '@/lib/client';
+import { linkWithToken } from '@/lib/link-token';
 
 type Role = Out<'listRoles'>['items'][number];
 type Member = Out<'listMembers'>['items'][number];
@@ -49,16 +50,23 @@ function People() {
   );
 }
 
+/** A one-time link in full, wrapped anywhere (it has no spaces) rather than wider than its dialog. */
+const LINK_STYLE = { whiteSpace: 'pre-wrap', wordBreak: 'break-all' } as const;
+
 const roleName = (r: Role) => (r.builtin ? r.key : `custom:${r.key}`);
 
 function Members({ roles }: { roles: Role[] }) {
-  const { can } = useSession();
+  const { can, session } = useSession();
   const list = useLoad(() => ok(api.GET('/v1/members', { params: { query: { limit: 200 } } })), []);
   const [editing, setEditing] = useState<Member | null>(null);
   const [picked, setPicked] = useState<string[]>([]);
   const [suspending, setSuspending] = useState<Member | null>(null);
   const [reason, setReason] = useState('');
+  const [recovering, setRecovering] = useState<Member | null>(null);
   const action = useAction();
+  // Whom the caller may give a recovery link (the API refuses the rest anyway): an active member,
+  // never themself, an owner only when the caller is an owner.
+  const recoverable = (m: Member) => can('recover:Member') && m.status === 'active' && m.userId !== session.user.id && (!m.roles.includes('owner') || session.roles.includes('owner'));
   async function saveRoles() {
     if (!editing) return;
     if (await action.run(() => ok(api.PUT('/v1/members/{userId}/roles', { params: { path: { userId: editing.userId } }, body: { roles: picked } })))) {
@@ -122,6 +130,11 @@ function Members({ roles }: { roles: Role[] }) {
                           {m.status === 'active' ? 'Suspend' : 'Reactivate'}
                         </Button>
                       )}
+                      {recoverable(m) && (
+                        <Button size="xs" variant="outline" onClick={() => setRecovering(m)}>
+                          Recovery link
+                        </Button>
+                      )}
                     </Group>
                   </Table.Td>
                 </Table.Tr>
@@ -151,9 +164,102 @@ function Members({ roles }: { roles: Role[] }) {
               </Button>
             </Stack>
           </Modal>
+          <Modal opened={!!recovering} onClose={() => setRecovering(null)} title={`Recovery link for ${recovering?.email ?? ''}`} size="lg">
+            {recovering && <RecoveryLink member={recovering} />}
+          </Modal>
         </>
       )}
     </Loaded>
+  );
+}
+
+/**
+ * A one-time link with which a member who lost their password (or authenticator) sets a new one:
+ * issued here, shown once (closing the dialog forgets it), withdrawn here. Whoever holds it can
+ * take the account over, so it goes to the person over a channel the issuer trusts them on.
+ */
+function RecoveryLink({ member }: { member: Member }) {
+  const [secondFactor, setSecondFactor] = useState(false);
+  const [issued, setIssued] = useState<{ link: string; expiresAt: string; secondFactor: boolean } | null>(null);
+  const [withdrawn, setWithdrawn] = useState<string | null>(null);
+  const action = useAction();
+  async function issue() {
+    setWithdrawn(null);
+    const res = await action.run(() => ok(api.POST('/v1/members/{userId}/recovery', { params: { path: { userId: member.userId } }, body: { secondFactor } })));
+    if (res) setIssued({ link: linkWithToken('/recover', res.token), expiresAt: res.expiresAt, secondFactor: res.secondFactor });
+  }
+  async function withdraw() {
+    setWithdrawn(null);
+    const res = await action.run(async () => {
+      try {
+        await ok(api.DELETE('/v1/members/{userId}/recovery', { params: { path: { userId: member.userId } } }));
+        return 'withdrawn' as const;
+      } catch (e) {
+        // 404: the member has no pending link (none issued, or it was used, withdrawn or expired).
+        if (e instanceof ApiError && e.problem.status === 404) return 'none' as const;
+        throw e;
+      }
+    });
+    if (res === 'withdrawn') {
+      setIssued(null);
+      setWithdrawn(`Withdrawn: the pending recovery link for ${member.email} no longer works.`);
+    } else if (res === 'none') {
+      setWithdrawn(`${member.email} has no pending recovery link: there was nothing to withdraw.`);
+    }
+  }
+  return (
+    <Stack>
+      <Text size="sm">
+        A one-time link with which {member.name} sets a new password, for when they lost it or their authenticator. It is valid 24 hours and shown once; a new link replaces
+        an earlier one. Using it signs them out everywhere and ends their API keys and connected MCP clients.
+      </Text>
+      <Checkbox
+        label="Also remove their authenticator"
+        description="Only when they lost it too (with their phone, say). Left unticked, signing in still needs their authenticator's code."
+        checked={secondFactor}
+        onChange={(e) => setSecondFactor(e.currentTarget.checked)}
+      />
+      {issued && (
+        <Alert color="green" variant="light" title="Recovery link issued: copy it now, it is shown once" data-testid="recovery-issued">
+          <Stack gap="xs">
+            <Code block data-testid="recovery-link" style={LINK_STYLE}>
+              {issued.link}
+            </Code>
+            <Group gap="xs">
+              <CopyButton value={issued.link}>
+                {({ copied, copy }) => (
+                  <Button size="xs" variant="light" onClick={copy}>
+                    {copied ? 'Copied' : 'Copy link'}
+                  </Button>
+                )}
+              </CopyButton>
+            </Group>
+            <Text size="sm" data-testid="recovery-expiry">
+              Valid until {fmtDate(issued.expiresAt)}.{' '}
+              {issued.secondFactor ? 'It also removes their authenticator.' : 'Their authenticator stays: they still need its code to sign in.'}
+            </Text>
+            <Text size="sm" fw={500}>
+              Give it to {member.name} yourself, over a channel you trust them on: in person, on a call, or in a chat where you know it is them. Whoever holds the link
+              can take the account over.
+            </Text>
+          </Stack>
+        </Alert>
+      )}
+      {withdrawn && (
+        <Text size="sm" role="status" data-testid="recovery-withdrawn">
+          {withdrawn}
+        </Text>
+      )}
+      <ActionError error={action.error} />
+      <Group>
+        <Button onClick={issue} loading={action.busy}>
+          {issued ? 'Issue a new link' : 'Issue recovery link'}
+        </Button>
+        <Button variant="outline" color="red.9" onClick={withdraw} disabled={action.busy}>
+          Withdraw pending link
+        </Button>
+      </Group>
+    </Stack>
   );
 }
 
@@ -162,12 +268,12 @@ function Invitations({ roles }: { roles: Role[] }) {
   const list = useLoad(() => ok(api.GET('/v1/invitations', { params: { query: { limit: 100 } } })), []);
   const [email, setEmail] = useState('');
   const [picked, setPicked] = useState<string[]>(['member']);
-  const [token, setToken] = useState<string | null>(null);
+  const [created, setCreated] = useState<{ email: string; token: string; link: string } | null>(null);
   const action = useAction();
   async function invite() {
     const res = await action.run(() => ok(api.POST('/v1/invitations', { body: { email: email.trim(), roles: picked } })));
     if (res) {
-      setToken(res.token);
+      setCreated({ email: res.invitation.email, token: res.token, link: linkWithToken('/join', res.token) });
       setEmail('');
       list.reload();
     }
@@ -184,9 +290,26 @@ function Invitations({ roles }: { roles: Role[] }) {
             </Button>
           </Group>
           <ActionError error={action.error} />
-          {token && (
-            <Alert mt="sm" color="green" variant="light" title="Invitation created: copy its token now, it is shown once">
-              <Code>{token}</Code>
+          {created && (
+            <Alert mt="sm" color="green" variant="light" title="Invitation created: copy its link now, it is shown once" data-testid="invitation-created">
+              <Stack gap="xs">
+                <Text size="sm">Send {created.email} this link: they open it to create their account (or join with the one they have).</Text>
+                <Code block data-testid="invitation-link" style={LINK_STYLE}>
+                  {created.link}
+                </Code>
+                <Group gap="xs">
+                  <CopyButton value={created.link}>
+                    {({ copied, copy }) => (
+                      <Button size="xs" variant="light" onClick={copy}>
+                        {copied ? 'Copied' : 'Copy link'}
+                      </Button>
+                    )}
+                  </CopyButton>
+                </Group>
+                <Text size="sm">
+                  Its token, to paste on the join page instead: <Code data-testid="invitation-token">{created.token}</Code>
+                </Text>
+              </Stack>
             </Alert>
           )}
         </Card>
