@@ -124,6 +124,20 @@ describe('admin console in a real browser', () => {
     await page.getByLabel(/^Loading/).first().waitFor({ state: 'detached' }).catch(() => undefined);
   }
 
+  /** A signed-out browser: no cookie of any earlier sign-in. */
+  async function signedOut(): Promise<BrowserContext> {
+    const ctx = await browser.newContext({ viewport: { width: 1366, height: 900 } });
+    contexts.push(ctx);
+    return ctx;
+  }
+
+  /** Fills in and sends the sign-in page already open, with an email and a password of one's own. */
+  async function signInWith(page: Page, email: string, password: string) {
+    await page.getByLabel('Email').fill(email);
+    await page.getByLabel('Password').fill(password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  }
+
   it('the sign-in page and its SSO button pass axe; a wrong password shows a clear error', async () => {
     const ctx = await browser.newContext();
     contexts.push(ctx);
@@ -949,5 +963,226 @@ describe('admin console in a real browser', () => {
       await second.close();
       await new Promise((resolve) => fakeApi.close(resolve));
     }
+  });
+
+  it('the owner invites a new person from the People page; signed out, the person opens the /join link, joins with a name and a password, and signs in', async () => {
+    const email = 'newcomer@console.example';
+    const password = 'newcomer chose this passphrase';
+    const owner = await signIn('owner');
+    await open(owner, '/people', 'Members & roles');
+    await owner.getByRole('tab', { name: 'Invitations' }).click();
+    await owner.getByRole('textbox', { name: 'Email' }).fill(email);
+    await owner.getByRole('button', { name: 'Invite', exact: true }).click();
+    await owner.getByTestId('invitation-created').waitFor();
+    const link = (await owner.getByTestId('invitation-link').textContent())!.trim();
+    const token = (await owner.getByTestId('invitation-token').textContent())!.trim();
+    // The whole link to send, on this console, the token in its fragment (which no server is sent).
+    expect(token).toMatch(/^sti_[A-Za-z0-9_-]{20,}$/);
+    expect(link).toBe(`${web.url}/join#token=${token}`);
+    await axe(owner, '/people (invitation created)');
+    await shot(owner, '23-owner-invitation-link');
+
+    const page = await (await signedOut()).newPage();
+    await page.goto(link);
+    await page.getByRole('heading', { level: 1, name: 'Join an organisation' }).waitFor();
+    await page.getByText('Filled in from your invitation link.').waitFor();
+    expect(await page.getByLabel('Invitation link or token').inputValue()).toBe(token);
+    // Taken from the address bar and this history entry once read.
+    expect(page.url()).toBe(`${web.url}/join`);
+    await page.getByLabel('Your name').fill('New Comer');
+    await page.getByLabel('New password (at least 12 characters)').fill(password);
+    await page.getByLabel('Repeat the new password').fill(`${password} typo`);
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    await page.getByTestId('join-error').getByText('The two passwords differ', { exact: false }).waitFor();
+    await page.getByLabel('Repeat the new password').fill(password);
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    await page.waitForURL((u) => u.pathname === '/login');
+    await page.getByText('You joined the organisation: sign in', { exact: false }).waitFor();
+    await signInWith(page, email, password);
+    await page.getByTestId('signed-in-as').getByText(email).waitFor();
+    expect(await page.getByTestId('org-name').textContent()).toBe('console Inc');
+    await shot(page, '24-newcomer-signed-in');
+
+    // The owner sees the new member and the invitation accepted.
+    await open(owner, '/people', 'Members & roles');
+    const row = owner.getByRole('row').filter({ hasText: email });
+    await row.getByText('New Comer').waitFor();
+    expect(await row.getByText('member', { exact: true }).count()).toBe(1);
+    // The link works once: pasted again (the whole link), it is refused with what to do.
+    const again = await (await signedOut()).newPage();
+    await again.goto(`${web.url}/join`);
+    await again.getByLabel('Invitation link or token').fill(link);
+    await again.getByLabel('Your name').fill('Someone Else');
+    await again.getByLabel('New password (at least 12 characters)').fill('another passphrase here');
+    await again.getByLabel('Repeat the new password').fill('another passphrase here');
+    await again.getByRole('button', { name: 'Join', exact: true }).click();
+    await again.getByTestId('join-error').getByText('This invitation no longer works', { exact: false }).waitFor();
+    // Neither the console's nor the API's log holds the token.
+    expect(web.output()).not.toContain(token);
+    expect(h.logs()).not.toContain(token);
+  });
+
+  it('a person who has an account joins with its password (a wrong one is refused plainly) and picks the org at sign-in; signed in as the invited account, one joins with no password', async () => {
+    const other = await seedOrg(h.ds, 'joiner');
+    const person = other.users.approver;
+    const owner = await login(h, org.users.owner.email);
+    const created = await h.http.post('/v1/invitations').set('Cookie', owner).send({ email: person.email, roles: ['member'] });
+    expect(created.status).toBe(201);
+    const page = await (await signedOut()).newPage();
+    await page.goto(`${web.url}/join#token=${created.body.token}`);
+    await page.getByText('Filled in from your invitation link.').waitFor();
+    await page.getByLabel('I already have a Steward account', { exact: false }).check();
+    await page.getByLabel("Your account's password").fill('not the password at all');
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    await page.getByTestId('join-error').getByText('This email has an account: give its password to join', { exact: false }).waitFor();
+    await axe(page, '/join (existing account, wrong password)');
+    await page.getByLabel("Your account's password").fill(PASSWORD);
+    await page.getByRole('button', { name: 'Join', exact: true }).click();
+    await page.waitForURL((u) => u.pathname === '/login');
+    await signInWith(page, person.email, PASSWORD);
+    await page.getByTestId('org-choice').waitFor();
+    await page.getByTestId('org-choice').selectOption('console');
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByTestId('signed-in-as').getByText(person.email).waitFor();
+    expect(await page.getByTestId('org-name').textContent()).toBe('console Inc');
+
+    // Signed in as the invited account (the way for one with an authenticator): no password asked.
+    const signedInPerson = other.users.auditor;
+    const invited = await h.http.post('/v1/invitations').set('Cookie', owner).send({ email: signedInPerson.email, roles: ['member'] });
+    expect(invited.status).toBe(201);
+    const signedInPage = await signIn({ email: signedInPerson.email });
+    await signedInPage.goto(`${web.url}/join#token=${invited.body.token}`);
+    await signedInPage.getByText('Filled in from your invitation link.').waitFor();
+    await expect(signedInPage.getByLabel(`Join as ${signedInPerson.email}, signed in now`).isChecked()).resolves.toBe(true);
+    expect(await signedInPage.getByLabel("Your account's password").count()).toBe(0);
+    await signedInPage.getByRole('button', { name: 'Join', exact: true }).click();
+    await signedInPage.getByRole('heading', { level: 1, name: 'You joined the organisation' }).waitFor();
+    await axe(signedInPage, '/join (joined while signed in)');
+    // The org switcher now offers the org joined.
+    await signedInPage.getByRole('link', { name: 'Go to the console' }).click();
+    await signedInPage.getByTestId('signed-in-as').waitFor();
+    await signedInPage.getByRole('textbox', { name: 'Organisation' }).or(signedInPage.getByRole('combobox', { name: 'Organisation', exact: true })).first().click();
+    await signedInPage.getByRole('option', { name: 'console', exact: true }).waitFor();
+  });
+
+  it('an admin issues a recovery link for a member from the People page; signed out, the member sets a new password with it and signs in with that one, not the old', async () => {
+    const member = await addUser(h.ds, org, 'member', 'lost');
+    const newPassword = 'a fresh passphrase after recovery';
+    const admin = await signIn('admin');
+    await open(admin, '/people', 'Members & roles');
+    // Offered for others the admin may recover: not for themself, not for an owner.
+    await admin.getByRole('row').filter({ hasText: member.email }).getByRole('button', { name: 'Recovery link' }).waitFor();
+    expect(await admin.getByRole('row').filter({ hasText: org.users.admin.email }).getByRole('button', { name: 'Recovery link' }).count()).toBe(0);
+    expect(await admin.getByRole('row').filter({ hasText: org.users.owner.email }).getByRole('button', { name: 'Recovery link' }).count()).toBe(0);
+    await admin.getByRole('row').filter({ hasText: member.email }).getByRole('button', { name: 'Recovery link' }).click();
+    const dialog = admin.getByRole('dialog', { name: `Recovery link for ${member.email}` });
+    await dialog.getByRole('button', { name: 'Issue recovery link' }).waitFor();
+    await axe(admin, '/people (recovery link)');
+    // The member has no authenticator: asking to remove one is refused with the reason.
+    await dialog.getByLabel('Also remove their authenticator').check();
+    await dialog.getByRole('button', { name: 'Issue recovery link' }).click();
+    await dialog.getByText('This account has no authenticator to remove.').waitFor();
+    await dialog.getByLabel('Also remove their authenticator').uncheck();
+    await dialog.getByRole('button', { name: 'Issue recovery link' }).click();
+    await dialog.getByTestId('recovery-issued').waitFor();
+    const first = (await dialog.getByTestId('recovery-link').textContent())!.trim();
+    expect(first.startsWith(`${web.url}/recover#token=`)).toBe(true);
+    expect(first).toMatch(/#token=sta_[A-Za-z0-9_-]{20,}$/);
+    expect(await dialog.getByTestId('recovery-expiry').textContent()).toMatch(/^Valid until .+ \d{4}, \d{2}:\d{2}\. Their authenticator stays/);
+    await dialog.getByText('over a channel you trust them on', { exact: false }).waitFor();
+    await axe(admin, '/people (recovery link issued)');
+    await shot(admin, '25-admin-recovery-link');
+    // Withdrawn, it is gone; withdrawing again says plainly there is none pending.
+    await dialog.getByRole('button', { name: 'Withdraw pending link' }).click();
+    await dialog.getByTestId('recovery-withdrawn').getByText(`Withdrawn: the pending recovery link for ${member.email} no longer works.`).waitFor();
+    expect(await dialog.getByTestId('recovery-link').count()).toBe(0);
+    await dialog.getByRole('button', { name: 'Withdraw pending link' }).click();
+    await dialog.getByTestId('recovery-withdrawn').getByText(`${member.email} has no pending recovery link`, { exact: false }).waitFor();
+    await dialog.getByRole('button', { name: 'Issue recovery link' }).click();
+    await dialog.getByTestId('recovery-issued').waitFor();
+    const link = (await dialog.getByTestId('recovery-link').textContent())!.trim();
+    expect(link).not.toBe(first);
+    // Shown once: the dialog closed and opened again no longer shows it.
+    await admin.keyboard.press('Escape');
+    await dialog.waitFor({ state: 'detached' });
+    await admin.getByRole('row').filter({ hasText: member.email }).getByRole('button', { name: 'Recovery link' }).click();
+    await dialog.getByRole('button', { name: 'Issue recovery link' }).waitFor();
+    expect(await dialog.getByTestId('recovery-link').count()).toBe(0);
+    await admin.keyboard.press('Escape');
+
+    const ctx = await signedOut();
+    // The withdrawn link is refused, with what to do.
+    const stale = await ctx.newPage();
+    await stale.goto(first);
+    await stale.getByRole('heading', { level: 1, name: 'Set a new password' }).waitFor();
+    await stale.getByText('Filled in from your recovery link.').waitFor();
+    await stale.getByLabel('New password (at least 12 characters)').fill(newPassword);
+    await stale.getByLabel('Repeat the new password').fill(newPassword);
+    await stale.getByRole('button', { name: 'Set new password' }).click();
+    await stale.getByTestId('recover-error').getByText('This recovery link no longer works', { exact: false }).waitFor();
+    await axe(stale, '/recover (refused link)');
+
+    const page = await ctx.newPage();
+    await page.goto(link);
+    await page.getByText('Filled in from your recovery link.').waitFor();
+    expect(page.url()).toBe(`${web.url}/recover`);
+    await page.getByLabel('New password (at least 12 characters)').fill('too short');
+    await page.getByLabel('Repeat the new password').fill('too short');
+    await page.getByRole('button', { name: 'Set new password' }).click();
+    await page.getByTestId('recover-error').getByText('at least 12 characters', { exact: false }).waitFor();
+    await page.getByLabel('New password (at least 12 characters)').fill(newPassword);
+    await page.getByLabel('Repeat the new password').fill(`${newPassword}!`);
+    await page.getByRole('button', { name: 'Set new password' }).click();
+    await page.getByTestId('recover-error').getByText('The two passwords differ', { exact: false }).waitFor();
+    await page.getByLabel('Repeat the new password').fill(newPassword);
+    await page.getByRole('button', { name: 'Set new password' }).click();
+    await page.getByRole('heading', { level: 1, name: 'Your new password is set' }).waitFor();
+    await axe(page, '/recover (done)');
+    await shot(page, '26-member-recovered');
+    await page.getByRole('link', { name: 'Sign in', exact: true }).click();
+    await page.waitForURL((u) => u.pathname === '/login');
+    // The old password no longer signs in; the new one does.
+    await signInWith(page, member.email, PASSWORD);
+    await page.getByTestId('login-error').waitFor();
+    await signInWith(page, member.email, newPassword);
+    await page.getByTestId('signed-in-as').getByText(member.email).waitFor();
+    // The link worked once.
+    const reused = await (await signedOut()).newPage();
+    await reused.goto(link);
+    await reused.getByLabel('New password (at least 12 characters)').fill('yet another passphrase');
+    await reused.getByLabel('Repeat the new password').fill('yet another passphrase');
+    await reused.getByRole('button', { name: 'Set new password' }).click();
+    await reused.getByTestId('recover-error').getByText('This recovery link no longer works', { exact: false }).waitFor();
+  });
+
+  it('the join and recovery pages open for a signed-out visitor (no detour to sign-in), pass axe, and run under the nonce Content-Security-Policy', async () => {
+    const page = await (await signedOut()).newPage();
+    await page.addInitScript(() => {
+      const w = window as unknown as { cspViolations: string[] };
+      w.cspViolations = [];
+      document.addEventListener('securitypolicyviolation', (e) => w.cspViolations.push(`${e.violatedDirective} ${e.blockedURI}`));
+    });
+    const pages = [
+      { path: '/join', heading: 'Join an organisation', submit: 'Join', error: 'join-error' },
+      { path: '/recover', heading: 'Set a new password', submit: 'Set new password', error: 'recover-error' },
+    ];
+    for (const { path, heading, submit, error } of pages) {
+      const res = await page.goto(`${web.url}${path}`);
+      expect({ path, status: res!.status(), csp: res!.headers()['content-security-policy'] }).toEqual({ path, status: 200, csp: expect.stringMatching(/script-src 'self' 'nonce-[A-Za-z0-9+/=]+' 'strict-dynamic'/) });
+      await page.getByRole('heading', { level: 1, name: heading }).waitFor();
+      await page.waitForLoadState('networkidle');
+      expect(new URL(page.url()).pathname).toBe(path);
+      await axe(page, path);
+      // Nothing filled in: the page says what is missing.
+      await page.getByRole('button', { name: submit, exact: true }).click();
+      await page.getByTestId(error).getByText('Paste the', { exact: false }).waitFor();
+      await axe(page, `${path} (nothing filled in)`);
+      await shot(page, `27-signed-out${path.replace('/', '-')}`);
+      expect({ path, violations: await page.evaluate(() => (window as unknown as { cspViolations: string[] }).cspViolations) }).toEqual({ path, violations: [] });
+    }
+    await page.goto(`${web.url}/join`);
+    await page.getByLabel('I already have a Steward account', { exact: false }).check();
+    await page.getByLabel("Your account's password").waitFor();
+    await axe(page, '/join (existing account)');
   });
 });
