@@ -67,7 +67,9 @@ async function main(): Promise<void> {
       });
     });
     process.stdout.write(`${token}\n`);
-    process.stderr.write(`steward-recover-account: a recovery link for ${email}, valid until ${expiresAt.toISOString()}${secondFactor ? ' (it also removes the authenticator)' : ''}: give it to the person, who sets a new password with it\n`);
+    // The token in the fragment: browsers never send it to a server (no access log or Referer holds it).
+    const link = config.STEWARD_CONSOLE_URL ? ` (${config.STEWARD_CONSOLE_URL.replace(/\/+$/, '')}/recover#token=${token})` : ' (the console\'s /recover page takes it)';
+    process.stderr.write(`steward-recover-account: a recovery token for ${email}, valid until ${expiresAt.toISOString()}${secondFactor ? ' (it also removes the authenticator)' : ''}: give it to the person, who sets a new password with it${link}\n`);
   } finally {
     await ds.destroy();
   }
