@@ -22915,6 +22915,9 @@ export interface operations {
                         nextRunAt: string | null;
                         lastRunAt: string | null;
                         lastReportId: string | null;
+                        /** Format: int64 */
+                        failures: number;
+                        lastError: string | null;
                     };
                 };
             };
@@ -23013,6 +23016,9 @@ export interface operations {
                         nextRunAt: string | null;
                         lastRunAt: string | null;
                         lastReportId: string | null;
+                        /** Format: int64 */
+                        failures: number;
+                        lastError: string | null;
                     };
                 };
             };

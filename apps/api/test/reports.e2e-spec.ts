@@ -119,6 +119,30 @@ describe('anomaly reports and policy replay', () => {
     expect(off.body).toMatchObject({ enabled: false, nextRunAt: null, timeZone: 'Asia/Tokyo' });
   });
 
+  it('saving the schedule neither skips a month whose run is due nor reports a month again in a new zone; failures are shown', async () => {
+    expect((await h.http.put('/v1/reports/schedule').set('Cookie', admin).send({ timeZone: 'UTC' })).status).toBe(200);
+    // A run came due a moment ago (or keeps failing and is retried): saving keeps it due.
+    await su.query(`UPDATE report_schedules SET next_run_at = now() - interval '5 minutes', failures = 2, last_error = 'canceling statement due to statement timeout' WHERE org_id = $1`, [org.id]);
+    const due = (await su.query(`SELECT next_run_at FROM report_schedules WHERE org_id = $1`, [org.id])).rows[0].next_run_at as Date;
+    const seen = (await h.http.get('/v1/reports/schedule').set('Cookie', admin)).body;
+    expect(seen).toMatchObject({ failures: 2, lastError: 'canceling statement due to statement timeout' });
+    const kept = await h.http.put('/v1/reports/schedule').set('Cookie', admin).send({ timeZone: 'Europe/Paris' });
+    expect(new Date(kept.body.nextRunAt).getTime()).toBe(due.getTime());
+    // The month now running in New York was already reported (by a zone ahead of it, where it had ended):
+    // moving the org to New York does not report it again; the next run reports the month after.
+    const nyMonth = `date_trunc('month', now() AT TIME ZONE 'America/New_York') AT TIME ZONE 'America/New_York'`;
+    const reported = (await su.query(
+      `INSERT INTO anomaly_reports (id, org_id, period_from, period_to, time_zone, trigger, findings, high, events_scanned, duration_ms, report)
+       SELECT gen_random_uuid(), $1, ${nyMonth}, ${nyMonth} + interval '1 month', 'Asia/Tokyo', 'schedule', 0, 0, 0, 1, '{}' RETURNING id, period_to`,
+      [org.id],
+    )).rows[0];
+    await su.query(`UPDATE report_schedules SET next_run_at = now() + interval '20 days', last_report_id = $2, failures = 0, last_error = NULL WHERE org_id = $1`, [org.id, reported.id]);
+    const moved = await h.http.put('/v1/reports/schedule').set('Cookie', admin).send({ timeZone: 'America/New_York' });
+    expect(moved.status).toBe(200);
+    // Its run is on the 1st after the reported month's end plus a month: it reports the month after.
+    expect(new Date(moved.body.nextRunAt).getTime()).toBeGreaterThan(new Date(reported.period_to).getTime() + 27 * 86_400_000);
+  });
+
   it('replays a policy version over the trail and audits the read', async () => {
     const draft = await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'stricter deletes' });
     expect(draft.status).toBe(201);

@@ -128,6 +128,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   let relayRunning: Promise<void> | undefined;
   let noticeTimer: NodeJS.Timeout | undefined;
   let noticesRunning: Promise<void> | undefined;
+  let reportTimer: NodeJS.Timeout | undefined;
+  let reportsRunning: Promise<void> | undefined;
   let closing = false;
   let stopListening: (() => Promise<void>) | undefined;
   if (agent) {
@@ -176,9 +178,6 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       await sweep('outcome sweep', () => sweepOutcomesUnknown(agent.ds, agent.keyring, options.log, agent.outcomeUnknownAfterSeconds ?? 3600));
       // Incidents: Forbidden attempts open one; unacknowledged ones escalate (their notices go out in the delivery loop).
       await sweep('incidents', () => sweepIncidents(noticeDeps, new Date(), { deliver: false }));
-      // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres too.
-      // Each high-severity finding of a scheduled report opens an incident (once per report and finding).
-      await sweep('anomaly reports', () => runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log, onHighFindings: incidentsForFindings(agent.keyring) }));
       // Parked tasks (their org was running as many as it may) get a job again as places free up, oldest first.
       await sweep('parked tasks', () => releaseParked(agent.ds, agent.maxRunningPerOrg ?? 20));
       // Then what these wrote, and anything older, to Redis (waited for a while, not for ever).
@@ -201,6 +200,17 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       });
     };
     noticeTimer = setTimeout(noticeTick, agent.relayIntervalMs);
+    // Monthly anomaly reports that are due (the 1st of the month in each org's zone), from Postgres
+    // too, in a loop of their own: one report may take minutes (a large org, a year's period), and
+    // the timers above must not wait for it. A report that fails is retried with backoff.
+    // Each high-severity finding of a scheduled report opens an incident (once per report and finding).
+    const reportTick = () => {
+      if (closing) return;
+      reportsRunning = sweep('anomaly reports', () => runDueReports({ ds: agent.ds, keyring: agent.keyring, log: options.log, onHighFindings: incidentsForFindings(agent.keyring) })).finally(() => {
+        if (!closing) reportTimer = setTimeout(reportTick, Math.max(agent.relayIntervalMs, 1000));
+      });
+    };
+    reportTimer = setTimeout(reportTick, agent.relayIntervalMs);
     // At boot every queued task whose job Redis lost is re-enqueued at once.
     await relay(0, 60_000);
     const tick = () => {
@@ -245,9 +255,11 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       closing = true;
       clearTimeout(relayTimer);
       clearTimeout(noticeTimer);
+      clearTimeout(reportTimer);
       await stopListening?.();
       await relayRunning;
       await noticesRunning;
+      await reportsRunning;
       await tasksWorker?.close();
       await tasksQueue?.close();
       await worker.close();

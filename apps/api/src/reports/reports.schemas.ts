@@ -69,6 +69,9 @@ export const ReportScheduleView = z.strictObject({
   nextRunAt: Timestamp.nullable(),
   lastRunAt: Timestamp.nullable(),
   lastReportId: Uuid.nullable(),
+  /** Scheduled reports that failed in a row (retried with backoff), and why the last one did. */
+  failures: z.int().min(0),
+  lastError: z.string().max(1000).nullable(),
 });
 
 export const ReplayBody = z.strictObject({

@@ -3,7 +3,7 @@ import type { Response } from 'express';
 import { AppError, UUID_PATTERN } from '@steward/common';
 import { type EntityManager, Org, PolicyVersion } from '@steward/db';
 import type { PolicyDocument } from '@steward/policy';
-import { type AnomalyReport, generateReport, isTimeZone, monthStart, nextMonthlyRun, replayPolicy, reportCsv, reportHtml } from '@steward/oversight';
+import { type AnomalyReport, generateReport, isTimeZone, monthStart, nextMonthlyRun, previousMonth, replayPolicy, reportCsv, reportHtml } from '@steward/oversight';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
@@ -158,20 +158,22 @@ export class ReportsService {
     }
   }
 
-  private scheduleView(s: { time_zone: string; enabled: boolean; next_run_at: Date; last_run_at: Date | null; last_report_id: string | null } | undefined) {
+  private scheduleView(s: { time_zone: string; enabled: boolean; next_run_at: Date; last_run_at: Date | null; last_report_id: string | null; failures: number; last_error: string | null } | undefined) {
     return {
       timeZone: s?.time_zone ?? null,
       enabled: s?.enabled ?? false,
       nextRunAt: s?.enabled ? s.next_run_at.toISOString() : null,
       lastRunAt: s?.last_run_at?.toISOString() ?? null,
       lastReportId: s?.last_report_id ?? null,
+      failures: s?.failures ?? 0,
+      lastError: s?.last_error ?? null,
     };
   }
 
   async schedule(p: Principal) {
     await this.access.authorize(p, 'read', 'AnomalyReport');
     return this.db.inOrg(p, async (em) => {
-      const [s] = await em.query(`SELECT time_zone, enabled, next_run_at, last_run_at, last_report_id FROM report_schedules WHERE org_id = $1`, [p.orgId]);
+      const [s] = await em.query(`SELECT time_zone, enabled, next_run_at, last_run_at, last_report_id, failures, last_error FROM report_schedules WHERE org_id = $1`, [p.orgId]);
       return this.scheduleView(s);
     });
   }
@@ -180,12 +182,25 @@ export class ReportsService {
     await this.access.authorize(p, 'schedule', 'AnomalyReport');
     if (!isTimeZone(body.timeZone)) throw AppError.validation([{ path: 'timeZone', message: 'not a time zone this server knows' }]);
     return this.db.inOrg(p, async (em) => {
-      const next = nextMonthlyRun(body.timeZone, new Date());
-      const [before] = await em.query(`SELECT time_zone, enabled FROM report_schedules WHERE org_id = $1 FOR UPDATE`, [p.orgId]);
+      const now = new Date();
+      let next = nextMonthlyRun(body.timeZone, now);
+      const [before]: { time_zone: string; enabled: boolean; next_run_at: Date; last_period_to: Date | null }[] = await em.query(
+        `SELECT s.time_zone, s.enabled, s.next_run_at, r.period_to AS last_period_to FROM report_schedules s
+           LEFT JOIN anomaly_reports r ON r.org_id = s.org_id AND r.id = s.last_report_id
+          WHERE s.org_id = $1 FOR UPDATE OF s`,
+        [p.orgId],
+      );
+      // A run that came due and is not made yet (a moment ago, or failing and retried) stays due: saving
+      // the schedule must not skip a month. And a month already reported (in the zone it had then) is
+      // not reported again in the new zone: the next run is then the one after.
+      if (before?.enabled && body.enabled && new Date(before.next_run_at) <= now) next = new Date(before.next_run_at);
+      else if (before?.last_period_to) {
+        for (let i = 0; i < 2 && previousMonth(body.timeZone, next).from < new Date(before.last_period_to); i++) next = nextMonthlyRun(body.timeZone, new Date(next.getTime() + 60_000));
+      }
       const [s] = await em.query(
         `INSERT INTO report_schedules (org_id, time_zone, enabled, next_run_at, updated_by) VALUES ($1, $2, $3, $4, $5)
          ON CONFLICT (org_id) DO UPDATE SET time_zone = $2, enabled = $3, next_run_at = $4, updated_by = $5, updated_at = now()
-         RETURNING time_zone, enabled, next_run_at, last_run_at, last_report_id`,
+         RETURNING time_zone, enabled, next_run_at, last_run_at, last_report_id, failures, last_error`,
         [p.orgId, body.timeZone, body.enabled, next, p.userId],
       );
       await this.audit.record(em, p, {

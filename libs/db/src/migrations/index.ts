@@ -61,6 +61,7 @@ import { TaskRunErrors1766793600000 } from './1766793600000-task-run-errors';
 import { AccountRecoveries1766880000000 } from './1766880000000-account-recoveries';
 import { SetupTokens1766880000001 } from './1766880000001-setup-tokens';
 import { AuditPartitionsRealign1766880000002 } from './1766880000002-audit-partitions-realign';
+import { ReportRetries1766880000003 } from './1766880000003-report-retries';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -127,4 +128,5 @@ export const MIGRATIONS = [
   AccountRecoveries1766880000000,
   SetupTokens1766880000001,
   AuditPartitionsRealign1766880000002,
+  ReportRetries1766880000003,
 ];

@@ -76,4 +76,27 @@ describe('the monthly report schedule (real PostgreSQL)', () => {
     expect(made).toBe(1);
     expect(seen).toEqual([{ orgId, reportId: expect.any(String), kinds: ['policy_review_overdue'], inTransaction: true }]);
   });
+
+  it('a report that fails is retried with backoff (not at every tick), and once made clears its failures; the month reported stays the same', async () => {
+    const orgId = newId();
+    await inOrg(ds, { orgId }, async (em) => {
+      await em.insert(Org, { id: orgId, name: 'Acme', slug: `acme-${orgId.slice(-8)}`, domains: ['acme.example'], requireStepUp: false });
+      // A zone nothing knows (written past the API's check): the report cannot be made.
+      await em.query(`INSERT INTO report_schedules (org_id, time_zone, next_run_at) VALUES ($1, 'Mars/Olympus_Mons', '2026-11-01T01:00:00Z')`, [orgId]);
+    });
+    const schedule = async () => (await inOrg(ds, { orgId }, (em) => em.query(`SELECT failures, retry_at, last_error, next_run_at FROM report_schedules WHERE org_id = $1`, [orgId])))[0];
+    expect(await runDueReports({ ds, keyring })).toBe(0);
+    const first = await schedule();
+    expect(first).toMatchObject({ failures: 1, last_error: expect.stringMatching(/time zone/i), next_run_at: new Date('2026-11-01T01:00:00Z') });
+    expect(new Date(first.retry_at).getTime() - Date.now()).toBeGreaterThan(4 * 60_000);
+    // Not due again until then: the next tick leaves it alone.
+    expect(await runDueReports({ ds, keyring })).toBe(0);
+    expect((await schedule()).failures).toBe(1);
+    // Fixed, and its time comes: made, for October, and the failures are cleared.
+    await inOrg(ds, { orgId }, (em) => em.query(`UPDATE report_schedules SET time_zone = 'UTC', retry_at = now() - interval '1 second' WHERE org_id = $1`, [orgId]));
+    expect(await runDueReports({ ds, keyring })).toBe(1);
+    expect(await schedule()).toMatchObject({ failures: 0, retry_at: null, last_error: null });
+    const [report] = await inOrg(ds, { orgId }, (em) => em.query(`SELECT period_from, period_to FROM anomaly_reports WHERE org_id = $1`, [orgId]));
+    expect(report).toEqual({ period_from: new Date('2026-10-01T00:00:00Z'), period_to: new Date('2026-11-01T00:00:00Z') });
+  });
 });

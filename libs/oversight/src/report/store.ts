@@ -80,7 +80,7 @@ export async function runDueReports(deps: DueDeps, limit = 20): Promise<number> 
     try {
       const done = await inOrg(deps.ds, { orgId: d.org_id }, async (em) => {
         const [s]: { time_zone: string; next_run_at: Date }[] = await em.query(
-          `SELECT time_zone, next_run_at FROM report_schedules WHERE org_id = $1 AND enabled AND next_run_at <= now() FOR UPDATE SKIP LOCKED`,
+          `SELECT time_zone, next_run_at FROM report_schedules WHERE org_id = $1 AND enabled AND next_run_at <= now() AND (retry_at IS NULL OR retry_at <= now()) FOR UPDATE SKIP LOCKED`,
           [d.org_id],
         );
         if (!s) return false;
@@ -88,7 +88,7 @@ export async function runDueReports(deps: DueDeps, limit = 20): Promise<number> 
         const { from, to } = previousMonth(s.time_zone, new Date(s.next_run_at));
         const { id, meta, report } = await generateReport(em, { orgId: d.org_id, from, to, timeZone: s.time_zone, trigger: 'schedule', requestedBy: null, now });
         const next = nextMonthlyRun(s.time_zone, now);
-        await em.query(`UPDATE report_schedules SET next_run_at = $2, last_run_at = $3, last_report_id = $4, updated_at = now() WHERE org_id = $1`, [d.org_id, next, now, id]);
+        await em.query(`UPDATE report_schedules SET next_run_at = $2, last_run_at = $3, last_report_id = $4, failures = 0, retry_at = NULL, last_error = NULL, updated_at = now() WHERE org_id = $1`, [d.org_id, next, now, id]);
         await recordEvent(em, deps.keyring, {
           id: newId(),
           orgId: d.org_id,
@@ -107,7 +107,18 @@ export async function runDueReports(deps: DueDeps, limit = 20): Promise<number> 
       });
       if (done) made++;
     } catch (err) {
-      deps.log?.warn({ err: (err as Error).message, orgId: d.org_id }, 'monthly anomaly report failed (retried on the next tick)');
+      // Held back before it is tried again, longer each time (5 minutes, doubling, at most 6 hours):
+      // a report that keeps failing does not take the worker's time at every tick.
+      const message = (err as Error).message ?? String(err);
+      const [r]: { failures: number; retry_at: Date }[] = await inOrg(deps.ds, { orgId: d.org_id }, (em) =>
+        em.query(
+          `WITH u AS (UPDATE report_schedules SET failures = failures + 1, last_error = $2,
+                        retry_at = now() + least(interval '6 hours', interval '5 minutes' * power(2, failures)), updated_at = now()
+                      WHERE org_id = $1 RETURNING failures, retry_at) SELECT * FROM u`,
+          [d.org_id, message.slice(0, 1000)],
+        ),
+      ).catch(() => []);
+      deps.log?.warn({ err: message, orgId: d.org_id, failures: r?.failures, retryAt: r?.retry_at }, 'monthly anomaly report failed (retried later, with backoff)');
     }
   }
   return made;
