@@ -1,6 +1,6 @@
 import { type AuditMaintenance, startAuditMaintenanceFromConfig } from '@steward/audit';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { ConfigError, createLogger, loadConfig, type Config, SecretBox } from '@steward/common';
+import { ConfigError, createLogger, guardRegExpBacktracking, loadConfig, type Config, SecretBox } from '@steward/common';
 import { createDataSource } from '@steward/db';
 import { agentTasksFromConfig, StewardMetrics, startTracing, startWorkerRuntime } from '@steward/jobs';
 import { ConfigKeyProvider, rebindCredentials, resealUserSecrets, rewrapAll } from '@steward/vault';
@@ -13,6 +13,8 @@ function fail(message: string): never {
 }
 
 async function main(): Promise<void> {
+  // A tenant's policy glob cannot hold this process (every org's tasks) in a regular expression.
+  guardRegExpBacktracking();
   let config: Config;
   try {
     config = loadConfig();

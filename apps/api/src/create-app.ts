@@ -4,7 +4,7 @@ import type { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { NextFunction, Request, Response } from 'express';
-import { ErrorCode } from '@steward/common';
+import { ErrorCode, guardRegExpBacktracking } from '@steward/common';
 import { AppModule, type AppDeps } from './app.module';
 import { jsonBody } from './core/body';
 import { OpenApiService } from './core/openapi';
@@ -42,6 +42,8 @@ function securityHeaders(_req: Request, res: Response, next: NextFunction): void
 
 /** Builds the HTTP app around given dependencies (main.ts and the tests both use this). */
 export async function createApp(deps: AppDeps): Promise<INestApplication> {
+  // A tenant's policy glob cannot hold this process (every org's) in a regular expression.
+  guardRegExpBacktracking();
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(deps), {
     bodyParser: false,
     logger: false,

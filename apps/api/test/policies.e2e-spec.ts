@@ -129,6 +129,22 @@ describe('Trust Level policies', () => {
     expect((await h.http.post(`/v1/policies/${back.id}/activate`).set('Cookie', owner).send({})).status).toBe(200);
   });
 
+  it("a glob that would backtrack for ever on a long resource answers at once (no org's policy holds the API); more than 8 wildcards are refused", async () => {
+    const active = (await h.http.get('/v1/policies/active').set('Cookie', owner)).body;
+    const rule = (resources: string[]) => ({ id: 'org.many-stars', scope: { type: 'org' }, actions: ['file.read'], level: 'watched', when: { resources }, reason: 'a pathological glob' });
+    const tooMany = await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'nine', document: { ...active.document, rules: [...active.document.rules, rule(['*a*a*a*a*a*a*a*a*b'])] } });
+    expect(tooMany.status).toBe(400);
+    expect(JSON.stringify(tooMany.body)).toMatch(/at most 8 wildcards/);
+    const draft = await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'eight', document: { ...active.document, rules: [...active.document.rules, rule(['*a*a*a*a*a*a*a*b'])] } });
+    expect(draft.status).toBe(201);
+    const res = await h.http.post('/v1/policies/explain').set('Cookie', owner).send({ policyId: draft.body.id, action: 'file.read', context: { resources: ['a'.repeat(2000)] } });
+    expect(res.status).toBe(200);
+    expect(res.body.ruleIds).not.toContain('org.many-stars');
+    const hit = await h.http.post('/v1/policies/explain').set('Cookie', owner).send({ policyId: draft.body.id, action: 'file.read', context: { resources: [`${'a'.repeat(1000)}b`] } });
+    expect(hit.body).toMatchObject({ level: 'watched', ruleIds: expect.arrayContaining(['org.many-stars']) });
+    expect((await h.http.delete(`/v1/policies/${draft.body.id}`).set('Cookie', owner)).status).toBe(204);
+  });
+
   it('explains a decision for a member of a group, rule by rule', async () => {
     const group = await h.http.post('/v1/groups').set('Cookie', owner).send({ name: 'Finance' });
     expect((await h.http.put(`/v1/groups/${group.body.id}/members/${org.users.member.id}`).set('Cookie', owner)).status).toBe(204);

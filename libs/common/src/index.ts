@@ -8,3 +8,4 @@ export * from './secretbox';
 export * from './egress';
 export * from './tracing';
 export * from './nul';
+export * from './regexp-guard';
