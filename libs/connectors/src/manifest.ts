@@ -323,7 +323,19 @@ function asUrl(value: string): URL | null {
 /** A URL argument as the policy sees it: what a fetch of it requests (scheme and host in lower case, dot segments resolved), else as given. */
 export function urlOf(value: string): string {
   const url = asUrl(value);
-  return url && (url.protocol === 'http:' || url.protocol === 'https:') ? url.href : value;
+  return url && (url.protocol === 'http:' || url.protocol === 'https:') ? normalizePercentEncoding(url.href) : value;
+}
+
+/**
+ * RFC 3986 §6.2.2: percent-encoded unreserved characters decoded ("%66orms" is "forms", as every
+ * server reads it), other escapes in upper case. A policy's resource globs then see the URL the
+ * server serves, whichever way the agent wrote it.
+ */
+function normalizePercentEncoding(href: string): string {
+  return href.includes('%') ? href.replace(/%[0-9A-Fa-f]{2}/g, (m) => {
+    const c = String.fromCharCode(parseInt(m.slice(1), 16));
+    return /[A-Za-z0-9\-._~]/.test(c) ? c : m.toUpperCase();
+  }) : href;
 }
 
 export function hostOf(value: string): string | undefined {

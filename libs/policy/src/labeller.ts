@@ -116,7 +116,20 @@ function walk(value: unknown, st: Scan, depth: number): void {
   }
 }
 
-function scanString(s: string, st: Scan): void {
+/** Full-width forms of ASCII (U+FF01–U+FF5E) and the ideographic space, as Japanese text writes numbers and addresses. */
+const FULL_WIDTH = /[\uFF01-\uFF5E\u3000]/;
+const FULL_WIDTH_ALL = /[\uFF01-\uFF5E\u3000]/g;
+
+/**
+ * The string with full-width ASCII folded to ASCII, one code unit for one (so offsets stay): "０９０－１２３４－５６７８"
+ * and "taro＠customer.example" are found as the phone number and the address they are.
+ */
+export function foldFullWidth(s: string): string {
+  return FULL_WIDTH.test(s) ? s.replace(FULL_WIDTH_ALL, (c) => (c === '\u3000' ? ' ' : String.fromCharCode(c.charCodeAt(0) - 0xfee0))) : s;
+}
+
+function scanString(raw: string, st: Scan): void {
+  const s = raw.length >= 6 ? foldFullWidth(raw) : raw;
   const n = s.length;
   // Shortest findings: "a@b.cd" (6 characters); 10 digits; an IBAN has 15 characters.
   if (n < 6) return;
@@ -384,7 +397,8 @@ export interface RedactionResult<T> {
 /**
  * A copy of `value` with the personal data the labeller finds replaced by `[redacted KIND]`:
  * e-mail addresses outside the org's domains, card numbers (Luhn), My Number (check digit),
- * IBANs (mod 97) and phone numbers. Used where the policy's decision carries the
+ * IBANs (mod 97) and phone numbers. A string holding full-width ASCII comes back with it folded to
+ * ASCII (so that "０９０－１２３４－５６７８" is redacted as the phone number it is). Used where the policy's decision carries the
  * `redact_personal_data` obligation (what is sent to the model). Counts, never values, come back.
  */
 export function redactPersonalData<T>(value: T, orgDomains: string[]): RedactionResult<T> {
@@ -394,7 +408,9 @@ export function redactPersonalData<T>(value: T, orgDomains: string[]): Redaction
     const d = domain.toLowerCase();
     return domains.some((o) => d === o || d.endsWith(`.${o}`));
   };
-  const text = (s: string): string => {
+  const text = (raw: string): string => {
+    // (Full-width ASCII is folded first: what the labeller finds there is redacted too.)
+    const s = foldFullWidth(raw);
     let out = s.replace(DIGIT_RUN, (m) => {
       const run = m.replace(/[ -]/g, '');
       if (run.length === 12 && myNumberValid(run)) return (counts.my_number++, '[redacted my_number]');

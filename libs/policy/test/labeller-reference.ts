@@ -3,7 +3,7 @@
  * joined by NUL (no pattern can match a NUL), as the labeller's comments define its findings.
  * Slow on purpose; labelArguments() must find exactly what this finds.
  */
-import { ibanValid, type LabelResult, luhn, myNumberValid, type PersonalDataKind } from '../src/labeller';
+import { foldFullWidth, ibanValid, type LabelResult, luhn, myNumberValid, type PersonalDataKind } from '../src/labeller';
 
 const MAX_STRINGS = 10_000;
 const MAX_DEPTH = 20;
@@ -18,11 +18,11 @@ function strings(value: unknown, out: string[], depth = 0, cut = { cut: false })
     if (typeof value === 'string' || (Array.isArray(value) ? value.length > 0 : !!value && typeof value === 'object' && Object.keys(value).length > 0)) cut.cut = true;
     return;
   }
-  if (typeof value === 'string') out.push(value);
+  if (typeof value === 'string') out.push(foldFullWidth(value));
   else if (Array.isArray(value)) for (const v of value) strings(v, out, depth + 1, cut);
   else if (value && typeof value === 'object') {
     for (const [k, v] of Object.entries(value)) {
-      out.push(k);
+      out.push(foldFullWidth(k));
       strings(v, out, depth + 1, cut);
     }
   }

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { ibanValid, labelArguments, luhn, myNumberValid } from '../src/labeller';
+import { ibanValid, labelArguments, luhn, myNumberValid, redactPersonalData } from '../src/labeller';
 import { referenceLabelArguments } from './labeller-reference';
 
 const ORG = ['acme.example'];
@@ -20,6 +20,23 @@ describe('labelArguments', () => {
       { kind: 'phone', count: 1 },
     ]);
     expect(JSON.stringify(result)).not.toMatch(/4111|customer\.example|5678/);
+  });
+
+  it('finds personal data written in full-width forms, as Japanese documents write it (and redacts it)', () => {
+    const fw = (s: string) => s.replace(/[!-~]/g, (c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0));
+    const body = `マイナンバー：${fw('1234 5678 9018')}　電話：${fw('090-1234-5678')}　メール：${fw('taro@customer.example')}`;
+    const result = labelArguments({ body }, ORG);
+    expect(result.labels).toEqual(['pii']);
+    expect(result.findings).toEqual([
+      { kind: 'email_external', count: 1 },
+      { kind: 'my_number', count: 1 },
+      { kind: 'phone', count: 1 },
+    ]);
+    const redacted = redactPersonalData({ body }, ORG);
+    expect(redacted.redacted).toEqual(result.findings);
+    expect(redacted.value.body).toBe('マイナンバー:[redacted my_number] 電話:[redacted phone] メール:[redacted email]');
+    // Internal mail in full-width is still internal.
+    expect(labelArguments({ to: fw('ann@acme.example') }, ORG)).toEqual({ labels: [], findings: [] });
   });
 
   it('finds nothing in ordinary internal work', () => {

@@ -42,6 +42,10 @@ describe('web connector against a loopback site and search API', () => {
     expect(extractContext(resolveTool(webManifest, 'web.fetch'), { url: 'https://Docs.Example.com/a' })).toEqual({ connector: 'web', resources: ['https://docs.example.com/a'], hosts: ['docs.example.com'] });
     // A trailing dot names the same host (the egress guard fetches it): the policy sees it without.
     expect(extractContext(resolveTool(webManifest, 'web.fetch'), { url: 'https://docs.example.com./a' }).hosts).toEqual(['docs.example.com']);
+    // Percent-encoded letters are the letters the server reads ("%66orms" is "forms"): a glob on /forms/** sees them so.
+    expect(extractContext(resolveTool(webManifest, 'web.fetch'), { url: 'https://docs.google.com/%66orms/d/e/X/formResponse?entry.1=%e2%82%ac&q=a%2fb' }).resources).toEqual([
+      'https://docs.google.com/forms/d/e/X/formResponse?entry.1=%E2%82%AC&q=a%2Fb',
+    ]);
   });
 
   it('fetches an allowed page as text labelled untrusted', async () => {
