@@ -159,7 +159,8 @@ export class AuditTrailService {
  * Writes `chunks` to `out` (the response, or a gzip stream piped to it) with backpressure, and ends
  * it. A client that goes away stops the export: the wait for "drain" also ends on the response's
  * "close", and leaving the loop returns the generator, so its cursor's transaction ends and its
- * pooled connection goes back (an abandoned download held one for ever).
+ * pooled connection goes back (an abandoned download held one for ever). A source that fails cuts
+ * the connection (the client sees the download broken) and the error goes on to be logged.
  */
 export async function writeAll(res: Writable, out: Writable, chunks: AsyncIterable<string>): Promise<void> {
   let closed = false;
@@ -186,6 +187,13 @@ export async function writeAll(res: Writable, out: Writable, chunks: AsyncIterab
         if (gone()) break;
       }
     }
+  } catch (err) {
+    // Failed mid-way (the database went away, a formatter failed): the answer's status is sent, so no
+    // problem can follow; the connection is cut, so that the client sees a broken download, never a
+    // file that merely stops, and never waits for the rest.
+    if (out !== res) out.destroy();
+    res.destroy();
+    throw err;
   } finally {
     res.off('close', onClose);
   }

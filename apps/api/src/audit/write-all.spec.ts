@@ -56,4 +56,18 @@ describe('writeAll (audit export streaming)', () => {
     expect(state.released).toBe(true);
     expect(gz.destroyed).toBe(true);
   });
+
+  it('a source that fails mid-way cuts the connection (the client sees a broken download, never a file that just stops) and the error goes on', async () => {
+    const res = new PassThrough();
+    const gz = new PassThrough();
+    gz.pipe(res);
+    async function* failing() {
+      yield 'first line\n';
+      throw new Error('the database went away');
+    }
+    await expect(writeAll(res, gz, failing())).rejects.toThrow('the database went away');
+    expect(res.destroyed).toBe(true);
+    expect(gz.destroyed).toBe(true);
+    expect(res.writableEnded).toBe(false);
+  });
 });
