@@ -25,22 +25,35 @@ export interface SubjectKey {
   gen: number;
 }
 
+/**
+ * How long a process keeps an org's month key in memory before it reads the row again: a key that
+ * retention destroyed in another process (the worker's purge) opens nothing here after this time.
+ */
+const MONTH_KEY_TTL_MS = 60_000;
+
 export class AuditKeyring {
   /** Only keys read back from committed rows are cached (a key made in a transaction that rolls back must not be). */
-  private readonly cache = new Map<string, Buffer>();
+  private readonly cache = new Map<string, { key: Buffer; until: number }>();
+  private readonly monthKeyTtlMs: number;
 
-  constructor(private readonly provider: KeyProvider) {}
+  constructor(
+    private readonly provider: KeyProvider,
+    options: { monthKeyTtlMs?: number } = {},
+  ) {
+    this.monthKeyTtlMs = options.monthKeyTtlMs ?? MONTH_KEY_TTL_MS;
+  }
 
   /** The month's key, creating it in the caller's transaction when missing; null once destroyed. */
   async key(em: EntityManager, orgId: string, month: string, create: boolean): Promise<Buffer | null> {
     const cacheKey = `${orgId}/${month}`;
     const hit = this.cache.get(cacheKey);
-    if (hit) return hit;
+    if (hit && hit.until > Date.now()) return hit.key;
+    if (hit) this.cache.delete(cacheKey);
     const rows: { wrapped: string | null }[] = await em.query(`SELECT wrapped FROM audit_keys WHERE org_id = $1 AND month = $2 AND subject = '' AND generation = 0`, [orgId, month]);
     if (rows.length) {
       if (!rows[0].wrapped) return null;
       const key = await this.provider.unwrap(rows[0].wrapped, aadOf(orgId, month));
-      this.cache.set(cacheKey, key);
+      this.cache.set(cacheKey, { key, until: Date.now() + this.monthKeyTtlMs });
       return key;
     }
     if (!create) return null;
@@ -116,7 +129,7 @@ export class AuditKeyring {
         this.subjects.delete(k);
       }
     }
-    this.cache.get(`${orgId}/${month}`)?.fill(0);
+    this.cache.get(`${orgId}/${month}`)?.key.fill(0);
     this.cache.delete(`${orgId}/${month}`);
   }
 

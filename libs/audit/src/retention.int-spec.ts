@@ -75,6 +75,27 @@ describe('retention and legal hold (real PostgreSQL)', () => {
     });
   }
 
+  it("a month key another process destroyed (the worker's purge) opens nothing in this one after its time in memory", async () => {
+    const id = newId();
+    await inOrg(ds, { orgId: id }, (em) => em.insert(Org, { id, name: 'keys', slug: `keys-${id.slice(-8)}`, domains: [], requireStepUp: false, auditRetentionMonths: 6 }));
+    const at = new Date(monthStart(7).getTime() + 9 * 86_400_000);
+    // An event whose fields are the org's (no person): sealed under the org's month key.
+    await inOrg(ds, { orgId: id }, (em) =>
+      recordEvent(em, keyring, { id: newId(), orgId: id, occurredAt: at, actor: { type: 'system', id: null }, subject: null, action: 'legal_hold.place', outcome: 'success', client: 'system', sensitive: { reason: 'litigation with Initech' } }),
+    );
+    const api = new AuditKeyring(keys, { monthKeyTtlMs: 200 }); // the API process, reading
+    const read = () =>
+      inOrg(ds, { orgId: id }, async (em) => {
+        const [r]: { canonical: string }[] = await em.query(`SELECT canonical FROM audit_events WHERE org_id = $1 AND action = 'legal_hold.place'`, [id]);
+        return readSealed(em, api, id, JSON.parse(r!.canonical) as CanonicalEvent);
+      });
+    expect(await read()).toEqual({ reason: 'litigation with Initech' });
+    // The worker's retention destroys the month's key, with its own keyring.
+    expect((await purgeOrg(ds, new AuditKeyring(keys), id)).destroyedMonths).toContain(monthOf(at));
+    await new Promise((r) => setTimeout(r, 250));
+    expect(await read()).toBeNull();
+  });
+
   it('leaves exactly what retention and the hold say readable, is audited, and verify passes afterwards', async () => {
     const a = await org('short', 3);
     const b = await org('long', 6);
