@@ -221,8 +221,15 @@ describe('SCIM 2.0 provisioning', () => {
           `INSERT INTO mcp_refresh_tokens (org_id, id, family_id, user_id, client_id, token_hash, resource, scope, expires_at) VALUES ($1, $2, $2, $3, $4, $5, 'https://steward.acme.example/mcp', 'mcp', now() + interval '30 days')`,
           [org.id, newId(), daveUser, clientId, Buffer.from(newId())],
         );
+        // And a connection of their own (an OAuth grant to a service, sealed in the vault).
+        const connectorId = newId();
+        await em.query(`INSERT INTO connectors (org_id, id, kind, name, url, auth, credential_scope, status) VALUES ($1, $2, 'remote', 'Dave CRM', 'https://crm.example/mcp', '{"kind":"api_key"}', 'user', 'active')`, [org.id, connectorId]);
+        await em.query(`INSERT INTO credentials (org_id, id, connector_id, user_id, kind, status, sealed, wrapped_key) VALUES ($1, $2, $3, $4, 'secret', 'active', $5, 'v1.wrapped')`, [org.id, newId(), connectorId, daveUser, Buffer.from('sealed-secret')]);
       });
       expect((await scim('delete', `/Users/${id}`)).status).toBe(204);
+      // Their own credentials are shredded: nothing acts with them, nor comes back with the person.
+      const creds = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT status, sealed, wrapped_key FROM credentials WHERE org_id = $1 AND user_id = $2`, [org.id, daveUser]));
+      expect(creds).toEqual([{ status: 'revoked', sealed: null, wrapped_key: null }]);
       // Deprovisioned: the client's tokens are revoked, so a later provisioning of the person does not bring it back.
       const live = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM mcp_refresh_tokens WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [org.id, daveUser]));
       expect(live[0].n).toBe(0);

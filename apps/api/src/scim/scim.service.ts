@@ -366,11 +366,17 @@ export class ScimService {
       // MCP clients' tokens too: were the person provisioned again, an old client would not come back with them.
       await em.query(`UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [c.orgId, row.user_id]);
       await em.query(`UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [c.orgId, row.user_id]);
+      // And the person's own connector credentials (their OAuth grants, their API keys for a service):
+      // shredded here, so that nothing acts with them, nor comes back with the person provisioned again.
+      const [{ n: credentialsRevoked }]: { n: number }[] = await em.query(
+        `WITH r AS (UPDATE credentials SET status = 'revoked', sealed = NULL, wrapped_key = NULL, revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND status <> 'revoked' RETURNING id) SELECT count(*)::int AS n FROM r`,
+        [c.orgId, row.user_id],
+      );
       await em.delete(GroupMember, { orgId: c.orgId, userId: row.user_id });
       await em.delete(RoleAssignment, { orgId: c.orgId, userId: row.user_id });
       await em.query(`DELETE FROM sso_identities WHERE org_id = $1 AND user_id = $2`, [c.orgId, row.user_id]);
       await em.delete(Membership, { orgId: c.orgId, id });
-      await this.audit.record(em, this.actor(c), { action: 'scim.user_delete', targetType: 'User', targetId: row.user_id, payload: { membershipId: id }, sensitive: { email: row.email } });
+      await this.audit.record(em, this.actor(c), { action: 'scim.user_delete', targetType: 'User', targetId: row.user_id, payload: { membershipId: id, credentialsRevoked }, sensitive: { email: row.email } });
     });
   }
 
