@@ -85,6 +85,22 @@ describe('anomaly reports and policy replay', () => {
     expect(await count(`SELECT count(*)::int AS n FROM audit_events WHERE org_id = $1 AND action = 'report.download' AND target_id = $2`, [org.id, created.id])).toBe(3);
   });
 
+  it("one report of an org at a time: another asked meanwhile is refused (409), so one org's reports cannot hold every org's connections", async () => {
+    const before = await count(`SELECT count(*)::int AS n FROM anomaly_reports WHERE org_id = $1`, [org.id]);
+    // A report of this org is being made (its lock held elsewhere).
+    await su.query('BEGIN');
+    try {
+      await su.query(`SELECT pg_advisory_xact_lock(hashtextextended('steward:report:' || $1, 0))`, [org.id]);
+      const busy = await h.http.post('/v1/reports').set('Cookie', admin).send({});
+      expect(busy.status).toBe(409);
+      expect(busy.body.detail).toMatch(/being generated/);
+    } finally {
+      await su.query('ROLLBACK');
+    }
+    expect(await count(`SELECT count(*)::int AS n FROM anomaly_reports WHERE org_id = $1`, [org.id])).toBe(before);
+    expect((await h.http.post('/v1/reports').set('Cookie', admin).send({})).status).toBe(201);
+  });
+
   it('refuses bad input with problem+json and stores nothing', async () => {
     const before = await count(`SELECT count(*)::int AS n FROM anomaly_reports WHERE org_id = $1`, [org.id]);
     const now = Date.now();

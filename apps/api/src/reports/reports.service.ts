@@ -77,6 +77,10 @@ export class ReportsService {
       if (to.getTime() - from.getTime() > MAX_PERIOD_DAYS * 86_400_000) problems.push({ path: 'to', message: `a period is at most ${MAX_PERIOD_DAYS} days` });
       if (from > now) problems.push({ path: 'from', message: 'must not be in the future' });
       if (problems.length) throw AppError.validation(problems);
+      // One report of an org at a time (each holds a pooled connection for as long as it takes): a
+      // burst of year-long reports from one org cannot hold the connections every org's requests need.
+      const [{ free }]: { free: boolean }[] = await em.query(`SELECT pg_try_advisory_xact_lock(hashtextextended('steward:report:' || $1, 0)) AS free`, [p.orgId]);
+      if (!free) throw AppError.conflict('A report of this org is being generated: wait for it, then ask again.');
       const { id, report, meta } = await generateReport(em, { orgId: p.orgId, from, to, timeZone, trigger: 'manual', requestedBy: p.userId });
       await this.audit.record(em, p, {
         action: 'report.generate',
