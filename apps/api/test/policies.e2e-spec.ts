@@ -1,3 +1,4 @@
+import { inOrg } from '@steward/db';
 import { newId } from '@steward/common';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
@@ -143,6 +144,23 @@ describe('Trust Level policies', () => {
     const hit = await h.http.post('/v1/policies/explain').set('Cookie', owner).send({ policyId: draft.body.id, action: 'file.read', context: { resources: [`${'a'.repeat(1000)}b`] } });
     expect(hit.body).toMatchObject({ level: 'watched', ruleIds: expect.arrayContaining(['org.many-stars']) });
     expect((await h.http.delete(`/v1/policies/${draft.body.id}`).set('Cookie', owner)).status).toBe(204);
+  });
+
+  it('the revision history cannot be rewritten, even with the runtime role: no active or archived document changes, no version goes back, only drafts are deleted', async () => {
+    const [active] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT id, document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id]));
+    const [archived] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT id FROM policies WHERE org_id = $1 AND status = 'archived' LIMIT 1`, [org.id]));
+    expect(archived).toBeDefined();
+    const attempt = (sql: string, params: unknown[]) => inOrg(h.ds, { orgId: org.id }, (em) => em.query(sql, params)).then(() => 'done', (e: Error) => e.message);
+    const loosened = { ...active.document, forbiddenAreas: [] };
+    expect(await attempt(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND id = $3`, [org.id, JSON.stringify(loosened), active.id])).toMatch(/its document is history/);
+    expect(await attempt(`UPDATE policies SET status = 'active' WHERE org_id = $1 AND id = $2`, [org.id, archived.id])).toMatch(/cannot go from archived to active/);
+    expect(await attempt(`DELETE FROM policies WHERE org_id = $1 AND id = $2`, [org.id, archived.id])).toMatch(/only drafts are deleted/);
+    const [still] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT document FROM policies WHERE org_id = $1 AND id = $2`, [org.id, active.id]));
+    expect(still.document).toEqual(active.document);
+    // What the API does still works: a draft is edited, deleted, or activated (the active one archived).
+    const draft = (await h.http.post('/v1/policies').set('Cookie', owner).send({ note: 'still editable' })).body;
+    expect((await h.http.patch(`/v1/policies/${draft.id}`).set('Cookie', owner).send({ document: draft.document, note: 'edited' })).status).toBe(200);
+    expect((await h.http.delete(`/v1/policies/${draft.id}`).set('Cookie', owner)).status).toBe(204);
   });
 
   it('explains a decision for a member of a group, rule by rule', async () => {

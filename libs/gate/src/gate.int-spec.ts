@@ -448,7 +448,8 @@ describe('the action gate (real PostgreSQL and Redis)', () => {
     const org = await newOrg();
     const doc = seedPolicy();
     doc.rules.push({ id: 'user.publishes', scope: { type: 'user', id: org.userId }, actions: ['saas.write'], level: 'autonomous', reason: 'publishes for the team' });
-    await inOrg(ds, { orgId: org.orgId }, (em) => em.query(`UPDATE policies SET document = $2 WHERE org_id = $1`, [org.orgId, JSON.stringify(doc)]));
+    // (As a test sets it up: the runtime role may not rewrite an active version.)
+    await observer.query(`UPDATE policies SET document = $2 WHERE org_id = $1`, [org.orgId, JSON.stringify(doc)]);
     const before = calls.length;
     const clean = await gateAction(deps, request(org, 'probe', 'probe.draft', { title: 'Weekly numbers' }));
     expect(clean).toMatchObject({ status: 'executed', level: 'autonomous', ruleIds: ['user.publishes'] });

@@ -62,6 +62,7 @@ import { AccountRecoveries1766880000000 } from './1766880000000-account-recoveri
 import { SetupTokens1766880000001 } from './1766880000001-setup-tokens';
 import { AuditPartitionsRealign1766880000002 } from './1766880000002-audit-partitions-realign';
 import { ReportRetries1766880000003 } from './1766880000003-report-retries';
+import { PolicyHistory1766880000004 } from './1766880000004-policy-history';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -129,4 +130,5 @@ export const MIGRATIONS = [
   SetupTokens1766880000001,
   AuditPartitionsRealign1766880000002,
   ReportRetries1766880000003,
+  PolicyHistory1766880000004,
 ];
