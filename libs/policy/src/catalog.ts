@@ -67,7 +67,7 @@ export const ACTION_TYPES = {
   'contract.send': { description: 'Send a contract with legal consequence', examples: 'docusign.send_envelope', default: 'forbidden', facts: ['recipients'], outbound: true },
   'data.egress_pii': { description: 'Customer personal data sent to an external API', examples: 'a web search or fetch carrying personal data found in its arguments', default: 'forbidden', facts: ['hosts', 'content'], outbound: true },
   'model.invoke': { description: 'What the worker sends to the model', examples: 'messages.create', default: 'autonomous', facts: ['content'], outbound: true, obligations: [] },
-  unknown: { description: 'A tool nobody mapped to an action type', examples: '(any unmapped tool)', default: 'watched', facts: ['content'], outbound: true },
+  unknown: { description: 'A tool nobody mapped to an action type', examples: '(any unmapped tool)', default: 'watched', floor: 'watched', facts: ['content'], outbound: true },
 } as const satisfies Record<string, ActionTypeSpec>;
 
 export type ActionType = keyof typeof ACTION_TYPES;

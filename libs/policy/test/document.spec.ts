@@ -12,6 +12,8 @@ describe('validatePolicy', () => {
     const doc = seedPolicy();
     doc.baseline['email.send'] = 'batched';
     doc.baseline['mail.teleport'] = 'autonomous';
+    // A tool nobody mapped is at least Watched (it could be anything): never let run alone.
+    doc.baseline.unknown = 'autonomous';
     doc.rules.push(
       { id: 'bad-action', scope: { type: 'org' }, actions: ['file.shred'], level: 'watched', reason: 'x' },
       { id: 'bad-glob', scope: { type: 'org' }, actions: ['file.read'], level: 'watched', when: { resources: ['/a/***/b', '/x/[ab]'] }, reason: 'x' },
@@ -28,6 +30,7 @@ describe('validatePolicy', () => {
       expect.arrayContaining([
         expect.stringMatching(/^baseline\.email\.send: .*floor/),
         'baseline.mail.teleport: unknown action type "mail.teleport"',
+        expect.stringMatching(/^baseline\.unknown: .*floor|^baseline\.unknown: .*below watched/),
         'rules.4.actions.0: unknown action type "file.shred"',
         expect.stringMatching(/^rules\.5\.when\.resources\.0: bad glob/),
         expect.stringMatching(/^rules\.5\.when\.resources\.1: bad glob/),
@@ -38,7 +41,7 @@ describe('validatePolicy', () => {
         `approvals.0.approverGroup: no group ${GROUP} in this org`,
       ]),
     );
-    expect(problems).toHaveLength(10);
+    expect(problems).toHaveLength(11);
   });
 
   it('takes a guard only as a whole-org rule, without obligations', () => {

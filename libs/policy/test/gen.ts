@@ -15,7 +15,7 @@ const HOSTS = ['api.example.com', 'evil.test', 'files.acme.example'];
 const HOST_GLOBS = ['*.example.com', 'evil.test', '**.acme.example'];
 const RECIPIENTS = ['ann@acme.example', 'bob@partner.example', 'cy@sub.acme.example'];
 const LABELS = ['pii', 'confidential'];
-const FLOOR: Partial<Record<string, Level>> = { 'email.send': 'watched', 'payment.execute': 'forbidden' };
+const FLOOR: Partial<Record<string, Level>> = { 'email.send': 'watched', 'payment.execute': 'forbidden', unknown: 'watched' };
 
 const level = fc.constantFrom(...LEVELS);
 const sub = <T>(xs: readonly T[]) => fc.subarray([...xs], { minLength: 1 });

@@ -17,7 +17,7 @@ const DEFAULTS: Record<string, Level> = {
   'payment.execute': 'forbidden', 'hr.write': 'forbidden', 'contract.send': 'forbidden', 'data.egress_pii': 'forbidden',
   'model.invoke': 'autonomous', unknown: 'watched',
 };
-const FLOORS: Record<string, Level> = { 'email.send': 'watched', 'payment.execute': 'forbidden' };
+const FLOORS: Record<string, Level> = { 'email.send': 'watched', 'payment.execute': 'forbidden', unknown: 'watched' };
 
 export interface RefInput {
   userId: string;
