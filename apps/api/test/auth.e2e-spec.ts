@@ -641,6 +641,11 @@ describe('identity', () => {
       expect((await issue(admin, plain.id, { secondFactor: true })).status).toBe(409);
       const pending = (await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM account_recoveries WHERE org_id = $1 AND user_id = ANY($2)`, [org.id, [org.users.admin.id, target.id, org.users.owner.id, suspended.id, plain.id]])))[0].n;
       expect(pending).toBe(0);
+      // Nor a member who holds what the admin does not (security: legal holds, erasure): the admin could then act as them.
+      const sec = await addUser(h.ds, org, 'security', `sec-${newId().slice(-6)}`);
+      const higher = await issue(admin, sec.id);
+      expect(higher.status).toBe(403);
+      expect(higher.body.detail).toMatch(/permissions you do not have/);
       // An owner may recover an owner.
       const second = await addUser(h.ds, org, 'owner', 'recovered-owner');
       expect((await issue(owner, second.id)).status).toBe(201);
@@ -716,6 +721,13 @@ describe('identity', () => {
       const refused = await recover(third.body.token, 'the third link passphrase');
       expect(refused.status).toBe(403);
       expect((await signIn(target.email, PASSWORD)).status).toBe(200);
+      // A link issued from a session that was stolen: the issuer's password change withdraws it.
+      const admin2 = await addUser(h.ds, org, 'admin', `issuer2-${newId().slice(-6)}`);
+      const admin2Cookie = await login(h, admin2.email);
+      const planted = await issue(admin2Cookie, target.id);
+      expect(planted.status).toBe(201);
+      expect((await h.http.post('/v1/auth/password').set('Cookie', admin2Cookie).send({ currentPassword: PASSWORD, newPassword: 'the admin took it back' })).status).toBeLessThan(300);
+      expect((await recover(planted.body.token, 'the planted link passphrase')).status).toBe(404);
     });
   });
 

@@ -1,5 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { AppError, type Config, hashToken, newId, newToken, TokenPrefix } from '@steward/common';
+import { canGrant } from '@steward/policy';
 import { type EntityManager, Membership, Org, RoleAssignment, User } from '@steward/db';
 import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
@@ -40,6 +41,9 @@ export class AccountRecoveryService {
       if (userId === p.userId) throw AppError.conflict('You cannot recover your own account: change your password under Account, or ask another owner or admin.');
       await this.access.requireStepUp(em, p);
       if (target.owner && !p.roles.includes('owner')) throw AppError.forbidden("Only an owner can recover an owner's account.");
+      // Whoever recovers an account can act as it: only someone who holds every permission it has (as granting its roles needs).
+      const targetSet = await this.access.roleSet(em, p.orgId, userId);
+      if (!canGrant(p.rules, targetSet.rules)) throw AppError.forbidden('This member holds permissions you do not have: someone who holds them all recovers the account.');
       if (secondFactor && !target.totpEnabled) throw AppError.conflict('This account has no authenticator to remove.');
       // One link at a time: an earlier one stops working.
       await em.query(`UPDATE account_recoveries SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND used_at IS NULL AND revoked_at IS NULL`, [p.orgId, userId]);
@@ -87,8 +91,12 @@ export class AccountRecoveryService {
         const target = await this.recoverable(em, found.org_id, found.user_id);
         const [issuerMembership]: { status: string }[] = await em.query(`SELECT status FROM memberships WHERE org_id = $1 AND user_id = $2`, [found.org_id, r.created_by]);
         const issuer = await this.access.roleSet(em, found.org_id, r.created_by);
+        const targetSet = await this.access.roleSet(em, found.org_id, found.user_id);
         const mayIssue =
-          issuerMembership?.status === 'active' && issuer.rules.some((x) => x.subject === 'Member' && x.action === 'recover' && !x.own) && (!target.owner || issuer.roles.includes('owner'));
+          issuerMembership?.status === 'active' &&
+          issuer.rules.some((x) => x.subject === 'Member' && x.action === 'recover' && !x.own) &&
+          (!target.owner || issuer.roles.includes('owner')) &&
+          canGrant(issuer.rules, targetSet.rules);
         if (!mayIssue) throw AppError.forbidden('The person who issued this link may no longer recover accounts here: ask for a new one.');
       }
       await em.query(

@@ -493,8 +493,8 @@ export class AuthService {
 /**
  * Ends what a person holds in one org once their password changed (or their account was
  * recovered): their console sessions (but `keepSession`), the grants they gave MCP clients (the
- * clients ask again), their API keys (the schedules a revoked key wrote pause at their next run)
- * and the invitations they sent that nobody accepted yet. A stolen session could have made any of
+ * clients ask again), their API keys (the schedules a revoked key wrote pause at their next run),
+ * the invitations they sent that nobody accepted yet and the recovery links they issued that nobody used. A stolen session could have made any of
  * these, to outlive the password. Returns how many of each, for the audit event.
  */
 export async function revokeHeldCredentials(
@@ -502,16 +502,17 @@ export async function revokeHeldCredentials(
   orgId: string,
   userId: string,
   keepSession: string | null,
-): Promise<{ sessionsEnded: number; mcpGrantsRevoked: number; apiKeysRevoked: number; invitationsRevoked: number }> {
-  const [r]: { sessions: number; grants: number; keys: number; invitations: number }[] = await em.query(
+): Promise<{ sessionsEnded: number; mcpGrantsRevoked: number; apiKeysRevoked: number; invitationsRevoked: number; recoveryLinksRevoked: number }> {
+  const [r]: { sessions: number; grants: number; keys: number; invitations: number; recoveries: number }[] = await em.query(
     `WITH s AS (UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL AND id IS DISTINCT FROM $3 RETURNING id),
           r AS (UPDATE mcp_refresh_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING family_id),
           a AS (UPDATE mcp_access_tokens SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id),
           k AS (UPDATE api_keys SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id),
-          i AS (UPDATE invitations SET revoked_at = now() WHERE org_id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id)
-     SELECT (SELECT count(*)::int FROM s) AS sessions, (SELECT count(DISTINCT family_id)::int FROM r) AS grants,
+          i AS (UPDATE invitations SET revoked_at = now() WHERE org_id = $1 AND invited_by = $2 AND accepted_at IS NULL AND revoked_at IS NULL RETURNING id),
+          rc AS (UPDATE account_recoveries SET revoked_at = now() WHERE org_id = $1 AND created_by = $2 AND used_at IS NULL AND revoked_at IS NULL RETURNING id)
+     SELECT (SELECT count(*)::int FROM rc) AS recoveries, (SELECT count(*)::int FROM s) AS sessions, (SELECT count(DISTINCT family_id)::int FROM r) AS grants,
             (SELECT count(*)::int FROM k) AS keys, (SELECT count(*)::int FROM i) AS invitations`,
     [orgId, userId, keepSession],
   );
-  return { sessionsEnded: r?.sessions ?? 0, mcpGrantsRevoked: r?.grants ?? 0, apiKeysRevoked: r?.keys ?? 0, invitationsRevoked: r?.invitations ?? 0 };
+  return { sessionsEnded: r?.sessions ?? 0, mcpGrantsRevoked: r?.grants ?? 0, apiKeysRevoked: r?.keys ?? 0, invitationsRevoked: r?.invitations ?? 0, recoveryLinksRevoked: r?.recoveries ?? 0 };
 }

@@ -113,7 +113,7 @@ export async function runDueReports(deps: DueDeps, limit = 20): Promise<number> 
       const [r]: { failures: number; retry_at: Date }[] = await inOrg(deps.ds, { orgId: d.org_id }, (em) =>
         em.query(
           `WITH u AS (UPDATE report_schedules SET failures = failures + 1, last_error = $2,
-                        retry_at = now() + least(interval '6 hours', interval '5 minutes' * power(2, failures)), updated_at = now()
+                        retry_at = now() + least(interval '6 hours', interval '5 minutes' * power(2, least(failures, 10))), updated_at = now()
                       WHERE org_id = $1 RETURNING failures, retry_at) SELECT * FROM u`,
           [d.org_id, message.slice(0, 1000)],
         ),
