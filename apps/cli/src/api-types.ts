@@ -8591,6 +8591,14 @@ export interface operations {
                         /** Format: date-time */
                         exportedAt: string;
                         kid: string;
+                        purged: {
+                            month: string;
+                            held: number | null;
+                            runs: [
+                                number,
+                                number
+                            ][];
+                        }[];
                         statement: string;
                         signature: string;
                     };

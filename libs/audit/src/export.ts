@@ -1,4 +1,5 @@
 import type { DataSource } from 'typeorm';
+import { AppError } from '@steward/common';
 import { inOrg } from '@steward/db';
 import { INDEX_ONLY } from './planner';
 import type { Checkpoint } from './checkpoint';
@@ -7,6 +8,7 @@ import type { CheckpointSigner } from './signing';
 import { loadCheckpoints } from './verify';
 import { cursorPages } from './pages';
 import { EXPORT_CHUNK_CHARS, type PageFormat, PageFormatter } from './export-format';
+import { DROPPED_COUNTS_SQL, DROPPED_CTE, DROPPED_MONTHS_SQL, PURGED_SQL } from './retention';
 
 /** One NDJSON line of an export: the chain entry and the event's exact canonical bytes. */
 export interface ExportLine {
@@ -31,21 +33,45 @@ export interface ExportManifest {
   /** The key that signed the manifest. */
   kid: string;
   /**
+   * The entries of the range whose events retention purged (their months' partitions dropped, as
+   * the drop events on record say), by month: the seq runs the export writes with a `null` event,
+   * and how many of the org's entries the month held when it was dropped (null: dropped before drops
+   * recorded counts). Signed with the rest; without it (a manifest of version 1) every `null` event
+   * is missing. The offline verifier takes a `null` event only inside these runs, and no more in a
+   * month than it held, as the online verifier does with the drops on record.
+   */
+  purged?: PurgedMonth[];
+  /**
    * The exact bytes signed when the manifest was made (`manifestStatementOf`): the org, the range,
-   * the count, the hash before the range and both end hashes. The last hash commits to every entry
-   * of the range, so the whole export is covered by this signature, entries after the last
-   * checkpoint included.
+   * the count, the hash before the range, both end hashes and the purged runs. The last hash commits
+   * to every entry of the range, so the whole export is covered by this signature, entries after the
+   * last checkpoint included.
    */
   statement: string;
   /** base64 Ed25519 signature over the statement. */
   signature: string;
 }
 
-/** What a manifest's signature covers, as canonical JSON (the verifier compares each field with the manifest). */
-export function manifestStatementOf(m: Pick<ExportManifest, 'org' | 'fromSeq' | 'toSeq' | 'count' | 'prevHash' | 'firstHash' | 'lastHash' | 'exportedAt' | 'kid'>): string {
-  return canonical({ v: MANIFEST_STATEMENT, org: m.org, fromSeq: m.fromSeq, toSeq: m.toSeq, count: m.count, prevHash: m.prevHash, firstHash: m.firstHash, lastHash: m.lastHash, exportedAt: m.exportedAt, kid: m.kid });
+/** A month retention dropped, inside an export's range: its purged entries' seq runs (inclusive) and what it held when dropped. */
+export interface PurgedMonth {
+  /** YYYY-MM-01 (UTC), as the chain entries are dated. */
+  month: string;
+  held: number | null;
+  runs: [number, number][];
 }
-export const MANIFEST_STATEMENT = 'steward-audit-export-manifest/1';
+
+/**
+ * What a manifest's signature covers, as canonical JSON (the verifier compares each field with the
+ * manifest): version 2 with the purged runs, version 1 (manifests made before them) without.
+ */
+export function manifestStatementOf(m: Pick<ExportManifest, 'org' | 'fromSeq' | 'toSeq' | 'count' | 'prevHash' | 'firstHash' | 'lastHash' | 'exportedAt' | 'kid' | 'purged'>): string {
+  const base = { org: m.org, fromSeq: m.fromSeq, toSeq: m.toSeq, count: m.count, prevHash: m.prevHash, firstHash: m.firstHash, lastHash: m.lastHash, exportedAt: m.exportedAt, kid: m.kid };
+  return m.purged === undefined ? canonical({ v: MANIFEST_STATEMENT_V1, ...base }) : canonical({ v: MANIFEST_STATEMENT, ...base, purged: m.purged });
+}
+export const MANIFEST_STATEMENT = 'steward-audit-export-manifest/2';
+export const MANIFEST_STATEMENT_V1 = 'steward-audit-export-manifest/1';
+/** At most this many purged runs in a manifest (a run per dropped month in practice; a range with more is refused, to be exported in parts). */
+export const MAX_PURGED_RUNS = 10_000;
 
 function inOrgRead<T>(ds: DataSource, orgId: string, sql: string, args: unknown[]): Promise<T> {
   return inOrg(ds, { orgId }, (em) => em.query(sql, args) as Promise<T>, INDEX_ONLY);
@@ -153,6 +179,7 @@ export async function exportManifest(ds: DataSource, orgId: string, fromSeq: num
   const rows: { seq: string; hash: Buffer }[] = await inOrgRead(ds, orgId, 'SELECT seq, hash FROM audit_chain WHERE org_id = $1 AND seq IN ($2, $3, $4)', [orgId, fromSeq - 1, fromSeq, toSeq]);
   const at = (s: number) => rows.find((r) => Number(r.seq) === s)?.hash.toString('hex') ?? null;
   const checkpoints = (await loadCheckpoints(ds, orgId)).filter((c) => c.seq >= fromSeq && c.seq <= toSeq);
+  const purged = await purgedRuns(ds, orgId, fromSeq, toSeq);
   const unsigned = {
     format: 'steward-audit-ndjson/1' as const,
     org: orgId,
@@ -165,7 +192,43 @@ export async function exportManifest(ds: DataSource, orgId: string, fromSeq: num
     checkpoints,
     exportedAt: new Date().toISOString(),
     kid: signer.keyId,
+    purged,
   };
   const statement = manifestStatementOf(unsigned);
   return { ...unsigned, statement, signature: await signer.sign(Buffer.from(statement, 'utf8')) };
+}
+
+
+/**
+ * The purged entries of a range (no event, before the org's purge point, in a month whose drop is on
+ * record: the online verifier's rule), as seq runs per month with each month's count at its drop.
+ * Nothing to read when the org never dropped a month.
+ */
+async function purgedRuns(ds: DataSource, orgId: string, fromSeq: number, toSeq: number): Promise<PurgedMonth[]> {
+  if (toSeq < fromSeq) return [];
+  return inOrg(ds, { orgId }, async (em) => {
+    const [{ months, counts }]: { months: string[]; counts: Record<string, string | number> }[] = await em.query(`SELECT ${DROPPED_MONTHS_SQL} AS months, ${DROPPED_COUNTS_SQL} AS counts`, [orgId]);
+    if (!months.length) return [];
+    const rows: { month: string; from: string; to: string }[] = await em.query(
+      `WITH ${DROPPED_CTE},
+       p AS (SELECT c.seq, to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS month
+               FROM audit_chain c
+              WHERE c.org_id = $1 AND c.seq >= $2 AND c.seq <= $3 AND ${PURGED_SQL}
+                AND NOT EXISTS (SELECT 1 FROM audit_events ev WHERE ev.org_id = c.org_id AND ev.occurred_at = c.occurred_at AND ev.id = c.event_id))
+       SELECT month, min(seq) AS from, max(seq) AS to
+         FROM (SELECT seq, month, seq - row_number() OVER (PARTITION BY month ORDER BY seq) AS run FROM p) r
+        GROUP BY month, run ORDER BY min(seq) LIMIT ${MAX_PURGED_RUNS + 1}`,
+      [orgId, fromSeq, toSeq],
+    );
+    if (rows.length > MAX_PURGED_RUNS) {
+      throw AppError.validation([{ path: 'toSeq', message: `more than ${MAX_PURGED_RUNS} runs of purged entries` }], `The range holds more separate runs of entries purged by retention than one manifest describes (${MAX_PURGED_RUNS}): export it in parts.`);
+    }
+    const byMonth = new Map<string, PurgedMonth>();
+    for (const r of rows) {
+      let m = byMonth.get(r.month);
+      if (!m) byMonth.set(r.month, (m = { month: r.month, held: counts[r.month] === undefined ? null : Number(counts[r.month]), runs: [] }));
+      m.runs.push([Number(r.from), Number(r.to)]);
+    }
+    return [...byMonth.values()].sort((a, b) => a.month.localeCompare(b.month));
+  });
 }

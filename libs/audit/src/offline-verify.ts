@@ -1,7 +1,7 @@
 import { createReadStream } from 'node:fs';
 import { createInterface } from 'node:readline';
 import { createGunzip } from 'node:zlib';
-import { type ExportLine, type ExportManifest, MANIFEST_STATEMENT, manifestStatementOf } from './export';
+import { type ExportLine, type ExportManifest, MANIFEST_STATEMENT, MANIFEST_STATEMENT_V1, MAX_PURGED_RUNS, manifestStatementOf, type PurgedMonth } from './export';
 import type { Checkpoint } from './checkpoint';
 import { verifySignature } from './signing';
 import { ChainVerifier, type VerifyResult } from './verify';
@@ -18,11 +18,48 @@ function manifestProblem(m: ExportManifest, publicKeyPem: string): string | null
   if (!seqOk(m.fromSeq) || !seqOk(m.toSeq) || !seqOk(m.count) || m.fromSeq < 1) return "the manifest's range or count is not a whole number";
   if (!HEX64.test(String(m.prevHash)) || (m.firstHash !== null && !HEX64.test(String(m.firstHash))) || (m.lastHash !== null && !HEX64.test(String(m.lastHash)))) return "the manifest's hashes are not 64 hex digits";
   if (!Array.isArray(m.checkpoints)) return 'the manifest has no list of checkpoints';
+  if (m.purged !== undefined && !purgedShapeOk(m.purged, m.fromSeq, m.toSeq)) return "the manifest's purged runs are not months with seq runs inside its range";
   if (typeof m.statement !== 'string' || typeof m.signature !== 'string' || typeof m.kid !== 'string') return 'the manifest is not signed (an export made before manifests were signed: export it again)';
   if (!verifySignature(publicKeyPem, Buffer.from(m.statement, 'utf8'), m.signature)) return "the manifest's signature is not accepted by this public key";
   // The signed statement must be this manifest's, field by field (the unsigned fields around it could have been changed).
   if (m.statement !== manifestStatementOf(m)) return 'the manifest differs from what its signature covers (its range, count, end hashes or org were changed)';
-  if (!m.statement.includes(`"v":"${MANIFEST_STATEMENT}"`)) return 'the signed statement is not an export manifest';
+  if (!m.statement.includes(`"v":"${m.purged === undefined ? MANIFEST_STATEMENT_V1 : MANIFEST_STATEMENT}"`)) return 'the signed statement is not an export manifest';
+  return null;
+}
+
+const MONTH = /^\d{4}-(0[1-9]|1[0-2])-01$/;
+
+/** Months (each once) with ascending, disjoint seq runs inside [from, to], at most MAX_PURGED_RUNS in all. */
+function purgedShapeOk(purged: unknown, from: number, to: number): purged is PurgedMonth[] {
+  if (!Array.isArray(purged)) return false;
+  const months = new Set<string>();
+  const runs: [number, number][] = [];
+  for (const m of purged as PurgedMonth[]) {
+    if (!m || typeof m !== 'object' || typeof m.month !== 'string' || !MONTH.test(m.month) || months.has(m.month)) return false;
+    if (m.held !== null && !seqOk(m.held)) return false;
+    if (!Array.isArray(m.runs) || !m.runs.length) return false;
+    months.add(m.month);
+    for (const r of m.runs) {
+      if (!Array.isArray(r) || r.length !== 2 || !seqOk(r[0]) || !seqOk(r[1]) || r[0] > r[1] || r[0] < from || r[1] > to) return false;
+      runs.push(r);
+    }
+  }
+  if (runs.length > MAX_PURGED_RUNS) return false;
+  runs.sort((a, b) => a[0] - b[0]);
+  return runs.every((r, i) => i === 0 || r[0] > runs[i - 1]![1]);
+}
+
+/** The month of a purged seq, by the manifest's runs (sorted by start), or null: not purged. */
+function purgedMonthOf(runs: { from: number; to: number; month: string }[], seq: number): string | null {
+  let lo = 0;
+  let hi = runs.length - 1;
+  while (lo <= hi) {
+    const mid = (lo + hi) >> 1;
+    const r = runs[mid]!;
+    if (seq < r.from) hi = mid - 1;
+    else if (seq > r.to) lo = mid + 1;
+    else return r.month;
+  }
   return null;
 }
 
@@ -32,7 +69,9 @@ function manifestProblem(m: ExportManifest, publicKeyPem: string): string | null
  * before the range and both end hashes, so that every entry of the export, those after the last
  * checkpoint included, is covered by a signature. Then every line: exactly the bytes the export
  * wrote (one changed byte anywhere fails), every hash link, every checkpoint signature, and the
- * manifest's count and end hashes. Names the first bad sequence number. With `held` (the auditor's
+ * manifest's count and end hashes. An entry written without its event (`null`) passes only where
+ * the signed manifest names it purged by retention, and no month more than it held when dropped.
+ * Names the first bad sequence number. With `held` (the auditor's
  * own copies of the checkpoints, e.g. the checkpoint file sink's lines), those are checked instead of
  * the manifest's: every one of this org inside the range must match the chain, and one past the
  * export's end fails it (entries were cut, or the export stops short of it).
@@ -61,6 +100,9 @@ export async function verifyExport(exportPath: string, manifest: ExportManifest,
   }
   const checkpoints = ours ?? manifest.checkpoints;
   const verifier = new ChainVerifier({ seq: manifest.fromSeq - 1, hash: Buffer.from(manifest.prevHash, 'hex') });
+  // Purged entries as the signed manifest names them, held to what each month held at its drop.
+  const purgedRuns = (manifest.purged ?? []).flatMap((m) => m.runs.map(([from, to]) => ({ from, to, month: m.month }))).sort((a, b) => a.from - b.from);
+  verifier.limitPurged(Object.fromEntries((manifest.purged ?? []).filter((m) => m.held !== null).map((m) => [m.month, m.held as number])));
   const marks = new Set(checkpoints.map((c) => c.seq));
   const input = createReadStream(exportPath);
   const lines = createInterface({ input: exportPath.endsWith('.gz') ? input.pipe(createGunzip()) : input, crlfDelay: Infinity });
@@ -89,7 +131,12 @@ export async function verifyExport(exportPath: string, manifest: ExportManifest,
         return '';
       }
     })();
-    verifier.add({ seq: line.seq, eventId, hash: Buffer.from(line.hash, 'hex'), canonical: line.canonical === 'null' ? null : line.canonical }, (s) => marks.has(s));
+    const gone = line.canonical === 'null';
+    const month = gone && purgedRuns.length ? purgedMonthOf(purgedRuns, line.seq) : null;
+    if (gone && month === null && line.seq === verifier.nextSeq) {
+      return refuse(`seq ${line.seq} has no event, and the manifest names no month retention dropped for it: its event was deleted`);
+    }
+    verifier.add({ seq: line.seq, eventId, hash: Buffer.from(line.hash, 'hex'), canonical: gone ? null : line.canonical, purged: month !== null, month: month ?? undefined }, (s) => marks.has(s));
     if (verifier.failed) break;
     count++;
     firstHash ??= line.hash;

@@ -1,4 +1,7 @@
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { Client } from 'pg';
 import { adminUrl } from '../../../test/support/db-urls';
 import type { AddressInfo } from 'node:net';
@@ -11,7 +14,9 @@ import { AuditKeyring, monthOf } from './keyring';
 import { recordEvent } from './record';
 import { dropExpiredPartitions, lockAgainstPartitionDrop, lockHolds, PartitionDropUnderway, purgeOrg, readSealed } from './retention';
 import { verifyOrg } from './verify';
-import { exportRange, exportText } from './export';
+import { type ExportLine, exportManifest, exportRange, exportText, manifestStatementOf } from './export';
+import { verifyExport } from './offline-verify';
+import { Ed25519Signer } from './signing';
 import type { PageFormat } from './export-format';
 import { pushToSiem, sealSinkToken } from './siem';
 import { sealAll } from '../../../test/support/seal';
@@ -167,6 +172,31 @@ describe('retention and legal hold (real PostgreSQL)', () => {
     expect(ndjson).toHaveLength(toSeq);
     expect(ndjson.filter((l) => JSON.parse(l).canonical === 'null')).toHaveLength(3);
     for (const format of ['csv', 'cef', 'ocsf', 'ecs'] as const) expect(await lines(format)).toHaveLength(toSeq - 3);
+    // Offline, with nothing but the file, the signed manifest and the public key: the manifest names
+    // the purged runs and what the month held, so the export verifies; an event deleted elsewhere
+    // (its line written as purged) does not, nor does a manifest whose purged runs were widened to cover it.
+    const signer = new Ed25519Signer(Buffer.alloc(32, 3).toString('base64'));
+    const manifest = await exportManifest(ds, b, 1, toSeq, signer);
+    const purgedSeqs = ndjson.map((l) => JSON.parse(l) as ExportLine).filter((l) => l.canonical === 'null').map((l) => l.seq);
+    expect(manifest.purged).toEqual([{ month: monthOf(monthStart(7)), held: 3, runs: [[purgedSeqs[0], purgedSeqs[2]]] }]);
+    const dir = mkdtempSync(join(tmpdir(), 'steward-purged-'));
+    try {
+      writeFileSync(join(dir, 'export.ndjson'), `${ndjson.join('\n')}\n`);
+      expect(await verifyExport(join(dir, 'export.ndjson'), manifest, signer.publicKeyPem)).toMatchObject({ ok: true, checked: toSeq, purged: 3 });
+      const victim = purgedSeqs[2]! + 1;
+      const deleted = ndjson.map((l) => (JSON.parse(l).seq === victim ? JSON.stringify({ ...JSON.parse(l), canonical: 'null' }) : l));
+      writeFileSync(join(dir, 'deleted.ndjson'), `${deleted.join('\n')}\n`);
+      expect(await verifyExport(join(dir, 'deleted.ndjson'), manifest, signer.publicKeyPem)).toMatchObject({ ok: false, firstBadSeq: victim, reason: expect.stringMatching(/no event.*deleted/) });
+      // The server's own key could sign a widened run; the month's count at its drop (a chain event) still limits it.
+      const widened = { ...manifest, purged: [{ ...manifest.purged![0]!, runs: [[purgedSeqs[0]!, victim]] as [number, number][] }] };
+      const statement = manifestStatementOf(widened);
+      const bySigner = { ...widened, statement, signature: await signer.sign(Buffer.from(statement, 'utf8')) };
+      expect(await verifyExport(join(dir, 'deleted.ndjson'), bySigner, signer.publicKeyPem)).toMatchObject({ ok: false, reason: expect.stringMatching(/held 3 when it was dropped/) });
+      // A manifest changed after signing (a run added) is refused before any line is read.
+      expect(await verifyExport(join(dir, 'deleted.ndjson'), { ...manifest, purged: widened.purged }, signer.publicKeyPem)).toMatchObject({ ok: false, checked: 0, reason: expect.stringMatching(/differs from what its signature covers/) });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
     const received: unknown[] = [];
     const hec = createServer((req, res) => {
       let body = '';

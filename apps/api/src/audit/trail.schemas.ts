@@ -53,8 +53,16 @@ export const ManifestView = z.strictObject({
   exportedAt: Timestamp,
   /** The key that signed this manifest (the audit signing key, as for checkpoints). */
   kid: z.string().max(100),
-  /** What the signature covers, as canonical JSON: the org, the range, the count, the hash before the range and both end hashes (so every entry of the export). */
-  statement: z.string().max(2000),
+  /**
+   * The entries of the range whose events retention purged (their month's partition dropped), by
+   * month: their seq runs (the export writes them with a `null` event) and how many entries the month
+   * held when dropped (null: not recorded). The offline verifier takes a `null` event only there.
+   */
+  purged: z
+    .array(z.strictObject({ month: z.string().regex(/^\d{4}-\d{2}-01$/), held: z.int().min(0).nullable(), runs: z.array(z.tuple([z.int().min(1), z.int().min(1)])).max(10_000) }))
+    .max(10_000),
+  /** What the signature covers, as canonical JSON: the org, the range, the count, the hash before the range, both end hashes (so every entry of the export) and the purged runs. */
+  statement: z.string().max(1_000_000),
   /** base64 Ed25519 signature over the statement. */
   signature: z.string().max(200),
 });
