@@ -13,8 +13,10 @@ const MAX_STRINGS = 10_000;
 const MAX_DEPTH = 20;
 
 // E-mail addresses: /[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}/g, matched by hand (scanEmails).
-const PHONE = /(?:\+|\b0)\d[\d\s().-]{7,16}\d\b/g;
-const DIGIT_RUN = /\b\d(?:[ -]?\d){11,18}\b/g;
+// Numbers end where digits end, not where words do: "TEL09012345678" (or ＴＥＬ０９０… folded) is a phone number,
+// "No4111111111111111" a card number (a letter before or after is no boundary a number needs).
+const PHONE = /(?:\+|(?<![0-9])0)\d[\d\s().-]{7,16}\d(?![0-9])/g;
+const DIGIT_RUN = /(?<![0-9])\d(?:[ -]?\d){11,18}(?![0-9])/g;
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/g;
 
 export function luhn(digits: string): boolean {
@@ -277,7 +279,7 @@ const runClass = (code: number): number => (code < 128 ? RUN[code] : nonAsciiSpa
  * within one maximal stretch of characters they can consist of, so they run only on the stretches
  * where they can find something (≥ 12 digits for a card or My Number, ≥ 10 for a phone; an IBAN
  * has ≥ 2 capital letters, ≥ 2 digits and ≥ 15 characters), with one character of context on
- * each side so that \b is the same. `i` is the first digit.
+ * each side so that the patterns' boundaries (\b, and digit look-arounds) are the same. `i` is the first digit.
  */
 function scanDigitStretches(s: string, i: number, st: Scan): void {
   const n = s.length;

@@ -9,8 +9,8 @@ const MAX_STRINGS = 10_000;
 const MAX_DEPTH = 20;
 
 const EMAIL = /[A-Za-z0-9._%+-]{1,64}@[A-Za-z0-9.-]{1,253}\.[A-Za-z]{2,63}/g;
-const PHONE = /(?:\+|\b0)\d[\d\s().-]{7,16}\d\b/g;
-const DIGIT_RUN = /\b\d(?:[ -]?\d){11,18}\b/g;
+const PHONE = /(?:\+|(?<![0-9])0)\d[\d\s().-]{7,16}\d(?![0-9])/g;
+const DIGIT_RUN = /(?<![0-9])\d(?:[ -]?\d){11,18}(?![0-9])/g;
 const IBAN = /\b[A-Z]{2}\d{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,4})?\b/g;
 
 function strings(value: unknown, out: string[], depth = 0, cut = { cut: false }): void {

@@ -37,6 +37,11 @@ describe('labelArguments', () => {
     expect(redacted.value.body).toBe('マイナンバー:[redacted my_number] 電話:[redacted phone] メール:[redacted email]');
     // Internal mail in full-width is still internal.
     expect(labelArguments({ to: fw('ann@acme.example') }, ORG)).toEqual({ labels: [], findings: [] });
+    // A number written straight after a word (full-width folded, or ASCII) is still the number it is.
+    for (const text of [fw('TEL09012345678'), 'TEL09012345678', 'tel_090-1234-5678', `${fw('Ｎｏ')}4111111111111111`, '09012345678番']) {
+      expect({ text, findings: labelArguments({ text }, ORG).findings }).toEqual({ text, findings: [{ kind: text.includes('4111') ? 'card_number' : 'phone', count: 1 }] });
+    }
+    expect(redactPersonalData({ body: fw('ＴＥＬ09012345678') }, ORG).value.body).toBe('TEL[redacted phone]');
   });
 
   it('finds nothing in ordinary internal work', () => {
