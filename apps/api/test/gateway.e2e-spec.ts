@@ -698,9 +698,14 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
     expect(calls('post_message').length).toBe(before + 1);
   });
 
-  it('a Watched read approved after its session ended runs once from a new session, under its own approval', async () => {
+  it('a Watched read approved after its session ended runs once from a new session, under its own approval (and its one rate-limit slot)', async () => {
     const [active] = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
-    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify({ ...active.document, baseline: { ...active.document.baseline, 'email.read': 'watched' } })]);
+    // Two inbox reads an hour: the approved read redeemed in the new session is the action already counted, not a second one.
+    const limit = { id: 'inbox-reads-once', actions: ['email.read'], max: 2, per: 'hour', by: 'user', then: 'forbidden', reason: 'At most 2 inbox reads an hour in this test' };
+    await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [
+      org.id,
+      JSON.stringify({ ...active.document, baseline: { ...active.document.baseline, 'email.read': 'watched' }, rateLimits: [...active.document.rateLimits, limit] }),
+    ]);
     // The gate reads the org's context through a cache of a second.
     await new Promise((r) => setTimeout(r, 1100));
     try {
@@ -727,6 +732,10 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
       expect((await su.query(`SELECT count(*)::int AS n FROM approvals WHERE org_id = $1 AND tool = 'read_inbox'`, [org.id])).rows[0].n).toBe(approvals + 1);
       expect(runs()).toBe(1);
       expect((await h.http.post(`/v1/approvals/${next._meta!['steward/approval-id']}/reject`).set('Cookie', cookie.approver).send({ reason: 'once is enough' })).status).toBe(200);
+      // The third read within the hour is over the limit.
+      const third = (await again.callTool({ name: 'upstream__read_inbox', arguments: { folder: 'payroll' }, _meta: { 'steward/wait-seconds': 0 } })) as CallToolResult;
+      expect(third.isError).toBe(true);
+      expect(text(third)).toMatch(/At most 2 inbox reads an hour/);
     } finally {
       await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify(active.document)]);
       await new Promise((r) => setTimeout(r, 1100));
@@ -841,6 +850,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
   it('a Forbidden read retried in the same session is the same refused action: one violation, not one per retry', async () => {
     const [active] = (await su.query(`SELECT document FROM policies WHERE org_id = $1 AND status = 'active'`, [org.id])).rows;
     await su.query(`UPDATE policies SET document = $2, updated_at = now() WHERE org_id = $1 AND status = 'active'`, [org.id, JSON.stringify({ ...active.document, baseline: { ...active.document.baseline, 'email.read': 'forbidden' } })]);
+    const [{ since }] = (await su.query(`SELECT now() AS since`)).rows;
     try {
       const client = await connect(memberKey, 'forbidden-reader');
       const ask = async () => (await client.callTool({ name: 'upstream__read_inbox', arguments: { folder: 'payroll' } })) as CallToolResult;
@@ -848,7 +858,7 @@ describe('MCP gateway (official SDK client → /mcp → gate → remote upstream
       expect(first.isError).toBe(true);
       expect(first._meta).toMatchObject({ 'steward/refusal': 'forbidden' });
       for (let i = 0; i < 3; i++) expect((await ask()).isError).toBe(true);
-      const opened = (await su.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1 AND action_type = 'email.read' AND tool = 'read_inbox'`, [org.id])).rows[0].n;
+      const opened = (await su.query(`SELECT count(*)::int AS n FROM violations WHERE org_id = $1 AND action_type = 'email.read' AND tool = 'read_inbox' AND created_at >= $2`, [org.id, since])).rows[0].n;
       expect(opened).toBe(1);
       expect(calls('read_inbox').filter((c) => c.args.folder === 'payroll')).toHaveLength(0);
     } finally {

@@ -34,7 +34,7 @@ import { type ActionScope, actionScope, type CredentialBroker, type CredentialTa
 import { redeemApproval, type RedeemResult } from './approvals';
 import type { ActivePolicy, PolicySource } from './policy-source';
 import { openOutcomeUnknown } from './outcome-unknown';
-import { type Reservation, reserve } from './rate-limits';
+import { release, type Reservation, reserve } from './rate-limits';
 
 export interface GateDeps {
   ds: DataSource;
@@ -323,7 +323,14 @@ async function gateActionOnce(deps: GateDeps, req: ActionRequest): Promise<GateR
     if (level === 'watched' && !refusal && claim.gatewayKey !== null && 'approved' in req.claim && req.claim.approved && !approvedAsked) {
       approvedAsked = true;
       const key = await req.claim.approved();
-      if (key) claim.gatewayKey = key;
+      if (key && key !== claim.gatewayKey) {
+        // That approved action, already counted against the rate limits when it was decided: this
+        // call's own slots are taken back, and it is decided again as that action (its unit), no second slot.
+        claim.gatewayKey = key;
+        if (reservation) await release(deps.redis, reservation);
+        reservation = null;
+        continue;
+      }
     }
     let r = await claimOnce();
     if (r === 'fenced') throw new ClaimFenced();

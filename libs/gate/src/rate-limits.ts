@@ -12,10 +12,11 @@ const WINDOW_MS = { minute: 60_000, hour: 3_600_000, day: 86_400_000 } as const;
  * deletes at 10:59:40 and 20 more at 11:00:05 are not 40 within a minute's reach of an hourly limit
  * of 20. An action already entered (in this window or the previous one) is the same action decided
  * again (its approval redeemed, the same call retried): it gets the count it was given then — no
- * second slot, and actions that came after it do not push it over the limit.
+ * second slot, and actions that came after it do not push it over the limit. (Its count comes back
+ * negated, so that the caller knows it entered nothing: `release` leaves such an entry alone.)
  */
 const RESERVE = `local seen = redis.call('HGET', KEYS[1], ARGV[3]) or redis.call('HGET', KEYS[2], ARGV[3])
-if seen then return tonumber(seen) end
+if seen then return -tonumber(seen) end
 local n = redis.call('HLEN', KEYS[1]) + 1
 local count = n + math.ceil(redis.call('HLEN', KEYS[2]) * tonumber(ARGV[2]))
 redis.call('HSET', KEYS[1], ARGV[3], count)
@@ -27,6 +28,8 @@ export interface Reservation {
   exceeded: string[];
   /** Redis could not be asked: every limit counts as exceeded (fail safe). */
   unavailable: boolean;
+  /** The window hashes this reservation entered its unit in (not those that already held it): what `release` takes back. */
+  entered?: { key: string; unit: string }[];
 }
 
 /**
@@ -40,6 +43,7 @@ export interface Reservation {
 export async function reserve(redis: Redis, orgId: string, userId: string, limits: RateLimit[], now: Date, timeoutMs = 250, prefix = 'steward', unit: string = randomUUID()): Promise<Reservation> {
   if (!limits.length) return { exceeded: [], unavailable: false };
   const pipeline = redis.pipeline();
+  const hashes: string[] = [];
   for (const l of limits) {
     const window = WINDOW_MS[l.per];
     const start = Math.floor(now.getTime() / window) * window;
@@ -48,6 +52,7 @@ export async function reserve(redis: Redis, orgId: string, userId: string, limit
     const key = `${prefix}:rls:${orgId}:${l.id}:${who}`;
     // Kept through the next window too, which weighs it.
     const stillCovered = (window - (now.getTime() - start)) / window;
+    hashes.push(`${key}:${start}`);
     pipeline.eval(RESERVE, 2, `${key}:${start}`, `${key}:${start - window}`, String(2 * window + 1000), stillCovered.toFixed(6), unit);
   }
   let timer: NodeJS.Timeout | undefined;
@@ -59,10 +64,27 @@ export async function reserve(redis: Redis, orgId: string, userId: string, limit
       }),
     ]);
     if (!results || results.some(([err]) => err)) return { exceeded: limits.map((l) => l.id), unavailable: true };
-    return { exceeded: limits.filter((l, i) => Number(results[i][1]) > l.max).map((l) => l.id), unavailable: false };
+    const counts = results.map(([, v]) => Number(v));
+    return {
+      exceeded: limits.filter((l, i) => Math.abs(counts[i]!) > l.max).map((l) => l.id),
+      unavailable: false,
+      entered: hashes.flatMap((key, i) => (counts[i]! > 0 ? [{ key, unit }] : [])),
+    };
   } catch {
     return { exceeded: limits.map((l) => l.id), unavailable: true };
   } finally {
     clearTimeout(timer);
   }
+}
+
+/**
+ * Takes back the slots a reservation entered (an action that turned out to be another one already
+ * counted: a call approved earlier, redeemed from a new session). Best effort: a slot left behind
+ * errs towards the limit, never past it.
+ */
+export async function release(redis: Redis, reservation: Reservation): Promise<void> {
+  if (!reservation.entered?.length) return;
+  const pipeline = redis.pipeline();
+  for (const { key, unit } of reservation.entered) pipeline.hdel(key, unit);
+  await pipeline.exec().catch(() => undefined);
 }
