@@ -26568,6 +26568,7 @@ export interface operations {
                             /** Format: int64 */
                             lastSeq: number;
                             lastError: string | null;
+                            retryAt: string | null;
                             /** Format: int64 */
                             deadLetters: number;
                             /** Format: date-time */
@@ -26685,6 +26686,7 @@ export interface operations {
                         /** Format: int64 */
                         lastSeq: number;
                         lastError: string | null;
+                        retryAt: string | null;
                         /** Format: int64 */
                         deadLetters: number;
                         /** Format: date-time */
@@ -26935,6 +26937,7 @@ export interface operations {
                         /** Format: int64 */
                         lastSeq: number;
                         lastError: string | null;
+                        retryAt: string | null;
                         /** Format: int64 */
                         deadLetters: number;
                         /** Format: date-time */

@@ -269,6 +269,15 @@ describe('audit trail through the API', () => {
     expect(withToken.body.url).toBe('https://splunk.example.com:9443');
     // Other changes need no token.
     expect((await h.http.patch(`/v1/siem-sinks/${created.body.id}`).set('Cookie', owner).send({ batchSize: 100 })).status).toBe(200);
+    // A sink its endpoint refused (held with backoff) shows when it is asked again; an edit asks it at once.
+    await inOrg(h.ds, { orgId: org.id }, (em) =>
+      em.query(`UPDATE audit_siem_sinks SET held_failures = 3, held_until = now() + interval '2 minutes', last_error = 'HTTP 401 (the sink waits: fix its URL or token)' WHERE org_id = $1 AND id = $2`, [org.id, created.body.id]),
+    );
+    const held = (await h.http.get('/v1/siem-sinks').set('Cookie', owner)).body.items.find((x: { id: string }) => x.id === created.body.id);
+    expect(new Date(held.retryAt).getTime()).toBeGreaterThan(Date.now() + 60_000);
+    const edited = await h.http.patch(`/v1/siem-sinks/${created.body.id}`).set('Cookie', owner).send({ token: 'hec-token-rotated' });
+    expect(edited.status).toBe(200);
+    expect(edited.body).toMatchObject({ retryAt: null, lastError: null });
   });
 
   it('pages through the trail with a stable cursor', async () => {

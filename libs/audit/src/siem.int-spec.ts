@@ -208,6 +208,11 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     const org = await newOrg(ds);
     await recordAndSeal(ds, org, 30);
     const sink = await addSink(ds, org, hec.url, 10);
+    const heldFor = async () => {
+      const [row] = await inOrg(ds, { orgId: org }, (em) => em.query(`SELECT held_failures, extract(epoch FROM held_until - now())::float AS wait FROM audit_siem_sinks WHERE org_id = $1 AND id = $2`, [org, sink]));
+      return row as { held_failures: number; wait: number | null };
+    };
+    let n = 0;
     for (const status of [401, 403, 404]) {
       hec.fail = () => status;
       const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1, maxAttempts: 4 });
@@ -215,14 +220,23 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
       const row = await sinkRow(ds, org, sink);
       expect(row.last_seq).toBe('0');
       expect(row.last_error).toMatch(/the sink waits: fix its URL or token/);
+      // Held with backoff (30 s, 60 s, 120 s …): the next rounds do not ask the endpoint again meanwhile.
+      const held = await heldFor();
+      expect(held.held_failures).toBe(++n);
+      expect(held.wait).toBeGreaterThan(30 * 2 ** (n - 1) - 5);
+      expect(held.wait).toBeLessThanOrEqual(30 * 2 ** (n - 1));
+      expect(await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 })).toEqual([]);
+      expect(hec.requests).toBe(n);
+      // (The wait is over.)
+      await inOrg(ds, { orgId: org }, (em) => em.query(`UPDATE audit_siem_sinks SET held_until = now() - interval '1 second' WHERE org_id = $1 AND id = $2`, [org, sink]));
     }
-    expect(hec.requests).toBe(3);
     expect(await inOrg(ds, { orgId: org }, (em) => em.query('SELECT 1 FROM audit_siem_dead_letters WHERE org_id = $1', [org]))).toEqual([]);
-    // Fixed: everything goes, from the first event.
+    // Fixed: everything goes, from the first event, and the backoff starts over.
     hec.fail = () => null;
     const [r] = await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 });
     expect(r).toMatchObject({ delivered: 30, deadLettered: 0, lastSeq: 30, error: null });
     expect(seqs(hec)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+    expect(await heldFor()).toEqual({ held_failures: 0, wait: null });
   });
 
   it('a sink has a time budget per round: a slow endpoint is taken up again where it stopped, next round', async () => {

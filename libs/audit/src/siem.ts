@@ -215,7 +215,7 @@ export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId
   const fetchImpl = options.fetchImpl ?? (guardedFetch({ allowHosts: options.allowHosts, resolver: options.resolver, maxRedirects: 0 }) as typeof fetch);
   const o = { maxAttempts: Math.max(1, options.maxAttempts ?? 4), baseDelayMs: options.baseDelayMs ?? 200, timeoutMs: options.timeoutMs ?? 10_000, ...(options.signal ? { signal: options.signal } : {}) };
   const sinks: SinkRow[] = await inOrg(ds, { orgId }, (em) =>
-    em.query('SELECT id, url, token_sealed, token_wrapped_key, batch_size, last_seq FROM audit_siem_sinks WHERE org_id = $1 AND enabled ORDER BY id', [orgId]),
+    em.query('SELECT id, url, token_sealed, token_wrapped_key, batch_size, last_seq FROM audit_siem_sinks WHERE org_id = $1 AND enabled AND (held_until IS NULL OR held_until <= now()) ORDER BY id', [orgId]),
   );
   if (!sinks.length) return [];
   const { toSeq } = await exportRange(ds, orgId);
@@ -247,14 +247,22 @@ export async function pushToSiem(ds: DataSource, keyProvider: KeyProvider, orgId
         // (Stopped mid-way: the same, said as nothing.)
         if (options.signal?.aborted) return false;
         r.error = sent.error;
-        await inOrg(ds, { orgId }, (em) => em.query('UPDATE audit_siem_sinks SET last_error = $3, updated_at = now() WHERE org_id = $1 AND id = $2', [orgId, sink.id, `${sent.error} (the sink waits: fix its URL or token)`.slice(0, 1000)]));
+        // Asked again with backoff (30 s, doubling to an hour), not every round: an edit of the sink clears the wait.
+        await inOrg(ds, { orgId }, (em) =>
+          em.query(
+            `UPDATE audit_siem_sinks SET last_error = $3, held_failures = held_failures + 1,
+               held_until = now() + least(interval '30 seconds' * power(2, least(held_failures, 7)), interval '1 hour'), updated_at = now()
+             WHERE org_id = $1 AND id = $2 AND url = $4 AND token_sealed = $5`,
+            [orgId, sink.id, `${sent.error} (the sink waits: fix its URL or token)`.slice(0, 1000), sink.url, sink.token_sealed],
+          ),
+        );
         return false;
       }
       const advanced = await inOrg(ds, { orgId }, async (em) => {
         // Only while the sink is as this round read it: one disabled, or given another URL or token, meanwhile
         // gets nothing more from this round (its old endpoint may be the reason for the change).
         const [, n] = (await em.query(
-          'UPDATE audit_siem_sinks SET last_seq = $4, last_error = $5, updated_at = now() WHERE org_id = $1 AND id = $2 AND last_seq = $3 AND enabled AND url = $6 AND token_sealed = $7',
+          'UPDATE audit_siem_sinks SET last_seq = $4, last_error = $5, held_failures = 0, held_until = NULL, updated_at = now() WHERE org_id = $1 AND id = $2 AND last_seq = $3 AND enabled AND url = $6 AND token_sealed = $7',
           [orgId, sink.id, r.lastSeq, lastSeq, sent.error, sink.url, sink.token_sealed],
         )) as [unknown, number];
         if (!n) return false; // another worker moved this sink on, or it was edited or disabled: stop here

@@ -25,6 +25,8 @@ export const SiemSinkView = z.strictObject({
   batchSize: z.number().int(),
   lastSeq: z.number().int(),
   lastError: z.string().max(1000).nullable(),
+  /** The endpoint refused the sink itself (401, 403, 404): it is asked again at this time (backoff from 30 s to an hour), or at once after an edit of the sink. */
+  retryAt: Timestamp.nullable(),
   deadLetters: z.number().int(),
   createdAt: Timestamp,
   updatedAt: Timestamp,

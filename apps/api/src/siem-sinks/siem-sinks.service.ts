@@ -20,12 +20,13 @@ interface Row {
   batch_size: number;
   last_seq: string;
   last_error: string | null;
+  held_until: Date | null;
   dead_letters: string;
   created_at: Date;
   updated_at: Date;
 }
 
-const COLUMNS = `s.id, s.url, s.enabled, s.batch_size, s.last_seq, s.last_error, s.created_at, s.updated_at,
+const COLUMNS = `s.id, s.url, s.enabled, s.batch_size, s.last_seq, s.last_error, CASE WHEN s.held_until > now() THEN s.held_until END AS held_until, s.created_at, s.updated_at,
   (SELECT count(*) FROM audit_siem_dead_letters d WHERE d.org_id = s.org_id AND d.sink_id = s.id) AS dead_letters`;
 
 function view(r: Row): z.infer<typeof SiemSinkView> {
@@ -36,6 +37,7 @@ function view(r: Row): z.infer<typeof SiemSinkView> {
     batchSize: r.batch_size,
     lastSeq: Number(r.last_seq),
     lastError: r.last_error,
+    retryAt: r.held_until ? new Date(r.held_until).toISOString() : null,
     deadLetters: Number(r.dead_letters),
     createdAt: new Date(r.created_at).toISOString(),
     updatedAt: new Date(r.updated_at).toISOString(),
@@ -122,7 +124,7 @@ export class SiemSinksService {
       await em.query(
         `UPDATE audit_siem_sinks SET url = $3, enabled = $4, batch_size = $5,
            token_sealed = COALESCE($6, token_sealed), token_wrapped_key = COALESCE($7, token_wrapped_key),
-           last_error = CASE WHEN $8 THEN NULL ELSE last_error END, updated_at = now()
+           last_error = CASE WHEN $8 THEN NULL ELSE last_error END, held_failures = 0, held_until = NULL, updated_at = now()
          WHERE org_id = $1 AND id = $2`,
         [p.orgId, id, url, body.enabled ?? before.enabled, body.batchSize ?? before.batch_size, sealed?.tokenSealed ?? null, sealed?.tokenWrappedKey ?? null, Boolean(sealed || body.url !== undefined)],
       );

@@ -63,6 +63,7 @@ import { SetupTokens1766880000001 } from './1766880000001-setup-tokens';
 import { AuditPartitionsRealign1766880000002 } from './1766880000002-audit-partitions-realign';
 import { ReportRetries1766880000003 } from './1766880000003-report-retries';
 import { PolicyHistory1766880000004 } from './1766880000004-policy-history';
+import { SiemSinkHold1766880000005 } from './1766880000005-siem-sink-hold';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -131,4 +132,5 @@ export const MIGRATIONS = [
   AuditPartitionsRealign1766880000002,
   ReportRetries1766880000003,
   PolicyHistory1766880000004,
+  SiemSinkHold1766880000005,
 ];
