@@ -1,5 +1,6 @@
 import { Client } from 'pg';
 import { newId } from '@steward/common';
+import { monthStart, previousMonth, wallClock } from '@steward/oversight';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
 
 /**
@@ -142,8 +143,18 @@ describe('anomaly reports and policy replay', () => {
     const due = (await su.query(`SELECT next_run_at FROM report_schedules WHERE org_id = $1`, [org.id])).rows[0].next_run_at as Date;
     const seen = (await h.http.get('/v1/reports/schedule').set('Cookie', admin)).body;
     expect(seen).toMatchObject({ failures: 2, lastError: 'canceling statement due to statement timeout' });
+    expect(new Date((await h.http.put('/v1/reports/schedule').set('Cookie', admin).send({ timeZone: 'UTC' })).body.nextRunAt).getTime()).toBe(due.getTime());
     const kept = await h.http.put('/v1/reports/schedule').set('Cookie', admin).send({ timeZone: 'Europe/Paris' });
-    expect(new Date(kept.body.nextRunAt).getTime()).toBe(due.getTime());
+    // Still due, for the same month (now in Paris, where it has ended too).
+    const monthOf = (zone: string, run: Date) => wallClock(zone, previousMonth(zone, run).from).toISOString().slice(0, 7);
+    expect(new Date(kept.body.nextRunAt).getTime()).toBeLessThanOrEqual(Date.now());
+    expect(monthOf('Europe/Paris', new Date(kept.body.nextRunAt))).toBe(monthOf('UTC', due));
+    // A run due in Tokyo (its month ended there, hours before UTC): moved to UTC, it reports that month
+    // once it has ended in UTC too — not the month before it, which Tokyo's last run reported.
+    const tokyoRun = new Date(monthStart('Asia/Tokyo', new Date(Date.now() - 2 * 86_400_000)).getTime() + 3_600_000);
+    await su.query(`UPDATE report_schedules SET time_zone = 'Asia/Tokyo', next_run_at = $2 WHERE org_id = $1`, [org.id, tokyoRun]);
+    const toUtc = await h.http.put('/v1/reports/schedule').set('Cookie', admin).send({ timeZone: 'UTC' });
+    expect(monthOf('UTC', new Date(toUtc.body.nextRunAt))).toBe(monthOf('Asia/Tokyo', tokyoRun));
     // The month now running in New York was already reported (by a zone ahead of it, where it had ended):
     // moving the org to New York does not report it again; the next run reports the month after.
     const nyMonth = `date_trunc('month', now() AT TIME ZONE 'America/New_York') AT TIME ZONE 'America/New_York'`;

@@ -3,7 +3,7 @@ import type { Response } from 'express';
 import { AppError, UUID_PATTERN } from '@steward/common';
 import { type EntityManager, Org, PolicyVersion } from '@steward/db';
 import type { PolicyDocument } from '@steward/policy';
-import { type AnomalyReport, generateReport, isTimeZone, monthStart, nextMonthlyRun, previousMonth, replayPolicy, reportCsv, reportHtml } from '@steward/oversight';
+import { type AnomalyReport, generateReport, isTimeZone, monthStart, nextMonthlyRun, previousMonth, replayPolicy, reportCsv, reportHtml, wallClock, zonedMidnight } from '@steward/oversight';
 import type { z } from 'zod';
 import { AccessService } from '../access/access.service';
 import { AuditService } from '../audit/audit.service';
@@ -197,8 +197,12 @@ export class ReportsService {
       // A run that came due and is not made yet (a moment ago, or failing and retried) stays due: saving
       // the schedule must not skip a month. And a month already reported (in the zone it had then) is
       // not reported again in the new zone: the next run is then the one after.
-      if (before?.enabled && body.enabled && new Date(before.next_run_at) <= now) next = new Date(before.next_run_at);
-      else if (before?.last_period_to) {
+      if (before?.enabled && body.enabled && new Date(before.next_run_at) <= now) {
+        // The month that run reports (in the zone it came due in) is still the one reported, in the new
+        // zone once that month has ended there (the same run when the zone stays): never the month before it again.
+        const month = wallClock(before.time_zone, previousMonth(before.time_zone, new Date(before.next_run_at)).from);
+        next = body.timeZone === before.time_zone ? new Date(before.next_run_at) : new Date(zonedMidnight(body.timeZone, month.getUTCFullYear(), month.getUTCMonth() + 1, 1).getTime() + 3_600_000);
+      } else if (before?.last_period_to) {
         for (let i = 0; i < 2 && previousMonth(body.timeZone, next).from < new Date(before.last_period_to); i++) next = nextMonthlyRun(body.timeZone, new Date(next.getTime() + 60_000));
       }
       const [s] = await em.query(
