@@ -28,6 +28,7 @@ import { McpGrantsController } from './mcp-auth/mcp-grants.controller';
 import { McpGrantsService } from './mcp-auth/mcp-grants.service';
 import { SsoController } from './sso/sso.controller';
 import { SsoService } from './sso/sso.service';
+import { Lifecycle } from './core/lifecycle';
 import { CONFIG, DATA_SOURCE, EGRESS_RESOLVER, LOGGER, METRICS, REDIS, TXT_RESOLVER, type TxtResolver } from './core/tokens';
 import { CatalogConnectorsController, ConnectorsController, CredentialsController, EgressController, OAuthController } from './connectors/connectors.controller';
 import { ConnectorChanges } from './connectors/connector-changes';
@@ -151,6 +152,7 @@ export class AppModule {
         { provide: APP_INTERCEPTOR, useClass: ValidationInterceptor },
         { provide: APP_FILTER, useClass: ProblemFilter },
         Db,
+        Lifecycle,
         ConnectorChanges,
         OpenApiService,
         AuditService,
@@ -189,7 +191,7 @@ export class AppModule {
         TuningService,
         PilotService,
       ],
-      exports: [SetupService, OpenApiService, GatewayService],
+      exports: [SetupService, OpenApiService, GatewayService, Lifecycle],
     };
   }
 }

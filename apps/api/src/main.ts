@@ -8,6 +8,8 @@ import { createApp } from './create-app';
 import { ApiMetrics } from './core/metrics';
 import { API_REDIS_OPTIONS } from './core/redis';
 import { SetupService } from './setup/setup.service';
+import { Lifecycle } from './core/lifecycle';
+import { GatewayService } from './gateway/gateway.service';
 
 function fail(message: string): never {
   process.stderr.write(`steward-api: ${message}\n`);
@@ -117,10 +119,16 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     log.info({ signal }, 'shutting down');
+    // Readiness answers 503 and the gateway takes nothing new; the MCP calls under way are answered
+    // first (a write cut mid-way would leave its outcome unknown), for up to SHUTDOWN_DRAIN_SECONDS.
+    app.get(Lifecycle).stopping = true;
+    const left = await app.get(GatewayService).drain(config.SHUTDOWN_DRAIN_SECONDS * 1000);
+    if (left) log.warn({ calls: left }, 'shutting down with MCP calls still under way (SHUTDOWN_DRAIN_SECONDS passed)');
     await audit?.stop().catch(() => undefined);
     await worker?.close().catch(() => undefined);
     await agentTasks?.close().catch(() => undefined);
-    await app.close().catch(() => undefined);
+    // (Bounded: an event stream a client keeps open would hold the server's close for ever; its client reconnects.)
+    await Promise.race([app.close().catch(() => undefined), new Promise((r) => setTimeout(r, 5000).unref())]);
     await dataSource.destroy().catch(() => undefined);
     redis.disconnect();
     await embedded?.stop().catch(() => undefined);

@@ -57,6 +57,7 @@ import { JsonAnswers } from './json-answers';
 import { ReadGenerations } from './read-generations';
 import { ResourceOwners } from './resource-owners';
 import { SessionDirectory } from './session-directory';
+import { Lifecycle } from '../core/lifecycle';
 
 /**
  * The MCP gateway: `/mcp` on the API, Streamable HTTP (sessions, resumable streams, the SDK's
@@ -273,6 +274,7 @@ export class GatewayService implements OnModuleDestroy {
     private readonly access: AccessService,
     reflector: Reflector,
     changes: ConnectorChanges,
+    private readonly lifecycle: Lifecycle,
   ) {
     // An admin's change to the org's connectors in this process: the next call reads them again.
     changes.onChange((orgId) => this.prints.delete(orgId));
@@ -301,6 +303,21 @@ export class GatewayService implements OnModuleDestroy {
     this.sweeper.unref();
   }
 
+  /** POST requests being answered (a tools/call's whole answer included): what a shutdown lets finish. */
+  private inflight = 0;
+
+  /**
+   * For a shutdown (the process is `stopping`: new requests are refused with 503, Watched calls stop
+   * waiting and answer with their pending approval): waits up to `ms` for the requests under way to
+   * be answered, so that no call is cut mid-way (a write's outcome left unknown). Returns how many
+   * were still under way at the deadline.
+   */
+  async drain(ms: number): Promise<number> {
+    const deadline = Date.now() + ms;
+    while (this.inflight > 0 && Date.now() < deadline) await sleep(Math.min(50, deadline - Date.now()));
+    return this.inflight;
+  }
+
   async onModuleDestroy(): Promise<void> {
     clearInterval(this.sweeper);
     await Promise.all([...this.sessions.values()].map((s) => this.closeSession(s, 'shutdown')));
@@ -318,6 +335,15 @@ export class GatewayService implements OnModuleDestroy {
       for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
       sendProblem(res, problem(status, code, title, detail, { instance: '/mcp', requestId: req.id }));
     };
+    // Shutting down: nothing new starts here (the client reconnects, to another server); what is under way finishes.
+    if (this.lifecycle.stopping) {
+      fail(503, ErrorCode.Unavailable, 'Shutting down', 'This Steward server is shutting down: send the request again in a moment (a new session, on another server).', { 'Retry-After': '1' });
+      return;
+    }
+    if (req.method === 'POST') {
+      this.inflight++;
+      res.once('close', () => this.inflight--);
+    }
     // DNS-rebinding protection, before anything else: a page on another site whose name resolves
     // to this server must not reach the gateway (its Host or Origin is not one of ours).
     const refused = this.rebinding(req);
@@ -1430,7 +1456,8 @@ export class GatewayService implements OnModuleDestroy {
     const deadline = Date.now() + waitMs;
     let progress = 0;
     let approvalId: string | null = null;
-    while (!o.signal.aborted) {
+    // (A shutdown ends the wait: the call answers with its pending approval, to be made again elsewhere.)
+    while (!o.signal.aborted && !this.lifecycle.stopping) {
       const a = await this.approvalOf(s.orgId, first.actionId);
       approvalId = a?.id ?? approvalId;
       // Decided: redeemed only while the session is open and the call wanted (else the approval stays for the same call made again).

@@ -9,6 +9,7 @@ import type { ApiMetrics } from '../core/metrics';
 import { OpenApiService } from '../core/openapi';
 import { CONFIG, LOGGER, METRICS, REDIS } from '../core/tokens';
 import { docsPage } from './docs-page';
+import { Lifecycle } from '../core/lifecycle';
 
 export const VERSION = '0.1.0';
 
@@ -45,6 +46,7 @@ export class HealthController {
     @Inject(METRICS) private readonly metrics: ApiMetrics,
     @Inject(CONFIG) private readonly config: Config,
     @Inject(LOGGER) private readonly log: Logger,
+    private readonly lifecycle: Lifecycle,
   ) {}
 
   @Endpoint({ method: 'GET', path: 'healthz', operationId: 'health', summary: 'Liveness, and whether the database is embedded (development only)', tag: 'Operations', auth: 'public', response: Health })
@@ -54,6 +56,8 @@ export class HealthController {
 
   @Endpoint({ method: 'GET', path: 'readyz', operationId: 'ready', summary: 'Readiness: PostgreSQL and Redis answer; whether audit sealing keeps up is reported (not failed)', tag: 'Operations', auth: 'public', response: Ready, errors: [503] })
   async ready() {
+    // Shutting down: nothing new is sent here (the requests under way finish).
+    if (this.lifecycle.stopping) throw new AppError(503, ErrorCode.Unavailable, 'Not ready', 'This server is shutting down.');
     const failed: string[] = [];
     await within(2000, this.db.dataSource.query('SELECT 1')).catch(() => failed.push('database'));
     await within(2000, this.redis.ping()).catch(() => failed.push('redis'));
