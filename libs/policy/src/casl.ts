@@ -2,7 +2,7 @@ import { buildMongoQueryMatcher, createMongoAbility, type MongoAbility, type Mon
 import { $and, $or, and, or } from '@ucast/mongo2js';
 import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionTypeSpec, floorOf, type Level, rank } from './catalog';
 import type { Conditions, PolicyDocument } from './document';
-import { eachValue, type Facts, localClock, minutesOf, type SplitKey, type SplitList, splitKeys } from './facts';
+import { domainInSet, eachValue, type Facts, localClock, minutesOf, type SplitKey, type SplitList, splitKeys, withParentDomains } from './facts';
 import { globToRegExpSource } from './glob';
 
 /**
@@ -137,7 +137,8 @@ export function actionSubject(compiled: CompiledAbility, f: Facts, level: Level)
     resources: f.resources,
     hosts: f.hosts,
     recipientScope: f.recipientScope,
-    recipientDomains: f.recipientDomains,
+    // With their parent domains: a rule on "competitor.example" covers "mail.competitor.example" (as the engine decides).
+    recipientDomains: withParentDomains(f.recipientDomains),
     invitesOthers: f.invitesOthers,
     labels: f.labels,
     tainted: f.tainted,
@@ -158,7 +159,11 @@ function valueTest(key: SplitKey, values: string[]): (v: string) => boolean {
     const re = new RegExp(anyMatch(key === 'hosts' ? values.map((h) => h.toLowerCase()) : values));
     return (v) => re.test(v);
   }
-  const set = new Set(key === 'recipientDomains' ? values.map((d) => d.toLowerCase()) : values);
+  if (key === 'recipientDomains') {
+    const domains = new Set(values.map((d) => d.toLowerCase()));
+    return (v) => domainInSet(domains, v);
+  }
+  const set = new Set(values);
   return (v) => set.has(v);
 }
 

@@ -1,6 +1,6 @@
 import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionType, type ActionTypeSpec, floorOf, type Level, LEVELS, type Obligation, rank } from './catalog';
 import type { ApprovalRoute, Conditions, PolicyDocument, RateLimit } from './document';
-import { type ActionContext, decisionFacts, type Facts, localDayMinute, minutesOf, type OrgInfo, type PolicyPrincipal, eachValue, SPLIT_MAX, type SplitKey, type SplitList, splitKeys, toFacts } from './facts';
+import { type ActionContext, decisionFacts, domainInSet, type Facts, localDayMinute, minutesOf, type OrgInfo, type PolicyPrincipal, eachValue, SPLIT_MAX, type SplitKey, type SplitList, splitKeys, toFacts } from './facts';
 import { globToRegExp } from './glob';
 
 /**
@@ -203,6 +203,10 @@ function inSet(this: Set<string>, x: string): boolean {
   return this.has(x);
 }
 
+function inDomainSet(this: Set<string>, d: string): boolean {
+  return domainInSet(this, d);
+}
+
 function inWindow(w: TimeCond, at: Date): boolean {
   const clock = localDayMinute(at, w.zone);
   const day = Math.floor(clock / 1440);
@@ -217,7 +221,7 @@ function matchCond(c: Cond, f: Facts): boolean {
   if (c.resources !== null && !f.resources.some(anyRegExp, c.resources)) return false;
   if (c.hosts !== null && !f.hosts.some(anyRegExp, c.hosts)) return false;
   if (c.recipients !== null && f.recipientScope !== c.recipients) return false;
-  if (c.recipientDomains !== null && !f.recipientDomains.some(inSet, c.recipientDomains)) return false;
+  if (c.recipientDomains !== null && !f.recipientDomains.some(inDomainSet, c.recipientDomains)) return false;
   if (c.invitesOthers !== undefined && f.invitesOthers !== c.invitesOthers) return false;
   if (c.labels !== null && !f.labels.some(inSet, c.labels)) return false;
   if (c.tainted !== undefined && f.tainted !== c.tainted) return false;
@@ -670,7 +674,7 @@ function valueMeets(key: SplitKey, c: Cond, v: string): boolean {
     case 'hosts':
       return anyRegExp.call(c.hosts!, v);
     case 'recipientDomains':
-      return c.recipientDomains!.has(v);
+      return domainInSet(c.recipientDomains!, v);
     case 'labels':
       return c.labels!.has(v);
   }

@@ -114,6 +114,21 @@ export function eachValue(f: Facts, lists: readonly SplitList[]): Facts[] | null
   return each;
 }
 
+/** Whether a domain or one of its parent domains is in the set: a rule on "competitor.example" covers "mail.competitor.example". */
+export function domainInSet(set: ReadonlySet<string>, domain: string): boolean {
+  for (let at = 0; at >= 0; at = domain.indexOf('.', at) + 1 || -1) {
+    if (set.has(at === 0 ? domain : domain.slice(at))) return true;
+  }
+  return false;
+}
+
+/** The domains with every parent domain of each (deduplicated): a list CASL's `$in` matches as domainInSet does. */
+export function withParentDomains(domains: readonly string[]): string[] {
+  const out = new Set<string>();
+  for (const d of domains) for (let at = 0; at >= 0; at = d.indexOf('.', at) + 1 || -1) out.add(at === 0 ? d : d.slice(at));
+  return [...out];
+}
+
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
   return at < 0 ? '' : address.slice(at + 1).toLowerCase();

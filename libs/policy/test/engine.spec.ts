@@ -194,6 +194,15 @@ describe('an action that names several resources, hosts, recipients or labels', 
     expect(decide(p, me, 'file.update', { resources: ['/notes/a.md', '/hr/salaries.xlsx'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['baseline.file.update', 'no-hr'] });
   });
 
+  it('a domain a policy names covers its subdomains: an area forbidding mail to a competitor is not passed by one of its mail hosts', () => {
+    const p = compilePolicy(doc([], [{ id: 'no-competitor', actions: ['email.draft'], when: { recipientDomains: ['competitor.example'] }, reason: 'never write to the competitor' }]));
+    for (const to of ['ceo@competitor.example', 'ceo@mail.competitor.example', 'ceo@a.b.competitor.example']) {
+      expect({ to, level: decide(p, me, 'email.draft', { recipients: [to] }, ORG).level }).toEqual({ to, level: 'forbidden' });
+    }
+    // A name that only ends the same way is another domain.
+    expect(decide(p, me, 'email.draft', { recipients: ['ceo@notcompetitor.example'] }, ORG).level).toBe('watched');
+  });
+
   it('reads the domains a policy names as facts name them: any case, a trailing dot, international names in their ASCII form', () => {
     const p = compilePolicy(
       doc(

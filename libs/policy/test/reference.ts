@@ -89,7 +89,8 @@ function conditionsHold(when: When | undefined, x: RefInput): boolean {
     if (when.recipients === 'external' && allInside) return false;
   }
   const domains = x.onlyDomain !== undefined ? [x.onlyDomain] : (x.recipients ?? []).map((r) => r.split('@').pop()!.toLowerCase());
-  if (when.recipientDomains && !domains.some((d) => when.recipientDomains!.map((w) => w.toLowerCase()).includes(d))) return false;
+  // A domain or any of its subdomains.
+  if (when.recipientDomains && !domains.some((d) => when.recipientDomains!.map((w) => w.toLowerCase()).some((w) => d === w || d.endsWith(`.${w}`)))) return false;
   if (when.invitesOthers !== undefined) {
     const others = (x.attendees ?? []).filter((a) => a.toLowerCase() !== (x.email ?? '').toLowerCase());
     if ((others.length > 0) !== when.invitesOthers) return false;
