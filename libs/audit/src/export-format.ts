@@ -31,6 +31,22 @@ function formatLine(line: ExportLine, format: PageFormat, productVersion: string
  */
 const purged = (canonical: string, format: PageFormat) => format !== 'ndjson' && canonical === 'null';
 
+/**
+ * What `exportTsvPages` writes for an entry whose event is gone and was not purged by retention (no
+ * drop of its month on record): not JSON, so no event can read as it. An event format stops there
+ * (the export fails, its connection cut) rather than leave a gap in the trail unsaid; the NDJSON
+ * export keeps the entry (`null`) for the verifier, which names it.
+ */
+export const MISSING_EVENT = 'missing';
+
+/** The event of an export's entry is gone without retention having purged it. */
+export class MissingEventError extends Error {
+  constructor(readonly seq: number) {
+    super(`the event of seq ${seq} is missing from the trail (retention did not purge it): the export stops there; verify the trail (POST /v1/audit/verify, or an NDJSON export with audit verify)`);
+    this.name = 'MissingEventError';
+  }
+}
+
 /** One page of an export as text chunks, a line per entry (each line ends with a newline). */
 export function formatPage(lines: ExportLine[], format: PageFormat, productVersion: string): string[] {
   const chunks: string[] = [];
@@ -60,6 +76,7 @@ export function formatTsvPage(tsv: string[], format: PageFormat, productVersion:
       const t2 = chunk.indexOf('\t', t1 + 1);
       if (t1 < 0 || t2 < 0 || t2 > end) throw new Error('malformed export page');
       const canonical = chunk.slice(t2 + 1, end);
+      if (canonical === MISSING_EVENT) throw new MissingEventError(Number(chunk.slice(at, t1)));
       if (!purged(canonical, format)) text += formatLine({ seq: Number(chunk.slice(at, t1)), hash: chunk.slice(t1 + 1, t2), canonical }, format, productVersion) + '\n';
       if (text.length >= EXPORT_CHUNK_CHARS) {
         chunks.push(text);

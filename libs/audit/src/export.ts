@@ -7,7 +7,7 @@ import { canonical, GENESIS } from './event';
 import type { CheckpointSigner } from './signing';
 import { loadCheckpoints } from './verify';
 import { cursorPages } from './pages';
-import { EXPORT_CHUNK_CHARS, type PageFormat, PageFormatter } from './export-format';
+import { EXPORT_CHUNK_CHARS, MISSING_EVENT, type PageFormat, PageFormatter } from './export-format';
 import { DROPPED_COUNTS_SQL, DROPPED_CTE, DROPPED_MONTHS_SQL, PURGED_SQL } from './retention';
 
 /** One NDJSON line of an export: the chain entry and the event's exact canonical bytes. */
@@ -113,7 +113,11 @@ export async function* exportNdjsonChunks(ds: DataSource, orgId: string, fromSeq
  * formatting thread as a few strings rather than thousands of row objects.
  */
 export function exportTsvPages(ds: DataSource, orgId: string, fromSeq: number, toSeq: number, pageSize = 2000): AsyncGenerator<string[]> {
-  return linePages(ds, orgId, fromSeq, toSeq, `c.seq || E'\\t' || encode(c.hash, 'hex') || E'\\t' || COALESCE(e.canonical, 'null') || E'\\n'`, pageSize);
+  // An entry without its event: `null` where retention purged it (its month's drop on record, before
+  // the purge point: the verifier's rule), else MISSING_EVENT (the event formats stop there, see formatTsvPage).
+  const gone = `CASE WHEN c.occurred_at < (SELECT h.purged_before FROM audit_heads h WHERE h.org_id = $1)
+      AND to_char(date_trunc('month', c.occurred_at AT TIME ZONE 'UTC'), 'YYYY-MM-DD') = ANY(${DROPPED_MONTHS_SQL}) THEN 'null' ELSE '${MISSING_EVENT}' END`;
+  return linePages(ds, orgId, fromSeq, toSeq, `c.seq || E'\\t' || encode(c.hash, 'hex') || E'\\t' || COALESCE(e.canonical, ${gone}) || E'\\n'`, pageSize);
 }
 
 /** Lines written by the database (`line`: an SQL expression over the chain entry c and its event e), a page at a time as chunks of whole lines. */

@@ -14,6 +14,8 @@ import { Ed25519Signer } from './signing';
 import { recordEvent } from './record';
 import { checkSinkUrl, pushToSiem, sealSinkToken, validateSinkUrl } from './siem';
 import { sealAll } from '../../../test/support/seal';
+import { exportText } from './export';
+import type { PageFormat } from './export-format';
 
 const keys = new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`);
 const keyring = new AuditKeyring(keys);
@@ -153,6 +155,14 @@ describe('SIEM push (Splunk HEC, real PostgreSQL)', () => {
     // And again at the next round: the gap is not skipped.
     expect((await pushToSiem(ds, keys, org, { allowHosts: LOOPBACK, baseDelayMs: 1 }))[0]).toMatchObject({ delivered: 0, lastSeq: 3 });
     expect(seqs(hec)).toEqual([1, 2, 3]);
+    // Nor does an export in an event format leave it out unsaid: it stops there. NDJSON keeps the entry (null) for the verifier.
+    const exported = async (format: PageFormat) => {
+      let text = '';
+      for await (const chunk of exportText(ds, org, 1, 6, format, 'test')) text += chunk;
+      return text.split('\n').filter(Boolean);
+    };
+    for (const format of ['csv', 'cef', 'ocsf', 'ecs'] as const) await expect(exported(format)).rejects.toThrow(/the event of seq 4 is missing from the trail/);
+    expect((await exported('ndjson')).map((l) => JSON.parse(l).canonical === 'null')).toEqual([false, false, false, true, false, false]);
   });
 
   it('retries a failing server with backoff and delivers everything', async () => {
