@@ -2,7 +2,7 @@ import { buildMongoQueryMatcher, createMongoAbility, type MongoAbility, type Mon
 import { $and, $or, and, or } from '@ucast/mongo2js';
 import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionTypeSpec, floorOf, type Level, rank } from './catalog';
 import type { Conditions, PolicyDocument } from './document';
-import { domainInSet, eachValue, type Facts, localClock, minutesOf, type SplitKey, type SplitList, splitKeys, withParentDomains } from './facts';
+import { asciiDomain, domainInSet, eachValue, type Facts, localClock, minutesOf, type SplitKey, type SplitList, splitKeys, withParentDomains } from './facts';
 import { globToRegExpSource } from './glob';
 
 /**
@@ -37,7 +37,7 @@ function conditionsOf(when: Conditions | undefined, tz: string[]): MongoQuery[] 
   if (when.resources) out.push({ resources: { $regex: anyMatch(when.resources) } } as MongoQuery);
   if (when.hosts) out.push({ hosts: { $regex: anyMatch(when.hosts.map((h) => h.toLowerCase())) } } as MongoQuery);
   if (when.recipients) out.push({ recipientScope: when.recipients });
-  if (when.recipientDomains) out.push({ recipientDomains: { $in: when.recipientDomains.map((d) => d.toLowerCase()) } } as MongoQuery);
+  if (when.recipientDomains) out.push({ recipientDomains: { $in: when.recipientDomains.map(asciiDomain) } } as MongoQuery);
   if (when.invitesOthers !== undefined) out.push({ invitesOthers: when.invitesOthers });
   if (when.labels) out.push({ labels: { $in: when.labels } } as MongoQuery);
   if (when.tainted !== undefined) out.push({ tainted: when.tainted });
@@ -160,7 +160,7 @@ function valueTest(key: SplitKey, values: string[]): (v: string) => boolean {
     return (v) => re.test(v);
   }
   if (key === 'recipientDomains') {
-    const domains = new Set(values.map((d) => d.toLowerCase()));
+    const domains = new Set(values.map(asciiDomain));
     return (v) => domainInSet(domains, v);
   }
   const set = new Set(values);

@@ -1,6 +1,6 @@
 import { ACTION_TYPE_NAMES, ACTION_TYPES, type ActionType, type ActionTypeSpec, floorOf, type Level, LEVELS, type Obligation, rank } from './catalog';
 import type { ApprovalRoute, Conditions, PolicyDocument, RateLimit } from './document';
-import { type ActionContext, decisionFacts, domainInSet, type Facts, localDayMinute, minutesOf, type OrgInfo, type PolicyPrincipal, eachValue, SPLIT_MAX, type SplitKey, type SplitList, splitKeys, toFacts } from './facts';
+import { type ActionContext, asciiDomain, decisionFacts, domainInSet, type Facts, localDayMinute, minutesOf, type OrgInfo, type PolicyPrincipal, eachValue, SPLIT_MAX, type SplitKey, type SplitList, splitKeys, toFacts } from './facts';
 import { globToRegExp } from './glob';
 
 /**
@@ -149,26 +149,6 @@ interface TimeCond {
   from: number;
   to: number;
   outside: boolean;
-}
-
-/**
- * A domain (or host glob) of a policy as facts write domains: lower case, international labels in
- * their ASCII (punycode) form, no trailing dot — so that a rule on "Bücher.de." matches the
- * "xn--bcher-kva.de" a call's facts name. A glob's "*" labels stay as they are. (WHATWG URL parsing,
- * which browsers and Node share: the console explains decisions with this code too.)
- */
-function asciiDomain(domain: string): string {
-  const labels = domain.trim().toLowerCase().replace(/\.+$/, '').split('.');
-  return labels
-    .map((label) => {
-      if (label.includes('*') || /^[a-z0-9-]*$/.test(label)) return label;
-      try {
-        return new URL(`http://${label}`).hostname;
-      } catch {
-        return label;
-      }
-    })
-    .join('.');
 }
 
 function compileCond(when: Conditions): Cond {

@@ -129,6 +129,30 @@ export function withParentDomains(domains: readonly string[]): string[] {
   return [...out];
 }
 
+/**
+ * A domain (or host glob) as policies and facts compare it: lower case, international labels in
+ * their ASCII (punycode) form, no trailing dot — so that a rule on "Bücher.de." and a recipient
+ * "kim@bücher.de" or "kim@xn--bcher-kva.de" meet. A glob's "*" labels stay as they are. (WHATWG
+ * URL parsing, which browsers and Node share: the console explains decisions with this code too.)
+ */
+const PLAIN_DOMAIN = /^[a-z0-9-]+(?:\.[a-z0-9-]+)*$/;
+
+export function asciiDomain(domain: string): string {
+  // (The usual case, already in that form, at the cost of one test.)
+  if (PLAIN_DOMAIN.test(domain)) return domain;
+  const labels = domain.trim().toLowerCase().replace(/\.+$/, '').split('.');
+  return labels
+    .map((label) => {
+      if (label.includes('*') || /^[a-z0-9-]*$/.test(label)) return label;
+      try {
+        return new URL(`http://${label}`).hostname;
+      } catch {
+        return label;
+      }
+    })
+    .join('.');
+}
+
 export function domainOf(address: string): string {
   const at = address.lastIndexOf('@');
   return at < 0 ? '' : address.slice(at + 1).toLowerCase();
@@ -156,7 +180,7 @@ export function toFacts(principal: PolicyPrincipal, action: ActionType, ctx: Act
     const set = new Set<string>();
     for (const r of recipients) {
       const d = domainOf(r.toLowerCase());
-      if (d) set.add(d);
+      if (d) set.add(asciiDomain(d));
     }
     if (set.size) {
       domains = [...set].sort();
@@ -208,7 +232,8 @@ export function decisionFacts(principal: PolicyPrincipal, action: ActionType, ct
     let internal = true;
     let found: string[] | null = null;
     for (const r of recipients) {
-      const d = domainOf(r.toLowerCase());
+      const raw = domainOf(r.toLowerCase());
+      const d = raw && asciiDomain(raw);
       if (d) {
         if (found === null) found = [d];
         else found.push(d);

@@ -215,6 +215,12 @@ describe('an action that names several resources, hosts, recipients or labels', 
     );
     // Facts as connectors write them (lower case, punycode, no trailing dot).
     expect(decide(p, me, 'email.draft', { recipients: ['kim@xn--bcher-kva.de'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['no-books-mail'] });
+    // ... and as an agent may write them (Unicode, a trailing dot): the same domain, no way around the rule.
+    for (const to of ['kim@bücher.de', 'kim@BÜCHER.de.', 'kim@shop.bücher.de']) expect({ to, d: decide(p, me, 'email.draft', { recipients: [to] }, ORG) }).toMatchObject({ to, d: { level: 'forbidden', ruleIds: ['no-books-mail'] } });
+    // CASL's check reads the policy's domains the same way: a rule that frees drafts to an international domain is honoured by both.
+    const free = compilePolicy(doc([{ id: 'books-free', scope: { type: 'org' }, actions: ['email.draft'], level: 'autonomous', when: { recipientDomains: ['Bücher.de'] }, reason: 'drafts to the partner are routine' }]));
+    expect(decide(free, me, 'email.draft', { recipients: ['kim@bücher.de'] }, ORG)).toMatchObject({ level: 'autonomous', ruleIds: ['books-free'] });
+    expect(caslLevel(compileAbility(doc([{ id: 'books-free', scope: { type: 'org' }, actions: ['email.draft'], level: 'autonomous', when: { recipientDomains: ['Bücher.de'] }, reason: 'drafts to the partner are routine' }])), toFacts(me, 'email.draft', { recipients: ['kim@bücher.de'] }, ORG))).toBe('autonomous');
     expect(decide(p, me, 'web.read', { hosts: ['shop.xn--bcher-kva.de'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['no-books-web'] });
     expect(decide(p, me, 'web.read', { hosts: ['competitor.example'] }, ORG)).toMatchObject({ level: 'forbidden', ruleIds: ['no-books-web'] });
     expect(decide(p, me, 'web.read', { hosts: ['docs.example'] }, ORG).level).toBe('autonomous');
