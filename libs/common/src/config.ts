@@ -247,6 +247,8 @@ export const configSchema = z.object({
   GATEWAY_APPROVAL_POLL_MS: z.coerce.number().int().min(20).max(10_000).default(500),
   /** MCP gateway: Watched calls of one session that wait for their approval at once; more answer at once with the pending approval. */
   GATEWAY_MAX_WAITING_CALLS_PER_SESSION: z.coerce.number().int().min(0).max(1000).default(4),
+  /** Audit exports of one org streaming at once on one API server (each holds a database connection while it runs); more are refused with 429. */
+  AUDIT_EXPORTS_PER_ORG: z.coerce.number().int().min(1).max(50).default(2),
   /** On SIGTERM: how long the API lets the MCP calls under way finish before it closes (keep it under the orchestrator's grace period, 30 s in the chart). */
   SHUTDOWN_DRAIN_SECONDS: z.coerce.number().int().min(0).max(600).default(20),
   /** MCP gateway: tools/call requests per second per API key. */

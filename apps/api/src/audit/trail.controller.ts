@@ -46,7 +46,7 @@ export class AuditTrailController {
     return this.trail.manifest(p, q.fromSeq, q.toSeq);
   }
 
-  @Endpoint({ method: 'GET', path: 'export', operationId: 'exportAuditTrail', summary: 'Stream the chain as NDJSON (seq, hash, canonical event; verify offline with the manifest), CSV, CEF, OCSF 1.8 or ECS 9.4, gzip optional', tag: 'Audit', query: ExportQuery })
+  @Endpoint({ method: 'GET', path: 'export', operationId: 'exportAuditTrail', summary: 'Stream the chain as NDJSON (seq, hash, canonical event; verify offline with the manifest), CSV, CEF, OCSF 1.8 or ECS 9.4, gzip optional', tag: 'Audit', query: ExportQuery, errors: [429] })
   async export(@Caller() p: Principal, @Query() q: z.infer<typeof ExportQuery>, @Res() res: Response): Promise<void> {
     await this.trail.export(p, res, q.fromSeq, q.toSeq, q.gzip === 'true', q.format);
   }

@@ -23,6 +23,7 @@ import { AppError, type Config } from '@steward/common';
 import { AccessService } from '../access/access.service';
 import type { Principal } from '../auth/principal';
 import { Db } from '../core/db.service';
+import { Slots } from '../core/slots';
 import { CONFIG } from '../core/tokens';
 import { VERSION } from '../health/health.controller';
 import { AuditService, knownPerson } from './audit.service';
@@ -40,7 +41,11 @@ export class AuditTrailService {
   ) {
     this.signer = auditSigner(config);
     this.sink = auditSink(config);
+    this.exports = new Slots('audit exports', config.AUDIT_EXPORTS_PER_ORG, Math.max(config.AUDIT_EXPORTS_PER_ORG, 8));
   }
+
+  /** Exports streaming now: each holds a database connection (and the event formats, formatting threads) while it runs. */
+  private readonly exports: Slots;
 
   async erasures(p: Principal) {
     await this.access.authorize(p, 'read', 'AuditEvent');
@@ -138,6 +143,15 @@ export class AuditTrailService {
   /** Streams NDJSON (gzip optional) with backpressure; the export itself is audited first. */
   async export(p: Principal, res: Response, from?: number, to?: number, gzip = false, format: ExportFormat | 'ocsf' | 'ecs' = 'ndjson'): Promise<void> {
     await this.access.authorize(p, 'export', 'AuditEvent');
+    const release = this.exports.take(p.orgId);
+    try {
+      await this.exportWithin(p, res, from, to, gzip, format);
+    } finally {
+      release();
+    }
+  }
+
+  private async exportWithin(p: Principal, res: Response, from: number | undefined, to: number | undefined, gzip: boolean, format: ExportFormat | 'ocsf' | 'ecs'): Promise<void> {
     const range = await exportRange(this.db.dataSource, p.orgId, from, to);
     await this.db.inOrg(p, (em) =>
       this.audit.record(em, p, { action: 'audit.export', targetType: 'AuditEvent', payload: { format, fromSeq: range.fromSeq, toSeq: range.toSeq, gzip } }),
