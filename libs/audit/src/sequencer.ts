@@ -14,6 +14,12 @@ export interface SealOptions {
   /** Who is sealing (process id + random); the fencing token changes when the holder does. */
   holder: string;
   batchSize?: number;
+  /**
+   * At most about this many bytes of events per batch (default 32 MiB; the first event of a batch
+   * always goes): an event may carry up to 256 KiB of sealed arguments, and 2,000 of them in one
+   * batch would take the worker's memory (and every org's sealing with it).
+   */
+  batchBytes?: number;
   leaseSeconds?: number;
   /** Stop after this many batches (default: until caught up). */
   maxBatches?: number;
@@ -59,6 +65,7 @@ export async function acquireLease(ds: DataSource, orgId: string, holder: string
 
 export async function sealOrg(ds: DataSource, orgId: string, options: SealOptions): Promise<SealResult> {
   const batchSize = options.batchSize ?? 2000;
+  const batchBytes = options.batchBytes ?? 32 * 1024 * 1024;
   const leaseSeconds = options.leaseSeconds ?? 15;
   const head = await acquireLease(ds, orgId, options.holder, leaseSeconds);
   if (!head) return { sealed: 0, head: { seq: 0, hash: Buffer.alloc(32) }, busy: true, fenced: false };
@@ -70,12 +77,19 @@ export async function sealOrg(ds: DataSource, orgId: string, options: SealOption
   let sealed = 0;
   for (let batch = 0; options.maxBatches === undefined || batch < options.maxBatches; batch++) {
     const outcome = await inOrgTx(ds, orgId, async (em) => {
-      const rows: { id: string; occurred_at: Date; canonical: string; txid: string }[] = await em.query(
-        `SELECT id, occurred_at, canonical, txid FROM audit_events
-          WHERE org_id = $1 AND (txid, id) > ($2::bigint, $3::uuid)
-            AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-          ORDER BY txid, id LIMIT $4`,
-        [orgId, lastTxid, lastEvent, batchSize],
+      // The next events in order, up to the count and (their sizes read from the stored values'
+      // headers, none loaded to count) the bytes of a batch.
+      const rows: { id: string; occurred_at: Date; canonical: string; txid: string; before: string }[] = await em.query(
+        `SELECT id, occurred_at, canonical, txid, before FROM (
+           SELECT id, occurred_at, canonical, txid,
+                  sum(octet_length(canonical)) OVER (ORDER BY txid, id ROWS UNBOUNDED PRECEDING) - octet_length(canonical) AS before
+             FROM audit_events
+            WHERE org_id = $1 AND (txid, id) > ($2::bigint, $3::uuid)
+              AND txid < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+            ORDER BY txid, id LIMIT $4) b
+          WHERE before = 0 OR before < $5
+          ORDER BY txid, id`,
+        [orgId, lastTxid, lastEvent, batchSize, batchBytes],
       );
       if (!rows.length) return { state: 'done' as const, ids: [] as string[] };
       const seqs: string[] = [];
@@ -111,7 +125,9 @@ export async function sealOrg(ds: DataSource, orgId: string, options: SealOption
       lastTxid = last.txid;
       lastEvent = last.id;
       sealed += rows.length;
-      return { state: rows.length < batchSize ? ('done' as const) : ('more' as const), ids };
+      // More when the batch was full by count, or may have been cut by bytes (then, at worst, the next read finds nothing).
+      const bytes = Number(last.before) + Buffer.byteLength(last.canonical);
+      return { state: rows.length < batchSize && bytes < batchBytes / 2 ? ('done' as const) : ('more' as const), ids };
     });
     if (outcome.state === 'fenced') return { sealed, head: { seq, hash }, busy: false, fenced: true };
     if (outcome.ids.length) options.onBatch?.(outcome.ids);

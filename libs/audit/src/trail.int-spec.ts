@@ -84,6 +84,26 @@ describe('audit trail (real PostgreSQL)', () => {
     expect(result).toMatchObject({ ok: true, checked: 25, lastSeq: 25, checkpointsVerified: 1, firstBadSeq: null });
   });
 
+  it('seals in batches bounded by bytes as well as by count (large events never load a whole batch at once), and the chain verifies', async () => {
+    const org = await newOrg(ds);
+    await record(ds, org, 12);
+    const [{ size, least }] = await inOrg(ds, { orgId: org }, (em) => em.query(`SELECT max(octet_length(canonical))::int AS size, min(octet_length(canonical))::int AS least FROM audit_events WHERE org_id = $1`, [org]));
+    const batches: number[] = [];
+    // Room for about three events a batch (a batch stops at the first event that starts past its bytes): every event sealed once, in order.
+    const r = await sealOrg(ds, org, { holder: 'bytes', batchSize: 2000, batchBytes: size * 3, onBatch: (ids) => batches.push(ids.length) });
+    expect(r).toMatchObject({ sealed: 12, busy: false, fenced: false });
+    const most = Math.ceil((size * 3) / least);
+    expect(Math.max(...batches)).toBeLessThanOrEqual(most);
+    expect(batches.length).toBeGreaterThanOrEqual(Math.ceil(12 / most));
+    expect(batches.length).toBeGreaterThan(1);
+    // An event larger than a whole batch's bytes still goes (alone).
+    await record(ds, org, 2);
+    const alone: number[] = [];
+    expect((await sealOrg(ds, org, { holder: 'bytes', batchBytes: 1, onBatch: (ids) => alone.push(ids.length) })).sealed).toBe(2);
+    expect(alone).toEqual([1, 1]);
+    expect(await verifyOrg(ds, org, null)).toMatchObject({ ok: true, checked: 14 });
+  });
+
   it('refuses a checkpoint under another public key', async () => {
     const org = await newOrg(ds);
     await record(ds, org, 3);
