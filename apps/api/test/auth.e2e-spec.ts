@@ -211,6 +211,21 @@ describe('identity', () => {
       expect((await h.http.post('/v1/invitations/accept').send({ token: again.body.token, name: 'Invited', password: 'a planted account passphrase' })).status).toBe(201);
     });
 
+    it('an invitation grants its roles as its sender could grant them when it is accepted: an admin demoted since has an admin invitation refused', async () => {
+      const u = await addUser(h.ds, org, 'admin', 'demoted');
+      const sent = await h.http.post('/v1/invitations').set('Cookie', await login(h, u.email)).send({ email: 'second-self@outside.example', roles: ['admin'] });
+      expect(sent.status).toBe(201);
+      expect((await h.http.put(`/v1/members/${u.id}/roles`).set('Cookie', owner).send({ roles: ['member'] })).status).toBe(200);
+      const refused = await h.http.post('/v1/invitations/accept').send({ token: sent.body.token, name: 'Second Self', password: 'a second self passphrase' });
+      expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 403, detail: expect.stringContaining('can no longer grant "admin"') });
+      const [{ n }] = await inOrg(h.ds, { orgId: org.id }, (em) => em.query(`SELECT count(*)::int AS n FROM users WHERE email = 'second-self@outside.example'`));
+      expect(n).toBe(0);
+      // Made an admin again, the invitation grants what it says.
+      expect((await h.http.put(`/v1/members/${u.id}/roles`).set('Cookie', owner).send({ roles: ['admin'] })).status).toBe(200);
+      const joined = await h.http.post('/v1/invitations/accept').send({ token: sent.body.token, name: 'Second Self', password: 'a second self passphrase' });
+      expect(joined.status).toBe(201);
+    });
+
     it('an invitation is no way round the password limit, nor round an open sanction', async () => {
       const u = await addUser(h.ds, org, 'member', 'invited-elsewhere');
       const other = await seedOrg(h.ds, 'inv-limit');
@@ -373,6 +388,8 @@ describe('identity', () => {
         ['erase', (auth: Record<string, string>) => h.http.post('/v1/audit/erasures').set(auth).send({ userId: org.users.member.id, reason: 'deletion request' })],
         ['hold', (auth: Record<string, string>) => h.http.post('/v1/legal-holds').set(auth).send(holdBody)],
         ['release', (auth: Record<string, string>) => h.http.post(`/v1/legal-holds/${held.id}/release`).set(auth)],
+        // Taking a member's access away, or giving it back.
+        ['suspend', (auth: Record<string, string>) => h.http.post(`/v1/members/${org.users.member.id}/suspend`).set(auth).send({ reason: 'step-up check' })],
       ] as const) {
         for (const auth of [{ Cookie: staleCookie }, { Authorization: `Bearer ${key.secret}` }]) {
           const res = await send(auth);
@@ -387,6 +404,7 @@ describe('identity', () => {
         ),
       );
       expect(untouched).toEqual([{ erasures: 0, holds: 0, invitations: 0 }]);
+      expect((await h.http.get(`/v1/members/${org.users.member.id}`).set('Cookie', staleCookie)).body.status).toBe('active');
       // A plain member's invitation is no role change: it goes through.
       expect((await h.http.post('/v1/invitations').set('Cookie', staleCookie).send({ email: 'new-member@acme.example', roles: ['member'] })).status).toBe(201);
       expect((await h.http.post('/v1/auth/step-up').set('Cookie', ownerT.cookie).send({ totpCode: await ownerT.code(1) })).status).toBe(204);

@@ -12,6 +12,7 @@ import { CONFIG } from '../core/tokens';
 import type { AcceptInvitationBody, CreateInvitationBody, InvitationView, ListInvitationsQuery } from './invitations.schemas';
 import { heldBySanction } from '../sanctions/held-by-sanction';
 import { AuthService } from '../auth/auth.service';
+import { canGrant } from '@steward/policy';
 
 function status(i: Invitation): z.infer<typeof InvitationView>['status'] {
   if (i.acceptedAt) return 'accepted';
@@ -179,6 +180,15 @@ export class InvitationsService {
       if (existing && (await heldBySanction(em, inv.orgId, userId))) throw AppError.forbidden("An open sanction holds this person's agent access in this org: an owner lifts it before they join again.");
       await em.insert(Membership, { id: newId(), orgId: inv.orgId, userId, status: 'active', suspendedAt: null, suspendedReason: null });
       const grants = await this.access.resolveRoles(em, inv.orgId, inv.roles).catch(() => []);
+      // The roles are granted now, by the sender as they are now: someone who lost a role since
+      // (an owner demoted, an admin made a member) cannot have it handed back through an invitation
+      // they sent before — each role must still be theirs to grant, the owner role only an owner's.
+      const sender = await this.access.roleSet(em, inv.orgId, inv.invitedBy);
+      for (const g of grants) {
+        if ((g.role === 'owner' && !sender.roles.includes('owner')) || !canGrant(sender.rules, g.rules)) {
+          throw AppError.forbidden(`The person who sent this invitation can no longer grant "${g.role}": ask for a new one.`);
+        }
+      }
       for (const g of grants) await em.insert(RoleAssignment, { id: newId(), orgId: inv.orgId, userId, role: g.role, customRoleId: g.customRoleId });
       // Conditional update: two accepts racing for one token cannot both succeed.
       const claimed = await em

@@ -128,6 +128,8 @@ export class MembersService {
       const { m, u } = await this.load(em, p, userId);
       if (userId === p.userId) throw AppError.conflict('You cannot suspend yourself.');
       if (m.status === 'suspended') throw AppError.conflict('The member is already suspended.');
+      // Taking someone's access away is a change of what they may do, as a role change is: the org's step-up applies.
+      await this.access.requireStepUp(em, p);
       const isOwner = (await em.countBy(RoleAssignment, { orgId: p.orgId, userId, role: 'owner' })) > 0;
       if (isOwner && !p.roles.includes('owner')) throw AppError.forbidden('Only an owner can suspend an owner.');
       if (isOwner && (await this.ownerCount(em, p.orgId)) <= 1) throw AppError.conflict('The org must keep at least one active owner.');
@@ -157,6 +159,8 @@ export class MembersService {
       if (m.suspendedReason === SCIM_SUSPENSION) throw AppError.conflict('The identity provider deprovisioned this member (SCIM): they are reactivated there.');
       const isOwner = (await em.countBy(RoleAssignment, { orgId: p.orgId, userId, role: 'owner' })) > 0;
       if (isOwner && !p.roles.includes('owner')) throw AppError.forbidden('Only an owner can reactivate an owner.');
+      // Giving access back is a change of what the member may do, as a role change is: the org's step-up applies.
+      await this.access.requireStepUp(em, p);
       m.status = 'active';
       m.suspendedAt = null;
       m.suspendedReason = null;
