@@ -98,7 +98,6 @@ const RULES: { reason: string; pattern: RegExp }[] = [
   { reason: 'tells the model to send data somewhere', pattern: /\b(send|forward|upload|post|exfiltrate|copy|transmit|email|leak)\b[^.\n]{0,60}\b(to|into)\b[^.\n]{0,40}(https?:\/\/|\b[\w.+-]+@[\w-]+\.[\w.]+|\bwebhook\b|\bserver\b|\bendpoint\b)/i },
   { reason: 'asks for secrets or private files', pattern: /(\bid_rsa\b|~\/\.ssh|\.ssh\/|\.aws\/credentials|\.env\b|\b(api[_ -]?keys?|passwords?|secrets?|access tokens?|private keys?|credentials)\b[^.\n]{0,40}\b(include|pass|send|add|read|provide|append)|\b(include|pass|send|add|read|provide|append)\b[^.\n]{0,40}\b(api[_ -]?keys?|passwords?|secrets?|access tokens?|private keys?|credentials)\b)/i },
   { reason: 'tells the model to hide things from the user', pattern: /\b(do not|don't|never)\b[^.\n]{0,30}\b(tell|inform|mention|reveal|show|notify|alert)\b[^.\n]{0,30}\b(user|human|anyone)\b|\bwithout (telling|informing|notifying) the user\b|\bsecretly\b|\bsilently\b/i },
-  { reason: 'contains an HTML comment (hidden from people who read rendered text)', pattern: /<!--[\s\S]*?-->/ },
   { reason: 'contains a long encoded blob', pattern: /[A-Za-z0-9+/]{120,}={0,2}/ },
 ];
 
@@ -119,9 +118,22 @@ function excerptAround(text: string, index: number, length: number): string {
   return raw.replace(/[^\x20-\x7E\u00A0-\u02FF\u0370-\u1FFF\u3000-\u9FFF]/gu, (c) => `\\u{${c.codePointAt(0)!.toString(16)}}`);
 }
 
+/** The first HTML comment ("<!--" … "-->"), found in linear time (the lazy regular expression is quadratic on "<!--<!--<!--…"). */
+function htmlComment(text: string): { index: number; length: number } | null {
+  const open = text.indexOf('<!--');
+  if (open < 0) return null;
+  const close = text.indexOf('-->', open + 4);
+  return close < 0 ? null : { index: open, length: close + 3 - open };
+}
+
+/** Descriptions are scanned up to this many characters; a longer one is flagged for that alone (nobody reviews more). */
+export const MAX_SCANNED_TEXT = 100_000;
+
 /** Flags text in one description. */
-export function scanText(text: string, where = '/description'): DescriptionFlag[] {
+export function scanText(full: string, where = '/description'): DescriptionFlag[] {
   const flags: DescriptionFlag[] = [];
+  if (full.length > MAX_SCANNED_TEXT) flags.push({ where, reason: `is longer than ${MAX_SCANNED_TEXT.toLocaleString('en')} characters (only the start was scanned)`, excerpt: excerptAround(full, MAX_SCANNED_TEXT - 30, 0) });
+  const text = full.length > MAX_SCANNED_TEXT ? full.slice(0, MAX_SCANNED_TEXT) : full;
   for (const { reason, pattern } of HIDDEN) {
     const m = pattern.exec(text);
     if (m) flags.push({ where, reason, excerpt: excerptAround(text, m.index, m[0].length) });
@@ -135,6 +147,8 @@ export function scanText(text: string, where = '/description'): DescriptionFlag[
     const m = pattern.exec(visible);
     if (m) flags.push({ where, reason, excerpt: excerptAround(visible, m.index, m[0].length) });
   }
+  const comment = htmlComment(visible);
+  if (comment) flags.push({ where, reason: 'contains an HTML comment (hidden from people who read rendered text)', excerpt: excerptAround(visible, comment.index, comment.length) });
   return flags;
 }
 

@@ -4,7 +4,8 @@ import { ConnectorError } from '../errors';
 import { ConnectorHub } from '../hub';
 import { extractContext, parseManifest, resolveTool } from '../manifest';
 import { fakeApi } from '../test-support/fake-api';
-import { createWebServer, webManifest } from './web';
+import { createWebServer, htmlToText, webManifest } from './web';
+import { scanText } from '../pinning';
 
 describe('web connector against a loopback site and search API', () => {
   const hub = new ConnectorHub({ timeoutMs: 5000 });
@@ -72,7 +73,8 @@ describe('web connector against a loopback site and search API', () => {
   });
 
   it('stops reading a JSON page at its limit: a large answer is not read whole first', async () => {
-    const total = 8 * 1024 * 1024;
+    // Far more than the kernel's socket buffers take in on this side and that (receive buffers grow up to 32 MiB on some hosts).
+    const total = 128 * 1024 * 1024;
     let written = 0;
     const server = createServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
@@ -108,5 +110,27 @@ describe('web connector against a loopback site and search API', () => {
     const before = site.calls.length;
     expect(await code(hub.callTool('web-public', 'web.fetch', { url: `${site.url}/page` }))).toBe('egress_refused');
     expect(site.calls.length).toBe(before);
+  });
+});
+
+describe('reading a page as text', () => {
+  it('drops tags, comments and script/style/noscript/template elements; keeps what never closes as text', () => {
+    expect(htmlToText('<html><head><title> Q3 plan </title><style>p{color:red}</style></head><body><p>Revenue&nbsp;<b>up</b> &amp; costs</p><!-- internal --><script>track()</script><SCRIPT type="x">more()</SCRIPT>Done</body></html>')).toEqual({
+      title: 'Q3 plan',
+      text: 'Q3 plan Revenue up & costs Done',
+    });
+    expect(htmlToText('a <!-- never closed').text).toBe('a <!-- never closed');
+    expect(htmlToText('<script>never closed').text).toBe('never closed');
+    expect(htmlToText('<scripts>kept</scripts> and 1 < 2').text).toBe('kept and 1 < 2');
+  });
+
+  it('reads hostile pages of 2 MiB (openings that never close, repeated) as text, in one pass', () => {
+    for (const unit of ['<!--', '<script', '<title', '<a', '<']) {
+      const page = unit.repeat(Math.floor((2 * 1024 * 1024) / unit.length));
+      expect(typeof htmlToText(page).text).toBe('string');
+    }
+    // The same for a tool description full of comment openings (flagged for what it holds, not read again and again).
+    expect(scanText('<!--'.repeat(24_000) + '-->').map((f) => f.reason)).toEqual(['contains an HTML comment (hidden from people who read rendered text)']);
+    expect(scanText('x'.repeat(200_000)).map((f) => f.reason)).toEqual(['is longer than 100,000 characters (only the start was scanned)', 'contains a long encoded blob']);
   });
 });

@@ -41,12 +41,72 @@ async function readCapped(res: Response, max: number, what: string): Promise<str
   return Buffer.concat(chunks).toString('utf8');
 }
 
-function htmlToText(html: string): { title: string; text: string } {
-  const title = /<title[^>]*>([\s\S]*?)<\/title>/i.exec(html)?.[1]?.trim() ?? '';
-  const text = html
-    .replace(/<(script|style|noscript|template)[\s\S]*?<\/\1>/gi, ' ')
-    .replace(/<!--[\s\S]*?-->/g, ' ')
-    .replace(/<[^>]+>/g, ' ')
+const RAW_TEXT = /^<(script|style|noscript|template)(?=[\s>/]|$)/i;
+
+/**
+ * A page as plain text: tags, comments and script/style/noscript/template elements removed, a few
+ * entities decoded, white space collapsed. One pass with indexOf, linear in the page whatever it
+ * holds (the regular expressions it replaced were quadratic on "<!--" or "<script" repeated without
+ * an end: a hostile page of 2 MiB held the process for minutes). What never closes stays as text,
+ * as a browser would not hide it either.
+ */
+export function htmlToText(html: string): { title: string; text: string } {
+  const lower = html.toLowerCase();
+  const n = html.length;
+  // What is not found from one position is not found from any later one: searched once.
+  const absent = new Set<string>();
+  const find = (needle: string, from: number): number => {
+    if (absent.has(needle)) return -1;
+    const at = lower.indexOf(needle, from);
+    if (at < 0) absent.add(needle);
+    return at;
+  };
+  let title = '';
+  const titleAt = find('<title', 0);
+  if (titleAt >= 0) {
+    const gt = find('>', titleAt);
+    const end = gt >= 0 ? lower.indexOf('</title>', gt) : -1;
+    if (end >= 0) title = html.slice(gt + 1, end).trim();
+  }
+  const out: string[] = [];
+  let i = 0;
+  while (i < n) {
+    const lt = html.indexOf('<', i);
+    if (lt < 0) {
+      out.push(html.slice(i));
+      break;
+    }
+    out.push(html.slice(i, lt));
+    if (html.startsWith('<!--', lt)) {
+      const end = find('-->', lt + 4);
+      if (end >= 0) {
+        out.push(' ');
+        i = end + 3;
+        continue;
+      }
+    } else {
+      const raw = RAW_TEXT.exec(html.slice(lt, lt + 10));
+      if (raw) {
+        const close = find(`</${raw[1]!.toLowerCase()}>`, lt);
+        if (close >= 0) {
+          out.push(' ');
+          i = close + raw[1]!.length + 3;
+          continue;
+        }
+      }
+    }
+    // A tag: up to its ">" (none left: the rest is text).
+    const gt = lt + 1 < n && html[lt + 1] !== '>' ? find('>', lt + 1) : -1;
+    if (gt < 0) {
+      out.push(html.slice(lt, lt + 1));
+      i = lt + 1;
+      continue;
+    }
+    out.push(' ');
+    i = gt + 1;
+  }
+  const text = out
+    .join('')
     .replace(/&nbsp;/g, ' ')
     .replace(/&amp;/g, '&')
     .replace(/&lt;/g, '<')
