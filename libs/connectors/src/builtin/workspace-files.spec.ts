@@ -138,6 +138,16 @@ describe('workspace files connector', () => {
     expect(await fsp.readdir(folder)).toEqual(expect.not.arrayContaining(['moved.txt']));
   });
 
+  it('an undo puts back the bytes an overwrite replaced, a binary file too, and an overwrite shorter than the file leaves nothing of it behind', async () => {
+    const png = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0x00, 0x00, 0x00, 0x0d, 0xff, 0xfe, 0x80]);
+    await fsp.writeFile(path.join(folder, 'chart.png'), png);
+    const ow = await hub.callTool('files', 'files.overwrite', { path: 'chart.png', content: 'x' });
+    expect(await fsp.readFile(path.join(folder, 'chart.png'), 'utf8')).toBe('x');
+    await hub.callTool('files', 'files.undo', { undoId: ow.structuredContent!.undoId, path: 'chart.png' });
+    expect((await fsp.readFile(path.join(folder, 'chart.png'))).equals(png)).toBe(true);
+    await fsp.unlink(path.join(folder, 'chart.png'));
+  });
+
   it('lists, reads, writes new, overwrites with undo, renames', async () => {
     const list = await hub.callTool('files', 'files.list', {});
     expect((list.structuredContent!.entries as { name: string }[]).map((e) => e.name)).toEqual(['doc.txt', 'link-file.txt', 'link-out', 'loop', 'sub']);

@@ -149,11 +149,13 @@ async function readFileSafe(ws: WorkspaceFolder, rel: string, max: number): Prom
   }
 }
 
-async function writeFileSafe(ws: WorkspaceFolder, rel: string, content: string, mode: 'new' | 'overwrite'): Promise<void> {
+async function writeFileSafe(ws: WorkspaceFolder, rel: string, content: string | Buffer, mode: 'new' | 'overwrite'): Promise<void> {
   const abs = await ws.resolve(rel);
   await fsp.mkdir(path.dirname(abs), { recursive: true });
   await ws.resolve(rel); // parents created: check again
-  const flags = C.O_WRONLY | C.O_NOFOLLOW | (mode === 'new' ? C.O_CREAT | C.O_EXCL : C.O_TRUNC);
+  // Not truncated on open: only once the file opened is known to be inside the folder (a parent
+  // swapped for a link meanwhile would otherwise have a file outside emptied before the check).
+  const flags = C.O_WRONLY | C.O_NOFOLLOW | (mode === 'new' ? C.O_CREAT | C.O_EXCL : 0);
   const fh = await fsp.open(abs, flags, 0o640).catch((e: NodeJS.ErrnoException) => {
     if (e.code === 'EEXIST') throw new ConnectorError('conflict', `file exists: ${JSON.stringify(rel)} (use files.overwrite)`, { path: rel });
     if (e.code === 'ENOENT') throw notFound(rel);
@@ -161,7 +163,14 @@ async function writeFileSafe(ws: WorkspaceFolder, rel: string, content: string, 
     throw e;
   });
   try {
-    await ws.checkOpened(fh.fd, rel);
+    try {
+      await ws.checkOpened(fh.fd, rel);
+    } catch (err) {
+      // Created outside the folder through a swapped parent: the empty file this call made goes again.
+      if (mode === 'new') await fsp.readlink(`/proc/self/fd/${fh.fd}`).then((real) => fsp.unlink(real)).catch(() => undefined);
+      throw err;
+    }
+    if (mode === 'overwrite') await fh.truncate(0);
     await fh.writeFile(content);
   } finally {
     await fh.close();
@@ -216,7 +225,8 @@ export function createWorkspaceFilesServer(opts: WorkspaceFilesOptions): McpServ
     if (saved.path !== a.path) throw badArguments(`undo record ${a.undoId} puts back ${JSON.stringify(saved.path)}, not ${JSON.stringify(a.path)}: nothing was written`);
     const abs = await ws.resolve(saved.path);
     const exists = await fsp.lstat(abs).then(() => true, () => false);
-    await writeFileSafe(ws, saved.path, Buffer.from(saved.content, 'base64').toString('utf8'), exists ? 'overwrite' : 'new');
+    // The bytes as they were (a spreadsheet or an image too, not only text).
+    await writeFileSafe(ws, saved.path, Buffer.from(saved.content, 'base64'), exists ? 'overwrite' : 'new');
     await fsp.unlink(file);
     return { data: { path: saved.path, restored: true } };
   });
