@@ -109,6 +109,17 @@ describe('task schedules and monthly budgets', () => {
     expect(trail).toEqual(['schedule.create:success', 'schedule.update:success', 'schedule.pause:success', 'schedule.resume:success', 'task.create:denied', 'schedule.delete:success']);
   });
 
+  it("fires under the deployment's ceilings as they are now: a schedule written under higher ones makes a task within the lowered ones", async () => {
+    const s = (await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Weekly digest', cron: '0 9 * * 1', timeZone: 'UTC', prompt: '[script:hello] digest', maxSteps: 30, budgetUsd: 4 })).body;
+    await makeDue(s.id);
+    // The operator lowered TASK_MAX_STEPS to 5 and TASK_BUDGET_USD to 1 since.
+    expect(await fireDueSchedules({ ...fireDeps(), limits: { maxSteps: 5, budgetMicros: 1_000_000 } })).toEqual({ fired: 1, skipped: 0 });
+    const row = await schedule(s.id);
+    const [task] = (await su.query(`SELECT max_steps, budget_micros FROM tasks WHERE id = $1`, [row.last_task_id])).rows;
+    expect({ maxSteps: task.max_steps, budget: Number(task.budget_micros) }).toEqual({ maxSteps: 5, budget: 1_000_000 });
+    expect((await h.http.delete(`/v1/task-schedules/${s.id}`).set('Cookie', member)).status).toBe(204);
+  });
+
   it('fires from Postgres: the task and its outbox row in one go, the next run moved on; at a worker boot too; skipped while the kill switch is on', async () => {
     const s = (await h.http.post('/v1/task-schedules').set('Cookie', member).send({ name: 'Brief', cron: '0 17 * * 5', timeZone: 'Asia/Tokyo', prompt: '[script:hello] scheduled hello' })).body;
     await makeDue(s.id);

@@ -171,7 +171,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     };
     const relay = async (queuedAfter: number, waitMs: number) => {
       // Due schedules (Postgres is their source of truth): each firing writes its task and outbox row.
-      await sweep('firing schedules', () => fireDueSchedules({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log }));
+      await sweep('firing schedules', () => fireDueSchedules({ ds: agent.ds, keys: agent.keys, keyring: agent.keyring, log: options.log, limits: agent.limits }));
       // Approval timers (an expiry resumes its task: an outbox row).
       await sweep('approval expiry', () => sweepExpiredApprovals(agent.ds, agent.keys, agent.keyring, options.log));
       // Actions whose outcome never came and that nothing will resolve (gateway calls, ended tasks): a person settles them.

@@ -30,6 +30,8 @@ export const BUILTIN_TASK_CONNECTORS = ['workspace-files'] as const;
 
 export interface AgentDeps {
   ds: DataSource;
+  /** The deployment's ceilings on every task's steps and budget (TASK_MAX_STEPS, TASK_BUDGET_USD), applied when it runs and when a schedule fires. */
+  limits?: { maxSteps: number; budgetMicros: number };
   redis: Redis;
   /** REDIS_PREFIX (the gate's rate-limit counters live under it). */
   redisPrefix?: string;
@@ -289,7 +291,9 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       }
       return spent;
     });
-  const budget = task.budget_micros === null ? Infinity : Number(task.budget_micros);
+  // The deployment's ceilings as they are now (TASK_MAX_STEPS, TASK_BUDGET_USD): a task written under higher ones (queued, or fired by an older schedule) runs under these.
+  if (deps.limits) task.max_steps = Math.min(task.max_steps, deps.limits.maxSteps);
+  const budget = Math.min(task.budget_micros === null ? Infinity : Number(task.budget_micros), deps.limits?.budgetMicros ?? Infinity);
   let cost = Number(task.cost_micros) + lostMicros;
   let step: number = task.step;
   // Waits for the model in a row (a turn that the model answered starts the count again).

@@ -57,6 +57,7 @@ export async function agentTasksFromConfig(config: Config, ds: DataSource, log: 
         maxTokens: config.ANTHROPIC_MAX_TOKENS,
         offline: !!offline,
       },
+      limits: { maxSteps: config.TASK_MAX_STEPS, budgetMicros: Math.round(config.TASK_BUDGET_USD * 1e6) },
       leaseSeconds: config.TASK_LEASE_SECONDS,
       relayIntervalMs: config.TASK_RELAY_INTERVAL_MS,
       maxRunningPerOrg: config.TASKS_MAX_RUNNING_PER_ORG,

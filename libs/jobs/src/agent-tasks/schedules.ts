@@ -91,7 +91,14 @@ export interface FireResult {
 }
 
 /** Fires every due schedule (each in its own transaction, rows locked so two workers never fire one twice). */
-export async function fireDueSchedules(deps: { ds: DataSource; keys: KeyProvider; keyring: AuditKeyring; log: Logger }, limit = 100): Promise<FireResult> {
+/** A schedule's task budget under the deployment's ceiling as it is now (a schedule written under a higher one fires under this one). */
+function fireBudget(written: string | number | null, ceiling: number | undefined): number | null {
+  if (ceiling === undefined) return written === null ? null : Number(written);
+  return written === null ? ceiling : Math.min(Number(written), ceiling);
+}
+
+/** Fires the schedules that are due; `limits`: the deployment's ceilings (TASK_MAX_STEPS, TASK_BUDGET_USD) as they are now. */
+export async function fireDueSchedules(deps: FireDeps, limit = 100): Promise<FireResult> {
   const due: { org_id: string; id: string }[] = await outsideOrg(deps.ds, (em) => em.query('SELECT org_id, id FROM steward_schedules_due($1)', [limit]));
   const out: FireResult = { fired: 0, skipped: 0 };
   for (const d of due) {
@@ -116,7 +123,9 @@ async function mayRunTasks(em: EntityManager, orgId: string, userId: string): Pr
   return buildAbility(rules, userId).can('create', subjectOf('Task', { userId }));
 }
 
-async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: AuditKeyring; log: Logger }, orgId: string, id: string): Promise<'fired' | 'paused' | 'suspended' | 'not_permitted' | 'key_revoked' | 'budget' | null> {
+type FireDeps = { ds: DataSource; keys: KeyProvider; keyring: AuditKeyring; log: Logger; limits?: { maxSteps: number; budgetMicros: number } };
+
+async function fireOne(deps: FireDeps, orgId: string, id: string): Promise<'fired' | 'paused' | 'suspended' | 'not_permitted' | 'key_revoked' | 'budget' | null> {
   return inOrg(deps.ds, { orgId }, async (em) => {
     const [s] = await em.query(
       `SELECT s.*, o.agents_paused_at IS NOT NULL AS org_paused, m.status AS membership, steward_workflow_permitted(s.org_id, s.user_id, s.workflow) AS workflow_permitted,
@@ -157,7 +166,7 @@ async function fireOne(deps: { ds: DataSource; keys: KeyProvider; keyring: Audit
     let taskId: string | null = null;
     if (!blocked) {
       const prompt = (await openSecret(deps.keys, { sealed: s.prompt_sealed, wrappedKey: s.prompt_key }, scheduleAad(orgId, id))).toString('utf8');
-      taskId = (await insertTask(em, deps.keys, { orgId, userId: s.user_id, prompt, workflow: s.workflow, connectors: s.connectors, modelPreference: s.model_preference, maxSteps: s.max_steps, budgetMicros: s.budget_micros === null ? null : Number(s.budget_micros) })).id;
+      taskId = (await insertTask(em, deps.keys, { orgId, userId: s.user_id, prompt, workflow: s.workflow, connectors: s.connectors, modelPreference: s.model_preference, maxSteps: Math.min(s.max_steps, deps.limits?.maxSteps ?? Infinity), budgetMicros: fireBudget(s.budget_micros, deps.limits?.budgetMicros) })).id;
       await appendEvents(em, deps.keys, orgId, taskId, [{ kind: 'state', data: { scheduledBy: id } }]);
     }
     await em.query(
