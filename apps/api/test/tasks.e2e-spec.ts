@@ -396,6 +396,25 @@ describe('agent tasks through the API and the worker', () => {
     expect((await h.http.post(`/v1/approvals/${approval.id}/approve`).set('Cookie', await login(h, org.users.approver.email)).send({})).status).toBe(409);
   });
 
+  it('the relay does not mark enqueued a task a worker parked meanwhile (its job ran at once and found the org busy)', async () => {
+    await stopWorker();
+    const t = await create(member, '[script:read-only] parked before the relay finished');
+    // The worker took the job and parked the task before the relay's own write came.
+    await su.query(`UPDATE tasks SET parked = true, parked_since = now(), enqueued_at = NULL WHERE id = $1`, [t.id]);
+    const connection = h.redis.duplicate({ maxRetriesPerRequest: null, enableOfflineQueue: true, lazyConnect: false });
+    const queue = new Queue(QueueName.AgentTasks, { connection, prefix: `${h.config.REDIS_PREFIX}:bull` });
+    try {
+      expect(await relayOutbox(h.ds, queue)).toBeGreaterThanOrEqual(1);
+      expect((await su.query(`SELECT enqueued_at, parked FROM tasks WHERE id = $1`, [t.id])).rows[0]).toEqual({ enqueued_at: null, parked: true });
+      await queue.remove(`${t.id}-1`);
+    } finally {
+      await queue.close();
+      await connection.quit();
+    }
+    await su.query(`UPDATE tasks SET state = 'cancelled', parked = false, parked_since = NULL, finished_at = now() WHERE id = $1`, [t.id]);
+    await startWorker();
+  });
+
   it('a task survives a Redis flush: re-enqueued from Postgres at boot, runs once', async () => {
     await stopWorker();
     const t = await create(member, '[script:read-only] after the flush');

@@ -29,7 +29,9 @@ export async function relayOutbox(ds: DataSource, queue: Queue, limit = 200): Pr
       const delay = row.payload.notBefore ? Math.max(0, Date.parse(row.payload.notBefore) - Date.now()) : 0;
       await queue.add(row.job_name, row.payload, { jobId: row.job_id, removeOnComplete: 1000, removeOnFail: 1000, attempts: 3, backoff: { type: 'exponential', delay: 2000 }, ...(delay > 0 ? { delay } : {}) });
       await em.query(`DELETE FROM outbox WHERE org_id = $1 AND id = $2`, [p.org_id, p.id]);
-      if (row.payload.taskId) await em.query(`UPDATE tasks SET enqueued_at = now() WHERE org_id = $1 AND id = $2 AND epoch = $3`, [p.org_id, row.payload.taskId, row.payload.epoch]);
+      // (Not a task a worker already parked meanwhile — the job ran at once and found the org busy: it
+      // waits for a place, with no job, and marked enqueued the sweep would take it for a lost job.)
+      if (row.payload.taskId) await em.query(`UPDATE tasks SET enqueued_at = now() WHERE org_id = $1 AND id = $2 AND epoch = $3 AND NOT parked`, [p.org_id, row.payload.taskId, row.payload.epoch]);
       return 1;
     });
   }
