@@ -66,7 +66,8 @@ export async function createApp(deps: AppDeps): Promise<INestApplication> {
   // Strict limit on the surfaces where credentials are guessed, a general one everywhere.
   const openapi = app.get(OpenApiService);
   for (const route of openapi.routes().filter((r) => r.spec.sensitive)) {
-    app.use(route.path, rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:auth`, limit: deps.config.AUTH_RATE_LIMIT_PER_MINUTE, windowSeconds: 60 }));
+    // (The OpenAPI form "{userId}" as Express reads a parameter, ":userId": in Express 5 braces mark an optional part.)
+    app.use(route.path.replace(/\{(\w+)\}/g, ':$1'), rateLimit(deps.redis, { prefix: `${deps.config.REDIS_PREFIX}:auth`, limit: deps.config.AUTH_RATE_LIMIT_PER_MINUTE, windowSeconds: 60 }));
   }
   // The gateway's own paths are counted by the gateway (the same per-address limit and its per-token one, in one round trip).
   app.use(rateLimit(deps.redis, { ...apiRateLimit(deps.config), skip: (req) => gatewayScope(req.path) !== undefined }));

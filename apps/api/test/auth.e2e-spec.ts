@@ -829,6 +829,8 @@ describe('identity', () => {
       const res = await limited.http.post('/v1/auth/login').send({ email: 'x@acme.example', password: 'wrong password' });
       expect(res.headers['retry-after']).toMatch(/^\d+$/);
       expect(res.body.code).toBe('rate_limited');
+      // The same limit on every route where credentials are issued or guessed, those with an id in their path too.
+      expect((await limited.http.post(`/v1/members/${newId()}/recovery`).send({})).status).toBe(429);
     } finally {
       await limited.close();
     }
