@@ -129,6 +129,9 @@ describe('MCP authorization (OAuth 2.1 for MCP clients)', () => {
     const back = await consent(authorizationUrl);
     const wrong = `${codeVerifier.slice(0, -4)}AAAA`;
     await expect(exchangeAuthorization(as, { metadata, clientInformation, authorizationCode: back.searchParams.get('code')!, codeVerifier: wrong, redirectUri: redirectUrl })).rejects.toThrow(/verifier|invalid_grant/i);
+    // Someone who saw the code but holds no verifier does not use it up: the client it was issued to still exchanges it.
+    const mine = await exchangeAuthorization(as, { metadata, clientInformation, authorizationCode: back.searchParams.get('code')!, codeVerifier, redirectUri: redirectUrl });
+    expect(await resolveMcpToken(h.ds, h.config, mine.access_token, `${base}/mcp`)).toBeDefined();
 
     const second = await begin();
     const back2 = await consent(second.authorizationUrl);

@@ -226,15 +226,22 @@ export class McpAuthService {
    */
   private async exchange(body: CodeGrant, meta: Meta) {
     const familyId = newId();
-    const raw = (await this.redis.eval(TAKE_CODE, 2, this.key('code', body.code), this.key('used-code', body.code), familyId, CODE_TTL_SECONDS)) as string | null;
+    // Checked before it is taken: a request that cannot use the code (another client or redirect URI,
+    // a wrong verifier — someone who saw the code but does not hold the verifier) leaves it to the
+    // client it was issued to, instead of using it up and making that client's exchange look like a reuse.
+    const seen = (await this.redis.get(this.key('code', body.code))) as string | null;
+    if (seen) {
+      const c = JSON.parse(seen) as IssuedCode;
+      if (c.clientId !== body.client_id || c.redirectUri !== body.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'The code was issued to another client or redirect URI.');
+      if (!sha256(body.code_verifier).equals(Buffer.from(c.challenge, 'base64url'))) throw new OAuthError(400, 'invalid_grant', 'The code verifier does not match the challenge.');
+      if (body.resource && body.resource.replace(/\/+$/, '') !== c.resource) throw new OAuthError(400, 'invalid_target', 'The resource differs from the authorized one.');
+    }
+    const raw = seen ? ((await this.redis.eval(TAKE_CODE, 2, this.key('code', body.code), this.key('used-code', body.code), familyId, CODE_TTL_SECONDS)) as string | null) : null;
     if (!raw) {
       await this.codeReused(body.code, meta);
       throw new OAuthError(400, 'invalid_grant', 'The code is unknown, expired or already used.');
     }
     const c = JSON.parse(raw) as IssuedCode;
-    if (c.clientId !== body.client_id || c.redirectUri !== body.redirect_uri) throw new OAuthError(400, 'invalid_grant', 'The code was issued to another client or redirect URI.');
-    if (!sha256(body.code_verifier).equals(Buffer.from(c.challenge, 'base64url'))) throw new OAuthError(400, 'invalid_grant', 'The code verifier does not match the challenge.');
-    if (body.resource && body.resource.replace(/\/+$/, '') !== c.resource) throw new OAuthError(400, 'invalid_target', 'The resource differs from the authorized one.');
     const view = await this.db.inOrg({ orgId: c.orgId, userId: c.userId }, async (em) => {
       const m = await em.findOneBy(Membership, { orgId: c.orgId, userId: c.userId });
       if (!m || m.status !== 'active') throw new OAuthError(400, 'invalid_grant', 'The member who approved is no longer active.');
