@@ -489,6 +489,10 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       const tools = (await call('get', `/v1/connectors/${res.body.id}/tools`, 'member')).body.items as { name: string; action: string; status: string }[];
       expect(tools.find((t) => t.name === 'slack.post_message')).toMatchObject({ action: 'chat.send', status: 'approved' });
       expect((await call('post', `/v1/connectors/${res.body.id}/discover`, 'owner')).status).toBe(409);
+      // A built-in tool is not held one by one (it runs as its manifest says wherever it is served): refused, and it stays as it was.
+      const hold = await call('post', `/v1/connectors/${res.body.id}/tools/slack.post_message/hold`, 'admin', { reason: 'flagged' });
+      expect({ status: hold.status, detail: hold.body.detail }).toEqual({ status: 409, detail: expect.stringContaining('Forbidden in the policy') });
+      expect(((await call('get', `/v1/connectors/${res.body.id}/tools`, 'member')).body.items as { name: string; status: string }[]).find((t) => t.name === 'slack.post_message')).toMatchObject({ status: 'approved' });
       const catalog = (await call('get', '/v1/catalog/connectors', 'member')).body.items as { id: string }[];
       expect(catalog.map((c) => c.id)).toEqual(expect.arrayContaining(['gmail', 'slack', 'factset', 'wordpress']));
     });

@@ -495,7 +495,9 @@ export class ConnectorsService {
   private async doHoldTool(p: Principal, id: string, name: string, body: z.infer<typeof HoldToolBody>) {
     await this.access.authorize(p, 'read', 'Connector');
     return this.db.inOrg(p, async (em) => {
-      const { t } = await this.tool(em, p, id, name);
+      const { c, t } = await this.tool(em, p, id, name);
+      // Built-in tools run as their manifest says wherever they are served: a hold here would be shown and never enforced.
+      if (c.kind === 'builtin') throw AppError.conflict('Built-in tools are not held one by one: make their action type Forbidden in the policy, or uninstall the connector.');
       if (t.status === 'removed') throw AppError.conflict('The server no longer offers this tool.');
       await em.query(`UPDATE connector_tools SET status = 'held', approved_hash = NULL, updated_at = now() WHERE org_id = $1 AND connector_id = $2 AND name = $3`, [p.orgId, id, name]);
       await this.audit.record(em, p, { action: 'connector_tool.hold', targetType: 'Connector', targetId: id, payload: { tool: name, reason: body.reason, previousHash: t.approved_hash } });

@@ -250,7 +250,7 @@ function ConnectorDetail({ connector }: { connector: Connector }) {
                         Approve
                       </Button>
                     )}
-                    {can('review_tools:Connector') && tool.status !== 'held' && (
+                    {can('review_tools:Connector') && tool.status !== 'held' && connector.kind === 'remote' && (
                       <Button size="xs" variant="subtle" color="red.9" disabled={!holdReason.trim()} onClick={() => action.run(() => ok(api.POST('/v1/connectors/{id}/tools/{name}/hold', { params: { path: { id, name: tool.name } }, body: { reason: holdReason.trim() } }))).then(tools.reload)}>
                         Hold
                       </Button>
