@@ -712,6 +712,14 @@ describe('agent tasks with installed connectors and stored credentials', () => {
       expect(await calls()).toBe(1);
       // The second run did not try the call again (a second attempt would show as an action event of its own).
       expect(log.match(/"tool":"test_error_handling"/g)).toHaveLength(1);
+
+      // An admin's decision on the task's connector while it runs (a tool held): the same — the next
+      // run is built on the tools as they are now decided.
+      const again = await create({ prompt: '[script:upstream-error] [slow:1500] try the upstream again', connectors: ['Asker'] });
+      await waitFor(again.body.id, ['running']);
+      expect((await h.http.post(`/v1/connectors/${created.body.id}/tools/test_sampling/hold`).set('Cookie', admin).send({ reason: 'under review' })).status).toBe(200);
+      expect((await waitFor(again.body.id, ['completed', 'failed', 'in_review'])).state).toBe('completed');
+      expect((await h.http.get(`/v1/tasks/${again.body.id}/events?follow=false`).set('Cookie', member)).text).toMatch(/"kind":"requeued".*"reason":"connectors_changed"/);
     } finally {
       await upstreamMcp.close();
       await upstream.close();

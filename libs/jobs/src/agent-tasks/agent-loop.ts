@@ -248,6 +248,22 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   // the next run builds them again.
   const allowlistNow = async () => JSON.stringify((await deps.connectors?.egress?.(orgId))?.orgAllowHosts ?? []);
   const builtWith = deps.connectors?.egress ? await allowlistNow() : null;
+  // The same for what an admin decides of the task's connectors (read before they are built): a tool
+  // held, remapped to another action type or approved anew, a connector moved or uninstalled ends
+  // this run at its next turn, and the next run is built on what was decided.
+  const connectorsNow = async () =>
+    (
+      (await inOrg(ds, { orgId }, (em) =>
+        em.query(
+          `SELECT md5(coalesce(string_agg(c.id::text || '|' || coalesce(c.url, '') || '|' || c.auth::text || '|' || coalesce((
+                    SELECT string_agg(t.name || '/' || t.status || '/' || coalesce(t.approved_hash, '') || '/' || t.action || '/' || coalesce(t.extract::text, ''), ',' ORDER BY t.name)
+                      FROM connector_tools t WHERE t.org_id = c.org_id AND t.connector_id = c.id), ''), ';' ORDER BY c.id), '')) AS print
+             FROM connectors c WHERE c.org_id = $1 AND c.name = ANY($2)`,
+          [orgId, task.connectors],
+        ),
+      )) as { print: string }[]
+    )[0]!.print;
+  const decidedWith = await connectorsNow();
   // Connectors: the built-in ones run in process, the workspace a folder per org and user.
   const { manifests, targets, connectors } = await addTaskConnectors(hub, { ds, dataDir: deps.dataDir, log, ...deps.connectors }, { orgId, userId, taskId }, task.connectors as string[]);
   // A task has no MCP client to relay an upstream's sampling or elicitation to: each one is refused and audited.
@@ -416,6 +432,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   // already made answer `duplicate`, never run again).
   for (let turn = 0; ; turn++) {
     if (turn > 0 && builtWith !== null && (await allowlistNow()) !== builtWith) return requeue('connectors_changed', new Date());
+    if (turn > 0 && (await connectorsNow()) !== decidedWith) return requeue('connectors_changed', new Date());
     const last = t.messages[t.messages.length - 1];
     const pendingUses = last?.role === 'assistant' && Array.isArray(last.content) ? last.content.filter((b) => b.type === 'tool_use') : [];
     if (pendingUses.length) {
