@@ -15,6 +15,12 @@ import { ClaimWriter } from './claims';
 import { type ActionRequest, gateAction, type GateDeps, OutcomeWriter } from './gate';
 import { PolicySource } from './policy-source';
 import { redeemApproval } from './approvals';
+import { acquireLease, sweepExpiredApprovals } from '@steward/jobs';
+import { createLogger } from '@steward/common';
+import { Writable } from 'node:stream';
+
+const jobKeys = new ConfigKeyProvider(`v1:${Buffer.alloc(32, 5).toString('base64')}`);
+const quiet = createLogger({ level: 'error', name: 'test', destination: new Writable({ write: (_c, _e, d) => d() }) });
 
 /**
  * Approval integrity at the gate (real PostgreSQL and Redis): the approval request is written with
@@ -180,6 +186,34 @@ describe('approvals at the gate', () => {
     expect(sent.length).toBe(before + 1);
     const events = await su.query(`SELECT canonical::jsonb->>'decision' AS d FROM audit_events WHERE canonical::jsonb->'payload'->>'actionId' = $1 ORDER BY txid, id`, [waiting.actionId]);
     expect(events.rows.map((e) => e.d)).toEqual(['watched_pending', 'approved', 'executed']);
+  });
+
+  it("an approved action whose task waits for a place (parked behind the org's running tasks) does not expire meanwhile, and keeps its time to be redeemed when the task starts", async () => {
+    const org = await newOrg();
+    const taskId = newId();
+    await inOrg(ds, { orgId: org.orgId }, (em) =>
+      em.query(
+        `INSERT INTO tasks (org_id, id, user_id, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, max_steps, state, epoch, lease_holder, lease_until)
+         VALUES ($1, $2, $3, '\\x00', 'k', repeat('0', 64), 0, 10, 'running', 1, 'worker-a', now() + interval '1 minute')`,
+        [org.orgId, taskId, org.userId],
+      ),
+    );
+    const args = { to: 'cfo@acme.example', body: 'after the wait' };
+    const waiting = await gateAction(deps, send(org, taskId, args, { fence: { epoch: 1, holder: 'worker-a' } }));
+    const a = await approval(org.orgId, waiting.actionId);
+    await approve(org.orgId, a.id);
+    // Resumed, the task found the org at its limit: parked for two hours, past the approval's hour.
+    await su.query(`UPDATE tasks SET state = 'queued', epoch = 2, lease_holder = NULL, lease_until = NULL, parked = true, parked_since = now() - interval '2 hours' WHERE org_id = $1 AND id = $2`, [org.orgId, taskId]);
+    await su.query(`UPDATE approvals SET expires_at = now() - interval '1 hour' WHERE org_id = $1 AND id = $2`, [org.orgId, a.id]);
+    await sweepExpiredApprovals(ds, jobKeys, keyring, quiet);
+    expect((await approval(org.orgId, waiting.actionId)).state).toBe('approved');
+    // Its place comes: it starts, with the approval's remaining time given back, and the approved action runs once.
+    await su.query(`UPDATE tasks SET parked = false, epoch = 3 WHERE org_id = $1 AND id = $2`, [org.orgId, taskId]);
+    expect(await acquireLease(ds, { orgId: org.orgId, taskId, epoch: 3 }, 'worker-b', 60, { limit: 10, keys: jobKeys })).toMatchObject({ userId: org.userId });
+    expect((await su.query(`SELECT expires_at > now() + interval '50 minutes' AS live FROM approvals WHERE org_id = $1 AND id = $2`, [org.orgId, a.id])).rows[0].live).toBe(true);
+    const before = sent.length;
+    expect(await gateAction(deps, send(org, taskId, args, { fence: { epoch: 3, holder: 'worker-b' } }))).toMatchObject({ status: 'executed', actionId: waiting.actionId });
+    expect(sent.length).toBe(before + 1);
   });
 
   it('a worker that lost its task\'s lease between its claim and the redemption redeems nothing: the new holder runs the approved action, once', async () => {

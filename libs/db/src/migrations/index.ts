@@ -64,6 +64,7 @@ import { AuditPartitionsRealign1766880000002 } from './1766880000002-audit-parti
 import { ReportRetries1766880000003 } from './1766880000003-report-retries';
 import { PolicyHistory1766880000004 } from './1766880000004-policy-history';
 import { SiemSinkHold1766880000005 } from './1766880000005-siem-sink-hold';
+import { ApprovedKeptForWaitingTask1766880000006 } from './1766880000006-approved-kept-for-waiting-task';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -133,4 +134,5 @@ export const MIGRATIONS = [
   ReportRetries1766880000003,
   PolicyHistory1766880000004,
   SiemSinkHold1766880000005,
+  ApprovedKeptForWaitingTask1766880000006,
 ];

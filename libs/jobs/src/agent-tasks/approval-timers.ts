@@ -22,7 +22,9 @@ export async function sweepExpiredApprovals(ds: DataSource, keys: KeyProvider, k
     const done = await inOrg(ds, { orgId: a.org_id }, async (em) => {
       await lockTaskOfApproval(em, a.org_id, a.id);
       const [row]: { task_id: string | null; action_type: string; action_id: string }[] = await em.query(
-        `WITH u AS (UPDATE approvals SET state = 'expired', decided_at = now() WHERE org_id = $1 AND id = $2 AND state IN ('pending', 'approved') AND expires_at <= now()
+        `WITH u AS (UPDATE approvals a SET state = 'expired', decided_at = now() WHERE a.org_id = $1 AND a.id = $2 AND a.state IN ('pending', 'approved') AND a.expires_at <= now()
+            -- (An approved action whose task waits for a place is kept: see ApprovedKeptForWaitingTask1766880000006.)
+            AND NOT (a.state = 'approved' AND a.task_id IS NOT NULL AND EXISTS (SELECT 1 FROM tasks t WHERE t.org_id = a.org_id AND t.id = a.task_id AND t.state = 'queued' AND t.parked_since IS NOT NULL))
           RETURNING task_id, action_type, action_id) SELECT * FROM u`,
         [a.org_id, a.id],
       );

@@ -253,6 +253,11 @@ export async function acquireLease(ds: DataSource, p: RunTaskPayload, holder: st
         return 'busy';
       }
     }
+    // A task that waited for a place: its approved actions get the time it waited back on their expiry
+    // (they did not expire meanwhile), so each has the time to be redeemed it had when approved.
+    if (t.parked_since !== null) {
+      await em.query(`UPDATE approvals SET expires_at = expires_at + (now() - $3::timestamptz) WHERE org_id = $1 AND task_id = $2 AND state = 'approved'`, [p.orgId, p.taskId, t.parked_since]);
+    }
     const [row]: { user_id: string }[] = await em.query(
       `WITH u AS (UPDATE tasks SET state = 'running', lease_holder = $3, lease_until = now() + make_interval(secs => $4), started_at = coalesce(started_at, now()), parked_since = NULL, updated_at = now()
                    WHERE org_id = $1 AND id = $2 RETURNING user_id) SELECT * FROM u`,
