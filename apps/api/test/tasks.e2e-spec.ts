@@ -379,6 +379,27 @@ describe('agent tasks through the API and the worker', () => {
     await waitFor(t.id, ['cancelled']);
   });
 
+  it("cancelled in the middle of a turn: the actions the turn already ran stay on the task's record, and nothing after them runs", async () => {
+    await stopWorker();
+    const t = await create(member, '[script:parallel] read three files, cancelled after the first');
+    // Someone cancels just as the turn's first read is claimed (a trigger stands in for them, to land between two calls).
+    await su.query(`CREATE FUNCTION test_cancel_at_first_read() RETURNS trigger LANGUAGE plpgsql SECURITY DEFINER AS $$ BEGIN UPDATE tasks SET cancel_requested_at = now() WHERE org_id = NEW.org_id AND id = NEW.task_id; RETURN NEW; END $$`);
+    await su.query(`CREATE TRIGGER test_cancel_at_first_read AFTER INSERT ON task_actions FOR EACH ROW WHEN (NEW.task_id = '${t.id}'::uuid AND NEW.action_type = 'file.read') EXECUTE FUNCTION test_cancel_at_first_read()`);
+    try {
+      await startWorker();
+      expect((await waitFor(t.id, ['cancelled', 'completed', 'failed'])).state).toBe('cancelled');
+    } finally {
+      await su.query(`DROP TRIGGER test_cancel_at_first_read ON task_actions`);
+      await su.query(`DROP FUNCTION test_cancel_at_first_read()`);
+    }
+    const reads = (await actions(t.id)).filter((a) => a.action_type === 'file.read');
+    expect(reads.map((a) => a.state)).toEqual(['succeeded']);
+    const ev = await events(t.id);
+    expect(ev.filter((e) => e.kind === 'action').map((e) => [e.tool, e.status])).toEqual([['files.read', 'executed']]);
+    expect(ev.at(-1)).toMatchObject({ kind: 'state', state: 'cancelled' });
+    expect((await su.query(`SELECT step FROM tasks WHERE id = $1`, [t.id])).rows[0].step).toBeGreaterThanOrEqual(reads[0]!.step as number);
+  });
+
   it('cancel: a queued task is cancelled at once, a waiting one too (its approval voided); a finished one answers 409', async () => {
     await stopWorker();
     const t = await create(member, '[script:hello] hi');

@@ -315,7 +315,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   // Waits for the model in a row (a turn that the model answered starts the count again).
   let modelWaits: number = task.model_waits;
 
-  const finish = async (to: 'completed' | 'in_review' | 'failed' | 'cancelled' | 'awaiting_approval', error?: { code: string; message: string }, output?: string) => {
+  /** `turn`: what a turn cut short already did (its actions' events, the steps it took), written with the end. */
+  const finish = async (to: 'completed' | 'in_review' | 'failed' | 'cancelled' | 'awaiting_approval', error?: { code: string; message: string }, output?: string, turn?: { events: TaskEvent[]; step: number }) => {
     await outcomes.flush().catch((err) => log.error({ err: (err as Error).message, taskId }, 'writing action outcomes failed'));
     const state = await fenced(ds, lease, async (em, flags) => {
       // Cancelled while this turn ran: the task does not go on to wait for a person.
@@ -329,7 +330,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       // A task that ends leaves no approval to decide: one still pending (a call of the turn that a
       // Forbidden one stopped, say) is voided, so that nobody approves what will never run.
       if (state !== 'awaiting_approval') await voidOpenApprovals(em, deps.keyring, orgId, taskId, state);
-      const events: TaskEvent[] = [];
+      if (turn) await em.query(`UPDATE tasks SET step = greatest(step, $3) WHERE org_id = $1 AND id = $2`, [orgId, taskId, turn.step]);
+      const events: TaskEvent[] = [...(turn?.events ?? [])];
       if (output !== undefined) events.push({ kind: 'output', data: {}, secret: output });
       if (error) events.push({ kind: 'error', data: error });
       events.push({ kind: 'state', data: { state } });
@@ -591,7 +593,8 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       }
       // The epoch is checked right before the claim is written (the claim itself is unique per task step).
       const flags = await fenced(ds, lease, async (_em, f) => f);
-      if (flags.cancelRequested) return finish('cancelled');
+      // Cancelled mid-turn: what the turn already did stays on the task's record (the audit trail has it too).
+      if (flags.cancelRequested) return finish('cancelled', undefined, undefined, { events, step });
       const r: GateResult = await gateAction(gate, {
         // The claim itself checks the lease too (in its transaction): no step runs on two workers.
         fence: { epoch: lease.epoch, holder: lease.holder },
