@@ -351,6 +351,8 @@ describe('agent tasks through the API and the worker', () => {
     const refused = await fetch(`${base}/v1/tasks/${t.id}/events?follow=true`, { headers: { authorization: `Bearer ${key2.secret}` } });
     expect(refused.status).toBe(429);
     expect(refused.headers.get('content-type')).toMatch(/application\/problem\+json/);
+    // A stream that does not follow counts too (one whose client does not read stays open as long).
+    expect((await fetch(`${base}/v1/tasks/${t.id}/events?follow=false`, { headers: { authorization: `Bearer ${key2.secret}` } })).status).toBe(429);
     await Promise.all(streams.map((r) => r.body!.cancel()));
     expect((await h.http.post(`/v1/tasks/${t.id}/cancel`).set('Cookie', member)).status).toBe(200);
     await waitFor(t.id, ['cancelled']);

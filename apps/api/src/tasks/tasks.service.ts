@@ -184,12 +184,12 @@ export class TasksService {
   async stream(p: Principal, id: string, after: number, follow: boolean, res: Response): Promise<void> {
     await this.access.authorize(p, 'read', 'Task', { id, userId: p.userId });
     const owner = (await this.db.inOrg(p, (em) => this.readable(em, p, id))).user_id;
-    // Streams open at once per member, in this process (each holds a connection's worth of polling).
+    // Streams open at once per member, in this process (each holds a connection's worth of polling, or
+    // of events waiting for a client that does not read): followed or not, each counts.
     const open = this.streams.get(p.userId) ?? 0;
-    if (follow && open >= STREAMS_PER_USER) throw new AppError(429, ErrorCode.RateLimited, 'Too many streams', `At most ${STREAMS_PER_USER} task event streams per member at once: close one first.`);
-    if (follow) this.streams.set(p.userId, open + 1);
+    if (open >= STREAMS_PER_USER) throw new AppError(429, ErrorCode.RateLimited, 'Too many streams', `At most ${STREAMS_PER_USER} task event streams per member at once: close one first.`);
+    this.streams.set(p.userId, open + 1);
     res.on('close', () => {
-      if (!follow) return;
       const n = (this.streams.get(p.userId) ?? 1) - 1;
       if (n > 0) this.streams.set(p.userId, n);
       else this.streams.delete(p.userId);
@@ -223,9 +223,22 @@ export class TasksService {
           const state = ((await em.query(`SELECT state FROM tasks WHERE org_id = $1 AND id = $2`, [p.orgId, id]))[0]?.state ?? 'cancelled') as TaskState;
           return { state, events: await readEvents(em, this.keys, p.orgId, id, last) };
         });
+        let room = true;
         for (const e of events) {
-          res.write(`id: ${e.seq}\nevent: ${e.kind}\ndata: ${JSON.stringify({ seq: e.seq, kind: e.kind, at: e.at, ...e.data, ...(e.text !== null ? { text: e.text } : {}) })}\n\n`);
+          room = res.write(`id: ${e.seq}\nevent: ${e.kind}\ndata: ${JSON.stringify({ seq: e.seq, kind: e.kind, at: e.at, ...e.data, ...(e.text !== null ? { text: e.text } : {}) })}\n\n`) && room;
           last = e.seq;
+        }
+        // A client that does not read holds the next page back (the events wait in the database, not in this process's memory).
+        if (!room && !closed) {
+          await new Promise<void>((resolve) => {
+            const done = () => {
+              res.off('drain', done);
+              res.off('close', done);
+              resolve();
+            };
+            res.once('drain', done);
+            res.once('close', done);
+          });
         }
         if (events.length === 200) continue;
         // Stop when not following, when the task stopped (or waits for a human), or after 30 minutes (clients reconnect with Last-Event-ID).
