@@ -381,6 +381,20 @@ describe('agent tasks through the API and the worker', () => {
     await waitFor(t.id, ['cancelled']);
   });
 
+  it('a worker that stops (a deploy) hands its running tasks back at their next turn, and another worker goes on with them', async () => {
+    const t = await create(member, '[script:loop] [slow:300] keep reading', { maxSteps: 8 });
+    // Running, a turn or two in.
+    for (let i = 0; i < 100 && (await actions(t.id)).filter((a) => a.action_type === 'file.read').length < 1; i++) await new Promise((r) => setTimeout(r, 50));
+    await stopWorker();
+    const [row] = (await su.query(`SELECT state, lease_holder FROM tasks WHERE id = $1`, [t.id])).rows;
+    expect(row).toEqual({ state: 'queued', lease_holder: null });
+    expect((await events(t.id)).filter((e) => e.kind === 'requeued').map((e) => e.reason)).toEqual(['worker_stopping']);
+    // No action was cut: each one the first worker claimed has its outcome.
+    expect((await actions(t.id)).filter((a) => a.state === 'executing' || a.state === 'outcome_unknown')).toEqual([]);
+    await startWorker();
+    expect(await waitFor(t.id, ['failed', 'completed'])).toMatchObject({ state: 'failed', error: { code: 'step_limit' } });
+  });
+
   it("cancelled in the middle of a turn: the actions the turn already ran stay on the task's record, and nothing after them runs", async () => {
     await stopWorker();
     const t = await create(member, '[script:parallel] read three files, cancelled after the first');

@@ -133,6 +133,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
   let closing = false;
   let stopListening: (() => Promise<void>) | undefined;
   if (agent) {
+    // Tasks run knowing whether this worker is stopping (then each goes back to the queue at its next turn).
+    const stopAware = { ...agent, stopping: () => closing };
     tasksQueue = new Queue(QueueName.AgentTasks, { connection, prefix: queuePrefix });
     tasksWorker = new Worker(
       QueueName.AgentTasks,
@@ -140,7 +142,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
         if (job.name !== AgentTaskJob.Run) throw new Error(`unknown job ${job.name}`);
         const payload = RunTaskPayloadSchema.parse(job.data);
         // The task's gate calls (gate.action and its steps) are children of this span.
-        return inJobSpan(QueueName.AgentTasks, job, { [SpanAttr.OrgId]: payload.orgId, [SpanAttr.TaskId]: payload.taskId, 'steward.epoch': payload.epoch }, async () => ({ outcome: await runTask(agent, payload) }));
+        return inJobSpan(QueueName.AgentTasks, job, { [SpanAttr.OrgId]: payload.orgId, [SpanAttr.TaskId]: payload.taskId, 'steward.epoch': payload.epoch }, async () => ({ outcome: await runTask(stopAware, payload) }));
       },
       { connection, prefix: queuePrefix, concurrency: options.concurrency, lockDuration: Math.max(30_000, agent.leaseSeconds * 1000) },
     );
@@ -253,6 +255,8 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
     running: () => worker.isRunning(),
     async close() {
       closing = true;
+      // First: no new task is taken, and those running go back to the queue at their next turn (stopAware).
+      const tasksStopped = tasksWorker?.close();
       clearTimeout(relayTimer);
       clearTimeout(noticeTimer);
       clearTimeout(reportTimer);
@@ -260,7 +264,7 @@ export async function startWorkerRuntime(options: WorkerRuntimeOptions): Promise
       await relayRunning;
       await noticesRunning;
       await reportsRunning;
-      await tasksWorker?.close();
+      await tasksStopped;
       await tasksQueue?.close();
       await worker.close();
       await queue.close();

@@ -30,6 +30,8 @@ export const BUILTIN_TASK_CONNECTORS = ['workspace-files'] as const;
 
 export interface AgentDeps {
   ds: DataSource;
+  /** True once the worker is shutting down: a task goes back to the queue at its next turn. */
+  stopping?: () => boolean;
   /** The deployment's ceilings on every task's steps and budget (TASK_MAX_STEPS, TASK_BUDGET_USD), applied when it runs and when a schedule fires. */
   limits?: { maxSteps: number; budgetMicros: number };
   redis: Redis;
@@ -383,7 +385,7 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   // action is kept, not refused. A task already running stops at its next action instead (the gate).
   const waitForResume = (): Promise<RunOutcome> => requeue('paused', new Date(Date.now() + (deps.pausedRecheckMs ?? 60_000)));
   /** Back to the queue under a new epoch (this run ends; the task's state and transcript are kept). */
-  const requeue = async (reason: 'paused' | 'connectors_changed', notBefore: Date): Promise<RunOutcome> => {
+  const requeue = async (reason: 'paused' | 'connectors_changed' | 'worker_stopping', notBefore: Date): Promise<RunOutcome> => {
     const epoch = await fenced(ds, lease, async (em, flags) => {
       if (flags.cancelRequested) return null;
       const [row]: { epoch: number }[] = await em.query(
@@ -396,7 +398,10 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
       return row!.epoch;
     });
     if (epoch === null) return finish('cancelled');
-    log.info({ retryAt: notBefore.toISOString(), epoch, reason }, reason === 'paused' ? 'agents are paused: the task waits for the resume' : "the org's allowed hosts changed: the task runs again with its connectors built anew");
+    log.info(
+      { retryAt: notBefore.toISOString(), epoch, reason },
+      reason === 'paused' ? 'agents are paused: the task waits for the resume' : reason === 'worker_stopping' ? 'the worker is stopping: the task goes back to the queue for another' : "the task's connectors changed: it runs again with them built anew",
+    );
     return 'requeued';
   };
   if (task.org_paused) return waitForResume();
@@ -435,6 +440,9 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
   for (let turn = 0; ; turn++) {
     if (turn > 0 && builtWith !== null && (await allowlistNow()) !== builtWith) return requeue('connectors_changed', new Date());
     if (turn > 0 && (await connectorsNow()) !== decidedWith) return requeue('connectors_changed', new Date());
+    // The worker is shutting down (a deploy): the task goes back to the queue between two turns (its
+    // transcript written, nothing of a turn cut), for another worker, instead of holding the shutdown.
+    if (turn > 0 && deps.stopping?.()) return requeue('worker_stopping', new Date());
     const last = t.messages[t.messages.length - 1];
     const pendingUses = last?.role === 'assistant' && Array.isArray(last.content) ? last.content.filter((b) => b.type === 'tool_use') : [];
     if (pendingUses.length) {
