@@ -191,6 +191,17 @@ describe('model errors in the agent loop', () => {
     expect(existsSync(join(workspace(), 'cut.txt'))).toBe(false);
   });
 
+  it("a conversation grown past the model's context window fails the task as such (context_exceeded), not as the model being unavailable, and is not retried", async () => {
+    const r = await run('[script:loop] [context-full-at:2] keep reading', false);
+    expect(r.outcome).toBe('failed');
+    expect(r.task.error).toMatchObject({ code: 'context_exceeded', message: expect.stringMatching(/no longer fits the model's context window .*prompt is too long/) });
+    expect(r.requests.map((q) => [q.turn, q.status])).toEqual([
+      [0, 200],
+      [1, 200],
+      [2, 400],
+    ]);
+  });
+
   it('a task whose every run ends in the same error (its sealed prompt damaged) is failed after a bounded number of runs, not taken up again for ever', async () => {
     const res = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:hello] a task whose prompt will not open' });
     expect(res.status).toBe(201);

@@ -512,6 +512,11 @@ async function loop(deps: AgentDeps, lease: Lease, hub: ConnectorHub, signal: Ab
         // Still unavailable after the retries: the task tries again later (a bounded number of
         // times), holding no worker meanwhile; a fault that will not pass ends it at once.
         if (err.transient && modelWaits < (deps.model.requeue?.times ?? 5)) return waitForModel(err);
+        // The conversation no longer fits the model's context window: said as such (the model is there;
+        // the task asked more of it than one conversation holds), not as the model being unavailable.
+        if (err.status === 400 && /prompt is too long|context (window|length)|too many (input )?tokens/i.test(err.message)) {
+          return finish('failed', { code: 'context_exceeded', message: `the task's conversation no longer fits the model's context window (${err.message.slice(0, 200)}): start a new task with a narrower request, or split it` });
+        }
         return finish('failed', { code: 'model_unavailable', message: err.message });
       }
       throw err;

@@ -17,6 +17,7 @@ import type { AddressInfo } from 'node:net';
  * Faults, for tests and demos: `[fail-first:429]` / `[fail-first:529]` in the prompt makes the
  * first attempt of every turn fail with that status (`[fail-always:529]`: every attempt;
  * `[fail-times:529:N]`: the first N attempts of every turn, an outage that ends);
+ * `[context-full-at:N]` answers turn N on with the API's "prompt is too long" (400);
  * `[stream-error]` sends an overloaded error in the middle of the first stream of every turn (`[stream-error-always]`: of every stream);
  * `[stream-cut-always]` drops the connection in the middle of every stream (`[stream-end-always]`: ends it there, politely);
  * `[max-tokens-tool]` cuts the first answer inside a tool_use block unless the request allows 2,048 output
@@ -207,6 +208,13 @@ export async function startScriptedModelServer(options: { port?: number; apiKey?
         res.setHeader('retry-after', '0');
         return fault === '429' ? error(res, 429, 'rate_limit_error', 'Number of request tokens has exceeded your per-minute rate limit') : error(res, 529, 'overloaded_error', 'Overloaded');
       }
+    }
+
+    // A conversation grown past the model's context window: `[context-full-at:N]` refuses turn N on, as the Messages API does (400).
+    const full = /\[context-full-at:(\d{1,3})\]/.exec(prompt);
+    if (full && turn >= Number(full[1])) {
+      record(400);
+      return error(res, 400, 'invalid_request_error', 'prompt is too long: 210345 tokens > 200000 maximum');
     }
 
     // A slow model (fault tests): `[slow:MS]` delays every answer.
