@@ -5,7 +5,10 @@ import { Writable } from 'node:stream';
 import { AuditKeyring } from '@steward/audit';
 import { createLogger } from '@steward/common';
 import { inOrg } from '@steward/db';
-import { type AgentDeps, MAX_RUN_ERRORS, runTask, type ScriptedModelServer, startScriptedModelServer } from '@steward/jobs';
+import { type AgentDeps, MAX_RUN_ERRORS, runTask, type ScriptedModelServer, startScriptedModelServer, sweepTasks } from '@steward/jobs';
+import { QueueName } from '@steward/common';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import { ConfigKeyProvider } from '@steward/vault';
 import { Client } from 'pg';
 import { type Harness, login, type SeededOrg, seedOrg, startHarness } from './support/harness';
@@ -163,6 +166,37 @@ describe('model errors in the agent loop', () => {
       em.query(`SELECT payload FROM outbox WHERE org_id = $1 AND payload->>'taskId' = $2 AND (payload->>'epoch')::int = 3`, [org.id, r.id]),
     );
     expect(Date.parse(row!.payload.notBefore)).toBe(Date.parse(waits[1]!.data.retryAt));
+  });
+
+  it('a task waiting for the model whose delayed job Redis lost is enqueued again by the sweep still delayed as it was, not at once', async () => {
+    const res = await h.http.post('/v1/tasks').set('Cookie', member).send({ prompt: '[script:read-only] [fail-always:529] summarise' });
+    // Ten minutes to wait before it tries again.
+    const waiting = deps(false);
+    expect(await runTask({ ...waiting, model: { ...waiting.model, requeue: { times: 2, baseDelayMs: 600_000 } } }, { orgId: org.id, taskId: res.body.id, epoch: 1 })).toBe('requeued');
+    const [wait] = (await eventsOf(res.body.id)).filter((e) => e.kind === 'requeued');
+    const url = new URL(process.env.TEST_PG_ADMIN_URL || 'postgres://postgres@127.0.0.1:5432/postgres');
+    url.pathname = `/${h.db.name}`;
+    const su = new Client({ connectionString: url.toString() });
+    await su.connect();
+    // The relay moved its delayed job to BullMQ (its outbox row gone), then Redis lost it.
+    await su.query(`DELETE FROM outbox WHERE org_id = $1 AND payload->>'taskId' = $2`, [org.id, res.body.id]);
+    await su.query(`UPDATE tasks SET enqueued_at = now() - interval '10 minutes' WHERE id = $1`, [res.body.id]);
+    const connection = new Redis(h.config.REDIS_URL, { maxRetriesPerRequest: null });
+    const queue = new Queue(QueueName.AgentTasks, { connection, prefix: `${h.config.REDIS_PREFIX}:bull` });
+    try {
+      expect(await sweepTasks(h.ds, queue, new ConfigKeyProvider(h.config.STEWARD_MASTER_KEY), quiet, 60)).toBeGreaterThanOrEqual(1);
+    } finally {
+      await queue.close();
+      connection.disconnect();
+    }
+    const [row]: { payload: { epoch: number; notBefore?: string } }[] = await inOrg(h.ds, { orgId: org.id }, (em) =>
+      em.query(`SELECT payload FROM outbox WHERE org_id = $1 AND payload->>'taskId' = $2`, [org.id, res.body.id]),
+    );
+    expect(row!.payload.epoch).toBe(3);
+    expect(Date.parse(row!.payload.notBefore!)).toBe(Date.parse(wait!.data.retryAt));
+    await su.query(`UPDATE tasks SET state = 'cancelled', finished_at = now() WHERE id = $1`, [res.body.id]);
+    await su.query(`DELETE FROM outbox WHERE org_id = $1 AND payload->>'taskId' = $2`, [org.id, res.body.id]);
+    await su.end();
   });
 
   it('a tool_use cut by max_tokens never runs: the turn is asked again once with twice the room; cut again, the task fails clearly', async () => {

@@ -65,6 +65,7 @@ import { ReportRetries1766880000003 } from './1766880000003-report-retries';
 import { PolicyHistory1766880000004 } from './1766880000004-policy-history';
 import { SiemSinkHold1766880000005 } from './1766880000005-siem-sink-hold';
 import { ApprovedKeptForWaitingTask1766880000006 } from './1766880000006-approved-kept-for-waiting-task';
+import { TaskNotBefore1766880000007 } from './1766880000007-task-not-before';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -135,4 +136,5 @@ export const MIGRATIONS = [
   PolicyHistory1766880000004,
   SiemSinkHold1766880000005,
   ApprovedKeptForWaitingTask1766880000006,
+  TaskNotBefore1766880000007,
 ];

@@ -43,8 +43,8 @@ export async function sweepTasks(ds: DataSource, queue: Queue, keys: KeyProvider
   const stale: { org_id: string; id: string }[] = await outsideOrg(ds, (em) => em.query('SELECT org_id, id FROM steward_tasks_stale($1, $2)', [queuedAfterSeconds, limit]));
   let requeued = 0;
   for (const s of stale) {
-    const [row]: { state: string; epoch: number; expired: boolean }[] = await inOrg(ds, { orgId: s.org_id }, (em) =>
-      em.query(`SELECT state, epoch, lease_until < now() AS expired FROM tasks WHERE org_id = $1 AND id = $2`, [s.org_id, s.id]),
+    const [row]: { state: string; epoch: number; expired: boolean; not_before: Date | null }[] = await inOrg(ds, { orgId: s.org_id }, (em) =>
+      em.query(`SELECT state, epoch, lease_until < now() AS expired, CASE WHEN not_before > now() THEN not_before END AS not_before FROM tasks WHERE org_id = $1 AND id = $2`, [s.org_id, s.id]),
     );
     if (!row) continue;
     if (row.state === 'queued') {
@@ -65,7 +65,8 @@ export async function sweepTasks(ds: DataSource, queue: Queue, keys: KeyProvider
         [s.org_id, s.id, row.epoch],
       );
       if (!bumped) return false;
-      await enqueueInOutbox(em, s.org_id, s.id, bumped.epoch);
+      // (A task that was to wait — its model unavailable — still waits until then: its delayed job was what Redis lost.)
+      await enqueueInOutbox(em, s.org_id, s.id, bumped.epoch, row.state === 'queued' && row.not_before ? new Date(row.not_before) : undefined);
       await appendEvents(em, keys, s.org_id, s.id, [{ kind: 'requeued', data: { epoch: bumped.epoch, reason: row.state === 'running' ? 'lease_expired' : 'job_missing' } }]);
       return true;
     });

@@ -120,6 +120,8 @@ export class TaskAccepter {
 
 export async function enqueueInOutbox(em: EntityManager, orgId: string, taskId: string, epoch: number, notBefore?: Date): Promise<void> {
   const payload: RunTaskPayload = { orgId, taskId, epoch, ...(notBefore ? { notBefore: notBefore.toISOString() } : {}) };
+  // Kept on the task too: the sweep that enqueues it again after a Redis loss delays it as this did.
+  await em.query(`UPDATE tasks SET not_before = $3 WHERE org_id = $1 AND id = $2`, [orgId, taskId, notBefore ?? null]);
   // The relay listens: NOTIFY is delivered when this transaction commits (a rolled-back task wakes nobody).
   await em.query(`WITH i AS (INSERT INTO outbox (org_id, id, queue, job_name, job_id, payload) VALUES ($1, $2, $3, $4, $5, $6)) SELECT pg_notify('${OUTBOX_CHANNEL}', '')`, [
     orgId,
