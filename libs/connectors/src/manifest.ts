@@ -79,6 +79,13 @@ export const reversibleSchema = z.strictObject({
    * the reversible form is final as it is.
    */
   finalize: z.strictObject({ tool: z.string().min(1).max(64), args: argMap }).optional(),
+  /**
+   * The reversible form is one only where nobody else sees what it makes before a reviewer accepts
+   * it: when the argument at `path` is absent or one of `values` (an event on the user's own
+   * calendar, a file in their own Drive). Anywhere else (a shared calendar, a shared folder) the call
+   * has no reversible form, and Batched waits like Watched.
+   */
+  privateWhen: z.strictObject({ path: z.string().min(1).max(200), values: z.array(z.string().max(200)).max(20) }).optional(),
 });
 export type ReversibleSpec = z.infer<typeof reversibleSchema>;
 
@@ -457,6 +464,10 @@ export interface ToolCall {
 export function reversibleCall(mapping: ToolMapping, args: Record<string, unknown>): ToolCall | null {
   const r = mapping.reversible;
   if (!r) return null;
+  if (r.privateWhen) {
+    const at = select(args, r.privateWhen.path);
+    if (at.some((v) => v !== undefined && v !== null && !(typeof v === 'string' && r.privateWhen!.values.includes(v)))) return null;
+  }
   return { tool: r.tool ?? mapping.tool, args: r.args ? buildArgs(r.args, { args }) : { ...args } };
 }
 

@@ -475,5 +475,17 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       expect(await hub.callTool('calendar', none.tool, none.args)).toMatchObject({ structuredContent: { eventId: 'ev-new', invited: [] } });
       expect(calFake.calls.map((c) => c.method)).toEqual(['POST']);
     });
+
+    it('has a reversible form only where nobody else sees what it makes: the own calendar and the own Drive, not a shared calendar or folder', () => {
+      const event = resolveTool(calendarManifest, 'calendar.create_event');
+      const base = { summary: 'Kick-off', start: '2026-06-01T09:00:00Z', end: '2026-06-01T10:00:00Z' };
+      expect(reversibleCall(event, base)).not.toBeNull();
+      expect(reversibleCall(event, { ...base, calendarId: 'primary' })).not.toBeNull();
+      // On a team calendar its readers would see the held event at once: no reversible form (Batched waits like Watched).
+      expect(reversibleCall(event, { ...base, calendarId: 'team-finance@group.calendar.google.com' })).toBeNull();
+      const file = resolveTool(driveManifest, 'drive.create');
+      expect(reversibleCall(file, { name: 'notes.txt', content: 'x' })).not.toBeNull();
+      expect(reversibleCall(file, { name: 'notes.txt', content: 'x', parentId: 'folder-shared-with-partner' })).toBeNull();
+    });
   });
 });

@@ -440,7 +440,8 @@ export const driveManifest: ConnectorManifest = {
       inputSchema: obj({ name: str, content: str, mimeType: str, parentId: str }, ['name', 'content']),
       action: 'drive.create',
       extract: { resources: ['/name', { path: '/parentId', prefix: 'drive:folder/' }] },
-      reversible: { undo: { tool: 'drive.trash', args: { fileId: '/result/fileId' } } },
+      // Reversible only in the user's own Drive: a file made in a folder (perhaps shared outside) is seen at once.
+      reversible: { undo: { tool: 'drive.trash', args: { fileId: '/result/fileId' } }, privateWhen: { path: '/parentId', values: [] } },
     },
     {
       name: 'drive.update',
@@ -476,6 +477,8 @@ export const calendarManifest: ConnectorManifest = {
         args: { summary: '/args/summary', start: '/args/start', end: '/args/end', description: '/args/description', attendees: '/args/attendees', calendarId: '/args/calendarId', holdInvitations: { const: true } },
         undo: { tool: 'calendar.delete_event', args: { eventId: '/result/eventId', calendarId: '/args/calendarId' } },
         finalize: { tool: 'calendar.send_invitations', args: { eventId: '/result/eventId', calendarId: '/args/calendarId', attendees: '/args/attendees' } },
+        // Held without attendees is private on the user's own calendar only: on another (shared) calendar its readers see it at once.
+        privateWhen: { path: '/calendarId', values: ['primary'] },
       },
     },
     {
