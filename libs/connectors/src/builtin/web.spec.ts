@@ -19,6 +19,9 @@ describe('web connector against a loopback site and search API', () => {
       if (c.path === '/binary') return { text: 'MZ', headers: { 'content-type': 'application/octet-stream' } };
       if (c.path === '/away') return { status: 302, text: '', headers: { location: 'http://localhost:1/elsewhere' } };
       if (c.path === '/moved') return { status: 301, text: '', headers: { location: '/page' } };
+      if (c.path === '/docs') return { status: 301, text: '', headers: { location: '/docs/?from=short' } };
+      if (c.path === '/docs/') return { text: '<title>Docs index</title>Index', headers: { 'content-type': 'text/html' } };
+      if (c.path === '/port') return { status: 302, text: '', headers: { location: 'http://127.0.0.1:1/port' } };
       if (c.path === '/round') return { status: 302, text: '', headers: { location: '/round' } };
       if (c.path === '/search') {
         if (c.query.get('q') !== 'steward') return { json: { web: { results: [] } } };
@@ -61,14 +64,19 @@ describe('web connector against a loopback site and search API', () => {
     expect(res.labels).toEqual(['untrusted']);
   });
 
-  it('follows redirects on the host the policy decided on; one to another host is not followed: the answer says where the page moved', async () => {
+  it('follows redirects only to what the policy decided on (same host, port and path: a trailing slash, a query); anywhere else the answer says where the page moved', async () => {
     site.calls.length = 0;
+    const docs = await hub.callTool('web', 'web.fetch', { url: `${site.url}/docs` });
+    expect(docs.structuredContent).toMatchObject({ url: `${site.url}/docs/?from=short`, title: 'Docs index' });
+    // Another path (a rule on paths may tell it apart), another host, another port (another service): not followed.
     const moved = await hub.callTool('web', 'web.fetch', { url: `${site.url}/moved` });
-    expect(moved.structuredContent).toMatchObject({ url: `${site.url}/page`, title: 'Docs', text: 'Docs Hello world' });
+    expect(moved.structuredContent).toMatchObject({ status: 301, movedTo: `${site.url}/page`, text: expect.stringContaining('It was not fetched') });
     const away = await hub.callTool('web', 'web.fetch', { url: `${site.url}/away` });
     expect(away.structuredContent).toMatchObject({ status: 302, movedTo: 'http://localhost:1/elsewhere', text: expect.stringContaining('It was not fetched') });
     expect(away.labels).toEqual(['untrusted']);
-    expect(site.calls.map((c) => c.path)).toEqual(['/moved', '/page', '/away']);
+    const port = await hub.callTool('web', 'web.fetch', { url: `${site.url}/port` });
+    expect(port.structuredContent).toMatchObject({ status: 302, movedTo: 'http://127.0.0.1:1/port' });
+    expect(site.calls.map((c) => c.path)).toEqual(['/docs', '/docs/', '/moved', '/away', '/port']);
     expect(await hub.callTool('web', 'web.fetch', { url: `${site.url}/round` }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'upstream_error', message: expect.stringContaining('more than 5 redirects') });
   });
 

@@ -8,7 +8,7 @@ import { bearer, trimSlash, wrapNetwork, type GetCredential } from './common';
 
 /**
  * Web fetch and search. Fetches go only to hosts on the connector's allowlist (exact or
- * "*.example.com"; redirects are followed on the same host only, each hop checked), always through the egress guard (agent
+ * "*.example.com"; redirects are followed only to the same host, port and path, each hop checked), always through the egress guard (agent
  * tasks give it no private-address exemption: public addresses only), with a size and a time
  * limit. Search uses a Brave-Search-shaped API (GET {searchUrl}?q=... with X-Subscription-Token).
  * Everything read from the web is labelled "untrusted".
@@ -39,6 +39,17 @@ async function readCapped(res: Response, max: number, what: string): Promise<str
     chunks.push(value);
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/** A redirect the policy's decision covers: the same host, port and path (http → https, a trailing slash and the query aside). */
+export function sameResource(from: URL, next: URL): boolean {
+  const host = (u: URL) => u.hostname.toLowerCase().replace(/\.$/, '');
+  const port = (u: URL) => u.port || (u.protocol === 'https:' ? '443' : u.protocol === 'http:' ? '80' : '');
+  const path = (u: URL) => u.pathname.replace(/\/+$/, '') || '/';
+  if (host(from) !== host(next) || path(from) !== path(next)) return false;
+  if (next.protocol === from.protocol) return port(next) === port(from);
+  // An upgrade to https on the default ports.
+  return from.protocol === 'http:' && next.protocol === 'https:' && port(from) === '80' && port(next) === '443';
 }
 
 const RAW_TEXT = /^<(script|style|noscript|template)(?=[\s>/]|$)/i;
@@ -147,9 +158,10 @@ export function createWebServer(opts: WebOptions): McpServer {
   };
 
   defineTool(server, svc, 'web.fetch', { description: FETCH, inputSchema: { url: z.string().max(2048) }, readOnly: true }, async (a) => {
-    // Redirects are followed on the host the policy decided on (http → https included); one to
-    // another host is not followed here: the model is told where the page moved, and fetching it is
-    // another call, decided on that host.
+    // Redirects are followed only to what the policy decided on: the same host, port and path (http
+    // → https, a trailing slash, another query). One anywhere else (another host, another port — another
+    // service —, another path, which a rule on paths may tell apart) is not followed here: the model is
+    // told where the page moved, and fetching it is another call, decided on that URL.
     let url = a.url;
     let res = await get(url, {}, 'manual');
     for (let hop = 0; [301, 302, 303, 307, 308].includes(res.status) && res.headers.get('location'); hop++) {
@@ -161,7 +173,7 @@ export function createWebServer(opts: WebOptions): McpServer {
       } catch {
         throw new ConnectorError('upstream_error', `web: ${from.host} answered a redirect to a location that is not a URL`);
       }
-      if (next.hostname.toLowerCase().replace(/\.$/, '') !== from.hostname.toLowerCase().replace(/\.$/, '') || (next.protocol !== from.protocol && next.protocol !== 'https:')) {
+      if (!sameResource(from, next)) {
         const movedTo = next.href.slice(0, 2048);
         return { data: { url: from.href, status: res.status, movedTo, title: '', text: `The page moved to ${movedTo}. It was not fetched: to read it, fetch that URL (another host, decided on its own).` }, labels: ['untrusted'] };
       }
