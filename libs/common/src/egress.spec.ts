@@ -307,4 +307,36 @@ describe('guardedFetch', () => {
     const manual = await fetch(`http://127.0.0.1:${port}/redirect-private`, { redirect: 'manual' });
     expect(manual.status).toBe(302);
   });
+
+  it('sends no credential header on to another origin a redirect names: only what describes the request goes along', async () => {
+    const seen: http.IncomingHttpHeaders[] = [];
+    const other = http.createServer((req, res) => {
+      seen.push(req.headers);
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const redirector = http.createServer((req, res) => {
+      seen.push(req.headers);
+      if (req.url === '/same') return void res.writeHead(302, { location: '/landed' }).end();
+      if (req.url === '/landed') return void res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      res.writeHead(302, { location: `http://127.0.0.1:${(other.address() as AddressInfo).port}/landed` }).end();
+    });
+    await new Promise<void>((r) => redirector.listen(0, '127.0.0.1', r));
+    try {
+      const fetch = guardedFetch({ allowHosts: ['127.0.0.1'] });
+      const headers = { 'x-subscription-token': 'search-api-secret', authorization: 'Bearer t', 'user-agent': 'Steward/1.0', accept: 'application/json' };
+      const base = `http://127.0.0.1:${(redirector.address() as AddressInfo).port}`;
+      expect((await fetch(`${base}/away`, { headers })).status).toBe(200);
+      expect(seen[1]).toMatchObject({ 'user-agent': 'Steward/1.0', accept: 'application/json' });
+      expect(seen[1]!['x-subscription-token']).toBeUndefined();
+      expect(seen[1]!.authorization).toBeUndefined();
+      // On the same origin the request goes on as it was.
+      seen.length = 0;
+      expect((await fetch(`${base}/same`, { headers })).status).toBe(200);
+      expect(seen[1]).toMatchObject({ 'x-subscription-token': 'search-api-secret', authorization: 'Bearer t' });
+    } finally {
+      await new Promise<void>((r) => other.close(() => r()));
+      await new Promise<void>((r) => redirector.close(() => r()));
+    }
+  });
 });

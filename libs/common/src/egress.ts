@@ -468,6 +468,9 @@ async function bodyBytes(body: RequestInit['body']): Promise<Buffer | undefined>
  * A fetch that only reaches checked addresses and connects to the very addresses it checked.
  * Works with anything that takes a fetch (the MCP SDK's transports, small REST clients).
  */
+/** Headers kept on a redirect to another origin (none of them a credential). */
+const REDIRECT_SAFE_HEADERS = new Set(['accept', 'accept-encoding', 'accept-language', 'user-agent', 'content-type', 'content-length', 'cache-control', 'if-none-match', 'if-modified-since']);
+
 export function guardedFetch(opts: GuardedFetchOptions = {}): GuardedFetch {
   const maxRedirects = opts.maxRedirects ?? 5;
   const idleMs = typeof opts.keepAlive === 'object' ? (opts.keepAlive.idleMs ?? 4000) : 4000;
@@ -505,8 +508,9 @@ export function guardedFetch(opts: GuardedFetchOptions = {}): GuardedFetch {
       await res.body?.cancel();
       const next = new URL(location, checked.url);
       if (next.origin !== checked.url.origin) {
-        headers.delete('authorization');
-        headers.delete('cookie');
+        // To another origin only what describes the request goes along: every other header may be a
+        // credential (an API's own "x-subscription-token", "x-api-key" …), not only authorization and cookies.
+        for (const name of [...headers.keys()]) if (!REDIRECT_SAFE_HEADERS.has(name.toLowerCase())) headers.delete(name);
       }
       if (res.status === 303 || ((res.status === 301 || res.status === 302) && method === 'POST')) {
         method = method === 'HEAD' ? 'HEAD' : 'GET';
