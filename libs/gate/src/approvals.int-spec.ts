@@ -69,6 +69,15 @@ describe('approvals at the gate', () => {
     });
     return { orgId, userId };
   }
+  /** A task running on worker-a (epoch 1), as a worker's lease leaves it. */
+  const runningTask = (org: { orgId: string; userId: string }, taskId: string) =>
+    inOrg(ds, { orgId: org.orgId }, (em) =>
+      em.query(
+        `INSERT INTO tasks (org_id, id, user_id, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, max_steps, state, epoch, lease_holder, lease_until)
+         VALUES ($1, $2, $3, '\\x00', 'k', repeat('0', 64), 0, 10, 'running', 1, 'worker-a', now() + interval '1 minute')`,
+        [org.orgId, taskId, org.userId],
+      ),
+    );
   const send = (o: { orgId: string; userId: string }, taskId: string, args: Record<string, unknown>, extra: Partial<ActionRequest> = {}): ActionRequest => ({
     orgId: o.orgId, userId: o.userId, claim: { taskId, step: 3 }, connector: 'mail', tool: 'mail.send', args, tainted: false, client: 'worker', ...extra,
   });
@@ -191,13 +200,7 @@ describe('approvals at the gate', () => {
   it("an approved action whose task waits for a place (parked behind the org's running tasks) does not expire meanwhile, and keeps its time to be redeemed when the task starts", async () => {
     const org = await newOrg();
     const taskId = newId();
-    await inOrg(ds, { orgId: org.orgId }, (em) =>
-      em.query(
-        `INSERT INTO tasks (org_id, id, user_id, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, max_steps, state, epoch, lease_holder, lease_until)
-         VALUES ($1, $2, $3, '\\x00', 'k', repeat('0', 64), 0, 10, 'running', 1, 'worker-a', now() + interval '1 minute')`,
-        [org.orgId, taskId, org.userId],
-      ),
-    );
+    await runningTask(org, taskId);
     const args = { to: 'cfo@acme.example', body: 'after the wait' };
     const waiting = await gateAction(deps, send(org, taskId, args, { fence: { epoch: 1, holder: 'worker-a' } }));
     const a = await approval(org.orgId, waiting.actionId);
@@ -219,13 +222,7 @@ describe('approvals at the gate', () => {
   it('a worker that lost its task\'s lease between its claim and the redemption redeems nothing: the new holder runs the approved action, once', async () => {
     const org = await newOrg();
     const taskId = newId();
-    await inOrg(ds, { orgId: org.orgId }, (em) =>
-      em.query(
-        `INSERT INTO tasks (org_id, id, user_id, prompt_sealed, prompt_key, prompt_digest, prompt_bytes, max_steps, state, epoch, lease_holder, lease_until)
-         VALUES ($1, $2, $3, '\\x00', 'k', repeat('0', 64), 0, 10, 'running', 1, 'worker-a', now() + interval '1 minute')`,
-        [org.orgId, taskId, org.userId],
-      ),
-    );
+    await runningTask(org, taskId);
     const req = (epoch: number, holder: string) => send(org, taskId, { to: 'cfo@acme.example', body: 'fenced numbers' }, { fence: { epoch, holder } });
     const waiting = await gateAction(deps, req(1, 'worker-a'));
     expect(waiting.status).toBe('awaiting_approval');
