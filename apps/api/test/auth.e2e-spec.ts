@@ -226,6 +226,22 @@ describe('identity', () => {
       expect(joined.status).toBe(201);
     });
 
+    it("a member's suspension is lifted by whoever put it, or by someone who holds every permission they hold: security's suspension of an admin is not lifted by another admin", async () => {
+      const rogue = await addUser(h.ds, org, 'admin', 'rogue');
+      const peer = await addUser(h.ds, org, 'admin', 'peer');
+      const sec = await addUser(h.ds, org, 'security', 'responder');
+      const secCookie = await login(h, sec.email);
+      expect((await h.http.post(`/v1/members/${rogue.id}/suspend`).set('Cookie', secCookie).send({ reason: 'incident 42' })).status).toBe(200);
+      const byPeer = await h.http.post(`/v1/members/${rogue.id}/reactivate`).set('Cookie', await login(h, peer.email));
+      expect({ status: byPeer.status, detail: byPeer.body.detail }).toEqual({ status: 403, detail: expect.stringContaining('Whoever suspended this member') });
+      expect((await h.http.get(`/v1/members/${rogue.id}`).set('Cookie', owner)).body.status).toBe('suspended');
+      // An owner holds all security holds: lifted.
+      expect((await h.http.post(`/v1/members/${rogue.id}/reactivate`).set('Cookie', owner)).status).toBe(200);
+      // Suspended by a peer admin, another admin lifts it.
+      expect((await h.http.post(`/v1/members/${rogue.id}/suspend`).set('Cookie', await login(h, peer.email)).send({ reason: 'check' })).status).toBe(200);
+      expect((await h.http.post(`/v1/members/${rogue.id}/reactivate`).set('Cookie', await login(h, org.users.admin.email))).status).toBe(200);
+    });
+
     it('an invitation is no way round the password limit, nor round an open sanction', async () => {
       const u = await addUser(h.ds, org, 'member', 'invited-elsewhere');
       const other = await seedOrg(h.ds, 'inv-limit');

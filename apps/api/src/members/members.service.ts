@@ -10,6 +10,7 @@ import type { ListMembersQuery, MemberView } from './members.schemas';
 import { heldBySanction } from '../sanctions/held-by-sanction';
 import { lockOwners } from './owners';
 import { SCIM_SUSPENSION } from '../scim/scim.service';
+import { canGrant } from '@steward/policy';
 
 @Injectable()
 export class MembersService {
@@ -137,6 +138,8 @@ export class MembersService {
       m.suspendedAt = new Date();
       m.suspendedReason = reason;
       await em.save(m);
+      // Who did it: lifting it takes someone who holds all they held (reactivate).
+      await em.query(`UPDATE memberships SET suspended_by = $3 WHERE org_id = $1 AND user_id = $2`, [p.orgId, userId, p.userId]);
       await em
         .createQueryBuilder()
         .update(Session)
@@ -159,12 +162,23 @@ export class MembersService {
       if (m.suspendedReason === SCIM_SUSPENSION) throw AppError.conflict('The identity provider deprovisioned this member (SCIM): they are reactivated there.');
       const isOwner = (await em.countBy(RoleAssignment, { orgId: p.orgId, userId, role: 'owner' })) > 0;
       if (isOwner && !p.roles.includes('owner')) throw AppError.forbidden('Only an owner can reactivate an owner.');
+      // A suspension someone put is lifted by them, or by someone who holds every permission they hold
+      // (security's suspension of an admin is not lifted by the admin's peer); the suspender no longer
+      // an active member, the rules above alone apply.
+      const [by]: { suspended_by: string | null }[] = await em.query(`SELECT suspended_by FROM memberships WHERE org_id = $1 AND user_id = $2`, [p.orgId, userId]);
+      if (by?.suspended_by && by.suspended_by !== p.userId) {
+        const [active]: unknown[] = await em.query(`SELECT 1 FROM memberships WHERE org_id = $1 AND user_id = $2 AND status = 'active'`, [p.orgId, by.suspended_by]);
+        if (active && !canGrant(p.rules, (await this.access.roleSet(em, p.orgId, by.suspended_by)).rules)) {
+          throw AppError.forbidden('Whoever suspended this member holds permissions you do not have: they, or someone who holds them all, reactivate the member.');
+        }
+      }
       // Giving access back is a change of what the member may do, as a role change is: the org's step-up applies.
       await this.access.requireStepUp(em, p);
       m.status = 'active';
       m.suspendedAt = null;
       m.suspendedReason = null;
       await em.save(m);
+      await em.query(`UPDATE memberships SET suspended_by = NULL WHERE org_id = $1 AND user_id = $2`, [p.orgId, userId]);
       await this.audit.record(em, p, { action: 'member.reactivate', targetType: 'Member', targetId: userId });
       return this.view(m, u, (await this.roleNames(em, p.orgId, [userId])).get(userId) ?? []);
     });

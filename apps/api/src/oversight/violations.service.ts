@@ -133,7 +133,7 @@ export class ViolationsService {
         // Not the org's last active owner: only an owner lifts a sanction, so nobody could (as suspend() refuses it too).
         const suspended = await queryReturning(
           em,
-          `UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3 WHERE org_id = $1 AND user_id = $2 AND status = 'active' AND NOT ${LAST_ACTIVE_OWNER} RETURNING id`,
+          `UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3, suspended_by = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'active' AND NOT ${LAST_ACTIVE_OWNER} RETURNING id`,
           [p.orgId, v.user_id, `${confirmed.length} confirmed violations: agent access suspended`],
         );
         if (suspended.length) await this.audit.record(em, p, { action: 'member.suspend', targetType: 'Member', targetId: v.user_id, payload: { reason: 'sanctions', strikes: confirmed.length, violationId: id } });

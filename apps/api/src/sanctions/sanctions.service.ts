@@ -157,7 +157,7 @@ export class SanctionsService {
       await em.query(`UPDATE sanctions SET state = 'lifted', note = $3, decided_by = $4, decided_at = now() WHERE org_id = $1 AND id = $2`, [p.orgId, id, body.note, p.userId]);
       const reactivated = await queryReturning(
         em,
-        `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 AND ${NOT_HELD} RETURNING id`,
+        `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL, suspended_by = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 AND ${NOT_HELD} RETURNING id`,
         [p.orgId, s.user_id, SCIM_SUSPENSION],
       );
       await this.audit.record(em, p, { action: 'sanction.lift', targetType: 'Sanction', targetId: id, payload: { userId: s.user_id, kind: s.kind, reactivated: reactivated.length > 0 } });
@@ -181,7 +181,7 @@ export class SanctionsService {
       if (s.kind === 'disciplinary_review' && ['no_action', 'retraining', 'final_warning'].includes(body.outcome)) {
         const rows = await queryReturning(
           em,
-          `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 AND ${NOT_HELD} RETURNING id`,
+          `UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL, suspended_by = NULL WHERE org_id = $1 AND user_id = $2 AND status = 'suspended' AND suspended_reason IS DISTINCT FROM $3 AND ${NOT_HELD} RETURNING id`,
           [p.orgId, s.user_id, SCIM_SUSPENSION],
         );
         reactivated = rows.length > 0;

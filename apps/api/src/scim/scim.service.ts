@@ -341,7 +341,7 @@ export class ScimService {
   private async setActive(em: EntityManager, orgId: string, row: UserRow, active: boolean): Promise<string | undefined> {
     if (!active && row.status === 'active') {
       if (await lastActiveOwner(em, orgId, row.user_id)) throw onlyOwner();
-      await em.query(`UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3, updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, row.membership_id, SCIM_SUSPENSION]);
+      await em.query(`UPDATE memberships SET status = 'suspended', suspended_at = now(), suspended_reason = $3, suspended_by = NULL, updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, row.membership_id, SCIM_SUSPENSION]);
       await em.query(`UPDATE sessions SET revoked_at = now() WHERE org_id = $1 AND user_id = $2 AND revoked_at IS NULL`, [orgId, row.user_id]);
       return 'deactivated';
     }
@@ -351,7 +351,7 @@ export class ScimService {
         await em.query(`UPDATE memberships SET suspended_reason = $3, updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, row.membership_id, SANCTION_SUSPENSION]);
         return 'kept_suspended_by_sanction';
       }
-      await em.query(`UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL, updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, row.membership_id]);
+      await em.query(`UPDATE memberships SET status = 'active', suspended_at = NULL, suspended_reason = NULL, suspended_by = NULL, updated_at = now() WHERE org_id = $1 AND id = $2`, [orgId, row.membership_id]);
       return 'reactivated';
     }
     return undefined;

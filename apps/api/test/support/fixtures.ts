@@ -434,6 +434,8 @@ export const FIXTURES: Record<string, (c: Ctx) => Promise<Call>> = {
   'POST /v1/members/{userId}/reactivate': async (c) => {
     const u = await addUser(c.h.ds, c.org, 'member');
     await ok(await c.h.http.post(`/v1/members/${u.id}/suspend`).set('Cookie', c.ownerCookie).send({ reason: 'test' }), 200, 'suspend');
+    // (As if whoever suspended them is gone: the route's own permission is what the table checks, not the suspender's rank.)
+    await inOrg(c.h.ds, { orgId: c.org.id }, (em) => em.query(`UPDATE memberships SET suspended_by = NULL WHERE org_id = $1 AND user_id = $2`, [c.org.id, u.id]));
     return { path: `/v1/members/${u.id}/reactivate` };
   },
   'POST /v1/members/{userId}/recovery': async (c) => ({ path: `/v1/members/${(await addUser(c.h.ds, c.org, 'member')).id}/recovery`, body: {} }),

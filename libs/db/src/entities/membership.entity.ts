@@ -39,6 +39,10 @@ export class Membership {
   @Column({ name: 'suspended_reason', type: 'varchar', length: 500, nullable: true })
   suspendedReason!: string | null;
 
+  /** Who suspended the member by hand (null: a sanction, the identity provider): lifting it takes someone who holds all they held. */
+  @Column({ name: 'suspended_by', type: 'uuid', nullable: true })
+  suspendedBy?: string | null;
+
   /** Wrong step-up codes in this org since `stepUpFailuresSince` (this membership's own limit: one org cannot lock the person's factor in another). */
   @Column({ name: 'step_up_failures', type: 'integer', default: 0 })
   stepUpFailures!: number;

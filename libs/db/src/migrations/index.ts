@@ -66,6 +66,7 @@ import { PolicyHistory1766880000004 } from './1766880000004-policy-history';
 import { SiemSinkHold1766880000005 } from './1766880000005-siem-sink-hold';
 import { ApprovedKeptForWaitingTask1766880000006 } from './1766880000006-approved-kept-for-waiting-task';
 import { TaskNotBefore1766880000007 } from './1766880000007-task-not-before';
+import { SuspendedBy1766880000008 } from './1766880000008-suspended-by';
 
 /** Every migration, in order. Schema changes are migrations only (synchronize is never on). */
 export const MIGRATIONS = [
@@ -137,4 +138,5 @@ export const MIGRATIONS = [
   SiemSinkHold1766880000005,
   ApprovedKeptForWaitingTask1766880000006,
   TaskNotBefore1766880000007,
+  SuspendedBy1766880000008,
 ];
