@@ -91,6 +91,11 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
           if (c.query.get('alt') === 'media') return { text: 'N\u0000o\u0000t\u0000e\u0000' };
           return { json: { id: 'utf16', name: 'notes-utf16.txt', mimeType: 'text/plain', size: '8', owners: [{ emailAddress: 'ops@acme.example' }] } };
         }
+        if (c.method === 'GET' && c.path === '/drive/v3/files/latin1') {
+          // "Café;Crème" in Latin-1: not UTF-8, it could not be put back as text byte for byte.
+          if (c.query.get('alt') === 'media') return { body: Buffer.from([0x43, 0x61, 0x66, 0xe9, 0x3b, 0x43, 0x72, 0xe8, 0x6d, 0x65]) };
+          return { json: { id: 'latin1', name: 'prices-latin1.csv', mimeType: 'text/csv', size: '10', owners: [{ emailAddress: 'ops@acme.example' }] } };
+        }
         if (c.method === 'GET' && c.path === '/drive/v3/files/pdf1' && !c.query.get('alt')) return { json: { id: 'pdf1', name: 'contract.pdf', mimeType: 'application/pdf', size: '2000', owners: [{ emailAddress: 'legal@acme.example' }] } };
         if (c.method === 'GET' && c.path === '/drive/v3/files/doc1') return { json: { id: 'doc1', name: 'Spec', mimeType: 'application/vnd.google-apps.document', owners: [{ emailAddress: 'pm@acme.example' }] } };
         if (c.method === 'GET' && c.path === '/drive/v3/files/shared1') return { json: { id: 'shared1', name: 'Proposal', mimeType: 'application/vnd.google-apps.document', owners: [{ emailAddress: 'rep@vendor.example' }] } };
@@ -402,7 +407,7 @@ describe('Google connectors against loopback fakes of their REST APIs', () => {
       expect(await hub.callTool('drive', 'drive.read', { fileId: 'liar1' }).catch((e: ConnectorError) => e)).toMatchObject({ code: 'result_too_large', message: expect.stringContaining('larger than the limit') });
 
       // Replacing: its undo must be able to put the previous content back, as text, within a result.
-      for (const fileId of ['big1', 'pdf1', 'doc1', 'liar1', 'utf16']) {
+      for (const fileId of ['big1', 'pdf1', 'doc1', 'liar1', 'utf16', 'latin1']) {
         const err = (await hub.callTool('drive', 'drive.update', { fileId, content: 'new' }).catch((e: ConnectorError) => e)) as ConnectorError;
         // bad_arguments (nothing was written), never an error that says the call may have acted.
         expect({ fileId, code: err.code, mayHaveActed: err.mayHaveActed }).toEqual({ fileId, code: 'bad_arguments', mayHaveActed: false });

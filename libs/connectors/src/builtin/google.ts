@@ -255,13 +255,20 @@ export function createDriveServer(opts: DriveOptions): McpServer {
     // The new content within the same limit: else the undo (which replaces it in turn) could not run.
     const bytes = Buffer.byteLength(a.content);
     if (bytes > DRIVE_MAX_UNDO_BYTES) throw new ConnectorError('bad_arguments', `drive.update writes at most ${DRIVE_MAX_UNDO_BYTES} bytes (so that it can be undone); the content has ${bytes}: nothing was done`);
-    const previous = await google(svc, () =>
-      capped(a.fileId, 'bad_arguments', () => api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'text', maxContentLength: DRIVE_MAX_UNDO_BYTES }) as Promise<{ data: unknown }>),
+    const stored = await google(svc, () =>
+      capped(a.fileId, 'bad_arguments', () => api.files.get({ fileId: a.fileId, alt: 'media' }, { ...o, responseType: 'arraybuffer', maxContentLength: DRIVE_MAX_UNDO_BYTES }) as Promise<{ data: unknown }>),
     );
+    // Put back as text, it must be UTF-8 text to come back byte for byte (a Latin-1 CSV would come back with its accents lost).
+    let previous: string;
+    try {
+      previous = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(stored as ArrayBuffer));
+    } catch {
+      throw new ConnectorError('bad_arguments', `drive.update replaces UTF-8 text files; "${(meta.name ?? '').slice(0, 100)}" is in another encoding (it could not be put back as it was): nothing was done`);
+    }
     // A "text" file holding NUL characters (UTF-16, a binary with a text type) could not be put back as it was.
-    if (String(previous).includes('\0')) throw new ConnectorError('bad_arguments', `drive.update replaces text files; "${(meta.name ?? '').slice(0, 100)}" holds NUL characters (not text that can be put back): nothing was done`);
+    if (previous.includes('\0')) throw new ConnectorError('bad_arguments', `drive.update replaces text files; "${(meta.name ?? '').slice(0, 100)}" holds NUL characters (not text that can be put back): nothing was done`);
     await google(svc, () => api.files.update({ fileId: a.fileId, media: { mimeType: meta.mimeType ?? 'text/plain', body: a.content }, fields: 'id' }, o));
-    return { data: { fileId: a.fileId, previousContent: String(previous) } };
+    return { data: { fileId: a.fileId, previousContent: previous } };
   });
 
   defineTool(server, svc, 'drive.trash', { description: 'Move a Drive file to the trash.', inputSchema: { fileId: z.string().max(256) }, destructive: true }, async (a) => {

@@ -16,6 +16,8 @@ export interface FakeReply {
   status?: number;
   json?: unknown;
   text?: string;
+  /** Bytes as they are (a file in another encoding than UTF-8). */
+  body?: Buffer;
   headers?: Record<string, string>;
   delayMs?: number;
 }
@@ -50,7 +52,7 @@ export async function fakeApi(routes: FakeRoute, opts: { expired?: () => FakeRep
       res.end(JSON.stringify(reply.json));
     } else {
       res.writeHead(status, { 'content-type': 'text/plain', ...reply.headers });
-      res.end(reply.text ?? '');
+      res.end(reply.body ?? reply.text ?? '');
     }
   });
   return Object.assign(lb, { calls });
