@@ -187,10 +187,18 @@ describe('connectors, credentials and the vault (real PostgreSQL, loopback fakes
       expect((await call('post', `/v1/connectors/${id}/discover`, 'admin')).body.changed).toEqual(['lookup_company']);
       const renamed = await listed();
       const refused = await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: renamed.hash });
-      expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(/reads "\/to", which its new definition no longer has/) });
+      expect({ status: refused.status, detail: refused.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(/reads "\/to", which its definition does not have \(or no longer has\)/) });
       expect((await listed()).status).toBe('held');
       expect((await call('patch', `/v1/connectors/${id}/tools/lookup_company`, 'admin', { extract: { recipients: ['/recipients'] } })).status).toBe(200);
       expect((await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: renamed.hash })).body.status).toBe('approved');
+      // A mapping that reads a field the definition rules out (an object that lists its fields and allows
+      // no other) is refused, first approval or not: the arguments could never hold it, and the policy
+      // would see nothing there (a catalog proposing "cc" where the server allows "to" alone).
+      mcp.tools[0] = { name: 'lookup_company', description: 'Look up a company profile by ticker.', shape: { message: z.strictObject({ to: z.string().max(200) }).optional() } };
+      await call('post', `/v1/connectors/${id}/discover`, 'admin');
+      expect((await call('patch', `/v1/connectors/${id}/tools/lookup_company`, 'admin', { extract: { recipients: ['/message/cc'] } })).status).toBe(200);
+      const ruledOut = await call('post', `/v1/connectors/${id}/tools/lookup_company/approve`, 'admin', { hash: (await listed()).hash });
+      expect({ status: ruledOut.status, detail: ruledOut.body.detail }).toEqual({ status: 409, detail: expect.stringMatching(/reads "\/message\/cc", which its definition does not have/) });
       // Deeper down, and behind a schema the mapping cannot follow, alike.
       mcp.tools[0] = { name: 'lookup_company', description: 'Look up a company profile by ticker.', shape: { message: z.object({ to: z.string().max(200) }).optional() } };
       await call('post', `/v1/connectors/${id}/discover`, 'admin');

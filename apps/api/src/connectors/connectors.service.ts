@@ -59,6 +59,37 @@ function describes(schema: unknown, path: string): boolean {
 }
 
 /**
+ * Whether a JSON pointer names a place an input schema rules out: on the way, an object that lists
+ * its properties, allows no others (`additionalProperties: false`) and does not name this one. A
+ * schema that composes (`$ref`, `anyOf` …) or allows other properties is not judged (false).
+ */
+function refuses(schema: unknown, path: string): boolean {
+  let at = schema as Record<string, unknown> | undefined;
+  for (const raw of path.split('/').slice(1)) {
+    if (!at || typeof at !== 'object' || ['$ref', 'anyOf', 'oneOf', 'allOf', 'patternProperties', 'if'].some((k) => k in at!)) return false;
+    const seg = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const props = at.properties as Record<string, unknown> | undefined;
+    if (props && Object.hasOwn(props, seg)) at = props[seg] as Record<string, unknown>;
+    else if (seg === '*' || /^\d+$/.test(seg)) at = at.items as Record<string, unknown> | undefined;
+    else return !!props && at.additionalProperties === false;
+  }
+  return false;
+}
+
+/** The paths of a mapping's selectors the definition rules out (its arguments can never hold them: the policy would see nothing there). */
+function fieldsRefused(extract: Record<string, unknown> | null, schema: unknown): string[] {
+  if (!extract) return [];
+  const out = new Set<string>();
+  for (const list of Object.values(extract)) {
+    for (const s of Array.isArray(list) ? list : []) {
+      const path = typeof s === 'string' ? s : typeof s === 'object' && s && typeof (s as { path?: unknown }).path === 'string' ? (s as { path: string }).path : null;
+      if (path && refuses(schema, path)) out.add(path);
+    }
+  }
+  return [...out].sort();
+}
+
+/**
  * The paths a mapping's selectors read that the approved definition described and the new one no
  * longer does (renamed at any depth, or moved behind a $ref or anyOf the mapping cannot follow).
  */
@@ -463,10 +494,11 @@ export class ConnectorsService {
       if (t.definition_hash !== body.hash) throw AppError.conflict('The tool\'s definition is not the one you reviewed (its hash differs): list the tools again and review the diff.');
       // A mapping that reads fields the new definition no longer has would hand the policy nothing
       // (an upstream that renamed "to" would send mail the policy sees no recipient of).
-      const gone = t.approved_definition ? fieldsGone(t.extract, t.approved_definition.inputSchema, t.definition.inputSchema) : [];
+      // Nor may it read fields the definition rules out (the catalog proposed "prospectEmail"; the server names it "email" and allows no other).
+      const gone = [...new Set([...(t.approved_definition ? fieldsGone(t.extract, t.approved_definition.inputSchema, t.definition.inputSchema) : []), ...fieldsRefused(t.extract, t.definition.inputSchema)])].sort();
       if (gone.length) {
         throw AppError.conflict(
-          `The tool's mapping reads ${gone.map((f) => `"${f}"`).join(', ')}, which its new definition no longer has: map it again (PATCH /v1/connectors/${id}/tools/${name} with "extract") so that the policy sees what the call names, then approve.`,
+          `The tool's mapping reads ${gone.map((f) => `"${f}"`).join(', ')}, which its definition does not have (or no longer has): map it again (PATCH /v1/connectors/${id}/tools/${name} with "extract") so that the policy sees what the call names, then approve.`,
         );
       }
       const action = body.action ?? t.action;
